@@ -1,0 +1,186 @@
+"""From an interaction table to the tensors the model reads.
+
+Each user's actions depend only on that user's own type (see :mod:`models.policies`), so the
+model is written over *users*: every interaction becomes one event for its responder (the
+accept decision and the reply's tone) and, when the proposer is known, one event for its
+proposer (the offer and the proposal's tone). Events are padded to ``[sims, users, rounds]``
+arrays with masks; ``rounds`` here counts a user's own events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.game import CURRENCIES
+from models.language import TONES
+
+
+@dataclass
+class GroupData:
+    """Padded per-user event tensors for ``S`` simulations (groups) of up to ``U`` users.
+
+    All ``[S, U, E]`` tensors share the event layout; ``offer`` is the offer of the event's
+    game (chosen by the user on proposer events, seen by it on responder events).
+    """
+
+    sim_ids: list[str]
+    user_ids: list[list[str]]
+    currencies: tuple[str, ...]
+    pots: torch.Tensor  # [P] distinct pots, sorted
+    user_mask: torch.Tensor  # [S, U] bool
+    event_mask: torch.Tensor  # [S, U, E] bool
+    is_proposer: torch.Tensor  # [S, U, E] bool
+    is_responder: torch.Tensor  # [S, U, E] bool
+    pot_index: torch.Tensor  # [S, U, E] long, into ``pots``
+    currency_index: torch.Tensor  # [S, U, E] long, into ``currencies``
+    offer: torch.Tensor  # [S, U, E] long
+    accepted: torch.Tensor  # [S, U, E] float 0/1
+    tone: torch.Tensor  # [S, U, E] long, into TONES (0 where unobserved)
+    tone_mask: torch.Tensor  # [S, U, E] bool
+    partner: torch.Tensor  # [S, U, E] long: on responder events the proposer's user index, or -1
+    partner_event: torch.Tensor  # [S, U, E] long: the proposer's event index, or -1
+    row: torch.Tensor  # [S, U, E] long: the table row of the event, -1 for padding
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.event_mask.shape)  # type: ignore[return-value]
+
+    @property
+    def essential(self) -> torch.Tensor:
+        """``[C]`` 1.0 for essential-goods currencies."""
+        return torch.tensor(
+            [float(CURRENCIES[c].essential) for c in self.currencies],
+            dtype=torch.get_default_dtype(),
+        )
+
+    def tone_counts(self) -> torch.Tensor:
+        """``[S, U, T]`` number of messages of each tone per user."""
+        S, U, _ = self.shape
+        counts = torch.zeros(S, U, len(TONES))
+        observed = (self.tone_mask & self.event_mask).to(counts.dtype)
+        counts.scatter_add_(-1, self.tone, observed)
+        return counts
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pd.DataFrame,
+        users: dict[str, Sequence[str]] | None = None,
+        currencies: Sequence[str] | None = None,
+    ) -> GroupData:
+        """Build the tensors from a validated, typed interaction table.
+
+        ``users`` optionally lists each simulation's users (including ones that never played);
+        ``currencies`` fixes the currency order (default: in order of appearance).
+        """
+        df = table.reset_index(drop=True)
+        sim = df["sim"].astype(str).to_numpy()
+        sim_ids = list(dict.fromkeys(sim))
+        if users is not None:
+            sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
+        sim_of = {s: i for i, s in enumerate(sim_ids)}
+        proposer = df["proposer"].astype(str).to_numpy()
+        responder = df["responder"].astype(str).to_numpy()
+
+        user_ids: list[list[str]] = []
+        for s in sim_ids:
+            known = list(users.get(s, [])) if users is not None else []
+            in_sim = sim == s
+            seen = [*proposer[in_sim], *responder[in_sim]]
+            user_ids.append(list(dict.fromkeys([*map(str, known), *(u for u in seen if u)])))
+        user_of = [{u: j for j, u in enumerate(ids)} for ids in user_ids]
+
+        n = len(df)
+        rows = np.arange(n)
+        has_proposer = proposer != ""
+        ev_row = np.concatenate([rows[has_proposer], rows])
+        ev_role = np.concatenate([np.zeros(has_proposer.sum(), int), np.ones(n, int)])
+        ev_sim = np.array([sim_of[s] for s in sim[ev_row]], dtype=np.int64)
+        ev_user_name = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
+        ev_user = np.array(
+            [user_of[s][u] for s, u in zip(ev_sim, ev_user_name, strict=True)], dtype=np.int64
+        )
+        order = np.lexsort((ev_role, ev_row, ev_user, ev_sim))
+        ev_row, ev_role, ev_sim, ev_user = (
+            ev_row[order],
+            ev_role[order],
+            ev_sim[order],
+            ev_user[order],
+        )
+        key = ev_sim * (max(map(len, user_ids), default=1) + 1) + ev_user
+        starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+        counts = np.diff(np.r_[starts, len(key)])
+        ev_pos = np.arange(len(key)) - np.repeat(starts, counts)
+
+        S = len(sim_ids)
+        U = max(map(len, user_ids), default=0)
+        E = int(ev_pos.max()) + 1 if len(ev_pos) else 1
+
+        currencies = (
+            tuple(currencies) if currencies is not None else tuple(dict.fromkeys(df["currency"]))
+        )
+        cur_of = {c: i for i, c in enumerate(currencies)}
+        pots = np.sort(df["pot"].unique()).astype(np.int64)
+        pot_of = {int(p): i for i, p in enumerate(pots)}
+        tone_of = {t: i for i, t in enumerate(TONES)}
+
+        def blank(fill, dtype):
+            return np.full((S, U, E), fill, dtype=dtype)
+
+        out = {
+            "event_mask": blank(False, bool),
+            "is_proposer": blank(False, bool),
+            "pot_index": blank(0, np.int64),
+            "currency_index": blank(0, np.int64),
+            "offer": blank(0, np.int64),
+            "accepted": blank(0.0, np.float64),
+            "tone": blank(0, np.int64),
+            "tone_mask": blank(False, bool),
+            "partner": blank(-1, np.int64),
+            "partner_event": blank(-1, np.int64),
+            "row": blank(-1, np.int64),
+        }
+        idx = (ev_sim, ev_user, ev_pos)
+        out["event_mask"][idx] = True
+        out["is_proposer"][idx] = ev_role == 0
+        out["row"][idx] = ev_row
+        out["pot_index"][idx] = [pot_of[int(p)] for p in df["pot"].to_numpy()[ev_row]]
+        out["currency_index"][idx] = [cur_of[c] for c in df["currency"].to_numpy()[ev_row]]
+        out["offer"][idx] = df["offer"].to_numpy()[ev_row]
+        out["accepted"][idx] = df["accepted"].to_numpy()[ev_row]
+        tone_text = np.where(
+            ev_role == 0,
+            df["proposer_tone"].astype(str).to_numpy()[ev_row],
+            df["responder_tone"].astype(str).to_numpy()[ev_row],
+        )
+        out["tone_mask"][idx] = tone_text != ""
+        out["tone"][idx] = [tone_of.get(t, 0) for t in tone_text]
+        # Link each responder event to its proposer's event of the same row.
+        prop_event = {
+            r: (u, p)
+            for r, u, p, role in zip(ev_row, ev_user, ev_pos, ev_role, strict=True)
+            if role == 0
+        }
+        for r, s, u, p, role in zip(ev_row, ev_sim, ev_user, ev_pos, ev_role, strict=True):
+            if role == 1 and r in prop_event:
+                out["partner"][s, u, p], out["partner_event"][s, u, p] = prop_event[r]
+
+        user_mask = np.zeros((S, U), dtype=bool)
+        for s, ids in enumerate(user_ids):
+            user_mask[s, : len(ids)] = True
+        tensors = {k: torch.as_tensor(v) for k, v in out.items()}
+        tensors["accepted"] = tensors["accepted"].to(torch.get_default_dtype())
+        return cls(
+            sim_ids=sim_ids,
+            user_ids=user_ids,
+            currencies=currencies,
+            pots=torch.as_tensor(pots),
+            user_mask=torch.as_tensor(user_mask),
+            is_responder=tensors["event_mask"] & ~tensors["is_proposer"],
+            **tensors,
+        )

@@ -1,0 +1,120 @@
+"""The generative model of a group's social contract, as one Pyro program.
+
+For each simulation (group) ``s``, with ``K`` policy types, ``M`` manners and currencies ``c``::
+
+    pi_s        ~ Dirichlet(a)                                  group norm (mixture over types)
+    lam_s       ~ LogNormal(log lam0, sigma_lam)   if latent, else lam0     rationality
+    delta0_s    ~ Normal(0, sigma_0)               if sigma_0 > 0, else 0   shared currency shift
+    delta_{s,c} ~ Normal(delta0_s + mu * essential_c, tau)  if tau > 0, else delta0_s + mu*ess_c
+    for each user u:
+        z_u ~ Categorical(pi_s)                                 "policy"
+        m_u ~ Categorical(rho[z_u])                             "manner"
+        for each of u's events e (its own rounds):
+            offer_e  ~ Categorical(P_offer[z_u, pot_e, c_e])    if u proposed  (site "offer")
+            accept_e ~ Bernoulli(P_accept[z_u, pot_e, c_e, offer_e])  if u responded ("accept")
+            tone_e   ~ Categorical(E[m_u])                      if a message was heard ("tone")
+
+with ``P_offer`` and ``P_accept`` the noisily rational action tables of
+:mod:`models.policies` for weights ``w_k + delta_{s,c}``. Plates: ``sims`` (dim -3), ``users``
+(dim -2), ``rounds`` (dim -1; a user's own events) and ``currencies`` (dim -1, outside users).
+
+Run with ``observed=False`` the model *is* the simulator (a responder sees the offer its
+proposer just drew); conditioned on data it scores them, with ``policy`` and ``manner``
+marked for parallel enumeration.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.ops.indexing import Vindex
+
+from models.hypotheses import Hypothesis
+from models.layout import GroupData
+from models.policies import ActionTables, action_tables, policy_parameters
+
+ENUM = {"enumerate": "parallel"}
+MAX_PLATE_NESTING = 3
+
+
+def group_tables(
+    hypothesis: Hypothesis, pots: torch.Tensor, lam: torch.Tensor, shift: torch.Tensor
+) -> ActionTables:
+    """Action tables with batch shape ``[..., S, C]`` from ``lam [..., S]`` and
+    ``shift [..., S, C]``: ``offer_logp`` and ``accept_logit`` are ``[..., S, C, K, P, O]``."""
+    w, alpha, beta = policy_parameters(hypothesis.policies)
+    return action_tables(w, alpha, beta, pots, lam.unsqueeze(-1), shift)
+
+
+def social_contract_model(
+    data: GroupData, hypothesis: Hypothesis, observed: bool = True
+) -> dict[str, torch.Tensor]:
+    """The model above. Returns the sampled (or observed) sites by name."""
+    S, U, E = data.shape
+    C = len(data.currencies)
+    dtype = torch.get_default_dtype()
+    rho = hypothesis.coupling()
+    emission = hypothesis.emission()
+    concentration = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
+
+    with pyro.plate("sims", S, dim=-3):
+        pi = pyro.sample("pi", dist.Dirichlet(concentration))  # [S, 1, 1, K]
+        if hypothesis.rationality_is_latent:
+            lam = pyro.sample(
+                "lam",
+                dist.LogNormal(math.log(hypothesis.rationality), hypothesis.rationality_scale),
+            )
+        else:
+            lam = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
+        shift0 = (
+            pyro.sample("shift_shared", dist.Normal(0.0, hypothesis.shared_scale))
+            if hypothesis.shared_scale > 0
+            else torch.zeros(S, 1, 1, dtype=dtype)
+        )
+        shift_mean = shift0 + hypothesis.essential_shift * data.essential  # [S, 1, C]
+        if hypothesis.currency_scale > 0:
+            with pyro.plate("currencies", C, dim=-1):
+                shift = pyro.sample("shift", dist.Normal(shift_mean, hypothesis.currency_scale))
+        else:
+            shift = shift_mean.expand(S, 1, C)
+
+    tables = group_tables(hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C))
+    sim = torch.arange(S).reshape(S, 1, 1)
+
+    with pyro.plate("users", U, dim=-2), pyro.poutine.mask(mask=data.user_mask.unsqueeze(-1)):
+        z = pyro.sample("policy", dist.Categorical(pi), infer=ENUM)
+        m = pyro.sample("manner", dist.Categorical(Vindex(rho)[z]), infer=ENUM)
+        with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
+            offer_logits = Vindex(tables.offer_logp)[sim, data.currency_index, z, data.pot_index, :]
+            offer = pyro.sample(
+                "offer",
+                dist.Categorical(logits=offer_logits).mask(data.is_proposer),
+                obs=data.offer if observed else None,
+            )
+            seen = data.offer if observed else _offer_seen(data, offer)
+            accept_logit = Vindex(tables.accept_logit)[
+                sim, data.currency_index, z, data.pot_index, seen
+            ]
+            accept = pyro.sample(
+                "accept",
+                dist.Bernoulli(logits=accept_logit).mask(data.is_responder),
+                obs=data.accepted if observed else None,
+            )
+            tone = pyro.sample(
+                "tone",
+                dist.Categorical(Vindex(emission)[m]).mask(data.tone_mask),
+                obs=data.tone if observed else None,
+            )
+    return {"pi": pi, "lam": lam, "shift": shift, "policy": z, "manner": m,
+            "offer": offer, "accept": accept, "tone": tone}  # fmt: skip
+
+
+def _offer_seen(data: GroupData, offer: torch.Tensor) -> torch.Tensor:
+    """On responder events, the offer the partner drew; elsewhere the table's offer."""
+    S = data.shape[0]
+    sim = torch.arange(S).reshape(S, 1, 1)
+    drawn = offer[sim, data.partner.clamp(min=0), data.partner_event.clamp(min=0)]
+    return torch.where(data.partner >= 0, drawn, data.offer)

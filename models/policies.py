@@ -1,0 +1,137 @@
+"""Policies as social utilities, and the noisily rational actions they imply.
+
+A policy type ``k`` values a split that gives itself ``x`` units and the other player ``y``
+units at (Fehr & Schmidt 1999, plus a weight on the other's payoff)::
+
+    U_k(x, y) = x + w_k * y - alpha_k * max(y - x, 0) - beta_k * max(x - y, 0)
+
+and a rejected offer at ``U = 0``. Selfish: ``w = alpha = beta = 0``. Fair: large envy
+``alpha`` and guilt ``beta``. Altruistic: ``w > 1``. A currency may shift the weight on the
+other's payoff (``w_k + shift``), which is how essential goods can carry a different norm.
+
+Utilities are measured in units of the pot, not as shares, and the rationality ``lam`` is per
+unit: the original study's users offered 1 unit (selfish) or kept 0-1 unit (altruistic)
+whatever the pot, which is what a per-unit noise scale produces.
+
+Actions are softmax-rational with rationality ``lam``:
+
+* the responder accepts offer ``o`` of pot ``N`` with probability
+  ``sigmoid(lam * U_k(o, N - o))``;
+* the proposer offers ``o`` with probability proportional to ``exp(lam * EU_k(o))``, where
+  ``EU_k(o) = P_accept_k(o) * U_k(N - o, o)`` and the proposer expects a responder that shares
+  its own norm (social projection). Each user's actions therefore depend on its own type only,
+  which lets the likelihood factorise over users.
+
+Everything is a ``(types x pots x offers)`` table computed once per parameter draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PolicyType:
+    """A named social utility: weight ``w`` on the other's payoff, envy ``alpha``, guilt
+    ``beta``."""
+
+    name: str
+    w: float = 0.0
+    alpha: float = 0.0
+    beta: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"policy name must be a non-empty identifier, got {self.name!r}")
+        for field in ("w", "alpha", "beta"):
+            value = getattr(self, field)
+            if not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+                raise ValueError(f"policy {self.name!r}: {field} must be a finite number")
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError(f"policy {self.name!r}: alpha and beta must be >= 0")
+
+
+#: The named policy types of the original study, with default utility parameters.
+SELFISH = PolicyType("selfish", w=0.0, alpha=0.0, beta=0.0, description="keeps all it can")
+FAIR = PolicyType("fair", w=0.0, alpha=2.0, beta=2.0, description="splits evenly")
+ALTRUISTIC = PolicyType("altruistic", w=2.0, alpha=0.0, beta=0.0, description="gives it away")
+DEFAULT_POLICIES: tuple[PolicyType, ...] = (SELFISH, FAIR, ALTRUISTIC)
+
+
+def utility(
+    x_self: torch.Tensor,
+    y_other: torch.Tensor,
+    w: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+) -> torch.Tensor:
+    """``U(x, y) = x + w y - alpha max(y - x, 0) - beta max(x - y, 0)``, broadcasting."""
+    return (
+        x_self
+        + w * y_other
+        - alpha * torch.clamp(y_other - x_self, min=0)
+        - beta * torch.clamp(x_self - y_other, min=0)
+    )
+
+
+@dataclass
+class ActionTables:
+    """Log-probabilities of every action, for each type, pot and offer.
+
+    ``offer_logp[..., k, p, o]`` is ``log P(offer = o | type k, pot = pots[p])`` (``-inf`` for
+    ``o > pot``); ``accept_logit[..., k, p, o]`` is the log-odds of accepting offer ``o``.
+    Leading ``...`` are batch dimensions of the parameters (draws, simulations).
+    """
+
+    pots: torch.Tensor
+    offer_logp: torch.Tensor
+    accept_logit: torch.Tensor
+
+    def accept_prob(self) -> torch.Tensor:
+        return torch.sigmoid(self.accept_logit)
+
+
+def action_tables(
+    w: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    pots: torch.Tensor,
+    lam: torch.Tensor | float,
+    shift: torch.Tensor | float = 0.0,
+) -> ActionTables:
+    """Action tables for types with parameters ``w, alpha, beta`` (each ``[..., K]``).
+
+    ``pots`` is a 1-d integer tensor of the distinct pots needed; ``lam`` and ``shift`` are
+    scalars or tensors of batch shape ``[...]`` (broadcast against the types' batch shape).
+    """
+    dtype = torch.get_default_dtype()
+    lam = torch.as_tensor(lam, dtype=dtype)
+    shift = torch.as_tensor(shift, dtype=dtype)
+    w = (w + shift.unsqueeze(-1))[..., None, None]  # [..., K, 1, 1]
+    alpha = torch.as_tensor(alpha, dtype=dtype)[..., None, None]
+    beta = torch.as_tensor(beta, dtype=dtype)[..., None, None]
+    lam = lam[..., None, None, None]
+    pot = pots.to(dtype)[:, None]  # [P, 1]
+    offer = torch.arange(int(pots.max()) + 1, dtype=dtype)  # [O]
+    valid = offer <= pot  # [P, O]
+
+    # Responder: gets the offer, the proposer keeps the rest.
+    u_resp = utility(offer, pot - offer, w, alpha, beta)
+    accept_logit = lam * u_resp
+    # Proposer: keeps pot - offer, expects a responder of its own type.
+    u_prop = utility(pot - offer, offer, w, alpha, beta)
+    expected = torch.sigmoid(accept_logit) * u_prop
+    logits = torch.where(valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
+    offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return ActionTables(pots=pots, offer_logp=offer_logp, accept_logit=accept_logit)
+
+
+def policy_parameters(policies: tuple[PolicyType, ...]) -> tuple[torch.Tensor, ...]:
+    """``(w, alpha, beta)`` tensors of shape ``[K]`` for a tuple of policy types."""
+    dtype = torch.get_default_dtype()
+    return tuple(
+        torch.tensor([getattr(p, f) for p in policies], dtype=dtype) for f in ("w", "alpha", "beta")
+    )
