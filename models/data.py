@@ -83,6 +83,21 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         ) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
         raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
+    if not isinstance(df.index, pd.RangeIndex):
+        # pandas makes the first column an index when the first row has one field more than
+        # the header (e.g. trailing commas), silently shifting every value one column left.
+        raise DataError(
+            source,
+            [
+                Problem(
+                    1,
+                    None,
+                    None,
+                    f"more fields than the header's {len(df.columns)} columns "
+                    "(a trailing comma?); each row needs one field per header column",
+                )
+            ],
+        )
     df.columns = [c.strip() for c in df.columns]
     return df
 

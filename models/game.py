@@ -37,6 +37,7 @@ CURRENCIES: dict[str, Currency] = {
         Currency("medicine", "grams of medicine", essential=True),
         Currency("blood", "pints of blood", essential=True),
         Currency("baby_formula", "liters of baby formula", essential=True),
+        Currency("cents", "cents"),
     )
 }
 TRAINING_CURRENCIES = ("apples", "blankets", "dollars")

@@ -217,19 +217,29 @@ class Hypothesis:
         n_policies = len(kwargs.get("policies", DEFAULT_POLICIES))
         conc = raw.get("pi_concentration", 0.5)
         if isinstance(conc, list):
-            kwargs["pi_concentration"] = tuple(float(c) for c in conc)
+            kwargs["pi_concentration"] = tuple(
+                _number(c, f"{source}: pi_concentration[{i}]") for i, c in enumerate(conc)
+            )
         else:
             kwargs["pi_concentration"] = (float(conc),) * n_policies
         if "stereotype" in raw:
-            kwargs["stereotype"] = {
-                k: {m: float(w) for m, w in v.items()} for k, v in raw["stereotype"].items()
-            }
+            stereotype = {}
+            for policy, row in raw["stereotype"].items():
+                if not isinstance(row, dict):
+                    raise HypothesisError(
+                        f"{source}: stereotype.{policy} has value {row!r}; expected a table of "
+                        "manner weights, e.g. [stereotype.selfish] rude = 1.0"
+                    )
+                stereotype[policy] = {
+                    m: _number(w, f"{source}: stereotype.{policy}.{m}") for m, w in row.items()
+                }
+            kwargs["stereotype"] = stereotype
         for k, v in raw.get("currency", {}).items():
             if k not in _CURRENCY_KEYS:
                 raise HypothesisError(
                     f"{source}: currency: unknown key {k!r}; allowed: {', '.join(_CURRENCY_KEYS)}"
                 )
-            kwargs[k] = float(v)
+            kwargs[k] = _number(v, f"{source}: currency.{k}")
         try:
             return cls(**kwargs)
         except HypothesisError as err:
@@ -246,6 +256,13 @@ class Hypothesis:
             raise HypothesisError(f"{path}: cannot read hypothesis file: {err}") from None
         raw.setdefault("name", path.stem)
         return cls.from_dict(raw, source=str(path))
+
+
+def _number(value: Any, where: str) -> float:
+    """``value`` as a float, or a :class:`HypothesisError` naming ``where`` it was found."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HypothesisError(f"{where} has value {value!r}; expected a number")
+    return float(value)
 
 
 def _positive(key: str, values: tuple[float, ...]) -> None:

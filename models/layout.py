@@ -10,7 +10,7 @@ arrays with masks; ``rounds`` here counts a user's own events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,15 @@ class GroupData:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.event_mask.shape)  # type: ignore[return-value]
+
+    def users_subset(self, index: torch.Tensor) -> GroupData:
+        """The same data restricted to users ``index`` (for minibatches; observed mode only)."""
+        changes = {
+            name: getattr(self, name)[:, index]
+            for name, value in vars(self).items()
+            if isinstance(value, torch.Tensor) and value.dim() >= 2
+        }
+        return replace(self, **changes)
 
     @property
     def essential(self) -> torch.Tensor:

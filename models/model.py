@@ -49,18 +49,17 @@ def group_tables(
     return action_tables(w, alpha, beta, pots, lam.unsqueeze(-1), shift)
 
 
-def social_contract_model(
-    data: GroupData, hypothesis: Hypothesis, observed: bool = True
-) -> dict[str, torch.Tensor]:
-    """The model above. Returns the sampled (or observed) sites by name."""
-    S, U, E = data.shape
+def group_parameters(
+    data: GroupData, hypothesis: Hypothesis
+) -> tuple[pyro.plate, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The continuous sites: ``pi [S,1,1,K]``, ``lam [S,1,1]`` and ``shift [S,1,C]``, sampled
+    in the ``sims`` plate (returned for reuse)."""
+    S = data.shape[0]
     C = len(data.currencies)
     dtype = torch.get_default_dtype()
-    rho = hypothesis.coupling()
-    emission = hypothesis.emission()
     concentration = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
-
-    with pyro.plate("sims", S, dim=-3):
+    sims = pyro.plate("sims", S, dim=-3)
+    with sims:
         pi = pyro.sample("pi", dist.Dirichlet(concentration))  # [S, 1, 1, K]
         if hypothesis.rationality_is_latent:
             lam = pyro.sample(
@@ -80,18 +79,42 @@ def social_contract_model(
                 shift = pyro.sample("shift", dist.Normal(shift_mean, hypothesis.currency_scale))
         else:
             shift = shift_mean.expand(S, 1, C)
+    return sims, pi, lam, shift
+
+
+def social_contract_model(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    observed: bool = True,
+    subsample_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """The model above. Returns the sampled (or observed) sites by name.
+
+    ``subsample_size`` scores a random minibatch of users per call (scaled by Pyro's plate),
+    for stochastic variational inference on large populations.
+    """
+    S, U, E = data.shape
+    C = len(data.currencies)
+    rho = hypothesis.coupling()
+    emission = hypothesis.emission()
+    sims, pi, lam, shift = group_parameters(data, hypothesis)
 
     tables = group_tables(hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C))
     sim = torch.arange(S).reshape(S, 1, 1)
 
-    with pyro.plate("users", U, dim=-2), pyro.poutine.mask(mask=data.user_mask.unsqueeze(-1)):
+    users = pyro.plate("users", U, dim=-2, subsample_size=subsample_size if observed else None)
+    with sims, users as batch, pyro.poutine.mask(mask=data.user_mask[:, batch].unsqueeze(-1)):
+        if subsample_size is not None and observed:
+            data = data.users_subset(batch)
         z = pyro.sample("policy", dist.Categorical(pi), infer=ENUM)
         m = pyro.sample("manner", dist.Categorical(Vindex(rho)[z]), infer=ENUM)
         with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
-            offer_logits = Vindex(tables.offer_logp)[sim, data.currency_index, z, data.pot_index, :]
+            offer_dist = TableCategorical(
+                tables.offer_logp, (sim, data.currency_index, z, data.pot_index)
+            )
             offer = pyro.sample(
                 "offer",
-                dist.Categorical(logits=offer_logits).mask(data.is_proposer),
+                offer_dist.mask(data.is_proposer),
                 obs=data.offer if observed else None,
             )
             seen = data.offer if observed else _offer_seen(data, offer)
@@ -108,8 +131,47 @@ def social_contract_model(
                 dist.Categorical(Vindex(emission)[m]).mask(data.tone_mask),
                 obs=data.tone if observed else None,
             )
-    return {"pi": pi, "lam": lam, "shift": shift, "policy": z, "manner": m,
-            "offer": offer, "accept": accept, "tone": tone}  # fmt: skip
+    return {
+        "pi": pi,
+        "lam": lam,
+        "shift": shift,
+        "policy": z,
+        "manner": m,
+        "offer": offer,
+        "accept": accept,
+        "tone": tone,
+    }
+
+
+class TableCategorical(dist.TorchDistribution):
+    """``Categorical`` whose normalised log-probabilities are rows of a table, looked up by
+    index tensors: ``log_prob(o) = table[index..., o]``.
+
+    Equivalent to ``Categorical(logits=Vindex(table)[index..., :])`` but never materialises the
+    ``[batch, offers]`` logits (nor re-normalises them), which dominated the cost of scoring.
+    """
+
+    arg_constraints: dict = {}
+    support = dist.constraints.nonnegative_integer
+    has_enumerate_support = False
+
+    def __init__(self, table: torch.Tensor, index: tuple[torch.Tensor, ...], validate_args=None):
+        self.table = table
+        self.index = index
+        batch_shape = torch.broadcast_shapes(*(i.shape for i in index))
+        super().__init__(batch_shape, torch.Size(), validate_args=False)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        index = tuple(i.expand(batch_shape) for i in self.index)
+        return TableCategorical(self.table, index)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return Vindex(self.table)[(*self.index, value.long())]
+
+    def sample(self, sample_shape: torch.Size | tuple = ()):
+        logits = Vindex(self.table)[(*self.index, slice(None))]
+        return dist.Categorical(logits=logits).sample(torch.Size(sample_shape))
 
 
 def _offer_seen(data: GroupData, offer: torch.Tensor) -> torch.Tensor:

@@ -150,9 +150,14 @@ def simulate(
         raise ValueError(f"assign must be 'sample' or 'exact', got {assign!r}")
     rng = np.random.default_rng(seed)
     schedule = make_schedule(
-        users=users, rounds=rounds, epochs=epochs, sims=sims, currency=currency, rng=rng,
+        users=users,
+        rounds=rounds,
+        epochs=epochs,
+        sims=sims,
+        currency=currency,
+        rng=rng,
         pot_range=pot_range,
-    )  # fmt: skip
+    )
     user_ids = {str(s): [f"u{u}" for u in range(users)] for s in range(sims)}
     data = GroupData.from_table(schedule, users=user_ids)
     S, U, _ = data.shape
@@ -208,9 +213,12 @@ def transcript(table: pd.DataFrame, seed: int = 0) -> str:
     for row in table.itertuples(index=False):
         unit = get_currency(row.currency).unit
         head = f"[sim {row.sim} epoch {row.epoch} round {row.round}]"
-        lines.append(f"{head} {row.proposer or '?'} -> {row.responder}: "
-                     + render_proposal(row.proposer_tone or "neutral", int(row.offer),
-                                       int(row.pot), unit, rng))  # fmt: skip
+        lines.append(
+            f"{head} {row.proposer or '?'} -> {row.responder}: "
+            + render_proposal(
+                row.proposer_tone or "neutral", int(row.offer), int(row.pot), unit, rng
+            )
+        )
         lines.append(
             f"{head} {row.responder}: "
             + render_reply(row.responder_tone or "neutral", bool(row.accepted), rng)

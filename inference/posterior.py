@@ -1,0 +1,274 @@
+"""One result type for every engine: :class:`Posterior`.
+
+It holds draws of the continuous sites (``pi``, and ``lam``, ``shift_shared``, ``shift`` where
+the hypothesis makes them latent), each user's posterior policy and manner probabilities with
+the discrete sites summed out (Rao-Blackwellised), and the data and hypothesis it came from.
+The assistant acts with :meth:`Posterior.predictive`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.game import get_currency
+from models.hypotheses import Hypothesis
+from models.language import MANNERS
+from models.layout import GroupData
+from models.marginal import EventIndex, type_posterior, user_loglik
+from models.model import group_tables
+
+CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
+
+
+@dataclass
+class Posterior:
+    """Posterior over a group's social contract.
+
+    ``draws[site]`` has shape ``[chains, draws, S, ...]``: ``pi [.., S, K]``, ``lam [.., S]``,
+    ``shift_shared [.., S]``, ``shift [.., S, C]`` (only the latent ones are present).
+    ``policy_probs [S, U, K]`` and ``manner_probs [S, U, M]`` are each user's posterior type
+    and manner probabilities.
+    """
+
+    engine: str
+    hypothesis: Hypothesis
+    table: pd.DataFrame
+    data: GroupData
+    draws: dict[str, torch.Tensor]
+    policy_probs: torch.Tensor
+    manner_probs: torch.Tensor
+    sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    pi_mean_exact: torch.Tensor | None = None  # exact engine: the grid's posterior mean
+    engine_state: Any = None  # e.g. SVI's guide parameters, for warm starts (not saved)
+
+    @classmethod
+    def from_draws(
+        cls,
+        engine: str,
+        data: GroupData,
+        hypothesis: Hypothesis,
+        table: pd.DataFrame,
+        draws: dict[str, torch.Tensor],
+        **fields: Any,
+    ) -> Posterior:
+        """A posterior from draws of the continuous sites; each user's policy probabilities
+        are averaged over draws of ``P(z_u = k | theta, data)`` (Rao-Blackwellised)."""
+        draws = {k: v.detach().to(torch.get_default_dtype()) for k, v in draws.items()}
+        post = cls(
+            engine=engine,
+            hypothesis=hypothesis,
+            table=table,
+            data=data,
+            draws=draws,
+            policy_probs=torch.empty(0),
+            manner_probs=torch.empty(0),
+            **fields,
+        )
+        log_pi = post.flat_draws("pi").clamp_min(1e-300).log()
+        post.policy_probs = type_posterior(log_pi, post.user_loglik()).mean(0)
+        post.manner_probs = manner_probabilities(data, hypothesis, post.policy_probs)
+        return post
+
+    # -- shapes and names --------------------------------------------------------------------
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        return self.hypothesis.policy_names
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.draws["pi"].shape[0])
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.draws["pi"].shape[1])
+
+    def flat_draws(self, site: str) -> torch.Tensor:
+        """``[chains * draws, ...]``."""
+        value = self.draws[site]
+        return value.reshape(-1, *value.shape[2:])
+
+    # -- the continuous parameters, latent or fixed ------------------------------------------
+    def lam(self) -> torch.Tensor:
+        """``[D, S]`` rationality per draw (constant when the hypothesis fixes it)."""
+        if "lam" in self.draws:
+            return self.flat_draws("lam")
+        D, S = self.n_chains * self.n_draws, self.data.shape[0]
+        return torch.full((D, S), self.hypothesis.rationality)
+
+    def shift(self, currency: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[D, S]`` the currency's shift of the weight on the other's payoff, per draw.
+
+        Currencies absent from the data get their prior given the shared shift: this is where
+        pooling decides out-of-distribution behaviour.
+        """
+        hyp = self.hypothesis
+        D, S = self.n_chains * self.n_draws, self.data.shape[0]
+        if currency in self.data.currencies and "shift" in self.draws:
+            return self.flat_draws("shift")[..., self.data.currencies.index(currency)]
+        base = (
+            self.flat_draws("shift_shared") if "shift_shared" in self.draws else torch.zeros(D, S)
+        )
+        mean = base + hyp.essential_shift * float(get_currency(currency).essential)
+        if hyp.currency_scale > 0:
+            noise = torch.randn(D, S, generator=generator, dtype=mean.dtype)
+            return mean + hyp.currency_scale * noise
+        return mean
+
+    def shifts_in_data(self) -> torch.Tensor:
+        """``[D, S, C]`` shifts of the data's currencies."""
+        return torch.stack([self.shift(c) for c in self.data.currencies], dim=-1)
+
+    def user_loglik(self, chunk: int = 256) -> torch.Tensor:
+        """``[D, S, U, K]`` each user's log-likelihood under each type, per draw."""
+        index = EventIndex.from_data(self.data)
+        lam, shift = self.lam(), self.shifts_in_data()
+        if (
+            "lam" not in self.draws
+            and "shift" not in self.draws
+            and "shift_shared" not in self.draws
+        ):
+            one = user_loglik(self.data, self.hypothesis, lam[:1], shift[:1], index)
+            return one.expand(lam.shape[0], *one.shape[1:])
+        parts = [
+            user_loglik(self.data, self.hypothesis, lam[i : i + chunk], shift[i : i + chunk], index)
+            for i in range(0, lam.shape[0], chunk)
+        ]
+        return torch.cat(parts)
+
+    def pointwise_loglik(self) -> torch.Tensor:
+        """``[chains, draws, S, U]``: ``log sum_k pi_k exp(L[u, k])`` per user and draw."""
+        log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
+        ll = torch.logsumexp(log_pi.unsqueeze(-2) + self.user_loglik(), dim=-1)
+        ll = ll * self.data.user_mask
+        return ll.reshape(self.n_chains, self.n_draws, *ll.shape[1:])
+
+    # -- summaries --------------------------------------------------------------------------
+    def pi_mean(self) -> torch.Tensor:
+        """``[S, K]`` posterior mean of the group mixture."""
+        if self.pi_mean_exact is not None:
+            return self.pi_mean_exact
+        return self.flat_draws("pi").mean(0)
+
+    def policy_table(self) -> pd.DataFrame:
+        """One row per user: ``sim, user`` and one column per policy (posterior probability)."""
+        rows = []
+        for s, sim in enumerate(self.data.sim_ids):
+            for u, user in enumerate(self.data.user_ids[s]):
+                probs = self.policy_probs[s, u].tolist()
+                rows.append(
+                    {"sim": sim, "user": user, **dict(zip(self.policy_names, probs, strict=True))}
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> pd.DataFrame:
+        """Posterior mean, sd and 90% interval of every continuous quantity, per simulation."""
+        rows = []
+        for site, value in self.draws.items():
+            flat = value.reshape(-1, *value.shape[2:])
+            for s, sim in enumerate(self.data.sim_ids):
+                v = flat[:, s]
+                labels = (
+                    self.policy_names
+                    if site == "pi"
+                    else self.data.currencies
+                    if site == "shift"
+                    else ("",)
+                )
+                v = v.reshape(v.shape[0], -1)
+                for j, label in enumerate(labels):
+                    x = v[:, j].double()
+                    rows.append(
+                        {
+                            "sim": sim,
+                            "parameter": f"{site}[{label}]" if label else site,
+                            "mean": float(x.mean()),
+                            "sd": float(x.std()) if x.numel() > 1 else 0.0,
+                            "q5": float(x.quantile(0.05)),
+                            "q95": float(x.quantile(0.95)),
+                        }
+                    )
+        table = pd.DataFrame(rows)
+        if self.pi_mean_exact is not None:
+            exact = self.pi_mean_exact
+            for s, sim in enumerate(self.data.sim_ids):
+                for k, name in enumerate(self.policy_names):
+                    sel = (table["sim"] == sim) & (table["parameter"] == f"pi[{name}]")
+                    table.loc[sel, "mean"] = float(exact[s, k])
+        return table
+
+    # -- prediction: how the assistant acts --------------------------------------------------
+    def type_weights(self, who: str = "member") -> torch.Tensor:
+        """``[D, S, K]`` per draw, the type of the player the assistant imitates.
+
+        ``member``: a randomly chosen existing member of the group, its type drawn from its
+        posterior given the draw's parameters; ``new``: a new member drawn from ``pi``.
+        """
+        pi = self.flat_draws("pi")
+        if who == "new":
+            return pi
+        if who != "member":
+            raise ValueError(f"who must be 'member' or 'new', got {who!r}")
+        probs = type_posterior(pi.clamp_min(1e-300).log(), self.user_loglik())  # [D, S, U, K]
+        mask = self.data.user_mask.to(probs.dtype).unsqueeze(-1)
+        n_users = mask.sum(-2).clamp_min(1)
+        member = (probs * mask).sum(-2) / n_users
+        # A group with no observed users yet: fall back on pi.
+        return torch.where(mask.sum(-2) > 0, member, pi)
+
+    def action_tables(self, pot: int, currency: str, generator: torch.Generator | None = None):
+        """Per-draw action tables for one pot and currency: ``[D, S, K, O]`` offer
+        log-probabilities and accept logits."""
+        lam = self.lam()
+        shift = self.shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
+        tables = group_tables(self.hypothesis, torch.tensor([pot]), lam, shift)
+        return tables.offer_logp[..., 0, :, 0, :], tables.accept_logit[..., 0, :, 0, :]
+
+    def predictive(self, pot: int, currency: str, who: str = "member") -> dict[str, torch.Tensor]:
+        """Posterior-predictive ``offer_probs [S, pot+1]`` and ``accept_probs [S, pot+1]``
+        (probability of accepting each offer) for any pot and currency."""
+        weights = self.type_weights(who)  # [D, S, K]
+        offer_lp, accept_logit = self.action_tables(pot, currency)
+        offer = (weights.unsqueeze(-1) * offer_lp.exp()).sum(-2).mean(0)
+        accept = (weights.unsqueeze(-1) * torch.sigmoid(accept_logit)).sum(-2).mean(0)
+        return {"offer_probs": offer, "accept_probs": accept}
+
+    # -- ArviZ -------------------------------------------------------------------------------
+    def to_arviz(self, max_predictive_draws: int = 100):
+        """An ``arviz.InferenceData`` (see :mod:`inference.arviz_io`)."""
+        from inference.arviz_io import to_inference_data
+
+        return to_inference_data(self, max_predictive_draws=max_predictive_draws)
+
+    def save(self, path) -> None:
+        """Write the posterior as NetCDF, atomically."""
+        from inference.arviz_io import save_posterior
+
+        save_posterior(self, path)
+
+    @classmethod
+    def load(cls, path) -> Posterior:
+        from inference.arviz_io import load_posterior
+
+        return load_posterior(path)
+
+
+def manner_probabilities(
+    data: GroupData, hypothesis: Hypothesis, policy_probs: torch.Tensor
+) -> torch.Tensor:
+    """``[S, U, M]``: ``sum_k P(z_u = k | data) P(m_u | z_u = k, tones_u)``."""
+    counts = data.tone_counts().to(policy_probs.dtype)
+    log_e = hypothesis.emission().log().to(policy_probs.dtype)
+    log_rho = hypothesis.coupling().log().to(policy_probs.dtype)  # [K, M]
+    joint = (counts @ log_e.T).unsqueeze(-2) + log_rho  # [S, U, K, M]
+    given_type = torch.softmax(joint, dim=-1)
+    probs = (policy_probs.unsqueeze(-1) * given_type).sum(-2)
+    assert probs.shape[-1] == len(MANNERS)
+    return probs

@@ -1,0 +1,304 @@
+"""Import human responder-only ultimatum-game data into the interaction table.
+
+Two CSV layouts are read (other columns are ignored; values may carry surrounding spaces).
+
+**Generic layout** — one row per decision by a responder::
+
+    subject, trial, pot, offer, accepted[, role][, currency]
+
+``subject`` is any non-empty id (kept verbatim, so ``007`` stays ``007``); ``trial`` a whole
+number >= 0; ``pot`` a whole number in 1..MAX_POT; ``offer`` the units offered to the subject,
+0..pot; ``accepted`` 1 if the subject accepted, 0 if it rejected. The optional ``role`` is any
+non-empty label (for example the experimental condition); without it every subject gets role
+``"0"``. The optional ``currency`` names a currency of :data:`models.game.CURRENCIES`; without
+it every row is paid in the ``currency`` argument (default ``cents``). Example::
+
+    subject,trial,pot,offer,accepted,role
+    p01,1,100,50,1,responder
+    p01,2,100,10,0,responder
+
+**Study 1 layout** — van Baar et al.'s ``Study1_UG.csv`` (see ``../shared/data/README.md``)::
+
+    sub, role, trial, unfairness, choice[, choice_RT]
+
+The pot is 100 cents; ``unfairness`` (0..100) is what the proposer kept, so the offer is
+``100 - unfairness``; ``choice`` is 0 to accept and 1 to reject (punish), so
+``accepted = 1 - choice``; ``role`` is ``self`` (the subject is the responder) or ``other``
+(an unaffected third party decides whether to punish the split). ``choice_RT`` is not imported.
+
+In both layouts each subject has one role and plays each trial number at most once.
+
+Each row becomes one interaction: ``sim`` = the role, ``epoch`` = 1, ``round`` = the trial,
+``proposer`` = "" (unknown), ``responder`` = the subject id, tones empty. Every bad row is
+reported with its 1-based data row number (the header is line 1, so row ``r`` is line
+``r + 1``); by default the import then raises :class:`models.data.DataError`, and with
+``skip_invalid=True`` it keeps the good rows and reports what it skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
+from models.game import CURRENCIES, MAX_POT, get_currency
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A CSV layout: the columns it needs and the ones it may have."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def header(self) -> str:
+        """``a,b,c[,d,e]``: the expected header, optional columns in brackets."""
+        extra = f"[,{','.join(self.optional)}]" if self.optional else ""
+        return ",".join(self.required) + extra
+
+    def missing(self, columns: list[str]) -> list[str]:
+        return [c for c in self.required if c not in columns]
+
+
+GENERIC = Layout("generic", ("subject", "trial", "pot", "offer", "accepted"), ("role", "currency"))
+STUDY1 = Layout("study1", ("sub", "role", "trial", "unfairness", "choice"), ("choice_RT",))
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (GENERIC, STUDY1)}
+FORMATS = ("auto", *LAYOUTS)
+
+STUDY1_POT = 100
+STUDY1_ROLES = ("self", "other")
+NO_ROLE = "0"
+MAX_TRIAL = 10**9
+
+
+@dataclass
+class HumanImport:
+    """The imported interaction table and what the import found on the way."""
+
+    table: pd.DataFrame
+    roles: dict[str, str]  # subject id -> role (the ``sim`` its rows are in)
+    skipped: int = 0  # bad rows left out (only with ``skip_invalid=True``)
+    problems: list[Problem] = field(default_factory=list)  # why they were left out
+    format: str = "generic"
+
+
+class _Row:
+    """One data row's cells, collecting every problem found while parsing it."""
+
+    def __init__(self, number: int, cells: dict[str, str]):
+        self.number = number
+        self.cells = cells
+        self.problems: list[Problem] = []
+
+    def report(self, column: str, value: object, allowed: str) -> None:
+        self.problems.append(Problem(self.number, column, value, allowed))
+
+    def text(self, column: str) -> str | None:
+        """A required non-empty text cell."""
+        value = self.cells[column]
+        if value == "":
+            self.report(column, "", "a value is required")
+            return None
+        return value
+
+    def choice(self, column: str, allowed: tuple[str, ...]) -> str | None:
+        value = self.text(column)
+        if value is not None and value not in allowed:
+            self.report(column, value, f"allowed: {', '.join(allowed)}")
+            return None
+        return value
+
+    def integer(self, column: str, low: int, high: int | None, allowed: str) -> int | None:
+        """A required whole number in ``low..high`` (``high=None``: no upper bound)."""
+        text = self.text(column)
+        if text is None:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number != int(number):
+            self.report(column, text, allowed)
+            return None
+        value = int(number)
+        if value < low or (high is not None and value > high):
+            self.report(column, text, allowed)
+            return None
+        return value
+
+
+def _parse_generic(row: _Row, default_currency: str) -> dict[str, object] | None:
+    subject = row.text("subject")
+    trial = row.integer("trial", 0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")
+    pot = row.integer("pot", 1, MAX_POT, f"must be a positive whole number up to {MAX_POT}")
+    offer = row.integer("offer", 0, None, "must be a whole number >= 0")
+    accepted = row.integer("accepted", 0, 1, "must be 0 (rejected) or 1 (accepted)")
+    role = row.text("role") if "role" in row.cells else NO_ROLE
+    currency = row.choice("currency", tuple(CURRENCIES)) if "currency" in row.cells else None
+    if offer is not None and pot is not None and offer > pot:
+        row.report("offer", row.cells["offer"], f"must be at most the pot ({pot})")
+    if row.problems:
+        return None
+    return _record(role, trial, subject, currency or default_currency, pot, offer, accepted)
+
+
+def _parse_study1(row: _Row, currency: str) -> dict[str, object] | None:
+    subject = row.text("sub")
+    role = row.choice("role", STUDY1_ROLES)
+    trial = row.integer("trial", 0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")
+    unfairness = row.integer(
+        "unfairness", 0, STUDY1_POT, f"must be a whole number from 0 to {STUDY1_POT}"
+    )
+    choice = row.integer("choice", 0, 1, "must be 0 (accept) or 1 (reject)")
+    if row.problems:
+        return None
+    return _record(role, trial, subject, currency, STUDY1_POT, STUDY1_POT - unfairness, 1 - choice)
+
+
+def _record(
+    role: str, trial: int, subject: str, currency: str, pot: int, offer: int, accepted: int
+) -> dict[str, object]:
+    """One interaction-table row: ``role`` is the sim, the subject the responder."""
+    return {
+        "sim": role,
+        "epoch": 1,
+        "round": trial,
+        "proposer": "",
+        "responder": subject,
+        "currency": currency,
+        "pot": pot,
+        "offer": offer,
+        "accepted": accepted,
+        "proposer_tone": "",
+        "responder_tone": "",
+    }
+
+
+def _choose_layout(columns: list[str], format: str, source: str) -> Layout:
+    """The layout named by ``format``, or detected from the header for ``"auto"``."""
+    if format != "auto":
+        layout = LAYOUTS[format]
+        missing = layout.missing(columns)
+        if missing:
+            raise DataError(
+                source,
+                [
+                    Problem(
+                        None,
+                        None,
+                        None,
+                        f"wrong header for the {layout.name} layout: missing column(s) "
+                        f"{', '.join(missing)}; expected: {layout.header}",
+                    )
+                ],
+            )
+        return layout
+    matching = [layout for layout in LAYOUTS.values() if not layout.missing(columns)]
+    if len(matching) == 1:
+        return matching[0]
+    if matching:
+        allowed = "header matches several layouts; pass format= one of " + ", ".join(LAYOUTS)
+    else:
+        allowed = "header matches no known layout; expected " + " or ".join(
+            f"{layout.name}: {layout.header} (missing: {', '.join(layout.missing(columns))})"
+            for layout in LAYOUTS.values()
+        )
+    raise DataError(source, [Problem(None, None, None, allowed)])
+
+
+def _typed(records: list[dict[str, object]]) -> pd.DataFrame:
+    """The interaction table with :func:`models.data.read_interactions`'s dtypes."""
+    table = pd.DataFrame.from_records(records, columns=list(INTERACTION_COLUMNS))
+    for column in INTERACTION_COLUMNS:
+        ints = column in ("epoch", "round", "pot", "offer", "accepted")
+        table[column] = table[column].astype(np.int64 if ints else str)
+    return table
+
+
+def read_human_data(
+    path: str | Path,
+    format: str = "auto",
+    skip_invalid: bool = False,
+    currency: str = "cents",
+) -> HumanImport:
+    """Read human responder data in either layout (see the module docstring).
+
+    Raises :class:`DataError` listing every problem found; with ``skip_invalid=True`` row
+    problems skip their rows instead (file-level problems and a file with no good row still
+    raise). ``currency`` is what the pot is paid in when the file does not say.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; allowed: {', '.join(FORMATS)}")
+    get_currency(currency)
+    source = str(path)
+    if not Path(path).exists():
+        raise DataError(source, [Problem(None, None, None, "file does not exist")])
+    raw = _read_raw(path, source).fillna("")
+    layout = _choose_layout(list(raw.columns), format, source)
+    if len(raw) == 0:
+        raise DataError(source, [Problem(None, None, None, "no rows: a header but no data")])
+
+    parse = _parse_generic if layout is GENERIC else _parse_study1
+    wanted = [c for c in (*layout.required, *layout.optional) if c in raw.columns]
+    records: list[dict[str, object]] = []
+    roles: dict[str, str] = {}
+    first_row: dict[tuple[str, int], int] = {}  # (subject, trial) -> row it was first seen in
+    problems: list[Problem] = []
+    skipped = 0
+    for number, cells in enumerate(raw[wanted].to_dict("records"), start=1):
+        row = _Row(number, {c: str(v).strip() for c, v in cells.items()})
+        record = parse(row, currency)
+        if record is not None:
+            subject, role, trial = record["responder"], record["sim"], record["round"]
+            if roles.get(subject, role) != role:
+                row.report("role", role, f"subject {subject!r} already has role {roles[subject]!r}")
+            elif (subject, trial) in first_row:
+                row.report(
+                    "trial",
+                    row.cells["trial"],
+                    f"subject {subject!r} already played trial {trial} "
+                    f"(row {first_row[subject, trial]})",
+                )
+            if not row.problems:
+                roles.setdefault(subject, role)
+                first_row[subject, trial] = number
+                records.append(record)
+                continue
+        problems.extend(row.problems)
+        skipped += 1
+
+    if problems and not skip_invalid:
+        raise DataError(source, problems)
+    if not records:
+        raise DataError(source, [*problems, Problem(None, None, None, "no valid rows to import")])
+    return HumanImport(_typed(records), roles, skipped, problems, layout.name)
+
+
+def rejection_by_offer(table: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
+    """Observed rejection rate per role and offer share (offer / pot, a fraction).
+
+    Columns ``role, offer_share, n, observed``: one row per role and distinct offer share,
+    sorted by both; ``n`` counts decisions and ``observed`` is the fraction rejected.
+    """
+    unknown = sorted(set(table["responder"]) - set(roles))
+    if unknown:
+        raise ValueError(f"no role for responder(s) {', '.join(map(repr, unknown[:10]))}")
+    decisions = pd.DataFrame(
+        {
+            "role": table["responder"].map(roles).astype(str),
+            "offer_share": table["offer"] / table["pot"],
+            "rejected": 1 - table["accepted"],
+        }
+    )
+    summary = (
+        decisions.groupby(["role", "offer_share"], sort=True)["rejected"]
+        .agg(n="size", observed="mean")
+        .reset_index()
+    )
+    return summary.astype({"n": np.int64, "observed": float})

@@ -1,0 +1,170 @@
+"""The model's likelihood with each user's policy and manner summed out by hand.
+
+For a simulation ``s`` and continuous parameters ``theta = (lam, delta)``, user ``u``'s
+log-likelihood under type ``k`` is::
+
+    L[s, u, k] = sum_{e: u proposed} log P_offer[k, pot_e, c_e](offer_e)
+               + sum_{e: u responded} log Bernoulli(accept_e | P_accept[k, pot_e, c_e, offer_e])
+               + log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]
+
+(``n`` counts the user's messages of each tone), and the group's log-likelihood is
+``sum_u log sum_k pi[s, k] exp(L[s, u, k])``. This is exactly the density the Pyro model
+computes with ``policy`` and ``manner`` enumerated (a test checks it), computed from the same
+action tables but without Pyro's enumeration machinery: it is the fast path every engine uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from models.hypotheses import Hypothesis
+from models.layout import GroupData
+from models.model import group_tables
+
+
+@dataclass
+class EventIndex:
+    """Sufficient statistics of the actions, computed once per data set.
+
+    Events that share a *cell* (simulation, currency, pot, offer, and what the user did:
+    proposed it, accepted it, or rejected it) contribute the same log-probability, so a user's
+    action log-likelihood is ``counts[user, cell] @ cell_loglik[cell, k]``: a sparse matrix
+    product instead of a gather over every event.
+    """
+
+    sim: torch.Tensor  # [n_cells]
+    currency: torch.Tensor
+    pot: torch.Tensor
+    offer: torch.Tensor
+    kind: torch.Tensor  # 0 proposed, 1 accepted, 2 rejected
+    counts: torch.Tensor  # sparse CSR [S * U, n_cells]
+    n_flat_users: int
+
+    @classmethod
+    def from_data(cls, data: GroupData) -> EventIndex:
+        S, U, E = data.shape
+        s, u, e = torch.nonzero(data.event_mask, as_tuple=True)
+        kind = torch.where(
+            data.is_proposer[s, u, e],
+            0,
+            torch.where(data.accepted[s, u, e] > 0.5, 1, 2),
+        )
+        cell_keys = torch.stack(
+            [s, data.currency_index[s, u, e], data.pot_index[s, u, e], data.offer[s, u, e], kind]
+        )
+        cells, cell_of_event = torch.unique(cell_keys, dim=1, return_inverse=True)
+        n_cells = cells.shape[1]
+        counts = (
+            torch.sparse_coo_tensor(
+                torch.stack([s * U + u, cell_of_event]),
+                torch.ones(len(s), dtype=torch.get_default_dtype()),
+                (S * U, max(n_cells, 1)),
+            )
+            .coalesce()
+            .to_sparse_csr()
+        )
+        return cls(*cells, counts=counts, n_flat_users=S * U)
+
+
+def tone_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
+    counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
+    log_e = hypothesis.emission().log()  # [M, T]
+    per_manner = counts @ log_e.T  # [S, U, M]
+    log_rho = hypothesis.coupling().log()  # [K, M]
+    return torch.logsumexp(per_manner.unsqueeze(-2) + log_rho, dim=-1)
+
+
+def action_loglik(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    lam: torch.Tensor,
+    shift: torch.Tensor,
+    index: EventIndex | None = None,
+) -> torch.Tensor:
+    """``[..., S, U, K]``: the offers' and decisions' log-likelihood under each type, for
+    ``lam [..., S]`` and ``shift [..., S, C]`` (or ``[..., 1]``, ``[..., 1, C]`` when shared by
+    all simulations)."""
+    index = index or EventIndex.from_data(data)
+    S, U, _ = data.shape
+    tables = group_tables(hypothesis, data.pots, lam, shift)
+    # Move the type dimension last so the cell gather is one advanced index.
+    offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
+    accept_logit = tables.accept_logit.movedim(-3, -1)
+    # Parameters shared by every simulation come with a simulation dimension of size 1.
+    sim = index.sim if offer_lp.shape[-5] > 1 else torch.zeros_like(index.sim)
+    at = (sim, index.currency, index.pot, index.offer)
+    logit = accept_logit[(..., *at, slice(None))]  # [..., n_cells, K]
+    kind = index.kind.unsqueeze(-1)
+    cell_ll = torch.where(
+        kind == 0,
+        offer_lp[(..., *at, slice(None))],
+        torch.nn.functional.logsigmoid(torch.where(kind == 1, logit, -logit)),
+    )
+    batch = cell_ll.shape[:-2]
+    K = cell_ll.shape[-1]
+    # [cells, batch * K] so that one sparse product serves every batch element.
+    flat = cell_ll.movedim(-2, 0).reshape(cell_ll.shape[-2], -1)
+    out = (index.counts @ flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)
+    return out.reshape(*batch, S, U, K)
+
+
+def user_loglik(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    lam: torch.Tensor,
+    shift: torch.Tensor,
+    index: EventIndex | None = None,
+    tones: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``L[..., s, u, k]`` (see the module docstring); padded users get 0."""
+    tones = tone_loglik(data, hypothesis) if tones is None else tones
+    total = action_loglik(data, hypothesis, lam, shift, index) + tones
+    return total * data.user_mask.unsqueeze(-1)
+
+
+def group_loglik(
+    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor
+) -> torch.Tensor:
+    """``[..., S]``: ``sum_u log sum_k pi[s, k] exp(L[s, u, k])`` for ``log_pi [..., S, K]``."""
+    per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)  # [..., S, U]
+    return (per_user * user_mask).sum(-1)
+
+
+def type_posterior(log_pi: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:
+    """``P(z_u = k | theta, data)`` ``[..., S, U, K]``: each user's type given the parameters."""
+    return torch.softmax(log_pi.unsqueeze(-2) + loglik, dim=-1)
+
+
+def fixed_parameters(hypothesis: Hypothesis, data: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lam [S], shift [S, C])`` when neither is latent (their fixed values)."""
+    S = data.shape[0]
+    dtype = torch.get_default_dtype()
+    lam = torch.full((S,), hypothesis.rationality, dtype=dtype)
+    shift = (hypothesis.essential_shift * data.essential).expand(S, -1).to(dtype)
+    return lam, shift
+
+
+def marginal_model(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    index: EventIndex | None = None,
+    tones: torch.Tensor | None = None,
+) -> None:
+    """:func:`models.model.social_contract_model` with ``policy`` and ``manner`` summed out by
+    hand: the same continuous sites, then one factor ``sum_u log sum_k pi_k exp(L[u, k])`` per
+    simulation. Its density equals the enumerated Pyro model's; gradient-based engines use it
+    because it skips Pyro's enumeration bookkeeping."""
+    import pyro
+
+    from models.model import group_parameters
+
+    S = data.shape[0]
+    C = len(data.currencies)
+    sims, pi, lam, shift = group_parameters(data, hypothesis)
+    loglik = user_loglik(data, hypothesis, lam.reshape(S), shift.reshape(S, C), index, tones)
+    log_pi = pi.reshape(S, -1).clamp_min(torch.finfo(pi.dtype).tiny).log()
+    with sims:
+        pyro.factor("users", group_loglik(log_pi, loglik, data.user_mask).reshape(S, 1, 1))

@@ -1,0 +1,56 @@
+"""Shared test setup.
+
+ArviZ writes a daily warning file under ``$XDG_CACHE_HOME`` and matplotlib its font cache under
+``$MPLCONFIGDIR``: both point at a temporary folder, set here at import time so that they are in
+place before any test module imports those libraries. The folder is removed when the session
+ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="scai-tests-"))
+os.environ["XDG_CACHE_HOME"] = str(_TMP_HOME / "cache")
+os.environ["MPLCONFIGDIR"] = str(_TMP_HOME / "matplotlib")
+(_TMP_HOME / "cache").mkdir()
+(_TMP_HOME / "matplotlib").mkdir()
+
+#: Real human ultimatum-game data, read in place beside the project (see ../shared/data).
+STUDY1_UG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "study1_ug.csv"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_TMP_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache_dirs() -> Path:
+    """The temporary folder holding ``XDG_CACHE_HOME`` and ``MPLCONFIGDIR`` (checked here so a
+    test that changed them by accident fails loudly)."""
+    assert os.environ["XDG_CACHE_HOME"].startswith(str(_TMP_HOME))
+    assert os.environ["MPLCONFIGDIR"].startswith(str(_TMP_HOME))
+    return _TMP_HOME
+
+
+@pytest.fixture(scope="session")
+def study1_ug_path() -> Path:
+    """Path of the shared human ultimatum-game data (``../shared/data/study1_ug.csv``)."""
+    return STUDY1_UG
+
+
+@pytest.fixture
+def float64():
+    """Run a test with torch's default dtype at float64, restoring the old default after."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)

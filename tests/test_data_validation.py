@@ -1,0 +1,330 @@
+"""Every bad input gets its own clear error, through the readers (``DataError.problems`` naming
+row, column and value) and through ``scai validate`` (exit 1, the message on stderr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from models.data import (
+    INTERACTION_COLUMNS,
+    DataError,
+    read_interactions,
+    read_users,
+    validate_frame,
+)
+from models.game import CURRENCIES
+from models.hypotheses import Hypothesis, HypothesisError
+from models.language import TONES
+
+HEADER = ",".join(INTERACTION_COLUMNS)
+# row 3 has an unknown proposer (human, responder-only data) and row 2 an unheard reply
+VALID_ROWS = [
+    "0,1,1,u0,u1,apples,40,20,1,polite,neutral",
+    "0,1,2,u1,u0,apples,40,5,0,rude,",
+    "0,1,3,,u2,apples,40,10,1,,rude",
+    "1,1,1,u0,u1,medicine,15,7,1,neutral,sycophantic",
+]
+
+
+def write(tmp_path: Path, rows: list[str], header: str = HEADER, name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def with_value(row: int, column: str, value: str) -> list[str]:
+    """``VALID_ROWS`` with one cell (1-based data row) replaced."""
+    rows = [r.split(",") for r in VALID_ROWS]
+    rows[row - 1][INTERACTION_COLUMNS.index(column)] = value
+    return [",".join(r) for r in rows]
+
+
+def validate(path: Path, capsys) -> tuple[int, str, str]:
+    code = main(["validate", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_valid_file(tmp_path, capsys):
+    path = write(tmp_path, VALID_ROWS)
+    table = read_interactions(path)
+    assert len(table) == 4
+    assert table["pot"].dtype.kind == "i" and table["accepted"].tolist() == [1, 0, 1, 1]
+    assert table.loc[2, "proposer"] == "" and table.loc[1, "responder_tone"] == ""
+    code, out, err = validate(path, capsys)
+    assert code == 0
+    assert "valid" in out and "4 interactions, 2 simulations" in out
+    assert err == ""
+
+
+# (case, row, column, bad value, what the message says is allowed)
+BAD_CELLS = [
+    ("offer above the pot", 1, "offer", "41", "must be at most the pot (40)"),
+    ("negative offer", 1, "offer", "-1", "must be >= 0"),
+    ("negative pot", 2, "pot", "-5", "must be an integer in 1..1000"),
+    ("zero pot", 2, "pot", "0", "must be an integer in 1..1000"),
+    ("pot above the maximum", 2, "pot", "1001", "must be an integer in 1..1000"),
+    ("non-integer pot", 4, "pot", "12.5", "must be a whole number"),
+    ("non-numeric pot", 4, "pot", "ten", "must be a whole number"),
+    ("unknown currency", 3, "currency", "gold", "allowed: " + ", ".join(CURRENCIES)),
+    ("unknown proposer tone", 1, "proposer_tone", "angry", "allowed: " + ", ".join(TONES)),
+    ("unknown responder tone", 4, "responder_tone", "Rude", "or empty"),
+    ("accepted not 0/1", 2, "accepted", "2", "must be 0 or 1"),
+    ("accepted as a word", 2, "accepted", "yes", "must be a whole number"),
+    ("missing responder", 1, "responder", "", "a value is required"),
+    ("missing pot", 3, "pot", "", "a value is required"),
+    ("missing sim", 4, "sim", "", "a value is required"),
+    ("missing offer", 2, "offer", "", "a value is required"),
+    ("missing accepted", 2, "accepted", "", "a value is required"),
+    ("missing currency", 1, "currency", "", "a value is required"),
+    ("negative epoch", 1, "epoch", "-1", "must be >= 0"),
+    ("playing oneself", 1, "responder", "u0", "must differ from the proposer"),
+]
+
+
+@pytest.mark.parametrize(
+    "row, column, value, allowed", [c[1:] for c in BAD_CELLS], ids=[c[0] for c in BAD_CELLS]
+)
+def test_bad_cell(tmp_path, capsys, row, column, value, allowed):
+    path = write(tmp_path, with_value(row, column, value))
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    problems = info.value.problems
+    assert len(problems) == 1
+    (problem,) = problems
+    assert (problem.row, problem.column, problem.value) == (row, column, value)
+    assert allowed in problem.allowed
+    assert str(path) in str(info.value)
+
+    code, out, err = validate(path, capsys)
+    assert code == 1
+    assert out == ""
+    assert f"row {row}, column {column!r}" in err
+    assert allowed in err
+    assert "1 problem(s) found" in err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty file; expected a header line and rows"),
+        (HEADER + "\n", "no rows: the table has a header but no interactions"),
+        (
+            HEADER.replace("offer", "offered") + "\n" + VALID_ROWS[0] + "\n",
+            "wrong header: missing column(s) offer; expected: " + HEADER,
+        ),
+        (
+            "a;b;c\n1;2;3\n",
+            "wrong header: missing column(s) " + ", ".join(INTERACTION_COLUMNS),
+        ),
+        (
+            HEADER + "\n" + "\n".join([VALID_ROWS[0], VALID_ROWS[1] + ",extra"]) + "\n",
+            "cannot read as CSV: Error tokenizing data. C error: Expected 11 fields in line 3",
+        ),
+    ],
+    ids=["empty file", "header only", "misspelt column", "not our table", "ragged row"],
+)
+def test_bad_file(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    assert len(info.value.problems) == 1
+    problem = info.value.problems[0]
+    assert problem.row is None and problem.column is None
+    assert problem.allowed.startswith(message)
+    code, out, err = validate(path, capsys)
+    assert (code, out) == (1, "")
+    assert message in err and str(path) in err
+
+
+@pytest.mark.parametrize("extra", [",", ",extra"], ids=["trailing comma", "extra field"])
+def test_first_row_with_an_extra_field_is_not_shifted(tmp_path, capsys, extra):
+    """pandas would make the first column an index and shift every value one column left,
+    reporting misleading problems (a user id as a bad ``round``)."""
+    path = write(tmp_path, [row + extra for row in VALID_ROWS])
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    (problem,) = info.value.problems
+    assert problem.row == 1
+    assert problem.allowed.startswith("more fields than the header's 11 columns")
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "more fields than the header" in err
+    # the users table reader shares the same guard
+    users = write(tmp_path, ["0,u0,selfish,rude,"], header="sim,user,policy,manner", name="u.csv")
+    with pytest.raises(DataError, match="more fields than the header's 4 columns"):
+        read_users(users, POLICIES)
+
+
+def test_missing_file(tmp_path, capsys):
+    path = tmp_path / "nowhere.csv"
+    with pytest.raises(DataError, match="file does not exist"):
+        read_interactions(path)
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "file does not exist" in err
+
+
+def test_every_problem_is_reported(tmp_path, capsys):
+    rows = [
+        "0,1,1,u0,u1,gold,40,20,2,angry,neutral",  # currency, accepted, proposer tone
+        "0,1,2,u1,,apples,12.5,5,0,rude,",  # responder missing, pot not whole
+        "0,1,3,,u2,apples,40,50,1,,rude",  # offer above the pot
+        VALID_ROWS[3],
+    ]
+    path = write(tmp_path, rows)
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    found = {(p.row, p.column) for p in info.value.problems}
+    assert found == {
+        (1, "currency"),
+        (1, "accepted"),
+        (1, "proposer_tone"),
+        (2, "responder"),
+        (2, "pot"),
+        (3, "offer"),
+    }
+    assert len(info.value.problems) == 6
+    code, _, err = validate(path, capsys)
+    assert code == 1
+    assert "6 problem(s) found" in err
+    assert len([line for line in err.splitlines() if line.startswith("  row ")]) == 6
+
+
+def test_many_problems_are_counted_and_the_listing_truncated(tmp_path, capsys):
+    path = write(tmp_path, [f"0,1,{r},u0,u1,gold,40,1,1,," for r in range(1, 61)])
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    assert len(info.value.problems) == 60
+    assert [p.row for p in info.value.problems] == list(range(1, 61))
+    assert "60 problem(s) found" in str(info.value)
+    assert "... and 10 more" in str(info.value)
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "60 problem(s)" in err
+
+
+def test_in_memory_tables_are_validated_the_same_way():
+    df = pd.DataFrame(
+        [r.split(",") for r in with_value(1, "offer", "41")], columns=HEADER.split(",")
+    )
+    df["pot"] = df["pot"].astype(int)
+    with pytest.raises(DataError) as info:
+        validate_frame(df)
+    assert [(p.row, p.column) for p in info.value.problems] == [(1, "offer")]
+    good = pd.DataFrame([r.split(",") for r in VALID_ROWS], columns=HEADER.split(","))
+    good.loc[2, "proposer"] = None  # missing values in memory are empty cells
+    assert validate_frame(good)["offer"].tolist() == [20, 5, 10, 7]
+
+
+# -- users tables and policies ------------------------------------------------------------
+
+POLICIES = Hypothesis().policy_names
+
+
+def test_users_table_unknown_policy(tmp_path):
+    path = write(
+        tmp_path,
+        ["0,u0,selfish,rude", "0,u1,greedy,polite", "0,u2,fair,grumpy"],
+        header="sim,user,policy,manner",
+        name="t.users.csv",
+    )
+    with pytest.raises(DataError) as info:
+        read_users(path, POLICIES)
+    problems = info.value.problems
+    assert [(p.row, p.column, p.value) for p in problems] == [
+        (2, "policy", "greedy"),
+        (3, "manner", "grumpy"),
+    ]
+    assert problems[0].allowed == "allowed: selfish, fair, altruistic"
+    assert "polite" in problems[1].allowed
+    # a policy a hypothesis defines is allowed when that hypothesis's names are given
+    ok = write(tmp_path, ["0,u0,greedy,rude"], header="sim,user,policy,manner", name="ok.csv")
+    assert read_users(ok, (*POLICIES, "greedy"))["policy"].tolist() == ["greedy"]
+
+
+def test_users_table_wrong_header(tmp_path):
+    path = write(tmp_path, ["0,u0,selfish"], header="sim,user,policy", name="u.csv")
+    with pytest.raises(DataError, match="missing column.s. manner"):
+        read_users(path, POLICIES)
+
+
+def test_simulate_unknown_policy_exits_2(tmp_path, capsys):
+    code = main(["simulate", "--policy", "nonsense", "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown policy 'nonsense'; allowed: selfish, fair, altruistic" in err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_simulate_unknown_policy_in_mixture_exits_2(tmp_path, capsys):
+    code = main(["simulate", "--policy", "selfish=0.5,greedy=0.5", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "unknown policy 'greedy'" in capsys.readouterr().err
+
+
+# -- hypothesis files ---------------------------------------------------------------------
+
+BAD_HYPOTHESES = [
+    ("unknown key", "rationalty = 3.0\n", ["'rationalty'", "allowed:", "rationality"]),
+    ("wrong type", 'rationality = "high"\n', ["'rationality'", "'high'", "expected a number"]),
+    ("wrong type of table", "policies = 3\n", ["'policies'", "a table of policy tables"]),
+    (
+        "unknown manner in stereotype",
+        "[stereotype.selfish]\ngrumpy = 1.0\n",
+        ["stereotype.selfish.grumpy", "unknown manner", "allowed: neutral, polite, rude"],
+    ),
+    (
+        "stereotype for an unknown policy",
+        "[stereotype.greedy]\nrude = 1.0\n",
+        ["stereotype.greedy", "unknown policy", "allowed: selfish, fair, altruistic"],
+    ),
+    (
+        "unknown policy key",
+        "[policies.spiteful]\nw = -1.0\ngamma = 2.0\n",
+        ["policies.spiteful", "'gamma'", "allowed: w, alpha, beta"],
+    ),
+    ("unknown currency key", "[currency]\npooling = 1.0\n", ["currency", "'pooling'"]),
+    ("out of range", "stereotype_strength = 1.5\n", ["stereotype_strength", "[0, 1]"]),
+    ("not TOML", "rationality = \n", ["not valid TOML"]),
+]
+
+
+@pytest.mark.parametrize(
+    "text, fragments", [c[1:] for c in BAD_HYPOTHESES], ids=[c[0] for c in BAD_HYPOTHESES]
+)
+def test_bad_hypothesis_file(tmp_path, capsys, text, fragments):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(HypothesisError) as info:
+        Hypothesis.load(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+    argv = ["simulate", "--policy", "selfish", "--hypothesis", str(path)]
+    code = main([*argv, "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("scai simulate: error: ")
+    for fragment in fragments:
+        assert fragment in err
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[stereotype.selfish]\nrude = "lots"\n', "stereotype.selfish.rude"),
+        ("[stereotype]\nselfish = 1.0\n", "stereotype.selfish"),
+        ('[currency]\nshared_scale = "x"\n', "shared_scale"),
+        ('pi_concentration = ["a", 1, 1]\n', "pi_concentration"),
+    ],
+    ids=["stereotype weight", "stereotype row", "currency value", "concentration list"],
+)
+def test_bad_hypothesis_values_name_their_key(tmp_path, text, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(HypothesisError, match=key):
+        Hypothesis.load(path)

@@ -1,0 +1,111 @@
+"""Hypotheses as data: presets, TOML round trips, the manner coupling and the tone emission."""
+
+from __future__ import annotations
+
+import pytest
+import reference as ref
+import torch
+
+from models.hypotheses import PRESETS, Hypothesis, HypothesisError, get_hypothesis
+from models.language import MANNERS
+from models.policies import PolicyType
+
+CUSTOM = Hypothesis(
+    name="custom",
+    description="a spiteful type, a stereotype, latent rationality and currency pooling",
+    policies=(
+        PolicyType("selfish"),
+        PolicyType("spiteful", w=-1.0, description="spite"),
+        PolicyType("averse", w=0.1, alpha=0.9, beta=0.4),
+    ),
+    pi_concentration=(0.5, 1.0, 2.0),
+    rationality=2.5,
+    rationality_scale=0.3,
+    stereotype={"spiteful": {"rude": 2.0, "neutral": 1.0}},
+    stereotype_strength=0.4,
+    tone_fidelity=0.7,
+    shared_scale=0.5,
+    currency_scale=0.1,
+    essential_shift=-1.5,
+)
+
+
+def test_presets_are_valid_and_named_by_their_key():
+    assert {"neutral", "stereotyped", "pooled", "essential_goods_shared"} <= set(PRESETS)
+    for name, hyp in PRESETS.items():
+        assert hyp.name == name
+        assert hyp.description
+        assert get_hypothesis(name) is hyp
+        assert hyp.policy_names == ("selfish", "fair", "altruistic")
+    assert PRESETS["pooled"].has_currency_shift and not PRESETS["neutral"].has_currency_shift
+    assert PRESETS["essential_goods_shared"].essential_shift > 0
+
+
+def test_unknown_preset_names_the_allowed_ones():
+    with pytest.raises(HypothesisError, match="unknown hypothesis 'naive'; allowed: neutral"):
+        get_hypothesis("naive")
+
+
+@pytest.mark.parametrize("hyp", [*PRESETS.values(), CUSTOM], ids=[*PRESETS, "custom"])
+def test_save_load_round_trip(tmp_path, hyp):
+    path = tmp_path / f"{hyp.name}.toml"
+    hyp.save(path)
+    loaded = Hypothesis.load(path)
+    assert loaded == hyp
+    assert get_hypothesis(str(path)) == hyp
+    # and it is plain TOML a user can edit: a second round trip gives the same text
+    loaded.save(tmp_path / "again.toml")
+    assert (tmp_path / "again.toml").read_text() == path.read_text()
+
+
+def test_minimal_toml_defines_a_new_policy(tmp_path):
+    path = tmp_path / "spite.toml"
+    path.write_text("[policies.selfish]\n\n[policies.spiteful]\nw = -1.0\n")
+    hyp = Hypothesis.load(path)
+    assert hyp.name == "spite"  # from the file name
+    assert hyp.policy_names == ("selfish", "spiteful")
+    assert hyp.policies[1].w == -1.0
+    assert hyp.pi_concentration == (0.5, 0.5)  # one per policy
+    assert hyp.rationality == Hypothesis().rationality
+
+
+@pytest.mark.parametrize("hyp", [*PRESETS.values(), CUSTOM], ids=[*PRESETS, "custom"])
+def test_coupling_and_emission_rows_are_distributions(hyp):
+    rho, emission = hyp.coupling(), hyp.emission()
+    assert rho.shape == (len(hyp.policies), len(MANNERS))
+    assert emission.shape == (len(MANNERS), len(MANNERS))
+    for table in (rho, emission):
+        assert (table >= 0).all()
+        assert torch.allclose(table.sum(-1), torch.ones(table.shape[0]), atol=1e-6)
+    # against the formulas written out by hand
+    for k, p in enumerate(hyp.policies):
+        want = ref.coupling_row(hyp.stereotype.get(p.name), hyp.stereotype_strength)
+        assert rho[k].tolist() == pytest.approx(want, abs=1e-6)
+    for i, m in enumerate(MANNERS):
+        for j, t in enumerate(MANNERS):
+            want = ref.emission(m, t, hyp.tone_fidelity)
+            assert emission[i, j].item() == pytest.approx(want, abs=1e-6)
+
+
+def test_stereotype_strength_zero_gives_uniform_rows():
+    hyp = PRESETS["stereotyped"].with_(stereotype_strength=0.0)
+    rho = hyp.coupling()
+    assert torch.allclose(rho, torch.full((3, len(MANNERS)), 1 / len(MANNERS)))
+    # and at full strength the stereotype rows themselves
+    full = PRESETS["stereotyped"].with_(stereotype_strength=1.0).coupling()
+    assert full[0, MANNERS.index("rude")].item() == pytest.approx(1.0)
+    assert full[2, MANNERS.index("sycophantic")].item() == pytest.approx(0.5)
+    assert full[2, MANNERS.index("polite")].item() == pytest.approx(0.5)
+
+
+def test_invalid_settings_name_the_key():
+    with pytest.raises(HypothesisError, match="pi_concentration: needs one value per policy"):
+        Hypothesis(pi_concentration=(1.0, 1.0))
+    with pytest.raises(HypothesisError, match="tone_fidelity"):
+        Hypothesis(tone_fidelity=0.0)
+    with pytest.raises(HypothesisError, match="rationality_scale"):
+        Hypothesis(rationality_scale=-1.0)
+    with pytest.raises(HypothesisError, match="names must be unique"):
+        Hypothesis(policies=(PolicyType("a"), PolicyType("a")), pi_concentration=(1.0, 1.0))
+    with pytest.raises(HypothesisError, match="unknown policy 'greedy'; allowed: selfish"):
+        Hypothesis().policy_index("greedy")

@@ -1,0 +1,251 @@
+"""The simulator: mixtures, exact assignment, determinism, TOML-defined policies, manners and
+transcripts, through :func:`models.simulate.simulate` and the ``scai simulate`` command."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import reference as ref
+
+from experiments.cli import main
+from models.data import read_interactions, read_users, users_path
+from models.hypotheses import Hypothesis
+from models.simulate import make_schedule, parse_mixture, simulate, transcript
+
+MIX = "selfish=0.8,altruistic=0.2"
+
+
+def scai(*argv: str | Path) -> int:
+    return main([str(a) for a in argv])
+
+
+def test_sampled_mixture_proportions():
+    sim = simulate(Hypothesis(), policy=MIX, users=1000, rounds=2, epochs=1, sims=1, seed=7)
+    assert len(sim.users) == 1000
+    share = (sim.users["policy"] == "selfish").mean()
+    # Binomial(n=1000, p=0.8): sd = sqrt(0.8 * 0.2 / 1000) = 0.0126, so +-3% is ~2.4 sd.
+    assert abs(share - 0.8) <= 0.03
+    assert set(sim.users["policy"]) == {"selfish", "altruistic"}
+
+
+@pytest.mark.parametrize("sims", [1, 3])
+def test_exact_assignment_deals_exact_counts(sims):
+    sim = simulate(
+        Hypothesis(), policy=MIX, users=1000, rounds=2, epochs=1, sims=sims, seed=7, assign="exact"
+    )
+    counts = sim.users.groupby("sim")["policy"].value_counts().unstack()
+    assert len(counts) == sims
+    assert (counts["selfish"] == 800).all()
+    assert (counts["altruistic"] == 200).all()
+
+
+def test_exact_assignment_rounds_by_largest_remainder():
+    sim = simulate(
+        Hypothesis(), policy="selfish=1,fair=1,altruistic=1", users=10, seed=1, assign="exact"
+    )
+    assert sorted(sim.users["policy"].value_counts().tolist()) == [3, 3, 4]
+
+
+def test_schedule_pairs_distinct_users_both_ways():
+    rng = np.random.default_rng(0)
+    df = make_schedule(users=5, rounds=8, epochs=3, sims=2, currency="apples", rng=rng)
+    assert len(df) == 2 * 3 * 8
+    assert (df["proposer"] != df["responder"]).all()
+    # interaction 2j has a propose to b and 2j + 1 the reverse
+    first, second = df.iloc[0::2].reset_index(), df.iloc[1::2].reset_index()
+    assert (first["proposer"] == second["responder"]).all()
+    assert (first["responder"] == second["proposer"]).all()
+    # one pot per epoch, within 10..100
+    assert (df.groupby(["sim", "epoch"])["pot"].nunique() == 1).all()
+    assert df["pot"].between(10, 100).all()
+
+
+def test_parse_mixture():
+    names = ("selfish", "fair", "altruistic")
+    assert parse_mixture("fair", names) == {"selfish": 0.0, "fair": 1.0, "altruistic": 0.0}
+    assert parse_mixture("selfish=3,altruistic=1", names) == {
+        "selfish": 0.75,
+        "fair": 0.0,
+        "altruistic": 0.25,
+    }
+    with pytest.raises(ValueError, match="unknown policy 'greedy'; allowed: selfish"):
+        parse_mixture("greedy=1", names)
+    with pytest.raises(ValueError, match="not a number"):
+        parse_mixture("selfish=lots", names)
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def run_simulate(out: Path, seed: int, *extra: str | Path) -> int:
+    return scai(
+        "simulate",
+        "--policy",
+        MIX,
+        "--users",
+        6,
+        "--rounds",
+        6,
+        "--epochs",
+        3,
+        "--sims",
+        2,
+        "--currency",
+        "apples",
+        "--seed",
+        seed,
+        "--out",
+        out,
+        "--transcript",
+        out.with_suffix(".txt"),
+        *extra,
+    )
+
+
+def outputs(out: Path) -> list[bytes]:
+    return [p.read_bytes() for p in (out, users_path(out), out.with_suffix(".txt"))]
+
+
+def test_cli_same_seed_gives_identical_files(tmp_path, capsys):
+    a, b = tmp_path / "a" / "sim.csv", tmp_path / "b" / "sim.csv"
+    assert run_simulate(a, 3) == 0
+    assert run_simulate(b, 3) == 0
+    assert "wrote 36 interactions" in capsys.readouterr().out
+    assert users_path(a).name == "sim.users.csv"
+    files_a, files_b = outputs(a), outputs(b)
+    assert all(len(f) > 0 for f in files_a)
+    assert files_a == files_b
+    # what was written is valid and typed
+    table = read_interactions(a)
+    assert len(table) == 36 and set(table["currency"]) == {"apples"}
+    users = read_users(users_path(a), Hypothesis().policy_names)
+    assert len(users) == 12
+
+
+def test_cli_different_seeds_differ(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run_simulate(a, 1) == 0
+    assert run_simulate(b, 2) == 0
+    files_a, files_b = outputs(a), outputs(b)
+    for fa, fb in zip(files_a, files_b, strict=True):
+        assert fa != fb
+
+
+def test_simulate_function_is_deterministic():
+    kwargs = dict(policy="selfish=1,fair=1,altruistic=1", users=5, epochs=2, sims=3, seed=9)
+    one, two = simulate(Hypothesis(), **kwargs), simulate(Hypothesis(), **kwargs)
+    pd.testing.assert_frame_equal(one.interactions, two.interactions)
+    pd.testing.assert_frame_equal(one.users, two.users)
+    three = simulate(Hypothesis(), **{**kwargs, "seed": 10})
+    assert not one.interactions.equals(three.interactions)
+
+
+SPITE_TOML = """\
+name = "with_spite"
+
+[policies.selfish]
+w = 0.0
+
+[policies.spiteful]
+w = -1.0
+description = "values the other's loss"
+"""
+
+
+def spiteful_share(pots: np.ndarray, lam: float) -> np.ndarray:
+    """Exact ``E[offer / pot | pot]`` of a spiteful proposer (w = -1), per pot."""
+    shares = []
+    for pot in pots:
+        probs = np.exp(ref.offer_logps(int(pot), -1.0, 0.0, 0.0, lam))
+        shares.append((probs * np.arange(pot + 1)).sum() / pot)
+    return np.array(shares)
+
+
+def test_cli_policy_defined_only_in_toml(tmp_path):
+    hyp = tmp_path / "spite.toml"
+    hyp.write_text(SPITE_TOML)
+    common = ("--users", 10, "--rounds", 10, "--epochs", 5, "--sims", 10, "--hypothesis", hyp)
+    spite, selfish = tmp_path / "spite.csv", tmp_path / "selfish.csv"
+    assert scai("simulate", "--policy", "spiteful", "--out", spite, "--seed", 1, *common) == 0
+    assert scai("simulate", "--policy", "selfish", "--out", selfish, "--seed", 2, *common) == 0
+
+    names = ("selfish", "spiteful")
+    assert set(read_users(users_path(spite), names)["policy"]) == {"spiteful"}
+    assert set(read_users(users_path(selfish), names)["policy"]) == {"selfish"}
+    sp, se = read_interactions(spite), read_interactions(selfish)
+    assert len(sp) == len(se) == 500
+
+    # U = x - y: a spiteful proposer keeps at least half (its own kind rejects the rest), and
+    # offers ~ uniformly below half: E[share] ~ 0.25 (exact value from the scalar formula).
+    share = (sp["offer"] / sp["pot"]).to_numpy()
+    exact = spiteful_share(sp["pot"].to_numpy(), lam=4.0)
+    se_share = np.std(share - exact, ddof=1) / math.sqrt(len(share))  # ~0.007
+    assert abs(share.mean() - exact.mean()) < 4 * se_share
+    assert share.mean() < 0.3
+    assert (share <= 0.5).mean() > 0.99
+    # A spiteful responder accepts only offers above half, so it rejects almost everything
+    # its own kind offers; a selfish one accepts almost everything.
+    reject_spite, reject_selfish = 1 - sp["accepted"].mean(), 1 - se["accepted"].mean()
+    assert reject_spite > 0.9
+    assert reject_selfish < 0.1
+
+
+def test_cli_manner_fixes_every_users_manner(tmp_path):
+    out = tmp_path / "rude.csv"
+    argv = ("--users", 10, "--rounds", 10, "--epochs", 5, "--sims", 4, "--seed", 4)
+    assert scai("simulate", "--policy", MIX, "--manner", "rude", "--out", out, *argv) == 0
+    users = read_users(users_path(out), Hypothesis().policy_names)
+    assert len(users) == 40
+    assert set(users["manner"]) == {"rude"}
+    table = read_interactions(out)
+    tones = pd.concat([table["proposer_tone"], table["responder_tone"]])
+    # 400 messages, each rude with P = tone_fidelity = 0.85: sd = 0.018, tolerance 4 sd
+    assert abs((tones == "rude").mean() - 0.85) < 4 * math.sqrt(0.85 * 0.15 / len(tones))
+
+
+def test_manners_drawn_from_stereotype_when_not_fixed():
+    """Without --manner, a fully stereotyped hypothesis makes every selfish user rude."""
+    hyp = Hypothesis(stereotype={"selfish": {"rude": 1.0}}, stereotype_strength=1.0)
+    sim = simulate(hyp, policy="selfish", users=20, seed=3)
+    assert set(sim.users["manner"]) == {"rude"}
+    loose = simulate(Hypothesis(), policy="selfish", users=40, seed=3)
+    assert loose.users["manner"].nunique() > 1
+
+
+def test_transcript_is_deterministic_and_names_the_unit(tmp_path):
+    sim = simulate(Hypothesis(), policy=MIX, users=4, rounds=4, currency="apples", seed=2)
+    text = transcript(sim.interactions, seed=5)
+    assert text == transcript(sim.interactions, seed=5)
+    lines = text.splitlines()
+    assert len(lines) == 2 * len(sim.interactions)  # a proposal and a reply per game
+    assert "apples" in lines[0]
+    first = sim.interactions.iloc[0]
+    assert f"{first['offer']} of {first['pot']} apples" in lines[0]
+    assert lines[0].startswith(f"[sim 0 epoch 1 round 1] {first['proposer']} -> ")
+    # the wording is drawn from the seed: another seed words some line differently
+    assert any(transcript(sim.interactions, seed=s) != text for s in range(6, 10))
+    # through the CLI with another currency, the unit follows the currency
+    out = tmp_path / "m.csv"
+    assert (
+        scai(
+            "simulate",
+            "--policy",
+            "fair",
+            "--currency",
+            "medicine",
+            "--users",
+            4,
+            "--epochs",
+            1,
+            "--out",
+            out,
+            "--transcript",
+            tmp_path / "m.txt",
+        )
+        == 0
+    )
+    assert "grams of medicine" in (tmp_path / "m.txt").read_text()
