@@ -26,7 +26,7 @@ from inference.grids import lognormal_quantiles, normal_quantiles, simplex_latti
 from inference.posterior import Posterior, manner_probabilities
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
-from models.marginal import EventIndex, tone_loglik, user_loglik
+from models.marginal import EventIndex, action_loglik, tone_loglik
 
 MAX_LATENT_SCALARS = 2
 
@@ -97,18 +97,24 @@ def fit_exact(
     num_draws: int = 1000,
     grid_points: int | None = None,
     max_simplex_points: int = 1500,
+    action_loglik: torch.Tensor | None = None,
 ) -> Posterior:
     """Exact posterior (up to the grid). ``grid_points`` per latent scalar (default 32 for one,
-    12 for two); the simplex lattice has at most ``max_simplex_points`` points."""
+    12 for two); the simplex lattice has at most ``max_simplex_points`` points.
+
+    ``action_loglik [T, S, U, K]`` (the offers' and decisions' log-likelihood at each grid point)
+    may be passed in when already known: online updating accumulates it epoch by epoch.
+    """
     check_exact(hypothesis, data)
     if grid_points is None:
         grid_points = 32 if len(latent_scalars(hypothesis, data)) <= 1 else 12
     dtype = torch.float64
     S, U, _ = data.shape
-    index = EventIndex.from_data(data)
     tones = tone_loglik(data, hypothesis).to(dtype)
     lam_t, shift_t, coords = _theta_grid(hypothesis, data, grid_points)
     T = lam_t.shape[0]
+    if action_loglik is None:
+        action_loglik = grid_action_loglik(data, hypothesis, lam_t, shift_t)
 
     pi_grid = simplex_lattice(len(hypothesis.policies), max_simplex_points).to(dtype)  # [G, K]
     conc = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
@@ -120,10 +126,7 @@ def fit_exact(
     log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
     chunk = 32
     for start in range(0, T, chunk):
-        # Grid values are shared by all simulations: a simulation dimension of size 1.
-        lam = lam_t[start : start + chunk].unsqueeze(-1).to(torch.get_default_dtype())
-        shift = shift_t[start : start + chunk].unsqueeze(-2).to(torch.get_default_dtype())
-        L = user_loglik(data, hypothesis, lam, shift, index, tones).to(dtype)
+        L = (action_loglik[start : start + chunk] + tones) * mask.unsqueeze(-1)
         loglik_t.append(L)
         top = L.max(-1, keepdim=True).values  # [t, S, U, 1]
         like = (L - top).exp() @ pi_grid.T  # [t, S, U, G]
@@ -165,7 +168,60 @@ def fit_exact(
         },
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
+        engine_state={"action_loglik": action_loglik},
     )
+
+
+def grid_action_loglik(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    lam_t: torch.Tensor,
+    shift_t: torch.Tensor,
+    chunk: int = 32,
+) -> torch.Tensor:
+    """``[T, S, U, K]`` action log-likelihood at every grid point ``(lam_t[t], shift_t[t])``."""
+    index = EventIndex.from_data(data)
+    parts = []
+    for start in range(0, lam_t.shape[0], chunk):
+        # Grid values are shared by all simulations: a simulation dimension of size 1.
+        lam = lam_t[start : start + chunk].unsqueeze(-1).to(torch.get_default_dtype())
+        shift = shift_t[start : start + chunk].unsqueeze(-2).to(torch.get_default_dtype())
+        parts.append(action_loglik(data, hypothesis, lam, shift, index).double())
+    return torch.cat(parts)
+
+
+def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
+    """The posterior given ``previous``'s data plus new interactions: ``table`` and ``data``
+    hold all of them. Action log-likelihoods add across epochs, so only the new interactions
+    are scored; the grid, prior and settings are the previous fit's."""
+    hyp = previous.hypothesis
+    settings = previous.settings
+    state = previous.engine_state or {}
+    if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
+        return fit_exact(data, hyp, table=table, seed=previous.seed, **settings)
+    lam_t, shift_t, _ = _theta_grid(hyp, data, settings["grid_points"])
+    new_rows = table.iloc[len(previous.table) :]
+    new_data = GroupData.from_table(new_rows, currencies=data.currencies)
+    total = torch.zeros(lam_t.shape[0], *data.shape[:2], len(hyp.policies), dtype=torch.float64)
+    for part_data, part in (
+        (previous.data, state["action_loglik"]),
+        (new_data, grid_action_loglik(new_data, hyp, lam_t, shift_t)),
+    ):
+        s_idx, u_idx = _positions(part_data, data)
+        total[:, s_idx, u_idx] += part[:, *torch.nonzero(part_data.user_mask, as_tuple=True)]
+    return fit_exact(data, hyp, table=table, seed=previous.seed, action_loglik=total, **settings)
+
+
+def _positions(part: GroupData, whole: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each real user of ``part`` sits in ``whole`` (by simulation and user id)."""
+    sim_of = {s: i for i, s in enumerate(whole.sim_ids)}
+    user_of = [{u: j for j, u in enumerate(ids)} for ids in whole.user_ids]
+    s_idx, u_idx = [], []
+    for s, sim in enumerate(part.sim_ids):
+        for user in part.user_ids[s]:
+            s_idx.append(sim_of[sim])
+            u_idx.append(user_of[sim_of[sim]][user])
+    return torch.tensor(s_idx, dtype=torch.long), torch.tensor(u_idx, dtype=torch.long)
 
 
 def _policy_probs(

@@ -1,9 +1,10 @@
 """The MCMC engine: NUTS on the continuous sites, with the discrete sites summed out.
 
-The potential is the negative log density of :func:`models.marginal.marginal_model`, the
-model with each user's policy and manner summed out by hand (equal to the enumerated Pyro
-model's density; a test checks it), transformed to an unconstrained space by Pyro's
-``initialize_model``. Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
+The potential (:class:`inference.potential.Potential`) is the negative log density of
+:func:`models.marginal.marginal_model`, the model with each user's policy and manner summed
+out by hand (equal to the enumerated Pyro model's density; a test checks it), on an
+unconstrained vector (stick-breaking ``pi``, log ``lam``), written directly in torch.
+Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 
 Label switching cannot happen: the policy types are named utilities, not exchangeable
@@ -23,16 +24,14 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
-from pyro.infer.autoguide.initialization import init_to_median
 from pyro.infer.mcmc import MCMC, NUTS
-from pyro.infer.mcmc.util import initialize_model
 
 from inference.diagnostics import mcmc_diagnostics
-from inference.draws import latent_sites, squeeze_site
+from inference.draws import latent_sites
 from inference.posterior import Posterior
+from inference.potential import Potential
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
-from models.marginal import EventIndex, marginal_model, tone_loglik
 
 
 class RecordingNUTS(NUTS):
@@ -87,43 +86,33 @@ def _run_chain(
     seed: int,
     warmup: int,
     samples: int,
-    jit: bool,
     progress: bool,
     target_accept: float,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One NUTS chain; returns constrained draws ``[samples, ...]`` and per-draw stats."""
     torch.set_num_threads(1)
     pyro.set_rng_seed(seed * 1000 + chain)
-    index = EventIndex.from_data(data)
-    tones = tone_loglik(data, hypothesis)
-    init, potential_fn, transforms, _ = initialize_model(
-        marginal_model,
-        model_args=(data, hypothesis, index, tones),
-        jit_compile=jit,
-        skip_jit_warnings=True,
-        # Start at the prior median: uniform starts in (-2, 2) can land beside a local mode at
-        # very low rationality (measured: 3,000 nats below the global one) and stay there.
-        init_strategy=init_to_median(num_samples=15),
-    )
+    potential = Potential(data, hypothesis)
     kernel = RecordingNUTS(
-        potential_fn=potential_fn,
-        transforms=transforms,
+        potential_fn=lambda params: potential(params["theta"]),
         target_accept_prob=target_accept,
-        jit_compile=jit,
-        ignore_jit_warnings=True,
     )
+    # Start at the prior median: uniform starts in (-2, 2) can land beside a local mode at very
+    # low rationality (measured: 3,000 nats below the global one) and stay there.
+    start = potential.initial() + 0.1 * torch.randn(potential.layout.size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mcmc = MCMC(
             kernel,
             num_samples=samples,
             warmup_steps=warmup,
-            initial_params=init,
+            initial_params={"theta": start},
             disable_progbar=not progress,
-            transforms=transforms,
         )
         mcmc.run()
-    draws = {k: v.detach().numpy() for k, v in mcmc.get_samples().items()}
+    theta = mcmc.get_samples()["theta"].detach()
+    sites = potential.constrain(theta)
+    draws = {k: v.numpy() for k, v in sites.items()}
     stats = {k: np.asarray(v[warmup:]) for k, v in kernel.stats.items()}
     return draws, stats
 
@@ -135,10 +124,9 @@ def fit_mcmc(
     table=None,
     seed: int = 0,
     num_chains: int = 2,
-    warmup: int = 500,
+    warmup: int = 300,
     samples: int = 500,
     target_accept: float = 0.8,
-    jit: bool = False,
     parallel: bool | None = None,
     progress: bool = False,
 ) -> Posterior:
@@ -148,7 +136,7 @@ def fit_mcmc(
     if parallel is None:
         parallel = num_chains > 1 and (os.cpu_count() or 1) >= num_chains
     args = [
-        (data, hypothesis, c, seed, warmup, samples, jit, progress and c == 0, target_accept)
+        (data, hypothesis, c, seed, warmup, samples, progress and c == 0, target_accept)
         for c in range(num_chains)
     ]
     if parallel:
@@ -162,9 +150,8 @@ def fit_mcmc(
         finally:
             torch.set_num_threads(threads)
 
-    S = data.shape[0]
     draws = {
-        site: torch.stack([squeeze_site(site, torch.as_tensor(r[0][site]), S) for r in results])
+        site: torch.stack([torch.as_tensor(r[0][site]) for r in results])
         for site in latent_sites(hypothesis)
     }
     stats = {k: np.stack([r[1][k] for r in results]) for k in results[0][1]}
@@ -180,7 +167,6 @@ def fit_mcmc(
             "warmup": warmup,
             "samples": samples,
             "target_accept": target_accept,
-            "jit": jit,
             "parallel": parallel,
         },
         seed=seed,
