@@ -68,7 +68,12 @@ def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     z = _categorical(z_probs, generator)  # [d, S, U]
     from models.model import group_tables
 
-    tables = group_tables(hyp, data.pots, lam, shift)  # [d, S, C, K, P, O]
+    if {"lam", "shift", "shift_shared"} & set(posterior.draws):
+        tables = group_tables(hyp, data.pots, lam, shift)  # [d, S, C, K, P, O]
+        draw_of = torch.arange(pi.shape[0]).unsqueeze(-1)
+    else:  # nothing in the tables varies by draw: compute them once
+        tables = group_tables(hyp, data.pots, lam[:1], shift[:1])
+        draw_of = torch.zeros(pi.shape[0], 1, dtype=torch.long)
     table = posterior.table.reset_index(drop=True)
     n = len(table)
     sim_of = {s: i for i, s in enumerate(data.sim_ids)}
@@ -78,14 +83,16 @@ def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     s_idx = torch.tensor([sim_of[str(s)] for s in table["sim"]])
     c_idx = torch.tensor([cur_of[c] for c in table["currency"]])
     p_idx = torch.tensor([pot_of[int(p)] for p in table["pot"]])
+    # -1 marks a participant that is not a user (unknown proposer, the assistant): its action
+    # is not replicated, the observed one is kept.
     resp = torch.tensor(
-        [user_of[s][str(r)] for s, r in zip(s_idx.tolist(), table["responder"], strict=True)]
-    )  # noqa: E501
-    prop = torch.tensor(
         [
-            user_of[s].get(str(p), -1) if p else -1
-            for s, p in zip(s_idx.tolist(), table["proposer"], strict=True)
-        ]  # noqa: E501
+            user_of[s].get(str(r), -1)
+            for s, r in zip(s_idx.tolist(), table["responder"], strict=True)
+        ]
+    )
+    prop = torch.tensor(
+        [user_of[s].get(str(p), -1) for s, p in zip(s_idx.tolist(), table["proposer"], strict=True)]
     )
     d = pi.shape[0]
     ar = torch.arange(d).unsqueeze(-1)
@@ -93,12 +100,14 @@ def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     has_prop = prop >= 0
     if has_prop.any():
         zp = z[ar, s_idx, prop.clamp(min=0)]
-        logits = tables.offer_logp[ar, s_idx, c_idx, zp, p_idx]  # [d, n, O]
+        logits = tables.offer_logp[draw_of, s_idx, c_idx, zp, p_idx]  # [d, n, O]
         drawn = _categorical(torch.softmax(logits, -1), generator)
         offers = torch.where(has_prop, drawn, offers)
-    zr = z[ar, s_idx, resp]
-    accept_logit = tables.accept_logit[ar, s_idx, c_idx, zr, p_idx, offers]
+    zr = z[ar, s_idx, resp.clamp(min=0)]
+    accept_logit = tables.accept_logit[draw_of, s_idx, c_idx, zr, p_idx, offers]
     accepted = torch.bernoulli(torch.sigmoid(accept_logit), generator=generator)
+    observed = torch.as_tensor(table["accepted"].to_numpy(), dtype=accepted.dtype)
+    accepted = torch.where(resp >= 0, accepted, observed)
     shape = (C, len(keep), n)
     return {
         "offer": offers.reshape(shape).numpy().astype(np.int32),

@@ -19,6 +19,11 @@ import torch
 from models.game import CURRENCIES
 from models.language import TONES
 
+#: The participant name the assistant plays under. It is not one of the users: its own offers
+#: and decisions carry no evidence about the users' norms, so they are not scored (an offer it
+#: makes is exogenous to the responding user, like an unknown proposer's).
+ASSISTANT = "assistant"
+
 
 @dataclass
 class GroupData:
@@ -85,7 +90,8 @@ class GroupData:
         """Build the tensors from a validated, typed interaction table.
 
         ``users`` optionally lists each simulation's users (including ones that never played);
-        ``currencies`` fixes the currency order (default: in order of appearance).
+        ``currencies`` fixes the currency order (default: in order of appearance). Participants
+        named :data:`ASSISTANT` are not users: their actions are not scored.
         """
         df = table.reset_index(drop=True)
         sim = df["sim"].astype(str).to_numpy()
@@ -93,8 +99,11 @@ class GroupData:
         if users is not None:
             sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
         sim_of = {s: i for i, s in enumerate(sim_ids)}
+        # The assistant's own actions are not evidence: treat it as an unknown participant.
         proposer = df["proposer"].astype(str).to_numpy()
+        proposer = np.where(proposer == ASSISTANT, "", proposer)
         responder = df["responder"].astype(str).to_numpy()
+        responder = np.where(responder == ASSISTANT, "", responder)
 
         user_ids: list[list[str]] = []
         for s in sim_ids:
@@ -107,8 +116,11 @@ class GroupData:
         n = len(df)
         rows = np.arange(n)
         has_proposer = proposer != ""
-        ev_row = np.concatenate([rows[has_proposer], rows])
-        ev_role = np.concatenate([np.zeros(has_proposer.sum(), int), np.ones(n, int)])
+        has_responder = responder != ""
+        ev_row = np.concatenate([rows[has_proposer], rows[has_responder]])
+        ev_role = np.concatenate(
+            [np.zeros(has_proposer.sum(), int), np.ones(has_responder.sum(), int)]
+        )
         ev_sim = np.array([sim_of[s] for s in sim[ev_row]], dtype=np.int64)
         ev_user_name = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
         ev_user = np.array(

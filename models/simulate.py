@@ -159,25 +159,54 @@ def simulate(
         pot_range=pot_range,
     )
     user_ids = {str(s): [f"u{u}" for u in range(users)] for s in range(sims)}
-    data = GroupData.from_table(schedule, users=user_ids)
-    S, U, _ = data.shape
-
-    pi = torch.tensor([mixture[p] for p in hypothesis.policy_names]).expand(S, 1, 1, -1)
-    fixed: dict[str, torch.Tensor] = {"pi": pi}
+    policies = None
     if assign == "exact":
-        types = [exact_assignment(mixture, users, rng) for _ in range(S)]
-        fixed["policy"] = torch.tensor(
-            [[hypothesis.policy_index(t) for t in row] for row in types]
-        ).unsqueeze(-1)
-    if manner is not None:
-        fixed["manner"] = torch.full((S, U, 1), MANNERS.index(manner))
-
+        policies = [exact_assignment(mixture, users, rng) for _ in range(sims)]
+    manners = [[manner] * users for _ in range(sims)] if manner is not None else None
     pyro.set_rng_seed(seed)
+    return play(schedule, hypothesis, user_ids, mixture=mixture, policies=policies, manners=manners)
+
+
+def play(
+    schedule: pd.DataFrame,
+    hypothesis: Hypothesis,
+    users: Mapping[str, Sequence[str]],
+    *,
+    mixture: Mapping[str, float] | None = None,
+    policies: Sequence[Sequence[str]] | None = None,
+    manners: Sequence[Sequence[str]] | None = None,
+) -> Simulation:
+    """Run the model forward over ``schedule``: the users' offers, decisions and tones.
+
+    Each simulation's users (``users[sim]``) get the given ``policies`` and ``manners``
+    (lists per simulation, in user order), or draw them from ``mixture`` and the hypothesis's
+    coupling. Rows whose proposer is the assistant keep their offer (exogenous); rows whose
+    responder is the assistant keep their decision. Uses Pyro's global random state.
+    """
+    data = GroupData.from_table(schedule, users=users)
+    S, U, _ = data.shape
+    fixed: dict[str, torch.Tensor] = {}
+    if mixture is not None:
+        pi = torch.tensor([mixture.get(p, 0.0) for p in hypothesis.policy_names])
+        fixed["pi"] = pi.expand(S, 1, 1, -1)
+    if policies is not None:
+        fixed["policy"] = _per_user(policies, hypothesis.policy_index, data).unsqueeze(-1)
+    if manners is not None:
+        fixed["manner"] = _per_user(manners, MANNERS.index, data).unsqueeze(-1)
     with torch.no_grad():
         sampled = pyro.poutine.condition(social_contract_model, data=fixed)(
             data, hypothesis, observed=False
         )
     return _to_tables(schedule, data, sampled, hypothesis)
+
+
+def _per_user(values: Sequence[Sequence[str]], to_index, data: GroupData) -> torch.Tensor:
+    """``[S, U]`` indices from per-simulation lists of names (padding users get 0)."""
+    S, U, _ = data.shape
+    out = torch.zeros(S, U, dtype=torch.long)
+    for s, row in enumerate(values):
+        out[s, : len(row)] = torch.tensor([to_index(v) for v in row])
+    return out
 
 
 def _to_tables(

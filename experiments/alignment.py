@@ -1,0 +1,79 @@
+"""Experiment ``alignment``: does the assistant come to act as the group does?
+
+One norm per group (selfish, fair, altruistic) and mixed groups (80/20, 50/50, 20/80
+selfish/altruistic), 10 users each, neutral manners, one training currency per simulation.
+The assistant learns under the ``neutral`` hypothesis (``--hypothesis`` overrides it).
+
+Checks: in one-norm groups the assistant's mean offered share is within 2 points of the users'
+from epoch 2 on; in mixed groups the posterior mean of ``pi`` is within 0.1 of the true mixture
+at the last epoch in at least 90% of runs (the original assistant matched mixtures only across
+runs, never within one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from experiments.common import (
+    ExperimentResult,
+    figure_dir,
+    format_checks,
+    keep_posterior,
+    output_dir,
+    settings_from,
+    write_summary,
+)
+from experiments.original import ALIGNMENT
+from experiments.plots import offered_share_panels
+from experiments.protocol import Condition, run_conditions, summarise
+
+NAME = "alignment"
+MIXES = {"mixed 80/20": 0.8, "mixed 50/50": 0.5, "mixed 20/80": 0.2}  # share of selfish users
+
+
+def conditions(hypothesis: str) -> list[Condition]:
+    one_norm = [
+        Condition(p, p, hypothesis=hypothesis, users=10, true_policy=p)
+        for p in ("selfish", "fair", "altruistic")
+    ]
+    mixed = [
+        Condition(name, f"selfish={q},altruistic={1 - q:.1f}", hypothesis=hypothesis, users=10)
+        for name, q in MIXES.items()
+    ]
+    return one_norm + mixed
+
+
+def main(args) -> ExperimentResult:
+    hypothesis = args.hypothesis or "neutral"
+    settings = settings_from(args)
+    out = output_dir(args, NAME)
+    results = run_conditions(conditions(hypothesis), settings, out / "cache", args.workers)
+    summary = pd.concat([summarise(NAME, r, hypothesis) for r in results.values()])
+    write_summary(summary, out)
+    keep_posterior(results["mixed 80/20"], out, "mixed 80/20")
+
+    checks, numbers = {}, {}
+    later = summary[summary["epoch"] >= 2]
+    for cond in ("selfish", "fair", "altruistic"):
+        part = later[later["condition"] == cond].pivot(
+            index="epoch", columns="agent", values="offered_share_mean"
+        )
+        gap = float((part["assistant"] - part["users"]).abs().max())
+        numbers[f"{cond}: max |assistant - users| from epoch 2 (points)"] = gap
+        checks[f"{cond}: assistant within 2 points of users from epoch 2"] = gap <= 2
+    for name, q in MIXES.items():
+        per_sim = results[name].per_sim
+        last = per_sim[per_sim["epoch"] == per_sim["epoch"].max()]
+        err = np.maximum(np.abs(last["pi_selfish"] - q), np.abs(last["pi_altruistic"] - (1 - q)))
+        frac = float((err <= 0.1).mean())
+        numbers[f"{name}: share of runs with pi within 0.1 at the last epoch"] = frac
+        checks[f"{name}: pi within 0.1 of the mixture in >= 90% of runs"] = frac >= 0.9
+    figure = offered_share_panels(
+        summary,
+        ALIGNMENT,
+        figure_dir(args) / "alignment.png",
+        "Alignment: offered share per epoch, users vs assistant (95% CI over simulations)",
+    )
+    report = format_checks(NAME, checks, numbers)
+    return ExperimentResult(NAME, summary, checks, numbers, [figure], report)

@@ -1,0 +1,93 @@
+"""How the assistant acts: by posterior sampling (the default) or on the posterior predictive.
+
+Posterior sampling, as in PSRL: once per epoch the assistant draws a parameter set ``theta``
+from its posterior (the prior before any data) and the norm of a randomly chosen member of the
+group (the type ``k`` drawn from that member's posterior given ``theta``; from ``pi`` when no
+member has been seen), then acts as a user of type ``k`` would: offers ``o ~ P_offer[k]`` and
+accepts with ``P_accept[k](o)``. Acting on the posterior predictive averages those action
+probabilities over draws and types instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inference.posterior import Posterior
+from models.game import get_currency
+from models.hypotheses import Hypothesis
+from models.policies import action_tables, policy_parameters
+
+ACTING = ("sample", "predictive")
+
+
+@dataclass
+class Norms:
+    """Per simulation: the assistant's action probabilities this epoch."""
+
+    offer_probs: list[np.ndarray]  # per sim, [pot + 1]
+    accept_probs: list[np.ndarray]  # per sim, [pot + 1]
+    types: list[int | None]  # the sampled type (posterior sampling), else None
+
+
+def _prior_draws(hyp: Hypothesis, n_sims: int, n_draws: int, currencies: list[str], gen):
+    """Prior draws of ``pi [D, S, K]``, ``lam [D, S]`` and each sim's currency shift."""
+    conc = torch.tensor(hyp.pi_concentration)
+    pi = torch.distributions.Dirichlet(conc).sample((n_draws, n_sims))
+    lam = torch.full((n_draws, n_sims), hyp.rationality)
+    if hyp.rationality_is_latent:
+        lam = (
+            math.log(hyp.rationality) + hyp.rationality_scale * torch.randn(n_draws, n_sims)
+        ).exp()
+    essential = torch.tensor([float(get_currency(c).essential) for c in currencies])
+    shift = hyp.shared_scale * torch.randn(n_draws, n_sims) + hyp.essential_shift * essential
+    shift = shift + hyp.currency_scale * torch.randn(n_draws, n_sims)
+    return pi, lam, shift
+
+
+def assistant_norms(
+    posterior: Posterior | None,
+    hypothesis: Hypothesis,
+    pots: list[int],
+    currencies: list[str],
+    rng: np.random.Generator,
+    acting: str = "sample",
+    n_prior_draws: int = 1000,
+) -> Norms:
+    """The assistant's offer and accept probabilities for each simulation's pot and currency."""
+    if acting not in ACTING:
+        raise ValueError(f"acting must be one of {', '.join(ACTING)}, got {acting!r}")
+    S = len(pots)
+    if posterior is None:
+        pi, lam, shift = _prior_draws(hypothesis, S, n_prior_draws, currencies, rng)
+        weights = pi
+    else:
+        weights = posterior.type_weights("member")  # [D, S, K]
+        lam = posterior.lam()
+        shift = torch.stack(
+            [posterior.shift(c)[:, s] for s, c in enumerate(currencies)], dim=-1
+        )  # [D, S]
+    w, alpha, beta = policy_parameters(hypothesis.policies)
+    offers, accepts, types = [], [], []
+    for s in range(S):
+        pot = torch.tensor([pots[s]])
+        if acting == "sample":
+            d = int(rng.integers(weights.shape[0]))
+            p = weights[d, s].double().numpy()
+            k = int(rng.choice(len(p), p=p / p.sum()))
+            t = action_tables(
+                w[k : k + 1], alpha[k : k + 1], beta[k : k + 1], pot, lam[d, s], shift[d, s]
+            )
+            offers.append(t.offer_logp[0, 0].exp().double().numpy())
+            accepts.append(t.accept_prob()[0, 0].double().numpy())
+            types.append(k)
+        else:
+            t = action_tables(w, alpha, beta, pot, lam[:, s], shift[:, s])  # [D, K, 1, O]
+            ws = weights[:, s].unsqueeze(-1)
+            offers.append((ws * t.offer_logp[:, :, 0].exp()).sum(1).mean(0).double().numpy())
+            accepts.append((ws * t.accept_prob()[:, :, 0]).sum(1).mean(0).double().numpy())
+            types.append(None)
+    return Norms(offers, accepts, types)

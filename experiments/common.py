@@ -1,0 +1,64 @@
+"""What every experiment shares: settings from the command line, outputs, checks."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.protocol import ConditionResult, Settings
+from models.data import write_csv_atomic
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    summary: pd.DataFrame
+    checks: dict[str, bool] = field(default_factory=dict)
+    numbers: dict[str, float] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    report: str = ""
+
+
+def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> Settings:
+    """Protocol settings from ``scai run`` options (``--quick`` shrinks them)."""
+    sims = min(args.sims, quick_sims) if args.quick else args.sims
+    epochs = min(args.epochs, quick_epochs) if args.quick else args.epochs
+    return Settings(sims=sims, epochs=epochs, seed=args.seed, engine=args.engine, **extra)
+
+
+def output_dir(args, name: str) -> Path:
+    path = Path(args.out) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figure_dir(args) -> Path:
+    path = Path(args.figures)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_summary(summary: pd.DataFrame, out: Path) -> Path:
+    path = out / "summary.csv"
+    write_csv_atomic(summary, path)
+    return path
+
+
+def keep_posterior(result: ConditionResult, out: Path, label: str) -> Path | None:
+    """Copy a representative run's posterior (NetCDF) next to the summary."""
+    source = result.extras.get("posterior_path")
+    if source is None or not Path(source).exists():
+        return None
+    target = out / f"posterior_{label.replace(' ', '_').replace('/', '-').replace('+', 'and')}.nc"
+    shutil.copyfile(source, target)
+    return target
+
+
+def format_checks(name: str, checks: dict[str, bool], numbers: dict[str, float]) -> str:
+    lines = [f"{name}:"]
+    lines += [f"  {'PASS' if ok else 'FAIL'}  {what}" for what, ok in checks.items()]
+    lines += [f"  {k} = {v:.3g}" for k, v in numbers.items()]
+    return "\n".join(lines)

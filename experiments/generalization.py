@@ -1,0 +1,227 @@
+"""Experiment ``generalization``: a norm learned on dollars, tested on essential goods.
+
+A selfish group trades in dollars for 5 epochs; then the assistant proposes in dollars (in
+distribution) and in grams of medicine, pints of blood and liters of baby formula (out of
+distribution: currencies it never saw), 5 test games per simulation each. Three hypotheses
+about currencies (the assistant's prior):
+
+* ``currency_invariant``: a norm is the same whatever the currency;
+* ``pooled``: currencies shift the norm by a shared amount plus a small deviation
+  (hierarchical), so the dollars teach it about every currency;
+* ``essential_goods_shared``: currencies unpooled, with a prior that essential goods are
+  shared: the dollars teach nothing about medicine, so the prior decides there.
+
+Checks: the out-of-distribution gap in offered share is under 3 points for the first two and
+over 30 for the last (the original GPT-4 assistant: 59 points). The second figure shows why:
+prior and posterior of the currency shift for dollars and for medicine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from experiments.assistant import assistant_norms
+from experiments.common import (
+    ExperimentResult,
+    figure_dir,
+    format_checks,
+    keep_posterior,
+    output_dir,
+    settings_from,
+    write_summary,
+)
+from experiments.original import GENERALIZATION
+from experiments.protocol import Condition, condition_seed, mean_interval, run_conditions, summarise
+from inference.posterior import Posterior
+from models.data import write_csv_atomic
+from models.game import OOD_CURRENCIES
+from models.hypotheses import get_hypothesis
+
+NAME = "generalization"
+HYPOTHESES = ("currency_invariant", "pooled", "essential_goods_shared")
+TEST_CURRENCIES = ("dollars", *OOD_CURRENCIES)
+TEST_GAMES = 5
+
+
+def conditions(hypotheses) -> list[Condition]:
+    return [
+        Condition(
+            f"selfish on dollars | {h}",
+            "selfish",
+            currency="dollars",
+            hypothesis=h,
+            users=10,
+            true_policy="selfish",
+        )
+        for h in hypotheses
+    ]
+
+
+def test_offers(posterior: Posterior, hypothesis, seed: int, games: int) -> pd.DataFrame:
+    """The trained assistant's offers in each test currency (posterior sampling)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    S = posterior.data.shape[0]
+    rows = []
+    for currency in TEST_CURRENCIES:
+        for game in range(games):
+            pots = [int(p) for p in rng.integers(10, 101, S)]
+            norms = assistant_norms(posterior, hypothesis, pots, [currency] * S, rng)
+            for s, (p, pot) in enumerate(zip(norms.offer_probs, pots, strict=True)):
+                offer = int(rng.choice(len(p), p=p / p.sum()))
+                rows.append((s, currency, game, pot, offer, 100 * offer / pot))
+    return pd.DataFrame(rows, columns=["sim", "currency", "game", "pot", "offer", "share"])
+
+
+def shift_samples(posterior: Posterior, hypothesis, currency: str, n: int, seed: int):
+    """Prior and posterior draws of a currency's shift (of the weight on the other's payoff)."""
+    gen = torch.Generator().manual_seed(seed)
+    post = posterior.shift(currency, gen)[:, 0].numpy()
+    hyp = hypothesis
+    from models.game import get_currency
+
+    ess = float(get_currency(currency).essential)
+    prior = (
+        hyp.shared_scale * torch.randn(n, generator=gen)
+        + hyp.currency_scale * torch.randn(n, generator=gen)
+        + hyp.essential_shift * ess
+    ).numpy()
+    return prior, post
+
+
+def main(args) -> ExperimentResult:
+    hypotheses = (args.hypothesis,) if args.hypothesis else HYPOTHESES
+    settings = settings_from(args)
+    out = output_dir(args, NAME)
+    conds = conditions(hypotheses)
+    results = run_conditions(conds, settings, out / "cache", args.workers)
+
+    summaries, tests, shifts = [], [], []
+    checks, numbers = {}, {}
+    for cond in conds:
+        result = results[cond.name]
+        hyp = get_hypothesis(cond.hypothesis)
+        summaries.append(
+            summarise(NAME, result, cond.hypothesis).assign(phase="train", currency="dollars")
+        )
+        posterior = Posterior.load(result.extras["posterior_path"])
+        games = 2 if args.quick else TEST_GAMES
+        test = test_offers(posterior, hyp, condition_seed(args.seed, cond.name), games)
+        test["hypothesis"] = cond.hypothesis
+        tests.append(test)
+        users_share = result.per_sim["users_share"].to_numpy()
+        for currency, group in test.groupby("currency", sort=False):
+            per_sim = group.groupby("sim")["share"].mean().to_numpy()
+            mean, lo, hi, n = mean_interval(per_sim)
+            for agent, values in (
+                ("assistant", (mean, lo, hi, n)),
+                ("users", mean_interval(users_share)),
+            ):
+                summaries.append(
+                    pd.DataFrame(
+                        [
+                            {
+                                "experiment": NAME,
+                                "condition": f"test on {currency}",
+                                "hypothesis": cond.hypothesis,
+                                "epoch": settings.epochs + 1,
+                                "agent": agent,
+                                "offered_share_mean": values[0],
+                                "offered_share_lo": values[1],
+                                "offered_share_hi": values[2],
+                                "n": values[3],
+                                "phase": "test",
+                                "currency": currency,
+                            }
+                        ]
+                    )
+                )
+        id_share = test.loc[test.currency == "dollars", "share"].mean()
+        ood_share = test.loc[test.currency != "dollars", "share"].mean()
+        gap = float(ood_share - id_share)
+        numbers[f"{cond.hypothesis}: ID share (dollars, %)"] = float(id_share)
+        numbers[f"{cond.hypothesis}: OOD share (essential goods, %)"] = float(ood_share)
+        numbers[f"{cond.hypothesis}: OOD gap (points)"] = gap
+        if cond.hypothesis == "essential_goods_shared":
+            checks[f"{cond.hypothesis}: OOD gap over 30 points (original: 59)"] = gap > 30
+        elif cond.hypothesis in ("currency_invariant", "pooled"):
+            checks[f"{cond.hypothesis}: |OOD gap| under 3 points"] = abs(gap) < 3
+        for currency in ("dollars", "medicine"):
+            prior, post = shift_samples(posterior, hyp, currency, 2000, args.seed)
+            for kind, values in (("prior", prior), ("posterior", post)):
+                shifts.append(
+                    pd.DataFrame(
+                        {
+                            "hypothesis": cond.hypothesis,
+                            "currency": currency,
+                            "kind": kind,
+                            "shift": values,
+                        }
+                    )
+                )
+        keep_posterior(result, out, cond.hypothesis)
+
+    summary = pd.concat(summaries, ignore_index=True)
+    write_summary(summary, out)
+    test_table = pd.concat(tests, ignore_index=True)
+    write_csv_atomic(test_table, out / "test_offers.csv")
+    shift_table = pd.concat(shifts, ignore_index=True)
+    figures = plot_generalization(test_table, shift_table, figure_dir(args))
+    report = format_checks(NAME, checks, numbers)
+    return ExperimentResult(NAME, summary, checks, numbers, figures, report)
+
+
+def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from experiments.plots import ORIGINAL_COLOR
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    test = test.assign(
+        test=np.where(test.currency == "dollars", "dollars (ID)", test.currency + " (OOD)")
+    )
+    fig, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(test, x="hypothesis", y="share", hue="test", errorbar=("ci", 95), ax=ax)
+    ax.axhline(
+        GENERALIZATION["in_distribution"],
+        color=ORIGINAL_COLOR,
+        ls=":",
+        label="GPT-4 assistant, ID (2023)",
+    )
+    ax.axhline(
+        GENERALIZATION["out_of_distribution"],
+        color=ORIGINAL_COLOR,
+        ls="--",
+        label="GPT-4 assistant, OOD (2023)",
+    )
+    ax.set_ylabel("assistant's offered share (% of pot)")
+    ax.set_xlabel("assistant's hypothesis about currencies")
+    ax.set_title("A selfish norm learned on dollars, tested on essential goods")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    first = fig_dir / "generalization.png"
+    fig.savefig(first, dpi=120)
+    plt.close(fig)
+
+    grid = sns.catplot(
+        shifts,
+        x="currency",
+        y="shift",
+        hue="kind",
+        col="hypothesis",
+        kind="violin",
+        split=True,
+        inner="quart",
+        height=3.3,
+        aspect=1.0,
+        cut=0,
+    )
+    grid.set_axis_labels("currency", "shift of weight on other's payoff")
+    grid.figure.suptitle("Why: prior vs posterior of the currency effect", y=1.03)
+    second = fig_dir / "generalization_shift.png"
+    grid.figure.savefig(second, dpi=120, bbox_inches="tight")
+    plt.close(grid.figure)
+    return [first, second]

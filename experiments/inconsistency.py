@@ -1,0 +1,216 @@
+"""Experiment ``inconsistency``: language that contradicts the policy slows learning.
+
+Groups whose manner contradicts the stereotype (altruistic but rude; selfish but sycophantic)
+against the same policies with neutral manners, learned under the ``stereotyped`` hypothesis
+(the assistant expects rude users to be selfish) and the ``neutral`` one (manners carry no
+information). Per interaction with a user, the posterior probability of the true norm (the
+users' mean posterior probability of their true policy), and the number of interactions it
+takes to reach 0.95. A sweep over stereotype strength x the users' rationality shows when the
+slowdown appears: language matters most when actions are noisy.
+
+Checks: under ``stereotyped`` inconsistent groups need more interactions than consistent ones
+(ratio of means with a bootstrap 95% interval above 1); under ``neutral`` the interval
+contains 1 (no slowdown).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from experiments.common import (
+    ExperimentResult,
+    figure_dir,
+    format_checks,
+    keep_posterior,
+    output_dir,
+    settings_from,
+    write_summary,
+)
+from experiments.original import INCONSISTENCY
+from experiments.plots import offered_share_panels
+from experiments.protocol import Condition, interactions_to_reach, run_conditions, summarise
+from models.data import write_csv_atomic
+
+NAME = "inconsistency"
+GROUPS = {  # name -> (policy, manner, consistent counterpart)
+    "altruistic + rude": ("altruistic", "rude", "altruistic + neutral"),
+    "selfish + sycophantic": ("selfish", "sycophantic", "selfish + neutral"),
+    "altruistic + neutral": ("altruistic", "neutral", None),
+    "selfish + neutral": ("selfish", "neutral", None),
+}
+SWEEP_STRENGTHS = (0.0, 0.5, 0.8, 0.95)
+SWEEP_RATIONALITIES = (0.5, 1.0, 2.0, 4.0)
+
+
+def label(group: str, hypothesis: str) -> str:
+    return f"{group} | {hypothesis}"
+
+
+def main_conditions(hypotheses) -> list[Condition]:
+    return [
+        Condition(label(g, h), policy, manner=manner, hypothesis=h, users=10, true_policy=policy)
+        for h in hypotheses
+        for g, (policy, manner, _) in GROUPS.items()
+    ]
+
+
+def sweep_conditions(strengths, rationalities) -> list[Condition]:
+    return [
+        Condition(
+            f"sweep s={s} lam={lam} {manner}",
+            "altruistic",
+            manner=manner,
+            hypothesis="stereotyped",
+            users=10,
+            rationality=lam,
+            stereotype_strength=s,
+            assistant_rationality=lam,
+            true_policy="altruistic",
+        )
+        for s in strengths
+        for lam in rationalities
+        for manner in ("rude", "neutral")
+    ]
+
+
+def slowdown(
+    slow: pd.Series, fast: pd.Series, rng: np.random.Generator, n_boot: int = 2000
+) -> tuple[float, float, float]:
+    """Ratio of mean interactions-to-95% (inconsistent / consistent), bootstrap 95% interval
+    over simulations. Runs that never reached 95% count at their last interaction + 1."""
+    a, b = slow.to_numpy(float), fast.to_numpy(float)
+    ratio = a.mean() / b.mean()
+    boots = [rng.choice(a, len(a)).mean() / rng.choice(b, len(b)).mean() for _ in range(n_boot)]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(ratio), float(lo), float(hi)
+
+
+def reach_table(results, total_interactions: int) -> pd.DataFrame:
+    rows = []
+    for name, result in results.items():
+        reach = interactions_to_reach(result.curve).fillna(total_interactions + 1)
+        for sim, n in reach.items():
+            rows.append({"condition": name, "sim": sim, "interactions_to_95": n})
+    return pd.DataFrame(rows)
+
+
+def main(args) -> ExperimentResult:
+    hypotheses = (args.hypothesis,) if args.hypothesis else ("stereotyped", "neutral")
+    settings = settings_from(args, curve=True)
+    out = output_dir(args, NAME)
+    strengths = (0.0, 0.8) if args.quick else SWEEP_STRENGTHS
+    rationalities = (1.0, 4.0) if args.quick else SWEEP_RATIONALITIES
+    conds = main_conditions(hypotheses) + sweep_conditions(strengths, rationalities)
+    results = run_conditions(conds, settings, out / "cache", args.workers)
+    total = settings.epochs * (settings.rounds + 2)
+    reach = reach_table(results, total)
+    write_csv_atomic(reach, out / "interactions_to_95.csv")
+    rng = np.random.default_rng(args.seed)
+    by_cond = {c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")}
+
+    checks, numbers, ratios = {}, {}, []
+    for h in hypotheses:
+        for group, (_, _, consistent) in GROUPS.items():
+            if consistent is None:
+                continue
+            r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
+            ratios.append({"hypothesis": h, "group": group, "ratio": r, "lo": lo, "hi": hi})
+            numbers[f"{group} | {h}: slowdown ratio"] = r
+            numbers[f"{group} | {h}: 95% interval low"] = lo
+            numbers[f"{group} | {h}: 95% interval high"] = hi
+            if h == "stereotyped":
+                checks[f"{group}: slower under stereotyped (interval above 1)"] = lo > 1
+            elif h == "neutral":
+                checks[f"{group}: no slowdown under neutral (interval contains 1)"] = lo <= 1 <= hi
+    sweep = []
+    for s in strengths:
+        for lam in rationalities:
+            slow = by_cond[f"sweep s={s} lam={lam} rude"]
+            fast = by_cond[f"sweep s={s} lam={lam} neutral"]
+            r, lo, hi = slowdown(slow, fast, rng)
+            sweep.append(
+                {"stereotype_strength": s, "rationality": lam, "ratio": r, "lo": lo, "hi": hi}
+            )
+    ratio_table = pd.DataFrame(ratios)
+    sweep_table = pd.DataFrame(sweep)
+    write_csv_atomic(ratio_table, out / "slowdown.csv")
+    write_csv_atomic(sweep_table, out / "sweep.csv")
+    curves = pd.concat(
+        [r.curve.assign(condition=name) for name, r in results.items() if "sweep" not in name]
+    )
+    write_csv_atomic(curves, out / "learning_curves.csv")
+
+    main_names = [c.name for c in conds if "sweep" not in c.name]
+    summary = pd.concat([summarise(NAME, results[n], n.split(" | ")[1]) for n in main_names])
+    write_summary(summary, out)
+    keep_posterior(results[main_names[0]], out, main_names[0].split(" | ")[0])
+    original = {label(g, "stereotyped"): v for g, v in INCONSISTENCY.items()}
+    figures = [
+        offered_share_panels(
+            summary,
+            original,
+            figure_dir(args) / "inconsistency_share.png",
+            "Inconsistent language: offered share per epoch (95% CI over simulations)",
+            conditions=main_names,
+        ),
+        plot_learning(
+            curves,
+            reach[reach.condition.isin(main_names)],
+            sweep_table,
+            figure_dir(args) / "inconsistency.png",
+        ),
+    ]
+    report = format_checks(NAME, checks, numbers)
+    return ExperimentResult(NAME, summary, checks, numbers, figures, report)
+
+
+def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame, path):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    curves = curves.assign(
+        group=curves.condition.str.split(" \\| ").str[0],
+        hypothesis=curves.condition.str.split(" \\| ").str[1],
+    )
+    sns.lineplot(
+        curves,
+        x="interactions",
+        y="p_true",
+        hue="group",
+        style="hypothesis",
+        errorbar=("ci", 95),
+        ax=axes[0],
+    )
+    axes[0].axhline(0.95, color="0.3", ls=":", lw=1)
+    axes[0].set_xlim(0, 30)
+    axes[0].set_ylabel("posterior probability of the true norm")
+    axes[0].set_xlabel("interactions with users")
+    axes[0].set_title("Learning curves (mean, 95% CI)")
+    axes[0].legend(fontsize=7)
+    reach = reach.assign(
+        group=reach.condition.str.split(" \\| ").str[0],
+        hypothesis=reach.condition.str.split(" \\| ").str[1],
+    )
+    sns.boxplot(reach, y="group", x="interactions_to_95", hue="hypothesis", ax=axes[1])
+    axes[1].set_xlabel("interactions to reach 95% on the true norm")
+    axes[1].set_ylabel("")
+    axes[1].set_title("Interactions needed, over simulations")
+    pivot = sweep.pivot(index="stereotype_strength", columns="rationality", values="ratio")
+    sns.heatmap(
+        pivot.sort_index(ascending=False),
+        annot=True,
+        fmt=".2f",
+        cmap="rocket_r",
+        ax=axes[2],
+        cbar_kws={"label": "slowdown (rude / neutral)"},
+    )
+    axes[2].set_xlabel("users' rationality (lambda)")
+    axes[2].set_ylabel("stereotype strength s")
+    axes[2].set_title("Altruistic users: when does rudeness slow learning?")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,70 @@
+"""Figures, drawn from saved summaries (never by re-running inference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+USERS_COLOR = "0.45"
+ASSISTANT_COLOR = sns.color_palette("colorblind")[0]
+ORIGINAL_COLOR = sns.color_palette("colorblind")[3]
+
+
+def offered_share_panels(
+    summary: pd.DataFrame,
+    original: dict[str, tuple[tuple[float, ...], tuple[float, float]]],
+    path: Path,
+    title: str,
+    conditions: list[str] | None = None,
+) -> Path:
+    """One panel per condition: users' and assistant's offered share per epoch (mean, 95% CI),
+    with the original GPT-4 assistant's numbers overlaid where the study has them."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    conditions = conditions or list(dict.fromkeys(summary["condition"]))
+    n = len(conditions)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False, sharey=True
+    )
+    for ax, cond in zip(axes.flat, conditions, strict=False):
+        part = summary[summary["condition"] == cond]
+        for agent, color, label in (
+            ("users", USERS_COLOR, "users"),
+            ("assistant", ASSISTANT_COLOR, "assistant (ours)"),
+        ):
+            rows_ = part[part["agent"] == agent].sort_values("epoch")
+            ax.plot(rows_["epoch"], rows_["offered_share_mean"], "o-", color=color, label=label)
+            ax.fill_between(
+                rows_["epoch"],
+                rows_["offered_share_lo"],
+                rows_["offered_share_hi"],
+                color=color,
+                alpha=0.2,
+            )
+        if cond in original:
+            gpt, _users = original[cond]
+            epochs = list(range(1, len(gpt) + 1))
+            ax.plot(epochs, gpt, "s--", color=ORIGINAL_COLOR, label="GPT-4 assistant (2023)")
+        ax.set_title(cond)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-3, 103)
+        ax.set_xticks(sorted(part["epoch"].unique()))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("offered share (% of pot)")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
