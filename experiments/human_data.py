@@ -21,7 +21,8 @@ Writes, under ``OUT/human-data/``:
 and figures ``FIGURES/human_data_{rejection_by_offer,norm_types,roles}.png``.
 
 ``--quick``: 20 subjects per role (chosen with the seed) and short chains, for tests.
-The inference engine is always NUTS (``--engine`` is ignored); chains run one after another.
+The inference engine is always NUTS (``--engine`` is ignored); the chains of both hypotheses
+run in ``--workers`` processes (default: one per core).
 ``--hypothesis FILE.toml`` replaces the hypothesis of its kind (a file with
 ``model = "inequity_aversion"`` replaces the envy model; any other hypothesis the norms).
 """
@@ -52,8 +53,10 @@ from models.responders import (
     Spec,
     load_responder_spec,
     marginal_model,
+    norm_of_state,
+    norm_probabilities,
+    norm_state_names,
     role_params,
-    state_names,
     subject_posterior,
 )
 
@@ -79,14 +82,15 @@ class Settings:
     """NUTS settings: ``chains`` chains of ``warmup + samples`` iterations each."""
 
     chains: int = 2
-    warmup: int = 300
-    samples: int = 300
+    warmup: int = 200
+    samples: int = 200
     target_accept: float = 0.8
+    full_mass: bool = False
     seed: int = 0
 
     @classmethod
     def for_run(cls, quick: bool, seed: int) -> Settings:
-        return cls(warmup=150, samples=150, seed=seed) if quick else cls(seed=seed)
+        return cls(warmup=100, samples=100, seed=seed) if quick else cls(seed=seed)
 
 
 def default_specs() -> list[Spec]:
@@ -117,6 +121,8 @@ class ResponderFit:
 
 
 def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
+    """One NUTS chain on :func:`models.responders.marginal_model` (its own process or not):
+    constrained draws ``[samples, ...]`` and per-iteration statistics."""
     import pyro
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc import MCMC
@@ -124,45 +130,78 @@ def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
 
     from inference.mcmc import RecordingNUTS
 
+    torch.set_num_threads(1)
     pyro.set_rng_seed(settings.seed * 1000 + chain)
-    init, potential_fn, transforms, _ = initialize_model(
-        marginal_model,
-        model_args=(data, spec),
-        jit_compile=True,
-        skip_jit_warnings=True,
-        init_strategy=init_to_median(num_samples=15),
-    )
-    kernel = RecordingNUTS(
-        potential_fn=potential_fn,
-        transforms=transforms,
-        target_accept_prob=settings.target_accept,
-        jit_compile=True,
-        ignore_jit_warnings=True,
-    )
-    mcmc = MCMC(
-        kernel,
-        num_samples=settings.samples,
-        warmup_steps=settings.warmup,
-        initial_params=init,
-        transforms=transforms,
-        disable_progbar=True,
-    )
-    mcmc.run()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        init, potential_fn, transforms, _ = initialize_model(
+            marginal_model,
+            model_args=(data, spec),
+            jit_compile=True,
+            skip_jit_warnings=True,
+            init_strategy=init_to_median(num_samples=15),
+        )
+        kernel = RecordingNUTS(
+            potential_fn=potential_fn,
+            transforms=transforms,
+            target_accept_prob=settings.target_accept,
+            full_mass=settings.full_mass,
+            jit_compile=True,
+            ignore_jit_warnings=True,
+        )
+        mcmc = MCMC(
+            kernel,
+            num_samples=settings.samples,
+            warmup_steps=settings.warmup,
+            initial_params=init,
+            transforms=transforms,
+            disable_progbar=True,
+        )
+        mcmc.run()
     draws = {k: v.detach().to(torch.float64) for k, v in mcmc.get_samples().items()}
     stats = {k: np.asarray(v[settings.warmup :]) for k, v in kernel.stats.items()}
-    return draws, stats
+    return draws, stats, time.perf_counter() - start
 
 
-def fit_responders(data: ResponderData, spec: Spec, settings: Settings) -> ResponderFit:
-    """NUTS on :func:`models.responders.marginal_model`, then every subject's state and the
-    replicated decisions per draw."""
+def run_chains(
+    data: ResponderData, specs: list[Spec], settings: Settings, workers: int | None = None
+) -> list[list[tuple]]:
+    """Every chain of every hypothesis, in ``workers`` processes (default: one per core;
+    1: one after another in this process). Returns ``chains[hypothesis][chain]``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(i, c) for i in range(len(specs)) for c in range(settings.chains)]
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    threads = torch.get_num_threads()
+    try:
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = [pool.submit(_run_chain, data, specs[i], settings, c) for i, c in tasks]
+                results = [f.result() for f in futures]
+        else:
+            results = [_run_chain(data, specs[i], settings, c) for i, c in tasks]
+    finally:
+        torch.set_num_threads(threads)
+    out: list[list[tuple]] = [[] for _ in specs]
+    for (i, _), result in zip(tasks, results, strict=True):
+        out[i].append(result)
+    return out
+
+
+def fit_responders(
+    data: ResponderData, spec: Spec, settings: Settings, chains: list[tuple] | None = None
+) -> ResponderFit:
+    """NUTS on :func:`models.responders.marginal_model` (or its finished ``chains``, from
+    :func:`run_chains`), then every subject's state and the replicated decisions per draw."""
     start = time.perf_counter()
+    if chains is None:
+        chains = run_chains(data, [spec], settings, workers=1)[0]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            chains = [_run_chain(data, spec, settings, c) for c in range(settings.chains)]
         C, D = settings.chains, settings.samples
         flat = {k: torch.cat([ch[0][k] for ch in chains]) for k in chains[0][0]}
         params = role_params(spec, flat, data.n_roles)
@@ -185,7 +224,7 @@ def fit_responders(data: ResponderData, spec: Spec, settings: Settings) -> Respo
         stats=stats,
         subjects=subjects,
         state_prob=per_subject["state_prob"].numpy(),
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start + sum(ch[2] for ch in chains),
     )
     fit.shares, fit.replicated_rate = replicated_rates(fit)
     return fit
@@ -236,7 +275,7 @@ def to_inference_data(fit: ResponderFit, observed: pd.DataFrame):
         "subject": list(data.subjects),
         "cell": np.arange(len(data.offers)),
         "offer_share": fit.shares,
-        "state": state_names(fit.spec),
+        "state": norm_state_names(fit.spec),
     }
     dims: dict[str, list[str]] = {
         "pi": ["role", "norm"],
@@ -250,12 +289,12 @@ def to_inference_data(fit: ResponderFit, observed: pd.DataFrame):
         "cell_pot": ["cell"],
         "cell_offer": ["cell"],
     }
-    for site in ("envy_mu", "envy_sigma", "lam", "lapse", "inattentive"):
+    for site in ("envy_mu", "envy_sigma", "lam", "lam_spread", "lapse", "inattentive"):
         dims[site] = ["role"]
     if isinstance(fit.spec, NormMixtureSpec):
         coords["norm"] = list(fit.spec.norms)
     posterior = dict(fit.draws)
-    posterior["state"] = fit.subjects["state"].astype(np.int64)
+    posterior["state"] = norm_of_state(fit.spec, fit.subjects["state"]).astype(np.int64)
     if "envy" in fit.subjects:
         posterior["envy"] = fit.subjects["envy"]
     obs_rate = (
@@ -284,7 +323,7 @@ def to_inference_data(fit: ResponderFit, observed: pd.DataFrame):
             dims=dims,
         )
         group = xr.Dataset(
-            {"state_prob": (("subject", "state"), fit.state_prob)},
+            {"state_prob": (("subject", "state"), norm_probabilities(fit.spec, fit.state_prob))},
             coords={"subject": coords["subject"], "state": coords["state"]},
         )
         idata.add_groups({"subject_posterior": group})
@@ -456,13 +495,14 @@ def plot_norm_types(fit: ResponderFit, path: Path) -> None:
 
     data, spec = fit.data, fit.spec
     assert isinstance(spec, NormMixtureSpec)
-    states = state_names(spec)
+    states = norm_state_names(spec)
+    probs = norm_probabilities(spec, fit.state_prob)
     rows = []
     pi = fit.draws["pi"].reshape(-1, data.n_roles, len(spec.norms))
     rho = fit.draws.get("inattentive")
     rho = rho.reshape(-1, data.n_roles) if rho is not None else None
     for r, (lo, hi) in enumerate(data.role_slices):
-        share = fit.state_prob[lo:hi].mean(0)
+        share = probs[lo:hi].mean(0)
         for m, state in enumerate(states):
             if m < len(spec.norms):
                 pop = pi[:, r, m] * (1 - rho[:, r]) if rho is not None else pi[:, r, m]
@@ -562,7 +602,8 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
     names = {
         "envy_mu": "median envy exp(mu)",
         "envy_sigma": "spread of log envy sigma",
-        "lam": "rationality lam (per cent)",
+        "lam": "median rationality lam (per cent)",
+        "lam_spread": "spread of log rationality tau",
         "lapse": "lapse rate eps",
         "inattentive": "inattentive share rho",
     }
@@ -676,6 +717,7 @@ def run(
     quick: bool = False,
     hypothesis: str | None = None,
     settings: Settings | None = None,
+    workers: int | None = None,
 ) -> HumanDataResult:
     """The experiment (see the module docstring); :func:`main` reads ``args`` into this."""
     import arviz as az
@@ -690,8 +732,10 @@ def run(
     settings = settings or Settings.for_run(quick, seed)
     outdir = out / NAME
     fits, idatas, tables, paths = [], {}, {}, []
-    for spec in _specs(hypothesis):
-        fit = fit_responders(data, spec, settings)
+    specs = _specs(hypothesis)
+    chains = run_chains(data, specs, settings, workers)
+    for spec, spec_chains in zip(specs, chains, strict=True):
+        fit = fit_responders(data, spec, settings, spec_chains)
         fits.append(fit)
         idatas[fit.name] = to_inference_data(fit, observed)
         path = outdir / f"posterior_{fit.name}.nc"
@@ -763,7 +807,9 @@ def _report(result: HumanDataResult, data: ResponderData, quick: bool) -> str:
         div = int(fit.stats["diverging"].sum())
         lines.append(
             f"{fit.name}: NUTS {fit.settings.chains} chains x {fit.settings.samples} draws "
-            f"({fit.settings.warmup} warmup), {div} divergences, {fit.seconds:.1f} s"
+            f"({fit.settings.warmup} warmup), {div} divergences, mean "
+            f"{fit.stats['n_steps'].mean():.1f} leapfrog steps per draw, {fit.seconds:.1f} s "
+            "(CPU time of the chains + post-processing)"
         )
     cols = ["hypothesis", "rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight"]
     lines.append("PSIS-LOO comparison (one term per subject):")
@@ -806,4 +852,5 @@ def main(args) -> HumanDataResult:
         seed=args.seed,
         quick=args.quick,
         hypothesis=getattr(args, "hypothesis", None),
+        workers=getattr(args, "workers", None),
     )

@@ -16,13 +16,12 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 
 from inference.errors import EngineError
-from inference.grids import lognormal_quantiles, normal_quantiles, simplex_lattice
+from inference.grids import simplex_lattice
 from inference.posterior import Posterior, manner_probabilities
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
@@ -32,14 +31,20 @@ MAX_LATENT_SCALARS = 2
 
 
 def latent_scalars(hypothesis: Hypothesis, data: GroupData) -> list[str]:
-    """Names of the latent scalars besides ``pi`` that the exact engine must grid over."""
+    """Names of the latent scalars besides ``pi`` that the exact engine must grid over.
+
+    The grid lives on what the data identify: ``log lam`` and the total shift ``delta_c`` of
+    each currency in the data (a fully pooled hypothesis, ``currency_scale = 0``, has the one
+    shared shift instead). The shared shift of a partially pooled hypothesis is Gaussian given
+    the ``delta_c`` and is drawn from that conditional, not gridded.
+    """
     names = []
     if hypothesis.rationality_is_latent:
         names.append("lam")
-    if hypothesis.shared_scale > 0:
-        names.append("shift_shared")
     if hypothesis.currency_scale > 0:
         names.extend(f"shift[{c}]" for c in data.currencies)
+    elif hypothesis.shared_scale > 0:
+        names.append("shift_shared")
     return names
 
 
@@ -53,39 +58,67 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
         )
 
 
-def _theta_grid(hypothesis: Hypothesis, data: GroupData, points: int):
-    """``(lam [T], shift [T, C], coords {site: [T, ...]})``: the product grid of the latent
-    scalars, each point with prior mass ``1 / T``."""
+def _scalar_prior(hyp: Hypothesis, data: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian prior ``(loc [d], cov [d, d])`` of the gridded coordinates ``u``."""
     C = len(data.currencies)
-    hyp = hypothesis
-    axes: list[torch.Tensor] = []
+    locs, blocks = [], []
     if hyp.rationality_is_latent:
-        axes.append(lognormal_quantiles(math.log(hyp.rationality), hyp.rationality_scale, points))
-    if hyp.shared_scale > 0:
-        axes.append(normal_quantiles(0.0, hyp.shared_scale, points))
+        locs.append(torch.tensor([math.log(hyp.rationality)]))
+        blocks.append(torch.tensor([[hyp.rationality_scale**2]]))
     if hyp.currency_scale > 0:
-        axes.extend(normal_quantiles(0.0, hyp.currency_scale, points) for _ in range(C))
-    grid = (
-        torch.tensor(list(itertools.product(*[a.tolist() for a in axes])))
-        if axes
-        else torch.zeros(1, 0)
-    )
-    T = grid.shape[0]
-    col = 0
-    coords: dict[str, torch.Tensor] = {}
-    lam = torch.full((T,), hyp.rationality)
+        locs.append(hyp.essential_shift * data.essential.double())
+        blocks.append(hyp.shared_scale**2 * torch.ones(C, C) + hyp.currency_scale**2 * torch.eye(C))
+    elif hyp.shared_scale > 0:
+        locs.append(torch.zeros(1))
+        blocks.append(torch.tensor([[hyp.shared_scale**2]]))
+    if not locs:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, 0, dtype=torch.float64)
+    return torch.cat(locs).double(), torch.block_diag(*blocks).double()
+
+
+def _parameters(u: torch.Tensor, hyp: Hypothesis, data: GroupData):
+    """Grid coordinates ``u [..., d]`` -> ``lam [...]`` and data-currency shifts ``[..., C]``."""
+    C = len(data.currencies)
+    j = 0
+    lam = torch.full(u.shape[:-1], hyp.rationality, dtype=torch.float64)
     if hyp.rationality_is_latent:
-        lam = coords["lam"] = grid[:, col]
-        col += 1
-    shared = torch.zeros(T)
-    if hyp.shared_scale > 0:
-        shared = coords["shift_shared"] = grid[:, col]
-        col += 1
-    shift = shared.unsqueeze(-1) + hyp.essential_shift * data.essential  # [T, C]
+        lam = u[..., 0].exp()
+        j = 1
+    fixed = hyp.essential_shift * data.essential.double()
     if hyp.currency_scale > 0:
-        shift = shift + grid[:, col : col + C]
-        coords["shift"] = shift
-    return lam, shift, coords
+        shift = u[..., j : j + C]
+    elif hyp.shared_scale > 0:
+        shift = u[..., j : j + 1] + fixed
+    else:
+        shift = fixed.expand(*u.shape[:-1], C)
+    return lam, shift
+
+
+def _shared_given_shifts(
+    shift: torch.Tensor, hyp: Hypothesis, data: GroupData, generator: torch.Generator
+) -> torch.Tensor:
+    """Draws of ``shift_shared`` given the data currencies' shifts ``[..., C]``: Gaussian, with
+    ``delta = shift_shared + mu + eps``, ``eps ~ N(0, tau^2 I)``, ``shift_shared ~ N(0, s0^2)``.
+    """
+    mu = hyp.essential_shift * data.essential.double()
+    if hyp.currency_scale == 0:
+        return (shift - mu)[..., 0]
+    C = len(data.currencies)
+    s0, tau = hyp.shared_scale**2, hyp.currency_scale**2
+    precision = 1 / s0 + C / tau
+    mean = ((shift - mu).sum(-1) / tau) / precision
+    noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
+    return mean + noise / math.sqrt(precision)
+
+
+def _uniform_grid(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
+    """Product grid of ``n`` points per dimension on ``[lo, hi]``; returns points and the log
+    volume of one cell."""
+    bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
+    axes = [torch.linspace(a, b, n, dtype=torch.float64) for a, b in bounds]
+    points = torch.cartesian_prod(*axes).reshape(-1, len(axes))
+    log_cell = sum(math.log(max(b - a, 1e-300) / (n - 1)) for a, b in bounds)
+    return points, log_cell
 
 
 def fit_exact(
@@ -96,45 +129,73 @@ def fit_exact(
     seed: int = 0,
     num_draws: int = 1000,
     grid_points: int | None = None,
+    zoom_points: int | None = None,
     max_simplex_points: int = 1500,
     action_loglik: torch.Tensor | None = None,
 ) -> Posterior:
-    """Exact posterior (up to the grid). ``grid_points`` per latent scalar (default 32 for one,
-    12 for two); the simplex lattice has at most ``max_simplex_points`` points.
+    """Exact posterior (up to the grid).
 
-    ``action_loglik [T, S, U, K]`` (the offers' and decisions' log-likelihood at each grid point)
-    may be passed in when already known: online updating accumulates it epoch by epoch.
+    The latent scalars (if any) are first gridded uniformly over +-6 prior sd
+    (``grid_points`` per dimension: 200 for one, 40 for two), then once more over the region
+    where any simulation's log posterior is within 30 nats of its best point (``zoom_points``:
+    64 for one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency
+    shift moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
+    at most ``max_simplex_points`` points.
+
+    ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
+    accumulates it epoch by epoch.
     """
     check_exact(hypothesis, data)
-    if grid_points is None:
-        grid_points = 32 if len(latent_scalars(hypothesis, data)) <= 1 else 12
+    dims = len(latent_scalars(hypothesis, data))
+    grid_points = grid_points or (200 if dims == 1 else 40)
+    zoom_points = zoom_points or (64 if dims == 1 else 24)
     dtype = torch.float64
     S, U, _ = data.shape
     tones = tone_loglik(data, hypothesis).to(dtype)
-    lam_t, shift_t, coords = _theta_grid(hypothesis, data, grid_points)
-    T = lam_t.shape[0]
-    if action_loglik is None:
-        action_loglik = grid_action_loglik(data, hypothesis, lam_t, shift_t)
-
     pi_grid = simplex_lattice(len(hypothesis.policies), max_simplex_points).to(dtype)  # [G, K]
     conc = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
-    log_prior_pi = torch.distributions.Dirichlet(conc).log_prob(pi_grid)
-    log_prior_pi = log_prior_pi - torch.logsumexp(log_prior_pi, 0)
     mask = data.user_mask.to(dtype)
 
-    loglik_t = []  # [T, S, U, K]
-    log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
-    chunk = 32
-    for start in range(0, T, chunk):
-        L = (action_loglik[start : start + chunk] + tones) * mask.unsqueeze(-1)
-        loglik_t.append(L)
-        top = L.max(-1, keepdim=True).values  # [t, S, U, 1]
-        like = (L - top).exp() @ pi_grid.T  # [t, S, U, G]
-        per_user = (like.log() + top) * mask.unsqueeze(-1)
-        log_joint[start : start + chunk] = per_user.sum(-2)
-    loglik = torch.cat(loglik_t)
-    log_joint = log_joint + log_prior_pi - math.log(T)  # [T, S, G]
-    log_evidence = torch.logsumexp(log_joint.reshape(T, S, -1).transpose(0, 1).reshape(S, -1), -1)
+    def evaluate(u: torch.Tensor, log_w: torch.Tensor, action=None, pi_grid=pi_grid):
+        """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on a grid."""
+        log_prior = torch.distributions.Dirichlet(conc).log_prob(pi_grid)
+        log_prior = log_prior - torch.logsumexp(log_prior, 0)
+        if action is None:
+            lam_t, shift_t = _parameters(u, hypothesis, data)
+            action = grid_action_loglik(data, hypothesis, lam_t, shift_t)
+        T = u.shape[0]
+        loglik = (action + tones) * mask.unsqueeze(-1)
+        log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
+        step = max(1, int(2e7) // max(1, S * U * pi_grid.shape[0]))
+        for start in range(0, T, step):
+            L = loglik[start : start + step]
+            top = L.max(-1, keepdim=True).values  # [t, S, U, 1]
+            like = (L - top).exp() @ pi_grid.T  # [t, S, U, G]
+            log_joint[start : start + step] = ((like.log() + top) * mask.unsqueeze(-1)).sum(-2)
+        log_joint += log_prior + log_w.reshape(T, 1, 1)
+        return log_joint, loglik, action
+
+    if dims == 0:
+        u = torch.zeros(1, 0, dtype=dtype)
+        log_joint, loglik, action_loglik = evaluate(u, torch.zeros(1, dtype=dtype), action_loglik)
+    else:
+        loc, cov = _scalar_prior(hypothesis, data)
+        prior = torch.distributions.MultivariateNormal(loc, cov)
+        sd = cov.diagonal().sqrt()
+        lo, hi = loc - 6 * sd, loc + 6 * sd
+        u, log_cell = _uniform_grid(lo, hi, grid_points)
+        # The first pass only locates the scalars' posterior: a coarse lattice for pi will do.
+        coarse = simplex_lattice(len(hypothesis.policies), 200).to(dtype)
+        log_joint, _, _ = evaluate(u, prior.log_prob(u) + log_cell, pi_grid=coarse)
+        marginal = torch.logsumexp(log_joint, -1)  # [T, S]
+        near = (marginal > marginal.max(0).values - 30).any(-1)
+        spacing = (hi - lo) / (grid_points - 1)
+        lo = torch.maximum(u[near].min(0).values - spacing, lo)
+        hi = torch.minimum(u[near].max(0).values + spacing, hi)
+        u, log_cell = _uniform_grid(lo, hi, zoom_points)
+        log_joint, loglik, action_loglik = evaluate(u, prior.log_prob(u) + log_cell)
+    T = u.shape[0]
+    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
     weights = (log_joint - log_evidence.reshape(1, S, 1)).exp()  # [T, S, G]
 
     pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
@@ -144,15 +205,19 @@ def fit_exact(
     flat = weights.permute(1, 0, 2).reshape(S, -1)  # [S, T*G]
     picks = torch.multinomial(flat, num_draws, replacement=True, generator=generator)  # [S, D]
     t_idx, g_idx = picks // pi_grid.shape[0], picks % pi_grid.shape[0]
-    draws = {"pi": pi_grid[g_idx].transpose(0, 1).unsqueeze(0)}  # [1, D, S, K]
-    if "lam" in coords:
-        draws["lam"] = coords["lam"][t_idx].T.unsqueeze(0)
-    if "shift_shared" in coords:
-        draws["shift_shared"] = coords["shift_shared"][t_idx].T.unsqueeze(0)
-    if "shift" in coords:
-        draws["shift"] = coords["shift"][t_idx].transpose(0, 1).unsqueeze(0)  # [1, D, S, C]
-    draws = {k: v.to(torch.get_default_dtype()) for k, v in draws.items()}
-    return Posterior(
+    draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
+    lam, shift = _parameters(u[t_idx.T], hypothesis, data)  # [D, S], [D, S, C]
+    if hypothesis.rationality_is_latent:
+        draws["lam"] = lam
+    if hypothesis.currency_scale > 0:
+        draws["shift"] = shift
+    if hypothesis.shared_scale > 0:
+        draws["shift_shared"] = _shared_given_shifts(shift, hypothesis, data, generator)
+    draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
+    # Each draw is a grid point whose user log-likelihoods are already known.
+    sims = torch.arange(S).unsqueeze(0)
+    draw_loglik = loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
+    posterior = Posterior(
         engine="exact",
         hypothesis=hypothesis,
         table=table,
@@ -164,12 +229,15 @@ def fit_exact(
         settings={
             "num_draws": num_draws,
             "grid_points": grid_points,
+            "zoom_points": zoom_points,
             "max_simplex_points": max_simplex_points,
         },
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
-        engine_state={"action_loglik": action_loglik},
+        engine_state={"action_loglik": action_loglik} if dims == 0 else None,
     )
+    posterior._memo["user_loglik"] = draw_loglik
+    return posterior
 
 
 def grid_action_loglik(
@@ -192,24 +260,27 @@ def grid_action_loglik(
 
 def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     """The posterior given ``previous``'s data plus new interactions: ``table`` and ``data``
-    hold all of them. Action log-likelihoods add across epochs, so only the new interactions
-    are scored; the grid, prior and settings are the previous fit's."""
+    hold all of them. With no latent scalar, action log-likelihoods add across epochs, so only
+    the new interactions are scored; otherwise the grid adapts to the data and is rebuilt."""
     hyp = previous.hypothesis
-    settings = previous.settings
+    settings = {k: v for k, v in previous.settings.items() if k in _SETTINGS}
     state = previous.engine_state or {}
     if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
         return fit_exact(data, hyp, table=table, seed=previous.seed, **settings)
-    lam_t, shift_t, _ = _theta_grid(hyp, data, settings["grid_points"])
     new_rows = table.iloc[len(previous.table) :]
     new_data = GroupData.from_table(new_rows, currencies=data.currencies)
-    total = torch.zeros(lam_t.shape[0], *data.shape[:2], len(hyp.policies), dtype=torch.float64)
+    u = torch.zeros(1, 0, dtype=torch.float64)
+    total = torch.zeros(1, *data.shape[:2], len(hyp.policies), dtype=torch.float64)
     for part_data, part in (
         (previous.data, state["action_loglik"]),
-        (new_data, grid_action_loglik(new_data, hyp, lam_t, shift_t)),
+        (new_data, grid_action_loglik(new_data, hyp, *_parameters(u, hyp, new_data))),
     ):
         s_idx, u_idx = _positions(part_data, data)
         total[:, s_idx, u_idx] += part[:, *torch.nonzero(part_data.user_mask, as_tuple=True)]
     return fit_exact(data, hyp, table=table, seed=previous.seed, action_loglik=total, **settings)
+
+
+_SETTINGS = ("num_draws", "grid_points", "zoom_points", "max_simplex_points")
 
 
 def _positions(part: GroupData, whole: GroupData) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,6 +48,8 @@ class Posterior:
     seed: int = 0
     pi_mean_exact: torch.Tensor | None = None  # exact engine: the grid's posterior mean
     engine_state: Any = None  # e.g. SVI's guide parameters, for warm starts (not saved)
+    # Quantities that depend only on the draws and the data, computed once when first asked.
+    _memo: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_draws(
@@ -127,7 +129,12 @@ class Posterior:
         return torch.stack([self.shift(c) for c in self.data.currencies], dim=-1)
 
     def user_loglik(self, chunk: int = 256) -> torch.Tensor:
-        """``[D, S, U, K]`` each user's log-likelihood under each type, per draw."""
+        """``[D, S, U, K]`` each user's log-likelihood under each type, per draw (memoised)."""
+        if "user_loglik" not in self._memo:
+            self._memo["user_loglik"] = self._user_loglik(chunk)
+        return self._memo["user_loglik"]
+
+    def _user_loglik(self, chunk: int) -> torch.Tensor:
         index = EventIndex.from_data(self.data)
         lam, shift = self.lam(), self.shifts_in_data()
         if (
@@ -216,6 +223,11 @@ class Posterior:
             return pi
         if who != "member":
             raise ValueError(f"who must be 'member' or 'new', got {who!r}")
+        if "member_weights" not in self._memo:
+            self._memo["member_weights"] = self._member_weights(pi)
+        return self._memo["member_weights"]
+
+    def _member_weights(self, pi: torch.Tensor) -> torch.Tensor:
         probs = type_posterior(pi.clamp_min(1e-300).log(), self.user_loglik())  # [D, S, U, K]
         mask = self.data.user_mask.to(probs.dtype).unsqueeze(-1)
         n_users = mask.sum(-2).clamp_min(1)

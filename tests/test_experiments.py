@@ -1,0 +1,138 @@
+"""Every registered experiment runs with ``--quick`` and shows the study's directional results.
+
+The registry is discovered, so a new experiment cannot go untested; the full-size numbers are
+in the README table, produced by ``scai run all``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from experiments.registry import EXPERIMENTS, load
+
+REQUIRED = [
+    "experiment",
+    "condition",
+    "hypothesis",
+    "epoch",
+    "agent",
+    "offered_share_mean",
+    "offered_share_lo",
+    "offered_share_hi",
+    "n",
+]
+
+
+def run_quick(name, tmp_path, *extra):
+    out, figs = tmp_path / "out", tmp_path / "figures"
+    code = main(
+        [
+            "run",
+            name,
+            "--quick",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--figures",
+            str(figs),
+            "--seed",
+            "3",
+            *extra,
+        ]
+    )
+    assert code == 0
+    return out / name, figs
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Each paper experiment once (module-scoped: several tests read the same run)."""
+    base = tmp_path_factory.mktemp("experiments")
+    return {
+        name: run_quick(name, base / name)
+        for name in ("alignment", "generalization", "inconsistency")
+    }
+
+
+def test_every_registered_experiment_has_main():
+    for name in EXPERIMENTS:
+        assert callable(load(name).main), name
+
+
+@pytest.mark.parametrize("name", ["alignment", "generalization", "inconsistency"])
+def test_summary_is_tidy_and_figures_written(quick_runs, name):
+    out, figs = quick_runs[name]
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[: len(REQUIRED)]) == REQUIRED
+    assert set(summary["agent"]) == {"users", "assistant"}
+    assert summary["offered_share_mean"].between(0, 100).all()
+    assert (summary["offered_share_lo"] <= summary["offered_share_hi"] + 1e-9).all()
+    assert list(out.glob("posterior_*.nc")), "a representative posterior is saved"
+    assert list(figs.glob(f"{name}*.png"))
+
+
+def test_alignment_directional(quick_runs):
+    out, _ = quick_runs["alignment"]
+    s = pd.read_csv(out / "summary.csv")
+    later = s[s.epoch >= 2]
+    for cond in ("selfish", "fair", "altruistic"):
+        part = later[later.condition == cond].pivot(
+            index="epoch", columns="agent", values="offered_share_mean"
+        )
+        assert (part["assistant"] - part["users"]).abs().max() <= 2, cond
+    last = s[(s.epoch == s.epoch.max()) & (s.agent == "assistant")].set_index("condition")
+    assert abs(last.loc["mixed 80/20", "pi_selfish_mean"] - 0.8) <= 0.1
+    assert abs(last.loc["mixed 20/80", "pi_selfish_mean"] - 0.2) <= 0.1
+
+
+def test_generalization_directional(quick_runs):
+    out, _ = quick_runs["generalization"]
+    test = pd.read_csv(out / "test_offers.csv")
+    ood = test.currency != "dollars"
+    gap = (
+        test[ood].groupby("hypothesis")["share"].mean()
+        - test[~ood].groupby("hypothesis")["share"].mean()
+    )
+    assert abs(gap["currency_invariant"]) < 3
+    assert abs(gap["pooled"]) < 3
+    assert gap["essential_goods_shared"] > 30
+
+
+def test_inconsistency_directional(quick_runs):
+    out, _ = quick_runs["inconsistency"]
+    ratios = pd.read_csv(out / "slowdown.csv").set_index(["hypothesis", "group"])
+    for group in ("altruistic + rude", "selfish + sycophantic"):
+        assert ratios.loc[("stereotyped", group), "ratio"] > 1
+        assert ratios.loc[("stereotyped", group), "ratio"] > ratios.loc[("neutral", group), "ratio"]
+        low, high = ratios.loc[("neutral", group), ["lo", "hi"]]
+        assert low <= 1 <= high
+
+
+def test_rerun_resumes_from_cache(quick_runs, tmp_path):
+    """A second run with the same settings reuses every finished condition."""
+    out, _ = quick_runs["alignment"]
+    cached = sorted((out / "cache").glob("*.done"))
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    base = out.parent
+    assert (
+        main(
+            [
+                "run",
+                "alignment",
+                "--quick",
+                "--workers",
+                "1",
+                "--out",
+                str(base),
+                "--figures",
+                str(tmp_path),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
