@@ -160,4 +160,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
         if getattr(result, "report", None):
             print(result.report)
+    from experiments.report import write_comparison
+
+    print(f"comparison with the original study: {write_comparison(args.out)}")
     return 0

@@ -558,7 +558,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         }
     )
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.6), gridspec_kw={"wspace": 0.45})
     ax = axes[0]
     sns.histplot(
         per_subject,
@@ -595,7 +595,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         )
     ax2.set_xlabel("offer (% of the pot)")
     ax2.set_ylabel("share of attentive subjects who reject")
-    ax2.set_title("The population's norm: who rejects an offer")
+    ax2.set_title("Population norm: who rejects an offer")
     ax2.legend(fontsize=8)
     ax3 = axes[2]
     rows = []
@@ -640,7 +640,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         )
     ax3.set_yticks(np.arange(len(params)), params)
     ax3.set_xscale("log")
-    ax3.set_title("Role-level parameters (95% intervals)")
+    ax3.set_title("Role-level parameters (mean, 95% interval)")
     ax3.invert_yaxis()
     fig.suptitle("Responders vs third-party punishers (inequity-aversion model)")
     fig.tight_layout()
@@ -809,7 +809,7 @@ def _report(result: HumanDataResult, data: ResponderData, quick: bool) -> str:
             f"{fit.name}: NUTS {fit.settings.chains} chains x {fit.settings.samples} draws "
             f"({fit.settings.warmup} warmup), {div} divergences, mean "
             f"{fit.stats['n_steps'].mean():.1f} leapfrog steps per draw, {fit.seconds:.1f} s "
-            "(CPU time of the chains + post-processing)"
+            "(chains' wall time, summed, + post-processing)"
         )
     cols = ["hypothesis", "rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight"]
     lines.append("PSIS-LOO comparison (one term per subject):")

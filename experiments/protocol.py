@@ -305,8 +305,15 @@ def summarise(experiment: str, result: ConditionResult, hypothesis_name: str) ->
 
 
 def fingerprint(cond: Condition, settings: Settings, seed: int) -> str:
+    # The hypothesis's contents, not just its name: a changed preset or file invalidates.
+    hypothesis = assistant_hypothesis(cond).to_dict()
     text = json.dumps(
-        {"condition": asdict(cond), "settings": asdict(settings), "seed": seed},
+        {
+            "condition": asdict(cond),
+            "settings": asdict(settings),
+            "seed": seed,
+            "hypothesis": hypothesis,
+        },
         sort_keys=True,
         default=str,
     )

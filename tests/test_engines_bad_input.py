@@ -1,0 +1,133 @@
+"""Bad input to :func:`inference.fit` fails with a clear error *before any inference runs*.
+
+Every engine entry point is replaced by a function that fails the test if it is called, so a
+check that only happened inside an engine (after building grids, compiling or sampling) would
+be caught as well as a missing check.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import inference.exact
+import inference.mcmc
+import inference.svi
+from inference import ENGINES, EngineError, fit
+from models.data import INTERACTION_COLUMNS, DataError
+from models.hypotheses import Hypothesis
+
+ROWS = [
+    ("0", 1, 1, "u0", "u1", "apples", 10, 5, 1, "neutral", "polite"),
+    ("0", 1, 2, "u1", "u0", "apples", 10, 1, 0, "rude", "neutral"),
+    ("0", 1, 3, "u2", "u0", "apples", 10, 4, 1, "polite", ""),
+]
+
+
+def table(**change) -> pd.DataFrame:
+    """A valid three-row table, with ``{column: (row_index, value)}`` changes."""
+    df = pd.DataFrame(ROWS, columns=list(INTERACTION_COLUMNS))
+    for column, (row, value) in change.items():
+        df[column] = df[column].astype(object)
+        df.loc[row, column] = value
+    return df
+
+
+@pytest.fixture
+def no_inference(monkeypatch):
+    """Make every engine fail loudly if it is reached."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an inference engine ran on bad input")
+
+    monkeypatch.setattr(inference.exact, "fit_exact", refuse)
+    monkeypatch.setattr(inference.svi, "fit_svi", refuse)
+    monkeypatch.setattr(inference.mcmc, "fit_mcmc", refuse)
+
+
+def test_engine_guard_is_live(no_inference):
+    """The guard itself works: valid input does reach the (refusing) engine."""
+    for engine in ENGINES:
+        with pytest.raises(AssertionError, match="engine ran"):
+            fit(table(), "neutral", engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_table(no_inference, engine):
+    with pytest.raises(DataError, match="no rows"):
+        fit(pd.DataFrame(columns=list(INTERACTION_COLUMNS)), "neutral", engine=engine)
+    with pytest.raises(DataError, match="missing column"):
+        fit(pd.DataFrame(), "neutral", engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unknown_currency(no_inference, engine):
+    with pytest.raises(DataError) as err:
+        fit(table(currency=(1, "bitcoin")), "neutral", engine=engine)
+    (problem,) = err.value.problems
+    assert (problem.row, problem.column, problem.value) == (2, "currency", "bitcoin")
+    assert "apples" in problem.allowed and "medicine" in problem.allowed
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "column, value",
+    [("offer", math.nan), ("offer", math.inf), ("pot", -math.inf), ("accepted", np.nan)],
+)
+def test_non_finite_value(no_inference, engine, column, value):
+    with pytest.raises(DataError) as err:
+        fit(table(**{column: (2, value)}), "neutral", engine=engine)
+    assert [(p.row, p.column) for p in err.value.problems] == [(3, column)]
+    assert "row 3" in str(err.value) and repr(column) in str(err.value)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_users_table_with_unknown_policy(no_inference, engine):
+    users = pd.DataFrame(
+        {
+            "sim": ["0", "0", "0"],
+            "user": ["u0", "u1", "u2"],
+            "policy": ["selfish", "spiteful", "fair"],
+            "manner": ["rude", "rude", "neutral"],
+        }
+    )
+    with pytest.raises(DataError) as err:
+        fit(table(), "neutral", engine=engine, users=users)
+    (problem,) = err.value.problems
+    assert (problem.row, problem.column, problem.value) == (2, "policy", "spiteful")
+    assert "selfish, fair, altruistic" in problem.allowed
+    assert "neutral" in str(err.value)  # names the hypothesis the policies come from
+
+
+def test_unknown_engine(no_inference):
+    with pytest.raises(EngineError, match=r"unknown engine 'nuts'; allowed: exact, svi, mcmc"):
+        fit(table(), "neutral", engine="nuts")
+
+
+def test_exact_refuses_more_than_two_latent_scalars(no_inference):
+    hyp = Hypothesis(rationality_scale=0.3, shared_scale=0.5, currency_scale=0.1)
+    two = table(currency=(2, "medicine"))
+    with pytest.raises(EngineError) as err:
+        fit(two, hyp, engine="exact")
+    message = str(err.value)
+    assert "'svi'" in message and "'mcmc'" in message
+    # The exact engine grids what the data identify: log lam and each data currency's shift.
+    assert "lam, shift[apples], shift[medicine]" in message
+    # ... while svi and mcmc accept the hypothesis (and reach the refusing engine).
+    for engine in ("svi", "mcmc"):
+        with pytest.raises(AssertionError, match="engine ran"):
+            fit(two, hyp, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_non_finite_option(no_inference, engine):
+    with pytest.raises(ValueError, match="must be finite"):
+        fit(table(), "neutral", engine=engine, learning_rate=math.nan)
+
+
+def test_unknown_hypothesis(no_inference):
+    with pytest.raises(ValueError, match="unknown hypothesis 'nihilist'"):
+        fit(table(), "nihilist", engine="exact")
