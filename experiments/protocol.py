@@ -185,7 +185,7 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
             else update(posterior, evidence)
         )
         played.append(games)
-        records.extend(_epoch_records(games, posterior, cond, truth, true_index, agreement, epoch))
+        records.extend(_epoch_records(games, posterior, cond, agreement, epoch))
     interactions = pd.concat(played, ignore_index=True)
     curve = None
     if settings.curve and settings.engine == "exact":
@@ -193,7 +193,7 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
     return ConditionResult(cond, pd.DataFrame(records), interactions, curve, posterior)
 
 
-def _epoch_records(games, posterior, cond, truth, true_index, agreement, epoch):
+def _epoch_records(games, posterior, cond, agreement, epoch):
     share = games.offer / games.pot * 100
     by_user = games.proposer != ASSISTANT
     by_assistant = games.proposer == ASSISTANT
@@ -209,11 +209,9 @@ def _epoch_records(games, posterior, cond, truth, true_index, agreement, epoch):
             "agreement": agreement.get(int(sim), np.nan),
         }
         if cond.true_policy is not None:
-            k = truth.policy_index(cond.true_policy)
-            k_post = posterior.hypothesis.policy_index(cond.true_policy)
+            k = posterior.hypothesis.policy_index(cond.true_policy)
             n = len(posterior.data.user_ids[s])
-            record["p_true"] = float(posterior.policy_probs[s, :n, k_post].mean())
-            del k
+            record["p_true"] = float(posterior.policy_probs[s, :n, k].mean())
         for j, name in enumerate(posterior.policy_names):
             record[f"pi_{name}"] = float(pi[s, j])
         out.append(record)
