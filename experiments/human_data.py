@@ -91,7 +91,7 @@ class Settings:
 
     @classmethod
     def for_run(cls, quick: bool, seed: int) -> Settings:
-        return cls(warmup=100, samples=100, seed=seed) if quick else cls(seed=seed)
+        return cls(warmup=75, samples=75, seed=seed) if quick else cls(seed=seed)
 
 
 def default_specs() -> list[Spec]:
@@ -581,7 +581,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         }
     )
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, 3, figsize=(18, 4.6), gridspec_kw={"wspace": 0.45})
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), layout="constrained")
     ax = axes[0]
     sns.histplot(
         per_subject,
@@ -642,7 +642,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
                 {
                     "parameter": title,
                     "role": label,
-                    "mean": v.mean(),
+                    "median": np.median(v),
                     "lo": np.quantile(v, 0.025),
                     "hi": np.quantile(v, 0.975),
                 }
@@ -653,9 +653,9 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         t = table[table.role == label]
         y = np.arange(len(t)) + (r - (len(labels) - 1) / 2) * 0.2
         ax3.errorbar(
-            t["mean"],
+            t["median"],
             y,
-            xerr=[t["mean"] - t.lo, t.hi - t["mean"]],
+            xerr=[t["median"] - t.lo, t.hi - t["median"]],
             fmt="o",
             color=palette[label],
             label=label,
@@ -663,10 +663,9 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         )
     ax3.set_yticks(np.arange(len(params)), params)
     ax3.set_xscale("log")
-    ax3.set_title("Role-level parameters (mean, 95% interval)")
+    ax3.set_title("Role-level parameters (median, 95% interval)")
     ax3.invert_yaxis()
     fig.suptitle("Responders vs third-party punishers (inequity-aversion model)")
-    fig.tight_layout()
     _save(fig, path)
 
 

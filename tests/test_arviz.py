@@ -1,0 +1,259 @@
+"""ArviZ export, NetCDF storage and the ArviZ tools on it.
+
+The MCMC posterior is a deliberately short run (the diagnostics are not the point here; its
+DiagnosticWarning is expected and silenced). An exact posterior with latent rationality and a
+latent currency shift covers ``lam`` and the ``currency`` dimension, so every dimension of the
+format (``sim``, ``policy``, ``currency``, ``user``, ``manner``) is exercised.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz as az  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from inference import Posterior, fit  # noqa: E402
+from inference.diagnostics import DiagnosticWarning  # noqa: E402
+from models.data import INTERACTION_COLUMNS  # noqa: E402
+from models.hypotheses import PRESETS  # noqa: E402
+from models.language import MANNERS  # noqa: E402
+from models.simulate import simulate  # noqa: E402
+
+LAM_AND_SHIFT = PRESETS["essential_goods_shared"].with_(name="egs_lam", rationality_scale=0.3)
+SIMS = 2
+USERS = 6
+POLICIES = ["selfish", "fair", "altruistic"]
+REQUIRED = ("posterior", "sample_stats", "log_likelihood", "observed_data", "posterior_predictive")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(
+        PRESETS["neutral"],
+        policy="selfish=0.4,fair=0.3,altruistic=0.3",
+        users=USERS,
+        rounds=USERS,
+        epochs=2,
+        sims=SIMS,
+        currency="medicine",
+        seed=5,
+        pot_range=(2, 8),
+    )
+
+
+@pytest.fixture(scope="module")
+def mcmc(sim) -> Posterior:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        return fit(
+            sim.interactions,
+            "neutral",
+            engine="mcmc",
+            seed=1,
+            warmup=25,
+            samples=30,
+            num_chains=2,
+            parallel=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def exact(sim) -> Posterior:
+    return fit(sim.interactions, LAM_AND_SHIFT, engine="exact", seed=3, num_draws=300)
+
+
+@pytest.fixture(scope="module")
+def saved(mcmc, exact, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("arviz")
+    mcmc.save(folder / "mcmc.nc")
+    exact.save(folder / "exact.nc")
+    return {"mcmc": folder / "mcmc.nc", "exact": folder / "exact.nc"}
+
+
+def from_file(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.from_netcdf(path)
+
+
+def same(a, b) -> bool:
+    """``identical`` (values, dtypes, coords, attributes) except ArviZ's creation timestamp."""
+    a, b = a.copy(), b.copy()
+    a.attrs.pop("created_at", None)
+    b.attrs.pop("created_at", None)
+    return a.identical(b)
+
+
+def test_groups_present(saved):
+    for engine, path in saved.items():
+        idata = from_file(path)
+        groups = set(idata.groups())
+        assert set(REQUIRED) - {"sample_stats"} <= groups, engine
+        assert set(idata.log_likelihood.data_vars) == {"obs"}
+        assert set(idata.observed_data.data_vars) == set(INTERACTION_COLUMNS)
+        assert set(idata.posterior_predictive.data_vars) == {"offer", "accepted"}
+        for group in groups:
+            assert idata[group].attrs["engine"] == engine
+            for name, var in idata[group].data_vars.items():
+                if var.dtype.kind in "fiub":
+                    assert np.all(np.isfinite(var.values.astype(float))), (engine, group, name)
+    idata = from_file(saved["mcmc"])
+    assert "sample_stats" in idata.groups()
+    assert {"diverging", "step_size", "tree_depth", "energy"} <= set(idata.sample_stats.data_vars)
+    assert idata.sample_stats["diverging"].dtype == bool
+    assert idata.sample_stats["step_size"].dims == ("chain", "draw")
+    assert set(idata.posterior.data_vars) == {"pi"}
+    assert set(from_file(saved["exact"]).posterior.data_vars) == {"pi", "lam", "shift"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="inference/arviz_io.py:9 documents sample_stats 'lp' (log joint density of each draw) "
+    "for SVI and exact, but fit_exact/fit_svi pass no sample_stats, so the group is missing",
+)
+def test_exact_sample_stats_lp(saved):
+    idata = from_file(saved["exact"])
+    assert "lp" in idata.sample_stats
+
+
+def test_dims_and_coords(saved, mcmc, exact):
+    idata = from_file(saved["mcmc"])
+    post = idata.posterior
+    assert post["pi"].dims == ("chain", "draw", "sim", "policy")
+    assert list(post["policy"].values) == POLICIES
+    assert list(post["sim"].values) == ["0", "1"]
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
+    users = [
+        f"{s}:{u}"
+        for s, ids in zip(mcmc.data.sim_ids, mcmc.data.user_ids, strict=True)
+        for u in ids
+    ]
+    assert len(users) == SIMS * USERS
+    assert idata.log_likelihood["obs"].dims == ("chain", "draw", "user")
+    assert list(idata.log_likelihood["user"].values) == users
+    group = idata["user_posterior"]
+    assert group["policy_prob"].dims == ("user", "policy")
+    assert group["manner_prob"].dims == ("user", "manner")
+    assert list(group["user"].values) == users
+    assert list(group["manner"].values) == list(MANNERS)
+    np.testing.assert_allclose(group["policy_prob"].sum("policy"), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(group["manner_prob"].sum("manner"), 1.0, rtol=1e-5)
+    assert idata.posterior_predictive["offer"].dims == ("chain", "draw", "interaction")
+    assert idata.observed_data.sizes["interaction"] == len(mcmc.table)
+    # replicated offers are valid offers of each game's pot; replicated decisions are 0/1
+    offers = idata.posterior_predictive["offer"].values
+    assert np.all(offers >= 0) and np.all(offers <= idata.observed_data["pot"].values)
+    assert set(np.unique(idata.posterior_predictive["accepted"].values)) <= {0, 1}
+
+    exact_post = from_file(saved["exact"]).posterior
+    assert exact_post["lam"].dims == ("chain", "draw", "sim")
+    assert exact_post["shift"].dims == ("chain", "draw", "sim", "currency")
+    assert list(exact_post["currency"].values) == ["medicine"]
+    assert list(exact_post["sim"].values) == ["0", "1"]
+
+
+def test_summary_and_loo_on_the_file(saved, mcmc):
+    idata = from_file(saved["mcmc"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = az.summary(idata)
+        loo = az.loo(idata, pointwise=True)
+    expected = {f"pi[{s}, {k}]" for s in "01" for k in POLICIES}
+    assert set(summary.index) == expected
+    assert summary[["mean", "sd", "r_hat", "ess_bulk"]].notna().all().all()
+    # the file's posterior mean is the Posterior's
+    np.testing.assert_allclose(
+        summary.loc["pi[1, fair]", "mean"], float(mcmc.pi_mean()[1, 1]), atol=1e-3
+    )
+    n_users = SIMS * USERS
+    assert np.isfinite(loo.elpd_loo) and loo.n_data_points == n_users
+    assert len(loo.loo_i) == n_users
+    # elpd_loo <= lppd, the in-sample log pointwise predictive density
+    ll = idata.log_likelihood["obs"].values.reshape(-1, n_users)
+    top = ll.max(0)
+    lppd = np.sum(np.log(np.mean(np.exp(ll - top), 0)) + top)
+    assert loo.elpd_loo <= lppd + 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact_summary = az.summary(from_file(saved["exact"]))
+    assert set(exact_summary.index) == expected | {
+        "lam[0]",
+        "lam[1]",
+        "shift[0, medicine]",
+        "shift[1, medicine]",
+    }
+
+
+@pytest.mark.parametrize("engine", ["mcmc", "exact"])
+def test_round_trip(saved, mcmc, exact, engine):
+    post = {"mcmc": mcmc, "exact": exact}[engine]
+    path = saved[engine]
+    original = post.to_arviz()
+    on_disk = from_file(path)
+    loaded = Posterior.load(path)
+    again = loaded.to_arviz()
+    assert set(original.groups()) == set(on_disk.groups()) == set(again.groups())
+    for group in original.groups():
+        # the file holds exactly what to_arviz() built ...
+        assert same(original[group], on_disk[group]), group
+        # ... and the Posterior rebuilt from it builds the same again
+        assert same(original[group], again[group]), group
+    assert loaded.engine == engine and loaded.seed == post.seed
+    assert loaded.hypothesis == post.hypothesis
+    assert loaded.settings == post.settings
+    assert set(loaded.draws) == set(post.draws)
+    for site, value in post.draws.items():
+        assert torch.equal(loaded.draws[site], value), site
+    assert torch.equal(loaded.policy_probs, post.policy_probs)
+    assert torch.equal(loaded.manner_probs, post.manner_probs)
+    assert torch.equal(loaded.pi_mean(), post.pi_mean())
+    assert set(loaded.sample_stats) == set(post.sample_stats)
+    for key, value in post.sample_stats.items():
+        np.testing.assert_array_equal(loaded.sample_stats[key], value)
+    pd.testing.assert_frame_equal(
+        loaded.table.reset_index(drop=True), post.table.reset_index(drop=True), check_dtype=False
+    )
+    assert loaded.data.user_ids == post.data.user_ids
+    assert loaded.data.currencies == post.data.currencies
+    # what the assistant acts with is unchanged
+    for who in ("member", "new"):
+        a = post.predictive(pot=10, currency="medicine", who=who)
+        b = loaded.predictive(pot=10, currency="medicine", who=who)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_compare_two_hypotheses(sim):
+    posts = {
+        name: fit(sim.interactions, name, engine="exact", seed=0, num_draws=300)
+        for name in ("neutral", "stereotyped")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare({k: v.to_arviz() for k, v in posts.items()}, ic="loo")
+    assert set(table.index) == {"neutral", "stereotyped"}
+    assert sorted(table["rank"]) == [0, 1]
+    assert np.isclose(table["weight"].sum(), 1.0)
+    assert table["elpd_diff"].min() == 0 and table["elpd_diff"].max() >= 0
+    assert np.all(np.isfinite(table["elpd_loo"]))
+
+
+def test_plot_trace(saved):
+    idata = from_file(saved["mcmc"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            axes = az.plot_trace(idata, var_names=["pi"])
+        assert axes.shape == (1, 2)
+        assert all(ax.has_data() for ax in axes.ravel())
+    finally:
+        plt.close("all")
