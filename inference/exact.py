@@ -111,6 +111,49 @@ def _shared_given_shifts(
     return mean + noise / math.sqrt(precision)
 
 
+def _zoom_modes(
+    u: torch.Tensor,
+    marginal: torch.Tensor,
+    spacing: float,
+    points: int,
+    prior: torch.distributions.Distribution,
+    margin: float = 200.0,
+    keep_per_sim: int = 3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fine grid around every local maximum of the coarse marginal ``[T, S]`` (of any
+    simulation; its ``keep_per_sim`` best) within ``margin`` nats of that simulation's best:
+    ``points`` points on
+    ``[mode - spacing, mode + spacing]`` each (windows that overlap are merged).
+
+    The likelihood can have several sharp modes (an altruist in a currency shifted by -2
+    behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
+    mode's coarse point happens to fall nearer its peak would win, so every candidate is
+    refined and the prior decides between them. Returns points ``[T', 1]`` and log weights
+    (log prior density + log cell width).
+    """
+    best = marginal.max(0).values
+    is_peak = torch.ones_like(marginal, dtype=torch.bool)
+    is_peak[1:] &= marginal[1:] >= marginal[:-1]
+    is_peak[:-1] &= marginal[:-1] >= marginal[1:]
+    score = torch.where(is_peak & (marginal > best - margin), marginal, -torch.inf)
+    top = score.topk(min(keep_per_sim, score.shape[0]), dim=0)  # [keep, S]
+    chosen = top.indices[torch.isfinite(top.values)].unique()
+    windows = sorted((float(u[c]) - spacing, float(u[c]) + spacing) for c in chosen)
+    merged: list[list[float]] = []
+    for a, b in windows:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    grids, log_w = [], []
+    for a, b in merged:
+        n = max(points, int(points * (b - a) / (2 * spacing)))
+        grid = torch.linspace(a, b, n, dtype=torch.float64).unsqueeze(-1)
+        grids.append(grid)
+        log_w.append(prior.log_prob(grid) + math.log((b - a) / (n - 1)))
+    return torch.cat(grids), torch.cat(log_w)
+
+
 def _uniform_grid(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
     """Product grid of ``n`` points per dimension on ``[lo, hi]``; returns points and the log
     volume of one cell."""
@@ -136,10 +179,11 @@ def fit_exact(
     """Exact posterior (up to the grid).
 
     The latent scalars (if any) are first gridded uniformly over +-6 prior sd
-    (``grid_points`` per dimension: 200 for one, 40 for two), then once more over the region
-    where any simulation's log posterior is within 30 nats of its best point (``zoom_points``:
-    64 for one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency
-    shift moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
+    (``grid_points`` per dimension: 200 for one, 40 for two), then refined: in one dimension
+    around every local maximum (:func:`_zoom_modes`), in two over the region where any
+    simulation's log posterior is within 30 nats of its best point (``zoom_points``: 32 for
+    one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency shift
+    moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
     at most ``max_simplex_points`` points.
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
@@ -148,7 +192,7 @@ def fit_exact(
     check_exact(hypothesis, data)
     dims = len(latent_scalars(hypothesis, data))
     grid_points = grid_points or (200 if dims == 1 else 40)
-    zoom_points = zoom_points or (64 if dims == 1 else 24)
+    zoom_points = zoom_points or (32 if dims == 1 else 24)
     dtype = torch.float64
     S, U, _ = data.shape
     tones = tone_loglik(data, hypothesis).to(dtype)
@@ -188,12 +232,16 @@ def fit_exact(
         coarse = simplex_lattice(len(hypothesis.policies), 200).to(dtype)
         log_joint, _, _ = evaluate(u, prior.log_prob(u) + log_cell, pi_grid=coarse)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
-        near = (marginal > marginal.max(0).values - 30).any(-1)
         spacing = (hi - lo) / (grid_points - 1)
-        lo = torch.maximum(u[near].min(0).values - spacing, lo)
-        hi = torch.minimum(u[near].max(0).values + spacing, hi)
-        u, log_cell = _uniform_grid(lo, hi, zoom_points)
-        log_joint, loglik, action_loglik = evaluate(u, prior.log_prob(u) + log_cell)
+        if dims == 1:
+            u, log_w = _zoom_modes(u[:, 0], marginal, float(spacing[0]), zoom_points, prior)
+        else:
+            near = (marginal > marginal.max(0).values - 30).any(-1)
+            lo = torch.maximum(u[near].min(0).values - spacing, lo)
+            hi = torch.minimum(u[near].max(0).values + spacing, hi)
+            u, log_cell = _uniform_grid(lo, hi, zoom_points)
+            log_w = prior.log_prob(u) + log_cell
+        log_joint, loglik, action_loglik = evaluate(u, log_w)
     T = u.shape[0]
     log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
     weights = (log_joint - log_evidence.reshape(1, S, 1)).exp()  # [T, S, G]
