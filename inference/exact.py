@@ -121,9 +121,10 @@ def _zoom_modes(
     keep_per_sim: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A fine grid around every local maximum of the coarse marginal ``[T, S]`` (of any
-    simulation; its ``keep_per_sim`` best) within ``margin`` nats of that simulation's best:
-    ``points`` points on
-    ``[mode - spacing, mode + spacing]`` each (windows that overlap are merged).
+    simulation; its ``keep_per_sim`` best) within ``margin`` nats of that simulation's best,
+    each window spanning the mode's contiguous coarse points within 30 nats of a simulation's
+    best plus one spacing either side, at >= ``points`` points and 4x the coarse resolution
+    (windows that overlap are merged).
 
     The likelihood can have several sharp modes (an altruist in a currency shifted by -2
     behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
@@ -137,8 +138,19 @@ def _zoom_modes(
     is_peak[:-1] &= marginal[:-1] >= marginal[1:]
     score = torch.where(is_peak & (marginal > best - margin), marginal, -torch.inf)
     top = score.topk(min(keep_per_sim, score.shape[0]), dim=0)  # [keep, S]
-    chosen = top.indices[torch.isfinite(top.values)].unique()
-    windows = sorted((float(u[c]) - spacing, float(u[c]) + spacing) for c in chosen)
+    chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
+    # Each window covers its mode's contiguous run of coarse points within 30 nats of some
+    # simulation's best (the bulk of a wide posterior), and at least one spacing either side.
+    near = (marginal > best - 30).any(-1).tolist()
+    windows = []
+    for c in chosen:
+        left = right = c
+        while left > 0 and near[left - 1]:
+            left -= 1
+        while right < len(near) - 1 and near[right + 1]:
+            right += 1
+        windows.append((float(u[left]) - spacing, float(u[right]) + spacing))
+    windows.sort()
     merged: list[list[float]] = []
     for a, b in windows:
         if merged and a <= merged[-1][1]:
@@ -147,7 +159,7 @@ def _zoom_modes(
             merged.append([a, b])
     grids, log_w = [], []
     for a, b in merged:
-        n = max(points, int(points * (b - a) / (2 * spacing)))
+        n = max(points, int(4 * (b - a) / spacing))  # at least 4x the coarse resolution
         grid = torch.linspace(a, b, n, dtype=torch.float64).unsqueeze(-1)
         grids.append(grid)
         log_w.append(prior.log_prob(grid) + math.log((b - a) / (n - 1)))
@@ -250,9 +262,13 @@ def fit_exact(
     policy_probs = _policy_probs(weights, loglik, pi_grid)
 
     generator = torch.Generator().manual_seed(seed)
-    flat = weights.permute(1, 0, 2).reshape(S, -1)  # [S, T*G]
-    picks = torch.multinomial(flat, num_draws, replacement=True, generator=generator)  # [S, D]
-    t_idx, g_idx = picks // pi_grid.shape[0], picks % pi_grid.shape[0]
+    # Draw the scalars' grid point, then pi given it (one flat draw over T*G can exceed the
+    # 2^24 categories torch.multinomial allows).
+    per_t = weights.sum(-1).T  # [S, T]
+    t_idx = torch.multinomial(per_t, num_draws, replacement=True, generator=generator)  # [S, D]
+    given_t = weights.permute(1, 0, 2)[torch.arange(S).unsqueeze(-1), t_idx]  # [S, D, G]
+    g_idx = torch.multinomial(given_t.reshape(-1, given_t.shape[-1]), 1, generator=generator)
+    g_idx = g_idx.reshape(S, num_draws)
     draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
     lam, shift = _parameters(u[t_idx.T], hypothesis, data)  # [D, S], [D, S, C]
     if hypothesis.rationality_is_latent:
