@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import inspect
 import os
 import platform
 import shlex
@@ -72,6 +73,16 @@ TARGET_EXACT_S = 1.0  # exact posterior for 10,000 users
 TARGET_SVI_S = 5.0  # SVI to convergence on 200 users
 TARGET_ESS_PER_S = 30.0  # MCMC on 200 users
 RESULTS = Path(__file__).with_name("results_inference.md")
+
+
+def _mcmc_defaults() -> dict[str, int]:
+    from inference.mcmc import fit_mcmc
+
+    params = inspect.signature(fit_mcmc).parameters
+    return {k: params[k].default for k in ("warmup", "samples")}
+
+
+MCMC_DEFAULTS = _mcmc_defaults()
 
 
 # -- data and machine -------------------------------------------------------------------------
@@ -225,6 +236,20 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
     return lambda: potential_grad(potential_fn, params)
 
 
+def potential_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
+    """``potential_grad`` of :class:`inference.potential.Potential`, as inference.mcmc uses it
+    (it has no JIT variant)."""
+    from pyro.ops.integrator import potential_grad
+
+    from inference.potential import Potential
+
+    if jit:
+        raise NotImplementedError("inference.mcmc runs this potential eagerly only")
+    potential = Potential(data, hyp)
+    params = {"theta": potential.initial()}
+    return lambda: potential_grad(lambda z: potential(z["theta"]), params)
+
+
 def enumerated_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
     """One ``loss_and_grads`` of (Jit)TraceEnum_ELBO with inference.svi's guide."""
     from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO
@@ -264,13 +289,16 @@ def section_grad(datasets: list[Dataset], repeats: int) -> Table:
         "rlllrrr",
     )
     builders = (
-        ("marginal", marginal_gradient),
+        ("Potential (inference.mcmc)", potential_gradient),
+        ("marginal_model via initialize_model", marginal_gradient),
         ("enumerated (TraceEnum_ELBO)", enumerated_gradient),
     )
     for ds in datasets:
         for hname, hyp in HYPOTHESES.items():
             for label, build in builders:
                 for jit in (False, True):
+                    if jit and build is potential_gradient:
+                        continue
                     row = [str(ds.users), hname, label, "yes" if jit else "no"]
                     try:
                         with warnings.catch_warnings():
@@ -407,7 +435,7 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
         "rllrrrrrrr",
     )
     for ds in datasets:
-        opts = {"warmup": 500, "samples": 500, **options.get(ds.users, {})}
+        opts = {**MCMC_DEFAULTS, **options.get(ds.users, {})}
         for hname, hyp in HYPOTHESES.items():
             for parallel in (True, False):
                 with warnings.catch_warnings():
@@ -445,7 +473,10 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     for users, opts in options.items():
         if opts:
             shown = ", ".join(f"{k}={v}" for k, v in opts.items())
-            table.notes.append(f"- {users} users: fit_mcmc({shown}) instead of 500 + 500.")
+            table.notes.append(
+                f"- {users} users: fit_mcmc({shown}) instead of the defaults "
+                f"({MCMC_DEFAULTS['warmup']} + {MCMC_DEFAULTS['samples']})."
+            )
     return table
 
 
@@ -476,7 +507,18 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     owners = (pyro.ops.integrator, pyro.infer.mcmc.nuts, pyro.infer.mcmc.hmc, pyro.infer.mcmc.util)
     threads = torch.get_num_threads()
     for ds in datasets:
-        opts = {"warmup": 500, "samples": 500, **options.get(ds.users, {})}
+        opts = {**MCMC_DEFAULTS, **options.get(ds.users, {})}
+        chain_args = {
+            "data": ds.data,
+            "chain": 0,
+            "seed": 0,
+            "warmup": opts["warmup"],
+            "samples": opts["samples"],
+            "progress": False,
+            "target_accept": 0.8,
+            "jit": False,
+        }
+        accepted = inspect.signature(_run_chain).parameters
         for hname, hyp in HYPOTHESES.items():
             with (
                 CallTimer(*((m, "potential_grad") for m in owners)) as timer,
@@ -485,9 +527,8 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
                 warnings.simplefilter("ignore")
                 start = time.perf_counter()
                 try:
-                    _run_chain(
-                        ds.data, hyp, 0, 0, opts["warmup"], opts["samples"], False, False, 0.8
-                    )
+                    kwargs = {k: v for k, v in chain_args.items() if k in accepted}
+                    _run_chain(hypothesis=hyp, **kwargs)
                 finally:
                     torch.set_num_threads(threads)
                 wall = time.perf_counter() - start
@@ -653,6 +694,31 @@ def main(argv: list[str] | None = None) -> None:
         datasets.append(ds)
         print(f"data: {users} users, {ds.games} games, GroupData shape {ds.data.shape}")
 
+    output = args.output or (None if args.quick else RESULTS)
+
+    def report(tables: dict[str, Table], final: bool) -> str:
+        tables = {**tables, "targets": targets_table(tables, args.small, args.large)}
+        header = [
+            "## Inference benchmark results" + ("" if final else " (partial: run in progress)"),
+            "",
+            f"- command: `{command.strip()}`",
+            *machine_lines(),
+            f"- torch intra-op threads in the benchmark process: {args.threads} "
+            "(each MCMC chain sets 1)",
+            f"- load average (1, 5, 15 min) before: {load_before}; "
+            f"{'after' if final else 'now'}: {load_average()} "
+            f"({time.perf_counter() - start_all:.0f} s so far)",
+            f"- data: one group, {EVENTS_PER_USER} events per user, norm {MIXTURE}: "
+            + ", ".join(f"{d.users:,} users ({d.games:,} games)" for d in datasets),
+            "",
+        ]
+        order = ["targets", *SECTIONS]
+        body = "\n\n".join(tables[k].render() for k in order if k in tables)
+        text = "\n".join(header) + "\n" + body
+        if output is not None:  # after every section, so that a crash loses little
+            output.write_text(text + "\n")
+        return text
+
     tables: dict[str, Table] = {}
     for name in SECTIONS:  # a fixed order: the cheap sections first
         if name not in sections:
@@ -668,29 +734,11 @@ def main(argv: list[str] | None = None) -> None:
             tables[name] = section_mcmc(datasets, mcmc_opts)
         elif name == "profile":
             tables[name] = section_profile(datasets[:1], mcmc_opts)
-    tables["targets"] = targets_table(tables, args.small, args.large)
-    load_after = load_average()
-
-    order = ["targets", *SECTIONS]
-    header = [
-        "## Inference benchmark results",
-        "",
-        f"- command: `{command.strip()}`",
-        *machine_lines(),
-        f"- torch intra-op threads in the benchmark process: {args.threads} "
-        "(each MCMC chain sets 1)",
-        f"- load average (1, 5, 15 min) before: {load_before}; after: {load_after} "
-        f"(total {time.perf_counter() - start_all:.0f} s)",
-        f"- data: one group, {EVENTS_PER_USER} events per user, norm {MIXTURE}: "
-        + ", ".join(f"{d.users:,} users ({d.games:,} games)" for d in datasets),
-        "",
-    ]
-    text = "\n".join(header) + "\n" + "\n\n".join(tables[k].render() for k in order if k in tables)
+        report(tables, final=False)
+    text = report(tables, final=True)
     print()
     print(text)
-    output = args.output or (None if args.quick else RESULTS)
     if output is not None:
-        output.write_text(text + "\n")
         print(f"\nwrote {output}")
 
 

@@ -14,10 +14,12 @@ torch). Before timing anything the script checks that the two log densities agre
 Then, on the same data (one group of ``--users`` users, 10 events each), for each hypothesis:
 our :func:`inference.mcmc.fit_mcmc` (2 chains, parallel and sequential) and NumPyro's NUTS
 (2 chains, ``chain_method="parallel"`` on 2 XLA host devices and ``"sequential"``), the same
-warmup and samples, the same target acceptance (0.8) and start (the prior median). ESS/s is
-the smallest bulk ESS over the continuous sites (ArviZ, as ``inference.diagnostics``) over the
-wall time of the whole call; NumPyro's includes JIT compilation, which is also reported on its
-own (``jax.monitoring``), with the ESS/s NumPyro would reach without it. Needs the optional extra
+warmup and samples (``fit_mcmc``'s defaults unless ``--warmup``/``--samples``), the same
+target acceptance (0.8) and start (at or near the prior median). ESS/s is the smallest bulk
+ESS over the continuous sites (ArviZ, as ``inference.diagnostics``) over the wall time of the
+whole call.
+NumPyro's includes JIT compilation, which is also reported on its own (``jax.monitoring``),
+with the ESS/s NumPyro would reach without it. Needs the optional extra
 ``scai[numpyro]`` (``/work/venv/bin/pip install numpyro jax``). Run from the project root::
 
     /work/venv/bin/python benchmarks/numpyro_peer.py            # full run (~5-10 min)
@@ -49,14 +51,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_inference import (  # noqa: E402
     HYPOTHESES,
+    MCMC_DEFAULTS,
     Dataset,
     Table,
     fmt,
     load_average,
     machine_lines,
     make_dataset,
-    marginal_gradient,
     per_call,
+    potential_gradient,
 )
 
 from models.hypotheses import Hypothesis  # noqa: E402
@@ -280,8 +283,8 @@ def numpyro_gradient_ms(model, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=MCMC_DEFAULTS["warmup"])
+    parser.add_argument("--samples", type=int, default=MCMC_DEFAULTS["samples"])
     parser.add_argument("--hypotheses", default=",".join(HYPOTHESES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="50 users, 100 + 100 iterations")
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(checks[-3:]), flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ours_ms = float(np.median(per_call(marginal_gradient(ds.data, hyp, False), 5))) * 1e3
+            ours_ms = float(np.median(per_call(potential_gradient(ds.data, hyp, False), 5))) * 1e3
         np_ms = numpyro_gradient_ms(model, 5)
         results = {}
         for method, parallel in (("parallel", True), ("sequential", False)):
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     runs.notes += [
         "- ms / gradient: median time of one potential-and-gradient call (ours: "
-        "`potential_grad` of the eager potential, 1 torch thread; NumPyro: "
+        "`potential_grad` of `inference.potential.Potential`, 1 torch thread; NumPyro: "
         "`jax.jit(jax.value_and_grad(potential_fn))`).",
         "- wall: the whole call: process start-up (ours, parallel) and JIT compilation "
         "(NumPyro) included. XLA compile: the time `jax.monitoring` reports for lowering and "
