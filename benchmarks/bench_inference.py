@@ -547,7 +547,7 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
             table.rows.append(row)
             print("  profile:", " | ".join(row), flush=True)
     table.notes.append(
-        "- wall includes building the potential (`initialize_model`) and the chain; "
+        "- wall includes building the potential and the chain; "
         "'other' is everything outside `potential_grad`, spread over the gradients."
     )
     return table
