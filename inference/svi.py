@@ -73,7 +73,7 @@ def fit_svi(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         for step in range(max_steps):
-            losses.append(svi.step(subsample_size))
+            losses.append(svi.step(subsample=subsample_size))
             bar.update()
             if step + 1 >= max(min_steps, 2 * window) and (step + 1) % window == 0:
                 new = sum(losses[-window:]) / window
