@@ -471,7 +471,7 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
         "- leapfrog steps / iteration: mean over the kept draws (one gradient each)."
     )
     for users, opts in options.items():
-        if opts:
+        if opts and any(ds.users == users for ds in datasets):
             shown = ", ".join(f"{k}={v}" for k, v in opts.items())
             table.notes.append(
                 f"- {users} users: fit_mcmc({shown}) instead of the defaults "
@@ -643,6 +643,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=200, help="users in the small data set")
     parser.add_argument("--large", type=int, default=10_000, help="users in the large data set")
     parser.add_argument(
+        "--sizes", choices=("both", "small", "large"), default="both", help="data sets to use"
+    )
+    parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated, from {SECTIONS}"
     )
     parser.add_argument("--repeats", type=int, default=5, help="for grad and exact")
@@ -689,7 +692,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average before: {load_before}; torch threads: {torch.get_num_threads()}")
     start_all = time.perf_counter()
     datasets = []
-    for users in (args.small, args.large):
+    sizes = {"both": (args.small, args.large), "small": (args.small,), "large": (args.large,)}
+    for users in sizes[args.sizes]:
         ds = make_dataset(users)
         datasets.append(ds)
         print(f"data: {users} users, {ds.games} games, GroupData shape {ds.data.shape}")
