@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from experiments.cli import command, hypothesis_option
-from experiments.registry import EXPERIMENTS, load
+from experiments.registry import EXPERIMENTS, GROUPS, load
 from models.data import write_csv_atomic
 
 DEFAULT_HUMAN_DATA = (
@@ -91,7 +91,11 @@ def run_fit(args: argparse.Namespace) -> int:
 def _add_run(p: argparse.ArgumentParser) -> None:
     from inference.fit import ENGINES
 
-    p.add_argument("experiment", choices=[*EXPERIMENTS, "all"], help="which experiment")
+    p.add_argument(
+        "experiment",
+        choices=[*EXPERIMENTS, *GROUPS],
+        help="an experiment; 'all' for the original study's three, 'everything' adds human-data",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -143,15 +147,15 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("run", "run one of the study's experiments (or all)")(_add_run)
+@command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
 def run_experiment(args: argparse.Namespace) -> int:
-    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    names = list(GROUPS.get(args.experiment, [args.experiment]))
     for name in names:
         if name == "human-data" and args.data is None:
             if DEFAULT_HUMAN_DATA.exists():
                 args.data = DEFAULT_HUMAN_DATA
             else:
-                if args.experiment == "all":
+                if args.experiment in GROUPS:
                     print(f"skipping human-data: no --data and {DEFAULT_HUMAN_DATA} is absent")
                     continue
                 raise ValueError(f"--data is required ({DEFAULT_HUMAN_DATA} is absent)")

@@ -9,7 +9,8 @@ takes to reach 0.95. A sweep over stereotype strength x the users' rationality s
 slowdown appears: language matters most when actions are noisy.
 
 Checks: under ``stereotyped`` inconsistent groups need more interactions than consistent ones
-(ratio of means with a bootstrap 95% interval above 1); under ``neutral`` the interval
+(ratio of means with a paired bootstrap 95% interval above 1; the contrasted conditions
+share their random numbers, so they differ only in the users' tones); under ``neutral`` the interval
 contains 1 (no slowdown).
 """
 
@@ -48,8 +49,18 @@ def label(group: str, hypothesis: str) -> str:
 
 
 def main_conditions(hypotheses) -> list[Condition]:
+    # One random stream per policy: a group and its consistent counterpart, under either
+    # hypothesis, meet the same users playing the same games; only the tones differ.
     return [
-        Condition(label(g, h), policy, manner=manner, hypothesis=h, users=10, true_policy=policy)
+        Condition(
+            label(g, h),
+            policy,
+            manner=manner,
+            hypothesis=h,
+            users=10,
+            true_policy=policy,
+            stream=policy,
+        )
         for h in hypotheses
         for g, (policy, manner, _) in GROUPS.items()
     ]
@@ -67,6 +78,7 @@ def sweep_conditions(strengths, rationalities) -> list[Condition]:
             stereotype_strength=s,
             assistant_rationality=lam,
             true_policy="altruistic",
+            stream=f"sweep s={s} lam={lam}",
         )
         for s in strengths
         for lam in rationalities
@@ -77,13 +89,37 @@ def sweep_conditions(strengths, rationalities) -> list[Condition]:
 def slowdown(
     slow: pd.Series, fast: pd.Series, rng: np.random.Generator, n_boot: int = 2000
 ) -> tuple[float, float, float]:
-    """Ratio of mean interactions-to-95% (inconsistent / consistent), bootstrap 95% interval
-    over simulations. Runs that never reached 95% count at their last interaction + 1."""
+    """Ratio of mean interactions-to-95% (inconsistent / consistent) with a paired bootstrap
+    95% interval over simulations (simulation ``i`` of both conditions shares its random
+    numbers). Runs that never reached 95% count at their last interaction + 1."""
+    slow, fast = slow.sort_index(), fast.sort_index()
+    if not slow.index.equals(fast.index):
+        raise ValueError("slowdown: the two conditions must have the same simulations")
     a, b = slow.to_numpy(float), fast.to_numpy(float)
     ratio = a.mean() / b.mean()
-    boots = [rng.choice(a, len(a)).mean() / rng.choice(b, len(b)).mean() for _ in range(n_boot)]
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    boots = a[idx].mean(1) / b[idx].mean(1)
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return float(ratio), float(lo), float(hi)
+
+
+def belief_deficit(
+    slow: pd.DataFrame, fast: pd.DataFrame, horizon: int, rng: np.random.Generator
+) -> tuple[float, float, float]:
+    """Mean over the first ``horizon`` interactions of ``p_true(consistent) - p_true
+    (inconsistent)``, averaged over simulations, with a paired bootstrap 95% interval.
+
+    The interactions-to-95% count moves in whole interactions and, since the two users of a
+    pair propose in consecutive rounds, a misleading tone only delays it when it holds the
+    curve below 0.95 at the crossing; this measures the lost belief all along the curve.
+    """
+    key = ["sim", "interactions"]
+    both = slow.merge(fast, on=key, suffixes=("_slow", "_fast"), validate="one_to_one")
+    both = both[both["interactions"] <= horizon]
+    per_sim = (both["p_true_fast"] - both["p_true_slow"]).groupby(both["sim"]).mean().to_numpy()
+    idx = rng.integers(0, len(per_sim), size=(2000, len(per_sim)))
+    lo, hi = np.percentile(per_sim[idx].mean(1), [2.5, 97.5])
+    return float(per_sim.mean()), float(lo), float(hi)
 
 
 def reach_table(results, total_interactions: int) -> pd.DataFrame:
@@ -115,14 +151,34 @@ def main(args) -> ExperimentResult:
             if consistent is None:
                 continue
             r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
-            ratios.append({"hypothesis": h, "group": group, "ratio": r, "lo": lo, "hi": hi})
+            d, d_lo, d_hi = belief_deficit(
+                results[label(group, h)].curve,
+                results[label(consistent, h)].curve,
+                settings.rounds + 2,
+                rng,
+            )
+            ratios.append(
+                {
+                    "hypothesis": h,
+                    "group": group,
+                    "ratio": r,
+                    "lo": lo,
+                    "hi": hi,
+                    "deficit": d,
+                    "deficit_lo": d_lo,
+                    "deficit_hi": d_hi,
+                }
+            )
+            numbers[f"{group} | {h}: epoch-1 belief deficit"] = d
             numbers[f"{group} | {h}: slowdown ratio"] = r
             numbers[f"{group} | {h}: 95% interval low"] = lo
             numbers[f"{group} | {h}: 95% interval high"] = hi
             if h == "stereotyped":
                 checks[f"{group}: slower under stereotyped (interval above 1)"] = lo > 1
+                checks[f"{group}: less belief in the true norm under stereotyped"] = d_lo > 0
             elif h == "neutral":
                 checks[f"{group}: no slowdown under neutral (interval contains 1)"] = lo <= 1 <= hi
+                checks[f"{group}: no belief deficit under neutral"] = d_lo <= 0 <= d_hi
     sweep = []
     for s in strengths:
         for lam in rationalities:

@@ -56,6 +56,10 @@ class Condition:
     assistant_rationality: float | None = None  # overrides the hypothesis's, for sweeps
     variant: str = "1v9"
     true_policy: str | None = None  # the one norm, for one-norm groups
+    # Conditions that share a stream share their random numbers (common random numbers): the
+    # users' types, schedules, pots and actions are then the same, so a contrast between them
+    # (rude vs neutral manners) is paired. Default: the condition's own name.
+    stream: str | None = None
 
 
 @dataclass(frozen=True)
@@ -324,7 +328,7 @@ def condition_seed(seed: int, name: str) -> int:
 
 def _run_cached(args) -> tuple[str, str]:
     cond, settings, cache_dir = args
-    seed = condition_seed(settings.seed, cond.name)
+    seed = condition_seed(settings.seed, cond.stream or cond.name)
     key = fingerprint(cond, settings, seed)
     stem = Path(cache_dir) / key
     done = stem.with_suffix(".done")

@@ -3,7 +3,9 @@
 Each experiment is a module with ``main(args) -> ExperimentResult`` reading the common options
 (``--seed``, ``--quick``, ``--out``, ``--sims``, ``--epochs``, ``--engine``, ``--hypothesis``)
 and writing only under ``args.out / NAME`` and ``figures/``. ``scai run NAME`` runs one;
-``scai run all`` runs them all. A test discovers this registry and runs each with ``--quick``.
+``scai run all`` runs the original study's experiments (:data:`STUDY`); ``scai run everything``
+adds the experiments on real human data, whose MCMC fits take minutes rather than seconds. A
+test discovers this registry and runs each with ``--quick``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ EXPERIMENTS: dict[str, str] = {
     "human-data": "experiments.human_data",
 }
 
+#: The original study's experiments: what ``scai run all`` reproduces.
+STUDY = ("alignment", "generalization", "inconsistency")
+#: What ``scai run NAME`` accepts besides the experiments' own names.
+GROUPS: dict[str, tuple[str, ...]] = {"all": STUDY, "everything": tuple(EXPERIMENTS)}
+
 
 def load(name: str) -> ModuleType:
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS)}, all")
+        allowed = ", ".join([*EXPERIMENTS, *GROUPS])
+        raise ValueError(f"unknown experiment {name!r}; allowed: {allowed}")
     return importlib.import_module(EXPERIMENTS[name])

@@ -149,6 +149,8 @@ def to_inference_data(posterior, max_predictive_draws: int = 100):
     observed = {c: table[c].to_numpy() for c in INTERACTION_COLUMNS}
     for c in ("sim", "proposer", "responder", "currency", "proposer_tone", "responder_tone"):
         observed[c] = observed[c].astype(str)
+    if "lp" not in posterior.sample_stats:  # computed once, when first asked for
+        posterior.sample_stats["lp"] = posterior.log_joint().numpy()
     stats = dict(posterior.sample_stats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

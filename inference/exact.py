@@ -21,7 +21,7 @@ import math
 import torch
 
 from inference.errors import EngineError
-from inference.grids import simplex_lattice
+from inference.grids import dirichlet_cell_log_weights, simplex_lattice
 from inference.posterior import Posterior, manner_probabilities
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
@@ -214,8 +214,7 @@ def fit_exact(
 
     def evaluate(u: torch.Tensor, log_w: torch.Tensor, action=None, pi_grid=pi_grid):
         """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on a grid."""
-        log_prior = torch.distributions.Dirichlet(conc).log_prob(pi_grid)
-        log_prior = log_prior - torch.logsumexp(log_prior, 0)
+        log_prior = dirichlet_cell_log_weights(pi_grid, conc)
         if action is None:
             lam_t, shift_t = _parameters(u, hypothesis, data)
             action = grid_action_loglik(data, hypothesis, lam_t, shift_t)
@@ -224,10 +223,9 @@ def fit_exact(
         log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
         step = max(1, int(2e7) // max(1, S * U * pi_grid.shape[0]))
         for start in range(0, T, step):
-            L = loglik[start : start + step]
-            top = L.max(-1, keepdim=True).values  # [t, S, U, 1]
-            like = (L - top).exp() @ pi_grid.T  # [t, S, U, G]
-            log_joint[start : start + step] = ((like.log() + top) * mask.unsqueeze(-1)).sum(-2)
+            log_joint[start : start + step] = _group_loglik(
+                loglik[start : start + step], mask, pi_grid
+            )
         log_joint += log_prior + log_w.reshape(T, 1, 1)
         return log_joint, loglik, action
 
@@ -262,13 +260,14 @@ def fit_exact(
     policy_probs = _policy_probs(weights, loglik, pi_grid)
 
     generator = torch.Generator().manual_seed(seed)
-    # Draw the scalars' grid point, then pi given it (one flat draw over T*G can exceed the
-    # 2^24 categories torch.multinomial allows).
-    per_t = weights.sum(-1).T  # [S, T]
-    t_idx = torch.multinomial(per_t, num_draws, replacement=True, generator=generator)  # [S, D]
-    given_t = weights.permute(1, 0, 2)[torch.arange(S).unsqueeze(-1), t_idx]  # [S, D, G]
-    g_idx = torch.multinomial(given_t.reshape(-1, given_t.shape[-1]), 1, generator=generator)
-    g_idx = g_idx.reshape(S, num_draws)
+    # Draw grid points (t, g) by inverting each simulation's cumulative weights: one
+    # searchsorted, where torch.multinomial would renormalise a row per draw (and caps the
+    # categories at 2^24).
+    cdf = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)  # [S, T * G]
+    uniform = torch.rand(S, num_draws, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
+    flat = torch.searchsorted(cdf, uniform, right=True).clamp_max(cdf.shape[-1] - 1)
+    G = pi_grid.shape[0]
+    t_idx, g_idx = flat // G, flat % G  # [S, D]
     draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
     lam, shift = _parameters(u[t_idx.T], hypothesis, data)  # [D, S], [D, S, C]
     if hypothesis.rationality_is_latent:
@@ -279,8 +278,11 @@ def fit_exact(
         draws["shift_shared"] = _shared_given_shifts(shift, hypothesis, data, generator)
     draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
     # Each draw is a grid point whose user log-likelihoods are already known.
-    sims = torch.arange(S).unsqueeze(0)
-    draw_loglik = loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
+    if T == 1:  # every draw shares the one grid point: a view, not D copies
+        draw_loglik = loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
+    else:
+        sims = torch.arange(S).unsqueeze(0)
+        draw_loglik = loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
     posterior = Posterior(
         engine="exact",
         hypothesis=hypothesis,
@@ -359,20 +361,65 @@ def _positions(part: GroupData, whole: GroupData) -> tuple[torch.Tensor, torch.T
     return torch.tensor(s_idx, dtype=torch.long), torch.tensor(u_idx, dtype=torch.long)
 
 
+#: A user whose best type beats every other by more than this many nats, plus what the
+#: smallest ``pi`` on the lattice can take back (``-log min pi``), is *decided*: the other types
+#: change ``log sum_k pi_k e^L_k`` by less than ``e^-DECIDED_NATS`` (~1e-20).
+DECIDED_NATS = 45.0
+
+
+def _decided(L: torch.Tensor, pi_grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``L [t, S, U, K]``: which user columns are decided at every ``t`` and ``s``
+    (``[U]``), and each user's best type ``[t, S, U]``."""
+    top2 = L.topk(2, dim=-1).values if L.shape[-1] > 1 else torch.cat([L, L - math.inf], -1)
+    margin = DECIDED_NATS - math.log(float(pi_grid.min()))
+    decided = (top2[..., 0] - top2[..., 1] > margin).flatten(0, 1).all(0)
+    return decided, L.argmax(-1)
+
+
+def _group_loglik(L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor) -> torch.Tensor:
+    """``[t, S, G]``: ``sum_u log sum_k pi_gk exp(L[t, s, u, k])`` over the real users.
+
+    Decided users (:data:`DECIDED_NATS`) contribute ``L[best] + log pi_g[best]``, so their sum
+    is a ``[K] @ [K, G]`` product; only the others need the ``[U, G]`` matrix. With thousands
+    of users whose type the data settle, this is what makes the engine fast.
+    """
+    decided, best = _decided(L, pi_grid)
+    top = L.max(-1).values  # [t, S, U]
+    K = L.shape[-1]
+    weight = mask * decided  # [S, U]
+    n_best = (torch.nn.functional.one_hot(best, K).to(L.dtype) * weight.unsqueeze(-1)).sum(-2)
+    out = (top * weight).sum(-1, keepdim=True) + n_best @ pi_grid.log().T  # [t, S, G]
+    rest = ~decided
+    if rest.any():
+        Lr = L[..., rest, :]
+        top_r = top[..., rest].unsqueeze(-1)
+        like = (Lr - top_r).exp() @ pi_grid.T  # [t, S, U_rest, G]
+        out = out + ((like.log() + top_r) * mask[:, rest].unsqueeze(-1)).sum(-2)
+    return out
+
+
 def _policy_probs(
     weights: torch.Tensor, loglik: torch.Tensor, pi_grid: torch.Tensor, chunk: int = 32
 ) -> torch.Tensor:
     """``P(z_u = k | data) = sum_{t,g} w[t,s,g] pi_gk e^L[t,s,u,k] / sum_j pi_gj e^L[t,s,u,j]``.
 
     The sum over the simplex lattice ``g`` is a matrix product, so no ``[t, g, u, k]`` tensor is
-    ever formed.
+    ever formed; a decided user (:data:`DECIDED_NATS`) has its best type with probability 1 at
+    each grid point.
     """
     T, S, U, K = loglik.shape
     out = torch.zeros(S, U, K, dtype=loglik.dtype)
     for start in range(0, T, chunk):
         L = loglik[start : start + chunk]
-        like_k = (L - L.max(-1, keepdim=True).values).exp()  # [t, S, U, K]
-        like = like_k @ pi_grid.T  # [t, S, U, G]
-        ratio = weights[start : start + chunk].unsqueeze(-2) / like  # [t, S, U, G]
-        out += (like_k * (ratio @ pi_grid)).sum(0)
+        w = weights[start : start + chunk]  # [t, S, G]
+        decided, best = _decided(L, pi_grid)
+        one_hot = torch.nn.functional.one_hot(best[..., decided], K).to(L.dtype)
+        out[:, decided] += (one_hot * w.sum(-1)[..., None, None]).sum(0)
+        rest = ~decided
+        if rest.any():
+            Lr = L[..., rest, :]
+            like_k = (Lr - Lr.max(-1, keepdim=True).values).exp()  # [t, S, U_rest, K]
+            like = like_k @ pi_grid.T  # [t, S, U_rest, G]
+            ratio = w.unsqueeze(-2) / like  # [t, S, U_rest, G]
+            out[:, rest] += (like_k * (ratio @ pi_grid)).sum(0)
     return out / out.sum(-1, keepdim=True).clamp_min(1e-300)

@@ -8,6 +8,8 @@ The assistant acts with :meth:`Posterior.predictive`.
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +111,9 @@ class Posterior:
         """``[D, S]`` the currency's shift of the weight on the other's payoff, per draw.
 
         Currencies absent from the data get their prior given the shared shift: this is where
-        pooling decides out-of-distribution behaviour.
+        pooling decides out-of-distribution behaviour. Those prior draws come from
+        ``generator``, or by default from one seeded by the posterior's seed and the currency's
+        name, so the same posterior always answers the same for the same currency.
         """
         hyp = self.hypothesis
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
@@ -120,6 +124,10 @@ class Posterior:
         )
         mean = base + hyp.essential_shift * float(get_currency(currency).essential)
         if hyp.currency_scale > 0:
+            if generator is None:
+                generator = torch.Generator().manual_seed(
+                    self.seed * 1_000_003 + zlib.crc32(currency.encode())
+                )
             noise = torch.randn(D, S, generator=generator, dtype=mean.dtype)
             return mean + hyp.currency_scale * noise
         return mean
@@ -156,6 +164,36 @@ class Posterior:
         ll = torch.logsumexp(log_pi.unsqueeze(-2) + self.user_loglik(), dim=-1)
         ll = ll * self.data.user_mask
         return ll.reshape(self.n_chains, self.n_draws, *ll.shape[1:])
+
+    def log_prior(self) -> torch.Tensor:
+        """``[chains, draws, S]`` log prior density of each draw's continuous sites, as the
+        model's ``group_parameters`` states them (``pi`` on the simplex, ``lam`` on its own
+        scale, shifts Normal)."""
+        hyp = self.hypothesis
+        dtype = torch.float64
+        conc = torch.tensor(hyp.pi_concentration, dtype=dtype)
+        pi = self.flat_draws("pi").double().clamp_min(1e-300)
+        lp = torch.distributions.Dirichlet(conc).log_prob(pi / pi.sum(-1, keepdim=True))
+        if "lam" in self.draws:
+            lam = torch.distributions.LogNormal(math.log(hyp.rationality), hyp.rationality_scale)
+            lp = lp + lam.log_prob(self.flat_draws("lam").double())
+        shared = torch.zeros_like(lp)
+        if "shift_shared" in self.draws:
+            shared = self.flat_draws("shift_shared").double()
+            lp = lp + torch.distributions.Normal(0.0, hyp.shared_scale).log_prob(shared)
+        if "shift" in self.draws:
+            essential = self.data.essential.reshape(-1).double()  # [C]
+            mean = shared.unsqueeze(-1) + hyp.essential_shift * essential
+            normal = torch.distributions.Normal(mean, hyp.currency_scale)
+            lp = lp + normal.log_prob(self.flat_draws("shift").double()).sum(-1)
+        return lp.reshape(self.n_chains, self.n_draws, -1)
+
+    def log_joint(self) -> torch.Tensor:
+        """``[chains, draws]`` ``log p(theta, data)`` of each draw, summed over simulations
+        (ArviZ's ``lp``): the log prior plus every user's log-likelihood with policy and manner
+        summed out."""
+        lp = self.log_prior() + self.pointwise_loglik().double().sum(-1)
+        return lp.sum(-1)
 
     # -- summaries --------------------------------------------------------------------------
     def pi_mean(self) -> torch.Tensor:

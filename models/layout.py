@@ -98,20 +98,14 @@ class GroupData:
         sim_ids = list(dict.fromkeys(sim))
         if users is not None:
             sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
-        sim_of = {s: i for i, s in enumerate(sim_ids)}
+        sim_code = pd.Index(sim_ids).get_indexer(sim)
         # The assistant's own actions are not evidence: treat it as an unknown participant.
         proposer = df["proposer"].astype(str).to_numpy()
         proposer = np.where(proposer == ASSISTANT, "", proposer)
         responder = df["responder"].astype(str).to_numpy()
         responder = np.where(responder == ASSISTANT, "", responder)
 
-        user_ids: list[list[str]] = []
-        for s in sim_ids:
-            known = list(users.get(s, [])) if users is not None else []
-            in_sim = sim == s
-            seen = [*proposer[in_sim], *responder[in_sim]]
-            user_ids.append(list(dict.fromkeys([*map(str, known), *(u for u in seen if u)])))
-        user_of = [{u: j for j, u in enumerate(ids)} for ids in user_ids]
+        user_ids, user_index = _user_order(sim_ids, sim_code, proposer, responder, users)
 
         n = len(df)
         rows = np.arange(n)
@@ -121,11 +115,9 @@ class GroupData:
         ev_role = np.concatenate(
             [np.zeros(has_proposer.sum(), int), np.ones(has_responder.sum(), int)]
         )
-        ev_sim = np.array([sim_of[s] for s in sim[ev_row]], dtype=np.int64)
+        ev_sim = sim_code[ev_row].astype(np.int64)
         ev_user_name = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
-        ev_user = np.array(
-            [user_of[s][u] for s, u in zip(ev_sim, ev_user_name, strict=True)], dtype=np.int64
-        )
+        ev_user = user_index(ev_sim, ev_user_name)
         order = np.lexsort((ev_role, ev_row, ev_user, ev_sim))
         ev_row, ev_role, ev_sim, ev_user = (
             ev_row[order],
@@ -145,10 +137,7 @@ class GroupData:
         currencies = (
             tuple(currencies) if currencies is not None else tuple(dict.fromkeys(df["currency"]))
         )
-        cur_of = {c: i for i, c in enumerate(currencies)}
         pots = np.sort(df["pot"].unique()).astype(np.int64)
-        pot_of = {int(p): i for i, p in enumerate(pots)}
-        tone_of = {t: i for i, t in enumerate(TONES)}
 
         def blank(fill, dtype):
             return np.full((S, U, E), fill, dtype=dtype)
@@ -170,8 +159,10 @@ class GroupData:
         out["event_mask"][idx] = True
         out["is_proposer"][idx] = ev_role == 0
         out["row"][idx] = ev_row
-        out["pot_index"][idx] = [pot_of[int(p)] for p in df["pot"].to_numpy()[ev_row]]
-        out["currency_index"][idx] = [cur_of[c] for c in df["currency"].to_numpy()[ev_row]]
+        out["pot_index"][idx] = np.searchsorted(pots, df["pot"].to_numpy()[ev_row])
+        out["currency_index"][idx] = pd.Index(currencies).get_indexer(
+            df["currency"].to_numpy()[ev_row]
+        )
         out["offer"][idx] = df["offer"].to_numpy()[ev_row]
         out["accepted"][idx] = df["accepted"].to_numpy()[ev_row]
         tone_text = np.where(
@@ -180,16 +171,16 @@ class GroupData:
             df["responder_tone"].astype(str).to_numpy()[ev_row],
         )
         out["tone_mask"][idx] = tone_text != ""
-        out["tone"][idx] = [tone_of.get(t, 0) for t in tone_text]
+        out["tone"][idx] = pd.Index(TONES).get_indexer(tone_text).clip(min=0)
         # Link each responder event to its proposer's event of the same row.
-        prop_event = {
-            r: (u, p)
-            for r, u, p, role in zip(ev_row, ev_user, ev_pos, ev_role, strict=True)
-            if role == 0
-        }
-        for r, s, u, p, role in zip(ev_row, ev_sim, ev_user, ev_pos, ev_role, strict=True):
-            if role == 1 and r in prop_event:
-                out["partner"][s, u, p], out["partner_event"][s, u, p] = prop_event[r]
+        proposed = ev_role == 0
+        prop_user, prop_pos = np.full(n, -1), np.full(n, -1)
+        prop_user[ev_row[proposed]] = ev_user[proposed]
+        prop_pos[ev_row[proposed]] = ev_pos[proposed]
+        linked = (ev_role == 1) & (prop_user[ev_row] >= 0)
+        at = (ev_sim[linked], ev_user[linked], ev_pos[linked])
+        out["partner"][at] = prop_user[ev_row[linked]]
+        out["partner_event"][at] = prop_pos[ev_row[linked]]
 
         user_mask = np.zeros((S, U), dtype=bool)
         for s, ids in enumerate(user_ids):
@@ -205,3 +196,36 @@ class GroupData:
             is_responder=tensors["event_mask"] & ~tensors["is_proposer"],
             **tensors,
         )
+
+
+def _user_order(sim_ids, sim_code, proposer, responder, users):
+    """Each simulation's user ids (the listed ``users`` first, then proposers in row order,
+    then responders in row order) and a vectorised ``(sim index, name) -> user index``."""
+    known_sim, known_name = [], []
+    if users is not None:
+        for s, names in users.items():
+            known_sim += [sim_ids.index(str(s))] * len(names)
+            known_name += list(map(str, names))
+    rows = np.arange(len(proposer))
+    frame = pd.DataFrame(
+        {
+            "sim": np.concatenate([known_sim, sim_code, sim_code]).astype(np.int64),
+            "name": np.concatenate([known_name, proposer, responder]).astype(str),
+            "stage": np.repeat([0, 1, 2], [len(known_name), len(rows), len(rows)]),
+            "order": np.concatenate([np.arange(len(known_name)), rows, rows]),
+        }
+    )
+    frame = frame[frame["name"] != ""].sort_values(["sim", "stage", "order"], kind="stable")
+    frame = frame.drop_duplicates(["sim", "name"])
+    frame["user"] = frame.groupby("sim").cumcount()
+    user_ids: list[list[str]] = [[] for _ in sim_ids]
+    for s, names in frame.groupby("sim")["name"]:
+        user_ids[int(s)] = names.tolist()
+    lookup = pd.MultiIndex.from_arrays([frame["sim"].to_numpy(), frame["name"].to_numpy()])
+    user_of = pd.Series(frame["user"].to_numpy(), index=lookup)
+
+    def user_index(sim: np.ndarray, name: np.ndarray) -> np.ndarray:
+        where = lookup.get_indexer(pd.MultiIndex.from_arrays([sim, name]))
+        return user_of.to_numpy()[where].astype(np.int64)
+
+    return user_ids, user_index

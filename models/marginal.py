@@ -51,11 +51,26 @@ class EventIndex:
             0,
             torch.where(data.accepted[s, u, e] > 0.5, 1, 2),
         )
-        cell_keys = torch.stack(
-            [s, data.currency_index[s, u, e], data.pot_index[s, u, e], data.offer[s, u, e], kind]
-        )
-        cells, cell_of_event = torch.unique(cell_keys, dim=1, return_inverse=True)
-        n_cells = cells.shape[1]
+        fields = [
+            s,
+            data.currency_index[s, u, e].long(),
+            data.pot_index[s, u, e].long(),
+            data.offer[s, u, e].long(),
+            kind,
+        ]
+        # One integer key per event (mixed radix): a 1-D unique is ~50x faster than
+        # torch.unique(dim=...) over the stacked fields.
+        sizes = [int(f.max()) + 1 if len(f) else 1 for f in fields]
+        key = torch.zeros_like(s)
+        for field, size in zip(fields, sizes, strict=True):
+            key = key * size + field
+        unique_keys, cell_of_event = torch.unique(key, return_inverse=True)
+        cells = []
+        for size in reversed(sizes):
+            cells.append(unique_keys % size)
+            unique_keys = unique_keys // size
+        cells.reverse()
+        n_cells = len(cells[0])
         counts = (
             torch.sparse_coo_tensor(
                 torch.stack([s * U + u, cell_of_event]),

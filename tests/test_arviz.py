@@ -115,14 +115,11 @@ def test_groups_present(saved):
     assert set(from_file(saved["exact"]).posterior.data_vars) == {"pi", "lam", "shift"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inference/arviz_io.py:9 documents sample_stats 'lp' (log joint density of each draw) "
-    "for SVI and exact, but fit_exact/fit_svi pass no sample_stats, so the group is missing",
-)
-def test_exact_sample_stats_lp(saved):
+def test_exact_sample_stats_lp(saved, exact):
     idata = from_file(saved["exact"])
-    assert "lp" in idata.sample_stats
+    lp = idata.sample_stats["lp"]
+    assert lp.dims == ("chain", "draw")
+    np.testing.assert_allclose(lp.values, exact.log_joint().numpy(), rtol=1e-6)
 
 
 def test_dims_and_coords(saved, mcmc, exact):

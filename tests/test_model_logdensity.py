@@ -32,6 +32,7 @@ import reference as ref
 import torch
 from pyro.poutine.util import site_is_subsample
 
+from inference.posterior import Posterior
 from models.data import validate_frame
 from models.game import CURRENCIES
 from models.hypotheses import PRESETS, Hypothesis
@@ -225,6 +226,11 @@ def test_log_density_matches_hand_computation(float64, table, name):
     want = hand_log_density(table, hyp, pi, lam, shift0, shift, CURRENCY_ORDER, sims)
     assert math.isfinite(want) and want < 0
     assert got == pytest.approx(want, abs=1e-5)
+
+    # the posterior's log joint of a draw (ArviZ's sample_stats "lp") is this same density
+    draws = {k: v.reshape(1, 1, S, -1).squeeze(-1) for k, v in conditioned.items()}
+    post = Posterior.from_draws("test", data, hyp, table, draws)
+    assert float(post.log_joint()[0, 0]) == pytest.approx(want, abs=1e-5)
 
     # the check has teeth: changing one observed decision changes both sides alike
     flipped = table.copy()

@@ -1,0 +1,72 @@
+"""Convergence problems are reported, naming what did not converge: a too-short NUTS run emits
+a DiagnosticWarning naming the parameters, and SVI stopped at its step cap a
+ConvergenceWarning."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import pytest
+
+from inference import fit
+from inference.diagnostics import ESS_MIN, R_HAT_MAX, DiagnosticWarning
+from inference.svi import ConvergenceWarning
+from models.hypotheses import PRESETS
+from models.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def table():
+    return simulate(
+        PRESETS["neutral"],
+        policy="selfish=0.5,fair=0.5",
+        users=6,
+        rounds=6,
+        epochs=2,
+        sims=2,
+        seed=3,
+        pot_range=(2, 6),
+    ).interactions
+
+
+def test_short_mcmc_run_warns_naming_parameters(table):
+    # 2 chains x 20 draws: ArviZ caps the ESS of N draws at N log10(N) = 64 < ESS_MIN whatever
+    # the chains do, so the warning must fire (and name every parameter).
+    assert 40 * math.log10(40) < ESS_MIN
+    with pytest.warns(DiagnosticWarning) as record:
+        post = fit(table, "neutral", engine="mcmc", seed=0, warmup=5, samples=20, parallel=False)
+    messages = [str(w.message) for w in record if w.category is DiagnosticWarning]
+    assert len(messages) == 1
+    message = messages[0]
+    assert f"ESS < {ESS_MIN} for" in message
+    names = {f"pi[{s}, {k}]" for s in "01" for k in ("selfish", "fair", "altruistic")}
+    ess_part = message.split(f"ESS < {ESS_MIN} for")[1].split(";")[0]
+    assert all(name in ess_part for name in names), ess_part  # every parameter is named
+    diag = post.diagnostics
+    assert set(diag["r_hat"]) == set(diag["ess_bulk"]) == set(diag["ess_tail"]) == names
+    assert all(v < ESS_MIN for v in diag["ess_bulk"].values())
+    # r_hat problems, when reported, name parameters whose r_hat really is above the bar
+    match = re.search(r"r_hat > [\d.]+ for ([^;]+)", message)
+    high = {k for k, v in diag["r_hat"].items() if v > R_HAT_MAX}
+    assert bool(match) == bool(high)
+    if match:
+        assert {n for n in names if n in match.group(1)} == high
+    assert post.sample_stats["diverging"].shape == (2, 20)
+
+
+def test_svi_step_cap_warns(table):
+    with pytest.warns(ConvergenceWarning, match="did not converge in 20 steps"):
+        post = fit(table, "neutral", engine="svi", seed=0, max_steps=20, num_draws=50)
+    assert post.diagnostics["converged"] is False
+    assert post.diagnostics["steps"] == 20
+    assert len(post.diagnostics["elbo_trace"]) == 20
+
+
+def test_svi_jit(table):
+    """``jit=True`` (JitTraceEnum_ELBO) gives the same kind of posterior as the default."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = fit(table, "neutral", engine="svi", seed=0, max_steps=5, num_draws=20, jit=True)
+    assert post.draws["pi"].shape == (1, 20, 2, 3)
