@@ -184,7 +184,7 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
         test=np.where(test.currency == "dollars", "dollars (ID)", test.currency + " (OOD)")
     )
     fig, ax = plt.subplots(figsize=(9, 4))
-    sns.barplot(test, x="hypothesis", y="share", hue="test", errorbar=("ci", 95), ax=ax)
+    sns.barplot(test, x="hypothesis", y="share", hue="test", errorbar=("se", 1.96), ax=ax)
     ax.axhline(
         GENERALIZATION["in_distribution"],
         color=ORIGINAL_COLOR,

@@ -16,8 +16,12 @@ of their true policy) and the posterior mean of ``pi``.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,6 +64,7 @@ class Condition:
     # users' types, schedules, pots and actions are then the same, so a contrast between them
     # (rude vs neutral manners) is paired. Default: the condition's own name.
     stream: str | None = None
+    save_posterior: bool = True  # write the last posterior (NetCDF) with the cached results
 
 
 @dataclass(frozen=True)
@@ -230,15 +235,15 @@ def learning_curve(
     rows = interactions[
         ~((interactions.proposer == ASSISTANT) & (interactions.responder == ASSISTANT))
     ].reset_index(drop=True)
-    parts, users = [], {}
-    for sim, group in rows.groupby("sim", sort=False):
-        group = group.reset_index(drop=True)
-        for n in range(1, len(group) + 1):
-            prefix = group.iloc[:n].copy()
-            prefix["sim"] = f"{sim}#{n}"
-            parts.append(prefix)
+    # Row positions of every prefix, stacked: prefix n of a simulation is its first n rows.
+    positions, labels, users = [], [], {}
+    for sim, where in rows.groupby("sim", sort=False).indices.items():
+        for n in range(1, len(where) + 1):
+            positions.append(where[:n])
+            labels += [f"{sim}#{n}"] * n
             users[f"{sim}#{n}"] = user_ids[str(sim)]
-    stacked = pd.concat(parts, ignore_index=True)
+    stacked = rows.iloc[np.concatenate(positions)].reset_index(drop=True)
+    stacked["sim"] = labels
     data = GroupData.from_table(stacked, users=users)
     post = fit_exact(data, hyp, table=stacked, num_draws=10)
     k = hyp.policy_index(cond.true_policy)
@@ -339,7 +344,7 @@ def _run_cached(args) -> tuple[str, str]:
         write_csv_atomic(result.interactions, stem.with_suffix(".interactions.csv"))
         if result.curve is not None:
             write_csv_atomic(result.curve, stem.with_suffix(".curve.csv"))
-        if result.posterior is not None:
+        if result.posterior is not None and cond.save_posterior:
             result.posterior.save(stem.with_suffix(".nc"))
         done.write_text(json.dumps({"condition": asdict(cond), "seed": seed}, default=str))
     return cond.name, str(stem)
@@ -357,10 +362,6 @@ def run_conditions(
     Each finished condition is written under ``cache_dir`` with a fingerprint of its settings,
     so an interrupted run resumes where it stopped and a re-run with the same settings is free.
     """
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     from inference.progress import progress_bar
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -369,12 +370,11 @@ def run_conditions(
     stems: dict[str, str] = {}
     bar = progress_bar(total=len(jobs), desc="conditions", disable=not progress)
     if workers > 1 and len(jobs) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for fut in as_completed([pool.submit(_run_cached, j) for j in jobs]):
-                name, stem = fut.result()
-                stems[name] = stem
-                bar.update()
+        pool = _worker_pool(workers)
+        for fut in as_completed([pool.submit(_run_cached, j) for j in jobs]):
+            name, stem = fut.result()
+            stems[name] = stem
+            bar.update()
     else:
         for job in jobs:
             name, stem = _run_cached(job)
@@ -382,6 +382,19 @@ def run_conditions(
             bar.update()
     bar.close()
     return {c.name: load_result(c, Path(stems[c.name])) for c in conditions}
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool kept for the life of the program: starting a worker (spawn, then
+    importing torch, Pyro and ArviZ) costs seconds, once per experiment otherwise."""
+    if workers not in _POOLS:
+        ctx = multiprocessing.get_context("spawn")
+        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        atexit.register(_POOLS[workers].shutdown)
+    return _POOLS[workers]
 
 
 def load_result(cond: Condition, stem: Path) -> ConditionResult:

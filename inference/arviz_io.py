@@ -53,6 +53,7 @@ def _real_users(value: torch.Tensor, data: GroupData, trailing: int) -> np.ndarr
 def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     """Posterior-predictive offers and decisions for every interaction of the table."""
     from models.marginal import type_posterior
+    from models.model import group_tables
 
     data, hyp = posterior.data, posterior.hypothesis
     C, D = posterior.n_chains, posterior.n_draws
@@ -66,23 +67,14 @@ def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     loglik = posterior.user_loglik()[flat_keep]
     z_probs = type_posterior(pi.clamp_min(1e-300).log(), loglik)  # [d, S, U, K]
     z = _categorical(z_probs, generator)  # [d, S, U]
-    from models.model import group_tables
-
-    if {"lam", "shift", "shift_shared"} & set(posterior.draws):
-        tables = group_tables(hyp, data.pots, lam, shift)  # [d, S, C, K, P, O]
-        draw_of = torch.arange(pi.shape[0]).unsqueeze(-1)
-    else:  # nothing in the tables varies by draw: compute them once
-        tables = group_tables(hyp, data.pots, lam[:1], shift[:1])
-        draw_of = torch.zeros(pi.shape[0], 1, dtype=torch.long)
     table = posterior.table.reset_index(drop=True)
     n = len(table)
     sim_of = {s: i for i, s in enumerate(data.sim_ids)}
     user_of = [{u: j for j, u in enumerate(ids)} for ids in data.user_ids]
-    pot_of = {int(p): i for i, p in enumerate(data.pots.tolist())}
     cur_of = {c: i for i, c in enumerate(data.currencies)}
     s_idx = torch.tensor([sim_of[str(s)] for s in table["sim"]])
     c_idx = torch.tensor([cur_of[c] for c in table["currency"]])
-    p_idx = torch.tensor([pot_of[int(p)] for p in table["pot"]])
+    pot = torch.as_tensor(table["pot"].to_numpy())
     # -1 marks a participant that is not a user (unknown proposer, the assistant): its action
     # is not replicated, the observed one is kept.
     resp = torch.tensor(
@@ -96,15 +88,32 @@ def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     )
     d = pi.shape[0]
     ar = torch.arange(d).unsqueeze(-1)
-    offers = torch.as_tensor(table["offer"].to_numpy()).expand(d, n).clone()
-    has_prop = prop >= 0
-    if has_prop.any():
-        zp = z[ar, s_idx, prop.clamp(min=0)]
-        logits = tables.offer_logp[draw_of, s_idx, c_idx, zp, p_idx]  # [d, n, O]
-        drawn = _categorical(torch.softmax(logits, -1), generator)
-        offers = torch.where(has_prop, drawn, offers)
+    zp = z[ar, s_idx, prop.clamp(min=0)]  # [d, n]
     zr = z[ar, s_idx, resp.clamp(min=0)]
-    accept_logit = tables.accept_logit[draw_of, s_idx, c_idx, zr, p_idx, offers]
+    offers = torch.as_tensor(table["offer"].to_numpy()).expand(d, n).clone()
+    accept_logit = torch.empty(d, n, dtype=torch.get_default_dtype())
+    varies = bool({"lam", "shift", "shift_shared"} & set(posterior.draws))
+    # One pot at a time, over the simulations that played it: a table over every pot for
+    # every simulation and draw would be mostly unused.
+    for p in pot.unique().tolist():
+        rows = torch.nonzero(pot == p).squeeze(-1)
+        sims = s_idx[rows].unique()
+        where = torch.searchsorted(sims, s_idx[rows])  # row -> position in `sims`
+        if varies:
+            tables = group_tables(hyp, torch.tensor([p]), lam[:, sims], shift[:, sims])
+            draw = ar
+        else:  # nothing in the tables varies by draw: compute them once
+            tables = group_tables(hyp, torch.tensor([p]), lam[:1, sims], shift[:1, sims])
+            draw = torch.zeros_like(ar)
+        cur = c_idx[rows]
+        proposed = prop[rows] >= 0
+        if proposed.any():
+            logits = tables.offer_logp[draw, where, cur, zp[:, rows], 0]  # [d, rows, O]
+            drawn = _categorical(torch.softmax(logits, -1), generator)
+            offers[:, rows] = torch.where(proposed, drawn, offers[:, rows])
+        accept_logit[:, rows] = tables.accept_logit[
+            draw, where, cur, zr[:, rows], 0, offers[:, rows]
+        ].to(accept_logit.dtype)
     accepted = torch.bernoulli(torch.sigmoid(accept_logit), generator=generator)
     observed = torch.as_tensor(table["accepted"].to_numpy(), dtype=accepted.dtype)
     accepted = torch.where(resp >= 0, accepted, observed)

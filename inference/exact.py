@@ -368,33 +368,36 @@ DECIDED_NATS = 45.0
 
 
 def _decided(L: torch.Tensor, pi_grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For ``L [t, S, U, K]``: which user columns are decided at every ``t`` and ``s``
-    (``[U]``), and each user's best type ``[t, S, U]``."""
-    top2 = L.topk(2, dim=-1).values if L.shape[-1] > 1 else torch.cat([L, L - math.inf], -1)
+    """For ``L [t, S, U, K]``: whether each user is decided at each grid point
+    (``[t, S, U]``) and its best type there (``[t, S, U]``)."""
+    if L.shape[-1] == 1:
+        return torch.ones(L.shape[:-1], dtype=torch.bool), torch.zeros(L.shape[:-1], dtype=int)
+    top2 = L.topk(2, dim=-1).values
     margin = DECIDED_NATS - math.log(float(pi_grid.min()))
-    decided = (top2[..., 0] - top2[..., 1] > margin).flatten(0, 1).all(0)
-    return decided, L.argmax(-1)
+    return top2[..., 0] - top2[..., 1] > margin, L.argmax(-1)
 
 
 def _group_loglik(L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor) -> torch.Tensor:
     """``[t, S, G]``: ``sum_u log sum_k pi_gk exp(L[t, s, u, k])`` over the real users.
 
-    Decided users (:data:`DECIDED_NATS`) contribute ``L[best] + log pi_g[best]``, so their sum
-    is a ``[K] @ [K, G]`` product; only the others need the ``[U, G]`` matrix. With thousands
-    of users whose type the data settle, this is what makes the engine fast.
+    A user decided at a grid point (:data:`DECIDED_NATS`) contributes ``L[best] + log
+    pi_g[best]`` there, so those terms sum to a ``[K] @ [K, G]`` product; only the undecided
+    (grid point, user) pairs need a row of the ``[pairs, G]`` matrix. With thousands of users
+    whose type the data settle, this is what makes the engine fast.
     """
+    t, S, U, K = L.shape
     decided, best = _decided(L, pi_grid)
     top = L.max(-1).values  # [t, S, U]
-    K = L.shape[-1]
-    weight = mask * decided  # [S, U]
+    weight = mask * decided  # [t, S, U]
     n_best = (torch.nn.functional.one_hot(best, K).to(L.dtype) * weight.unsqueeze(-1)).sum(-2)
     out = (top * weight).sum(-1, keepdim=True) + n_best @ pi_grid.log().T  # [t, S, G]
-    rest = ~decided
+    rest = (~decided) & mask.bool()
     if rest.any():
-        Lr = L[..., rest, :]
-        top_r = top[..., rest].unsqueeze(-1)
-        like = (Lr - top_r).exp() @ pi_grid.T  # [t, S, U_rest, G]
-        out = out + ((like.log() + top_r) * mask[:, rest].unsqueeze(-1)).sum(-2)
+        pair, user = torch.nonzero(rest.reshape(t * S, U), as_tuple=True)
+        rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
+        top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
+        terms = ((rows - top_r).exp() @ pi_grid.T).log() + top_r  # [N, G]
+        out = out.reshape(t * S, -1).index_add(0, pair, terms).reshape(t, S, -1)
     return out
 
 
@@ -404,22 +407,26 @@ def _policy_probs(
     """``P(z_u = k | data) = sum_{t,g} w[t,s,g] pi_gk e^L[t,s,u,k] / sum_j pi_gj e^L[t,s,u,j]``.
 
     The sum over the simplex lattice ``g`` is a matrix product, so no ``[t, g, u, k]`` tensor is
-    ever formed; a decided user (:data:`DECIDED_NATS`) has its best type with probability 1 at
-    each grid point.
+    ever formed; a user decided at a grid point (:data:`DECIDED_NATS`) has its best type with
+    probability 1 there.
     """
     T, S, U, K = loglik.shape
-    out = torch.zeros(S, U, K, dtype=loglik.dtype)
+    out = torch.zeros(S * U, K, dtype=loglik.dtype)
     for start in range(0, T, chunk):
         L = loglik[start : start + chunk]
         w = weights[start : start + chunk]  # [t, S, G]
         decided, best = _decided(L, pi_grid)
-        one_hot = torch.nn.functional.one_hot(best[..., decided], K).to(L.dtype)
-        out[:, decided] += (one_hot * w.sum(-1)[..., None, None]).sum(0)
-        rest = ~decided
-        if rest.any():
-            Lr = L[..., rest, :]
-            like_k = (Lr - Lr.max(-1, keepdim=True).values).exp()  # [t, S, U_rest, K]
-            like = like_k @ pi_grid.T  # [t, S, U_rest, G]
-            ratio = w.unsqueeze(-2) / like  # [t, S, U_rest, G]
-            out[:, rest] += (like_k * (ratio @ pi_grid)).sum(0)
+        mass = w.sum(-1, keepdim=True) * decided  # [t, S, U]: grid mass where decided
+        out += (
+            (torch.nn.functional.one_hot(best, K).to(L.dtype) * mass.unsqueeze(-1))
+            .sum(0)
+            .reshape(S * U, K)
+        )
+        if (~decided).any():
+            step, sim, user = torch.nonzero(~decided, as_tuple=True)
+            rows = L[step, sim, user]  # [N, K]
+            like_k = (rows - rows.max(-1, keepdim=True).values).exp()
+            ratio = w[step, sim] / (like_k @ pi_grid.T)  # [N, G]
+            out.index_add_(0, sim * U + user, like_k * (ratio @ pi_grid))
+    out = out.reshape(S, U, K)
     return out / out.sum(-1, keepdim=True).clamp_min(1e-300)

@@ -152,6 +152,26 @@ class Posterior:
         ):
             one = user_loglik(self.data, self.hypothesis, lam[:1], shift[:1], index)
             return one.expand(lam.shape[0], *one.shape[1:])
+        # Grid engines repeat a few parameter values across draws and simulations: score each
+        # distinct value once, for every simulation, then pick (value, simulation) per draw.
+        D, S = lam.shape
+        values, which = torch.unique(
+            torch.cat([lam.unsqueeze(-1), shift], -1).reshape(D * S, -1),
+            dim=0,
+            return_inverse=True,
+        )
+        if len(values) * 4 <= D:
+            parts = [
+                user_loglik(
+                    self.data,
+                    self.hypothesis,
+                    values[i : i + chunk, :1],  # [t, 1]: shared by every simulation
+                    values[i : i + chunk, 1:].unsqueeze(-2),  # [t, 1, C]
+                    index,
+                )
+                for i in range(0, len(values), chunk)
+            ]
+            return torch.cat(parts)[which.reshape(D, S), torch.arange(S)]
         parts = [
             user_loglik(self.data, self.hypothesis, lam[i : i + chunk], shift[i : i + chunk], index)
             for i in range(0, lam.shape[0], chunk)

@@ -15,6 +15,7 @@ action tables but without Pyro's enumeration machinery: it is the fast path ever
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -71,15 +72,20 @@ class EventIndex:
             unique_keys = unique_keys // size
         cells.reverse()
         n_cells = len(cells[0])
-        counts = (
-            torch.sparse_coo_tensor(
-                torch.stack([s * U + u, cell_of_event]),
-                torch.ones(len(s), dtype=torch.get_default_dtype()),
-                (S * U, max(n_cells, 1)),
+        with warnings.catch_warnings():
+            # torch flags sparse CSR as "beta" on every construction; the indices are built
+            # here and valid by construction, so the invariant checks are skipped on purpose.
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+            counts = (
+                torch.sparse_coo_tensor(
+                    torch.stack([s * U + u, cell_of_event]),
+                    torch.ones(len(s), dtype=torch.get_default_dtype()),
+                    (S * U, max(n_cells, 1)),
+                    check_invariants=False,
+                )
+                .coalesce()
+                .to_sparse_csr()
             )
-            .coalesce()
-            .to_sparse_csr()
-        )
         return cls(*cells, counts=counts, n_flat_users=S * U)
 
 
