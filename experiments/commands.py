@@ -51,6 +51,12 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=500, help="mcmc warmup iterations per chain")
     p.add_argument("--chains", type=int, default=2, help="mcmc chains (default 2)")
     p.add_argument("--max-steps", type=int, default=3000, help="svi step cap")
+    p.add_argument(
+        "--guide",
+        choices=("normal", "mvn"),
+        default="normal",
+        help="svi guide: mean-field normal (default) or full-covariance normal",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,7 +70,7 @@ def run_fit(args: argparse.Namespace) -> int:
         if args.draws:
             options["samples"] = args.draws
     elif args.engine == "svi":
-        options.update(max_steps=args.max_steps, progress=not args.quiet)
+        options.update(max_steps=args.max_steps, guide=args.guide, progress=not args.quiet)
         if args.draws:
             options["num_draws"] = args.draws
     elif args.draws:

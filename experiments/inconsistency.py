@@ -59,7 +59,7 @@ def main_conditions(hypotheses) -> list[Condition]:
             hypothesis=h,
             users=10,
             true_policy=policy,
-            stream=policy,
+            stream=f"inconsistency: {policy}",
         )
         for h in hypotheses
         for g, (policy, manner, _) in GROUPS.items()

@@ -185,7 +185,7 @@ def fit_exact(
     num_draws: int = 1000,
     grid_points: int | None = None,
     zoom_points: int | None = None,
-    max_simplex_points: int = 1500,
+    max_simplex_points: int = 3000,
     action_loglik: torch.Tensor | None = None,
 ) -> Posterior:
     """Exact posterior (up to the grid).

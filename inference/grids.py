@@ -19,7 +19,7 @@ import math
 import torch
 
 
-def simplex_lattice(K: int, max_points: int = 1500) -> torch.Tensor:
+def simplex_lattice(K: int, max_points: int = 3000) -> torch.Tensor:
     """``[G, K]`` interior lattice points of the simplex, the finest with at most
     ``max_points`` points."""
     if K == 1:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -49,10 +50,14 @@ def _guide_draws(guide, num_draws: int) -> dict[str, torch.Tensor]:
             return guide()
     # AutoContinuous: draw the joint latent, then map each block to its site's support.
     latent = guide.get_posterior().sample((num_draws,))  # [D, latent_dim]
-    out = {}
-    for name, unconstrained in guide._unpack_latent(latent):
-        site = guide.prototype_trace.nodes[name]
+    out, pos = {}, 0
+    for name, site in guide.prototype_trace.iter_stochastic_nodes():
+        shape = guide._unconstrained_shapes[name]  # the guide's own packing order
+        size = math.prod(shape)
+        unconstrained = latent[:, pos : pos + size].reshape(num_draws, *shape)
         out[name] = torch.distributions.biject_to(site["fn"].support)(unconstrained)
+        pos += size
+    assert pos == latent.shape[-1]
     return out
 
 

@@ -9,6 +9,7 @@ import re
 import warnings
 
 import pytest
+import torch
 
 from inference import fit
 from inference.diagnostics import ESS_MIN, R_HAT_MAX, DiagnosticWarning
@@ -70,3 +71,20 @@ def test_svi_jit(table):
         warnings.simplefilter("ignore", ConvergenceWarning)
         post = fit(table, "neutral", engine="svi", seed=0, max_steps=5, num_draws=20, jit=True)
     assert post.draws["pi"].shape == (1, 20, 2, 3)
+
+
+def test_svi_full_covariance_guide(table):
+    """``guide="mvn"``: draws of every site, mapped to their supports, from one joint normal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = fit(table, "pooled", engine="svi", seed=0, max_steps=30, num_draws=40, guide="mvn")
+    assert post.settings["guide"] == "mvn"
+    assert post.draws["pi"].shape == (1, 40, 2, 3)
+    assert post.draws["shift"].shape == (1, 40, 2, 1)
+    assert post.draws["shift_shared"].shape == (1, 40, 2)
+    assert (post.draws["pi"] > 0).all()
+    assert torch.allclose(post.draws["pi"].sum(-1), torch.ones(1), atol=1e-5)
+    # the joint normal correlates sites: shift and shift_shared draws are not independent copies
+    assert not torch.equal(post.draws["shift"][..., 0], post.draws["shift_shared"])
+    with pytest.raises(ValueError, match="guide must be one of normal, mvn"):
+        fit(table, "neutral", engine="svi", seed=0, max_steps=5, guide="flow")
