@@ -21,9 +21,10 @@ one-norm group whose type hinges on ``pi``'s mass near the simplex edge moves by
 instead of the cell's mass the error was 0.011 at 1,500 points and shrank like 1 / n).
 The 990 guide draws give a Monte Carlo error below ``0.11 / sqrt(990) = 0.0035`` (0.11: the
 largest posterior sd of a ``pi`` component with 20 users); the rest of any difference is the
-variational approximation (a mean-field normal in the unconstrained space) and the optimiser's last steps, which no
-sampling argument bounds: this is what the test measures. 1,000 steps at learning rate 0.03
-(measured: 600 steps at 0.05 leave the optimiser's jitter at ~0.04 in ``pi``).
+variational approximation (a mean-field normal in the unconstrained space) and the optimiser's
+last steps, which no sampling argument bounds: this is what the test measures. 1,000 steps at
+learning rate 0.03 (measured: 600 steps at 0.05 leave the optimiser's jitter at ~0.04 in
+``pi``).
 
 SBC: see ``test_sbc`` for the method; here ``L = 9`` draws per replication (10 rank bins, 5
 replications per bin), statistics ``pi`` (3 components) and ``shift[dollars]``, chi-square at
