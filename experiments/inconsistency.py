@@ -242,7 +242,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
         ax=axes[0],
     )
     axes[0].axhline(0.95, color="0.3", ls=":", lw=1)
-    axes[0].set_xlim(0, 30)
+    axes[0].set_xlim(0, 20)
     axes[0].set_ylabel("posterior probability of the true norm")
     axes[0].set_xlabel("interactions with users")
     axes[0].set_title("Learning curves (mean, 95% CI)")
@@ -251,8 +251,20 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
         group=reach.condition.str.split(" \\| ").str[0],
         hypothesis=reach.condition.str.split(" \\| ").str[1],
     )
-    sns.boxplot(reach, y="group", x="interactions_to_95", hue="hypothesis", ax=axes[1])
-    axes[1].set_xlabel("interactions to reach 95% on the true norm")
+    # The counts are small integers (7 or 8 mostly): means with intervals show the shift that
+    # a box plot of two values hides.
+    sns.pointplot(
+        reach,
+        y="group",
+        x="interactions_to_95",
+        hue="hypothesis",
+        errorbar=("se", 1.96),
+        dodge=0.3,
+        linestyle="none",
+        capsize=0.2,
+        ax=axes[1],
+    )
+    axes[1].set_xlabel("interactions to reach 95% on the true norm (mean, 95% CI)")
     axes[1].set_ylabel("")
     axes[1].set_title("Interactions needed, over simulations")
     pivot = sweep.pivot(index="stereotype_strength", columns="rationality", values="ratio")
