@@ -20,6 +20,7 @@ from torch.distributions.transforms import StickBreakingTransform
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
 from models.marginal import EventIndex, group_loglik, tone_loglik, user_loglik
+from models.model import group_utilities
 
 
 @dataclass
@@ -68,13 +69,28 @@ class Potential:
         self.stick = StickBreakingTransform()
         self.essential = data.essential
         dtype = torch.get_default_dtype()
-        self.dirichlet = Dirichlet(torch.tensor(hypothesis.pi_concentration, dtype=dtype))
+        # Priors built once, without argument validation: NUTS calls this thousands of times
+        # and the checks were ~10 small ops per call.
+        self.dirichlet = Dirichlet(
+            torch.tensor(hypothesis.pi_concentration, dtype=dtype), validate_args=False
+        )
+        self.lam_prior = LogNormal(
+            math.log(hypothesis.rationality),
+            max(hypothesis.rationality_scale, 1e-12),
+            validate_args=False,
+        )
+        self.shared_prior = Normal(0.0, max(hypothesis.shared_scale, 1e-12), validate_args=False)
         if not (self.layout.latent_lam or self.layout.latent_shared or self.layout.latent_shift):
             lam = torch.full((S,), hypothesis.rationality)
             shift = (hypothesis.essential_shift * self.essential).expand(S, -1)
             self.fixed_loglik = user_loglik(data, hypothesis, lam, shift, self.index, self.tones)
         else:
             self.fixed_loglik = None
+        # With the currency shifts fixed, only lam varies: the utilities are constants.
+        self.utilities = None
+        if not (self.layout.latent_shared or self.layout.latent_shift):
+            shift = (hypothesis.essential_shift * self.essential).expand(S, -1)
+            self.utilities = group_utilities(hypothesis, data.pots, shift)
 
     def constrain(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """``theta [..., S * width]`` -> sites ``pi [..., S, K]``, ``lam [..., S]``, ..."""
@@ -118,23 +134,23 @@ class Potential:
         if lay.latent_lam:
             log_lam = cols[:, j]
             lam = log_lam.exp()
-            prior = LogNormal(math.log(hyp.rationality), hyp.rationality_scale)
-            log_p = log_p + (prior.log_prob(lam) + log_lam).sum()
+            log_p = log_p + (self.lam_prior.log_prob(lam) + log_lam).sum()
             j += 1
         shared = torch.zeros(S)
         if lay.latent_shared:
             shared = cols[:, j]
-            log_p = log_p + Normal(0.0, hyp.shared_scale).log_prob(shared).sum()
+            log_p = log_p + self.shared_prior.log_prob(shared).sum()
             j += 1
         mean = shared.unsqueeze(-1) + hyp.essential_shift * self.essential
         if lay.latent_shift:
             shift = cols[:, j : j + lay.n_currencies]
-            log_p = log_p + Normal(mean, hyp.currency_scale).log_prob(shift).sum()
+            deviation = Normal(mean, hyp.currency_scale, validate_args=False)
+            log_p = log_p + deviation.log_prob(shift).sum()
         else:
             shift = mean
         if self.fixed_loglik is not None:
             loglik = self.fixed_loglik
         else:
-            loglik = user_loglik(self.data, hyp, lam, shift, self.index, self.tones)
+            loglik = user_loglik(self.data, hyp, lam, shift, self.index, self.tones, self.utilities)
         log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
         return -(log_p + group_loglik(log_pi, loglik, self.data.user_mask).sum())

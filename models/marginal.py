@@ -23,6 +23,7 @@ import torch
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
 from models.model import group_tables
+from models.policies import UtilityTables
 
 
 @dataclass
@@ -42,6 +43,19 @@ class EventIndex:
     kind: torch.Tensor  # 0 proposed, 1 accepted, 2 rejected
     counts: torch.Tensor  # sparse CSR [S * U, n_cells]
     n_flat_users: int
+    counts_t: torch.Tensor | None = None  # its transpose, also CSR (for the backward pass)
+
+    def per_user(self, cell_values: torch.Tensor) -> torch.Tensor:
+        """``counts @ cell_values`` (``[n_cells, B] -> [S * U, B]``), differentiable.
+
+        The gradient is ``counts.T @ grad``; autograd would transpose the CSR matrix (a sort
+        and a conversion, ~0.5 ms) on every backward pass, so the transpose is built once.
+        """
+        if self.counts_t is None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+                self.counts_t = self.counts.to_sparse_coo().t().coalesce().to_sparse_csr()
+        return _SparseProduct.apply(cell_values, self.counts, self.counts_t)
 
     @classmethod
     def from_data(cls, data: GroupData) -> EventIndex:
@@ -89,6 +103,22 @@ class EventIndex:
         return cls(*cells, counts=counts, n_flat_users=S * U)
 
 
+class _SparseProduct(torch.autograd.Function):
+    """``A @ x`` for a constant sparse ``A`` whose transpose is given."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, a: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
+        return a @ x
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.a_t = inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return ctx.a_t @ grad, None, None
+
+
 def tone_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
     """``[S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
     counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
@@ -104,13 +134,14 @@ def action_loglik(
     lam: torch.Tensor,
     shift: torch.Tensor,
     index: EventIndex | None = None,
+    utilities: UtilityTables | None = None,
 ) -> torch.Tensor:
     """``[..., S, U, K]``: the offers' and decisions' log-likelihood under each type, for
     ``lam [..., S]`` and ``shift [..., S, C]`` (or ``[..., 1]``, ``[..., 1, C]`` when shared by
-    all simulations)."""
+    all simulations). ``utilities``: precomputed for this shift (see ``group_utilities``)."""
     index = index or EventIndex.from_data(data)
     S, U, _ = data.shape
-    tables = group_tables(hypothesis, data.pots, lam, shift)
+    tables = group_tables(hypothesis, data.pots, lam, shift, utilities)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
     accept_logit = tables.accept_logit.movedim(-3, -1)
@@ -128,7 +159,7 @@ def action_loglik(
     K = cell_ll.shape[-1]
     # [cells, batch * K] so that one sparse product serves every batch element.
     flat = cell_ll.movedim(-2, 0).reshape(cell_ll.shape[-2], -1)
-    out = (index.counts @ flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)
+    out = index.per_user(flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)
     return out.reshape(*batch, S, U, K)
 
 
@@ -139,10 +170,11 @@ def user_loglik(
     shift: torch.Tensor,
     index: EventIndex | None = None,
     tones: torch.Tensor | None = None,
+    utilities: UtilityTables | None = None,
 ) -> torch.Tensor:
     """``L[..., s, u, k]`` (see the module docstring); padded users get 0."""
     tones = tone_loglik(data, hypothesis) if tones is None else tones
-    total = action_loglik(data, hypothesis, lam, shift, index) + tones
+    total = action_loglik(data, hypothesis, lam, shift, index, utilities) + tones
     return total * data.user_mask.unsqueeze(-1)
 
 

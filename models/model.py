@@ -34,19 +34,39 @@ from pyro.ops.indexing import Vindex
 
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
-from models.policies import ActionTables, action_tables, policy_parameters
+from models.policies import (
+    ActionTables,
+    UtilityTables,
+    policy_parameters,
+    rational_tables,
+    utility_tables,
+)
 
 ENUM = {"enumerate": "parallel"}
 MAX_PLATE_NESTING = 3
 
 
+def group_utilities(hypothesis: Hypothesis, pots: torch.Tensor, shift: torch.Tensor):
+    """Utility tables with batch shape ``[..., S, C]`` from ``shift [..., S, C]``: what
+    :func:`group_tables` computes before ``lam`` enters (reusable while the shift is fixed)."""
+    w, alpha, beta = policy_parameters(hypothesis.policies)
+    return utility_tables(w, alpha, beta, pots, shift)
+
+
 def group_tables(
-    hypothesis: Hypothesis, pots: torch.Tensor, lam: torch.Tensor, shift: torch.Tensor
+    hypothesis: Hypothesis,
+    pots: torch.Tensor,
+    lam: torch.Tensor,
+    shift: torch.Tensor,
+    utilities: UtilityTables | None = None,
 ) -> ActionTables:
     """Action tables with batch shape ``[..., S, C]`` from ``lam [..., S]`` and
-    ``shift [..., S, C]``: ``offer_logp`` and ``accept_logit`` are ``[..., S, C, K, P, O]``."""
-    w, alpha, beta = policy_parameters(hypothesis.policies)
-    return action_tables(w, alpha, beta, pots, lam.unsqueeze(-1), shift)
+    ``shift [..., S, C]``: ``offer_logp`` and ``accept_logit`` are ``[..., S, C, K, P, O]``.
+    ``utilities`` (from :func:`group_utilities` with the same shift) skips their computation.
+    """
+    if utilities is None:
+        utilities = group_utilities(hypothesis, pots, shift)
+    return rational_tables(utilities, lam.unsqueeze(-1))
 
 
 def group_parameters(

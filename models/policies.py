@@ -94,6 +94,55 @@ class ActionTables:
         return torch.sigmoid(self.accept_logit)
 
 
+@dataclass
+class UtilityTables:
+    """What the players' utilities are for every type, pot and offer, before the rationality
+    ``lam`` scales them: ``u_resp`` (the responder's, on accepting) and ``u_prop`` (the
+    proposer's, if accepted), each ``[..., K, P, O]``, and ``valid [P, O]`` (``offer <= pot``).
+    """
+
+    u_resp: torch.Tensor
+    u_prop: torch.Tensor
+    valid: torch.Tensor
+    pots: torch.Tensor
+
+
+def utility_tables(
+    w: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    pots: torch.Tensor,
+    shift: torch.Tensor | float = 0.0,
+) -> UtilityTables:
+    """Utilities for types with parameters ``w, alpha, beta`` (each ``[..., K]``), the weight on
+    the other's payoff shifted by ``shift`` (a scalar or batch shape ``[...]``)."""
+    dtype = torch.get_default_dtype()
+    shift = torch.as_tensor(shift, dtype=dtype)
+    w = (w + shift.unsqueeze(-1))[..., None, None]  # [..., K, 1, 1]
+    alpha = torch.as_tensor(alpha, dtype=dtype)[..., None, None]
+    beta = torch.as_tensor(beta, dtype=dtype)[..., None, None]
+    pot = pots.to(dtype)[:, None]  # [P, 1]
+    offer = torch.arange(int(pots.max()) + 1, dtype=dtype)  # [O]
+    # Responder: gets the offer, the proposer keeps the rest.
+    u_resp = utility(offer, pot - offer, w, alpha, beta)
+    # Proposer: keeps pot - offer.
+    u_prop = utility(pot - offer, offer, w, alpha, beta)
+    return UtilityTables(u_resp, u_prop, offer <= pot, pots)
+
+
+def rational_tables(utilities: UtilityTables, lam: torch.Tensor | float) -> ActionTables:
+    """Noisily rational actions: accept with ``sigmoid(lam * u_resp)``; offer with
+    ``softmax(lam * E[u_prop])``, expecting a responder of the proposer's own type. ``lam`` is
+    a scalar or has the utilities' batch shape ``[...]``."""
+    dtype = torch.get_default_dtype()
+    lam = torch.as_tensor(lam, dtype=dtype)[..., None, None, None]
+    accept_logit = lam * utilities.u_resp
+    expected = torch.sigmoid(accept_logit) * utilities.u_prop
+    logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
+    offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
+
+
 def action_tables(
     w: torch.Tensor,
     alpha: torch.Tensor,
@@ -107,26 +156,7 @@ def action_tables(
     ``pots`` is a 1-d integer tensor of the distinct pots needed; ``lam`` and ``shift`` are
     scalars or tensors of batch shape ``[...]`` (broadcast against the types' batch shape).
     """
-    dtype = torch.get_default_dtype()
-    lam = torch.as_tensor(lam, dtype=dtype)
-    shift = torch.as_tensor(shift, dtype=dtype)
-    w = (w + shift.unsqueeze(-1))[..., None, None]  # [..., K, 1, 1]
-    alpha = torch.as_tensor(alpha, dtype=dtype)[..., None, None]
-    beta = torch.as_tensor(beta, dtype=dtype)[..., None, None]
-    lam = lam[..., None, None, None]
-    pot = pots.to(dtype)[:, None]  # [P, 1]
-    offer = torch.arange(int(pots.max()) + 1, dtype=dtype)  # [O]
-    valid = offer <= pot  # [P, O]
-
-    # Responder: gets the offer, the proposer keeps the rest.
-    u_resp = utility(offer, pot - offer, w, alpha, beta)
-    accept_logit = lam * u_resp
-    # Proposer: keeps pot - offer, expects a responder of its own type.
-    u_prop = utility(pot - offer, offer, w, alpha, beta)
-    expected = torch.sigmoid(accept_logit) * u_prop
-    logits = torch.where(valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
-    offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
-    return ActionTables(pots=pots, offer_logp=offer_logp, accept_logit=accept_logit)
+    return rational_tables(utility_tables(w, alpha, beta, pots, shift), lam)
 
 
 def policy_parameters(policies: tuple[PolicyType, ...]) -> tuple[torch.Tensor, ...]:

@@ -90,6 +90,11 @@ def make_schedule(
             raise ValueError(f"{name} must be at least 1, got {value}")
     lo, hi = pot_range
     currencies = [currency] * sims if isinstance(currency, str) else list(currency)
+    if len(currencies) != sims:
+        raise ValueError(
+            f"currency: one name, or one per simulation ({sims}); got {len(currencies)}: "
+            f"{currencies}"
+        )
     for c in currencies:
         get_currency(c)
     records = []

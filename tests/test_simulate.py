@@ -13,7 +13,7 @@ import reference as ref
 
 from experiments.cli import main
 from models.data import read_interactions, read_users, users_path
-from models.hypotheses import Hypothesis
+from models.hypotheses import PRESETS, Hypothesis
 from models.simulate import make_schedule, parse_mixture, simulate, transcript
 
 MIX = "selfish=0.8,altruistic=0.2"
@@ -249,3 +249,16 @@ def test_transcript_is_deterministic_and_names_the_unit(tmp_path):
         == 0
     )
     assert "grams of medicine" in (tmp_path / "m.txt").read_text()
+
+
+def test_currency_list_must_match_sims():
+    with pytest.raises(ValueError, match=r"one per simulation \(3\); got 2"):
+        simulate(
+            PRESETS["neutral"],
+            policy="fair",
+            users=2,
+            rounds=1,
+            epochs=1,
+            sims=3,
+            currency=["dollars", "apples"],
+        )
