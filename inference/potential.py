@@ -123,29 +123,36 @@ class Potential:
         return cols.reshape(-1)
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        """``U(theta)``, a scalar (all simulations)."""
+        return -self.log_joint(theta).sum()
+
+    def log_joint(self, theta: torch.Tensor) -> torch.Tensor:
+        """``[..., S]``: each simulation's ``log p(theta_s, data_s)`` in the unconstrained
+        space (Jacobians included), for ``theta [..., S * width]`` with any batch shape."""
         lay, hyp = self.layout, self.hyp
         S = lay.n_sims
-        cols = theta.reshape(S, lay.width)
-        sticks = cols[:, : lay.n_policies - 1]
+        batch = theta.shape[:-1]
+        cols = theta.reshape(*batch, S, lay.width)
+        sticks = cols[..., : lay.n_policies - 1]
         pi = self.stick(sticks)
-        log_p = (self.dirichlet.log_prob(pi) + self.stick.log_abs_det_jacobian(sticks, pi)).sum()
+        log_p = self.dirichlet.log_prob(pi) + self.stick.log_abs_det_jacobian(sticks, pi)
         j = lay.n_policies - 1
-        lam = torch.full((S,), hyp.rationality)
+        lam = torch.full((*batch, S), hyp.rationality)
         if lay.latent_lam:
-            log_lam = cols[:, j]
+            log_lam = cols[..., j]
             lam = log_lam.exp()
-            log_p = log_p + (self.lam_prior.log_prob(lam) + log_lam).sum()
+            log_p = log_p + self.lam_prior.log_prob(lam) + log_lam
             j += 1
-        shared = torch.zeros(S)
+        shared = torch.zeros(*batch, S)
         if lay.latent_shared:
-            shared = cols[:, j]
-            log_p = log_p + self.shared_prior.log_prob(shared).sum()
+            shared = cols[..., j]
+            log_p = log_p + self.shared_prior.log_prob(shared)
             j += 1
         mean = shared.unsqueeze(-1) + hyp.essential_shift * self.essential
         if lay.latent_shift:
-            shift = cols[:, j : j + lay.n_currencies]
+            shift = cols[..., j : j + lay.n_currencies]
             deviation = Normal(mean, hyp.currency_scale, validate_args=False)
-            log_p = log_p + deviation.log_prob(shift).sum()
+            log_p = log_p + deviation.log_prob(shift).sum(-1)
         else:
             shift = mean
         if self.fixed_loglik is not None:
@@ -153,4 +160,4 @@ class Potential:
         else:
             loglik = user_loglik(self.data, hyp, lam, shift, self.index, self.tones, self.utilities)
         log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
-        return -(log_p + group_loglik(log_pi, loglik, self.data.user_mask).sum())
+        return log_p + group_loglik(log_pi, loglik, self.data.user_mask)
