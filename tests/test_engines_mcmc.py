@@ -53,6 +53,7 @@ from __future__ import annotations
 import time
 import warnings
 
+import agreement
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -178,13 +179,7 @@ def test_mcmc_recovers_a_mixed_group(mcmc, record_property):
 
 
 def assert_close(name, got: torch.Tensor, want: torch.Tensor, tol: float = TOL):
-    diff = (got.double() - want.double()).abs()
-    worst = np.unravel_index(int(diff.argmax()), diff.shape)
-    print(f"{name}: max |difference| {float(diff.max()):.4f} at {worst}")
-    assert float(diff.max()) <= tol, (
-        f"{name}: max |difference| {float(diff.max()):.4f} > {tol} at {worst} "
-        f"(mcmc {float(got[worst]):.4f}, exact {float(want[worst]):.4f})"
-    )
+    agreement.assert_close(name, got, want, tol, engine="mcmc")
 
 
 @pytest.mark.slow

@@ -38,9 +38,11 @@ from __future__ import annotations
 import time
 import warnings
 
+import agreement
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sbc_util import prior_replications, ranks, thin, uniformity_pvalue
 
 from inference import fit
@@ -112,14 +114,8 @@ def exact():
     return fit(groups, HYPOTHESIS, engine="exact", seed=0), fine
 
 
-def assert_close(name, got, want, tol: float = TOL):
-    diff = (got.double() - want.double()).abs()
-    worst = np.unravel_index(int(diff.argmax()), diff.shape)
-    print(f"{name}: max |difference| {float(diff.max()):.4f} at {worst}")
-    assert float(diff.max()) <= tol, (
-        f"{name}: max |difference| {float(diff.max()):.4f} > {tol} at {worst} "
-        f"(svi {float(got[worst]):.4f}, exact {float(want[worst]):.4f})"
-    )
+def assert_close(name, got: torch.Tensor, want: torch.Tensor, tol: float = TOL):
+    agreement.assert_close(name, got, want, tol, engine="svi")
 
 
 @pytest.mark.slow
