@@ -277,12 +277,6 @@ def fit_exact(
     if hypothesis.shared_scale > 0:
         draws["shift_shared"] = _shared_given_shifts(shift, hypothesis, data, generator)
     draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
-    # Each draw is a grid point whose user log-likelihoods are already known.
-    if T == 1:  # every draw shares the one grid point: a view, not D copies
-        draw_loglik = loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
-    else:
-        sims = torch.arange(S).unsqueeze(0)
-        draw_loglik = loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
     posterior = Posterior(
         engine="exact",
         hypothesis=hypothesis,
@@ -302,7 +296,15 @@ def fit_exact(
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
         engine_state={"action_loglik": action_loglik} if dims == 0 else None,
     )
-    posterior._memo["user_loglik"] = draw_loglik
+
+    def draw_loglik() -> torch.Tensor:
+        """Each draw is a grid point whose user log-likelihoods are already known."""
+        if T == 1:  # every draw shares the one grid point: a view, not D copies
+            return loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
+        sims = torch.arange(S).unsqueeze(0)
+        return loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
+
+    posterior._lazy["user_loglik"] = draw_loglik  # gathered only if asked for
     return posterior
 
 
@@ -367,14 +369,24 @@ def _positions(part: GroupData, whole: GroupData) -> tuple[torch.Tensor, torch.T
 DECIDED_NATS = 45.0
 
 
-def _decided(L: torch.Tensor, pi_grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For ``L [t, S, U, K]``: whether each user is decided at each grid point
-    (``[t, S, U]``) and its best type there (``[t, S, U]``)."""
+def _decided(
+    L: torch.Tensor, pi_grid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For ``L [t, S, U, K]``: whether each user is decided at each grid point, its best type
+    there and that type's log-likelihood (each ``[t, S, U]``)."""
     if L.shape[-1] == 1:
-        return torch.ones(L.shape[:-1], dtype=torch.bool), torch.zeros(L.shape[:-1], dtype=int)
-    top2 = L.topk(2, dim=-1).values
+        ones = torch.ones(L.shape[:-1], dtype=torch.bool)
+        return ones, torch.zeros(L.shape[:-1], dtype=torch.long), L[..., 0]
+    top2 = L.topk(2, dim=-1)
     margin = DECIDED_NATS - math.log(float(pi_grid.min()))
-    return top2[..., 0] - top2[..., 1] > margin, L.argmax(-1)
+    values = top2.values
+    return values[..., 0] - values[..., 1] > margin, top2.indices[..., 0], values[..., 0]
+
+
+def _count_by_type(best: torch.Tensor, weight: torch.Tensor, K: int) -> torch.Tensor:
+    """``[..., K]``: ``sum_u weight[..., u] [best[..., u] == k]``, for ``[..., U]`` inputs."""
+    out = torch.zeros(*best.shape[:-1], K, dtype=weight.dtype)
+    return out.scatter_add_(-1, best, weight)
 
 
 def _group_loglik(L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor) -> torch.Tensor:
@@ -386,10 +398,9 @@ def _group_loglik(L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor) ->
     whose type the data settle, this is what makes the engine fast.
     """
     t, S, U, K = L.shape
-    decided, best = _decided(L, pi_grid)
-    top = L.max(-1).values  # [t, S, U]
-    weight = mask * decided  # [t, S, U]
-    n_best = (torch.nn.functional.one_hot(best, K).to(L.dtype) * weight.unsqueeze(-1)).sum(-2)
+    decided, best, top = _decided(L, pi_grid)  # [t, S, U] each
+    weight = (mask * decided).to(L.dtype)  # [t, S, U]
+    n_best = _count_by_type(best, weight, K)  # [t, S, K]
     out = (top * weight).sum(-1, keepdim=True) + n_best @ pi_grid.log().T  # [t, S, G]
     rest = (~decided) & mask.bool()
     if rest.any():
@@ -415,13 +426,11 @@ def _policy_probs(
     for start in range(0, T, chunk):
         L = loglik[start : start + chunk]
         w = weights[start : start + chunk]  # [t, S, G]
-        decided, best = _decided(L, pi_grid)
-        mass = w.sum(-1, keepdim=True) * decided  # [t, S, U]: grid mass where decided
-        out += (
-            (torch.nn.functional.one_hot(best, K).to(L.dtype) * mass.unsqueeze(-1))
-            .sum(0)
-            .reshape(S * U, K)
-        )
+        decided, best, _ = _decided(L, pi_grid)
+        mass = (w.sum(-1, keepdim=True) * decided).to(L.dtype)  # [t, S, U]: where decided
+        one_hot = torch.zeros(*best.shape, K, dtype=L.dtype)
+        one_hot.scatter_(-1, best.unsqueeze(-1), mass.unsqueeze(-1))
+        out += one_hot.sum(0).reshape(S * U, K)
         if (~decided).any():
             step, sim, user = torch.nonzero(~decided, as_tuple=True)
             rows = L[step, sim, user]  # [N, K]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,10 @@ class Posterior:
     engine_state: Any = None  # e.g. SVI's guide parameters, for warm starts (not saved)
     # Quantities that depend only on the draws and the data, computed once when first asked.
     _memo: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+    # How an engine that already holds a memoised quantity can produce it, when first asked.
+    _lazy: dict[str, Callable[[], torch.Tensor]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_draws(
@@ -139,7 +144,8 @@ class Posterior:
     def user_loglik(self, chunk: int = 256) -> torch.Tensor:
         """``[D, S, U, K]`` each user's log-likelihood under each type, per draw (memoised)."""
         if "user_loglik" not in self._memo:
-            self._memo["user_loglik"] = self._user_loglik(chunk)
+            lazy = self._lazy.pop("user_loglik", None)
+            self._memo["user_loglik"] = lazy() if lazy else self._user_loglik(chunk)
         return self._memo["user_loglik"]
 
     def _user_loglik(self, chunk: int) -> torch.Tensor:
