@@ -75,5 +75,5 @@ def main(args) -> ExperimentResult:
         figure_dir(args) / "alignment.png",
         "Alignment: offered share per epoch, users vs assistant (95% CI over simulations)",
     )
-    report = format_checks(NAME, checks, numbers)
+    report = format_checks(NAME, checks, numbers, quick=args.quick)
     return ExperimentResult(NAME, summary, checks, numbers, [figure], report)

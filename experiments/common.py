@@ -57,8 +57,12 @@ def keep_posterior(result: ConditionResult, out: Path, label: str) -> Path | Non
     return target
 
 
-def format_checks(name: str, checks: dict[str, bool], numbers: dict[str, float]) -> str:
-    lines = [f"{name}:"]
+def format_checks(
+    name: str, checks: dict[str, bool], numbers: dict[str, float], quick: bool = False
+) -> str:
+    """The checks (PASS/FAIL) and numbers an experiment prints. The checks are the issue's
+    full-size criteria; at ``--quick`` size they are only indicative, and the header says so."""
+    lines = [f"{name}:" + (" (--quick: checks are calibrated for full size)" if quick else "")]
     lines += [f"  {'PASS' if ok else 'FAIL'}  {what}" for what, ok in checks.items()]
     lines += [f"  {k} = {v:.3g}" for k, v in numbers.items()]
     return "\n".join(lines)

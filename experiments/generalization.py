@@ -169,7 +169,7 @@ def main(args) -> ExperimentResult:
     write_csv_atomic(test_table, out / "test_offers.csv")
     shift_table = pd.concat(shifts, ignore_index=True)
     figures = plot_generalization(test_table, shift_table, figure_dir(args))
-    report = format_checks(NAME, checks, numbers)
+    report = format_checks(NAME, checks, numbers, quick=args.quick)
     return ExperimentResult(NAME, summary, checks, numbers, figures, report)
 
 

@@ -218,7 +218,7 @@ def main(args) -> ExperimentResult:
             figure_dir(args) / "inconsistency.png",
         ),
     ]
-    report = format_checks(NAME, checks, numbers)
+    report = format_checks(NAME, checks, numbers, quick=args.quick)
     return ExperimentResult(NAME, summary, checks, numbers, figures, report)
 
 
