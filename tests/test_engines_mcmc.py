@@ -1,7 +1,8 @@
 """The MCMC engine: parameter recovery, and agreement with the exact engine.
 
 NUTS's cost here is mostly Pyro's per-step overhead, so both checks share **one** run (2
-chains of 150 warmup + 200 draws, one after the other) over three groups that share no
+chains of 150 warmup + 200 draws, in parallel processes when the machine has 2 cores, as the
+engine decides by default) over three groups that share no
 parameter (the posterior of each is what a fit of it alone would give):
 
 * "recovery": a 40/35/25 selfish/fair/altruistic group of 200 users, 1,000 interactions
@@ -124,7 +125,6 @@ def mcmc():
             warmup=150,
             samples=200,
             num_chains=2,
-            parallel=False,
         )
     seconds = time.perf_counter() - start
     assert post.data.sim_ids == ["recovery", "one", "mixed"]
