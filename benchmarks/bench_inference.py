@@ -414,10 +414,23 @@ def section_svi(datasets: list[Dataset], options: dict[int, dict], repeats: int)
     return table
 
 
-def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
+def timed_mcmc(ds: Dataset, hyp: Hypothesis, parallel: bool, seed: int = 0, **options):
+    """``fit_mcmc`` with 2 chains, warnings silenced: ``(posterior, wall seconds, min bulk
+    ESS)``; the wall time covers the whole call, warmup and process start-up included."""
     from inference.diagnostics import min_bulk_ess
     from inference.mcmc import fit_mcmc
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        post = fit_mcmc(
+            ds.data, hyp, table=ds.table, seed=seed, num_chains=2, parallel=parallel, **options
+        )
+        wall = time.perf_counter() - start
+    return post, wall, min_bulk_ess(post)
+
+
+def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     table = Table(
         "MCMC (inference.mcmc.fit_mcmc, 2 chains)",
         [
@@ -438,20 +451,7 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
         opts = {**MCMC_DEFAULTS, **options.get(ds.users, {})}
         for hname, hyp in HYPOTHESES.items():
             for parallel in (True, False):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    start = time.perf_counter()
-                    post = fit_mcmc(
-                        ds.data,
-                        hyp,
-                        table=ds.table,
-                        seed=0,
-                        num_chains=2,
-                        parallel=parallel,
-                        **opts,
-                    )
-                    wall = time.perf_counter() - start
-                ess = min_bulk_ess(post)
+                post, wall, ess = timed_mcmc(ds, hyp, parallel, **opts)
                 diag = post.diagnostics
                 row = [
                     str(ds.users),

@@ -60,6 +60,7 @@ from bench_inference import (  # noqa: E402
     make_dataset,
     per_call,
     potential_gradient,
+    timed_mcmc,
 )
 
 from models.hypotheses import Hypothesis  # noqa: E402
@@ -193,28 +194,12 @@ def min_bulk_ess_arrays(samples: dict[str, np.ndarray]) -> float:
 
 
 def run_ours(ds: Dataset, hyp: Hypothesis, parallel: bool, warmup: int, samples: int, seed: int):
-    from inference.diagnostics import min_bulk_ess
-    from inference.mcmc import fit_mcmc
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        post = fit_mcmc(
-            ds.data,
-            hyp,
-            table=ds.table,
-            seed=seed,
-            num_chains=2,
-            parallel=parallel,
-            warmup=warmup,
-            samples=samples,
-        )
-        wall = time.perf_counter() - start
+    post, wall, ess = timed_mcmc(ds, hyp, parallel, seed, warmup=warmup, samples=samples)
     means = {
         k: v.reshape(-1, *v.shape[2:]).mean(0).flatten().tolist() for k, v in post.draws.items()
     }
     steps = float(np.mean(post.sample_stats["n_steps"]))
-    return {"wall": wall, "ess": min_bulk_ess(post), "steps": steps, "means": means}
+    return {"wall": wall, "ess": ess, "steps": steps, "means": means}
 
 
 _COMPILE_EVENTS = (

@@ -33,6 +33,7 @@ from experiments.common import (
     write_summary,
 )
 from experiments.original import GENERALIZATION
+from experiments.plots import save_figure
 from experiments.protocol import Condition, condition_seed, mean_interval, run_conditions, summarise
 from inference.posterior import Posterior
 from models.data import write_csv_atomic
@@ -202,9 +203,7 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     ax.set_title("A selfish norm learned on dollars, tested on essential goods")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    first = fig_dir / "generalization.png"
-    fig.savefig(first, dpi=120)
-    plt.close(fig)
+    first = save_figure(fig, fig_dir / "generalization.png")
 
     grid = sns.catplot(
         shifts,
@@ -221,7 +220,5 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     )
     grid.set_axis_labels("currency", "shift of weight on other's payoff")
     grid.figure.suptitle("Why: prior vs posterior of the currency effect", y=1.03)
-    second = fig_dir / "generalization_shift.png"
-    grid.figure.savefig(second, dpi=120, bbox_inches="tight")
-    plt.close(grid.figure)
+    second = save_figure(grid.figure, fig_dir / "generalization_shift.png", bbox_inches="tight")
     return [first, second]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +42,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from experiments.plots import save_figure
+from inference.arviz_io import save_netcdf
 from models.data import write_csv_atomic
 from models.human_data import HumanImport, read_human_data, rejection_by_offer
 from models.hypotheses import Hypothesis
@@ -355,21 +356,6 @@ def to_inference_data(fit: ResponderFit, observed: pd.DataFrame):
     return idata
 
 
-def save_netcdf(idata, path: Path) -> None:
-    """Write InferenceData to NetCDF atomically (a temporary file, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- checks -------------------------------------------------------------------------------------
 def rejection_table(fit: ResponderFit, observed: pd.DataFrame) -> pd.DataFrame:
     """``role, offer_share, n, observed, predicted_mean, predicted_lo, predicted_hi``: the
@@ -507,7 +493,7 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
     axes[0].legend(loc="upper right", fontsize=8)
     fig.suptitle("Rejection by offer: observed vs posterior predictive (95% bands)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_norm_types(fit: ResponderFit, path: Path) -> None:
@@ -560,7 +546,7 @@ def plot_norm_types(fit: ResponderFit, path: Path) -> None:
     )
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_roles(fit: ResponderFit, path: Path) -> None:
@@ -666,27 +652,11 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
     ax3.set_title("Role-level parameters (median, 95% interval)")
     ax3.invert_yaxis()
     fig.suptitle("Responders vs third-party punishers (inequity-aversion model)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
     return torch.special.erf(torch.as_tensor(x)).numpy()
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
 
 
 # -- the experiment -----------------------------------------------------------------------------

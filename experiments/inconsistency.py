@@ -29,7 +29,7 @@ from experiments.common import (
     write_summary,
 )
 from experiments.original import INCONSISTENCY
-from experiments.plots import offered_share_panels
+from experiments.plots import offered_share_panels, save_figure
 from experiments.protocol import Condition, interactions_to_reach, run_conditions, summarise
 from models.data import write_csv_atomic
 
@@ -222,16 +222,19 @@ def main(args) -> ExperimentResult:
     return ExperimentResult(NAME, summary, checks, numbers, figures, report)
 
 
+def _split_label(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``group`` and ``hypothesis`` columns from a ``condition`` made by :func:`label`."""
+    parts = frame.condition.str.split(" | ", regex=False)
+    return frame.assign(group=parts.str[0], hypothesis=parts.str[1])
+
+
 def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame, path):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    curves = curves.assign(
-        group=curves.condition.str.split(" \\| ").str[0],
-        hypothesis=curves.condition.str.split(" \\| ").str[1],
-    )
+    curves = _split_label(curves)
     sns.lineplot(
         curves,
         x="interactions",
@@ -247,10 +250,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     axes[0].set_xlabel("interactions with users")
     axes[0].set_title("Learning curves (mean, 95% CI)")
     axes[0].legend(fontsize=7)
-    reach = reach.assign(
-        group=reach.condition.str.split(" \\| ").str[0],
-        hypothesis=reach.condition.str.split(" \\| ").str[1],
-    )
+    reach = _split_label(reach)
     # The counts are small integers (7 or 8 mostly): means with intervals show the shift that
     # a box plot of two values hides.
     sns.pointplot(
@@ -280,6 +280,4 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     axes[2].set_ylabel("stereotype strength s")
     axes[2].set_title("Altruistic users: when does rudeness slow learning?")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

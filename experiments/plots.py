@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from models.data import write_atomic  # noqa: E402
+
 USERS_COLOR = "0.45"
 ASSISTANT_COLOR = sns.color_palette("colorblind")[0]
 ORIGINAL_COLOR = sns.color_palette("colorblind")[3]
@@ -64,7 +66,15 @@ def offered_share_panels(
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, **savefig_options) -> Path:
+    """Write a figure as PNG (dpi 120) atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, **savefig_options), suffix=".png")
+    finally:
+        plt.close(fig)
+    return Path(path)

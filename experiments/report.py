@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
+from models.data import write_atomic
 
 
 def _series(summary: pd.DataFrame, condition: str, agent: str) -> list[float]:
@@ -19,6 +20,23 @@ def _fmt(values) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
+def _epoch_rows(summary_path: Path, rows: list[tuple]) -> list[str]:
+    """Table rows ``(label, condition, original assistant per epoch, original users' range)``
+    filled with our assistant's and users' offered shares from a ``summary.csv``."""
+    if not summary_path.exists():
+        return []
+    summary = pd.read_csv(summary_path)
+    lines = []
+    for label, cond, gpt, (lo, hi) in rows:
+        ours, ours_users = _series(summary, cond, "assistant"), _series(summary, cond, "users")
+        if ours:
+            lines.append(
+                f"| {label} | {_fmt(gpt)} | {_fmt(ours)} | "
+                f"{sum(ours_users) / len(ours_users):.1f} | {lo}-{hi} |"
+            )
+    return lines
+
+
 def comparison_table(out: Path) -> str:
     """Condition by condition: the original GPT-4 assistant, ours, and the users (offered share
     %, epochs 1 to 5), from ``out/NAME/summary.csv``."""
@@ -27,32 +45,25 @@ def comparison_table(out: Path) -> str:
         "| users, ours (mean over epochs) | users, original |",
         "|---|---|---|---|---|",
     ]
-    alignment = out / "alignment" / "summary.csv"
-    if alignment.exists():
-        s = pd.read_csv(alignment)
-        names = {
-            "mixed 20/80": "mixed 80% altruistic / 20% selfish",
-            "mixed 50/50": "mixed 50 / 50",
-            "mixed 80/20": "mixed 80% selfish / 20% altruistic",
-        }
-        for cond, (gpt, users) in ALIGNMENT.items():
-            ours, ours_users = _series(s, cond, "assistant"), _series(s, cond, "users")
-            if ours:
-                lines.append(
-                    f"| {names.get(cond, 'one norm, ' + cond)} | {_fmt(gpt)} | {_fmt(ours)} | "
-                    f"{sum(ours_users) / len(ours_users):.1f} | {users[0]}-{users[1]} |"
-                )
-    inconsistency = out / "inconsistency" / "summary.csv"
-    if inconsistency.exists():
-        s = pd.read_csv(inconsistency)
-        for group, (gpt, users) in INCONSISTENCY.items():
-            cond = f"{group} | stereotyped"
-            ours, ours_users = _series(s, cond, "assistant"), _series(s, cond, "users")
-            if ours:
-                lines.append(
-                    f"| {group} (inconsistent), stereotyped prior | {_fmt(gpt)} | {_fmt(ours)} "
-                    f"| {sum(ours_users) / len(ours_users):.1f} | {users[0]}-{users[1]} |"
-                )
+    names = {
+        "mixed 20/80": "mixed 80% altruistic / 20% selfish",
+        "mixed 50/50": "mixed 50 / 50",
+        "mixed 80/20": "mixed 80% selfish / 20% altruistic",
+    }
+    lines += _epoch_rows(
+        out / "alignment" / "summary.csv",
+        [
+            (names.get(cond, f"one norm, {cond}"), cond, gpt, users)
+            for cond, (gpt, users) in ALIGNMENT.items()
+        ],
+    )
+    lines += _epoch_rows(
+        out / "inconsistency" / "summary.csv",
+        [
+            (f"{group} (inconsistent), stereotyped prior", f"{group} | stereotyped", gpt, users)
+            for group, (gpt, users) in INCONSISTENCY.items()
+        ],
+    )
     generalization = out / "generalization" / "test_offers.csv"
     if generalization.exists():
         t = pd.read_csv(generalization)
@@ -68,6 +79,5 @@ def comparison_table(out: Path) -> str:
 
 
 def write_comparison(out: Path) -> Path:
-    path = Path(out) / "comparison.md"
-    path.write_text(comparison_table(Path(out)))
-    return path
+    table = comparison_table(Path(out))
+    return write_atomic(Path(out) / "comparison.md", lambda tmp: Path(tmp).write_text(table))

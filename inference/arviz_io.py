@@ -21,16 +21,13 @@ package versions, so :func:`load_posterior` can rebuild the :class:`Posterior`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from models.data import INTERACTION_COLUMNS
+from models.data import INTERACTION_COLUMNS, write_atomic
 from models.hypotheses import Hypothesis
 from models.language import MANNERS
 from models.layout import GroupData
@@ -212,21 +209,20 @@ def _provenance(posterior) -> dict[str, str]:
     }
 
 
-def save_posterior(posterior, path) -> None:
-    """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    idata = posterior.to_arviz()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+def save_netcdf(idata, path) -> None:
+    """Write an InferenceData to NetCDF (h5netcdf) atomically."""
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)
+
+
+def save_posterior(posterior, path) -> None:
+    """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename)."""
+    save_netcdf(posterior.to_arviz(), path)
 
 
 def load_posterior(path):

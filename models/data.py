@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,15 +247,28 @@ def users_path(interactions_path: str | Path) -> Path:
     return path.with_name(path.stem + ".users.csv")
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a CSV so that an interrupted run never leaves a half-written file behind."""
+def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+    """Call ``write(temporary_path)``, then rename the file to ``path``: an interrupted run
+    never leaves a half-written file behind. ``suffix`` is the temporary file's (writers such
+    as matplotlib read the format from it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            df.to_csv(handle, index=False, lineterminator="\n")
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a CSV so that an interrupted run never leaves a half-written file behind."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            df.to_csv(handle, index=False, lineterminator="\n")
+
+    write_atomic(path, write)
