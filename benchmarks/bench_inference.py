@@ -237,15 +237,26 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
 
 
 def potential_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
-    """``potential_grad`` of :class:`inference.potential.Potential`, as inference.mcmc uses it
-    (it has no JIT variant)."""
-    from pyro.ops.integrator import potential_grad
-
+    """``potential_grad`` of :class:`inference.potential.Potential` (torch, autograd)."""
     from inference.potential import Potential
+
+    return _potential_grad_of(Potential, data, hyp, jit)
+
+
+def hand_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
+    """``potential_grad`` of :class:`inference.gradient_potential.GradientPotential`, as NUTS
+    in inference.mcmc calls it."""
+    from inference.gradient_potential import GradientPotential
+
+    return _potential_grad_of(GradientPotential, data, hyp, jit)
+
+
+def _potential_grad_of(cls, data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
+    from pyro.ops.integrator import potential_grad
 
     if jit:
         raise NotImplementedError("inference.mcmc runs this potential eagerly only")
-    potential = Potential(data, hyp)
+    potential = cls(data, hyp)
     params = {"theta": potential.initial()}
     return lambda: potential_grad(lambda z: potential(z["theta"]), params)
 
@@ -289,7 +300,8 @@ def section_grad(datasets: list[Dataset], repeats: int) -> Table:
         "rlllrrr",
     )
     builders = (
-        ("Potential (inference.mcmc)", potential_gradient),
+        ("GradientPotential (inference.mcmc: NumPy, gradient by hand)", hand_gradient),
+        ("Potential (torch, autograd)", potential_gradient),
         ("marginal_model via initialize_model", marginal_gradient),
         ("enumerated (TraceEnum_ELBO)", enumerated_gradient),
     )
@@ -297,7 +309,7 @@ def section_grad(datasets: list[Dataset], repeats: int) -> Table:
         for hname, hyp in HYPOTHESES.items():
             for label, build in builders:
                 for jit in (False, True):
-                    if jit and build is potential_gradient:
+                    if jit and build in (potential_gradient, hand_gradient):
                         continue
                     row = [str(ds.users), hname, label, "yes" if jit else "no"]
                     try:
@@ -414,12 +426,21 @@ def section_svi(datasets: list[Dataset], options: dict[int, dict], repeats: int)
     return table
 
 
-def timed_mcmc(ds: Dataset, hyp: Hypothesis, parallel: bool, seed: int = 0, **options):
+def timed_mcmc(
+    ds: Dataset, hyp: Hypothesis, parallel: bool, seed: int = 0, cold: bool = True, **options
+):
     """``fit_mcmc`` with 2 chains, warnings silenced: ``(posterior, wall seconds, min bulk
-    ESS)``; the wall time covers the whole call, warmup and process start-up included."""
+    ESS)``; the wall time covers the whole call, warmup included, and with ``parallel`` and
+    ``cold`` the start of the worker processes (``inference.workers``; a program's later calls
+    reuse them)."""
     from inference.diagnostics import min_bulk_ess
     from inference.mcmc import fit_mcmc
+    from inference.workers import shutdown_workers, worker_pool
 
+    if parallel and cold:
+        shutdown_workers()
+    elif parallel:  # started and warm: every worker has imported what a chain needs
+        list(worker_pool(2).map(_import_chain_modules, range(2)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
@@ -428,6 +449,10 @@ def timed_mcmc(ds: Dataset, hyp: Hypothesis, parallel: bool, seed: int = 0, **op
         )
         wall = time.perf_counter() - start
     return post, wall, min_bulk_ess(post)
+
+
+def _import_chain_modules(_: int) -> None:
+    import inference.mcmc  # noqa: F401
 
 
 def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
@@ -450,13 +475,13 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     for ds in datasets:
         opts = {**MCMC_DEFAULTS, **options.get(ds.users, {})}
         for hname, hyp in HYPOTHESES.items():
-            for parallel in (True, False):
-                post, wall, ess = timed_mcmc(ds, hyp, parallel, **opts)
+            for parallel, cold in ((True, True), (True, False), (False, False)):
+                post, wall, ess = timed_mcmc(ds, hyp, parallel, cold=cold, **opts)
                 diag = post.diagnostics
                 row = [
                     str(ds.users),
                     hname,
-                    "yes" if parallel else "no",
+                    ("yes, new processes" if cold else "yes, warm processes") if parallel else "no",
                     f"{opts['warmup']} + {opts['samples']}",
                     fmt(float(np.mean(post.sample_stats["n_steps"])), 1),
                     fmt(ess, 0),
@@ -469,6 +494,11 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
                 print("  mcmc:", " | ".join(row), flush=True)
     table.notes.append(
         "- leapfrog steps / iteration: mean over the kept draws (one gradient each)."
+    )
+    table.notes.append(
+        "- parallel: one process per chain from `inference.workers`; 'new processes' counts "
+        "starting them (spawn + imports, ~3 s), 'warm processes' is a later call of the same "
+        "program, which reuses them (same seed, so the same draws)."
     )
     for users, opts in options.items():
         if opts and any(ds.users == users for ds in datasets):

@@ -16,12 +16,10 @@ of their true policy) and the posterior mean of ``pi``.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from inference.exact import fit_exact
 from inference.fit import fit
 from inference.online import update
 from inference.posterior import Posterior
+from inference.workers import worker_pool
 from models.data import INTERACTION_COLUMNS, write_csv_atomic
 from models.game import TRAINING_CURRENCIES
 from models.hypotheses import Hypothesis, get_hypothesis
@@ -370,7 +369,7 @@ def run_conditions(
     stems: dict[str, str] = {}
     bar = progress_bar(total=len(jobs), desc="conditions", disable=not progress)
     if workers > 1 and len(jobs) > 1:
-        pool = _worker_pool(workers)
+        pool = worker_pool(workers)
         for fut in as_completed([pool.submit(_run_cached, j) for j in jobs]):
             name, stem = fut.result()
             stems[name] = stem
@@ -382,19 +381,6 @@ def run_conditions(
             bar.update()
     bar.close()
     return {c.name: load_result(c, Path(stems[c.name])) for c in conditions}
-
-
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-
-
-def _worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool kept for the life of the program: starting a worker (spawn, then
-    importing torch, Pyro and ArviZ) costs seconds, once per experiment otherwise."""
-    if workers not in _POOLS:
-        ctx = multiprocessing.get_context("spawn")
-        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        atexit.register(_POOLS[workers].shutdown)
-    return _POOLS[workers]
 
 
 def load_result(cond: Condition, stem: Path) -> ConditionResult:

@@ -2,7 +2,11 @@
 ``pyro.infer.mcmc.util.initialize_model`` builds ``-log p(theta, data)`` in the unconstrained
 space (policy and manner summed out by enumeration, Jacobians of the transforms included).
 :class:`inference.potential.Potential` must give the same value and the same gradient at
-random points, for every kind of latent site (``pi``; ``lam``; ``shift_shared``; ``shift``)."""
+random points, for every kind of latent site (``pi``; ``lam``; ``shift_shared``; ``shift``).
+:class:`inference.gradient_potential.GradientPotential` (what NUTS runs on: the gradient
+derived by hand, in NumPy) must equal ``Potential`` and its autograd gradient, and the Laplace
+start of the chains (:mod:`inference.laplace`) must sit at a mode with the variances of the
+inverse autograd Hessian."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import pytest
 import torch
 from pyro.infer.mcmc.util import initialize_model
 
+from inference.gradient_potential import GradientPotential
+from inference.laplace import laplace
 from inference.potential import Potential
 from models.hypotheses import PRESETS, Hypothesis
 from models.layout import GroupData
@@ -85,3 +91,32 @@ def test_potential_and_gradient_equal_pyros(float64, data, name):
         torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
     # the check has teeth: the gradient is not trivially zero in any coordinate block
     assert grad.abs().reshape(ours.layout.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_hand_gradient_equals_autograd(float64, data, name):
+    hyp = HYPOTHESES[name]
+    reference, fast = Potential(data, hyp), GradientPotential(data, hyp)
+    generator = torch.Generator().manual_seed(len(name))
+    for _ in range(3):
+        theta = reference.initial() + 0.7 * torch.randn(reference.layout.size, generator=generator)
+        x = theta.clone().requires_grad_(True)
+        (want_grad,) = torch.autograd.grad(want := reference(x), x)
+        y = theta.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(value := fast(y), y)
+        assert float(value) == pytest.approx(float(want.detach()), rel=1e-12)
+        torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
+    assert grad.abs().reshape(fast.layout.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize("name", ["latent_lam", "shift_and_lam"])
+def test_laplace_start_is_a_mode_with_the_hessians_variances(float64, data, name):
+    hyp = HYPOTHESES[name]
+    fast = GradientPotential(data, hyp)
+    approx = laplace(fast)
+    assert approx is not None
+    _, grad = fast.value_and_grad(approx.mode)
+    assert abs(grad).max() < 1e-3
+    hessian = torch.autograd.functional.hessian(Potential(data, hyp), torch.tensor(approx.mode))
+    want = torch.linalg.inv(hessian).diagonal().numpy()
+    assert approx.variance == pytest.approx(want, rel=1e-4)
