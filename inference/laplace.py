@@ -1,12 +1,14 @@
-"""A Laplace approximation of the posterior, used to start NUTS: where to begin and how to
-scale each coordinate.
+"""Modes and Laplace approximations of the posterior on the unconstrained vector.
 
-NUTS starts with a unit mass matrix; its first adaptation window ends only after 75
-iterations, so until then one step size must serve coordinates whose posterior scales differ
-30-fold (with 200 users, ``log lam`` has sd ~0.007 and ``pi``'s sticks ~0.2) and each
-iteration takes ~40-50 leapfrog steps: measured, half of a chain's gradients. Started at the
-mode with the inverse mass matrix set to the Laplace approximation's marginal variances, the
-first iterations cost what the last ones do. Adaptation then proceeds as usual.
+Two engines use them. NUTS starts at the mode with the Laplace variances as its initial
+inverse mass matrix: with a unit mass matrix its first adaptation window (75 iterations) must
+serve coordinates whose posterior scales differ 30-fold (with 200 users, ``log lam`` has sd
+~0.007 and ``pi``'s sticks ~0.2), and each of those iterations took ~40-50 leapfrog steps:
+measured, half of a chain's gradients. SVI's importance correction puts proposal components
+at the modes it finds from several starts.
+
+Simulations share no parameter, so the Hessian is block-diagonal (one ``width x width`` block
+per simulation) and ``2 * width`` gradients give every block at once.
 """
 
 from __future__ import annotations
@@ -21,45 +23,72 @@ from inference.gradient_potential import GradientPotential
 
 @dataclass
 class Laplace:
-    """``N(mode, diag(variance))`` on the unconstrained vector (``[S * width]`` each)."""
+    """``N(mode, covariance)`` per simulation: ``mode [S * width]``, ``covariance [S, W, W]``."""
 
     mode: np.ndarray
-    variance: np.ndarray
+    covariance: np.ndarray
+
+    @property
+    def variance(self) -> np.ndarray:
+        """The marginal variances, ``[S * width]`` like ``mode``."""
+        return np.diagonal(self.covariance, axis1=1, axis2=2).reshape(-1).copy()
 
 
-def laplace(potential: GradientPotential, max_iter: int = 200) -> Laplace | None:
-    """The mode of ``-U`` found by L-BFGS from the prior median, and the marginal variances of
-    ``H^-1``, ``H`` the Hessian of ``U`` there by central differences of the gradient.
-
-    Simulations share no parameter, so ``H`` is block-diagonal (one ``width x width`` block
-    per simulation) and ``2 * width`` gradients give every block at once. Returns ``None``
-    when the optimiser fails or a block is not positive definite (no mode found)."""
-    lay = potential.layout
-    start = potential.initial().double().numpy()
+def find_mode(
+    potential: GradientPotential, start: np.ndarray | None = None, max_iter: int = 200
+) -> np.ndarray | None:
+    """A mode of the log joint (a minimum of ``U``) by L-BFGS from ``start`` (default: the
+    prior median), or ``None`` if the optimiser ends at a non-finite point."""
+    x0 = potential.initial().double().numpy() if start is None else np.asarray(start, float)
     with np.errstate(all="ignore"):
         result = scipy.optimize.minimize(
             potential.value_and_grad,
-            start,
+            x0,
             jac=True,
             method="L-BFGS-B",
             options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-7},
         )
-    mode = result.x
-    if not np.all(np.isfinite(mode)) or not np.isfinite(result.fun):
+    if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
         return None
+    return result.x
+
+
+def hessian_blocks(potential: GradientPotential, at: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """``[S, W, W]``: each simulation's block of the Hessian of ``U`` at ``at``, by central
+    differences of the gradient, symmetrised."""
+    lay = potential.layout
     S, W = lay.n_sims, lay.width
-    step = 1e-5
     hessian = np.empty((S, W, W))
     for j in range(W):
         delta = np.zeros((S, W))
         delta[:, j] = step
-        up = potential.value_and_grad(mode + delta.reshape(-1))[1].reshape(S, W)
-        down = potential.value_and_grad(mode - delta.reshape(-1))[1].reshape(S, W)
+        up = potential.value_and_grad(at + delta.reshape(-1))[1].reshape(S, W)
+        down = potential.value_and_grad(at - delta.reshape(-1))[1].reshape(S, W)
         hessian[:, :, j] = (up - down) / (2 * step)
-    hessian = 0.5 * (hessian + hessian.transpose(0, 2, 1))
-    try:
-        np.linalg.cholesky(hessian)
-    except np.linalg.LinAlgError:
+    return 0.5 * (hessian + hessian.transpose(0, 2, 1))
+
+
+def laplace(
+    potential: GradientPotential,
+    start: np.ndarray | None = None,
+    min_precision: float | None = None,
+) -> Laplace | None:
+    """The Laplace approximation at the mode found from ``start`` (:func:`find_mode`).
+
+    ``min_precision=None``: ``None`` unless every block is positive definite (a proper mode).
+    A number: the blocks' eigenvalues are floored at it, so flat or non-concave directions get
+    a finite, wide scale (``sd <= min_precision ** -0.5``)."""
+    mode = find_mode(potential, start)
+    if mode is None:
         return None
-    variance = np.diagonal(np.linalg.inv(hessian), axis1=1, axis2=2).reshape(-1)
-    return Laplace(mode, variance)
+    hessian = hessian_blocks(potential, mode)
+    if min_precision is None:
+        try:
+            np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            return None
+        return Laplace(mode, np.linalg.inv(hessian))
+    values, vectors = np.linalg.eigh(hessian)
+    values = np.maximum(values, min_precision)
+    covariance = (vectors / values[:, None, :]) @ vectors.transpose(0, 2, 1)
+    return Laplace(mode, covariance)
