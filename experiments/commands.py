@@ -57,6 +57,13 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         default="normal",
         help="svi guide: mean-field normal (default) or full-covariance normal",
     )
+    p.add_argument(
+        "--correction",
+        choices=("importance", "none"),
+        default="importance",
+        help="svi: reweight the guide's draws by the exact posterior (default; Pareto k per "
+        "simulation in the diagnostics) or keep the guide's own draws",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -70,7 +77,12 @@ def run_fit(args: argparse.Namespace) -> int:
         if args.draws:
             options["samples"] = args.draws
     elif args.engine == "svi":
-        options.update(max_steps=args.max_steps, guide=args.guide, progress=not args.quiet)
+        options.update(
+            max_steps=args.max_steps,
+            guide=args.guide,
+            correction=None if args.correction == "none" else args.correction,
+            progress=not args.quiet,
+        )
         if args.draws:
             options["num_draws"] = args.draws
     elif args.draws:
