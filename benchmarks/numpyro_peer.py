@@ -55,11 +55,11 @@ from bench_inference import (  # noqa: E402
     Dataset,
     Table,
     fmt,
+    hand_gradient,
     load_average,
     machine_lines,
     make_dataset,
     per_call,
-    potential_gradient,
     timed_mcmc,
 )
 
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(checks[-3:]), flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ours_ms = float(np.median(per_call(potential_gradient(ds.data, hyp, False), 5))) * 1e3
+            ours_ms = float(np.median(per_call(hand_gradient(ds.data, hyp, False), 5))) * 1e3
         np_ms = numpyro_gradient_ms(model, 5)
         results = {}
         for method, parallel in (("parallel", True), ("sequential", False)):
@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
             )
     runs.notes += [
         "- ms / gradient: median time of one potential-and-gradient call (ours: "
-        "`potential_grad` of `inference.potential.Potential`, 1 torch thread; NumPyro: "
+        "`potential_grad` of `inference.gradient_potential.GradientPotential`, what our NUTS "
+        "runs on, 1 torch thread; NumPyro: "
         "`jax.jit(jax.value_and_grad(potential_fn))`).",
         "- wall: the whole call: process start-up (ours, parallel) and JIT compilation "
         "(NumPyro) included. XLA compile: the time `jax.monitoring` reports for lowering and "
