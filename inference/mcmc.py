@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from inference.draws import latent_sites
 from inference.gradient_potential import GradientPotential
 from inference.laplace import laplace
 from inference.posterior import Posterior
-from inference.workers import worker_pool
+from inference.workers import shutdown_workers, worker_pool
 from models.hypotheses import Hypothesis
 from models.layout import GroupData
 
@@ -165,7 +166,15 @@ def fit_mcmc(
         for c in range(num_chains)
     ]
     if parallel:
-        results = list(worker_pool(num_chains).map(_run_chain, *zip(*args, strict=True)))
+        try:
+            results = list(worker_pool(num_chains).map(_run_chain, *zip(*args, strict=True)))
+        except BrokenProcessPool as err:
+            shutdown_workers()  # the next call starts fresh processes
+            raise RuntimeError(
+                "fit_mcmc: a chain's process died. Chains run in spawned processes, which "
+                "import the calling script again: call fit(..., engine='mcmc') under "
+                "`if __name__ == '__main__':`, or pass parallel=False to run the chains here"
+            ) from err
     else:
         threads = torch.get_num_threads()
         try:
