@@ -65,6 +65,7 @@ import pandas as pd
 import pytest
 import torch
 from sbc_util import prior_replications, ranks, thin, uniformity_pvalue
+from small_groups import three_mixed_groups
 
 from inference import fit
 from inference.exact import fit_exact
@@ -78,7 +79,6 @@ from inference.svi import (
     UnconstrainedPrior,
 )
 from models.hypotheses import PRESETS
-from models.layout import GroupData
 from models.marginal import EventIndex, group_loglik, user_loglik
 from models.simulate import simulate
 
@@ -239,19 +239,6 @@ def test_exact_default_grid_error_near_the_simplex_edge(exact):
 
 
 # -- the importance correction's parts, on small data -----------------------------------------
-def small_data() -> GroupData:
-    sim = simulate(
-        PRESETS["stereotyped"],
-        policy="selfish=0.4,fair=0.3,altruistic=0.3",
-        users=5,
-        rounds=5,
-        epochs=2,
-        sims=3,
-        currency=["dollars", "medicine", "dollars"],
-        seed=5,
-        pot_range=(2, 9),
-    )
-    return GroupData.from_table(sim.interactions)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +254,7 @@ def test_unconstrained_prior_is_the_potentials_prior(float64, hypothesis):
     """``Potential.log_joint - UnconstrainedPrior.log_prob`` is the group log-likelihood (so
     the proposal's prior component is the model's prior), and the prior draws of ``pi`` have
     the Dirichlet's mean and variance."""
-    data = small_data()
+    data = three_mixed_groups()
     potential = Potential(data, hypothesis)
     prior = UnconstrainedPrior(potential)
     torch.manual_seed(0)
@@ -294,7 +281,7 @@ def test_unconstrained_prior_is_the_potentials_prior(float64, hypothesis):
 def test_mixture_proposal_density_is_normalised(float64):
     """``E_q[f / q] = 1`` for a normalised density ``f`` (a standard normal here): the
     proposal's ``log_prob`` is the density of its ``sample``, mixture and prior included."""
-    potential = Potential(small_data(), PRESETS["pooled"])
+    potential = Potential(three_mixed_groups(), PRESETS["pooled"])
     prior = UnconstrainedPrior(potential)
     S, W = potential.layout.n_sims, potential.layout.width
     torch.manual_seed(1)

@@ -14,6 +14,7 @@ import pyro
 import pytest
 import torch
 from pyro.infer.mcmc.util import initialize_model
+from small_groups import three_mixed_groups
 
 from inference.gradient_potential import GradientPotential
 from inference.laplace import laplace
@@ -21,7 +22,6 @@ from inference.potential import Potential
 from models.hypotheses import PRESETS, Hypothesis
 from models.layout import GroupData
 from models.model import MAX_PLATE_NESTING, social_contract_model
-from models.simulate import simulate
 
 HYPOTHESES = {
     "neutral": PRESETS["neutral"],
@@ -35,18 +35,7 @@ HYPOTHESES = {
 @pytest.fixture
 def data(float64) -> GroupData:
     """Built after ``float64``: a module-scoped fixture would be built first, in float32."""
-    sim = simulate(
-        PRESETS["stereotyped"],
-        policy="selfish=0.4,fair=0.3,altruistic=0.3",
-        users=5,
-        rounds=5,
-        epochs=2,
-        sims=3,
-        currency=["dollars", "medicine", "dollars"],
-        seed=5,
-        pot_range=(2, 9),
-    )
-    return GroupData.from_table(sim.interactions)
+    return three_mixed_groups()
 
 
 def pyro_params(theta: torch.Tensor, potential: Potential) -> dict[str, torch.Tensor]:
