@@ -12,16 +12,16 @@ on the other's payoff is the currency-shift case of issue 3, in dollars (``shift
 
 The engine runs as by default: an ``AutoNormal`` guide (1,000 steps at learning rate 0.03;
 measured: 600 steps at 0.05 leave the optimiser's jitter at ~0.04 in ``pi``), then the
-importance correction of :func:`inference.svi.importance_correct`: 2,000 draws of a proposal
-built from the guide (Student-t components at the guide and at the modes an L-BFGS search of the
-exact log joint finds from the guide's mean and 4 prior draws, plus 10% prior), weighted by the
-exact log joint, Pareto-smoothed, and 990 draws resampled per simulation. Without it
-(``correction=None``, the guide's own draws) both checks below failed, for two measured reasons:
-the mean-field guide ignores the posterior correlation of ``pi`` and the shift (users whose type
-is uncertain got policy probabilities 0.045 from the exact engine's, ``pi`` 0.026), and it
-misplaces the shift: in 11 of the 50 SBC replications its mean was more than one exact-posterior
-sd from the exact engine's, in 8 more than three (a wrong mode; up to 25), and its sd was 0.66x
-the exact one (median over replications; SBC of the shift: p = 6e-7).
+importance correction of :func:`inference.importance.importance_correct`: 2,000 draws of a
+proposal built from the guide (Student-t components at the guide and at the modes an L-BFGS
+search of the exact log joint finds from the guide's mean and 4 prior draws, plus 10% prior),
+weighted by the exact log joint, Pareto-smoothed, and 990 draws resampled per simulation.
+Without it (``correction=None``, the guide's own draws) both checks below failed, for two
+measured reasons: the mean-field guide ignores the posterior correlation of ``pi`` and the shift
+(users whose type is uncertain got policy probabilities 0.045 from the exact engine's, ``pi``
+0.026), and it misplaces the shift: in 11 of the 50 SBC replications its mean was more than one
+exact-posterior sd from the exact engine's, in 8 more than three (a wrong mode; up to 25), and
+its sd was 0.66x the exact one (median over replications; SBC of the shift: p = 6e-7).
 
 Agreement (``TOL = 0.03`` on ``policy_probs`` and ``pi_mean()``): the reference is the exact
 engine on a fine grid (simplex lattice of 15,000 points instead of the default 3,000). Each
@@ -70,14 +70,14 @@ from small_groups import three_mixed_groups
 from inference import fit
 from inference.exact import fit_exact
 from inference.fit import prepare
-from inference.potential import Potential
-from inference.svi import (
+from inference.importance import (
     PARETO_K_MAX,
-    ConvergenceWarning,
     ImportanceWarning,
     MixtureProposal,
     UnconstrainedPrior,
 )
+from inference.potential import Potential
+from inference.svi import ConvergenceWarning
 from models.hypotheses import PRESETS
 from models.marginal import EventIndex, group_loglik, user_loglik
 from models.simulate import simulate
