@@ -185,18 +185,16 @@ def run_chains(
 ) -> list[list[tuple]]:
     """Every chain of every hypothesis, in ``workers`` processes (default: one per core;
     1: one after another in this process). Returns ``chains[hypothesis][chain]``."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from inference.workers import worker_pool
 
     tasks = [(i, c) for i in range(len(specs)) for c in range(settings.chains)]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
     threads = torch.get_num_threads()
     try:
         if workers > 1:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(_run_chain, data, specs[i], settings, c) for i, c in tasks]
-                results = [f.result() for f in futures]
+            pool = worker_pool(workers)  # the experiments' processes, when already started
+            futures = [pool.submit(_run_chain, data, specs[i], settings, c) for i, c in tasks]
+            results = [f.result() for f in futures]
         else:
             results = [_run_chain(data, specs[i], settings, c) for i, c in tasks]
     finally:

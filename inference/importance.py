@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.distributions import Chi2, Gamma
 
 from inference.gradient_potential import GradientPotential
-from inference.laplace import Laplace, hessian_blocks, laplace
+from inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
 from inference.potential import Potential
 
 
@@ -205,18 +205,13 @@ def _modes(
         approx = laplace(potential, start.reshape(-1), min_precision=min_precision)
         if approx is None:
             flat = start.reshape(-1)
-            approx = Laplace(flat, _floored_inverse(hessian_blocks(potential, flat), min_precision))
+            approx = Laplace(flat, floored_inverse(hessian_blocks(potential, flat), min_precision))
         modes.append(approx.mode.reshape(start.shape))
         covariances.append(approx.covariance)
     dtype = starts.dtype
     return torch.tensor(np.stack(modes), dtype=dtype), torch.tensor(
         np.stack(covariances), dtype=dtype
     )
-
-
-def _floored_inverse(hessian: np.ndarray, floor: float) -> np.ndarray:
-    values, vectors = np.linalg.eigh(hessian)
-    return (vectors / np.maximum(values, floor)[:, None, :]) @ vectors.transpose(0, 2, 1)
 
 
 def _systematic_resample(weights: torch.Tensor, n: int) -> torch.Tensor:

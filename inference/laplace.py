@@ -88,7 +88,11 @@ def laplace(
         except np.linalg.LinAlgError:
             return None
         return Laplace(mode, np.linalg.inv(hessian))
+    return Laplace(mode, floored_inverse(hessian, min_precision))
+
+
+def floored_inverse(hessian: np.ndarray, floor: float) -> np.ndarray:
+    """``[S, W, W]``: the inverse of each symmetric block with its eigenvalues first raised to
+    at least ``floor``."""
     values, vectors = np.linalg.eigh(hessian)
-    values = np.maximum(values, min_precision)
-    covariance = (vectors / values[:, None, :]) @ vectors.transpose(0, 2, 1)
-    return Laplace(mode, covariance)
+    return (vectors / np.maximum(values, floor)[:, None, :]) @ vectors.transpose(0, 2, 1)
