@@ -5,7 +5,7 @@ with each user's policy and manner summed out by hand (equal to the enumerated P
 density; a test checks it), on an unconstrained vector (stick-breaking ``pi``, log ``lam``,
 currency shifts): :class:`inference.potential.Potential` writes it in torch, and NUTS runs on
 :class:`inference.gradient_potential.GradientPotential`, the same density with its gradient
-derived by hand and evaluated in NumPy (equal to autograd's; 3-4x cheaper per gradient).
+derived by hand and evaluated in NumPy (equal to autograd's; 2.7-3.3x cheaper per gradient).
 Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 
