@@ -107,6 +107,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
+    from experiments.protocol import SCHEDULES
     from inference.fit import ENGINES
 
     p.add_argument(
@@ -132,6 +133,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="override the experiment's hypotheses with this one",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast version (for tests)")
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="grouped",
+        help="order of the users' return games in an epoch: all first games, then all return "
+        "games (grouped, as the original study's code) or each right after its first "
+        "(alternating)",
+    )
     p.add_argument(
         "--figures",
         type=Path,

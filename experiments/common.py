@@ -26,7 +26,10 @@ def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> 
     """Protocol settings from ``scai run`` options (``--quick`` shrinks them)."""
     sims = min(args.sims, quick_sims) if args.quick else args.sims
     epochs = min(args.epochs, quick_epochs) if args.quick else args.epochs
-    return Settings(sims=sims, epochs=epochs, seed=args.seed, engine=args.engine, **extra)
+    schedule = getattr(args, "schedule", "grouped")
+    return Settings(
+        sims=sims, epochs=epochs, seed=args.seed, engine=args.engine, schedule=schedule, **extra
+    )
 
 
 def output_dir(args, name: str) -> Path:

@@ -5,8 +5,14 @@ against the same policies with neutral manners, learned under the ``stereotyped`
 (the assistant expects rude users to be selfish) and the ``neutral`` one (manners carry no
 information). Per interaction with a user, the posterior probability of the true norm (the
 users' mean posterior probability of their true policy), and the number of interactions it
-takes to reach 0.95. A sweep over stereotype strength x the users' rationality shows when the
-slowdown appears: language matters most when actions are noisy.
+takes to reach 0.95 (and, in ``slowdown_by_level.csv``, other levels). A sweep over stereotype
+strength x the users' rationality shows when the slowdown appears and how large it is.
+
+The count depends on the order of games within an epoch (``Settings.schedule``): in the
+default order every pair plays its first game before any return game, so a user is heard
+replying for several interactions before their own offer settles their type. With each
+return game right after its first game (``alternating``), a tone can mislead for one
+interaction only and the count is 7 or 8 in almost every run.
 
 Checks: under ``stereotyped`` inconsistent groups need more interactions than consistent ones
 (ratio of means with a paired bootstrap 95% interval above 1; the contrasted conditions
@@ -42,6 +48,7 @@ GROUPS = {  # name -> (policy, manner, consistent counterpart)
 }
 SWEEP_STRENGTHS = (0.0, 0.5, 0.8, 0.95)
 SWEEP_RATIONALITIES = (0.5, 1.0, 2.0, 4.0)
+LEVELS = (0.8, 0.9, 0.95, 0.97, 0.99)  # posterior levels of the sensitivity table
 
 
 def label(group: str, hypothesis: str) -> str:
@@ -110,9 +117,9 @@ def belief_deficit(
     """Mean over the first ``horizon`` interactions of ``p_true(consistent) - p_true
     (inconsistent)``, averaged over simulations, with a paired bootstrap 95% interval.
 
-    The interactions-to-95% count moves in whole interactions and, since the two users of a
-    pair propose in consecutive rounds, a misleading tone only delays it when it holds the
-    curve below 0.95 at the crossing; this measures the lost belief all along the curve.
+    The interactions-to-95% count moves in whole interactions, so a misleading tone only
+    delays it when it holds the curve below 0.95 at the crossing; this measures the lost
+    belief all along the curve.
     """
     key = ["sim", "interactions"]
     both = slow.merge(fast, on=key, suffixes=("_slow", "_fast"), validate="one_to_one")
@@ -123,12 +130,41 @@ def belief_deficit(
     return float(per_sim.mean()), float(lo), float(hi)
 
 
-def reach_table(results, total_interactions: int) -> pd.DataFrame:
+def reach_table(results, total_interactions: int, level: float = 0.95) -> pd.DataFrame:
+    """Per condition and simulation: interactions to reach ``level`` (never: total + 1)."""
     rows = []
     for name, result in results.items():
-        reach = interactions_to_reach(result.curve).fillna(total_interactions + 1)
+        reach = interactions_to_reach(result.curve, level).fillna(total_interactions + 1)
         for sim, n in reach.items():
             rows.append({"condition": name, "sim": sim, "interactions_to_95": n})
+    return pd.DataFrame(rows)
+
+
+def slowdown_by_level(results, hypotheses, total_interactions: int, rng) -> pd.DataFrame:
+    """The slowdown ratio at other posterior levels than 0.95: does its direction depend on
+    where the line is drawn? (At 0.99 every group gets there only once all its users have
+    offered, so the ratio is about 1 by construction.)"""
+    rows = []
+    for level in LEVELS:
+        reach = reach_table(results, total_interactions, level)
+        by_cond = {
+            c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")
+        }
+        for h in hypotheses:
+            for group, (_, _, consistent) in GROUPS.items():
+                if consistent is None:
+                    continue
+                r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
+                rows.append(
+                    {
+                        "level": level,
+                        "hypothesis": h,
+                        "group": group,
+                        "ratio": r,
+                        "lo": lo,
+                        "hi": hi,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -192,6 +228,10 @@ def main(args) -> ExperimentResult:
     ratio_table = pd.DataFrame(ratios)
     sweep_table = pd.DataFrame(sweep)
     write_csv_atomic(ratio_table, out / "slowdown.csv")
+    main_results = {n: r for n, r in results.items() if "sweep" not in n}
+    write_csv_atomic(
+        slowdown_by_level(main_results, hypotheses, total, rng), out / "slowdown_by_level.csv"
+    )
     write_csv_atomic(sweep_table, out / "sweep.csv")
     curves = pd.concat(
         [r.curve.assign(condition=name) for name, r in results.items() if "sweep" not in name]

@@ -3,6 +3,13 @@
 An epoch ("1v9"): the group's users are paired at random for ``rounds`` (8) user-user games,
 each pair playing both roles, and one more user plays the assistant twice: the assistant
 proposes once and responds once. ("9v1": 8 assistant-assistant games and the 2 with a user.)
+By default (``schedule="grouped"``) every pair plays its first game before any pair plays its
+return game, the order of the original study's code when pairs play both ways
+(``generate_interactions``: the flipped games are appended after all first games); with
+``"alternating"`` each return game follows its first game at once. The per-epoch posterior
+does not depend on the order (the games are exchangeable); the per-interaction learning curve
+does: under ``alternating`` every user's offer comes one interaction after their first reply,
+so a misleading tone can hold the belief down for one interaction only.
 Pots are drawn from 10-100 each epoch; each simulation trades in one currency. Before epoch 1
 the assistant acts from its prior; after each epoch it updates its posterior with every user
 action seen so far (:func:`inference.online.update`) and acts from it in the next.
@@ -42,6 +49,7 @@ from models.policies import action_tables, policy_parameters
 from models.simulate import exact_assignment, parse_mixture, play
 
 VARIANTS = ("1v9", "9v1")
+SCHEDULES = ("grouped", "alternating")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Settings:
     rounds: int = 8
     pot_range: tuple[int, int] = (10, 100)
     curve: bool = False  # per-interaction learning curve (exact engine)
+    schedule: str = "grouped"  # order of the return games: see the module docstring
 
 
 @dataclass
@@ -106,22 +115,31 @@ def epoch_schedule(
     rounds: int,
     variant: str,
     rng: np.random.Generator,
+    schedule: str = "grouped",
 ) -> pd.DataFrame:
     """The games of one epoch for every simulation; outcomes are filled in by ``play``."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     rows = []
     for s, (pot, currency) in enumerate(zip(pots, currencies, strict=True)):
         order = [users[i] for i in rng.permutation(len(users))]
         partner = order[-1]
         players = order[:-1] if variant == "1v9" else []
+        pairs = [
+            (players[(2 * j) % len(players)], players[(2 * j + 1) % len(players)])
+            if variant == "1v9"
+            else (ASSISTANT, ASSISTANT)
+            for j in range(rounds // 2)
+        ]
+        first, back = pairs, [(b, a) for a, b in pairs]
+        if schedule == "grouped":
+            games = first + back
+        else:
+            games = [game for pair in zip(first, back, strict=True) for game in pair]
         r = 0
-        for j in range(rounds // 2):
-            if variant == "1v9":
-                a, b = players[(2 * j) % len(players)], players[(2 * j + 1) % len(players)]
-            else:
-                a = b = ASSISTANT
-            for prop, resp in ((a, b), (b, a)):
-                r += 1
-                rows.append([str(s), epoch, r, prop, resp, currency, pot, 0, 0, "", ""])
+        for prop, resp in games:
+            r += 1
+            rows.append([str(s), epoch, r, prop, resp, currency, pot, 0, 0, "", ""])
         rows.append([str(s), epoch, r + 1, ASSISTANT, partner, currency, pot, offers[s], 0, "", ""])
         rows.append([str(s), epoch, r + 2, partner, ASSISTANT, currency, pot, 0, 0, "", ""])
     return pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
@@ -160,7 +178,15 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
         norms = assistant_norms(posterior, hyp, pots, currencies, rng, settings.acting)
         offers = [int(rng.choice(len(p), p=p / p.sum())) for p in norms.offer_probs]
         schedule = epoch_schedule(
-            epoch, users, pots, currencies, offers, settings.rounds, cond.variant, rng
+            epoch,
+            users,
+            pots,
+            currencies,
+            offers,
+            settings.rounds,
+            cond.variant,
+            rng,
+            settings.schedule,
         )
         games = play(schedule, truth, user_ids, policies=types, manners=manners).interactions
         if cond.variant == "9v1":  # the assistants' games among themselves: their own offers

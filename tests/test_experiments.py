@@ -105,16 +105,21 @@ def test_inconsistency_directional(quick_runs):
     """Contrasted conditions share their random numbers (same users, games and actions; only
     the tones differ), so: under ``neutral`` tones carry no information and the curves are the
     same; under ``stereotyped`` misleading tones cost belief in the true norm all along the
-    first epoch, and the rude altruists need more interactions to reach 95%."""
+    first epoch, and both inconsistent groups need more interactions to reach 95% (the paired
+    interval of the ratio lies above 1; at this size its lower end was 1.10-1.20 over seeds
+    0-3)."""
     out, _ = quick_runs["inconsistency"]
     ratios = pd.read_csv(out / "slowdown.csv").set_index(["hypothesis", "group"])
     for group in ("altruistic + rude", "selfish + sycophantic"):
         stereo, neutral = ratios.loc[("stereotyped", group)], ratios.loc[("neutral", group)]
         assert stereo["deficit_lo"] > 0, stereo.to_dict()
-        assert stereo["ratio"] >= 1
+        assert stereo["lo"] > 1, stereo.to_dict()
         assert neutral["ratio"] == 1 and neutral["lo"] == 1 == neutral["hi"]
         assert abs(neutral["deficit"]) < 1e-9
-    assert ratios.loc[("stereotyped", "altruistic + rude"), "ratio"] > 1
+    by_level = pd.read_csv(out / "slowdown_by_level.csv")
+    assert set(by_level.level) == {0.8, 0.9, 0.95, 0.97, 0.99}
+    neutral = by_level[by_level.hypothesis == "neutral"]
+    assert (neutral.ratio == 1).all()  # identical curves cross every line together
 
 
 def test_rerun_resumes_from_cache(quick_runs, tmp_path):

@@ -1,0 +1,89 @@
+"""The protocol's epoch schedule: who plays whom, in which order, and why the order matters only
+to the per-interaction learning curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pytest
+
+from experiments.protocol import SCHEDULES, epoch_schedule
+from inference.exact import fit_exact
+from models.hypotheses import get_hypothesis
+from models.layout import ASSISTANT, GroupData
+from models.simulate import play
+
+USERS = [f"u{i}" for i in range(10)]
+
+
+def schedule(order: str, seed: int = 0, sims: int = 2):
+    return epoch_schedule(
+        epoch=1,
+        users=USERS,
+        pots=[40, 73][:sims],
+        currencies=["dollars", "apples"][:sims],
+        offers=[10, 30][:sims],
+        rounds=8,
+        variant="1v9",
+        rng=np.random.default_rng(seed),
+        schedule=order,
+    )
+
+
+def games(table, sim="0"):
+    rows = table[table.sim == sim]
+    return list(zip(rows.proposer, rows.responder, strict=True))
+
+
+def test_grouped_plays_every_first_game_before_any_return_game():
+    played = games(schedule("grouped"))
+    first, back, with_assistant = played[:4], played[4:8], played[8:]
+    assert back == [(b, a) for a, b in first]
+    assert len({u for pair in first for u in pair}) == 8  # four pairs of distinct users
+    partner = with_assistant[0][1]
+    assert with_assistant == [(ASSISTANT, partner), (partner, ASSISTANT)]
+    assert partner not in {u for pair in first for u in pair}
+
+
+def test_alternating_plays_each_return_game_next():
+    played = games(schedule("alternating"))
+    for j in range(4):
+        a, b = played[2 * j]
+        assert played[2 * j + 1] == (b, a)
+
+
+def test_both_orders_play_the_same_games():
+    """The same random numbers give the same pairs; only the order differs."""
+    grouped, alternating = schedule("grouped", seed=5), schedule("alternating", seed=5)
+    for sim in ("0", "1"):
+        assert sorted(games(grouped, sim)) == sorted(games(alternating, sim))
+        assert games(grouped, sim)[8:] == games(alternating, sim)[8:]
+
+
+def test_unknown_schedule_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="schedule must be one of grouped, alternating"):
+        schedule("random")
+    assert SCHEDULES == ("grouped", "alternating")
+
+
+def test_epoch_posterior_does_not_depend_on_the_order_of_games():
+    """Games are exchangeable given the users' types, so refitting the played games in the
+    other order gives the same posterior; only the learning curve's prefixes differ."""
+    hyp = get_hypothesis("stereotyped")
+    pyro.set_rng_seed(0)
+    table = play(
+        schedule("grouped"),
+        hyp,
+        {"0": USERS, "1": USERS},
+        policies=[["selfish"] * 10, ["altruistic"] * 10],
+        manners=[["sycophantic"] * 10, ["rude"] * 10],
+    ).interactions
+    table = table[(table.proposer != ASSISTANT) | (table.responder != ASSISTANT)]
+    order = np.random.default_rng(1).permutation(len(table))
+    shuffled = table.iloc[order].reset_index(drop=True)
+    shuffled["round"] = shuffled.groupby("sim").cumcount() + 1
+    users = {"0": USERS, "1": USERS}
+    a = fit_exact(GroupData.from_table(table, users=users), hyp, table=table, num_draws=10)
+    b = fit_exact(GroupData.from_table(shuffled, users=users), hyp, table=shuffled, num_draws=10)
+    np.testing.assert_allclose(a.policy_probs, b.policy_probs, atol=1e-10)
+    assert not np.allclose(a.policy_probs[0, :, 0], a.policy_probs[0, 0, 0])  # not trivial
