@@ -137,9 +137,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--schedule",
         choices=SCHEDULES,
         default="grouped",
-        help="order of the users' return games in an epoch: all first games, then all return "
-        "games (grouped, as the original study's code) or each right after its first "
-        "(alternating)",
+        help="order of the users' return games in an epoch: all first user-user games, then "
+        "all return games (grouped: the order the original code uses when it flips games, a "
+        "path its published runs did not take) or each right after its first (alternating)",
     )
     p.add_argument(
         "--figures",

@@ -4,12 +4,14 @@ An epoch ("1v9"): the group's users are paired at random for ``rounds`` (8) user
 each pair playing both roles, and one more user plays the assistant twice: the assistant
 proposes once and responds once. ("9v1": 8 assistant-assistant games and the 2 with a user.)
 By default (``schedule="grouped"``) every pair plays its first game before any pair plays its
-return game, the order of the original study's code when pairs play both ways
-(``generate_interactions``: the flipped games are appended after all first games); with
+return game, the order the original study's code uses when pairs play both ways
+(``generate_interactions`` appends the flipped user-user games after all first ones; the
+study's published 1v9 runs did not take that path: each user played one game); with
 ``"alternating"`` each return game follows its first game at once. The per-epoch posterior
 does not depend on the order (the games are exchangeable); the per-interaction learning curve
 does: under ``alternating`` every user's offer comes one interaction after their first reply,
-so a misleading tone can hold the belief down for one interaction only.
+so a misleading tone can hold the belief down for one interaction only. (``scai simulate``'s
+schedule, :func:`models.simulate.make_schedule`, alternates too; it has no learning curve.)
 Pots are drawn from 10-100 each epoch; each simulation trades in one currency. Before epoch 1
 the assistant acts from its prior; after each epoch it updates its posterior with every user
 action seen so far (:func:`inference.online.update`) and acts from it in the next.
