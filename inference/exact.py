@@ -120,11 +120,12 @@ def _zoom_modes(
     margin: float = 200.0,
     keep_per_sim: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fine grid around every local maximum of the coarse marginal ``[T, S]`` (of any
-    simulation; its ``keep_per_sim`` best) within ``margin`` nats of that simulation's best,
-    each window spanning the mode's contiguous coarse points within 30 nats of a simulation's
-    best plus one spacing either side, at >= ``points`` points and 4x the coarse resolution
-    (windows that overlap are merged).
+    """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation, its
+    ``keep_per_sim`` best modes within ``margin`` nats of its best. A mode is a local maximum
+    with the contiguous coarse points around it within 30 nats of a simulation's best (local
+    maxima in the same run are one mode); its window spans that run plus one spacing either
+    side, at >= ``points`` points and 4x the coarse resolution (windows that overlap are
+    merged).
 
     The likelihood can have several sharp modes (an altruist in a currency shifted by -2
     behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
@@ -137,19 +138,28 @@ def _zoom_modes(
     is_peak[1:] &= marginal[1:] >= marginal[:-1]
     is_peak[:-1] &= marginal[:-1] >= marginal[1:]
     score = torch.where(is_peak & (marginal > best - margin), marginal, -torch.inf)
-    top = score.topk(min(keep_per_sim, score.shape[0]), dim=0)  # [keep, S]
-    chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
     # Each window covers its mode's contiguous run of coarse points within 30 nats of some
     # simulation's best (the bulk of a wide posterior), and at least one spacing either side.
+    # Peaks are ranked by window, not one by one: on a fine coarse grid rounding makes several
+    # "peaks" inside one mode's run, and ranking them singly let them crowd a second mode out
+    # of the ``keep_per_sim`` best.
     near = (marginal > best - 30).any(-1).tolist()
-    windows = []
-    for c in chosen:
-        left = right = c
-        while left > 0 and near[left - 1]:
-            left -= 1
-        while right < len(near) - 1 and near[right + 1]:
-            right += 1
-        windows.append((float(u[left]) - spacing, float(u[right]) + spacing))
+    first, last = list(range(len(near))), list(range(len(near)))  # each point's run
+    for i in range(1, len(near)):
+        if near[i] and near[i - 1]:
+            first[i] = first[i - 1]
+    for i in range(len(near) - 2, -1, -1):
+        if near[i] and near[i + 1]:
+            last[i] = last[i + 1]
+    run_score: dict[tuple[int, int], torch.Tensor] = {}
+    for c in torch.isfinite(score).any(-1).nonzero().flatten().tolist():
+        run = (first[c], last[c])
+        run_score[run] = torch.maximum(run_score.get(run, score[c]), score[c])
+    runs = list(run_score)
+    scores = torch.stack([run_score[r] for r in runs])  # [runs, S]
+    top = scores.topk(min(keep_per_sim, len(runs)), dim=0)  # [keep, S]
+    chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
+    windows = [(float(u[runs[i][0]]) - spacing, float(u[runs[i][1]]) + spacing) for i in chosen]
     windows.sort()
     merged: list[list[float]] = []
     for a, b in windows:
