@@ -7,7 +7,7 @@ the tolerance is ~0.2 nats; the difference of two window means has sd ~0.12 nats
 by chance). This script times ``fit_svi`` (defaults, importance correction included) on the
 benchmark's 200-user data for a few seeds, after one warm-up call.
 
-    /work/venv/bin/python benchmarks/bench_svi_seeds.py [--seeds 5]
+    /work/venv/bin/python benchmarks/bench_svi_seeds.py [--seeds 5] [--init laplace median]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from inference.svi import fit_svi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--init", nargs="+", default=["laplace", "median"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
@@ -32,15 +33,20 @@ def main() -> None:
     fit_svi(ds.data, HYPOTHESES["neutral"], table=ds.table, seed=0, max_steps=20, min_steps=20)
     print("\n".join(machine_lines()))
     print(f"- load average before: {load_average()}\n")
-    print("| hypothesis | seed | steps | converged | time to convergence (s) |")
-    print("|---|---:|---:|---|---:|")
+    print("| hypothesis | start | seed | steps | converged | time to convergence (s) |")
+    print("|---|---|---:|---:|---|---:|")
     for name in ("neutral", "latent_lam"):
-        for seed in range(args.seeds):
-            start = time.perf_counter()
-            post = fit_svi(ds.data, HYPOTHESES[name], table=ds.table, seed=seed)
-            wall = time.perf_counter() - start
-            diag = post.diagnostics
-            print(f"| {name} | {seed} | {diag['steps']} | {diag['converged']} | {wall:.2f} |")
+        for init in args.init:
+            for seed in range(args.seeds):
+                start = time.perf_counter()
+                post = fit_svi(ds.data, HYPOTHESES[name], table=ds.table, seed=seed, init=init)
+                wall = time.perf_counter() - start
+                diag = post.diagnostics
+                print(
+                    f"| {name} | {init} | {seed} | {diag['steps']} | {diag['converged']} "
+                    f"| {wall:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -64,6 +64,13 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         help="svi: reweight the guide's draws by the exact posterior (default; Pareto k per "
         "simulation in the diagnostics) or keep the guide's own draws",
     )
+    p.add_argument(
+        "--init",
+        choices=("laplace", "median"),
+        default="laplace",
+        help="svi: start the guide at the Laplace approximation, with step sizes scaled to "
+        "it (default), or at the prior median",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -81,6 +88,7 @@ def run_fit(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             guide=args.guide,
             correction=None if args.correction == "none" else args.correction,
+            init=args.init,
             progress=not args.quiet,
         )
         if args.draws:
