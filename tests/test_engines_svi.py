@@ -71,14 +71,16 @@ from small_groups import three_mixed_groups
 from inference import fit
 from inference.exact import fit_exact
 from inference.fit import prepare
+from inference.gradient_potential import GradientPotential
 from inference.importance import (
     PARETO_K_MAX,
     ImportanceWarning,
     MixtureProposal,
     UnconstrainedPrior,
 )
+from inference.laplace import laplace
 from inference.potential import Potential
-from inference.svi import ConvergenceWarning
+from inference.svi import ConvergenceWarning, fit_svi
 from models.hypotheses import PRESETS
 from models.marginal import EventIndex, group_loglik, user_loglik
 from models.simulate import simulate
@@ -316,3 +318,41 @@ def test_svi_correction_option():
     assert corrected.draws["pi"].shape == plain.draws["pi"].shape == (1, 20, 1, 3)
     with pytest.raises(ValueError, match="correction must be 'importance' or None"):
         fit(table, "neutral", engine="svi", seed=0, max_steps=5, correction="psis")
+
+
+# -- the Laplace start ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["laplace", "median"])
+def test_svi_guide_starts_at_the_laplace_mode(init):
+    """After one step from the Laplace start, every mean of the guide is within its step size
+    (a tenth of its site's posterior sd, at most the learning rate) of the mode L-BFGS finds;
+    from the prior median it is not."""
+    hyp = PRESETS["stereotyped"].with_(rationality_scale=0.5)
+    data = three_mixed_groups()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = fit_svi(data, hyp, seed=0, max_steps=1, correction=None, num_draws=5, init=init)
+    assert post.settings["init"] == init
+    params = post.engine_state["params"]
+    potential = GradientPotential(data, hyp)
+    approx = laplace(potential, min_precision=1.0)
+    width = potential.layout.width
+    mode = torch.as_tensor(approx.mode).reshape(3, width)
+    sd = torch.as_tensor(approx.variance).sqrt().reshape(3, width).clamp(max=1.0)
+    loc = torch.cat(
+        [params["AutoNormal.locs.pi"].reshape(3, -1), params["AutoNormal.locs.lam"].reshape(3, -1)],
+        -1,
+    ).double()
+    step = torch.cat(
+        [
+            torch.full((3, 2), min(0.05, 0.1 * float(sd[:, :2].median()))),
+            torch.full((3, 1), min(0.05, 0.1 * float(sd[:, 2:].median()))),
+        ],
+        -1,
+    )
+    far = (loc - mode).abs() > step * 1.001
+    if init == "laplace":
+        assert not far.any(), (loc - mode).abs() / step
+    else:
+        assert far.any()
