@@ -130,6 +130,19 @@ def belief_deficit(
     return float(per_sim.mean()), float(lo), float(hi)
 
 
+def contrasts(hypotheses):
+    """``(hypothesis, inconsistent group, its consistent counterpart)`` for every contrast."""
+    for h in hypotheses:
+        for group, (_, _, consistent) in GROUPS.items():
+            if consistent is not None:
+                yield h, group, consistent
+
+
+def reach_by_condition(reach: pd.DataFrame) -> dict[str, pd.Series]:
+    """:func:`reach_table` split by condition: interactions per simulation."""
+    return {c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")}
+
+
 def reach_table(results, total_interactions: int, level: float = 0.95) -> pd.DataFrame:
     """Per condition and simulation: interactions to reach ``level`` (never: total + 1)."""
     rows = []
@@ -150,26 +163,20 @@ def slowdown_by_level(
     ``slowdown.csv``'s in the third decimal."""
     rows = []
     for level in LEVELS:
-        reach = reach_table(results, total_interactions, level)
-        by_cond = {
-            c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")
-        }
-        for h in hypotheses:
-            for group, (_, _, consistent) in GROUPS.items():
-                if consistent is None:
-                    continue
-                r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
-                rows.append(
-                    {
-                        "level": level,
-                        "hypothesis": h,
-                        "group": group,
-                        "ratio": r,
-                        "lo": lo,
-                        "hi": hi,
-                        "schedule": schedule,
-                    }
-                )
+        by_cond = reach_by_condition(reach_table(results, total_interactions, level))
+        for h, group, consistent in contrasts(hypotheses):
+            r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
+            rows.append(
+                {
+                    "level": level,
+                    "hypothesis": h,
+                    "group": group,
+                    "ratio": r,
+                    "lo": lo,
+                    "hi": hi,
+                    "schedule": schedule,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -185,43 +192,40 @@ def main(args) -> ExperimentResult:
     reach = reach_table(results, total)
     write_csv_atomic(reach, out / "interactions_to_95.csv")
     rng = np.random.default_rng(args.seed)
-    by_cond = {c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")}
+    by_cond = reach_by_condition(reach)
 
     checks, numbers, ratios = {}, {}, []
-    for h in hypotheses:
-        for group, (_, _, consistent) in GROUPS.items():
-            if consistent is None:
-                continue
-            r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
-            d, d_lo, d_hi = belief_deficit(
-                results[label(group, h)].curve,
-                results[label(consistent, h)].curve,
-                settings.rounds + 2,
-                rng,
-            )
-            ratios.append(
-                {
-                    "hypothesis": h,
-                    "group": group,
-                    "ratio": r,
-                    "lo": lo,
-                    "hi": hi,
-                    "deficit": d,
-                    "deficit_lo": d_lo,
-                    "deficit_hi": d_hi,
-                    "schedule": settings.schedule,
-                }
-            )
-            numbers[f"{group} | {h}: epoch-1 belief deficit"] = d
-            numbers[f"{group} | {h}: slowdown ratio"] = r
-            numbers[f"{group} | {h}: 95% interval low"] = lo
-            numbers[f"{group} | {h}: 95% interval high"] = hi
-            if h == "stereotyped":
-                checks[f"{group}: slower under stereotyped (interval above 1)"] = lo > 1
-                checks[f"{group}: less belief in the true norm under stereotyped"] = d_lo > 0
-            elif h == "neutral":
-                checks[f"{group}: no slowdown under neutral (interval contains 1)"] = lo <= 1 <= hi
-                checks[f"{group}: no belief deficit under neutral"] = d_lo <= 0 <= d_hi
+    for h, group, consistent in contrasts(hypotheses):
+        r, lo, hi = slowdown(by_cond[label(group, h)], by_cond[label(consistent, h)], rng)
+        d, d_lo, d_hi = belief_deficit(
+            results[label(group, h)].curve,
+            results[label(consistent, h)].curve,
+            settings.rounds + 2,
+            rng,
+        )
+        ratios.append(
+            {
+                "hypothesis": h,
+                "group": group,
+                "ratio": r,
+                "lo": lo,
+                "hi": hi,
+                "deficit": d,
+                "deficit_lo": d_lo,
+                "deficit_hi": d_hi,
+                "schedule": settings.schedule,
+            }
+        )
+        numbers[f"{group} | {h}: epoch-1 belief deficit"] = d
+        numbers[f"{group} | {h}: slowdown ratio"] = r
+        numbers[f"{group} | {h}: 95% interval low"] = lo
+        numbers[f"{group} | {h}: 95% interval high"] = hi
+        if h == "stereotyped":
+            checks[f"{group}: slower under stereotyped (interval above 1)"] = lo > 1
+            checks[f"{group}: less belief in the true norm under stereotyped"] = d_lo > 0
+        elif h == "neutral":
+            checks[f"{group}: no slowdown under neutral (interval contains 1)"] = lo <= 1 <= hi
+            checks[f"{group}: no belief deficit under neutral"] = d_lo <= 0 <= d_hi
     sweep = []
     for s in strengths:
         for lam in rationalities:

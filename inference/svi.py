@@ -218,14 +218,18 @@ def fit_svi(
     guide_name = guide
     guide = GUIDES[guide](pyro.poutine.block(model, expose=list(sites)), init_loc_fn=init_to_median)
     guide()  # create the parameters
-    potential = GradientPotential(data, hypothesis)
+    warm = warm_start is not None and warm_start.engine_state is not None
+    laplace_start = init == "laplace" and guide_name == "normal" and not warm
+    # the exact log joint: for the Laplace start and for the correction
+    needed = laplace_start or correction == "importance"
+    potential = GradientPotential(data, hypothesis) if needed else None
     # How the guide starts: from the previous fit, at the Laplace approximation, or at the
     # prior median (also the fallback). The first two get step sizes scaled to the guide.
     start = "median"
-    if warm_start is not None and warm_start.engine_state is not None:
+    if warm:
         pyro.get_param_store().set_state(warm_start.engine_state)
         start = "warm"
-    elif init == "laplace" and guide_name == "normal" and _start_at_laplace(sites, potential, S):
+    elif laplace_start and _start_at_laplace(sites, potential, S):
         start = "laplace"
     scaled = start != "median" and guide_name == "normal"
     step_sizes = _scaled_steps(sites, learning_rate) if scaled else {}
