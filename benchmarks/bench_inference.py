@@ -7,22 +7,22 @@ exactly 10 events, 5 as proposer and 5 as responder). Two hypotheses are fitted:
 ``lam`` latent). Sections (``--sections``):
 
 * ``grad``: milliseconds per gradient of the log density. ``marginal``: the potential energy
-  of :func:`models.marginal.marginal_model` made by ``pyro.infer.mcmc.util.initialize_model``
-  exactly as :mod:`inference.mcmc` makes it, differentiated by
+  of :func:`scai.models.marginal.marginal_model` made by ``pyro.infer.mcmc.util.initialize_model``
+  exactly as :mod:`scai.inference.mcmc` makes it, differentiated by
   ``pyro.ops.integrator.potential_grad`` (what NUTS calls once per leapfrog step).
   ``enumerated``: one ``loss_and_grads`` of ``TraceEnum_ELBO`` (or ``JitTraceEnum_ELBO``) on
-  :func:`models.model.social_contract_model` with the ``AutoNormal`` guide of
-  :mod:`inference.svi` (one ELBO particle: what one SVI step differentiates).
-* ``svi``: :func:`inference.svi.fit_svi` with its default settings, without and with JIT:
+  :func:`scai.models.model.social_contract_model` with the ``AutoNormal`` guide of
+  :mod:`scai.inference.svi` (one ELBO particle: what one SVI step differentiates).
+* ``svi``: :func:`scai.inference.svi.fit_svi` with its default settings, without and with JIT:
   wall time to convergence (the whole call) and steady-state steps per second (time inside
   ``SVI.step``, the first step, which traces the JIT, excluded).
-* ``mcmc``: :func:`inference.mcmc.fit_mcmc` with 2 chains, ``parallel=True`` and ``False``:
-  ESS/s = the smallest bulk ESS over the continuous sites (``inference.diagnostics
+* ``mcmc``: :func:`scai.inference.mcmc.fit_mcmc` with 2 chains, ``parallel=True`` and ``False``:
+  ESS/s = the smallest bulk ESS over the continuous sites (``scai.inference.diagnostics
   .min_bulk_ess``) divided by the wall time of the whole call (warmup included).
 * ``profile``: one MCMC chain run in this process with ``potential_grad`` timed: the share
   of NUTS wall time spent computing the potential and its gradient, and the rest (Pyro's
   per-step overhead).
-* ``exact``: :func:`inference.exact.fit_exact` (default grid), median of ``--repeats`` calls
+* ``exact``: :func:`scai.inference.exact.fit_exact` (default grid), median of ``--repeats`` calls
   after one warm-up call.
 
 Prints markdown tables and, unless ``--quick``, writes them to
@@ -54,10 +54,9 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
-
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.simulate import simulate
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
 
 # The marginal model's sparse counts matrix warns (beta API) in every process, chains included.
 warnings.filterwarnings("ignore", message=".*[Ss]parse", category=UserWarning)
@@ -76,7 +75,7 @@ RESULTS = Path(__file__).with_name("results_inference.md")
 
 
 def _mcmc_defaults() -> dict[str, int]:
-    from inference.mcmc import fit_mcmc
+    from scai.inference.mcmc import fit_mcmc
 
     params = inspect.signature(fit_mcmc).parameters
     return {k: params[k].default for k in ("warmup", "samples")}
@@ -219,8 +218,7 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc.util import initialize_model
     from pyro.ops.integrator import potential_grad
-
-    from models.marginal import EventIndex, marginal_model, tone_loglik
+    from scai.models.marginal import EventIndex, marginal_model, tone_loglik
 
     index = EventIndex.from_data(data)
     tones = tone_loglik(data, hyp)
@@ -237,16 +235,16 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
 
 
 def potential_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
-    """``potential_grad`` of :class:`inference.potential.Potential` (torch, autograd)."""
-    from inference.potential import Potential
+    """``potential_grad`` of :class:`scai.inference.potential.Potential` (torch, autograd)."""
+    from scai.inference.potential import Potential
 
     return _potential_grad_of(Potential, data, hyp, jit)
 
 
 def hand_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
-    """``potential_grad`` of :class:`inference.gradient_potential.GradientPotential`, as NUTS
+    """``potential_grad`` of :class:`scai.inference.gradient_potential.GradientPotential`, as NUTS
     in inference.mcmc calls it."""
-    from inference.gradient_potential import GradientPotential
+    from scai.inference.gradient_potential import GradientPotential
 
     return _potential_grad_of(GradientPotential, data, hyp, jit)
 
@@ -265,9 +263,8 @@ def enumerated_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable
     """One ``loss_and_grads`` of (Jit)TraceEnum_ELBO with inference.svi's guide."""
     from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO
     from pyro.infer.autoguide import AutoNormal, init_to_median
-
-    from inference.draws import latent_sites
-    from models.model import MAX_PLATE_NESTING, social_contract_model
+    from scai.inference.draws import latent_sites
+    from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
@@ -340,8 +337,7 @@ def _svi_step_kwarg(step):
 def run_svi(ds: Dataset, hyp: Hypothesis, jit: bool, opts: dict, shim: bool):
     """``(wall s, first step s, steady steps/s, steps, converged)`` of one fit_svi call."""
     from pyro.infer import SVI
-
-    from inference.svi import ConvergenceWarning, fit_svi
+    from scai.inference.svi import ConvergenceWarning, fit_svi
 
     original = SVI.step
     if shim:
@@ -431,11 +427,11 @@ def timed_mcmc(
 ):
     """``fit_mcmc`` with 2 chains, warnings silenced: ``(posterior, wall seconds, min bulk
     ESS)``; the wall time covers the whole call, warmup included, and with ``parallel`` and
-    ``cold`` the start of the worker processes (``inference.workers``; a program's later calls
+    ``cold`` the start of the worker processes (``scai.inference.workers``; a program's later calls
     reuse them)."""
-    from inference.diagnostics import min_bulk_ess
-    from inference.mcmc import fit_mcmc
-    from inference.workers import shutdown_workers, worker_pool
+    from scai.inference.diagnostics import min_bulk_ess
+    from scai.inference.mcmc import fit_mcmc
+    from scai.inference.workers import shutdown_workers, worker_pool
 
     if parallel and cold:
         shutdown_workers()
@@ -452,7 +448,7 @@ def timed_mcmc(
 
 
 def _import_chain_modules(_: int) -> None:
-    import inference.mcmc  # noqa: F401
+    import scai.inference.mcmc  # noqa: F401
 
 
 def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
@@ -496,7 +492,7 @@ def section_mcmc(datasets: list[Dataset], options: dict[int, dict]) -> Table:
         "- leapfrog steps / iteration: mean over the kept draws (one gradient each)."
     )
     table.notes.append(
-        "- parallel: one process per chain from `inference.workers`; 'new processes' counts "
+        "- parallel: one process per chain from `scai.inference.workers`; 'new processes' counts "
         "starting them (spawn + imports, ~3 s), 'warm processes' is a later call of the same "
         "program, which reuses them (same seed, so the same draws)."
     )
@@ -516,8 +512,7 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     import pyro.infer.mcmc.nuts
     import pyro.infer.mcmc.util
     import pyro.ops.integrator
-
-    from inference.mcmc import _run_chain
+    from scai.inference.mcmc import _run_chain
 
     table = Table(
         "Where one NUTS chain's time goes (inference.mcmc, one chain in-process)",
@@ -584,7 +579,7 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
 
 
 def section_exact(datasets: list[Dataset], repeats: int) -> Table:
-    from inference.exact import fit_exact
+    from scai.inference.exact import fit_exact
 
     table = Table(
         "Exact engine (inference.exact.fit_exact, default grid)",

@@ -1,6 +1,7 @@
 """Simulation speed: one protocol condition's worth of groups, per policy.
 
-Times :func:`models.simulate.simulate` for 20 simulations x 5 epochs x 10 interactions (10 users
+Times :func:`scai.models.simulate.simulate` for 20 simulations x 5 epochs x 10 interactions
+(10 users
 per group) under the default hypothesis, for each named policy, and prints one markdown table
 row per policy: the median wall time of ``--repeats`` runs (after one warm-up run) and the
 throughput in interactions per second. Run from the project root::
@@ -15,9 +16,8 @@ import statistics
 import time
 
 import torch
-
-from models.hypotheses import Hypothesis
-from models.simulate import simulate
+from scai.models.hypotheses import Hypothesis
+from scai.models.simulate import simulate
 
 POLICIES = ("selfish", "fair", "altruistic")
 

@@ -20,8 +20,7 @@ import warnings
 
 import torch
 from bench_inference import HYPOTHESES, load_average, machine_lines, make_dataset
-
-from inference.svi import fit_svi
+from scai.inference.svi import fit_svi
 
 
 def main() -> None:

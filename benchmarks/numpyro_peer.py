@@ -1,22 +1,22 @@
 """NumPyro peer: the same marginal log density under NumPyro's NUTS, side by side with ours.
 
-The model is :func:`models.marginal.marginal_model` written again in JAX::
+The model is :func:`scai.models.marginal.marginal_model` written again in JAX::
 
     pi  ~ Dirichlet(0.5, 0.5, 0.5)
     lam ~ LogNormal(log 4, 0.3)                      (latent_lam; fixed at 4 for neutral)
     log p(data | pi, lam) = sum_u logsumexp_k(log pi_k + L[u, k])
 
 with ``L[u, k]`` the user's offers, decisions and tones under type ``k``, and the action
-tables recomputed in ``jax.numpy`` from the formulas of :mod:`models.policies` (not copied from
+tables recomputed in ``jax.numpy`` from the formulas of :mod:`scai.models.policies` (not copied from
 torch). Before timing anything the script checks that the two log densities agree to 1e-4
 (relative) at fixed parameter points, and exits if they do not.
 
 Then, on the same data (one group of ``--users`` users, 10 events each), for each hypothesis:
-our :func:`inference.mcmc.fit_mcmc` (2 chains, parallel and sequential) and NumPyro's NUTS
+our :func:`scai.inference.mcmc.fit_mcmc` (2 chains, parallel and sequential) and NumPyro's NUTS
 (2 chains, ``chain_method="parallel"`` on 2 XLA host devices and ``"sequential"``), the same
 warmup and samples (``fit_mcmc``'s defaults unless ``--warmup``/``--samples``), the same
 target acceptance (0.8) and start (at or near the prior median). ESS/s is the smallest bulk
-ESS over the continuous sites (ArviZ, as ``inference.diagnostics``) over the wall time of the
+ESS over the continuous sites (ArviZ, as ``scai.inference.diagnostics``) over the wall time of the
 whole call.
 NumPyro's includes JIT compilation, which is also reported on its own (``jax.monitoring``),
 with the ESS/s NumPyro would reach without it. Needs the optional extra
@@ -62,9 +62,8 @@ from bench_inference import (  # noqa: E402
     per_call,
     timed_mcmc,
 )
-
-from models.hypotheses import Hypothesis  # noqa: E402
-from models.marginal import fixed_parameters  # noqa: E402
+from scai.models.hypotheses import Hypothesis  # noqa: E402
+from scai.models.marginal import fixed_parameters  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results_numpyro.md")
 RTOL = 1e-4
@@ -160,8 +159,7 @@ def check_log_density(ds: Dataset, hyp: Hypothesis, model) -> list[str]:
     import jax.numpy as jnp
     import pyro
     from numpyro.infer.util import log_density
-
-    from models.marginal import marginal_model
+    from scai.models.marginal import marginal_model
 
     points = [((0.5, 0.3, 0.2), 4.0), ((0.2, 0.2, 0.6), 2.5), ((0.05, 0.9, 0.05), 7.0)]
     lines = []
@@ -394,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     runs.notes += [
         "- ms / gradient: median time of one potential-and-gradient call (ours: "
-        "`potential_grad` of `inference.gradient_potential.GradientPotential`, what our NUTS "
+        "`potential_grad` of `scai.inference.gradient_potential.GradientPotential`, what our NUTS "
         "runs on, 1 torch thread; NumPyro: "
         "`jax.jit(jax.value_and_grad(potential_fn))`).",
         "- wall: the whole call: process start-up (ours, parallel) and JIT compilation "

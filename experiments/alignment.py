@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments.common import (
+from scai.experiments.common import (
     ExperimentResult,
     figure_dir,
     format_checks,
@@ -24,9 +23,9 @@ from experiments.common import (
     settings_from,
     write_summary,
 )
-from experiments.original import ALIGNMENT
-from experiments.plots import offered_share_panels
-from experiments.protocol import Condition, run_conditions, summarise
+from scai.experiments.original import ALIGNMENT
+from scai.experiments.plots import offered_share_panels
+from scai.experiments.protocol import Condition, run_conditions, summarise
 
 NAME = "alignment"
 MIXES = {"mixed 80/20": 0.8, "mixed 50/50": 0.5, "mixed 20/80": 0.2}  # share of selfish users

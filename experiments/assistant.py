@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from inference.posterior import Posterior
-from models.game import get_currency
-from models.hypotheses import Hypothesis
-from models.policies import action_tables, policy_parameters
+from scai.inference.posterior import Posterior
+from scai.models.game import get_currency
+from scai.models.hypotheses import Hypothesis
+from scai.models.policies import action_tables, policy_parameters
 
 ACTING = ("sample", "predictive")
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from experiments.protocol import ConditionResult, Settings
-from models.data import write_csv_atomic
+from scai.experiments.protocol import ConditionResult, Settings
+from scai.models.data import write_csv_atomic
 
 
 @dataclass

@@ -21,9 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-
-from experiments.assistant import assistant_norms
-from experiments.common import (
+from scai.experiments.assistant import assistant_norms
+from scai.experiments.common import (
     ExperimentResult,
     figure_dir,
     format_checks,
@@ -32,13 +31,19 @@ from experiments.common import (
     settings_from,
     write_summary,
 )
-from experiments.original import GENERALIZATION
-from experiments.plots import save_figure
-from experiments.protocol import Condition, condition_seed, mean_interval, run_conditions, summarise
-from inference.posterior import Posterior
-from models.data import write_csv_atomic
-from models.game import OOD_CURRENCIES
-from models.hypotheses import get_hypothesis
+from scai.experiments.original import GENERALIZATION
+from scai.experiments.plots import save_figure
+from scai.experiments.protocol import (
+    Condition,
+    condition_seed,
+    mean_interval,
+    run_conditions,
+    summarise,
+)
+from scai.inference.posterior import Posterior
+from scai.models.data import write_csv_atomic
+from scai.models.game import OOD_CURRENCIES
+from scai.models.hypotheses import get_hypothesis
 
 NAME = "generalization"
 HYPOTHESES = ("currency_invariant", "pooled", "essential_goods_shared")
@@ -81,7 +86,7 @@ def shift_samples(posterior: Posterior, hypothesis, currency: str, n: int, seed:
     gen = torch.Generator().manual_seed(seed)
     post = posterior.shift(currency, gen)[:, 0].numpy()
     hyp = hypothesis
-    from models.game import get_currency
+    from scai.models.game import get_currency
 
     ess = float(get_currency(currency).essential)
     prior = (
@@ -177,8 +182,7 @@ def main(args) -> ExperimentResult:
 def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     import matplotlib.pyplot as plt
     import seaborn as sns
-
-    from experiments.plots import ORIGINAL_COLOR
+    from scai.experiments.plots import ORIGINAL_COLOR
 
     sns.set_theme(style="whitegrid", context="notebook")
     test = test.assign(

@@ -1,7 +1,7 @@
 """``scai run human-data``: which norms explain real responders and third-party punishers?
 
-Reads human responder data (:func:`models.human_data.read_human_data`: Study 1 of van Baar et
-al., or the generic layout), fits two hypotheses of :mod:`models.responders` with NUTS
+Reads human responder data (:func:`scai.models.human_data.read_human_data`: Study 1 of van Baar et
+al., or the generic layout), fits two hypotheses of :mod:`scai.models.responders` with NUTS
 (``experiments/hypotheses/human_norms.toml``: a mixture of seven named envy norms;
 ``experiments/hypotheses/human_inequity.toml``: a continuous, hierarchical Fehr-Schmidt envy
 per subject), and compares them by PSIS-LOO (``az.compare``) with one log-likelihood term per
@@ -41,13 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from experiments.plots import save_figure
-from inference.arviz_io import save_netcdf
-from models.data import write_csv_atomic
-from models.human_data import HumanImport, read_human_data, rejection_by_offer
-from models.hypotheses import Hypothesis
-from models.responders import (
+from scai.experiments.plots import save_figure
+from scai.inference.arviz_io import save_netcdf
+from scai.models.data import write_csv_atomic
+from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
+from scai.models.hypotheses import Hypothesis
+from scai.models.responders import (
     ROLE_NAMES,
     InequitySpec,
     NormMixtureSpec,
@@ -104,7 +103,7 @@ def default_specs() -> list[Spec]:
 @dataclass
 class ResponderFit:
     """A fitted hypothesis: draws ``[chains, draws, ...]``, NUTS statistics and per-subject
-    results of :func:`models.responders.subject_posterior` (``[chains, draws, ...]`` too)."""
+    results of :func:`scai.models.responders.subject_posterior` (``[chains, draws, ...]`` too)."""
 
     spec: Spec
     data: ResponderData
@@ -134,14 +133,13 @@ def _fingerprint(data: ResponderData, spec: Spec) -> str:
 
 
 def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
-    """One NUTS chain on :func:`models.responders.marginal_model` (its own process or not):
+    """One NUTS chain on :func:`scai.models.responders.marginal_model` (its own process or not):
     constrained draws ``[samples, ...]`` and per-iteration statistics."""
     import pyro
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc import MCMC
     from pyro.infer.mcmc.util import initialize_model
-
-    from inference.mcmc import RecordingNUTS
+    from scai.inference.mcmc import RecordingNUTS
 
     torch.set_num_threads(1)
     pyro.set_rng_seed(settings.seed * 1000 + chain)
@@ -185,7 +183,7 @@ def run_chains(
 ) -> list[list[tuple]]:
     """Every chain of every hypothesis, in ``workers`` processes (default: one per core;
     1: one after another in this process). Returns ``chains[hypothesis][chain]``."""
-    from inference.workers import worker_pool
+    from scai.inference.workers import worker_pool
 
     tasks = [(i, c) for i in range(len(specs)) for c in range(settings.chains)]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
@@ -208,7 +206,7 @@ def run_chains(
 def fit_responders(
     data: ResponderData, spec: Spec, settings: Settings, chains: list[tuple] | None = None
 ) -> ResponderFit:
-    """NUTS on :func:`models.responders.marginal_model` (or its finished ``chains``, from
+    """NUTS on :func:`scai.models.responders.marginal_model` (or its finished ``chains``, from
     :func:`run_chains`), then every subject's state and the replicated decisions per draw."""
     start = time.perf_counter()
     if chains is None:

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from experiments.common import (
+from scai.experiments.common import (
     ExperimentResult,
     figure_dir,
     format_checks,
@@ -34,10 +33,10 @@ from experiments.common import (
     settings_from,
     write_summary,
 )
-from experiments.original import INCONSISTENCY
-from experiments.plots import offered_share_panels, save_figure
-from experiments.protocol import Condition, interactions_to_reach, run_conditions, summarise
-from models.data import write_csv_atomic
+from scai.experiments.original import INCONSISTENCY
+from scai.experiments.plots import offered_share_panels, save_figure
+from scai.experiments.protocol import Condition, interactions_to_reach, run_conditions, summarise
+from scai.models.data import write_csv_atomic
 
 NAME = "inconsistency"
 GROUPS = {  # name -> (policy, manner, consistent counterpart)

@@ -11,10 +11,10 @@ study's published 1v9 runs did not take that path: each user played one game); w
 does not depend on the order (the games are exchangeable); the per-interaction learning curve
 does: under ``alternating`` every user's offer comes one interaction after their first reply,
 so a misleading tone can hold the belief down for one interaction only. (``scai simulate``'s
-schedule, :func:`models.simulate.make_schedule`, alternates too; it has no learning curve.)
+schedule, :func:`scai.models.simulate.make_schedule`, alternates too; it has no learning curve.)
 Pots are drawn from 10-100 each epoch; each simulation trades in one currency. Before epoch 1
 the assistant acts from its prior; after each epoch it updates its posterior with every user
-action seen so far (:func:`inference.online.update`) and acts from it in the next.
+action seen so far (:func:`scai.inference.online.update`) and acts from it in the next.
 
 Measured per simulation and epoch: the users' and the assistant's offered share (% of the pot),
 acceptance agreement (the probability that the assistant's decision on a user's offer matches
@@ -36,19 +36,18 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
-
-from experiments.assistant import assistant_norms
-from inference.exact import fit_exact
-from inference.fit import fit
-from inference.online import update
-from inference.posterior import Posterior
-from inference.workers import worker_pool
-from models.data import INTERACTION_COLUMNS, write_csv_atomic
-from models.game import TRAINING_CURRENCIES
-from models.hypotheses import Hypothesis, get_hypothesis
-from models.layout import ASSISTANT, GroupData
-from models.policies import action_tables, policy_parameters
-from models.simulate import exact_assignment, parse_mixture, play
+from scai.experiments.assistant import assistant_norms
+from scai.inference.exact import fit_exact
+from scai.inference.fit import fit
+from scai.inference.online import update
+from scai.inference.posterior import Posterior
+from scai.inference.workers import worker_pool
+from scai.models.data import INTERACTION_COLUMNS, write_csv_atomic
+from scai.models.game import TRAINING_CURRENCIES
+from scai.models.hypotheses import Hypothesis, get_hypothesis
+from scai.models.layout import ASSISTANT, GroupData
+from scai.models.policies import action_tables, policy_parameters
+from scai.models.simulate import exact_assignment, parse_mixture, play
 
 VARIANTS = ("1v9", "9v1")
 SCHEDULES = ("grouped", "alternating")
@@ -389,7 +388,7 @@ def run_conditions(
     Each finished condition is written under ``cache_dir`` with a fingerprint of its settings,
     so an interrupted run resumes where it stopped and a re-run with the same settings is free.
     """
-    from inference.progress import progress_bar
+    from scai.inference.progress import progress_bar
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(c, settings, str(cache_dir)) for c in conditions]

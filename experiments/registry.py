@@ -14,10 +14,10 @@ import importlib
 from types import ModuleType
 
 EXPERIMENTS: dict[str, str] = {
-    "alignment": "experiments.alignment",
-    "generalization": "experiments.generalization",
-    "inconsistency": "experiments.inconsistency",
-    "human-data": "experiments.human_data",
+    "alignment": "scai.experiments.alignment",
+    "generalization": "scai.experiments.generalization",
+    "inconsistency": "scai.experiments.inconsistency",
+    "human-data": "scai.experiments.human_data",
 }
 
 #: The original study's experiments: what ``scai run all`` reproduces.

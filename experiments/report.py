@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
-from models.data import write_atomic
+from scai.experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
+from scai.models.data import write_atomic
 
 
 def _series(summary: pd.DataFrame, condition: str, agent: str) -> list[float]:

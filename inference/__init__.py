@@ -3,8 +3,8 @@
 ``fit(data, hypothesis, engine="exact"|"svi"|"mcmc", seed=..., **options) -> Posterior``.
 """
 
-from inference.errors import EngineError
-from inference.fit import ENGINES, fit, prepare
-from inference.posterior import Posterior
+from scai.inference.errors import EngineError
+from scai.inference.fit import ENGINES, fit, prepare
+from scai.inference.posterior import Posterior
 
 __all__ = ["ENGINES", "EngineError", "Posterior", "fit", "prepare"]

@@ -1,4 +1,4 @@
-"""ArviZ conversion and NetCDF storage of a :class:`~inference.posterior.Posterior`.
+"""ArviZ conversion and NetCDF storage of a :class:`~scai.inference.posterior.Posterior`.
 
 ArviZ 0.23's ``from_pyro`` drops the log-likelihood of enumerated models, so the data set is
 built by hand with ``az.from_dict``:
@@ -26,11 +26,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-
-from models.data import INTERACTION_COLUMNS, write_atomic
-from models.hypotheses import Hypothesis
-from models.language import MANNERS
-from models.layout import GroupData
+from scai.models.data import INTERACTION_COLUMNS, write_atomic
+from scai.models.hypotheses import Hypothesis
+from scai.models.language import MANNERS
+from scai.models.layout import GroupData
 
 SCHEMA_VERSION = "1"
 
@@ -49,8 +48,8 @@ def _real_users(value: torch.Tensor, data: GroupData, trailing: int) -> np.ndarr
 
 def _replicate(posterior, draws_per_chain: int) -> dict[str, np.ndarray]:
     """Posterior-predictive offers and decisions for every interaction of the table."""
-    from models.marginal import type_posterior
-    from models.model import group_tables
+    from scai.models.marginal import type_posterior
+    from scai.models.model import group_tables
 
     data, hyp = posterior.data, posterior.hypothesis
     C, D = posterior.n_chains, posterior.n_draws
@@ -230,8 +229,7 @@ def load_posterior(path):
     import tomllib
 
     import arviz as az
-
-    from inference.posterior import Posterior
+    from scai.inference.posterior import Posterior
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,8 +1,8 @@
 """The exact engine: enumeration plus quadrature.
 
-Each user's policy and manner are summed out exactly (:mod:`models.marginal`). The continuous
+Each user's policy and manner are summed out exactly (:mod:`scai.models.marginal`). The continuous
 quantities are integrated on a grid: the group mixture ``pi`` on an interior simplex lattice
-(:func:`inference.grids.simplex_lattice`) and, where the hypothesis makes them latent, the
+(:func:`scai.inference.grids.simplex_lattice`) and, where the hypothesis makes them latent, the
 rationality ``lam`` and the currency shifts on prior-quantile grids.
 
 Exact (up to the grid) for hypotheses with at most **two** latent scalars besides ``pi``:
@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 
 import torch
-
-from inference.errors import EngineError
-from inference.grids import dirichlet_cell_log_weights, simplex_lattice
-from inference.posterior import Posterior, manner_probabilities
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.marginal import EventIndex, action_loglik, tone_loglik
+from scai.inference.errors import EngineError
+from scai.inference.grids import dirichlet_cell_log_weights, simplex_lattice
+from scai.inference.posterior import Posterior, manner_probabilities
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.marginal import EventIndex, action_loglik, tone_loglik
 
 MAX_LATENT_SCALARS = 2
 

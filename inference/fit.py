@@ -7,20 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from inference.errors import EngineError
-from inference.posterior import Posterior
-from models.data import DataError, Problem, read_interactions, validate_frame
-from models.hypotheses import Hypothesis, get_hypothesis
-from models.layout import GroupData
+from scai.inference.errors import EngineError
+from scai.inference.posterior import Posterior
+from scai.models.data import DataError, Problem, read_interactions, validate_frame
+from scai.models.hypotheses import Hypothesis, get_hypothesis
+from scai.models.layout import GroupData
 
 ENGINES = ("exact", "svi", "mcmc")
 
 
 def _engine(name: str):
-    from inference.exact import fit_exact
-    from inference.mcmc import fit_mcmc
-    from inference.svi import fit_svi
+    from scai.inference.exact import fit_exact
+    from scai.inference.mcmc import fit_mcmc
+    from scai.inference.svi import fit_svi
 
     return {"exact": fit_exact, "svi": fit_svi, "mcmc": fit_mcmc}[name]
 
@@ -59,16 +58,16 @@ def fit(
 ) -> Posterior:
     """Posterior over the group norms behind ``data`` (a validated interaction table or CSV).
 
-    ``engine``: ``"exact"`` (enumeration and quadrature; see :mod:`inference.exact` for the
-    hypotheses it is exact for), ``"svi"`` (:mod:`inference.svi`) or ``"mcmc"``
-    (:mod:`inference.mcmc`); ``options`` go to the engine. ``users`` (optional, the true types)
+    ``engine``: ``"exact"`` (enumeration and quadrature; see :mod:`scai.inference.exact` for the
+    hypotheses it is exact for), ``"svi"`` (:mod:`scai.inference.svi`) or ``"mcmc"``
+    (:mod:`scai.inference.mcmc`); ``options`` go to the engine. ``users`` (optional, the true types)
     is checked against the hypothesis's policies. Bad input fails before inference starts.
     """
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     table, group, hypothesis = prepare(data, hypothesis, users)
     if engine == "exact":
-        from inference.exact import check_exact
+        from scai.inference.exact import check_exact
 
         check_exact(hypothesis, group)
     for key, value in options.items():

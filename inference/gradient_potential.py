@@ -1,6 +1,6 @@
 """The MCMC potential with its gradient derived by hand, evaluated in NumPy.
 
-Same density as :class:`inference.potential.Potential` (tests check value and gradient), but
+Same density as :class:`scai.inference.potential.Potential` (tests check value and gradient), but
 one evaluation is a few dozen NumPy operations on small arrays instead of ~300 torch
 operations recorded for autograd: with a latent rationality on 200 users the torch potential
 costs ~5 ms per gradient, almost all of it per-operation overhead.
@@ -18,7 +18,7 @@ The derivation, per simulation (``theta`` holds the unconstrained sites, see ``P
 * Currency shifts: ``shift_shared ~ N(0, s_0)``, ``shift_c ~ N(shift_shared + d e_c, s_c)``.
   A shift moves the weight on the other's payoff, so the utilities are linear in it:
   ``u_resp(shift) = u_resp(0) + shift (pot - o)`` and ``u_prop(shift) = u_prop(0) + shift o``.
-* Actions (``models.policies.rational_tables``): a responder accepts with log-odds
+* Actions (``scai.models.policies.rational_tables``): a responder accepts with log-odds
   ``a = lam u_resp``; a proposer offers ``o`` with probability ``softmax_o(lam E_o)``,
   ``E = sigmoid(a) u_prop``. With ``sigma = sigmoid(a)``:
   ``d(lam E)/d lam = E + lam sigma (1 - sigma) u_resp u_prop`` and
@@ -36,11 +36,10 @@ import math
 import numpy as np
 import scipy.sparse
 import torch
+from scai.inference.potential import Potential
+from scai.models.layout import GroupData
+from scai.models.policies import policy_parameters, utility_tables
 from scipy.special import betaln, expit, log_expit
-
-from inference.potential import Potential
-from models.layout import GroupData
-from models.policies import policy_parameters, utility_tables
 
 
 class GradientPotential(Potential):

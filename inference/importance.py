@@ -3,7 +3,7 @@ resampling from a proposal built around a variational guide.
 
 The guide alone can be off in ways ``tests/test_engines_svi.py`` measures (too narrow, in a
 wrong mode of a currency shift, blind to the correlation of ``pi`` and the shift); the exact
-log joint (:meth:`inference.potential.Potential.log_joint`) is cheap for the few continuous
+log joint (:meth:`scai.inference.potential.Potential.log_joint`) is cheap for the few continuous
 sites of a simulation, so the guide's draws are reweighted by it and resampled, with the
 Pareto ``k`` of the smoothed weights telling when that is not enough.
 """
@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scai.inference.gradient_potential import GradientPotential
+from scai.inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
+from scai.inference.potential import Potential
 from torch.distributions import Chi2, Gamma
-
-from inference.gradient_potential import GradientPotential
-from inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
-from inference.potential import Potential
 
 
 class ImportanceWarning(UserWarning):
@@ -52,7 +51,7 @@ class ImportanceSettings:
 
 class UnconstrainedPrior:
     """The hypothesis's prior on each simulation's continuous sites, in the unconstrained
-    columns of :class:`~inference.potential.Potential` (``[..., S, W]``): draws and the log
+    columns of :class:`~scai.inference.potential.Potential` (``[..., S, W]``): draws and the log
     density with the Jacobians, i.e. ``Potential.log_joint`` without the likelihood.
 
     ``pi ~ Dirichlet(a)`` is drawn and scored through its stick-breaking fractions, which are
@@ -197,7 +196,7 @@ def _modes(
     potential: GradientPotential, starts: torch.Tensor, min_precision: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``modes [R, S, W]`` and Laplace covariances ``[R, S, W, W]``: L-BFGS on every
-    simulation's exact log joint from each of ``starts [R, S, W]`` (:mod:`inference.laplace`;
+    simulation's exact log joint from each of ``starts [R, S, W]`` (:mod:`scai.inference.laplace`;
     a search that fails keeps its start), eigenvalues of the precision floored at
     ``min_precision`` so that flat or non-concave directions get a finite, wide scale."""
     modes, covariances = [], []
@@ -236,7 +235,7 @@ def importance_correct(
     """Draws from the exact posterior of each simulation by importance resampling, with a
     proposal built from the guide.
 
-    1. Modes: L-BFGS on each simulation's exact log joint (:mod:`inference.laplace`) from the
+    1. Modes: L-BFGS on each simulation's exact log joint (:mod:`scai.inference.laplace`) from the
        guide's mean and from the ``settings.starts`` best of ``settings.scout_draws`` prior
        draws; a Laplace covariance at each end point.
     2. Proposal (:class:`MixtureProposal`): Student-t components (``settings.df``) at the

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-
-from inference.gradient_potential import GradientPotential
+from scai.inference.gradient_potential import GradientPotential
 
 
 @dataclass

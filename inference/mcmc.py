@@ -1,10 +1,10 @@
 """The MCMC engine: NUTS on the continuous sites, with the discrete sites summed out.
 
-The potential is the negative log density of :func:`models.marginal.marginal_model`, the model
+The potential is the negative log density of :func:`scai.models.marginal.marginal_model`, the model
 with each user's policy and manner summed out by hand (equal to the enumerated Pyro model's
 density; a test checks it), on an unconstrained vector (stick-breaking ``pi``, log ``lam``,
-currency shifts): :class:`inference.potential.Potential` writes it in torch, and NUTS runs on
-:class:`inference.gradient_potential.GradientPotential`, the same density with its gradient
+currency shifts): :class:`scai.inference.potential.Potential` writes it in torch, and NUTS runs on
+:class:`scai.inference.gradient_potential.GradientPotential`, the same density with its gradient
 derived by hand and evaluated in NumPy (equal to autograd's; 2.7-3.3x cheaper per gradient).
 Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
@@ -26,15 +26,14 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer.mcmc import MCMC, NUTS
-
-from inference.diagnostics import mcmc_diagnostics
-from inference.draws import latent_sites
-from inference.gradient_potential import GradientPotential
-from inference.laplace import laplace
-from inference.posterior import Posterior
-from inference.workers import shutdown_workers, worker_pool
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
+from scai.inference.diagnostics import mcmc_diagnostics
+from scai.inference.draws import latent_sites
+from scai.inference.gradient_potential import GradientPotential
+from scai.inference.laplace import laplace
+from scai.inference.posterior import Posterior
+from scai.inference.workers import shutdown_workers, worker_pool
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
 
 
 class RecordingNUTS(NUTS):

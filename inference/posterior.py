@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from models.game import get_currency
-from models.hypotheses import Hypothesis
-from models.language import MANNERS
-from models.layout import GroupData
-from models.marginal import EventIndex, type_posterior, user_loglik
-from models.model import group_tables
+from scai.models.game import get_currency
+from scai.models.hypotheses import Hypothesis
+from scai.models.language import MANNERS
+from scai.models.layout import GroupData
+from scai.models.marginal import EventIndex, type_posterior, user_loglik
+from scai.models.model import group_tables
 
 CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
 
@@ -318,20 +317,20 @@ class Posterior:
 
     # -- ArviZ -------------------------------------------------------------------------------
     def to_arviz(self, max_predictive_draws: int = 100):
-        """An ``arviz.InferenceData`` (see :mod:`inference.arviz_io`)."""
-        from inference.arviz_io import to_inference_data
+        """An ``arviz.InferenceData`` (see :mod:`scai.inference.arviz_io`)."""
+        from scai.inference.arviz_io import to_inference_data
 
         return to_inference_data(self, max_predictive_draws=max_predictive_draws)
 
     def save(self, path) -> None:
         """Write the posterior as NetCDF, atomically."""
-        from inference.arviz_io import save_posterior
+        from scai.inference.arviz_io import save_posterior
 
         save_posterior(self, path)
 
     @classmethod
     def load(cls, path) -> Posterior:
-        from inference.arviz_io import load_posterior
+        from scai.inference.arviz_io import load_posterior
 
         return load_posterior(path)
 

@@ -1,6 +1,6 @@
 """The negative log posterior density on an unconstrained vector, written directly in torch.
 
-Same density as :func:`models.marginal.marginal_model` under Pyro's ``initialize_model`` (a
+Same density as :func:`scai.models.marginal.marginal_model` under Pyro's ``initialize_model`` (a
 test checks it), without Pyro's per-call tracing, which cost about 60% of each NUTS step.
 
 The vector holds, per simulation ``s``: ``K - 1`` stick-breaking coordinates of ``pi``, then
@@ -14,13 +14,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.marginal import EventIndex, group_loglik, tone_loglik, user_loglik
+from scai.models.model import group_utilities
 from torch.distributions import Dirichlet, LogNormal, Normal
 from torch.distributions.transforms import StickBreakingTransform
-
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.marginal import EventIndex, group_loglik, tone_loglik, user_loglik
-from models.model import group_utilities
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The SVI engine: stochastic variational inference with the discrete sites enumerated.
 
-* Objective: ``TraceEnum_ELBO`` on :func:`models.model.social_contract_model`, with ``policy``
+* Objective: ``TraceEnum_ELBO`` on :func:`scai.models.model.social_contract_model`, with ``policy``
   and ``manner`` enumerated in parallel (``JitTraceEnum_ELBO`` with ``jit=True``).
 * Guide (``guide=``): ``"normal"`` (default), Pyro's ``AutoNormal``: a mean-field normal on
   the continuous sites in the unconstrained space (``pi`` through its stick-breaking transform,
@@ -33,7 +33,7 @@
 * Minibatches: ``subsample_size`` users per step, for large populations.
 * Correction (``correction=``): ``"importance"`` (default) turns the guide into a proposal and
   reweights its draws by the exact posterior, simulation by simulation (see
-  :func:`inference.importance.importance_correct`); ``None`` keeps the guide's own draws. The
+  :func:`scai.inference.importance.importance_correct`); ``None`` keeps the guide's own draws. The
   guide alone is off in ways ``tests/test_engines_svi.py`` measured on the
   ``essential_goods_shared`` hypothesis (from the prior-median start): narrower than the
   posterior (the currency shift's sd 0.66x the exact engine's, median over 50 small groups),
@@ -55,16 +55,15 @@ import pyro
 import torch
 from pyro.infer import SVI, JitTraceEnum_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_median
-
-from inference.draws import latent_sites, squeeze_site
-from inference.gradient_potential import GradientPotential
-from inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
-from inference.laplace import laplace
-from inference.posterior import Posterior
-from inference.progress import progress_bar
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.model import MAX_PLATE_NESTING, social_contract_model
+from scai.inference.draws import latent_sites, squeeze_site
+from scai.inference.gradient_potential import GradientPotential
+from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
+from scai.inference.laplace import laplace
+from scai.inference.posterior import Posterior
+from scai.inference.progress import progress_bar
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 
 
 class ConvergenceWarning(UserWarning):
@@ -139,7 +138,7 @@ def _guide_blocks(
     guide: AutoNormal | AutoMultivariateNormal, sites: tuple[str, ...], n_sims: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The guide's normal in the unconstrained space, cut into one block per simulation with
-    the columns of :class:`~inference.potential.Potential`: ``loc [S, W]``, ``cov [S, W, W]``.
+    the columns of :class:`~scai.inference.potential.Potential`: ``loc [S, W]``, ``cov [S, W, W]``.
 
     Simulations share no parameter, so the blocks are all a proposal needs; the full-covariance
     guide's covariances across simulations (~0 after fitting) are dropped.

@@ -1,14 +1,14 @@
 """The generative story of scai: game rules, policies as social utilities, language,
 hypotheses (priors as data) and the Pyro model, usable as simulator and scorer."""
 
-from models.data import DataError, read_interactions, validate_frame
-from models.game import CURRENCIES, Currency
-from models.hypotheses import PRESETS, Hypothesis, get_hypothesis
-from models.language import MANNERS, TONES
-from models.layout import GroupData
-from models.model import social_contract_model
-from models.policies import PolicyType
-from models.simulate import simulate
+from scai.models.data import DataError, read_interactions, validate_frame
+from scai.models.game import CURRENCIES, Currency
+from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis
+from scai.models.language import MANNERS, TONES
+from scai.models.layout import GroupData
+from scai.models.model import social_contract_model
+from scai.models.policies import PolicyType
+from scai.models.simulate import simulate
 
 __all__ = [
     "CURRENCIES",

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from models.game import CURRENCIES, MAX_POT
-from models.language import MANNERS, TONES
+from scai.models.game import CURRENCIES, MAX_POT
+from scai.models.language import MANNERS, TONES
 
 INTERACTION_COLUMNS: tuple[str, ...] = (
     "sim",

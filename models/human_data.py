@@ -10,7 +10,7 @@ Two CSV layouts are read (other columns are ignored; values may carry surroundin
 number >= 0; ``pot`` a whole number in 1..MAX_POT; ``offer`` the units offered to the subject,
 0..pot; ``accepted`` 1 if the subject accepted, 0 if it rejected. The optional ``role`` is any
 non-empty label (for example the experimental condition); without it every subject gets role
-``"0"``. The optional ``currency`` names a currency of :data:`models.game.CURRENCIES`; without
+``"0"``. The optional ``currency`` names a currency of :data:`scai.models.game.CURRENCIES`; without
 it every row is paid in the ``currency`` argument (default ``cents``). Example::
 
     subject,trial,pot,offer,accepted,role
@@ -31,7 +31,7 @@ In both layouts each subject has one role and plays each trial number at most on
 Each row becomes one interaction: ``sim`` = the role, ``epoch`` = 1, ``round`` = the trial,
 ``proposer`` = "" (unknown), ``responder`` = the subject id, tones empty. Every bad row is
 reported with its 1-based data row number (the header is line 1, so row ``r`` is line
-``r + 1``); by default the import then raises :class:`models.data.DataError`, and with
+``r + 1``); by default the import then raises :class:`scai.models.data.DataError`, and with
 ``skip_invalid=True`` it keeps the good rows and reports what it skipped.
 """
 
@@ -43,9 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
-from models.game import CURRENCIES, MAX_POT, get_currency
+from scai.models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
+from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ def _choose_layout(columns: list[str], format: str, source: str) -> Layout:
 
 
 def _typed(records: list[dict[str, object]]) -> pd.DataFrame:
-    """The interaction table with :func:`models.data.read_interactions`'s dtypes."""
+    """The interaction table with :func:`scai.models.data.read_interactions`'s dtypes."""
     table = pd.DataFrame.from_records(records, columns=list(INTERACTION_COLUMNS))
     for column in INTERACTION_COLUMNS:
         ints = column in ("epoch", "round", "pot", "offer", "accepted")

@@ -33,9 +33,8 @@ from typing import Any
 
 import tomli_w
 import torch
-
-from models.language import MANNERS, coupling_table, emission_table
-from models.policies import DEFAULT_POLICIES, PolicyType
+from scai.models.language import MANNERS, coupling_table, emission_table
+from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
 _TOP_KEYS = {
     "name": str,

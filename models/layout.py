@@ -1,6 +1,6 @@
 """From an interaction table to the tensors the model reads.
 
-Each user's actions depend only on that user's own type (see :mod:`models.policies`), so the
+Each user's actions depend only on that user's own type (see :mod:`scai.models.policies`), so the
 model is written over *users*: every interaction becomes one event for its responder (the
 accept decision and the reply's tone) and, when the proposer is known, one event for its
 proposer (the offer and the proposal's tone). Events are padded to ``[sims, users, rounds]``
@@ -15,9 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
-
-from models.game import CURRENCIES
-from models.language import TONES
+from scai.models.game import CURRENCIES
+from scai.models.language import TONES
 
 #: The participant name the assistant plays under. It is not one of the users: its own offers
 #: and decisions carry no evidence about the users' norms, so they are not scored (an offer it

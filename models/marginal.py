@@ -19,11 +19,10 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.model import group_tables
-from models.policies import UtilityTables
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.model import group_tables
+from scai.models.policies import UtilityTables
 
 
 @dataclass
@@ -206,13 +205,12 @@ def marginal_model(
     index: EventIndex | None = None,
     tones: torch.Tensor | None = None,
 ) -> None:
-    """:func:`models.model.social_contract_model` with ``policy`` and ``manner`` summed out by
+    """:func:`scai.models.model.social_contract_model` with ``policy`` and ``manner`` summed out by
     hand: the same continuous sites, then one factor ``sum_u log sum_k pi_k exp(L[u, k])`` per
     simulation. Its density equals the enumerated Pyro model's; gradient-based engines use it
     because it skips Pyro's enumeration bookkeeping."""
     import pyro
-
-    from models.model import group_parameters
+    from scai.models.model import group_parameters
 
     S = data.shape[0]
     C = len(data.currencies)

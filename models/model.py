@@ -15,7 +15,7 @@ For each simulation (group) ``s``, with ``K`` policy types, ``M`` manners and cu
             tone_e   ~ Categorical(E[m_u])                      if a message was heard ("tone")
 
 with ``P_offer`` and ``P_accept`` the noisily rational action tables of
-:mod:`models.policies` for weights ``w_k + delta_{s,c}``. Plates: ``sims`` (dim -3), ``users``
+:mod:`scai.models.policies` for weights ``w_k + delta_{s,c}``. Plates: ``sims`` (dim -3), ``users``
 (dim -2), ``rounds`` (dim -1; a user's own events) and ``currencies`` (dim -1, outside users).
 
 Run with ``observed=False`` the model *is* the simulator (a responder sees the offer its
@@ -31,10 +31,9 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
-
-from models.hypotheses import Hypothesis
-from models.layout import GroupData
-from models.policies import (
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.policies import (
     ActionTables,
     UtilityTables,
     policy_parameters,

@@ -3,7 +3,7 @@
 People in the human data only *respond*: subject ``s`` with role ``r = r(s)`` (``self``: the
 responder; ``other``: an unaffected third party deciding whether to punish the proposer) sees
 offers ``o`` of a pot ``N`` and rejects (punishes) or accepts. Utilities are in units of the pot
-(cents in Study 1), as everywhere in :mod:`models.policies`, so that a hypothesis's
+(cents in Study 1), as everywhere in :mod:`scai.models.policies`, so that a hypothesis's
 ``rationality`` means the same thing here as in the simulations (log-odds per unit); with the
 100-cent pot of Study 1 this choice only rescales ``lam``. Both models share the decision rule
 and noise model, and differ only in the norms::
@@ -21,7 +21,7 @@ Every role has its own parameters (a ``role`` plate), so one fit answers whether
 and third-party punishers enforce the same norm.
 
 **Norm mixture** (:func:`norm_mixture_model`; priors from a :class:`NormMixtureSpec`: a
-:class:`~models.hypotheses.Hypothesis`, e.g. ``experiments/hypotheses/human_norms.toml``, plus
+:class:`~scai.models.hypotheses.Hypothesis`, e.g. ``experiments/hypotheses/human_norms.toml``, plus
 the noise priors). Each subject follows one of ``K`` named norms, the social utilities
 ``U_k(x, y) = x + w_k y - alpha_k max(y - x, 0) - beta_k max(x - y, 0)``::
 
@@ -67,9 +67,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
-
-from models.hypotheses import Hypothesis, HypothesisError, get_hypothesis
-from models.policies import policy_parameters, utility
+from scai.models.hypotheses import Hypothesis, HypothesisError, get_hypothesis
+from scai.models.policies import policy_parameters, utility
 
 DTYPE = torch.float64
 ENUM = {"enumerate": "parallel"}
@@ -231,7 +230,7 @@ DEFAULT_RATIONALITY_NODES = 5
 @dataclass(frozen=True)
 class NormMixtureSpec:
     """A norm-mixture hypothesis: the named norms and priors of a
-    :class:`~models.hypotheses.Hypothesis` (its ``policies``, ``pi_concentration``,
+    :class:`~scai.models.hypotheses.Hypothesis` (its ``policies``, ``pi_concentration``,
     ``rationality`` and ``rationality_scale``), and the noise priors."""
 
     hypothesis: Hypothesis
@@ -405,7 +404,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_responder_spec(source: str | Path | Hypothesis) -> Spec:
     """A responder hypothesis: an :class:`InequitySpec` from a TOML file that says
     ``model = "inequity_aversion"``, else a :class:`NormMixtureSpec` over the policies of the
-    :class:`~models.hypotheses.Hypothesis` that ``source`` names (a TOML file or a preset),
+    :class:`~scai.models.hypotheses.Hypothesis` that ``source`` names (a TOML file or a preset),
     with the default noise priors."""
     if isinstance(source, str | Path) and str(source).endswith(".toml"):
         path = Path(source)

@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
-
-from models.data import INTERACTION_COLUMNS, USER_COLUMNS
-from models.game import get_currency
-from models.hypotheses import Hypothesis
-from models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
-from models.layout import GroupData
-from models.model import social_contract_model
+from scai.models.data import INTERACTION_COLUMNS, USER_COLUMNS
+from scai.models.game import get_currency
+from scai.models.hypotheses import Hypothesis
+from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
+from scai.models.layout import GroupData
+from scai.models.model import social_contract_model
 
 DEFAULT_POT_RANGE = (10, 100)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.hypotheses import PRESETS
-from models.layout import GroupData
-from models.simulate import simulate
+from scai.models.hypotheses import PRESETS
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
 
 
 def three_mixed_groups() -> GroupData:

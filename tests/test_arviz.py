@@ -20,13 +20,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-from inference import Posterior, fit  # noqa: E402
-from inference.diagnostics import DiagnosticWarning  # noqa: E402
-from models.data import INTERACTION_COLUMNS  # noqa: E402
-from models.hypotheses import PRESETS  # noqa: E402
-from models.language import MANNERS  # noqa: E402
-from models.simulate import simulate  # noqa: E402
+from scai.inference import Posterior, fit  # noqa: E402
+from scai.inference.diagnostics import DiagnosticWarning  # noqa: E402
+from scai.models.data import INTERACTION_COLUMNS  # noqa: E402
+from scai.models.hypotheses import PRESETS  # noqa: E402
+from scai.models.language import MANNERS  # noqa: E402
+from scai.models.simulate import simulate  # noqa: E402
 
 LAM_AND_SHIFT = PRESETS["essential_goods_shared"].with_(name="egs_lam", rationality_scale=0.3)
 SIMS = 2

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from experiments.cli import main
-from models.data import (
+from scai.experiments.cli import main
+from scai.models.data import (
     INTERACTION_COLUMNS,
     DataError,
     read_interactions,
     read_users,
     validate_frame,
 )
-from models.game import CURRENCIES
-from models.hypotheses import Hypothesis, HypothesisError
-from models.language import TONES
+from scai.models.game import CURRENCIES
+from scai.models.hypotheses import Hypothesis, HypothesisError
+from scai.models.language import TONES
 
 HEADER = ",".join(INTERACTION_COLUMNS)
 # row 3 has an unknown proposer (human, responder-only data) and row 2 an unheard reply

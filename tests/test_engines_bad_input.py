@@ -1,4 +1,4 @@
-"""Bad input to :func:`inference.fit` fails with a clear error *before any inference runs*.
+"""Bad input to :func:`scai.inference.fit` fails with a clear error *before any inference runs*.
 
 Every engine entry point is replaced by a function that fails the test if it is called, so a
 check that only happened inside an engine (after building grids, compiling or sampling) would
@@ -12,13 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-import inference.exact
-import inference.mcmc
-import inference.svi
-from inference import ENGINES, EngineError, fit
-from models.data import INTERACTION_COLUMNS, DataError
-from models.hypotheses import Hypothesis
+import scai.inference.exact
+import scai.inference.mcmc
+import scai.inference.svi
+from scai.inference import ENGINES, EngineError, fit
+from scai.models.data import INTERACTION_COLUMNS, DataError
+from scai.models.hypotheses import Hypothesis
 
 ROWS = [
     ("0", 1, 1, "u0", "u1", "apples", 10, 5, 1, "neutral", "polite"),
@@ -43,9 +42,9 @@ def no_inference(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("an inference engine ran on bad input")
 
-    monkeypatch.setattr(inference.exact, "fit_exact", refuse)
-    monkeypatch.setattr(inference.svi, "fit_svi", refuse)
-    monkeypatch.setattr(inference.mcmc, "fit_mcmc", refuse)
+    monkeypatch.setattr(scai.inference.exact, "fit_exact", refuse)
+    monkeypatch.setattr(scai.inference.svi, "fit_svi", refuse)
+    monkeypatch.setattr(scai.inference.mcmc, "fit_mcmc", refuse)
 
 
 def test_engine_guard_is_live(no_inference):

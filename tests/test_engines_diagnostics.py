@@ -10,12 +10,11 @@ import warnings
 
 import pytest
 import torch
-
-from inference import fit
-from inference.diagnostics import ESS_MIN, R_HAT_MAX, DiagnosticWarning
-from inference.svi import ConvergenceWarning
-from models.hypotheses import PRESETS
-from models.simulate import simulate
+from scai.inference import fit
+from scai.inference.diagnostics import ESS_MIN, R_HAT_MAX, DiagnosticWarning
+from scai.inference.svi import ConvergenceWarning
+from scai.models.hypotheses import PRESETS
+from scai.models.simulate import simulate
 
 
 @pytest.fixture(scope="module")

@@ -60,15 +60,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scai.inference import fit
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.exact import fit_exact
+from scai.inference.fit import prepare
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.marginal import type_posterior
+from scai.models.simulate import simulate
 from scipy import stats
-
-from inference import fit
-from inference.diagnostics import DiagnosticWarning
-from inference.exact import fit_exact
-from inference.fit import prepare
-from models.hypotheses import PRESETS, Hypothesis
-from models.marginal import type_posterior
-from models.simulate import simulate
 
 HYPOTHESIS = Hypothesis(name="latent_lam", rationality=2.0, rationality_scale=0.5)
 MIX = {"selfish": 0.40, "fair": 0.35, "altruistic": 0.25}

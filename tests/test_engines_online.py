@@ -6,12 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from scai.inference import fit
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.simulate import simulate
 
-from inference import fit
-from models.hypotheses import PRESETS, Hypothesis
-from models.simulate import simulate
-
-online = pytest.importorskip("inference.online")
+online = pytest.importorskip("scai.inference.online")
 
 EPOCHS = 3
 

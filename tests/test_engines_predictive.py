@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from inference import fit
-from models.hypotheses import PRESETS
-from models.simulate import simulate
+from scai.inference import fit
+from scai.models.hypotheses import PRESETS
+from scai.models.simulate import simulate
 
 
 @pytest.fixture(scope="module")

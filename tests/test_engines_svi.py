@@ -13,7 +13,7 @@ on the other's payoff is the currency-shift case of issue 3, in dollars (``shift
 The engine runs as by default: an ``AutoNormal`` guide started at the Laplace approximation
 (at most 1,000 steps at learning rate 0.03; it stopped at 150, measured; from the prior median,
 600 steps at 0.05 had left the optimiser's jitter at ~0.04 in ``pi``), then the
-importance correction of :func:`inference.importance.importance_correct`: 2,000 draws of a
+importance correction of :func:`scai.inference.importance.importance_correct`: 2,000 draws of a
 proposal built from the guide (Student-t components at the guide and at the modes an L-BFGS
 search of the exact log joint finds from the guide's mean and 4 prior draws, plus 10% prior),
 weighted by the exact log joint, Pareto-smoothed, and 990 draws resampled per simulation.
@@ -27,7 +27,7 @@ its sd was 0.66x the exact one (median over replications; SBC of the shift: p = 
 Agreement (``TOL = 0.03`` on ``policy_probs`` and ``pi_mean()``): the reference is the exact
 engine on a fine grid (simplex lattice of 15,000 points instead of the default 3,000). Each
 lattice point carries the Dirichlet(0.5) prior's mass of its cell
-(:func:`inference.grids.dirichlet_cell_log_weights`); measured on these groups, a user of the
+(:func:`scai.inference.grids.dirichlet_cell_log_weights`); measured on these groups, a user of the
 one-norm group whose type hinges on ``pi``'s mass near the simplex edge moves by 0.0206,
 0.0056, 0.0016 and 0.0002 from 500, 1,500, 3,000 and 5,000 points to 15,000 (faster than
 1 / n^2), so the default grid is within ``TOL / 10`` of the reference
@@ -67,25 +67,24 @@ import pandas as pd
 import pytest
 import torch
 from sbc_util import prior_replications, ranks, thin, uniformity_pvalue
-from small_groups import three_mixed_groups
-
-from inference import fit
-from inference.draws import latent_sites
-from inference.exact import fit_exact
-from inference.fit import prepare
-from inference.gradient_potential import GradientPotential
-from inference.importance import (
+from scai.inference import fit
+from scai.inference.draws import latent_sites
+from scai.inference.exact import fit_exact
+from scai.inference.fit import prepare
+from scai.inference.gradient_potential import GradientPotential
+from scai.inference.importance import (
     PARETO_K_MAX,
     ImportanceWarning,
     MixtureProposal,
     UnconstrainedPrior,
 )
-from inference.laplace import laplace
-from inference.potential import Potential
-from inference.svi import ConvergenceWarning, fit_svi
-from models.hypotheses import PRESETS
-from models.marginal import EventIndex, group_loglik, user_loglik
-from models.simulate import simulate
+from scai.inference.laplace import laplace
+from scai.inference.potential import Potential
+from scai.inference.svi import ConvergenceWarning, fit_svi
+from scai.models.hypotheses import PRESETS
+from scai.models.marginal import EventIndex, group_loglik, user_loglik
+from scai.models.simulate import simulate
+from small_groups import three_mixed_groups
 
 TOL = 0.03
 ALPHA = 0.01

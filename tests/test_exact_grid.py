@@ -1,7 +1,7 @@
 """The exact engine's scalar grid: refining it must not lose a mode.
 
 The engine grids a latent scalar coarsely, then zooms on the modes of each simulation
-(:func:`inference.exact._zoom_modes`); only the zoomed windows are kept, so a mode left without
+(:func:`scai.inference.exact._zoom_modes`); only the zoomed windows are kept, so a mode left without
 a window is dropped from the posterior altogether.
 """
 
@@ -12,10 +12,9 @@ import math
 import pytest
 import torch
 from sbc_util import prior_replications
-
-from inference.exact import _zoom_modes, fit_exact
-from models.hypotheses import PRESETS
-from models.layout import GroupData
+from scai.inference.exact import _zoom_modes, fit_exact
+from scai.models.hypotheses import PRESETS
+from scai.models.layout import GroupData
 
 
 def covered(grid: torch.Tensor, x: float) -> bool:

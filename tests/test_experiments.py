@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from experiments.cli import main
-from experiments.registry import EXPERIMENTS, load
+from scai.experiments.cli import main
+from scai.experiments.registry import EXPERIMENTS, load
 
 REQUIRED = [
     "experiment",

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from models.data import INTERACTION_COLUMNS, DataError, read_interactions, validate_frame
-from models.human_data import read_human_data, rejection_by_offer
+from scai.models.data import INTERACTION_COLUMNS, DataError, read_interactions, validate_frame
+from scai.models.human_data import read_human_data, rejection_by_offer
 
 STUDY1_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "study1_ug.csv"
 

@@ -24,12 +24,11 @@ import pyro
 import pytest
 import torch
 from pyro.infer import TraceEnum_ELBO
-
-from experiments import human_data as H
-from experiments.cli import main as cli
-from models.human_data import read_human_data, rejection_by_offer
-from models.hypotheses import Hypothesis, HypothesisError
-from models.responders import (
+from scai.experiments import human_data as H
+from scai.experiments.cli import main as cli
+from scai.models.human_data import read_human_data, rejection_by_offer
+from scai.models.hypotheses import Hypothesis, HypothesisError
+from scai.models.responders import (
     DTYPE,
     InequitySpec,
     NormMixtureSpec,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import reference as ref
 import torch
-
-from models.hypotheses import PRESETS, Hypothesis, HypothesisError, get_hypothesis
-from models.language import MANNERS
-from models.policies import PolicyType
+from scai.models.hypotheses import PRESETS, Hypothesis, HypothesisError, get_hypothesis
+from scai.models.language import MANNERS
+from scai.models.policies import PolicyType
 
 CUSTOM = Hypothesis(
     name="custom",

@@ -10,8 +10,8 @@ For each simulation ``s`` and user ``u`` the hand computation is::
 
 plus the prior log-densities of the continuous sites the test fixes (``pi`` and, when latent,
 ``lam``, ``shift_shared``, ``shift``): conditioning makes them observed, so the model's trace
-includes them. It uses the scalar formulas in ``tests/reference.py``, not ``models.layout``,
-``models.policies`` or ``models.language``.
+includes them. It uses the scalar formulas in ``tests/reference.py``, not ``scai.models.layout``,
+``scai.models.policies`` or ``scai.models.language``.
 
 The model side is ``-TraceEnum_ELBO.loss`` with an empty guide: with every continuous site
 conditioned, the guide has nothing to sample and the "ELBO" is the exact log marginal of the
@@ -31,16 +31,15 @@ import pytest
 import reference as ref
 import torch
 from pyro.poutine.util import site_is_subsample
-
-from inference.posterior import Posterior
-from models.data import validate_frame
-from models.game import CURRENCIES
-from models.hypotheses import PRESETS, Hypothesis
-from models.language import TONES
-from models.layout import GroupData
-from models.model import MAX_PLATE_NESTING, social_contract_model
-from models.policies import PolicyType
-from models.simulate import simulate
+from scai.inference.posterior import Posterior
+from scai.models.data import validate_frame
+from scai.models.game import CURRENCIES
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.language import TONES
+from scai.models.layout import GroupData
+from scai.models.model import MAX_PLATE_NESTING, social_contract_model
+from scai.models.policies import PolicyType
+from scai.models.simulate import simulate
 
 CURRENCY_ORDER = ("apples", "medicine", "dollars")
 MIX = "selfish=0.4,fair=0.3,altruistic=0.3"

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
-
-from models.hypotheses import Hypothesis
-from models.policies import DEFAULT_POLICIES, PolicyType, action_tables, policy_parameters
-from models.simulate import simulate
+from scai.models.hypotheses import Hypothesis
+from scai.models.policies import DEFAULT_POLICIES, PolicyType, action_tables, policy_parameters
+from scai.models.simulate import simulate
 
 POTS = torch.arange(10, 101)  # the protocol's pots, 10-100 units
 LAM = Hypothesis().rationality  # the default rationality (4.0 per unit of the pot)

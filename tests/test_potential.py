@@ -1,11 +1,11 @@
 """The MCMC engine's hand-written potential equals Pyro's: for the enumerated Pyro model,
 ``pyro.infer.mcmc.util.initialize_model`` builds ``-log p(theta, data)`` in the unconstrained
 space (policy and manner summed out by enumeration, Jacobians of the transforms included).
-:class:`inference.potential.Potential` must give the same value and the same gradient at
+:class:`scai.inference.potential.Potential` must give the same value and the same gradient at
 random points, for every kind of latent site (``pi``; ``lam``; ``shift_shared``; ``shift``).
-:class:`inference.gradient_potential.GradientPotential` (what NUTS runs on: the gradient
+:class:`scai.inference.gradient_potential.GradientPotential` (what NUTS runs on: the gradient
 derived by hand, in NumPy) must equal ``Potential`` and its autograd gradient, and the Laplace
-start of the chains (:mod:`inference.laplace`) must sit at a mode with the variances of the
+start of the chains (:mod:`scai.inference.laplace`) must sit at a mode with the variances of the
 inverse autograd Hessian."""
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import pyro
 import pytest
 import torch
 from pyro.infer.mcmc.util import initialize_model
+from scai.inference.gradient_potential import GradientPotential
+from scai.inference.laplace import laplace
+from scai.inference.potential import Potential
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.layout import GroupData
+from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 from small_groups import three_mixed_groups
-
-from inference.gradient_potential import GradientPotential
-from inference.laplace import laplace
-from inference.potential import Potential
-from models.hypotheses import PRESETS, Hypothesis
-from models.layout import GroupData
-from models.model import MAX_PLATE_NESTING, social_contract_model
 
 HYPOTHESES = {
     "neutral": PRESETS["neutral"],

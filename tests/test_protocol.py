@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pyro
 import pytest
-
-from experiments.cli import build_parser
-from experiments.common import settings_from
-from experiments.protocol import (
+from scai.experiments.cli import build_parser
+from scai.experiments.common import settings_from
+from scai.experiments.protocol import (
     SCHEDULES,
     Condition,
     Settings,
@@ -18,10 +17,10 @@ from experiments.protocol import (
     fingerprint,
     run_condition,
 )
-from inference.exact import fit_exact
-from models.hypotheses import get_hypothesis
-from models.layout import ASSISTANT, GroupData
-from models.simulate import play
+from scai.inference.exact import fit_exact
+from scai.models.hypotheses import get_hypothesis
+from scai.models.layout import ASSISTANT, GroupData
+from scai.models.simulate import play
 
 USERS = [f"u{i}" for i in range(10)]
 

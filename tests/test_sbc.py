@@ -30,9 +30,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sbc_util import prior_replications, ranks, snap_to_grid, thin, uniformity_pvalue
-
-from inference import fit
-from models.hypotheses import PRESETS, Hypothesis
+from scai.inference import fit
+from scai.models.hypotheses import PRESETS, Hypothesis
 
 ALPHA = 0.01
 # Low rationality, small pots and informative tones: types are uncertain, so the likelihood of

@@ -1,5 +1,5 @@
 """The simulator: mixtures, exact assignment, determinism, TOML-defined policies, manners and
-transcripts, through :func:`models.simulate.simulate` and the ``scai simulate`` command."""
+transcripts, through :func:`scai.models.simulate.simulate` and the ``scai simulate`` command."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import reference as ref
-
-from experiments.cli import main
-from models.data import read_interactions, read_users, users_path
-from models.hypotheses import PRESETS, Hypothesis
-from models.simulate import make_schedule, parse_mixture, simulate, transcript
+from scai.experiments.cli import main
+from scai.models.data import read_interactions, read_users, users_path
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.simulate import make_schedule, parse_mixture, simulate, transcript
 
 MIX = "selfish=0.8,altruistic=0.2"
 

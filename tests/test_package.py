@@ -1,0 +1,108 @@
+"""scai installs as one import package, ``scai``, and nothing else at top level.
+
+The repository keeps the product's folders (``models/``, ``inference/``, ``experiments/``);
+``pyproject.toml`` maps them to ``scai.models``, ``scai.inference`` and ``scai.experiments``.
+These tests run the installed package the way a user would: from a folder that holds its own
+``models.py`` (which a bare ``import models`` would pick up), through the console script and
+through ``python -m``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import scai
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERIC_NAMES = ("models", "inference", "experiments")
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ""}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def decoy_dir(tmp_path_factory) -> Path:
+    """An empty working folder holding a ``models.py`` of the user's own."""
+    folder = tmp_path_factory.mktemp("user_project")
+    (folder / "models.py").write_text("raise ImportError('the user project models.py')\n")
+    return folder
+
+
+def test_every_module_imports_without_generic_top_level_packages(decoy_dir):
+    code = (
+        "import importlib, pkgutil, sys, scai\n"
+        "names = [m.name for m in pkgutil.walk_packages(scai.__path__, 'scai.')]\n"
+        "skip = ('scai.__main__',)\n"
+        "[importlib.import_module(n) for n in names if n not in skip]\n"
+        f"bad = [n for n in {GENERIC_NAMES!r} if n in sys.modules]\n"
+        "print(len(names), bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    done = _run([sys.executable, "-c", code], decoy_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert int(done.stdout.split()[0]) > 30  # every module was walked
+
+
+def test_no_generic_top_level_module_is_loaded_in_this_session():
+    # Everything the test suite imported so far came through ``scai``.
+    loaded = [n for n in GENERIC_NAMES if n in sys.modules]
+    assert not loaded, f"bare top-level modules imported: {loaded}"
+
+
+def test_version_everywhere(decoy_dir):
+    assert scai.__version__ == importlib.metadata.version("scai")
+    script = Path(sys.executable).with_name("scai")
+    for args in ([str(script), "--version"], [sys.executable, "-m", "scai", "--version"]):
+        done = _run(args, decoy_dir)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"scai {scai.__version__}"
+
+
+def test_python_m_cli_registers_every_subcommand(decoy_dir):
+    from scai.experiments.commands import load_commands
+
+    for name in load_commands():
+        done = _run([sys.executable, "-m", "scai.experiments.cli", name, "--help"], decoy_dir)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+        assert f"usage: scai {name}" in done.stdout
+
+
+def test_pyproject_lists_every_package_folder():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"] == {"scai": "."}
+    on_disk = {"scai"} | {"scai." + p for p in _package_folders()}
+    assert set(config["packages"]) == on_disk
+
+
+def _package_folders() -> list[str]:
+    out = []
+    for top in GENERIC_NAMES:
+        for init in (ROOT / top).rglob("__init__.py"):
+            out.append(".".join(init.parent.relative_to(ROOT).parts))
+    return out
+
+
+def test_wheel_holds_only_scai_and_its_license(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("scai-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"scai", f"scai-{scai.__version__}.dist-info"}
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    # the packaged hypothesis files travel with the code
+    assert "scai/experiments/hypotheses/human_norms.toml" in names
