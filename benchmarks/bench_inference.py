@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.simulate import simulate
@@ -218,6 +219,7 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc.util import initialize_model
     from pyro.ops.integrator import potential_grad
+
     from scai.models.marginal import EventIndex, marginal_model, tone_loglik
 
     index = EventIndex.from_data(data)
@@ -235,27 +237,29 @@ def marginal_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[
 
 
 def potential_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
-    """``potential_grad`` of :class:`scai.inference.potential.Potential` (torch, autograd)."""
-    from scai.inference.potential import Potential
+    """``potential_grad`` of the torch reference of :class:`scai.models.density.MarginalDensity`
+    (``log_joint``, autograd)."""
+    from scai.models.density import MarginalDensity
 
-    return _potential_grad_of(Potential, data, hyp, jit)
+    density = MarginalDensity(data, hyp)
+    return _potential_grad_of(lambda theta: -density.log_joint(theta).sum(), density, jit)
 
 
 def hand_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
-    """``potential_grad`` of :class:`scai.inference.gradient_potential.GradientPotential`, as NUTS
-    in inference.mcmc calls it."""
-    from scai.inference.gradient_potential import GradientPotential
+    """``potential_grad`` of :class:`scai.models.density.MarginalDensity` (its NumPy backend,
+    the gradient by hand), as NUTS in inference.mcmc calls it."""
+    from scai.models.density import MarginalDensity
 
-    return _potential_grad_of(GradientPotential, data, hyp, jit)
+    density = MarginalDensity(data, hyp)
+    return _potential_grad_of(density, density, jit)
 
 
-def _potential_grad_of(cls, data: GroupData, hyp: Hypothesis, jit: bool) -> Callable[[], object]:
+def _potential_grad_of(potential, density, jit: bool) -> Callable[[], object]:
     from pyro.ops.integrator import potential_grad
 
     if jit:
         raise NotImplementedError("inference.mcmc runs this potential eagerly only")
-    potential = cls(data, hyp)
-    params = {"theta": potential.initial()}
+    params = {"theta": density.initial()}
     return lambda: potential_grad(lambda z: potential(z["theta"]), params)
 
 
@@ -263,6 +267,7 @@ def enumerated_gradient(data: GroupData, hyp: Hypothesis, jit: bool) -> Callable
     """One ``loss_and_grads`` of (Jit)TraceEnum_ELBO with inference.svi's guide."""
     from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO
     from pyro.infer.autoguide import AutoNormal, init_to_median
+
     from scai.inference.draws import latent_sites
     from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 
@@ -297,8 +302,8 @@ def section_grad(datasets: list[Dataset], repeats: int) -> Table:
         "rlllrrr",
     )
     builders = (
-        ("GradientPotential (inference.mcmc: NumPy, gradient by hand)", hand_gradient),
-        ("Potential (torch, autograd)", potential_gradient),
+        ("MarginalDensity, NumPy backend (inference.mcmc: gradient by hand)", hand_gradient),
+        ("MarginalDensity, torch reference (autograd)", potential_gradient),
         ("marginal_model via initialize_model", marginal_gradient),
         ("enumerated (TraceEnum_ELBO)", enumerated_gradient),
     )
@@ -337,6 +342,7 @@ def _svi_step_kwarg(step):
 def run_svi(ds: Dataset, hyp: Hypothesis, jit: bool, opts: dict, shim: bool):
     """``(wall s, first step s, steady steps/s, steps, converged)`` of one fit_svi call."""
     from pyro.infer import SVI
+
     from scai.inference.svi import ConvergenceWarning, fit_svi
 
     original = SVI.step
@@ -512,6 +518,7 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     import pyro.infer.mcmc.nuts
     import pyro.infer.mcmc.util
     import pyro.ops.integrator
+
     from scai.inference.mcmc import _run_chain
 
     table = Table(

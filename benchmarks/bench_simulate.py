@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.simulate import simulate
 

@@ -20,6 +20,7 @@ import warnings
 
 import torch
 from bench_inference import HYPOTHESES, load_average, machine_lines, make_dataset
+
 from scai.inference.svi import fit_svi
 
 

@@ -62,8 +62,9 @@ from bench_inference import (  # noqa: E402
     per_call,
     timed_mcmc,
 )
+
+from scai.models.density import MarginalDensity  # noqa: E402
 from scai.models.hypotheses import Hypothesis  # noqa: E402
-from scai.models.marginal import fixed_parameters  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results_numpyro.md")
 RTOL = 1e-4
@@ -102,7 +103,7 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
     w = np.array([p.w for p in hyp.policies], np.float32)
     alpha = np.array([p.alpha for p in hyp.policies], np.float32)
     beta = np.array([p.beta for p in hyp.policies], np.float32)
-    shift = fixed_parameters(hyp, data)[1][0].numpy().astype(np.float32)  # [C]
+    shift = MarginalDensity(data, hyp).fixed_values()[1][0].numpy().astype(np.float32)  # [C]
     w_c = jnp.asarray(w[None, :] + shift[:, None])[..., None, None]  # [C, K, 1, 1]
     alpha_k = jnp.asarray(alpha)[:, None, None]
     beta_k = jnp.asarray(beta)[:, None, None]
@@ -159,6 +160,7 @@ def check_log_density(ds: Dataset, hyp: Hypothesis, model) -> list[str]:
     import jax.numpy as jnp
     import pyro
     from numpyro.infer.util import log_density
+
     from scai.models.marginal import marginal_model
 
     points = [((0.5, 0.3, 0.2), 4.0), ((0.2, 0.2, 0.6), 2.5), ((0.05, 0.9, 0.05), 7.0)]
@@ -392,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     runs.notes += [
         "- ms / gradient: median time of one potential-and-gradient call (ours: "
-        "`potential_grad` of `scai.inference.gradient_potential.GradientPotential`, what our NUTS "
+        "`potential_grad` of `scai.models.density.MarginalDensity`, what our NUTS "
         "runs on, 1 torch thread; NumPyro: "
         "`jax.jit(jax.value_and_grad(potential_fn))`).",
         "- wall: the whole call: process start-up (ours, parallel) and JIT compilation "

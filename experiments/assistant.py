@@ -10,15 +10,16 @@ probabilities over draws and types instead.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from scai.inference.posterior import Posterior
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.policies import action_tables, policy_parameters
+from scai.models.prior import GroupPrior
 
 ACTING = ("sample", "predictive")
 
@@ -32,21 +33,6 @@ class Norms:
     types: list[int | None]  # the sampled type (posterior sampling), else None
 
 
-def _prior_draws(hyp: Hypothesis, n_sims: int, n_draws: int, currencies: list[str], gen):
-    """Prior draws of ``pi [D, S, K]``, ``lam [D, S]`` and each sim's currency shift."""
-    conc = torch.tensor(hyp.pi_concentration)
-    pi = torch.distributions.Dirichlet(conc).sample((n_draws, n_sims))
-    lam = torch.full((n_draws, n_sims), hyp.rationality)
-    if hyp.rationality_is_latent:
-        lam = (
-            math.log(hyp.rationality) + hyp.rationality_scale * torch.randn(n_draws, n_sims)
-        ).exp()
-    essential = torch.tensor([float(get_currency(c).essential) for c in currencies])
-    shift = hyp.shared_scale * torch.randn(n_draws, n_sims) + hyp.essential_shift * essential
-    shift = shift + hyp.currency_scale * torch.randn(n_draws, n_sims)
-    return pi, lam, shift
-
-
 def assistant_norms(
     posterior: Posterior | None,
     hypothesis: Hypothesis,
@@ -55,14 +41,21 @@ def assistant_norms(
     rng: np.random.Generator,
     acting: str = "sample",
     n_prior_draws: int = 1000,
+    prior_generator: torch.Generator | None = None,
 ) -> Norms:
-    """The assistant's offer and accept probabilities for each simulation's pot and currency."""
+    """The assistant's offer and accept probabilities for each simulation's pot and currency.
+
+    Without a posterior (before any data) the assistant acts on ``n_prior_draws`` draws from
+    the hypothesis's prior (:class:`~scai.models.prior.GroupPrior`), made with
+    ``prior_generator`` (default: one seeded with 0)."""
     if acting not in ACTING:
         raise ValueError(f"acting must be one of {', '.join(ACTING)}, got {acting!r}")
     S = len(pots)
     if posterior is None:
-        pi, lam, shift = _prior_draws(hypothesis, S, n_prior_draws, currencies, rng)
-        weights = pi
+        generator = prior_generator or torch.Generator().manual_seed(0)
+        essential = torch.tensor([[float(get_currency(c).essential)] for c in currencies])
+        draws = GroupPrior(hypothesis).sample((n_prior_draws, S), essential, generator)
+        weights, lam, shift = draws["pi"], draws["lam"], draws["shift"][..., 0]
     else:
         weights = posterior.type_weights("member")  # [D, S, K]
         lam = posterior.lam()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
 from scai.experiments.protocol import ConditionResult, Settings
 from scai.models.data import write_csv_atomic
 

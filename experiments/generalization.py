@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+
 from scai.experiments.assistant import assistant_norms
 from scai.experiments.common import (
     ExperimentResult,
@@ -42,8 +43,9 @@ from scai.experiments.protocol import (
 )
 from scai.inference.posterior import Posterior
 from scai.models.data import write_csv_atomic
-from scai.models.game import OOD_CURRENCIES
+from scai.models.game import OOD_CURRENCIES, get_currency
 from scai.models.hypotheses import get_hypothesis
+from scai.models.prior import GroupPrior
 
 NAME = "generalization"
 HYPOTHESES = ("currency_invariant", "pooled", "essential_goods_shared")
@@ -85,15 +87,8 @@ def shift_samples(posterior: Posterior, hypothesis, currency: str, n: int, seed:
     """Prior and posterior draws of a currency's shift (of the weight on the other's payoff)."""
     gen = torch.Generator().manual_seed(seed)
     post = posterior.shift(currency, gen)[:, 0].numpy()
-    hyp = hypothesis
-    from scai.models.game import get_currency
-
-    ess = float(get_currency(currency).essential)
-    prior = (
-        hyp.shared_scale * torch.randn(n, generator=gen)
-        + hyp.currency_scale * torch.randn(n, generator=gen)
-        + hyp.essential_shift * ess
-    ).numpy()
+    essential = torch.tensor([float(get_currency(currency).essential)])
+    prior = GroupPrior(hypothesis).sample((n,), essential, gen)["shift"][:, 0].numpy()
     return prior, post
 
 
@@ -182,6 +177,7 @@ def main(args) -> ExperimentResult:
 def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     from scai.experiments.plots import ORIGINAL_COLOR
 
     sns.set_theme(style="whitegrid", context="notebook")

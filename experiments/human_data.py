@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from scai.experiments.plots import save_figure
 from scai.inference.arviz_io import save_netcdf
 from scai.models.data import write_csv_atomic
@@ -139,6 +140,7 @@ def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc import MCMC
     from pyro.infer.mcmc.util import initialize_model
+
     from scai.inference.mcmc import RecordingNUTS
 
     torch.set_num_threads(1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from scai.experiments.common import (
     ExperimentResult,
     figure_dir,

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
 from scai.models.data import write_atomic  # noqa: E402
 
 USERS_COLOR = "0.45"

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
+
 from scai.experiments.assistant import assistant_norms
 from scai.inference.exact import fit_exact
 from scai.inference.fit import fit
@@ -170,13 +171,16 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
     w, alpha, beta = policy_parameters(truth.policies)
     true_index = [[truth.policy_index(t) for t in row] for row in types]
 
+    prior_generator = torch.Generator().manual_seed(seed)
     posterior: Posterior | None = None
     played: list[pd.DataFrame] = []
     records = []
     for epoch in range(1, settings.epochs + 1):
         lo, hi = settings.pot_range
         pots = [int(p) for p in rng.integers(lo, hi + 1, S)]
-        norms = assistant_norms(posterior, hyp, pots, currencies, rng, settings.acting)
+        norms = assistant_norms(
+            posterior, hyp, pots, currencies, rng, settings.acting, prior_generator=prior_generator
+        )
         offers = [int(rng.choice(len(p), p=p / p.sum())) for p in norms.offer_probs]
         schedule = epoch_schedule(
             epoch,

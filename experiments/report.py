@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from scai.experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
 from scai.models.data import write_atomic
 

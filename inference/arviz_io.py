@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+
 from scai.models.data import INTERACTION_COLUMNS, write_atomic
 from scai.models.hypotheses import Hypothesis
 from scai.models.language import MANNERS
@@ -229,6 +230,7 @@ def load_posterior(path):
     import tomllib
 
     import arviz as az
+
     from scai.inference.posterior import Posterior
 
     with warnings.catch_warnings():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-LATENT_SITES = ("pi", "lam", "shift_shared", "shift")
+from scai.models.prior import GroupPrior
 
 
 def squeeze_site(name: str, value: torch.Tensor, n_sims: int) -> torch.Tensor:
@@ -19,11 +19,4 @@ def squeeze_site(name: str, value: torch.Tensor, n_sims: int) -> torch.Tensor:
 
 def latent_sites(hypothesis) -> tuple[str, ...]:
     """The continuous sites the hypothesis makes latent."""
-    sites = ["pi"]
-    if hypothesis.rationality_is_latent:
-        sites.append("lam")
-    if hypothesis.shared_scale > 0:
-        sites.append("shift_shared")
-    if hypothesis.currency_scale > 0:
-        sites.append("shift")
-    return tuple(sites)
+    return GroupPrior(hypothesis).latent_sites()

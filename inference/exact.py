@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 
 import torch
+
 from scai.inference.errors import EngineError
-from scai.inference.grids import dirichlet_cell_log_weights, simplex_lattice
+from scai.inference.grids import simplex_lattice
 from scai.inference.posterior import Posterior, manner_probabilities
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, action_loglik, tone_loglik
+from scai.models.prior import GroupPrior
 
 MAX_LATENT_SCALARS = 2
 
@@ -37,12 +39,13 @@ def latent_scalars(hypothesis: Hypothesis, data: GroupData) -> list[str]:
     shared shift instead). The shared shift of a partially pooled hypothesis is Gaussian given
     the ``delta_c`` and is drawn from that conditional, not gridded.
     """
+    prior = GroupPrior(hypothesis)
     names = []
-    if hypothesis.rationality_is_latent:
+    if prior.latent_lam:
         names.append("lam")
-    if hypothesis.currency_scale > 0:
+    if prior.latent_shift:
         names.extend(f"shift[{c}]" for c in data.currencies)
-    elif hypothesis.shared_scale > 0:
+    elif prior.latent_shared:
         names.append("shift_shared")
     return names
 
@@ -57,57 +60,23 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
         )
 
 
-def _scalar_prior(hyp: Hypothesis, data: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian prior ``(loc [d], cov [d, d])`` of the gridded coordinates ``u``."""
-    C = len(data.currencies)
-    locs, blocks = [], []
-    if hyp.rationality_is_latent:
-        locs.append(torch.tensor([math.log(hyp.rationality)]))
-        blocks.append(torch.tensor([[hyp.rationality_scale**2]]))
-    if hyp.currency_scale > 0:
-        locs.append(hyp.essential_shift * data.essential.double())
-        blocks.append(hyp.shared_scale**2 * torch.ones(C, C) + hyp.currency_scale**2 * torch.eye(C))
-    elif hyp.shared_scale > 0:
-        locs.append(torch.zeros(1))
-        blocks.append(torch.tensor([[hyp.shared_scale**2]]))
-    if not locs:
-        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, 0, dtype=torch.float64)
-    return torch.cat(locs).double(), torch.block_diag(*blocks).double()
-
-
-def _parameters(u: torch.Tensor, hyp: Hypothesis, data: GroupData):
-    """Grid coordinates ``u [..., d]`` -> ``lam [...]`` and data-currency shifts ``[..., C]``."""
+def _parameters(u: torch.Tensor, prior: GroupPrior, data: GroupData):
+    """Grid coordinates ``u [..., d]`` -> ``lam [...]`` and data-currency shifts ``[..., C]``
+    (the coordinates of :meth:`GroupPrior.scalar_gaussian`)."""
     C = len(data.currencies)
     j = 0
-    lam = torch.full(u.shape[:-1], hyp.rationality, dtype=torch.float64)
-    if hyp.rationality_is_latent:
+    lam = torch.full(u.shape[:-1], math.exp(prior.lam_loc), dtype=torch.float64)
+    if prior.latent_lam:
         lam = u[..., 0].exp()
         j = 1
-    fixed = hyp.essential_shift * data.essential.double()
-    if hyp.currency_scale > 0:
+    fixed = prior.shift_mean(torch.zeros(()), data.essential.double())
+    if prior.latent_shift:
         shift = u[..., j : j + C]
-    elif hyp.shared_scale > 0:
+    elif prior.latent_shared:
         shift = u[..., j : j + 1] + fixed
     else:
         shift = fixed.expand(*u.shape[:-1], C)
     return lam, shift
-
-
-def _shared_given_shifts(
-    shift: torch.Tensor, hyp: Hypothesis, data: GroupData, generator: torch.Generator
-) -> torch.Tensor:
-    """Draws of ``shift_shared`` given the data currencies' shifts ``[..., C]``: Gaussian, with
-    ``delta = shift_shared + mu + eps``, ``eps ~ N(0, tau^2 I)``, ``shift_shared ~ N(0, s0^2)``.
-    """
-    mu = hyp.essential_shift * data.essential.double()
-    if hyp.currency_scale == 0:
-        return (shift - mu)[..., 0]
-    C = len(data.currencies)
-    s0, tau = hyp.shared_scale**2, hyp.currency_scale**2
-    precision = 1 / s0 + C / tau
-    mean = ((shift - mu).sum(-1) / tau) / precision
-    noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
-    return mean + noise / math.sqrt(precision)
 
 
 def _zoom_modes(
@@ -217,15 +186,15 @@ def fit_exact(
     dtype = torch.float64
     S, U, _ = data.shape
     tones = tone_loglik(data, hypothesis).to(dtype)
+    prior = GroupPrior(hypothesis)
     pi_grid = simplex_lattice(len(hypothesis.policies), max_simplex_points).to(dtype)  # [G, K]
-    conc = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
     mask = data.user_mask.to(dtype)
 
     def evaluate(u: torch.Tensor, log_w: torch.Tensor, action=None, pi_grid=pi_grid):
         """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on a grid."""
-        log_prior = dirichlet_cell_log_weights(pi_grid, conc)
+        log_prior = prior.pi_cell_log_weights(pi_grid)
         if action is None:
-            lam_t, shift_t = _parameters(u, hypothesis, data)
+            lam_t, shift_t = _parameters(u, prior, data)
             action = grid_action_loglik(data, hypothesis, lam_t, shift_t)
         T = u.shape[0]
         loglik = (action + tones) * mask.unsqueeze(-1)
@@ -242,24 +211,23 @@ def fit_exact(
         u = torch.zeros(1, 0, dtype=dtype)
         log_joint, loglik, action_loglik = evaluate(u, torch.zeros(1, dtype=dtype), action_loglik)
     else:
-        loc, cov = _scalar_prior(hypothesis, data)
-        prior = torch.distributions.MultivariateNormal(loc, cov)
-        sd = cov.diagonal().sqrt()
+        scalar_prior = prior.scalar_gaussian(data.essential)
+        loc, sd = scalar_prior.loc, scalar_prior.covariance_matrix.diagonal().sqrt()
         lo, hi = loc - 6 * sd, loc + 6 * sd
         u, log_cell = _uniform_grid(lo, hi, grid_points)
         # The first pass only locates the scalars' posterior: a coarse lattice for pi will do.
         coarse = simplex_lattice(len(hypothesis.policies), 200).to(dtype)
-        log_joint, _, _ = evaluate(u, prior.log_prob(u) + log_cell, pi_grid=coarse)
+        log_joint, _, _ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
         spacing = (hi - lo) / (grid_points - 1)
         if dims == 1:
-            u, log_w = _zoom_modes(u[:, 0], marginal, float(spacing[0]), zoom_points, prior)
+            u, log_w = _zoom_modes(u[:, 0], marginal, float(spacing[0]), zoom_points, scalar_prior)
         else:
             near = (marginal > marginal.max(0).values - 30).any(-1)
             lo = torch.maximum(u[near].min(0).values - spacing, lo)
             hi = torch.minimum(u[near].max(0).values + spacing, hi)
             u, log_cell = _uniform_grid(lo, hi, zoom_points)
-            log_w = prior.log_prob(u) + log_cell
+            log_w = scalar_prior.log_prob(u) + log_cell
         log_joint, loglik, action_loglik = evaluate(u, log_w)
     T = u.shape[0]
     log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
@@ -278,13 +246,13 @@ def fit_exact(
     G = pi_grid.shape[0]
     t_idx, g_idx = flat // G, flat % G  # [S, D]
     draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
-    lam, shift = _parameters(u[t_idx.T], hypothesis, data)  # [D, S], [D, S, C]
-    if hypothesis.rationality_is_latent:
+    lam, shift = _parameters(u[t_idx.T], prior, data)  # [D, S], [D, S, C]
+    if prior.latent_lam:
         draws["lam"] = lam
-    if hypothesis.currency_scale > 0:
+    if prior.latent_shift:
         draws["shift"] = shift
-    if hypothesis.shared_scale > 0:
-        draws["shift_shared"] = _shared_given_shifts(shift, hypothesis, data, generator)
+    if prior.latent_shared:
+        draws["shift_shared"] = prior.shared_given_shifts(shift, data.essential, generator)
     draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
     posterior = Posterior(
         engine="exact",
@@ -340,6 +308,7 @@ def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     hold all of them. With no latent scalar, action log-likelihoods add across epochs, so only
     the new interactions are scored; otherwise the grid adapts to the data and is rebuilt."""
     hyp = previous.hypothesis
+    prior = GroupPrior(hyp)
     settings = {k: v for k, v in previous.settings.items() if k in _SETTINGS}
     state = previous.engine_state or {}
     if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
@@ -350,7 +319,7 @@ def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     total = torch.zeros(1, *data.shape[:2], len(hyp.policies), dtype=torch.float64)
     for part_data, part in (
         (previous.data, state["action_loglik"]),
-        (new_data, grid_action_loglik(new_data, hyp, *_parameters(u, hyp, new_data))),
+        (new_data, grid_action_loglik(new_data, hyp, *_parameters(u, prior, new_data))),
     ):
         s_idx, u_idx = _positions(part_data, data)
         total[:, s_idx, u_idx] += part[:, *torch.nonzero(part_data.user_mask, as_tuple=True)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from scai.inference.errors import EngineError
 from scai.inference.posterior import Posterior
 from scai.models.data import DataError, Problem, read_interactions, validate_frame

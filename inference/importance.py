@@ -3,7 +3,7 @@ resampling from a proposal built around a variational guide.
 
 The guide alone can be off in ways ``tests/test_engines_svi.py`` measures (too narrow, in a
 wrong mode of a currency shift, blind to the correlation of ``pi`` and the shift); the exact
-log joint (:meth:`scai.inference.potential.Potential.log_joint`) is cheap for the few continuous
+log joint (:meth:`scai.models.density.MarginalDensity.log_joint`) is cheap for the few continuous
 sites of a simulation, so the guide's draws are reweighted by it and resampled, with the
 Pareto ``k`` of the smoothed weights telling when that is not enough.
 """
@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scai.inference.gradient_potential import GradientPotential
+
 from scai.inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
-from scai.inference.potential import Potential
-from torch.distributions import Chi2, Gamma
+from scai.models.density import MarginalDensity
 
 
 class ImportanceWarning(UserWarning):
@@ -49,84 +47,11 @@ class ImportanceSettings:
     min_precision: float = 0.25  # floor of the Laplace precision's eigenvalues (sd <= 2)
 
 
-class UnconstrainedPrior:
-    """The hypothesis's prior on each simulation's continuous sites, in the unconstrained
-    columns of :class:`~scai.inference.potential.Potential` (``[..., S, W]``): draws and the log
-    density with the Jacobians, i.e. ``Potential.log_joint`` without the likelihood.
-
-    ``pi ~ Dirichlet(a)`` is drawn and scored through its stick-breaking fractions, which are
-    independent ``Beta(a_k, a_{k+1} + ... + a_K)`` (so no component underflows to 0);
-    ``log lam`` and the shifts are normal.
-    """
-
-    def __init__(self, potential: Potential):
-        self.layout = potential.layout
-        self.hyp = potential.hyp
-        self.essential = potential.essential.to(torch.get_default_dtype())  # [C]
-        conc = torch.tensor(self.hyp.pi_concentration, dtype=torch.float64)
-        self.a = conc[:-1]
-        self.b = conc.flip(0).cumsum(0).flip(0)[1:]  # a_{k+1} + ... + a_K
-        K = len(conc)
-        # torch's StickBreakingTransform: fraction_k = sigmoid(x_k - log(K - 1 - k))
-        self.offset = torch.arange(K - 1, 0, -1, dtype=torch.float64).log()
-        self.log_beta = torch.lgamma(self.a) + torch.lgamma(self.b) - torch.lgamma(self.a + self.b)
-
-    def sample(self, n: int) -> torch.Tensor:
-        """``[n, S, W]`` draws from the prior (torch's global random state)."""
-        lay, hyp = self.layout, self.hyp
-        S, dtype = lay.n_sims, torch.get_default_dtype()
-        shape = (n, S, len(self.a))
-        # logit of Beta(a, b) = log Gamma(a) - log Gamma(b), in float64 (Gamma(0.5) is often
-        # below float32's smallest normal number)
-        gamma_a = Gamma(self.a, 1.0).sample(shape[:-1])
-        gamma_b = Gamma(self.b, 1.0).sample(shape[:-1])
-        sticks = gamma_a.clamp_min(1e-300).log() - gamma_b.clamp_min(1e-300).log() + self.offset
-        cols = [sticks.to(dtype)]
-        if lay.latent_lam:
-            log_lam = math.log(hyp.rationality) + hyp.rationality_scale * torch.randn(n, S, 1)
-            cols.append(log_lam)
-        shared = torch.zeros(n, S, 1)
-        if lay.latent_shared:
-            shared = hyp.shared_scale * torch.randn(n, S, 1)
-            cols.append(shared)
-        if lay.latent_shift:
-            mean = shared + hyp.essential_shift * self.essential
-            cols.append(mean + hyp.currency_scale * torch.randn(n, S, lay.n_currencies))
-        return torch.cat(cols, -1)
-
-    def log_prob(self, theta: torch.Tensor) -> torch.Tensor:
-        """``[..., S]`` log prior density of ``theta [..., S, W]`` (Jacobians included)."""
-        lay, hyp = self.layout, self.hyp
-        K1 = len(self.a)
-        u = theta[..., :K1].double() - self.offset
-        a, b = self.a, self.b
-        lp = (a * F.logsigmoid(u) + b * F.logsigmoid(-u) - self.log_beta).sum(-1)
-        lp = lp.to(theta.dtype)
-        j = K1
-        if lay.latent_lam:
-            log_lam = theta[..., j]
-            lp = lp + _normal_log_prob(log_lam, math.log(hyp.rationality), hyp.rationality_scale)
-            j += 1
-        shared = torch.zeros_like(lp)
-        if lay.latent_shared:
-            shared = theta[..., j]
-            lp = lp + _normal_log_prob(shared, 0.0, hyp.shared_scale)
-            j += 1
-        if lay.latent_shift:
-            mean = shared.unsqueeze(-1) + hyp.essential_shift * self.essential
-            shift = theta[..., j : j + lay.n_currencies]
-            lp = lp + _normal_log_prob(shift, mean, hyp.currency_scale).sum(-1)
-        return lp
-
-
-def _normal_log_prob(x: torch.Tensor, mean, sd: float) -> torch.Tensor:
-    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd) - 0.5 * math.log(2 * math.pi)
-
-
 @dataclass
 class MixtureProposal:
     """Per simulation, a mixture of ``J`` multivariate Student-t components (equal weights,
-    ``1 - defensive`` in all) and the prior (weight ``defensive``), on ``[S, W]`` columns.
+    ``1 - defensive`` in all) and the prior (weight ``defensive``), on the ``[S, W]`` columns
+    of :class:`~scai.models.prior.Coordinates`.
 
     The prior component bounds every importance weight by ``likelihood / defensive``
     (Hesterberg 1995, "Weighted average importance sampling and defensive mixture
@@ -136,23 +61,26 @@ class MixtureProposal:
     locs: torch.Tensor  # [J, S, W]
     scale_tril: torch.Tensor  # [J, S, W, W]
     df: float
-    prior: UnconstrainedPrior
+    density: MarginalDensity  # its prior is the defensive component
     defensive: float
 
-    def sample(self, n: int) -> torch.Tensor:
-        """``[n, S, W]`` (torch's global random state)."""
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, S, W]``."""
         J, S, W = self.locs.shape
+        dtype = self.locs.dtype
         sims = torch.arange(S)
-        component = torch.randint(J, (n, S))
-        z = torch.randn(n, S, W)
-        chi2 = Chi2(torch.tensor(self.df)).sample((n, S, 1))
-        z = z / (chi2 / self.df).sqrt()
+        component = torch.randint(J, (n, S), generator=generator)
+        z = torch.randn(n, S, W, generator=generator, dtype=dtype)
+        # chi2(df) = 2 Gamma(df / 2)
+        half_df = torch.full((n, S, 1), self.df / 2, dtype=torch.float64)
+        chi2 = 2 * torch._standard_gamma(half_df, generator=generator)
+        z = z / (chi2 / self.df).sqrt().to(dtype)
         theta = self.locs[component, sims] + (
             self.scale_tril[component, sims] @ z.unsqueeze(-1)
         ).squeeze(-1)
         if self.defensive > 0:
-            from_prior = torch.rand(n, S, 1) < self.defensive
-            theta = torch.where(from_prior, self.prior.sample(n), theta)
+            from_prior = torch.rand(n, S, 1, generator=generator) < self.defensive
+            theta = torch.where(from_prior, self.density.sample_prior(n, generator), theta)
         return theta
 
     def log_prob(self, theta: torch.Tensor) -> torch.Tensor:
@@ -175,17 +103,19 @@ class MixtureProposal:
             return local
         return torch.logaddexp(
             math.log1p(-self.defensive) + local,
-            math.log(self.defensive) + self.prior.log_prob(theta),
+            math.log(self.defensive) + self.density.log_prior(theta.flatten(-2)),
         )
 
 
-def _chunked_log_joint(potential: Potential, theta: torch.Tensor, chunk: int = 500) -> torch.Tensor:
-    """``[n, S]`` ``Potential.log_joint`` of ``theta [n, S, W]``, ``-inf`` where not finite
+def _chunked_log_joint(
+    density: MarginalDensity, theta: torch.Tensor, chunk: int = 500
+) -> torch.Tensor:
+    """``[n, S]`` ``MarginalDensity.log_joint`` of ``theta [n, S, W]``, ``-inf`` where not finite
     (far in a proposal's tails, where the density underflows)."""
     with torch.no_grad():
         out = torch.cat(
             [
-                potential.log_joint(theta[i : i + chunk].reshape(len(theta[i : i + chunk]), -1))
+                density.log_joint(theta[i : i + chunk].flatten(-2))
                 for i in range(0, len(theta), chunk)
             ]
         )
@@ -193,7 +123,7 @@ def _chunked_log_joint(potential: Potential, theta: torch.Tensor, chunk: int = 5
 
 
 def _modes(
-    potential: GradientPotential, starts: torch.Tensor, min_precision: float
+    density: MarginalDensity, starts: torch.Tensor, min_precision: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``modes [R, S, W]`` and Laplace covariances ``[R, S, W, W]``: L-BFGS on every
     simulation's exact log joint from each of ``starts [R, S, W]`` (:mod:`scai.inference.laplace`;
@@ -201,10 +131,10 @@ def _modes(
     ``min_precision`` so that flat or non-concave directions get a finite, wide scale."""
     modes, covariances = [], []
     for start in starts.double().numpy():
-        approx = laplace(potential, start.reshape(-1), min_precision=min_precision)
+        approx = laplace(density, start.reshape(-1), min_precision=min_precision)
         if approx is None:
             flat = start.reshape(-1)
-            approx = Laplace(flat, floored_inverse(hessian_blocks(potential, flat), min_precision))
+            approx = Laplace(flat, floored_inverse(hessian_blocks(density, flat), min_precision))
         modes.append(approx.mode.reshape(start.shape))
         covariances.append(approx.covariance)
     dtype = starts.dtype
@@ -213,23 +143,25 @@ def _modes(
     )
 
 
-def _systematic_resample(weights: torch.Tensor, n: int) -> torch.Tensor:
+def _systematic_resample(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """``[n, S]`` indices into ``weights [S, M]`` (normalised per row), in random order."""
     S = weights.shape[0]
     cdf = weights.double().cumsum(-1)
     cdf = cdf / cdf[:, -1:]
-    u = (torch.rand(S, 1, dtype=torch.float64) + torch.arange(n, dtype=torch.float64)) / n
+    start = torch.rand(S, 1, dtype=torch.float64, generator=generator)
+    u = (start + torch.arange(n, dtype=torch.float64)) / n
     index = torch.searchsorted(cdf, u).clamp_max(weights.shape[1] - 1)  # [S, n]
-    order = torch.rand(S, n).argsort(-1)
+    order = torch.rand(S, n, generator=generator).argsort(-1)
     return index.gather(-1, order).T
 
 
 def importance_correct(
-    potential: GradientPotential,
+    density: MarginalDensity,
     loc: torch.Tensor,
     cov: torch.Tensor,
     num_draws: int,
     proposal_draws: int,
+    generator: torch.Generator,
     settings: ImportanceSettings = ImportanceSettings(),
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Draws from the exact posterior of each simulation by importance resampling, with a
@@ -255,26 +187,25 @@ def importance_correct(
         import arviz as az
 
     S, W = loc.shape
-    prior = UnconstrainedPrior(potential)
-    K1 = len(prior.a)
+    sticks = density.columns["pi"]
     with torch.no_grad():
-        scout = prior.sample(settings.scout_draws)
+        scout = density.sample_prior(settings.scout_draws, generator)
         # start inside the simplex: far at its edge the log joint is flat
-        scout[..., :K1] = scout[..., :K1].clamp(-6.0, 6.0)
-        best = _chunked_log_joint(potential, scout).topk(settings.starts, dim=0).indices
+        scout[..., sticks] = scout[..., sticks].clamp(-6.0, 6.0)
+        best = _chunked_log_joint(density, scout).topk(settings.starts, dim=0).indices
         starts = torch.cat([loc.unsqueeze(0), scout[best, torch.arange(S)]])
-    modes, mode_cov = _modes(potential, starts, settings.min_precision)
+    modes, mode_cov = _modes(density, starts, settings.min_precision)
     with torch.no_grad():
         covs = torch.cat([cov.unsqueeze(0), mode_cov]).double()
         proposal = MixtureProposal(
             locs=torch.cat([loc.unsqueeze(0), modes]),
             scale_tril=torch.linalg.cholesky((covs + covs.transpose(-1, -2)) / 2).to(loc.dtype),
             df=settings.df,
-            prior=prior,
+            density=density,
             defensive=settings.defensive,
         )
-        theta = proposal.sample(proposal_draws)  # [M, S, W]
-        log_w = _chunked_log_joint(potential, theta) - proposal.log_prob(theta)
+        theta = proposal.sample(proposal_draws, generator)  # [M, S, W]
+        log_w = _chunked_log_joint(density, theta) - proposal.log_prob(theta)
         log_w = torch.where(torch.isfinite(log_w), log_w, -math.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its own k > 0.7 warning; ours names the simulations
@@ -284,5 +215,5 @@ def importance_correct(
     weights = torch.where(total > 0, weights / total.clamp_min(1e-300), 1.0 / weights.shape[1])
     k = np.where(total.squeeze(-1).numpy() > 0, k, np.nan)
     ess = (1.0 / (weights**2).sum(-1)).numpy()
-    index = _systematic_resample(weights, num_draws)  # [D, S]
+    index = _systematic_resample(weights, num_draws, generator)  # [D, S]
     return theta[index, torch.arange(S)], np.asarray(k, dtype=float), ess

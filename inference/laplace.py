@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-from scai.inference.gradient_potential import GradientPotential
+
+from scai.models.density import MarginalDensity
 
 
 @dataclass
@@ -34,14 +35,14 @@ class Laplace:
 
 
 def find_mode(
-    potential: GradientPotential, start: np.ndarray | None = None, max_iter: int = 200
+    density: MarginalDensity, start: np.ndarray | None = None, max_iter: int = 200
 ) -> np.ndarray | None:
     """A mode of the log joint (a minimum of ``U``) by L-BFGS from ``start`` (default: the
     prior median), or ``None`` if the optimiser ends at a non-finite point."""
-    x0 = potential.initial().double().numpy() if start is None else np.asarray(start, float)
+    x0 = density.initial().double().numpy() if start is None else np.asarray(start, float)
     with np.errstate(all="ignore"):
         result = scipy.optimize.minimize(
-            potential.value_and_grad,
+            density.value_and_grad,
             x0,
             jac=True,
             method="L-BFGS-B",
@@ -52,23 +53,22 @@ def find_mode(
     return result.x
 
 
-def hessian_blocks(potential: GradientPotential, at: np.ndarray, step: float = 1e-5) -> np.ndarray:
+def hessian_blocks(density: MarginalDensity, at: np.ndarray, step: float = 1e-5) -> np.ndarray:
     """``[S, W, W]``: each simulation's block of the Hessian of ``U`` at ``at``, by central
     differences of the gradient, symmetrised."""
-    lay = potential.layout
-    S, W = lay.n_sims, lay.width
+    S, W = density.coords.n_sims, density.coords.width
     hessian = np.empty((S, W, W))
     for j in range(W):
         delta = np.zeros((S, W))
         delta[:, j] = step
-        up = potential.value_and_grad(at + delta.reshape(-1))[1].reshape(S, W)
-        down = potential.value_and_grad(at - delta.reshape(-1))[1].reshape(S, W)
+        up = density.value_and_grad(at + delta.reshape(-1))[1].reshape(S, W)
+        down = density.value_and_grad(at - delta.reshape(-1))[1].reshape(S, W)
         hessian[:, :, j] = (up - down) / (2 * step)
     return 0.5 * (hessian + hessian.transpose(0, 2, 1))
 
 
 def laplace(
-    potential: GradientPotential,
+    density: MarginalDensity,
     start: np.ndarray | None = None,
     min_precision: float | None = None,
 ) -> Laplace | None:
@@ -77,10 +77,10 @@ def laplace(
     ``min_precision=None``: ``None`` unless every block is positive definite (a proper mode).
     A number: the blocks' eigenvalues are floored at it, so flat or non-concave directions get
     a finite, wide scale (``sd <= min_precision ** -0.5``)."""
-    mode = find_mode(potential, start)
+    mode = find_mode(density, start)
     if mode is None:
         return None
-    hessian = hessian_blocks(potential, mode)
+    hessian = hessian_blocks(density, mode)
     if min_precision is None:
         try:
             np.linalg.cholesky(hessian)

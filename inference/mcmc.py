@@ -1,11 +1,10 @@
 """The MCMC engine: NUTS on the continuous sites, with the discrete sites summed out.
 
-The potential is the negative log density of :func:`scai.models.marginal.marginal_model`, the model
-with each user's policy and manner summed out by hand (equal to the enumerated Pyro model's
-density; a test checks it), on an unconstrained vector (stick-breaking ``pi``, log ``lam``,
-currency shifts): :class:`scai.inference.potential.Potential` writes it in torch, and NUTS runs on
-:class:`scai.inference.gradient_potential.GradientPotential`, the same density with its gradient
-derived by hand and evaluated in NumPy (equal to autograd's; 2.7-3.3x cheaper per gradient).
+The potential is the negative log density of :class:`scai.models.density.MarginalDensity`, the
+model with each user's policy and manner summed out by hand (equal to the enumerated Pyro
+model's density; a test checks it), on an unconstrained vector (stick-breaking ``pi``, log
+``lam``, currency shifts); NUTS runs on its NumPy backend, whose gradient is derived by hand
+(equal to the torch reference's autograd; 2.7-3.3x cheaper per gradient).
 Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 
@@ -26,12 +25,13 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer.mcmc import MCMC, NUTS
+
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
-from scai.inference.gradient_potential import GradientPotential
 from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
 from scai.inference.workers import shutdown_workers, worker_pool
+from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 
@@ -107,21 +107,21 @@ def _run_chain(
     """One NUTS chain; returns constrained draws ``[samples, ...]`` and per-draw stats."""
     torch.set_num_threads(1)
     pyro.set_rng_seed(seed * 1000 + chain)
-    potential = GradientPotential(data, hypothesis)
+    density = MarginalDensity(data, hypothesis)
     # Start from the prior median: uniform starts in (-2, 2) can land beside a local mode at
     # very low rationality (measured: 3,000 nats below the global one) and stay there. From
     # there, the Laplace approximation's mode and scales (see inference.laplace).
-    approx = laplace(potential)
+    approx = laplace(density)
     dtype = torch.get_default_dtype()
     if approx is None:
-        start = potential.initial() + 0.1 * torch.randn(potential.layout.size)
+        start = density.initial() + 0.1 * torch.randn(density.coords.size)
         inverse_mass = None
     else:
         sd = torch.as_tensor(approx.variance, dtype=dtype).sqrt()
         start = torch.as_tensor(approx.mode, dtype=dtype) + sd * torch.randn(sd.shape)
         inverse_mass = sd**2
     kernel = RecordingNUTS(
-        potential_fn=lambda params: potential(params["theta"]),
+        potential_fn=lambda params: density(params["theta"]),
         target_accept_prob=target_accept,
         initial_inverse_mass=inverse_mass,
     )
@@ -136,7 +136,7 @@ def _run_chain(
         )
         mcmc.run()
     theta = mcmc.get_samples()["theta"].detach()
-    sites = potential.constrain(theta)
+    sites = density.constrain(theta)
     draws = {k: v.numpy() for k, v in sites.items()}
     stats = {k: np.asarray(v[warmup:]) for k, v in kernel.stats.items()}
     return draws, stats

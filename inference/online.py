@@ -10,6 +10,7 @@ gives the posterior after ``e + 1``. The assistant runs this every epoch.
 from __future__ import annotations
 
 import pandas as pd
+
 from scai.inference.exact import update_exact
 from scai.inference.fit import prepare
 from scai.inference.posterior import Posterior

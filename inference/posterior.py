@@ -8,7 +8,6 @@ The assistant acts with :meth:`Posterior.predictive`.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.language import MANNERS
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, type_posterior, user_loglik
 from scai.models.model import group_tables
+from scai.models.prior import GroupPrior
 
 CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
 
@@ -119,22 +120,18 @@ class Posterior:
         ``generator``, or by default from one seeded by the posterior's seed and the currency's
         name, so the same posterior always answers the same for the same currency.
         """
-        hyp = self.hypothesis
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
         if currency in self.data.currencies and "shift" in self.draws:
             return self.flat_draws("shift")[..., self.data.currencies.index(currency)]
         base = (
             self.flat_draws("shift_shared") if "shift_shared" in self.draws else torch.zeros(D, S)
         )
-        mean = base + hyp.essential_shift * float(get_currency(currency).essential)
-        if hyp.currency_scale > 0:
-            if generator is None:
-                generator = torch.Generator().manual_seed(
-                    self.seed * 1_000_003 + zlib.crc32(currency.encode())
-                )
-            noise = torch.randn(D, S, generator=generator, dtype=mean.dtype)
-            return mean + hyp.currency_scale * noise
-        return mean
+        if generator is None:
+            generator = torch.Generator().manual_seed(
+                self.seed * 1_000_003 + zlib.crc32(currency.encode())
+            )
+        essential = get_currency(currency).essential
+        return GroupPrior(self.hypothesis).currency_shift(base, essential, generator)
 
     def shifts_in_data(self) -> torch.Tensor:
         """``[D, S, C]`` shifts of the data's currencies."""
@@ -192,25 +189,10 @@ class Posterior:
 
     def log_prior(self) -> torch.Tensor:
         """``[chains, draws, S]`` log prior density of each draw's continuous sites, as the
-        model's ``group_parameters`` states them (``pi`` on the simplex, ``lam`` on its own
-        scale, shifts Normal)."""
-        hyp = self.hypothesis
-        dtype = torch.float64
-        conc = torch.tensor(hyp.pi_concentration, dtype=dtype)
-        pi = self.flat_draws("pi").double().clamp_min(1e-300)
-        lp = torch.distributions.Dirichlet(conc).log_prob(pi / pi.sum(-1, keepdim=True))
-        if "lam" in self.draws:
-            lam = torch.distributions.LogNormal(math.log(hyp.rationality), hyp.rationality_scale)
-            lp = lp + lam.log_prob(self.flat_draws("lam").double())
-        shared = torch.zeros_like(lp)
-        if "shift_shared" in self.draws:
-            shared = self.flat_draws("shift_shared").double()
-            lp = lp + torch.distributions.Normal(0.0, hyp.shared_scale).log_prob(shared)
-        if "shift" in self.draws:
-            essential = self.data.essential.reshape(-1).double()  # [C]
-            mean = shared.unsqueeze(-1) + hyp.essential_shift * essential
-            normal = torch.distributions.Normal(mean, hyp.currency_scale)
-            lp = lp + normal.log_prob(self.flat_draws("shift").double()).sum(-1)
+        model states them (:class:`~scai.models.prior.GroupPrior`: ``pi`` on the simplex,
+        ``lam`` on its own scale, shifts Normal)."""
+        sites = {name: self.flat_draws(name) for name in self.draws}
+        lp = GroupPrior(self.hypothesis).log_prob(sites, self.data.essential)
         return lp.reshape(self.n_chains, self.n_draws, -1)
 
     def log_joint(self) -> torch.Tensor:

@@ -55,12 +55,13 @@ import pyro
 import torch
 from pyro.infer import SVI, JitTraceEnum_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_median
+
 from scai.inference.draws import latent_sites, squeeze_site
-from scai.inference.gradient_potential import GradientPotential
 from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
 from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
 from scai.inference.progress import progress_bar
+from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
@@ -77,15 +78,15 @@ LAPLACE_STEP = 0.1  # the means' step size, as a fraction of their posterior sd
 NOISE_Z = 2.0  # a window-mean change within this many standard errors is noise
 
 
-def _start_at_laplace(sites: tuple[str, ...], potential: GradientPotential, n_sims: int) -> bool:
+def _start_at_laplace(sites: tuple[str, ...], density: MarginalDensity, n_sims: int) -> bool:
     """Put the mean-field guide at the Laplace approximation: means at the mode, scales at the
     mean-field optimum for that Gaussian, ``1 / sqrt(H_ii)`` (the marginal sds
     ``sqrt(Sigma_ii)`` are wider where sites correlate: up to 9x for ``pooled``'s shifts),
     capped at 1. Returns ``False`` (the guide stays at the prior median) if no mode is found."""
-    approx = laplace(potential, min_precision=1.0)
+    approx = laplace(density, min_precision=1.0)
     if approx is None:
         return False
-    width = potential.layout.width
+    width = density.coords.width
     mode = torch.as_tensor(approx.mode.reshape(n_sims, width))
     precision = np.linalg.inv(approx.covariance)  # the floored Hessian blocks
     scale = torch.as_tensor(np.diagonal(precision, axis1=1, axis2=2) ** -0.5).clamp(max=1.0)
@@ -138,7 +139,7 @@ def _guide_blocks(
     guide: AutoNormal | AutoMultivariateNormal, sites: tuple[str, ...], n_sims: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The guide's normal in the unconstrained space, cut into one block per simulation with
-    the columns of :class:`~scai.inference.potential.Potential`: ``loc [S, W]``, ``cov [S, W, W]``.
+    the columns of :class:`~scai.models.prior.Coordinates`: ``loc [S, W]``, ``cov [S, W, W]``.
 
     Simulations share no parameter, so the blocks are all a proposal needs; the full-covariance
     guide's covariances across simulations (~0 after fitting) are dropped.
@@ -221,14 +222,14 @@ def fit_svi(
     laplace_start = init == "laplace" and guide_name == "normal" and not warm
     # the exact log joint: for the Laplace start and for the correction
     needed = laplace_start or correction == "importance"
-    potential = GradientPotential(data, hypothesis) if needed else None
+    density = MarginalDensity(data, hypothesis) if needed else None
     # How the guide starts: from the previous fit, at the Laplace approximation, or at the
     # prior median (also the fallback). The first two get step sizes scaled to the guide.
     start = "median"
     if warm:
         pyro.get_param_store().set_state(warm_start.engine_state)
         start = "warm"
-    elif laplace_start and _start_at_laplace(sites, potential, S):
+    elif laplace_start and _start_at_laplace(sites, density, S):
         start = "laplace"
     scaled = start != "median" and guide_name == "normal"
     step_sizes = _scaled_steps(sites, learning_rate) if scaled else {}
@@ -284,8 +285,9 @@ def fit_svi(
     if correction == "importance":
         loc, cov = _guide_blocks(guide, sites, S)
         n_proposal = proposal_draws if proposal_draws is not None else max(2000, 2 * num_draws)
-        theta, k, ess = importance_correct(potential, loc, cov, num_draws, n_proposal)
-        constrained = potential.constrain(theta.reshape(num_draws, -1))
+        generator = torch.Generator().manual_seed(seed)
+        theta, k, ess = importance_correct(density, loc, cov, num_draws, n_proposal, generator)
+        constrained = density.constrain(theta.reshape(num_draws, -1))
         draws = {name: constrained[name].unsqueeze(0) for name in sites}  # [1, D, S, ...]
         diagnostics["importance"] = {
             "proposal_draws": n_proposal,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from scai.models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 

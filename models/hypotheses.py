@@ -33,6 +33,7 @@ from typing import Any
 
 import tomli_w
 import torch
+
 from scai.models.language import MANNERS, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 

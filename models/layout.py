@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
+
 from scai.models.game import CURRENCIES
 from scai.models.language import TONES
 

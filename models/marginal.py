@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import group_tables
@@ -190,15 +191,6 @@ def type_posterior(log_pi: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:
     return torch.softmax(log_pi.unsqueeze(-2) + loglik, dim=-1)
 
 
-def fixed_parameters(hypothesis: Hypothesis, data: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lam [S], shift [S, C])`` when neither is latent (their fixed values)."""
-    S = data.shape[0]
-    dtype = torch.get_default_dtype()
-    lam = torch.full((S,), hypothesis.rationality, dtype=dtype)
-    shift = (hypothesis.essential_shift * data.essential).expand(S, -1).to(dtype)
-    return lam, shift
-
-
 def marginal_model(
     data: GroupData,
     hypothesis: Hypothesis,
@@ -210,6 +202,7 @@ def marginal_model(
     simulation. Its density equals the enumerated Pyro model's; gradient-based engines use it
     because it skips Pyro's enumeration bookkeeping."""
     import pyro
+
     from scai.models.model import group_parameters
 
     S = data.shape[0]

@@ -25,12 +25,11 @@ marked for parallel enumeration.
 
 from __future__ import annotations
 
-import math
-
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.policies import (
@@ -40,6 +39,7 @@ from scai.models.policies import (
     rational_tables,
     utility_tables,
 )
+from scai.models.prior import GroupPrior
 
 ENUM = {"enumerate": "parallel"}
 MAX_PLATE_NESTING = 3
@@ -71,31 +71,29 @@ def group_tables(
 def group_parameters(
     data: GroupData, hypothesis: Hypothesis
 ) -> tuple[pyro.plate, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The continuous sites: ``pi [S,1,1,K]``, ``lam [S,1,1]`` and ``shift [S,1,C]``, sampled
-    in the ``sims`` plate (returned for reuse)."""
+    """The continuous sites, drawn from the hypothesis's prior (:class:`GroupPrior`):
+    ``pi [S,1,1,K]``, ``lam [S,1,1]`` and ``shift [S,1,C]``, sampled in the ``sims`` plate
+    (returned for reuse)."""
     S = data.shape[0]
     C = len(data.currencies)
     dtype = torch.get_default_dtype()
-    concentration = torch.tensor(hypothesis.pi_concentration, dtype=dtype)
+    prior = GroupPrior(hypothesis)
     sims = pyro.plate("sims", S, dim=-3)
     with sims:
-        pi = pyro.sample("pi", dist.Dirichlet(concentration))  # [S, 1, 1, K]
-        if hypothesis.rationality_is_latent:
-            lam = pyro.sample(
-                "lam",
-                dist.LogNormal(math.log(hypothesis.rationality), hypothesis.rationality_scale),
-            )
+        pi = pyro.sample("pi", prior.pi_dist())  # [S, 1, 1, K]
+        if prior.latent_lam:
+            lam = pyro.sample("lam", prior.lam_dist())
         else:
             lam = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
-        shift0 = (
-            pyro.sample("shift_shared", dist.Normal(0.0, hypothesis.shared_scale))
-            if hypothesis.shared_scale > 0
+        shared = (
+            pyro.sample("shift_shared", prior.shared_dist())
+            if prior.latent_shared
             else torch.zeros(S, 1, 1, dtype=dtype)
         )
-        shift_mean = shift0 + hypothesis.essential_shift * data.essential  # [S, 1, C]
-        if hypothesis.currency_scale > 0:
+        shift_mean = prior.shift_mean(shared.reshape(S, 1), data.essential).reshape(S, 1, C)
+        if prior.latent_shift:
             with pyro.plate("currencies", C, dim=-1):
-                shift = pyro.sample("shift", dist.Normal(shift_mean, hypothesis.currency_scale))
+                shift = pyro.sample("shift", prior.shift_dist(shift_mean))
         else:
             shift = shift_mean.expand(S, 1, C)
     return sims, pi, lam, shift

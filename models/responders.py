@@ -67,6 +67,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
+
 from scai.models.hypotheses import Hypothesis, HypothesisError, get_hypothesis
 from scai.models.policies import policy_parameters, utility
 

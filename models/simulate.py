@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
+
 from scai.models.data import INTERACTION_COLUMNS, USER_COLUMNS
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import pyro
 import torch
+from scipy import stats
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import social_contract_model
 from scai.models.simulate import _to_tables, make_schedule
-from scipy import stats
 
 
 @dataclass

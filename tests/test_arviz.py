@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
 from scai.inference import Posterior, fit  # noqa: E402
 from scai.inference.diagnostics import DiagnosticWarning  # noqa: E402
 from scai.models.data import INTERACTION_COLUMNS  # noqa: E402

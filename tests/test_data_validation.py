@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from scai.experiments.cli import main
 from scai.models.data import (
     INTERACTION_COLUMNS,

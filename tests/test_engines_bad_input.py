@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 import scai.inference.exact
 import scai.inference.mcmc
 import scai.inference.svi

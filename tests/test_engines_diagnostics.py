@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import torch
+
 from scai.inference import fit
 from scai.inference.diagnostics import ESS_MIN, R_HAT_MAX, DiagnosticWarning
 from scai.inference.svi import ConvergenceWarning

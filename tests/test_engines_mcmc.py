@@ -60,6 +60,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
+
 from scai.inference import fit
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.exact import fit_exact
@@ -67,7 +69,6 @@ from scai.inference.fit import prepare
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.marginal import type_posterior
 from scai.models.simulate import simulate
-from scipy import stats
 
 HYPOTHESIS = Hypothesis(name="latent_lam", rationality=2.0, rationality_scale=0.5)
 MIX = {"selfish": 0.40, "fair": 0.35, "altruistic": 0.25}

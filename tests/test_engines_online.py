@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+
 from scai.inference import fit
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.simulate import simulate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from scai.inference import fit
 from scai.models.hypotheses import PRESETS
 from scai.models.simulate import simulate

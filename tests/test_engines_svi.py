@@ -27,7 +27,7 @@ its sd was 0.66x the exact one (median over replications; SBC of the shift: p = 
 Agreement (``TOL = 0.03`` on ``policy_probs`` and ``pi_mean()``): the reference is the exact
 engine on a fine grid (simplex lattice of 15,000 points instead of the default 3,000). Each
 lattice point carries the Dirichlet(0.5) prior's mass of its cell
-(:func:`scai.inference.grids.dirichlet_cell_log_weights`); measured on these groups, a user of the
+(:meth:`scai.models.prior.GroupPrior.pi_cell_log_weights`); measured on these groups, a user of the
 one-norm group whose type hinges on ``pi``'s mass near the simplex edge moves by 0.0206,
 0.0056, 0.0016 and 0.0002 from 500, 1,500, 3,000 and 5,000 points to 15,000 (faster than
 1 / n^2), so the default grid is within ``TOL / 10`` of the reference
@@ -67,24 +67,19 @@ import pandas as pd
 import pytest
 import torch
 from sbc_util import prior_replications, ranks, thin, uniformity_pvalue
+from small_groups import three_mixed_groups
+
 from scai.inference import fit
 from scai.inference.draws import latent_sites
 from scai.inference.exact import fit_exact
 from scai.inference.fit import prepare
-from scai.inference.gradient_potential import GradientPotential
-from scai.inference.importance import (
-    PARETO_K_MAX,
-    ImportanceWarning,
-    MixtureProposal,
-    UnconstrainedPrior,
-)
+from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, MixtureProposal
 from scai.inference.laplace import laplace
-from scai.inference.potential import Potential
 from scai.inference.svi import ConvergenceWarning, fit_svi
+from scai.models.density import MarginalDensity
 from scai.models.hypotheses import PRESETS
 from scai.models.marginal import EventIndex, group_loglik, user_loglik
 from scai.models.simulate import simulate
-from small_groups import three_mixed_groups
 
 TOL = 0.03
 ALPHA = 0.01
@@ -255,16 +250,13 @@ def test_exact_default_grid_error_near_the_simplex_edge(exact):
     ],
     ids=lambda h: h.name,
 )
-def test_unconstrained_prior_is_the_potentials_prior(float64, hypothesis):
-    """``Potential.log_joint - UnconstrainedPrior.log_prob`` is the group log-likelihood (so
-    the proposal's prior component is the model's prior), and the prior draws of ``pi`` have
-    the Dirichlet's mean and variance."""
+def test_log_joint_minus_log_prior_is_the_group_loglik(float64, hypothesis):
+    """``MarginalDensity.log_joint - log_prior`` is the group log-likelihood of
+    :mod:`scai.models.marginal` (so the proposal's prior component is the model's prior)."""
     data = three_mixed_groups()
-    potential = Potential(data, hypothesis)
-    prior = UnconstrainedPrior(potential)
-    torch.manual_seed(0)
-    theta = prior.sample(4)  # [4, S, W]
-    sites = potential.constrain(theta.reshape(4, -1))
+    density = MarginalDensity(data, hypothesis)
+    theta = density.sample_prior(4, torch.Generator().manual_seed(0)).reshape(4, -1)
+    sites = density.constrain(theta)
     S = data.shape[0]
     lam = sites.get("lam", torch.full((4, S), hypothesis.rationality))
     shared = sites.get("shift_shared", torch.zeros(4, S)).unsqueeze(-1)
@@ -274,26 +266,20 @@ def test_unconstrained_prior_is_the_potentials_prior(float64, hypothesis):
         user_loglik(data, hypothesis, lam, shift, EventIndex.from_data(data)),
         data.user_mask,
     )
-    got = potential.log_joint(theta.reshape(4, -1)) - prior.log_prob(theta)
+    got = density.log_joint(theta) - density.log_prior(theta)
     torch.testing.assert_close(got, loglik, rtol=0, atol=1e-9)
-    pi = potential.constrain(prior.sample(20000).reshape(20000, -1))["pi"]  # [n, S, 3]
-    a = torch.tensor(hypothesis.pi_concentration)
-    mean, var = a / a.sum(), a / a.sum() * (1 - a / a.sum()) / (a.sum() + 1)
-    torch.testing.assert_close(pi.mean(0), mean.expand(S, -1), rtol=0, atol=0.01)
-    torch.testing.assert_close(pi.var(0), var.expand(S, -1), rtol=0, atol=0.01)
 
 
 def test_mixture_proposal_density_is_normalised(float64):
     """``E_q[f / q] = 1`` for a normalised density ``f`` (a standard normal here): the
     proposal's ``log_prob`` is the density of its ``sample``, mixture and prior included."""
-    potential = Potential(three_mixed_groups(), PRESETS["pooled"])
-    prior = UnconstrainedPrior(potential)
-    S, W = potential.layout.n_sims, potential.layout.width
-    torch.manual_seed(1)
-    locs = torch.randn(2, S, W) * 0.5
+    density = MarginalDensity(three_mixed_groups(), PRESETS["pooled"])
+    S, W = density.coords.n_sims, density.coords.width
+    generator = torch.Generator().manual_seed(1)
+    locs = torch.randn(2, S, W, generator=generator) * 0.5
     tril = torch.linalg.cholesky(torch.eye(W) * 0.8 + 0.2).expand(2, S, W, W)
-    proposal = MixtureProposal(locs, tril, df=3.0, prior=prior, defensive=0.3)
-    theta = proposal.sample(200000)
+    proposal = MixtureProposal(locs, tril, df=3.0, density=density, defensive=0.3)
+    theta = proposal.sample(200000, generator)
     log_f = torch.distributions.Normal(0.0, 1.0).log_prob(theta).sum(-1)
     ratio = (log_f - proposal.log_prob(theta)).exp()  # [n, S]
     err = ratio.std(0) / math.sqrt(len(ratio))
@@ -346,9 +332,9 @@ def test_svi_guide_starts_at_the_laplace_mode(init, hypothesis):
         )
     assert post.diagnostics["start"] == init
     params = post.engine_state["params"]
-    potential = GradientPotential(data, hypothesis)
-    approx = laplace(potential, min_precision=1.0)
-    width = potential.layout.width
+    density = MarginalDensity(data, hypothesis)
+    approx = laplace(density, min_precision=1.0)
+    width = density.coords.width
     mode = torch.as_tensor(approx.mode).reshape(3, width)
     precision = np.linalg.inv(approx.covariance)
     scale = torch.as_tensor(np.diagonal(precision, axis1=1, axis2=2) ** -0.5).clamp(max=1.0)

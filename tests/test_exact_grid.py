@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 from sbc_util import prior_replications
+
 from scai.inference.exact import _zoom_modes, fit_exact
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from scai.experiments.cli import main
 from scai.experiments.registry import EXPERIMENTS, load
 

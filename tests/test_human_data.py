@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from scai.models.data import INTERACTION_COLUMNS, DataError, read_interactions, validate_frame
 from scai.models.human_data import read_human_data, rejection_by_offer
 

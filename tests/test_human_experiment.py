@@ -24,6 +24,7 @@ import pyro
 import pytest
 import torch
 from pyro.infer import TraceEnum_ELBO
+
 from scai.experiments import human_data as H
 from scai.experiments.cli import main as cli
 from scai.models.human_data import read_human_data, rejection_by_offer

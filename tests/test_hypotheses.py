@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import reference as ref
 import torch
+
 from scai.models.hypotheses import PRESETS, Hypothesis, HypothesisError, get_hypothesis
 from scai.models.language import MANNERS
 from scai.models.policies import PolicyType

@@ -31,6 +31,7 @@ import pytest
 import reference as ref
 import torch
 from pyro.poutine.util import site_is_subsample
+
 from scai.inference.posterior import Posterior
 from scai.models.data import validate_frame
 from scai.models.game import CURRENCIES

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 import scai
 
 ROOT = Path(__file__).resolve().parents[1]

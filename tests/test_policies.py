@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+
 from scai.models.hypotheses import Hypothesis
 from scai.models.policies import DEFAULT_POLICIES, PolicyType, action_tables, policy_parameters
 from scai.models.simulate import simulate

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pyro
 import pytest
+
 from scai.experiments.cli import build_parser
 from scai.experiments.common import settings_from
 from scai.experiments.protocol import (

@@ -30,6 +30,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sbc_util import prior_replications, ranks, snap_to_grid, thin, uniformity_pvalue
+
 from scai.inference import fit
 from scai.models.hypotheses import PRESETS, Hypothesis
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import reference as ref
+
 from scai.experiments.cli import main
 from scai.models.data import read_interactions, read_users, users_path
 from scai.models.hypotheses import PRESETS, Hypothesis

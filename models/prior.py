@@ -1,0 +1,359 @@
+"""The prior of a group's continuous sites: the one place its distributions are written.
+
+For one group (simulation) ``s`` under a :class:`~scai.models.hypotheses.Hypothesis`, with
+``e_c = 1`` for essential-goods currencies::
+
+    pi_s        ~ Dirichlet(a)                                     the group's norm mixture
+    lam_s       ~ LogNormal(log lam0, sigma_lam)   if sigma_lam > 0, else lam0    rationality
+    delta0_s    ~ Normal(0, sigma_0)               if sigma_0 > 0,   else 0       shared shift
+    delta_{s,c} ~ Normal(delta0_s + mu e_c, tau)   if tau > 0,       else delta0_s + mu e_c
+
+Everything that needs the prior reads it from a :class:`GroupPrior`: the Pyro model
+(:func:`scai.models.model.group_parameters`) takes its distributions, the marginal density
+(:class:`scai.models.density.MarginalDensity`) its log density on the unconstrained
+coordinates (torch and NumPy with the gradient), the exact engine the Gaussian of the
+coordinates it grids, the posterior its log density and an unseen currency's shift, and the
+assistant its draws before any data.
+
+**Unconstrained coordinates** (:class:`Coordinates`), per simulation: ``K - 1`` stick-breaking
+coordinates of ``pi`` (torch's ``StickBreakingTransform``: ``z_j = sigmoid(x_j - log(K-1-j))``,
+``pi_j = z_j prod_{i<j} (1 - z_i)``), then ``log lam``, ``delta0`` and one ``delta_c`` per
+currency in the data, for the sites the hypothesis makes latent. Under ``pi ~ Dirichlet(a)``
+the fractions ``z_j`` are independent ``Beta(a_j, b_j)`` with ``b_j = a_{j+1} + ... + a_K``, so
+the log density of ``x`` (the Dirichlet's and the transform's Jacobian in one) is
+``sum_j a_j log sigmoid(t_j) + b_j log sigmoid(-t_j) - log B(a_j, b_j)`` with
+``t_j = x_j - log(K-1-j)``: it never underflows where the Dirichlet density of ``pi`` would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+from scipy.special import betaln, expit, log_expit
+
+from scai.models.hypotheses import Hypothesis
+
+SITES = ("pi", "lam", "shift_shared", "shift")
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where each latent site lives in the unconstrained vector (columns of ``[S, width]``)."""
+
+    n_sims: int
+    n_policies: int
+    n_currencies: int
+    latent_lam: bool
+    latent_shared: bool
+    latent_shift: bool
+
+    @property
+    def width(self) -> int:
+        return (
+            self.n_policies
+            - 1
+            + int(self.latent_lam)
+            + int(self.latent_shared)
+            + self.n_currencies * int(self.latent_shift)
+        )
+
+    @property
+    def size(self) -> int:
+        return self.n_sims * self.width
+
+    @property
+    def has_scalars(self) -> bool:
+        """Whether any site besides ``pi`` is latent."""
+        return self.latent_lam or self.latent_shared or self.latent_shift
+
+    def columns(self) -> dict[str, slice]:
+        """Each latent site's columns."""
+        out, j = {"pi": slice(0, self.n_policies - 1)}, self.n_policies - 1
+        for name, on, n in (
+            ("lam", self.latent_lam, 1),
+            ("shift_shared", self.latent_shared, 1),
+            ("shift", self.latent_shift, self.n_currencies),
+        ):
+            if on:
+                out[name] = slice(j, j + n)
+                j += n
+        return out
+
+
+class GroupPrior:
+    """The prior of the continuous sites (module docstring), for one hypothesis."""
+
+    def __init__(self, hypothesis: Hypothesis):
+        self.hypothesis = hypothesis
+        h = hypothesis
+        self.concentration = tuple(float(a) for a in h.pi_concentration)
+        self.lam_loc = math.log(h.rationality)
+        self.lam_scale = float(h.rationality_scale)
+        self.shared_scale = float(h.shared_scale)
+        self.currency_scale = float(h.currency_scale)
+        self.essential_shift = float(h.essential_shift)
+        alpha = np.asarray(self.concentration, dtype=np.float64)
+        K = len(alpha)
+        # stick-breaking fractions: z_j ~ Beta(a_j, b_j) at t_j = x_j - offset_j
+        self.stick_a = alpha[:-1].copy()
+        self.stick_b = np.cumsum(alpha[::-1])[::-1][1:].copy()
+        self.stick_offset = np.log(K - 1 - np.arange(K - 1, dtype=np.float64))
+        self.stick_log_norm = betaln(self.stick_a, self.stick_b)
+        self._sticks_torch = tuple(
+            torch.from_numpy(v)
+            for v in (self.stick_a, self.stick_b, self.stick_offset, self.stick_log_norm)
+        )
+
+    # -- which sites are latent --------------------------------------------------------------
+    @property
+    def latent_lam(self) -> bool:
+        return self.lam_scale > 0
+
+    @property
+    def latent_shared(self) -> bool:
+        return self.shared_scale > 0
+
+    @property
+    def latent_shift(self) -> bool:
+        return self.currency_scale > 0
+
+    def latent_sites(self) -> tuple[str, ...]:
+        flags = (True, self.latent_lam, self.latent_shared, self.latent_shift)
+        return tuple(name for name, on in zip(SITES, flags, strict=True) if on)
+
+    def coordinates(self, n_sims: int, n_currencies: int) -> Coordinates:
+        return Coordinates(
+            n_sims,
+            len(self.concentration),
+            n_currencies,
+            self.latent_lam,
+            self.latent_shared,
+            self.latent_shift,
+        )
+
+    # -- the distributions (constrained space) -----------------------------------------------
+    def pi_dist(self) -> dist.Dirichlet:
+        dtype = torch.get_default_dtype()
+        return dist.Dirichlet(torch.tensor(self.concentration, dtype=dtype))
+
+    def lam_dist(self) -> dist.LogNormal:
+        return dist.LogNormal(self.lam_loc, self.lam_scale)
+
+    def shared_dist(self) -> dist.Normal:
+        return dist.Normal(0.0, self.shared_scale)
+
+    def shift_mean(self, shared: torch.Tensor, essential: torch.Tensor) -> torch.Tensor:
+        """``[..., C]``: ``delta0 + mu e_c`` for ``shared [...]`` and ``essential [C]``."""
+        return shared.unsqueeze(-1) + self.essential_shift * essential.to(shared.dtype)
+
+    def shift_dist(self, mean: torch.Tensor) -> dist.Normal:
+        return dist.Normal(mean, self.currency_scale)
+
+    def log_prob(self, sites: dict[str, torch.Tensor], essential: torch.Tensor) -> torch.Tensor:
+        """``[...]`` log density of constrained draws ``pi [..., K]``, and where latent
+        ``lam [...]``, ``shift_shared [...]``, ``shift [..., C]`` (``essential [C]``)."""
+        pi = sites["pi"].double().clamp_min(1e-300)
+        lp = self.pi_dist().log_prob(pi / pi.sum(-1, keepdim=True)).double()
+        if self.latent_lam:
+            lp = lp + self.lam_dist().log_prob(sites["lam"].double())
+        shared = torch.zeros_like(lp)
+        if self.latent_shared:
+            shared = sites["shift_shared"].double()
+            lp = lp + self.shared_dist().log_prob(shared)
+        if self.latent_shift:
+            mean = self.shift_mean(shared, essential.double())
+            lp = lp + self.shift_dist(mean).log_prob(sites["shift"].double()).sum(-1)
+        return lp
+
+    # -- draws --------------------------------------------------------------------------------
+    def sample(
+        self, shape: tuple[int, ...], essential: torch.Tensor, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Constrained draws of every site with batch ``shape`` (e.g. ``(draws, sims)``):
+        ``pi [*shape, K]``, ``lam [*shape]``, ``shift_shared [*shape]`` and the currencies'
+        total shifts ``shift [*shape, C]`` (fixed values where a site is not latent), for
+        ``essential [C]`` (or any shape broadcasting to ``[*shape, C]``, e.g. ``[S, 1]`` for
+        one currency per simulation)."""
+        dtype = torch.float64
+        conc = torch.tensor(self.concentration, dtype=dtype).expand(*shape, -1)
+        pi = torch._sample_dirichlet(conc.contiguous(), generator=generator)
+        lam = torch.full(shape, math.exp(self.lam_loc), dtype=dtype)
+        if self.latent_lam:
+            lam = (self.lam_loc + self.lam_scale * _randn(shape, generator)).exp()
+        shared = self.shared_scale * _randn(shape, generator)
+        mean = self.shift_mean(shared, essential.double())
+        shift = mean + self.currency_scale * _randn(mean.shape, generator)
+        out = {"pi": pi, "lam": lam, "shift_shared": shared, "shift": shift}
+        return {k: v.to(torch.get_default_dtype()) for k, v in out.items()}
+
+    def currency_shift(
+        self, shared: torch.Tensor, essential: bool, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draws of a currency's shift ``delta_c`` given draws of ``delta0`` (``shared
+        [...]``): its prior given the shared shift, for a currency without data."""
+        mean = shared + self.essential_shift * float(essential)
+        if not self.latent_shift:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + self.currency_scale * noise
+
+    # -- the exact engine's coordinates -------------------------------------------------------
+    def pi_cell_log_weights(self, points: torch.Tensor) -> torch.Tensor:
+        """``[G]`` normalised log prior mass of each cell of a simplex lattice (points
+        ``(c + 1/K) / (n + 1)``, :func:`scai.inference.grids.simplex_lattice`).
+
+        A cell is approximated by the box ``x_k +- h`` (``h`` half the lattice step, clipped at
+        0), over which each factor ``x_k^(a_k - 1)`` of the Dirichlet density is averaged
+        exactly: ``((x_k + h)^a_k - max(x_k - h, 0)^a_k) / (a_k * width_k)``. The product of
+        these averages replaces the density at the point; it keeps the integrable singularity
+        of a concentration below 1 at the edges, which the point value misses (it converges
+        only like ``1 / n`` there).
+        """
+        K = points.shape[-1]
+        if K == 1:
+            return torch.zeros(points.shape[0], dtype=points.dtype)
+        a = torch.tensor(self.concentration, dtype=points.dtype)
+        h = 0.5 * K * float(points.min())  # the smallest coordinate is (1/K) / (n + 1)
+        lo, hi = (points - h).clamp_min(0.0), points + h
+        log_avg = torch.log((hi.pow(a) - lo.pow(a)) / (a * (hi - lo)))
+        log_w = log_avg.sum(-1)
+        return log_w - torch.logsumexp(log_w, 0)
+
+    def scalar_gaussian(self, essential: torch.Tensor) -> torch.distributions.MultivariateNormal:
+        """The Gaussian prior (``[d]``, float64) of the scalars the exact engine grids:
+        ``log lam`` (if latent), then either every data currency's total shift ``delta_c``
+        (if ``tau > 0``: jointly Gaussian, ``sigma_0^2 11' + tau^2 I``) or ``delta0``.
+        Only for hypotheses with at least one latent scalar."""
+        C = len(essential)
+        locs, blocks = [], []
+        if self.latent_lam:
+            locs.append(torch.tensor([self.lam_loc]))
+            blocks.append(torch.tensor([[self.lam_scale**2]]))
+        if self.latent_shift:
+            locs.append(self.essential_shift * essential.double())
+            blocks.append(
+                self.shared_scale**2 * torch.ones(C, C) + self.currency_scale**2 * torch.eye(C)
+            )
+        elif self.latent_shared:
+            locs.append(torch.zeros(1))
+            blocks.append(torch.tensor([[self.shared_scale**2]]))
+        if not locs:
+            raise ValueError(f"hypothesis {self.hypothesis.name!r} has no latent scalar")
+        loc, cov = torch.cat(locs).double(), torch.block_diag(*blocks).double()
+        return torch.distributions.MultivariateNormal(loc, cov)
+
+    def shared_given_shifts(
+        self, shift: torch.Tensor, essential: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draws of ``delta0`` given the data currencies' shifts ``[..., C]``: Gaussian, with
+        ``delta_c = delta0 + mu e_c + eps_c``, ``eps ~ N(0, tau^2 I)``, ``delta0 ~ N(0, s0^2)``."""
+        mu = self.essential_shift * essential.double()
+        if not self.latent_shift:
+            return (shift - mu)[..., 0]
+        C = len(essential)
+        precision = 1 / self.shared_scale**2 + C / self.currency_scale**2
+        mean = ((shift - mu).sum(-1) / self.currency_scale**2) / precision
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
+        return mean + noise / math.sqrt(precision)
+
+    # -- unconstrained coordinates ------------------------------------------------------------
+    def median(self, coords: Coordinates, essential: torch.Tensor) -> torch.Tensor:
+        """``[S * width]``: uniform-ish ``pi`` (sticks at 0), ``lam`` at its median, shifts at
+        their means."""
+        cols = torch.zeros(coords.n_sims, coords.width, dtype=torch.get_default_dtype())
+        where = coords.columns()
+        if coords.latent_lam:
+            cols[:, where["lam"]] = self.lam_loc
+        if coords.latent_shift:
+            cols[:, where["shift"]] = self.essential_shift * essential.to(cols.dtype)
+        return cols.reshape(-1)
+
+    def log_prob_unconstrained(
+        self, cols: torch.Tensor, coords: Coordinates, essential: torch.Tensor
+    ) -> torch.Tensor:
+        """``[..., S]`` log density of ``cols [..., S, width]`` (Jacobians included), torch."""
+        where = coords.columns()
+        a, b, offset, log_norm = self._sticks_torch
+        t = cols[..., where["pi"]].double() - offset
+        logsigmoid = torch.nn.functional.logsigmoid
+        lp = (a * logsigmoid(t) + b * logsigmoid(-t) - log_norm).sum(-1)
+        lp = lp.to(cols.dtype)
+        if coords.latent_lam:
+            lp = lp + dist.Normal(self.lam_loc, self.lam_scale).log_prob(
+                cols[..., where["lam"]][..., 0]
+            )
+        shared = torch.zeros_like(lp)
+        if coords.latent_shared:
+            shared = cols[..., where["shift_shared"]][..., 0]
+            lp = lp + self.shared_dist().log_prob(shared)
+        if coords.latent_shift:
+            mean = self.shift_mean(shared, essential)
+            lp = lp + self.shift_dist(mean).log_prob(cols[..., where["shift"]]).sum(-1)
+        return lp
+
+    def log_prob_unconstrained_np(
+        self, cols: np.ndarray, coords: Coordinates, essential: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(log p [S], d log p / d cols [S, width])`` for ``cols [S, width]``, NumPy: the
+        same density as :meth:`log_prob_unconstrained`, with its gradient."""
+        where = coords.columns()
+        grad = np.zeros_like(cols)
+        t = cols[:, where["pi"]] - self.stick_offset
+        z = expit(t)
+        lp = (self.stick_a * log_expit(t) + self.stick_b * log_expit(-t)).sum(-1)
+        lp = lp - self.stick_log_norm.sum()
+        grad[:, where["pi"]] = self.stick_a * (1 - z) - self.stick_b * z
+        if coords.latent_lam:
+            ell = cols[:, where["lam"]][:, 0]
+            lp = lp + _normal_logpdf(ell, self.lam_loc, self.lam_scale)
+            grad[:, where["lam"]] = (-(ell - self.lam_loc) / self.lam_scale**2)[:, None]
+        shared = np.zeros(coords.n_sims)
+        if coords.latent_shared:
+            shared = cols[:, where["shift_shared"]][:, 0]
+            lp = lp + _normal_logpdf(shared, 0.0, self.shared_scale)
+            grad[:, where["shift_shared"]] = (-shared / self.shared_scale**2)[:, None]
+        if coords.latent_shift:
+            mean = shared[:, None] + self.essential_shift * essential
+            shift = cols[:, where["shift"]]
+            lp = lp + _normal_logpdf(shift, mean, self.currency_scale).sum(-1)
+            resid = (shift - mean) / self.currency_scale**2
+            grad[:, where["shift"]] = -resid
+            if coords.latent_shared:
+                grad[:, where["shift_shared"]] += resid.sum(-1, keepdims=True)
+        return lp, grad
+
+    def sample_unconstrained(
+        self, n: int, coords: Coordinates, essential: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``[n, S, width]`` prior draws of the unconstrained coordinates. The sticks are drawn
+        as ``logit z = log G_a - log G_b`` (``G ~ Gamma``) in float64: ``Gamma(0.5)`` draws are
+        often below float32's smallest normal number."""
+        dtype = torch.get_default_dtype()
+        S = coords.n_sims
+        a, b, offset, _ = self._sticks_torch
+        g_a = torch._standard_gamma(a.expand(n, S, -1).contiguous(), generator=generator)
+        g_b = torch._standard_gamma(b.expand(n, S, -1).contiguous(), generator=generator)
+        logit = g_a.clamp_min(1e-300).log() - g_b.clamp_min(1e-300).log()
+        cols = [(logit + offset).to(dtype)]
+        if coords.latent_lam:
+            cols.append((self.lam_loc + self.lam_scale * _randn((n, S, 1), generator)).to(dtype))
+        shared = torch.zeros(n, S, dtype=torch.float64)
+        if coords.latent_shared:
+            shared = self.shared_scale * _randn((n, S), generator)
+            cols.append(shared.unsqueeze(-1).to(dtype))
+        if coords.latent_shift:
+            mean = self.shift_mean(shared, essential.double())
+            cols.append((mean + self.currency_scale * _randn(mean.shape, generator)).to(dtype))
+        return torch.cat(cols, -1)
+
+
+def _randn(shape, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def _normal_logpdf(x: np.ndarray, mean, sd: float) -> np.ndarray:
+    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd * math.sqrt(2 * math.pi))

@@ -1,0 +1,167 @@
+"""One density behind every engine, equal to the Pyro model's: for the enumerated Pyro model,
+``pyro.infer.mcmc.util.initialize_model`` builds ``-log p(theta, data)`` in the unconstrained
+space (policy and manner summed out by enumeration, Jacobians of the transforms included).
+:class:`scai.models.density.MarginalDensity` must give the same value and gradient at random
+points, for every kind of latent site (``pi``; ``lam``; ``shift_shared``; ``shift``): its torch
+reference (``log_joint``, autograd) and its NumPy backend (``value_and_grad``, the gradient
+derived by hand, what NUTS runs on), to 1e-9 in float64. Its prior part, its prior draws, the
+posterior's log prior and the exact engine's grid prior are the same prior; and the Laplace
+start (:mod:`scai.inference.laplace`) sits at a mode with the variances of the inverse autograd
+Hessian."""
+
+from __future__ import annotations
+
+import pyro
+import pytest
+import torch
+from pyro.infer.mcmc.util import initialize_model
+from small_groups import three_mixed_groups
+
+from scai.inference.laplace import laplace
+from scai.models.density import MarginalDensity
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.layout import GroupData
+from scai.models.model import MAX_PLATE_NESTING, group_parameters, social_contract_model
+
+HYPOTHESES = {
+    "neutral": PRESETS["neutral"],
+    "latent_lam": Hypothesis(name="latent_lam", rationality=2.0, rationality_scale=0.5),
+    "pooled": PRESETS["pooled"],
+    "stereotyped_latent_lam": PRESETS["stereotyped"].with_(rationality_scale=0.3),
+    "shift_and_lam": PRESETS["essential_goods_shared"].with_(rationality_scale=0.4),
+}
+
+
+@pytest.fixture
+def data(float64) -> GroupData:
+    """Built after ``float64``: a module-scoped fixture would be built first, in float32."""
+    return three_mixed_groups()
+
+
+def pyro_params(theta: torch.Tensor, density: MarginalDensity) -> dict[str, torch.Tensor]:
+    """Our flat vector as Pyro's unconstrained sites (same transforms, Pyro's shapes)."""
+    coords = density.coords
+    cols = theta.reshape(coords.n_sims, coords.width)
+    S = coords.n_sims
+    shapes = {"pi": (S, 1, 1, -1), "lam": (S, 1, 1), "shift_shared": (S, 1, 1), "shift": (S, 1, -1)}
+    return {name: cols[:, where].reshape(shapes[name]) for name, where in density.columns.items()}
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_potential_and_gradient_equal_pyros(float64, data, name):
+    hyp = HYPOTHESES[name]
+    pyro.set_rng_seed(0)
+    _, pyro_potential, _, _ = initialize_model(
+        social_contract_model,
+        model_args=(data, hyp),
+        max_plate_nesting=MAX_PLATE_NESTING,
+    )
+    ours = MarginalDensity(data, hyp)
+    generator = torch.Generator().manual_seed(len(name))
+    for _ in range(3):
+        theta = ours.initial() + 0.5 * torch.randn(ours.coords.size, generator=generator)
+        theta.requires_grad_(True)
+        value = -ours.log_joint(theta).sum()
+        (grad,) = torch.autograd.grad(value, theta)
+        theta_pyro = theta.detach().clone().requires_grad_(True)
+        params = pyro_params(theta_pyro, ours)
+        want = pyro_potential(params)
+        (want_grad,) = torch.autograd.grad(want, theta_pyro)
+        assert float(value.detach()) == pytest.approx(float(want.detach()), abs=1e-9)
+        torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
+    # the check has teeth: the gradient is not trivially zero in any coordinate block
+    assert grad.abs().reshape(ours.coords.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_hand_gradient_equals_autograd(float64, data, name):
+    hyp = HYPOTHESES[name]
+    density = MarginalDensity(data, hyp)
+    generator = torch.Generator().manual_seed(len(name))
+    for _ in range(3):
+        theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
+        x = theta.clone().requires_grad_(True)
+        (want_grad,) = torch.autograd.grad(want := -density.log_joint(x).sum(), x)
+        y = theta.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(value := density(y), y)
+        assert float(value.detach()) == pytest.approx(float(want.detach()), rel=1e-12)
+        torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
+    assert grad.abs().reshape(density.coords.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize("name", ["latent_lam", "shift_and_lam"])
+def test_laplace_start_is_a_mode_with_the_hessians_variances(float64, data, name):
+    hyp = HYPOTHESES[name]
+    density = MarginalDensity(data, hyp)
+    approx = laplace(density)
+    assert approx is not None
+    _, grad = density.value_and_grad(approx.mode)
+    assert abs(grad).max() < 1e-3
+
+    def potential(theta):
+        return -density.log_joint(theta).sum()
+
+    hessian = torch.autograd.functional.hessian(potential, torch.tensor(approx.mode))
+    want = torch.linalg.inv(hessian).diagonal().numpy()
+    assert approx.variance == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_prior_is_the_models_prior_everywhere(float64, data, name):
+    """The density's prior part (torch and NumPy with its gradient) is the Pyro model's prior
+    on the unconstrained scale, and ``GroupPrior.log_prob`` of the constrained draws (what
+    ``Posterior.log_prior`` reports) differs from it by exactly the transforms' Jacobians."""
+    hyp = HYPOTHESES[name]
+    density = MarginalDensity(data, hyp)
+    generator = torch.Generator().manual_seed(7)
+    theta = density.sample_prior(5, generator).reshape(5, -1)  # [5, S * W]
+    cols = theta.reshape(5, density.coords.n_sims, density.coords.width)
+    torch_lp = density.log_prior(theta)  # [5, S]
+    for row in range(5):
+        lp_np, grad_np = density.prior.log_prob_unconstrained_np(
+            cols[row].numpy(), density.coords, data.essential.numpy()
+        )
+        x = cols[row].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(
+            density.prior.log_prob_unconstrained(x, density.coords, data.essential).sum(), x
+        )
+        torch.testing.assert_close(torch.as_tensor(lp_np), torch_lp[row], rtol=0, atol=1e-9)
+        torch.testing.assert_close(torch.as_tensor(grad_np), grad, rtol=1e-9, atol=1e-9)
+    # The Pyro model's prior (its continuous sites, ``group_parameters``) on Pyro's own
+    # unconstrained scale, Jacobians included, must equal ours.
+    pyro.set_rng_seed(0)
+    _, pyro_potential, _, _ = initialize_model(
+        group_parameters, model_args=(data, hyp), max_plate_nesting=MAX_PLATE_NESTING
+    )
+    for row in range(5):
+        want = -pyro_potential(pyro_params(theta[row], density))
+        assert float(torch_lp[row].sum()) == pytest.approx(float(want), abs=1e-9)
+    # constrained: log p(sites) + log |d sites / d theta| = log p(theta)
+    sites = density.constrain(theta)
+    constrained = density.prior.log_prob(sites, data.essential)  # [5, S]
+    sticks = cols[..., density.columns["pi"]]
+    jacobian = density.stick.log_abs_det_jacobian(sticks, sites["pi"])
+    if "lam" in sites:
+        jacobian = jacobian + sites["lam"].log()
+    torch.testing.assert_close(constrained + jacobian, torch_lp, rtol=0, atol=1e-8)
+
+
+def test_prior_draws_have_the_dirichlets_moments(float64, data):
+    """``sample_prior`` (unconstrained, through the sticks) and ``GroupPrior.sample``
+    (constrained) both draw ``pi`` with the Dirichlet's mean and variance (20,000 draws: the
+    Monte Carlo sd of a mean is under 0.004), and the shifts with the prior's sds."""
+    hyp = PRESETS["pooled"]
+    density = MarginalDensity(data, hyp)
+    a = torch.tensor(hyp.pi_concentration)
+    mean, var = a / a.sum(), a / a.sum() * (1 - a / a.sum()) / (a.sum() + 1)
+    generator = torch.Generator().manual_seed(3)
+    theta = density.sample_prior(20000, generator).reshape(20000, -1)
+    drawn = density.constrain(theta)
+    direct = density.prior.sample((20000,), data.essential, generator)
+    for pi in (drawn["pi"][:, 0], direct["pi"]):
+        torch.testing.assert_close(pi.mean(0), mean, rtol=0, atol=0.015)
+        torch.testing.assert_close(pi.var(0), var, rtol=0, atol=0.01)
+    total_sd = (hyp.shared_scale**2 + hyp.currency_scale**2) ** 0.5
+    for shift in (drawn["shift"][:, 0], direct["shift"]):
+        assert float(shift.std(0).max()) == pytest.approx(total_sd, rel=0.03)
+    assert float(drawn["shift_shared"].std()) == pytest.approx(hyp.shared_scale, rel=0.03)
