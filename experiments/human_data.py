@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.plots import save_figure
-from scai.inference.arviz_io import save_netcdf
+from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import write_csv_atomic
 from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
 from scai.models.hypotheses import Hypothesis

@@ -19,9 +19,8 @@ import torch
 
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
-from scai.models.language import MANNERS
 from scai.models.layout import GroupData
-from scai.models.marginal import EventIndex, type_posterior, user_loglik
+from scai.models.marginal import EventIndex, manner_given_type, type_posterior, user_loglik
 from scai.models.model import group_tables
 from scai.models.prior import GroupPrior
 
@@ -298,11 +297,11 @@ class Posterior:
         return {"offer_probs": offer, "accept_probs": accept}
 
     # -- ArviZ -------------------------------------------------------------------------------
-    def to_arviz(self, max_predictive_draws: int = 100):
+    def to_arviz(self):
         """An ``arviz.InferenceData`` (see :mod:`scai.inference.arviz_io`)."""
         from scai.inference.arviz_io import to_inference_data
 
-        return to_inference_data(self, max_predictive_draws=max_predictive_draws)
+        return to_inference_data(self)
 
     def save(self, path) -> None:
         """Write the posterior as NetCDF, atomically."""
@@ -321,11 +320,5 @@ def manner_probabilities(
     data: GroupData, hypothesis: Hypothesis, policy_probs: torch.Tensor
 ) -> torch.Tensor:
     """``[S, U, M]``: ``sum_k P(z_u = k | data) P(m_u | z_u = k, tones_u)``."""
-    counts = data.tone_counts().to(policy_probs.dtype)
-    log_e = hypothesis.emission().log().to(policy_probs.dtype)
-    log_rho = hypothesis.coupling().log().to(policy_probs.dtype)  # [K, M]
-    joint = (counts @ log_e.T).unsqueeze(-2) + log_rho  # [S, U, K, M]
-    given_type = torch.softmax(joint, dim=-1)
-    probs = (policy_probs.unsqueeze(-1) * given_type).sum(-2)
-    assert probs.shape[-1] == len(MANNERS)
-    return probs
+    given_type = manner_given_type(data, hypothesis).to(policy_probs.dtype)
+    return (policy_probs.unsqueeze(-1) * given_type).sum(-2)

@@ -64,6 +64,40 @@ class GroupData:
         }
         return replace(self, **changes)
 
+    def select_sim(self, s: int) -> GroupData:
+        """Simulation ``s`` alone, its pots reduced to the ones it played (so that action
+        tables over ``pots`` cover what it needs and no more)."""
+        changes = {
+            name: value[s : s + 1]
+            for name, value in vars(self).items()
+            if isinstance(value, torch.Tensor) and value.dim() >= 2
+        }
+        used = torch.unique(changes["pot_index"][changes["event_mask"]])
+        if len(used) == 0:
+            used = torch.zeros(1, dtype=torch.long)
+        remap = torch.zeros(len(self.pots), dtype=torch.long)
+        remap[used] = torch.arange(len(used))
+        changes["pot_index"] = remap[changes["pot_index"]]
+        return replace(
+            self,
+            sim_ids=[self.sim_ids[s]],
+            user_ids=[self.user_ids[s]],
+            pots=self.pots[used],
+            **changes,
+        )
+
+    def tile(self, n: int) -> GroupData:
+        """``n`` copies of every simulation along the ``sims`` dimension, copy-major (copy
+        ``i`` of simulation ``s`` is ``i * S + s``): one group per posterior draw, to run the
+        model forward on all of them at once."""
+        changes = {
+            name: value.repeat(n, *([1] * (value.dim() - 1)))
+            for name, value in vars(self).items()
+            if isinstance(value, torch.Tensor) and value.dim() >= 2
+        }
+        sim_ids = [f"{i}/{sim}" for i in range(n) for sim in self.sim_ids]
+        return replace(self, sim_ids=sim_ids, user_ids=self.user_ids * n, **changes)
+
     @property
     def essential(self) -> torch.Tensor:
         """``[C]`` 1.0 for essential-goods currencies."""

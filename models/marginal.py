@@ -119,13 +119,24 @@ class _SparseProduct(torch.autograd.Function):
         return ctx.a_t @ grad, None, None
 
 
-def tone_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
-    """``[S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
+def _manner_joint(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]``."""
     counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
     log_e = hypothesis.emission().log()  # [M, T]
     per_manner = counts @ log_e.T  # [S, U, M]
     log_rho = hypothesis.coupling().log()  # [K, M]
-    return torch.logsumexp(per_manner.unsqueeze(-2) + log_rho, dim=-1)
+    return per_manner.unsqueeze(-2) + log_rho
+
+
+def tone_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
+    return torch.logsumexp(_manner_joint(data, hypothesis), dim=-1)
+
+
+def manner_given_type(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[S, U, K, M]``: ``P(m_u = m | z_u = k, tones_u)``, each user's manner given its type
+    and the tones it was heard in."""
+    return torch.softmax(_manner_joint(data, hypothesis), dim=-1)
 
 
 def action_loglik(

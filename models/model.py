@@ -127,7 +127,9 @@ def social_contract_model(
         m = pyro.sample("manner", dist.Categorical(Vindex(rho)[z]), infer=ENUM)
         with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
             offer_dist = TableCategorical(
-                tables.offer_logp, (sim, data.currency_index, z, data.pot_index)
+                tables.offer_logp,
+                (sim, data.currency_index, z, data.pot_index),
+                active=data.is_proposer,
             )
             offer = pyro.sample(
                 "offer",
@@ -166,29 +168,49 @@ class TableCategorical(dist.TorchDistribution):
 
     Equivalent to ``Categorical(logits=Vindex(table)[index..., :])`` but never materialises the
     ``[batch, offers]`` logits (nor re-normalises them), which dominated the cost of scoring.
+    ``active`` (broadcasting to the batch shape) marks where a draw is needed: elsewhere
+    :meth:`sample` returns 0 without looking a row up (forward runs draw offers only on
+    proposer events).
     """
 
     arg_constraints: dict = {}
     support = dist.constraints.nonnegative_integer
     has_enumerate_support = False
 
-    def __init__(self, table: torch.Tensor, index: tuple[torch.Tensor, ...], validate_args=None):
+    def __init__(
+        self,
+        table: torch.Tensor,
+        index: tuple[torch.Tensor, ...],
+        active: torch.Tensor | None = None,
+        validate_args=None,
+    ):
         self.table = table
         self.index = index
+        self.active = active
         batch_shape = torch.broadcast_shapes(*(i.shape for i in index))
         super().__init__(batch_shape, torch.Size(), validate_args=False)
 
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         index = tuple(i.expand(batch_shape) for i in self.index)
-        return TableCategorical(self.table, index)
+        return TableCategorical(self.table, index, self.active)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return Vindex(self.table)[(*self.index, value.long())]
 
     def sample(self, sample_shape: torch.Size | tuple = ()):
-        logits = Vindex(self.table)[(*self.index, slice(None))]
-        return dist.Categorical(logits=logits).sample(torch.Size(sample_shape))
+        """Gumbel-max over the looked-up rows (``argmax(log p + Gumbel noise)``): exact, and
+        several times faster than ``torch.multinomial`` on many rows of ~100 offers."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        active = torch.ones(shape, dtype=torch.bool) if self.active is None else self.active
+        active = active.expand(shape)
+        rows = tuple(i.expand(shape)[active] for i in self.index)
+        logits = self.table[rows]  # [N, O]: only the rows drawn
+        uniform = torch.rand(logits.shape, dtype=logits.dtype)
+        gumbel = -(-uniform.clamp_(min=torch.finfo(logits.dtype).tiny).log()).log()
+        out = torch.zeros(shape, dtype=torch.long)
+        out[active] = (logits + gumbel).argmax(-1)
+        return out
 
 
 def _offer_seen(data: GroupData, offer: torch.Tensor) -> torch.Tensor:

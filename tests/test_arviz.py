@@ -1,13 +1,16 @@
-"""ArviZ export, NetCDF storage and the ArviZ tools on it.
+"""ArviZ export, NetCDF storage and the ArviZ tools on it, for every engine.
 
 The MCMC posterior is a deliberately short run (the diagnostics are not the point here; its
 DiagnosticWarning is expected and silenced). An exact posterior with latent rationality and a
 latent currency shift covers ``lam`` and the ``currency`` dimension, so every dimension of the
-format (``sim``, ``policy``, ``currency``, ``user``, ``manner``) is exercised.
+format (``sim``, ``policy``, ``currency``, ``user``, ``manner``) is exercised; an SVI posterior
+(with its importance correction) completes the engines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 
 import matplotlib
@@ -23,7 +26,8 @@ import torch  # noqa: E402
 
 from scai.inference import Posterior, fit  # noqa: E402
 from scai.inference.diagnostics import DiagnosticWarning  # noqa: E402
-from scai.models.data import INTERACTION_COLUMNS  # noqa: E402
+from scai.inference.replicates import posterior_replicates  # noqa: E402
+from scai.inference.svi import ConvergenceWarning  # noqa: E402
 from scai.models.hypotheses import PRESETS  # noqa: E402
 from scai.models.language import MANNERS  # noqa: E402
 from scai.models.simulate import simulate  # noqa: E402
@@ -32,7 +36,16 @@ LAM_AND_SHIFT = PRESETS["essential_goods_shared"].with_(name="egs_lam", rational
 SIMS = 2
 USERS = 6
 POLICIES = ["selfish", "fair", "altruistic"]
-REQUIRED = ("posterior", "sample_stats", "log_likelihood", "observed_data", "posterior_predictive")
+REQUIRED = (
+    "posterior",
+    "sample_stats",
+    "log_likelihood",
+    "observed_data",
+    "constant_data",
+    "posterior_predictive",
+    "user_posterior",
+)
+OBSERVED = {"offer", "accepted", "proposer_tone", "responder_tone", "user_actions"}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +85,18 @@ def exact(sim) -> Posterior:
 
 
 @pytest.fixture(scope="module")
-def saved(mcmc, exact, tmp_path_factory):
+def svi(sim) -> Posterior:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit(sim.interactions, "neutral", engine="svi", seed=2, max_steps=200, num_draws=200)
+
+
+@pytest.fixture(scope="module")
+def saved(mcmc, exact, svi, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arviz")
-    mcmc.save(folder / "mcmc.nc")
-    exact.save(folder / "exact.nc")
-    return {"mcmc": folder / "mcmc.nc", "exact": folder / "exact.nc"}
+    for name, post in (("mcmc", mcmc), ("exact", exact), ("svi", svi)):
+        post.save(folder / f"{name}.nc")
+    return {name: folder / f"{name}.nc" for name in ("mcmc", "exact", "svi")}
 
 
 def from_file(path):
@@ -86,10 +106,11 @@ def from_file(path):
 
 
 def same(a, b) -> bool:
-    """``identical`` (values, dtypes, coords, attributes) except ArviZ's creation timestamp."""
+    """``identical`` (values, dtypes, coords, attributes) except the creation timestamps."""
     a, b = a.copy(), b.copy()
-    a.attrs.pop("created_at", None)
-    b.attrs.pop("created_at", None)
+    for key in ("created_at", "created"):
+        a.attrs.pop(key, None)
+        b.attrs.pop(key, None)
     return a.identical(b)
 
 
@@ -97,10 +118,19 @@ def test_groups_present(saved):
     for engine, path in saved.items():
         idata = from_file(path)
         groups = set(idata.groups())
-        assert set(REQUIRED) - {"sample_stats"} <= groups, engine
-        assert set(idata.log_likelihood.data_vars) == {"obs"}
-        assert set(idata.observed_data.data_vars) == set(INTERACTION_COLUMNS)
-        assert set(idata.posterior_predictive.data_vars) == {"offer", "accepted"}
+        assert set(REQUIRED) <= groups, engine
+        assert set(idata.log_likelihood.data_vars) == {"user_actions"}
+        assert set(idata.observed_data.data_vars) == OBSERVED
+        assert set(idata.posterior_predictive.data_vars) == OBSERVED
+        # covariates and labels are constant data, not observations
+        assert {"sim", "proposer", "responder", "pot", "currency"} <= set(
+            idata.constant_data.data_vars
+        )
+        # predictive and log-likelihood over the posterior's draws
+        sizes = idata.posterior.sizes
+        for group in ("log_likelihood", "posterior_predictive"):
+            assert idata[group].sizes["chain"] == sizes["chain"], (engine, group)
+            assert idata[group].sizes["draw"] == sizes["draw"], (engine, group)
         for group in groups:
             assert idata[group].attrs["engine"] == engine
             for name, var in idata[group].data_vars.items():
@@ -135,7 +165,7 @@ def test_dims_and_coords(saved, mcmc, exact):
         for u in ids
     ]
     assert len(users) == SIMS * USERS
-    assert idata.log_likelihood["obs"].dims == ("chain", "draw", "user")
+    assert idata.log_likelihood["user_actions"].dims == ("chain", "draw", "user")
     assert list(idata.log_likelihood["user"].values) == users
     group = idata["user_posterior"]
     assert group["policy_prob"].dims == ("user", "policy")
@@ -148,7 +178,7 @@ def test_dims_and_coords(saved, mcmc, exact):
     assert idata.observed_data.sizes["interaction"] == len(mcmc.table)
     # replicated offers are valid offers of each game's pot; replicated decisions are 0/1
     offers = idata.posterior_predictive["offer"].values
-    assert np.all(offers >= 0) and np.all(offers <= idata.observed_data["pot"].values)
+    assert np.all(offers >= 0) and np.all(offers <= idata.constant_data["pot"].values)
     assert set(np.unique(idata.posterior_predictive["accepted"].values)) <= {0, 1}
 
     exact_post = from_file(saved["exact"]).posterior
@@ -175,7 +205,7 @@ def test_summary_and_loo_on_the_file(saved, mcmc):
     assert np.isfinite(loo.elpd_loo) and loo.n_data_points == n_users
     assert len(loo.loo_i) == n_users
     # elpd_loo <= lppd, the in-sample log pointwise predictive density
-    ll = idata.log_likelihood["obs"].values.reshape(-1, n_users)
+    ll = idata.log_likelihood["user_actions"].values.reshape(-1, n_users)
     top = ll.max(0)
     lppd = np.sum(np.log(np.mean(np.exp(ll - top), 0)) + top)
     assert loo.elpd_loo <= lppd + 1e-9
@@ -190,9 +220,9 @@ def test_summary_and_loo_on_the_file(saved, mcmc):
     }
 
 
-@pytest.mark.parametrize("engine", ["mcmc", "exact"])
-def test_round_trip(saved, mcmc, exact, engine):
-    post = {"mcmc": mcmc, "exact": exact}[engine]
+@pytest.mark.parametrize("engine", ["mcmc", "exact", "svi"])
+def test_round_trip(saved, mcmc, exact, svi, engine):
+    post = {"mcmc": mcmc, "exact": exact, "svi": svi}[engine]
     path = saved[engine]
     original = post.to_arviz()
     on_disk = from_file(path)
@@ -254,3 +284,99 @@ def test_plot_trace(saved):
         assert all(ax.has_data() for ax in axes.ravel())
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("engine", ["mcmc", "exact", "svi"])
+def test_arviz_tools_run_on_every_engines_file(saved, engine):
+    """``az.loo``, ``az.loo_pit``, ``az.plot_ppc`` and ``az.compare`` on the file as written."""
+    idata = from_file(saved[engine])
+    n_users = SIMS * USERS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loo = az.loo(idata)
+            pit = az.loo_pit(idata, y="user_actions")
+            axes = az.plot_ppc(idata, var_names=["offer", "user_actions"], num_pp_samples=20)
+            table = az.compare({"a": idata, "b": idata})
+        assert np.isfinite(loo.elpd_loo) and loo.n_data_points == n_users
+        assert pit.shape == (n_users,) and np.all((pit >= 0) & (pit <= 1))
+        assert all(ax.has_data() for ax in np.ravel(axes))
+        assert table["elpd_diff"].max() == pytest.approx(0.0, abs=1e-9)
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.parametrize("engine", ["mcmc", "exact", "svi"])
+def test_provenance_attributes(saved, mcmc, exact, svi, engine):
+    """Provenance on every group; ``settings``, ``diagnostics`` and ``command`` are JSON; the
+    data hash is the input table's; the draws say what they are."""
+    import scai
+
+    post = {"mcmc": mcmc, "exact": exact, "svi": svi}[engine]
+    idata = from_file(saved[engine])
+    for group in idata.groups():
+        attrs = idata[group].attrs
+        assert attrs["scai_version"] == scai.__version__
+        assert attrs["seed"] == str(post.seed) and attrs["engine"] == engine
+        assert json.loads(attrs["settings"]) == json.loads(json.dumps(post.settings))
+        assert isinstance(json.loads(attrs["diagnostics"]), dict)
+        assert isinstance(json.loads(attrs["command"]), list)
+        csv = post.table.reset_index(drop=True).to_csv(index=False).encode()
+        assert attrs["data_sha256"] == hashlib.sha256(csv).hexdigest()
+    draws = idata.posterior.attrs["draws"]
+    assert ("Markov" in draws) if engine == "mcmc" else ("independent" in draws)
+
+
+def test_replicates_follow_the_models_action_probabilities(exact):
+    """The posterior predictive is the model run forward: averaged over draws, each user's
+    replicated ``user_actions`` matches its expectation under the model's action tables given
+    the draw (exact to the Monte Carlo error: 4 standard errors). A responder decides on the
+    offer its partner made in the same replicate, so its expectation averages over the
+    partner's replicated offer."""
+    from scai.models.marginal import type_posterior
+    from scai.models.model import group_tables
+
+    rep = posterior_replicates(exact, seed=11)
+    data = exact.data
+    T = rep.replicated["user_actions"].reshape(-1, SIMS * USERS)  # [D, users]
+    # expectation: sum over the user's events of E[offer] (proposer) + P(accept) (responder)
+    lam, shift = exact.lam(), exact.shifts_in_data()
+    probs = type_posterior(exact.flat_draws("pi").log(), exact.user_loglik())  # [D, S, U, K]
+    tables = group_tables(exact.hypothesis, data.pots, lam.double(), shift.double())
+    offer_p = tables.offer_logp.exp()  # [D, S, C, K, P, O]
+    accept_p = tables.accept_prob()
+    D = lam.shape[0]
+    expected = torch.zeros(D, SIMS, USERS, dtype=torch.float64)
+    offers = torch.arange(offer_p.shape[-1], dtype=torch.float64)
+    for s in range(SIMS):
+        for u in range(USERS):
+            for e in torch.nonzero(data.event_mask[s, u]).flatten().tolist():
+                c, p = int(data.currency_index[s, u, e]), int(data.pot_index[s, u, e])
+                if data.is_proposer[s, u, e]:
+                    per_type = (offer_p[:, s, c, :, p] * offers).sum(-1)  # [D, K]
+                elif data.partner[s, u, e] >= 0:  # the partner's replicated offer
+                    v = int(data.partner[s, u, e])
+                    q = (probs[:, s, v, :, None] * offer_p[:, s, c, :, p]).sum(-2)  # [D, O]
+                    per_type = (accept_p[:, s, c, :, p] * q[:, None]).sum(-1)
+                else:
+                    per_type = accept_p[:, s, c, :, p, int(data.offer[s, u, e])]
+                expected[:, s, u] += (probs[:, s, u] * per_type.double()).sum(-1)
+    expected = expected.reshape(D, -1).numpy()
+    err = (T - expected).std(0) / np.sqrt(D) + 1e-9
+    assert np.all(np.abs(T.mean(0) - expected.mean(0)) < 4 * err + 1e-6), (
+        T.mean(0) - expected.mean(0)
+    ) / err
+
+
+def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, saved):
+    from scai.inference.arviz_schema import PosteriorFileError
+
+    empty = tmp_path / "empty.nc"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.nc"
+    truncated.write_bytes(saved["exact"].read_bytes()[:2000])
+    foreign = tmp_path / "foreign.nc"
+    az.from_dict(posterior={"x": np.zeros((1, 5))}).to_netcdf(foreign, engine="h5netcdf")
+    for path in (empty, truncated, foreign):
+        with pytest.raises(PosteriorFileError, match=str(path.name)):
+            Posterior.load(path)

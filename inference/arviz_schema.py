@@ -1,0 +1,209 @@
+"""One converter for every fit: :class:`InferenceParts` -> ``arviz.InferenceData``.
+
+Every model family (the social-contract model's :class:`~scai.inference.posterior.Posterior`,
+the human-data responder fits) describes its fit as :class:`InferenceParts`, one field per
+ArviZ group, and :func:`build_inference_data` makes the file. The schema (ArviZ's, with one
+extra group):
+
+* ``posterior``: the continuous sites, dims ``(chain, draw, ...)`` named from the plates;
+* ``sample_stats``: per-draw statistics (``lp`` always; NUTS's ``diverging``, ``step_size``,
+  ``tree_depth``, ``n_steps``, ``energy``);
+* ``log_likelihood``: one variable per observed variable scored, ``(chain, draw, user)``: each
+  unit's log-likelihood with its discrete latents summed out;
+* ``posterior_predictive``: replicates over the *same* draws as ``log_likelihood``, and the
+  same observation dims as ``observed_data``, so ``az.loo``, ``az.loo_pit``, ``az.plot_ppc``
+  and ``az.compare`` all work;
+* ``observed_data``: the observations only; ``constant_data``: the covariates and labels
+  (simulation, round, who played whom, pot, currency, text);
+* ``user_posterior``: each user's posterior over its discrete latents (the same group name for
+  every model family; human subjects are users too);
+* attributes on every group: provenance (scai version, command line, time, seed, engine,
+  what the draws are, a SHA-256 of the input data, package versions) and ``settings`` /
+  ``diagnostics`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from scai.inference.errors import EngineError
+from scai.models.data import write_atomic
+
+SCHEMA_VERSION = "2"
+PROVENANCE_KEYS = (
+    "scai_schema",
+    "scai_version",
+    "command",
+    "created",
+    "seed",
+    "engine",
+    "draws",
+    "data_sha256",
+    "settings",
+    "diagnostics",
+)
+
+
+class PosteriorFileError(EngineError):
+    """A posterior file that is not one scai wrote (missing groups or attributes, bad JSON,
+    unreadable): the message names the file and what is wrong."""
+
+
+@dataclass
+class InferenceParts:
+    """What a fit puts in its ArviZ file: one dict of arrays per group (module docstring),
+    their ``dims`` and ``coords``, extra groups as xarray Datasets, and attributes."""
+
+    posterior: dict[str, np.ndarray]
+    log_likelihood: dict[str, np.ndarray]
+    posterior_predictive: dict[str, np.ndarray]
+    observed_data: dict[str, np.ndarray]
+    constant_data: dict[str, np.ndarray]
+    sample_stats: dict[str, np.ndarray]
+    dims: dict[str, list[str]]
+    coords: dict[str, Any]
+    attrs: dict[str, str]
+    extra_groups: dict[str, Any] = field(default_factory=dict)
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON (``json.loads`` reads it back): NumPy scalars and arrays as numbers and
+    lists, non-finite floats as ``null``, other objects as their string."""
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if isinstance(x, np.ndarray):
+            return clean(x.tolist())
+        if isinstance(x, np.generic):
+            return clean(x.item())
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if x is None or isinstance(x, bool | int | str):
+            return x
+        return str(x)
+
+    return json.dumps(clean(value), allow_nan=False, sort_keys=True)
+
+
+def provenance(
+    *,
+    seed: int,
+    engine: str,
+    draws: str,
+    data_sha256: str,
+    settings: dict,
+    diagnostics: dict,
+) -> dict[str, str]:
+    """The attributes every scai file carries (all strings; JSON where structured)."""
+    import arviz
+    import pyro
+    import torch
+
+    from scai import __version__
+
+    return {
+        "scai_schema": SCHEMA_VERSION,
+        "scai_version": __version__,
+        "command": to_json(sys.argv),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": str(seed),
+        "engine": engine,
+        "draws": draws,
+        "data_sha256": data_sha256,
+        "settings": to_json(settings),
+        "diagnostics": to_json(diagnostics),
+        "torch_version": str(torch.__version__),
+        "pyro_version": str(pyro.__version__),
+        "arviz_version": str(arviz.__version__),
+    }
+
+
+def build_inference_data(parts: InferenceParts):
+    """The ``InferenceData`` of :class:`InferenceParts`, checked against the schema."""
+    import arviz as az
+
+    _check(parts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(
+            posterior=parts.posterior,
+            sample_stats=parts.sample_stats or None,
+            log_likelihood=parts.log_likelihood,
+            posterior_predictive=parts.posterior_predictive,
+            observed_data=parts.observed_data,
+            constant_data=parts.constant_data or None,
+            coords=parts.coords,
+            dims=parts.dims,
+        )
+        if parts.extra_groups:
+            idata.add_groups(parts.extra_groups)
+    for group in idata.groups():
+        getattr(idata, group).attrs.update(parts.attrs)
+    return idata
+
+
+def _check(parts: InferenceParts) -> None:
+    """The schema's promises: every predictive and log-likelihood variable has the posterior's
+    ``(chain, draw)`` and an observed variable of the same name and observation shape."""
+    chain_draw = next(iter(parts.posterior.values())).shape[:2]
+    for group in (parts.log_likelihood, parts.posterior_predictive):
+        for name, value in group.items():
+            if value.shape[:2] != chain_draw:
+                raise ValueError(f"{name}: sample shape {value.shape[:2]}, posterior {chain_draw}")
+            if name not in parts.observed_data:
+                raise ValueError(f"{name}: no observed variable of that name")
+            if value.shape[2:] != np.shape(parts.observed_data[name]):
+                raise ValueError(f"{name}: observation shape differs from observed_data's")
+    missing = [k for k in PROVENANCE_KEYS if k not in parts.attrs]
+    if missing:
+        raise ValueError(f"provenance attributes missing: {missing}")
+
+
+def save_netcdf(idata, path) -> None:
+    """Write an InferenceData to NetCDF (h5netcdf) atomically."""
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata.to_netcdf(tmp, engine="h5netcdf")
+
+    write_atomic(path, write)
+
+
+def read_netcdf(path, required_groups: tuple[str, ...]):
+    """Read a file scai wrote, checking its groups and provenance; anything else is a
+    :class:`PosteriorFileError` naming the file."""
+    import arviz as az
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = az.from_netcdf(path, engine="h5netcdf")
+    except (OSError, ValueError, KeyError) as err:
+        raise PosteriorFileError(f"{path}: not a readable posterior file ({err})") from None
+    missing = [g for g in required_groups if g not in idata.groups()]
+    if missing:
+        raise PosteriorFileError(f"{path}: missing group(s) {', '.join(missing)}")
+    attrs = idata.posterior.attrs
+    absent = [k for k in PROVENANCE_KEYS if k not in attrs]
+    if absent:
+        raise PosteriorFileError(
+            f"{path}: missing attribute(s) {', '.join(absent)}; not a scai {SCHEMA_VERSION} file"
+        )
+    for key in ("settings", "diagnostics"):
+        try:
+            json.loads(attrs[key])
+        except (TypeError, ValueError):
+            raise PosteriorFileError(f"{path}: attribute {key!r} is not JSON") from None
+    return idata

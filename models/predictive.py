@@ -1,0 +1,70 @@
+"""Posterior-predictive replicates: the generative model run forward with its latent sites set
+to posterior draws.
+
+For each draw ``d`` of the continuous sites (``pi``, ``lam``, ``shift_shared``, ``shift``) and
+of each user's policy and manner, :func:`replicate` conditions
+:func:`scai.models.model.social_contract_model` on them and runs it with ``observed=False``
+over the same games (who played whom, pots, currencies): the users' offers, decisions and
+tones come out of the model itself, exactly as the simulator draws them. Draws are folded into
+the ``sims`` plate (:meth:`GroupData.tile`), one simulation at a time (its action tables then
+span only the pots it played) and a chunk of draws at a time to bound their memory. Offers
+that no user chose (the assistant's, an unknown proposer's) stay as observed.
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import GroupData
+from scai.models.model import social_contract_model
+
+#: Upper bound on the action tables' entries per chunk of draws (``[S, C, K, P, O]`` each).
+TABLE_BUDGET = 2e7
+
+
+def replicate(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    sites: dict[str, torch.Tensor],
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """Replicated ``offer``, ``accept`` and ``tone`` per event, ``[D, S, U, E]`` (long).
+
+    ``sites`` holds ``D`` draws of the model's latent sites: ``pi [D, S, K]`` and, where the
+    hypothesis makes them latent, ``lam [D, S]``, ``shift_shared [D, S]``, ``shift
+    [D, S, C]``; and ``policy``, ``manner`` ``[D, S, U]`` (each user's type and manner in
+    that draw). Deterministic for a ``seed``; torch's global random state is left as it was.
+    """
+    D = sites["pi"].shape[0]
+    S, U, E = data.shape
+    C, K = len(data.currencies), len(hypothesis.policies)
+    shapes = {
+        "pi": (1, 1, K),
+        "lam": (1, 1),
+        "shift_shared": (1, 1),
+        "shift": (1, C),
+        "policy": (U, 1),
+        "manner": (U, 1),
+    }
+    out = {name: torch.zeros(D, S, U, E, dtype=torch.long) for name in ("offer", "accept", "tone")}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for s in range(S):
+            one = data.select_sim(s)
+            size = C * K * len(one.pots) * (int(one.pots.max()) + 1)
+            chunk = max(1, int(TABLE_BUDGET // size))
+            for start in range(0, D, chunk):
+                n = min(chunk, D - start)
+                conditioned = {
+                    name: value[start : start + n, s].reshape(n, *shapes[name])
+                    for name, value in sites.items()
+                }
+                with torch.no_grad():
+                    drawn = pyro.poutine.condition(social_contract_model, data=conditioned)(
+                        one.tile(n), hypothesis, observed=False
+                    )
+                for name, target in out.items():
+                    target[start : start + n, s] = drawn[name].expand(n, U, E)
+    return out
