@@ -2,7 +2,7 @@
 gives the posterior after ``e + 1``. The assistant runs this every epoch.
 
 * exact: action log-likelihoods add across epochs, so only the new interactions are scored
-  and the grid posterior is recomputed (:func:`scai.inference.exact.update_exact`);
+  and the grid posterior is recomputed (:func:`update_exact`);
 * svi: the guide is warm-started from the previous fit;
 * mcmc: refit on all data (NUTS has no cheap warm start worth its bookkeeping here).
 """
@@ -10,11 +10,16 @@ gives the posterior after ``e + 1``. The assistant runs this every epoch.
 from __future__ import annotations
 
 import pandas as pd
+import torch
 
-from scai.inference.exact import update_exact
+from scai.inference.exact import fit_exact
+from scai.inference.exact_kernels import grid_action_loglik
 from scai.inference.fit import prepare
+from scai.inference.grids import grid_parameters
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
+from scai.models.layout import GroupData
+from scai.models.prior import GroupPrior
 
 
 def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Posterior:
@@ -30,3 +35,41 @@ def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Po
 
     settings = {k: v for k, v in previous.settings.items() if k != "parallel"}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
+
+
+def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
+    """The posterior given ``previous``'s data plus new interactions: ``table`` and ``data``
+    hold all of them. With no latent scalar, action log-likelihoods add across epochs, so only
+    the new interactions are scored; otherwise the grid adapts to the data and is rebuilt."""
+    hyp = previous.hypothesis
+    prior = GroupPrior(hyp)
+    settings = {k: v for k, v in previous.settings.items() if k in EXACT_SETTINGS}
+    state = previous.engine_state or {}
+    if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
+        return fit_exact(data, hyp, table=table, seed=previous.seed, **settings)
+    new_rows = table.iloc[len(previous.table) :]
+    new_data = GroupData.from_table(new_rows, currencies=data.currencies)
+    u = torch.zeros(1, 0, dtype=torch.float64)
+    total = torch.zeros(1, *data.shape[:2], len(hyp.policies), dtype=torch.float64)
+    for part_data, part in (
+        (previous.data, state["action_loglik"]),
+        (new_data, grid_action_loglik(new_data, hyp, *grid_parameters(u, prior, new_data))),
+    ):
+        s_idx, u_idx = _positions(part_data, data)
+        total[:, s_idx, u_idx] += part[:, *torch.nonzero(part_data.user_mask, as_tuple=True)]
+    return fit_exact(data, hyp, table=table, seed=previous.seed, action_loglik=total, **settings)
+
+
+EXACT_SETTINGS = ("num_draws", "grid_points", "zoom_points", "max_simplex_points")
+
+
+def _positions(part: GroupData, whole: GroupData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each real user of ``part`` sits in ``whole`` (by simulation and user id)."""
+    sim_of = {s: i for i, s in enumerate(whole.sim_ids)}
+    user_of = [{u: j for j, u in enumerate(ids)} for ids in whole.user_ids]
+    s_idx, u_idx = [], []
+    for s, sim in enumerate(part.sim_ids):
+        for user in part.user_ids[s]:
+            s_idx.append(sim_of[sim])
+            u_idx.append(user_of[sim_of[sim]][user])
+    return torch.tensor(s_idx, dtype=torch.long), torch.tensor(u_idx, dtype=torch.long)

@@ -165,3 +165,34 @@ def test_prior_draws_have_the_dirichlets_moments(float64, data):
     for shift in (drawn["shift"][:, 0], direct["shift"]):
         assert float(shift.std(0).max()) == pytest.approx(total_sd, rel=0.03)
     assert float(drawn["shift_shared"].std()) == pytest.approx(hyp.shared_scale, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["neutral", "latent_lam", "shift_and_lam"])
+def test_exact_engines_grid_density_is_the_same_density(float64, data, name):
+    """At grid points ``(lam, shift)`` and lattice points ``pi``, the exact engine's kernels
+    (the action log-likelihood on a grid, and the group log-likelihood that sums decided users
+    in closed form) equal the density's torch reference, 1e-9."""
+    from scai.inference.exact_kernels import decided_users, grid_action_loglik, lattice_group_loglik
+    from scai.inference.grids import simplex_lattice
+    from scai.models.marginal import group_loglik, tone_loglik, user_loglik
+
+    hyp = HYPOTHESES[name]
+    density = MarginalDensity(data, hyp)
+    generator = torch.Generator().manual_seed(11)
+    theta = density.sample_prior(4, generator)  # [4, S, W]
+    lam, shift = density.parameters(theta)  # [4, S], [4, S, C]
+    # the grid shares each point across simulations: use simulation 0's values for all
+    lam_t, shift_t = lam[:, 0], shift[:, 0]
+    action = grid_action_loglik(data, hyp, lam_t, shift_t)  # [4, S, U, K]
+    S = data.shape[0]
+    want = user_loglik(data, hyp, lam_t[:, None].expand(-1, S), shift_t[:, None].expand(-1, S, -1))
+    mask = data.user_mask.double()
+    L = (action + tone_loglik(data, hyp)) * mask.unsqueeze(-1)
+    torch.testing.assert_close(L, want, rtol=0, atol=1e-9)
+    pi_grid = simplex_lattice(len(hyp.policies), 300).double()
+    if name == "neutral":  # both kinds of users occur: summed in closed form, and mixed
+        is_decided = decided_users(L, pi_grid)[0][:, data.user_mask]
+        assert is_decided.any() and not is_decided.all()
+    kernel = lattice_group_loglik(L, mask, pi_grid)  # [4, S, G]
+    reference = group_loglik(pi_grid.log()[:, None, None, :], L.unsqueeze(0), data.user_mask)
+    torch.testing.assert_close(kernel, reference.permute(1, 2, 0), rtol=0, atol=1e-9)

@@ -1,7 +1,7 @@
 """The exact engine's scalar grid: refining it must not lose a mode.
 
 The engine grids a latent scalar coarsely, then zooms on the modes of each simulation
-(:func:`scai.inference.exact._zoom_modes`); only the zoomed windows are kept, so a mode left without
+(:func:`scai.inference.grids.zoom_modes`); only the zoomed windows are kept, so a mode left without
 a window is dropped from the posterior altogether.
 """
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from sbc_util import prior_replications
 
-from scai.inference.exact import _zoom_modes, fit_exact
+from scai.inference.exact import fit_exact, zoom_modes
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
 
@@ -31,7 +31,7 @@ def test_a_ragged_main_mode_does_not_crowd_out_a_second_mode():
     second = -5.0 - 0.5 * ((u + 2.5) / 0.05) ** 2
     marginal = torch.logaddexp(main, second).unsqueeze(-1)  # [T, S=1]
     prior = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
-    grid, log_w = _zoom_modes(u, marginal, float(u[1] - u[0]), 32, prior)
+    grid, log_w = zoom_modes(u, marginal, float(u[1] - u[0]), 32, prior)
     assert covered(grid, 0.3) and covered(grid, -2.5)
     assert grid.shape[0] == log_w.shape[0]
 
