@@ -10,6 +10,7 @@ from scai.models.data import read_interactions, read_users
 from scai.models.layout import ASSISTANT
 from scai.models.scai_logs import import_logs, output_paths
 from scai.models.scai_logs.config import POLICY_NAMES
+from scai.models.scai_logs.original_reading import authors_offered_share, epoch_messages
 from scai_logs_fixture import make_archive, write_run
 
 GAMES_PER_EPOCH = 4  # two user-user games and one each way with the assistant
@@ -179,3 +180,26 @@ def test_bad_config_is_reported(tmp_path):
     assert problem.reason == "bad_config" and "furious" in problem.detail
     assert "agents.fixed_agents[0].manners" in problem.detail
     assert result.report.not_converted["games of runs without a readable configuration"] == 8
+
+
+def test_gpt4_wording_and_the_original_reading(tmp_path):
+    """A GPT-4 proposal that names the pot twice: scai reads the split, the original code the
+    proposer's units."""
+    text = (
+        "Oh, a whopping 40 apples! For this life-changing sum of 40 apples, the proposer (me) "
+        "will get 30, and the decider (you) will get 10."
+    )
+    root = tmp_path / "logs"
+    write_run(root / "0", 0, texts={(1, 2, "proposer"): text})
+    result = import_logs(root)
+    gpt4 = result.gpt4.set_index("epoch")
+    assert gpt4.loc[2, "offer"] == 10 and gpt4.loc[2, "proposal_form"] == "free_text"
+    assert gpt4.loc[2, "proposal_text"] == text
+    epoch = result.interactions[result.interactions.epoch == 2]
+    reading = authors_offered_share(epoch_messages(epoch))
+    assert reading.offers == (30,) and reading.pot == 40
+    assert reading.offered_share == pytest.approx(75.0)
+    first = result.interactions[result.interactions.epoch == 1]
+    assert authors_offered_share(epoch_messages(first)).offered_share == pytest.approx(
+        gpt4.loc[1, "offered_share"]
+    )

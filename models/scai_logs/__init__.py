@@ -23,7 +23,8 @@ The format, as verified on the 240 shared runs (``../shared/data/original-scai``
   agents state the principle each played with.
 
 :func:`import_logs` converts a source into scai's tables (:mod:`.tables`) with a report of
-everything not converted, by reason, with file and row (:mod:`.report`).
+everything not converted, by reason, with file and row (:mod:`.report`);
+:mod:`.original_reading` replicates how the study's own code read the assistant's offers.
 """
 
 from scai.models.scai_logs.importer import import_logs, output_paths, write_import, write_report
