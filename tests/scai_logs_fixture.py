@@ -31,10 +31,10 @@ def proposal(pot: int, keep: int, currency: str = "apples") -> str:
     )
 
 
-def config(policy: str, manner: str, currency: str, pots: list[int]) -> dict:
+def config(policies: list[str], manner: str, currency: str, pots: list[int]) -> dict:
     users = [
         {"name": f"fixed_agent_{i}", "manners": manner, "utilities": {currency: policy}}
-        for i in range(1, 7)
+        for i, policy in enumerate(policies, start=1)
     ]
     flex = [
         {"name": f"flex_agent_{i}", "manners": manner, "initial_util": "selfish"} for i in (1, 2)
@@ -85,11 +85,14 @@ def write_run(
     pots: tuple[int, ...] = (30, 40),
     texts: dict | None = None,
     with_config: bool = True,
+    mixed: tuple[str, ...] | None = None,
 ) -> Path:
-    """Write run ``run`` into ``folder``; return the folder."""
+    """Write run ``run`` into ``folder``; return the folder. ``mixed`` gives the 6 users'
+    policies in the configuration (the messages still follow ``policy``)."""
     folder.mkdir(parents=True, exist_ok=True)
     if with_config:
-        text = yaml.safe_dump(config(policy, manner, currency, list(pots)), sort_keys=False)
+        policies = list(mixed or [policy] * 6)
+        text = yaml.safe_dump(config(policies, manner, currency, list(pots)), sort_keys=False)
         (folder / f"id_{run}_config").write_text(text)
     for k, pot in enumerate(pots):
         csv_text = epoch_csv(k, pot, policy, currency, texts or {})

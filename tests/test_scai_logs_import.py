@@ -170,6 +170,20 @@ def test_unreadable_sources_exit_2(tmp_path, capsys):
         assert code == 2 and "Traceback" not in err and str(source.name) in err
 
 
+def test_mixed_groups_keep_each_users_policy(tmp_path):
+    root = tmp_path / "logs"
+    mixed = ("selfish", "altruistic", "selfish", "altruistic", "selfish", "selfish")
+    write_run(root / "0", 0, mixed=mixed, manner="nuetral")  # the typo is normalised
+    result = import_logs(root)
+    assert result.report.problems == []
+    run = result.runs.iloc[0]
+    assert (run.policy, run.manner) == ("selfish=0.666667,altruistic=0.333333", "neutral")
+    # the folder names no experiment: the configuration's sim_dir does (experiment_3)
+    assert run.sim == "exp3/selfish67+altruistic33_neutral/00"
+    assert result.users["policy"].tolist() == list(mixed)
+    assert set(result.users["manner"]) == {"neutral"}
+
+
 def test_bad_config_is_reported(tmp_path):
     root = tmp_path / "logs"
     folder = write_run(root / "0", 0)

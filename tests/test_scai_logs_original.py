@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from scai.experiments.cli import main
 from scai.experiments.gpt4_logs import per_epoch, reproduce_gpt4
+from scai.models.data import read_interactions
+from scai.models.layout import GroupData
 from scai.models.scai_logs import import_logs, write_import
 
 #: The proposals the study's code misread: (sim, epoch) -> (what it read, what the text says).
@@ -54,6 +56,15 @@ def test_every_game_and_message_converts(imported):
 def test_scai_validate_accepts_the_import(imported):
     _, out = imported
     assert main(["validate", str(out)]) == 0
+
+
+def test_the_model_scores_the_users_and_not_the_assistant(imported):
+    result, out = imported
+    users = {sim: group["user"].tolist() for sim, group in result.users.groupby("sim")}
+    data = GroupData.from_table(read_interactions(out), users=users)
+    assert int(data.user_mask.sum()) == 240 * 18
+    # two events per user-user game, one per assistant game (the user's own action)
+    assert int(data.event_mask.sum()) == 2 * 9600 + 2400
 
 
 def test_gpt4_curves_equal_the_published_ones_outside_the_misreads(imported):
