@@ -184,6 +184,19 @@ def test_mixed_groups_keep_each_users_policy(tmp_path):
     assert set(result.users["manner"]) == {"neutral"}
 
 
+def test_an_epoch_file_in_another_layout_is_reported(tmp_path):
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    epoch = folder / "id_0_run_1.csv"
+    epoch.write_text(epoch.read_text().replace("prompt,", "question,", 1))
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "bad_epoch_file" and problem.file.endswith("0/id_0_run_1.csv")
+    assert "prompt" in problem.detail
+    assert sum(result.report.not_converted.values()) == GAMES_PER_EPOCH
+    assert len(result.interactions) == GAMES_PER_EPOCH and set(result.interactions.epoch) == {1}
+
+
 def test_bad_config_is_reported(tmp_path):
     root = tmp_path / "logs"
     folder = write_run(root / "0", 0)

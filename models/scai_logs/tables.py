@@ -173,7 +173,9 @@ def _not_converted(report: ImportReport, games: list[Game]) -> None:
         report.not_converted[_kind(game)] += 1
 
 
-def _epoch(run: RunFolder, k: int, games: tuple[Game, ...], report: ImportReport) -> EpochLog:
+def _epoch(
+    run: RunFolder, k: int, games: tuple[Game, ...], report: ImportReport
+) -> EpochLog | None:
     if k not in run.epochs:
         detail = f"epoch files found: {sorted(run.epochs)}"
         missing = run.label(f"id_{run.run}_run_{k}.csv")
