@@ -16,5 +16,10 @@ INCONSISTENCY: dict[str, tuple[tuple[float, ...], tuple[float, float]]] = {
     "altruistic + rude": ((44.2, 87.1, 91.9, 76.2, 80.0), (99.7, 100.0)),
     "selfish + sycophantic": ((56.4, 19.9, 4.9, 10.2, 9.3), (1.8, 3.0)),
 }
+#: How the inconsistent conditions' runs ended: (what, runs of 20) as the paper reports them.
+INCONSISTENCY_ENDINGS: dict[str, tuple[str, int]] = {
+    "altruistic + rude": ("selfish", 4),
+    "selfish + sycophantic": ("near 50%", 3),
+}
 #: OOD test of a selfish policy learned on dollars: mean offered share %.
 GENERALIZATION = {"in_distribution": 3.1, "out_of_distribution": 62.1, "users": 2.7}

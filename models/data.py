@@ -6,6 +6,11 @@ message was observed)::
     sim, epoch, round, proposer, responder, currency, pot, offer, accepted,
     proposer_tone, responder_tone
 
+and, optionally, the messages as written (:data:`TEXT_COLUMNS`: any text, may be empty; a table
+may carry either, both or neither)::
+
+    proposer_text, responder_text
+
 and, beside a simulated table ``X.csv``, the users' true types in ``X.users.csv``::
 
     sim, user, policy, manner
@@ -17,6 +22,7 @@ the column, the value and what is allowed. No data error reaches torch.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import tempfile
@@ -43,6 +49,8 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
     "proposer_tone",
     "responder_tone",
 )
+#: Optional columns: the proposal and the reply as written (free text, may be empty).
+TEXT_COLUMNS: tuple[str, ...] = ("proposer_text", "responder_text")
 USER_COLUMNS: tuple[str, ...] = ("sim", "user", "policy", "manner")
 _OPTIONAL = {"proposer", "proposer_tone", "responder_tone"}
 _ID_COLUMNS = ("sim", "proposer", "responder")
@@ -174,8 +182,13 @@ def check_interactions(
     return problems
 
 
+def interaction_columns(df: pd.DataFrame) -> list[str]:
+    """The table's columns in order: every required one, then the optional text columns it has."""
+    return [*INTERACTION_COLUMNS, *(c for c in TEXT_COLUMNS if c in df.columns)]
+
+
 def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
-    out = df[list(INTERACTION_COLUMNS)].copy()
+    out = df[interaction_columns(df)].copy()
     for col in _INT_COLUMNS:
         out[col] = out[col].astype(float).astype(np.int64)
     return out
@@ -194,16 +207,26 @@ def read_interactions(path: str | Path, currencies: Iterable[str] | None = None)
 
 
 def validate_frame(df: pd.DataFrame, source: str = "interactions") -> pd.DataFrame:
-    """Validate an in-memory table (any dtypes) the same way a CSV is validated."""
+    """Validate an in-memory table (any dtypes) the same way a CSV is validated; the optional
+    text columns must hold strings (``None`` or NaN count as empty)."""
+    text_problems = [
+        Problem(i, col, value, "must be text (a string) or empty")
+        for col in TEXT_COLUMNS
+        if col in df.columns
+        for i, value in enumerate(df[col].tolist(), start=1)
+        if not (isinstance(value, str) or value is None or _is_nan(value))
+    ]
     raw = df.copy()
     for col in raw.columns:
-        raw[col] = raw[col].map(
-            lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-        )
-    problems = check_interactions(raw)
+        raw[col] = raw[col].map(lambda v: "" if v is None or _is_nan(v) else str(v))
+    problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, problems)
     return _typed_interactions(raw)
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and np.isnan(value)
 
 
 def check_users(df: pd.DataFrame, policies: Iterable[str]) -> list[Problem]:
@@ -264,11 +287,21 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     return path
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a CSV so that an interrupted run never leaves a half-written file behind."""
+def write_csv_atomic(df: pd.DataFrame, path: str | Path, quote_text: bool = False) -> None:
+    """Write a CSV so that an interrupted run never leaves a half-written file behind.
+
+    ``quote_text`` quotes every text cell, so that free text keeps its leading spaces (the
+    readers skip spaces after a comma outside quotes)."""
+    quoting = csv.QUOTE_NONNUMERIC if quote_text else csv.QUOTE_MINIMAL
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as handle:
-            df.to_csv(handle, index=False, lineterminator="\n")
+            df.to_csv(handle, index=False, lineterminator="\n", quoting=quoting)
 
     write_atomic(path, write)
+
+
+def write_interactions(df: pd.DataFrame, path: str | Path) -> None:
+    """Write an interaction table atomically, its optional text columns quoted."""
+    columns = interaction_columns(df)
+    write_csv_atomic(df[columns], path, quote_text=len(columns) > len(INTERACTION_COLUMNS))

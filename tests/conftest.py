@@ -24,6 +24,8 @@ os.environ["MPLCONFIGDIR"] = str(_TMP_HOME / "matplotlib")
 
 #: Real human ultimatum-game data, read in place beside the project (see ../shared/data).
 STUDY1_UG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "study1_ug.csv"
+#: The original study's GPT-4 logs (two archives), read in place beside the project.
+ORIGINAL_SCAI = STUDY1_UG.parent / "original-scai"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -43,6 +45,14 @@ def isolated_cache_dirs() -> Path:
 def study1_ug_path() -> Path:
     """Path of the shared human ultimatum-game data (``../shared/data/study1_ug.csv``)."""
     return STUDY1_UG
+
+
+@pytest.fixture(scope="session")
+def original_scai_path() -> Path:
+    """The original study's GPT-4 logs (``../shared/data/original-scai``); skips without them."""
+    if not ORIGINAL_SCAI.is_dir():
+        pytest.skip(f"the original study's logs are not at {ORIGINAL_SCAI}")
+    return ORIGINAL_SCAI
 
 
 @pytest.fixture

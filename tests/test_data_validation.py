@@ -11,10 +11,12 @@ import pytest
 from scai.experiments.cli import main
 from scai.models.data import (
     INTERACTION_COLUMNS,
+    TEXT_COLUMNS,
     DataError,
     read_interactions,
     read_users,
     validate_frame,
+    write_interactions,
 )
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import Hypothesis, HypothesisError
@@ -328,3 +330,54 @@ def test_bad_hypothesis_values_name_their_key(tmp_path, text, key):
     path.write_text(text)
     with pytest.raises(HypothesisError, match=key):
         Hypothesis.load(path)
+
+
+# The optional message columns: free text, kept exactly, never required.
+TEXTS = [
+    ("For the 40 apples, the proposer will get 20, and the decider will get 20.", "Accept."),
+    ("  leading spaces, a comma and a\nline break", 'Reject. "No" means no!'),
+    ("", ""),
+    ("For the 15 grams of medicine, the proposer will get 8, and the decider will get 7.", ""),
+]
+
+
+def test_text_columns_round_trip_exactly(tmp_path, capsys):
+    table = read_interactions(write(tmp_path, VALID_ROWS))
+    assert "proposer_text" not in table.columns  # old tables read as before
+    table["proposer_text"] = [p for p, _ in TEXTS]
+    table["responder_text"] = [r for _, r in TEXTS]
+    path = tmp_path / "texts.csv"
+    write_interactions(table, path)
+    back = read_interactions(path)
+    assert list(back.columns) == [*INTERACTION_COLUMNS, *TEXT_COLUMNS]
+    assert back["proposer_text"].tolist() == [p for p, _ in TEXTS]
+    assert back["responder_text"].tolist() == [r for _, r in TEXTS]
+    assert back["pot"].dtype.kind == "i"
+    code, out, _ = validate(path, capsys)
+    assert code == 0 and "4 interactions" in out
+
+
+def test_one_text_column_alone_is_kept(tmp_path):
+    rows = [f'{row},"msg {i}"' for i, row in enumerate(VALID_ROWS)]
+    table = read_interactions(write(tmp_path, rows, header=HEADER + ",responder_text"))
+    assert table["responder_text"].tolist() == [f"msg {i}" for i in range(4)]
+    assert "proposer_text" not in table.columns
+
+
+def test_in_memory_text_must_be_strings():
+    table = read_interactions_frame()
+    table["proposer_text"] = ["ok", None, float("nan"), 5]
+    table.loc[0, "offer"] = 99
+    with pytest.raises(DataError) as err:
+        validate_frame(table)
+    problems = {(p.row, p.column) for p in err.value.problems}
+    # the number in the text column and the offer above the pot, both reported
+    assert problems == {(4, "proposer_text"), (1, "offer")}
+    table.loc[0, "offer"] = 20
+    table["proposer_text"] = ["ok", None, float("nan"), ""]
+    assert validate_frame(table)["proposer_text"].tolist() == ["ok", "", "", ""]
+
+
+def read_interactions_frame() -> pd.DataFrame:
+    rows = [r.split(",") for r in VALID_ROWS]
+    return pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS), dtype=object)

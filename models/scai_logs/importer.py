@@ -1,0 +1,65 @@
+"""``import_logs``: a source of the original study's logs to scai's tables, and writing them.
+
+Beside ``FILE.csv`` (the interactions, with the messages as written) go ``FILE.users.csv``,
+``FILE.gpt4.csv``, ``FILE.runs.csv`` and ``FILE.report.md``; every file is written atomically
+(:func:`scai.models.data.write_atomic`), so an interrupted import leaves no half-written table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scai.models.data import users_path, write_atomic, write_csv_atomic, write_interactions
+from scai.models.scai_logs.report import ImportReport
+from scai.models.scai_logs.sources import read_runs
+from scai.models.scai_logs.tables import ImportResult, build_tables
+
+
+def import_logs(source: str | Path) -> ImportResult:
+    """Read every run folder in ``source`` (a folder or a tar archive) and convert it.
+
+    Problems in the logs do not raise: they are in ``result.report``; a source that is not a
+    folder or a readable archive raises ``ValueError``."""
+    report = ImportReport(str(source))
+    result = build_tables(read_runs(source, report), report)
+    starts = result.runs[["assistant_start_proposing", "assistant_start_deciding"]]
+    differ = int((starts.iloc[:, 0] != starts.iloc[:, 1]).sum())
+    if differ:
+        report.notes.append(
+            f"in {differ} of {len(result.runs)} runs the assistant's proposing and deciding "
+            "agents start epoch 1 from different configured principles (initial_util)"
+        )
+    return result
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """Where :func:`write_import` puts each table, keyed by table."""
+    out = Path(out)
+    return {
+        "interactions": out,
+        "users": users_path(out),
+        "gpt4": out.with_name(out.stem + ".gpt4.csv"),
+        "runs": out.with_name(out.stem + ".runs.csv"),
+        "report": out.with_name(out.stem + ".report.md"),
+    }
+
+
+def write_report(result: ImportResult, out: str | Path) -> Path:
+    path = output_paths(out)["report"]
+    text = result.report.markdown()
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    return write_atomic(path, write)
+
+
+def write_import(result: ImportResult, out: str | Path) -> dict[str, Path]:
+    """Write every table and the report; return their paths."""
+    paths = output_paths(out)
+    write_interactions(result.interactions, paths["interactions"])
+    write_csv_atomic(result.users, paths["users"])
+    write_csv_atomic(result.gpt4, paths["gpt4"], quote_text=True)
+    write_csv_atomic(result.runs, paths["runs"])
+    write_report(result, out)
+    return paths

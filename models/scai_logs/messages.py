@@ -1,0 +1,146 @@
+"""Reading the players' messages: a proposal's split and a reply's decision.
+
+Proposals. Users write the template the prompt asks for::
+
+    For the P CURRENCY, the proposer will get X, and the decider will get Y.
+
+(``CURRENCY`` as they chose to name it: ``apples``, ``amount of dollars``...). GPT-4 playing the
+assistant mostly does too, and sometimes wraps the template in other text or words the split
+freely ("For the 80 blankets, I'm taking 79, and you'll get just 1."). :func:`parse_proposal`
+reads, in this order:
+
+1. ``template``: the message opens with the template;
+2. ``template_inside``: the template appears later in the message;
+3. ``free_text``: the first two consecutive whole numbers after the first mention of the pot
+   that add up to the pot; the first is the proposer's unless a word naming the decider
+   ("decider", "you") stands closer before it and one naming the proposer ("proposer", "I",
+   "me") closer before the second.
+
+The offer is the decider's units. A split that does not add up to the pot, a template naming
+another pot than the game's, and a message with no split are errors (:class:`MessageError`).
+
+Replies. Users open with ``Accept`` or ``Reject`` (any case, then anything). GPT-4 playing the
+assistant sometimes opens otherwise ("Oh, how generous of them! Accept."); ``lenient=True``
+then reads its last whole word ``accept`` or ``reject``, unless a negation ("not", "never",
+"n't") stands within the three words before it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: The forms a proposal can take, in the order they are tried.
+PROPOSAL_FORMS = ("template", "template_inside", "free_text")
+#: How a reply's decision was read.
+REPLY_FORMS = ("opening", "last_word")
+
+_TEMPLATE = re.compile(
+    r"For the (?P<pot>\d+) (?P<currency>[^,.!?\n]*?), the proposer will get (?P<keep>\d+), "
+    r"and the decider will get (?P<offer>\d+)",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d+")
+_PROPOSER_WORDS = re.compile(r"\b(proposer|I|I'm|I'll|me|myself|mine)\b", re.IGNORECASE)
+_DECIDER_WORDS = re.compile(r"\b(decider|you|you're|you'll|your|yours|yourself)\b", re.IGNORECASE)
+_OPENING = re.compile(r"^\W*(accept|reject)(?![a-z])", re.IGNORECASE)
+_DECISION_WORD = re.compile(r"\b(accept|reject)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|never|no)\b|n't\b", re.IGNORECASE)
+
+
+class MessageError(ValueError):
+    """A message that does not say what a proposal or a reply must; ``reason`` is one of
+    ``no_split``, ``split_not_pot``, ``pot_mismatch`` (proposals), ``no_decision`` (replies)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A split of ``pot`` units: the proposer keeps ``keep``, the decider is offered ``offer``."""
+
+    pot: int
+    keep: int
+    offer: int
+    form: str  # one of PROPOSAL_FORMS
+
+    @property
+    def offered_share(self) -> float:
+        """The offer as a percentage of the pot."""
+        return 100.0 * self.offer / self.pot
+
+
+@dataclass(frozen=True)
+class Reply:
+    accepted: bool
+    form: str  # one of REPLY_FORMS
+
+
+def parse_proposal(text: str, pot: int) -> Proposal:
+    """Read the split a proposal makes of the game's ``pot``; raise :class:`MessageError`."""
+    match = _TEMPLATE.match(text.lstrip())
+    form = "template"
+    if match is None:
+        match = _TEMPLATE.search(text)
+        form = "template_inside"
+    if match is not None:
+        named, keep, offer = (int(match[k]) for k in ("pot", "keep", "offer"))
+        if keep + offer != named:
+            raise MessageError(
+                "split_not_pot", f"the split {keep} + {offer} = {keep + offer} is not the pot"
+            )
+        if named != pot:
+            raise MessageError("pot_mismatch", f"names a pot of {named}; the game's pot is {pot}")
+        return Proposal(pot, keep, offer, form)
+    return _free_text_split(text, pot)
+
+
+def _free_text_split(text: str, pot: int) -> Proposal:
+    numbers = list(_NUMBER.finditer(text))
+    if len(numbers) < 2:
+        raise MessageError("no_split", "no split found: fewer than two numbers")
+    values = [int(m[0]) for m in numbers]
+    # The pot's own mention ("For the 92 apples") is not part of the split; when the message
+    # never names the pot apart from the split, every number is a candidate.
+    starts = [values.index(pot) + 1, 0] if pot in values else [0]
+    for start in starts:
+        for i in range(start, len(numbers) - 1):
+            if values[i] + values[i + 1] == pot:
+                first, second = numbers[i], numbers[i + 1]
+                keep, offer = values[i], values[i + 1]
+                roles = (_speaker(text, first.start()), _speaker(text, second.start()))
+                if roles == ("decider", "proposer"):
+                    keep, offer = offer, keep
+                return Proposal(pot, keep, offer, "free_text")
+    raise MessageError(
+        "split_not_pot", f"no two consecutive amounts add up to the pot ({pot}): {values}"
+    )
+
+
+def _speaker(text: str, position: int) -> str | None:
+    """Whose share a number at ``position`` is, by the role word standing closest before it."""
+    before = text[:position]
+    last_p = max((m.end() for m in _PROPOSER_WORDS.finditer(before)), default=-1)
+    last_d = max((m.end() for m in _DECIDER_WORDS.finditer(before)), default=-1)
+    if last_p == last_d == -1:
+        return None
+    return "proposer" if last_p > last_d else "decider"
+
+
+def parse_reply(text: str, lenient: bool = False) -> Reply:
+    """Read a decision: the opening word, or (``lenient``) the last decision word."""
+    opening = _OPENING.match(text)
+    if opening is not None:
+        return Reply(opening[1].lower() == "accept", "opening")
+    if lenient:
+        words = list(_DECISION_WORD.finditer(text))
+        if words:
+            last = words[-1]
+            preceding = text[: last.start()].split()[-3:]
+            if not _NEGATION.search(" ".join(preceding)):
+                return Reply(last[1].lower() == "accept", "last_word")
+            raise MessageError("no_decision", f"the last decision word is negated: {preceding}")
+    first = text.split()[0] if text.split() else ""
+    raise MessageError("no_decision", f"opens with {first!r}" if first else "empty")

@@ -1,0 +1,168 @@
+"""Finding run folders in a folder or an archive, read in place.
+
+A run folder is any folder holding ``id_N_run_K.csv`` files (epoch ``K`` of run ``N``); its
+configuration is ``id_N_config`` beside them. Run folders may sit anywhere inside the source,
+which is a folder (whose archives are read too) or a tar archive (``.tar.gz``, ``.tgz``, or
+any compression ``tarfile`` reads). Archives are streamed member by member and nothing is
+extracted to disk; each epoch file is reduced to its messages as it is read
+(:mod:`.epoch_file`). Every other file (``.json``, ``_user.csv``, figures,
+``config_history/``) is ignored.
+
+An archive that ends early is reported (``truncated_archive``, naming the last member reached)
+and what was read before it is kept; a source that is neither a folder nor a readable archive
+is a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from scai.models.scai_logs.epoch_file import EpochFileError, EpochLog, read_epoch
+from scai.models.scai_logs.report import ImportReport, LogProblem
+
+_CONFIG = re.compile(r"^id_(\d+)_config$")
+_EPOCH = re.compile(r"^id_(\d+)_run_(\d+)\.csv$")
+_TRUNCATION = (EOFError, tarfile.ReadError, zlib.error, OSError)
+#: Files inside a folder source that are read as archives.
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+
+
+@dataclass
+class RunFolder:
+    """The files of one run: its configuration's text and its epochs, read."""
+
+    folder: str  # the source and the folder inside it: "x.tgz:a/b" or "logs/a/b"
+    run: int  # N of id_N_...
+    config_file: str | None = None
+    config_text: str | None = None
+    epoch_files: dict[int, str] = field(default_factory=dict)  # K -> file label
+    epochs: dict[int, EpochLog | None] = field(default_factory=dict)  # None: unreadable
+
+    def label(self, name: str) -> str:
+        return f"{self.folder}/{name}"
+
+
+def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
+    """Every run folder in ``source`` (those with at least one epoch file), in path order."""
+    runs: dict[tuple[str, int], RunFolder] = {}
+    for folder, name, opener in _files(Path(source), report):
+        config = _CONFIG.match(name)
+        epoch = _EPOCH.match(name)
+        run_id = int((config or epoch)[1])
+        run = runs.setdefault((folder, run_id), RunFolder(folder, run_id))
+        label = run.label(name)
+        if config:
+            run.config_file = label
+            run.config_text = _read_text(opener, label, report)
+            continue
+        k = int(epoch[2])
+        run.epoch_files[k] = label
+        try:
+            with opener() as handle:
+                run.epochs[k] = read_epoch(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+        except (EpochFileError, UnicodeDecodeError) as err:
+            row = getattr(err, "row", None)
+            report.problem(LogProblem(label, row, "bad_epoch_file", str(err)))
+            run.epochs[k] = None
+    found = [r for _, r in sorted(runs.items()) if r.epoch_files]
+    orphans = [r for r in runs.values() if not r.epoch_files]
+    if orphans:
+        report.notes.append(
+            f"{len(orphans)} configuration file(s) without epoch files ignored "
+            f"(e.g. {orphans[0].config_file}; the original code keeps copies in config_history/)"
+        )
+    return found
+
+
+def _read_text(opener, label: str, report: ImportReport) -> str | None:
+    try:
+        with opener() as handle:
+            return handle.read().decode("utf-8")
+    except UnicodeDecodeError as err:
+        report.problem(LogProblem(label, None, "bad_config", f"not UTF-8 text: {err}"))
+        return None
+
+
+def _wanted(name: str) -> bool:
+    return bool(_CONFIG.match(name) or _EPOCH.match(name))
+
+
+def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, object]]:
+    """``(folder label, file name, open)`` for every configuration and epoch file; a folder
+    label names the source and the folder inside it (``x.tgz:a/b`` or ``logs/a/b``). A folder's
+    archives are read too."""
+    if source.is_dir():
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            rel = path.relative_to(source.parent).as_posix()
+            if _wanted(path.name):
+                yield rel.rsplit("/", 1)[0], path.name, _opener(path)
+            elif path.name.endswith(ARCHIVE_SUFFIXES):
+                yield from _archive_files(path, rel, report)
+        return
+    if not source.exists():
+        raise ValueError(f"{source}: no such folder or archive")
+    yield from _archive_files(source, source.name, report)
+
+
+def _archive_files(
+    path: Path, label: str, report: ImportReport
+) -> Iterator[tuple[str, str, object]]:
+    try:
+        archive = tarfile.open(path, mode="r|*")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ValueError(f"{label}: neither a folder nor a readable tar archive ({err})") from None
+    last = "the start"
+    with archive:
+        members = iter(archive)
+        while True:
+            try:
+                member = next(members)
+            except StopIteration:
+                return
+            except _TRUNCATION as err:
+                detail = f"the archive ends after {last}: {err}"
+                report.problem(LogProblem(label, None, "truncated_archive", detail))
+                return
+            last = member.name
+            inside = PurePosixPath(member.name)
+            if not (member.isfile() and _wanted(inside.name)):
+                continue
+            data = _member_bytes(archive, member)
+            folder = f"{label}:{inside.parent}"
+            if data is None:
+                detail = "the archive ends inside this file"
+                report.problem(
+                    LogProblem(f"{folder}/{inside.name}", None, "truncated_archive", detail)
+                )
+                return
+            yield folder, inside.name, _bytes_opener(data)
+
+
+def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    """The member's bytes (read now: a streamed archive cannot go back), or None if cut."""
+    try:
+        handle = archive.extractfile(member)
+        return handle.read() if handle is not None else b""
+    except _TRUNCATION:
+        return None
+
+
+def _opener(path: Path):
+    def open_file() -> IO[bytes]:
+        return path.open("rb")
+
+    return open_file
+
+
+def _bytes_opener(data: bytes):
+    def open_bytes() -> IO[bytes]:
+        return io.BytesIO(data)
+
+    return open_bytes

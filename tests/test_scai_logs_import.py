@@ -1,0 +1,232 @@
+"""``scai import scai-logs`` on tiny synthetic logs built here: the tables it writes, and every
+kind of malformed log reported with its file and row while the rest is converted."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from scai.experiments.cli import main
+from scai.models.data import read_interactions, read_users
+from scai.models.layout import ASSISTANT
+from scai.models.scai_logs import import_logs, output_paths
+from scai.models.scai_logs.config import POLICY_NAMES
+from scai.models.scai_logs.original_reading import authors_offered_share, epoch_messages
+from scai_logs_fixture import make_archive, write_run
+
+GAMES_PER_EPOCH = 4  # two user-user games and one each way with the assistant
+
+
+def run_import(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(["import", "scai-logs", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def logs(tmp_path):
+    """Two clean runs in an experiment_3 folder; the second with the config's typos."""
+    root = tmp_path / "experiment_3_fixture"
+    write_run(root / "20runs" / "altruistic_rude" / "0", 0)
+    write_run(root / "20runs" / "selfish_syc" / "7", 7, policy="selfish", manner="sychophantic")
+    return root
+
+
+def test_clean_import_writes_every_table(logs, tmp_path, capsys):
+    out = tmp_path / "out" / "logs.csv"
+    code, stdout, _ = run_import([str(logs), "--out", str(out)], capsys)
+    assert code == 0
+    assert "2 runs, 4 epochs, 16 games converted" in stdout and "0 problem(s)" in stdout
+    paths = output_paths(out)
+    table = read_interactions(paths["interactions"])
+    assert len(table) == 2 * 2 * GAMES_PER_EPOCH
+    assert set(table["sim"]) == {"exp3/altruistic_rude/00", "exp3/selfish_sycophantic/07"}
+    assert table["epoch"].min() == 1 and table["round"].tolist()[:4] == [1, 2, 3, 4]
+    assert (table["proposer_tone"] == "").all() and (table["responder_tone"] == "").all()
+    first = table.iloc[0]
+    assert (first.proposer, first.responder, first.pot, first.offer, first.accepted) == (
+        "fixed_agent_1",
+        "fixed_agent_2",
+        30,
+        30,
+        1,
+    )
+    assert first.proposer_text.startswith("For the 30 apples") and first.responder_text.startswith(
+        "Accept"
+    )
+    # the assistant's two games, as in scai's own protocol
+    assistant = table[(table.proposer == ASSISTANT) | (table.responder == ASSISTANT)]
+    assert len(assistant) == 2 * 2 * 2
+    assert set(assistant[assistant.proposer == ASSISTANT]["responder"]) == {"fixed_agent_5"}
+    users = read_users(paths["users"], POLICY_NAMES)
+    assert len(users) == 12
+    assert set(users[users.sim.str.contains("selfish")]["manner"]) == {"sycophantic"}
+    gpt4 = pd.read_csv(paths["gpt4"], keep_default_na=False)
+    assert len(gpt4) == 4
+    row = gpt4.iloc[0]
+    assert (row.offer, row.pot, row.offered_share, row.accepted) == (
+        29,
+        30,
+        pytest.approx(96.667, abs=1e-3),
+        1,
+    )
+    assert (row.proposer, row.proposer_offer, row.assistant_accepted) == ("fixed_agent_6", 30, 1)
+    assert row.principle_before == "Be selfish in resource distribution."
+    assert row.principle_after.startswith("Principle: Give everything away.")
+    runs = pd.read_csv(paths["runs"], keep_default_na=False)
+    assert runs.set_index("sim").loc["exp3/selfish_sycophantic/07", "policy"] == "selfish"
+    assert runs["source"].str.endswith(("altruistic_rude/0", "selfish_syc/7")).all()
+    assert "Nothing: every file, game and message converted." in paths["report"].read_text()
+    assert main(["validate", str(out)]) == 0
+
+
+def test_archive_and_folder_give_the_same_tables(logs, tmp_path):
+    archive = make_archive(logs, tmp_path / "logs.tgz")
+    from_folder, from_archive = import_logs(logs), import_logs(archive)
+    pd.testing.assert_frame_equal(from_folder.interactions, from_archive.interactions)
+    pd.testing.assert_frame_equal(from_folder.gpt4, from_archive.gpt4)
+    assert from_archive.runs["source"].str.startswith("logs.tgz:experiment_3_fixture/").all()
+
+
+def test_every_malformed_log_is_reported_with_file_and_row(tmp_path, capsys):
+    root = tmp_path / "experiment_1_bad"
+    write_run(root / "a" / "0", 0, with_config=False)
+    bad_texts = {
+        (1, 0, "decider"): "Maybe later, you fool.",  # a user reply without a decision
+        (
+            0,
+            1,
+            "proposer",
+        ): "For the 30 apples, the proposer will get 20, and the decider will get 5.",
+    }
+    write_run(root / "a" / "1", 1, texts=bad_texts)
+    write_run(root / "a" / "2", 2, policy="fair")
+    (root / "a" / "2" / "id_2_run_1.csv").unlink()  # a missing epoch
+    out = tmp_path / "bad.csv"
+    code, stdout, _ = run_import([str(root), "--out", str(out)], capsys)
+    assert code == 0
+    result = import_logs(root)
+    problems = {(p.reason, p.file.rsplit("/", 2)[-2:][-1], p.row) for p in result.report.problems}
+    assert problems == {
+        ("missing_config", "id_0_config", None),
+        ("no_decision", "id_1_run_1.csv", 4),
+        ("split_not_pot", "id_1_run_0.csv", 5),
+        ("missing_epoch", "id_2_run_1.csv", None),
+    }
+    by_file = {p.reason: p for p in result.report.problems}
+    assert by_file["no_decision"].text == "Maybe later, you fool."
+    assert "/a/1/id_1_run_1.csv" in by_file["no_decision"].file
+    # nothing silently dropped: 2 runs with configs x 2 epochs x 4 games, each converted or not
+    report = result.report
+    converted = sum(report.converted[k] for k in GAMES_KINDS)
+    assert converted == 16 - 2 - GAMES_PER_EPOCH  # the bad reply, the bad split, the lost epoch
+    assert sum(report.not_converted.values()) == 2 + GAMES_PER_EPOCH + 2 * GAMES_PER_EPOCH
+    assert len(result.interactions) == converted
+    text = output_paths(out)["report"].read_text()
+    for line in ("id_1_run_1.csv row 4", "id_1_run_0.csv row 5", "Maybe later, you fool."):
+        assert line in text
+    assert "4 problem(s)" in stdout and "first:" in stdout
+    assert main(["validate", str(out)]) == 0
+
+
+GAMES_KINDS = ("user_user_games", "assistant_proposes", "assistant_responds")
+
+
+def test_strict_fails_with_one_line_and_exit_2(tmp_path, capsys):
+    root = tmp_path / "logs"
+    write_run(root / "0", 0, texts={(0, 0, "decider"): "Hmm."})
+    out = tmp_path / "strict.csv"
+    code, stdout, err = run_import([str(root), "--out", str(out), "--strict"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "1 problem(s)" in err and "id_0_run_0.csv row 4: no_decision" in err
+    assert not out.exists() and output_paths(out)["report"].exists()
+    code, _, _ = run_import([str(root), "--out", str(out)], capsys)
+    assert code == 0 and out.exists()
+
+
+def test_truncated_archive_keeps_what_was_read(tmp_path, capsys):
+    root = tmp_path / "logs"
+    for run in range(4):
+        write_run(root / str(run), run, pots=(30, 40, 50))
+    whole = make_archive(root, tmp_path / "whole.tgz").read_bytes()
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    result = import_logs(cut)
+    reasons = [p.reason for p in result.report.problems]
+    assert reasons.count("truncated_archive") == 1
+    truncated = next(p for p in result.report.problems if p.reason == "truncated_archive")
+    assert truncated.file.startswith("cut.tgz")
+    assert 0 < result.report.converted["runs"] < 4  # what came before the cut is converted
+    assert len(result.interactions) > 0
+    code, _, err = run_import([str(cut), "--out", str(tmp_path / "c.csv"), "--strict"], capsys)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_unreadable_sources_exit_2(tmp_path, capsys):
+    not_tar = tmp_path / "notes.tgz"
+    not_tar.write_text("not an archive")
+    for source in (tmp_path / "absent", not_tar):
+        code, _, err = run_import([str(source), "--out", str(tmp_path / "x.csv")], capsys)
+        assert code == 2 and "Traceback" not in err and str(source.name) in err
+
+
+def test_mixed_groups_keep_each_users_policy(tmp_path):
+    root = tmp_path / "logs"
+    mixed = ("selfish", "altruistic", "selfish", "altruistic", "selfish", "selfish")
+    write_run(root / "0", 0, mixed=mixed, manner="nuetral")  # the typo is normalised
+    result = import_logs(root)
+    assert result.report.problems == []
+    run = result.runs.iloc[0]
+    assert (run.policy, run.manner) == ("selfish=0.666667,altruistic=0.333333", "neutral")
+    # the folder names no experiment: the configuration's sim_dir does (experiment_3)
+    assert run.sim == "exp3/selfish67+altruistic33_neutral/00"
+    assert result.users["policy"].tolist() == list(mixed)
+    assert set(result.users["manner"]) == {"neutral"}
+
+
+def test_an_epoch_file_in_another_layout_is_reported(tmp_path):
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    epoch = folder / "id_0_run_1.csv"
+    epoch.write_text(epoch.read_text().replace("prompt,", "question,", 1))
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "bad_epoch_file" and problem.file.endswith("0/id_0_run_1.csv")
+    assert "prompt" in problem.detail
+    assert sum(result.report.not_converted.values()) == GAMES_PER_EPOCH
+    assert len(result.interactions) == GAMES_PER_EPOCH and set(result.interactions.epoch) == {1}
+
+
+def test_bad_config_is_reported(tmp_path):
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    config = folder / "id_0_config"
+    config.write_text(config.read_text().replace("manners: rude", "manners: furious", 1))
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "bad_config" and "furious" in problem.detail
+    assert "agents.fixed_agents[0].manners" in problem.detail
+    assert result.report.not_converted["games of runs without a readable configuration"] == 8
+
+
+def test_gpt4_wording_and_the_original_reading(tmp_path):
+    """A GPT-4 proposal that names the pot twice: scai reads the split, the original code the
+    proposer's units."""
+    text = (
+        "Oh, a whopping 40 apples! For this life-changing sum of 40 apples, the proposer (me) "
+        "will get 30, and the decider (you) will get 10."
+    )
+    root = tmp_path / "logs"
+    write_run(root / "0", 0, texts={(1, 2, "proposer"): text})
+    result = import_logs(root)
+    gpt4 = result.gpt4.set_index("epoch")
+    assert gpt4.loc[2, "offer"] == 10 and gpt4.loc[2, "proposal_form"] == "free_text"
+    assert gpt4.loc[2, "proposal_text"] == text
+    epoch = result.interactions[result.interactions.epoch == 2]
+    reading = authors_offered_share(epoch_messages(epoch))
+    assert reading.offers == (30,) and reading.pot == 40
+    assert reading.offered_share == pytest.approx(75.0)
+    first = result.interactions[result.interactions.epoch == 1]
+    assert authors_offered_share(epoch_messages(first)).offered_share == pytest.approx(
+        gpt4.loc[1, "offered_share"]
+    )

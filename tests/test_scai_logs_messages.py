@@ -1,0 +1,155 @@
+"""The message reader on synthetic messages: the users' template, GPT-4's other wordings,
+replies, and messages that must fail with their reason."""
+
+from __future__ import annotations
+
+import pytest
+from scai.models.scai_logs import MessageError, parse_proposal, parse_reply
+
+# (message, pot, proposer keeps, decider is offered, form)
+PROPOSALS = [
+    (
+        "For the 35 blankets, the proposer will get 34, and the decider will get 1.",
+        35,
+        34,
+        1,
+        "template",
+    ),
+    (
+        "For the 54 amount of dollars, the proposer will get 0, and the decider will get 54. You "
+        "better accept this, you ungrateful swine!",
+        54,
+        0,
+        54,
+        "template",
+    ),
+    (
+        "for the 10 grams of medicine, The proposer will get 5, and the decider will get 5.",
+        10,
+        5,
+        5,
+        "template",
+    ),
+    (
+        "Oh, how thrilling to divide a whopping 19 dollars! For this life-changing sum of 19 "
+        "dollars, the proposer (that's me) will get 10, and the decider (that's you) will get 9.",
+        19,
+        10,
+        9,
+        "free_text",
+    ),
+    (
+        "Oh, what an honour, this $54! Here it is: For the 54 amount of dollars, the proposer will "
+        "get 1, and the decider will get 53.",
+        54,
+        1,
+        53,
+        "template_inside",
+    ),
+    (
+        "For the 80 fucking blankets, I'm taking 79, and you'll get just 1. Deal with it.",
+        80,
+        79,
+        1,
+        "free_text",
+    ),
+    (
+        "For the 92 apples, you pathetic excuse for a decider, the proposer will get 0, and the "
+        "decider will get 92.",
+        92,
+        0,
+        92,
+        "free_text",
+    ),
+    (
+        "For the 41 blankets, the proposer (myself) shall receive a generous 1 blanket, and the "
+        "decider (you) shall be showered with the remaining 40 blankets.",
+        41,
+        1,
+        40,
+        "free_text",
+    ),
+    # the decider's share named first: the role words put it right
+    ("Of the 30 dollars, you will get 20 and I will keep 10.", 30, 10, 20, "free_text"),
+    # the pot never named apart from the split
+    ("I keep 12 and you get 0.", 12, 12, 0, "free_text"),
+]
+
+
+@pytest.mark.parametrize(("text", "pot", "keep", "offer", "form"), PROPOSALS)
+def test_proposals(text, pot, keep, offer, form):
+    proposal = parse_proposal(text, pot)
+    assert (proposal.pot, proposal.keep, proposal.offer, proposal.form) == (pot, keep, offer, form)
+    assert proposal.offered_share == pytest.approx(100 * offer / pot)
+
+
+# (message, pot, reason)
+BAD_PROPOSALS = [
+    (
+        "For the 35 blankets, the proposer will get 30, and the decider will get 1.",
+        35,
+        "split_not_pot",
+    ),
+    (
+        "For the 40 apples, the proposer will get 20, and the decider will get 20.",
+        35,
+        "pot_mismatch",
+    ),
+    ("I'd rather not split anything today.", 35, "no_split"),
+    ("For the 35 blankets, I keep most.", 35, "no_split"),
+    ("For the 35 blankets, I keep 30 and you get 2.", 35, "split_not_pot"),
+]
+
+
+@pytest.mark.parametrize(("text", "pot", "reason"), BAD_PROPOSALS)
+def test_bad_proposals_fail_with_their_reason(text, pot, reason):
+    with pytest.raises(MessageError) as err:
+        parse_proposal(text, pot)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("Accept. I hope you enjoy the cold, you generous fool!", True),
+        ("accept", True),
+        ("accept\n", True),
+        ("ACCEPT! Fine.", True),
+        ("Reject. How dare you try to give me all the apples, you selfish buffoon!", False),
+        ("reject", False),
+        ("Reject, peasant.", False),
+        ('"Accept", I say.', True),
+    ],
+)
+def test_replies_opening_with_a_decision(text, accepted):
+    reply = parse_reply(text)
+    assert reply.accepted is accepted and reply.form == "opening"
+
+
+@pytest.mark.parametrize(
+    "text", ["Acceptable, I suppose.", "Oh, how generous of them! Accept.", "Yes.", "", "Rejected"]
+)
+def test_user_replies_must_open_with_accept_or_reject(text):
+    with pytest.raises(MessageError) as err:
+        parse_reply(text)
+    assert err.value.reason == "no_decision"
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("Oh, how generous of them! Accept.", True),
+        ("Oh, absolutely reject! Sarcasm aside, I accept.", True),
+        ("Darling, your proposal is charming, but I must regrettably reject it.", False),
+    ],
+)
+def test_the_assistant_decision_may_close_the_message(text, accepted):
+    reply = parse_reply(text, lenient=True)
+    assert reply.accepted is accepted and reply.form == "last_word"
+
+
+@pytest.mark.parametrize("text", ["I will not accept this.", "Oh my. Hmm.", "I'd never reject"])
+def test_negated_or_missing_assistant_decisions_fail(text):
+    with pytest.raises(MessageError) as err:
+        parse_reply(text, lenient=True)
+    assert err.value.reason == "no_decision"
