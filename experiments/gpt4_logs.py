@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from scai.experiments.original import ALIGNMENT, INCONSISTENCY, INCONSISTENCY_ENDINGS
 from scai.models.data import read_interactions
 from scai.models.scai_logs.importer import output_paths

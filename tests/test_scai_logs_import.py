@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from scai_logs_fixture import make_archive, write_run
+
 from scai.experiments.cli import main
 from scai.models.data import read_interactions, read_users
 from scai.models.layout import ASSISTANT
 from scai.models.scai_logs import import_logs, output_paths
 from scai.models.scai_logs.config import POLICY_NAMES
 from scai.models.scai_logs.original_reading import authors_offered_share, epoch_messages
-from scai_logs_fixture import make_archive, write_run
 
 GAMES_PER_EPOCH = 4  # two user-user games and one each way with the assistant
 

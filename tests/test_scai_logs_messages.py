@@ -4,6 +4,7 @@ replies, and messages that must fail with their reason."""
 from __future__ import annotations
 
 import pytest
+
 from scai.models.scai_logs import MessageError, parse_proposal, parse_reply
 
 # (message, pot, proposer keeps, decider is offered, form)

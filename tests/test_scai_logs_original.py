@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from scai.experiments.cli import main
 from scai.experiments.gpt4_logs import per_epoch, reproduce_gpt4
 from scai.models.data import read_interactions

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import yaml
+
 from scai.models.game import CURRENCIES
 from scai.models.language import MANNERS
 from scai.models.policies import DEFAULT_POLICIES

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
+
 from scai.models.layout import ASSISTANT
 
 _NUMBER = re.compile(r"\d+")

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+
 from scai.models.data import INTERACTION_COLUMNS, TEXT_COLUMNS, USER_COLUMNS
 from scai.models.layout import ASSISTANT
 from scai.models.scai_logs.config import ConfigError, Game, RunConfig, is_assistant, parse_config
