@@ -21,11 +21,11 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scai.models.errors import DataError, Problem
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
 
@@ -46,31 +46,6 @@ USER_COLUMNS: tuple[str, ...] = ("sim", "user", "policy", "manner")
 _OPTIONAL = {"proposer", "proposer_tone", "responder_tone"}
 _ID_COLUMNS = ("sim", "proposer", "responder")
 _INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
-
-
-@dataclass(frozen=True)
-class Problem:
-    row: int | None
-    column: str | None
-    value: object
-    allowed: str
-
-    def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else "file"
-        col = f", column {self.column!r}" if self.column else ""
-        val = f": value {self.value!r}" if self.value is not None else ""
-        return f"{where}{col}{val}: {self.allowed}"
-
-
-class DataError(ValueError):
-    """Invalid input data; ``problems`` lists every problem found."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{source}: {len(problems)} problem(s) found:\n{shown}{more}")
 
 
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from typing import Any
 
 import tomli_w
 import torch
+from scai.models.errors import HypothesisError
 from scai.models.language import MANNERS, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
@@ -50,10 +51,6 @@ _TOP_KEYS = {
 }
 _POLICY_KEYS = ("w", "alpha", "beta", "description")
 _CURRENCY_KEYS = ("shared_scale", "currency_scale", "essential_shift")
-
-
-class HypothesisError(ValueError):
-    """An invalid hypothesis; the message names the key, the value and what is allowed."""
 
 
 @dataclass(frozen=True)
