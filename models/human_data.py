@@ -37,13 +37,19 @@ reported with its 1-based data row number (the header is line 1, so row ``r`` is
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scai.models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
+from scai.models.data import (
+    INTERACTION_COLUMNS,
+    MAX_INDEX,
+    DataError,
+    Problem,
+    _read_raw,
+    parse_whole,
+)
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
@@ -73,7 +79,7 @@ FORMATS = ("auto", *LAYOUTS)
 STUDY1_POT = 100
 STUDY1_ROLES = ("self", "other")
 NO_ROLE = "0"
-MAX_TRIAL = 10**9
+MAX_TRIAL = MAX_INDEX
 
 
 @dataclass
@@ -118,15 +124,8 @@ class _Row:
         text = self.text(column)
         if text is None:
             return None
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number != int(number):
-            self.report(column, text, allowed)
-            return None
-        value = int(number)
-        if value < low or (high is not None and value > high):
+        value = parse_whole(text)
+        if value is None or value < low or (high is not None and value > high):
             self.report(column, text, allowed)
             return None
         return value
