@@ -50,6 +50,7 @@ from scai.models.data import (
     _read_raw,
     parse_whole,
 )
+from scai.models.errors import RunError
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
@@ -232,7 +233,7 @@ def read_human_data(
     raise). ``currency`` is what the pot is paid in when the file does not say.
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; allowed: {', '.join(FORMATS)}")
+        raise RunError(f"format: unknown format {format!r}; allowed: {', '.join(FORMATS)}")
     get_currency(currency)
     source = str(path)
     if not Path(path).exists():
