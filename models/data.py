@@ -345,7 +345,7 @@ def memory_limit(
     """The limit in bytes (``max_bytes``, else ``share`` of the available memory; ``None``
     where that is unknown) and how it was chosen, for messages."""
     if max_bytes is not None:
-        return int(max_bytes), "as given"
+        return int(max_bytes), "the max_memory given"
     free = available_memory()
     if free is None:
         return None, "unknown available memory"

@@ -114,7 +114,7 @@ class Hypothesis:
     essential_shift: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_name(self.name)
         if not isinstance(self.description, str):
             raise HypothesisError(f"description: must be a string, got {_show(self.description)}")
         if not isinstance(self.policies, tuple | list) or not all(
@@ -355,7 +355,7 @@ def _why(bound: str) -> str:
     return "where the model's arithmetic stays finite in float32"
 
 
-def _check_name(name: Any) -> None:
+def check_name(name: Any) -> None:
     """A name becomes part of file names: no path separators, ``..`` or control characters."""
     if not isinstance(name, str):
         raise HypothesisError(f"name: must be a string, got {_show(name)}")
