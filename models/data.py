@@ -17,6 +17,7 @@ the column, the value and what is allowed. No data error reaches torch.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -69,7 +70,19 @@ def parse_whole(text: str) -> int | None:
     magnitude above ``10**30`` comes back as ``+-10**31``, outside every allowed range (and
     ``1e999999999`` is never expanded into a billion-digit int).
     """
+    # tables repeat their pots, offers, epochs and rounds: short texts are parsed once
+    return _parse_short(text) if len(text) <= 40 else _parse_whole(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_short(text: str) -> int | None:
+    return _parse_whole(text)
+
+
+def _parse_whole(text: str) -> int | None:
     text = text.strip()
+    if text.isascii() and text.isdigit():  # the common case, fast
+        return int(text) if len(text.lstrip("0")) <= 30 else 10 * _HUGE
     if not _DECIMAL.fullmatch(text):
         return None
     value = Decimal(text)
@@ -120,6 +133,11 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
     return df
 
 
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a CSV cannot keep a bare carriage return)."""
+    return not text.isprintable() and any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def check_interactions(
     df: pd.DataFrame,
     currencies: Iterable[str] | None = None,
@@ -147,6 +165,13 @@ def check_interactions(
         for col in INTERACTION_COLUMNS:
             if row[col] == "" and col not in _OPTIONAL:
                 problems.append(Problem(i, col, "", "a value is required"))
+        for col in _ID_COLUMNS:
+            if _has_control(row[col]):
+                problems.append(
+                    Problem(
+                        i, col, row[col], "must not contain control characters (line breaks, tabs)"
+                    )
+                )
         ints: dict[str, int] = {}
         for col in _INT_COLUMNS:
             text = row[col]
@@ -195,7 +220,8 @@ def check_interactions(
 def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
     out = df[list(INTERACTION_COLUMNS)].copy()
     for col in _INT_COLUMNS:
-        out[col] = out[col].map(parse_whole).astype(np.int64)
+        values = {text: parse_whole(text) for text in pd.unique(out[col])}
+        out[col] = out[col].map(values).astype(np.int64)
     return out
 
 
@@ -287,9 +313,10 @@ def validate_frame(
 
 # -- how much memory a table's model tensors take ---------------------------------------------
 #: Bytes per cell of :class:`scai.models.layout.GroupData`'s padded ``[sims, users, events]``
-#: layout: eight int64 arrays (pot and currency index, offer, accepted, tone, partner, partner
-#: event, row), three bool ones (event, proposer and tone masks), the float32 copy of
-#: ``accepted`` and the bool ``is_responder``: 8 * 8 + 3 + 4 + 1.
+#: layout at its peak while it is built: eight 8-byte arrays (pot and currency index, offer,
+#: accepted as float64, tone, partner, partner event, row), three bool ones (event, proposer
+#: and tone masks), the float32 copy of ``accepted`` and the bool ``is_responder``:
+#: 8 * 8 + 3 + 4 + 1 (64 are held once the float64 ``accepted`` is freed).
 LAYOUT_BYTES_PER_CELL = 72
 #: Bytes per table row of the per-event arrays ``from_table`` sorts (two events a row).
 LAYOUT_BYTES_PER_ROW = 200
