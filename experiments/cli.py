@@ -1,28 +1,45 @@
 """The ``scai`` command line (also ``python -m scai``).
 
 ``scai --help`` lists the subcommands (registered in :mod:`scai.experiments.commands`) and
-``scai NAME --help`` explains every option. Errors in what a user typed or supplied end in one
-line on standard error and exit code 2.
+``scai NAME --help`` explains every option. Whatever a user types or supplies, an error ends in
+one line on standard error, never a Python traceback: a bad option or input (a
+:class:`~scai.models.errors.ScaiError`, an argparse error, a path that cannot be read or
+written) exits with code 2, an interruption with 130, anything else (a bug) with 1.
+``scai --debug COMMAND ...`` re-raises instead, to show the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+from pathlib import Path
 
 from scai import __version__
 from scai.experiments.commands import load_commands
-from scai.models.data import DataError
-from scai.models.hypotheses import HypothesisError
+from scai.models.errors import ScaiError
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse's own print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="scai",
         description="Bayesian Social Contract AI: simulate groups playing the ultimatum game, "
         "infer their implicit norms, and run the original study's experiments.",
     )
     parser.add_argument("--version", action="version", version=f"scai {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the Python traceback instead of one line (to report a bug)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, _) in load_commands().items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
@@ -30,13 +47,69 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``scai`` with ``argv`` (default: the process's) and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a one-line parse error
+        return done.code if isinstance(done.code, int) else 0
+    where = f"scai {args.command}"
+    # ArviZ announces its 1.0 refactor on import: noise on every command's standard error.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     try:
         return load_commands()[args.command][2](args)
-    except (DataError, HypothesisError, ValueError) as err:
-        print(f"scai {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if args.debug:
+            raise
+        code, message = _describe(err, args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        code, message = (
+            130,
+            "interrupted"
+            + (
+                "; run the same command again to resume (finished conditions are cached)"
+                if args.command == "run"
+                else ""
+            ),
+        )
+    print(f"{where}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _describe(err: Exception, args: argparse.Namespace) -> tuple[int, str]:
+    """The exit code and one line for an error."""
+    if isinstance(err, ScaiError):
+        return 2, err.one_line()
+    if isinstance(err, OSError):
+        return 2, _describe_os_error(err, args)
+    if isinstance(err, ValueError):
+        return 2, " ".join(str(err).split())
+    if isinstance(err, MemoryError):
+        return 1, "out of memory; use smaller settings (fewer simulations, users or epochs)"
+    text = " ".join(str(err).split())
+    return 1, (
+        f"internal error: {type(err).__name__}: {text} (a bug in scai: please report it with "
+        "the command; 'scai --debug ...' shows the traceback)"
+    )
+
+
+def _describe_os_error(err: OSError, args: argparse.Namespace) -> str:
+    """``--out PATH: reason``: the option whose path the failing file is (or is under)."""
+    reason = err.strerror or str(err)
+    failed = err.filename2 or err.filename  # a rename's destination, not its temporary file
+    if failed is None:
+        return reason
+    failed_path = Path(os.fsdecode(failed)).absolute()
+    for key, value in vars(args).items():
+        if not isinstance(value, str | Path) or key in ("command", "experiment"):
+            continue
+        given = Path(value).absolute()
+        if failed_path == given or given in failed_path.parents or failed_path in given.parents:
+            option = key.upper() if key == "file" else "--" + key.replace("_", "-")
+            return f"{option} {value}: {reason} ({os.fsdecode(failed)})"
+    return f"{os.fsdecode(failed)}: {reason}"
 
 
 if __name__ == "__main__":

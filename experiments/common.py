@@ -10,6 +10,26 @@ import pandas as pd
 
 from scai.experiments.protocol import ConditionResult, Settings
 from scai.models.data import write_csv_atomic
+from scai.models.errors import check_count, check_seed
+
+#: ``option: (low, high)`` of ``scai run``'s counts, checked on the command line and again by
+#: :func:`settings_from`. Each condition fits ``sims`` groups for ``epochs`` epochs, so the
+#: default run (20 x 5) takes about a minute; the bounds are 50 times that, per option.
+RUN_LIMITS: dict[str, tuple[int, int]] = {
+    "sims": (1, 1000),
+    "epochs": (1, 250),
+    "workers": (1, 256),
+}
+
+
+def check_run_options(args) -> None:
+    """A :class:`RunError` naming the first bad ``scai run`` option (``--sims``, ``--epochs``,
+    ``--seed``, ``--workers``) of ``args``, before any work."""
+    for name in ("sims", "epochs"):
+        check_count(f"--{name}", getattr(args, name), *RUN_LIMITS[name])
+    check_seed(args.seed, "--seed")
+    if getattr(args, "workers", None) is not None:
+        check_count("--workers", args.workers, *RUN_LIMITS["workers"])
 
 
 @dataclass
@@ -23,7 +43,8 @@ class ExperimentResult:
 
 
 def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> Settings:
-    """Protocol settings from ``scai run`` options (``--quick`` shrinks them)."""
+    """Protocol settings from ``scai run`` options (``--quick`` shrinks them), checked first."""
+    check_run_options(args)
     sims = min(args.sims, quick_sims) if args.quick else args.sims
     epochs = min(args.epochs, quick_epochs) if args.quick else args.epochs
     schedule = getattr(args, "schedule", "grouped")

@@ -6,5 +6,6 @@
 from scai.inference.errors import EngineError
 from scai.inference.fit import ENGINES, fit, prepare
 from scai.inference.posterior import Posterior
+from scai.models.errors import ScaiError
 
-__all__ = ["ENGINES", "EngineError", "Posterior", "fit", "prepare"]
+__all__ = ["ENGINES", "EngineError", "Posterior", "ScaiError", "fit", "prepare"]

@@ -1,5 +1,8 @@
 """Errors raised before any inference runs."""
 
+from scai.models.errors import ScaiError
 
-class EngineError(ValueError):
-    """An engine was asked for something it cannot do; the message names what to use instead."""
+
+class EngineError(ScaiError):
+    """An engine was asked for something it cannot do, or given an option out of range; the
+    message names the option and what is allowed or what to use instead."""

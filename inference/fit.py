@@ -1,7 +1,13 @@
-"""One entry point for every engine: :func:`fit`."""
+"""One entry point for every engine: :func:`fit`.
+
+Everything is validated before any engine runs: the data (:class:`DataError`, including the
+memory the model's tensors need), the hypothesis (:class:`HypothesisError`) and the engine and
+its options (:class:`EngineError`: names, whole-number counts, finite positive rates, the seed).
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -10,11 +16,36 @@ import pandas as pd
 
 from scai.inference.errors import EngineError
 from scai.inference.posterior import Posterior
-from scai.models.data import DataError, Problem, read_interactions, validate_frame
+from scai.models.data import check_table_memory, read_interactions, validate_frame
+from scai.models.errors import DataError, Problem, check_count, check_seed
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.layout import GroupData
 
 ENGINES = ("exact", "svi", "mcmc")
+
+#: ``option: (low, high)`` of the engines' whole-number options (``None`` is left to the
+#: engine's default). The upper bounds are far beyond any useful run and keep a typo
+#: (``num_draws=10**9``) from exhausting memory or time.
+COUNT_OPTIONS: dict[str, tuple[int, int]] = {
+    "num_draws": (1, 1_000_000),
+    "samples": (1, 1_000_000),
+    "warmup": (0, 1_000_000),
+    "num_chains": (1, 64),
+    "max_steps": (1, 10_000_000),
+    "min_steps": (1, 10_000_000),
+    "window": (1, 1_000_000),
+    "subsample_size": (1, 10_000_000),
+    "proposal_draws": (2, 1_000_000),
+    "grid_points": (2, 10_000),
+    "zoom_points": (2, 10_000),
+    "max_simplex_points": (1, 1_000_000),
+}
+#: ``option: (low, high)``, both excluded, of the engines' real-valued options.
+RATE_OPTIONS: dict[str, tuple[float, float]] = {
+    "learning_rate": (0.0, math.inf),
+    "rtol": (0.0, math.inf),
+    "target_accept": (0.0, 1.0),
+}
 
 
 def _engine(name: str):
@@ -25,20 +56,76 @@ def _engine(name: str):
     return {"exact": fit_exact, "svi": fit_svi, "mcmc": fit_mcmc}[name]
 
 
+def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> None:
+    """An :class:`EngineError` naming the first bad engine option: an engine or option name
+    the engine does not know, a count outside :data:`COUNT_OPTIONS`, a rate outside
+    :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``."""
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    check_seed(seed, "seed", EngineError)
+    known = _option_names(_engine(engine))
+    for key, value in options.items():
+        if known is not None and key not in known:
+            raise EngineError(
+                f"unknown option {key!r} for engine {engine!r}; allowed: {', '.join(known)}"
+            )
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EngineError(f"option {key}={value!r} must be finite")
+        if key in COUNT_OPTIONS:
+            check_count(key, value, *COUNT_OPTIONS[key], error=EngineError)
+        elif key in RATE_OPTIONS:
+            low, high = RATE_OPTIONS[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and low < value < high):
+                raise EngineError(
+                    f"{key}: must be a number above {low:g}"
+                    + (f" and below {high:g}" if math.isfinite(high) else "")
+                    + f", got {value!r}"
+                )
+
+
+def _option_names(function) -> tuple[str, ...] | None:
+    """The keyword options of an engine function (``None`` if it takes ``**kwargs``)."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    skip = {"data", "hypothesis", "table", "seed"}
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in skip)
+
+
 def prepare(
     data: pd.DataFrame | str | Path,
     hypothesis: Hypothesis | str | Path,
     users: pd.DataFrame | None = None,
+    *,
+    strict: bool = False,
+    max_memory: int | None = None,
 ) -> tuple[pd.DataFrame, GroupData, Hypothesis]:
-    """Validate the inputs (before any inference runs) and build the model's tensors."""
+    """Validate the inputs (before any inference runs) and build the model's tensors.
+
+    ``strict``: identical rows are a :class:`DataError` (else a warning). ``max_memory``: the
+    most bytes the model's tensors may take (default: a quarter of the available memory).
+    """
     hypothesis = get_hypothesis(hypothesis)
     if isinstance(data, str | Path):
-        table = read_interactions(data)
+        table = read_interactions(data, strict=strict)
+        source = str(data)
     elif isinstance(data, pd.DataFrame):
-        table = validate_frame(data)
+        table = validate_frame(data, strict=strict)
+        source = "interactions"
     else:
-        raise TypeError(f"data must be a DataFrame or a CSV path, got {type(data).__name__}")
+        raise DataError(
+            "data",
+            [Problem(None, None, None, f"expected a DataFrame or a CSV path, got {type(data)}")],
+        )
     if users is not None:
+        if not isinstance(users, pd.DataFrame) or "policy" not in users.columns:
+            raise DataError(
+                "users",
+                [Problem(None, "policy", None, "expected a DataFrame with a 'policy' column")],
+            )
         bad = [
             Problem(i, "policy", p, f"allowed: {', '.join(hypothesis.policy_names)}")
             for i, p in enumerate(users["policy"], start=1)
@@ -46,6 +133,9 @@ def prepare(
         ]
         if bad:
             raise DataError(f"users (hypothesis {hypothesis.name!r})", bad)
+    if max_memory is not None:
+        check_count("max_memory", max_memory, 1, error=EngineError)
+    check_table_memory(table, source, max_memory)
     return table, GroupData.from_table(table), hypothesis
 
 
@@ -55,6 +145,9 @@ def fit(
     engine: str = "exact",
     seed: int = 0,
     users: pd.DataFrame | None = None,
+    *,
+    strict: bool = False,
+    max_memory: int | None = None,
     **options: Any,
 ) -> Posterior:
     """Posterior over the group norms behind ``data`` (a validated interaction table or CSV).
@@ -62,16 +155,17 @@ def fit(
     ``engine``: ``"exact"`` (enumeration and quadrature; see :mod:`scai.inference.exact` for the
     hypotheses it is exact for), ``"svi"`` (:mod:`scai.inference.svi`) or ``"mcmc"``
     (:mod:`scai.inference.mcmc`); ``options`` go to the engine. ``users`` (optional, the true types)
-    is checked against the hypothesis's policies. Bad input fails before inference starts.
+    is checked against the hypothesis's policies. ``strict`` and ``max_memory``: see
+    :func:`prepare`. Bad input fails before inference starts: :class:`EngineError` for the
+    engine and its options, :class:`DataError` for the data, :class:`HypothesisError` for the
+    hypothesis.
     """
-    if engine not in ENGINES:
-        raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
-    table, group, hypothesis = prepare(data, hypothesis, users)
+    check_options(engine, options, seed)
+    table, group, hypothesis = prepare(
+        data, hypothesis, users, strict=strict, max_memory=max_memory
+    )
     if engine == "exact":
         from scai.inference.exact import check_exact
 
         check_exact(hypothesis, group)
-    for key, value in options.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"option {key}={value!r} must be finite")
     return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)

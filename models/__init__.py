@@ -1,7 +1,14 @@
 """The generative story of scai: game rules, policies as social utilities, language,
 hypotheses (priors as data) and the Pyro model, usable as simulator and scorer."""
 
-from scai.models.data import DataError, read_interactions, validate_frame
+from scai.models.data import read_interactions, validate_frame
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    HypothesisError,
+    RunError,
+    ScaiError,
+)
 from scai.models.game import CURRENCIES, Currency
 from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES
@@ -17,9 +24,13 @@ __all__ = [
     "TONES",
     "Currency",
     "DataError",
+    "DuplicateGamesWarning",
     "GroupData",
     "Hypothesis",
+    "HypothesisError",
     "PolicyType",
+    "RunError",
+    "ScaiError",
     "get_hypothesis",
     "read_interactions",
     "simulate",

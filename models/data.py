@@ -23,18 +23,24 @@ the column, the value and what is allowed. No data error reaches torch.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
-import tempfile
+import re
+import secrets
+import unicodedata
+import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from scai.models.errors import DataError, DuplicateGamesWarning, Problem, RunError
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
+from scai.models.layout import ASSISTANT
 
 INTERACTION_COLUMNS: tuple[str, ...] = (
     "sim",
@@ -55,31 +61,47 @@ USER_COLUMNS: tuple[str, ...] = ("sim", "user", "policy", "manner")
 _OPTIONAL = {"proposer", "proposer_tone", "responder_tone"}
 _ID_COLUMNS = ("sim", "proposer", "responder")
 _INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
+#: The largest ``epoch`` or ``round`` (and human-data ``trial``): far beyond any study, and
+#: small enough that every count the model and its tables derive stays exact in int64/float64.
+MAX_INDEX = 10**9
+
+# Plain ASCII decimal notation: digits, an optional fraction and exponent. Python's int() and
+# float() also read "5_3" (as 53), non-ASCII digits ("\u0665" as 5), "inf" and "nan".
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_HUGE = 10**30
 
 
-@dataclass(frozen=True)
-class Problem:
-    row: int | None
-    column: str | None
-    value: object
-    allowed: str
+def parse_whole(text: str) -> int | None:
+    """The whole number ``text`` writes (``12``, ``12.0``, ``1.2e1``, ``-3``), or ``None``.
 
-    def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else "file"
-        col = f", column {self.column!r}" if self.column else ""
-        val = f": value {self.value!r}" if self.value is not None else ""
-        return f"{where}{col}{val}: {self.allowed}"
+    Only plain ASCII decimal notation counts, so ``5_3``, ``\u0665``, ``inf``, ``nan``,
+    ``0x10`` and ``12.5`` are not whole numbers. The value is exact (no float rounding); a
+    magnitude above ``10**30`` comes back as ``+-10**31``, outside every allowed range (and
+    ``1e999999999`` is never expanded into a billion-digit int).
+    """
+    # tables repeat their pots, offers, epochs and rounds: short texts are parsed once
+    return _parse_short(text) if len(text) <= 40 else _parse_whole(text)
 
 
-class DataError(ValueError):
-    """Invalid input data; ``problems`` lists every problem found."""
+@functools.lru_cache(maxsize=65536)
+def _parse_short(text: str) -> int | None:
+    return _parse_whole(text)
 
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{source}: {len(problems)} problem(s) found:\n{shown}{more}")
+
+def _parse_whole(text: str) -> int | None:
+    text = text.strip()
+    if text.isascii() and text.isdigit():  # the common case, fast
+        return int(text) if len(text.lstrip("0")) <= 30 else 10 * _HUGE
+    if not _DECIMAL.fullmatch(text):
+        return None
+    value = Decimal(text)
+    if value == 0:
+        return 0
+    if value.adjusted() > 30:
+        return 10 * _HUGE if value > 0 else -10 * _HUGE
+    if value != value.to_integral_value():
+        return None
+    return int(value)
 
 
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
@@ -107,7 +129,22 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
             ],
         )
     df.columns = [c.strip() for c in df.columns]
+    # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
+    # the first of the two columns silently.
+    repeated = sorted(
+        {m[1] for c in df.columns if (m := re.fullmatch(r"(.+)\.\d+", c)) and m[1] in df.columns}
+    )
+    if repeated:
+        raise DataError(
+            source,
+            [Problem(None, c, None, "appears more than once in the header") for c in repeated],
+        )
     return df
+
+
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a CSV cannot keep a bare carriage return)."""
+    return not text.isprintable() and any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def check_interactions(
@@ -137,20 +174,25 @@ def check_interactions(
         for col in INTERACTION_COLUMNS:
             if row[col] == "" and col not in _OPTIONAL:
                 problems.append(Problem(i, col, "", "a value is required"))
+        for col in _ID_COLUMNS:
+            if _has_control(row[col]):
+                problems.append(
+                    Problem(
+                        i, col, row[col], "must not contain control characters (line breaks, tabs)"
+                    )
+                )
         ints: dict[str, int] = {}
         for col in _INT_COLUMNS:
             text = row[col]
             if text == "":
                 continue
-            try:
-                value = float(text)
-            except ValueError:
-                problems.append(Problem(i, col, text, "must be a whole number"))
+            value = parse_whole(text)
+            if value is None:
+                problems.append(
+                    Problem(i, col, text, "must be a whole number in plain digits, e.g. 12")
+                )
                 continue
-            if not np.isfinite(value) or value != int(value):
-                problems.append(Problem(i, col, text, "must be a whole number"))
-                continue
-            ints[col] = int(value)
+            ints[col] = value
         pot = ints.get("pot")
         if pot is not None and not 1 <= pot <= MAX_POT:
             problems.append(Problem(i, "pot", row["pot"], f"must be an integer in 1..{MAX_POT}"))
@@ -163,11 +205,13 @@ def check_interactions(
                 problems.append(
                     Problem(i, "offer", row["offer"], f"must be at most the pot ({pot})")
                 )
+            elif offer > MAX_POT:
+                problems.append(Problem(i, "offer", row["offer"], f"must be at most {MAX_POT}"))
         if "accepted" in ints and ints["accepted"] not in (0, 1):
             problems.append(Problem(i, "accepted", row["accepted"], "must be 0 or 1"))
         for col in ("epoch", "round"):
-            if col in ints and ints[col] < 0:
-                problems.append(Problem(i, col, row[col], "must be >= 0"))
+            if col in ints and not 0 <= ints[col] <= MAX_INDEX:
+                problems.append(Problem(i, col, row[col], f"must be >= 0 and <= {MAX_INDEX:,}"))
         if row["currency"] != "" and row["currency"] not in currencies:
             problems.append(
                 Problem(i, "currency", row["currency"], f"allowed: {', '.join(currencies)}")
@@ -190,12 +234,56 @@ def interaction_columns(df: pd.DataFrame) -> list[str]:
 def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
     out = df[interaction_columns(df)].copy()
     for col in _INT_COLUMNS:
-        out[col] = out[col].astype(float).astype(np.int64)
+        values = {text: parse_whole(text) for text in pd.unique(out[col])}
+        out[col] = out[col].map(values).astype(np.int64)
     return out
 
 
-def read_interactions(path: str | Path, currencies: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read and validate an interaction table; raise :class:`DataError` listing every problem."""
+def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
+    """``(row, earlier row)`` (1-based data rows) for every row identical to an earlier one."""
+    columns = [c for c in INTERACTION_COLUMNS if c in table.columns]
+    group = table.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+    repeated = pd.Series(group).duplicated().to_numpy()
+    if not repeated.any():
+        return []
+    first = pd.Series(np.arange(len(group))).groupby(group).min()
+    rows = np.flatnonzero(repeated)
+    return [(int(r) + 1, int(first[group[r]]) + 1) for r in rows]
+
+
+def _check_duplicates(table: pd.DataFrame, source: str, strict: bool) -> None:
+    """Identical rows are the same game entered twice: a :class:`DuplicateGamesWarning`
+    naming them, or under ``strict`` a :class:`DataError`."""
+    pairs = duplicate_games(table)
+    if not pairs:
+        return
+    if strict:
+        raise DataError(
+            source,
+            [
+                Problem(row, None, None, f"the same game as row {first} (every column equal)")
+                for row, first in pairs
+            ],
+        )
+    shown = ", ".join(f"row {row} = row {first}" for row, first in pairs[:10])
+    more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
+    warnings.warn(
+        DuplicateGamesWarning(
+            f"{source}: {len(pairs)} duplicated game(s), identical to an earlier row ({shown}"
+            f"{more}); each is counted as a separate game. Remove them, or use strict=True "
+            "(--strict) to refuse such a table"
+        ),
+        stacklevel=3,
+    )
+
+
+def read_interactions(
+    path: str | Path, currencies: Iterable[str] | None = None, strict: bool = False
+) -> pd.DataFrame:
+    """Read and validate an interaction table; raise :class:`DataError` listing every problem.
+
+    Identical rows give a :class:`DuplicateGamesWarning` (a :class:`DataError` if ``strict``).
+    """
     source = str(path)
     if not Path(path).exists():
         raise DataError(source, [Problem(None, None, None, "file does not exist")])
@@ -203,12 +291,27 @@ def read_interactions(path: str | Path, currencies: Iterable[str] | None = None)
     problems = check_interactions(df, currencies)
     if problems:
         raise DataError(source, problems)
-    return _typed_interactions(df)
+    table = _typed_interactions(df)
+    _check_duplicates(table, source, strict)
+    return table
 
 
-def validate_frame(df: pd.DataFrame, source: str = "interactions") -> pd.DataFrame:
+def validate_frame(
+    df: pd.DataFrame, source: str = "interactions", strict: bool = False
+) -> pd.DataFrame:
     """Validate an in-memory table (any dtypes) the same way a CSV is validated; the optional
     text columns must hold strings (``None`` or NaN count as empty)."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(
+            source,
+            [Problem(None, None, None, f"expected a pandas DataFrame, got {type(df).__name__}")],
+        )
+    duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if duplicated:
+        raise DataError(
+            source,
+            [Problem(None, c, None, "the column appears more than once") for c in duplicated],
+        )
     text_problems = [
         Problem(i, col, value, "must be text (a string) or empty")
         for col in TEXT_COLUMNS
@@ -217,12 +320,139 @@ def validate_frame(df: pd.DataFrame, source: str = "interactions") -> pd.DataFra
         if not (isinstance(value, str) or value is None or _is_nan(value))
     ]
     raw = df.copy()
+    raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
         raw[col] = raw[col].map(lambda v: "" if v is None or _is_nan(v) else str(v))
     problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, problems)
-    return _typed_interactions(raw)
+    table = _typed_interactions(raw)
+    _check_duplicates(table, source, strict)
+    return table
+
+
+# -- how much memory a table's model tensors take ---------------------------------------------
+#: Bytes per cell of :class:`scai.models.layout.GroupData`'s padded ``[sims, users, events]``
+#: layout at its peak while it is built: eight 8-byte arrays (pot and currency index, offer,
+#: accepted as float64, tone, partner, partner event, row), three bool ones (event, proposer
+#: and tone masks), the float32 copy of ``accepted`` and the bool ``is_responder``:
+#: 8 * 8 + 3 + 4 + 1 (64 are held once the float64 ``accepted`` is freed).
+LAYOUT_BYTES_PER_CELL = 72
+#: Bytes per table row of the per-event arrays ``from_table`` sorts (two events a row).
+LAYOUT_BYTES_PER_ROW = 200
+#: The default limit is this share of the memory available: the engines' working arrays
+#: (likelihood tables per user and type, gradients) take several times the layout.
+MEMORY_SHARE = 0.25
+
+
+def layout_shape(table: pd.DataFrame) -> tuple[int, int, int]:
+    """``(sims, users, events)`` of the padded layout :meth:`GroupData.from_table` builds
+    from a validated table: simulations, the most users in one, the most events of one user
+    (a game is an event for its responder and for its known proposer). From counts only."""
+    if len(table) == 0:
+        return 0, 0, 1
+    sim = table["sim"].astype(str)
+    frames = []
+    for column in ("proposer", "responder"):
+        name = table[column].astype(str)
+        keep = (name != "") & (name != ASSISTANT)
+        frames.append(pd.DataFrame({"sim": sim[keep], "user": name[keep]}))
+    events = pd.concat(frames, ignore_index=True)
+    if len(events) == 0:
+        return sim.nunique(), 0, 1
+    per_user = events.groupby(["sim", "user"], sort=False).size()
+    users = per_user.groupby(level=0, sort=False).size()
+    return sim.nunique(), int(users.max()), int(per_user.max())
+
+
+def layout_bytes(shape: tuple[int, int, int], rows: int) -> int:
+    """Bytes of the padded layout of ``shape = (sims, users, events)`` over ``rows`` games."""
+    sims, users, events = shape
+    return sims * users * events * LAYOUT_BYTES_PER_CELL + rows * LAYOUT_BYTES_PER_ROW
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``), or ``None``."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_limit(
+    max_bytes: int | None = None, share: float = MEMORY_SHARE
+) -> tuple[int | None, str]:
+    """The limit in bytes (``max_bytes``, else ``share`` of the available memory; ``None``
+    where that is unknown) and how it was chosen, for messages."""
+    if max_bytes is not None:
+        return int(max_bytes), "the max_memory given"
+    free = available_memory()
+    if free is None:
+        return None, "unknown available memory"
+    return int(free * share), f"{share:.0%} of the {format_bytes(free)} available"
+
+
+def format_bytes(n: float) -> str:
+    """``1234567`` -> ``"1.2 MB"``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def check_memory(
+    need: int,
+    error: Callable[[str], Exception],
+    max_bytes: int | None = None,
+    share: float = MEMORY_SHARE,
+) -> None:
+    """Raise ``error("needs about X, above the limit of Y (why)")`` if ``need`` bytes are above
+    :func:`memory_limit`; the caller's ``error`` adds what needs it and what to do."""
+    limit, why = memory_limit(max_bytes, share)
+    if limit is not None and need > limit:
+        raise error(
+            f"needs about {format_bytes(need)}, above the limit of {format_bytes(limit)} ({why})"
+        )
+
+
+def check_table_memory(
+    table: pd.DataFrame, source: str = "interactions", max_bytes: int | None = None
+) -> int:
+    """The bytes the model's tensors of ``table`` need (:func:`layout_bytes`); a
+    :class:`DataError` saying how much and what to do when that is above the limit
+    (:func:`memory_limit`). Call it before :meth:`GroupData.from_table`."""
+    shape = layout_shape(table)
+    need = layout_bytes(shape, len(table))
+    sims, users, events = shape
+
+    def error(text: str) -> DataError:
+        return DataError(
+            source,
+            [
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"too large for memory: the model's padded layout [{sims:,} sims x "
+                    f"{users:,} users x {events:,} events of the busiest user] {text}. "
+                    "Every user is padded to the busiest user's events: split the table (fit "
+                    "the simulations in parts, or split the busiest users' games), use "
+                    "engine='svi' with subsample_size (minibatches lower the engine's working "
+                    "memory, not the layout), or raise the limit (max_memory=, --max-memory)",
+                )
+            ],
+        )
+
+    check_memory(need, error, max_bytes)
+    return need
 
 
 def _is_nan(value: object) -> bool:
@@ -270,14 +500,42 @@ def users_path(interactions_path: str | Path) -> Path:
     return path.with_name(path.stem + ".users.csv")
 
 
+#: The longest file-name component :func:`safe_filename` returns (file systems allow 255 bytes;
+#: room is left for a prefix, a suffix and a temporary file's token).
+MAX_NAME = 100
+
+
+def safe_filename(name: str) -> str:
+    """``name`` as one safe file-name component, for names built from hypothesis or condition
+    names: every character but letters, digits and ``-_.+=,`` (path separators, control
+    characters, spaces) becomes ``_``, runs of dots become ``_`` (never ``..``), a leading
+    dot or dash is dropped and the result is at most :data:`MAX_NAME` characters (never empty).
+    """
+    text = unicodedata.normalize("NFKC", str(name))
+    text = "".join(c if c.isalnum() or c in "-_.+=," else "_" for c in text)
+    text = re.sub(r"\.{2,}", "_", text).lstrip(".-")
+    return text[:MAX_NAME] or "_"
+
+
 def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
     """Call ``write(temporary_path)``, then rename the file to ``path``: an interrupted run
     never leaves a half-written file behind. ``suffix`` is the temporary file's (writers such
-    as matplotlib read the format from it)."""
+    as matplotlib read the format from it).
+
+    The temporary file is created in ``path``'s folder with mode ``0o666`` less the user's
+    umask, like any file the user creates (not ``mkstemp``'s ``0o600``). A ``path`` that is a
+    symbolic link is refused with a :class:`RunError`: ``os.replace`` would replace the link
+    itself, silently turning it into a file, and writing through it would overwrite a file
+    elsewhere.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise RunError(
+            f"{path}: is a symbolic link (to {os.readlink(path)}); scai does not write through "
+            "or replace links: remove it or choose another path"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=suffix)
-    os.close(fd)
+    tmp = _create_unique(path.parent, f"{path.name[:MAX_NAME]}.", suffix)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -285,6 +543,20 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_unique(folder: Path, prefix: str, suffix: str) -> str:
+    """Create a new empty file ``folder/prefix<token>suffix`` (``O_EXCL``: never an existing
+    file or link) with mode ``0o666`` less the umask, and return its path."""
+    for _ in range(100):
+        name = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return name
+    raise FileExistsError(f"{folder}: cannot create a unique temporary file")
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | Path, quote_text: bool = False) -> None:

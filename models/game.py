@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scai.models.errors import RunError, check_count
+
 MAX_POT = 1000
 
 
@@ -49,19 +51,16 @@ def get_currency(name: str) -> Currency:
     try:
         return CURRENCIES[name]
     except KeyError:
-        raise ValueError(f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)}") from None
+        raise RunError(f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)}") from None
 
 
 def check_pot(pot: int) -> int:
     """Return ``pot`` if it is a valid pot (an integer number of units in 1..MAX_POT)."""
-    if isinstance(pot, bool) or int(pot) != pot or not 1 <= pot <= MAX_POT:
-        raise ValueError(f"pot must be an integer from 1 to {MAX_POT}, got {pot!r}")
-    return int(pot)
+    return check_count("pot", pot, 1, MAX_POT)
 
 
 def payoffs(pot: int, offer: int, accepted: bool) -> tuple[int, int]:
     """(proposer, responder) payoffs of one game."""
     check_pot(pot)
-    if not 0 <= offer <= pot:
-        raise ValueError(f"offer must be in 0..{pot} (the pot), got {offer!r}")
+    check_count("offer", offer, 0, pot)
     return (pot - offer, offer) if accepted else (0, 0)

@@ -37,14 +37,21 @@ reported with its 1-based data row number (the header is line 1, so row ``r`` is
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scai.models.data import INTERACTION_COLUMNS, DataError, Problem, _read_raw
+from scai.models.data import (
+    INTERACTION_COLUMNS,
+    MAX_INDEX,
+    DataError,
+    Problem,
+    _read_raw,
+    parse_whole,
+)
+from scai.models.errors import RunError
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
@@ -74,7 +81,7 @@ FORMATS = ("auto", *LAYOUTS)
 STUDY1_POT = 100
 STUDY1_ROLES = ("self", "other")
 NO_ROLE = "0"
-MAX_TRIAL = 10**9
+MAX_TRIAL = MAX_INDEX
 
 
 @dataclass
@@ -119,15 +126,8 @@ class _Row:
         text = self.text(column)
         if text is None:
             return None
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number != int(number):
-            self.report(column, text, allowed)
-            return None
-        value = int(number)
-        if value < low or (high is not None and value > high):
+        value = parse_whole(text)
+        if value is None or value < low or (high is not None and value > high):
             self.report(column, text, allowed)
             return None
         return value
@@ -234,7 +234,7 @@ def read_human_data(
     raise). ``currency`` is what the pot is paid in when the file does not say.
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; allowed: {', '.join(FORMATS)}")
+        raise RunError(f"format: unknown format {format!r}; allowed: {', '.join(FORMATS)}")
     get_currency(currency)
     source = str(path)
     if not Path(path).exists():

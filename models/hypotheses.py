@@ -25,8 +25,8 @@ with the package (:data:`PRESETS`); a TOML file defines a new one, including new
 
 from __future__ import annotations
 
-import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from scai.models.errors import HypothesisError
 from scai.models.language import MANNERS, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
@@ -52,9 +53,48 @@ _TOP_KEYS = {
 _POLICY_KEYS = ("w", "alpha", "beta", "description")
 _CURRENCY_KEYS = ("shared_scale", "currency_scale", "essential_shift")
 
-
-class HypothesisError(ValueError):
-    """An invalid hypothesis; the message names the key, the value and what is allowed."""
+# -- bounds -----------------------------------------------------------------------------------
+# Utilities are in units of the pot, up to MAX_POT = 1000 units:
+# |U| <= 1000 (1 + |w + delta| + alpha + beta). At the corner of these bounds (|w|, alpha, beta
+# and |essential_shift| 100, shift scales 100 so that a shift 6 prior sd out is about 950,
+# rationality 1000 and a latent one (scale 3) 6 sd above that, 6.6e10) |lam * U| stays below
+# 1e20, far inside float32's 3.4e38, and every engine's log-space softmaxes stay finite (a test
+# fits each corner). Beyond, 1e308 becomes inf in float32 and inf * 0 is NaN. The
+# concentration's upper bound keeps the exact engine's Dirichlet cell weights from underflowing
+# (1000 does: NaN); tone fidelity 1 makes the other tones' log probability -inf (NaN again).
+#: ``key: (low, high)``, both included.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "rationality": (1e-6, 1e3),
+    "rationality_scale": (0.0, 3.0),
+    "pi_concentration": (1e-3, 100.0),
+    "stereotype_strength": (0.0, 1.0),
+    "tone_fidelity": (1e-6, 1 - 1e-6),
+    "shared_scale": (0.0, 100.0),
+    "currency_scale": (0.0, 100.0),
+    "essential_shift": (-100.0, 100.0),
+    "w": (-100.0, 100.0),
+    "alpha": (0.0, 100.0),
+    "beta": (0.0, 100.0),
+    "stereotype weight": (0.0, 1e6),
+}
+_SCALARS = (
+    "rationality",
+    "rationality_scale",
+    "stereotype_strength",
+    "tone_fidelity",
+    "shared_scale",
+    "currency_scale",
+    "essential_shift",
+)
+#: The most policy types a hypothesis may have. Every engine's cost grows with the number of
+#: types K, the exact engine's simplex lattice of ``pi`` fastest: its enumeration visits
+#: (n + 1)^(K - 1) compositions, 12 types take 11 s and 13 types 81 s, 20 never finish. At 12
+#: its lattice already has steps of 1/5, and ultimatum-game offers and decisions cannot tell
+#: that many social utilities apart.
+MAX_POLICIES = 12
+_WHY_K = "more types than the data can tell apart, and the exact engine's lattice explodes"
+#: The longest hypothesis name (names become file names, e.g. posterior_<name>.nc).
+MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -75,34 +115,52 @@ class Hypothesis:
     essential_shift: float = 0.0
 
     def __post_init__(self) -> None:
+        check_name(self.name)
+        if not isinstance(self.description, str):
+            raise HypothesisError(f"description: must be a string, got {_show(self.description)}")
+        if not isinstance(self.policies, tuple | list) or not all(
+            isinstance(p, PolicyType) for p in self.policies
+        ):
+            raise HypothesisError(
+                f"policies: must be a tuple of PolicyType, got {_show(self.policies)}"
+            )
         names = self.policy_names
-        if len(names) < 1:
-            raise HypothesisError("policies: at least one policy type is required")
+        if not 1 <= len(names) <= MAX_POLICIES:
+            raise HypothesisError(
+                f"policies: {len(names)} policy types; allowed: 1 to {MAX_POLICIES} ({_WHY_K})"
+            )
         if len(set(names)) != len(names):
             raise HypothesisError(f"policies: names must be unique, got {list(names)}")
+        for p in self.policies:
+            for key in ("w", "alpha", "beta"):
+                _check_range(f"policies.{p.name}.{key}", getattr(p, key), key)
+        if not isinstance(self.pi_concentration, tuple | list):
+            raise HypothesisError(
+                "pi_concentration: must be a tuple of numbers, one per policy, got "
+                f"{_show(self.pi_concentration)}"
+            )
         if len(self.pi_concentration) != len(names):
             raise HypothesisError(
                 f"pi_concentration: needs one value per policy ({len(names)}), "
                 f"got {len(self.pi_concentration)}"
             )
-        _positive("pi_concentration", self.pi_concentration)
-        _positive("rationality", (self.rationality,))
-        for key in ("rationality_scale", "shared_scale", "currency_scale"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value < 0:
-                raise HypothesisError(f"{key}: must be a finite number >= 0, got {value!r}")
-        if not math.isfinite(self.essential_shift):
-            raise HypothesisError(f"essential_shift: must be finite, got {self.essential_shift!r}")
-        if not 0 <= self.stereotype_strength <= 1:
+        for i, value in enumerate(self.pi_concentration):
+            _check_range(f"pi_concentration[{i}]", value, "pi_concentration")
+        for key in _SCALARS:
+            _check_range(key, getattr(self, key), key)
+        if not isinstance(self.stereotype, dict):
             raise HypothesisError(
-                f"stereotype_strength: must be in [0, 1], got {self.stereotype_strength!r}"
+                f"stereotype: must be a table of manner weights per policy, got "
+                f"{_show(self.stereotype)}"
             )
-        if not 0 < self.tone_fidelity <= 1:
-            raise HypothesisError(f"tone_fidelity: must be in (0, 1], got {self.tone_fidelity!r}")
         for policy, row in self.stereotype.items():
             if policy not in names:
                 raise HypothesisError(
                     f"stereotype.{policy}: unknown policy; allowed: {', '.join(names)}"
+                )
+            if not isinstance(row, dict):
+                raise HypothesisError(
+                    f"stereotype.{policy}: must be a table of manner weights, got {_show(row)}"
                 )
             for manner, weight in row.items():
                 if manner not in MANNERS:
@@ -110,10 +168,7 @@ class Hypothesis:
                         f"stereotype.{policy}.{manner}: unknown manner; "
                         f"allowed: {', '.join(MANNERS)}"
                     )
-                if not (isinstance(weight, int | float) and weight >= 0):
-                    raise HypothesisError(
-                        f"stereotype.{policy}.{manner}: weight must be >= 0, got {weight!r}"
-                    )
+                _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
 
@@ -177,6 +232,8 @@ class Hypothesis:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "hypothesis") -> Hypothesis:
+        if not isinstance(raw, dict):
+            raise HypothesisError(f"{source}: expected a table of settings, got {_show(raw)}")
         for key, value in raw.items():
             if key not in _TOP_KEYS:
                 raise HypothesisError(
@@ -189,7 +246,7 @@ class Hypothesis:
                 expected = (int, float, list)
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise HypothesisError(
-                    f"{source}: key {key!r} has value {value!r}; expected {_describe(key)}"
+                    f"{source}: key {key!r} has value {_show(value)}; expected {_describe(key)}"
                 )
         kwargs: dict[str, Any] = {}
         for key in ("name", "description", "rationality", "rationality_scale"):
@@ -197,17 +254,27 @@ class Hypothesis:
                 kwargs[key] = raw[key]
         for key in ("stereotype_strength", "tone_fidelity"):
             if key in raw:
-                kwargs[key] = float(raw[key])
+                kwargs[key] = _number(raw[key], f"{source}: {key}")
         if "policies" in raw:
+            if not 1 <= len(raw["policies"]) <= MAX_POLICIES:
+                raise HypothesisError(
+                    f"{source}: policies: {len(raw['policies'])} policy types; allowed: 1 to "
+                    f"{MAX_POLICIES} ({_WHY_K})"
+                )
             policies = []
             for pname, spec in raw["policies"].items():
                 if not isinstance(spec, dict):
                     raise HypothesisError(f"{source}: policies.{pname} must be a table")
-                for k in spec:
+                for k, v in spec.items():
                     if k not in _POLICY_KEYS:
                         raise HypothesisError(
                             f"{source}: policies.{pname}: unknown key {k!r}; "
                             f"allowed: {', '.join(_POLICY_KEYS)}"
+                        )
+                    if k == "description" and not isinstance(v, str):
+                        raise HypothesisError(
+                            f"{source}: policies.{pname}.description has value {_show(v)}; "
+                            "expected a string"
                         )
                 try:
                     policies.append(PolicyType(name=pname, **spec))
@@ -221,14 +288,16 @@ class Hypothesis:
                 _number(c, f"{source}: pi_concentration[{i}]") for i, c in enumerate(conc)
             )
         else:
-            kwargs["pi_concentration"] = (float(conc),) * n_policies
+            kwargs["pi_concentration"] = (
+                _number(conc, f"{source}: pi_concentration"),
+            ) * n_policies
         if "stereotype" in raw:
             stereotype = {}
             for policy, row in raw["stereotype"].items():
                 if not isinstance(row, dict):
                     raise HypothesisError(
-                        f"{source}: stereotype.{policy} has value {row!r}; expected a table of "
-                        "manner weights, e.g. [stereotype.selfish] rude = 1.0"
+                        f"{source}: stereotype.{policy} has value {_show(row)}; expected a "
+                        "table of manner weights, e.g. [stereotype.selfish] rude = 1.0"
                     )
                 stereotype[policy] = {
                     m: _number(w, f"{source}: stereotype.{policy}.{m}") for m, w in row.items()
@@ -248,12 +317,7 @@ class Hypothesis:
     @classmethod
     def load(cls, path: str | Path) -> Hypothesis:
         path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise HypothesisError(f"{path}: not valid TOML: {err}") from None
-        except OSError as err:
-            raise HypothesisError(f"{path}: cannot read hypothesis file: {err}") from None
+        raw = read_toml(path)
         raw.setdefault("name", path.stem)
         return cls.from_dict(raw, source=str(path))
 
@@ -261,14 +325,69 @@ class Hypothesis:
 def _number(value: Any, where: str) -> float:
     """``value`` as a float, or a :class:`HypothesisError` naming ``where`` it was found."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise HypothesisError(f"{where} has value {value!r}; expected a number")
-    return float(value)
+        raise HypothesisError(f"{where} has value {_show(value)}; expected a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise HypothesisError(f"{where} has value {_show(value)}; too large a number") from None
 
 
-def _positive(key: str, values: tuple[float, ...]) -> None:
-    for value in values:
-        if not (math.isfinite(value) and value > 0):
-            raise HypothesisError(f"{key}: must be a finite number > 0, got {value!r}")
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_range(key: str, value: Any, bound: str) -> None:
+    """A :class:`HypothesisError` unless ``value`` is a real number within ``BOUNDS[bound]``."""
+    low, high = BOUNDS[bound]
+    allowed = f"a number in [{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HypothesisError(f"{key}: must be {allowed}, got {_show(value)}")
+    if not low <= value <= high:  # False for NaN; exact for huge ints
+        raise HypothesisError(f"{key}: must be {allowed} ({_why(bound)}), got {_show(value)}")
+
+
+def _why(bound: str) -> str:
+    if bound == "tone_fidelity":
+        return "at 1 the other tones get probability 0, whose log is -inf"
+    if bound == "stereotype_strength":
+        return "a mixing weight"
+    return "where the model's arithmetic stays finite in float32"
+
+
+def check_name(name: Any) -> None:
+    """A name becomes part of file names: no path separators, ``..`` or control characters."""
+    if not isinstance(name, str):
+        raise HypothesisError(f"name: must be a string, got {_show(name)}")
+    bad = [c for c in name if c in "/\\" or unicodedata.category(c).startswith("C")]
+    if not 1 <= len(name) <= MAX_NAME_LENGTH or bad or ".." in name:
+        raise HypothesisError(
+            f"name: {_show(name)} is not allowed: names become file names, so they need 1 to "
+            f"{MAX_NAME_LENGTH} characters without path separators (/ or \\), '..' or "
+            "control characters"
+        )
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's table; a :class:`HypothesisError` naming the file if it cannot be read
+    (missing, a folder, not UTF-8, not TOML, nested too deeply)."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise HypothesisError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise HypothesisError(
+            f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
+            "TOML files must be UTF-8"
+        ) from None
+    except RecursionError:
+        raise HypothesisError(f"{path}: not valid TOML: nested too deeply") from None
+    except OSError as err:
+        raise HypothesisError(
+            f"{path}: cannot read hypothesis file: {err.strerror or err}"
+        ) from None
 
 
 def _describe(key: str) -> str:

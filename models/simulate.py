@@ -17,44 +17,105 @@ import pandas as pd
 import pyro
 import torch
 
-from scai.models.data import INTERACTION_COLUMNS, USER_COLUMNS
-from scai.models.game import get_currency
+from scai.models.data import (
+    INTERACTION_COLUMNS,
+    USER_COLUMNS,
+    check_memory,
+    layout_bytes,
+)
+from scai.models.errors import RunError, check_count, check_seed
+from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
 from scai.models.layout import GroupData
 from scai.models.model import social_contract_model
 
 DEFAULT_POT_RANGE = (10, 100)
+#: ``option: (low, high)`` of :func:`simulate`'s counts (the command line reads them too).
+LIMITS: dict[str, tuple[int, int]] = {
+    "users": (2, 100_000),
+    "rounds": (1, 100_000),
+    "epochs": (1, 100_000),
+    "sims": (1, 10_000),
+}
+#: The most games one call simulates (``sims x epochs x rounds``): about 35 s and 4 GB at the
+#: measured ~35 us and ~4 KB per game; simulate more in parts (other seeds or sims).
+MAX_ROWS = 1_000_000
+#: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
+#: the model's forward pass holds about 12 times the layout (measured at 100,000 games).
+PEAK_OVER_LAYOUT = 12
+#: Weights of a mixture must sum to 1 within this tolerance.
+MIXTURE_TOLERANCE = 1e-6
 
 
 def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> dict[str, float]:
-    """``"selfish"`` or ``"selfish=0.8,altruistic=0.2"`` -> weights over ``policies``."""
+    """``"selfish"`` or ``"selfish=0.8,altruistic=0.2"`` -> weights over ``policies``.
+
+    A single name means weight 1; the weights of a mixture must sum to 1 (within
+    :data:`MIXTURE_TOLERANCE`), else a :class:`RunError` naming the sum."""
     if isinstance(text, Mapping):
         parts = dict(text)
+    elif not isinstance(text, str):
+        raise RunError(f"policy: expected a name or NAME=WEIGHT,... text, got {text!r}")
     elif "=" not in text:
         parts = {text.strip(): 1.0}
     else:
         parts = {}
         for item in text.split(","):
             name, sep, weight = item.partition("=")
+            if not sep:
+                raise RunError(f"policy mixture {text!r}: expected NAME=WEIGHT items, got {item!r}")
+            if name.strip() in parts:
+                raise RunError(f"policy mixture {text!r}: {name.strip()!r} appears twice")
             try:
                 parts[name.strip()] = float(weight)
             except ValueError:
-                raise ValueError(
+                raise RunError(
                     f"policy mixture {text!r}: weight {weight!r} of {name.strip()!r} "
                     "is not a number (expected e.g. selfish=0.8,altruistic=0.2)"
                 ) from None
-            if not sep:
-                raise ValueError(f"policy mixture {text!r}: expected NAME=WEIGHT items")
     for name, weight in parts.items():
         if name not in policies:
-            raise ValueError(f"unknown policy {name!r}; allowed: {', '.join(policies)}")
+            raise RunError(f"unknown policy {name!r}; allowed: {', '.join(policies)}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise RunError(f"policy mixture: weight of {name!r} must be a number, got {weight!r}")
         if not (weight >= 0 and np.isfinite(weight)):
-            raise ValueError(f"policy mixture: weight of {name!r} must be >= 0, got {weight}")
+            raise RunError(f"policy mixture: weight of {name!r} must be >= 0, got {weight}")
     total = sum(parts.values())
-    if total <= 0:
-        raise ValueError(f"policy mixture {text!r}: weights must not all be 0")
+    if abs(total - 1) > MIXTURE_TOLERANCE:
+        hint = ",".join(f"{n}={w / total:.4g}" for n, w in parts.items()) if total > 0 else ""
+        raise RunError(
+            f"policy mixture {text!r}: the weights sum to {total:g}, not 1 (tolerance "
+            f"{MIXTURE_TOLERANCE:g})" + (f"; e.g. {hint}" if hint else "")
+        )
     return {p: parts.get(p, 0.0) / total for p in policies}
+
+
+def check_size(*, users: int, rounds: int, epochs: int, sims: int, max_bytes=None) -> int:
+    """Validate a simulation's counts (:data:`LIMITS`, :data:`MAX_ROWS`) and its memory
+    before any work: a :class:`RunError` naming the option, or the estimated rows and bytes
+    and what to do. Returns the number of games."""
+    for name, value in (("users", users), ("rounds", rounds), ("epochs", epochs), ("sims", sims)):
+        check_count(name, value, *LIMITS[name])
+    rows = sims * epochs * rounds
+    if rows > MAX_ROWS:
+        raise RunError(
+            f"sims x epochs x rounds = {sims:,} x {epochs:,} x {rounds:,} = {rows:,} games; at "
+            f"most {MAX_ROWS:,} in one simulation (about 35 s and 4 GB per million): use "
+            "fewer sims, epochs or rounds, or simulate in parts (other --seed values)"
+        )
+    # Each user plays about 2 rounds / users games an epoch, as proposer and as responder.
+    events = min(epochs * rounds, -(-epochs * 2 * rounds * 13 // (10 * users)))
+    need = PEAK_OVER_LAYOUT * layout_bytes((sims, users, events), rows)
+
+    def error(text: str) -> RunError:
+        return RunError(
+            f"a simulation of {rows:,} games of {sims:,} x {users:,} users {text}: use fewer "
+            "sims, users or epochs, or simulate in parts (other --seed values)"
+        )
+
+    check_memory(need, error, max_bytes=max_bytes, share=0.5)
+    return rows
 
 
 def exact_assignment(
@@ -83,12 +144,9 @@ def make_schedule(
     first_epoch: int = 1,
 ) -> pd.DataFrame:
     """An interaction table with who plays whom, pots and currencies, and outcomes blank."""
-    if users < 2:
-        raise ValueError(f"users must be at least 2 (a proposer and a responder), got {users}")
-    for name, value in (("rounds", rounds), ("epochs", epochs), ("sims", sims)):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    lo, hi = pot_range
+    check_size(users=users, rounds=rounds, epochs=epochs, sims=sims)
+    lo, hi = check_pot_range(pot_range)
+    check_count("first_epoch", first_epoch, 0, LIMITS["epochs"][1])
     currencies = [currency] * sims if isinstance(currency, str) else list(currency)
     if len(currencies) != sims:
         raise ValueError(
@@ -121,6 +179,16 @@ def make_schedule(
     return df
 
 
+def check_pot_range(pot_range: tuple[int, int]) -> tuple[int, int]:
+    """``(low, high)`` pots, ``1 <= low <= high <= MAX_POT``, or a :class:`RunError`."""
+    try:
+        lo, hi = pot_range
+    except (TypeError, ValueError):
+        raise RunError(f"pot_range: expected (low, high), got {pot_range!r}") from None
+    lo = check_count("pot_range low", lo, 1, MAX_POT)
+    return lo, check_count("pot_range high", hi, lo, MAX_POT)
+
+
 @dataclass
 class Simulation:
     interactions: pd.DataFrame  # INTERACTION_COLUMNS
@@ -143,16 +211,19 @@ def simulate(
 ) -> Simulation:
     """Simulate ``sims`` groups of ``users`` users playing ``epochs`` x ``rounds`` games.
 
-    ``policy`` is a policy name or a mixture (``"selfish=0.8,altruistic=0.2"``): the group norm
-    ``pi``. Types are drawn from it (``assign="sample"``) or dealt in exact proportion
-    (``assign="exact"``). ``manner`` fixes every user's manner; otherwise manners are drawn from
-    the hypothesis's coupling ``rho``. Deterministic for a seed.
+    ``policy`` is a policy name or a mixture (``"selfish=0.8,altruistic=0.2"``, weights summing
+    to 1): the group norm ``pi``. Types are drawn from it (``assign="sample"``) or dealt in
+    exact proportion (``assign="exact"``). ``manner`` fixes every user's manner; otherwise
+    manners are drawn from the hypothesis's coupling ``rho``. Deterministic for a seed. Every
+    count, the seed and the memory needed are checked (:func:`check_size`) before any work.
     """
+    check_size(users=users, rounds=rounds, epochs=epochs, sims=sims)
+    check_seed(seed)
     mixture = parse_mixture(policy, hypothesis.policy_names)
     if manner is not None:
         check_manner(manner)
     if assign not in ("sample", "exact"):
-        raise ValueError(f"assign must be 'sample' or 'exact', got {assign!r}")
+        raise RunError(f"assign must be 'sample' or 'exact', got {assign!r}")
     rng = np.random.default_rng(seed)
     schedule = make_schedule(
         users=users,

@@ -130,7 +130,7 @@ def mixed_group():
     20 sims x 5 epochs x 10 games = 1,000 games, ~330 per responder type."""
     sim = simulate(
         Hypothesis(),
-        policy="selfish=1,fair=1,altruistic=1",
+        policy={"selfish": 1 / 3, "fair": 1 / 3, "altruistic": 1 / 3},
         assign="exact",
         users=9,
         rounds=10,

@@ -44,9 +44,8 @@ def test_exact_assignment_deals_exact_counts(sims):
 
 
 def test_exact_assignment_rounds_by_largest_remainder():
-    sim = simulate(
-        Hypothesis(), policy="selfish=1,fair=1,altruistic=1", users=10, seed=1, assign="exact"
-    )
+    thirds = {"selfish": 1 / 3, "fair": 1 / 3, "altruistic": 1 / 3}
+    sim = simulate(Hypothesis(), policy=thirds, users=10, seed=1, assign="exact")
     assert sorted(sim.users["policy"].value_counts().tolist()) == [3, 3, 4]
 
 
@@ -67,11 +66,14 @@ def test_schedule_pairs_distinct_users_both_ways():
 def test_parse_mixture():
     names = ("selfish", "fair", "altruistic")
     assert parse_mixture("fair", names) == {"selfish": 0.0, "fair": 1.0, "altruistic": 0.0}
-    assert parse_mixture("selfish=3,altruistic=1", names) == {
+    assert parse_mixture("selfish=0.75,altruistic=0.25", names) == {
         "selfish": 0.75,
         "fair": 0.0,
         "altruistic": 0.25,
     }
+    # weights that do not sum to 1 are an error naming the sum, not silently renormalised
+    with pytest.raises(ValueError, match=r"sum to 4, not 1 .*selfish=0.75,altruistic=0.25"):
+        parse_mixture("selfish=3,altruistic=1", names)
     with pytest.raises(ValueError, match="unknown policy 'greedy'; allowed: selfish"):
         parse_mixture("greedy=1", names)
     with pytest.raises(ValueError, match="not a number"):
@@ -136,7 +138,8 @@ def test_cli_different_seeds_differ(tmp_path):
 
 
 def test_simulate_function_is_deterministic():
-    kwargs = dict(policy="selfish=1,fair=1,altruistic=1", users=5, epochs=2, sims=3, seed=9)
+    thirds = {"selfish": 1 / 3, "fair": 1 / 3, "altruistic": 1 / 3}
+    kwargs = dict(policy=thirds, users=5, epochs=2, sims=3, seed=9)
     one, two = simulate(Hypothesis(), **kwargs), simulate(Hypothesis(), **kwargs)
     pd.testing.assert_frame_equal(one.interactions, two.interactions)
     pd.testing.assert_frame_equal(one.users, two.users)

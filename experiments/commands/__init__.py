@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 
+from scai.models.data import parse_whole
+from scai.models.errors import MAX_SEED, ScaiError, check_count
 from scai.models.hypotheses import PRESETS
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
@@ -48,3 +53,78 @@ def hypothesis_option(parser: argparse.ArgumentParser, default: str = "neutral")
         help=f"priors and fixed settings: a preset ({', '.join(PRESETS)}) or a TOML file "
         f"(default: {default})",
     )
+
+
+def strict_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a table with duplicated games (identical rows); without it they are "
+        "reported as a warning and each counts as a game",
+    )
+
+
+# -- option types: each checks a value at parse time, so a bad one fails before any work ------
+def count(option: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``low..high`` (:func:`check_count`, the check
+    the Python API makes too)."""
+
+    def parse(text: str) -> int:
+        value = parse_whole(text)
+        try:
+            return check_count(option, text if value is None else value, low, high)
+        except ScaiError as err:  # the message with the text as typed, not as parsed
+            message = str(err).removeprefix(f"{option}: ").rsplit(", got ", 1)[0]
+            raise argparse.ArgumentTypeError(f"{message}, got {text!r}") from None
+
+    parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
+
+
+def seed_option(parser: argparse.ArgumentParser, help_text: str = "random seed") -> None:
+    parser.add_argument(
+        "--seed", type=count("--seed", 0, MAX_SEED), default=0, help=f"{help_text} (0..2^32-1)"
+    )
+
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def byte_size(text: str) -> int:
+    """An argparse ``type``: a number of bytes, ``500M``, ``8G`` or ``8000000000``."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", text.strip().lower(), re.ASCII)
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 500M or 8G, got {text!r}")
+    return max(1, int(float(match[1]) * _UNITS[match[2]]))
+
+
+def output_file(text: str) -> Path:
+    """An argparse ``type``: a file path scai may create or replace: not a folder or a link,
+    in a folder that exists or can be made, and is writable."""
+    path = Path(text)
+    if path.is_symlink():
+        raise argparse.ArgumentTypeError(f"{text}: is a symbolic link; give a file path")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file path")
+    _check_writable_folder(path.parent, text)
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """An argparse ``type``: a folder scai may create or write into."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+    _check_writable_folder(path, text)
+    return path
+
+
+def _check_writable_folder(folder: Path, text: str) -> None:
+    """The nearest existing folder at or above ``folder`` must be a writable folder."""
+    existing = folder if str(folder) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing} (permission denied)")

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
-from scai.experiments.commands import command, hypothesis_option
-from scai.models.data import DataError, read_interactions, users_path, write_csv_atomic
+from scai.experiments.commands import (
+    command,
+    count,
+    hypothesis_option,
+    output_file,
+    seed_option,
+    strict_option,
+)
+from scai.models.data import (
+    DataError,
+    read_interactions,
+    users_path,
+    write_atomic,
+    write_csv_atomic,
+)
+from scai.models.errors import DuplicateGamesWarning, RunError
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
+from scai.models.simulate import LIMITS
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
@@ -31,15 +47,30 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--currency", choices=list(CURRENCIES), default="dollars", help="what the pot is paid in"
     )
-    p.add_argument("--users", type=int, default=10, help="users per simulation (default 10)")
+    p.add_argument(
+        "--users",
+        type=count("--users", *LIMITS["users"]),
+        default=10,
+        help="users per simulation (default 10)",
+    )
     p.add_argument(
         "--rounds",
-        type=int,
+        type=count("--rounds", *LIMITS["rounds"]),
         default=8,
         help="user-user interactions per epoch (default 8, as in the original study)",
     )
-    p.add_argument("--epochs", type=int, default=5, help="epochs; the pot is redrawn each one")
-    p.add_argument("--sims", type=int, default=1, help="independent simulations (groups)")
+    p.add_argument(
+        "--epochs",
+        type=count("--epochs", *LIMITS["epochs"]),
+        default=5,
+        help="epochs; the pot is redrawn each one",
+    )
+    p.add_argument(
+        "--sims",
+        type=count("--sims", *LIMITS["sims"]),
+        default=1,
+        help="independent simulations (groups)",
+    )
     p.add_argument(
         "--assign",
         choices=("sample", "exact"),
@@ -47,17 +78,17 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
         help="draw each user's policy from the mixture (sample) or deal policies in exact "
         "proportion (exact)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    seed_option(p, "random seed (same seed, same files)")
     p.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=output_file,
         metavar="FILE.csv",
         help="interaction table to write; FILE.users.csv gets the users' true types",
     )
     p.add_argument(
         "--transcript",
-        type=Path,
+        type=output_file,
         default=None,
         metavar="FILE.txt",
         help="also write readable utterances for every game",
@@ -69,6 +100,14 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     from scai.models.simulate import simulate, transcript
 
+    outputs = [args.out, users_path(args.out)]
+    if args.transcript is not None and args.transcript.absolute() in [
+        p.absolute() for p in outputs
+    ]:
+        raise RunError(
+            f"--transcript {args.transcript}: is one of the tables --out writes ({outputs[0]}, "
+            f"{outputs[1]}); give another file"
+        )
     hypothesis = get_hypothesis(args.hypothesis)
     result = simulate(
         hypothesis,
@@ -85,8 +124,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     write_csv_atomic(result.interactions, args.out)
     write_csv_atomic(result.users, users_path(args.out))
     if args.transcript is not None:
-        args.transcript.parent.mkdir(parents=True, exist_ok=True)
-        args.transcript.write_text(transcript(result.interactions, seed=args.seed))
+        text = transcript(result.interactions, seed=args.seed)
+        write_atomic(args.transcript, lambda tmp: Path(tmp).write_text(text))
     print(
         f"wrote {len(result.interactions)} interactions to {args.out} and "
         f"{len(result.users)} users to {users_path(args.out)}"
@@ -96,14 +135,22 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, metavar="FILE.csv", help="interaction table to check")
+    strict_option(p)
 
 
 @command("validate", "check an interaction table and report every problem")(_add_validate)
 def run_validate(args: argparse.Namespace) -> int:
+    """Exit 0 for a valid table (duplicated games are a warning), 1 with the full report of
+    every problem for an invalid one."""
     try:
-        table = read_interactions(args.file)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DuplicateGamesWarning)
+            table = read_interactions(args.file, strict=args.strict)
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
+    for w in caught:
+        if issubclass(w.category, DuplicateGamesWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
     print(f"{args.file}: valid ({len(table)} interactions, {table['sim'].nunique()} simulations)")
     return 0

@@ -8,12 +8,21 @@ import time
 import warnings
 from pathlib import Path
 
-from scai.experiments.commands import command, hypothesis_option
+from scai.experiments.commands import (
+    byte_size,
+    command,
+    count,
+    hypothesis_option,
+    output_dir,
+    seed_option,
+    strict_option,
+)
 from scai.models.data import write_csv_atomic
+from scai.models.errors import DuplicateGamesWarning
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
-    from scai.inference.fit import ENGINES
+    from scai.inference.fit import COUNT_OPTIONS, ENGINES
 
     p.add_argument(
         "--data",
@@ -29,23 +38,38 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         default="exact",
         help="exact (enumeration + grid), svi or mcmc (default exact)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    seed_option(p)
     p.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=output_dir,
         metavar="DIR",
         help="writes DIR/posterior.nc and DIR/policy_probs.csv",
     )
     p.add_argument(
         "--draws",
-        type=int,
+        type=count("--draws", *COUNT_OPTIONS["num_draws"]),
         default=None,
         help="posterior draws (exact, svi) or samples per chain (mcmc)",
     )
-    p.add_argument("--warmup", type=int, default=500, help="mcmc warmup iterations per chain")
-    p.add_argument("--chains", type=int, default=2, help="mcmc chains (default 2)")
-    p.add_argument("--max-steps", type=int, default=3000, help="svi step cap")
+    p.add_argument(
+        "--warmup",
+        type=count("--warmup", *COUNT_OPTIONS["warmup"]),
+        default=500,
+        help="mcmc warmup iterations per chain",
+    )
+    p.add_argument(
+        "--chains",
+        type=count("--chains", *COUNT_OPTIONS["num_chains"]),
+        default=2,
+        help="mcmc chains (default 2)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=count("--max-steps", *COUNT_OPTIONS["max_steps"]),
+        default=3000,
+        help="svi step cap",
+    )
     p.add_argument(
         "--guide",
         choices=("normal", "mvn"),
@@ -67,6 +91,15 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         "it (default), or at the prior median",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    strict_option(p)
+    p.add_argument(
+        "--max-memory",
+        type=byte_size,
+        default=None,
+        metavar="SIZE",
+        help="most memory the model's tensors may take, e.g. 8G (default: a quarter of the "
+        "available memory); a larger table is refused before any work",
+    )
 
 
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
@@ -93,7 +126,15 @@ def run_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        posterior = fit(args.data, args.hypothesis, engine=args.engine, seed=args.seed, **options)
+        posterior = fit(
+            args.data,
+            args.hypothesis,
+            engine=args.engine,
+            seed=args.seed,
+            strict=args.strict,
+            max_memory=args.max_memory,
+            **options,
+        )
     elapsed = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     posterior.save(args.out / "posterior.nc")
@@ -103,7 +144,8 @@ def run_fit(args: argparse.Namespace) -> int:
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
     print("diagnostics:", diag)
     for w in caught:
-        if issubclass(w.category, UserWarning) and "scai" not in str(w.filename):
+        ours = issubclass(w.category, DuplicateGamesWarning)
+        if ours or (issubclass(w.category, UserWarning) and "scai" not in str(w.filename)):
             print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
     return 0

@@ -6,8 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from scai.experiments.commands import command
+from scai.experiments.commands import command, count, output_dir, seed_option
+from scai.experiments.common import RUN_LIMITS, check_run_options
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
+from scai.models.errors import HypothesisError
+from scai.models.hypotheses import check_name, get_hypothesis
 
 DEFAULT_HUMAN_DATA = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "study1_ug.csv"
@@ -25,14 +28,24 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=output_dir,
         default=Path("results"),
         metavar="DIR",
         help="results go to DIR/NAME/ (default results/)",
     )
-    p.add_argument("--sims", type=int, default=20, help="simulations per condition (default 20)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs per simulation (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--sims",
+        type=count("--sims", *RUN_LIMITS["sims"]),
+        default=20,
+        help="simulations per condition (default 20)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=count("--epochs", *RUN_LIMITS["epochs"]),
+        default=5,
+        help="epochs per simulation (default 5)",
+    )
+    seed_option(p)
     p.add_argument("--engine", choices=ENGINES, default="exact", help="inference engine")
     p.add_argument(
         "--hypothesis",
@@ -51,14 +64,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--figures",
-        type=Path,
+        type=output_dir,
         default=Path("figures"),
         metavar="DIR",
         help="where figures go (default figures/)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=count("--workers", *RUN_LIMITS["workers"]),
         default=None,
         help="parallel processes for independent conditions (default: cores)",
     )
@@ -85,6 +98,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 @command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
 def run_experiment(args: argparse.Namespace) -> int:
     names = list(GROUPS.get(args.experiment, [args.experiment]))
+    check_run_options(args)
+    if args.hypothesis is not None:
+        check_hypothesis(args.hypothesis, names)
     for name in names:
         if name == "human-data" and args.data is None:
             if DEFAULT_HUMAN_DATA.exists():
@@ -103,3 +119,22 @@ def run_experiment(args: argparse.Namespace) -> int:
 
     print(f"comparison with the original study: {write_comparison(args.out)}")
     return 0
+
+
+def check_hypothesis(source: str, names: list[str]) -> None:
+    """Load ``--hypothesis`` as each experiment will before any runs: a bad file, or a name
+    that cannot be part of a file name (``posterior_<name>.nc``), fails first."""
+    if "human-data" in names:
+        from scai.models.responders import load_responder_spec
+
+        if str(source).endswith(".toml"):
+            from scai.models.hypotheses import read_toml
+
+            read_toml(source)  # names the file if it cannot be read
+        spec = load_responder_spec(source)
+        try:
+            check_name(spec.name)
+        except HypothesisError as err:
+            raise HypothesisError(f"{source}: {err}") from None
+    if any(name != "human-data" for name in names):
+        get_hypothesis(source)

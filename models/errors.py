@@ -1,0 +1,103 @@
+"""The errors scai raises for bad input: one type per layer, all subclasses of :class:`ScaiError`.
+
+::
+
+    ScaiError (a ValueError, so ``except ValueError`` keeps working)
+    |-- DataError        an interaction, users or human-data table   (scai.models.data)
+    |-- HypothesisError  a hypothesis: a preset name, a TOML file, a Hypothesis's values
+    |-- EngineError      an inference engine's options               (scai.inference.errors)
+    `-- RunError         a run's options: counts, sizes, seeds, output paths
+
+Every message names the option, file, row, column or key, the value and what is allowed. The
+command line prints :meth:`ScaiError.one_line` and exits with code 2.
+
+:func:`check_count` is the one check of a whole-number option (``sims``, ``epochs``, ``draws``,
+``seed``, ...); the command line's argparse types call it too.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+#: Seeds reach ``numpy.random.seed`` (through ``pyro.set_rng_seed``), which takes 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+class ScaiError(ValueError):
+    """Bad input to scai; the message says where, what was given and what is allowed."""
+
+    def one_line(self) -> str:
+        """The message on one line (the command line prints this)."""
+        return " ".join(part.strip() for part in str(self).splitlines() if part.strip())
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a table: where (1-based data row, column), the value, what is allowed."""
+
+    row: int | None
+    column: str | None
+    value: object
+    allowed: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "file"
+        col = f", column {self.column!r}" if self.column else ""
+        val = f": value {self.value!r}" if self.value is not None else ""
+        return f"{where}{col}{val}: {self.allowed}"
+
+
+class DataError(ScaiError):
+    """Invalid input data; ``problems`` lists every problem found."""
+
+    SHOWN = 50  # problems listed in the message
+    SHOWN_ON_ONE_LINE = 5
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        super().__init__(self._render(self.SHOWN, "\n  ", "\n  "))
+
+    def _render(self, shown: int, first: str, separator: str) -> str:
+        parts = [str(p) for p in self.problems[:shown]]
+        if len(self.problems) > shown:
+            parts.append(f"... and {len(self.problems) - shown} more")
+        return (
+            f"{self.source}: {len(self.problems)} problem(s) found:{first}{separator.join(parts)}"
+        )
+
+    def one_line(self) -> str:
+        return self._render(self.SHOWN_ON_ONE_LINE, " ", "; ")
+
+
+class HypothesisError(ScaiError):
+    """An invalid hypothesis; the message names the key, the value and what is allowed."""
+
+
+class RunError(ScaiError):
+    """An invalid option of a run (simulation, experiment, command): a count, size, seed or
+    path; the message names the option, the value and what is allowed."""
+
+
+class DuplicateGamesWarning(UserWarning):
+    """An interaction table holds identical rows: each counts as a separate game. Under
+    ``strict=True`` (``--strict``) they are a :class:`DataError` instead."""
+
+
+def check_count(
+    name: str, value: object, low: int = 1, high: int | None = None, error: type = RunError
+) -> int:
+    """``value`` as an int if it is a whole number in ``low..high``, else ``error`` naming
+    ``name``, the value and the range (``high=None``: no upper bound)."""
+    allowed = f"a whole number from {low:,} to {high:,}" if high is not None else f">= {low:,}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise error(f"{name}: must be {allowed}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise error(f"{name}: must be {allowed}, got {int(value)}")
+    return int(value)
+
+
+def check_seed(value: object, name: str = "seed", error: type = RunError) -> int:
+    """A random seed: a whole number in ``0..MAX_SEED``."""
+    return check_count(name, value, 0, MAX_SEED, error)

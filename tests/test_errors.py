@@ -1,0 +1,173 @@
+"""The error types, the one-line form the command line prints, and the file helpers that keep
+writes where the user asked (``write_atomic``, ``safe_filename``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import scai.inference
+import scai.models
+from scai.inference import EngineError
+from scai.models.data import (
+    LAYOUT_BYTES_PER_CELL,
+    layout_shape,
+    safe_filename,
+    write_atomic,
+    write_csv_atomic,
+)
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    HypothesisError,
+    Problem,
+    RunError,
+    ScaiError,
+    check_count,
+)
+from scai.models.hypotheses import MAX_POLICIES
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
+
+
+def test_one_error_type_per_layer_all_value_errors():
+    for layer in (DataError, HypothesisError, EngineError, RunError):
+        assert issubclass(layer, ScaiError) and issubclass(layer, ValueError)
+    assert issubclass(DuplicateGamesWarning, UserWarning)
+    # defined once, exported from both packages
+    assert scai.models.DataError is DataError and scai.models.ScaiError is ScaiError
+    assert scai.models.HypothesisError is HypothesisError and scai.models.RunError is RunError
+    assert scai.inference.ScaiError is ScaiError
+    assert scai.models.data.DataError is DataError  # the old import path still works
+    assert scai.models.hypotheses.HypothesisError is HypothesisError
+
+
+def test_data_error_one_line_lists_the_first_problems_and_counts_the_rest():
+    problems = [Problem(i, "offer", str(i), "must be >= 0") for i in range(1, 9)]
+    err = DataError("t.csv", problems)
+    assert str(err).count("\n") == 8  # the full listing for `scai validate`
+    line = err.one_line()
+    assert "\n" not in line
+    assert line.startswith("t.csv: 8 problem(s) found: row 1, column 'offer': value '1'")
+    assert "row 5" in line and "row 6" not in line and line.endswith("... and 3 more")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (0, "sims: must be a whole number from 1 to 10, got 0"),
+        (11, "got 11"),
+        (2.0, "got 2.0"),
+        (True, "got True"),
+        ("3", "got '3'"),
+    ],
+)
+def test_check_count_names_option_range_and_value(value, message):
+    with pytest.raises(RunError, match=message):
+        check_count("sims", value, 1, 10)
+    assert check_count("sims", 10, 1, 10) == 10
+
+
+# -- write_atomic ---------------------------------------------------------------------------
+
+
+def test_os_replace_onto_a_symlink_replaces_the_link_not_its_target(tmp_path):
+    """Why write_atomic refuses links: os.replace silently turns the link into a file."""
+    target, link, new = tmp_path / "target", tmp_path / "link", tmp_path / "new"
+    target.write_text("precious")
+    link.symlink_to(target)
+    new.write_text("new")
+    os.replace(new, link)
+    assert target.read_text() == "precious" and not link.is_symlink()
+
+
+def test_write_atomic_refuses_a_symlinked_target(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious")
+    link = tmp_path / "out.txt"
+    link.symlink_to(target)
+    with pytest.raises(RunError, match=r"out.txt: is a symbolic link \(to .*elsewhere.txt\)"):
+        write_atomic(link, lambda tmp: Path(tmp).write_text("overwritten"))
+    assert target.read_text() == "precious" and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.txt", "out.txt"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])
+def test_write_atomic_files_get_the_users_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = write_atomic(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("x"))
+        write_csv_atomic(simulate_small().users, tmp_path / "b.csv")
+    finally:
+        os.umask(old)
+    for p in (path, tmp_path / "b.csv"):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_write_atomic_leaves_nothing_behind_when_the_writer_fails(tmp_path):
+    def fail(tmp: str) -> None:
+        Path(tmp).write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(tmp_path / "a.txt", fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name, safe",
+    [
+        ("neutral", "neutral"),
+        ("../../etc/passwd", "____etc_passwd"),
+        ("a/b\\c", "a_b_c"),
+        ("..", "_"),
+        (".hidden", "hidden"),
+        ("tab\there\nnew\x00nul", "tab_here_new_nul"),
+        ("mixed 80/20", "mixed_80_20"),
+        ("", "_"),
+        ("x" * 300, "x" * 100),
+        ("-rf", "rf"),
+    ],
+)
+def test_safe_filename(name, safe):
+    assert safe_filename(name) == safe
+    assert "/" not in safe and ".." not in safe
+
+
+# -- the layout's memory, estimated from counts -----------------------------------------------
+
+
+def simulate_small(users: int = 5, sims: int = 3, epochs: int = 2):
+    return simulate(
+        scai.models.PRESETS["neutral"],
+        policy="selfish",
+        users=users,
+        sims=sims,
+        epochs=epochs,
+        seed=3,
+    )
+
+
+@pytest.mark.parametrize("users, sims, epochs", [(2, 1, 1), (5, 3, 2), (9, 2, 4)])
+def test_layout_shape_is_the_shape_from_table_builds(users, sims, epochs):
+    table = simulate_small(users, sims, epochs).interactions
+    table.loc[0, "proposer"] = ""  # an unknown proposer is no event
+    table.loc[1, "responder"] = "assistant"  # the assistant is not a user
+    data = GroupData.from_table(table)
+    assert layout_shape(table) == data.shape
+    cells = data.event_mask.numel()
+    tensors = [v for v in vars(data).values() if hasattr(v, "element_size") and v.dim() == 3]
+    # held afterwards: the estimate's peak less the float64 ``accepted`` freed after its copy
+    held = LAYOUT_BYTES_PER_CELL - 8
+    assert sum(t.element_size() for t in tensors) == held
+    assert sum(t.element_size() * t.numel() for t in tensors) == cells * held
+
+
+def test_hypothesis_cap_is_stated():
+    with pytest.raises(HypothesisError, match=f"allowed: 1 to {MAX_POLICIES}"):
+        scai.models.Hypothesis(
+            policies=tuple(scai.models.PolicyType(f"p{i}") for i in range(MAX_POLICIES + 1)),
+            pi_concentration=(0.5,) * (MAX_POLICIES + 1),
+        )

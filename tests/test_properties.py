@@ -1,0 +1,262 @@
+"""Property-based tests (the Hypothesis library) of what scai reads: interaction tables and
+hypothesis TOML files.
+
+* A valid table survives ``write_csv_atomic`` and ``read_interactions`` unchanged, and the
+  memory estimate's layout shape is the one ``GroupData.from_table`` builds.
+* Any one corrupted cell of a valid table gives a :class:`DataError` naming its row, or a
+  table that is still valid; never another exception.
+* Any TOML document, and any bytes, give a :class:`HypothesisError` or a valid hypothesis
+  whose numbers lie within the stated bounds; never another exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import string
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from scai.models.data import (
+    INTERACTION_COLUMNS,
+    MAX_INDEX,
+    layout_shape,
+    parse_whole,
+    read_interactions,
+    validate_frame,
+    write_csv_atomic,
+)
+from scai.models.errors import DataError, HypothesisError
+from scai.models.game import CURRENCIES, MAX_POT
+from scai.models.hypotheses import BOUNDS, PRESETS, Hypothesis
+from scai.models.language import TONES
+from scai.models.layout import GroupData
+
+SETTINGS = dict(
+    deadline=None,
+    database=None,
+    derandomize=True,  # the same examples every run: a failure is reproducible
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
+
+ids = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_size=1, max_size=5)
+
+
+@st.composite
+def rows(draw) -> tuple:
+    proposer = draw(st.one_of(st.just(""), ids))
+    responder = draw(ids.filter(lambda r: r != proposer))
+    pot = draw(st.integers(1, MAX_POT))
+    return (
+        draw(ids),
+        draw(st.integers(0, MAX_INDEX)),
+        draw(st.integers(0, MAX_INDEX)),
+        proposer,
+        responder,
+        draw(st.sampled_from(list(CURRENCIES))),
+        pot,
+        draw(st.integers(0, pot)),
+        draw(st.integers(0, 1)),
+        draw(st.sampled_from(("", *TONES))),
+        draw(st.sampled_from(("", *TONES))),
+    )
+
+
+tables = st.lists(rows(), min_size=1, max_size=10, unique=True).map(
+    lambda records: pd.DataFrame.from_records(records, columns=list(INTERACTION_COLUMNS))
+)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(table=tables)
+def test_valid_tables_round_trip(tmp_path, table):
+    path = tmp_path / "t.csv"
+    write_csv_atomic(table, path)
+    read = read_interactions(path)
+    expected = table.astype({c: np.int64 for c in INT_COLUMNS})
+    pd.testing.assert_frame_equal(read, expected)
+    pd.testing.assert_frame_equal(validate_frame(table), expected)
+    assert layout_shape(read) == GroupData.from_table(read).shape
+
+
+JUNK = st.one_of(
+    st.sampled_from(
+        [
+            "5_3",
+            "1e300",
+            "99999999999999999999",
+            "-1",
+            "inf",
+            "-inf",
+            "nan",
+            "1.5",
+            "\u0665",
+            "0x10",
+            "1e3",
+            "+7",
+            "-0",
+            "0.0",
+            "1e-300",
+            "1e999999999",
+            "",
+            " ",
+            "TRUE",
+            "assistant",
+            "apples",
+            "rude",
+            "a\rb",
+            "tab\there",
+            "nul\x00",
+        ]
+    ),
+    st.integers(-(10**25), 10**25).map(str),
+    st.floats().map(repr),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(table=tables, data=st.data())
+def test_a_corrupted_cell_is_a_data_error_naming_its_row(tmp_path, table, data):
+    row = data.draw(st.integers(0, len(table) - 1), label="row")
+    column = data.draw(st.sampled_from(list(INTERACTION_COLUMNS)), label="column")
+    bad = data.draw(JUNK, label="value")
+    corrupted = table.astype(object)
+    corrupted.loc[row, column] = bad
+    path = tmp_path / "t.csv"
+    # every cell quoted: a bare carriage return would otherwise end the row (the csv module
+    # quotes only the line terminator "\n"); valid tables never hold one
+    corrupted.to_csv(path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a corruption may duplicate another row
+            read = read_interactions(path)
+    except DataError as err:
+        if any(p.row is None for p in err.problems):  # unreadable as CSV (e.g. a NUL byte)
+            assert "cannot read as CSV" in str(err) or "header" in str(err), err
+            return
+        assert {p.row for p in err.problems} == {row + 1}, err
+        assert f"row {row + 1}" in str(err)
+        return
+    # still valid: the cell holds a value its column allows
+    value = read.loc[row, column]
+    if column in INT_COLUMNS:
+        assert value == parse_whole(bad)
+    elif column == "currency":
+        assert value in CURRENCIES
+    elif column.endswith("_tone"):
+        assert value in ("", *TONES)
+    else:
+        assert isinstance(value, str) and (value != "" or column == "proposer")
+
+
+# -- hypothesis files -------------------------------------------------------------------------
+
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+KEYS = [
+    "name",
+    "description",
+    "rationality",
+    "rationality_scale",
+    "pi_concentration",
+    "stereotype_strength",
+    "tone_fidelity",
+    "policies",
+    "stereotype",
+    "currency",
+]
+keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=10))
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**400), 10**400),
+    st.sampled_from([0, 1e-3, 1e-6, 1e3, 100.0, 1.0, 0.999999, 1e308, -1.0]),
+)
+
+
+policy_tables = st.fixed_dictionaries({}, optional={k: numbers for k in ("w", "alpha", "beta")})
+CURRENCY_KEYS = ["shared_scale", "currency_scale", "essential_shift", "pooling"]
+
+
+@st.composite
+def near_valid(draw) -> dict:
+    """A preset's document with some values replaced, keys added or policies redefined."""
+    doc = draw(st.sampled_from(list(PRESETS.values()))).to_dict()
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from([*KEYS, "policy", "currency key", "new key"]))
+        if key == "policy":
+            names = draw(st.lists(ids, min_size=1, max_size=14, unique=True))
+            doc["policies"] = {n: draw(policy_tables) for n in names}
+            doc["pi_concentration"] = draw(st.one_of(numbers, st.lists(numbers, max_size=14)))
+            doc["stereotype"] = {}
+        elif key == "currency key":
+            if not isinstance(doc.get("currency"), dict):
+                doc["currency"] = {}
+            doc["currency"][draw(st.sampled_from(CURRENCY_KEYS))] = draw(numbers)
+        elif key == "new key":
+            doc[draw(st.text(max_size=10))] = draw(values)
+        else:
+            doc[key] = draw(st.one_of(numbers, values))
+    return doc
+
+
+def load_or_error(path: Path) -> None:
+    """Load ``path``: a HypothesisError, or a valid hypothesis within the bounds."""
+    try:
+        hypothesis = Hypothesis.load(path)
+    except HypothesisError as err:
+        assert str(path) in str(err) or "name" in str(err)
+        return
+    for key in ("rationality", "rationality_scale", "tone_fidelity", "stereotype_strength"):
+        low, high = BOUNDS[key]
+        assert low <= getattr(hypothesis, key) <= high
+    for policy in hypothesis.policies:
+        assert all(math.isfinite(getattr(policy, k)) for k in ("w", "alpha", "beta"))
+    saved = path.with_name("saved.toml")
+    hypothesis.save(saved)
+    assert Hypothesis.load(saved) == hypothesis
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(doc=st.one_of(st.dictionaries(keys, values, max_size=6), near_valid()))
+def test_any_toml_document_is_a_hypothesis_or_a_hypothesis_error(tmp_path, doc):
+    try:
+        text = tomli_w.dumps(doc)
+    except (TypeError, ValueError):
+        assume(False)  # not representable in TOML
+    path = tmp_path / "h.toml"
+    path.write_text(text)
+    load_or_error(path)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(raw=st.binary(max_size=60))
+def test_any_bytes_are_a_hypothesis_or_a_hypothesis_error(tmp_path, raw):
+    path = tmp_path / "h.toml"
+    path.write_bytes(raw)
+    load_or_error(path)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", "", "x" * 101, "tab\there", ".."])
+def test_unsafe_names_are_refused(name):
+    with pytest.raises(HypothesisError, match="name"):
+        Hypothesis(name=name)

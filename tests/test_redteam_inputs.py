@@ -1,0 +1,480 @@
+# ruff: noqa: E501  (the case tables keep one case a line)
+"""Red team: malformed and extreme inputs, generated here, end in a clear typed error (or a
+correct result) quickly, never a traceback, a hang or a silent wrong result (issue 13).
+
+Command-line cases run ``scai`` in process (``scai.experiments.cli.main``): each must exit with
+code 2 and one line on standard error that names the option, file, row, column or key and the
+value. API cases must raise the layer's :class:`~scai.models.errors.ScaiError`. Every case runs
+under a deadline (a ``SIGALRM``): the ones that used to hang or exhaust memory (a 20-type
+hypothesis, ``--epochs 1000000000``, a table whose padded layout needs terabytes) must be
+refused in seconds, before any work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scai.experiments.cli import build_parser, main
+from scai.inference import EngineError, fit
+from scai.models import Hypothesis, PolicyType, simulate
+from scai.models.data import (
+    read_interactions,
+    validate_frame,
+    write_csv_atomic,
+)
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    HypothesisError,
+    RunError,
+    ScaiError,
+)
+from scai.models.hypotheses import MAX_POLICIES
+from scai.models.simulate import parse_mixture
+
+CLI_SECONDS = 5.0  # parse-time and entry-point refusals: well under a second each
+API_SECONDS = 5.0
+
+
+class Deadline(BaseException):
+    """Raised by the alarm; a BaseException, so no ``except Exception`` can swallow it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail the test if the block runs longer than ``seconds`` (a hang is interrupted)."""
+
+    def alarm(signum, frame):
+        raise Deadline(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < seconds
+
+
+# -- inputs, generated ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """Every file the cases refer to, by name."""
+    root = tmp_path_factory.mktemp("redteam")
+    build_parser()  # import every command's modules once, outside the cases' deadlines
+    paths: dict[str, Path] = {"root": root}
+    table = simulate(Hypothesis(), policy="selfish", users=4, rounds=4, epochs=1, seed=1)
+    good = root / "good.csv"
+    write_csv_atomic(table.interactions, good)
+    paths["good"] = good
+    lines = good.read_text().splitlines()
+    header = lines[0].split(",")
+
+    def corrupt(name: str, column: str, value: str, row: int = 1) -> None:
+        cells = [line.split(",") for line in lines]
+        cells[row][header.index(column)] = value
+        path = root / f"{name}.csv"
+        path.write_text("\n".join(",".join(c) for c in cells) + "\n")
+        paths[name] = path
+
+    corrupt("epoch_huge", "epoch", "99999999999999999999")
+    corrupt("round_1e300", "round", "1e300", row=2)
+    corrupt("offer_underscore", "offer", "5_3", row=3)
+    corrupt("pot_arabic_digit", "pot", "\u0665", row=1)
+    (root / "dup.csv").write_text("\n".join([*lines, lines[2]]) + "\n")
+    paths["dup"] = root / "dup.csv"
+    (root / "latin1.csv").write_bytes(good.read_bytes().replace(b"u1", b"\xe9"))
+    paths["latin1"] = root / "latin1.csv"
+    # one user of sim 0 plays 10,000 games against 10,000 others, and 1,000 more sims hold one
+    # game each: every sim is padded to 10,001 users x 10,000 events, 7 TB from 11,000 rows
+    n, extra = 10_000, 1_000
+    hog = pd.DataFrame(
+        {
+            "sim": ["0"] * n + [str(s) for s in range(1, extra + 1)],
+            "epoch": 1,
+            "round": np.r_[np.arange(1, n + 1), np.ones(extra, int)],
+            "proposer": ["hog"] * n + ["a"] * extra,
+            "responder": [f"v{i}" for i in range(n)] + ["b"] * extra,
+            "currency": "dollars",
+            "pot": 10,
+            "offer": 1,
+            "accepted": 1,
+            "proposer_tone": "neutral",
+            "responder_tone": "neutral",
+        }
+    )
+    write_csv_atomic(hog, root / "hog.csv")
+    paths["hog"] = root / "hog.csv"
+
+    toml = {
+        "rationality_1e308": "rationality = 1e308\n",
+        "w_1e308": "[policies.greedy]\nw = 1e308\n",
+        "alpha_1e300": "[policies.envious]\nalpha = 1e300\n",
+        "rationality_nan": "rationality = nan\n",
+        "scale_inf": "rationality_scale = inf\n",
+        "huge_int": f"rationality = {10**400}\n",
+        "fidelity_1": "tone_fidelity = 1.0\n",
+        "concentration_1e6": "pi_concentration = 1e6\n",
+        "shift_1e9": "[currency]\nessential_shift = 1e9\n",
+        "twenty_types": "".join(f"[policies.p{i}]\nw = {i / 10}\n" for i in range(20)),
+        "evil_name": 'name = "../../outside"\n',
+        "control_name": 'name = "a\\u0007b"\n',
+        "unknown_key": "rationalty = 3.0\n",
+        "unknown_policy_key": "[policies.x]\ngamma = 1.0\n",
+        "stereotype_weight": "[stereotype.selfish]\nrude = 1e309\n",
+        "deep": "a = " + "[" * 5000 + "]" * 5000 + "\n",
+    }
+    for name, text in toml.items():
+        (root / f"{name}.toml").write_text(text)
+        paths[name] = root / f"{name}.toml"
+    (root / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    paths["latin1_toml"] = root / "latin1.toml"
+    (root / "inequity_evil.toml").write_text('model = "inequity_aversion"\nname = "../escape"\n')
+    paths["inequity_evil"] = root / "inequity_evil.toml"
+    (root / "folder.toml").mkdir()
+    paths["folder_toml"] = root / "folder.toml"
+    (root / "a_folder").mkdir()
+    paths["a_folder"] = root / "a_folder"
+    (root / "a_file").write_text("not a folder")
+    paths["a_file"] = root / "a_file"
+    (root / "precious").write_text("precious")
+    (root / "link.csv").symlink_to(root / "precious")
+    paths["link"] = root / "link.csv"
+    return paths
+
+
+# (id, argv with {placeholders} for `files`, fragments the one line must contain)
+CLI_CASES: list[tuple[str, str, list[str]]] = [
+    # where output goes
+    ("simulate out is a folder", "simulate --policy selfish --out {a_folder}", ["--out", "is a folder"]),
+    ("simulate out under a file", "simulate --policy selfish --out {a_file}/x.csv", ["--out", "is a file"]),
+    ("simulate out is a link", "simulate --policy selfish --out {link}", ["--out", "symbolic link"]),
+    ("transcript is a folder", "simulate --policy selfish --out {root}/s.csv --transcript {a_folder}", ["--transcript", "is a folder"]),
+    ("transcript is a link", "simulate --policy selfish --out {root}/s.csv --transcript {link}", ["--transcript", "symbolic link"]),
+    ("transcript is the table", "simulate --policy selfish --out {root}/s.csv --transcript {root}/s.csv", ["--transcript", "s.csv"]),
+    ("fit out is a file", "fit --data {good} --out {a_file}", ["--out", "is a file"]),
+    ("run out is a file", "run alignment --out {a_file}", ["--out", "is a file"]),
+    ("run figures is a file", "run alignment --out {root}/r --figures {a_file}", ["--figures", "is a file"]),
+    # counts and sizes
+    ("epochs a billion", "simulate --policy selfish --out {root}/s.csv --epochs 1000000000", ["--epochs", "1000000000", "100,000"]),
+    ("epochs 0", "simulate --policy selfish --out {root}/s.csv --epochs 0", ["--epochs", "'0'"]),
+    ("sims 0", "simulate --policy selfish --out {root}/s.csv --sims 0", ["--sims", "'0'"]),
+    ("sims -2", "simulate --policy selfish --out {root}/s.csv --sims -2", ["--sims", "'-2'"]),
+    ("users 1", "simulate --policy selfish --out {root}/s.csv --users 1", ["--users", "'1'", "from 2"]),
+    ("users 5_3", "simulate --policy selfish --out {root}/s.csv --users 5_3", ["--users", "'5_3'"]),
+    ("rounds 1e300", "simulate --policy selfish --out {root}/s.csv --rounds 1e300", ["--rounds", "'1e300'"]),
+    ("rounds text", "simulate --policy selfish --out {root}/s.csv --rounds many", ["--rounds", "'many'"]),
+    ("too many games", "simulate --policy selfish --out {root}/s.csv --sims 10000 --epochs 100 --rounds 8", ["8,000,000 games", "1,000,000"]),
+    ("seed -1", "simulate --policy selfish --out {root}/s.csv --seed -1", ["--seed", "'-1'"]),
+    ("seed 2^32", "simulate --policy selfish --out {root}/s.csv --seed 4294967296", ["--seed", "4294967296"]),
+    ("draws -5", "fit --data {good} --out {root}/f --draws -5", ["--draws", "'-5'"]),
+    ("draws 0", "fit --data {good} --out {root}/f --draws 0", ["--draws", "'0'"]),
+    ("warmup -1", "fit --data {good} --out {root}/f --engine mcmc --warmup -1", ["--warmup", "'-1'"]),
+    ("chains 0", "fit --data {good} --out {root}/f --engine mcmc --chains 0", ["--chains", "'0'"]),
+    ("max-steps 0", "fit --data {good} --out {root}/f --engine svi --max-steps 0", ["--max-steps", "'0'"]),
+    ("fit seed -1", "fit --data {good} --out {root}/f --seed -1", ["--seed", "'-1'"]),
+    ("max-memory text", "fit --data {good} --out {root}/f --max-memory lots", ["--max-memory", "'lots'"]),
+    ("run sims 0", "run alignment --out {root}/r --sims 0", ["--sims", "'0'"]),
+    ("run sims -2", "run alignment --out {root}/r --sims -2", ["--sims", "'-2'"]),
+    ("run epochs 0", "run alignment --out {root}/r --epochs 0", ["--epochs", "'0'"]),
+    ("run workers -1", "run alignment --out {root}/r --workers -1", ["--workers", "'-1'"]),
+    ("run workers 0", "run alignment --out {root}/r --workers 0", ["--workers", "'0'"]),
+    ("run seed -1", "run alignment --out {root}/r --seed -1", ["--seed", "'-1'"]),
+    # mixtures and choices
+    ("mixture sums to 0.9", "simulate --policy selfish=0.5,altruistic=0.4 --out {root}/s.csv", ["sum to 0.9", "selfish=0.5556"]),
+    ("mixture weight text", "simulate --policy selfish=lots --out {root}/s.csv", ["'lots'", "not a number"]),
+    ("mixture unknown policy", "simulate --policy greedy=1 --out {root}/s.csv", ["'greedy'", "allowed: selfish"]),
+    ("mixture negative", "simulate --policy selfish=-0.5,fair=1.5 --out {root}/s.csv", ["'selfish'", ">= 0"]),
+    ("unknown manner", "simulate --policy selfish --manner grumpy --out {root}/s.csv", ["--manner", "'grumpy'"]),
+    ("unknown engine", "fit --data {good} --out {root}/f --engine nuts", ["--engine", "'nuts'"]),
+    ("unknown experiment", "run nonsense", ["'nonsense'"]),
+    ("unknown command", "frobnicate", ["'frobnicate'"]),
+    ("no command", "", ["required: COMMAND"]),
+    # interaction tables
+    ("epoch 10^20", "fit --data {epoch_huge} --out {root}/f", ["row 1", "'epoch'", "99999999999999999999", "<= 1,000,000,000"]),
+    ("round 1e300", "fit --data {round_1e300} --out {root}/f", ["row 2", "'round'", "'1e300'"]),
+    ("offer 5_3", "fit --data {offer_underscore} --out {root}/f", ["row 3", "'offer'", "'5_3'"]),
+    ("pot non-ASCII digit", "fit --data {pot_arabic_digit} --out {root}/f", ["row 1", "'pot'"]),
+    ("duplicate games strict", "fit --data {dup} --out {root}/f --strict", ["row 5", "the same game as row 2"]),
+    ("data not UTF-8", "fit --data {latin1} --out {root}/f", ["latin1.csv", "cannot read"]),
+    ("data is a folder", "fit --data {a_folder} --out {root}/f", ["a_folder", "Is a directory"]),
+    ("data missing", "fit --data {root}/missing.csv --out {root}/f", ["missing.csv", "does not exist"]),
+    ("layout needs 7 TB", "fit --data {hog} --out {root}/f", ["too large for memory", "[1,001 sims x 10,001 users x 10,000 events", "7.2 TB", "split the table"]),
+    ("layout above max-memory", "fit --data {good} --out {root}/f --max-memory 1K", ["too large for memory", "1.0 KB"]),
+    # hypotheses
+    ("rationality 1e308", "fit --data {good} --out {root}/f --hypothesis {rationality_1e308}", ["rationality", "1e+308", "[1e-06, 1000]"]),
+    ("w 1e308", "simulate --policy greedy --out {root}/s.csv --hypothesis {w_1e308}", ["policies.greedy.w", "1e+308", "[-100, 100]"]),
+    ("alpha 1e300", "fit --data {good} --out {root}/f --hypothesis {alpha_1e300}", ["policies.envious.alpha", "1e+300"]),
+    ("rationality nan", "fit --data {good} --out {root}/f --hypothesis {rationality_nan}", ["rationality", "nan"]),
+    ("rationality_scale inf", "fit --data {good} --out {root}/f --hypothesis {scale_inf}", ["rationality_scale", "inf"]),
+    ("rationality 10^400", "fit --data {good} --out {root}/f --hypothesis {huge_int}", ["rationality", "1000000"]),
+    ("tone fidelity 1", "fit --data {good} --out {root}/f --hypothesis {fidelity_1}", ["tone_fidelity", "1.0", "-inf"]),
+    ("concentration 1e6", "fit --data {good} --out {root}/f --hypothesis {concentration_1e6}", ["pi_concentration", "1000000.0", "[0.001, 100]"]),
+    ("essential shift 1e9", "fit --data {good} --out {root}/f --hypothesis {shift_1e9}", ["essential_shift", "1000000000.0"]),
+    ("twenty policy types", "fit --data {good} --out {root}/f --hypothesis {twenty_types}", ["20 policy types", f"1 to {MAX_POLICIES}"]),
+    ("twenty types in a run", "run alignment --out {root}/r --hypothesis {twenty_types}", ["20 policy types"]),
+    ("name with ../", "fit --data {good} --out {root}/f --hypothesis {evil_name}", ["name", "'../../outside'", "path separators"]),
+    ("name with a control character", "fit --data {good} --out {root}/f --hypothesis {control_name}", ["name", "control characters"]),
+    ("human-data name with ../", "run human-data --data {good} --out {root}/r --hypothesis {inequity_evil}", ["inequity_evil.toml", "'../escape'"]),
+    ("unknown key", "fit --data {good} --out {root}/f --hypothesis {unknown_key}", ["'rationalty'", "allowed:"]),
+    ("unknown policy key", "fit --data {good} --out {root}/f --hypothesis {unknown_policy_key}", ["policies.x", "'gamma'"]),
+    ("stereotype weight inf", "fit --data {good} --out {root}/f --hypothesis {stereotype_weight}", ["stereotype.selfish.rude", "inf"]),
+    ("TOML nested too deeply", "fit --data {good} --out {root}/f --hypothesis {deep}", ["deep.toml", "nested too deeply"]),
+    ("TOML not UTF-8", "fit --data {good} --out {root}/f --hypothesis {latin1_toml}", ["latin1.toml", "not UTF-8", "0xe9"]),
+    ("TOML is a folder", "fit --data {good} --out {root}/f --hypothesis {folder_toml}", ["folder.toml", "Is a directory"]),
+    ("TOML missing", "fit --data {good} --out {root}/f --hypothesis {root}/none.toml", ["none.toml", "No such file"]),
+    ("unknown preset", "fit --data {good} --out {root}/f --hypothesis nihilist", ["'nihilist'", "allowed: neutral"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, fragments", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES]
+)
+def test_command_line_case(files, capsys, argv, fragments):
+    args = [a.format(**files) for a in argv.split()]
+    with deadline(CLI_SECONDS):
+        code = main(args)
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    (line,) = lines
+    assert line.startswith("scai") and ": error: " in line and "Traceback" not in line
+    for fragment in fragments:
+        assert fragment.format(**files) in line, line
+    assert (files["root"] / "precious").read_text() == "precious"
+    assert not (files["root"] / "s.csv").exists()  # nothing half-done
+    assert not (files["root"] / "f" / "posterior.nc").exists()
+
+
+def test_every_red_team_file_is_used(files):
+    used = " ".join(c[1] for c in CLI_CASES)
+    for name in files:
+        if name not in ("root", "precious"):
+            assert "{" + name + "}" in used, name
+
+
+def test_debug_shows_the_traceback(files):
+    with pytest.raises(RunError, match="sum to 0.9"):
+        main(["--debug", "simulate", "--policy", "selfish=0.5,fair=0.4", "--out", "x.csv"])
+
+
+def test_an_unexpected_error_is_one_line_with_exit_1(files, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(sys.modules["scai.models.simulate"], "simulate", broken)
+    code = main(["simulate", "--policy", "selfish", "--out", str(files["root"] / "b.csv")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "internal error: KeyError" in err and "--debug" in err
+
+
+def test_an_os_error_names_the_option_and_path(files, capsys):
+    out = files["root"] / "blocked"
+    (out / "posterior.nc").mkdir(parents=True)  # the file fit writes is a folder
+    with deadline(60):
+        code = main(["fit", "--data", str(files["good"]), "--out", str(out), "--draws", "20"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"--out {out}: Is a directory ({out / 'posterior.nc'})" in err
+
+
+def test_validate_reports_duplicates_as_a_warning_or_strict_error(files, capsys):
+    assert main(["validate", str(files["dup"])]) == 0
+    captured = capsys.readouterr()
+    assert "valid (5 interactions" in captured.out
+    assert captured.err.startswith("warning: ") and "row 5 = row 2" in captured.err
+    assert main(["validate", "--strict", str(files["dup"])]) == 1
+    assert "row 5: the same game as row 2" in capsys.readouterr().err
+
+
+def test_validate_names_the_bad_epoch(files, capsys):
+    assert main(["validate", str(files["epoch_huge"])]) == 1
+    err = capsys.readouterr().err
+    assert "row 1, column 'epoch': value '99999999999999999999': must be >= 0 and <=" in err
+
+
+# -- the Python API ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table(files) -> pd.DataFrame:
+    return read_interactions(files["good"])
+
+
+def tbl(table: pd.DataFrame, row: int, column: str, value) -> pd.DataFrame:
+    out = table.copy().astype(object)
+    out.loc[row, column] = value
+    return out
+
+
+def refuse_engines(monkeypatch):
+    import scai.inference.exact
+    import scai.inference.mcmc
+    import scai.inference.svi
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an inference engine ran on bad input")
+
+    for module, name in (
+        (scai.inference.exact, "fit_exact"),
+        (scai.inference.svi, "fit_svi"),
+        (scai.inference.mcmc, "fit_mcmc"),
+    ):
+        monkeypatch.setattr(module, name, refuse)
+
+
+# (id, call(table) -> anything, error type, fragments of the message)
+API_CASES: list[tuple[str, Callable, type, list[str]]] = [
+    ("svi max_steps 0", lambda t: fit(t, engine="svi", max_steps=0), EngineError, ["max_steps", "got 0"]),
+    ("num_draws 0", lambda t: fit(t, num_draws=0), EngineError, ["num_draws", "got 0"]),
+    ("num_draws 10^9", lambda t: fit(t, num_draws=10**9), EngineError, ["num_draws", "1,000,000"]),
+    ("num_draws float", lambda t: fit(t, num_draws=10.5), EngineError, ["num_draws", "10.5"]),
+    ("mcmc warmup -1", lambda t: fit(t, engine="mcmc", warmup=-1), EngineError, ["warmup", "-1"]),
+    ("mcmc samples 0", lambda t: fit(t, engine="mcmc", samples=0), EngineError, ["samples", "got 0"]),
+    ("mcmc chains 0", lambda t: fit(t, engine="mcmc", num_chains=0), EngineError, ["num_chains"]),
+    ("mcmc target_accept 1.5", lambda t: fit(t, engine="mcmc", target_accept=1.5), EngineError, ["target_accept", "1.5"]),
+    ("svi learning_rate 0", lambda t: fit(t, engine="svi", learning_rate=0.0), EngineError, ["learning_rate", "above 0"]),
+    ("svi learning_rate inf", lambda t: fit(t, engine="svi", learning_rate=math.inf), EngineError, ["learning_rate", "finite"]),
+    ("svi proposal_draws 1", lambda t: fit(t, engine="svi", proposal_draws=1), EngineError, ["proposal_draws", "from 2"]),
+    ("seed -1", lambda t: fit(t, seed=-1), EngineError, ["seed", "-1"]),
+    ("seed 2^32", lambda t: fit(t, seed=2**32), EngineError, ["seed", "4294967296"]),
+    ("unknown engine", lambda t: fit(t, engine="nuts"), EngineError, ["'nuts'", "allowed: exact"]),
+    ("max_memory 0", lambda t: fit(t, max_memory=0), EngineError, ["max_memory", "got 0"]),
+    ("data an int", lambda t: fit(5), DataError, ["expected a DataFrame or a CSV path"]),
+    ("users without policy", lambda t: fit(t, users=pd.DataFrame({"x": [1]})), DataError, ["'policy'"]),
+    ("epoch 1e300 in a frame", lambda t: fit(tbl(t, 0, "epoch", 1e300)), DataError, ["row 1", "'epoch'", "1e+300"]),
+    ("round 10^20 in a frame", lambda t: fit(tbl(t, 1, "round", 10**20)), DataError, ["row 2", "'round'", "100000000000000000000"]),
+    ("offer '5_3' in a frame", lambda t: fit(tbl(t, 2, "offer", "5_3")), DataError, ["row 3", "'offer'", "'5_3'"]),
+    ("pot True in a frame", lambda t: fit(tbl(t, 0, "pot", True)), DataError, ["row 1", "'pot'", "'True'"]),
+    ("duplicated columns", lambda t: validate_frame(pd.concat([t, t["sim"]], axis=1)), DataError, ["'sim'", "more than once"]),
+    ("strict duplicates", lambda t: fit(pd.concat([t, t.iloc[[0]]]), strict=True), DataError, ["row 5", "the same game as row 1"]),
+    ("layout over max_memory", lambda t: fit(t, max_memory=100), DataError, ["too large for memory", "100 B"]),
+    ("Hypothesis rationality 1e308", lambda t: Hypothesis(rationality=1e308), HypothesisError, ["rationality", "1e+308"]),
+    ("Hypothesis w 1e308", lambda t: Hypothesis(policies=(PolicyType("x", w=1e308),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.w", "1e+308"]),
+    ("Hypothesis alpha 1e300", lambda t: Hypothesis(policies=(PolicyType("x", alpha=1e300),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.alpha"]),
+    ("Hypothesis rationality text", lambda t: Hypothesis(rationality="high"), HypothesisError, ["rationality", "'high'"]),
+    ("Hypothesis concentration scalar", lambda t: Hypothesis(pi_concentration=0.5), HypothesisError, ["pi_concentration", "0.5"]),
+    ("Hypothesis fidelity 1", lambda t: Hypothesis(tone_fidelity=1.0), HypothesisError, ["tone_fidelity"]),
+    ("Hypothesis shift nan", lambda t: Hypothesis(essential_shift=math.nan), HypothesisError, ["essential_shift", "nan"]),
+    ("Hypothesis name ../x", lambda t: Hypothesis(name="../x"), HypothesisError, ["name", "'../x'"]),
+    ("Hypothesis name not text", lambda t: Hypothesis(name=3), HypothesisError, ["name", "3"]),
+    ("Hypothesis 13 types", lambda t: Hypothesis(policies=tuple(PolicyType(f"p{i}") for i in range(13)), pi_concentration=(1.0,) * 13), HypothesisError, ["13 policy types"]),
+    ("Hypothesis stereotype not a table", lambda t: Hypothesis(stereotype={"selfish": 1.0}), HypothesisError, ["stereotype.selfish"]),
+    ("Hypothesis.from_dict text", lambda t: Hypothesis.from_dict("rationality = 3"), HypothesisError, ["expected a table"]),
+    ("simulate sims 0", lambda t: simulate(Hypothesis(), policy="selfish", users=4, sims=0), RunError, ["sims", "got 0"]),
+    ("simulate sims -2", lambda t: simulate(Hypothesis(), policy="selfish", users=4, sims=-2), RunError, ["sims", "-2"]),
+    ("simulate epochs 10^9", lambda t: simulate(Hypothesis(), policy="selfish", users=4, epochs=10**9), RunError, ["epochs", "1000000000"]),
+    ("simulate users 1", lambda t: simulate(Hypothesis(), policy="selfish", users=1), RunError, ["users", "got 1"]),
+    ("simulate seed -1", lambda t: simulate(Hypothesis(), policy="selfish", users=4, seed=-1), RunError, ["seed", "-1"]),
+    ("simulate pot range 0..5", lambda t: simulate(Hypothesis(), policy="selfish", users=4, pot_range=(0, 5)), RunError, ["pot_range low", "got 0"]),
+    ("simulate pot range reversed", lambda t: simulate(Hypothesis(), policy="selfish", users=4, pot_range=(9, 2)), RunError, ["pot_range high", "got 2"]),
+    ("simulate currency gold", lambda t: simulate(Hypothesis(), policy="selfish", users=4, currency="gold"), RunError, ["'gold'", "allowed: apples"]),
+    ("simulate too much memory", lambda t: simulate(Hypothesis(), policy="selfish", users=100_000, rounds=100, epochs=1, sims=10_000), RunError, ["needs about", "GB", "fewer sims"]),
+    ("mixture sums to 2", lambda t: parse_mixture({"selfish": 1.0, "fair": 1.0}, ("selfish", "fair")), RunError, ["sum to 2"]),
+    ("mixture name twice", lambda t: parse_mixture("fair=0.5,fair=0.5", ("fair",)), RunError, ["'fair' appears twice"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "call, error, fragments", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES]
+)
+def test_api_case(table, monkeypatch, call, error, fragments):
+    refuse_engines(monkeypatch)
+    with deadline(API_SECONDS), pytest.raises(error) as info:
+        call(table)
+    assert isinstance(info.value, ScaiError)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_duplicate_games_warning_names_the_rows(table):
+    with pytest.warns(DuplicateGamesWarning, match=r"1 duplicated game\(s\).*row 5 = row 1"):
+        validate_frame(pd.concat([table, table.iloc[[0]]]))
+
+
+def test_the_padded_7_tb_table_is_refused_without_building_it(files):
+    with deadline(API_SECONDS), pytest.raises(DataError, match="too large for memory"):
+        fit(files["hog"])
+
+
+# -- valid extremes give correct, finite results ------------------------------------------------
+
+CORNERS = {
+    "steep": dict(
+        rationality=1e3,
+        policies=(PolicyType("a", w=100.0, alpha=100.0, beta=100.0), PolicyType("b", w=-100.0)),
+        pi_concentration=(1e-3, 100.0),
+    ),
+    "flat": dict(rationality=1e-6, tone_fidelity=1e-6),
+    "loud": dict(tone_fidelity=1 - 1e-6, stereotype={"selfish": {"rude": 1e6}}, stereotype_strength=1.0),
+    "latent": dict(rationality=1e3, rationality_scale=3.0),
+    "shifted": dict(shared_scale=100.0, essential_shift=-100.0),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def big_pots() -> pd.DataFrame:
+    sim = simulate(
+        Hypothesis(), policy="selfish", users=4, rounds=4, epochs=2, seed=2, pot_range=(900, 1000)
+    )
+    return sim.interactions
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+def test_the_corners_of_the_bounds_give_finite_posteriors(big_pots, corner):
+    """The hypothesis bounds are where the model's arithmetic holds: at each corner, pots up
+    to 1000 give a finite posterior (rationality 1e308 gave NaN)."""
+    hypothesis = Hypothesis(name=corner, **CORNERS[corner])
+    with deadline(30), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact = fit(big_pots, hypothesis, engine="exact", num_draws=50)
+        # the guide's own draws: the importance correction would rebuild the exact potential
+        svi = fit(
+            big_pots,
+            hypothesis,
+            engine="svi",
+            max_steps=5,
+            num_draws=20,
+            init="median",
+            correction=None,
+        )
+    for posterior in (exact, svi):
+        pi = posterior.pi_mean().numpy()
+        assert np.isfinite(pi).all() and np.allclose(pi.sum(-1), 1, atol=1e-4)
+
+
+def test_twelve_policy_types_are_accepted():
+    types = tuple(PolicyType(f"p{i}", w=i / 4) for i in range(MAX_POLICIES))
+    hypothesis = Hypothesis(policies=types, pi_concentration=(1.0,) * MAX_POLICIES)
+    assert len(hypothesis.policy_names) == MAX_POLICIES
+
+
+def test_an_unknown_engine_option_is_refused_before_any_work(table):
+    with deadline(API_SECONDS), pytest.raises(EngineError) as info:
+        fit(table, engine="exact", max_steps=10)
+    assert "unknown option 'max_steps' for engine 'exact'; allowed: num_draws" in str(info.value)
+
+
+def test_every_case_is_distinct():
+    for cases in (CLI_CASES, API_CASES):
+        ids = [c[0] for c in cases]
+        assert len(set(ids)) == len(ids)
+    assert len(CLI_CASES) + len(API_CASES) >= 100
