@@ -27,15 +27,27 @@ from scai.models.prior import GroupPrior
 
 def simplex_lattice(K: int, max_points: int = 3000) -> torch.Tensor:
     """``[G, K]`` interior lattice points of the simplex, the finest with at most
-    ``max_points`` points."""
+    ``max_points`` points, in lexicographic order of their counts ``c``.
+
+    The compositions of ``n`` into ``K`` parts are enumerated directly (stars and bars: the
+    ``K - 1`` bar positions among ``n + K - 1`` slots), so the cost is the number of points,
+    not the ``(n + 1)^(K - 1)`` tuples a filtered product would visit."""
     if K == 1:
         return torch.ones(1, 1)
     n = 1
     while math.comb(n + 1 + K - 1, K - 1) <= max_points:
         n += 1
-    points = [c for c in itertools.product(range(n + 1), repeat=K - 1) if sum(c) <= n]
-    counts = torch.tensor([[*c, n - sum(c)] for c in points], dtype=torch.get_default_dtype())
-    return (counts + 1.0 / K) / (n + 1)
+    bars = torch.tensor(list(itertools.combinations(range(n + K - 1), K - 1)), dtype=torch.long)
+    edges = torch.cat(
+        [torch.full((len(bars), 1), -1), bars, torch.full((len(bars), 1), n + K - 1)], dim=1
+    )
+    counts = edges.diff(dim=1) - 1  # [G, K], each row sums to n
+    # lexicographic in (c_1, ..., c_{K-1}): the order a product over them would give
+    key = torch.zeros(len(counts), dtype=torch.long)
+    for k in range(K - 1):
+        key = key * (n + 1) + counts[:, k]
+    counts = counts[key.argsort()]
+    return (counts.to(torch.get_default_dtype()) + 1.0 / K) / (n + 1)
 
 
 MAX_LATENT_SCALARS = 2

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from scai.models.errors import HypothesisError
+
 
 @dataclass(frozen=True)
 class PolicyType:
@@ -45,13 +47,13 @@ class PolicyType:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"policy name must be a non-empty identifier, got {self.name!r}")
+            raise HypothesisError(f"policy name must be a non-empty identifier, got {self.name!r}")
         for field in ("w", "alpha", "beta"):
             value = getattr(self, field)
             if not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
-                raise ValueError(f"policy {self.name!r}: {field} must be a finite number")
+                raise HypothesisError(f"policy {self.name!r}: {field} must be a finite number")
         if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"policy {self.name!r}: alpha and beta must be >= 0")
+            raise HypothesisError(f"policy {self.name!r}: alpha and beta must be >= 0")
 
 
 #: The named policy types of the original study, with default utility parameters.
