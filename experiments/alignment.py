@@ -24,9 +24,11 @@ from scai.experiments.common import (
     settings_from,
     write_summary,
 )
+from scai.experiments.conditions import Condition
 from scai.experiments.original import ALIGNMENT
 from scai.experiments.plots import offered_share_panels
-from scai.experiments.protocol import Condition, run_conditions, summarise
+from scai.experiments.runner import run_conditions
+from scai.experiments.statistics import summarise
 
 NAME = "alignment"
 MIXES = {"mixed 80/20": 0.8, "mixed 50/50": 0.5, "mixed 20/80": 0.2}  # share of selfish users

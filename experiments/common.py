@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.protocol import ConditionResult, Settings
-from scai.models.data import write_csv_atomic
+from scai.experiments.conditions import Settings
+from scai.experiments.protocol import ConditionResult
+from scai.models.data import safe_filename, write_atomic, write_csv_atomic
 from scai.models.errors import check_count, check_seed
 
 #: ``option: (low, high)`` of ``scai run``'s counts, checked on the command line and again by
@@ -60,7 +61,10 @@ def output_dir(args, name: str) -> Path:
 
 
 def figure_dir(args) -> Path:
-    path = Path(args.figures)
+    """``--figures``, or by default ``OUT/figures``: a run writes only under ``--out`` unless
+    asked to refresh the committed figures."""
+    figures = getattr(args, "figures", None)
+    path = Path(figures) if figures else Path(args.out) / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -72,12 +76,15 @@ def write_summary(summary: pd.DataFrame, out: Path) -> Path:
 
 
 def keep_posterior(result: ConditionResult, out: Path, label: str) -> Path | None:
-    """Copy a representative run's posterior (NetCDF) next to the summary."""
+    """Copy a representative run's posterior (NetCDF) next to the summary, as
+    ``posterior_<label>.nc`` (the label made a safe file name; written atomically, never
+    through a link)."""
     source = result.extras.get("posterior_path")
     if source is None or not Path(source).exists():
         return None
-    target = out / f"posterior_{label.replace(' ', '_').replace('/', '-').replace('+', 'and')}.nc"
-    shutil.copyfile(source, target)
+    name = safe_filename(label.replace(" ", "_").replace("/", "-").replace("+", "and"))
+    target = out / f"posterior_{name}.nc"
+    write_atomic(target, lambda tmp: shutil.copyfile(source, tmp), suffix=".nc")
     return target
 
 

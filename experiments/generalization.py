@@ -32,15 +32,11 @@ from scai.experiments.common import (
     settings_from,
     write_summary,
 )
+from scai.experiments.conditions import Condition, condition_seed
 from scai.experiments.original import GENERALIZATION
 from scai.experiments.plots import save_figure
-from scai.experiments.protocol import (
-    Condition,
-    condition_seed,
-    mean_interval,
-    run_conditions,
-    summarise,
-)
+from scai.experiments.runner import run_conditions
+from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
 from scai.models.data import write_csv_atomic
 from scai.models.game import OOD_CURRENCIES, get_currency

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scai.experiments.common import figure_dir
 from scai.experiments.plots import save_figure
 from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import write_csv_atomic
@@ -846,7 +847,7 @@ def main(args) -> HumanDataResult:
     return run(
         Path(args.data),
         Path(args.out),
-        Path(args.figures),
+        figure_dir(args),
         format=getattr(args, "format", "auto"),
         skip_invalid=getattr(args, "skip_invalid", False),
         seed=args.seed,

@@ -34,9 +34,12 @@ from scai.experiments.common import (
     settings_from,
     write_summary,
 )
+from scai.experiments.conditions import Condition
+from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
 from scai.experiments.plots import offered_share_panels, save_figure
-from scai.experiments.protocol import Condition, interactions_to_reach, run_conditions, summarise
+from scai.experiments.runner import run_conditions
+from scai.experiments.statistics import summarise
 from scai.models.data import write_csv_atomic
 
 NAME = "inconsistency"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -81,3 +82,18 @@ def comparison_table(out: Path) -> str:
 def write_comparison(out: Path) -> Path:
     table = comparison_table(Path(out))
     return write_atomic(Path(out) / "comparison.md", lambda tmp: Path(tmp).write_text(table))
+
+
+#: The file beside the figures that records every number the experiments report: the README
+#: quotes them, and ``tests/test_readme.py`` checks each quoted number against it.
+NUMBERS_FILE = "numbers.json"
+
+
+def record_numbers(figures: Path, experiment: str, numbers: dict[str, float]) -> Path:
+    """Merge ``experiment``'s numbers into ``figures/numbers.json`` (other experiments' entries
+    are kept, so a run of one experiment updates only its own), written atomically."""
+    path = Path(figures) / NUMBERS_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded[experiment] = {key: float(value) for key, value in numbers.items()}
+    text = json.dumps(recorded, indent=1, sort_keys=True) + "\n"
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text))

@@ -7,11 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from scai.inference import fit
+from scai.inference import fit, online
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.simulate import simulate
-
-online = pytest.importorskip("scai.inference.online")
 
 EPOCHS = 3
 

@@ -1,5 +1,6 @@
 """The posterior predictive the assistant acts with is a function of the posterior: calling it
-twice gives the same answer, in and out of the data's currencies."""
+twice gives the same answer, in and out of the data's currencies; and its values are the
+model's action probabilities averaged over the posterior."""
 
 from __future__ import annotations
 
@@ -43,3 +44,26 @@ def test_predictive_out_of_data_currency_is_deterministic(posterior):
         assert torch.equal(a[key], b[key]), key
     # the unseen currency's shift really is random (its prior), so determinism is not trivial
     assert float(posterior.shift("medicine").std()) > 0.1
+
+
+def test_predictive_is_the_posterior_average_of_the_models_action_tables(posterior):
+    """``predictive`` = sum over draws and types of ``P(type) P(action | type, draw)``, computed
+    here from the model's own tables; and for a new member (``who="new"``) the type weights
+    are the draw's ``pi``."""
+    from scai.models.model import group_tables
+
+    pot = 10
+    lam = posterior.lam()
+    shift = posterior.shift("dollars").unsqueeze(-1)  # [D, S, 1]
+    tables = group_tables(posterior.hypothesis, torch.tensor([pot]), lam, shift)
+    offer = tables.offer_logp[..., 0, :, 0, :].exp()  # [D, S, K, O]
+    accept = torch.sigmoid(tables.accept_logit[..., 0, :, 0, :])
+    for who in ("member", "new"):
+        weights = posterior.type_weights(who).unsqueeze(-1)  # [D, S, K, 1]
+        got = posterior.predictive(pot=pot, currency="dollars", who=who)
+        torch.testing.assert_close(got["offer_probs"], (weights * offer).sum(-2).mean(0))
+        torch.testing.assert_close(got["accept_probs"], (weights * accept).sum(-2).mean(0))
+    torch.testing.assert_close(posterior.type_weights("new"), posterior.flat_draws("pi"))
+    # a 50/50 selfish/altruistic group: the offer distribution is bimodal, mass at both ends
+    offer_probs = posterior.predictive(pot=pot, currency="dollars", who="new")["offer_probs"][0]
+    assert float(offer_probs[:3].sum()) > 0.25 and float(offer_probs[-3:].sum()) > 0.25

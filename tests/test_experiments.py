@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import STUDY1_UG
 
 from scai.experiments.cli import main
-from scai.experiments.registry import EXPERIMENTS, load
+from scai.experiments.registry import EXPERIMENTS
 
 REQUIRED = [
     "experiment",
@@ -47,19 +48,44 @@ def run_quick(name, tmp_path, *extra):
     return out / name, figs
 
 
+def extra_options(name: str) -> list[str]:
+    """What an experiment needs beyond the common options."""
+    if name == "human-data":
+        return ["--data", str(STUDY1_UG)]
+    return []
+
+
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
-    """Each paper experiment once (module-scoped: several tests read the same run)."""
+    """Every registered experiment once at ``--quick`` size, discovered from the registry
+    (module-scoped: several tests read the same runs)."""
     base = tmp_path_factory.mktemp("experiments")
-    return {
-        name: run_quick(name, base / name)
-        for name in ("alignment", "generalization", "inconsistency")
-    }
+    return {name: run_quick(name, base / name, *extra_options(name)) for name in EXPERIMENTS}
 
 
-def test_every_registered_experiment_has_main():
-    for name in EXPERIMENTS:
-        assert callable(load(name).main), name
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_registered_experiment_runs_quick(quick_runs, name):
+    """``scai run NAME --quick`` exits 0 and writes its results and figures for every
+    experiment in the registry: a new experiment cannot go untested."""
+    out, figs = quick_runs[name]
+    assert any(out.glob("*.csv")), f"{name} wrote no table"
+    assert any(figs.glob("*.png")), f"{name} drew no figure"
+
+
+def test_every_experiment_module_is_registered():
+    """A module of ``scai.experiments`` with ``NAME`` and ``main(args)`` is an experiment: it
+    must be in the registry (or the test above would not run it)."""
+    import importlib
+    import pkgutil
+
+    import scai.experiments
+
+    registered = set(EXPERIMENTS.values())
+    for info in pkgutil.iter_modules(scai.experiments.__path__, "scai.experiments."):
+        module = importlib.import_module(info.name)
+        if hasattr(module, "NAME") and callable(getattr(module, "main", None)):
+            assert info.name in registered, f"{info.name} defines an experiment; register it"
+            assert EXPERIMENTS[module.NAME] == info.name
 
 
 @pytest.mark.parametrize("name", ["alignment", "generalization", "inconsistency"])

@@ -10,14 +10,8 @@ import pytest
 
 from scai.experiments.cli import build_parser
 from scai.experiments.common import settings_from
-from scai.experiments.protocol import (
-    SCHEDULES,
-    Condition,
-    Settings,
-    epoch_schedule,
-    fingerprint,
-    run_condition,
-)
+from scai.experiments.conditions import SCHEDULES, Condition, Settings, fingerprint
+from scai.experiments.protocol import epoch_schedule, run_condition
 from scai.inference.exact import fit_exact
 from scai.models.hypotheses import get_hypothesis
 from scai.models.layout import ASSISTANT, GroupData

@@ -151,6 +151,11 @@ def test_truncated_archive_keeps_what_was_read(tmp_path, capsys):
         write_run(root / str(run), run, pots=(30, 40, 50))
     whole = make_archive(root, tmp_path / "whole.tgz").read_bytes()
     cut = tmp_path / "cut.tgz"
+    # wherever the cut falls (inside a member, or at a tar block boundary), it is reported
+    for percent in range(20, 100, 7):
+        cut.write_bytes(whole[: len(whole) * percent // 100])
+        problems = import_logs(cut).report.problems
+        assert [p.reason for p in problems].count("truncated_archive") == 1, percent
     cut.write_bytes(whole[: len(whole) * 2 // 3])
     result = import_logs(cut)
     reasons = [p.reason for p in result.report.problems]

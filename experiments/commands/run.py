@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
 from scai.experiments.commands import command, count, output_dir, seed_option
-from scai.experiments.common import RUN_LIMITS, check_run_options
+from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
+from scai.experiments.report import record_numbers, write_comparison
+from scai.experiments.shared_data import (
+    DATA_DIR_ENV,
+    HUMAN_DATA_FILE,
+    ORIGINAL_LOGS_DIR,
+    shared_file,
+)
+from scai.models.data import write_atomic
 from scai.models.errors import HypothesisError
 from scai.models.hypotheses import check_name, get_hypothesis
 
-DEFAULT_HUMAN_DATA = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "study1_ug.csv"
-)
-
 
 def _add_run(p: argparse.ArgumentParser) -> None:
-    from scai.experiments.protocol import SCHEDULES
+    from scai.experiments.conditions import SCHEDULES
     from scai.inference.fit import ENGINES
 
     p.add_argument(
@@ -65,9 +70,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--figures",
         type=output_dir,
-        default=Path("figures"),
+        default=None,
         metavar="DIR",
-        help="where figures go (default figures/)",
+        help="where figures go (default OUT/figures; the README's command writes the committed "
+        "ones with --figures figures)",
     )
     p.add_argument(
         "--workers",
@@ -80,7 +86,15 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help=f"human-data: the data file (default {DEFAULT_HUMAN_DATA})",
+        help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the folder holding the data scai does not ship ({HUMAN_DATA_FILE}, "
+        f"{ORIGINAL_LOGS_DIR}/; default ${DATA_DIR_ENV})",
     )
     p.add_argument(
         "--format",
@@ -101,23 +115,19 @@ def run_experiment(args: argparse.Namespace) -> int:
     check_run_options(args)
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
+    if "human-data" in names:  # before any experiment runs: a missing file fails first
+        args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
     for name in names:
-        if name == "human-data" and args.data is None:
-            if DEFAULT_HUMAN_DATA.exists():
-                args.data = DEFAULT_HUMAN_DATA
-            else:
-                if args.experiment in GROUPS:
-                    print(f"skipping human-data: no --data and {DEFAULT_HUMAN_DATA} is absent")
-                    continue
-                raise ValueError(f"--data is required ({DEFAULT_HUMAN_DATA} is absent)")
         start = time.perf_counter()
         result = load(name).main(args)
         print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
         if getattr(result, "report", None):
             print(result.report)
-    from scai.experiments.report import write_comparison
-
-    print(f"comparison with the original study: {write_comparison(args.out)}")
+        record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
+    comparison = write_comparison(args.out)
+    target = figure_dir(args) / comparison.name  # beside the figures: the README quotes it
+    write_atomic(target, lambda tmp: shutil.copyfile(comparison, tmp), suffix=".md")
+    print(f"comparison with the original study: {comparison}")
     return 0
 
 

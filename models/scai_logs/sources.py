@@ -15,7 +15,10 @@ is a ``ValueError``.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import re
 import tarfile
 import zlib
@@ -125,6 +128,12 @@ def _archive_files(
             try:
                 member = next(members)
             except StopIteration:
+                # A cut archive can end cleanly at a tar block boundary (tarfile's stream
+                # does not check the compressed stream's end marker): check the file itself.
+                problem = _incomplete(path)
+                if problem:
+                    detail = f"the archive ends after {last}: {problem}"
+                    report.problem(LogProblem(label, None, "truncated_archive", detail))
                 return
             except _TRUNCATION as err:
                 detail = f"the archive ends after {last}: {err}"
@@ -143,6 +152,30 @@ def _archive_files(
                 )
                 return
             yield folder, inside.name, _bytes_opener(data)
+
+
+def _incomplete(path: Path) -> str | None:
+    """Why the (possibly compressed) tar file at ``path`` is cut short, or ``None``: a
+    compressed stream must reach its end marker; a plain tar must end with its zero blocks."""
+    with open(path, "rb") as raw:
+        magic = raw.read(6)
+    opener = {b"\x1f\x8b": gzip.open, b"BZ": bz2.open, b"\xfd7zXZ": lzma.open}
+    for prefix, open_ in opener.items():
+        if magic.startswith(prefix):
+            try:
+                with open_(path, "rb") as stream:
+                    while stream.read(1 << 20):
+                        pass
+            except _TRUNCATION as err:
+                return str(err)
+            return None
+    size = path.stat().st_size
+    with open(path, "rb") as raw:
+        raw.seek(max(0, size - 1024))
+        tail = raw.read()
+    if size % 512 or tail != bytes(len(tail)):
+        return "the tar file does not end with its end-of-archive blocks"
+    return None
 
 
 def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:

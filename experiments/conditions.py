@@ -1,0 +1,79 @@
+"""What an experimental condition is: who the users are, what the assistant assumes, and the
+protocol's settings; with the seed and cache key each condition gets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from scai.models.hypotheses import Hypothesis, get_hypothesis
+
+VARIANTS = ("1v9", "9v1")
+
+
+SCHEDULES = ("grouped", "alternating")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One experimental condition: who the users are and what the assistant assumes."""
+
+    name: str
+    policy: str  # the users' norm: a policy or a mixture "selfish=0.8,altruistic=0.2"
+    manner: str | None = "neutral"  # every user's manner (None: drawn uniformly)
+    currency: str | None = None  # None: a training currency drawn per simulation
+    hypothesis: str = "neutral"  # the assistant's prior (preset name or TOML path)
+    users: int = 9
+    rationality: float = 4.0  # the users' true rationality
+    stereotype_strength: float | None = None  # overrides the hypothesis's, for sweeps
+    assistant_rationality: float | None = None  # overrides the hypothesis's, for sweeps
+    variant: str = "1v9"
+    true_policy: str | None = None  # the one norm, for one-norm groups
+    # Conditions that share a stream share their random numbers (common random numbers): the
+    # users' types, schedules, pots and actions are then the same, so a contrast between them
+    # (rude vs neutral manners) is paired. Default: the condition's own name.
+    stream: str | None = None
+    save_posterior: bool = True  # write the last posterior (NetCDF) with the cached results
+
+
+@dataclass(frozen=True)
+class Settings:
+    sims: int = 20
+    epochs: int = 5
+    seed: int = 0
+    engine: str = "exact"
+    acting: str = "sample"
+    rounds: int = 8
+    pot_range: tuple[int, int] = (10, 100)
+    curve: bool = False  # per-interaction learning curve (exact engine)
+    schedule: str = "grouped"  # order of the return games: see the module docstring
+
+
+def assistant_hypothesis(cond: Condition) -> Hypothesis:
+    hyp = get_hypothesis(cond.hypothesis)
+    if cond.stereotype_strength is not None:
+        hyp = hyp.with_(stereotype_strength=cond.stereotype_strength)
+    if cond.assistant_rationality is not None:
+        hyp = hyp.with_(rationality=cond.assistant_rationality)
+    return hyp
+
+
+def fingerprint(cond: Condition, settings: Settings, seed: int) -> str:
+    # The hypothesis's contents, not just its name: a changed preset or file invalidates.
+    hypothesis = assistant_hypothesis(cond).to_dict()
+    text = json.dumps(
+        {
+            "condition": asdict(cond),
+            "settings": asdict(settings),
+            "seed": seed,
+            "hypothesis": hypothesis,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def condition_seed(seed: int, name: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16)

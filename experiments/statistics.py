@@ -1,0 +1,54 @@
+"""Summaries over simulations: means with t-intervals, and the tidy per-epoch table every
+experiment writes (``summary.csv``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scai.experiments.protocol import ConditionResult
+
+
+# -- results: tidy summaries, caching, parallel conditions -------------------------------------
+def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
+    """Mean and 95% t-interval of the mean over simulations."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return np.nan, np.nan, np.nan, 0
+    mean = float(values.mean())
+    if n == 1:
+        return mean, mean, mean, 1
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def summarise(experiment: str, result: ConditionResult, hypothesis_name: str) -> pd.DataFrame:
+    """Tidy rows: condition x epoch x agent with offered share (mean, 95% CI, n) and more."""
+    rows = []
+    for epoch, group in result.per_sim.groupby("epoch"):
+        for agent, column in (("users", "users_share"), ("assistant", "assistant_share")):
+            mean, lo, hi, n = mean_interval(group[column])
+            row = {
+                "experiment": experiment,
+                "condition": result.condition.name,
+                "hypothesis": hypothesis_name,
+                "epoch": int(epoch),
+                "agent": agent,
+                "offered_share_mean": mean,
+                "offered_share_lo": lo,
+                "offered_share_hi": hi,
+                "n": n,
+            }
+            if agent == "assistant":
+                row["agreement_mean"] = float(group["agreement"].mean())
+                if "p_true" in group:
+                    row["p_true_mean"] = float(group["p_true"].mean())
+                for col in group.columns:
+                    if col.startswith("pi_"):
+                        row[f"{col}_mean"] = float(group[col].mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
