@@ -46,21 +46,20 @@ from scai.experiments.plots import save_figure
 from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import write_csv_atomic
 from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
-from scai.models.hypotheses import Hypothesis
+from scai.models.hypotheses import get_hypothesis
+from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import (
     ROLE_NAMES,
     InequitySpec,
     NormMixtureSpec,
     ResponderData,
     Spec,
-    load_responder_spec,
-    marginal_model,
-    norm_of_state,
-    norm_probabilities,
-    norm_state_names,
+    as_responder_spec,
+    responder_marginal_model,
     role_params,
     subject_posterior,
 )
+from scai.models.responders.states import norm_of_state, norm_probabilities, norm_state_names
 
 NAME = "human-data"
 HYPOTHESES_DIR = Path(__file__).resolve().parent / "hypotheses"
@@ -97,7 +96,7 @@ class Settings:
 
 def default_specs() -> list[Spec]:
     """The two hypotheses of issue 5: named norms, then continuous envy."""
-    return [NormMixtureSpec(Hypothesis.load(NORMS_FILE)), InequitySpec.load(INEQUITY_FILE)]
+    return [as_responder_spec(load_hypothesis_file(f)) for f in (NORMS_FILE, INEQUITY_FILE)]
 
 
 # -- fitting ------------------------------------------------------------------------------------
@@ -134,8 +133,8 @@ def _fingerprint(data: ResponderData, spec: Spec) -> str:
 
 
 def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
-    """One NUTS chain on :func:`scai.models.responders.marginal_model` (its own process or not):
-    constrained draws ``[samples, ...]`` and per-iteration statistics."""
+    """One NUTS chain on :func:`scai.models.responders.responder_marginal_model` (its own
+    process or not): constrained draws ``[samples, ...]`` and per-iteration statistics."""
     import pyro
     from pyro.infer.autoguide.initialization import init_to_median
     from pyro.infer.mcmc import MCMC
@@ -151,7 +150,7 @@ def _run_chain(data: ResponderData, spec: Spec, settings: Settings, chain: int):
         warnings.simplefilter("ignore")
         # the JIT-compiled potential is reused by the next chain of the same fit in this process
         init, potential_fn, transforms, _ = initialize_model(
-            marginal_model,
+            responder_marginal_model,
             model_args=(data, spec),
             jit_compile=key not in _COMPILED,
             skip_jit_warnings=True,
@@ -208,8 +207,9 @@ def run_chains(
 def fit_responders(
     data: ResponderData, spec: Spec, settings: Settings, chains: list[tuple] | None = None
 ) -> ResponderFit:
-    """NUTS on :func:`scai.models.responders.marginal_model` (or its finished ``chains``, from
-    :func:`run_chains`), then every subject's state and the replicated decisions per draw."""
+    """NUTS on :func:`scai.models.responders.responder_marginal_model` (or its finished
+    ``chains``, from :func:`run_chains`), then every subject's state and the replicated
+    decisions per draw."""
     start = time.perf_counter()
     if chains is None:
         chains = run_chains(data, [spec], settings, workers=1)[0]
@@ -691,7 +691,12 @@ def subset(imported: HumanImport, per_role: int, seed: int) -> tuple[pd.DataFram
 def _specs(hypothesis: str | None) -> list[Spec]:
     specs = default_specs()
     if hypothesis:
-        override = load_responder_spec(hypothesis)
+        loaded = (
+            load_hypothesis_file(hypothesis)
+            if hypothesis.endswith(".toml")
+            else get_hypothesis(hypothesis)
+        )
+        override = as_responder_spec(loaded)
         specs = [override if s.kind == override.kind else s for s in specs]
     return specs
 

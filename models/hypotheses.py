@@ -26,7 +26,6 @@ with the package (:data:`PRESETS`); a TOML file defines a new one, including new
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,15 +246,11 @@ class Hypothesis:
 
     @classmethod
     def load(cls, path: str | Path) -> Hypothesis:
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise HypothesisError(f"{path}: not valid TOML: {err}") from None
-        except OSError as err:
-            raise HypothesisError(f"{path}: cannot read hypothesis file: {err}") from None
-        raw.setdefault("name", path.stem)
-        return cls.from_dict(raw, source=str(path))
+        """A ``social_contract`` hypothesis file (read by the one loader,
+        :func:`scai.models.hypothesis_files.load_hypothesis_file`)."""
+        from scai.models.hypothesis_files import load_hypothesis_file
+
+        return load_hypothesis_file(path, family="social_contract")
 
 
 def _number(value: Any, where: str) -> float:

@@ -1,9 +1,5 @@
-"""Responder models for people (models.responders) and ``scai run human-data`` (issue 5).
+"""``scai run human-data`` (issue 5) on the real data.
 
-* the marginal models (what NUTS samples) equal the explicit Pyro models: exactly for the norm
-  mixture (norm and attention enumerated by Pyro), and to quadrature accuracy for the
-  continuous envy (a fine numerical integral of the explicit model's likelihood);
-* hypotheses load from TOML, and bad keys are named;
 * a 20-subject-per-role subset of the real data is fitted in under a minute (CPU time), its
   predicted rejection rate rises with unfairness and matches the subset's data within 0.05 at
   every offer level, for both roles;
@@ -13,151 +9,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
-import pyro
 import pytest
-import torch
-from pyro.infer import TraceEnum_ELBO
 
 from scai.experiments import human_data as H
 from scai.experiments.cli import main as cli
 from scai.models.human_data import read_human_data, rejection_by_offer
-from scai.models.hypotheses import Hypothesis, HypothesisError
-from scai.models.responders import (
-    DTYPE,
-    InequitySpec,
-    NormMixtureSpec,
-    ResponderData,
-    inequity_model,
-    load_responder_spec,
-    marginal_model,
-    norm_mixture_model,
-    subject_joint,
-)
+from scai.models.hypothesis_files import load_hypothesis_file
+from scai.models.responders import ResponderData
 
 matplotlib.use("Agg")
-
-STUDY1_HEADER = "sub,role,trial,unfairness,choice,choice_RT"
 
 
 def needs_data(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"human data not found at {path}")
-
-
-def small_table() -> pd.DataFrame:
-    """6 subjects in two roles, 100-unit pots, a few offers each."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for s in range(6):
-        role = "self" if s < 3 else "other"
-        for t, offer in enumerate([5, 20, 35, 50, 10] if s % 2 else [5, 25, 45]):
-            accepted = int(rng.random() < offer / 50)
-            rows.append(
-                {
-                    "sim": role,
-                    "epoch": 1,
-                    "round": t,
-                    "proposer": "",
-                    "responder": f"p{s}",
-                    "currency": "cents",
-                    "pot": 100,
-                    "offer": offer,
-                    "accepted": accepted,
-                    "proposer_tone": "",
-                    "responder_tone": "",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def t(*values: float) -> torch.Tensor:
-    return torch.tensor(values, dtype=DTYPE)
-
-
-def test_norm_mixture_marginal_equals_enumerated_model():
-    data = ResponderData.from_table(small_table())
-    spec = NormMixtureSpec(
-        Hypothesis.load(H.NORMS_FILE), rationality_spread_scale=0.0
-    )  # lam_s = lam_r: every latent is discrete, so Pyro can enumerate them all
-    K = len(spec.norms)
-    fixed = {
-        "pi": torch.softmax(torch.randn(2, K, dtype=DTYPE), -1),
-        "lam": t(0.3, 0.7),
-        "lapse": t(0.02, 0.1),
-        "inattentive": t(0.05, 0.2),
-    }
-    model = pyro.poutine.condition(norm_mixture_model, data=fixed)
-    elbo = TraceEnum_ELBO(max_plate_nesting=2)
-    explicit = -elbo.loss(model, lambda *a, **k: None, data, spec)
-    trace = pyro.poutine.trace(pyro.poutine.condition(marginal_model, data=fixed)).get_trace(
-        data, spec
-    )
-    marginal = trace.log_prob_sum().item()
-    assert marginal == pytest.approx(explicit, abs=1e-8)
-
-
-def test_inequity_marginal_equals_integral_of_explicit_model():
-    """``log p(y_s | theta)`` from the envy grid vs a fine trapezoid integral over log envy of
-    the explicit model's likelihood (its ``reject`` site with ``envy`` conditioned)."""
-    data = ResponderData.from_table(small_table())
-    spec = InequitySpec(rationality_spread_scale=0.0)
-    fixed = {
-        "envy_mu": t(-1.5, -0.5),
-        "envy_sigma": t(1.2, 0.8),
-        "lam": t(0.4, 0.6),
-        "lapse": t(0.02, 0.05),
-        "inattentive": t(0.05, 0.1),
-    }
-    grid = torch.linspace(-10, 6, 641, dtype=DTYPE)
-    r = data.role_index
-    loglik = []
-    for log_alpha in grid:
-        envy = torch.full((data.n_subjects, 1), float(log_alpha.exp()), dtype=DTYPE)
-        cond = {**fixed, "envy": envy, "attention": torch.zeros(data.n_subjects, 1)}
-        tr = pyro.poutine.trace(pyro.poutine.condition(inequity_model, data=cond)).get_trace(
-            data, spec
-        )
-        site = tr.nodes["reject"]
-        loglik.append((site["fn"].log_prob(site["value"]) * data.mask).sum(-1))
-    attentive = torch.stack(loglik, -1)  # [S, grid]
-    mu, sigma = fixed["envy_mu"][r, None], fixed["envy_sigma"][r, None]
-    log_density = torch.distributions.Normal(mu, sigma).log_prob(grid)
-    integrand = torch.exp(attentive + log_density)
-    p_attentive = torch.trapezoid(integrand, grid, dim=-1)
-    rho = fixed["inattentive"][r]
-    n = data.n_trials.sum(-1)
-    expected = torch.log((1 - rho) * p_attentive + rho * 0.5**n)
-    for bins, tol in ((60, 0.02), (400, 0.005)):
-        joint = subject_joint(dataclasses.replace(spec, envy_bins=bins), data, fixed)
-        got = torch.logsumexp(joint, -1)
-        assert torch.allclose(got, expected, atol=tol), (bins, got, expected)
-
-
-def test_hypothesis_files_load_and_bad_keys_are_named(tmp_path):
-    norms = load_responder_spec(H.NORMS_FILE)
-    assert isinstance(norms, NormMixtureSpec)
-    assert norms.norms[0] == "selfish" and "fair" in norms.norms
-    assert Hypothesis.load(H.NORMS_FILE).rationality_is_latent
-    inequity = load_responder_spec(H.INEQUITY_FILE)
-    assert isinstance(inequity, InequitySpec) and inequity.name == "human_inequity"
-
-    bad = tmp_path / "bad.toml"
-    bad.write_text('model = "inequity_aversion"\nenvy_sigma = 1.0\n')
-    with pytest.raises(HypothesisError, match="unknown key 'envy_sigma'.*envy_sigma_scale"):
-        InequitySpec.load(bad)
-    bad.write_text('model = "inequity_aversion"\nlapse_b = -1\n')
-    with pytest.raises(HypothesisError, match="lapse_b: got -1"):
-        load_responder_spec(bad)
-    bad.write_text('model = "inequity_aversion"\nenvy_bins = "many"\n')
-    with pytest.raises(HypothesisError, match="envy_bins"):
-        InequitySpec.load(bad)
 
 
 def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
@@ -183,7 +54,7 @@ def test_subset_fit_in_a_minute_matches_data(study1_ug_path):
     assert len(roles) == 2 * H.QUICK_SUBJECTS
     data = ResponderData.from_table(table, roles)
     observed = rejection_by_offer(table, roles)
-    spec = InequitySpec.load(H.INEQUITY_FILE)
+    spec = load_hypothesis_file(H.INEQUITY_FILE)
     settings = H.Settings.for_run(quick=True, seed=0)
     wall, cpu = time.perf_counter(), time.process_time()
     fit = H.fit_responders(data, spec, settings)  # chains one after another, in this process
