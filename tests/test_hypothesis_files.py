@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scai.experiments.human_data import INEQUITY_FILE, NORMS_FILE
+from scai.experiments.human_data.fitting import INEQUITY_FILE, NORMS_FILE
 from scai.models.hypotheses import PRESETS, Hypothesis, HypothesisError
 from scai.models.hypothesis_files import FAMILIES, load_hypothesis_file
 from scai.models.responders import InequitySpec

@@ -21,7 +21,7 @@ import pytest
 import torch
 from pyro.infer import TraceEnum_ELBO
 
-from scai.experiments.human_data import INEQUITY_FILE, NORMS_FILE, default_specs
+from scai.experiments.human_data.fitting import INEQUITY_FILE, NORMS_FILE, default_specs
 from scai.models.data import validate_frame
 from scai.models.human_data import rejection_by_offer
 from scai.models.hypotheses import Hypothesis

@@ -66,8 +66,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=None,
-        metavar="PATH",
-        help=f"human-data: the data file (default {DEFAULT_HUMAN_DATA})",
+        metavar="PATH|synthetic",
+        help=f"human-data: the data file (default {DEFAULT_HUMAN_DATA}), or 'synthetic' for "
+        "decisions simulated from the inequity-aversion model with known parameters (no file "
+        "needed; a file named synthetic is ./synthetic)",
     )
     p.add_argument(
         "--format",
@@ -85,15 +87,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 @command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
 def run_experiment(args: argparse.Namespace) -> int:
     names = list(GROUPS.get(args.experiment, [args.experiment]))
+    if "human-data" in names and args.data is None:  # checked before anything runs
+        if not DEFAULT_HUMAN_DATA.exists():
+            raise ValueError(
+                f"human-data: no --data and {DEFAULT_HUMAN_DATA} is absent; pass --data PATH "
+                "(the Study 1 CSV, study1_ug.csv) or --data synthetic"
+            )
+        args.data = DEFAULT_HUMAN_DATA
     for name in names:
-        if name == "human-data" and args.data is None:
-            if DEFAULT_HUMAN_DATA.exists():
-                args.data = DEFAULT_HUMAN_DATA
-            else:
-                if args.experiment in GROUPS:
-                    print(f"skipping human-data: no --data and {DEFAULT_HUMAN_DATA} is absent")
-                    continue
-                raise ValueError(f"--data is required ({DEFAULT_HUMAN_DATA} is absent)")
         start = time.perf_counter()
         result = load(name).main(args)
         print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
