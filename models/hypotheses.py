@@ -367,10 +367,11 @@ class Hypothesis:
 
     @classmethod
     def load(cls, path: str | Path) -> Hypothesis:
-        path = Path(path)
-        raw = read_toml(path)
-        raw.setdefault("name", path.stem)
-        return cls.from_dict(raw, source=str(path))
+        """A ``social_contract`` hypothesis file (read by the one loader,
+        :func:`scai.models.hypothesis_files.load_hypothesis_file`)."""
+        from scai.models.hypothesis_files import load_hypothesis_file
+
+        return load_hypothesis_file(path, family="social_contract")
 
 
 def _policy_dict(p: PolicyType) -> dict[str, Any]:

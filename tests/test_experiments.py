@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import STUDY1_UG
 
 from scai.experiments.cli import main
 from scai.experiments.registry import EXPERIMENTS
@@ -50,8 +49,8 @@ def run_quick(name, tmp_path, *extra):
 
 def extra_options(name: str) -> list[str]:
     """What an experiment needs beyond the common options."""
-    if name == "human-data":
-        return ["--data", str(STUDY1_UG)]
+    if name == "human-data":  # decisions simulated from its own model: no file needed
+        return ["--data", "synthetic"]
     return []
 
 

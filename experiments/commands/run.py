@@ -85,8 +85,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=None,
-        metavar="PATH",
-        help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir)",
+        metavar="PATH|synthetic",
+        help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir), or "
+        "'synthetic' for decisions simulated from the inequity-aversion model with known "
+        "parameters (no file needed; a file named synthetic is ./synthetic)",
     )
     p.add_argument(
         "--data-dir",
@@ -115,7 +117,8 @@ def run_experiment(args: argparse.Namespace) -> int:
     check_run_options(args)
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
-    if "human-data" in names:  # before any experiment runs: a missing file fails first
+    # before any experiment runs: a missing file fails first
+    if "human-data" in names and str(args.data) != "synthetic":
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
     for name in names:
         start = time.perf_counter()
@@ -135,13 +138,9 @@ def check_hypothesis(source: str, names: list[str]) -> None:
     """Load ``--hypothesis`` as each experiment will before any runs: a bad file, or a name
     that cannot be part of a file name (``posterior_<name>.nc``), fails first."""
     if "human-data" in names:
-        from scai.models.responders import load_responder_spec
+        from scai.experiments.human_data.fitting import specs_with
 
-        if str(source).endswith(".toml"):
-            from scai.models.hypotheses import read_toml
-
-            read_toml(source)  # names the file if it cannot be read
-        spec = load_responder_spec(source)
+        spec = specs_with(source)[0]
         try:
             check_name(spec.name)
         except HypothesisError as err:
