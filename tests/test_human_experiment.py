@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import scai.experiments.commands.run as run_command
 from scai.experiments.cli import main as cli
 from scai.experiments.human_data.experiment import (
     QUICK_SUBJECTS,
@@ -175,10 +174,10 @@ def test_skip_invalid_keeps_the_good_rows(tmp_path, study1_ug_path):
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory, monkeypatch_module) -> tuple[Path, Path, str]:
-    """``scai run human-data --quick --data synthetic`` with the real file's default location
-    pointing nowhere: the run must not need ``../shared``."""
+    """``scai run human-data --quick --data synthetic`` with no data folder named: the run must
+    not need ``../shared``."""
     out = tmp_path_factory.mktemp("human-synthetic")
-    monkeypatch_module.setattr(run_command, "DEFAULT_HUMAN_DATA", out / "absent.csv")
+    monkeypatch_module.delenv("SCAI_DATA_DIR", raising=False)
     figures = out / "figs"
     argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
     code = cli([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
@@ -285,12 +284,15 @@ def test_a_missing_data_file_says_how_to_point_at_one(tmp_path, capsys, monkeypa
     code = cli(["run", "human-data", "--data", str(tmp_path / "nowhere.csv"), "--out", str(out)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "nowhere.csv" in err and "file does not exist" in err
-    assert "--data synthetic" in err and "study1_ug.csv" in err
-    monkeypatch.setattr(run_command, "DEFAULT_HUMAN_DATA", tmp_path / "absent.csv")
+    assert "nowhere.csv" in err and "does not exist" in err
+    assert "--data PATH" in err and "--data-dir" in err and "study1_ug.csv" in err
+    monkeypatch.delenv("SCAI_DATA_DIR", raising=False)
     for experiment in ("human-data", "everything"):
         code = cli(["run", experiment, "--quick", "--out", str(out)])
         assert code == 2
         err = capsys.readouterr().err
-        assert "absent.csv is absent" in err and "--data synthetic" in err
+        assert "no data given" in err and "--data-dir" in err and "SCAI_DATA_DIR" in err
+    # a data folder without the file
+    code = cli(["run", "human-data", "--quick", "--data-dir", str(tmp_path), "--out", str(out)])
+    assert code == 2 and "study1_ug.csv does not exist" in capsys.readouterr().err
     assert not out.exists()  # nothing ran

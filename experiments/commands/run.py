@@ -140,10 +140,10 @@ def check_hypothesis(source: str, names: list[str]) -> None:
     if "human-data" in names:
         from scai.experiments.human_data.fitting import specs_with
 
-        spec = specs_with(source)[0]
-        try:
-            check_name(spec.name)
-        except HypothesisError as err:
-            raise HypothesisError(f"{source}: {err}") from None
+        for spec in specs_with(source):
+            try:
+                check_name(spec.name)
+            except HypothesisError as err:
+                raise HypothesisError(f"{source}: {err}") from None
     if any(name != "human-data" for name in names):
         get_hypothesis(source)
