@@ -486,6 +486,27 @@ _STEREOTYPE = {
     "altruistic": {"sycophantic": 0.5, "polite": 0.5},
 }
 
+#: Role-dependent norms of GPT-4 users in the original study's logs: "selfish" users keep all
+#: but one unit as proposers and, with some manners, reject one-unit offers as responders.
+_AGENT_POLICIES = (
+    PolicyType("selfish", description="keeps all it can"),
+    PolicyType(
+        "selfish_rejecting",
+        norm="selfish",
+        responder=(0.0, 0.5, 0.0),
+        description="proposes like selfish; as a responder rejects offers below a quarter",
+    ),
+    PolicyType("fair", alpha=2.0, beta=2.0, description="splits evenly"),
+    PolicyType("altruistic", w=2.0, description="gives it away"),
+)
+_AGENT_STEREOTYPE = {**_STEREOTYPE, "selfish_rejecting": {"rude": 1.0}}
+_AGENTS = {
+    "policies": _AGENT_POLICIES,
+    "pi_concentration": (0.5,) * len(_AGENT_POLICIES),
+    "lapse_prior": (1.0, 30.0),
+    "clone_prior": (1.0, 3.0),
+}
+
 #: The registry of preset hypotheses: the one place their names are defined.
 PRESETS: dict[str, Hypothesis] = {
     h.name: h
@@ -513,6 +534,22 @@ PRESETS: dict[str, Hypothesis] = {
             "move a selfish assistant's offers by about 8 points.)",
             shared_scale=0.5,
             currency_scale=0.02,
+        ),
+        Hypothesis(
+            name="real_agents",
+            description="For real agents (the original study's GPT-4 users): role-dependent "
+            "norms (a selfish type that rejects small offers), lapses ~ Beta(1, 30) per group, "
+            "and users that may copy a prototype's type (clones, c ~ Beta(1, 3)). No stereotype.",
+            **_AGENTS,
+        ),
+        Hypothesis(
+            name="real_agents_stereotyped",
+            description="real_agents with the stereotype learned per group: strength "
+            "s ~ Beta(8, 2) (mean 0.8), so a group whose manners contradict it can unlearn it.",
+            stereotype=_AGENT_STEREOTYPE,
+            stereotype_strength=0.8,
+            stereotype_prior=(8.0, 2.0),
+            **_AGENTS,
         ),
         Hypothesis(
             name="essential_goods_shared",
