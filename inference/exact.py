@@ -16,8 +16,6 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from scai.inference.errors import EngineError
@@ -76,19 +74,26 @@ def fit_exact(
     S, U, _ = data.shape
     prior = GroupPrior(hypothesis)
     bounded = tuple(prior.beta)  # latent sites in (0, 1): quantile grids, every combination
-    b_points = bounded_points(prior)  # [B, len(bounded)]
+    b_points, b_log_mass = bounded_points(prior)  # [B, len(bounded)], [B]
     tones = tone_loglik(data, hypothesis).to(dtype)
     K = len(hypothesis.policies)
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
     mask = data.user_mask.to(dtype)
 
-    def evaluate(u: torch.Tensor, log_w: torch.Tensor, action=None, pi_grid=pi_grid, b=b_points):
+    def evaluate(
+        u: torch.Tensor,
+        log_w: torch.Tensor,
+        action=None,
+        pi_grid=pi_grid,
+        b=(b_points, b_log_mass),
+    ):
         """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on the grid of
         every scalar point ``u`` with every point ``b`` of the bounded sites' grid."""
         log_prior = prior.pi_cell_log_weights(pi_grid)
+        b, b_mass = b
         u2 = u.repeat_interleave(len(b), 0)
         b2 = b.repeat(len(u), 1)
-        log_w2 = log_w.repeat_interleave(len(b)) - math.log(len(b))
+        log_w2 = log_w.repeat_interleave(len(b)) + b_mass.repeat(len(u))
         site = {name: b2[:, i] for i, name in enumerate(bounded)}
         if action is None:
             lam_t, shift_t = grid_parameters(u2, prior, data)
@@ -223,14 +228,16 @@ def fit_exact(
     return posterior
 
 
-def bounded_points(prior: GroupPrior, median: bool = False) -> torch.Tensor:
-    """``[B, n]``: every combination of the latent bounded sites' quantile grids
-    (:data:`BOUNDED_POINTS` each; each point carries equal prior mass), or their medians; a
-    single empty row when none is latent."""
+def bounded_points(prior: GroupPrior, median: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B, n] points, [B] log prior masses)``: every combination of the latent bounded
+    sites' grids (:meth:`GroupPrior.bounded_grid`, :data:`BOUNDED_POINTS` each), or their
+    medians; a single empty row when none is latent."""
     grids = [prior.bounded_grid(site, 1 if median else BOUNDED_POINTS[site]) for site in prior.beta]
     if not grids:
-        return torch.zeros(1, 0, dtype=torch.float64)
-    return torch.cartesian_prod(*grids).reshape(-1, len(grids))
+        return torch.zeros(1, 0, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    points = torch.cartesian_prod(*[g[0] for g in grids]).reshape(-1, len(grids))
+    log_mass = torch.cartesian_prod(*[g[1] for g in grids]).reshape(-1, len(grids)).sum(-1)
+    return points, log_mass
 
 
 def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:
@@ -266,7 +273,7 @@ def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> 
 
 
 #: Points per latent bounded site (lapse, stereotype strength, clone probability).
-BOUNDED_POINTS = {"lapse": 6, "strength": 8, "clone": 5}
+BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
 #: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.
 GRID_BUDGET = 4e7
 #: The coarsest lattice of pi the engine accepts when it must coarsen it.

@@ -499,12 +499,21 @@ _AGENT_POLICIES = (
     PolicyType("fair", alpha=2.0, beta=2.0, description="splits evenly"),
     PolicyType("altruistic", w=2.0, description="gives it away"),
 )
-_AGENT_STEREOTYPE = {**_STEREOTYPE, "selfish_rejecting": {"rude": 1.0}}
+#: For agents the stereotype says nothing about neutral manners (every row gives them half its
+#: weight): rude suggests selfish, sycophantic altruistic.
+_AGENT_STEREOTYPE = {
+    "selfish": {"rude": 0.5, "neutral": 0.5},
+    "selfish_rejecting": {"rude": 0.5, "neutral": 0.5},
+    "fair": {"polite": 0.5, "neutral": 0.5},
+    "altruistic": {"sycophantic": 0.5, "neutral": 0.5},
+}
 _AGENTS = {
     "policies": _AGENT_POLICIES,
     "pi_concentration": (0.5,) * len(_AGENT_POLICIES),
     "lapse_prior": (1.0, 30.0),
-    "clone_prior": (1.0, 3.0),
+    # Agents prompted alike are near-copies (in 82% of the logs' epochs all 8 user-user games
+    # are identical): a prior that a group's members usually share their type, still learned.
+    "clone_prior": (3.0, 1.0),
 }
 
 #: The registry of preset hypotheses: the one place their names are defined.
@@ -539,16 +548,18 @@ PRESETS: dict[str, Hypothesis] = {
             name="real_agents",
             description="For real agents (the original study's GPT-4 users): role-dependent "
             "norms (a selfish type that rejects small offers), lapses ~ Beta(1, 30) per group, "
-            "and users that may copy a prototype's type (clones, c ~ Beta(1, 3)). No stereotype.",
+            "and users that copy a prototype's type with probability c ~ Beta(3, 1) (agents "
+            "prompted alike are near-copies). No stereotype.",
             **_AGENTS,
         ),
         Hypothesis(
             name="real_agents_stereotyped",
-            description="real_agents with the stereotype learned per group: strength "
-            "s ~ Beta(8, 2) (mean 0.8), so a group whose manners contradict it can unlearn it.",
+            description="real_agents with a stereotype (rude with selfish, sycophantic with "
+            "altruistic, neutral with any) whose strength is learned per group, s ~ Beta(4, 1) "
+            "(mean 0.8): a group whose manners contradict it unlearns it.",
             stereotype=_AGENT_STEREOTYPE,
             stereotype_strength=0.8,
-            stereotype_prior=(8.0, 2.0),
+            stereotype_prior=(4.0, 1.0),
             **_AGENTS,
         ),
         Hypothesis(

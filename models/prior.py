@@ -225,14 +225,22 @@ class GroupPrior:
             out[site] = torch._sample_dirichlet(ab, generator=generator)[..., 0]
         return {k: v.to(torch.get_default_dtype()) for k, v in out.items()}
 
-    def bounded_grid(self, site: str, n: int) -> torch.Tensor:
-        """``n`` quantiles of the site's Beta prior at probabilities ``(i + 1/2) / n``: each
-        point carries prior mass ``1 / n`` (the exact engine's grid for it)."""
+    def bounded_grid(self, site: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact engine's grid for a site in (0, 1): ``n`` points evenly spaced on the
+        logit scale over ``[-7, 7]`` (0.0009 to 0.9991, so a posterior far in the prior's tail
+        is still covered), each weighted by the prior mass of its cell (the Beta CDF between the
+        midpoints to its neighbours; the end cells reach 0 and 1). Returns ``(points [n],
+        log masses [n])``, float64."""
         from scipy.stats import beta as beta_dist
 
         a, b = self.beta[site]
-        p = (np.arange(n) + 0.5) / n
-        return torch.as_tensor(beta_dist.ppf(p, a, b), dtype=torch.float64)
+        if n == 1:
+            return torch.tensor([beta_dist.median(a, b)], dtype=torch.float64), torch.zeros(1)
+        x = np.linspace(-7.0, 7.0, n)
+        points = expit(x)
+        edges = np.concatenate([[0.0], expit((x[1:] + x[:-1]) / 2), [1.0]])
+        mass = np.diff(beta_dist.cdf(edges, a, b)).clip(min=1e-300)
+        return torch.as_tensor(points), torch.as_tensor(np.log(mass))
 
     def currency_shift(
         self, shared: torch.Tensor, essential: bool, generator: torch.Generator

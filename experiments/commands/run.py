@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
+from scai.experiments.original_logs.tones import TONE_MODES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
 from scai.experiments.report import record_numbers, write_comparison
 from scai.experiments.shared_data import (
@@ -99,6 +100,22 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         f"{ORIGINAL_LOGS_DIR}/; default ${DATA_DIR_ENV})",
     )
     p.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        metavar="SOURCE",
+        help=f"original-logs: the original study's logs, a folder or .tgz (default: "
+        f"{ORIGINAL_LOGS_DIR}/ in --data-dir)",
+    )
+    p.add_argument(
+        "--tones",
+        nargs="+",
+        choices=TONE_MODES,
+        default=None,
+        help="original-logs: how the assistant hears tones (default: all of "
+        f"{', '.join(TONE_MODES)})",
+    )
+    p.add_argument(
         "--format",
         choices=("auto", "generic", "study1"),
         default="auto",
@@ -120,6 +137,8 @@ def run_experiment(args: argparse.Namespace) -> int:
     # before any experiment runs: a missing file fails first
     if "human-data" in names and str(args.data) != "synthetic":
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
+    if "original-logs" in names:
+        args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     for name in names:
         start = time.perf_counter()
         result = load(name).main(args)
