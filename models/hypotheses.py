@@ -10,6 +10,9 @@ with the package (:data:`PRESETS`); a TOML file defines a new one, including new
                                  # also allowed: [0.5, 0.5, 0.5, 0.5])
     stereotype_strength = 0.0    # s in rho = (1 - s) uniform + s stereotype
     tone_fidelity = 0.85
+    # P(reported tone | tone) of the tone reader that read the messages (rows and columns:
+    # neutral, polite, rude, sycophantic); absent: tones are observed as given
+    reader_confusion = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
 
     [policies.spiteful]          # a [policies] table replaces the default three
     w = -1.0
@@ -35,7 +38,7 @@ import tomli_w
 import torch
 
 from scai.models.errors import HypothesisError
-from scai.models.language import MANNERS, coupling_table, emission_table
+from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
 _TOP_KEYS = {
@@ -46,6 +49,7 @@ _TOP_KEYS = {
     "pi_concentration": (float, list),
     "stereotype_strength": float,
     "tone_fidelity": float,
+    "reader_confusion": list,
     "policies": dict,
     "stereotype": dict,
     "currency": dict,
@@ -113,6 +117,9 @@ class Hypothesis:
     shared_scale: float = 0.0
     currency_scale: float = 0.0
     essential_shift: float = 0.0
+    #: ``R[tone, t] = P(the tone reader reports t | the message's tone)`` over MANNERS x
+    #: MANNERS (see :mod:`scai.models.tone_reader`); ``None``: tones are observed as given.
+    reader_confusion: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -171,6 +178,12 @@ class Hypothesis:
                 _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
+        if self.reader_confusion is not None:
+            try:
+                matrix = check_confusion(self.reader_confusion, "reader_confusion")
+            except ValueError as err:
+                raise HypothesisError(str(err)) from None
+            object.__setattr__(self, "reader_confusion", matrix)  # lists (TOML) as tuples
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -198,8 +211,13 @@ class Hypothesis:
         return coupling_table(self.policy_names, self.stereotype, self.stereotype_strength)
 
     def emission(self) -> torch.Tensor:
-        """``E[m, t] = P(tone t | manner m)``."""
-        return emission_table(self.tone_fidelity)
+        """``E[m, t] = P(tone t | manner m)``; with a tone reader's confusion ``R``, the
+        probability that the reader reports ``t``: ``(E @ R)[m, t] = sum_tone E[m, tone]
+        R[tone, t]`` (every backend reads tones' probabilities here)."""
+        emission = emission_table(self.tone_fidelity)
+        if self.reader_confusion is None:
+            return emission
+        return emission @ torch.tensor(self.reader_confusion, dtype=emission.dtype)
 
     def with_(self, **changes: Any) -> Hypothesis:
         """A copy with some settings changed (validated again)."""
@@ -207,7 +225,7 @@ class Hypothesis:
 
     # -- TOML ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "rationality": self.rationality,
@@ -226,6 +244,9 @@ class Hypothesis:
                 "essential_shift": self.essential_shift,
             },
         }
+        if self.reader_confusion is not None:
+            out["reader_confusion"] = [list(row) for row in self.reader_confusion]
+        return out
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(tomli_w.dumps(self.to_dict()))
@@ -255,6 +276,8 @@ class Hypothesis:
         for key in ("stereotype_strength", "tone_fidelity"):
             if key in raw:
                 kwargs[key] = _number(raw[key], f"{source}: {key}")
+        if "reader_confusion" in raw:
+            kwargs["reader_confusion"] = raw["reader_confusion"]
         if "policies" in raw:
             if not 1 <= len(raw["policies"]) <= MAX_POLICIES:
                 raise HypothesisError(
@@ -398,6 +421,8 @@ def _describe(key: str) -> str:
         "policies": "a table of policy tables",
         "stereotype": "a table of manner weights per policy",
         "currency": "a table with shared_scale, currency_scale, essential_shift",
+        "reader_confusion": f"{len(MANNERS)} rows of {len(MANNERS)} numbers in [0, 1], each "
+        f"summing to 1 (P(reported | tone); rows and columns: {', '.join(MANNERS)})",
     }.get(key, "a number")
 
 
