@@ -1,7 +1,7 @@
 """The tone reader (:mod:`scai.models.tone_reader`) on synthetic messages generated here: its
 interface, the scikit-learn pipeline it is taken from, its JSON round trip, held-out
-evaluation that never tests on a training run, reading a table's tones, and ``scai tone-reader``
-on the command line. (The real logs: ``test_tone_reader_logs.py``.)
+evaluation that never tests on a training run, reading a table's tones, and ``scai fit --tones``
+and ``scai tone-reader`` on the command line. (The real logs: ``test_tone_reader_logs.py``.)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from scai.experiments.cli import main
 from scai.inference.fit import fit
+from scai.inference.posterior import Posterior
 from scai.models.data import write_csv_atomic, write_interactions
 from scai.models.errors import DataError
 from scai.models.hypotheses import PRESETS
@@ -26,6 +27,7 @@ from scai.models.tone_reader import (
     check_reader,
     confusion_counts,
     confusion_from_counts,
+    default_reader,
     load_reader,
     mask_text,
     read_tones,
@@ -361,3 +363,62 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "whole conditions held out" in printed and "fair_sycophantic" in printed
     assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
+
+
+def test_scai_fit_reads_the_tones_of_a_table_with_text(tmp_path, capsys):
+    """Empty tone columns, text written: --tones read reads it (the shipped reader, or
+    --reader), and the hypothesis carries that reader's confusion matrix."""
+    table = write_logs_table(tmp_path, runs=4, tones=("rude", "sycophantic"), seed=6)
+    assert (pd.read_csv(table, keep_default_na=False)["proposer_tone"] == "").all()
+    out = tmp_path / "shipped"
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(table),
+                "--tones",
+                "read",
+                "--out",
+                str(out),
+                "--quiet",
+                "--draws",
+                "100",
+            ]
+        )
+        == 0
+    )
+    assert "tones read" in capsys.readouterr().out
+    posterior = Posterior.load(out / "posterior.nc")
+    assert posterior.hypothesis.reader_confusion == default_reader().confusion
+    heard = posterior.data.tone_counts().sum(dim=(0, 1))
+    assert heard[MANNERS.index("rude")] == heard[MANNERS.index("sycophantic")] == 24
+
+    reader, _ = train_reader(labelled_messages(*synthetic_logs(seed=7)), folds=3, options=TINY)
+    path = save_reader(reader, tmp_path / "tiny.json")
+    out = tmp_path / "tiny"
+    argv = [
+        "fit",
+        "--data",
+        str(table),
+        "--out",
+        str(out),
+        "--quiet",
+        "--hypothesis",
+        "stereotyped",
+        "--draws",
+        "100",
+    ]
+    assert main([*argv, "--tones", "read", "--reader", str(path)]) == 0
+    assert Posterior.load(out / "posterior.nc").hypothesis.reader_confusion == reader.confusion
+    assert main([*argv, "--tones", "none"]) == 0
+    assert Posterior.load(out / "posterior.nc").data.tone_mask.sum() == 0
+    capsys.readouterr()
+    assert main([*argv, "--reader", str(path)]) == 2
+    assert "--reader" in capsys.readouterr().err
+    bare = tmp_path / "bare.csv"
+    pd.read_csv(table, keep_default_na=False).drop(
+        columns=["proposer_text", "responder_text"]
+    ).to_csv(bare, index=False)
+    assert main(["fit", "--data", str(bare), "--out", str(out), "--tones", "read"]) == 2
+    assert "no text to read" in capsys.readouterr().err
