@@ -18,7 +18,7 @@ import tomli_w
 import torch
 
 from scai.models.errors import HypothesisError
-from scai.models.language import MANNERS, coupling_table, emission_table
+from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
 _TOP_KEYS = {
@@ -29,6 +29,7 @@ _TOP_KEYS = {
     "pi_concentration": (float, list),
     "stereotype_strength": float,
     "tone_fidelity": float,
+    "reader_confusion": list,
     "policies": dict,
     "stereotype": dict,
     "currency": dict,
@@ -112,6 +113,9 @@ class Hypothesis:
     lapse_prior: tuple[float, float] | None = None
     stereotype_prior: tuple[float, float] | None = None
     clone_prior: tuple[float, float] | None = None
+    #: ``R[tone, t] = P(the tone reader reports t | the message's tone)`` over MANNERS x
+    #: MANNERS (see :mod:`scai.models.tone_reader`); ``None``: tones are observed as given.
+    reader_confusion: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -190,6 +194,12 @@ class Hypothesis:
                 _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
+        if self.reader_confusion is not None:
+            try:
+                matrix = check_confusion(self.reader_confusion, "reader_confusion")
+            except ValueError as err:
+                raise HypothesisError(str(err)) from None
+            object.__setattr__(self, "reader_confusion", matrix)  # lists (TOML) as tuples
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -242,8 +252,13 @@ class Hypothesis:
         return (1 - s) / rows.shape[-1] + s * rows
 
     def emission(self) -> torch.Tensor:
-        """``E[m, t] = P(tone t | manner m)``."""
-        return emission_table(self.tone_fidelity)
+        """``E[m, t] = P(tone t | manner m)``; with a tone reader's confusion ``R``, the
+        probability that the reader reports ``t``: ``(E @ R)[m, t] = sum_tone E[m, tone]
+        R[tone, t]`` (every backend reads tones' probabilities here)."""
+        emission = emission_table(self.tone_fidelity)
+        if self.reader_confusion is None:
+            return emission
+        return emission @ torch.tensor(self.reader_confusion, dtype=emission.dtype)
 
     def with_(self, **changes: Any) -> Hypothesis:
         """A copy with some settings changed (validated again)."""
@@ -251,7 +266,7 @@ class Hypothesis:
 
     # -- TOML ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "rationality": self.rationality,
@@ -269,6 +284,9 @@ class Hypothesis:
             "lapse": self.lapse,
             **{key: list(getattr(self, key)) for key in BETA_PRIORS if getattr(self, key)},
         }
+        if self.reader_confusion is not None:
+            out["reader_confusion"] = [list(row) for row in self.reader_confusion]
+        return out
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(tomli_w.dumps(self.to_dict()))
@@ -303,6 +321,8 @@ class Hypothesis:
                 kwargs[key] = tuple(
                     _number(v, f"{source}: {key}[{i}]") for i, v in enumerate(raw[key])
                 )
+        if "reader_confusion" in raw:
+            kwargs["reader_confusion"] = raw["reader_confusion"]
         if "policies" in raw:
             if not 1 <= len(raw["policies"]) <= MAX_POLICIES:
                 raise HypothesisError(
@@ -477,6 +497,8 @@ def _describe(key: str) -> str:
         "lapse_prior": "two numbers [a, b] of a Beta(a, b) prior",
         "stereotype_prior": "two numbers [a, b] of a Beta(a, b) prior",
         "clone_prior": "two numbers [a, b] of a Beta(a, b) prior",
+        "reader_confusion": f"{len(MANNERS)} rows of {len(MANNERS)} numbers in [0, 1], each "
+        f"summing to 1 (P(reported | tone); rows and columns: {', '.join(MANNERS)})",
     }.get(key, "a number")
 
 

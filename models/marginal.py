@@ -131,8 +131,13 @@ def _manner_joint(
     """``[..., S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]`` (``strength
     [..., S]`` when the coupling is learned per group)."""
     counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
-    log_e = hypothesis.emission().log()  # [M, T]
+    emission = hypothesis.emission()  # [M, T]
+    never = emission == 0  # a tone reader that never reports t: a column of zeros of E @ R
+    log_e = emission.log().masked_fill(never, 0.0)  # so that 0 messages * log 0 is 0, not NaN
     per_manner = counts @ log_e.T  # [S, U, M]
+    if never.any():  # and a message of a tone the manner cannot produce is impossible
+        impossible = counts @ never.T.to(counts.dtype) > 0
+        per_manner = per_manner.masked_fill(impossible, -torch.inf)
     log_rho = hypothesis.coupling(strength).log()  # [K, M] or [..., S, K, M]
     if strength is not None:
         log_rho = log_rho.unsqueeze(-3)  # [..., S, 1, K, M]

@@ -48,6 +48,16 @@ HYPOTHESES = {
         stereotype_prior=(8.0, 2.0),
         clone_prior=(1.0, 3.0),
     ),
+    # tones read by a reader that mistakes rude and neutral for each other 30% of the time
+    "read_tones": PRESETS["stereotyped"].with_(
+        rationality_scale=0.3,
+        reader_confusion=(
+            (0.7, 0.0, 0.3, 0.0),
+            (0.1, 0.8, 0.0, 0.1),
+            (0.3, 0.0, 0.7, 0.0),
+            (0.0, 0.05, 0.0, 0.95),
+        ),
+    ),
 }
 
 
@@ -193,7 +203,7 @@ def test_prior_draws_have_the_dirichlets_moments(float64, data):
     assert float(drawn["shift_shared"].std()) == pytest.approx(hyp.shared_scale, rel=0.03)
 
 
-@pytest.mark.parametrize("name", ["neutral", "latent_lam", "shift_and_lam"])
+@pytest.mark.parametrize("name", ["neutral", "latent_lam", "shift_and_lam", "read_tones"])
 def test_exact_engines_grid_density_is_the_same_density(float64, data, name):
     """At grid points ``(lam, shift)`` and lattice points ``pi``, the exact engine's kernels
     (the action log-likelihood on a grid, and the group log-likelihood that sums decided users

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
-from scai.experiments.original_logs.tones import TONE_MODES
+from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
 from scai.experiments.report import record_numbers, write_comparison
 from scai.experiments.shared_data import (
@@ -110,10 +110,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tones",
         nargs="+",
-        choices=TONE_MODES,
+        choices=LOG_TONES,
         default=None,
         help="original-logs: how the assistant hears tones (default: all of "
-        f"{', '.join(TONE_MODES)})",
+        f"{', '.join(LOG_TONES)})",
     )
     p.add_argument(
         "--format",

@@ -25,7 +25,7 @@ import pandas as pd
 
 from scai.experiments.common import figure_dir, output_dir
 from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user_games
-from scai.experiments.original_logs.tones import TONE_MODES, with_tones
+from scai.experiments.original_logs.tones import LOG_TONES, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.progress import progress_bar
 from scai.models.data import read_interactions, write_csv_atomic
@@ -89,7 +89,7 @@ def run(
     seed: int = 0,
     quick: bool = False,
     hypotheses: tuple[str, ...] = HYPOTHESES,
-    tones: tuple[str, ...] = TONE_MODES,
+    tones: tuple[str, ...] = LOG_TONES,
     reader=None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, list[Path]]:
@@ -160,7 +160,7 @@ def main(args):
 
     source = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     hypotheses = (args.hypothesis,) if getattr(args, "hypothesis", None) else HYPOTHESES
-    tones = tuple(getattr(args, "tones", None) or TONE_MODES)
+    tones = tuple(getattr(args, "tones", None) or LOG_TONES)
     out = output_dir(args, NAME)
     summary, figures = run(
         source,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import pandas as pd
 
 from scai.models.hypotheses import Hypothesis
+from scai.models.tone_reader import apply_tones
 
-TONE_MODES = ("read", "config", "none")
+#: How the assistant may hear the logs' tones (``scai run original-logs --tones``).
+LOG_TONES = ("read", "config", "none")
 
 
 def config_tones(table: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
@@ -27,24 +29,14 @@ def config_tones(table: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def no_tones(table: pd.DataFrame) -> pd.DataFrame:
-    out = table.copy()
-    out["proposer_tone"] = ""
-    out["responder_tone"] = ""
-    return out
-
-
 def with_tones(
     mode: str, table: pd.DataFrame, users: pd.DataFrame, hypothesis: Hypothesis, reader=None
 ) -> tuple[pd.DataFrame, Hypothesis]:
     """The table with the tones of ``mode``, and the hypothesis to fit it with (for ``read``,
-    the reader's confusion matrix in the observation model)."""
+    the reader's confusion matrix in the observation model:
+    :func:`scai.models.tone_reader.apply_tones`)."""
     if mode == "config":
         return config_tones(table, users), hypothesis
-    if mode == "none":
-        return no_tones(table), hypothesis
-    if mode == "read":
-        from scai.models.tone_reader import read_tones
-
-        return read_tones(table, reader), hypothesis.with_(reader_confusion=reader.confusion)
-    raise ValueError(f"tones must be one of {', '.join(TONE_MODES)}, got {mode!r}")
+    if mode not in LOG_TONES:
+        raise ValueError(f"tones must be one of {', '.join(LOG_TONES)}, got {mode!r}")
+    return apply_tones(table, hypothesis, mode, reader)
