@@ -28,7 +28,7 @@ from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user
 from scai.experiments.original_logs.tones import LOG_TONES, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.progress import progress_bar
-from scai.models.data import read_interactions, write_csv_atomic
+from scai.models.data import read_interactions, write_atomic, write_csv_atomic
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
 
@@ -150,6 +150,30 @@ def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def gpt4_numbers(out: Path) -> dict[str, float]:
+    """The GPT-4 assistant's curves recomputed from its logs beside the paper's
+    (:func:`scai.experiments.gpt4_logs.reproduce_gpt4`), written to ``gpt4_curves.csv`` and
+    ``gpt4_misparses.csv`` (the proposals the authors' parser misread); its numbers."""
+    from scai.experiments.gpt4_logs import reproduce_gpt4
+
+    reproduction = reproduce_gpt4(out / "import" / "logs.csv")
+    write_csv_atomic(reproduction.curves, out / "gpt4_curves.csv")
+    write_csv_atomic(reproduction.misparses, out / "gpt4_misparses.csv")
+    numbers = {"GPT-4 proposals the authors' parser misread": float(len(reproduction.misparses))}
+    curves = reproduction.curves
+    published = curves[curves["paper"] != ""]
+    misread = {sim.rsplit("/", 1)[0] for sim in reproduction.misparses["sim"]}
+    agree = published[~published["condition"].isin(misread)]
+    if len(agree):
+        numbers["max |GPT-4 from logs - published|, curves without misreads"] = float(
+            agree["difference"].abs().max()
+        )
+    for row in curves.itertuples():
+        if row.paper:
+            numbers[f"GPT-4 {row.paper}, epoch {row.epoch}, from the logs"] = float(row.ours)
+    return numbers
+
+
 def main(args):
     """``scai run original-logs`` (options: ``--logs --data-dir --out --figures --seed
     --quick --hypothesis --tones``)."""
@@ -172,5 +196,6 @@ def main(args):
         tones=tones,
     )
     checks, numbers, table = checks_and_numbers(summary)
-    (out / "comparison.md").write_text(table)
+    numbers.update(gpt4_numbers(out))
+    write_atomic(out / "comparison.md", lambda tmp: Path(tmp).write_text(table))
     return OriginalLogsResult(NAME, summary, checks, numbers, figures, quick=args.quick)
