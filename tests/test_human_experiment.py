@@ -122,6 +122,9 @@ def test_cli_writes_table_comparison_posteriors_and_figures(quick_run):
     compare = pd.read_csv(outdir / "compare.csv")
     assert set(compare.hypothesis) == {"human_norms", "human_inequity"}
     assert {"elpd_loo", "p_loo", "elpd_diff", "weight", "se"} <= set(compare.columns)
+    numbers = json.loads((figures / "numbers.json").read_text())["human-data"]
+    for row in compare.itertuples():  # the README quotes them by hypothesis
+        assert numbers[f"{row.hypothesis}: elpd_loo"] == pytest.approx(row.elpd_loo)
     pareto = pd.read_csv(outdir / "pareto_k.csv")
     assert len(pareto) == 2 * 40 and pareto.pareto_k.notna().all()
     for name in HYPOTHESES:

@@ -41,9 +41,9 @@ class HumanDataResult:
         """The numbers the README quotes: each hypothesis's elpd_loo, elpd_diff, dse, weight
         and max Pareto k, and the worst |observed - predicted| rejection rate per role."""
         out: dict[str, float] = {}
-        for name, row in self.compare.iterrows():
+        for row in self.compare.to_dict("records"):
             for column in ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight"):
-                out[f"{name}: {column}"] = float(row[column])
+                out[f"{row['hypothesis']}: {column}"] = float(row[column])
         for name, part in self.pareto.groupby("hypothesis"):
             out[f"{name}: max Pareto k"] = float(part["pareto_k"].max())
         for name, roles in self.max_error.items():
