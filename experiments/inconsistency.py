@@ -223,6 +223,9 @@ def main(args) -> ExperimentResult:
         numbers[f"{group} | {h}: slowdown ratio"] = r
         numbers[f"{group} | {h}: 95% interval low"] = lo
         numbers[f"{group} | {h}: 95% interval high"] = hi
+        for who in (group, consistent):
+            mean = float(by_cond[label(who, h)].mean())
+            numbers[f"{who} | {h}: mean interactions to 95%"] = mean
         if h == "stereotyped":
             checks[f"{group}: slower under stereotyped (interval above 1)"] = lo > 1
             checks[f"{group}: less belief in the true norm under stereotyped"] = d_lo > 0
@@ -242,11 +245,14 @@ def main(args) -> ExperimentResult:
     sweep_table = pd.DataFrame(sweep)
     write_csv_atomic(ratio_table, out / "slowdown.csv")
     main_results = {n: r for n, r in results.items() if "sweep" not in n}
-    write_csv_atomic(
-        slowdown_by_level(main_results, hypotheses, total, rng, settings.schedule),
-        out / "slowdown_by_level.csv",
-    )
+    by_level = slowdown_by_level(main_results, hypotheses, total, rng, settings.schedule)
+    write_csv_atomic(by_level, out / "slowdown_by_level.csv")
     write_csv_atomic(sweep_table, out / "sweep.csv")
+    for row in by_level.itertuples():
+        numbers[f"{row.group} | {row.hypothesis}: slowdown ratio at {row.level:g}"] = row.ratio
+    for s, part in sweep_table.groupby("stereotype_strength"):
+        numbers[f"sweep s={s:g}: lowest slowdown ratio"] = float(part["ratio"].min())
+        numbers[f"sweep s={s:g}: highest slowdown ratio"] = float(part["ratio"].max())
     curves = pd.concat(
         [r.curve.assign(condition=name) for name, r in results.items() if "sweep" not in name]
     )

@@ -120,6 +120,41 @@ def plot_norm_types(fit: ResponderFit, path: Path) -> None:
     save_figure(fig, path)
 
 
+#: The role-level parameters the roles figure compares, with how they are shown.
+ROLE_PARAMETERS = {
+    "envy_mu": "median envy exp(mu)",
+    "envy_sigma": "spread of log envy sigma",
+    "lam": "median rationality lam (per cent)",
+    "lam_spread": "spread of log rationality tau",
+    "lapse": "lapse rate eps",
+    "inattentive": "inattentive share rho",
+}
+
+
+def role_parameters(fit: ResponderFit) -> pd.DataFrame:
+    """Per role-level parameter of :data:`ROLE_PARAMETERS` the fit has and per role: the
+    posterior ``median`` and 95% interval (``lo``, ``hi``); ``parameter`` is its description."""
+    rows = []
+    for site, title in ROLE_PARAMETERS.items():
+        if site not in fit.draws:
+            continue
+        values = fit.draws[site].reshape(-1, fit.data.n_roles)
+        if site == "envy_mu":
+            values = np.exp(values)
+        for r, role in enumerate(fit.data.roles):
+            v = values[:, r]
+            rows.append(
+                {
+                    "parameter": title,
+                    "role": role_label(role),
+                    "median": float(np.median(v)),
+                    "lo": float(np.quantile(v, 0.025)),
+                    "hi": float(np.quantile(v, 0.975)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def plot_roles(fit: ResponderFit, path: Path) -> None:
     """Responders vs third-party punishers under inequity aversion: each subject's posterior
     median envy, the population's envy distribution, and the role-level parameters."""
@@ -178,33 +213,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
     ax2.set_title("Population norm: who rejects an offer")
     ax2.legend(fontsize=8)
     ax3 = axes[2]
-    rows = []
-    names = {
-        "envy_mu": "median envy exp(mu)",
-        "envy_sigma": "spread of log envy sigma",
-        "lam": "median rationality lam (per cent)",
-        "lam_spread": "spread of log rationality tau",
-        "lapse": "lapse rate eps",
-        "inattentive": "inattentive share rho",
-    }
-    for site, title in names.items():
-        if site not in fit.draws:
-            continue
-        values = fit.draws[site].reshape(-1, data.n_roles)
-        if site == "envy_mu":
-            values = np.exp(values)
-        for r, label in enumerate(labels):
-            v = values[:, r]
-            rows.append(
-                {
-                    "parameter": title,
-                    "role": label,
-                    "median": np.median(v),
-                    "lo": np.quantile(v, 0.025),
-                    "hi": np.quantile(v, 0.975),
-                }
-            )
-    table = pd.DataFrame(rows)
+    table = role_parameters(fit)
     params = list(dict.fromkeys(table.parameter))
     for r, label in enumerate(labels):
         t = table[table.role == label]

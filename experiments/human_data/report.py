@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.human_data.figures import role_label
+from scai.experiments.human_data.figures import role_label, role_parameters
 from scai.experiments.human_data.fitting import ResponderFit
 from scai.experiments.human_data.tables import PARETO_K_LIMIT, arviz_k_threshold, explain_high_k
 from scai.models.human_data import HumanImport
@@ -39,16 +39,27 @@ class HumanDataResult:
     @property
     def numbers(self) -> dict[str, float]:
         """The numbers the README quotes: each hypothesis's elpd_loo, elpd_diff, dse, weight
-        and max Pareto k, and the worst |observed - predicted| rejection rate per role."""
+        and max Pareto k, its role-level parameters (median and 95% interval per role), and
+        the worst |observed - predicted| rejection rate per role."""
         out: dict[str, float] = {}
         for row in self.compare.to_dict("records"):
             for column in ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight"):
                 out[f"{row['hypothesis']}: {column}"] = float(row[column])
         for name, part in self.pareto.groupby("hypothesis"):
             out[f"{name}: max Pareto k"] = float(part["pareto_k"].max())
+        for fit in self.fits:  # the role-level parameters the roles figure compares
+            for row in role_parameters(fit).itertuples():
+                for stat in ("median", "lo", "hi"):
+                    key = f"{fit.name}: {row.parameter}, {row.role}: {stat}"
+                    out[key] = float(getattr(row, stat))
+            if "envy_mu" in fit.draws and len(fit.data.roles) == 2:
+                mu = fit.draws["envy_mu"].reshape(-1, 2)
+                first, second = fit.data.roles
+                key = f"{fit.name}: P(envy_mu {second} > envy_mu {first})"
+                out[key] = float((mu[:, 1] > mu[:, 0]).mean())
         for name, roles in self.max_error.items():
             for role, value in roles.items():
-                out[f"{name}: max |observed - predicted| rejection ({role})"] = float(value)
+                out[f"{name}: worst rejection-rate gap ({role})"] = float(value)
         return out
 
 
