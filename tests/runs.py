@@ -1,7 +1,7 @@
 """Shared by the tests of interrupted, concurrent and cached runs: one small ``scai run``
-(the same command everywhere, so every run's ``summary.csv`` must be byte-identical to the
-reference's), run in this process or as a child process, and the child processes a process
-has (to check that none survives it)."""
+(the same command everywhere, so every run's results must be byte-identical to the
+reference's: :func:`results`), run in this process or as a child process in a session of its
+own, and the processes of that session (to check that none survives the run)"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import functools
 import io
+import json
 import os
 import shutil
 import signal
@@ -52,8 +53,59 @@ def reference() -> Path:
     return out
 
 
-def summary_bytes(out: Path) -> bytes:
-    return (out / "alignment" / "summary.csv").read_bytes()
+#: Files that differ between two identical runs by design: the lock files' notes of their
+#: holder (pid, start time, command).
+NOT_RESULTS = (".scai.lock", ".lock")
+#: A posterior file's attributes recording when and by which command it was written.
+PROVENANCE = ("created", "created_at", "command")
+
+
+def results(out: Path) -> dict[str, bytes]:
+    """Everything a run left under ``out``, as bytes to compare with another run's: each
+    file's bytes, but a posterior file's numbers (its datasets and their attributes, without
+    :data:`PROVENANCE`) and a cache manifest without the posterior file's checksum (both
+    change with the time of writing); lock files and staging folders are left out."""
+    found = {}
+    for path in sorted(out.rglob("*")):
+        name = str(path.relative_to(out))
+        if not path.is_file() or path.name in NOT_RESULTS or ".staging" in path.parts:
+            continue
+        if path.suffix == ".nc":
+            found[name] = posterior_numbers(path)
+        elif path.suffix == ".done":
+            manifest = json.loads(path.read_bytes())
+            for file in manifest["files"]:
+                if file.endswith(".nc"):
+                    manifest["files"][file] = "(written at another time)"
+            found[name] = json.dumps(manifest, sort_keys=True).encode()
+        else:
+            found[name] = path.read_bytes()
+    return found
+
+
+def posterior_numbers(path: Path) -> bytes:
+    """A posterior file's datasets and attributes (not :data:`PROVENANCE` nor HDF5's
+    references between objects), in a canonical order."""
+    import h5py
+    import numpy as np
+
+    parts = []
+
+    def add(name: str, obj) -> None:
+        for key in sorted(obj.attrs):
+            value = obj.attrs[key]
+            if key in PROVENANCE or key in ("DIMENSION_LIST", "REFERENCE_LIST"):
+                continue
+            parts.append(f"{name}@{key}={np.asarray(value).tolist()!r}".encode())
+        if isinstance(obj, h5py.Dataset):
+            values = np.asarray(obj[()])
+            data = repr(values.tolist()).encode() if values.dtype.kind == "O" else values.tobytes()
+            parts.append(f"{name}:{obj.dtype}{obj.shape}=".encode() + data)  # strings by value
+
+    with h5py.File(path, "r") as handle:
+        add("", handle)
+        handle.visititems(add)
+    return b"\n".join(parts)
 
 
 def start_run(out: Path, workers: int = 2) -> subprocess.Popen:
@@ -82,33 +134,6 @@ def wait_for(condition, seconds: float, what: str, process: subprocess.Popen | N
     raise AssertionError(f"no {what} after {seconds} s")
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (psutil where installed, else Linux's /proc)."""
-    try:
-        import psutil
-    except ImportError:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    stat = (entry / "stat").read_text()
-                    if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry.name))
-        return found
-    with contextlib.suppress(psutil.NoSuchProcess):
-        return [child.pid for child in psutil.Process(pid).children()]
-    return []
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def running(pid: int) -> bool:
     """True if ``pid`` is a live process (a zombie, dead but not yet reaped, is not)."""
     try:
@@ -118,6 +143,20 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def in_session(session: int) -> list[int]:
+    """The live processes of a session (Linux's /proc): a run started by :func:`start_run`
+    is the leader of its own, and its workers and their helpers stay in it even once
+    re-parented, so this finds every process the run started, wherever it now hangs."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == session and fields[0] not in ("Z", "X"):
+                    found.append(int(entry.name))
+    return found
+
+
 def kill_leftovers(pids: list[int]) -> None:
     """Kill the test's own processes that are still running (by id), so a failing test
     leaves nothing behind."""
@@ -125,15 +164,6 @@ def kill_leftovers(pids: list[int]) -> None:
         if running(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def files_under(out: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``out`` but the staging folders: ``name: (size, mtime_ns)``."""
-    return {
-        str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in out.rglob("*")
-        if p.is_file() and ".staging" not in p.parts
-    }
 
 
 def leftovers(out: Path) -> list[str]:

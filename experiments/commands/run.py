@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
+from scai.experiments.cache import CacheWarning
 from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
@@ -126,7 +131,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     if "human-data" in names:  # before any experiment runs: a missing file fails first
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
     # One run at a time into --out: another is refused, or waited for with --wait.
-    with locked(args.out, wait=args.wait, on_wait=_tell):
+    with locked(args.out, wait=args.wait, on_wait=_tell), _cache_warnings_on_one_line():
         for name in names:
             start = time.perf_counter()
             result = load(name).main(args)
@@ -143,6 +148,31 @@ def run_experiment(args: argparse.Namespace) -> int:
 
 def _tell(message: str) -> None:
     print(f"scai run: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _cache_warnings_on_one_line() -> Iterator[None]:
+    """Show each :class:`CacheWarning` (a damaged or stale cached result, recomputed) as it
+    happens, on one line: ``scai run: warning: ...``."""
+    show = warnings.showwarning
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, CacheWarning):
+            _tell(f"warning: {message}")
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CacheWarning)
+        warnings.showwarning = one_line
+        yield
 
 
 def check_hypothesis(source: str, names: list[str]) -> None:
