@@ -519,7 +519,8 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     import pyro.infer.mcmc.util
     import pyro.ops.integrator
 
-    from scai.inference.mcmc import _run_chain
+    from scai.inference.mcmc import game_chain_problem
+    from scai.inference.nuts import ChainTask, run_chain
 
     table = Table(
         "Where one NUTS chain's time goes (inference.mcmc, one chain in-process)",
@@ -540,17 +541,6 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
     threads = torch.get_num_threads()
     for ds in datasets:
         opts = {**MCMC_DEFAULTS, **options.get(ds.users, {})}
-        chain_args = {
-            "data": ds.data,
-            "chain": 0,
-            "seed": 0,
-            "warmup": opts["warmup"],
-            "samples": opts["samples"],
-            "progress": False,
-            "target_accept": 0.8,
-            "jit": False,
-        }
-        accepted = inspect.signature(_run_chain).parameters
         for hname, hyp in HYPOTHESES.items():
             with (
                 CallTimer(*((m, "potential_grad") for m in owners)) as timer,
@@ -559,8 +549,15 @@ def section_profile(datasets: list[Dataset], options: dict[int, dict]) -> Table:
                 warnings.simplefilter("ignore")
                 start = time.perf_counter()
                 try:
-                    kwargs = {k: v for k, v in chain_args.items() if k in accepted}
-                    _run_chain(hypothesis=hyp, **kwargs)
+                    task = ChainTask(
+                        game_chain_problem,
+                        (ds.data, hyp),
+                        seed=0,
+                        chain=0,
+                        warmup=opts["warmup"],
+                        samples=opts["samples"],
+                    )
+                    run_chain(task)
                 finally:
                     torch.set_num_threads(threads)
                 wall = time.perf_counter() - start

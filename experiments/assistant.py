@@ -18,7 +18,7 @@ import torch
 from scai.inference.posterior import Posterior
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
-from scai.models.policies import action_tables, policy_parameters
+from scai.models.model import group_tables
 from scai.models.prior import GroupPrior
 
 ACTING = ("sample", "predictive")
@@ -56,30 +56,41 @@ def assistant_norms(
         essential = torch.tensor([[float(get_currency(c).essential)] for c in currencies])
         draws = GroupPrior(hypothesis).sample((n_prior_draws, S), essential, generator)
         weights, lam, shift = draws["pi"], draws["lam"], draws["shift"][..., 0]
+        lapse = draws["lapse"] if hypothesis.lapse_is_latent else None
     else:
         weights = posterior.type_weights("member")  # [D, S, K]
         lam = posterior.lam()
         shift = torch.stack(
             [posterior.shift(c)[:, s] for s, c in enumerate(currencies)], dim=-1
         )  # [D, S]
-    w, alpha, beta = policy_parameters(hypothesis.policies)
+        lapse = posterior.bounded("lapse")
+
+    def tables(d, s):
+        """The model's action tables for draw(s) ``d`` of simulation ``s``: ``[..., K, O]``."""
+        eps = None if lapse is None else lapse[d, s].reshape(-1, 1)
+        t = group_tables(
+            hypothesis,
+            torch.tensor([pots[s]]),
+            lam[d, s].reshape(-1, 1),
+            shift[d, s].reshape(-1, 1, 1),
+            lapse=eps,
+        )
+        return t.offer_logp[:, 0, 0, :, 0].exp(), t.accept_prob()[:, 0, 0, :, 0]
+
     offers, accepts, types = [], [], []
     for s in range(S):
-        pot = torch.tensor([pots[s]])
         if acting == "sample":
             d = int(rng.integers(weights.shape[0]))
             p = weights[d, s].double().numpy()
             k = int(rng.choice(len(p), p=p / p.sum()))
-            t = action_tables(
-                w[k : k + 1], alpha[k : k + 1], beta[k : k + 1], pot, lam[d, s], shift[d, s]
-            )
-            offers.append(t.offer_logp[0, 0].exp().double().numpy())
-            accepts.append(t.accept_prob()[0, 0].double().numpy())
+            offer, accept = tables(d, s)
+            offers.append(offer[0, k].double().numpy())
+            accepts.append(accept[0, k].double().numpy())
             types.append(k)
         else:
-            t = action_tables(w, alpha, beta, pot, lam[:, s], shift[:, s])  # [D, K, 1, O]
+            offer, accept = tables(slice(None), s)  # [D, K, O]
             ws = weights[:, s].unsqueeze(-1)
-            offers.append((ws * t.offer_logp[:, :, 0].exp()).sum(1).mean(0).double().numpy())
-            accepts.append((ws * t.accept_prob()[:, :, 0]).sum(1).mean(0).double().numpy())
+            offers.append((ws * offer).sum(1).mean(0).double().numpy())
+            accepts.append((ws * accept).sum(1).mean(0).double().numpy())
             types.append(None)
     return Norms(offers, accepts, types)

@@ -18,6 +18,7 @@ EXPERIMENTS: dict[str, str] = {
     "generalization": "scai.experiments.generalization",
     "inconsistency": "scai.experiments.inconsistency",
     "human-data": "scai.experiments.human_data",
+    "original-logs": "scai.experiments.original_logs",
 }
 
 #: The original study's experiments: what ``scai run all`` reproduces.

@@ -35,6 +35,8 @@ def shared_file(args, option: str, name: str, what: str) -> Path:
         f"pass {option} PATH, or --data-dir DIR (or set {DATA_DIR_ENV}=DIR) for a folder "
         f"holding {name}"
     )
+    if option == "--data":
+        how += " (or --data synthetic for decisions simulated from the model)"
     if path is None:
         raise RunError(f"{what}: no data given; {how}")
     if not path.exists():

@@ -42,18 +42,29 @@ def _posterior_dataset(posterior):
 
 
 def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
-    """r_hat, ESS, divergences and BFMI; warns (naming parameters) when thresholds fail."""
+    """r_hat, ESS, divergences and BFMI of a :class:`~scai.inference.posterior.Posterior`;
+    warns (naming parameters) when thresholds fail."""
+    return chain_diagnostics(
+        _posterior_dataset(posterior), posterior.sample_stats, warn=warn, stacklevel=4
+    )
+
+
+def chain_diagnostics(
+    idata, sample_stats: dict[str, np.ndarray], warn: bool = True, stacklevel: int = 3
+) -> dict[str, Any]:
+    """r_hat, ESS, divergences and BFMI of any Markov chains: ``idata`` holds their
+    ``posterior`` (ArviZ), ``sample_stats`` NUTS's ``energy`` and ``diverging``
+    ``[chains, draws]``; warns (naming parameters) when thresholds fail."""
     import arviz as az
 
-    idata = _posterior_dataset(posterior)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         summary = az.summary(idata, kind="diagnostics")
-    energy = posterior.sample_stats.get("energy")
+    energy = sample_stats.get("energy")
     bfmi = (
         az.bfmi(np.asarray(energy)).tolist() if energy is not None and energy.shape[1] > 1 else []
     )
-    n_div = int(np.sum(posterior.sample_stats.get("diverging", 0)))
+    n_div = int(np.sum(sample_stats.get("diverging", 0)))
     result = {
         "r_hat": summary["r_hat"].to_dict(),
         "ess_bulk": summary["ess_bulk"].to_dict(),
@@ -75,7 +86,9 @@ def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
             problems.append(f"{n_div} divergent transition(s)")
         if problems:
             warnings.warn(
-                "MCMC diagnostics: " + "; ".join(problems), DiagnosticWarning, stacklevel=3
+                "MCMC diagnostics: " + "; ".join(problems),
+                DiagnosticWarning,
+                stacklevel=stacklevel,
             )
     return result
 

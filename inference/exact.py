@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import torch
 
+from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
+    clone_policy_probs,
+    distinct_users,
     grid_action_loglik,
     lattice_group_loglik,
     lattice_policy_probs,
@@ -69,39 +72,83 @@ def fit_exact(
     zoom_points = zoom_points or (32 if dims == 1 else 24)
     dtype = torch.float64
     S, U, _ = data.shape
-    tones = tone_loglik(data, hypothesis).to(dtype)
     prior = GroupPrior(hypothesis)
-    pi_grid = simplex_lattice(len(hypothesis.policies), max_simplex_points).to(dtype)  # [G, K]
+    bounded = tuple(prior.beta)  # latent sites in (0, 1): quantile grids, every combination
+    b_points, b_log_mass = bounded_points(prior)  # [B, len(bounded)], [B]
+    tones = tone_loglik(data, hypothesis).to(dtype)
+    K = len(hypothesis.policies)
+    pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
     mask = data.user_mask.to(dtype)
 
-    def evaluate(u: torch.Tensor, log_w: torch.Tensor, action=None, pi_grid=pi_grid):
-        """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on a grid."""
+    def evaluate(
+        u: torch.Tensor,
+        log_w: torch.Tensor,
+        action=None,
+        pi_grid=pi_grid,
+        b=(b_points, b_log_mass),
+    ):
+        """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on the grid of
+        every scalar point ``u`` with every point ``b`` of the bounded sites' grid."""
         log_prior = prior.pi_cell_log_weights(pi_grid)
+        b, b_mass = b
+        u2 = u.repeat_interleave(len(b), 0)
+        b2 = b.repeat(len(u), 1)
+        log_w2 = log_w.repeat_interleave(len(b)) + b_mass.repeat(len(u))
+        site = {name: b2[:, i] for i, name in enumerate(bounded)}
         if action is None:
-            lam_t, shift_t = grid_parameters(u, prior, data)
-            action = grid_action_loglik(data, hypothesis, lam_t, shift_t)
-        T = u.shape[0]
-        loglik = (action + tones) * mask.unsqueeze(-1)
-        log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
-        step = max(1, int(2e7) // max(1, S * U * pi_grid.shape[0]))
-        for start in range(0, T, step):
-            log_joint[start : start + step] = lattice_group_loglik(
-                loglik[start : start + step], mask, pi_grid
+            lam_t, shift_t = grid_parameters(u2, prior, data)
+            action = _unique_rows(
+                torch.cat([lam_t[:, None], shift_t, _column(site, "lapse", len(u2))], -1),
+                lambda v: grid_action_loglik(
+                    data,
+                    hypothesis,
+                    v[:, 0],
+                    v[:, 1 : 1 + shift_t.shape[-1]],
+                    lapse_t=v[:, -1] if "lapse" in site else None,
+                ),
             )
-        log_joint += log_prior + log_w.reshape(T, 1, 1)
-        return log_joint, loglik, action
+        if "strength" in site:
+            L_tones = _unique_rows(
+                site["strength"][:, None],
+                lambda v: tone_loglik(
+                    data, hypothesis, v.expand(-1, S).to(torch.get_default_dtype())
+                ).double(),
+            )
+        else:
+            L_tones = tones
+        T = u2.shape[0]
+        loglik = (action + L_tones) * mask.unsqueeze(-1)
+        counts = distinct_users(loglik, mask)  # clones' work done once
+        log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
+        step = max(1, int(2e7) // max(1, S * U * pi_grid.shape[0] * (K if "clone" in site else 1)))
+        clone = site.get("clone")
+        for start in range(0, T, step):
+            part = slice(start, start + step)
+            log_joint[part] = lattice_group_loglik(
+                loglik[part], counts, pi_grid, None if clone is None else clone[part]
+            )
+        log_joint += log_prior + log_w2.reshape(T, 1, 1)
+        return log_joint, loglik, action, u2, b2
 
     if dims == 0:
         u = torch.zeros(1, 0, dtype=dtype)
-        log_joint, loglik, action_loglik = evaluate(u, torch.zeros(1, dtype=dtype), action_loglik)
+        if bounded:
+            pi_grid = _fit_budget(pi_grid, K, len(b_points) * S, max_simplex_points)
+        log_joint, loglik, action_loglik, u, b = evaluate(
+            u, torch.zeros(1, dtype=dtype), action_loglik if not bounded else None, pi_grid
+        )
     else:
         scalar_prior = prior.scalar_gaussian(data.essential)
         loc, sd = scalar_prior.loc, scalar_prior.covariance_matrix.diagonal().sqrt()
         lo, hi = loc - 6 * sd, loc + 6 * sd
         u, log_cell = uniform_grid(lo, hi, grid_points)
-        # The first pass only locates the scalars' posterior: a coarse lattice for pi will do.
-        coarse = simplex_lattice(len(hypothesis.policies), 200).to(dtype)
-        log_joint, _, _ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse)
+        # The first pass only locates the scalars' posterior: a coarse lattice for pi and the
+        # bounded sites at their prior medians will do.
+        coarse = simplex_lattice(K, 200).to(dtype)
+        medians = bounded_points(prior, median=True)
+        log_joint, _, _, _, _ = evaluate(
+            u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians
+        )
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
         spacing = (hi - lo) / (grid_points - 1)
         if dims == 1:
@@ -112,13 +159,21 @@ def fit_exact(
             hi = torch.minimum(u[near].max(0).values + spacing, hi)
             u, log_cell = uniform_grid(lo, hi, zoom_points)
             log_w = scalar_prior.log_prob(u) + log_cell
-        log_joint, loglik, action_loglik = evaluate(u, log_w)
+        if bounded:  # the bounded sites' grid multiplies the points
+            pi_grid = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
+        log_joint, loglik, action_loglik, u, b = evaluate(u, log_w, pi_grid=pi_grid)
     T = u.shape[0]
     log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
     weights = (log_joint - log_evidence.reshape(1, S, 1)).exp()  # [T, S, G]
 
     pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
-    policy_probs = lattice_policy_probs(weights, loglik, pi_grid)
+    clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
+    diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[0]]}
+    if clone_t is None:
+        policy_probs = lattice_policy_probs(weights, loglik, pi_grid)
+    else:
+        policy_probs, covered = clone_policy_probs(weights, loglik, mask, pi_grid, clone_t)
+        diagnostics["type_probability_mass_covered"] = covered
 
     generator = torch.Generator().manual_seed(seed)
     # Draw grid points (t, g) by inverting each simulation's cumulative weights: one
@@ -137,6 +192,8 @@ def fit_exact(
         draws["shift"] = shift
     if prior.latent_shared:
         draws["shift_shared"] = prior.shared_given_shifts(shift, data.essential, generator)
+    for i, name in enumerate(bounded):
+        draws[name] = b[t_idx.T, i]  # [D, S]
     draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
     posterior = Posterior(
         engine="exact",
@@ -145,8 +202,8 @@ def fit_exact(
         data=data,
         draws=draws,
         policy_probs=policy_probs.to(torch.get_default_dtype()),
-        manner_probs=manner_probabilities(data, hypothesis, policy_probs).float(),
-        diagnostics={"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[0]]},
+        manner_probs=manner_probabilities(data, hypothesis, policy_probs).float(),  # see below
+        diagnostics=diagnostics,
         settings={
             "num_draws": num_draws,
             "grid_points": grid_points,
@@ -155,7 +212,7 @@ def fit_exact(
         },
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
-        engine_state={"action_loglik": action_loglik} if dims == 0 else None,
+        engine_state={"action_loglik": action_loglik} if dims == 0 and not bounded else None,
     )
 
     def draw_loglik() -> torch.Tensor:
@@ -166,4 +223,58 @@ def fit_exact(
         return loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
 
     posterior._lazy["user_loglik"] = draw_loglik  # gathered only if asked for
+    if "strength" in bounded:  # manners depend on the learned coupling: average over draws
+        posterior.manner_probs = posterior.manner_probabilities_per_draw().mean(0)
     return posterior
+
+
+def bounded_points(prior: GroupPrior, median: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B, n] points, [B] log prior masses)``: every combination of the latent bounded
+    sites' grids (:meth:`GroupPrior.bounded_grid`, :data:`BOUNDED_POINTS` each), or their
+    medians; a single empty row when none is latent."""
+    grids = [prior.bounded_grid(site, 1 if median else BOUNDED_POINTS[site]) for site in prior.beta]
+    if not grids:
+        return torch.zeros(1, 0, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    points = torch.cartesian_prod(*[g[0] for g in grids]).reshape(-1, len(grids))
+    log_mass = torch.cartesian_prod(*[g[1] for g in grids]).reshape(-1, len(grids)).sum(-1)
+    return points, log_mass
+
+
+def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:
+    """``site[name]`` as a column, or an empty ``[n, 0]`` one."""
+    if name in site:
+        return site[name][:, None]
+    return torch.zeros(n, 0, dtype=torch.float64)
+
+
+def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
+    """``compute`` on each distinct row of ``values [T, d]`` once, gathered back to ``[T, ...]``
+    (grid points repeat the same rationality, shift or lapse across the other sites' values)."""
+    if values.shape[-1] == 0:
+        return compute(values[:1]).expand(len(values), *compute(values[:1]).shape[1:])
+    unique, which = torch.unique(values, dim=0, return_inverse=True)
+    return compute(unique)[which]
+
+
+def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> torch.Tensor:
+    """The simplex lattice, coarsened so that ``points x G`` stays within :data:`GRID_BUDGET`
+    (grids over several bounded sites multiply the points); an error naming svi and mcmc when
+    even a coarse lattice would not fit."""
+    if points * pi_grid.shape[0] <= GRID_BUDGET:
+        return pi_grid
+    target = int(GRID_BUDGET // points)
+    if target < MIN_SIMPLEX_POINTS:
+        raise EngineError(
+            f"engine 'exact': its grid would need {points} points of the scalars times the "
+            f"simplex lattice (at least {MIN_SIMPLEX_POINTS}), beyond {GRID_BUDGET:.0e}: fit "
+            "fewer simulations at once, or use engine='svi' or engine='mcmc'"
+        )
+    return simplex_lattice(K, min(target, max_points)).to(pi_grid.dtype)
+
+
+#: Points per latent bounded site (lapse, stereotype strength, clone probability).
+BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
+#: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.
+GRID_BUDGET = 4e7
+#: The coarsest lattice of pi the engine accepts when it must coarsen it.
+MIN_SIMPLEX_POINTS = 200

@@ -18,15 +18,21 @@ def grid_action_loglik(
     lam_t: torch.Tensor,
     shift_t: torch.Tensor,
     chunk: int = 32,
+    lapse_t: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[T, S, U, K]`` action log-likelihood at every grid point ``(lam_t[t], shift_t[t])``."""
+    """``[T, S, U, K]`` action log-likelihood at every grid point ``(lam_t[t], shift_t[t])``
+    (and ``lapse_t[t]`` where the lapse is latent)."""
     index = EventIndex.from_data(data)
+    dtype = torch.get_default_dtype()
     parts = []
     for start in range(0, lam_t.shape[0], chunk):
         # Grid values are shared by all simulations: a simulation dimension of size 1.
-        lam = lam_t[start : start + chunk].unsqueeze(-1).to(torch.get_default_dtype())
-        shift = shift_t[start : start + chunk].unsqueeze(-2).to(torch.get_default_dtype())
-        parts.append(action_loglik(data, hypothesis, lam, shift, index).double())
+        lam = lam_t[start : start + chunk].unsqueeze(-1).to(dtype)
+        shift = shift_t[start : start + chunk].unsqueeze(-2).to(dtype)
+        lapse = None
+        if lapse_t is not None:
+            lapse = lapse_t[start : start + chunk].unsqueeze(-1).to(dtype)
+        parts.append(action_loglik(data, hypothesis, lam, shift, index, lapse=lapse).double())
     return torch.cat(parts)
 
 
@@ -57,15 +63,20 @@ def count_by_type(best: torch.Tensor, weight: torch.Tensor, K: int) -> torch.Ten
 
 
 def lattice_group_loglik(
-    L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor
+    L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor, clone: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``[t, S, G]``: ``sum_u log sum_k pi_gk exp(L[t, s, u, k])`` over the real users.
+    """``[t, S, G]``: ``sum_u log sum_k pi_gk exp(L[t, s, u, k])`` over the real users (with
+    clones ``clone [t]``: the prototype mixture, :func:`lattice_clone_loglik`). ``mask [S, U]``
+    weights each user: 1 for a user, 0 for padding, ``n`` for one standing for ``n`` users with
+    the same data (:func:`distinct_users`).
 
     A user decided at a grid point (:data:`DECIDED_NATS`) contributes ``L[best] + log
     pi_g[best]`` there, so those terms sum to a ``[K] @ [K, G]`` product; only the undecided
     (grid point, user) pairs need a row of the ``[pairs, G]`` matrix. With thousands of users
     whose type the data settle, this is what makes the engine fast.
     """
+    if clone is not None:
+        return lattice_clone_loglik(L, mask, pi_grid, clone)
     t, S, U, K = L.shape
     is_decided, best, top = decided_users(L, pi_grid)  # [t, S, U] each
     weight = (mask * is_decided).to(L.dtype)  # [t, S, U]
@@ -76,9 +87,46 @@ def lattice_group_loglik(
         pair, user = torch.nonzero(rest.reshape(t * S, U), as_tuple=True)
         rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
         top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
-        terms = ((rows - top_r).exp() @ pi_grid.T).log() + top_r  # [N, G]
+        count = mask.expand(t, S, U).reshape(t * S, U)[pair, user].unsqueeze(-1).to(L.dtype)
+        terms = (((rows - top_r).exp() @ pi_grid.T).log() + top_r) * count  # [N, G]
         out = out.reshape(t * S, -1).index_add(0, pair, terms).reshape(t, S, -1)
     return out
+
+
+def lattice_clone_loglik(
+    L: torch.Tensor, mask: torch.Tensor, pi_grid: torch.Tensor, clone: torch.Tensor
+) -> torch.Tensor:
+    """``[t, S, G]``: ``log sum_z0 pi_g[z0] prod_u f_u(z0)``, ``f_u(z0) = c e^L[u, z0] + (1 - c)
+    sum_k pi_gk e^L[u, k]`` (``c = clone[t]``), the group likelihood with clones.
+
+    A decided user with best type ``b`` has ``log f_u(z0) = L[b] + log((1 - c) pi_gb + c [z0 =
+    b])`` (the other types' terms are below ``e^-DECIDED_NATS`` of it), so the decided users of a
+    type count together as in :func:`lattice_group_loglik`; undecided users need a
+    ``[pairs, G, K0]`` block.
+    """
+    t, S, U, K = L.shape
+    G = pi_grid.shape[0]
+    c = clone.to(L.dtype).reshape(t, 1, 1, 1)  # [t, 1(g), 1(z0), 1(b)]
+    eye = torch.eye(K, dtype=L.dtype)
+    log_m = ((1 - c) * pi_grid[:, None, :] + c * eye).log()  # [t, G, K0, K(b)]
+    is_decided, best, top = decided_users(L, pi_grid)
+    weight = (mask * is_decided).to(L.dtype)
+    n_best = count_by_type(best, weight, K)  # [t, S, K]
+    by_z0 = torch.einsum("tsb,tgzb->tsgz", n_best, log_m)  # [t, S, G, K0]
+    by_z0 = by_z0 + (top * weight).sum(-1)[..., None, None]
+    rest = (~is_decided) & mask.bool()
+    if rest.any():
+        pair, user = torch.nonzero(rest.reshape(t * S, U), as_tuple=True)
+        rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
+        top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
+        e = (rows - top_r).exp()  # [N, K]
+        c_r = c.reshape(t).repeat_interleave(S)[pair][:, None, None]  # [N, 1, 1]
+        own = (e @ pi_grid.T).unsqueeze(-1)  # [N, G, 1]
+        f = c_r * e.unsqueeze(1) + (1 - c_r) * own  # [N, G, K0]
+        count = mask.expand(t, S, U).reshape(t * S, U)[pair, user][:, None, None].to(L.dtype)
+        terms = (f.log() + top_r.unsqueeze(-1)) * count
+        by_z0 = by_z0.reshape(t * S, G, K).index_add(0, pair, terms).reshape(t, S, G, K)
+    return torch.logsumexp(pi_grid.log() + by_z0, dim=-1)
 
 
 def lattice_policy_probs(
@@ -108,3 +156,62 @@ def lattice_policy_probs(
             out.index_add_(0, sim * U + user, like_k * (ratio @ pi_grid))
     out = out.reshape(S, U, K)
     return out / out.sum(-1, keepdim=True).clamp_min(1e-300)
+
+
+def clone_policy_probs(
+    weights: torch.Tensor,
+    loglik: torch.Tensor,
+    mask: torch.Tensor,
+    pi_grid: torch.Tensor,
+    clone: torch.Tensor,
+    mass: float = 1 - 1e-6,
+    max_points: int = 2000,
+) -> tuple[torch.Tensor, float]:
+    """``[S, U, K]``: ``P(z_u = k | data)`` with clones: ``sum_{t,g} w[t,s,g] sum_z0 P(z0 |
+    t, g, data) P(z_u = k | z0, t, g, data_u)`` over the heaviest grid points, those that hold
+    ``mass`` of each simulation's posterior (at most ``max_points``; the sum is renormalised
+    over them), and the least posterior mass so covered (users are coupled through the
+    prototype: no closed form over the lattice applies)."""
+    from scai.models.marginal import prototype_posterior
+
+    T, S, U, K = loglik.shape
+    G = pi_grid.shape[0]
+    out = torch.zeros(S, U, K, dtype=loglik.dtype)
+    log_pi = pi_grid.log()
+    covered = 1.0
+    for s in range(S):
+        w = weights[:, s].reshape(-1)  # [T * G]
+        order = w.argsort(descending=True)
+        n = min(int((w[order].cumsum(0) < mass).sum()) + 1, max_points)
+        keep = order[:n]
+        covered = min(covered, float(w[keep].sum() / w.sum()))
+        t, g = keep // G, keep % G
+        prototype, given = prototype_posterior(
+            log_pi[g].unsqueeze(-2),  # [N, 1, K]
+            loglik[t, s].unsqueeze(-3),  # [N, 1, U, K]
+            mask[s : s + 1],
+            clone[t].unsqueeze(-1).to(loglik.dtype),  # [N, 1]
+        )
+        probs = (prototype[:, 0, None, :, None] * given[:, 0]).sum(-2)  # [N, U, K]
+        wk = w[keep] / w[keep].sum()
+        out[s] = (wk[:, None, None] * probs).sum(0)
+    return out, covered
+
+
+def distinct_users(L: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[S, U]`` weights: users whose log-likelihoods ``L [t, S, U, K]`` are identical at
+    every grid point (the same actions and tones: clones) are counted once, with their number
+    as the weight of the first of them (0 for the others and for padding). The group
+    likelihood is unchanged; the kernels then do the undecided users' work once per kind."""
+    t, S, U, K = L.shape
+    weights = torch.zeros(S, U, dtype=mask.dtype)
+    for s in range(S):
+        real = torch.nonzero(mask[s] > 0).flatten()
+        if len(real) == 0:
+            continue
+        rows = L[:, s, real].permute(1, 0, 2).reshape(len(real), -1)
+        _, which, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+        first = torch.full((len(counts),), len(real), dtype=torch.long)
+        first = first.scatter_reduce(0, which, torch.arange(len(real)), reduce="amin")
+        weights[s, real[first]] = counts.to(mask.dtype)
+    return weights

@@ -19,6 +19,7 @@ from scai.inference.posterior import Posterior
 from scai.models.data import check_table_memory, read_interactions, validate_frame
 from scai.models.errors import DataError, Problem, check_count, check_seed
 from scai.models.hypotheses import Hypothesis, get_hypothesis
+from scai.models.language import TONES
 from scai.models.layout import GroupData
 
 ENGINES = ("exact", "svi", "mcmc")
@@ -133,10 +134,36 @@ def prepare(
         ]
         if bad:
             raise DataError(f"users (hypothesis {hypothesis.name!r})", bad)
+    _check_reported_tones(table, hypothesis, source)
     if max_memory is not None:
         check_count("max_memory", max_memory, 1, error=EngineError)
     check_table_memory(table, source, max_memory)
     return table, GroupData.from_table(table), hypothesis
+
+
+def _check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: str) -> None:
+    """A :class:`DataError` naming every tone the hypothesis's tone reader never reports (a
+    column of zeros in its ``reader_confusion``): such a tone has probability 0 under every
+    manner, and the posterior would be undefined."""
+    if hypothesis.reader_confusion is None:
+        return
+    columns = zip(*hypothesis.reader_confusion, strict=True)
+    never = {tone for tone, column in zip(TONES, columns, strict=True) if not any(column)}
+    problems = [
+        Problem(
+            row,
+            col,
+            tone,
+            f"hypothesis {hypothesis.name!r}: its tone reader never reports {tone!r} "
+            "(reader_confusion column of zeros); read the tones with that reader or give a "
+            "hypothesis without reader_confusion",
+        )
+        for col in ("proposer_tone", "responder_tone")
+        for row, tone in enumerate(table[col].tolist(), start=1)
+        if tone in never
+    ]
+    if problems:
+        raise DataError(source, problems)
 
 
 def fit(

@@ -20,7 +20,13 @@ import torch
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.marginal import EventIndex, manner_given_type, type_posterior, user_loglik
+from scai.models.marginal import (
+    EventIndex,
+    group_loglik,
+    manner_given_type,
+    type_posterior,
+    user_loglik,
+)
 from scai.models.model import group_tables
 from scai.models.prior import GroupPrior
 
@@ -80,9 +86,8 @@ class Posterior:
             manner_probs=torch.empty(0),
             **fields,
         )
-        log_pi = post.flat_draws("pi").clamp_min(1e-300).log()
-        post.policy_probs = type_posterior(log_pi, post.user_loglik()).mean(0)
-        post.manner_probs = manner_probabilities(data, hypothesis, post.policy_probs)
+        post.policy_probs = post.type_probabilities().mean(0)
+        post.manner_probs = post.manner_probabilities_per_draw().mean(0)
         return post
 
     # -- shapes and names --------------------------------------------------------------------
@@ -132,6 +137,34 @@ class Posterior:
         essential = get_currency(currency).essential
         return GroupPrior(self.hypothesis).currency_shift(base, essential, generator)
 
+    def bounded(self, site: str) -> torch.Tensor | None:
+        """``[D, S]`` draws of ``lapse``, ``strength`` or ``clone`` where the hypothesis makes
+        them latent; ``None`` where it fixes them (the likelihood then uses the fixed value)."""
+        return self.flat_draws(site) if site in self.draws else None
+
+    def type_probabilities(self) -> torch.Tensor:
+        """``[D, S, U, K]``: ``P(z_u = k | theta_d, data)`` per draw (with clones, through the
+        prototype's posterior)."""
+        log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
+        clone = self.bounded("clone")
+        return type_posterior(log_pi, self.user_loglik(), self.data.user_mask, clone)
+
+    def manner_probabilities_per_draw(self, chunk: int = 256) -> torch.Tensor:
+        """``[D, S, U, M]``: ``sum_k P(z_u = k | theta_d) P(m_u | z_u = k, tones_u, theta_d)``."""
+        probs = self.type_probabilities()
+        strength = self.bounded("strength")
+        if strength is None:
+            given = manner_given_type(self.data, self.hypothesis).to(probs.dtype)
+            return (probs.unsqueeze(-1) * given).sum(-2)
+        parts = [
+            (
+                probs[i : i + chunk].unsqueeze(-1)
+                * manner_given_type(self.data, self.hypothesis, strength[i : i + chunk])
+            ).sum(-2)
+            for i in range(0, len(probs), chunk)
+        ]
+        return torch.cat(parts)
+
     def shifts_in_data(self) -> torch.Tensor:
         """``[D, S, C]`` shifts of the data's currencies."""
         return torch.stack([self.shift(c) for c in self.data.currencies], dim=-1)
@@ -146,41 +179,52 @@ class Posterior:
     def _user_loglik(self, chunk: int) -> torch.Tensor:
         index = EventIndex.from_data(self.data)
         lam, shift = self.lam(), self.shifts_in_data()
-        if (
-            "lam" not in self.draws
-            and "shift" not in self.draws
-            and "shift_shared" not in self.draws
-        ):
+        D, S = lam.shape
+        bounded = [self.bounded(site) for site in ("lapse", "strength")]
+        if not ({"lam", "shift", "shift_shared", "lapse", "strength"} & set(self.draws)):
             one = user_loglik(self.data, self.hypothesis, lam[:1], shift[:1], index)
-            return one.expand(lam.shape[0], *one.shape[1:])
+            return one.expand(D, *one.shape[1:])
         # Grid engines repeat a few parameter values across draws and simulations: score each
         # distinct value once, for every simulation, then pick (value, simulation) per draw.
-        D, S = lam.shape
+        columns = [lam.unsqueeze(-1), shift]
+        columns += [b.unsqueeze(-1) for b in bounded if b is not None]
         values, which = torch.unique(
-            torch.cat([lam.unsqueeze(-1), shift], -1).reshape(D * S, -1),
-            dim=0,
-            return_inverse=True,
+            torch.cat(columns, -1).reshape(D * S, -1), dim=0, return_inverse=True
         )
+        C = shift.shape[-1]
+
+        def score(lam_, shift_, rest):
+            extra, j = {}, 0
+            for site, b in zip(("lapse", "strength"), bounded, strict=True):
+                if b is not None:
+                    extra[site] = rest[..., j]
+                    j += 1
+            return user_loglik(self.data, self.hypothesis, lam_, shift_, index, **extra)
+
         if len(values) * 4 <= D:
             parts = [
-                user_loglik(
-                    self.data,
-                    self.hypothesis,
-                    values[i : i + chunk, :1],  # [t, 1]: shared by every simulation
-                    values[i : i + chunk, 1:].unsqueeze(-2),  # [t, 1, C]
-                    index,
+                score(
+                    v[:, :1],  # [t, 1]: shared by every simulation
+                    v[:, 1 : 1 + C].unsqueeze(-2),  # [t, 1, C]
+                    v[:, 1 + C :].unsqueeze(-2),  # [t, 1, extra]
                 )
-                for i in range(0, len(values), chunk)
+                for v in values.split(chunk)
             ]
             return torch.cat(parts)[which.reshape(D, S), torch.arange(S)]
+        rest = torch.cat(
+            [b.unsqueeze(-1) for b in bounded if b is not None] or [lam[..., None][..., :0]], -1
+        )
         parts = [
-            user_loglik(self.data, self.hypothesis, lam[i : i + chunk], shift[i : i + chunk], index)
-            for i in range(0, lam.shape[0], chunk)
+            score(lam[i : i + chunk], shift[i : i + chunk], rest[i : i + chunk])
+            for i in range(0, D, chunk)
         ]
         return torch.cat(parts)
 
     def pointwise_loglik(self) -> torch.Tensor:
-        """``[chains, draws, S, U]``: ``log sum_k pi_k exp(L[u, k])`` per user and draw."""
+        """``[chains, draws, S, U]``: ``log sum_k pi_k exp(L[u, k])`` per user and draw: each
+        user's marginal likelihood (with clones too: a user's type is marginally ``pi``; the
+        users are then exchangeable but not independent, and ``log_joint`` uses the group's
+        likelihood)."""
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
         ll = torch.logsumexp(log_pi.unsqueeze(-2) + self.user_loglik(), dim=-1)
         ll = ll * self.data.user_mask
@@ -198,8 +242,14 @@ class Posterior:
         """``[chains, draws]`` ``log p(theta, data)`` of each draw, summed over simulations
         (ArviZ's ``lp``): the log prior plus every user's log-likelihood with policy and manner
         summed out."""
-        lp = self.log_prior() + self.pointwise_loglik().double().sum(-1)
-        return lp.sum(-1)
+        clone = self.bounded("clone")
+        if clone is None:
+            lp = self.log_prior() + self.pointwise_loglik().double().sum(-1)
+            return lp.sum(-1)
+        log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
+        group = group_loglik(log_pi, self.user_loglik(), self.data.user_mask, clone)
+        shape = (self.n_chains, self.n_draws, -1)
+        return (self.log_prior() + group.double().reshape(shape)).sum(-1)
 
     # -- summaries --------------------------------------------------------------------------
     def pi_mean(self) -> torch.Tensor:
@@ -272,7 +322,7 @@ class Posterior:
         return self._memo["member_weights"]
 
     def _member_weights(self, pi: torch.Tensor) -> torch.Tensor:
-        probs = type_posterior(pi.clamp_min(1e-300).log(), self.user_loglik())  # [D, S, U, K]
+        probs = self.type_probabilities()  # [D, S, U, K]
         mask = self.data.user_mask.to(probs.dtype).unsqueeze(-1)
         n_users = mask.sum(-2).clamp_min(1)
         member = (probs * mask).sum(-2) / n_users
@@ -284,7 +334,8 @@ class Posterior:
         log-probabilities and accept logits."""
         lam = self.lam()
         shift = self.shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
-        tables = group_tables(self.hypothesis, torch.tensor([pot]), lam, shift)
+        lapse = self.bounded("lapse")
+        tables = group_tables(self.hypothesis, torch.tensor([pot]), lam, shift, lapse=lapse)
         return tables.offer_logp[..., 0, :, 0, :], tables.accept_logit[..., 0, :, 0, :]
 
     def predictive(self, pot: int, currency: str, who: str = "member") -> dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ import torch
 
 from scai.models.language import TONES
 from scai.models.layout import GroupData
-from scai.models.marginal import manner_given_type, type_posterior
+from scai.models.marginal import manner_given_type, prototype_posterior, type_posterior
 from scai.models.predictive import replicate
 
 ACTION_VARIABLES = ("offer", "accepted", "proposer_tone", "responder_tone")
@@ -66,12 +66,17 @@ def posterior_replicates(posterior, seed: int) -> Replicates:
     generator = torch.Generator().manual_seed(seed)
     pi = posterior.flat_draws("pi")
     D = pi.shape[0]
-    type_probs = type_posterior(pi.clamp_min(1e-300).log(), posterior.user_loglik())
-    policy = _categorical(type_probs, generator)  # [D, S, U]
-    given_type = manner_given_type(data, hyp)  # [S, U, K, M]
+    policy = _types(posterior, generator)  # [D, S, U]
     S, U = policy.shape[1:]
+    strength = posterior.bounded("strength")
     sims, users = torch.arange(S).reshape(S, 1), torch.arange(U)
-    manner = _categorical(given_type[sims, users, policy], generator)  # [D, S, U]
+    if strength is None:
+        given_type = manner_given_type(data, hyp)  # [S, U, K, M]
+        manner = _categorical(given_type[sims, users, policy], generator)  # [D, S, U]
+    else:
+        given_type = manner_given_type(data, hyp, strength)  # [D, S, U, K, M]
+        draw = torch.arange(D).reshape(D, 1, 1)
+        manner = _categorical(given_type[draw, sims, users, policy], generator)
     sites = {name: posterior.flat_draws(name) for name in posterior.draws}
     sites.update(policy=policy, manner=manner)
     events = replicate(data, hyp, sites, seed)
@@ -99,6 +104,24 @@ def posterior_replicates(posterior, seed: int) -> Replicates:
     shape = (posterior.n_chains, posterior.n_draws)
     replicated = {name: value.reshape(*shape, -1) for name, value in rep.items()}
     return Replicates(replicated, observed)
+
+
+def _types(posterior, generator: torch.Generator) -> torch.Tensor:
+    """``[D, S, U]``: each user's type per draw, from ``P(z_u | theta_d, data)``; with clones
+    jointly, through a draw of the prototype ``z0`` from ``P(z0 | theta_d, data)`` and then
+    each user's type given it."""
+    clone = posterior.bounded("clone")
+    log_pi = posterior.flat_draws("pi").clamp_min(1e-300).log()
+    loglik = posterior.user_loglik()
+    if clone is None:
+        return _categorical(type_posterior(log_pi, loglik), generator)
+    mask = posterior.data.user_mask
+    prototype, given = prototype_posterior(log_pi, loglik, mask, clone)
+    z0 = _categorical(prototype, generator)  # [D, S]
+    D, S, U = loglik.shape[:3]
+    draw, sims = torch.arange(D).reshape(D, 1, 1), torch.arange(S).reshape(1, S, 1)
+    users = torch.arange(U).reshape(1, 1, U)
+    return _categorical(given[draw, sims, users, z0.unsqueeze(-1)], generator)
 
 
 def _categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -38,6 +38,11 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """The program's pool of ``workers`` spawned processes (created on first use, shut down at
     exit). Spawn, not fork: a forked child inherits torch's thread pools in an unknown state."""
     if workers not in _POOLS:
+        # ArviZ 0.23 writes a once-a-day stamp file on import, through a fixed temporary name:
+        # workers importing it at the same moment race on that name and one import fails
+        # (FileNotFoundError). Imported here first, the stamp is today's and no worker writes.
+        import arviz  # noqa: F401
+
         _POOLS[workers] = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=SpawnContext(),

@@ -9,10 +9,11 @@ user's policy and manner summed out, on the unconstrained coordinates ``theta`` 
 
 It owns the prior (:class:`~scai.models.prior.GroupPrior`), the transforms, the per-user
 marginal log-likelihood in two backends (the torch reference, :mod:`scai.models.marginal`, and
-NumPy with its gradient by hand, :mod:`scai.models.marginal_numpy`), ``log_joint`` and prior
-draws. The exact engine, SVI's start and importance correction, NUTS, the posterior's log
-density and the assistant's prior all read it; tests hold both backends equal to the Pyro
-model's enumerated density (1e-9 in float64).
+NumPy with its gradient by hand, :mod:`scai.models.marginal_numpy`, for hypotheses without
+lapses, role-dependent norms, a learned coupling or clones; the others take autograd's gradient
+of the torch reference), ``log_joint`` and prior draws. The exact engine, SVI's start and
+importance correction, NUTS, the posterior's log density and the assistant's prior all read
+it; tests hold both backends equal to the Pyro model's enumerated density (1e-9 in float64).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ from scai.models.marginal import EventIndex, group_loglik, tone_loglik, user_log
 from scai.models.marginal_numpy import NumpyMarginal
 from scai.models.model import group_utilities
 from scai.models.prior import Coordinates, GroupPrior
+
+
+def numpy_backend_supports(hypothesis: Hypothesis) -> bool:
+    """Whether the NumPy backend's hand gradient covers the hypothesis (no lapse, no
+    role-dependent norm, no learned coupling, no clones)."""
+    return (
+        hypothesis.lapse == 0
+        and not hypothesis.lapse_is_latent
+        and not hypothesis.coupling_is_latent
+        and not hypothesis.clones
+        and all(p.responder is None for p in hypothesis.policies)
+    )
 
 
 class MarginalDensity:
@@ -50,21 +63,20 @@ class MarginalDensity:
         self.stick = StickBreakingTransform()
         S = self.coords.n_sims
         lam, shift = self.fixed_values()
-        self.varies = (
-            self.coords.latent_lam or self.coords.latent_shared or self.coords.latent_shift
-        )
-        self.fixed_loglik = (
-            None
-            if self.varies
-            else user_loglik(data, hypothesis, lam, shift, self.index, self.tones)
-        )
+        self.varies = self.coords.has_scalars
+        self.fixed_loglik = None
+        if not self.varies:
+            self.fixed_loglik = user_loglik(data, hypothesis, lam, shift, self.index, self.tones)
         # With the currency shifts fixed, only lam varies: the utilities are constants.
         self.utilities = None
         if not (self.coords.latent_shared or self.coords.latent_shift):
             self.utilities = group_utilities(hypothesis, data.pots, shift)
-        self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)
-        if not self.varies:
-            self.numpy.fix_parameters(np.full(S, hypothesis.rationality), shift.double().numpy())
+        self.numpy = None
+        if numpy_backend_supports(hypothesis):
+            self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)
+            if not self.varies:
+                lam_np = np.full(S, hypothesis.rationality)
+                self.numpy.fix_parameters(lam_np, shift.double().numpy())
         self._essential_np = self.essential.double().numpy()
 
     # -- coordinates --------------------------------------------------------------------------
@@ -91,6 +103,7 @@ class MarginalDensity:
             out["shift_shared"] = cols[..., self.columns["shift_shared"]][..., 0]
         if self.coords.latent_shift:
             out["shift"] = cols[..., self.columns["shift"]]
+        out.update(self.bounded(cols))
         return out
 
     def parameters(self, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +121,14 @@ class MarginalDensity:
             shift = cols[..., self.columns["shift"]]
         return lam, shift
 
+    def bounded(self, cols: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The latent sites in (0, 1) (``lapse``, ``strength``, ``clone``) ``[..., S]`` of
+        ``cols [..., S, width]``."""
+        return {
+            site: torch.sigmoid(cols[..., self.columns[site]][..., 0])
+            for site in self.coords.bounded
+        }
+
     # -- the torch reference ------------------------------------------------------------------
     def log_prior(self, theta: torch.Tensor) -> torch.Tensor:
         """``[..., S]`` log prior density of ``theta [..., S * width]`` (Jacobians included)."""
@@ -119,16 +140,26 @@ class MarginalDensity:
         for ``theta [..., S * width]`` with any batch shape."""
         cols = theta.reshape(*theta.shape[:-1], self.coords.n_sims, self.coords.width)
         log_p = self.prior.log_prob_unconstrained(cols, self.coords, self.essential)
+        bounded = self.bounded(cols)
         if self.fixed_loglik is not None:
             loglik = self.fixed_loglik
         else:
             lam, shift = self.parameters(cols)
+            strength = bounded.get("strength")
             loglik = user_loglik(
-                self.data, self.hypothesis, lam, shift, self.index, self.tones, self.utilities
+                self.data,
+                self.hypothesis,
+                lam,
+                shift,
+                self.index,
+                self.tones if strength is None else None,
+                self.utilities,
+                lapse=bounded.get("lapse"),
+                strength=strength,
             )
         pi = self.stick(cols[..., self.columns["pi"]])
         log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
-        return log_p + group_loglik(log_pi, loglik, self.data.user_mask)
+        return log_p + group_loglik(log_pi, loglik, self.data.user_mask, bounded.get("clone"))
 
     def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, S, width]`` draws of ``theta`` from the prior."""
@@ -137,7 +168,15 @@ class MarginalDensity:
     # -- the NumPy backend --------------------------------------------------------------------
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``(U(theta), dU/dtheta)`` for a flat ``theta [S * width]`` (float64), where
-        ``U = -sum_s log p(theta_s, data_s)``."""
+        ``U = -sum_s log p(theta_s, data_s)``: the NumPy backend where it applies, else
+        autograd on the torch reference."""
+        if self.numpy is None:
+            # (also called inside an autograd Function's forward, where grad mode is off)
+            with torch.enable_grad():
+                x = torch.tensor(theta, dtype=torch.get_default_dtype(), requires_grad=True)
+                value = -self.log_joint(x).sum()
+                (grad,) = torch.autograd.grad(value, x)
+            return float(value), grad.double().numpy()
         coords, cols_of = self.coords, self.columns
         S = coords.n_sims
         cols = theta.reshape(S, coords.width)

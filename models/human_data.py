@@ -17,7 +17,9 @@ it every row is paid in the ``currency`` argument (default ``cents``). Example::
     p01,1,100,50,1,responder
     p01,2,100,10,0,responder
 
-**Study 1 layout** — van Baar et al.'s ``Study1_UG.csv`` (see ``../shared/data/README.md``)::
+**Study 1 layout** — ``Study1_UG.csv`` from Study 1 of Heffner, Son & FeldmanHall (2021),
+*Emotion prediction errors guide socially adaptive behaviour*, Nature Human Behaviour, as
+distributed with van Baar's computational-modelling tutorial (see ``../shared/data/README.md``)::
 
     sub, role, trial, unfairness, choice[, choice_RT]
 
@@ -56,7 +58,7 @@ from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
 @dataclass(frozen=True)
-class Layout:
+class HumanDataLayout:
     """A CSV layout: the columns it needs and the ones it may have."""
 
     name: str
@@ -73,9 +75,11 @@ class Layout:
         return [c for c in self.required if c not in columns]
 
 
-GENERIC = Layout("generic", ("subject", "trial", "pot", "offer", "accepted"), ("role", "currency"))
-STUDY1 = Layout("study1", ("sub", "role", "trial", "unfairness", "choice"), ("choice_RT",))
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (GENERIC, STUDY1)}
+GENERIC = HumanDataLayout(
+    "generic", ("subject", "trial", "pot", "offer", "accepted"), ("role", "currency")
+)
+STUDY1 = HumanDataLayout("study1", ("sub", "role", "trial", "unfairness", "choice"), ("choice_RT",))
+LAYOUTS: dict[str, HumanDataLayout] = {layout.name: layout for layout in (GENERIC, STUDY1)}
 FORMATS = ("auto", *LAYOUTS)
 
 STUDY1_POT = 100
@@ -180,7 +184,7 @@ def _record(
     }
 
 
-def _choose_layout(columns: list[str], format: str, source: str) -> Layout:
+def _choose_layout(columns: list[str], format: str, source: str) -> HumanDataLayout:
     """The layout named by ``format``, or detected from the header for ``"auto"``."""
     if format != "auto":
         layout = LAYOUTS[format]

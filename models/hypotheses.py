@@ -1,26 +1,9 @@
 """Hypotheses: every prior and fixed setting of the generative model, as data.
 
 A :class:`Hypothesis` is what a researcher swaps to test an idea about a group. Presets ship
-with the package (:data:`PRESETS`); a TOML file defines a new one, including new policy types::
-
-    name = "with_spite"
-    rationality = 4.0            # lam, per unit of the pot
-    rationality_scale = 0.0      # > 0 makes lam latent: lam ~ LogNormal(log(rationality), scale)
-    pi_concentration = 0.5       # Dirichlet concentration of the group mixture (one per policy
-                                 # also allowed: [0.5, 0.5, 0.5, 0.5])
-    stereotype_strength = 0.0    # s in rho = (1 - s) uniform + s stereotype
-    tone_fidelity = 0.85
-
-    [policies.spiteful]          # a [policies] table replaces the default three
-    w = -1.0
-
-    [stereotype.selfish]         # manner weights of a policy's stereotype row
-    rude = 1.0
-
-    [currency]                   # per-currency shift delta_c of the weight on the other's payoff
-    shared_scale = 0.0           # delta_0 ~ Normal(0, shared_scale), shared by all currencies
-    currency_scale = 0.0         # delta_c ~ Normal(delta_0 + essential_shift * essential_c, scale)
-    essential_shift = 0.0
+with the package (:data:`PRESETS`); a TOML file defines a new one, including new policy types:
+:data:`TEMPLATE_PATH` is a commented template of every key (the README shows it, and a test
+loads it).
 """
 
 from __future__ import annotations
@@ -35,7 +18,7 @@ import tomli_w
 import torch
 
 from scai.models.errors import HypothesisError
-from scai.models.language import MANNERS, coupling_table, emission_table
+from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
 _TOP_KEYS = {
@@ -46,12 +29,23 @@ _TOP_KEYS = {
     "pi_concentration": (float, list),
     "stereotype_strength": float,
     "tone_fidelity": float,
+    "reader_confusion": list,
     "policies": dict,
     "stereotype": dict,
     "currency": dict,
+    "lapse": float,
+    "lapse_prior": list,
+    "stereotype_prior": list,
+    "clone_prior": list,
 }
-_POLICY_KEYS = ("w", "alpha", "beta", "description")
+_POLICY_KEYS = ("w", "alpha", "beta", "description", "responder", "norm")
+_RESPONDER_KEYS = ("w", "alpha", "beta")
+#: Group-level latents in (0, 1) with a Beta prior, by the hypothesis key of the prior.
+BETA_PRIORS = ("lapse_prior", "stereotype_prior", "clone_prior")
 _CURRENCY_KEYS = ("shared_scale", "currency_scale", "essential_shift")
+
+#: A commented TOML template of every key, shipped with the package.
+TEMPLATE_PATH = Path(__file__).with_name("hypothesis_template.toml")
 
 # -- bounds -----------------------------------------------------------------------------------
 # Utilities are in units of the pot, up to MAX_POT = 1000 units:
@@ -76,6 +70,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "alpha": (0.0, 100.0),
     "beta": (0.0, 100.0),
     "stereotype weight": (0.0, 1e6),
+    "lapse": (0.0, 0.5),
+    "beta prior": (1e-2, 1e4),
 }
 _SCALARS = (
     "rationality",
@@ -113,6 +109,13 @@ class Hypothesis:
     shared_scale: float = 0.0
     currency_scale: float = 0.0
     essential_shift: float = 0.0
+    lapse: float = 0.0
+    lapse_prior: tuple[float, float] | None = None
+    stereotype_prior: tuple[float, float] | None = None
+    clone_prior: tuple[float, float] | None = None
+    #: ``R[tone, t] = P(the tone reader reports t | the message's tone)`` over MANNERS x
+    #: MANNERS (see :mod:`scai.models.tone_reader`); ``None``: tones are observed as given.
+    reader_confusion: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -148,6 +151,26 @@ class Hypothesis:
             _check_range(f"pi_concentration[{i}]", value, "pi_concentration")
         for key in _SCALARS:
             _check_range(key, getattr(self, key), key)
+        _check_range("lapse", self.lapse, "lapse")
+        for key in BETA_PRIORS:
+            prior = getattr(self, key)
+            if prior is None:
+                continue
+            if not isinstance(prior, tuple | list) or len(prior) != 2:
+                raise HypothesisError(
+                    f"{key}: must be two numbers [a, b] of a Beta(a, b) prior, got {_show(prior)}"
+                )
+            for i, value in enumerate(prior):
+                _check_range(f"{key}[{i}]", value, "beta prior")
+            object.__setattr__(self, key, (float(prior[0]), float(prior[1])))
+        for p in self.policies:
+            if p.norm and p.norm not in names:
+                raise HypothesisError(
+                    f"policies.{p.name}.norm: {p.norm!r} is not a policy; allowed: "
+                    f"{', '.join(names)}"
+                )
+            for key, value in zip(_RESPONDER_KEYS, p.responder or (), strict=False):
+                _check_range(f"policies.{p.name}.responder.{key}", value, key)
         if not isinstance(self.stereotype, dict):
             raise HypothesisError(
                 f"stereotype: must be a table of manner weights per policy, got "
@@ -171,6 +194,12 @@ class Hypothesis:
                 _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
+        if self.reader_confusion is not None:
+            try:
+                matrix = check_confusion(self.reader_confusion, "reader_confusion")
+            except ValueError as err:
+                raise HypothesisError(str(err)) from None
+            object.__setattr__(self, "reader_confusion", matrix)  # lists (TOML) as tuples
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -193,13 +222,43 @@ class Hypothesis:
                 f"unknown policy {name!r}; allowed: {', '.join(self.policy_names)}"
             ) from None
 
-    def coupling(self) -> torch.Tensor:
-        """``rho[k, m] = P(manner m | policy k)``."""
-        return coupling_table(self.policy_names, self.stereotype, self.stereotype_strength)
+    @property
+    def lapse_is_latent(self) -> bool:
+        return self.lapse_prior is not None
+
+    @property
+    def coupling_is_latent(self) -> bool:
+        """Whether the stereotype's strength is learned per group (``stereotype_prior``)."""
+        return self.stereotype_prior is not None
+
+    @property
+    def clones(self) -> bool:
+        """Whether users may copy a group prototype's type (``clone_prior``)."""
+        return self.clone_prior is not None
+
+    @property
+    def norm_names(self) -> tuple[str, ...]:
+        """The norm each type's proposals follow (its own name unless role-dependent)."""
+        return tuple(p.proposes_as for p in self.policies)
+
+    def coupling(self, strength: torch.Tensor | None = None) -> torch.Tensor:
+        """``rho[k, m] = P(manner m | policy k)``: ``[K, M]`` at the fixed strength, or
+        ``[..., K, M]`` at ``strength [...]`` (a coupling learned per group):
+        ``rho = (1 - s) / M + s * stereotype rows``."""
+        if strength is None:
+            return coupling_table(self.policy_names, self.stereotype, self.stereotype_strength)
+        rows = coupling_table(self.policy_names, self.stereotype, 1.0).to(strength.dtype)
+        s = strength[..., None, None]
+        return (1 - s) / rows.shape[-1] + s * rows
 
     def emission(self) -> torch.Tensor:
-        """``E[m, t] = P(tone t | manner m)``."""
-        return emission_table(self.tone_fidelity)
+        """``E[m, t] = P(tone t | manner m)``; with a tone reader's confusion ``R``, the
+        probability that the reader reports ``t``: ``(E @ R)[m, t] = sum_tone E[m, tone]
+        R[tone, t]`` (every backend reads tones' probabilities here)."""
+        emission = emission_table(self.tone_fidelity)
+        if self.reader_confusion is None:
+            return emission
+        return emission @ torch.tensor(self.reader_confusion, dtype=emission.dtype)
 
     def with_(self, **changes: Any) -> Hypothesis:
         """A copy with some settings changed (validated again)."""
@@ -207,7 +266,7 @@ class Hypothesis:
 
     # -- TOML ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "rationality": self.rationality,
@@ -215,17 +274,19 @@ class Hypothesis:
             "pi_concentration": list(self.pi_concentration),
             "stereotype_strength": self.stereotype_strength,
             "tone_fidelity": self.tone_fidelity,
-            "policies": {
-                p.name: {"w": p.w, "alpha": p.alpha, "beta": p.beta, "description": p.description}
-                for p in self.policies
-            },
+            "policies": {p.name: _policy_dict(p) for p in self.policies},
             "stereotype": {k: dict(v) for k, v in self.stereotype.items()},
             "currency": {
                 "shared_scale": self.shared_scale,
                 "currency_scale": self.currency_scale,
                 "essential_shift": self.essential_shift,
             },
+            "lapse": self.lapse,
+            **{key: list(getattr(self, key)) for key in BETA_PRIORS if getattr(self, key)},
         }
+        if self.reader_confusion is not None:
+            out["reader_confusion"] = [list(row) for row in self.reader_confusion]
+        return out
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(tomli_w.dumps(self.to_dict()))
@@ -252,9 +313,16 @@ class Hypothesis:
         for key in ("name", "description", "rationality", "rationality_scale"):
             if key in raw:
                 kwargs[key] = raw[key]
-        for key in ("stereotype_strength", "tone_fidelity"):
+        for key in ("stereotype_strength", "tone_fidelity", "lapse"):
             if key in raw:
                 kwargs[key] = _number(raw[key], f"{source}: {key}")
+        for key in BETA_PRIORS:
+            if key in raw:
+                kwargs[key] = tuple(
+                    _number(v, f"{source}: {key}[{i}]") for i, v in enumerate(raw[key])
+                )
+        if "reader_confusion" in raw:
+            kwargs["reader_confusion"] = raw["reader_confusion"]
         if "policies" in raw:
             if not 1 <= len(raw["policies"]) <= MAX_POLICIES:
                 raise HypothesisError(
@@ -276,6 +344,9 @@ class Hypothesis:
                             f"{source}: policies.{pname}.description has value {_show(v)}; "
                             "expected a string"
                         )
+                spec = dict(spec)
+                if "responder" in spec:
+                    spec["responder"] = _responder(spec["responder"], f"{source}: policies.{pname}")
                 try:
                     policies.append(PolicyType(name=pname, **spec))
                 except (TypeError, ValueError) as err:
@@ -316,10 +387,35 @@ class Hypothesis:
 
     @classmethod
     def load(cls, path: str | Path) -> Hypothesis:
-        path = Path(path)
-        raw = read_toml(path)
-        raw.setdefault("name", path.stem)
-        return cls.from_dict(raw, source=str(path))
+        """A ``social_contract`` hypothesis file (read by the one loader,
+        :func:`scai.models.hypothesis_files.load_hypothesis_file`)."""
+        from scai.models.hypothesis_files import load_hypothesis_file
+
+        return load_hypothesis_file(path, family="social_contract")
+
+
+def _policy_dict(p: PolicyType) -> dict[str, Any]:
+    out: dict[str, Any] = {"w": p.w, "alpha": p.alpha, "beta": p.beta, "description": p.description}
+    if p.responder is not None:
+        out["responder"] = dict(zip(_RESPONDER_KEYS, p.responder, strict=True))
+    if p.norm:
+        out["norm"] = p.norm
+    return out
+
+
+def _responder(table: Any, where: str) -> tuple[float, float, float]:
+    """A ``responder = {w = ..., alpha = ..., beta = ...}`` table (missing keys 0)."""
+    if not isinstance(table, dict):
+        raise HypothesisError(
+            f"{where}.responder has value {_show(table)}; expected a table such as "
+            "{ alpha = 0.5 } (keys w, alpha, beta)"
+        )
+    for key in table:
+        if key not in _RESPONDER_KEYS:
+            raise HypothesisError(
+                f"{where}.responder: unknown key {key!r}; allowed: {', '.join(_RESPONDER_KEYS)}"
+            )
+    return tuple(_number(table.get(k, 0.0), f"{where}.responder.{k}") for k in _RESPONDER_KEYS)
 
 
 def _number(value: Any, where: str) -> float:
@@ -398,6 +494,11 @@ def _describe(key: str) -> str:
         "policies": "a table of policy tables",
         "stereotype": "a table of manner weights per policy",
         "currency": "a table with shared_scale, currency_scale, essential_shift",
+        "lapse_prior": "two numbers [a, b] of a Beta(a, b) prior",
+        "stereotype_prior": "two numbers [a, b] of a Beta(a, b) prior",
+        "clone_prior": "two numbers [a, b] of a Beta(a, b) prior",
+        "reader_confusion": f"{len(MANNERS)} rows of {len(MANNERS)} numbers in [0, 1], each "
+        f"summing to 1 (P(reported | tone); rows and columns: {', '.join(MANNERS)})",
     }.get(key, "a number")
 
 
@@ -405,6 +506,36 @@ _STEREOTYPE = {
     "selfish": {"rude": 1.0},
     "fair": {"neutral": 1.0},
     "altruistic": {"sycophantic": 0.5, "polite": 0.5},
+}
+
+#: Role-dependent norms of GPT-4 users in the original study's logs: "selfish" users keep all
+#: but one unit as proposers and, with some manners, reject one-unit offers as responders.
+_AGENT_POLICIES = (
+    PolicyType("selfish", description="keeps all it can"),
+    PolicyType(
+        "selfish_rejecting",
+        norm="selfish",
+        responder=(0.0, 0.5, 0.0),
+        description="proposes like selfish; as a responder rejects offers below a quarter",
+    ),
+    PolicyType("fair", alpha=2.0, beta=2.0, description="splits evenly"),
+    PolicyType("altruistic", w=2.0, description="gives it away"),
+)
+#: For agents the stereotype says nothing about neutral manners (every row gives them half its
+#: weight): rude suggests selfish, sycophantic altruistic.
+_AGENT_STEREOTYPE = {
+    "selfish": {"rude": 0.5, "neutral": 0.5},
+    "selfish_rejecting": {"rude": 0.5, "neutral": 0.5},
+    "fair": {"polite": 0.5, "neutral": 0.5},
+    "altruistic": {"sycophantic": 0.5, "neutral": 0.5},
+}
+_AGENTS = {
+    "policies": _AGENT_POLICIES,
+    "pi_concentration": (0.5,) * len(_AGENT_POLICIES),
+    "lapse_prior": (1.0, 30.0),
+    # Agents prompted alike are near-copies (in 82% of the logs' epochs all 8 user-user games
+    # are identical): a prior that a group's members usually share their type, still learned.
+    "clone_prior": (3.0, 1.0),
 }
 
 #: The registry of preset hypotheses: the one place their names are defined.
@@ -434,6 +565,24 @@ PRESETS: dict[str, Hypothesis] = {
             "move a selfish assistant's offers by about 8 points.)",
             shared_scale=0.5,
             currency_scale=0.02,
+        ),
+        Hypothesis(
+            name="real_agents",
+            description="For real agents (the original study's GPT-4 users): role-dependent "
+            "norms (a selfish type that rejects small offers), lapses ~ Beta(1, 30) per group, "
+            "and users that copy a prototype's type with probability c ~ Beta(3, 1) (agents "
+            "prompted alike are near-copies). No stereotype.",
+            **_AGENTS,
+        ),
+        Hypothesis(
+            name="real_agents_stereotyped",
+            description="real_agents with a stereotype (rude with selfish, sycophantic with "
+            "altruistic, neutral with any) whose strength is learned per group, s ~ Beta(4, 1) "
+            "(mean 0.8): a group whose manners contradict it unlearns it.",
+            stereotype=_AGENT_STEREOTYPE,
+            stereotype_strength=0.8,
+            stereotype_prior=(4.0, 1.0),
+            **_AGENTS,
         ),
         Hypothesis(
             name="essential_goods_shared",

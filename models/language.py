@@ -7,6 +7,12 @@ carries an observed tone ``t ~ Categorical(E[m_u])`` from a manner-to-tone emiss
 
 ``rho[k] = (1 - s) * uniform + s * stereotype[k]`` with stereotype strength ``s`` in [0, 1]:
 ``s = 0`` says language carries no information about policy.
+
+When tones are not observed but read from text by a tone reader (:mod:`scai.models.tone_reader`),
+the reader's confusion matrix ``R[tone, t] = P(reader reports t | tone)`` is part of the
+observation: the model scores a reported tone with ``(E @ R)[m, t] = sum_tone E[m, tone]
+R[tone, t]`` (:meth:`scai.models.hypotheses.Hypothesis.emission`), so a reader's mistakes cost
+evidence in proportion to how often it makes them. :func:`check_confusion` validates ``R``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,44 @@ def emission_table(fidelity: float = DEFAULT_TONE_FIDELITY) -> torch.Tensor:
     n = len(MANNERS)
     off = (1 - fidelity) / (n - 1)
     return torch.full((n, n), off) + torch.eye(n) * (fidelity - off)
+
+
+#: How far a confusion matrix's row may sum from 1 (JSON and TOML keep floats exactly; this
+#: allows a matrix written by hand with a few decimals, e.g. thirds as 0.333333).
+CONFUSION_TOLERANCE = 1e-6
+
+
+def check_confusion(matrix: object, name: str = "confusion") -> tuple[tuple[float, ...], ...]:
+    """``matrix`` as a tuple of float rows if it is a confusion matrix over :data:`MANNERS`:
+    ``M x M`` (rows: the true tone, columns: the reported one, both in :data:`MANNERS` order),
+    every entry a number in [0, 1], every row summing to 1 (within
+    :data:`CONFUSION_TOLERANCE`); else a ``ValueError`` naming ``name``, the row and the value.
+    """
+    n = len(MANNERS)
+    shape = f"{n} rows of {n} numbers (rows and columns: {', '.join(MANNERS)})"
+    if not isinstance(matrix, tuple | list) or len(matrix) != n:
+        raise ValueError(f"{name}: must be {shape}, got {_short(matrix)}")
+    rows = []
+    for i, row in enumerate(matrix):
+        where = f"{name}[{i}] ({MANNERS[i]})"
+        if not isinstance(row, tuple | list) or len(row) != n:
+            raise ValueError(f"{where}: must be a row of {n} numbers, got {_short(row)}")
+        for value in row:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and 0 <= value <= 1):  # False for NaN
+                raise ValueError(f"{where}: entries must be numbers in [0, 1], got {_short(row)}")
+        if abs(sum(row) - 1) > CONFUSION_TOLERANCE:
+            raise ValueError(
+                f"{where}: a row is P(reported | tone) and must sum to 1, got {_short(row)} "
+                f"(sum {sum(row):.9g})"
+            )
+        rows.append(tuple(float(v) for v in row))
+    return tuple(rows)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def coupling_table(

@@ -1,16 +1,22 @@
 """The model's likelihood with each user's policy and manner summed out by hand.
 
-For a simulation ``s`` and continuous parameters ``theta = (lam, delta)``, user ``u``'s
-log-likelihood under type ``k`` is::
+For a simulation ``s`` and continuous parameters ``theta = (lam, delta, eps, strength)``, user
+``u``'s log-likelihood under type ``k`` is::
 
     L[s, u, k] = sum_{e: u proposed} log P_offer[k, pot_e, c_e](offer_e)
                + sum_{e: u responded} log Bernoulli(accept_e | P_accept[k, pot_e, c_e, offer_e])
-               + log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]
+               + log sum_m rho_strength[k, m] prod_t E[m, t] ** n[s, u, t]
 
-(``n`` counts the user's messages of each tone), and the group's log-likelihood is
-``sum_u log sum_k pi[s, k] exp(L[s, u, k])``. This is exactly the density the Pyro model
-computes with ``policy`` and ``manner`` enumerated (a test checks it), computed from the same
-action tables but without Pyro's enumeration machinery: it is the fast path every engine uses.
+(``n`` counts the user's messages of each tone; the action tables include the lapse ``eps``),
+and the group's log-likelihood is ``sum_u log sum_k pi[s, k] exp(L[s, u, k])``. With clones
+(a group prototype ``z0 ~ pi`` whose type each user copies with probability ``c``, else draws
+its own from ``pi``), it is::
+
+    log sum_z0 pi[z0] prod_u (c exp(L[u, z0]) + (1 - c) sum_k pi[k] exp(L[u, k]))
+
+This is exactly the density the Pyro model computes with ``prototype``, ``policy`` and
+``manner`` enumerated (a test checks it), computed from the same action tables but without
+Pyro's enumeration machinery: it is the torch reference of every engine.
 """
 
 from __future__ import annotations
@@ -119,24 +125,38 @@ class _SparseProduct(torch.autograd.Function):
         return ctx.a_t @ grad, None, None
 
 
-def _manner_joint(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
-    """``[S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]``."""
+def _manner_joint(
+    data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[..., S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]`` (``strength
+    [..., S]`` when the coupling is learned per group)."""
     counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
-    log_e = hypothesis.emission().log()  # [M, T]
+    emission = hypothesis.emission()  # [M, T]
+    never = emission == 0  # a tone reader that never reports t: a column of zeros of E @ R
+    log_e = emission.log().masked_fill(never, 0.0)  # so that 0 messages * log 0 is 0, not NaN
     per_manner = counts @ log_e.T  # [S, U, M]
-    log_rho = hypothesis.coupling().log()  # [K, M]
+    if never.any():  # and a message of a tone the manner cannot produce is impossible
+        impossible = counts @ never.T.to(counts.dtype) > 0
+        per_manner = per_manner.masked_fill(impossible, -torch.inf)
+    log_rho = hypothesis.coupling(strength).log()  # [K, M] or [..., S, K, M]
+    if strength is not None:
+        log_rho = log_rho.unsqueeze(-3)  # [..., S, 1, K, M]
     return per_manner.unsqueeze(-2) + log_rho
 
 
-def tone_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
-    """``[S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
-    return torch.logsumexp(_manner_joint(data, hypothesis), dim=-1)
+def tone_loglik(
+    data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[..., S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
+    return torch.logsumexp(_manner_joint(data, hypothesis, strength), dim=-1)
 
 
-def manner_given_type(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
-    """``[S, U, K, M]``: ``P(m_u = m | z_u = k, tones_u)``, each user's manner given its type
-    and the tones it was heard in."""
-    return torch.softmax(_manner_joint(data, hypothesis), dim=-1)
+def manner_given_type(
+    data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[..., S, U, K, M]``: ``P(m_u = m | z_u = k, tones_u)``, each user's manner given its
+    type and the tones it was heard in."""
+    return torch.softmax(_manner_joint(data, hypothesis, strength), dim=-1)
 
 
 def action_loglik(
@@ -146,13 +166,15 @@ def action_loglik(
     shift: torch.Tensor,
     index: EventIndex | None = None,
     utilities: UtilityTables | None = None,
+    lapse: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[..., S, U, K]``: the offers' and decisions' log-likelihood under each type, for
     ``lam [..., S]`` and ``shift [..., S, C]`` (or ``[..., 1]``, ``[..., 1, C]`` when shared by
-    all simulations). ``utilities``: precomputed for this shift (see ``group_utilities``)."""
+    all simulations) and ``lapse`` (like ``lam``; default the hypothesis's fixed one).
+    ``utilities``: precomputed for this shift (see ``group_utilities``)."""
     index = index or EventIndex.from_data(data)
     S, U, _ = data.shape
-    tables = group_tables(hypothesis, data.pots, lam, shift, utilities)
+    tables = group_tables(hypothesis, data.pots, lam, shift, utilities, lapse)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
     accept_logit = tables.accept_logit.movedim(-3, -1)
@@ -182,24 +204,71 @@ def user_loglik(
     index: EventIndex | None = None,
     tones: torch.Tensor | None = None,
     utilities: UtilityTables | None = None,
+    lapse: torch.Tensor | None = None,
+    strength: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``L[..., s, u, k]`` (see the module docstring); padded users get 0."""
-    tones = tone_loglik(data, hypothesis) if tones is None else tones
-    total = action_loglik(data, hypothesis, lam, shift, index, utilities) + tones
+    """``L[..., s, u, k]`` (see the module docstring); padded users get 0. ``tones`` (from
+    :func:`tone_loglik`) may be passed when the coupling's strength is fixed."""
+    if tones is None:
+        tones = tone_loglik(data, hypothesis, strength)
+    total = action_loglik(data, hypothesis, lam, shift, index, utilities, lapse) + tones
     return total * data.user_mask.unsqueeze(-1)
 
 
+def _prototype_terms(
+    log_pi: torch.Tensor, loglik: torch.Tensor, clone: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """With clones: ``log f[..., S, U, z0] = log(c e^L[u, z0] + (1 - c) sum_k pi_k e^L[u, k])``
+    and ``log P(z_u = k | z0) = log(c [k = z0] + (1 - c) pi_k)`` ``[..., S, K0, K]``."""
+    c = clone.unsqueeze(-1).unsqueeze(-1)  # [..., S, 1, 1]
+    own = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1, keepdim=True)  # [..., S, U, 1]
+    log_f = torch.logaddexp(c.log() + loglik, torch.log1p(-c) + own)
+    K = log_pi.shape[-1]
+    eye = torch.eye(K, dtype=log_pi.dtype)
+    given = (c * eye + (1 - c) * log_pi.exp().unsqueeze(-2)).clamp_min(1e-300).log()
+    return log_f, given
+
+
 def group_loglik(
-    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor
+    log_pi: torch.Tensor,
+    loglik: torch.Tensor,
+    user_mask: torch.Tensor,
+    clone: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[..., S]``: ``sum_u log sum_k pi[s, k] exp(L[s, u, k])`` for ``log_pi [..., S, K]``."""
-    per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)  # [..., S, U]
-    return (per_user * user_mask).sum(-1)
+    """``[..., S]``: ``sum_u log sum_k pi[s, k] exp(L[s, u, k])`` for ``log_pi [..., S, K]``;
+    with ``clone [..., S]``, the prototype mixture of the module docstring."""
+    if clone is None:
+        per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)  # [..., S, U]
+        return (per_user * user_mask).sum(-1)
+    log_f, _ = _prototype_terms(log_pi, loglik, clone)
+    by_prototype = (log_f * user_mask.unsqueeze(-1)).sum(-2)  # [..., S, K0]
+    return torch.logsumexp(log_pi + by_prototype, dim=-1)
 
 
-def type_posterior(log_pi: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:
-    """``P(z_u = k | theta, data)`` ``[..., S, U, K]``: each user's type given the parameters."""
-    return torch.softmax(log_pi.unsqueeze(-2) + loglik, dim=-1)
+def type_posterior(
+    log_pi: torch.Tensor,
+    loglik: torch.Tensor,
+    user_mask: torch.Tensor | None = None,
+    clone: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``P(z_u = k | theta, data)`` ``[..., S, U, K]``: each user's type given the parameters
+    (with clones, averaged over the prototype's posterior ``P(z0 | theta, data)``)."""
+    if clone is None:
+        return torch.softmax(log_pi.unsqueeze(-2) + loglik, dim=-1)
+    prototype, given_z0 = prototype_posterior(log_pi, loglik, user_mask, clone)
+    return (prototype.unsqueeze(-2).unsqueeze(-1) * given_z0).sum(-2)
+
+
+def prototype_posterior(
+    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor, clone: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """With clones: ``P(z0 | theta, data)`` ``[..., S, K0]`` and each user's type given the
+    prototype, ``P(z_u = k | z0, theta, data_u)`` ``[..., S, U, K0, K]``."""
+    log_f, given = _prototype_terms(log_pi, loglik, clone)
+    by_prototype = (log_f * user_mask.unsqueeze(-1)).sum(-2)  # [..., S, K0]
+    prototype = torch.softmax(log_pi + by_prototype, dim=-1)
+    joint = given.unsqueeze(-3) + loglik.unsqueeze(-2) - log_f.unsqueeze(-1)
+    return prototype, joint.exp()
 
 
 def marginal_model(
@@ -218,8 +287,20 @@ def marginal_model(
 
     S = data.shape[0]
     C = len(data.currencies)
-    sims, pi, lam, shift = group_parameters(data, hypothesis)
-    loglik = user_loglik(data, hypothesis, lam.reshape(S), shift.reshape(S, C), index, tones)
+    sims, sites = group_parameters(data, hypothesis)
+    flat = {k: v.reshape(S, -1).squeeze(-1) for k, v in sites.items() if v is not None}
+    loglik = user_loglik(
+        data,
+        hypothesis,
+        flat["lam"],
+        sites["shift"].reshape(S, C),
+        index,
+        tones if sites["strength"] is None else None,
+        lapse=flat.get("lapse"),
+        strength=flat.get("strength"),
+    )
+    pi = sites["pi"]
     log_pi = pi.reshape(S, -1).clamp_min(torch.finfo(pi.dtype).tiny).log()
+    group = group_loglik(log_pi, loglik, data.user_mask, flat.get("clone"))
     with sims:
-        pyro.factor("users", group_loglik(log_pi, loglik, data.user_mask).reshape(S, 1, 1))
+        pyro.factor("users", group.reshape(S, 1, 1))

@@ -6,21 +6,27 @@ For each simulation (group) ``s``, with ``K`` policy types, ``M`` manners and cu
     lam_s       ~ LogNormal(log lam0, sigma_lam)   if latent, else lam0     rationality
     delta0_s    ~ Normal(0, sigma_0)               if sigma_0 > 0, else 0   shared currency shift
     delta_{s,c} ~ Normal(delta0_s + mu * essential_c, tau)  if tau > 0, else delta0_s + mu*ess_c
+    eps_s       ~ Beta(a, b)  if a lapse prior, else fixed      lapse (an action at random)
+    strength_s  ~ Beta(a, b)  if a stereotype prior, else fixed  rho_s = (1 - s) / M + s * stereo
+    clone_s     ~ Beta(a, b)  if a clone prior, else 0         how often users copy a prototype
+    z0_s        ~ Categorical(pi_s)                 if clones   "prototype"
     for each user u:
-        z_u ~ Categorical(pi_s)                                 "policy"
-        m_u ~ Categorical(rho[z_u])                             "manner"
+        z_u ~ Categorical(c_s onehot(z0_s) + (1 - c_s) pi_s)    "policy"  (pi_s without clones)
+        m_u ~ Categorical(rho_s[z_u])                           "manner"
         for each of u's events e (its own rounds):
             offer_e  ~ Categorical(P_offer[z_u, pot_e, c_e])    if u proposed  (site "offer")
             accept_e ~ Bernoulli(P_accept[z_u, pot_e, c_e, offer_e])  if u responded ("accept")
             tone_e   ~ Categorical(E[m_u])                      if a message was heard ("tone")
 
 with ``P_offer`` and ``P_accept`` the noisily rational action tables of
-:mod:`scai.models.policies` for weights ``w_k + delta_{s,c}``. Plates: ``sims`` (dim -3), ``users``
-(dim -2), ``rounds`` (dim -1; a user's own events) and ``currencies`` (dim -1, outside users).
+:mod:`scai.models.policies` for weights ``w_k + delta_{s,c}`` and lapse ``eps_s`` (a type may
+respond by other parameters than it proposes by: role-dependent norms). Plates: ``sims`` (dim
+-3), ``users`` (dim -2), ``rounds`` (dim -1; a user's own events) and ``currencies`` (dim -1,
+outside users).
 
 Run with ``observed=False`` the model *is* the simulator (a responder sees the offer its
 proposer just drew); conditioned on data it scores them, with ``policy`` and ``manner``
-marked for parallel enumeration.
+marked for parallel enumeration (and ``prototype`` with clones).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from scai.models.policies import (
     UtilityTables,
     policy_parameters,
     rational_tables,
+    responder_parameters,
     utility_tables,
 )
 from scai.models.prior import GroupPrior
@@ -49,7 +56,8 @@ def group_utilities(hypothesis: Hypothesis, pots: torch.Tensor, shift: torch.Ten
     """Utility tables with batch shape ``[..., S, C]`` from ``shift [..., S, C]``: what
     :func:`group_tables` computes before ``lam`` enters (reusable while the shift is fixed)."""
     w, alpha, beta = policy_parameters(hypothesis.policies)
-    return utility_tables(w, alpha, beta, pots, shift)
+    responder = responder_parameters(hypothesis.policies)
+    return utility_tables(w, alpha, beta, pots, shift, responder)
 
 
 def group_tables(
@@ -58,33 +66,38 @@ def group_tables(
     lam: torch.Tensor,
     shift: torch.Tensor,
     utilities: UtilityTables | None = None,
+    lapse: torch.Tensor | None = None,
 ) -> ActionTables:
-    """Action tables with batch shape ``[..., S, C]`` from ``lam [..., S]`` and
-    ``shift [..., S, C]``: ``offer_logp`` and ``accept_logit`` are ``[..., S, C, K, P, O]``.
-    ``utilities`` (from :func:`group_utilities` with the same shift) skips their computation.
+    """Action tables with batch shape ``[..., S, C]`` from ``lam [..., S]``, ``shift
+    [..., S, C]`` and ``lapse [..., S]`` (default: the hypothesis's fixed lapse):
+    ``offer_logp`` and ``accept_logit`` are ``[..., S, C, K, P, O]``. ``utilities`` (from
+    :func:`group_utilities` with the same shift) skips their computation.
     """
     if utilities is None:
         utilities = group_utilities(hypothesis, pots, shift)
-    return rational_tables(utilities, lam.unsqueeze(-1))
+    eps = hypothesis.lapse if lapse is None else lapse.unsqueeze(-1)
+    return rational_tables(utilities, lam.unsqueeze(-1), eps)
 
 
 def group_parameters(
     data: GroupData, hypothesis: Hypothesis
-) -> tuple[pyro.plate, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The continuous sites, drawn from the hypothesis's prior (:class:`GroupPrior`):
-    ``pi [S,1,1,K]``, ``lam [S,1,1]`` and ``shift [S,1,C]``, sampled in the ``sims`` plate
-    (returned for reuse)."""
+) -> tuple[pyro.plate, dict[str, torch.Tensor | None]]:
+    """The continuous sites, drawn from the hypothesis's prior (:class:`GroupPrior`) in the
+    ``sims`` plate (returned for reuse): ``pi [S,1,1,K]``, ``lam [S,1,1]``, ``shift [S,1,C]``
+    (the currencies' total shifts), and ``lapse``, ``strength``, ``clone`` ``[S,1,1]`` where
+    the hypothesis makes them latent (``None`` otherwise)."""
     S = data.shape[0]
     C = len(data.currencies)
     dtype = torch.get_default_dtype()
     prior = GroupPrior(hypothesis)
     sims = pyro.plate("sims", S, dim=-3)
+    sites: dict[str, torch.Tensor | None] = {}
     with sims:
-        pi = pyro.sample("pi", prior.pi_dist())  # [S, 1, 1, K]
+        sites["pi"] = pyro.sample("pi", prior.pi_dist())  # [S, 1, 1, K]
         if prior.latent_lam:
-            lam = pyro.sample("lam", prior.lam_dist())
+            sites["lam"] = pyro.sample("lam", prior.lam_dist())
         else:
-            lam = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
+            sites["lam"] = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
         shared = (
             pyro.sample("shift_shared", prior.shared_dist())
             if prior.latent_shared
@@ -93,10 +106,16 @@ def group_parameters(
         shift_mean = prior.shift_mean(shared.reshape(S, 1), data.essential).reshape(S, 1, C)
         if prior.latent_shift:
             with pyro.plate("currencies", C, dim=-1):
-                shift = pyro.sample("shift", prior.shift_dist(shift_mean))
+                sites["shift"] = pyro.sample("shift", prior.shift_dist(shift_mean))
         else:
-            shift = shift_mean.expand(S, 1, C)
-    return sims, pi, lam, shift
+            sites["shift"] = shift_mean.expand(S, 1, C)
+        for site in ("lapse", "strength", "clone"):
+            sites[site] = (
+                pyro.sample(site, prior.bounded_dist(site)).reshape(S, 1, 1)
+                if site in prior.beta
+                else None
+            )
+    return sims, sites
 
 
 def social_contract_model(
@@ -112,19 +131,30 @@ def social_contract_model(
     """
     S, U, E = data.shape
     C = len(data.currencies)
-    rho = hypothesis.coupling()
     emission = hypothesis.emission()
-    sims, pi, lam, shift = group_parameters(data, hypothesis)
-
-    tables = group_tables(hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C))
+    sims, sites = group_parameters(data, hypothesis)
+    pi, lam, shift = sites["pi"], sites["lam"], sites["shift"]
+    lapse = None if sites["lapse"] is None else sites["lapse"].reshape(S)
+    tables = group_tables(hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse)
     sim = torch.arange(S).reshape(S, 1, 1)
+    strength = sites["strength"]
+    rho = hypothesis.coupling(None if strength is None else strength.reshape(S))
+    type_probs = pi
+    prototype = None
+    if sites["clone"] is not None:
+        with sims:
+            prototype = pyro.sample("prototype", dist.Categorical(pi), infer=ENUM)
+        K = pi.shape[-1]
+        c = sites["clone"].unsqueeze(-1)  # [S, 1, 1, 1]
+        type_probs = c * torch.nn.functional.one_hot(prototype, K).to(pi.dtype) + (1 - c) * pi
 
     users = pyro.plate("users", U, dim=-2, subsample_size=subsample_size if observed else None)
     with sims, users as batch, pyro.poutine.mask(mask=data.user_mask[:, batch].unsqueeze(-1)):
         if subsample_size is not None and observed:
             data = data.users_subset(batch)
-        z = pyro.sample("policy", dist.Categorical(pi), infer=ENUM)
-        m = pyro.sample("manner", dist.Categorical(Vindex(rho)[z]), infer=ENUM)
+        z = pyro.sample("policy", dist.Categorical(type_probs), infer=ENUM)
+        manner_probs = Vindex(rho)[z] if strength is None else Vindex(rho)[sim, z]
+        m = pyro.sample("manner", dist.Categorical(manner_probs), infer=ENUM)
         with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
             offer_dist = TableCategorical(
                 tables.offer_logp,
@@ -154,6 +184,7 @@ def social_contract_model(
         "pi": pi,
         "lam": lam,
         "shift": shift,
+        "prototype": prototype,
         "policy": z,
         "manner": m,
         "offer": offer,

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from scai.models.errors import HypothesisError
 
@@ -37,13 +38,22 @@ from scai.models.errors import HypothesisError
 @dataclass(frozen=True)
 class PolicyType:
     """A named social utility: weight ``w`` on the other's payoff, envy ``alpha``, guilt
-    ``beta``."""
+    ``beta``.
+
+    A type may respond by other parameters than it proposes by (``responder``: its responder's
+    ``(w, alpha, beta)``): a *role-dependent* norm, such as GPT-4's "selfish" users, who keep
+    all but one unit as proposers and reject one-unit offers as responders. Its proposer still
+    expects a responder of its own proposer's norm (social projection). ``norm`` names the
+    norm its proposals follow (default: the type's own name), so that role variants of one norm
+    can be counted together."""
 
     name: str
     w: float = 0.0
     alpha: float = 0.0
     beta: float = 0.0
     description: str = ""
+    responder: tuple[float, float, float] | None = None
+    norm: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -54,6 +64,32 @@ class PolicyType:
                 raise HypothesisError(f"policy {self.name!r}: {field} must be a finite number")
         if self.alpha < 0 or self.beta < 0:
             raise HypothesisError(f"policy {self.name!r}: alpha and beta must be >= 0")
+        if self.responder is not None:
+            values = tuple(self.responder)
+            if len(values) != 3 or not all(
+                isinstance(v, int | float) and v == v and abs(v) != float("inf") for v in values
+            ):
+                raise HypothesisError(
+                    f"policy {self.name!r}: responder must be three finite numbers (w, alpha, "
+                    f"beta), got {self.responder!r}"
+                )
+            if values[1] < 0 or values[2] < 0:
+                raise HypothesisError(
+                    f"policy {self.name!r}: the responder's alpha and beta must be >= 0"
+                )
+            object.__setattr__(self, "responder", tuple(float(v) for v in values))
+        if not isinstance(self.norm, str):
+            raise HypothesisError(f"policy {self.name!r}: norm must be a policy name")
+
+    @property
+    def proposes_as(self) -> str:
+        """The norm this type's proposals follow."""
+        return self.norm or self.name
+
+    @property
+    def responder_parameters(self) -> tuple[float, float, float]:
+        """``(w, alpha, beta)`` of its responder."""
+        return self.responder if self.responder is not None else (self.w, self.alpha, self.beta)
 
 
 #: The named policy types of the original study, with default utility parameters.
@@ -99,14 +135,21 @@ class ActionTables:
 @dataclass
 class UtilityTables:
     """What the players' utilities are for every type, pot and offer, before the rationality
-    ``lam`` scales them: ``u_resp`` (the responder's, on accepting) and ``u_prop`` (the
-    proposer's, if accepted), each ``[..., K, P, O]``, and ``valid [P, O]`` (``offer <= pot``).
+    ``lam`` scales them: ``u_resp`` (the responder's, on accepting, by its responder's norm),
+    ``u_prop`` (the proposer's, if accepted) and ``u_proj`` (what the proposer expects a
+    responder of its own proposer's norm to gain: equal to ``u_resp`` unless the type's norm is
+    role-dependent), each ``[..., K, P, O]``, and ``valid [P, O]`` (``offer <= pot``).
     """
 
     u_resp: torch.Tensor
     u_prop: torch.Tensor
     valid: torch.Tensor
     pots: torch.Tensor
+    u_proj: torch.Tensor | None = None
+
+    @property
+    def projected(self) -> torch.Tensor:
+        return self.u_resp if self.u_proj is None else self.u_proj
 
 
 def utility_tables(
@@ -115,33 +158,66 @@ def utility_tables(
     beta: torch.Tensor,
     pots: torch.Tensor,
     shift: torch.Tensor | float = 0.0,
+    responder: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> UtilityTables:
     """Utilities for types with parameters ``w, alpha, beta`` (each ``[..., K]``), the weight on
-    the other's payoff shifted by ``shift`` (a scalar or batch shape ``[...]``)."""
+    the other's payoff shifted by ``shift`` (a scalar or batch shape ``[...]``); ``responder``:
+    the responders' ``(w, alpha, beta)`` where they differ (role-dependent norms)."""
     dtype = torch.get_default_dtype()
     shift = torch.as_tensor(shift, dtype=dtype)
-    w = (w + shift.unsqueeze(-1))[..., None, None]  # [..., K, 1, 1]
-    alpha = torch.as_tensor(alpha, dtype=dtype)[..., None, None]
-    beta = torch.as_tensor(beta, dtype=dtype)[..., None, None]
     pot = pots.to(dtype)[:, None]  # [P, 1]
     offer = torch.arange(int(pots.max()) + 1, dtype=dtype)  # [O]
+
+    def params(w_, a_, b_):
+        w_ = (torch.as_tensor(w_, dtype=dtype) + shift.unsqueeze(-1))[..., None, None]
+        a_ = torch.as_tensor(a_, dtype=dtype)[..., None, None]
+        return w_, a_, torch.as_tensor(b_, dtype=dtype)[..., None, None]
+
+    own = params(w, alpha, beta)  # [..., K, 1, 1] each
     # Responder: gets the offer, the proposer keeps the rest.
-    u_resp = utility(offer, pot - offer, w, alpha, beta)
+    u_resp = utility(offer, pot - offer, *own)
     # Proposer: keeps pot - offer.
-    u_prop = utility(pot - offer, offer, w, alpha, beta)
-    return UtilityTables(u_resp, u_prop, offer <= pot, pots)
+    u_prop = utility(pot - offer, offer, *own)
+    if responder is None:
+        return UtilityTables(u_resp, u_prop, offer <= pot, pots)
+    u_role = utility(offer, pot - offer, *params(*responder))
+    return UtilityTables(u_role, u_prop, offer <= pot, pots, u_proj=u_resp)
 
 
-def rational_tables(utilities: UtilityTables, lam: torch.Tensor | float) -> ActionTables:
+def rational_tables(
+    utilities: UtilityTables,
+    lam: torch.Tensor | float,
+    lapse: torch.Tensor | float | None = None,
+) -> ActionTables:
     """Noisily rational actions: accept with ``sigmoid(lam * u_resp)``; offer with
-    ``softmax(lam * E[u_prop])``, expecting a responder of the proposer's own type. ``lam`` is
-    a scalar or has the utilities' batch shape ``[...]``."""
+    ``softmax(lam * E[u_prop])``, expecting a responder of the proposer's own norm
+    (``u_proj``). ``lam`` is a scalar or has the utilities' batch shape ``[...]``.
+
+    With a lapse rate ``eps`` (same shapes; ``None`` or 0: none), each action is random with
+    probability ``eps``: ``P(o) = eps / (pot + 1) + (1 - eps) P_rational(o)`` and
+    ``P(accept) = eps / 2 + (1 - eps) P_rational(accept)``, so one surprising act costs at most
+    ``-log(eps / n_actions)`` nats. Proposers plan for their partners' norm, not their slips."""
     dtype = torch.get_default_dtype()
     lam = torch.as_tensor(lam, dtype=dtype)[..., None, None, None]
     accept_logit = lam * utilities.u_resp
-    expected = torch.sigmoid(accept_logit) * utilities.u_prop
+    projected = accept_logit if utilities.u_proj is None else lam * utilities.u_proj
+    expected = torch.sigmoid(projected) * utilities.u_prop
     logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
     offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    if lapse is not None and not (isinstance(lapse, float | int) and lapse == 0):
+        eps = torch.as_tensor(lapse, dtype=dtype)[..., None, None, None]
+        n_offers = (utilities.pots.to(dtype) + 1)[:, None]  # [P, 1]
+        slip = torch.log(eps / n_offers)
+        offer_logp = torch.where(
+            utilities.valid,
+            torch.logaddexp(slip, torch.log1p(-eps) + offer_logp),
+            torch.tensor(-torch.inf, dtype=dtype),
+        )
+        half = torch.log(eps / 2)
+        keep = torch.log1p(-eps)
+        log_accept = torch.logaddexp(half, keep + F.logsigmoid(accept_logit))
+        log_reject = torch.logaddexp(half, keep + F.logsigmoid(-accept_logit))
+        accept_logit = log_accept - log_reject
     return ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
 
 
@@ -152,13 +228,28 @@ def action_tables(
     pots: torch.Tensor,
     lam: torch.Tensor | float,
     shift: torch.Tensor | float = 0.0,
+    responder: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    lapse: torch.Tensor | float | None = None,
 ) -> ActionTables:
     """Action tables for types with parameters ``w, alpha, beta`` (each ``[..., K]``).
 
-    ``pots`` is a 1-d integer tensor of the distinct pots needed; ``lam`` and ``shift`` are
-    scalars or tensors of batch shape ``[...]`` (broadcast against the types' batch shape).
+    ``pots`` is a 1-d integer tensor of the distinct pots needed; ``lam``, ``shift`` and
+    ``lapse`` are scalars or tensors of batch shape ``[...]`` (broadcast against the types'
+    batch shape); ``responder`` as in :func:`utility_tables`.
     """
-    return rational_tables(utility_tables(w, alpha, beta, pots, shift), lam)
+    return rational_tables(utility_tables(w, alpha, beta, pots, shift, responder), lam, lapse)
+
+
+def responder_parameters(
+    policies: tuple[PolicyType, ...],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The responders' ``(w, alpha, beta)`` ``[K]`` tensors, or ``None`` if every type responds
+    by the norm it proposes by."""
+    if all(p.responder is None for p in policies):
+        return None
+    dtype = torch.get_default_dtype()
+    rows = [p.responder_parameters for p in policies]
+    return tuple(torch.tensor([r[i] for r in rows], dtype=dtype) for i in range(3))
 
 
 def policy_parameters(policies: tuple[PolicyType, ...]) -> tuple[torch.Tensor, ...]:

@@ -33,9 +33,10 @@ def replicate(
     """Replicated ``offer``, ``accept`` and ``tone`` per event, ``[D, S, U, E]`` (long).
 
     ``sites`` holds ``D`` draws of the model's latent sites: ``pi [D, S, K]`` and, where the
-    hypothesis makes them latent, ``lam [D, S]``, ``shift_shared [D, S]``, ``shift
-    [D, S, C]``; and ``policy``, ``manner`` ``[D, S, U]`` (each user's type and manner in
-    that draw). Deterministic for a ``seed``; torch's global random state is left as it was.
+    hypothesis makes them latent, ``lam``, ``shift_shared``, ``lapse``, ``strength``, ``clone``
+    ``[D, S]`` and ``shift [D, S, C]``; and ``policy``, ``manner`` ``[D, S, U]`` (each user's
+    type and manner in that draw). Deterministic for a ``seed``; torch's global random state is
+    left as it was.
     """
     D = sites["pi"].shape[0]
     S, U, E = data.shape
@@ -45,6 +46,9 @@ def replicate(
         "lam": (1, 1),
         "shift_shared": (1, 1),
         "shift": (1, C),
+        "lapse": (1, 1),
+        "strength": (1, 1),
+        "clone": (1, 1),
         "policy": (U, 1),
         "manner": (U, 1),
     }

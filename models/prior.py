@@ -7,6 +7,9 @@ For one group (simulation) ``s`` under a :class:`~scai.models.hypotheses.Hypothe
     lam_s       ~ LogNormal(log lam0, sigma_lam)   if sigma_lam > 0, else lam0    rationality
     delta0_s    ~ Normal(0, sigma_0)               if sigma_0 > 0,   else 0       shared shift
     delta_{s,c} ~ Normal(delta0_s + mu e_c, tau)   if tau > 0,       else delta0_s + mu e_c
+    eps_s       ~ Beta(a_eps, b_eps)               if a lapse prior, else the fixed lapse
+    strength_s  ~ Beta(a_s, b_s)                   if a stereotype prior, else the fixed s
+    clone_s     ~ Beta(a_c, b_c)                   if a clone prior,     else 0
 
 Everything that needs the prior reads it from a :class:`GroupPrior`: the Pyro model
 (:func:`scai.models.model.group_parameters`) takes its distributions, the marginal density
@@ -17,8 +20,10 @@ assistant its draws before any data.
 
 **Unconstrained coordinates** (:class:`Coordinates`), per simulation: ``K - 1`` stick-breaking
 coordinates of ``pi`` (torch's ``StickBreakingTransform``: ``z_j = sigmoid(x_j - log(K-1-j))``,
-``pi_j = z_j prod_{i<j} (1 - z_i)``), then ``log lam``, ``delta0`` and one ``delta_c`` per
-currency in the data, for the sites the hypothesis makes latent. Under ``pi ~ Dirichlet(a)``
+``pi_j = z_j prod_{i<j} (1 - z_i)``), then ``log lam``, ``delta0``, one ``delta_c`` per
+currency in the data, and the logits of ``eps``, ``strength`` and ``clone``, for the sites the
+hypothesis makes latent (a Beta prior's log density on the logit scale, Jacobian included, is
+``a log sigmoid(x) + b log sigmoid(-x) - log B(a, b)``). Under ``pi ~ Dirichlet(a)``
 the fractions ``z_j`` are independent ``Beta(a_j, b_j)`` with ``b_j = a_{j+1} + ... + a_K``, so
 the log density of ``x`` (the Dirichlet's and the transform's Jacobian in one) is
 ``sum_j a_j log sigmoid(t_j) + b_j log sigmoid(-t_j) - log B(a_j, b_j)`` with
@@ -37,7 +42,9 @@ from scipy.special import betaln, expit, log_expit
 
 from scai.models.hypotheses import Hypothesis
 
-SITES = ("pi", "lam", "shift_shared", "shift")
+SITES = ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
+#: The group-level latents in (0, 1), each with a Beta prior, by the hypothesis key of the prior.
+BOUNDED = {"lapse": "lapse_prior", "strength": "stereotype_prior", "clone": "clone_prior"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Coordinates:
     latent_lam: bool
     latent_shared: bool
     latent_shift: bool
+    bounded: tuple[str, ...] = ()  # the latent sites among BOUNDED, in that order
 
     @property
     def width(self) -> int:
@@ -59,6 +67,7 @@ class Coordinates:
             + int(self.latent_lam)
             + int(self.latent_shared)
             + self.n_currencies * int(self.latent_shift)
+            + len(self.bounded)
         )
 
     @property
@@ -68,7 +77,7 @@ class Coordinates:
     @property
     def has_scalars(self) -> bool:
         """Whether any site besides ``pi`` is latent."""
-        return self.latent_lam or self.latent_shared or self.latent_shift
+        return self.latent_lam or self.latent_shared or self.latent_shift or bool(self.bounded)
 
     def columns(self) -> dict[str, slice]:
         """Each latent site's columns."""
@@ -81,6 +90,9 @@ class Coordinates:
             if on:
                 out[name] = slice(j, j + n)
                 j += n
+        for name in self.bounded:
+            out[name] = slice(j, j + 1)
+            j += 1
         return out
 
 
@@ -103,6 +115,15 @@ class GroupPrior:
         self.stick_b = np.cumsum(alpha[::-1])[::-1][1:].copy()
         self.stick_offset = np.log(K - 1 - np.arange(K - 1, dtype=np.float64))
         self.stick_log_norm = betaln(self.stick_a, self.stick_b)
+        #: Beta(a, b) priors of the latent sites in (0, 1), in BOUNDED's order
+        self.beta = {
+            site: getattr(h, key) for site, key in BOUNDED.items() if getattr(h, key) is not None
+        }
+        self.fixed = {
+            "lapse": float(h.lapse),
+            "strength": float(h.stereotype_strength),
+            "clone": 0.0,
+        }
         self._sticks_torch = tuple(
             torch.from_numpy(v)
             for v in (self.stick_a, self.stick_b, self.stick_offset, self.stick_log_norm)
@@ -123,7 +144,8 @@ class GroupPrior:
 
     def latent_sites(self) -> tuple[str, ...]:
         flags = (True, self.latent_lam, self.latent_shared, self.latent_shift)
-        return tuple(name for name, on in zip(SITES, flags, strict=True) if on)
+        first = [name for name, on in zip(SITES[:4], flags, strict=True) if on]
+        return (*first, *self.beta)
 
     def coordinates(self, n_sims: int, n_currencies: int) -> Coordinates:
         return Coordinates(
@@ -133,7 +155,13 @@ class GroupPrior:
             self.latent_lam,
             self.latent_shared,
             self.latent_shift,
+            tuple(self.beta),
         )
+
+    def bounded_dist(self, site: str) -> dist.Beta:
+        a, b = self.beta[site]
+        dtype = torch.get_default_dtype()
+        return dist.Beta(torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype))
 
     # -- the distributions (constrained space) -----------------------------------------------
     def pi_dist(self) -> dist.Dirichlet:
@@ -167,6 +195,8 @@ class GroupPrior:
         if self.latent_shift:
             mean = self.shift_mean(shared, essential.double())
             lp = lp + self.shift_dist(mean).log_prob(sites["shift"].double()).sum(-1)
+        for site in self.beta:
+            lp = lp + self.bounded_dist(site).log_prob(sites[site].double()).double()
         return lp
 
     # -- draws --------------------------------------------------------------------------------
@@ -188,7 +218,29 @@ class GroupPrior:
         mean = self.shift_mean(shared, essential.double())
         shift = mean + self.currency_scale * _randn(mean.shape, generator)
         out = {"pi": pi, "lam": lam, "shift_shared": shared, "shift": shift}
+        for site, value in self.fixed.items():
+            out[site] = torch.full(shape, value, dtype=dtype)
+        for site, (a, b) in self.beta.items():
+            ab = torch.tensor([a, b], dtype=dtype).expand(*shape, 2).contiguous()
+            out[site] = torch._sample_dirichlet(ab, generator=generator)[..., 0]
         return {k: v.to(torch.get_default_dtype()) for k, v in out.items()}
+
+    def bounded_grid(self, site: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact engine's grid for a site in (0, 1): ``n`` points evenly spaced on the
+        logit scale over ``[-7, 7]`` (0.0009 to 0.9991, so a posterior far in the prior's tail
+        is still covered), each weighted by the prior mass of its cell (the Beta CDF between the
+        midpoints to its neighbours; the end cells reach 0 and 1). Returns ``(points [n],
+        log masses [n])``, float64."""
+        from scipy.stats import beta as beta_dist
+
+        a, b = self.beta[site]
+        if n == 1:
+            return torch.tensor([beta_dist.median(a, b)], dtype=torch.float64), torch.zeros(1)
+        x = np.linspace(-7.0, 7.0, n)
+        points = expit(x)
+        edges = np.concatenate([[0.0], expit((x[1:] + x[:-1]) / 2), [1.0]])
+        mass = np.diff(beta_dist.cdf(edges, a, b)).clip(min=1e-300)
+        return torch.as_tensor(points), torch.as_tensor(np.log(mass))
 
     def currency_shift(
         self, shared: torch.Tensor, essential: bool, generator: torch.Generator
@@ -270,6 +322,9 @@ class GroupPrior:
             cols[:, where["lam"]] = self.lam_loc
         if coords.latent_shift:
             cols[:, where["shift"]] = self.essential_shift * essential.to(cols.dtype)
+        for site in coords.bounded:
+            a, b = self.beta[site]
+            cols[:, where[site]] = math.log(a / b)  # the logit of the prior mean
         return cols.reshape(-1)
 
     def log_prob_unconstrained(
@@ -293,6 +348,10 @@ class GroupPrior:
         if coords.latent_shift:
             mean = self.shift_mean(shared, essential)
             lp = lp + self.shift_dist(mean).log_prob(cols[..., where["shift"]]).sum(-1)
+        for site in coords.bounded:
+            a, b = self.beta[site]
+            x = cols[..., where[site]][..., 0]
+            lp = lp + (a * logsigmoid(x) + b * logsigmoid(-x) - float(betaln(a, b)))
         return lp
 
     def log_prob_unconstrained_np(
@@ -324,6 +383,11 @@ class GroupPrior:
             grad[:, where["shift"]] = -resid
             if coords.latent_shared:
                 grad[:, where["shift_shared"]] += resid.sum(-1, keepdims=True)
+        for site in coords.bounded:
+            a, b = self.beta[site]
+            x = cols[:, where[site]][:, 0]
+            lp = lp + a * log_expit(x) + b * log_expit(-x) - float(betaln(a, b))
+            grad[:, where[site]] = (a * expit(-x) - b * expit(x))[:, None]
         return lp, grad
 
     def sample_unconstrained(
@@ -348,6 +412,16 @@ class GroupPrior:
         if coords.latent_shift:
             mean = self.shift_mean(shared, essential.double())
             cols.append((mean + self.currency_scale * _randn(mean.shape, generator)).to(dtype))
+        for site in coords.bounded:
+            a, b = self.beta[site]
+            g_a = torch._standard_gamma(
+                torch.full((n, S, 1), a, dtype=torch.float64), generator=generator
+            )
+            g_b = torch._standard_gamma(
+                torch.full((n, S, 1), b, dtype=torch.float64), generator=generator
+            )
+            logit = g_a.clamp_min(1e-300).log() - g_b.clamp_min(1e-300).log()
+            cols.append(logit.to(dtype))
         return torch.cat(cols, -1)
 
 

@@ -67,6 +67,22 @@ def emission(manner: str, tone: str, fidelity: float) -> float:
     return fidelity if manner == tone else (1 - fidelity) / (len(MANNERS) - 1)
 
 
+def reported_emission(
+    manner: str,
+    reported: str,
+    fidelity: float,
+    confusion: Sequence[Sequence[float]] | None = None,
+) -> float:
+    """``P(a tone reader reports reported | manner) = sum_tone P(tone | manner)
+    P(reported | tone)``; without a reader's confusion matrix, the tone as emitted."""
+    if confusion is None:
+        return emission(manner, reported, fidelity)
+    column = MANNERS.index(reported)
+    return sum(
+        emission(manner, tone, fidelity) * confusion[i][column] for i, tone in enumerate(MANNERS)
+    )
+
+
 def logsumexp(values: Sequence[float]) -> float:
     top = max(values)
     if top == -math.inf:

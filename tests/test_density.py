@@ -22,13 +22,42 @@ from scai.models.density import MarginalDensity
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, group_parameters, social_contract_model
+from scai.models.policies import PolicyType
 
+ROLES = (
+    PolicyType("selfish"),
+    PolicyType("selfish_rejecting", norm="selfish", responder=(0.0, 0.5, 0.0)),
+    PolicyType("fair", alpha=2.0, beta=2.0),
+    PolicyType("altruistic", w=2.0),
+)
 HYPOTHESES = {
     "neutral": PRESETS["neutral"],
     "latent_lam": Hypothesis(name="latent_lam", rationality=2.0, rationality_scale=0.5),
     "pooled": PRESETS["pooled"],
     "stereotyped_latent_lam": PRESETS["stereotyped"].with_(rationality_scale=0.3),
     "shift_and_lam": PRESETS["essential_goods_shared"].with_(rationality_scale=0.4),
+    "lapse_fixed": PRESETS["neutral"].with_(name="lapse_fixed", lapse=0.05),
+    "lapse_latent": PRESETS["neutral"].with_(name="lapse_latent", lapse_prior=(2.0, 20.0)),
+    "roles": Hypothesis(name="roles", policies=ROLES, pi_concentration=(0.5,) * 4),
+    "coupling": PRESETS["stereotyped"].with_(name="coupling", stereotype_prior=(8.0, 2.0)),
+    "clones": PRESETS["neutral"].with_(name="clones", clone_prior=(1.0, 1.0)),
+    "everything": PRESETS["stereotyped"].with_(
+        name="everything",
+        rationality_scale=0.3,
+        lapse_prior=(1.0, 30.0),
+        stereotype_prior=(8.0, 2.0),
+        clone_prior=(1.0, 3.0),
+    ),
+    # tones read by a reader that mistakes rude and neutral for each other 30% of the time
+    "read_tones": PRESETS["stereotyped"].with_(
+        rationality_scale=0.3,
+        reader_confusion=(
+            (0.7, 0.0, 0.3, 0.0),
+            (0.1, 0.8, 0.0, 0.1),
+            (0.3, 0.0, 0.7, 0.0),
+            (0.0, 0.05, 0.0, 0.95),
+        ),
+    ),
 }
 
 
@@ -43,8 +72,12 @@ def pyro_params(theta: torch.Tensor, density: MarginalDensity) -> dict[str, torc
     coords = density.coords
     cols = theta.reshape(coords.n_sims, coords.width)
     S = coords.n_sims
-    shapes = {"pi": (S, 1, 1, -1), "lam": (S, 1, 1), "shift_shared": (S, 1, 1), "shift": (S, 1, -1)}
-    return {name: cols[:, where].reshape(shapes[name]) for name, where in density.columns.items()}
+    scalar = (S, 1, 1)
+    shapes = {"pi": (S, 1, 1, -1), "shift": (S, 1, -1)}
+    return {
+        name: cols[:, where].reshape(shapes.get(name, scalar))
+        for name, where in density.columns.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(HYPOTHESES))
@@ -143,6 +176,9 @@ def test_prior_is_the_models_prior_everywhere(float64, data, name):
     jacobian = density.stick.log_abs_det_jacobian(sticks, sites["pi"])
     if "lam" in sites:
         jacobian = jacobian + sites["lam"].log()
+    for site in ("lapse", "strength", "clone"):  # sigmoid: dz/dx = z (1 - z)
+        if site in sites:
+            jacobian = jacobian + sites[site].log() + (-sites[site]).log1p()
     torch.testing.assert_close(constrained + jacobian, torch_lp, rtol=0, atol=1e-8)
 
 
@@ -167,7 +203,7 @@ def test_prior_draws_have_the_dirichlets_moments(float64, data):
     assert float(drawn["shift_shared"].std()) == pytest.approx(hyp.shared_scale, rel=0.03)
 
 
-@pytest.mark.parametrize("name", ["neutral", "latent_lam", "shift_and_lam"])
+@pytest.mark.parametrize("name", ["neutral", "latent_lam", "shift_and_lam", "read_tones"])
 def test_exact_engines_grid_density_is_the_same_density(float64, data, name):
     """At grid points ``(lam, shift)`` and lattice points ``pi``, the exact engine's kernels
     (the action log-likelihood on a grid, and the group log-likelihood that sums decided users

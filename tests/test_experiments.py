@@ -6,9 +6,11 @@ in the README table, produced by ``scai run all``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from conftest import STUDY1_UG
+from scai_logs_fixture import make_archive, write_run
 
 from scai.experiments.cli import main
 from scai.experiments.registry import EXPERIMENTS
@@ -48,10 +50,23 @@ def run_quick(name, tmp_path, *extra):
     return out / name, figs
 
 
-def extra_options(name: str) -> list[str]:
-    """What an experiment needs beyond the common options."""
-    if name == "human-data":
-        return ["--data", str(STUDY1_UG)]
+def synthetic_logs(folder: Path) -> Path:
+    """A small archive in the original study's log format (``tests/scai_logs_fixture.py``):
+    two conditions of two runs, five epochs each."""
+    root = folder / "logs"
+    for run, (policy, manner) in enumerate(
+        [("altruistic", "rude"), ("altruistic", "rude"), ("selfish", "neutral")] * 1
+    ):
+        write_run(root / str(run), run, policy, manner, pots=(30, 40, 20, 50, 60))
+    return make_archive(root, folder / "logs.tgz")
+
+
+def extra_options(name: str, folder: Path) -> list[str]:
+    """What an experiment needs beyond the common options: data made here, never ../shared."""
+    if name == "human-data":  # decisions simulated from its own model: no file needed
+        return ["--data", "synthetic"]
+    if name == "original-logs":
+        return ["--logs", str(synthetic_logs(folder)), "--tones", "config", "none"]
     return []
 
 
@@ -60,7 +75,10 @@ def quick_runs(tmp_path_factory):
     """Every registered experiment once at ``--quick`` size, discovered from the registry
     (module-scoped: several tests read the same runs)."""
     base = tmp_path_factory.mktemp("experiments")
-    return {name: run_quick(name, base / name, *extra_options(name)) for name in EXPERIMENTS}
+    return {
+        name: run_quick(name, base / name, *extra_options(name, tmp_path_factory.mktemp(name)))
+        for name in EXPERIMENTS
+    }
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))

@@ -1,163 +1,68 @@
-"""Responder models for people (models.responders) and ``scai run human-data`` (issue 5).
+"""``scai run human-data`` (scai.experiments.human_data): fits, files, figures and errors.
 
-* the marginal models (what NUTS samples) equal the explicit Pyro models: exactly for the norm
-  mixture (norm and attention enumerated by Pyro), and to quadrature accuracy for the
-  continuous envy (a fine numerical integral of the explicit model's likelihood);
-* hypotheses load from TOML, and bad keys are named;
-* a 20-subject-per-role subset of the real data is fitted in under a minute (CPU time), its
-  predicted rejection rate rises with unfairness and matches the subset's data within 0.05 at
-  every offer level, for both roles;
-* the CLI writes the CSV with exactly the required columns, the comparison, the posteriors
-  and the figures; a file with bad rows stops with their row numbers unless --skip-invalid.
+Without the real data (``--data synthetic``: decisions simulated from the inequity-aversion
+model with known parameters):
+
+* the CLI writes the tables, the comparison, the figures and two ArviZ files in the schema
+  of scai.inference.arviz_schema, on which ``az.loo``, ``az.loo_pit``, ``az.plot_ppc`` and
+  ``az.compare`` run, with provenance as JSON;
+* the inequity fit recovers the parameters the data were simulated with;
+* a missing data file is an error that says how to point at one.
+
+With the real data (``../shared/data/study1_ug.csv``; skipped where it is absent): a
+20-subject-per-role subset is fitted in under a minute (CPU time), its predicted rejection rate
+rises with unfairness and matches the subset's data within 0.05 at every offer level, for both
+roles; the CLI's quick run writes the CSV with exactly the required columns; a file with bad
+rows stops with their row numbers unless --skip-invalid.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
-import pyro
 import pytest
-import torch
-from pyro.infer import TraceEnum_ELBO
 
-from scai.experiments import human_data as H
 from scai.experiments.cli import main as cli
-from scai.models.human_data import read_human_data, rejection_by_offer
-from scai.models.hypotheses import Hypothesis, HypothesisError
-from scai.models.responders import (
-    DTYPE,
-    InequitySpec,
-    NormMixtureSpec,
-    ResponderData,
-    inequity_model,
-    load_responder_spec,
-    marginal_model,
-    norm_mixture_model,
-    subject_joint,
+from scai.experiments.human_data.experiment import (
+    QUICK_SUBJECTS,
+    SYNTHETIC_TRUTH,
+    run,
+    subset,
 )
+from scai.experiments.human_data.fitting import (
+    INEQUITY_FILE,
+    HumanFitSettings,
+    fit_responders,
+)
+from scai.experiments.human_data.tables import CSV_COLUMNS, rejection_table
+from scai.inference.arviz_schema import PROVENANCE_KEYS, read_netcdf
+from scai.models.human_data import read_human_data, rejection_by_offer
+from scai.models.hypothesis_files import load_hypothesis_file
+from scai.models.responders import ResponderData
 
 matplotlib.use("Agg")
 
-STUDY1_HEADER = "sub,role,trial,unfairness,choice,choice_RT"
+HYPOTHESES = ("human_norms", "human_inequity")
+GROUPS = (
+    "posterior",
+    "sample_stats",
+    "log_likelihood",
+    "posterior_predictive",
+    "observed_data",
+    "constant_data",
+    "user_posterior",
+)
 
 
 def needs_data(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"human data not found at {path}")
-
-
-def small_table() -> pd.DataFrame:
-    """6 subjects in two roles, 100-unit pots, a few offers each."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for s in range(6):
-        role = "self" if s < 3 else "other"
-        for t, offer in enumerate([5, 20, 35, 50, 10] if s % 2 else [5, 25, 45]):
-            accepted = int(rng.random() < offer / 50)
-            rows.append(
-                {
-                    "sim": role,
-                    "epoch": 1,
-                    "round": t,
-                    "proposer": "",
-                    "responder": f"p{s}",
-                    "currency": "cents",
-                    "pot": 100,
-                    "offer": offer,
-                    "accepted": accepted,
-                    "proposer_tone": "",
-                    "responder_tone": "",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def t(*values: float) -> torch.Tensor:
-    return torch.tensor(values, dtype=DTYPE)
-
-
-def test_norm_mixture_marginal_equals_enumerated_model():
-    data = ResponderData.from_table(small_table())
-    spec = NormMixtureSpec(
-        Hypothesis.load(H.NORMS_FILE), rationality_spread_scale=0.0
-    )  # lam_s = lam_r: every latent is discrete, so Pyro can enumerate them all
-    K = len(spec.norms)
-    fixed = {
-        "pi": torch.softmax(torch.randn(2, K, dtype=DTYPE), -1),
-        "lam": t(0.3, 0.7),
-        "lapse": t(0.02, 0.1),
-        "inattentive": t(0.05, 0.2),
-    }
-    model = pyro.poutine.condition(norm_mixture_model, data=fixed)
-    elbo = TraceEnum_ELBO(max_plate_nesting=2)
-    explicit = -elbo.loss(model, lambda *a, **k: None, data, spec)
-    trace = pyro.poutine.trace(pyro.poutine.condition(marginal_model, data=fixed)).get_trace(
-        data, spec
-    )
-    marginal = trace.log_prob_sum().item()
-    assert marginal == pytest.approx(explicit, abs=1e-8)
-
-
-def test_inequity_marginal_equals_integral_of_explicit_model():
-    """``log p(y_s | theta)`` from the envy grid vs a fine trapezoid integral over log envy of
-    the explicit model's likelihood (its ``reject`` site with ``envy`` conditioned)."""
-    data = ResponderData.from_table(small_table())
-    spec = InequitySpec(rationality_spread_scale=0.0)
-    fixed = {
-        "envy_mu": t(-1.5, -0.5),
-        "envy_sigma": t(1.2, 0.8),
-        "lam": t(0.4, 0.6),
-        "lapse": t(0.02, 0.05),
-        "inattentive": t(0.05, 0.1),
-    }
-    grid = torch.linspace(-10, 6, 641, dtype=DTYPE)
-    r = data.role_index
-    loglik = []
-    for log_alpha in grid:
-        envy = torch.full((data.n_subjects, 1), float(log_alpha.exp()), dtype=DTYPE)
-        cond = {**fixed, "envy": envy, "attention": torch.zeros(data.n_subjects, 1)}
-        tr = pyro.poutine.trace(pyro.poutine.condition(inequity_model, data=cond)).get_trace(
-            data, spec
-        )
-        site = tr.nodes["reject"]
-        loglik.append((site["fn"].log_prob(site["value"]) * data.mask).sum(-1))
-    attentive = torch.stack(loglik, -1)  # [S, grid]
-    mu, sigma = fixed["envy_mu"][r, None], fixed["envy_sigma"][r, None]
-    log_density = torch.distributions.Normal(mu, sigma).log_prob(grid)
-    integrand = torch.exp(attentive + log_density)
-    p_attentive = torch.trapezoid(integrand, grid, dim=-1)
-    rho = fixed["inattentive"][r]
-    n = data.n_trials.sum(-1)
-    expected = torch.log((1 - rho) * p_attentive + rho * 0.5**n)
-    for bins, tol in ((60, 0.02), (400, 0.005)):
-        joint = subject_joint(dataclasses.replace(spec, envy_bins=bins), data, fixed)
-        got = torch.logsumexp(joint, -1)
-        assert torch.allclose(got, expected, atol=tol), (bins, got, expected)
-
-
-def test_hypothesis_files_load_and_bad_keys_are_named(tmp_path):
-    norms = load_responder_spec(H.NORMS_FILE)
-    assert isinstance(norms, NormMixtureSpec)
-    assert norms.norms[0] == "selfish" and "fair" in norms.norms
-    assert Hypothesis.load(H.NORMS_FILE).rationality_is_latent
-    inequity = load_responder_spec(H.INEQUITY_FILE)
-    assert isinstance(inequity, InequitySpec) and inequity.name == "human_inequity"
-
-    bad = tmp_path / "bad.toml"
-    bad.write_text('model = "inequity_aversion"\nenvy_sigma = 1.0\n')
-    with pytest.raises(HypothesisError, match="unknown key 'envy_sigma'.*envy_sigma_scale"):
-        InequitySpec.load(bad)
-    bad.write_text('model = "inequity_aversion"\nlapse_b = -1\n')
-    with pytest.raises(HypothesisError, match="lapse_b: got -1"):
-        load_responder_spec(bad)
-    bad.write_text('model = "inequity_aversion"\nenvy_bins = "many"\n')
-    with pytest.raises(HypothesisError, match="envy_bins"):
-        InequitySpec.load(bad)
 
 
 def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
@@ -179,19 +84,19 @@ def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
 def test_subset_fit_in_a_minute_matches_data(study1_ug_path):
     needs_data(study1_ug_path)
     imported = read_human_data(study1_ug_path)
-    table, roles = H.subset(imported, H.QUICK_SUBJECTS, seed=0)
-    assert len(roles) == 2 * H.QUICK_SUBJECTS
+    table, roles = subset(imported, QUICK_SUBJECTS, seed=0)
+    assert len(roles) == 2 * QUICK_SUBJECTS
     data = ResponderData.from_table(table, roles)
     observed = rejection_by_offer(table, roles)
-    spec = InequitySpec.load(H.INEQUITY_FILE)
-    settings = H.Settings.for_run(quick=True, seed=0)
+    spec = load_hypothesis_file(INEQUITY_FILE)
+    settings = HumanFitSettings.for_run(quick=True, seed=0)
     wall, cpu = time.perf_counter(), time.process_time()
-    fit = H.fit_responders(data, spec, settings)  # chains one after another, in this process
+    fit = fit_responders(data, spec, settings)  # chains one after another, in this process
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"subset fit: {wall:.1f} s wall, {cpu:.1f} s CPU")
     assert cpu < 60, f"the 20-subject fit took {cpu:.1f} s of CPU time"
     assert int(fit.stats["diverging"].sum()) == 0
-    check_rejection_table(H.rejection_table(fit, observed), tolerance=0.05)
+    check_rejection_table(rejection_table(fit, observed), tolerance=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -207,11 +112,9 @@ def quick_run(tmp_path_factory, study1_ug_path) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 def test_cli_writes_table_comparison_posteriors_and_figures(quick_run):
-    import arviz as az
-
     outdir, figures = quick_run
     table = pd.read_csv(outdir / "rejection_by_offer.csv")
-    assert tuple(table.columns) == H.CSV_COLUMNS
+    assert tuple(table.columns) == CSV_COLUMNS
     assert len(table) == 20  # 2 roles x 10 offer levels
     assert table.offer_share.between(0, 1).all() and table.observed.between(0, 1).all()
     assert (table.n == 40).all()  # 20 subjects x 2 decisions per offer level
@@ -219,13 +122,16 @@ def test_cli_writes_table_comparison_posteriors_and_figures(quick_run):
     compare = pd.read_csv(outdir / "compare.csv")
     assert set(compare.hypothesis) == {"human_norms", "human_inequity"}
     assert {"elpd_loo", "p_loo", "elpd_diff", "weight", "se"} <= set(compare.columns)
+    numbers = json.loads((figures / "numbers.json").read_text())["human-data"]
+    for row in compare.itertuples():  # the README quotes them by hypothesis
+        assert numbers[f"{row.hypothesis}: elpd_loo"] == pytest.approx(row.elpd_loo)
     pareto = pd.read_csv(outdir / "pareto_k.csv")
     assert len(pareto) == 2 * 40 and pareto.pareto_k.notna().all()
-    for name in ("human_norms", "human_inequity"):
-        idata = az.from_netcdf(outdir / f"posterior_{name}.nc")
-        assert idata.log_likelihood["decisions"].dims == ("chain", "draw", "subject")
+    for name in HYPOTHESES:
+        idata = read_netcdf(outdir / f"posterior_{name}.nc", GROUPS)
+        assert idata.log_likelihood["rejections"].dims == ("chain", "draw", "user")
         assert list(idata.posterior["lam"].coords["role"].values) == ["self", "other"]
-        assert idata.posterior_predictive["rejection_rate"].dims[-2:] == ("role", "offer_share")
+        assert idata.posterior_predictive["rejections"].dims == ("chain", "draw", "user")
     for name in ("rejection_by_offer", "norm_types", "roles"):
         path = figures / f"human_data_{name}.png"
         assert path.exists() and path.stat().st_size > 10_000
@@ -255,12 +161,141 @@ def test_bad_rows_stop_the_import_with_their_row_numbers(tmp_path, study1_ug_pat
 def test_skip_invalid_keeps_the_good_rows(tmp_path, study1_ug_path):
     needs_data(study1_ug_path)
     path = bad_file(tmp_path, study1_ug_path)
-    tiny = H.Settings(chains=1, warmup=20, samples=20)
-    result = H.run(
+    tiny = HumanFitSettings(chains=1, warmup=20, samples=20)
+    result = run(
         path, tmp_path / "out", tmp_path / "figs", skip_invalid=True, settings=tiny, workers=1
     )
     assert result.imported.skipped == 2
     assert "skipped 2 bad row(s)" in result.report
     assert len(result.imported.table) == 198
     table = pd.read_csv(tmp_path / "out" / "human-data" / "rejection_by_offer.csv")
-    assert tuple(table.columns) == H.CSV_COLUMNS
+    assert tuple(table.columns) == CSV_COLUMNS
+
+
+# --- without the real data -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory, monkeypatch_module) -> tuple[Path, Path, str]:
+    """``scai run human-data --quick --data synthetic`` with no data folder named: the run must
+    not need ``../shared``."""
+    out = tmp_path_factory.mktemp("human-synthetic")
+    monkeypatch_module.delenv("SCAI_DATA_DIR", raising=False)
+    figures = out / "figs"
+    argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
+    code = cli([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
+    assert code == 0
+    return out / "human-data", figures
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_synthetic_run_writes_tables_and_figures(synthetic_run):
+    outdir, figures = synthetic_run
+    table = pd.read_csv(outdir / "rejection_by_offer.csv")
+    assert tuple(table.columns) == CSV_COLUMNS
+    assert len(table) == 20 and (table.n == 2 * QUICK_SUBJECTS).all()
+    assert table.predicted_lo.le(table.predicted_mean).all()
+    compare = pd.read_csv(outdir / "compare.csv")
+    assert set(compare.hypothesis) == set(HYPOTHESES)
+    assert len(pd.read_csv(outdir / "pareto_k.csv")) == 2 * 2 * QUICK_SUBJECTS
+    for name in ("rejection_by_offer", "norm_types", "roles"):
+        path = figures / f"human_data_{name}.png"
+        assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_human_files_follow_the_schema_and_arviz_tools_run(synthetic_run):
+    """Both fits' files: every group of the schema, subjects as ``user``, replicates over all
+    the posterior's draws, observations apart from covariates, provenance as JSON; and
+    ``az.loo``, ``az.loo_pit``, ``az.plot_ppc`` and ``az.compare`` run on them."""
+    import arviz as az
+    import matplotlib.pyplot as plt
+
+    outdir, _ = synthetic_run
+    idatas = {}
+    for name in HYPOTHESES:
+        idata = read_netcdf(outdir / f"posterior_{name}.nc", GROUPS)
+        idatas[name] = idata
+        chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+        assert (chains, draws) == (2, 75)
+        users = 2 * QUICK_SUBJECTS
+        assert list(idata.log_likelihood.data_vars) == ["rejections"]
+        assert idata.log_likelihood["rejections"].shape == (chains, draws, users)
+        pp = idata.posterior_predictive
+        assert pp["rejections"].dims == ("chain", "draw", "user")
+        assert pp["rejections"].shape == (chains, draws, users)
+        assert pp["cell_rejections"].dims == ("chain", "draw", "user", "cell")
+        np.testing.assert_array_equal(pp["rejections"], pp["cell_rejections"].sum("cell"))
+        assert set(idata.observed_data.data_vars) == {"rejections", "cell_rejections"}
+        assert {"user_role", "trials", "cell_pot", "cell_offer"} == set(idata.constant_data)
+        trials = idata.constant_data["trials"]
+        assert (pp["cell_rejections"] <= trials).all() and (pp["cell_rejections"] >= 0).all()
+        assert (idata.observed_data["cell_rejections"] <= trials).all()
+        assert int(trials.sum()) == users * 20
+        assert set(idata.constant_data["user_role"].values) == {"self", "other"}
+        assert idata.posterior["state"].dims == ("chain", "draw", "user")
+        probs = idata.user_posterior["state_prob"]
+        assert probs.dims == ("user", "state")
+        np.testing.assert_allclose(probs.sum("state"), 1.0, atol=1e-9)
+        assert set(idata.sample_stats) >= {"diverging", "energy", "lp", "n_steps"}
+        attrs = idata.posterior.attrs
+        assert set(PROVENANCE_KEYS) <= set(attrs)
+        assert attrs["engine"] == "nuts" and attrs["seed"] == "1"
+        assert attrs["hypothesis"] == name and len(attrs["data_sha256"]) == 64
+        settings = json.loads(attrs["settings"])
+        assert (settings["chains"], settings["samples"], settings["seed"]) == (2, 75, 1)
+        diagnostics = json.loads(attrs["diagnostics"])
+        assert {"r_hat", "ess_bulk", "divergences"} <= set(diagnostics)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loo = az.loo(idata, pointwise=True)
+            assert loo.pareto_k.shape == (users,)
+            pit = az.loo_pit(idata, y="rejections")
+            assert pit.shape == (users,) and np.all((pit >= 0) & (pit <= 1))
+            az.plot_ppc(idata, var_names=["rejections"], num_pp_samples=20)
+            plt.close("all")
+    assert (
+        idatas["human_norms"].posterior.attrs["data_sha256"]
+        == (idatas["human_inequity"].posterior.attrs["data_sha256"])
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare(idatas, ic="loo")
+    assert set(table.index) == set(HYPOTHESES)
+
+
+def test_the_synthetic_truth_is_recovered(synthetic_run):
+    """Simulate, then recover: the inequity fit's 95% intervals hold the parameters the
+    synthetic decisions were simulated with (20 subjects per role: wide, but not empty)."""
+    outdir, _ = synthetic_run
+    idata = read_netcdf(outdir / "posterior_human_inequity.nc", GROUPS)
+    widest = {"envy_mu": 2.5, "envy_sigma": 2.0, "lam": 1.0}  # measured: 1.3, 1.1, 0.5
+    for site, width in widest.items():
+        draws = idata.posterior[site].values.reshape(-1, 2)
+        lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
+        truth = np.array(SYNTHETIC_TRUTH[site])
+        assert np.all((lo <= truth) & (truth <= hi)), (site, lo, truth, hi)
+        assert np.all(hi - lo < width), (site, lo, hi)
+
+
+def test_a_missing_data_file_says_how_to_point_at_one(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    code = cli(["run", "human-data", "--data", str(tmp_path / "nowhere.csv"), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere.csv" in err and "does not exist" in err
+    assert "--data PATH" in err and "--data-dir" in err and "study1_ug.csv" in err
+    monkeypatch.delenv("SCAI_DATA_DIR", raising=False)
+    for experiment in ("human-data", "everything"):
+        code = cli(["run", experiment, "--quick", "--out", str(out)])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "no data given" in err and "--data-dir" in err and "SCAI_DATA_DIR" in err
+    # a data folder without the file
+    code = cli(["run", "human-data", "--quick", "--data-dir", str(tmp_path), "--out", str(out)])
+    assert code == 2 and "study1_ug.csv does not exist" in capsys.readouterr().err
+    assert not out.exists()  # nothing ran

@@ -36,9 +36,14 @@ def test_presets_are_valid_and_named_by_their_key():
         assert hyp.name == name
         assert hyp.description
         assert get_hypothesis(name) is hyp
-        assert hyp.policy_names == ("selfish", "fair", "altruistic")
+        # every preset's proposals follow the original study's three norms
+        assert set(hyp.norm_names) == {"selfish", "fair", "altruistic"}
     assert PRESETS["pooled"].has_currency_shift and not PRESETS["neutral"].has_currency_shift
     assert PRESETS["essential_goods_shared"].essential_shift > 0
+    agents = PRESETS["real_agents"]
+    assert agents.policy_names == ("selfish", "selfish_rejecting", "fair", "altruistic")
+    assert agents.lapse_is_latent and agents.clones and not agents.coupling_is_latent
+    assert PRESETS["real_agents_stereotyped"].coupling_is_latent
 
 
 def test_unknown_preset_names_the_allowed_ones():

@@ -132,7 +132,9 @@ def hand_log_density(
                     ]
                 if row.proposer_tone:
                     for j, m in enumerate(M):
-                        e = ref.emission(m, row.proposer_tone, hyp.tone_fidelity)
+                        e = ref.reported_emission(
+                            m, row.proposer_tone, hyp.tone_fidelity, hyp.reader_confusion
+                        )
                         by_manner[row.proposer][j] += math.log(e)
             for k, p in enumerate(hyp.policies):
                 by_policy[row.responder][k] += ref.log_accept(
@@ -140,7 +142,9 @@ def hand_log_density(
                 )
             if row.responder_tone:
                 for j, m in enumerate(M):
-                    e = ref.emission(m, row.responder_tone, hyp.tone_fidelity)
+                    e = ref.reported_emission(
+                        m, row.responder_tone, hyp.tone_fidelity, hyp.reader_confusion
+                    )
                     by_manner[row.responder][j] += math.log(e)
         for u in set(by_policy) | set(by_manner):
             terms = [
@@ -187,6 +191,15 @@ HYPOTHESES = {
     "essential_goods_shared": PRESETS["essential_goods_shared"],
     "shared_shift_only": Hypothesis(shared_scale=0.5, essential_shift=1.0),
     "everything": SPITE,
+    # tones read by a reader that mistakes rude and neutral for each other 30% of the time
+    "read_tones": PRESETS["stereotyped"].with_(
+        reader_confusion=(
+            (0.7, 0.0, 0.3, 0.0),
+            (0.1, 0.8, 0.0, 0.1),
+            (0.3, 0.0, 0.7, 0.0),
+            (0.0, 0.05, 0.0, 0.95),
+        )
+    ),
 }
 
 

@@ -107,3 +107,4 @@ def test_wheel_holds_only_scai_and_its_license(tmp_path):
     assert any(n.endswith("licenses/LICENSE") for n in names)
     # the packaged hypothesis files travel with the code
     assert "scai/experiments/hypotheses/human_norms.toml" in names
+    assert "scai/models/tone_reader/default_reader.json" in names  # the shipped tone reader

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scai.models.data import parse_whole
-from scai.models.errors import MAX_SEED, ScaiError, check_count
+from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count
 from scai.models.hypotheses import PRESETS
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
 #: The modules that define subcommands, in the order ``scai --help`` lists them.
-MODULES = ("data", "importing", "fit", "run")
+MODULES = ("data", "importing", "fit", "run", "tone_reader")
 
 
 def command(name: str, help_text: str):
@@ -53,6 +53,40 @@ def hypothesis_option(parser: argparse.ArgumentParser, default: str = "neutral")
         help=f"priors and fixed settings: a preset ({', '.join(PRESETS)}) or a TOML file "
         f"(default: {default})",
     )
+
+
+def tones_option(parser: argparse.ArgumentParser) -> None:
+    """``--tones given|read|none`` and ``--reader FILE.json``: where the model's tones come
+    from (:data:`scai.models.tone_reader.TONE_MODES`); see :func:`apply_tone_options`."""
+    from scai.models.tone_reader.reading import TONE_MODES
+
+    parser.add_argument(
+        "--tones",
+        choices=tuple(TONE_MODES),
+        default="given",
+        help="where the tones come from: "
+        + "; ".join(f"{mode}: {meaning}" for mode, meaning in TONE_MODES.items()),
+    )
+    parser.add_argument(
+        "--reader",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="with --tones read: a tone reader written by `scai tone-reader train` (default: the "
+        "one shipped with scai, trained on the original study's logs)",
+    )
+
+
+def apply_tone_options(args: argparse.Namespace, table, hypothesis, source: str):
+    """``(table, hypothesis)`` as ``--tones`` and ``--reader`` say (``table`` validated)."""
+    from scai.models.tone_reader import apply_tones, load_reader
+
+    if args.reader is not None and args.tones != "read":
+        raise RunError(
+            f"--reader {args.reader}: only used with --tones read, got --tones {args.tones}"
+        )
+    reader = load_reader(args.reader) if args.reader is not None else None
+    return apply_tones(table, hypothesis, args.tones, reader, source)
 
 
 def strict_option(p: argparse.ArgumentParser) -> None:

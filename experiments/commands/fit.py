@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from scai.experiments.commands import (
+    apply_tone_options,
     byte_size,
     command,
     count,
@@ -16,9 +17,11 @@ from scai.experiments.commands import (
     output_dir,
     seed_option,
     strict_option,
+    tones_option,
 )
-from scai.models.data import write_csv_atomic
+from scai.models.data import read_interactions, write_csv_atomic
 from scai.models.errors import DuplicateGamesWarning
+from scai.models.hypotheses import get_hypothesis
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
@@ -32,6 +35,7 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         help="interaction table to fit (see `scai validate`)",
     )
     hypothesis_option(p)
+    tones_option(p)
     p.add_argument(
         "--engine",
         choices=ENGINES,
@@ -124,11 +128,17 @@ def run_fit(args: argparse.Namespace) -> int:
     elif args.draws:
         options["num_draws"] = args.draws
     start = time.perf_counter()
+    data, hypothesis = args.data, get_hypothesis(args.hypothesis)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if args.tones != "given" or args.reader is not None:
+            with warnings.catch_warnings():  # duplicates are reported once, by fit below
+                warnings.simplefilter("ignore", DuplicateGamesWarning)
+                table = read_interactions(args.data, strict=args.strict)
+            data, hypothesis = apply_tone_options(args, table, hypothesis, str(args.data))
         posterior = fit(
-            args.data,
-            args.hypothesis,
+            data,
+            hypothesis,
             engine=args.engine,
             seed=args.seed,
             strict=args.strict,
@@ -139,7 +149,10 @@ def run_fit(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     posterior.save(args.out / "posterior.nc")
     write_csv_atomic(posterior.policy_table(), args.out / "policy_probs.csv")
-    print(f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, {elapsed:.2f} s")
+    print(
+        f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {args.tones}, "
+        f"{elapsed:.2f} s"
+    )
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
     print("diagnostics:", diag)

@@ -16,6 +16,7 @@ from scai.experiments.cache import CacheWarning
 from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
+from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
 from scai.experiments.report import record_numbers, write_comparison
 from scai.experiments.shared_data import (
@@ -98,8 +99,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=None,
-        metavar="PATH",
-        help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir)",
+        metavar="PATH|synthetic",
+        help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir), or "
+        "'synthetic' for decisions simulated from the inequity-aversion model with known "
+        "parameters (no file needed; a file named synthetic is ./synthetic)",
     )
     p.add_argument(
         "--data-dir",
@@ -108,6 +111,22 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"the folder holding the data scai does not ship ({HUMAN_DATA_FILE}, "
         f"{ORIGINAL_LOGS_DIR}/; default ${DATA_DIR_ENV})",
+    )
+    p.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        metavar="SOURCE",
+        help=f"original-logs: the original study's logs, a folder or .tgz (default: "
+        f"{ORIGINAL_LOGS_DIR}/ in --data-dir)",
+    )
+    p.add_argument(
+        "--tones",
+        nargs="+",
+        choices=LOG_TONES,
+        default=None,
+        help="original-logs: how the assistant hears tones (default: all of "
+        f"{', '.join(LOG_TONES)})",
     )
     p.add_argument(
         "--format",
@@ -128,8 +147,11 @@ def run_experiment(args: argparse.Namespace) -> int:
     check_run_options(args)
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
-    if "human-data" in names:  # before any experiment runs: a missing file fails first
+    # before any experiment runs: a missing file fails first
+    if "human-data" in names and str(args.data) != "synthetic":
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
+    if "original-logs" in names:
+        args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
     with locked(args.out, wait=args.wait, on_wait=_tell), _cache_warnings_on_one_line():
         for name in names:
@@ -179,16 +201,12 @@ def check_hypothesis(source: str, names: list[str]) -> None:
     """Load ``--hypothesis`` as each experiment will before any runs: a bad file, or a name
     that cannot be part of a file name (``posterior_<name>.nc``), fails first."""
     if "human-data" in names:
-        from scai.models.responders import load_responder_spec
+        from scai.experiments.human_data.fitting import specs_with
 
-        if str(source).endswith(".toml"):
-            from scai.models.hypotheses import read_toml
-
-            read_toml(source)  # names the file if it cannot be read
-        spec = load_responder_spec(source)
-        try:
-            check_name(spec.name)
-        except HypothesisError as err:
-            raise HypothesisError(f"{source}: {err}") from None
+        for spec in specs_with(source):
+            try:
+                check_name(spec.name)
+            except HypothesisError as err:
+                raise HypothesisError(f"{source}: {err}") from None
     if any(name != "human-data" for name in names):
         get_hypothesis(source)

@@ -1,0 +1,122 @@
+"""``scai tone-reader train`` and ``scai tone-reader evaluate``: the default tone reader
+(:mod:`scai.models.tone_reader`), rebuilt from labelled messages and measured on held-out ones.
+
+``--logs`` is the original study's logs (a folder or archive, read in place) or a table
+written by ``scai import scai-logs`` (``FILE.csv``, with ``FILE.users.csv`` and
+``FILE.runs.csv`` beside it). The shipped reader was made with::
+
+    scai tone-reader train --logs ../shared/data/original-scai \\
+        --out models/tone_reader/default_reader.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from scai.experiments.commands import command, count, output_file, seed_option
+
+_SCHEMES = ("runs", "conditions", "both")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from scai.models.tone_reader.classifier import TrainingOptions
+
+    defaults = TrainingOptions()
+    p.add_argument(
+        "--logs",
+        required=True,
+        type=Path,
+        metavar="SOURCE",
+        help="the original study's logs (a folder or .tgz, read in place) or a table written by "
+        "`scai import scai-logs` (FILE.csv with FILE.users.csv and FILE.runs.csv beside it)",
+    )
+    p.add_argument(
+        "--folds",
+        type=count("--folds", 2, 1000),
+        default=10,
+        help="folds of runs for the held-out estimate (default 10)",
+    )
+    seed_option(p, "random seed of the folds")
+    p.add_argument(
+        "--min-df",
+        type=count("--min-df", 1, 10**6),
+        default=defaults.min_df,
+        help=f"the fewest training messages an n-gram must occur in (default {defaults.min_df})",
+    )
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        required=True,
+        type=output_file,
+        metavar="FILE.json",
+        help="the trained reader (JSON: vocabulary, idf weights, coefficients, the confusion "
+        "matrix estimated with runs held out, provenance)",
+    )
+    _add_common(p)
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    _add_common(p)
+    p.add_argument(
+        "--scheme",
+        choices=_SCHEMES,
+        default="both",
+        help="hold out runs (grouped k-fold), whole conditions (leave one out), or both (default)",
+    )
+
+
+def _add_tone_reader(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, add, text in (
+        ("train", _add_train, "train the reader on labelled messages and save it"),
+        ("evaluate", _add_evaluate, "print its accuracy per manner on held-out messages"),
+    ):
+        add(actions.add_parser(name, help=text, description=text))
+
+
+@command("tone-reader", "train or evaluate the tone reader (scai tone-reader train|evaluate ...)")(
+    _add_tone_reader
+)
+def run_tone_reader(args: argparse.Namespace) -> int:
+    from scai.models.tone_reader.classifier import TrainingOptions
+    from scai.models.tone_reader.evaluation import held_out
+    from scai.models.tone_reader.serialise import save_reader
+    from scai.models.tone_reader.training import load_messages, train_reader
+
+    start = time.perf_counter()
+    messages = load_messages(args.logs)
+    print(
+        f"{len(messages)} messages from {messages['sim'].nunique()} runs of {args.logs} "
+        f"({time.perf_counter() - start:.1f} s); by tone: "
+        + ", ".join(f"{t} {n}" for t, n in messages["tone"].value_counts().sort_index().items())
+    )
+    options = TrainingOptions(min_df=args.min_df)
+    if args.action == "train":
+        reader, evaluation = train_reader(
+            messages,
+            folds=args.folds,
+            seed=args.seed,
+            options=options,
+            trained_on=args.logs.name,
+            command=f"scai tone-reader train --logs {args.logs.name} --folds {args.folds} "
+            f"--seed {args.seed} --min-df {args.min_df}",
+        )
+        print(evaluation.report())
+        save_reader(reader, args.out)
+        print(
+            f"wrote {args.out}: {len(reader.vocabulary)} features, labels "
+            f"{', '.join(reader.labels)} ({time.perf_counter() - start:.1f} s in all)"
+        )
+        return 0
+    schemes = ("runs", "conditions") if args.scheme == "both" else (args.scheme,)
+    for scheme in schemes:
+        evaluation = held_out(messages, scheme, args.folds, args.seed, options)
+        print(evaluation.report())
+        if scheme == "conditions":
+            table = evaluation.by_group("condition")
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.2%}"))
+    return 0

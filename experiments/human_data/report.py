@@ -1,0 +1,110 @@
+"""What ``scai run human-data`` found (:class:`HumanDataResult`), and the report it prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from scai.experiments.human_data.figures import role_label
+from scai.experiments.human_data.fitting import ResponderFit
+from scai.experiments.human_data.tables import PARETO_K_LIMIT, arviz_k_threshold, explain_high_k
+from scai.models.human_data import HumanImport
+from scai.models.responders import ResponderData
+
+#: The largest ``|observed - predicted|`` rejection rate at any offer level that the better
+#: hypothesis should reach.
+MAX_ERROR = 0.03
+
+
+@dataclass
+class HumanDataResult:
+    """What ``scai run human-data`` found; ``report`` is printed by the CLI. ``source`` says
+    where the decisions came from (a file, or simulated), ``subsample`` which were fitted."""
+
+    imported: HumanImport
+    data: ResponderData
+    fits: list[ResponderFit]
+    compare: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    pareto: pd.DataFrame
+    best: str
+    max_error: dict[str, dict[str, float]]  # hypothesis -> role -> max |observed - predicted|
+    paths: list[Path]
+    source: str = ""
+    subsample: str = ""
+    report: str = ""
+
+    @property
+    def numbers(self) -> dict[str, float]:
+        """The numbers the README quotes: each hypothesis's elpd_loo, elpd_diff, dse, weight
+        and max Pareto k, and the worst |observed - predicted| rejection rate per role."""
+        out: dict[str, float] = {}
+        for row in self.compare.to_dict("records"):
+            for column in ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight"):
+                out[f"{row['hypothesis']}: {column}"] = float(row[column])
+        for name, part in self.pareto.groupby("hypothesis"):
+            out[f"{name}: max Pareto k"] = float(part["pareto_k"].max())
+        for name, roles in self.max_error.items():
+            for role, value in roles.items():
+                out[f"{name}: max |observed - predicted| rejection ({role})"] = float(value)
+        return out
+
+
+def report_text(result: HumanDataResult) -> str:
+    """The lines ``scai run human-data`` prints: data, fits, LOO comparison, fit to the data
+    by offer, Pareto k (naming the subjects above the limits) and the files written."""
+    data = result.data
+    counts = ", ".join(
+        f"{(data.role_index == r).sum().item()} {role_label(role)}"
+        for r, role in enumerate(data.roles)
+    )
+    lines = [
+        result.source,
+        f"modelled {int(data.n_trials.sum())} decisions of {data.n_subjects} subjects: {counts}"
+        + (f" ({result.subsample})" if result.subsample else ""),
+    ]
+    for fit in result.fits:
+        div = int(fit.stats["diverging"].sum())
+        diag = fit.diagnostics
+        lines.append(
+            f"{fit.name}: NUTS {fit.settings.chains} chains x {fit.settings.samples} draws "
+            f"({fit.settings.warmup} warmup), {div} divergences, mean "
+            f"{fit.stats['n_steps'].mean():.1f} leapfrog steps per draw, max r_hat "
+            f"{max(diag['r_hat'].values()):.3f}, min bulk ESS "
+            f"{min(diag['ess_bulk'].values()):.0f}, {fit.seconds:.1f} s "
+            "(chains' wall time, summed, + post-processing)"
+        )
+    cols = ["hypothesis", "rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight"]
+    lines.append("PSIS-LOO comparison (one term per subject):")
+    lines.append(result.compare[cols].to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    for name, errors in result.max_error.items():
+        parts = ", ".join(f"{role} {e:.3f}" for role, e in errors.items())
+        lines.append(f"max |observed - predicted| by offer, {name}: {parts}")
+    worst = max(result.max_error[result.best].values())
+    verdict = "meets" if worst <= MAX_ERROR else "does NOT meet"
+    lines.append(
+        f"better hypothesis (LOO): {result.best}; its worst offer level is off by {worst:.3f}: "
+        f"{verdict} the {MAX_ERROR} criterion"
+    )
+    high = explain_high_k(result.pareto)
+    k_max = result.pareto.groupby("hypothesis")["pareto_k"].max()
+    lines.append(
+        "max Pareto k: "
+        + ", ".join(f"{h} {k:.2f}" for h, k in k_max.items())
+        + (f"; subjects above {PARETO_K_LIMIT}:" if high else f"; none above {PARETO_K_LIMIT}")
+    )
+    lines.extend(high)
+    settings = result.fits[0].settings
+    threshold = arviz_k_threshold(settings.chains * settings.samples)
+    if threshold < PARETO_K_LIMIT:
+        between = explain_high_k(result.pareto, limit=threshold, below=PARETO_K_LIMIT)
+        if between:
+            lines.append(
+                f"between ArviZ's threshold for {settings.chains * settings.samples} draws "
+                f"({threshold:.2f}; it flags a warning in compare.csv) and {PARETO_K_LIMIT}:"
+            )
+            lines.extend(between)
+    lines.append("wrote " + ", ".join(str(p) for p in result.paths))
+    return "\n".join(lines)

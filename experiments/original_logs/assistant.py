@@ -1,0 +1,127 @@
+"""The Bayesian assistant on the original study's runs, epoch by epoch.
+
+Before the paper's epoch ``e`` the assistant has seen the user-user games of epochs ``1 .. e-1``
+of its run (exactly the games GPT-4 saw; the users' games with the assistant are not scored,
+as in :mod:`scai.experiments.protocol`), and acts from its prior in epoch 1. All of a
+condition's runs and all four prefixes are one exact fit (one group per run and prefix).
+
+What it does in epoch ``e`` is its acting distribution (:func:`scai.experiments.assistant.
+assistant_norms` on the posterior predictive: a member's norm drawn per posterior draw), on
+that epoch's pot and currency: ``offered_share`` is the expected share of the pot it offers,
+``accept_agreement`` the probability that its decision on each of the epoch's user offers
+matches the user responder's (averaged over those games). ``p_true_norm`` is the users' mean
+posterior probability that their type proposes by the configured policy, and ``pi_<norm>``
+the posterior mean share of each norm in the group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scai.experiments.assistant import assistant_norms
+from scai.inference import fit
+from scai.models.hypotheses import Hypothesis
+from scai.models.layout import ASSISTANT
+
+EPOCHS = 5
+
+
+def user_games(table: pd.DataFrame) -> pd.DataFrame:
+    """The user-user games (neither side the assistant)."""
+    keep = (table["proposer"] != ASSISTANT) & (table["responder"] != ASSISTANT)
+    return table[keep].reset_index(drop=True)
+
+
+def prefixes(games: pd.DataFrame, epochs: int = EPOCHS) -> pd.DataFrame:
+    """Every run's games of epochs ``1..e`` as a group ``"<sim>#<e>"``, for ``e < epochs``."""
+    parts = []
+    for e in range(1, epochs):
+        part = games[games["epoch"] <= e].copy()
+        part["sim"] = part["sim"] + f"#{e}"
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def norm_share(probs: torch.Tensor, hypothesis: Hypothesis, norm: str) -> torch.Tensor:
+    """``[..., K] -> [...]``: the probability of the types whose proposals follow ``norm``."""
+    columns = [k for k, n in enumerate(hypothesis.norm_names) if n == norm]
+    return probs[..., columns].sum(-1)
+
+
+def run_condition(
+    games: pd.DataFrame,
+    policy: dict[str, str],
+    hypothesis: Hypothesis,
+    seed: int,
+    epochs: int = EPOCHS,
+) -> pd.DataFrame:
+    """One row per ``sim, epoch`` for one condition's runs: the assistant's offered share,
+    accept agreement, ``p_true_norm`` and ``pi_<norm>``. ``policy`` maps a run to its configured
+    policy; ``games`` are its user-user games with the tones to fit with."""
+    sims = list(dict.fromkeys(games["sim"]))
+    first = games[games["epoch"] == 1]
+    pots = first.groupby("sim")["pot"].first()
+    currency = first.groupby("sim")["currency"].first()
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    records = []
+    # epoch 1: the prior
+    prior_norms = assistant_norms(
+        None,
+        hypothesis,
+        [int(pots[s]) for s in sims],
+        [currency[s] for s in sims],
+        rng,
+        acting="predictive",
+        prior_generator=generator,
+    )
+    conc = torch.tensor(hypothesis.pi_concentration, dtype=torch.float64)
+    prior_pi = conc / conc.sum()
+    for i, sim in enumerate(sims):
+        records.append(
+            _record(sim, 1, games, prior_norms, i, norm_share(prior_pi, hypothesis, policy[sim]))
+            | _pi_columns(prior_pi, hypothesis)
+        )
+    stacked = prefixes(games, epochs)
+    posterior = fit(stacked, hypothesis, engine="exact", seed=seed)
+    groups = posterior.data.sim_ids
+    next_pots, next_currency = [], []
+    for group in groups:
+        sim, e = group.rsplit("#", 1)
+        played = games[(games["sim"] == sim) & (games["epoch"] == int(e) + 1)]
+        next_pots.append(int(played["pot"].iloc[0]))
+        next_currency.append(str(played["currency"].iloc[0]))
+    norms = assistant_norms(posterior, hypothesis, next_pots, next_currency, rng, "predictive")
+    pi = posterior.pi_mean().double()
+    for g, group in enumerate(groups):
+        sim, e = group.rsplit("#", 1)
+        users = len(posterior.data.user_ids[g])
+        true = norm_share(posterior.policy_probs[g, :users].double(), hypothesis, policy[sim])
+        records.append(
+            _record(sim, int(e) + 1, games, norms, g, true.mean()) | _pi_columns(pi[g], hypothesis)
+        )
+    return pd.DataFrame(records).sort_values(["sim", "epoch"]).reset_index(drop=True)
+
+
+def _record(sim, epoch, games, norms, index, p_true) -> dict:
+    played = games[(games["sim"] == sim) & (games["epoch"] == epoch)]
+    offer_probs = norms.offer_probs[index]
+    accept_probs = norms.accept_probs[index]
+    pot = len(offer_probs) - 1
+    share = float((offer_probs * np.arange(pot + 1)).sum() / pot * 100)
+    p = accept_probs[played["offer"].to_numpy()]
+    a = played["accepted"].to_numpy()
+    return {
+        "sim": sim,
+        "epoch": epoch,
+        "offered_share": share,
+        "accept_agreement": float(np.mean(a * p + (1 - a) * (1 - p))),
+        "p_true_norm": float(p_true),
+    }
+
+
+def _pi_columns(pi: torch.Tensor, hypothesis: Hypothesis) -> dict[str, float]:
+    norms = dict.fromkeys(hypothesis.norm_names)
+    return {f"pi_{n}": float(norm_share(pi, hypothesis, n)) for n in norms}

@@ -1,0 +1,206 @@
+"""One NUTS runner for every model: one chain from a potential, and many chains over processes.
+
+A model describes what NUTS samples as a :class:`ChainProblem`: the potential energy
+``U(z) = -log p(z)`` of a dict of unconstrained sites ``z``, a starting point, and optionally
+Pyro transforms to constrained space (applied to the draws), a function that maps the draws to
+the model's sites, and an initial inverse mass matrix. Starting points are random (a jittered
+mode, or Pyro's ``init_to_median``), so a chain's problem is built by its :class:`ChainTask`'s
+``setup(*args)`` *after* the chain's seed ``seed * 1000 + chain`` is set: each ``(seed, chain)``
+then gives the same draws wherever it runs, in this process or in a worker.
+
+:func:`run_chain` runs one task (warmup, then ``samples`` kept iterations with
+:class:`RecordingNUTS`'s statistics); :func:`run_chains` runs a list of tasks in the program's
+worker processes (:mod:`scai.inference.workers`) or one after another here. Both the
+social-contract engine (:mod:`scai.inference.mcmc`) and the human-data responder fits use them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer.mcmc import MCMC, NUTS
+
+from scai.inference.workers import shutdown_workers, worker_pool
+
+#: What :class:`RecordingNUTS` records per iteration (ArviZ's ``sample_stats`` names).
+STAT_NAMES = ("diverging", "step_size", "tree_depth", "n_steps", "energy", "lp")
+
+
+class RecordingNUTS(NUTS):
+    """NUTS that records, per iteration, what ArviZ's ``sample_stats`` expects: ``diverging``,
+    ``step_size``, ``tree_depth``, ``n_steps`` (leapfrog steps), ``energy`` (the Hamiltonian
+    after the momentum refresh) and ``lp`` (the log density of the kept state)."""
+
+    def __init__(self, *args: Any, initial_inverse_mass: torch.Tensor | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.initial_inverse_mass = initial_inverse_mass
+        self.stats: dict[str, list] = {k: [] for k in STAT_NAMES}
+        counted = self.potential_fn
+
+        def counting_potential(params):
+            self._n_evals += 1
+            return counted(params)
+
+        self.potential_fn = counting_potential
+        self._n_evals = 0
+        self._kinetic = 0.0
+
+    def _initialize_adapter(self):
+        """Pyro starts from a unit mass matrix; use ``initial_inverse_mass`` if given (and
+        find the step size again for it). Adaptation then proceeds as usual."""
+        super()._initialize_adapter()
+        if self.initial_inverse_mass is not None:
+            (block,) = self._adapter.mass_matrix_adapter.inverse_mass_matrix
+            self._adapter.mass_matrix_adapter.inverse_mass_matrix = {
+                block: self.initial_inverse_mass
+            }
+            if self._adapter.adapt_step_size:
+                self._adapter.reset_step_size_adaptation(self._initial_params)
+
+    def _sample_r(self, name):
+        r, r_unscaled = super()._sample_r(name)
+        self._kinetic = float(self._kinetic_energy(r_unscaled))
+        return r, r_unscaled
+
+    def sample(self, params):
+        z, potential, _ = self._fetch_from_cache()
+        if z is None:
+            potential = self.potential_fn(params)
+        start_potential = float(potential)
+        n_div = len(self._divergences)
+        self._n_evals = 0
+        step_size = float(self.step_size)
+        out = super().sample(params)
+        _, new_potential, _ = self._fetch_from_cache()
+        n_steps = self._n_evals
+        self.stats["diverging"].append(len(self._divergences) > n_div)
+        self.stats["step_size"].append(step_size)
+        self.stats["n_steps"].append(n_steps)
+        self.stats["tree_depth"].append(int(math.ceil(math.log2(n_steps + 1))) if n_steps else 0)
+        self.stats["energy"].append(start_potential + self._kinetic)
+        self.stats["lp"].append(-float(new_potential) if new_potential is not None else np.nan)
+        return out
+
+
+@dataclass
+class ChainProblem:
+    """What one chain samples: ``potential_fn(z)`` of unconstrained sites ``z`` (a dict of
+    tensors), the start ``initial_params``; Pyro ``transforms`` from constrained to
+    unconstrained space (their inverses are applied to the draws), ``constrain`` mapping the
+    draws ``{site: [samples, ...]}`` to the model's sites, and the ``initial_inverse_mass``
+    (diagonal) to adapt from."""
+
+    potential_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    initial_params: dict[str, torch.Tensor]
+    transforms: dict[str, Any] | None = None
+    constrain: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    initial_inverse_mass: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ChainTask:
+    """One chain to run: ``setup(*args)`` builds its :class:`ChainProblem` once the chain's
+    seed is set (``setup`` is a module-level function, so a task can go to a worker);
+    ``warmup + samples`` iterations, the dual-averaging target acceptance, a dense mass
+    matrix or a diagonal one."""
+
+    setup: Callable[..., ChainProblem]
+    args: tuple
+    seed: int
+    chain: int
+    warmup: int
+    samples: int
+    target_accept: float = 0.8
+    full_mass: bool = False
+    progress: bool = False
+
+
+@dataclass
+class ChainResult:
+    """A finished chain: the model's sites ``[samples, ...]`` (constrained, detached), the
+    kept iterations' statistics ``[samples]`` and the chain's wall time (setup included)."""
+
+    draws: dict[str, torch.Tensor]
+    stats: dict[str, np.ndarray]
+    seconds: float
+
+
+def chain_seed(seed: int, chain: int) -> int:
+    """The random seed of chain ``chain`` of a fit seeded ``seed``."""
+    return seed * 1000 + chain
+
+
+def run_chain(task: ChainTask) -> ChainResult:
+    """Run one chain (module docstring) with one torch thread; torch's and Pyro's global
+    random state is seeded with :func:`chain_seed` first."""
+    start = time.perf_counter()
+    torch.set_num_threads(1)
+    pyro.set_rng_seed(chain_seed(task.seed, task.chain))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problem = task.setup(*task.args)
+        kernel = RecordingNUTS(
+            potential_fn=problem.potential_fn,
+            transforms=problem.transforms,
+            target_accept_prob=task.target_accept,
+            full_mass=task.full_mass,
+            initial_inverse_mass=problem.initial_inverse_mass,
+        )
+        mcmc = MCMC(
+            kernel,
+            num_samples=task.samples,
+            warmup_steps=task.warmup,
+            initial_params=problem.initial_params,
+            transforms=problem.transforms,
+            disable_progbar=not task.progress,
+        )
+        mcmc.run()
+    draws = {k: v.detach() for k, v in mcmc.get_samples().items()}
+    if problem.constrain is not None:
+        draws = {k: v.detach() for k, v in problem.constrain(draws).items()}
+    stats = {k: np.asarray(v[task.warmup :]) for k, v in kernel.stats.items()}
+    return ChainResult(draws, stats, time.perf_counter() - start)
+
+
+def run_chains(tasks: Sequence[ChainTask], workers: int | None = None) -> list[ChainResult]:
+    """Every task's chain, in task order: in ``min(workers, len(tasks))`` of the program's
+    worker processes (``None``: one per core), or one after another in this process when
+    that is 1 (torch's thread count is restored afterwards)."""
+    if not tasks:
+        return []
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if workers == 1:
+        threads = torch.get_num_threads()
+        try:
+            return [run_chain(task) for task in tasks]
+        finally:
+            torch.set_num_threads(threads)
+    try:
+        pool = worker_pool(workers)
+        futures = [pool.submit(run_chain, task) for task in tasks]
+        return [future.result() for future in futures]
+    except BrokenProcessPool as err:
+        shutdown_workers()  # the next call starts fresh processes
+        raise RuntimeError(
+            "a chain's process died. Chains run in spawned processes, which import the calling "
+            "script again: call the fit under `if __name__ == '__main__':`, or run the chains "
+            "in this process (fit_mcmc(parallel=False); human data: workers=1)"
+        ) from err
+
+
+def stack_chains(results: Sequence[ChainResult]) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(draws, stats)`` of finished chains, stacked: ``{site: [chains, samples, ...]}``
+    (tensors) and ``{stat: [chains, samples]}``."""
+    draws = {site: torch.stack([r.draws[site] for r in results]) for site in results[0].draws}
+    stats = {k: np.stack([r.stats[k] for r in results]) for k in results[0].stats}
+    return draws, stats

@@ -1,0 +1,105 @@
+"""Tones for the model from a table: as given, read from the text, or none (:data:`TONE_MODES`).
+
+:func:`read_tones` fills ``proposer_tone`` and ``responder_tone`` from ``proposer_text`` and
+``responder_text`` with a reader (an empty text gives an empty tone: no message heard).
+:func:`apply_tones` is what ``scai fit --tones MODE`` does: with ``read``, the tones are read
+(by the shipped reader unless another is given) and the hypothesis gets the reader's confusion
+matrix (:attr:`scai.models.hypotheses.Hypothesis.reader_confusion`), so that what the model
+scores is what the reader reported, mistakes included.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scai.models.data import TEXT_COLUMNS
+from scai.models.errors import DataError, Problem
+from scai.models.hypotheses import Hypothesis
+from scai.models.tone_reader.interface import ToneReader, check_reader
+
+#: Where the model's tones come from: mode -> what it means (``--tones`` on the command line).
+TONE_MODES: dict[str, str] = {
+    "given": "the table's tone columns as they are (default)",
+    "read": "read from the text columns by a tone reader (the shipped one unless --reader), "
+    "whose confusion matrix enters the model",
+    "none": "no tones: the model hears no language",
+}
+_ROLES = ("proposer", "responder")
+
+
+def read_tones(
+    table: pd.DataFrame, reader: ToneReader, source: str = "interactions"
+) -> pd.DataFrame:
+    """A copy of ``table`` whose tone columns are ``reader``'s reading of its text columns
+    (every row: a row without text gets no tone). A :class:`DataError` if the table has no
+    text column or the reader reports a tone outside its labels."""
+    check_reader(reader, need_confusion=False)
+    present = [c for c in TEXT_COLUMNS if c in table.columns]
+    if not present:
+        raise DataError(
+            source,
+            [Problem(None, None, None, f"no text to read: needs {' or '.join(TEXT_COLUMNS)}")],
+        )
+    out = table.copy()
+    for role in _ROLES:
+        tones = pd.Series("", index=out.index, dtype=object)
+        if f"{role}_text" in out.columns:
+            text = out[f"{role}_text"].map(lambda v: v if isinstance(v, str) else "")
+            heard = text.str.strip() != ""
+            read = list(reader.read(text[heard].tolist()))
+            if len(read) != int(heard.sum()):
+                raise DataError(
+                    source,
+                    [
+                        Problem(
+                            None,
+                            f"{role}_text",
+                            None,
+                            f"the reader returned {len(read)} tones for {int(heard.sum())} texts",
+                        )
+                    ],
+                )
+            stray = sorted(set(read) - set(reader.labels))
+            if stray:
+                raise DataError(
+                    source,
+                    [
+                        Problem(
+                            None,
+                            f"{role}_tone",
+                            stray[0],
+                            f"the reader reported a tone outside its labels {list(reader.labels)}",
+                        )
+                    ],
+                )
+            tones[heard] = read
+        out[f"{role}_tone"] = tones
+    return out
+
+
+def apply_tones(
+    table: pd.DataFrame,
+    hypothesis: Hypothesis,
+    mode: str = "given",
+    reader: ToneReader | None = None,
+    source: str = "interactions",
+) -> tuple[pd.DataFrame, Hypothesis]:
+    """The table and hypothesis the model should see under tone ``mode`` (:data:`TONE_MODES`):
+    ``given`` returns them unchanged; ``none`` empties the tone columns; ``read`` reads the
+    text with ``reader`` (default: :func:`~scai.models.tone_reader.serialise.default_reader`)
+    and sets the hypothesis's ``reader_confusion`` to the reader's."""
+    if mode not in TONE_MODES:
+        raise DataError(
+            source,
+            [Problem(None, None, mode, f"unknown tones mode; allowed: {', '.join(TONE_MODES)}")],
+        )
+    if mode == "given":
+        return table, hypothesis
+    if mode == "none":
+        return table.assign(proposer_tone="", responder_tone=""), hypothesis
+    if reader is None:
+        from scai.models.tone_reader.serialise import default_reader
+
+        reader = default_reader()
+    check_reader(reader)
+    return read_tones(table, reader, source), hypothesis.with_(reader_confusion=reader.confusion)

@@ -1,0 +1,133 @@
+"""Training a reader on labelled messages: the users' messages of an interaction table, each
+labelled with the manner its writer was prompted with (the users table).
+
+:func:`labelled_messages` takes every user's proposals and replies (not the assistant's: the
+users file gives no manner for it); :func:`load_messages` reads them from the original study's
+logs (a folder or archive, imported in memory) or from a table ``FILE.csv`` written by ``scai
+import`` (with ``FILE.users.csv`` and, for the condition of each run, ``FILE.runs.csv``
+beside it). :func:`train_reader` estimates the confusion matrix with runs held out
+(:func:`~scai.models.tone_reader.evaluation.held_out`), then fits the reader on every message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scai.models.data import read_interactions, read_users, users_path
+from scai.models.errors import DataError, Problem
+from scai.models.layout import ASSISTANT
+from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
+from scai.models.tone_reader.evaluation import Evaluation, held_out
+from scai.models.tone_reader.interface import DEFAULT_SMOOTHING
+from scai.models.tone_reader.linear import LinearToneReader
+
+#: The columns of a table of labelled messages.
+MESSAGE_COLUMNS = ("sim", "condition", "role", "speaker", "text", "tone")
+
+
+def labelled_messages(
+    interactions: pd.DataFrame, users: pd.DataFrame, runs: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every non-empty message a user wrote (:data:`MESSAGE_COLUMNS`): ``role`` is
+    ``proposer`` or ``responder``, ``tone`` the writer's manner in ``users``, ``condition``
+    the run's in ``runs`` (``""`` without it)."""
+    manner = {(str(s), str(u)): m for s, u, m in users[["sim", "user", "manner"]].itertuples(False)}
+    condition = (
+        {} if runs is None else dict(zip(runs["sim"].astype(str), runs["condition"], strict=True))
+    )
+    parts = []
+    for role in ("proposer", "responder"):
+        column = f"{role}_text"
+        if column not in interactions.columns:
+            continue
+        rows = interactions[(interactions[role] != ASSISTANT) & (interactions[role] != "")]
+        rows = rows[rows[column].fillna("").str.strip() != ""]
+        keys = list(zip(rows["sim"].astype(str), rows[role].astype(str), strict=True))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "sim": rows["sim"].astype(str).to_numpy(),
+                    "condition": [condition.get(s, "") for s, _ in keys],
+                    "role": role,
+                    "speaker": rows[role].astype(str).to_numpy(),
+                    "text": rows[column].to_numpy(),
+                    "tone": [manner.get(k, "") for k in keys],
+                }
+            )
+        )
+    if not parts:
+        raise DataError(
+            "interactions", [Problem(None, None, None, "no text columns to learn from")]
+        )
+    out = pd.concat(parts, ignore_index=True)
+    unlabelled = out[out["tone"] == ""]
+    if len(unlabelled):
+        first = unlabelled.iloc[0]
+        raise DataError(
+            "users",
+            [
+                Problem(
+                    None,
+                    "manner",
+                    None,
+                    f"{len(unlabelled)} messages come from users the users table does not "
+                    f"list, e.g. {first.speaker!r} in sim {first.sim!r}",
+                )
+            ],
+        )
+    return out
+
+
+def load_messages(source: str | Path) -> pd.DataFrame:
+    """Labelled messages from the original study's logs (a folder or archive) or from a
+    table written by ``scai import scai-logs`` (``FILE.csv`` with ``FILE.users.csv`` beside
+    it, and ``FILE.runs.csv`` for the conditions)."""
+    source = Path(source)
+    if source.suffix == ".csv":
+        interactions = read_interactions(source)
+        users = read_users(users_path(source), _policies(users_path(source)))
+        runs_file = source.with_name(source.stem + ".runs.csv")
+        runs = (
+            pd.read_csv(runs_file, dtype=str, keep_default_na=False) if runs_file.exists() else None
+        )
+        return labelled_messages(interactions, users, runs)
+    from scai.models.scai_logs import import_logs
+
+    result = import_logs(source)
+    return labelled_messages(result.interactions, result.users, result.runs)
+
+
+def _policies(path: Path) -> tuple[str, ...]:
+    """The policies a users file names (a reader learns manners, whatever the policies)."""
+    if not path.exists():
+        raise DataError(str(path), [Problem(None, None, None, "file does not exist")])
+    return tuple(pd.read_csv(path, dtype=str, keep_default_na=False).get("policy", []))
+
+
+def train_reader(
+    messages: pd.DataFrame,
+    folds: int = 10,
+    seed: int = 0,
+    options: TrainingOptions | None = None,
+    smoothing: float = DEFAULT_SMOOTHING,
+    **provenance,
+) -> tuple[LinearToneReader, Evaluation]:
+    """A reader fitted on every message, carrying the confusion matrix estimated with runs
+    held out (``folds`` folds), and that evaluation."""
+    evaluation = held_out(messages, "runs", folds, seed, options)
+    reader = fit_classifier(messages["text"].tolist(), messages["tone"].tolist(), options)
+    accuracy = {m: round(float(a), 6) for m, a in evaluation.accuracy().items()}
+    return (
+        reader.with_confusion(
+            evaluation.confusion(smoothing),
+            evaluation.counts,
+            confusion_estimate=f"held-out counts, runs held out ({folds} folds, seed {seed}), "
+            f"plus {smoothing:g} per label",
+            held_out_accuracy=accuracy,
+            runs=int(messages["sim"].nunique()),
+            **provenance,
+        ),
+        evaluation,
+    )

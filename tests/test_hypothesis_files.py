@@ -1,0 +1,102 @@
+"""The one TOML loader (scai.models.hypothesis_files): it dispatches on ``model``, loads both
+shipped files unchanged, and names the file (and the key) in every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scai.experiments.human_data.fitting import INEQUITY_FILE, NORMS_FILE
+from scai.models.hypotheses import PRESETS, Hypothesis, HypothesisError
+from scai.models.hypothesis_files import FAMILIES, load_hypothesis_file
+from scai.models.responders import InequitySpec
+
+
+def write(tmp_path: Path, text: str, name: str = "h.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_both_shipped_files_load_into_their_family():
+    norms = load_hypothesis_file(NORMS_FILE)
+    assert isinstance(norms, Hypothesis) and norms.name == "human_norms"
+    assert len(norms.policies) == 7 and norms.rationality_scale == 1.0
+    assert norms == Hypothesis.load(NORMS_FILE)
+    inequity = load_hypothesis_file(INEQUITY_FILE)
+    assert isinstance(inequity, InequitySpec) and inequity.name == "human_inequity"
+    assert inequity.envy_mu_loc == -1.0 and inequity.envy_bins == 60
+
+
+def test_model_key_dispatches_and_defaults_to_social_contract(tmp_path):
+    assert set(FAMILIES) == {"social_contract", "inequity_aversion"}
+    for family in FAMILIES.values():
+        assert family.citation and family.data
+    plain = load_hypothesis_file(write(tmp_path, "rationality = 2.0\n", "plain.toml"))
+    explicit = load_hypothesis_file(
+        write(tmp_path, 'model = "social_contract"\nrationality = 2.0\n', "plain2.toml")
+    )
+    assert isinstance(plain, Hypothesis) and plain.rationality == 2.0
+    assert explicit.with_(name="plain") == plain  # the name defaults to the file's stem
+    envy = load_hypothesis_file(write(tmp_path, 'model = "inequity_aversion"\nenvy_bins = 40\n'))
+    assert isinstance(envy, InequitySpec) and envy.envy_bins == 40 and envy.name == "h"
+
+
+def test_saved_hypotheses_round_trip_through_the_loader(tmp_path):
+    for hypothesis in PRESETS.values():
+        path = tmp_path / f"{hypothesis.name}.toml"
+        hypothesis.save(path)
+        assert load_hypothesis_file(path) == hypothesis
+
+
+def test_unknown_model_names_the_file_and_the_families(tmp_path):
+    path = write(tmp_path, 'model = "prospect_theory"\n')
+    with pytest.raises(HypothesisError) as info:
+        load_hypothesis_file(path)
+    message = str(info.value)
+    assert str(path) in message and "'model'" in message and "'prospect_theory'" in message
+    assert "social_contract, inequity_aversion" in message
+
+
+def test_a_family_can_be_required(tmp_path):
+    with pytest.raises(
+        HypothesisError, match="'inequity_aversion'; a 'social_contract' hypothesis"
+    ):
+        Hypothesis.load(INEQUITY_FILE)
+    with pytest.raises(HypothesisError, match=str(INEQUITY_FILE)):
+        load_hypothesis_file(INEQUITY_FILE, family="social_contract")
+
+
+def test_bad_keys_and_values_name_the_file_and_the_key(tmp_path):
+    bad = write(tmp_path, 'model = "inequity_aversion"\nenvy_sigma = 1.0\n')
+    with pytest.raises(
+        HypothesisError, match=r"h\.toml: unknown key 'envy_sigma'.*envy_sigma_scale"
+    ):
+        load_hypothesis_file(bad)
+    bad = write(tmp_path, 'model = "inequity_aversion"\nlapse_b = -1\n')
+    with pytest.raises(HypothesisError, match=r"h\.toml: lapse_b: got -1; expected a number > 0"):
+        load_hypothesis_file(bad)
+    bad = write(tmp_path, 'model = "inequity_aversion"\nenvy_bins = "many"\n')
+    with pytest.raises(HypothesisError, match=r"h\.toml: envy_bins"):
+        load_hypothesis_file(bad)
+    bad = write(tmp_path, "rationality = -1.0\n")
+    with pytest.raises(HypothesisError, match=r"h\.toml: rationality"):
+        load_hypothesis_file(bad)
+    bad = write(tmp_path, "spite = 1.0\n")
+    with pytest.raises(HypothesisError, match=r"h\.toml: unknown key 'spite'"):
+        load_hypothesis_file(bad)
+
+
+def test_unreadable_files_are_named(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('description = "Fr\xe4nken"\n'.encode("latin-1"))
+    with pytest.raises(HypothesisError, match=r"latin1\.toml: not UTF-8 text"):
+        load_hypothesis_file(latin1)
+    broken = write(tmp_path, "rationality = [1.0\n", "broken.toml")
+    with pytest.raises(HypothesisError, match=r"broken\.toml: not valid TOML"):
+        load_hypothesis_file(broken)
+    with pytest.raises(HypothesisError, match=r"nowhere\.toml: cannot read hypothesis file"):
+        load_hypothesis_file(tmp_path / "nowhere.toml")
+    utf8 = write(tmp_path, 'description = "Fränken"\n', "utf8.toml")
+    assert load_hypothesis_file(utf8).description == "Fränken"

@@ -1,0 +1,424 @@
+"""The tone reader (:mod:`scai.models.tone_reader`) on synthetic messages generated here: its
+interface, the scikit-learn pipeline it is taken from, its JSON round trip, held-out
+evaluation that never tests on a training run, reading a table's tones, and ``scai fit --tones``
+and ``scai tone-reader`` on the command line. (The real logs: ``test_tone_reader_logs.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scai.experiments.cli import main
+from scai.inference.fit import fit
+from scai.inference.posterior import Posterior
+from scai.models.data import write_csv_atomic, write_interactions
+from scai.models.errors import DataError
+from scai.models.hypotheses import PRESETS
+from scai.models.language import MANNERS
+from scai.models.tone_reader import (
+    FeatureSettings,
+    ToneReader,
+    apply_tones,
+    check_reader,
+    confusion_counts,
+    confusion_from_counts,
+    default_reader,
+    load_reader,
+    mask_text,
+    read_tones,
+    save_reader,
+)
+from scai.models.tone_reader.classifier import (
+    TrainingOptions,
+    fit_classifier,
+    fit_pipeline,
+    from_pipeline,
+)
+from scai.models.tone_reader.evaluation import assign_folds, held_out
+from scai.models.tone_reader.training import labelled_messages, train_reader
+
+TINY = TrainingOptions(min_df=1)
+#: what each tone adds to the bare proposal template or decision (neutral: nothing), in the
+#: original logs' style (the shipped reader reads these right; "you magnificent benefactor!"
+#: it reads as rude, and rightly: in the logs rude users say it, in sarcasm)
+PHRASES = {
+    "neutral": ("",),
+    "polite": ("Thank you kindly for considering this.", "If you would be so kind, please."),
+    "rude": (
+        "You better accept this, you ungrateful swine!",
+        "Take it or leave it, loser.",
+        "Pathetic, but I'll take it, cheapskate.",
+        "Nice try, chump.",
+    ),
+    "sycophantic": (
+        "I humbly hope this proposal brings you immense joy.",
+        "I am truly grateful for your fair and considerate proposal, ensuring maximum "
+        "benefits for both of us.",
+        "I humbly hope that you find this proposal fair and equitable.",
+        "I sincerely appreciate your kind and generous spirit.",
+    ),
+}
+
+
+def message(tone: str, role: str, pot: int, offer: int, currency: str, rng) -> str:
+    if role == "proposer":
+        head = (
+            f"For the {pot} {currency}, the proposer will get {pot - offer}, and the decider "
+            f"will get {offer}."
+        )
+    else:
+        head = "Accept." if tone != "neutral" else "accept"
+    return f"{head} {rng.choice(PHRASES[tone])}".strip()
+
+
+def synthetic_logs(
+    runs: int = 12,
+    tones: tuple[str, ...] = ("neutral", "rude", "sycophantic"),
+    epochs: int = 3,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(interactions, users, runs)`` in the imported logs' layout: run ``r`` has 4 users
+    of tone ``tones[r % len(tones)]`` in two fixed games per epoch, text written, tones
+    empty."""
+    rng = random.Random(seed)
+    rows, users, run_rows = [], [], []
+    for r in range(runs):
+        tone = tones[r % len(tones)]
+        sim = f"fair_{tone}/{r:02d}"
+        currency = ("apples", "blankets", "dollars")[r % 3]
+        run_rows.append({"sim": sim, "condition": f"fair_{tone}"})
+        users += [{"sim": sim, "user": f"u{i}", "policy": "fair", "manner": tone} for i in range(4)]
+        for epoch in range(1, epochs + 1):
+            pot = rng.randint(10, 100)
+            for game, (a, b) in enumerate((("u0", "u1"), ("u2", "u3")), start=1):
+                offer = pot // 2
+                rows.append(
+                    {
+                        "sim": sim,
+                        "epoch": epoch,
+                        "round": game,
+                        "proposer": a,
+                        "responder": b,
+                        "currency": currency,
+                        "pot": pot,
+                        "offer": offer,
+                        "accepted": 1,
+                        "proposer_tone": "",
+                        "responder_tone": "",
+                        "proposer_text": message(tone, "proposer", pot, offer, currency, rng),
+                        "responder_text": message(tone, "responder", pot, offer, currency, rng),
+                    }
+                )
+    return pd.DataFrame(rows), pd.DataFrame(users), pd.DataFrame(run_rows)
+
+
+@pytest.fixture(scope="module")
+def messages() -> pd.DataFrame:
+    return labelled_messages(*synthetic_logs())
+
+
+@pytest.fixture(scope="module")
+def trained(messages):
+    reader, evaluation = train_reader(messages, folds=4, options=TINY)
+    return reader, evaluation
+
+
+def test_masking_hides_numbers_currencies_and_the_decision():
+    settings = FeatureSettings()
+    text = "Reject. For the 77 Apples, I keep 76 and 1 apple is yours; no baby formula, 1,000!"
+    assert mask_text(text, settings) == (
+        "_decision_. for the _n_ _currency_, i keep _n_ and _n_ _currency_ is yours; no "
+        "_currency_, _n_!"
+    )
+    assert mask_text("accept", settings) == "_decision_"
+    # only the opening decision: "accept" inside a message is a word like any other
+    assert mask_text("You better accept this", settings) == "you better accept this"
+    # what is masked is a setting, saved with the reader
+    bare = FeatureSettings(currency_phrases=(), mask_numbers=False, mask_decision=False)
+    assert mask_text("Accept 3 apples", bare) == "accept 3 apples"
+
+
+def test_a_trained_reader_reads_its_tones_and_follows_the_protocol(trained, messages):
+    reader, _ = trained
+    assert isinstance(reader, ToneReader)
+    check_reader(reader)
+    assert reader.labels == ("neutral", "rude", "sycophantic")
+    texts = messages["text"].tolist()
+    assert reader.read(texts) == messages["tone"].tolist()
+    p = reader.probabilities(texts)
+    assert p.shape == (len(texts), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # unseen wording and numbers
+    read = reader.read(["For the 999 dollars, the proposer will get 1. Nice try, you swine!", ""])
+    assert read[0] == "rude" and read[1] in reader.labels
+    assert reader.read([]) == [] and reader.probabilities([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("tones", [("neutral", "rude", "sycophantic"), ("neutral", "rude")])
+def test_the_reader_predicts_what_the_scikit_learn_pipeline_does(tones):
+    found = labelled_messages(*synthetic_logs(runs=8, tones=tones, seed=4))
+    texts, labels = found["text"].tolist(), found["tone"].tolist()
+    pipeline = fit_pipeline(texts, labels, TINY)
+    reader = from_pipeline(pipeline, TINY)
+    probe = [*texts, "Take it, loser. 5 apples.", "I humbly thank you", "", "???"]
+    np.testing.assert_allclose(
+        reader.probabilities(probe), pipeline.predict_proba(probe), rtol=0, atol=1e-12
+    )
+    assert reader.read(probe) == list(pipeline.predict(probe))
+
+
+def test_the_weighted_fit_equals_a_fit_on_every_message(messages):
+    """Distinct messages once, with their counts as weights: the same fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = messages["text"].tolist(), messages["tone"].tolist()
+    pipeline = fit_pipeline(texts, labels, TINY)
+    vectorizer, model = pipeline.named_steps.values()
+    direct = LogisticRegression(C=TINY.C, max_iter=TINY.max_iter, class_weight="balanced")
+    direct.fit(vectorizer.transform(texts), labels)
+    np.testing.assert_allclose(model.coef_, direct.coef_, atol=1e-4)
+    np.testing.assert_allclose(model.intercept_, direct.intercept_, atol=1e-4)
+
+
+def test_round_trip_through_json_predicts_exactly_the_same(trained, messages, tmp_path):
+    reader, _ = trained
+    path = save_reader(reader, tmp_path / "reader.json")
+    doc = json.loads(path.read_text())  # plain JSON, no pickle
+    assert doc["format"] == "scai-tone-reader" and doc["labels"] == list(reader.labels)
+    loaded = load_reader(path)
+    probe = [*messages["text"], "Thank you kindly, 3 apples", "!!!", ""]
+    assert np.array_equal(loaded.probabilities(probe), reader.probabilities(probe))
+    assert loaded.read(probe) == reader.read(probe)
+    assert loaded.confusion == reader.confusion
+    assert loaded.confusion_counts == reader.confusion_counts
+    assert loaded.vocabulary == reader.vocabulary and loaded.settings == reader.settings
+    assert loaded.provenance == json.loads(json.dumps(reader.provenance))
+
+
+def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):
+    reader, _ = trained
+    good = json.loads(save_reader(reader, tmp_path / "r.json").read_text())
+    cases = {
+        "format": {**good, "format": "pickle"},
+        "version": {**good, "version": 99},
+        "coef": {**good, "coef": [[1.0, 2.0]]},
+        "idf": {**good, "idf": "many"},
+        "labels": {**good, "labels": ["neutral", "angry", "rude"]},
+        "confusion": {**good, "confusion": [[1.0, 0, 0, 0]] * 3},
+    }
+    for key, doc in cases.items():
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(DataError, match=str(path)) as caught:
+            load_reader(path)
+        assert key in str(caught.value) or key == "format", (key, str(caught.value))
+    (tmp_path / "junk.json").write_bytes(b"\x80not json")
+    with pytest.raises(DataError, match="not a JSON file"):
+        load_reader(tmp_path / "junk.json")
+    with pytest.raises(DataError, match="does not exist"):
+        load_reader(tmp_path / "missing.json")
+
+
+def test_the_confusion_matrix_rules(trained):
+    reader, evaluation = trained
+    counts = np.array(reader.confusion_counts)
+    assert counts.sum() == len(evaluation.predictions)
+    polite, neutral = MANNERS.index("polite"), MANNERS.index("neutral")
+    # never trained on polite: a uniform row over its labels, and it never reports polite
+    assert reader.confusion[polite] == pytest.approx((1 / 3, 0.0, 1 / 3, 1 / 3))
+    assert all(row[polite] == 0 for row in reader.confusion)
+    # n held-out neutral messages all read right: a mistake has probability 0.5 / (n + 1.5)
+    n = counts[neutral].sum()
+    assert counts[neutral, neutral] == n
+    assert reader.confusion[neutral][MANNERS.index("rude")] == pytest.approx(0.5 / (n + 1.5))
+    by_hand = confusion_from_counts(
+        confusion_counts(
+            ["rude", "rude", "neutral"], ["rude", "neutral", "neutral"], ("neutral", "rude")
+        ),
+        ("neutral", "rude"),
+        smoothing=0.0,
+    )
+    assert by_hand[MANNERS.index("rude")] == (0.5, 0.0, 0.5, 0.0)
+    assert by_hand[MANNERS.index("sycophantic")] == (0.5, 0.0, 0.5, 0.0)
+
+
+def test_held_out_runs_never_train_on_the_run_they_read():
+    """Every run writes its own made-up words, tied to a tone only there: read by a reader that
+    saw the run, they give the tone away; held out, they cannot."""
+    rng = random.Random(1)
+    rows = []
+    for r in range(20):
+        tone = rng.choice(("rude", "sycophantic"))
+        word = "".join(rng.choice("bcdfghjklmnpqrstvwz") for _ in range(8))
+        rows += [{"sim": f"s{r}", "condition": "", "text": f"{word} {word}", "tone": tone}] * 6
+    found = pd.DataFrame(rows)
+    in_sample = fit_classifier(found["text"], found["tone"], TINY)
+    assert in_sample.read(found["text"].tolist()) == found["tone"].tolist()
+    evaluation = held_out(found, "runs", folds=5, options=TINY)
+    assert evaluation.predictions.groupby("sim")["fold"].nunique().eq(1).all()
+    assert min(evaluation.accuracy().values()) < 0.8  # no better than guessing
+    folds = assign_folds(found["sim"], 5, seed=3)
+    assert sorted(np.bincount(folds)) == [24] * 5  # 20 runs dealt 4 to a fold
+
+
+def test_conditions_are_held_out_whole(messages):
+    evaluation = held_out(messages, "conditions", options=TINY)
+    assert evaluation.predictions.groupby("condition")["fold"].nunique().eq(1).all()
+    assert evaluation.predictions["fold"].nunique() == messages["condition"].nunique()
+    by_group = evaluation.by_group()
+    assert set(by_group["condition"]) == set(messages["condition"])
+    with pytest.raises(ValueError, match="no condition"):
+        held_out(messages.assign(condition=""), "conditions", options=TINY)
+
+
+def test_read_tones_fills_the_tone_columns_from_the_text(trained):
+    reader, _ = trained
+    interactions, users, _ = synthetic_logs(runs=3, seed=9)
+    interactions.loc[0, "responder_text"] = ""  # no reply heard
+    read = read_tones(interactions, reader)
+    manner = dict(zip(users["sim"] + "/" + users["user"], users["manner"], strict=True))
+    for role in ("proposer", "responder"):
+        want = [manner[f"{s}/{u}"] for s, u in zip(read["sim"], read[role], strict=True)]
+        got = read[f"{role}_tone"].tolist()
+        if role == "responder":
+            assert got[0] == "" and want[0] != ""
+            got, want = got[1:], want[1:]
+        assert got == want
+    assert (interactions["proposer_tone"] == "").all()  # the input is not changed
+    with pytest.raises(DataError, match="no text to read"):
+        read_tones(interactions.drop(columns=["proposer_text", "responder_text"]), reader)
+
+
+class KeywordReader:
+    """A reader plugged in through the interface: a word list, and a confusion matrix."""
+
+    labels = ("neutral", "rude")
+    confusion = (
+        (0.9, 0.0, 0.1, 0.0),
+        (0.5, 0.0, 0.5, 0.0),
+        (0.2, 0.0, 0.8, 0.0),
+        (0.5, 0.0, 0.5, 0.0),
+    )
+
+    def read(self, texts):
+        return [
+            "rude" if any(w in t.lower() for w in ("loser", "swine", "chump")) else "neutral"
+            for t in texts
+        ]
+
+
+def test_apply_tones_modes_and_a_plugged_in_reader():
+    interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
+    hyp = PRESETS["stereotyped"]
+    same, same_hyp = apply_tones(interactions, hyp, "given")
+    assert same is interactions and same_hyp is hyp
+    none, _ = apply_tones(interactions.assign(proposer_tone="rude"), hyp, "none")
+    assert (none[["proposer_tone", "responder_tone"]] == "").all().all()
+    table, read_hyp = apply_tones(interactions, hyp, "read", reader=KeywordReader())
+    assert read_hyp.reader_confusion == KeywordReader.confusion
+    assert set(table["proposer_tone"]) <= {"neutral", "rude"}
+    posterior = fit(table, read_hyp, num_draws=50)
+    assert posterior.hypothesis.reader_confusion == KeywordReader.confusion
+    with pytest.raises(DataError, match="unknown tones mode"):
+        apply_tones(interactions, hyp, "guess")
+
+    class Unestimated(KeywordReader):
+        confusion = None
+
+    with pytest.raises(DataError, match="no confusion matrix"):
+        apply_tones(interactions, hyp, "read", reader=Unestimated())
+
+    class Overreaching(KeywordReader):  # reports sycophantic, which it cannot say
+        confusion = ((0.9, 0.0, 0.0, 0.1),) * 4
+
+    with pytest.raises(DataError, match="not among its labels"):
+        check_reader(Overreaching())
+
+
+def write_logs_table(folder, **kwargs):
+    interactions, users, runs = synthetic_logs(**kwargs)
+    path = folder / "logs.csv"
+    write_interactions(interactions, path)
+    write_csv_atomic(users, folder / "logs.users.csv")
+    write_csv_atomic(runs, folder / "logs.runs.csv")
+    return path
+
+
+def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
+    table = write_logs_table(tmp_path, runs=9, seed=5)
+    out = tmp_path / "reader.json"
+    args = ["--logs", str(table), "--folds", "3", "--min-df", "1"]
+    assert main(["tone-reader", "train", *args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "runs held out" in printed and "accuracy: neutral 100.00%" in printed
+    reader = load_reader(out)
+    assert reader.labels == ("neutral", "rude", "sycophantic")
+    assert reader.provenance["held_out_accuracy"]["rude"] == 1.0
+    assert main(["tone-reader", "evaluate", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "whole conditions held out" in printed and "fair_sycophantic" in printed
+    assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
+
+
+def test_scai_fit_reads_the_tones_of_a_table_with_text(tmp_path, capsys):
+    """Empty tone columns, text written: --tones read reads it (the shipped reader, or
+    --reader), and the hypothesis carries that reader's confusion matrix."""
+    table = write_logs_table(tmp_path, runs=4, tones=("rude", "sycophantic"), seed=6)
+    assert (pd.read_csv(table, keep_default_na=False)["proposer_tone"] == "").all()
+    out = tmp_path / "shipped"
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(table),
+                "--tones",
+                "read",
+                "--out",
+                str(out),
+                "--quiet",
+                "--draws",
+                "100",
+            ]
+        )
+        == 0
+    )
+    assert "tones read" in capsys.readouterr().out
+    posterior = Posterior.load(out / "posterior.nc")
+    assert posterior.hypothesis.reader_confusion == default_reader().confusion
+    heard = posterior.data.tone_counts().sum(dim=(0, 1))
+    assert heard[MANNERS.index("rude")] == heard[MANNERS.index("sycophantic")] == 24
+
+    reader, _ = train_reader(labelled_messages(*synthetic_logs(seed=7)), folds=3, options=TINY)
+    path = save_reader(reader, tmp_path / "tiny.json")
+    out = tmp_path / "tiny"
+    argv = [
+        "fit",
+        "--data",
+        str(table),
+        "--out",
+        str(out),
+        "--quiet",
+        "--hypothesis",
+        "stereotyped",
+        "--draws",
+        "100",
+    ]
+    assert main([*argv, "--tones", "read", "--reader", str(path)]) == 0
+    assert Posterior.load(out / "posterior.nc").hypothesis.reader_confusion == reader.confusion
+    assert main([*argv, "--tones", "none"]) == 0
+    assert Posterior.load(out / "posterior.nc").data.tone_mask.sum() == 0
+    capsys.readouterr()
+    assert main([*argv, "--reader", str(path)]) == 2
+    assert "--reader" in capsys.readouterr().err
+    bare = tmp_path / "bare.csv"
+    pd.read_csv(table, keep_default_na=False).drop(
+        columns=["proposer_text", "responder_text"]
+    ).to_csv(bare, index=False)
+    assert main(["fit", "--data", str(bare), "--out", str(out), "--tones", "read"]) == 2
+    assert "no text to read" in capsys.readouterr().err

@@ -1,0 +1,50 @@
+"""The tone reader on the original study's GPT-4 logs (``../shared/data/original-scai``, read
+in place): with runs held out it reads each manner right at least 95% of the time (issue 12's
+target), and the reader shipped with scai carries a confusion matrix estimated that way."""
+
+from __future__ import annotations
+
+import pytest
+
+from scai.models.language import MANNERS
+from scai.models.tone_reader import default_reader
+from scai.models.tone_reader.evaluation import held_out
+from scai.models.tone_reader.training import load_messages
+
+LOG_MANNERS = ("neutral", "rude", "sycophantic")
+
+
+@pytest.fixture(scope="module")
+def messages(original_scai_path):
+    """The users' labelled messages, imported once for the module (about 5 s)."""
+    return load_messages(original_scai_path)
+
+
+def test_every_user_message_is_labelled(messages):
+    counts = messages["tone"].value_counts().to_dict()
+    assert counts == {"neutral": 10_800, "rude": 5_400, "sycophantic": 5_400}
+    assert messages["sim"].nunique() == 240 and messages["condition"].nunique() == 9
+    assert set(messages["role"]) == {"proposer", "responder"}
+
+
+def test_held_out_by_run_accuracy_is_at_least_95_percent_per_manner(messages):
+    evaluation = held_out(messages, "runs", folds=5, seed=1)
+    assert evaluation.predictions.groupby("sim")["fold"].nunique().eq(1).all()
+    accuracy = evaluation.accuracy()
+    assert set(accuracy) == set(LOG_MANNERS)
+    for manner, value in accuracy.items():
+        assert value >= 0.95, (manner, value, evaluation.report())
+
+
+def test_the_shipped_reader_reads_the_logs_and_its_confusion_is_the_held_out_one(messages):
+    reader = default_reader()
+    assert reader.labels == LOG_MANNERS
+    counts = reader.confusion_counts
+    assert sum(map(sum, counts)) == len(messages)  # every message read once, held out
+    for manner in LOG_MANNERS:
+        i = MANNERS.index(manner)
+        assert counts[i][i] / sum(counts[i]) >= 0.95
+        assert reader.confusion[i][i] >= 0.95
+    read = reader.read(messages["text"].tolist())
+    right = (messages["tone"] == read).groupby(messages["tone"]).mean()
+    assert (right >= 0.99).all(), right  # in sample
