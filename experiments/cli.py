@@ -17,8 +17,9 @@ import warnings
 from pathlib import Path
 
 from scai import __version__
-from scai.experiments.commands import load_commands
-from scai.models.errors import ScaiError
+
+# The commands (and with them torch, Pyro, pandas) are imported when main() runs, not with this
+# module: a Ctrl-C during those seconds of start-up is then one line, not a traceback.
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on an error, show the Python traceback instead of one line (to report a bug)",
     )
+    from scai.experiments.commands import load_commands
+
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, _) in load_commands().items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
@@ -48,11 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``scai`` with ``argv`` (default: the process's) and return its exit code."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a one-line parse error
         return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:  # while starting up: nothing has been done yet
+        print("scai: interrupted", file=sys.stderr)
+        return 130
+    from scai.experiments.commands import load_commands
+
     where = f"scai {args.command}"
     # ArviZ announces its 1.0 refactor on import: noise on every command's standard error.
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
@@ -62,24 +69,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         code, message = _describe(err, args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        _stop_workers()
         if args.debug:
             raise
-        code, message = (
-            130,
-            "interrupted"
-            + (
-                "; run the same command again to resume (finished conditions are cached)"
-                if args.command == "run"
-                else ""
-            ),
+        # One line, no "error": what was interrupted, how far it got, how to resume (a run's
+        # condition loop says how many conditions finished: scai.experiments.runner).
+        message = str(interrupt) or "interrupted" + (
+            "; run the same command again to resume (finished conditions are cached)"
+            if args.command == "run"
+            else ""
         )
+        print(f"{where}: {message}", file=sys.stderr)
+        return 130
     print(f"{where}: error: {message}", file=sys.stderr)
     return code
 
 
+def _stop_workers() -> None:
+    """On Ctrl-C, end the worker processes (if any were started) now: they ignore the signal,
+    and at exit Python would wait for the tasks they are running."""
+    workers = sys.modules.get("scai.inference.workers")
+    if workers is not None:
+        workers.stop_workers()
+
+
 def _describe(err: Exception, args: argparse.Namespace) -> tuple[int, str]:
     """The exit code and one line for an error."""
+    from scai.models.errors import ScaiError
+
     if isinstance(err, ScaiError):
         return 2, err.one_line()
     if isinstance(err, OSError):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -183,9 +184,12 @@ def save_netcdf(idata, path) -> None:
 
 def read_netcdf(path, required_groups: tuple[str, ...]):
     """Read a file scai wrote, checking its groups and provenance; anything else is a
-    :class:`PosteriorFileError` naming the file."""
+    :class:`PosteriorFileError` naming the file. The file is inspected with h5py first
+    (:func:`check_self_contained`): one that would make loading read another file is refused
+    before ArviZ opens it."""
     import arviz as az
 
+    check_self_contained(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -207,3 +211,46 @@ def read_netcdf(path, required_groups: tuple[str, ...]):
         except (TypeError, ValueError):
             raise PosteriorFileError(f"{path}: attribute {key!r} is not JSON") from None
     return idata
+
+
+def check_self_contained(path) -> None:
+    """A :class:`PosteriorFileError` naming ``path`` unless it is an HDF5 file whose data all
+    live in it. HDF5 lets a file borrow data from elsewhere, and reading such a file reads those
+    other files into the loaded table: an *external link* (a name that opens an object in
+    another file), a dataset with *external storage* (its bytes kept in other raw files, any
+    local file) or a *virtual dataset* (mapped from datasets in other files). scai writes none
+    of them, so a file with any is refused, naming the first few. Only the file's structure is
+    read here (every object reached through hard links, each once: a cycle of links ends)."""
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise PosteriorFileError(f"{path}: not a readable posterior file ({err})") from None
+    with handle:
+        groups = [handle]
+        found: list[str] = []
+
+        def visit(name: str, obj) -> None:
+            if isinstance(obj, h5py.Group):
+                groups.append(obj)
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    found.append(f"/{name} is a virtual dataset (data mapped from other files)")
+                if obj.external:
+                    files = ", ".join(sorted({os.fsdecode(f[0]) for f in obj.external}))
+                    found.append(f"/{name} has external storage (its data in {files})")
+
+        handle.visititems(visit)  # objects reached through hard links, each once
+        for group in groups:
+            for name in group:
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    where = f"{group.name.rstrip('/')}/{name}"
+                    found.append(f"{where} is an external link (to {link.filename}:{link.path})")
+    if found:
+        shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+        raise PosteriorFileError(
+            f"{path}: refused: the file reads data from other files ({shown}); scai's posterior "
+            "files keep all their data in themselves"
+        )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
+from scai.experiments.cache import CacheWarning
 from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
+from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, load
 from scai.experiments.report import record_numbers, write_comparison
@@ -60,6 +67,12 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="override the experiment's hypotheses with this one",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast version (for tests)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help=f"if another scai process is running into --out (it holds OUT/{LOCK_NAME}), wait "
+        "for it to end; by default the run is refused",
+    )
     p.add_argument(
         "--schedule",
         choices=SCHEDULES,
@@ -139,18 +152,49 @@ def run_experiment(args: argparse.Namespace) -> int:
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
     if "original-logs" in names:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
-    for name in names:
-        start = time.perf_counter()
-        result = load(name).main(args)
-        print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
-        if getattr(result, "report", None):
-            print(result.report)
-        record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
-    comparison = write_comparison(args.out)
-    target = figure_dir(args) / comparison.name  # beside the figures: the README quotes it
-    write_atomic(target, lambda tmp: shutil.copyfile(comparison, tmp), suffix=".md")
+    # One run at a time into --out: another is refused, or waited for with --wait.
+    with locked(args.out, wait=args.wait, on_wait=_tell), _cache_warnings_on_one_line():
+        for name in names:
+            start = time.perf_counter()
+            result = load(name).main(args)
+            print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
+            if getattr(result, "report", None):
+                print(result.report)
+            record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
+        comparison = write_comparison(args.out)
+        target = figure_dir(args) / comparison.name  # beside the figures: the README quotes it
+        write_atomic(target, lambda tmp: shutil.copyfile(comparison, tmp), suffix=".md")
     print(f"comparison with the original study: {comparison}")
     return 0
+
+
+def _tell(message: str) -> None:
+    print(f"scai run: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _cache_warnings_on_one_line() -> Iterator[None]:
+    """Show each :class:`CacheWarning` (a damaged or stale cached result, recomputed) as it
+    happens, on one line: ``scai run: warning: ...``."""
+    show = warnings.showwarning
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, CacheWarning):
+            _tell(f"warning: {message}")
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CacheWarning)
+        warnings.showwarning = one_line
+        yield
 
 
 def check_hypothesis(source: str, names: list[str]) -> None:

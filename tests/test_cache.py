@@ -1,0 +1,247 @@
+"""A cache that cannot lie (issue 13): every cached condition carries a manifest of its files'
+checksums, written last, and a key that includes the code's version; an entry that is damaged
+(a truncated or changed file, a missing one, an unreadable manifest), unfinished or made by
+other code is recomputed with a one-line warning naming the file, never reused.
+
+The command-line test damages each kind of cached file of a finished ``scai run`` (one kind per
+condition), reruns it, and checks the warnings and that its results are byte-identical to an
+undamaged run's. The API tests cover the rest on one small condition.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from runs import CONDITIONS, leftovers, reference, results, scai_run
+from timelimit import time_limit
+
+from scai.experiments import cache as cache_module
+from scai.experiments.cache import CacheWarning, source_digest
+from scai.experiments.conditions import Condition, Settings
+from scai.experiments.locking import FolderInUse, locked
+from scai.experiments.runner import run_conditions
+
+SECONDS = 60.0
+
+
+def manifests(folder: Path) -> dict[str, dict]:
+    """Each cached condition's manifest, by condition name."""
+    found = {}
+    for done in sorted(folder.glob("*.done")):
+        manifest = json.loads(done.read_text())
+        found[manifest["condition"]["name"]] = manifest
+    return found
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_byte(path: Path) -> None:
+    """Same size, one digit changed: only the checksum can tell."""
+    data = bytearray(path.read_bytes())
+    at = max(i for i, b in enumerate(data) if chr(b).isdigit() and chr(b) != "9")
+    data[at] += 1
+    path.write_bytes(bytes(data))
+
+
+#: condition: (the damage, the file it is done to, what the warning says)
+DAMAGE = {
+    "selfish": (truncate, "per_sim.csv", "is damaged"),
+    "fair": (truncate, "interactions.csv", "is damaged"),
+    "altruistic": (truncate, "nc", "is damaged"),
+    "mixed 80/20": (flip_a_byte, "per_sim.csv", "its SHA-256 is not the manifest's"),
+    "mixed 50/50": (Path.unlink, "nc", "is missing"),
+    "mixed 20/80": (truncate, "done", "is unreadable"),
+}
+
+
+def test_each_damaged_cache_file_is_recomputed_with_a_warning(tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(reference(), out)
+    folder = out / "alignment" / "cache"
+    entries = manifests(folder)
+    assert set(entries) == set(DAMAGE) and len(entries) == CONDITIONS
+    damaged = {}
+    for name, (damage, kind, _) in DAMAGE.items():
+        damaged[name] = folder / f"{entries[name]['key']}.{kind}"
+        damage(damaged[name])
+    code, err = scai_run(out)
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    assert len(warned) == len(DAMAGE), err
+    for name, (_, _, what) in DAMAGE.items():
+        line = next(w for w in warned if f"condition {name!r}" in w)
+        assert line.startswith("scai run: warning: cache: ") and str(damaged[name]) in line
+        assert what in line and line.endswith(f"recomputing condition {name!r}"), line
+    assert results(out) == results(reference())
+    again = manifests(folder)
+    for name, manifest in entries.items():  # the same tables again (a posterior file records
+        assert set(again[name]["files"]) == set(manifest["files"])  # when it was written)
+        for file, recorded in manifest["files"].items():
+            if file.endswith(".csv"):
+                assert again[name]["files"][file] == recorded, (name, file)
+
+
+# -- the API, on one small condition --------------------------------------------------------
+
+CONDITION = Condition("tiny", "selfish", users=3, save_posterior=False)  # the .nc: see above
+SETTINGS = Settings(sims=1, epochs=1, seed=4)
+
+
+def run(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    with time_limit(SECONDS), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        result = run_conditions([CONDITION], SETTINGS, folder, workers=1, progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    return result["tiny"].per_sim, messages
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("first") / "cache"
+    per_sim, messages = run(folder)
+    assert messages == []
+    return folder, per_sim
+
+
+@pytest.fixture
+def cached(first_run, tmp_path):
+    """A copy of a cache holding one intact entry: its folder, manifest and results."""
+    folder = shutil.copytree(first_run[0], tmp_path / "cache")
+    (done,) = folder.glob("*.done")
+    return folder, done, first_run[1]
+
+
+def test_an_intact_entry_is_reused(cached):
+    folder, done, per_sim = cached
+    stamp = done.stat().st_mtime_ns
+    again, messages = run(folder)
+    assert messages == [] and done.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_results_of_other_code_are_recomputed(cached, monkeypatch):
+    folder, done, per_sim = cached
+    monkeypatch.setattr(cache_module, "code_version", lambda: "0.2.0+fixedbug")
+    again, messages = run(folder)
+    assert len(messages) == 1, messages
+    assert f"{done} was made by other code (code " in messages[0]
+    assert "now 0.2.0+fixedbug); recomputing condition 'tiny'" in messages[0]
+    assert not done.exists()  # the stale entry is gone, the new one in its place
+    (new,) = folder.glob("*.done")
+    assert json.loads(new.read_text())["code"] == "0.2.0+fixedbug"
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_an_older_scais_entry_without_checksums_is_recomputed(cached):
+    folder, done, per_sim = cached
+    fingerprint = json.loads(done.read_text())["fingerprint"]
+    for path in folder.glob(f"{done.stem}.*"):  # the old layout: KEY = the fingerprint
+        path.rename(folder / f"{fingerprint}{path.name[len(done.stem) :]}")
+    old = folder / f"{fingerprint}.done"
+    old.write_text(json.dumps({"condition": {"name": "tiny"}, "seed": 1}))
+    again, messages = run(folder)
+    assert len(messages) == 1 and str(old) in messages[0], messages
+    assert "an older scai, without checksums" in messages[0]
+    assert sorted(p.name for p in folder.glob(f"{fingerprint}.*")) == []
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_files_without_a_manifest_are_an_unfinished_entry(cached):
+    folder, done, per_sim = cached
+    done.unlink()  # as if the run stopped between moving the files and writing the manifest
+    again, messages = run(folder)
+    assert len(messages) == 1 and "has no manifest" in messages[0], messages
+    assert str(folder / done.stem) in messages[0]
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def foreign_path(manifest):
+    manifest["files"]["../../etc/passwd"] = manifest["files"].popitem()[1]
+
+
+def unlisted_table(manifest):
+    manifest["files"].pop(next(k for k in manifest["files"] if k.endswith("per_sim.csv")))
+
+
+def no_checksum(manifest):
+    manifest["files"] = {name: "no checksum" for name in manifest["files"]}
+
+
+TAMPERED = {
+    "foreign_path": (foreign_path, "lists files that are not this entry's"),
+    "unlisted_table": (unlisted_table, "does not list"),
+    "no_checksum": (no_checksum, "has no checksum"),
+    "format": (lambda m: m.update(format=99), "has format 99"),
+    "key": (lambda m: m.update(key="0" * 16), "has key '0000000000000000'"),
+    "files_not_a_table": (lambda m: m.update(files=[]), "lists files that are not this entry's"),
+    "not_an_object": (lambda m: m.clear(), "has format None"),
+}
+
+
+@pytest.mark.parametrize("name", TAMPERED)
+def test_a_tampered_manifest_is_not_trusted(cached, name):
+    folder, done, per_sim = cached
+    tamper, what = TAMPERED[name]
+    manifest = json.loads(done.read_text())
+    tamper(manifest)
+    done.write_text(json.dumps(manifest))
+    again, messages = run(folder)
+    assert len(messages) == 1 and what in messages[0] and str(done) in messages[0], messages
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_a_cached_file_replaced_by_a_link_is_not_read(cached, tmp_path):
+    folder, done, per_sim = cached
+    target = folder / f"{done.stem}.per_sim.csv"
+    elsewhere = tmp_path / "elsewhere.csv"
+    shutil.copyfile(target, elsewhere)  # the same bytes: only the link gives it away
+    target.unlink()
+    target.symlink_to(elsewhere)
+    again, messages = run(folder)
+    assert len(messages) == 1 and f"{target} is missing" in messages[0], messages
+    assert not target.is_symlink()
+    assert elsewhere.read_bytes() == target.read_bytes()
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_a_killed_runs_leftovers_are_cleared(cached):
+    folder, done, per_sim = cached
+    (folder / ".staging" / "abc").mkdir(parents=True)
+    (folder / ".staging" / "abc" / "abc.per_sim.csv").write_text("half")
+    (folder / f"{done.name}.0123456789ab.tmp").write_text("{")
+    again, messages = run(folder)
+    assert messages == [] and leftovers(folder) == []
+    pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_a_cache_in_use_by_another_process_is_refused(cached):
+    folder, _, _ = cached
+    # flock belongs to an open file: a second open, even in this process, conflicts with it
+    refused = pytest.raises(FolderInUse, match="cache folder .* in use by another scai process")
+    with locked(folder, name=cache_module.LOCK, what="cache folder"), refused:
+        run(folder)
+
+
+def test_the_code_digest_follows_the_bytes_not_the_place(tmp_path):
+    one = tmp_path / "one"
+    for folder in ("models", "inference", "experiments/commands"):
+        (one / folder).mkdir(parents=True)
+        (one / folder / "m.py").write_text("x = 1\n")
+    (one / "__init__.py").write_text("")
+    (one / "README.md").write_text("not code")
+    two = tmp_path / "two"
+    shutil.copytree(one, two)
+    assert source_digest(one) == source_digest(two)
+    (two / "README.md").write_text("changed, not code")
+    assert source_digest(one) == source_digest(two)
+    (two / "experiments" / "commands" / "m.py").write_text("x = 2\n")
+    assert source_digest(one) != source_digest(two)
+    assert source_digest(one) != source_digest(one, ["torch==0"])
+    assert cache_module.code_version() == cache_module.code_version()

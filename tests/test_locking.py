@@ -1,0 +1,91 @@
+"""Concurrent runs (issue 13): a second ``scai run`` into the same ``--out`` is refused, with
+one line naming the lock file and the first run's pid and start time, while the first holds
+the lock; ``--wait`` waits for it instead; a killed run leaves no stale lock (the kernel
+releases an ``flock`` with its holder); a lock file that is a link is refused, not followed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from runs import kill_leftovers, scai_run, start_run, wait_for
+from timelimit import time_limit
+
+from scai.experiments.locking import LOCK_NAME, FolderInUse, locked
+
+START_SECONDS = 60.0
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
+    out = tmp_path / "out"
+    process = start_run(out, workers=1)
+    lock = out / LOCK_NAME
+    try:
+
+        def holder() -> dict | None:
+            try:
+                note = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                return None
+            return note if note.get("pid") == process.pid else None
+
+        note = wait_for(holder, START_SECONDS, "lock held by the first run", process)
+        code, err = scai_run(out)
+        assert code == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"scai run: error: --out {out}: in use by another scai process")
+        for part in (f"pid {process.pid}", f"started {note['started']}", str(lock), "--wait"):
+            assert part in err, (part, err)
+        assert process.poll() is None  # the first run goes on
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        kill_leftovers([process.pid])
+    with time_limit(2.0), locked(out):  # the kernel released the killed run's lock
+        pass
+
+
+def test_wait_waits_for_the_other_run(tmp_path):
+    """``--wait``: the lock is taken once its holder ends (here a process that holds it 1.5 s)."""
+    hold = """if True:
+        import fcntl, json, os, sys, time
+        fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        note = {"pid": os.getpid(), "started": "now", "command": "holder"}
+        os.write(fd, json.dumps(note).encode())
+        print("held", flush=True)
+        time.sleep(1.5)
+    """
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / LOCK_NAME)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        refused = f"pid {holder.pid}, started now: holder"
+        with pytest.raises(FolderInUse, match=refused), locked(tmp_path):
+            pass
+        told = []
+        start = time.monotonic()
+        with time_limit(10.0), locked(tmp_path, wait=True, on_wait=told.append):
+            waited = time.monotonic() - start
+    finally:
+        kill_leftovers([holder.pid])
+        holder.wait(5)
+    assert 0.5 < waited < 10
+    assert len(told) == 1 and f"pid {holder.pid}" in told[0] and "waiting" in told[0]
+
+
+def test_a_lock_file_that_is_a_link_is_refused(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("not scai's")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).symlink_to(target)
+    code, err = scai_run(out)
+    assert code == 2 and "is a symbolic link" in err and str(out / LOCK_NAME) in err, err
+    assert target.read_text() == "not scai's"

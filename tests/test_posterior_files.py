@@ -1,0 +1,142 @@
+"""Hostile posterior files (issue 13): HDF5 can make a file borrow data from elsewhere, and
+loading such a file would read another local file into the posterior's tables. Each construct
+(an external link, a dataset with external storage, a virtual dataset) is crafted here in a
+copy of a real posterior file, and :func:`~scai.inference.arviz_schema.read_netcdf` must refuse
+it with a :class:`PosteriorFileError` naming the file and the object, before ArviZ reads it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+from timelimit import time_limit
+
+from scai.inference import Posterior, fit
+from scai.inference.arviz_schema import PosteriorFileError, check_self_contained
+from scai.models.hypotheses import PRESETS
+from scai.models.simulate import simulate
+
+SECRET = b"another local file's contents\n" * 8
+SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """A genuine posterior file, and a 'secret' file beside it that the crafted files point at."""
+    folder = tmp_path_factory.mktemp("hostile")
+    sim = simulate(PRESETS["neutral"], policy="selfish", users=3, rounds=3, sims=1, seed=1)
+    path = folder / "genuine.nc"
+    fit(sim.interactions, "neutral", engine="exact", num_draws=50).save(path)
+    (folder / "secret.txt").write_bytes(SECRET)
+    return path
+
+
+def crafted(original, name: str, craft) -> object:
+    path = original.with_name(f"{name}.nc")
+    shutil.copyfile(original, path)
+    with h5py.File(path, "r+") as handle:
+        craft(handle, original.parent)
+    return path
+
+
+def external_storage(handle, folder):
+    """The classic: a variable whose bytes are those of another file."""
+    group = handle["constant_data"]
+    group.create_dataset(
+        "leak",
+        shape=(len(SECRET),),
+        dtype="u1",
+        external=[(str(folder / "secret.txt"), 0, len(SECRET))],
+    )
+
+
+def external_storage_replacing_a_variable(handle, folder):
+    group = handle["posterior"]
+    shape, dtype = group["pi"].shape, group["pi"].dtype
+    del group["pi"]
+    nbytes = dtype.itemsize * int(np.prod(shape))
+    group.create_dataset(
+        "pi", shape=shape, dtype=dtype, external=[(str(folder / "secret.txt"), 0, nbytes)]
+    )
+
+
+def external_link_in_group(handle, folder):
+    handle["posterior"]["elsewhere"] = h5py.ExternalLink(
+        str(folder / "genuine.nc"), "/posterior/pi"
+    )
+
+
+def external_link_at_root(handle, folder):
+    handle["elsewhere"] = h5py.ExternalLink(str(folder / "genuine.nc"), "/posterior")
+
+
+def virtual_dataset(handle, folder):
+    layout = h5py.VirtualLayout(shape=(3,), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(folder / "genuine.nc"), "posterior/pi", shape=(3,))
+    handle["constant_data"].create_virtual_dataset("mapped", layout)
+
+
+def external_storage_deep(handle, folder):
+    """Nested groups, and a hard-link cycle on the way (the walk must still end)."""
+    deep = handle.create_group("a/b/c")
+    deep["cycle"] = handle["a"]
+    deep.create_dataset(
+        "leak", shape=(8,), dtype="u1", external=[(str(folder / "secret.txt"), 0, 8)]
+    )
+
+
+CASES = {
+    "external_storage": (external_storage, "/constant_data/leak has external storage"),
+    "replaced_variable": (
+        external_storage_replacing_a_variable,
+        "/posterior/pi has external storage",
+    ),
+    "external_link_in_group": (external_link_in_group, "/posterior/elsewhere is an external link"),
+    "external_link_at_root": (external_link_at_root, "/elsewhere is an external link"),
+    "virtual_dataset": (virtual_dataset, "/constant_data/mapped is a virtual dataset"),
+    "deep_with_cycle": (external_storage_deep, "/a/b/c/leak has external storage"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_file_that_reads_other_files_is_refused(original, name):
+    craft, what = CASES[name]
+    path = crafted(original, name, craft)
+    with time_limit(SECONDS), pytest.raises(PosteriorFileError) as caught:
+        Posterior.load(path)
+    message = caught.value.one_line()
+    assert str(path) in message and what in message, message
+    assert "Traceback" not in message and "\n" not in message
+
+
+def test_the_attack_is_real_without_the_check(original):
+    """The crafted file is a working attack: read as NetCDF, the secret file's bytes appear."""
+    path = crafted(original, "attack", external_storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        leaked = xr.open_dataset(path, group="constant_data", engine="h5netcdf")["leak"].values
+    assert leaked.tobytes() == SECRET
+
+
+def test_a_genuine_file_still_loads(original):
+    with time_limit(SECONDS):
+        check_self_contained(original)
+        posterior = Posterior.load(original)
+    assert np.isfinite(posterior.pi_mean().numpy()).all()
+
+
+def test_a_file_that_is_not_hdf5_is_a_clear_error(original, tmp_path):
+    for name, data in {
+        "text.nc": b"CDF\x01 not really",
+        "hdf5_head_only.nc": original.read_bytes()[:512],
+        "zeros.nc": bytes(4096),
+    }.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with time_limit(SECONDS), pytest.raises(PosteriorFileError, match=name):
+            Posterior.load(path)

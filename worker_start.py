@@ -1,0 +1,96 @@
+"""What a worker process does first: ignore Ctrl-C and die with its parent.
+
+This module imports nothing of scai's and lives at the package's top (``scai/__init__.py``
+imports nothing either) because a spawned worker imports the module of its process class and
+initializer before it runs anything else: from :mod:`scai.inference` that would be torch, Pyro
+and pandas, seconds during which a worker whose parent is already dead would live on
+unwatched. From here the parent-death signal and the watchdog are in place within a fraction
+of a second of the spawn. :mod:`scai.inference.workers` builds its pools on this.
+
+A worker lives only as long as the program that started it: on Linux the kernel signals it
+when its parent dies (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread notices
+that its parent changed (:func:`orphaned`). Code that writes from a worker calls
+:func:`exit_if_orphaned` first. Workers ignore ``SIGINT`` from their start: a terminal sends
+it to the whole process group, and Ctrl-C is the parent's to handle.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import multiprocessing.context
+import os
+import signal
+import sys
+import threading
+import time
+
+#: How often a worker's watchdog checks its parent (seconds).
+WATCH_SECONDS = 0.2
+#: ``prctl``'s option number on Linux (``<linux/prctl.h>``).
+PR_SET_PDEATHSIG = 1
+#: The signal the kernel sends a worker when its parent dies. Not ``SIGKILL``: the kernel sends
+#: it when the *thread* that started the worker ends, even if the program goes on, so the
+#: handler checks that the parent really is gone before exiting.
+PARENT_DEATH_SIGNAL = signal.SIGHUP
+
+_parent: int | None = None  # in a worker: the pid of the program that started it
+
+
+def orphaned() -> bool:
+    """True in a worker whose parent has died (it was re-parented); False in the parent."""
+    return _parent is not None and os.getppid() != _parent
+
+
+def exit_if_orphaned() -> None:
+    """End this worker at once if its parent has died: nothing is written after it."""
+    if orphaned():
+        os._exit(1)
+
+
+class SpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process started with Ctrl-C blocked: the new process inherits the blocked
+    signal, so a Ctrl-C while it starts cannot interrupt it (with a traceback) before
+    :func:`start_worker` ignores the signal for good; the parent's own Ctrl-C is only held
+    back until the process has started. (multiprocessing starts its resource tracker the same
+    way.)"""
+
+    def start(self) -> None:
+        if not hasattr(signal, "pthread_sigmask"):
+            return super().start()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+class SpawnContext(multiprocessing.context.SpawnContext):
+    """The spawn context whose processes are :class:`SpawnProcess`."""
+
+    Process = SpawnProcess
+
+
+def start_worker(parent: int) -> None:
+    """Each worker's initializer: ignore Ctrl-C, and exit when ``parent`` dies."""
+    global _parent
+    _parent = parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked since the start (SpawnProcess)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(PARENT_DEATH_SIGNAL, _on_parent_death_signal)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+    threading.Thread(target=_watch_parent, name="scai-parent-watchdog", daemon=True).start()
+    exit_if_orphaned()  # the parent died before the signal was set up
+
+
+def _on_parent_death_signal(signum, frame) -> None:
+    exit_if_orphaned()  # otherwise only the starting thread ended (or a terminal hung up)
+
+
+def _watch_parent() -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        exit_if_orphaned()  # os._exit from this thread ends the whole process
