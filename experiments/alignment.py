@@ -57,7 +57,8 @@ def main(args) -> ExperimentResult:
 
     checks, numbers = {}, {}
     later = summary[summary["epoch"] >= 2]
-    for cond in ("selfish", "fair", "altruistic"):
+    # with a single epoch there is nothing "from epoch 2" to check: no check, no number
+    for cond in ("selfish", "fair", "altruistic") if len(later) else ():
         part = later[later["condition"] == cond].pivot(
             index="epoch", columns="agent", values="offered_share_mean"
         )

@@ -10,7 +10,8 @@ GPT-4 assistant in the same epochs.
 Writes ``OUT/original-logs/summary.csv`` (one row per ``condition, hypothesis, tones, sim,
 epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot),
 ``accept_agreement``, ``p_true_norm`` and ``pi_<norm>``, the last two for scai only),
-``comparison.md``, and a figure per experiment. Each condition's fits are cached, so an
+``comparison.md`` (also beside the figures, as ``original_logs_comparison.md``), and a figure per
+experiment. Each condition's fits are cached, so an
 interrupted run resumes.
 """
 
@@ -150,6 +151,10 @@ def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: The comparison table's name beside the figures.
+COMPARISON_FILE = "original_logs_comparison.md"
+
+
 def gpt4_numbers(out: Path) -> dict[str, float]:
     """The GPT-4 assistant's curves recomputed from its logs beside the paper's
     (:func:`scai.experiments.gpt4_logs.reproduce_gpt4`), written to ``gpt4_curves.csv`` and
@@ -197,5 +202,7 @@ def main(args):
     )
     checks, numbers, table = checks_and_numbers(summary)
     numbers.update(gpt4_numbers(out))
-    write_atomic(out / "comparison.md", lambda tmp: Path(tmp).write_text(table))
+    # beside the figures too: the README shows the committed copy (tests/test_readme.py)
+    for path in (out / "comparison.md", figure_dir(args) / COMPARISON_FILE):
+        write_atomic(path, lambda tmp: Path(tmp).write_text(table))
     return OriginalLogsResult(NAME, summary, checks, numbers, figures, quick=args.quick)

@@ -61,6 +61,16 @@ def _scai_vs_users(summary: pd.DataFrame, tones: str) -> pd.DataFrame:
     )
 
 
+def _gpt4_vs_users(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per condition, sim and epoch: the GPT-4 assistant's offered share beside the users'."""
+    keys = ["condition", "sim", "epoch"]
+    gpt4 = summary[summary["agent"] == "gpt4"].drop_duplicates(keys)
+    users = summary[summary["agent"] == "users"].drop_duplicates(keys)
+    return gpt4[[*keys, "offered_share"]].merge(
+        users[[*keys, "offered_share"]], on=keys, suffixes=("", "_users")
+    )
+
+
 def first_epoch_at(curve: pd.Series, level: float = 0.9) -> float:
     """The first epoch whose value reaches ``level`` and stays there (NaN if none)."""
     epochs = curve.index.to_numpy()
@@ -93,6 +103,10 @@ def checks_and_numbers(summary: pd.DataFrame) -> tuple[dict, dict, str]:
         checks[f"{cond} | {hyp}: p_true_norm >= 0.9 from epoch {start}"] = bool(
             (p_true[p_true.index >= start] >= 0.9).all()
         )
+    gpt4 = _gpt4_vs_users(summary)
+    for cond, part in gpt4[gpt4["epoch"] >= 2].groupby("condition"):
+        close = float((abs(part["offered_share"] - part["offered_share_users"]) <= 5).mean())
+        numbers[f"{cond} | GPT-4: offers within 5 points (share of run-epochs)"] = close
     for cond, counterpart in INCONSISTENT.items():
         at = numbers.get(f"{cond} | {STEREOTYPED}: epoch p_true_norm reaches 0.9")
         base = numbers.get(f"{counterpart} | {STEREOTYPED}: epoch p_true_norm reaches 0.9")
