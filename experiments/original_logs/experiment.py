@@ -173,6 +173,10 @@ def gpt4_numbers(out: Path) -> dict[str, float]:
         numbers["max |GPT-4 from logs - published|, curves without misreads"] = float(
             agree["difference"].abs().max()
         )
+    for row in reproduction.endings.itertuples():
+        if not pd.isna(row.published):  # the endings the paper counted
+            numbers[f"GPT-4 {row.condition} runs ending {row.ending}, from the logs"] = row.ours
+            numbers[f"GPT-4 {row.condition} runs ending {row.ending}, published"] = row.published
     for row in curves.itertuples():
         if row.paper:
             numbers[f"GPT-4 {row.paper}, epoch {row.epoch}, from the logs"] = float(row.ours)
