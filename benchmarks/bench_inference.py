@@ -29,8 +29,8 @@ Prints markdown tables and, unless ``--quick``, writes them to
 ``benchmarks/results_inference.md`` with the command, machine, versions and date. Run from the
 project root::
 
-    /work/venv/bin/python benchmarks/bench_inference.py            # the full run (~20-40 min)
-    /work/venv/bin/python benchmarks/bench_inference.py --quick    # smoke run (~1-2 min)
+    .venv/bin/python benchmarks/bench_inference.py            # the full run (~20-40 min)
+    .venv/bin/python benchmarks/bench_inference.py --quick    # smoke run (~1-2 min)
 """
 
 from __future__ import annotations
@@ -714,7 +714,7 @@ def main(argv: list[str] | None = None) -> None:
         svi_opts = {n: {"max_steps": 300} for n in (args.small, args.large)}
 
     load_before = load_average()
-    command = "/work/venv/bin/python benchmarks/bench_inference.py " + shlex.join(
+    command = ".venv/bin/python benchmarks/bench_inference.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     print(f"$ {command.strip()}")

@@ -6,7 +6,7 @@ per group) under the default hypothesis, for each named policy, and prints one m
 row per policy: the median wall time of ``--repeats`` runs (after one warm-up run) and the
 throughput in interactions per second. Run from the project root::
 
-    /work/venv/bin/python benchmarks/bench_simulate.py
+    .venv/bin/python benchmarks/bench_simulate.py
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ sd is 0.007 with 200 users) and the rule fired by chance; from the Laplace start
 ``fit_svi`` (defaults, importance correction included) on the benchmark's 200-user data for a
 few seeds and both starts, after one warm-up call.
 
-    /work/venv/bin/python benchmarks/bench_svi_seeds.py [--seeds 5] [--init laplace median]
+    .venv/bin/python benchmarks/bench_svi_seeds.py [--seeds 5] [--init laplace median]
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ ESS over the continuous sites (ArviZ, as ``scai.inference.diagnostics``) over th
 whole call.
 NumPyro's includes JIT compilation, which is also reported on its own (``jax.monitoring``),
 with the ESS/s NumPyro would reach without it. Needs the optional extra
-``scai[numpyro]`` (``/work/venv/bin/pip install numpyro jax``). Run from the project root::
+``scai[numpyro]`` (``.venv/bin/pip install numpyro jax``). Run from the project root::
 
-    /work/venv/bin/python benchmarks/numpyro_peer.py            # full run (~5-10 min)
-    /work/venv/bin/python benchmarks/numpyro_peer.py --quick    # smoke run
+    .venv/bin/python benchmarks/numpyro_peer.py            # full run (~5-10 min)
+    .venv/bin/python benchmarks/numpyro_peer.py --quick    # smoke run
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def require_numpyro() -> None:
     if missing:
         sys.exit(
             f"numpyro_peer.py needs {' and '.join(missing)} (not installed). Install the optional "
-            "extra: /work/venv/bin/pip install -e '.[numpyro]'  (or: pip install numpyro jax)"
+            "extra: .venv/bin/pip install -e '.[numpyro]'  (or: pip install numpyro jax)"
         )
 
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     import jax
     import numpyro
 
-    command = "/work/venv/bin/python benchmarks/numpyro_peer.py " + shlex.join(
+    command = ".venv/bin/python benchmarks/numpyro_peer.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     load_before = load_average()
