@@ -18,7 +18,8 @@ import torch
 from scai.inference.posterior import Posterior
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
-from scai.models.model import group_tables
+from scai.models.model import group_utilities
+from scai.models.policies import ActionTables, rational_tables, with_lapse
 from scai.models.prior import GroupPrior
 
 ACTING = ("sample", "predictive")
@@ -66,16 +67,23 @@ def assistant_norms(
         lapse = posterior.bounded("lapse")
 
     def tables(d, s):
-        """The model's action tables for draw(s) ``d`` of simulation ``s``: ``[..., K, O]``."""
-        eps = None if lapse is None else lapse[d, s].reshape(-1, 1)
-        t = group_tables(
-            hypothesis,
-            torch.tensor([pots[s]]),
-            lam[d, s].reshape(-1, 1),
-            shift[d, s].reshape(-1, 1, 1),
-            lapse=eps,
-        )
-        return t.offer_logp[:, 0, 0, :, 0].exp(), t.accept_prob()[:, 0, 0, :, 0]
+        """The model's action tables for draw(s) ``d`` of simulation ``s``: ``[..., K, O]``.
+
+        Draws repeat parameter values (a grid engine's draws are grid points; the prior's
+        draws share the fixed rationality and shift): the rational part is computed once per
+        distinct ``(lam, shift)`` and the lapse once per distinct ``(lam, shift, lapse)``, then
+        gathered per draw (the same numbers as computing every draw's tables)."""
+        columns = [lam[d, s], shift[d, s]] + ([] if lapse is None else [lapse[d, s]])
+        values = torch.stack([c.reshape(-1).double() for c in columns], -1)  # exact widening
+        rows, which = torch.unique(values, dim=0, return_inverse=True)
+        pairs, pair_of = torch.unique(rows[:, :2], dim=0, return_inverse=True)
+        utilities = group_utilities(hypothesis, torch.tensor([pots[s]]), pairs[:, 1, None, None])
+        base = rational_tables(utilities, pairs[:, 0, None, None])
+        base = ActionTables(base.pots, base.offer_logp[pair_of], base.accept_logit[pair_of])
+        eps = hypothesis.lapse if lapse is None else rows[:, 2].reshape(-1, 1, 1)
+        t = with_lapse(base, eps)
+        offer = t.offer_logp[:, 0, 0, :, 0].exp()[which]
+        return offer, t.accept_prob()[:, 0, 0, :, 0][which]
 
     offers, accepts, types = [], [], []
     for s in range(S):

@@ -119,14 +119,27 @@ def fit_exact(
         T = u2.shape[0]
         loglik = (action + L_tones) * mask.unsqueeze(-1)
         counts = distinct_users(loglik, mask)  # clones' work done once
-        log_joint = torch.empty(T, S, pi_grid.shape[0], dtype=dtype)
-        step = max(1, int(2e7) // max(1, S * U * pi_grid.shape[0] * (K if "clone" in site else 1)))
         clone = site.get("clone")
-        for start in range(0, T, step):
-            part = slice(start, start + step)
-            log_joint[part] = lattice_group_loglik(
+        # Grid points where the data cannot tell the sites apart (a stereotype's strength when
+        # no tone is heard) share their log-likelihoods: the kernel runs once per distinct
+        # (log-likelihoods, clone probability) and is gathered back to every point.
+        key = loglik.reshape(T, -1)
+        if clone is not None:
+            key = torch.cat([key, clone.to(dtype)[:, None]], -1)
+        first, which = _first_of_each(key)
+        V = int((counts > 0).sum(-1).max()) if counts.numel() else 0  # users worked on per sim
+        step = max(1, int(2e7) // max(1, S * V * pi_grid.shape[0] * (K if "clone" in site else 1)))
+        distinct = torch.empty(len(first), S, pi_grid.shape[0], dtype=dtype)
+        for start in range(0, len(first), step):
+            part = first[start : start + step]
+            distinct[start : start + step] = lattice_group_loglik(
                 loglik[part], counts, pi_grid, None if clone is None else clone[part]
             )
+        log_joint = (
+            distinct
+            if len(first) == T and bool((first == torch.arange(T)).all())
+            else distinct[which]
+        )
         log_joint += log_prior + log_w2.reshape(T, 1, 1)
         return log_joint, loglik, action, u2, b2
 
@@ -254,6 +267,19 @@ def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
         return compute(values[:1]).expand(len(values), *compute(values[:1]).shape[1:])
     unique, which = torch.unique(values, dim=0, return_inverse=True)
     return compute(unique)[which]
+
+
+def _first_of_each(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``rows [T, d]``: the first index of each distinct row, in order of first
+    appearance, and for every row the position of its distinct row in that list."""
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    n = int(inverse.max()) + 1
+    first = torch.full((n,), len(rows), dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(rows)), reduce="amin")
+    order = first.argsort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n)
+    return first[order], rank[inverse]
 
 
 def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> torch.Tensor:

@@ -101,11 +101,12 @@ def lattice_clone_loglik(
 
     A decided user with best type ``b`` has ``log f_u(z0) = L[b] + log((1 - c) pi_gb + c [z0 =
     b])`` (the other types' terms are below ``e^-DECIDED_NATS`` of it), so the decided users of a
-    type count together as in :func:`lattice_group_loglik`; undecided users need a
-    ``[pairs, G, K0]`` block.
+    type count together as in :func:`lattice_group_loglik`. The undecided need a ``[G, K0]``
+    block each: the users that carry weight in ``mask`` (one per kind of clone, from
+    :func:`distinct_users`) are gathered into a dense ``[t, S, V, G, K0]`` block, ``V`` the most
+    such users in any simulation, and added user by user in their order.
     """
     t, S, U, K = L.shape
-    G = pi_grid.shape[0]
     c = clone.to(L.dtype).reshape(t, 1, 1, 1)  # [t, 1(g), 1(z0), 1(b)]
     eye = torch.eye(K, dtype=L.dtype)
     log_m = ((1 - c) * pi_grid[:, None, :] + c * eye).log()  # [t, G, K0, K(b)]
@@ -114,19 +115,35 @@ def lattice_clone_loglik(
     n_best = count_by_type(best, weight, K)  # [t, S, K]
     by_z0 = torch.einsum("tsb,tgzb->tsgz", n_best, log_m)  # [t, S, G, K0]
     by_z0 = by_z0 + (top * weight).sum(-1)[..., None, None]
-    rest = (~is_decided) & mask.bool()
+    rest = (~is_decided) & mask.bool()  # [t, S, U]
     if rest.any():
-        pair, user = torch.nonzero(rest.reshape(t * S, U), as_tuple=True)
-        rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
-        top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
-        e = (rows - top_r).exp()  # [N, K]
-        c_r = c.reshape(t).repeat_interleave(S)[pair][:, None, None]  # [N, 1, 1]
-        own = (e @ pi_grid.T).unsqueeze(-1)  # [N, G, 1]
-        f = c_r * e.unsqueeze(1) + (1 - c_r) * own  # [N, G, K0]
-        count = mask.expand(t, S, U).reshape(t * S, U)[pair, user][:, None, None].to(L.dtype)
-        terms = (f.log() + top_r.unsqueeze(-1)) * count
-        by_z0 = by_z0.reshape(t * S, G, K).index_add(0, pair, terms).reshape(t, S, G, K)
+        users, present = weighted_users(mask)  # [S, V]
+        sims = torch.arange(S)[:, None]
+        rows = L[:, sims, users]  # [t, S, V, K]
+        top_r = top[:, sims, users].unsqueeze(-1)  # [t, S, V, 1]
+        count = mask[sims, users].to(L.dtype) * present  # [S, V]
+        undecided = rest[:, sims, users] & present  # [t, S, V]
+        e = (rows - top_r).exp()
+        own = (e @ pi_grid.T).unsqueeze(-1)  # [t, S, V, G, 1]
+        c_r = c.reshape(t, 1, 1, 1, 1)
+        # f = c e[z0] + (1 - c) own: both products on the small factors, one full-size sum
+        terms = torch.add((c_r * e.unsqueeze(-2)), (1 - c_r) * own)  # [t, S, V, G, K0]
+        terms = terms.log_().add_(top_r.unsqueeze(-1)).mul_(count[..., None, None])
+        terms.masked_fill_(~undecided[..., None, None], 0.0)  # decided: counted above
+        by_z0 = by_z0.contiguous()
+        for v in range(users.shape[1]):  # user by user, in order (as one index_add would)
+            by_z0.add_(terms[:, :, v])
     return torch.logsumexp(pi_grid.log() + by_z0, dim=-1)
+
+
+def weighted_users(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[S, V]`` indices of the users with weight in ``mask [S, U]``, in order, padded (with
+    user 0) to the most any simulation has, and ``[S, V]`` whether an entry is real."""
+    keep = mask > 0
+    V = max(1, int(keep.sum(-1).max()))
+    order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices[:, :V]
+    present = torch.gather(keep, 1, order)
+    return torch.where(present, order, 0), present
 
 
 def lattice_policy_probs(
@@ -171,7 +188,10 @@ def clone_policy_probs(
     t, g, data) P(z_u = k | z0, t, g, data_u)`` over the heaviest grid points, those that hold
     ``mass`` of each simulation's posterior (at most ``max_points``; the sum is renormalised
     over them), and the least posterior mass so covered (users are coupled through the
-    prototype: no closed form over the lattice applies)."""
+    prototype: no closed form over the lattice applies).
+
+    Users with the same log-likelihoods at every grid point (clones, :func:`user_kinds`) have
+    the same probabilities: each kind is worked out once, weighted by its number of users."""
     from scai.models.marginal import prototype_posterior
 
     T, S, U, K = loglik.shape
@@ -179,23 +199,42 @@ def clone_policy_probs(
     out = torch.zeros(S, U, K, dtype=loglik.dtype)
     log_pi = pi_grid.log()
     covered = 1.0
+    kind = user_kinds(loglik, mask)  # [S, U]
     for s in range(S):
         w = weights[:, s].reshape(-1)  # [T * G]
-        order = w.argsort(descending=True)
-        n = min(int((w[order].cumsum(0) < mass).sum()) + 1, max_points)
-        keep = order[:n]
+        top = w.topk(min(max_points, len(w)))  # the heaviest points, in descending order
+        n = min(int((top.values.cumsum(0) < mass).sum()) + 1, max_points)
+        keep = top.indices[:n]
         covered = min(covered, float(w[keep].sum() / w.sum()))
         t, g = keep // G, keep % G
+        users, which = torch.unique(kind[s], return_inverse=True)  # one user of each kind
+        n_users = torch.zeros(len(users), dtype=mask.dtype).index_add_(0, which, mask[s])
         prototype, given = prototype_posterior(
             log_pi[g].unsqueeze(-2),  # [N, 1, K]
-            loglik[t, s].unsqueeze(-3),  # [N, 1, U, K]
-            mask[s : s + 1],
+            loglik[t, s][:, users].unsqueeze(-3),  # [N, 1, V, K]
+            n_users.unsqueeze(0),
             clone[t].unsqueeze(-1).to(loglik.dtype),  # [N, 1]
         )
-        probs = (prototype[:, 0, None, :, None] * given[:, 0]).sum(-2)  # [N, U, K]
+        probs = (prototype[:, 0, None, :, None] * given[:, 0]).sum(-2)  # [N, V, K]
         wk = w[keep] / w[keep].sum()
-        out[s] = (wk[:, None, None] * probs).sum(0)
+        out[s] = (wk[:, None, None] * probs).sum(0)[which]
     return out, covered
+
+
+def user_kinds(L: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[S, U]``: for each user, the first user of its simulation with the same
+    log-likelihoods ``L [t, S, U, K]`` at every grid point and the same presence in ``mask``
+    (padding is a kind of its own)."""
+    t, S, U, K = L.shape
+    kind = torch.empty(S, U, dtype=torch.long)
+    for s in range(S):
+        present = (mask[s] > 0).to(L.dtype)[:, None]
+        rows = torch.cat([L[:, s].permute(1, 0, 2).reshape(U, -1), present], -1)
+        _, which = torch.unique(rows, dim=0, return_inverse=True)
+        first = torch.full((int(which.max()) + 1,), U, dtype=torch.long)
+        first = first.scatter_reduce(0, which, torch.arange(U), reduce="amin")
+        kind[s] = first[which]
+    return kind
 
 
 def distinct_users(L: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

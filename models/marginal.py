@@ -147,8 +147,13 @@ def _manner_joint(
 def tone_loglik(
     data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``[..., S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``."""
-    return torch.logsumexp(_manner_joint(data, hypothesis, strength), dim=-1)
+    """``[..., S, U, K]``: ``log sum_m rho[k, m] prod_t E[m, t] ** n[s, u, t]``; exactly 0
+    for a user heard in no tone (``sum_m rho[k, m] = 1``: the sum in floating point can miss
+    by an ulp, which would make a stereotype's strength seem to matter without tones)."""
+    heard = data.tone_counts().sum(-1, keepdim=True) > 0  # [S, U, 1]
+    return torch.logsumexp(_manner_joint(data, hypothesis, strength), dim=-1).masked_fill(
+        ~heard, 0.0
+    )
 
 
 def manner_given_type(

@@ -204,21 +204,33 @@ def rational_tables(
     expected = torch.sigmoid(projected) * utilities.u_prop
     logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
     offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
-    if lapse is not None and not (isinstance(lapse, float | int) and lapse == 0):
-        eps = torch.as_tensor(lapse, dtype=dtype)[..., None, None, None]
-        n_offers = (utilities.pots.to(dtype) + 1)[:, None]  # [P, 1]
-        slip = torch.log(eps / n_offers)
-        offer_logp = torch.where(
-            utilities.valid,
-            torch.logaddexp(slip, torch.log1p(-eps) + offer_logp),
-            torch.tensor(-torch.inf, dtype=dtype),
-        )
-        half = torch.log(eps / 2)
-        keep = torch.log1p(-eps)
-        log_accept = torch.logaddexp(half, keep + F.logsigmoid(accept_logit))
-        log_reject = torch.logaddexp(half, keep + F.logsigmoid(-accept_logit))
-        accept_logit = log_accept - log_reject
-    return ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
+    tables = ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
+    return with_lapse(tables, lapse)
+
+
+def with_lapse(tables: ActionTables, lapse: torch.Tensor | float | None) -> ActionTables:
+    """The tables of :func:`rational_tables` without a lapse, with lapse rate ``lapse``
+    (``None`` or 0: unchanged; else broadcast against the tables' batch shape ``[...]``). The
+    rational part does not depend on the lapse, so it can be computed once for many lapses."""
+    if lapse is None or (isinstance(lapse, float | int) and lapse == 0):
+        return tables
+    dtype = torch.get_default_dtype()
+    pots, offer_logp, accept_logit = tables.pots, tables.offer_logp, tables.accept_logit
+    valid = torch.arange(offer_logp.shape[-1], dtype=dtype) <= pots.to(dtype)[:, None]
+    eps = torch.as_tensor(lapse, dtype=dtype)[..., None, None, None]
+    n_offers = (pots.to(dtype) + 1)[:, None]  # [P, 1]
+    slip = torch.log(eps / n_offers)
+    offer_logp = torch.where(
+        valid,
+        torch.logaddexp(slip, torch.log1p(-eps) + offer_logp),
+        torch.tensor(-torch.inf, dtype=dtype),
+    )
+    half = torch.log(eps / 2)
+    keep = torch.log1p(-eps)
+    log_accept = torch.logaddexp(half, keep + F.logsigmoid(accept_logit))
+    log_reject = torch.logaddexp(half, keep + F.logsigmoid(-accept_logit))
+    accept_logit = log_accept - log_reject
+    return ActionTables(pots=pots, offer_logp=offer_logp, accept_logit=accept_logit)
 
 
 def action_tables(

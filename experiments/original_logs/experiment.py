@@ -18,17 +18,22 @@ interrupted run resumes.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import os
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from scai.experiments.common import figure_dir, output_dir
 from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user_games
 from scai.experiments.original_logs.tones import LOG_TONES, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.progress import progress_bar
+from scai.inference.workers import worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
@@ -93,8 +98,10 @@ def run(
     tones: tuple[str, ...] = LOG_TONES,
     reader=None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[pd.DataFrame, list[Path]]:
-    """Fit every condition (or, ``quick``, a few runs of three) and write the outputs."""
+    """Fit every condition (or, ``quick``, a few runs of three) and write the outputs; the fits
+    not yet cached run in ``workers`` processes (default: one per core)."""
     logs = imported(source, out / "import")
     runs = logs["runs"].assign(cond=logs["runs"]["experiment"] + "/" + logs["runs"]["condition"])
     if quick:  # the study's three contrasted conditions (or the first three present)
@@ -109,9 +116,8 @@ def run(
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     reference = reference_rows(games, logs["gpt4"])
-    parts = []
     jobs = [(c, h, t) for c in runs["cond"].unique() for h in hypotheses for t in tones]
-    bar = progress_bar(total=len(jobs), desc="fits", disable=not progress)
+    fits = []  # (cond, hypothesis, tones, sims, cache path, fit arguments)
     for cond, hyp_name, mode in jobs:
         in_cond = runs[runs["cond"] == cond]
         sims = set(in_cond["sim"])
@@ -119,18 +125,28 @@ def run(
         cond_games = games[games["sim"].isin(sims)]
         hypothesis = get_hypothesis(hyp_name)
         table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader)
-        key = _key(table, hyp, seed)
-        path = cache / f"{key}.csv"
-        if path.exists():
-            rows = pd.read_csv(path)
-        else:
-            rows = run_condition(table, policy, hyp, seed).assign(agent="scai")
-            write_csv_atomic(rows, path)
+        path = cache / f"{_key(table, hyp, seed)}.csv"
+        fits.append((cond, hyp_name, mode, sims, path, (table, policy, hyp, seed, str(path))))
+    bar = progress_bar(total=len(fits), desc="fits", disable=not progress)
+    todo = [f[5] for f in fits if not f[4].exists()]
+    bar.update(len(fits) - len(todo))
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers > 1:
+        pool = worker_pool(workers)
+        for future in as_completed([pool.submit(_fit_to_cache, *job) for job in todo]):
+            future.result()
+            bar.update()
+    else:
+        for job in todo:
+            _fit_to_cache(*job)
+            bar.update()
+    bar.close()
+    parts = []
+    for cond, hyp_name, mode, sims, path, _ in fits:
+        rows = pd.read_csv(path)
         ref = reference[reference["sim"].isin(sims)]
         both = pd.concat([ref, rows], ignore_index=True)
         parts.append(both.assign(condition=cond, hypothesis=hyp_name, tones=mode))
-        bar.update()
-    bar.close()
     columns = ["condition", "hypothesis", "tones", "sim", "epoch", "agent", "offered_share"]
     summary = pd.concat(parts, ignore_index=True)
     rest = [c for c in summary.columns if c not in columns]
@@ -141,10 +157,54 @@ def run(
     return summary, write_figures(summary, figures)
 
 
+def _fit_to_cache(table: pd.DataFrame, policy, hypothesis, seed: int, path: str) -> None:
+    """One condition's fit (:func:`run_condition`), written to ``path``. Torch runs on one
+    thread whether or not in a worker process: how many threads share a reduction can change
+    its rounding, so the rows are the same for a seed whatever ``--workers`` is."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = run_condition(table, policy, hypothesis, seed).assign(agent="scai")
+    finally:
+        torch.set_num_threads(threads)
+    write_csv_atomic(rows, Path(path))
+
+
+#: The code a fit's rows depend on: its source is part of the cache key, so that a change to
+#: the engine, the model or the assistant refits instead of reusing stale rows.
+FIT_CODE = (
+    "scai.experiments.original_logs.assistant",
+    "scai.experiments.assistant",
+    "scai.inference.exact",
+    "scai.inference.exact_kernels",
+    "scai.inference.grids",
+    "scai.inference.posterior",
+    "scai.models.marginal",
+    "scai.models.model",
+    "scai.models.policies",
+    "scai.models.prior",
+    "scai.models.layout",
+    "scai.models.hypotheses",
+)
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for name in FIT_CODE:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return digest.hexdigest()
+
+
 def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
-    """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs."""
+    """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs and
+    the source of the code the fit runs (:data:`FIT_CODE`)."""
     text = table.to_csv(index=False) + json.dumps(
-        {"hypothesis": hypothesis.to_dict(), "seed": seed, "epochs": EPOCHS},
+        {
+            "hypothesis": hypothesis.to_dict(),
+            "seed": seed,
+            "epochs": EPOCHS,
+            "code": _code_digest(),
+        },
         sort_keys=True,
         default=str,
     )
@@ -185,7 +245,7 @@ def gpt4_numbers(out: Path) -> dict[str, float]:
 
 def main(args):
     """``scai run original-logs`` (options: ``--logs --data-dir --out --figures --seed
-    --quick --hypothesis --tones``)."""
+    --quick --hypothesis --tones --workers``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,6 +263,7 @@ def main(args):
         quick=args.quick,
         hypotheses=hypotheses,
         tones=tones,
+        workers=getattr(args, "workers", None),
     )
     checks, numbers, table = checks_and_numbers(summary)
     numbers.update(gpt4_numbers(out))

@@ -1,0 +1,146 @@
+"""The exact engine's and the assistant's shortcuts equal the computations they replace: the
+clone kernels against the torch reference (:mod:`scai.models.marginal`), grid points that share
+their log-likelihoods computed once, and action tables computed once per distinct parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import scai.inference.exact as exact
+from scai.experiments.assistant import assistant_norms
+from scai.inference.exact_kernels import (
+    clone_policy_probs,
+    distinct_users,
+    lattice_clone_loglik,
+    user_kinds,
+)
+from scai.inference.grids import simplex_lattice
+from scai.models.game import get_currency
+from scai.models.hypotheses import PRESETS
+from scai.models.layout import GroupData
+from scai.models.marginal import group_loglik, type_posterior
+from scai.models.model import group_tables
+from scai.models.policies import rational_tables, utility_tables, with_lapse
+from scai.models.prior import GroupPrior
+from scai.models.simulate import simulate
+
+
+def clone_case(t=5, S=4, U=7, K=4):
+    """Log-likelihoods with decided users, clones (identical users) and padding."""
+    generator = torch.Generator().manual_seed(3)
+    L = torch.randn(t, S, U, K, dtype=torch.float64, generator=generator) * 3
+    L[:, :, 0, 0] += 80  # decided at every grid point
+    L[:, 1, 2] = L[:, 1, 3]  # clones
+    L[:, 2, 4:] = L[:, 2, 3:4]
+    mask = torch.ones(S, U, dtype=torch.float64)
+    mask[3, 5:] = 0  # padding
+    L = L * mask[..., None]
+    clone = torch.rand(t, dtype=torch.float64, generator=generator)
+    return L, mask, clone, simplex_lattice(K, 60).double()
+
+
+def test_clone_kernel_equals_the_reference_group_likelihood():
+    L, mask, clone, pi = clone_case()
+    kernel = lattice_clone_loglik(L, distinct_users(L, mask), pi, clone)  # [t, S, G]
+    log_pi = pi.log()[:, None, :]  # [G, 1(S), K]
+    for i in range(len(clone)):
+        want = group_loglik(log_pi, L[i].unsqueeze(0), mask, clone[i].expand(1, L.shape[1]))
+        torch.testing.assert_close(kernel[i], want.T, rtol=0, atol=1e-9)
+
+
+def test_clone_policy_probs_equal_the_weighted_type_posterior():
+    """Over every grid point (``mass=1``), users worked out once per kind equal each user's
+    type posterior summed with the grid's weights, 1e-12."""
+    L, mask, clone, pi = clone_case()
+    t, S, U, K = L.shape
+    kinds = user_kinds(L, mask)
+    assert kinds[1, 3] == 2 and kinds[2, 6] == 3 and kinds[3, 6] == 5  # clones, padding
+    generator = torch.Generator().manual_seed(4)
+    weights = torch.rand(t, S, len(pi), dtype=torch.float64, generator=generator) ** 4
+    weights = weights / weights.sum((0, 2), keepdim=True)
+    probs, covered = clone_policy_probs(weights, L, mask, pi, clone, mass=1.0, max_points=10**6)
+    assert covered == pytest.approx(1.0, abs=1e-12)
+    log_pi = pi.log()[:, None, :].expand(-1, S, -1)  # [G, S, K]
+    want = torch.zeros(S, U, K, dtype=torch.float64)
+    for i in range(t):
+        post = type_posterior(log_pi, L[i].unsqueeze(0), mask, clone[i].expand(len(pi), S))
+        want += torch.einsum("gs,gsuk->suk", weights[i].T, post)
+    torch.testing.assert_close(probs[mask > 0], want[mask > 0], rtol=0, atol=1e-12)
+
+
+def test_grid_points_with_the_same_likelihood_are_computed_once(float64, monkeypatch):
+    """Without tones a stereotype's strength changes no log-likelihood: its grid points share
+    one kernel evaluation, and the posterior is the same, bit for bit, as evaluating each."""
+    policy = "selfish=0.4,fair=0.3,altruistic=0.3"
+    sim = simulate(
+        PRESETS["stereotyped"], policy=policy, users=5, rounds=4, epochs=2, sims=3, seed=5
+    )
+    data = GroupData.from_table(sim.interactions.assign(proposer_tone="", responder_tone=""))
+    hyp = PRESETS["real_agents_stereotyped"]
+    seen = []
+    first_of_each = exact._first_of_each
+
+    def spy(rows):
+        first, which = first_of_each(rows)
+        seen.append((len(first), len(rows)))
+        return first, which
+
+    monkeypatch.setattr(exact, "_first_of_each", spy)
+    fast = exact.fit_exact(data, hyp, num_draws=200)
+    assert seen and seen[-1][0] * exact.BOUNDED_POINTS["strength"] == seen[-1][1]
+    monkeypatch.setattr(exact, "_first_of_each", lambda rows: (torch.arange(len(rows)),) * 2)
+    slow = exact.fit_exact(data, hyp, num_draws=200)
+    assert torch.equal(fast.policy_probs, slow.policy_probs)
+    assert torch.equal(fast.pi_mean_exact, slow.pi_mean_exact)
+    for name, value in slow.draws.items():
+        assert torch.equal(fast.draws[name], value), name
+
+
+def test_lapse_applied_to_shared_rational_tables_is_the_same():
+    hyp = PRESETS["real_agents"]
+    from scai.models.policies import policy_parameters, responder_parameters
+
+    w, alpha, beta = policy_parameters(hyp.policies)
+    utilities = utility_tables(
+        w, alpha, beta, torch.tensor([7, 12]), torch.zeros(3, 1), responder_parameters(hyp.policies)
+    )
+    lam, eps = torch.full((3,), 1.5), torch.tensor([0.01, 0.2, 0.05])
+    once = rational_tables(utilities, lam)
+    shared = with_lapse(once, eps)
+    direct = rational_tables(utilities, lam, eps)
+    assert torch.equal(shared.offer_logp, direct.offer_logp)
+    assert torch.equal(shared.accept_logit, direct.accept_logit)
+
+
+def test_prior_norms_equal_every_draws_own_tables():
+    """The assistant's acting distribution from the prior (1000 continuous lapses, one
+    rationality and shift) equals averaging each draw's own tables, bit for bit."""
+    hyp = PRESETS["real_agents"]
+    pots, currencies = [9, 14], ["dollars", "apples"]
+    norms = assistant_norms(
+        None,
+        hyp,
+        pots,
+        currencies,
+        np.random.default_rng(0),
+        acting="predictive",
+        n_prior_draws=300,
+        prior_generator=torch.Generator().manual_seed(2),
+    )
+    essential = torch.tensor([[float(get_currency(c).essential)] for c in currencies])
+    draws = GroupPrior(hyp).sample((300, 2), essential, torch.Generator().manual_seed(2))
+    for s, pot in enumerate(pots):
+        t = group_tables(
+            hyp,
+            torch.tensor([pot]),
+            draws["lam"][:, s].reshape(-1, 1),
+            draws["shift"][:, s, 0].reshape(-1, 1, 1),
+            lapse=draws["lapse"][:, s].reshape(-1, 1),
+        )
+        ws = draws["pi"][:, s].unsqueeze(-1)
+        offer = (ws * t.offer_logp[:, 0, 0, :, 0].exp()).sum(1).mean(0).double().numpy()
+        accept = (ws * t.accept_prob()[:, 0, 0, :, 0]).sum(1).mean(0).double().numpy()
+        assert np.array_equal(norms.offer_probs[s], offer)
+        assert np.array_equal(norms.accept_probs[s], accept)
