@@ -19,7 +19,7 @@ from scai.inference.posterior import Posterior
 from scai.models.game import get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.model import group_utilities
-from scai.models.policies import ActionTables, rational_tables, with_lapse
+from scai.models.policies import rational_tables
 from scai.models.prior import GroupPrior
 
 ACTING = ("sample", "predictive")
@@ -57,31 +57,25 @@ def assistant_norms(
         essential = torch.tensor([[float(get_currency(c).essential)] for c in currencies])
         draws = GroupPrior(hypothesis).sample((n_prior_draws, S), essential, generator)
         weights, lam, shift = draws["pi"], draws["lam"], draws["shift"][..., 0]
-        lapse = draws["lapse"] if hypothesis.lapse_is_latent else None
     else:
         weights = posterior.type_weights("member")  # [D, S, K]
         lam = posterior.lam()
         shift = torch.stack(
             [posterior.shift(c)[:, s] for s, c in enumerate(currencies)], dim=-1
         )  # [D, S]
-        lapse = posterior.bounded("lapse")
 
     def tables(d, s):
-        """The model's action tables for draw(s) ``d`` of simulation ``s``: ``[..., K, O]``.
+        """The norm's action tables for draw(s) ``d`` of simulation ``s``: ``[..., K, O]``.
 
-        Draws repeat parameter values (a grid engine's draws are grid points; the prior's
-        draws share the fixed rationality and shift): the rational part is computed once per
-        distinct ``(lam, shift)`` and the lapse once per distinct ``(lam, shift, lapse)``, then
-        gathered per draw (the same numbers as computing every draw's tables)."""
-        columns = [lam[d, s], shift[d, s]] + ([] if lapse is None else [lapse[d, s]])
-        values = torch.stack([c.reshape(-1).double() for c in columns], -1)  # exact widening
-        rows, which = torch.unique(values, dim=0, return_inverse=True)
-        pairs, pair_of = torch.unique(rows[:, :2], dim=0, return_inverse=True)
+        The assistant acts by the norm without lapses: a lapse is how the model explains a
+        user's random act, not part of the norm (an assistant copies no one's slips). Draws
+        repeat parameter values (a grid engine's draws are grid points; the prior's draws
+        share the fixed rationality and shift): the tables are computed once per distinct
+        ``(lam, shift)``, then gathered per draw (the same numbers as per draw)."""
+        values = torch.stack([lam[d, s].reshape(-1).double(), shift[d, s].reshape(-1).double()], -1)
+        pairs, which = torch.unique(values, dim=0, return_inverse=True)
         utilities = group_utilities(hypothesis, torch.tensor([pots[s]]), pairs[:, 1, None, None])
-        base = rational_tables(utilities, pairs[:, 0, None, None])
-        base = ActionTables(base.pots, base.offer_logp[pair_of], base.accept_logit[pair_of])
-        eps = hypothesis.lapse if lapse is None else rows[:, 2].reshape(-1, 1, 1)
-        t = with_lapse(base, eps)
+        t = rational_tables(utilities, pairs[:, 0, None, None])
         offer = t.offer_logp[:, 0, 0, :, 0].exp()[which]
         return offer, t.accept_prob()[:, 0, 0, :, 0][which]
 

@@ -64,3 +64,20 @@ def float64():
         yield
     finally:
         torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="session")
+def human_synthetic_run(tmp_path_factory) -> tuple[Path, Path]:
+    """``scai run human-data --quick --data synthetic`` with no data folder named (the run must
+    not need ``../shared``), once per session: the registry test and the human-data tests
+    read the same run. Returns ``(OUT/human-data, figures)``."""
+    from scai.experiments.cli import main
+
+    out = tmp_path_factory.mktemp("human-synthetic")
+    figures = out / "figs"
+    argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SCAI_DATA_DIR", raising=False)
+        code = main([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
+    assert code == 0
+    return out / "human-data", figures

@@ -115,8 +115,9 @@ def test_lapse_applied_to_shared_rational_tables_is_the_same():
 
 
 def test_prior_norms_equal_every_draws_own_tables():
-    """The assistant's acting distribution from the prior (1000 continuous lapses, one
-    rationality and shift) equals averaging each draw's own tables, bit for bit."""
+    """The assistant's acting distribution from the prior (one rationality and shift) equals
+    averaging each draw's own tables, bit for bit; it acts by the norm without the users'
+    lapses (the prior's 300 continuous lapses change nothing)."""
     hyp = PRESETS["real_agents"]
     pots, currencies = [9, 14], ["dollars", "apples"]
     norms = assistant_norms(
@@ -137,10 +138,15 @@ def test_prior_norms_equal_every_draws_own_tables():
             torch.tensor([pot]),
             draws["lam"][:, s].reshape(-1, 1),
             draws["shift"][:, s, 0].reshape(-1, 1, 1),
-            lapse=draws["lapse"][:, s].reshape(-1, 1),
         )
         ws = draws["pi"][:, s].unsqueeze(-1)
         offer = (ws * t.offer_logp[:, 0, 0, :, 0].exp()).sum(1).mean(0).double().numpy()
         accept = (ws * t.accept_prob()[:, 0, 0, :, 0]).sum(1).mean(0).double().numpy()
         assert np.array_equal(norms.offer_probs[s], offer)
         assert np.array_equal(norms.accept_probs[s], accept)
+        # not the users' actions, slips included: those offer more at random
+        slips = with_lapse(t, draws["lapse"][:, s].reshape(-1, 1, 1, 1))
+        assert not np.allclose(
+            norms.offer_probs[s],
+            (ws * slips.offer_logp[:, 0, 0, :, 0].exp()).sum(1).mean(0).double().numpy(),
+        )

@@ -63,20 +63,21 @@ def synthetic_logs(folder: Path) -> Path:
 
 def extra_options(name: str, folder: Path) -> list[str]:
     """What an experiment needs beyond the common options: data made here, never ../shared."""
-    if name == "human-data":  # decisions simulated from its own model: no file needed
-        return ["--data", "synthetic"]
     if name == "original-logs":
         return ["--logs", str(synthetic_logs(folder)), "--tones", "config", "none"]
     return []
 
 
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory):
+def quick_runs(tmp_path_factory, human_synthetic_run):
     """Every registered experiment once at ``--quick`` size, discovered from the registry
-    (module-scoped: several tests read the same runs)."""
+    (module-scoped: several tests read the same runs). human-data's is the session's
+    synthetic run, which the human-data tests read too."""
     base = tmp_path_factory.mktemp("experiments")
     return {
-        name: run_quick(name, base / name, *extra_options(name, tmp_path_factory.mktemp(name)))
+        name: human_synthetic_run
+        if name == "human-data"
+        else run_quick(name, base / name, *extra_options(name, tmp_path_factory.mktemp(name)))
         for name in EXPERIMENTS
     }
 

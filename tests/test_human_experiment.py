@@ -176,22 +176,9 @@ def test_skip_invalid_keeps_the_good_rows(tmp_path, study1_ug_path):
 
 
 @pytest.fixture(scope="module")
-def synthetic_run(tmp_path_factory, monkeypatch_module) -> tuple[Path, Path, str]:
-    """``scai run human-data --quick --data synthetic`` with no data folder named: the run must
-    not need ``../shared``."""
-    out = tmp_path_factory.mktemp("human-synthetic")
-    monkeypatch_module.delenv("SCAI_DATA_DIR", raising=False)
-    figures = out / "figs"
-    argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
-    code = cli([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
-    assert code == 0
-    return out / "human-data", figures
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def synthetic_run(human_synthetic_run) -> tuple[Path, Path]:
+    """The session's synthetic quick run (``conftest.human_synthetic_run``)."""
+    return human_synthetic_run
 
 
 def test_synthetic_run_writes_tables_and_figures(synthetic_run):
