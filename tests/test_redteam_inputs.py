@@ -12,18 +12,16 @@ refused in seconds, before any work.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from timelimit import time_limit
 
 from scai.experiments.cli import build_parser, main
 from scai.inference import EngineError, fit
@@ -45,28 +43,6 @@ from scai.models.simulate import parse_mixture
 
 CLI_SECONDS = 5.0  # parse-time and entry-point refusals: well under a second each
 API_SECONDS = 5.0
-
-
-class Deadline(BaseException):
-    """Raised by the alarm; a BaseException, so no ``except Exception`` can swallow it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail the test if the block runs longer than ``seconds`` (a hang is interrupted)."""
-
-    def alarm(signum, frame):
-        raise Deadline(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    assert time.perf_counter() - start < seconds
 
 
 # -- inputs, generated ------------------------------------------------------------------------
@@ -247,7 +223,7 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
 )
 def test_command_line_case(files, capsys, argv, fragments):
     args = [a.format(**files) for a in argv.split()]
-    with deadline(CLI_SECONDS):
+    with time_limit(CLI_SECONDS):
         code = main(args)
     captured = capsys.readouterr()
     assert code == 2, captured.err
@@ -288,7 +264,7 @@ def test_an_unexpected_error_is_one_line_with_exit_1(files, capsys, monkeypatch)
 def test_an_os_error_names_the_option_and_path(files, capsys):
     out = files["root"] / "blocked"
     (out / "posterior.nc").mkdir(parents=True)  # the file fit writes is a folder
-    with deadline(60):
+    with time_limit(60):
         code = main(["fit", "--data", str(files["good"]), "--out", str(out), "--draws", "20"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1
@@ -397,7 +373,7 @@ API_CASES: list[tuple[str, Callable, type, list[str]]] = [
 )
 def test_api_case(table, monkeypatch, call, error, fragments):
     refuse_engines(monkeypatch)
-    with deadline(API_SECONDS), pytest.raises(error) as info:
+    with time_limit(API_SECONDS), pytest.raises(error) as info:
         call(table)
     assert isinstance(info.value, ScaiError)
     message = str(info.value)
@@ -411,7 +387,7 @@ def test_duplicate_games_warning_names_the_rows(table):
 
 
 def test_the_padded_7_tb_table_is_refused_without_building_it(files):
-    with deadline(API_SECONDS), pytest.raises(DataError, match="too large for memory"):
+    with time_limit(API_SECONDS), pytest.raises(DataError, match="too large for memory"):
         fit(files["hog"])
 
 
@@ -443,7 +419,7 @@ def test_the_corners_of_the_bounds_give_finite_posteriors(big_pots, corner):
     """The hypothesis bounds are where the model's arithmetic holds: at each corner, pots up
     to 1000 give a finite posterior (rationality 1e308 gave NaN)."""
     hypothesis = Hypothesis(name=corner, **CORNERS[corner])
-    with deadline(30), warnings.catch_warnings():
+    with time_limit(30), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exact = fit(big_pots, hypothesis, engine="exact", num_draws=50)
         # the guide's own draws: the importance correction would rebuild the exact potential
@@ -468,7 +444,7 @@ def test_twelve_policy_types_are_accepted():
 
 
 def test_an_unknown_engine_option_is_refused_before_any_work(table):
-    with deadline(API_SECONDS), pytest.raises(EngineError) as info:
+    with time_limit(API_SECONDS), pytest.raises(EngineError) as info:
         fit(table, engine="exact", max_steps=10)
     assert "unknown option 'max_steps' for engine 'exact'; allowed: num_draws" in str(info.value)
 
