@@ -18,9 +18,9 @@ interrupted run resumes.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
+import warnings
 from concurrent.futures import as_completed
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scai.experiments.cache import CacheWarning, code_version, file_digest
 from scai.experiments.common import figure_dir, output_dir
 from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user_games
 from scai.experiments.original_logs.tones import LOG_TONES, with_tones
@@ -128,7 +129,7 @@ def run(
         path = cache / f"{_key(table, hyp, seed)}.csv"
         fits.append((cond, hyp_name, mode, sims, path, (table, policy, hyp, seed, str(path))))
     bar = progress_bar(total=len(fits), desc="fits", disable=not progress)
-    todo = [f[5] for f in fits if not f[4].exists()]
+    todo = [f[5] for f in fits if not cached(f[4])]
     bar.update(len(fits) - len(todo))
     workers = min(workers or os.cpu_count() or 1, len(todo))
     if workers > 1:
@@ -168,42 +169,48 @@ def _fit_to_cache(table: pd.DataFrame, policy, hypothesis, seed: int, path: str)
     finally:
         torch.set_num_threads(threads)
     write_csv_atomic(rows, Path(path))
+    size, sha = file_digest(Path(path))  # written last: a fit without it is unfinished
+    write_atomic(_checksum_path(Path(path)), lambda tmp: Path(tmp).write_text(f"{size} {sha}\n"))
 
 
-#: The code a fit's rows depend on: its source is part of the cache key, so that a change to
-#: the engine, the model or the assistant refits instead of reusing stale rows.
-FIT_CODE = (
-    "scai.experiments.original_logs.assistant",
-    "scai.experiments.assistant",
-    "scai.inference.exact",
-    "scai.inference.exact_kernels",
-    "scai.inference.grids",
-    "scai.inference.posterior",
-    "scai.models.marginal",
-    "scai.models.model",
-    "scai.models.policies",
-    "scai.models.prior",
-    "scai.models.layout",
-    "scai.models.hypotheses",
-)
+def _checksum_path(path: Path) -> Path:
+    return path.with_suffix(".sha256")
 
 
-def _code_digest() -> str:
-    digest = hashlib.sha256()
-    for name in FIT_CODE:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
-    return digest.hexdigest()
+def cached(path: Path) -> bool:
+    """Whether the fit at ``path`` is finished and intact: its rows match the size and SHA-256
+    written after them. A damaged or unfinished fit is removed, with a
+    :class:`~scai.experiments.cache.CacheWarning`, and refitted."""
+    checksum = _checksum_path(path)
+    if not path.exists() and not checksum.exists():
+        return False
+    problem = None
+    if not checksum.exists():
+        problem = "no checksum (unfinished)"
+    elif not path.exists():
+        problem = "its rows are missing"
+    else:
+        expected = checksum.read_text().split()
+        if expected != [str(part) for part in file_digest(path)]:
+            problem = "its rows do not match their checksum"
+    if problem is None:
+        return True
+    warnings.warn(f"cache: {path.name}: {problem}; refitting", CacheWarning, stacklevel=2)
+    path.unlink(missing_ok=True)
+    checksum.unlink(missing_ok=True)
+    return False
 
 
 def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
     """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs and
-    the source of the code the fit runs (:data:`FIT_CODE`)."""
+    the code (:func:`scai.experiments.cache.code_version`: scai's source and its libraries'
+    versions), so that other code refits instead of reusing its rows."""
     text = table.to_csv(index=False) + json.dumps(
         {
             "hypothesis": hypothesis.to_dict(),
             "seed": seed,
             "epochs": EPOCHS,
-            "code": _code_digest(),
+            "code": code_version(),
         },
         sort_keys=True,
         default=str,
