@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,3 +32,55 @@ def test_readme_names_the_two_commands_ci_runs():
     assert test_command in text
     assert test_command in ci
     assert "scai run all" in text
+
+
+# -- the README's numbers are the committed results ---------------------------------------------
+#: A quoted number is written ``1.52<!-- experiment: key -->``: the key names an entry of
+#: figures/numbers.json, which `scai run ... --figures figures` writes.
+#: A minus sign counts only after a space, "(" or "|" (in "1.40-1.59" the dash is a range).
+MARK = re.compile(r"((?:(?<![^\s(|])-)?\d[\d,]*(?:\.\d+)?)%?\s*<!--\s*([a-z-]+): (.+?)\s*-->")
+FIGURES = README.parent / "figures"
+
+
+def quoted_numbers() -> list[tuple[str, str, str]]:
+    return MARK.findall(README.read_text())
+
+
+def test_every_number_the_readme_marks_is_the_committed_result():
+    numbers = json.loads((FIGURES / "numbers.json").read_text())
+    quoted = quoted_numbers()
+    assert len(quoted) >= 20, "the README quotes its results with marks"
+    for text, experiment, key in quoted:
+        assert experiment in numbers, f"{experiment}: no results in figures/numbers.json"
+        assert key in numbers[experiment], f"{experiment}: {key}: not in figures/numbers.json"
+        value = numbers[experiment][key]
+        shown = float(text.replace(",", ""))
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        assert abs(value - shown) <= 0.5 * 10**-decimals + 1e-9, (experiment, key, text, value)
+
+
+def test_the_readme_comparison_table_is_the_committed_one():
+    table = (FIGURES / "comparison.md").read_text().strip()
+    text = README.read_text()
+    block = text.split("<!-- comparison.md -->")[1].split("<!-- /comparison.md -->")[0]
+    assert block.strip() == table
+
+
+def test_the_readme_shows_the_hypothesis_template_verbatim_and_it_loads():
+    from scai.models.hypotheses import TEMPLATE_PATH, Hypothesis
+
+    text = README.read_text()
+    block = text.split("<!-- hypothesis_template.toml -->")[1].split(
+        "<!-- /hypothesis_template.toml -->"
+    )[0]
+    shown = block.strip().removeprefix("```toml").removesuffix("```").strip()
+    assert shown == TEMPLATE_PATH.read_text().strip()
+    hypothesis = Hypothesis.load(TEMPLATE_PATH)
+    assert "spiteful" in hypothesis.policy_names and hypothesis.clones
+
+
+def test_the_readme_original_logs_table_is_the_committed_one():
+    table = (FIGURES / "original_logs_comparison.md").read_text().strip()
+    text = README.read_text()
+    block = text.split("<!-- original_logs_comparison.md -->")[1]
+    assert block.split("<!-- /original_logs_comparison.md -->")[0].strip() == table
