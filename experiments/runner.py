@@ -17,7 +17,14 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    Future,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,9 +173,9 @@ def run_jobs(
         attempts = dict.fromkeys(todo, 0)
         workers = workers or min(os.cpu_count() or 1, len(by_key))
         remote = executor is not None
-        pool = executor if remote else (worker_pool(workers) if workers > 1 else None)
-        if len(todo) <= 1 and not remote:
-            pool = None
+        pool = executor
+        if not remote and workers > 1 and len(todo) > 1:
+            pool = worker_pool(workers)
         futures: dict[Future, str] = {}
 
         def finished(key: str, error: BaseException | None) -> bool:
@@ -218,7 +225,10 @@ def run_jobs(
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
                         key = futures.pop(future)
-                        error = future.exception()
+                        try:
+                            error = future.exception()
+                        except CancelledError:  # by the executor (a cluster that went away)
+                            error = RuntimeError("the executor cancelled the task")
                         if error is None and remote:
                             _unpack(future.result(), staged[key])
                         if finished(key, error):

@@ -158,8 +158,13 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, capsys):
     """The same tiny sweep on the local pool (two processes) and on a Dask LocalCluster of two
     single-threaded worker processes, reached through --scheduler: the same sweep.csv and the
     same cached files, byte for byte."""
-    import arviz  # noqa: F401  (its once-a-day stamp is written before the workers import it)
+    import warnings
+
     from distributed import LocalCluster
+
+    with warnings.catch_warnings():  # ArviZ announces its refactor on import
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz  # noqa: F401  (its daily stamp is written before the workers import it)
 
     spec = write_spec(tmp_path)
     with time_limit(150):
@@ -284,3 +289,16 @@ def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatc
     assert (pd.read_csv(tmp_path / "out" / "sweep.csv").status == "ok").all()
     manifests = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cache").glob("*.done")]
     assert len(manifests) == 8
+
+
+def test_the_documented_example_spec_loads(tmp_path):
+    """The example in :mod:`scai.experiments.sweep.spec`'s docstring (the README's too) is a
+    valid spec: the inconsistency experiment's full sweep, 16 cells."""
+    import textwrap
+
+    from scai.experiments.sweep import spec as module
+
+    example = module.__doc__.split("::\n", 1)[1].split("\n\nA bad file", 1)[0]
+    spec = load_spec(write_spec(tmp_path, textwrap.dedent(example)))
+    assert spec.cells == 16 and spec.measure == "slowdown"
+    assert spec.figure == ("rationality", "stereotype_strength")
