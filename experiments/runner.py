@@ -128,7 +128,7 @@ def run_jobs(
     workers: int | None = None,
     progress: bool = True,
     *,
-    executor: Executor | None = None,
+    executor: Callable[[], Executor] | None = None,
     retries: int = 0,
     keep_going: bool = False,
     on_event: OnEvent | None = None,
@@ -143,9 +143,10 @@ def run_jobs(
     - ``executor=None``: here, or with ``workers > 1`` in this program's process pool
       (:func:`scai.inference.workers.worker_pool`), whose workers write the files into the
       cache's staging folder;
-    - an ``executor`` (a :class:`concurrent.futures.Executor`, e.g. a Dask client's
-      ``get_executor()``): its workers return the files' bytes, which this process stages, so
-      they need not share this disk. The bytes are the ones a local worker writes.
+    - on the :class:`concurrent.futures.Executor` that ``executor()`` returns (e.g. a Dask
+      client's ``get_executor()``; called only if some condition is not cached): its workers
+      return the files' bytes, which this process stages, so they need not share this disk.
+      The bytes are the ones a local worker writes.
 
     A job that raises is submitted again up to ``retries`` times; then, with ``keep_going``,
     it is recorded in :attr:`Outcome.errors` (one line: the error's type and message) and the
@@ -173,8 +174,10 @@ def run_jobs(
         attempts = dict.fromkeys(todo, 0)
         workers = workers or min(os.cpu_count() or 1, len(by_key))
         remote = executor is not None
-        pool = executor
-        if not remote and workers > 1 and len(todo) > 1:
+        pool: Executor | None = None
+        if remote and todo:
+            pool = executor()
+        elif not remote and workers > 1 and len(todo) > 1:
             pool = worker_pool(workers)
         futures: dict[Future, str] = {}
 

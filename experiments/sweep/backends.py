@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -26,10 +26,11 @@ CONNECT_TIMEOUT = 30.0
 
 @dataclass
 class Backend:
-    """An open backend: the executor to give the runner (``None``: the local pool), the
-    number of local workers, and a description for the progress lines."""
+    """An open backend: what gives the runner its executor (``None``: the local pool; else
+    called when a condition is to be computed), the number of local workers, and a
+    description for the progress lines."""
 
-    executor: Executor | None
+    executor: Callable[[], Executor] | None
     workers: int | None
     description: str
 
@@ -66,36 +67,47 @@ def open_backend(
             "--backend dask: Dask is not installed; install scai's dask extra "
             "(pip install 'scai[dask]', which brings dask and distributed)"
         ) from None
+    n = workers or os.cpu_count() or 1
+    if scheduler is None:
+        where = f"dask (a local cluster of {n} worker process{'es' if n > 1 else ''})"
+    else:
+        where = f"dask (scheduler {scheduler})"
     with contextlib.ExitStack() as stack:
-        if scheduler is None:
-            n = workers or os.cpu_count() or 1
-            # ArviZ writes a once-a-day stamp on import (see scai.inference.workers): imported
-            # here first, the workers importing it at once do not race on it.
-            import arviz  # noqa: F401
+        started: list[Executor] = []
 
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
+        def start() -> Executor:
+            """Start the local cluster or connect to the scheduler (once): only when some
+            condition is not cached, so a finished sweep needs no cluster."""
+            if started:
+                return started[0]
+            if scheduler is None:
+                # ArviZ writes a once-a-day stamp on import (scai.inference.workers): imported
+                # here first, the workers importing it at once do not race on it.
+                import arviz  # noqa: F401
+
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 )
-            )
-            client = stack.enter_context(Client(cluster))
-            where = f"dask (a local cluster of {n} worker process{'es' if n > 1 else ''})"
-        else:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
-            except (OSError, TimeoutError, ValueError) as err:
-                reason = " ".join(str(err).split()) or type(err).__name__
-                raise RunError(
-                    f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
-                ) from None
-            where = f"dask (scheduler {scheduler})"
-        _check_workers(client, scheduler or "the local cluster")
-        executor = client.get_executor(pure=False)  # each submission runs: a retry too
-        yield Backend(executor, None, where)
+                client = stack.enter_context(Client(cluster))
+            else:
+                try:
+                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                except (OSError, TimeoutError, ValueError) as err:
+                    reason = " ".join(str(err).split()) or type(err).__name__
+                    raise RunError(
+                        f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
+                    ) from None
+            _check_workers(client, scheduler or "the local cluster")
+            started.append(client.get_executor(pure=False))  # each submission runs: retries too
+            return started[0]
+
+        yield Backend(start, None, where)
 
 
 def _check_workers(client, where: str) -> None:
