@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from scai.models.errors import HypothesisError
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 
 VARIANTS = ("1v9", "9v1")
@@ -35,6 +36,22 @@ class Condition:
     # (rude vs neutral manners) is paired. Default: the condition's own name.
     stream: str | None = None
     save_posterior: bool = True  # write the last posterior (NetCDF) with the cached results
+    # Further settings of the assistant's hypothesis, ``(key, value)`` pairs applied after the
+    # two overrides above (for sweeps: ``scai sweep``); keys: :data:`HYPOTHESIS_SETTINGS`.
+    hypothesis_settings: tuple[tuple[str, float], ...] = ()
+
+
+#: The hypothesis settings a condition may override (``Condition.hypothesis_settings``): a
+#: number each; ``pi_concentration`` is one number given to every policy type.
+HYPOTHESIS_SETTINGS = (
+    "pi_concentration",
+    "rationality_scale",
+    "tone_fidelity",
+    "lapse",
+    "shared_scale",
+    "currency_scale",
+    "essential_shift",
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +73,28 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
         hyp = hyp.with_(stereotype_strength=cond.stereotype_strength)
     if cond.assistant_rationality is not None:
         hyp = hyp.with_(rationality=cond.assistant_rationality)
+    for key, value in cond.hypothesis_settings:
+        if key not in HYPOTHESIS_SETTINGS:
+            raise HypothesisError(
+                f"condition {cond.name!r}: {key!r} is not a hypothesis setting a condition may "
+                f"change; allowed: {', '.join(HYPOTHESIS_SETTINGS)}"
+            )
+        if key == "pi_concentration":
+            hyp = hyp.with_(pi_concentration=(value,) * len(hyp.policies))
+        else:
+            hyp = hyp.with_(**{key: value})
     return hyp
 
 
 def fingerprint(cond: Condition, settings: Settings, seed: int) -> str:
     # The hypothesis's contents, not just its name: a changed preset or file invalidates.
     hypothesis = assistant_hypothesis(cond).to_dict()
+    condition = asdict(cond)
+    if not cond.hypothesis_settings:  # conditions without any keep their fingerprints
+        del condition["hypothesis_settings"]
     text = json.dumps(
         {
-            "condition": asdict(cond),
+            "condition": condition,
             "settings": asdict(settings),
             "seed": seed,
             "hypothesis": hypothesis,

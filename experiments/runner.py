@@ -13,7 +13,19 @@ message says how many conditions finished and how to resume.
 from __future__ import annotations
 
 import os
-from concurrent.futures import as_completed
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    Future,
+    wait,
+)
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,11 +49,30 @@ class Interrupted(KeyboardInterrupt):
         )
 
 
-def _compute(entry: Entry, settings: Settings, staging: Path) -> str:
+def _compute(entry: Entry, settings: Settings, staging: Path | None) -> dict[str, bytes] | None:
     """Run one condition and write its files into ``staging``, named ``KEY.KIND``; in a worker
-    whose parent has died, exit instead of writing."""
-    torch.set_num_threads(1)
-    cond, key, folder = entry.condition, entry.key, Path(staging)
+    whose parent has died, exit instead of writing. With ``staging=None`` (a remote worker,
+    which may not see the cache's disk) write them into a private temporary folder and return
+    their bytes, ``{file name: bytes}``, for the parent to stage: the same bytes either way.
+
+    One torch thread, and one condition at a time per process (a lock): the model's random
+    numbers are process-wide (``pyro.set_rng_seed``), so two conditions computed by threads of
+    one process (a Dask worker with several threads) would draw from each other's streams."""
+    with _ONE_AT_A_TIME:
+        torch.set_num_threads(1)
+        if staging is None:
+            with tempfile.TemporaryDirectory(prefix="scai-condition-") as private:
+                _write_condition(entry, settings, Path(private))
+                return {p.name: p.read_bytes() for p in sorted(Path(private).iterdir())}
+        _write_condition(entry, settings, Path(staging))
+        return None
+
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
+    cond, key = entry.condition, entry.key
     result = run_condition(cond, settings, entry.seed)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
     if result.curve is not None:
@@ -52,7 +83,6 @@ def _compute(entry: Entry, settings: Settings, staging: Path) -> str:
     if result.posterior is not None and cond.save_posterior:
         exit_if_orphaned()
         result.posterior.save(folder / f"{key}.nc")
-    return cond.name
 
 
 def run_conditions(
@@ -68,50 +98,183 @@ def run_conditions(
     the code's version, so an interrupted run resumes where it stopped and a re-run with the
     same settings is free; a cached entry is checked against its checksums before reuse, and a
     damaged or stale one is recomputed with a :class:`~scai.experiments.cache.CacheWarning`.
-    Ctrl-C raises :class:`Interrupted`.
+    Ctrl-C raises :class:`Interrupted`; a condition that fails raises its error. (The same
+    runner as :func:`run_jobs`, which sweeps use, with one ``settings`` for every condition.)
+    """
+    outcome = run_jobs(
+        [(c, settings) for c in conditions], cache_dir, workers=workers, progress=progress
+    )
+    return {c.name: result for c, result in zip(conditions, outcome.results, strict=True)}
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_jobs` did: each job's result (``None`` if it failed), the failures'
+    one-line errors by job index, and how many jobs came from the cache."""
+
+    results: list[ConditionResult | None]
+    errors: dict[int, str] = field(default_factory=dict)
+    cached: int = 0
+
+
+#: ``on_event(kind, job indices, error)``: ``"cached"`` (at the start, every job found in the
+#: cache), ``"done"``, ``"retry"`` (failed, submitted again) or ``"failed"`` (given up).
+OnEvent = Callable[[str, list[int], str | None], None]
+
+
+def run_jobs(
+    jobs: Sequence[tuple[Condition, Settings]],
+    cache_dir: Path,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    executor: Callable[[], Executor] | None = None,
+    retries: int = 0,
+    keep_going: bool = False,
+    on_event: OnEvent | None = None,
+) -> Outcome:
+    """Run (or reuse from the cache in ``cache_dir``) every ``(condition, settings)`` job.
+
+    The condition runner behind ``scai run`` and ``scai sweep``: each job is a cache entry
+    (:class:`~scai.experiments.cache.ConditionCache`, keyed by the condition, its settings,
+    ``condition_seed(settings.seed, stream)`` and the code), computed once even if listed
+    twice, stored only by this process. Where it is computed:
+
+    - ``executor=None``: here, or with ``workers > 1`` in this program's process pool
+      (:func:`scai.inference.workers.worker_pool`), whose workers write the files into the
+      cache's staging folder;
+    - on the :class:`concurrent.futures.Executor` that ``executor()`` returns (e.g. a Dask
+      client's ``get_executor()``; called only if some condition is not cached): its workers
+      return the files' bytes, which this process stages, so they need not share this disk.
+      The bytes are the ones a local worker writes.
+
+    A job that raises is submitted again up to ``retries`` times; then, with ``keep_going``,
+    it is recorded in :attr:`Outcome.errors` (one line: the error's type and message) and the
+    others go on; without, its error is raised. ``on_event`` hears of every job as it ends.
+    Ctrl-C cancels what has not started, stops local workers, removes unfinished files and
+    raises :class:`Interrupted`.
     """
     from scai.inference.progress import progress_bar
 
+    tell = on_event or (lambda kind, indices, error: None)
     cache = ConditionCache(cache_dir)
     with cache.open():
-        entries = {
-            c.name: cache.entry(c, settings, condition_seed(settings.seed, c.stream or c.name))
-            for c in conditions
-        }
-        todo = [entries[c.name] for c in conditions if not cache.lookup(entries[c.name])]
-        staged = {entry.key: cache.staging(entry) for entry in todo}
-        bar = progress_bar(len(conditions), "conditions", disable=None if progress else True)
-        bar.update(len(conditions) - len(todo))
-        workers = workers or min(os.cpu_count() or 1, len(conditions))
-        futures = {}
+        entries = [cache.entry(c, s, condition_seed(s.seed, c.stream or c.name)) for c, s in jobs]
+        by_key: dict[str, list[int]] = {}
+        for index, entry in enumerate(entries):
+            by_key.setdefault(entry.key, []).append(index)
+        todo = [key for key, at in by_key.items() if not cache.lookup(entries[at[0]])]
+        cached = [i for key, at in by_key.items() if key not in todo for i in at]
+        if cached:
+            tell("cached", cached, None)
+        staged = {key: cache.staging(entries[by_key[key][0]]) for key in todo}
+        bar = progress_bar(len(by_key), "conditions", disable=None if progress else True)
+        bar.update(len(by_key) - len(todo))
+        errors: dict[int, str] = {}
+        attempts = dict.fromkeys(todo, 0)
+        workers = workers or min(os.cpu_count() or 1, len(by_key))
+        remote = executor is not None
+        pool: Executor | None = None
+        if remote and todo:
+            pool = executor()
+        elif not remote and workers > 1 and len(todo) > 1:
+            pool = worker_pool(workers)
+        futures: dict[Future, str] = {}
+
+        def finished(key: str, error: BaseException | None) -> bool:
+            """Store or record one finished job; True if it is to be submitted again."""
+            at, entry = by_key[key], entries[by_key[key][0]]
+            if error is None:
+                cache.store(entry, staged[key])
+                bar.update()
+                tell("done", at, None)
+                return False
+            attempts[key] += 1
+            message = _one_line(error)
+            if attempts[key] <= retries:
+                tell("retry", at, message)
+                shutil.rmtree(staged[key], ignore_errors=True)
+                staged[key] = cache.staging(entry)
+                return True
+            if not keep_going:
+                raise error
+            errors.update(dict.fromkeys(at, message))
+            bar.update()
+            tell("failed", at, message)
+            return False
+
+        def submit(key: str) -> None:
+            target = None if remote else staged[key]
+            futures[
+                pool.submit(_compute, entries[by_key[key][0]], jobs[by_key[key][0]][1], target)
+            ] = key
+
         try:
-            if workers > 1 and len(todo) > 1:
-                pool = worker_pool(workers)
-                futures = {pool.submit(_compute, e, settings, staged[e.key]): e for e in todo}
-                for future in as_completed(futures):
-                    future.result()
-                    cache.store(futures[future], staged[futures[future].key])
-                    bar.update()
+            if pool is None:
+                for key in todo:
+                    again = True
+                    while again:
+                        entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
+                        try:
+                            _compute(entry, settings, staged[key])
+                        except Exception as err:
+                            again = finished(key, err)
+                        else:
+                            again = finished(key, None)
             else:
-                for entry in todo:
-                    _compute(entry, settings, staged[entry.key])
-                    cache.store(entry, staged[entry.key])
-                    bar.update()
+                for key in todo:
+                    submit(key)
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        key = futures.pop(future)
+                        try:
+                            error = future.exception()
+                        except CancelledError:  # by the executor (a cluster that went away)
+                            error = RuntimeError("the executor cancelled the task")
+                        if error is None and remote:
+                            _unpack(future.result(), staged[key])
+                        if finished(key, error):
+                            if isinstance(error, BrokenExecutor) and not remote:
+                                stop_workers()  # a worker died: the pool is broken for good
+                                pool = worker_pool(workers)
+                            submit(key)
         except KeyboardInterrupt:
             # Kill the workers at once; their pool fails the tasks they ran and cancels the
             # others. (Not future.cancel() here: a pool that then breaks sets an exception on
             # the cancelled futures and its thread dies with InvalidStateError, Python 3.11.)
-            stop_workers()
-            cache.discard_unfinished(todo)  # no writer is left: unfinished files can go
-            stored = sum(entry.done.exists() for entry in entries.values())
-            raise Interrupted(stored, len(conditions), cache_dir) from None
+            if remote:
+                for future in futures:
+                    future.cancel()
+            else:
+                stop_workers()
+            cache.discard_unfinished([entries[by_key[key][0]] for key in todo])
+            stored = sum(entries[at[0]].done.exists() for at in by_key.values())
+            raise Interrupted(stored, len(by_key), cache_dir) from None
         except BaseException:
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()
             raise
         finally:
             bar.close()
-        return {c.name: load_result(c, entries[c.name]) for c in conditions}
+        results = [
+            None if i in errors else load_result(c, entries[i]) for i, (c, _) in enumerate(jobs)
+        ]
+        return Outcome(results, errors, len(cached))
+
+
+def _unpack(files: dict[str, bytes], folder: Path) -> None:
+    """Write a remote worker's files into the staging ``folder`` (names checked: a file name,
+    no path)."""
+    for name, data in files.items():
+        if Path(name).name != name or name.startswith("."):
+            raise RuntimeError(f"a worker returned a file named {name!r}")
+        (folder / name).write_bytes(data)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def load_result(cond: Condition, entry: Entry | Path) -> ConditionResult:

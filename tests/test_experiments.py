@@ -6,6 +6,7 @@ in the README table, produced by ``scai run all``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -192,3 +193,30 @@ def test_rerun_resumes_from_cache(quick_runs, tmp_path):
         == 0
     )
     assert [p.stat().st_mtime_ns for p in cached] == stamps
+
+
+def test_sweep_reuses_the_inconsistency_experiments_own_cells(quick_runs, tmp_path, capsys):
+    """``scai sweep`` runs its cells through ``scai run``'s runner and cache: a sweep of the
+    inconsistency experiment's own sweep cells (its --quick grid, settings and seed), pointed
+    at a copy of that run's folder, computes nothing and finds the same slowdown ratios (the
+    intervals differ: the experiment draws every bootstrap from one generator, a sweep each
+    cell's from its own)."""
+    out, _ = quick_runs["inconsistency"]
+    expected = pd.read_csv(out / "sweep.csv")
+    copy = shutil.copytree(out, tmp_path / "inconsistency")
+    stamps = {p: p.stat().st_mtime_ns for p in (copy / "cache").glob("*.done")}
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'base = "inconsistency"\nmeasure = "slowdown"\n'
+        "[settings]\nsims = 6\nepochs = 3\nseed = 3\n"
+        "[axes]\nstereotype_strength = [0.0, 0.8]\nrationality = [1.0, 4.0]\n"
+    )
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(copy), "--workers", "1"]) == 0
+    assert "cells: 4 done, 0 failed, 0 remaining" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in (copy / "cache").glob("*.done")} == stamps
+    got = pd.read_csv(copy / "sweep.csv")
+    assert got[["stereotype_strength", "rationality"]].equals(
+        expected[["stereotype_strength", "rationality"]]
+    )
+    assert got["slowdown"].tolist() == expected["ratio"].tolist()

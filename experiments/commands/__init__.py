@@ -22,7 +22,7 @@ from scai.models.hypotheses import PRESETS
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
 #: The modules that define subcommands, in the order ``scai --help`` lists them.
-MODULES = ("data", "importing", "fit", "run", "tone_reader")
+MODULES = ("data", "importing", "fit", "run", "sweep", "tone_reader")
 
 
 def command(name: str, help_text: str):

@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -153,7 +153,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     if "original-logs" in names:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
-    with locked(args.out, wait=args.wait, on_wait=_tell), _cache_warnings_on_one_line():
+    with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line():
         for name in names:
             start = time.perf_counter()
             result = load(name).main(args)
@@ -173,9 +173,9 @@ def _tell(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _cache_warnings_on_one_line() -> Iterator[None]:
+def cache_warnings_on_one_line(tell: Callable[[str], None] = _tell) -> Iterator[None]:
     """Show each :class:`CacheWarning` (a damaged or stale cached result, recomputed) as it
-    happens, on one line: ``scai run: warning: ...``."""
+    happens, on one line: ``scai run: warning: ...`` (``tell``: how a line is shown)."""
     show = warnings.showwarning
 
     def one_line(
@@ -187,7 +187,7 @@ def _cache_warnings_on_one_line() -> Iterator[None]:
         line: str | None = None,
     ) -> None:
         if issubclass(category, CacheWarning):
-            _tell(f"warning: {message}")
+            tell(f"warning: {message}")
         else:
             show(message, category, filename, lineno, file, line)
 

@@ -1,0 +1,136 @@
+"""Where a sweep's conditions are computed: ``local`` (this machine's process pool,
+:mod:`scai.inference.workers`) or ``dask`` (a Dask distributed cluster: the scheduler at
+``--scheduler ADDRESS``, or without one a local cluster of ``--workers`` processes).
+
+Either way the conditions go through the one condition runner
+(:func:`scai.experiments.runner.run_jobs`) and its cache; a Dask worker returns a condition's
+files and this process stores them. A worker running other scai code than this process is
+refused: its results would be cached under this code's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from scai.models.errors import RunError
+
+BACKENDS = ("local", "dask")
+#: Seconds to wait for a scheduler to answer and for its first worker.
+CONNECT_TIMEOUT = 30.0
+
+
+@dataclass
+class Backend:
+    """An open backend: what gives the runner its executor (``None``: the local pool; else
+    called when a condition is to be computed), the number of local workers, and a
+    description for the progress lines."""
+
+    executor: Callable[[], Executor] | None
+    workers: int | None
+    description: str
+
+
+def check_options(backend: str, scheduler: str | None, workers: int | None) -> None:
+    """A :class:`RunError` for options that do not go together."""
+    if scheduler is not None and backend != "dask":
+        raise RunError(
+            f"--scheduler {scheduler}: only used with --backend dask, got --backend {backend}"
+        )
+    if scheduler is not None and workers is not None:
+        raise RunError(
+            f"--workers {workers}: a Dask scheduler's cluster has its own workers; give "
+            "--workers only with --backend local or a local Dask cluster (no --scheduler)"
+        )
+
+
+@contextlib.contextmanager
+def open_backend(
+    backend: str, scheduler: str | None = None, workers: int | None = None
+) -> Iterator[Backend]:
+    """The backend for the block (a local Dask cluster or a client is closed after it)."""
+    check_options(backend, scheduler, workers)
+    if backend == "local":
+        n = workers or os.cpu_count() or 1
+        yield Backend(None, n, f"local ({n} worker process{'es' if n > 1 else ''})")
+        return
+    if backend != "dask":
+        raise RunError(f"--backend {backend}: unknown; allowed: {', '.join(BACKENDS)}")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise RunError(
+            "--backend dask: Dask is not installed; install scai's dask extra "
+            "(pip install 'scai[dask]', which brings dask and distributed)"
+        ) from None
+    n = workers or os.cpu_count() or 1
+    if scheduler is None:
+        where = f"dask (a local cluster of {n} worker process{'es' if n > 1 else ''})"
+    else:
+        where = f"dask (scheduler {scheduler})"
+    with contextlib.ExitStack() as stack:
+        started: list[Executor] = []
+
+        def start() -> Executor:
+            """Start the local cluster or connect to the scheduler (once): only when some
+            condition is not cached, so a finished sweep needs no cluster."""
+            if started:
+                return started[0]
+            if scheduler is None:
+                # ArviZ writes a once-a-day stamp on import (scai.inference.workers): imported
+                # here first, the workers importing it at once do not race on it.
+                import arviz  # noqa: F401
+
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+                )
+                client = stack.enter_context(Client(cluster))
+            else:
+                try:
+                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                except (OSError, TimeoutError, ValueError) as err:
+                    reason = " ".join(str(err).split()) or type(err).__name__
+                    raise RunError(
+                        f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
+                    ) from None
+            _check_workers(client, scheduler or "the local cluster")
+            started.append(client.get_executor(pure=False))  # each submission runs: retries too
+            return started[0]
+
+        yield Backend(start, None, where)
+
+
+def _check_workers(client, where: str) -> None:
+    """Wait for a worker, then refuse workers whose scai code is not this process's."""
+    from scai.experiments.cache import code_version
+
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise RunError(
+            f"--backend dask: {where} has no workers after {CONNECT_TIMEOUT:g} s"
+        ) from None
+    mine = code_version()
+    try:
+        theirs = client.run(code_version)
+    except (ImportError, ModuleNotFoundError) as err:
+        raise RunError(
+            f"--backend dask: the workers of {where} cannot import scai ({err})"
+        ) from None
+    for worker, version in sorted(theirs.items()):
+        if version != mine:
+            raise RunError(
+                f"--backend dask: worker {worker} runs scai {version}, this process {mine}; "
+                "install the same scai on every worker (its results are cached under this "
+                "code's key)"
+            )

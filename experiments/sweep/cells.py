@@ -1,0 +1,134 @@
+"""A sweep's cells: every combination of the axes' values, each one or two conditions of the
+protocol (:class:`~scai.experiments.conditions.Condition`), and what a cell measures.
+
+A cell's conditions share one random stream (``sweep`` and the cell's axis values, the seed
+aside: it is the settings'), so the users of a contrast (the condition's manner against
+neutral users) meet the same partners and play the same games; only their tones differ. The
+inconsistency experiment's own sweep cells are named this way (``sweep s=0.8 lam=4.0``), so
+a sweep over the same values computes the same conditions as ``scai run inconsistency``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from scai.experiments.conditions import (
+    HYPOTHESIS_SETTINGS,
+    Condition,
+    Settings,
+    assistant_hypothesis,
+    condition_seed,
+)
+from scai.experiments.inconsistency import belief_deficit, reach_table, slowdown
+from scai.experiments.protocol import ConditionResult
+from scai.experiments.sweep.spec import CONTRASTS, SweepSpec, Value
+from scai.models.errors import HypothesisError, ScaiError
+
+#: Short names of axes in condition names (the inconsistency experiment's).
+SHORT = {"stereotype_strength": "s", "rationality": "lam"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the axes' values and the conditions that measure it."""
+
+    values: tuple[tuple[str, Value], ...]  # (axis, value) in the spec's order
+    stream: str
+    settings: Settings
+    conditions: tuple[Condition, ...]  # the condition's manner first, then neutral if a contrast
+
+    def label(self) -> str:
+        """``axis=value ...``: the cell in messages."""
+        return " ".join(f"{axis}={value}" for axis, value in self.values)
+
+
+def make_cells(spec: SweepSpec) -> list[Cell]:
+    """Every cell of ``spec``, in the order of the axes' values (the last axis fastest); each
+    condition's hypothesis is built here, so a bad combination fails before any work."""
+    base = Settings(**spec.settings, curve=True)  # the measures need the learning curves
+    cells = []
+    for combo in itertools.product(*spec.axes.values()):
+        values = tuple(zip(spec.axes, combo, strict=True))
+        cells.append(_cell(spec, base, values))
+    return cells
+
+
+def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]) -> Cell:
+    chosen = dict(spec.condition)
+    settings = base
+    for axis, value in values:
+        if axis == "seed":
+            settings = replace(settings, seed=int(value))
+        else:
+            chosen[axis] = value
+    shown = [(axis, value) for axis, value in values if axis != "seed"]
+    stream = " ".join(["sweep", *(f"{SHORT.get(a, a)}={v}" for a, v in shown)])
+    assistant = chosen["assistant_rationality"]
+    manners = [chosen["manner"], "neutral"] if spec.measure in CONTRASTS else [chosen["manner"]]
+    conditions = tuple(
+        Condition(
+            f"{stream} {manner}",
+            chosen["policy"],
+            manner=manner,
+            hypothesis=chosen["hypothesis"],
+            users=int(chosen["users"]),
+            rationality=float(chosen["rationality"]),
+            stereotype_strength=_maybe(chosen["stereotype_strength"]),
+            assistant_rationality=float(
+                chosen["rationality"] if assistant == "users" else assistant
+            ),
+            true_policy=chosen["policy"],
+            stream=stream,
+            save_posterior=False,  # only the learning curves are used
+            hypothesis_settings=tuple(
+                (key, float(chosen[key])) for key in HYPOTHESIS_SETTINGS if key in chosen
+            ),
+        )
+        for manner in manners
+    )
+    for cond in conditions[:1]:  # the same hypothesis for both manners
+        try:
+            hypothesis = assistant_hypothesis(cond)
+            hypothesis.policy_index(cond.policy)
+        except ScaiError as err:
+            raise HypothesisError(
+                f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
+            ) from None
+    return Cell(values, stream, settings, conditions)
+
+
+def _maybe(value: Value | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def measure(cell: Cell, results: list[ConditionResult], name: str) -> tuple[float, float, float]:
+    """``(value, low, high)`` of measure ``name`` for one cell from its conditions' results
+    (in :attr:`Cell.conditions`' order): a 95% bootstrap interval whose random numbers come
+    from the cell's seed and stream, so a cell's row never depends on the others or on where
+    it was computed."""
+    settings = cell.settings
+    rng = np.random.default_rng(condition_seed(settings.seed, f"measure: {cell.stream}"))
+    total = settings.epochs * (settings.rounds + 2)
+    named = {r.condition.name: r for r in results}
+    reach = reach_table(named, total)
+    by_cond = {c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")}
+    first = by_cond[cell.conditions[0].name]
+    if name == "slowdown":
+        return slowdown(first, by_cond[cell.conditions[1].name], rng)
+    if name == "belief_deficit":
+        return belief_deficit(results[0].curve, results[1].curve, settings.rounds + 2, rng)
+    if name == "interactions_to_95":
+        values = first.sort_index().to_numpy(float)
+        idx = rng.integers(0, len(values), size=(2000, len(values)))
+        lo, hi = np.percentile(values[idx].mean(1), [2.5, 97.5])
+        return float(values.mean()), float(lo), float(hi)
+    raise ValueError(f"unknown measure {name!r}")
+
+
+def as_frame(cells: list[Cell]) -> pd.DataFrame:
+    """The cells' axis values, one row per cell (the sweep table's first columns)."""
+    return pd.DataFrame([dict(cell.values) for cell in cells])

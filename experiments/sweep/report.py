@@ -1,0 +1,126 @@
+"""What a sweep shows: its progress (cells done, failed, remaining), the tidy table
+``sweep.csv`` and the heat-map of the measure over two axes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scai.experiments.sweep.cells import Cell
+from scai.models.data import write_csv_atomic
+
+#: The table's columns after the axes: the measure (named after it), its 95% interval, and
+#: ``ok`` or ``failed: ERROR`` (a failed cell keeps its row, with empty numbers).
+INTERVAL = ("lo", "hi")
+STATUS = "status"
+
+
+class Progress:
+    """Counts cells as their conditions end and tells ``cells: D done, F failed, R remaining``
+    (at most one such line a ``every`` seconds, and always the last); every retry and failure
+    is told at once on its own line."""
+
+    def __init__(self, cells: list[Cell], tell: Callable[[str], None], every: float = 2.0) -> None:
+        self.cells, self.tell, self.every = cells, tell, every
+        #: job index -> cell index; the jobs are the cells' conditions in order
+        self.cell_of = [i for i, cell in enumerate(cells) for _ in cell.conditions]
+        self.waiting = [len(cell.conditions) for cell in cells]
+        self.failed: set[int] = set()
+        self.done = 0
+        self._last = time.monotonic()
+
+    def __call__(self, kind: str, jobs: list[int], error: str | None) -> None:
+        """A :data:`scai.experiments.runner.OnEvent`."""
+        for job in jobs:
+            cell = self.cell_of[job]
+            label = self.cells[cell].label()
+            if kind == "retry":
+                self.tell(f"cell {label}: {error}; trying it once more")
+                continue
+            if kind == "failed" and cell not in self.failed:
+                self.failed.add(cell)
+                self.tell(
+                    f"cell {label}: failed again ({error}); skipped: its row in sweep.csv says "
+                    "'failed', and the next run of the same command tries it again"
+                )
+            self.waiting[cell] -= 1
+            if self.waiting[cell] == 0 and cell not in self.failed:
+                self.done += 1
+        if kind != "retry":
+            self.show(force=kind == "cached")
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        finished = self.done + len(self.failed)
+        if force or finished == len(self.cells) or now - self._last >= self.every:
+            self._last = now
+            remaining = len(self.cells) - finished
+            self.tell(f"cells: {self.done} done, {len(self.failed)} failed, {remaining} remaining")
+
+
+def sweep_table(
+    cells: list[Cell],
+    measure: str,
+    values: list[tuple[float, float, float] | None],
+    errors: list[str | None],
+) -> pd.DataFrame:
+    """One row per cell: its axis values, the measure, its interval and its status."""
+    rows = []
+    for cell, value, error in zip(cells, values, errors, strict=True):
+        row: dict[str, object] = dict(cell.values)
+        number, lo, hi = value if value is not None else (np.nan, np.nan, np.nan)
+        row.update({measure: number, INTERVAL[0]: lo, INTERVAL[1]: hi})
+        row[STATUS] = "ok" if error is None else f"failed: {error}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(table: pd.DataFrame, out: Path) -> Path:
+    """``OUT/sweep.csv``, written atomically."""
+    path = Path(out) / "sweep.csv"
+    write_csv_atomic(table, path)
+    return path
+
+
+def heat_map(
+    table: pd.DataFrame, measure: str, x: str, y: str | None, path: Path, title: str
+) -> Path:
+    """A seaborn heat-map of ``measure`` over axes ``x`` (columns) and ``y`` (rows, largest at
+    the top); other axes are averaged (the title says so); failed cells are blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from scai.experiments.plots import save_figure
+
+    axes = [c for c in table.columns if c not in (measure, *INTERVAL, STATUS)]
+    averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
+    frame = table if y is not None else table.assign(_row=measure)
+    rows = y if y is not None else "_row"
+    grid = frame.pivot_table(index=rows, columns=x, values=measure, aggfunc="mean", dropna=False)
+    grid = grid.sort_index(ascending=False)
+    sns.set_theme(style="white", context="notebook")
+    width = max(4.5, 1.0 + 0.9 * grid.shape[1])
+    height = max(3.0, 1.0 + 0.6 * grid.shape[0])
+    fig, ax = plt.subplots(figsize=(width, height))
+    sns.heatmap(
+        grid,
+        annot=grid.size <= 400,
+        fmt=".2f",
+        cmap="rocket_r",
+        ax=ax,
+        cbar_kws={"label": measure},
+    )
+    ax.set_xlabel(x)
+    ax.set_ylabel(y or "")
+    if averaged:
+        title += f" (mean over {', '.join(averaged)})"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

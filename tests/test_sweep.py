@@ -1,0 +1,304 @@
+"""``scai sweep`` (issue 14, item 5): a bad spec is one line naming the file, key, value and
+what is allowed; a tiny sweep (2 x 2 cells of 2 conditions each) gives the same bytes of
+``sweep.csv`` on the local process pool and on a two-worker Dask cluster; a sweep resumes from
+the cache after a partial or interrupted run; a cell that fails is retried once, then kept in
+the table as failed and told on its own line, never lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from timelimit import time_limit
+
+from scai.experiments import runner
+from scai.experiments.cli import main
+from scai.experiments.runner import Interrupted
+from scai.experiments.sweep import load_spec, run_sweep
+from scai.models.errors import HypothesisError, RunError
+
+TINY = """\
+base = "inconsistency"
+measure = "slowdown"
+[settings]
+sims = 2
+epochs = 1
+seed = 3
+[condition]
+users = 4
+[axes]
+stereotype_strength = [0.0, 0.8]
+rationality = [1.0, 4.0]
+"""
+
+
+def write_spec(folder: Path, text: str = TINY, name: str = "spec.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def sweep(spec: Path, out: Path, *options: str) -> int:
+    """``scai sweep SPEC --out OUT OPTIONS`` in this process: its exit code."""
+    return main(["sweep", str(spec), "--out", str(out), *options])
+
+
+# -- bad specs ----------------------------------------------------------------------------------
+BAD = {
+    # what is wrong: (the spec's text, what the one-line message must name)
+    "unknown top key": ('measure = "slowdown"\ncolour = 1\n', ["colour", "allowed: base"]),
+    "unknown axis": (
+        "[axes]\nstrength = [0.1]\n",
+        ["axes.strength", "allowed: users, rationality, stereotype_strength"],
+    ),
+    "empty axis": ("[axes]\nrationality = []\n", ["axes.rationality", "is empty"]),
+    "no axes": ("[settings]\nsims = 2\n", ["[axes] is empty", "stereotype_strength"]),
+    "non-numeric value": (
+        '[axes]\nrationality = [1.0, "high"]\n',
+        ["axes.rationality", "'high' is not a number", "from 1e-06 to 1000"],
+    ),
+    "out of range": (
+        "[axes]\nstereotype_strength = [0.5, 1.5]\n",
+        ["axes.stereotype_strength", "1.5 is out of range", "from 0 to 1"],
+    ),
+    "not whole": ("[axes]\nusers = [4, 5.5]\n", ["axes.users", "5.5", "a whole number from 3"]),
+    "not a list": ("[axes]\nusers = 4\n", ["axes.users", "must be a list", "got 4"]),
+    "repeated value": ("[axes]\nseed = [1, 1]\n", ["axes.seed", "1 is given twice"]),
+    "unknown measure": (
+        'measure = "speed"\n[axes]\nseed = [1]\n',
+        ["measure", "'speed'", "allowed: slowdown, belief_deficit"],
+    ),
+    "unknown base": ('base = "alignment"\n[axes]\nseed = [1]\n', ["base", "allowed: incons"]),
+    "unknown condition key": (
+        "[condition]\nsize = 4\n[axes]\nseed = [1]\n",
+        ["condition.size", "allowed: policy, manner"],
+    ),
+    "bad manner": (
+        '[condition]\nmanner = "loud"\n[axes]\nseed = [1]\n',
+        ["condition.manner", "'loud'", "allowed: neutral, polite, rude"],
+    ),
+    "neutral contrast": (
+        '[condition]\nmanner = "neutral"\n[axes]\nseed = [1]\n',
+        ["condition.manner", "'neutral'", "allowed: polite, rude, sycophantic"],
+    ),
+    "both fixed and varied": (
+        "[condition]\nusers = 4\n[axes]\nusers = [4, 6]\n",
+        ["users is both in [condition]", "[axes]"],
+    ),
+    "bad assistant rationality": (
+        '[condition]\nassistant_rationality = "same"\n[axes]\nseed = [1]\n',
+        ["condition.assistant_rationality", "'same'", "'users'"],
+    ),
+    "bad settings key": ("[settings]\ndraws = 3\n[axes]\nseed = [1]\n", ["settings.draws"]),
+    "bad sims": ("[settings]\nsims = 0\n[axes]\nseed = [1]\n", ["settings.sims", "0"]),
+    "figure axis": (
+        '[axes]\nseed = [1]\n[figure]\nx = "users"\n',
+        ["figure.x", "'users' is not an axis", "allowed: seed"],
+    ),
+    "not TOML": ("[axes\n", ["not valid TOML"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_spec_is_one_line_naming_file_key_value_and_what_is_allowed(tmp_path, case):
+    text, expected = BAD[case]
+    spec = write_spec(tmp_path, text)
+    with pytest.raises(RunError) as caught:
+        load_spec(spec)
+    message = caught.value.one_line()
+    assert message.startswith(f"{spec}: "), message
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_a_missing_hypothesis_file_fails_before_any_work(tmp_path, capsys):
+    """The command line's one line, exit 2, nothing written."""
+    spec = write_spec(tmp_path, '[condition]\nhypothesis = "nope.toml"\n[axes]\nseed = [1]\n')
+    assert sweep(spec, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scai sweep: error: ") and "condition.hypothesis" in err
+    assert "nope.toml is not a file" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_missing_spec_and_mismatched_options_are_one_line(tmp_path, capsys):
+    assert sweep(tmp_path / "absent.toml", tmp_path / "out") == 2
+    assert "absent.toml: cannot read the sweep file" in capsys.readouterr().err
+    spec = write_spec(tmp_path)
+    assert sweep(spec, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:1") == 2
+    assert "--scheduler tcp://127.0.0.1:1: only used with --backend dask" in (
+        capsys.readouterr().err
+    )
+
+
+def test_hypothesis_settings_reach_the_assistant(tmp_path):
+    from scai.experiments.conditions import assistant_hypothesis
+    from scai.experiments.sweep.cells import make_cells
+
+    spec = load_spec(write_spec(tmp_path, "[axes]\ntone_fidelity = [0.6]\npi_concentration = [2]"))
+    (cell,) = make_cells(spec)
+    hypothesis = assistant_hypothesis(cell.conditions[0])
+    assert hypothesis.tone_fidelity == 0.6 and hypothesis.pi_concentration == (2.0, 2.0, 2.0)
+    assert [c.manner for c in cell.conditions] == ["rude", "neutral"]
+    assert {c.stream for c in cell.conditions} == {"sweep tone_fidelity=0.6 pi_concentration=2.0"}
+    with pytest.raises(HypothesisError, match="hypothesis"):
+        from scai.experiments.conditions import Condition
+
+        assistant_hypothesis(Condition("x", "selfish", hypothesis_settings=(("name", 1.0),)))
+
+
+# -- running ----------------------------------------------------------------------------------
+def cache_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "cache").glob("*.*.csv"))}
+
+
+def test_local_and_dask_give_the_same_bytes(tmp_path, capsys):
+    """The same tiny sweep on the local pool (two processes) and on a Dask LocalCluster of two
+    single-threaded worker processes, reached through --scheduler: the same sweep.csv and the
+    same cached files, byte for byte."""
+    import warnings
+
+    from distributed import LocalCluster
+
+    with warnings.catch_warnings():  # ArviZ announces its refactor on import
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz  # noqa: F401  (its daily stamp is written before the workers import it)
+
+    spec = write_spec(tmp_path)
+    with time_limit(150):
+        assert sweep(spec, tmp_path / "local", "--workers", "2") == 0
+        local = capsys.readouterr()
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            address = cluster.scheduler_address
+            code = sweep(spec, tmp_path / "dask", "--backend", "dask", "--scheduler", address)
+        assert code == 0
+        remote = capsys.readouterr()
+    assert "on local (2 worker processes)" in local.err
+    assert f"on dask (scheduler {address})" in remote.err
+    assert "cells: 4 done, 0 failed, 0 remaining" in remote.err
+    table = (tmp_path / "local" / "sweep.csv").read_bytes()
+    assert table == (tmp_path / "dask" / "sweep.csv").read_bytes()
+    assert cache_files(tmp_path / "local") == cache_files(tmp_path / "dask")
+    frame = pd.read_csv(tmp_path / "local" / "sweep.csv")
+    assert list(frame.columns) == [
+        "stereotype_strength",
+        "rationality",
+        "slowdown",
+        "lo",
+        "hi",
+        "status",
+    ]
+    assert len(frame) == 4 and (frame.status == "ok").all()
+    assert (frame.lo <= frame.slowdown).all() and (frame.slowdown <= frame.hi).all()
+    assert (tmp_path / "local" / "figures" / "sweep.png").stat().st_size > 0
+
+
+def test_a_partial_sweep_is_resumed_from_the_cache(tmp_path, monkeypatch, capsys):
+    """A sweep over part of the grid, then the whole grid: the cells done before come from the
+    cache (their files untouched) and only the others are computed."""
+    computed = []
+    real = runner.run_condition
+
+    def counting(cond, settings, seed):
+        computed.append(cond.name)
+        return real(cond, settings, seed)
+
+    monkeypatch.setattr(runner, "run_condition", counting)
+    half = TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0]")
+    assert sweep(write_spec(tmp_path, half, "half.toml"), tmp_path / "out", "--workers", "1") == 0
+    assert len(computed) == 4
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "cache").glob("*.done")}
+    computed.clear()
+    capsys.readouterr()
+    assert sweep(write_spec(tmp_path), tmp_path / "out", "--workers", "1") == 0
+    assert sorted(computed) == sorted(
+        f"sweep s={s} lam=4.0 {m}" for s in (0.0, 0.8) for m in ("rude", "neutral")
+    )
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert "cells: 2 done, 0 failed, 2 remaining" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "out" / "sweep.csv")) == 4
+
+
+def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
+    """Ctrl-C after three conditions: Interrupted says how far it got; the same sweep again
+    computes only the other five."""
+    spec = load_spec(write_spec(tmp_path))
+    computed = []
+    real = runner.run_condition
+
+    def interrupted(cond, settings, seed):
+        if len(computed) == 3:
+            raise KeyboardInterrupt
+        computed.append(cond.name)
+        return real(cond, settings, seed)
+
+    monkeypatch.setattr(runner, "run_condition", interrupted)
+    with pytest.raises(Interrupted, match="3 of 8 conditions finished"):
+        run_sweep(spec, tmp_path / "out", workers=1, tell=lambda line: None)
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+    first = list(computed)
+    computed.clear()
+    monkeypatch.setattr(
+        runner, "run_condition", lambda c, s, seed: computed.append(c.name) or real(c, s, seed)
+    )
+    result = run_sweep(spec, tmp_path / "out", workers=1, tell=lambda line: None)
+    assert result.cached == 3 and result.failed == 0
+    assert not set(first) & set(computed) and len(computed) == 5
+
+
+def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatch, capsys):
+    """One condition always fails, another fails once: the second is retried and its cell is
+    done; the first's cell is told on its own line, kept in sweep.csv as failed, and the command
+    exits 1 saying how to retry. Then, fixed, the same command computes only that cell."""
+    real = runner.run_condition
+    calls: dict[str, int] = {}
+    always, once = "sweep s=0.8 lam=4.0 neutral", "sweep s=0.0 lam=1.0 rude"
+
+    def flaky(cond, settings, seed):
+        calls[cond.name] = calls.get(cond.name, 0) + 1
+        if cond.name == always or (cond.name == once and calls[cond.name] == 1):
+            raise ValueError(f"boom in {cond.name}")
+        return real(cond, settings, seed)
+
+    monkeypatch.setattr(runner, "run_condition", flaky)
+    spec = write_spec(tmp_path)
+    assert sweep(spec, tmp_path / "out", "--workers", "1") == 1
+    err = capsys.readouterr().err
+    assert calls[always] == 2 and calls[once] == 2
+    assert f"cell stereotype_strength=0.0 rationality=1.0: ValueError: boom in {once}; " in err
+    assert (
+        f"cell stereotype_strength=0.8 rationality=4.0: failed again (ValueError: boom in "
+        f"{always}); skipped" in err
+    )
+    assert "cells: 3 done, 1 failed, 0 remaining" in err
+    assert "1 of 4 cells failed" in err and "run the same command again" in err
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    failed = table[table.status != "ok"]
+    assert len(failed) == 1 and failed.status.iloc[0] == f"failed: ValueError: boom in {always}"
+    assert failed.slowdown.isna().all()
+    computed = []
+    monkeypatch.setattr(
+        runner, "run_condition", lambda c, s, seed: computed.append(c.name) or real(c, s, seed)
+    )
+    assert sweep(spec, tmp_path / "out", "--workers", "1") == 0
+    assert computed == [always]
+    assert (pd.read_csv(tmp_path / "out" / "sweep.csv").status == "ok").all()
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cache").glob("*.done")]
+    assert len(manifests) == 8
+
+
+def test_the_documented_example_spec_loads(tmp_path):
+    """The example in :mod:`scai.experiments.sweep.spec`'s docstring (the README's too) is a
+    valid spec: the inconsistency experiment's full sweep, 16 cells."""
+    import textwrap
+
+    from scai.experiments.sweep import spec as module
+
+    example = module.__doc__.split("::\n", 1)[1].split("\n\nA bad file", 1)[0]
+    spec = load_spec(write_spec(tmp_path, textwrap.dedent(example)))
+    assert spec.cells == 16 and spec.measure == "slowdown"
+    assert spec.figure == ("rationality", "stereotype_strength")
