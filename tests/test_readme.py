@@ -84,3 +84,15 @@ def test_the_readme_original_logs_table_is_the_committed_one():
     text = README.read_text()
     block = text.split("<!-- original_logs_comparison.md -->")[1]
     assert block.split("<!-- /original_logs_comparison.md -->")[0].strip() == table
+
+
+def test_the_readme_sweep_spec_loads(tmp_path):
+    from scai.experiments.sweep.spec import load_spec
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    sweep = [block for block in blocks if block.startswith('base = "')]
+    assert len(sweep) == 1, "the README shows one sweep spec"
+    path = tmp_path / "sweep.toml"
+    path.write_text(sweep[0])
+    spec = load_spec(path)
+    assert spec.measure == "slowdown" and spec.cells == 16
