@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.cache import CacheWarning, code_version, file_digest
-from scai.experiments.common import figure_dir, output_dir
+from scai.experiments.common import ExperimentResult, figure_dir, format_checks, output_dir
 from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user_games
 from scai.experiments.original_logs.tones import LOG_TONES, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
@@ -256,7 +256,7 @@ def main(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from scai.experiments.original_logs.report import OriginalLogsResult, checks_and_numbers
+    from scai.experiments.original_logs.report import checks_and_numbers
 
     source = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     hypotheses = (args.hypothesis,) if getattr(args, "hypothesis", None) else HYPOTHESES
@@ -277,4 +277,5 @@ def main(args):
     # beside the figures too: the README shows the committed copy (tests/test_readme.py)
     for path in (out / "comparison.md", figure_dir(args) / COMPARISON_FILE):
         write_atomic(path, lambda tmp: Path(tmp).write_text(table))
-    return OriginalLogsResult(NAME, summary, checks, numbers, figures, quick=args.quick)
+    report = format_checks(NAME, checks, numbers, quick=args.quick)
+    return ExperimentResult(NAME, summary, checks, numbers, figures, report)

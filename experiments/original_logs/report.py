@@ -16,12 +16,10 @@ seeing one):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.common import format_checks
 from scai.experiments.plots import save_figure
 
 INCONSISTENT = {
@@ -29,20 +27,6 @@ INCONSISTENT = {
     "exp3/selfish_sycophantic": "exp3/selfish_neutral",
 }
 STEREOTYPED = "real_agents_stereotyped"
-
-
-@dataclass
-class OriginalLogsResult:
-    name: str
-    summary: pd.DataFrame
-    checks: dict[str, bool] = field(default_factory=dict)
-    numbers: dict[str, float] = field(default_factory=dict)
-    figures: list[Path] = field(default_factory=list)
-    quick: bool = False
-
-    @property
-    def report(self) -> str:
-        return format_checks(self.name, self.checks, self.numbers, quick=self.quick)
 
 
 def _tones(summary: pd.DataFrame) -> str:
