@@ -34,13 +34,23 @@ NAME = "alignment"
 MIXES = {"mixed 80/20": 0.8, "mixed 50/50": 0.5, "mixed 20/80": 0.2}  # share of selfish users
 
 
+#: The condition whose posterior is kept beside the summary (the others' are not written).
+KEPT = "mixed 80/20"
+
+
 def conditions(hypothesis: str) -> list[Condition]:
     one_norm = [
-        Condition(p, p, hypothesis=hypothesis, users=10, true_policy=p)
+        Condition(p, p, hypothesis=hypothesis, users=10, true_policy=p, save_posterior=False)
         for p in ("selfish", "fair", "altruistic")
     ]
     mixed = [
-        Condition(name, f"selfish={q},altruistic={1 - q:.1f}", hypothesis=hypothesis, users=10)
+        Condition(
+            name,
+            f"selfish={q},altruistic={1 - q:.1f}",
+            hypothesis=hypothesis,
+            users=10,
+            save_posterior=name == KEPT,
+        )
         for name, q in MIXES.items()
     ]
     return one_norm + mixed
@@ -53,7 +63,7 @@ def main(args) -> ExperimentResult:
     results = run_conditions(conditions(hypothesis), settings, out / "cache", args.workers)
     summary = pd.concat([summarise(NAME, r, hypothesis) for r in results.values()])
     write_summary(summary, out)
-    keep_posterior(results["mixed 80/20"], out, "mixed 80/20")
+    keep_posterior(results[KEPT], out, KEPT)
 
     checks, numbers = {}, {}
     later = summary[summary["epoch"] >= 2]

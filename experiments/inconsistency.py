@@ -60,19 +60,21 @@ def label(group: str, hypothesis: str) -> str:
 
 def main_conditions(hypotheses) -> list[Condition]:
     # One random stream per policy: a group and its consistent counterpart, under either
-    # hypothesis, meet the same users playing the same games; only the tones differ.
+    # hypothesis, meet the same users playing the same games; only the tones differ. Only the
+    # first condition's posterior is kept beside the summary; the others' are not written.
+    pairs = [(h, g) for h in hypotheses for g in GROUPS]
     return [
         Condition(
             label(g, h),
-            policy,
-            manner=manner,
+            GROUPS[g][0],
+            manner=GROUPS[g][1],
             hypothesis=h,
             users=10,
-            true_policy=policy,
-            stream=f"inconsistency: {policy}",
+            true_policy=GROUPS[g][0],
+            stream=f"inconsistency: {GROUPS[g][0]}",
+            save_posterior=(h, g) == pairs[0],
         )
-        for h in hypotheses
-        for g, (policy, manner, _) in GROUPS.items()
+        for h, g in pairs
     ]
 
 

@@ -16,21 +16,14 @@ def learning_curve(
     interactions: pd.DataFrame, hyp: Hypothesis, user_ids: dict, cond: Condition, truth
 ) -> pd.DataFrame:
     """Posterior probability of the true norm after each interaction with a user, for every
-    simulation: all prefixes are fitted at once as separate groups of one exact fit."""
+    simulation: all prefixes are fitted at once as separate groups of one exact fit
+    (:meth:`GroupData.prefixes`)."""
     rows = interactions[
         ~((interactions.proposer == ASSISTANT) & (interactions.responder == ASSISTANT))
     ].reset_index(drop=True)
-    # Row positions of every prefix, stacked: prefix n of a simulation is its first n rows.
-    positions, labels, users = [], [], {}
-    for sim, where in rows.groupby("sim", sort=False).indices.items():
-        for n in range(1, len(where) + 1):
-            positions.append(where[:n])
-            labels += [f"{sim}#{n}"] * n
-            users[f"{sim}#{n}"] = user_ids[str(sim)]
-    stacked = rows.iloc[np.concatenate(positions)].reset_index(drop=True)
-    stacked["sim"] = labels
-    data = GroupData.from_table(stacked, users=users)
-    post = fit_exact(data, hyp, table=stacked, num_draws=10)
+    users = {str(sim): user_ids[str(sim)] for sim in rows["sim"].unique()}
+    data = GroupData.from_table(rows, users=users).prefixes()
+    post = fit_exact(data, hyp, num_draws=10)
     k = hyp.policy_index(cond.true_policy)
     out = []
     for s, sim_id in enumerate(data.sim_ids):

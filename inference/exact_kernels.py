@@ -244,13 +244,15 @@ def distinct_users(L: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     likelihood is unchanged; the kernels then do the undecided users' work once per kind."""
     t, S, U, K = L.shape
     weights = torch.zeros(S, U, dtype=mask.dtype)
-    for s in range(S):
-        real = torch.nonzero(mask[s] > 0).flatten()
-        if len(real) == 0:
-            continue
-        rows = L[:, s, real].permute(1, 0, 2).reshape(len(real), -1)
-        _, which, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
-        first = torch.full((len(counts),), len(real), dtype=torch.long)
-        first = first.scatter_reduce(0, which, torch.arange(len(real)), reduce="amin")
-        weights[s, real[first]] = counts.to(mask.dtype)
+    sim, user = torch.nonzero(mask > 0, as_tuple=True)  # real users, simulation by simulation
+    if len(sim) == 0:
+        return weights
+    # One unique over (simulation, log-likelihoods) rows finds every simulation's kinds at once.
+    rows = torch.cat(
+        [sim[:, None].to(L.dtype), L[:, sim, user].permute(1, 0, 2).reshape(len(sim), -1)], -1
+    )
+    _, which, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    first = torch.full((len(counts),), len(sim), dtype=torch.long)
+    first = first.scatter_reduce(0, which, torch.arange(len(sim)), reduce="amin")
+    weights[sim[first], user[first]] = counts.to(mask.dtype)
     return weights

@@ -312,6 +312,16 @@ def validate_frame(
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
+    table = _typed_if_valid(df)
+    if table is None:
+        table = _typed_row_by_row(df, source)
+    _check_duplicates(table, source, strict)
+    return table
+
+
+def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The typed table, every cell read as text the way a CSV's is; a :class:`DataError`
+    listing every problem."""
     text_problems = [
         Problem(i, col, value, "must be text (a string) or empty")
         for col in TEXT_COLUMNS
@@ -326,9 +336,58 @@ def validate_frame(
     problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, problems)
-    table = _typed_interactions(raw)
-    _check_duplicates(table, source, strict)
-    return table
+    return _typed_interactions(raw)
+
+
+#: Control characters (Unicode category Cc: C0, DEL and C1), which :func:`_has_control` finds.
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The typed table of an in-memory table that is already typed (the integer columns of an
+    integer dtype, every other column strings) and passes every rule of
+    :func:`check_interactions`, checked column by column; else ``None``, and the row-by-row
+    check names the problems. The same table :func:`validate_frame`'s row-by-row path makes,
+    without turning every cell into text and back (the protocol validates each epoch's table)."""
+    columns = interaction_columns(df)
+    if len(df) == 0 or any(c not in df.columns for c in INTERACTION_COLUMNS):
+        return None
+    ints = {c: df[c] for c in _INT_COLUMNS}
+    if not all(
+        isinstance(v.dtype, np.dtype) and v.dtype.kind in "iu" for v in ints.values()
+    ):  # plain NumPy integers: no missing values, no booleans
+        return None
+    texts = {c: df[c] for c in columns if c not in _INT_COLUMNS}
+    if not all(
+        (v.dtype == object or isinstance(v.dtype, pd.StringDtype))
+        and pd.api.types.infer_dtype(v, skipna=False) == "string"
+        and not v.isna().any()
+        for v in texts.values()
+    ):
+        return None
+    required = [c for c in texts if c in INTERACTION_COLUMNS and c not in _OPTIONAL]
+    pot, offer = ints["pot"], ints["offer"]
+    proposer, responder = texts["proposer"], texts["responder"]
+    valid = (
+        all(bool((texts[c] != "").all()) for c in required)
+        and not any(bool(texts[c].str.contains(_CONTROL).any()) for c in _ID_COLUMNS)
+        and bool(pot.between(1, MAX_POT).all())
+        and bool(((offer >= 0) & (offer <= pot)).all())
+        and bool(ints["accepted"].isin((0, 1)).all())
+        and all(bool(ints[c].between(0, MAX_INDEX).all()) for c in ("epoch", "round"))
+        and bool(texts["currency"].isin(CURRENCIES).all())
+        and all(
+            bool(texts[c].isin(("", *TONES)).all()) for c in ("proposer_tone", "responder_tone")
+        )
+        and not bool(((proposer != "") & (proposer == responder)).any())
+    )
+    if not valid:
+        return None
+    out = df[columns].copy()
+    out.columns = [str(c) for c in out.columns]
+    for col in _INT_COLUMNS:
+        out[col] = out[col].astype(np.int64)
+    return out
 
 
 # -- how much memory a table's model tensors take ---------------------------------------------

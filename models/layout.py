@@ -98,6 +98,47 @@ class GroupData:
         sim_ids = [f"{i}/{sim}" for i in range(n) for sim in self.sim_ids]
         return replace(self, sim_ids=sim_ids, user_ids=self.user_ids * n, **changes)
 
+    def prefixes(self) -> GroupData:
+        """Every prefix of every simulation as a group of its own: group ``(s, n)`` holds
+        simulation ``s``'s events from its first ``n`` table rows (the rows its events come
+        from, in table order), ``n = 1 .. N_s``, simulation-major; its id is ``"SIM#n"`` and
+        its users are the simulation's. The tensors are those :meth:`from_table` builds from
+        the stacked prefix tables, without building them: each user's events are in row
+        order, so a prefix keeps each user's first events and pads the rest."""
+        S, U, E = self.shape
+        rank = torch.full_like(self.row, -1)  # each event's row's position in its simulation
+        lengths = []
+        for s in range(S):
+            rows, position = torch.unique(self.row[s][self.event_mask[s]], return_inverse=True)
+            rank[s][self.event_mask[s]] = position
+            lengths.append(len(rows))
+        sims = torch.repeat_interleave(torch.arange(S), torch.tensor(lengths, dtype=torch.long))
+        n = torch.cat([torch.arange(1, count + 1) for count in lengths])
+        kept = self.event_mask[sims] & (rank[sims] < n[:, None, None])
+        padding = {  # from_table's fill values
+            "is_proposer": False,
+            "tone_mask": False,
+            "partner": -1,
+            "partner_event": -1,
+            "row": -1,
+        }
+        changes = {}
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor) and value.dim() == 3:
+                fill = torch.tensor(padding.get(name, 0), dtype=value.dtype)
+                changes[name] = torch.where(kept, value[sims], fill)
+        changes["event_mask"] = kept
+        changes["is_responder"] = kept & ~changes["is_proposer"]
+        return replace(
+            self,
+            sim_ids=[
+                f"{self.sim_ids[s]}#{k}" for s, k in zip(sims.tolist(), n.tolist(), strict=True)
+            ],
+            user_ids=[self.user_ids[s] for s in sims.tolist()],
+            user_mask=self.user_mask[sims],
+            **changes,
+        )
+
     @property
     def essential(self) -> torch.Tensor:
         """``[C]`` 1.0 for essential-goods currencies."""

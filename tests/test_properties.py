@@ -260,3 +260,49 @@ def test_any_bytes_are_a_hypothesis_or_a_hypothesis_error(tmp_path, raw):
 def test_unsafe_names_are_refused(name):
     with pytest.raises(HypothesisError, match="name"):
         Hypothesis(name=name)
+
+
+TYPED_JUNK = {
+    "int": st.one_of(
+        st.integers(-3, MAX_POT + 3), st.sampled_from([MAX_INDEX, MAX_INDEX + 1, -(2**63)])
+    ),
+    "text": st.one_of(
+        st.sampled_from(
+            ["", "u1", "apples", "rubles", "rude", "shouty", "a\rb", "x\x85", "\u2028"]
+        ),
+        st.text(max_size=4),
+    ),
+}
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(table=tables, data=st.data())
+def test_typed_tables_take_the_column_check_with_the_same_outcome(table, data):
+    """An in-memory table already typed (as the protocol and the simulator make them) is
+    checked column by column; the outcome equals the row-by-row check's: the same typed table
+    when that accepts it, and when that finds a problem, no table (the row-by-row check then
+    names it)."""
+    from scai.models.data import _typed_if_valid, _typed_row_by_row
+
+    typed = table.astype({c: np.int64 for c in INT_COLUMNS})
+    row = data.draw(st.integers(0, len(typed) - 1), label="row")
+    column = data.draw(st.sampled_from(list(INTERACTION_COLUMNS)), label="column")
+    value = data.draw(TYPED_JUNK["int" if column in INT_COLUMNS else "text"], label="value")
+    if data.draw(st.booleans(), label="corrupt"):
+        typed.loc[row, column] = value
+    fast = _typed_if_valid(typed)
+    try:
+        slow = _typed_row_by_row(typed, "t")
+    except DataError:
+        assert fast is None
+    else:
+        assert fast is not None
+        pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_a_simulated_table_takes_the_column_check():
+    from scai.models.data import _typed_if_valid
+    from scai.models.simulate import simulate
+
+    table = simulate(Hypothesis(), policy="fair", users=4, rounds=4, epochs=2, sims=3, seed=1)
+    assert _typed_if_valid(table.interactions) is not None
