@@ -103,8 +103,9 @@ class GroupData:
         simulation ``s``'s events from its first ``n`` table rows (the rows its events come
         from, in table order), ``n = 1 .. N_s``, simulation-major; its id is ``"SIM#n"`` and
         its users are the simulation's. The tensors are those :meth:`from_table` builds from
-        the stacked prefix tables, without building them: each user's events are in row
-        order, so a prefix keeps each user's first events and pads the rest."""
+        the stacked prefix tables (``row`` still indexes this data's table), without building
+        them: each user's events are in row order, so a prefix keeps each user's first events
+        and pads the rest."""
         S, U, E = self.shape
         rank = torch.full_like(self.row, -1)  # each event's row's position in its simulation
         lengths = []

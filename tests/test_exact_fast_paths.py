@@ -5,6 +5,7 @@ their log-likelihoods computed once, and action tables computed once per distinc
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -150,3 +151,28 @@ def test_prior_norms_equal_every_draws_own_tables():
             norms.offer_probs[s],
             (ws * slips.offer_logp[:, 0, 0, :, 0].exp()).sum(1).mean(0).double().numpy(),
         )
+
+
+def test_prefix_groups_equal_the_stacked_prefix_tables():
+    """``GroupData.prefixes`` gives the tensors ``from_table`` builds from every simulation's
+    prefix tables stacked (what the learning curve used to build), field by field; ``row``
+    still points into the original table."""
+    table = simulate(
+        PRESETS["stereotyped"], policy="fair", users=5, rounds=6, epochs=2, sims=3, seed=4
+    ).interactions
+    users = {str(s): [f"u{i}" for i in range(5)] for s in table["sim"].unique()}
+    parts, stacked_users = [], {}
+    for sim, rows in table.groupby("sim", sort=False):
+        for n in range(1, len(rows) + 1):
+            parts.append(rows.iloc[:n].assign(sim=f"{sim}#{n}"))
+            stacked_users[f"{sim}#{n}"] = users[str(sim)]
+    stacked = pd.concat(parts)
+    expected = GroupData.from_table(stacked.reset_index(drop=True), users=stacked_users)
+    original = torch.as_tensor(stacked.index.to_numpy())  # stacked row -> original row
+    expected.row = torch.where(expected.row >= 0, original[expected.row.clamp_min(0)], -1)
+    got = GroupData.from_table(table, users=users).prefixes()
+    assert got.sim_ids == expected.sim_ids and got.user_ids == expected.user_ids
+    assert got.currencies == expected.currencies
+    for name, value in vars(expected).items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(getattr(got, name), value), name
