@@ -168,7 +168,7 @@ def test_prefix_groups_equal_the_stacked_prefix_tables():
             stacked_users[f"{sim}#{n}"] = users[str(sim)]
     stacked = pd.concat(parts)
     expected = GroupData.from_table(stacked.reset_index(drop=True), users=stacked_users)
-    original = torch.as_tensor(stacked.index.to_numpy())  # stacked row -> original row
+    original = torch.tensor(stacked.index.to_numpy())  # stacked row -> original row
     expected.row = torch.where(expected.row >= 0, original[expected.row.clamp_min(0)], -1)
     got = GroupData.from_table(table, users=users).prefixes()
     assert got.sim_ids == expected.sim_ids and got.user_ids == expected.user_ids
