@@ -17,6 +17,7 @@ import pandas as pd
 
 from scai.experiments.common import (
     ExperimentResult,
+    cache_dir,
     figure_dir,
     format_checks,
     keep_posterior,
@@ -27,7 +28,7 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition
 from scai.experiments.original import ALIGNMENT
 from scai.experiments.plots import offered_share_panels
-from scai.experiments.runner import run_conditions
+from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 
 NAME = "alignment"
@@ -56,11 +57,17 @@ def conditions(hypothesis: str) -> list[Condition]:
     return one_norm + mixed
 
 
+def plan(args) -> Plan:
+    """The conditions ``scai run alignment`` computes, with their settings and cache."""
+    return Plan(
+        conditions(args.hypothesis or "neutral"), settings_from(args), cache_dir(args, NAME)
+    )
+
+
 def main(args) -> ExperimentResult:
     hypothesis = args.hypothesis or "neutral"
-    settings = settings_from(args)
     out = output_dir(args, NAME)
-    results = run_conditions(conditions(hypothesis), settings, out / "cache", args.workers)
+    results = plan(args).run(args.workers)
     summary = pd.concat([summarise(NAME, r, hypothesis) for r in results.values()])
     write_summary(summary, out)
     keep_posterior(results[KEPT], out, KEPT)

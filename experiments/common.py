@@ -60,6 +60,11 @@ def output_dir(args, name: str) -> Path:
     return path
 
 
+def cache_dir(args, name: str) -> Path:
+    """Where an experiment caches its finished conditions: ``OUT/NAME/cache``."""
+    return output_dir(args, name) / "cache"
+
+
 def figure_dir(args) -> Path:
     """``--figures``, or by default ``OUT/figures``: a run writes only under ``--out`` unless
     asked to refresh the committed figures."""

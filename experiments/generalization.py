@@ -25,6 +25,7 @@ import torch
 from scai.experiments.assistant import assistant_norms
 from scai.experiments.common import (
     ExperimentResult,
+    cache_dir,
     figure_dir,
     format_checks,
     keep_posterior,
@@ -35,7 +36,7 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition, condition_seed
 from scai.experiments.original import GENERALIZATION
 from scai.experiments.plots import save_figure
-from scai.experiments.runner import run_conditions
+from scai.experiments.runner import Plan
 from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
 from scai.models.data import write_csv_atomic
@@ -88,12 +89,17 @@ def shift_samples(posterior: Posterior, hypothesis, currency: str, n: int, seed:
     return prior, post
 
 
-def main(args) -> ExperimentResult:
+def plan(args) -> Plan:
+    """The conditions ``scai run generalization`` computes, with their settings and cache."""
     hypotheses = (args.hypothesis,) if args.hypothesis else HYPOTHESES
-    settings = settings_from(args)
+    return Plan(conditions(hypotheses), settings_from(args), cache_dir(args, NAME))
+
+
+def main(args) -> ExperimentResult:
     out = output_dir(args, NAME)
-    conds = conditions(hypotheses)
-    results = run_conditions(conds, settings, out / "cache", args.workers)
+    planned = plan(args)
+    conds, settings = planned.conditions, planned.settings
+    results = planned.run(args.workers)
 
     summaries, tests, shifts = [], [], []
     checks, numbers = {}, {}

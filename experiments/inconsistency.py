@@ -27,6 +27,7 @@ import pandas as pd
 
 from scai.experiments.common import (
     ExperimentResult,
+    cache_dir,
     figure_dir,
     format_checks,
     keep_posterior,
@@ -38,7 +39,7 @@ from scai.experiments.conditions import Condition
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
 from scai.experiments.plots import offered_share_panels, save_figure
-from scai.experiments.runner import run_conditions
+from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 from scai.models.data import write_csv_atomic
 
@@ -185,14 +186,30 @@ def slowdown_by_level(
     return pd.DataFrame(rows)
 
 
+def hypotheses_of(args) -> tuple[str, ...]:
+    return (args.hypothesis,) if args.hypothesis else ("stereotyped", "neutral")
+
+
+def sweep_axes(args) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The sweep's stereotype strengths and rationalities."""
+    if args.quick:
+        return (0.0, 0.8), (1.0, 4.0)
+    return SWEEP_STRENGTHS, SWEEP_RATIONALITIES
+
+
+def plan(args) -> Plan:
+    """The conditions ``scai run inconsistency`` computes, with their settings and cache."""
+    conds = main_conditions(hypotheses_of(args)) + sweep_conditions(*sweep_axes(args))
+    return Plan(conds, settings_from(args, curve=True), cache_dir(args, NAME))
+
+
 def main(args) -> ExperimentResult:
-    hypotheses = (args.hypothesis,) if args.hypothesis else ("stereotyped", "neutral")
-    settings = settings_from(args, curve=True)
+    hypotheses = hypotheses_of(args)
+    strengths, rationalities = sweep_axes(args)
     out = output_dir(args, NAME)
-    strengths = (0.0, 0.8) if args.quick else SWEEP_STRENGTHS
-    rationalities = (1.0, 4.0) if args.quick else SWEEP_RATIONALITIES
-    conds = main_conditions(hypotheses) + sweep_conditions(strengths, rationalities)
-    results = run_conditions(conds, settings, out / "cache", args.workers)
+    planned = plan(args)
+    conds, settings = planned.conditions, planned.settings
+    results = planned.run(args.workers)
     total = settings.epochs * (settings.rounds + 2)
     reach = reach_table(results, total)
     write_csv_atomic(reach, out / "interactions_to_95.csv")

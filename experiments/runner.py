@@ -12,6 +12,7 @@ message says how many conditions finished and how to resume.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -107,6 +108,28 @@ def run_conditions(
     return {c.name: result for c, result in zip(conditions, outcome.results, strict=True)}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment computes before it reports: its conditions, their settings and its
+    cache folder (``OUT/NAME/cache``). ``scai run all`` runs every experiment's plan through
+    one pool of workers (:func:`run_plans`) before the experiments report from the cache."""
+
+    conditions: list[Condition]
+    settings: Settings
+    cache_dir: Path
+
+    def run(self, workers: int | None = None) -> dict[str, ConditionResult]:
+        return run_conditions(self.conditions, self.settings, self.cache_dir, workers)
+
+
+def run_plans(plans: Sequence[Plan], workers: int | None = None, progress: bool = True) -> None:
+    """Compute (or find cached) every condition of ``plans`` with one pool of workers, in the
+    plans' order; each is stored in its plan's cache, where the experiments then find it."""
+    jobs = [(c, plan.settings) for plan in plans for c in plan.conditions]
+    folders = [plan.cache_dir for plan in plans for _ in plan.conditions]
+    run_jobs(jobs, folders, workers=workers, progress=progress)
+
+
 @dataclass
 class Outcome:
     """What :func:`run_jobs` did: each job's result (``None`` if it failed), the failures'
@@ -124,7 +147,7 @@ OnEvent = Callable[[str, list[int], str | None], None]
 
 def run_jobs(
     jobs: Sequence[tuple[Condition, Settings]],
-    cache_dir: Path,
+    cache_dir: Path | Sequence[Path],
     workers: int | None = None,
     progress: bool = True,
     *,
@@ -134,6 +157,8 @@ def run_jobs(
     on_event: OnEvent | None = None,
 ) -> Outcome:
     """Run (or reuse from the cache in ``cache_dir``) every ``(condition, settings)`` job.
+    (``cache_dir`` may also list one folder per job: several experiments' conditions then share
+    one pool of workers, each stored in its own experiment's cache.)
 
     The condition runner behind ``scai run`` and ``scai sweep``: each job is a cache entry
     (:class:`~scai.experiments.cache.ConditionCache`, keyed by the condition, its settings,
@@ -157,17 +182,31 @@ def run_jobs(
     from scai.inference.progress import progress_bar
 
     tell = on_event or (lambda kind, indices, error: None)
-    cache = ConditionCache(cache_dir)
-    with cache.open():
-        entries = [cache.entry(c, s, condition_seed(s.seed, c.stream or c.name)) for c, s in jobs]
-        by_key: dict[str, list[int]] = {}
+    folders = (
+        [Path(cache_dir)] * len(jobs)
+        if isinstance(cache_dir, str | Path)
+        else [Path(folder) for folder in cache_dir]
+    )
+    caches = {folder: ConditionCache(folder) for folder in dict.fromkeys(folders)}
+    with contextlib.ExitStack() as opened:
+        for cache in caches.values():
+            opened.enter_context(cache.open())
+        entries = [
+            caches[folder].entry(c, s, condition_seed(s.seed, c.stream or c.name))
+            for (c, s), folder in zip(jobs, folders, strict=True)
+        ]
+        by_key: dict[Path, list[int]] = {}  # an entry's key in its folder: its stem
         for index, entry in enumerate(entries):
-            by_key.setdefault(entry.key, []).append(index)
-        todo = [key for key, at in by_key.items() if not cache.lookup(entries[at[0]])]
+            by_key.setdefault(entry.stem, []).append(index)
+
+        def cache_of(key: Path) -> ConditionCache:
+            return caches[entries[by_key[key][0]].folder]
+
+        todo = [key for key, at in by_key.items() if not cache_of(key).lookup(entries[at[0]])]
         cached = [i for key, at in by_key.items() if key not in todo for i in at]
         if cached:
             tell("cached", cached, None)
-        staged = {key: cache.staging(entries[by_key[key][0]]) for key in todo}
+        staged = {key: cache_of(key).staging(entries[by_key[key][0]]) for key in todo}
         bar = progress_bar(len(by_key), "conditions", disable=None if progress else True)
         bar.update(len(by_key) - len(todo))
         errors: dict[int, str] = {}
@@ -179,13 +218,13 @@ def run_jobs(
             pool = executor()
         elif not remote and workers > 1 and len(todo) > 1:
             pool = worker_pool(workers)
-        futures: dict[Future, str] = {}
+        futures: dict[Future, Path] = {}
 
-        def finished(key: str, error: BaseException | None) -> bool:
+        def finished(key: Path, error: BaseException | None) -> bool:
             """Store or record one finished job; True if it is to be submitted again."""
             at, entry = by_key[key], entries[by_key[key][0]]
             if error is None:
-                cache.store(entry, staged[key])
+                cache_of(key).store(entry, staged[key])
                 bar.update()
                 tell("done", at, None)
                 return False
@@ -194,7 +233,7 @@ def run_jobs(
             if attempts[key] <= retries:
                 tell("retry", at, message)
                 shutil.rmtree(staged[key], ignore_errors=True)
-                staged[key] = cache.staging(entry)
+                staged[key] = cache_of(key).staging(entry)
                 return True
             if not keep_going:
                 raise error
@@ -203,7 +242,7 @@ def run_jobs(
             tell("failed", at, message)
             return False
 
-        def submit(key: str) -> None:
+        def submit(key: Path) -> None:
             target = None if remote else staged[key]
             futures[
                 pool.submit(_compute, entries[by_key[key][0]], jobs[by_key[key][0]][1], target)
@@ -248,9 +287,13 @@ def run_jobs(
                     future.cancel()
             else:
                 stop_workers()
-            cache.discard_unfinished([entries[by_key[key][0]] for key in todo])
+            for folder, cache in caches.items():
+                cache.discard_unfinished(
+                    [e for key in todo if (e := entries[by_key[key][0]]).folder == folder]
+                )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
-            raise Interrupted(stored, len(by_key), cache_dir) from None
+            shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
+            raise Interrupted(stored, len(by_key), shown) from None
         except BaseException:
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()

@@ -154,6 +154,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
     with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line():
+        compute_together(names, args)
         for name in names:
             start = time.perf_counter()
             result = load(name).main(args)
@@ -166,6 +167,25 @@ def run_experiment(args: argparse.Namespace) -> int:
         write_atomic(target, lambda tmp: shutil.copyfile(comparison, tmp), suffix=".md")
     print(f"comparison with the original study: {comparison}")
     return 0
+
+
+def compute_together(names: list[str], args: argparse.Namespace) -> None:
+    """With several experiments that compute conditions (each one's ``plan``), compute them all
+    first with one pool of workers, so that no worker waits for an experiment's last condition
+    while the next experiment's are still to come; each experiment then reports from its cache.
+    The costliest conditions go first (generalization's latent currency shifts, then the
+    inconsistency experiment's learning curves), so that the workers finish together."""
+    from scai.experiments.runner import run_plans
+
+    order = ("generalization", "inconsistency", "alignment")
+    planned = sorted(
+        (n for n in names if hasattr(load(n), "plan")),
+        key=lambda n: order.index(n) if n in order else len(order),
+    )
+    if len(planned) > 1:
+        start = time.perf_counter()
+        run_plans([load(n).plan(args) for n in planned], args.workers)
+        print(f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s")
 
 
 def _tell(message: str) -> None:
