@@ -187,25 +187,31 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
 
 
 def _epoch_records(games, posterior, cond, agreement, epoch):
-    share = games.offer / games.pot * 100
-    by_user = games.proposer != ASSISTANT
-    by_assistant = games.proposer == ASSISTANT
+    share = (games.offer / games.pot * 100).to_numpy()
+    assistant = (games.proposer == ASSISTANT).to_numpy()
+    rows = games.groupby("sim", sort=False).indices
     pi = posterior.pi_mean()
+    if cond.true_policy is not None:
+        k = posterior.hypothesis.policy_index(cond.true_policy)
+        mask = posterior.data.user_mask
+        p_true = (posterior.policy_probs[..., k] * mask).sum(-1) / mask.sum(-1)
     out = []
     for s, sim in enumerate(posterior.data.sim_ids):
-        in_sim = games.sim == sim
         record = {
             "sim": int(sim),
             "epoch": epoch,
-            "users_share": float(share[in_sim & by_user].mean()),
-            "assistant_share": float(share[in_sim & by_assistant].mean()),
+            "users_share": _mean(share[rows[sim][~assistant[rows[sim]]]]),
+            "assistant_share": _mean(share[rows[sim][assistant[rows[sim]]]]),
             "agreement": agreement.get(int(sim), np.nan),
         }
         if cond.true_policy is not None:
-            k = posterior.hypothesis.policy_index(cond.true_policy)
-            n = len(posterior.data.user_ids[s])
-            record["p_true"] = float(posterior.policy_probs[s, :n, k].mean())
+            record["p_true"] = float(p_true[s])
         for j, name in enumerate(posterior.policy_names):
             record[f"pi_{name}"] = float(pi[s, j])
         out.append(record)
     return out
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean, NaN for none (as pandas' ``Series.mean``)."""
+    return float(values.mean()) if len(values) else float("nan")
