@@ -28,9 +28,18 @@
   small data: on one simulated group of 60 users with latent rationality (2 epochs of 10
   rounds) the loss is ~72 nats, ``rtol`` asks for 0.007 nats, the window means' difference has
   sd ~0.1, and the relative rule alone fired by chance (after 300-950 steps, measured). With
-  minibatches (``subsample_size``) only ``rtol`` applies, and it seldom fires: read
-  ``converged`` as "did not settle" there.
-* Minibatches: ``subsample_size`` users per step, for large populations.
+  minibatches (``subsample_size``) the whole step-size schedule runs (below) and
+  ``converged`` is the same rule on its last two windows, whose noise now includes the
+  minibatches': a loose check, that the ELBO no longer moves beyond that noise.
+* Minibatches (``subsample_size=B``): the ``users`` plate of the one enumerated model scores
+  ``B`` users drawn without replacement at each step, scaled by ``U / B`` (an unbiased
+  estimate of the full ELBO; ``tests/test_minibatch.py``). Every user's type and manner are
+  enumerated inside the plate, so no per-user latent is left to subsample. The step size
+  decays geometrically from ``learning_rate`` to ``MINIBATCH_FINAL_LR`` of it over
+  ``max_steps`` (Robbins-Monro), so the guide settles instead of jittering with the minibatch
+  noise. ``init="laplace"`` and ``correction="importance"`` read every user (full passes of
+  the density); ``init="median", correction=None`` makes a fit that reads only minibatches
+  (``benchmarks/bench_large.py``: 10^6 users).
 * Correction (``correction=``): ``"importance"`` (default) turns the guide into a proposal and
   reweights its draws by the exact posterior, simulation by simulation (see
   :func:`scai.inference.importance.importance_correct`); ``None`` keeps the guide's own draws. The
