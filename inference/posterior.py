@@ -31,6 +31,8 @@ from scai.models.model import group_tables
 from scai.models.prior import GroupPrior
 
 CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
+#: Entries of ``[draws, S, U, K]`` that :meth:`Posterior.from_draws` holds at once.
+MEAN_BLOCK = 2**26
 
 
 @dataclass
@@ -86,9 +88,24 @@ class Posterior:
             manner_probs=torch.empty(0),
             **fields,
         )
-        post.policy_probs = post.type_probabilities().mean(0)
-        post.manner_probs = post.manner_probabilities_per_draw().mean(0)
+        post.policy_probs, post.manner_probs = post._draw_means()
         return post
+
+    def _draw_means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each user's type and manner probabilities averaged over draws (``[S, U, K]``,
+        ``[S, U, M]``), a block of draws at a time when all of them would hold more than
+        :data:`MEAN_BLOCK` entries (a million users x 1,000 draws x 3 types would be 12 GB)."""
+        D = self.n_chains * self.n_draws
+        S, U, _ = self.data.shape
+        step = max(1, MEAN_BLOCK // max(1, S * U * len(self.policy_names)))
+        if step >= D:
+            return self.type_probabilities().mean(0), self.manner_probabilities_per_draw().mean(0)
+        types = manners = 0.0
+        for start in range(0, D, step):
+            block = slice(start, start + step)
+            types = types + self.type_probabilities(block).sum(0)
+            manners = manners + self.manner_probabilities_per_draw(draws=block).sum(0)
+        return types / D, manners / D
 
     # -- shapes and names --------------------------------------------------------------------
     @property
@@ -142,17 +159,22 @@ class Posterior:
         them latent; ``None`` where it fixes them (the likelihood then uses the fixed value)."""
         return self.flat_draws(site) if site in self.draws else None
 
-    def type_probabilities(self) -> torch.Tensor:
+    def type_probabilities(self, draws: slice = slice(None)) -> torch.Tensor:
         """``[D, S, U, K]``: ``P(z_u = k | theta_d, data)`` per draw (with clones, through the
-        prototype's posterior)."""
-        log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
+        prototype's posterior); ``draws`` selects some of the flat draws."""
+        log_pi = self.flat_draws("pi")[draws].clamp_min(1e-300).log()
         clone = self.bounded("clone")
-        return type_posterior(log_pi, self.user_loglik(), self.data.user_mask, clone)
+        clone = None if clone is None else clone[draws]
+        return type_posterior(log_pi, self.user_loglik()[draws], self.data.user_mask, clone)
 
-    def manner_probabilities_per_draw(self, chunk: int = 256) -> torch.Tensor:
-        """``[D, S, U, M]``: ``sum_k P(z_u = k | theta_d) P(m_u | z_u = k, tones_u, theta_d)``."""
-        probs = self.type_probabilities()
+    def manner_probabilities_per_draw(
+        self, chunk: int = 256, draws: slice = slice(None)
+    ) -> torch.Tensor:
+        """``[D, S, U, M]``: ``sum_k P(z_u = k | theta_d) P(m_u | z_u = k, tones_u, theta_d)``;
+        ``draws`` selects some of the flat draws."""
+        probs = self.type_probabilities(draws)
         strength = self.bounded("strength")
+        strength = None if strength is None else strength[draws]
         if strength is None:
             given = manner_given_type(self.data, self.hypothesis).to(probs.dtype)
             return (probs.unsqueeze(-1) * given).sum(-2)

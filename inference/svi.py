@@ -28,9 +28,18 @@
   small data: on one simulated group of 60 users with latent rationality (2 epochs of 10
   rounds) the loss is ~72 nats, ``rtol`` asks for 0.007 nats, the window means' difference has
   sd ~0.1, and the relative rule alone fired by chance (after 300-950 steps, measured). With
-  minibatches (``subsample_size``) only ``rtol`` applies, and it seldom fires: read
-  ``converged`` as "did not settle" there.
-* Minibatches: ``subsample_size`` users per step, for large populations.
+  minibatches (``subsample_size``) the whole step-size schedule runs (below) and
+  ``converged`` is the same rule on its last two windows, whose noise now includes the
+  minibatches': a loose check, that the ELBO no longer moves beyond that noise.
+* Minibatches (``subsample_size=B``): the ``users`` plate of the one enumerated model scores
+  ``B`` users drawn without replacement at each step, scaled by ``U / B`` (an unbiased
+  estimate of the full ELBO; ``tests/test_minibatch.py``). Every user's type and manner are
+  enumerated inside the plate, so no per-user latent is left to subsample. The step size
+  decays geometrically from ``learning_rate`` to ``MINIBATCH_FINAL_LR`` of it over
+  ``max_steps`` (Robbins-Monro), so the guide settles instead of jittering with the minibatch
+  noise. ``init="laplace"`` and ``correction="importance"`` read every user (full passes of
+  the density); ``init="median", correction=None`` makes a fit that reads only minibatches
+  (``benchmarks/bench_large.py``: 10^6 users).
 * Correction (``correction=``): ``"importance"`` (default) turns the guide into a proposal and
   reweights its draws by the exact posterior, simulation by simulation (see
   :func:`scai.inference.importance.importance_correct`); ``None`` keeps the guide's own draws. The
@@ -75,6 +84,7 @@ GUIDES = {"normal": AutoNormal, "mvn": AutoMultivariateNormal}
 CORRECTIONS = ("importance", None)
 INITS = ("laplace", "median")
 LAPLACE_STEP = 0.1  # the means' step size, as a fraction of their posterior sd
+MINIBATCH_FINAL_LR = 0.01  # with minibatches, the last step size over the first
 NOISE_Z = 2.0  # a window-mean change within this many standard errors is noise
 
 
@@ -115,6 +125,20 @@ def _scaled_steps(sites: tuple[str, ...], learning_rate: float) -> dict[str, flo
         )
         for name in sites
     }
+
+
+def _settled(losses: list[float], window: int, rtol: float) -> tuple[bool, float]:
+    """The stopping rule on the last two windows of losses, and the last window's mean ELBO:
+    their means differ by less than ``rtol`` (relative) or ``NOISE_Z`` standard errors of that
+    difference (the losses' own noise: single guide draws, and minibatches where used);
+    never settled while either window holds an infinite loss."""
+    recent = torch.tensor(losses[-window:], dtype=torch.float64)
+    before = torch.tensor(losses[-2 * window : -window], dtype=torch.float64)
+    new, old = float(recent.mean()), float(before.mean())
+    if not (math.isfinite(new) and math.isfinite(old)):
+        return False, -new  # a draw with zero density: no verdict from these windows
+    noise = math.sqrt(float(recent.var() + before.var()) / window)
+    return abs(new - old) <= max(rtol * abs(old), NOISE_Z * noise), -new
 
 
 def _guide_draws(guide, num_draws: int) -> dict[str, torch.Tensor]:
@@ -236,8 +260,13 @@ def fit_svi(
     # a guide started near the optimum may stop at the first check
     first_check = min_steps if min_steps is not None else (2 * window if scaled else 200)
 
+    # Minibatches: the step size falls geometrically to MINIBATCH_FINAL_LR of its start over
+    # max_steps (Robbins-Monro), so that the guide settles instead of jittering with the
+    # minibatch noise (U / B times a full gradient's per-user spread).
+    decay = MINIBATCH_FINAL_LR ** (1 / max_steps) if subsample_size else 1.0
+
     def optim_args(param_name: str) -> dict[str, float]:
-        return {"lr": step_sizes.get(param_name, learning_rate)}
+        return {"lr": step_sizes.get(param_name, learning_rate), "lrd": decay}
 
     elbo_class = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
     elbo = elbo_class(max_plate_nesting=MAX_PLATE_NESTING, ignore_jit_warnings=True)
@@ -252,21 +281,14 @@ def fit_svi(
             losses.append(svi.step(subsample=subsample_size))
             bar.update()
             if step + 1 >= max(first_check, 2 * window) and (step + 1) % window == 0:
-                recent = torch.tensor(losses[-window:], dtype=torch.float64)
-                before = torch.tensor(losses[-2 * window : -window], dtype=torch.float64)
-                new, old = float(recent.mean()), float(before.mean())
-                bar.set_postfix(elbo=f"{-new:.2f}")
-                if not (math.isfinite(new) and math.isfinite(old)):
-                    continue  # a draw with zero density: no verdict from these windows
-                # Minibatch losses are too noisy for a noise test to mean anything.
-                noise = (
-                    0.0
-                    if subsample_size
-                    else math.sqrt(float(recent.var() + before.var()) / window)
-                )
-                if abs(new - old) <= max(rtol * abs(old), NOISE_Z * noise):
+                settled, elbo = _settled(losses, window, rtol)
+                bar.set_postfix(elbo=f"{elbo:.2f}")
+                # With minibatches the step-size schedule is the budget: run it out.
+                if settled and not subsample_size:
                     converged = True
                     break
+        if subsample_size and len(losses) >= 2 * window:
+            converged = _settled(losses, window, rtol)[0]
     bar.close()
     if not converged:
         warnings.warn(

@@ -171,30 +171,57 @@ class GroupData:
         """
         df = table.reset_index(drop=True)
         sim = df["sim"].astype(str).to_numpy()
-        sim_ids = list(dict.fromkeys(sim))
+        sim_ids = list(pd.unique(sim))
         if users is not None:
             sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
         sim_code = pd.Index(sim_ids).get_indexer(sim)
-        # The assistant's own actions are not evidence: treat it as an unknown participant.
-        proposer = df["proposer"].astype(str).to_numpy()
-        proposer = np.where(proposer == ASSISTANT, "", proposer)
-        responder = df["responder"].astype(str).to_numpy()
-        responder = np.where(responder == ASSISTANT, "", responder)
-
-        user_ids, user_index = _user_order(sim_ids, sim_code, proposer, responder, users)
-
+        # Participants as integer codes of their names (hashing each name once: a million
+        # users' games are millions of names); the assistant's own actions are not evidence,
+        # so it is treated as an unknown participant (code -1), like an empty name.
+        known_sim, known_name = [], []
+        if users is not None:
+            for s, names in users.items():
+                known_sim += [sim_ids.index(str(s))] * len(names)
+                known_name += list(map(str, names))
         n = len(df)
+        codes, names = pd.factorize(
+            np.concatenate(
+                [
+                    np.array(known_name, dtype=object),
+                    df["proposer"].astype(str).to_numpy(dtype=object),
+                    df["responder"].astype(str).to_numpy(dtype=object),
+                ]
+            )
+        )
+        names = np.asarray(names, dtype=object)
+        known_code = np.where((names == "")[codes[: len(known_name)]], -1, codes[: len(known_name)])
+        played = np.where(np.isin(names, ["", ASSISTANT])[codes], -1, codes)
+        proposer = played[len(known_name) : len(known_name) + n]
+        responder = played[len(known_name) + n :]
+
+        user_ids, user_index = _user_order(
+            len(sim_ids),
+            np.array(known_sim, dtype=np.int64),
+            known_code,
+            sim_code,
+            proposer,
+            responder,
+            names,
+        )
+
         rows = np.arange(n)
-        has_proposer = proposer != ""
-        has_responder = responder != ""
+        has_proposer = proposer >= 0
+        has_responder = responder >= 0
         ev_row = np.concatenate([rows[has_proposer], rows[has_responder]])
         ev_role = np.concatenate(
             [np.zeros(has_proposer.sum(), int), np.ones(has_responder.sum(), int)]
         )
         ev_sim = sim_code[ev_row].astype(np.int64)
-        ev_user_name = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
-        ev_user = user_index(ev_sim, ev_user_name)
-        order = np.lexsort((ev_role, ev_row, ev_user, ev_sim))
+        ev_user_code = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
+        ev_user = user_index(ev_sim, ev_user_code)
+        # Sort events by (sim, user, row, role): one integer key, unique per event.
+        n_users = max(map(len, user_ids), default=0) + 1
+        order = np.argsort(((ev_sim * n_users + ev_user) * max(n, 1) + ev_row) * 2 + ev_role)
         ev_row, ev_role, ev_sim, ev_user = (
             ev_row[order],
             ev_role[order],
@@ -211,7 +238,7 @@ class GroupData:
         E = int(ev_pos.max()) + 1 if len(ev_pos) else 1
 
         currencies = (
-            tuple(currencies) if currencies is not None else tuple(dict.fromkeys(df["currency"]))
+            tuple(currencies) if currencies is not None else tuple(pd.unique(df["currency"]))
         )
         pots = np.sort(df["pot"].unique()).astype(np.int64)
 
@@ -231,37 +258,33 @@ class GroupData:
             "partner_event": blank(-1, np.int64),
             "row": blank(-1, np.int64),
         }
-        idx = (ev_sim, ev_user, ev_pos)
+        idx = (ev_sim * U + ev_user) * E + ev_pos  # flat positions in [S, U, E]
+        out = {k: v.reshape(-1) for k, v in out.items()}  # views: 1-D assignment is cheaper
         out["event_mask"][idx] = True
         out["is_proposer"][idx] = ev_role == 0
         out["row"][idx] = ev_row
         out["pot_index"][idx] = np.searchsorted(pots, df["pot"].to_numpy()[ev_row])
-        out["currency_index"][idx] = pd.Index(currencies).get_indexer(
-            df["currency"].to_numpy()[ev_row]
-        )
+        out["currency_index"][idx] = pd.Index(currencies).get_indexer(df["currency"])[ev_row]
         out["offer"][idx] = df["offer"].to_numpy()[ev_row]
         out["accepted"][idx] = df["accepted"].to_numpy()[ev_row]
-        tone_text = np.where(
-            ev_role == 0,
-            df["proposer_tone"].astype(str).to_numpy()[ev_row],
-            df["responder_tone"].astype(str).to_numpy()[ev_row],
-        )
-        out["tone_mask"][idx] = tone_text != ""
-        out["tone"][idx] = pd.Index(TONES).get_indexer(tone_text).clip(min=0)
+        heard_p, tone_p = _tone_codes(df["proposer_tone"])
+        heard_r, tone_r = _tone_codes(df["responder_tone"])
+        out["tone_mask"][idx] = np.where(ev_role == 0, heard_p[ev_row], heard_r[ev_row])
+        out["tone"][idx] = np.where(ev_role == 0, tone_p[ev_row], tone_r[ev_row])
         # Link each responder event to its proposer's event of the same row.
         proposed = ev_role == 0
         prop_user, prop_pos = np.full(n, -1), np.full(n, -1)
         prop_user[ev_row[proposed]] = ev_user[proposed]
         prop_pos[ev_row[proposed]] = ev_pos[proposed]
         linked = (ev_role == 1) & (prop_user[ev_row] >= 0)
-        at = (ev_sim[linked], ev_user[linked], ev_pos[linked])
+        at = idx[linked]
         out["partner"][at] = prop_user[ev_row[linked]]
         out["partner_event"][at] = prop_pos[ev_row[linked]]
 
         user_mask = np.zeros((S, U), dtype=bool)
         for s, ids in enumerate(user_ids):
             user_mask[s, : len(ids)] = True
-        tensors = {k: torch.as_tensor(v) for k, v in out.items()}
+        tensors = {k: torch.as_tensor(v.reshape(S, U, E)) for k, v in out.items()}
         tensors["accepted"] = tensors["accepted"].to(torch.get_default_dtype())
         return cls(
             sim_ids=sim_ids,
@@ -274,34 +297,35 @@ class GroupData:
         )
 
 
-def _user_order(sim_ids, sim_code, proposer, responder, users):
-    """Each simulation's user ids (the listed ``users`` first, then proposers in row order,
-    then responders in row order) and a vectorised ``(sim index, name) -> user index``."""
-    known_sim, known_name = [], []
-    if users is not None:
-        for s, names in users.items():
-            known_sim += [sim_ids.index(str(s))] * len(names)
-            known_name += list(map(str, names))
-    rows = np.arange(len(proposer))
-    frame = pd.DataFrame(
-        {
-            "sim": np.concatenate([known_sim, sim_code, sim_code]).astype(np.int64),
-            "name": np.concatenate([known_name, proposer, responder]).astype(str),
-            "stage": np.repeat([0, 1, 2], [len(known_name), len(rows), len(rows)]),
-            "order": np.concatenate([np.arange(len(known_name)), rows, rows]),
-        }
-    )
-    frame = frame[frame["name"] != ""].sort_values(["sim", "stage", "order"], kind="stable")
-    frame = frame.drop_duplicates(["sim", "name"])
-    frame["user"] = frame.groupby("sim").cumcount()
-    user_ids: list[list[str]] = [[] for _ in sim_ids]
-    for s, names in frame.groupby("sim")["name"]:
-        user_ids[int(s)] = names.tolist()
-    lookup = pd.MultiIndex.from_arrays([frame["sim"].to_numpy(), frame["name"].to_numpy()])
-    user_of = pd.Series(frame["user"].to_numpy(), index=lookup)
+def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether a tone was heard (a non-empty text) and its index into ``TONES`` (0
+    where none or unknown), each distinct text looked up once."""
+    codes, texts = pd.factorize(column.astype(str).to_numpy(dtype=object))
+    texts = np.asarray(texts, dtype=object)
+    return (texts != "")[codes], pd.Index(TONES).get_indexer(texts).clip(min=0)[codes]
 
-    def user_index(sim: np.ndarray, name: np.ndarray) -> np.ndarray:
-        where = lookup.get_indexer(pd.MultiIndex.from_arrays([sim, name]))
-        return user_of.to_numpy()[where].astype(np.int64)
+
+def _user_order(n_sims, known_sim, known_code, sim_code, proposer, responder, names):
+    """Each simulation's user ids (the listed users first, then proposers in row order, then
+    responders in row order) and a vectorised ``(sim index, name code) -> user index``.
+    ``*_code`` and ``proposer``/``responder`` are codes into ``names`` (-1: no user)."""
+    sims = np.concatenate([known_sim, sim_code, sim_code]).astype(np.int64)
+    code = np.concatenate([known_code, proposer, responder]).astype(np.int64)
+    keep = code >= 0
+    sims, code = sims[keep], code[keep]
+    radix = len(names) + 1
+    key = (sims * radix + code)[np.argsort(sims, kind="stable")]  # by sim, then appearance
+    unique_key, first = np.unique(key, return_index=True)
+    appearance = np.argsort(first, kind="stable")  # each sim's users in order of appearance
+    in_order = unique_key[appearance]
+    sim_of = in_order // radix
+    starts = np.searchsorted(sim_of, np.arange(n_sims + 1))
+    number = np.empty(len(unique_key), dtype=np.int64)
+    number[appearance] = np.arange(len(in_order)) - starts[sim_of]
+    listed = names[in_order % radix]
+    user_ids = [listed[starts[s] : starts[s + 1]].tolist() for s in range(n_sims)]
+
+    def user_index(sim: np.ndarray, name_code: np.ndarray) -> np.ndarray:
+        return number[np.searchsorted(unique_key, sim.astype(np.int64) * radix + name_code)]
 
     return user_ids, user_index

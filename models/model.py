@@ -50,6 +50,8 @@ from scai.models.prior import GroupPrior
 
 ENUM = {"enumerate": "parallel"}
 MAX_PLATE_NESTING = 3
+#: Rows of offers :class:`TableCategorical` draws at once (``[block, offers]`` noise).
+SAMPLE_BLOCK = 65_536
 
 
 def group_utilities(hypothesis: Hypothesis, pots: torch.Tensor, shift: torch.Tensor):
@@ -236,11 +238,17 @@ class TableCategorical(dist.TorchDistribution):
         active = torch.ones(shape, dtype=torch.bool) if self.active is None else self.active
         active = active.expand(shape)
         rows = tuple(i.expand(shape)[active] for i in self.index)
-        logits = self.table[rows]  # [N, O]: only the rows drawn
-        uniform = torch.rand(logits.shape, dtype=logits.dtype)
-        gumbel = -(-uniform.clamp_(min=torch.finfo(logits.dtype).tiny).log()).log()
+        drawn = torch.empty(len(rows[0]) if rows else 0, dtype=torch.long)
+        # In blocks of rows, so that a million offers never hold [N, O] noise at once; the
+        # uniforms come from the generator in the same order as in one block.
+        for start in range(0, len(drawn), SAMPLE_BLOCK):
+            block = tuple(r[start : start + SAMPLE_BLOCK] for r in rows)
+            logits = self.table[block]  # [n, O]: only the rows drawn
+            uniform = torch.rand(logits.shape, dtype=logits.dtype)
+            gumbel = -(-uniform.clamp_(min=torch.finfo(logits.dtype).tiny).log()).log()
+            drawn[start : start + SAMPLE_BLOCK] = (logits + gumbel).argmax(-1)
         out = torch.zeros(shape, dtype=torch.long)
-        out[active] = (logits + gumbel).argmax(-1)
+        out[active] = drawn
         return out
 
 

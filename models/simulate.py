@@ -33,17 +33,19 @@ from scai.models.model import social_contract_model
 DEFAULT_POT_RANGE = (10, 100)
 #: ``option: (low, high)`` of :func:`simulate`'s counts (the command line reads them too).
 LIMITS: dict[str, tuple[int, int]] = {
-    "users": (2, 100_000),
-    "rounds": (1, 100_000),
+    "users": (2, 10_000_000),
+    "rounds": (1, 10_000_000),
     "epochs": (1, 100_000),
     "sims": (1, 10_000),
 }
-#: The most games one call simulates (``sims x epochs x rounds``): about 35 s and 4 GB at the
-#: measured ~35 us and ~4 KB per game; simulate more in parts (other seeds or sims).
-MAX_ROWS = 1_000_000
+#: The most games one call simulates (``sims x epochs x rounds``). The schedule, the layout and
+#: the tables are built without per-game Python; 10^6 users x 2 games each as proposer and
+#: responder (2 x 10^6 games) took 43 s and 1.6 GB peak RSS on 2 busy cores
+#: (``benchmarks/bench_large.py``); the memory check below guards larger calls.
+MAX_ROWS = 10_000_000
 #: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
-#: the model's forward pass holds about 12 times the layout (measured at 100,000 games).
-PEAK_OVER_LAYOUT = 12
+#: about 2.3x measured at 2 x 10^6 games (the offers' Gumbel noise is drawn in blocks).
+PEAK_OVER_LAYOUT = 3
 #: Weights of a mixture must sum to 1 within this tolerance.
 MIXTURE_TOLERANCE = 1e-6
 
@@ -101,7 +103,7 @@ def check_size(*, users: int, rounds: int, epochs: int, sims: int, max_bytes=Non
     if rows > MAX_ROWS:
         raise RunError(
             f"sims x epochs x rounds = {sims:,} x {epochs:,} x {rounds:,} = {rows:,} games; at "
-            f"most {MAX_ROWS:,} in one simulation (about 35 s and 4 GB per million): use "
+            f"most {MAX_ROWS:,} in one simulation (about 20 s and 0.8 GB per million): use "
             "fewer sims, epochs or rounds, or simulate in parts (other --seed values)"
         )
     # Each user plays about 2 rounds / users games an epoch, as proposer and as responder.
@@ -155,28 +157,46 @@ def make_schedule(
         )
     for c in currencies:
         get_currency(c)
-    records = []
-    for s in range(sims):
-        for e in range(first_epoch, first_epoch + epochs):
-            pot = int(rng.integers(lo, hi + 1))
-            order: list[int] = []
-            for r in range(rounds):
-                j = r // 2
-                while 2 * j + 1 >= len(order):
-                    order.extend(int(u) for u in rng.permutation(users))
-                a, b = order[2 * j], order[2 * j + 1]
-                if a == b:  # a permutation boundary can pair a user with itself
-                    b = order[2 * j + 2] if 2 * j + 2 < len(order) else (a + 1) % users
-                prop, resp = (a, b) if r % 2 == 0 else (b, a)
-                records.append((str(s), e, r + 1, f"u{prop}", f"u{resp}", currencies[s], pot))
-    df = pd.DataFrame.from_records(
-        records, columns=["sim", "epoch", "round", "proposer", "responder", "currency", "pot"]
+    # The random stream is the one of a game-by-game loop (per simulation and epoch: the pot,
+    # then as many permutations of the users as its rounds need), so a seed gives the same
+    # schedule at any size; the pairing itself is vectorised over rounds.
+    j = np.arange(rounds) // 2
+    n_perm = (2 * j[-1] + 1) // users + 1  # permutations until position 2j + 1 exists
+    proposers, responders, pots = [], [], []
+    for _ in range(sims * epochs):
+        pots.append(int(rng.integers(lo, hi + 1)))
+        order = np.concatenate([rng.permutation(users) for _ in range(n_perm)])
+        a, b = order[2 * j], order[2 * j + 1]
+        # a permutation boundary can pair a user with itself: take the next user in the order
+        after = np.where(2 * j + 2 < len(order), order[np.minimum(2 * j + 2, len(order) - 1)], -1)
+        b = np.where(a == b, np.where(after >= 0, after, (a + 1) % users), b)
+        even = np.arange(rounds) % 2 == 0
+        proposers.append(np.where(even, a, b))
+        responders.append(np.where(even, b, a))
+    n = sims * epochs * rounds
+    sim_of_row = np.repeat(np.arange(sims), epochs * rounds)
+    names = _user_names(users)
+    df = pd.DataFrame(
+        {
+            "sim": np.array([str(s) for s in range(sims)], dtype=object)[sim_of_row],
+            "epoch": np.tile(np.repeat(np.arange(first_epoch, first_epoch + epochs), rounds), sims),
+            "round": np.tile(np.arange(1, rounds + 1), sims * epochs),
+            "proposer": names[np.concatenate(proposers)] if n else names[:0],
+            "responder": names[np.concatenate(responders)] if n else names[:0],
+            "currency": np.array(currencies, dtype=object)[sim_of_row],
+            "pot": np.repeat(np.array(pots, dtype=np.int64), rounds),
+        }
     )
     df["offer"] = 0
     df["accepted"] = 0
     df["proposer_tone"] = TONES[0]
     df["responder_tone"] = TONES[0]
     return df
+
+
+def _user_names(users: int) -> np.ndarray:
+    """``["u0", "u1", ...]`` as an object array (Python strings, like the table's columns)."""
+    return np.array(["u" + str(u) for u in range(users)], dtype=object)
 
 
 def check_pot_range(pot_range: tuple[int, int]) -> tuple[int, int]:
@@ -290,24 +310,37 @@ def _to_tables(
 ) -> Simulation:
     table = schedule.copy()
     mask = data.event_mask
-    rows = data.row[mask].numpy()
+    rows = data.row[mask].numpy()  # positions in the table (from_table resets its index)
     prop = data.is_proposer[mask].numpy()
     offer = sampled["offer"][mask].long().numpy()
     accept = sampled["accept"][mask].long().numpy()
-    tone = np.array(TONES)[sampled["tone"].expand(mask.shape)[mask].numpy()]
-    table.loc[rows[prop], "offer"] = offer[prop]
-    table.loc[rows[prop], "proposer_tone"] = tone[prop]
-    table.loc[rows[~prop], "accepted"] = accept[~prop]
-    table.loc[rows[~prop], "responder_tone"] = tone[~prop]
+    tone = np.array(TONES, dtype=object)[sampled["tone"].expand(mask.shape)[mask].numpy()]
+    # Column by column in NumPy: label lookups of a million rows through .loc are slow.
+    for column, where, values in (
+        ("offer", prop, offer),
+        ("proposer_tone", prop, tone),
+        ("accepted", ~prop, accept),
+        ("responder_tone", ~prop, tone),
+    ):
+        filled = table[column].to_numpy().copy()
+        filled[rows[where]] = values[where]
+        table[column] = filled
 
     policies = sampled["policy"].reshape(data.user_mask.shape)
     manners = sampled["manner"].reshape(data.user_mask.shape)
-    records = [
-        (sim, user, hyp.policy_names[int(policies[s, u])], MANNERS[int(manners[s, u])])
-        for s, sim in enumerate(data.sim_ids)
-        for u, user in enumerate(data.user_ids[s])
-    ]
-    users = pd.DataFrame.from_records(records, columns=list(USER_COLUMNS))
+    # One row per real user, simulation by simulation in user order (vectorised: a million
+    # users are a million rows).
+    n_users = [len(ids) for ids in data.user_ids]
+    real = data.user_mask.numpy()
+    users = pd.DataFrame(
+        {
+            "sim": np.repeat(np.array(data.sim_ids, dtype=object), n_users),
+            "user": np.array([u for ids in data.user_ids for u in ids], dtype=object),
+            "policy": np.array(hyp.policy_names, dtype=object)[policies.numpy()[real]],
+            "manner": np.array(MANNERS, dtype=object)[manners.numpy()[real]],
+        },
+        columns=list(USER_COLUMNS),
+    )
     return Simulation(interactions=table[list(INTERACTION_COLUMNS)], users=users)
 
 

@@ -155,7 +155,7 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("users 5_3", "simulate --policy selfish --out {root}/s.csv --users 5_3", ["--users", "'5_3'"]),
     ("rounds 1e300", "simulate --policy selfish --out {root}/s.csv --rounds 1e300", ["--rounds", "'1e300'"]),
     ("rounds text", "simulate --policy selfish --out {root}/s.csv --rounds many", ["--rounds", "'many'"]),
-    ("too many games", "simulate --policy selfish --out {root}/s.csv --sims 10000 --epochs 100 --rounds 8", ["8,000,000 games", "1,000,000"]),
+    ("too many games", "simulate --policy selfish --out {root}/s.csv --sims 10000 --epochs 1000 --rounds 8", ["80,000,000 games", "10,000,000"]),
     ("seed -1", "simulate --policy selfish --out {root}/s.csv --seed -1", ["--seed", "'-1'"]),
     ("seed 2^32", "simulate --policy selfish --out {root}/s.csv --seed 4294967296", ["--seed", "4294967296"]),
     ("draws -5", "fit --data {good} --out {root}/f --draws -5", ["--draws", "'-5'"]),

@@ -94,6 +94,15 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         help="svi: start the guide at the Laplace approximation, with step sizes scaled to "
         "it (default), or at the prior median",
     )
+    p.add_argument(
+        "--subsample",
+        type=count("--subsample", *COUNT_OPTIONS["subsample_size"]),
+        default=None,
+        metavar="B",
+        help="svi: minibatches of B users per step (the likelihood scaled by users / B), for "
+        "large groups; the step size decays to 1%% of its start over --max-steps. With "
+        "--init median --correction none the fit reads only minibatches",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     strict_option(p)
     p.add_argument(
@@ -121,6 +130,7 @@ def run_fit(args: argparse.Namespace) -> int:
             guide=args.guide,
             correction=None if args.correction == "none" else args.correction,
             init=args.init,
+            subsample_size=args.subsample,
             progress=not args.quiet,
         )
         if args.draws:
