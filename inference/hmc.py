@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["NutsRun", "StruggleMonitor", "adaptation_windows", "diagnose", "sample_nuts"]
+
 ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 #: A trajectory whose energy error exceeds this is divergent (Stan's and Pyro's threshold).

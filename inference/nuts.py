@@ -125,8 +125,8 @@ class ChainTask:
     """One chain to run: ``setup(*args)`` builds its :class:`ChainProblem` once the chain's
     seed is set (``setup`` is a module-level function, so a task can go to a worker);
     ``warmup + samples`` iterations, the dual-averaging target acceptance, a dense mass
-    matrix or a diagonal one; ``progress`` shows a bar, ``speak`` prints a struggling chain's
-    messages as they come (lean NUTS)."""
+    matrix or a diagonal one (Pyro's NUTS; the lean one adapts a diagonal one); ``progress``
+    shows a bar, ``speak`` prints a struggling chain's messages as they come (lean NUTS)."""
 
     setup: Callable[..., ChainProblem]
     args: tuple
