@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             ours = run_ours(ds, hyp, parallel, args.warmup, args.samples, args.seed)
             theirs = run_numpyro(model, method, args.warmup, args.samples, args.seed)
             results[method] = (ours, theirs)
-            for label, r, ms in (("ours (Pyro)", ours, ours_ms), ("NumPyro", theirs, np_ms)):
+            for label, r, ms in (("ours", ours, ours_ms), ("NumPyro", theirs, np_ms)):
                 wall = r["wall"]
                 warm = wall - r["compile"] if "compile" in r else None
                 row = [

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,9 @@ import pyro
 import torch
 from pyro.infer.mcmc import MCMC, NUTS
 
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.hmc import StruggleMonitor, sample_nuts
+from scai.inference.progress import progress_bar
 from scai.inference.workers import shutdown_workers, worker_pool
 
 #: What :class:`RecordingNUTS` records per iteration (ArviZ's ``sample_stats`` names).
@@ -98,13 +102,22 @@ class ChainProblem:
     tensors), the start ``initial_params``; Pyro ``transforms`` from constrained to
     unconstrained space (their inverses are applied to the draws), ``constrain`` mapping the
     draws ``{site: [samples, ...]}`` to the model's sites, and the ``initial_inverse_mass``
-    (diagonal) to adapt from."""
+    (diagonal) to adapt from.
+
+    A problem with one site whose potential has a NumPy gradient, ``value_and_grad(z) ->
+    (U(z), dU/dz)`` on that site's flat vector, runs on the lean NUTS of
+    :mod:`scai.inference.hmc` instead of Pyro's, watched by its
+    :class:`~scai.inference.hmc.StruggleMonitor`: ``names`` are the parameters a struggling
+    chain's message may name, and ``unscale`` maps positions ``[n, d]`` to them."""
 
     potential_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]
     initial_params: dict[str, torch.Tensor]
     transforms: dict[str, Any] | None = None
     constrain: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     initial_inverse_mass: torch.Tensor | None = None
+    value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
+    names: Sequence[str] | None = None
+    unscale: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,8 @@ class ChainTask:
     """One chain to run: ``setup(*args)`` builds its :class:`ChainProblem` once the chain's
     seed is set (``setup`` is a module-level function, so a task can go to a worker);
     ``warmup + samples`` iterations, the dual-averaging target acceptance, a dense mass
-    matrix or a diagonal one."""
+    matrix or a diagonal one (Pyro's NUTS; the lean one adapts a diagonal one); ``progress``
+    shows a bar, ``speak`` prints a struggling chain's messages as they come (lean NUTS)."""
 
     setup: Callable[..., ChainProblem]
     args: tuple
@@ -123,16 +137,24 @@ class ChainTask:
     target_accept: float = 0.8
     full_mass: bool = False
     progress: bool = False
+    speak: bool = False  # print the struggle monitor's messages on stderr as they come
 
 
 @dataclass
 class ChainResult:
     """A finished chain: the model's sites ``[samples, ...]`` (constrained, detached), the
-    kept iterations' statistics ``[samples]`` and the chain's wall time (setup included)."""
+    kept iterations' statistics ``[samples]``, the chain's wall time (setup included) and
+    what the struggle monitor reported while it ran (lean NUTS only)."""
 
     draws: dict[str, torch.Tensor]
     stats: dict[str, np.ndarray]
     seconds: float
+    problems: list[str] = field(default_factory=list)
+
+
+class SamplerWarning(DiagnosticWarning):
+    """A chain struggled while it ran (tiny step size, long trajectories, low E-BFMI,
+    divergences); the message names the parameters and the likely cause."""
 
 
 def chain_seed(seed: int, chain: int) -> int:
@@ -142,13 +164,17 @@ def chain_seed(seed: int, chain: int) -> int:
 
 def run_chain(task: ChainTask) -> ChainResult:
     """Run one chain (module docstring) with one torch thread; torch's and Pyro's global
-    random state is seeded with :func:`chain_seed` first."""
+    random state is seeded with :func:`chain_seed` first (and the lean NUTS's generator)."""
     start = time.perf_counter()
     torch.set_num_threads(1)
     pyro.set_rng_seed(chain_seed(task.seed, task.chain))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         problem = task.setup(*task.args)
+    if problem.value_and_grad is not None:
+        return _run_lean_chain(task, problem, start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         kernel = RecordingNUTS(
             potential_fn=problem.potential_fn,
             transforms=problem.transforms,
@@ -170,6 +196,49 @@ def run_chain(task: ChainTask) -> ChainResult:
         draws = {k: v.detach() for k, v in problem.constrain(draws).items()}
     stats = {k: np.asarray(v[task.warmup :]) for k, v in kernel.stats.items()}
     return ChainResult(draws, stats, time.perf_counter() - start)
+
+
+def _run_lean_chain(task: ChainTask, problem: ChainProblem, start: float) -> ChainResult:
+    """A chain on :func:`scai.inference.hmc.sample_nuts`: a struggling chain is reported at
+    once on stderr (above the progress bar, if any) and in the result's ``problems``."""
+    ((site, initial),) = problem.initial_params.items()
+    dtype = initial.dtype
+    rng = np.random.default_rng(chain_seed(task.seed, task.chain))
+    bar = progress_bar(task.warmup + task.samples, f"chain {task.chain}", not task.progress)
+
+    def report(message: str) -> None:
+        if task.speak or task.progress:
+            bar.write(f"warning: chain {task.chain}: {message}", file=sys.stderr)
+
+    d = initial.numel()
+    monitor = StruggleMonitor(
+        names=list(problem.names or [f"{site}[{j}]" for j in range(d)]),
+        report=report,
+        unscale=problem.unscale or (lambda x: x),
+    )
+    inv_mass = problem.initial_inverse_mass
+    try:
+        run = sample_nuts(
+            problem.value_and_grad,
+            initial.detach().double().numpy().reshape(-1),
+            rng=rng,
+            warmup=task.warmup,
+            samples=task.samples,
+            target_accept=task.target_accept,
+            inv_mass=None if inv_mass is None else inv_mass.double().numpy(),
+            monitor=monitor,
+            on_iteration=bar.update,
+        )
+    finally:
+        bar.close()
+    draws = {site: torch.as_tensor(run.draws, dtype=dtype).reshape(task.samples, *initial.shape)}
+    if problem.constrain is not None:
+        draws = {k: v.detach() for k, v in problem.constrain(draws).items()}
+    stats = {k: run.stats[k][task.warmup :] for k in STAT_NAMES}
+    stats["diverging"] = stats["diverging"].astype(bool)
+    stats["tree_depth"] = stats["tree_depth"].astype(np.int64)
+    stats["n_steps"] = stats["n_steps"].astype(np.int64)
+    return ChainResult(draws, stats, time.perf_counter() - start, run.problems)
 
 
 def run_chains(tasks: Sequence[ChainTask], workers: int | None = None) -> list[ChainResult]:

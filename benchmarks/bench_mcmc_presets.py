@@ -1,0 +1,138 @@
+"""MCMC on every preset and every latent hypothesis: wall time, ESS, r-hat, divergences.
+
+For each hypothesis (every preset of :data:`scai.models.hypotheses.PRESETS`, plus
+``latent_lam`` = ``neutral`` with ``lam ~ LogNormal(log 4, 0.3)`` and ``pooled_latent_lam`` =
+``pooled`` with ``lam ~ LogNormal(log 4, 0.5)``), one group of ``--users`` users simulated *from
+that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U, epochs=5)``: 10 events per
+user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its defaults (2 chains, 300 warmup
++ 500 draws, chains in parallel processes on a 2-core machine). Then the user's case of issue 14:
+``pooled_latent_lam`` on a group of 64 interactions (16 users, 8 rounds, 8 epochs).
+
+Reported: wall time of the whole ``fit_mcmc`` call (worker start-up included: the pool is
+started by a warm-up fit first, as a long-lived program would have it), the smallest bulk ESS
+and the largest r-hat over every parameter, divergences, the median step size and the mean
+number of leapfrog steps per draw, and what the struggle monitor said. Targets (issue 14):
+wall <= 10 s, bulk ESS >= 400, r-hat <= 1.01, no divergences. Run from the project root::
+
+    .venv/bin/python benchmarks/bench_mcmc_presets.py [--output FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from bench_inference import MIXTURE, Table, load_average, machine_lines
+
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.mcmc import fit_mcmc
+from scai.inference.nuts import SamplerWarning
+from scai.models.hypotheses import PRESETS, Hypothesis
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
+
+RESULTS = Path(__file__).with_name("results_mcmc_presets.md")
+TARGET_S, TARGET_ESS, TARGET_RHAT = 10.0, 400, 1.01
+
+
+def hypotheses() -> dict[str, Hypothesis]:
+    out = dict(PRESETS)
+    out["latent_lam"] = PRESETS["neutral"].with_(name="latent_lam", rationality_scale=0.3)
+    out["pooled_latent_lam"] = PRESETS["pooled"].with_(
+        name="pooled_latent_lam", rationality_scale=0.5
+    )
+    return out
+
+
+def group(h: Hypothesis, users: int, rounds: int, epochs: int, seed: int) -> GroupData:
+    sim = simulate(h, policy=MIXTURE, users=users, rounds=rounds, epochs=epochs, seed=seed)
+    return GroupData.from_table(sim.interactions)
+
+
+def measure(name: str, h: Hypothesis, data: GroupData, table: Table, seed: int) -> None:
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiagnosticWarning)
+        post = fit_mcmc(data, h, seed=seed)
+    wall = time.perf_counter() - start
+    diag = post.diagnostics
+    ess = min(diag["ess_bulk"].values())
+    rhat = max(diag["r_hat"].values())
+    st = post.sample_stats
+    said = [str(w.message) for w in caught if issubclass(w.category, SamplerWarning)]
+    ok = wall <= TARGET_S and ess >= TARGET_ESS and rhat <= TARGET_RHAT and diag["divergences"] == 0
+    n_games = int(data.event_mask.sum()) // 2
+    table.rows.append(
+        [
+            name,
+            f"{n_games:,}",
+            f"{wall:.1f}",
+            f"{ess:,.0f}",
+            f"{rhat:.3f}",
+            str(diag["divergences"]),
+            f"{np.median(st['step_size']):.3f}",
+            f"{np.mean(st['n_steps']):.1f}",
+            "yes" if ok else "**no**",
+            "; ".join(s.split(": ", 2)[-1][:160] for s in said) or "",
+        ]
+    )
+    print(table.rows[-1], flush=True)
+
+
+def main(args: argparse.Namespace) -> None:
+    before = load_average()
+    table = Table(
+        f"MCMC, {args.users} users per group, fit_mcmc defaults",
+        [
+            "hypothesis",
+            "games",
+            "wall (s)",
+            "min bulk ESS",
+            "max r-hat",
+            "divergences",
+            "step size",
+            "leapfrog / draw",
+            "targets met",
+            "struggle monitor said",
+        ],
+        "lrrrrrrrll",
+    )
+    hs = hypotheses()
+    warm = group(hs["neutral"], 20, 20, 1, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_mcmc(warm, hs["neutral"], warmup=20, samples=20)  # start the worker pool
+    for name, h in hs.items():
+        if args.only and name not in args.only:
+            continue
+        measure(name, h, group(h, args.users, args.users, 5, args.seed), table, args.seed)
+    user = hs["pooled_latent_lam"]
+    measure("pooled_latent_lam, 64 games", user, group(user, 16, 8, 8, 1), table, args.seed)
+    after = load_average()
+    lines = [
+        "## MCMC on every preset and latent hypothesis",
+        "",
+        f"- command: `{shlex.join([sys.executable.split('/')[-1], *sys.argv])}`",
+        *machine_lines(),
+        f"- load average (1, 5, 15 min) before: {before}; after: {after}",
+        "",
+        table.render(),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--output", default=str(RESULTS))
+    main(parser.parse_args())

@@ -1,0 +1,478 @@
+"""A lean NUTS on a NumPy potential with its gradient, and a monitor that says when it struggles.
+
+:func:`sample_nuts` is the No-U-Turn sampler as Stan runs it (Betancourt 2017, "A Conceptual
+Introduction to Hamiltonian Monte Carlo", appendix A): multinomial sampling of the trajectory's
+states, biased progressive sampling between doublings, the generalised no-U-turn criterion
+(checked across the merged subtrees too), a diagonal inverse mass matrix adapted in Stan's
+windows (75 / 25, 50, 100, ... / 50 iterations, or 15% / 75% / 10% of a short warmup) and the
+step size by dual averaging towards ``target_accept``. It calls ``value_and_grad(q) -> (U, dU/dq)``
+once per leapfrog step and does a few vector operations besides: no autograd, no tensors, no
+per-step dictionaries (Pyro's NUTS spends more time in its own bookkeeping than in our
+gradient; this is what :mod:`scai.inference.nuts` runs when a problem brings a NumPy gradient).
+
+:class:`StruggleMonitor` watches the chain while it runs: at the end of each adaptation window and
+every ``every`` kept draws it looks at the recent iterations and reports (through a callback)
+a tiny step size, trajectories at the maximum tree depth or long ones, a low E-BFMI, and
+divergences, naming the parameter(s) involved and the likely cause (:func:`diagnose`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["NutsRun", "StruggleMonitor", "adaptation_windows", "diagnose", "sample_nuts"]
+
+ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+#: A trajectory whose energy error exceeds this is divergent (Stan's and Pyro's threshold).
+MAX_ENERGY_ERROR = 1000.0
+#: What the monitor calls struggling (see :func:`diagnose`).
+SMALL_STEP = 0.05  # on coordinates scaled to the posterior (Laplace), ~0.5-1 is usual
+MANY_STEPS = 63  # leapfrog steps per iteration, on average over a window (tree depth 6)
+LOW_BFMI = 0.3
+STRONG_CORRELATION = 0.9
+
+
+@dataclass
+class _Tree:
+    """A subtree of the trajectory: its two ends (position, momentum, gradient, and the
+    momentum times the inverse mass, ``p_sharp``), the state it proposes, the log of its
+    total multinomial weight, the sum of its momenta ``rho``, and what building it cost."""
+
+    q_minus: np.ndarray
+    p_minus: np.ndarray
+    g_minus: np.ndarray
+    q_plus: np.ndarray
+    p_plus: np.ndarray
+    g_plus: np.ndarray
+    q_prop: np.ndarray
+    u_prop: float
+    g_prop: np.ndarray
+    log_w: float
+    rho: np.ndarray
+    n_steps: int = 0
+    sum_accept: float = 0.0
+    diverging: bool = False
+    turning: bool = False
+
+
+def _no_turn(p_sharp_minus: np.ndarray, p_sharp_plus: np.ndarray, rho: np.ndarray) -> bool:
+    """The generalised no-U-turn criterion: the trajectory still extends at both ends."""
+    return float(p_sharp_minus @ rho) > 0 and float(p_sharp_plus @ rho) > 0
+
+
+class _Integrator:
+    """Leapfrog steps with a diagonal inverse mass matrix, counting gradient calls."""
+
+    def __init__(self, value_and_grad: ValueAndGrad, inv_mass: np.ndarray):
+        self.value_and_grad = value_and_grad
+        self.inv_mass = inv_mass
+        self.n_grad = 0
+
+    def kinetic(self, p: np.ndarray) -> float:
+        return 0.5 * float(p @ (self.inv_mass * p))
+
+    def step(self, q, p, g, eps):
+        p = p - 0.5 * eps * g
+        q = q + eps * self.inv_mass * p
+        self.n_grad += 1
+        with np.errstate(all="ignore"):
+            u, g = self.value_and_grad(q)
+        g = np.asarray(g, dtype=np.float64)
+        p = p - 0.5 * eps * g
+        return q, p, g, float(u)
+
+    def build(self, q, p, g, direction: int, depth: int, eps: float, h0: float, rng) -> _Tree:
+        """A subtree of ``2 ** depth`` leapfrog steps from ``(q, p)`` in ``direction``."""
+        if depth == 0:
+            q, p, g, u = self.step(q, p, g, direction * eps)
+            h = u + self.kinetic(p)
+            if not math.isfinite(h) or not np.all(np.isfinite(g)):
+                h = math.inf
+            error = h - h0
+            tree = _Tree(q, p, g, q, p, g, q, u, g, -error, p.copy(), 1)
+            tree.sum_accept = math.exp(min(0.0, -error)) if math.isfinite(error) else 0.0
+            tree.diverging = error > MAX_ENERGY_ERROR
+            return tree
+        inner = self.build(q, p, g, direction, depth - 1, eps, h0, rng)
+        if inner.diverging or inner.turning:
+            return inner
+        if direction > 0:
+            outer = self.build(inner.q_plus, inner.p_plus, inner.g_plus, 1, depth - 1, eps, h0, rng)
+        else:
+            outer = self.build(
+                inner.q_minus, inner.p_minus, inner.g_minus, -1, depth - 1, eps, h0, rng
+            )
+        merged = self.merge(inner, outer, direction)
+        # uniform multinomial sampling within a subtree
+        valid = not (outer.diverging or outer.turning)
+        if valid and math.log(rng.random()) < outer.log_w - merged.log_w:
+            merged.q_prop, merged.u_prop, merged.g_prop = outer.q_prop, outer.u_prop, outer.g_prop
+        return merged
+
+    def merge(self, inner: _Tree, outer: _Tree, direction: int) -> _Tree:
+        """``inner`` and the ``outer`` subtree built from its end in ``direction``, with the
+        U-turn check across both and between them (Stan's)."""
+        a, b = (inner, outer) if direction > 0 else (outer, inner)  # a: the minus side
+        rho = a.rho + b.rho
+        tree = _Tree(
+            a.q_minus, a.p_minus, a.g_minus, b.q_plus, b.p_plus, b.g_plus,
+            inner.q_prop, inner.u_prop, inner.g_prop,
+            float(np.logaddexp(inner.log_w, outer.log_w)), rho,
+            inner.n_steps + outer.n_steps, inner.sum_accept + outer.sum_accept,
+            inner.diverging or outer.diverging, outer.turning,
+        )  # fmt: skip
+        if not (tree.diverging or tree.turning):
+            m = self.inv_mass
+            tree.turning = not (
+                _no_turn(m * a.p_minus, m * b.p_plus, rho)
+                and _no_turn(m * a.p_minus, m * b.p_minus, a.rho + b.p_minus)
+                and _no_turn(m * a.p_plus, m * b.p_plus, b.rho + a.p_plus)
+            )
+        return tree
+
+
+@dataclass
+class Transition:
+    """One NUTS iteration's result and statistics (ArviZ's ``sample_stats`` names)."""
+
+    q: np.ndarray
+    u: float
+    g: np.ndarray
+    accept: float
+    diverging: bool
+    tree_depth: int
+    n_steps: int
+    energy: float
+
+
+def nuts_transition(
+    integrator: _Integrator,
+    q: np.ndarray,
+    u: float,
+    g: np.ndarray,
+    eps: float,
+    rng: np.random.Generator,
+    max_depth: int = 10,
+) -> Transition:
+    """One NUTS iteration from ``q`` (potential ``u``, gradient ``g``) with step size ``eps``."""
+    p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
+    h0 = u + integrator.kinetic(p)
+    tree = _Tree(q, p, g, q, p, g, q, u, g, 0.0, p.copy())
+    depth = 0
+    while depth < max_depth:
+        direction = 1 if rng.random() < 0.5 else -1
+        if direction > 0:
+            new = integrator.build(tree.q_plus, tree.p_plus, tree.g_plus, 1, depth, eps, h0, rng)
+        else:
+            new = integrator.build(
+                tree.q_minus, tree.p_minus, tree.g_minus, -1, depth, eps, h0, rng
+            )
+        depth += 1
+        if new.diverging or new.turning:
+            tree.n_steps += new.n_steps
+            tree.sum_accept += new.sum_accept
+            tree.diverging = new.diverging
+            break
+        # biased progressive sampling: prefer the new subtree's proposal
+        take_new = math.log(rng.random()) < new.log_w - tree.log_w
+        merged = integrator.merge(tree, new, direction)
+        if take_new:
+            merged.q_prop, merged.u_prop, merged.g_prop = new.q_prop, new.u_prop, new.g_prop
+        tree = merged
+        if tree.turning:
+            break
+    accept = tree.sum_accept / max(tree.n_steps, 1)
+    return Transition(
+        tree.q_prop, tree.u_prop, tree.g_prop, accept, tree.diverging, depth, tree.n_steps, h0
+    )
+
+
+class DualAveraging:
+    """Nesterov dual averaging of ``log eps`` towards an acceptance statistic (Stan's
+    constants: gamma 0.05, t0 10, kappa 0.75, shrinking towards ``log(10 eps0)``)."""
+
+    def __init__(self, eps: float, target: float):
+        self.target = target
+        self.restart(eps)
+
+    def restart(self, eps: float) -> None:
+        self.mu = math.log(10 * eps)
+        self.t = 0
+        self.h_bar = 0.0
+        self.log_eps = math.log(eps)
+        self.log_eps_bar = 0.0
+
+    def update(self, accept: float) -> float:
+        self.t += 1
+        eta = 1.0 / (self.t + 10)
+        self.h_bar = (1 - eta) * self.h_bar + eta * (self.target - accept)
+        self.log_eps = self.mu - math.sqrt(self.t) / 0.05 * self.h_bar
+        weight = self.t**-0.75
+        self.log_eps_bar = weight * self.log_eps + (1 - weight) * self.log_eps_bar
+        return math.exp(self.log_eps)
+
+    @property
+    def final(self) -> float:
+        return math.exp(self.log_eps_bar)
+
+
+def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
+    """The slow windows ``(first, last)`` (0-based iterations, inclusive) after each of which
+    the mass matrix is updated: Stan's schedule (init buffer 75, windows 25, 50, 100, ...,
+    terminal buffer 50; 15% / 75% / 10% of a warmup under 150 iterations). Empty under 20
+    iterations (step size only)."""
+    if warmup < 20:
+        return []
+    init, term, base = 75, 50, 25
+    if warmup < init + term + base:
+        init, term = int(0.15 * warmup), int(0.1 * warmup)
+        base = warmup - init - term
+    windows, start, size = [], init, base
+    last = warmup - term
+    while start < last:
+        end = start + size
+        if end + 2 * size > last:  # the next window would not fit: this one takes the rest
+            end = last
+        windows.append((start, end - 1))
+        start, size = end, 2 * size
+    return windows
+
+
+def find_step_size(integrator: _Integrator, q, u, g, eps: float, rng) -> float:
+    """Stan's heuristic: double or halve ``eps`` until one leapfrog step's acceptance
+    probability crosses 0.8."""
+    p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
+    h0 = u + integrator.kinetic(p)
+
+    def log_accept(eps: float) -> float:
+        _, p1, _, u1 = integrator.step(q, p, g, eps)
+        h = u1 + integrator.kinetic(p1)
+        return h0 - h if math.isfinite(h) else -math.inf
+
+    direction = 1 if log_accept(eps) > math.log(0.8) else -1
+    for _ in range(50):
+        new = eps * 2.0**direction
+        crossed = (
+            log_accept(new) <= math.log(0.8) if direction > 0 else log_accept(new) > math.log(0.8)
+        )
+        if crossed:
+            return eps if direction > 0 else new
+        eps = new
+    return eps
+
+
+@dataclass
+class NutsRun:
+    """A finished chain: kept positions ``[samples, d]`` and per-iteration statistics over all
+    ``warmup + samples`` iterations; ``problems``: the monitor's messages."""
+
+    draws: np.ndarray
+    stats: dict[str, np.ndarray]
+    inv_mass: np.ndarray
+    step_size: float
+    problems: list[str] = field(default_factory=list)
+
+
+def sample_nuts(
+    value_and_grad: ValueAndGrad,
+    start: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    warmup: int,
+    samples: int,
+    target_accept: float = 0.8,
+    inv_mass: np.ndarray | None = None,
+    max_depth: int = 10,
+    monitor: StruggleMonitor | None = None,
+    on_iteration: Callable[[], None] | None = None,
+) -> NutsRun:
+    """``warmup`` adapting iterations then ``samples`` kept ones of NUTS on the potential
+    ``U`` (``value_and_grad(q) -> (U(q), dU/dq)``) from ``start``; ``inv_mass``: the diagonal
+    inverse mass matrix to adapt from (default ones)."""
+    q = np.array(start, dtype=np.float64)
+    d = q.size
+    integrator = _Integrator(value_and_grad, np.ones(d) if inv_mass is None else np.array(inv_mass))
+    u, g = value_and_grad(q)
+    u, g = float(u), np.asarray(g, dtype=np.float64)
+    eps = find_step_size(integrator, q, u, g, 1.0, rng)
+    averaging = DualAveraging(eps, target_accept)
+    windows = adaptation_windows(warmup)
+    in_window = {i for first, last in windows for i in range(first, last + 1)}
+    window_ends = {last for _, last in windows}
+    total = warmup + samples
+    keys = ("accept", "diverging", "step_size", "tree_depth", "n_steps", "energy", "lp")
+    stats = {k: np.zeros(total) for k in keys}
+    draws = np.empty((samples, d))
+    window: list[np.ndarray] = []
+    positions = np.empty((total, d))
+    for i in range(total):
+        t = nuts_transition(integrator, q, u, g, eps, rng, max_depth)
+        q, u, g = t.q, t.u, t.g
+        positions[i] = q
+        for k, v in (
+            ("accept", t.accept),
+            ("diverging", t.diverging),
+            ("step_size", eps),
+            ("tree_depth", t.tree_depth),
+            ("n_steps", t.n_steps),
+            ("energy", t.energy),
+            ("lp", -u),
+        ):
+            stats[k][i] = v
+        if i < warmup:
+            eps = averaging.update(t.accept)
+            if i in in_window:
+                window.append(q)
+            if i in window_ends:
+                n = len(window)
+                var = np.var(np.asarray(window), axis=0, ddof=1)
+                integrator.inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+                window = []
+                eps = find_step_size(integrator, q, u, g, eps, rng)
+                averaging.restart(eps)
+                if monitor is not None:
+                    monitor.check(i, positions, stats, lo=i + 1 - n, adapting=True)
+            if i == warmup - 1:
+                eps = averaging.final
+                if monitor is not None:
+                    monitor.check(i, positions, stats, lo=max(0, i - 99), adapting=True)
+        else:
+            draws[i - warmup] = q
+            if monitor is not None and (i + 1 - warmup) % monitor.every == 0:
+                monitor.check(i, positions, stats, lo=i + 1 - monitor.every)
+        if on_iteration is not None:
+            on_iteration()
+    return NutsRun(
+        draws, stats, integrator.inv_mass, eps, [] if monitor is None else monitor.messages
+    )
+
+
+# -- the monitor ------------------------------------------------------------------------------
+@dataclass
+class StruggleMonitor:
+    """Reports a struggling chain while it runs (module docstring): ``report(message)`` is
+    called at most once per kind of problem. ``names``: the parameters' names, ``unscale``
+    maps the sampler's positions ``[n, d]`` to those parameters (e.g. undoing a Laplace
+    whitening) so that correlations and scales are the model's."""
+
+    names: Sequence[str]
+    report: Callable[[str], None]
+    unscale: Callable[[np.ndarray], np.ndarray] = lambda x: x
+    every: int = 100
+    max_depth: int = 10
+    messages: list[str] = field(default_factory=list)
+    _said: set[str] = field(default_factory=set)
+
+    def check(
+        self, i: int, positions: np.ndarray, stats: dict, lo: int, adapting: bool = False
+    ) -> None:
+        """Look at iterations ``lo..i`` and report each new kind of problem (while
+        ``adapting``, only the cost of the trajectories: the step size search makes
+        divergences and energy jumps there part of the method)."""
+        lo = max(0, lo)
+        for kind, message in diagnose(
+            self.unscale(positions[lo : i + 1]),
+            positions[lo : i + 1],
+            {k: v[lo : i + 1] for k, v in stats.items()},
+            self.names,
+            self.max_depth,
+            adapting,
+        ):
+            if kind in self._said:
+                continue
+            self._said.add(kind)
+            text = f"iteration {i + 1}: {message}"
+            self.messages.append(text)
+            self.report(text)
+
+
+def ebfmi(energy: np.ndarray) -> float:
+    """E-BFMI of a run of energies (ArviZ's ``bfmi``): mean squared change over variance."""
+    if len(energy) < 3 or np.var(energy) == 0:
+        return math.inf
+    return float(np.mean(np.diff(energy) ** 2) / np.var(energy))
+
+
+def diagnose(
+    draws: np.ndarray,
+    positions: np.ndarray,
+    stats: dict[str, np.ndarray],
+    names: Sequence[str],
+    max_depth: int = 10,
+    adapting: bool = False,
+) -> list[tuple[str, str]]:
+    """``(kind, message)`` for each sign of a struggling sampler in a stretch of iterations
+    (``draws [n, d]`` in the model's parameters, ``positions [n, d]`` in the sampler's
+    coordinates, whose ``j``-th is named after the ``j``-th parameter, and their ``stats``):
+    a tiny step size, long
+    trajectories, the maximum tree depth, a low E-BFMI, divergences (the last two not while
+    ``adapting``). Each message names the
+    parameter(s) most likely responsible and the likely cause (:func:`_suspects`)."""
+    n_steps, eps = stats["n_steps"], stats["step_size"]
+    signs = []
+    if np.median(eps) < SMALL_STEP:
+        signs.append(("step", f"step size {np.median(eps):.3g}"))
+    at_max = int(np.sum(stats["tree_depth"] >= max_depth))
+    if at_max:
+        signs.append(
+            ("depth", f"{at_max} of {len(n_steps)} trajectories hit the maximum tree depth")
+        )
+    elif np.mean(n_steps) > MANY_STEPS:
+        signs.append(("steps", f"{np.mean(n_steps):.0f} leapfrog steps per iteration"))
+    bfmi = math.inf if adapting else ebfmi(stats["energy"])
+    if bfmi < LOW_BFMI:
+        signs.append(("bfmi", f"E-BFMI {bfmi:.2f}"))
+    n_div = 0 if adapting else int(np.sum(stats["diverging"]))
+    if n_div:
+        signs.append(("divergences", f"{n_div} divergent transition(s)"))
+    if not signs:
+        return []
+    suspects = _suspects(draws, positions, stats["diverging"].astype(bool), names)
+    return [(kind, f"sampler struggling: {what}; {suspects}") for kind, what in signs]
+
+
+def _suspects(
+    draws: np.ndarray, positions: np.ndarray, diverging: np.ndarray, names: Sequence[str]
+) -> str:
+    """Which parameters, and why: divergences gathered at one end of a parameter (a wall or
+    a funnel's neck), a strong correlation (a diagonal mass matrix cannot follow it: a
+    hierarchical shift, a ridge; measured in the sampler's coordinates, where the mass matrix
+    acts), else the parameter that mixes slowest (the smallest ESS: scales that differ)."""
+    n, d = draws.shape
+    sd = draws.std(0)
+    parts = []
+    if diverging.any() and n > diverging.sum() >= 1 and np.all(sd > 0):
+        z = (draws[diverging].mean(0) - draws.mean(0)) / sd
+        j = int(np.argmax(np.abs(z)))
+        if abs(z[j]) > 0.5:
+            side = "low" if z[j] < 0 else "high"
+            parts.append(
+                f"divergences gather where {names[j]} is {side} ({z[j]:+.1f} sd): the density "
+                f"changes faster there than the step size allows (a steep wall or a funnel)"
+            )
+    if n >= 10 and d >= 2 and np.all(positions.std(0) > 0):
+        corr = np.corrcoef(positions.T)
+        np.fill_diagonal(corr, 0)
+        a, b = np.unravel_index(np.argmax(np.abs(corr)), corr.shape)
+        if abs(corr[a, b]) > STRONG_CORRELATION:
+            parts.append(
+                f"{names[a]} and {names[b]} are strongly correlated (r = {corr[a, b]:+.3f}): "
+                "a diagonal mass matrix cannot follow the ridge (a centred hierarchical "
+                "parameter, or a posterior narrow in one combination)"
+            )
+    if not parts and n >= 10 and np.all(sd > 0):
+        centred = draws - draws.mean(0)
+        lag1 = (centred[1:] * centred[:-1]).mean(0) / centred.var(0)
+        j = int(np.argmax(lag1))
+        ess = n * (1 - lag1[j]) / (1 + lag1[j])
+        parts.append(
+            f"{names[j]} mixes slowest (lag-1 autocorrelation {lag1[j]:.2f}, ESS ~{ess:.0f} "
+            f"of {n}): its scale differs from what the mass matrix expects, or its posterior "
+            "is far from Gaussian"
+        )
+    return "; ".join(parts) if parts else "no single parameter stands out"
