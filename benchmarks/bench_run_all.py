@@ -1,0 +1,106 @@
+"""Wall-clock time of ``scai run all`` at full size (20 simulations, 5 epochs, every condition
+and the inconsistency sweep), each repeat a cold start of the command into a fresh ``--out``
+(nothing cached), with the CPU time of the command and its workers, where the time goes (the
+conditions, computed together, then each experiment's report from the cache) and whether the
+run's figures and numbers equal the committed ones (``figures/``).
+
+    .venv/bin/python benchmarks/bench_run_all.py --repeats 3
+
+prints a Markdown table, the command it timed and the machine's load before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What the committed figures folder holds that a ``scai run all`` writes.
+FIGURES = (
+    "alignment.png",
+    "generalization.png",
+    "generalization_shift.png",
+    "inconsistency.png",
+    "inconsistency_share.png",
+    "comparison.md",
+)
+
+
+def run_once(scai: str, out: Path, workers: int | None) -> dict:
+    command = [scai, "run", "all", "--out", str(out), "--figures", str(out / "figures")]
+    if workers:
+        command += ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr}")
+    reports = dict(re.findall(r"^([\w-]+): done in ([\d.]+) s", done.stdout, re.M))
+    computed = re.search(r"conditions computed in ([\d.]+) s", done.stdout)
+    fails = done.stdout.count("  FAIL  ")
+    passes = done.stdout.count("  PASS  ")
+    same = all(
+        filecmp.cmp(out / "figures" / name, ROOT / "figures" / name, shallow=False)
+        for name in FIGURES
+    )
+    return {
+        "command": " ".join(["scai", *command[1:]]),
+        "wall": wall,
+        "user": after.ru_utime - before.ru_utime,
+        "system": after.ru_stime - before.ru_stime,
+        "conditions": float(computed.group(1)) if computed else float("nan"),
+        "reports": {k: float(v) for k, v in reports.items()},
+        "checks": f"{passes} PASS, {fails} FAIL",
+        "figures equal": same,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, help="default: the command's")
+    args = parser.parse_args()
+    scai = str(Path(sys.executable).with_name("scai"))
+    load = [os.getloadavg()[0]]
+    rows = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory(prefix="scai-bench-run-all-") as tmp:
+            rows.append(run_once(scai, Path(tmp) / "out", args.workers))
+        load.append(os.getloadavg()[0])
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"1-minute load average before and after each repeat: {', '.join(f'{v:.1f}' for v in load)}"
+    )
+    print(f"command (cwd {ROOT.name}/, fresh --out each repeat): {rows[0]['command']}\n")
+    print(
+        "| repeat | wall (s) | CPU user + system (s) | conditions (s) | reports: alignment, "
+        "generalization, inconsistency (s) | checks | figures equal the committed |"
+    )
+    print("|---:|---:|---:|---:|---|---|---|")
+    for i, row in enumerate(rows, 1):
+        reports = ", ".join(
+            f"{row['reports'].get(n, float('nan')):.1f}"
+            for n in ("alignment", "generalization", "inconsistency")
+        )
+        print(
+            f"| {i} | {row['wall']:.1f} | {row['user']:.1f} + {row['system']:.1f} | "
+            f"{row['conditions']:.1f} | {reports} | {row['checks']} | {row['figures equal']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
