@@ -156,3 +156,29 @@ def test_the_slowdown_is_counted_in_interactions():
     late = summary_of(conds, {c: [0.5, 0.6, 0.6, 0.95] for c in conds})  # epoch 4: too late
     checks, _, _ = checks_and_numbers(late, curves=curves_of([0.5, 0.6, 0.95], [0.5, 0.95, 0.95]))
     assert not checks[name]
+
+
+def test_the_interaction_curve_ends_where_the_next_epoch_starts():
+    """After all of epoch 1's games, the per-interaction curve is the epoch fit's epoch 2."""
+    from scai.experiments.original_logs.assistant import interaction_curve, run_condition
+    from scai.models.hypotheses import get_hypothesis
+
+    rows = []
+    for epoch, pot in ((1, 10), (2, 12)):
+        for r, (p, q) in enumerate((("u1", "u2"), ("u3", "u4"), ("u5", "u6")), start=1):
+            rows.append(
+                {
+                    "sim": "run", "epoch": epoch, "round": r, "proposer": p, "responder": q,
+                    "currency": "apples", "pot": pot, "offer": pot, "accepted": 1,
+                    "proposer_tone": "rude", "responder_tone": "rude",
+                }
+            )  # fmt: skip
+    games = pd.DataFrame(rows)
+    hypothesis = get_hypothesis("real_agents_stereotyped")
+    curve = interaction_curve(games, {"run": "altruistic"}, hypothesis, seed=0)
+    assert curve["interactions"].tolist() == [1, 2, 3]
+    epochs = run_condition(games, {"run": "altruistic"}, hypothesis, seed=0, epochs=2)
+    at_2 = epochs.loc[epochs.epoch == 2, "p_true_norm"].item()
+    assert curve["p_true_norm"].iloc[-1] == pytest.approx(at_2, abs=0.01)
+    # altruistic proposals from rude users: belief in the configured norm grows game by game
+    assert curve["p_true_norm"].is_monotonic_increasing
