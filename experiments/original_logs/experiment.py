@@ -11,8 +11,12 @@ Writes ``OUT/original-logs/summary.csv`` (one row per ``condition, hypothesis, t
 epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot),
 ``accept_agreement``, ``p_true_norm`` and ``pi_<norm>``, the last two for scai only),
 ``comparison.md`` (also beside the figures, as ``original_logs_comparison.md``), and a figure per
-experiment. Each condition's fits are cached, so an
-interrupted run resumes.
+experiment; and, for the checks of :mod:`.report`: ``decision_bounds.csv`` (the agreement any
+norm could reach with the users' decisions, :mod:`.decisions`), ``interaction_curves.csv``
+(``p_true_norm`` after each user-user game of epoch 1, under the stereotype, for the conditions
+the slowdown check compares, with its figure) and ``tone_gap.csv`` (where read tones move
+``p_true_norm`` from the configured tones', the configured tones heard through the reader:
+:func:`tone_gap`). Each fit is cached, so an interrupted run resumes.
 """
 
 from __future__ import annotations
