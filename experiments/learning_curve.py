@@ -8,8 +8,23 @@ import pandas as pd
 
 from scai.experiments.conditions import Condition
 from scai.inference.exact import fit_exact
+from scai.inference.posterior import Posterior
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import ASSISTANT, GroupData
+
+
+def prefix_fit(
+    rows: pd.DataFrame, hyp: Hypothesis, user_ids: dict, seed: int = 0, num_draws: int = 10
+) -> tuple[GroupData, Posterior, list[tuple[str, int]]]:
+    """Every simulation's prefixes of ``rows`` (in table order), fitted at once as separate
+    groups of one exact fit (:meth:`GroupData.prefixes`): group ``"<sim>#<n>"`` holds the
+    simulation's first ``n`` rows and all of its users ``user_ids[sim]`` (those not yet seen
+    too). Returns the data, the posterior and, per group in the posterior's order, ``(sim, n)``."""
+    users = {str(sim): user_ids[str(sim)] for sim in rows["sim"].unique()}
+    data = GroupData.from_table(rows, users=users).prefixes()
+    post = fit_exact(data, hyp, seed=seed, num_draws=num_draws)
+    groups = [(sim, int(n)) for sim, n in (g.rsplit("#", 1) for g in data.sim_ids)]
+    return data, post, groups
 
 
 def learning_curve(
@@ -17,19 +32,16 @@ def learning_curve(
 ) -> pd.DataFrame:
     """Posterior probability of the true norm after each interaction with a user, for every
     simulation: all prefixes are fitted at once as separate groups of one exact fit
-    (:meth:`GroupData.prefixes`)."""
+    (:func:`prefix_fit`)."""
     rows = interactions[
         ~((interactions.proposer == ASSISTANT) & (interactions.responder == ASSISTANT))
     ].reset_index(drop=True)
-    users = {str(sim): user_ids[str(sim)] for sim in rows["sim"].unique()}
-    data = GroupData.from_table(rows, users=users).prefixes()
-    post = fit_exact(data, hyp, num_draws=10)
+    data, post, groups = prefix_fit(rows, hyp, user_ids)
     k = hyp.policy_index(cond.true_policy)
     out = []
-    for s, sim_id in enumerate(data.sim_ids):
-        sim, n = sim_id.split("#")
+    for s, (sim, n) in enumerate(groups):
         count = len(data.user_ids[s])
-        out.append((int(sim), int(n), float(post.policy_probs[s, :count, k].mean())))
+        out.append((int(sim), n, float(post.policy_probs[s, :count, k].mean())))
     return pd.DataFrame(out, columns=["sim", "interactions", "p_true"])
 
 

@@ -11,8 +11,12 @@ Writes ``OUT/original-logs/summary.csv`` (one row per ``condition, hypothesis, t
 epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot),
 ``accept_agreement``, ``p_true_norm`` and ``pi_<norm>``, the last two for scai only),
 ``comparison.md`` (also beside the figures, as ``original_logs_comparison.md``), and a figure per
-experiment. Each condition's fits are cached, so an
-interrupted run resumes.
+experiment; and, for the checks of :mod:`.report`: ``decision_bounds.csv`` (the agreement any
+norm could reach with the users' decisions, :mod:`.decisions`), ``interaction_curves.csv``
+(``p_true_norm`` after each user-user game of epoch 1, under the stereotype, for the conditions
+the slowdown check compares, with its figure) and ``tone_gap.csv`` (where read tones move
+``p_true_norm`` from the configured tones', the configured tones heard through the reader:
+:func:`tone_gap`). Each fit is cached, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -30,8 +34,15 @@ import torch
 
 from scai.experiments.cache import CacheWarning, code_version, file_digest
 from scai.experiments.common import ExperimentResult, figure_dir, format_checks, output_dir
-from scai.experiments.original_logs.assistant import EPOCHS, run_condition, user_games
-from scai.experiments.original_logs.tones import LOG_TONES, with_tones
+from scai.experiments.original_logs.assistant import (
+    EPOCHS,
+    interaction_curve,
+    run_condition,
+    user_games,
+)
+from scai.experiments.original_logs.decisions import decision_bounds
+from scai.experiments.original_logs.report import INCONSISTENT, READ_TOLERANCE, STEREOTYPED
+from scai.experiments.original_logs.tones import LOG_TONES, config_tones, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.progress import progress_bar
 from scai.inference.workers import worker_pool
@@ -43,6 +54,13 @@ NAME = "original-logs"
 HYPOTHESES = ("real_agents", "real_agents_stereotyped")
 QUICK_RUNS = 3  # runs per condition with --quick
 QUICK_CONDITIONS = ("exp3/altruistic_rude", "exp3/altruistic_neutral", "exp3/selfish_sycophantic")
+#: What a fit computes: rows per epoch (:func:`run_condition`) or per interaction of epoch 1
+#: (:func:`interaction_curve`, for the conditions the slowdown check compares).
+EPOCHS_KIND, CURVE_KIND = "epochs", "interactions"
+CURVE_CONDITIONS = (*INCONSISTENT, *INCONSISTENT.values())
+CURVES_FILE = "interaction_curves.csv"
+BOUNDS_FILE = "decision_bounds.csv"
+TONE_GAP_FILE = "tone_gap.csv"
 
 
 def imported(source: Path, folder: Path) -> dict[str, pd.DataFrame]:
@@ -117,19 +135,63 @@ def run(
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     reference = reference_rows(games, logs["gpt4"])
-    jobs = [(c, h, t) for c in runs["cond"].unique() for h in hypotheses for t in tones]
-    fits = []  # (cond, hypothesis, tones, sims, cache path, fit arguments)
-    for cond, hyp_name, mode in jobs:
+    jobs = [
+        (c, h, t, EPOCHS_KIND) for c in runs["cond"].unique() for h in hypotheses for t in tones
+    ]
+    # the per-interaction curves of the conditions the slowdown check compares
+    check_tones = "read" if "read" in tones else "config"
+    jobs += [
+        (c, STEREOTYPED, check_tones, CURVE_KIND)
+        for c in runs["cond"].unique()
+        if c in CURVE_CONDITIONS and STEREOTYPED in hypotheses and check_tones in tones
+    ]
+    fits = []  # (cond, hypothesis, tones, kind, sims, cache path, fit arguments)
+    for cond, hyp_name, mode, kind in jobs:
         in_cond = runs[runs["cond"] == cond]
         sims = set(in_cond["sim"])
         policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
         cond_games = games[games["sim"].isin(sims)]
         hypothesis = get_hypothesis(hyp_name)
         table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader)
-        path = cache / f"{_key(table, hyp, seed)}.csv"
-        fits.append((cond, hyp_name, mode, sims, path, (table, policy, hyp, seed, str(path))))
+        path = cache / f"{_key(table, hyp, seed, kind)}.csv"
+        args = (table, policy, hyp, seed, str(path), kind)
+        fits.append((cond, hyp_name, mode, kind, sims, path, args))
+    _run_fits([f[5:] for f in fits], workers, progress)
+    parts, curves = [], []
+    for cond, hyp_name, mode, kind, sims, path, _args in fits:
+        rows = pd.read_csv(path).assign(condition=cond, hypothesis=hyp_name, tones=mode)
+        if kind == CURVE_KIND:
+            curves.append(rows)
+            continue
+        ref = reference[reference["sim"].isin(sims)]
+        ref = ref.assign(condition=cond, hypothesis=hyp_name, tones=mode)
+        parts.append(pd.concat([ref, rows], ignore_index=True))
+    keys = ["condition", "hypothesis", "tones", "sim", "interactions"]
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=keys)
+    curve = curve[[*keys, "p_true_norm"]].sort_values(keys).reset_index(drop=True)
+    write_csv_atomic(curve, out / CURVES_FILE)
+    scored = games.merge(runs[["sim", "cond"]], on="sim").rename(columns={"cond": "condition"})
+    write_csv_atomic(decision_bounds(scored), out / BOUNDS_FILE)
+    columns = ["condition", "hypothesis", "tones", "sim", "epoch", "agent", "offered_share"]
+    summary = pd.concat(parts, ignore_index=True)
+    rest = [c for c in summary.columns if c not in columns]
+    summary = summary[columns + rest].sort_values(columns[:6]).reset_index(drop=True)
+    write_csv_atomic(summary, out / "summary.csv")
+    if "read" in tones and "config" in tones:
+        gap = tone_gap(summary, runs, games, logs["users"], reader, seed, cache, workers, progress)
+        write_csv_atomic(gap, out / TONE_GAP_FILE)
+    else:  # not measured: no stale file from an earlier run
+        (out / TONE_GAP_FILE).unlink(missing_ok=True)
+    from scai.experiments.original_logs.report import write_figures
+
+    return summary, write_figures(summary, figures, curve)
+
+
+def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
+    """Run the fits ``(cache path, arguments of _fit_to_cache)`` not yet cached, in ``workers``
+    processes (default: one per core)."""
     bar = progress_bar(total=len(fits), desc="fits", disable=not progress)
-    todo = [f[5] for f in fits if not cached(f[4])]
+    todo = [args for path, args in fits if not cached(path)]
     bar.update(len(fits) - len(todo))
     workers = min(workers or os.cpu_count() or 1, len(todo))
     if workers > 1:
@@ -142,30 +204,72 @@ def run(
             _fit_to_cache(*job)
             bar.update()
     bar.close()
-    parts = []
-    for cond, hyp_name, mode, sims, path, _ in fits:
-        rows = pd.read_csv(path)
-        ref = reference[reference["sim"].isin(sims)]
-        both = pd.concat([ref, rows], ignore_index=True)
-        parts.append(both.assign(condition=cond, hypothesis=hyp_name, tones=mode))
-    columns = ["condition", "hypothesis", "tones", "sim", "epoch", "agent", "offered_share"]
-    summary = pd.concat(parts, ignore_index=True)
-    rest = [c for c in summary.columns if c not in columns]
-    summary = summary[columns + rest].sort_values(columns[:6]).reset_index(drop=True)
-    write_csv_atomic(summary, out / "summary.csv")
-    from scai.experiments.original_logs.report import write_figures
-
-    return summary, write_figures(summary, figures)
 
 
-def _fit_to_cache(table: pd.DataFrame, policy, hypothesis, seed: int, path: str) -> None:
-    """One condition's fit (:func:`run_condition`), written to ``path``. Torch runs on one
+def tone_gap(
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    games: pd.DataFrame,
+    users: pd.DataFrame,
+    reader,
+    seed: int,
+    cache: Path,
+    workers: int | None,
+    progress: bool,
+) -> pd.DataFrame:
+    """Where read tones move scai's mean ``p_true_norm`` more than :data:`READ_TOLERANCE` from
+    the configured tones' (in any epoch), why: the configured tones are fitted once more as if
+    the reader had reported them (the configured tone as the report, the reader's confusion in
+    the hypothesis). One row per ``condition, hypothesis, epoch`` of those: ``read``,
+    ``config`` and ``config_heard_by_reader`` (mean ``p_true_norm``); ``read -
+    config_heard_by_reader`` is what the reader's mistakes cost, ``config_heard_by_reader -
+    config`` what its channel costs (the tones it cannot report, e.g. polite)."""
+    scai = summary[summary["agent"] == "scai"]
+    means = scai.groupby(["condition", "hypothesis", "tones", "epoch"])["p_true_norm"].mean()
+    means = means.unstack("tones")
+    gap = (means["read"] - means["config"]).abs().groupby(["condition", "hypothesis"]).max()
+    fits, labels = [], []
+    for cond, hyp_name in gap[gap > READ_TOLERANCE].index:
+        in_cond = runs[runs["cond"] == cond]
+        policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
+        table = config_tones(games[games["sim"].isin(set(in_cond["sim"]))], users)
+        hyp = get_hypothesis(hyp_name).with_(reader_confusion=reader.confusion)
+        path = cache / f"{_key(table, hyp, seed)}.csv"
+        fits.append((path, (table, policy, hyp, seed, str(path))))
+        labels.append((cond, hyp_name))
+    _run_fits(fits, workers, progress)
+    rows = []
+    for (cond, hyp_name), (path, _) in zip(labels, fits, strict=True):
+        heard = pd.read_csv(path).groupby("epoch")["p_true_norm"].mean()
+        for epoch, value in heard.items():
+            rows.append(
+                {
+                    "condition": cond,
+                    "hypothesis": hyp_name,
+                    "epoch": epoch,
+                    "read": means.loc[(cond, hyp_name, epoch), "read"],
+                    "config": means.loc[(cond, hyp_name, epoch), "config"],
+                    "config_heard_by_reader": float(value),
+                }
+            )
+    columns = ["condition", "hypothesis", "epoch", "read", "config", "config_heard_by_reader"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _fit_to_cache(
+    table: pd.DataFrame, policy, hypothesis, seed: int, path: str, kind: str = "epochs"
+) -> None:
+    """One condition's fit, written to ``path``: by epoch (:func:`run_condition`) or, ``kind``
+    ``"interactions"``, per interaction of epoch 1 (:func:`interaction_curve`). Torch runs on one
     thread whether or not in a worker process: how many threads share a reduction can change
     its rounding, so the rows are the same for a seed whatever ``--workers`` is."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rows = run_condition(table, policy, hypothesis, seed).assign(agent="scai")
+        if kind == CURVE_KIND:
+            rows = interaction_curve(table, policy, hypothesis, seed)
+        else:
+            rows = run_condition(table, policy, hypothesis, seed).assign(agent="scai")
     finally:
         torch.set_num_threads(threads)
     write_csv_atomic(rows, Path(path))
@@ -201,7 +305,7 @@ def cached(path: Path) -> bool:
     return False
 
 
-def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
+def _key(table: pd.DataFrame, hypothesis, seed: int, kind: str = EPOCHS_KIND) -> str:
     """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs and
     the code (:func:`scai.experiments.cache.code_version`: scai's source and its libraries'
     versions), so that other code refits instead of reusing its rows."""
@@ -210,6 +314,7 @@ def _key(table: pd.DataFrame, hypothesis, seed: int) -> str:
             "hypothesis": hypothesis.to_dict(),
             "seed": seed,
             "epochs": EPOCHS,
+            **({} if kind == EPOCHS_KIND else {"kind": kind}),
             "code": code_version(),
         },
         sort_keys=True,
@@ -272,7 +377,9 @@ def main(args):
         tones=tones,
         workers=getattr(args, "workers", None),
     )
-    checks, numbers, table = checks_and_numbers(summary)
+    extras = [out / name for name in (CURVES_FILE, BOUNDS_FILE, TONE_GAP_FILE)]
+    curves, bounds, gap = (pd.read_csv(p) if p.exists() else None for p in extras)
+    checks, numbers, table = checks_and_numbers(summary, curves, bounds, gap)
     numbers.update(gpt4_numbers(out))
     # beside the figures too: the README shows the committed copy (tests/test_readme.py)
     for path in (out / "comparison.md", figure_dir(args) / COMPARISON_FILE):

@@ -5,13 +5,17 @@ configured tones), from the paper's epoch 2 on (the first epoch the assistant pl
 seeing one):
 
 * offers: scai's offered share within 5 points of the users' in at least 95% of (run, epoch);
-* decisions: scai's decisions agree with the users' in at least 90% (mean agreement);
+* decisions: scai's decisions agree with the users' in at least 90% (mean agreement) where
+  some norm can (:mod:`.decisions`: the best stationary policy's agreement, in hindsight, at
+  least 0.9); where none can, within :data:`DECISION_TOLERANCE` of the best one's;
 * beliefs: ``p_true_norm`` (the users' mean posterior probability that they propose by the
   configured policy) at least 0.9 in every epoch; under ``real_agents_stereotyped`` the
   inconsistent groups (altruistic + rude, selfish + sycophantic) from epoch 3, and they reach
-  0.9 later than their neutral-manner counterparts, by epoch 3 at the latest;
-* reading: with read tones, every condition's ``p_true_norm`` within 0.05 of the configured
-  tones' run.
+  0.9 later than their neutral-manner counterparts (counted in user-user games seen, from the
+  per-interaction curves of epoch 1), by epoch 3 at the latest;
+* reading: with read tones, every condition's ``p_true_norm`` within :data:`READ_TOLERANCE` of
+  the configured tones' run; and, where it is not, the reader's own mistakes (read tones
+  against the configured ones heard through the reader's confusion matrix) within it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ INCONSISTENT = {
     "exp3/selfish_sycophantic": "exp3/selfish_neutral",
 }
 STEREOTYPED = "real_agents_stereotyped"
+#: How far read tones may move ``p_true_norm`` from the configured tones' run.
+READ_TOLERANCE = 0.05
+#: Where no norm agrees with 90% of the users' decisions: how far below the best one may be.
+DECISION_TOLERANCE = 0.05
+DECISION_TARGET = 0.9
 
 
 def _tones(summary: pd.DataFrame) -> str:
@@ -65,9 +74,27 @@ def first_epoch_at(curve: pd.Series, level: float = 0.9) -> float:
     return float("nan")
 
 
-def checks_and_numbers(summary: pd.DataFrame) -> tuple[dict, dict, str]:
-    """The checks, the numbers behind them and the comparison table (markdown)."""
+def first_reached(curve: pd.DataFrame, level: float = 0.9) -> float:
+    """The number of interactions after which the mean ``p_true_norm`` over runs reaches
+    ``level`` and stays there; one more than the curve's length if it never does."""
+    mean = curve.groupby("interactions")["p_true_norm"].mean()
+    at = first_epoch_at(mean, level)
+    return float(mean.index.max() + 1) if pd.isna(at) else at
+
+
+def checks_and_numbers(
+    summary: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    bounds: pd.DataFrame | None = None,
+    gap: pd.DataFrame | None = None,
+) -> tuple[dict, dict, str]:
+    """The checks, the numbers behind them and the comparison table (markdown), from the
+    summary, the per-interaction curves, the decision bounds (:mod:`.decisions`) and the
+    decomposition of the read-versus-configured gap (``experiment.tone_gap``)."""
     tones = _tones(summary)
+    best = (
+        {} if bounds is None else dict(zip(bounds.condition, bounds.best_stationary, strict=True))
+    )
     joined = _scai_vs_users(summary, tones)
     later = joined[joined["epoch"] >= 2]
     checks, numbers = {}, {}
@@ -83,7 +110,17 @@ def checks_and_numbers(summary: pd.DataFrame) -> tuple[dict, dict, str]:
         for epoch, value in p_true.items():
             numbers[f"{cond} | {hyp}: p_true_norm at epoch {epoch}"] = float(value)
         checks[f"{cond} | {hyp}: offers within 5 points in >= 95% (epochs 2-5)"] = close >= 0.95
-        checks[f"{cond} | {hyp}: decisions agree >= 90% (epochs 2-5)"] = agree >= 0.9
+        numbers[f"{cond} | {hyp}: decision agreement (more probable decision)"] = float(
+            part["decision_agreement"].mean()
+        )
+        bound = best.get(cond, 1.0)
+        if bound >= DECISION_TARGET:
+            checks[f"{cond} | {hyp}: decisions agree >= 90% (epochs 2-5)"] = agree >= 0.9
+        else:
+            checks[
+                f"{cond} | {hyp}: decisions agree within {DECISION_TOLERANCE} of the best "
+                f"norm's {bound:.3f} (no norm reaches 90%; epochs 2-5)"
+            ] = agree >= bound - DECISION_TOLERANCE
         checks[f"{cond} | {hyp}: p_true_norm >= 0.9 from epoch {start}"] = bool(
             (p_true[p_true.index >= start] >= 0.9).all()
         )
@@ -91,22 +128,83 @@ def checks_and_numbers(summary: pd.DataFrame) -> tuple[dict, dict, str]:
     for cond, part in gpt4[gpt4["epoch"] >= 2].groupby("condition"):
         close = float((abs(part["offered_share"] - part["offered_share_users"]) <= 5).mean())
         numbers[f"{cond} | GPT-4: offers within 5 points (share of run-epochs)"] = close
+    if bounds is not None:
+        for row in bounds.itertuples():
+            for name in ("best_stationary", "stationary_run", "past_majority"):
+                numbers[f"{row.condition} | users' decisions: {name} agreement"] = float(
+                    getattr(row, name)
+                )
+    reached = {}
+    if curves is not None:
+        here = curves[(curves.hypothesis == STEREOTYPED) & (curves.tones == tones)]
+        for cond, curve in here.groupby("condition"):
+            reached[cond] = first_reached(curve)
+            key = f"{cond} | {STEREOTYPED}: interactions until p_true_norm reaches 0.9"
+            numbers[key] = reached[cond]
     for cond, counterpart in INCONSISTENT.items():
         at = numbers.get(f"{cond} | {STEREOTYPED}: epoch p_true_norm reaches 0.9")
-        base = numbers.get(f"{counterpart} | {STEREOTYPED}: epoch p_true_norm reaches 0.9")
-        if at is not None and base is not None:
-            checks[f"{cond} | {STEREOTYPED}: reaches 0.9 later than {counterpart}, by epoch 3"] = (
-                bool(at > base and at <= 3)
-            )
+        if at is None or cond not in reached or counterpart not in reached:
+            continue
+        checks[
+            f"{cond} | {STEREOTYPED}: reaches 0.9 later than {counterpart} (in interactions), "
+            "by epoch 3"
+        ] = bool(reached[cond] > reached[counterpart] and at <= 3)
     if {"read", "config"} <= set(summary["tones"]):
         scai = summary[summary["agent"] == "scai"]
         means = scai.groupby(["condition", "hypothesis", "epoch", "tones"])["p_true_norm"].mean()
-        gap = (means.xs("read", level="tones") - means.xs("config", level="tones")).abs()
-        numbers["max |p_true_norm read - config| (condition-epochs)"] = float(gap.max())
-        checks["read tones: p_true_norm within 0.05 of the configured tones'"] = bool(
-            gap.max() <= 0.05
+        diff = (means.xs("read", level="tones") - means.xs("config", level="tones")).abs()
+        numbers["max |p_true_norm read - config| (condition-epochs)"] = float(diff.max())
+        checks[f"read tones: p_true_norm within {READ_TOLERANCE} of the configured tones'"] = bool(
+            diff.max() <= READ_TOLERANCE
         )
-    return checks, numbers, comparison_table(summary, tones)
+        if gap is not None and len(gap):
+            mistakes = float((gap["read"] - gap["config_heard_by_reader"]).abs().max())
+            channel = float((gap["config_heard_by_reader"] - gap["config"]).abs().max())
+            numbers["max |p_true_norm read - config heard by the reader| (reader's mistakes)"] = (
+                mistakes
+            )
+            numbers["max |p_true_norm config heard by the reader - config| (its channel)"] = channel
+            checks[f"read tones: the reader's mistakes move p_true_norm by <= {READ_TOLERANCE}"] = (
+                mistakes <= READ_TOLERANCE
+            )
+    table = comparison_table(summary, tones)
+    if bounds is not None:
+        table += "\n" + decision_table(summary, bounds, tones)
+    return checks, numbers, table
+
+
+def decision_table(summary: pd.DataFrame, bounds: pd.DataFrame, tones: str) -> str:
+    """Per condition, epochs 2-5: the users' acceptance rate, the best agreement any norm
+    reaches in hindsight (:mod:`.decisions`), the past-majority learner's, and scai's (its
+    acting probability, and its more probable decision), markdown."""
+    part = summary[(summary.tones == tones) & (summary.agent == "scai") & (summary.epoch >= 2)]
+    scai = part.groupby(["condition", "hypothesis"])[["accept_agreement", "decision_agreement"]]
+    scai = scai.mean()
+    lines = [
+        "Decisions, epochs 2-5: agreement with the users' accept/reject decisions. Upper "
+        "bounds: the best norm in hindsight (one decision per offer and run, per offer and "
+        "pot, or per offer and currency); past majority: the run's earlier decisions.",
+        "",
+        "| condition | users accept | best norm | one norm per run | past majority | "
+        "scai, real_agents | scai, stereotyped | more probable decision, real_agents | "
+        "more probable decision, stereotyped |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(cond, hyp, column):
+        return f"{scai.loc[(cond, hyp), column]:.3f}" if (cond, hyp) in scai.index else ""
+
+    for row in bounds.sort_values("condition").itertuples():
+        c = row.condition
+        lines.append(
+            f"| {c} | {row.accept_rate:.3f} | {row.best_stationary:.3f} | "
+            f"{row.stationary_run:.3f} | {row.past_majority:.3f} | "
+            f"{cell(c, 'real_agents', 'accept_agreement')} | "
+            f"{cell(c, STEREOTYPED, 'accept_agreement')} | "
+            f"{cell(c, 'real_agents', 'decision_agreement')} | "
+            f"{cell(c, STEREOTYPED, 'decision_agreement')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def comparison_table(summary: pd.DataFrame, tones: str) -> str:
@@ -140,15 +238,21 @@ def comparison_table(summary: pd.DataFrame, tones: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_figures(summary: pd.DataFrame, figures: Path) -> list[Path]:
+def write_figures(
+    summary: pd.DataFrame, figures: Path, curves: pd.DataFrame | None = None
+) -> list[Path]:
     """Per experiment: offered share by epoch (users, GPT-4, scai under each hypothesis) and
-    scai's posterior on the true norm, one column per condition."""
+    scai's posterior on the true norm, one column per condition; and, given ``curves``, the
+    per-interaction curves of epoch 1 (:func:`interaction_figure`)."""
     import matplotlib.pyplot as plt
+
+    paths = []
+    if curves is not None and len(curves):
+        paths.append(interaction_figure(curves, figures))
 
     tones = _tones(summary)
     part = summary[summary["tones"] == tones].copy()
     part["experiment"] = part["condition"].str.split("/").str[0]
-    paths = []
     for experiment, rows in part.groupby("experiment"):
         conds = sorted(rows["condition"].unique())
         fig, axes = plt.subplots(2, len(conds), figsize=(3.2 * len(conds), 5.6), squeeze=False)
@@ -189,3 +293,28 @@ def write_figures(summary: pd.DataFrame, figures: Path) -> list[Path]:
         paths.append(save_figure(fig, figures / f"original_logs_{experiment}.png"))
         plt.close(fig)
     return paths
+
+
+def interaction_figure(curves: pd.DataFrame, figures: Path) -> Path:
+    """scai's mean ``p_true_norm`` after each user-user game of epoch 1 under the stereotype,
+    each inconsistent condition beside its neutral-manner counterpart."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(INCONSISTENT), figsize=(4.2 * len(INCONSISTENT), 3.4))
+    for ax, (cond, counterpart) in zip(axes, INCONSISTENT.items(), strict=True):
+        for name, style in ((counterpart, "C0-o"), (cond, "C3-s")):
+            rows = curves[(curves.condition == name) & (curves.hypothesis == STEREOTYPED)]
+            mean = rows.groupby("interactions")["p_true_norm"].mean()
+            label = name.split("/")[1].replace("_", " + ")
+            ax.plot(mean.index, mean.to_numpy(), style, ms=4, label=label)
+        ax.axhline(0.9, color="grey", ls=":", lw=1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("user-user games seen (epoch 1)")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("scai (stereotyped): P(true norm)")
+    tones = ", ".join(sorted(curves["tones"].unique()))
+    fig.suptitle(f"Original study's GPT-4 users: learning within epoch 1 ({tones} tones)")
+    fig.tight_layout()
+    path = save_figure(fig, figures / "original_logs_interactions.png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,184 @@
+"""original-logs' decision bounds, per-interaction reach and restated checks, on small tables
+made here (the shared logs are read by tests/test_scai_logs_original.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scai.experiments.original_logs.decisions import decision_bounds, past_majority
+from scai.experiments.original_logs.report import (
+    DECISION_TOLERANCE,
+    STEREOTYPED,
+    checks_and_numbers,
+    first_reached,
+)
+
+
+def games_of(decisions: dict[str, list[int]], pots=None, currency=None) -> pd.DataFrame:
+    """One condition ``c``; per run, one decision per epoch on 2 one-unit offers each."""
+    rows = []
+    for r, (sim, per_epoch) in enumerate(decisions.items()):
+        for e, accepted in enumerate(per_epoch, start=1):
+            pot = pots[r][e - 1] if pots else 10
+            for _ in range(2):
+                rows.append(
+                    {
+                        "condition": "c",
+                        "sim": sim,
+                        "epoch": e,
+                        "offer": 1,
+                        "pot": pot,
+                        "currency": currency[r] if currency else "apples",
+                        "accepted": accepted,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_bounds_by_hand():
+    # run a: 1 | 0 1 1 ; run b: 0 | 0 0 1 (epochs 2-4 scored)
+    games = games_of({"a": [1, 0, 1, 1], "b": [0, 0, 0, 1]}, currency=["apples", "dollars"])
+    row = decision_bounds(games).iloc[0]
+    assert row.epoch_oracle == 1.0
+    assert row.stationary_run == pytest.approx(4 / 6)  # a accepts (2 of 3), b rejects (2 of 3)
+    assert row.stationary_offer_currency == pytest.approx(4 / 6)  # one run per currency here
+    assert row.stationary_offer_pot == pytest.approx(3 / 6)  # one pot: 3 of 6 accept, a tie
+    assert row.best_stationary == pytest.approx(4 / 6)
+    # past majority: a: e2 from [1] -> 1 (wrong), e3 from [1, 0] tie -> 1, e4 from [1,0,1] -> 1
+    #                b: e2 from [0] -> 0, e3 from [0, 0] -> 0, e4 from [0,0,0] -> 0 (wrong)
+    assert row.past_majority == pytest.approx(4 / 6)
+    assert row.accept_rate == pytest.approx(3 / 6)
+
+
+def test_a_pot_dependent_norm_is_found_when_the_pot_decides():
+    # accept small pots, reject large ones, in every run: one norm per (offer, pot) is exact
+    pots = [[10, 90, 10, 90], [90, 10, 90, 10]]
+    games = games_of({"a": [1, 0, 1, 0], "b": [0, 1, 0, 1]}, pots=pots)
+    row = decision_bounds(games).iloc[0]
+    assert row.stationary_offer_pot == 1.0 and row.best_stationary == 1.0
+    assert row.stationary_run == pytest.approx(2 / 3)
+
+
+def test_no_random_responder_beats_the_best_norm():
+    """Agreement is linear in the acceptance probability: a responder accepting with the
+    users' own rate q reaches q^2 + (1 - q)^2, below the majority's max(q, 1 - q)."""
+    rng = np.random.default_rng(0)
+    decisions = {f"r{i}": list(rng.integers(0, 2, 5)) for i in range(6)}
+    games = games_of(decisions)
+    row = decision_bounds(games).iloc[0]
+    q = row.accept_rate
+    assert q**2 + (1 - q) ** 2 <= row.best_stationary + 1e-12
+    assert row.past_majority <= row.epoch_oracle
+
+
+def test_past_majority_uses_only_earlier_epochs():
+    games = games_of({"a": [0, 1, 1, 1]})
+    decided = past_majority(games)
+    epoch = games["epoch"].to_numpy()
+    assert (decided[epoch == 1] == 1).all()  # nothing seen: accept
+    assert (decided[epoch == 2] == 0).all()  # [0]
+    assert (decided[epoch == 3] == 1).all()  # [0, 1]: a tie accepts
+    assert (decided[epoch == 4] == 1).all()  # [0, 1, 1]
+
+
+def test_first_reached_counts_interactions_and_a_curve_that_never_reaches():
+    up = pd.DataFrame({"interactions": [1, 2, 3, 1, 2, 3], "p_true_norm": [0.5, 0.95, 0.9] * 2})
+    assert first_reached(up) == 2
+    dip = up.assign(p_true_norm=[0.95, 0.5, 0.95] * 2)  # must stay at the level
+    assert first_reached(dip) == 3
+    never = up.assign(p_true_norm=0.5)
+    assert first_reached(never) == 4
+
+
+def summary_of(agreement: dict[str, float], p_true: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for cond, agree in agreement.items():
+        for hyp in ("real_agents", STEREOTYPED):
+            for e, p in enumerate(p_true[cond], start=1):
+                base = {"condition": cond, "hypothesis": hyp, "tones": "config", "sim": "s"}
+                rows.append(base | {"epoch": e, "agent": "users", "offered_share": 10.0})
+                rows.append(
+                    base
+                    | {
+                        "epoch": e,
+                        "agent": "scai",
+                        "offered_share": 10.0,
+                        "accept_agreement": agree,
+                        "decision_agreement": agree,
+                        "p_true_norm": p,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_decisions_check_is_restated_only_where_no_norm_reaches_90_percent():
+    conds = {"exp3/selfish_rude": 0.85, "exp3/selfish_neutral": 0.85}
+    summary = summary_of(conds, {c: [0.5, 0.95, 0.95] for c in conds})
+    bounds = pd.DataFrame({"condition": list(conds), "best_stationary": [0.888, 0.975]}).assign(
+        stationary_run=0.8, past_majority=0.8, accept_rate=0.5
+    )
+    checks, numbers, table = checks_and_numbers(summary, bounds=bounds)
+    restated = [k for k in checks if "best norm" in k and "selfish_rude" in k]
+    assert len(restated) == 2 and all(checks[k] for k in restated)  # 0.85 >= 0.888 - 0.05
+    assert 0.888 - DECISION_TOLERANCE <= 0.85
+    kept = [k for k in checks if "agree >= 90%" in k and "selfish_neutral" in k]
+    assert len(kept) == 2 and not any(checks[k] for k in kept)  # a norm reaches 0.975
+    assert "| exp3/selfish_rude | 0.500 | 0.888 |" in table
+
+
+def curves_of(rude: list[float], neutral: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"condition": c, "hypothesis": STEREOTYPED, "tones": "config", "sim": "s"}
+            | {"interactions": n, "p_true_norm": p}
+            for c, ps in (("exp3/altruistic_rude", rude), ("exp3/altruistic_neutral", neutral))
+            for n, p in enumerate(ps, start=1)
+        ]
+    )
+
+
+def test_the_slowdown_is_counted_in_interactions():
+    conds = {c: 1.0 for c in ("exp3/altruistic_rude", "exp3/altruistic_neutral")}
+    summary = summary_of(conds, {c: [0.5, 0.95, 0.95] for c in conds})  # the same epoch
+    checks, numbers, _ = checks_and_numbers(
+        summary, curves=curves_of([0.5, 0.6, 0.95], [0.5, 0.95, 0.95])
+    )
+    (name,) = [k for k in checks if "later than" in k]
+    assert checks[name]
+    key = f"exp3/altruistic_rude | {STEREOTYPED}: interactions until p_true_norm reaches 0.9"
+    assert numbers[key] == 3
+    checks, _, _ = checks_and_numbers(
+        summary, curves=curves_of([0.5, 0.95, 0.95], [0.5, 0.6, 0.95])
+    )
+    assert not checks[name]
+    late = summary_of(conds, {c: [0.5, 0.6, 0.6, 0.95] for c in conds})  # epoch 4: too late
+    checks, _, _ = checks_and_numbers(late, curves=curves_of([0.5, 0.6, 0.95], [0.5, 0.95, 0.95]))
+    assert not checks[name]
+
+
+def test_the_interaction_curve_ends_where_the_next_epoch_starts():
+    """After all of epoch 1's games, the per-interaction curve is the epoch fit's epoch 2."""
+    from scai.experiments.original_logs.assistant import interaction_curve, run_condition
+    from scai.models.hypotheses import get_hypothesis
+
+    rows = []
+    for epoch, pot in ((1, 10), (2, 12)):
+        for r, (p, q) in enumerate((("u1", "u2"), ("u3", "u4"), ("u5", "u6")), start=1):
+            rows.append(
+                {
+                    "sim": "run", "epoch": epoch, "round": r, "proposer": p, "responder": q,
+                    "currency": "apples", "pot": pot, "offer": pot, "accepted": 1,
+                    "proposer_tone": "rude", "responder_tone": "rude",
+                }
+            )  # fmt: skip
+    games = pd.DataFrame(rows)
+    hypothesis = get_hypothesis("real_agents_stereotyped")
+    curve = interaction_curve(games, {"run": "altruistic"}, hypothesis, seed=0)
+    assert curve["interactions"].tolist() == [1, 2, 3]
+    epochs = run_condition(games, {"run": "altruistic"}, hypothesis, seed=0, epochs=2)
+    at_2 = epochs.loc[epochs.epoch == 2, "p_true_norm"].item()
+    assert curve["p_true_norm"].iloc[-1] == pytest.approx(at_2, abs=0.01)
+    # altruistic proposals from rude users: belief in the configured norm grows game by game
+    assert curve["p_true_norm"].is_monotonic_increasing
