@@ -303,10 +303,9 @@ def _zoom_simulations(
     log_w: torch.Tensor,
     prior: GroupPrior,
 ) -> list[SimplexZoom] | None:
-    """Each simulation's lattice of ``pi`` after :func:`zoom_simplex`, or ``None`` when every
-    simulation's posterior spans enough points of the shared lattice (then nothing changes).
-    ``log_joint [T, S, G]`` is the log joint on ``pi_grid``; ``log_w [T]`` the other sites'
-    log weights."""
+    """Each simulation's lattice of ``pi`` after :func:`zoom_simplex`, or ``None`` when no
+    simulation's lattice zoomed (then nothing changes). ``log_joint [T, S, G]`` is the log
+    joint on ``pi_grid``; ``log_w [T]`` the other sites' log weights."""
     K = pi_grid.shape[-1]
     low = lattice_ess(log_joint) < simplex_zoom_threshold(K)  # [S]
     if K == 1 or not bool(low.any()):
@@ -322,7 +321,9 @@ def _zoom_simulations(
             return one[:, 0] + log_w[:, None]
 
         zooms.append(zoom_simplex(pi_grid, log_joint[:, s], log_lik, prior))
-    return zooms
+    # A posterior piled at an edge (a type no user of a small group has, concentration < 1) has
+    # few effective points, but its bulk spans the simplex: no zoom is taken, nothing changes.
+    return zooms if any(z.zooms for z in zooms) else None
 
 
 def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:
