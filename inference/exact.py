@@ -2,7 +2,8 @@
 
 Each user's policy and manner are summed out exactly (:mod:`scai.models.marginal`). The continuous
 quantities are integrated on a grid: the group mixture ``pi`` on an interior simplex lattice
-(:func:`scai.inference.grids.simplex_lattice`) and, where the hypothesis makes them latent, the
+(:func:`scai.inference.grids.simplex_lattice`, zoomed onto the posterior of a large group:
+:func:`scai.inference.grids.zoom_simplex`) and, where the hypothesis makes them latent, the
 rationality ``lam`` and the currency shifts on prior-quantile grids.
 
 Exact (up to the grid) for hypotheses with at most **two** latent scalars besides ``pi``:
@@ -65,7 +66,10 @@ def fit_exact(
     simulation's log posterior is within 30 nats of its best point (``zoom_points``: 32 for
     one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency shift
     moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
-    at most ``max_simplex_points`` points.
+    at most ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower
+    than its step (thousands of users) gets the same lattice moved onto a sub-simplex around
+    that posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
+    and ``["simplex_side"]`` (present only when some simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
     accumulates it epoch by epoch.
