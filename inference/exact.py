@@ -30,9 +30,9 @@ from scai.inference.exact_kernels import (
 from scai.inference.grids import (
     SimplexZoom,
     check_exact,
+    effective_points,
     grid_parameters,
     latent_scalars,
-    lattice_ess,
     simplex_lattice,
     simplex_zoom_threshold,
     uniform_grid,
@@ -163,15 +163,15 @@ def fit_exact(
             pi_grid = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
         log_joint, loglik, action_loglik, u, b, rest = evaluate(u, log_w, pi_grid=pi_grid)
     T = u.shape[0]
+    log_evidence, weights = _normalise(log_joint)
     # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
     # (zoomed onto it): pi_grid becomes [S, G, K]. Otherwise every line below is the one-lattice
     # computation, untouched.
-    zooms = _zoom_simulations(pi_grid, log_joint, loglik, *rest, prior)
+    zooms = _zoom_simulations(pi_grid, log_joint, weights.sum(0), loglik, *rest, prior)
     if zooms is not None:
         pi_grid = torch.stack([z.points for z in zooms])  # [S, G, K]
         log_joint = torch.stack([z.log_joint for z in zooms], 1)  # [T, S, G]
-    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
-    weights = (log_joint - log_evidence.reshape(1, S, 1)).exp()  # [T, S, G]
+        log_evidence, weights = _normalise(log_joint)
 
     clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
     diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[-2]]}
@@ -298,9 +298,18 @@ def _group_loglik(
     return distinct[which]
 
 
+def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
+    log joint ``[T, S, G]``."""
+    S = log_joint.shape[1]
+    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+    return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
+
+
 def _zoom_simulations(
     pi_grid: torch.Tensor,
     log_joint: torch.Tensor,
+    pi_mass: torch.Tensor,
     loglik: torch.Tensor,
     counts: torch.Tensor,
     clone: torch.Tensor | None,
@@ -309,9 +318,11 @@ def _zoom_simulations(
 ) -> list[SimplexZoom] | None:
     """Each simulation's lattice of ``pi`` after :func:`zoom_simplex`, or ``None`` when no
     simulation's lattice zoomed (then nothing changes). ``log_joint [T, S, G]`` is the log
-    joint on ``pi_grid``; ``log_w [T]`` the other sites' log weights."""
+    joint on ``pi_grid``, ``pi_mass [S, G]`` the posterior mass of each lattice point (summed
+    over ``T``: cheaper than another pass over the log joint); ``log_w [T]`` the other sites'
+    log weights."""
     K = pi_grid.shape[-1]
-    low = lattice_ess(log_joint) < simplex_zoom_threshold(K)  # [S]
+    low = effective_points(pi_mass) < simplex_zoom_threshold(K)  # [S]
     if K == 1 or not bool(low.any()):
         return None
     zooms = []

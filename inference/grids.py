@@ -205,12 +205,18 @@ def simplex_zoom_threshold(K: int) -> float:
     return (2 * math.sqrt(math.pi)) ** (K - 1)
 
 
-def lattice_ess(log_joint: torch.Tensor) -> torch.Tensor:
-    """``[...]``: the effective number of simplex lattice points ``1 / sum_g w_g^2`` of the
-    marginal of ``pi`` of ``log_joint [T, ..., G]`` (the first dimension summed out)."""
-    log_mass = torch.logsumexp(log_joint, 0)
-    w = (log_mass - torch.logsumexp(log_mass, -1, keepdim=True)).exp()
+def effective_points(mass: torch.Tensor) -> torch.Tensor:
+    """``[...]``: the effective number of lattice points ``1 / sum_g w_g^2`` of the masses
+    ``[..., G]`` (``w`` the masses normalised over ``G``)."""
+    w = mass / mass.sum(-1, keepdim=True)
     return 1.0 / (w * w).sum(-1)
+
+
+def lattice_ess(log_joint: torch.Tensor) -> torch.Tensor:
+    """``[...]``: :func:`effective_points` of the marginal of ``pi`` of ``log_joint [T, ..., G]``
+    (the first dimension summed out)."""
+    log_mass = torch.logsumexp(log_joint, 0)
+    return effective_points((log_mass - log_mass.max(-1, keepdim=True).values).exp())
 
 
 @dataclass
