@@ -10,8 +10,8 @@ every composition ``c`` of ``n`` into ``K`` non-negative parts. The points are i
 Dirichlet density with concentration < 1 stays finite) and evenly spaced, so each carries the
 same volume. Its prior weight is the Dirichlet density averaged over its cell
 (:meth:`scai.models.prior.GroupPrior.pi_cell_log_weights`), not the density at the point.
-  Where a simulation's posterior of ``pi`` is narrower than that lattice (groups of 10^4 users
-  and more), :func:`zoom_simplex` moves the same lattice onto a sub-simplex around it.
+  Where a simulation's posterior of ``pi`` is narrower than that lattice (from 1,000-2,000
+  users of 4 games each), :func:`zoom_simplex` moves the same lattice onto a sub-simplex around it.
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ def zoom_simplex(
     0)): its mean 0.12 sd off, ~4e-6).
     """
     K = unit.shape[-1]
+    start = SimplexZoom(unit, log_joint, torch.zeros(K, dtype=log_joint.dtype), 1.0, 0)
     # The lattice in float64 from its counts: a float32 lattice's rounding (~6e-8), scaled onto
     # a small sub-simplex, moves points by a share of the step that 10^6 users' log likelihood
     # turns into ~1e-3 nats.
@@ -273,7 +274,7 @@ def zoom_simplex(
     h = 0.5 / steps  # half the unit lattice's step
     on_face = unit < 2 * unit.min()  # [G, K]: count c_k = 0, on the face x_k = lo_k
     threshold = simplex_zoom_threshold(K)
-    zoom = SimplexZoom(unit, log_joint, torch.zeros(K, dtype=unit.dtype), 1.0, 0)
+    zoom = start  # unzoomed: the points ``log_joint`` was computed on
     while zoom.zooms < max_zooms and float(lattice_ess(zoom.log_joint)) < threshold:
         log_mass = torch.logsumexp(zoom.log_joint, 0)  # [G]
         bulk = zoom.points[log_mass > log_mass.max() - SIMPLEX_ZOOM_NATS].min(0).values
