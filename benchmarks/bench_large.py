@@ -6,18 +6,19 @@ tensors):
 
 * ``simulate``: ``simulate(Hypothesis(), policy=NORM, users=U, rounds=U, epochs=2)`` (every user
   proposes twice and responds twice: 2U games) and ``GroupData.from_table`` of its table;
-* ``exact``: ``fit_exact`` on the default lattice (``neutral``: only ``pi`` is latent);
+* ``exact``: ``fit_exact`` (``neutral``: only ``pi`` is latent), the default lattice zoomed onto
+  the posterior (:func:`scai.inference.grids.zoom_simplex`: sd ~ 0.0005 at 10^6 users against
+  the default lattice's step of 0.013); its ``pi`` sd from 1,000 draws;
 * ``laplace``: the Laplace approximation of the one density (``MarginalDensity``: mode by
-  L-BFGS, Hessian blocks), ``pi``'s mean and sd from 4,000 of its draws: the reference where
-  the posterior is narrower than the exact engine's lattice (sd ~ 0.0005 at 10^6 users against
-  a lattice spacing of 0.013);
+  L-BFGS, Hessian blocks), ``pi``'s mean and sd from 4,000 of its draws: a second reference;
 * ``svi``: minibatch SVI, ``fit_svi(subsample_size=B, init="median", correction=None)``: from
   the prior median, without the importance correction, so the fit reads only minibatches.
 
 Later stages load the layout the ``simulate`` stage saved (not timed). Run from the project's
-root::
+root (``--stages`` runs some of them; ``simulate`` always runs)::
 
     .venv/bin/python benchmarks/bench_large.py --users 100000 1000000 --output FILE.md
+    .venv/bin/python benchmarks/bench_large.py --users 1000000 --stages exact laplace
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import warnings
 from pathlib import Path
 
 NORM = "selfish=0.5,fair=0.3,altruistic=0.2"
+STAGES = ("simulate", "exact", "laplace", "svi")
 
 
 def max_rss_gb() -> float:
@@ -67,7 +69,10 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
 
         post = fit_exact(data, hypothesis)
         mean, sd = post.pi_mean_exact[0], post.flat_draws("pi")[:, 0].std(0)
-        extra = {"lattice": post.diagnostics["grid_size"][1]}
+        extra = {
+            "lattice": post.diagnostics["grid_size"][1],
+            "zooms": post.diagnostics.get("simplex_zooms", [0])[0],
+        }
     elif name == "laplace":
         from scai.inference.laplace import laplace
         from scai.models.density import MarginalDensity
@@ -117,6 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=2000, help="SVI minibatch users")
     parser.add_argument("--steps", type=int, default=1000, help="SVI steps")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES[1:],
+        default=list(STAGES[1:]),
+        help="fits to run after simulate (default: all)",
+    )
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -127,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for users in args.users:
-            for name in ("simulate", "exact", "laplace", "svi"):
+            for name in [n for n in STAGES if n == "simulate" or n in args.stages]:
                 before = load()
                 out = subprocess.run(
                     [
@@ -166,27 +178,30 @@ def main(argv: list[str] | None = None) -> None:
         mean = ", ".join(f"{x:.4f}" for x in r.get("mean", [])) or ""
         sd = ", ".join(f"{x:.4f}" for x in r.get("sd", [])) or ""
         notes = {
-            k: r[k] for k in ("games", "shape", "lattice", "steps", "converged", "batch") if k in r
+            k: r[k]
+            for k in ("games", "shape", "lattice", "zooms", "steps", "converged", "batch")
+            if k in r
         }
         lines.append(
             f"| {r['users']:,} | {r['stage']} | {r['seconds']:.1f} | {r['max_rss_gb']:.2f} | "
             f"{mean} | {sd} | {notes} | {r['load'][0]:.1f}, {r['load'][1]:.1f} |"
         )
-    # SVI against the references, in posterior sds of the reference
+    # each fit against the references, in posterior sds of the reference
     lines += [
         "",
-        "| users | SVI vs | difference in pi mean | in reference sds |",
+        "| users | fit vs reference | difference in pi mean | in reference sds |",
         "|---:|---|---|---|",
     ]
     for users in args.users:
         by = {r["stage"]: r for r in rows if r["users"] == users}
-        for ref in ("exact", "laplace"):
-            diff = [a - b for a, b in zip(by["svi"]["mean"], by[ref]["mean"], strict=True)]
+        pairs = [("exact", "laplace"), ("svi", "exact"), ("svi", "laplace")]
+        for fit, ref in [(f, r) for f, r in pairs if f in by and r in by]:
+            diff = [a - b for a, b in zip(by[fit]["mean"], by[ref]["mean"], strict=True)]
             sds = [
                 d / s if s > 0 else float("inf") for d, s in zip(diff, by[ref]["sd"], strict=True)
             ]
             lines.append(
-                f"| {users:,} | {ref} | {', '.join(f'{d:+.4f}' for d in diff)} | "
+                f"| {users:,} | {fit} vs {ref} | {', '.join(f'{d:+.5f}' for d in diff)} | "
                 f"{', '.join(f'{x:+.2f}' for x in sds)} |"
             )
     text = "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 Each user's policy and manner are summed out exactly (:mod:`scai.models.marginal`). The continuous
 quantities are integrated on a grid: the group mixture ``pi`` on an interior simplex lattice
-(:func:`scai.inference.grids.simplex_lattice`) and, where the hypothesis makes them latent, the
+(:func:`scai.inference.grids.simplex_lattice`, zoomed onto the posterior of a large group:
+:func:`scai.inference.grids.zoom_simplex`) and, where the hypothesis makes them latent, the
 rationality ``lam`` and the currency shifts on prior-quantile grids.
 
 Exact (up to the grid) for hypotheses with at most **two** latent scalars besides ``pi``:
@@ -27,12 +28,16 @@ from scai.inference.exact_kernels import (
     lattice_policy_probs,
 )
 from scai.inference.grids import (
+    SimplexZoom,
     check_exact,
+    effective_points,
     grid_parameters,
     latent_scalars,
     simplex_lattice,
+    simplex_zoom_threshold,
     uniform_grid,
     zoom_modes,
+    zoom_simplex,
 )
 from scai.inference.posterior import Posterior, manner_probabilities
 from scai.models.hypotheses import Hypothesis
@@ -61,7 +66,10 @@ def fit_exact(
     simulation's log posterior is within 30 nats of its best point (``zoom_points``: 32 for
     one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency shift
     moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
-    at most ``max_simplex_points`` points.
+    at most ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower
+    than its step (thousands of users) gets the same lattice moved onto a sub-simplex around
+    that posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
+    and ``["simplex_side"]`` (present only when some simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
     accumulates it epoch by epoch.
@@ -120,34 +128,15 @@ def fit_exact(
         loglik = (action + L_tones) * mask.unsqueeze(-1)
         counts = distinct_users(loglik, mask)  # clones' work done once
         clone = site.get("clone")
-        # Grid points where the data cannot tell the sites apart (a stereotype's strength when
-        # no tone is heard) share their log-likelihoods: the kernel runs once per distinct
-        # (log-likelihoods, clone probability) and is gathered back to every point.
-        key = loglik.reshape(T, -1)
-        if clone is not None:
-            key = torch.cat([key, clone.to(dtype)[:, None]], -1)
-        first, which = _first_of_each(key)
-        V = int((counts > 0).sum(-1).max()) if counts.numel() else 0  # users worked on per sim
-        step = max(1, int(2e7) // max(1, S * V * pi_grid.shape[0] * (K if "clone" in site else 1)))
-        distinct = torch.empty(len(first), S, pi_grid.shape[0], dtype=dtype)
-        for start in range(0, len(first), step):
-            part = first[start : start + step]
-            distinct[start : start + step] = lattice_group_loglik(
-                loglik[part], counts, pi_grid, None if clone is None else clone[part]
-            )
-        log_joint = (
-            distinct
-            if len(first) == T and bool((first == torch.arange(T)).all())
-            else distinct[which]
-        )
+        log_joint = _group_loglik(loglik, counts, pi_grid, clone)
         log_joint += log_prior + log_w2.reshape(T, 1, 1)
-        return log_joint, loglik, action, u2, b2
+        return log_joint, loglik, action, u2, b2, (counts, clone, log_w2)
 
     if dims == 0:
         u = torch.zeros(1, 0, dtype=dtype)
         if bounded:
             pi_grid = _fit_budget(pi_grid, K, len(b_points) * S, max_simplex_points)
-        log_joint, loglik, action_loglik, u, b = evaluate(
+        log_joint, loglik, action_loglik, u, b, rest = evaluate(
             u, torch.zeros(1, dtype=dtype), action_loglik if not bounded else None, pi_grid
         )
     else:
@@ -159,9 +148,7 @@ def fit_exact(
         # bounded sites at their prior medians will do.
         coarse = simplex_lattice(K, 200).to(dtype)
         medians = bounded_points(prior, median=True)
-        log_joint, _, _, _, _ = evaluate(
-            u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians
-        )
+        log_joint, *_ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
         spacing = (hi - lo) / (grid_points - 1)
         if dims == 1:
@@ -174,19 +161,43 @@ def fit_exact(
             log_w = scalar_prior.log_prob(u) + log_cell
         if bounded:  # the bounded sites' grid multiplies the points
             pi_grid = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
-        log_joint, loglik, action_loglik, u, b = evaluate(u, log_w, pi_grid=pi_grid)
+        log_joint, loglik, action_loglik, u, b, rest = evaluate(u, log_w, pi_grid=pi_grid)
     T = u.shape[0]
-    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
-    weights = (log_joint - log_evidence.reshape(1, S, 1)).exp()  # [T, S, G]
+    log_evidence, weights = _normalise(log_joint)
+    # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
+    # (zoomed onto it): pi_grid becomes [S, G, K]. Otherwise every line below is the one-lattice
+    # computation, untouched.
+    zooms = _zoom_simulations(pi_grid, log_joint, weights.sum(0), loglik, *rest, prior)
+    if zooms is not None:
+        pi_grid = torch.stack([z.points for z in zooms])  # [S, G, K]
+        log_joint = torch.stack([z.log_joint for z in zooms], 1)  # [T, S, G]
+        log_evidence, weights = _normalise(log_joint)
 
-    pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
     clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
-    diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[0]]}
-    if clone_t is None:
-        policy_probs = lattice_policy_probs(weights, loglik, pi_grid)
-    else:
-        policy_probs, covered = clone_policy_probs(weights, loglik, mask, pi_grid, clone_t)
-        diagnostics["type_probability_mass_covered"] = covered
+    diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[-2]]}
+    if zooms is None:
+        pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
+        if clone_t is None:
+            policy_probs = lattice_policy_probs(weights, loglik, pi_grid)
+        else:
+            policy_probs, covered = clone_policy_probs(weights, loglik, mask, pi_grid, clone_t)
+            diagnostics["type_probability_mass_covered"] = covered
+    else:  # each simulation on its own lattice
+        pi_mean = torch.einsum("tsg,sgk->sk", weights, pi_grid)
+        parts = []
+        for s in range(S):
+            one = weights[:, s : s + 1], loglik[:, s : s + 1]
+            if clone_t is None:
+                parts.append(lattice_policy_probs(*one, pi_grid[s]))
+            else:
+                parts.append(clone_policy_probs(*one, mask[s : s + 1], pi_grid[s], clone_t))
+        if clone_t is None:
+            policy_probs = torch.cat(parts)
+        else:
+            policy_probs = torch.cat([p for p, _ in parts])
+            diagnostics["type_probability_mass_covered"] = min(c for _, c in parts)
+        diagnostics["simplex_zooms"] = [z.zooms for z in zooms]
+        diagnostics["simplex_side"] = [z.side for z in zooms]
 
     generator = torch.Generator().manual_seed(seed)
     # Draw grid points (t, g) by inverting each simulation's cumulative weights: one
@@ -195,9 +206,12 @@ def fit_exact(
     cdf = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)  # [S, T * G]
     uniform = torch.rand(S, num_draws, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
     flat = torch.searchsorted(cdf, uniform, right=True).clamp_max(cdf.shape[-1] - 1)
-    G = pi_grid.shape[0]
+    G = pi_grid.shape[-2]
     t_idx, g_idx = flat // G, flat % G  # [S, D]
-    draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
+    if zooms is None:
+        draws = {"pi": pi_grid[g_idx].transpose(0, 1)}  # [D, S, K]
+    else:
+        draws = {"pi": pi_grid[torch.arange(S)[:, None], g_idx].transpose(0, 1)}
     lam, shift = grid_parameters(u[t_idx.T], prior, data)  # [D, S], [D, S, C]
     if prior.latent_lam:
         draws["lam"] = lam
@@ -251,6 +265,80 @@ def bounded_points(prior: GroupPrior, median: bool = False) -> tuple[torch.Tenso
     points = torch.cartesian_prod(*[g[0] for g in grids]).reshape(-1, len(grids))
     log_mass = torch.cartesian_prod(*[g[1] for g in grids]).reshape(-1, len(grids)).sum(-1)
     return points, log_mass
+
+
+def _group_loglik(
+    loglik: torch.Tensor,
+    counts: torch.Tensor,
+    pi_grid: torch.Tensor,
+    clone: torch.Tensor | None,
+) -> torch.Tensor:
+    """``[T, S, G]``: the group log-likelihood of ``loglik [T, S, U, K]`` (users weighted by
+    ``counts [S, U]``, :func:`distinct_users`) at every point of ``pi_grid [G, K]``
+    (:func:`lattice_group_loglik`), in blocks of grid points that fit in memory.
+
+    Grid points where the data cannot tell the sites apart (a stereotype's strength when no
+    tone is heard) share their log-likelihoods: the kernel runs once per distinct
+    (log-likelihoods, clone probability) and is gathered back to every point."""
+    T, S, _, K = loglik.shape
+    key = loglik.reshape(T, -1)
+    if clone is not None:
+        key = torch.cat([key, clone.to(loglik.dtype)[:, None]], -1)
+    first, which = _first_of_each(key)
+    V = int((counts > 0).sum(-1).max()) if counts.numel() else 0  # users worked on per sim
+    step = max(1, int(2e7) // max(1, S * V * pi_grid.shape[0] * (K if clone is not None else 1)))
+    distinct = torch.empty(len(first), S, pi_grid.shape[0], dtype=loglik.dtype)
+    for start in range(0, len(first), step):
+        part = first[start : start + step]
+        distinct[start : start + step] = lattice_group_loglik(
+            loglik[part], counts, pi_grid, None if clone is None else clone[part]
+        )
+    if len(first) == T and bool((first == torch.arange(T)).all()):
+        return distinct
+    return distinct[which]
+
+
+def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
+    log joint ``[T, S, G]``."""
+    S = log_joint.shape[1]
+    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+    return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
+
+
+def _zoom_simulations(
+    pi_grid: torch.Tensor,
+    log_joint: torch.Tensor,
+    pi_mass: torch.Tensor,
+    loglik: torch.Tensor,
+    counts: torch.Tensor,
+    clone: torch.Tensor | None,
+    log_w: torch.Tensor,
+    prior: GroupPrior,
+) -> list[SimplexZoom] | None:
+    """Each simulation's lattice of ``pi`` after :func:`zoom_simplex`, or ``None`` when no
+    simulation's lattice zoomed (then nothing changes). ``log_joint [T, S, G]`` is the log
+    joint on ``pi_grid``, ``pi_mass [S, G]`` the posterior mass of each lattice point (summed
+    over ``T``: cheaper than another pass over the log joint); ``log_w [T]`` the other sites'
+    log weights."""
+    K = pi_grid.shape[-1]
+    low = effective_points(pi_mass) < simplex_zoom_threshold(K)  # [S]
+    if K == 1 or not bool(low.any()):
+        return None
+    zooms = []
+    for s in range(log_joint.shape[1]):
+        if not bool(low[s]):
+            zooms.append(SimplexZoom(pi_grid, log_joint[:, s], pi_grid.new_zeros(K), 1.0, 0))
+            continue
+
+        def log_lik(points: torch.Tensor, s: int = s) -> torch.Tensor:
+            one = _group_loglik(loglik[:, s : s + 1], counts[s : s + 1], points, clone)
+            return one[:, 0] + log_w[:, None]
+
+        zooms.append(zoom_simplex(pi_grid, log_joint[:, s], log_lik, prior))
+    # A posterior piled at an edge (a type no user of a small group has, concentration < 1) has
+    # few effective points, but its bulk spans the simplex: no zoom is taken, nothing changes.
+    return zooms if any(z.zooms for z in zooms) else None
 
 
 def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:

@@ -268,12 +268,30 @@ class GroupPrior:
         K = points.shape[-1]
         if K == 1:
             return torch.zeros(points.shape[0], dtype=points.dtype)
-        a = torch.tensor(self.concentration, dtype=points.dtype)
         h = 0.5 * K * float(points.min())  # the smallest coordinate is (1/K) / (n + 1)
+        log_w = self.pi_cell_log_density(points, h)
+        return log_w - torch.logsumexp(log_w, 0)
+
+    def pi_cell_log_density(self, points: torch.Tensor, h: float) -> torch.Tensor:
+        """``[G]`` log of the Dirichlet density's unnormalised factors ``prod_k x_k^(a_k - 1)``
+        averaged over the box ``x_k +- h`` of each point (clipped at 0), as in
+        :meth:`pi_cell_log_weights`."""
+        a = torch.tensor(self.concentration, dtype=points.dtype)
         lo, hi = (points - h).clamp_min(0.0), points + h
         log_avg = torch.log((hi.pow(a) - lo.pow(a)) / (a * (hi - lo)))
-        log_w = log_avg.sum(-1)
-        return log_w - torch.logsumexp(log_w, 0)
+        return log_avg.sum(-1)
+
+    def pi_cell_log_mass(self, points: torch.Tensor, h: float) -> torch.Tensor:
+        """``[G]`` log Dirichlet prior mass of the lattice cells of half-step ``h`` around
+        ``points [G, K]``: the cell-averaged density (:meth:`pi_cell_log_density`) times the
+        cell's volume ``(2 h)^(K - 1)`` in the first ``K - 1`` coordinates, over the Dirichlet's
+        normaliser ``B(a)``. Unlike :meth:`pi_cell_log_weights` it is not renormalised over the
+        lattice: a lattice on part of the simplex (the exact engine's zoom,
+        :func:`scai.inference.grids.zoom_simplex`) carries that part's mass."""
+        a = torch.tensor(self.concentration, dtype=points.dtype)
+        log_beta = torch.lgamma(a).sum() - torch.lgamma(a.sum())
+        K = points.shape[-1]
+        return self.pi_cell_log_density(points, h) + (K - 1) * math.log(2 * h) - log_beta
 
     def scalar_gaussian(self, essential: torch.Tensor) -> torch.distributions.MultivariateNormal:
         """The Gaussian prior (``[d]``, float64) of the scalars the exact engine grids:
