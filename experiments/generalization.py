@@ -35,7 +35,7 @@ from scai.experiments.common import (
 )
 from scai.experiments.conditions import Condition, condition_seed
 from scai.experiments.original import GENERALIZATION
-from scai.experiments.plots import save_figure
+from scai.experiments.plots import figure_style, save_figure
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
@@ -182,7 +182,7 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
 
     from scai.experiments.plots import ORIGINAL_COLOR
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     test = test.assign(
         test=np.where(test.currency == "dollars", "dollars (ID)", test.currency + " (OOD)")
     )

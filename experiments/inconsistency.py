@@ -38,7 +38,7 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
-from scai.experiments.plots import offered_share_panels, save_figure
+from scai.experiments.plots import figure_style, offered_share_panels, save_figure
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 from scai.models.data import write_csv_atomic
@@ -312,7 +312,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     curves = _split_label(curves)
     sns.lineplot(

@@ -18,6 +18,13 @@ ASSISTANT_COLOR = sns.color_palette("colorblind")[0]
 ORIGINAL_COLOR = sns.color_palette("colorblind")[3]
 
 
+def figure_style() -> None:
+    """The one look of scai's figures (seaborn's whitegrid, notebook context), set before each
+    figure is drawn: matplotlib's style is process-wide, so a figure that did not set it would
+    look different depending on which experiments ran before it in the same process."""
+    sns.set_theme(style="whitegrid", context="notebook")
+
+
 def offered_share_panels(
     summary: pd.DataFrame,
     original: dict[str, tuple[tuple[float, ...], tuple[float, float]]],
@@ -27,7 +34,7 @@ def offered_share_panels(
 ) -> Path:
     """One panel per condition: users' and assistant's offered share per epoch (mean, 95% CI),
     with the original GPT-4 assistant's numbers overlaid where the study has them."""
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     conditions = conditions or list(dict.fromkeys(summary["condition"]))
     n = len(conditions)
     cols = min(3, n)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.human_data.fitting import ResponderFit
-from scai.experiments.plots import save_figure
+from scai.experiments.plots import figure_style, save_figure
 from scai.models.responders import ROLE_NAMES, NormMixtureSpec
 from scai.models.responders.states import norm_probabilities, norm_state_names
 
@@ -33,7 +33,7 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     first = next(iter(tables.values()))
     roles = list(dict.fromkeys(first["role"]))
     fig, axes = plt.subplots(1, len(roles), figsize=(5.2 * len(roles), 4.2), sharey=True)
@@ -98,7 +98,7 @@ def plot_norm_types(fit: ResponderFit, path: Path) -> None:
                 }
             )
     table = pd.DataFrame(rows)
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     fig, ax = plt.subplots(figsize=(10, 4.2))
     sns.barplot(table, x="norm", y="share", hue="role", ax=ax, palette="colorblind")
     n_roles = data.n_roles
@@ -172,7 +172,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
             "envy": subject_median,
         }
     )
-    sns.set_theme(style="whitegrid", context="notebook")
+    figure_style()
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), layout="constrained")
     ax = axes[0]
     sns.histplot(

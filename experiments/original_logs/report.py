@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.plots import save_figure
+from scai.experiments.plots import figure_style, save_figure
 
 INCONSISTENT = {
     "exp3/altruistic_rude": "exp3/altruistic_neutral",
@@ -246,6 +246,8 @@ def write_figures(
     per-interaction curves of epoch 1 (:func:`interaction_figure`)."""
     import matplotlib.pyplot as plt
 
+    figure_style()
+
     paths = []
     if curves is not None and len(curves):
         paths.append(interaction_figure(curves, figures))
@@ -299,6 +301,8 @@ def interaction_figure(curves: pd.DataFrame, figures: Path) -> Path:
     """scai's mean ``p_true_norm`` after each user-user game of epoch 1 under the stereotype,
     each inconsistent condition beside its neutral-manner counterpart."""
     import matplotlib.pyplot as plt
+
+    figure_style()
 
     fig, axes = plt.subplots(1, len(INCONSISTENT), figsize=(4.2 * len(INCONSISTENT), 3.4))
     for ax, (cond, counterpart) in zip(axes, INCONSISTENT.items(), strict=True):
