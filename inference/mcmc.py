@@ -125,7 +125,7 @@ def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whit
     walls: list = []
     if approx is not None and (density.coords.latent_shift or density.coords.latent_shared):
         S, W = density.coords.n_sims, density.coords.width
-        lam = np.ones(S)
+        lam = np.full(S, float(density.hypothesis.rationality))
         if density.coords.latent_lam:
             lam = np.exp(approx.mode.reshape(S, W)[:, density.columns["lam"].start])
         walls = find_walls(density, approx.mode, np.sqrt(approx.variance), lam)
