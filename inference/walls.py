@@ -15,20 +15,19 @@ lam, delta)`` they are hyperbolas that no linear map straightens.
 **The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained
 vector ``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as
 ``w`` with ``delta = knee / lam + F(w)``, where ``knee`` is the wall's knee in ``v`` (so the
-wall stands still at ``w ~ 0`` whatever ``lam``) and, with ``y = scale * kappa * w`` and
-``C(y) = softplus(-y) - log(1 + softplus(-y))``::
-
-    F(w) = scale * w + (lo * C(y) - hi * C(Y - y)) / kappa
-
-(``lo``, ``hi``: 1 if there is a wall below, above; ``Y = kappa * D``, ``D`` the distance
-between the two knees). ``F`` is a smooth increasing bijection of the real line: ``F ~
-scale * w`` between the knees (the posterior's bulk, untouched), ``F ~ -log(-y) / kappa``
-behind the lower knee and ``D + log(y - Y) / kappa`` behind the upper one, so the force in
-``w`` stays ~1 where the wall's grows like ``exp(kappa |delta - knee|)``. The knee is where
-the likelihood's slope times the posterior's width ``scale`` reaches 1 (the wall's force
-equals a typical force of the bulk), ``kappa`` the wall's exponential rate there
-(:func:`find_walls`); it follows ``lam`` (``kappa = kappa_mode * lam / lam_mode``, the knees'
-distance ``D = D_mode * lam_mode / lam``) because the wall stands in ``lam * delta``. The
+wall stands still at ``w ~ 0`` whatever ``lam``). With ``C(y) = softplus(-y) - log(1 +
+softplus(-y))``, a wall below is flattened by ``L(z) = scale * z + C(scale * kappa * z) /
+kappa`` and one above by ``H(w) = w - C(Y - scale * kappa * w) / (scale * kappa)`` (``Y =
+kappa * D``, ``D`` the distance between the knees), and ``F = L(H(w))`` (either is left out,
+``L(z) = scale * z``, where there is no such wall). Each is a smooth increasing bijection of
+the real line, linear in the bulk (``F ~ scale * w`` between the knees: untouched) and
+logarithmic behind its knee (``F ~ -log(-y) / kappa`` below, ``D + log(y - Y) / kappa``
+above), so the force in ``w`` stays bounded where the wall's grows like ``exp(kappa |delta -
+knee|)``. The knee is where the likelihood's force times its rate of growth, both in units
+of the posterior's width ``scale``, reaches ``STEEP`` (a Gaussian side's product is 1 at
+every distance: never a wall); ``kappa`` is the wall's fastest rate from the knee on
+(:func:`find_walls`). The rates follow ``lam`` (``kappa = kappa_mode * lam / lam_mode``, the
+knees' distance ``D = D_mode * lam_mode / lam``) because the walls stand in ``lam * delta``. The
 other shifts of the simulation move with the knee too (``delta = knee / lam + phi``); with
 currency shifts and a shared one (``pooled``), the shared one is sampled given them,
 ``delta_0 = mean_c(delta_c - mu e_c) + (tau / sqrt(C)) xi``, which is how the prior ties it to
@@ -203,11 +202,11 @@ def find_walls(
     ``lam [S]``.
 
     For each shift the data see, on each side of the mode: step the shift away (the other
-    coordinates kept) until the likelihood pushes back with a force ``|dU/d delta| * scale >=
-    KNEE_FORCE`` (within ``SEARCH_SD`` sd), bisect for the knee and measure ``kappa = d
-    log|dU/d delta| / d delta`` there. A side is a wall if ``kappa * scale >= MIN_RATE``
-    (its force grows e-fold within a tenth of the posterior's width): a Gaussian's gentler
-    rise is the whitening's job."""
+    coordinates kept) until the likelihood's force ``f = |dU/d delta| * scale`` times its rate
+    of growth ``d log f / d delta * scale`` reaches ``STEEP`` (within ``SEARCH_SD`` sd), bisect
+    for that knee, then follow the wall out until ``f`` passes ``WALL_END`` and keep its
+    fastest rate ``kappa`` (compressing a wall as fast as it steepens, not slower: a rate
+    measured at the knee alone left ~1 divergence per chain)."""
     S, W = density.coords.n_sims, density.coords.width
     walls = []
     for s in range(S):
