@@ -26,7 +26,7 @@ import torch
 
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
-from scai.inference.laplace import laplace
+from scai.inference.laplace import Laplace, laplace
 from scai.inference.nuts import (
     ChainProblem,
     ChainTask,
@@ -36,6 +36,7 @@ from scai.inference.nuts import (
     stack_chains,
 )
 from scai.inference.posterior import Posterior
+from scai.inference.walls import WallCoordinates, find_walls
 from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
@@ -81,12 +82,16 @@ class Whitening:
     cholesky: np.ndarray
 
     @classmethod
-    def of(cls, density: MarginalDensity) -> Whitening:
-        """From the Laplace approximation at the mode (its eigenvalues floored where the
-        Hessian is not positive definite); the identity around the prior median if no mode
-        is found."""
+    def of(cls, density, start: np.ndarray | None = None) -> Whitening:
+        """From the Laplace approximation of ``density`` (a :class:`MarginalDensity`, or a
+        :class:`~scai.inference.walls.WallCoordinates` of one) at the mode found from
+        ``start`` (its eigenvalues floored where the Hessian is not positive definite); the
+        identity around the prior median if no mode is found."""
+        return cls.of_laplace(density, _laplace(density, start))
+
+    @classmethod
+    def of_laplace(cls, density, approx: Laplace | None) -> Whitening:
         S, W = density.coords.n_sims, density.coords.width
-        approx = laplace(density) or laplace(density, min_precision=MIN_PRECISION)
         if approx is None:
             return cls(
                 density.initial().double().numpy().reshape(S, W), np.tile(np.eye(W), (S, 1, 1))
@@ -105,45 +110,80 @@ class Whitening:
         return np.einsum("sji,sj->si", self.cholesky, grad.reshape(S, W)).reshape(-1)
 
 
+def _laplace(density, start: np.ndarray | None = None) -> Laplace | None:
+    """The Laplace approximation from ``start``; floored if the mode's Hessian is not
+    positive definite."""
+    return laplace(density, start) or laplace(density, start, min_precision=MIN_PRECISION)
+
+
+def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whitening]:
+    """Where NUTS samples: the shifts scaled by ``lam`` and mapped through their walls
+    (:class:`~scai.inference.walls.WallCoordinates`, found at the mode of ``theta``), then
+    whitened by the Laplace approximation in those coordinates. ``theta =
+    walls.theta(white.theta(psi))``."""
+    approx = _laplace(density)
+    walls: list = []
+    if approx is not None and (density.coords.latent_shift or density.coords.latent_shared):
+        S, W = density.coords.n_sims, density.coords.width
+        lam = np.full(S, float(density.hypothesis.rationality))
+        if density.coords.latent_lam:
+            lam = np.exp(approx.mode.reshape(S, W)[:, density.columns["lam"].start])
+        walls = find_walls(density, approx.mode, np.sqrt(approx.variance), lam)
+    mapped = WallCoordinates(density, walls)
+    if approx is None:
+        return mapped, Whitening.of(mapped)
+    if not walls:
+        return mapped, Whitening.of_laplace(density, approx)
+    return mapped, Whitening.of(mapped, mapped.phi(approx.mode))
+
+
 def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
-    """What one chain samples: the marginal density's potential on whitened coordinates
-    ``phi`` (``theta = mode + L phi``, :class:`Whitening`), from a random start ``phi ~ N(0,
-    I)`` drawn under the chain's seed (see :mod:`scai.inference.nuts`).
+    """What one chain samples: the marginal density's potential on coordinates ``psi``
+    (``theta = walls.theta(mode + L psi)``, :func:`sampler_coordinates`), from a random start
+    ``psi ~ N(0, I)`` drawn under the chain's seed (see :mod:`scai.inference.nuts`).
 
     Why whiten with the whole Laplace covariance rather than give NUTS its variances: the
     posterior's scales differ 30-fold or more between coordinates (``log lam`` ~0.007 with 200
     users, ``pi``'s sticks ~0.2), and a hierarchical shift is a ridge a diagonal mass matrix
     cannot follow: under ``pooled`` (``delta_c ~ N(delta_0, 0.02)``) ``delta_0`` and
     ``delta_c`` have posterior correlation ~0.97, and NUTS on ``theta`` took step sizes of
-    0.05-0.09 and 30-70 leapfrog steps per draw. In ``phi`` the posterior is ``N(0, I)`` near
+    0.05-0.09 and 30-70 leapfrog steps per draw. In ``psi`` the posterior is ``N(0, I)`` near
     the mode (a linear map: for a fixed deviation scale it is the non-centred
     parameterisation, and more), and the sampler's diagonal adaptation corrects the rest.
+
+    Why the non-linear map first (:mod:`scai.inference.walls`): with ``lam`` latent a shift's
+    posterior has a wall that moves with ``lam`` (at fixed ``lam * delta``) and is ~20 times
+    narrower than the posterior; leapfrog steps that reached it diverged (383 divergences on
+    the 64 games of issue 14).
     """
     density = MarginalDensity(data, hypothesis)
-    # Start from the prior median: uniform starts in (-2, 2) can land beside a local mode at
-    # very low rationality (measured: 3,000 nats below the global one) and stay there.
-    white = Whitening.of(density)
+    # The mode search starts from the prior median: uniform starts in (-2, 2) can land beside
+    # a local mode at very low rationality (measured: 3,000 nats below the global one).
+    mapped, white = sampler_coordinates(density)
     dtype = torch.get_default_dtype()
     d = density.coords.size
 
-    def value_and_grad(phi: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = density.value_and_grad(white.theta(phi))
+    def theta_of(psi: np.ndarray) -> np.ndarray:
+        return mapped.theta(white.theta(psi))
+
+    def value_and_grad(psi: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = mapped.value_and_grad(white.theta(psi))
         return value, white.pull_back(grad)
 
     def potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        theta = torch.as_tensor(white.theta(params["phi"].detach().double().numpy()), dtype=dtype)
-        return density(theta)
+        psi = params["phi"].detach().double().numpy()
+        return torch.tensor(value_and_grad(psi)[0], dtype=dtype)
 
     return ChainProblem(
         potential_fn=potential,
         initial_params={"phi": torch.randn(d, dtype=dtype)},
         constrain=lambda draws: density.constrain(
-            torch.as_tensor(white.theta(draws["phi"].double().numpy()), dtype=dtype)
+            torch.as_tensor(theta_of(draws["phi"].double().numpy()), dtype=dtype)
         ),
         initial_inverse_mass=torch.ones(d, dtype=dtype),
         value_and_grad=value_and_grad,
         names=coordinate_names(density),
-        unscale=white.theta,
+        unscale=theta_of,
     )
 
 

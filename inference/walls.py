@@ -1,0 +1,411 @@
+"""Walls in the posterior of a currency shift, and the coordinates in which NUTS does not hit them.
+
+**The wall.** A selfish proposer's offer of 0 is its best offer only while a responder of its
+own norm accepts 0, i.e. while the responder's log-odds ``lam * delta * pot`` is well above 0
+(:mod:`scai.models.policies`). Where it is not, the probability of every observed 0 offer
+collapses: on the 64 games of issue 14 the potential climbs ~2,400 nats as the shift falls from
+the mode (0.064) to 0.004, rising like ``exp(-kappa delta)`` with ``kappa ~ 180-280`` while the
+posterior is ~0.08 wide and more. A second wall stands near ``delta ~ 1``, where a selfish
+type starts to value the other's payoff like its own and 0 offers become impossible again.
+Both are in the model (the NumPy and torch densities agree on them to 1e-12) and both stand
+where ``v = lam * delta`` crosses a fixed value (measured on the 64 games: the potential is 5
+nats above its minimum at ``v = 0.155-0.160`` for every ``lam`` from 3 to 10), so in ``(log
+lam, delta)`` they are hyperbolas that no linear map straightens.
+
+**The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained
+vector ``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as
+``w`` with ``delta = knee / lam + F(w)``, where ``knee`` is the wall's knee in ``v`` (so the
+wall stands still at ``w ~ 0`` whatever ``lam``). With ``C(y) = softplus(-y) - log(1 +
+softplus(-y))``, a wall below is flattened by ``L(z) = scale * z + C(scale * kappa * z) /
+kappa`` and one above by ``H(w) = w - C(Y - scale * kappa * w) / (scale * kappa)`` (``Y =
+kappa * D``, ``D`` the distance between the knees), and ``F = L(H(w))`` (either is left out,
+``L(z) = scale * z``, where there is no such wall). Each is a smooth increasing bijection of
+the real line, linear in the bulk (``F ~ scale * w`` between the knees: untouched) and
+logarithmic behind its knee (``F ~ -log(-y) / kappa`` below, ``D + log(y - Y) / kappa``
+above), so the force in ``w`` stays bounded where the wall's grows like ``exp(kappa |delta -
+knee|)``. The knee is where the likelihood's force times its rate of growth, both in units
+of the posterior's width ``scale``, reaches ``STEEP`` (a Gaussian side's product is 1 at
+every distance: never a wall); ``kappa`` is the wall's fastest rate from the knee on
+(:func:`find_walls`). The rates follow ``lam`` (``kappa = kappa_mode * lam / lam_mode``, the
+knees' distance ``D = D_mode * lam_mode / lam``) because the walls stand in ``lam * delta``. The
+other shifts of the simulation move with the knee too (``delta = knee / lam + phi``); with
+currency shifts and a shared one (``pooled``), the shared one is sampled given them,
+``delta_0 = mean_c(delta_c - mu e_c) + (tau / sqrt(C)) xi``, which is how the prior ties it to
+them whatever the walls do to the currencies' shifts.
+
+Nothing is truncated: every ``theta`` has one ``phi``. The density in ``phi`` carries the
+Jacobian, so the draws mapped back are draws of the same posterior; the model, the prior and
+the reported sites are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from scai.models.density import MarginalDensity
+
+__all__ = ["Wall", "WallCoordinates", "find_walls"]
+
+#: The knee: where the likelihood's force ``f = |dU/d delta| * scale`` times its rate of growth
+#: ``d log f / d delta * scale`` reaches this. A Gaussian side's stays 1 (``f = k``, rate ``1 /
+#: k`` at ``k`` sd): never a wall; an exponential wall's reaches it where ``f ~ 10 / (kappa *
+#: scale)``, below a typical force of the bulk.
+STEEP = 10.0
+#: Where a wall's force (times the posterior's width) passes this, its rate no longer matters.
+WALL_END = 1e4
+#: Walls are looked for up to this many posterior sd (Laplace) from the mode: the bulk beside
+#: a wall is often flat and much wider than the mode's curvature says.
+SEARCH_SD = 40.0
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def _compress(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``C(y) = softplus(-y) - log(1 + softplus(-y))`` and its first two derivatives."""
+    sp = _softplus(-y)
+    s_neg, s_pos = expit(-y), expit(y)
+    c = sp - np.log1p(sp)
+    d1 = -s_neg * sp / (1.0 + sp)
+    d2 = s_neg * s_pos * sp / (1.0 + sp) + s_neg**2 / (1.0 + sp) ** 2
+    return c, d1, d2
+
+
+def _one_side(x: np.ndarray, a: float, k, big_y: float, lower: bool):
+    """The one-sided map ``P(x) = a x + C(y) / k`` (a wall below, knee at ``x = 0``) or ``a x -
+    C(Y - y) / k`` (above, knee at ``y = Y``), ``y = a k x``, where ``k`` is proportional to
+    ``lam`` and ``Y`` does not depend on it: ``(P, log P', d log P'/dx, dP/d log lam, d log
+    P'/d log lam)``."""
+    y = a * k * x
+    if lower:
+        c, c1, c2 = _compress(y)
+        slope = 1.0 + c1
+        return (
+            a * x + c / k,
+            np.log(a) + np.log(slope),
+            c2 * a * k / slope,
+            (y * c1 - c) / k,
+            c2 * y / slope,
+        )
+    c, c1, c2 = _compress(big_y - y)
+    slope = 1.0 + c1
+    return (
+        a * x - c / k,
+        np.log(a) + np.log(slope),
+        -c2 * a * k / slope,
+        (y * c1 + c) / k,
+        -c2 * y / slope,
+    )
+
+
+@dataclass(frozen=True)
+class Wall:
+    """The wall(s) of one shift (column ``column`` of the flat ``theta``, simulation ``sim``):
+    the knee it is anchored at, in ``v = lam * delta`` (the lower knee if there is one), the
+    rates of the walls below and above (``kappa_lo``, ``kappa_hi``, per unit of ``delta`` at
+    the mode; 0: no wall), the upper knee's distance above the anchor (``distance``, in
+    ``delta`` at the mode), the posterior's sd of ``delta`` (``scale``) and ``lam`` at the
+    mode."""
+
+    column: int
+    sim: int
+    knee: float
+    kappa_lo: float
+    kappa_hi: float
+    distance: float
+    scale: float
+    lam: float
+
+    def offset(self, w: np.ndarray, ratio: np.ndarray | float = 1.0):
+        """``F(w) = L(H(w))`` (module docstring) when ``lam`` is ``ratio`` times its value at
+        the mode: ``(F, log F', d log F' / dw, dF / d log lam, d log F' / d log lam)``."""
+        w = np.asarray(w, dtype=np.float64)
+        zero = np.zeros_like(w)
+        z, log_h, dlog_h, dz_lam, dlog_h_lam = w, zero, zero, zero, zero
+        if self.kappa_hi > 0:  # in units of the sd: the upper knee at z = distance / scale
+            big_y = self.kappa_hi * self.distance
+            z, log_h, dlog_h, dz_lam, dlog_h_lam = _one_side(
+                w, 1.0, self.scale * self.kappa_hi * ratio, big_y, lower=False
+            )
+        if self.kappa_lo > 0:
+            f, log_l, dlog_l, df_lam, dlog_l_lam = _one_side(
+                z, self.scale, self.kappa_lo * ratio, 0.0, lower=True
+            )
+        else:
+            f, log_l, dlog_l, df_lam, dlog_l_lam = (
+                self.scale * z, np.log(self.scale) + zero, zero, zero, zero
+            )  # fmt: skip
+        h_slope = np.exp(log_h)
+        return (
+            f,
+            log_l + log_h,
+            dlog_l * h_slope + dlog_h,
+            df_lam + np.exp(log_l) * dz_lam,
+            dlog_l_lam + dlog_l * dz_lam + dlog_h_lam,
+        )
+
+    def w(self, offset: np.ndarray, ratio: np.ndarray | float = 1.0) -> np.ndarray:
+        """The inverse of :meth:`offset` (bisection: ``F`` is increasing)."""
+        target = np.asarray(offset, dtype=np.float64)
+        lo, hi = np.full(target.shape, -1.0), np.full(target.shape, 1.0)
+        for _ in range(2100):  # widen the bracket until it holds the target
+            low = self.offset(lo, ratio)[0] > target
+            high = self.offset(hi, ratio)[0] < target
+            if not (low.any() or high.any()):
+                break
+            lo, hi = np.where(low, 2 * lo, lo), np.where(high, 2 * hi, hi)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            below = self.offset(mid, ratio)[0] < target
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+
+def _shift_columns(density: MarginalDensity) -> list[int]:
+    """The columns (within a simulation's block) of the latent shifts: ``shift_shared`` and
+    each ``shift[c]``."""
+    cols = []
+    for site in ("shift_shared", "shift"):
+        if site in density.columns:
+            cols.extend(range(density.columns[site].start, density.columns[site].stop))
+    return cols
+
+
+def _wall_columns(density: MarginalDensity) -> list[int]:
+    """The shifts the data see directly (each currency's, else the shared one): where walls
+    stand."""
+    site = "shift" if "shift" in density.columns else "shift_shared"
+    if site not in density.columns:
+        return []
+    return list(range(density.columns[site].start, density.columns[site].stop))
+
+
+def _likelihood_slope(density: MarginalDensity, theta: np.ndarray) -> np.ndarray:
+    """``d(-log likelihood)/dtheta`` (the potential's gradient without the prior's)."""
+    S, W = density.coords.n_sims, density.coords.width
+    _, grad = density.value_and_grad(theta)
+    _, prior_grad = density.prior.log_prob_unconstrained_np(
+        theta.reshape(S, W), density.coords, density._essential_np
+    )
+    return grad + prior_grad.reshape(-1)
+
+
+def find_walls(
+    density: MarginalDensity, mode: np.ndarray, sd: np.ndarray, lam: np.ndarray
+) -> list[Wall]:
+    """The walls of each simulation's shifts around the mode ``mode`` (flat ``theta``), where
+    the posterior sd of ``theta`` is ``sd`` (flat, e.g. Laplace's) and the rationality is
+    ``lam [S]``.
+
+    For each shift the data see, on each side of the mode: step the shift away (the other
+    coordinates kept) until the likelihood's force ``f = |dU/d delta| * scale`` times its rate
+    of growth ``d log f / d delta * scale`` reaches ``STEEP`` (within ``SEARCH_SD`` sd), bisect
+    for that knee, then follow the wall out until ``f`` passes ``WALL_END`` and keep its
+    fastest rate ``kappa`` (compressing a wall as fast as it steepens, not slower: a rate
+    measured at the knee alone left ~1 divergence per chain)."""
+    S, W = density.coords.n_sims, density.coords.width
+    walls = []
+    for s in range(S):
+        for j in _wall_columns(density):
+            col = s * W + j
+            scale = sd[col]
+            below = _find_side(density, mode, col, 1, scale)
+            above = _find_side(density, mode, col, -1, scale)
+            if below is None and above is None:
+                continue
+            anchor = below if below is not None else above
+            distance = 0.0 if below is None or above is None else above[0] - below[0]
+            walls.append(
+                Wall(
+                    col,
+                    s,
+                    anchor[0] * lam[s],
+                    0.0 if below is None else below[1],
+                    0.0 if above is None else above[1],
+                    distance,
+                    scale,
+                    float(lam[s]),
+                )  # fmt: skip
+            )
+    return walls
+
+
+def _find_side(
+    density: MarginalDensity, mode: np.ndarray, col: int, side: int, scale: float
+) -> tuple[float, float] | None:
+    """``(knee in delta, kappa per unit of delta)`` of a wall on ``side`` of the mode (+1:
+    below), or ``None`` (:func:`find_walls`)."""
+    h = 0.01 * scale
+
+    def force(delta: float) -> float:
+        theta = mode.copy()
+        theta[col] = delta
+        with np.errstate(all="ignore"):
+            g = _likelihood_slope(density, theta)[col]
+        # pushing back towards the mode, times the posterior's width
+        return float(side * -g) * scale if np.isfinite(g) else np.inf
+
+    def steepness(k: float) -> tuple[float, float]:
+        """``(force * scale * rate * scale, rate)`` ``k`` sd from the mode."""
+        delta = mode[col] - side * k * scale
+        f0, f1 = force(delta), force(delta - side * h)
+        if not (f0 > 0 and f1 > 0 and np.isfinite(f0) and np.isfinite(f1)):
+            return (np.inf if not np.isfinite(f1) else 0.0), np.inf
+        rate = np.log(f1 / f0) / h
+        return f0 * rate * scale, rate
+
+    steps = np.concatenate([np.arange(0.25, 4.01, 0.25), 4 * 1.1 ** np.arange(1, 100)])
+    near, far = 0.0, None
+    for k in steps[steps <= SEARCH_SD]:
+        if steepness(k)[0] >= STEEP:
+            far = k
+            break
+        near = k
+    if far is None:
+        return None
+    for _ in range(40):
+        mid = 0.5 * (near + far)
+        if steepness(mid)[0] >= STEEP:
+            far = mid
+        else:
+            near = mid
+    knee = mode[col] - side * far * scale
+    # The wall's rate: the fastest growth of its force from the knee on, until the force is
+    # far beyond what any trajectory meets (walls steepen: on the 64 games of issue 14 the
+    # lower one's rate climbs from ~170 at the knee to ~280).
+    rate = steepness(far)[1]
+    if not np.isfinite(rate):
+        return None
+    k, fastest = far, rate
+    for _ in range(200):
+        k += 0.5 / (fastest * scale)
+        if force(mode[col] - side * k * scale) >= WALL_END or k > 2 * SEARCH_SD:
+            break
+        local = steepness(k)[1]
+        if np.isfinite(local):
+            fastest = max(fastest, local)
+    return float(knee), float(fastest)
+
+
+class WallCoordinates:
+    """The marginal density on the coordinates ``phi`` of the module docstring. Same interface
+    as the density where the Laplace approximation and NUTS read it (``value_and_grad``,
+    ``coords``, ``initial``); :meth:`theta` and :meth:`phi` map between the two. Without
+    walls it is the identity."""
+
+    def __init__(self, density: MarginalDensity, walls: list[Wall]):
+        self.density = density
+        coords = self.coords = density.coords
+        self.walls = walls
+        S, W = coords.n_sims, coords.width
+        cols = density.columns
+        #: currency shifts and a shared one: the shared one is sampled given the others
+        self.pooled = coords.latent_shared and coords.latent_shift
+        shifts = _wall_columns(density) if self.pooled else _shift_columns(density)
+        sims = sorted({w.sim for w in walls})
+        # Every shift of a simulation with a wall moves with its knee: its own, else the mean.
+        moved, knee = [], []
+        for s in sims:
+            own = {w.column: w.knee for w in walls if w.sim == s}
+            mean = float(np.mean(list(own.values())))
+            for j in shifts:
+                moved.append(s * W + j)
+                knee.append(own.get(s * W + j, mean))
+        self.moved = np.array(moved, dtype=int).reshape(len(sims), len(shifts))
+        self.knee = np.array(knee, dtype=np.float64).reshape(self.moved.shape)
+        lam = cols["lam"].start if coords.latent_lam else 0
+        self.lam_col = np.array([s * W + lam for s in sims], dtype=int)
+        self.lam_of_sim = [s * W + lam for s in range(S)]
+        self.lam_fixed = float(density.hypothesis.rationality)
+        if self.pooled:
+            self.shared_col = np.array([s * W + cols["shift_shared"].start for s in sims], int)
+            prior = density.prior
+            self.mean_shift = prior.essential_shift * density._essential_np  # [C]
+            # delta_0 | delta_c ~ N(mean_c(delta_c - mu e_c), tau^2 / C), its own prior aside
+            self.shared_sd = prior.currency_scale / np.sqrt(len(shifts))
+
+    def _knee_shift(self, x: np.ndarray) -> np.ndarray:
+        """``knee / lam`` of each moved column, ``[..., sims, shifts]`` (``lam`` read from
+        ``x``, ``theta`` or ``phi``: its column is the same in both)."""
+        if self.coords.latent_lam:
+            return self.knee * np.exp(-x[..., self.lam_col])[..., None]
+        return self.knee / self.lam_fixed
+
+    def _ratio(self, x: np.ndarray, wall: Wall):
+        """``lam / lam_mode`` in ``wall``'s simulation (``lam`` read from ``theta`` or ``phi``)."""
+        if not self.coords.latent_lam:
+            return 1.0
+        return np.exp(x[..., self.lam_of_sim[wall.sim]]) / wall.lam
+
+    def theta(self, phi: np.ndarray) -> np.ndarray:
+        """``theta [..., S * W]`` of ``phi [..., S * W]``."""
+        return self._forward(phi)[0]
+
+    def _forward(self, phi: np.ndarray):
+        """``theta`` and what the gradient needs: ``dtheta_j / dphi_j`` of the walls' columns,
+        the log Jacobian, its derivative, and the walls' ``d theta_j / d log lam``."""
+        theta = np.array(phi, dtype=np.float64, copy=True)
+        slope = np.ones_like(theta)
+        log_jac = np.zeros(phi.shape[:-1])
+        d_log_jac = np.zeros_like(theta)
+        d_lam = np.zeros_like(theta)
+        for wall in self.walls:
+            f, log_slope, d_log_slope, d_f_lam, d_log_slope_lam = wall.offset(
+                phi[..., wall.column], self._ratio(phi, wall)
+            )
+            theta[..., wall.column] = f
+            slope[..., wall.column] = np.exp(log_slope)
+            log_jac = log_jac + log_slope
+            d_log_jac[..., wall.column] = d_log_slope
+            d_lam[..., wall.column] = d_f_lam
+            if self.coords.latent_lam:
+                d_log_jac[..., self.lam_of_sim[wall.sim]] += d_log_slope_lam
+        if self.moved.size:
+            theta[..., self.moved] += self._knee_shift(phi)
+            if self.pooled:
+                theta[..., self.shared_col] = self._shared(theta, phi[..., self.shared_col])
+        return theta, slope, log_jac, d_log_jac, d_lam
+
+    def _shared(self, theta: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        """``delta_0 = mean_c(delta_c - mu e_c) + shared_sd * xi`` (``[..., sims]``). Its
+        Jacobian is the constant ``shared_sd``: left out of the potential."""
+        mean = (theta[..., self.moved] - self.mean_shift).mean(-1)
+        return mean + self.shared_sd * xi
+
+    def phi(self, theta: np.ndarray) -> np.ndarray:
+        """The inverse: ``phi`` of ``theta [..., S * W]``."""
+        phi = np.array(theta, dtype=np.float64, copy=True)
+        if self.moved.size:
+            if self.pooled:
+                mean = (theta[..., self.moved] - self.mean_shift).mean(-1)
+                phi[..., self.shared_col] = (theta[..., self.shared_col] - mean) / self.shared_sd
+            phi[..., self.moved] -= self._knee_shift(theta)
+        for wall in self.walls:
+            phi[..., wall.column] = wall.w(phi[..., wall.column], self._ratio(theta, wall))
+        return phi
+
+    def initial(self):
+        return self.density.initial()
+
+    def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(U'(phi), dU'/dphi)`` with ``U'(phi) = U(theta(phi)) - log |dtheta / dphi|`` (the
+        map is triangular: ``lam`` first, then each shift from ``lam`` and its own ``phi``,
+        then the shared shift from the others)."""
+        theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
+        value, g = self.density.value_and_grad(theta)
+        g = g.copy()
+        if self.moved.size and self.pooled:
+            # delta_0 moves with the mean of the currencies' shifts
+            g[self.moved] += g[self.shared_col][:, None] / self.moved.shape[1]
+            g[self.shared_col] *= self.shared_sd
+        grad = g * slope - d_log_jac
+        if self.moved.size and self.coords.latent_lam:
+            # d(knee / lam) / d log lam = -knee / lam; the walls' F follows lam too
+            grad[self.lam_col] -= (g[self.moved] * self._knee_shift(phi)).sum(-1)
+            for wall in self.walls:
+                grad[self.lam_of_sim[wall.sim]] += g[wall.column] * d_lam[wall.column]
+        return float(value - log_jac), grad

@@ -1,0 +1,115 @@
+"""The MCMC engine's wall coordinates (:mod:`scai.inference.walls`): an exact change of
+variables, and a posterior equal to the exact engine's across a wall.
+
+The groups are the issue-14 kind: 16 users, 8 games per epoch, 8 epochs (64 games), simulated
+from the hypothesis that is fitted, with a selfish majority whose 0 offers put a wall under the
+currency shift (checked: :func:`find_walls` finds it, so the map is not the identity here).
+
+**The map.** Round trip ``phi -> theta -> phi`` to 1e-9; the potential's gradient equal to
+central differences (relative 1e-5, the differences' own error at step 1e-6 being ~1e-7 of
+gradients of order 1-100); and the potential in ``phi`` minus the density's equal to minus the
+log Jacobian of ``theta(phi)`` computed by finite differences (up to a constant: the shared
+shift's ``log(tau / sqrt(C))``), at points spread over the posterior (Laplace draws at 2 sd).
+
+**Agreement** (``latent_lam_shared``: latent rationality ``LogNormal(log 4, 0.5)`` and a shared
+shift ``N(0, 0.5)``, i.e. ``pooled_latent_lam`` with the currency deviation pooled completely,
+which is what the exact engine can grid: at most two latent scalars. ``pooled`` and
+``pooled_latent_lam``, whose shared shift is sampled given the currency's, are held to the
+change of variables above). The exact engine's posterior means come from 4,000 draws
+resampled from its grid; each MCMC mean must lie within 4 of its Monte Carlo standard errors
+(ArviZ, autocorrelation included) plus 4 of the exact draws' (``sd / sqrt(4000)``) plus the
+grid's own error, bounded by the default grid's difference from a coarser one (measured here:
+the error shrinks as the grid is refined). For a correct sampler a miss has probability below
+1e-4 per quantity.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.exact import fit_exact
+from scai.inference.mcmc import fit_mcmc, sampler_coordinates
+from scai.models.density import MarginalDensity
+from scai.models.hypotheses import PRESETS
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
+
+MIX = {"selfish": 0.4, "fair": 0.3, "altruistic": 0.3}
+HYPOTHESES = {
+    "latent_lam_shared": PRESETS["pooled"].with_(
+        name="latent_lam_shared", rationality_scale=0.5, currency_scale=0.0
+    ),
+    "pooled": PRESETS["pooled"],
+    "pooled_latent_lam": PRESETS["pooled"].with_(name="pooled_latent_lam", rationality_scale=0.5),
+}
+EXACT_DRAWS = 4000
+
+
+def group(name: str) -> GroupData:
+    sim = simulate(HYPOTHESES[name], policy=MIX, users=16, rounds=8, epochs=8, seed=1)
+    return GroupData.from_table(sim.interactions)
+
+
+@pytest.mark.parametrize("name", list(HYPOTHESES))
+def test_wall_coordinates_are_an_exact_change_of_variables(name):
+    density = MarginalDensity(group(name), HYPOTHESES[name])
+    mapped, white = sampler_coordinates(density)
+    assert mapped.walls, "no wall found: the map would be the identity"
+    assert all(w.kappa_lo * w.scale > 10 for w in mapped.walls)  # steep, below the mode
+    rng = np.random.default_rng(0)
+    d = density.coords.size
+    offsets = []
+    for _ in range(5):
+        phi = white.theta(2.0 * rng.standard_normal(d))
+        theta = mapped.theta(phi)
+        np.testing.assert_allclose(mapped.phi(theta), phi, atol=1e-9)
+        value, grad = mapped.value_and_grad(phi)
+        eye = np.eye(d) * 1e-6
+        numeric = np.array(
+            [
+                (mapped.value_and_grad(phi + e)[0] - mapped.value_and_grad(phi - e)[0]) / 2e-6
+                for e in eye
+            ]
+        )
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5 * np.abs(grad).max())
+        jacobian = np.stack(
+            [(mapped.theta(phi + e) - mapped.theta(phi - e)) / 2e-6 for e in eye], 1
+        )
+        log_det = np.linalg.slogdet(jacobian)[1]
+        offsets.append(value - density.value_and_grad(theta)[0] + log_det)
+    np.testing.assert_allclose(offsets, offsets[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mcmc_agrees_with_exact_across_a_wall():
+    name = "latent_lam_shared"
+    h, data = HYPOTHESES[name], group(name)
+    density = MarginalDensity(data, h)
+    assert sampler_coordinates(density)[0].walls
+    exact = fit_exact(data, h, num_draws=EXACT_DRAWS, seed=0)
+    coarse = fit_exact(
+        data, h, num_draws=EXACT_DRAWS, seed=1, max_simplex_points=1500, grid_points=30
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        post = fit_mcmc(data, h, seed=3)
+    assert post.diagnostics["divergences"] == 0
+    sites = [s for s in ("pi", "lam", "shift_shared", "shift") if s in post.draws]
+    mcse = az.mcse(
+        az.convert_to_dataset({s: post.draws[s].double().numpy() for s in sites}), method="mean"
+    )
+    for site in sites:
+        got = post.flat_draws(site).double().mean(0).numpy().ravel()
+        ref = exact.flat_draws(site).double()
+        want = ref.mean(0).numpy().ravel()
+        grid = np.abs(want - coarse.flat_draws(site).double().mean(0).numpy().ravel())
+        bound = (
+            4 * mcse[site].values.ravel() + 4 * ref.std(0).numpy().ravel() / EXACT_DRAWS**0.5 + grid
+        )
+        print(site, got, want, bound)
+        assert np.all(np.abs(got - want) <= bound), (site, got, want, bound)
