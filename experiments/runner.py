@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -261,8 +262,9 @@ def run_jobs(
                         else:
                             again = finished(key, None)
             else:
-                for key in todo:
-                    submit(key)
+                with _ctrl_c_deferred():  # the pool spawns its workers on the first submit
+                    for key in todo:
+                        submit(key)
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -304,6 +306,25 @@ def run_jobs(
             None if i in errors else load_result(c, entries[i]) for i, (c, _) in enumerate(jobs)
         ]
         return Outcome(results, errors, len(cached))
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, then raise it. A ``KeyboardInterrupt`` in the
+    middle of a worker's spawn leaves a started process that is not yet listed among the
+    program's children: :func:`stop_workers` would miss it, and the pool's exit would wait for
+    its tasks. (Only in the main thread, where Python's signal handlers run.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:
