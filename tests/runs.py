@@ -110,7 +110,9 @@ def posterior_numbers(path: Path) -> bytes:
 
 def start_run(out: Path, workers: int = 2) -> subprocess.Popen:
     """``scai run`` as a child process in a session of its own (as a shell's job would be:
-    a signal to its process group reaches it and its workers, not the test)."""
+    a signal to its process group reaches it and its workers, not the test), with Ctrl-C
+    handled as in a terminal's job: a test run that a non-interactive shell started in the
+    background (``pytest &``, as CI may) ignores SIGINT, and its children would inherit that."""
     return subprocess.Popen(
         [sys.executable, "-m", "scai", *RUN, "--workers", str(workers), "--out", str(out)],
         stdin=subprocess.DEVNULL,
@@ -118,7 +120,14 @@ def start_run(out: Path, workers: int = 2) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_terminal_signals,
     )
+
+
+def _terminal_signals() -> None:
+    """In the child before its exec: SIGINT and SIGQUIT back to their defaults."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def wait_for(condition, seconds: float, what: str, process: subprocess.Popen | None = None):
