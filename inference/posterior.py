@@ -99,12 +99,14 @@ class Posterior:
         S, U, _ = self.data.shape
         step = max(1, MEAN_BLOCK // max(1, S * U * len(self.policy_names)))
         if step >= D:
-            return self.type_probabilities().mean(0), self.manner_probabilities_per_draw().mean(0)
+            probs = self.type_probabilities()
+            return probs.mean(0), self.manner_probabilities_per_draw(probs=probs).mean(0)
         types = manners = 0.0
         for start in range(0, D, step):
             block = slice(start, start + step)
-            types = types + self.type_probabilities(block).sum(0)
-            manners = manners + self.manner_probabilities_per_draw(draws=block).sum(0)
+            probs = self.type_probabilities(block)  # once: the manners are sums over it
+            types = types + probs.sum(0)
+            manners = manners + self.manner_probabilities_per_draw(draws=block, probs=probs).sum(0)
         return types / D, manners / D
 
     # -- shapes and names --------------------------------------------------------------------
@@ -168,11 +170,12 @@ class Posterior:
         return type_posterior(log_pi, self.user_loglik()[draws], self.data.user_mask, clone)
 
     def manner_probabilities_per_draw(
-        self, chunk: int = 256, draws: slice = slice(None)
+        self, chunk: int = 256, draws: slice = slice(None), probs: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``[D, S, U, M]``: ``sum_k P(z_u = k | theta_d) P(m_u | z_u = k, tones_u, theta_d)``;
-        ``draws`` selects some of the flat draws."""
-        probs = self.type_probabilities(draws)
+        ``draws`` selects some of the flat draws, ``probs`` their
+        :meth:`type_probabilities` when the caller already holds them."""
+        probs = self.type_probabilities(draws) if probs is None else probs
         strength = self.bounded("strength")
         strength = None if strength is None else strength[draws]
         if strength is None:

@@ -28,7 +28,7 @@ from pyro.infer import TraceEnum_ELBO
 
 from scai.inference.exact import fit_exact
 from scai.inference.svi import fit_svi
-from scai.models.hypotheses import Hypothesis
+from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 from scai.models.simulate import simulate
@@ -102,3 +102,25 @@ def test_minibatch_svi_agrees_with_exact():
     assert svi.settings["subsample_size"] == 30 and svi.diagnostics["converged"]
     svi_mean = svi.flat_draws("pi")[:, 0].mean(0)
     assert ((svi_mean - exact_mean).abs() / exact_sd).max() < AGREE_SD
+
+
+@pytest.mark.parametrize("preset", ["neutral", "real_agents_stereotyped"])
+def test_per_user_means_a_block_of_draws_at_a_time_equal_all_at_once(preset, monkeypatch):
+    """A posterior of many users averages each user's type and manner probabilities over
+    blocks of draws (memory); the blocks must give the all-at-once means (to rounding).
+    ``real_agents_stereotyped`` learns the coupling and the clone probability per group, so
+    its manners and types depend on every draw."""
+    import scai.inference.posterior as posterior_module
+
+    hypothesis = get_hypothesis(preset)
+    sim = simulate(hypothesis, policy=NORM, users=30, rounds=30, epochs=2, seed=1)
+    data = GroupData.from_table(sim.interactions)
+    post = fit_svi(data, hypothesis, max_steps=20, num_draws=60, correction=None, init="median")
+    S, U, _ = data.shape
+    monkeypatch.setattr(posterior_module, "MEAN_BLOCK", 7 * S * U * len(post.policy_names))
+    types, manners = post._draw_means()  # blocks of 7 draws, the last one shorter
+    # sums of 60 probabilities in another order: at most 60 roundings apart
+    tolerance = 60 * torch.finfo(types.dtype).eps
+    assert torch.allclose(types, post.policy_probs, rtol=0, atol=tolerance)
+    assert torch.allclose(manners, post.manner_probs, rtol=0, atol=tolerance)
+    assert not torch.allclose(manners, post.manner_probs.roll(1, -1), atol=1e-3)  # not constant
