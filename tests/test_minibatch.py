@@ -133,6 +133,7 @@ def test_minibatch_svi_sd_matches_exact_with_many_users_per_batch():
 def test_per_user_means_a_block_of_draws_at_a_time_equal_all_at_once(preset, monkeypatch):
     """A posterior of many users averages each user's type and manner probabilities over
     blocks of draws (memory); the blocks must give the all-at-once means (to rounding).
+    ``neutral`` takes the shortcut of distinct users (only ``pi`` varies across draws);
     ``real_agents_stereotyped`` learns the coupling and the clone probability per group, so
     its manners and types depend on every draw."""
     import scai.inference.posterior as posterior_module
@@ -143,7 +144,15 @@ def test_per_user_means_a_block_of_draws_at_a_time_equal_all_at_once(preset, mon
     post = fit_svi(data, hypothesis, max_steps=20, num_draws=60, correction=None, init="median")
     S, U, _ = data.shape
     monkeypatch.setattr(posterior_module, "MEAN_BLOCK", 7 * S * U * len(post.policy_names))
+    shortcuts = []
+    by_distinct_user = posterior_module.Posterior._means_by_distinct_user
+    monkeypatch.setattr(
+        posterior_module.Posterior,
+        "_means_by_distinct_user",
+        lambda self: shortcuts.append(1) or by_distinct_user(self),
+    )
     types, manners = post._draw_means()  # blocks of 7 draws, the last one shorter
+    assert len(shortcuts) == (preset == "neutral")
     # sums of 60 probabilities in another order: at most 60 roundings apart
     tolerance = 60 * torch.finfo(types.dtype).eps
     assert torch.allclose(types, post.policy_probs, rtol=0, atol=tolerance)
