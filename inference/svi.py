@@ -70,6 +70,7 @@ from pyro.infer import SVI, JitTraceEnum_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_median
 
 from scai.inference.draws import latent_sites, squeeze_site
+from scai.inference.errors import EngineError
 from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
 from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
@@ -134,10 +135,8 @@ def _curvature_scales(
     Why: with minibatches the scales' gradient is a small signal under the minibatches'
     noise (``U / B`` times a user's spread): at 10^6 users in batches of 2,000 the scales stayed
     5x the posterior sd after 1,000 steps while the means had settled. Coordinates whose
-    estimated curvature is not positive keep their scale. Not with a latent clone probability
-    (the group likelihood is then no sum over users). Returns whether the scales were set."""
-    if "clone" in sites:
-        return False
+    estimated curvature is not positive keep their scale. (Hypotheses with clones, whose group
+    likelihood is no sum over users, are refused minibatches.) Returns True."""
     S, U, _ = data.shape
     store = pyro.get_param_store()
     locs = [store[f"AutoNormal.locs.{name}"].detach() for name in sites]
@@ -289,6 +288,14 @@ def fit_svi(
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
     sites = latent_sites(hypothesis)
+    if subsample_size is not None and "clone" in sites:
+        raise EngineError(
+            f"subsample_size={subsample_size} cannot be used with hypothesis "
+            f"{hypothesis.name!r}: its users copy a prototype's type with a learned probability, "
+            "so the group's likelihood is not a sum over users that minibatches could "
+            "estimate; fit it without subsample_size, or with a hypothesis without clones "
+            "(no clone_prior)"
+        )
     S = data.shape[0]
 
     def model(subsample=None):

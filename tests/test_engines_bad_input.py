@@ -131,3 +131,12 @@ def test_non_finite_option(no_inference, engine):
 def test_unknown_hypothesis(no_inference):
     with pytest.raises(ValueError, match="unknown hypothesis 'nihilist'"):
         fit(table(), "nihilist", engine="exact")
+
+
+def test_minibatches_refused_where_users_copy_a_prototype():
+    """With clones the group likelihood is no sum over users: minibatches cannot estimate it
+    (Pyro's enumeration failed on the plate's scale before this check)."""
+    with pytest.raises(
+        EngineError, match=r"subsample_size=2 cannot be used with hypothesis 'real_agents'"
+    ):
+        fit(table(), "real_agents", engine="svi", subsample_size=2)
