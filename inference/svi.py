@@ -125,7 +125,7 @@ def _curvature_scales(
     batch_size: int,
     generator: torch.Generator,
     batches: int = CURVATURE_BATCHES,
-) -> bool:
+) -> None:
     """Set the mean-field guide's scales to the mean-field optimum for a locally Gaussian
     posterior at its means, ``1 / sqrt(H_ii)`` (as :func:`_start_at_laplace`), with the
     curvature ``H_ii = -d^2/dtheta_i^2 log p(theta, data)`` estimated from ``batches``
@@ -136,7 +136,7 @@ def _curvature_scales(
     noise (``U / B`` times a user's spread): at 10^6 users in batches of 2,000 the scales stayed
     5x the posterior sd after 1,000 steps while the means had settled. Coordinates whose
     estimated curvature is not positive keep their scale. (Hypotheses with clones, whose group
-    likelihood is no sum over users, are refused minibatches.) Returns True."""
+    likelihood is no sum over users, are refused minibatches.)"""
     S, U, _ = data.shape
     store = pyro.get_param_store()
     locs = [store[f"AutoNormal.locs.{name}"].detach() for name in sites]
@@ -165,7 +165,6 @@ def _curvature_scales(
         new = torch.where(h > 0, h.clamp_min(1e-300).rsqrt().clamp(max=1.0), old.double())
         store[name_scale] = new.to(old.dtype)
         col += n
-    return True
 
 
 def _scaled_steps(sites: tuple[str, ...], learning_rate: float) -> dict[str, float]:
@@ -357,7 +356,7 @@ def fit_svi(
     curvature_scales = subsample_size is not None and guide_name == "normal"
     if curvature_scales:
         generator = torch.Generator().manual_seed(seed)
-        curvature_scales = _curvature_scales(sites, data, hypothesis, subsample_size, generator)
+        _curvature_scales(sites, data, hypothesis, subsample_size, generator)
     if not converged:
         warnings.warn(
             f"SVI did not converge in {max_steps} steps (relative ELBO change above {rtol}); "
