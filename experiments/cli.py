@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``scai`` with ``argv`` (default: the process's) and return its exit code."""
+    from scai.worker_start import keep_freed_memory
+
+    keep_freed_memory()  # as the workers do: the reports' grids reuse freed memory too
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a one-line parse error
