@@ -71,10 +71,38 @@ class SpawnContext(multiprocessing.context.SpawnContext):
     Process = SpawnProcess
 
 
+def keep_freed_memory() -> None:
+    """Let this process reuse the memory it frees instead of handing it back to the system.
+
+    The exact engine's grids are tensors of up to a few hundred MB, allocated and freed many
+    times per fit. glibc's ``malloc`` serves such blocks with ``mmap`` and returns them with
+    ``munmap``, so each one costs its pages' faults again (measured: 3.6 of a generalization
+    condition's 10 s of CPU were system time). With the ``mmap`` threshold at 1 GiB and the
+    trim threshold at 2 GiB, freed blocks stay in the heap for the next tensor. The memory a
+    process holds at its peak is unchanged; the arithmetic is untouched. Elsewhere than glibc
+    (or if ``mallopt`` is missing) this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)
+
+
+#: ``mallopt``'s option numbers (``<malloc.h>``).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
 def start_worker(parent: int) -> None:
-    """Each worker's initializer: ignore Ctrl-C, and exit when ``parent`` dies."""
+    """Each worker's initializer: ignore Ctrl-C, exit when ``parent`` dies, and keep freed
+    memory for reuse (:func:`keep_freed_memory`)."""
     global _parent
     _parent = parent
+    keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # blocked since the start (SpawnProcess)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -124,6 +124,10 @@ class Entry:
         return [p for kind in (*KINDS, "done") if (p := self.path(kind)).exists()]
 
 
+#: The cache folders this process holds (:meth:`ConditionCache.open`).
+_HELD: set[Path] = set()
+
+
 class ConditionCache:
     """One cache folder, used by one process at a time (:meth:`open`)."""
 
@@ -134,15 +138,29 @@ class ConditionCache:
     @contextlib.contextmanager
     def open(self) -> Iterator[ConditionCache]:
         """Hold the folder's lock (another process using it is a :class:`RunError`), clear what
-        a killed run left half-written, and index the manifests present."""
+        a killed run left half-written, and index the manifests present.
+
+        Re-entrant within this process: opened again while this process holds it (``scai run
+        all`` reports an experiment as soon as its conditions are stored, while the others'
+        are still computed into their caches), the folder is only indexed; its staging folder,
+        where the outer run's workers are writing, is left alone."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with locked(self.folder, name=LOCK, what="cache folder"):
-            self.clear_staging()
-            for leftover in self.folder.glob("*.tmp"):  # a manifest's temporary file
-                leftover.unlink(missing_ok=True)
+        held = self.folder.resolve()
+        if held in _HELD:
             self._index()
             yield self
-            self.clear_staging()
+            return
+        with locked(self.folder, name=LOCK, what="cache folder"):
+            _HELD.add(held)
+            try:
+                self.clear_staging()
+                for leftover in self.folder.glob("*.tmp"):  # a manifest's temporary file
+                    leftover.unlink(missing_ok=True)
+                self._index()
+                yield self
+                self.clear_staging()
+            finally:
+                _HELD.discard(held)
 
     def entry(self, cond: Condition, settings: Settings, seed: int) -> Entry:
         fp = fingerprint(cond, settings, seed)

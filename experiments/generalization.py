@@ -69,6 +69,7 @@ def test_offers(posterior: Posterior, hypothesis, seed: int, games: int) -> pd.D
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     S = posterior.data.shape[0]
+    posterior.type_weights("member")  # every draw's at once: the games below ask 20 times each
     rows = []
     for currency in TEST_CURRENCIES:
         for game in range(games):

@@ -49,8 +49,6 @@ def interactions_to_reach(curve: pd.DataFrame, level: float = 0.95) -> pd.Series
     """Per simulation: the first number of interactions after which ``p_true >= level``
     (NaN if never)."""
 
-    def first(group):
-        hit = group.loc[group.p_true >= level, "interactions"]
-        return float(hit.min()) if len(hit) else np.nan
-
-    return curve.groupby("sim").apply(first, include_groups=False)
+    sims = np.sort(curve["sim"].unique())
+    hits = curve.loc[curve["p_true"] >= level].groupby("sim")["interactions"].min()
+    return hits.reindex(sims).astype(float).rename_axis("sim").rename(None)

@@ -7,21 +7,38 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from scai.models.data import write_atomic  # noqa: E402
 
+# pyplot and seaborn (with SciPy's stats: ~1.7 s of CPU) are imported where a figure is
+# drawn, not with this module: `scai run all` imports it before its workers start.
 USERS_COLOR = "0.45"
-ASSISTANT_COLOR = sns.color_palette("colorblind")[0]
-ORIGINAL_COLOR = sns.color_palette("colorblind")[3]
+#: Colours of seaborn's ``colorblind`` palette, by position (:func:`__getattr__`).
+PALETTE_COLORS = {"ASSISTANT_COLOR": 0, "ORIGINAL_COLOR": 3}
+
+
+def palette_color(name: str) -> tuple[float, float, float]:
+    """``ASSISTANT_COLOR`` or ``ORIGINAL_COLOR``: seaborn's ``colorblind`` palette, looked up
+    (importing seaborn) on first use."""
+    import seaborn as sns
+
+    return sns.color_palette("colorblind")[PALETTE_COLORS[name]]
+
+
+def __getattr__(name: str):
+    """The module's colour constants (``plots.ORIGINAL_COLOR``), by :func:`palette_color`."""
+    if name not in PALETTE_COLORS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return palette_color(name)
 
 
 def figure_style() -> None:
     """The one look of scai's figures (seaborn's whitegrid, notebook context), set before each
     figure is drawn: matplotlib's style is process-wide, so a figure that did not set it would
     look different depending on which experiments ran before it in the same process."""
+    import seaborn as sns
+
     sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -34,6 +51,8 @@ def offered_share_panels(
 ) -> Path:
     """One panel per condition: users' and assistant's offered share per epoch (mean, 95% CI),
     with the original GPT-4 assistant's numbers overlaid where the study has them."""
+    import matplotlib.pyplot as plt
+
     figure_style()
     conditions = conditions or list(dict.fromkeys(summary["condition"]))
     n = len(conditions)
@@ -46,7 +65,7 @@ def offered_share_panels(
         part = summary[summary["condition"] == cond]
         for agent, color, label in (
             ("users", USERS_COLOR, "users"),
-            ("assistant", ASSISTANT_COLOR, "assistant (ours)"),
+            ("assistant", palette_color("ASSISTANT_COLOR"), "assistant (ours)"),
         ):
             rows_ = part[part["agent"] == agent].sort_values("epoch")
             ax.plot(rows_["epoch"], rows_["offered_share_mean"], "o-", color=color, label=label)
@@ -60,7 +79,13 @@ def offered_share_panels(
         if cond in original:
             gpt, _users = original[cond]
             epochs = list(range(1, len(gpt) + 1))
-            ax.plot(epochs, gpt, "s--", color=ORIGINAL_COLOR, label="GPT-4 assistant (2023)")
+            ax.plot(
+                epochs,
+                gpt,
+                "s--",
+                color=palette_color("ORIGINAL_COLOR"),
+                label="GPT-4 assistant (2023)",
+            )
         ax.set_title(cond)
         ax.set_xlabel("epoch")
         ax.set_ylim(-3, 103)

@@ -126,6 +126,7 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
     true_index = [[truth.policy_index(t) for t in row] for row in types]
 
     prior_generator = torch.Generator().manual_seed(seed)
+    accept_tables: dict[int, torch.Tensor] = {}  # pot -> [K, 1, O]
     posterior: Posterior | None = None
     played: list[pd.DataFrame] = []
     records = []
@@ -165,8 +166,10 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
             offer, pot = int(games.at[idx, "offer"]), int(games.at[idx, "pot"])
             a = int(rng.random() < norms.accept_probs[s][offer])
             games.at[idx, "accepted"] = a
-            t = action_tables(w, alpha, beta, torch.tensor([pot]), cond.rationality)
-            p_group = float(t.accept_prob()[true_index[s], 0, offer].mean())
+            if pot not in accept_tables:  # the users' true acceptance, once per pot
+                t = action_tables(w, alpha, beta, torch.tensor([pot]), cond.rationality)
+                accept_tables[pot] = t.accept_prob()
+            p_group = float(accept_tables[pot][true_index[s], 0, offer].mean())
             agreement[s] = a * p_group + (1 - a) * (1 - p_group)
         user_rows = games[(games.proposer != ASSISTANT) | (games.responder != ASSISTANT)]
         evidence = user_rows[

@@ -123,12 +123,32 @@ class Plan:
         return run_conditions(self.conditions, self.settings, self.cache_dir, workers)
 
 
-def run_plans(plans: Sequence[Plan], workers: int | None = None, progress: bool = True) -> None:
+def run_plans(
+    plans: Sequence[Plan],
+    workers: int | None = None,
+    progress: bool = True,
+    on_plan_done: Callable[[int], None] | None = None,
+) -> None:
     """Compute (or find cached) every condition of ``plans`` with one pool of workers, in the
-    plans' order; each is stored in its plan's cache, where the experiments then find it."""
+    plans' order; each is stored in its plan's cache, where the experiments then find it.
+
+    ``on_plan_done(i)`` is called (in this thread) as soon as every condition of ``plans[i]``
+    is stored, while the workers go on with the other plans' conditions: an experiment can
+    report from its cache then (its cache may be opened again: :meth:`ConditionCache.open`)."""
     jobs = [(c, plan.settings) for plan in plans for c in plan.conditions]
     folders = [plan.cache_dir for plan in plans for _ in plan.conditions]
-    run_jobs(jobs, folders, workers=workers, progress=progress)
+    plan_of = [i for i, plan in enumerate(plans) for _ in plan.conditions]
+    left = [len(plan.conditions) for plan in plans]
+
+    def on_event(kind: str, indices: list[int], error: str | None) -> None:
+        if kind not in ("cached", "done") or on_plan_done is None:
+            return
+        for index in indices:
+            left[plan_of[index]] -= 1
+            if left[plan_of[index]] == 0:
+                on_plan_done(plan_of[index])
+
+    run_jobs(jobs, folders, workers=workers, progress=progress, on_event=on_event)
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 
 from scai.models.density import MarginalDensity
 
@@ -39,6 +38,8 @@ def find_mode(
 ) -> np.ndarray | None:
     """A mode of the log joint (a minimum of ``U``) by L-BFGS from ``start`` (default: the
     prior median), or ``None`` if the optimiser ends at a non-finite point."""
+    import scipy.optimize  # here, not at the top: a third of a second that workers rarely need
+
     x0 = density.initial().double().numpy() if start is None else np.asarray(start, float)
     with np.errstate(all="ignore"):
         result = scipy.optimize.minimize(

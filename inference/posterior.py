@@ -357,23 +357,28 @@ class Posterior:
         return table
 
     # -- prediction: how the assistant acts --------------------------------------------------
-    def type_weights(self, who: str = "member") -> torch.Tensor:
+    def type_weights(self, who: str = "member", draws: slice = slice(None)) -> torch.Tensor:
         """``[D, S, K]`` per draw, the type of the player the assistant imitates.
 
         ``member``: a randomly chosen existing member of the group, its type drawn from its
         posterior given the draw's parameters; ``new``: a new member drawn from ``pi``.
+        ``draws`` selects some of the flat draws (the same numbers as those rows of all
+        draws'; only all draws' are memoised).
         """
-        pi = self.flat_draws("pi")
+        pi = self.flat_draws("pi")[draws]
         if who == "new":
             return pi
         if who != "member":
             raise ValueError(f"who must be 'member' or 'new', got {who!r}")
-        if "member_weights" not in self._memo:
-            self._memo["member_weights"] = self._member_weights(pi)
+        if "member_weights" in self._memo:
+            return self._memo["member_weights"][draws]
+        if draws != slice(None):
+            return self._member_weights(pi, draws)
+        self._memo["member_weights"] = self._member_weights(pi)
         return self._memo["member_weights"]
 
-    def _member_weights(self, pi: torch.Tensor) -> torch.Tensor:
-        probs = self.type_probabilities()  # [D, S, U, K]
+    def _member_weights(self, pi: torch.Tensor, draws: slice = slice(None)) -> torch.Tensor:
+        probs = self.type_probabilities(draws)  # [D, S, U, K]
         mask = self.data.user_mask.to(probs.dtype).unsqueeze(-1)
         n_users = mask.sum(-2).clamp_min(1)
         member = (probs * mask).sum(-2) / n_users

@@ -31,6 +31,7 @@ marked for parallel enumeration (and ``prototype`` with clones).
 
 from __future__ import annotations
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -220,7 +221,8 @@ class TableCategorical(dist.TorchDistribution):
         self.table = table
         self.index = index
         self.active = active
-        batch_shape = torch.broadcast_shapes(*(i.shape for i in index))
+        # NumPy's rule, not torch.broadcast_shapes: torch's imports SymPy (~0.8 s) on first use
+        batch_shape = torch.Size(np.broadcast_shapes(*(tuple(i.shape) for i in index)))
         super().__init__(batch_shape, torch.Size(), validate_args=False)
 
     def expand(self, batch_shape, _instance=None):

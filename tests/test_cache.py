@@ -230,6 +230,39 @@ def test_a_cache_in_use_by_another_process_is_refused(cached):
         run(folder)
 
 
+def test_a_plan_is_reported_from_its_cache_while_the_next_is_computed(tmp_path, first_run):
+    """``run_plans(..., on_plan_done)`` (what lets ``scai run all`` report an experiment while
+    the others' conditions are computed): called once per plan, as soon as the plan's
+    conditions are stored and before the next plan's are; the plan's cache can then be opened
+    again by this process (it holds the lock: re-entrant), and everything is found cached."""
+    from scai.experiments.runner import Plan, run_plans
+
+    other = Condition("tiny too", "fair", users=3, save_posterior=False)
+    plans = [
+        Plan([CONDITION], SETTINGS, tmp_path / "a" / "cache"),
+        Plan([other], SETTINGS, tmp_path / "b" / "cache"),
+    ]
+    seen = []
+
+    def report(i: int) -> None:
+        later = [manifests(plan.cache_dir) for plan in plans[i + 1 :]]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CacheWarning)
+            results = plans[i].run(workers=1)
+        assert caught == []  # found cached and intact
+        seen.append((i, later, results))
+
+    with time_limit(2 * SECONDS):
+        run_plans(plans, workers=1, progress=False, on_plan_done=report)
+    assert [i for i, _, _ in seen] == [0, 1]
+    assert seen[0][1] == [{}]  # plan 0 reported before plan 1's condition was stored
+    pd.testing.assert_frame_equal(seen[0][2]["tiny"].per_sim, first_run[1])
+    assert set(seen[1][2]) == {"tiny too"}
+    # the lock was released: another process (here, a second open file) may take the folder
+    with locked(plans[0].cache_dir, name=cache_module.LOCK, what="cache folder"):
+        pass
+
+
 def test_the_code_digest_follows_the_bytes_not_the_place(tmp_path):
     one = tmp_path / "one"
     for folder in ("models", "inference", "experiments/commands"):

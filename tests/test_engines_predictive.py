@@ -67,3 +67,18 @@ def test_predictive_is_the_posterior_average_of_the_models_action_tables(posteri
     # a 50/50 selfish/altruistic group: the offer distribution is bimodal, mass at both ends
     offer_probs = posterior.predictive(pot=pot, currency="dollars", who="new")["offer_probs"][0]
     assert float(offer_probs[:3].sum()) > 0.25 and float(offer_probs[-3:].sum()) > 0.25
+
+
+def test_some_draws_type_weights_are_those_rows_of_all_draws(posterior):
+    """The assistant's posterior sampling asks for one draw's type weights at a time
+    (``type_weights(who, draws)``): exactly those rows of all draws', bit for bit, before and
+    after all draws' are memoised."""
+    D = posterior.lam().shape[0]
+    posterior._memo.pop("member_weights", None)
+    some = [posterior.type_weights("member", slice(d, d + 1)) for d in (0, 7, D - 1)]
+    assert "member_weights" not in posterior._memo  # worked out for those draws alone
+    every = posterior.type_weights("member")
+    for d, one in zip((0, 7, D - 1), some, strict=True):
+        assert one.shape == (1, *every.shape[1:]) and torch.equal(one[0], every[d])
+    assert torch.equal(posterior.type_weights("member", slice(3, 5)), every[3:5])
+    assert torch.equal(posterior.type_weights("new", slice(3, 5)), posterior.flat_draws("pi")[3:5])

@@ -154,11 +154,18 @@ def run_experiment(args: argparse.Namespace) -> int:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
     with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line():
-        compute_together(names, args)
-        for name in names:
+        reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
+
+        def report(name: str) -> None:
             start = time.perf_counter()
-            result = load(name).main(args)
-            print(f"{name}: done in {time.perf_counter() - start:.1f} s -> {args.out / name}")
+            reports[name] = load(name).main(args), time.perf_counter() - start
+
+        compute_together(names, args, report)
+        for name in names:
+            if name not in reports:
+                report(name)
+            result, seconds = reports[name]
+            print(f"{name}: done in {seconds:.1f} s -> {args.out / name}")
             if getattr(result, "report", None):
                 print(result.report)
             record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
@@ -169,12 +176,16 @@ def run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def compute_together(names: list[str], args: argparse.Namespace) -> None:
+def compute_together(
+    names: list[str], args: argparse.Namespace, report: Callable[[str], None] | None = None
+) -> None:
     """With several experiments that compute conditions (each one's ``plan``), compute them all
     first with one pool of workers, so that no worker waits for an experiment's last condition
-    while the next experiment's are still to come; each experiment then reports from its cache.
-    The costliest conditions go first (generalization's latent currency shifts, then the
-    inconsistency experiment's learning curves), so that the workers finish together."""
+    while the next experiment's are still to come. The costliest conditions go first
+    (generalization's latent currency shifts, then the inconsistency experiment's learning
+    curves), so that the workers finish together; ``report(name)``, if given, is called for
+    each experiment as soon as its conditions are stored, while the workers compute the
+    others' (it reports from the cache; what it prints is the caller's to order)."""
     from scai.experiments.runner import run_plans
 
     order = ("generalization", "inconsistency", "alignment")
@@ -184,8 +195,19 @@ def compute_together(names: list[str], args: argparse.Namespace) -> None:
     )
     if len(planned) > 1:
         start = time.perf_counter()
-        run_plans([load(n).plan(args) for n in planned], args.workers)
-        print(f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s")
+        reported: list[str] = []
+
+        def done(i: int) -> None:
+            if report is not None:
+                report(planned[i])
+                reported.append(planned[i])
+
+        run_plans([load(n).plan(args) for n in planned], args.workers, on_plan_done=done)
+        meanwhile = f" (reported meanwhile: {', '.join(reported)})" if reported else ""
+        print(
+            f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s"
+            + meanwhile
+        )
 
 
 def _tell(message: str) -> None:
