@@ -30,18 +30,26 @@ from scai.inference.laplace import Laplace, laplace
 from scai.inference.nuts import (
     ChainProblem,
     ChainTask,
+    LockstepProblem,
     RecordingNUTS,
     SamplerWarning,
     run_chains,
+    run_lockstep,
     stack_chains,
 )
 from scai.inference.posterior import Posterior
 from scai.inference.walls import WallCoordinates, find_walls
-from scai.models.density import MarginalDensity
+from scai.models.density import MarginalDensity, numpy_backend_supports
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 
-__all__ = ["RecordingNUTS", "SamplerWarning", "fit_mcmc", "game_chain_problem"]
+__all__ = [
+    "RecordingNUTS",
+    "SamplerWarning",
+    "fit_mcmc",
+    "game_chain_problem",
+    "game_lockstep_problem",
+]
 
 #: The Laplace Hessian's eigenvalues are floored here when it is not positive definite.
 MIN_PRECISION = 1.0
@@ -103,6 +111,11 @@ class Whitening:
         S, W = self.mode.shape
         cols = phi.reshape(*phi.shape[:-1], S, W)
         return (self.mode + np.einsum("sij,...sj->...si", self.cholesky, cols)).reshape(phi.shape)
+
+    def tile(self, n: int) -> Whitening:
+        """The same map on ``n`` copies of the simulations, copy-major (as
+        :meth:`~scai.models.layout.GroupData.tile`)."""
+        return Whitening(np.tile(self.mode, (n, 1)), np.tile(self.cholesky, (n, 1, 1)))
 
     def pull_back(self, grad: np.ndarray) -> np.ndarray:
         """``dU/dphi = L' dU/dtheta`` (flat ``[S * W]``)."""
@@ -187,6 +200,39 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     )
 
 
+def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) -> LockstepProblem:
+    """:func:`game_chain_problem` for ``chains`` chains sampled together: the coordinates
+    (Laplace approximation, walls) are found once, and the chains' potentials are the
+    simulations of one density on the data tiled ``chains`` times (chain ``b``'s copy of
+    simulation ``s`` is simulation ``b * S + s``), so that one call of its gradient serves
+    every chain (:func:`scai.inference.hmc.sample_nuts_lockstep`)."""
+    density = MarginalDensity(data, hypothesis)
+    mapped, white = sampler_coordinates(density)
+    tiled = MarginalDensity(data.tile(chains), hypothesis)
+    mapped_all, white_all = mapped.tile(tiled, chains), white.tile(chains)
+    S, d = density.coords.n_sims, density.coords.size
+    dtype = torch.get_default_dtype()
+
+    def theta_of(psi: np.ndarray) -> np.ndarray:
+        return mapped.theta(white.theta(psi))
+
+    def values_and_grads(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, grad = mapped_all.potentials_and_grad(white_all.theta(psi.reshape(-1)))
+        return values.reshape(chains, S).sum(-1), white_all.pull_back(grad).reshape(chains, d)
+
+    return LockstepProblem(
+        values_and_grads=values_and_grads,
+        start=lambda: torch.randn(d, dtype=dtype),
+        chains=chains,
+        site="phi",
+        constrain=lambda draws: density.constrain(
+            torch.as_tensor(theta_of(draws["phi"].double().numpy()), dtype=dtype)
+        ),
+        names=coordinate_names(density),
+        unscale=theta_of,
+    )
+
+
 def fit_mcmc(
     data: GroupData,
     hypothesis: Hypothesis,
@@ -200,26 +246,43 @@ def fit_mcmc(
     parallel: bool | None = None,
     progress: bool = False,
 ) -> Posterior:
-    """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations."""
+    """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations.
+
+    ``parallel``: ``None`` (default) runs the chains in lockstep in this process through one
+    batched gradient (:func:`game_lockstep_problem`) where the density has its NumPy
+    gradient, and in worker processes otherwise when the machine has a core per chain;
+    ``True``: one worker process per chain; ``False``: one chain after another here. Each
+    ``(seed, chain)`` starts at the same point in every mode."""
     if num_chains < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
+    lockstep = parallel is None and numpy_backend_supports(hypothesis)
     if parallel is None:
-        parallel = num_chains > 1 and (os.cpu_count() or 1) >= num_chains
-    tasks = [
-        ChainTask(
-            game_chain_problem,
+        parallel = not lockstep and num_chains > 1 and (os.cpu_count() or 1) >= num_chains
+    options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
+    if lockstep:
+        results = run_lockstep(
+            game_lockstep_problem,
             (data, hypothesis),
             seed=seed,
-            chain=c,
-            warmup=warmup,
-            samples=samples,
-            target_accept=target_accept,
-            progress=progress and c == 0,
+            chains=num_chains,
+            progress=progress,
             speak=progress,
+            **options,
         )
-        for c in range(num_chains)
-    ]
-    results = run_chains(tasks, workers=num_chains if parallel else 1)
+    else:
+        tasks = [
+            ChainTask(
+                game_chain_problem,
+                (data, hypothesis),
+                seed=seed,
+                chain=c,
+                progress=progress and c == 0,
+                speak=progress,
+                **options,
+            )
+            for c in range(num_chains)
+        ]
+        results = run_chains(tasks, workers=num_chains if parallel else 1)
     for c, result in enumerate(results):
         for message in result.problems:
             warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=2)
@@ -238,6 +301,7 @@ def fit_mcmc(
             "samples": samples,
             "target_accept": target_accept,
             "parallel": parallel,
+            "lockstep": lockstep,
         },
         seed=seed,
     )
