@@ -5,11 +5,13 @@ For each hypothesis (every preset of :data:`scai.models.hypotheses.PRESETS`, plu
 ``pooled`` with ``lam ~ LogNormal(log 4, 0.5)``), one group of ``--users`` users simulated *from
 that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U, epochs=5)``: 10 events per
 user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its defaults (2 chains, 300 warmup
-+ 500 draws, chains in parallel processes on a 2-core machine). Then the user's case of issue 14:
++ 500 draws; the chains in lockstep in this process through one batched gradient where the
+density has its NumPy gradient, else in parallel processes). Then the user's case of issue 14:
 ``pooled_latent_lam`` on a group of 64 interactions (16 users, 8 rounds, 8 epochs).
 
-Reported: wall time of the whole ``fit_mcmc`` call (worker start-up included: the pool is
-started by a warm-up fit first, as a long-lived program would have it), the smallest bulk ESS
+Reported: wall time of the whole ``fit_mcmc`` call (a warm-up fit first starts the worker pool
+the real-agent presets use and pays the imports, as a long-lived program would have it;
+``scai fit`` pays them once at start-up), the smallest bulk ESS
 and the largest r-hat over every parameter, divergences, the median step size and the mean
 number of leapfrog steps per draw, and what the struggle monitor said. Targets (issue 14):
 wall <= 10 s, bulk ESS >= 400, r-hat <= 1.01, no divergences. Run from the project root::

@@ -10,6 +10,15 @@ once per leapfrog step and does a few vector operations besides: no autograd, no
 per-step dictionaries (Pyro's NUTS spends more time in its own bookkeeping than in our
 gradient; this is what :mod:`scai.inference.nuts` runs when a problem brings a NumPy gradient).
 
+:func:`sample_nuts_lockstep` runs several chains in one process through one *batched*
+potential, ``values_and_grads(q [B, d]) -> (U [B], dU/dq [B, d])``: each chain is a generator
+that yields the position whose gradient it needs next, and one call serves the ``k``-th
+gradient of every chain. The chains do not wait for each other's trees (chain ``b``'s ``k``-th
+gradient may belong to another iteration than chain ``b'``'s), so the calls number the
+largest chain's gradients, and where a gradient's cost is mostly per-call overhead (a few
+thousand numbers: 200 users) two chains cost about one. Each chain's draws are what
+:func:`sample_nuts` gives it alone with the same generator.
+
 :class:`StruggleMonitor` watches the chain while it runs: at the end of each adaptation window and
 every ``every`` kept draws it looks at the recent iterations and reports (through a callback)
 a tiny step size, trajectories at the maximum tree depth or long ones, a low E-BFMI, and
@@ -19,14 +28,25 @@ divergences, naming the parameter(s) involved and the likely cause (:func:`diagn
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["NutsRun", "StruggleMonitor", "adaptation_windows", "diagnose", "sample_nuts"]
+__all__ = [
+    "NutsRun",
+    "StruggleMonitor",
+    "adaptation_windows",
+    "diagnose",
+    "sample_nuts",
+    "sample_nuts_lockstep",
+]
 
 ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
+#: ``q [B, d] -> (U [B], dU/dq [B, d])``: one potential for ``B`` chains at once.
+BatchedValueAndGrad = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: A chain as a coroutine: it yields a position and is sent back ``(U, dU/dq)`` there.
+Chain = Generator[np.ndarray, tuple[float, np.ndarray], "NutsRun"]
 
 #: A trajectory whose energy error exceeds this is divergent (Stan's and Pyro's threshold).
 MAX_ENERGY_ERROR = 1000.0
@@ -66,10 +86,11 @@ def _no_turn(p_sharp_minus: np.ndarray, p_sharp_plus: np.ndarray, rho: np.ndarra
 
 
 class _Integrator:
-    """Leapfrog steps with a diagonal inverse mass matrix, counting gradient calls."""
+    """Leapfrog steps with a diagonal inverse mass matrix, counting gradient calls. Its
+    methods are generators: each gradient is asked for by yielding the position (the caller
+    sends back ``(U, dU/dq)``), so a driver can serve several chains with one call."""
 
-    def __init__(self, value_and_grad: ValueAndGrad, inv_mass: np.ndarray):
-        self.value_and_grad = value_and_grad
+    def __init__(self, inv_mass: np.ndarray):
         self.inv_mass = inv_mass
         self.n_grad = 0
 
@@ -80,16 +101,15 @@ class _Integrator:
         p = p - 0.5 * eps * g
         q = q + eps * self.inv_mass * p
         self.n_grad += 1
-        with np.errstate(all="ignore"):
-            u, g = self.value_and_grad(q)
-        g = np.asarray(g, dtype=np.float64)
+        u, g = yield q
         p = p - 0.5 * eps * g
         return q, p, g, float(u)
 
-    def build(self, q, p, g, direction: int, depth: int, eps: float, h0: float, rng) -> _Tree:
-        """A subtree of ``2 ** depth`` leapfrog steps from ``(q, p)`` in ``direction``."""
+    def build(self, q, p, g, direction: int, depth: int, eps: float, h0: float, rng):
+        """A subtree (:class:`_Tree`) of ``2 ** depth`` leapfrog steps from ``(q, p)`` in
+        ``direction``."""
         if depth == 0:
-            q, p, g, u = self.step(q, p, g, direction * eps)
+            q, p, g, u = yield from self.step(q, p, g, direction * eps)
             h = u + self.kinetic(p)
             if not math.isfinite(h) or not np.all(np.isfinite(g)):
                 h = math.inf
@@ -98,15 +118,14 @@ class _Integrator:
             tree.sum_accept = math.exp(min(0.0, -error)) if math.isfinite(error) else 0.0
             tree.diverging = error > MAX_ENERGY_ERROR
             return tree
-        inner = self.build(q, p, g, direction, depth - 1, eps, h0, rng)
+        inner = yield from self.build(q, p, g, direction, depth - 1, eps, h0, rng)
         if inner.diverging or inner.turning:
             return inner
         if direction > 0:
-            outer = self.build(inner.q_plus, inner.p_plus, inner.g_plus, 1, depth - 1, eps, h0, rng)
+            end = inner.q_plus, inner.p_plus, inner.g_plus
         else:
-            outer = self.build(
-                inner.q_minus, inner.p_minus, inner.g_minus, -1, depth - 1, eps, h0, rng
-            )
+            end = inner.q_minus, inner.p_minus, inner.g_minus
+        outer = yield from self.build(*end, direction, depth - 1, eps, h0, rng)
         merged = self.merge(inner, outer, direction)
         # uniform multinomial sampling within a subtree
         valid = not (outer.diverging or outer.turning)
@@ -158,8 +177,9 @@ def nuts_transition(
     eps: float,
     rng: np.random.Generator,
     max_depth: int = 10,
-) -> Transition:
-    """One NUTS iteration from ``q`` (potential ``u``, gradient ``g``) with step size ``eps``."""
+):
+    """One NUTS iteration (a :class:`Transition`) from ``q`` (potential ``u``, gradient ``g``)
+    with step size ``eps``."""
     p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
     h0 = u + integrator.kinetic(p)
     tree = _Tree(q, p, g, q, p, g, q, u, g, 0.0, p.copy())
@@ -167,11 +187,10 @@ def nuts_transition(
     while depth < max_depth:
         direction = 1 if rng.random() < 0.5 else -1
         if direction > 0:
-            new = integrator.build(tree.q_plus, tree.p_plus, tree.g_plus, 1, depth, eps, h0, rng)
+            end = tree.q_plus, tree.p_plus, tree.g_plus
         else:
-            new = integrator.build(
-                tree.q_minus, tree.p_minus, tree.g_minus, -1, depth, eps, h0, rng
-            )
+            end = tree.q_minus, tree.p_minus, tree.g_minus
+        new = yield from integrator.build(*end, direction, depth, eps, h0, rng)
         depth += 1
         if new.diverging or new.turning:
             tree.n_steps += new.n_steps
@@ -243,23 +262,23 @@ def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
     return windows
 
 
-def find_step_size(integrator: _Integrator, q, u, g, eps: float, rng) -> float:
+def find_step_size(integrator: _Integrator, q, u, g, eps: float, rng):
     """Stan's heuristic: double or halve ``eps`` until one leapfrog step's acceptance
-    probability crosses 0.8."""
+    probability crosses 0.8 (a generator, like the integrator's steps; returns the step
+    size)."""
     p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
     h0 = u + integrator.kinetic(p)
 
-    def log_accept(eps: float) -> float:
-        _, p1, _, u1 = integrator.step(q, p, g, eps)
+    def log_accept(eps: float):
+        _, p1, _, u1 = yield from integrator.step(q, p, g, eps)
         h = u1 + integrator.kinetic(p1)
         return h0 - h if math.isfinite(h) else -math.inf
 
-    direction = 1 if log_accept(eps) > math.log(0.8) else -1
+    direction = 1 if (yield from log_accept(eps)) > math.log(0.8) else -1
     for _ in range(50):
         new = eps * 2.0**direction
-        crossed = (
-            log_accept(new) <= math.log(0.8) if direction > 0 else log_accept(new) > math.log(0.8)
-        )
+        log_a = yield from log_accept(new)
+        crossed = log_a <= math.log(0.8) if direction > 0 else log_a > math.log(0.8)
         if crossed:
             return eps if direction > 0 else new
         eps = new
@@ -294,12 +313,101 @@ def sample_nuts(
     """``warmup`` adapting iterations then ``samples`` kept ones of NUTS on the potential
     ``U`` (``value_and_grad(q) -> (U(q), dU/dq)``) from ``start``; ``inv_mass``: the diagonal
     inverse mass matrix to adapt from (default ones)."""
+
+    def batched(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u, g = value_and_grad(qs[0])
+        return np.array([float(u)]), np.asarray(g, dtype=np.float64)[None]
+
+    chain = nuts_chain(
+        start,
+        rng=rng,
+        warmup=warmup,
+        samples=samples,
+        target_accept=target_accept,
+        inv_mass=inv_mass,
+        max_depth=max_depth,
+        monitor=monitor,
+        on_iteration=on_iteration,
+    )
+    return drive([chain], batched)[0]
+
+
+def sample_nuts_lockstep(
+    values_and_grads: BatchedValueAndGrad,
+    starts: np.ndarray,
+    *,
+    rngs: Sequence[np.random.Generator],
+    warmup: int,
+    samples: int,
+    target_accept: float = 0.8,
+    inv_mass: np.ndarray | None = None,
+    max_depth: int = 10,
+    monitors: Sequence[StruggleMonitor | None] | None = None,
+    on_iteration: Sequence[Callable[[], None] | None] | None = None,
+) -> list[NutsRun]:
+    """:func:`sample_nuts` for ``B = len(starts)`` chains through one batched potential
+    (module docstring): chain ``b`` starts at ``starts[b]`` with generator ``rngs[b]`` (and
+    ``monitors[b]``, ``on_iteration[b]``); ``inv_mass [d]`` is every chain's start."""
+    n = len(starts)
+    monitors = list(monitors) if monitors is not None else [None] * n
+    hooks = list(on_iteration) if on_iteration is not None else [None] * n
+    chains = [
+        nuts_chain(
+            starts[b],
+            rng=rngs[b],
+            warmup=warmup,
+            samples=samples,
+            target_accept=target_accept,
+            inv_mass=inv_mass,
+            max_depth=max_depth,
+            monitor=monitors[b],
+            on_iteration=hooks[b],
+        )
+        for b in range(n)
+    ]
+    return drive(chains, values_and_grads)
+
+
+def drive(chains: Sequence[Chain], values_and_grads: BatchedValueAndGrad) -> list[NutsRun]:
+    """Run chain coroutines to their end, serving each round of gradient requests with one
+    call of ``values_and_grads`` on the stacked positions (a finished chain's last position
+    is passed along and its result ignored, so the batch keeps its shape)."""
+    chains = list(chains)
+    requests = [next(chain) for chain in chains]
+    results: list[NutsRun | None] = [None] * len(chains)
+    live = set(range(len(chains)))
+    while live:
+        with np.errstate(all="ignore"):
+            values, grads = values_and_grads(np.stack(requests))
+        for b in sorted(live):
+            try:
+                requests[b] = chains[b].send((float(values[b]), grads[b].copy()))
+            except StopIteration as end:
+                results[b] = end.value
+                live.discard(b)
+    return results  # type: ignore[return-value]
+
+
+def nuts_chain(
+    start: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    warmup: int,
+    samples: int,
+    target_accept: float = 0.8,
+    inv_mass: np.ndarray | None = None,
+    max_depth: int = 10,
+    monitor: StruggleMonitor | None = None,
+    on_iteration: Callable[[], None] | None = None,
+) -> Chain:
+    """One chain of :func:`sample_nuts` as a coroutine (module docstring): it yields each
+    position whose potential and gradient it needs and returns the :class:`NutsRun`."""
     q = np.array(start, dtype=np.float64)
     d = q.size
-    integrator = _Integrator(value_and_grad, np.ones(d) if inv_mass is None else np.array(inv_mass))
-    u, g = value_and_grad(q)
+    integrator = _Integrator(np.ones(d) if inv_mass is None else np.array(inv_mass))
+    u, g = yield q
     u, g = float(u), np.asarray(g, dtype=np.float64)
-    eps = find_step_size(integrator, q, u, g, 1.0, rng)
+    eps = yield from find_step_size(integrator, q, u, g, 1.0, rng)
     averaging = DualAveraging(eps, target_accept)
     windows = adaptation_windows(warmup)
     in_window = {i for first, last in windows for i in range(first, last + 1)}
@@ -311,7 +419,7 @@ def sample_nuts(
     window: list[np.ndarray] = []
     positions = np.empty((total, d))
     for i in range(total):
-        t = nuts_transition(integrator, q, u, g, eps, rng, max_depth)
+        t = yield from nuts_transition(integrator, q, u, g, eps, rng, max_depth)
         q, u, g = t.q, t.u, t.g
         positions[i] = q
         for k, v in (
@@ -333,7 +441,7 @@ def sample_nuts(
                 var = np.var(np.asarray(window), axis=0, ddof=1)
                 integrator.inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
                 window = []
-                eps = find_step_size(integrator, q, u, g, eps, rng)
+                eps = yield from find_step_size(integrator, q, u, g, eps, rng)
                 averaging.restart(eps)
                 if monitor is not None:
                     monitor.check(i, positions, stats, lo=i + 1 - n, adapting=True)

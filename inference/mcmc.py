@@ -26,22 +26,30 @@ import torch
 
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
-from scai.inference.laplace import Laplace, laplace
+from scai.inference.laplace import Laplace, find_best_mode, laplace
 from scai.inference.nuts import (
     ChainProblem,
     ChainTask,
+    LockstepProblem,
     RecordingNUTS,
     SamplerWarning,
     run_chains,
+    run_lockstep,
     stack_chains,
 )
 from scai.inference.posterior import Posterior
 from scai.inference.walls import WallCoordinates, find_walls
-from scai.models.density import MarginalDensity
+from scai.models.density import MarginalDensity, numpy_backend_supports
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 
-__all__ = ["RecordingNUTS", "SamplerWarning", "fit_mcmc", "game_chain_problem"]
+__all__ = [
+    "RecordingNUTS",
+    "SamplerWarning",
+    "fit_mcmc",
+    "game_chain_problem",
+    "game_lockstep_problem",
+]
 
 #: The Laplace Hessian's eigenvalues are floored here when it is not positive definite.
 MIN_PRECISION = 1.0
@@ -104,16 +112,25 @@ class Whitening:
         cols = phi.reshape(*phi.shape[:-1], S, W)
         return (self.mode + np.einsum("sij,...sj->...si", self.cholesky, cols)).reshape(phi.shape)
 
+    def tile(self, n: int) -> Whitening:
+        """The same map on ``n`` copies of the simulations, copy-major (as
+        :meth:`~scai.models.layout.GroupData.tile`)."""
+        return Whitening(np.tile(self.mode, (n, 1)), np.tile(self.cholesky, (n, 1, 1)))
+
     def pull_back(self, grad: np.ndarray) -> np.ndarray:
         """``dU/dphi = L' dU/dtheta`` (flat ``[S * W]``)."""
         S, W = self.mode.shape
         return np.einsum("sji,sj->si", self.cholesky, grad.reshape(S, W)).reshape(-1)
 
 
-def _laplace(density, start: np.ndarray | None = None) -> Laplace | None:
-    """The Laplace approximation from ``start``; floored if the mode's Hessian is not
-    positive definite."""
-    return laplace(density, start) or laplace(density, start, min_precision=MIN_PRECISION)
+def _laplace(
+    density, start: np.ndarray | None = None, mode: np.ndarray | None = None
+) -> Laplace | None:
+    """The Laplace approximation from ``start`` (or at ``mode``); floored if the mode's
+    Hessian is not positive definite."""
+    return laplace(density, start, mode=mode) or laplace(
+        density, start, min_precision=MIN_PRECISION, mode=mode
+    )
 
 
 def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whitening]:
@@ -121,7 +138,10 @@ def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whit
     (:class:`~scai.inference.walls.WallCoordinates`, found at the mode of ``theta``), then
     whitened by the Laplace approximation in those coordinates. ``theta =
     walls.theta(white.theta(psi))``."""
-    approx = _laplace(density)
+    # The best of the modes found from the prior median and a few prior draws: from the
+    # median alone L-BFGS can stop in a local mode (measured: 260 nats above the best; uniform
+    # starts in (-2, 2) can land beside one at very low rationality, 3,000 nats above).
+    approx = _laplace(density, mode=find_best_mode(density))
     walls: list = []
     if approx is not None and (density.coords.latent_shift or density.coords.latent_shared):
         S, W = density.coords.n_sims, density.coords.width
@@ -157,8 +177,6 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     the 64 games of issue 14).
     """
     density = MarginalDensity(data, hypothesis)
-    # The mode search starts from the prior median: uniform starts in (-2, 2) can land beside
-    # a local mode at very low rationality (measured: 3,000 nats below the global one).
     mapped, white = sampler_coordinates(density)
     dtype = torch.get_default_dtype()
     d = density.coords.size
@@ -187,6 +205,39 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     )
 
 
+def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) -> LockstepProblem:
+    """:func:`game_chain_problem` for ``chains`` chains sampled together: the coordinates
+    (Laplace approximation, walls) are found once, and the chains' potentials are the
+    simulations of one density on the data tiled ``chains`` times (chain ``b``'s copy of
+    simulation ``s`` is simulation ``b * S + s``), so that one call of its gradient serves
+    every chain (:func:`scai.inference.hmc.sample_nuts_lockstep`)."""
+    density = MarginalDensity(data, hypothesis)
+    mapped, white = sampler_coordinates(density)
+    tiled = MarginalDensity(data.tile(chains), hypothesis)
+    mapped_all, white_all = mapped.tile(tiled, chains), white.tile(chains)
+    S, d = density.coords.n_sims, density.coords.size
+    dtype = torch.get_default_dtype()
+
+    def theta_of(psi: np.ndarray) -> np.ndarray:
+        return mapped.theta(white.theta(psi))
+
+    def values_and_grads(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, grad = mapped_all.potentials_and_grad(white_all.theta(psi.reshape(-1)))
+        return values.reshape(chains, S).sum(-1), white_all.pull_back(grad).reshape(chains, d)
+
+    return LockstepProblem(
+        values_and_grads=values_and_grads,
+        start=lambda: torch.randn(d, dtype=dtype),
+        chains=chains,
+        site="phi",
+        constrain=lambda draws: density.constrain(
+            torch.as_tensor(theta_of(draws["phi"].double().numpy()), dtype=dtype)
+        ),
+        names=coordinate_names(density),
+        unscale=theta_of,
+    )
+
+
 def fit_mcmc(
     data: GroupData,
     hypothesis: Hypothesis,
@@ -200,26 +251,43 @@ def fit_mcmc(
     parallel: bool | None = None,
     progress: bool = False,
 ) -> Posterior:
-    """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations."""
+    """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations.
+
+    ``parallel``: ``None`` (default) runs the chains in lockstep in this process through one
+    batched gradient (:func:`game_lockstep_problem`) where the density has its NumPy
+    gradient, and in worker processes otherwise when the machine has a core per chain;
+    ``True``: one worker process per chain; ``False``: one chain after another here. Each
+    ``(seed, chain)`` starts at the same point in every mode."""
     if num_chains < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
+    lockstep = parallel is None and numpy_backend_supports(hypothesis)
     if parallel is None:
-        parallel = num_chains > 1 and (os.cpu_count() or 1) >= num_chains
-    tasks = [
-        ChainTask(
-            game_chain_problem,
+        parallel = not lockstep and num_chains > 1 and (os.cpu_count() or 1) >= num_chains
+    options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
+    if lockstep:
+        results = run_lockstep(
+            game_lockstep_problem,
             (data, hypothesis),
             seed=seed,
-            chain=c,
-            warmup=warmup,
-            samples=samples,
-            target_accept=target_accept,
-            progress=progress and c == 0,
+            chains=num_chains,
+            progress=progress,
             speak=progress,
+            **options,
         )
-        for c in range(num_chains)
-    ]
-    results = run_chains(tasks, workers=num_chains if parallel else 1)
+    else:
+        tasks = [
+            ChainTask(
+                game_chain_problem,
+                (data, hypothesis),
+                seed=seed,
+                chain=c,
+                progress=progress and c == 0,
+                speak=progress,
+                **options,
+            )
+            for c in range(num_chains)
+        ]
+        results = run_chains(tasks, workers=num_chains if parallel else 1)
     for c, result in enumerate(results):
         for message in result.problems:
             warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=2)
@@ -238,6 +306,7 @@ def fit_mcmc(
             "samples": samples,
             "target_accept": target_accept,
             "parallel": parallel,
+            "lockstep": lockstep,
         },
         seed=seed,
     )

@@ -12,6 +12,11 @@ then gives the same draws wherever it runs, in this process or in a worker.
 :class:`RecordingNUTS`'s statistics); :func:`run_chains` runs a list of tasks in the program's
 worker processes (:mod:`scai.inference.workers`) or one after another here. Both the
 social-contract engine (:mod:`scai.inference.mcmc`) and the human-data responder fits use them.
+
+:func:`run_lockstep` runs several chains of one :class:`LockstepProblem` in this process through
+one batched potential (:func:`scai.inference.hmc.sample_nuts_lockstep`): the problem is set up
+once, and one call serves a gradient of every chain. Chain ``c``'s start is drawn under the
+same seed as its :class:`ChainTask`'s.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 from pyro.infer.mcmc import MCMC, NUTS
 
 from scai.inference.diagnostics import DiagnosticWarning
-from scai.inference.hmc import StruggleMonitor, sample_nuts
+from scai.inference.hmc import StruggleMonitor, sample_nuts, sample_nuts_lockstep
 from scai.inference.progress import progress_bar
 from scai.inference.workers import shutdown_workers, worker_pool
 
@@ -116,6 +121,23 @@ class ChainProblem:
     constrain: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     initial_inverse_mass: torch.Tensor | None = None
     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
+    names: Sequence[str] | None = None
+    unscale: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+@dataclass
+class LockstepProblem:
+    """What ``chains`` chains sample together, each on the same ``d`` unconstrained numbers
+    (one site, ``site``): ``values_and_grads(q [chains, d]) -> (U [chains], dU/dq [chains,
+    d])``; ``start()`` draws one chain's start from torch's global generator (seeded per
+    chain); ``constrain`` maps one chain's draws ``{site: [samples, d]}`` to the model's
+    sites; ``names`` and ``unscale`` as in :class:`ChainProblem`."""
+
+    values_and_grads: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    start: Callable[[], torch.Tensor]
+    chains: int
+    site: str
+    constrain: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     names: Sequence[str] | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -231,14 +253,89 @@ def _run_lean_chain(task: ChainTask, problem: ChainProblem, start: float) -> Cha
         )
     finally:
         bar.close()
-    draws = {site: torch.as_tensor(run.draws, dtype=dtype).reshape(task.samples, *initial.shape)}
-    if problem.constrain is not None:
-        draws = {k: v.detach() for k, v in problem.constrain(draws).items()}
-    stats = {k: run.stats[k][task.warmup :] for k in STAT_NAMES}
+    seconds = time.perf_counter() - start
+    return _chain_result(site, initial.shape, problem.constrain, run, task.warmup, dtype, seconds)
+
+
+def run_lockstep(
+    setup: Callable[..., LockstepProblem],
+    args: tuple,
+    *,
+    seed: int,
+    chains: int,
+    warmup: int,
+    samples: int,
+    target_accept: float = 0.8,
+    progress: bool = False,
+    speak: bool = False,
+) -> list[ChainResult]:
+    """``chains`` chains of ``setup(*args, chains)`` in this process, in lockstep (module
+    docstring), with one torch thread (restored afterwards): chain ``c``'s start is drawn
+    after seeding torch and Pyro with :func:`chain_seed` ``(seed, c)``, and its NUTS generator
+    is seeded the same. ``progress`` shows chain 0's bar; each result's ``seconds`` is the
+    whole run's."""
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            problem = setup(*args, chains)
+        starts = []
+        for c in range(chains):
+            pyro.set_rng_seed(chain_seed(seed, c))
+            starts.append(problem.start())
+        dtype = starts[0].dtype
+        d = starts[0].numel()
+        bar = progress_bar(warmup + samples, "chain 0", not progress)
+        monitors = []
+        for c in range(chains):
+
+            def report(message: str, c: int = c) -> None:
+                if speak or progress:
+                    bar.write(f"warning: chain {c}: {message}", file=sys.stderr)
+
+            monitors.append(
+                StruggleMonitor(
+                    names=list(problem.names or [f"{problem.site}[{j}]" for j in range(d)]),
+                    report=report,
+                    unscale=problem.unscale or (lambda x: x),
+                )
+            )
+        try:
+            runs = sample_nuts_lockstep(
+                problem.values_and_grads,
+                np.stack([x.detach().double().numpy().reshape(-1) for x in starts]),
+                rngs=[np.random.default_rng(chain_seed(seed, c)) for c in range(chains)],
+                warmup=warmup,
+                samples=samples,
+                target_accept=target_accept,
+                monitors=monitors,
+                on_iteration=[bar.update] + [None] * (chains - 1),
+            )
+        finally:
+            bar.close()
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
+    return [
+        _chain_result(problem.site, (d,), problem.constrain, run, warmup, dtype, seconds)
+        for run in runs
+    ]
+
+
+def _chain_result(site, shape, constrain, run, warmup, dtype, seconds) -> ChainResult:
+    """A :class:`ChainResult` of a lean NUTS run (:class:`~scai.inference.hmc.NutsRun`) on
+    one site of ``shape``, its kept draws constrained."""
+    samples = len(run.draws)
+    draws = {site: torch.as_tensor(run.draws, dtype=dtype).reshape(samples, *shape)}
+    if constrain is not None:
+        draws = {k: v.detach() for k, v in constrain(draws).items()}
+    stats = {k: run.stats[k][warmup:] for k in STAT_NAMES}
     stats["diverging"] = stats["diverging"].astype(bool)
     stats["tree_depth"] = stats["tree_depth"].astype(np.int64)
     stats["n_steps"] = stats["n_steps"].astype(np.int64)
-    return ChainResult(draws, stats, time.perf_counter() - start, run.problems)
+    return ChainResult(draws, stats, seconds, run.problems)
 
 
 def run_chains(tasks: Sequence[ChainTask], workers: int | None = None) -> list[ChainResult]:

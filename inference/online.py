@@ -33,7 +33,8 @@ def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Po
         return fit_svi(data, hyp, table=table, seed=previous.seed, warm_start=previous, **settings)
     from scai.inference.mcmc import fit_mcmc
 
-    settings = {k: v for k, v in previous.settings.items() if k != "parallel"}
+    # how the chains ran is chosen afresh (the machine may differ)
+    settings = {k: v for k, v in previous.settings.items() if k not in ("parallel", "lockstep")}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
 
 

@@ -40,7 +40,7 @@ the reported sites are unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit
@@ -347,10 +347,11 @@ class WallCoordinates:
 
     def _forward(self, phi: np.ndarray):
         """``theta`` and what the gradient needs: ``dtheta_j / dphi_j`` of the walls' columns,
-        the log Jacobian, its derivative, and the walls' ``d theta_j / d log lam``."""
+        each simulation's log Jacobian ``[..., S]``, its derivative, and the walls' ``d theta_j
+        / d log lam``."""
         theta = np.array(phi, dtype=np.float64, copy=True)
         slope = np.ones_like(theta)
-        log_jac = np.zeros(phi.shape[:-1])
+        log_jac = np.zeros((*phi.shape[:-1], self.coords.n_sims))
         d_log_jac = np.zeros_like(theta)
         d_lam = np.zeros_like(theta)
         for wall in self.walls:
@@ -359,7 +360,7 @@ class WallCoordinates:
             )
             theta[..., wall.column] = f
             slope[..., wall.column] = np.exp(log_slope)
-            log_jac = log_jac + log_slope
+            log_jac[..., wall.sim] += log_slope
             d_log_jac[..., wall.column] = d_log_slope
             d_lam[..., wall.column] = d_f_lam
             if self.coords.latent_lam:
@@ -391,12 +392,30 @@ class WallCoordinates:
     def initial(self):
         return self.density.initial()
 
+    def tile(self, density: MarginalDensity, n: int) -> WallCoordinates:
+        """The same map for ``density``, the density of this one's data tiled ``n`` times
+        (:meth:`~scai.models.layout.GroupData.tile`: copy ``i`` of simulation ``s`` is
+        simulation ``i * S + s``), each copy with the walls of its simulation."""
+        S, W = self.coords.n_sims, self.coords.width
+        walls = [
+            replace(wall, column=wall.column + i * S * W, sim=wall.sim + i * S)
+            for i in range(n)
+            for wall in self.walls
+        ]
+        return WallCoordinates(density, walls)
+
     def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
         """``(U'(phi), dU'/dphi)`` with ``U'(phi) = U(theta(phi)) - log |dtheta / dphi|`` (the
         map is triangular: ``lam`` first, then each shift from ``lam`` and its own ``phi``,
         then the shared shift from the others)."""
+        values, grad = self.potentials_and_grad(phi)
+        return float(values.sum()), grad
+
+    def potentials_and_grad(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(U'_s [S], dU'/dphi)``: :meth:`value_and_grad` per simulation (the map of a
+        simulation reads only its own coordinates), the gradient of their sum."""
         theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
-        value, g = self.density.value_and_grad(theta)
+        values, g = self.density.potentials_and_grad(theta)
         g = g.copy()
         if self.moved.size and self.pooled:
             # delta_0 moves with the mean of the currencies' shifts
@@ -408,4 +427,4 @@ class WallCoordinates:
             grad[self.lam_col] -= (g[self.moved] * self._knee_shift(phi)).sum(-1)
             for wall in self.walls:
                 grad[self.lam_of_sim[wall.sim]] += g[wall.column] * d_lam[wall.column]
-        return float(value - log_jac), grad
+        return values - log_jac, grad

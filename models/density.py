@@ -170,13 +170,20 @@ class MarginalDensity:
         """``(U(theta), dU/dtheta)`` for a flat ``theta [S * width]`` (float64), where
         ``U = -sum_s log p(theta_s, data_s)``: the NumPy backend where it applies, else
         autograd on the torch reference."""
+        values, grad = self.potentials_and_grad(theta)
+        return float(values.sum()), grad
+
+    def potentials_and_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(U_s [S], dU/dtheta [S * width])``: each simulation's potential ``U_s =
+        -log p(theta_s, data_s)`` and the gradient of their sum (simulations share no
+        parameter, so the gradient's block ``s`` is ``U_s``'s)."""
         if self.numpy is None:
             # (also called inside an autograd Function's forward, where grad mode is off)
             with torch.enable_grad():
                 x = torch.tensor(theta, dtype=torch.get_default_dtype(), requires_grad=True)
-                value = -self.log_joint(x).sum()
-                (grad,) = torch.autograd.grad(value, x)
-            return float(value), grad.double().numpy()
+                values = -self.log_joint(x)
+                (grad,) = torch.autograd.grad(values.sum(), x)
+            return values.detach().double().numpy(), grad.double().numpy()
         coords, cols_of = self.coords, self.columns
         S = coords.n_sims
         cols = theta.reshape(S, coords.width)
@@ -209,7 +216,7 @@ class MarginalDensity:
             grad[:, cols_of["shift"]] += g.d_shift
         elif coords.latent_shared:
             grad[:, cols_of["shift_shared"]] += g.d_shift.sum(-1, keepdims=True)
-        return -float(log_p.sum()), -grad.reshape(-1)
+        return -log_p, -grad.reshape(-1)
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
         """``U(theta)`` as a torch scalar with the NumPy backend's gradient."""

@@ -32,6 +32,7 @@ the log density of ``x`` (the Dirichlet's and the transform's Jacobian in one) i
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,20 +81,27 @@ class Coordinates:
         return self.latent_lam or self.latent_shared or self.latent_shift or bool(self.bounded)
 
     def columns(self) -> dict[str, slice]:
-        """Each latent site's columns."""
-        out, j = {"pi": slice(0, self.n_policies - 1)}, self.n_policies - 1
-        for name, on, n in (
-            ("lam", self.latent_lam, 1),
-            ("shift_shared", self.latent_shared, 1),
-            ("shift", self.latent_shift, self.n_currencies),
-        ):
-            if on:
-                out[name] = slice(j, j + n)
-                j += n
-        for name in self.bounded:
-            out[name] = slice(j, j + 1)
-            j += 1
-        return out
+        """Each latent site's columns (a fresh dict)."""
+        return dict(_columns(self))
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(coords: Coordinates) -> dict[str, slice]:
+    """:meth:`Coordinates.columns`, computed once per layout (the NumPy potential asks on
+    every gradient)."""
+    out, j = {"pi": slice(0, coords.n_policies - 1)}, coords.n_policies - 1
+    for name, on, n in (
+        ("lam", coords.latent_lam, 1),
+        ("shift_shared", coords.latent_shared, 1),
+        ("shift", coords.latent_shift, coords.n_currencies),
+    ):
+        if on:
+            out[name] = slice(j, j + n)
+            j += n
+    for name in coords.bounded:
+        out[name] = slice(j, j + 1)
+        j += 1
+    return out
 
 
 class GroupPrior:
@@ -377,7 +385,7 @@ class GroupPrior:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(log p [S], d log p / d cols [S, width])`` for ``cols [S, width]``, NumPy: the
         same density as :meth:`log_prob_unconstrained`, with its gradient."""
-        where = coords.columns()
+        where = _columns(coords)  # read only
         grad = np.zeros_like(cols)
         t = cols[:, where["pi"]] - self.stick_offset
         z = expit(t)

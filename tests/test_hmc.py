@@ -8,6 +8,9 @@ deliberately bad geometry.
   a ridge (correlation 0.9999: a tiny step size and long trajectories, naming both
   coordinates and the correlation) and on Neal's funnel (divergences, gathered where the scale
   parameter is low).
+* Chains in lockstep through one batched potential (``sample_nuts_lockstep``) are each the
+  chain :func:`sample_nuts` runs alone with the same generator (bitwise), though their trees
+  differ in length, and the batched potential is called once per gradient of the longest.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import arviz as az
 import numpy as np
 import pytest
 
-from scai.inference.hmc import StruggleMonitor, adaptation_windows, sample_nuts
+from scai.inference.hmc import (
+    StruggleMonitor,
+    adaptation_windows,
+    sample_nuts,
+    sample_nuts_lockstep,
+)
 
 SCALES = np.array([10.0, 0.1])
 CORR = 0.5
@@ -126,3 +134,41 @@ def test_adaptation_windows_fit_inside_the_warmup_and_double(warmup):
         assert start == end + 1
     sizes = [b - a + 1 for a, b in windows]
     assert all(b >= 2 * a for a, b in zip(sizes[:-2], sizes[1:-1], strict=False))
+
+
+def test_chains_in_lockstep_are_the_chains_run_alone():
+    targets = {"gaussian": gaussian(SCALES, CORR), "funnel": funnel}
+    starts = np.array([[1.0, 0.5], [0.0, 1.0], [-0.5, 0.2]])
+    for name, value_and_grad in targets.items():
+        calls = []
+
+        def batched(qs: np.ndarray, value_and_grad=value_and_grad, calls=calls):
+            calls.append(len(qs))
+            out = [value_and_grad(q) for q in qs]
+            return np.array([u for u, _ in out]), np.stack([g for _, g in out])
+
+        seeds = (1, 7, 9)
+        runs = sample_nuts_lockstep(
+            batched,
+            starts,
+            rngs=[np.random.default_rng(seed) for seed in seeds],
+            warmup=100,
+            samples=100,
+        )
+        alone = [
+            sample_nuts(
+                value_and_grad, start, rng=np.random.default_rng(seed), warmup=100, samples=100
+            )
+            for start, seed in zip(starts, seeds, strict=True)
+        ]
+        n_grads = []
+        for together, single in zip(runs, alone, strict=True):
+            np.testing.assert_array_equal(together.draws, single.draws)
+            for key in single.stats:
+                np.testing.assert_array_equal(together.stats[key], single.stats[key])
+            assert together.step_size == single.step_size
+            n_grads.append(single.stats["n_steps"].sum())
+        assert len(set(n_grads)) > 1, name  # the chains did differ in length
+        assert set(calls) == {3}  # the batch keeps its shape to the end
+        # one call per gradient of the longest chain (plus the start and step-size searches)
+        assert max(n_grads) < len(calls) < max(n_grads) + 200, (name, len(calls), n_grads)
