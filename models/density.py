@@ -26,14 +26,21 @@ from torch.distributions.transforms import StickBreakingTransform
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, group_loglik, tone_loglik, user_loglik
-from scai.models.marginal_numpy import NumpyMarginal
+from scai.models.marginal_numpy import FixedTablesMarginal, NumpyMarginal
 from scai.models.model import group_utilities
 from scai.models.prior import Coordinates, GroupPrior
 
 
 def numpy_backend_supports(hypothesis: Hypothesis) -> bool:
-    """Whether the NumPy backend's hand gradient covers the hypothesis (no lapse, no
-    role-dependent norm, no learned coupling, no clones)."""
+    """Whether the NumPy backend's hand gradient covers the hypothesis: either no lapse, no
+    role-dependent norm, no learned coupling and no clones (:class:`NumpyMarginal`, any
+    latent rationality and shifts), or rationality and shifts fixed
+    (:class:`FixedTablesMarginal`, any of those)."""
+    return _plain(hypothesis) or _fixed_tables(hypothesis)
+
+
+def _plain(hypothesis: Hypothesis) -> bool:
+    """No lapse, no role-dependent norm, no learned coupling, no clones."""
     return (
         hypothesis.lapse == 0
         and not hypothesis.lapse_is_latent
@@ -41,6 +48,13 @@ def numpy_backend_supports(hypothesis: Hypothesis) -> bool:
         and not hypothesis.clones
         and all(p.responder is None for p in hypothesis.policies)
     )
+
+
+def _fixed_tables(hypothesis: Hypothesis) -> bool:
+    """Whether the rationality and the currency shifts are fixed (the action tables are
+    constants but for the lapse)."""
+    prior = GroupPrior(hypothesis)
+    return not (prior.latent_lam or prior.latent_shared or prior.latent_shift)
 
 
 class MarginalDensity:
@@ -72,11 +86,15 @@ class MarginalDensity:
         if not (self.coords.latent_shared or self.coords.latent_shift):
             self.utilities = group_utilities(hypothesis, data.pots, shift)
         self.numpy = None
-        if numpy_backend_supports(hypothesis):
+        if _plain(hypothesis):
             self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)
             if not self.varies:
                 lam_np = np.full(S, hypothesis.rationality)
                 self.numpy.fix_parameters(lam_np, shift.double().numpy())
+        elif _fixed_tables(hypothesis):
+            self.numpy = FixedTablesMarginal(
+                data, hypothesis, self.index, self.tones, lam, shift, self.coords.bounded
+            )
         self._essential_np = self.essential.double().numpy()
 
     # -- coordinates --------------------------------------------------------------------------
@@ -193,6 +211,15 @@ class MarginalDensity:
         z = expit(t)
         log_pi = np.concatenate([log_expit(t), np.zeros((S, 1))], axis=-1)
         log_pi[:, 1:] += np.cumsum(log_expit(-t), axis=-1)  # log prod_{i<=j} (1 - z_i)
+        if isinstance(self.numpy, FixedTablesMarginal):
+            bounded = {site: expit(cols[:, cols_of[site]][:, 0]) for site in coords.bounded}
+            g = self.numpy.group(log_pi, bounded)
+            for site, d in (("lapse", g.d_lapse), ("strength", g.d_strength), ("clone", g.d_clone)):
+                if d is not None:  # the site is sigmoid(x): dv/dx = v (1 - v)
+                    v = bounded[site]
+                    grad[:, cols_of[site]] += (v * (1 - v) * d)[:, None]
+            self._pull_pi(grad, g.d_log_pi, z)
+            return -(log_p + g.value), -grad.reshape(-1)
 
         lam = np.full(S, self.hypothesis.rationality)
         if coords.latent_lam:
@@ -207,9 +234,7 @@ class MarginalDensity:
         g = self.numpy.group(log_pi, lam, shift, coords.latent_lam, needs_shift)
         log_p = log_p + g.value
 
-        # d log pi_k / d x_j: (1 - z_j) for k = j, -z_j for k > j, 0 for k < j
-        tail = np.cumsum(g.d_log_pi[:, ::-1], axis=-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
-        grad[:, cols_of["pi"]] += g.d_log_pi[:, :-1] * (1 - z) - z * tail[:, 1:]
+        self._pull_pi(grad, g.d_log_pi, z)
         if coords.latent_lam:
             grad[:, cols_of["lam"]] += (lam * g.d_lam)[:, None]
         if coords.latent_shift:
@@ -217,6 +242,12 @@ class MarginalDensity:
         elif coords.latent_shared:
             grad[:, cols_of["shift_shared"]] += g.d_shift.sum(-1, keepdims=True)
         return -log_p, -grad.reshape(-1)
+
+    def _pull_pi(self, grad: np.ndarray, d_log_pi: np.ndarray, z: np.ndarray) -> None:
+        """Add ``dG / d log pi [S, K]`` pulled back to the sticks' columns of ``grad``."""
+        # d log pi_k / d x_j: (1 - z_j) for k = j, -z_j for k > j, 0 for k < j
+        tail = np.cumsum(d_log_pi[:, ::-1], axis=-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
+        grad[:, self.columns["pi"]] += d_log_pi[:, :-1] * (1 - z) - z * tail[:, 1:]
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
         """``U(theta)`` as a torch scalar with the NumPy backend's gradient."""

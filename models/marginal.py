@@ -125,11 +125,9 @@ class _SparseProduct(torch.autograd.Function):
         return ctx.a_t @ grad, None, None
 
 
-def _manner_joint(
-    data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``[..., S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]`` (``strength
-    [..., S]`` when the coupling is learned per group)."""
+def manner_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[S, U, M]``: ``sum_t n[s, u, t] log E[m, t]``, the log-probability of each user's
+    tones given its manner (``-inf`` where the manner cannot produce one of them)."""
     counts = data.tone_counts().to(torch.get_default_dtype())  # [S, U, T]
     emission = hypothesis.emission()  # [M, T]
     never = emission == 0  # a tone reader that never reports t: a column of zeros of E @ R
@@ -138,6 +136,15 @@ def _manner_joint(
     if never.any():  # and a message of a tone the manner cannot produce is impossible
         impossible = counts @ never.T.to(counts.dtype) > 0
         per_manner = per_manner.masked_fill(impossible, -torch.inf)
+    return per_manner
+
+
+def _manner_joint(
+    data: GroupData, hypothesis: Hypothesis, strength: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[..., S, U, K, M]``: ``log rho[k, m] + sum_t n[s, u, t] log E[m, t]`` (``strength
+    [..., S]`` when the coupling is learned per group)."""
+    per_manner = manner_loglik(data, hypothesis)
     log_rho = hypothesis.coupling(strength).log()  # [K, M] or [..., S, K, M]
     if strength is not None:
         log_rho = log_rho.unsqueeze(-3)  # [..., S, 1, K, M]
