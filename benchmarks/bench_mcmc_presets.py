@@ -6,11 +6,12 @@ For each hypothesis (every preset of :data:`scai.models.hypotheses.PRESETS`, plu
 that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U, epochs=5)``: 10 events per
 user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its defaults (2 chains, 300 warmup
 + 500 draws; the chains in lockstep in this process through one batched gradient where the
-density has its NumPy gradient, else in parallel processes). Then the user's case of issue 14:
-``pooled_latent_lam`` on a group of 64 interactions (16 users, 8 rounds, 8 epochs).
+density has its NumPy gradient, as every hypothesis here has, else in parallel processes).
+Then the user's case of issue 14: ``pooled_latent_lam`` on a group of 64 interactions (16
+users, 8 rounds, 8 epochs).
 
-Reported: wall time of the whole ``fit_mcmc`` call (a warm-up fit first starts the worker pool
-the real-agent presets use and pays the imports, as a long-lived program would have it;
+Reported: wall time of the whole ``fit_mcmc`` call (a warm-up fit first pays the imports, as a
+long-lived program would have it;
 ``scai fit`` pays them once at start-up), the smallest bulk ESS
 and the largest r-hat over every parameter, divergences, the median step size and the mean
 number of leapfrog steps per draw, and what the struggle monitor said. Targets (issue 14):
@@ -108,7 +109,7 @@ def main(args: argparse.Namespace) -> None:
     warm = group(hs["neutral"], 20, 20, 1, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit_mcmc(warm, hs["neutral"], warmup=20, samples=20)  # start the worker pool
+        fit_mcmc(warm, hs["neutral"], warmup=20, samples=20)  # pay the imports
     for name, h in hs.items():
         if args.only and name not in args.only:
             continue
