@@ -127,13 +127,13 @@ class Posterior:
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()  # [D, S, K]
         D = log_pi.shape[0]
         step = max(1, MEAN_BLOCK // (D * K))
+        # each distinct row as a simulation of one user: [D, rows, 1, K] averaged over draws
         means = [
-            torch.softmax(log_pi[:, part[:, 0].long()] + part[:, 1:], dim=-1).mean(0)
+            type_posterior(log_pi[:, part[:, 0].long()], part[:, None, 1:]).mean(0)[:, 0]
             for part in rows.split(step)
         ]
         types = torch.cat(means)[which].reshape(S, U, K)
-        given = manner_given_type(self.data, self.hypothesis).to(types.dtype)
-        return types, (types.unsqueeze(-1) * given).sum(-2)
+        return types, self.manner_probabilities_per_draw(probs=types[None])[0]
 
     # -- shapes and names --------------------------------------------------------------------
     @property

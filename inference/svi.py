@@ -106,16 +106,30 @@ def _start_at_laplace(sites: tuple[str, ...], density: MarginalDensity, n_sims: 
     mode = torch.as_tensor(approx.mode.reshape(n_sims, width))
     precision = np.linalg.inv(approx.covariance)  # the floored Hessian blocks
     scale = torch.as_tensor(np.diagonal(precision, axis1=1, axis2=2) ** -0.5).clamp(max=1.0)
+    _write_guide(sites, n_sims, "locs", mode)
+    _write_guide(sites, n_sims, "scales", scale)
+    return True
+
+
+def _read_guide(sites: tuple[str, ...], n_sims: int, kind: str) -> torch.Tensor:
+    """``[S, W]``: the mean-field guide's ``kind`` (``"locs"`` or ``"scales"``) in the columns
+    of :class:`~scai.models.prior.Coordinates` (the sites in order, each simulation a row)."""
+    store = pyro.get_param_store()
+    return torch.cat(
+        [store[f"AutoNormal.{kind}.{name}"].detach().reshape(n_sims, -1) for name in sites], -1
+    )
+
+
+def _write_guide(sites: tuple[str, ...], n_sims: int, kind: str, values: torch.Tensor) -> None:
+    """Set the mean-field guide's ``kind`` from ``values [S, W]`` (as :func:`_read_guide`)."""
     store = pyro.get_param_store()
     col = 0
     for name in sites:
-        loc_name, scale_name = f"AutoNormal.locs.{name}", f"AutoNormal.scales.{name}"
-        loc = store[loc_name]
-        n = loc.numel() // n_sims
-        store[loc_name] = mode[:, col : col + n].reshape(loc.shape).to(loc.dtype)
-        store[scale_name] = scale[:, col : col + n].reshape(loc.shape).to(loc.dtype)
+        key = f"AutoNormal.{kind}.{name}"
+        param = store[key]
+        n = param.numel() // n_sims
+        store[key] = values[:, col : col + n].reshape(param.shape).to(param.dtype)
         col += n
-    return True
 
 
 def _curvature_scales(
@@ -138,9 +152,7 @@ def _curvature_scales(
     estimated curvature is not positive keep their scale. (Hypotheses with clones, whose group
     likelihood is no sum over users, are refused minibatches.)"""
     S, U, _ = data.shape
-    store = pyro.get_param_store()
-    locs = [store[f"AutoNormal.locs.{name}"].detach() for name in sites]
-    theta = torch.cat([loc.reshape(S, -1) for loc in locs], dim=1).reshape(-1).double()
+    theta = _read_guide(sites, S, "locs").reshape(-1).double()
     curvature = torch.zeros_like(theta)
     B = min(batch_size, U)
     scale = U / B
@@ -155,16 +167,10 @@ def _curvature_scales(
 
         hessian = torch.autograd.functional.hessian(log_joint, theta)
         curvature -= torch.diagonal(hessian) / batches
-    col = 0
-    width = theta.numel() // S
-    for name, loc in zip(sites, locs, strict=True):
-        n = loc.numel() // S
-        name_scale = f"AutoNormal.scales.{name}"
-        old = store[name_scale].detach()
-        h = curvature.reshape(S, width)[:, col : col + n].reshape(loc.shape)
-        new = torch.where(h > 0, h.clamp_min(1e-300).rsqrt().clamp(max=1.0), old.double())
-        store[name_scale] = new.to(old.dtype)
-        col += n
+    h = curvature.reshape(S, -1)
+    optimum = h.clamp_min(1e-300).rsqrt().clamp(max=1.0)
+    old = _read_guide(sites, S, "scales").double()
+    _write_guide(sites, S, "scales", torch.where(h > 0, optimum, old))
 
 
 def _scaled_steps(sites: tuple[str, ...], learning_rate: float) -> dict[str, float]:

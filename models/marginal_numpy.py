@@ -40,6 +40,21 @@ from scai.models.model import group_utilities
 from scai.models.policies import policy_parameters, rational_tables, utility_tables
 
 
+def sparse_counts(index: EventIndex) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
+    """``index.counts`` (``[S * U, cells]``, torch CSR) as a SciPy CSR matrix in float64,
+    and its transpose in CSR (for the gradient's products)."""
+    csr = index.counts
+    counts = scipy.sparse.csr_matrix(
+        (
+            csr.values().double().numpy(),
+            csr.col_indices().numpy(),
+            csr.crow_indices().numpy(),
+        ),
+        shape=tuple(csr.shape),
+    )
+    return counts, counts.T.tocsr()
+
+
 @dataclass
 class GroupGradient:
     """``G [S]`` (each simulation's log-likelihood) and its derivatives: ``d_log_pi [S, K]``,
@@ -75,16 +90,7 @@ class NumpyMarginal:
         )
         self.kind = index.kind.numpy()
         self.cell_group = self.cell[0] * self.n_currencies + self.cell[1]  # (sim, currency)
-        csr = index.counts
-        self.counts = scipy.sparse.csr_matrix(
-            (
-                csr.values().double().numpy(),
-                csr.col_indices().numpy(),
-                csr.crow_indices().numpy(),
-            ),
-            shape=tuple(csr.shape),
-        )
-        self.counts_t = self.counts.T.tocsr()
+        self.counts, self.counts_t = sparse_counts(index)
         # Users' arrays are [K, S, U]: sums over the few types are then sums of whole rows.
         self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
         self.mask = data.user_mask.double().numpy()  # [S, U]
@@ -235,16 +241,7 @@ class FixedTablesMarginal:
         self.log_rational = np.where(proposed, offer_logp[at], log_expit(sign * accept_logit[at]))
         pots = data.pots.double().numpy()[p][:, None]
         self.log_uniform = np.where(proposed, -np.log(pots + 1), -np.log(2.0))  # [cells, 1]
-        csr = index.counts
-        self.counts = scipy.sparse.csr_matrix(
-            (
-                csr.values().double().numpy(),
-                csr.col_indices().numpy(),
-                csr.crow_indices().numpy(),
-            ),
-            shape=tuple(csr.shape),
-        )
-        self.counts_t = self.counts.T.tocsr()
+        self.counts, self.counts_t = sparse_counts(index)
         self.mask = data.user_mask.double().numpy()  # [S, U]
         self.fixed_cells = None if "lapse" in latent else self._cells(np.full(1, self.lapse))[0]
         # Users' arrays are [K, S, U], as in NumpyMarginal.
