@@ -17,8 +17,11 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
@@ -33,6 +36,7 @@ from scai.inference.grids import (
     effective_points,
     grid_parameters,
     latent_scalars,
+    resolution_threshold,
     simplex_lattice,
     simplex_zoom_threshold,
     uniform_grid,
@@ -132,6 +136,7 @@ def fit_exact(
         log_joint += log_prior + log_w2.reshape(T, 1, 1)
         return log_joint, loglik, action, u2, b2, (counts, clone, log_w2)
 
+    scalar_diagnostics: dict[str, int] = {}  # present only when a scalar grid zoomed again
     if dims == 0:
         u = torch.zeros(1, 0, dtype=dtype)
         if bounded:
@@ -151,17 +156,46 @@ def fit_exact(
         log_joint, *_ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
         spacing = (hi - lo) / (grid_points - 1)
-        if dims == 1:
-            u, log_w = zoom_modes(u[:, 0], marginal, float(spacing[0]), zoom_points, scalar_prior)
-        else:
-            near = (marginal > marginal.max(0).values - 30).any(-1)
-            lo = torch.maximum(u[near].min(0).values - spacing, lo)
-            hi = torch.minimum(u[near].max(0).values + spacing, hi)
-            u, log_cell = uniform_grid(lo, hi, zoom_points)
-            log_w = scalar_prior.log_prob(u) + log_cell
-        if bounded:  # the bounded sites' grid multiplies the points
-            pi_grid = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
-        log_joint, loglik, action_loglik, u, b, rest = evaluate(u, log_w, pi_grid=pi_grid)
+        # A likelihood can be sharper than the zoomed grid too (a shift multiplies payoffs of
+        # a whole pot: hundreds of users pin it to 1e-4): while some simulation's posterior
+        # of the scalars is narrower than its step, zoom again around it.
+        scalar_zooms = 0
+        while True:
+            if dims == 1:
+                u, log_w, step = zoom_modes(u[:, 0], marginal, spacing, zoom_points, scalar_prior)
+            else:
+                near = (marginal > marginal.max(0).values - 30).any(-1)
+                lo = torch.maximum(u[near].min(0).values - spacing, lo)
+                hi = torch.minimum(u[near].max(0).values + spacing, hi)
+                u, log_cell = uniform_grid(lo, hi, zoom_points)
+                log_w = scalar_prior.log_prob(u) + log_cell
+                step = (hi - lo) / (zoom_points - 1)
+            fitted = pi_grid
+            if bounded:  # the bounded sites' grid multiplies the points
+                fitted = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
+            log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, pi_grid=fitted)
+            marginal = log_joint.reshape(len(u), len(b_points), S, -1).logsumexp((1, 3))
+            mass = (marginal - marginal.max(0).values).exp().T  # [S, T]
+            resolved = bool((effective_points(mass) >= resolution_threshold(dims)).all())
+            # (In two dimensions a box over several simulations' posteriors may stop
+            # shrinking: zooming again would not help.)
+            stuck = dims == 2 and bool((step > spacing / 2).all())
+            if resolved or stuck or scalar_zooms == MAX_SCALAR_ZOOMS:
+                break
+            spacing = step
+            scalar_zooms += 1
+        u, pi_grid = u2, fitted
+        if scalar_zooms:
+            scalar_diagnostics = {"scalar_zooms": scalar_zooms}
+        if not resolved:
+            names = ", ".join(latent_scalars(hypothesis, data))
+            warnings.warn(
+                f"engine 'exact': the posterior of {names} is narrower than its grid's step "
+                f"after {scalar_zooms} further zooms; its moments are only as good as the step "
+                "(use engine='mcmc' to check)",
+                DiagnosticWarning,
+                stacklevel=2,
+            )
     T = u.shape[0]
     log_evidence, weights = _normalise(log_joint)
     # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
@@ -175,6 +209,7 @@ def fit_exact(
 
     clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
     diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[-2]]}
+    diagnostics.update(scalar_diagnostics)
     if zooms is None:
         pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
         if clone_t is None:
@@ -386,6 +421,8 @@ def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> 
     return simplex_lattice(K, min(target, max_points)).to(pi_grid.dtype)
 
 
+#: Zooms of the scalars' grid beyond the first (each ~10x finer in one dimension).
+MAX_SCALAR_ZOOMS = 4
 #: Points per latent bounded site (lapse, stereotype strength, clone probability).
 BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
 #: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.

@@ -108,12 +108,12 @@ def grid_parameters(u: torch.Tensor, prior: GroupPrior, data: GroupData):
 def zoom_modes(
     u: torch.Tensor,
     marginal: torch.Tensor,
-    spacing: float,
+    spacing: float | torch.Tensor,
     points: int,
     prior: torch.distributions.Distribution,
     margin: float = 200.0,
     keep_per_sim: int = 3,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation, its
     ``keep_per_sim`` best modes within ``margin`` nats of its best. A mode is a local maximum
     with the contiguous coarse points around it within 30 nats of a simulation's best (local
@@ -124,9 +124,12 @@ def zoom_modes(
     The likelihood can have several sharp modes (an altruist in a currency shifted by -2
     behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
     mode's coarse point happens to fall nearer its peak would win, so every candidate is
-    refined and the prior decides between them. Returns points ``[T', 1]`` and log weights
-    (log prior density + log cell width).
+    refined and the prior decides between them. ``spacing`` is the grid's step, one number or
+    one per point of ``u`` (a grid this function made: its windows' steps differ). Returns
+    points ``[T', 1]``, log weights (log prior density + log cell width) and each point's step
+    ``[T']``, so that a posterior narrower than the new step can be zoomed again.
     """
+    step_at = torch.as_tensor(spacing, dtype=torch.float64).expand(u.shape[0])
     best = marginal.max(0).values
     is_peak = torch.ones_like(marginal, dtype=torch.bool)
     is_peak[1:] &= marginal[1:] >= marginal[:-1]
@@ -153,21 +156,29 @@ def zoom_modes(
     scores = torch.stack([run_score[r] for r in runs])  # [runs, S]
     top = scores.topk(min(keep_per_sim, len(runs)), dim=0)  # [keep, S]
     chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
-    windows = [(float(u[runs[i][0]]) - spacing, float(u[runs[i][1]]) + spacing) for i in chosen]
+    windows = []
+    for i in chosen:
+        first_i, last_i = runs[i]
+        step = float(step_at[first_i : last_i + 1].min())
+        a = float(u[first_i]) - float(step_at[first_i])
+        b = float(u[last_i]) + float(step_at[last_i])
+        windows.append((a, b, step))
     windows.sort()
     merged: list[list[float]] = []
-    for a, b in windows:
+    for a, b, step in windows:
         if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2] = min(merged[-1][2], step)
         else:
-            merged.append([a, b])
-    grids, log_w = [], []
-    for a, b in merged:
-        n = max(points, int(4 * (b - a) / spacing))  # at least 4x the coarse resolution
+            merged.append([a, b, step])
+    grids, log_w, steps = [], [], []
+    for a, b, step in merged:
+        n = max(points, int(4 * (b - a) / step))  # at least 4x the coarse resolution
         grid = torch.linspace(a, b, n, dtype=torch.float64).unsqueeze(-1)
         grids.append(grid)
         log_w.append(prior.log_prob(grid) + math.log((b - a) / (n - 1)))
-    return torch.cat(grids), torch.cat(log_w)
+        steps.append(torch.full((n,), (b - a) / (n - 1), dtype=torch.float64))
+    return torch.cat(grids), torch.cat(log_w), torch.cat(steps)
 
 
 def uniform_grid(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
@@ -191,10 +202,18 @@ SIMPLEX_ZOOM_SHRINK = 0.5
 MAX_SIMPLEX_ZOOMS = 8
 
 
+def resolution_threshold(dims: int) -> float:
+    """The effective number of points (:func:`effective_points`) of a posterior on a regular
+    grid in ``dims`` dimensions below which the grid is too coarse for it: ``(2 sqrt(pi))^dims``,
+    what a Gaussian posterior whose sd equals the step in every direction has (``1 / sum w^2
+    ~ (4 pi)^(dims/2) sqrt(det Sigma) / step^dims``). Why there: see
+    :func:`simplex_zoom_threshold`."""
+    return (2 * math.sqrt(math.pi)) ** dims
+
+
 def simplex_zoom_threshold(K: int) -> float:
     """The effective number of lattice points below which :func:`zoom_simplex` zooms:
-    ``(2 sqrt(pi))^(K - 1)``, what a Gaussian posterior whose sd equals the lattice step in
-    every direction has (``1 / sum w^2 ~ (4 pi)^((K-1)/2) sqrt(det Sigma) / step^(K-1)``).
+    :func:`resolution_threshold` of the simplex's ``K - 1`` dimensions.
 
     Why there: the lattice is ``step * Z^(K-1)`` in the first ``K - 1`` coordinates, and by
     Poisson summation a Gaussian's moments on it err by terms ``exp(-2 pi^2 m' Sigma m /
@@ -202,7 +221,7 @@ def simplex_zoom_threshold(K: int) -> float:
     collapses onto one point well before sd = step / 10. The default 2,926-point lattice of
     three types (step 0.013) stays above it up to 1,000-2,000 users of 4 games each (measured;
     the experiments' groups of 10 users: at least 22 effective points)."""
-    return (2 * math.sqrt(math.pi)) ** (K - 1)
+    return resolution_threshold(K - 1)
 
 
 def effective_points(mass: torch.Tensor) -> torch.Tensor:
