@@ -64,10 +64,21 @@ from bench_inference import (  # noqa: E402
     timed_mcmc,
 )
 
-from scai.models.density import MarginalDensity  # noqa: E402
-from scai.models.hypotheses import Hypothesis  # noqa: E402
+from scai.models.hypotheses import PRESETS, Hypothesis  # noqa: E402
+from scai.models.prior import GroupPrior  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results_numpyro.md")
+#: Every hypothesis the JAX model covers: the benchmark's two, then the presets without the
+#: real-agent latents (lapses, clones, a learned stereotype, role-dependent norms).
+PEER_HYPOTHESES = {
+    **HYPOTHESES,
+    **{name: PRESETS[name] for name in PRESETS if name not in HYPOTHESES},
+}
+PEER_HYPOTHESES = {
+    name: h
+    for name, h in PEER_HYPOTHESES.items()
+    if not GroupPrior(h).beta and all(p.responder is None for p in h.policies)
+}
 RTOL = 1e-4
 
 
@@ -90,8 +101,12 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
 
     data = ds.data
     S, U, _ = data.shape
-    if S != 1 or hyp.shared_scale > 0 or hyp.currency_scale > 0:
-        raise ValueError("the peer model covers one group without latent currency shifts")
+    prior = GroupPrior(hyp)
+    if S != 1 or prior.beta or any(p.responder is not None for p in hyp.policies):
+        raise ValueError(
+            "the peer model covers one group without lapses, clones, a learned stereotype "
+            "or role-dependent norms"
+        )
     mask = data.event_mask[0].numpy()
     user = np.nonzero(mask)[0]  # each event's user
     cur = data.currency_index[0].numpy()[mask]
@@ -100,19 +115,17 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
     proposed = data.is_proposer[0].numpy()[mask]
     accepted = data.accepted[0].numpy()[mask] > 0.5
 
-    # Policy utilities (models.policies), with the hypothesis's fixed currency shift.
-    w = np.array([p.w for p in hyp.policies], np.float32)
-    alpha = np.array([p.alpha for p in hyp.policies], np.float32)
-    beta = np.array([p.beta for p in hyp.policies], np.float32)
-    shift = MarginalDensity(data, hyp).fixed_values()[1][0].numpy().astype(np.float32)  # [C]
-    w_c = jnp.asarray(w[None, :] + shift[:, None])[..., None, None]  # [C, K, 1, 1]
-    alpha_k = jnp.asarray(alpha)[:, None, None]
-    beta_k = jnp.asarray(beta)[:, None, None]
+    # Policy utilities (models.policies); the currencies' shifts add to the weight w.
+    w = jnp.asarray([p.w for p in hyp.policies], jnp.float32)
+    alpha_k = jnp.asarray([p.alpha for p in hyp.policies], jnp.float32)[:, None, None]
+    beta_k = jnp.asarray([p.beta for p in hyp.policies], jnp.float32)[:, None, None]
+    C = len(data.currencies)
+    essential = jnp.asarray(data.essential.numpy(), jnp.float32)  # [C]
     pots = jnp.asarray(data.pots.numpy(), jnp.float32)[:, None]  # [P, 1]
     offers = jnp.arange(int(data.pots.max()) + 1, dtype=jnp.float32)  # [O]
     valid = offers <= pots  # [P, O]
 
-    def utility(x, y):
+    def utility(w_c, x, y):
         return x + w_c * y - alpha_k * jnp.maximum(y - x, 0.0) - beta_k * jnp.maximum(x - y, 0.0)
 
     # Tones: the manner summed out, a constant [U, K] (models.language's tables).
@@ -128,9 +141,10 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
     offer_j, prop_j = jnp.asarray(offer), jnp.asarray(proposed)[:, None]
     sign = jnp.where(jnp.asarray(accepted), 1.0, -1.0)[:, None]
 
-    def user_loglik(lam):
-        accept_logit = lam * utility(offers, pots - offers)  # [C, K, P, O]
-        expected = jax.nn.sigmoid(accept_logit) * utility(pots - offers, offers)
+    def user_loglik(lam, shift):
+        w_c = (w[None, :] + shift[:, None])[..., None, None]  # [C, K, 1, 1]
+        accept_logit = lam * utility(w_c, offers, pots - offers)  # [C, K, P, O]
+        expected = jax.nn.sigmoid(accept_logit) * utility(w_c, pots - offers, offers)
         logits = jnp.where(valid, lam * expected, -jnp.inf)
         offer_logp = logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)
         # Each event's log-probability under every type: [N, K].
@@ -142,15 +156,23 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
     concentration = jnp.asarray(hyp.pi_concentration, jnp.float32)
 
     def model():
+        # The prior of scai.models.prior, site by site.
         pi = numpyro.sample("pi", ndist.Dirichlet(concentration))
-        if hyp.rationality_is_latent:
+        if prior.latent_lam:
             lam = numpyro.sample(
                 "lam", ndist.LogNormal(math.log(hyp.rationality), hyp.rationality_scale)
             )
         else:
             lam = hyp.rationality
+        shared = 0.0
+        if prior.latent_shared:
+            shared = numpyro.sample("shift_shared", ndist.Normal(0.0, hyp.shared_scale))
+        shift = shared + hyp.essential_shift * essential
+        if prior.latent_shift:
+            with numpyro.plate("currencies", C):
+                shift = numpyro.sample("shift", ndist.Normal(shift, hyp.currency_scale))
         log_pi = jnp.log(jnp.clip(pi, jnp.finfo(pi.dtype).tiny))
-        per_user = jax.scipy.special.logsumexp(log_pi + user_loglik(lam), axis=-1)
+        per_user = jax.scipy.special.logsumexp(log_pi + user_loglik(lam, shift), axis=-1)
         numpyro.factor("users", per_user.sum())
 
     return model
@@ -164,19 +186,35 @@ def check_log_density(ds: Dataset, hyp: Hypothesis, model) -> list[str]:
 
     from scai.models.marginal import marginal_model
 
-    points = [((0.5, 0.3, 0.2), 4.0), ((0.2, 0.2, 0.6), 2.5), ((0.05, 0.9, 0.05), 7.0)]
+    prior = GroupPrior(hyp)
+    C = len(ds.data.currencies)
+    points = [
+        ((0.5, 0.3, 0.2), 4.0, 0.1, 0.05),
+        ((0.2, 0.2, 0.6), 2.5, -0.3, -0.02),
+        ((0.05, 0.9, 0.05), 7.0, 0.6, 0.01),
+    ]
     lines = []
-    for pi, lam in points:
+    for pi, lam, shared, step in points:
+        shift = [shared + step * c for c in range(C)]  # a different shift per currency
         values = {"pi": torch.tensor(pi).reshape(1, 1, 1, 3)}
         np_values = {"pi": jnp.asarray(pi, jnp.float32)}
-        if hyp.rationality_is_latent:
+        shown = f"pi={pi}"
+        if prior.latent_lam:
             values["lam"] = torch.tensor(lam).reshape(1, 1, 1)
             np_values["lam"] = jnp.asarray(lam, jnp.float32)
+            shown += f", lam={lam}"
+        if prior.latent_shared:
+            values["shift_shared"] = torch.tensor(shared).reshape(1, 1, 1)
+            np_values["shift_shared"] = jnp.asarray(shared, jnp.float32)
+            shown += f", shift_shared={shared}"
+        if prior.latent_shift:
+            values["shift"] = torch.tensor(shift).reshape(1, 1, C)
+            np_values["shift"] = jnp.asarray(shift, jnp.float32)
+            shown += ", shift=(" + ", ".join(f"{x:.2f}" for x in shift) + ")"
         conditioned = pyro.poutine.condition(marginal_model, data=values)
         ours = float(pyro.poutine.trace(conditioned).get_trace(ds.data, hyp).log_prob_sum())
         theirs = float(log_density(model, (), {}, np_values)[0])
         rel = abs(ours - theirs) / abs(ours)
-        shown = f"pi={pi}" + (f", lam={lam}" if hyp.rationality_is_latent else "")
         lines.append(f"{shown}: ours {ours:.4f}, NumPyro {theirs:.4f}, relative {rel:.1e}")
         if not rel <= RTOL:
             sys.exit(f"log densities differ ({hyp.name}, {lines[-1]}): the models are not equal")
@@ -284,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=MCMC_DEFAULTS["warmup"])
     parser.add_argument("--samples", type=int, default=MCMC_DEFAULTS["samples"])
-    parser.add_argument("--hypotheses", default=",".join(HYPOTHESES), help="comma-separated")
+    parser.add_argument("--hypotheses", default=",".join(PEER_HYPOTHESES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="50 users, 100 + 100 iterations")
     parser.add_argument("--output", type=Path, default=None, help=f"default: {RESULTS.name}")
@@ -294,8 +332,9 @@ def main(argv: list[str] | None = None) -> None:
         args.users, args.warmup, args.samples = 50, 100, 100
     names = [h.strip() for h in args.hypotheses.split(",") if h.strip()]
     for name in names:
-        if name not in HYPOTHESES:
-            parser.error(f"unknown hypothesis {name!r}; allowed: {', '.join(HYPOTHESES)}")
+        if name not in PEER_HYPOTHESES:
+            allowed = ", ".join(PEER_HYPOTHESES)
+            parser.error(f"unknown hypothesis {name!r}; allowed: {allowed}")
     torch.set_num_threads(1)
 
     import jax
@@ -339,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         "llll",
     )
     for name in names:
-        hyp = HYPOTHESES[name]
+        hyp = PEER_HYPOTHESES[name]
         model = numpyro_model(ds, hyp)
         checks += [f"- {name}: {line}" for line in check_log_density(ds, hyp, model)]
         print("\n".join(checks[-3:]), flush=True)
