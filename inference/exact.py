@@ -22,6 +22,7 @@ import torch
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
+    distinct_rows,
     distinct_users,
     grid_action_loglik,
     lattice_group_loglik,
@@ -351,8 +352,9 @@ def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:
 def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
     """``compute`` on each distinct row of ``values [T, d]`` once, gathered back to ``[T, ...]``
     (grid points repeat the same rationality, shift or lapse across the other sites' values)."""
-    if values.shape[-1] == 0:
-        return compute(values[:1]).expand(len(values), *compute(values[:1]).shape[1:])
+    if values.shape[-1] == 0:  # one distinct (empty) row: computed once, a view for every row
+        one = compute(values[:1])
+        return one.expand(len(values), *one.shape[1:])
     unique, which = torch.unique(values, dim=0, return_inverse=True)
     return compute(unique)[which]
 
@@ -360,10 +362,8 @@ def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
 def _first_of_each(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For ``rows [T, d]``: the first index of each distinct row, in order of first
     appearance, and for every row the position of its distinct row in that list."""
-    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    n = int(inverse.max()) + 1
-    first = torch.full((n,), len(rows), dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, torch.arange(len(rows)), reduce="amin")
+    first, inverse, _ = distinct_rows(rows)
+    n = len(first)
     order = first.argsort()
     rank = torch.empty_like(order)
     rank[order] = torch.arange(n)

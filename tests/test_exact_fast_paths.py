@@ -13,6 +13,7 @@ import scai.inference.exact as exact
 from scai.experiments.assistant import assistant_norms
 from scai.inference.exact_kernels import (
     clone_policy_probs,
+    distinct_rows,
     distinct_users,
     lattice_clone_loglik,
     user_kinds,
@@ -49,6 +50,27 @@ def test_clone_kernel_equals_the_reference_group_likelihood():
     for i in range(len(clone)):
         want = group_loglik(log_pi, L[i].unsqueeze(0), mask, clone[i].expand(1, L.shape[1]))
         torch.testing.assert_close(kernel[i], want.T, rtol=0, atol=1e-9)
+
+
+def test_distinct_rows_group_the_rows_torch_unique_groups():
+    """Rows equal as numbers (``-0.0`` and ``0.0`` too, ``-inf`` with ``-inf``) are one row,
+    as ``torch.unique(dim=0)`` has them; the first of each and the counts are those of the
+    first occurrences."""
+    generator = torch.Generator().manual_seed(5)
+    rows = torch.randint(0, 3, (400, 5), generator=generator).double() - 1.0
+    rows[rows == 0] = -0.0  # the same number, other bytes
+    rows[::7, 2] = 0.0
+    rows[::11, 1] = -torch.inf
+    first, which, counts = distinct_rows(rows)
+    _, want_which, want_counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    # the same partition of the rows, whatever the order of the distinct rows
+    assert len(first) == len(want_counts)
+    assert torch.equal(want_which[first][which], want_which)
+    assert torch.equal(counts, want_counts[want_which[first]])
+    assert torch.equal(
+        first, torch.tensor([int((want_which == want_which[f]).nonzero()[0]) for f in first])
+    )
+    assert torch.equal(rows[first][which], rows)
 
 
 def test_clone_policy_probs_equal_the_weighted_type_posterior():
