@@ -175,6 +175,39 @@ def test_prior_norms_equal_every_draws_own_tables():
         )
 
 
+def test_norms_from_the_table_cache_equal_norms_without_it():
+    """Posterior sampling with a table cache kept across calls (the protocol's epochs) acts
+    exactly as without one: the same types, offer and accept probabilities, bit for bit, and
+    the second call finds its tables in the cache."""
+    from scai.inference.fit import fit
+
+    sim = simulate(PRESETS["neutral"], policy="fair", users=4, rounds=4, epochs=1, sims=3, seed=6)
+    posterior = fit(sim.interactions, "neutral", seed=1)
+    currencies = [posterior.data.currencies[0]] * 3
+    cache: dict = {}
+    for pots in ([10, 25, 10], [25, 10, 40]):
+        plain = assistant_norms(
+            posterior, posterior.hypothesis, pots, currencies, np.random.default_rng(3)
+        )
+        cached = assistant_norms(
+            posterior,
+            posterior.hypothesis,
+            pots,
+            currencies,
+            np.random.default_rng(3),
+            table_cache=cache,
+        )
+        assert cached.types == plain.types
+        for got, want in zip(
+            cached.offer_probs + cached.accept_probs,
+            plain.offer_probs + plain.accept_probs,
+            strict=True,
+        ):
+            assert np.array_equal(got, want)
+    # ``neutral`` fixes lam and the shift: one entry per pot, reused across the two calls
+    assert sorted(key[0] for key in cache) == [10, 25, 40]
+
+
 def test_prefix_groups_equal_the_stacked_prefix_tables():
     """``GroupData.prefixes`` gives the tensors ``from_table`` builds from every simulation's
     prefix tables stacked (what the learning curve used to build), field by field; ``row``
