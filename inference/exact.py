@@ -302,8 +302,18 @@ def _group_loglik(
 def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
     log joint ``[T, S, G]``."""
-    S = log_joint.shape[1]
-    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+    T, S, G = log_joint.shape
+    # torch.logsumexp of the [S, T * G] rows, step by step as torch computes it (the maxima,
+    # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
+    # with the shift written straight into the [S, T, G] layout: without the copy that
+    # reshaping the transposed view makes (hundreds of MB on a scalar's grid), the same bits.
+    view = log_joint.transpose(0, 1)  # [S, T, G]
+    maxes = torch.amax(view, (1, 2), keepdim=True)
+    maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
+    shifted = torch.empty(S, T, G, dtype=log_joint.dtype)
+    torch.sub(view, maxes, out=shifted)
+    log_evidence = shifted.exp_().reshape(S, -1).sum(-1).log_().add_(maxes.reshape(S))
+    del shifted
     return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
 
 

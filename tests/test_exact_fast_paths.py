@@ -231,3 +231,20 @@ def test_prefix_groups_equal_the_stacked_prefix_tables():
     for name, value in vars(expected).items():
         if isinstance(value, torch.Tensor):
             assert torch.equal(getattr(got, name), value), name
+
+
+def test_normalise_equals_torch_logsumexp_over_each_simulation():
+    """The exact engine's evidence and weights without the transposed copy: the same bits as
+    ``torch.logsumexp`` over each simulation's ``[T * G]`` values, ``-inf`` entries and a
+    simulation with no mass included."""
+    generator = torch.Generator().manual_seed(7)
+    for shape in [(1, 6, 50), (9, 4, 31)]:
+        log_joint = torch.randn(*shape, dtype=torch.float64, generator=generator) * 40
+        log_joint[..., :3] = -torch.inf
+        log_joint[:, -1] = -torch.inf  # no mass at all: -inf evidence, as torch gives
+        S = shape[1]
+        want = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+        log_evidence, weights = exact._normalise(log_joint)
+        assert torch.equal(log_evidence, want)
+        want_weights = (log_joint - want.reshape(1, S, 1)).exp()  # NaN where no mass
+        torch.testing.assert_close(weights, want_weights, rtol=0, atol=0, equal_nan=True)
