@@ -43,12 +43,15 @@ def assistant_norms(
     acting: str = "sample",
     n_prior_draws: int = 1000,
     prior_generator: torch.Generator | None = None,
+    table_cache: dict | None = None,
 ) -> Norms:
     """The assistant's offer and accept probabilities for each simulation's pot and currency.
 
     Without a posterior (before any data) the assistant acts on ``n_prior_draws`` draws from
     the hypothesis's prior (:class:`~scai.models.prior.GroupPrior`), made with
-    ``prior_generator`` (default: one seeded with 0)."""
+    ``prior_generator`` (default: one seeded with 0). ``table_cache``: a dict kept across
+    calls with the same ``hypothesis`` (the protocol's epochs), where posterior sampling keeps
+    the action tables of each ``(pot, lam, shift)`` it has computed (the same numbers)."""
     if acting not in ACTING:
         raise ValueError(f"acting must be one of {', '.join(ACTING)}, got {acting!r}")
     S = len(pots)
@@ -76,6 +79,15 @@ def assistant_norms(
         share the fixed rationality and shift): the tables are computed once per distinct
         ``(lam, shift)``, then gathered per draw (the same numbers as per draw)."""
         values = torch.stack([lam[d, s].reshape(-1).double(), shift[d, s].reshape(-1).double()], -1)
+        if table_cache is not None and len(values) == 1:  # one draw: its tables may be known
+            key = (pots[s], *values[0].tolist())
+            if key not in table_cache:
+                table_cache[key] = _tables(values, s)
+            return table_cache[key]
+        return _tables(values, s)
+
+    def _tables(values, s):
+        """:func:`tables` of the draws whose ``(lam, shift)`` are ``values [D, 2]``."""
         pairs, which = torch.unique(values, dim=0, return_inverse=True)
         utilities = group_utilities(hypothesis, torch.tensor([pots[s]]), pairs[:, 1, None, None])
         t = rational_tables(utilities, pairs[:, 0, None, None])

@@ -38,10 +38,13 @@ def learning_curve(
     ].reset_index(drop=True)
     data, post, groups = prefix_fit(rows, hyp, user_ids)
     k = hyp.policy_index(cond.true_policy)
-    out = []
-    for s, (sim, n) in enumerate(groups):
-        count = len(data.user_ids[s])
-        out.append((int(sim), n, float(post.policy_probs[s, :count, k].mean())))
+    counts = [len(ids) for ids in data.user_ids]
+    probs = post.policy_probs[..., k]  # [groups, U]
+    if len(set(counts)) == 1:  # every group's mean at once, on the same strided rows as below
+        p_true = probs[:, : counts[0]].mean(-1).tolist()
+    else:
+        p_true = [float(probs[s, :count].mean()) for s, count in enumerate(counts)]
+    out = [(int(sim), n, float(p)) for (sim, n), p in zip(groups, p_true, strict=True)]
     return pd.DataFrame(out, columns=["sim", "interactions", "p_true"])
 
 

@@ -127,6 +127,7 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
 
     prior_generator = torch.Generator().manual_seed(seed)
     accept_tables: dict[int, torch.Tensor] = {}  # pot -> [K, 1, O]
+    norm_tables: dict = {}  # the assistant's action tables, kept across epochs
     posterior: Posterior | None = None
     played: list[pd.DataFrame] = []
     records = []
@@ -134,7 +135,14 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
         lo, hi = settings.pot_range
         pots = [int(p) for p in rng.integers(lo, hi + 1, S)]
         norms = assistant_norms(
-            posterior, hyp, pots, currencies, rng, settings.acting, prior_generator=prior_generator
+            posterior,
+            hyp,
+            pots,
+            currencies,
+            rng,
+            settings.acting,
+            prior_generator=prior_generator,
+            table_cache=norm_tables,
         )
         offers = [int(rng.choice(len(p), p=p / p.sum())) for p in norms.offer_probs]
         schedule = epoch_schedule(
@@ -158,19 +166,25 @@ def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionRe
                 games.at[idx, "accepted"] = int(
                     rng.random() < norms.accept_probs[s][games.at[idx, "offer"]]
                 )  # noqa: E501
-        # The assistant responds to its partner's offer.
-        to_assistant = (games.responder == ASSISTANT) & (games.proposer != ASSISTANT)
+        # The assistant responds to its partner's offer: one uniform per such game, in table
+        # order (the numbers a draw per game would give), written back as one column.
+        to_assistant = np.flatnonzero(
+            ((games.responder == ASSISTANT) & (games.proposer != ASSISTANT)).to_numpy()
+        )
+        uniforms = rng.random(len(to_assistant))
+        accepted = games["accepted"].to_numpy().copy()
+        sims, offers, game_pots = (games[c].to_numpy() for c in ("sim", "offer", "pot"))
         agreement = {}
-        for idx in games.index[to_assistant]:
-            s = int(games.at[idx, "sim"])
-            offer, pot = int(games.at[idx, "offer"]), int(games.at[idx, "pot"])
-            a = int(rng.random() < norms.accept_probs[s][offer])
-            games.at[idx, "accepted"] = a
+        for i, row in enumerate(to_assistant):
+            s, offer, pot = int(sims[row]), int(offers[row]), int(game_pots[row])
+            a = int(uniforms[i] < norms.accept_probs[s][offer])
+            accepted[row] = a
             if pot not in accept_tables:  # the users' true acceptance, once per pot
                 t = action_tables(w, alpha, beta, torch.tensor([pot]), cond.rationality)
                 accept_tables[pot] = t.accept_prob()
             p_group = float(accept_tables[pot][true_index[s], 0, offer].mean())
             agreement[s] = a * p_group + (1 - a) * (1 - p_group)
+        games["accepted"] = accepted
         user_rows = games[(games.proposer != ASSISTANT) | (games.responder != ASSISTANT)]
         evidence = user_rows[
             ~((user_rows.proposer == ASSISTANT) & (user_rows.responder == ASSISTANT))

@@ -25,6 +25,7 @@ from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
+    distinct_rows,
     distinct_users,
     grid_action_loglik,
     lattice_group_loglik,
@@ -336,8 +337,18 @@ def _group_loglik(
 def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
     log joint ``[T, S, G]``."""
-    S = log_joint.shape[1]
-    log_evidence = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+    T, S, G = log_joint.shape
+    # torch.logsumexp of the [S, T * G] rows, step by step as torch computes it (the maxima,
+    # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
+    # with the shift written straight into the [S, T, G] layout: without the copy that
+    # reshaping the transposed view makes (hundreds of MB on a scalar's grid), the same bits.
+    view = log_joint.transpose(0, 1)  # [S, T, G]
+    maxes = torch.amax(view, (1, 2), keepdim=True)
+    maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
+    shifted = torch.empty(S, T, G, dtype=log_joint.dtype)
+    torch.sub(view, maxes, out=shifted)
+    log_evidence = shifted.exp_().reshape(S, -1).sum(-1).log_().add_(maxes.reshape(S))
+    del shifted
     return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
 
 
@@ -386,8 +397,9 @@ def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:
 def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
     """``compute`` on each distinct row of ``values [T, d]`` once, gathered back to ``[T, ...]``
     (grid points repeat the same rationality, shift or lapse across the other sites' values)."""
-    if values.shape[-1] == 0:
-        return compute(values[:1]).expand(len(values), *compute(values[:1]).shape[1:])
+    if values.shape[-1] == 0:  # one distinct (empty) row: computed once, a view for every row
+        one = compute(values[:1])
+        return one.expand(len(values), *one.shape[1:])
     unique, which = torch.unique(values, dim=0, return_inverse=True)
     return compute(unique)[which]
 
@@ -395,10 +407,8 @@ def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
 def _first_of_each(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For ``rows [T, d]``: the first index of each distinct row, in order of first
     appearance, and for every row the position of its distinct row in that list."""
-    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    n = int(inverse.max()) + 1
-    first = torch.full((n,), len(rows), dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, torch.arange(len(rows)), reduce="amin")
+    first, inverse, _ = distinct_rows(rows)
+    n = len(first)
     order = first.argsort()
     rank = torch.empty_like(order)
     rank[order] = torch.arange(n)

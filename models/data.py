@@ -339,10 +339,6 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return _typed_interactions(raw)
 
 
-#: Control characters (Unicode category Cc: C0, DEL and C1), which :func:`_has_control` finds.
-_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
-
-
 def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     """The typed table of an in-memory table that is already typed (the integer columns of an
     integer dtype, every other column strings) and passes every rule of
@@ -366,19 +362,24 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     ):
         return None
     required = [c for c in texts if c in INTERACTION_COLUMNS and c not in _OPTIONAL]
-    pot, offer = ints["pot"], ints["offer"]
-    proposer, responder = texts["proposer"], texts["responder"]
+    # Every value is a string by now: the rules on single cells are checked on each column's
+    # distinct values (a few names, currencies and tones however long the table), in NumPy.
+    distinct = {c: pd.unique(v.to_numpy(dtype=object)) for c, v in texts.items()}
+    pot, offer = (ints[c].to_numpy() for c in ("pot", "offer"))
+    accepted = ints["accepted"].to_numpy()
+    proposer, responder = (texts[c].to_numpy(dtype=object) for c in ("proposer", "responder"))
     valid = (
-        all(bool((texts[c] != "").all()) for c in required)
-        and not any(bool(texts[c].str.contains(_CONTROL).any()) for c in _ID_COLUMNS)
-        and bool(pot.between(1, MAX_POT).all())
+        all("" not in set(distinct[c]) for c in required)
+        and not any(_has_control(v) for c in _ID_COLUMNS for v in distinct[c])
+        and bool(((pot >= 1) & (pot <= MAX_POT)).all())
         and bool(((offer >= 0) & (offer <= pot)).all())
-        and bool(ints["accepted"].isin((0, 1)).all())
-        and all(bool(ints[c].between(0, MAX_INDEX).all()) for c in ("epoch", "round"))
-        and bool(texts["currency"].isin(CURRENCIES).all())
+        and bool(((accepted == 0) | (accepted == 1)).all())
         and all(
-            bool(texts[c].isin(("", *TONES)).all()) for c in ("proposer_tone", "responder_tone")
+            bool(((v >= 0) & (v <= MAX_INDEX)).all())
+            for v in (ints[c].to_numpy() for c in ("epoch", "round"))
         )
+        and set(distinct["currency"]) <= set(CURRENCIES)
+        and all(set(distinct[c]) <= {"", *TONES} for c in ("proposer_tone", "responder_tone"))
         and not bool(((proposer != "") & (proposer == responder)).any())
     )
     if not valid:
@@ -410,18 +411,23 @@ def layout_shape(table: pd.DataFrame) -> tuple[int, int, int]:
     (a game is an event for its responder and for its known proposer). From counts only."""
     if len(table) == 0:
         return 0, 0, 1
-    sim = table["sim"].astype(str)
-    frames = []
-    for column in ("proposer", "responder"):
-        name = table[column].astype(str)
-        keep = (name != "") & (name != ASSISTANT)
-        frames.append(pd.DataFrame({"sim": sim[keep], "user": name[keep]}))
-    events = pd.concat(frames, ignore_index=True)
-    if len(events) == 0:
-        return sim.nunique(), 0, 1
-    per_user = events.groupby(["sim", "user"], sort=False).size()
-    users = per_user.groupby(level=0, sort=False).size()
-    return sim.nunique(), int(users.max()), int(per_user.max())
+    sim = table["sim"].astype(str).to_numpy(dtype=object)
+    names = [table[c].astype(str).to_numpy(dtype=object) for c in ("proposer", "responder")]
+    keep = np.concatenate([(name != "") & (name != ASSISTANT) for name in names])
+    sims, _ = _codes(np.concatenate([sim, sim])[keep])
+    users, n_names = _codes(np.concatenate(names)[keep])
+    if len(sims) == 0:
+        return len(pd.unique(sim)), 0, 1
+    # events per (simulation, user), then users per simulation: counts of integer keys
+    pairs, per_user = np.unique(sims * n_names + users, return_counts=True)
+    _, per_sim = np.unique(pairs // n_names, return_counts=True)
+    return len(pd.unique(sim)), int(per_sim.max()), int(per_user.max())
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of ``values`` (equal values, equal codes) and how many distinct values."""
+    codes, distinct = pd.factorize(values)
+    return codes.astype(np.int64), len(distinct)
 
 
 def layout_bytes(shape: tuple[int, int, int], rows: int) -> int:

@@ -13,6 +13,7 @@ import scai.inference.exact as exact
 from scai.experiments.assistant import assistant_norms
 from scai.inference.exact_kernels import (
     clone_policy_probs,
+    distinct_rows,
     distinct_users,
     lattice_clone_loglik,
     user_kinds,
@@ -49,6 +50,27 @@ def test_clone_kernel_equals_the_reference_group_likelihood():
     for i in range(len(clone)):
         want = group_loglik(log_pi, L[i].unsqueeze(0), mask, clone[i].expand(1, L.shape[1]))
         torch.testing.assert_close(kernel[i], want.T, rtol=0, atol=1e-9)
+
+
+def test_distinct_rows_group_the_rows_torch_unique_groups():
+    """Rows equal as numbers (``-0.0`` and ``0.0`` too, ``-inf`` with ``-inf``) are one row,
+    as ``torch.unique(dim=0)`` has them; the first of each and the counts are those of the
+    first occurrences."""
+    generator = torch.Generator().manual_seed(5)
+    rows = torch.randint(0, 3, (400, 5), generator=generator).double() - 1.0
+    rows[rows == 0] = -0.0  # the same number, other bytes
+    rows[::7, 2] = 0.0
+    rows[::11, 1] = -torch.inf
+    first, which, counts = distinct_rows(rows)
+    _, want_which, want_counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    # the same partition of the rows, whatever the order of the distinct rows
+    assert len(first) == len(want_counts)
+    assert torch.equal(want_which[first][which], want_which)
+    assert torch.equal(counts, want_counts[want_which[first]])
+    assert torch.equal(
+        first, torch.tensor([int((want_which == want_which[f]).nonzero()[0]) for f in first])
+    )
+    assert torch.equal(rows[first][which], rows)
 
 
 def test_clone_policy_probs_equal_the_weighted_type_posterior():
@@ -153,6 +175,39 @@ def test_prior_norms_equal_every_draws_own_tables():
         )
 
 
+def test_norms_from_the_table_cache_equal_norms_without_it():
+    """Posterior sampling with a table cache kept across calls (the protocol's epochs) acts
+    exactly as without one: the same types, offer and accept probabilities, bit for bit, and
+    the second call finds its tables in the cache."""
+    from scai.inference.fit import fit
+
+    sim = simulate(PRESETS["neutral"], policy="fair", users=4, rounds=4, epochs=1, sims=3, seed=6)
+    posterior = fit(sim.interactions, "neutral", seed=1)
+    currencies = [posterior.data.currencies[0]] * 3
+    cache: dict = {}
+    for pots in ([10, 25, 10], [25, 10, 40]):
+        plain = assistant_norms(
+            posterior, posterior.hypothesis, pots, currencies, np.random.default_rng(3)
+        )
+        cached = assistant_norms(
+            posterior,
+            posterior.hypothesis,
+            pots,
+            currencies,
+            np.random.default_rng(3),
+            table_cache=cache,
+        )
+        assert cached.types == plain.types
+        for got, want in zip(
+            cached.offer_probs + cached.accept_probs,
+            plain.offer_probs + plain.accept_probs,
+            strict=True,
+        ):
+            assert np.array_equal(got, want)
+    # ``neutral`` fixes lam and the shift: one entry per pot, reused across the two calls
+    assert sorted(key[0] for key in cache) == [10, 25, 40]
+
+
 def test_prefix_groups_equal_the_stacked_prefix_tables():
     """``GroupData.prefixes`` gives the tensors ``from_table`` builds from every simulation's
     prefix tables stacked (what the learning curve used to build), field by field; ``row``
@@ -176,3 +231,20 @@ def test_prefix_groups_equal_the_stacked_prefix_tables():
     for name, value in vars(expected).items():
         if isinstance(value, torch.Tensor):
             assert torch.equal(getattr(got, name), value), name
+
+
+def test_normalise_equals_torch_logsumexp_over_each_simulation():
+    """The exact engine's evidence and weights without the transposed copy: the same bits as
+    ``torch.logsumexp`` over each simulation's ``[T * G]`` values, ``-inf`` entries and a
+    simulation with no mass included."""
+    generator = torch.Generator().manual_seed(7)
+    for shape in [(1, 6, 50), (9, 4, 31)]:
+        log_joint = torch.randn(*shape, dtype=torch.float64, generator=generator) * 40
+        log_joint[..., :3] = -torch.inf
+        log_joint[:, -1] = -torch.inf  # no mass at all: -inf evidence, as torch gives
+        S = shape[1]
+        want = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+        log_evidence, weights = exact._normalise(log_joint)
+        assert torch.equal(log_evidence, want)
+        want_weights = (log_joint - want.reshape(1, S, 1)).exp()  # NaN where no mass
+        torch.testing.assert_close(weights, want_weights, rtol=0, atol=0, equal_nan=True)
