@@ -26,7 +26,8 @@ the error shrinks as the grid is refined). For a correct sampler a miss has prob
 simulation seed 2) L-BFGS from the prior median stops in a local mode 260 nats above the best
 one; :func:`~scai.inference.laplace.find_best_mode` (the median and 4 prior draws) finds that
 best one, no mode from 8 other prior draws is lower, the sampler's coordinates are centred
-on it, and on a group where the median's mode is the best it changes nothing (bitwise).
+in its basin (on the mode of the density in their own coordinates, found from it), and on
+a group where the median's mode is the best it changes nothing (bitwise).
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def test_the_coordinates_are_centred_on_the_best_mode_not_the_first():
     others = [find_mode(density, x.reshape(-1)) for x in draws]
     assert all(potential(best) <= potential(m) + 1e-6 for m in others if m is not None)
     mapped, white = sampler_coordinates(density)
-    assert potential(mapped.theta(white.mode.reshape(-1))) == pytest.approx(
-        potential(best), abs=1e-6
-    )
+    # the centre is the mode of the density in the sampler's coordinates (their Jacobian moves
+    # it off the best mode of theta, by ~1e-3 nats here), found from the best mode: in its basin
+    centre = mapped.theta(white.mode.reshape(-1))
+    assert potential(find_mode(density, centre)) == pytest.approx(potential(best), abs=1e-6)
     # where the median's mode is the best, nothing changes
     density = MarginalDensity(group(name), HYPOTHESES[name])
     np.testing.assert_array_equal(find_best_mode(density), find_mode(density))
