@@ -7,29 +7,37 @@ collapses: on the 64 games of issue 14 the potential climbs ~2,400 nats as the s
 the mode (0.064) to 0.004, rising like ``exp(-kappa delta)`` with ``kappa ~ 180-280`` while the
 posterior is ~0.08 wide and more. A second wall stands near ``delta ~ 1``, where a selfish
 type starts to value the other's payoff like its own and 0 offers become impossible again.
-Both are in the model (the NumPy and torch densities agree on them to 1e-12) and both stand
-where ``v = lam * delta`` crosses a fixed value (measured on the 64 games: the potential is 5
-nats above its minimum at ``v = 0.155-0.160`` for every ``lam`` from 3 to 10), so in ``(log
-lam, delta)`` they are hyperbolas that no linear map straightens.
+Both are in the model (the NumPy and torch densities agree on them to 1e-12). The lower one
+stands where ``v = lam * delta`` crosses a fixed value (measured on the 64 games: the
+potential is 5 nats above its minimum at ``v = 0.155-0.160`` for every ``lam`` from 3 to 10),
+so in ``(log lam, delta)`` it is a hyperbola that no linear map straightens.
 
 **The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained
 vector ``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as
-``w`` with ``delta = knee / lam + F(w)``, where ``knee`` is the wall's knee in ``v`` (so the
-wall stands still at ``w ~ 0`` whatever ``lam``). With ``C(y) = softplus(-y) - log(1 +
-softplus(-y))``, a wall below is flattened by ``L(z) = scale * z + C(scale * kappa * z) /
-kappa`` and one above by ``H(w) = w - C(Y - scale * kappa * w) / (scale * kappa)`` (``Y =
-kappa * D``, ``D`` the distance between the knees), and ``F = L(H(w))`` (either is left out,
-``L(z) = scale * z``, where there is no such wall). Each is a smooth increasing bijection of
-the real line, linear in the bulk (``F ~ scale * w`` between the knees: untouched) and
-logarithmic behind its knee (``F ~ -log(-y) / kappa`` below, ``D + log(y - Y) / kappa``
-above), so the force in ``w`` stays bounded where the wall's grows like ``exp(kappa |delta -
-knee|)``. The knee is where the likelihood's force times its rate of growth, both in units
-of the posterior's width ``scale``, reaches ``STEEP`` (a Gaussian side's product is 1 at
-every distance: never a wall); ``kappa`` is the wall's fastest rate from the knee on
-(:func:`find_walls`). The rates follow ``lam`` (``kappa = kappa_mode * lam / lam_mode``, the
-knees' distance ``D = D_mode * lam_mode / lam``) because the walls stand in ``lam * delta``. The
-other shifts of the simulation move with the knee too (``delta = knee / lam + phi``); with
-currency shifts and a shared one (``pooled``), the shared one is sampled given them,
+``w`` with ``delta = foot / lam + F(w)``, where ``foot`` is the lower wall's foot in ``v``
+(so the wall stands still at ``w ~ 0`` whatever ``lam``). Below, ``F = L(z) = scale *
+softplus(z) - log(1 + softplus(-z - m)) / kappa`` with ``m = log(scale * kappa)``
+(:func:`_lower`): linear in the bulk (``F ~ scale * z``: untouched), a log scale just above the
+foot (``F ~ scale * e^z``: the wall, a near-hard floor, seen from above like a positive
+quantity's log), and logarithmic below the foot, so the wall ``e^{kappa (foot - delta)}``
+grows like ``|z|`` (like a power of it where it steepens beyond ``kappa``; a map linear below
+the foot, where the wall grows like ``e^{|z|}``, diverged on walls that steepen: `pooled` on
+one 200-user group, 127 divergences against 5). Every term of the potential in ``z``, the log
+Jacobian included, then has curvature of order 1 (a compression that turned logarithmic at the knee
+itself, over ``1 / (scale * kappa) ~ 0.03`` sd, put a curvature spike of 40-500, growing like
+``lam^2``, at the knee: what bounded NUTS's step). Above, ``z = H(w) = Y - P(Y - w)``, the
+mirror image (``P`` the same map with ``scale = 1``, in units of the sd, the rate
+``scale * kappa_hi``), its foot ``Y`` where the upper wall's stands. The wall's foot is
+where the likelihood has risen ``FOOT_RISE`` nats beyond its knee, the knee where the
+likelihood's force times its rate of growth, both in units of the posterior's width
+``scale``, reaches ``STEEP`` (a Gaussian side's product is 1 at every distance: never a wall);
+``kappa`` is the wall's fastest rate from the knee on (:func:`find_walls`). The lower wall
+stands in ``lam * delta``, so its rate follows ``lam`` (``kappa = kappa_mode * lam /
+lam_mode``); the upper one stands at a fixed ``delta`` (measured on the 64 games: ``delta ~
+1`` for ``log lam`` from 1.2 to 2.4), so its foot stays there while the anchor moves with
+``lam`` (its rate follows ``lam`` too: the offers' utilities differ by ``lam (1 - delta) o``).
+The other shifts of the simulation move with the anchor too (``delta = foot / lam + phi``);
+with currency shifts and a shared one (``pooled``), the shared one is sampled given them,
 ``delta_0 = mean_c(delta_c - mu e_c) + (tau / sqrt(C)) xi``, which is how the prior ties it to
 them whatever the walls do to the currencies' shifts.
 
@@ -59,57 +67,69 @@ WALL_END = 1e4
 #: Walls are looked for up to this many posterior sd (Laplace) from the mode: the bulk beside
 #: a wall is often flat and much wider than the mode's curvature says.
 SEARCH_SD = 40.0
+#: Walls on both sides whose knees stand closer than this many posterior sd (Laplace) are the
+#: two sides of the mode itself, with no bulk beside either: no map (on one 200-user group of
+#: ``pooled_latent_lam``, knees 0.02 sd apart at ``delta ~ 0.95``, the map turned the steep
+#: sides into long flat tails: ESS 48 and 371 divergences, against 640 and none without it;
+#: the gaps of every other group measured, in the tests and the benchmark, are 3.6-25 sd).
+MIN_GAP = 1.0
+#: A wall's foot, where the map below turns from a log scale to the wall's own (:func:`_lower`):
+#: where the likelihood has risen this many nats beyond the knee.
+FOOT_RISE = 1.0
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
-def _compress(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``C(y) = softplus(-y) - log(1 + softplus(-y))`` and its first two derivatives."""
-    sp = _softplus(-y)
-    s_neg, s_pos = expit(-y), expit(y)
-    c = sp - np.log1p(sp)
-    d1 = -s_neg * sp / (1.0 + sp)
-    d2 = s_neg * s_pos * sp / (1.0 + sp) + s_neg**2 / (1.0 + sp) ** 2
-    return c, d1, d2
-
-
-def _one_side(x: np.ndarray, a: float, k, big_y: float, lower: bool):
-    """The one-sided map ``P(x) = a x + C(y) / k`` (a wall below, knee at ``x = 0``) or ``a x -
-    C(Y - y) / k`` (above, knee at ``y = Y``), ``y = a k x``, where ``k`` is proportional to
-    ``lam`` and ``Y`` does not depend on it: ``(P, log P', d log P'/dx, dP/d log lam, d log
-    P'/d log lam)``."""
-    y = a * k * x
-    if lower:
-        c, c1, c2 = _compress(y)
-        slope = 1.0 + c1
-        return (
-            a * x + c / k,
-            np.log(a) + np.log(slope),
-            c2 * a * k / slope,
-            (y * c1 - c) / k,
-            c2 * y / slope,
-        )
-    c, c1, c2 = _compress(big_y - y)
-    slope = 1.0 + c1
+def _lower(x: np.ndarray, a: float, k):
+    """The map below: ``P(x) = a softplus(x) - log(1 + softplus(-x - m)) / k`` with ``m =
+    log(a k)``, where ``k`` is proportional to ``lam`` (``x = 0`` is the wall's foot): ``(P,
+    log P', d log P'/dx, dP/d log lam, d log P'/d log lam)``. Above the foot it is ``a x``;
+    below it, where the wall ``e^{-k P}`` stands, ``-log(|x| - m) / k``, so the wall grows
+    like ``|x|`` (like a power of it where it steepens beyond ``k``); the step between, ``a
+    e^x``, is a log scale. Every term's curvature in ``x`` is O(1)."""
+    m = np.log(a * k)
+    s_pos, s_neg = expit(x), expit(-x)  # sigma(x), sigma(-x)
+    t = expit(-x - m)
+    u = _softplus(-x - m)
+    value = a * _softplus(x) - np.log1p(u) / k
+    inner = t / (1.0 + u)  # k dP/dx of the part below
+    d_inner = (t * t - t * (1.0 - t) * (1.0 + u)) / (1.0 + u) ** 2  # its derivative in x (or m)
+    slope = a * s_pos + inner / k
+    curve = a * s_pos * s_neg + d_inner / k
     return (
-        a * x - c / k,
-        np.log(a) + np.log(slope),
-        -c2 * a * k / slope,
-        (y * c1 + c) / k,
-        -c2 * y / slope,
+        value,
+        np.log(slope),
+        curve / slope,
+        (inner + np.log1p(u)) / k,
+        (d_inner - inner) / k / slope,
+    )
+
+
+def _upper(w: np.ndarray, foot, d_foot, k):
+    """The map above, in units of the sd: ``H(w) = Y - P(Y - w)`` with ``P`` of
+    :func:`_lower` (``a = 1``), the foot at ``Y = foot`` (``d_foot = dY / d log lam``; ``k``
+    proportional to ``lam``): the mirror image of the map below. ``(H, log H', d log H'/dw,
+    dH/d log lam, d log H'/d log lam)``."""
+    p, log_p, dlog_p, dp_lam, dlog_p_lam = _lower(foot - w, 1.0, k)
+    return (
+        foot - p,
+        log_p,
+        -dlog_p,
+        d_foot * (1.0 - np.exp(log_p)) - dp_lam,
+        d_foot * dlog_p + dlog_p_lam,
     )
 
 
 @dataclass(frozen=True)
 class Wall:
     """The wall(s) of one shift (column ``column`` of the flat ``theta``, simulation ``sim``):
-    the knee it is anchored at, in ``v = lam * delta`` (the lower knee if there is one), the
-    rates of the walls below and above (``kappa_lo``, ``kappa_hi``, per unit of ``delta`` at
-    the mode; 0: no wall), the upper knee's distance above the anchor (``distance``, in
-    ``delta`` at the mode), the posterior's sd of ``delta`` (``scale``) and ``lam`` at the
-    mode."""
+    the foot it is anchored at, in ``v = lam * delta`` (field ``knee``: the lower wall's foot
+    if there is one, else the upper one's), the rates of the walls below and above
+    (``kappa_lo``, ``kappa_hi``, per unit of ``delta`` at the mode; 0: no wall), the upper
+    foot's distance above the anchor (``distance``, in ``delta`` at the mode), the posterior's
+    sd of ``delta`` (``scale``) and ``lam`` at the mode."""
 
     column: int
     sim: int
@@ -126,15 +146,17 @@ class Wall:
         w = np.asarray(w, dtype=np.float64)
         zero = np.zeros_like(w)
         z, log_h, dlog_h, dz_lam, dlog_h_lam = w, zero, zero, zero, zero
-        if self.kappa_hi > 0:  # in units of the sd: the upper knee at z = distance / scale
-            big_y = self.kappa_hi * self.distance
-            z, log_h, dlog_h, dz_lam, dlog_h_lam = _one_side(
-                w, 1.0, self.scale * self.kappa_hi * ratio, big_y, lower=False
+        if self.kappa_hi > 0:
+            # in units of the sd; the upper wall stands at a fixed delta (~1: a selfish type
+            # weighing the other's payoff like its own), so its foot is ``distance`` above the
+            # anchor at the mode and moves as the anchor ``knee / lam`` does
+            anchor = self.knee / (self.lam * ratio)
+            foot = (self.distance + self.knee / self.lam - anchor) / self.scale
+            z, log_h, dlog_h, dz_lam, dlog_h_lam = _upper(
+                w, foot, anchor / self.scale, self.scale * self.kappa_hi * ratio
             )
         if self.kappa_lo > 0:
-            f, log_l, dlog_l, df_lam, dlog_l_lam = _one_side(
-                z, self.scale, self.kappa_lo * ratio, 0.0, lower=True
-            )
+            f, log_l, dlog_l, df_lam, dlog_l_lam = _lower(z, self.scale, self.kappa_lo * ratio)
         else:
             f, log_l, dlog_l, df_lam, dlog_l_lam = (
                 self.scale * z, np.log(self.scale) + zero, zero, zero, zero
@@ -206,7 +228,8 @@ def find_walls(
     of growth ``d log f / d delta * scale`` reaches ``STEEP`` (within ``SEARCH_SD`` sd), bisect
     for that knee, then follow the wall out until ``f`` passes ``WALL_END`` and keep its
     fastest rate ``kappa`` (compressing a wall as fast as it steepens, not slower: a rate
-    measured at the knee alone left ~1 divergence per chain)."""
+    measured at the knee alone left ~1 divergence per chain) and its foot, where the
+    likelihood has risen ``FOOT_RISE`` nats beyond the knee."""
     S, W = density.coords.n_sims, density.coords.width
     walls = []
     for s in range(S):
@@ -217,13 +240,16 @@ def find_walls(
             above = _find_side(density, mode, col, -1, scale)
             if below is None and above is None:
                 continue
-            anchor = below if below is not None else above
-            distance = 0.0 if below is None or above is None else above[0] - below[0]
+            if below is not None and above is not None and above[0] - below[0] < MIN_GAP * scale:
+                continue  # a narrow interval, not a wall beside a bulk (MIN_GAP)
+            # anchored at the lower wall's foot (the map turns there), else the upper one's
+            anchor = below[2] if below is not None else above[2]
+            distance = 0.0 if below is None or above is None else above[2] - anchor
             walls.append(
                 Wall(
                     col,
                     s,
-                    anchor[0] * lam[s],
+                    anchor * lam[s],
                     0.0 if below is None else below[1],
                     0.0 if above is None else above[1],
                     distance,
@@ -236,9 +262,9 @@ def find_walls(
 
 def _find_side(
     density: MarginalDensity, mode: np.ndarray, col: int, side: int, scale: float
-) -> tuple[float, float] | None:
-    """``(knee in delta, kappa per unit of delta)`` of a wall on ``side`` of the mode (+1:
-    below), or ``None`` (:func:`find_walls`)."""
+) -> tuple[float, float, float] | None:
+    """``(knee in delta, kappa per unit of delta, foot in delta)`` of a wall on ``side`` of
+    the mode (+1: below), or ``None`` (:func:`find_walls`)."""
     h = 0.01 * scale
 
     def force(delta: float) -> float:
@@ -281,14 +307,22 @@ def _find_side(
     if not np.isfinite(rate):
         return None
     k, fastest = far, rate
+    # The wall's foot: where the likelihood has risen FOOT_RISE nats from the knee.
+    rise, f_prev, foot = 0.0, force(knee), None
     for _ in range(200):
-        k += 0.5 / (fastest * scale)
-        if force(mode[col] - side * k * scale) >= WALL_END or k > 2 * SEARCH_SD:
+        step = 0.5 / (fastest * scale)
+        k += step
+        f = force(mode[col] - side * k * scale)
+        rise += 0.5 * (f + f_prev) * step
+        f_prev = f
+        if foot is None and rise >= FOOT_RISE:
+            foot = mode[col] - side * k * scale
+        if f >= WALL_END or k > 2 * SEARCH_SD:
             break
         local = steepness(k)[1]
         if np.isfinite(local):
             fastest = max(fastest, local)
-    return float(knee), float(fastest)
+    return float(knee), float(fastest), float(knee if foot is None else foot)
 
 
 class WallCoordinates:
