@@ -11,8 +11,9 @@ Workers are forked from a *worker server* (:func:`start_server`: multiprocessing
 a process that imports the workers' modules (torch, Pyro, ArviZ, ...) once, runs nothing, and
 forks a worker per request: a worker starts with them imported, in milliseconds instead of the
 ~3 s each spawned worker spent importing. (Where there is no forkserver, workers are spawned:
-:class:`SpawnContext`.) Forking is safe there because the server has started no thread: no
-lock or thread pool (torch's intra-op threads) is copied half-way.
+:class:`SpawnContext`.) Forking is safe there because the server computes nothing and starts
+no thread: no lock or thread pool (torch's intra-op threads) is copied half-way. (OpenBLAS,
+loaded by NumPy and SciPy, starts idle threads of its own, and stops them before each fork.)
 
 A worker lives only as long as the program that started it: it watches that program (a
 Linux pidfd, which becomes readable when the program ends, or its pid elsewhere) and its own

@@ -47,7 +47,8 @@ __all__ = [
 
 #: What the worker server imports before it forks a worker: what computing a condition (and
 #: saving its posterior as NetCDF) or an MCMC chain imports. A module missing here is imported
-#: by each worker when first needed (slower, not wrong).
+#: by each worker when first needed (slower, not wrong); one not installed is skipped. (xarray
+#: imports ``dask.distributed``, where installed, on every NetCDF write: ~1 s per worker.)
 WORKER_MODULES = (
     "scai.experiments.runner",
     "scai.inference.nuts",
@@ -55,6 +56,7 @@ WORKER_MODULES = (
     "arviz",
     "xarray",
     "h5netcdf",
+    "dask.distributed",
 )
 
 
@@ -66,8 +68,10 @@ def start_worker_server() -> None:
     """Start the worker server now, in the background (it takes ~3 s of imports), if this
     platform has one; :func:`worker_pool` then forks its workers from it at once. Not
     forking from this process itself: a program that has computed holds torch's thread pools
-    and other threads, which a forked child would inherit in an unknown state; the server
-    has started none."""
+    and other threads, which a forked child would inherit in an unknown state. The server
+    computes nothing and starts no thread; the only threads it holds are OpenBLAS's idle
+    workers (started when NumPy and SciPy load it), which OpenBLAS stops before each fork
+    (its own fork handler) and a child starts afresh when it needs them."""
     if _forkserver():
         start_server(list(WORKER_MODULES))
 

@@ -46,7 +46,8 @@ def _alive(pid: int) -> bool:
 def test_workers_come_from_a_server_without_threads_and_end_with_their_program(tmp_path):
     # ArviZ 0.23 writes a daily stamp file on import through one temporary name; processes
     # that import it together race on it. Only the server imports it, before any fork, with
-    # torch; it has started no thread, so a forked worker inherits no lock or thread pool.
+    # torch; it runs one thread when it forks (OpenBLAS stops its idle ones before a fork),
+    # so a forked worker inherits no lock or thread pool half-way.
     # The worker's parent is the server, which outlives the program while workers hold it
     # open: a worker watches the program itself, and ends with it (one program for both
     # checks: each start of a server costs seconds of imports).
