@@ -11,7 +11,7 @@ process with two workers (in a session of its own, as a shell's job):
    torch & co. for them);
 3. SIGKILL once one more condition is cached (the workers are computing and writing);
 4. Ctrl-C (SIGINT to the run's process group, what a terminal sends) once both workers are
-   spawned, before the run can end (the last conditions can finish within a second or two
+   started, before the run can end (the last conditions can finish within a second or two
    of the workers' start);
 
 then the run is finished in this process and compared with the reference
