@@ -120,11 +120,13 @@ class ForkServerContext(multiprocessing.context.ForkServerContext):
 
 def start_server(modules: list[str]) -> None:
     """Start the worker server now (if not running), importing ``modules`` before it forks
-    any worker; it runs in the background. Started with Ctrl-C blocked: the server then ignores
-    it for good, and its workers until :func:`start_worker`. Linux and macOS only."""
+    any worker; it runs in the background, and ends with this program even while it imports
+    (:mod:`scai.worker_start_server`, imported first). Started with Ctrl-C blocked: the server
+    then ignores it for good, and its workers until :func:`start_worker`. Linux and macOS
+    only."""
     from multiprocessing import forkserver
 
-    forkserver.set_forkserver_preload(list(modules))
+    forkserver.set_forkserver_preload(["scai.worker_start_server", *modules])
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()
@@ -181,6 +183,24 @@ def start_worker(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
     threading.Thread(target=_watch_parent, name="scai-parent-watchdog", daemon=True).start()
     exit_if_orphaned()  # the parent died before the signal was set up
+
+
+def die_with_parent() -> None:
+    """End this process when its parent does (the worker server's first act): on Linux the
+    kernel's parent-death signal, whose handler exits only if the parent is really gone (the
+    signal also comes when the parent's *thread* that started this process ends). No thread
+    is started. Elsewhere this does nothing."""
+    parent = os.getppid()
+
+    def on_signal(signum, frame) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    if not sys.platform.startswith("linux"):
+        return
+    signal.signal(PARENT_DEATH_SIGNAL, on_signal)
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
 
 
 def _on_parent_death_signal(signum, frame) -> None:

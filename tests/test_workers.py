@@ -73,3 +73,57 @@ def test_workers_come_from_a_server_without_threads_and_end_with_their_program(t
     finally:
         program.kill()
         program.wait()
+
+
+SERVER_ONLY = """
+import time
+from scai.inference.workers import start_worker_server
+start_worker_server()
+time.sleep(60)
+"""
+
+
+def _server_of(program: int) -> int | None:
+    """The worker server that ``program`` started, once it exists."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == program and b"multiprocessing.forkserver" in command:
+                return int(entry.name)
+    return None
+
+
+def _catches_hangup(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+def _wait(condition, seconds: float):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if value := condition():
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@linux
+def test_the_server_ends_with_a_program_killed_while_it_imports():
+    # Killed once the server has asked for the parent-death signal (its first import), the
+    # program leaves no server importing on for seconds: it is gone within one.
+    program = subprocess.Popen([sys.executable, "-c", SERVER_ONLY])
+    try:
+        server = _wait(lambda: _server_of(program.pid), 30)
+        _wait(lambda: _alive(server) and _catches_hangup(server), 30)
+        program.kill()
+        program.wait()
+        _wait(lambda: not _alive(server), 1.0)
+    finally:
+        program.kill()
+        program.wait()
