@@ -36,9 +36,9 @@ from scai.worker_start import (
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 __all__ = [
+    "WORKER_MODULES",
     "exit_if_orphaned",
     "orphaned",
-    "WORKER_MODULES",
     "shutdown_workers",
     "start_worker_server",
     "stop_workers",
@@ -65,7 +65,7 @@ def _forkserver() -> bool:
 
 
 def start_worker_server() -> None:
-    """Start the worker server now, in the background (it takes ~3 s of imports), if this
+    """Start the worker server now, in the background (its imports take ~6 s of CPU), if this
     platform has one; :func:`worker_pool` then forks its workers from it at once. Not
     forking from this process itself: a program that has computed holds torch's thread pools
     and other threads, which a forked child would inherit in an unknown state. The server
