@@ -1,17 +1,26 @@
-"""What a worker process does first: ignore Ctrl-C and die with its parent.
+"""What a worker process does first: ignore Ctrl-C and die with the program that started it.
 
 This module imports nothing of scai's and lives at the package's top (``scai/__init__.py``
 imports nothing either) because a spawned worker imports the module of its process class and
 initializer before it runs anything else: from :mod:`scai.inference` that would be torch, Pyro
 and pandas, seconds during which a worker whose parent is already dead would live on
 unwatched. From here the parent-death signal and the watchdog are in place within a fraction
-of a second of the spawn. :mod:`scai.inference.workers` builds its pools on this.
+of a second of the start. :mod:`scai.inference.workers` builds its pools on this.
 
-A worker lives only as long as the program that started it: on Linux the kernel signals it
-when its parent dies (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread notices
-that its parent changed (:func:`orphaned`). Code that writes from a worker calls
-:func:`exit_if_orphaned` first. Workers ignore ``SIGINT`` from their start: a terminal sends
-it to the whole process group, and Ctrl-C is the parent's to handle.
+Workers are forked from a *worker server* (:func:`start_server`: multiprocessing's forkserver),
+a process that imports the workers' modules (torch, Pyro, ArviZ, ...) once, runs nothing, and
+forks a worker per request: a worker starts with them imported, in milliseconds instead of the
+~3 s each spawned worker spent importing. (Where there is no forkserver, workers are spawned:
+:class:`SpawnContext`.) Forking is safe there because the server computes nothing and starts
+no thread: no lock or thread pool (torch's intra-op threads) is copied half-way. (OpenBLAS,
+loaded by NumPy and SciPy, starts idle threads of its own, and stops them before each fork.)
+
+A worker lives only as long as the program that started it: it watches that program (a
+Linux pidfd, which becomes readable when the program ends, or its pid elsewhere) and its own
+parent (the kernel's parent-death signal, ``prctl(PR_SET_PDEATHSIG)``, and a watchdog thread:
+:func:`orphaned`). Code that writes from a worker calls :func:`exit_if_orphaned` first. Workers
+ignore ``SIGINT`` from their start: a terminal sends it to the whole process group, and Ctrl-C
+is the parent's to handle.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import ctypes
 import ctypes.util
 import multiprocessing.context
 import os
+import select
 import signal
 import sys
 import threading
@@ -34,12 +44,34 @@ PR_SET_PDEATHSIG = 1
 #: handler checks that the parent really is gone before exiting.
 PARENT_DEATH_SIGNAL = signal.SIGHUP
 
-_parent: int | None = None  # in a worker: the pid of the program that started it
+_parent: int | None = None  # in a worker: the pid of the process that started it
+_program: int | None = None  # in a worker: the pid of the program whose pool it serves
+_program_fd: int | None = None  # a Linux pidfd of that program: readable once it has ended
 
 
 def orphaned() -> bool:
-    """True in a worker whose parent has died (it was re-parented); False in the parent."""
-    return _parent is not None and os.getppid() != _parent
+    """True in a worker whose program has ended, or whose parent (the program, or its worker
+    server) has died; False in the program."""
+    if _parent is None:
+        return False
+    if os.getppid() != _parent:
+        return True
+    if _program == _parent:  # spawned: the parent is the program
+        return False
+    if _program_fd is not None:
+        return bool(select.select([_program_fd], [], [], 0)[0])
+    return not _alive(_program)
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether a process exists (without a pidfd: a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def exit_if_orphaned() -> None:
@@ -48,12 +80,11 @@ def exit_if_orphaned() -> None:
         os._exit(1)
 
 
-class SpawnProcess(multiprocessing.context.SpawnProcess):
-    """A spawned process started with Ctrl-C blocked: the new process inherits the blocked
-    signal, so a Ctrl-C while it starts cannot interrupt it (with a traceback) before
-    :func:`start_worker` ignores the signal for good; the parent's own Ctrl-C is only held
-    back until the process has started. (multiprocessing starts its resource tracker the same
-    way.)"""
+class BlockedStart:
+    """A process started with Ctrl-C blocked: the new process inherits the blocked signal, so
+    a Ctrl-C while it starts cannot interrupt it (with a traceback) before :func:`start_worker`
+    ignores the signal for good; the parent's own Ctrl-C is only held back until the process
+    has started. (multiprocessing starts its resource tracker the same way.)"""
 
     def start(self) -> None:
         if not hasattr(signal, "pthread_sigmask"):
@@ -65,10 +96,42 @@ class SpawnProcess(multiprocessing.context.SpawnProcess):
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+class SpawnProcess(BlockedStart, multiprocessing.context.SpawnProcess):
+    """A spawned process, started with Ctrl-C blocked (:class:`BlockedStart`)."""
+
+
 class SpawnContext(multiprocessing.context.SpawnContext):
     """The spawn context whose processes are :class:`SpawnProcess`."""
 
     Process = SpawnProcess
+
+
+class ForkServerProcess(BlockedStart, multiprocessing.context.ForkServerProcess):
+    """A process forked by the worker server, started with Ctrl-C blocked
+    (:class:`BlockedStart`): a server started on the way is started blocked too, and a forked
+    worker inherits the server's mask until :func:`start_worker` ignores the signal."""
+
+
+class ForkServerContext(multiprocessing.context.ForkServerContext):
+    """The forkserver context whose processes are :class:`ForkServerProcess`."""
+
+    Process = ForkServerProcess
+
+
+def start_server(modules: list[str]) -> None:
+    """Start the worker server now (if not running), importing ``modules`` before it forks
+    any worker; it runs in the background, and ends with this program even while it imports
+    (:mod:`scai.worker_start_server`, imported first). Started with Ctrl-C blocked: the server
+    then ignores it for good, and its workers until :func:`start_worker`. Linux and macOS
+    only."""
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(["scai.worker_start_server", *modules])
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def keep_freed_memory() -> None:
@@ -98,10 +161,18 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def start_worker(parent: int) -> None:
-    """Each worker's initializer: ignore Ctrl-C, exit when ``parent`` dies, and keep freed
-    memory for reuse (:func:`keep_freed_memory`)."""
-    global _parent
-    _parent = parent
+    """Each worker's initializer: ignore Ctrl-C, exit when the program ``parent`` (the pid of
+    the process that made the pool) or this worker's own parent (the program, or the worker
+    server) dies, and keep freed memory for reuse (:func:`keep_freed_memory`)."""
+    global _parent, _program, _program_fd
+    _parent, _program = os.getppid(), parent
+    if parent != _parent and hasattr(os, "pidfd_open"):
+        try:
+            _program_fd = os.pidfd_open(parent)
+        except ProcessLookupError:
+            os._exit(1)  # the program has already ended
+        except OSError:  # an old kernel: watch its pid
+            _program_fd = None
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # blocked since the start (SpawnProcess)
@@ -112,6 +183,24 @@ def start_worker(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
     threading.Thread(target=_watch_parent, name="scai-parent-watchdog", daemon=True).start()
     exit_if_orphaned()  # the parent died before the signal was set up
+
+
+def die_with_parent() -> None:
+    """End this process when its parent does (the worker server's first act): on Linux the
+    kernel's parent-death signal, whose handler exits only if the parent is really gone (the
+    signal also comes when the parent's *thread* that started this process ends). No thread
+    is started. Elsewhere this does nothing."""
+    parent = os.getppid()
+
+    def on_signal(signum, frame) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    if not sys.platform.startswith("linux"):
+        return
+    signal.signal(PARENT_DEATH_SIGNAL, on_signal)
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
 
 
 def _on_parent_death_signal(signum, frame) -> None:

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     # other programs were computing on: generalization's report took 15.5 s instead of 6.5 s
     # beside two busy processes. The same threads do the same work: the numbers are unchanged.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if _computes_in_workers(sys.argv[1:] if argv is None else argv):
+        from scai.inference.workers import start_worker_server
+
+        start_worker_server()  # it imports the workers' modules while this process imports its
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a one-line parse error
@@ -92,6 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"{where}: error: {message}", file=sys.stderr)
     return code
+
+
+def _computes_in_workers(argv: list[str]) -> bool:
+    """Whether ``argv`` is a ``scai run`` that computes in worker processes (``--workers``
+    over 1, or unset on a machine of several cores): a quick look before the real parse,
+    which alone reports errors (a bad command line here is "no")."""
+    words = [w for w in argv if not w.startswith("-")][:1]
+    if words != ["run"] or {"-h", "--help"} & set(argv):
+        return False
+    look = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    look.add_argument("--workers", type=int, default=None)
+    try:
+        workers = look.parse_known_args(argv)[0].workers
+    except (argparse.ArgumentError, SystemExit):
+        return False
+    return (workers or os.cpu_count() or 1) > 1
 
 
 def _stop_workers() -> None:

@@ -304,8 +304,13 @@ def main(args) -> ExperimentResult:
 
 def _split_label(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``group`` and ``hypothesis`` columns from a ``condition`` made by :func:`label`."""
-    parts = frame.condition.str.split(" | ", regex=False)
-    return frame.assign(group=parts.str[0], hypothesis=parts.str[1])
+    # split each distinct label once (a learning-curve table repeats 8 labels 8,000 times)
+    names = frame.condition.unique()
+    parts = {name: name.split(" | ") for name in names}
+    return frame.assign(
+        group=frame.condition.map({n: p[0] for n, p in parts.items()}),
+        hypothesis=frame.condition.map({n: p[1] for n, p in parts.items()}),
+    )
 
 
 def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame, path):

@@ -6,7 +6,7 @@ is refused with a message naming the lock file and the process holding it, or, a
 waits for it. The kernel releases the lock when the holder's process ends in any way (a crash,
 a SIGKILL), so a dead run never leaves a stale lock: the file left behind is not the lock, only
 a note of its last holder (pid, start time, command), read to explain a refusal. The file
-descriptor is not inherited by child processes (``O_CLOEXEC``; spawned workers get only the
+descriptor is not inherited by child processes (``O_CLOEXEC``; workers and their server get only the
 descriptors they need), so the lock ends with the process that took it.
 """
 

@@ -282,7 +282,7 @@ def run_jobs(
                         else:
                             again = finished(key, None)
             else:
-                with _ctrl_c_deferred():  # the pool spawns its workers on the first submit
+                with _ctrl_c_deferred():  # the pool starts its workers on the first submit
                     for key in todo:
                         submit(key)
                 while futures:

@@ -3,6 +3,8 @@ experiment writes (``summary.csv``)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -12,8 +14,6 @@ from scai.experiments.protocol import ConditionResult
 # -- results: tidy summaries, caching, parallel conditions -------------------------------------
 def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
     """Mean and 95% t-interval of the mean over simulations."""
-    from scipy import stats
-
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     n = len(values)
@@ -22,8 +22,17 @@ def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
     mean = float(values.mean())
     if n == 1:
         return mean, mean, mean, 1
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    half = float(_t_975(n - 1) * values.std(ddof=1) / np.sqrt(n))
     return mean, mean - half, mean + half, n
+
+
+@functools.cache
+def _t_975(dof: int) -> float:
+    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom (a report asks for the
+    same few hundreds of times; SciPy's distribution call costs ~1 ms each)."""
+    from scipy import stats
+
+    return stats.t.ppf(0.975, dof)
 
 
 def summarise(experiment: str, result: ConditionResult, hypothesis_name: str) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from scai.inference.arviz_schema import (
     build_inference_data,
     provenance,
     read_netcdf,
+    read_plain_groups,
     save_netcdf,
 )
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
@@ -43,6 +44,9 @@ from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
 
 REQUIRED_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
+#: The groups a :class:`Posterior` is rebuilt from (not the log-likelihood and the posterior
+#: predictive, which are most of a file).
+LOADED_GROUPS = ("posterior", "sample_stats", "observed_data", "constant_data", "user_posterior")
 
 
 def user_labels(data: GroupData) -> list[str]:
@@ -159,19 +163,20 @@ def save_posterior(posterior, path) -> None:
 
 
 def load_posterior(path):
-    """Rebuild a :class:`Posterior` from a file written by :func:`save_posterior`."""
+    """Rebuild a :class:`Posterior` from a file written by :func:`save_posterior`: its groups
+    :data:`LOADED_GROUPS` read straight from HDF5 (:func:`read_plain_groups`), or by ArviZ for
+    a file that needs decoding (or is not scai's: :func:`read_netcdf` names the problem)."""
     import tomllib
 
     from scai.inference.posterior import Posterior
 
-    idata = read_netcdf(path, REQUIRED_GROUPS)
-    attrs = idata.posterior.attrs
+    groups, attrs = _read_groups(path)
     try:
         hypothesis = Hypothesis.from_dict(tomllib.loads(attrs["hypothesis_toml"]))
         layout = json.loads(attrs["layout"])
     except (KeyError, ValueError, HypothesisError) as err:
         raise PosteriorFileError(f"{path}: bad hypothesis or layout attribute ({err})") from None
-    table = _table(idata)
+    table = _table(groups["constant_data"], groups["observed_data"])
     data = GroupData.from_table(
         table,
         users=dict(zip(layout["sim_ids"], layout["user_ids"], strict=True)),
@@ -179,22 +184,19 @@ def load_posterior(path):
     )
     dtype = torch.get_default_dtype()
     draws = {
-        k: torch.as_tensor(idata.posterior[k].values, dtype=dtype)
+        k: torch.as_tensor(groups["posterior"][k], dtype=dtype)
         for k in ("pi", "lam", "shift_shared", "shift")
-        if k in idata.posterior
+        if k in groups["posterior"]
     }
     S, U, _ = data.shape
     s_idx, u_idx = torch.nonzero(data.user_mask, as_tuple=True)
-    user_group = idata["user_posterior"]
+    user_group = groups["user_posterior"]
     policy = torch.zeros(S, U, len(hypothesis.policies), dtype=dtype)
-    policy[s_idx, u_idx] = torch.as_tensor(user_group["policy_prob"].values, dtype=dtype)
+    policy[s_idx, u_idx] = torch.as_tensor(user_group["policy_prob"], dtype=dtype)
     manner = torch.zeros(S, U, len(MANNERS), dtype=dtype)
-    manner[s_idx, u_idx] = torch.as_tensor(user_group["manner_prob"].values, dtype=dtype)
-    stats = {k: idata.sample_stats[k].values for k in idata.sample_stats.data_vars}
+    manner[s_idx, u_idx] = torch.as_tensor(user_group["manner_prob"], dtype=dtype)
     pi_mean = (
-        torch.as_tensor(user_group["pi_mean"].values, dtype=dtype)
-        if "pi_mean" in user_group
-        else None
+        torch.as_tensor(user_group["pi_mean"], dtype=dtype) if "pi_mean" in user_group else None
     )
     return Posterior(
         engine=attrs["engine"],
@@ -204,7 +206,7 @@ def load_posterior(path):
         draws=draws,
         policy_probs=policy,
         manner_probs=manner,
-        sample_stats=stats,
+        sample_stats=dict(groups["sample_stats"]),
         diagnostics=json.loads(attrs["diagnostics"]),
         settings=json.loads(attrs["settings"]),
         seed=int(attrs["seed"]),
@@ -212,14 +214,28 @@ def load_posterior(path):
     )
 
 
-def _table(idata) -> pd.DataFrame:
+def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """:data:`LOADED_GROUPS` of a posterior file, ``{group: {data variable: values}}``, and the
+    posterior group's attributes."""
+    plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS)
+    if plain is not None:
+        return plain.groups, plain.attrs
+    idata = read_netcdf(path, REQUIRED_GROUPS)
+    groups = {
+        g: {k: idata[g][k].values for k in idata[g].data_vars}
+        for g in LOADED_GROUPS
+        if g in idata.groups()
+    }
+    return groups, dict(idata.posterior.attrs)
+
+
+def _table(constant: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> pd.DataFrame:
     """The interaction table, from ``constant_data`` and ``observed_data``."""
-    constant, observed = idata.constant_data, idata.observed_data
-    columns = {name: constant[name].values for name in constant.data_vars}
-    columns["offer"] = observed["offer"].values
-    columns["accepted"] = observed["accepted"].values
+    columns = dict(constant)
+    columns["offer"] = observed["offer"]
+    columns["accepted"] = observed["accepted"]
     for name in ("proposer_tone", "responder_tone"):
-        codes = observed[name].values
+        codes = observed[name]
         columns[name] = np.where(codes >= 0, np.array(TONES)[codes.clip(min=0)], "")
     table = pd.DataFrame(columns)
     order = [*INTERACTION_COLUMNS, *[c for c in table.columns if c not in INTERACTION_COLUMNS]]

@@ -213,6 +213,107 @@ def read_netcdf(path, required_groups: tuple[str, ...]):
     return idata
 
 
+#: HDF5 attributes of a NetCDF variable that carry no decoding (dimension bookkeeping); a
+#: variable with any other attribute is read by xarray (:func:`read_plain_groups`).
+_NETCDF_BOOKKEEPING = frozenset(
+    {"_Netcdf4Coordinates", "_Netcdf4Dimid", "DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"}
+)
+
+
+@dataclass
+class PlainGroups:
+    """Some groups of a posterior file, as NumPy: ``groups[group][variable]`` (the data
+    variables, in the file's order, without the coordinates) and the posterior group's
+    attributes."""
+
+    groups: dict[str, dict[str, np.ndarray]]
+    attrs: dict[str, Any]
+
+
+def read_plain_groups(
+    path, groups: tuple[str, ...], required_groups: tuple[str, ...] = ()
+) -> PlainGroups | None:
+    """Read ``groups`` of a file scai wrote straight from HDF5 (h5py): the values xarray would
+    decode, without importing ArviZ and xarray (~2 s) or reading the other groups (the
+    posterior predictive is most of a file). Only for a file whose variables need no decoding
+    but xarray's simplest (numbers as stored, a float's fill value NaN, text as UTF-8 strings,
+    booleans as int8 marked ``dtype: bool``) and whose provenance
+    attributes are all there (``settings`` and ``diagnostics`` JSON), with ``required_groups``
+    too: for anything else (another writer's encodings, a missing group or attribute, a file
+    that is not HDF5) it returns None, and the caller reads the file with :func:`read_netcdf`,
+    which decodes it or names the problem. The file is checked as :func:`read_netcdf` checks
+    it (:func:`check_self_contained`)."""
+    import h5py
+
+    check_self_contained(path)
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        return None
+    with handle:
+        wanted = ("posterior", *groups, *required_groups)
+        if not all(isinstance(handle.get(g), h5py.Group) for g in wanted):
+            return None
+        attrs = {k: _attr(v) for k, v in handle["posterior"].attrs.items()}
+        if any(k not in attrs for k in PROVENANCE_KEYS):
+            return None
+        for key in ("settings", "diagnostics"):
+            try:
+                json.loads(attrs[key])
+            except (TypeError, ValueError):
+                return None
+        read: dict[str, dict[str, np.ndarray]] = {}
+        for group in groups:
+            read[group] = {}
+            for name, obj in handle[group].items():
+                if not isinstance(obj, h5py.Dataset):
+                    return None
+                if obj.attrs.get("CLASS") == b"DIMENSION_SCALE":
+                    continue  # a coordinate (or a dimension without one)
+                values = _plain_values(obj)
+                if values is None:
+                    return None
+                read[group][name] = values
+            coordinates = {
+                c
+                for v in handle[group].values()
+                for c in _attr(v.attrs.get("coordinates", "")).split()
+            }
+            for name in coordinates:  # non-index coordinates are not data variables
+                read[group].pop(name, None)
+    return PlainGroups(read, attrs)
+
+
+def _attr(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _plain_values(dataset) -> np.ndarray | None:
+    """A variable's values as xarray would decode them, or None if it needs decoding."""
+    import h5py
+
+    extra = set(dataset.attrs) - _NETCDF_BOOKKEEPING
+    kind = dataset.dtype.kind
+    if extra - {"_FillValue", "coordinates", "dtype"}:
+        return None
+    if "dtype" in extra:  # xarray stores booleans as int8 marked dtype "bool" (NUTS's diverging)
+        if _attr(dataset.attrs["dtype"]) != "bool" or kind != "i" or "_FillValue" in extra:
+            return None
+        return np.asarray(dataset[()]).astype(bool)
+    if "_FillValue" in extra:  # decoded as NaN: the same only for a float filled with NaN
+        fill = np.asarray(dataset.attrs["_FillValue"])
+        if kind != "f" or fill.size != 1 or not np.isnan(fill).all():
+            return None
+    if kind == "O":
+        info = h5py.check_string_dtype(dataset.dtype)
+        if info is None or info.encoding != "utf-8":
+            return None
+        return np.asarray(dataset.asstr()[()], dtype=object).astype(str)  # as ArviZ gives
+    if kind not in "iuf":
+        return None
+    return np.asarray(dataset[()])
+
+
 def check_self_contained(path) -> None:
     """A :class:`PosteriorFileError` naming ``path`` unless it is an HDF5 file whose data all
     live in it. HDF5 lets a file borrow data from elsewhere, and reading such a file reads those

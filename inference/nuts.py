@@ -358,7 +358,7 @@ def run_chains(tasks: Sequence[ChainTask], workers: int | None = None) -> list[C
     except BrokenProcessPool as err:
         shutdown_workers()  # the next call starts fresh processes
         raise RuntimeError(
-            "a chain's process died. Chains run in spawned processes, which import the calling "
+            "a chain's process died. Chains run in worker processes, which import the calling "
             "script again: call the fit under `if __name__ == '__main__':`, or run the chains "
             "in this process (fit_mcmc(parallel=False); human data: workers=1)"
         ) from err

@@ -1,8 +1,11 @@
 """Worker processes kept for the life of the program, and never beyond it.
 
-Starting a worker (spawn, then importing torch, Pyro and ArviZ) costs ~3 s on this machine: as
-much as a whole NUTS chain on 200 users. Experiments and MCMC chains therefore reuse one pool
-per size instead of starting one per call.
+Starting a worker by spawning it (a new interpreter importing torch, Pyro and ArviZ) costs ~3 s
+of CPU on this machine: as much as a whole NUTS chain on 200 users. Workers are therefore
+forked from a worker server that imports those modules once (:data:`WORKER_MODULES`,
+:func:`start_worker_server`; :mod:`scai.worker_start`), and experiments and MCMC chains reuse
+one pool per size instead of starting one per call. ``scai run`` starts the server before it
+imports its own modules, so that both import at once on two cores.
 
 A worker lives only as long as the program that started it. If the parent dies (a SIGKILL, an
 out-of-memory kill), each worker exits within a fraction of a second instead of computing, and
@@ -21,31 +24,76 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from scai.worker_start import SpawnContext, exit_if_orphaned, orphaned, start_worker
+from scai.worker_start import (
+    ForkServerContext,
+    SpawnContext,
+    exit_if_orphaned,
+    orphaned,
+    start_server,
+    start_worker,
+)
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 __all__ = [
+    "WORKER_MODULES",
     "exit_if_orphaned",
     "orphaned",
     "shutdown_workers",
+    "start_worker_server",
     "stop_workers",
     "worker_pool",
 ]
 
+#: What the worker server imports before it forks a worker: what computing a condition (and
+#: saving its posterior as NetCDF) or an MCMC chain imports. A module missing here is imported
+#: by each worker when first needed (slower, not wrong); one not installed is skipped. (xarray
+#: imports ``dask.distributed``, where installed, on every NetCDF write: ~1 s per worker.)
+WORKER_MODULES = (
+    "scai.experiments.runner",
+    "scai.inference.nuts",
+    "scai.inference.arviz_io",
+    "arviz",
+    "xarray",
+    "h5netcdf",
+    "dask.distributed",
+)
+
+
+def _forkserver() -> bool:
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def start_worker_server() -> None:
+    """Start the worker server now, in the background (its imports take ~6 s of CPU), if this
+    platform has one; :func:`worker_pool` then forks its workers from it at once. Not
+    forking from this process itself: a program that has computed holds torch's thread pools
+    and other threads, which a forked child would inherit in an unknown state. The server
+    computes nothing and starts no thread; the only threads it holds are OpenBLAS's idle
+    workers (started when NumPy and SciPy load it), which OpenBLAS stops before each fork
+    (its own fork handler) and a child starts afresh when it needs them."""
+    if _forkserver():
+        start_server(list(WORKER_MODULES))
+
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """The program's pool of ``workers`` spawned processes (created on first use, shut down at
-    exit). Spawn, not fork: a forked child inherits torch's thread pools in an unknown state."""
+    """The program's pool of ``workers`` processes (created on first use, shut down at exit),
+    forked from the worker server (:func:`start_worker_server`), or spawned where there is
+    none."""
     if workers not in _POOLS:
-        # ArviZ 0.23 writes a once-a-day stamp file on import, through a fixed temporary name:
-        # workers importing it at the same moment race on that name and one import fails
-        # (FileNotFoundError). Imported here first, the stamp is today's and no worker writes.
-        import arviz  # noqa: F401
+        if _forkserver():
+            # ArviZ 0.23 writes a once-a-day stamp file on import, through a fixed temporary
+            # name: processes importing it at the same moment race on that name and one import
+            # fails (FileNotFoundError). Only the server imports it; its workers inherit it.
+            start_worker_server()
+            context: multiprocessing.context.BaseContext = ForkServerContext()
+        else:
+            import arviz  # noqa: F401  (imported here first, the stamp is today's)
 
+            context = SpawnContext()
         _POOLS[workers] = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=SpawnContext(),
+            mp_context=context,
             initializer=start_worker,
             initargs=(os.getpid(),),
         )

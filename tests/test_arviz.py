@@ -380,3 +380,43 @@ def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, saved):
     for path in (empty, truncated, foreign):
         with pytest.raises(PosteriorFileError, match=str(path.name)):
             Posterior.load(path)
+
+
+@pytest.mark.parametrize("engine", ["mcmc", "exact", "svi"])
+def test_the_plain_hdf5_read_gives_arviz_values(saved, engine):
+    # Posterior.load reads the groups it needs straight from HDF5: the same variables, in the
+    # same order, with the same values and dtypes as ArviZ (xarray) decodes them.
+    from scai.inference.arviz_io import LOADED_GROUPS, REQUIRED_GROUPS
+    from scai.inference.arviz_schema import read_plain_groups
+
+    plain = read_plain_groups(saved[engine], LOADED_GROUPS, REQUIRED_GROUPS)
+    assert plain is not None
+    idata = from_file(saved[engine])
+    for group in LOADED_GROUPS:
+        assert list(plain.groups[group]) == list(idata[group].data_vars), group
+        for name, values in plain.groups[group].items():
+            expected = idata[group][name].values
+            assert (values.dtype, values.shape) == (expected.dtype, expected.shape), name
+            np.testing.assert_array_equal(values, expected)
+    assert plain.attrs == dict(idata.posterior.attrs)
+
+
+def test_a_file_with_other_encodings_is_read_by_arviz(saved, exact, tmp_path):
+    # An attribute the plain read does not interpret (here a harmless one, as another writer
+    # may add) sends the file to ArviZ's read; the Posterior is the same.
+    import shutil
+
+    import h5py
+
+    from scai.inference.arviz_io import LOADED_GROUPS
+    from scai.inference.arviz_schema import read_plain_groups
+
+    path = tmp_path / "annotated.nc"
+    shutil.copyfile(saved["exact"], path)
+    with h5py.File(path, "r+") as handle:
+        handle["posterior/pi"].attrs["long_name"] = "mixture weights"
+    assert read_plain_groups(path, LOADED_GROUPS) is None
+    loaded = Posterior.load(path)
+    for site, value in exact.draws.items():
+        assert torch.equal(loaded.draws[site], value), site
+    assert torch.equal(loaded.policy_probs, exact.policy_probs)

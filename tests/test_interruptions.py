@@ -7,10 +7,11 @@ One ``--out`` is interrupted at four moments in turn, each time by a fresh ``sca
 process with two workers (in a session of its own, as a shell's job):
 
 1. SIGKILL while the parent starts, before any worker exists;
-2. SIGKILL once both workers are spawned (they are starting: importing torch);
+2. SIGKILL once both workers are started (forked by the worker server, which imported
+   torch & co. for them);
 3. SIGKILL once one more condition is cached (the workers are computing and writing);
 4. Ctrl-C (SIGINT to the run's process group, what a terminal sends) once both workers are
-   spawned, before the run can end (the last conditions can finish within a second or two
+   started, before the run can end (the last conditions can finish within a second or two
    of the workers' start);
 
 then the run is finished in this process and compared with the reference
@@ -55,17 +56,23 @@ def cached(out: Path) -> int:
 
 
 def workers(process: subprocess.Popen) -> list[int]:
-    """The run's spawned workers, once both exist."""
+    """The run's workers, once both exist: forked by its worker server (a process of the
+    same command line as the server, whose parent is the server), or spawned."""
+
+    def server(pid: int) -> bool:
+        return b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
     def both() -> list[int] | None:
-        spawned = []
+        started = []
         for pid in in_session(process.pid):
             try:
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    spawned.append(pid)
-            except OSError:
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                spawned = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                if spawned or (server(pid) and server(parent)):
+                    started.append(pid)
+            except (OSError, ValueError):
                 continue
-        return spawned if len(spawned) >= 2 else None
+        return started if len(started) >= 2 else None
 
     return wait_for(both, START_SECONDS, "two workers", process)
 

@@ -1,20 +1,129 @@
-"""The worker pool: starting it leaves no shared file for its workers to race on."""
+"""The worker pool: its workers are forked from one server that imported their modules once
+(so no shared file is raced on, and no thread is copied half-way), and they end with the
+program that started them."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+
+linux = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+SCRIPT = """
+import os, sys, time
+from scai.inference.workers import worker_pool
+
+def state(_):
+    # what this worker holds before it imports anything itself, and its parent's threads
+    threads = len(os.listdir(f"/proc/{os.getppid()}/task"))
+    return "arviz" in sys.modules, "torch" in sys.modules, threads
+
+if __name__ == "__main__":
+    pool = worker_pool(2)
+    print(list(pool.map(state, range(4))), flush=True)
+    print(pool.submit(os.getpid).result(), flush=True)  # then that worker is busy for a minute
+    pool.submit(time.sleep, 60)
+    time.sleep(60)
+"""
 
 
-def test_the_pool_writes_arviz_stamp_before_workers_start(tmp_path):
-    # ArviZ 0.23 writes a daily stamp file on import through one temporary name; workers that
-    # import it together race on it. The parent imports ArviZ first, so no worker writes.
+def _alive(pid: int) -> bool:
+    """A live process (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@linux
+def test_workers_come_from_a_server_without_threads_and_end_with_their_program(tmp_path):
+    # ArviZ 0.23 writes a daily stamp file on import through one temporary name; processes
+    # that import it together race on it. Only the server imports it, before any fork, with
+    # torch; it runs one thread when it forks (OpenBLAS stops its idle ones before a fork),
+    # so a forked worker inherits no lock or thread pool half-way.
+    # The worker's parent is the server, which outlives the program while workers hold it
+    # open: a worker watches the program itself, and ends with it (one program for both
+    # checks: each start of a server costs seconds of imports).
+    (script := tmp_path / "pool.py").write_text(SCRIPT)
     cache = tmp_path / "fresh-cache"
-    script = (
-        "from scai.inference.workers import worker_pool, shutdown_workers\n"
-        "worker_pool(1); shutdown_workers()\n"
+    program = subprocess.Popen(
+        [sys.executable, str(script)],
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
-    assert (cache / "arviz" / "daily_warning").is_file()
+    try:
+        assert eval(program.stdout.readline()) == [(True, True, 1)] * 4
+        assert (cache / "arviz" / "daily_warning").is_file()
+        worker = int(program.stdout.readline())
+        assert _alive(worker)
+        program.send_signal(signal.SIGKILL)
+        program.wait()
+        end = time.monotonic() + 5
+        while _alive(worker) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not _alive(worker)
+    finally:
+        program.kill()
+        program.wait()
+
+
+SERVER_ONLY = """
+import time
+from scai.inference.workers import start_worker_server
+start_worker_server()
+time.sleep(60)
+"""
+
+
+def _server_of(program: int) -> int | None:
+    """The worker server that ``program`` started, once it exists."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == program and b"multiprocessing.forkserver" in command:
+                return int(entry.name)
+    return None
+
+
+def _catches_hangup(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+def _wait(condition, seconds: float):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if value := condition():
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@linux
+def test_the_server_ends_with_a_program_killed_while_it_imports():
+    # Killed once the server has asked for the parent-death signal (its first import), the
+    # program leaves no server importing on for seconds: it is gone within one.
+    program = subprocess.Popen([sys.executable, "-c", SERVER_ONLY])
+    try:
+        server = _wait(lambda: _server_of(program.pid), 30)
+        _wait(lambda: _alive(server) and _catches_hangup(server), 30)
+        program.kill()
+        program.wait()
+        _wait(lambda: not _alive(server), 1.0)
+    finally:
+        program.kill()
+        program.wait()
