@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from scai.inference.clones import CloneCoordinates, preferred_prototype
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
 from scai.inference.laplace import Laplace, find_best_mode, laplace
@@ -133,11 +134,15 @@ def _laplace(
     )
 
 
-def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whitening]:
+def sampler_coordinates(
+    density: MarginalDensity,
+) -> tuple[WallCoordinates | CloneCoordinates, Whitening]:
     """Where NUTS samples: the shifts scaled by ``lam`` and mapped through their walls
-    (:class:`~scai.inference.walls.WallCoordinates`, found at the mode of ``theta``), then
-    whitened by the Laplace approximation in those coordinates. ``theta =
-    walls.theta(white.theta(psi))``."""
+    (:class:`~scai.inference.walls.WallCoordinates`, found at the mode of ``theta``), with a
+    latent clone probability the clone map around them
+    (:class:`~scai.inference.clones.CloneCoordinates`, its prototype the one the mode
+    prefers), then whitened by the Laplace approximation in those coordinates. ``theta =
+    mapped.theta(white.theta(psi))``."""
     # The best of the modes found from the prior median and a few prior draws: from the
     # median alone L-BFGS can stop in a local mode (measured: 260 nats above the best; uniform
     # starts in (-2, 2) can land beside one at very low rationality, 3,000 nats above).
@@ -150,6 +155,9 @@ def sampler_coordinates(density: MarginalDensity) -> tuple[WallCoordinates, Whit
             lam = np.exp(approx.mode.reshape(S, W)[:, density.columns["lam"].start])
         walls = find_walls(density, approx.mode, np.sqrt(approx.variance), lam)
     mapped = WallCoordinates(density, walls)
+    if approx is not None and "clone" in density.coords.bounded:
+        clones = CloneCoordinates(mapped, *preferred_prototype(density, approx.mode))
+        return clones, Whitening.of(clones, clones.phi(approx.mode))
     if approx is None:
         return mapped, Whitening.of(mapped)
     if not walls:
@@ -175,6 +183,11 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     posterior has a wall that moves with ``lam`` (at fixed ``lam * delta``) and is ~20 times
     narrower than the posterior; leapfrog steps that reached it diverged (383 divergences on
     the 64 games of issue 14).
+
+    Why the clone map (:mod:`scai.inference.clones`, where a clone probability is latent):
+    users who mostly copy one prototype pin down their type distribution ``c e_z* + (1 - c)
+    pi``, not ``c`` and ``pi`` apart, a curved ridge in the density's coordinates; NUTS samples
+    that distribution and the copying share of the prototype instead (Jacobian 1).
     """
     density = MarginalDensity(data, hypothesis)
     mapped, white = sampler_coordinates(density)

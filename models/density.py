@@ -158,26 +158,31 @@ class MarginalDensity:
         for ``theta [..., S * width]`` with any batch shape."""
         cols = theta.reshape(*theta.shape[:-1], self.coords.n_sims, self.coords.width)
         log_p = self.prior.log_prob_unconstrained(cols, self.coords, self.essential)
-        bounded = self.bounded(cols)
-        if self.fixed_loglik is not None:
-            loglik = self.fixed_loglik
-        else:
-            lam, shift = self.parameters(cols)
-            strength = bounded.get("strength")
-            loglik = user_loglik(
-                self.data,
-                self.hypothesis,
-                lam,
-                shift,
-                self.index,
-                self.tones if strength is None else None,
-                self.utilities,
-                lapse=bounded.get("lapse"),
-                strength=strength,
-            )
+        loglik = self.user_loglik(cols)
         pi = self.stick(cols[..., self.columns["pi"]])
         log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
-        return log_p + group_loglik(log_pi, loglik, self.data.user_mask, bounded.get("clone"))
+        clone = self.bounded(cols).get("clone")
+        return log_p + group_loglik(log_pi, loglik, self.data.user_mask, clone)
+
+    def user_loglik(self, cols: torch.Tensor) -> torch.Tensor:
+        """``[..., S, U, K]``: each user's log-likelihood under each type at ``cols [..., S,
+        width]`` (:func:`scai.models.marginal.user_loglik`)."""
+        if self.fixed_loglik is not None:
+            return self.fixed_loglik
+        bounded = self.bounded(cols)
+        lam, shift = self.parameters(cols)
+        strength = bounded.get("strength")
+        return user_loglik(
+            self.data,
+            self.hypothesis,
+            lam,
+            shift,
+            self.index,
+            self.tones if strength is None else None,
+            self.utilities,
+            lapse=bounded.get("lapse"),
+            strength=strength,
+        )
 
     def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, S, width]`` draws of ``theta`` from the prior."""
