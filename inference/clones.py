@@ -81,11 +81,6 @@ def _sticks(log_p: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return log_p[..., :-1] - tail[..., 1:] + offset, tail
 
 
-def _take(x: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``x [..., S, K]`` with each simulation's last axis reordered by ``index [S, K]``."""
-    return np.take_along_axis(x, np.broadcast_to(index, x.shape), axis=-1)
-
-
 def _log_simplex(x: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``log pi [..., K]`` of sticks ``x [..., K - 1]``, and the fractions ``z = sigmoid(x -
     offset)``."""
@@ -104,7 +99,10 @@ class CloneCoordinates:
     def __init__(self, inner: WallCoordinates, prototype: np.ndarray, order: np.ndarray):
         self.inner = inner
         self.order = np.asarray(order, dtype=int)  # [S, K]: q's types in stick order
-        self.unorder = np.argsort(self.order, axis=-1)
+        sims = np.arange(len(self.order))[:, None]
+        # x[..., S, K] reordered per simulation: x[..., sims, order] (and back)
+        self.to_sticks = (sims, self.order)
+        self.from_sticks = (sims, np.argsort(self.order, axis=-1))
         self.density = inner.density
         self.coords = inner.coords
         self.prototype = np.asarray(prototype, dtype=int)
@@ -114,6 +112,7 @@ class CloneCoordinates:
         self.offset = self.density.prior.stick_offset
         K = self.coords.n_policies
         self.onehot = np.eye(K)[self.prototype]  # [S, K]
+        self.after = np.arange(K)[None, :] > np.arange(K - 1)[:, None]  # [j, k]: k > j
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(cols [..., S, W] (a copy), sticks [..., S, K - 1], clone column [..., S])``."""
@@ -124,7 +123,7 @@ class CloneCoordinates:
         """``theta`` before ``inner`` (flat) and what the gradient needs."""
         cols, y, v = self._split(psi)
         log_q_sorted, z = _log_simplex(y, self.offset)
-        log_q = _take(log_q_sorted, self.unorder)
+        log_q = log_q_sorted[(..., *self.from_sticks)]
         log_u, log_not_u = log_expit(v), log_expit(-v)
         log_p = log_q + self.onehot * log_not_u[..., None]
         sticks, tail = _sticks(log_p, self.offset)
@@ -146,7 +145,7 @@ class CloneCoordinates:
         log_q = log_not_c[..., None] + log_pi  # q = c e_z* + (1 - c) pi
         star = np.logaddexp(log_c[..., None], log_q)
         log_q = np.where(self.onehot > 0, star, log_q)
-        cols[..., self.pi_cols] = _sticks(_take(log_q, self.order), self.offset)[0]
+        cols[..., self.pi_cols] = _sticks(log_q[(..., *self.to_sticks)], self.offset)[0]
         cols[..., self.clone_col] = logit_c - (log_pi * self.onehot).sum(-1)
         return cols.reshape(inner.shape)
 
@@ -171,11 +170,9 @@ class CloneCoordinates:
         values, g = self.inner.potentials_and_grad(mid)
         cols, g_x, g_c = self._split(g)
         # d/d log p: x_j = log p_j - log sum_{i>j} p_i, logit c = ... - log sum_i p_i
-        K = log_p.shape[-1]
         ratio = np.exp(log_p[..., None, :] - tail[..., 1:, None])  # [..., S, j, k]: p_k / T_j
-        after = np.arange(K)[None, :] > np.arange(K - 1)[:, None]  # k > j
-        d_log_p = np.concatenate([g_x, np.zeros((*g_x.shape[:-1], 1))], axis=-1)
-        d_log_p -= (g_x[..., None] * ratio * after).sum(-2)
+        d_log_p = -(g_x[..., None] * ratio * self.after).sum(-2)
+        d_log_p[..., :-1] += g_x
         d_log_p -= g_c[..., None] * np.exp(log_p - tail[..., :1])
         # log p = log q + [k = z*] log(1 - u); logit c holds log q_z* and log u directly
         d_log_q = d_log_p + self.onehot * g_c[..., None]
@@ -183,7 +180,7 @@ class CloneCoordinates:
         u = expit(v)
         cols[..., self.clone_col] = (1 - u) * g_c - u * d_log_not_u
         # d log q_k / d y_j: (1 - z_j) for k = j, -z_j for k > j
-        d_log_q = _take(d_log_q, self.order)
+        d_log_q = d_log_q[(..., *self.to_sticks)]
         later = np.cumsum(d_log_q[..., ::-1], axis=-1)[..., ::-1][..., 1:]
         cols[..., self.pi_cols] = d_log_q[..., :-1] * (1 - z) - z * later
         return values, cols.reshape(g.shape)

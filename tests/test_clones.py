@@ -54,6 +54,8 @@ def test_the_map_is_a_bijection_with_jacobian_one(coordinates):
             jac[:, i] = (mapped.theta(psi + step) - mapped.theta(psi - step)) / (2 * STEP)
         assert abs(np.linalg.slogdet(jac)[1]) < 1e-6  # |det| = 1 (its sign: q's stick order)
         assert mapped.value_and_grad(psi)[0] == d.value_and_grad(theta)[0]
+    batch = np.stack(points)  # draws are mapped as a batch
+    assert np.array_equal(mapped.theta(batch), np.stack([mapped.theta(p) for p in points]))
 
 
 def test_the_gradient_is_the_potentials(coordinates):
