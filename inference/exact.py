@@ -37,6 +37,7 @@ from scai.inference.grids import (
     effective_points,
     grid_parameters,
     latent_scalars,
+    refine_cells,
     resolution_threshold,
     simplex_lattice,
     simplex_zoom_threshold,
@@ -161,9 +162,14 @@ def fit_exact(
         # a whole pot: hundreds of users pin it to 1e-4): while some simulation's posterior
         # of the scalars is narrower than its step, zoom again around it.
         scalar_zooms = 0
+        fine = torch.ones(S, dtype=torch.bool)  # which simulations' posteriors are resolved
         while True:
-            if dims == 1:
+            if dims == 1 and scalar_zooms == 0:
                 u, log_w, step = zoom_modes(u[:, 0], marginal, spacing, zoom_points, scalar_prior)
+            elif dims == 1:  # finer cells only where the narrow posteriors are
+                u, log_w, step = refine_cells(
+                    u[:, 0], step, marginal, ~fine, zoom_points, scalar_prior
+                )
             else:
                 near = (marginal > marginal.max(0).values - 30).any(-1)
                 lo = torch.maximum(u[near].min(0).values - spacing, lo)
@@ -177,7 +183,8 @@ def fit_exact(
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, pi_grid=fitted)
             marginal = log_joint.reshape(len(u), len(b_points), S, -1).logsumexp((1, 3))
             mass = (marginal - marginal.max(0).values).exp().T  # [S, T]
-            resolved = bool((effective_points(mass) >= resolution_threshold(dims)).all())
+            fine = effective_points(mass) >= resolution_threshold(dims)  # [S]
+            resolved = bool(fine.all())
             # (In two dimensions a box over several simulations' posteriors may stop
             # shrinking: zooming again would not help.)
             stuck = dims == 2 and bool((step > spacing / 2).all())

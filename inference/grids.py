@@ -181,6 +181,52 @@ def zoom_modes(
     return torch.cat(grids), torch.cat(log_w), torch.cat(steps)
 
 
+def refine_cells(
+    u: torch.Tensor,
+    step: torch.Tensor,
+    marginal: torch.Tensor,
+    which: torch.Tensor,
+    points: int,
+    prior: torch.distributions.Distribution,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split the cells that hold the mass of the simulations ``which [S]`` into finer ones.
+
+    ``u [T]`` are the centres of cells of widths ``step [T]`` (a grid of :func:`zoom_modes`
+    or of this function) and ``marginal [T, S]`` the simulations' log mass on them. Each run of
+    adjacent cells within 30 nats of one of those simulations' best, with one cell either side
+    (the mass can reach into the next cell), becomes ``points`` cells of equal width spanning
+    exactly the same interval; every other cell is kept as it is, so the other simulations'
+    quadrature is untouched where they have mass and no cell overlaps another. Returns points
+    ``[T', 1]``, log weights (log prior density + log cell width) and the widths ``[T']``."""
+    chosen = marginal[:, which]
+    near = (chosen > chosen.max(0).values - 30).any(-1)
+    grow = near.clone()
+    grow[1:] |= near[:-1]
+    grow[:-1] |= near[1:]
+    # neighbours whose cells touch (not two windows with a gap between them)
+    touch = ((u.diff() - (step[1:] + step[:-1]) / 2).abs() <= 1e-6 * step[1:]).tolist()
+    grow = grow.tolist()
+    centres, widths = [], []
+    i = 0
+    while i < len(grow):
+        if not grow[i]:
+            centres.append(u[i : i + 1])
+            widths.append(step[i : i + 1])
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(grow) and grow[j + 1] and touch[j]:
+            j += 1
+        a, b = u[i] - step[i] / 2, u[j] + step[j] / 2
+        h = (b - a) / points
+        centres.append(a + h * (torch.arange(points, dtype=torch.float64) + 0.5))
+        widths.append(h.expand(points))
+        i = j + 1
+    grid = torch.cat(centres).unsqueeze(-1)
+    width = torch.cat(widths)
+    return grid, prior.log_prob(grid).reshape(-1) + width.log(), width
+
+
 def uniform_grid(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
     """Product grid of ``n`` points per dimension on ``[lo, hi]``; returns points and the log
     volume of one cell."""

@@ -104,3 +104,32 @@ def test_a_shift_narrower_than_the_zoomed_grid_is_zoomed_again():
     mcse = math.sqrt(float(y.var()) / ess + float(x.var()) / 4000)
     assert abs(float(x.mean() - y.mean())) < 4 * mcse, (float(x.mean()), float(y.mean()), mcse)
     assert 0.85 < float(x.std() / y.std()) < 1.15, (float(x.std()), float(y.std()))
+
+
+def test_refined_cells_partition_the_same_intervals():
+    """refine_cells splits only the cells around the chosen simulation's mass, into cells that
+    span exactly the same interval: the total width (and so a flat density's integral) is
+    unchanged, the other simulation's cells far from it are kept as they were."""
+    from scai.inference.grids import refine_cells
+
+    prior = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+    u, log_w, step = zoom_modes(
+        torch.linspace(-1, 1, 41, dtype=torch.float64),
+        torch.zeros(41, 2).double(),
+        0.05,
+        32,
+        prior,
+    )
+    u = u[:, 0]
+    # simulation 0 has all its mass in cell 10, simulation 1 is broad
+    marginal = torch.full((len(u), 2), -50.0, dtype=torch.float64)
+    marginal[10, 0] = 0.0
+    marginal[:, 1] = -0.5 * u**2
+    grid, log_w2, width = refine_cells(u, step, marginal, torch.tensor([True, False]), 32, prior)
+    assert torch.isclose(width.sum(), step.sum(), rtol=1e-12)
+    assert len(grid) == len(u) - 3 + 32  # cells 9-11 became 32
+    lo, hi = float(u[9] - step[9] / 2), float(u[11] + step[11] / 2)
+    inside = (grid[:, 0] > lo) & (grid[:, 0] < hi)
+    assert int(inside.sum()) == 32
+    torch.testing.assert_close(grid[~inside, 0], torch.cat([u[:9], u[12:]]))
+    torch.testing.assert_close(log_w2, prior.log_prob(grid[:, 0]) + width.log())
