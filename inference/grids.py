@@ -181,6 +181,10 @@ def zoom_modes(
     return torch.cat(grids), torch.cat(log_w), torch.cat(steps)
 
 
+#: How far below a simulation's best cell (nats) :func:`refine_cells` still splits cells.
+REFINE_WITHIN = 12.0
+
+
 def refine_cells(
     u: torch.Tensor,
     step: torch.Tensor,
@@ -193,13 +197,15 @@ def refine_cells(
 
     ``u [T]`` are the centres of cells of widths ``step [T]`` (a grid of :func:`zoom_modes`
     or of this function) and ``marginal [T, S]`` the simulations' log mass on them. Each run of
-    adjacent cells within 30 nats of one of those simulations' best, with one cell either side
-    (the mass can reach into the next cell), becomes ``points`` cells of equal width spanning
-    exactly the same interval; every other cell is kept as it is, so the other simulations'
-    quadrature is untouched where they have mass and no cell overlaps another. Returns points
+    adjacent cells within :data:`REFINE_WITHIN` nats of one of those simulations' best (cells
+    further down hold under 1e-5 of its mass each), with one cell either side (the mass can
+    reach into the next cell), becomes ``points`` cells of equal width, or 4 per old cell if
+    that is more, spanning exactly the same interval; every other cell is kept as it is, so
+    the other simulations' quadrature is untouched where they have mass and no cell overlaps
+    another. Returns points
     ``[T', 1]``, log weights (log prior density + log cell width) and the widths ``[T']``."""
     chosen = marginal[:, which]
-    near = (chosen > chosen.max(0).values - 30).any(-1)
+    near = (chosen > chosen.max(0).values - REFINE_WITHIN).any(-1)
     grow = near.clone()
     grow[1:] |= near[:-1]
     grow[:-1] |= near[1:]
@@ -218,9 +224,10 @@ def refine_cells(
         while j + 1 < len(grow) and grow[j + 1] and touch[j]:
             j += 1
         a, b = u[i] - step[i] / 2, u[j] + step[j] / 2
-        h = (b - a) / points
-        centres.append(a + h * (torch.arange(points, dtype=torch.float64) + 0.5))
-        widths.append(h.expand(points))
+        n = max(points, 4 * (j - i + 1))  # and at least 4x finer than the cells it splits
+        h = (b - a) / n
+        centres.append(a + h * (torch.arange(n, dtype=torch.float64) + 0.5))
+        widths.append(h.expand(n))
         i = j + 1
     grid = torch.cat(centres).unsqueeze(-1)
     width = torch.cat(widths)
