@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import running
 
 linux = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -31,15 +32,6 @@ if __name__ == "__main__":
     pool.submit(time.sleep, 60)
     time.sleep(60)
 """
-
-
-def _alive(pid: int) -> bool:
-    """A live process (a zombie, dead but not yet reaped, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @linux
@@ -63,13 +55,13 @@ def test_workers_come_from_a_server_without_threads_and_end_with_their_program(t
         assert eval(program.stdout.readline()) == [(True, True, 1)] * 4
         assert (cache / "arviz" / "daily_warning").is_file()
         worker = int(program.stdout.readline())
-        assert _alive(worker)
+        assert running(worker)
         program.send_signal(signal.SIGKILL)
         program.wait()
         end = time.monotonic() + 5
-        while _alive(worker) and time.monotonic() < end:
+        while running(worker) and time.monotonic() < end:
             time.sleep(0.05)
-        assert not _alive(worker)
+        assert not running(worker)
     finally:
         program.kill()
         program.wait()
@@ -120,10 +112,10 @@ def test_the_server_ends_with_a_program_killed_while_it_imports():
     program = subprocess.Popen([sys.executable, "-c", SERVER_ONLY])
     try:
         server = _wait(lambda: _server_of(program.pid), 30)
-        _wait(lambda: _alive(server) and _catches_hangup(server), 30)
+        _wait(lambda: running(server) and _catches_hangup(server), 30)
         program.kill()
         program.wait()
-        _wait(lambda: not _alive(server), 1.0)
+        _wait(lambda: not running(server), 1.0)
     finally:
         program.kill()
         program.wait()
