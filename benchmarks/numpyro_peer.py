@@ -68,17 +68,17 @@ from scai.models.hypotheses import PRESETS, Hypothesis  # noqa: E402
 from scai.models.prior import GroupPrior  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results_numpyro.md")
-#: Every hypothesis the JAX model covers: the benchmark's two, then the presets without the
-#: real-agent latents (lapses, clones, a learned stereotype, role-dependent norms).
-PEER_HYPOTHESES = {
-    **HYPOTHESES,
-    **{name: PRESETS[name] for name in PRESETS if name not in HYPOTHESES},
-}
-PEER_HYPOTHESES = {
-    name: h
-    for name, h in PEER_HYPOTHESES.items()
-    if not GroupPrior(h).beta and all(p.responder is None for p in h.policies)
-}
+
+
+def covered(h: Hypothesis) -> bool:
+    """Whether the JAX model covers ``h``: no lapses, clones, learned stereotype (the Beta
+    sites) or role-dependent norms."""
+    return not GroupPrior(h).beta and all(p.responder is None for p in h.policies)
+
+
+#: The benchmark's two hypotheses, then every preset the JAX model covers.
+_CANDIDATES = {**HYPOTHESES, **{k: v for k, v in PRESETS.items() if k not in HYPOTHESES}}
+PEER_HYPOTHESES = {name: h for name, h in _CANDIDATES.items() if covered(h)}
 RTOL = 1e-4
 
 
@@ -102,7 +102,7 @@ def numpyro_model(ds: Dataset, hyp: Hypothesis):
     data = ds.data
     S, U, _ = data.shape
     prior = GroupPrior(hyp)
-    if S != 1 or prior.beta or any(p.responder is not None for p in hyp.policies):
+    if S != 1 or not covered(hyp):
         raise ValueError(
             "the peer model covers one group without lapses, clones, a learned stereotype "
             "or role-dependent norms"
