@@ -25,7 +25,6 @@ from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
-    distinct_rows,
     distinct_users,
     grid_action_loglik,
     lattice_group_loglik,
@@ -46,6 +45,7 @@ from scai.inference.grids import (
     zoom_simplex,
 )
 from scai.inference.posterior import Posterior, manner_probabilities
+from scai.models.distinct import distinct_rows
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import tone_loglik

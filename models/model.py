@@ -37,6 +37,7 @@ import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
 
+from scai.models.distinct import distinct_rows
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.policies import (
@@ -80,6 +81,25 @@ def group_tables(
         utilities = group_utilities(hypothesis, pots, shift)
     eps = hypothesis.lapse if lapse is None else lapse.unsqueeze(-1)
     return rational_tables(utilities, lam.unsqueeze(-1), eps)
+
+
+def distinct_group_tables(
+    hypothesis: Hypothesis,
+    pots: torch.Tensor,
+    lam: torch.Tensor,
+    shift: torch.Tensor,
+    lapse: torch.Tensor | None = None,
+) -> tuple[ActionTables, torch.Tensor]:
+    """:func:`group_tables` for the distinct rows of ``(lam [S], shift [S, C], lapse [S])``
+    only, and each simulation's row among them (``[S]``, long): simulations that share their
+    parameters share one table, instead of ``S`` equal copies (every group of a forward run
+    with a fixed rationality and no latent shift; posterior draws on a lattice)."""
+    columns = [lam.unsqueeze(-1), shift] + ([] if lapse is None else [lapse.unsqueeze(-1)])
+    first, row, _ = distinct_rows(torch.cat(columns, -1))
+    tables = group_tables(
+        hypothesis, pots, lam[first], shift[first], lapse=None if lapse is None else lapse[first]
+    )
+    return tables, row
 
 
 def group_parameters(
@@ -138,7 +158,10 @@ def social_contract_model(
     sims, sites = group_parameters(data, hypothesis)
     pi, lam, shift = sites["pi"], sites["lam"], sites["shift"]
     lapse = None if sites["lapse"] is None else sites["lapse"].reshape(S)
-    tables = group_tables(hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse)
+    tables, table_row = distinct_group_tables(
+        hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse
+    )
+    table_row = table_row.reshape(S, 1, 1)  # the simulation's row of the action tables
     sim = torch.arange(S).reshape(S, 1, 1)
     strength = sites["strength"]
     rho = hypothesis.coupling(None if strength is None else strength.reshape(S))
@@ -161,7 +184,7 @@ def social_contract_model(
         with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
             offer_dist = TableCategorical(
                 tables.offer_logp,
-                (sim, data.currency_index, z, data.pot_index),
+                (table_row, data.currency_index, z, data.pot_index),
                 active=data.is_proposer,
             )
             offer = pyro.sample(
@@ -171,7 +194,7 @@ def social_contract_model(
             )
             seen = data.offer if observed else _offer_seen(data, offer)
             accept_logit = Vindex(tables.accept_logit)[
-                sim, data.currency_index, z, data.pot_index, seen
+                table_row, data.currency_index, z, data.pot_index, seen
             ]
             accept = pyro.sample(
                 "accept",

@@ -13,12 +13,12 @@ import scai.inference.exact as exact
 from scai.experiments.assistant import assistant_norms
 from scai.inference.exact_kernels import (
     clone_policy_probs,
-    distinct_rows,
     distinct_users,
     lattice_clone_loglik,
     user_kinds,
 )
 from scai.inference.grids import simplex_lattice
+from scai.models.distinct import distinct_rows
 from scai.models.game import get_currency
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
