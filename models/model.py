@@ -276,6 +276,38 @@ class TableCategorical(dist.TorchDistribution):
         out[active] = drawn
         return out
 
+    def sample_by_cdf(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        """Draws from the same rows by inverse CDF: one uniform per draw instead of one per
+        draw and offer, so many times cheaper than :meth:`sample` on many rows, but another
+        random stream (forward runs that must reproduce the simulator use :meth:`sample`).
+
+        Each used row's CDF is shifted by its position ``j`` among the used rows, which makes
+        their concatenation one sorted sequence: the draw for a uniform ``v`` on row ``j`` is
+        the first offer whose shifted CDF exceeds ``j + v``. Exact up to float64 rounding of
+        ``j + CDF`` (offers rarer than ~1e-16 times the number of used rows are never drawn).
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        active = torch.ones(shape, dtype=torch.bool) if self.active is None else self.active
+        active = active.expand(shape)
+        rows = tuple(i.expand(shape)[active] for i in self.index)
+        out = torch.zeros(shape, dtype=torch.long)
+        if len(rows) == 0 or len(rows[0]) == 0:
+            return out
+        table = self.table.detach().double()
+        O = table.shape[-1]
+        flat = torch.zeros_like(rows[0])
+        for index, size in zip(rows, table.shape[:-1], strict=True):
+            flat = flat * size + index
+        used, which = torch.unique(flat, return_inverse=True)
+        cdf = table.reshape(-1, O)[used].exp().cumsum(-1)
+        cdf = cdf / cdf[:, -1:]  # each row ends at exactly 1
+        shift = torch.arange(len(used), dtype=cdf.dtype).unsqueeze(-1)
+        sequence = (cdf + shift).reshape(-1)
+        uniform = torch.rand(len(which), dtype=cdf.dtype)
+        position = torch.searchsorted(sequence, which.to(cdf.dtype) + uniform, right=True)
+        out[active] = (position - which * O).clamp_(0, O - 1)
+        return out
+
 
 def _offer_seen(data: GroupData, offer: torch.Tensor) -> torch.Tensor:
     """On responder events, the offer the partner drew; elsewhere the table's offer."""
