@@ -132,6 +132,11 @@ class CloneCoordinates:
         cols[..., self.clone_col] = log_u + log_q_star - tail[..., 0]
         return cols.reshape(psi.shape), (log_p, tail, z, v)
 
+    def clone_part(self, psi: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
+        """``[..., S * W]``: the clone map alone, before ``inner`` (whose map leaves the
+        ``pi`` and ``clone`` columns as they are: there they are already ``theta``'s)."""
+        return self._forward(psi, prototype)[0]
+
     def theta(self, psi: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
         """``theta [..., S * W]`` of ``psi [..., S * W]``; with ``prototype [..., S]``, the map
         with that prototype instead (the same ``q`` and ``u``, another sheet:

@@ -9,6 +9,8 @@ step size by dual averaging towards ``target_accept``. It calls ``value_and_grad
 once per leapfrog step and does a few vector operations besides: no autograd, no tensors, no
 per-step dictionaries (Pyro's NUTS spends more time in its own bookkeeping than in our
 gradient; this is what :mod:`scai.inference.nuts` runs when a problem brings a NumPy gradient).
+A chain may take a step of another kind after each NUTS iteration (:data:`Move`: the Gibbs step
+on the clone prototype of :mod:`scai.inference.sheets`).
 
 :func:`sample_nuts_lockstep` runs several chains in one process through one *batched*
 potential, ``values_and_grads(q [B, d]) -> (U [B], dU/dq [B, d])``: each chain is a generator

@@ -6,7 +6,9 @@ model's density; a test checks it), on an unconstrained vector (stick-breaking `
 ``lam``, currency shifts), whitened by the Laplace approximation (:class:`Whitening`); NUTS
 is the lean one of :mod:`scai.inference.hmc` on the density's NumPy backend, whose gradient is
 derived by hand (equal to the torch reference's autograd; 2.7-3.3x cheaper per gradient), and
-its struggle monitor reports a chain in trouble while it runs (:class:`SamplerWarning`).
+its struggle monitor reports a chain in trouble while it runs (:class:`SamplerWarning`). With a
+latent clone probability the chain's state also holds the group's prototype: NUTS samples the
+joint with it, and a Gibbs step moves it between NUTS iterations (:mod:`scai.inference.sheets`).
 Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 

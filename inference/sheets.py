@@ -38,12 +38,11 @@ generator of its own (:func:`scai.inference.nuts.move_rng`).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from scai.inference.clones import CloneCoordinates
 from scai.models.density import MarginalDensity
+from scai.models.prior import Coordinates
 
 __all__ = ["Sheets"]
 
@@ -69,23 +68,27 @@ class Sheets:
         self.S, self.W = density.coords.n_sims, density.coords.width
         self.K = density.coords.n_policies
         self.z = np.tile(clones.prototype, (chains, 1))
-        # every (k, s) point at once: the prior of K * S simulations
-        self.points_coords = replace(density.coords, n_sims=self.K * self.S)
-        self.points_essential = np.tile(density.essential.double().numpy(), (self.K, 1))
+        # The sheets differ only in pi and c: the prior of those, for K * S simulations at
+        # once (the other sites' prior is the same on every sheet; pi's columns come first).
+        columns = density.columns
+        self.sheet_cols = np.r_[
+            np.arange(columns["pi"].start, columns["pi"].stop), columns["clone"].start
+        ]
+        self.sheet_coords = Coordinates(self.K * self.S, self.K, 0, False, False, False, ("clone",))
         self.every = np.broadcast_to(np.arange(self.K)[:, None], (self.K, self.S))
 
-    def log_weights(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(theta_z [K, S * W], log p(theta_z, z0 = z) + const [S, K])`` at ``psi [S * W]``
-        for every prototype ``z`` (the constant: each simulation's likelihood, the same for
-        every ``z``; module docstring)."""
-        points = self.clones.theta(np.broadcast_to(psi, (self.K, psi.size)), self.every)
-        cols = points.reshape(self.K * self.S, self.W)
+    def log_weights(self, psi: np.ndarray) -> np.ndarray:
+        """``log p(theta_z, z0 = z) + const [S, K]`` at ``psi [S * W]`` for every prototype
+        ``z``, ``theta_z = clones.theta(psi, z)`` (the constant: each simulation's likelihood
+        and its other sites' prior, the same for every ``z``; module docstring)."""
+        mid = self.clones.clone_part(np.broadcast_to(psi, (self.K, psi.size)), self.every)
+        cols = mid.reshape(self.K * self.S, self.W)[:, self.sheet_cols]
         log_prior, _ = self.density.prior.log_prob_unconstrained_np(
-            cols, self.points_coords, self.points_essential
+            cols, self.sheet_coords, np.zeros((len(cols), 0))
         )
         log_pi = self.density.log_pi(cols)[0].reshape(self.K, self.S, self.K)
         log_own = log_pi[np.arange(self.K), :, np.arange(self.K)]  # [K, S]: log pi_z(theta_z)
-        return points, (log_prior.reshape(self.K, self.S) + log_own).T
+        return (log_prior.reshape(self.K, self.S) + log_own).T
 
     def step(
         self, chain: int, x: np.ndarray, rng: np.random.Generator
@@ -95,12 +98,11 @@ class Sheets:
         the coordinates of the mode's prototype)``."""
         psi = self.white.theta(x)
         with np.errstate(divide="ignore", invalid="ignore"):
-            points, log_w = self.log_weights(psi)
+            log_w = self.log_weights(psi)
         new = categorical(rng, np.nan_to_num(log_w, nan=-np.inf))
         changed = bool(np.any(new != self.z[chain]))
         self.z[chain] = new
         record = x
         if np.any(new != self.clones.prototype):
-            theta = points.reshape(self.K, self.S, self.W)[new, np.arange(self.S)].reshape(-1)
-            record = self.white.phi(self.clones.phi(theta))
+            record = self.white.phi(self.clones.phi(self.clones.theta(psi, new)))
         return (x.copy() if changed else None), record
