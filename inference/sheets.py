@@ -26,7 +26,8 @@ Jacobian 1, so the density of ``(psi, z)`` is ``p(theta(psi, z), z0 = z)``. Each
    (c e^{L[u, z]} + (1 - c) sum_j pi_j e^{L[u, j]}) = prior(theta) pi_z prod_u sum_j q_j
    e^{L[u, j]}``: the likelihood depends on ``theta_z`` only through ``q``, the same for every
    ``z``. So ``P(z | psi)`` is proportional to ``prior(theta_z) pi_z(theta_z)`` (the prior on
-   the unconstrained coordinates, Jacobians included): no data, a few microseconds.
+   the unconstrained coordinates, Jacobians included): no data (0.4 ms per chain and
+   iteration, against 2 ms for one batched gradient of two chains, measured at load 3).
 
 Both steps leave the joint invariant, so the chain's ``theta(psi, z)`` has the density's
 posterior: the model, the prior and the reported draws are unchanged. A chain records each
@@ -34,6 +35,10 @@ iteration's ``theta`` in the coordinates of the mode's prototype (those of
 :func:`scai.inference.mcmc.sampler_coordinates`), so that what reads the draws needs no
 ``z``; its ``lp`` is the joint's, ``log p(theta, z0 = z, data)``. The Gibbs step draws from a
 generator of its own (:func:`scai.inference.nuts.move_rng`).
+
+On the group above the chains switched sheets 126 and 152 times in 500 draws, with bulk ESS 595
+and r-hat 1.00 at 6.9 leapfrog steps per draw (14.9 before); where the prototype is
+identified the Gibbs step never moves (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
