@@ -45,7 +45,6 @@ from scipy.special import expit, log_expit
 
 from scai.inference.walls import WallCoordinates
 from scai.models.density import MarginalDensity
-from scai.models.marginal import prototype_posterior
 
 __all__ = ["CloneCoordinates", "preferred_prototype"]
 
@@ -61,12 +60,8 @@ def preferred_prototype(
     cols = cols.to(torch.get_default_dtype())
     with torch.no_grad():
         pi = density.stick(cols[..., density.columns["pi"]])
-        log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
         clone = density.bounded(cols)["clone"]
-        prototype, _ = prototype_posterior(
-            log_pi, density.user_loglik(cols), density.data.user_mask, clone
-        )
-    best = prototype.argmax(-1).numpy()
+    best = density.prototype_posterior(theta).argmax(-1)
     # q at theta given the preferred prototype: c e_z* + (1 - c) pi
     q = (1 - clone[:, None]) * pi + clone[:, None] * torch.eye(pi.shape[-1])[best]
     q = q.double().numpy()
@@ -119,34 +114,48 @@ class CloneCoordinates:
         cols = np.array(x, dtype=np.float64).reshape(*x.shape[:-1], self.coords.n_sims, -1)
         return cols, cols[..., self.pi_cols], cols[..., self.clone_col].copy()
 
-    def _forward(self, psi: np.ndarray):
+    def _onehot(self, prototype: np.ndarray | None) -> np.ndarray:
+        """``[..., S, K]``: this map's prototype, or ``prototype [..., S]`` instead."""
+        return self.onehot if prototype is None else np.eye(self.coords.n_policies)[prototype]
+
+    def _forward(self, psi: np.ndarray, prototype: np.ndarray | None = None):
         """``theta`` before ``inner`` (flat) and what the gradient needs."""
+        onehot = self._onehot(prototype)
         cols, y, v = self._split(psi)
         log_q_sorted, z = _log_simplex(y, self.offset)
         log_q = log_q_sorted[(..., *self.from_sticks)]
         log_u, log_not_u = log_expit(v), log_expit(-v)
-        log_p = log_q + self.onehot * log_not_u[..., None]
+        log_p = log_q + onehot * log_not_u[..., None]
         sticks, tail = _sticks(log_p, self.offset)
-        log_q_star = (log_q * self.onehot).sum(-1)
+        log_q_star = (log_q * onehot).sum(-1)
         cols[..., self.pi_cols] = sticks
         cols[..., self.clone_col] = log_u + log_q_star - tail[..., 0]
         return cols.reshape(psi.shape), (log_p, tail, z, v)
 
-    def theta(self, psi: np.ndarray) -> np.ndarray:
-        """``theta [..., S * W]`` of ``psi [..., S * W]``."""
-        return self.inner.theta(self._forward(psi)[0])
+    def clone_part(self, psi: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
+        """``[..., S * W]``: the clone map alone, before ``inner`` (whose map leaves the
+        ``pi`` and ``clone`` columns as they are: there they are already ``theta``'s)."""
+        return self._forward(psi, prototype)[0]
 
-    def phi(self, theta: np.ndarray) -> np.ndarray:
-        """The inverse: ``psi`` of ``theta [..., S * W]``."""
+    def theta(self, psi: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
+        """``theta [..., S * W]`` of ``psi [..., S * W]``; with ``prototype [..., S]``, the map
+        with that prototype instead (the same ``q`` and ``u``, another sheet:
+        :mod:`scai.inference.sheets`; Jacobian 1 too)."""
+        return self.inner.theta(self._forward(psi, prototype)[0])
+
+    def phi(self, theta: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
+        """The inverse: ``psi`` of ``theta [..., S * W]`` (with ``prototype``, as
+        :meth:`theta`)."""
+        onehot = self._onehot(prototype)
         inner = self.inner.phi(theta)
         cols, x, logit_c = self._split(inner)
         log_pi, _ = _log_simplex(x, self.offset)
         log_c, log_not_c = log_expit(logit_c), log_expit(-logit_c)
         log_q = log_not_c[..., None] + log_pi  # q = c e_z* + (1 - c) pi
         star = np.logaddexp(log_c[..., None], log_q)
-        log_q = np.where(self.onehot > 0, star, log_q)
+        log_q = np.where(onehot > 0, star, log_q)
         cols[..., self.pi_cols] = _sticks(log_q[(..., *self.to_sticks)], self.offset)[0]
-        cols[..., self.clone_col] = logit_c - (log_pi * self.onehot).sum(-1)
+        cols[..., self.clone_col] = logit_c - (log_pi * onehot).sum(-1)
         return cols.reshape(inner.shape)
 
     def initial(self):
@@ -159,15 +168,24 @@ class CloneCoordinates:
             self.inner.tile(density, n), np.tile(self.prototype, n), np.tile(self.order, (n, 1))
         )
 
-    def value_and_grad(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
-        """``(U(theta(psi)), dU/dpsi)``: no Jacobian term (module docstring)."""
-        values, grad = self.potentials_and_grad(psi)
+    def value_and_grad(
+        self, psi: np.ndarray, prototype: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        """``(U(theta(psi)), dU/dpsi)``: no Jacobian term (module docstring; ``prototype``: as
+        :meth:`potentials_and_grad`)."""
+        values, grad = self.potentials_and_grad(psi, prototype)
         return float(values.sum()), grad
 
-    def potentials_and_grad(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(U_s [S], dU/dpsi)``, as :meth:`WallCoordinates.potentials_and_grad`."""
-        mid, (log_p, tail, z, v) = self._forward(psi)
-        values, g = self.inner.potentials_and_grad(mid)
+    def potentials_and_grad(
+        self, psi: np.ndarray, prototype: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(U_s [S], dU/dpsi)``, as :meth:`WallCoordinates.potentials_and_grad`; with
+        ``prototype [S]``, of ``U_s = -log p(theta_s, z0 = prototype_s, data_s)`` at ``theta =
+        theta(psi, prototype)`` (the joint with the prototype, on its own sheet:
+        :mod:`scai.inference.sheets`)."""
+        onehot = self._onehot(prototype)
+        mid, (log_p, tail, z, v) = self._forward(psi, prototype)
+        values, g = self.inner.potentials_and_grad(mid, prototype)
         cols, g_x, g_c = self._split(g)
         # d/d log p: x_j = log p_j - log sum_{i>j} p_i, logit c = ... - log sum_i p_i
         ratio = np.exp(log_p[..., None, :] - tail[..., 1:, None])  # [..., S, j, k]: p_k / T_j
@@ -175,8 +193,8 @@ class CloneCoordinates:
         d_log_p[..., :-1] += g_x
         d_log_p -= g_c[..., None] * np.exp(log_p - tail[..., :1])
         # log p = log q + [k = z*] log(1 - u); logit c holds log q_z* and log u directly
-        d_log_q = d_log_p + self.onehot * g_c[..., None]
-        d_log_not_u = (d_log_p * self.onehot).sum(-1)
+        d_log_q = d_log_p + onehot * g_c[..., None]
+        d_log_not_u = (d_log_p * onehot).sum(-1)
         u = expit(v)
         cols[..., self.clone_col] = (1 - u) * g_c - u * d_log_not_u
         # d log q_k / d y_j: (1 - z_j) for k = j, -z_j for k > j

@@ -9,6 +9,8 @@ step size by dual averaging towards ``target_accept``. It calls ``value_and_grad
 once per leapfrog step and does a few vector operations besides: no autograd, no tensors, no
 per-step dictionaries (Pyro's NUTS spends more time in its own bookkeeping than in our
 gradient; this is what :mod:`scai.inference.nuts` runs when a problem brings a NumPy gradient).
+A chain may take a step of another kind after each NUTS iteration (:data:`Move`: the Gibbs step
+on the clone prototype of :mod:`scai.inference.sheets`).
 
 :func:`sample_nuts_lockstep` runs several chains in one process through one *batched*
 potential, ``values_and_grads(q [B, d]) -> (U [B], dU/dq [B, d])``: each chain is a generator
@@ -45,6 +47,12 @@ __all__ = [
 ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 #: ``q [B, d] -> (U [B], dU/dq [B, d])``: one potential for ``B`` chains at once.
 BatchedValueAndGrad = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: A step between NUTS iterations that leaves the target invariant (e.g. a Gibbs update of a
+#: discrete state the potential depends on, :class:`scai.inference.sheets.Sheets`): ``move(q)
+#: -> (q', record)``: the position to go on from (``None``: ``q``, the potential unchanged; a
+#: position: its potential and gradient are asked for again), and what to record as this
+#: iteration's draw (e.g. the position in coordinates that do not depend on that state).
+Move = Callable[[np.ndarray], "tuple[np.ndarray | None, np.ndarray]"]
 #: A chain as a coroutine: it yields a position and is sent back ``(U, dU/dq)`` there.
 Chain = Generator[np.ndarray, tuple[float, np.ndarray], "NutsRun"]
 
@@ -309,10 +317,12 @@ def sample_nuts(
     max_depth: int = 10,
     monitor: StruggleMonitor | None = None,
     on_iteration: Callable[[], None] | None = None,
+    move: Move | None = None,
 ) -> NutsRun:
     """``warmup`` adapting iterations then ``samples`` kept ones of NUTS on the potential
     ``U`` (``value_and_grad(q) -> (U(q), dU/dq)``) from ``start``; ``inv_mass``: the diagonal
-    inverse mass matrix to adapt from (default ones)."""
+    inverse mass matrix to adapt from (default ones); ``move``: applied after every NUTS
+    iteration (:data:`Move`)."""
 
     def batched(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u, g = value_and_grad(qs[0])
@@ -328,6 +338,7 @@ def sample_nuts(
         max_depth=max_depth,
         monitor=monitor,
         on_iteration=on_iteration,
+        move=move,
     )
     return drive([chain], batched)[0]
 
@@ -344,13 +355,16 @@ def sample_nuts_lockstep(
     max_depth: int = 10,
     monitors: Sequence[StruggleMonitor | None] | None = None,
     on_iteration: Sequence[Callable[[], None] | None] | None = None,
+    moves: Sequence[Move | None] | None = None,
 ) -> list[NutsRun]:
     """:func:`sample_nuts` for ``B = len(starts)`` chains through one batched potential
     (module docstring): chain ``b`` starts at ``starts[b]`` with generator ``rngs[b]`` (and
-    ``monitors[b]``, ``on_iteration[b]``); ``inv_mass [d]`` is every chain's start."""
+    ``monitors[b]``, ``on_iteration[b]``, ``moves[b]``); ``inv_mass [d]`` is every chain's
+    start."""
     n = len(starts)
     monitors = list(monitors) if monitors is not None else [None] * n
     hooks = list(on_iteration) if on_iteration is not None else [None] * n
+    moves = list(moves) if moves is not None else [None] * n
     chains = [
         nuts_chain(
             starts[b],
@@ -362,6 +376,7 @@ def sample_nuts_lockstep(
             max_depth=max_depth,
             monitor=monitors[b],
             on_iteration=hooks[b],
+            move=moves[b],
         )
         for b in range(n)
     ]
@@ -399,6 +414,7 @@ def nuts_chain(
     max_depth: int = 10,
     monitor: StruggleMonitor | None = None,
     on_iteration: Callable[[], None] | None = None,
+    move: Move | None = None,
 ) -> Chain:
     """One chain of :func:`sample_nuts` as a coroutine (module docstring): it yields each
     position whose potential and gradient it needs and returns the :class:`NutsRun`."""
@@ -421,7 +437,14 @@ def nuts_chain(
     for i in range(total):
         t = yield from nuts_transition(integrator, q, u, g, eps, rng, max_depth)
         q, u, g = t.q, t.u, t.g
-        positions[i] = q
+        record = q
+        if move is not None:
+            moved, record = move(q)
+            if moved is not None:
+                q = moved
+                u, g = yield q
+                u, g = float(u), np.asarray(g, dtype=np.float64)
+        positions[i] = record
         for k, v in (
             ("accept", t.accept),
             ("diverging", t.diverging),
@@ -450,7 +473,7 @@ def nuts_chain(
                 if monitor is not None:
                     monitor.check(i, positions, stats, lo=max(0, i - 99), adapting=True)
         else:
-            draws[i - warmup] = q
+            draws[i - warmup] = record
             if monitor is not None and (i + 1 - warmup) % monitor.every == 0:
                 monitor.check(i, positions, stats, lo=i + 1 - monitor.every)
         if on_iteration is not None:

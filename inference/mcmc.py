@@ -6,7 +6,9 @@ model's density; a test checks it), on an unconstrained vector (stick-breaking `
 ``lam``, currency shifts), whitened by the Laplace approximation (:class:`Whitening`); NUTS
 is the lean one of :mod:`scai.inference.hmc` on the density's NumPy backend, whose gradient is
 derived by hand (equal to the torch reference's autograd; 2.7-3.3x cheaper per gradient), and
-its struggle monitor reports a chain in trouble while it runs (:class:`SamplerWarning`).
+its struggle monitor reports a chain in trouble while it runs (:class:`SamplerWarning`). With a
+latent clone probability the chain's state also holds the group's prototype: NUTS samples the
+joint with it, and a Gibbs step moves it between NUTS iterations (:mod:`scai.inference.sheets`).
 Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 
@@ -39,6 +41,7 @@ from scai.inference.nuts import (
     stack_chains,
 )
 from scai.inference.posterior import Posterior
+from scai.inference.sheets import Sheets
 from scai.inference.walls import WallCoordinates, find_walls
 from scai.models.density import MarginalDensity, numpy_backend_supports
 from scai.models.hypotheses import Hypothesis
@@ -113,6 +116,12 @@ class Whitening:
         cols = phi.reshape(*phi.shape[:-1], S, W)
         return (self.mode + np.einsum("sij,...sj->...si", self.cholesky, cols)).reshape(phi.shape)
 
+    def phi(self, theta: np.ndarray) -> np.ndarray:
+        """The inverse: ``phi [S * W]`` of a flat ``theta [S * W]``."""
+        S, W = self.mode.shape
+        cols = theta.reshape(S, W) - self.mode
+        return np.linalg.solve(self.cholesky, cols[..., None])[..., 0].reshape(theta.shape)
+
     def tile(self, n: int) -> Whitening:
         """The same map on ``n`` copies of the simulations, copy-major (as
         :meth:`~scai.models.layout.GroupData.tile`)."""
@@ -165,6 +174,15 @@ def sampler_coordinates(
     return mapped, Whitening.of(mapped, mapped.phi(approx.mode))
 
 
+def sheets_of(density: MarginalDensity, mapped, white: Whitening, chains: int = 1):
+    """Where a clone probability is latent, each chain's prototype as part of its state
+    (:class:`~scai.inference.sheets.Sheets`: NUTS on one sheet, Gibbs between sheets);
+    else ``None``."""
+    if isinstance(mapped, CloneCoordinates):
+        return Sheets(density, mapped, white, chains)
+    return None
+
+
 def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     """What one chain samples: the marginal density's potential on coordinates ``psi``
     (``theta = walls.theta(mode + L psi)``, :func:`sampler_coordinates`), from a random start
@@ -188,9 +206,16 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
     users who mostly copy one prototype pin down their type distribution ``c e_z* + (1 - c)
     pi``, not ``c`` and ``pi`` apart, a curved ridge in the density's coordinates; NUTS samples
     that distribution and the copying share of the prototype instead (Jacobian 1).
+
+    Why the prototype is part of the chain's state (:mod:`scai.inference.sheets`, with a
+    latent clone probability): where the prototype is not identified, each prototype's
+    decomposition of the same type distribution is a sheet of its own that NUTS rarely
+    crosses; NUTS samples the joint with the prototype on one sheet, in that sheet's clone
+    coordinates, and a Gibbs step moves between sheets.
     """
     density = MarginalDensity(data, hypothesis)
     mapped, white = sampler_coordinates(density)
+    sheets = sheets_of(density, mapped, white)
     dtype = torch.get_default_dtype()
     d = density.coords.size
 
@@ -198,7 +223,8 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
         return mapped.theta(white.theta(psi))
 
     def value_and_grad(psi: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = mapped.value_and_grad(white.theta(psi))
+        prototype = None if sheets is None else sheets.z[0]
+        value, grad = mapped.value_and_grad(white.theta(psi), prototype)
         return value, white.pull_back(grad)
 
     def potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -215,6 +241,7 @@ def game_chain_problem(data: GroupData, hypothesis: Hypothesis) -> ChainProblem:
         value_and_grad=value_and_grad,
         names=coordinate_names(density),
         unscale=theta_of,
+        move=None if sheets is None else sheets.step,
     )
 
 
@@ -228,6 +255,7 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
     mapped, white = sampler_coordinates(density)
     tiled = MarginalDensity(data.tile(chains), hypothesis)
     mapped_all, white_all = mapped.tile(tiled, chains), white.tile(chains)
+    sheets = sheets_of(density, mapped, white, chains)
     S, d = density.coords.n_sims, density.coords.size
     dtype = torch.get_default_dtype()
 
@@ -235,7 +263,9 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
         return mapped.theta(white.theta(psi))
 
     def values_and_grads(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values, grad = mapped_all.potentials_and_grad(white_all.theta(psi.reshape(-1)))
+        prototype = None if sheets is None else sheets.z.reshape(-1)  # chain-major, as tiled
+        theta = white_all.theta(psi.reshape(-1))
+        values, grad = mapped_all.potentials_and_grad(theta, prototype)
         return values.reshape(chains, S).sum(-1), white_all.pull_back(grad).reshape(chains, d)
 
     return LockstepProblem(
@@ -248,6 +278,7 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
         ),
         names=coordinate_names(density),
         unscale=theta_of,
+        move=None if sheets is None else sheets.step,
     )
 
 

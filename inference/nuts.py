@@ -6,7 +6,10 @@ Pyro transforms to constrained space (applied to the draws), a function that map
 the model's sites, and an initial inverse mass matrix. Starting points are random (a jittered
 mode, or Pyro's ``init_to_median``), so a chain's problem is built by its :class:`ChainTask`'s
 ``setup(*args)`` *after* the chain's seed ``seed * 1000 + chain`` is set: each ``(seed, chain)``
-then gives the same draws wherever it runs, in this process or in a worker.
+then gives the same draws wherever it runs, in this process or in a worker. A problem may bring
+a ``move`` applied after every NUTS iteration (:data:`scai.inference.hmc.Move`; the Gibbs step
+on the clone prototype of :class:`scai.inference.sheets.Sheets`), which draws from a generator
+of its own (:func:`move_rng`).
 
 :func:`run_chain` runs one task (warmup, then ``samples`` kept iterations with
 :class:`RecordingNUTS`'s statistics); :func:`run_chains` runs a list of tasks in the program's
@@ -41,6 +44,8 @@ from scai.inference.hmc import StruggleMonitor, sample_nuts, sample_nuts_lockste
 from scai.inference.progress import progress_bar
 from scai.inference.workers import shutdown_workers, worker_pool
 
+#: ``move(chain, z, rng) -> (z' | None, record)``: a problem's step between NUTS iterations.
+MoveStep = Callable[[int, np.ndarray, np.random.Generator], tuple[np.ndarray | None, np.ndarray]]
 #: What :class:`RecordingNUTS` records per iteration (ArviZ's ``sample_stats`` names).
 STAT_NAMES = ("diverging", "step_size", "tree_depth", "n_steps", "energy", "lp")
 
@@ -113,7 +118,10 @@ class ChainProblem:
     (U(z), dU/dz)`` on that site's flat vector, runs on the lean NUTS of
     :mod:`scai.inference.hmc` instead of Pyro's, watched by its
     :class:`~scai.inference.hmc.StruggleMonitor`: ``names`` are the parameters a struggling
-    chain's message may name, and ``unscale`` maps positions ``[n, d]`` to them."""
+    chain's message may name, and ``unscale`` maps positions ``[n, d]`` to them; ``move(chain,
+    z, rng) -> (z' | None, record)`` is applied after every iteration
+    (:data:`scai.inference.hmc.Move`; ``chain``: the chain's index in the problem, 0 here;
+    ``rng``: its :func:`move_rng`)."""
 
     potential_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]
     initial_params: dict[str, torch.Tensor]
@@ -123,6 +131,7 @@ class ChainProblem:
     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
     names: Sequence[str] | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = None
+    move: MoveStep | None = None
 
 
 @dataclass
@@ -140,6 +149,7 @@ class LockstepProblem:
     constrain: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     names: Sequence[str] | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = None
+    move: MoveStep | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,16 @@ class SamplerWarning(DiagnosticWarning):
 def chain_seed(seed: int, chain: int) -> int:
     """The random seed of chain ``chain`` of a fit seeded ``seed``."""
     return seed * 1000 + chain
+
+
+def move_rng(seed: int, chain: int) -> np.random.Generator:
+    """The generator of chain ``chain``'s moves between NUTS iterations (not NUTS's own)."""
+    return np.random.default_rng((chain_seed(seed, chain), 1))
+
+
+def _bind(move: MoveStep | None, chain: int, rng: np.random.Generator):
+    """``move(chain, z, rng)`` as a :data:`scai.inference.hmc.Move` (``None`` stays ``None``)."""
+    return None if move is None else (lambda z: move(chain, z, rng))
 
 
 def run_chain(task: ChainTask) -> ChainResult:
@@ -250,6 +270,7 @@ def _run_lean_chain(task: ChainTask, problem: ChainProblem, start: float) -> Cha
             inv_mass=None if inv_mass is None else inv_mass.double().numpy(),
             monitor=monitor,
             on_iteration=bar.update,
+            move=_bind(problem.move, 0, move_rng(task.seed, task.chain)),
         )
     finally:
         bar.close()
@@ -312,6 +333,7 @@ def run_lockstep(
                 target_accept=target_accept,
                 monitors=monitors,
                 on_iteration=[bar.update] + [None] * (chains - 1),
+                moves=[_bind(problem.move, c, move_rng(seed, c)) for c in range(chains)],
             )
         finally:
             bar.close()

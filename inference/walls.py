@@ -438,18 +438,24 @@ class WallCoordinates:
         ]
         return WallCoordinates(density, walls)
 
-    def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_grad(
+        self, phi: np.ndarray, prototype: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
         """``(U'(phi), dU'/dphi)`` with ``U'(phi) = U(theta(phi)) - log |dtheta / dphi|`` (the
         map is triangular: ``lam`` first, then each shift from ``lam`` and its own ``phi``,
-        then the shared shift from the others)."""
-        values, grad = self.potentials_and_grad(phi)
+        then the shared shift from the others; ``prototype``: as
+        :meth:`potentials_and_grad`)."""
+        values, grad = self.potentials_and_grad(phi, prototype)
         return float(values.sum()), grad
 
-    def potentials_and_grad(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def potentials_and_grad(
+        self, phi: np.ndarray, prototype: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(U'_s [S], dU'/dphi)``: :meth:`value_and_grad` per simulation (the map of a
-        simulation reads only its own coordinates), the gradient of their sum."""
+        simulation reads only its own coordinates), the gradient of their sum (``prototype``:
+        as :meth:`~scai.models.density.MarginalDensity.potentials_and_grad`)."""
         theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
-        values, g = self.density.potentials_and_grad(theta)
+        values, g = self.density.potentials_and_grad(theta, prototype)
         g = g.copy()
         if self.moved.size and self.pooled:
             # delta_0 moves with the mean of the currencies' shifts

@@ -25,7 +25,14 @@ from torch.distributions.transforms import StickBreakingTransform
 
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.marginal import EventIndex, group_loglik, tone_loglik, user_loglik
+from scai.models.marginal import (
+    EventIndex,
+    group_loglik,
+    prototype_loglik,
+    prototype_posterior,
+    tone_loglik,
+    user_loglik,
+)
 from scai.models.marginal_numpy import FixedTablesMarginal, NumpyMarginal
 from scai.models.model import group_utilities
 from scai.models.prior import Coordinates, GroupPrior
@@ -153,15 +160,21 @@ class MarginalDensity:
         cols = theta.reshape(*theta.shape[:-1], self.coords.n_sims, self.coords.width)
         return self.prior.log_prob_unconstrained(cols, self.coords, self.essential)
 
-    def log_joint(self, theta: torch.Tensor) -> torch.Tensor:
+    def log_joint(self, theta: torch.Tensor, prototype: np.ndarray | None = None) -> torch.Tensor:
         """``[..., S]``: each simulation's ``log p(theta_s, data_s)`` (Jacobians included),
-        for ``theta [..., S * width]`` with any batch shape."""
+        for ``theta [..., S * width]`` with any batch shape; with a latent clone probability
+        and ``prototype [S]``, ``log p(theta_s, z0 = prototype_s, data_s)`` (one term of the
+        prototype mixture: :func:`scai.models.marginal.prototype_loglik`)."""
         cols = theta.reshape(*theta.shape[:-1], self.coords.n_sims, self.coords.width)
         log_p = self.prior.log_prob_unconstrained(cols, self.coords, self.essential)
         loglik = self.user_loglik(cols)
         pi = self.stick(cols[..., self.columns["pi"]])
         log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
         clone = self.bounded(cols).get("clone")
+        if prototype is not None:
+            terms = prototype_loglik(log_pi, loglik, self.data.user_mask, clone)
+            index = torch.as_tensor(prototype, dtype=torch.long).expand(*terms.shape[:-1])
+            return log_p + terms.gather(-1, index.unsqueeze(-1)).squeeze(-1)
         return log_p + group_loglik(log_pi, loglik, self.data.user_mask, clone)
 
     def user_loglik(self, cols: torch.Tensor) -> torch.Tensor:
@@ -184,6 +197,26 @@ class MarginalDensity:
             strength=strength,
         )
 
+    def prototype_posterior(self, theta: np.ndarray) -> np.ndarray:
+        """``P(z0 = z | theta_s, data_s)`` ``[S, K]``, the clone prototype's posterior at a
+        flat ``theta [S * width]`` (the clone probability latent): the NumPy backend's where
+        it applies, else the torch reference's
+        (:func:`scai.models.marginal.prototype_posterior`)."""
+        cols = np.asarray(theta, dtype=np.float64).reshape(self.coords.n_sims, self.coords.width)
+        if isinstance(self.numpy, FixedTablesMarginal):
+            log_pi, _ = self.log_pi(cols)
+            bounded = {s: expit(cols[:, self.columns[s]][:, 0]) for s in self.coords.bounded}
+            return self.numpy.prototype(log_pi, bounded)
+        x = torch.as_tensor(cols).to(torch.get_default_dtype())
+        with torch.no_grad():
+            pi = self.stick(x[..., self.columns["pi"]])
+            log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
+            clone = self.bounded(x)["clone"]
+            weights, _ = prototype_posterior(
+                log_pi, self.user_loglik(x), self.data.user_mask, clone
+            )
+        return weights.double().numpy()
+
     def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, S, width]`` draws of ``theta`` from the prior."""
         return self.prior.sample_unconstrained(n, self.coords, self.essential, generator)
@@ -196,15 +229,18 @@ class MarginalDensity:
         values, grad = self.potentials_and_grad(theta)
         return float(values.sum()), grad
 
-    def potentials_and_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def potentials_and_grad(
+        self, theta: np.ndarray, prototype: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(U_s [S], dU/dtheta [S * width])``: each simulation's potential ``U_s =
         -log p(theta_s, data_s)`` and the gradient of their sum (simulations share no
-        parameter, so the gradient's block ``s`` is ``U_s``'s)."""
+        parameter, so the gradient's block ``s`` is ``U_s``'s); with ``prototype [S]``, of
+        ``-log p(theta_s, z0 = prototype_s, data_s)`` (:meth:`log_joint`)."""
         if self.numpy is None:
             # (also called inside an autograd Function's forward, where grad mode is off)
             with torch.enable_grad():
                 x = torch.tensor(theta, dtype=torch.get_default_dtype(), requires_grad=True)
-                values = -self.log_joint(x)
+                values = -self.log_joint(x, prototype)
                 (grad,) = torch.autograd.grad(values.sum(), x)
             return values.detach().double().numpy(), grad.double().numpy()
         coords, cols_of = self.coords, self.columns
@@ -212,13 +248,10 @@ class MarginalDensity:
         cols = theta.reshape(S, coords.width)
         log_p, grad = self.prior.log_prob_unconstrained_np(cols, coords, self._essential_np)
 
-        t = cols[:, cols_of["pi"]] - self.prior.stick_offset
-        z = expit(t)
-        log_pi = np.concatenate([log_expit(t), np.zeros((S, 1))], axis=-1)
-        log_pi[:, 1:] += np.cumsum(log_expit(-t), axis=-1)  # log prod_{i<=j} (1 - z_i)
+        log_pi, z = self.log_pi(cols)
         if isinstance(self.numpy, FixedTablesMarginal):
             bounded = {site: expit(cols[:, cols_of[site]][:, 0]) for site in coords.bounded}
-            g = self.numpy.group(log_pi, bounded)
+            g = self.numpy.group(log_pi, bounded, prototype)
             for site, d in (("lapse", g.d_lapse), ("strength", g.d_strength), ("clone", g.d_clone)):
                 if d is not None:  # the site is sigmoid(x): dv/dx = v (1 - v)
                     v = bounded[site]
@@ -247,6 +280,14 @@ class MarginalDensity:
         elif coords.latent_shared:
             grad[:, cols_of["shift_shared"]] += g.d_shift.sum(-1, keepdims=True)
         return -log_p, -grad.reshape(-1)
+
+    def log_pi(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(log pi [S, K], the stick fractions z [S, K - 1])`` of ``cols [S, width]``."""
+        t = cols[:, self.columns["pi"]] - self.prior.stick_offset
+        z = expit(t)
+        log_pi = np.concatenate([log_expit(t), np.zeros((len(t), 1))], axis=-1)
+        log_pi[:, 1:] += np.cumsum(log_expit(-t), axis=-1)  # log prod_{i<=j} (1 - z_i)
+        return log_pi, z
 
     def _pull_pi(self, grad: np.ndarray, d_log_pi: np.ndarray, z: np.ndarray) -> None:
         """Add ``dG / d log pi [S, K]`` pulled back to the sticks' columns of ``grad``."""

@@ -241,6 +241,20 @@ def _prototype_terms(
     return log_f, given
 
 
+def prototype_loglik(
+    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor, clone: torch.Tensor
+) -> torch.Tensor:
+    """With clones: ``log p(data, z0 | theta)`` ``[..., S, K0]``, ``log pi[z0] + sum_u log(c
+    e^L[u, z0] + (1 - c) sum_k pi_k e^L[u, k])``: each term of the prototype mixture."""
+    log_f, _ = _prototype_terms(log_pi, loglik, clone)
+    return _by_prototype(log_pi, log_f, user_mask)
+
+
+def _by_prototype(log_pi: torch.Tensor, log_f: torch.Tensor, user_mask: torch.Tensor):
+    """``log pi[z0] + sum_u log f[u, z0]`` ``[..., S, K0]`` (:func:`prototype_loglik`)."""
+    return log_pi + (log_f * user_mask.unsqueeze(-1)).sum(-2)
+
+
 def group_loglik(
     log_pi: torch.Tensor,
     loglik: torch.Tensor,
@@ -252,9 +266,7 @@ def group_loglik(
     if clone is None:
         per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)  # [..., S, U]
         return (per_user * user_mask).sum(-1)
-    log_f, _ = _prototype_terms(log_pi, loglik, clone)
-    by_prototype = (log_f * user_mask.unsqueeze(-1)).sum(-2)  # [..., S, K0]
-    return torch.logsumexp(log_pi + by_prototype, dim=-1)
+    return torch.logsumexp(prototype_loglik(log_pi, loglik, user_mask, clone), dim=-1)
 
 
 def type_posterior(
@@ -277,8 +289,7 @@ def prototype_posterior(
     """With clones: ``P(z0 | theta, data)`` ``[..., S, K0]`` and each user's type given the
     prototype, ``P(z_u = k | z0, theta, data_u)`` ``[..., S, U, K0, K]``."""
     log_f, given = _prototype_terms(log_pi, loglik, clone)
-    by_prototype = (log_f * user_mask.unsqueeze(-1)).sum(-2)  # [..., S, K0]
-    prototype = torch.softmax(log_pi + by_prototype, dim=-1)
+    prototype = torch.softmax(_by_prototype(log_pi, log_f, user_mask), dim=-1)
     joint = given.unsqueeze(-3) + loglik.unsqueeze(-2) - log_f.unsqueeze(-1)
     return prototype, joint.exp()
 

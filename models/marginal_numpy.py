@@ -281,10 +281,10 @@ class FixedTablesMarginal:
         d_s = np.where(self.heard, d_s, 0.0)
         return tones.transpose(2, 0, 1), d_s.transpose(2, 0, 1)
 
-    def group(self, log_pi: np.ndarray, bounded: dict[str, np.ndarray]) -> AgentGradient:
-        """``G`` and its gradient at ``log_pi [S, K]`` and the latent bounded sites ``[S]``."""
-        S = self.n_sims
-        K = log_pi.shape[-1]
+    def _users(self, log_pi: np.ndarray, bounded: dict[str, np.ndarray]):
+        """``(L [K, S, U], own [S, U], cells' d log P / d eps, d tones / d s)``: each user's
+        log-likelihood under each type and ``own[u] = log sum_k pi_k e^{L[u, k]}``."""
+        S, K = log_pi.shape
         if self.fixed_cells is None:
             cell_ll, d_eps_cell = self._cells(bounded["lapse"])
         else:
@@ -296,7 +296,51 @@ class FixedTablesMarginal:
         joint = L + log_pi.T[:, :, None]
         top = joint.max(0)
         own = top + np.log(np.exp(joint - top).sum(0))  # [S, U]
-        r = np.exp(joint - own)  # [K, S, U]
+        return L, own, d_eps_cell, d_tones
+
+    def _prototypes(
+        self,
+        L: np.ndarray,
+        own: np.ndarray,
+        log_pi: np.ndarray,
+        clone: np.ndarray,
+        prototype: np.ndarray | None = None,
+    ):
+        """``(log f [Z, S, U], G [S], w [Z, S])``: the clone mixture's terms (class docstring),
+        ``w = P(z0 | theta, data)``; with ``prototype [S]``, ``G = log pi_z + B[z]`` at ``z =
+        prototype`` (``log p(data, z0 = z | theta)``) and ``w`` its indicator."""
+        c = clone[None, :, None]
+        log_f = np.logaddexp(np.log(c) + L, np.log1p(-c) + own)  # [Z, S, U]
+        by_z = log_pi.T + (log_f * self.mask).sum(-1)  # log pi_z + B[z], [Z, S]
+        if prototype is not None:
+            at = (prototype, np.arange(len(prototype)))
+            w = np.zeros_like(by_z)
+            w[at] = 1.0
+            return log_f, by_z[at], w
+        top_z = by_z.max(0)
+        value = top_z + np.log(np.exp(by_z - top_z).sum(0))
+        return log_f, value, np.exp(by_z - value)
+
+    def prototype(self, log_pi: np.ndarray, bounded: dict[str, np.ndarray]) -> np.ndarray:
+        """``P(z0 = z | theta, data)`` ``[S, Z]``: the prototype's posterior at ``log_pi [S,
+        K]`` and the bounded sites ``[S]`` (``clone`` among them): the value of
+        :func:`scai.models.marginal.prototype_posterior`, without a gradient."""
+        L, own, _, _ = self._users(log_pi, bounded)
+        return self._prototypes(L, own, log_pi, bounded["clone"])[2].T
+
+    def group(
+        self,
+        log_pi: np.ndarray,
+        bounded: dict[str, np.ndarray],
+        prototype: np.ndarray | None = None,
+    ) -> AgentGradient:
+        """``G`` and its gradient at ``log_pi [S, K]`` and the latent bounded sites ``[S]``;
+        with clones and ``prototype [S]``, of ``log p(data, z0 = prototype | theta)`` instead
+        (the same derivatives with ``w`` the prototype's indicator)."""
+        S = self.n_sims
+        K = log_pi.shape[-1]
+        L, own, d_eps_cell, d_tones = self._users(log_pi, bounded)
+        r = np.exp(L + log_pi.T[:, :, None] - own)  # [K, S, U]
         clone = bounded.get("clone")
         d_clone = None
         if clone is None:
@@ -305,12 +349,7 @@ class FixedTablesMarginal:
             d_log_pi = d_L.sum(-1).T
         else:
             c = clone[None, :, None]
-            log_f = np.logaddexp(np.log(c) + L, np.log1p(-c) + own)  # [Z, S, U]
-            B = (log_f * self.mask).sum(-1)  # [Z, S]
-            by_z = log_pi.T + B
-            top_z = by_z.max(0)
-            value = top_z + np.log(np.exp(by_z - top_z).sum(0))
-            w = np.exp(by_z - value)  # [Z, S]
+            log_f, value, w = self._prototypes(L, own, log_pi, clone, prototype)
             a = np.exp(np.log(c) + L - log_f)  # [Z, S, U]
             beta = (w[:, :, None] * (1 - a)).sum(0) * self.mask  # [S, U]
             d_L = w[:, :, None] * a * self.mask + beta * r
