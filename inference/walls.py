@@ -448,6 +448,8 @@ class WallCoordinates:
     def potentials_and_grad(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(U'_s [S], dU'/dphi)``: :meth:`value_and_grad` per simulation (the map of a
         simulation reads only its own coordinates), the gradient of their sum."""
+        if not self.walls:  # the identity
+            return self.density.potentials_and_grad(np.asarray(phi, dtype=np.float64))
         theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
         values, g = self.density.potentials_and_grad(theta)
         g = g.copy()
