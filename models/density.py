@@ -214,8 +214,9 @@ class MarginalDensity:
 
         t = cols[:, cols_of["pi"]] - self.prior.stick_offset
         z = expit(t)
-        log_pi = np.concatenate([log_expit(t), np.zeros((S, 1))], axis=-1)
-        log_pi[:, 1:] += np.cumsum(log_expit(-t), axis=-1)  # log prod_{i<=j} (1 - z_i)
+        log_pi = np.zeros((S, t.shape[1] + 1))
+        log_pi[:, :-1] = log_expit(t)
+        log_pi[:, 1:] += log_expit(-t).cumsum(-1)  # log prod_{i<=j} (1 - z_i)
         if isinstance(self.numpy, FixedTablesMarginal):
             bounded = {site: expit(cols[:, cols_of[site]][:, 0]) for site in coords.bounded}
             g = self.numpy.group(log_pi, bounded)
@@ -226,6 +227,10 @@ class MarginalDensity:
             self._pull_pi(grad, g.d_log_pi, z)
             return -(log_p + g.value), -grad.reshape(-1)
 
+        if not self.varies:  # only pi: the users' log-likelihoods are fixed
+            g = self.numpy.group(log_pi, None, None, False, False)
+            self._pull_pi(grad, g.d_log_pi, z)
+            return -(log_p + g.value), -grad.reshape(-1)
         lam = np.full(S, self.hypothesis.rationality)
         if coords.latent_lam:
             lam = np.exp(cols[:, cols_of["lam"]][:, 0])
@@ -251,7 +256,7 @@ class MarginalDensity:
     def _pull_pi(self, grad: np.ndarray, d_log_pi: np.ndarray, z: np.ndarray) -> None:
         """Add ``dG / d log pi [S, K]`` pulled back to the sticks' columns of ``grad``."""
         # d log pi_k / d x_j: (1 - z_j) for k = j, -z_j for k > j, 0 for k < j
-        tail = np.cumsum(d_log_pi[:, ::-1], axis=-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
+        tail = d_log_pi[:, ::-1].cumsum(-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
         grad[:, self.columns["pi"]] += d_log_pi[:, :-1] * (1 - z) - z * tail[:, 1:]
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:

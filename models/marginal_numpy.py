@@ -94,6 +94,7 @@ class NumpyMarginal:
         # Users' arrays are [K, S, U]: sums over the few types are then sums of whole rows.
         self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
         self.mask = data.user_mask.double().numpy()  # [S, U]
+        self.padded = not np.all(self.mask == 1)  # some simulations have fewer users
         self._fixed_cells: np.ndarray | None = None
         self._fixed_users: np.ndarray | None = None
 
@@ -127,9 +128,14 @@ class NumpyMarginal:
         K = L.shape[0]
         joint = L + log_pi.T[:, :, None]
         top = joint.max(0)
-        per_user = top + np.log(np.exp(joint - top).sum(0))  # [S, U]
-        value = (per_user * self.mask).sum(-1)
-        r = np.exp(joint - per_user) * self.mask  # [K, S, U]
+        shifted = joint - top
+        per_user = top + np.log(np.exp(shifted, out=shifted).sum(0))  # [S, U]
+        r = joint - per_user
+        r = np.exp(r, out=r)  # [K, S, U]
+        if self.padded:  # (a product with a mask of ones changes nothing)
+            per_user *= self.mask
+            r *= self.mask
+        value = per_user.sum(-1)
         out = GroupGradient(value, r.sum(-1).T, None, None)
         if d_lam is not None or d_shift is not None:
             weight = self.counts_t @ r.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]
