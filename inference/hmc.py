@@ -65,32 +65,53 @@ LOW_BFMI = 0.3
 STRONG_CORRELATION = 0.9
 
 
-@dataclass
 class _Tree:
     """A subtree of the trajectory: its two ends (position, momentum, gradient, and the
     momentum times the inverse mass, ``p_sharp``), the state it proposes, the log of its
-    total multinomial weight, the sum of its momenta ``rho``, and what building it cost."""
+    total multinomial weight, the sum of its momenta ``rho``, and what building it cost.
+    (A plain class with slots: one is made per leapfrog step and per merge.)"""
 
-    q_minus: np.ndarray
-    p_minus: np.ndarray
-    g_minus: np.ndarray
-    q_plus: np.ndarray
-    p_plus: np.ndarray
-    g_plus: np.ndarray
-    q_prop: np.ndarray
-    u_prop: float
-    g_prop: np.ndarray
-    log_w: float
-    rho: np.ndarray
-    n_steps: int = 0
-    sum_accept: float = 0.0
-    diverging: bool = False
-    turning: bool = False
+    __slots__ = (
+        "q_minus", "p_minus", "g_minus", "s_minus", "q_plus", "p_plus", "g_plus", "s_plus",
+        "q_prop", "u_prop", "g_prop", "log_w", "rho", "n_steps", "sum_accept", "diverging",
+        "turning",
+    )  # fmt: skip
+
+    def __init__(self, minus, plus, prop, log_w, rho, n_steps=0, sum_accept=0.0):
+        self.q_minus, self.p_minus, self.g_minus, self.s_minus = minus
+        self.q_plus, self.p_plus, self.g_plus, self.s_plus = plus
+        self.q_prop, self.u_prop, self.g_prop = prop
+        self.log_w = log_w
+        self.rho = rho
+        self.n_steps = n_steps
+        self.sum_accept = sum_accept
+        self.diverging = False
+        self.turning = False
+
+    def end(self, direction: int) -> tuple:
+        """``(q, p, g, p_sharp)`` at the end the trajectory grows from in ``direction``."""
+        if direction > 0:
+            return self.q_plus, self.p_plus, self.g_plus, self.s_plus
+        return self.q_minus, self.p_minus, self.g_minus, self.s_minus
 
 
 def _no_turn(p_sharp_minus: np.ndarray, p_sharp_plus: np.ndarray, rho: np.ndarray) -> bool:
     """The generalised no-U-turn criterion: the trajectory still extends at both ends."""
     return float(p_sharp_minus @ rho) > 0 and float(p_sharp_plus @ rho) > 0
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """``log(e^a + e^b)`` of two floats (NumPy's formula, without a ufunc call per merge)."""
+    if a == b:
+        return a + _LOG2
+    d = a - b
+    if d > 0:
+        return a + math.log1p(math.exp(-d))
+    return b + math.log1p(math.exp(d))
+
+
+_LOG2 = math.log(2.0)
+_ALL = np.logical_and.reduce  # np.all without its Python wrapper (called per leapfrog step)
 
 
 class _Integrator:
@@ -101,6 +122,15 @@ class _Integrator:
     def __init__(self, inv_mass: np.ndarray):
         self.inv_mass = inv_mass
         self.n_grad = 0
+
+    @property
+    def inv_mass(self) -> np.ndarray:
+        return self._inv_mass
+
+    @inv_mass.setter
+    def inv_mass(self, value: np.ndarray) -> None:
+        self._inv_mass = value
+        self.sqrt_inv_mass = np.sqrt(value)  # momenta are drawn as N(0, 1) / this
 
     def kinetic(self, p: np.ndarray) -> float:
         return 0.5 * float(p @ (self.inv_mass * p))
@@ -113,27 +143,26 @@ class _Integrator:
         p = p - 0.5 * eps * g
         return q, p, g, float(u)
 
-    def build(self, q, p, g, direction: int, depth: int, eps: float, h0: float, rng):
-        """A subtree (:class:`_Tree`) of ``2 ** depth`` leapfrog steps from ``(q, p)`` in
-        ``direction``."""
+    def build(self, end, direction: int, depth: int, eps: float, h0: float, rng):
+        """A subtree (:class:`_Tree`) of ``2 ** depth`` leapfrog steps from ``end = (q, p, g,
+        p_sharp)`` in ``direction``."""
         if depth == 0:
+            q, p, g, _ = end
             q, p, g, u = yield from self.step(q, p, g, direction * eps)
-            h = u + self.kinetic(p)
-            if not math.isfinite(h) or not np.all(np.isfinite(g)):
+            p_sharp = self.inv_mass * p
+            h = u + 0.5 * float(p @ p_sharp)  # U + kinetic energy
+            if not math.isfinite(h) or not _ALL(np.isfinite(g)):
                 h = math.inf
             error = h - h0
-            tree = _Tree(q, p, g, q, p, g, q, u, g, -error, p.copy(), 1)
+            state = (q, p, g, p_sharp)
+            tree = _Tree(state, state, (q, u, g), -error, p, 1)
             tree.sum_accept = math.exp(min(0.0, -error)) if math.isfinite(error) else 0.0
             tree.diverging = error > MAX_ENERGY_ERROR
             return tree
-        inner = yield from self.build(q, p, g, direction, depth - 1, eps, h0, rng)
+        inner = yield from self.build(end, direction, depth - 1, eps, h0, rng)
         if inner.diverging or inner.turning:
             return inner
-        if direction > 0:
-            end = inner.q_plus, inner.p_plus, inner.g_plus
-        else:
-            end = inner.q_minus, inner.p_minus, inner.g_minus
-        outer = yield from self.build(*end, direction, depth - 1, eps, h0, rng)
+        outer = yield from self.build(inner.end(direction), direction, depth - 1, eps, h0, rng)
         merged = self.merge(inner, outer, direction)
         # uniform multinomial sampling within a subtree
         valid = not (outer.diverging or outer.turning)
@@ -147,18 +176,17 @@ class _Integrator:
         a, b = (inner, outer) if direction > 0 else (outer, inner)  # a: the minus side
         rho = a.rho + b.rho
         tree = _Tree(
-            a.q_minus, a.p_minus, a.g_minus, b.q_plus, b.p_plus, b.g_plus,
-            inner.q_prop, inner.u_prop, inner.g_prop,
-            float(np.logaddexp(inner.log_w, outer.log_w)), rho,
+            a.end(-1), b.end(1), (inner.q_prop, inner.u_prop, inner.g_prop),
+            _logaddexp(inner.log_w, outer.log_w), rho,
             inner.n_steps + outer.n_steps, inner.sum_accept + outer.sum_accept,
-            inner.diverging or outer.diverging, outer.turning,
         )  # fmt: skip
+        tree.diverging = inner.diverging or outer.diverging
+        tree.turning = outer.turning
         if not (tree.diverging or tree.turning):
-            m = self.inv_mass
             tree.turning = not (
-                _no_turn(m * a.p_minus, m * b.p_plus, rho)
-                and _no_turn(m * a.p_minus, m * b.p_minus, a.rho + b.p_minus)
-                and _no_turn(m * a.p_plus, m * b.p_plus, b.rho + a.p_plus)
+                _no_turn(a.s_minus, b.s_plus, rho)
+                and _no_turn(a.s_minus, b.s_minus, a.rho + b.p_minus)
+                and _no_turn(a.s_plus, b.s_plus, b.rho + a.p_plus)
             )
         return tree
 
@@ -188,17 +216,15 @@ def nuts_transition(
 ):
     """One NUTS iteration (a :class:`Transition`) from ``q`` (potential ``u``, gradient ``g``)
     with step size ``eps``."""
-    p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
-    h0 = u + integrator.kinetic(p)
-    tree = _Tree(q, p, g, q, p, g, q, u, g, 0.0, p.copy())
+    p = rng.standard_normal(q.shape) / integrator.sqrt_inv_mass
+    p_sharp = integrator.inv_mass * p
+    h0 = u + 0.5 * float(p @ p_sharp)  # U + kinetic energy
+    start = (q, p, g, p_sharp)
+    tree = _Tree(start, start, (q, u, g), 0.0, p)
     depth = 0
     while depth < max_depth:
         direction = 1 if rng.random() < 0.5 else -1
-        if direction > 0:
-            end = tree.q_plus, tree.p_plus, tree.g_plus
-        else:
-            end = tree.q_minus, tree.p_minus, tree.g_minus
-        new = yield from integrator.build(*end, direction, depth, eps, h0, rng)
+        new = yield from integrator.build(tree.end(direction), direction, depth, eps, h0, rng)
         depth += 1
         if new.diverging or new.turning:
             tree.n_steps += new.n_steps
@@ -274,7 +300,7 @@ def find_step_size(integrator: _Integrator, q, u, g, eps: float, rng):
     """Stan's heuristic: double or halve ``eps`` until one leapfrog step's acceptance
     probability crosses 0.8 (a generator, like the integrator's steps; returns the step
     size)."""
-    p = rng.standard_normal(q.shape) / np.sqrt(integrator.inv_mass)
+    p = rng.standard_normal(q.shape) / integrator.sqrt_inv_mass
     h0 = u + integrator.kinetic(p)
 
     def log_accept(eps: float):
@@ -391,15 +417,18 @@ def drive(chains: Sequence[Chain], values_and_grads: BatchedValueAndGrad) -> lis
     requests = [next(chain) for chain in chains]
     results: list[NutsRun | None] = [None] * len(chains)
     live = set(range(len(chains)))
-    while live:
-        with np.errstate(all="ignore"):
-            values, grads = values_and_grads(np.stack(requests))
-        for b in sorted(live):
-            try:
-                requests[b] = chains[b].send((float(values[b]), grads[b].copy()))
-            except StopIteration as end:
-                results[b] = end.value
-                live.discard(b)
+    order = list(range(len(chains)))
+    with np.errstate(all="ignore"):  # a far leapfrog step may overflow: NUTS handles it
+        while live:
+            values, grads = values_and_grads(np.array(requests))
+            for b in order:
+                if b not in live:
+                    continue
+                try:
+                    requests[b] = chains[b].send((float(values[b]), grads[b].copy()))
+                except StopIteration as end:
+                    results[b] = end.value
+                    live.discard(b)
     return results  # type: ignore[return-value]
 
 

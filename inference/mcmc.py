@@ -36,6 +36,7 @@ from scai.inference.nuts import (
     LockstepProblem,
     RecordingNUTS,
     SamplerWarning,
+    one_torch_thread,
     run_chains,
     run_lockstep,
     stack_chains,
@@ -337,22 +338,23 @@ def fit_mcmc(
             warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=2)
     chains, stats = stack_chains(results)
     draws = {site: chains[site] for site in latent_sites(hypothesis)}
-    posterior = Posterior.from_draws(
-        "mcmc",
-        data,
-        hypothesis,
-        table,
-        draws,
-        sample_stats=stats,
-        settings={
-            "num_chains": num_chains,
-            "warmup": warmup,
-            "samples": samples,
-            "target_accept": target_accept,
-            "parallel": parallel,
-            "lockstep": lockstep,
-        },
-        seed=seed,
-    )
-    posterior.diagnostics = mcmc_diagnostics(posterior)
+    with one_torch_thread():  # small tensors: see one_torch_thread
+        posterior = Posterior.from_draws(
+            "mcmc",
+            data,
+            hypothesis,
+            table,
+            draws,
+            sample_stats=stats,
+            settings={
+                "num_chains": num_chains,
+                "warmup": warmup,
+                "samples": samples,
+                "target_accept": target_accept,
+                "parallel": parallel,
+                "lockstep": lockstep,
+            },
+            seed=seed,
+        )
+        posterior.diagnostics = mcmc_diagnostics(posterior)
     return posterior

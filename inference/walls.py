@@ -454,6 +454,8 @@ class WallCoordinates:
         """``(U'_s [S], dU'/dphi)``: :meth:`value_and_grad` per simulation (the map of a
         simulation reads only its own coordinates), the gradient of their sum (``prototype``:
         as :meth:`~scai.models.density.MarginalDensity.potentials_and_grad`)."""
+        if not self.walls:  # the identity
+            return self.density.potentials_and_grad(np.asarray(phi, dtype=np.float64), prototype)
         theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
         values, g = self.density.potentials_and_grad(theta, prototype)
         g = g.copy()

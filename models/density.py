@@ -259,6 +259,10 @@ class MarginalDensity:
             self._pull_pi(grad, g.d_log_pi, z)
             return -(log_p + g.value), -grad.reshape(-1)
 
+        if not self.varies:  # only pi: the users' log-likelihoods are fixed
+            g = self.numpy.group(log_pi, None, None, False, False)
+            self._pull_pi(grad, g.d_log_pi, z)
+            return -(log_p + g.value), -grad.reshape(-1)
         lam = np.full(S, self.hypothesis.rationality)
         if coords.latent_lam:
             lam = np.exp(cols[:, cols_of["lam"]][:, 0])
@@ -285,14 +289,15 @@ class MarginalDensity:
         """``(log pi [S, K], the stick fractions z [S, K - 1])`` of ``cols [S, width]``."""
         t = cols[:, self.columns["pi"]] - self.prior.stick_offset
         z = expit(t)
-        log_pi = np.concatenate([log_expit(t), np.zeros((len(t), 1))], axis=-1)
-        log_pi[:, 1:] += np.cumsum(log_expit(-t), axis=-1)  # log prod_{i<=j} (1 - z_i)
+        log_pi = np.zeros((len(t), t.shape[1] + 1))
+        log_pi[:, :-1] = log_expit(t)
+        log_pi[:, 1:] += log_expit(-t).cumsum(-1)  # log prod_{i<=j} (1 - z_i)
         return log_pi, z
 
     def _pull_pi(self, grad: np.ndarray, d_log_pi: np.ndarray, z: np.ndarray) -> None:
         """Add ``dG / d log pi [S, K]`` pulled back to the sticks' columns of ``grad``."""
         # d log pi_k / d x_j: (1 - z_j) for k = j, -z_j for k > j, 0 for k < j
-        tail = np.cumsum(d_log_pi[:, ::-1], axis=-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
+        tail = d_log_pi[:, ::-1].cumsum(-1)[:, ::-1]  # sum_{k>=j} dG/dlog pi_k
         grad[:, self.columns["pi"]] += d_log_pi[:, :-1] * (1 - z) - z * tail[:, 1:]
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:

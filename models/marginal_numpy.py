@@ -94,11 +94,21 @@ class NumpyMarginal:
         # Users' arrays are [K, S, U]: sums over the few types are then sums of whole rows.
         self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
         self.mask = data.user_mask.double().numpy()  # [S, U]
+        self.padded = not np.all(self.mask == 1)  # some simulations have fewer users
         self._fixed_cells: np.ndarray | None = None
+        self._fixed_users: np.ndarray | None = None
 
     def fix_parameters(self, lam: np.ndarray, shift: np.ndarray) -> None:
-        """Score the cells once for ``lam [S]`` and ``shift [S, C]`` that never change."""
+        """Score the cells once for ``lam [S]`` and ``shift [S, C]`` that never change, and
+        with them the users' log-likelihoods ``L [K, S, U]`` (then only ``pi`` varies)."""
         self._fixed_cells = self.cell_loglik(lam, shift, False, False)[0]
+        self._fixed_users = self.user_loglik(self._fixed_cells)
+
+    def user_loglik(self, cell_ll: np.ndarray) -> np.ndarray:
+        """``L [K, S, U]``: each user's log-likelihood under each type, of the cells'
+        ``cell_ll [cells, K]`` (the tones' included)."""
+        K = cell_ll.shape[-1]
+        return (self.counts @ cell_ll).T.reshape(K, self.n_sims, -1) + self.tones_t
 
     def group(
         self,
@@ -110,17 +120,22 @@ class NumpyMarginal:
     ) -> GroupGradient:
         """``G`` and its gradient at ``log_pi [S, K]``, ``lam [S]``, ``shift [S, C]``."""
         S, C = self.n_sims, self.n_currencies
-        if self._fixed_cells is None:
+        if self._fixed_users is None:
             cell_ll, d_lam, d_shift = self.cell_loglik(lam, shift, needs_lam, needs_shift)
+            L = self.user_loglik(cell_ll)  # [K, S, U]
         else:
-            cell_ll, d_lam, d_shift = self._fixed_cells, None, None
-        K = cell_ll.shape[-1]
-        L = (self.counts @ cell_ll).T.reshape(K, S, -1) + self.tones_t  # [K, S, U]
+            L, d_lam, d_shift = self._fixed_users, None, None
+        K = L.shape[0]
         joint = L + log_pi.T[:, :, None]
         top = joint.max(0)
-        per_user = top + np.log(np.exp(joint - top).sum(0))  # [S, U]
-        value = (per_user * self.mask).sum(-1)
-        r = np.exp(joint - per_user) * self.mask  # [K, S, U]
+        shifted = joint - top
+        per_user = top + np.log(np.exp(shifted, out=shifted).sum(0))  # [S, U]
+        r = joint - per_user
+        r = np.exp(r, out=r)  # [K, S, U]
+        if self.padded:  # (a product with a mask of ones changes nothing)
+            per_user *= self.mask
+            r *= self.mask
+        value = per_user.sum(-1)
         out = GroupGradient(value, r.sum(-1).T, None, None)
         if d_lam is not None or d_shift is not None:
             weight = self.counts_t @ r.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]

@@ -123,6 +123,7 @@ class GroupPrior:
         self.stick_b = np.cumsum(alpha[::-1])[::-1][1:].copy()
         self.stick_offset = np.log(K - 1 - np.arange(K - 1, dtype=np.float64))
         self.stick_log_norm = betaln(self.stick_a, self.stick_b)
+        self._stick_log_norm_sum = self.stick_log_norm.sum()
         #: Beta(a, b) priors of the latent sites in (0, 1), in BOUNDED's order
         self.beta = {
             site: getattr(h, key) for site, key in BOUNDED.items() if getattr(h, key) is not None
@@ -386,11 +387,11 @@ class GroupPrior:
         """``(log p [S], d log p / d cols [S, width])`` for ``cols [S, width]``, NumPy: the
         same density as :meth:`log_prob_unconstrained`, with its gradient."""
         where = _columns(coords)  # read only
-        grad = np.zeros_like(cols)
+        grad = np.zeros(cols.shape)
         t = cols[:, where["pi"]] - self.stick_offset
         z = expit(t)
         lp = (self.stick_a * log_expit(t) + self.stick_b * log_expit(-t)).sum(-1)
-        lp = lp - self.stick_log_norm.sum()
+        lp = lp - self._stick_log_norm_sum
         grad[:, where["pi"]] = self.stick_a * (1 - z) - self.stick_b * z
         if coords.latent_lam:
             ell = cols[:, where["lam"]][:, 0]

@@ -21,6 +21,7 @@ import pytest
 
 from scai.inference.hmc import (
     StruggleMonitor,
+    _logaddexp,
     adaptation_windows,
     sample_nuts,
     sample_nuts_lockstep,
@@ -172,3 +173,17 @@ def test_chains_in_lockstep_are_the_chains_run_alone():
         assert set(calls) == {3}  # the batch keeps its shape to the end
         # one call per gradient of the longest chain (plus the start and step-size searches)
         assert max(n_grads) < len(calls) < max(n_grads) + 200, (name, len(calls), n_grads)
+
+
+def test_float_logaddexp_gives_numpys_bits():
+    """The trees' merge adds their weights with a float ``logaddexp``: it must give the bits
+    of NumPy's (the draws depend on them), at ties, at ``-inf`` and far apart too."""
+    rng = np.random.default_rng(0)
+    scale = rng.choice([1e-3, 1.0, 30.0, 1e3], size=(2, 5000))
+    a, b = (rng.standard_normal((2, 5000)) * scale).tolist()
+    a[:50] = b[:50]
+    a[50:60] = [-np.inf] * 10
+    b[55:65] = [-np.inf] * 10
+    ours = [_logaddexp(x, y) for x, y in zip(a, b, strict=True)]
+    numpys = [float(np.logaddexp(x, y)) for x, y in zip(a, b, strict=True)]
+    assert np.array_equal(ours, numpys)

@@ -19,6 +19,7 @@ from scai.inference.nuts import (
     ChainProblem,
     ChainTask,
     RecordingNUTS,
+    one_torch_thread,
     run_chain,
     run_chains,
     stack_chains,
@@ -99,3 +100,15 @@ def test_initial_inverse_mass_is_the_adaptation_start():
     assert torch.equal(matrix, inverse_mass)
     assert len(kernel.stats["lp"]) == 3
     assert run_chains([]) == []
+
+
+def test_one_torch_thread_restores_the_thread_count_even_after_an_error():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError), one_torch_thread():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
