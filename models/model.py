@@ -93,7 +93,15 @@ def distinct_group_tables(
     """:func:`group_tables` for the distinct rows of ``(lam [S], shift [S, C], lapse [S])``
     only, and each simulation's row among them (``[S]``, long): simulations that share their
     parameters share one table, instead of ``S`` equal copies (every group of a forward run
-    with a fixed rationality and no latent shift; posterior draws on a lattice)."""
+    with a fixed rationality and no latent shift; posterior draws on a lattice).
+
+    Where a gradient flows to the parameters (SVI), each simulation keeps its own table: a
+    shared table would send the whole gradient of its simulations to the first of them, and
+    a traced (JIT) program would freeze one call's sharing."""
+    params = [lam, shift] + ([] if lapse is None else [lapse])
+    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        row = torch.arange(lam.shape[0])
+        return group_tables(hypothesis, pots, lam, shift, lapse=lapse), row
     columns = [lam.unsqueeze(-1), shift] + ([] if lapse is None else [lapse.unsqueeze(-1)])
     first, row, _ = distinct_rows(torch.cat(columns, -1))
     tables = group_tables(
@@ -300,11 +308,16 @@ class TableCategorical(dist.TorchDistribution):
             flat = flat * size + index
         used, which = torch.unique(flat, return_inverse=True)
         cdf = table.reshape(-1, O)[used].exp().cumsum(-1)
+        if not bool((cdf[:, -1] > 0).all()):
+            raise ValueError("TableCategorical: a looked-up row has no possible offer")
         cdf = cdf / cdf[:, -1:]  # each row ends at exactly 1
         shift = torch.arange(len(used), dtype=cdf.dtype).unsqueeze(-1)
         sequence = (cdf + shift).reshape(-1)
         uniform = torch.rand(len(which), dtype=cdf.dtype)
-        position = torch.searchsorted(sequence, which.to(cdf.dtype) + uniform, right=True)
+        start = which.to(cdf.dtype)
+        # j + v can round up to j + 1 (the next row's start): keep it below, in row j
+        target = torch.minimum(start + uniform, torch.nextafter(start + 1, start))
+        position = torch.searchsorted(sequence, target, right=True)
         out[active] = (position - which * O).clamp_(0, O - 1)
         return out
 
