@@ -379,11 +379,8 @@ def run_chains(tasks: Sequence[ChainTask], workers: int | None = None) -> list[C
         return []
     workers = min(workers or os.cpu_count() or 1, len(tasks))
     if workers == 1:
-        threads = torch.get_num_threads()
-        try:
+        with one_torch_thread():  # run_chain sets one thread; restored on the way out
             return [run_chain(task) for task in tasks]
-        finally:
-            torch.set_num_threads(threads)
     try:
         pool = worker_pool(workers)
         futures = [pool.submit(run_chain, task) for task in tasks]

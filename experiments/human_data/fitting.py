@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from scai.inference.diagnostics import chain_diagnostics
-from scai.inference.nuts import ChainProblem, ChainResult, ChainTask, run_chains, stack_chains
+from scai.inference.nuts import (
+    ChainProblem,
+    ChainResult,
+    ChainTask,
+    one_torch_thread,
+    run_chains,
+    stack_chains,
+)
 from scai.models.hypotheses import get_hypothesis
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import (
@@ -183,16 +190,12 @@ def fit_responders(
     if chains is None:
         chains = run_responder_chains(data, [spec], settings, workers=1)[0]
     stacked, stats = stack_chains(chains)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         C, D = settings.chains, settings.samples
         flat = {k: v.to(torch.float64).reshape(C * D, *v.shape[2:]) for k, v in stacked.items()}
         params = role_params(spec, flat, data.n_roles)
         generator = torch.Generator().manual_seed(settings.seed * 1000 + 999)
         per_subject = subject_posterior(spec, data, params, generator)
-    finally:
-        torch.set_num_threads(threads)
     draws = {k: v.reshape(C, D, *v.shape[1:]).numpy() for k, v in params.items()}
     subjects = {
         k: v.reshape(C, D, *v.shape[1:]).numpy()

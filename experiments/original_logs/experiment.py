@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from scai.experiments.cache import CacheWarning, code_version, file_digest
 from scai.experiments.common import ExperimentResult, figure_dir, format_checks, output_dir
@@ -44,6 +43,7 @@ from scai.experiments.original_logs.decisions import decision_bounds
 from scai.experiments.original_logs.report import INCONSISTENT, READ_TOLERANCE, STEREOTYPED
 from scai.experiments.original_logs.tones import LOG_TONES, config_tones, with_tones
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
+from scai.inference.nuts import one_torch_thread
 from scai.inference.progress import progress_bar
 from scai.inference.workers import worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
@@ -263,15 +263,11 @@ def _fit_to_cache(
     ``"interactions"``, per interaction of epoch 1 (:func:`interaction_curve`). Torch runs on one
     thread whether or not in a worker process: how many threads share a reduction can change
     its rounding, so the rows are the same for a seed whatever ``--workers`` is."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         if kind == CURVE_KIND:
             rows = interaction_curve(table, policy, hypothesis, seed)
         else:
             rows = run_condition(table, policy, hypothesis, seed).assign(agent="scai")
-    finally:
-        torch.set_num_threads(threads)
     write_csv_atomic(rows, Path(path))
     size, sha = file_digest(Path(path))  # written last: a fit without it is unfinished
     write_atomic(_checksum_path(Path(path)), lambda tmp: Path(tmp).write_text(f"{size} {sha}\n"))
