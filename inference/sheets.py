@@ -37,7 +37,7 @@ iteration's ``theta`` in the coordinates of the mode's prototype (those of
 generator of its own (:func:`scai.inference.nuts.move_rng`).
 
 On the group above the chains switched sheets 126 and 152 times in 500 draws, with bulk ESS 595
-and r-hat 1.00 at 6.9 leapfrog steps per draw (14.9 before); where the prototype is
+and r-hat 1.00 at 6.9 leapfrog steps per draw; where the prototype is
 identified the Gibbs step never moves (``benchmarks/README.md``).
 """
 
