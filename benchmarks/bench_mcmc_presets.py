@@ -1,8 +1,11 @@
 """MCMC on every preset and every latent hypothesis: wall time, ESS, r-hat, divergences.
 
 For each hypothesis (every preset of :data:`scai.models.hypotheses.PRESETS`, plus
-``latent_lam`` = ``neutral`` with ``lam ~ LogNormal(log 4, 0.3)`` and ``pooled_latent_lam`` =
-``pooled`` with ``lam ~ LogNormal(log 4, 0.5)``), one group of ``--users`` users simulated *from
+``latent_lam`` = ``neutral`` with ``lam ~ LogNormal(log 4, 0.3)``, ``pooled_latent_lam`` =
+``pooled`` with ``lam ~ LogNormal(log 4, 0.5)``, and the real-agent presets with the
+rationality and the currency shifts latent too: ``real_agents_latent_lam`` = ``real_agents``
+with ``lam ~ LogNormal(log 4, 0.3)``, ``real_agents_stereotyped_pooled`` =
+``real_agents_stereotyped`` with ``pooled``'s shifts), one group of ``--users`` users simulated *from
 that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U, epochs=5)``: 10 events per
 user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its defaults (2 chains, 300 warmup
 + 500 draws; the chains in lockstep in this process through one batched gradient where the
@@ -48,6 +51,15 @@ def hypotheses() -> dict[str, Hypothesis]:
     out["latent_lam"] = PRESETS["neutral"].with_(name="latent_lam", rationality_scale=0.3)
     out["pooled_latent_lam"] = PRESETS["pooled"].with_(
         name="pooled_latent_lam", rationality_scale=0.5
+    )
+    out["real_agents_latent_lam"] = PRESETS["real_agents"].with_(
+        name="real_agents_latent_lam", rationality_scale=0.3
+    )
+    pooled = PRESETS["pooled"]
+    out["real_agents_stereotyped_pooled"] = PRESETS["real_agents_stereotyped"].with_(
+        name="real_agents_stereotyped_pooled",
+        shared_scale=pooled.shared_scale,
+        currency_scale=pooled.currency_scale,
     )
     return out
 

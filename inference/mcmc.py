@@ -19,7 +19,6 @@ multi-chain mode needs one more core than chains), else one after another.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -44,7 +43,7 @@ from scai.inference.nuts import (
 from scai.inference.posterior import Posterior
 from scai.inference.sheets import Sheets
 from scai.inference.walls import WallCoordinates, find_walls
-from scai.models.density import MarginalDensity, numpy_backend_supports
+from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 
@@ -299,15 +298,12 @@ def fit_mcmc(
     """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations.
 
     ``parallel``: ``None`` (default) runs the chains in lockstep in this process through one
-    batched gradient (:func:`game_lockstep_problem`) where the density has its NumPy
-    gradient, and in worker processes otherwise when the machine has a core per chain;
+    batched gradient of the density's NumPy backend (:func:`game_lockstep_problem`);
     ``True``: one worker process per chain; ``False``: one chain after another here. Each
     ``(seed, chain)`` starts at the same point in every mode."""
     if num_chains < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
-    lockstep = parallel is None and numpy_backend_supports(hypothesis)
-    if parallel is None:
-        parallel = not lockstep and num_chains > 1 and (os.cpu_count() or 1) >= num_chains
+    lockstep = parallel is None
     options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
     if lockstep:
         results = run_lockstep(

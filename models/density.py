@@ -9,9 +9,8 @@ user's policy and manner summed out, on the unconstrained coordinates ``theta`` 
 
 It owns the prior (:class:`~scai.models.prior.GroupPrior`), the transforms, the per-user
 marginal log-likelihood in two backends (the torch reference, :mod:`scai.models.marginal`, and
-NumPy with its gradient by hand, :mod:`scai.models.marginal_numpy`, for hypotheses without
-lapses, role-dependent norms, a learned coupling or clones; the others take autograd's gradient
-of the torch reference), ``log_joint`` and prior draws. The exact engine, SVI's start and
+NumPy with its gradient by hand, :mod:`scai.models.marginal_numpy`, for every hypothesis: what
+NUTS runs on), ``log_joint`` and prior draws. The exact engine, SVI's start and
 importance correction, NUTS, the posterior's log density and the assistant's prior all read
 it; tests hold both backends equal to the Pyro model's enumerated density (1e-9 in float64).
 """
@@ -29,39 +28,23 @@ from scai.models.marginal import (
     EventIndex,
     group_loglik,
     prototype_loglik,
-    prototype_posterior,
     tone_loglik,
     user_loglik,
 )
-from scai.models.marginal_numpy import FixedTablesMarginal, NumpyMarginal
+from scai.models.marginal_numpy import AgentMarginal, NumpyMarginal, Scalars
 from scai.models.model import group_utilities
 from scai.models.prior import Coordinates, GroupPrior
 
 
-def numpy_backend_supports(hypothesis: Hypothesis) -> bool:
-    """Whether the NumPy backend's hand gradient covers the hypothesis: either no lapse, no
-    role-dependent norm, no learned coupling and no clones (:class:`NumpyMarginal`, any
-    latent rationality and shifts), or rationality and shifts fixed
-    (:class:`FixedTablesMarginal`, any of those)."""
-    return _plain(hypothesis) or _fixed_tables(hypothesis)
-
-
 def _plain(hypothesis: Hypothesis) -> bool:
-    """No lapse, no role-dependent norm, no learned coupling, no clones."""
+    """No lapse, no learned coupling, no clones: the NumPy backend is :class:`NumpyMarginal`,
+    else :class:`AgentMarginal`."""
     return (
         hypothesis.lapse == 0
         and not hypothesis.lapse_is_latent
         and not hypothesis.coupling_is_latent
         and not hypothesis.clones
-        and all(p.responder is None for p in hypothesis.policies)
     )
-
-
-def _fixed_tables(hypothesis: Hypothesis) -> bool:
-    """Whether the rationality and the currency shifts are fixed (the action tables are
-    constants but for the lapse)."""
-    prior = GroupPrior(hypothesis)
-    return not (prior.latent_lam or prior.latent_shared or prior.latent_shift)
 
 
 class MarginalDensity:
@@ -85,6 +68,8 @@ class MarginalDensity:
         S = self.coords.n_sims
         lam, shift = self.fixed_values()
         self.varies = self.coords.has_scalars
+        c = self.coords
+        self.tables_vary = c.latent_lam or c.latent_shared or c.latent_shift
         self.fixed_loglik = None
         if not self.varies:
             self.fixed_loglik = user_loglik(data, hypothesis, lam, shift, self.index, self.tones)
@@ -98,9 +83,16 @@ class MarginalDensity:
             if not self.varies:
                 lam_np = np.full(S, hypothesis.rationality)
                 self.numpy.fix_parameters(lam_np, shift.double().numpy())
-        elif _fixed_tables(hypothesis):
-            self.numpy = FixedTablesMarginal(
-                data, hypothesis, self.index, self.tones, lam, shift, self.coords.bounded
+        else:
+            self.numpy = AgentMarginal(
+                data,
+                hypothesis,
+                self.index,
+                self.tones,
+                lam,
+                shift,
+                self.coords.bounded,
+                varying=self.tables_vary,
             )
         self._essential_np = self.essential.double().numpy()
 
@@ -199,23 +191,12 @@ class MarginalDensity:
 
     def prototype_posterior(self, theta: np.ndarray) -> np.ndarray:
         """``P(z0 = z | theta_s, data_s)`` ``[S, K]``, the clone prototype's posterior at a
-        flat ``theta [S * width]`` (the clone probability latent): the NumPy backend's where
-        it applies, else the torch reference's
-        (:func:`scai.models.marginal.prototype_posterior`)."""
+        flat ``theta [S * width]`` (the clone probability latent), by the NumPy backend (the
+        value of :func:`scai.models.marginal.prototype_posterior`)."""
         cols = np.asarray(theta, dtype=np.float64).reshape(self.coords.n_sims, self.coords.width)
-        if isinstance(self.numpy, FixedTablesMarginal):
-            log_pi, _ = self.log_pi(cols)
-            bounded = {s: expit(cols[:, self.columns[s]][:, 0]) for s in self.coords.bounded}
-            return self.numpy.prototype(log_pi, bounded)
-        x = torch.as_tensor(cols).to(torch.get_default_dtype())
-        with torch.no_grad():
-            pi = self.stick(x[..., self.columns["pi"]])
-            log_pi = pi.clamp_min(torch.finfo(pi.dtype).tiny).log()
-            clone = self.bounded(x)["clone"]
-            weights, _ = prototype_posterior(
-                log_pi, self.user_loglik(x), self.data.user_mask, clone
-            )
-        return weights.double().numpy()
+        log_pi, _ = self.log_pi(cols)
+        bounded = {s: expit(cols[:, self.columns[s]][:, 0]) for s in self.coords.bounded}
+        return self.numpy.prototype(log_pi, bounded, self._scalars(cols))
 
     def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``[n, S, width]`` draws of ``theta`` from the prior."""
@@ -224,8 +205,7 @@ class MarginalDensity:
     # -- the NumPy backend --------------------------------------------------------------------
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``(U(theta), dU/dtheta)`` for a flat ``theta [S * width]`` (float64), where
-        ``U = -sum_s log p(theta_s, data_s)``: the NumPy backend where it applies, else
-        autograd on the torch reference."""
+        ``U = -sum_s log p(theta_s, data_s)``, by the NumPy backend."""
         values, grad = self.potentials_and_grad(theta)
         return float(values.sum()), grad
 
@@ -236,54 +216,60 @@ class MarginalDensity:
         -log p(theta_s, data_s)`` and the gradient of their sum (simulations share no
         parameter, so the gradient's block ``s`` is ``U_s``'s); with ``prototype [S]``, of
         ``-log p(theta_s, z0 = prototype_s, data_s)`` (:meth:`log_joint`)."""
-        if self.numpy is None:
-            # (also called inside an autograd Function's forward, where grad mode is off)
-            with torch.enable_grad():
-                x = torch.tensor(theta, dtype=torch.get_default_dtype(), requires_grad=True)
-                values = -self.log_joint(x, prototype)
-                (grad,) = torch.autograd.grad(values.sum(), x)
-            return values.detach().double().numpy(), grad.double().numpy()
         coords, cols_of = self.coords, self.columns
         S = coords.n_sims
         cols = theta.reshape(S, coords.width)
         log_p, grad = self.prior.log_prob_unconstrained_np(cols, coords, self._essential_np)
-
         log_pi, z = self.log_pi(cols)
-        if isinstance(self.numpy, FixedTablesMarginal):
+        scalars = self._scalars(cols)
+        if isinstance(self.numpy, AgentMarginal):
             bounded = {site: expit(cols[:, cols_of[site]][:, 0]) for site in coords.bounded}
-            g = self.numpy.group(log_pi, bounded, prototype)
+            g = self.numpy.group(log_pi, bounded, prototype, scalars)
             for site, d in (("lapse", g.d_lapse), ("strength", g.d_strength), ("clone", g.d_clone)):
                 if d is not None:  # the site is sigmoid(x): dv/dx = v (1 - v)
                     v = bounded[site]
                     grad[:, cols_of[site]] += (v * (1 - v) * d)[:, None]
-            self._pull_pi(grad, g.d_log_pi, z)
-            return -(log_p + g.value), -grad.reshape(-1)
-
-        if not self.varies:  # only pi: the users' log-likelihoods are fixed
+        elif scalars is None:  # only pi: the users' log-likelihoods are fixed
             g = self.numpy.group(log_pi, None, None, False, False)
-            self._pull_pi(grad, g.d_log_pi, z)
-            return -(log_p + g.value), -grad.reshape(-1)
-        lam = np.full(S, self.hypothesis.rationality)
+        else:
+            g = self.numpy.group(
+                log_pi, scalars.lam, scalars.shift, scalars.needs_lam, scalars.needs_shift
+            )
+        self._pull_pi(grad, g.d_log_pi, z)
+        if scalars is not None:
+            self._pull_scalars(grad, scalars.lam, g.d_lam, g.d_shift)
+        return -(log_p + g.value), -grad.reshape(-1)
+
+    def _scalars(self, cols: np.ndarray) -> Scalars | None:
+        """``lam [S]`` and ``shift [S, C]`` at ``cols [S, width]``; ``None`` when neither is
+        latent (the action tables are then fixed)."""
+        coords, cols_of = self.coords, self.columns
+        if not self.tables_vary:
+            return None
+        lam = np.full(coords.n_sims, self.hypothesis.rationality)
         if coords.latent_lam:
             lam = np.exp(cols[:, cols_of["lam"]][:, 0])
-        shared = np.zeros(S)
+        shared = np.zeros(coords.n_sims)
         if coords.latent_shared:
             shared = cols[:, cols_of["shift_shared"]][:, 0]
         shift = shared[:, None] + self.prior.essential_shift * self._essential_np
         if coords.latent_shift:
             shift = cols[:, cols_of["shift"]]
         needs_shift = coords.latent_shift or coords.latent_shared
-        g = self.numpy.group(log_pi, lam, shift, coords.latent_lam, needs_shift)
-        log_p = log_p + g.value
+        return Scalars(lam, shift, coords.latent_lam, needs_shift)
 
-        self._pull_pi(grad, g.d_log_pi, z)
+    def _pull_scalars(
+        self, grad: np.ndarray, lam: np.ndarray, d_lam: np.ndarray | None, d_shift
+    ) -> None:
+        """Add ``dG / d lam [S]`` and ``dG / d shift [S, C]`` to ``grad``'s columns of log
+        ``lam`` and of the shifts (or of the shared shift they all follow)."""
+        coords, cols_of = self.coords, self.columns
         if coords.latent_lam:
-            grad[:, cols_of["lam"]] += (lam * g.d_lam)[:, None]
+            grad[:, cols_of["lam"]] += (lam * d_lam)[:, None]
         if coords.latent_shift:
-            grad[:, cols_of["shift"]] += g.d_shift
+            grad[:, cols_of["shift"]] += d_shift
         elif coords.latent_shared:
-            grad[:, cols_of["shift_shared"]] += g.d_shift.sum(-1, keepdims=True)
-        return -log_p, -grad.reshape(-1)
+            grad[:, cols_of["shift_shared"]] += d_shift.sum(-1, keepdims=True)
 
     def log_pi(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(log pi [S, K], the stick fractions z [S, K - 1])`` of ``cols [S, width]``."""

@@ -3,10 +3,10 @@
 The fast backend of :class:`scai.models.density.MarginalDensity`: one evaluation is a few dozen
 NumPy operations on small arrays, where the torch reference records ~300 operations for
 autograd (with a latent rationality on 200 users: ~0.9 ms against ~3 ms per gradient). Tests
-hold its value and gradient equal to the torch reference's autograd. Two classes:
-:class:`NumpyMarginal` (latent rationality and shifts; no lapse, role-dependent norm, clones or
-learned coupling) and :class:`FixedTablesMarginal` (rationality and shifts fixed; any of those:
-the real-agent presets, ~1 ms against ~11 ms per gradient).
+hold its value and gradient equal to the torch reference's autograd. Two classes, each for any
+latent rationality and shifts (the cells' derivatives in them: :class:`RationalCells`):
+:class:`NumpyMarginal` (no lapse, clones or learned coupling) and :class:`AgentMarginal` (any
+of those: the real-agent presets, ~1 ms against ~11 ms per gradient with ``lam`` fixed).
 
 The derivation, per simulation, for rationality ``lam`` and currency shifts ``delta_c``:
 
@@ -14,10 +14,13 @@ The derivation, per simulation, for rationality ``lam`` and currency shifts ``de
   ``u_resp(delta) = u_resp(0) + delta (pot - o)`` and ``u_prop(delta) = u_prop(0) + delta o``.
 * Actions (:func:`scai.models.policies.rational_tables`): a responder accepts with log-odds
   ``a = lam u_resp``; a proposer offers ``o`` with probability ``softmax_o(lam E_o)``,
-  ``E = sigmoid(a) u_prop``. With ``sigma = sigmoid(a)``:
-  ``d(lam E)/d lam = E + lam sigma (1 - sigma) u_resp u_prop`` and
+  ``E = sigmoid(lam u_proj) u_prop`` (``u_proj``, the responder it expects, is ``u_resp``
+  unless the norm is role-dependent). With ``sigma = sigmoid(lam u_proj)``:
+  ``d(lam E)/d lam = E + lam sigma (1 - sigma) u_proj u_prop`` and
   ``d(lam E)/d delta = lam (lam sigma (1 - sigma) (pot - o) u_prop + sigma o)``; an offer's
-  log-probability has derivative ``D_o - sum_o' q_o' D_o'`` for ``D = d(lam E)``.
+  log-probability has derivative ``D_o - sum_o' q_o' D_o'`` for ``D = d(lam E)``, an accept
+  cell's ``d log sigmoid(+-a)`` times ``u_resp`` (in ``lam``) or ``lam (pot - o)`` (in
+  ``delta``).
 * Users: ``L[u, k] = counts[u, :] @ cell_loglik[:, k] + tones[u, k]`` (cells of
   :class:`~scai.models.marginal.EventIndex`) and ``G = sum_u log sum_k pi_k exp(L[u, k])``, so
   ``dG / dL[u, k] = r[u, k]`` (the type responsibilities), ``dG / d cell_loglik = counts' r``
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
+import torch
 from scipy.special import expit, log_expit
 
 from scai.models.hypotheses import Hypothesis
@@ -37,7 +41,7 @@ from scai.models.language import coupling_table
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, manner_loglik
 from scai.models.model import group_utilities
-from scai.models.policies import policy_parameters, rational_tables, utility_tables
+from scai.models.policies import rational_tables
 
 
 def sparse_counts(index: EventIndex) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
@@ -66,16 +70,18 @@ class GroupGradient:
     d_shift: np.ndarray | None
 
 
-class NumpyMarginal:
-    """The marginal likelihood of a data set under a hypothesis, for any ``lam``, ``delta``
-    and ``pi``, with its gradient (module docstring)."""
+class RationalCells:
+    """Each cell's log-likelihood under rational actions ``[cells, K]`` (cells of
+    :class:`~scai.models.marginal.EventIndex`) for any ``lam [S]`` and shifts ``[S, C]``, with
+    its derivatives in ``lam`` and in the cell's currency's shift (module docstring)."""
 
-    def __init__(self, data: GroupData, hypothesis: Hypothesis, index: EventIndex, tones):
+    def __init__(self, data: GroupData, hypothesis: Hypothesis, index: EventIndex):
         self.n_sims = data.shape[0]
         self.n_currencies = len(data.currencies)
-        w, a, b = policy_parameters(hypothesis.policies)
-        base = utility_tables(w, a, b, data.pots, 0.0)
+        dtype = torch.get_default_dtype()
+        base = group_utilities(hypothesis, data.pots, torch.zeros((), dtype=dtype))
         self.u_resp = base.u_resp.double().numpy()  # [K, P, O], shift 0
+        self.u_proj = base.projected.double().numpy()
         self.u_prop = base.u_prop.double().numpy()
         self.valid = base.valid.numpy()  # [P, O]
         pots = data.pots.double().numpy()[:, None]
@@ -90,65 +96,8 @@ class NumpyMarginal:
         )
         self.kind = index.kind.numpy()
         self.cell_group = self.cell[0] * self.n_currencies + self.cell[1]  # (sim, currency)
-        self.counts, self.counts_t = sparse_counts(index)
-        # Users' arrays are [K, S, U]: sums over the few types are then sums of whole rows.
-        self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
-        self.mask = data.user_mask.double().numpy()  # [S, U]
-        self.padded = not np.all(self.mask == 1)  # some simulations have fewer users
-        self._fixed_cells: np.ndarray | None = None
-        self._fixed_users: np.ndarray | None = None
 
-    def fix_parameters(self, lam: np.ndarray, shift: np.ndarray) -> None:
-        """Score the cells once for ``lam [S]`` and ``shift [S, C]`` that never change, and
-        with them the users' log-likelihoods ``L [K, S, U]`` (then only ``pi`` varies)."""
-        self._fixed_cells = self.cell_loglik(lam, shift, False, False)[0]
-        self._fixed_users = self.user_loglik(self._fixed_cells)
-
-    def user_loglik(self, cell_ll: np.ndarray) -> np.ndarray:
-        """``L [K, S, U]``: each user's log-likelihood under each type, of the cells'
-        ``cell_ll [cells, K]`` (the tones' included)."""
-        K = cell_ll.shape[-1]
-        return (self.counts @ cell_ll).T.reshape(K, self.n_sims, -1) + self.tones_t
-
-    def group(
-        self,
-        log_pi: np.ndarray,
-        lam: np.ndarray,
-        shift: np.ndarray,
-        needs_lam: bool,
-        needs_shift: bool,
-    ) -> GroupGradient:
-        """``G`` and its gradient at ``log_pi [S, K]``, ``lam [S]``, ``shift [S, C]``."""
-        S, C = self.n_sims, self.n_currencies
-        if self._fixed_users is None:
-            cell_ll, d_lam, d_shift = self.cell_loglik(lam, shift, needs_lam, needs_shift)
-            L = self.user_loglik(cell_ll)  # [K, S, U]
-        else:
-            L, d_lam, d_shift = self._fixed_users, None, None
-        K = L.shape[0]
-        joint = L + log_pi.T[:, :, None]
-        top = joint.max(0)
-        shifted = joint - top
-        per_user = top + np.log(np.exp(shifted, out=shifted).sum(0))  # [S, U]
-        r = joint - per_user
-        r = np.exp(r, out=r)  # [K, S, U]
-        if self.padded:  # (a product with a mask of ones changes nothing)
-            per_user *= self.mask
-            r *= self.mask
-        value = per_user.sum(-1)
-        out = GroupGradient(value, r.sum(-1).T, None, None)
-        if d_lam is not None or d_shift is not None:
-            weight = self.counts_t @ r.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]
-            if d_lam is not None:
-                per_cell = (weight * d_lam).sum(-1)
-                out.d_lam = np.bincount(self.cell[0], per_cell, minlength=S)
-            if d_shift is not None:
-                per_cell = (weight * d_shift).sum(-1)
-                d_g = np.bincount(self.cell_group, per_cell, minlength=S * C)
-                out.d_shift = d_g.reshape(S, C)
-        return out
-
-    def cell_loglik(
+    def __call__(
         self, lam: np.ndarray, shift: np.ndarray, needs_lam: bool, needs_shift: bool
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Each cell's log-likelihood ``[cells, K]`` and its derivatives in ``lam`` and in
@@ -158,7 +107,12 @@ class NumpyMarginal:
         u_resp = self.u_resp + shift_ * self.other_of_responder  # [S, C, K, P, O]
         u_prop = self.u_prop + shift_ * self.other_of_proposer
         logit = lam_ * u_resp
-        sig = expit(logit)
+        if self.u_proj is self.u_resp:
+            u_proj, projected = u_resp, logit
+        else:  # a role-dependent norm: the proposer expects a responder of its own norm
+            u_proj = self.u_proj + shift_ * self.other_of_responder
+            projected = lam_ * u_proj
+        sig = expit(projected)
         gain = lam_ * sig * u_prop  # lam E
         gain = np.where(self.valid, gain, -np.inf)
         offer_lp = gain - _logsumexp(gain)
@@ -182,13 +136,87 @@ class NumpyMarginal:
         slope = sig * (1 - sig)
         d_lam = d_shift = None
         if needs_lam:
-            d_gain = sig * u_prop + lam_ * slope * u_resp * u_prop
+            d_gain = sig * u_prop + lam_ * slope * u_proj * u_prop
             d_lam = derivative(d_gain, u_resp[at])
         if needs_shift:
             d_gain = lam_ * (lam_ * slope * self.other_of_responder * u_prop)
             d_gain = d_gain + lam_ * sig * self.other_of_proposer
             d_shift = derivative(d_gain, (lam[s] * self.other_of_responder[p, o])[:, None])
         return cell_ll, d_lam, d_shift
+
+    def scalar_gradients(
+        self, weight: np.ndarray, d_lam: np.ndarray | None, d_shift: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(dG/d lam [S], dG/d shift [S, C])`` from ``weight = dG / d cell_loglik [cells, K]``
+        and the cells' derivatives (``None`` where not asked for)."""
+        S, C = self.n_sims, self.n_currencies
+        out_lam = out_shift = None
+        if d_lam is not None:
+            out_lam = np.bincount(self.cell[0], (weight * d_lam).sum(-1), minlength=S)
+        if d_shift is not None:
+            per_group = np.bincount(self.cell_group, (weight * d_shift).sum(-1), minlength=S * C)
+            out_shift = per_group.reshape(S, C)
+        return out_lam, out_shift
+
+
+class NumpyMarginal:
+    """The marginal likelihood of a data set under a hypothesis, for any ``lam``, ``delta``
+    and ``pi``, with its gradient (module docstring), without lapses, clones or a learned
+    coupling."""
+
+    def __init__(self, data: GroupData, hypothesis: Hypothesis, index: EventIndex, tones):
+        self.n_sims = data.shape[0]
+        self.cells = RationalCells(data, hypothesis, index)
+        self.counts, self.counts_t = sparse_counts(index)
+        # Users' arrays are [K, S, U]: sums over the few types are then sums of whole rows.
+        self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
+        self.mask = data.user_mask.double().numpy()  # [S, U]
+        self.padded = not np.all(self.mask == 1)  # some simulations have fewer users
+        self._fixed_cells: np.ndarray | None = None
+        self._fixed_users: np.ndarray | None = None
+
+    def fix_parameters(self, lam: np.ndarray, shift: np.ndarray) -> None:
+        """Score the cells once for ``lam [S]`` and ``shift [S, C]`` that never change, and
+        with them the users' log-likelihoods ``L [K, S, U]`` (then only ``pi`` varies)."""
+        self._fixed_cells = self.cells(lam, shift, False, False)[0]
+        self._fixed_users = self.user_loglik(self._fixed_cells)
+
+    def user_loglik(self, cell_ll: np.ndarray) -> np.ndarray:
+        """``L [K, S, U]``: each user's log-likelihood under each type, of the cells'
+        ``cell_ll [cells, K]`` (the tones' included)."""
+        K = cell_ll.shape[-1]
+        return (self.counts @ cell_ll).T.reshape(K, self.n_sims, -1) + self.tones_t
+
+    def group(
+        self,
+        log_pi: np.ndarray,
+        lam: np.ndarray,
+        shift: np.ndarray,
+        needs_lam: bool,
+        needs_shift: bool,
+    ) -> GroupGradient:
+        """``G`` and its gradient at ``log_pi [S, K]``, ``lam [S]``, ``shift [S, C]``."""
+        if self._fixed_users is None:
+            cell_ll, d_lam, d_shift = self.cells(lam, shift, needs_lam, needs_shift)
+            L = self.user_loglik(cell_ll)  # [K, S, U]
+        else:
+            L, d_lam, d_shift = self._fixed_users, None, None
+        K = L.shape[0]
+        joint = L + log_pi.T[:, :, None]
+        top = joint.max(0)
+        shifted = joint - top
+        per_user = top + np.log(np.exp(shifted, out=shifted).sum(0))  # [S, U]
+        r = joint - per_user
+        r = np.exp(r, out=r)  # [K, S, U]
+        if self.padded:  # (a product with a mask of ones changes nothing)
+            per_user *= self.mask
+            r *= self.mask
+        value = per_user.sum(-1)
+        out = GroupGradient(value, r.sum(-1).T, None, None)
+        if d_lam is not None or d_shift is not None:
+            weight = self.counts_t @ r.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]
+            out.d_lam, out.d_shift = self.cells.scalar_gradients(weight, d_lam, d_shift)
+        return out
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:
@@ -199,25 +227,42 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class AgentGradient:
-    """``G [S]`` and its derivatives in ``log pi [S, K]`` and in the bounded sites ``lapse``,
-    ``strength``, ``clone`` ``[S]`` (``None`` where the site is not latent)."""
+    """``G [S]`` and its derivatives in ``log pi [S, K]``, in the bounded sites ``lapse``,
+    ``strength``, ``clone`` ``[S]`` and in ``lam [S]`` and ``shift [S, C]`` (``None`` where
+    the site is not latent)."""
 
     value: np.ndarray
     d_log_pi: np.ndarray
     d_lapse: np.ndarray | None
     d_strength: np.ndarray | None
     d_clone: np.ndarray | None
+    d_lam: np.ndarray | None = None
+    d_shift: np.ndarray | None = None
 
 
-class FixedTablesMarginal:
-    """The marginal likelihood with ``lam`` and the currency shifts fixed, for any ``pi`` and
-    latent ``lapse`` (``eps``), coupling ``strength`` (``s``) and ``clone`` (``c``), with its
-    gradient: the real-agent presets (role-dependent norms, lapses, clones, a learned
-    stereotype). The rational action tables are then constants, scored once per cell.
+@dataclass
+class Scalars:
+    """``lam [S]`` and ``shift [S, C]`` at a point, and which of them are latent (their
+    derivatives are wanted)."""
+
+    lam: np.ndarray
+    shift: np.ndarray
+    needs_lam: bool
+    needs_shift: bool
+
+
+class AgentMarginal:
+    """The marginal likelihood for any ``pi`` and latent ``lapse`` (``eps``), coupling
+    ``strength`` (``s``) and ``clone`` (``c``), with its gradient: the real-agent presets
+    (role-dependent norms, lapses, clones, a learned stereotype). With ``lam`` and the
+    currency shifts fixed the rational action tables are constants, scored once per cell;
+    with either latent (``varying``) each call scores them (:class:`RationalCells`), and the
+    chain rule runs through the lapse.
 
     * Lapse (:func:`scai.models.policies.with_lapse`): a cell of rational probability ``p``
       and uniform probability ``v`` (``1 / (pot + 1)`` for an offer, ``1 / 2`` for a decision)
-      has ``log P = log(eps v + (1 - eps) p)`` and ``d log P / d eps = (v - p) / P``.
+      has ``log P = log(eps v + (1 - eps) p)``, ``d log P / d eps = (v - p) / P`` and
+      ``d log P / d log p = (1 - eps) p / P``.
     * Coupling: ``rho = (1 - s) / M + s rows``, so ``tones[u, k] = log sum_m rho[k, m]
       e^{l[u, m]} = log((1 - s) A[u] + s B[u, k])`` with ``A = sum_m e^{l[u, m]} / M`` and
       ``B = sum_m rows[k, m] e^{l[u, m]}``, and ``d tones / d s = (B - A) / ((1 - s) A + s
@@ -240,25 +285,33 @@ class FixedTablesMarginal:
         lam,
         shift,
         latent: tuple[str, ...],
+        varying: bool = False,
     ):
         self.n_sims = data.shape[0]
         self.latent = latent
         self.lapse = hypothesis.lapse
-        rational = rational_tables(group_utilities(hypothesis, data.pots, shift), lam[:, None])
-        offer_logp = rational.offer_logp.double().numpy()  # [S, C, K, P, O]
-        accept_logit = rational.accept_logit.double().numpy()
         s, c, p, o = (t.numpy() for t in (index.sim, index.currency, index.pot, index.offer))
         self.cell_sim = s
-        at = (s, c, slice(None), p, o)  # -> [cells, K]
         kind = index.kind.numpy()[:, None]
         proposed = kind == 0
-        sign = np.where(kind == 1, 1.0, -1.0)
-        self.log_rational = np.where(proposed, offer_logp[at], log_expit(sign * accept_logit[at]))
+        self.cells = RationalCells(data, hypothesis, index) if varying else None
+        self.log_rational = None
+        if not varying:
+            rational = rational_tables(group_utilities(hypothesis, data.pots, shift), lam[:, None])
+            offer_logp = rational.offer_logp.double().numpy()  # [S, C, K, P, O]
+            accept_logit = rational.accept_logit.double().numpy()
+            at = (s, c, slice(None), p, o)  # -> [cells, K]
+            sign = np.where(kind == 1, 1.0, -1.0)
+            self.log_rational = np.where(
+                proposed, offer_logp[at], log_expit(sign * accept_logit[at])
+            )
         pots = data.pots.double().numpy()[p][:, None]
         self.log_uniform = np.where(proposed, -np.log(pots + 1), -np.log(2.0))  # [cells, 1]
         self.counts, self.counts_t = sparse_counts(index)
         self.mask = data.user_mask.double().numpy()  # [S, U]
-        self.fixed_cells = None if "lapse" in latent else self._cells(np.full(1, self.lapse))[0]
+        self.fixed_cells = None
+        if not varying and "lapse" not in latent:
+            self.fixed_cells = self._cells(np.full(1, self.lapse), self.log_rational)[0]
         # Users' arrays are [K, S, U], as in NumpyMarginal.
         self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
         if "strength" in latent:
@@ -275,16 +328,20 @@ class FixedTablesMarginal:
             self.stereotype_part = like @ rows.T  # [S, U, K]
             self.heard = (data.tone_counts().sum(-1).numpy() > 0)[..., None]  # [S, U, 1]
 
-    def _cells(self, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each cell's ``log P [cells, K]`` at lapse ``eps`` (``[S]`` or ``[1]``) and its
-        derivative in ``eps``."""
+    def _cells(
+        self, eps: np.ndarray, log_rational: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Each cell's ``log P [cells, K]`` at lapse ``eps`` (``[S]`` or ``[1]``) of its
+        rational ``log p`` ``log_rational``, its derivative in ``eps`` and ``d log P / d log
+        p`` (``None``: 1, no lapse)."""
         e = eps[self.cell_sim if len(eps) > 1 else np.zeros_like(self.cell_sim)][:, None]
         if not np.any(e > 0):
-            return self.log_rational, np.zeros_like(self.log_rational)
+            return log_rational, np.zeros_like(log_rational), None
         slip = np.log(e) + self.log_uniform
-        log_p = np.logaddexp(slip, np.log1p(-e) + self.log_rational)
-        d_eps = np.exp(self.log_uniform - log_p) - np.exp(self.log_rational - log_p)
-        return log_p, d_eps
+        kept = np.log1p(-e) + log_rational
+        log_p = np.logaddexp(slip, kept)
+        d_eps = np.exp(self.log_uniform - log_p) - np.exp(log_rational - log_p)
+        return log_p, d_eps, np.exp(kept - log_p)
 
     def _tones(self, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``tones [K, S, U]`` at coupling strength ``[S]`` and their derivative in it."""
@@ -296,14 +353,29 @@ class FixedTablesMarginal:
         d_s = np.where(self.heard, d_s, 0.0)
         return tones.transpose(2, 0, 1), d_s.transpose(2, 0, 1)
 
-    def _users(self, log_pi: np.ndarray, bounded: dict[str, np.ndarray]):
-        """``(L [K, S, U], own [S, U], cells' d log P / d eps, d tones / d s)``: each user's
-        log-likelihood under each type and ``own[u] = log sum_k pi_k e^{L[u, k]}``."""
+    def _users(
+        self, log_pi: np.ndarray, bounded: dict[str, np.ndarray], scalars: Scalars | None = None
+    ):
+        """``(L [K, S, U], own [S, U], cells' d log P / d eps, d tones / d s, cells' d log P /
+        d lam and d shift)``: each user's log-likelihood under each type and ``own[u] = log
+        sum_k pi_k e^{L[u, k]}`` (``scalars``: where the tables vary, ``lam`` and the shifts)."""
         S, K = log_pi.shape
-        if self.fixed_cells is None:
-            cell_ll, d_eps_cell = self._cells(bounded["lapse"])
-        else:
+        d_lam_cell = d_shift_cell = None
+        if self.fixed_cells is not None:
             cell_ll, d_eps_cell = self.fixed_cells, None
+        else:
+            log_rational = self.log_rational
+            if self.cells is not None:
+                log_rational, d_lam_cell, d_shift_cell = self.cells(
+                    scalars.lam, scalars.shift, scalars.needs_lam, scalars.needs_shift
+                )
+            eps = bounded["lapse"] if "lapse" in bounded else np.full(1, self.lapse)
+            cell_ll, d_eps_cell, d_rational = self._cells(eps, log_rational)
+            if "lapse" not in bounded:
+                d_eps_cell = None
+            if d_rational is not None:  # the chain rule through the lapse
+                d_lam_cell = None if d_lam_cell is None else d_lam_cell * d_rational
+                d_shift_cell = None if d_shift_cell is None else d_shift_cell * d_rational
         tones, d_tones = self.tones_t, None
         if "strength" in bounded:
             tones, d_tones = self._tones(bounded["strength"])
@@ -311,7 +383,7 @@ class FixedTablesMarginal:
         joint = L + log_pi.T[:, :, None]
         top = joint.max(0)
         own = top + np.log(np.exp(joint - top).sum(0))  # [S, U]
-        return L, own, d_eps_cell, d_tones
+        return L, own, d_eps_cell, d_tones, d_lam_cell, d_shift_cell
 
     def _prototypes(
         self,
@@ -336,11 +408,13 @@ class FixedTablesMarginal:
         value = top_z + np.log(np.exp(by_z - top_z).sum(0))
         return log_f, value, np.exp(by_z - value)
 
-    def prototype(self, log_pi: np.ndarray, bounded: dict[str, np.ndarray]) -> np.ndarray:
+    def prototype(
+        self, log_pi: np.ndarray, bounded: dict[str, np.ndarray], scalars: Scalars | None = None
+    ) -> np.ndarray:
         """``P(z0 = z | theta, data)`` ``[S, Z]``: the prototype's posterior at ``log_pi [S,
-        K]`` and the bounded sites ``[S]`` (``clone`` among them): the value of
+        K]``, the bounded sites ``[S]`` (``clone`` among them) and ``scalars``: the value of
         :func:`scai.models.marginal.prototype_posterior`, without a gradient."""
-        L, own, _, _ = self._users(log_pi, bounded)
+        L, own, *_ = self._users(log_pi, bounded, scalars)
         return self._prototypes(L, own, log_pi, bounded["clone"])[2].T
 
     def group(
@@ -348,13 +422,17 @@ class FixedTablesMarginal:
         log_pi: np.ndarray,
         bounded: dict[str, np.ndarray],
         prototype: np.ndarray | None = None,
+        scalars: Scalars | None = None,
     ) -> AgentGradient:
-        """``G`` and its gradient at ``log_pi [S, K]`` and the latent bounded sites ``[S]``;
-        with clones and ``prototype [S]``, of ``log p(data, z0 = prototype | theta)`` instead
-        (the same derivatives with ``w`` the prototype's indicator)."""
+        """``G`` and its gradient at ``log_pi [S, K]``, the latent bounded sites ``[S]`` and
+        ``scalars`` (where the tables vary); with clones and ``prototype [S]``, of ``log
+        p(data, z0 = prototype | theta)`` instead (the same derivatives with ``w`` the
+        prototype's indicator)."""
         S = self.n_sims
         K = log_pi.shape[-1]
-        L, own, d_eps_cell, d_tones = self._users(log_pi, bounded)
+        L, own, d_eps_cell, d_tones, d_lam_cell, d_shift_cell = self._users(
+            log_pi, bounded, scalars
+        )
         r = np.exp(L + log_pi.T[:, :, None] - own)  # [K, S, U]
         clone = bounded.get("clone")
         d_clone = None
@@ -374,7 +452,13 @@ class FixedTablesMarginal:
         out = AgentGradient(value, d_log_pi, None, None, d_clone)
         if d_tones is not None:
             out.d_strength = (d_L * d_tones).sum((0, 2))
-        if d_eps_cell is not None:
+        if d_eps_cell is not None or d_lam_cell is not None or d_shift_cell is not None:
             weight = self.counts_t @ d_L.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]
-            out.d_lapse = np.bincount(self.cell_sim, (weight * d_eps_cell).sum(-1), minlength=S)
+            if d_eps_cell is not None:
+                per_cell = (weight * d_eps_cell).sum(-1)
+                out.d_lapse = np.bincount(self.cell_sim, per_cell, minlength=S)
+            if self.cells is not None:
+                out.d_lam, out.d_shift = self.cells.scalar_gradients(
+                    weight, d_lam_cell, d_shift_cell
+                )
         return out

@@ -4,14 +4,15 @@ space (policy and manner summed out by enumeration, Jacobians of the transforms 
 :class:`scai.models.density.MarginalDensity` must give the same value and gradient at random
 points, for every kind of latent site (``pi``; ``lam``; ``shift_shared``; ``shift``): its torch
 reference (``log_joint``, autograd) and its NumPy backend (``value_and_grad``, the gradient
-derived by hand, what NUTS runs on; with lapses, role-dependent norms, clones and a learned
-coupling where the rationality and shifts are fixed), to 1e-9 in float64. Its prior part,
-its prior draws, the posterior's log prior and the exact engine's grid prior are the same
-prior; and the Laplace start (:mod:`scai.inference.laplace`) sits at a mode with the
+derived by hand, what NUTS runs on, for every hypothesis: lapses, role-dependent norms, clones
+and a learned coupling with the rationality and shifts fixed or latent), to 1e-9 in float64.
+Its prior part, its prior draws, the posterior's log prior and the exact engine's grid prior
+are the same prior; and the Laplace start (:mod:`scai.inference.laplace`) sits at a mode with the
 variances of the inverse autograd Hessian."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -49,8 +50,15 @@ HYPOTHESES = {
         stereotype_prior=(8.0, 2.0),
         clone_prior=(1.0, 3.0),
     ),
+    "roles_latent_lam": Hypothesis(
+        name="roles_latent_lam", policies=ROLES, pi_concentration=(0.5,) * 4, rationality_scale=0.4
+    ),
     "real_agents": PRESETS["real_agents"],
     "real_agents_stereotyped": PRESETS["real_agents_stereotyped"],
+    "real_agents_latent_lam": PRESETS["real_agents"].with_(rationality_scale=0.3),
+    "real_agents_pooled_lam": PRESETS["real_agents_stereotyped"].with_(
+        rationality_scale=0.3, shared_scale=0.5, currency_scale=0.1
+    ),
     # tones read by a reader that mistakes rude and neutral for each other 30% of the time
     "read_tones": PRESETS["stereotyped"].with_(
         rationality_scale=0.3,
@@ -113,9 +121,6 @@ def test_potential_and_gradient_equal_pyros(float64, data, name):
 def test_hand_gradient_equals_autograd(float64, data, name):
     hyp = HYPOTHESES[name]
     density = MarginalDensity(data, hyp)
-    # the hand gradient covers every hypothesis here but a latent rationality with a lapse,
-    # clones or a learned coupling (there value_and_grad is autograd on log_joint itself)
-    assert (density.numpy is None) == (name == "everything")
     generator = torch.Generator().manual_seed(len(name))
     for _ in range(3):
         theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
@@ -126,6 +131,35 @@ def test_hand_gradient_equals_autograd(float64, data, name):
         assert float(value.detach()) == pytest.approx(float(want.detach()), rel=1e-12)
         torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
     assert grad.abs().reshape(density.coords.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize("name", ["clones", "everything", "real_agents_pooled_lam"])
+def test_hand_gradient_with_a_prototype_equals_autograd(float64, data, name):
+    """With clones, the sampler's potential given the prototype ``z0`` (one term of the
+    prototype mixture, :mod:`scai.inference.sheets`) and the prototype's posterior."""
+    from scai.models.marginal import prototype_posterior
+
+    density = MarginalDensity(data, HYPOTHESES[name])
+    S, K = density.coords.n_sims, len(HYPOTHESES[name].policies)
+    generator = torch.Generator().manual_seed(7)
+    for z in range(K):
+        prototype = np.full(S, z)
+        theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
+        x = theta.clone().requires_grad_(True)
+        want = -density.log_joint(x, prototype)
+        (want_grad,) = torch.autograd.grad(want.sum(), x)
+        values, grad = density.potentials_and_grad(theta.numpy(), prototype)
+        np.testing.assert_allclose(values, want.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-9)
+        cols = theta.reshape(S, -1)
+        pi = density.stick(cols[:, density.columns["pi"]])
+        weights, _ = prototype_posterior(
+            pi.log(), density.user_loglik(cols), data.user_mask, density.bounded(cols)["clone"]
+        )
+        np.testing.assert_allclose(
+            density.prototype_posterior(theta.numpy()), weights.numpy(), atol=1e-10
+        )
+    assert np.abs(grad).reshape(S, -1).max(0).min() > 1e-6
 
 
 @pytest.mark.parametrize("name", ["latent_lam", "shift_and_lam"])
