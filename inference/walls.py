@@ -183,7 +183,12 @@ class Wall:
         for _ in range(200):
             mid = 0.5 * (lo + hi)
             below = self.offset(mid, ratio)[0] < target
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            new_lo, new_hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            # A step that changes nothing is a fixed point (every later step repeats it): the
+            # bracket is down to neighbouring floats, typically after ~60 steps, not 200.
+            if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+                break
+            lo, hi = new_lo, new_hi
         return 0.5 * (lo + hi)
 
 
