@@ -23,3 +23,28 @@ def three_mixed_groups() -> GroupData:
         pot_range=(2, 9),
     )
     return GroupData.from_table(sim.interactions)
+
+
+def padded_two_currency_groups() -> GroupData:
+    """:func:`three_mixed_groups`' design with 6 users and 3 epochs, then: in the first
+    simulation two users' games dropped (the users plate padded: 4 users of 6 there, 5 in the
+    third, where one never played), and in the second its even rounds played in dollars (two
+    currencies in one simulation, medicine essential). The data are no longer a draw from the
+    model; they are for checks that hold for any data (a gradient equal to autograd's)."""
+    sim = simulate(
+        PRESETS["stereotyped"],
+        policy="selfish=0.4,fair=0.3,altruistic=0.3",
+        users=6,
+        rounds=4,
+        epochs=3,
+        sims=3,
+        currency=["dollars", "medicine", "dollars"],
+        seed=3,
+        pot_range=(2, 9),
+    )
+    table = sim.interactions.copy()
+    first, second = table["sim"].unique()[:2]
+    table.loc[(table["sim"] == second) & (table["round"] % 2 == 0), "currency"] = "dollars"
+    gone = sorted(set(table.loc[table["sim"] == first, "proposer"]))[:2]
+    playing = table["proposer"].isin(gone) | table["responder"].isin(gone)
+    return GroupData.from_table(table[~((table["sim"] == first) & playing)])

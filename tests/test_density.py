@@ -17,7 +17,7 @@ import pyro
 import pytest
 import torch
 from pyro.infer.mcmc.util import initialize_model
-from small_groups import three_mixed_groups
+from small_groups import padded_two_currency_groups, three_mixed_groups
 
 from scai.inference.laplace import laplace
 from scai.models.density import MarginalDensity
@@ -58,6 +58,15 @@ HYPOTHESES = {
     "real_agents_latent_lam": PRESETS["real_agents"].with_(rationality_scale=0.3),
     "real_agents_pooled_lam": PRESETS["real_agents_stereotyped"].with_(
         rationality_scale=0.3, shared_scale=0.5, currency_scale=0.1
+    ),
+    # a fixed lapse > 0 with the tables varying, and a shared shift alone (offset for essentials)
+    "agents_fixed_lapse_shared": PRESETS["real_agents"].with_(
+        name="agents_fixed_lapse_shared",
+        lapse=0.05,
+        lapse_prior=None,
+        rationality_scale=0.3,
+        shared_scale=0.5,
+        essential_shift=1.5,
     ),
     # tones read by a reader that mistakes rude and neutral for each other 30% of the time
     "read_tones": PRESETS["stereotyped"].with_(
@@ -131,6 +140,31 @@ def test_hand_gradient_equals_autograd(float64, data, name):
         assert float(value.detach()) == pytest.approx(float(want.detach()), rel=1e-12)
         torch.testing.assert_close(grad, want_grad, rtol=1e-9, atol=1e-9)
     assert grad.abs().reshape(density.coords.n_sims, -1).amax(0).min() > 1e-6
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pooled", "shift_and_lam", "roles_latent_lam", "everything", "real_agents_pooled_lam"],
+)
+def test_hand_gradient_with_padded_users_and_two_currencies_equals_autograd(float64, name):
+    """On simulations of different sizes (the users plate padded) and one with two currencies
+    (shifts of one simulation's cells summed per currency), the hand gradient of every
+    backend still equals autograd on the torch reference; with clones, given a prototype too."""
+    data = padded_two_currency_groups()
+    assert not data.user_mask.all()
+    density = MarginalDensity(data, HYPOTHESES[name])
+    S = density.coords.n_sims
+    generator = torch.Generator().manual_seed(11)
+    prototypes = [None] + ([np.arange(S) % 3] if HYPOTHESES[name].clones else [])
+    for prototype in prototypes * 2:
+        theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
+        x = theta.clone().requires_grad_(True)
+        want = -density.log_joint(x, prototype)
+        (want_grad,) = torch.autograd.grad(want.sum(), x)
+        values, grad = density.potentials_and_grad(theta.numpy(), prototype)
+        np.testing.assert_allclose(values, want.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-9)
+    assert np.abs(grad).reshape(S, -1).max(0).min() > 1e-6
 
 
 @pytest.mark.parametrize("name", ["clones", "everything", "real_agents_pooled_lam"])

@@ -166,3 +166,24 @@ def test_chains_in_lockstep_are_the_chains_run_alone_with_their_prototypes():
         torch.testing.assert_close(together.draws[site], alone.draws[site], rtol=0, atol=0)
     for key in ("n_steps", "step_size", "lp"):
         np.testing.assert_array_equal(together.sample_stats[key], alone.sample_stats[key])
+
+
+def test_chains_in_lockstep_are_alone_with_latent_rationality_and_shifts():
+    """The same with the action tables varying (latent ``lam``, a shared and per-currency
+    shifts: the cells rescored every call, a wall on a shift) on a group in two currencies:
+    the tiled density's batched hand gradient serves each chain as its own would."""
+    h = H.with_(rationality_scale=0.3, shared_scale=0.5, currency_scale=0.1)
+    sim = simulate(h, policy=MIX, users=8, rounds=8, epochs=2, seed=3)
+    table = sim.interactions.copy()
+    table.loc[table["round"] % 2 == 0, "currency"] = "medicine"
+    data = GroupData.from_table(table)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        together = fit_mcmc(data, h, seed=5, warmup=30, samples=20)
+        alone = fit_mcmc(data, h, seed=5, warmup=30, samples=20, parallel=False)
+    assert together.settings["lockstep"] and not alone.settings["lockstep"]
+    assert {"lam", "shift_shared", "shift", "clone"} <= set(together.draws)
+    for site in together.draws:
+        torch.testing.assert_close(together.draws[site], alone.draws[site], rtol=0, atol=0)
+    for key in ("n_steps", "step_size", "lp"):
+        np.testing.assert_array_equal(together.sample_stats[key], alone.sample_stats[key])
