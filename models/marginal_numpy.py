@@ -81,7 +81,9 @@ class RationalCells:
         dtype = torch.get_default_dtype()
         base = group_utilities(hypothesis, data.pots, torch.zeros((), dtype=dtype))
         self.u_resp = base.u_resp.double().numpy()  # [K, P, O], shift 0
-        self.u_proj = base.projected.double().numpy()
+        # the responder the proposer expects: the same array (``is``) unless the norm is
+        # role-dependent (``.numpy()`` makes a new array each call, so keep the object)
+        self.u_proj = self.u_resp if base.u_proj is None else base.u_proj.double().numpy()
         self.u_prop = base.u_prop.double().numpy()
         self.valid = base.valid.numpy()  # [P, O]
         pots = data.pots.double().numpy()[:, None]
