@@ -5,11 +5,11 @@ For each hypothesis (every preset of :data:`scai.models.hypotheses.PRESETS`, plu
 ``pooled`` with ``lam ~ LogNormal(log 4, 0.5)``, and the real-agent presets with the
 rationality and the currency shifts latent too: ``real_agents_latent_lam`` = ``real_agents``
 with ``lam ~ LogNormal(log 4, 0.3)``, ``real_agents_stereotyped_pooled`` =
-``real_agents_stereotyped`` with ``pooled``'s shifts), one group of ``--users`` users simulated *from
-that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U, epochs=5)``: 10 events per
-user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its defaults (2 chains, 300 warmup
-+ 500 draws; the chains in lockstep in this process through one batched gradient where the
-density has its NumPy gradient, as every hypothesis here has, else in parallel processes).
+``real_agents_stereotyped`` with ``pooled``'s shifts), one group of ``--users`` users
+simulated *from that hypothesis* (``simulate(h, policy=MIXTURE, users=U, rounds=U,
+epochs=5)``: 10 events per user), fitted by :func:`scai.inference.mcmc.fit_mcmc` with its
+defaults (2 chains, 300 warmup + 500 draws; the chains in lockstep in this process through one
+batched gradient of the density's NumPy backend).
 Then the user's case of issue 14: ``pooled_latent_lam`` on a group of 64 interactions (16
 users, 8 rounds, 8 epochs).
 

@@ -13,8 +13,9 @@ Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 ``P(z_u = k | theta, data)`` averaged over draws.
 
 Label switching cannot happen: the policy types are named utilities, not exchangeable
-components. Chains run in separate processes when the machine has a core for each (Pyro's own
-multi-chain mode needs one more core than chains), else one after another.
+components. By default the chains run in lockstep in this process through one batched gradient
+of the density on the data tiled per chain (:func:`game_lockstep_problem`); ``parallel=True``
+runs them in worker processes, ``False`` one after another (:func:`fit_mcmc`).
 """
 
 from __future__ import annotations

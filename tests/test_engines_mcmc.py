@@ -1,9 +1,8 @@
 """The MCMC engine: parameter recovery, and agreement with the exact engine.
 
 NUTS's cost here is mostly Pyro's per-step overhead, so both checks share **one** run (2
-chains of 150 warmup + 200 draws, in parallel processes when the machine has 2 cores, as the
-engine decides by default) over three groups that share no
-parameter (the posterior of each is what a fit of it alone would give):
+chains of 150 warmup + 200 draws, in lockstep in this process, the engine's default) over three
+groups that share no parameter (the posterior of each is what a fit of it alone would give):
 
 * "recovery": a 40/35/25 selfish/fair/altruistic group of 200 users, 1,000 interactions
   (5 epochs of 200 games, a new pot of 10-100 each epoch), simulated at ``lam = 3``;
