@@ -68,6 +68,14 @@ HYPOTHESES = {
         shared_scale=0.5,
         essential_shift=1.5,
     ),
+    # a latent lapse without clones, the tables varying (AgentMarginal's clone-free branch)
+    "lapse_latent_lam_shift": PRESETS["neutral"].with_(
+        name="lapse_latent_lam_shift",
+        lapse_prior=(2.0, 20.0),
+        rationality_scale=0.3,
+        currency_scale=0.5,
+        essential_shift=1.0,
+    ),
     # tones read by a reader that mistakes rude and neutral for each other 30% of the time
     "read_tones": PRESETS["stereotyped"].with_(
         rationality_scale=0.3,
@@ -144,7 +152,14 @@ def test_hand_gradient_equals_autograd(float64, data, name):
 
 @pytest.mark.parametrize(
     "name",
-    ["pooled", "shift_and_lam", "roles_latent_lam", "everything", "real_agents_pooled_lam"],
+    [
+        "pooled",
+        "shift_and_lam",
+        "roles_latent_lam",
+        "everything",
+        "real_agents_pooled_lam",
+        "lapse_latent_lam_shift",
+    ],
 )
 def test_hand_gradient_with_padded_users_and_two_currencies_equals_autograd(float64, name):
     """On simulations of different sizes (the users plate padded) and one with two currencies
