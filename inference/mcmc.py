@@ -5,7 +5,7 @@ model with each user's policy and manner summed out by hand (equal to the enumer
 model's density; a test checks it), on an unconstrained vector (stick-breaking ``pi``, log
 ``lam``, currency shifts), whitened by the Laplace approximation (:class:`Whitening`); NUTS
 is the lean one of :mod:`scai.inference.hmc` on the density's NumPy backend, whose gradient is
-derived by hand (equal to the torch reference's autograd; 2.7-3.3x cheaper per gradient), and
+derived by hand (equal to the torch reference's autograd and cheaper: ``benchmarks/README.md``), and
 its struggle monitor reports a chain in trouble while it runs (:class:`SamplerWarning`). With a
 latent clone probability the chain's state also holds the group's prototype: NUTS samples the
 joint with it, and a Gibbs step moves it between NUTS iterations (:mod:`scai.inference.sheets`).

@@ -77,7 +77,7 @@ class MarginalDensity:
         self.utilities = None
         if not (self.coords.latent_shared or self.coords.latent_shift):
             self.utilities = group_utilities(hypothesis, data.pots, shift)
-        self.numpy = None
+        self.numpy: NumpyMarginal | AgentMarginal
         if _plain(hypothesis):
             self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)
             if not self.varies:

@@ -2,11 +2,11 @@
 
 The fast backend of :class:`scai.models.density.MarginalDensity`: one evaluation is a few dozen
 NumPy operations on small arrays, where the torch reference records ~300 operations for
-autograd (with a latent rationality on 200 users: ~0.9 ms against ~3 ms per gradient). Tests
+autograd (per-gradient times of both: ``benchmarks/README.md``, "Inference"). Tests
 hold its value and gradient equal to the torch reference's autograd. Two classes, each for any
 latent rationality and shifts (the cells' derivatives in them: :class:`RationalCells`):
 :class:`NumpyMarginal` (no lapse, clones or learned coupling) and :class:`AgentMarginal` (any
-of those: the real-agent presets, ~1 ms against ~11 ms per gradient with ``lam`` fixed).
+of those: the real-agent presets).
 
 The derivation, per simulation, for rationality ``lam`` and currency shifts ``delta_c``:
 
