@@ -2,7 +2,8 @@
 
 Starting a worker by spawning it (a new interpreter importing torch, Pyro and ArviZ) costs ~3 s
 of CPU on this machine: as much as a whole NUTS chain on 200 users. Workers are therefore
-forked from a worker server that imports those modules once (:data:`WORKER_MODULES`,
+forked from a worker server that imports those modules once (:data:`WORKER_MODULES`, and
+:data:`ARVIZ_MODULES` unless the workers fit by the exact engine alone;
 :func:`start_worker_server`; :mod:`scai.worker_start`), and experiments and MCMC chains reuse
 one pool per size instead of starting one per call. ``scai run`` starts the server before it
 imports its own modules, so that both import at once on two cores.
