@@ -55,6 +55,9 @@ WORKER_MODULES = (
     "scai.inference.nuts",
     "scai.inference.arviz_io",
     "h5netcdf",
+    # torch imports it (and SymPy: ~1 s of CPU) on the first torch.broadcast_shapes, which
+    # every exact fit with a latent scalar calls (the MultivariateNormal of its prior)
+    "torch.fx.experimental.symbolic_shapes",
 )
 #: What the server imports too unless told that the workers fit by the exact engine alone:
 #: ArviZ (MCMC's and the human-data fits' diagnostics, SVI's importance check) with xarray
