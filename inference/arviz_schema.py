@@ -235,7 +235,8 @@ def write_netcdf(parts: InferenceParts, path) -> None:
     :class:`Group`\\ s.
 
     ArviZ's rules, followed here: a sampled group's variables have dims ``(chain, draw, ...)``,
-    any dim not named is ``NAME_dim_I``, and a dim without labels is labelled ``0..n-1``; each
+    any dim not named is ``NAME_dim_I``, and a dim without labels is labelled ``0..n-1`` (an
+    extra group's dims must all have labels: xarray would write one without); each
     ArviZ group's attributes are ``created_at`` and ``arviz_version`` then ``parts.attrs``
     (an extra group's only ``parts.attrs``). xarray's encodings: booleans as int8 marked
     ``dtype: bool``, floats filled with NaN, text as variable-length UTF-8, and (ArviZ's
@@ -254,6 +255,9 @@ def write_netcdf(parts: InferenceParts, path) -> None:
     for name, group in parts.extra_groups.items():
         if not isinstance(group, Group):
             raise TypeError(f"extra group {name!r}: write_netcdf takes a Group")
+        unlabelled = {d for dims, _ in group.variables.values() for d in dims} - set(group.coords)
+        if unlabelled:  # xarray would write such a dim without labels, not as 0..n-1
+            raise ValueError(f"extra group {name!r}: no labels for {sorted(unlabelled)}")
         groups[name] = (group.variables, group.coords, dict(parts.attrs))
 
     def write(tmp: str) -> None:
