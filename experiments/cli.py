@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if _computes_in_workers(sys.argv[1:] if argv is None else argv):
         from scai.inference.workers import start_worker_server
 
-        start_worker_server()  # it imports the workers' modules while this process imports its
+        # it imports the workers' modules while this process imports its
+        start_worker_server(arviz=_workers_need_arviz(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a one-line parse error
@@ -112,6 +113,25 @@ def _computes_in_workers(argv: list[str]) -> bool:
     except (argparse.ArgumentError, SystemExit):
         return False
     return (workers or os.cpu_count() or 1) > 1
+
+
+#: The experiments whose workers fit by ``--engine`` alone (no diagnostics by ArviZ).
+_ENGINE_ONLY = ("all", "alignment", "generalization", "inconsistency")
+
+
+def _workers_need_arviz(argv: list[str]) -> bool:
+    """Whether the workers of the ``scai run`` in ``argv`` may import ArviZ, so that the worker
+    server must (:data:`scai.inference.workers.ARVIZ_MODULES`): all but the study's
+    experiments by the exact engine (the default). In doubt (the experiment not right after
+    ``run``, an unreadable ``--engine``), yes."""
+    after = argv[argv.index("run") + 1 :] if "run" in argv else []
+    look = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    look.add_argument("--engine", default="exact")
+    try:
+        engine = look.parse_known_args(after)[0].engine
+    except (argparse.ArgumentError, SystemExit):
+        return True
+    return not (after[:1] and after[0] in _ENGINE_ONLY and engine == "exact")
 
 
 def _stop_workers() -> None:

@@ -29,13 +29,14 @@ import pandas as pd
 import torch
 
 from scai.inference.arviz_schema import (
+    Group,
     InferenceParts,
     PosteriorFileError,
     build_inference_data,
     provenance,
     read_netcdf,
     read_plain_groups,
-    save_netcdf,
+    write_netcdf,
 )
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS
@@ -109,18 +110,13 @@ def posterior_parts(posterior) -> InferenceParts:
     replicates = posterior_replicates(posterior, posterior.seed + 1)
     if "lp" not in posterior.sample_stats:  # computed once, when first asked for
         posterior.sample_stats["lp"] = posterior.log_joint().numpy()
-    import xarray as xr
-
-    user_group = xr.Dataset(
-        {
-            "policy_prob": (("user", "policy"), _users(posterior.policy_probs, s_idx, u_idx)),
-            "manner_prob": (("user", "manner"), _users(posterior.manner_probs, s_idx, u_idx)),
-        },
-        coords={"user": users, "policy": coords["policy"], "manner": coords["manner"]},
-    )
+    user_variables = {
+        "policy_prob": (("user", "policy"), _users(posterior.policy_probs, s_idx, u_idx)),
+        "manner_prob": (("user", "manner"), _users(posterior.manner_probs, s_idx, u_idx)),
+    }
     if posterior.pi_mean_exact is not None:
-        user_group["pi_mean"] = (("sim", "policy"), posterior.pi_mean_exact.double().numpy())
-        user_group = user_group.assign_coords(sim=coords["sim"])
+        user_variables["pi_mean"] = (("sim", "policy"), posterior.pi_mean_exact.double().numpy())
+    user_group = Group(user_variables, coords)
     attrs = provenance(
         seed=posterior.seed,
         engine=posterior.engine,
@@ -158,8 +154,9 @@ def to_inference_data(posterior):
 
 
 def save_posterior(posterior, path) -> None:
-    """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename)."""
-    save_netcdf(posterior.to_arviz(), path)
+    """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename),
+    without building it (:func:`~scai.inference.arviz_schema.write_netcdf`)."""
+    write_netcdf(posterior_parts(posterior), path)
 
 
 def load_posterior(path):

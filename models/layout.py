@@ -299,10 +299,15 @@ class GroupData:
 
 def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per row: whether a tone was heard (a non-empty text) and its index into ``TONES`` (0
-    where none or unknown), each distinct text looked up once."""
+    where none or unknown), each distinct text looked up once (in a dict: building a pandas
+    Index of the tones per call cost more than the lookups, on the protocol's every epoch)."""
     codes, texts = pd.factorize(column.astype(str).to_numpy(dtype=object))
-    texts = np.asarray(texts, dtype=object)
-    return (texts != "")[codes], pd.Index(TONES).get_indexer(texts).clip(min=0)[codes]
+    heard = np.array([text != "" for text in texts], dtype=bool)
+    index = np.array([_TONE_INDEX.get(text, 0) for text in texts], dtype=np.intp)
+    return heard[codes], index[codes]
+
+
+_TONE_INDEX = {tone: i for i, tone in enumerate(TONES)}
 
 
 def _user_order(n_sims, known_sim, known_code, sim_code, proposer, responder, names):

@@ -297,16 +297,23 @@ class TableCategorical(dist.TorchDistribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         active = torch.ones(shape, dtype=torch.bool) if self.active is None else self.active
         active = active.expand(shape)
-        rows = tuple(i.expand(shape)[active] for i in self.index)
         out = torch.zeros(shape, dtype=torch.long)
-        if len(rows) == 0 or len(rows[0]) == 0:
+        if len(self.index) == 0 or not bool(active.any()):
             return out
         table = self.table.detach().double()
         O = table.shape[-1]
-        flat = torch.zeros_like(rows[0])
-        for index, size in zip(rows, table.shape[:-1], strict=True):
+        # Each draw's row of the table as one flat index, combined at the index tensors' own
+        # (broadcast) shapes and only then expanded and masked: one gather, not one per index.
+        flat = torch.zeros((), dtype=torch.long)
+        for index, size in zip(self.index, table.shape[:-1], strict=True):
             flat = flat * size + index
-        used, which = torch.unique(flat, return_inverse=True)
+        flat = flat.expand(shape)[active]
+        # The rows used, in order, and each draw's position among them: torch.unique's
+        # (sorted, inverse) by marking the used rows of the table, without sorting the draws.
+        marked = torch.zeros(table.shape[:-1].numel(), dtype=torch.bool)
+        marked[flat] = True
+        used = marked.nonzero().squeeze(-1)
+        which = (marked.cumsum(0) - 1)[flat]
         cdf = table.reshape(-1, O)[used].exp().cumsum(-1)
         if not bool((cdf[:, -1] > 0).all()):
             raise ValueError("TableCategorical: a looked-up row has no possible offer")

@@ -259,6 +259,47 @@ def test_round_trip(saved, mcmc, exact, svi, engine):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
 
 
+#: HDF5 attributes that name other objects of the file (their numbering is the writer's).
+LINKS = {"DIMENSION_LIST", "REFERENCE_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates"}
+
+
+@pytest.mark.parametrize("engine", ["mcmc", "exact", "svi"])
+def test_the_file_is_the_one_arviz_writes(saved, mcmc, exact, svi, engine, tmp_path):
+    # save() writes through h5netcdf alone (write_netcdf), not through ArviZ and xarray: the
+    # same groups, variables, dtypes, storage (chunks, compression, fill value) and attributes
+    # as ArviZ's own writing of to_arviz(), so that every reader sees the same file.
+    import h5py
+
+    from scai.inference.arviz_schema import save_netcdf
+
+    post = {"mcmc": mcmc, "exact": exact, "svi": svi}[engine]
+    path = tmp_path / "by_arviz.nc"
+    save_netcdf(post.to_arviz(), path)
+
+    def described(handle):
+        out = {}
+        for group in handle:
+            attrs = dict(handle[group].attrs)
+            for key in ("created_at", "created"):  # the times they were written
+                attrs.pop(key, None)
+            out[group] = {"attrs": attrs}
+            for name, obj in handle[group].items():
+                # repr: NaN (a float's fill value) equals itself
+                kept = {
+                    k: repr(np.asarray(v).tolist()) for k, v in obj.attrs.items() if k not in LINKS
+                }
+                layout = (obj.chunks, obj.compression, obj.compression_opts, obj.shuffle)
+                fill = repr(np.asarray(obj.fillvalue).tolist())
+                text = h5py.check_string_dtype(obj.dtype) is not None
+                values = obj.asstr()[()].tolist() if text else obj[()].tobytes()
+                out[group][name] = (obj.dtype, obj.shape, layout, fill, kept, values)
+        return out
+
+    with h5py.File(saved[engine]) as ours, h5py.File(path) as arviz_file:
+        assert list(ours) == list(arviz_file)
+        assert described(ours) == described(arviz_file)
+
+
 def test_compare_two_hypotheses(sim):
     posts = {
         name: fit(sim.interactions, name, engine="exact", seed=0, num_draws=300)

@@ -119,3 +119,26 @@ def test_the_server_ends_with_a_program_killed_while_it_imports():
     finally:
         program.kill()
         program.wait()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needed"),
+    [
+        ("run all --out x --workers 2", False),
+        ("--debug run inconsistency --engine exact --out run", False),
+        ("run generalization --engine=exact", False),
+        ("run all --engine mcmc", True),
+        ("run generalization --engine=svi", True),
+        ("run everything", True),
+        ("run human-data", True),
+        ("run original-logs", True),
+        ("run --out x all", True),  # in doubt (the experiment not right after run): imported
+    ],
+)
+def test_the_server_imports_arviz_unless_the_workers_fit_by_the_exact_engine_alone(argv, needed):
+    # The study's experiments by the exact engine never import ArviZ in a worker (posterior
+    # files are written by h5netcdf), so the server spares its imports; every other run may
+    # (diagnostics), and then only the server may import it (its daily stamp: above).
+    from scai.experiments.cli import _workers_need_arviz
+
+    assert _workers_need_arviz(argv.split()) is needed
