@@ -260,7 +260,7 @@ class MarginalDensity:
             return -(log_p + g.value), -grad.reshape(-1)
 
         if not self.varies:  # only pi: the users' log-likelihoods are fixed
-            g = self.numpy.group(log_pi, None, None, False, False)
+            g = self.numpy.group_of_pi(log_pi)
             self._pull_pi(grad, g.d_log_pi, z)
             return -(log_p + g.value), -grad.reshape(-1)
         lam = np.full(S, self.hypothesis.rationality)
