@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.special import expit, log_expit
+from scipy.special import expit
 from torch.distributions.transforms import StickBreakingTransform
 
 from scai.models.hypotheses import Hypothesis
@@ -219,8 +219,9 @@ class MarginalDensity:
         coords, cols_of = self.coords, self.columns
         S = coords.n_sims
         cols = theta.reshape(S, coords.width)
-        log_p, grad = self.prior.log_prob_unconstrained_np(cols, coords, self._essential_np)
-        log_pi, z = self.log_pi(cols)
+        sticks = self.prior.sticks_np(cols[:, cols_of["pi"]])
+        log_p, grad = self.prior.log_prob_unconstrained_np(cols, coords, self._essential_np, sticks)
+        log_pi, z = self.log_pi(cols, sticks)
         scalars = self._scalars(cols)
         if isinstance(self.numpy, AgentMarginal):
             bounded = {site: expit(cols[:, cols_of[site]][:, 0]) for site in coords.bounded}
@@ -230,7 +231,7 @@ class MarginalDensity:
                     v = bounded[site]
                     grad[:, cols_of[site]] += (v * (1 - v) * d)[:, None]
         elif scalars is None:  # only pi: the users' log-likelihoods are fixed
-            g = self.numpy.group(log_pi, None, None, False, False)
+            g = self.numpy.group_of_pi(log_pi)
         else:
             g = self.numpy.group(
                 log_pi, scalars.lam, scalars.shift, scalars.needs_lam, scalars.needs_shift
@@ -271,13 +272,18 @@ class MarginalDensity:
         elif coords.latent_shared:
             grad[:, cols_of["shift_shared"]] += d_shift.sum(-1, keepdims=True)
 
-    def log_pi(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(log pi [S, K], the stick fractions z [S, K - 1])`` of ``cols [S, width]``."""
-        t = cols[:, self.columns["pi"]] - self.prior.stick_offset
-        z = expit(t)
-        log_pi = np.zeros((len(t), t.shape[1] + 1))
-        log_pi[:, :-1] = log_expit(t)
-        log_pi[:, 1:] += log_expit(-t).cumsum(-1)  # log prod_{i<=j} (1 - z_i)
+    def log_pi(
+        self, cols: np.ndarray, sticks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(log pi [S, K], the stick fractions z [S, K - 1])`` of ``cols [S, width]``
+        (``sticks``: :meth:`~scai.models.prior.GroupPrior.sticks_np` of its sticks' columns,
+        if already computed)."""
+        if sticks is None:
+            sticks = self.prior.sticks_np(cols[:, self.columns["pi"]])
+        z, log_z, log_1mz = sticks
+        log_pi = np.zeros((len(z), z.shape[1] + 1))
+        log_pi[:, :-1] = log_z
+        log_pi[:, 1:] += log_1mz.cumsum(-1)  # log prod_{i<=j} (1 - z_i)
         return log_pi, z
 
     def _pull_pi(self, grad: np.ndarray, d_log_pi: np.ndarray, z: np.ndarray) -> None:

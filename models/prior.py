@@ -381,16 +381,27 @@ class GroupPrior:
             lp = lp + (a * logsigmoid(x) + b * logsigmoid(-x) - float(betaln(a, b)))
         return lp
 
+    def sticks_np(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(z, log z, log(1 - z))`` ``[S, K - 1]``: the stick-breaking fractions ``z =
+        sigmoid(x - offset)`` of the sticks' columns ``x [S, K - 1]``, and their logs (what
+        the prior and ``log pi`` both read: computed once per gradient)."""
+        t = x - self.stick_offset
+        return expit(t), log_expit(t), log_expit(-t)
+
     def log_prob_unconstrained_np(
-        self, cols: np.ndarray, coords: Coordinates, essential: np.ndarray
+        self,
+        cols: np.ndarray,
+        coords: Coordinates,
+        essential: np.ndarray,
+        sticks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(log p [S], d log p / d cols [S, width])`` for ``cols [S, width]``, NumPy: the
-        same density as :meth:`log_prob_unconstrained`, with its gradient."""
+        same density as :meth:`log_prob_unconstrained`, with its gradient. ``sticks``:
+        :meth:`sticks_np` of the sticks' columns, if already computed."""
         where = _columns(coords)  # read only
         grad = np.zeros(cols.shape)
-        t = cols[:, where["pi"]] - self.stick_offset
-        z = expit(t)
-        lp = (self.stick_a * log_expit(t) + self.stick_b * log_expit(-t)).sum(-1)
+        z, log_z, log_1mz = self.sticks_np(cols[:, where["pi"]]) if sticks is None else sticks
+        lp = (self.stick_a * log_z + self.stick_b * log_1mz).sum(-1)
         lp = lp - self._stick_log_norm_sum
         grad[:, where["pi"]] = self.stick_a * (1 - z) - self.stick_b * z
         if coords.latent_lam:

@@ -321,3 +321,31 @@ def test_exact_engines_grid_density_is_the_same_density(float64, data, name):
     kernel = lattice_group_loglik(L, mask, pi_grid)  # [4, S, G]
     reference = group_loglik(pi_grid.log()[:, None, None, :], L.unsqueeze(0), data.user_mask)
     torch.testing.assert_close(kernel, reference.permute(1, 2, 0), rtol=0, atol=1e-9)
+
+
+def test_product_form_of_the_pi_only_group_equals_the_log_sum_exp_form(float64):
+    """With only ``pi`` latent the NumPy backend takes ``G`` in product form
+    (``NumpyMarginal.group_of_pi``): the same value and gradient as the log-sum-exp form, on
+    a padded layout (a simulation with fewer users), at ordinary points and where ``m = E pi``
+    underflows (every ``pi_k`` ~ e^-800: the log-sum-exp form answers there)."""
+    import numpy as np
+    import pandas as pd
+
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["neutral"]
+    five = simulate(hyp, policy="selfish=0.5,fair=0.5", users=5, rounds=5, epochs=2, seed=3)
+    three = simulate(hyp, policy="selfish=0.5,fair=0.5", users=3, rounds=3, epochs=2, seed=4)
+    three.interactions["sim"] = "1"
+    data = GroupData.from_table(pd.concat([five.interactions, three.interactions]))
+    marginal = MarginalDensity(data, hyp).numpy
+    assert marginal.padded
+    rng = np.random.default_rng(0)
+    points = [np.log(rng.dirichlet([1.0, 1.0, 1.0], size=2)) for _ in range(5)]
+    points.append(np.full((2, 3), -800.0))
+    for log_pi in points:
+        want = marginal.group(log_pi, None, None, False, False)
+        got = marginal.group_of_pi(log_pi)
+        assert np.all(np.isfinite(got.value))
+        np.testing.assert_allclose(got.value, want.value, rtol=1e-12)
+        np.testing.assert_allclose(got.d_log_pi, want.d_log_pi, rtol=1e-9, atol=1e-12)
