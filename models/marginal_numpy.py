@@ -358,11 +358,11 @@ class AgentMarginal:
             self.heard = (data.tone_counts().sum(-1).numpy() > 0)[..., None]  # [S, U, 1]
 
     def _cells(
-        self, eps: np.ndarray, log_rational: np.ndarray
+        self, eps: np.ndarray, log_rational: np.ndarray, chain: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Each cell's ``log P [cells, K]`` at lapse ``eps`` (``[S]`` or ``[1]``) of its
-        rational ``log p`` ``log_rational``, its derivative in ``eps`` and ``d log P / d log
-        p`` (``None``: 1, no lapse)."""
+        rational ``log p`` ``log_rational``, its derivative in ``eps`` and, with ``chain``,
+        ``d log P / d log p`` (``None``: 1, no lapse, or not asked for)."""
         e = eps[self.cell_sim if len(eps) > 1 else np.zeros_like(self.cell_sim)][:, None]
         if not np.any(e > 0):
             return log_rational, np.zeros_like(log_rational), None
@@ -370,7 +370,7 @@ class AgentMarginal:
         kept = np.log1p(-e) + log_rational
         log_p = np.logaddexp(slip, kept)
         d_eps = np.exp(self.log_uniform - log_p) - np.exp(log_rational - log_p)
-        return log_p, d_eps, np.exp(kept - log_p)
+        return log_p, d_eps, np.exp(kept - log_p) if chain else None
 
     def _tones(self, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``tones [K, S, U]`` at coupling strength ``[S]`` and their derivative in it."""
@@ -399,7 +399,8 @@ class AgentMarginal:
                     scalars.lam, scalars.shift, scalars.needs_lam, scalars.needs_shift
                 )
             eps = bounded["lapse"] if "lapse" in bounded else np.full(1, self.lapse)
-            cell_ll, d_eps_cell, d_rational = self._cells(eps, log_rational)
+            chain = d_lam_cell is not None or d_shift_cell is not None
+            cell_ll, d_eps_cell, d_rational = self._cells(eps, log_rational, chain)
             if "lapse" not in bounded:
                 d_eps_cell = None
             if d_rational is not None:  # the chain rule through the lapse

@@ -11,18 +11,23 @@ def three_mixed_groups() -> GroupData:
     """Three simulations of 5 mixed-norm users with stereotyped tones, in dollars, medicine
     (an essential good) and dollars: every kind of latent site has data to act on. Build it
     inside a test (or after the ``float64`` fixture) to get the dtype the test wants."""
-    sim = simulate(
+    return GroupData.from_table(_mixed_stereotyped(users=5, rounds=5, epochs=2, seed=5))
+
+
+def _mixed_stereotyped(users: int, rounds: int, epochs: int, seed: int):
+    """Three simulations of mixed-norm users with stereotyped tones, in dollars, medicine and
+    dollars, pots 2-9: the interaction table."""
+    return simulate(
         PRESETS["stereotyped"],
         policy="selfish=0.4,fair=0.3,altruistic=0.3",
-        users=5,
-        rounds=5,
-        epochs=2,
+        users=users,
+        rounds=rounds,
+        epochs=epochs,
         sims=3,
         currency=["dollars", "medicine", "dollars"],
-        seed=5,
+        seed=seed,
         pot_range=(2, 9),
-    )
-    return GroupData.from_table(sim.interactions)
+    ).interactions
 
 
 def padded_two_currency_groups() -> GroupData:
@@ -31,18 +36,7 @@ def padded_two_currency_groups() -> GroupData:
     third, where one never played), and in the second its even rounds played in dollars (two
     currencies in one simulation, medicine essential). The data are no longer a draw from the
     model; they are for checks that hold for any data (a gradient equal to autograd's)."""
-    sim = simulate(
-        PRESETS["stereotyped"],
-        policy="selfish=0.4,fair=0.3,altruistic=0.3",
-        users=6,
-        rounds=4,
-        epochs=3,
-        sims=3,
-        currency=["dollars", "medicine", "dollars"],
-        seed=3,
-        pot_range=(2, 9),
-    )
-    table = sim.interactions.copy()
+    table = _mixed_stereotyped(users=6, rounds=4, epochs=3, seed=3).copy()
     first, second = table["sim"].unique()[:2]
     table.loc[(table["sim"] == second) & (table["round"] % 2 == 0), "currency"] = "dollars"
     gone = sorted(set(table.loc[table["sim"] == first, "proposer"]))[:2]

@@ -108,6 +108,20 @@ def pyro_params(theta: torch.Tensor, density: MarginalDensity) -> dict[str, torc
     }
 
 
+def assert_potentials_are_autograds(
+    density: MarginalDensity, theta: torch.Tensor, prototype: np.ndarray | None
+) -> np.ndarray:
+    """The NumPy backend's potentials and gradient at ``theta`` (given ``prototype``) equal
+    autograd on the torch reference's ``-log_joint``; returns the gradient."""
+    x = theta.clone().requires_grad_(True)
+    want = -density.log_joint(x, prototype)
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    values, grad = density.potentials_and_grad(theta.numpy(), prototype)
+    np.testing.assert_allclose(values, want.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-9)
+    return grad
+
+
 @pytest.mark.parametrize("name", list(HYPOTHESES))
 def test_potential_and_gradient_equal_pyros(float64, data, name):
     hyp = HYPOTHESES[name]
@@ -173,12 +187,7 @@ def test_hand_gradient_with_padded_users_and_two_currencies_equals_autograd(floa
     prototypes = [None] + ([np.arange(S) % 3] if HYPOTHESES[name].clones else [])
     for prototype in prototypes * 2:
         theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
-        x = theta.clone().requires_grad_(True)
-        want = -density.log_joint(x, prototype)
-        (want_grad,) = torch.autograd.grad(want.sum(), x)
-        values, grad = density.potentials_and_grad(theta.numpy(), prototype)
-        np.testing.assert_allclose(values, want.detach().numpy(), rtol=1e-12)
-        np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-9)
+        grad = assert_potentials_are_autograds(density, theta, prototype)
     assert np.abs(grad).reshape(S, -1).max(0).min() > 1e-6
 
 
@@ -194,12 +203,7 @@ def test_hand_gradient_with_a_prototype_equals_autograd(float64, data, name):
     for z in range(K):
         prototype = np.full(S, z)
         theta = density.initial() + 0.7 * torch.randn(density.coords.size, generator=generator)
-        x = theta.clone().requires_grad_(True)
-        want = -density.log_joint(x, prototype)
-        (want_grad,) = torch.autograd.grad(want.sum(), x)
-        values, grad = density.potentials_and_grad(theta.numpy(), prototype)
-        np.testing.assert_allclose(values, want.detach().numpy(), rtol=1e-12)
-        np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-9)
+        grad = assert_potentials_are_autograds(density, theta, prototype)
         cols = theta.reshape(S, -1)
         pi = density.stick(cols[:, density.columns["pi"]])
         weights, _ = prototype_posterior(
