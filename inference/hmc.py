@@ -495,16 +495,12 @@ def nuts_chain(
                 window = []
                 eps = yield from find_step_size(integrator, q, u, g, eps, rng)
                 averaging.restart(eps)
-                if monitor is not None:
-                    monitor.check(i, positions, stats, lo=i + 1 - n, adapting=True)
             if i == warmup - 1:
                 eps = averaging.final
-                if monitor is not None:
-                    monitor.check(i, positions, stats, lo=max(0, i - 99), adapting=True)
         else:
             draws[i - warmup] = record
-            if monitor is not None and (i + 1 - warmup) % monitor.every == 0:
-                monitor.check(i, positions, stats, lo=i + 1 - monitor.every)
+        if monitor is not None:
+            monitor.after(i, positions, stats, warmup, windows)
         if on_iteration is not None:
             on_iteration()
     return NutsRun(
@@ -527,6 +523,35 @@ class StruggleMonitor:
     max_depth: int = 10
     messages: list[str] = field(default_factory=list)
     _said: set[str] = field(default_factory=set)
+
+    def after(
+        self,
+        i: int,
+        positions: np.ndarray,
+        stats: dict,
+        warmup: int,
+        windows: Sequence[tuple[int, int]],
+    ) -> None:
+        """The checks due after iteration ``i`` of a chain with ``warmup`` adapting iterations
+        in ``windows`` (:func:`adaptation_windows`), ``positions [>= i + 1, d]`` and ``stats``
+        recorded up to ``i``: at the end of each window (its iterations), at the end of the
+        warmup (its last 100), and every ``every`` kept iterations (those)."""
+        if i < warmup:
+            for first, last in windows:
+                if i == last:
+                    self.check(i, positions, stats, lo=first, adapting=True)
+            if i == warmup - 1:
+                self.check(i, positions, stats, lo=max(0, i - 99), adapting=True)
+        elif (i + 1 - warmup) % self.every == 0:
+            self.check(i, positions, stats, lo=i + 1 - self.every)
+
+    def replay(self, positions: np.ndarray, stats: dict, warmup: int) -> None:
+        """The checks :func:`nuts_chain` makes while it runs, made afterwards on a finished
+        chain's ``positions [iterations, d]`` and ``stats`` (a sampler that cannot call back
+        while it runs: :mod:`scai.inference.compiled`); the same messages, at the end."""
+        windows = adaptation_windows(warmup)
+        for i in range(len(positions)):
+            self.after(i, positions, stats, warmup, windows)
 
     def check(
         self, i: int, positions: np.ndarray, stats: dict, lo: int, adapting: bool = False

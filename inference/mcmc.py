@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from scai.inference.clones import CloneCoordinates, preferred_prototype
+from scai.inference.compiled import PiModel
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
 from scai.inference.laplace import Laplace, find_best_mode, laplace
@@ -280,6 +281,7 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
         names=coordinate_names(density),
         unscale=theta_of,
         move=None if sheets is None else sheets.step,
+        compiled=PiModel.of(density, mapped, white),
     )
 
 
@@ -295,13 +297,19 @@ def fit_mcmc(
     target_accept: float = 0.8,
     parallel: bool | None = None,
     progress: bool = False,
+    compiled: bool = True,
 ) -> Posterior:
     """NUTS with ``num_chains`` chains of ``warmup + samples`` iterations.
 
     ``parallel``: ``None`` (default) runs the chains in lockstep in this process through one
     batched gradient of the density's NumPy backend (:func:`game_lockstep_problem`);
     ``True``: one worker process per chain; ``False``: one chain after another here. Each
-    ``(seed, chain)`` starts at the same point in every mode."""
+    ``(seed, chain)`` starts at the same point in every mode. With ``parallel=None``, where
+    ``pi`` is the only latent site and the action tables are fixed (the presets ``neutral``,
+    ``stereotyped``, ``currency_invariant``), the chains run in compiled code instead
+    (:mod:`scai.inference.compiled`: the same sampler and draws to rounding; the struggle
+    monitor's messages come once the chains have run), unless ``compiled=False`` or the
+    environment says ``SCAI_COMPILED=0``."""
     if num_chains < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
     lockstep = parallel is None
@@ -314,6 +322,7 @@ def fit_mcmc(
             chains=num_chains,
             progress=progress,
             speak=progress,
+            compiled=compiled,
             **options,
         )
     else:

@@ -40,6 +40,7 @@ import pyro
 import torch
 from pyro.infer.mcmc import MCMC, NUTS
 
+from scai.inference.compiled import compiled_enabled, sample_chains
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.hmc import StruggleMonitor, sample_nuts, sample_nuts_lockstep
 from scai.inference.progress import progress_bar
@@ -151,6 +152,9 @@ class LockstepProblem:
     names: Sequence[str] | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = None
     move: MoveStep | None = None
+    #: where the potential has a compiled form (:class:`scai.inference.compiled.PiModel`),
+    #: the chains may run in compiled code
+    compiled: Any = None
 
 
 @dataclass(frozen=True)
@@ -304,12 +308,17 @@ def run_lockstep(
     target_accept: float = 0.8,
     progress: bool = False,
     speak: bool = False,
+    compiled: bool = True,
 ) -> list[ChainResult]:
     """``chains`` chains of ``setup(*args, chains)`` in this process, in lockstep (module
     docstring), with one torch thread (restored afterwards): chain ``c``'s start is drawn
     after seeding torch and Pyro with :func:`chain_seed` ``(seed, c)``, and its NUTS generator
     is seeded the same. ``progress`` shows chain 0's bar; each result's ``seconds`` is the
-    whole run's."""
+    whole run's. With ``compiled`` and a problem that brings a compiled potential (and
+    :func:`scai.inference.compiled.compiled_enabled`), the chains run one after another in
+    compiled code (:func:`scai.inference.compiled.sample_chains`: the same draws to rounding)
+    and the struggle monitor looks at them afterwards (its messages come at the end; the bar
+    fills at the end)."""
     start = time.perf_counter()
     with one_torch_thread():
         with warnings.catch_warnings():
@@ -336,18 +345,32 @@ def run_lockstep(
                     unscale=problem.unscale or (lambda x: x),
                 )
             )
+        positions = np.stack([x.detach().double().numpy().reshape(-1) for x in starts])
+        rngs = [np.random.default_rng(chain_seed(seed, c)) for c in range(chains)]
         try:
-            runs = sample_nuts_lockstep(
-                problem.values_and_grads,
-                np.stack([x.detach().double().numpy().reshape(-1) for x in starts]),
-                rngs=[np.random.default_rng(chain_seed(seed, c)) for c in range(chains)],
-                warmup=warmup,
-                samples=samples,
-                target_accept=target_accept,
-                monitors=monitors,
-                on_iteration=[bar.update] + [None] * (chains - 1),
-                moves=[_bind(problem.move, c, move_rng(seed, c)) for c in range(chains)],
-            )
+            if compiled and problem.compiled is not None and compiled_enabled():
+                runs = sample_chains(
+                    problem.compiled,
+                    positions,
+                    rngs,
+                    warmup=warmup,
+                    samples=samples,
+                    target_accept=target_accept,
+                    monitors=monitors,
+                )
+                bar.update(warmup + samples)
+            else:
+                runs = sample_nuts_lockstep(
+                    problem.values_and_grads,
+                    positions,
+                    rngs=rngs,
+                    warmup=warmup,
+                    samples=samples,
+                    target_accept=target_accept,
+                    monitors=monitors,
+                    on_iteration=[bar.update] + [None] * (chains - 1),
+                    moves=[_bind(problem.move, c, move_rng(seed, c)) for c in range(chains)],
+                )
         finally:
             bar.close()
     seconds = time.perf_counter() - start

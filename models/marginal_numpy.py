@@ -189,6 +189,14 @@ class NumpyMarginal:
         self._fixed_weights = np.ascontiguousarray(np.exp(L - top).transpose(1, 2, 0))
         self._fixed_top = (top * self.mask).sum(-1)  # [S]
 
+    def fixed_users(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """What :meth:`group_of_pi` reads, once :meth:`fix_parameters` has run (else
+        ``None``): ``E [S, U, K]``, ``sum_u max_k L [S]`` (padding masked) and ``L [K, S,
+        U]`` (for users whose product underflows)."""
+        if self._fixed_weights is None:
+            return None
+        return self._fixed_weights, self._fixed_top, self._fixed_users
+
     def group_of_pi(self, log_pi: np.ndarray) -> GroupGradient:
         """:meth:`group` with ``L`` fixed (:meth:`fix_parameters`), in product form: with
         ``E[s, u, k] = exp(L[k, s, u] - max_k L)`` computed once, a user's likelihood is
