@@ -359,6 +359,7 @@ def fit_mcmc(
                 "target_accept": target_accept,
                 "parallel": parallel,
                 "lockstep": lockstep,
+                "compiled": all(result.compiled for result in results),
             },
             seed=seed,
         )

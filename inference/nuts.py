@@ -187,6 +187,7 @@ class ChainResult:
     stats: dict[str, np.ndarray]
     seconds: float
     problems: list[str] = field(default_factory=list)
+    compiled: bool = False  # run by the compiled NUTS (scai.inference.compiled)
 
 
 class SamplerWarning(DiagnosticWarning):
@@ -347,8 +348,9 @@ def run_lockstep(
             )
         positions = np.stack([x.detach().double().numpy().reshape(-1) for x in starts])
         rngs = [np.random.default_rng(chain_seed(seed, c)) for c in range(chains)]
+        use_compiled = compiled and problem.compiled is not None and compiled_enabled()
         try:
-            if compiled and problem.compiled is not None and compiled_enabled():
+            if use_compiled:
                 runs = sample_chains(
                     problem.compiled,
                     positions,
@@ -374,10 +376,13 @@ def run_lockstep(
         finally:
             bar.close()
     seconds = time.perf_counter() - start
-    return [
+    results = [
         _chain_result(problem.site, (d,), problem.constrain, run, warmup, dtype, seconds)
         for run in runs
     ]
+    for result in results:
+        result.compiled = use_compiled
+    return results
 
 
 def _chain_result(site, shape, constrain, run, warmup, dtype, seconds) -> ChainResult:

@@ -34,7 +34,8 @@ def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Po
     from scai.inference.mcmc import fit_mcmc
 
     # how the chains ran is chosen afresh (the machine may differ)
-    settings = {k: v for k, v in previous.settings.items() if k not in ("parallel", "lockstep")}
+    ran = ("parallel", "lockstep", "compiled")
+    settings = {k: v for k, v in previous.settings.items() if k not in ran}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
 
 
