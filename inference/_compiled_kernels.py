@@ -143,6 +143,22 @@ def _dot(x, y):
 
 
 @njit(cache=True)
+def _kinetic(p, inv_mass):
+    """``p @ (inv_mass * p)``."""
+    acc = 0.0
+    for i in range(len(p)):
+        acc += p[i] * (inv_mass[i] * p[i])
+    return acc
+
+
+@njit(cache=True)
+def _row(V, out, r_out, src, r_src):
+    """``V[out, r_out] = V[src, r_src]``."""
+    for i in range(V.shape[2]):
+        V[out, r_out, i] = V[src, r_src, i]
+
+
+@njit(cache=True)
 def _logaddexp(a, b):
     """hmc._logaddexp."""
     if a == b:
@@ -173,9 +189,8 @@ def _leaf(model, V, F, src, direction, out, eps, h0, inv_mass, values):
     g = V[out, GP]
     for i in range(d):
         p[i] = V[src, p0, i] - half * V[src, g0, i]
-    step = e * inv_mass
     for i in range(d):
-        q[i] = V[src, q0, i] + step[i] * p[i]
+        q[i] = V[src, q0, i] + (e * inv_mass[i]) * p[i]
     u = potential(model, q, values, g)
     finite = True
     for i in range(d):
@@ -206,8 +221,10 @@ def _leaf(model, V, F, src, direction, out, eps, h0, inv_mass, values):
 @njit(cache=True)
 def _copy(V, F, src, out):
     if src != out:
-        V[out] = V[src]
-        F[out] = F[src]
+        for r in range(V.shape[1]):
+            _row(V, out, r, src, r)
+        for c in range(F.shape[1]):
+            F[out, c] = F[src, c]
 
 
 @njit(cache=True)
@@ -234,16 +251,17 @@ def _merge(V, F, inner, outer, direction, out, scratch):
     sum_accept = F[inner, SUMACC] + F[outer, SUMACC]
     # the ends: minus from a, plus from b (out is inner, i.e. a or b: copy only the other's)
     if out != a:
-        for r in (QM, PM, GM, SM):
-            V[out, r] = V[a, r]
+        for r in range(QM, SM + 1):
+            _row(V, out, r, a, r)
     if out != b:
-        for r in (QP, PP, GP, SP):
-            V[out, r] = V[b, r]
+        for r in range(QP, SP + 1):
+            _row(V, out, r, b, r)
     if out != inner:
-        V[out, QPROP] = V[inner, QPROP]
-        V[out, GPROP] = V[inner, GPROP]
+        _row(V, out, QPROP, inner, QPROP)
+        _row(V, out, GPROP, inner, GPROP)
         F[out, UPROP] = F[inner, UPROP]
-    V[out, RHO] = rho
+    for i in range(d):
+        V[out, RHO, i] = rho[i]
     F[out, LOGW] = log_w
     F[out, NSTEPS] = n_steps
     F[out, SUMACC] = sum_accept
@@ -253,8 +271,8 @@ def _merge(V, F, inner, outer, direction, out, scratch):
 
 @njit(cache=True)
 def _take_proposal(V, F, src, out):
-    V[out, QPROP] = V[src, QPROP]
-    V[out, GPROP] = V[src, GPROP]
+    _row(V, out, QPROP, src, QPROP)
+    _row(V, out, GPROP, src, GPROP)
     F[out, UPROP] = F[src, UPROP]
 
 
@@ -300,7 +318,7 @@ def _transition(model, V, F, q, u, g, eps, rng, inv_mass, sqrt_inv_mass, max_dep
         V[tree, GPROP, i] = g[i]
         V[tree, RHO, i] = V[tree, PM, i]
     for r in range(4):
-        V[tree, QP + r] = V[tree, QM + r]
+        _row(V, tree, QP + r, tree, QM + r)
     F[tree, UPROP] = u
     F[tree, LOGW] = 0.0
     F[tree, NSTEPS] = 0.0
@@ -324,8 +342,9 @@ def _transition(model, V, F, q, u, g, eps, rng, inv_mass, sqrt_inv_mass, max_dep
             _take_proposal(V, F, new, tree)
         if F[tree, TURN] > 0:
             break
-    q[:] = V[tree, QPROP]
-    g[:] = V[tree, GPROP]
+    for i in range(d):
+        q[i] = V[tree, QPROP, i]
+        g[i] = V[tree, GPROP, i]
     result[0] = F[tree, UPROP]
     result[1] = F[tree, SUMACC] / max(F[tree, NSTEPS], 1.0)
     result[2] = F[tree, DIV]
@@ -341,13 +360,12 @@ def _log_accept(model, q, p, g, u, eps, inv_mass, h0, values, q1, p1, g1):
     half = 0.5 * eps
     for i in range(d):
         p1[i] = p[i] - half * g[i]
-    step = eps * inv_mass
     for i in range(d):
-        q1[i] = q[i] + step[i] * p1[i]
+        q1[i] = q[i] + (eps * inv_mass[i]) * p1[i]
     u1 = potential(model, q1, values, g1)
     for i in range(d):
         p1[i] = p1[i] - half * g1[i]
-    h = u1 + 0.5 * _dot(p1, inv_mass * p1)
+    h = u1 + 0.5 * _kinetic(p1, inv_mass)
     return h0 - h if math.isfinite(h) else -math.inf
 
 
@@ -355,8 +373,10 @@ def _log_accept(model, q, p, g, u, eps, inv_mass, h0, values, q1, p1, g1):
 def _find_step_size(model, q, u, g, eps, rng, inv_mass, sqrt_inv_mass, values, scratch):
     """hmc.find_step_size."""
     d = len(q)
-    p = rng.standard_normal(d) / sqrt_inv_mass
-    h0 = u + 0.5 * _dot(p, inv_mass * p)
+    p = rng.standard_normal(d)
+    for i in range(d):
+        p[i] = p[i] / sqrt_inv_mass[i]
+    h0 = u + 0.5 * _kinetic(p, inv_mass)
     q1, p1, g1 = scratch[0], scratch[1], scratch[2]
     first = _log_accept(model, q, p, g, u, eps, inv_mass, h0, values, q1, p1, g1)
     direction = 1 if first > LOG08 else -1
@@ -400,7 +420,8 @@ def chain(model, start, rng, warmup, total, target, max_depth, in_window, window
             scratch, result,
         )  # fmt: skip
         u = result[0]
-        positions[i] = q
+        for j in range(d):
+            positions[i, j] = q[j]
         stats[0, i] = result[1]
         stats[1, i] = result[2]
         stats[2, i] = eps
@@ -420,17 +441,18 @@ def chain(model, start, rng, warmup, total, target, max_depth, in_window, window
                 first = i
             if window_end[i]:
                 n = i + 1 - first
-                mean = np.zeros(d)
-                for r in range(first, i + 1):
-                    mean += positions[r]
-                mean /= n
-                var = np.zeros(d)
-                for r in range(first, i + 1):
-                    dev = positions[r] - mean
-                    var += dev * dev
-                var /= n - 1
-                inv_mass[:] = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
-                sqrt_inv_mass = np.sqrt(inv_mass)
+                for j in range(d):  # np.var(window, axis=0, ddof=1), regularised
+                    mean = 0.0
+                    for r in range(first, i + 1):
+                        mean += positions[r, j]
+                    mean /= n
+                    var = 0.0
+                    for r in range(first, i + 1):
+                        dev = positions[r, j] - mean
+                        var += dev * dev
+                    var /= n - 1
+                    inv_mass[j] = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+                    sqrt_inv_mass[j] = math.sqrt(inv_mass[j])
                 eps = _find_step_size(
                     model, q, u, g, eps, rng, inv_mass, sqrt_inv_mass, values, scratch
                 )

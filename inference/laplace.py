@@ -13,6 +13,7 @@ per simulation) and ``2 * width`` gradients give every block at once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,17 @@ class Laplace:
 ROUGH = {"max_iter": 60, "ftol": 1e-6, "gtol": 1e-3}
 
 
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded thread pools, found once per process (each
+    ``threadpool_limits`` searches the loaded libraries again: ~6 ms, five times per fit);
+    numpy's and SciPy's BLAS are loaded by then (imported here, ~50 ms)."""
+    import scipy.optimize  # noqa: F401  (its BLAS loaded before the search)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def find_mode(
     density: MarginalDensity,
     start: np.ndarray | None = None,
@@ -48,13 +60,12 @@ def find_mode(
     """A mode of the log joint (a minimum of ``U``) by L-BFGS from ``start`` (default: the
     prior median), or ``None`` if the optimiser ends at a non-finite point."""
     import scipy.optimize  # here, not at the top: a third of a second that workers rarely need
-    from threadpoolctl import threadpool_limits  # likewise (~50 ms)
 
     x0 = density.initial().double().numpy() if start is None else np.asarray(start, float)
     # One BLAS thread: L-BFGS-B calls BLAS on vectors of a few numbers, and OpenBLAS's threads
     # waking for each call made it ~30x slower per iteration on a busy 2-core machine (3.1 ms
     # against 0.11 ms), ~1 s of a fit's set-up. Same arithmetic, so the same mode.
-    with np.errstate(all="ignore"), threadpool_limits(1, user_api="blas"):
+    with np.errstate(all="ignore"), _blas_controller().limit(limits=1, user_api="blas"):
         result = scipy.optimize.minimize(
             density.value_and_grad,
             x0,

@@ -20,6 +20,7 @@ runs them in worker processes, ``False`` one after another (:func:`fit_mcmc`).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -255,16 +256,22 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
     every chain (:func:`scai.inference.hmc.sample_nuts_lockstep`)."""
     density = MarginalDensity(data, hypothesis)
     mapped, white = sampler_coordinates(density)
-    tiled = MarginalDensity(data.tile(chains), hypothesis)
-    mapped_all, white_all = mapped.tile(tiled, chains), white.tile(chains)
     sheets = sheets_of(density, mapped, white, chains)
     S, d = density.coords.n_sims, density.coords.size
     dtype = torch.get_default_dtype()
+
+    @functools.cache
+    def tiled() -> tuple[WallCoordinates | CloneCoordinates, Whitening]:
+        # built on the first gradient: the compiled sampler (PiModel) does not need it, and
+        # scoring the tiled data is most of a 200-user problem's set-up (~0.08 s)
+        all_data = MarginalDensity(data.tile(chains), hypothesis)
+        return mapped.tile(all_data, chains), white.tile(chains)
 
     def theta_of(psi: np.ndarray) -> np.ndarray:
         return mapped.theta(white.theta(psi))
 
     def values_and_grads(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mapped_all, white_all = tiled()
         prototype = None if sheets is None else sheets.z.reshape(-1)  # chain-major, as tiled
         theta = white_all.theta(psi.reshape(-1))
         values, grad = mapped_all.potentials_and_grad(theta, prototype)
