@@ -303,16 +303,16 @@ def _sampling_walls(ds: Dataset, hyp: Hypothesis, warmup: int, samples: int, see
 
 
 def numba_cold_compile() -> tuple[float, float]:
-    """``(cold, cached)``: seconds from importing the compiled kernels to the end of a first
-    tiny compiled run, in a fresh process with an empty numba cache (numba imported, every
-    kernel compiled) and in a second one with that cache (numba imported, the kernels
-    loaded)."""
+    """``(cold, cached)``: seconds of a first tiny compiled run (scai imported before), in a
+    fresh process with an empty numba cache (numba imported, every kernel compiled) and in a
+    second one with that cache (numba imported, the kernels loaded)."""
     import subprocess
     import tempfile
 
     code = (
-        "import time; import numpy as np; begin = time.perf_counter()\n"
+        "import time; import numpy as np\n"
         "from scai.inference.compiled import PiModel, sample_chains\n"
+        "begin = time.perf_counter()\n"
         "m = PiModel(np.zeros((1, 2)), np.eye(2)[None], np.zeros(2), np.ones(2), np.ones(2), "
         "0.0, np.ones((1, 3, 3)), np.zeros(1), np.zeros((3, 1, 3)), np.ones((1, 3)))\n"
         "sample_chains(m, np.zeros((1, 2)), [np.random.default_rng(0)], warmup=30, samples=5)\n"

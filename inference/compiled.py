@@ -27,9 +27,11 @@ and the same potential as machine code:
   StruggleMonitor.replay`, the same checks at the same iterations; messages come at the end
   of the run instead of while it runs).
 
-Compilation is cached on disk (``cache=True``: beside this file, or in numba's user-wide cache
-under ``$XDG_CACHE_HOME`` where the install is read-only); ``import numba`` and loading the
-cache take ~1-2 s once per process, compiling from scratch ~N s (``benchmarks/README.md``).
+Compilation is cached on disk (``cache=True``: in ``__pycache__`` beside this file, or, where
+the install is read-only, in numba's user-wide cache under ``$XDG_CACHE_HOME/numba``;
+``NUMBA_CACHE_DIR`` overrides both): compiling from scratch took 43-53 s on this 2-core
+machine under load (once per install and change of these files), importing numba and loading
+the kernels ~1 s once per process (``benchmarks/results_numpyro.md``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ Discrete sites are recovered afterwards, Rao-Blackwellised: each user's
 Label switching cannot happen: the policy types are named utilities, not exchangeable
 components. By default the chains run in lockstep in this process through one batched gradient
 of the density on the data tiled per chain (:func:`game_lockstep_problem`); ``parallel=True``
-runs them in worker processes, ``False`` one after another (:func:`fit_mcmc`).
+runs them in worker processes, ``False`` one after another (:func:`fit_mcmc`). Where ``pi`` is
+the only latent site and the action tables are fixed, the lockstep chains run in compiled code
+instead (:mod:`scai.inference.compiled`: the same sampler on the same potential, numba).
 """
 
 from __future__ import annotations
