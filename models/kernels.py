@@ -7,7 +7,9 @@ latent rationality or currency shifts, each observed cell under each type: a res
 arrays are small (a few rows of ~100 offers per type), so NumPy spends its time in the ~40
 calls' overhead, not in arithmetic; one compiled pass does the same work in a few
 microseconds. The offers' normaliser is computed once per *row* ``(sim, currency, pot)`` that
-holds a proposal (``rows``), not for every pot of every simulation.
+holds a proposal (``rows``), not for every pot of every simulation. Division by zero follows
+NumPy (``inf`` or ``nan``, no exception: ``error_model="numpy"``), as the code it replaced did
+when a sampler's far step saturates a probability.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _expit(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -26,14 +28,14 @@ def _expit(x: float) -> float:
     return z / (1.0 + z)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _log_expit(x: float) -> float:
     if x >= 0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _logaddexp(a: float, b: float) -> float:
     top = max(a, b)
     if top == -np.inf:
@@ -41,7 +43,7 @@ def _logaddexp(a: float, b: float) -> float:
     return top + math.log(math.exp(a - top) + math.exp(b - top))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def rational_cells(
     lam: np.ndarray,  # [S]
     shift: np.ndarray,  # [S, C]
@@ -138,10 +140,10 @@ def rational_cells(
     return cell_ll, d_lam, d_shift
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def agent_group(
     cell_ll: np.ndarray,  # [N, K]: each cell's log P under each type
-    tones: np.ndarray,  # [K, S, U]
+    tones: np.ndarray,  # [S, U, K]
     log_pi: np.ndarray,  # [S, K]
     mask: np.ndarray,  # [S, U]
     indptr: np.ndarray,  # counts [S * U, N] in CSR (row s * U + u)
@@ -151,57 +153,69 @@ def agent_group(
     has_clone: bool,
     prototype: np.ndarray,  # [S] (unused without one)
     has_prototype: bool,
-    d_tones: np.ndarray,  # [K, S, U]: d tones / d strength (unused without it)
+    d_tones: np.ndarray,  # [S, U, K]: d tones / d strength (unused without it)
     has_strength: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(G [S], dG/d log pi [S, K], dG/dc [S], w [K, S], dG/d strength [S], dG/d cell_ll
     [N, K])`` of :meth:`scai.models.marginal_numpy.AgentMarginal.group` (the clone mixture's
     and the coupling's derivations: its class docstring); without clones ``w`` and ``dG/dc``
     are zeros, without a latent strength its derivative. Each simulation's sums run in the
-    same order whatever the number of simulations (chains in lockstep are tiled ones)."""
+    same order whatever the number of simulations (chains in lockstep are tiled ones).
+
+    Transcendentals dominate here, so each is computed once: with ``t = log c + L[u, z] -
+    own[u]`` and ``l = log(1 - c)``, ``log f[u, z] - own[u] = logaddexp(t, l)`` and ``a[u, z]
+    = sigmoid(t - l)`` share one ``exp(-|t - l|)``; ``r[u, k]`` reuses the log-sum-exp's
+    terms."""
     N, K = cell_ll.shape
     S, U = mask.shape
-    L = np.empty((K, S, U))
-    own = np.empty((S, U))
+    L = np.empty((U, K))
+    r = np.empty((U, K))  # pi_k e^{L[u, k] - own[u]}
     value = np.zeros(S)
     d_log_pi = np.zeros((S, K))
     d_clone = np.zeros(S)
     w = np.zeros((K, S))
     d_strength = np.zeros(S)
-    d_L = np.zeros((K, S, U))
     weight = np.zeros((N, K))
     by_z = np.empty(K)
-    joint = np.empty(K)
+    d_L = np.empty(K)
+    # the clone mixture per (u, z): log f - own, a
+    rel_f = np.empty((U, K))
+    a = np.empty((U, K))
     for s in range(S):
-        for u in range(U):  # L and own = log sum_k pi_k e^L
+        log_c = math.log(clone[s]) if has_clone else 0.0
+        log_not_c = math.log1p(-clone[s]) if has_clone else 0.0
+        for u in range(U):  # L, own = log sum_k pi_k e^L and r
             row = s * U + u
+            m = mask[s, u]
             top = -np.inf
             for k in range(K):
-                total = tones[k, s, u]
+                total = tones[s, u, k]
                 for j in range(indptr[row], indptr[row + 1]):
                     total += counts[j] * cell_ll[indices[j], k]
-                L[k, s, u] = total * mask[s, u]
-                joint[k] = L[k, s, u] + log_pi[s, k]
-                top = max(top, joint[k])
+                L[u, k] = total * m
+                r[u, k] = L[u, k] + log_pi[s, k]
+                top = max(top, r[u, k])
             acc = 0.0
             for k in range(K):
-                acc += math.exp(joint[k] - top)
-            own[s, u] = top + math.log(acc)
-        if not has_clone:
-            for u in range(U):
-                value[s] += own[s, u] * mask[s, u]
-                for k in range(K):
-                    d = math.exp(L[k, s, u] + log_pi[s, k] - own[s, u]) * mask[s, u]
-                    d_L[k, s, u] = d
-                    d_log_pi[s, k] += d
-        else:
+                r[u, k] = math.exp(r[u, k] - top)
+                acc += r[u, k]
+            for k in range(K):
+                r[u, k] /= acc
+            own = top + math.log(acc)
+            value[s] += own * m  # G without clones; with them, B's own part
+            if has_clone:
+                for z in range(K):
+                    x = log_c + L[u, z] - own - log_not_c
+                    e = math.exp(-abs(x))
+                    rel_f[u, z] = max(x, 0.0) + log_not_c + math.log1p(e)
+                    a[u, z] = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+        if has_clone:
             c = clone[s]
-            log_c, log_not_c = math.log(c), math.log1p(-c)
             for z in range(K):  # log pi_z + B[z], B[z] = sum_u log f[u, z]
-                acc = log_pi[s, z]
+                acc = 0.0
                 for u in range(U):
-                    acc += _logaddexp(log_c + L[z, s, u], log_not_c + own[s, u]) * mask[s, u]
-                by_z[z] = acc
+                    acc += rel_f[u, z] * mask[s, u]
+                by_z[z] = log_pi[s, z] + value[s] + acc
             if has_prototype:
                 value[s] = by_z[prototype[s]]
                 w[prototype[s], s] = 1.0
@@ -215,26 +229,28 @@ def agent_group(
                     w[z, s] = math.exp(by_z[z] - value[s])
             for z in range(K):
                 d_log_pi[s, z] = w[z, s]
-            for u in range(U):
-                m = mask[s, u]
+        for u in range(U):
+            m = mask[s, u]
+            if has_clone:
+                c = clone[s]
                 beta = 0.0
                 for z in range(K):
-                    log_f = _logaddexp(log_c + L[z, s, u], log_not_c + own[s, u])
-                    a = math.exp(log_c + L[z, s, u] - log_f)
-                    beta += w[z, s] * (1.0 - a)
-                    d_L[z, s, u] = w[z, s] * a * m
-                    d_clone[s] += w[z, s] * (a / c - (1.0 - a) / (1.0 - c)) * m
+                    beta += w[z, s] * (1.0 - a[u, z])
+                    d_L[z] = w[z, s] * a[u, z] * m
+                    d_clone[s] += w[z, s] * (a[u, z] / c - (1.0 - a[u, z]) / (1.0 - c)) * m
                 beta *= m
+            else:
+                beta = m
                 for k in range(K):
-                    br = beta * math.exp(L[k, s, u] + log_pi[s, k] - own[s, u])
-                    d_L[k, s, u] += br
-                    d_log_pi[s, k] += br
-        for u in range(U):  # dG / d cell_ll = counts' dG/dL
-            row = s * U + u
+                    d_L[k] = 0.0
+            for k in range(K):
+                d_L[k] += beta * r[u, k]
+                d_log_pi[s, k] += beta * r[u, k]
+            row = s * U + u  # dG / d cell_ll = counts' dG/dL
             for j in range(indptr[row], indptr[row + 1]):
                 for k in range(K):
-                    weight[indices[j], k] += counts[j] * d_L[k, s, u]
+                    weight[indices[j], k] += counts[j] * d_L[k]
             if has_strength:
                 for k in range(K):
-                    d_strength[s] += d_L[k, s, u] * d_tones[k, s, u]
+                    d_strength[s] += d_L[k] * d_tones[s, u, k]
     return value, d_log_pi, d_clone, w, d_strength, weight

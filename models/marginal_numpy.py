@@ -320,8 +320,7 @@ class AgentMarginal:
         self.fixed_cells = None
         if not varying and "lapse" not in latent:
             self.fixed_cells = self._cells(np.full(1, self.lapse), self.log_rational)[0]
-        # Users' arrays are [K, S, U], as in NumpyMarginal.
-        self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
+        self.tones = np.ascontiguousarray(tones.double().numpy())  # [S, U, K]
         if "strength" in latent:
             # rho is linear in s, so sum_m rho[k, m] e^{l[u, m]} is too: (1 - s) times the
             # uniform rows' sum plus s times the stereotype rows' (each scaled by e^{-top}).
@@ -352,17 +351,17 @@ class AgentMarginal:
         return log_p, d_eps, np.exp(kept - log_p) if chain else None
 
     def _tones(self, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``tones [K, S, U]`` at coupling strength ``[S]`` and their derivative in it."""
+        """``tones [S, U, K]`` at coupling strength ``[S]`` and their derivative in it."""
         st = strength[:, None, None]
         rho = (1 - st) * self.uniform_part + st * self.stereotype_part  # [S, U, K]
         tones = np.log(rho) + self.manner_top
         d_s = (self.stereotype_part - self.uniform_part) / rho
         tones = np.where(self.heard, tones, 0.0)
         d_s = np.where(self.heard, d_s, 0.0)
-        return tones.transpose(2, 0, 1), d_s.transpose(2, 0, 1)
+        return tones, d_s
 
     def _scored(self, bounded: dict[str, np.ndarray], scalars: Scalars | None = None):
-        """``(cells' log P [cells, K], tones [K, S, U], cells' d log P / d eps, d tones / d s,
+        """``(cells' log P [cells, K], tones [S, U, K], cells' d log P / d eps, d tones / d s,
         cells' d log P / d lam and d shift)`` (``scalars``: where the tables vary, ``lam`` and
         the shifts; a derivative not needed is ``None``)."""
         d_lam_cell = d_shift_cell = None
@@ -382,7 +381,7 @@ class AgentMarginal:
             if d_rational is not None:  # the chain rule through the lapse
                 d_lam_cell = None if d_lam_cell is None else d_lam_cell * d_rational
                 d_shift_cell = None if d_shift_cell is None else d_shift_cell * d_rational
-        tones, d_tones = self.tones_t, None
+        tones, d_tones = self.tones, None
         if "strength" in bounded:
             tones, d_tones = self._tones(bounded["strength"])
         return cell_ll, tones, d_eps_cell, d_tones, d_lam_cell, d_shift_cell
@@ -414,7 +413,7 @@ class AgentMarginal:
             clone is not None,
             np.zeros(S, dtype=np.int64) if prototype is None else np.asarray(prototype, np.int64),
             prototype is not None,
-            self.tones_t if d_tones is None else np.ascontiguousarray(d_tones),
+            self.tones if d_tones is None else d_tones,
             d_tones is not None,
         )
 
