@@ -2,7 +2,9 @@
 
 The fast backend of :class:`scai.models.density.MarginalDensity`: one evaluation is a few dozen
 NumPy operations on small arrays, where the torch reference records ~300 operations for
-autograd (per-gradient times of both: ``benchmarks/README.md``, "Inference"). Tests
+autograd (per-gradient times of both: ``benchmarks/README.md``, "Inference"); the loops that
+NumPy would run as many small calls (the rational cells and their derivatives, the real-agent
+users' mixture with clones) are compiled ones of :mod:`scai.models.kernels`. Tests
 hold its value and gradient equal to the torch reference's autograd. Two classes, each for any
 latent rationality and shifts (the cells' derivatives in them: :class:`RationalCells`):
 :class:`NumpyMarginal` (no lapse, clones or learned coupling) and :class:`AgentMarginal` (any
