@@ -13,8 +13,8 @@ batched gradient of the density's NumPy backend).
 Then the user's case of issue 14: ``pooled_latent_lam`` on a group of 64 interactions (16
 users, 8 rounds, 8 epochs).
 
-Reported: wall time of the whole ``fit_mcmc`` call (a warm-up fit first pays the imports, as a
-long-lived program would have it;
+Reported: wall time of the whole ``fit_mcmc`` call (warm-up fits first pay the imports and load
+the compiled kernels of :mod:`scai.models.kernels`, as a long-lived program would have it;
 ``scai fit`` pays them once at start-up), the smallest bulk ESS
 and the largest r-hat over every parameter, divergences, the median step size and the mean
 number of leapfrog steps per draw, and what the struggle monitor said. Targets (issue 14):
@@ -122,6 +122,11 @@ def main(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit_mcmc(warm, hs["neutral"], warmup=20, samples=20)  # pay the imports
+        # and the compiled kernels' loading (or compiling, with no cache yet)
+        h = hs["real_agents_stereotyped_pooled"]
+        start = time.perf_counter()
+        fit_mcmc(group(h, 10, 10, 1, 0), h, warmup=5, samples=5)
+        kernels = time.perf_counter() - start
     for name, h in hs.items():
         if args.only and name not in args.only:
             continue
@@ -135,6 +140,8 @@ def main(args: argparse.Namespace) -> None:
         f"- command: `{shlex.join([sys.executable.split('/')[-1], *sys.argv])}`",
         *machine_lines(),
         f"- load average (1, 5, 15 min) before: {before}; after: {after}",
+        f"- warm-up: a tiny real-agent fit that loads the compiled kernels took {kernels:.1f} s"
+        " (numba's on-disk cache; compiling them with no cache takes longer, once per install)",
         "",
         table.render(),
     ]

@@ -65,7 +65,6 @@ class MarginalDensity:
         self.index = EventIndex.from_data(data)
         self.tones = tone_loglik(data, hypothesis)
         self.stick = StickBreakingTransform()
-        S = self.coords.n_sims
         lam, shift = self.fixed_values()
         self.varies = self.coords.has_scalars
         c = self.coords
@@ -81,8 +80,7 @@ class MarginalDensity:
         if _plain(hypothesis):
             self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)
             if not self.varies:
-                lam_np = np.full(S, hypothesis.rationality)
-                self.numpy.fix_parameters(lam_np, shift.double().numpy())
+                self.numpy.fix_users(self.fixed_loglik.double().numpy())
         else:
             self.numpy = AgentMarginal(
                 data,

@@ -2,7 +2,9 @@
 
 The fast backend of :class:`scai.models.density.MarginalDensity`: one evaluation is a few dozen
 NumPy operations on small arrays, where the torch reference records ~300 operations for
-autograd (per-gradient times of both: ``benchmarks/README.md``, "Inference"). Tests
+autograd (per-gradient times of both: ``benchmarks/README.md``, "Inference"); the loops that
+NumPy would run as many small calls (the rational cells and their derivatives, the real-agent
+users' mixture with clones) are compiled ones of :mod:`scai.models.kernels`. Tests
 hold its value and gradient equal to the torch reference's autograd. Two classes, each for any
 latent rationality and shifts (the cells' derivatives in them: :class:`RationalCells`):
 :class:`NumpyMarginal` (no lapse, clones or learned coupling) and :class:`AgentMarginal` (any
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 import torch
-from scipy.special import expit, log_expit
+from scipy.special import log_expit
 
 from scai.models.hypotheses import Hypothesis
 from scai.models.language import coupling_table
@@ -80,71 +82,54 @@ class RationalCells:
         self.n_currencies = len(data.currencies)
         dtype = torch.get_default_dtype()
         base = group_utilities(hypothesis, data.pots, torch.zeros((), dtype=dtype))
-        self.u_resp = base.u_resp.double().numpy()  # [K, P, O], shift 0
+        self.u_resp = _array(base.u_resp)  # [K, P, O], shift 0
         # the responder the proposer expects: the same array (``is``) unless the norm is
         # role-dependent (``.numpy()`` makes a new array each call, so keep the object)
-        self.u_proj = self.u_resp if base.u_proj is None else base.u_proj.double().numpy()
-        self.u_prop = base.u_prop.double().numpy()
-        self.valid = base.valid.numpy()  # [P, O]
-        pots = data.pots.double().numpy()[:, None]
-        offers = np.arange(self.u_resp.shape[-1], dtype=np.float64)
-        self.other_of_responder = np.broadcast_to(pots - offers, self.valid.shape)
-        self.other_of_proposer = np.broadcast_to(offers, self.valid.shape)
+        self.u_proj = self.u_resp if base.u_proj is None else _array(base.u_proj)
+        self.u_prop = _array(base.u_prop)
+        self.valid = np.ascontiguousarray(base.valid.numpy())  # [P, O]
+        self.pots = np.ascontiguousarray(data.pots.double().numpy())  # [P]
         self.cell = (
             index.sim.numpy(),
             index.currency.numpy(),
             index.pot.numpy(),
             index.offer.numpy(),
         )
-        self.kind = index.kind.numpy()
         self.cell_group = self.cell[0] * self.n_currencies + self.cell[1]  # (sim, currency)
+        # the compiled kernel's index: each proposal's row (sim, currency, pot), whose offers'
+        # normaliser it computes once
+        s, c, p, o = self.cell
+        kind = index.kind.numpy()
+        proposed = kind == 0
+        rows, row_of = np.unique(np.stack([s, c, p], axis=1)[proposed], axis=0, return_inverse=True)
+        row = np.zeros(len(s), dtype=np.int64)
+        row[proposed] = row_of.reshape(-1)
+        self.rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 3)
+        self.kernel_cells = np.ascontiguousarray(
+            np.stack([s, c, p, o, kind, row], axis=1), dtype=np.int64
+        )
 
     def __call__(
         self, lam: np.ndarray, shift: np.ndarray, needs_lam: bool, needs_shift: bool
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Each cell's log-likelihood ``[cells, K]`` and its derivatives in ``lam`` and in
         its currency's shift (``None`` when not needed)."""
-        lam_ = lam[:, None, None, None, None]  # [S, 1(C), 1(K), 1(P), 1(O)]
-        shift_ = shift[:, :, None, None, None]  # [S, C, 1, 1, 1]
-        u_resp = self.u_resp + shift_ * self.other_of_responder  # [S, C, K, P, O]
-        u_prop = self.u_prop + shift_ * self.other_of_proposer
-        logit = lam_ * u_resp
-        if self.u_proj is self.u_resp:
-            u_proj, projected = u_resp, logit
-        else:  # a role-dependent norm: the proposer expects a responder of its own norm
-            u_proj = self.u_proj + shift_ * self.other_of_responder
-            projected = lam_ * u_proj
-        sig = expit(projected)
-        gain = lam_ * sig * u_prop  # lam E
-        gain = np.where(self.valid, gain, -np.inf)
-        offer_lp = gain - _logsumexp(gain)
-        q = np.exp(offer_lp)  # the offer distribution of each (type, pot)
+        from scai.models.kernels import rational_cells
 
-        s, c, p, o = self.cell
-        at = (s, c, slice(None), p, o)  # -> [cells, K]
-        kind = self.kind[:, None]
-        accept_logit = logit[at]
-        sign = np.where(kind == 1, 1.0, -1.0)
-        proposed = kind == 0
-        cell_ll = np.where(proposed, offer_lp[at], log_expit(sign * accept_logit))
-        # d log sigmoid(sign a) / d a
-        d_logit = sign * expit(-sign * accept_logit)
-
-        def derivative(d_gain: np.ndarray, d_accept_logit: np.ndarray) -> np.ndarray:
-            """Cells' derivative from the tables' ``d(lam E)`` and the cells' ``d a``."""
-            d_offer = d_gain[at] - (q * np.where(self.valid, d_gain, 0.0)).sum(-1)[s, c, :, p]
-            return np.where(proposed, d_offer, d_logit * d_accept_logit)
-
-        slope = sig * (1 - sig)
-        d_lam = d_shift = None
-        if needs_lam:
-            d_gain = sig * u_prop + lam_ * slope * u_proj * u_prop
-            d_lam = derivative(d_gain, u_resp[at])
-        if needs_shift:
-            d_gain = lam_ * (lam_ * slope * self.other_of_responder * u_prop)
-            d_gain = d_gain + lam_ * sig * self.other_of_proposer
-            d_shift = derivative(d_gain, (lam[s] * self.other_of_responder[p, o])[:, None])
-        return cell_ll, d_lam, d_shift
+        cell_ll, d_lam, d_shift = rational_cells(
+            np.ascontiguousarray(lam, dtype=np.float64),
+            np.ascontiguousarray(shift, dtype=np.float64),
+            self.u_resp,
+            self.u_proj,
+            self.u_prop,
+            self.valid,
+            self.pots,
+            self.rows,
+            self.kernel_cells,
+            needs_lam,
+            needs_shift,
+        )
+        return cell_ll, d_lam if needs_lam else None, d_shift if needs_shift else None
 
     def scalar_gradients(
         self, weight: np.ndarray, d_lam: np.ndarray | None, d_shift: np.ndarray | None
@@ -174,23 +159,20 @@ class NumpyMarginal:
         self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
         self.mask = data.user_mask.double().numpy()  # [S, U]
         self.padded = not np.all(self.mask == 1)  # some simulations have fewer users
-        self._fixed_cells: np.ndarray | None = None
         self._fixed_users: np.ndarray | None = None
         self._fixed_weights: np.ndarray | None = None  # E [S, U, K] of group_of_pi
         self._fixed_top = np.zeros(self.n_sims)
 
-    def fix_parameters(self, lam: np.ndarray, shift: np.ndarray) -> None:
-        """Score the cells once for ``lam [S]`` and ``shift [S, C]`` that never change, and
-        with them the users' log-likelihoods ``L [K, S, U]`` (then only ``pi`` varies), in
-        the product form of :meth:`group_of_pi`."""
-        self._fixed_cells = self.cells(lam, shift, False, False)[0]
-        L = self._fixed_users = self.user_loglik(self._fixed_cells)
+    def fix_users(self, loglik: np.ndarray) -> None:
+        """Fix the users' log-likelihoods ``L [S, U, K]`` (``lam`` and the shifts never
+        change: then only ``pi`` varies), in the product form of :meth:`group_of_pi`."""
+        L = self._fixed_users = np.ascontiguousarray(loglik.transpose(2, 0, 1))  # [K, S, U]
         top = L.max(0)  # [S, U]: each user's best type
         self._fixed_weights = np.ascontiguousarray(np.exp(L - top).transpose(1, 2, 0))
         self._fixed_top = (top * self.mask).sum(-1)  # [S]
 
     def fixed_users(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """What :meth:`group_of_pi` reads, once :meth:`fix_parameters` has run (else
+        """What :meth:`group_of_pi` reads, once :meth:`fix_users` has run (else
         ``None``): ``E [S, U, K]``, ``sum_u max_k L [S]`` (padding masked) and ``L [K, S,
         U]`` (for users whose product underflows)."""
         if self._fixed_weights is None:
@@ -198,7 +180,7 @@ class NumpyMarginal:
         return self._fixed_weights, self._fixed_top, self._fixed_users
 
     def group_of_pi(self, log_pi: np.ndarray) -> GroupGradient:
-        """:meth:`group` with ``L`` fixed (:meth:`fix_parameters`), in product form: with
+        """:meth:`group` with ``L`` fixed (:meth:`fix_users`), in product form: with
         ``E[s, u, k] = exp(L[k, s, u] - max_k L)`` computed once, a user's likelihood is
         ``m = E pi`` (times ``exp(max_k L)``), so ``G = sum_u (max_k L + log m)`` and
         ``dG / d log pi_k = pi_k sum_u E[u, k] / m_u``: two products of ``E`` with a vector
@@ -256,10 +238,9 @@ class NumpyMarginal:
         return out
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    """``log sum exp`` over the last axis, kept (SciPy's costs ~0.3 ms a call in checks)."""
-    top = x.max(-1, keepdims=True)
-    return top + np.log(np.exp(x - top).sum(-1, keepdims=True))
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a contiguous float64 array (one compiled kernel serves every call)."""
+    return np.ascontiguousarray(t.double().numpy())
 
 
 @dataclass
@@ -344,13 +325,12 @@ class AgentMarginal:
             )
         pots = data.pots.double().numpy()[p][:, None]
         self.log_uniform = np.where(proposed, -np.log(pots + 1), -np.log(2.0))  # [cells, 1]
-        self.counts, self.counts_t = sparse_counts(index)
+        self.counts = sparse_counts(index)[0]
         self.mask = data.user_mask.double().numpy()  # [S, U]
         self.fixed_cells = None
         if not varying and "lapse" not in latent:
             self.fixed_cells = self._cells(np.full(1, self.lapse), self.log_rational)[0]
-        # Users' arrays are [K, S, U], as in NumpyMarginal.
-        self.tones_t = np.ascontiguousarray(tones.double().numpy().transpose(2, 0, 1))
+        self.tones = np.ascontiguousarray(tones.double().numpy())  # [S, U, K]
         if "strength" in latent:
             # rho is linear in s, so sum_m rho[k, m] e^{l[u, m]} is too: (1 - s) times the
             # uniform rows' sum plus s times the stereotype rows' (each scaled by e^{-top}).
@@ -381,22 +361,19 @@ class AgentMarginal:
         return log_p, d_eps, np.exp(kept - log_p) if chain else None
 
     def _tones(self, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``tones [K, S, U]`` at coupling strength ``[S]`` and their derivative in it."""
+        """``tones [S, U, K]`` at coupling strength ``[S]`` and their derivative in it."""
         st = strength[:, None, None]
         rho = (1 - st) * self.uniform_part + st * self.stereotype_part  # [S, U, K]
         tones = np.log(rho) + self.manner_top
         d_s = (self.stereotype_part - self.uniform_part) / rho
         tones = np.where(self.heard, tones, 0.0)
         d_s = np.where(self.heard, d_s, 0.0)
-        return tones.transpose(2, 0, 1), d_s.transpose(2, 0, 1)
+        return tones, d_s
 
-    def _users(
-        self, log_pi: np.ndarray, bounded: dict[str, np.ndarray], scalars: Scalars | None = None
-    ):
-        """``(L [K, S, U], own [S, U], cells' d log P / d eps, d tones / d s, cells' d log P /
-        d lam and d shift)``: each user's log-likelihood under each type and ``own[u] = log
-        sum_k pi_k e^{L[u, k]}`` (``scalars``: where the tables vary, ``lam`` and the shifts)."""
-        S, K = log_pi.shape
+    def _scored(self, bounded: dict[str, np.ndarray], scalars: Scalars | None = None):
+        """``(cells' log P [cells, K], tones [S, U, K], cells' d log P / d eps, d tones / d s,
+        cells' d log P / d lam and d shift)`` (``scalars``: where the tables vary, ``lam`` and
+        the shifts; a derivative not needed is ``None``)."""
         d_lam_cell = d_shift_cell = None
         if self.fixed_cells is not None:
             cell_ll, d_eps_cell = self.fixed_cells, None
@@ -414,37 +391,41 @@ class AgentMarginal:
             if d_rational is not None:  # the chain rule through the lapse
                 d_lam_cell = None if d_lam_cell is None else d_lam_cell * d_rational
                 d_shift_cell = None if d_shift_cell is None else d_shift_cell * d_rational
-        tones, d_tones = self.tones_t, None
+        tones, d_tones = self.tones, None
         if "strength" in bounded:
             tones, d_tones = self._tones(bounded["strength"])
-        L = ((self.counts @ cell_ll).T.reshape(K, S, -1) + tones) * self.mask  # [K, S, U]
-        joint = L + log_pi.T[:, :, None]
-        top = joint.max(0)
-        own = top + np.log(np.exp(joint - top).sum(0))  # [S, U]
-        return L, own, d_eps_cell, d_tones, d_lam_cell, d_shift_cell
+        return cell_ll, tones, d_eps_cell, d_tones, d_lam_cell, d_shift_cell
 
-    def _prototypes(
+    def _mixture(
         self,
-        L: np.ndarray,
-        own: np.ndarray,
+        cell_ll: np.ndarray,
+        tones: np.ndarray,
         log_pi: np.ndarray,
-        clone: np.ndarray,
-        prototype: np.ndarray | None = None,
+        clone: np.ndarray | None,
+        prototype: np.ndarray | None,
+        d_tones: np.ndarray | None = None,
     ):
-        """``(log f [Z, S, U], G [S], w [Z, S])``: the clone mixture's terms (class docstring),
-        ``w = P(z0 | theta, data)``; with ``prototype [S]``, ``G = log pi_z + B[z]`` at ``z =
-        prototype`` (``log p(data, z0 = z | theta)``) and ``w`` its indicator."""
-        c = clone[None, :, None]
-        log_f = np.logaddexp(np.log(c) + L, np.log1p(-c) + own)  # [Z, S, U]
-        by_z = log_pi.T + (log_f * self.mask).sum(-1)  # log pi_z + B[z], [Z, S]
-        if prototype is not None:
-            at = (prototype, np.arange(len(prototype)))
-            w = np.zeros_like(by_z)
-            w[at] = 1.0
-            return log_f, by_z[at], w
-        top_z = by_z.max(0)
-        value = top_z + np.log(np.exp(by_z - top_z).sum(0))
-        return log_f, value, np.exp(by_z - value)
+        """The users' and the clone mixture's part, compiled (:func:`scai.models.kernels.
+        agent_group`): ``(G [S], dG/d log pi [S, K], dG/dc [S], w [Z, S], dG/d strength [S],
+        dG/d cell_ll [cells, K])``."""
+        from scai.models.kernels import agent_group
+
+        S = self.n_sims
+        return agent_group(
+            np.ascontiguousarray(cell_ll, dtype=np.float64),
+            np.ascontiguousarray(tones, dtype=np.float64),
+            np.ascontiguousarray(log_pi, dtype=np.float64),
+            self.mask,
+            self.counts.indptr,
+            self.counts.indices,
+            self.counts.data,
+            np.zeros(S) if clone is None else np.ascontiguousarray(clone, dtype=np.float64),
+            clone is not None,
+            np.zeros(S, dtype=np.int64) if prototype is None else np.asarray(prototype, np.int64),
+            prototype is not None,
+            self.tones if d_tones is None else d_tones,
+            d_tones is not None,
+        )
 
     def prototype(
         self, log_pi: np.ndarray, bounded: dict[str, np.ndarray], scalars: Scalars | None = None
@@ -452,8 +433,8 @@ class AgentMarginal:
         """``P(z0 = z | theta, data)`` ``[S, Z]``: the prototype's posterior at ``log_pi [S,
         K]``, the bounded sites ``[S]`` (``clone`` among them) and ``scalars``: the value of
         :func:`scai.models.marginal.prototype_posterior`, without a gradient."""
-        L, own, *_ = self._users(log_pi, bounded, scalars)
-        return self._prototypes(L, own, log_pi, bounded["clone"])[2].T
+        cell_ll, tones, *_ = self._scored(bounded, scalars)
+        return self._mixture(cell_ll, tones, log_pi, bounded["clone"], None)[3].T
 
     def group(
         self,
@@ -467,36 +448,19 @@ class AgentMarginal:
         p(data, z0 = prototype | theta)`` instead (the same derivatives with ``w`` the
         prototype's indicator)."""
         S = self.n_sims
-        K = log_pi.shape[-1]
-        L, own, d_eps_cell, d_tones, d_lam_cell, d_shift_cell = self._users(
-            log_pi, bounded, scalars
+        cell_ll, tones, d_eps_cell, d_tones, d_lam_cell, d_shift_cell = self._scored(
+            bounded, scalars
         )
-        r = np.exp(L + log_pi.T[:, :, None] - own)  # [K, S, U]
         clone = bounded.get("clone")
-        d_clone = None
-        if clone is None:
-            value = (own * self.mask).sum(-1)
-            d_L = r * self.mask
-            d_log_pi = d_L.sum(-1).T
-        else:
-            c = clone[None, :, None]
-            log_f, value, w = self._prototypes(L, own, log_pi, clone, prototype)
-            a = np.exp(np.log(c) + L - log_f)  # [Z, S, U]
-            beta = (w[:, :, None] * (1 - a)).sum(0) * self.mask  # [S, U]
-            d_L = w[:, :, None] * a * self.mask + beta * r
-            d_log_pi = (w + (beta * r).sum(-1)).T
-            per_z = ((a / c - (1 - a) / (1 - c)) * self.mask).sum(-1)  # [Z, S]
-            d_clone = (w * per_z).sum(0)
-        out = AgentGradient(value, d_log_pi, None, None, d_clone)
+        value, d_log_pi, d_clone, _, d_strength, weight = self._mixture(
+            cell_ll, tones, log_pi, clone, prototype, d_tones
+        )
+        out = AgentGradient(value, d_log_pi, None, None, None if clone is None else d_clone)
         if d_tones is not None:
-            out.d_strength = (d_L * d_tones).sum((0, 2))
-        if d_eps_cell is not None or d_lam_cell is not None or d_shift_cell is not None:
-            weight = self.counts_t @ d_L.reshape(K, -1).T  # dG / d cell_loglik, [cells, K]
-            if d_eps_cell is not None:
-                per_cell = (weight * d_eps_cell).sum(-1)
-                out.d_lapse = np.bincount(self.cell_sim, per_cell, minlength=S)
-            if self.cells is not None:
-                out.d_lam, out.d_shift = self.cells.scalar_gradients(
-                    weight, d_lam_cell, d_shift_cell
-                )
+            out.d_strength = d_strength
+        if d_eps_cell is not None:
+            per_cell = (weight * d_eps_cell).sum(-1)
+            out.d_lapse = np.bincount(self.cell_sim, per_cell, minlength=S)
+        if self.cells is not None:
+            out.d_lam, out.d_shift = self.cells.scalar_gradients(weight, d_lam_cell, d_shift_cell)
         return out
