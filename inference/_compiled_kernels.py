@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
-from scai.inference.hmc import MAX_ENERGY_ERROR
+from scai.inference.hmc import MAX_ENERGY_ERROR, MIN_AVERAGED
 
 # V's rows
 QM, PM, GM, SM, QP, PP, GP, SP, QPROP, GPROP, RHO = range(11)
@@ -413,6 +413,7 @@ def chain(model, start, rng, warmup, total, target, max_depth, in_window, window
     t = 0
     h_bar = 0.0
     log_eps_bar = 0.0
+    eps_restart = eps
     first = 0
     for i in range(total):
         _transition(
@@ -460,6 +461,7 @@ def chain(model, start, rng, warmup, total, target, max_depth, in_window, window
                 t = 0
                 h_bar = 0.0
                 log_eps_bar = 0.0
-            if i == warmup - 1:
-                eps = math.exp(log_eps_bar)
+                eps_restart = eps
+            if i == warmup - 1:  # hmc.DualAveraging.final
+                eps = math.exp(log_eps_bar) if t >= MIN_AVERAGED else eps_restart
     return eps

@@ -56,6 +56,9 @@ Move = Callable[[np.ndarray], "tuple[np.ndarray | None, np.ndarray]"]
 #: A chain as a coroutine: it yields a position and is sent back ``(U, dU/dq)`` there.
 Chain = Generator[np.ndarray, tuple[float, np.ndarray], "NutsRun"]
 
+#: Dual averaging's final step size needs this many updates after its last restart
+#: (:class:`DualAveraging`).
+MIN_AVERAGED = 10
 #: A trajectory whose energy error exceeds this is divergent (Stan's and Pyro's threshold).
 MAX_ENERGY_ERROR = 1000.0
 #: What the monitor calls struggling (see :func:`diagnose`).
@@ -247,13 +250,21 @@ def nuts_transition(
 
 class DualAveraging:
     """Nesterov dual averaging of ``log eps`` towards an acceptance statistic (Stan's
-    constants: gamma 0.05, t0 10, kappa 0.75, shrinking towards ``log(10 eps0)``)."""
+    constants: gamma 0.05, t0 10, kappa 0.75, shrinking towards ``log(10 eps0)``).
+
+    Its average is trusted after :data:`MIN_AVERAGED` updates since the last restart; with
+    fewer (a warmup too short for Stan's terminal buffer: 2 iterations of a 25-iteration
+    warmup) it still sits near its shrinkage target, ~10 times the heuristic step size, and a
+    chain at that step size can stop moving (on a 3-d standard normal, warmup 25: step sizes
+    7-9, every draw the same, in 2 seeds of 4). Then :attr:`final` is the heuristic's step
+    size, where the last restart began."""
 
     def __init__(self, eps: float, target: float):
         self.target = target
         self.restart(eps)
 
     def restart(self, eps: float) -> None:
+        self.start = eps
         self.mu = math.log(10 * eps)
         self.t = 0
         self.h_bar = 0.0
@@ -271,7 +282,7 @@ class DualAveraging:
 
     @property
     def final(self) -> float:
-        return math.exp(self.log_eps_bar)
+        return math.exp(self.log_eps_bar) if self.t >= MIN_AVERAGED else self.start
 
 
 def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
