@@ -37,6 +37,7 @@ the kernels ~1 s once per process (``benchmarks/results_numpyro.md``).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -142,6 +143,13 @@ def sample_chains(
     run (:meth:`~scai.inference.hmc.StruggleMonitor.replay`: its messages are the run's
     ``problems``)."""
     kernels = _kernels()
+    if _compiles(kernels.chain):
+        print(
+            "scai: compiling the NUTS sampler once (30-60 s on 2 cores); later runs load it"
+            " from numba's cache",
+            file=sys.stderr,
+            flush=True,
+        )
     arrays = model.arrays()
     total = warmup + samples
     in_window = np.zeros(max(total, 1), dtype=np.bool_)
@@ -171,6 +179,16 @@ def sample_chains(
 
 
 _KERNELS = None
+
+
+def _compiles(dispatcher) -> bool:
+    """Whether calling ``dispatcher`` will compile it: nothing compiled in this process and
+    nothing valid in numba's on-disk cache (numba's private cache index: any surprise there
+    answers ``False``, and the run goes on unannounced)."""
+    try:
+        return not dispatcher.signatures and not dispatcher._cache._cache_file._load_index()
+    except Exception:
+        return False
 
 
 def _kernels():

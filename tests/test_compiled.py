@@ -233,3 +233,33 @@ def test_monitor_replayed_gives_the_messages_it_gave_live():
     replayed.replay(np.array(positions), run.stats, warmup)
     assert live.messages  # it struggled
     assert replayed.messages == live.messages
+
+
+def test_a_cold_cache_is_announced_and_a_warm_one_is_not(tmp_path):
+    """The first fit of an install compiles for ~1 min: it says so on stderr. ``_compiles``
+    is true in a fresh process whose numba cache is empty, false once the sampler is
+    compiled in this process (and so false in the fits after)."""
+    import os
+    import subprocess
+    import sys
+
+    from scai.inference.compiled import _compiles, _kernels
+
+    probe = (
+        "from scai.inference.compiled import _compiles, _kernels;"
+        " print(_compiles(_kernels().chain))"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "True"
+    data = GroupData.from_table(
+        simulate(
+            PRESETS["neutral"], policy="fair", users=6, rounds=6, epochs=1, seed=0
+        ).interactions
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        fit_mcmc(data, PRESETS["neutral"], warmup=10, samples=10)
+    assert not _compiles(_kernels().chain)
