@@ -349,14 +349,20 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
     # with the shift written straight into the [S, T, G] layout: without the copy that
     # reshaping the transposed view makes (hundreds of MB on a scalar's grid), the same bits.
+    # One simulation's row at a time (a [T, G] buffer, not a second [S, T, G] tensor), and the
+    # weights exponentiated in place: the same operations on the same numbers.
     view = log_joint.transpose(0, 1)  # [S, T, G]
     maxes = torch.amax(view, (1, 2), keepdim=True)
     maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
-    shifted = torch.empty(S, T, G, dtype=log_joint.dtype)
-    torch.sub(view, maxes, out=shifted)
-    log_evidence = shifted.exp_().reshape(S, -1).sum(-1).log_().add_(maxes.reshape(S))
+    shifted = torch.empty(T, G, dtype=log_joint.dtype)
+    total = torch.empty(S, dtype=log_joint.dtype)
+    for s in range(S):
+        torch.sub(view[s], maxes[s], out=shifted)
+        total[s] = shifted.exp_().reshape(-1).sum()
+    log_evidence = total.log_().add_(maxes.reshape(S))
     del shifted
-    return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
+    weights = torch.sub(log_joint, log_evidence.reshape(1, S, 1))
+    return log_evidence, weights.exp_()
 
 
 def _log_marginal(log_joint: torch.Tensor, block: int = 2**20) -> torch.Tensor:
