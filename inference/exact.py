@@ -181,7 +181,7 @@ def fit_exact(
             if bounded:  # the bounded sites' grid multiplies the points
                 fitted = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, pi_grid=fitted)
-            marginal = log_joint.reshape(len(u), len(b_points), S, -1).logsumexp((1, 3))
+            marginal = _log_marginal(log_joint.reshape(len(u), len(b_points), S, -1))
             mass = (marginal - marginal.max(0).values).exp().T  # [S, T]
             fine = effective_points(mass) >= resolution_threshold(dims)  # [S]
             resolved = bool(fine.all())
@@ -246,7 +246,7 @@ def fit_exact(
     # Draw grid points (t, g) by inverting each simulation's cumulative weights: one
     # searchsorted, where torch.multinomial would renormalise a row per draw (and caps the
     # categories at 2^24).
-    cdf = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)  # [S, T * G]
+    cdf = _cumulative_weights(weights)  # [S, T * G]
     uniform = torch.rand(S, num_draws, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
     flat = torch.searchsorted(cdf, uniform, right=True).clamp_max(cdf.shape[-1] - 1)
     G = pi_grid.shape[-2]
@@ -349,14 +349,46 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
     # with the shift written straight into the [S, T, G] layout: without the copy that
     # reshaping the transposed view makes (hundreds of MB on a scalar's grid), the same bits.
+    # One simulation's row at a time (a [T, G] buffer, not a second [S, T, G] tensor), and the
+    # weights exponentiated in place: the same operations on the same numbers.
     view = log_joint.transpose(0, 1)  # [S, T, G]
     maxes = torch.amax(view, (1, 2), keepdim=True)
     maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
-    shifted = torch.empty(S, T, G, dtype=log_joint.dtype)
-    torch.sub(view, maxes, out=shifted)
-    log_evidence = shifted.exp_().reshape(S, -1).sum(-1).log_().add_(maxes.reshape(S))
+    shifted = torch.empty(T, G, dtype=log_joint.dtype)
+    total = torch.empty(S, dtype=log_joint.dtype)
+    for s in range(S):
+        torch.sub(view[s], maxes[s], out=shifted)
+        total[s] = shifted.exp_().reshape(-1).sum()
+    log_evidence = total.log_().add_(maxes.reshape(S))
     del shifted
-    return log_evidence, (log_joint - log_evidence.reshape(1, S, 1)).exp()
+    weights = torch.sub(log_joint, log_evidence.reshape(1, S, 1))
+    return log_evidence, weights.exp_()
+
+
+def _log_marginal(log_joint: torch.Tensor, block: int = 2**20) -> torch.Tensor:
+    """``[T, S]``: ``log_joint [T, B, S, G]`` summed (``logsumexp``) over the bounded sites'
+    points ``B`` and the lattice ``G``: the scalars' marginal. Computed a few grid points at a
+    time (about ``block`` entries), so that torch's temporaries (the shifted values and their
+    exponentials, each as large as the input: hundreds of MB on a zoomed grid) stay small; each
+    entry is reduced exactly as one ``logsumexp((1, 3))`` over the whole tensor reduces it."""
+    T = log_joint.shape[0]
+    step = max(1, block // max(1, log_joint[0].numel()))
+    out = torch.empty(T, log_joint.shape[2], dtype=log_joint.dtype)
+    for start in range(0, T, step):
+        out[start : start + step] = log_joint[start : start + step].logsumexp((1, 3))
+    return out
+
+
+def _cumulative_weights(weights: torch.Tensor) -> torch.Tensor:
+    """``[S, T * G]``: each simulation's running sum of its weights ``weights [T, S, G]`` over
+    the grid points ``(t, g)`` in that order (what the draws invert). One scan per simulation,
+    into the output: the same sums as ``weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)``
+    without that expression's transposed copy of the whole grid."""
+    T, S, G = weights.shape
+    cdf = torch.empty(S, T * G, dtype=weights.dtype)
+    for s in range(S):
+        torch.cumsum(weights[:, s].reshape(-1), 0, out=cdf[s])
+    return cdf
 
 
 def _zoom_simulations(

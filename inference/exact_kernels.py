@@ -82,15 +82,17 @@ def lattice_group_loglik(
     is_decided, best, top = decided_users(L, pi_grid)  # [t, S, U] each
     weight = (mask * is_decided).to(L.dtype)  # [t, S, U]
     n_best = count_by_type(best, weight, K)  # [t, S, K]
-    out = (top * weight).sum(-1, keepdim=True) + n_best @ pi_grid.log().T  # [t, S, G]
+    # (The [t, S, G] and [N, G] tensors below are updated in place: the same operations in the
+    # same order, without a fresh tensor of that size for each.)
+    out = (n_best @ pi_grid.log().T).add_((top * weight).sum(-1, keepdim=True))  # [t, S, G]
     rest = (~is_decided) & mask.bool()
     if rest.any():
         pair, user = torch.nonzero(rest.reshape(t * S, U), as_tuple=True)
         rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
         top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
         count = mask.expand(t, S, U).reshape(t * S, U)[pair, user].unsqueeze(-1).to(L.dtype)
-        terms = (((rows - top_r).exp() @ pi_grid.T).log() + top_r) * count  # [N, G]
-        out = out.reshape(t * S, -1).index_add(0, pair, terms).reshape(t, S, -1)
+        terms = ((rows - top_r).exp() @ pi_grid.T).log_().add_(top_r).mul_(count)  # [N, G]
+        out.view(t * S, -1).index_add_(0, pair, terms)
     return out
 
 

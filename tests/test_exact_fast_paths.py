@@ -238,7 +238,7 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
     ``torch.logsumexp`` over each simulation's ``[T * G]`` values, ``-inf`` entries and a
     simulation with no mass included."""
     generator = torch.Generator().manual_seed(7)
-    for shape in [(1, 6, 50), (9, 4, 31)]:
+    for shape in [(1, 6, 50), (9, 4, 31), (70, 3, 2926)]:  # the last: torch's long-row sums
         log_joint = torch.randn(*shape, dtype=torch.float64, generator=generator) * 40
         log_joint[..., :3] = -torch.inf
         log_joint[:, -1] = -torch.inf  # no mass at all: -inf evidence, as torch gives
@@ -248,3 +248,26 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
         assert torch.equal(log_evidence, want)
         want_weights = (log_joint - want.reshape(1, S, 1)).exp()  # NaN where no mass
         torch.testing.assert_close(weights, want_weights, rtol=0, atol=0, equal_nan=True)
+
+
+def test_scalar_marginal_in_blocks_equals_one_logsumexp():
+    """The scalars' marginal a few grid points at a time: the same bits as one
+    ``logsumexp((1, 3))`` over the whole ``[T, B, S, G]`` log joint (blocks of one and of
+    several grid points, ``-inf`` entries and a point with no mass included)."""
+    generator = torch.Generator().manual_seed(11)
+    log_joint = torch.randn(37, 2, 5, 2926, dtype=torch.float64, generator=generator) * 30
+    log_joint[..., :4] = -torch.inf
+    log_joint[3] = -torch.inf
+    want = log_joint.logsumexp((1, 3))
+    for block in (1, 2926 * 10 * 3, 2**20):
+        assert torch.equal(exact._log_marginal(log_joint, block), want)
+
+
+def test_cumulative_weights_equal_the_transposed_cumsum():
+    """The draws' cumulative weights, one scan per simulation: the same bits as the cumsum of
+    the transposed ``[S, T * G]`` copy."""
+    generator = torch.Generator().manual_seed(13)
+    weights = torch.rand(41, 6, 2926, dtype=torch.float64, generator=generator) ** 8
+    weights[:, 2] = 0.0
+    want = weights.permute(1, 0, 2).reshape(6, -1).cumsum(-1)
+    assert torch.equal(exact._cumulative_weights(weights), want)
