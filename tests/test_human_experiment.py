@@ -10,7 +10,8 @@ model with known parameters):
 * a missing data file is an error that says how to point at one.
 
 With the real data (``../shared/data/study1_ug.csv``; skipped where it is absent): a
-20-subject-per-role subset is fitted in under a minute (CPU time), its predicted rejection rate
+20-subject-per-role subset is fitted (its time is measured in
+``benchmarks/bench_human_subset.py``, not here), its predicted rejection rate
 rises with unfairness and matches the subset's data within 0.05 at every offer level, for both
 roles; the CLI's quick run writes the CSV with exactly the required columns; a file with bad
 rows stops with their row numbers unless --skip-invalid.
@@ -19,7 +20,6 @@ rows stops with their row numbers unless --skip-invalid.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
 
 
 @pytest.mark.slow
-def test_subset_fit_in_a_minute_matches_data(study1_ug_path):
+def test_subset_fit_matches_data(study1_ug_path):
     needs_data(study1_ug_path)
     imported = read_human_data(study1_ug_path)
     table, roles = subset(imported, QUICK_SUBJECTS, seed=0)
@@ -90,11 +90,7 @@ def test_subset_fit_in_a_minute_matches_data(study1_ug_path):
     observed = rejection_by_offer(table, roles)
     spec = load_hypothesis_file(INEQUITY_FILE)
     settings = HumanFitSettings.for_run(quick=True, seed=0)
-    wall, cpu = time.perf_counter(), time.process_time()
     fit = fit_responders(data, spec, settings)  # chains one after another, in this process
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"subset fit: {wall:.1f} s wall, {cpu:.1f} s CPU")
-    assert cpu < 60, f"the 20-subject fit took {cpu:.1f} s of CPU time"
     assert int(fit.stats["diverging"].sum()) == 0
     check_rejection_table(rejection_table(fit, observed), tolerance=0.05)
 
