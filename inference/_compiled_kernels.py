@@ -19,12 +19,12 @@ import numpy as np
 from numba import njit
 
 from scai.inference.hmc import MAX_ENERGY_ERROR, MIN_AVERAGED
+from scai.inference.hmc import _logaddexp as hmc_logaddexp
 
 # V's rows
 QM, PM, GM, SM, QP, PP, GP, SP, QPROP, GPROP, RHO = range(11)
 # F's columns
 UPROP, LOGW, NSTEPS, SUMACC, DIV, TURN = range(6)
-LOG2 = math.log(2.0)
 LOG08 = math.log(0.8)
 
 
@@ -158,15 +158,8 @@ def _row(V, out, r_out, src, r_src):
         V[out, r_out, i] = V[src, r_src, i]
 
 
-@njit(cache=True)
-def _logaddexp(a, b):
-    """hmc._logaddexp."""
-    if a == b:
-        return a + LOG2
-    d = a - b
-    if d > 0:
-        return a + math.log1p(math.exp(-d))
-    return b + math.log1p(math.exp(d))
+#: hmc's own log-add-exp, compiled (the same formula, so the same merges' weights)
+_logaddexp = njit(cache=True)(hmc_logaddexp)
 
 
 @njit(cache=True)

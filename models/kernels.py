@@ -1,4 +1,5 @@
-"""The rational cells' log-likelihoods and their derivatives, compiled (numba).
+"""The NumPy backend's per-gradient loops, compiled (numba): :func:`rational_cells` and
+:func:`agent_group`.
 
 :class:`scai.models.marginal_numpy.RationalCells` scores, at every gradient of a fit with a
 latent rationality or currency shifts, each observed cell under each type: a responder's
@@ -6,8 +7,11 @@ latent rationality or currency shifts, each observed cell under each type: a res
 ``E = sigmoid(lam u_proj) u_prop`` (the derivation: :mod:`scai.models.marginal_numpy`). The
 arrays are small (a few rows of ~100 offers per type), so NumPy spends its time in the ~40
 calls' overhead, not in arithmetic; one compiled pass does the same work in a few
-microseconds. The offers' normaliser is computed once per *row* ``(sim, currency, pot)`` that
-holds a proposal (``rows``), not for every pot of every simulation. Division by zero follows
+microseconds. The offers' normaliser is computed once per *row*
+``(sim, currency, pot)`` that holds a proposal (``rows``), not for every pot of every
+simulation. :class:`scai.models.marginal_numpy.AgentMarginal` runs the users' part of the
+real-agent likelihood (each user's mixture over types, the clone mixture, and the
+derivatives back to the cells) in :func:`agent_group`. Division by zero follows
 NumPy (``inf`` or ``nan``, no exception: ``error_model="numpy"``), as the code it replaced did
 when a sampler's far step saturates a probability.
 """
@@ -33,14 +37,6 @@ def _log_expit(x: float) -> float:
     if x >= 0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
-
-
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _logaddexp(a: float, b: float) -> float:
-    top = max(a, b)
-    if top == -np.inf:
-        return top
-    return top + math.log(math.exp(a - top) + math.exp(b - top))
 
 
 @numba.njit(cache=True, error_model="numpy")
