@@ -38,6 +38,7 @@ from scai.inference.arviz_schema import (
     read_plain_groups,
     write_netcdf,
 )
+from scai.inference.diagnostics import SITE_DIMS
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS
 from scai.models.hypotheses import Hypothesis, HypothesisError
@@ -91,10 +92,7 @@ def posterior_parts(posterior) -> InferenceParts:
     }
     per_row = ["interaction"]
     dims = {
-        "pi": ["sim", "policy"],
-        "lam": ["sim"],
-        "shift_shared": ["sim"],
-        "shift": ["sim", "currency"],
+        **{site: list(names) for site, names in SITE_DIMS.items()},
         "user_actions": ["user"],
         **{name: per_row for name in ACTION_VARIABLES},
     }

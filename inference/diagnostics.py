@@ -1,6 +1,7 @@
 """Convergence diagnostics, and warnings that name the parameters concerned.
 
-MCMC: split r_hat, bulk and tail ESS per parameter (ArviZ), divergences and E-BFMI per chain.
+MCMC: rank-normalised split r_hat, bulk and tail ESS per parameter (as ArviZ computes them:
+:mod:`scai.inference.convergence`), divergences and E-BFMI per chain.
 SVI: whether the ELBO converged, and its trace (in ``Posterior.diagnostics``).
 A :class:`DiagnosticWarning` names every parameter with ``r_hat > 1.01`` or ``ESS < 400``,
 and reports divergences.
@@ -8,10 +9,13 @@ and reports divergences.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
 import numpy as np
+
+from scai.inference.convergence import bfmi, convergence
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400
@@ -21,32 +25,33 @@ class DiagnosticWarning(UserWarning):
     """A sampler diagnostic crossed its threshold."""
 
 
-def _posterior_dataset(posterior):
-    import arviz as az
-
-    variables = {k: v.detach().double().numpy() for k, v in posterior.draws.items()}
-    dims = {
-        "pi": ["sim", "policy"],
-        "lam": ["sim"],
-        "shift_shared": ["sim"],
-        "shift": ["sim", "currency"],
-    }
-    coords = {
-        "sim": posterior.data.sim_ids,
-        "policy": list(posterior.policy_names),
-        "currency": list(posterior.data.currencies),
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return az.from_dict(posterior=variables, coords=coords, dims=dims)
+#: The dimensions after ``(chain, draw)`` of the sites that have names for them; other sites'
+#: dimensions are numbered (ArviZ's ``{site}_dim_0``, ...).
+SITE_DIMS: dict[str, tuple[str, ...]] = {
+    "pi": ("sim", "policy"),
+    "lam": ("sim",),
+    "shift_shared": ("sim",),
+    "shift": ("sim", "currency"),
+}
 
 
 def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
     """r_hat, ESS, divergences and BFMI of a :class:`~scai.inference.posterior.Posterior`;
     warns (naming parameters) when thresholds fail."""
-    return chain_diagnostics(
-        _posterior_dataset(posterior), posterior.sample_stats, warn=warn, stacklevel=4
-    )
+    coords = {
+        "sim": list(posterior.data.sim_ids),
+        "policy": list(posterior.policy_names),
+        "currency": list(posterior.data.currencies),
+    }
+    variables = {}
+    for site, value in posterior.draws.items():
+        value = value.detach().double().numpy()
+        dims = SITE_DIMS.get(site, ())
+        variables[site] = (
+            value,
+            [coords[dims[i]] if i < len(dims) else range(n) for i, n in enumerate(value.shape[2:])],
+        )
+    return _diagnostics(variables, posterior.sample_stats, warn=warn, stacklevel=4)
 
 
 def chain_diagnostics(
@@ -55,31 +60,53 @@ def chain_diagnostics(
     """r_hat, ESS, divergences and BFMI of any Markov chains: ``idata`` holds their
     ``posterior`` (ArviZ), ``sample_stats`` NUTS's ``energy`` and ``diverging``
     ``[chains, draws]``; warns (naming parameters) when thresholds fail."""
-    import arviz as az
+    variables = {
+        name: (var.to_numpy(), [var[d].to_numpy().tolist() for d in var.dims[2:]])
+        for name, var in idata.posterior.data_vars.items()
+    }
+    return _diagnostics(variables, sample_stats, warn=warn, stacklevel=stacklevel + 1)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        summary = az.summary(idata, kind="diagnostics")
+
+def _diagnostics(
+    variables: dict[str, tuple[np.ndarray, list]],
+    sample_stats: dict[str, np.ndarray],
+    warn: bool,
+    stacklevel: int,
+) -> dict[str, Any]:
+    """The diagnostics of ``variables[name] = (draws [chains, draws, ...], coordinates of each
+    further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
+    (``pi[0, fair]``) and rounded as it rounds them (ESS to units, r-hat to 2 decimals)."""
+    labels, columns = [], []
+    for name, (value, coords) in variables.items():
+        C, N = value.shape[:2]
+        columns.append(value.reshape(C, N, -1))
+        if not coords:
+            labels.append(name)
+            continue
+        for index in itertools.product(*coords):
+            labels.append(f"{name}[{', '.join(str(c) for c in index)}]")
+    stats = convergence(np.concatenate(columns, -1))
+    r_hat = dict(zip(labels, np.round(stats["r_hat"], 2).tolist(), strict=True))
+    ess_bulk = dict(zip(labels, np.round(stats["ess_bulk"]).tolist(), strict=True))
+    ess_tail = dict(zip(labels, np.round(stats["ess_tail"]).tolist(), strict=True))
     energy = sample_stats.get("energy")
-    bfmi = (
-        az.bfmi(np.asarray(energy)).tolist() if energy is not None and energy.shape[1] > 1 else []
+    energy_bfmi = (
+        bfmi(np.asarray(energy)).tolist() if energy is not None and energy.shape[1] > 1 else []
     )
     n_div = int(np.sum(sample_stats.get("diverging", 0)))
     result = {
-        "r_hat": summary["r_hat"].to_dict(),
-        "ess_bulk": summary["ess_bulk"].to_dict(),
-        "ess_tail": summary["ess_tail"].to_dict(),
+        "r_hat": r_hat,
+        "ess_bulk": ess_bulk,
+        "ess_tail": ess_tail,
         "divergences": n_div,
-        "bfmi": bfmi,
+        "bfmi": energy_bfmi,
     }
     if warn:
         problems = []
-        high = summary.index[summary["r_hat"] > R_HAT_MAX].tolist()
+        high = [k for k, v in r_hat.items() if v > R_HAT_MAX]
         if high:
             problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
-        low = summary.index[
-            (summary["ess_bulk"] < ESS_MIN) | (summary["ess_tail"] < ESS_MIN)
-        ].tolist()
+        low = [k for k in labels if ess_bulk[k] < ESS_MIN or ess_tail[k] < ESS_MIN]
         if low:
             problems.append(f"ESS < {ESS_MIN} for {', '.join(low)}")
         if n_div:

@@ -561,7 +561,9 @@ class StruggleMonitor:
         chain's ``positions [iterations, d]`` and ``stats`` (a sampler that cannot call back
         while it runs: :mod:`scai.inference.compiled`); the same messages, at the end."""
         windows = adaptation_windows(warmup)
-        for i in range(len(positions)):
+        due = {last for _, last in windows} | {warmup - 1}  # the iterations `after` checks
+        due |= set(range(warmup + self.every - 1, len(positions), self.every))
+        for i in sorted(i for i in due if 0 <= i < len(positions)):
             self.after(i, positions, stats, warmup, windows)
 
     def check(

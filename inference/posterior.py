@@ -102,7 +102,10 @@ class Posterior:
         step = max(1, MEAN_BLOCK // max(1, S * U * len(self.policy_names)))
         if step >= D:
             probs = self.type_probabilities()
-            return probs.mean(0), self.manner_probabilities_per_draw(probs=probs).mean(0)
+            if "strength" in self.draws:
+                return probs.mean(0), self.manner_probabilities_per_draw(probs=probs).mean(0)
+            types = probs.mean(0)  # manners are linear in the types where strength is fixed
+            return types, self.manner_probabilities_per_draw(probs=types[None])[0]
         if not (DRAW_DEPENDENT_LOGLIK | {"clone"}) & set(self.draws):
             return self._means_by_distinct_user()
         types = manners = 0.0

@@ -278,7 +278,10 @@ def type_posterior(
     """``P(z_u = k | theta, data)`` ``[..., S, U, K]``: each user's type given the parameters
     (with clones, averaged over the prototype's posterior ``P(z0 | theta, data)``)."""
     if clone is None:
-        return torch.softmax(log_pi.unsqueeze(-2) + loglik, dim=-1)
+        # The softmax runs over types laid out [..., K, U]: over a last dimension of K = 3
+        # entries torch's softmax costs ~3x as much (a user's row at a time).
+        joint = (log_pi.unsqueeze(-1) + loglik.transpose(-1, -2)).contiguous()
+        return torch.softmax(joint, dim=-2).transpose(-1, -2)
     prototype, given_z0 = prototype_posterior(log_pi, loglik, user_mask, clone)
     return (prototype.unsqueeze(-2).unsqueeze(-1) * given_z0).sum(-2)
 
