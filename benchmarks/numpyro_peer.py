@@ -17,8 +17,8 @@ in lockstep in one process, its default) and NumPyro's NUTS (2 chains,
 ``chain_method="parallel"`` on 2 XLA host devices, ``"sequential"`` and ``"vectorized"``), the same
 warmup and samples (``fit_mcmc``'s defaults unless ``--warmup``/``--samples``), the same
 target acceptance (0.8) and start (at or near the prior median). ESS/s is the smallest bulk
-ESS over the continuous sites (ArviZ, as ``scai.inference.diagnostics``) over the wall time of the
-whole call.
+ESS over the continuous sites (``scai.inference.diagnostics``: ArviZ's estimator) over the wall
+time of the whole call.
 NumPyro's includes JIT compilation, which is also reported on its own (``jax.monitoring``),
 with the ESS/s of the wall minus it. NumPyro once compiled is also measured directly: the same
 ``MCMC.run`` under one ``jax.jit``, timed on calls after the one that compiled it
@@ -254,7 +254,7 @@ def run_ours(
     in lockstep also ``"later"``: the median wall of ``REPEATS`` more calls (the same draws),
     and ``"sampling"``: the median wall of the part of a call that NumPyro's compiled run
     does (set-up with the Laplace start, warmup and sampling of both chains, the draws
-    constrained; not the posterior's type probabilities nor ArviZ's diagnostics)."""
+    constrained; not the posterior's type probabilities nor the convergence diagnostics)."""
     post, wall, ess = timed_mcmc(ds, hyp, parallel, seed, warmup=warmup, samples=samples)
     means = {
         k: v.reshape(-1, *v.shape[2:]).mean(0).flatten().tolist() for k, v in post.draws.items()
@@ -682,7 +682,7 @@ def main(argv: list[str] | None = None) -> None:
         f"hold the median of {REPEATS} later calls (the same draws). Sampling only: the median "
         f"of {REPEATS} calls of `run_lockstep` on `fit_mcmc`'s problem: set-up with the Laplace "
         "start, warmup and sampling of both chains, draws constrained (what NumPyro's compiled "
-        "run does), not the posterior's type probabilities and ArviZ's diagnostics that "
+        "run does), not the posterior's type probabilities and the convergence diagnostics that "
         "`fit_mcmc` adds.",
         "- ms / gradient: median time of one potential-and-gradient call (ours: "
         "`potential_grad` of `scai.models.density.MarginalDensity`, what our NUTS "
