@@ -590,3 +590,110 @@ def walls_pull_back(
             col = wall_cols[i, 0]
             grad[lam_of_sim[wall_cols[i, 1]]] += g[col] * d_lam[col]
     return grad
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _logaddexp(a: float, b: float) -> float:
+    """``log(e^a + e^b)`` (NumPy's formula)."""
+    if a == b:
+        return a + _LOG2
+    d = a - b
+    if d > 0:
+        return a + math.log1p(math.exp(-d))
+    return b + math.log1p(math.exp(d))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def clones_forward(
+    psi: np.ndarray,  # [B, S, W]
+    prototype: np.ndarray,  # [B, S]: z* of each row's simulation
+    order: np.ndarray,  # [S, K]: q's types in stick order
+    clone_col: int,
+    offset: np.ndarray,  # [K - 1]: the sticks' offsets, log(K - 1 - j)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(theta before the inner map [B, S, W], log p [B, S, K], log sum_{i>=j} p_i [B, S,
+    K], the fractions z of q's sticks [B, S, K - 1])`` of
+    :meth:`scai.inference.clones.CloneCoordinates._forward` (pi's sticks are columns 0..K-2,
+    as in every layout), in NumPy's order of operations."""
+    B, S, W = psi.shape
+    K = order.shape[1]
+    mid = psi.copy()
+    log_p = np.empty((B, S, K))
+    tail = np.empty((B, S, K))
+    z = np.empty((B, S, K - 1))
+    log_sorted = np.empty(K)
+    for b in range(B):
+        for s in range(S):
+            # log q in stick order (torch's stick-breaking), then in the types' order
+            acc = 0.0  # log prod_{i<j} (1 - z_i)
+            for j in range(K - 1):
+                t = psi[b, s, j] - offset[j]
+                z[b, s, j] = _expit(t)
+                log_sorted[j] = _log_expit(t) + acc
+                acc += _log_expit(-t)
+            log_sorted[K - 1] = acc
+            v = psi[b, s, clone_col]
+            log_u, log_not_u = _log_expit(v), _log_expit(-v)
+            star = prototype[b, s]
+            log_q_star = 0.0
+            for i in range(K):
+                k = order[s, i]
+                one = 1.0 if k == star else 0.0
+                log_p[b, s, k] = log_sorted[i] + one * log_not_u
+                log_q_star += log_sorted[i] * one
+            # x_j = log p_j - log sum_{i>j} p_i + offset_j; logit c = log u + log q* - log sum p
+            tail[b, s, K - 1] = log_p[b, s, K - 1]
+            for j in range(K - 2, -1, -1):
+                tail[b, s, j] = _logaddexp(tail[b, s, j + 1], log_p[b, s, j])
+            for j in range(K - 1):
+                mid[b, s, j] = log_p[b, s, j] - tail[b, s, j + 1] + offset[j]
+            mid[b, s, clone_col] = log_u + log_q_star - tail[b, s, 0]
+    return mid, log_p, tail, z
+
+
+@numba.njit(cache=True, error_model="numpy")
+def clones_pull_back(
+    g: np.ndarray,  # [S, W]: dU/dtheta before the inner map
+    log_p: np.ndarray,  # [S, K]: clones_forward's, its row of this point
+    tail: np.ndarray,  # [S, K]
+    z: np.ndarray,  # [S, K - 1]
+    v: np.ndarray,  # [S]: logit u
+    prototype: np.ndarray,  # [S]
+    order: np.ndarray,  # [S, K]
+    clone_col: int,
+) -> np.ndarray:
+    """``dU/dpsi [S, W]`` of ``dU/dtheta`` through :func:`clones_forward`'s map
+    (:meth:`scai.inference.clones.CloneCoordinates.potentials_and_grad`: the derivation)."""
+    S, W = g.shape
+    K = log_p.shape[1]
+    out = g.copy()
+    d_log_p = np.empty(K)
+    d_sorted = np.empty(K)
+    for s in range(S):
+        g_c = g[s, clone_col]
+        star = prototype[s]
+        # x_j = log p_j - log sum_{i>j} p_i, logit c = ... - log sum_i p_i
+        for k in range(K):
+            acc = 0.0
+            for j in range(K - 1):
+                after = 1.0 if k > j else 0.0
+                acc += g[s, j] * math.exp(log_p[s, k] - tail[s, j + 1]) * after
+            d_log_p[k] = -acc
+        for j in range(K - 1):
+            d_log_p[j] += g[s, j]
+        d_log_not_u = 0.0
+        for k in range(K):
+            d_log_p[k] -= g_c * math.exp(log_p[s, k] - tail[s, 0])
+            one = 1.0 if k == star else 0.0
+            d_log_not_u += d_log_p[k] * one
+            d_log_p[k] = d_log_p[k] + one * g_c  # now d log q_k
+        u = _expit(v[s])
+        out[s, clone_col] = (1 - u) * g_c - u * d_log_not_u
+        # d log q_k / d y_j: (1 - z_j) for k = j, -z_j for k > j (in stick order)
+        for i in range(K):
+            d_sorted[i] = d_log_p[order[s, i]]
+        later = 0.0
+        for j in range(K - 2, -1, -1):
+            later += d_sorted[j + 1]
+            out[s, j] = d_sorted[j] * (1 - z[s, j]) - z[s, j] * later
+    return out

@@ -408,14 +408,15 @@ class GroupPrior:
         if sticks is None:
             sticks = self.sticks_np(cols[:, where["pi"]])
         columns, scales, bounded, bounded_ab = self._layout(coords)
-        mean_shift = self.essential_shift * np.asarray(essential, dtype=np.float64)
+        # [C] (a caller with no shifts may pass an empty [S, 0])
+        mean_shift = (self.essential_shift * np.asarray(essential, dtype=np.float64)).reshape(-1)
         return prior_terms(
             np.ascontiguousarray(cols, dtype=np.float64),
             np.stack(sticks),
             self._stick_ab,
             columns,
             scales,
-            np.ascontiguousarray(mean_shift),
+            mean_shift,
             bounded,
             bounded_ab,
         )
