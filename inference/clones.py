@@ -128,7 +128,8 @@ class CloneCoordinates:
         batch = psi.shape[:-1]
         rows = np.ascontiguousarray(psi.reshape(-1, S, W))
         star = self.prototype if prototype is None else prototype
-        star = np.ascontiguousarray(np.broadcast_to(star, (*batch, S)).reshape(-1, S), np.int64)
+        # a writeable copy: one compiled signature (numba types read-only arrays apart)
+        star = np.array(np.broadcast_to(star, (*batch, S)).reshape(-1, S), dtype=np.int64)
         mid, log_p, tail, z = clones_forward(rows, star, self._order, self.clone_col, self.offset)
         v = rows[..., self.clone_col]
         return mid.reshape(psi.shape), tuple(a.reshape(*batch, S, -1) for a in (log_p, tail, z)) + (

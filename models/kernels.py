@@ -161,7 +161,8 @@ def agent_group(
     Transcendentals dominate here, so each is computed once: with ``t = log c + L[u, z] -
     own[u]`` and ``l = log(1 - c)``, ``log f[u, z] - own[u] = logaddexp(t, l)`` and ``a[u, z]
     = sigmoid(t - l)`` share one ``exp(-|t - l|)``; ``r[u, k]`` reuses the log-sum-exp's
-    terms."""
+    terms; given a prototype ``z*`` (the joint with it: :mod:`scai.inference.sheets`) only
+    ``f[u, z*]`` is computed, every other ``w_z`` being 0 (the same sums, bit for bit)."""
     N, K = cell_ll.shape
     S, U = mask.shape
     L = np.empty((U, K))
@@ -201,6 +202,11 @@ def agent_group(
             value[s] += own * m  # G without clones; with them, B's own part
             if has_clone:
                 for z in range(K):
+                    if has_prototype and z != prototype[s]:
+                        # w_z = 0: this prototype's terms never reach G or its gradient
+                        rel_f[u, z] = 0.0
+                        a[u, z] = 0.0
+                        continue
                     x = log_c + L[u, z] - own - log_not_c
                     e = math.exp(-abs(x))
                     rel_f[u, z] = max(x, 0.0) + log_not_c + math.log1p(e)

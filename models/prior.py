@@ -412,7 +412,7 @@ class GroupPrior:
         mean_shift = (self.essential_shift * np.asarray(essential, dtype=np.float64)).reshape(-1)
         return prior_terms(
             np.ascontiguousarray(cols, dtype=np.float64),
-            np.stack(sticks),
+            np.ascontiguousarray(np.stack(sticks)),
             self._stick_ab,
             columns,
             scales,
