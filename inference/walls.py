@@ -38,8 +38,8 @@ stands at a fixed ``delta`` (measured on the 64 games: ``delta ~ 1`` for ``log l
 the offers' utilities differ by ``lam (1 - delta) o``). The other shifts of the simulation move
 with the anchor too (``delta = foot / lam + phi``); with currency shifts and a shared one
 (``pooled``), the shared one is sampled given them, ``delta_0 = mean_c(delta_c - mu e_c) + (tau
-/ sqrt(C)) xi``, which is how the prior ties it to
-them whatever the walls do to the currencies' shifts.
+/ sqrt(C)) xi``, which is how the prior ties it to them whatever the walls do to the currencies'
+shifts.
 
 Nothing is truncated: every ``theta`` has one ``phi``. The density in ``phi`` carries the
 Jacobian, so the draws mapped back are draws of the same posterior; the model, the prior and

@@ -1,5 +1,8 @@
-"""The NumPy backend's per-gradient loops, compiled (numba): :func:`rational_cells` and
-:func:`agent_group`.
+"""The NumPy backend's per-gradient loops, compiled (numba): :func:`rational_cells`,
+:func:`agent_group` and the small passes around them (:func:`lapse_cells`,
+:func:`coupled_tones`, :func:`cell_sums`, :func:`prior_terms`), and the sampler's maps of
+:mod:`scai.inference.walls` and :mod:`scai.inference.clones` (:func:`walls_forward`,
+:func:`walls_pull_back`, :func:`clones_forward`, :func:`clones_pull_back`).
 
 :class:`scai.models.marginal_numpy.RationalCells` scores, at every gradient of a fit with a
 latent rationality or currency shifts, each observed cell under each type: a responder's
@@ -11,7 +14,12 @@ microseconds. The offers' normaliser is computed once per *row*
 ``(sim, currency, pot)`` that holds a proposal (``rows``), not for every pot of every
 simulation. :class:`scai.models.marginal_numpy.AgentMarginal` runs the users' part of the
 real-agent likelihood (each user's mixture over types, the clone mixture, and the
-derivatives back to the cells) in :func:`agent_group`. Division by zero follows
+derivatives back to the cells) in :func:`agent_group`. The small passes and the maps were
+NumPy calls on arrays of a few numbers (the prior's ~40, each map's ~30 per gradient): their
+call overhead was half of a real-agent gradient (``benchmarks/results_mcmc_presets.md``).
+Each keeps NumPy's order of operations where it can (the same values to ~1e-15), and every
+simulation's sums run in the same order whatever the number of simulations, so chains in
+lockstep are the chains run alone, bit for bit. Division by zero follows
 NumPy (``inf`` or ``nan``, no exception: ``error_model="numpy"``), as the code it replaced did
 when a sampler's far step saturates a probability.
 """
@@ -37,6 +45,19 @@ def _log_expit(x: float) -> float:
     if x >= 0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _logaddexp(a: float, b: float) -> float:
+    """``log(e^a + e^b)`` by NumPy's formula (``scai.inference.hmc._logaddexp`` is the
+    interpreted sampler's; models import nothing from inference)."""
+    if a == b:
+        return a + _LOG2
+    top, gap = (a, b - a) if a > b else (b, a - b)
+    return top + math.log1p(math.exp(gap))
+
+
+_LOG2 = math.log(2.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -282,12 +303,7 @@ def lapse_cells(
             lr = log_rational[n, k]
             kept = log_keep + lr
             if not (0.0 < e < 1.0) or slip == kept:  # NumPy's formulas, term by term
-                if slip == kept:
-                    lp = slip + _LOG2
-                elif slip > kept:
-                    lp = slip + math.log1p(math.exp(kept - slip))
-                else:
-                    lp = kept + math.log1p(math.exp(slip - kept))
+                lp = _logaddexp(slip, kept)
                 log_p[n, k] = lp
                 d_eps[n, k] = math.exp(lu - lp) - math.exp(lr - lp)
                 d_rational[n, k] = math.exp(kept - lp)
@@ -306,9 +322,6 @@ def lapse_cells(
             d_eps[n, k] = slipped / e - keeps / (1.0 - e)
             d_rational[n, k] = keeps
     return log_p, d_eps, d_rational
-
-
-_LOG2 = math.log(2.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -421,11 +434,7 @@ def prior_terms(
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _softplus(x: float) -> float:
     """``log(1 + e^x)`` (NumPy's ``logaddexp(0, x)``)."""
-    if x == 0.0:
-        return _LOG2
-    if x > 0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
+    return _logaddexp(0.0, x)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -596,17 +605,6 @@ def walls_pull_back(
             col = wall_cols[i, 0]
             grad[lam_of_sim[wall_cols[i, 1]]] += g[col] * d_lam[col]
     return grad
-
-
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _logaddexp(a: float, b: float) -> float:
-    """``log(e^a + e^b)`` (NumPy's formula)."""
-    if a == b:
-        return a + _LOG2
-    d = a - b
-    if d > 0:
-        return a + math.log1p(math.exp(-d))
-    return b + math.log1p(math.exp(d))
 
 
 @numba.njit(cache=True, error_model="numpy")
