@@ -15,8 +15,8 @@ microseconds. The offers' normaliser is computed once per *row*
 simulation. :class:`scai.models.marginal_numpy.AgentMarginal` runs the users' part of the
 real-agent likelihood (each user's mixture over types, the clone mixture, and the
 derivatives back to the cells) in :func:`agent_group`. The small passes and the maps were
-NumPy calls on arrays of a few numbers (the prior's ~40, each map's ~30 per gradient): their
-call overhead was half of a real-agent gradient (``benchmarks/results_mcmc_presets.md``).
+dozens of NumPy calls per gradient on arrays of a few numbers: compiled, a batched real-agent
+gradient of two chains takes ~490 us instead of ~860 (``benchmarks/results_mcmc_presets.md``).
 Each keeps NumPy's order of operations where it can (the same values to ~1e-15), and every
 simulation's sums run in the same order whatever the number of simulations, so chains in
 lockstep are the chains run alone, bit for bit. Division by zero follows
