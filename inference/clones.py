@@ -95,9 +95,8 @@ class CloneCoordinates:
         self.inner = inner
         self.order = np.asarray(order, dtype=int)  # [S, K]: q's types in stick order
         sims = np.arange(len(self.order))[:, None]
-        # x[..., S, K] reordered per simulation: x[..., sims, order] (and back)
+        # x[..., S, K] reordered per simulation: x[..., sims, order]
         self.to_sticks = (sims, self.order)
-        self.from_sticks = (sims, np.argsort(self.order, axis=-1))
         self.density = inner.density
         self.coords = inner.coords
         self.prototype = np.asarray(prototype, dtype=int)
@@ -107,7 +106,7 @@ class CloneCoordinates:
         self.offset = self.density.prior.stick_offset
         K = self.coords.n_policies
         self.onehot = np.eye(K)[self.prototype]  # [S, K]
-        self.after = np.arange(K)[None, :] > np.arange(K - 1)[:, None]  # [j, k]: k > j
+        self._order = np.ascontiguousarray(self.order, dtype=np.int64)
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(cols [..., S, W] (a copy), sticks [..., S, K - 1], clone column [..., S])``."""
@@ -119,18 +118,24 @@ class CloneCoordinates:
         return self.onehot if prototype is None else np.eye(self.coords.n_policies)[prototype]
 
     def _forward(self, psi: np.ndarray, prototype: np.ndarray | None = None):
-        """``theta`` before ``inner`` (flat) and what the gradient needs."""
-        onehot = self._onehot(prototype)
-        cols, y, v = self._split(psi)
-        log_q_sorted, z = _log_simplex(y, self.offset)
-        log_q = log_q_sorted[(..., *self.from_sticks)]
-        log_u, log_not_u = log_expit(v), log_expit(-v)
-        log_p = log_q + onehot * log_not_u[..., None]
-        sticks, tail = _sticks(log_p, self.offset)
-        log_q_star = (log_q * onehot).sum(-1)
-        cols[..., self.pi_cols] = sticks
-        cols[..., self.clone_col] = log_u + log_q_star - tail[..., 0]
-        return cols.reshape(psi.shape), (log_p, tail, z, v)
+        """``theta`` before ``inner`` (of ``psi``'s shape) and what the gradient needs: ``log
+        p``, ``log sum_{i>=j} p_i`` ``[..., S, K]``, q's stick fractions ``z`` and ``v``
+        (compiled: :func:`scai.models.kernels.clones_forward`)."""
+        from scai.models.kernels import clones_forward
+
+        S, W = self.coords.n_sims, self.coords.width
+        psi = np.asarray(psi, dtype=np.float64)
+        batch = psi.shape[:-1]
+        rows = np.ascontiguousarray(psi.reshape(-1, S, W))
+        star = self.prototype if prototype is None else prototype
+        # a writeable copy: one compiled signature (numba types read-only arrays apart)
+        star = np.array(np.broadcast_to(star, (*batch, S)).reshape(-1, S), dtype=np.int64)
+        mid, log_p, tail, z = clones_forward(rows, star, self._order, self.clone_col, self.offset)
+        v = rows[..., self.clone_col]
+        return mid.reshape(psi.shape), tuple(a.reshape(*batch, S, -1) for a in (log_p, tail, z)) + (
+            v.reshape(*batch, S),
+            star.reshape(*batch, S),
+        )
 
     def clone_part(self, psi: np.ndarray, prototype: np.ndarray | None = None) -> np.ndarray:
         """``[..., S * W]``: the clone map alone, before ``inner`` (whose map leaves the
@@ -183,22 +188,19 @@ class CloneCoordinates:
         ``prototype [S]``, of ``U_s = -log p(theta_s, z0 = prototype_s, data_s)`` at ``theta =
         theta(psi, prototype)`` (the joint with the prototype, on its own sheet:
         :mod:`scai.inference.sheets`)."""
-        onehot = self._onehot(prototype)
-        mid, (log_p, tail, z, v) = self._forward(psi, prototype)
+        from scai.models.kernels import clones_pull_back
+
+        S, W = self.coords.n_sims, self.coords.width
+        mid, (log_p, tail, z, v, star) = self._forward(psi, prototype)
         values, g = self.inner.potentials_and_grad(mid, prototype)
-        cols, g_x, g_c = self._split(g)
-        # d/d log p: x_j = log p_j - log sum_{i>j} p_i, logit c = ... - log sum_i p_i
-        ratio = np.exp(log_p[..., None, :] - tail[..., 1:, None])  # [..., S, j, k]: p_k / T_j
-        d_log_p = -(g_x[..., None] * ratio * self.after).sum(-2)
-        d_log_p[..., :-1] += g_x
-        d_log_p -= g_c[..., None] * np.exp(log_p - tail[..., :1])
-        # log p = log q + [k = z*] log(1 - u); logit c holds log q_z* and log u directly
-        d_log_q = d_log_p + onehot * g_c[..., None]
-        d_log_not_u = (d_log_p * onehot).sum(-1)
-        u = expit(v)
-        cols[..., self.clone_col] = (1 - u) * g_c - u * d_log_not_u
-        # d log q_k / d y_j: (1 - z_j) for k = j, -z_j for k > j
-        d_log_q = d_log_q[(..., *self.to_sticks)]
-        later = np.cumsum(d_log_q[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-        cols[..., self.pi_cols] = d_log_q[..., :-1] * (1 - z) - z * later
-        return values, cols.reshape(g.shape)
+        grad = clones_pull_back(
+            np.ascontiguousarray(g, dtype=np.float64).reshape(S, W),
+            log_p,
+            tail,
+            z,
+            np.ascontiguousarray(v),
+            star,
+            self._order,
+            self.clone_col,
+        )
+        return values, grad.reshape(g.shape)

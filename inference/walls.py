@@ -12,34 +12,34 @@ stands where ``v = lam * delta`` crosses a fixed value (measured on the 64 games
 potential is 5 nats above its minimum at ``v = 0.155-0.160`` for every ``lam`` from 3 to 10),
 so in ``(log lam, delta)`` it is a hyperbola that no linear map straightens.
 
-**The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained
-vector ``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as
-``w`` with ``delta = foot / lam + F(w)``, where ``foot`` is the lower wall's foot in ``v``
-(so the wall stands still at ``w ~ 0`` whatever ``lam``). Below, ``F = L(z) = scale *
-softplus(z) - log(1 + softplus(-z - m)) / kappa`` with ``m = log(scale * kappa)``
-(:func:`_lower`): linear in the bulk (``F ~ scale * z``: untouched), a log scale just above the
-foot (``F ~ scale * e^z``: the wall, a near-hard floor, seen from above like a positive
-quantity's log), and logarithmic below the foot, so the wall ``e^{kappa (foot - delta)}``
-grows like ``|z|`` (like a power of it where it steepens beyond ``kappa``; a map linear below
-the foot, where the wall grows like ``e^{|z|}``, diverged on walls that steepen: `pooled` on
-one 200-user group, 127 divergences against 5). Every term of the potential in ``z``, the log
-Jacobian included, then has curvature of order 1 (a compression that turned logarithmic at the knee
-itself, over ``1 / (scale * kappa) ~ 0.03`` sd, put a curvature spike of 40-500, growing like
-``lam^2``, at the knee: what bounded NUTS's step). Above, ``z = H(w) = Y - P(Y - w)``, the
-mirror image (``P`` the same map with ``scale = 1``, in units of the sd, the rate
-``scale * kappa_hi``), its foot ``Y`` where the upper wall's stands. The wall's foot is
+**The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained vector
+``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as ``w``
+with ``delta = foot / lam + F(w)``, where ``foot`` is the lower wall's foot in ``v`` (so the
+wall stands still at ``w ~ 0`` whatever ``lam``). Below, ``F = L(z) = scale * softplus(z) -
+log(1 + softplus(-z - m)) / kappa`` with ``m = log(scale * kappa)``
+(:func:`scai.models.kernels.wall_lower`): linear in the bulk (``F ~ scale * z``: untouched), a
+log scale just above the foot (``F ~ scale * e^z``: the wall, a near-hard floor, seen from above
+like a positive quantity's log), and logarithmic below the foot, so the wall ``e^{kappa (foot -
+delta)}`` grows like ``|z|`` (like a power of it where it steepens beyond ``kappa``; a map
+linear below the foot, where the wall grows like ``e^{|z|}``, diverged on walls that steepen:
+`pooled` on one 200-user group, 127 divergences against 5). Every term of the potential in
+``z``, the log Jacobian included, then has curvature of order 1 (a compression that turned
+logarithmic at the knee itself, over ``1 / (scale * kappa) ~ 0.03`` sd, put a curvature spike of
+40-500, growing like ``lam^2``, at the knee: what bounded NUTS's step). Above, ``z = H(w) = Y -
+P(Y - w)``, the mirror image (``P`` the same map with ``scale = 1``, in units of the sd, the
+rate ``scale * kappa_hi``), its foot ``Y`` where the upper wall's stands. The wall's foot is
 where the likelihood has risen ``FOOT_RISE`` nats beyond its knee, the knee where the
-likelihood's force times its rate of growth, both in units of the posterior's width
-``scale``, reaches ``STEEP`` (a Gaussian side's product is 1 at every distance: never a wall);
-``kappa`` is the wall's fastest rate from the knee on (:func:`find_walls`). The lower wall
-stands in ``lam * delta``, so its rate follows ``lam`` (``kappa = kappa_mode * lam /
-lam_mode``); the upper one stands at a fixed ``delta`` (measured on the 64 games: ``delta ~
-1`` for ``log lam`` from 1.2 to 2.4), so its foot stays there while the anchor moves with
-``lam`` (its rate follows ``lam`` too: the offers' utilities differ by ``lam (1 - delta) o``).
-The other shifts of the simulation move with the anchor too (``delta = foot / lam + phi``);
-with currency shifts and a shared one (``pooled``), the shared one is sampled given them,
-``delta_0 = mean_c(delta_c - mu e_c) + (tau / sqrt(C)) xi``, which is how the prior ties it to
-them whatever the walls do to the currencies' shifts.
+likelihood's force times its rate of growth, both in units of the posterior's width ``scale``,
+reaches ``STEEP`` (a Gaussian side's product is 1 at every distance: never a wall); ``kappa`` is
+the wall's fastest rate from the knee on (:func:`find_walls`). The lower wall stands in ``lam *
+delta``, so its rate follows ``lam`` (``kappa = kappa_mode * lam / lam_mode``); the upper one
+stands at a fixed ``delta`` (measured on the 64 games: ``delta ~ 1`` for ``log lam`` from 1.2 to
+2.4), so its foot stays there while the anchor moves with ``lam`` (its rate follows ``lam`` too:
+the offers' utilities differ by ``lam (1 - delta) o``). The other shifts of the simulation move
+with the anchor too (``delta = foot / lam + phi``); with currency shifts and a shared one
+(``pooled``), the shared one is sampled given them, ``delta_0 = mean_c(delta_c - mu e_c) + (tau
+/ sqrt(C)) xi``, which is how the prior ties it to them whatever the walls do to the currencies'
+shifts.
 
 Nothing is truncated: every ``theta`` has one ``phi``. The density in ``phi`` carries the
 Jacobian, so the draws mapped back are draws of the same posterior; the model, the prior and
@@ -51,7 +51,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import expit
 
 from scai.models.density import MarginalDensity
 
@@ -73,53 +72,15 @@ SEARCH_SD = 40.0
 #: sides into long flat tails: ESS 48 and 371 divergences, against 640 and none without it;
 #: the gaps of every other group measured, in the tests and the benchmark, are 3.6-25 sd).
 MIN_GAP = 1.0
-#: A wall's foot, where the map below turns from a log scale to the wall's own (:func:`_lower`):
+#: A wall's foot, where the map below turns from a log scale to the wall's own
+#: (:func:`scai.models.kernels.wall_lower`):
 #: where the likelihood has risen this many nats beyond the knee.
 FOOT_RISE = 1.0
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
-
-
-def _lower(x: np.ndarray, a: float, k):
-    """The map below: ``P(x) = a softplus(x) - log(1 + softplus(-x - m)) / k`` with ``m =
-    log(a k)``, where ``k`` is proportional to ``lam`` (``x = 0`` is the wall's foot): ``(P,
-    log P', d log P'/dx, dP/d log lam, d log P'/d log lam)``. Above the foot it is ``a x``;
-    below it, where the wall ``e^{-k P}`` stands, ``-log(|x| - m) / k``, so the wall grows
-    like ``|x|`` (like a power of it where it steepens beyond ``k``); the step between, ``a
-    e^x``, is a log scale. Every term's curvature in ``x`` is O(1)."""
-    m = np.log(a * k)
-    s_pos, s_neg = expit(x), expit(-x)  # sigma(x), sigma(-x)
-    t = expit(-x - m)
-    u = _softplus(-x - m)
-    value = a * _softplus(x) - np.log1p(u) / k
-    inner = t / (1.0 + u)  # k dP/dx of the part below
-    d_inner = (t * t - t * (1.0 - t) * (1.0 + u)) / (1.0 + u) ** 2  # its derivative in x (or m)
-    slope = a * s_pos + inner / k
-    curve = a * s_pos * s_neg + d_inner / k
-    return (
-        value,
-        np.log(slope),
-        curve / slope,
-        (inner + np.log1p(u)) / k,
-        (d_inner - inner) / k / slope,
-    )
-
-
-def _upper(w: np.ndarray, foot, d_foot, k):
-    """The map above, in units of the sd: ``H(w) = Y - P(Y - w)`` with ``P`` of
-    :func:`_lower` (``a = 1``), the foot at ``Y = foot`` (``d_foot = dY / d log lam``; ``k``
-    proportional to ``lam``): the mirror image of the map below. ``(H, log H', d log H'/dw,
-    dH/d log lam, d log H'/d log lam)``."""
-    p, log_p, dlog_p, dp_lam, dlog_p_lam = _lower(foot - w, 1.0, k)
-    return (
-        foot - p,
-        log_p,
-        -dlog_p,
-        d_foot * (1.0 - np.exp(log_p)) - dp_lam,
-        d_foot * dlog_p + dlog_p_lam,
-    )
+#: The fields of :class:`Wall` that its map reads, in the order of the compiled kernels'
+#: arrays (:func:`scai.models.kernels.wall_offset`).
+WALL_FIELDS = ("knee", "kappa_lo", "kappa_hi", "distance", "scale", "lam")
 
 
 @dataclass(frozen=True)
@@ -142,33 +103,25 @@ class Wall:
 
     def offset(self, w: np.ndarray, ratio: np.ndarray | float = 1.0):
         """``F(w) = L(H(w))`` (module docstring) when ``lam`` is ``ratio`` times its value at
-        the mode: ``(F, log F', d log F' / dw, dF / d log lam, d log F' / d log lam)``."""
-        w = np.asarray(w, dtype=np.float64)
-        zero = np.zeros_like(w)
-        z, log_h, dlog_h, dz_lam, dlog_h_lam = w, zero, zero, zero, zero
-        if self.kappa_hi > 0:
-            # in units of the sd; the upper wall stands at a fixed delta (~1: a selfish type
-            # weighing the other's payoff like its own), so its foot is ``distance`` above the
-            # anchor at the mode and moves as the anchor ``knee / lam`` does
-            anchor = self.knee / (self.lam * ratio)
-            foot = (self.distance + self.knee / self.lam - anchor) / self.scale
-            z, log_h, dlog_h, dz_lam, dlog_h_lam = _upper(
-                w, foot, anchor / self.scale, self.scale * self.kappa_hi * ratio
-            )
-        if self.kappa_lo > 0:
-            f, log_l, dlog_l, df_lam, dlog_l_lam = _lower(z, self.scale, self.kappa_lo * ratio)
-        else:
-            f, log_l, dlog_l, df_lam, dlog_l_lam = (
-                self.scale * z, np.log(self.scale) + zero, zero, zero, zero
-            )  # fmt: skip
-        h_slope = np.exp(log_h)
-        return (
-            f,
-            log_l + log_h,
-            dlog_l * h_slope + dlog_h,
-            df_lam + np.exp(log_l) * dz_lam,
-            dlog_l_lam + dlog_l * dz_lam + dlog_h_lam,
+        the mode: ``(F, log F', d log F' / dw, dF / d log lam, d log F' / d log lam)``, each
+        of ``w``'s shape (compiled: :func:`scai.models.kernels.wall_offset`; below, ``L`` is
+        :func:`~scai.models.kernels.wall_lower`, and above, ``H(w) = Y - P(Y - w)``, the
+        mirror image in units of the sd, ``P`` the same map with ``a = 1``, its foot ``Y``
+        ``distance`` above the anchor at the mode, moving as the anchor ``knee / lam``
+        does)."""
+        from scai.models.kernels import wall_offsets
+
+        w, ratio = np.broadcast_arrays(np.asarray(w, dtype=np.float64), ratio)
+        out = wall_offsets(
+            np.ascontiguousarray(w, dtype=np.float64).reshape(-1),
+            np.ascontiguousarray(ratio, dtype=np.float64).reshape(-1),
+            self.fields(),
         )
+        return tuple(row.reshape(w.shape) for row in out)
+
+    def fields(self) -> np.ndarray:
+        """``[6]``: :data:`WALL_FIELDS`' values."""
+        return np.array([getattr(self, name) for name in WALL_FIELDS], dtype=np.float64)
 
     def w(self, offset: np.ndarray, ratio: np.ndarray | float = 1.0) -> np.ndarray:
         """The inverse of :meth:`offset` (bisection: ``F`` is increasing)."""
@@ -366,6 +319,15 @@ class WallCoordinates:
             self.mean_shift = prior.essential_shift * density._essential_np  # [C]
             # delta_0 | delta_c ~ N(mean_c(delta_c - mu e_c), tau^2 / C), its own prior aside
             self.shared_sd = prior.currency_scale / np.sqrt(len(shifts))
+        # the compiled map's arrays (scai.models.kernels.walls_forward)
+        self._fields = np.array([w.fields() for w in walls], dtype=np.float64).reshape(-1, 6)
+        self._wall_cols = np.array([(w.column, w.sim) for w in walls], dtype=np.int64)
+        self._wall_cols = self._wall_cols.reshape(-1, 2)
+        self._lam_of_sim = np.array(self.lam_of_sim, dtype=np.int64)
+        self._moved = self.moved.astype(np.int64)
+        self._lam_col = self.lam_col.astype(np.int64)
+        self._shared_col = self.shared_col.astype(np.int64) if self.pooled else self._lam_col[:0]
+        self._mean_shift = self.mean_shift if self.pooled else np.zeros(self.moved.shape[1])
 
     def _knee_shift(self, x: np.ndarray) -> np.ndarray:
         """``knee / lam`` of each moved column, ``[..., sims, shifts]`` (``lam`` read from
@@ -387,34 +349,36 @@ class WallCoordinates:
     def _forward(self, phi: np.ndarray):
         """``theta`` and what the gradient needs: ``dtheta_j / dphi_j`` of the walls' columns,
         each simulation's log Jacobian ``[..., S]``, its derivative, and the walls' ``d theta_j
-        / d log lam``."""
-        theta = np.array(phi, dtype=np.float64, copy=True)
-        slope = np.ones_like(theta)
-        log_jac = np.zeros((*phi.shape[:-1], self.coords.n_sims))
-        d_log_jac = np.zeros_like(theta)
-        d_lam = np.zeros_like(theta)
-        for wall in self.walls:
-            f, log_slope, d_log_slope, d_f_lam, d_log_slope_lam = wall.offset(
-                phi[..., wall.column], self._ratio(phi, wall)
-            )
-            theta[..., wall.column] = f
-            slope[..., wall.column] = np.exp(log_slope)
-            log_jac[..., wall.sim] += log_slope
-            d_log_jac[..., wall.column] = d_log_slope
-            d_lam[..., wall.column] = d_f_lam
-            if self.coords.latent_lam:
-                d_log_jac[..., self.lam_of_sim[wall.sim]] += d_log_slope_lam
-        if self.moved.size:
-            theta[..., self.moved] += self._knee_shift(phi)
-            if self.pooled:
-                theta[..., self.shared_col] = self._shared(theta, phi[..., self.shared_col])
-        return theta, slope, log_jac, d_log_jac, d_lam
+        / d log lam`` (compiled: :func:`scai.models.kernels.walls_forward`). Pooled,
+        ``delta_0 = mean_c(delta_c - mu e_c) + shared_sd * xi``: its Jacobian is the constant
+        ``shared_sd``, left out of the potential."""
+        from scai.models.kernels import walls_forward
 
-    def _shared(self, theta: np.ndarray, xi: np.ndarray) -> np.ndarray:
-        """``delta_0 = mean_c(delta_c - mu e_c) + shared_sd * xi`` (``[..., sims]``). Its
-        Jacobian is the constant ``shared_sd``: left out of the potential."""
-        mean = (theta[..., self.moved] - self.mean_shift).mean(-1)
-        return mean + self.shared_sd * xi
+        phi = np.asarray(phi, dtype=np.float64)
+        rows = np.ascontiguousarray(phi.reshape(-1, phi.shape[-1]))
+        theta, slope, log_jac, d_log_jac, d_lam = walls_forward(
+            rows,
+            self._fields,
+            self._wall_cols,
+            self._lam_of_sim,
+            self.coords.latent_lam,
+            self.lam_fixed,
+            self._moved,
+            self.knee,
+            self._lam_col,
+            self.pooled,
+            self._shared_col,
+            self._mean_shift,
+            self.shared_sd if self.pooled else 0.0,
+        )
+        batch = phi.shape[:-1]
+        return (
+            theta.reshape(phi.shape),
+            slope.reshape(phi.shape),
+            log_jac.reshape(*batch, -1),
+            d_log_jac.reshape(phi.shape),
+            d_lam.reshape(phi.shape),
+        )
 
     def phi(self, theta: np.ndarray) -> np.ndarray:
         """The inverse: ``phi`` of ``theta [..., S * W]``."""
@@ -461,17 +425,25 @@ class WallCoordinates:
         as :meth:`~scai.models.density.MarginalDensity.potentials_and_grad`)."""
         if not self.walls:  # the identity
             return self.density.potentials_and_grad(np.asarray(phi, dtype=np.float64), prototype)
+        from scai.models.kernels import walls_pull_back
+
+        phi = np.ascontiguousarray(phi, dtype=np.float64)
         theta, slope, log_jac, d_log_jac, d_lam = self._forward(phi)
         values, g = self.density.potentials_and_grad(theta, prototype)
-        g = g.copy()
-        if self.moved.size and self.pooled:
-            # delta_0 moves with the mean of the currencies' shifts
-            g[self.moved] += g[self.shared_col][:, None] / self.moved.shape[1]
-            g[self.shared_col] *= self.shared_sd
-        grad = g * slope - d_log_jac
-        if self.moved.size and self.coords.latent_lam:
-            # d(knee / lam) / d log lam = -knee / lam; the walls' F follows lam too
-            grad[self.lam_col] -= (g[self.moved] * self._knee_shift(phi)).sum(-1)
-            for wall in self.walls:
-                grad[self.lam_of_sim[wall.sim]] += g[wall.column] * d_lam[wall.column]
+        grad = walls_pull_back(
+            np.ascontiguousarray(g, dtype=np.float64),
+            phi,
+            slope,
+            d_log_jac,
+            d_lam,
+            self._wall_cols,
+            self._lam_of_sim,
+            self.coords.latent_lam,
+            self._moved,
+            self.knee,
+            self._lam_col,
+            self.pooled,
+            self._shared_col,
+            self.shared_sd if self.pooled else 0.0,
+        )
         return values - log_jac, grad

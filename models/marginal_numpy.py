@@ -136,13 +136,14 @@ class RationalCells:
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(dG/d lam [S], dG/d shift [S, C])`` from ``weight = dG / d cell_loglik [cells, K]``
         and the cells' derivatives (``None`` where not asked for)."""
+        from scai.models.kernels import cell_sums
+
         S, C = self.n_sims, self.n_currencies
         out_lam = out_shift = None
         if d_lam is not None:
-            out_lam = np.bincount(self.cell[0], (weight * d_lam).sum(-1), minlength=S)
+            out_lam = cell_sums(weight, d_lam, self.cell[0], S)
         if d_shift is not None:
-            per_group = np.bincount(self.cell_group, (weight * d_shift).sum(-1), minlength=S * C)
-            out_shift = per_group.reshape(S, C)
+            out_shift = cell_sums(weight, d_shift, self.cell_group, S * C).reshape(S, C)
         return out_lam, out_shift
 
 
@@ -325,6 +326,7 @@ class AgentMarginal:
             )
         pots = data.pots.double().numpy()[p][:, None]
         self.log_uniform = np.where(proposed, -np.log(pots + 1), -np.log(2.0))  # [cells, 1]
+        self.log_uniform_cells = np.ascontiguousarray(self.log_uniform[:, 0])  # [cells]
         self.counts = sparse_counts(index)[0]
         self.mask = data.user_mask.double().numpy()  # [S, U]
         self.fixed_cells = None
@@ -340,10 +342,10 @@ class AgentMarginal:
             like = np.exp(per_manner - top)  # [S, U, M]
             names = hypothesis.policy_names
             rows = coupling_table(names, hypothesis.stereotype, 1.0).double().numpy()  # [K, M]
-            self.manner_top = top  # [S, U, 1]
-            self.uniform_part = like.mean(-1, keepdims=True)  # [S, U, 1]
-            self.stereotype_part = like @ rows.T  # [S, U, K]
-            self.heard = (data.tone_counts().sum(-1).numpy() > 0)[..., None]  # [S, U, 1]
+            self.manner_top = np.ascontiguousarray(top)  # [S, U, 1]
+            self.uniform_part = np.ascontiguousarray(like.mean(-1, keepdims=True))  # [S, U, 1]
+            self.stereotype_part = np.ascontiguousarray(like @ rows.T)  # [S, U, K]
+            self.heard = np.ascontiguousarray(data.tone_counts().sum(-1).numpy() > 0)[..., None]
 
     def _cells(
         self, eps: np.ndarray, log_rational: np.ndarray, chain: bool = False
@@ -351,24 +353,30 @@ class AgentMarginal:
         """Each cell's ``log P [cells, K]`` at lapse ``eps`` (``[S]`` or ``[1]``) of its
         rational ``log p`` ``log_rational``, its derivative in ``eps`` and, with ``chain``,
         ``d log P / d log p`` (``None``: 1, no lapse, or not asked for)."""
-        e = eps[self.cell_sim if len(eps) > 1 else np.zeros_like(self.cell_sim)][:, None]
-        if not np.any(e > 0):
+        from scai.models.kernels import lapse_cells
+
+        if not np.any(eps[self.cell_sim] > 0 if len(eps) > 1 else eps > 0):
             return log_rational, np.zeros_like(log_rational), None
-        slip = np.log(e) + self.log_uniform
-        kept = np.log1p(-e) + log_rational
-        log_p = np.logaddexp(slip, kept)
-        d_eps = np.exp(self.log_uniform - log_p) - np.exp(log_rational - log_p)
-        return log_p, d_eps, np.exp(kept - log_p) if chain else None
+        log_p, d_eps, d_rational = lapse_cells(
+            np.ascontiguousarray(log_rational, dtype=np.float64),
+            np.ascontiguousarray(eps, dtype=np.float64),
+            self.cell_sim,
+            self.log_uniform_cells,
+        )
+        return log_p, d_eps, d_rational if chain else None
 
     def _tones(self, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``tones [S, U, K]`` at coupling strength ``[S]`` and their derivative in it."""
-        st = strength[:, None, None]
-        rho = (1 - st) * self.uniform_part + st * self.stereotype_part  # [S, U, K]
-        tones = np.log(rho) + self.manner_top
-        d_s = (self.stereotype_part - self.uniform_part) / rho
-        tones = np.where(self.heard, tones, 0.0)
-        d_s = np.where(self.heard, d_s, 0.0)
-        return tones, d_s
+        """``tones [S, U, K]`` at coupling strength ``[S]`` and their derivative in it
+        (compiled: :func:`scai.models.kernels.coupled_tones`)."""
+        from scai.models.kernels import coupled_tones
+
+        return coupled_tones(
+            np.ascontiguousarray(strength, dtype=np.float64),
+            self.uniform_part[..., 0],
+            self.stereotype_part,
+            self.manner_top[..., 0],
+            self.heard[..., 0],
+        )
 
     def _scored(self, bounded: dict[str, np.ndarray], scalars: Scalars | None = None):
         """``(cells' log P [cells, K], tones [S, U, K], cells' d log P / d eps, d tones / d s,
@@ -447,6 +455,8 @@ class AgentMarginal:
         ``scalars`` (where the tables vary); with clones and ``prototype [S]``, of ``log
         p(data, z0 = prototype | theta)`` instead (the same derivatives with ``w`` the
         prototype's indicator)."""
+        from scai.models.kernels import cell_sums
+
         S = self.n_sims
         cell_ll, tones, d_eps_cell, d_tones, d_lam_cell, d_shift_cell = self._scored(
             bounded, scalars
@@ -459,8 +469,7 @@ class AgentMarginal:
         if d_tones is not None:
             out.d_strength = d_strength
         if d_eps_cell is not None:
-            per_cell = (weight * d_eps_cell).sum(-1)
-            out.d_lapse = np.bincount(self.cell_sim, per_cell, minlength=S)
+            out.d_lapse = cell_sums(weight, d_eps_cell, self.cell_sim, S)
         if self.cells is not None:
             out.d_lam, out.d_shift = self.cells.scalar_gradients(weight, d_lam_cell, d_shift_cell)
         return out

@@ -353,3 +353,29 @@ def test_product_form_of_the_pi_only_group_equals_the_log_sum_exp_form(float64):
         assert np.all(np.isfinite(got.value))
         np.testing.assert_allclose(got.value, want.value, rtol=1e-12)
         np.testing.assert_allclose(got.d_log_pi, want.d_log_pi, rtol=1e-9, atol=1e-12)
+
+
+def test_the_compiled_lapse_mixture_is_numpys_formula_at_every_lapse():
+    """``log P = logaddexp(log eps + log v, log(1 - eps) + log p)`` and its derivatives in
+    ``eps`` and ``log p`` (:func:`scai.models.kernels.lapse_cells`, which shares one ``exp``
+    between them inside ``(0, 1)``) against NumPy's formulas term by term, at lapses ``0``,
+    ``1e-300``, ``0.3``, ``1`` and cells of probability 0 (``inf`` and ``nan`` where NumPy's
+    have them)."""
+    from scai.models.kernels import lapse_cells
+
+    rng = np.random.default_rng(0)
+    eps = np.array([0.0, 1e-300, 0.3, 1.0])
+    cell_sim = np.repeat(np.arange(4), 5)
+    log_rational = np.log(rng.dirichlet(np.ones(3), size=len(cell_sim)))
+    log_rational[::4, 1] = -np.inf  # an offer the type never makes
+    log_uniform = -np.log(rng.integers(2, 100, size=len(cell_sim)).astype(float))
+    with np.errstate(all="ignore"):
+        e = eps[cell_sim][:, None]
+        slip = np.log(e) + log_uniform[:, None]
+        kept = np.log1p(-e) + log_rational
+        log_p = np.logaddexp(slip, kept)
+        d_eps = np.exp(log_uniform[:, None] - log_p) - np.exp(log_rational - log_p)
+        d_rational = np.exp(kept - log_p)
+        got = lapse_cells(log_rational, eps, cell_sim, log_uniform)
+    for value, want in zip(got, (log_p, d_eps, d_rational), strict=True):
+        np.testing.assert_allclose(value, want, rtol=1e-13, atol=1e-300, equal_nan=True)
