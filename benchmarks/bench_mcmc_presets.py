@@ -11,7 +11,13 @@ epochs=5)``: 10 events per user), fitted by :func:`scai.inference.mcmc.fit_mcmc`
 defaults (2 chains, 300 warmup + 500 draws; the chains in lockstep in this process through one
 batched gradient of the density's NumPy backend).
 Then the user's case of issue 14: ``pooled_latent_lam`` on a group of 64 interactions (16
-users, 8 rounds, 8 epochs).
+users, 8 rounds, 8 epochs). ``--write-user-case DIR`` writes that case's games and hypothesis
+instead, to time it as a user meets it, a cold ``scai fit`` from a shell (imports, numba's
+kernels loaded, the posterior file written; ``scai fit``'s default warmup is 500)::
+
+    .venv/bin/python benchmarks/bench_mcmc_presets.py --write-user-case /tmp/case
+    time .venv/bin/scai fit --data /tmp/case/games.csv --engine mcmc --seed 1 \\
+        --hypothesis /tmp/case/pooled_latent_lam.toml --out /tmp/case/out
 
 Reported: wall time of the whole ``fit_mcmc`` call (warm-up fits first pay the imports and load
 the compiled kernels of :mod:`scai.models.kernels`, as a long-lived program would have it;
@@ -151,10 +157,44 @@ def main(args: argparse.Namespace) -> None:
         Path(args.output).write_text(text)
 
 
+USER_CASE_TOML = """name = "pooled_latent_lam"
+description = "pooled with a latent rationality (issue 14's new user's case)"
+rationality = 4.0
+rationality_scale = 0.5
+
+[currency]
+shared_scale = 0.5
+currency_scale = 0.02
+"""
+
+
+def write_user_case(folder: Path) -> None:
+    """The user's case as a user meets it: ``games.csv`` (the 64 games the table's last row
+    fits) and ``pooled_latent_lam.toml``, for ``scai fit`` from a shell (module docstring)."""
+    h = hypotheses()["pooled_latent_lam"]
+    folder.mkdir(parents=True, exist_ok=True)
+    toml = folder / "pooled_latent_lam.toml"
+    toml.write_text(USER_CASE_TOML)
+    from scai.models.hypotheses import get_hypothesis
+
+    if get_hypothesis(toml).with_(description=h.description) != h:
+        raise SystemExit(f"{toml} is not the benchmark's pooled_latent_lam")
+    sim = simulate(h, policy=MIXTURE, users=16, rounds=8, epochs=8, seed=1)
+    sim.interactions.to_csv(folder / "games.csv", index=False)
+    print(f"wrote {folder / 'games.csv'} and {toml}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--output", default=str(RESULTS))
-    main(parser.parse_args())
+    parser.add_argument(
+        "--write-user-case", type=Path, default=None, metavar="DIR", help="see write_user_case"
+    )
+    args = parser.parse_args()
+    if args.write_user_case:
+        write_user_case(args.write_user_case)
+    else:
+        main(args)
