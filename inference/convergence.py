@@ -71,7 +71,9 @@ def bfmi(energy: np.ndarray) -> np.ndarray:
 def _split(x: np.ndarray) -> np.ndarray:
     """``[P, C, N]`` -> ``[P, 2C, N // 2]``: first and last halves of each chain."""
     half = x.shape[-1] // 2
-    return np.concatenate([x[..., :half], x[..., x.shape[-1] - half :]], axis=1).astype(float)
+    return np.concatenate([x[..., :half], x[..., x.shape[-1] - half :]], axis=1).astype(
+        float, copy=False
+    )
 
 
 def _rank_normalise(x: np.ndarray) -> np.ndarray:
@@ -117,7 +119,6 @@ def _autocovariance(x: np.ndarray) -> np.ndarray:
 
 def _ess(x: np.ndarray) -> np.ndarray:
     """Effective sample size of ``x [P, chains, N]`` (split chains), per parameter."""
-    x = x.astype(float)
     P, C, N = x.shape
     out = np.empty(P)
     constant = (x.max((1, 2)) - x.min((1, 2))) < np.finfo(float).resolution

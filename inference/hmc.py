@@ -590,7 +590,9 @@ class StruggleMonitor:
 
 
 def ebfmi(energy: np.ndarray) -> float:
-    """E-BFMI of a run of energies (ArviZ's ``bfmi``): mean squared change over variance."""
+    """E-BFMI of a run of energies while it runs: mean squared change over the variance (ddof
+    0; the reported diagnostic, :func:`scai.inference.convergence.bfmi`, is ArviZ's, ddof 1);
+    ``inf`` for a run too short or constant to say."""
     if len(energy) < 3 or np.var(energy) == 0:
         return math.inf
     return float(np.mean(np.diff(energy) ** 2) / np.var(energy))
