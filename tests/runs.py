@@ -25,30 +25,36 @@ from timelimit import time_limit
 from scai.experiments.cli import main
 
 #: The run every test repeats: alignment, 6 conditions, 2 simulations x 2 epochs each.
-RUN = ["run", "alignment", "--quick", "--sims", "2", "--epochs", "2", "--seed", "0"]
+RUN = ("run", "alignment", "--quick", "--sims", "2", "--epochs", "2", "--seed", "0")
 CONDITIONS = 6
+#: A run with more, equally quick conditions (16, ~1.3 s of work on two workers here), for
+#: tests that interrupt one run several times: the 6 of :data:`RUN` take ~0.5 s, so a few
+#: interruptions a tenth of a second late can leave too little work for the next moment.
+LONG_RUN = ("run", "inconsistency", "--quick", "--sims", "2", "--epochs", "2", "--seed", "0")
+LONG_CONDITIONS = 16
 IN_PROCESS_SECONDS = 90.0
 
 
-def scai_run(out: Path, *extra: str) -> tuple[int, str]:
-    """``scai run`` in this process (one worker: no pool to start); its exit code and
-    standard error. torch's thread count is restored after (the run sets it to 1)."""
+def scai_run(out: Path, *extra: str, command: tuple[str, ...] = RUN) -> tuple[int, str]:
+    """``scai run`` (``command``) in this process (one worker: no pool to start); its exit
+    code and standard error. torch's thread count is restored after (the run sets it to 1)."""
     threads = torch.get_num_threads()
     err = io.StringIO()
     try:
         with time_limit(IN_PROCESS_SECONDS), contextlib.redirect_stderr(err):
-            code = main([*RUN, "--workers", "1", "--out", str(out), *extra])
+            code = main([*command, "--workers", "1", "--out", str(out), *extra])
     finally:
         torch.set_num_threads(threads)
     return code, err.getvalue()
 
 
 @functools.cache
-def reference() -> Path:
-    """The output folder of an uninterrupted run (made once per test session; read only)."""
+def reference(command: tuple[str, ...] = RUN) -> Path:
+    """The output folder of an uninterrupted run of ``command`` (made once per test session;
+    read only)."""
     out = Path(tempfile.mkdtemp(prefix="scai-reference-")) / "out"
     atexit.register(shutil.rmtree, out.parent, True)
-    code, err = scai_run(out)
+    code, err = scai_run(out, command=command)
     assert code == 0, err
     return out
 
@@ -108,13 +114,13 @@ def posterior_numbers(path: Path) -> bytes:
     return b"\n".join(parts)
 
 
-def start_run(out: Path, workers: int = 2) -> subprocess.Popen:
+def start_run(out: Path, workers: int = 2, command: tuple[str, ...] = RUN) -> subprocess.Popen:
     """``scai run`` as a child process in a session of its own (as a shell's job would be:
     a signal to its process group reaches it and its workers, not the test), with Ctrl-C
     handled as in a terminal's job: a test run that a non-interactive shell started in the
     background (``pytest &``, as CI may) ignores SIGINT, and its children would inherit that."""
     return subprocess.Popen(
-        [sys.executable, "-m", "scai", *RUN, "--workers", str(workers), "--out", str(out)],
+        [sys.executable, "-m", "scai", *command, "--workers", str(workers), "--out", str(out)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

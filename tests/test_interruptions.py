@@ -4,7 +4,9 @@ ends in one line on standard error and exit code 130 with no worker left and no 
 file; and the run resumed after any of these is byte-identical to an uninterrupted run.
 
 One ``--out`` is interrupted at four moments in turn, each time by a fresh ``scai run`` child
-process with two workers (in a session of its own, as a shell's job):
+process with two workers (in a session of its own, as a shell's job), of a run with 16 quick
+conditions (:data:`runs.LONG_RUN`: the four moments together must leave work for the last one
+however fast the machine):
 
 1. SIGKILL while the parent starts, before any worker exists;
 2. SIGKILL once both workers are started (forked by the worker server, which imported
@@ -32,7 +34,8 @@ from pathlib import Path
 
 import pytest
 from runs import (
-    CONDITIONS,
+    LONG_CONDITIONS,
+    LONG_RUN,
     in_session,
     kill_leftovers,
     leftovers,
@@ -51,8 +54,12 @@ GONE_SECONDS = 5.0  # the issue's bound: no process of a killed run alive 5 s af
 EXIT_SECONDS = 15.0  # from Ctrl-C to the run's exit
 
 
+CONDITIONS = LONG_CONDITIONS
+EXPERIMENT = LONG_RUN[1]
+
+
 def cached(out: Path) -> int:
-    return len(list((out / "alignment" / "cache").glob("*.done")))
+    return len(list((out / EXPERIMENT / "cache").glob("*.done")))
 
 
 def workers(process: subprocess.Popen) -> list[int]:
@@ -92,7 +99,7 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     started: list[int] = []
 
     def run() -> subprocess.Popen:
-        process = start_run(out)
+        process = start_run(out, command=LONG_RUN)
         started.append(process.pid)
         return process
 
@@ -101,7 +108,10 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
         process.send_signal(signal.SIGKILL)
         gone = all_gone(process, f"after SIGKILL {moment}")
         process.wait(5)
-        print(f"SIGKILL {moment}: {len(alive)} processes, all gone after {gone:.2f} s")
+        print(
+            f"SIGKILL {moment}: {len(alive)} processes, all gone after {gone:.2f} s; "
+            f"{cached(out)} of {CONDITIONS} conditions cached"
+        )
 
     try:
         # 1. While the parent starts: nothing is cached, and no worker is left.
@@ -124,8 +134,10 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
         kill(process, "while the workers compute")
         assert cached(out) < CONDITIONS, "the run finished before it was killed"
 
-        # 4. Ctrl-C while the run works: within 0.3 s of both workers' spawn (their imports
-        # alone take longer), so the run is still computing whatever its speed.
+        # 4. Ctrl-C while the run works: within 0.3 s of both workers' spawn; the conditions
+        # left take about a second here (the workers are forked ready to compute), so the run
+        # is still computing. A run with one condition left would start no pool.
+        assert CONDITIONS - cached(out) >= 2, "too little work left for two workers"
         process = run()
         pids = workers(process)
         time.sleep(delay(0.0, 0.3))
@@ -142,7 +154,7 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     assert process.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     line = err.strip()
-    cache = out / "alignment" / "cache"
+    cache = out / EXPERIMENT / "cache"
     if "conditions finished" in line:  # interrupted in the condition loop (the usual case)
         assert line == (
             f"scai run: interrupted: {cached(out)} of {CONDITIONS} conditions finished (kept in "
@@ -157,7 +169,8 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     assert leftovers(out) == []  # no half-written file: no temporary or staged file is left
 
     stamps = {p: p.stat().st_mtime_ns for p in cache.glob("*.done")}
-    code, err = scai_run(out)  # no stale lock: each killed run's lock ended with it
+    # No stale lock: each killed run's lock ended with it.
+    code, err = scai_run(out, command=LONG_RUN)
     assert code == 0, err
     # A SIGKILL between moving a condition's files into place and writing its manifest leaves
     # an unfinished entry, recomputed with a warning; nothing else may be warned about.
@@ -165,4 +178,4 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     assert all("has no manifest" in line for line in warned), err
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished ones were reused
     assert cached(out) == CONDITIONS and leftovers(out) == []
-    assert results(out) == results(reference())
+    assert results(out) == results(reference(LONG_RUN))
