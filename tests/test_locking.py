@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from runs import kill_leftovers, scai_run, start_run, wait_for
+from runs import LONG_RUN, kill_leftovers, scai_run, start_run, wait_for
 from timelimit import time_limit
 
 from scai.experiments.locking import LOCK_NAME, FolderInUse, locked
@@ -23,7 +23,7 @@ START_SECONDS = 60.0
 
 def test_a_second_run_into_the_same_out_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
     out = tmp_path / "out"
-    process = start_run(out, workers=1)
+    process = start_run(out, workers=1, command=LONG_RUN)  # seconds of work: time to be refused
     lock = out / LOCK_NAME
     try:
 
