@@ -238,7 +238,10 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
     ``torch.logsumexp`` over each simulation's ``[T * G]`` values, ``-inf`` entries and a
     simulation with no mass included."""
     generator = torch.Generator().manual_seed(7)
-    for shape in [(1, 6, 50), (9, 4, 31), (70, 3, 2926)]:  # the last: torch's long-row sums
+    # (70, 3, 2926): torch's long-row sums; one grid point (T = 1): the rows at once, in
+    # blocks (600 > ROWS_AT_ONCE), or row by row when a row is longer than one chunk
+    shapes = [(1, 6, 50), (9, 4, 31), (70, 3, 2926), (1, 600, 2926), (1, 3, 40_000)]
+    for shape in shapes:
         log_joint = torch.randn(*shape, dtype=torch.float64, generator=generator) * 40
         log_joint[..., :3] = -torch.inf
         log_joint[:, -1] = -torch.inf  # no mass at all: -inf evidence, as torch gives
@@ -267,7 +270,8 @@ def test_cumulative_weights_equal_the_transposed_cumsum():
     """The draws' cumulative weights, one scan per simulation: the same bits as the cumsum of
     the transposed ``[S, T * G]`` copy."""
     generator = torch.Generator().manual_seed(13)
-    weights = torch.rand(41, 6, 2926, dtype=torch.float64, generator=generator) ** 8
-    weights[:, 2] = 0.0
-    want = weights.permute(1, 0, 2).reshape(6, -1).cumsum(-1)
-    assert torch.equal(exact._cumulative_weights(weights), want)
+    for T, S in [(41, 6), (1, 300)]:  # one grid point: every row's scan at once
+        weights = torch.rand(T, S, 2926, dtype=torch.float64, generator=generator) ** 8
+        weights[:, 2] = 0.0
+        want = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)
+        assert torch.equal(exact._cumulative_weights(weights), want)
