@@ -112,10 +112,11 @@ def zoom_modes(
     points: int,
     prior: torch.distributions.Distribution,
     margin: float = 200.0,
-    keep_per_sim: int = 3,
+    keep_per_sim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation, its
-    ``keep_per_sim`` best modes within ``margin`` nats of its best. A mode is a local maximum
+    """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation,
+    every mode within ``margin`` nats of its best (or its ``keep_per_sim`` best). A mode is a
+    local maximum
     with the contiguous coarse points around it within 30 nats of a simulation's best (local
     maxima in the same run are one mode); its window spans that run plus one spacing either
     side, at >= ``points`` points and 4x the coarse resolution (windows that overlap are
@@ -124,7 +125,10 @@ def zoom_modes(
     The likelihood can have several sharp modes (an altruist in a currency shifted by -2
     behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
     mode's coarse point happens to fall nearer its peak would win, so every candidate is
-    refined and the prior decides between them. ``spacing`` is the grid's step, one number or
+    refined and the prior decides between them. A sharp mode's coarse point can sit tens of
+    nats below broad ones that hold little mass once refined (a group of ten users with the
+    shift latent: the true mode's coarse point fourth of four, 15 nats below the best), so no
+    candidate within the margin is left out by rank. ``spacing`` is the grid's step, one number or
     one per point of ``u`` (a grid this function made: its windows' steps differ). Returns
     points ``[T', 1]``, log weights (log prior density + log cell width) and each point's step
     ``[T']``, so that a posterior narrower than the new step can be zoomed again.
@@ -154,7 +158,7 @@ def zoom_modes(
         run_score[run] = torch.maximum(run_score.get(run, score[c]), score[c])
     runs = list(run_score)
     scores = torch.stack([run_score[r] for r in runs])  # [runs, S]
-    top = scores.topk(min(keep_per_sim, len(runs)), dim=0)  # [keep, S]
+    top = scores.topk(min(keep_per_sim or len(runs), len(runs)), dim=0)  # [keep, S]
     chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
     windows = []
     for i in chosen:
