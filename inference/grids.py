@@ -112,15 +112,12 @@ def zoom_modes(
     points: int,
     prior: torch.distributions.Distribution,
     margin: float = 200.0,
-    keep_per_sim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation,
-    every mode within ``margin`` nats of its best (or its ``keep_per_sim`` best). A mode is a
-    local maximum
-    with the contiguous coarse points around it within 30 nats of a simulation's best (local
-    maxima in the same run are one mode); its window spans that run plus one spacing either
-    side, at >= ``points`` points and 4x the coarse resolution (windows that overlap are
-    merged).
+    every mode within ``margin`` nats of its best. A mode is a local maximum with the
+    contiguous coarse points around it within 30 nats of a simulation's best (local maxima in
+    the same run are one mode); its window spans that run plus one spacing either side, at
+    >= ``points`` points and 4x the coarse resolution (windows that overlap are merged).
 
     The likelihood can have several sharp modes (an altruist in a currency shifted by -2
     behaves like a selfish user in an unshifted one) narrower than the coarse spacing: whichever
@@ -128,8 +125,8 @@ def zoom_modes(
     refined and the prior decides between them. A sharp mode's coarse point can sit tens of
     nats below broad ones that hold little mass once refined (a group of ten users with the
     shift latent: the true mode's coarse point fourth of four, 15 nats below the best), so no
-    candidate within the margin is left out by rank. ``spacing`` is the grid's step, one number or
-    one per point of ``u`` (a grid this function made: its windows' steps differ). Returns
+    candidate within the margin is left out by rank. ``spacing`` is the grid's step, one number
+    or one per point of ``u`` (a grid this function made: its windows' steps differ). Returns
     points ``[T', 1]``, log weights (log prior density + log cell width) and each point's step
     ``[T']``, so that a posterior narrower than the new step can be zoomed again.
     """
@@ -138,12 +135,10 @@ def zoom_modes(
     is_peak = torch.ones_like(marginal, dtype=torch.bool)
     is_peak[1:] &= marginal[1:] >= marginal[:-1]
     is_peak[:-1] &= marginal[:-1] >= marginal[1:]
-    score = torch.where(is_peak & (marginal > best - margin), marginal, -torch.inf)
+    candidate = (is_peak & (marginal > best - margin)).any(-1)  # [T]: a peak of some simulation
     # Each window covers its mode's contiguous run of coarse points within 30 nats of some
-    # simulation's best (the bulk of a wide posterior), and at least one spacing either side.
-    # Peaks are ranked by window, not one by one: on a fine coarse grid rounding makes several
-    # "peaks" inside one mode's run, and ranking them singly let them crowd a second mode out
-    # of the ``keep_per_sim`` best.
+    # simulation's best (the bulk of a wide posterior), and at least one spacing either side;
+    # the peaks inside one run (on a fine coarse grid rounding makes several) share it.
     near = (marginal > best - 30).any(-1).tolist()
     first, last = list(range(len(near))), list(range(len(near)))  # each point's run
     for i in range(1, len(near)):
@@ -152,17 +147,9 @@ def zoom_modes(
     for i in range(len(near) - 2, -1, -1):
         if near[i] and near[i + 1]:
             last[i] = last[i + 1]
-    run_score: dict[tuple[int, int], torch.Tensor] = {}
-    for c in torch.isfinite(score).any(-1).nonzero().flatten().tolist():
-        run = (first[c], last[c])
-        run_score[run] = torch.maximum(run_score.get(run, score[c]), score[c])
-    runs = list(run_score)
-    scores = torch.stack([run_score[r] for r in runs])  # [runs, S]
-    top = scores.topk(min(keep_per_sim or len(runs), len(runs)), dim=0)  # [keep, S]
-    chosen = top.indices[torch.isfinite(top.values)].unique().tolist()
+    runs = list(dict.fromkeys((first[c], last[c]) for c in candidate.nonzero().flatten().tolist()))
     windows = []
-    for i in chosen:
-        first_i, last_i = runs[i]
+    for first_i, last_i in runs:
         step = float(step_at[first_i : last_i + 1].min())
         a = float(u[first_i]) - float(step_at[first_i])
         b = float(u[last_i]) + float(step_at[last_i])
