@@ -82,7 +82,14 @@ def test_lean_nuts_samples_a_badly_scaled_gaussian_and_is_reproducible():
     ratio = result.inv_mass / SCALES**2
     assert np.all((ratio > 0.5) & (ratio < 2)), ratio
     assert not result.stats["diverging"][300:].any()  # none among the kept iterations
-    assert heard == [] and result.problems == []
+    # Until the first window's end (iteration 100) the metric is still the identity, 100x
+    # off in one direction: trajectories of ~60-140 leapfrog steps (18 of seeds 1-20 average
+    # more than MANY_STEPS there; which ones depends on the CPU's floating point, as every
+    # chaotic trajectory does), and the monitor may say so then. Once the metric is adapted it
+    # must be silent: nothing about the later windows or the kept iterations.
+    assert result.stats["n_steps"][300:].mean() < 10
+    assert all(m.startswith("iteration 100: sampler struggling: ") for m in heard), heard
+    assert result.problems == heard  # what it said while running is what the result keeps
     again = run(gaussian(SCALES, CORR), seed=1)
     np.testing.assert_array_equal(again.draws, draws)
     assert not np.array_equal(run(gaussian(SCALES, CORR), seed=2).draws, draws)
