@@ -17,7 +17,9 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -31,7 +33,10 @@ from scai.inference.exact_kernels import (
     lattice_policy_probs,
 )
 from scai.inference.grids import (
+    Box,
     SimplexZoom,
+    box_grid,
+    changed_boxes,
     check_exact,
     effective_points,
     grid_parameters,
@@ -41,6 +46,9 @@ from scai.inference.grids import (
     simplex_lattice,
     simplex_zoom_threshold,
     uniform_grid,
+    unresolved_boxes,
+    worth_evaluating,
+    zoom_boxes,
     zoom_modes,
     zoom_simplex,
 )
@@ -67,15 +75,18 @@ def fit_exact(
     """Exact posterior (up to the grid).
 
     The latent scalars (if any) are first gridded uniformly over +-6 prior sd
-    (``grid_points`` per dimension: 200 for one, 40 for two), then refined: in one dimension
-    around every local maximum (:func:`zoom_modes`), in two over the region where any
-    simulation's log posterior is within 30 nats of its best point (``zoom_points``: 32 for
-    one, 24 for two). Their likelihood can be sharper than any fixed grid (a currency shift
-    moves every decision), which is why the grid zooms. The simplex lattice of ``pi`` has
-    at most ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower
-    than its step (thousands of users) gets the same lattice moved onto a sub-simplex around
-    that posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
-    and ``["simplex_side"]`` (present only when some simulation zoomed).
+    (``grid_points`` per dimension: 200 for one, 40 for two), then refined around every local
+    maximum: in one dimension by windows (:func:`zoom_modes`, ``zoom_points`` 32), in two by
+    boxes (:func:`zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom halving the step,
+    zoomed again while a box's mass still moves when its step is halved
+    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`); with two,
+    each simulation is fitted on boxes of its own. Their likelihood can be sharper than any
+    fixed grid (a currency shift moves every decision), which is why the grid zooms. The
+    simplex lattice of ``pi`` has at most ``max_simplex_points`` points; a simulation whose
+    posterior of ``pi`` is narrower than its step (thousands of users) gets the same lattice
+    moved onto a sub-simplex around that posterior (:func:`zoom_simplex`), its zooms and
+    sides in ``diagnostics["simplex_zooms"]`` and ``["simplex_side"]`` (present only when
+    some simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
     accumulates it epoch by epoch.
@@ -84,6 +95,14 @@ def fit_exact(
     dims = len(latent_scalars(hypothesis, data))
     grid_points = grid_points or (200 if dims == 1 else 40)
     zoom_points = zoom_points or (32 if dims == 1 else 24)
+    settings = {
+        "num_draws": num_draws,
+        "grid_points": grid_points,
+        "zoom_points": zoom_points,
+        "max_simplex_points": max_simplex_points,
+    }
+    if dims == 2 and data.shape[0] > 1:  # each simulation on boxes of its own
+        return _fit_each_simulation(data, hypothesis, table, seed, settings)
     dtype = torch.float64
     S, U, _ = data.shape
     prior = GroupPrior(hypothesis)
@@ -157,26 +176,43 @@ def fit_exact(
         medians = bounded_points(prior, median=True)
         log_joint, *_ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
+        coarse_pi = (log_joint - marginal[..., None]).exp() @ coarse if dims == 2 else None
         spacing = (hi - lo) / (grid_points - 1)
         # A likelihood can be sharper than the zoomed grid too (a shift multiplies payoffs of
         # a whole pot: hundreds of users pin it to 1e-4): while some simulation's posterior
         # of the scalars is narrower than its step, zoom again around it.
         scalar_zooms = 0
+        if dims == 2:  # boxes around every mode, located on the coarse lattice
+            boxes = [Box(tuple(lo.tolist()), tuple(hi.tolist()), (grid_points,) * dims)]
+
+            def locate(u: torch.Tensor, log_w: torch.Tensor):
+                log_joint, _, action, *_ = evaluate(u, log_w, pi_grid=coarse, b=medians)
+                marginal = log_joint.logsumexp(-1)
+                pi_mean = (log_joint - marginal[..., None]).exp() @ coarse  # [T, S, K]
+                return marginal, pi_mean, action
+
+            boxes, scalar_zooms, resolved, marginal, action = _zoom_boxes_until_resolved(
+                boxes,
+                marginal,
+                coarse_pi,
+                locate,
+                scalar_prior,
+                zoom_points,
+                budget_per_point=S * len(b_points) * pi_grid.shape[0],
+            )
+            # Only the points that hold mass are evaluated on the whole lattice (a box spans
+            # its mode's region within 30 nats, at the step its sharpest part needs).
+            u, log_w = box_grid(boxes, scalar_prior)
+            keep = (marginal > marginal.max(0).values - KEEP_WITHIN).any(-1)
+            u, log_w, action = u[keep], log_w[keep], action[keep]
         fine = torch.ones(S, dtype=torch.bool)  # which simulations' posteriors are resolved
-        while True:
-            if dims == 1 and scalar_zooms == 0:
+        while dims == 1:
+            if scalar_zooms == 0:
                 u, log_w, step = zoom_modes(u[:, 0], marginal, spacing, zoom_points, scalar_prior)
-            elif dims == 1:  # finer cells only where the narrow posteriors are
+            else:  # finer cells only where the narrow posteriors are
                 u, log_w, step = refine_cells(
                     u[:, 0], step, marginal, ~fine, zoom_points, scalar_prior
                 )
-            else:
-                near = (marginal > marginal.max(0).values - 30).any(-1)
-                lo = torch.maximum(u[near].min(0).values - spacing, lo)
-                hi = torch.minimum(u[near].max(0).values + spacing, hi)
-                u, log_cell = uniform_grid(lo, hi, zoom_points)
-                log_w = scalar_prior.log_prob(u) + log_cell
-                step = (hi - lo) / (zoom_points - 1)
             fitted = pi_grid
             if bounded:  # the bounded sites' grid multiplies the points
                 fitted = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
@@ -185,13 +221,16 @@ def fit_exact(
             mass = (marginal - marginal.max(0).values).exp().T  # [S, T]
             fine = effective_points(mass) >= resolution_threshold(dims)  # [S]
             resolved = bool(fine.all())
-            # (In two dimensions a box over several simulations' posteriors may stop
-            # shrinking: zooming again would not help.)
-            stuck = dims == 2 and bool((step > spacing / 2).all())
-            if resolved or stuck or scalar_zooms == MAX_SCALAR_ZOOMS:
+            if resolved or scalar_zooms == MAX_SCALAR_ZOOMS:
                 break
             spacing = step
             scalar_zooms += 1
+        if dims == 2:
+            fitted = pi_grid
+            if bounded:  # the bounded sites' grid multiplies the points and the actions
+                fitted = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
+                action = None
+            log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
         u, pi_grid = u2, fitted
         if scalar_zooms:
             scalar_diagnostics = {"scalar_zooms": scalar_zooms}
@@ -274,12 +313,7 @@ def fit_exact(
         policy_probs=policy_probs.to(torch.get_default_dtype()),
         manner_probs=manner_probabilities(data, hypothesis, policy_probs).float(),  # see below
         diagnostics=diagnostics,
-        settings={
-            "num_draws": num_draws,
-            "grid_points": grid_points,
-            "zoom_points": zoom_points,
-            "max_simplex_points": max_simplex_points,
-        },
+        settings=settings,
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
         engine_state={"action_loglik": action_loglik} if dims == 0 and not bounded else None,
@@ -480,8 +514,16 @@ def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> 
     return simplex_lattice(K, min(target, max_points)).to(pi_grid.dtype)
 
 
-#: Zooms of the scalars' grid beyond the first (each ~10x finer in one dimension).
+#: Zooms of the scalars' grid beyond the first (in one dimension each ~10x finer; in two each
+#: halves the step of the boxes that have not converged).
 MAX_SCALAR_ZOOMS = 4
+#: Entries of the ``[grid points x simulations x lattice]`` log joint a zoom of two latent
+#: scalars aims to stay within (its boxes are made coarser, not below ``zoom_points`` per
+#: dimension, when their halved steps would need more): 800 MB of doubles.
+BOX_BUDGET = 1e8
+#: The points of two latent scalars' boxes evaluated on the whole lattice: those within this
+#: many nats of some simulation's best (a point further down holds under 1e-9 of its mass).
+KEEP_WITHIN = 20.0
 #: Points per latent bounded site (lapse, stereotype strength, clone probability).
 BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
 #: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.
@@ -493,3 +535,100 @@ MIN_SIMPLEX_POINTS = 200
 ONE_CHUNK = 32768
 #: Rows of the log joint normalised at once (a bounded temporary: 256 x 3,000 doubles, 6 MB).
 ROWS_AT_ONCE = 256
+
+
+def fit_boxes(boxes: list[Box], per_point: int, points: int) -> list[Box]:
+    """``boxes`` with fewer points per dimension (at least ``points``) when their grid times
+    ``per_point`` entries would exceed :data:`BOX_BUDGET`."""
+    total = sum(box.size for box in boxes) * per_point
+    if total <= BOX_BUDGET:
+        return boxes
+    scale = (BOX_BUDGET / total) ** (1 / len(boxes[0].n))
+    return [Box(b.lo, b.hi, tuple(max(points, int(k * scale)) for k in b.n)) for b in boxes]
+
+
+def _zoom_boxes_until_resolved(
+    boxes: list[Box],
+    marginal: torch.Tensor,
+    pi_mean: torch.Tensor,
+    scalar_marginal: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
+    prior: torch.distributions.Distribution,
+    points: int,
+    budget_per_point: int,
+) -> tuple[list[Box], int, bool, torch.Tensor, torch.Tensor]:
+    """Zoom two latent scalars' boxes (:func:`zoom_boxes`) until they have converged: no
+    box's share of a simulation's posterior, or its mean of pi, moves when its step is halved
+    (:func:`changed_boxes`), and every mode spans enough points (:func:`unresolved_boxes`);
+    at most :data:`MAX_SCALAR_ZOOMS` times beyond the first. ``marginal [T, S]`` is the
+    scalars' log marginal on ``boxes`` (the coarse grid) and ``pi_mean [T, S, K]`` the
+    posterior mean of pi at each point; ``scalar_marginal(u, log_w)`` computes both on
+    other points (on a coarse lattice of pi: these passes only locate the posterior) with
+    the action log-likelihoods there. Returns the boxes, the zooms beyond the first, whether
+    they converged, and the last marginal and action log-likelihoods (on the boxes
+    returned)."""
+    (domain,) = boxes  # the coarse grid
+    zooms, which, action = 0, None, None  # the first zoom: every box
+    while True:
+        zoomed = zoom_boxes(boxes, marginal, points, which=which, domain=domain)
+        zoomed = fit_boxes(zoomed, budget_per_point, points)
+        if zoomed == boxes and action is not None:  # nothing left to zoom into
+            return boxes, max(zooms - 1, 0), False, marginal, action
+        previous = boxes, marginal, pi_mean
+        boxes = zoomed
+        u, log_w = box_grid(boxes, prior)
+        need = worth_evaluating(previous[0], previous[1], u)
+        part, pi_part, action_part = scalar_marginal(u[need], log_w[need])
+        marginal = part.new_full((len(u), part.shape[1]), -math.inf)
+        marginal[need] = part
+        pi_mean = pi_part.new_zeros((len(u), *pi_part.shape[1:]))
+        pi_mean[need] = pi_part
+        action = action_part.new_zeros((len(u), *action_part.shape[1:]))
+        action[need] = action_part  # (the final pass keeps only points evaluated)
+        changed = changed_boxes(*previous, boxes, marginal, pi_mean)
+        which = [a or b for a, b in zip(changed, unresolved_boxes(boxes, marginal), strict=True)]
+        if not any(which) or zooms == MAX_SCALAR_ZOOMS:
+            return boxes, zooms, not any(which), marginal, action
+        zooms += 1
+
+
+def _fit_each_simulation(
+    data: GroupData, hypothesis: Hypothesis, table, seed: int, settings: dict
+) -> Posterior:
+    """:func:`fit_exact` of each simulation alone, put together as one posterior.
+
+    The simulations' posteriors are independent, and with two latent scalars each has its
+    own modes: one set of boxes for all of them would be the union of every simulation's
+    (most of it far from any one's posterior) or, to fit the budget, too coarse for some.
+    Simulation ``s`` draws with a seed of its own, drawn from ``seed``."""
+    S = data.shape[0]
+    seeds = torch.randint(2**62, (S,), generator=torch.Generator().manual_seed(seed)).tolist()
+    parts = [fit_exact(data.select_sim(s), hypothesis, seed=seeds[s], **settings) for s in range(S)]
+    diagnostics: dict = {
+        "log_evidence": [x for p in parts for x in p.diagnostics["log_evidence"]],
+        "grid_size": [max(p.diagnostics["grid_size"][i] for p in parts) for i in range(2)],
+        "grid_size_per_simulation": [p.diagnostics["grid_size"] for p in parts],
+    }
+    if any("scalar_zooms" in p.diagnostics for p in parts):
+        diagnostics["scalar_zooms"] = max(p.diagnostics.get("scalar_zooms", 0) for p in parts)
+    if any("simplex_zooms" in p.diagnostics for p in parts):
+        diagnostics["simplex_zooms"] = [p.diagnostics.get("simplex_zooms", [0])[0] for p in parts]
+        diagnostics["simplex_side"] = [p.diagnostics.get("simplex_side", [1.0])[0] for p in parts]
+    if "type_probability_mass_covered" in parts[0].diagnostics:
+        diagnostics["type_probability_mass_covered"] = min(
+            p.diagnostics["type_probability_mass_covered"] for p in parts
+        )
+    posterior = Posterior(
+        engine="exact",
+        hypothesis=hypothesis,
+        table=table,
+        data=data,
+        draws={k: torch.cat([p.draws[k] for p in parts], 2) for k in parts[0].draws},
+        policy_probs=torch.cat([p.policy_probs for p in parts]),
+        manner_probs=torch.cat([p.manner_probs for p in parts]),
+        diagnostics=diagnostics,
+        settings=settings,
+        seed=seed,
+        pi_mean_exact=torch.cat([p.pi_mean_exact for p in parts]),
+    )
+    posterior._lazy["user_loglik"] = lambda: torch.cat([p.user_loglik() for p in parts], 1)
+    return posterior
