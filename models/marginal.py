@@ -202,6 +202,8 @@ def action_loglik(
     )
     batch = cell_ll.shape[:-2]
     K = cell_ll.shape[-1]
+    if cell_ll.shape[-2] == 0:  # nothing scored (a simulation without events): no evidence
+        return cell_ll.new_zeros(*batch, S, U, K)
     # [cells, batch * K] so that one sparse product serves every batch element.
     flat = cell_ll.movedim(-2, 0).reshape(cell_ll.shape[-2], -1)
     out = index.per_user(flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)

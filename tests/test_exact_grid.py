@@ -151,6 +151,37 @@ def test_two_latent_scalars_fit_each_simulation_on_its_own_boxes():
     assert torch.equal(both.draws["shift"], again.draws["shift"])  # one seed, one answer
 
 
+def test_a_simulation_without_events_keeps_its_prior_beside_the_others():
+    """Fitted one at a time, a simulation with nothing scored has no evidence: its posterior is
+    the prior (pi's mean 1/3 each; lam's mean that of LogNormal(log 4, 0.5), within 4
+    Monte Carlo standard errors of 4,000 grid draws), and the other is fitted as alone."""
+    import dataclasses
+
+    from scai.models.simulate import simulate
+
+    sim = simulate(
+        LAM_AND_SHIFT, policy="selfish", users=4, rounds=4, sims=2, currency="dollars", seed=5
+    )
+    data = GroupData.from_table(sim.interactions)
+    kept = data.event_mask.clone()
+    kept[1] = False
+    empty = dataclasses.replace(
+        data,
+        event_mask=kept,
+        tone_mask=data.tone_mask & kept,
+        is_proposer=data.is_proposer & kept,
+        is_responder=data.is_responder & kept,
+    )
+    post = fit_exact(empty, LAM_AND_SHIFT, seed=0, num_draws=4000)
+    assert torch.allclose(post.pi_mean_exact[1], torch.full((3,), 1 / 3), atol=1e-4)
+    alone = fit_exact(data.select_sim(0), LAM_AND_SHIFT, seed=0, num_draws=10)
+    assert torch.equal(post.pi_mean_exact[0], alone.pi_mean_exact[0])
+    lam = post.draws["lam"][0, :, 1].double()
+    prior_mean = 4 * math.exp(0.5**2 / 2)
+    prior_sd = prior_mean * math.sqrt(math.exp(0.5**2) - 1)
+    assert abs(float(lam.mean()) - prior_mean) < 4 * prior_sd / math.sqrt(4000), float(lam.mean())
+
+
 def test_a_box_with_its_mass_on_too_few_points_is_zoomed_again():
     """unresolved_boxes flags a box whose mass sits on one point, and one whose mass lies on
     a ridge one step wide (many points, enough effective points, but under a step across),
