@@ -180,7 +180,7 @@ def load_posterior(path):
     dtype = torch.get_default_dtype()
     draws = {
         k: torch.as_tensor(groups["posterior"][k], dtype=dtype)
-        for k in ("pi", "lam", "shift_shared", "shift")
+        for k in ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
         if k in groups["posterior"]
     }
     S, U, _ = data.shape

@@ -468,3 +468,26 @@ def test_a_file_with_other_encodings_is_read_by_arviz(saved, exact, tmp_path):
     for site, value in exact.draws.items():
         assert torch.equal(loaded.draws[site], value), site
     assert torch.equal(loaded.policy_probs, exact.policy_probs)
+
+
+@pytest.mark.parametrize(
+    "prior", [{"lapse_prior": (1.0, 30.0)}, {"clone_prior": (1.0, 1.0)}], ids=["lapse", "clone"]
+)
+def test_the_bounded_sites_draws_survive_the_file(tmp_path, prior):
+    """A latent lapse or clone probability is drawn by the engines like pi: its draws are
+    written and read back bit for bit (they were written and then dropped on loading)."""
+    from scai.inference.exact import fit_exact
+    from scai.models.hypotheses import PRESETS
+    from scai.models.layout import GroupData
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["neutral"].with_(name="bounded", **prior)
+    sim = simulate(hyp, policy="selfish", users=6, rounds=6, sims=2, seed=1)
+    post = fit_exact(GroupData.from_table(sim.interactions), hyp, table=sim.interactions, seed=0)
+    site = {"lapse_prior": "lapse", "clone_prior": "clone"}[next(iter(prior))]
+    assert site in post.draws
+    post.save(tmp_path / "post.nc")
+    loaded = Posterior.load(tmp_path / "post.nc")
+    assert set(loaded.draws) == set(post.draws)
+    for name, value in post.draws.items():
+        assert torch.equal(loaded.draws[name], value), name
