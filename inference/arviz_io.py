@@ -3,7 +3,8 @@
 The groups follow :mod:`scai.inference.arviz_schema`:
 
 * ``posterior``: ``pi (chain, draw, sim, policy)`` and, where latent, ``lam (chain, draw,
-  sim)``, ``shift_shared (chain, draw, sim)``, ``shift (chain, draw, sim, currency)``;
+  sim)``, ``shift_shared (chain, draw, sim)``, ``shift (chain, draw, sim, currency)``, and the
+  bounded sites ``lapse``, ``strength``, ``clone (chain, draw, sim)``;
 * ``sample_stats``: ``lp``, the log joint density of each draw (and NUTS's statistics);
 * ``log_likelihood``: ``user_actions (chain, draw, user)``, each user's log-likelihood with its
   policy and manner summed out (``az.loo``, ``az.compare``);

@@ -32,6 +32,9 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "lam": ("sim",),
     "shift_shared": ("sim",),
     "shift": ("sim", "currency"),
+    "lapse": ("sim",),
+    "strength": ("sim",),
+    "clone": ("sim",),
 }
 
 

@@ -486,6 +486,7 @@ def test_the_bounded_sites_draws_survive_the_file(tmp_path, prior):
     post = fit_exact(GroupData.from_table(sim.interactions), hyp, table=sim.interactions, seed=0)
     site = {"lapse_prior": "lapse", "clone_prior": "clone"}[next(iter(prior))]
     assert site in post.draws
+    assert post.to_arviz().posterior[site].dims == ("chain", "draw", "sim")
     post.save(tmp_path / "post.nc")
     loaded = Posterior.load(tmp_path / "post.nc")
     assert set(loaded.draws) == set(post.draws)
