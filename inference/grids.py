@@ -6,7 +6,8 @@
 * The scalars' grids: a uniform product grid over +-6 prior sd (:func:`uniform_grid`), then a
   finer one around every mode of the coarse marginal: windows in one dimension
   (:func:`zoom_modes`, then :func:`refine_cells`), boxes in two (:func:`zoom_boxes`, again
-  where :func:`unresolved_boxes` finds a box too coarse for its mass).
+  where :func:`changed_boxes` sees a box's mass move as its step halves or
+  :func:`unresolved_boxes` finds it too coarse for its mass).
 * The group mixture ``pi`` lives on a lattice of the simplex: ``pi = (c + 1/K) / (n + 1)`` for
 every composition ``c`` of ``n`` into ``K`` non-negative parts. The points are interior (so a
 Dirichlet density with concentration < 1 stays finite) and evenly spaced, so each carries the
@@ -229,13 +230,10 @@ def refine_cells(
 
 
 def uniform_grid(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
-    """Product grid of ``n`` points per dimension on ``[lo, hi]``; returns points and the log
-    volume of one cell."""
-    bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
-    axes = [torch.linspace(a, b, n, dtype=torch.float64) for a, b in bounds]
-    points = torch.cartesian_prod(*axes).reshape(-1, len(axes))
-    log_cell = sum(math.log(max(b - a, 1e-300) / (n - 1)) for a, b in bounds)
-    return points, log_cell
+    """Product grid of ``n`` points per dimension on ``[lo, hi]`` (one :class:`Box`); returns
+    points and the log volume of one cell."""
+    box = Box(tuple(lo.tolist()), tuple(hi.tolist()), (n,) * len(lo))
+    return box.points(), box.log_cell()
 
 
 #: A zoom of the simplex lattice keeps every point within this many nats of the heaviest one.
@@ -390,7 +388,11 @@ class Box:
         return torch.cartesian_prod(*axes).reshape(-1, len(axes))
 
     def log_cell(self) -> float:
-        return sum(math.log(h) for h in self.step)
+        """The log volume of one cell (a box of zero width along a dimension: 1e-300 there)."""
+        return sum(
+            math.log(max(b - a, 1e-300) / (k - 1))
+            for a, b, k in zip(self.lo, self.hi, self.n, strict=True)
+        )
 
 
 def box_grid(
@@ -520,7 +522,7 @@ def unresolved_boxes(
             flags.append(False)
             continue
         w = part[:, held] / share[held]
-        ess = 1 / (w**2).sum(0)
+        ess = effective_points(w.T)
         f64 = torch.float64
         x = (box.points() - torch.tensor(box.lo, dtype=f64)) / torch.tensor(box.step, dtype=f64)
         mean = w.T @ x  # [s, d]
