@@ -45,6 +45,7 @@ from scai.models.data import INTERACTION_COLUMNS
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
+from scai.models.prior import SITES
 
 REQUIRED_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
 #: The groups a :class:`Posterior` is rebuilt from (not the log-likelihood and the posterior
@@ -181,7 +182,7 @@ def load_posterior(path):
     dtype = torch.get_default_dtype()
     draws = {
         k: torch.as_tensor(groups["posterior"][k], dtype=dtype)
-        for k in ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
+        for k in SITES
         if k in groups["posterior"]
     }
     S, U, _ = data.shape
