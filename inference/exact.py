@@ -79,17 +79,21 @@ def fit_exact(
     maximum: in one dimension by windows (:func:`zoom_modes`, ``zoom_points`` 32), in two by
     boxes (:func:`zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom halving the step,
     zoomed again while a box's mass still moves when its step is halved
-    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`); with two,
-    each simulation is fitted on boxes of its own. Their likelihood can be sharper than any
-    fixed grid (a currency shift moves every decision), which is why the grid zooms. The
-    simplex lattice of ``pi`` has at most ``max_simplex_points`` points; a simulation whose
-    posterior of ``pi`` is narrower than its step (thousands of users) gets the same lattice
-    moved onto a sub-simplex around that posterior (:func:`zoom_simplex`), its zooms and
-    sides in ``diagnostics["simplex_zooms"]`` and ``["simplex_side"]`` (present only when
+    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`). With
+    several simulations, each is fitted on a grid of its own (:func:`_fit_each_simulation`).
+    Their likelihood can be sharper than any fixed grid (a currency shift moves every
+    decision), which is why the grid zooms. The simplex lattice of ``pi`` has at most
+    ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower than
+    its step (thousands of users) gets the same lattice moved onto a sub-simplex around that
+    posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
+    and ``["simplex_side"]`` (present only when
     some simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
-    accumulates it epoch by epoch.
+    accumulates it epoch by epoch (``engine_state["action_loglik"]``). With one latent scalar,
+    ``engine_state["scalar_cells"]`` holds each simulation's grid of it, ``(points, widths)``
+    in its unconstrained coordinate (``log lam`` or the shift): a draw of the scalar is a point,
+    standing for its cell ``points +- widths / 2``.
     """
     check_exact(hypothesis, data)
     dims = len(latent_scalars(hypothesis, data))
@@ -101,7 +105,7 @@ def fit_exact(
         "zoom_points": zoom_points,
         "max_simplex_points": max_simplex_points,
     }
-    if dims == 2 and data.shape[0] > 1:  # each simulation on boxes of its own
+    if dims and data.shape[0] > 1:  # each simulation on a scalar grid of its own
         return _fit_each_simulation(data, hypothesis, table, seed, settings)
     dtype = torch.float64
     S, U, _ = data.shape
@@ -158,6 +162,7 @@ def fit_exact(
         return log_joint, loglik, action, u2, b2, (counts, clone, log_w2)
 
     scalar_diagnostics: dict[str, int] = {}  # present only when a scalar grid zoomed again
+    engine_state = None  # online updating's action log-likelihoods, or the scalar's cells
     if dims == 0:
         u = torch.zeros(1, 0, dtype=dtype)
         if bounded:
@@ -231,6 +236,8 @@ def fit_exact(
                 fitted = _fit_budget(pi_grid, K, len(u) * len(b_points) * S, max_simplex_points)
                 action = None
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
+        if dims == 1:  # the scalar's cells: points and widths (for a check that needs them)
+            engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())]}
         u, pi_grid = u2, fitted
         if scalar_zooms:
             scalar_diagnostics = {"scalar_zooms": scalar_zooms}
@@ -281,6 +288,8 @@ def fit_exact(
         diagnostics["simplex_zooms"] = [z.zooms for z in zooms]
         diagnostics["simplex_side"] = [z.side for z in zooms]
 
+    if dims == 0 and not bounded:  # online updating adds the next epoch's to these
+        engine_state = {"action_loglik": action_loglik}
     generator = torch.Generator().manual_seed(seed)
     # Draw grid points (t, g) by inverting each simulation's cumulative weights: one
     # searchsorted, where torch.multinomial would renormalise a row per draw (and caps the
@@ -316,7 +325,7 @@ def fit_exact(
         settings=settings,
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
-        engine_state={"action_loglik": action_loglik} if dims == 0 and not bounded else None,
+        engine_state=engine_state,
     )
 
     def draw_loglik() -> torch.Tensor:
@@ -596,9 +605,10 @@ def _fit_each_simulation(
 ) -> Posterior:
     """:func:`fit_exact` of each simulation alone, put together as one posterior.
 
-    The simulations' posteriors are independent, and with two latent scalars each has its
-    own modes: one set of boxes for all of them would be the union of every simulation's
-    (most of it far from any one's posterior) or, to fit the budget, too coarse for some.
+    The simulations' posteriors are independent, and each has its own modes of the latent
+    scalars: one grid for all of them would be the union of every simulation's windows or
+    boxes, most of it far from any one's posterior (and with two scalars, to fit the
+    budget, too coarse for some).
     Simulation ``s`` draws with a seed of its own, drawn from ``seed``."""
     S = data.shape[0]
     seeds = torch.randint(2**62, (S,), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -630,5 +640,9 @@ def _fit_each_simulation(
         seed=seed,
         pi_mean_exact=torch.cat([p.pi_mean_exact for p in parts]),
     )
+    if parts[0].engine_state is not None:
+        posterior.engine_state = {
+            "scalar_cells": [cell for p in parts for cell in p.engine_state["scalar_cells"]]
+        }
     posterior._lazy["user_loglik"] = lambda: torch.cat([p.user_loglik() for p in parts], 1)
     return posterior

@@ -14,6 +14,7 @@ replication (the posterior factorises over ``sims``), and it is one batched tens
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,23 @@ def snap_to_grid(truth: np.ndarray, draws: np.ndarray, log: bool = False) -> np.
     idx = np.clip(np.searchsorted(coord, t), 1, len(coord) - 1)
     nearest = np.where(t - coord[idx - 1] <= coord[idx] - t, idx - 1, idx)
     return values[nearest]
+
+
+def snap_to_cells(truth: np.ndarray, cells: list, log: bool = False) -> np.ndarray:
+    """Each replication's true value replaced by the point of its own grid whose cell holds it
+    (``cells[s] = (points, widths)``, an exact posterior's ``engine_state["scalar_cells"]``:
+    cell ``i`` is ``points[i] +- widths[i] / 2``, in ``log x`` with ``log=True``), as the
+    engine's draws represent it (float32, like the posterior's draws). A value in no cell (where
+    the grid holds no mass) goes to the nearest point."""
+    out = np.empty(len(truth))
+    for s, (points, widths) in enumerate(cells):
+        t = math.log(truth[s]) if log else truth[s]
+        distance = (points.double() - t).abs()
+        inside = (distance <= widths.double() / 2).nonzero().flatten()
+        i = int(inside[distance[inside].argmin()]) if len(inside) else int(distance.argmin())
+        value = points[i : i + 1].double()
+        out[s] = float((value.exp() if log else value).to(torch.float32))
+    return out
 
 
 def uniformity_pvalue(rank: np.ndarray, L: int) -> float:

@@ -14,9 +14,10 @@ family-wise level ``ALPHA = 0.01`` per test function, Bonferroni-split over its 
 
 Ties: the exact engine's draws are grid points resampled by weight, so a posterior draw can
 sit in the same grid cell as the truth. The truth is snapped to its cell's grid point (the
-nearest lattice value for ``pi``; for ``lam``, the quantile grid point whose cell of prior
-probability holds it) and ties are broken at random, the standard SBC treatment of a discrete
-posterior. SVI's draws are continuous and never tie.
+nearest lattice value for ``pi``; for ``lam``, the point of the replication's own grid whose
+cell holds it: each replication's grid of ``log lam`` zooms onto its own posterior) and ties
+are broken at random, the standard SBC treatment of a discrete posterior. SVI's draws are
+continuous and never tie.
 
 Each test also checks the test's *power*: the same replications fitted under a wrong prior must
 be rejected, so a pass means something.
@@ -29,7 +30,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sbc_util import prior_replications, ranks, snap_to_grid, thin, uniformity_pvalue
+import torch
+from sbc_util import (
+    prior_replications,
+    ranks,
+    snap_to_cells,
+    snap_to_grid,
+    thin,
+    uniformity_pvalue,
+)
 
 from scai.inference import fit
 from scai.models.hypotheses import PRESETS, Hypothesis
@@ -52,7 +61,8 @@ PVALUES: dict[str, dict[str, float]] = {}
 
 def exact_ranks(post, reps, L: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Ranks of the truths, snapped to their grid cells, among ``L`` draws of an exact
-    posterior (its grids are evenly spaced in ``pi`` and in ``log lam``)."""
+    posterior (its lattice is evenly spaced in ``pi``; each replication has its own cells of
+    ``log lam``)."""
     out = {}
     pi_draws = post.draws["pi"][0].double().numpy()  # [D, S, K]
     for k, name in enumerate(post.hypothesis.policy_names):
@@ -60,7 +70,7 @@ def exact_ranks(post, reps, L: int, rng: np.random.Generator) -> dict[str, np.nd
         out[f"pi[{name}]"] = ranks(thin(pi_draws[:, :, k].T, L), truth, rng)
     if "lam" in post.draws:
         lam_draws = post.draws["lam"][0].double().numpy()  # [D, S]
-        truth = snap_to_grid(reps.lam, lam_draws, log=True)
+        truth = snap_to_cells(reps.lam, post.engine_state["scalar_cells"], log=True)
         out["lam"] = ranks(thin(lam_draws.T, L), truth, rng)
     return out
 
@@ -94,6 +104,11 @@ def test_snap_and_ties():
     )
     with pytest.raises(AssertionError, match="evenly spaced"):
         snap_to_grid(truth, np.array([0.1, 0.2, 0.35]))
+    # cells of unequal widths: a value goes to the cell that holds it, not the nearest point
+    # (1.1 is nearer 0.75 but in the cell of 1.5)
+    cells = [(torch.tensor([0.0, 0.75, 1.5]), torch.tensor([1.0, 0.5, 1.0]))] * 3
+    snapped = snap_to_cells(np.array([0.4, 0.6, 1.1]), cells)
+    np.testing.assert_array_equal(snapped, [0.0, 0.75, 1.5])
     # all draws tie with the truth: the rank is uniform on 0..L
     draws = np.full((20000, 4), 0.2)
     r = ranks(draws, np.full(20000, 0.2), rng)
