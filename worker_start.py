@@ -134,6 +134,51 @@ def start_server(modules: list[str]) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+#: What the worker server imports before it forks a worker: what computing a condition (and
+#: saving its posterior as NetCDF) or an MCMC chain imports. A module missing here is imported
+#: by each worker when first needed (slower, not wrong); one not installed is skipped.
+WORKER_MODULES = (
+    "scai.experiments.runner",
+    "scai.inference.nuts",
+    "scai.inference.arviz_io",
+    "h5netcdf",
+    # torch imports it (and SymPy: ~1 s of CPU) on the first torch.broadcast_shapes, which
+    # every exact fit with a latent scalar calls (the MultivariateNormal of its prior)
+    "torch.fx.experimental.symbolic_shapes",
+)
+#: What the server imports too unless told that the workers fit by the exact engine alone:
+#: ArviZ (MCMC's and the human-data fits' diagnostics, SVI's importance check) with xarray
+#: (which imports ``dask.distributed``, where installed, on first use: ~1 s per worker). ArviZ
+#: 0.23 writes a once-a-day stamp file on import, through a fixed temporary name: processes
+#: importing it at the same moment race on that name and one import fails
+#: (FileNotFoundError). Imported by the server, it is imported once; its workers inherit it.
+ARVIZ_MODULES = ("arviz", "xarray", "dask.distributed")
+
+
+def forkserver_available() -> bool:
+    """Whether this platform has multiprocessing's forkserver (Linux, macOS)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def start_worker_server(arviz: bool = True) -> None:
+    """Start the worker server now, in the background (its imports take ~2.5-3 s of CPU), if
+    this platform has one and it is not running; :func:`scai.inference.workers.worker_pool`
+    then forks its workers from it at once. ``arviz=False``: the workers will not import
+    ArviZ (they fit by the exact engine alone), so the server does not import
+    :data:`ARVIZ_MODULES` either.
+
+    It lives here, in a module that imports nothing heavy, so that ``scai run`` starts the
+    server before importing torch: imported from :mod:`scai.inference`, it came only after
+    the program had imported torch (~2.3 s), and the workers were ready at ~5.2 s instead of
+    ~2.8. Not forking from the program itself: a program that has computed holds torch's
+    thread pools and other threads, which a forked child would inherit in an unknown state.
+    The server computes nothing and starts no thread; the only threads it holds are
+    OpenBLAS's idle workers (started when NumPy and SciPy load it), which OpenBLAS stops
+    before each fork (its own fork handler) and a child starts afresh when it needs them."""
+    if forkserver_available():
+        start_server([*WORKER_MODULES, *(ARVIZ_MODULES if arviz else ())])
+
+
 def keep_freed_memory() -> None:
     """Let this process reuse the memory it frees instead of handing it back to the system.
 

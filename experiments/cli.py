@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     # beside two busy processes. The same threads do the same work: the numbers are unchanged.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if _computes_in_workers(sys.argv[1:] if argv is None else argv):
-        from scai.inference.workers import start_worker_server
+        from scai.worker_start import start_worker_server  # imports nothing heavy
 
         # it imports the workers' modules while this process imports its
         start_worker_server(arviz=_workers_need_arviz(sys.argv[1:] if argv is None else argv))
@@ -121,7 +121,7 @@ _ENGINE_ONLY = ("all", "alignment", "generalization", "inconsistency")
 
 def _workers_need_arviz(argv: list[str]) -> bool:
     """Whether the workers of the ``scai run`` in ``argv`` may import ArviZ, so that the worker
-    server must (:data:`scai.inference.workers.ARVIZ_MODULES`): all but the study's
+    server must (:data:`scai.worker_start.ARVIZ_MODULES`): all but the study's
     experiments by the exact engine (the default). In doubt (the experiment not right after
     ``run``, an unreadable ``--engine``), yes."""
     after = argv[argv.index("run") + 1 :] if "run" in argv else []

@@ -177,9 +177,14 @@ def lattice_policy_probs(
         if (~is_decided).any():
             step, sim, user = torch.nonzero(~is_decided, as_tuple=True)
             rows = L[step, sim, user]  # [N, K]
+            # Users of one simulation with the same log-likelihoods at a grid point (clones,
+            # users not yet seen) have the same probabilities there: each worked out once.
+            at = torch.stack([step, sim], -1).to(rows.dtype)
+            first, which, _ = distinct_rows(torch.cat([at, rows], -1))
+            rows, step_, sim_ = rows[first], step[first], sim[first]
             like_k = (rows - rows.max(-1, keepdim=True).values).exp()
-            ratio = w[step, sim] / (like_k @ pi_grid.T)  # [N, G]
-            out.index_add_(0, sim * U + user, like_k * (ratio @ pi_grid))
+            ratio = w[step_, sim_] / (like_k @ pi_grid.T)  # [N', G]
+            out.index_add_(0, sim * U + user, (like_k * (ratio @ pi_grid))[which])
     out = out.reshape(S, U, K)
     return out / out.sum(-1, keepdim=True).clamp_min(1e-300)
 

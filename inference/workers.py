@@ -26,12 +26,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from scai.worker_start import (
+    ARVIZ_MODULES,
+    WORKER_MODULES,
     ForkServerContext,
     SpawnContext,
     exit_if_orphaned,
+    forkserver_available,
     orphaned,
-    start_server,
     start_worker,
+    start_worker_server,
 )
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
@@ -47,51 +50,13 @@ __all__ = [
     "worker_pool",
 ]
 
-#: What the worker server imports before it forks a worker: what computing a condition (and
-#: saving its posterior as NetCDF) or an MCMC chain imports. A module missing here is imported
-#: by each worker when first needed (slower, not wrong); one not installed is skipped.
-WORKER_MODULES = (
-    "scai.experiments.runner",
-    "scai.inference.nuts",
-    "scai.inference.arviz_io",
-    "h5netcdf",
-    # torch imports it (and SymPy: ~1 s of CPU) on the first torch.broadcast_shapes, which
-    # every exact fit with a latent scalar calls (the MultivariateNormal of its prior)
-    "torch.fx.experimental.symbolic_shapes",
-)
-#: What the server imports too unless told that the workers fit by the exact engine alone:
-#: ArviZ (MCMC's and the human-data fits' diagnostics, SVI's importance check) with xarray
-#: (which imports ``dask.distributed``, where installed, on first use: ~1 s per worker). ArviZ
-#: 0.23 writes a once-a-day stamp file on import, through a fixed temporary name: processes
-#: importing it at the same moment race on that name and one import fails
-#: (FileNotFoundError). Imported by the server, it is imported once; its workers inherit it.
-ARVIZ_MODULES = ("arviz", "xarray", "dask.distributed")
-
-
-def _forkserver() -> bool:
-    return "forkserver" in multiprocessing.get_all_start_methods()
-
-
-def start_worker_server(arviz: bool = True) -> None:
-    """Start the worker server now, in the background (its imports take ~6 s of CPU), if this
-    platform has one and it is not running; :func:`worker_pool` then forks its workers from it
-    at once. ``arviz=False``: the workers will not import ArviZ (they fit by the exact engine
-    alone), so the server does not import :data:`ARVIZ_MODULES` either. Not
-    forking from this process itself: a program that has computed holds torch's thread pools
-    and other threads, which a forked child would inherit in an unknown state. The server
-    computes nothing and starts no thread; the only threads it holds are OpenBLAS's idle
-    workers (started when NumPy and SciPy load it), which OpenBLAS stops before each fork
-    (its own fork handler) and a child starts afresh when it needs them."""
-    if _forkserver():
-        start_server([*WORKER_MODULES, *(ARVIZ_MODULES if arviz else ())])
-
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """The program's pool of ``workers`` processes (created on first use, shut down at exit),
     forked from the worker server (:func:`start_worker_server`), or spawned where there is
     none."""
     if workers not in _POOLS:
-        if _forkserver():
+        if forkserver_available():
             start_worker_server()  # if not started yet (ArviZ's stamp: ARVIZ_MODULES)
             context: multiprocessing.context.BaseContext = ForkServerContext()
         else:

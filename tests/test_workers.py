@@ -69,7 +69,7 @@ def test_workers_come_from_a_server_without_threads_and_end_with_their_program(t
 
 SERVER_ONLY = """
 import time
-from scai.inference.workers import start_worker_server
+from scai.worker_start import start_worker_server
 start_worker_server()
 time.sleep(60)
 """
@@ -119,6 +119,19 @@ def test_the_server_ends_with_a_program_killed_while_it_imports():
     finally:
         program.kill()
         program.wait()
+
+
+def test_the_server_starts_before_the_program_imports_torch():
+    # `scai run` starts the server first so that it imports the workers' modules while the
+    # program imports its own: the function it calls must not import torch (from
+    # scai.inference it did, and the workers were ready ~2.4 s later).
+    code = (
+        "import sys; import scai.experiments.cli; from scai.worker_start import "
+        "start_worker_server; print(sorted(m for m in ('torch', 'pandas', 'pyro') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
