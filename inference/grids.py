@@ -19,6 +19,7 @@ same volume. Its prior weight is the Dirichlet density averaged over its cell
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -35,13 +36,22 @@ from scai.models.prior import GroupPrior
 
 def simplex_lattice(K: int, max_points: int = 3000) -> torch.Tensor:
     """``[G, K]`` interior lattice points of the simplex, the finest with at most
-    ``max_points`` points, in lexicographic order of their counts ``c``.
+    ``max_points`` points, in lexicographic order of their counts ``c`` (a new tensor each
+    call; the counts are worked out once per ``K`` and ``max_points``)."""
+    if K == 1:
+        return torch.ones(1, 1)
+    counts, n = _lattice_counts(K, max_points)
+    return (counts.to(torch.get_default_dtype()) + 1.0 / K) / (n + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _lattice_counts(K: int, max_points: int) -> tuple[torch.Tensor, int]:
+    """The counts ``c [G, K]`` of :func:`simplex_lattice` (each row sums to ``n``) and ``n``.
 
     The compositions of ``n`` into ``K`` parts are enumerated directly (stars and bars: the
     ``K - 1`` bar positions among ``n + K - 1`` slots), so the cost is the number of points,
-    not the ``(n + 1)^(K - 1)`` tuples a filtered product would visit."""
-    if K == 1:
-        return torch.ones(1, 1)
+    not the ``(n + 1)^(K - 1)`` tuples a filtered product would visit. Cached: every exact fit
+    asks for the same few lattices, and a fit of one simulation takes a few milliseconds."""
     n = 1
     while math.comb(n + 1 + K - 1, K - 1) <= max_points:
         n += 1
@@ -54,8 +64,7 @@ def simplex_lattice(K: int, max_points: int = 3000) -> torch.Tensor:
     key = torch.zeros(len(counts), dtype=torch.long)
     for k in range(K - 1):
         key = key * (n + 1) + counts[:, k]
-    counts = counts[key.argsort()]
-    return (counts.to(torch.get_default_dtype()) + 1.0 / K) / (n + 1)
+    return counts[key.argsort()], n
 
 
 MAX_LATENT_SCALARS = 2
@@ -272,8 +281,8 @@ def simplex_zoom_threshold(K: int) -> float:
 def effective_points(mass: torch.Tensor) -> torch.Tensor:
     """``[...]``: the effective number of lattice points ``1 / sum_g w_g^2`` of the masses
     ``[..., G]`` (``w`` the masses normalised over ``G``)."""
-    w = mass / mass.sum(-1, keepdim=True)
-    return 1.0 / (w * w).sum(-1)
+    total = mass.sum(-1)
+    return total * total / torch.linalg.vecdot(mass, mass)  # no [..., G] temporary
 
 
 def lattice_ess(log_joint: torch.Tensor) -> torch.Tensor:
