@@ -373,15 +373,16 @@ def _group_loglik(
     first, which = _first_of_each(key)
     V = int((counts > 0).sum(-1).max()) if counts.numel() else 0  # users worked on per sim
     step = max(1, int(2e7) // max(1, S * V * pi_grid.shape[0] * (K if clone is not None else 1)))
+    every = len(first) == T and bool((first == torch.arange(T)).all())
+    if every and step >= T:  # one block of every grid point: the kernel's own tensor
+        return lattice_group_loglik(loglik, counts, pi_grid, clone)
     distinct = torch.empty(len(first), S, pi_grid.shape[0], dtype=loglik.dtype)
     for start in range(0, len(first), step):
         part = first[start : start + step]
         distinct[start : start + step] = lattice_group_loglik(
             loglik[part], counts, pi_grid, None if clone is None else clone[part]
         )
-    if len(first) == T and bool((first == torch.arange(T)).all()):
-        return distinct
-    return distinct[which]
+    return distinct if every else distinct[which]
 
 
 def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
