@@ -80,7 +80,8 @@ def fit_exact(
     boxes (:func:`zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom halving the step,
     zoomed again while a box's mass still moves when its step is halved
     (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`). With
-    several simulations, each is fitted on a grid of its own (:func:`_fit_each_simulation`).
+    several simulations and a latent scalar, each simulation is fitted on a grid of its own
+    (:func:`_fit_each_simulation`).
     Their likelihood can be sharper than any fixed grid (a currency shift moves every
     decision), which is why the grid zooms. The simplex lattice of ``pi`` has at most
     ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower than

@@ -12,7 +12,7 @@ from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, action_loglik
 
-#: Grid points times simulations whose action tables are built at once.
+#: Grid points times simulations whose scored cells are gathered at once.
 POINTS_PER_CHUNK = 640
 
 
@@ -26,9 +26,9 @@ def grid_action_loglik(
 ) -> torch.Tensor:
     """``[T, S, U, K]`` action log-likelihood at every grid point ``(lam_t[t], shift_t[t])``
     (and ``lapse_t[t]`` where the lapse is latent), ``chunk`` grid points at a time (by
-    default as many as keep a chunk's action tables the size of 32 points' for 20
-    simulations: a simulation fitted alone takes 640 at a time)."""
-    chunk = chunk or max(32, POINTS_PER_CHUNK // data.shape[0])
+    default ``640 // S``, at least 32: the scored cells gathered from the tables grow with the
+    simulations, and stay about the size of 32 points' for 20 simulations)."""
+    chunk = chunk or max(32, POINTS_PER_CHUNK // max(1, data.shape[0]))
     index = EventIndex.from_data(data)
     dtype = torch.get_default_dtype()
     parts = []

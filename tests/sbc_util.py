@@ -108,8 +108,8 @@ def snap_to_cells(truth: np.ndarray, cells: list, log: bool = False) -> np.ndarr
     """Each replication's true value replaced by the point of its own grid whose cell holds it
     (``cells[s] = (points, widths)``, an exact posterior's ``engine_state["scalar_cells"]``:
     cell ``i`` is ``points[i] +- widths[i] / 2``, in ``log x`` with ``log=True``), as the
-    engine's draws represent it (float32, like the posterior's draws). A value in no cell (where
-    the grid holds no mass) goes to the nearest point."""
+    engine's draws represent it (in torch's default dtype, like the posterior's draws). A value
+    in no cell (where the grid holds no mass) goes to the nearest point."""
     out = np.empty(len(truth))
     for s, (points, widths) in enumerate(cells):
         t = math.log(truth[s]) if log else truth[s]
@@ -117,7 +117,7 @@ def snap_to_cells(truth: np.ndarray, cells: list, log: bool = False) -> np.ndarr
         inside = (distance <= widths.double() / 2).nonzero().flatten()
         i = int(inside[distance[inside].argmin()]) if len(inside) else int(distance.argmin())
         value = points[i : i + 1].double()
-        out[s] = float((value.exp() if log else value).to(torch.float32))
+        out[s] = float((value.exp() if log else value).to(torch.get_default_dtype()))
     return out
 
 
