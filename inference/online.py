@@ -50,13 +50,14 @@ def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
         return fit_exact(data, hyp, table=table, seed=previous.seed, **settings)
     new_rows = table.iloc[len(previous.table) :]
-    new_data = GroupData.from_table(new_rows, currencies=data.currencies)
-    u = torch.zeros(1, 0, dtype=torch.float64)
+    parts = [(previous.data, state["action_loglik"])]
+    if len(new_rows):  # (no new interactions: nothing to score, the same posterior)
+        new_data = GroupData.from_table(new_rows, currencies=data.currencies)
+        u = torch.zeros(1, 0, dtype=torch.float64)
+        new_loglik = grid_action_loglik(new_data, hyp, *grid_parameters(u, prior, new_data))
+        parts.append((new_data, new_loglik))
     total = torch.zeros(1, *data.shape[:2], len(hyp.policies), dtype=torch.float64)
-    for part_data, part in (
-        (previous.data, state["action_loglik"]),
-        (new_data, grid_action_loglik(new_data, hyp, *grid_parameters(u, prior, new_data))),
-    ):
+    for part_data, part in parts:
         s_idx, u_idx = _positions(part_data, data)
         total[:, s_idx, u_idx] += part[:, *torch.nonzero(part_data.user_mask, as_tuple=True)]
     return fit_exact(data, hyp, table=table, seed=previous.seed, action_loglik=total, **settings)

@@ -65,3 +65,12 @@ def test_epoch_by_epoch_equals_all_at_once(table, hypothesis):
     assert len(post.table) == len(table)
     # the data did move the posterior: it is not the prior's
     assert (post.pi_mean() - 1 / 3).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("hypothesis", [PRESETS["stereotyped"], PRESETS["pooled"]])
+def test_an_update_without_new_interactions_keeps_the_posterior(table, hypothesis):
+    # an epoch in which nothing was played: the same data, the same posterior (the exact
+    # update used to score the empty table and fail inside torch)
+    post = fit(table, hypothesis, engine="exact", seed=5)
+    same = online.update(post, table.iloc[:0])
+    assert_same(same, post, atol=0)
