@@ -7,13 +7,14 @@ and pandas, seconds during which a worker whose parent is already dead would liv
 unwatched. From here the parent-death signal and the watchdog are in place within a fraction
 of a second of the start. :mod:`scai.inference.workers` builds its pools on this.
 
-Workers are forked from a *worker server* (:func:`start_server`: multiprocessing's forkserver),
-a process that imports the workers' modules (torch, Pyro, ArviZ, ...) once, runs nothing, and
-forks a worker per request: a worker starts with them imported, in milliseconds instead of the
-~3 s each spawned worker spent importing. (Where there is no forkserver, workers are spawned:
-:class:`SpawnContext`.) Forking is safe there because the server computes nothing and starts
-no thread: no lock or thread pool (torch's intra-op threads) is copied half-way. (OpenBLAS,
-loaded by NumPy and SciPy, starts idle threads of its own, and stops them before each fork.)
+Workers are forked from a *worker server* (:func:`start_worker_server`: multiprocessing's
+forkserver), a process that imports the workers' modules (torch, Pyro, ArviZ, ...) once, runs
+nothing, and forks a worker per request: a worker starts with them imported, in milliseconds
+instead of the ~3 s each spawned worker spent importing. (Where there is no forkserver, workers
+are spawned: :class:`SpawnContext`.) Forking is safe there because the server computes nothing
+and starts no thread: no lock or thread pool (torch's intra-op threads) is copied half-way.
+(OpenBLAS, loaded by NumPy and SciPy, starts idle threads of its own, and stops them before
+each fork.)
 
 A worker lives only as long as the program that started it: it watches that program (a
 Linux pidfd, which becomes readable when the program ends, or its pid elsewhere) and its own
@@ -118,22 +119,6 @@ class ForkServerContext(multiprocessing.context.ForkServerContext):
     Process = ForkServerProcess
 
 
-def start_server(modules: list[str]) -> None:
-    """Start the worker server now (if not running), importing ``modules`` before it forks
-    any worker; it runs in the background, and ends with this program even while it imports
-    (:mod:`scai.worker_start_server`, imported first). Started with Ctrl-C blocked: the server
-    then ignores it for good, and its workers until :func:`start_worker`. Linux and macOS
-    only."""
-    from multiprocessing import forkserver
-
-    forkserver.set_forkserver_preload(["scai.worker_start_server", *modules])
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-
-
 #: What the worker server imports before it forks a worker: what computing a condition (and
 #: saving its posterior as NetCDF) or an MCMC chain imports. A module missing here is imported
 #: by each worker when first needed (slower, not wrong); one not installed is skipped.
@@ -161,22 +146,33 @@ def forkserver_available() -> bool:
 
 
 def start_worker_server(arviz: bool = True) -> None:
-    """Start the worker server now, in the background (its imports take ~2.5-3 s of CPU), if
-    this platform has one and it is not running; :func:`scai.inference.workers.worker_pool`
-    then forks its workers from it at once. ``arviz=False``: the workers will not import
-    ArviZ (they fit by the exact engine alone), so the server does not import
-    :data:`ARVIZ_MODULES` either.
+    """Start the worker server now, in the background, if this platform has one and it is not
+    running: it imports :data:`WORKER_MODULES` (and :data:`ARVIZ_MODULES` unless ``arviz`` is
+    false: the workers fit by the exact engine alone), ~2.5-3 s of CPU, before it forks any
+    worker, and :func:`scai.inference.workers.worker_pool` forks its workers from it.
 
-    It lives here, in a module that imports nothing heavy, so that ``scai run`` starts the
-    server before importing torch: imported from :mod:`scai.inference`, it came only after
-    the program had imported torch (~2.3 s), and the workers were ready at ~5.2 s instead of
-    ~2.8. Not forking from the program itself: a program that has computed holds torch's
-    thread pools and other threads, which a forked child would inherit in an unknown state.
-    The server computes nothing and starts no thread; the only threads it holds are
-    OpenBLAS's idle workers (started when NumPy and SciPy load it), which OpenBLAS stops
-    before each fork (its own fork handler) and a child starts afresh when it needs them."""
-    if forkserver_available():
-        start_server([*WORKER_MODULES, *(ARVIZ_MODULES if arviz else ())])
+    The server imports :mod:`scai.worker_start_server` first, so it ends with this program
+    even while it imports. It is started with Ctrl-C blocked: it then ignores Ctrl-C for good,
+    and its workers until :func:`start_worker`. This module imports nothing heavy so that
+    ``scai run`` can start the server before importing torch itself (~2.3 s): the two import
+    at once, on two cores.
+
+    Not forking from the program itself: a program that has computed holds torch's thread
+    pools and other threads, which a forked child would inherit in an unknown state. The
+    server computes nothing and starts no thread; the only threads it holds are OpenBLAS's
+    idle workers (started when NumPy and SciPy load it), which OpenBLAS stops before each fork
+    (its own fork handler) and a child starts afresh when it needs them."""
+    if not forkserver_available():
+        return
+    from multiprocessing import forkserver
+
+    modules = [*WORKER_MODULES, *(ARVIZ_MODULES if arviz else ())]
+    forkserver.set_forkserver_preload(["scai.worker_start_server", *modules])
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def keep_freed_memory() -> None:

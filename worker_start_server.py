@@ -1,5 +1,5 @@
-"""Imported first by the worker server (:func:`scai.worker_start.start_server` lists it before
-the workers' modules), and only there: the server ends with the program that started it.
+"""Imported first by the worker server (:func:`scai.worker_start.start_worker_server` lists it
+before the workers' modules), and only there: the server ends with the program that started it.
 
 The server is the program's child, started by ``exec``; it spends its first seconds importing
 torch, Pyro and ArviZ for the workers. If the program is killed then, the server would import

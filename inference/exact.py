@@ -87,8 +87,7 @@ def fit_exact(
     ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower than
     its step (thousands of users) gets the same lattice moved onto a sub-simplex around that
     posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
-    and ``["simplex_side"]`` (present only when
-    some simulation zoomed).
+    and ``["simplex_side"]`` (present only when some simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
     accumulates it epoch by epoch (``engine_state["action_loglik"]``). With one latent scalar,

@@ -123,8 +123,7 @@ def test_the_server_ends_with_a_program_killed_while_it_imports():
 
 def test_the_server_starts_before_the_program_imports_torch():
     # `scai run` starts the server first so that it imports the workers' modules while the
-    # program imports its own: the function it calls must not import torch (from
-    # scai.inference it did, and the workers were ready ~2.4 s later).
+    # program imports its own: reaching the function must not import torch (~2.3 s).
     code = (
         "import sys; import scai.experiments.cli; from scai.worker_start import "
         "start_worker_server; print(sorted(m for m in ('torch', 'pandas', 'pyro') "
