@@ -6,7 +6,7 @@ freed memory kept for reuse (as a worker of the command runs them), after one sm
 condition, and prints the mean CPU seconds (``time.process_time``) per condition and of each
 phase: the assistant's norms, the users' games, the first fit, the updates (and within them
 the table checks and layout, ``prepare``, and the exact update), the learning curve (and its
-exact fit), the users' true acceptance tables and the per-epoch records::
+type probabilities), the users' true acceptance tables and the per-epoch records::
 
     .venv/bin/python benchmarks/bench_conditions.py inconsistency    # 4 main + 4 sweep conditions
     .venv/bin/python benchmarks/bench_conditions.py generalization   # its 3 conditions
@@ -37,7 +37,7 @@ PHASES = (
     ("online", "prepare", "updates: table checks and layout"),
     ("online", "update_exact", "updates: exact update"),
     ("protocol", "learning_curve", "learning curve"),
-    ("learning_curve", "fit_exact", "learning curve: its exact fit"),
+    ("learning_curve", "policy_probabilities", "learning curve: its type probabilities"),
     ("protocol", "action_tables", "users' acceptance tables"),
     ("protocol", "_epoch_records", "per-epoch records"),
 )

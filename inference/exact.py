@@ -27,6 +27,8 @@ from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
+    count_by_type,
+    decided_users,
     distinct_users,
     grid_action_loglik,
     lattice_group_loglik,
@@ -339,6 +341,75 @@ def fit_exact(
     if "strength" in bounded:  # manners depend on the learned coupling: average over draws
         posterior.manner_probs = posterior.manner_probabilities_per_draw().mean(0)
     return posterior
+
+
+def policy_probabilities(
+    data: GroupData, hypothesis: Hypothesis, max_simplex_points: int = 3000
+) -> torch.Tensor:
+    """``[S, U, K]``: each user's type probabilities, :func:`fit_exact`'s ``policy_probs``
+    (padding users' rows 0), with one fit for each kind of group rather than each group.
+
+    With nothing latent but ``pi``, a user whose data decide its type at every lattice point
+    (:data:`~scai.inference.exact_kernels.DECIDED_NATS`) has its best type with probability 1,
+    and adds to the group's log joint a term linear in ``log pi`` plus a constant. Groups with
+    the same count of decided users of each type and the same log-likelihoods of their
+    undecided users (a learning curve's prefixes: each interaction changes one or two users)
+    then have the same posterior of ``pi`` (their log joints differ by a constant) and the
+    same probabilities for users with the same log-likelihoods: one of them is fitted. (Its
+    log joint's constant is its own, so another group's probabilities can differ from what
+    fitting it would give in the last bit.) Should the engine zoom the lattice onto a fitted
+    group (thousands of users; on a finer lattice a user may be decided no longer), every
+    group is fitted. Other hypotheses: :func:`fit_exact` of every group."""
+    check_exact(hypothesis, data)
+    prior = GroupPrior(hypothesis)
+    real = data.user_mask
+
+    def fitted(part: GroupData, action: torch.Tensor | None = None) -> torch.Tensor:
+        return fit_exact(
+            part,
+            hypothesis,
+            num_draws=1,
+            max_simplex_points=max_simplex_points,
+            action_loglik=action,
+        )
+
+    if latent_scalars(hypothesis, data) or prior.beta:
+        return fitted(data).policy_probs * real.unsqueeze(-1)
+    S, U, _ = data.shape
+    K = len(hypothesis.policies)
+    u = torch.zeros(1, 0, dtype=torch.float64)
+    action = grid_action_loglik(data, hypothesis, *grid_parameters(u, prior, data))
+    loglik = action + tone_loglik(data, hypothesis).to(torch.float64)  # as fit_exact scores
+    pi_grid = simplex_lattice(K, max_simplex_points).to(torch.float64)
+    is_decided, best, _ = decided_users(loglik, pi_grid)
+    is_decided, best = is_decided[0] & real, best[0]  # [S, U]
+    # Each group's kind: its decided users' counts by type, then the ids of its undecided
+    # users' log-likelihood rows in increasing order (the position of a user in that order is
+    # where its match in another group of the kind sits).
+    group, user = torch.nonzero(real & ~is_decided, as_tuple=True)  # group-major
+    row_id = distinct_rows(loglik[0, group, user])[1]
+    order = torch.argsort(group * (len(row_id) + 1) + row_id)
+    group, user, row_id = group[order], user[order], row_id[order]
+    undecided = torch.bincount(group, minlength=S)
+    position = torch.arange(len(group)) - (undecided.cumsum(0) - undecided)[group]
+    ids = torch.full((S, int(undecided.max()) if len(group) else 0), -1.0, dtype=torch.float64)
+    ids[group, position] = row_id.to(torch.float64)
+    n_best = count_by_type(best, is_decided.to(torch.float64), K)  # [S, K]
+    first, kind, _ = distinct_rows(torch.cat([n_best, ids], -1))
+    fit_at = first.sort().values
+    probs = fitted(data.sims_subset(fit_at), action[:, fit_at])
+    if "simplex_zooms" in probs.diagnostics:
+        return fitted(data, action).policy_probs * real.unsqueeze(-1)
+    probs = probs.policy_probs
+    slot = torch.empty(S, dtype=torch.long)
+    slot[fit_at] = torch.arange(len(fit_at))
+    out = torch.nn.functional.one_hot(best, K).to(probs.dtype) * is_decided.unsqueeze(-1)
+    if len(group):
+        user_at = torch.full((S, ids.shape[1]), -1, dtype=torch.long)
+        user_at[group, position] = user  # the undecided user at each position of each group
+        source = first[kind[group]]  # the fitted group of each undecided user's kind
+        out[group, user] = probs[slot[source], user_at[source, position]]
+    return out
 
 
 def bounded_points(prior: GroupPrior, median: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

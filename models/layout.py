@@ -64,6 +64,21 @@ class GroupData:
         }
         return replace(self, **changes)
 
+    def sims_subset(self, index: torch.Tensor) -> GroupData:
+        """The simulations (groups) ``index`` alone, in that order, with every pot kept."""
+        changes = {
+            name: value[index]
+            for name, value in vars(self).items()
+            if isinstance(value, torch.Tensor) and value.dim() >= 2
+        }
+        chosen = index.tolist()
+        return replace(
+            self,
+            sim_ids=[self.sim_ids[s] for s in chosen],
+            user_ids=[self.user_ids[s] for s in chosen],
+            **changes,
+        )
+
     def select_sim(self, s: int) -> GroupData:
         """Simulation ``s`` alone, its pots reduced to the ones it played (so that action
         tables over ``pots`` cover what it needs and no more)."""

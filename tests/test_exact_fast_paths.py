@@ -233,6 +233,72 @@ def test_prefix_groups_equal_the_stacked_prefix_tables():
             assert torch.equal(getattr(got, name), value), name
 
 
+def fitted_group_counts(monkeypatch) -> list[int]:
+    """The number of groups of each :func:`fit_exact` call the test makes, recorded."""
+    calls: list[int] = []
+    fit = exact.fit_exact
+
+    def recording(data, *args, **kwargs):
+        calls.append(data.shape[0])
+        return fit(data, *args, **kwargs)
+
+    monkeypatch.setattr(exact, "fit_exact", recording)
+    return calls
+
+
+LATENT_LAM = PRESETS["stereotyped"].with_(rationality_scale=0.3)
+
+
+@pytest.mark.parametrize("hyp", [PRESETS["stereotyped"], PRESETS["neutral"], LATENT_LAM])
+def test_policy_probabilities_equal_every_group_fitted(hyp, monkeypatch):
+    """A learning curve's prefix groups, one fit per kind of group: every real user's type
+    probabilities equal those of the fit of every group (to float32's last bit), padding rows
+    are 0, and with nothing latent but ``pi`` far fewer groups are fitted (a latent scalar:
+    every group)."""
+    table = simulate(hyp, policy="altruistic", users=6, rounds=6, epochs=3, sims=3, seed=8)
+    users = {str(s): [f"u{i}" for i in range(7)] for s in range(3)}  # u6 never plays
+    data = GroupData.from_table(table.interactions, users=users).prefixes()
+    if hyp is LATENT_LAM:  # every group has a grid of its own: a few of them will do
+        data = data.sims_subset(torch.arange(0, data.shape[0], 9))
+    want = exact.fit_exact(data, hyp, num_draws=1).policy_probs
+    calls = fitted_group_counts(monkeypatch)
+    got = exact.policy_probabilities(data, hyp)
+    real = data.user_mask
+    torch.testing.assert_close(got[real], want[real], rtol=0, atol=2e-7)
+    assert torch.equal(got[~real], torch.zeros_like(got[~real]))
+    if hyp is LATENT_LAM:
+        assert calls[0] == data.shape[0]  # (then one call per group)
+    else:
+        assert len(calls) == 1 and calls[0] < data.shape[0] / 2, calls
+
+
+def test_policy_probabilities_fit_every_group_where_the_lattice_zooms(monkeypatch):
+    """Two groups of 400 selfish users whose offers decide every type: one is fitted as the
+    kind of both, the engine zooms its lattice onto it, and then both are fitted; the answer
+    is the fit's."""
+    hyp = PRESETS["neutral"]
+    table = simulate(hyp, policy="selfish", users=400, rounds=800, epochs=1, sims=2, seed=1)
+    data = GroupData.from_table(table.interactions)
+    want = exact.fit_exact(data, hyp, num_draws=1)
+    assert "simplex_zooms" in want.diagnostics  # the case this test is about
+    calls = fitted_group_counts(monkeypatch)
+    got = exact.policy_probabilities(data, hyp)
+    assert calls == [1, 2]
+    assert torch.equal(got, want.policy_probs * data.user_mask.unsqueeze(-1))
+
+
+def test_sims_subset_keeps_the_chosen_groups_in_order():
+    table = simulate(PRESETS["neutral"], policy="fair", users=4, rounds=4, sims=3, seed=2)
+    data = GroupData.from_table(table.interactions)
+    part = data.sims_subset(torch.tensor([2, 0]))
+    assert part.sim_ids == [data.sim_ids[2], data.sim_ids[0]]
+    assert part.user_ids == [data.user_ids[2], data.user_ids[0]]
+    assert torch.equal(part.pots, data.pots)
+    for name, value in vars(data).items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 2:
+            assert torch.equal(getattr(part, name), value[[2, 0]]), name
+
+
 def test_normalise_equals_torch_logsumexp_over_each_simulation():
     """The exact engine's evidence and weights without the transposed copy: the same bits as
     ``torch.logsumexp`` over each simulation's ``[T * G]`` values, ``-inf`` entries and a
