@@ -70,11 +70,14 @@ def test_offers(posterior: Posterior, hypothesis, seed: int, games: int) -> pd.D
     torch.manual_seed(seed)
     S = posterior.data.shape[0]
     posterior.type_weights("member")  # every draw's at once: the games below ask 20 times each
+    tables: dict = {}  # the action tables of each (pot, lam, shift) drawn, computed once
     rows = []
     for currency in TEST_CURRENCIES:
         for game in range(games):
             pots = [int(p) for p in rng.integers(10, 101, S)]
-            norms = assistant_norms(posterior, hypothesis, pots, [currency] * S, rng)
+            norms = assistant_norms(
+                posterior, hypothesis, pots, [currency] * S, rng, table_cache=tables
+            )
             for s, (p, pot) in enumerate(zip(norms.offer_probs, pots, strict=True)):
                 offer = int(rng.choice(len(p), p=p / p.sum()))
                 rows.append((s, currency, game, pot, offer, 100 * offer / pot))
