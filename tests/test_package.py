@@ -68,6 +68,29 @@ def test_version_everywhere(decoy_dir):
         assert done.stdout.strip() == f"scai {scai.__version__}"
 
 
+def test_console_ends_the_process_as_python_would(decoy_dir):
+    """The console script ends the process without the interpreter's teardown: the exit code,
+    all that was written to a pipe, a non-daemon thread's work and the exit handlers (after
+    the thread, as Python orders them) are all still there."""
+    code = (
+        "import atexit, sys, threading, time\n"
+        "import scai.experiments.cli as cli\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "command = cli.main\n"
+        "def main(argv):\n"  # a thread still working when the command returns
+        "    code = command(argv)\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()\n"
+        "    return code\n"
+        "cli.main = main\n"
+        "print('x' * 100_000)\n"  # more than the pipe's buffer holds
+        "cli.console(sys.argv[1:])\n"
+    )
+    done = _run([sys.executable, "-c", code, "run", "nothing"], decoy_dir)
+    assert done.returncode == 2, done.stderr
+    assert "invalid choice: 'nothing'" in done.stderr
+    assert done.stdout.splitlines() == ["x" * 100_000, "thread done", "exit handler ran"]
+
+
 def test_python_m_cli_registers_every_subcommand(decoy_dir):
     from scai.experiments.commands import load_commands
 
