@@ -39,7 +39,7 @@ def learning_curve(
 ) -> pd.DataFrame:
     """Posterior probability of the true norm after each interaction with a user, for every
     simulation: all prefixes (:func:`prefix_data`) as groups of the exact engine, which fits
-    only those whose users the data have not all decided (:func:`policy_probabilities`)."""
+    one group of each kind (:func:`policy_probabilities`)."""
     rows = interactions[
         ~((interactions.proposer == ASSISTANT) & (interactions.responder == ASSISTANT))
     ].reset_index(drop=True)

@@ -409,6 +409,10 @@ def policy_probabilities(
         user_at[group, position] = user  # the undecided user at each position of each group
         source = first[kind[group]]  # the fitted group of each undecided user's kind
         out[group, user] = probs[slot[source], user_at[source, position]]
+    # A user whose data no type can produce (-inf for every one) leaves its group without a
+    # posterior: the fit's probabilities are NaN for every user of the kind, decided or not.
+    undefined = probs.isnan().flatten(1).any(-1)[slot[first[kind]]]  # [S]
+    out[undefined.unsqueeze(-1) & real] = torch.nan
     return out
 
 

@@ -65,7 +65,10 @@ class GroupData:
         return replace(self, **changes)
 
     def sims_subset(self, index: torch.Tensor) -> GroupData:
-        """The simulations (groups) ``index`` alone, in that order, with every pot kept."""
+        """The simulations (groups) ``index`` alone, in that order, with every pot kept
+        (``index``: positions, or a boolean mask over the simulations)."""
+        if index.dtype == torch.bool:
+            index = torch.nonzero(index).squeeze(-1)
         changes = {
             name: value[index]
             for name, value in vars(self).items()

@@ -255,7 +255,9 @@ def test_policy_probabilities_equal_every_group_fitted(hyp, monkeypatch):
     probabilities equal those of the fit of every group (to float32's last bit), padding rows
     are 0, and with nothing latent but ``pi`` far fewer groups are fitted (a latent scalar:
     every group)."""
-    table = simulate(hyp, policy="altruistic", users=6, rounds=6, epochs=3, sims=3, seed=8)
+    # a mixed group: groups of one kind must agree on their decided users' types too
+    mixed = "selfish=0.4,fair=0.3,altruistic=0.3"
+    table = simulate(hyp, policy=mixed, users=6, rounds=6, epochs=3, sims=3, seed=8)
     users = {str(s): [f"u{i}" for i in range(7)] for s in range(3)}  # u6 never plays
     data = GroupData.from_table(table.interactions, users=users).prefixes()
     if hyp is LATENT_LAM:  # every group has a grid of its own: a few of them will do
@@ -270,6 +272,22 @@ def test_policy_probabilities_equal_every_group_fitted(hyp, monkeypatch):
         assert calls[0] == data.shape[0]  # (then one call per group)
     else:
         assert len(calls) == 1 and calls[0] < data.shape[0] / 2, calls
+
+
+def test_policy_probabilities_are_undefined_where_the_fits_are():
+    """A tone reader that never reports ``rude`` makes a rude message impossible under every
+    type: the fit of each group with such a user has NaN probabilities for all its users,
+    decided ones too, and so does the one fit per kind."""
+    reader = [[1, 0, 0, 0], [0, 1, 0, 0], [0.5, 0, 0, 0.5], [0, 0, 0, 1]]
+    hyp = PRESETS["stereotyped"].with_(reader_confusion=reader)
+    mixed = "selfish=0.4,fair=0.3,altruistic=0.3"
+    table = simulate(PRESETS["stereotyped"], policy=mixed, users=5, rounds=5, sims=3, seed=2)
+    data = GroupData.from_table(table.interactions).prefixes()
+    want = exact.fit_exact(data, hyp, num_draws=1).policy_probs
+    got = exact.policy_probabilities(data, hyp)
+    real = data.user_mask
+    assert want[real].isnan().any() and not want[real].isnan().all()  # the case in question
+    torch.testing.assert_close(got[real], want[real], rtol=0, atol=2e-7, equal_nan=True)
 
 
 def test_policy_probabilities_fit_every_group_where_the_lattice_zooms(monkeypatch):
