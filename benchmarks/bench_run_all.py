@@ -5,8 +5,12 @@ conditions, computed together, then each experiment's report from the cache) and
 run's figures and numbers equal the committed ones (``figures/``).
 
     .venv/bin/python benchmarks/bench_run_all.py --repeats 3
+    .venv/bin/python benchmarks/bench_run_all.py --repeats 3 --before OLD  # OLD: git archive
 
-prints a Markdown table, the command it timed and the machine's load before and after.
+prints a Markdown table, the command it timed and the machine's load before and after. With
+``--before OLD`` (a folder holding a ``scai`` package, e.g. ``git archive COMMIT`` unpacked into
+``OLD/scai``), each repeat runs that code first (``PYTHONPATH``), then this one, so that both
+see the same load.
 
 The CPU time counts every process of the command: its workers are forked by a worker server
 that the command starts and that outlives it by a moment, so this script adopts the orphans
@@ -63,13 +67,19 @@ def reap_orphans() -> None:
             return
 
 
-def run_once(scai: str, out: Path, workers: int | None) -> dict:
-    command = [scai, "run", "all", "--out", str(out), "--figures", str(out / "figures")]
+def run_once(out: Path, workers: int | None, code: Path | None = None) -> dict:
+    """One cold ``python -m scai run all`` into ``out``: this checkout's code, or the
+    ``scai`` package in the folder ``code``."""
+    command = [sys.executable, "-m", "scai", "run", "all", "--out", str(out)]
+    command += ["--figures", str(out / "figures")]
     if workers:
         command += ["--workers", str(workers)]
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
     reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,7 +94,7 @@ def run_once(scai: str, out: Path, workers: int | None) -> dict:
         for name in FIGURES
     )
     return {
-        "command": " ".join(["scai", *command[1:]]),
+        "command": " ".join(["scai", *command[3:]]),
         "wall": wall,
         "user": after.ru_utime - before.ru_utime,
         "system": after.ru_stime - before.ru_stime,
@@ -99,35 +109,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="default: the command's")
+    parser.add_argument("--before", type=Path, default=None, metavar="OLD")
     args = parser.parse_args()
-    scai = str(Path(sys.executable).with_name("scai"))
+    codes = ([("before", args.before.resolve())] if args.before else []) + [("this code", None)]
     adopt_orphans()
     load = [os.getloadavg()[0]]
     rows = []
     for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="scai-bench-run-all-") as tmp:
-            rows.append(run_once(scai, Path(tmp) / "out", args.workers))
-        load.append(os.getloadavg()[0])
+        for name, code in codes:
+            with tempfile.TemporaryDirectory(prefix="scai-bench-run-all-") as tmp:
+                rows.append({"code": name, **run_once(Path(tmp) / "out", args.workers, code)})
+            load.append(os.getloadavg()[0])
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(
-        f"1-minute load average before and after each repeat: {', '.join(f'{v:.1f}' for v in load)}"
-    )
+    print(f"1-minute load average before and after each run: {', '.join(f'{v:.1f}' for v in load)}")
     print(f"command (cwd {ROOT.name}/, fresh --out each repeat): {rows[0]['command']}\n")
+    if args.before:
+        print(f"before: {args.before}\n")
     print(
-        "| repeat | wall (s) | CPU user + system (s) | conditions (s) | reports: alignment, "
+        "| run | code | wall (s) | CPU user + system (s) | conditions (s) | reports: alignment, "
         "generalization, inconsistency (s) | checks | figures equal the committed |"
     )
-    print("|---:|---:|---:|---:|---|---|---|")
+    print("|---:|---|---:|---:|---:|---|---|---|")
     for i, row in enumerate(rows, 1):
         reports = ", ".join(
             f"{row['reports'].get(n, float('nan')):.1f}"
             for n in ("alignment", "generalization", "inconsistency")
         )
         print(
-            f"| {i} | {row['wall']:.1f} | {row['user']:.1f} + {row['system']:.1f} | "
+            f"| {i} | {row['code']} | {row['wall']:.1f} | "
+            f"{row['user']:.1f} + {row['system']:.1f} | "
             f"{row['conditions']:.1f} | {reports} | {row['checks']} | {row['figures equal']} |"
         )
 

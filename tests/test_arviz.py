@@ -416,6 +416,35 @@ def test_replicates_follow_the_models_action_probabilities(exact):
     assert np.all(np.abs(deviation.mean(0)) < 4 * err + 1e-6), deviation.mean(0) / err
 
 
+def test_replicated_tones_follow_each_users_manner():
+    """Replicated tones (drawn by inverse CDF): over the heard events of users of manner ``m``,
+    each tone's frequency is the hypothesis's emission ``E[m, t]``, to 4 standard errors
+    (exactly 0 where ``E`` is 0). Manners are set at random per draw and user."""
+    from scai.models.layout import GroupData
+    from scai.models.predictive import replicate
+
+    hyp = PRESETS["stereotyped"]
+    table = simulate(hyp, policy="fair", users=4, rounds=4, sims=2, seed=3).interactions
+    data = GroupData.from_table(table)
+    S, U, _ = data.shape
+    D, K = 4000, len(hyp.policies)
+    generator = torch.Generator().manual_seed(0)
+    manner = torch.randint(len(MANNERS), (D, S, U), generator=generator)
+    sites = {
+        "pi": torch.full((D, S, K), 1 / K),
+        "policy": torch.randint(K, (D, S, U), generator=generator),
+        "manner": manner,
+    }
+    tones = replicate(data, hyp, sites, seed=5)["tone"]  # [D, S, U, E]
+    heard = data.tone_mask & data.event_mask  # [S, U, E]
+    emission = hyp.emission().double()
+    for m in range(len(MANNERS)):
+        drawn = tones[(manner.unsqueeze(-1) == m) & heard]
+        freq = torch.bincount(drawn, minlength=emission.shape[1]).double() / len(drawn)
+        se = (emission[m] * (1 - emission[m]) / len(drawn)).sqrt()
+        assert torch.all((freq - emission[m]).abs() <= 4 * se + 1e-12), (m, freq, emission[m])
+
+
 def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, saved):
     from scai.inference.arviz_schema import PosteriorFileError
 
