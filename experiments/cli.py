@@ -110,11 +110,13 @@ def console(argv: list[str] | None = None) -> NoReturn:
     is done first, as the interpreter would: the threads' exit hooks and the wait for
     non-daemon threads (``threading._shutdown``, which stops the worker pools' threads), the
     ``atexit`` handlers (the pools' shutdown, temporary folders, logging), the streams'
-    buffers. Where Python lacks those hooks, it exits the usual way."""
+    buffers. Where Python lacks those hooks, or a profiler, tracer or debugger watches the
+    process (``python -m cProfile -m scai`` writes its profile after the program returns), it
+    exits the usual way."""
     code = main(argv)
     shutdown_threads = getattr(threading, "_shutdown", None)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if shutdown_threads is None or run_exit_handlers is None:
+    if shutdown_threads is None or run_exit_handlers is None or _watched():
         sys.exit(code)
     shutdown_threads()
     run_exit_handlers()
@@ -122,6 +124,15 @@ def console(argv: list[str] | None = None) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (scai ... | head)
             stream.flush()
     os._exit(code)
+
+
+def _watched() -> bool:
+    """Whether a profiler, tracer or debugger is attached (``sys.setprofile``,
+    ``sys.settrace`` or, from Python 3.12, a ``sys.monitoring`` tool)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
 
 
 def _computes_in_workers(argv: list[str]) -> bool:

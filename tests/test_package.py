@@ -91,6 +91,17 @@ def test_console_ends_the_process_as_python_would(decoy_dir):
     assert done.stdout.splitlines() == ["x" * 100_000, "thread done", "exit handler ran"]
 
 
+def test_a_profiler_still_gets_its_profile(decoy_dir, tmp_path):
+    """Under ``python -m cProfile -m scai`` the console script exits the usual way, so that
+    the profiler writes its file after the program returns."""
+    out = tmp_path / "scai.prof"
+    done = _run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "scai", "--version"], decoy_dir
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+
+
 def test_python_m_cli_registers_every_subcommand(decoy_dir):
     from scai.experiments.commands import load_commands
 
