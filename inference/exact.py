@@ -364,7 +364,7 @@ def policy_probabilities(
     prior = GroupPrior(hypothesis)
     real = data.user_mask
 
-    def fitted(part: GroupData, action: torch.Tensor | None = None) -> torch.Tensor:
+    def fitted(part: GroupData, action: torch.Tensor | None = None) -> Posterior:
         return fit_exact(
             part,
             hypothesis,
