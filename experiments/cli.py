@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import os
 import sys
 import threading
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from scai import __version__
@@ -110,29 +110,46 @@ def console(argv: list[str] | None = None) -> NoReturn:
     is done first, as the interpreter would: the threads' exit hooks and the wait for
     non-daemon threads (``threading._shutdown``, which stops the worker pools' threads), the
     ``atexit`` handlers (the pools' shutdown, temporary folders, logging), the streams'
-    buffers. Where Python lacks those hooks, or a profiler, tracer or debugger watches the
-    process (``python -m cProfile -m scai`` writes its profile after the program returns), it
-    exits the usual way."""
+    buffers (should that fail, a closed pipe or a full disk, Python's own exit reports it, with
+    exit code 120). It exits the usual way where Python lacks those hooks or the process is not
+    the program's alone to end (:func:`_owns_process`)."""
     code = main(argv)
     shutdown_threads = getattr(threading, "_shutdown", None)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if shutdown_threads is None or run_exit_handlers is None or _watched():
+    if shutdown_threads is None or run_exit_handlers is None:
+        sys.exit(code)
+    if not _owns_process(sys._getframe(1)):
         sys.exit(code)
     shutdown_threads()
     run_exit_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (scai ... | head)
+    try:
+        for stream in (sys.stdout, sys.stderr):
             stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
     os._exit(code)
 
 
-def _watched() -> bool:
-    """Whether a profiler, tracer or debugger is attached (``sys.setprofile``,
-    ``sys.settrace`` or, from Python 3.12, a ``sys.monitoring`` tool)."""
+def _owns_process(caller: FrameType) -> bool:
+    """Whether :func:`console`, called from ``caller``, may end the process: called by the
+    program itself (at the top level of the console script, or of the module that ``python -m``
+    runs), with no host program around it (``runpy.run_module``, IPython's ``%run``), no
+    debugger, profiler or tracer (``python -m pdb``, ``python -m cProfile``: each expects the
+    program to return, the profiler to write its file) and no interactive prompt to follow
+    (``python -i``)."""
+    if sys.flags.inspect or os.environ.get("PYTHONINSPECT"):
+        return False
     if sys.getprofile() is not None or sys.gettrace() is not None:
-        return True
-    monitoring = getattr(sys, "monitoring", None)
-    return monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
+        return False
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: profilers, debuggers
+    if monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6)):
+        return False
+    outer = []
+    frame = caller.f_back
+    while frame is not None:
+        outer.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return outer in ([], ["_run_code", "_run_module_as_main"])
 
 
 def _computes_in_workers(argv: list[str]) -> bool:

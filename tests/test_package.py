@@ -102,6 +102,41 @@ def test_a_profiler_still_gets_its_profile(decoy_dir, tmp_path):
     assert out.stat().st_size > 0
 
 
+def test_a_host_program_gets_the_exit_back(decoy_dir):
+    """Run by a host program (``runpy.run_module``, as IPython's ``%run -m`` does), scai
+    raises ``SystemExit`` as a program should, and the host goes on."""
+    code = (
+        "import runpy\n"
+        "try:\n"
+        "    runpy.run_module('scai', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    print('host caught', done.code)\n"
+        "print('host goes on')\n"
+    )
+    done = _run([sys.executable, "-c", code, "--version"], decoy_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"scai {scai.__version__}", "host caught 0", "host goes on"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_an_error(decoy_dir):
+    """Output to a full device fails when the buffered stream is flushed at the end: Python's
+    own exit reports it (exit code 120), as without the fast exit, not a silent success."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "scai", "--version"],
+            cwd=decoy_dir,
+            env={**env, "PYTHONPATH": ""},
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 120, done.stderr
+    assert "No space left on device" in done.stderr
+
+
 def test_python_m_cli_registers_every_subcommand(decoy_dir):
     from scai.experiments.commands import load_commands
 
