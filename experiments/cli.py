@@ -116,9 +116,7 @@ def console(argv: list[str] | None = None) -> NoReturn:
     code = main(argv)
     shutdown_threads = getattr(threading, "_shutdown", None)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if shutdown_threads is None or run_exit_handlers is None:
-        sys.exit(code)
-    if not _owns_process(sys._getframe(1)):
+    if shutdown_threads is None or run_exit_handlers is None or not _owns_process(sys._getframe(1)):
         sys.exit(code)
     shutdown_threads()
     run_exit_handlers()

@@ -343,6 +343,14 @@ def fit_exact(
     return posterior
 
 
+def fixed_action_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor:
+    """``[1, S, U, K]`` (float64): the offers' and decisions' log-likelihood under each type
+    where no scalar is latent, at the hypothesis's fixed rationality and shifts (the grid's one
+    point)."""
+    u = torch.zeros(1, 0, dtype=torch.float64)
+    return grid_action_loglik(data, hypothesis, *grid_parameters(u, GroupPrior(hypothesis), data))
+
+
 def policy_probabilities(
     data: GroupData, hypothesis: Hypothesis, max_simplex_points: int = 3000
 ) -> torch.Tensor:
@@ -377,8 +385,7 @@ def policy_probabilities(
         return fitted(data).policy_probs * real.unsqueeze(-1)
     S, U, _ = data.shape
     K = len(hypothesis.policies)
-    u = torch.zeros(1, 0, dtype=torch.float64)
-    action = grid_action_loglik(data, hypothesis, *grid_parameters(u, prior, data))
+    action = fixed_action_loglik(data, hypothesis)
     loglik = action + tone_loglik(data, hypothesis).to(torch.float64)  # as fit_exact scores
     pi_grid = simplex_lattice(K, max_simplex_points).to(torch.float64)
     is_decided, best, _ = decided_users(loglik, pi_grid)

@@ -12,14 +12,11 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from scai.inference.exact import fit_exact
-from scai.inference.exact_kernels import grid_action_loglik
+from scai.inference.exact import fit_exact, fixed_action_loglik
 from scai.inference.fit import prepare
-from scai.inference.grids import grid_parameters
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.layout import GroupData
-from scai.models.prior import GroupPrior
 
 
 def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Posterior:
@@ -44,7 +41,6 @@ def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     hold all of them. With no latent scalar, action log-likelihoods add across epochs, so only
     the new interactions are scored; otherwise the grid adapts to the data and is rebuilt."""
     hyp = previous.hypothesis
-    prior = GroupPrior(hyp)
     settings = {k: v for k, v in previous.settings.items() if k in EXACT_SETTINGS}
     state = previous.engine_state or {}
     if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
@@ -53,9 +49,7 @@ def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
     parts = [(previous.data, state["action_loglik"])]
     if len(new_rows):  # (no new interactions: nothing to score, the same posterior)
         new_data = GroupData.from_table(new_rows, currencies=data.currencies)
-        u = torch.zeros(1, 0, dtype=torch.float64)
-        new_loglik = grid_action_loglik(new_data, hyp, *grid_parameters(u, prior, new_data))
-        parts.append((new_data, new_loglik))
+        parts.append((new_data, fixed_action_loglik(new_data, hyp)))
     total = torch.zeros(1, *data.shape[:2], len(hyp.policies), dtype=torch.float64)
     for part_data, part in parts:
         s_idx, u_idx = _positions(part_data, data)

@@ -85,24 +85,13 @@ class GroupData:
     def select_sim(self, s: int) -> GroupData:
         """Simulation ``s`` alone, its pots reduced to the ones it played (so that action
         tables over ``pots`` cover what it needs and no more)."""
-        changes = {
-            name: value[s : s + 1]
-            for name, value in vars(self).items()
-            if isinstance(value, torch.Tensor) and value.dim() >= 2
-        }
-        used = torch.unique(changes["pot_index"][changes["event_mask"]])
+        one = self.sims_subset(torch.tensor([s]))
+        used = torch.unique(one.pot_index[one.event_mask])
         if len(used) == 0:
             used = torch.zeros(1, dtype=torch.long)
         remap = torch.zeros(len(self.pots), dtype=torch.long)
         remap[used] = torch.arange(len(used))
-        changes["pot_index"] = remap[changes["pot_index"]]
-        return replace(
-            self,
-            sim_ids=[self.sim_ids[s]],
-            user_ids=[self.user_ids[s]],
-            pots=self.pots[used],
-            **changes,
-        )
+        return replace(one, pots=self.pots[used], pot_index=remap[one.pot_index])
 
     def tile(self, n: int) -> GroupData:
         """``n`` copies of every simulation along the ``sims`` dimension, copy-major (copy
