@@ -94,18 +94,26 @@ def assistant_norms(
         offer = t.offer_logp[:, 0, 0, :, 0].exp()[which]
         return offer, t.accept_prob()[:, 0, 0, :, 0][which]
 
-    def weight(d: int, s: int) -> torch.Tensor:
-        """``[K]``: draw ``d``'s weights of the types, for simulation ``s``."""
-        if weights is not None:
-            return weights[d, s]
-        return posterior.type_weights("member", slice(d, d + 1))[0, s]
-
     offers, accepts, types = [], [], []
+    if acting == "sample":
+        # Each simulation's draw d_s and the uniform that picks its type k_s, in the order
+        # that ``d = rng.integers(D); k = rng.choice(K, p=p)`` per simulation takes them (the
+        # choice is one uniform against the normalised cumulative p): the same numbers, with
+        # the draws' weights worked out for all simulations at once.
+        draw, uniform = [], []
+        for _ in range(S):
+            draw.append(int(rng.integers(lam.shape[0])))
+            uniform.append(rng.random())
+        at = torch.tensor(draw)
+        if weights is not None:
+            chosen = weights[at, torch.arange(S)]
+        else:
+            chosen = posterior.member_weights_at(at)
+        chosen = chosen.double().numpy()
     for s in range(S):
         if acting == "sample":
-            d = int(rng.integers(lam.shape[0]))
-            p = weight(d, s).double().numpy()
-            k = int(rng.choice(len(p), p=p / p.sum()))
+            d = draw[s]
+            k = _pick(chosen[s], uniform[s])
             offer, accept = tables(d, s)
             offers.append(offer[0, k].double().numpy())
             accepts.append(accept[0, k].double().numpy())
@@ -117,3 +125,14 @@ def assistant_norms(
             accepts.append((ws * accept).sum(1).mean(0).double().numpy())
             types.append(None)
     return Norms(offers, accepts, types)
+
+
+def _pick(weights: np.ndarray, uniform: float) -> int:
+    """The category that ``rng.choice(len(p), p=p)`` with ``p = weights / weights.sum()``
+    returns when its uniform is ``uniform``."""
+    p = weights / weights.sum()
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError(f"type weights must be finite and non-negative, got {weights.tolist()}")
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(uniform, side="right"))

@@ -380,8 +380,27 @@ class Posterior:
         self._memo["member_weights"] = self._member_weights(pi)
         return self._memo["member_weights"]
 
+    def member_weights_at(self, draw: torch.Tensor) -> torch.Tensor:
+        """``[S, K]``: :meth:`type_weights` ``("member")`` of flat draw ``draw[s]`` in each
+        simulation ``s`` (the same numbers as row ``draw[s]`` of all draws' weights), for an
+        assistant that samples one draw per simulation."""
+        sims = torch.arange(self.data.shape[0])
+        if "member_weights" in self._memo:
+            return self._memo["member_weights"][draw, sims]
+        pi = self.flat_draws("pi")[draw, sims].unsqueeze(0)  # [1, S, K]
+        clone = self.bounded("clone")
+        clone = None if clone is None else clone[draw, sims].unsqueeze(0)
+        log_pi = pi.clamp_min(1e-300).log()
+        loglik = self.user_loglik()[draw, sims].unsqueeze(0)  # [1, S, U, K]
+        probs = type_posterior(log_pi, loglik, self.data.user_mask, clone)
+        return self._members(probs, pi)[0]
+
     def _member_weights(self, pi: torch.Tensor, draws: slice = slice(None)) -> torch.Tensor:
-        probs = self.type_probabilities(draws)  # [D, S, U, K]
+        return self._members(self.type_probabilities(draws), pi)
+
+    def _members(self, probs: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        """``[D, S, K]``: the type of a random member, from its users' ``probs [D, S, U, K]``
+        (``pi`` where no user has been observed)."""
         mask = self.data.user_mask.to(probs.dtype).unsqueeze(-1)
         n_users = mask.sum(-2).clamp_min(1)
         member = (probs * mask).sum(-2) / n_users

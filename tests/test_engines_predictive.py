@@ -82,3 +82,46 @@ def test_some_draws_type_weights_are_those_rows_of_all_draws(posterior):
         assert one.shape == (1, *every.shape[1:]) and torch.equal(one[0], every[d])
     assert torch.equal(posterior.type_weights("member", slice(3, 5)), every[3:5])
     assert torch.equal(posterior.type_weights("new", slice(3, 5)), posterior.flat_draws("pi")[3:5])
+
+
+@pytest.mark.parametrize("clones", [False, True])
+def test_member_weights_at_one_draw_per_simulation_are_those_of_all_draws(clones):
+    """The assistant samples one draw per simulation (``member_weights_at``): simulation
+    ``s``'s weights are row ``draw[s]`` of all draws' for that simulation, bit for bit, with
+    and without clones (whose users are coupled through the prototype)."""
+    hypothesis = PRESETS["neutral"].with_(clone_prior=(1.0, 3.0)) if clones else "neutral"
+    sim = simulate(PRESETS["neutral"], policy="fair", users=5, rounds=4, sims=4, seed=2)
+    post = fit(sim.interactions, hypothesis, engine="exact", seed=0, num_draws=50)
+    draw = torch.tensor([3, 0, 49, 3])
+    some = post.member_weights_at(draw)
+    assert "member_weights" not in post._memo
+    every = post.type_weights("member")
+    assert torch.equal(some, every[draw, torch.arange(4)])
+    assert torch.equal(post.member_weights_at(draw), some)  # from the memo now
+
+
+def test_the_assistant_picks_the_type_rng_choice_would():
+    """``assistant_norms`` draws each simulation's draw and the uniform of its type first, then
+    picks the types from all simulations' weights at once: the draws and types that
+    ``rng.integers`` and ``rng.choice`` per simulation give, for many seeds."""
+    import numpy as np
+
+    from scai.experiments.assistant import assistant_norms
+
+    sim = simulate(
+        PRESETS["neutral"], policy="selfish=0.5,fair=0.5", users=4, rounds=2, sims=5, seed=1
+    )
+    posterior = fit(sim.interactions, "neutral", engine="exact", seed=0, num_draws=100)
+    S = posterior.data.shape[0]
+    every = posterior.type_weights("member").double().numpy()
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        norms = assistant_norms(posterior, posterior.hypothesis, [6] * S, ["dollars"] * S, rng)
+        reference = np.random.default_rng(seed)
+        expected = []
+        for s in range(S):
+            d = int(reference.integers(every.shape[0]))
+            p = every[d, s]
+            expected.append(int(reference.choice(len(p), p=p / p.sum())))
+        assert norms.types == expected
+        assert rng.random() == reference.random()  # the stream goes on where it would
