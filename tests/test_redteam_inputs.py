@@ -261,9 +261,19 @@ def test_an_unexpected_error_is_one_line_with_exit_1(files, capsys, monkeypatch)
     assert "internal error: KeyError" in err and "--debug" in err
 
 
-def test_an_os_error_names_the_option_and_path(files, capsys):
+def test_an_os_error_names_the_option_and_path(files, capsys, monkeypatch):
+    """An OS error while writing (a disk that fills, a folder that appears in the file's place
+    after the checks) names the option whose path it is."""
+    import errno
+
+    from scai.inference.posterior import Posterior
+
     out = files["root"] / "blocked"
-    (out / "posterior.nc").mkdir(parents=True)  # the file fit writes is a folder
+
+    def save(self, path):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+
+    monkeypatch.setattr(Posterior, "save", save)
     with time_limit(60):
         code = main(["fit", "--data", str(files["good"]), "--out", str(out), "--draws", "20"])
     err = capsys.readouterr().err
@@ -454,3 +464,31 @@ def test_every_case_is_distinct():
         ids = [c[0] for c in cases]
         assert len(set(ids)) == len(ids)
     assert len(CLI_CASES) + len(API_CASES) >= 100
+
+
+@pytest.mark.parametrize("blocker", ["folder", "link"])
+def test_a_command_checks_every_output_before_writing_any(files, tmp_path, capsys, blocker):
+    """``simulate`` writes FILE.csv and FILE.users.csv, ``fit`` posterior.nc and
+    policy_probs.csv: when the second cannot be written (a folder or a link in its place), the
+    command fails with one line before writing the first."""
+
+    def block(path: Path) -> None:
+        if blocker == "folder":
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(files["root"] / "precious")
+
+    block(tmp_path / "sim" / "t.users.csv")
+    block(tmp_path / "fit" / "policy_probs.csv")
+    cases = [
+        (["simulate", "--policy", "selfish", "--out", str(tmp_path / "sim" / "t.csv")], "t.users.csv"),
+        (["fit", "--data", str(files["good"]), "--out", str(tmp_path / "fit")], "policy_probs.csv"),
+    ]  # fmt: skip
+    for argv, named in cases:
+        assert main(argv) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "--out" in line and named in line and "Traceback" not in line, line
+    assert not (tmp_path / "sim" / "t.csv").exists()
+    assert not (tmp_path / "fit" / "posterior.nc").exists()
+    assert (files["root"] / "precious").read_text() == "precious"

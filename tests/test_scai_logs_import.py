@@ -236,3 +236,39 @@ def test_gpt4_wording_and_the_original_reading(tmp_path):
     assert authors_offered_share(epoch_messages(first)).offered_share == pytest.approx(
         gpt4.loc[1, "offered_share"]
     )
+
+
+def test_an_output_inside_the_source_is_refused_before_reading(logs, capsys):
+    """``--out`` inside the folder being read would overwrite the logs (an epoch file named as
+    the output) and write tables among them: refused, nothing written, the logs unchanged."""
+    epoch_file = next(logs.rglob("id_*_run_0.csv"))
+    before = epoch_file.read_bytes()
+    for out in (epoch_file, logs / "tables" / "logs.csv"):
+        code, _, err = run_import([str(logs), "--out", str(out)], capsys)
+        assert code == 2 and "inside the source" in err and "Traceback" not in err, err
+    assert epoch_file.read_bytes() == before
+    assert not (logs / "tables").exists()
+    assert not list(logs.rglob("*.report.md"))
+
+
+def test_a_blocked_output_fails_before_any_table_is_written(logs, tmp_path, capsys):
+    (tmp_path / "o" / "logs.report.md").mkdir(parents=True)
+    code, _, err = run_import([str(logs), "--out", str(tmp_path / "o" / "logs.csv")], capsys)
+    assert code == 2 and "logs.report.md is a folder" in err, err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["logs.report.md"]
+
+
+def test_a_source_with_no_game_fails_and_says_why(tmp_path, capsys):
+    """An empty folder (or one whose runs all fail) converts nothing: exit 2 naming why, with
+    the report written and no empty tables passing for an import."""
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "o" / "logs.csv"
+    code, _, err = run_import([str(tmp_path / "empty"), "--out", str(out)], capsys)
+    assert code == 2 and "no game converted" in err and "no run folders" in err, err
+    assert not out.exists() and output_paths(out)["report"].exists()
+    broken = tmp_path / "broken"
+    write_run(broken / "0", 0)
+    next(broken.rglob("id_*_config*")).write_text(": not yaml [")
+    code, _, err = run_import([str(broken), "--out", str(out)], capsys)
+    assert code == 2 and "no game converted" in err and "problem(s)" in err, err
+    assert not out.exists()

@@ -153,6 +153,38 @@ def output_dir(text: str) -> Path:
     return path
 
 
+def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | None = None) -> None:
+    """Before any work: every file a command will write for ``option given`` (``paths``) must be
+    a path scai may create or replace (not a folder or a symbolic link, in no file's place),
+    and none may be, or be inside, ``reading``, the source the command reads: a failure
+    half-way would leave some outputs written, and an output inside the source would
+    overwrite the files being read. Raises :class:`RunError` naming the option and the path."""
+    source = None if reading is None else reading.resolve()
+    for path in paths:
+        if path.is_symlink():
+            raise RunError(
+                f"{option} {given}: {path} is a symbolic link; scai does not write through or "
+                "replace links: remove it or choose another path"
+            )
+        if path.is_dir():
+            raise RunError(f"{option} {given}: {path} is a folder; scai would write a file there")
+        if source is not None:
+            target = path.resolve()
+            if target == source or source in target.parents:
+                raise RunError(
+                    f"{option} {given}: {path} is inside the source {reading} it reads; "
+                    "write the tables elsewhere"
+                )
+        _check_writable_folder_or_fail(path.parent, option, given)
+
+
+def _check_writable_folder_or_fail(folder: Path, option: str, given: Path) -> None:
+    try:
+        _check_writable_folder(folder, str(given))
+    except argparse.ArgumentTypeError as err:
+        raise RunError(f"{option} {err}") from None
+
+
 def _check_writable_folder(folder: Path, text: str) -> None:
     """The nearest existing folder at or above ``folder`` must be a writable folder."""
     existing = folder if str(folder) else Path(".")

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from scai.experiments.commands import (
+    check_outputs,
     command,
     count,
     hypothesis_option,
@@ -108,6 +109,9 @@ def run_simulate(args: argparse.Namespace) -> int:
             f"--transcript {args.transcript}: is one of the tables --out writes ({outputs[0]}, "
             f"{outputs[1]}); give another file"
         )
+    check_outputs("--out", args.out, outputs)
+    if args.transcript is not None:
+        check_outputs("--transcript", args.transcript, [args.transcript])
     hypothesis = get_hypothesis(args.hypothesis)
     result = simulate(
         hypothesis,

@@ -11,6 +11,7 @@ from pathlib import Path
 from scai.experiments.commands import (
     apply_tone_options,
     byte_size,
+    check_outputs,
     command,
     count,
     hypothesis_option,
@@ -137,6 +138,7 @@ def run_fit(args: argparse.Namespace) -> int:
             options["num_draws"] = args.draws
     elif args.draws:
         options["num_draws"] = args.draws
+    check_outputs("--out", args.out, [args.out / "posterior.nc", args.out / "policy_probs.csv"])
     start = time.perf_counter()
     data, hypothesis = args.data, get_hypothesis(args.hypothesis)
     with warnings.catch_warnings(record=True) as caught:
