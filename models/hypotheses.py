@@ -169,6 +169,8 @@ class Hypothesis:
                     f"policies.{p.name}.norm: {p.norm!r} is not a policy; allowed: "
                     f"{', '.join(names)}"
                 )
+            if p.norm and p.norm != p.name:
+                _check_role_variant(p, self.policies[names.index(p.norm)])
             for key, value in zip(_RESPONDER_KEYS, p.responder or (), strict=False):
                 _check_range(f"policies.{p.name}.responder.{key}", value, key)
         if not isinstance(self.stereotype, dict):
@@ -345,6 +347,11 @@ class Hypothesis:
                             "expected a string"
                         )
                 spec = dict(spec)
+                base = raw["policies"].get(spec.get("norm"))
+                if isinstance(base, dict):  # a role variant proposes like its norm: by default
+                    for key in ("w", "alpha", "beta"):  # the norm's proposer parameters
+                        if key not in spec and key in base:
+                            spec[key] = base[key]
                 if "responder" in spec:
                     spec["responder"] = _responder(spec["responder"], f"{source}: policies.{pname}")
                 try:
@@ -507,6 +514,29 @@ _STEREOTYPE = {
     "fair": {"neutral": 1.0},
     "altruistic": {"sycophantic": 0.5, "polite": 0.5},
 }
+
+
+def _check_role_variant(variant: PolicyType, norm: PolicyType) -> None:
+    """A type with ``norm = "X"`` proposes like X: X must be a norm of its own (no chains, no
+    cycles) and the type's proposer parameters must be X's (only its responder may differ)."""
+    where = f"policies.{variant.name}.norm"
+    if norm.norm and norm.norm != norm.name:
+        raise HypothesisError(
+            f"{where}: {norm.name!r} follows the norm {norm.norm!r} itself; name a type "
+            "without a norm key"
+        )
+    mine, theirs = (variant.w, variant.alpha, variant.beta), (norm.w, norm.alpha, norm.beta)
+    if mine != theirs:
+        raise HypothesisError(
+            f"{where}: {variant.name!r} proposes by (w, alpha, beta) = {_triple(mine)} but its "
+            f"norm {norm.name!r} by {_triple(theirs)}; a type proposes like its norm (leave out "
+            "w, alpha and beta to take the norm's; 'responder' sets how it responds)"
+        )
+
+
+def _triple(values: tuple[float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
 
 #: Role-dependent norms of GPT-4 users in the original study's logs: "selfish" users keep all
 #: but one unit as proposers and, with some manners, reject one-unit offers as responders.

@@ -45,7 +45,8 @@ class PolicyType:
     all but one unit as proposers and reject one-unit offers as responders. Its proposer still
     expects a responder of its own proposer's norm (social projection). ``norm`` names the
     norm its proposals follow (default: the type's own name), so that role variants of one norm
-    can be counted together."""
+    can be counted together; its ``(w, alpha, beta)`` are that norm's (a hypothesis checks it,
+    and a TOML file that leaves them out takes them from the norm)."""
 
     name: str
     w: float = 0.0
@@ -61,7 +62,9 @@ class PolicyType:
         for field in ("w", "alpha", "beta"):
             value = getattr(self, field)
             if not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
-                raise HypothesisError(f"policy {self.name!r}: {field} must be a finite number")
+                raise HypothesisError(
+                    f"policy {self.name!r}: {field} must be a finite number, got {value!r}"
+                )
         if self.alpha < 0 or self.beta < 0:
             raise HypothesisError(f"policy {self.name!r}: alpha and beta must be >= 0")
         if self.responder is not None:
@@ -79,7 +82,9 @@ class PolicyType:
                 )
             object.__setattr__(self, "responder", tuple(float(v) for v in values))
         if not isinstance(self.norm, str):
-            raise HypothesisError(f"policy {self.name!r}: norm must be a policy name")
+            raise HypothesisError(
+                f"policy {self.name!r}: norm must be a policy name, got {self.norm!r}"
+            )
 
     @property
     def proposes_as(self) -> str:

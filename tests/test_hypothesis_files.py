@@ -100,3 +100,29 @@ def test_unreadable_files_are_named(tmp_path):
         load_hypothesis_file(tmp_path / "nowhere.toml")
     utf8 = write(tmp_path, 'description = "Fränken"\n', "utf8.toml")
     assert load_hypothesis_file(utf8).description == "Fränken"
+
+
+def test_a_role_variant_proposes_like_its_norm(tmp_path):
+    """``norm = "fair"`` makes a type propose like fair: left out, its (w, alpha, beta) are
+    fair's, so it offers what fair offers and only its responder differs; given and different,
+    or naming a type that follows another norm (a chain, a cycle), the file is refused."""
+    from scai.models.policies import policy_parameters
+
+    text = '[policies.fair]\nalpha = 2.0\nbeta = 2.0\n[policies.fair_rejecting]\nnorm = "fair"\n'
+    hyp = load_hypothesis_file(write(tmp_path, text + "responder = { alpha = 3.0 }\n"))
+    fair, variant = hyp.policies
+    assert (variant.w, variant.alpha, variant.beta) == (fair.w, fair.alpha, fair.beta)
+    assert variant.responder_parameters == (0.0, 3.0, 0.0)
+    w, alpha, beta = policy_parameters(hyp.policies)
+    assert float(alpha[1]) == 2.0 and float(beta[1]) == 2.0
+    bad = {
+        text + "alpha = 1.0\n": ["fair_rejecting", "(0, 1, 2)", "(0, 2, 2)"],
+        '[policies.a]\nnorm = "b"\n[policies.b]\nnorm = "a"\n': ["policies.a.norm", "'a'"],
+        '[policies.a]\n[policies.b]\nnorm = "a"\n[policies.c]\nnorm = "b"\n': ["policies.c.norm"],
+        "[policies.a]\nnorm = 5\n": ["norm must be a policy name, got 5"],
+    }
+    for body, fragments in bad.items():
+        with pytest.raises(HypothesisError) as err:
+            load_hypothesis_file(write(tmp_path, body))
+        for fragment in fragments:
+            assert fragment in str(err.value), str(err.value)
