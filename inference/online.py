@@ -9,6 +9,9 @@ gives the posterior after ``e + 1``. The assistant runs this every epoch.
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pandas as pd
 import torch
 
@@ -16,12 +19,29 @@ from scai.inference.exact import fit_exact, fixed_action_loglik
 from scai.inference.fit import prepare
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
+from scai.models.data import read_interactions, validate_frame
+from scai.models.errors import DataError, DuplicateGamesWarning, Problem
 from scai.models.layout import GroupData
 
 
-def update(previous: Posterior, new_interactions: pd.DataFrame, **options) -> Posterior:
-    """Condition ``previous`` on ``new_interactions`` as well (same hypothesis and engine)."""
-    combined = pd.concat([previous.table, new_interactions], ignore_index=True)
+def update(
+    previous: Posterior, new_interactions: pd.DataFrame | str | Path, **options
+) -> Posterior:
+    """Condition ``previous`` on ``new_interactions`` (a table or a CSV path) as well (same
+    hypothesis and engine). The new table is checked on its own first, so that a problem is
+    reported at its row in that table."""
+    with warnings.catch_warnings():  # identical games are reported once, on all the data
+        warnings.simplefilter("ignore", DuplicateGamesWarning)
+        if isinstance(new_interactions, str | Path):
+            new = read_interactions(new_interactions)
+        elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
+            new = new_interactions
+            if len(new_interactions):
+                new = validate_frame(new_interactions, source="new_interactions")
+        else:
+            problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
+            raise DataError("new_interactions", [Problem(None, None, None, problem)])
+    combined = pd.concat([previous.table, new], ignore_index=True)
     table, data, hyp = prepare(combined, previous.hypothesis)
     if previous.engine == "exact":
         return update_exact(previous, table, data)

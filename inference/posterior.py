@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scai.models.game import get_currency
+from scai.models.errors import check_count
+from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import (
@@ -409,7 +410,9 @@ class Posterior:
 
     def action_tables(self, pot: int, currency: str, generator: torch.Generator | None = None):
         """Per-draw action tables for one pot and currency: ``[D, S, K, O]`` offer
-        log-probabilities and accept logits."""
+        log-probabilities and accept logits. ``pot``: a whole number from 1 to
+        :data:`~scai.models.game.MAX_POT` (the tables grow with its square)."""
+        pot = check_count("pot", pot, 1, MAX_POT)
         lam = self.lam()
         shift = self.shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
         lapse = self.bounded("lapse")

@@ -302,7 +302,7 @@ def validate_frame(
     df: pd.DataFrame, source: str = "interactions", strict: bool = False
 ) -> pd.DataFrame:
     """Validate an in-memory table (any dtypes) the same way a CSV is validated; the optional
-    text columns must hold strings (``None`` or NaN count as empty)."""
+    text columns must hold strings (``None``, ``pd.NA`` or NaN count as empty)."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(
             source,
@@ -329,12 +329,12 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         for col in TEXT_COLUMNS
         if col in df.columns
         for i, value in enumerate(df[col].tolist(), start=1)
-        if not (isinstance(value, str) or value is None or _is_nan(value))
+        if not (isinstance(value, str) or _is_nan(value))
     ]
     raw = df.copy()
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
-        raw[col] = raw[col].map(lambda v: "" if v is None or _is_nan(v) else str(v))
+        raw[col] = raw[col].map(lambda v: "" if _is_nan(v) else str(v))
     problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, problems)
@@ -524,7 +524,11 @@ def check_table_memory(
 
 
 def _is_nan(value: object) -> bool:
-    return isinstance(value, float) and np.isnan(value)
+    """Whether an in-memory cell is missing: ``None``, pandas' ``NA`` or ``NaT``, or a float
+    NaN of any width (an empty cell, as in a CSV)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def check_users(df: pd.DataFrame, policies: Iterable[str]) -> list[Problem]:

@@ -74,3 +74,23 @@ def test_an_update_without_new_interactions_keeps_the_posterior(table, hypothesi
     post = fit(table, hypothesis, engine="exact", seed=5)
     same = online.update(post, table.iloc[:0])
     assert_same(same, post, atol=0)
+
+
+def test_an_update_names_its_own_rows_and_reads_a_path(table, tmp_path):
+    """A bad row of the new interactions is reported at its row in that table (it was counted
+    after the previous table's rows), and a CSV path is read as ``fit`` reads one."""
+    from scai.models.data import write_csv_atomic
+    from scai.models.errors import DataError
+
+    first, second = table[table.epoch == 1], table[table.epoch == 2].reset_index(drop=True)
+    post = fit(first, "neutral")
+    bad = second.copy()
+    bad.loc[2, "offer"] = 999
+    with pytest.raises(DataError) as err:
+        online.update(post, bad)
+    assert "new_interactions" in str(err.value) and "row 3, column 'offer'" in str(err.value)
+    write_csv_atomic(second, tmp_path / "second.csv")
+    from_path = online.update(post, tmp_path / "second.csv")
+    assert torch.equal(from_path.pi_mean_exact, online.update(post, second).pi_mean_exact)
+    with pytest.raises(DataError, match="expected a DataFrame or a CSV path"):
+        online.update(post, 5)

@@ -125,3 +125,13 @@ def test_the_assistant_picks_the_type_rng_choice_would():
             expected.append(int(reference.choice(len(p), p=p / p.sum())))
         assert norms.types == expected
         assert rng.random() == reference.random()  # the stream goes on where it would
+
+
+@pytest.mark.parametrize("pot", [0, -5, 1001, 10**6, 10.5, True])
+def test_predictive_refuses_a_pot_out_of_range_before_any_work(posterior, pot):
+    """A pot of a million would ask for terabytes (the tables grow with its square), a negative
+    one failed inside torch, 0 and 10.5 answered silently: each is refused naming ``pot``."""
+    from scai.models.errors import RunError
+
+    with pytest.raises(RunError, match=r"pot: must be a whole number from 1 to 1,000"):
+        posterior.predictive(pot, "dollars")

@@ -492,3 +492,20 @@ def test_a_command_checks_every_output_before_writing_any(files, tmp_path, capsy
     assert not (tmp_path / "sim" / "t.csv").exists()
     assert not (tmp_path / "fit" / "posterior.nc").exists()
     assert (files["root"] / "precious").read_text() == "precious"
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, np.float32("nan"), pd.NA], ids=repr)
+def test_every_kind_of_missing_cell_is_an_empty_one(table, missing):
+    """A DataFrame's missing cell (``None``, NaN of any width, pandas' ``NA``) reads as an empty
+    CSV cell: no proposer, not a user named ``<NA>`` or ``nan``; a missing offer is 'a value is
+    required', not 'must be a whole number'."""
+    from scai.models.data import validate_frame
+
+    frame = table.astype(object)
+    frame.loc[0, "proposer"] = missing
+    assert validate_frame(frame).loc[0, "proposer"] == ""
+    frame = table.astype(object)
+    frame.loc[0, "offer"] = missing
+    with pytest.raises(DataError) as err:
+        validate_frame(frame)
+    assert "a value is required" in str(err.value), str(err.value)
