@@ -601,6 +601,8 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     elsewhere.
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise RunError(f"{path}: is a folder; give a file path")
     if path.is_symlink():
         raise RunError(
             f"{path}: is a symbolic link (to {os.readlink(path)}); scai does not write through "

@@ -25,7 +25,7 @@ from scai.models.data import (
 )
 from scai.models.errors import RunError, check_count, check_seed
 from scai.models.game import MAX_POT, get_currency
-from scai.models.hypotheses import Hypothesis
+from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
 from scai.models.layout import GroupData
 from scai.models.model import social_contract_model
@@ -216,7 +216,7 @@ class Simulation:
 
 
 def simulate(
-    hypothesis: Hypothesis,
+    hypothesis: Hypothesis | str,
     *,
     policy: str | Mapping[str, float],
     users: int,
@@ -236,9 +236,11 @@ def simulate(
     exact proportion (``assign="exact"``). ``manner`` fixes every user's manner; otherwise
     manners are drawn from the hypothesis's coupling ``rho``. Deterministic for a seed. Every
     count, the seed and the memory needed are checked (:func:`check_size`) before any work.
+    ``hypothesis``: a :class:`Hypothesis`, a preset's name or a TOML file's path.
     """
+    hypothesis = get_hypothesis(hypothesis)
     check_size(users=users, rounds=rounds, epochs=epochs, sims=sims)
-    check_seed(seed)
+    seed = check_seed(seed)  # a plain int (a NumPy integer would fail in Python's random)
     mixture = parse_mixture(policy, hypothesis.policy_names)
     if manner is not None:
         check_manner(manner)

@@ -509,3 +509,19 @@ def test_every_kind_of_missing_cell_is_an_empty_one(table, missing):
     with pytest.raises(DataError) as err:
         validate_frame(frame)
     assert "a value is required" in str(err.value), str(err.value)
+
+
+def test_simulate_takes_a_preset_name_and_a_numpy_seed_and_save_refuses_a_folder(tmp_path):
+    """``simulate("stereotyped", ...)`` as ``fit`` takes a name (it raised AttributeError); a
+    NumPy integer seed gives the int seed's games (it raised TypeError in Python's random); a
+    posterior saved onto a folder is refused naming it (not a temporary file's IsADirectory)."""
+    from scai.models.errors import RunError
+
+    by_name = simulate("stereotyped", policy="selfish", users=3, seed=np.uint32(7))
+    from scai.models.hypotheses import PRESETS
+
+    by_object = simulate(PRESETS["stereotyped"], policy="selfish", users=3, seed=7)
+    pd.testing.assert_frame_equal(by_name.interactions, by_object.interactions)
+    post = fit(by_name.interactions, "neutral", num_draws=20)
+    with pytest.raises(RunError, match="is a folder"):
+        post.save(tmp_path)
