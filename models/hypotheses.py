@@ -474,10 +474,11 @@ def check_name(name: Any) -> None:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file's table; a :class:`HypothesisError` naming the file if it cannot be read
-    (missing, a folder, not UTF-8, not TOML, nested too deeply)."""
+    (missing, a folder, not UTF-8, not TOML, nested too deeply). A byte-order mark, which
+    editors on Windows write and TOML does not allow, is skipped as in a CSV."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:
         raise HypothesisError(f"{path}: not valid TOML: {err}") from None
     except UnicodeDecodeError as err:

@@ -126,3 +126,9 @@ def test_a_role_variant_proposes_like_its_norm(tmp_path):
             load_hypothesis_file(write(tmp_path, body))
         for fragment in fragments:
             assert fragment in str(err.value), str(err.value)
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbfrationality = 3.0\n")
+    assert load_hypothesis_file(path).rationality == 3.0

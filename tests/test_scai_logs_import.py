@@ -272,3 +272,14 @@ def test_a_source_with_no_game_fails_and_says_why(tmp_path, capsys):
     code, _, err = run_import([str(broken), "--out", str(out)], capsys)
     assert code == 2 and "no game converted" in err and "problem(s)" in err, err
     assert not out.exists()
+
+
+def test_a_byte_order_mark_on_the_logs_is_skipped(logs, tmp_path):
+    """Files saved by an editor that writes a byte-order mark convert as they did without it
+    (the epoch files' first column was read as '\\ufeffagent' and every epoch refused)."""
+    clean = import_logs(logs)
+    for path in [*logs.rglob("id_*_run_*.csv"), *logs.rglob("id_*_config*")]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    marked = import_logs(logs)
+    assert not marked.report.problems
+    pd.testing.assert_frame_equal(marked.interactions, clean.interactions)

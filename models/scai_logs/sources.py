@@ -69,7 +69,9 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
         run.epoch_files[k] = label
         try:
             with opener() as handle:
-                run.epochs[k] = read_epoch(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+                run.epochs[k] = read_epoch(
+                    io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+                )
         except (EpochFileError, UnicodeDecodeError) as err:
             row = getattr(err, "row", None)
             report.problem(LogProblem(label, row, "bad_epoch_file", str(err)))
@@ -87,7 +89,7 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
 def _read_text(opener, label: str, report: ImportReport) -> str | None:
     try:
         with opener() as handle:
-            return handle.read().decode("utf-8")
+            return handle.read().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         report.problem(LogProblem(label, None, "bad_config", f"not UTF-8 text: {err}"))
         return None
