@@ -21,7 +21,7 @@ from scai.experiments.commands import (
     tones_option,
 )
 from scai.models.data import read_interactions, write_csv_atomic
-from scai.models.errors import DuplicateGamesWarning
+from scai.models.errors import DuplicateGamesWarning, RunError
 from scai.models.hypotheses import get_hypothesis
 
 
@@ -60,38 +60,38 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--warmup",
         type=count("--warmup", *COUNT_OPTIONS["warmup"]),
-        default=500,
-        help="mcmc warmup iterations per chain",
+        default=None,
+        help="mcmc warmup iterations per chain (default 500)",
     )
     p.add_argument(
         "--chains",
         type=count("--chains", *COUNT_OPTIONS["num_chains"]),
-        default=2,
+        default=None,
         help="mcmc chains (default 2)",
     )
     p.add_argument(
         "--max-steps",
         type=count("--max-steps", *COUNT_OPTIONS["max_steps"]),
-        default=3000,
-        help="svi step cap",
+        default=None,
+        help="svi step cap (default 3000)",
     )
     p.add_argument(
         "--guide",
         choices=("normal", "mvn"),
-        default="normal",
+        default=None,
         help="svi guide: mean-field normal (default) or full-covariance normal",
     )
     p.add_argument(
         "--correction",
         choices=("importance", "none"),
-        default="importance",
+        default=None,
         help="svi: reweight the guide's draws by the exact posterior (default; Pareto k per "
         "simulation in the diagnostics) or keep the guide's own draws",
     )
     p.add_argument(
         "--init",
         choices=("laplace", "median"),
-        default="laplace",
+        default=None,
         help="svi: start the guide at the Laplace approximation, with step sizes scaled to "
         "it (default), or at the prior median",
     )
@@ -116,10 +116,37 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: The options of one engine: name -> (the engine, its default).
+ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
+    "warmup": ("mcmc", 500),
+    "chains": ("mcmc", 2),
+    "max_steps": ("svi", 3000),
+    "guide": ("svi", "normal"),
+    "correction": ("svi", "importance"),
+    "init": ("svi", "laplace"),
+    "subsample": ("svi", None),
+}
+
+
+def engine_options(args: argparse.Namespace) -> None:
+    """Refuse an option of another engine than ``--engine`` (it would be ignored without a
+    word), then fill in the defaults of the engine's own."""
+    for name, (engine, default) in ENGINE_OPTIONS.items():
+        value = getattr(args, name)
+        if value is not None and engine != args.engine:
+            option = "--" + name.replace("_", "-")
+            raise RunError(
+                f"{option} {value}: an option of --engine {engine}, not of --engine {args.engine}"
+            )
+        if value is None:
+            setattr(args, name, default)
+
+
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
 def run_fit(args: argparse.Namespace) -> int:
     from scai.inference.fit import fit
 
+    engine_options(args)
     options: dict = {}
     if args.engine == "mcmc":
         options.update(num_chains=args.chains, warmup=args.warmup, progress=not args.quiet)
