@@ -129,6 +129,11 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
             ],
         )
     df.columns = [c.strip() for c in df.columns]
+    # Spaces around a value are layout, as after a comma (skipinitialspace): "u0 " is "u0", not
+    # a second user. The messages as written (TEXT_COLUMNS) are kept as they are.
+    for col in df.columns:
+        if col not in TEXT_COLUMNS:
+            df[col] = df[col].str.rstrip(" ")
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently.
     repeated = sorted(

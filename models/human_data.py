@@ -207,7 +207,10 @@ def _choose_layout(columns: list[str], format: str, source: str) -> HumanDataLay
     if len(matching) == 1:
         return matching[0]
     if matching:
-        allowed = "header matches several layouts; pass format= one of " + ", ".join(LAYOUTS)
+        allowed = (
+            "header matches several layouts; pass format= (scai run human-data: --format) "
+            "one of " + ", ".join(LAYOUTS)
+        )
     else:
         allowed = "header matches no known layout; expected " + " or ".join(
             f"{layout.name}: {layout.header} (missing: {', '.join(layout.missing(columns))})"

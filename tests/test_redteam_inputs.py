@@ -527,3 +527,21 @@ def test_simulate_takes_a_preset_name_and_a_numpy_seed_and_save_refuses_a_folder
     post = fit(by_name.interactions, "neutral", num_draws=20)
     with pytest.raises(RunError, match="is a folder"):
         post.save(tmp_path)
+
+
+def test_spaces_around_a_csv_value_are_layout(tmp_path):
+    """A space after a value ("u0 ,") made a second user "u0 " while one before it was
+    skipped: both are layout now, in every column but the messages as written."""
+    from scai.models.data import read_interactions
+
+    header = "sim,epoch,round,proposer,responder,currency,pot,offer,accepted,proposer_tone"
+    path = tmp_path / "spaces.csv"
+    path.write_text(
+        f"{header},responder_tone,proposer_text\n"
+        "0,1,1,u0 ,u1,dollars,10,2,1,neutral,neutral,keep  \n"
+        "0,1,2, u0,u1 ,dollars ,10,2,1 ,neutral ,neutral,keep\n"
+    )
+    table = read_interactions(path)
+    assert table.proposer.tolist() == ["u0", "u0"] and table.responder.tolist() == ["u1", "u1"]
+    assert table.currency.tolist() == ["dollars"] * 2 and table.accepted.tolist() == [1, 1]
+    assert table.proposer_text.tolist() == ["keep  ", "keep"]
