@@ -50,6 +50,7 @@ from scai.models.data import (
     MAX_INDEX,
     DataError,
     Problem,
+    _has_control,
     _read_raw,
     parse_whole,
 )
@@ -115,6 +116,9 @@ class _Row:
         value = self.cells[column]
         if value == "":
             self.report(column, "", "a value is required")
+            return None
+        if _has_control(value):  # as in an interaction table's ids
+            self.report(column, value, "must not contain control characters (line breaks, tabs)")
             return None
         return value
 

@@ -446,7 +446,10 @@ def _check_range(key: str, value: Any, bound: str) -> None:
     low, high = BOUNDS[bound]
     allowed = f"a number in [{low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise HypothesisError(f"{key}: must be {allowed}, got {_show(value)}")
+        # np.float64 is a float; np.float32 and NumPy's integers are not, and are not stored
+        numpy = type(value).__module__ == "numpy"
+        hint = ": a Python int or float (pass float(x))" if numpy else ""
+        raise HypothesisError(f"{key}: must be {allowed}{hint}, got {_show(value)}")
     if not low <= value <= high:  # False for NaN; exact for huge ints
         raise HypothesisError(f"{key}: must be {allowed} ({_why(bound)}), got {_show(value)}")
 

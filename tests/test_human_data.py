@@ -271,3 +271,11 @@ def test_rejection_by_offer_groups_by_role_and_share(tmp_path):
     assert rates["observed"].tolist() == pytest.approx([0.0, 1.0, 0.5])
     with pytest.raises(ValueError, match="no role"):
         rejection_by_offer(result.table, {"a": "x"})
+
+
+def test_a_subject_id_with_a_control_character_is_refused(tmp_path):
+    """As in an interaction table, an id holding a control character is refused at its row
+    (it was kept, and a quoted line break made a subject 'a\\nb')."""
+    lines = with_row(GENERIC_LINES, 2, '"a\x01",2,100,10,0,x')
+    lines = with_row(lines, 3, '"b\nc",1,10,3,1,y')
+    assert problems_of(write(tmp_path, lines)) == [(2, "subject"), (3, "subject")]
