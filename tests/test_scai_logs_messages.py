@@ -154,3 +154,25 @@ def test_negated_or_missing_assistant_decisions_fail(text):
     with pytest.raises(MessageError) as err:
         parse_reply(text, lenient=True)
     assert err.value.reason == "no_decision"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "currency", "mismatch"),
+    [
+        ("apples", "dollars", True),  # a user names apples in a dollars run
+        ("pints of blood", "apples", True),
+        ("apples", "apples", False),
+        ("amount of dollars", "dollars", False),  # the logs' own wordings (190 of them)
+        ("fucking apples", "apples", False),
+        ("liters of baby formula", "baby_formula", False),
+        ("units", "dollars", False),  # no currency named: nothing to contradict
+    ],
+)
+def test_a_proposal_naming_another_currency_is_reported(phrase, currency, mismatch):
+    text = f"For the 40 {phrase}, the proposer will get 30, and the decider will get 10."
+    if not mismatch:
+        assert parse_proposal(text, 40, currency).offer == 10
+        return
+    with pytest.raises(MessageError) as err:
+        parse_proposal(text, 40, currency)
+    assert err.value.reason == "currency_mismatch" and currency in str(err.value)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scai.models.game import CURRENCIES
+
 #: The forms a proposal can take, in the order they are tried.
 PROPOSAL_FORMS = ("template", "template_inside", "free_text")
 #: How a reply's decision was read.
@@ -50,7 +52,8 @@ _NEGATION = re.compile(r"\b(not|never|no)\b|n't\b", re.IGNORECASE)
 
 class MessageError(ValueError):
     """A message that does not say what a proposal or a reply must; ``reason`` is one of
-    ``no_split``, ``split_not_pot``, ``pot_mismatch`` (proposals), ``no_decision`` (replies)."""
+    ``no_split``, ``split_not_pot``, ``pot_mismatch``, ``currency_mismatch`` (proposals),
+    ``no_decision`` (replies)."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
@@ -78,8 +81,10 @@ class Reply:
     form: str  # one of REPLY_FORMS
 
 
-def parse_proposal(text: str, pot: int) -> Proposal:
-    """Read the split a proposal makes of the game's ``pot``; raise :class:`MessageError`."""
+def parse_proposal(text: str, pot: int, currency: str | None = None) -> Proposal:
+    """Read the split a proposal makes of the game's ``pot``; raise :class:`MessageError`. A
+    template naming another of scai's currencies than the game's ``currency`` (and not it) is a
+    ``currency_mismatch``."""
     match = _TEMPLATE.match(text.lstrip())
     form = "template"
     if match is None:
@@ -93,8 +98,26 @@ def parse_proposal(text: str, pot: int) -> Proposal:
             )
         if named != pot:
             raise MessageError("pot_mismatch", f"names a pot of {named}; the game's pot is {pot}")
+        if currency is not None:
+            _check_currency(match["currency"], currency)
         return Proposal(pot, keep, offer, form)
     return _free_text_split(text, pot)
+
+
+def _check_currency(phrase: str, currency: str) -> None:
+    """``phrase`` (the template's "For the P ..." words) must not name only other currencies
+    than ``currency`` ("amount of dollars" and "fucking apples" name theirs)."""
+    words = phrase.lower()
+    named = {c for c in CURRENCIES if _stem(c) in words}
+    if named and _stem(currency) not in words:
+        raise MessageError(
+            "currency_mismatch",
+            f"names {', '.join(sorted(named))}; the game's currency is {currency}",
+        )
+
+
+def _stem(currency: str) -> str:
+    return currency.lower().replace("_", " ").removesuffix("s")
 
 
 def _free_text_split(text: str, pot: int) -> Proposal:

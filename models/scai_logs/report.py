@@ -46,6 +46,7 @@ REASONS: dict[str, str] = {
     "no_split": "a proposal with no split (fewer than two numbers)",
     "split_not_pot": "a proposal whose split does not sum to the pot",
     "pot_mismatch": "a proposal naming another pot than the configuration's",
+    "currency_mismatch": "a proposal naming another currency than the configuration's",
     "no_decision": "a reply that opens with neither Accept nor Reject",
 }
 

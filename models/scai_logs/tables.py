@@ -120,7 +120,9 @@ def build_tables(runs: list[RunFolder], report: ImportReport) -> ImportResult:
             if log is None:
                 continue
             epochs += 1
-            played = _convert_epoch(run.epoch_files[k], log, epoch_games, pot, report)
+            played = _convert_epoch(
+                run.epoch_files[k], log, epoch_games, pot, config.currency, report
+            )
             for i, game in sorted(played.items()):
                 games.append(_interaction(sim, k, i, config.currency, pot, game))
             gpt4.append(_gpt4_row(sim, k, config.currency, pot, log, played, epoch_games))
@@ -190,7 +192,12 @@ def _epoch(
 
 
 def _convert_epoch(
-    file: str, log: EpochLog, games: tuple[Game, ...], pot: int, report: ImportReport
+    file: str,
+    log: EpochLog,
+    games: tuple[Game, ...],
+    pot: int,
+    currency: str,
+    report: ImportReport,
 ) -> dict[int, _Game]:
     played: dict[int, _Game] = {}
     for i in sorted(set(log.games) - set(range(len(games)))):
@@ -199,7 +206,7 @@ def _convert_epoch(
     for i, game in enumerate(games):
         kind = _kind(game)
         try:
-            played[i] = _convert_game(file, log.games.get(i, []), game, pot, report)
+            played[i] = _convert_game(file, log.games.get(i, []), game, pot, currency, report)
         except _GameError as err:
             report.problem(err.problem)
             report.not_converted[kind] += 1
@@ -214,7 +221,7 @@ class _GameError(Exception):
 
 
 def _convert_game(
-    file: str, messages: list[Message], game: Game, pot: int, report: ImportReport
+    file: str, messages: list[Message], game: Game, pot: int, currency: str, report: ImportReport
 ) -> _Game:
     if not messages:
         raise _GameError(LogProblem(file, None, "game_missing", f"game {game}"))
@@ -229,7 +236,7 @@ def _convert_game(
         raise _GameError(LogProblem(file, proposal.row, "role_mismatch", detail))
     by_assistant = proposal.agent == "flexible"
     try:
-        split = parse_proposal(proposal.text, pot)
+        split = parse_proposal(proposal.text, pot, currency)
     except MessageError as err:
         problem = LogProblem(file, proposal.row, err.reason, str(err), proposal.text)
         raise _GameError(problem) from None
