@@ -313,6 +313,11 @@ def validate_frame(
             source,
             [Problem(None, None, None, f"expected a pandas DataFrame, got {type(df).__name__}")],
         )
+    if isinstance(df.columns, pd.MultiIndex):  # df[name] would be a table, not a column
+        raise DataError(
+            source,
+            [Problem(None, None, None, "the columns have several header levels; one is allowed")],
+        )
     duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
     if duplicated:
         raise DataError(

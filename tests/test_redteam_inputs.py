@@ -346,6 +346,7 @@ API_CASES: list[tuple[str, Callable, type, list[str]]] = [
     ("unknown engine", lambda t: fit(t, engine="nuts"), EngineError, ["'nuts'", "allowed: exact"]),
     ("max_memory 0", lambda t: fit(t, max_memory=0), EngineError, ["max_memory", "got 0"]),
     ("data an int", lambda t: fit(5), DataError, ["expected a DataFrame or a CSV path"]),
+    ("two header levels", lambda t: fit(t.set_axis(pd.MultiIndex.from_tuples([(c, "x") for c in t.columns]), axis=1)), DataError, ["several header levels"]),
     ("users without policy", lambda t: fit(t, users=pd.DataFrame({"x": [1]})), DataError, ["'policy'"]),
     ("epoch 1e300 in a frame", lambda t: fit(tbl(t, 0, "epoch", 1e300)), DataError, ["row 1", "'epoch'", "1e+300"]),
     ("round 10^20 in a frame", lambda t: fit(tbl(t, 1, "round", 10**20)), DataError, ["row 2", "'round'", "100000000000000000000"]),
