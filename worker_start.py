@@ -152,8 +152,8 @@ def start_worker_server(arviz: bool = True) -> None:
     worker, and :func:`scai.inference.workers.worker_pool` forks its workers from it.
 
     The server imports :mod:`scai.worker_start_server` first, so it ends with this program
-    even while it imports. It is started with Ctrl-C blocked: it then ignores Ctrl-C for good,
-    and its workers until :func:`start_worker`. This module imports nothing heavy so that
+    even while it imports, and ignores Ctrl-C from its start (that module's first lines), as its
+    workers do until :func:`start_worker`. This module imports nothing heavy so that
     ``scai run`` can start the server before importing torch itself (~2.3 s): the two import
     at once, on two cores.
 

@@ -7,8 +7,18 @@ on for those seconds before it noticed (its "alive" pipe closes, read only once 
 before anything heavy, it asks the kernel for the parent-death signal and exits on it if its
 parent is gone (:func:`scai.worker_start.die_with_parent`). No thread: the server must hold
 none when it forks a worker.
+
+Ctrl-C is the program's to handle: a terminal sends it to the whole process group, server
+included, and the server is exec'd with Python's default handler whatever mask its parent
+held. A Ctrl-C while it imported raised KeyboardInterrupt in the middle of an import, killed
+it with a traceback, and the program reported the dead server as an internal error. So it
+ignores Ctrl-C from here on (multiprocessing's own loop then ignores it too, and the workers it
+forks start ignoring it: :func:`scai.worker_start.start_worker`).
 """
+
+import signal
 
 from scai.worker_start import die_with_parent
 
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 die_with_parent()

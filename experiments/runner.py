@@ -330,7 +330,8 @@ def run_jobs(
 
 @contextlib.contextmanager
 def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back until the block ends, then raise it. A ``KeyboardInterrupt`` in the
+    """Hold Ctrl-C back until the block ends, then raise it (also in place of an error the
+    block raised after it: the Ctrl-C reached the workers too). A ``KeyboardInterrupt`` in the
     middle of a worker's spawn leaves a started process that is not yet listed among the
     program's children: :func:`stop_workers` would miss it, and the pool's exit would wait for
     its tasks. (Only in the main thread, where Python's signal handlers run.)"""
@@ -341,6 +342,11 @@ def _ctrl_c_deferred() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
     try:
         yield
+    except Exception:
+        if caught:  # what failed after a Ctrl-C failed of it (a worker it reached): stopped
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:

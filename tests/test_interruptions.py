@@ -179,3 +179,22 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished ones were reused
     assert cached(out) == CONDITIONS and leftovers(out) == []
     assert results(out) == results(reference(LONG_RUN))
+
+
+def test_an_error_after_a_held_back_ctrl_c_is_the_interruption():
+    """Ctrl-C held back while the pool starts its workers: an error the block then raises (the
+    workers or their server got the same Ctrl-C) is reported as the interruption, not as an
+    internal error; without a Ctrl-C the error goes through."""
+    import os
+    import signal
+
+    import pytest
+
+    from scai.experiments.runner import _ctrl_c_deferred
+
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        raise EOFError("the server went away")
+    with pytest.raises(EOFError), _ctrl_c_deferred():
+        raise EOFError("the server went away")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -105,6 +105,39 @@ def _wait(condition, seconds: float):
     raise AssertionError(f"not within {seconds} s")
 
 
+SERVER_THEN_POOL = """
+import os, sys
+from scai.worker_start import start_worker_server
+from scai.inference.workers import worker_pool
+start_worker_server(arviz=False)
+sys.stdin.readline()  # the test sends Ctrl-C to the server meanwhile
+print(worker_pool(1).submit(os.getpid).result() > 0, flush=True)
+"""
+
+
+@linux
+def test_a_ctrl_c_while_the_server_imports_does_not_kill_it():
+    """A terminal's Ctrl-C reaches the server too: while it imported, it died of it with a
+    traceback and the program reported the broken pool as an internal error. It ignores
+    Ctrl-C from its first module on, and serves workers after one."""
+    program = subprocess.Popen(
+        [sys.executable, "-c", SERVER_THEN_POOL],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        server = _wait(lambda: _server_of(program.pid), 30)
+        _wait(lambda: running(server) and _catches_hangup(server), 30)  # importing by now
+        os.kill(server, signal.SIGINT)
+        out, err = program.communicate("go\n", timeout=120)
+        assert out.strip() == "True" and "KeyboardInterrupt" not in err, err
+    finally:
+        program.kill()
+        program.wait()
+
+
 @linux
 def test_the_server_ends_with_a_program_killed_while_it_imports():
     # Killed once the server has asked for the parent-death signal (its first import), the
