@@ -302,3 +302,22 @@ def test_the_documented_example_spec_loads(tmp_path):
     spec = load_spec(write_spec(tmp_path, textwrap.dedent(example)))
     assert spec.cells == 16 and spec.measure == "slowdown"
     assert spec.figure == ("rationality", "stereotype_strength")
+
+
+@pytest.mark.parametrize(
+    ("hypothesis", "axis", "named"),
+    [
+        ("neutral", "stereotype_strength = [0.0, 0.5]", "has no stereotype"),
+        ("real_agents_stereotyped", "stereotype_strength = [0.0, 0.5]", "stereotype_prior"),
+        ("real_agents", "lapse = [0.0, 0.1]", "lapse_prior"),
+    ],
+)
+def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis, axis, named):
+    """Under ``neutral`` a stereotype strength changes nothing (every cell's two curves were
+    the same bytes, its slowdown 1.0); a fixed strength or lapse where the hypothesis learns it
+    neither: such an axis is refused before any work, naming the reason."""
+    text = f'[condition]\nhypothesis = "{hypothesis}"\n[axes]\n{axis}\n'
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
+    assert not (tmp_path / "out" / "sweep.csv").exists()

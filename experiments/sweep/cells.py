@@ -27,6 +27,7 @@ from scai.experiments.inconsistency import belief_deficit, reach_table, slowdown
 from scai.experiments.protocol import ConditionResult
 from scai.experiments.sweep.spec import CONTRASTS, SweepSpec, Value
 from scai.models.errors import HypothesisError, ScaiError
+from scai.models.hypotheses import Hypothesis
 
 #: Short names of axes in condition names (the inconsistency experiment's).
 SHORT = {"stereotype_strength": "s", "rationality": "lam"}
@@ -94,11 +95,35 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
         try:
             hypothesis = assistant_hypothesis(cond)
             hypothesis.policy_index(cond.policy)
+            _check_axes_act(spec, hypothesis)
         except ScaiError as err:
             raise HypothesisError(
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
             ) from None
     return Cell(values, stream, settings, conditions)
+
+
+def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
+    """An axis the cell's hypothesis ignores would give the same numbers in every cell of it:
+    a fixed stereotype strength where the hypothesis learns it or has no stereotype, a fixed
+    lapse where it learns the lapse."""
+    name = hypothesis.name
+    if "stereotype_strength" in spec.axes:
+        if hypothesis.stereotype_prior is not None:
+            raise HypothesisError(
+                f"axes.stereotype_strength: hypothesis {name!r} learns the strength "
+                "(stereotype_prior): a fixed one would change nothing"
+            )
+        if not hypothesis.stereotype:
+            raise HypothesisError(
+                f"axes.stereotype_strength: hypothesis {name!r} has no stereotype: its "
+                "strength would change nothing"
+            )
+    if "lapse" in spec.axes and hypothesis.lapse_prior is not None:
+        raise HypothesisError(
+            f"axes.lapse: hypothesis {name!r} learns the lapse (lapse_prior): a fixed one "
+            "would change nothing"
+        )
 
 
 def _maybe(value: Value | None) -> float | None:
