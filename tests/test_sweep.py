@@ -321,3 +321,15 @@ def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
     assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys):
+    """The refusal's hint, '--wait', is an option of scai sweep too (it was not)."""
+    from scai.experiments.cli import build_parser
+    from scai.experiments.locking import locked
+
+    spec, out = write_spec(tmp_path), tmp_path / "out"
+    with locked(out):  # another process's lock: a second open file description here
+        assert sweep(spec, out) == 2
+        assert "pass --wait to wait for it" in capsys.readouterr().err
+    assert build_parser().parse_args(["sweep", str(spec), "--out", str(out), "--wait"]).wait

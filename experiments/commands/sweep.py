@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scai.experiments.commands import command, count, output_dir
 from scai.experiments.common import RUN_LIMITS
-from scai.experiments.locking import locked
+from scai.experiments.locking import LOCK_NAME, locked
 
 
 def _add_sweep(p: argparse.ArgumentParser) -> None:
@@ -59,6 +59,12 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the heat-map sweep.png goes (default DIR/figures of --out)",
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help=f"if another scai process is running into --out (it holds OUT/{LOCK_NAME}), wait "
+        "for it to end; by default the sweep is refused",
+    )
 
 
 @command("sweep", "run an experiment's condition over a grid of settings (local or Dask)")(
@@ -72,7 +78,7 @@ def sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     check_options(args.backend, args.scheduler, args.workers)
     start = time.perf_counter()
-    with locked(args.out), cache_warnings_on_one_line(_tell):
+    with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line(_tell):
         result = run_sweep(
             spec,
             args.out,
