@@ -333,3 +333,20 @@ def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys)
         assert sweep(spec, out) == 2
         assert "pass --wait to wait for it" in capsys.readouterr().err
     assert build_parser().parse_args(["sweep", str(spec), "--out", str(out), "--wait"]).wait
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        ("tls://127.0.0.1:8786", "cannot reach a Dask scheduler there"),  # no security context
+        ("tcp://127.0.0.1:99999", "port 99999 is not a TCP port"),  # waited 30 s
+    ],
+)
+def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address, named):
+    """A tls:// address (no security context) failed with 'internal error: TypeError', and
+    port 99999 waited out the connection timeout: each is the option's one line, exit 2."""
+    pytest.importorskip("distributed")
+    spec = write_spec(tmp_path)
+    assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last

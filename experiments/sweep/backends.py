@@ -41,11 +41,22 @@ def check_options(backend: str, scheduler: str | None, workers: int | None) -> N
         raise RunError(
             f"--scheduler {scheduler}: only used with --backend dask, got --backend {backend}"
         )
+    if scheduler is not None:
+        _check_port(scheduler)
     if scheduler is not None and workers is not None:
         raise RunError(
             f"--workers {workers}: a Dask scheduler's cluster has its own workers; give "
             "--workers only with --backend local or a local Dask cluster (no --scheduler)"
         )
+
+
+def _check_port(scheduler: str) -> None:
+    """A scheduler address's port, if it has one, must be a TCP port (1 to 65535): a
+    connection to port 99999 waits out the whole timeout before failing."""
+    host_port = scheduler.split("://", 1)[-1]
+    _, sep, port = host_port.rpartition(":")
+    if sep and port.isdigit() and not 1 <= int(port) <= 65535:
+        raise RunError(f"--scheduler {scheduler}: port {int(port)} is not a TCP port (1 to 65535)")
 
 
 @contextlib.contextmanager
@@ -98,7 +109,9 @@ def open_backend(
             else:
                 try:
                     client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
-                except (OSError, TimeoutError, ValueError) as err:
+                except (OSError, TimeoutError, ValueError, TypeError) as err:
+                    # (TypeError: a tls:// address without a security context, a ucx:// one
+                    # without UCX: Dask's comms fail so for an address they cannot use)
                     reason = " ".join(str(err).split()) or type(err).__name__
                     raise RunError(
                         f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
