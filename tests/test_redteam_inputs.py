@@ -163,6 +163,8 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("warmup -1", "fit --data {good} --out {root}/f --engine mcmc --warmup -1", ["--warmup", "'-1'"]),
     ("chains 0", "fit --data {good} --out {root}/f --engine mcmc --chains 0", ["--chains", "'0'"]),
     ("max-steps 0", "fit --data {good} --out {root}/f --engine svi --max-steps 0", ["--max-steps", "'0'"]),
+    ("tones with alignment", "run alignment --quick --out {root}/r --tones read", ["--tones read", "scai run original-logs", "not of alignment"]),
+    ("data with all", "run all --quick --out {root}/r --data {good}", ["--data", "scai run human-data", "not of all"]),
     ("warmup with exact", "fit --data {good} --out {root}/f --warmup 10", ["--warmup 10", "--engine mcmc", "not of --engine exact"]),
     ("subsample with mcmc", "fit --data {good} --out {root}/f --engine mcmc --subsample 3", ["--subsample 3", "--engine svi"]),
     ("fit seed -1", "fit --data {good} --out {root}/f --seed -1", ["--seed", "'-1'"]),

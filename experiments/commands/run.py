@@ -26,7 +26,7 @@ from scai.experiments.shared_data import (
     shared_file,
 )
 from scai.models.data import write_atomic
-from scai.models.errors import HypothesisError
+from scai.models.errors import HypothesisError, RunError
 from scai.models.hypotheses import check_name, get_hypothesis
 
 
@@ -141,10 +141,29 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: Options of some experiments alone: name -> (those experiments, the default).
+EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
+    "data": (("human-data",), None),
+    "format": (("human-data",), "auto"),
+    "skip_invalid": (("human-data",), False),
+    "logs": (("original-logs",), None),
+    "tones": (("original-logs",), None),
+}
+
+
 @command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
 def run_experiment(args: argparse.Namespace) -> int:
     names = list(GROUPS.get(args.experiment, [args.experiment]))
     check_run_options(args)
+    for option, (users, default) in EXPERIMENT_OPTIONS.items():
+        given = getattr(args, option)
+        if given != default and not set(users) & set(names):
+            flag = "--" + option.replace("_", "-")
+            value = " ".join(map(str, given)) if isinstance(given, list) else str(given)
+            shown = flag if given is True else f"{flag} {value}"
+            raise RunError(
+                f"{shown}: an option of scai run {' or '.join(users)}, not of {args.experiment}"
+            )
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
     # before any experiment runs: a missing file fails first
