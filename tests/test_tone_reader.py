@@ -422,3 +422,27 @@ def test_scai_fit_reads_the_tones_of_a_table_with_text(tmp_path, capsys):
     ).to_csv(bare, index=False)
     assert main(["fit", "--data", str(bare), "--out", str(out), "--tones", "read"]) == 2
     assert "no text to read" in capsys.readouterr().err
+
+
+def test_logs_with_no_game_are_named_not_the_folds(tmp_path, capsys):
+    """An empty --logs folder was reported as 'folds: must be from 2 to the number of groups
+    (0)'; scai run original-logs named an internal file and left empty tables: each now says
+    the logs hold no game, and nothing is written."""
+    (tmp_path / "empty").mkdir()
+    argv = [
+        "tone-reader",
+        "train",
+        "--logs",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no game converted" in err and "folds" not in err, err
+    assert not (tmp_path / "r.json").exists()
+    out = tmp_path / "run"
+    argv = ["run", "original-logs", "--quick", "--out", str(out), "--logs", str(tmp_path / "empty")]
+    assert main(argv) == 2
+    assert "no game converted" in capsys.readouterr().err
+    assert not list(out.rglob("logs*.csv"))

@@ -48,20 +48,18 @@ def _add_import(p: argparse.ArgumentParser) -> None:
 
 @command("import", "import other logs into scai's tables (scai import scai-logs ...)")(_add_import)
 def run_import(args: argparse.Namespace) -> int:
+    from scai.models.errors import RunError
     from scai.models.scai_logs import import_logs, write_import, write_report
-    from scai.models.scai_logs.importer import output_paths
+    from scai.models.scai_logs.importer import check_converted, output_paths
 
     check_outputs("--out", args.out, list(output_paths(args.out).values()), args.source)
     result = import_logs(args.source)
     report = result.report
-    if result.interactions.empty:  # an empty table would pass for an import
+    try:
+        check_converted(result, args.source)
+    except RunError as err:
         path = write_report(result, args.out)
-        found = (
-            f"{len(report.problems)} problem(s), first: {report.problems[0]}"
-            if report.problems
-            else "no run folders (id_N_config with id_N_run_K.csv) found"
-        )
-        raise ValueError(f"{args.source}: no game converted: {found}; nothing written but {path}")
+        raise RunError(f"{err}; nothing written but {path}") from None
     if args.strict and report.problems:
         path = write_report(result, args.out)
         first = report.problems[0]

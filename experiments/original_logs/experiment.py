@@ -49,6 +49,7 @@ from scai.inference.workers import worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
+from scai.models.scai_logs.importer import check_converted
 
 NAME = "original-logs"
 HYPOTHESES = ("real_agents", "real_agents_stereotyped")
@@ -70,6 +71,7 @@ def imported(source: Path, folder: Path) -> dict[str, pd.DataFrame]:
     key = {"source": str(source.resolve()), "size": _size(source)}
     if not (stamp.exists() and json.loads(stamp.read_text()) == key and target.exists()):
         result = import_logs(source)
+        check_converted(result, source)  # before any table is written
         write_import(result, target)
         stamp.write_text(json.dumps(key))
     paths = output_paths(target)

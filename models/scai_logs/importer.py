@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scai.models.data import users_path, write_atomic, write_csv_atomic, write_interactions
+from scai.models.errors import RunError
 from scai.models.scai_logs.report import ImportReport
 from scai.models.scai_logs.sources import read_runs
 from scai.models.scai_logs.tables import ImportResult, build_tables
@@ -30,6 +31,20 @@ def import_logs(source: str | Path) -> ImportResult:
             "agents start epoch 1 from different configured principles (initial_util)"
         )
     return result
+
+
+def check_converted(result: ImportResult, source: str | Path) -> None:
+    """A :class:`~scai.models.errors.RunError` naming ``source`` when no game converted (no
+    run folders, or none readable): an empty table would pass for an import of it."""
+    if not result.interactions.empty:
+        return
+    report = result.report
+    found = (
+        f"{len(report.problems)} problem(s), first: {report.problems[0]}"
+        if report.problems
+        else "no run folders (id_N_config with id_N_run_K.csv) found"
+    )
+    raise RunError(f"{source}: no game converted: {found}")
 
 
 def output_paths(out: str | Path) -> dict[str, Path]:

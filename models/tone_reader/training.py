@@ -94,8 +94,10 @@ def load_messages(source: str | Path) -> pd.DataFrame:
         )
         return labelled_messages(interactions, users, runs)
     from scai.models.scai_logs import import_logs
+    from scai.models.scai_logs.importer import check_converted
 
     result = import_logs(source)
+    check_converted(result, source)
     return labelled_messages(result.interactions, result.users, result.runs)
 
 
