@@ -26,6 +26,7 @@ is the parent's to handle.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing.context
@@ -35,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 #: How often a worker's watchdog checks its parent (seconds).
 WATCH_SECONDS = 0.2
@@ -138,6 +140,21 @@ WORKER_MODULES = (
 #: importing it at the same moment race on that name and one import fails
 #: (FileNotFoundError). Imported by the server, it is imported once; its workers inherit it.
 ARVIZ_MODULES = ("arviz", "xarray", "dask.distributed")
+
+
+@contextlib.contextmanager
+def ignoring_ctrl_c() -> Iterator[None]:
+    """Ignore Ctrl-C for the block: the cleanup after a first Ctrl-C (stopping the workers,
+    removing unfinished files), which a second one would cut short with a traceback. Only in
+    the main thread (where Python's signal handlers are set); elsewhere a plain block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def forkserver_available() -> bool:

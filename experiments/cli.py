@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code, message = _describe(err, args)
     except KeyboardInterrupt as interrupt:
-        _stop_workers()
+        from scai.worker_start import ignoring_ctrl_c  # imports nothing heavy
+
+        with ignoring_ctrl_c():  # a second Ctrl-C while the workers stop: no traceback
+            _stop_workers()
         if args.debug:
             raise
         # One line, no "error": what was interrupted, how far it got, how to resume (a run's

@@ -38,6 +38,7 @@ from scai.experiments.conditions import Condition, Settings, condition_seed
 from scai.experiments.protocol import ConditionResult, run_condition
 from scai.inference.workers import exit_if_orphaned, stop_workers, worker_pool
 from scai.models.data import write_csv_atomic
+from scai.worker_start import ignoring_ctrl_c
 
 
 class Interrupted(KeyboardInterrupt):
@@ -304,15 +305,16 @@ def run_jobs(
             # Kill the workers at once; their pool fails the tasks they ran and cancels the
             # others. (Not future.cancel() here: a pool that then breaks sets an exception on
             # the cancelled futures and its thread dies with InvalidStateError, Python 3.11.)
-            if remote:
-                for future in futures:
-                    future.cancel()
-            else:
-                stop_workers()
-            for folder, cache in caches.items():
-                cache.discard_unfinished(
-                    [e for key in todo if (e := entries[by_key[key][0]]).folder == folder]
-                )
+            with ignoring_ctrl_c():  # a second Ctrl-C must not cut this short
+                if remote:
+                    for future in futures:
+                        future.cancel()
+                else:
+                    stop_workers()
+                for folder, cache in caches.items():
+                    cache.discard_unfinished(
+                        [e for key in todo if (e := entries[by_key[key][0]]).folder == folder]
+                    )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
             shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
             raise Interrupted(stored, len(by_key), shown) from None

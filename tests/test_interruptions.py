@@ -198,3 +198,18 @@ def test_an_error_after_a_held_back_ctrl_c_is_the_interruption():
     with pytest.raises(EOFError), _ctrl_c_deferred():
         raise EOFError("the server went away")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_during_the_cleanup_is_ignored():
+    """The cleanup after a Ctrl-C (stopping the workers, removing unfinished files) runs with
+    Ctrl-C ignored: a second one printed two tracebacks. The handler is back after it."""
+    import os
+    import signal
+    import time
+
+    from scai.worker_start import ignoring_ctrl_c
+
+    with ignoring_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a KeyboardInterrupt would be raised here
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
