@@ -65,6 +65,7 @@ BAD = {
     ),
     "not whole": ("[axes]\nusers = [4, 5.5]\n", ["axes.users", "5.5", "a whole number from 3"]),
     "not a list": ("[axes]\nusers = 4\n", ["axes.users", "must be a list", "got 4"]),
+    "seed too large": ("[axes]\nseed = [4294967296]\n", ["axes.seed", "from 0 to 4,294,967,295"]),
     "repeated value": ("[axes]\nseed = [1, 1]\n", ["axes.seed", "1 is given twice"]),
     "unknown measure": (
         'measure = "speed"\n[axes]\nseed = [1]\n',

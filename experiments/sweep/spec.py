@@ -212,7 +212,11 @@ def _choice(value: Any, allowed, where: str, key: str) -> str:
 def _number(value: Any, where: str, key: str, low: float, high: float, whole: bool) -> Value:
     """A number in ``low..high`` (a whole number if ``whole``), else a :class:`RunError`."""
     kind = "a whole number" if whole else "a number"
-    allowed = f"{kind} from {low:g} to {high:g}"
+    allowed = (
+        f"{kind} from {int(low):,} to {int(high):,}"
+        if whole
+        else f"{kind} from {low:g} to {high:g}"
+    )
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RunError(f"{where}: {key}: {_show(value)} is not a number; allowed: {allowed}")
     if not math.isfinite(value) or (whole and value != int(value)):
