@@ -339,6 +339,13 @@ def test_apply_tones_modes_and_a_plugged_in_reader():
     with pytest.raises(DataError, match="not among its labels"):
         check_reader(Overreaching())
 
+    class Silent(KeywordReader):  # read() forgets to return: a TypeError from the list() once
+        def read(self, texts):
+            pass
+
+    with pytest.raises(DataError, match=r"read\(\) returned NoneType; expected a list"):
+        apply_tones(interactions, hyp, "read", reader=Silent())
+
 
 def write_logs_table(folder, **kwargs):
     interactions, users, runs = synthetic_logs(**kwargs)

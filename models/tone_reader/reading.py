@@ -10,6 +10,8 @@ scores is what the reader reported, mistakes included.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from scai.models.data import TEXT_COLUMNS
@@ -46,7 +48,11 @@ def read_tones(
         if f"{role}_text" in out.columns:
             text = out[f"{role}_text"].map(lambda v: v if isinstance(v, str) else "")
             heard = text.str.strip() != ""
-            read = list(reader.read(text[heard].tolist()))
+            answer = reader.read(text[heard].tolist())
+            if isinstance(answer, str) or not isinstance(answer, Iterable):
+                what = f"the reader's read() returned {type(answer).__name__}; expected a list"
+                raise DataError(source, [Problem(None, f"{role}_text", None, what)])
+            read = list(answer)
             if len(read) != int(heard.sum()):
                 raise DataError(
                     source,
