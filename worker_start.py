@@ -36,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 #: How often a worker's watchdog checks its parent (seconds).
@@ -221,7 +222,8 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 def start_worker(parent: int) -> None:
     """Each worker's initializer: ignore Ctrl-C, exit when the program ``parent`` (the pid of
     the process that made the pool) or this worker's own parent (the program, or the worker
-    server) dies, and keep freed memory for reuse (:func:`keep_freed_memory`)."""
+    server) dies, keep freed memory for reuse (:func:`keep_freed_memory`), and show warnings
+    on one line each (:func:`_one_line_warning`)."""
     global _parent, _program, _program_fd
     _parent, _program = os.getppid(), parent
     if parent != _parent and hasattr(os, "pidfd_open"):
@@ -232,6 +234,7 @@ def start_worker(parent: int) -> None:
         except OSError:  # an old kernel: watch its pid
             _program_fd = None
     keep_freed_memory()
+    warnings.formatwarning = _one_line_warning
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # blocked since the start (SpawnProcess)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -241,6 +244,14 @@ def start_worker(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
     threading.Thread(target=_watch_parent, name="scai-parent-watchdog", daemon=True).start()
     exit_if_orphaned()  # the parent died before the signal was set up
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A worker's warning as one line, ``scai: warning: Category: message``: the workers write
+    to the program's terminal, where Python's form (the file, line and source of the ``warn``
+    call inside scai) reads as a crash."""
+    text = " ".join(str(message).split())
+    return f"scai: warning: {category.__name__}: {text}\n"
 
 
 def die_with_parent() -> None:

@@ -187,3 +187,24 @@ def test_the_server_imports_arviz_unless_the_workers_fit_by_the_exact_engine_alo
     from scai.experiments.cli import _workers_need_arviz
 
     assert _workers_need_arviz(argv.split()) is needed
+
+
+WARNING_IN_A_WORKER = """
+import warnings
+from scai.inference.workers import worker_pool
+
+if __name__ == "__main__":
+    text = "a grid too coarse\\n  for this posterior"
+    worker_pool(1).submit(warnings.warn, text, UserWarning).result()
+"""
+
+
+def test_a_workers_warning_is_one_line():
+    """A warning in a worker (a sweep cell's DiagnosticWarning) printed Python's form, the
+    path and source line of the warn call inside scai: one line now, category and message."""
+    done = subprocess.run(
+        [sys.executable, "-c", WARNING_IN_A_WORKER], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "grid" in line or "posterior" in line]
+    assert lines == ["scai: warning: UserWarning: a grid too coarse for this posterior"], lines
