@@ -24,6 +24,17 @@ from scai.models.data import read_interactions, write_csv_atomic
 from scai.models.errors import DuplicateGamesWarning, RunError
 from scai.models.hypotheses import get_hypothesis
 
+#: The options of one engine: name -> (the engine, its default).
+ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
+    "warmup": ("mcmc", 500),
+    "chains": ("mcmc", 2),
+    "max_steps": ("svi", 3000),
+    "guide": ("svi", "normal"),
+    "correction": ("svi", "importance"),
+    "init": ("svi", "laplace"),
+    "subsample": ("svi", None),
+}
+
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
     from scai.inference.fit import COUNT_OPTIONS, ENGINES
@@ -61,19 +72,19 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         "--warmup",
         type=count("--warmup", *COUNT_OPTIONS["warmup"]),
         default=None,
-        help="mcmc warmup iterations per chain (default 500)",
+        help=f"mcmc warmup iterations per chain (default {ENGINE_OPTIONS['warmup'][1]})",
     )
     p.add_argument(
         "--chains",
         type=count("--chains", *COUNT_OPTIONS["num_chains"]),
         default=None,
-        help="mcmc chains (default 2)",
+        help=f"mcmc chains (default {ENGINE_OPTIONS['chains'][1]})",
     )
     p.add_argument(
         "--max-steps",
         type=count("--max-steps", *COUNT_OPTIONS["max_steps"]),
         default=None,
-        help="svi step cap (default 3000)",
+        help=f"svi step cap (default {ENGINE_OPTIONS['max_steps'][1]})",
     )
     p.add_argument(
         "--guide",
@@ -114,18 +125,6 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         help="most memory the model's tensors may take, e.g. 8G (default: a quarter of the "
         "available memory); a larger table is refused before any work",
     )
-
-
-#: The options of one engine: name -> (the engine, its default).
-ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
-    "warmup": ("mcmc", 500),
-    "chains": ("mcmc", 2),
-    "max_steps": ("svi", 3000),
-    "guide": ("svi", "normal"),
-    "correction": ("svi", "importance"),
-    "init": ("svi", "laplace"),
-    "subsample": ("svi", None),
-}
 
 
 def engine_options(args: argparse.Namespace) -> None:
