@@ -29,6 +29,15 @@ from scai.models.data import write_atomic
 from scai.models.errors import HypothesisError, RunError
 from scai.models.hypotheses import check_name, get_hypothesis
 
+#: Options of some experiments alone: name -> (those experiments, the default).
+EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
+    "data": (("human-data",), None),
+    "format": (("human-data",), "auto"),
+    "skip_invalid": (("human-data",), False),
+    "logs": (("original-logs",), None),
+    "tones": (("original-logs",), None),
+}
+
 
 def _add_run(p: argparse.ArgumentParser) -> None:
     from scai.experiments.conditions import SCHEDULES
@@ -131,7 +140,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         choices=("auto", "generic", "study1"),
-        default="auto",
+        default=EXPERIMENT_OPTIONS["format"][1],
         help="human-data: the file's layout",
     )
     p.add_argument(
@@ -139,16 +148,6 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="human-data: keep the good rows of a file with bad ones",
     )
-
-
-#: Options of some experiments alone: name -> (those experiments, the default).
-EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
-    "data": (("human-data",), None),
-    "format": (("human-data",), "auto"),
-    "skip_invalid": (("human-data",), False),
-    "logs": (("original-logs",), None),
-    "tones": (("original-logs",), None),
-}
 
 
 @command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
