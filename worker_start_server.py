@@ -11,8 +11,9 @@ none when it forks a worker.
 Ctrl-C is the program's to handle: a terminal sends it to the whole process group, server
 included, and the server is exec'd with Python's default handler whatever mask its parent
 held, so a Ctrl-C while it imports would raise KeyboardInterrupt in the middle of an import
-and kill it (the program would see a dead server). So it ignores Ctrl-C from here on (multiprocessing's own loop then ignores it too, and the workers it
-forks start ignoring it: :func:`scai.worker_start.start_worker`).
+and kill it (the program would see a dead server). So it ignores Ctrl-C from here on
+(multiprocessing's own loop then ignores it too, and the workers it forks start ignoring it:
+:func:`scai.worker_start.start_worker`).
 """
 
 import signal
