@@ -134,6 +134,9 @@ class ConditionCache:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._by_fingerprint: dict[str, list[str]] = {}
+        # The keys with a file in the folder when it was indexed (None: not indexed): a key
+        # without any needs no look at the disk (40,000 of a new sweep's: 7 stats each).
+        self._keys_present: set[str] | None = None
 
     @contextlib.contextmanager
     def open(self) -> Iterator[ConditionCache]:
@@ -181,6 +184,8 @@ class ConditionCache:
             )
             self._remove(other)
         self._by_fingerprint[entry.fingerprint] = [entry.key]
+        if self._keys_present is not None and entry.key not in self._keys_present:
+            return False  # no file of it: nothing to check or remove
         if not entry.done.exists():
             if entry.files():
                 self._warn(
@@ -275,7 +280,9 @@ class ConditionCache:
         """Map each condition fingerprint to the keys cached for it. A manifest without a
         format is an older scai's, keyed by the fingerprint itself."""
         self._by_fingerprint = {}
-        for done in sorted(self.folder.glob("*.done")):
+        names = sorted(name for name in os.listdir(self.folder) if not name.startswith("."))
+        self._keys_present = {name.split(".", 1)[0] for name in names}
+        for done in (self.folder / name for name in names if name.endswith(".done")):
             manifest = self._manifest(Entry(self.folder, done.stem, "", None, 0))
             if isinstance(manifest, dict):
                 fp = manifest.get("fingerprint", done.stem)

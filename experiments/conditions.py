@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from scai.models.errors import HypothesisError
 from scai.models.hypotheses import Hypothesis, get_hypothesis
@@ -69,33 +69,37 @@ class Settings:
 
 def assistant_hypothesis(cond: Condition) -> Hypothesis:
     hyp = get_hypothesis(cond.hypothesis)
+    changes: dict[str, object] = {}
     if cond.stereotype_strength is not None:
-        hyp = hyp.with_(stereotype_strength=cond.stereotype_strength)
+        changes["stereotype_strength"] = cond.stereotype_strength
     if cond.assistant_rationality is not None:
-        hyp = hyp.with_(rationality=cond.assistant_rationality)
+        changes["rationality"] = cond.assistant_rationality
     for key, value in cond.hypothesis_settings:
         if key not in HYPOTHESIS_SETTINGS:
             raise HypothesisError(
                 f"condition {cond.name!r}: {key!r} is not a hypothesis setting a condition may "
                 f"change; allowed: {', '.join(HYPOTHESIS_SETTINGS)}"
             )
-        if key == "pi_concentration":
-            hyp = hyp.with_(pi_concentration=(value,) * len(hyp.policies))
-        else:
-            hyp = hyp.with_(**{key: value})
-    return hyp
+        changes[key] = (value,) * len(hyp.policies) if key == "pi_concentration" else value
+    # One copy, validated once (a sweep builds tens of thousands of these).
+    return hyp.with_(**changes) if changes else hyp
+
+
+def _fields(record) -> dict[str, object]:
+    """A flat dataclass's fields by name: what ``asdict`` gives it, without its deep copy."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def fingerprint(cond: Condition, settings: Settings, seed: int) -> str:
     # The hypothesis's contents, not just its name: a changed preset or file invalidates.
     hypothesis = assistant_hypothesis(cond).to_dict()
-    condition = asdict(cond)
+    condition = _fields(cond)
     if not cond.hypothesis_settings:  # conditions without any keep their fingerprints
         del condition["hypothesis_settings"]
     text = json.dumps(
         {
             "condition": condition,
-            "settings": asdict(settings),
+            "settings": _fields(settings),
             "seed": seed,
             "hypothesis": hypothesis,
         },

@@ -13,20 +13,12 @@ message says how many conditions finished and how to resume.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import shutil
-import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    BrokenExecutor,
-    CancelledError,
-    Executor,
-    Future,
-    wait,
-)
+from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +28,13 @@ import torch
 from scai.experiments.cache import ConditionCache, Entry
 from scai.experiments.conditions import Condition, Settings, condition_seed
 from scai.experiments.protocol import ConditionResult, run_condition
-from scai.inference.workers import exit_if_orphaned, stop_workers, worker_pool
+from scai.inference.workers import (
+    Finished,
+    ctrl_c_deferred,
+    exit_if_orphaned,
+    stop_workers,
+    worker_pool,
+)
 from scai.models.data import write_csv_atomic
 from scai.worker_start import ignoring_ctrl_c
 
@@ -162,6 +160,11 @@ class Outcome:
     cached: int = 0
 
 
+#: Jobs submitted ahead of the ones finished: enough to keep a pool or a cluster of a few
+#: hundred workers busy, while a sweep of 40,000 conditions starts at once (submitting them
+#: all took ~25 s first) and a Ctrl-C has few futures to cancel.
+IN_FLIGHT = 1_000
+
 #: ``on_event(kind, job indices, error)``: ``"cached"`` (at the start, every job found in the
 #: cache), ``"done"``, ``"retry"`` (failed, submitted again) or ``"failed"`` (given up).
 OnEvent = Callable[[str, list[int], str | None], None]
@@ -225,10 +228,16 @@ def run_jobs(
             return caches[entries[by_key[key][0]].folder]
 
         todo = [key for key, at in by_key.items() if not cache_of(key).lookup(entries[at[0]])]
-        cached = [i for key, at in by_key.items() if key not in todo for i in at]
+        to_compute = set(todo)  # membership in the list was quadratic: 47 s for 20,000 cells
+        cached = [i for key, at in by_key.items() if key not in to_compute for i in at]
         if cached:
             tell("cached", cached, None)
-        staged = {key: cache_of(key).staging(entries[by_key[key][0]]) for key in todo}
+        staged: dict[Path, Path] = {}  # a job's staging folder, made when it is started
+
+        def stage(key: Path) -> Path:
+            staged[key] = cache_of(key).staging(entries[by_key[key][0]])
+            return staged[key]
+
         bar = progress_bar(len(by_key), "conditions", disable=None if progress else True)
         bar.update(len(by_key) - len(todo))
         errors: dict[int, str] = {}
@@ -241,6 +250,7 @@ def run_jobs(
         elif not remote and workers > 1 and len(todo) > 1:
             pool = worker_pool(workers)
         futures: dict[Future, Path] = {}
+        finishing = Finished()
 
         def finished(key: Path, error: BaseException | None) -> bool:
             """Store or record one finished job; True if it is to be submitted again."""
@@ -254,8 +264,6 @@ def run_jobs(
             message = _one_line(error)
             if attempts[key] <= retries:
                 tell("retry", at, message)
-                shutil.rmtree(staged[key], ignore_errors=True)
-                staged[key] = cache_of(key).staging(entry)
                 return True
             if not keep_going:
                 raise error
@@ -265,10 +273,10 @@ def run_jobs(
             return False
 
         def submit(key: Path) -> None:
-            target = None if remote else staged[key]
-            futures[
-                pool.submit(_compute, entries[by_key[key][0]], jobs[by_key[key][0]][1], target)
-            ] = key
+            folder = stage(key)
+            target = None if remote else folder  # a remote worker returns the files' bytes
+            entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
+            futures[finishing.watch(pool.submit(_compute, entry, settings, target))] = key
 
         try:
             if pool is None:
@@ -277,18 +285,25 @@ def run_jobs(
                     while again:
                         entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
                         try:
-                            _compute(entry, settings, staged[key])
+                            _compute(entry, settings, stage(key))
                         except Exception as err:
                             again = finished(key, err)
                         else:
                             again = finished(key, None)
             else:
-                with _ctrl_c_deferred():  # the pool starts its workers on the first submit
-                    for key in todo:
-                        submit(key)
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
+                # Ctrl-C is raised only where check() is called: not while the pool starts a
+                # worker, nor while this thread holds a future's lock (see Finished).
+                with ctrl_c_deferred() as check:
+                    waiting = iter(todo)
+
+                    def top_up() -> None:
+                        for key in itertools.islice(waiting, max(0, IN_FLIGHT - len(futures))):
+                            submit(key)
+                            check()
+
+                    top_up()
+                    while futures:
+                        future = finishing.next(check)
                         key = futures.pop(future)
                         try:
                             error = future.exception()
@@ -301,6 +316,7 @@ def run_jobs(
                                 stop_workers()  # a worker died: the pool is broken for good
                                 pool = worker_pool(workers)
                             submit(key)
+                        top_up()
         except KeyboardInterrupt:
             # Kill the workers at once; their pool fails the tasks they ran and cancels the
             # others. (Not future.cancel() here: a pool that then breaks sets an exception on
@@ -311,9 +327,9 @@ def run_jobs(
                         future.cancel()
                 else:
                     stop_workers()
-                for folder, cache in caches.items():
+                for folder, cache in caches.items():  # only a started job can have files
                     cache.discard_unfinished(
-                        [e for key in todo if (e := entries[by_key[key][0]]).folder == folder]
+                        [e for key in staged if (e := entries[by_key[key][0]]).folder == folder]
                     )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
             shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
@@ -328,31 +344,6 @@ def run_jobs(
             None if i in errors else load_result(c, entries[i]) for i, (c, _) in enumerate(jobs)
         ]
         return Outcome(results, errors, len(cached))
-
-
-@contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back until the block ends, then raise it (also in place of an error the
-    block raised after it: the Ctrl-C reached the workers too). A ``KeyboardInterrupt`` in the
-    middle of a worker's spawn leaves a started process that is not yet listed among the
-    program's children: :func:`stop_workers` would miss it, and the pool's exit would wait for
-    its tasks. (Only in the main thread, where Python's signal handlers run.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
-    try:
-        yield
-    except Exception:
-        if caught:  # what failed after a Ctrl-C failed of it (a worker it reached): stopped
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:

@@ -20,10 +20,15 @@ print a traceback), and the parent calls :func:`stop_workers` to end them at onc
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
+import queue
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from scai.worker_start import (
     ARVIZ_MODULES,
@@ -101,3 +106,65 @@ def stop_workers(timeout: float = 5.0) -> None:
     while _POOLS:
         _, pool = _POOLS.popitem()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[Callable[[], None]]:
+    """Hold Ctrl-C back: the block gets ``check()``, which raises ``KeyboardInterrupt`` if one
+    came, at the points the block chooses; one still held at the block's end is raised then
+    (also in place of an error the block raised after it: the Ctrl-C reached the workers too).
+    A ``KeyboardInterrupt`` in the middle of a worker's spawn leaves a started process that is
+    not yet listed among the program's children: :func:`stop_workers` would miss it, and the
+    pool's exit would wait for its tasks. (Only in the main thread, where Python's signal
+    handlers run; elsewhere ``check()`` does nothing.)"""
+    caught: list[int] = []
+
+    def check() -> None:
+        if caught:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield check
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield check
+    except Exception:
+        if caught:  # what failed after a Ctrl-C failed of it (a worker it reached): stopped
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
+class Finished:
+    """The futures given to :meth:`watch`, in the order they finish.
+
+    Not ``concurrent.futures.wait`` or ``as_completed``: they take every future's lock in
+    turn, and a Ctrl-C raised in the middle of that loop leaves this thread holding some of
+    them; the pool's thread, which takes a future's lock to set its result, then waits for
+    ever, and so does the pool's shutdown (a 20,000-cell sweep ignored Ctrl-C, hung for good:
+    its ``wait`` spends most of the time in that loop). Here a finished future is handed over
+    by its own callback, through a queue, and the waiting is in short turns, between which
+    ``check`` (from :func:`ctrl_c_deferred`) may raise."""
+
+    #: Seconds between two calls of ``check`` while nothing finishes.
+    POLL_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+
+    def watch(self, future: Future) -> Future:
+        future.add_done_callback(self._done.put)
+        return future
+
+    def next(self, check: Callable[[], None]) -> Future:
+        """The next future to finish (each watched future once)."""
+        while True:
+            check()
+            try:
+                return self._done.get(timeout=self.POLL_SECONDS)
+            except queue.Empty:
+                pass

@@ -190,12 +190,12 @@ def test_an_error_after_a_held_back_ctrl_c_is_the_interruption():
 
     import pytest
 
-    from scai.experiments.runner import _ctrl_c_deferred
+    from scai.inference.workers import ctrl_c_deferred
 
-    with pytest.raises(KeyboardInterrupt), _ctrl_c_deferred():
+    with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
         os.kill(os.getpid(), signal.SIGINT)
         raise EOFError("the server went away")
-    with pytest.raises(EOFError), _ctrl_c_deferred():
+    with pytest.raises(EOFError), ctrl_c_deferred():
         raise EOFError("the server went away")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
@@ -212,4 +212,48 @@ def test_a_second_ctrl_c_during_the_cleanup_is_ignored():
     with ignoring_ctrl_c():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # a KeyboardInterrupt would be raised here
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_while_waiting_on_many_futures_leaves_none_of_their_locks_held():
+    """``concurrent.futures.wait`` takes each future's lock in turn; a Ctrl-C in that loop left
+    some held by this thread, so the pool's thread, setting the next result, waited for ever,
+    and so did the pool's shutdown: a 20,000-cell sweep hung, Ctrl-C ignored. Here a thread
+    finishes 5,000 futures one by one while this one takes them in turn through ``Finished``
+    (waiting with ``wait`` on the rest, as the runner did, hung in 5 of 10 tries); each
+    Ctrl-C ends the wait, in the order they finished, and the thread finishes them all."""
+    import os
+    import signal
+    import threading
+    import time
+    from concurrent.futures import Future
+
+    import pytest
+
+    from scai.inference.workers import Finished, ctrl_c_deferred
+
+    def finish_all(futures: list[Future], interrupted: threading.Event) -> None:
+        for future in futures:
+            future.set_result(None)
+            if not interrupted.is_set():
+                time.sleep(1e-4)
+
+    rng = random.Random(0)
+    for _ in range(10):
+        finishing = Finished()
+        futures = [finishing.watch(Future()) for _ in range(5_000)]
+        interrupted = threading.Event()
+        pool = threading.Thread(target=finish_all, args=(futures, interrupted), daemon=True)
+        ctrl_c = threading.Timer(rng.uniform(0.02, 0.1), os.kill, (os.getpid(), signal.SIGINT))
+        taken = []
+        pool.start()
+        ctrl_c.start()
+        with pytest.raises(KeyboardInterrupt), ctrl_c_deferred() as check:
+            while True:
+                taken.append(finishing.next(check))
+        interrupted.set()
+        ctrl_c.join()
+        pool.join(10.0)
+        assert not pool.is_alive(), "a future's lock is still held"
+        assert taken == futures[: len(taken)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import warnings
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,7 @@ from scai.experiments.original_logs.tones import LOG_TONES, config_tones, with_t
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.nuts import one_torch_thread
 from scai.inference.progress import progress_bar
-from scai.inference.workers import worker_pool
+from scai.inference.workers import Finished, ctrl_c_deferred, worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
@@ -197,10 +196,14 @@ def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
     bar.update(len(fits) - len(todo))
     workers = min(workers or os.cpu_count() or 1, len(todo))
     if workers > 1:
-        pool = worker_pool(workers)
-        for future in as_completed([pool.submit(_fit_to_cache, *job) for job in todo]):
-            future.result()
-            bar.update()
+        pool, finishing = worker_pool(workers), Finished()
+        with ctrl_c_deferred() as check:  # Ctrl-C raised between futures: see Finished
+            for job in todo:
+                finishing.watch(pool.submit(_fit_to_cache, *job))
+                check()
+            for _ in todo:
+                finishing.next(check).result()
+                bar.update()
     else:
         for job in todo:
             _fit_to_cache(*job)
