@@ -155,10 +155,11 @@ def cache_files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "cache").glob("*.*.csv"))}
 
 
-def test_local_and_dask_give_the_same_bytes(tmp_path, capsys):
+def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
     """The same tiny sweep on the local pool (two processes) and on a Dask LocalCluster of two
     single-threaded worker processes, reached through --scheduler: the same sweep.csv and the
-    same cached files, byte for byte."""
+    same cached files, byte for byte. Three of its eight conditions in flight at a time, as a
+    sweep larger than ``IN_FLIGHT`` runs: the others are submitted as those finish."""
     import warnings
 
     from distributed import LocalCluster
@@ -168,6 +169,7 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, capsys):
         import arviz  # noqa: F401  (its daily stamp is written before the workers import it)
 
     spec = write_spec(tmp_path)
+    monkeypatch.setattr(runner, "IN_FLIGHT", 3)
     with time_limit(150):
         assert sweep(spec, tmp_path / "local", "--workers", "2") == 0
         local = capsys.readouterr()
@@ -181,6 +183,7 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, capsys):
     assert "on local (2 worker processes)" in local.err
     assert f"on dask (scheduler {address})" in remote.err
     assert "cells: 4 done, 0 failed, 0 remaining" in remote.err
+    assert "cells: 4 done, 0 failed, 0 remaining" in local.err
     table = (tmp_path / "local" / "sweep.csv").read_bytes()
     assert table == (tmp_path / "dask" / "sweep.csv").read_bytes()
     assert cache_files(tmp_path / "local") == cache_files(tmp_path / "dask")
