@@ -58,7 +58,8 @@ def learning_curve(
 def interactions_to_reach(curve: pd.DataFrame, level: float = 0.95) -> pd.Series:
     """Per simulation: the first number of interactions after which ``p_true >= level``
     (NaN if never)."""
-
-    sims = np.sort(curve["sim"].unique())
-    hits = curve.loc[curve["p_true"] >= level].groupby("sim")["interactions"].min()
-    return hits.reindex(sims).astype(float).rename_axis("sim").rename(None)
+    sims, at = np.unique(curve["sim"].to_numpy(), return_inverse=True)
+    hit = curve["p_true"].to_numpy() >= level
+    first = np.full(len(sims), np.nan)  # fmin keeps the number over NaN: NaN stays "never"
+    np.fmin.at(first, at[hit], curve["interactions"].to_numpy(float)[hit])
+    return pd.Series(first, index=pd.Index(sims, name="sim"))

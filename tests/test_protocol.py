@@ -140,3 +140,18 @@ def test_the_order_is_part_of_the_settings_and_of_the_cache_key():
     cond = Condition("t", "selfish")
     keys = {fingerprint(cond, Settings(schedule=order), 0) for order in SCHEDULES}
     assert len(keys) == 2  # a cached run of one order is never reused for the other
+
+
+def test_interactions_to_reach_is_each_simulations_first_count_at_the_level():
+    """Per simulation, in the simulations' order: the first number of interactions whose
+    ``p_true`` reaches the level, rows in any order; NaN for a simulation that never does."""
+    from scai.experiments.learning_curve import interactions_to_reach
+
+    curve = pd.DataFrame(
+        [(7, 3, 0.96), (2, 1, 0.5), (7, 1, 0.97), (2, 2, 0.95), (7, 2, 0.2), (4, 1, 0.9)],
+        columns=["sim", "interactions", "p_true"],
+    )
+    reach = interactions_to_reach(curve, 0.95)
+    assert reach.index.name == "sim" and list(reach.index) == [2, 4, 7]
+    assert reach.loc[2] == 2 and np.isnan(reach.loc[4]) and reach.loc[7] == 1
+    assert list(interactions_to_reach(curve, 0.5).fillna(-1)) == [1.0, 1.0, 1.0]

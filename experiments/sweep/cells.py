@@ -23,8 +23,8 @@ from scai.experiments.conditions import (
     assistant_hypothesis,
     condition_seed,
 )
-from scai.experiments.inconsistency import belief_deficit, reach_table, slowdown
-from scai.experiments.protocol import ConditionResult
+from scai.experiments.inconsistency import belief_deficit, slowdown
+from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.sweep.spec import CONTRASTS, SweepSpec, Value
 from scai.models.errors import HypothesisError, ScaiError
 from scai.models.hypotheses import Hypothesis
@@ -130,22 +130,20 @@ def _maybe(value: Value | None) -> float | None:
     return None if value is None else float(value)
 
 
-def measure(cell: Cell, results: list[ConditionResult], name: str) -> tuple[float, float, float]:
-    """``(value, low, high)`` of measure ``name`` for one cell from its conditions' results
-    (in :attr:`Cell.conditions`' order): a 95% bootstrap interval whose random numbers come
-    from the cell's seed and stream, so a cell's row never depends on the others or on where
-    it was computed."""
+def measure(cell: Cell, curves: list[pd.DataFrame], name: str) -> tuple[float, float, float]:
+    """``(value, low, high)`` of measure ``name`` for one cell from its conditions' learning
+    curves (in :attr:`Cell.conditions`' order): a 95% bootstrap interval whose random numbers
+    come from the cell's seed and stream, so a cell's row never depends on the others or on
+    where it was computed. A simulation that never reaches 95% counts at its last interaction
+    + 1, as in :func:`scai.experiments.inconsistency.reach_table`."""
     settings = cell.settings
     rng = np.random.default_rng(condition_seed(settings.seed, f"measure: {cell.stream}"))
     total = settings.epochs * (settings.rounds + 2)
-    named = {r.condition.name: r for r in results}
-    reach = reach_table(named, total)
-    by_cond = {c: g.set_index("sim")["interactions_to_95"] for c, g in reach.groupby("condition")}
-    first = by_cond[cell.conditions[0].name]
+    first = interactions_to_reach(curves[0], 0.95).fillna(total + 1)
     if name == "slowdown":
-        return slowdown(first, by_cond[cell.conditions[1].name], rng)
+        return slowdown(first, interactions_to_reach(curves[1], 0.95).fillna(total + 1), rng)
     if name == "belief_deficit":
-        return belief_deficit(results[0].curve, results[1].curve, settings.rounds + 2, rng)
+        return belief_deficit(curves[0], curves[1], settings.rounds + 2, rng)
     if name == "interactions_to_95":
         values = first.sort_index().to_numpy(float)
         idx = rng.integers(0, len(values), size=(2000, len(values)))

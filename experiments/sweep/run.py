@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.runner import run_jobs
+from scai.experiments.runner import load_curve, run_jobs
 from scai.experiments.sweep.backends import open_backend
 from scai.experiments.sweep.cells import make_cells, measure
 from scai.experiments.sweep.report import Progress, heat_map, sweep_table, write_table
@@ -64,6 +64,7 @@ def run_sweep(
             retries=RETRIES,
             keep_going=True,
             on_event=progress,
+            load=load_curve,
         )
     values, errors = [], []
     at = 0
