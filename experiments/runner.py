@@ -30,6 +30,7 @@ from scai.experiments.conditions import Condition, Settings, condition_seed
 from scai.experiments.protocol import ConditionResult, run_condition
 from scai.inference.workers import (
     Finished,
+    HeldCtrlC,
     ctrl_c_deferred,
     exit_if_orphaned,
     stop_workers,
@@ -252,8 +253,14 @@ def run_jobs(
             pool = executor()
         elif not remote and workers > 1 and len(todo) > 1:
             pool = worker_pool(workers)
-        futures: dict[Future, Path] = {}
+        futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
         finishing = Finished()
+        held: list[HeldCtrlC] = []  # while the pool's loop holds Ctrl-C back
+
+        def tell_now(kind: str, at: list[int], message: str | None) -> None:
+            # Ctrl-C goes through meanwhile: `scai run all` reports an experiment from here
+            with held[0].released() if held else contextlib.nullcontext():
+                tell(kind, at, message)
 
         def finished(key: Path, error: BaseException | None) -> bool:
             """Store or record one finished job; True if it is to be submitted again."""
@@ -261,25 +268,37 @@ def run_jobs(
             if error is None:
                 cache_of(key).store(entry, staged[key])
                 bar.update()
-                tell("done", at, None)
+                tell_now("done", at, None)
                 return False
             attempts[key] += 1
             message = _one_line(error)
             if attempts[key] <= retries:
-                tell("retry", at, message)
+                tell_now("retry", at, message)
                 return True
             if not keep_going:
                 raise error
             errors.update(dict.fromkeys(at, message))
             bar.update()
-            tell("failed", at, message)
+            tell_now("failed", at, message)
             return False
 
+        def fresh_pool() -> Executor:
+            stop_workers()  # a worker died: its pool is broken for good
+            return worker_pool(workers)
+
         def submit(key: Path) -> None:
+            nonlocal pool
             folder = stage(key)
             target = None if remote else folder  # a remote worker returns the files' bytes
             entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
-            futures[finishing.watch(pool.submit(_compute, entry, settings, target))] = key
+            try:
+                future = pool.submit(_compute, entry, settings, target)
+            except BrokenExecutor:  # broken since its last job came back
+                if remote:
+                    raise
+                pool = fresh_pool()
+                future = pool.submit(_compute, entry, settings, target)
+            futures[finishing.watch(future)] = (key, pool)
 
         try:
             if pool is None:
@@ -297,6 +316,7 @@ def run_jobs(
                 # Ctrl-C is raised only where check() is called: not while the pool starts a
                 # worker, nor while this thread holds a future's lock (see Finished).
                 with ctrl_c_deferred() as check:
+                    held.append(check)
                     waiting = iter(todo)
 
                     def top_up() -> None:
@@ -307,7 +327,7 @@ def run_jobs(
                     top_up()
                     while futures:
                         future = finishing.next(check)
-                        key = futures.pop(future)
+                        key, source = futures.pop(future)
                         try:
                             error = future.exception()
                         except CancelledError:  # by the executor (a cluster that went away)
@@ -315,9 +335,8 @@ def run_jobs(
                         if error is None and remote:
                             _unpack(future.result(), staged[key])
                         if finished(key, error):
-                            if isinstance(error, BrokenExecutor) and not remote:
-                                stop_workers()  # a worker died: the pool is broken for good
-                                pool = worker_pool(workers)
+                            if isinstance(error, BrokenExecutor) and source is pool and not remote:
+                                pool = fresh_pool()  # once: its other jobs go to the new one
                             submit(key)
                         top_up()
         except KeyboardInterrupt:

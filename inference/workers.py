@@ -108,34 +108,59 @@ def stop_workers(timeout: float = 5.0) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextlib.contextmanager
-def ctrl_c_deferred() -> Iterator[Callable[[], None]]:
-    """Hold Ctrl-C back: the block gets ``check()``, which raises ``KeyboardInterrupt`` if one
-    came, at the points the block chooses; one still held at the block's end is raised then
-    (also in place of an error the block raised after it: the Ctrl-C reached the workers too).
-    A ``KeyboardInterrupt`` in the middle of a worker's spawn leaves a started process that is
-    not yet listed among the program's children: :func:`stop_workers` would miss it, and the
-    pool's exit would wait for its tasks. (Only in the main thread, where Python's signal
-    handlers run; elsewhere ``check()`` does nothing.)"""
-    caught: list[int] = []
+class HeldCtrlC:
+    """What :func:`ctrl_c_deferred` gives its block: call it to raise a Ctrl-C held back so
+    far; :meth:`released` lets Ctrl-C through for a block of its own."""
 
-    def check() -> None:
-        if caught:
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self._previous: Callable | int | None = None  # the handler replaced (main thread)
+
+    def __call__(self) -> None:
+        if self.caught:
             raise KeyboardInterrupt
 
+    def _note(self, number: int, frame) -> None:
+        self.caught.append(number)
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Ctrl-C as usual within the block (one held already is raised first): for work that
+        holds no lock and starts no process, e.g. a report that takes seconds."""
+        self()
+        if self._previous is None:
+            yield
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self._note)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[HeldCtrlC]:
+    """Hold Ctrl-C back: the block gets a :class:`HeldCtrlC`, ``check``, and ``check()`` raises
+    ``KeyboardInterrupt`` if one came, at the points the block chooses; one still held at the
+    block's end is raised then (also in place of an error the block raised after it: the
+    Ctrl-C reached the workers too). A ``KeyboardInterrupt`` in the middle of a worker's spawn
+    leaves a started process that is not yet listed among the program's children:
+    :func:`stop_workers` would miss it, and the pool's exit would wait for its tasks. (Only in
+    the main thread, where Python's signal handlers run; elsewhere ``check()`` does nothing.)"""
+    check = HeldCtrlC()
     if threading.current_thread() is not threading.main_thread():
         yield check
         return
-    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    check._previous = signal.signal(signal.SIGINT, check._note)
     try:
         yield check
     except Exception:
-        if caught:  # what failed after a Ctrl-C failed of it (a worker it reached): stopped
-            signal.signal(signal.SIGINT, previous)
+        if check.caught:  # what failed after a Ctrl-C failed of it (a worker it reached)
+            signal.signal(signal.SIGINT, check._previous)
             raise KeyboardInterrupt from None
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, check._previous)
     check()
 
 

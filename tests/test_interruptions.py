@@ -257,3 +257,69 @@ def test_a_ctrl_c_while_waiting_on_many_futures_leaves_none_of_their_locks_held(
         assert not pool.is_alive(), "a future's lock is still held"
         assert taken == futures[: len(taken)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _quick_jobs(count: int):
+    from scai.experiments.conditions import Condition, Settings
+
+    settings = Settings(sims=2, epochs=2, seed=3)
+    return [
+        (Condition(f"c{i}", "fair", users=3, save_posterior=False), settings) for i in range(count)
+    ]
+
+
+def test_a_worker_killed_while_jobs_wait_to_be_submitted_fails_only_its_pools_jobs(
+    tmp_path, monkeypatch
+):
+    """A worker dies (as by the out-of-memory killer) while jobs still wait to be submitted
+    (two in flight at a time): its pool's jobs fail (no retries), the others are submitted to
+    a fresh pool and finish; the run does not end with the broken pool's error (it did, from
+    the next submission, whenever the pool broke between two)."""
+    import multiprocessing
+    import time
+
+    from scai.experiments import runner
+
+    monkeypatch.setattr(runner, "IN_FLIGHT", 2)
+    killed: list[int] = []
+
+    def on_event(kind, indices, error):
+        if kind == "done" and not killed:
+            worker = multiprocessing.active_children()[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+            time.sleep(0.1)  # the pool has seen it break before the next job is submitted
+
+    outcome = runner.run_jobs(
+        _quick_jobs(8), tmp_path, workers=2, progress=False, keep_going=True, on_event=on_event
+    )
+    assert killed and len(outcome.errors) <= 2  # the jobs in flight (none, if it was idle)
+    assert all("BrokenProcessPool" in message for message in outcome.errors.values())
+    done = [i for i, result in enumerate(outcome.results) if result is not None]
+    assert sorted(done + list(outcome.errors)) == list(range(8))
+    assert len(list(tmp_path.glob("*.done"))) == len(done)
+
+
+def test_ctrl_c_reaches_a_report_run_between_jobs(tmp_path):
+    """``scai run all`` reports an experiment from ``on_event`` while the pool computes the
+    others' conditions: a Ctrl-C during that report ends it at once (it was held back until
+    the report was over)."""
+    import time
+
+    from scai.experiments import runner
+
+    slept: list[float] = []
+
+    def report(kind, indices, error):
+        if kind == "done" and not slept:
+            start = time.monotonic()
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                while time.monotonic() - start < 10:
+                    time.sleep(0.01)
+            finally:
+                slept.append(time.monotonic() - start)
+
+    with pytest.raises(runner.Interrupted):
+        runner.run_jobs(_quick_jobs(6), tmp_path, workers=2, progress=False, on_event=report)
+    assert slept and slept[0] < 2.0
