@@ -166,6 +166,10 @@ class Outcome:
 #: all took ~25 s first) and a Ctrl-C has few futures to cancel.
 IN_FLIGHT = 1_000
 
+#: Pools that may break in a row, none of their jobs finished, before the run stops: a pool
+#: whose workers cannot start would otherwise be made afresh for every job.
+POOL_BREAKS = 3
+
 #: ``on_event(kind, job indices, error)``: ``"cached"`` (at the start, every job found in the
 #: cache), ``"done"``, ``"retry"`` (failed, submitted again) or ``"failed"`` (given up).
 OnEvent = Callable[[str, list[int], str | None], None]
@@ -256,6 +260,7 @@ def run_jobs(
         futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
         finishing = Finished()
         held: list[HeldCtrlC] = []  # while the pool's loop holds Ctrl-C back
+        breaks = [0]  # pools broken since a job last finished
 
         def tell_now(kind: str, at: list[int], message: str | None) -> None:
             # Ctrl-C goes through meanwhile: `scai run all` reports an experiment from here
@@ -266,6 +271,7 @@ def run_jobs(
             """Store or record one finished job; True if it is to be submitted again."""
             at, entry = by_key[key], entries[by_key[key][0]]
             if error is None:
+                breaks[0] = 0
                 cache_of(key).store(entry, staged[key])
                 bar.update()
                 tell_now("done", at, None)
@@ -283,6 +289,12 @@ def run_jobs(
             return False
 
         def fresh_pool() -> Executor:
+            breaks[0] += 1
+            if breaks[0] > POOL_BREAKS:
+                raise RuntimeError(
+                    f"the worker pool broke {breaks[0]} times in a row with no condition "
+                    "finished: its workers cannot start, or are killed (out of memory?)"
+                )
             stop_workers()  # a worker died: its pool is broken for good
             return worker_pool(workers)
 

@@ -115,6 +115,7 @@ class HeldCtrlC:
     def __init__(self) -> None:
         self.caught: list[int] = []
         self._previous: Callable | int | None = None  # the handler replaced (main thread)
+        self._holding = False  # while the ctrl_c_deferred block runs (main thread)
 
     def __call__(self) -> None:
         if self.caught:
@@ -127,15 +128,20 @@ class HeldCtrlC:
     def released(self) -> Iterator[None]:
         """Ctrl-C as usual within the block (one held already is raised first): for work that
         holds no lock and starts no process, e.g. a report that takes seconds."""
-        self()
-        if self._previous is None:
+        if not self._holding:
+            self()
             yield
             return
+        # The usual handler first: a Ctrl-C from here on is raised, not noted for later.
         signal.signal(signal.SIGINT, self._previous)
         try:
+            self()
             yield
         finally:
-            signal.signal(signal.SIGINT, self._note)
+            # Not once the deferring block is over: a KeyboardInterrupt can leave this block
+            # suspended (raised as its exit begins) and close it later, elsewhere.
+            if self._holding:
+                signal.signal(signal.SIGINT, self._note)
 
 
 @contextlib.contextmanager
@@ -152,14 +158,17 @@ def ctrl_c_deferred() -> Iterator[HeldCtrlC]:
         yield check
         return
     check._previous = signal.signal(signal.SIGINT, check._note)
+    check._holding = True
     try:
         yield check
     except Exception:
         if check.caught:  # what failed after a Ctrl-C failed of it (a worker it reached)
+            check._holding = False
             signal.signal(signal.SIGINT, check._previous)
             raise KeyboardInterrupt from None
         raise
     finally:
+        check._holding = False
         signal.signal(signal.SIGINT, check._previous)
     check()
 

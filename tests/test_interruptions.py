@@ -323,3 +323,47 @@ def test_ctrl_c_reaches_a_report_run_between_jobs(tmp_path):
     with pytest.raises(runner.Interrupted):
         runner.run_jobs(_quick_jobs(6), tmp_path, workers=2, progress=False, on_event=report)
     assert slept and slept[0] < 2.0
+
+
+def test_a_released_block_closed_after_its_ctrl_c_leaves_ctrl_c_working():
+    """A Ctrl-C raised as a released block begins its exit leaves the block suspended; closed
+    later (when the exception is dropped), it put the holding handler back for good, and every
+    later Ctrl-C was noted and never raised."""
+    from scai.inference.workers import ctrl_c_deferred
+
+    with pytest.raises(KeyboardInterrupt), ctrl_c_deferred() as check:
+        block = check.released()
+        block.__enter__()
+        raise KeyboardInterrupt  # where the block's exit would begin
+    block.gen.close()  # the suspended block, closed once dropped
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_pool_that_breaks_again_and_again_stops_the_run(tmp_path, monkeypatch):
+    """Workers that cannot start break every pool at once: the run stops after POOL_BREAKS
+    fresh pools in a row with none of their jobs finished, with one line saying so, instead of
+    making a pool for every job."""
+    from concurrent.futures import BrokenExecutor, Executor, Future
+
+    from scai.experiments import runner
+
+    class BrokenPool(Executor):
+        """A process pool whose workers die at their start: its first job fails, and then
+        the pool refuses any other (as ProcessPoolExecutor does once broken)."""
+
+        broken = False
+
+        def submit(self, fn, /, *args, **kwargs):
+            if self.broken:
+                raise BrokenExecutor("the pool is not usable anymore")
+            self.broken = True
+            future = Future()
+            future.set_exception(BrokenExecutor("a worker died at its start"))
+            return future
+
+    pools: list[BrokenPool] = []
+    monkeypatch.setattr(runner, "worker_pool", lambda n: pools.append(BrokenPool()) or pools[-1])
+    monkeypatch.setattr(runner, "stop_workers", lambda: None)
+    with pytest.raises(RuntimeError, match="broke 4 times in a row with no condition finished"):
+        runner.run_jobs(_quick_jobs(12), tmp_path, workers=2, progress=False, keep_going=True)
+    assert len(pools) == runner.POOL_BREAKS + 1
