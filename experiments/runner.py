@@ -12,6 +12,7 @@ message says how many conditions finished and how to resume.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
@@ -330,8 +331,17 @@ def run_jobs(
                 with ctrl_c_deferred() as check:
                     held.append(check)
                     waiting = iter(todo)
+                    # A dead worker fails every job of its pool, not only the one it ran: those
+                    # jobs are suspects, run again one at a time beside the others, and a job
+                    # counts an attempt for a broken pool only if it broke one as the lone
+                    # suspect (so a job that kills its worker fails alone).
+                    suspects: collections.deque[Path] = collections.deque()
+                    lone: list[Path | None] = [None]  # the suspect in flight
 
                     def top_up() -> None:
+                        if lone[0] is None and suspects:
+                            lone[0] = suspects.popleft()
+                            submit(lone[0])
                         for key in itertools.islice(waiting, max(0, IN_FLIGHT - len(futures))):
                             submit(key)
                             check()
@@ -346,10 +356,19 @@ def run_jobs(
                             error = RuntimeError("the executor cancelled the task")
                         if error is None and remote:
                             _unpack(future.result(), staged[key])
-                        if finished(key, error):
-                            if isinstance(error, BrokenExecutor) and source is pool and not remote:
-                                pool = fresh_pool()  # once: its other jobs go to the new one
-                            submit(key)
+                        was_lone = key == lone[0]
+                        if was_lone:
+                            lone[0] = None
+                        broken = isinstance(error, BrokenExecutor) and not remote
+                        if broken and source is pool:
+                            pool = fresh_pool()  # once: its other jobs go to the new one
+                        if broken and not was_lone:
+                            suspects.append(key)
+                        elif finished(key, error):
+                            if broken:
+                                suspects.append(key)
+                            else:
+                                submit(key)
                         top_up()
         except KeyboardInterrupt:
             # Kill the workers at once; their pool fails the tasks they ran and cancels the

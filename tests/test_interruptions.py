@@ -268,13 +268,12 @@ def _quick_jobs(count: int):
     ]
 
 
-def test_a_worker_killed_while_jobs_wait_to_be_submitted_fails_only_its_pools_jobs(
-    tmp_path, monkeypatch
-):
+def test_a_worker_killed_while_jobs_wait_to_be_submitted_costs_no_job(tmp_path, monkeypatch):
     """A worker dies (as by the out-of-memory killer) while jobs still wait to be submitted
-    (two in flight at a time): its pool's jobs fail (no retries), the others are submitted to
-    a fresh pool and finish; the run does not end with the broken pool's error (it did, from
-    the next submission, whenever the pool broke between two)."""
+    (two in flight at a time) and no retries are allowed: its pool's jobs run again (none of
+    them was alone in the pool), the others are submitted to a fresh pool, and all finish.
+    The run ended with the broken pool's error from the next submission, whenever the pool
+    broke between two; then the broken pool's jobs failed."""
     import multiprocessing
     import time
 
@@ -293,11 +292,9 @@ def test_a_worker_killed_while_jobs_wait_to_be_submitted_fails_only_its_pools_jo
     outcome = runner.run_jobs(
         _quick_jobs(8), tmp_path, workers=2, progress=False, keep_going=True, on_event=on_event
     )
-    assert killed and len(outcome.errors) <= 2  # the jobs in flight (none, if it was idle)
-    assert all("BrokenProcessPool" in message for message in outcome.errors.values())
-    done = [i for i, result in enumerate(outcome.results) if result is not None]
-    assert sorted(done + list(outcome.errors)) == list(range(8))
-    assert len(list(tmp_path.glob("*.done"))) == len(done)
+    assert killed and outcome.errors == {}
+    assert all(result is not None for result in outcome.results)
+    assert len(list(tmp_path.glob("*.done"))) == 8
 
 
 def test_ctrl_c_reaches_a_report_run_between_jobs(tmp_path):
@@ -367,3 +364,65 @@ def test_a_pool_that_breaks_again_and_again_stops_the_run(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="broke 4 times in a row with no condition finished"):
         runner.run_jobs(_quick_jobs(12), tmp_path, workers=2, progress=False, keep_going=True)
     assert len(pools) == runner.POOL_BREAKS + 1
+
+
+def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
+    """One job kills its worker whenever it runs (as an out-of-memory cell would): each time,
+    its pool fails every job it held. Those jobs run again one at a time beside the others, a
+    job is blamed only for a pool it broke as the lone suspect, so the killer fails (after its
+    retry) and every other job finishes; before, the jobs queued beside it failed with it."""
+    import threading
+    import time
+    from concurrent.futures import BrokenExecutor, Executor, Future
+
+    from scai.experiments import runner
+
+    class Pool(Executor):
+        """One worker thread; the job of condition ``c1`` kills it, breaking the pool: every
+        job it holds fails, and it refuses new ones (as ProcessPoolExecutor does)."""
+
+        def __init__(self) -> None:
+            self.jobs: list[tuple[Future, tuple]] = []
+            self.broken = False
+            self.lock = threading.Lock()
+            threading.Thread(target=self.work, daemon=True).start()
+
+        def submit(self, fn, /, *args, **kwargs):
+            with self.lock:
+                if self.broken:
+                    raise BrokenExecutor("the pool is not usable anymore")
+                future = Future()
+                self.jobs.append((future, args))
+                return future
+
+        def work(self) -> None:
+            while True:
+                time.sleep(0.01)  # jobs queue up meanwhile, as behind busy workers
+                with self.lock:
+                    if not self.jobs:
+                        continue
+                    future, (entry, settings, folder) = self.jobs.pop(0)
+                    if entry.condition.name == "c1":
+                        self.broken = True
+                        for job in [(future, None), *self.jobs]:
+                            job[0].set_exception(BrokenExecutor("a worker died"))
+                        return
+                runner._compute(entry, settings, folder)
+                future.set_result(None)
+
+    pools: list[Pool] = []
+    monkeypatch.setattr(runner, "worker_pool", lambda n: pools.append(Pool()) or pools[-1])
+    monkeypatch.setattr(runner, "stop_workers", lambda: None)
+    events = []
+    outcome = runner.run_jobs(
+        _quick_jobs(8),
+        tmp_path,
+        workers=2,
+        progress=False,
+        retries=1,
+        keep_going=True,
+        on_event=lambda kind, at, error: events.append((kind, at)),
+    )
+    assert list(outcome.errors) == [1] and "BrokenExecutor" in outcome.errors[1]
+    assert [event for event in events if event[0] != "done"] == [("retry", [1]), ("failed", [1])]
+    assert len(list(tmp_path.glob("*.done"))) == 7 and len(pools) >= 3
