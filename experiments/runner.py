@@ -261,7 +261,7 @@ def run_jobs(
         futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
         finishing = Finished()
         held: list[HeldCtrlC] = []  # while the pool's loop holds Ctrl-C back
-        breaks = [0]  # pools broken since a job last finished
+        breaks = 0  # pools broken since a job last finished
 
         def tell_now(kind: str, at: list[int], message: str | None) -> None:
             # Ctrl-C goes through meanwhile: `scai run all` reports an experiment from here
@@ -270,9 +270,10 @@ def run_jobs(
 
         def finished(key: Path, error: BaseException | None) -> bool:
             """Store or record one finished job; True if it is to be submitted again."""
+            nonlocal breaks
             at, entry = by_key[key], entries[by_key[key][0]]
             if error is None:
-                breaks[0] = 0
+                breaks = 0
                 cache_of(key).store(entry, staged[key])
                 bar.update()
                 tell_now("done", at, None)
@@ -290,10 +291,11 @@ def run_jobs(
             return False
 
         def fresh_pool() -> Executor:
-            breaks[0] += 1
-            if breaks[0] > POOL_BREAKS:
+            nonlocal breaks
+            breaks += 1
+            if breaks > POOL_BREAKS:
                 raise RuntimeError(
-                    f"the worker pool broke {breaks[0]} times in a row with no condition "
+                    f"the worker pool broke {breaks} times in a row with no condition "
                     "finished: its workers cannot start, or are killed (out of memory?)"
                 )
             stop_workers()  # a worker died: its pool is broken for good
