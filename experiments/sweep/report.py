@@ -22,25 +22,37 @@ STATUS = "status"
 class Progress:
     """Counts cells as their conditions end and tells ``cells: D done, F failed, R remaining``
     (at most one such line a ``every`` seconds, and always the last); every retry and failure
-    is told at once on its own line."""
+    is told at once on its own line. Once a cell has been computed (not found in the cache),
+    the line ends with the time left at the rate cells have been computed so far (``clock``:
+    seconds, :func:`time.monotonic`)."""
 
-    def __init__(self, cells: list[Cell], tell: Callable[[str], None], every: float = 2.0) -> None:
-        self.cells, self.tell, self.every = cells, tell, every
+    def __init__(
+        self,
+        cells: list[Cell],
+        tell: Callable[[str], None],
+        every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cells, self.tell, self.every, self.clock = cells, tell, every, clock
         #: job index -> cell index; the jobs are the cells' conditions in order
         self.cell_of = [i for i, cell in enumerate(cells) for _ in cell.conditions]
         self.waiting = [len(cell.conditions) for cell in cells]
         self.failed: set[int] = set()
         self.done = 0
-        self._last = time.monotonic()
+        self.computed = 0  # cells finished (done or failed) by computing, not from the cache
+        self._began = self._last = clock()
 
     def __call__(self, kind: str, jobs: list[int], error: str | None) -> None:
         """A :data:`scai.experiments.runner.OnEvent`."""
+        if kind == "cached":  # at the start: the time left counts from the first computation
+            self._began = self.clock()
         for job in jobs:
             cell = self.cell_of[job]
             label = self.cells[cell].label()
             if kind == "retry":
                 self.tell(f"cell {label}: {error}; trying it once more")
                 continue
+            finished_before = self.done + len(self.failed)
             if kind == "failed" and cell not in self.failed:
                 self.failed.add(cell)
                 self.tell(
@@ -50,16 +62,33 @@ class Progress:
             self.waiting[cell] -= 1
             if self.waiting[cell] == 0 and cell not in self.failed:
                 self.done += 1
+            if kind != "cached":
+                self.computed += self.done + len(self.failed) - finished_before
         if kind != "retry":
             self.show(force=kind == "cached")
 
     def show(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         finished = self.done + len(self.failed)
         if force or finished == len(self.cells) or now - self._last >= self.every:
             self._last = now
             remaining = len(self.cells) - finished
-            self.tell(f"cells: {self.done} done, {len(self.failed)} failed, {remaining} remaining")
+            line = f"cells: {self.done} done, {len(self.failed)} failed, {remaining} remaining"
+            if remaining and self.computed:
+                left = remaining * (now - self._began) / self.computed
+                line += f", {duration(left)} left at this pace"
+            self.tell(line)
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as a person reads a wait: ``under a minute``, ``about 12 min``, ``about 3 h
+    05 min``."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
 
 
 def sweep_table(
