@@ -62,6 +62,8 @@ def _compute(entry: Entry, settings: Settings, staging: Path | None) -> dict[str
     numbers are process-wide (``pyro.set_rng_seed``), so two conditions computed by threads of
     one process (a Dask worker with several threads) would draw from each other's streams."""
     with _ONE_AT_A_TIME:
+        if staging is not None:
+            (Path(staging) / STARTED).touch()  # not a cache file: store() moves only those
         torch.set_num_threads(1)
         if staging is None:
             with tempfile.TemporaryDirectory(prefix="scai-condition-") as private:
@@ -170,6 +172,15 @@ IN_FLIGHT = 1_000
 #: Pools that may break in a row, none of their jobs finished, before the run stops: a pool
 #: whose workers cannot start would otherwise be made afresh for every job.
 POOL_BREAKS = 3
+
+#: The file a local worker creates in a job's staging folder as it begins the job: when a pool
+#: breaks, only the jobs that began can have killed its worker (the others waited in its queue).
+STARTED = ".started"
+
+#: Times a job may be failed by a broken pool before it began and go straight back to the
+#: queue; then it is a suspect like a job that began (a worker that died as it received a job,
+#: before its first line, never marked it STARTED).
+UNSTARTED_BREAKS = 10
 
 #: ``on_event(kind, job indices, error)``: ``"cached"`` (at the start, every job found in the
 #: cache), ``"done"``, ``"retry"`` (failed, submitted again) or ``"failed"`` (given up).
@@ -333,12 +344,15 @@ def run_jobs(
                 with ctrl_c_deferred() as check:
                     held.append(check)
                     waiting = iter(todo)
-                    # A dead worker fails every job of its pool, not only the one it ran: those
-                    # jobs are suspects, run again one at a time beside the others, and a job
-                    # counts an attempt for a broken pool only if it broke one as the lone
-                    # suspect (so a job that kills its worker fails alone).
+                    # A dead worker fails every job of its pool, not only the one it ran. The
+                    # jobs that had begun (STARTED) are suspects, run again one at a time
+                    # beside the others, and a job counts an attempt for a broken pool only if
+                    # it broke one as the lone suspect (so a job that kills its worker fails
+                    # alone). A job that had not begun goes straight back to the queue
+                    # (up to UNSTARTED_BREAKS times).
                     suspects: collections.deque[Path] = collections.deque()
                     lone: list[Path | None] = [None]  # the suspect in flight
+                    unstarted = collections.Counter()  # breaks that failed a job not begun
 
                     def top_up() -> None:
                         if lone[0] is None and suspects:
@@ -365,7 +379,12 @@ def run_jobs(
                         if broken and source is pool:
                             pool = fresh_pool()  # once: its other jobs go to the new one
                         if broken and not was_lone:
-                            suspects.append(key)
+                            began = (staged[key] / STARTED).exists()
+                            unstarted[key] += not began
+                            if began or unstarted[key] > UNSTARTED_BREAKS:
+                                suspects.append(key)
+                            else:
+                                submit(key)
                         elif finished(key, error):
                             if broken:
                                 suspects.append(key)

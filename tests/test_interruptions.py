@@ -366,56 +366,65 @@ def test_a_pool_that_breaks_again_and_again_stops_the_run(tmp_path, monkeypatch)
     assert len(pools) == runner.POOL_BREAKS + 1
 
 
-def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
-    """One job kills its worker whenever it runs (as an out-of-memory cell would): each time,
-    its pool fails every job it held. Those jobs run again one at a time beside the others, a
-    job is blamed only for a pool it broke as the lone suspect, so the killer fails (after its
-    retry) and every other job finishes; before, the jobs queued beside it failed with it."""
-    import threading
-    import time
-    from concurrent.futures import BrokenExecutor, Executor, Future
+class _KillerPool:
+    """A process pool with one worker (a thread), whose job of condition ``c1`` kills it
+    after it began (as an out-of-memory cell would): the pool then fails every job it holds
+    and refuses new ones (as ProcessPoolExecutor does). ``most_queued``: the most jobs it held
+    at once."""
 
+    def __init__(self) -> None:
+        import threading
+
+        self.jobs: list = []
+        self.broken = False
+        self.most_queued = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.work, daemon=True).start()
+
+    def submit(self, fn, /, *args, **kwargs):
+        from concurrent.futures import BrokenExecutor, Future
+
+        with self.lock:
+            if self.broken:
+                raise BrokenExecutor("the pool is not usable anymore")
+            future = Future()
+            self.jobs.append((future, args))
+            self.most_queued = max(self.most_queued, len(self.jobs))
+            return future
+
+    def work(self) -> None:
+        import time
+        from concurrent.futures import BrokenExecutor
+
+        from scai.experiments import runner
+
+        while True:
+            time.sleep(0.01)  # jobs queue up meanwhile, as behind busy workers
+            with self.lock:
+                if not self.jobs:
+                    continue
+                future, (entry, settings, folder) = self.jobs.pop(0)
+                if entry.condition.name == "c1":
+                    (folder / runner.STARTED).touch()  # as the job begins in _compute
+                    self.broken = True
+                    for job in [(future, None), *self.jobs]:
+                        job[0].set_exception(BrokenExecutor("a worker died"))
+                    return
+            runner._compute(entry, settings, folder)
+            future.set_result(None)
+
+
+def _run_beside_a_killer(tmp_path, monkeypatch, jobs: int):
+    """``run_jobs`` of ``jobs`` quick jobs on :class:`_KillerPool` s, one retry: the outcome,
+    the events told and the pools made."""
     from scai.experiments import runner
 
-    class Pool(Executor):
-        """One worker thread; the job of condition ``c1`` kills it, breaking the pool: every
-        job it holds fails, and it refuses new ones (as ProcessPoolExecutor does)."""
-
-        def __init__(self) -> None:
-            self.jobs: list[tuple[Future, tuple]] = []
-            self.broken = False
-            self.lock = threading.Lock()
-            threading.Thread(target=self.work, daemon=True).start()
-
-        def submit(self, fn, /, *args, **kwargs):
-            with self.lock:
-                if self.broken:
-                    raise BrokenExecutor("the pool is not usable anymore")
-                future = Future()
-                self.jobs.append((future, args))
-                return future
-
-        def work(self) -> None:
-            while True:
-                time.sleep(0.01)  # jobs queue up meanwhile, as behind busy workers
-                with self.lock:
-                    if not self.jobs:
-                        continue
-                    future, (entry, settings, folder) = self.jobs.pop(0)
-                    if entry.condition.name == "c1":
-                        self.broken = True
-                        for job in [(future, None), *self.jobs]:
-                            job[0].set_exception(BrokenExecutor("a worker died"))
-                        return
-                runner._compute(entry, settings, folder)
-                future.set_result(None)
-
-    pools: list[Pool] = []
-    monkeypatch.setattr(runner, "worker_pool", lambda n: pools.append(Pool()) or pools[-1])
+    pools: list[_KillerPool] = []
+    monkeypatch.setattr(runner, "worker_pool", lambda n: pools.append(_KillerPool()) or pools[-1])
     monkeypatch.setattr(runner, "stop_workers", lambda: None)
     events = []
     outcome = runner.run_jobs(
-        _quick_jobs(8),
+        _quick_jobs(jobs),
         tmp_path,
         workers=2,
         progress=False,
@@ -423,6 +432,25 @@ def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
         keep_going=True,
         on_event=lambda kind, at, error: events.append((kind, at)),
     )
+    return outcome, events, pools
+
+
+def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
+    """One job kills its worker whenever it runs: each time, its pool fails every job it
+    held. A job is blamed only for a pool it broke as the lone suspect, so the killer fails
+    (after its retry) and every other job finishes; before, the jobs queued beside it failed
+    with it."""
+    outcome, events, pools = _run_beside_a_killer(tmp_path, monkeypatch, 8)
     assert list(outcome.errors) == [1] and "BrokenExecutor" in outcome.errors[1]
     assert [event for event in events if event[0] != "done"] == [("retry", [1]), ("failed", [1])]
     assert len(list(tmp_path.glob("*.done"))) == 7 and len(pools) >= 3
+
+
+def test_jobs_that_had_not_begun_when_a_pool_broke_are_not_suspects(tmp_path, monkeypatch):
+    """Only a job that began can have killed its worker: the jobs still queued in the broken
+    pool go back to the queue together, and only the killer runs alone. Before, every job of
+    a broken pool was a suspect run one at a time: the new pool never held more than one."""
+    outcome, _, pools = _run_beside_a_killer(tmp_path, monkeypatch, 12)
+    assert list(outcome.errors) == [1]
+    assert len(list(tmp_path.glob("*.done"))) == 11
+    assert pools[1].most_queued >= 10  # the killer (the lone suspect) and the 10 queued jobs
