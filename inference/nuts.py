@@ -5,7 +5,7 @@ A model describes what NUTS samples as a :class:`ChainProblem`: the potential en
 Pyro transforms to constrained space (applied to the draws), a function that maps the draws to
 the model's sites, and an initial inverse mass matrix. Starting points are random (a jittered
 mode, or Pyro's ``init_to_median``), so a chain's problem is built by its :class:`ChainTask`'s
-``setup(*args)`` *after* the chain's seed ``seed * 1000 + chain`` is set: each ``(seed, chain)``
+``setup(*args)`` *after* the chain's seed (:func:`chain_seed`) is set: each ``(seed, chain)``
 then gives the same draws wherever it runs, in this process or in a worker. A problem may bring
 a ``move`` applied after every NUTS iteration (:data:`scai.inference.hmc.Move`; the Gibbs step
 on the clone prototype of :class:`scai.inference.sheets.Sheets`), which draws from a generator
@@ -45,6 +45,7 @@ from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.hmc import StruggleMonitor, sample_nuts, sample_nuts_lockstep
 from scai.inference.progress import progress_bar
 from scai.inference.workers import shutdown_workers, worker_pool
+from scai.models.errors import MAX_SEED
 
 #: ``move(chain, z, rng) -> (z' | None, record)``: a problem's step between NUTS iterations.
 MoveStep = Callable[[int, np.ndarray, np.random.Generator], tuple[np.ndarray | None, np.ndarray]]
@@ -196,8 +197,14 @@ class SamplerWarning(DiagnosticWarning):
 
 
 def chain_seed(seed: int, chain: int) -> int:
-    """The random seed of chain ``chain`` of a fit seeded ``seed``."""
-    return seed * 1000 + chain
+    """The random seed of chain ``chain`` of a fit seeded ``seed``, in ``0..MAX_SEED`` (it
+    reaches ``numpy.random.seed``): ``seed * 1000 + chain`` where that fits (every fit seeded
+    below ~4.3 million), otherwise ``(seed, chain)`` hashed into that range by NumPy's
+    :class:`~numpy.random.SeedSequence` (the experiments' per-condition seeds reach 2**32)."""
+    plain = seed * 1000 + chain
+    if plain <= MAX_SEED:
+        return plain
+    return int(np.random.SeedSequence([seed, chain]).generate_state(1, np.uint32)[0])
 
 
 def move_rng(seed: int, chain: int) -> np.random.Generator:

@@ -245,3 +245,25 @@ def test_chains_in_lockstep_are_the_chains_run_one_after_another():
         torch.testing.assert_close(together.draws[site], alone.draws[site], rtol=0, atol=0)
     for key in ("n_steps", "step_size", "lp"):
         np.testing.assert_array_equal(together.sample_stats[key], alone.sample_stats[key])
+
+
+def test_every_seed_the_command_line_allows_seeds_every_chain():
+    """The experiments hand MCMC per-condition seeds up to 2**32 - 1, and ``seed * 1000 +
+    chain`` overflowed numpy's seed range above ~4.3 million: ``scai run --engine mcmc``
+    always failed. Chain seeds stay in range, distinct per chain, and a small seed's chains
+    keep the seeds (and so the draws) they always had."""
+    from scai.inference.mcmc import fit_mcmc
+    from scai.inference.nuts import chain_seed
+    from scai.models.errors import MAX_SEED
+    from scai.models.layout import GroupData
+
+    assert [chain_seed(7, c) for c in range(3)] == [7000, 7001, 7002]
+    for seed in (4_294_967, 4_294_968, 1_354_000_000, MAX_SEED):
+        seeds = [chain_seed(seed, c) for c in range(4)]
+        assert all(0 <= s <= MAX_SEED for s in seeds) and len(set(seeds)) == 4
+    sim = simulate(Hypothesis(), policy=MIX, users=6, rounds=3, epochs=1, seed=4)
+    data = GroupData.from_table(sim.interactions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        posterior = fit_mcmc(data, Hypothesis(), seed=MAX_SEED, warmup=20, samples=10)
+    assert posterior.draws["pi"].shape[:2] == (2, 10)
