@@ -38,50 +38,94 @@ def _epoch_rows(summary_path: Path, rows: list[tuple]) -> list[str]:
     return lines
 
 
-def comparison_table(out: Path) -> str:
-    """Condition by condition: the original GPT-4 assistant, ours, and the users (offered share
-    %, epochs 1 to 5), from ``out/NAME/summary.csv``."""
-    lines = [
-        "| condition | original GPT-4 assistant (epochs 1-5) | our assistant (epochs 1-5) "
-        "| users, ours (mean over epochs) | users, original |",
-        "|---|---|---|---|---|",
+#: The study's experiments (:data:`scai.experiments.registry.STUDY`) in the table's order.
+TABLE_ORDER = ("alignment", "inconsistency", "generalization")
+
+HEADER = (
+    "| condition | original GPT-4 assistant (epochs 1-5) | our assistant (epochs 1-5) "
+    "| users, ours (mean over epochs) | users, original |\n|---|---|---|---|---|"
+)
+GENERALIZATION_LABEL = "OOD test, selfish on dollars, "
+#: The mixed groups' conditions are named by their share of selfish users (alignment.MIXES).
+MIXED_LABELS = {
+    "mixed 20/80": "mixed 80% altruistic / 20% selfish",
+    "mixed 50/50": "mixed 50 / 50",
+    "mixed 80/20": "mixed 80% selfish / 20% altruistic",
+}
+
+
+def _alignment_rows() -> list[tuple]:
+    return [
+        (MIXED_LABELS.get(cond, f"one norm, {cond}"), cond, gpt, users)
+        for cond, (gpt, users) in ALIGNMENT.items()
     ]
-    names = {
-        "mixed 20/80": "mixed 80% altruistic / 20% selfish",
-        "mixed 50/50": "mixed 50 / 50",
-        "mixed 80/20": "mixed 80% selfish / 20% altruistic",
+
+
+def _inconsistency_rows() -> list[tuple]:
+    return [
+        (f"{group} (inconsistent), stereotyped prior", f"{group} | stereotyped", gpt, users)
+        for group, (gpt, users) in INCONSISTENCY.items()
+    ]
+
+
+def comparison_rows(out: Path) -> dict[str, list[str]]:
+    """Each compared experiment's rows of the table, from ``out/NAME/``; an experiment with no
+    results there has no entry."""
+    rows = {
+        "alignment": _epoch_rows(out / "alignment" / "summary.csv", _alignment_rows()),
+        "inconsistency": _epoch_rows(out / "inconsistency" / "summary.csv", _inconsistency_rows()),
+        "generalization": [],
     }
-    lines += _epoch_rows(
-        out / "alignment" / "summary.csv",
-        [
-            (names.get(cond, f"one norm, {cond}"), cond, gpt, users)
-            for cond, (gpt, users) in ALIGNMENT.items()
-        ],
-    )
-    lines += _epoch_rows(
-        out / "inconsistency" / "summary.csv",
-        [
-            (f"{group} (inconsistent), stereotyped prior", f"{group} | stereotyped", gpt, users)
-            for group, (gpt, users) in INCONSISTENCY.items()
-        ],
-    )
     generalization = out / "generalization" / "test_offers.csv"
     if generalization.exists():
         t = pd.read_csv(generalization)
         for hyp, part in t.groupby("hypothesis", sort=False):
             id_share = part.loc[part.currency == "dollars", "share"].mean()
             ood_share = part.loc[part.currency != "dollars", "share"].mean()
-            lines.append(
-                f"| OOD test, selfish on dollars, `{hyp}`: ID / OOD | "
+            rows["generalization"].append(
+                f"| {GENERALIZATION_LABEL}`{hyp}`: ID / OOD | "
                 f"{GENERALIZATION['in_distribution']} / {GENERALIZATION['out_of_distribution']} "
                 f"| {id_share:.1f} / {ood_share:.1f} | - | {GENERALIZATION['users']} |"
             )
+    return {name: lines for name, lines in rows.items() if lines}
+
+
+def _experiment_of(row: str) -> str | None:
+    """The compared experiment a row of a written table belongs to (by its label)."""
+    label = row.split("|")[1].strip() if row.count("|") > 1 else ""
+    if label in {r[0] for r in _alignment_rows()}:
+        return "alignment"
+    if label in {r[0] for r in _inconsistency_rows()}:
+        return "inconsistency"
+    if label.startswith(GENERALIZATION_LABEL):
+        return "generalization"
+    return None
+
+
+def comparison_table(out: Path, previous: str | None = None) -> str:
+    """Condition by condition: the original GPT-4 assistant, ours, and the users (offered share
+    %, epochs 1 to 5), from ``out/NAME/summary.csv``. Rows of an experiment with no results
+    in ``out`` are taken from ``previous`` (a table written before), if given: a run of one
+    experiment updates only its own rows."""
+    rows = comparison_rows(Path(out))
+    kept: dict[str, list[str]] = {}
+    for line in (previous or "").splitlines():
+        name = _experiment_of(line)
+        if name is not None and name not in rows:
+            kept.setdefault(name, []).append(line)
+    lines = [HEADER]
+    for name in TABLE_ORDER:
+        lines += rows.get(name, kept.get(name, []))
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(out: Path) -> Path:
-    table = comparison_table(Path(out))
-    return write_atomic(Path(out) / "comparison.md", lambda tmp: Path(tmp).write_text(table))
+def write_comparison(out: Path, target: Path | None = None) -> Path:
+    """Write the table of ``out``'s results to ``target`` (default ``out/comparison.md``),
+    keeping the rows ``target`` already holds for experiments with no results in ``out``."""
+    target = Path(target or Path(out) / "comparison.md")
+    previous = target.read_text() if target.exists() else None
+    table = comparison_table(Path(out), previous)
+    return write_atomic(target, lambda tmp: Path(tmp).write_text(table))
 
 
 #: The file beside the figures that records every number the experiments report: the README

@@ -220,3 +220,33 @@ def test_sweep_reuses_the_inconsistency_experiments_own_cells(quick_runs, tmp_pa
         expected[["stereotype_strength", "rationality"]]
     )
     assert got["slowdown"].tolist() == expected["ratio"].tolist()
+
+
+def test_a_run_of_one_experiment_keeps_the_other_rows_of_the_comparison(tmp_path):
+    """The table beside the figures is rewritten from OUT's results: a run of alignment alone
+    replaces alignment's rows and keeps the rows of the other experiments it held (a fresh
+    OUT of one experiment left a table of that experiment's rows only)."""
+    from scai.experiments.original import ALIGNMENT
+    from scai.experiments.report import HEADER, write_comparison
+
+    committed = (Path(__file__).parents[1] / "figures" / "comparison.md").read_text()
+    rows = [
+        {"condition": cond, "agent": agent, "epoch": epoch, "offered_share_mean": 10.0 * epoch}
+        for cond in ALIGNMENT
+        for agent in ("assistant", "users")
+        for epoch in (1, 2)
+    ]
+    (tmp_path / "out" / "alignment").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "out" / "alignment" / "summary.csv", index=False)
+    target = tmp_path / "figures" / "comparison.md"
+    target.parent.mkdir()
+    target.write_text(committed)
+    write_comparison(tmp_path / "out", target)
+    old, new = committed.splitlines(), target.read_text().splitlines()
+    n = len(ALIGNMENT)
+    assert new[:2] == old[:2] == HEADER.splitlines()
+    assert all("| 10.0, 20.0 | 15.0 |" in line for line in new[2 : 2 + n])
+    assert new[2 : 2 + n] != old[2 : 2 + n]
+    assert new[2 + n :] == old[2 + n :] and len(new[2 + n :]) >= 5  # inconsistency, OOD
+    alone = write_comparison(tmp_path / "out").read_text().splitlines()
+    assert alone == new[: 2 + n]  # OUT's own table: its results only

@@ -118,6 +118,9 @@ def test_cli_writes_table_comparison_posteriors_and_figures(quick_run):
     compare = pd.read_csv(outdir / "compare.csv")
     assert set(compare.hypothesis) == {"human_norms", "human_inequity"}
     assert {"elpd_loo", "p_loo", "elpd_diff", "weight", "se"} <= set(compare.columns)
+    # not one of the original study's experiments: no comparison table, none overwritten
+    assert not (figures / "comparison.md").exists()
+    assert not (outdir.parent / "comparison.md").exists()
     numbers = json.loads((figures / "numbers.json").read_text())["human-data"]
     for row in compare.itertuples():  # the README quotes them by hypothesis
         assert numbers[f"{row.hypothesis}: elpd_loo"] == pytest.approx(row.elpd_loo)

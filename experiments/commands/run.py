@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
 import time
 import warnings
@@ -17,7 +16,7 @@ from scai.experiments.commands import command, count, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
-from scai.experiments.registry import EXPERIMENTS, GROUPS, load
+from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
 from scai.experiments.report import record_numbers, write_comparison
 from scai.experiments.shared_data import (
     DATA_DIR_ENV,
@@ -25,7 +24,6 @@ from scai.experiments.shared_data import (
     ORIGINAL_LOGS_DIR,
     shared_file,
 )
-from scai.models.data import write_atomic
 from scai.models.errors import HypothesisError, RunError
 from scai.models.hypotheses import check_name, get_hypothesis
 
@@ -46,7 +44,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "experiment",
         choices=[*EXPERIMENTS, *GROUPS],
-        help="an experiment; 'all' for the original study's three, 'everything' adds human-data",
+        help="an experiment; 'all' for the original study's three, 'everything' for every "
+        "experiment (adds human-data and original-logs)",
     )
     p.add_argument(
         "--out",
@@ -187,10 +186,14 @@ def run_experiment(args: argparse.Namespace) -> int:
             if getattr(result, "report", None):
                 print(result.report)
             record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
-        comparison = write_comparison(args.out)
-        target = figure_dir(args) / comparison.name  # beside the figures: the README quotes it
-        write_atomic(target, lambda tmp: shutil.copyfile(comparison, tmp), suffix=".md")
-    print(f"comparison with the original study: {comparison}")
+        comparison = None
+        if set(names) & set(STUDY):
+            comparison = write_comparison(args.out)
+            # beside the figures too (the README quotes it), with the rows it holds for the
+            # experiments this run did not compute
+            write_comparison(args.out, figure_dir(args) / comparison.name)
+    if comparison is not None:
+        print(f"comparison with the original study: {comparison}")
     return 0
 
 
