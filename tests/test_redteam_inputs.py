@@ -548,3 +548,20 @@ def test_spaces_around_a_csv_value_are_layout(tmp_path):
     assert table.proposer.tolist() == ["u0", "u0"] and table.responder.tolist() == ["u1", "u1"]
     assert table.currency.tolist() == ["dollars"] * 2 and table.accepted.tolist() == [1, 1]
     assert table.proposer_text.tolist() == ["keep  ", "keep"]
+
+
+def test_scai_fit_defaults_are_the_engines_own():
+    """``scai fit`` passes every engine option explicitly, with the defaults of ``fit_mcmc``
+    and ``fit_svi``: the same data and seed fit alike from the shell and from Python (the
+    command line's warmup was 500 where ``fit_mcmc``'s is 300)."""
+    import inspect
+
+    from scai.experiments.commands.fit import ENGINE_OPTIONS
+    from scai.inference.mcmc import fit_mcmc
+    from scai.inference.svi import fit_svi
+
+    function = {"mcmc": fit_mcmc, "svi": fit_svi}
+    parameter = {"chains": "num_chains", "subsample": "subsample_size"}
+    for option, (engine, default) in ENGINE_OPTIONS.items():
+        name = parameter.get(option, option)
+        assert inspect.signature(function[engine]).parameters[name].default == default, option

@@ -24,9 +24,11 @@ from scai.models.data import read_interactions, write_csv_atomic
 from scai.models.errors import DuplicateGamesWarning, RunError
 from scai.models.hypotheses import get_hypothesis
 
-#: The options of one engine: name -> (the engine, its default).
+#: The options of one engine: name -> (the engine, its default: the engine function's own,
+#: ``fit_mcmc``'s or ``fit_svi``'s, so that the command line and Python fit alike; a test
+#: checks they are equal, as importing the engines here would slow every command's start).
 ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
-    "warmup": ("mcmc", 500),
+    "warmup": ("mcmc", 300),
     "chains": ("mcmc", 2),
     "max_steps": ("svi", 3000),
     "guide": ("svi", "normal"),
