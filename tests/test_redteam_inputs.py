@@ -565,3 +565,27 @@ def test_scai_fit_defaults_are_the_engines_own():
     for option, (engine, default) in ENGINE_OPTIONS.items():
         name = parameter.get(option, option)
         assert inspect.signature(function[engine]).parameters[name].default == default, option
+
+
+def test_scai_fit_shows_the_worst_diagnostics_on_one_readable_line():
+    """Per-parameter or per-simulation diagnostics come out as their worst value and whose
+    it is (the largest r-hat and Pareto k, the smallest ESS); short lists whole, long ones as
+    a range; nested entries under their parent's name."""
+    from scai.experiments.commands.fit import diagnostics_line
+
+    line = diagnostics_line(
+        {
+            "r_hat": {"pi[0, fair]": 1.004, "lam[0]": 1.031},
+            "ess_bulk": {"pi[0, fair]": 812.0, "lam[0]": 377.0},
+            "divergences": 2,
+            "bfmi": [1.046, 0.231],
+            "log_evidence": [float(-v) for v in range(20)],
+            "importance": {"pareto_k": {"0": 0.2, "1": 0.83}, "proposal_draws": 2000},
+            "converged": True,
+        }
+    )
+    assert line == (
+        "r_hat max 1.03 (lam[0]), ess_bulk min 377 (lam[0]), divergences 2, "
+        "bfmi [1.046, 0.231], log_evidence -19..0 (20 values), "
+        "importance.pareto_k max 0.83 (1), importance.proposal_draws 2000, converged True"
+    )

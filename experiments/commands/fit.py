@@ -195,10 +195,54 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
-    print("diagnostics:", diag)
+    print(f"diagnostics (every value in posterior.nc): {diagnostics_line(diag)}")
     for w in caught:
         ours = issubclass(w.category, DuplicateGamesWarning)
         if ours or (issubclass(w.category, UserWarning) and "scai" not in str(w.filename)):
             print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
     return 0
+
+
+#: Per-parameter diagnostics where the largest value is the one to read (else the smallest).
+WORST_IS_LARGEST = ("r_hat", "pareto_k")
+
+
+def diagnostics_line(diagnostics: dict, prefix: str = "") -> str:
+    """``diagnostics`` on one line a person can read: of a value per parameter or per
+    simulation, the worst and whose it is (the largest r-hat or Pareto k, the smallest ESS);
+    of a list of numbers, the numbers (their range if more than 4); nested entries with their
+    parent's name."""
+    parts = []
+    for key, value in diagnostics.items():
+        name = f"{prefix}{key}"
+        digits = 2 if key == "r_hat" else None  # as ArviZ's summary shows it
+        if isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
+            pick = max if key in WORST_IS_LARGEST else min
+            worst = pick(value, key=lambda k: value[k])
+            word = "max" if pick is max else "min"
+            parts.append(f"{name} {word} {_number(value[worst], digits)} ({worst})")
+        elif isinstance(value, dict):
+            parts.append(diagnostics_line(value, f"{name}."))
+        elif isinstance(value, list | tuple) and value and all(_is_number(v) for v in value):
+            if len(value) <= 4:
+                shown = "[" + ", ".join(_number(v, digits) for v in value) + "]"
+            else:
+                low, high = _number(min(value), digits), _number(max(value), digits)
+                shown = f"{low}..{high} ({len(value)} values)"
+            parts.append(f"{name} {shown}")
+        else:
+            parts.append(f"{name} {_number(value, digits) if _is_number(value) else value}")
+    return ", ".join(part for part in parts if part)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: float, digits: int | None = None) -> str:
+    if digits is not None:
+        return f"{value:.{digits}f}"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
