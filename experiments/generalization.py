@@ -223,8 +223,15 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
         height=3.3,
         aspect=1.0,
         cut=0,
+        # each half as wide as the others: scaled by area, a posterior pinned to a point (the
+        # shift of dollars, the training currency) left every other posterior half invisible
+        density_norm="width",
     )
     grid.set_axis_labels("currency", "shift of weight on other's payoff")
+    for hypothesis, ax in grid.axes_dict.items():
+        part = shifts[shifts.hypothesis == hypothesis]
+        fixed = bool((part["shift"] == 0).all())  # no currency effect in this hypothesis
+        ax.set_title(f"{hypothesis}" + (": shift fixed at 0" if fixed else ""))
     grid.figure.suptitle("Why: prior vs posterior of the currency effect", y=1.03)
     second = save_figure(grid.figure, fig_dir / "generalization_shift.png", bbox_inches="tight")
     return [first, second]
