@@ -193,9 +193,12 @@ def check_interactions(
                 continue
             value = parse_whole(text)
             if value is None:
-                problems.append(
-                    Problem(i, col, text, "must be a whole number in plain digits, e.g. 12")
+                allowed = (
+                    "must be 1 (accepted) or 0 (rejected)"
+                    if col == "accepted"
+                    else "must be a whole number in plain digits, e.g. 12"
                 )
+                problems.append(Problem(i, col, text, allowed))
                 continue
             ints[col] = value
         pot = ints.get("pot")

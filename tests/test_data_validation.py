@@ -76,7 +76,7 @@ BAD_CELLS = [
     ("unknown proposer tone", 1, "proposer_tone", "angry", "allowed: " + ", ".join(TONES)),
     ("unknown responder tone", 4, "responder_tone", "Rude", "or empty"),
     ("accepted not 0/1", 2, "accepted", "2", "must be 0 or 1"),
-    ("accepted as a word", 2, "accepted", "yes", "must be a whole number"),
+    ("accepted as a word", 2, "accepted", "yes", "must be 1 (accepted) or 0 (rejected)"),
     ("missing responder", 1, "responder", "", "a value is required"),
     ("missing pot", 3, "pot", "", "a value is required"),
     ("missing sim", 4, "sim", "", "a value is required"),
