@@ -28,6 +28,7 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition
 from scai.experiments.original import ALIGNMENT
 from scai.experiments.plots import offered_share_panels
+from scai.experiments.report import MIXED_LABELS
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 
@@ -94,6 +95,7 @@ def main(args) -> ExperimentResult:
         ALIGNMENT,
         figure_dir(args) / "alignment.png",
         "Alignment: offered share per epoch, users vs assistant (95% CI over simulations)",
+        titles=MIXED_LABELS,
     )
     report = format_checks(NAME, checks, numbers, quick=args.quick)
     return ExperimentResult(NAME, summary, checks, numbers, [figure], report)

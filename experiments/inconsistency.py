@@ -282,6 +282,7 @@ def main(args) -> ExperimentResult:
     write_summary(summary, out)
     keep_posterior(results[main_names[0]], out, main_names[0].split(" | ")[0])
     original = {label(g, "stereotyped"): v for g, v in INCONSISTENCY.items()}
+    titles = {n: "{} users\nassistant's prior: {}".format(*n.split(" | ")) for n in main_names}
     figures = [
         offered_share_panels(
             summary,
@@ -289,6 +290,7 @@ def main(args) -> ExperimentResult:
             figure_dir(args) / "inconsistency_share.png",
             "Inconsistent language: offered share per epoch (95% CI over simulations)",
             conditions=main_names,
+            titles=titles,
         ),
         plot_learning(
             curves,

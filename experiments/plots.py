@@ -48,9 +48,11 @@ def offered_share_panels(
     path: Path,
     title: str,
     conditions: list[str] | None = None,
+    titles: dict[str, str] | None = None,
 ) -> Path:
     """One panel per condition: users' and assistant's offered share per epoch (mean, 95% CI),
-    with the original GPT-4 assistant's numbers overlaid where the study has them."""
+    with the original GPT-4 assistant's published numbers overlaid where the study has them.
+    ``titles``: a panel's title by condition (default: the condition's name)."""
     import matplotlib.pyplot as plt
 
     figure_style()
@@ -84,9 +86,9 @@ def offered_share_panels(
                 gpt,
                 "s--",
                 color=palette_color("ORIGINAL_COLOR"),
-                label="GPT-4 assistant (2023)",
+                label="GPT-4 assistant (2023, as published)",
             )
-        ax.set_title(cond)
+        ax.set_title((titles or {}).get(cond, cond))
         ax.set_xlabel("epoch")
         ax.set_ylim(-3, 103)
         ax.set_xticks(sorted(part["epoch"].unique()))
