@@ -49,8 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, _) in load_commands().items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        show_defaults(command)
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """End each option's help with its default where the help does not say it already (flags
+    and options without a default aside)."""
+    for action in parser._actions:
+        default = action.default
+        if (
+            not action.option_strings
+            or not action.help
+            or action.help == argparse.SUPPRESS
+            or "default" in action.help
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+        ):
+            continue
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        action.help += f" (default {shown})".replace("%", "%%")
 
 
 def main(argv: list[str] | None = None) -> int:
