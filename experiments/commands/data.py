@@ -156,5 +156,9 @@ def run_validate(args: argparse.Namespace) -> int:
     for w in caught:
         if issubclass(w.category, DuplicateGamesWarning):
             print(f"warning: {w.message}", file=sys.stderr)
-    print(f"{args.file}: valid ({len(table)} interactions, {table['sim'].nunique()} simulations)")
+    games, sims = len(table), table["sim"].nunique()
+    print(
+        f"{args.file}: valid ({games} interaction{'s' * (games != 1)}, "
+        f"{sims} simulation{'s' * (sims != 1)})"
+    )
     return 0
