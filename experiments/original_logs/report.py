@@ -255,17 +255,27 @@ def write_figures(
     tones = _tones(summary)
     part = summary[summary["tones"] == tones].copy()
     part["experiment"] = part["condition"].str.split("/").str[0]
+    scai_lines = (("real_agents", "C0-o"), (STEREOTYPED, "C1:s"))  # dotted: both show
     for experiment, rows in part.groupby("experiment"):
         conds = sorted(rows["condition"].unique())
-        fig, axes = plt.subplots(2, len(conds), figsize=(3.2 * len(conds), 5.6), squeeze=False)
+        cols = min(3, len(conds))
+        grid_rows = -(-len(conds) // cols)  # each condition: its shares above its beliefs
+        fig, axes = plt.subplots(
+            2 * grid_rows,
+            cols,
+            figsize=(4.2 * cols, 5.0 * grid_rows + 0.8),
+            squeeze=False,
+            sharex=True,
+            gridspec_kw={"height_ratios": [3, 2] * grid_rows},
+        )
         for j, cond in enumerate(conds):
+            row, col = divmod(j, cols)
             here = rows[rows.condition == cond]
-            ax = axes[0, j]
+            ax, ax2 = axes[2 * row, col], axes[2 * row + 1, col]
             for label, agent, hyp, style in (
                 ("users", "users", None, "k-"),
-                ("GPT-4", "gpt4", None, "C3--"),
-                ("scai", "scai", "real_agents", "C0-o"),
-                ("scai, stereotyped", "scai", STEREOTYPED, "C1-s"),
+                ("GPT-4 assistant (its logs)", "gpt4", None, "C3--"),
+                *((f"scai, {h}", "scai", h, st) for h, st in scai_lines),
             ):
                 sel = here[here.agent == agent]
                 if hyp is not None:
@@ -274,24 +284,31 @@ def write_figures(
                     sel = sel.drop_duplicates(["sim", "epoch"])
                 curve = sel.groupby("epoch")["offered_share"].mean()
                 ax.plot(curve.index, curve.to_numpy(), style, label=label, ms=4)
-            ax.set_title(cond.split("/")[1].replace("_", " + "), fontsize=9)
+            ax.set_title(cond.split("/")[1].replace("_", " + "), fontsize=10)
             ax.set_ylim(-3, 103)
-            ax2 = axes[1, j]
-            for hyp, style in (("real_agents", "C0-o"), (STEREOTYPED, "C1-s")):
+            for hyp, style in scai_lines:
                 sel = here[(here.agent == "scai") & (here.hypothesis == hyp)]
                 curve = sel.groupby("epoch")["p_true_norm"].mean()
-                ax2.plot(curve.index, curve.to_numpy(), style, ms=4, label=hyp)
+                ax2.plot(curve.index, curve.to_numpy(), style, ms=4)
             ax2.axhline(0.9, color="grey", ls=":", lw=1)
             ax2.set_ylim(0, 1.02)
-            ax2.set_xlabel("epoch")
-        axes[0, 0].set_ylabel("offered share (% of pot)")
-        axes[1, 0].set_ylabel("scai: P(true norm)")
-        axes[0, 0].legend(fontsize=7)
-        axes[1, 0].legend(fontsize=7)
+            if col == 0:
+                ax.set_ylabel("offered share (%)")
+                ax2.set_ylabel("scai: P(true norm)")
+            if row == grid_rows - 1 or j + cols >= len(conds):
+                ax2.set_xlabel("epoch")
+                ax2.xaxis.set_tick_params(labelbottom=True)
+        for j in range(len(conds), grid_rows * cols):
+            row, col = divmod(j, cols)
+            axes[2 * row, col].set_visible(False)
+            axes[2 * row + 1, col].set_visible(False)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
         fig.suptitle(
-            f"Original study's GPT-4 users ({experiment}): users, GPT-4 and scai ({tones} tones)"
+            f"Original study's GPT-4 users ({experiment}): users, GPT-4 and scai ({tones} tones); "
+            "dotted: P = 0.9"
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.8 / (5.0 * grid_rows + 0.8), 1, 0.97))
         paths.append(save_figure(fig, figures / f"original_logs_{experiment}.png"))
         plt.close(fig)
     return paths
