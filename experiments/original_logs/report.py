@@ -20,6 +20,7 @@ seeing one):
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -321,7 +322,11 @@ def interaction_figure(curves: pd.DataFrame, figures: Path) -> Path:
 
     figure_style()
 
-    fig, axes = plt.subplots(1, len(INCONSISTENT), figsize=(4.2 * len(INCONSISTENT), 3.4))
+    fig, axes = plt.subplots(
+        1, len(INCONSISTENT), figsize=(4.2 * len(INCONSISTENT), 3.4), sharey=True
+    )
+    shown = curves[curves.hypothesis == STEREOTYPED].groupby(["condition", "interactions"])
+    low = float(shown["p_true_norm"].mean().min())  # the axis starts near the lowest mean
     for ax, (cond, counterpart) in zip(axes, INCONSISTENT.items(), strict=True):
         for name, style in ((counterpart, "C0-o"), (cond, "C3-s")):
             rows = curves[(curves.condition == name) & (curves.hypothesis == STEREOTYPED)]
@@ -329,12 +334,15 @@ def interaction_figure(curves: pd.DataFrame, figures: Path) -> Path:
             label = name.split("/")[1].replace("_", " + ")
             ax.plot(mean.index, mean.to_numpy(), style, ms=4, label=label)
         ax.axhline(0.9, color="grey", ls=":", lw=1)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.01)
         ax.set_xlabel("user-user games seen (epoch 1)")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("scai (stereotyped): P(true norm)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("scai: P(true norm)")
     tones = ", ".join(sorted(curves["tones"].unique()))
-    fig.suptitle(f"Original study's GPT-4 users: learning within epoch 1 ({tones} tones)")
+    fig.suptitle(
+        f"Original study's GPT-4 users: scai ({STEREOTYPED}) within epoch 1 ({tones} tones)",
+        fontsize=12,
+    )
     fig.tight_layout()
     path = save_figure(fig, figures / "original_logs_interactions.png")
     plt.close(fig)
