@@ -322,12 +322,13 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     figure_style()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     curves = _split_label(curves)
+    # The stereotyped prior's curves alone: under the neutral prior every group's curve lies
+    # on its consistent counterpart's (the middle panel shows both priors).
     sns.lineplot(
-        curves,
+        curves[curves.hypothesis == "stereotyped"],
         x="interactions",
         y="p_true",
         hue="group",
-        style="hypothesis",
         errorbar=("se", 1.96),  # normal 95% interval: a bootstrap per point takes ~20 s
         ax=axes[0],
     )
@@ -335,8 +336,8 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     axes[0].set_xlim(0, 20)
     axes[0].set_ylabel("posterior probability of the true norm")
     axes[0].set_xlabel("interactions with users")
-    axes[0].set_title("Learning curves (mean, 95% CI)")
-    axes[0].legend(fontsize=7)
+    axes[0].set_title("Learning curves, stereotyped prior (mean, 95% CI)")
+    axes[0].legend(fontsize=8, title="users", title_fontsize=8)
     reach = _split_label(reach)
     # The counts are small integers (4 to 8 at full size): means with intervals show the shift
     # that a box plot of a few values hides.
