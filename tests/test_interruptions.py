@@ -370,7 +370,11 @@ class _KillerPool:
     """A process pool with one worker (a thread), whose job of condition ``c1`` kills it
     after it began (as an out-of-memory cell would): the pool then fails every job it holds
     and refuses new ones (as ProcessPoolExecutor does). ``most_queued``: the most jobs it held
-    at once."""
+    at once. The worker takes a job only once no job has been submitted for ``QUIET`` seconds:
+    the jobs a run submits together are all queued before one runs, however loaded the
+    machine (a test on what a broken pool held depends on it)."""
+
+    QUIET = 0.2
 
     def __init__(self) -> None:
         import threading
@@ -378,10 +382,12 @@ class _KillerPool:
         self.jobs: list = []
         self.broken = False
         self.most_queued = 0
+        self.last_submit = 0.0
         self.lock = threading.Lock()
         threading.Thread(target=self.work, daemon=True).start()
 
     def submit(self, fn, /, *args, **kwargs):
+        import time
         from concurrent.futures import BrokenExecutor, Future
 
         with self.lock:
@@ -390,6 +396,7 @@ class _KillerPool:
             future = Future()
             self.jobs.append((future, args))
             self.most_queued = max(self.most_queued, len(self.jobs))
+            self.last_submit = time.monotonic()
             return future
 
     def work(self) -> None:
@@ -401,7 +408,7 @@ class _KillerPool:
         while True:
             time.sleep(0.01)  # jobs queue up meanwhile, as behind busy workers
             with self.lock:
-                if not self.jobs:
+                if not self.jobs or time.monotonic() - self.last_submit < self.QUIET:
                     continue
                 future, (entry, settings, folder) = self.jobs.pop(0)
                 if entry.condition.name == "c1":
