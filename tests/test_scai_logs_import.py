@@ -283,3 +283,84 @@ def test_a_byte_order_mark_on_the_logs_is_skipped(logs, tmp_path):
     marked = import_logs(logs)
     assert not marked.report.problems
     pd.testing.assert_frame_equal(marked.interactions, clean.interactions)
+
+
+def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypatch):
+    """An epoch file inflated from a few kilobytes to more than MAX_FILE_BYTES (a
+    decompression bomb) is reported as too large and skipped, in an archive and in a folder;
+    the other runs convert. (It was read whole into memory: 12.9 GB for a 4 GB member.)"""
+    import io
+    import tarfile
+
+    from scai.models.scai_logs import sources
+
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 100_000)
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    write_run(root / "1", 1)
+    archive = tmp_path / "bomb.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(tmp_path).as_posix())
+        member = tarfile.TarInfo("logs/2/id_2_run_0.csv")
+        member.size = 300_000
+        tar.addfile(member, io.BytesIO(bytes(member.size)))
+    for source in (archive, root):
+        if source == root:
+            (root / "2").mkdir()
+            (root / "2" / "id_2_run_0.csv").write_bytes(bytes(300_000))
+        result = import_logs(source)
+        (problem,) = [p for p in result.report.problems if p.reason == "too_large"]
+        assert problem.file.endswith("2/id_2_run_0.csv") and "300,000 bytes" in problem.detail
+        assert result.report.converted["runs"] == 2
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        # a YAML alias bomb: nested aliases expand to 10^9 entries if turned into text
+        (
+            lambda t: (
+                "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                + "".join(f"x{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]\n" for k in range(1, 9))
+                + t.replace("manners: rude", "manners: *a8", 1)
+            ),
+            "alias",
+        ),
+        (
+            lambda t: t.replace("manners: rude", "manners: [rude, rude]", 1),
+            "agents.fixed_agents[0].manners: expected a name, got a list of 2 entries",
+        ),
+        (
+            lambda t: t.replace("  flex_agents:\n", "  flex_agents:\n  - x\n", 1),
+            "agents.flex_agents[0]: expected a mapping",
+        ),
+        (
+            lambda t: t.replace("fixed_agent_1-fixed_agent_2-", "fixed_agent_2-fixed_agent_2-", 1),
+            "naming two different configured agents",
+        ),
+        (lambda t: t.replace("  - 40\n", "  - 4000\n", 1), "pots of 1 to 1000 units"),
+        (
+            lambda t: t.replace("fixed_agent_2-apples", "fixed_agent_2-blankets", 1),
+            "the run's currency is 'apples'",
+        ),
+    ],
+    ids=["alias bomb", "manners not a name", "assistant not a mapping", "self-play", "pot", "coin"],
+)
+def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says):
+    """Configurations that converted into tables scai's own validation refuses (a user
+    playing itself, a pot over 1000), that ended in an internal error (an assistant agent that
+    is not a mapping), that used gigabytes (aliases) or that were misread (a game's currency)
+    are each a bad_config problem naming the key."""
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    write_run(root / "1", 1)
+    config = folder / "id_0_config"
+    edited = edit(config.read_text())
+    assert edited != config.read_text()
+    config.write_text(edited)
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "bad_config" and says in problem.detail, problem.detail
+    assert result.report.converted["runs"] == 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from scai.models.game import CURRENCIES
+from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS
 from scai.models.policies import DEFAULT_POLICIES
 
@@ -97,7 +97,9 @@ def is_assistant(agent: str) -> bool:
 
 def normalise(name: object, allowed: tuple[str, ...], key: str) -> str:
     """A policy or manner in scai's spelling, or :class:`ConfigError` naming ``key``."""
-    text = str(name).strip().lower()
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}: expected a name, got {_kind(name)}")
+    text = name.strip().lower()
     text = SPELLINGS.get(text, text)
     if text not in allowed:
         raise ConfigError(f"{key}: unknown value {name!r}; allowed: {', '.join(allowed)}")
@@ -122,19 +124,27 @@ def parse_config(text: str) -> RunConfig:
         raise ConfigError(f"not valid YAML: {err}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise ConfigError("not a YAML mapping")
+    _refuse_aliases(raw)
     env = _get(raw, "env")
     currencies = _get(env, "currencies", "env.")
     if not isinstance(currencies, list) or len(currencies) != 1:
         raise ConfigError(f"env.currencies: expected one currency, got {currencies!r}")
     currency = currency_name(currencies[0])
     pots = _get(env, "amounts_per_run", "env.")
-    if not isinstance(pots, list) or not all(isinstance(p, int) and p > 0 for p in pots):
-        raise ConfigError(f"env.amounts_per_run: expected whole pots, got {pots!r}")
+    if not isinstance(pots, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p <= MAX_POT for p in pots
+    ):
+        raise ConfigError(
+            f"env.amounts_per_run: expected whole pots of 1 to {MAX_POT} units, got {pots!r}"[:300]
+        )
     agents = _get(raw, "agents")
     users = tuple(_user(a, i, currencies[0]) for i, a in enumerate(_get(agents, "fixed_agents")))
     flex = _get(agents, "flex_agents", "agents.")
     if not isinstance(flex, list) or not flex:
         raise ConfigError("agents.flex_agents: expected the assistant's agents")
+    for i, agent in enumerate(flex):
+        if not isinstance(agent, dict):
+            raise ConfigError(f"agents.flex_agents[{i}]: expected a mapping, got {_kind(agent)}")
     manners = {normalise(a.get("manners"), MANNERS, "agents.flex_agents.manners") for a in flex}
     if len(manners) != 1:
         raise ConfigError(f"agents.flex_agents.manners: the assistant's agents differ: {manners}")
@@ -145,7 +155,7 @@ def parse_config(text: str) -> RunConfig:
         for a in flex
     }
     known = {u.name for u in users} | set(starts)
-    games = _games(_get(raw, "interactions"), len(pots), known)
+    games = _games(_get(raw, "interactions"), len(pots), known, currency)
     sim_dir = str(raw.get("sim", {}).get("sim_dir", "")) if isinstance(raw.get("sim"), dict) else ""
     return RunConfig(users, manners.pop(), starts, currency, tuple(pots), games, sim_dir)
 
@@ -170,7 +180,9 @@ def _user(agent: object, index: int, currency: str) -> User:
     )
 
 
-def _games(interactions: object, epochs: int, known: set[str]) -> tuple[tuple[Game, ...], ...]:
+def _games(
+    interactions: object, epochs: int, known: set[str], currency: str
+) -> tuple[tuple[Game, ...], ...]:
     runs = _get(interactions, "runs", "interactions.")
     same = bool(interactions.get("all_same", False)) if isinstance(interactions, dict) else False
     out = []
@@ -179,15 +191,49 @@ def _games(interactions: object, epochs: int, known: set[str]) -> tuple[tuple[Ga
         entries = _get(runs, key, "interactions.runs.")
         games = []
         for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
-            parts = str(entry).split("-", 2)
-            if len(parts) != 3 or not {parts[0], parts[1]} <= known:
+            where = f"interactions.runs.{key}[{i}]"
+            if not isinstance(entry, str):
                 raise ConfigError(
-                    f"interactions.runs.{key}[{i}]: {entry!r} is not 'PROPOSER-DECIDER-currency' "
-                    "naming two configured agents"
+                    f"{where}: expected 'PROPOSER-DECIDER-currency', got {_kind(entry)}"
+                )
+            parts = entry.split("-", 2)
+            if len(parts) != 3 or not {parts[0], parts[1]} <= known or parts[0] == parts[1]:
+                raise ConfigError(
+                    f"{where}: {entry!r} is not 'PROPOSER-DECIDER-currency' naming two "
+                    "different configured agents"
+                )
+            if currency_name(parts[2]) != currency:
+                raise ConfigError(
+                    f"{where}: {entry!r} is played in {parts[2]!r}; the run's currency is "
+                    f"{currency!r} (env.currencies)"
                 )
             games.append(Game(parts[0], parts[1]))
         out.append(tuple(games))
     return tuple(out)
+
+
+def _kind(value: object) -> str:
+    """What a value is, briefly (never the whole of a large structure)."""
+    if isinstance(value, dict | list):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'} of {len(value)} entries"
+    return f"{type(value).__name__} {str(value)[:40]!r}"
+
+
+def _refuse_aliases(raw: object) -> None:
+    """Refuse YAML aliases (``*name``: none of the study's configurations use one): a few
+    nested aliases make a structure of billions of entries from a kilobyte of text, which
+    turning it into text would try to hold in memory. An alias to a list or mapping makes
+    the loaded structure share it, which a walk visiting each one once finds."""
+    seen: set[int] = set()
+    stack = [raw]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in seen:
+            raise ConfigError("a YAML alias (*name) repeats a list or mapping; write it out")
+        seen.add(id(node))
+        stack.extend(node.values() if isinstance(node, dict) else node)
 
 
 def _mixture(names: list[str]) -> str:

@@ -33,6 +33,7 @@ CONVERTED: dict[str, str] = {
 REASONS: dict[str, str] = {
     "unreadable_source": "the source cannot be read",
     "truncated_archive": "the archive ends early; the files after this point are missing",
+    "too_large": "a configuration or epoch file too large to be one (not read)",
     "missing_config": "a run's epoch files have no id_N_config beside them",
     "bad_config": "the configuration cannot be read",
     "missing_epoch": "an epoch the configuration plays has no id_N_run_K.csv",

@@ -9,8 +9,9 @@ extracted to disk; each epoch file is reduced to its messages as it is read
 ``config_history/``) is ignored.
 
 An archive that ends early is reported (``truncated_archive``, naming the last member reached)
-and what was read before it is kept; a source that is neither a folder nor a readable archive
-is a ``ValueError``.
+and what was read before it is kept; a configuration or epoch file larger than
+:data:`MAX_FILE_BYTES` is reported (``too_large``) and not read; a source that is neither a
+folder nor a readable archive is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _EPOCH = re.compile(r"^id_(\d+)_run_(\d+)\.csv$")
 _TRUNCATION = (EOFError, tarfile.ReadError, zlib.error, OSError)
 #: Files inside a folder source that are read as archives.
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+#: The largest configuration or epoch file read (the shared runs' largest is 44 KB): a file
+#: read whole into memory could otherwise be gigabytes inflated from a small archive.
+MAX_FILE_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -107,6 +111,8 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             rel = path.relative_to(source.parent).as_posix()
             if _wanted(path.name):
+                if _too_large(rel, path.stat().st_size, report):
+                    continue
                 yield rel.rsplit("/", 1)[0], path.name, _opener(path)
             elif path.name.endswith(ARCHIVE_SUFFIXES):
                 yield from _archive_files(path, rel, report)
@@ -145,8 +151,10 @@ def _archive_files(
             inside = PurePosixPath(member.name)
             if not (member.isfile() and _wanted(inside.name)):
                 continue
-            data = _member_bytes(archive, member)
             folder = f"{label}:{inside.parent}"
+            if _too_large(f"{folder}/{inside.name}", member.size, report):
+                continue
+            data = _member_bytes(archive, member)
             if data is None:
                 detail = "the archive ends inside this file"
                 report.problem(
@@ -154,6 +162,15 @@ def _archive_files(
                 )
                 return
             yield folder, inside.name, _bytes_opener(data)
+
+
+def _too_large(label: str, size: int, report: ImportReport) -> bool:
+    """Report a file over :data:`MAX_FILE_BYTES` (and say it is to be skipped)."""
+    if size <= MAX_FILE_BYTES:
+        return False
+    detail = f"{size:,} bytes; a configuration or epoch file is at most {MAX_FILE_BYTES:,}"
+    report.problem(LogProblem(label, None, "too_large", detail))
+    return True
 
 
 def _incomplete(path: Path) -> str | None:
