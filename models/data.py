@@ -37,7 +37,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scai.models.errors import DataError, DuplicateGamesWarning, Problem, RunError
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    Problem,
+    RunError,
+    not_a_regular_file,
+)
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import ASSISTANT
@@ -297,6 +303,8 @@ def read_interactions(
     source = str(path)
     if not Path(path).exists():
         raise DataError(source, [Problem(None, None, None, "file does not exist")])
+    if why := not_a_regular_file(path):
+        raise DataError(source, [Problem(None, None, None, why)])
     df = _read_raw(path, source)
     problems = check_interactions(df, currencies)
     if problems:

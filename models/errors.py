@@ -18,10 +18,34 @@ command line prints :meth:`ScaiError.one_line` and exits with code 2.
 from __future__ import annotations
 
 import numbers
+import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Seeds reach ``numpy.random.seed`` (through ``pyro.set_rng_seed``), which takes 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
+
+
+def not_a_regular_file(path: str | Path) -> str | None:
+    """Why ``path``, which exists, cannot be read as a file: a FIFO, socket or device (reading
+    one waits for a writer or never ends) or a folder; ``None`` for a regular file or a path
+    that does not exist (each reader says that in its own words)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a named pipe (FIFO)",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file"
 
 
 class ScaiError(ValueError):

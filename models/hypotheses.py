@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 import torch
 
-from scai.models.errors import HypothesisError
+from scai.models.errors import HypothesisError, not_a_regular_file
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
@@ -480,6 +480,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     (missing, a folder, not UTF-8, not TOML, nested too deeply). A byte-order mark, which
     editors on Windows write and TOML does not allow, is skipped as in a CSV."""
     path = Path(path)
+    if why := not_a_regular_file(path):
+        raise HypothesisError(f"{path}: {why}; give a hypothesis file (TOML)")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:

@@ -13,6 +13,7 @@ refused in seconds, before any work.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -128,6 +129,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     paths["a_folder"] = root / "a_folder"
     (root / "a_file").write_text("not a folder")
     paths["a_file"] = root / "a_file"
+    for name in ("pipe.csv", "pipe.toml"):  # named pipes: reading one waits for a writer
+        os.mkfifo(root / name)
+    paths["pipe"], paths["pipe_toml"] = root / "pipe.csv", root / "pipe.toml"
     (root / "precious").write_text("precious")
     (root / "link.csv").symlink_to(root / "precious")
     paths["link"] = root / "link.csv"
@@ -192,7 +196,7 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("pot non-ASCII digit", "fit --data {pot_arabic_digit} --out {root}/f", ["row 1", "'pot'"]),
     ("duplicate games strict", "fit --data {dup} --out {root}/f --strict", ["row 5", "the same game as row 2"]),
     ("data not UTF-8", "fit --data {latin1} --out {root}/f", ["latin1.csv", "cannot read"]),
-    ("data is a folder", "fit --data {a_folder} --out {root}/f", ["a_folder", "Is a directory"]),
+    ("data is a folder", "fit --data {a_folder} --out {root}/f", ["a_folder", "is a folder"]),
     ("data missing", "fit --data {root}/missing.csv --out {root}/f", ["missing.csv", "does not exist"]),
     ("layout needs 7 TB", "fit --data {hog} --out {root}/f", ["too large for memory", "[1,001 sims x 10,001 users x 10,000 events", "7.2 TB", "split the table"]),
     ("layout above max-memory", "fit --data {good} --out {root}/f --max-memory 1K", ["too large for memory", "1.0 KB"]),
@@ -216,9 +220,19 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("stereotype weight inf", "fit --data {good} --out {root}/f --hypothesis {stereotype_weight}", ["stereotype.selfish.rude", "inf"]),
     ("TOML nested too deeply", "fit --data {good} --out {root}/f --hypothesis {deep}", ["deep.toml", "nested too deeply"]),
     ("TOML not UTF-8", "fit --data {good} --out {root}/f --hypothesis {latin1_toml}", ["latin1.toml", "not UTF-8", "0xe9"]),
-    ("TOML is a folder", "fit --data {good} --out {root}/f --hypothesis {folder_toml}", ["folder.toml", "Is a directory"]),
+    ("TOML is a folder", "fit --data {good} --out {root}/f --hypothesis {folder_toml}", ["folder.toml", "is a folder"]),
     ("TOML missing", "fit --data {good} --out {root}/f --hypothesis {root}/none.toml", ["none.toml", "No such file"]),
     ("unknown preset", "fit --data {good} --out {root}/f --hypothesis nihilist", ["'nihilist'", "allowed: neutral"]),
+    # named pipes, which hung every reader
+    ("table is a pipe", "validate {pipe}", ["pipe.csv", "named pipe (FIFO)"]),
+    ("fit data is a pipe", "fit --data {pipe} --out {root}/f", ["--data", "named pipe"]),
+    ("hypothesis is a pipe", "fit --data {good} --out {root}/f --hypothesis {pipe_toml}", ["pipe.toml", "named pipe"]),
+    ("sweep spec is a pipe", "sweep {pipe_toml} --out {root}/w", ["SPEC.toml", "named pipe"]),
+    ("reader is a pipe", "fit --data {good} --out {root}/f --tones read --reader {pipe}", ["--reader", "named pipe"]),
+    ("logs source is a pipe", "import scai-logs {pipe} --out {root}/l.csv", ["SOURCE", "named pipe"]),
+    # a folder whose permissions allow writing but whose file system does not (checked before
+    # the whole source was read, and then named a temporary file)
+    ("import out in /proc", "import scai-logs {good} --out /proc/x.csv", ["--out", "cannot create files in /proc"]),
 ]  # fmt: skip
 
 
@@ -589,3 +603,23 @@ def test_scai_fit_shows_the_worst_diagnostics_on_one_readable_line():
         "bfmi [1.046, 0.231], log_evidence -19..0 (20 values), "
         "importance.pareto_k max 0.83 (1), importance.proposal_draws 2000, converged True"
     )
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["fit", "--data", "{good}", "--out", ""], "--out"),
+        (["run", "alignment", "--quick", "--out", ""], "--out"),
+        (["import", "scai-logs", "", "--out", "{root}/l.csv"], "SOURCE"),
+        (["import", "scai-logs", "{good}", "--out", ""], "--out"),
+        (["validate", ""], "FILE.csv"),
+    ],
+    ids=["fit out", "run out", "import source", "import out", "validate"],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(files, capsys, argv, option):
+    """An empty path meant the current folder: ``fit --out ''`` wrote there and ``import
+    scai-logs ''`` read all of it, archives included."""
+    with time_limit(CLI_SECONDS):
+        code = main([a.format(**files) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"argument {option}: an empty path" in err, err

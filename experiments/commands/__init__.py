@@ -12,11 +12,12 @@ import argparse
 import importlib
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from scai.models.data import parse_whole
-from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count
+from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count, not_a_regular_file
 from scai.models.hypotheses import PRESETS
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
@@ -69,7 +70,7 @@ def tones_option(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reader",
-        type=Path,
+        type=input_path,
         default=None,
         metavar="FILE.json",
         help="with --tones read: a tone reader written by `scai tone-reader train` (default: the "
@@ -132,9 +133,22 @@ def byte_size(text: str) -> int:
     return max(1, int(float(match[1]) * _UNITS[match[2]]))
 
 
+def input_path(text: str) -> Path:
+    """An argparse ``type``: a file or folder scai reads. An empty path is refused (it would
+    mean the current folder), and so is a named pipe, socket or device (reading one waits for
+    ever); a missing path is left to the command, which says what it expected."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder")
+    if (why := not_a_regular_file(text)) and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {why}")
+    return Path(text)
+
+
 def output_file(text: str) -> Path:
     """An argparse ``type``: a file path scai may create or replace: not a folder or a link,
     in a folder that exists or can be made, and is writable."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file path")
     path = Path(text)
     if path.is_symlink():
         raise argparse.ArgumentTypeError(f"{text}: is a symbolic link; give a file path")
@@ -146,6 +160,8 @@ def output_file(text: str) -> Path:
 
 def output_dir(text: str) -> Path:
     """An argparse ``type``: a folder scai may create or write into."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder")
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
@@ -194,3 +210,10 @@ def _check_writable_folder(folder: Path, text: str) -> None:
         raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing} (permission denied)")
+    try:  # permissions are not all (a read-only or special file system, such as /proc)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"{text}: cannot create files in {existing} ({err.strerror or err})"
+        ) from None

@@ -12,6 +12,7 @@ from scai.experiments.commands import (
     command,
     count,
     hypothesis_option,
+    input_path,
     output_file,
     seed_option,
     strict_option,
@@ -138,7 +139,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, metavar="FILE.csv", help="interaction table to check")
+    p.add_argument("file", type=input_path, metavar="FILE.csv", help="interaction table to check")
     strict_option(p)
 
 

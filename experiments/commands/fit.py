@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 import warnings
-from pathlib import Path
 
 from scai.experiments.commands import (
     apply_tone_options,
@@ -15,6 +14,7 @@ from scai.experiments.commands import (
     command,
     count,
     hypothesis_option,
+    input_path,
     output_dir,
     seed_option,
     strict_option,
@@ -44,7 +44,7 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         required=True,
-        type=Path,
+        type=input_path,
         metavar="FILE.csv",
         help="interaction table to fit (see `scai validate`)",
     )

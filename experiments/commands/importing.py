@@ -7,9 +7,8 @@ Formats: ``scai-logs``, the original Social Contract AI study's GPT-4 logs
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from scai.experiments.commands import check_outputs, command
+from scai.experiments.commands import check_outputs, command, input_path, output_file
 
 #: The formats ``scai import`` reads: name -> help.
 FORMATS: dict[str, str] = {
@@ -25,7 +24,7 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     )
     logs.add_argument(
         "source",
-        type=Path,
+        type=input_path,
         metavar="SOURCE",
         help="a folder (its archives are read too) or a tar archive holding run folders anywhere "
         "inside",
@@ -33,7 +32,7 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     logs.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=output_file,
         metavar="FILE.csv",
         help="the interaction table (with the messages as written); beside it FILE.users.csv, "
         "FILE.gpt4.csv, FILE.runs.csv and the parse report FILE.report.md",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from scai.experiments.cache import CacheWarning
-from scai.experiments.commands import command, count, output_dir, seed_option
+from scai.experiments.commands import command, count, input_path, output_dir, seed_option
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
@@ -105,7 +105,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--data",
-        type=Path,
+        type=input_path,
         default=None,
         metavar="PATH|synthetic",
         help=f"human-data: the data file (default: {HUMAN_DATA_FILE} in --data-dir), or "
@@ -114,7 +114,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--data-dir",
-        type=Path,
+        type=input_path,
         default=None,
         metavar="DIR",
         help=f"the folder holding the data scai does not ship ({HUMAN_DATA_FILE}, "
@@ -122,7 +122,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--logs",
-        type=Path,
+        type=input_path,
         default=None,
         metavar="SOURCE",
         help=f"original-logs: the original study's logs, a folder or .tgz (default: "

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from scai.experiments.commands import command, count, output_dir
+from scai.experiments.commands import command, count, input_path, output_dir
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.locking import LOCK_NAME, locked
 
@@ -19,7 +18,7 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "spec",
-        type=Path,
+        type=input_path,
         metavar="SPEC.toml",
         help="the sweep: base condition, axes (any of "
         f"{', '.join(AXES)}), measure ({', '.join(MEASURES)}); see "

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from scai.experiments.commands import command, count, output_file, seed_option
+from scai.experiments.commands import command, count, input_path, output_file, seed_option
 
 _SCHEMES = ("runs", "conditions", "both")
 
@@ -27,7 +26,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--logs",
         required=True,
-        type=Path,
+        type=input_path,
         metavar="SOURCE",
         help="the original study's logs (a folder or .tgz, read in place) or a table written by "
         "`scai import scai-logs` (FILE.csv with FILE.users.csv and FILE.runs.csv beside it)",

@@ -40,7 +40,7 @@ from typing import Any
 
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.conditions import HYPOTHESIS_SETTINGS, SCHEDULES
-from scai.models.errors import MAX_SEED, RunError
+from scai.models.errors import MAX_SEED, RunError, not_a_regular_file
 from scai.models.hypotheses import BOUNDS, PRESETS
 from scai.models.language import MANNERS
 
@@ -120,6 +120,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; a :class:`RunError` names the file, key, value and what is
     allowed."""
     path = Path(path)
+    if why := not_a_regular_file(path):
+        raise RunError(f"{path}: {why}; give a sweep file (TOML)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from scai.models.data import write_atomic
-from scai.models.errors import DataError, Problem
+from scai.models.errors import DataError, Problem, not_a_regular_file
 from scai.models.tone_reader.interface import check_reader
 from scai.models.tone_reader.linear import LinearToneReader
 from scai.models.tone_reader.text import FeatureSettings
@@ -147,6 +147,8 @@ def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
 def load_reader(path: str | Path) -> LinearToneReader:
     """A reader saved by :func:`save_reader`."""
     path = Path(path)
+    if why := not_a_regular_file(path):
+        raise DataError(str(path), [Problem(None, None, None, why)])
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
