@@ -302,6 +302,12 @@ def fit_svi(
             "(no clone_prior)"
         )
     S = data.shape[0]
+    if subsample_size is not None and subsample_size > data.shape[1]:
+        raise EngineError(
+            f"subsample_size={subsample_size}: a minibatch is drawn from each simulation's "
+            f"users; allowed: at most {data.shape[1]}, the users of a simulation here (or no "
+            "subsample_size: every user at every step)"
+        )
 
     def model(subsample=None):
         return social_contract_model(data, hypothesis, subsample_size=subsample)

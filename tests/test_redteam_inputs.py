@@ -371,6 +371,7 @@ API_CASES: list[tuple[str, Callable, type, list[str]]] = [
     ("duplicated columns", lambda t: validate_frame(pd.concat([t, t["sim"]], axis=1)), DataError, ["'sim'", "more than once"]),
     ("strict duplicates", lambda t: fit(pd.concat([t, t.iloc[[0]]]), strict=True), DataError, ["row 5", "the same game as row 1"]),
     ("layout over max_memory", lambda t: fit(t, max_memory=100), DataError, ["too large for memory", "100 B"]),
+    ("no user acts", lambda t: fit(t.assign(proposer="", responder="assistant")), DataError, ["no user acts in any of the", "nothing to fit"]),
     ("Hypothesis rationality 1e308", lambda t: Hypothesis(rationality=1e308), HypothesisError, ["rationality", "1e+308"]),
     ("Hypothesis w 1e308", lambda t: Hypothesis(policies=(PolicyType("x", w=1e308),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.w", "1e+308"]),
     ("Hypothesis alpha 1e300", lambda t: Hypothesis(policies=(PolicyType("x", alpha=1e300),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.alpha"]),
@@ -623,3 +624,11 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(files, capsys
         code = main([a.format(**files) for a in argv])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"argument {option}: an empty path" in err, err
+
+
+def test_an_svi_minibatch_larger_than_a_simulation_is_refused(table):
+    """A minibatch of more users than a simulation has leaked Pyro's 'subsample_size does not
+    match len(subsample)' with its trace shapes."""
+    users = len(set(table.proposer) | set(table.responder))
+    with time_limit(API_SECONDS), pytest.raises(EngineError, match=f"at most {users}"):
+        fit(table, engine="svi", subsample_size=users + 1)
