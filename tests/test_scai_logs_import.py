@@ -364,3 +364,15 @@ def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says)
     (problem,) = result.report.problems
     assert problem.reason == "bad_config" and says in problem.detail, problem.detail
     assert result.report.converted["runs"] == 1
+
+
+def test_a_bad_archive_in_a_folder_is_reported_and_the_rest_converts(tmp_path):
+    """One file with an archive's name that is not an archive stopped the import of the
+    whole folder; it is now one problem, and the folder's runs convert."""
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    (root / "junk.tgz").write_text("not an archive")
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "unreadable_source" and problem.file.endswith("junk.tgz")
+    assert result.report.converted["runs"] == 1

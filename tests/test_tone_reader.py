@@ -453,3 +453,15 @@ def test_logs_with_no_game_are_named_not_the_folds(tmp_path, capsys):
     assert main(argv) == 2
     assert "no game converted" in capsys.readouterr().err
     assert not list(out.rglob("logs*.csv"))
+
+
+def test_logs_of_one_run_say_more_runs_are_needed(tmp_path, capsys):
+    """Logs of a single run have no run to hold out: the error said 'folds: must be from 2 to
+    the number of groups (1), got 2', a range with nothing in it."""
+    from scai_logs_fixture import write_run
+
+    write_run(tmp_path / "logs" / "0", 0)
+    logs, out = str(tmp_path / "logs"), str(tmp_path / "r.json")
+    assert main(["tone-reader", "train", "--logs", logs, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 groups" in err and "give logs of more runs" in err, err

@@ -116,7 +116,10 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
                     continue
                 yield rel.rsplit("/", 1)[0], path.name, _opener(path)
             elif path.name.endswith(ARCHIVE_SUFFIXES):
-                yield from _archive_files(path, rel, report)
+                try:  # one bad archive in a folder is reported; the folder's other runs count
+                    yield from _archive_files(path, rel, report)
+                except ValueError as err:
+                    report.problem(LogProblem(rel, None, "unreadable_source", str(err)))
         return
     if not source.exists():
         raise ValueError(f"{source}: no such folder or archive")

@@ -41,6 +41,11 @@ def assign_folds(groups: pd.Series, folds: int, seed: int = 0) -> np.ndarray:
     """The fold of each message: its group's, groups dealt at random into ``folds`` folds
     (as even as the number of groups allows)."""
     names = np.array(sorted(set(groups)), dtype=object)
+    if len(names) < 2:
+        raise ValueError(
+            f"held-out accuracy needs messages from at least 2 groups (runs or conditions) to "
+            f"hold out in turn; these come from {len(names)}: give logs of more runs"
+        )
     if not 2 <= folds <= len(names):
         raise ValueError(
             f"folds: must be from 2 to the number of groups ({len(names)}), got {folds}"
