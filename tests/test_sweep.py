@@ -387,3 +387,48 @@ def test_progress_tells_the_time_left_at_the_pace_of_computed_cells(tmp_path):
         "about 1 h 00 min",
         "about 3 h 05 min",
     ]
+
+
+@pytest.mark.parametrize(
+    ("speaks", "named"),
+    [
+        (b"", "no Dask scheduler answered within 3 s"),  # an HTTP server: waited for good
+        (b"SSH-2.0-OpenSSH_8.9p1\r\n" * 4, "not a Dask scheduler"),  # was 'out of memory'
+    ],
+    ids=["silent", "speaks first"],
+)
+def test_a_service_that_is_not_a_dask_scheduler_is_named(
+    tmp_path, capsys, monkeypatch, speaks, named
+):
+    """A scheduler address where another service listens: one that accepts and never answers
+    held the sweep past Dask's connect timeout (over 150 s), one that speaks first made Dask
+    allocate exabytes (reported as 'out of memory'). Each is now the option's one line."""
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("distributed")
+    from scai.experiments.sweep import backends
+
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(backends, "HANDSHAKE_GRACE", 1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve() -> None:
+        while True:
+            connection, _ = server.accept()
+            accepted.append(connection)  # kept open, as the service would
+            if speaks:
+                connection.sendall(speaks)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    with time_limit(30):
+        code = sweep(
+            write_spec(tmp_path), tmp_path / "out", "--backend", "dask", "--scheduler", address
+        )
+    assert code == 2 and time.monotonic() - start < 20
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from scai.models.errors import RunError
 BACKENDS = ("local", "dask")
 #: Seconds to wait for a scheduler to answer and for its first worker.
 CONNECT_TIMEOUT = 30.0
+#: Seconds beyond CONNECT_TIMEOUT that connecting may take as a whole (Dask's timeout covers
+#: the TCP connection, not the handshake after it).
+HANDSHAKE_GRACE = 10.0
 
 
 @dataclass
@@ -108,7 +112,7 @@ def open_backend(
                 client = stack.enter_context(Client(cluster))
             else:
                 try:
-                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                    client = stack.enter_context(_connect(Client, scheduler))
                 except (OSError, TimeoutError, ValueError, TypeError) as err:
                     # (TypeError: a tls:// address without a security context, a ucx:// one
                     # without UCX: Dask's comms fail so for an address they cannot use)
@@ -121,6 +125,39 @@ def open_backend(
             return started[0]
 
         yield Backend(start, None, where)
+
+
+def _connect(client_class, scheduler: str):
+    """``Client(scheduler)`` under a deadline of ``CONNECT_TIMEOUT + HANDSHAKE_GRACE`` s. Dask's
+    own timeout covers the TCP connection, not the handshake: a service that accepts and never
+    answers (an HTTP server) held the sweep for good, and one that speaks first (an SSH server)
+    made Dask read a frame length of exabytes and fail with MemoryError. The connecting thread
+    is a daemon: one still waiting when the sweep gives up does not keep the program alive."""
+    outcome: dict[str, object] = {}
+
+    def connect() -> None:
+        try:
+            outcome["client"] = client_class(scheduler, timeout=CONNECT_TIMEOUT)
+        except BaseException as err:  # handed to the caller below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=connect, name="scai-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + HANDSHAKE_GRACE)
+    if thread.is_alive():
+        raise RunError(
+            f"--scheduler {scheduler}: something accepted the connection but no Dask scheduler "
+            f"answered within {CONNECT_TIMEOUT + HANDSHAKE_GRACE:g} s; is it a Dask scheduler's "
+            "address (usually port 8786)?"
+        )
+    error = outcome.get("error")
+    if isinstance(error, MemoryError):
+        raise RunError(
+            f"--scheduler {scheduler}: not a Dask scheduler (what it sent is not Dask's protocol)"
+        )
+    if error is not None:
+        raise error
+    return outcome["client"]
 
 
 def _check_workers(client, where: str) -> None:
