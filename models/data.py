@@ -237,6 +237,20 @@ def check_interactions(
             problems.append(
                 Problem(i, "responder", row["responder"], "must differ from the proposer")
             )
+        for col in ("proposer", "responder"):  # 'Assistant' would be scored as a user
+            if row[col] != ASSISTANT and row[col].strip().lower() == ASSISTANT:
+                problems.append(
+                    Problem(i, col, row[col], f"the assistant is written {ASSISTANT!r} exactly")
+                )
+        if row["proposer"] == "" and row["proposer_tone"] != "":
+            problems.append(
+                Problem(
+                    i,
+                    "proposer_tone",
+                    row["proposer_tone"],
+                    "must be empty when the proposer is unknown (no one to attribute it to)",
+                )
+            )
     return problems
 
 

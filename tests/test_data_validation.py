@@ -85,6 +85,9 @@ BAD_CELLS = [
     ("missing currency", 1, "currency", "", "a value is required"),
     ("negative epoch", 1, "epoch", "-1", "must be >= 0"),
     ("playing oneself", 1, "responder", "u0", "must differ from the proposer"),
+    ("assistant capitalised", 1, "responder", "Assistant", "is written 'assistant' exactly"),
+    ("assistant in capitals", 2, "proposer", "ASSISTANT", "is written 'assistant' exactly"),
+    ("tone of no proposer", 3, "proposer_tone", "rude", "empty when the proposer is unknown"),
 ]
 
 
