@@ -42,6 +42,7 @@ from scai.models.errors import (
     DuplicateGamesWarning,
     Problem,
     RunError,
+    UnusedColumnsWarning,
     not_a_regular_file,
 )
 from scai.models.game import CURRENCIES, MAX_POT
@@ -325,6 +326,15 @@ def read_interactions(
         raise DataError(source, problems)
     table = _typed_interactions(df)
     _check_duplicates(table, source, strict)
+    unused = [c for c in df.columns if c not in (*INTERACTION_COLUMNS, *TEXT_COLUMNS)]
+    if unused:
+        warnings.warn(
+            UnusedColumnsWarning(
+                f"{source}: column(s) {', '.join(map(repr, unused))} not read by scai "
+                f"(ignored); its optional columns are {', '.join(TEXT_COLUMNS)}"
+            ),
+            stacklevel=2,
+        )
     return table
 
 

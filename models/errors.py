@@ -104,9 +104,19 @@ class RunError(ScaiError):
     path; the message names the option, the value and what is allowed."""
 
 
-class DuplicateGamesWarning(UserWarning):
+class TableWarning(UserWarning):
+    """Something an interaction table holds that scai accepts but that may not be what was
+    meant; the command line shows each on one line."""
+
+
+class DuplicateGamesWarning(TableWarning):
     """An interaction table holds identical rows: each counts as a separate game. Under
     ``strict=True`` (``--strict``) they are a :class:`DataError` instead."""
+
+
+class UnusedColumnsWarning(TableWarning):
+    """An interaction file has columns scai does not read (a misspelt optional column such as
+    ``responder_txt`` would otherwise be dropped without a word)."""
 
 
 def check_count(

@@ -384,3 +384,15 @@ def test_in_memory_text_must_be_strings():
 def read_interactions_frame() -> pd.DataFrame:
     rows = [r.split(",") for r in VALID_ROWS]
     return pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS), dtype=object)
+
+
+def test_a_column_scai_does_not_read_is_named(tmp_path, capsys):
+    """A misspelt optional column (``responder_txt``) was dropped without a word: the table is
+    still valid, and a warning names the column and the optional ones scai reads."""
+    rows = [f"{row},hello" for row in VALID_ROWS]
+    path = write(tmp_path, rows, header=HEADER + ",responder_txt")
+    code, out, err = validate(path, capsys)
+    assert code == 0 and "valid" in out
+    assert "'responder_txt' not read by scai" in err and "responder_text" in err
+    code, out, err = validate(write(tmp_path, VALID_ROWS, name="plain.csv"), capsys)
+    assert code == 0 and err == ""

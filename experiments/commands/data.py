@@ -24,7 +24,7 @@ from scai.models.data import (
     write_atomic,
     write_csv_atomic,
 )
-from scai.models.errors import DuplicateGamesWarning, RunError
+from scai.models.errors import RunError, TableWarning
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
@@ -149,13 +149,13 @@ def run_validate(args: argparse.Namespace) -> int:
     every problem for an invalid one."""
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DuplicateGamesWarning)
+            warnings.simplefilter("always", TableWarning)
             table = read_interactions(args.file, strict=args.strict)
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
     for w in caught:
-        if issubclass(w.category, DuplicateGamesWarning):
+        if issubclass(w.category, TableWarning):
             print(f"warning: {w.message}", file=sys.stderr)
     games, sims = len(table), table["sim"].nunique()
     print(

@@ -21,7 +21,7 @@ from scai.experiments.commands import (
     tones_option,
 )
 from scai.models.data import read_interactions, write_csv_atomic
-from scai.models.errors import DuplicateGamesWarning, RunError
+from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
 
 #: The options of one engine: name -> (the engine, its default: the engine function's own,
@@ -197,7 +197,7 @@ def run_fit(args: argparse.Namespace) -> int:
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
     print(f"diagnostics (every value in posterior.nc): {diagnostics_line(diag)}")
     for w in caught:
-        ours = issubclass(w.category, DuplicateGamesWarning)
+        ours = issubclass(w.category, TableWarning)
         if ours or (issubclass(w.category, UserWarning) and "scai" not in str(w.filename)):
             print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
