@@ -229,6 +229,7 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
         )
     ax3.set_yticks(np.arange(len(params)), params)
     ax3.set_xscale("log")
+    ax3.set_xlabel("value (log scale; each row in its own units)")
     ax3.set_title("Role-level parameters (median, 95% interval)")
     ax3.invert_yaxis()
     fig.suptitle("Responders vs third-party punishers (inequity-aversion model)")
