@@ -301,9 +301,11 @@ def run_jobs(
             tell_now("failed", at, message)
             return False
 
-        def fresh_pool() -> Executor:
+        def fresh_pool(blamed: bool = False) -> Executor:
+            """A new pool for a broken one. ``blamed``: a job that ran alone broke it (a job
+            that fails, not workers that cannot start: not counted in POOL_BREAKS)."""
             nonlocal breaks
-            breaks += 1
+            breaks += not blamed
             if breaks > POOL_BREAKS:
                 raise RuntimeError(
                     f"the worker pool broke {breaks} times in a row with no condition "
@@ -345,19 +347,27 @@ def run_jobs(
                     held.append(check)
                     waiting = iter(todo)
                     # A dead worker fails every job of its pool, not only the one it ran. The
-                    # jobs that had begun (STARTED) are suspects, run again one at a time
-                    # beside the others, and a job counts an attempt for a broken pool only if
-                    # it broke one as the lone suspect (so a job that kills its worker fails
-                    # alone). A job that had not begun goes straight back to the queue
-                    # (up to UNSTARTED_BREAKS times).
+                    # jobs that had begun (STARTED) are suspects: each runs again alone, once
+                    # the pool has no other job, and nothing else is submitted meanwhile, so a
+                    # pool that breaks then was broken by it, and only then does a job count
+                    # an attempt for a broken pool (a job that kills its worker fails alone).
+                    # Jobs that had not begun wait in `again` (and are suspects too after
+                    # UNSTARTED_BREAKS such breaks: a worker that died as it received one).
                     suspects: collections.deque[Path] = collections.deque()
-                    lone: list[Path | None] = [None]  # the suspect in flight
+                    again: collections.deque[Path] = collections.deque()  # to submit again
+                    lone: list[Path | None] = [None]  # the suspect in flight, alone
                     unstarted = collections.Counter()  # breaks that failed a job not begun
 
                     def top_up() -> None:
-                        if lone[0] is None and suspects:
-                            lone[0] = suspects.popleft()
-                            submit(lone[0])
+                        if lone[0] is not None:
+                            return
+                        if suspects:
+                            if not futures:
+                                lone[0] = suspects.popleft()
+                                submit(lone[0])
+                            return
+                        while again and len(futures) < IN_FLIGHT:
+                            submit(again.popleft())
                         for key in itertools.islice(waiting, max(0, IN_FLIGHT - len(futures))):
                             submit(key)
                             check()
@@ -376,20 +386,17 @@ def run_jobs(
                         if was_lone:
                             lone[0] = None
                         broken = isinstance(error, BrokenExecutor) and not remote
-                        if broken and source is pool:
-                            pool = fresh_pool()  # once: its other jobs go to the new one
+                        if broken and source is pool:  # once: its other jobs go to the new one
+                            pool = fresh_pool(blamed=was_lone)
                         if broken and not was_lone:
                             began = (staged[key] / STARTED).exists()
                             unstarted[key] += not began
                             if began or unstarted[key] > UNSTARTED_BREAKS:
                                 suspects.append(key)
                             else:
-                                submit(key)
+                                again.append(key)
                         elif finished(key, error):
-                            if broken:
-                                suspects.append(key)
-                            else:
-                                submit(key)
+                            (suspects if broken else again).append(key)
                         top_up()
         except KeyboardInterrupt:
             # Kill the workers at once; their pool fails the tasks they ran and cancels the

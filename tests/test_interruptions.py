@@ -152,8 +152,16 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
         for pid in started:  # a failing test leaves nothing running (by id)
             kill_leftovers(in_session(pid))
     assert process.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    line = err.strip()
+    # A SIGKILL in step 3 between moving a condition's files into place and writing its
+    # manifest makes this run warn once that it recomputes that condition (the behaviour the
+    # end of this test checks); every other line is the interruption's one line.
+    lines = [
+        line
+        for line in err.strip().splitlines()
+        if not (line.startswith("scai run: warning: cache: ") and "has no manifest" in line)
+    ]
+    assert "Traceback" not in err and len(lines) == 1, err
+    line = lines[0]
     cache = out / EXPERIMENT / "cache"
     if "conditions finished" in line:  # interrupted in the condition loop (the usual case)
         assert line == (
@@ -367,24 +375,29 @@ def test_a_pool_that_breaks_again_and_again_stops_the_run(tmp_path, monkeypatch)
 
 
 class _KillerPool:
-    """A process pool with one worker (a thread), whose job of condition ``c1`` kills it
-    after it began (as an out-of-memory cell would): the pool then fails every job it holds
-    and refuses new ones (as ProcessPoolExecutor does). ``most_queued``: the most jobs it held
-    at once. The worker takes a job only once no job has been submitted for ``QUIET`` seconds:
+    """A process pool of ``workers`` workers (threads) in which a job of a condition in
+    ``killers`` kills its worker once it began (as an out-of-memory cell would): the pool then
+    fails every job it holds, queued or running, and refuses new ones (as ProcessPoolExecutor
+    does). ``most_queued``: the most jobs it held at once; ``held``: every set of jobs it held
+    at once. A worker takes a job only once no job has been submitted for ``QUIET`` seconds:
     the jobs a run submits together are all queued before one runs, however loaded the
     machine (a test on what a broken pool held depends on it)."""
 
     QUIET = 0.2
 
-    def __init__(self) -> None:
+    def __init__(self, killers=("c1",), workers: int = 1) -> None:
         import threading
 
+        self.killers = set(killers)
         self.jobs: list = []
+        self.running: list = []
         self.broken = False
         self.most_queued = 0
+        self.held: list[set[str]] = []
         self.last_submit = 0.0
         self.lock = threading.Lock()
-        threading.Thread(target=self.work, daemon=True).start()
+        for _ in range(workers):
+            threading.Thread(target=self.work, daemon=True).start()
 
     def submit(self, fn, /, *args, **kwargs):
         import time
@@ -395,7 +408,9 @@ class _KillerPool:
                 raise BrokenExecutor("the pool is not usable anymore")
             future = Future()
             self.jobs.append((future, args))
-            self.most_queued = max(self.most_queued, len(self.jobs))
+            self.most_queued = max(self.most_queued, len(self.jobs) + len(self.running))
+            names = [a[0].condition.name for _, a in [*self.jobs, *self.running]]
+            self.held.append(set(names))
             self.last_submit = time.monotonic()
             return future
 
@@ -408,34 +423,48 @@ class _KillerPool:
         while True:
             time.sleep(0.01)  # jobs queue up meanwhile, as behind busy workers
             with self.lock:
+                if self.broken:
+                    return
                 if not self.jobs or time.monotonic() - self.last_submit < self.QUIET:
                     continue
-                future, (entry, settings, folder) = self.jobs.pop(0)
-                if entry.condition.name == "c1":
-                    (folder / runner.STARTED).touch()  # as the job begins in _compute
+                job = self.jobs.pop(0)
+                future, (entry, settings, folder) = job
+                (folder / runner.STARTED).touch()  # as the job begins in _compute
+                if entry.condition.name in self.killers:
                     self.broken = True
-                    for job in [(future, None), *self.jobs]:
-                        job[0].set_exception(BrokenExecutor("a worker died"))
+                    for other, _ in [job, *self.running, *self.jobs]:
+                        if not other.done():
+                            other.set_exception(BrokenExecutor("a worker died"))
                     return
+                self.running.append(job)
             runner._compute(entry, settings, folder)
-            future.set_result(None)
+            with self.lock:
+                if job in self.running:
+                    self.running.remove(job)
+                if not future.done():  # not failed meanwhile by a dying worker
+                    future.set_result(None)
 
 
-def _run_beside_a_killer(tmp_path, monkeypatch, jobs: int):
-    """``run_jobs`` of ``jobs`` quick jobs on :class:`_KillerPool` s, one retry: the outcome,
-    the events told and the pools made."""
+def _run_beside_killers(tmp_path, monkeypatch, jobs: int, killers=("c1",), workers=1, retries=1):
+    """``run_jobs`` of ``jobs`` quick jobs on :class:`_KillerPool` s, ``keep_going``: the
+    outcome, the events told and the pools made."""
     from scai.experiments import runner
 
     pools: list[_KillerPool] = []
-    monkeypatch.setattr(runner, "worker_pool", lambda n: pools.append(_KillerPool()) or pools[-1])
+
+    def make(n: int) -> _KillerPool:
+        pools.append(_KillerPool(killers, workers))
+        return pools[-1]
+
+    monkeypatch.setattr(runner, "worker_pool", make)
     monkeypatch.setattr(runner, "stop_workers", lambda: None)
     events = []
     outcome = runner.run_jobs(
         _quick_jobs(jobs),
         tmp_path,
-        workers=2,
+        workers=2,  # a pool (the fake's own threads: `workers`)
         progress=False,
-        retries=1,
+        retries=retries,
         keep_going=True,
         on_event=lambda kind, at, error: events.append((kind, at)),
     )
@@ -444,20 +473,36 @@ def _run_beside_a_killer(tmp_path, monkeypatch, jobs: int):
 
 def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
     """One job kills its worker whenever it runs: each time, its pool fails every job it
-    held. A job is blamed only for a pool it broke as the lone suspect, so the killer fails
-    (after its retry) and every other job finishes; before, the jobs queued beside it failed
-    with it."""
-    outcome, events, pools = _run_beside_a_killer(tmp_path, monkeypatch, 8)
+    held. A job is blamed only for a pool it broke running alone, so the killer fails (after
+    its retry) and every other job finishes; before, the jobs queued beside it failed with
+    it."""
+    outcome, events, pools = _run_beside_killers(tmp_path, monkeypatch, 8)
     assert list(outcome.errors) == [1] and "BrokenExecutor" in outcome.errors[1]
     assert [event for event in events if event[0] != "done"] == [("retry", [1]), ("failed", [1])]
     assert len(list(tmp_path.glob("*.done"))) == 7 and len(pools) >= 3
 
 
 def test_jobs_that_had_not_begun_when_a_pool_broke_are_not_suspects(tmp_path, monkeypatch):
-    """Only a job that began can have killed its worker: the jobs still queued in the broken
-    pool go back to the queue together, and only the killer runs alone. Before, every job of
-    a broken pool was a suspect run one at a time: the new pool never held more than one."""
-    outcome, _, pools = _run_beside_a_killer(tmp_path, monkeypatch, 12)
+    """Only a job that began can have killed its worker: the killer runs alone, and the jobs
+    still queued in the broken pool go back together. Before, every job of a broken pool was
+    a suspect run one at a time: no later pool held more than one."""
+    outcome, _, pools = _run_beside_killers(tmp_path, monkeypatch, 12)
     assert list(outcome.errors) == [1]
     assert len(list(tmp_path.glob("*.done"))) == 11
-    assert pools[1].most_queued >= 10  # the killer (the lone suspect) and the 10 queued jobs
+    assert max(pool.most_queued for pool in pools[1:]) >= 10  # the 10 jobs queued behind c1
+    for pool in pools[1:]:  # the killer, run again, always alone
+        assert all(held == {"c1"} for held in pool.held if "c1" in held), pool.held
+
+
+def test_two_killers_beside_innocents_fail_and_only_they(tmp_path, monkeypatch):
+    """Two jobs that kill their worker among others, two workers, no retry: each killer fails
+    once it broke a pool running alone, every other job finishes, and the run goes on (a job
+    resubmitted beside a lone suspect could break the pool in its name: the innocent suspect
+    was charged, and four such breaks stopped a keep_going run with 'the worker pool broke 4
+    times in a row')."""
+    outcome, events, _ = _run_beside_killers(
+        tmp_path, monkeypatch, 10, killers=("c1", "c2"), workers=2, retries=0
+    )
+    assert sorted(outcome.errors) == [1, 2]
+    assert len(list(tmp_path.glob("*.done"))) == 8
+    assert sorted(at[0] for kind, at in events if kind == "failed") == [1, 2]
