@@ -28,18 +28,18 @@ MAX_SEED = 2**32 - 1
 
 
 def not_a_regular_file(path: str | Path) -> str | None:
-    """Why ``path``, which exists, cannot be read as a file: a FIFO, socket or device (reading
-    one waits for a writer or never ends) or a folder; ``None`` for a regular file or a path
-    that does not exist (each reader says that in its own words)."""
+    """Why ``path``, which exists, cannot be read as a file: a folder, a socket or a device
+    (``/dev/zero`` never ends; a terminal waits for typing); ``None`` for a regular file, a
+    pipe (``cat table.csv | scai validate /dev/stdin``: reading it ends when the writer
+    does) or a path that does not exist (each reader says that in its own words)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
         return None
     kinds = {
         stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a named pipe (FIFO)",
         stat.S_ISSOCK: "a socket",
         stat.S_ISCHR: "a character device",
         stat.S_ISBLK: "a block device",

@@ -13,7 +13,6 @@ refused in seconds, before any work.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -129,9 +128,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     paths["a_folder"] = root / "a_folder"
     (root / "a_file").write_text("not a folder")
     paths["a_file"] = root / "a_file"
-    for name in ("pipe.csv", "pipe.toml"):  # named pipes: reading one waits for a writer
-        os.mkfifo(root / name)
-    paths["pipe"], paths["pipe_toml"] = root / "pipe.csv", root / "pipe.toml"
+    for name in ("zero.csv", "zero.toml"):  # a device: reading /dev/zero never ends
+        (root / name).symlink_to("/dev/zero")
+    paths["device"], paths["device_toml"] = root / "zero.csv", root / "zero.toml"
     (root / "precious").write_text("precious")
     (root / "link.csv").symlink_to(root / "precious")
     paths["link"] = root / "link.csv"
@@ -223,13 +222,13 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("TOML is a folder", "fit --data {good} --out {root}/f --hypothesis {folder_toml}", ["folder.toml", "is a folder"]),
     ("TOML missing", "fit --data {good} --out {root}/f --hypothesis {root}/none.toml", ["none.toml", "No such file"]),
     ("unknown preset", "fit --data {good} --out {root}/f --hypothesis nihilist", ["'nihilist'", "allowed: neutral"]),
-    # named pipes, which hung every reader
-    ("table is a pipe", "validate {pipe}", ["pipe.csv", "named pipe (FIFO)"]),
-    ("fit data is a pipe", "fit --data {pipe} --out {root}/f", ["--data", "named pipe"]),
-    ("hypothesis is a pipe", "fit --data {good} --out {root}/f --hypothesis {pipe_toml}", ["pipe.toml", "named pipe"]),
-    ("sweep spec is a pipe", "sweep {pipe_toml} --out {root}/w", ["SPEC.toml", "named pipe"]),
-    ("reader is a pipe", "fit --data {good} --out {root}/f --tones read --reader {pipe}", ["--reader", "named pipe"]),
-    ("logs source is a pipe", "import scai-logs {pipe} --out {root}/l.csv", ["SOURCE", "named pipe"]),
+    # devices, which every reader read for ever
+    ("table is a device", "validate {device}", ["zero.csv", "a character device"]),
+    ("fit data is a device", "fit --data {device} --out {root}/f", ["--data", "character device"]),
+    ("hypothesis is a device", "fit --data {good} --out {root}/f --hypothesis {device_toml}", ["zero.toml", "character device"]),
+    ("sweep spec is a device", "sweep {device_toml} --out {root}/w", ["SPEC.toml", "character device"]),
+    ("reader is a device", "fit --data {good} --out {root}/f --tones read --reader {device}", ["--reader", "character device"]),
+    ("logs source is a device", "import scai-logs {device} --out {root}/l.csv", ["SOURCE", "character device"]),
     # a folder whose permissions allow writing but whose file system does not (checked before
     # the whole source was read, and then named a temporary file)
     ("import out in /proc", "import scai-logs {good} --out /proc/x.csv", ["--out", "cannot create files in /proc"]),
@@ -633,3 +632,19 @@ def test_an_svi_minibatch_larger_than_a_simulation_is_refused(table):
     users = len(set(table.proposer) | set(table.responder))
     with time_limit(API_SECONDS), pytest.raises(EngineError, match=f"at most {users}"):
         fit(table, engine="svi", subsample_size=users + 1)
+
+
+def test_a_table_piped_to_dev_stdin_is_read(files):
+    """A pipe is read to its end (``cat t.csv | scai validate /dev/stdin``): refusing devices
+    must not refuse the standard input."""
+    import subprocess
+
+    text = Path(files["good"]).read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "scai", "validate", "/dev/stdin"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "valid" in done.stdout, done.stderr
