@@ -428,6 +428,14 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         and set(distinct["currency"]) <= set(CURRENCIES)
         and all(set(distinct[c]) <= {"", *TONES} for c in ("proposer_tone", "responder_tone"))
         and not bool(((proposer != "") & (proposer == responder)).any())
+        and not any(
+            v != ASSISTANT and v.strip().lower() == ASSISTANT
+            for c in ("proposer", "responder")
+            for v in distinct[c]
+        )
+        and not bool(
+            ((proposer == "") & (texts["proposer_tone"].to_numpy(dtype=object) != "")).any()
+        )
     )
     if not valid:
         return None

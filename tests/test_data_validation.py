@@ -396,3 +396,19 @@ def test_a_column_scai_does_not_read_is_named(tmp_path, capsys):
     assert "'responder_txt' not read by scai" in err and "responder_text" in err
     code, out, err = validate(write(tmp_path, VALID_ROWS, name="plain.csv"), capsys)
     assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize(
+    "column, row, value, says",
+    [
+        ("responder", 0, "Assistant", "is written 'assistant' exactly"),
+        ("proposer_tone", 2, "rude", "empty when the proposer is unknown"),
+    ],
+)
+def test_an_in_memory_table_meets_the_same_rules_as_a_file(tmp_path, column, row, value, says):
+    """validate_frame's fast path for typed tables skipped today's two rules, so an in-memory
+    table with 'Assistant' or an unknown proposer's tone was accepted, the same file refused."""
+    table = read_interactions(write(tmp_path, VALID_ROWS))
+    table.loc[row, column] = value
+    with pytest.raises(DataError, match=says):
+        validate_frame(table)

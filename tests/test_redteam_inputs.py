@@ -370,7 +370,7 @@ API_CASES: list[tuple[str, Callable, type, list[str]]] = [
     ("duplicated columns", lambda t: validate_frame(pd.concat([t, t["sim"]], axis=1)), DataError, ["'sim'", "more than once"]),
     ("strict duplicates", lambda t: fit(pd.concat([t, t.iloc[[0]]]), strict=True), DataError, ["row 5", "the same game as row 1"]),
     ("layout over max_memory", lambda t: fit(t, max_memory=100), DataError, ["too large for memory", "100 B"]),
-    ("no user acts", lambda t: fit(t.assign(proposer="", responder="assistant")), DataError, ["no user acts in any of the", "nothing to fit"]),
+    ("no user acts", lambda t: fit(t.assign(proposer="", responder="assistant", proposer_tone="")), DataError, ["no user acts in any of the", "nothing to fit"]),
     ("Hypothesis rationality 1e308", lambda t: Hypothesis(rationality=1e308), HypothesisError, ["rationality", "1e+308"]),
     ("Hypothesis w 1e308", lambda t: Hypothesis(policies=(PolicyType("x", w=1e308),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.w", "1e+308"]),
     ("Hypothesis alpha 1e300", lambda t: Hypothesis(policies=(PolicyType("x", alpha=1e300),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.alpha"]),
