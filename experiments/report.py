@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -102,12 +103,17 @@ def _experiment_of(row: str) -> str | None:
     return None
 
 
-def comparison_table(out: Path, previous: str | None = None) -> str:
+def comparison_table(
+    out: Path, previous: str | None = None, only: Sequence[str] | None = None
+) -> str:
     """Condition by condition: the original GPT-4 assistant, ours, and the users (offered share
     %, epochs 1 to 5), from ``out/NAME/summary.csv``. Rows of an experiment with no results
-    in ``out`` are taken from ``previous`` (a table written before), if given: a run of one
-    experiment updates only its own rows."""
+    in ``out``, or not in ``only`` (the experiments a run computed) if given, are taken from
+    ``previous`` (a table written before), if given: a run of one experiment updates only its
+    own rows."""
     rows = comparison_rows(Path(out))
+    if only is not None and previous is not None:
+        rows = {name: lines for name, lines in rows.items() if name in only}
     kept: dict[str, list[str]] = {}
     for line in (previous or "").splitlines():
         name = _experiment_of(line)
@@ -119,12 +125,15 @@ def comparison_table(out: Path, previous: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(out: Path, target: Path | None = None) -> Path:
+def write_comparison(
+    out: Path, target: Path | None = None, only: Sequence[str] | None = None
+) -> Path:
     """Write the table of ``out``'s results to ``target`` (default ``out/comparison.md``),
-    keeping the rows ``target`` already holds for experiments with no results in ``out``."""
+    keeping the rows ``target`` already holds for experiments with no results in ``out`` or
+    not in ``only``."""
     target = Path(target or Path(out) / "comparison.md")
     previous = target.read_text() if target.exists() else None
-    table = comparison_table(Path(out), previous)
+    table = comparison_table(Path(out), previous, only)
     return write_atomic(target, lambda tmp: Path(tmp).write_text(table))
 
 

@@ -250,3 +250,25 @@ def test_a_run_of_one_experiment_keeps_the_other_rows_of_the_comparison(tmp_path
     assert new[2 + n :] == old[2 + n :] and len(new[2 + n :]) >= 5  # inconsistency, OOD
     alone = write_comparison(tmp_path / "out").read_text().splitlines()
     assert alone == new[: 2 + n]  # OUT's own table: its results only
+
+
+def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path):
+    """OUT may hold an older (say --quick) run of another experiment: a run of inconsistency
+    into it must not copy that experiment's rows over the figures' table."""
+    from scai.experiments.original import ALIGNMENT
+    from scai.experiments.report import write_comparison
+
+    committed = (Path(__file__).parents[1] / "figures" / "comparison.md").read_text()
+    rows = [
+        {"condition": cond, "agent": agent, "epoch": 1, "offered_share_mean": 11.1}
+        for cond in ALIGNMENT
+        for agent in ("assistant", "users")
+    ]
+    (tmp_path / "out" / "alignment").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "out" / "alignment" / "summary.csv", index=False)
+    target = tmp_path / "comparison.md"
+    target.write_text(committed)
+    write_comparison(tmp_path / "out", target, only=["inconsistency"])
+    assert target.read_text() == committed
+    write_comparison(tmp_path / "out", target, only=["alignment"])
+    assert "11.1" in target.read_text()

@@ -648,3 +648,15 @@ def test_a_table_piped_to_dev_stdin_is_read(files):
         timeout=120,
     )
     assert done.returncode == 0 and "valid" in done.stdout, done.stderr
+
+
+def test_an_undefined_diagnostic_is_shown_as_the_worst_whatever_the_order():
+    """A NaN r-hat (undefined) is the worst; with ``max`` it showed or hid depending on the
+    order of the entries."""
+    from scai.experiments.commands.fit import diagnostics_line
+
+    nan = float("nan")
+    for r_hat in ({"a": nan, "b": 1.5}, {"b": 1.5, "a": nan}):
+        assert diagnostics_line({"r_hat": r_hat}) == "r_hat max nan (a)"
+    for ess in ({"a": nan, "b": 800.0}, {"b": 800.0, "a": nan}):
+        assert diagnostics_line({"ess_bulk": ess}) == "ess_bulk min nan (a)"

@@ -326,7 +326,7 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
                 + "".join(f"x{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]\n" for k in range(1, 9))
                 + t.replace("manners: rude", "manners: *a8", 1)
             ),
-            "alias",
+            "a configuration holds at most 100,000",
         ),
         (
             lambda t: t.replace("manners: rude", "manners: [rude, rude]", 1),
@@ -376,3 +376,19 @@ def test_a_bad_archive_in_a_folder_is_reported_and_the_rest_converts(tmp_path):
     (problem,) = result.report.problems
     assert problem.reason == "unreadable_source" and problem.file.endswith("junk.tgz")
     assert result.report.converted["runs"] == 1
+
+
+def test_a_config_with_a_small_alias_converts_as_without(tmp_path):
+    """An alias that repeats a small mapping (what yaml.dump writes for shared objects) loads
+    to the same data: the configuration converts as the one written out."""
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    config = folder / "id_0_config"
+    text = config.read_text()
+    plain = import_logs(root)
+    first = "    utilities:\n      apples: altruistic\n"
+    assert text.count(first) == 6
+    aliased = text.replace(first, "    utilities: &u\n      apples: altruistic\n", 1)
+    config.write_text(aliased.replace(first, "    utilities: *u\n"))
+    result = import_logs(root)
+    assert result.report.problems == [] and result.interactions.equals(plain.interactions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -219,7 +220,8 @@ def diagnostics_line(diagnostics: dict, prefix: str = "") -> str:
         digits = 2 if key == "r_hat" else None  # as ArviZ's summary shows it
         if isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
             pick = max if key in WORST_IS_LARGEST else min
-            worst = pick(value, key=lambda k: value[k])
+            # NaN (undefined) is the worst of all, whatever the order of the entries
+            worst = pick(value, key=lambda k: (math.isnan(value[k]) == (pick is max), value[k]))
             word = "max" if pick is max else "min"
             parts.append(f"{name} {word} {_number(value[worst], digits)} ({worst})")
         elif isinstance(value, dict):

@@ -67,7 +67,13 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="epochs per simulation (default 5)",
     )
     seed_option(p)
-    p.add_argument("--engine", choices=ENGINES, default="exact", help="inference engine")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="exact",
+        help="inference engine of alignment, generalization and inconsistency (human-data "
+        "always samples with NUTS; original-logs always fits exactly)",
+    )
     p.add_argument(
         "--hypothesis",
         default=None,
@@ -191,7 +197,7 @@ def run_experiment(args: argparse.Namespace) -> int:
             comparison = write_comparison(args.out)
             # beside the figures too (the README quotes it), with the rows it holds for the
             # experiments this run did not compute
-            write_comparison(args.out, figure_dir(args) / comparison.name)
+            write_comparison(args.out, figure_dir(args) / comparison.name, only=names)
     if comparison is not None:
         print(f"comparison with the original study: {comparison}")
     return 0

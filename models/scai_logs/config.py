@@ -219,21 +219,36 @@ def _kind(value: object) -> str:
     return f"{type(value).__name__} {str(value)[:40]!r}"
 
 
+#: The most entries a configuration may hold once its YAML aliases are expanded (the shared
+#: runs' configurations: a few hundred).
+MAX_CONFIG_ENTRIES = 100_000
+
+
 def _refuse_aliases(raw: object) -> None:
-    """Refuse YAML aliases (``*name``: none of the study's configurations use one): a few
-    nested aliases make a structure of billions of entries from a kilobyte of text, which
-    turning it into text would try to hold in memory. An alias to a list or mapping makes
-    the loaded structure share it, which a walk visiting each one once finds."""
-    seen: set[int] = set()
-    stack = [raw]
-    while stack:
-        node = stack.pop()
+    """Refuse a configuration whose aliases (``*name``) expand to more than
+    :data:`MAX_CONFIG_ENTRIES` entries: a few nested aliases make billions from a kilobyte of
+    text, which turning it into text would try to hold in memory. An alias makes the loaded
+    structure share a list or mapping; each one's expanded size is counted once (memoised), so
+    the count never expands anything."""
+    sizes: dict[int, int] = {}
+
+    def size(node: object, depth: int = 0) -> int:
         if not isinstance(node, dict | list):
-            continue
-        if id(node) in seen:
-            raise ConfigError("a YAML alias (*name) repeats a list or mapping; write it out")
-        seen.add(id(node))
-        stack.extend(node.values() if isinstance(node, dict) else node)
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > 100:
+            raise ConfigError("nested more than 100 levels deep")
+        children = list(node.values()) if isinstance(node, dict) else node
+        sizes[id(node)] = 1 + sum(size(child, depth + 1) for child in children)
+        return sizes[id(node)]
+
+    total = size(raw)
+    if total > MAX_CONFIG_ENTRIES:
+        raise ConfigError(
+            f"its YAML aliases (*name) expand to {total:,} entries; a configuration holds at "
+            f"most {MAX_CONFIG_ENTRIES:,}"
+        )
 
 
 def _mixture(names: list[str]) -> str:
