@@ -65,7 +65,7 @@ def rows(draw) -> tuple:
         pot,
         draw(st.integers(0, pot)),
         draw(st.integers(0, 1)),
-        draw(st.sampled_from(("", *TONES))),
+        "" if proposer == "" else draw(st.sampled_from(("", *TONES))),  # no speaker, no tone
         draw(st.sampled_from(("", *TONES))),
     )
 
