@@ -305,7 +305,8 @@ def run_jobs(
             """A new pool for a broken one. ``blamed``: a job that ran alone broke it (a job
             that fails, not workers that cannot start: not counted in POOL_BREAKS)."""
             nonlocal breaks
-            breaks += not blamed
+            if not blamed:
+                breaks += 1
             if breaks > POOL_BREAKS:
                 raise RuntimeError(
                     f"the worker pool broke {breaks} times in a row with no condition "

@@ -146,7 +146,7 @@ def _check_some_user_acts(table: pd.DataFrame, source: str) -> None:
     """A :class:`DataError` if no row holds a user's action (every proposer is the assistant
     or unknown and every responder the assistant): there is nothing to fit, and each engine
     failed its own way (an empty reshape, a division by zero, an empty minimum)."""
-    user_proposes = ~table["proposer"].isin(["", ASSISTANT]) & table["proposer"].notna()
+    user_proposes = ~table["proposer"].isin(["", ASSISTANT])
     user_responds = table["responder"] != ASSISTANT
     if len(table) and not bool((user_proposes | user_responds).any()):
         raise DataError(

@@ -238,8 +238,8 @@ def check_interactions(
             problems.append(
                 Problem(i, "responder", row["responder"], "must differ from the proposer")
             )
-        for col in ("proposer", "responder"):  # 'Assistant' would be scored as a user
-            if row[col] != ASSISTANT and row[col].strip().lower() == ASSISTANT:
+        for col in ("proposer", "responder"):
+            if _misspelt_assistant(row[col]):
                 problems.append(
                     Problem(i, col, row[col], f"the assistant is written {ASSISTANT!r} exactly")
                 )
@@ -253,6 +253,12 @@ def check_interactions(
                 )
             )
     return problems
+
+
+def _misspelt_assistant(name: str) -> bool:
+    """``name`` spells the assistant otherwise than :data:`ASSISTANT` ('Assistant', ' assistant'):
+    it would be scored as a user."""
+    return name != ASSISTANT and name.strip().lower() == ASSISTANT
 
 
 def interaction_columns(df: pd.DataFrame) -> list[str]:
@@ -428,11 +434,7 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         and set(distinct["currency"]) <= set(CURRENCIES)
         and all(set(distinct[c]) <= {"", *TONES} for c in ("proposer_tone", "responder_tone"))
         and not bool(((proposer != "") & (proposer == responder)).any())
-        and not any(
-            v != ASSISTANT and v.strip().lower() == ASSISTANT
-            for c in ("proposer", "responder")
-            for v in distinct[c]
-        )
+        and not any(_misspelt_assistant(v) for c in ("proposer", "responder") for v in distinct[c])
         and not bool(
             ((proposer == "") & (texts["proposer_tone"].to_numpy(dtype=object) != "")).any()
         )

@@ -134,9 +134,9 @@ def byte_size(text: str) -> int:
 
 
 def input_path(text: str) -> Path:
-    """An argparse ``type``: a file or folder scai reads. An empty path is refused (it would
-    mean the current folder), and so is a named pipe, socket or device (reading one waits for
-    ever); a missing path is left to the command, which says what it expected."""
+    """An argparse ``type``: a file, pipe or folder scai reads. An empty path is refused (it
+    would mean the current folder), and so is a socket or device (reading ``/dev/zero`` never
+    ends); a missing path is left to the command, which says what it expected."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a file or folder")
     if (why := not_a_regular_file(text)) and not Path(text).is_dir():
