@@ -32,8 +32,10 @@ def _epoch_rows(summary_path: Path, rows: list[tuple]) -> list[str]:
     for label, cond, gpt, (lo, hi) in rows:
         ours, ours_users = _series(summary, cond, "assistant"), _series(summary, cond, "users")
         if ours:
+            # the header says epochs 1-5 (the study's); a shorter run (--quick) says its own
+            shown = _fmt(ours) if len(ours) == len(gpt) else f"{_fmt(ours)} (epochs 1-{len(ours)})"
             lines.append(
-                f"| {label} | {_fmt(gpt)} | {_fmt(ours)} | "
+                f"| {label} | {_fmt(gpt)} | {shown} | "
                 f"{sum(ours_users) / len(ours_users):.1f} | {lo}-{hi} |"
             )
     return lines

@@ -308,24 +308,15 @@ class GroupPrior:
         """The Gaussian prior (``[d]``, float64) of the scalars the exact engine grids:
         ``log lam`` (if latent), then either every data currency's total shift ``delta_c``
         (if ``tau > 0``: jointly Gaussian, ``sigma_0^2 11' + tau^2 I``) or ``delta0``.
-        Only for hypotheses with at least one latent scalar."""
-        C = len(essential)
-        locs, blocks = [], []
-        if self.latent_lam:
-            locs.append(torch.tensor([self.lam_loc]))
-            blocks.append(torch.tensor([[self.lam_scale**2]]))
-        if self.latent_shift:
-            locs.append(self.essential_shift * essential.double())
-            blocks.append(
-                self.shared_scale**2 * torch.ones(C, C) + self.currency_scale**2 * torch.eye(C)
-            )
-        elif self.latent_shared:
-            locs.append(torch.zeros(1))
-            blocks.append(torch.tensor([[self.shared_scale**2]]))
-        if not locs:
-            raise ValueError(f"hypothesis {self.hypothesis.name!r} has no latent scalar")
-        loc, cov = torch.cat(locs).double(), torch.block_diag(*blocks).double()
-        return torch.distributions.MultivariateNormal(loc, cov)
+        Only for hypotheses with at least one latent scalar. (Built once per prior and set of
+        currencies: a fit per simulation and epoch asks for the same one hundreds of times,
+        and torch's constructor checks its shapes for ~3 ms each time.)"""
+        scales = (self.lam_loc, self.lam_scale, self.shared_scale, self.currency_scale)
+        key = (*scales, self.essential_shift, tuple(essential.tolist()))
+        try:
+            return _scalar_gaussian(*key)
+        except ValueError:
+            raise ValueError(f"hypothesis {self.hypothesis.name!r} has no latent scalar") from None
 
     def shared_given_shifts(
         self, shift: torch.Tensor, essential: torch.Tensor, generator: torch.Generator
@@ -492,3 +483,31 @@ class GroupPrior:
 
 def _randn(shape, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _scalar_gaussian(
+    lam_loc: float,
+    lam_scale: float,
+    shared_scale: float,
+    currency_scale: float,
+    essential_shift: float,
+    essential: tuple[float, ...],
+) -> torch.distributions.MultivariateNormal:
+    """:meth:`GroupPrior.scalar_gaussian` of a prior with these settings (a ``ValueError`` when
+    none of its scalars is latent)."""
+    C = len(essential)
+    locs, blocks = [], []
+    if lam_scale > 0:
+        locs.append(torch.tensor([lam_loc]))
+        blocks.append(torch.tensor([[lam_scale**2]]))
+    if currency_scale > 0:
+        locs.append(essential_shift * torch.tensor(essential, dtype=torch.float64))
+        blocks.append(shared_scale**2 * torch.ones(C, C) + currency_scale**2 * torch.eye(C))
+    elif shared_scale > 0:
+        locs.append(torch.zeros(1))
+        blocks.append(torch.tensor([[shared_scale**2]]))
+    if not locs:
+        raise ValueError("no latent scalar")
+    loc, cov = torch.cat(locs).double(), torch.block_diag(*blocks).double()
+    return torch.distributions.MultivariateNormal(loc, cov)

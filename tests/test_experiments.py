@@ -245,7 +245,8 @@ def test_a_run_of_one_experiment_keeps_the_other_rows_of_the_comparison(tmp_path
     old, new = committed.splitlines(), target.read_text().splitlines()
     n = len(ALIGNMENT)
     assert new[:2] == old[:2] == HEADER.splitlines()
-    assert all("| 10.0, 20.0 | 15.0 |" in line for line in new[2 : 2 + n])
+    # two epochs where the header promises the study's five: each row says which it shows
+    assert all("| 10.0, 20.0 (epochs 1-2) | 15.0 |" in line for line in new[2 : 2 + n])
     assert new[2 : 2 + n] != old[2 : 2 + n]
     assert new[2 + n :] == old[2 + n :] and len(new[2 + n :]) >= 5  # inconsistency, OOD
     alone = write_comparison(tmp_path / "out").read_text().splitlines()
@@ -272,3 +273,23 @@ def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path
     assert target.read_text() == committed
     write_comparison(tmp_path / "out", target, only=["alignment"])
     assert "11.1" in target.read_text()
+
+
+def test_mean_interval_is_the_t_interval_of_the_mean():
+    """The 95% interval is mean +- t(0.975, n - 1) sd / sqrt(n), with SciPy's t quantile
+    (the report computes it without importing scipy.stats); non-finite values are left out."""
+    import numpy as np
+    from scipy import stats
+
+    from scai.experiments.statistics import mean_interval
+
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 20, 137):
+        values = rng.normal(size=n)
+        mean, lo, hi, count = mean_interval(np.append(values, [np.nan, np.inf]))
+        half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
+        assert count == n
+        assert mean == values.mean()
+        assert (lo, hi) == (values.mean() - half, values.mean() + half)
+    assert mean_interval(np.array([4.0]))[1:] == (4.0, 4.0, 1)
+    assert mean_interval(np.array([np.nan]))[3] == 0
