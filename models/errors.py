@@ -109,6 +109,11 @@ class TableWarning(UserWarning):
     meant; the command line shows each on one line."""
 
 
+class SimulationWarning(UserWarning):
+    """A simulation that runs but may not be what was meant (a type of the mixture that exact
+    assignment deals to no user); the command line shows each on one line."""
+
+
 class DuplicateGamesWarning(TableWarning):
     """An interaction table holds identical rows: each counts as a separate game. Under
     ``strict=True`` (``--strict``) they are a :class:`DataError` instead."""

@@ -9,6 +9,7 @@ reverse, as in the original study where each pair played both roles.
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from scai.models.data import (
     check_memory,
     layout_bytes,
 )
-from scai.models.errors import RunError, check_count, check_seed
+from scai.models.errors import RunError, SimulationWarning, check_count, check_seed
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
@@ -132,6 +133,22 @@ def exact_assignment(
     types = [n for n, c in zip(names, counts, strict=True) for _ in range(c)]
     rng.shuffle(types)
     return types
+
+
+def _warn_if_left_out(mixture: Mapping[str, float], dealt: Sequence[str], users: int) -> None:
+    """A :class:`SimulationWarning` naming each type of ``mixture`` with a positive share that
+    exact assignment dealt to no user (every simulation is dealt the same counts)."""
+    shares = {name: share for name, share in mixture.items() if share > 0}
+    missing = [name for name in shares if name not in dealt]
+    if missing:
+        counts = ", ".join(f"{name} {dealt.count(name)}" for name in shares)
+        warnings.warn(
+            f"assign='exact': {users} users dealt in proportion to "
+            f"{', '.join(f'{n}={w:g}' for n, w in shares.items())} are {counts}: no user is "
+            f"{' or '.join(missing)} (use more users, or assign='sample' to draw types)",
+            SimulationWarning,
+            stacklevel=3,
+        )
 
 
 def make_schedule(
@@ -260,6 +277,7 @@ def simulate(
     policies = None
     if assign == "exact":
         policies = [exact_assignment(mixture, users, rng) for _ in range(sims)]
+        _warn_if_left_out(mixture, policies[0], users)
     manners = [[manner] * users for _ in range(sims)] if manner is not None else None
     pyro.set_rng_seed(seed)
     return play(schedule, hypothesis, user_ids, mixture=mixture, policies=policies, manners=manners)

@@ -49,6 +49,27 @@ def test_exact_assignment_rounds_by_largest_remainder():
     assert sorted(sim.users["policy"].value_counts().tolist()) == [3, 3, 4]
 
 
+def test_exact_assignment_warns_of_a_type_it_deals_to_no_user(tmp_path, capsys):
+    """Largest remainder gives 0.05 of 10 users (half a user) to no one: said, not silent;
+    every type dealt at least once says nothing."""
+    import warnings
+
+    from scai.models.errors import SimulationWarning
+
+    mix = "selfish=0.95,altruistic=0.05"
+    with pytest.warns(SimulationWarning, match=r"selfish 10, altruistic 0: no user is altruistic"):
+        sim = simulate(Hypothesis(), policy=mix, users=10, seed=1, assign="exact")
+    assert set(sim.users["policy"]) == {"selfish"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimulationWarning)
+        simulate(Hypothesis(), policy=mix, users=20, seed=1, assign="exact")
+        simulate(Hypothesis(), policy=mix, users=10, seed=1)  # sampled: nothing promised
+    args = ("simulate", "--policy", mix, "--users", 10, "--assign", "exact")
+    assert scai(*args, "--out", tmp_path / "t.csv") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: assign='exact': 10 users")
+
+
 def test_schedule_pairs_distinct_users_both_ways():
     rng = np.random.default_rng(0)
     df = make_schedule(users=5, rounds=8, epochs=3, sims=2, currency="apples", rng=rng)

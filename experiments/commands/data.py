@@ -24,7 +24,7 @@ from scai.models.data import (
     write_atomic,
     write_csv_atomic,
 )
-from scai.models.errors import RunError, TableWarning
+from scai.models.errors import RunError, SimulationWarning, TableWarning
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
@@ -114,18 +114,25 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.transcript is not None:
         check_outputs("--transcript", args.transcript, [args.transcript])
     hypothesis = get_hypothesis(args.hypothesis)
-    result = simulate(
-        hypothesis,
-        policy=args.policy,
-        manner=args.manner,
-        currency=args.currency,
-        users=args.users,
-        rounds=args.rounds,
-        epochs=args.epochs,
-        sims=args.sims,
-        seed=args.seed,
-        assign=args.assign,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SimulationWarning)
+        result = simulate(
+            hypothesis,
+            policy=args.policy,
+            manner=args.manner,
+            currency=args.currency,
+            users=args.users,
+            rounds=args.rounds,
+            epochs=args.epochs,
+            sims=args.sims,
+            seed=args.seed,
+            assign=args.assign,
+        )
+    for w in caught:
+        if issubclass(w.category, SimulationWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:  # anything else as Python would have shown it
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     write_csv_atomic(result.interactions, args.out)
     write_csv_atomic(result.users, users_path(args.out))
     if args.transcript is not None:
