@@ -25,6 +25,12 @@ class DiagnosticWarning(UserWarning):
     """A sampler diagnostic crossed its threshold."""
 
 
+class BoundedGridWarning(DiagnosticWarning):
+    """The exact engine's grid of a latent site in (0, 1) (lapse, stereotype strength, clone
+    probability) is coarser than its posterior and could not be zoomed: that site's moments
+    are only as good as the grid's step."""
+
+
 #: The dimensions after ``(chain, draw)`` of the sites that have names for them; other sites'
 #: dimensions are numbered (ArviZ's ``{site}_dim_0``, ...).
 SITE_DIMS: dict[str, tuple[str, ...]] = {

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.diagnostics import BoundedGridWarning, DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
@@ -35,8 +35,10 @@ from scai.inference.exact_kernels import (
     lattice_policy_probs,
 )
 from scai.inference.grids import (
+    BoundedGrid,
     Box,
     SimplexZoom,
+    bounded_resolved,
     box_grid,
     changed_boxes,
     check_exact,
@@ -50,6 +52,7 @@ from scai.inference.grids import (
     uniform_grid,
     unresolved_boxes,
     worth_evaluating,
+    zoom_bounded,
     zoom_boxes,
     zoom_modes,
     zoom_simplex,
@@ -73,6 +76,7 @@ def fit_exact(
     zoom_points: int | None = None,
     max_simplex_points: int = 3000,
     action_loglik: torch.Tensor | None = None,
+    bounded_grids: dict[str, BoundedGrid] | None = None,
 ) -> Posterior:
     """Exact posterior (up to the grid).
 
@@ -96,6 +100,15 @@ def fit_exact(
     ``engine_state["scalar_cells"]`` holds each simulation's grid of it, ``(points, widths)``
     in its unconstrained coordinate (``log lam`` or the shift): a draw of the scalar is a point,
     standing for its cell ``points +- widths / 2``.
+
+    The latent sites in (0, 1) (lapse, stereotype strength, clone probability) are first
+    gridded coarsely (:data:`BOUNDED_POINTS` each, 2 logit units apart); a site whose posterior
+    the grid does not resolve in some simulation (:func:`bounded_resolved`: narrower than the
+    step) is fitted again on a grid zoomed onto it (:func:`zoom_bounded`, ``bounded_grids``),
+    up to :data:`MAX_BOUNDED_ZOOMS` times, while the finer grid fits the budget with the
+    same lattice of ``pi``; a site still unresolved is a :class:`DiagnosticWarning`. The
+    zooms of each site are in ``diagnostics["<site>_grid_zooms"]`` and its step (logit units)
+    in ``["<site>_grid_step"]`` (present only when it zoomed).
     """
     check_exact(hypothesis, data)
     dims = len(latent_scalars(hypothesis, data))
@@ -113,7 +126,9 @@ def fit_exact(
     S, U, _ = data.shape
     prior = GroupPrior(hypothesis)
     bounded = tuple(prior.beta)  # latent sites in (0, 1): quantile grids, every combination
-    b_points, b_log_mass = bounded_points(prior)  # [B, len(bounded)], [B]
+    site_grids = {site: BoundedGrid(BOUNDED_POINTS[site]) for site in bounded}
+    site_grids.update(bounded_grids or {})
+    b_points, b_log_mass = bounded_points(prior, grids=site_grids)  # [B, len(bounded)], [B]
     tones = tone_loglik(data, hypothesis).to(dtype)
     K = len(hypothesis.policies)
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
@@ -254,6 +269,22 @@ def fit_exact(
             )
     T = u.shape[0]
     log_evidence, weights = _normalise(log_joint)
+    if bounded:
+        per_point = T // len(b_points) * S * G_of(pi_grid)
+        zoomed = _zoom_bounded_sites(prior, site_grids, b, weights, per_point)
+        if zoomed is not None:
+            return fit_exact(
+                data,
+                hypothesis,
+                table=table,
+                seed=seed,
+                bounded_grids=zoomed,
+                **settings,
+            )
+        for site, grid in site_grids.items():
+            if grid.zooms:
+                scalar_diagnostics[f"{site}_grid_zooms"] = grid.zooms
+                scalar_diagnostics[f"{site}_grid_step"] = grid.step
     # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
     # (zoomed onto it): pi_grid becomes [S, G, K]. Otherwise every line below is the one-lattice
     # computation, untouched.
@@ -423,16 +454,108 @@ def policy_probabilities(
     return out
 
 
-def bounded_points(prior: GroupPrior, median: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def bounded_points(
+    prior: GroupPrior, median: bool = False, grids: dict[str, BoundedGrid] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``([B, n] points, [B] log prior masses)``: every combination of the latent bounded
-    sites' grids (:meth:`GroupPrior.bounded_grid`, :data:`BOUNDED_POINTS` each), or their
-    medians; a single empty row when none is latent."""
-    grids = [prior.bounded_grid(site, 1 if median else BOUNDED_POINTS[site]) for site in prior.beta]
+    sites' grids (:meth:`GroupPrior.bounded_grid`; ``grids[site]``, by default
+    :data:`BOUNDED_POINTS` points over logit -7 to 7), or their medians; a single empty row
+    when none is latent."""
+    grids = grids or {}
+    grids = [
+        prior.bounded_grid(site, 1)
+        if median
+        else _site_grid(prior, site, grids.get(site, BoundedGrid(BOUNDED_POINTS[site])))
+        for site in prior.beta
+    ]
     if not grids:
         return torch.zeros(1, 0, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
     points = torch.cartesian_prod(*[g[0] for g in grids]).reshape(-1, len(grids))
     log_mass = torch.cartesian_prod(*[g[1] for g in grids]).reshape(-1, len(grids)).sum(-1)
     return points, log_mass
+
+
+def _site_grid(prior: GroupPrior, site: str, grid: BoundedGrid) -> tuple[torch.Tensor, ...]:
+    return prior.bounded_grid(site, grid.n, grid.lo, grid.hi, grid.open_ends)
+
+
+#: A site's data are informative where its posterior over the grid's cells departs from its
+#: prior by more than this many nats between two cells that hold some mass.
+INFORMED_NATS = 1.0
+
+
+def informed(mass: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
+    """``[S]``: whether each simulation's posterior masses ``mass [S, n]`` of a bounded site
+    differ from its prior masses ``log_prior [n]`` by more than :data:`INFORMED_NATS` between
+    cells holding over ``1e-6`` of it. A posterior that is the prior (a stereotype's strength
+    where no tone is heard) keeps the coarse grid: its cells' masses are the prior's own, and
+    a finer grid would change no other site's posterior."""
+    w = mass / mass.sum(-1, keepdim=True)
+    ratio = w.clamp_min(1e-300).log() - log_prior
+    held = w > 1e-6
+    top = torch.where(held, ratio, -torch.inf).amax(-1)
+    bottom = torch.where(held, ratio, torch.inf).amin(-1)
+    return top - bottom > INFORMED_NATS
+
+
+def G_of(pi_grid: torch.Tensor) -> int:
+    """The number of lattice points of ``pi_grid`` (``[G, K]``, or ``[S, G, K]`` zoomed)."""
+    return pi_grid.shape[-2]
+
+
+def _zoom_bounded_sites(
+    prior: GroupPrior,
+    grids: dict[str, BoundedGrid],
+    b: torch.Tensor,
+    weights: torch.Tensor,
+    per_point: int,
+) -> dict[str, BoundedGrid] | None:
+    """The bounded sites' grids with every site that some simulation's data inform
+    (:func:`informed`) and whose posterior the grid does not resolve there
+    (:func:`bounded_resolved`) zoomed onto its posterior (:func:`zoom_bounded`), or
+    ``None`` when none needs it, or none can be zoomed further (:data:`MAX_BOUNDED_ZOOMS`, no
+    finer step, or the finer grid times ``per_point`` entries beyond :data:`GRID_BUDGET`):
+    then each site still unresolved is a :class:`DiagnosticWarning`. ``b [T, sites]`` holds
+    each grid row's point of every site and ``weights [T, S, G]`` the posterior weights."""
+    mass_t = weights.sum(-1)  # [T, S]
+    zoomed, unresolved, too_coarse = dict(grids), [], {}
+    for i, (site, grid) in enumerate(grids.items()):
+        points, at = torch.unique(b[:, i], return_inverse=True)  # every point is on a row
+        mass = mass_t.new_zeros(len(points), mass_t.shape[1]).index_add_(0, at, mass_t)
+        fine = bounded_resolved(grid, mass.T) | ~informed(mass.T, _site_grid(prior, site, grid)[1])
+        if bool(fine.all()):
+            continue
+        finer = zoom_bounded(grid, mass.T) if grid.zooms < MAX_BOUNDED_ZOOMS else None
+        coarse = ~fine & ~bounded_resolved(grid, mass.T, loose=True)  # worth a warning
+        too_coarse[site] = bool(coarse.any())
+        if finer is not None:
+            zoomed[site] = finer
+        elif bool(coarse.any()):
+            unresolved.append((site, grid, int(coarse.sum()), len(coarse)))
+    size = math.prod(g.n for g in zoomed.values()) * per_point
+    if zoomed != grids and size <= GRID_BUDGET:
+        return zoomed
+    unresolved += [
+        (site, grids[site], None, None)
+        for site in zoomed
+        if zoomed[site] != grids[site] and too_coarse[site]
+    ]
+    for site, grid, bad, total in unresolved:
+        where = f" in {bad} of {total} simulations" if bad is not None else ""
+        why = (
+            "fit fewer simulations at once (its grid is shared by them and a finer one would "
+            "exceed the engine's memory budget)"
+            if bad is None
+            else "use engine='mcmc' to check"
+        )
+        warnings.warn(
+            f"engine 'exact': the posterior of {site} is narrower than half its grid's step "
+            f"({grid.step:.2g} logit units){where}; its moments are only as good as the step: "
+            f"{why}",
+            BoundedGridWarning,
+            stacklevel=4,
+        )
+    return None
 
 
 def _group_loglik(
@@ -616,8 +739,11 @@ BOX_BUDGET = 1e8
 #: The points of two latent scalars' boxes evaluated on the whole lattice: those within this
 #: many nats of some simulation's best (a point further down holds under 1e-9 of its mass).
 KEEP_WITHIN = 20.0
-#: Points per latent bounded site (lapse, stereotype strength, clone probability).
+#: Points per latent bounded site (lapse, stereotype strength, clone probability) on its
+#: first, coarse grid (logit -7 to 7).
 BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
+#: Zooms of a bounded site's grid (each onto its posterior, :func:`zoom_bounded`).
+MAX_BOUNDED_ZOOMS = 3
 #: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.
 GRID_BUDGET = 4e7
 #: The coarsest lattice of pi the engine accepts when it must coarsen it.

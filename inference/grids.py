@@ -285,6 +285,76 @@ def effective_points(mass: torch.Tensor) -> torch.Tensor:
     return total * total / torch.linalg.vecdot(mass, mass)  # no [..., G] temporary
 
 
+@dataclass(frozen=True)
+class BoundedGrid:
+    """The exact engine's grid of a latent site in (0, 1) (a lapse rate, a stereotype
+    strength, a clone probability): ``n`` points evenly spaced on the logit scale from ``lo``
+    to ``hi``, whose end cells reach 0 (or 1) where ``open_ends`` says so
+    (:meth:`~scai.models.prior.GroupPrior.bounded_grid` gives its points and prior masses)."""
+
+    n: int
+    lo: float = -7.0
+    hi: float = 7.0
+    open_ends: tuple[bool, bool] = (True, True)
+    zooms: int = 0  # how many times :func:`zoom_bounded` made it
+
+    @property
+    def step(self) -> float:
+        return (self.hi - self.lo) / max(1, self.n - 1)
+
+
+#: Points of a bounded site's zoomed grid: over the range that holds all but
+#: :data:`BOUNDED_TAIL` of each simulation's posterior (about +-5 sd of a Gaussian), 16 points
+#: give a step of ~0.7 sd, past :func:`resolution_threshold`'s one sd.
+BOUNDED_ZOOM_POINTS = 16
+#: The posterior mass of a bounded site left out at each end of its zoomed grid.
+BOUNDED_TAIL = 1e-7
+#: A bounded site's grid is not zoomed below this step (logit units): finer cannot matter.
+MIN_BOUNDED_STEP = 0.05
+#: A posterior within this much of an open end cell (beyond logit +-7: within 0.001 of 0 or 1)
+#: is resolved there: its moments are within 0.001 of the cell's point.
+END_CELL_MASS = 1 - 1e-6
+
+
+def bounded_resolved(grid: BoundedGrid, mass: torch.Tensor, loose: bool = False) -> torch.Tensor:
+    """``[S]``: whether ``grid`` resolves each simulation's posterior of its site, ``mass [S,
+    n]`` its posterior mass at each point: :func:`resolution_threshold` effective points (a
+    Gaussian posterior's sd at least the step; ``loose``: half the step, where a Gaussian's
+    moments on the grid err by ``exp(-2 pi^2 sd^2 / step^2)``, under 1%), or (nearly) all the
+    mass in an open end cell beyond logit -7 or 7, or a step already below
+    :data:`MIN_BOUNDED_STEP`."""
+    w = mass / mass.sum(-1, keepdim=True)
+    fine = effective_points(w) >= resolution_threshold(1) / (2 if loose else 1)
+    if grid.step <= MIN_BOUNDED_STEP:
+        return torch.ones_like(fine)
+    if grid.open_ends[0] and grid.lo <= -7.0:
+        fine |= w[:, 0] >= END_CELL_MASS
+    if grid.open_ends[1] and grid.hi >= 7.0:
+        fine |= w[:, -1] >= END_CELL_MASS
+    return fine
+
+
+def zoom_bounded(grid: BoundedGrid, mass: torch.Tensor) -> BoundedGrid | None:
+    """``grid`` zoomed onto the cells that hold each simulation's posterior of its site, all
+    but :data:`BOUNDED_TAIL` at either end (the union over the simulations, ``mass [S, n]``),
+    with :data:`BOUNDED_ZOOM_POINTS` points; an end cell stays open if it was and is kept.
+    ``None`` if that would not make the step finer (the posterior spans every cell)."""
+    w = mass / mass.sum(-1, keepdim=True)
+    n = grid.n
+    left = w.cumsum(-1) < BOUNDED_TAIL  # cells wholly in some simulation's left tail
+    right = w.flip(-1).cumsum(-1).flip(-1) < BOUNDED_TAIL
+    first = int((~left).float().argmax(-1).min())
+    last = n - 1 - int((~right).flip(-1).float().argmax(-1).min())
+    x = np.linspace(grid.lo, grid.hi, n)
+    half = grid.step / 2
+    lo, hi = x[first] - half, x[last] + half  # the kept cells' outer edges
+    step = (hi - lo) / BOUNDED_ZOOM_POINTS
+    if step >= grid.step * (1 - 1e-9):
+        return None
+    open_ends = (grid.open_ends[0] and first == 0, grid.open_ends[1] and last == n - 1)
+    return BoundedGrid(BOUNDED_ZOOM_POINTS, lo + step / 2, hi - step / 2, open_ends, grid.zooms + 1)
+
+
 def lattice_ess(log_joint: torch.Tensor) -> torch.Tensor:
     """``[...]``: :func:`effective_points` of the marginal of ``pi`` of ``log_joint [T, ..., G]``
     (the first dimension summed out)."""

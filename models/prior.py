@@ -236,20 +236,32 @@ class GroupPrior:
             out[site] = torch._sample_dirichlet(ab, generator=generator)[..., 0]
         return {k: v.to(torch.get_default_dtype()) for k, v in out.items()}
 
-    def bounded_grid(self, site: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def bounded_grid(
+        self,
+        site: str,
+        n: int,
+        lo: float = -7.0,
+        hi: float = 7.0,
+        open_ends: tuple[bool, bool] = (True, True),
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact engine's grid for a site in (0, 1): ``n`` points evenly spaced on the
-        logit scale over ``[-7, 7]`` (0.0009 to 0.9991, so a posterior far in the prior's tail
-        is still covered), each weighted by the prior mass of its cell (the Beta CDF between the
-        midpoints to its neighbours; the end cells reach 0 and 1). Returns ``(points [n],
-        log masses [n])``, float64."""
+        logit scale from ``lo`` to ``hi`` (by default ``[-7, 7]``: 0.0009 to 0.9991, so a
+        posterior far in the prior's tail is still covered), each weighted by the prior mass of
+        its cell (the Beta CDF between the midpoints to its neighbours). An end cell reaches 0
+        (or 1) where ``open_ends`` says so, else half a step beyond its point (a zoomed grid,
+        :func:`scai.inference.grids.zoom_bounded`: the prior mass outside it is left out).
+        Returns ``(points [n], log masses [n])``, float64."""
         from scipy.stats import beta as beta_dist
 
         a, b = self.beta[site]
         if n == 1:
             return torch.tensor([beta_dist.median(a, b)], dtype=torch.float64), torch.zeros(1)
-        x = np.linspace(-7.0, 7.0, n)
+        x = np.linspace(lo, hi, n)
+        half = (hi - lo) / (n - 1) / 2
+        first = 0.0 if open_ends[0] else expit(lo - half)
+        last = 1.0 if open_ends[1] else expit(hi + half)
         points = expit(x)
-        edges = np.concatenate([[0.0], expit((x[1:] + x[:-1]) / 2), [1.0]])
+        edges = np.concatenate([[first], expit((x[1:] + x[:-1]) / 2), [last]])
         mass = np.diff(beta_dist.cdf(edges, a, b)).clip(min=1e-300)
         return torch.as_tensor(points), torch.as_tensor(np.log(mass))
 

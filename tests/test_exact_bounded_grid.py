@@ -1,0 +1,144 @@
+"""The exact engine's grid of a latent site in (0, 1): zoomed onto a posterior narrower than its
+first, coarse step.
+
+The lapse rate, stereotype strength and clone probability are first gridded 2 logit units
+apart (:data:`scai.inference.exact.BOUNDED_POINTS`). A lapse rate of 0.1 that a hundred games
+pin down has a posterior sd of ~0.4 logit units: on the coarse grid its mass falls on a point
+or two (0.047 and 0.269), and its mean came out 0.06. The reference here is the same engine on
+a fixed grid 30 times as fine (no zoom), whose error is far below the tolerances.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import scai.inference.exact as exact
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.inference.grids import (
+    BOUNDED_ZOOM_POINTS,
+    BoundedGrid,
+    bounded_resolved,
+    resolution_threshold,
+    zoom_bounded,
+)
+from scai.models.hypotheses import PRESETS
+from scai.models.layout import GroupData
+from scai.models.simulate import simulate
+
+#: Only the lapse rate latent besides pi (Beta(1, 30), as the real-agent presets), true 0.1.
+HYPOTHESIS = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0))
+TRUE_LAPSE = 0.1
+
+
+@pytest.fixture(scope="module")
+def data() -> GroupData:
+    table = simulate(
+        PRESETS["neutral"].with_(lapse=TRUE_LAPSE),
+        policy="selfish=0.5,altruistic=0.5",
+        users=10,
+        rounds=10,
+        epochs=12,
+        sims=2,
+        seed=4,
+    ).interactions
+    return GroupData.from_table(table)
+
+
+def lapse_moments(posterior) -> tuple[torch.Tensor, torch.Tensor]:
+    draws = posterior.draws["lapse"].double().reshape(-1, posterior.data.shape[0])
+    return draws.mean(0), draws.std(0)
+
+
+@pytest.fixture(scope="module")
+def fits(data):
+    default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact, "MAX_BOUNDED_ZOOMS", 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DiagnosticWarning)
+            coarse = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+        patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
+        fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+    return default, coarse, fine
+
+
+def test_a_narrow_lapse_posterior_is_zoomed_onto_and_matches_a_fine_grid(fits):
+    """Means within 0.004 and sds within 15% of the fine grid's (the Monte Carlo error of
+    20,000 draws of a 0.035 sd is 0.0003 on the mean); the coarse grid misses by more than
+    that (what the zoom is for), and the diagnostics say how far the grid zoomed."""
+    default, coarse, fine = fits
+    mean, sd = lapse_moments(default)
+    fine_mean, fine_sd = lapse_moments(fine)
+    coarse_mean, _ = lapse_moments(coarse)
+    assert float((fine_mean - TRUE_LAPSE).abs().max()) < 0.06  # the data pin it near 0.1
+    assert float((mean - fine_mean).abs().max()) < 0.004, (mean, fine_mean)
+    assert float(((sd - fine_sd) / fine_sd).abs().max()) < 0.15, (sd, fine_sd)
+    assert float((coarse_mean - fine_mean).abs().max()) > 0.01, (coarse_mean, fine_mean)
+    assert default.diagnostics["lapse_grid_zooms"] >= 1
+    assert default.diagnostics["lapse_grid_step"] < 2.0
+    assert "lapse_grid_zooms" not in coarse.diagnostics
+    # pi moves little with the lapse grid, but the zoomed one is the fine one's
+    assert float((default.pi_mean() - fine.pi_mean()).abs().max()) < 0.005
+
+
+def test_zoom_keeps_the_posterior_and_makes_the_step_finer():
+    """A Gaussian of sd 0.4 logit units at -2.2 on the coarse grid: unresolved; its zoom
+    spans the posterior, keeps no open end, and resolves it."""
+    coarse = BoundedGrid(8)
+    x = torch.linspace(coarse.lo, coarse.hi, coarse.n, dtype=torch.float64)
+
+    def mass(grid: BoundedGrid) -> torch.Tensor:
+        x = torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)
+        return torch.exp(-0.5 * ((x + 2.2) / 0.4) ** 2).unsqueeze(0)  # [S=1, n]
+
+    assert not bool(bounded_resolved(coarse, mass(coarse)).all())
+    finer = zoom_bounded(coarse, mass(coarse))
+    assert finer is not None and finer.n == BOUNDED_ZOOM_POINTS and finer.zooms == 1
+    assert finer.step < coarse.step / 2
+    assert finer.lo < -2.2 - 2 * 0.4 and finer.hi > -2.2 + 2 * 0.4
+    assert finer.open_ends == (False, False)
+    assert bool(bounded_resolved(finer, mass(finer)).all())
+    assert float(x[0]) == -7.0  # (the coarse grid's points: logit -7 to 7)
+
+
+def test_a_posterior_piled_in_an_open_end_cell_is_resolved_there():
+    """A lapse rate the data put below 0.001: (nearly) all its mass in the first cell, which
+    reaches 0; no zoom can say more (a resolution check that ignored this zoomed for ever)."""
+    grid = BoundedGrid(8)
+    piled = torch.tensor([[1.0, 1e-8, 0, 0, 0, 0, 0, 0]], dtype=torch.float64)
+    assert bool(bounded_resolved(grid, piled).all())
+    closed = BoundedGrid(8, open_ends=(False, True))
+    assert not bool(bounded_resolved(closed, piled).all())
+
+
+def test_a_posterior_spanning_every_cell_is_not_zoomed():
+    """Mass in every cell of a zoomed grid: its zoom would be the same grid (None); a grid of
+    fewer points over the same range is refined to more."""
+    grid = BoundedGrid(BOUNDED_ZOOM_POINTS, -1.0, 1.0, (False, False))
+    flat = torch.ones(1, grid.n, dtype=torch.float64)
+    assert zoom_bounded(grid, flat) is None
+    few = BoundedGrid(4, -1.0, 1.0, (False, False))
+    finer = zoom_bounded(few, torch.ones(1, 4, dtype=torch.float64))
+    assert finer is not None and finer.step < few.step
+    assert resolution_threshold(1) > 3.5
+
+
+def test_a_site_the_data_say_nothing_about_keeps_its_coarse_grid():
+    """Without tones the stereotype's strength changes no likelihood: its posterior is its
+    prior, cell for cell, however narrow that prior is on the coarse grid, and a zoom would
+    change nothing but the cost (16 points where 12 do)."""
+    from scai.inference.exact import informed
+
+    sim = simulate(
+        PRESETS["stereotyped"], policy="selfish=0.5,fair=0.5", users=5, rounds=4, sims=2, seed=5
+    )
+    data = GroupData.from_table(sim.interactions.assign(proposer_tone="", responder_tone=""))
+    posterior = exact.fit_exact(data, PRESETS["real_agents_stereotyped"], num_draws=100)
+    assert "strength_grid_zooms" not in posterior.diagnostics
+    log_prior = torch.log(torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64))
+    assert not bool(informed(log_prior.exp().repeat(2, 1), log_prior).any())
+    tilted = log_prior.exp() * torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)
+    assert bool(informed(tilted.unsqueeze(0), log_prior).all())  # a factor 3: 1.1 nats
