@@ -1,8 +1,15 @@
 """Posterior-predictive replicates of a data set, one per posterior draw, from the model itself.
 
-For every draw ``theta_d`` of a :class:`~scai.inference.posterior.Posterior`, each user's type
-is drawn from ``P(z_u | theta_d, data)`` and its manner from ``P(m_u | z_u, tones_u)``; then
-:func:`scai.models.predictive.replicate` runs the generative model forward over the same games.
+For every draw ``theta_d`` of a :class:`~scai.inference.posterior.Posterior` (``pi`` and the
+other group-level sites), :func:`scai.models.predictive.replicate` runs the generative model
+forward over the same games: each user's type is drawn from the group's norm ``pi_d`` (with
+clones, through a prototype), its manner from the model's coupling given the type, then its
+actions and tones. A user's replicate is thus its predictive with its type and manner summed
+out, given the group's parameters: the same quantity the ``log_likelihood`` group scores, so
+that ``az.loo_pit`` (whose importance weights leave the user's data out of ``theta`` only)
+checks a leave-one-user-out predictive. (Drawing the type from ``P(z_u | theta_d, data)``
+instead would use the user's own data a second time: its replicates then equal its
+observations far more often than a new user's would.)
 The replicated actions are laid out like the observations: per row of the interaction table
 (``offer``, ``accepted``, ``proposer_tone``, ``responder_tone``; a tone as its index in
 :data:`~scai.models.language.TONES`, -1 where none was heard) and per user
@@ -25,7 +32,6 @@ import torch
 
 from scai.models.language import TONES
 from scai.models.layout import GroupData
-from scai.models.marginal import manner_given_type, prototype_posterior, type_posterior
 from scai.models.predictive import replicate
 
 ACTION_VARIABLES = ("offer", "accepted", "proposer_tone", "responder_tone")
@@ -63,22 +69,9 @@ def real_users(value: torch.Tensor, data: GroupData) -> np.ndarray:
 def posterior_replicates(posterior, seed: int) -> Replicates:
     """One replicate of the data per posterior draw (module docstring)."""
     data, hyp = posterior.data, posterior.hypothesis
-    generator = torch.Generator().manual_seed(seed)
-    pi = posterior.flat_draws("pi")
-    D = pi.shape[0]
-    policy = _types(posterior, generator)  # [D, S, U]
-    S, U = policy.shape[1:]
-    strength = posterior.bounded("strength")
-    sims, users = torch.arange(S).reshape(S, 1), torch.arange(U)
-    if strength is None:
-        given_type = manner_given_type(data, hyp)  # [S, U, K, M]
-        manner = _categorical(given_type[sims, users, policy], generator)  # [D, S, U]
-    else:
-        given_type = manner_given_type(data, hyp, strength)  # [D, S, U, K, M]
-        draw = torch.arange(D).reshape(D, 1, 1)
-        manner = _categorical(given_type[draw, sims, users, policy], generator)
+    D = posterior.flat_draws("pi").shape[0]
+    # the group-level sites only: types and manners are the model's own draws given them
     sites = {name: posterior.flat_draws(name) for name in posterior.draws}
-    sites.update(policy=policy, manner=manner)
     events = replicate(data, hyp, sites, seed)
 
     table = posterior.table.reset_index(drop=True)
@@ -104,27 +97,3 @@ def posterior_replicates(posterior, seed: int) -> Replicates:
     shape = (posterior.n_chains, posterior.n_draws)
     replicated = {name: value.reshape(*shape, -1) for name, value in rep.items()}
     return Replicates(replicated, observed)
-
-
-def _types(posterior, generator: torch.Generator) -> torch.Tensor:
-    """``[D, S, U]``: each user's type per draw, from ``P(z_u | theta_d, data)``; with clones
-    jointly, through a draw of the prototype ``z0`` from ``P(z0 | theta_d, data)`` and then
-    each user's type given it."""
-    clone = posterior.bounded("clone")
-    log_pi = posterior.flat_draws("pi").clamp_min(1e-300).log()
-    loglik = posterior.user_loglik()
-    if clone is None:
-        return _categorical(type_posterior(log_pi, loglik), generator)
-    mask = posterior.data.user_mask
-    prototype, given = prototype_posterior(log_pi, loglik, mask, clone)
-    z0 = _categorical(prototype, generator)  # [D, S]
-    D, S, U = loglik.shape[:3]
-    draw, sims = torch.arange(D).reshape(D, 1, 1), torch.arange(S).reshape(1, S, 1)
-    users = torch.arange(U).reshape(1, 1, U)
-    return _categorical(given[draw, sims, users, z0.unsqueeze(-1)], generator)
-
-
-def _categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Draws from ``Categorical(probs)`` over the last dimension, reproducibly."""
-    flat = probs.reshape(-1, probs.shape[-1]).double()
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
