@@ -24,6 +24,7 @@ from scai.models.layout import GroupData
 from scai.models.marginal import (
     EventIndex,
     group_loglik,
+    leave_one_out_loglik,
     manner_given_type,
     type_posterior,
     user_loglik,
@@ -276,13 +277,14 @@ class Posterior:
         return torch.cat(parts)
 
     def pointwise_loglik(self) -> torch.Tensor:
-        """``[chains, draws, S, U]``: ``log sum_k pi_k exp(L[u, k])`` per user and draw: each
-        user's marginal likelihood (with clones too: a user's type is marginally ``pi``; the
-        users are then exchangeable but not independent, and ``log_joint`` uses the group's
-        likelihood)."""
+        """``[chains, draws, S, U]``: ``log p(y_u | y_-u, theta)`` per user and draw
+        (:func:`~scai.models.marginal.leave_one_out_loglik`), ArviZ's ``log_likelihood``: each
+        user's own ``log sum_k pi_k exp(L[u, k])``, and with clones (users not independent
+        given ``theta``: they share a prototype) the group's log-likelihood minus the group's
+        without the user, so that ``az.loo`` leaves one user out of the model fitted."""
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
-        ll = torch.logsumexp(log_pi.unsqueeze(-2) + self.user_loglik(), dim=-1)
-        ll = ll * self.data.user_mask
+        clone = self.bounded("clone")
+        ll = leave_one_out_loglik(log_pi, self.user_loglik(), self.data.user_mask, clone)
         return ll.reshape(self.n_chains, self.n_draws, *ll.shape[1:])
 
     def log_prior(self) -> torch.Tensor:

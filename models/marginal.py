@@ -271,6 +271,30 @@ def group_loglik(
     return torch.logsumexp(prototype_loglik(log_pi, loglik, user_mask, clone), dim=-1)
 
 
+def leave_one_out_loglik(
+    log_pi: torch.Tensor,
+    loglik: torch.Tensor,
+    user_mask: torch.Tensor,
+    clone: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[..., S, U]``: ``log p(y_u | y_-u, theta)``, each user's log-likelihood given the
+    other users' data (0 for padding). Without clones the users are independent given
+    ``theta``: ``log sum_k pi_k exp(L[u, k])``. With clones (``clone [..., S]``) they share a
+    prototype, so a user's term is the group's log-likelihood minus the group's without it,
+    ``log sum_z0 pi[z0] prod_v f_v(z0) - log sum_z0 pi[z0] prod_(v != u) f_v(z0)``
+    (:func:`prototype_loglik`): the terms of a non-factorised leave-one-user-out (each a
+    conditional, so they do not add up to the group's log-likelihood)."""
+    if clone is None:
+        per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)
+        return per_user * user_mask
+    log_f, _ = _prototype_terms(log_pi, loglik, clone)
+    log_f = log_f * user_mask.unsqueeze(-1)  # [..., S, U, K0]
+    by_prototype = log_pi + log_f.sum(-2)  # [..., S, K0]
+    whole = torch.logsumexp(by_prototype, dim=-1)  # [..., S]
+    without = torch.logsumexp(by_prototype.unsqueeze(-2) - log_f, dim=-1)  # [..., S, U]
+    return (whole.unsqueeze(-1) - without) * user_mask
+
+
 def type_posterior(
     log_pi: torch.Tensor,
     loglik: torch.Tensor,

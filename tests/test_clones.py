@@ -84,3 +84,37 @@ def test_no_clone_map_without_a_latent_clone_probability():
     sim = simulate(h, policy=MIX, users=40, rounds=40, epochs=5, seed=1)
     mapped, _ = sampler_coordinates(MarginalDensity(GroupData.from_table(sim.interactions), h))
     assert type(mapped) is WallCoordinates
+
+
+def test_each_users_loo_term_is_the_group_with_it_minus_the_group_without_it():
+    """With clones the users are not independent given theta: ArviZ's ``log_likelihood`` term
+    of a user is ``log p(y_u | y_-u, theta)``, the group's log-likelihood minus the group's
+    with that user masked out (checked user by user against :func:`group_loglik`); with the
+    clone probability at 0 it is each user's own ``log sum_k pi_k e^L[u, k]``; padding is 0."""
+    import torch
+
+    from scai.models.marginal import group_loglik, leave_one_out_loglik
+
+    gen = torch.Generator().manual_seed(0)
+    D, S, U, K = 4, 3, 5, 4
+    log_pi = torch.softmax(torch.randn(D, S, K, generator=gen, dtype=torch.float64), -1).log()
+    loglik = -5 * torch.rand(D, S, U, K, generator=gen, dtype=torch.float64)
+    mask = torch.ones(S, U, dtype=torch.float64)
+    mask[2, 3:] = 0.0  # a smaller group
+    clone = torch.rand(D, S, generator=gen, dtype=torch.float64)
+    terms = leave_one_out_loglik(log_pi, loglik, mask, clone)
+    whole = group_loglik(log_pi, loglik, mask, clone)
+    for u in range(U):
+        without = mask.clone()
+        without[:, u] = 0.0
+        expected = (whole - group_loglik(log_pi, loglik, without, clone)) * mask[:, u]
+        torch.testing.assert_close(terms[..., u], expected, rtol=0, atol=1e-10)
+    assert float((terms.sum(-1) - whole).abs().max()) > 1e-3  # conditionals: no sum rule
+    independent = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, -1) * mask
+    torch.testing.assert_close(
+        leave_one_out_loglik(log_pi, loglik, mask, torch.zeros(D, S, dtype=torch.float64)),
+        independent,
+        rtol=0,
+        atol=1e-12,
+    )
+    assert torch.equal(leave_one_out_loglik(log_pi, loglik, mask), independent)
