@@ -115,9 +115,10 @@ def _diagnostics(
         high = [k for k, v in r_hat.items() if v > R_HAT_MAX]
         if high:
             problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
-        low = [k for k in labels if ess_bulk[k] < ESS_MIN or ess_tail[k] < ESS_MIN]
-        if low:
-            problems.append(f"ESS < {ESS_MIN} for {', '.join(low)}")
+        for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
+            low = [f"{k} ({ess[k]:.0f})" for k in labels if ess[k] < ESS_MIN]
+            if low:
+                problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")
         if n_div:
             problems.append(f"{n_div} divergent transition(s)")
         if problems:

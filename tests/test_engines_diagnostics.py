@@ -42,11 +42,14 @@ def test_short_mcmc_run_warns_naming_parameters(table):
     messages = [str(w.message) for w in record if w.category is DiagnosticWarning]
     assert len(messages) == 1
     message = messages[0]
-    assert f"ESS < {ESS_MIN} for" in message
+    assert f"bulk ESS < {ESS_MIN} for" in message
     names = {f"pi[{s}, {k}]" for s in "01" for k in ("selfish", "fair", "altruistic")}
-    ess_part = message.split(f"ESS < {ESS_MIN} for")[1].split(";")[0]
+    ess_part = message.split(f"bulk ESS < {ESS_MIN} for")[1].split(";")[0]
     assert all(name in ess_part for name in names), ess_part  # every parameter is named
     diag = post.diagnostics
+    # each with its value, as the diagnostics hold it (rounded)
+    for name in names:
+        assert f"{name} ({diag['ess_bulk'][name]:.0f})" in ess_part
     assert set(diag["r_hat"]) == set(diag["ess_bulk"]) == set(diag["ess_tail"]) == names
     assert all(v < ESS_MIN for v in diag["ess_bulk"].values())
     # r_hat problems, when reported, name parameters whose r_hat really is above the bar

@@ -170,6 +170,8 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("data with all", "run all --quick --out {root}/r --data {good}", ["--data", "scai run human-data", "not of all"]),
     ("warmup with exact", "fit --data {good} --out {root}/f --warmup 10", ["--warmup 10", "--engine mcmc", "not of --engine exact"]),
     ("subsample with mcmc", "fit --data {good} --out {root}/f --engine mcmc --subsample 3", ["--subsample 3", "--engine svi"]),
+    ("laplace start of mvn", "fit --data {good} --out {root}/f --engine svi --guide mvn --init laplace", ["--init laplace", "--guide normal", "prior median"]),
+    ("fit out a file name", "fit --data {good} --out {root}/post.nc", ["--out", "post.nc", "a folder", "--out " + "{root}/post"]),
     ("fit seed -1", "fit --data {good} --out {root}/f --seed -1", ["--seed", "'-1'"]),
     ("max-memory text", "fit --data {good} --out {root}/f --max-memory lots", ["--max-memory", "'lots'"]),
     ("run sims 0", "run alignment --out {root}/r --sims 0", ["--sims", "'0'"]),

@@ -107,7 +107,7 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         choices=("laplace", "median"),
         default=None,
         help="svi: start the guide at the Laplace approximation, with step sizes scaled to "
-        "it (default), or at the prior median",
+        "it (default), or at the prior median (--guide mvn: only there)",
     )
     p.add_argument(
         "--subsample",
@@ -132,7 +132,13 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
 
 def engine_options(args: argparse.Namespace) -> None:
     """Refuse an option of another engine than ``--engine`` (it would be ignored without a
-    word), then fill in the defaults of the engine's own."""
+    word), and ``--init laplace`` with ``--guide mvn`` (that guide starts at the prior
+    median), then fill in the defaults of the engine's own."""
+    if args.guide == "mvn" and args.init == "laplace":
+        raise RunError(
+            "--init laplace: the Laplace start is the mean-field guide's (--guide normal); "
+            "--guide mvn starts at the prior median (--init median, its default)"
+        )
     for name, (engine, default) in ENGINE_OPTIONS.items():
         value = getattr(args, name)
         if value is not None and engine != args.engine:
@@ -142,6 +148,8 @@ def engine_options(args: argparse.Namespace) -> None:
             )
         if value is None:
             setattr(args, name, default)
+    if args.guide == "mvn":  # its one start (the Laplace one was refused above if asked for)
+        args.init = "median"
 
 
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
@@ -167,6 +175,11 @@ def run_fit(args: argparse.Namespace) -> int:
             options["num_draws"] = args.draws
     elif args.draws:
         options["num_draws"] = args.draws
+    if args.out.suffix.lower() in (".nc", ".csv") and not args.out.is_dir():
+        raise RunError(
+            f"--out {args.out}: a folder, which gets posterior.nc and policy_probs.csv; this "
+            f"name reads as a file's: give a folder, e.g. --out {args.out.with_suffix('')}"
+        )
     check_outputs("--out", args.out, [args.out / "posterior.nc", args.out / "policy_probs.csv"])
     start = time.perf_counter()
     data, hypothesis = args.data, get_hypothesis(args.hypothesis)
