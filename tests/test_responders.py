@@ -241,3 +241,40 @@ def test_replicates_have_the_expected_rejections():
     se = (var / D).sqrt()
     assert torch.all((got - expected).abs() <= 4 * se + 1e-9), (got - expected) / se
     assert torch.all(out["replicated"] <= n) and torch.all(out["replicated"] >= 0)
+
+
+def test_new_subject_replicates_follow_the_roles_distribution_not_the_subjects_data():
+    """``subject_posterior(new_subjects=...)``'s ``predictive``: a new subject of each role in
+    each subject's cells, its state from ``P(m | role, theta_d)``, so its mean rejections are
+    ``sum_m P(m | role, theta_d) P(reject | m, theta_d) n`` averaged over draws (4 standard
+    errors), the same for two subjects of a role whatever they decided; and the same-subject
+    replicates (and every other output) are unchanged by asking for it."""
+    spec = load_hypothesis_file(INEQUITY_FILE)
+    sim = simulate_responders(spec, {"self": 6, "other": 6}, params=INEQUITY_TRUTH, seed=2)
+    data = sim.data
+    D = 2000
+    draws = {k: torch.as_tensor(v, dtype=DTYPE).expand(D, -1) for k, v in INEQUITY_TRUTH.items()}
+    draws["envy_mu"] = draws["envy_mu"] + 0.3 * torch.randn(D, 2, dtype=DTYPE)  # vary theta
+    params = role_params(spec, draws, data.n_roles)
+    alone = subject_posterior(spec, data, params, torch.Generator().manual_seed(0))
+    out = subject_posterior(
+        spec,
+        data,
+        params,
+        torch.Generator().manual_seed(0),
+        new_subjects=torch.Generator().manual_seed(1),
+    )
+    for name, value in alone.items():
+        assert torch.equal(out[name], value), name
+    log_prior, log_rej, _ = state_tables(spec, data, params)  # [D, R, M], [D, R, M, C]
+    prior = log_prior.softmax(-1)[:, data.role_index]  # [D, S, M]
+    p = (prior[..., None] * log_rej.exp()[:, data.role_index]).sum(-2)  # [D, S, C]
+    n = data.n_trials
+    expected = (p * n).mean(0)
+    var = (n * p * (1 - p)).mean(0) + (p * n).var(0)
+    got = out["predictive"].float().mean(0)
+    se = (var / D).sqrt()
+    assert torch.all((got - expected).abs() <= 4 * se + 1e-9), (got - expected) / se
+    # the subjects' own decisions pull their same-subject replicates away from this
+    own = out["replicated"].float().mean(0)
+    assert float(((own - expected).abs() / (se + 1e-9)).max()) > 8

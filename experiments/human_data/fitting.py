@@ -195,7 +195,8 @@ def fit_responders(
         flat = {k: v.to(torch.float64).reshape(C * D, *v.shape[2:]) for k, v in stacked.items()}
         params = role_params(spec, flat, data.n_roles)
         generator = torch.Generator().manual_seed(settings.seed * 1000 + 999)
-        per_subject = subject_posterior(spec, data, params, generator)
+        new_subjects = torch.Generator().manual_seed(settings.seed * 1000 + 998)
+        per_subject = subject_posterior(spec, data, params, generator, new_subjects=new_subjects)
     draws = {k: v.reshape(C, D, *v.shape[1:]).numpy() for k, v in params.items()}
     subjects = {
         k: v.reshape(C, D, *v.shape[1:]).numpy()

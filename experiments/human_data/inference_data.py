@@ -10,11 +10,13 @@ model's files):
 * ``sample_stats``: NUTS's ``diverging, step_size, tree_depth, n_steps, energy, lp``;
 * ``log_likelihood``: ``rejections (chain, draw, user)``: a user's decisions with its state
   summed out (PSIS-LOO leaves one user out);
-* ``posterior_predictive``, over every posterior draw: the user's decisions replicated from
-  its state drawn from its posterior, as ``rejections (chain, draw, user)`` (its number of
+* ``posterior_predictive``, over every posterior draw: the decisions of a new subject of the
+  user's role in the user's cells, its state drawn from the role's distribution given the
+  draw (the predictive ``log_likelihood`` scores, so that ``az.loo_pit`` checks a
+  leave-one-subject-out predictive), as ``rejections (chain, draw, user)`` (its number of
   rejections: the observation ``az.loo_pit`` checks) and ``cell_rejections (chain, draw,
-  user, cell)``; the rejection rate by role and offer share is
-  ``sum cell_rejections / sum trials`` over a role's users and a share's cells;
+  user, cell)``; (``rejection_by_offer.csv`` replicates the same subjects instead, each from
+  its posterior state);
 * ``observed_data``: ``rejections (user)`` and ``cell_rejections (user, cell)``;
 * ``constant_data``: ``user_role (user)``, ``trials (user, cell)`` (decisions per cell),
   ``cell_pot`` and ``cell_offer (cell)``;
@@ -38,8 +40,8 @@ from scai.models.responders.states import norm_of_state, norm_probabilities, nor
 
 DRAWS = (
     "NUTS Markov chains on the responder marginal model (r_hat and ESS apply); each user's "
-    "state drawn per draw from its exact conditional posterior, and its decisions replicated "
-    "from that state"
+    "state drawn per draw from its exact conditional posterior; the posterior predictive "
+    "replicates a new subject of the user's role in its cells, its state drawn from the role"
 )
 
 
@@ -65,7 +67,7 @@ def responder_parts(fit: ResponderFit, table: pd.DataFrame) -> InferenceParts:
     posterior["state"] = norm_of_state(fit.spec, fit.subjects["state"]).astype(np.int64)
     if "envy" in fit.subjects:
         posterior["envy"] = fit.subjects["envy"]
-    replicated = fit.subjects["replicated"].astype(np.int32)  # [chains, draws, S, C]
+    replicated = fit.subjects["predictive"].astype(np.int32)  # [chains, draws, S, C]
     observed = data.n_reject.numpy().astype(np.int32)
     user_group = xr.Dataset(
         {"state_prob": (("user", "state"), norm_probabilities(fit.spec, fit.state_prob))},

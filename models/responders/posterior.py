@@ -25,6 +25,7 @@ def subject_posterior(
     params: dict[str, torch.Tensor],
     generator: torch.Generator,
     chunk: int = 64,
+    new_subjects: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-subject results for draws ``params`` (each ``[D, R, ...]``; see
     :func:`~scai.models.responders.states.role_params`):
@@ -36,7 +37,12 @@ def subject_posterior(
     * ``envy [D, S]`` (inequity only): a draw of each subject's envy ``alpha_s`` (its bin's
       midpoint);
     * ``replicated [D, S, C]``: replicated rejections ``~ Binomial(n_trials[s, c],
-      P(reject | state[d, s], theta_d))`` (:func:`simulate_rejections`).
+      P(reject | state[d, s], theta_d))`` (:func:`simulate_rejections`): the same subjects;
+    * with ``new_subjects`` (a generator of its own, so that the draws above are the same
+      with or without it), ``predictive [D, S, C]``: rejections of a new subject of each
+      subject's role in its cells, its state drawn from ``P(m | role, theta_d)``: the
+      predictive that ``loglik`` scores (``az.loo_pit`` checks it against the observations;
+      the same subjects' replicates would use each subject's decisions twice).
 
     Computed per distinct subject pattern, then spread to the subjects."""
     patterns, _, inverse = data.compressed
@@ -45,7 +51,7 @@ def subject_posterior(
     prob_sum = None
     for start in range(0, D, chunk):
         part = {k: v[start : start + chunk] for k, v in params.items()}
-        _, log_rej, _ = state_tables(spec, patterns, part)
+        log_prior, log_rej, _ = state_tables(spec, patterns, part)
         joint = subject_joint(spec, patterns, part)[:, inverse]  # [d, S, M]
         out["loglik"].append(torch.logsumexp(joint, -1))
         post = torch.softmax(joint, -1)
@@ -58,6 +64,13 @@ def subject_posterior(
         out["replicated"].append(
             simulate_rejections(log_rej, data.role_index, state, data.n_trials, generator)
         )
+        if new_subjects is not None:
+            prior = log_prior[:, data.role_index].softmax(-1)  # [d, S, M]
+            flat = prior.reshape(-1, prior.shape[-1])
+            fresh = torch.multinomial(flat, 1, generator=new_subjects).reshape(prior.shape[:-1])
+            out.setdefault("predictive", []).append(
+                simulate_rejections(log_rej, data.role_index, fresh, data.n_trials, new_subjects)
+            )
     result = {k: torch.cat(v) for k, v in out.items()}
     result["state_prob"] = prob_sum / D
     return result
