@@ -222,14 +222,18 @@ def run_fit(args: argparse.Namespace) -> int:
 WORST_IS_LARGEST = ("r_hat", "pareto_k")
 
 
+#: Diagnostics whose list is not a value per chain or simulation: what its entries are.
+ENTRIES = {"grid_size": "scalar grid points, lattice points"}
+
+
 def diagnostics_line(diagnostics: dict, prefix: str = "") -> str:
     """``diagnostics`` on one line a person can read: of a value per parameter or per
     simulation, the worst and whose it is (the largest r-hat or Pareto k, the smallest ESS);
-    of a list of numbers, the numbers (their range if more than 4); nested entries with their
-    parent's name."""
+    of a list of numbers, the numbers (their range if more than 4; what the entries are where
+    they are not per simulation, :data:`ENTRIES`); nested entries with their parent's name."""
     parts = []
     for key, value in diagnostics.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key}" + (f" ({ENTRIES[key]})" if key in ENTRIES else "")
         digits = 2 if key == "r_hat" else None  # as ArviZ's summary shows it
         if isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
             pick = max if key in WORST_IS_LARGEST else min
