@@ -303,16 +303,18 @@ class BoundedGrid:
         return (self.hi - self.lo) / max(1, self.n - 1)
 
 
-#: Points of a bounded site's zoomed grid: over the range that holds all but
-#: :data:`BOUNDED_TAIL` of each simulation's posterior (about +-5 sd of a Gaussian), 16 points
-#: give a step of ~0.7 sd, past :func:`resolution_threshold`'s one sd.
+#: Points of a bounded site's zoomed grid, over the coarse cells that hold its posterior and
+#: one more on each side; each zoom (:func:`zoom_bounded`) narrows that range around the
+#: posterior, until its step is under the posterior's sd (:func:`bounded_resolved`).
 BOUNDED_ZOOM_POINTS = 16
-#: The posterior mass of a bounded site left out at each end of its zoomed grid.
+#: A cell wholly in the last ``BOUNDED_TAIL`` of a simulation's posterior at either end (its
+#: mass taken at its point) is not kept by a zoom, but the one next to the kept ones is.
 BOUNDED_TAIL = 1e-7
 #: A bounded site's grid is not zoomed below this step (logit units): finer cannot matter.
 MIN_BOUNDED_STEP = 0.05
-#: A posterior within this much of an open end cell (beyond logit +-7: within 0.001 of 0 or 1)
-#: is resolved there: its moments are within 0.001 of the cell's point.
+#: A posterior with this much of its mass in an open end cell whose point is at logit -7 or
+#: beyond (the cell reaches 0, its other edge at most logit -6: 0.0025; the same at 1) is
+#: resolved there: its moments are within 0.0025 of the cell's point.
 END_CELL_MASS = 1 - 1e-6
 
 
@@ -321,7 +323,7 @@ def bounded_resolved(grid: BoundedGrid, mass: torch.Tensor, loose: bool = False)
     n]`` its posterior mass at each point: :func:`resolution_threshold` effective points (a
     Gaussian posterior's sd at least the step; ``loose``: half the step, where a Gaussian's
     moments on the grid err by ``exp(-2 pi^2 sd^2 / step^2)``, under 1%), or (nearly) all the
-    mass in an open end cell beyond logit -7 or 7, or a step already below
+    mass in an open end cell whose point is at logit -7 or 7 or beyond, or a step already below
     :data:`MIN_BOUNDED_STEP`."""
     w = mass / mass.sum(-1, keepdim=True)
     fine = effective_points(w) >= resolution_threshold(1) / (2 if loose else 1)
@@ -337,14 +339,16 @@ def bounded_resolved(grid: BoundedGrid, mass: torch.Tensor, loose: bool = False)
 def zoom_bounded(grid: BoundedGrid, mass: torch.Tensor) -> BoundedGrid | None:
     """``grid`` zoomed onto the cells that hold each simulation's posterior of its site, all
     but :data:`BOUNDED_TAIL` at either end (the union over the simulations, ``mass [S, n]``),
-    with :data:`BOUNDED_ZOOM_POINTS` points; an end cell stays open if it was and is kept.
-    ``None`` if that would not make the step finer (the posterior spans every cell)."""
+    and one more cell on each side (a cell's mass is taken at its point: the posterior within
+    a dropped cell's half-step would otherwise be cut off), with :data:`BOUNDED_ZOOM_POINTS`
+    points; an end cell stays open if it was and is kept. ``None`` if that would not make the
+    step finer (the posterior spans every cell)."""
     w = mass / mass.sum(-1, keepdim=True)
     n = grid.n
     left = w.cumsum(-1) < BOUNDED_TAIL  # cells wholly in some simulation's left tail
     right = w.flip(-1).cumsum(-1).flip(-1) < BOUNDED_TAIL
-    first = int((~left).float().argmax(-1).min())
-    last = n - 1 - int((~right).flip(-1).float().argmax(-1).min())
+    first = max(0, int((~left).float().argmax(-1).min()) - 1)
+    last = min(n - 1, n - 1 - int((~right).flip(-1).float().argmax(-1).min()) + 1)
     x = np.linspace(grid.lo, grid.hi, n)
     half = grid.step / 2
     lo, hi = x[first] - half, x[last] + half  # the kept cells' outer edges

@@ -284,7 +284,10 @@ class Posterior:
         without the user, so that ``az.loo`` leaves one user out of the model fitted."""
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
         clone = self.bounded("clone")
-        ll = leave_one_out_loglik(log_pi, self.user_loglik(), self.data.user_mask, clone)
+        loglik, mask = self.user_loglik(), self.data.user_mask
+        if clone is not None:  # a difference of two group totals: in float64
+            log_pi, loglik, mask, clone = (x.double() for x in (log_pi, loglik, mask, clone))
+        ll = leave_one_out_loglik(log_pi, loglik, mask, clone)
         return ll.reshape(self.n_chains, self.n_draws, *ll.shape[1:])
 
     def log_prior(self) -> torch.Tensor:

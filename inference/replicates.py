@@ -2,14 +2,17 @@
 
 For every draw ``theta_d`` of a :class:`~scai.inference.posterior.Posterior` (``pi`` and the
 other group-level sites), :func:`scai.models.predictive.replicate` runs the generative model
-forward over the same games: each user's type is drawn from the group's norm ``pi_d`` (with
-clones, through a prototype), its manner from the model's coupling given the type, then its
-actions and tones. A user's replicate is thus its predictive with its type and manner summed
-out, given the group's parameters: the same quantity the ``log_likelihood`` group scores, so
-that ``az.loo_pit`` (whose importance weights leave the user's data out of ``theta`` only)
-checks a leave-one-user-out predictive. (Drawing the type from ``P(z_u | theta_d, data)``
-instead would use the user's own data a second time: its replicates then equal its
-observations far more often than a new user's would.)
+forward over the same games: each user's type is drawn from the group's norm ``pi_d``, its
+manner from the model's coupling given the type, then its actions and tones. A user's
+replicate is thus its predictive with its type and manner summed out, given the group's
+parameters: the quantity the ``log_likelihood`` group scores, so that ``az.loo_pit`` (whose
+importance weights leave the user's data out of ``theta`` only) checks a leave-one-user-out
+predictive. With clones the users share a prototype, and ``log_likelihood`` scores
+``p(y_u | y_-u, theta)``: each user's type is drawn as a new user's in its place, the
+prototype from ``P(z0 | theta_d, y_-u)`` (the other users' data) and the type from ``c
+[z0] + (1 - c) pi_d``. (Drawing the type from ``P(z_u | theta_d, data)`` instead would use the
+user's own data a second time: its replicates then equal its observations far more often
+than a new user's would.)
 The replicated actions are laid out like the observations: per row of the interaction table
 (``offer``, ``accepted``, ``proposer_tone``, ``responder_tone``; a tone as its index in
 :data:`~scai.models.language.TONES`, -1 where none was heard) and per user
@@ -32,6 +35,7 @@ import torch
 
 from scai.models.language import TONES
 from scai.models.layout import GroupData
+from scai.models.marginal import prototype_given_others
 from scai.models.predictive import replicate
 
 ACTION_VARIABLES = ("offer", "accepted", "proposer_tone", "responder_tone")
@@ -70,8 +74,11 @@ def posterior_replicates(posterior, seed: int) -> Replicates:
     """One replicate of the data per posterior draw (module docstring)."""
     data, hyp = posterior.data, posterior.hypothesis
     D = posterior.flat_draws("pi").shape[0]
-    # the group-level sites only: types and manners are the model's own draws given them
+    # the group-level sites: types (but with clones) and manners are the model's own draws
     sites = {name: posterior.flat_draws(name) for name in posterior.draws}
+    clone = posterior.bounded("clone")
+    if clone is not None:
+        sites["policy"] = types_in_place_of_each_user(posterior, clone, seed)
     events = replicate(data, hyp, sites, seed)
 
     table = posterior.table.reset_index(drop=True)
@@ -97,3 +104,26 @@ def posterior_replicates(posterior, seed: int) -> Replicates:
     shape = (posterior.n_chains, posterior.n_draws)
     replicated = {name: value.reshape(*shape, -1) for name, value in rep.items()}
     return Replicates(replicated, observed)
+
+
+def types_in_place_of_each_user(posterior, clone: torch.Tensor, seed: int) -> torch.Tensor:
+    """``[D, S, U]``: with clones, the type of a new user in each user's place per draw: the
+    prototype from ``P(z0 | theta_d, y_-u)``
+    (:func:`~scai.models.marginal.prototype_given_others`), then the type from ``c [z0] +
+    (1 - c) pi_d``. Deterministic for a ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    pi = posterior.flat_draws("pi").double()  # [D, S, K]
+    loglik = posterior.user_loglik().double()
+    mask = posterior.data.user_mask.double()
+    c = clone.double()
+    z0 = _draw(prototype_given_others(pi.clamp_min(1e-300).log(), loglik, mask, c), generator)
+    K = pi.shape[-1]
+    copy = torch.nn.functional.one_hot(z0, K).double()  # [D, S, U, K]
+    weight = c[..., None, None]
+    return _draw(weight * copy + (1 - weight) * pi.unsqueeze(-2), generator)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One draw from ``Categorical(probs)`` over the last dimension of each row."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])

@@ -287,12 +287,31 @@ def leave_one_out_loglik(
     if clone is None:
         per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)
         return per_user * user_mask
+    by_prototype, without_user = _leave_one_out_terms(log_pi, loglik, user_mask, clone)
+    whole = torch.logsumexp(by_prototype, dim=-1)  # [..., S]
+    without = torch.logsumexp(without_user, dim=-1)  # [..., S, U]
+    return (whole.unsqueeze(-1) - without) * user_mask
+
+
+def prototype_given_others(
+    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor, clone: torch.Tensor
+) -> torch.Tensor:
+    """With clones: ``P(z0 | theta, y_-u)`` ``[..., S, U, K0]``, the prototype given every
+    user's data but user ``u``'s: with ``z_u ~ c [z0] + (1 - c) pi`` the type of a new user
+    in ``u``'s place, the predictive :func:`leave_one_out_loglik` scores."""
+    _, without_user = _leave_one_out_terms(log_pi, loglik, user_mask, clone)
+    return torch.softmax(without_user, dim=-1)
+
+
+def _leave_one_out_terms(
+    log_pi: torch.Tensor, loglik: torch.Tensor, user_mask: torch.Tensor, clone: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(z0, y | theta)`` ``[..., S, K0]`` and ``log p(z0, y_-u | theta)`` ``[..., S,
+    U, K0]`` of the prototype mixture (:func:`prototype_loglik`)."""
     log_f, _ = _prototype_terms(log_pi, loglik, clone)
     log_f = log_f * user_mask.unsqueeze(-1)  # [..., S, U, K0]
     by_prototype = log_pi + log_f.sum(-2)  # [..., S, K0]
-    whole = torch.logsumexp(by_prototype, dim=-1)  # [..., S]
-    without = torch.logsumexp(by_prototype.unsqueeze(-2) - log_f, dim=-1)  # [..., S, U]
-    return (whole.unsqueeze(-1) - without) * user_mask
+    return by_prototype, by_prototype.unsqueeze(-2) - log_f
 
 
 def type_posterior(

@@ -606,7 +606,7 @@ def test_scai_fit_shows_the_worst_diagnostics_on_one_readable_line():
         "r_hat max 1.03 (lam[0]), ess_bulk min 377 (lam[0]), divergences 2, "
         "bfmi [1.046, 0.231], log_evidence -19..0 (20 values), "
         "importance.pareto_k max 0.83 (1), importance.proposal_draws 2000, converged True, "
-        "grid_size (scalar grid points, lattice points) [1, 2926]"
+        "grid_size (grid points of the scalars and bounded sites, lattice points) [1, 2926]"
     )
 
 

@@ -134,19 +134,20 @@ def engine_options(args: argparse.Namespace) -> None:
     """Refuse an option of another engine than ``--engine`` (it would be ignored without a
     word), and ``--init laplace`` with ``--guide mvn`` (that guide starts at the prior
     median), then fill in the defaults of the engine's own."""
-    if args.guide == "mvn" and args.init == "laplace":
-        raise RunError(
-            "--init laplace: the Laplace start is the mean-field guide's (--guide normal); "
-            "--guide mvn starts at the prior median (--init median, its default)"
-        )
-    for name, (engine, default) in ENGINE_OPTIONS.items():
+    for name, (engine, _) in ENGINE_OPTIONS.items():
         value = getattr(args, name)
         if value is not None and engine != args.engine:
             option = "--" + name.replace("_", "-")
             raise RunError(
                 f"{option} {value}: an option of --engine {engine}, not of --engine {args.engine}"
             )
-        if value is None:
+    if args.guide == "mvn" and args.init == "laplace":
+        raise RunError(
+            "--init laplace: the Laplace start is the mean-field guide's (--guide normal); "
+            "--guide mvn starts at the prior median (--init median, its default)"
+        )
+    for name, (_, default) in ENGINE_OPTIONS.items():
+        if getattr(args, name) is None:
             setattr(args, name, default)
     if args.guide == "mvn":  # its one start (the Laplace one was refused above if asked for)
         args.init = "median"
@@ -223,7 +224,7 @@ WORST_IS_LARGEST = ("r_hat", "pareto_k")
 
 
 #: Diagnostics whose list is not a value per chain or simulation: what its entries are.
-ENTRIES = {"grid_size": "scalar grid points, lattice points"}
+ENTRIES = {"grid_size": "grid points of the scalars and bounded sites, lattice points"}
 
 
 def diagnostics_line(diagnostics: dict, prefix: str = "") -> str:
