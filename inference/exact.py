@@ -102,13 +102,14 @@ def fit_exact(
     standing for its cell ``points +- widths / 2``.
 
     The latent sites in (0, 1) (lapse, stereotype strength, clone probability) are first
-    gridded coarsely (:data:`BOUNDED_POINTS` each, 2 logit units apart); a site whose posterior
-    the grid does not resolve in some simulation (:func:`bounded_resolved`: narrower than the
-    step) is fitted again on a grid zoomed onto it (:func:`zoom_bounded`, ``bounded_grids``),
-    up to :data:`MAX_BOUNDED_ZOOMS` times, while the finer grid fits the budget with the
-    same lattice of ``pi``; a site still unresolved is a :class:`DiagnosticWarning`. The
-    zooms of each site are in ``diagnostics["<site>_grid_zooms"]`` and its step (logit units)
-    in ``["<site>_grid_step"]`` (present only when it zoomed).
+    gridded coarsely (:data:`BOUNDED_POINTS` each, 2 logit units apart); a site that the data
+    inform (:func:`informed`) and whose posterior the grid does not resolve in some simulation
+    (:func:`bounded_resolved`: narrower than the step) is fitted again on a grid zoomed onto it
+    (:func:`zoom_bounded`, ``bounded_grids``), up to :data:`MAX_BOUNDED_ZOOMS` times, while the
+    finer grid fits the budget with the same lattice of ``pi``; a site left narrower than half
+    its step is a :class:`BoundedGridWarning`. The zooms of each site are in
+    ``diagnostics["<site>_grid_zooms"]`` and its step (logit units) in ``["<site>_grid_step"]``
+    (present only when it zoomed).
     """
     check_exact(hypothesis, data)
     dims = len(latent_scalars(hypothesis, data))
@@ -178,7 +179,8 @@ def fit_exact(
         log_joint += log_prior + log_w2.reshape(T, 1, 1)
         return log_joint, loglik, action, u2, b2, (counts, clone, log_w2)
 
-    scalar_diagnostics: dict[str, float] = {}  # present only when a scalar grid zoomed again
+    # present only when a scalar grid zoomed again or a bounded site's grid zoomed
+    grid_diagnostics: dict[str, float] = {}
     engine_state = None  # online updating's action log-likelihoods, or the scalar's cells
     if dims == 0:
         u = torch.zeros(1, 0, dtype=dtype)
@@ -257,7 +259,7 @@ def fit_exact(
             engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())]}
         u, pi_grid = u2, fitted
         if scalar_zooms:
-            scalar_diagnostics = {"scalar_zooms": scalar_zooms}
+            grid_diagnostics = {"scalar_zooms": scalar_zooms}
         if not resolved:
             names = ", ".join(latent_scalars(hypothesis, data))
             warnings.warn(
@@ -270,7 +272,7 @@ def fit_exact(
     T = u.shape[0]
     log_evidence, weights = _normalise(log_joint)
     if bounded:
-        per_point = T // len(b_points) * S * G_of(pi_grid)
+        per_point = T // len(b_points) * S * pi_grid.shape[-2]  # entries per bounded point
         zoomed = _zoom_bounded_sites(prior, site_grids, b, weights, per_point)
         if zoomed is not None:
             return fit_exact(
@@ -283,8 +285,8 @@ def fit_exact(
             )
         for site, grid in site_grids.items():
             if grid.zooms:
-                scalar_diagnostics[f"{site}_grid_zooms"] = grid.zooms
-                scalar_diagnostics[f"{site}_grid_step"] = float(grid.step)
+                grid_diagnostics[f"{site}_grid_zooms"] = grid.zooms
+                grid_diagnostics[f"{site}_grid_step"] = float(grid.step)
     # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
     # (zoomed onto it): pi_grid becomes [S, G, K]. Otherwise every line below is the one-lattice
     # computation, untouched.
@@ -296,7 +298,7 @@ def fit_exact(
 
     clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
     diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[-2]]}
-    diagnostics.update(scalar_diagnostics)
+    diagnostics.update(grid_diagnostics)
     if zooms is None:
         pi_mean = torch.einsum("tsg,gk->sk", weights, pi_grid)
         if clone_t is None:
@@ -480,7 +482,7 @@ def _site_grid(prior: GroupPrior, site: str, grid: BoundedGrid) -> tuple[torch.T
 
 
 #: A site's data are informative where its posterior over the grid's cells departs from its
-#: prior by more than this many nats between two cells that hold some mass.
+#: prior (both normalised) by more than this many nats in a cell where either holds mass.
 INFORMED_NATS = 1.0
 
 
@@ -499,11 +501,6 @@ def informed(mass: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
     return torch.where(held, gap, 0.0).amax(-1) > INFORMED_NATS
 
 
-def G_of(pi_grid: torch.Tensor) -> int:
-    """The number of lattice points of ``pi_grid`` (``[G, K]``, or ``[S, G, K]`` zoomed)."""
-    return pi_grid.shape[-2]
-
-
 def _zoom_bounded_sites(
     prior: GroupPrior,
     grids: dict[str, BoundedGrid],
@@ -516,8 +513,9 @@ def _zoom_bounded_sites(
     (:func:`bounded_resolved`) zoomed onto its posterior (:func:`zoom_bounded`), or
     ``None`` when none needs it, or none can be zoomed further (:data:`MAX_BOUNDED_ZOOMS`, no
     finer step, or the finer grid times ``per_point`` entries beyond :data:`GRID_BUDGET`):
-    then each site still unresolved is a :class:`DiagnosticWarning`. ``b [T, sites]`` holds
-    each grid row's point of every site and ``weights [T, S, G]`` the posterior weights."""
+    then each site still narrower than half its step is a :class:`BoundedGridWarning`.
+    ``b [T, sites]`` holds each grid row's point of every site and ``weights [T, S, G]`` the
+    posterior weights."""
     mass_t = weights.sum(-1)  # [T, S]
     zoomed, unresolved, too_coarse = dict(grids), [], {}
     for i, (site, grid) in enumerate(grids.items()):

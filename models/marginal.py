@@ -265,9 +265,8 @@ def group_loglik(
 ) -> torch.Tensor:
     """``[..., S]``: ``sum_u log sum_k pi[s, k] exp(L[s, u, k])`` for ``log_pi [..., S, K]``;
     with ``clone [..., S]``, the prototype mixture of the module docstring."""
-    if clone is None:
-        per_user = torch.logsumexp(log_pi.unsqueeze(-2) + loglik, dim=-1)  # [..., S, U]
-        return (per_user * user_mask).sum(-1)
+    if clone is None:  # independent users: the sum of their own terms
+        return leave_one_out_loglik(log_pi, loglik, user_mask).sum(-1)
     return torch.logsumexp(prototype_loglik(log_pi, loglik, user_mask, clone), dim=-1)
 
 
@@ -309,9 +308,8 @@ def _leave_one_out_terms(
     """``log p(z0, y | theta)`` ``[..., S, K0]`` and ``log p(z0, y_-u | theta)`` ``[..., S,
     U, K0]`` of the prototype mixture (:func:`prototype_loglik`)."""
     log_f, _ = _prototype_terms(log_pi, loglik, clone)
-    log_f = log_f * user_mask.unsqueeze(-1)  # [..., S, U, K0]
-    by_prototype = log_pi + log_f.sum(-2)  # [..., S, K0]
-    return by_prototype, by_prototype.unsqueeze(-2) - log_f
+    by_prototype = _by_prototype(log_pi, log_f, user_mask)  # [..., S, K0]
+    return by_prototype, by_prototype.unsqueeze(-2) - log_f * user_mask.unsqueeze(-1)
 
 
 def type_posterior(

@@ -323,12 +323,10 @@ class GroupPrior:
         Only for hypotheses with at least one latent scalar. (Built once per prior and set of
         currencies: a fit per simulation and epoch asks for the same one hundreds of times,
         and torch's constructor checks its shapes for ~3 ms each time.)"""
+        if not (self.latent_lam or self.latent_shift or self.latent_shared):
+            raise ValueError(f"hypothesis {self.hypothesis.name!r} has no latent scalar")
         scales = (self.lam_loc, self.lam_scale, self.shared_scale, self.currency_scale)
-        key = (*scales, self.essential_shift, tuple(essential.tolist()))
-        try:
-            return _scalar_gaussian(*key)
-        except ValueError:
-            raise ValueError(f"hypothesis {self.hypothesis.name!r} has no latent scalar") from None
+        return _scalar_gaussian(*scales, self.essential_shift, tuple(essential.tolist()))
 
     def shared_given_shifts(
         self, shift: torch.Tensor, essential: torch.Tensor, generator: torch.Generator
@@ -506,8 +504,8 @@ def _scalar_gaussian(
     essential_shift: float,
     essential: tuple[float, ...],
 ) -> torch.distributions.MultivariateNormal:
-    """:meth:`GroupPrior.scalar_gaussian` of a prior with these settings (a ``ValueError`` when
-    none of its scalars is latent)."""
+    """:meth:`GroupPrior.scalar_gaussian` of a prior with these settings (one of its scalars
+    latent: a scale above 0)."""
     C = len(essential)
     locs, blocks = [], []
     if lam_scale > 0:
@@ -519,7 +517,5 @@ def _scalar_gaussian(
     elif shared_scale > 0:
         locs.append(torch.zeros(1))
         blocks.append(torch.tensor([[shared_scale**2]]))
-    if not locs:
-        raise ValueError("no latent scalar")
     loc, cov = torch.cat(locs).double(), torch.block_diag(*blocks).double()
     return torch.distributions.MultivariateNormal(loc, cov)

@@ -215,18 +215,29 @@ def test_synthetic_norm_mixture_subjects_follow_their_norm():
     assert (sim.table["accepted"][decided] == expected[decided]).all()
 
 
-def test_replicates_have_the_expected_rejections():
+DRAWS = 2000
+
+
+@pytest.fixture
+def inequity_draws():
+    """12 subjects simulated from the inequity-aversion model and :data:`DRAWS` draws of its
+    role-level sites around the truth (the envy's mean varied, so that theta varies)."""
+    spec = load_hypothesis_file(INEQUITY_FILE)
+    sim = simulate_responders(spec, {"self": 6, "other": 6}, params=INEQUITY_TRUTH, seed=2)
+    D = DRAWS
+    draws = {k: torch.as_tensor(v, dtype=DTYPE).expand(D, -1) for k, v in INEQUITY_TRUTH.items()}
+    vary = 0.3 * torch.randn(D, 2, dtype=DTYPE, generator=torch.Generator().manual_seed(3))
+    draws["envy_mu"] = draws["envy_mu"] + vary  # theta varies across draws (a fixed seed)
+    return spec, sim.data, role_params(spec, draws, sim.data.n_roles)
+
+
+def test_replicates_have_the_expected_rejections(inequity_draws):
     """The posterior predictive (``subject_posterior``'s replicates: each subject's state
     drawn from its posterior per draw, then its decisions): the mean replicated rejections of
     every subject and cell equal ``sum_m P(m | theta_d, y_s) P(reject | m, theta_d) n`` averaged
     over draws, within 4 standard errors."""
-    spec = load_hypothesis_file(INEQUITY_FILE)
-    sim = simulate_responders(spec, {"self": 6, "other": 6}, params=INEQUITY_TRUTH, seed=2)
-    data = sim.data
-    D = 2000
-    draws = {k: torch.as_tensor(v, dtype=DTYPE).expand(D, -1) for k, v in INEQUITY_TRUTH.items()}
-    draws["envy_mu"] = draws["envy_mu"] + 0.3 * torch.randn(D, 2, dtype=DTYPE)  # vary theta
-    params = role_params(spec, draws, data.n_roles)
+    spec, data, params = inequity_draws
+    D = DRAWS
     out = subject_posterior(spec, data, params, torch.Generator().manual_seed(0))
     assert out["replicated"].shape == (D, data.n_subjects, len(data.offers))
     assert out["loglik"].shape == out["state"].shape == out["envy"].shape == (D, 12)
@@ -243,19 +254,16 @@ def test_replicates_have_the_expected_rejections():
     assert torch.all(out["replicated"] <= n) and torch.all(out["replicated"] >= 0)
 
 
-def test_new_subject_replicates_follow_the_roles_distribution_not_the_subjects_data():
+def test_new_subject_replicates_follow_the_roles_distribution_not_the_subjects_data(
+    inequity_draws,
+):
     """``subject_posterior(new_subjects=...)``'s ``predictive``: a new subject of each role in
     each subject's cells, its state from ``P(m | role, theta_d)``, so its mean rejections are
     ``sum_m P(m | role, theta_d) P(reject | m, theta_d) n`` averaged over draws (4 standard
     errors), the same for two subjects of a role whatever they decided; and the same-subject
     replicates (and every other output) are unchanged by asking for it."""
-    spec = load_hypothesis_file(INEQUITY_FILE)
-    sim = simulate_responders(spec, {"self": 6, "other": 6}, params=INEQUITY_TRUTH, seed=2)
-    data = sim.data
-    D = 2000
-    draws = {k: torch.as_tensor(v, dtype=DTYPE).expand(D, -1) for k, v in INEQUITY_TRUTH.items()}
-    draws["envy_mu"] = draws["envy_mu"] + 0.3 * torch.randn(D, 2, dtype=DTYPE)  # vary theta
-    params = role_params(spec, draws, data.n_roles)
+    spec, data, params = inequity_draws
+    D = DRAWS
     alone = subject_posterior(spec, data, params, torch.Generator().manual_seed(0))
     out = subject_posterior(
         spec,

@@ -56,8 +56,7 @@ def subject_posterior(
         out["loglik"].append(torch.logsumexp(joint, -1))
         post = torch.softmax(joint, -1)
         prob_sum = post.sum(0) if prob_sum is None else prob_sum + post.sum(0)
-        flat = post.reshape(-1, post.shape[-1])
-        state = torch.multinomial(flat, 1, generator=generator).reshape(post.shape[:-1])
+        state = _draw_states(post, generator)
         out["state"].append(state)
         if isinstance(spec, InequitySpec):
             out.setdefault("envy", []).append(_envy_of(spec, data, part, state, generator))
@@ -65,15 +64,19 @@ def subject_posterior(
             simulate_rejections(log_rej, data.role_index, state, data.n_trials, generator)
         )
         if new_subjects is not None:
-            prior = log_prior[:, data.role_index].softmax(-1)  # [d, S, M]
-            flat = prior.reshape(-1, prior.shape[-1])
-            fresh = torch.multinomial(flat, 1, generator=new_subjects).reshape(prior.shape[:-1])
+            fresh = _draw_states(log_prior[:, data.role_index].softmax(-1), new_subjects)
             out.setdefault("predictive", []).append(
                 simulate_rejections(log_rej, data.role_index, fresh, data.n_trials, new_subjects)
             )
     result = {k: torch.cat(v) for k, v in out.items()}
     result["state_prob"] = prob_sum / D
     return result
+
+
+def _draw_states(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``[d, S]``: one state per subject and draw from ``probs [d, S, M]``."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
 
 
 def _envy_of(
