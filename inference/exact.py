@@ -465,7 +465,7 @@ def bounded_points(
     when none is latent."""
     grids = grids or {}
     grids = [
-        prior.bounded_grid(site, 1)
+        _site_grid(prior, site, BoundedGrid(1))  # one point: the prior's median
         if median
         else _site_grid(prior, site, grids.get(site, BoundedGrid(BOUNDED_POINTS[site])))
         for site in prior.beta

@@ -285,6 +285,10 @@ def effective_points(mass: torch.Tensor) -> torch.Tensor:
     return total * total / torch.linalg.vecdot(mass, mass)  # no [..., G] temporary
 
 
+#: A bounded site's first grid spans logit -COARSE_LOGIT to COARSE_LOGIT (0.0009 to 0.9991).
+COARSE_LOGIT = 7.0
+
+
 @dataclass(frozen=True)
 class BoundedGrid:
     """The exact engine's grid of a latent site in (0, 1) (a lapse rate, a stereotype
@@ -293,8 +297,8 @@ class BoundedGrid:
     (:meth:`~scai.models.prior.GroupPrior.bounded_grid` gives its points and prior masses)."""
 
     n: int
-    lo: float = -7.0
-    hi: float = 7.0
+    lo: float = -COARSE_LOGIT
+    hi: float = COARSE_LOGIT
     open_ends: tuple[bool, bool] = (True, True)
     zooms: int = 0  # how many times :func:`zoom_bounded` made it
 
@@ -329,9 +333,9 @@ def bounded_resolved(grid: BoundedGrid, mass: torch.Tensor, loose: bool = False)
     fine = effective_points(w) >= resolution_threshold(1) / (2 if loose else 1)
     if grid.step <= MIN_BOUNDED_STEP:
         return torch.ones_like(fine)
-    if grid.open_ends[0] and grid.lo <= -7.0:
+    if grid.open_ends[0] and grid.lo <= -COARSE_LOGIT:
         fine |= w[:, 0] >= END_CELL_MASS
-    if grid.open_ends[1] and grid.hi >= 7.0:
+    if grid.open_ends[1] and grid.hi >= COARSE_LOGIT:
         fine |= w[:, -1] >= END_CELL_MASS
     return fine
 

@@ -240,17 +240,17 @@ class GroupPrior:
         self,
         site: str,
         n: int,
-        lo: float = -7.0,
-        hi: float = 7.0,
+        lo: float,
+        hi: float,
         open_ends: tuple[bool, bool] = (True, True),
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The exact engine's grid for a site in (0, 1): ``n`` points evenly spaced on the
-        logit scale from ``lo`` to ``hi`` (by default ``[-7, 7]``: 0.0009 to 0.9991, so a
-        posterior far in the prior's tail is still covered), each weighted by the prior mass of
-        its cell (the Beta CDF between the midpoints to its neighbours). An end cell reaches 0
-        (or 1) where ``open_ends`` says so, else half a step beyond its point (a zoomed grid,
-        :func:`scai.inference.grids.zoom_bounded`: the prior mass outside it is left out).
-        Returns ``(points [n], log masses [n])``, float64."""
+        """The exact engine's grid for a site in (0, 1) (its range:
+        :class:`scai.inference.grids.BoundedGrid`): ``n`` points evenly spaced on the logit
+        scale from ``lo`` to ``hi``, each weighted by the prior mass of its cell (the Beta CDF
+        between the midpoints to its neighbours), or for ``n = 1`` the prior's median. An end
+        cell reaches 0 (or 1) where ``open_ends`` says so, else half a step beyond its point (a
+        zoomed grid, :func:`scai.inference.grids.zoom_bounded`: the prior mass outside it is
+        left out). Returns ``(points [n], log masses [n])``, float64."""
         from scipy.stats import beta as beta_dist
 
         a, b = self.beta[site]
