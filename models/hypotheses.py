@@ -557,12 +557,15 @@ _AGENT_POLICIES = (
     PolicyType("fair", alpha=2.0, beta=2.0, description="splits evenly"),
     PolicyType("altruistic", w=2.0, description="gives it away"),
 )
-#: For agents the stereotype says nothing about neutral manners (every row gives them half its
-#: weight): rude suggests selfish, sycophantic altruistic.
+#: For agents, a stereotype over the manners the original study's agents speak in (neutral,
+#: rude, sycophantic): it says nothing about neutral manners (every row gives them half its
+#: weight); rude suggests selfish, sycophantic altruistic, and a fair user is as likely rude
+#: as sycophantic. No row favours polite, a manner no agent used and the tone reader was never
+#: shown: a polite tone would be a sink that every reported tone could have come from.
 _AGENT_STEREOTYPE = {
     "selfish": {"rude": 0.5, "neutral": 0.5},
     "selfish_rejecting": {"rude": 0.5, "neutral": 0.5},
-    "fair": {"polite": 0.5, "neutral": 0.5},
+    "fair": {"neutral": 0.5, "rude": 0.25, "sycophantic": 0.25},
     "altruistic": {"sycophantic": 0.5, "neutral": 0.5},
 }
 _AGENTS = {
@@ -612,9 +615,10 @@ PRESETS: dict[str, Hypothesis] = {
         ),
         Hypothesis(
             name="real_agents_stereotyped",
-            description="real_agents with a stereotype (rude with selfish, sycophantic with "
-            "altruistic, neutral with any) whose strength is learned per group, s ~ Beta(4, 1) "
-            "(mean 0.8): a group whose manners contradict it unlearns it.",
+            description="real_agents with a stereotype over the agents' manners (rude with "
+            "selfish, sycophantic with altruistic, neutral with any; fair as likely rude as "
+            "sycophantic) whose strength is learned per group, s ~ Beta(4, 1) (mean 0.8): a "
+            "group whose manners contradict it unlearns it.",
             stereotype=_AGENT_STEREOTYPE,
             stereotype_strength=0.8,
             stereotype_prior=(4.0, 1.0),

@@ -103,6 +103,25 @@ def test_stereotype_strength_zero_gives_uniform_rows():
     assert full[2, MANNERS.index("polite")].item() == pytest.approx(0.5)
 
 
+def test_the_agents_stereotype_says_nothing_of_neutral_or_polite():
+    """``real_agents_stereotyped``: at any strength every policy is equally likely to speak
+    neutrally, and equally likely to speak politely (a manner no agent of the original study
+    used, which the shipped tone reader never saw: a row favouring it would let every reported
+    tone count as that policy's, the read-versus-configured gap of the original logs)."""
+    hyp = PRESETS["real_agents_stereotyped"]
+    for s in (0.3, 0.8, 1.0):
+        rho = hyp.coupling(torch.tensor(s, dtype=torch.float64))
+        for manner in ("neutral", "polite"):
+            column = rho[:, MANNERS.index(manner)]
+            assert torch.allclose(column, column[0].expand_as(column)), (manner, s, column)
+        assert torch.allclose(rho.sum(-1), torch.ones(len(hyp.policies), dtype=torch.float64))
+    fair = hyp.policy_names.index("fair")
+    rude, syco = MANNERS.index("rude"), MANNERS.index("sycophantic")
+    assert (
+        hyp.coupling(torch.tensor(1.0))[fair, rude] == hyp.coupling(torch.tensor(1.0))[fair, syco]
+    )
+
+
 def test_invalid_settings_name_the_key():
     with pytest.raises(HypothesisError, match="pi_concentration: needs one value per policy"):
         Hypothesis(pi_concentration=(1.0, 1.0))
