@@ -9,12 +9,16 @@ modules never import the entry point (under ``python -m scai.experiments.cli`` t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from scai.models.data import parse_whole
 from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count, not_a_regular_file
@@ -44,6 +48,42 @@ def load_commands() -> dict[str, tuple[str, Callable, Callable]]:
     for module in MODULES:
         importlib.import_module(f"{__name__}.{module}")
     return COMMANDS
+
+
+def _on_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def warnings_on_one_line(
+    categories: tuple[type[Warning], ...] = (UserWarning,),
+    tell: Callable[[str], None] = _on_stderr,
+) -> Iterator[None]:
+    """Show each warning of ``categories`` as it happens, every time, on one line
+    (``warning: <message>``, through ``tell``); any other warning as Python would show it.
+
+    The rule is the category's, never the file that warned: scai's own warnings come from files
+    under a ``scai`` folder once installed, and must reach the user all the same."""
+    show = warnings.showwarning
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, categories):
+            tell(f"warning: {message}")
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        for category in categories:
+            warnings.simplefilter("always", category)
+        warnings.showwarning = one_line
+        yield
 
 
 def hypothesis_option(parser: argparse.ArgumentParser, default: str = "neutral") -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from scai.experiments.commands import (
@@ -16,6 +15,7 @@ from scai.experiments.commands import (
     output_file,
     seed_option,
     strict_option,
+    warnings_on_one_line,
 )
 from scai.models.data import (
     DataError,
@@ -24,7 +24,7 @@ from scai.models.data import (
     write_atomic,
     write_csv_atomic,
 )
-from scai.models.errors import RunError, SimulationWarning, TableWarning
+from scai.models.errors import RunError
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
@@ -114,8 +114,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.transcript is not None:
         check_outputs("--transcript", args.transcript, [args.transcript])
     hypothesis = get_hypothesis(args.hypothesis)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SimulationWarning)
+    with warnings_on_one_line():
         result = simulate(
             hypothesis,
             policy=args.policy,
@@ -128,11 +127,6 @@ def run_simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             assign=args.assign,
         )
-    for w in caught:
-        if issubclass(w.category, SimulationWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
-        else:  # anything else as Python would have shown it
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     write_csv_atomic(result.interactions, args.out)
     write_csv_atomic(result.users, users_path(args.out))
     if args.transcript is not None:
@@ -155,15 +149,11 @@ def run_validate(args: argparse.Namespace) -> int:
     """Exit 0 for a valid table (duplicated games are a warning), 1 with the full report of
     every problem for an invalid one."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", TableWarning)
+        with warnings_on_one_line():
             table = read_interactions(args.file, strict=args.strict)
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
-    for w in caught:
-        if issubclass(w.category, TableWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
     games, sims = len(table), table["sim"].nunique()
     print(
         f"{args.file}: valid ({games} interaction{'s' * (games != 1)}, "

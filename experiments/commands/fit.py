@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 import warnings
 
@@ -20,9 +19,10 @@ from scai.experiments.commands import (
     seed_option,
     strict_option,
     tones_option,
+    warnings_on_one_line,
 )
 from scai.models.data import read_interactions, write_csv_atomic
-from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
+from scai.models.errors import DuplicateGamesWarning, RunError
 from scai.models.hypotheses import get_hypothesis
 
 #: The options of one engine: name -> (the engine, its default: the engine function's own,
@@ -184,8 +184,7 @@ def run_fit(args: argparse.Namespace) -> int:
     check_outputs("--out", args.out, [args.out / "posterior.nc", args.out / "policy_probs.csv"])
     start = time.perf_counter()
     data, hypothesis = args.data, get_hypothesis(args.hypothesis)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_on_one_line():
         if args.tones != "given" or args.reader is not None:
             with warnings.catch_warnings():  # duplicates are reported once, by fit below
                 warnings.simplefilter("ignore", DuplicateGamesWarning)
@@ -211,10 +210,6 @@ def run_fit(args: argparse.Namespace) -> int:
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
     print(f"diagnostics (every value in posterior.nc): {diagnostics_line(diag)}")
-    for w in caught:
-        ours = issubclass(w.category, TableWarning)
-        if ours or (issubclass(w.category, UserWarning) and "scai" not in str(w.filename)):
-            print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
     return 0
 

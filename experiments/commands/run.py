@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 from scai.experiments.cache import CacheWarning
-from scai.experiments.commands import command, count, input_path, output_dir, seed_option
+from scai.experiments.commands import (
+    command,
+    count,
+    input_path,
+    output_dir,
+    seed_option,
+    warnings_on_one_line,
+)
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
@@ -176,7 +180,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     if "original-logs" in names:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
-    with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line():
+    with (
+        locked(args.out, wait=args.wait, on_wait=_tell),
+        warnings_on_one_line((CacheWarning,), _tell),
+    ):
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
 
         def report(name: str) -> None:
@@ -239,31 +246,6 @@ def compute_together(
 
 def _tell(message: str) -> None:
     print(f"scai run: {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def cache_warnings_on_one_line(tell: Callable[[str], None] = _tell) -> Iterator[None]:
-    """Show each :class:`CacheWarning` (a damaged or stale cached result, recomputed) as it
-    happens, on one line: ``scai run: warning: ...`` (``tell``: how a line is shown)."""
-    show = warnings.showwarning
-
-    def one_line(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        if issubclass(category, CacheWarning):
-            tell(f"warning: {message}")
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", CacheWarning)
-        warnings.showwarning = one_line
-        yield
 
 
 def check_hypothesis(source: str, names: list[str]) -> None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from scai.experiments.commands import command, count, input_path, output_dir
+from scai.experiments.commands import command, count, input_path, output_dir, warnings_on_one_line
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.locking import LOCK_NAME, locked
 
@@ -70,14 +70,17 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     _add_sweep
 )
 def sweep(args: argparse.Namespace) -> int:
-    from scai.experiments.commands.run import cache_warnings_on_one_line
+    from scai.experiments.cache import CacheWarning
     from scai.experiments.sweep import load_spec, run_sweep
     from scai.experiments.sweep.backends import check_options
 
     spec = load_spec(args.spec)
     check_options(args.backend, args.scheduler, args.workers)
     start = time.perf_counter()
-    with locked(args.out, wait=args.wait, on_wait=_tell), cache_warnings_on_one_line(_tell):
+    with (
+        locked(args.out, wait=args.wait, on_wait=_tell),
+        warnings_on_one_line((CacheWarning,), _tell),
+    ):
         result = run_sweep(
             spec,
             args.out,

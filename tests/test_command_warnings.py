@@ -1,0 +1,69 @@
+"""The commands show every warning a user should act on, on one line, wherever scai is installed.
+
+``scai fit`` once printed a caught warning only if the file that raised it had no ``scai`` in its
+path: in a checkout named anything else every warning showed, but installed (``.../site-packages/
+scai/...``) or cloned into a ``scai`` folder, the engines' convergence and grid warnings were
+never shown. The rule is now the warning's category (``commands.warnings_on_one_line``)."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from pathlib import Path
+
+import pytest
+
+from scai.experiments.cli import main
+from scai.experiments.commands import warnings_on_one_line
+from scai.inference.diagnostics import DiagnosticWarning
+from scai.models.errors import TableWarning
+
+#: the module, not the function ``scai.inference`` exports under the same name
+fit_module = importlib.import_module("scai.inference.fit")
+INSTALLED = "/opt/venv/lib/python3.11/site-packages/scai/inference/exact.py"
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("warnings") / "t.csv"
+    argv = ["simulate", "--policy", "fair", "--users", "6", "--sims", "1", "--epochs", "1"]
+    assert main([*argv, "--out", str(path)]) == 0
+    return path
+
+
+def test_fit_shows_a_warning_raised_from_an_installed_scai(table, tmp_path, monkeypatch, capsys):
+    real_fit = fit_module.fit
+
+    def fit_that_warns(*args, **kwargs):
+        warnings.warn_explicit("the grid is too coarse", DiagnosticWarning, INSTALLED, 1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", fit_that_warns)
+    capsys.readouterr()
+    assert main(["fit", "--data", str(table), "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err.count("warning: the grid is too coarse") == 1, err
+
+
+def test_fit_shows_the_engines_own_warning(table, tmp_path, capsys):
+    capsys.readouterr()
+    argv = ["fit", "--data", str(table), "--engine", "svi", "--max-steps", "5", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("warning: SVI did not converge in 5 steps") for line in err), err
+
+
+def test_one_line_for_the_categories_the_rest_as_python_shows_them(monkeypatch, capsys):
+    shown = []
+    monkeypatch.setattr(warnings, "showwarning", lambda m, c, *rest: shown.append((str(m), c)))
+    lines: list[str] = []
+    with warnings_on_one_line((TableWarning,), tell=lines.append):
+        for _ in range(2):  # every time, not once per place
+            warnings.warn_explicit("row 5 = row 2", TableWarning, INSTALLED, 7)
+        warnings.warn_explicit("overflow in exp", RuntimeWarning, "/lib/numpy/x.py", 3)
+    assert lines == ["warning: row 5 = row 2"] * 2
+    assert shown == [("overflow in exp", RuntimeWarning)]
+    monkeypatch.undo()
+    with warnings_on_one_line():
+        warnings.warn_explicit("a diagnostic", DiagnosticWarning, INSTALLED, 9)
+    assert capsys.readouterr().err.splitlines() == ["warning: a diagnostic"]
