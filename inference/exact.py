@@ -304,8 +304,9 @@ def fit_exact(
         if clone_t is None:
             policy_probs = lattice_policy_probs(weights, loglik, pi_grid)
         else:
-            policy_probs, covered = clone_policy_probs(weights, loglik, mask, pi_grid, clone_t)
+            policy_probs, covered, se = clone_policy_probs(weights, loglik, mask, pi_grid, clone_t)
             diagnostics["type_probability_mass_covered"] = covered
+            diagnostics["type_probability_sampled_se"] = se
     else:  # each simulation on its own lattice
         pi_mean = torch.einsum("tsg,sgk->sk", weights, pi_grid)
         parts = []
@@ -318,8 +319,9 @@ def fit_exact(
         if clone_t is None:
             policy_probs = torch.cat(parts)
         else:
-            policy_probs = torch.cat([p for p, _ in parts])
-            diagnostics["type_probability_mass_covered"] = min(c for _, c in parts)
+            policy_probs = torch.cat([p for p, _, _ in parts])
+            diagnostics["type_probability_mass_covered"] = min(c for _, c, _ in parts)
+            diagnostics["type_probability_sampled_se"] = max(se for _, _, se in parts)
         diagnostics["simplex_zooms"] = [z.zooms for z in zooms]
         diagnostics["simplex_side"] = [z.side for z in zooms]
 
@@ -839,6 +841,9 @@ def _fit_each_simulation(
     if "type_probability_mass_covered" in parts[0].diagnostics:
         diagnostics["type_probability_mass_covered"] = min(
             p.diagnostics["type_probability_mass_covered"] for p in parts
+        )
+        diagnostics["type_probability_sampled_se"] = max(
+            p.diagnostics["type_probability_sampled_se"] for p in parts
         )
     posterior = Posterior(
         engine="exact",

@@ -197,42 +197,82 @@ def clone_policy_probs(
     clone: torch.Tensor,
     mass: float = 1 - 1e-6,
     max_points: int = 2000,
-) -> tuple[torch.Tensor, float]:
-    """``[S, U, K]``: ``P(z_u = k | data)`` with clones: ``sum_{t,g} w[t,s,g] sum_z0 P(z0 |
-    t, g, data) P(z_u = k | z0, t, g, data_u)`` over the heaviest grid points, those that hold
-    ``mass`` of each simulation's posterior (at most ``max_points``; the sum is renormalised
-    over them), and the least posterior mass so covered (users are coupled through the
-    prototype: no closed form over the lattice applies).
+    tail_points: int = 20000,
+) -> tuple[torch.Tensor, float, float]:
+    """``[S, U, K]``: ``P(z_u = k | data)`` with clones, ``sum_{t,g} w[t,s,g] f_u(t, g)``,
+    ``f_u(t, g) = sum_z0 P(z0 | t, g, data) P(z_u = k | z0, t, g, data_u)`` (users are coupled
+    through the prototype: no closed form over the lattice applies, and evaluating ``f`` at all
+    ``T x G`` points, millions with three bounded sites, is too slow).
+
+    The heaviest points, those that hold ``mass`` of each simulation's posterior (at most
+    ``max_points``), are summed exactly; the rest of the posterior, if any, by a systematic
+    sample of ``tail_points`` points drawn in proportion to their weights (deterministic:
+    midpoints of equal strata of the cumulative weight, in grid order; 0: the heaviest points
+    alone, renormalised). Also returned: the
+    least mass summed exactly over simulations, and the largest standard error of the
+    sampled part, ``(1 - exact mass) sd(f) / sqrt(tail_points)`` over users and types (as if
+    the sample were random; systematic sampling along the grid does no worse on smooth ``f``).
 
     Users with the same log-likelihoods at every grid point (clones, :func:`user_kinds`) have
     the same probabilities: each kind is worked out once, weighted by its number of users."""
-    from scai.models.marginal import prototype_posterior
-
     T, S, U, K = loglik.shape
     G = pi_grid.shape[0]
     out = torch.zeros(S, U, K, dtype=loglik.dtype)
-    log_pi = pi_grid.log()
-    covered = 1.0
+    covered, tail_se = 1.0, 0.0
     kind = user_kinds(loglik, mask)  # [S, U]
     for s in range(S):
         w = weights[:, s].reshape(-1)  # [T * G]
+        w = w / w.sum()
         top = w.topk(min(max_points, len(w)))  # the heaviest points, in descending order
         n = min(int((top.values.cumsum(0) < mass).sum()) + 1, max_points)
         keep = top.indices[:n]
-        covered = min(covered, float(w[keep].sum() / w.sum()))
-        t, g = keep // G, keep % G
+        exact = float(w[keep].sum())
+        covered = min(covered, exact)
         users, which = torch.unique(kind[s], return_inverse=True)  # one user of each kind
         n_users = torch.zeros(len(users), dtype=mask.dtype).index_add_(0, which, mask[s])
-        prototype, given = prototype_posterior(
-            log_pi[g].unsqueeze(-2),  # [N, 1, K]
-            loglik[t, s][:, users].unsqueeze(-3),  # [N, 1, V, K]
-            n_users.unsqueeze(0),
-            clone[t].unsqueeze(-1).to(loglik.dtype),  # [N, 1]
-        )
-        probs = (prototype[:, 0, None, :, None] * given[:, 0]).sum(-2)  # [N, V, K]
-        wk = w[keep] / w[keep].sum()
-        out[s] = (wk[:, None, None] * probs).sum(0)[which]
-    return out, covered
+
+        kinds = (G, pi_grid, loglik[:, s][:, users], n_users, clone, loglik.dtype)
+        probs = (w[keep, None, None] * _clone_type_probs(keep, *kinds)).sum(0)
+        if tail_points == 0 or 1 - exact <= max(1 - mass, 1e-12):  # the heaviest, renormalised
+            probs = probs / exact
+        else:
+            rest = w.clone()
+            rest[keep] = 0
+            cumulative = rest.cumsum(0)
+            strata = (torch.arange(tail_points, dtype=w.dtype) + 0.5) / tail_points
+            drawn = torch.searchsorted(cumulative, strata * cumulative[-1]).clamp_(max=len(w) - 1)
+            points, counts = torch.unique(drawn, return_counts=True)
+            sampled = _clone_type_probs(points, *kinds)
+            share = counts.to(w.dtype) / tail_points
+            mean = (share[:, None, None] * sampled).sum(0)
+            sd = ((share[:, None, None] * (sampled - mean) ** 2).sum(0)).sqrt()
+            probs = probs + (1 - exact) * mean
+            tail_se = max(tail_se, float((1 - exact) * sd.max()) / tail_points**0.5)
+        out[s] = probs[which]
+    return out, covered, tail_se
+
+
+def _clone_type_probs(
+    points: torch.Tensor,
+    G: int,
+    pi_grid: torch.Tensor,
+    loglik: torch.Tensor,
+    n_users: torch.Tensor,
+    clone: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``[N, V, K]``: each kind's ``P(z_u = k | t, g, data)`` at flat grid points ``t * G + g``
+    (``loglik [T, V, K]`` of one simulation's kinds, ``n_users [V]``, ``clone [T]``)."""
+    from scai.models.marginal import prototype_posterior
+
+    t, g = points // G, points % G
+    prototype, given = prototype_posterior(
+        pi_grid[g].log().unsqueeze(-2),  # [N, 1, K]
+        loglik[t].unsqueeze(-3),  # [N, 1, V, K]
+        n_users.unsqueeze(0),
+        clone[t].unsqueeze(-1).to(dtype),  # [N, 1]
+    )
+    return (prototype[:, 0, None, :, None] * given[:, 0]).sum(-2)
 
 
 def user_kinds(L: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -83,8 +83,10 @@ def test_clone_policy_probs_equal_the_weighted_type_posterior():
     generator = torch.Generator().manual_seed(4)
     weights = torch.rand(t, S, len(pi), dtype=torch.float64, generator=generator) ** 4
     weights = weights / weights.sum((0, 2), keepdim=True)
-    probs, covered = clone_policy_probs(weights, L, mask, pi, clone, mass=1.0, max_points=10**6)
-    assert covered == pytest.approx(1.0, abs=1e-12)
+    probs, covered, sampled_se = clone_policy_probs(
+        weights, L, mask, pi, clone, mass=1.0, max_points=10**6
+    )
+    assert covered == pytest.approx(1.0, abs=1e-12) and sampled_se == 0.0
     log_pi = pi.log()[:, None, :].expand(-1, S, -1)  # [G, S, K]
     want = torch.zeros(S, U, K, dtype=torch.float64)
     for i in range(t):
