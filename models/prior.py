@@ -281,12 +281,16 @@ class GroupPrior:
         """``[G]`` normalised log prior mass of each cell of a simplex lattice (points
         ``(c + 1/K) / (n + 1)``, :func:`scai.inference.grids.simplex_lattice`).
 
-        A cell is approximated by the box ``x_k +- h`` (``h`` half the lattice step, clipped at
-        0), over which each factor ``x_k^(a_k - 1)`` of the Dirichlet density is averaged
-        exactly: ``((x_k + h)^a_k - max(x_k - h, 0)^a_k) / (a_k * width_k)``. The product of
-        these averages replaces the density at the point; it keeps the integrable singularity
-        of a concentration below 1 at the edges, which the point value misses (it converges
-        only like ``1 / n`` there).
+        A cell is approximated by the box ``x_k +- h`` (``h`` half the lattice step), over
+        which each factor ``x_k^(a_k - 1)`` of the Dirichlet density is averaged exactly, as
+        zero beyond the simplex's edge: ``((x_k + h)^a_k - max(x_k - h, 0)^a_k) / (a_k * 2 h)``.
+        The product of these averages replaces the density at the point; it keeps the
+        integrable singularity of a concentration below 1 at the edges, which the point value
+        misses (it converges only like ``1 / n`` there). A cell at an edge holds less of the
+        simplex than an inner one (its point is ``1/K`` of a step from the edge, its box reaches
+        ``1/K + 1/2`` of a step in): averaging over the part inside alone gave it a whole cell's
+        mass, and pulled the posterior of ``pi`` towards the edges: 0.83 where it is 0.8125
+        (six users certainly of one of four types), an error a finer lattice barely shrank.
         """
         K = points.shape[-1]
         if K == 1:
@@ -297,11 +301,11 @@ class GroupPrior:
 
     def pi_cell_log_density(self, points: torch.Tensor, h: float) -> torch.Tensor:
         """``[G]`` log of the Dirichlet density's unnormalised factors ``prod_k x_k^(a_k - 1)``
-        averaged over the box ``x_k +- h`` of each point (clipped at 0), as in
+        averaged over the box ``x_k +- h`` of each point (zero below 0), as in
         :meth:`pi_cell_log_weights`."""
         a = torch.tensor(self.concentration, dtype=points.dtype)
         lo, hi = (points - h).clamp_min(0.0), points + h
-        log_avg = torch.log((hi.pow(a) - lo.pow(a)) / (a * (hi - lo)))
+        log_avg = torch.log((hi.pow(a) - lo.pow(a)) / (a * 2 * h))
         return log_avg.sum(-1)
 
     def pi_cell_log_mass(self, points: torch.Tensor, h: float) -> torch.Tensor:
