@@ -10,10 +10,17 @@ import pandas as pd
 
 from scai.experiments.protocol import ConditionResult
 
-
 # -- results: tidy summaries, caching, parallel conditions -------------------------------------
-def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
-    """Mean and 95% t-interval of the mean over simulations."""
+
+#: What an offered share (% of the pot) can be: its intervals are cut to it.
+SHARE_RANGE = (0.0, 100.0)
+
+
+def mean_interval(
+    values: np.ndarray, bounds: tuple[float, float] = SHARE_RANGE
+) -> tuple[float, float, float, int]:
+    """Mean and 95% t-interval of the mean over simulations, cut to ``bounds`` (the values'
+    range: a t-interval of a few simulations, or of shares near 100%, reaches past it)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     n = len(values)
@@ -23,7 +30,7 @@ def mean_interval(values: np.ndarray) -> tuple[float, float, float, int]:
     if n == 1:
         return mean, mean, mean, 1
     half = float(_t_975(n - 1) * values.std(ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half, n
+    return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1]), n
 
 
 @functools.cache

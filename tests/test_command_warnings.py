@@ -67,3 +67,29 @@ def test_one_line_for_the_categories_the_rest_as_python_shows_them(monkeypatch, 
     with warnings_on_one_line():
         warnings.warn_explicit("a diagnostic", DiagnosticWarning, INSTALLED, 9)
     assert capsys.readouterr().err.splitlines() == ["warning: a diagnostic"]
+
+
+def test_fit_says_when_text_is_there_but_no_tone(table, tmp_path, capsys):
+    """A table with messages but no tone (the original logs as imported), fitted with its tones
+    as given (the default), tells the model no manners: ``scai fit`` says so, and not when the
+    user asked for no tones, nor when a tone is given."""
+    import pandas as pd
+
+    frame = pd.read_csv(table, keep_default_na=False)
+    texts = frame.assign(proposer_tone="", responder_tone="", proposer_text="Take it or leave it.")
+    silent = tmp_path / "silent.csv"
+    texts.to_csv(silent, index=False)
+    told = frame.assign(proposer_text="Take it or leave it.")
+    given = tmp_path / "given.csv"
+    told.to_csv(given, index=False)
+    expected = f"warning: {silent}: no message has a tone but {len(frame)} have text"
+    for path, tones, warned in (
+        (silent, "given", True),
+        (silent, "none", False),
+        (given, "given", False),
+    ):
+        capsys.readouterr()
+        argv = ["fit", "--data", str(path), "--tones", tones, "--draws", "10"]
+        assert main([*argv, "--out", str(tmp_path / f"f_{tones}_{path.stem}")]) == 0
+        err = capsys.readouterr().err
+        assert (expected in err) == warned, (path.name, tones, err)

@@ -277,7 +277,8 @@ def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path
 
 def test_mean_interval_is_the_t_interval_of_the_mean():
     """The 95% interval is mean +- t(0.975, n - 1) sd / sqrt(n), with SciPy's t quantile
-    (the report computes it without importing scipy.stats); non-finite values are left out."""
+    (the report computes it without importing scipy.stats), cut to the shares' range 0-100
+    (two simulations' interval once reached -553 to 658); non-finite values are left out."""
     import numpy as np
     from scipy import stats
 
@@ -286,10 +287,15 @@ def test_mean_interval_is_the_t_interval_of_the_mean():
     rng = np.random.default_rng(3)
     for n in (2, 5, 20, 137):
         values = rng.normal(size=n)
-        mean, lo, hi, count = mean_interval(np.append(values, [np.nan, np.inf]))
+        within = mean_interval(np.append(values, [np.nan, np.inf]), bounds=(-np.inf, np.inf))
+        mean, lo, hi, count = within
         half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
         assert count == n
         assert mean == values.mean()
         assert (lo, hi) == (values.mean() - half, values.mean() + half)
+        shares = mean_interval(values)  # shares: below 0 is cut
+        assert shares[:2] == (values.mean(), max(values.mean() - half, 0.0))
+    assert mean_interval(np.array([99.0, 100.0, 100.0]))[2] == 100.0
+    assert mean_interval(np.array([2.0, 90.0]))[1:3] == (0.0, 100.0)
     assert mean_interval(np.array([4.0]))[1:] == (4.0, 4.0, 1)
     assert mean_interval(np.array([np.nan]))[3] == 0

@@ -22,7 +22,7 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.models.data import read_interactions, write_csv_atomic
-from scai.models.errors import DuplicateGamesWarning, RunError
+from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
 
 #: The options of one engine: name -> (the engine, its default: the engine function's own,
@@ -156,6 +156,7 @@ def engine_options(args: argparse.Namespace) -> None:
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
 def run_fit(args: argparse.Namespace) -> int:
     from scai.inference.fit import fit
+    from scai.models.tone_reader.reading import unheard_text
 
     engine_options(args)
     options: dict = {}
@@ -199,6 +200,13 @@ def run_fit(args: argparse.Namespace) -> int:
             max_memory=args.max_memory,
             **options,
         )
+        if args.tones == "given" and (texts := unheard_text(posterior.table)):
+            warnings.warn(
+                f"{args.data}: no message has a tone but {texts} have text, so the model hears "
+                "no manners; --tones read reads them from the text",
+                TableWarning,
+                stacklevel=1,
+            )
     elapsed = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     posterior.save(args.out / "posterior.nc")

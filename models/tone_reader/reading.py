@@ -29,6 +29,18 @@ TONE_MODES: dict[str, str] = {
 _ROLES = ("proposer", "responder")
 
 
+def unheard_text(table: pd.DataFrame) -> int:
+    """How many messages of ``table`` have text while none has a tone (0 if any tone is
+    given): such a table, fitted with its tones as given, tells the model no manners at all
+    (the original study's logs as ``scai import scai-logs`` writes them)."""
+    for role in _ROLES:
+        column = table.get(f"{role}_tone")
+        if column is not None and (column.fillna("").astype(str).str.strip() != "").any():
+            return 0
+    texts = [table[c].fillna("").astype(str).str.strip() != "" for c in TEXT_COLUMNS if c in table]
+    return int(sum(int(t.sum()) for t in texts))
+
+
 def read_tones(
     table: pd.DataFrame, reader: ToneReader, source: str = "interactions"
 ) -> pd.DataFrame:
