@@ -135,20 +135,25 @@ def exact_assignment(
     return types
 
 
-def _warn_if_left_out(mixture: Mapping[str, float], dealt: Sequence[str], users: int) -> None:
-    """A :class:`SimulationWarning` naming each type of ``mixture`` with a positive share that
-    exact assignment dealt to no user (every simulation is dealt the same counts)."""
+def _warn_if_not_exact(mixture: Mapping[str, float], dealt: Sequence[str], users: int) -> None:
+    """A :class:`SimulationWarning` when exact assignment cannot deal ``mixture``'s shares
+    exactly (a share times ``users`` not a whole number: largest remainders round it), with
+    the counts dealt, naming each type with a positive share that no user got (every
+    simulation is dealt the same counts)."""
     shares = {name: share for name, share in mixture.items() if share > 0}
+    if all(abs(share * users - round(share * users)) < 1e-9 for share in shares.values()):
+        return
+    counts = ", ".join(f"{name} {dealt.count(name)}" for name in shares)
     missing = [name for name in shares if name not in dealt]
-    if missing:
-        counts = ", ".join(f"{name} {dealt.count(name)}" for name in shares)
-        warnings.warn(
-            f"assign='exact': {users} users dealt in proportion to "
-            f"{', '.join(f'{n}={w:g}' for n, w in shares.items())} are {counts}: no user is "
-            f"{' or '.join(missing)} (use more users, or assign='sample' to draw types)",
-            SimulationWarning,
-            stacklevel=3,
-        )
+    left_out = f": no user is {' or '.join(missing)}" if missing else ""
+    warnings.warn(
+        f"assign='exact': {users} users dealt in proportion to "
+        f"{', '.join(f'{n}={w:g}' for n, w in shares.items())} are {counts} (rounded: "
+        f"{', '.join(f'{n} {w * users:g}' for n, w in shares.items())} asked){left_out} "
+        "(use more users, or assign='sample' to draw types)",
+        SimulationWarning,
+        stacklevel=3,
+    )
 
 
 def make_schedule(
@@ -277,7 +282,7 @@ def simulate(
     policies = None
     if assign == "exact":
         policies = [exact_assignment(mixture, users, rng) for _ in range(sims)]
-        _warn_if_left_out(mixture, policies[0], users)
+        _warn_if_not_exact(mixture, policies[0], users)
     manners = [[manner] * users for _ in range(sims)] if manner is not None else None
     pyro.set_rng_seed(seed)
     return play(schedule, hypothesis, user_ids, mixture=mixture, policies=policies, manners=manners)

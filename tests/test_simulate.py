@@ -13,6 +13,7 @@ import reference as ref
 
 from scai.experiments.cli import main
 from scai.models.data import read_interactions, read_users, users_path
+from scai.models.errors import SimulationWarning
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.simulate import make_schedule, parse_mixture, simulate, transcript
 
@@ -45,25 +46,31 @@ def test_exact_assignment_deals_exact_counts(sims):
 
 def test_exact_assignment_rounds_by_largest_remainder():
     thirds = {"selfish": 1 / 3, "fair": 1 / 3, "altruistic": 1 / 3}
-    sim = simulate(Hypothesis(), policy=thirds, users=10, seed=1, assign="exact")
+    with pytest.warns(SimulationWarning, match="rounded: selfish 3.33333"):  # and says so
+        sim = simulate(Hypothesis(), policy=thirds, users=10, seed=1, assign="exact")
     assert sorted(sim.users["policy"].value_counts().tolist()) == [3, 3, 4]
 
 
-def test_exact_assignment_warns_of_a_type_it_deals_to_no_user(tmp_path, capsys):
+def test_exact_assignment_warns_when_it_rounds_and_of_a_type_it_deals_to_no_user(tmp_path, capsys):
     """Largest remainder gives 0.05 of 10 users (half a user) to no one: said, not silent;
     every type dealt at least once says nothing."""
     import warnings
 
-    from scai.models.errors import SimulationWarning
-
     mix = "selfish=0.95,altruistic=0.05"
-    with pytest.warns(SimulationWarning, match=r"selfish 10, altruistic 0: no user is altruistic"):
+    left_out = (
+        r"selfish 10, altruistic 0 \(rounded: selfish 9.5, altruistic 0.5 asked\): "
+        "no user is altruistic"
+    )
+    with pytest.warns(SimulationWarning, match=left_out):
         sim = simulate(Hypothesis(), policy=mix, users=10, seed=1, assign="exact")
     assert set(sim.users["policy"]) == {"selfish"}
     with warnings.catch_warnings():
         warnings.simplefilter("error", SimulationWarning)
         simulate(Hypothesis(), policy=mix, users=20, seed=1, assign="exact")
         simulate(Hypothesis(), policy=mix, users=10, seed=1)  # sampled: nothing promised
+    rounded = r"selfish 8, altruistic 2 \(rounded: selfish 7.5, altruistic 2.5 asked\) \(use"
+    with pytest.warns(SimulationWarning, match=rounded):  # a type left out or not, it says
+        simulate(Hypothesis(), policy="selfish=0.75,altruistic=0.25", users=10, assign="exact")
     args = ("simulate", "--policy", mix, "--users", 10, "--assign", "exact")
     assert scai(*args, "--out", tmp_path / "t.csv") == 0
     err = capsys.readouterr().err.splitlines()
