@@ -330,7 +330,10 @@ class Posterior:
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.DataFrame:
-        """Posterior mean, sd and 90% interval of every continuous quantity, per simulation."""
+        """Posterior mean, sd and 90% interval of every continuous quantity, per simulation,
+        from the draws; with the exact engine ``pi``'s mean is the lattice's own (the sum the
+        draws estimate, so it differs from their mean by Monte Carlo error: ``az.summary`` of
+        the saved file shows the draws' mean)."""
         rows = []
         for site, value in self.draws.items():
             flat = value.reshape(-1, *value.shape[2:])
