@@ -42,6 +42,7 @@ from scai.inference.grids import (
     box_grid,
     changed_boxes,
     check_exact,
+    draw_within_cells,
     effective_points,
     grid_parameters,
     latent_scalars,
@@ -347,8 +348,21 @@ def fit_exact(
         draws["shift"] = shift
     if prior.latent_shared:
         draws["shift_shared"] = prior.shared_given_shifts(shift, data.essential, generator)
-    for i, name in enumerate(bounded):
-        draws[name] = b[t_idx.T, i]  # [D, S]
+    for i, name in enumerate(bounded):  # within the drawn cell, by the posterior's shape there
+        grid = site_grids[name]
+        if grid.n == 1:
+            draws[name] = b[t_idx.T, i]  # [D, S]
+            continue
+        points, log_mass = _site_grid(prior, name, grid)
+        cell = torch.searchsorted(points, b[:, i].contiguous())  # [T]: each grid point's cell
+        mass = torch.zeros(S, grid.n, dtype=dtype).index_add_(1, cell, weights.sum(-1).T)
+        log_lik = mass.clamp_min(1e-300).log() - log_mass  # the site's mean likelihood per cell
+        z = torch.linspace(grid.lo, grid.hi, grid.n, dtype=dtype)
+        slope = torch.gradient(log_lik, spacing=(z,), dim=-1)[0]  # [S, n]
+        drawn = cell[t_idx.T]  # [D, S]
+        uniform = torch.rand(drawn.shape, generator=generator, dtype=dtype)
+        slope_drawn = slope[torch.arange(S)[None, :], drawn]
+        draws[name] = draw_within_cells(grid, prior.beta[name], drawn, slope_drawn, uniform)
     draws = {k: v.unsqueeze(0).to(torch.get_default_dtype()) for k, v in draws.items()}
     posterior = Posterior(
         engine="exact",
@@ -366,7 +380,8 @@ def fit_exact(
     )
 
     def draw_loglik() -> torch.Tensor:
-        """Each draw is a grid point whose user log-likelihoods are already known."""
+        """Each draw is a grid point whose user log-likelihoods are already known (a bounded
+        site's draw lies in its point's cell, which the point stands for)."""
         if T == 1:  # every draw shares the one grid point: a view, not D copies
             return loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
         sims = torch.arange(S).unsqueeze(0)

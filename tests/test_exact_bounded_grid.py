@@ -68,15 +68,17 @@ def fits(data):
 def test_a_narrow_lapse_posterior_is_zoomed_onto_and_matches_a_fine_grid(fits):
     """Means within 0.004 and sds within 15% of the fine grid's (the Monte Carlo error of
     20,000 draws of a 0.035 sd is 0.0003 on the mean); the coarse grid misses by more than
-    that (what the zoom is for), and the diagnostics say how far the grid zoomed."""
+    that (what the zoom is for: its draws, placed within their cells by the posterior's shape
+    there, come within 0.0045 of the mean but not of the sd, 29% and 40% off), and the
+    diagnostics say how far the grid zoomed."""
     default, coarse, fine = fits
     mean, sd = lapse_moments(default)
     fine_mean, fine_sd = lapse_moments(fine)
-    coarse_mean, _ = lapse_moments(coarse)
+    coarse_mean, coarse_sd = lapse_moments(coarse)
     assert float((fine_mean - TRUE_LAPSE).abs().max()) < 0.06  # the data pin it near 0.1
     assert float((mean - fine_mean).abs().max()) < 0.004, (mean, fine_mean)
     assert float(((sd - fine_sd) / fine_sd).abs().max()) < 0.15, (sd, fine_sd)
-    assert float((coarse_mean - fine_mean).abs().max()) > 0.01, (coarse_mean, fine_mean)
+    assert float(((coarse_sd - fine_sd) / fine_sd).abs().max()) > 0.15, (coarse_sd, fine_sd)
     assert default.diagnostics["lapse_grid_zooms"] >= 1
     assert default.diagnostics["lapse_grid_step"] < 2.0
     assert "lapse_grid_zooms" not in coarse.diagnostics
@@ -185,3 +187,40 @@ def test_a_posterior_in_one_cell_is_informed_where_the_prior_spreads():
     log_prior = torch.log(torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64))
     one_cell = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
     assert bool(informed(one_cell, log_prior).all())
+
+
+def test_a_weakly_informed_site_s_draws_spread_as_a_fine_grid_s():
+    """Four users in two games say little about the lapse: its coarse grid (2 logit units a
+    step) is not zoomed, and its draws, placed within their cells by the posterior's shape
+    there, have the fine grid's mean (within 0.002) and sd (5% off); drawn at the grid points
+    themselves their sd is 12% off (the spread between points; 27% on a helper's 8-user
+    real-agent group, where MCMC agreed with the fine grid)."""
+    table = simulate(
+        PRESETS["neutral"].with_(lapse=0.03),
+        policy="selfish=0.5,altruistic=0.5",
+        users=4,
+        rounds=2,
+        epochs=1,
+        seed=1,
+    ).interactions
+    data = GroupData.from_table(table)
+    default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+    assert "lapse_grid_zooms" not in default.diagnostics
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
+        fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+    with pytest.MonkeyPatch.context() as patch:
+
+        def the_points(grid, beta, cell, slope, uniform):
+            return torch.sigmoid(
+                torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)[cell]
+            )
+
+        patch.setattr(exact, "draw_within_cells", the_points)
+        at_points = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
+    (mean,), (sd,) = lapse_moments(default)
+    (fine_mean,), (fine_sd,) = lapse_moments(fine)
+    _, (points_sd,) = lapse_moments(at_points)
+    assert abs(float(mean - fine_mean)) < 0.002, (mean, fine_mean)
+    error, points_error = abs(float(sd / fine_sd) - 1), abs(float(points_sd / fine_sd) - 1)
+    assert error < 0.06 and points_error > max(0.1, 2 * error), (sd, points_sd, fine_sd)
