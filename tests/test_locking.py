@@ -89,3 +89,39 @@ def test_a_lock_file_that_is_a_link_is_refused(tmp_path):
     code, err = scai_run(out)
     assert code == 2 and "is a symbolic link" in err and str(out / LOCK_NAME) in err, err
     assert target.read_text() == "not scai's"
+
+
+def test_a_fit_writes_its_pair_of_files_when_the_folder_is_free(tmp_path, capsys):
+    """``scai fit`` writes ``posterior.nc`` and ``policy_probs.csv`` under the folder's lock: a
+    second writer (here a thread holding it) makes it wait, so two fits into one folder leave
+    one fit's pair, not one file of each."""
+    import threading
+
+    from scai.experiments.cli import main
+
+    table = tmp_path / "t.csv"
+    argv = ["simulate", "--policy", "fair", "--users", "4", "--sims", "1", "--epochs", "1"]
+    assert main([*argv, "--out", str(table)]) == 0
+    out = tmp_path / "fit"
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with locked(out):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    capsys.readouterr()
+    start = time.monotonic()
+    try:
+        assert main(["fit", "--data", str(table), "--out", str(out), "--draws", "10"]) == 0
+    finally:
+        release.set()
+        holder.join()
+    err = capsys.readouterr().err
+    assert f"scai fit: --out {out} is in use by another scai process" in err, err
+    assert time.monotonic() - start >= 1.0  # it waited for the release
+    assert (out / "posterior.nc").exists() and (out / "policy_probs.csv").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 import warnings
 
@@ -21,6 +22,7 @@ from scai.experiments.commands import (
     tones_option,
     warnings_on_one_line,
 )
+from scai.experiments.locking import locked
 from scai.models.data import read_interactions, write_csv_atomic
 from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
@@ -208,9 +210,11 @@ def run_fit(args: argparse.Namespace) -> int:
                 stacklevel=1,
             )
     elapsed = time.perf_counter() - start
-    args.out.mkdir(parents=True, exist_ok=True)
-    posterior.save(args.out / "posterior.nc")
-    write_csv_atomic(posterior.policy_table(), args.out / "policy_probs.csv")
+    # The two files are one result: another scai process writing into the folder (a second
+    # fit) writes its pair before or after this one, never between.
+    with locked(args.out, wait=True, on_wait=lambda m: print(f"scai fit: {m}", file=sys.stderr)):
+        posterior.save(args.out / "posterior.nc")
+        write_csv_atomic(posterior.policy_table(), args.out / "policy_probs.csv")
     print(
         f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {args.tones}, "
         f"{elapsed:.2f} s"
