@@ -358,7 +358,8 @@ def draw_within_cells(
     (``grid.n >= 2``) from the posterior's shape there: on the logit scale ``z`` the density
     ``expit(z)^a (1 - expit(z))^b exp(slope z)``, the ``Beta(a, b)`` prior (``beta``) times the
     site's likelihood taken log-linear across the cell (``slope``, per draw: its change
-    between neighbouring points). Inverse CDF of ``uniform`` over
+    between neighbouring points; flat beyond half a step from the point, in an open end
+    cell). Inverse CDF of ``uniform`` over
     :data:`WITHIN_CELL_POINTS` sub-cells, uniform within the sub-cell found.
 
     A grid point stands for its cell's posterior mass; a draw at the point itself gives the
@@ -375,10 +376,14 @@ def draw_within_cells(
     width = (hi - lo) / WITHIN_CELL_POINTS
     centre = (torch.arange(WITHIN_CELL_POINTS, dtype=torch.float64) + 0.5) / WITHIN_CELL_POINTS
     sub = lo[..., None] + (hi - lo)[..., None] * centre  # [..., M]
+    # The likelihood's log-linear tilt reaches half a step from the point: beyond that, in an
+    # open end cell, it is held flat (on the logit scale a likelihood flattens as the site goes
+    # to 0 or 1: d/dz = x (1 - x) d/dx), not extrapolated 20 logit units to the cut.
+    offset = (sub - z[cell][..., None]).clamp(-half, half)
     log_p = (
         a * torch.nn.functional.logsigmoid(sub)
         + b * torch.nn.functional.logsigmoid(-sub)
-        + slope[..., None] * (sub - z[cell][..., None])
+        + slope[..., None] * offset
     )
     p = torch.softmax(log_p, -1)
     cdf = p.cumsum(-1)

@@ -224,3 +224,41 @@ def test_a_weakly_informed_site_s_draws_spread_as_a_fine_grid_s():
     assert abs(float(mean - fine_mean)) < 0.002, (mean, fine_mean)
     error, points_error = abs(float(sd / fine_sd) - 1), abs(float(points_sd / fine_sd) - 1)
     assert error < 0.06 and points_error > max(0.1, 2 * error), (sd, points_sd, fine_sd)
+
+
+def test_a_posterior_held_by_an_open_end_cell_is_not_drawn_to_its_cut():
+    """3,000 games without a lapse pin the lapse below 1e-3: the coarse grid's open end cell
+    (logit -7 and below) holds all but 1e-6 of it, which resolves it (no zoom). Its draws are
+    placed within that cell with the likelihood's tilt held flat beyond half a step: mean and
+    median near a grid reaching logit -16 (2.3e-4 and 1.6e-4 there), where a tilt carried to
+    the cell's cut at logit -26 put every draw near 6e-12 (a helper's review)."""
+    hypothesis = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0), rationality=20.0)
+    table = simulate(
+        PRESETS["neutral"].with_(lapse=0.0, rationality=20.0),
+        policy="selfish=0.5,altruistic=0.5",
+        users=10,
+        rounds=100,
+        epochs=30,
+        seed=1,
+    ).interactions
+    data = GroupData.from_table(table)
+    default = exact.fit_exact(data, hypothesis, num_draws=20_000)
+    assert "lapse_grid_zooms" not in default.diagnostics  # resolved in the end cell
+    with pytest.MonkeyPatch.context() as patch:
+
+        def the_points(grid, beta, cell, slope, uniform):
+            return torch.sigmoid(
+                torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)[cell]
+            )
+
+        patch.setattr(exact, "draw_within_cells", the_points)
+        reference = exact.fit_exact(
+            data,
+            hypothesis,
+            num_draws=20_000,
+            bounded_grids={"lapse": BoundedGrid(281, -16.0, -2.0)},
+        )
+    draws = default.draws["lapse"].double().flatten()
+    truth = reference.draws["lapse"].double().flatten()
+    assert 0.67 < float(draws.mean() / truth.mean()) < 1.5, (draws.mean(), truth.mean())
+    assert 0.67 < float(draws.median() / truth.median()) < 1.5, (draws.median(), truth.median())
