@@ -456,8 +456,8 @@ def zoom_simplex(
     by ``side = 1 - sum lo`` and carry their Dirichlet prior mass
     (:meth:`GroupPrior.pi_cell_log_mass`), so the log evidence (``logsumexp`` of the log joint)
     is the integral over the sub-simplex. (The default lattice renormalises its cells' masses
-    to sum to 1, which for a concentration of 0.5 shifts its log evidence by ~0.06 against
-    this: its cells at the edges carry too much; the zoom does not inherit that.) The
+    to sum to 1; counted inside the simplex, as they are, they sum to 1 up to the lattice's
+    error, so the two agree.) The
     posterior outside the sub-simplex (more than ``SIMPLEX_ZOOM_NATS`` below the heaviest point)
     is dropped; if the posterior still reaches an inner face of the sub-simplex, the next, wider
     margin of :data:`SIMPLEX_ZOOM_MARGINS` is tried instead. Zooming stops when a zoom would not
