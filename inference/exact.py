@@ -353,9 +353,8 @@ def fit_exact(
         if grid.n == 1:
             draws[name] = b[t_idx.T, i]  # [D, S]
             continue
-        points, log_mass = _site_grid(prior, name, grid)
-        cell = torch.searchsorted(points, b[:, i].contiguous())  # [T]: each grid point's cell
-        mass = torch.zeros(S, grid.n, dtype=dtype).index_add_(1, cell, weights.sum(-1).T)
+        cell, mass = site_cells(b[:, i], weights.sum(-1))
+        log_mass = _site_grid(prior, name, grid)[1]
         log_lik = mass.clamp_min(1e-300).log() - log_mass  # the site's mean likelihood per cell
         z = torch.linspace(grid.lo, grid.hi, grid.n, dtype=dtype)
         slope = torch.gradient(log_lik, spacing=(z,), dim=-1)[0]  # [S, n]
@@ -518,6 +517,15 @@ def informed(mass: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
     return torch.where(held, gap, 0.0).amax(-1) > INFORMED_NATS
 
 
+def site_cells(b_site: torch.Tensor, mass_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One bounded site: each grid row's cell (``[T]``, an index into the site's points in
+    ascending order; every point is on some row) and the site's posterior mass in each cell,
+    ``[S, n]``, from the rows' masses ``mass_t [T, S]``."""
+    points, cell = torch.unique(b_site, return_inverse=True)
+    mass = mass_t.new_zeros(len(points), mass_t.shape[1]).index_add_(0, cell, mass_t)
+    return cell, mass.T
+
+
 def _zoom_bounded_sites(
     prior: GroupPrior,
     grids: dict[str, BoundedGrid],
@@ -536,13 +544,12 @@ def _zoom_bounded_sites(
     mass_t = weights.sum(-1)  # [T, S]
     zoomed, unresolved, too_coarse = dict(grids), [], {}
     for i, (site, grid) in enumerate(grids.items()):
-        points, at = torch.unique(b[:, i], return_inverse=True)  # every point is on a row
-        mass = mass_t.new_zeros(len(points), mass_t.shape[1]).index_add_(0, at, mass_t)
-        fine = bounded_resolved(grid, mass.T) | ~informed(mass.T, _site_grid(prior, site, grid)[1])
+        _, mass = site_cells(b[:, i], mass_t)  # [S, n]
+        fine = bounded_resolved(grid, mass) | ~informed(mass, _site_grid(prior, site, grid)[1])
         if bool(fine.all()):
             continue
-        finer = zoom_bounded(grid, mass.T) if grid.zooms < MAX_BOUNDED_ZOOMS else None
-        coarse = ~fine & ~bounded_resolved(grid, mass.T, loose=True)  # worth a warning
+        finer = zoom_bounded(grid, mass) if grid.zooms < MAX_BOUNDED_ZOOMS else None
+        coarse = ~fine & ~bounded_resolved(grid, mass, loose=True)  # worth a warning
         too_coarse[site] = bool(coarse.any())
         if finer is not None:
             zoomed[site] = finer

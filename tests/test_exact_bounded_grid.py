@@ -189,34 +189,32 @@ def test_a_posterior_in_one_cell_is_informed_where_the_prior_spreads():
     assert bool(informed(one_cell, log_prior).all())
 
 
+def half_selfish_group(truth, users: int, rounds: int, epochs: int) -> GroupData:
+    """One simulation of half selfish, half altruistic users under ``truth``."""
+    policy = "selfish=0.5,altruistic=0.5"
+    sim = simulate(truth, policy=policy, users=users, rounds=rounds, epochs=epochs, seed=1)
+    return GroupData.from_table(sim.interactions)
+
+
+def draws_at_the_points(grid, beta, cell, slope, uniform) -> torch.Tensor:
+    """``exact.draw_within_cells`` replaced by each cell's point (draws at grid points)."""
+    return torch.sigmoid(torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)[cell])
+
+
 def test_a_weakly_informed_site_s_draws_spread_as_a_fine_grid_s():
     """Four users in two games say little about the lapse: its coarse grid (2 logit units a
     step) is not zoomed, and its draws, placed within their cells by the posterior's shape
     there, have the fine grid's mean (within 0.002) and sd (5% off); drawn at the grid points
     themselves their sd is 12% off (the spread between points; 27% on a helper's 8-user
     real-agent group, where MCMC agreed with the fine grid)."""
-    table = simulate(
-        PRESETS["neutral"].with_(lapse=0.03),
-        policy="selfish=0.5,altruistic=0.5",
-        users=4,
-        rounds=2,
-        epochs=1,
-        seed=1,
-    ).interactions
-    data = GroupData.from_table(table)
+    data = half_selfish_group(PRESETS["neutral"].with_(lapse=0.03), users=4, rounds=2, epochs=1)
     default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     assert "lapse_grid_zooms" not in default.diagnostics
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
         fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     with pytest.MonkeyPatch.context() as patch:
-
-        def the_points(grid, beta, cell, slope, uniform):
-            return torch.sigmoid(
-                torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)[cell]
-            )
-
-        patch.setattr(exact, "draw_within_cells", the_points)
+        patch.setattr(exact, "draw_within_cells", draws_at_the_points)
         at_points = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     (mean,), (sd,) = lapse_moments(default)
     (fine_mean,), (fine_sd,) = lapse_moments(fine)
@@ -233,25 +231,12 @@ def test_a_posterior_held_by_an_open_end_cell_is_not_drawn_to_its_cut():
     median near a grid reaching logit -16 (2.3e-4 and 1.6e-4 there), where a tilt carried to
     the cell's cut at logit -26 put every draw near 6e-12 (a helper's review)."""
     hypothesis = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0), rationality=20.0)
-    table = simulate(
-        PRESETS["neutral"].with_(lapse=0.0, rationality=20.0),
-        policy="selfish=0.5,altruistic=0.5",
-        users=10,
-        rounds=100,
-        epochs=30,
-        seed=1,
-    ).interactions
-    data = GroupData.from_table(table)
+    truth = PRESETS["neutral"].with_(lapse=0.0, rationality=20.0)
+    data = half_selfish_group(truth, users=10, rounds=100, epochs=30)
     default = exact.fit_exact(data, hypothesis, num_draws=20_000)
     assert "lapse_grid_zooms" not in default.diagnostics  # resolved in the end cell
     with pytest.MonkeyPatch.context() as patch:
-
-        def the_points(grid, beta, cell, slope, uniform):
-            return torch.sigmoid(
-                torch.linspace(grid.lo, grid.hi, grid.n, dtype=torch.float64)[cell]
-            )
-
-        patch.setattr(exact, "draw_within_cells", the_points)
+        patch.setattr(exact, "draw_within_cells", draws_at_the_points)
         reference = exact.fit_exact(
             data,
             hypothesis,
