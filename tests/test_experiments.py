@@ -299,3 +299,36 @@ def test_mean_interval_is_the_t_interval_of_the_mean():
     assert mean_interval(np.array([2.0, 90.0]))[1:3] == (0.0, 100.0)
     assert mean_interval(np.array([4.0]))[1:] == (4.0, 4.0, 1)
     assert mean_interval(np.array([np.nan]))[3] == 0
+
+
+def test_original_logs_without_interaction_curves(tmp_path):
+    """With no tones heard (``--tones none``) no interaction curve is fitted: the run wrote its
+    summary, then stopped with ``KeyError: ['p_true_norm'] not in index`` (a red-team find).
+    Now the curves file holds its columns and no row. The logs hold two epochs of the five the
+    study played: the assistant's fits stopped at the missing third (``IndexError``)."""
+    root = tmp_path / "logs"
+    write_run(root / "0", 0, "selfish", "neutral", pots=(30, 40))
+    write_run(root / "1", 1, "selfish", "neutral", pots=(30, 40))
+    out, figs = run_quick("original-logs", tmp_path, "--logs", str(root), "--tones", "none")
+    curves = pd.read_csv(out / "interaction_curves.csv")
+    assert len(curves) == 0 and "p_true_norm" in curves.columns
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["tones"]) == {"none"} and set(summary["epoch"]) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["human-data", "--data", "synthetic", "--engine", "svi"], "--engine svi: an option"),
+        (["original-logs", "--sims", "3"], "--sims 3: an option of scai run alignment"),
+        (["human-data", "--data", "synthetic", "--schedule", "alternating"], "--schedule"),
+        (["original-logs", "--tones", "config", "config"], "at most once"),
+    ],
+)
+def test_run_refuses_options_that_would_do_nothing(tmp_path, capsys, argv, message):
+    """An option none of the run's experiments reads was accepted and ignored (``--engine svi``
+    on human-data fitted with NUTS as always); a repeated ``--tones`` fitted everything twice
+    and wrote every row twice."""
+    assert main(["run", *argv, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -3,6 +3,7 @@ and every kind of bad row reported with its row number."""
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -279,3 +280,17 @@ def test_a_subject_id_with_a_control_character_is_refused(tmp_path):
     lines = with_row(GENERIC_LINES, 2, '"a\x01",2,100,10,0,x')
     lines = with_row(lines, 3, '"b\nc",1,10,3,1,y')
     assert problems_of(write(tmp_path, lines)) == [(2, "subject"), (3, "subject")]
+
+
+def test_a_misspelt_optional_column_is_named_not_dropped(tmp_path):
+    """A generic file whose ``role`` column is spelt ``rol`` imported every subject with the
+    default role, silently (the interaction-table reader already warned of such columns)."""
+    from scai.models.errors import UnusedColumnsWarning
+
+    lines = [GENERIC_LINES[0].replace("role", "rol"), *GENERIC_LINES[1:]]
+    with pytest.warns(UnusedColumnsWarning, match=r"'rol' not read by scai.*role, currency"):
+        result = read_human_data(write(tmp_path, lines))
+    assert set(result.roles.values()) == {"0"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every column read: no warning
+        read_human_data(write(tmp_path, GENERIC_LINES))

@@ -28,11 +28,16 @@ from scai.experiments.shared_data import (
     ORIGINAL_LOGS_DIR,
     shared_file,
 )
-from scai.models.errors import HypothesisError, RunError
+from scai.models.errors import HypothesisError, RunError, UnusedColumnsWarning
 from scai.models.hypotheses import check_name, get_hypothesis
 
-#: Options of some experiments alone: name -> (those experiments, the default).
+#: Options of some experiments alone: name -> (those experiments, the default). An option
+#: given to a run none of whose experiments reads it is refused, not ignored.
 EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
+    "sims": (STUDY, 20),
+    "epochs": (STUDY, 5),
+    "engine": (STUDY, "exact"),
+    "schedule": (STUDY, "grouped"),
     "data": (("human-data",), None),
     "format": (("human-data",), "auto"),
     "skip_invalid": (("human-data",), False),
@@ -61,20 +66,20 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sims",
         type=count("--sims", *RUN_LIMITS["sims"]),
-        default=20,
-        help="simulations per condition (default 20)",
+        default=EXPERIMENT_OPTIONS["sims"][1],
+        help="alignment, generalization, inconsistency: simulations per condition (default 20)",
     )
     p.add_argument(
         "--epochs",
         type=count("--epochs", *RUN_LIMITS["epochs"]),
-        default=5,
-        help="epochs per simulation (default 5)",
+        default=EXPERIMENT_OPTIONS["epochs"][1],
+        help="alignment, generalization, inconsistency: epochs per simulation (default 5)",
     )
     seed_option(p)
     p.add_argument(
         "--engine",
         choices=ENGINES,
-        default="exact",
+        default=EXPERIMENT_OPTIONS["engine"][1],
         help="inference engine of alignment, generalization and inconsistency (human-data "
         "always samples with NUTS; original-logs always fits exactly)",
     )
@@ -94,8 +99,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--schedule",
         choices=SCHEDULES,
-        default="grouped",
-        help="order of the users' return games in an epoch: all first user-user games, then "
+        default=EXPERIMENT_OPTIONS["schedule"][1],
+        help="alignment, generalization, inconsistency: order of the users' return games in an "
+        "epoch: all first user-user games, then "
         "all return games (grouped: the order the original code uses when it flips games, a "
         "path its published runs did not take) or each right after its first (alternating)",
     )
@@ -172,6 +178,9 @@ def run_experiment(args: argparse.Namespace) -> int:
             raise RunError(
                 f"{shown}: an option of scai run {' or '.join(users)}, not of {args.experiment}"
             )
+    if args.tones is not None and len(set(args.tones)) < len(args.tones):
+        given = " ".join(args.tones)
+        raise RunError(f"--tones {given}: each of {', '.join(LOG_TONES)} at most once")
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
     # before any experiment runs: a missing file fails first
@@ -182,7 +191,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     # One run at a time into --out: another is refused, or waited for with --wait.
     with (
         locked(args.out, wait=args.wait, on_wait=_tell),
-        warnings_on_one_line((CacheWarning,), _tell),
+        warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
 

@@ -114,6 +114,8 @@ def run(
             f"imported {len(imported.table)} decisions from {data_path} ({imported.format} "
             f"layout); skipped {imported.skipped} bad row(s)"
         )
+        if imported.problems:  # which rows, and why (--skip-invalid)
+            source += ": " + DataError(str(data_path), imported.problems).one_line()
         if quick:
             table, roles = subset(imported, QUICK_SUBJECTS, seed)
             subsample = f"quick: {QUICK_SUBJECTS} per role"

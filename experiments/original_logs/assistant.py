@@ -42,10 +42,12 @@ def user_games(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def prefixes(games: pd.DataFrame, epochs: int = EPOCHS) -> pd.DataFrame:
-    """Every run's games of epochs ``1..e`` as a group ``"<sim>#<e>"``, for ``e < epochs``."""
+    """Every run's games of epochs ``1..e`` as a group ``"<sim>#<e>"``, for ``e < epochs``
+    where the run has an epoch ``e + 1`` to play (logs may hold fewer than ``epochs``)."""
     parts = []
     for e in range(1, epochs):
-        part = games[games["epoch"] <= e].copy()
+        played_next = games["sim"].isin(games.loc[games["epoch"] == e + 1, "sim"])
+        part = games[(games["epoch"] <= e) & played_next].copy()
         part["sim"] = part["sim"] + f"#{e}"
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -92,6 +94,8 @@ def run_condition(
             | _pi_columns(prior_pi, hypothesis)
         )
     stacked = prefixes(games, epochs)
+    if stacked.empty:  # one epoch in the logs: the assistant never plays after seeing one
+        return pd.DataFrame(records).sort_values(["sim", "epoch"]).reset_index(drop=True)
     posterior = fit(stacked, hypothesis, engine="exact", seed=seed)
     groups = posterior.data.sim_ids
     next_pots, next_currency = [], []

@@ -169,7 +169,9 @@ def run(
         ref = ref.assign(condition=cond, hypothesis=hyp_name, tones=mode)
         parts.append(pd.concat([ref, rows], ignore_index=True))
     keys = ["condition", "hypothesis", "tones", "sim", "interactions"]
-    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=keys)
+    # No curve fitted (no tones heard, or no experiment-3 condition): an empty table of its columns.
+    empty = pd.DataFrame(columns=[*keys, "p_true_norm"])
+    curve = pd.concat(curves, ignore_index=True) if curves else empty
     curve = curve[[*keys, "p_true_norm"]].sort_values(keys).reset_index(drop=True)
     write_csv_atomic(curve, out / CURVES_FILE)
     scored = games.merge(runs[["sim", "cond"]], on="sim").rename(columns={"cond": "condition"})
