@@ -378,15 +378,20 @@ def fit_exact(
         engine_state=engine_state,
     )
 
-    def draw_loglik() -> torch.Tensor:
-        """Each draw is a grid point whose user log-likelihoods are already known (a bounded
-        site's draw lies in its point's cell, which the point stands for)."""
+    def grid_loglik() -> torch.Tensor:
+        """``[D, S, U, K]``: the users' log-likelihoods at each draw's grid point (the
+        engine's quadrature: a bounded site's draw lies in its point's cell, which the point
+        stands for)."""
         if T == 1:  # every draw shares the one grid point: a view, not D copies
             return loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
         sims = torch.arange(S).unsqueeze(0)
         return loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
 
-    posterior._lazy["user_loglik"] = draw_loglik  # gathered only if asked for
+    posterior._lazy["user_loglik"] = grid_loglik  # gathered only if asked for
+    # A lapse or strength drawn within its cell is not its grid point's value: ArviZ's
+    # log_likelihood and lp score the values stored (the clone site is not in them).
+    if any(n in bounded and site_grids[n].n > 1 for n in ("lapse", "strength")):
+        posterior._lazy["draws_loglik"] = lambda: posterior._user_loglik(256)
     if "strength" in bounded:  # manners depend on the learned coupling: average over draws
         posterior.manner_probs = posterior.manner_probabilities_per_draw().mean(0)
     return posterior
@@ -885,4 +890,5 @@ def _fit_each_simulation(
             "scalar_cells": [cell for p in parts for cell in p.engine_state["scalar_cells"]]
         }
     posterior._lazy["user_loglik"] = lambda: torch.cat([p.user_loglik() for p in parts], 1)
+    posterior._lazy["draws_loglik"] = lambda: torch.cat([p.draws_loglik() for p in parts], 1)
     return posterior

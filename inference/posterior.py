@@ -232,6 +232,17 @@ class Posterior:
             self._memo["user_loglik"] = lazy() if lazy else self._user_loglik(chunk)
         return self._memo["user_loglik"]
 
+    def draws_loglik(self) -> torch.Tensor:
+        """``[D, S, U, K]`` :meth:`user_loglik` at exactly the values the draws hold (what
+        ArviZ's ``log_likelihood`` and ``lp`` report). The same tensor but for the exact
+        engine's lapse or strength drawn within its grid cell, whose :meth:`user_loglik` is
+        the cell's point's (the engine's quadrature, which its acting and summaries use; scoring
+        every draw again costs ~1.4 s per simulation of 1,000 draws)."""
+        if "draws_loglik" not in self._memo:
+            lazy = self._lazy.pop("draws_loglik", None)
+            self._memo["draws_loglik"] = lazy() if lazy else self.user_loglik()
+        return self._memo["draws_loglik"]
+
     def _user_loglik(self, chunk: int) -> torch.Tensor:
         index = EventIndex.from_data(self.data)
         lam, shift = self.lam(), self.shifts_in_data()
@@ -284,7 +295,7 @@ class Posterior:
         without the user, so that ``az.loo`` leaves one user out of the model fitted."""
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
         clone = self.bounded("clone")
-        loglik, mask = self.user_loglik(), self.data.user_mask
+        loglik, mask = self.draws_loglik(), self.data.user_mask
         if clone is not None:  # a difference of two group totals: in float64
             log_pi, loglik, mask, clone = (x.double() for x in (log_pi, loglik, mask, clone))
         ll = leave_one_out_loglik(log_pi, loglik, mask, clone)
@@ -307,7 +318,7 @@ class Posterior:
             lp = self.log_prior() + self.pointwise_loglik().double().sum(-1)
             return lp.sum(-1)
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
-        group = group_loglik(log_pi, self.user_loglik(), self.data.user_mask, clone)
+        group = group_loglik(log_pi, self.draws_loglik(), self.data.user_mask, clone)
         shape = (self.n_chains, self.n_draws, -1)
         return (self.log_prior() + group.double().reshape(shape)).sum(-1)
 
