@@ -261,7 +261,7 @@ def run_ours(
     }
     steps = float(np.mean(post.sample_stats["n_steps"]))
     out = {"wall": wall, "ess": ess, "steps": steps, "means": means, "compile": 0.0}
-    out["compiled"] = bool(post.settings.get("compiled"))
+    out["compiled"] = bool(post.diagnostics.get("compiled"))
     if parallel is None:
         later = [
             timed_mcmc(ds, hyp, None, seed, warmup=warmup, samples=samples)[1]

@@ -367,10 +367,12 @@ def fit_mcmc(
                 "samples": samples,
                 "target_accept": target_accept,
                 "parallel": parallel,
-                "lockstep": lockstep,
-                "compiled": all(result.compiled for result in results),
+                "compiled": compiled,  # allowed to: diagnostics say whether they did
             },
             seed=seed,
         )
-        posterior.diagnostics = mcmc_diagnostics(posterior)
+        # How the chains ran is a fact of this run, not an option: settings hold only what
+        # fit(..., **settings) takes, so a file's settings refit it.
+        ran = {"lockstep": lockstep, "compiled": all(result.compiled for result in results)}
+        posterior.diagnostics = {**mcmc_diagnostics(posterior), **ran}
     return posterior

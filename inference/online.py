@@ -51,8 +51,7 @@ def update(
     from scai.inference.mcmc import fit_mcmc
 
     # how the chains ran is chosen afresh (the machine may differ)
-    ran = ("parallel", "lockstep", "compiled")
-    settings = {k: v for k, v in previous.settings.items() if k not in ran}
+    settings = {k: v for k, v in previous.settings.items() if k != "parallel"}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
 
 

@@ -166,8 +166,8 @@ def test_fit_mcmc_runs_compiled_by_default_and_not_when_told(monkeypatch):
     python = quiet_fit(data, hyp, compiled=False, **options)
     monkeypatch.setenv("SCAI_COMPILED", "0")
     by_env = quiet_fit(data, hyp, **options)
-    assert compiled.settings["compiled"] and again.settings["compiled"]
-    assert not python.settings["compiled"] and not by_env.settings["compiled"]
+    assert compiled.diagnostics["compiled"] and again.diagnostics["compiled"]
+    assert not python.diagnostics["compiled"] and not by_env.diagnostics["compiled"]
     # deterministic per seed, and the Python NUTS's draws to rounding
     torch.testing.assert_close(compiled.draws["pi"], again.draws["pi"], rtol=0, atol=0)
     torch.testing.assert_close(compiled.draws["pi"], python.draws["pi"], rtol=0, atol=1e-7)
@@ -175,7 +175,7 @@ def test_fit_mcmc_runs_compiled_by_default_and_not_when_told(monkeypatch):
     np.testing.assert_array_equal(compiled.sample_stats["n_steps"], python.sample_stats["n_steps"])
     # a hypothesis with latent rationality runs the Python NUTS
     latent = quiet_fit(data, PRESETS["pooled"], seed=4, warmup=30, samples=20)
-    assert not latent.settings["compiled"]
+    assert not latent.diagnostics["compiled"]
 
 
 def test_compiled_fit_agrees_with_the_exact_engine(float64):
@@ -185,7 +185,7 @@ def test_compiled_fit_agrees_with_the_exact_engine(float64):
     data = small_group()
     hyp = PRESETS["neutral"]
     post = quiet_fit(data, hyp, seed=1, warmup=300, samples=1000)
-    assert post.settings["compiled"]
+    assert post.diagnostics["compiled"]
     coarse = fit_exact(data, hyp)
     fine = fit_exact(data, hyp, max_simplex_points=5000)
     grid = float((coarse.pi_mean() - fine.pi_mean()).abs().max())

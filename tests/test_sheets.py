@@ -160,7 +160,7 @@ def test_chains_in_lockstep_are_the_chains_run_alone_with_their_prototypes():
         warnings.simplefilter("ignore", DiagnosticWarning)
         together = fit_mcmc(data, H, seed=5, warmup=40, samples=30)
         alone = fit_mcmc(data, H, seed=5, warmup=40, samples=30, parallel=False)
-    assert together.settings["lockstep"] and not alone.settings["lockstep"]
+    assert together.diagnostics["lockstep"] and not alone.diagnostics["lockstep"]
     assert len(set(sheet_of_each_draw(together, MarginalDensity(data, H)))) > 1
     for site in together.draws:
         torch.testing.assert_close(together.draws[site], alone.draws[site], rtol=0, atol=0)
@@ -181,7 +181,7 @@ def test_chains_in_lockstep_are_alone_with_latent_rationality_and_shifts():
         warnings.simplefilter("ignore", DiagnosticWarning)
         together = fit_mcmc(data, h, seed=5, warmup=30, samples=20)
         alone = fit_mcmc(data, h, seed=5, warmup=30, samples=20, parallel=False)
-    assert together.settings["lockstep"] and not alone.settings["lockstep"]
+    assert together.diagnostics["lockstep"] and not alone.diagnostics["lockstep"]
     assert {"lam", "shift_shared", "shift", "clone"} <= set(together.draws)
     for site in together.draws:
         torch.testing.assert_close(together.draws[site], alone.draws[site], rtol=0, atol=0)
