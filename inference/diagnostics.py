@@ -76,6 +76,10 @@ def chain_diagnostics(
     return _diagnostics(variables, sample_stats, warn=warn, stacklevel=stacklevel + 1)
 
 
+#: Split r-hat halves each chain, and its rank normalisation needs a few draws per half.
+MIN_DRAWS_FOR_R_HAT = 4
+
+
 def _diagnostics(
     variables: dict[str, tuple[np.ndarray, list]],
     sample_stats: dict[str, np.ndarray],
@@ -112,6 +116,14 @@ def _diagnostics(
     }
     if warn:
         problems = []
+        undefined = [k for k in labels if not np.isfinite(r_hat[k] + ess_bulk[k] + ess_tail[k])]
+        if undefined:  # NaN passes every threshold below: say so instead
+            C, N = columns[0].shape[:2]
+            problems.append(
+                f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
+                f"draw(s); r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain and a "
+                "parameter that moves)"
+            )
         high = [k for k, v in r_hat.items() if v > R_HAT_MAX]
         if high:
             problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")

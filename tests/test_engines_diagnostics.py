@@ -111,3 +111,18 @@ def test_svi_full_covariance_guide(table):
     assert not torch.equal(post.draws["shift"][..., 0], post.draws["shift_shared"])
     with pytest.raises(ValueError, match="guide must be one of normal, mvn"):
         fit(table, "neutral", engine="svi", seed=0, max_steps=5, guide="flow")
+
+
+def test_undefined_r_hat_and_ess_are_warned_of():
+    """One draw per chain gives r_hat and ESS of NaN, which passed every threshold: ``scai fit
+    --engine mcmc --draws 1`` printed ``r_hat max nan`` and no warning (a red-team find)."""
+    from scai.inference.diagnostics import DiagnosticWarning, _diagnostics
+
+    one_draw = np.random.default_rng(0).normal(size=(2, 1))
+    with pytest.warns(DiagnosticWarning, match=r"undefined for x \(2 chain\(s\) of 1 draw"):
+        result = _diagnostics({"x": (one_draw, [])}, {}, warn=True, stacklevel=1)
+    assert np.isnan(result["r_hat"]["x"])
+    many = np.random.default_rng(0).normal(size=(2, 1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # well-mixed draws: nothing to say
+        _diagnostics({"x": (many, [])}, {}, warn=True, stacklevel=1)
