@@ -24,6 +24,7 @@ extra group):
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -263,9 +264,15 @@ def write_netcdf(parts: InferenceParts, path) -> None:
     def write(tmp: str) -> None:
         import h5netcdf
 
-        with h5netcdf.File(tmp, "w") as handle:
+        # Built in memory, then written as bytes: HDF5 writing a file onto a full disk fails
+        # on every flush and crashed the process (a segmentation fault in h5py, the temporary
+        # file left behind); Python's write raises one OSError, and write_atomic cleans up.
+        buffer = io.BytesIO()
+        with h5netcdf.File(buffer, "w") as handle:
             for name, (variables, coords, attrs) in groups.items():
                 _write_group(handle.create_group(name), variables, coords, attrs)
+        with open(tmp, "wb") as file:
+            file.write(buffer.getbuffer())
 
     write_atomic(path, write)
 

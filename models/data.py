@@ -668,8 +668,11 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # a write's error (a full disk) names no file: name the one being written
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     return path
 

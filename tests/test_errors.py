@@ -171,3 +171,22 @@ def test_hypothesis_cap_is_stated():
             policies=tuple(scai.models.PolicyType(f"p{i}") for i in range(MAX_POLICIES + 1)),
             pi_concentration=(0.5,) * (MAX_POLICIES + 1),
         )
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    """A write's ``OSError`` (errno 28, a full disk) names no file: ``scai simulate``, ``import``
+    and ``sweep`` said only ``error: No space left on device`` (a red-team find). The atomic
+    writer now names the file it was writing, and leaves no temporary file."""
+    import errno
+
+    from scai.models.data import write_atomic
+
+    def full(tmp: str) -> None:
+        Path(tmp).write_text("partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError) as caught:
+        write_atomic(tmp_path / "out.csv", full)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == []
