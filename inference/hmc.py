@@ -636,6 +636,12 @@ def diagnose(
     return [(kind, f"sampler struggling: {what}; {suspects}") for kind, what in signs]
 
 
+#: Divergences needed before the monitor says where they gather. It places them by the draws
+#: kept after them, not the points where their trajectories diverged: one or two such draws
+#: in Neal's funnel lay as often at its mouth (v high) as at its neck.
+MIN_DIVERGENCES_TO_PLACE = 5
+
+
 def _suspects(
     draws: np.ndarray, positions: np.ndarray, diverging: np.ndarray, names: Sequence[str]
 ) -> str:
@@ -646,7 +652,7 @@ def _suspects(
     n, d = draws.shape
     sd = draws.std(0)
     parts = []
-    if diverging.any() and n > diverging.sum() >= 1 and np.all(sd > 0):
+    if n > diverging.sum() >= MIN_DIVERGENCES_TO_PLACE and np.all(sd > 0):
         z = (draws[diverging].mean(0) - draws.mean(0)) / sd
         j = int(np.argmax(np.abs(z)))
         if abs(z[j]) > 0.5:

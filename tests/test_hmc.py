@@ -144,13 +144,17 @@ def test_monitor_names_the_correlated_pair_of_a_ridge_while_the_chain_runs():
     assert result.problems == heard
 
 
-def test_monitor_finds_the_funnels_neck():
+@pytest.mark.parametrize("seed", range(3, 9))
+def test_monitor_reports_the_funnels_divergences_and_never_blames_its_mouth(seed):
+    """Neal's funnel diverges at its neck (v low). The monitor places divergences by the draws
+    kept after them, which for one or two divergences lay as often at the mouth: seed 3 (with
+    numpy 2.4) said 'divergences gather where v is high (+0.6 sd)' after 2 of them. Every run
+    that diverges is told so, and no message points at the mouth."""
     monitor, heard = recorder()
-    result = run(funnel, seed=3, warmup=150, samples=300, monitor=monitor, start=(0.0, 1.0))
-    assert result.stats["diverging"][150:].sum() > 0
+    result = run(funnel, seed=seed, warmup=150, samples=300, monitor=monitor, start=(0.0, 1.0))
     divergence_messages = [m for m in heard if "divergent transition" in m]
-    assert divergence_messages, heard
-    assert "divergences gather where v is low" in divergence_messages[0]
+    assert bool(divergence_messages) == bool(result.stats["diverging"][150:].sum()), heard
+    assert not any("where v is high" in m for m in heard), heard
 
 
 @pytest.mark.parametrize("warmup", [10, 100, 300, 1000])
