@@ -1,4 +1,4 @@
-"""Two groups on which the engines disagree, found by a review and not yet fixed.
+"""A group on which the engines disagreed, found by a review.
 
 Ten selfish users, 80 games in dollars with pots 10-100: their posterior has a sharp mode
 (selfish, dollars' shift about -0.49, sd about 0.006) and, tens of nats below it, one where
@@ -9,11 +9,13 @@ they read as altruistic (shift about -1.0).
    of ~0.15) does not show the sharp mode, so no box is zoomed onto it and the fit lands on
    the wrong modes with no warning; fitted alone (one latent shift, 200 points) it agrees
    with MCMC.
+   Not fixed.
 2. ``essential_goods_shared``, the group alone: every MCMC chain starts from the one Laplace
-   mode that L-BFGS finds from the prior median and four prior draws, here the altruistic
-   one; r-hat is fine (all chains share it) and nothing warns. Exact and SVI find the sharp
-   mode. Starting L-BFGS at each type's corner of the simplex does not reach it either (the
-   shift walks to -1 first).
+   mode that L-BFGS finds from the prior median and some prior draws; from four, the
+   altruistic one, where r-hat is fine (all chains share it) and nothing warned. From
+   :data:`scai.inference.mcmc.MODE_STARTS` (16) it finds the sharp mode, as exact and SVI do.
+   (Starting L-BFGS at each type's corner of the simplex did not reach it: the shift walks
+   to -1 first.)
 
 Prints, per engine: ``pi`` mean, the dollars shift's mean and the largest log joint over
 draws (:meth:`Posterior.log_joint`, higher is better)::
