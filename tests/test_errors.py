@@ -190,3 +190,26 @@ def test_a_full_disk_names_the_file_being_written(tmp_path):
     assert caught.value.errno == errno.ENOSPC
     assert caught.value.filename == str(tmp_path / "out.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_file_ending_in_a_slash_is_refused(tmp_path):
+    """``scai simulate --out new/`` wrote a file named ``new`` (``Path`` drops the slash)."""
+    import argparse
+
+    from scai.experiments.commands import output_file
+
+    with pytest.raises(argparse.ArgumentTypeError, match="ends with a slash"):
+        output_file(f"{tmp_path}/new/")
+    assert output_file(f"{tmp_path}/new") == tmp_path / "new"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_min_df_above_the_messages_names_the_option():
+    """scikit-learn's own message ('max_df corresponds to < documents than min_df') named
+    neither the option nor what is allowed (a red-team find)."""
+    from scai.models.tone_reader.classifier import TrainingOptions, fit_pipeline
+
+    texts, tones = ["you fool", "thank you"] * 3, ["rude", "neutral"] * 3
+    with pytest.raises(ValueError, match=r"min_df \(--min-df\): 7 .* 6; allowed: 1 to 6"):
+        fit_pipeline(texts, tones, TrainingOptions(min_df=7))
+    fit_pipeline(texts, tones, TrainingOptions(min_df=1))

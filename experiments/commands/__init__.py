@@ -189,6 +189,8 @@ def output_file(text: str) -> Path:
     in a folder that exists or can be made, and is writable."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a file path")
+    if text.endswith(("/", os.sep)):  # Path() drops the slash: 'new/' would become a file 'new'
+        raise argparse.ArgumentTypeError(f"{text}: ends with a slash, a folder; give a file path")
     path = Path(text)
     if path.is_symlink():
         raise argparse.ArgumentTypeError(f"{text}: is a symbolic link; give a file path")

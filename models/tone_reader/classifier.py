@@ -67,6 +67,11 @@ def fit_pipeline(texts: Sequence[str], tones: Sequence[str], options: TrainingOp
         raise ValueError(f"need messages of at least two tones to train, got {sorted(set(tones))}")
     fitted = pipeline(options)
     vectorizer, model = fitted.named_steps.values()
+    if options.min_df > len(texts):  # scikit-learn: "max_df corresponds to < documents than min_df"
+        raise ValueError(
+            f"min_df (--min-df): {options.min_df} messages an n-gram must occur in, but the "
+            f"training messages number {len(texts)}; allowed: 1 to {len(texts)}"
+        )
     matrix = vectorizer.fit_transform(texts)
     first: dict[tuple[str, str], int] = {}
     weight: Counter[tuple[str, str]] = Counter()
