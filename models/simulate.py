@@ -83,7 +83,9 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise RunError(f"policy mixture: weight of {name!r} must be a number, got {weight!r}")
         if not (weight >= 0 and np.isfinite(weight)):
-            raise RunError(f"policy mixture: weight of {name!r} must be >= 0, got {weight}")
+            raise RunError(
+                f"policy mixture: weight of {name!r} must be a finite number >= 0, got {weight}"
+            )
     total = sum(parts.values())
     if abs(total - 1) > MIXTURE_TOLERANCE:
         hint = ",".join(f"{n}={w / total:.4g}" for n, w in parts.items()) if total > 0 else ""

@@ -213,3 +213,12 @@ def test_a_min_df_above_the_messages_names_the_option():
     with pytest.raises(ValueError, match=r"min_df \(--min-df\): 7 .* 6; allowed: 1 to 6"):
         fit_pipeline(texts, tones, TrainingOptions(min_df=7))
     fit_pipeline(texts, tones, TrainingOptions(min_df=1))
+
+
+@pytest.mark.parametrize("weight", ["inf", "nan", "-0.5"])
+def test_a_mixture_weight_must_be_finite_and_not_negative(weight):
+    """``selfish=inf`` was refused as 'must be >= 0, got inf': the wrong reason."""
+    from scai.models.simulate import parse_mixture
+
+    with pytest.raises(RunError, match=rf"'selfish' must be a finite number >= 0, got {weight}"):
+        parse_mixture(f"selfish={weight}", ("selfish", "fair"))
