@@ -13,7 +13,7 @@ they read as altruistic (shift about -1.0).
 2. ``essential_goods_shared``, the group alone: every MCMC chain starts from the one Laplace
    mode that L-BFGS finds from the prior median and some prior draws; from four, the
    altruistic one, where r-hat is fine (all chains share it) and nothing warned. From
-   :data:`scai.inference.mcmc.MODE_STARTS` (16) it finds the sharp mode, as exact and SVI do.
+   :data:`scai.inference.laplace.MODE_STARTS` (16) it finds the sharp mode, as exact and SVI do.
    (Starting L-BFGS at each type's corner of the simplex did not reach it: the shift walks
    to -1 first.)
 

@@ -148,14 +148,6 @@ def _laplace(
     )
 
 
-#: Prior draws L-BFGS starts from besides the prior median, for the mode NUTS starts at and is
-#: whitened around (:func:`~scai.inference.laplace.find_best_mode`). Every chain starts there
-#: and r-hat cannot see a mode they all share: with 4, ten selfish users under
-#: ``essential_goods_shared`` (``benchmarks/known_disagreements.py``) started in a mode 30 nats
-#: below the best on one seed of two; with 16, on neither (~0.1 s more there).
-MODE_STARTS = 16
-
-
 def sampler_coordinates(
     density: MarginalDensity,
 ) -> tuple[WallCoordinates | CloneCoordinates, Whitening]:
@@ -168,7 +160,7 @@ def sampler_coordinates(
     # The best of the modes found from the prior median and a few prior draws: from the
     # median alone L-BFGS can stop in a local mode (measured: 260 nats above the best; uniform
     # starts in (-2, 2) can land beside one at very low rationality, 3,000 nats above).
-    approx = _laplace(density, mode=find_best_mode(density, starts=MODE_STARTS))
+    approx = _laplace(density, mode=find_best_mode(density))
     walls: list = []
     if approx is not None and (density.coords.latent_shift or density.coords.latent_shared):
         S, W = density.coords.n_sims, density.coords.width

@@ -227,10 +227,7 @@ class Posterior:
 
     def user_loglik(self, chunk: int = 256) -> torch.Tensor:
         """``[D, S, U, K]`` each user's log-likelihood under each type, per draw (memoised)."""
-        if "user_loglik" not in self._memo:
-            lazy = self._lazy.pop("user_loglik", None)
-            self._memo["user_loglik"] = lazy() if lazy else self._user_loglik(chunk)
-        return self._memo["user_loglik"]
+        return self._memoised("user_loglik", lambda: self._user_loglik(chunk))
 
     def draws_loglik(self) -> torch.Tensor:
         """``[D, S, U, K]`` :meth:`user_loglik` at exactly the values the draws hold (what
@@ -238,10 +235,14 @@ class Posterior:
         engine's lapse or strength drawn within its grid cell, whose :meth:`user_loglik` is
         the cell's point's (the engine's quadrature, which its acting and summaries use; scoring
         every draw again costs ~1.4 s per simulation of 1,000 draws)."""
-        if "draws_loglik" not in self._memo:
-            lazy = self._lazy.pop("draws_loglik", None)
-            self._memo["draws_loglik"] = lazy() if lazy else self.user_loglik()
-        return self._memo["draws_loglik"]
+        return self._memoised("draws_loglik", self.user_loglik)
+
+    def _memoised(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``name``'s tensor, computed once: by the engine's lazy recipe if it left one
+        (``_lazy[name]``), else by ``compute``."""
+        if name not in self._memo:
+            self._memo[name] = (self._lazy.pop(name, None) or compute)()
+        return self._memo[name]
 
     def _user_loglik(self, chunk: int) -> torch.Tensor:
         index = EventIndex.from_data(self.data)

@@ -332,16 +332,29 @@ def read_interactions(
         raise DataError(source, problems)
     table = _typed_interactions(df)
     _check_duplicates(table, source, strict)
-    unused = [c for c in df.columns if c not in (*INTERACTION_COLUMNS, *TEXT_COLUMNS)]
-    if unused:
+    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS, stacklevel=3)
+    return table
+
+
+def warn_unused_columns(
+    source: str,
+    columns: Iterable[str],
+    read: Iterable[str],
+    optional: Iterable[str],
+    stacklevel: int = 2,
+) -> None:
+    """An :class:`UnusedColumnsWarning` naming the ``columns`` of ``source`` that are not
+    ``read`` (a misspelt optional column would otherwise be dropped without a word), and the
+    ``optional`` columns meant."""
+    read = set(read)
+    if unused := [c for c in columns if c not in read]:
         warnings.warn(
             UnusedColumnsWarning(
                 f"{source}: column(s) {', '.join(map(repr, unused))} not read by scai "
-                f"(ignored); its optional columns are {', '.join(TEXT_COLUMNS)}"
+                f"(ignored); its optional columns are {', '.join(optional)}"
             ),
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
-    return table
 
 
 def validate_frame(

@@ -39,7 +39,6 @@ reported with its 1-based data row number (the header is line 1, so row ``r`` is
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +53,9 @@ from scai.models.data import (
     _has_control,
     _read_raw,
     parse_whole,
+    warn_unused_columns,
 )
-from scai.models.errors import RunError, UnusedColumnsWarning
+from scai.models.errors import RunError
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
@@ -258,15 +258,7 @@ def read_human_data(
 
     parse = _parse_generic if layout is GENERIC else _parse_study1
     wanted = [c for c in (*layout.required, *layout.optional) if c in raw.columns]
-    if unused := [c for c in raw.columns if c not in wanted]:  # a misspelt optional column
-        warnings.warn(
-            UnusedColumnsWarning(
-                f"{source}: column(s) {', '.join(map(repr, unused))} not read by scai "
-                f"(ignored); the {layout.name} layout's optional columns are "
-                f"{', '.join(layout.optional)}"
-            ),
-            stacklevel=2,
-        )
+    warn_unused_columns(source, raw.columns, wanted, layout.optional, stacklevel=3)
     records: list[dict[str, object]] = []
     roles: dict[str, str] = {}
     first_row: dict[tuple[str, int], int] = {}  # (subject, trial) -> row it was first seen in

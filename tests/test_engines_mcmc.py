@@ -294,7 +294,7 @@ def test_chains_start_at_the_best_mode_not_the_first_found():
     starts every chain at the mode L-BFGS finds from the prior median and some prior draws,
     and r-hat cannot see a mode all chains share: with 4 draws every chain sat in the lower one
     (pi of altruistic 0.89; a helper's review, ``benchmarks/known_disagreements.py``). With
-    :data:`~scai.inference.mcmc.MODE_STARTS` they agree with the exact engine (tolerances: the
+    :data:`~scai.inference.laplace.MODE_STARTS` they agree with the exact engine (tolerances: the
     modes are 0.84 apart in pi and 0.5 in shift; 0.03 and 0.01 are over 5 Monte Carlo errors of
     600 draws, pi's sd 0.09, shift's 0.006)."""
     from scai.inference import fit

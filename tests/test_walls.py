@@ -28,10 +28,11 @@ the error shrinks as the grid is refined). For a correct sampler a miss has prob
 
 **The mode** the coordinates are built around: on one such group (``latent_lam_shared``,
 simulation seed 2) L-BFGS from the prior median stops in a local mode 260 nats above the best
-one; :func:`~scai.inference.laplace.find_best_mode` (the median and 4 prior draws) finds that
-best one, no mode from 8 other prior draws is lower, the sampler's coordinates are centred
-in its basin (on the mode of the density in their own coordinates, found from it), and on
-a group where the median's mode is the best it changes nothing (bitwise).
+one; :func:`~scai.inference.laplace.find_best_mode` (the median and ``MODE_STARTS`` prior
+draws) finds that best one, no mode from 8 other prior draws is lower, the sampler's
+coordinates are centred in its basin (on the mode of the density in their own coordinates,
+found from it), and on a group where the median's mode is the best it changes nothing
+(bitwise).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import torch
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.exact import fit_exact
 from scai.inference.laplace import find_best_mode, find_mode
-from scai.inference.mcmc import MODE_STARTS, _laplace, fit_mcmc, sampler_coordinates
+from scai.inference.mcmc import _laplace, fit_mcmc, sampler_coordinates
 from scai.inference.walls import MIN_GAP, _find_side, find_walls
 from scai.models.density import MarginalDensity
 from scai.models.hypotheses import PRESETS
@@ -73,7 +74,7 @@ def test_the_coordinates_are_centred_on_the_best_mode_not_the_first():
     name = "latent_lam_shared"
     density = MarginalDensity(group(name, seed=2), HYPOTHESES[name])
     potential = lambda theta: density.value_and_grad(theta)[0]  # noqa: E731
-    first, best = find_mode(density), find_best_mode(density, starts=MODE_STARTS)
+    first, best = find_mode(density), find_best_mode(density)
     assert potential(first) - potential(best) > 200
     assert potential(find_mode(density, best)) >= potential(best) - 1e-6  # converged
     draws = density.sample_prior(8, torch.Generator().manual_seed(99)).double().numpy()
