@@ -343,10 +343,11 @@ def warn_unused_columns(
     optional: Iterable[str],
     stacklevel: int = 2,
 ) -> None:
-    """An :class:`UnusedColumnsWarning` naming the ``columns`` of ``source`` that are not
-    ``read`` (a misspelt optional column would otherwise be dropped without a word), and the
-    ``optional`` columns meant."""
-    read = set(read)
+    """An :class:`UnusedColumnsWarning` naming the ``columns`` of ``source`` that are neither
+    ``read`` nor ``optional`` (a misspelt optional column would otherwise be dropped without a
+    word), and the ``optional`` columns meant."""
+    optional = list(optional)
+    read = {*read, *optional}
     if unused := [c for c in columns if c not in read]:
         warnings.warn(
             UnusedColumnsWarning(
