@@ -14,6 +14,11 @@ from scai.models.marginal import EventIndex, action_loglik
 
 #: Grid points times simulations whose scored cells are gathered at once.
 POINTS_PER_CHUNK = 640
+#: Undecided users' rows whose ``[rows, lattice]`` products the lattice kernels form at once:
+#: ~6 MB on the 2,926-point lattice, where all of a learning curve's (thousands of rows) took
+#: a fresh ~100 MB tensor, paid in page faults and cache misses (the same operations on the
+#: same numbers, row by row in order: the same bits).
+ROWS_PER_BLOCK = 256
 
 
 def grid_action_loglik(
@@ -97,8 +102,11 @@ def lattice_group_loglik(
         rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
         top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
         count = mask.expand(t, S, U).reshape(t * S, U)[pair, user].unsqueeze(-1).to(L.dtype)
-        terms = ((rows - top_r).exp() @ pi_grid.T).log_().add_(top_r).mul_(count)  # [N, G]
-        out.view(t * S, -1).index_add_(0, pair, terms)
+        e, flat = (rows - top_r).exp(), out.view(t * S, -1)
+        for a in range(0, len(pair), ROWS_PER_BLOCK):  # [rows, G] at a time, in order
+            block = slice(a, a + ROWS_PER_BLOCK)
+            terms = (e[block] @ pi_grid.T).log_().add_(top_r[block]).mul_(count[block])
+            flat.index_add_(0, pair[block], terms)
     return out
 
 
@@ -183,8 +191,12 @@ def lattice_policy_probs(
             first, which, _ = distinct_rows(torch.cat([at, rows], -1))
             rows, step_, sim_ = rows[first], step[first], sim[first]
             like_k = (rows - rows.max(-1, keepdim=True).values).exp()
-            ratio = w[step_, sim_] / (like_k @ pi_grid.T)  # [N', G]
-            out.index_add_(0, sim * U + user, (like_k * (ratio @ pi_grid))[which])
+            by_pi = torch.empty_like(like_k)  # [N', K]: sum_g ratio[n, g] pi_gk
+            for a in range(0, len(first), ROWS_PER_BLOCK):  # [rows, G] at a time
+                block = slice(a, a + ROWS_PER_BLOCK)
+                ratio = w[step_[block], sim_[block]].div_(like_k[block] @ pi_grid.T)
+                torch.mm(ratio, pi_grid, out=by_pi[block])
+            out.index_add_(0, sim * U + user, (like_k * by_pi)[which])
     out = out.reshape(S, U, K)
     return out / out.sum(-1, keepdim=True).clamp_min(1e-300)
 

@@ -364,3 +364,28 @@ def test_cumulative_weights_equal_the_transposed_cumsum():
         weights[:, 2] = 0.0
         want = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)
         assert torch.equal(exact._cumulative_weights(weights), want)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 256])
+def test_lattice_kernels_in_row_blocks_equal_one_block(rows, monkeypatch):
+    """The lattice kernels' ``[rows, lattice]`` products formed a block of undecided rows at a
+    time give what one block of all of them gives (blocks of one row, of a few, and the
+    default; hundreds of undecided rows, decided users and padding included)."""
+    import scai.inference.exact_kernels as kernels
+
+    L, mask, _, pi = clone_case(t=3, S=40, U=9, K=3)
+    weights = torch.rand(3, 40, pi.shape[0], dtype=torch.float64)
+    weights /= weights.sum((0, 2), keepdim=True)
+    monkeypatch.setattr(kernels, "ROWS_PER_BLOCK", 10**9)
+    group, probs = (
+        kernels.lattice_group_loglik(L, mask, pi),
+        kernels.lattice_policy_probs(weights, L, pi),
+    )
+    monkeypatch.setattr(kernels, "ROWS_PER_BLOCK", rows)
+    is_decided = kernels.decided_users(L, pi)[0]
+    assert int((~is_decided & mask.bool()).sum()) > 3 * rows  # several blocks, and some decided
+    assert bool(is_decided.any())
+    torch.testing.assert_close(kernels.lattice_group_loglik(L, mask, pi), group, rtol=1e-13, atol=0)
+    torch.testing.assert_close(
+        kernels.lattice_policy_probs(weights, L, pi), probs, rtol=1e-12, atol=1e-15
+    )
