@@ -40,7 +40,7 @@ from scai.models.tone_reader.classifier import (
     from_pipeline,
 )
 from scai.models.tone_reader.evaluation import assign_folds, held_out
-from scai.models.tone_reader.training import labelled_messages, train_reader
+from scai.models.tone_reader.training import confusion_scheme, labelled_messages, train_reader
 
 TINY = TrainingOptions(min_df=1)
 #: what each tone adds to the bare proposal template or decision (neutral: nothing), in the
@@ -81,18 +81,20 @@ def synthetic_logs(
     tones: tuple[str, ...] = ("neutral", "rude", "sycophantic"),
     epochs: int = 3,
     seed: int = 0,
+    policies: tuple[str, ...] = ("fair",),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(interactions, users, runs)`` in the imported logs' layout: run ``r`` has 4 users
-    of tone ``tones[r % len(tones)]`` in two fixed games per epoch, text written, tones
-    empty."""
+    of tone ``tones[r % len(tones)]`` and policy ``policies[r // len(tones) % len(policies)]``
+    (its condition ``policy_tone``) in two fixed games per epoch, text written, tones empty."""
     rng = random.Random(seed)
     rows, users, run_rows = [], [], []
     for r in range(runs):
         tone = tones[r % len(tones)]
-        sim = f"fair_{tone}/{r:02d}"
+        policy = policies[r // len(tones) % len(policies)]
+        sim = f"{policy}_{tone}/{r:02d}"
         currency = ("apples", "blankets", "dollars")[r % 3]
-        run_rows.append({"sim": sim, "condition": f"fair_{tone}"})
-        users += [{"sim": sim, "user": f"u{i}", "policy": "fair", "manner": tone} for i in range(4)]
+        run_rows.append({"sim": sim, "condition": f"{policy}_{tone}"})
+        users += [{"sim": sim, "user": f"u{i}", "policy": policy, "manner": tone} for i in range(4)]
         for epoch in range(1, epochs + 1):
             pot = rng.randint(10, 100)
             for game, (a, b) in enumerate((("u0", "u1"), ("u2", "u3")), start=1):
@@ -276,6 +278,74 @@ def test_conditions_are_held_out_whole(messages):
         held_out(messages.assign(condition=""), "conditions", options=TINY)
 
 
+def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():
+    """A condition's runs repeat each other's messages (the original logs: most held-out
+    messages' masked text is in the other runs' training folds), so the shipped matrix holds
+    whole conditions out, where every tone is written in two conditions or more; where some
+    tone is written in one condition only, holding it out would leave the reader without
+    it: runs are held out."""
+    messages = labelled_messages(*synthetic_logs(runs=12, seed=4, policies=("fair", "selfish")))
+    assert confusion_scheme(messages) == "conditions"
+    reader, evaluation = train_reader(messages, folds=4, options=TINY)
+    assert evaluation.scheme == "conditions"
+    assert reader.confusion == held_out(messages, "conditions", options=TINY).confusion()
+    assert "whole conditions held out (6 conditions)" in reader.provenance["confusion_estimate"]
+    one_policy = labelled_messages(*synthetic_logs(runs=6, seed=4))
+    assert confusion_scheme(one_policy) == "runs"
+    assert confusion_scheme(messages.assign(condition="")) == "runs"
+
+
+def test_held_out_readers_never_saw_their_group():
+    """Each condition writes its own made-up words, tied to its tone only there (each tone in
+    two conditions): a reader that saw the condition reads them right; the reader
+    :meth:`Evaluation.held_out_readers` gives the condition cannot, reads as the evaluation
+    did, and carries the evaluation's matrix."""
+    rng = random.Random(2)
+    rows = []
+    for c, tone in enumerate(("rude", "sycophantic", "rude", "sycophantic", "neutral", "neutral")):
+        word = "".join(rng.choice("bcdfghjklmnpqrstvwz") for _ in range(8))
+        for r in range(3):
+            rows += [{"sim": f"c{c}/{r}", "condition": f"c{c}", "text": word, "tone": tone}] * 4
+    found = pd.DataFrame(rows)
+    assert fit_classifier(found["text"], found["tone"], TINY).read(found["text"].tolist()) == (
+        found["tone"].tolist()
+    )
+    evaluation = held_out(found, "conditions", options=TINY)
+    readers = evaluation.held_out_readers()
+    assert sorted(readers) == sorted(found["condition"].unique())
+    right = []
+    for condition, reader in readers.items():
+        mine = found["condition"] == condition
+        read = reader.read(found.loc[mine, "text"].tolist())
+        assert read == evaluation.predictions.loc[mine, "reported"].tolist()
+        assert reader.confusion == evaluation.confusion()
+        right.append(np.mean(np.array(read) == found.loc[mine, "tone"].to_numpy()))
+    assert np.mean(right) < 0.8  # no better than guessing the tone of an unseen word
+
+
+def test_original_logs_read_each_condition_with_a_reader_that_never_saw_it():
+    """``scai run original-logs --tones read`` reads a condition with the reader trained
+    without it (the shipped one was trained on the logs it would read: in sample), unless a
+    reader is given."""
+    from scai.experiments.original_logs.experiment import _readers
+
+    interactions, users, runs = synthetic_logs(runs=12, seed=7, policies=("fair", "selfish"))
+    runs = runs.assign(experiment="exp3", cond="exp3/" + runs["condition"])
+    logs = {"games": interactions, "users": users, "runs": runs}
+    reader_of = _readers(logs, runs, ("read", "config"), None)
+    messages = labelled_messages(interactions, users, runs)
+    evaluation = held_out(messages, "conditions")
+    for cond, condition in zip(runs["cond"], runs["condition"], strict=True):
+        reader = reader_of(cond)
+        assert reader.confusion == evaluation.confusion()
+        texts = messages.loc[messages["condition"] == condition, "text"].tolist()
+        want = evaluation.predictions.loc[messages["condition"] == condition, "reported"]
+        assert reader.read(texts) == want.tolist()
+    given = KeywordReader()
+    assert _readers(logs, runs, ("read",), given)("exp3/fair_rude") is given
+    assert _readers(logs, runs, ("config",), None)("exp3/fair_rude") is None
+
+
 def test_read_tones_fills_the_tone_columns_from_the_text(trained):
     reader, _ = trained
     interactions, users, _ = synthetic_logs(runs=3, seed=9)
@@ -345,6 +415,24 @@ def test_apply_tones_modes_and_a_plugged_in_reader():
 
     with pytest.raises(DataError, match=r"read\(\) returned NoneType; expected a list"):
         apply_tones(interactions, hyp, "read", reader=Silent())
+
+
+def test_the_documented_plug_in_example_runs():
+    """The plug-in example of the package docstring, run as written (it called
+    ``scai.inference.fit.fit``, which the package's re-exported ``fit`` function shadows:
+    an AttributeError)."""
+    import textwrap
+
+    import scai.models.tone_reader as package
+
+    doc = package.__doc__
+    start = doc.index("then::") + len("then::")
+    example = textwrap.dedent(doc[start : doc.index("**The default reader**")])
+    assert "apply_tones" in example and "fit(table, hypothesis)" in example
+    interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
+    scope = {"table": interactions, "my_reader": KeywordReader()}
+    exec(compile(example, "tone_reader docstring", "exec"), scope)
+    assert scope["posterior"].hypothesis.reader_confusion == KeywordReader.confusion
 
 
 def write_logs_table(folder, **kwargs):

@@ -35,7 +35,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--folds",
         type=count("--folds", 2, 1000),
         default=10,
-        help="folds of runs for the held-out estimate (default 10)",
+        help="folds of runs where runs are held out (default 10; a trained reader's matrix "
+        "holds whole conditions out where the messages name them)",
     )
     seed_option(p, "random seed of the folds")
     p.add_argument(
@@ -53,7 +54,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         type=output_file,
         metavar="FILE.json",
         help="the trained reader (JSON: vocabulary, idf weights, coefficients, the confusion "
-        "matrix estimated with runs held out, provenance)",
+        "matrix estimated with whole conditions held out, provenance)",
     )
     _add_common(p)
 

@@ -40,7 +40,12 @@ from scai.experiments.original_logs.assistant import (
 )
 from scai.experiments.original_logs.decisions import decision_bounds
 from scai.experiments.original_logs.report import INCONSISTENT, READ_TOLERANCE, STEREOTYPED
-from scai.experiments.original_logs.tones import LOG_TONES, config_tones, with_tones
+from scai.experiments.original_logs.tones import (
+    LOG_TONES,
+    config_tones,
+    cross_fitted_readers,
+    with_tones,
+)
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.diagnostics import BoundedGridWarning
 from scai.inference.nuts import one_torch_thread
@@ -130,10 +135,7 @@ def run(
         chosen = [c for c in QUICK_CONDITIONS if c in conds] or conds[:3]
         runs = runs[runs["cond"].isin(chosen)].groupby("cond").head(QUICK_RUNS)
     games = user_games(logs["games"])
-    if "read" in tones and reader is None:
-        from scai.models.tone_reader import default_reader
-
-        reader = default_reader()
+    reader_of = _readers(logs, runs, tones, reader)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     reference = reference_rows(games, logs["gpt4"])
@@ -154,7 +156,7 @@ def run(
         policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
         cond_games = games[games["sim"].isin(sims)]
         hypothesis = get_hypothesis(hyp_name)
-        table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader)
+        table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader_of(cond))
         path = cache / f"{_key(table, hyp, seed, kind)}.csv"
         args = (table, policy, hyp, seed, str(path), kind)
         fits.append((cond, hyp_name, mode, kind, sims, path, args))
@@ -182,13 +184,31 @@ def run(
     summary = summary[columns + rest].sort_values(columns[:6]).reset_index(drop=True)
     write_csv_atomic(summary, out / "summary.csv")
     if "read" in tones and "config" in tones:
-        gap = tone_gap(summary, runs, games, logs["users"], reader, seed, cache, workers, progress)
+        gap = tone_gap(
+            summary, runs, games, logs["users"], reader_of, seed, cache, workers, progress
+        )
         write_csv_atomic(gap, out / TONE_GAP_FILE)
     else:  # not measured: no stale file from an earlier run
         (out / TONE_GAP_FILE).unlink(missing_ok=True)
     from scai.experiments.original_logs.report import write_figures
 
     return summary, write_figures(summary, figures, curve)
+
+
+def _readers(logs: dict[str, pd.DataFrame], runs: pd.DataFrame, tones, reader):
+    """The tone reader of each condition (``experiment/condition``): ``reader`` if given;
+    else, with ``read`` among ``tones``, a reader that never saw the condition
+    (:func:`cross_fitted_readers`), or the shipped one where the logs hold a single condition."""
+    if reader is not None or "read" not in tones:
+        return lambda cond: reader
+    held_out = cross_fitted_readers(logs)
+    if not held_out:
+        from scai.models.tone_reader import default_reader
+
+        shipped = default_reader()
+        return lambda cond: shipped
+    condition_of = dict(zip(runs["cond"], runs["condition"], strict=False))
+    return lambda cond: held_out[condition_of[cond]]
 
 
 def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
@@ -219,7 +239,7 @@ def tone_gap(
     runs: pd.DataFrame,
     games: pd.DataFrame,
     users: pd.DataFrame,
-    reader,
+    reader_of,
     seed: int,
     cache: Path,
     workers: int | None,
@@ -231,7 +251,8 @@ def tone_gap(
     the hypothesis). One row per ``condition, hypothesis, epoch`` of those: ``read``,
     ``config`` and ``config_heard_by_reader`` (mean ``p_true_norm``); ``read -
     config_heard_by_reader`` is what the reader's mistakes cost, ``config_heard_by_reader -
-    config`` what its channel costs (the tones it cannot report, e.g. polite)."""
+    config`` what its channel costs (the tones it cannot report, e.g. polite). ``reader_of``
+    gives each condition's reader."""
     scai = summary[summary["agent"] == "scai"]
     means = scai.groupby(["condition", "hypothesis", "tones", "epoch"])["p_true_norm"].mean()
     means = means.unstack("tones")
@@ -241,7 +262,7 @@ def tone_gap(
         in_cond = runs[runs["cond"] == cond]
         policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
         table = config_tones(games[games["sim"].isin(set(in_cond["sim"]))], users)
-        hyp = get_hypothesis(hyp_name).with_(reader_confusion=reader.confusion)
+        hyp = get_hypothesis(hyp_name).with_(reader_confusion=reader_of(cond).confusion)
         path = cache / f"{_key(table, hyp, seed)}.csv"
         fits.append((path, (table, policy, hyp, seed, str(path))))
         labels.append((cond, hyp_name))

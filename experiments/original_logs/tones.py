@@ -4,7 +4,10 @@
   configuration told GPT-4 to use: exact, but not available for new agents);
 * ``read``: each message's tone read from its text by a tone reader
   (:mod:`scai.models.tone_reader`), whose confusion matrix enters the hypothesis, so a
-  reader's mistakes cost evidence in proportion to how often it makes them;
+  reader's mistakes cost evidence in proportion to how often it makes them. By default each
+  condition's messages are read by a reader trained on the other conditions' messages
+  (:func:`cross_fitted_readers`): the shipped reader was trained on these very logs, and
+  reading its own training text it makes almost no mistakes;
 * ``none``: no tones.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from scai.models.hypotheses import Hypothesis
-from scai.models.tone_reader import apply_tones
+from scai.models.tone_reader import ToneReader, apply_tones
 
 #: How the assistant may hear the logs' tones (``scai run original-logs --tones``).
 LOG_TONES = ("read", "config", "none")
@@ -40,3 +43,18 @@ def with_tones(
     if mode not in LOG_TONES:
         raise ValueError(f"tones must be one of {', '.join(LOG_TONES)}, got {mode!r}")
     return apply_tones(table, hypothesis, mode, reader)
+
+
+def cross_fitted_readers(logs: dict[str, pd.DataFrame]) -> dict[str, ToneReader]:
+    """Per condition of the logs (``policy_manner``, as the runs table names it): a reader
+    trained, as the shipped one, on the users' messages of every other condition, carrying
+    the confusion matrix estimated that way (:meth:`Evaluation.held_out_readers`), so that
+    both the reads and the matrix are out of sample. Empty where the logs have fewer than two
+    conditions (nothing to hold out)."""
+    from scai.models.tone_reader.evaluation import held_out
+    from scai.models.tone_reader.training import confusion_scheme, labelled_messages
+
+    messages = labelled_messages(logs["games"], logs["users"], logs["runs"])
+    if confusion_scheme(messages) != "conditions":
+        return {}
+    return held_out(messages, "conditions").held_out_readers()

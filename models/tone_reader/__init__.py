@@ -4,10 +4,13 @@ in the model.
 The model (:mod:`scai.models.language`) scores tones, one of
 :data:`~scai.models.language.MANNERS` per message. Real players write text ("... You better
 accept this, you ungrateful swine!"). A tone reader reports a tone per text, and its confusion
-matrix ``R[tone, t] = P(reports t | the message's tone)``, estimated on held-out messages,
-enters the model as observation noise: a user of manner ``m`` is heard as
+matrix ``R[tone, t] = P(reports t | tone)``, estimated on held-out messages, enters the model
+as observation noise: a user of manner ``m`` is heard as
 ``P(t | m) = sum_tone E[m, tone] R[tone, t]`` (``Hypothesis.reader_confusion``), so a reader's
-mistakes cost evidence in proportion to how often it makes them.
+mistakes cost evidence in proportion to how often it makes them. (The shipped reader's rows
+are the manner its *writer* was prompted with: messages carry no tone labels of their own, so
+its ``R`` is ``P(report | writer's manner)``, and the model's tone fidelity ``E`` counts the
+writer's off-manner messages a second time: a little more noise than there is.)
 
 **The interface** (:class:`ToneReader`, a ``typing.Protocol``: any object with these works)::
 
@@ -24,8 +27,12 @@ To plug in another reader, an LLM classifier say, give it ``labels``, ``read`` a
 confusion matrix measured on messages it was not tuned on (with
 :func:`confusion_counts` and :func:`confusion_from_counts`), then::
 
+    from scai.inference import fit
+    from scai.models import PRESETS
+    from scai.models.tone_reader import apply_tones
+
     table, hypothesis = apply_tones(table, PRESETS["neutral"], "read", reader=my_reader)
-    posterior = scai.inference.fit.fit(table, hypothesis)
+    posterior = fit(table, hypothesis)
 
 **The default reader** (:func:`default_reader`, shipped as ``default_reader.json``): TF-IDF
 of word 1-2-grams and character 3-5-grams of the text with numbers, currency words and the
@@ -33,11 +40,11 @@ opening Accept/Reject masked (:mod:`.text`), then multinomial logistic regressio
 (scikit-learn, :mod:`.classifier`), predicted from its stored numbers (:mod:`.linear`, JSON
 in :mod:`.serialise`: no pickle). It is trained on the original study's users' messages,
 proposals and replies, each labelled with its writer's configured manner (:mod:`.training`);
-its confusion matrix is estimated with runs held out (:mod:`.evaluation`, which also holds
-whole conditions out). It reads the logs' kind of text (the users' template with a tone
-appended, or Accept/Reject and a remark): other text, such as scai's own simulated
-transcripts, it mostly reads as rude, so train or plug in another reader for it. Rebuild and
-evaluate it with::
+its confusion matrix is estimated with whole conditions held out (:mod:`.evaluation`: runs
+held out would test it on the near-copies of its training text that a condition's runs
+write). It reads the logs' kind of text (the users' template with a tone appended, or
+Accept/Reject and a remark): other text, such as scai's own simulated transcripts, it mostly
+reads as rude, so train or plug in another reader for it. Rebuild and evaluate it with::
 
     scai tone-reader train --logs ../shared/data/original-scai --out reader.json
     scai tone-reader evaluate --logs ../shared/data/original-scai

@@ -6,17 +6,24 @@ message-level split would test the reader on the very texts it learned:
 
 - ``runs``: the runs are dealt at random (``seed``) into ``folds`` folds; each fold's messages
   are read by a reader trained on the other folds. Every message is read once, by a reader that
-  never saw its run. The confusion matrix a reader ships with is estimated this way.
+  never saw its run, but the runs of one condition share their prompts and repeat each other's
+  messages: on the original study's logs 79% of the held-out rude messages and 74% of the
+  sycophantic ones are, once masked (:func:`~scai.models.tone_reader.text.mask_text`), word
+  for word in the training folds, and linking runs that share a masked text joins the 240
+  runs into 5 groups, each condition inside one. This measures reading the template it was
+  trained on.
 - ``conditions``: each condition (``policy_manner``, experiments pooled: the same prompts) is
   read by a reader trained on all the others, e.g. sycophantic refusals of ``selfish +
-  sycophantic`` by a reader that only saw the sycophancy of generous and fair users. A harder
-  test of what the reader learned: the tone, or the condition's wording.
+  sycophantic`` by a reader that only saw the sycophancy of generous and fair users. What the
+  reader learned of the tone rather than of a condition's wording: the confusion matrix a
+  reader ships with is estimated this way where the messages name their conditions
+  (:func:`~scai.models.tone_reader.training.train_reader`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -60,12 +67,29 @@ class Evaluation:
     """Held-out readings: ``predictions`` is the messages (``text``, ``tone`` and their
     ``sim``, ``condition``) with the ``fold`` that held each out and the ``reported`` tone;
     ``labels`` every tone the folds' readers could report; ``seconds`` training and reading
-    time."""
+    time; ``readers`` each fold's reader (trained on the other folds' messages)."""
 
     scheme: str
     labels: tuple[str, ...]
     predictions: pd.DataFrame
     seconds: float
+    readers: dict = field(default_factory=dict, repr=False)
+
+    def held_out_readers(self, smoothing: float = DEFAULT_SMOOTHING) -> dict:
+        """Per group held out (a ``sim`` under ``runs``, a ``condition`` under
+        ``conditions``): the reader that never saw it, carrying this evaluation's confusion
+        matrix (what its mistakes on unseen groups are measured to be). Reading a group's own
+        text with its reader keeps the reads and the matrix out of sample, where the shipped
+        reader, trained on every message, would read its own training text."""
+        column = "condition" if self.scheme == "conditions" else "sim"
+        confusion = self.confusion(smoothing)
+        note = f"{SCHEMES[self.scheme]}; the reader trained without this group"
+        fold_of = self.predictions.groupby(column, sort=True)["fold"].first()
+        counts = self.counts
+        return {
+            group: self.readers[fold].with_confusion(confusion, counts, confusion_estimate=note)
+            for group, fold in fold_of.items()
+        }
 
     @property
     def counts(self) -> np.ndarray:
@@ -134,9 +158,10 @@ def held_out(
     reported = np.empty(len(messages), dtype=object)
     labels: set[str] = set()
     texts, tones = messages["text"].to_numpy(), messages["tone"].to_numpy()
+    readers = {}
     for k in np.unique(fold):
         test = fold == k
-        reader = fit_classifier(texts[~test], tones[~test], options)
+        readers[int(k)] = reader = fit_classifier(texts[~test], tones[~test], options)
         reported[test] = reader.read(texts[test].tolist())
         labels.update(reader.labels)
     predictions = messages.assign(fold=fold, reported=reported)
@@ -145,4 +170,5 @@ def held_out(
         tuple(m for m in MANNERS if m in labels),
         predictions,
         time.perf_counter() - start,
+        readers,
     )

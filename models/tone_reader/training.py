@@ -5,8 +5,9 @@ labelled with the manner its writer was prompted with (the users table).
 users file gives no manner for it); :func:`load_messages` reads them from the original study's
 logs (a folder or archive, imported in memory) or from a table ``FILE.csv`` written by ``scai
 import`` (with ``FILE.users.csv`` and, for the condition of each run, ``FILE.runs.csv``
-beside it). :func:`train_reader` estimates the confusion matrix with runs held out
-(:func:`~scai.models.tone_reader.evaluation.held_out`), then fits the reader on every message.
+beside it). :func:`train_reader` estimates the confusion matrix with whole conditions held out
+(or, for messages without conditions, runs: :func:`~scai.models.tone_reader.evaluation.held_out`),
+then fits the reader on every message.
 """
 
 from __future__ import annotations
@@ -116,20 +117,42 @@ def train_reader(
     smoothing: float = DEFAULT_SMOOTHING,
     **provenance,
 ) -> tuple[LinearToneReader, Evaluation]:
-    """A reader fitted on every message, carrying the confusion matrix estimated with runs
-    held out (``folds`` folds), and that evaluation."""
-    evaluation = held_out(messages, "runs", folds, seed, options)
+    """A reader fitted on every message, carrying the confusion matrix estimated with whole
+    conditions held out where it can be (:func:`confusion_scheme`), and that evaluation. Not
+    with runs held out: a condition's runs repeat each other's messages, so a reader tested on
+    held-out runs of conditions it was trained on reads text it has seen, and its matrix would
+    overstate what a report is worth on a new prompt (on the original study's logs, under
+    ``stereotyped``, a rude report was worth 2.5 nats between a rude and a sycophantic
+    manner, against 1.5 with conditions held out)."""
+    scheme = confusion_scheme(messages)
+    evaluation = held_out(messages, scheme, folds, seed, options)
     reader = fit_classifier(messages["text"].tolist(), messages["tone"].tolist(), options)
     accuracy = {m: round(float(a), 6) for m, a in evaluation.accuracy().items()}
+    held = (
+        f"whole conditions held out ({evaluation.predictions['fold'].nunique()} conditions)"
+        if scheme == "conditions"
+        else f"runs held out ({folds} folds, seed {seed}; the messages name no conditions)"
+    )
     return (
         reader.with_confusion(
             evaluation.confusion(smoothing),
             evaluation.counts,
-            confusion_estimate=f"held-out counts, runs held out ({folds} folds, seed {seed}), "
-            f"plus {smoothing:g} per label",
+            confusion_estimate=f"held-out counts, {held}, plus {smoothing:g} per label",
             held_out_accuracy=accuracy,
             runs=int(messages["sim"].nunique()),
             **provenance,
         ),
         evaluation,
     )
+
+
+def confusion_scheme(messages: pd.DataFrame) -> str:
+    """How a reader's confusion matrix is estimated from ``messages``: with whole
+    ``conditions`` held out where every message names its condition and every tone is written
+    in at least two conditions (holding out a tone's only condition would leave the reader
+    without it), else with ``runs`` held out."""
+    conditions = messages.get("condition", pd.Series("", index=messages.index))
+    if (conditions == "").any():
+        return "runs"
+    per_tone = messages.assign(condition=conditions).groupby("tone")["condition"].nunique()
+    return "conditions" if len(per_tone) and per_tone.min() >= 2 else "runs"
