@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.cache import ConditionCache, Entry
-from scai.experiments.conditions import Condition, Settings, condition_seed
+from scai.experiments.conditions import Condition, Settings, condition_seed, fingerprint
 from scai.experiments.protocol import ConditionResult, run_condition
 from scai.inference.workers import (
     Finished,
@@ -38,6 +38,7 @@ from scai.inference.workers import (
     worker_pool,
 )
 from scai.models.data import write_csv_atomic
+from scai.models.errors import RunError
 from scai.worker_start import ignoring_ctrl_c
 
 
@@ -78,6 +79,15 @@ _ONE_AT_A_TIME = threading.Lock()
 
 def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
     cond, key = entry.condition, entry.key
+    # The entry's key holds the hypothesis as the run read it when it started; the worker
+    # reads a hypothesis file again (from its own disk, on a remote worker). Computed from
+    # another file's contents, the results would be stored under the key of the first.
+    if fingerprint(cond, settings, entry.seed) != entry.fingerprint:
+        raise RunError(
+            f"condition {cond.name!r}: hypothesis {cond.hypothesis!r} is not what it was when "
+            "the run started (the file changed, or this worker sees another copy at that "
+            "path); nothing stored: run again to use the file as it is now"
+        )
     result = run_condition(cond, settings, entry.seed)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
     if result.curve is not None:

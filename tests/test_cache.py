@@ -305,3 +305,28 @@ def test_plans_share_one_pool_and_keep_their_own_caches(tmp_path, first_run):
     assert caught == []  # found cached and intact: nothing recomputed or rewritten
     assert {p: p.stat().st_mtime_ns for p in plans[1].cache_dir.glob("*.done")} == stamps
     pd.testing.assert_frame_equal(results_b["tiny"].per_sim, first_run[1])
+
+
+def test_a_hypothesis_file_changed_after_the_start_stores_nothing(tmp_path):
+    """The entry's key holds the hypothesis file as the run read it; the worker reads the file
+    again. Edited in between (a red-team find: a sweep re-run then reused slowdown 1.0 where
+    the file as it is gave 1.5), the results were stored under the first file's key. Now the
+    condition fails, nothing is stored, and a run with the file as it is computes afresh."""
+    from scai.experiments.cache import ConditionCache
+    from scai.experiments.runner import _write_condition
+    from scai.models.errors import RunError
+
+    hyp = tmp_path / "hyp.toml"
+    hyp.write_text("stereotype_strength = 0.8\n")
+    cond = Condition("rude altruists", "altruistic", manner="rude", hypothesis=str(hyp))
+    settings = Settings(sims=2, epochs=1)
+    cache = ConditionCache(tmp_path / "cache")
+    entry = cache.entry(cond, settings, 3)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    hyp.write_text("stereotype_strength = 0.0\n")
+    with pytest.raises(RunError, match="not what it was when the run started"):
+        _write_condition(entry, settings, staging)
+    assert not any(staging.iterdir())
+    _write_condition(cache.entry(cond, settings, 3), settings, staging)  # the file as it is now
+    assert any(staging.iterdir())

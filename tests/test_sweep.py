@@ -143,7 +143,8 @@ def test_hypothesis_settings_reach_the_assistant(tmp_path):
     hypothesis = assistant_hypothesis(cell.conditions[0])
     assert hypothesis.tone_fidelity == 0.6 and hypothesis.pi_concentration == (2.0, 2.0, 2.0)
     assert [c.manner for c in cell.conditions] == ["rude", "neutral"]
-    assert {c.stream for c in cell.conditions} == {"sweep tone_fidelity=0.6 pi_concentration=2.0"}
+    # the stream names the axes in one fixed order (STREAM_ORDER), not the file's
+    assert {c.stream for c in cell.conditions} == {"sweep pi_concentration=2.0 tone_fidelity=0.6"}
     with pytest.raises(HypothesisError, match="hypothesis"):
         from scai.experiments.conditions import Condition
 
@@ -354,6 +355,11 @@ def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, addre
     assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    # The client left connecting is not Dask's default: as one, it made xarray wait on a
+    # distributed lock in every later netCDF write of this process (the next test hung).
+    from distributed.client import _get_global_client
+
+    assert _get_global_client() is None
 
 
 def test_progress_tells_the_time_left_at_the_pace_of_computed_cells(tmp_path):
@@ -432,3 +438,58 @@ def test_a_service_that_is_not_a_dask_scheduler_is_named(
     assert code == 2 and time.monotonic() - start < 20
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    # The client left connecting is not Dask's default: as one, it made xarray wait on a
+    # distributed lock in every later netCDF write of this process (the next test hung).
+    from distributed.client import _get_global_client
+
+    assert _get_global_client() is None
+
+
+def test_the_order_of_the_axes_in_the_file_changes_no_number(tmp_path):
+    """A TOML table's keys have no order that means anything: swapping two axes in the file
+    gave cell s=0.8 lam=1 a slowdown of 1.091 one way and 1.035 the other (its stream named
+    the values in the file's order), and no longer matched ``scai run inconsistency``'s sweep
+    cell of the same name."""
+    from scai.experiments.sweep.cells import make_cells
+
+    axes = {"stereotype_strength": "[0.0, 0.8]", "rationality": "[1.0, 4.0]", "users": "[10]"}
+    streams = []
+    for order in (list(axes), list(reversed(axes))):
+        text = "[axes]\n" + "".join(f"{key} = {axes[key]}\n" for key in order)
+        (folder := tmp_path / "-".join(order)).mkdir()
+        cells = make_cells(load_spec(write_spec(folder, text)))
+        streams.append(
+            {
+                (dict(c.values)["stereotype_strength"], dict(c.values)["rationality"]): (
+                    c.stream,
+                    [cond.name for cond in c.conditions],
+                )
+                for c in cells
+            }
+        )
+    assert streams[0] == streams[1]
+    assert streams[0][(0.8, 4.0)][0] == "sweep s=0.8 lam=4.0 users=10"
+
+
+def test_a_hypothesis_the_exact_engine_cannot_fit_is_refused_before_any_work(tmp_path, capsys):
+    """Per-currency shifts on the three training currencies are three latent scalars: every
+    cell failed after its conditions started, or some did (a cell of few simulations may draw
+    two currencies), with the engine's error, retried, then kept as failed."""
+    text = '[condition]\nhypothesis = "pooled"\n[axes]\nseed = [1, 2]\n'
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "3 latent scalars" in err and "at most 2" in err, err
+    assert not (tmp_path / "out" / "cache").exists()
+
+
+def test_spec_checks_that_scale(tmp_path):
+    """A figure with only ``y`` given takes another axis for ``x`` (it said "x and y are both
+    'rationality'", of an x the user never gave); 100,000 seeds are checked for repeats in a
+    moment (the check was quadratic: ~2 minutes)."""
+    text = '[axes]\nrationality = [1.0, 2.0]\nusers = [5, 10]\n[figure]\ny = "users"\n'
+    assert load_spec(write_spec(tmp_path, text)).figure == ("rationality", "users")
+    text = '[axes]\nrationality = [1.0, 2.0]\nusers = [5, 10]\n[figure]\ny = "rationality"\n'
+    assert load_spec(write_spec(tmp_path, text)).figure == ("users", "rationality")
+    seeds = ", ".join(map(str, range(100_000)))
+    with time_limit(10.0):
+        assert load_spec(write_spec(tmp_path, f"[axes]\nseed = [{seeds}]\n")).cells == 100_000

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from scai.models.errors import RunError
+from scai.worker_start import ignoring_ctrl_c
 
 BACKENDS = ("local", "dask")
 #: Seconds to wait for a scheduler to answer and for its first worker.
@@ -100,16 +101,20 @@ def open_backend(
                 # here first, the workers importing it at once do not race on it.
                 import arviz  # noqa: F401
 
-                cluster = stack.enter_context(
-                    LocalCluster(
-                        n_workers=n,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                # Its processes start with Ctrl-C ignored (they inherit it): a terminal sends
+                # SIGINT to the whole process group, and each of them printed a traceback
+                # where the sweep itself says one line and stops them.
+                with ignoring_ctrl_c():
+                    cluster = stack.enter_context(
+                        LocalCluster(
+                            n_workers=n,
+                            threads_per_worker=1,
+                            processes=True,
+                            dashboard_address=None,
+                            silence_logs=logging.ERROR,
+                        )
                     )
-                )
-                client = stack.enter_context(Client(cluster))
+                client = stack.enter_context(Client(cluster, set_as_default=False))
             else:
                 try:
                     client = stack.enter_context(_connect(Client, scheduler))
@@ -132,12 +137,19 @@ def _connect(client_class, scheduler: str):
     own timeout covers the TCP connection, not the handshake: a service that accepts and never
     answers (an HTTP server) held the sweep for good, and one that speaks first (an SSH server)
     made Dask read a frame length of exabytes and fail with MemoryError. The connecting thread
-    is a daemon: one still waiting when the sweep gives up does not keep the program alive."""
+    is a daemon: one still waiting when the sweep gives up does not keep the program alive.
+
+    No client of ours is Dask's default (``set_as_default=False``; cells go to the executor
+    it returns): xarray takes a distributed lock to write netCDF whenever a default client
+    exists, and a client abandoned here, still connecting, made every later posterior save
+    in the same process wait for good (a sweep from Python, then ``Posterior.save``)."""
     outcome: dict[str, object] = {}
 
     def connect() -> None:
         try:
-            outcome["client"] = client_class(scheduler, timeout=CONNECT_TIMEOUT)
+            outcome["client"] = client_class(
+                scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False
+            )
         except BaseException as err:  # handed to the caller below
             outcome["error"] = err
 

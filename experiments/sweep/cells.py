@@ -25,12 +25,15 @@ from scai.experiments.conditions import (
 )
 from scai.experiments.inconsistency import belief_deficit, slowdown
 from scai.experiments.learning_curve import interactions_to_reach
-from scai.experiments.sweep.spec import CONTRASTS, SweepSpec, Value
+from scai.experiments.sweep.spec import AXES, CONTRASTS, SweepSpec, Value
 from scai.models.errors import HypothesisError, ScaiError
 from scai.models.hypotheses import Hypothesis
 
 #: Short names of axes in condition names (the inconsistency experiment's).
 SHORT = {"stereotype_strength": "s", "rationality": "lam"}
+#: The order of the axes in a cell's stream: the inconsistency experiment's (``sweep s=0.8
+#: lam=4.0``), then the others in :data:`~scai.experiments.sweep.spec.AXES` order.
+STREAM_ORDER = (*SHORT, *(a for a in AXES if a not in SHORT))
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,12 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
             settings = replace(settings, seed=int(value))
         else:
             chosen[axis] = value
-    shown = [(axis, value) for axis, value in values if axis != "seed"]
+    # The stream names the values in one fixed order (STREAM_ORDER), not the file's: a TOML
+    # table's keys have no meaning in their order, and the numbers must not change with it.
+    shown = sorted(
+        ((axis, value) for axis, value in values if axis != "seed"),
+        key=lambda pair: STREAM_ORDER.index(pair[0]),
+    )
     stream = " ".join(["sweep", *(f"{SHORT.get(a, a)}={v}" for a, v in shown)])
     assistant = chosen["assistant_rationality"]
     manners = [chosen["manner"], "neutral"] if spec.measure in CONTRASTS else [chosen["manner"]]
@@ -96,6 +104,7 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
             hypothesis = assistant_hypothesis(cond)
             hypothesis.policy_index(cond.policy)
             _check_axes_act(spec, hypothesis)
+            _check_exact_can_fit(hypothesis, cond)
         except ScaiError as err:
             raise HypothesisError(
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
@@ -123,6 +132,32 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
         raise HypothesisError(
             f"axes.lapse: hypothesis {name!r} learns the lapse (lapse_prior): a fixed one "
             "would change nothing"
+        )
+
+
+def _check_exact_can_fit(hypothesis: Hypothesis, cond: Condition) -> None:
+    """A cell is fitted by the exact engine, whose grid holds at most
+    :data:`~scai.inference.grids.MAX_LATENT_SCALARS` latent scalars besides ``pi``: refuse
+    before any work a hypothesis that has more on the currencies the cell's users may trade
+    in (each simulation draws one of the training currencies; a cell of several simulations
+    holds them all), not after its conditions were computed, cell by cell."""
+    from scai.inference.grids import MAX_LATENT_SCALARS
+    from scai.models.game import TRAINING_CURRENCIES
+    from scai.models.prior import GroupPrior
+
+    prior = GroupPrior(hypothesis)
+    currencies = [cond.currency] if cond.currency else list(TRAINING_CURRENCIES)
+    names = ["lam"] if prior.latent_lam else []
+    if prior.latent_shift:
+        names += [f"shift[{c}]" for c in currencies]
+    elif prior.latent_shared:
+        names.append("shift_shared")
+    if len(names) > MAX_LATENT_SCALARS:
+        raise HypothesisError(
+            f"hypothesis {hypothesis.name!r} has {len(names)} latent scalars on the users' "
+            f"currencies ({', '.join(names)}); a sweep's exact engine integrates at most "
+            f"{MAX_LATENT_SCALARS}: give currency_scale = 0 (one shared shift) or a "
+            "hypothesis without latent currency shifts"
         )
 
 

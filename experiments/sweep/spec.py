@@ -31,6 +31,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import collections
 import math
 import numbers
 import tomllib
@@ -269,7 +270,7 @@ def _axis(key: str, values: Any, where: str) -> tuple[Value, ...]:
         raise RunError(f"{where}: {name}: is empty; give at least one value")
     low, high, whole = NUMBERS.get(key, (0, MAX_SEED, True))
     checked = tuple(_number(v, where, name, low, high, whole) for v in values)
-    repeated = sorted({v for v in checked if checked.count(v) > 1})
+    repeated = sorted(v for v, n in collections.Counter(checked).items() if n > 1)
     if repeated:
         raise RunError(f"{where}: {name}: {_show(repeated[0])} is given twice; give each once")
     return checked
@@ -277,7 +278,9 @@ def _axis(key: str, values: Any, where: str) -> tuple[Value, ...]:
 
 def _figure(raw: dict[str, Any], axes: list[str], where: str) -> tuple[str, str | None]:
     _known(raw, FIGURE_KEYS, where, "figure.")
-    x = raw.get("x", axes[1] if len(axes) > 1 else axes[0])
+    preferred = [*axes[1:2], *axes[:1], *axes[2:]]  # x: the second axis, unless y is it
+    default_x = next((a for a in preferred if a != raw.get("y")), axes[0])
+    x = raw.get("x", default_x)
     others = [a for a in axes if a != x]
     y = raw.get("y", others[0] if others else None)
     for key, value in (("x", x), ("y", y)):
