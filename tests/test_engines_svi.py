@@ -34,8 +34,8 @@ one-norm group whose type hinges on ``pi``'s mass near the simplex edge moves by
 (``test_exact_default_grid_error_near_the_simplex_edge``; with the density at the point
 instead of the cell's mass the error was 0.011 at 1,500 points and shrank like 1 / n).
 The importance weights of the agreement groups have an effective sample size of at least
-``ESS_MIN = 500`` (checked; 1,118 and 1,440 measured) and Pareto ``k`` at most 0.7 (checked;
-0.19 and -0.29 measured), so the Monte Carlo error is below ``0.11 / sqrt(500) = 0.005``
+``ESS_MIN = 500`` (checked; 1,194 and 1,340 measured) and Pareto ``k`` at most 0.7 (checked;
+-0.04 and -0.18 measured), so the Monte Carlo error is below ``0.11 / sqrt(500) = 0.005``
 (0.11: the largest posterior sd of a ``pi`` component with 20 users) plus the resampling's,
 below ``0.11 / sqrt(990) = 0.0035``. Measured: ``policy_probs`` 0.011 and ``pi_mean`` 0.004
 from the reference (seed fixed; 0.011 and 0.008 from the prior-median start too).
@@ -46,14 +46,14 @@ family-wise ``ALPHA = 0.01``, Bonferroni-split over the 4 statistics. The 990 dr
 replication are resampled from 2,000 weighted proposal draws, in random order: every 110th is
 taken, and two of the 9 can be copies of one proposal draw (more often where the effective
 sample size is low); the true value is continuous, so it ties with none. Measured (seed fixed,
-the guide started at the Laplace approximation): p = 0.78, 0.38, 0.46 for ``pi`` and 0.49 for
-the shift (0.78, 0.26, 0.70 and 0.35 from the prior-median start); 5 of the 52 simulations have
-Pareto ``k`` > 0.7 (8 from the prior-median start; warned, all SBC replications of 6 users whose
-shift posterior is lumpy: the likelihood of a few discrete offers changes in steps with the
-shift). Compared offline with the exact engine on every replication (default grid), the
-corrected shift's mean was within 0.20 exact-posterior sd of the exact mean in all 50 (median sd
-ratio 0.99; measured with an Adam mode search that L-BFGS has since replaced, same checks passing).
-"""
+the guide started at the Laplace approximation): p = 0.32, 0.53, 0.53 for ``pi`` and 0.29 for
+the shift, and under a wrong prior (``pi`` pulled to the centre, the shift to 0) p = 6e-6 or
+less for each (``test_svi_sbc_detects_a_wrong_prior``); 4 of the 52 simulations have Pareto
+``k`` > 0.7 (warned, all SBC replications of 6 users whose shift posterior is lumpy: the
+likelihood of a few discrete offers changes in steps with the shift). Compared offline with the
+exact engine on every replication (default grid), the corrected shift's mean was within 0.20
+exact-posterior sd of the exact mean in all 50 (median sd ratio 0.99; measured with an Adam
+mode search that L-BFGS has since replaced, same checks passing)."""
 
 from __future__ import annotations
 
@@ -199,9 +199,14 @@ def test_svi_importance_diagnostics(svi):
 
 def svi_sbc_pvalues(svi) -> dict[str, float]:
     post, reps, _, _ = svi
+    return sbc_pvalues(post, reps, first=2)  # simulations 0 and 1 are the agreement groups
+
+
+def sbc_pvalues(post, reps, first: int) -> dict[str, float]:
+    """p-values of the SBC ranks of ``reps``' truths, fitted as simulations ``first...``."""
     rng = np.random.default_rng(13)
-    pi = post.draws["pi"][0, :, 2:].double().numpy()  # [D, n, K]
-    shift = post.draws["shift"][0, :, 2:, 0].double().numpy()  # [D, n]
+    pi = post.draws["pi"][0, :, first:].double().numpy()  # [D, n, K]
+    shift = post.draws["shift"][0, :, first:, 0].double().numpy()  # [D, n]
     rank = {
         f"pi[{name}]": ranks(thin(pi[:, :, k].T, L), reps.pi[:, k], rng)
         for k, name in enumerate(HYPOTHESIS.policy_names)
@@ -221,12 +226,41 @@ def test_svi_sbc_pi(svi):
 
 
 @pytest.mark.slow
+def test_svi_sbc_detects_a_wrong_prior(svi):
+    """Power: the same 50 replications fitted under a prior that pulls ``pi`` to the centre
+    (Dirichlet(5, 5, 5) where they were drawn from Dirichlet(0.5)) and the shift to 0 (sd 0.1
+    where they were drawn with 0.5) must be rejected on ``pi`` and on the shift, so that
+    ``test_svi_sbc_pi`` and ``test_svi_sbc_shift`` passing means something (``test_sbc`` does
+    the same for the exact engine). The decision rule is theirs: chi-square at ``ALPHA``
+    Bonferroni-split over the 4 statistics; for ``pi``, any of its components."""
+    _, reps, _, _ = svi
+    wrong = HYPOTHESIS.with_(pi_concentration=(5.0, 5.0, 5.0), currency_scale=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportanceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = fit(
+            reps.table,
+            wrong,
+            engine="svi",
+            seed=1,
+            learning_rate=0.03,
+            max_steps=1000,
+            num_draws=990,
+        )
+    assert post.data.sim_ids == [str(s) for s in range(N_SBC)]
+    p = sbc_pvalues(post, reps, first=0)
+    level = ALPHA / len(p)
+    assert any(v < level for k, v in p.items() if k.startswith("pi[")), p
+    assert p["shift[dollars]"] < level, p
+
+
+@pytest.mark.slow
 def test_svi_sbc_shift(svi):
     """With the guide's own draws: p = 6e-7, U-shaped ranks (counts 11 7 3 1 1 5 1 4 1 16),
     sd ~0.77x the exact engine's and wrong modes (one replication at -1.37 where exact says
     0.41, truth 0.40); ``guide="mvn"`` alone: p = 0.027 after 1,000 steps, 0.0018 after 2,500.
-    After the importance correction: p = 0.49 (measured, seed fixed; 0.35 from the prior-median
-    start, ``init="median"``)."""
+    After the importance correction: p = 0.29 (measured, seed fixed); under a prior 5x too
+    narrow, p = 7e-19 (``test_svi_sbc_detects_a_wrong_prior``)."""
     p = svi_sbc_pvalues(svi)
     assert p["shift[dollars]"] >= ALPHA / len(p), p
 
