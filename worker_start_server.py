@@ -17,8 +17,12 @@ and kill it (the program would see a dead server). So it ignores Ctrl-C from her
 """
 
 import signal
+import warnings
 
 from scai.worker_start import die_with_parent
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 die_with_parent()
+# ArviZ announces its 1.0 refactor on import; the program hides it (scai.experiments.cli), and
+# the server, which imports ArviZ for the workers, printed it to the terminal the program shares.
+warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")

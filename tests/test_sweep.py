@@ -17,6 +17,7 @@ from scai.experiments import runner
 from scai.experiments.cli import main
 from scai.experiments.runner import Interrupted
 from scai.experiments.sweep import load_spec, run_sweep
+from scai.experiments.sweep.report import NOT_RUN
 from scai.models.errors import HypothesisError, RunError
 
 TINY = """\
@@ -229,8 +230,10 @@ def test_a_partial_sweep_is_resumed_from_the_cache(tmp_path, monkeypatch, capsys
 
 
 def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
-    """Ctrl-C after three conditions: Interrupted says how far it got; the same sweep again
-    computes only the other five."""
+    """Ctrl-C after three conditions: Interrupted says how far it got, and sweep.csv holds the
+    one cell finished (both its conditions), the others marked not run (an earlier run's table
+    stayed in its place); the same sweep again computes only the other five, and the finished
+    cell's row is the one the whole sweep gives."""
     spec = load_spec(write_spec(tmp_path))
     computed = []
     real = runner.run_condition
@@ -242,9 +245,15 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
         return real(cond, settings, seed)
 
     monkeypatch.setattr(runner, "run_condition", interrupted)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sweep.csv").write_text("an earlier run's table\n")
+    told = []
     with pytest.raises(Interrupted, match="3 of 8 conditions finished"):
-        run_sweep(spec, tmp_path / "out", workers=1, tell=lambda line: None)
-    assert not (tmp_path / "out" / "sweep.csv").exists()
+        run_sweep(spec, tmp_path / "out", workers=1, tell=told.append)
+    partial = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert list(partial.status) == ["ok", NOT_RUN, NOT_RUN, NOT_RUN]
+    assert partial.slowdown.notna().tolist() == [True, False, False, False]
+    assert told[-1].endswith(f"the 1 of 4 cells finished so far; the others say {NOT_RUN!r}")
     first = list(computed)
     computed.clear()
     monkeypatch.setattr(
@@ -253,6 +262,7 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     result = run_sweep(spec, tmp_path / "out", workers=1, tell=lambda line: None)
     assert result.cached == 3 and result.failed == 0
     assert not set(first) & set(computed) and len(computed) == 5
+    pd.testing.assert_frame_equal(result.table.iloc[:1], partial.iloc[:1], check_dtype=False)
 
 
 def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatch, capsys):

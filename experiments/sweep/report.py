@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from scai.experiments.sweep.cells import Cell
 from scai.models.data import write_csv_atomic
 
 #: The table's columns after the axes: the measure (named after it), its 95% interval, and
-#: ``ok`` or ``failed: ERROR`` (a failed cell keeps its row, with empty numbers).
+#: ``ok``, ``failed: ERROR`` or :data:`NOT_RUN` (such a cell keeps its row, with empty numbers).
 INTERVAL = ("lo", "hi")
 STATUS = "status"
+#: The status of a cell an interrupted sweep had not finished (its row's numbers are empty).
+NOT_RUN = "not run: interrupted"
 
 
 class Progress:
@@ -95,15 +98,16 @@ def sweep_table(
     cells: list[Cell],
     measure: str,
     values: list[tuple[float, float, float] | None],
-    errors: list[str | None],
+    statuses: list[str],
 ) -> pd.DataFrame:
-    """One row per cell: its axis values, the measure, its interval and its status."""
+    """One row per cell: its axis values, the measure, its interval and its status (``ok``,
+    ``failed: ERROR`` or :data:`NOT_RUN`)."""
     rows = []
-    for cell, value, error in zip(cells, values, errors, strict=True):
+    for cell, value, status in zip(cells, values, statuses, strict=True):
         row: dict[str, object] = dict(cell.values)
         number, lo, hi = value if value is not None else (np.nan, np.nan, np.nan)
         row.update({measure: number, INTERVAL[0]: lo, INTERVAL[1]: hi})
-        row[STATUS] = "ok" if error is None else f"failed: {error}"
+        row[STATUS] = status
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -138,14 +142,17 @@ def heat_map(
     width = max(4.5, 1.0 + 0.9 * grid.shape[1])
     height = max(3.0, 1.0 + 0.6 * grid.shape[0])
     fig, ax = plt.subplots(figsize=(width, height))
-    sns.heatmap(
-        grid,
-        annot=grid.size <= 400,
-        fmt=".2f",
-        cmap="rocket_r",
-        ax=ax,
-        cbar_kws={"label": measure},
-    )
+    with warnings.catch_warnings():
+        # no cell finished yet (an interrupted sweep's table): an empty map, not NumPy's noise
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        sns.heatmap(
+            grid,
+            annot=grid.size <= 400,
+            fmt=".2f",
+            cmap="rocket_r",
+            ax=ax,
+            cbar_kws={"label": measure},
+        )
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
     if averaged:

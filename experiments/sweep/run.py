@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.runner import load_curve, run_jobs
+from scai.experiments.runner import Interrupted, load_curve, run_jobs
 from scai.experiments.sweep.backends import open_backend
-from scai.experiments.sweep.cells import make_cells, measure
-from scai.experiments.sweep.report import Progress, heat_map, sweep_table, write_table
+from scai.experiments.sweep.cells import Cell, make_cells, measure
+from scai.experiments.sweep.report import (
+    NOT_RUN,
+    STATUS,
+    Progress,
+    heat_map,
+    sweep_table,
+    write_table,
+)
 from scai.experiments.sweep.spec import SweepSpec
+from scai.models.errors import RunError
 
 #: How many times a failed condition is tried again before its cell is skipped.
 RETRIES = 1
@@ -47,38 +55,70 @@ def run_sweep(
     skipped: told on one line, kept in the table with status ``failed: ERROR``; the result's
     ``failed`` counts them. Rows do not depend on the backend or the order cells finish in
     (each cell's random numbers come from its seed and stream), so the table is the same
-    bytes on every backend. Ctrl-C raises :class:`scai.experiments.runner.Interrupted`.
+    bytes on every backend. Ctrl-C writes the table of the cells finished so far (the others'
+    status :data:`~scai.experiments.sweep.report.NOT_RUN`) and raises
+    :class:`scai.experiments.runner.Interrupted`.
     """
     out = Path(out)
     cells = make_cells(spec)
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
-    with open_backend(backend, scheduler, workers) as where:
-        tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
-        outcome = run_jobs(
-            jobs,
-            out / "cache",
-            workers=where.workers,
-            progress=False,
-            executor=where.executor,
-            retries=RETRIES,
-            keep_going=True,
-            on_event=progress,
-            load=load_curve,
-        )
-    values, errors = [], []
+    finished: set[int] = set()  # jobs stored or found in the cache, for an interrupted table
+
+    def on_event(kind: str, at: list[int], error: str | None) -> None:
+        if kind in ("done", "cached"):
+            finished.update(at)
+        progress(kind, at, error)
+
+    try:
+        with open_backend(backend, scheduler, workers) as where:
+            tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
+            outcome = run_jobs(
+                jobs,
+                out / "cache",
+                workers=where.workers,
+                progress=False,
+                executor=where.executor,
+                retries=RETRIES,
+                keep_going=True,
+                on_event=on_event,
+                load=load_curve,
+            )
+    except Interrupted:
+        _write_interrupted(spec, cells, jobs, sorted(finished), out, figures, tell)
+        raise
+    results = dict(enumerate(outcome.results))
+    table, path, figure = _write(spec, cells, results, outcome.errors, out, figures)
+    failed = int(table[STATUS].str.startswith("failed").sum())
+    return SweepResult(table, path, figure, failed, outcome.cached)
+
+
+def _write(
+    spec: SweepSpec,
+    cells: list[Cell],
+    results: dict[int, object],
+    errors: dict[int, str],
+    out: Path,
+    figures: Path | None,
+) -> tuple[pd.DataFrame, Path, Path]:
+    """The table and the heat-map of the cells, from their jobs' ``results`` and ``errors``
+    (by job index: the cells' conditions in order); a cell with a job in neither was not run."""
+    values, statuses = [], []
     at = 0
     for cell in cells:
         span = range(at, at + len(cell.conditions))
         at += len(cell.conditions)
-        failed = [outcome.errors[i] for i in span if i in outcome.errors]
+        failed = [errors[i] for i in span if i in errors]
         if failed:
             values.append(None)
-            errors.append(failed[0])
+            statuses.append(f"failed: {failed[0]}")
+        elif all(i in results for i in span):
+            values.append(measure(cell, [results[i] for i in span], spec.measure))
+            statuses.append("ok")
         else:
-            values.append(measure(cell, [outcome.results[i] for i in span], spec.measure))
-            errors.append(None)
-    table = sweep_table(cells, spec.measure, values, errors)
+            values.append(None)
+            statuses.append(NOT_RUN)
+    table = sweep_table(cells, spec.measure, values, statuses)
     path = write_table(table, out)
     x, y = spec.figure
     figure = heat_map(
@@ -89,5 +129,34 @@ def run_sweep(
         Path(figures or out / "figures") / "sweep.png",
         f"{spec.measure} over {x}" + (f" x {y}" if y else ""),
     )
-    failed = sum(e is not None for e in errors)
-    return SweepResult(table, path, figure, failed, outcome.cached)
+    return table, path, figure
+
+
+def _write_interrupted(
+    spec: SweepSpec,
+    cells: list[Cell],
+    jobs: list,
+    finished: list[int],
+    out: Path,
+    figures: Path | None,
+    tell: Callable[[str], None],
+) -> None:
+    """After Ctrl-C: the table and heat-map of the cells finished so far (read back from the
+    cache), the others marked :data:`NOT_RUN`, so that ``sweep.csv`` is never an earlier
+    run's table beside this run's cache."""
+    outcome = run_jobs(
+        [jobs[i] for i in finished],
+        out / "cache",
+        progress=False,
+        executor=_nothing_to_compute,
+        load=load_curve,
+    )
+    results = {job: outcome.results[k] for k, job in enumerate(finished)}
+    table, path, _ = _write(spec, cells, results, {}, out, figures)
+    done = int((table[STATUS] == "ok").sum())
+    tell(f"{path}: the {done} of {len(cells)} cells finished so far; the others say {NOT_RUN!r}")
+
+
+def _nothing_to_compute():
+    """The executor of a read-back of stored conditions: none is left to compute."""
+    raise RunError("a condition stored before the interruption is no longer in the cache")
