@@ -265,6 +265,28 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(result.table.iloc[:1], partial.iloc[:1], check_dtype=False)
 
 
+def test_an_interruption_is_told_even_if_its_table_cannot_be_written(tmp_path, monkeypatch):
+    """Writing the partial table after Ctrl-C fails (a full disk, say): that is told on one
+    line and the interruption still reaches the command, which says how to resume."""
+    from scai.experiments.sweep import run as sweep_run
+
+    def stopped(cond, settings, seed):
+        raise KeyboardInterrupt
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(runner, "run_condition", stopped)
+    monkeypatch.setattr(sweep_run, "_write_table_and_map", full_disk)
+    told = []
+    with pytest.raises(Interrupted, match="0 of 8 conditions finished"):
+        run_sweep(load_spec(write_spec(tmp_path)), tmp_path / "out", workers=1, tell=told.append)
+    assert (
+        told[-1]
+        == f"{tmp_path / 'out' / 'sweep.csv'}: not updated (OSError: No space left on device)"
+    )
+
+
 def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatch, capsys):
     """One condition always fails, another fails once: the second is retried and its cell is
     done; the first's cell is told on its own line, kept in sweep.csv as failed, and the command

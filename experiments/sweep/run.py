@@ -85,15 +85,18 @@ def run_sweep(
                 load=load_curve,
             )
     except Interrupted:
-        _write_interrupted(spec, cells, jobs, sorted(finished), out, figures, tell)
+        try:
+            _write_interrupted(spec, cells, jobs, sorted(finished), out, figures, tell)
+        except Exception as err:  # the interruption is the news: this only goes with it
+            tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
         raise
     results = dict(enumerate(outcome.results))
-    table, path, figure = _write(spec, cells, results, outcome.errors, out, figures)
+    table, path, figure = _write_table_and_map(spec, cells, results, outcome.errors, out, figures)
     failed = int(table[STATUS].str.startswith("failed").sum())
     return SweepResult(table, path, figure, failed, outcome.cached)
 
 
-def _write(
+def _write_table_and_map(
     spec: SweepSpec,
     cells: list[Cell],
     results: dict[int, object],
@@ -152,7 +155,7 @@ def _write_interrupted(
         load=load_curve,
     )
     results = {job: outcome.results[k] for k, job in enumerate(finished)}
-    table, path, _ = _write(spec, cells, results, {}, out, figures)
+    table, path, _ = _write_table_and_map(spec, cells, results, {}, out, figures)
     done = int((table[STATUS] == "ok").sum())
     tell(f"{path}: the {done} of {len(cells)} cells finished so far; the others say {NOT_RUN!r}")
 
