@@ -90,9 +90,13 @@ def _fields(record) -> dict[str, object]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
-def fingerprint(cond: Condition, settings: Settings, seed: int) -> str:
+def fingerprint(
+    cond: Condition, settings: Settings, seed: int, hypothesis: Hypothesis | None = None
+) -> str:
+    """The condition's cache key: of its fields, the settings, the seed and the contents of
+    its hypothesis (``hypothesis``, if given, is ``assistant_hypothesis(cond)`` already read)."""
     # The hypothesis's contents, not just its name: a changed preset or file invalidates.
-    hypothesis = assistant_hypothesis(cond).to_dict()
+    hypothesis = (hypothesis or assistant_hypothesis(cond)).to_dict()
     condition = _fields(cond)
     if not cond.hypothesis_settings:  # conditions without any keep their fingerprints
         del condition["hypothesis_settings"]

@@ -101,15 +101,18 @@ def epoch_schedule(
     return pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
 
 
-def run_condition(cond: Condition, settings: Settings, seed: int) -> ConditionResult:
-    """Play ``settings.epochs`` epochs of ``settings.sims`` simulations of one condition."""
+def run_condition(
+    cond: Condition, settings: Settings, seed: int, hypothesis: Hypothesis | None = None
+) -> ConditionResult:
+    """Play ``settings.epochs`` epochs of ``settings.sims`` simulations of one condition
+    (the assistant's ``hypothesis``: ``assistant_hypothesis(cond)``, read here if not given)."""
     if cond.variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {cond.variant!r}")
     rng = np.random.default_rng(seed)
     pyro.set_rng_seed(seed)
     S = settings.sims
     truth = Hypothesis(rationality=cond.rationality)
-    hyp = assistant_hypothesis(cond)
+    hyp = hypothesis or assistant_hypothesis(cond)
     mixture = parse_mixture(cond.policy, truth.policy_names)
     users = [f"u{i}" for i in range(cond.users)]
     user_ids = {str(s): users for s in range(S)}

@@ -27,7 +27,13 @@ import pandas as pd
 import torch
 
 from scai.experiments.cache import ConditionCache, Entry
-from scai.experiments.conditions import Condition, Settings, condition_seed, fingerprint
+from scai.experiments.conditions import (
+    Condition,
+    Settings,
+    assistant_hypothesis,
+    condition_seed,
+    fingerprint,
+)
 from scai.experiments.protocol import ConditionResult, run_condition
 from scai.inference.workers import (
     Finished,
@@ -43,10 +49,21 @@ from scai.worker_start import ignoring_ctrl_c
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`run_conditions`; its message is the one line to show the user."""
+    """Ctrl-C during :func:`run_conditions`; its message is the one line to show the user.
 
-    def __init__(self, finished: int, total: int, cache_dir: Path):
+    ``results`` and ``errors`` (by job index, as in :class:`Outcome`) are what :func:`run_jobs`
+    had when it stopped: the jobs read from the cache or stored by this run, and the failed."""
+
+    def __init__(
+        self,
+        finished: int,
+        total: int,
+        cache_dir: Path,
+        results: dict[int, object] | None = None,
+        errors: dict[int, str] | None = None,
+    ):
         self.finished, self.total, self.cache_dir = finished, total, cache_dir
+        self.results, self.errors = results or {}, errors or {}
         super().__init__(
             f"interrupted: {finished} of {total} conditions finished (kept in {cache_dir}); "
             "run the same command again to resume"
@@ -82,13 +99,14 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
     # The entry's key holds the hypothesis as the run read it when it started; the worker
     # reads a hypothesis file again (from its own disk, on a remote worker). Computed from
     # another file's contents, the results would be stored under the key of the first.
-    if fingerprint(cond, settings, entry.seed) != entry.fingerprint:
+    hypothesis = assistant_hypothesis(cond)  # read once: the one checked is the one used
+    if fingerprint(cond, settings, entry.seed, hypothesis) != entry.fingerprint:
         raise RunError(
             f"condition {cond.name!r}: hypothesis {cond.hypothesis!r} is not what it was when "
             "the run started (the file changed, or this worker sees another copy at that "
             "path); nothing stored: run again to use the file as it is now"
         )
-    result = run_condition(cond, settings, entry.seed)
+    result = run_condition(cond, settings, entry.seed, hypothesis)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
     if result.curve is not None:
         tables["curve.csv"] = result.curve
@@ -161,7 +179,13 @@ def run_plans(
             if left[plan_of[index]] == 0:
                 on_plan_done(plan_of[index])
 
-    run_jobs(jobs, folders, workers=workers, progress=progress, on_event=on_event)
+    run_jobs(jobs, folders, workers=workers, progress=progress, on_event=on_event, load=not_read)
+
+
+def not_read(cond: Condition, entry: Entry) -> None:
+    """A ``load`` for :func:`run_jobs` that reads nothing: for callers that read the cache
+    themselves (the experiments of :func:`run_plans` report from it)."""
+    return None
 
 
 @dataclass
@@ -262,6 +286,16 @@ def run_jobs(
         cached = [i for key, at in by_key.items() if key not in to_compute for i in at]
         if cached:
             tell("cached", cached, None)
+        # Each job's result is read as it is found or stored, not all at the end: an
+        # interruption then has every finished one in hand (a sweep's partial table needs
+        # them), not tens of seconds of reading to do after the Ctrl-C.
+        read = load or load_result
+        results: dict[int, object] = {}
+
+        def keep(at: list[int]) -> None:
+            for i in at:
+                results[i] = read(jobs[i][0], entries[i])
+
         staged: dict[Path, Path] = {}  # a job's staging folder, made when it is started
 
         def stage(key: Path) -> Path:
@@ -275,10 +309,6 @@ def run_jobs(
         workers = workers or min(os.cpu_count() or 1, len(by_key))
         remote = executor is not None
         pool: Executor | None = None
-        if remote and todo:
-            pool = executor()
-        elif not remote and workers > 1 and len(todo) > 1:
-            pool = worker_pool(workers)
         futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
         finishing = Finished()
         held: list[HeldCtrlC] = []  # while the pool's loop holds Ctrl-C back
@@ -296,6 +326,7 @@ def run_jobs(
             if error is None:
                 breaks = 0
                 cache_of(key).store(entry, staged[key])
+                keep(at)
                 bar.update()
                 tell_now("done", at, None)
                 return False
@@ -340,6 +371,11 @@ def run_jobs(
             futures[finishing.watch(future)] = (key, pool)
 
         try:
+            keep(cached)
+            if remote and todo:
+                pool = executor()  # in here: a Ctrl-C while it connects is an interruption
+            elif not remote and workers > 1 and len(todo) > 1:
+                pool = worker_pool(workers)
             if pool is None:
                 for key in todo:
                     again = True
@@ -425,16 +461,14 @@ def run_jobs(
                     )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
             shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
-            raise Interrupted(stored, len(by_key), shown) from None
+            raise Interrupted(stored, len(by_key), shown, dict(results), dict(errors)) from None
         except BaseException:
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()
             raise
         finally:
             bar.close()
-        read = load or load_result
-        results = [None if i in errors else read(c, entries[i]) for i, (c, _) in enumerate(jobs)]
-        return Outcome(results, errors, len(cached))
+        return Outcome([results.get(i) for i in range(len(jobs))], errors, len(cached))
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:

@@ -209,9 +209,9 @@ def test_a_partial_sweep_is_resumed_from_the_cache(tmp_path, monkeypatch, capsys
     computed = []
     real = runner.run_condition
 
-    def counting(cond, settings, seed):
+    def counting(cond, settings, seed, hypothesis=None):
         computed.append(cond.name)
-        return real(cond, settings, seed)
+        return real(cond, settings, seed, hypothesis)
 
     monkeypatch.setattr(runner, "run_condition", counting)
     half = TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0]")
@@ -238,11 +238,11 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     computed = []
     real = runner.run_condition
 
-    def interrupted(cond, settings, seed):
+    def interrupted(cond, settings, seed, hypothesis=None):
         if len(computed) == 3:
             raise KeyboardInterrupt
         computed.append(cond.name)
-        return real(cond, settings, seed)
+        return real(cond, settings, seed, hypothesis)
 
     monkeypatch.setattr(runner, "run_condition", interrupted)
     (tmp_path / "out").mkdir()
@@ -253,11 +253,15 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     partial = pd.read_csv(tmp_path / "out" / "sweep.csv")
     assert list(partial.status) == ["ok", NOT_RUN, NOT_RUN, NOT_RUN]
     assert partial.slowdown.notna().tolist() == [True, False, False, False]
-    assert told[-1].endswith(f"the 1 of 4 cells finished so far; the others say {NOT_RUN!r}")
+    assert told[-1].endswith(
+        f"the 1 of 4 cells finished so far; the others say {NOT_RUN!r} or why they failed"
+    )
     first = list(computed)
     computed.clear()
     monkeypatch.setattr(
-        runner, "run_condition", lambda c, s, seed: computed.append(c.name) or real(c, s, seed)
+        runner,
+        "run_condition",
+        lambda c, s, seed, h=None: computed.append(c.name) or real(c, s, seed, h),
     )
     result = run_sweep(spec, tmp_path / "out", workers=1, tell=lambda line: None)
     assert result.cached == 3 and result.failed == 0
@@ -265,12 +269,34 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(result.table.iloc[:1], partial.iloc[:1], check_dtype=False)
 
 
+def test_an_interrupted_sweep_keeps_a_failed_cell_as_failed(tmp_path, monkeypatch):
+    """A cell fails (twice: given up), then Ctrl-C comes: the partial table says why that cell
+    failed, not that it was not run (the runner's errors reach the table with its results)."""
+    real = runner.run_condition
+    computed = []
+    failing = "sweep s=0.0 lam=1.0 rude"
+
+    def failing_then_stopped(cond, settings, seed, hypothesis=None):
+        if cond.name == failing:
+            raise ValueError("boom")
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(cond.name)
+        return real(cond, settings, seed, hypothesis)
+
+    monkeypatch.setattr(runner, "run_condition", failing_then_stopped)
+    with pytest.raises(Interrupted):
+        run_sweep(load_spec(write_spec(tmp_path)), tmp_path / "out", workers=1, tell=print)
+    partial = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert list(partial.status) == ["failed: ValueError: boom", NOT_RUN, NOT_RUN, NOT_RUN]
+
+
 def test_an_interruption_is_told_even_if_its_table_cannot_be_written(tmp_path, monkeypatch):
     """Writing the partial table after Ctrl-C fails (a full disk, say): that is told on one
     line and the interruption still reaches the command, which says how to resume."""
     from scai.experiments.sweep import run as sweep_run
 
-    def stopped(cond, settings, seed):
+    def stopped(cond, settings, seed, hypothesis=None):
         raise KeyboardInterrupt
 
     def full_disk(*args, **kwargs):
@@ -295,11 +321,11 @@ def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatc
     calls: dict[str, int] = {}
     always, once = "sweep s=0.8 lam=4.0 neutral", "sweep s=0.0 lam=1.0 rude"
 
-    def flaky(cond, settings, seed):
+    def flaky(cond, settings, seed, hypothesis=None):
         calls[cond.name] = calls.get(cond.name, 0) + 1
         if cond.name == always or (cond.name == once and calls[cond.name] == 1):
             raise ValueError(f"boom in {cond.name}")
-        return real(cond, settings, seed)
+        return real(cond, settings, seed, hypothesis)
 
     monkeypatch.setattr(runner, "run_condition", flaky)
     spec = write_spec(tmp_path)
@@ -319,7 +345,9 @@ def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatc
     assert failed.slowdown.isna().all()
     computed = []
     monkeypatch.setattr(
-        runner, "run_condition", lambda c, s, seed: computed.append(c.name) or real(c, s, seed)
+        runner,
+        "run_condition",
+        lambda c, s, seed, h=None: computed.append(c.name) or real(c, s, seed, h),
     )
     assert sweep(spec, tmp_path / "out", "--workers", "1") == 0
     assert computed == [always]
@@ -503,6 +531,8 @@ def test_the_order_of_the_axes_in_the_file_changes_no_number(tmp_path):
     assert streams[0][(0.8, 4.0)][0] == "sweep s=0.8 lam=4.0 users=10"
 
 
+# Two users' worth of one epoch pins the shifts to less than a grid step: the engine says so.
+@pytest.mark.filterwarnings("ignore::scai.inference.diagnostics.DiagnosticWarning")
 def test_a_hypothesis_the_exact_engine_cannot_fit_is_refused_before_any_work(tmp_path, capsys):
     """Per-currency shifts on the three training currencies are three latent scalars: every
     cell failed after its conditions started, or some did (a cell of few simulations may draw
@@ -512,6 +542,10 @@ def test_a_hypothesis_the_exact_engine_cannot_fit_is_refused_before_any_work(tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "3 latent scalars" in err and "at most 2" in err, err
     assert not (tmp_path / "out" / "cache").exists()
+    # Two simulations trade in at most two currencies: two latent shifts, which it fits.
+    two = text.replace("[condition]", "[settings]\nsims = 2\nepochs = 1\n[condition]\nusers = 4")
+    two = two.replace("seed = [1, 2]", "seed = [1]")
+    assert sweep(write_spec(tmp_path, two, "two.toml"), tmp_path / "two", "--workers", "1") == 0
 
 
 def test_spec_checks_that_scale(tmp_path):

@@ -104,7 +104,7 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
             hypothesis = assistant_hypothesis(cond)
             hypothesis.policy_index(cond.policy)
             _check_axes_act(spec, hypothesis)
-            _check_exact_can_fit(hypothesis, cond)
+            _check_exact_can_fit(hypothesis, cond, settings.sims)
         except ScaiError as err:
             raise HypothesisError(
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
@@ -135,18 +135,18 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
         )
 
 
-def _check_exact_can_fit(hypothesis: Hypothesis, cond: Condition) -> None:
+def _check_exact_can_fit(hypothesis: Hypothesis, cond: Condition, sims: int) -> None:
     """A cell is fitted by the exact engine, whose grid holds at most
     :data:`~scai.inference.grids.MAX_LATENT_SCALARS` latent scalars besides ``pi``: refuse
     before any work a hypothesis that has more on the currencies the cell's users may trade
-    in (each simulation draws one of the training currencies; a cell of several simulations
-    holds them all), not after its conditions were computed, cell by cell."""
+    in (each of its ``sims`` simulations draws one of the training currencies, so a cell may
+    hold up to that many), not after its conditions were computed, cell by cell."""
     from scai.inference.grids import MAX_LATENT_SCALARS
     from scai.models.game import TRAINING_CURRENCIES
     from scai.models.prior import GroupPrior
 
     prior = GroupPrior(hypothesis)
-    currencies = [cond.currency] if cond.currency else list(TRAINING_CURRENCIES)
+    currencies = [cond.currency] if cond.currency else TRAINING_CURRENCIES[:sims]
     names = ["lam"] if prior.latent_lam else []
     if prior.latent_shift:
         names += [f"shift[{c}]" for c in currencies]

@@ -21,7 +21,6 @@ from scai.experiments.sweep.report import (
     write_table,
 )
 from scai.experiments.sweep.spec import SweepSpec
-from scai.models.errors import RunError
 
 #: How many times a failed condition is tried again before its cell is skipped.
 RETRIES = 1
@@ -63,13 +62,6 @@ def run_sweep(
     cells = make_cells(spec)
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
-    finished: set[int] = set()  # jobs stored or found in the cache, for an interrupted table
-
-    def on_event(kind: str, at: list[int], error: str | None) -> None:
-        if kind in ("done", "cached"):
-            finished.update(at)
-        progress(kind, at, error)
-
     try:
         with open_backend(backend, scheduler, workers) as where:
             tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
@@ -81,12 +73,22 @@ def run_sweep(
                 executor=where.executor,
                 retries=RETRIES,
                 keep_going=True,
-                on_event=on_event,
+                on_event=progress,
                 load=load_curve,
             )
-    except Interrupted:
+    except Interrupted as stop:
+        # The cells finished so far (stop.results: read as they finished) and the failed ones
+        # go in the table, the others are marked NOT_RUN: sweep.csv is never an earlier run's
+        # table beside this run's cache.
         try:
-            _write_interrupted(spec, cells, jobs, sorted(finished), out, figures, tell)
+            table, path, _ = _write_table_and_map(
+                spec, cells, stop.results, stop.errors, out, figures
+            )
+            done = int((table[STATUS] == "ok").sum())
+            tell(
+                f"{path}: the {done} of {len(cells)} cells finished so far; the others say "
+                f"{NOT_RUN!r} or why they failed"
+            )
         except Exception as err:  # the interruption is the news: this only goes with it
             tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
         raise
@@ -133,33 +135,3 @@ def _write_table_and_map(
         f"{spec.measure} over {x}" + (f" x {y}" if y else ""),
     )
     return table, path, figure
-
-
-def _write_interrupted(
-    spec: SweepSpec,
-    cells: list[Cell],
-    jobs: list,
-    finished: list[int],
-    out: Path,
-    figures: Path | None,
-    tell: Callable[[str], None],
-) -> None:
-    """After Ctrl-C: the table and heat-map of the cells finished so far (read back from the
-    cache), the others marked :data:`NOT_RUN`, so that ``sweep.csv`` is never an earlier
-    run's table beside this run's cache."""
-    outcome = run_jobs(
-        [jobs[i] for i in finished],
-        out / "cache",
-        progress=False,
-        executor=_nothing_to_compute,
-        load=load_curve,
-    )
-    results = {job: outcome.results[k] for k, job in enumerate(finished)}
-    table, path, _ = _write_table_and_map(spec, cells, results, {}, out, figures)
-    done = int((table[STATUS] == "ok").sum())
-    tell(f"{path}: the {done} of {len(cells)} cells finished so far; the others say {NOT_RUN!r}")
-
-
-def _nothing_to_compute():
-    """The executor of a read-back of stored conditions: none is left to compute."""
-    raise RunError("a condition stored before the interruption is no longer in the cache")
