@@ -559,3 +559,26 @@ def test_spec_checks_that_scale(tmp_path):
     seeds = ", ".join(map(str, range(100_000)))
     with time_limit(10.0):
         assert load_spec(write_spec(tmp_path, f"[axes]\nseed = [{seeds}]\n")).cells == 100_000
+
+
+def test_the_map_of_a_table_with_no_finished_cell_is_drawn_without_warnings(tmp_path):
+    """An interrupted sweep's table may hold no number yet: its heat-map is drawn (an empty
+    map), and NumPy's All-NaN warnings do not reach the user."""
+    import warnings
+
+    from scai.experiments.sweep.cells import make_cells
+    from scai.experiments.sweep.report import heat_map, sweep_table
+
+    cells = make_cells(load_spec(write_spec(tmp_path)))
+    table = sweep_table(cells, "slowdown", [None] * len(cells), [NOT_RUN] * len(cells))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = heat_map(
+            table,
+            "slowdown",
+            "stereotype_strength",
+            "rationality",
+            tmp_path / "sweep.png",
+            "slowdown",
+        )
+    assert path.stat().st_size > 0
