@@ -50,13 +50,23 @@ from scai.models.errors import MAX_SEED
 #: ``move(chain, z, rng) -> (z' | None, record)``: a problem's step between NUTS iterations.
 MoveStep = Callable[[int, np.ndarray, np.random.Generator], tuple[np.ndarray | None, np.ndarray]]
 #: What :class:`RecordingNUTS` records per iteration (ArviZ's ``sample_stats`` names).
-STAT_NAMES = ("diverging", "step_size", "tree_depth", "n_steps", "energy", "lp")
+STAT_NAMES = (
+    "diverging",
+    "step_size",
+    "tree_depth",
+    "n_steps",
+    "energy",
+    "lp",
+    "acceptance_rate",
+)
 
 
 class RecordingNUTS(NUTS):
     """NUTS that records, per iteration, what ArviZ's ``sample_stats`` expects: ``diverging``,
     ``step_size``, ``tree_depth``, ``n_steps`` (leapfrog steps), ``energy`` (the Hamiltonian
-    after the momentum refresh) and ``lp`` (the log density of the kept state)."""
+    after the momentum refresh), ``lp`` (the log density of the kept state) and
+    ``acceptance_rate`` (the mean Metropolis acceptance probability over the trajectory's
+    states: the statistic the step size adapts towards ``target_accept``)."""
 
     def __init__(self, *args: Any, initial_inverse_mass: torch.Tensor | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -97,7 +107,12 @@ class RecordingNUTS(NUTS):
         n_div = len(self._divergences)
         self._n_evals = 0
         step_size = float(self.step_size)
+        mean_before = self._mean_accept_prob
         out = super().sample(params)
+        # Pyro keeps only a running mean of the acceptance statistic, over the warmup and then
+        # afresh over the samples; the iteration's own value is the mean's last increment.
+        n = self._t - self._warmup_steps if self._t > self._warmup_steps else self._t
+        accept = self._mean_accept_prob * n - mean_before * (n - 1)
         _, new_potential, _ = self._fetch_from_cache()
         n_steps = self._n_evals
         self.stats["diverging"].append(len(self._divergences) > n_div)
@@ -106,6 +121,7 @@ class RecordingNUTS(NUTS):
         self.stats["tree_depth"].append(int(math.ceil(math.log2(n_steps + 1))) if n_steps else 0)
         self.stats["energy"].append(start_potential + self._kinetic)
         self.stats["lp"].append(-float(new_potential) if new_potential is not None else np.nan)
+        self.stats["acceptance_rate"].append(min(1.0, max(0.0, float(accept))))
         return out
 
 
@@ -399,7 +415,7 @@ def _chain_result(site, shape, constrain, run, warmup, dtype, seconds) -> ChainR
     draws = {site: torch.as_tensor(run.draws, dtype=dtype).reshape(samples, *shape)}
     if constrain is not None:
         draws = {k: v.detach() for k, v in constrain(draws).items()}
-    stats = {k: run.stats[k][warmup:] for k in STAT_NAMES}
+    stats = {k: run.stats["accept" if k == "acceptance_rate" else k][warmup:] for k in STAT_NAMES}
     stats["diverging"] = stats["diverging"].astype(bool)
     stats["tree_depth"] = stats["tree_depth"].astype(np.int64)
     stats["n_steps"] = stats["n_steps"].astype(np.int64)

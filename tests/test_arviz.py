@@ -141,6 +141,8 @@ def test_groups_present(saved):
     assert {"diverging", "step_size", "tree_depth", "energy"} <= set(idata.sample_stats.data_vars)
     assert idata.sample_stats["diverging"].dtype == bool
     assert idata.sample_stats["step_size"].dims == ("chain", "draw")
+    rate = idata.sample_stats["acceptance_rate"].values  # ArviZ's name: NUTS's statistic
+    assert ((rate >= 0) & (rate <= 1)).all() and rate.std() > 0
     assert set(idata.posterior.data_vars) == {"pi"}
     assert set(from_file(saved["exact"]).posterior.data_vars) == {"pi", "lam", "shift"}
 

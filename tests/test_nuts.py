@@ -102,6 +102,34 @@ def test_initial_inverse_mass_is_the_adaptation_start():
     assert run_chains([]) == []
 
 
+def test_acceptance_rate_is_each_iterations_statistic_behind_pyros_running_mean():
+    """Pyro keeps only a running mean of NUTS's acceptance statistic (restarted after the
+    warmup); the recorded per-iteration values average to it over each phase, lie in [0, 1],
+    vary from iteration to iteration, and sit near the target the step size adapted to."""
+    from pyro.infer.mcmc import MCMC
+
+    running: list[float] = []  # Pyro's running mean after each iteration (reset at the end)
+
+    class Watched(RecordingNUTS):
+        def sample(self, params):
+            out = super().sample(params)
+            running.append(self._mean_accept_prob)
+            return out
+
+    torch.manual_seed(7)
+    kernel = Watched(potential_fn=potential, target_accept_prob=0.8)
+    start = {"x": MEAN.clone(), "u": torch.tensor([LOG_LOC], dtype=torch.float64)}
+    MCMC(
+        kernel, num_samples=300, warmup_steps=200, initial_params=start, disable_progbar=True
+    ).run()
+    rate = np.asarray(kernel.stats["acceptance_rate"])
+    assert len(rate) == 500 and ((rate >= 0) & (rate <= 1)).all()
+    assert rate[:200].mean() == pytest.approx(running[199], rel=1e-9)
+    assert rate[200:].mean() == pytest.approx(running[-1], rel=1e-9)
+    assert rate[200:].std() > 0.01
+    assert 0.65 <= rate[200:].mean() <= 0.97  # ~0.8 after adaptation (dual averaging's target)
+
+
 def test_one_torch_thread_restores_the_thread_count_even_after_an_error():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
