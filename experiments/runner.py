@@ -292,9 +292,11 @@ def run_jobs(
         read = load or load_result
         results: dict[int, object] = {}
 
-        def keep(at: list[int]) -> None:
-            for i in at:
+        def keep(at: list[int], check: Callable[[], None] = lambda: None) -> None:
+            for n, i in enumerate(at, 1):
                 results[i] = read(jobs[i][0], entries[i])
+                if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
+                    check()
 
         staged: dict[Path, Path] = {}  # a job's staging folder, made when it is started
 
@@ -371,12 +373,12 @@ def run_jobs(
             futures[finishing.watch(future)] = (key, pool)
 
         try:
-            keep(cached)
             if remote and todo:
                 pool = executor()  # in here: a Ctrl-C while it connects is an interruption
             elif not remote and workers > 1 and len(todo) > 1:
                 pool = worker_pool(workers)
             if pool is None:
+                keep(cached)
                 for key in todo:
                     again = True
                     while again:
@@ -420,6 +422,7 @@ def run_jobs(
                             check()
 
                     top_up()
+                    keep(cached, check)  # while the workers compute the first jobs
                     while futures:
                         future = finishing.next(check)
                         key, source = futures.pop(future)
