@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 
@@ -11,19 +13,36 @@ import pandas as pd  # noqa: E402
 
 from scai.models.data import write_atomic  # noqa: E402
 
-# pyplot and seaborn (with SciPy's stats: ~1.7 s of CPU) are imported where a figure is
-# drawn, not with this module: `scai run all` imports it before its workers start.
+# pyplot and seaborn (~1 s of CPU) are imported where a figure is drawn, not with this
+# module: `scai run all` imports it before its workers start.
 USERS_COLOR = "0.45"
 #: Colours of seaborn's ``colorblind`` palette, by position (:func:`__getattr__`).
 PALETTE_COLORS = {"ASSISTANT_COLOR": 0, "ORIGINAL_COLOR": 3}
 
 
+def seaborn() -> ModuleType:
+    """The seaborn module, imported without SciPy's stats unless something imported them
+    already. seaborn imports ``scipy.stats`` for ``gaussian_kde`` alone and, where SciPy's
+    stats cannot be imported, uses its own copy of that estimator (``seaborn.external.kde``,
+    the same code); ``scipy.stats`` takes ~0.6 s of CPU to import (it parses its docstrings),
+    a twentieth of ``scai run all``'s command. Nothing is hidden afterwards: a later ``import
+    scipy.stats`` imports it as usual."""
+    if "seaborn" in sys.modules or "scipy.stats" in sys.modules:
+        import seaborn as sns
+
+        return sns
+    sys.modules["scipy.stats"] = None  # type: ignore[assignment]  # import fails: fallback
+    try:
+        import seaborn as sns
+    finally:
+        del sys.modules["scipy.stats"]
+    return sns
+
+
 def palette_color(name: str) -> tuple[float, float, float]:
     """``ASSISTANT_COLOR`` or ``ORIGINAL_COLOR``: seaborn's ``colorblind`` palette, looked up
     (importing seaborn) on first use."""
-    import seaborn as sns
-
-    return sns.color_palette("colorblind")[PALETTE_COLORS[name]]
+    return seaborn().color_palette("colorblind")[PALETTE_COLORS[name]]
 
 
 def __getattr__(name: str):
@@ -37,9 +56,7 @@ def figure_style() -> None:
     """The one look of scai's figures (seaborn's whitegrid, notebook context), set before each
     figure is drawn: matplotlib's style is process-wide, so a figure that did not set it would
     look different depending on which experiments ran before it in the same process."""
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="notebook")
+    seaborn().set_theme(style="whitegrid", context="notebook")
 
 
 def offered_share_panels(

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.human_data.fitting import ResponderFit
-from scai.experiments.plots import figure_style, save_figure
+from scai.experiments.plots import figure_style, save_figure, seaborn
 from scai.models.responders import ROLE_NAMES, NormMixtureSpec
 from scai.models.responders.states import norm_probabilities, norm_state_names
 
@@ -31,7 +31,8 @@ def role_label(role: str) -> str:
 def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
     """Observed vs posterior-predictive rejection rate by offer, one panel per role."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
+
+    sns = seaborn()
 
     figure_style()
     first = next(iter(tables.values()))
@@ -71,7 +72,8 @@ def plot_norm_types(fit: ResponderFit, path: Path) -> None:
     """Subjects over norm types: each role's expected share of subjects per norm (bars, from
     the subjects' posterior), with the population share ``pi`` (95% interval, whiskers)."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
+
+    sns = seaborn()
 
     data, spec = fit.data, fit.spec
     assert isinstance(spec, NormMixtureSpec)
@@ -159,7 +161,8 @@ def plot_roles(fit: ResponderFit, path: Path) -> None:
     """Responders vs third-party punishers under inequity aversion: each subject's posterior
     median envy, the population's envy distribution, and the role-level parameters."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
+
+    sns = seaborn()
 
     data = fit.data
     labels = [role_label(r) for r in data.roles]

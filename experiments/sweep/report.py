@@ -128,9 +128,10 @@ def heat_map(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
-    from scai.experiments.plots import save_figure
+    from scai.experiments.plots import save_figure, seaborn
+
+    sns = seaborn()
 
     axes = [c for c in table.columns if c not in (measure, *INTERVAL, STATUS)]
     averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
