@@ -1,6 +1,6 @@
 """A group on which the engines disagreed, found by a review.
 
-Ten selfish users, 80 games in dollars with pots 10-100: their posterior has a sharp mode
+Ten selfish users, 8 games in dollars with pots 10-100: their posterior has a sharp mode
 (selfish, dollars' shift about -0.49, sd about 0.006) and, tens of nats below it, one where
 they read as altruistic (shift about -1.0).
 

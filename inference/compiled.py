@@ -145,7 +145,7 @@ def sample_chains(
     kernels = _kernels()
     if _compiles(kernels.chain):
         print(
-            "scai: compiling the NUTS sampler once (30-60 s on 2 cores); later runs load it"
+            "scai: compiling the NUTS sampler once (10-25 s on 2 cores); later runs load it"
             " from numba's cache",
             file=sys.stderr,
             flush=True,
