@@ -4,12 +4,12 @@ Ten selfish users, 8 games in dollars with pots 10-100: their posterior has a sh
 (selfish, dollars' shift about -0.49, sd about 0.006) and, tens of nats below it, one where
 they read as altruistic (shift about -1.0).
 
-1. ``pooled`` with the group beside a second one that plays in medicine (two latent shifts
-   per simulation): the exact engine's first two-dimensional grid (40 points a side, a step
-   of ~0.15) does not show the sharp mode, so no box is zoomed onto it and the fit lands on
-   the wrong modes with no warning; fitted alone (one latent shift, 200 points) it agrees
-   with MCMC.
-   Not fixed.
+1. ``pooled`` with the group beside a second one that plays in medicine: the exact engine's
+   grid had a dimension for each currency of the table, so this group's first grid was
+   two-dimensional (40 points a side, a step of ~0.15), did not show the sharp mode, and the
+   fit landed on the wrong modes with no warning. Fixed: each simulation's grid covers the
+   shifts of the currencies it plays (the others are drawn from their prior given the shared
+   shift), so the group's fit is its fit alone (one latent shift, 200 points), as MCMC's.
 2. ``essential_goods_shared``, the group alone: every MCMC chain starts from the one Laplace
    mode that L-BFGS finds from the prior median and some prior draws; from four, the
    altruistic one, where r-hat is fine (all chains share it) and nothing warned. From

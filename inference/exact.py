@@ -7,9 +7,11 @@ quantities are integrated on a grid: the group mixture ``pi`` on an interior sim
 rationality ``lam`` and the currency shifts on prior-quantile grids.
 
 Exact (up to the grid) for hypotheses with at most **two** latent scalars besides ``pi``:
-a latent ``lam``, a shared currency shift ``shift_shared`` and one ``shift`` per currency in
-the data count one each. With one currency in a group, every preset qualifies (``pooled``:
-``shift_shared`` and ``shift[c]``). Larger hypotheses are refused: use ``svi`` or ``mcmc``.
+a latent ``lam``, a shared currency shift ``shift_shared`` and one ``shift`` per currency
+the simulation plays count one each (a simulation is fitted alone when a scalar is latent; the
+shift of a currency it does not play is drawn from its prior given the shared shift). With one
+currency in a simulation, every preset qualifies (``pooled``: ``shift[c]``, with
+``shift_shared`` drawn given it). Larger hypotheses are refused: use ``svi`` or ``mcmc``.
 
 Posterior draws are resampled from the grid's weights; means and per-user probabilities are
 computed from the weights themselves, not from the draws.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -113,6 +116,28 @@ def fit_exact(
     (present only when it zoomed).
     """
     check_exact(hypothesis, data)
+    if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
+        settings = {
+            "num_draws": num_draws,
+            "grid_points": grid_points,
+            "zoom_points": zoom_points,
+            "max_simplex_points": max_simplex_points,
+        }
+        return _fit_each_simulation(data, hypothesis, table, seed, settings)
+    played = data.only_played_currencies() if GroupPrior(hypothesis).latent_shift else data
+    if played is not data:  # no grid over the shift of a currency nobody plays here
+        part = fit_exact(
+            played,
+            hypothesis,
+            table=table,
+            seed=seed,
+            num_draws=num_draws,
+            grid_points=grid_points,
+            zoom_points=zoom_points,
+            max_simplex_points=max_simplex_points,
+            bounded_grids=bounded_grids,
+        )
+        return _with_unplayed_shifts(part, data, seed)
     dims = len(latent_scalars(hypothesis, data))
     grid_points = grid_points or (200 if dims == 1 else 40)
     zoom_points = zoom_points or (32 if dims == 1 else 24)
@@ -122,8 +147,6 @@ def fit_exact(
         "zoom_points": zoom_points,
         "max_simplex_points": max_simplex_points,
     }
-    if dims and data.shape[0] > 1:  # each simulation on a scalar grid of its own
-        return _fit_each_simulation(data, hypothesis, table, seed, settings)
     dtype = torch.float64
     S, U, _ = data.shape
     prior = GroupPrior(hypothesis)
@@ -837,6 +860,31 @@ def _zoom_boxes_until_resolved(
         zooms += 1
 
 
+def _with_unplayed_shifts(part: Posterior, data: GroupData, seed: int) -> Posterior:
+    """``part`` (a fit of ``data`` cut to the currencies it plays: one simulation) as a fit of
+    ``data``: the shift of each currency it does not play is drawn from its prior given the
+    drawn shared shift, ``delta_c = delta0 + mu e_c + eps_c`` with ``eps_c ~ N(0, tau^2)``
+    independent (the data do not touch it, so that conditional is its posterior too; with no
+    latent shared shift, ``delta0 = 0``). Without the cut, a currency played elsewhere (another
+    simulation of the same table) took a grid dimension here, and the coarser two-dimensional
+    grid could miss a sharp mode of the one played: ``benchmarks/known_disagreements.py``."""
+    prior = GroupPrior(part.hypothesis)
+    generator = torch.Generator().manual_seed((seed + 1) % 2**62)  # not the part's own stream
+    played = list(part.data.currencies)
+    shift = part.draws["shift"]  # [chains, draws, 1, C played]
+    shared = part.draws.get("shift_shared", torch.zeros(shift.shape[:-1], dtype=shift.dtype))
+    essential = data.essential.double()
+    full = torch.empty(*shift.shape[:-1], len(data.currencies), dtype=shift.dtype)
+    for c, name in enumerate(data.currencies):
+        if name in played:
+            full[..., c] = shift[..., played.index(name)]
+            continue
+        noise = torch.randn(shared.shape, generator=generator, dtype=torch.float64)
+        mean = shared.double() + prior.essential_shift * essential[c]
+        full[..., c] = (mean + prior.currency_scale * noise).to(shift.dtype)
+    return replace(part, data=data, draws={**part.draws, "shift": full})
+
+
 def _fit_each_simulation(
     data: GroupData, hypothesis: Hypothesis, table, seed: int, settings: dict
 ) -> Posterior:
@@ -885,7 +933,7 @@ def _fit_each_simulation(
         seed=seed,
         pi_mean_exact=torch.cat([p.pi_mean_exact for p in parts]),
     )
-    if parts[0].engine_state is not None:
+    if all(p.engine_state is not None and "scalar_cells" in p.engine_state for p in parts):
         posterior.engine_state = {
             "scalar_cells": [cell for p in parts for cell in p.engine_state["scalar_cells"]]
         }

@@ -82,6 +82,28 @@ class GroupData:
             **changes,
         )
 
+    def played_currencies(self) -> torch.Tensor:
+        """``[S, C]`` bool: whether simulation ``s`` has an event in currency ``c``."""
+        S, C = self.shape[0], len(self.currencies)
+        played = torch.zeros(S, C, dtype=torch.bool)
+        sims = torch.arange(S)[:, None, None].expand_as(self.event_mask)[self.event_mask]
+        played[sims, self.currency_index[self.event_mask]] = True
+        return played
+
+    def only_played_currencies(self) -> GroupData:
+        """The same data with ``currencies`` cut to those some event is in (in their order) and
+        ``currency_index`` renumbered (itself if every currency is played, or none is)."""
+        used = torch.nonzero(self.played_currencies().any(0)).squeeze(-1)
+        if len(used) in (0, len(self.currencies)):
+            return self
+        remap = torch.zeros(len(self.currencies), dtype=torch.long)
+        remap[used] = torch.arange(len(used))
+        return replace(
+            self,
+            currencies=tuple(self.currencies[c] for c in used.tolist()),
+            currency_index=remap[self.currency_index],
+        )
+
     def select_sim(self, s: int) -> GroupData:
         """Simulation ``s`` alone, its pots reduced to the ones it played (so that action
         tables over ``pots`` cover what it needs and no more)."""

@@ -266,3 +266,67 @@ def test_refined_cells_partition_the_same_intervals():
     assert int(inside.sum()) == 32
     torch.testing.assert_close(grid[~inside, 0], torch.cat([u[:9], u[12:]]))
     torch.testing.assert_close(log_w2, prior.log_prob(grid[:, 0]) + width.log())
+
+
+def test_a_currency_played_only_in_another_simulation_takes_no_grid_dimension():
+    """Ten selfish users' games in dollars (a sharp mode: shift -0.49, sd ~0.006) fitted under
+    ``pooled`` beside a group that plays in medicine. Each simulation is fitted alone, but its
+    grid had a dimension for every currency of the table: a 40 x 40 grid whose step (~0.15)
+    missed the sharp mode, and the fit landed on pi 0.48 / 0.05 / 0.46 with no warning (MCMC
+    and SVI: 0.89 selfish). Now the group's fit is its fit alone, and its medicine shift, which
+    no data touch, is drawn from the prior given its shared shift."""
+    import pandas as pd
+
+    from scai.inference import fit
+    from scai.models.prior import GroupPrior
+    from scai.models.simulate import simulate
+
+    pooled = PRESETS["pooled"]
+
+    def group(policy: str, seed: int, name: str, pots, currency: str) -> pd.DataFrame:
+        table = simulate(
+            pooled, policy=policy, users=10, rounds=8, epochs=1, seed=seed, pot_range=pots,
+            currency=currency, assign="exact",
+        ).interactions  # fmt: skip
+        return table.assign(sim=name)
+
+    beside = group("selfish=0.5,altruistic=0.3,fair=0.2", 25, "a", (2, 10), "medicine")
+    alone = group("selfish", 26, "b", (10, 100), "dollars")
+    together = fit(pd.concat([beside, alone], ignore_index=True), pooled, engine="exact", seed=3)
+    solo = fit(alone, pooled, engine="exact", seed=3)
+    torch.testing.assert_close(together.pi_mean_exact[1], solo.pi_mean_exact[0], rtol=0, atol=0)
+    assert together.pi_mean_exact[1, 0] > 0.85  # selfish, as MCMC and SVI say
+    currencies = together.data.currencies
+    dollars, medicine = currencies.index("dollars"), currencies.index("medicine")
+    shift = together.draws["shift"][..., 1, :].double()
+    assert float(shift[..., dollars].mean()) == pytest.approx(-0.489, abs=0.01)
+    prior = GroupPrior(pooled)
+    mu = prior.essential_shift * float(together.data.essential[medicine])
+    residual = shift[..., medicine] - together.draws["shift_shared"][..., 1].double() - mu
+    n, tau = residual.numel(), prior.currency_scale
+    assert abs(float(residual.mean())) < 4 * tau / math.sqrt(n)  # 4 standard errors
+    assert float(residual.std()) == pytest.approx(tau, rel=4 / math.sqrt(2 * n))
+
+
+def test_the_latent_scalars_are_counted_per_simulation_on_the_currencies_it_plays():
+    """Latent rationality and per-currency shifts: two currencies in the table are fine when
+    each simulation plays one (two scalars each); a simulation playing both has three, and
+    the refusal names it."""
+    import pandas as pd
+
+    from scai.inference.errors import EngineError
+    from scai.inference.grids import check_exact
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["pooled"].with_(rationality_scale=0.3)
+    parts = [
+        simulate(hyp, policy="fair", users=4, rounds=4, epochs=1, seed=s, currency=c).interactions
+        for s, c in ((1, "apples"), (2, "dollars"))
+    ]
+    one_each = pd.concat([parts[0].assign(sim="a"), parts[1].assign(sim="b")], ignore_index=True)
+    check_exact(hyp, GroupData.from_table(one_each))
+    both = pd.concat(
+        [parts[0].assign(sim="a"), parts[1].assign(sim="a", round=lambda t: t["round"] + 4)]
+    )
+    with pytest.raises(EngineError, match=r"has 3 \(lam, shift\[apples\], shift\[dollars\]\)"):
+        check_exact(hyp, GroupData.from_table(both.reset_index(drop=True)))

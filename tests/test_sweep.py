@@ -531,21 +531,22 @@ def test_the_order_of_the_axes_in_the_file_changes_no_number(tmp_path):
     assert streams[0][(0.8, 4.0)][0] == "sweep s=0.8 lam=4.0 users=10"
 
 
-# Two users' worth of one epoch pins the shifts to less than a grid step: the engine says so.
+# Four users' worth of one epoch pins the shifts to less than a grid step: the engine says so.
 @pytest.mark.filterwarnings("ignore::scai.inference.diagnostics.DiagnosticWarning")
-def test_a_hypothesis_the_exact_engine_cannot_fit_is_refused_before_any_work(tmp_path, capsys):
-    """Per-currency shifts on the three training currencies are three latent scalars: every
-    cell failed after its conditions started, or some did (a cell of few simulations may draw
-    two currencies), with the engine's error, retried, then kept as failed."""
-    text = '[condition]\nhypothesis = "pooled"\n[axes]\nseed = [1, 2]\n'
-    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "3 latent scalars" in err and "at most 2" in err, err
-    assert not (tmp_path / "out" / "cache").exists()
-    # Two simulations trade in at most two currencies: two latent shifts, which it fits.
-    two = text.replace("[condition]", "[settings]\nsims = 2\nepochs = 1\n[condition]\nusers = 4")
-    two = two.replace("seed = [1, 2]", "seed = [1]")
-    assert sweep(write_spec(tmp_path, two, "two.toml"), tmp_path / "two", "--workers", "1") == 0
+def test_per_currency_shifts_run_in_a_sweep_whose_simulations_trade_in_several(tmp_path):
+    """``pooled`` has a latent shift per currency; a cell's simulations each trade in one of the
+    three training currencies, and the exact engine grids, per simulation, the shifts of the
+    currencies it plays (it refused the cell: three latent scalars, from the whole table)."""
+    text = (
+        '[settings]\nsims = 3\nepochs = 1\n[condition]\nusers = 4\nhypothesis = "pooled"\n'
+        "[axes]\nseed = [1]\n"
+    )
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out", "--workers", "1") == 0
+    assert list(pd.read_csv(tmp_path / "out" / "sweep.csv").status) == ["ok"]
+    played = pd.concat(
+        pd.read_csv(p) for p in (tmp_path / "out" / "cache").glob("*.interactions.csv")
+    )
+    assert played.currency.nunique() >= 2
 
 
 def test_spec_checks_that_scale(tmp_path):

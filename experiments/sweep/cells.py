@@ -104,7 +104,6 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
             hypothesis = assistant_hypothesis(cond)
             hypothesis.policy_index(cond.policy)
             _check_axes_act(spec, hypothesis)
-            _check_exact_can_fit(hypothesis, cond, settings.sims)
         except ScaiError as err:
             raise HypothesisError(
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
@@ -132,32 +131,6 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
         raise HypothesisError(
             f"axes.lapse: hypothesis {name!r} learns the lapse (lapse_prior): a fixed one "
             "would change nothing"
-        )
-
-
-def _check_exact_can_fit(hypothesis: Hypothesis, cond: Condition, sims: int) -> None:
-    """A cell is fitted by the exact engine, whose grid holds at most
-    :data:`~scai.inference.grids.MAX_LATENT_SCALARS` latent scalars besides ``pi``: refuse
-    before any work a hypothesis that has more on the currencies the cell's users may trade
-    in (each of its ``sims`` simulations draws one of the training currencies, so a cell may
-    hold up to that many), not after its conditions were computed, cell by cell."""
-    from scai.inference.grids import MAX_LATENT_SCALARS
-    from scai.models.game import TRAINING_CURRENCIES
-    from scai.models.prior import GroupPrior
-
-    prior = GroupPrior(hypothesis)
-    currencies = [cond.currency] if cond.currency else TRAINING_CURRENCIES[:sims]
-    names = ["lam"] if prior.latent_lam else []
-    if prior.latent_shift:
-        names += [f"shift[{c}]" for c in currencies]
-    elif prior.latent_shared:
-        names.append("shift_shared")
-    if len(names) > MAX_LATENT_SCALARS:
-        raise HypothesisError(
-            f"hypothesis {hypothesis.name!r} has {len(names)} latent scalars on the users' "
-            f"currencies ({', '.join(names)}); a sweep's exact engine integrates at most "
-            f"{MAX_LATENT_SCALARS}: give currency_scale = 0 (one shared shift) or a "
-            "hypothesis without latent currency shifts"
         )
 
 
