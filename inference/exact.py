@@ -19,6 +19,7 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable
@@ -869,7 +870,6 @@ def _with_unplayed_shifts(part: Posterior, data: GroupData, seed: int) -> Poster
     simulation of the same table) took a grid dimension here, and the coarser two-dimensional
     grid could miss a sharp mode of the one played: ``benchmarks/known_disagreements.py``."""
     prior = GroupPrior(part.hypothesis)
-    generator = torch.Generator().manual_seed((seed + 1) % 2**62)  # not the part's own stream
     played = list(part.data.currencies)
     shift = part.draws["shift"]  # [chains, draws, 1, C played]
     shared = part.draws.get("shift_shared", torch.zeros(shift.shape[:-1], dtype=shift.dtype))
@@ -879,6 +879,10 @@ def _with_unplayed_shifts(part: Posterior, data: GroupData, seed: int) -> Poster
         if name in played:
             full[..., c] = shift[..., played.index(name)]
             continue
+        # a stream per currency, apart from the fit's own: the same draws whatever else
+        # the table holds
+        digest = hashlib.sha256(f"{seed}: unplayed shift {name}".encode()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") >> 2)
         noise = torch.randn(shared.shape, generator=generator, dtype=torch.float64)
         mean = shared.double() + prior.essential_shift * essential[c]
         full[..., c] = (mean + prior.currency_scale * noise).to(shift.dtype)

@@ -100,6 +100,7 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
         played = data.played_currencies()
         busiest = int(played.sum(1).argmax())
         kept = [f"shift[{c}]" for c, p in zip(data.currencies, played[busiest], strict=True) if p]
+        kept = kept or [f"shift[{data.currencies[0]}]"]  # as only_played_currencies keeps
         names = [n for n in names if not n.startswith("shift[")] + kept
     if len(names) > MAX_LATENT_SCALARS:
         several = busiest is not None and data.shape[0] > 1

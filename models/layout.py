@@ -91,10 +91,13 @@ class GroupData:
         return played
 
     def only_played_currencies(self) -> GroupData:
-        """The same data with ``currencies`` cut to those some event is in (in their order) and
-        ``currency_index`` renumbered (itself if every currency is played, or none is)."""
+        """The same data with ``currencies`` cut to those some event is in (in their order; the
+        first alone if none is) and ``currency_index`` renumbered (itself if every one is
+        played)."""
         used = torch.nonzero(self.played_currencies().any(0)).squeeze(-1)
-        if len(used) in (0, len(self.currencies)):
+        if len(used) == 0:
+            used = torch.zeros(1, dtype=torch.long)
+        if len(used) == len(self.currencies):
             return self
         remap = torch.zeros(len(self.currencies), dtype=torch.long)
         remap[used] = torch.arange(len(used))

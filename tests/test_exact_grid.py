@@ -330,3 +330,39 @@ def test_the_latent_scalars_are_counted_per_simulation_on_the_currencies_it_play
     )
     with pytest.raises(EngineError, match=r"has 3 \(lam, shift\[apples\], shift\[dollars\]\)"):
         check_exact(hyp, GroupData.from_table(both.reset_index(drop=True)))
+
+
+def test_a_simulation_with_no_game_draws_its_shifts_from_the_prior():
+    """A simulation listed with no event (``GroupData`` built with its users) beside two that
+    play different currencies, under ``pooled``: it is fitted (it raised UnboundLocalError
+    once its currencies were cut to none) and its shifts are the prior's, sd sqrt(s0^2 +
+    tau^2) around 0 (4 standard errors)."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from scai.models.prior import GroupPrior
+    from scai.models.simulate import simulate
+
+    pooled = PRESETS["pooled"]
+    table = pd.concat(
+        [
+            simulate(
+                pooled, policy="fair", users=4, rounds=3, epochs=1, seed=s, currency=c
+            ).interactions.assign(sim=name)
+            for s, c, name in ((1, "medicine", "a"), (2, "dollars", "b"), (3, "apples", "c"))
+        ],
+        ignore_index=True,
+    )
+    data = GroupData.from_table(table)
+    mask = data.event_mask.clone()
+    mask[2] = False
+    post = fit_exact(replace(data, event_mask=mask), pooled, seed=1)
+    shift = post.draws["shift"][..., 2, :].double().flatten(0, 1)  # [draws, 3]
+    prior = GroupPrior(pooled)
+    sd = math.sqrt(prior.shared_scale**2 + prior.currency_scale**2)
+    n = shift.shape[0]
+    assert (shift.mean(0).abs() < 4 * sd / math.sqrt(n)).all()
+    torch.testing.assert_close(
+        shift.std(0), torch.full((3,), sd, dtype=torch.float64), rtol=4 / math.sqrt(2 * n), atol=0
+    )
