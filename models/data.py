@@ -111,7 +111,38 @@ def _parse_whole(text: str) -> int | None:
     return int(value)
 
 
+#: The most columns a table's header may name, and the most characters its header line may
+#: hold: pandas' reader slows down faster than linearly in the columns (40,000: 26 s; a 10 MB
+#: header line of them did not finish in hours), and a table has a dozen.
+MAX_COLUMNS = 1_000
+MAX_HEADER_CHARS = 1 << 16
+
+
+def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:
+    """A :class:`DataError` for a header line longer than :data:`MAX_HEADER_CHARS` or naming
+    more than :data:`MAX_COLUMNS` columns, before pandas reads the file."""
+    if isinstance(path_or_buffer, io.StringIO):
+        head = path_or_buffer.getvalue()[: MAX_HEADER_CHARS + 1]
+    elif not os.path.isfile(path_or_buffer):
+        return  # a pipe (/dev/stdin) is read once, by pandas; a missing file, pandas names
+    else:
+        try:
+            with open(path_or_buffer, "rb") as f:
+                head = f.read(4 * MAX_HEADER_CHARS + 4).decode("utf-8-sig", errors="replace")
+        except OSError:
+            return  # pandas says why, as for any file it cannot read
+    line = head.splitlines()[0] if head else ""
+    if len(line) > MAX_HEADER_CHARS:
+        problem = f"the header line is longer than {MAX_HEADER_CHARS:,} characters"
+        raise DataError(source, [Problem(1, None, None, problem)])
+    columns = len(next(csv.reader([line]), []))
+    if columns > MAX_COLUMNS:
+        problem = f"the header names {columns:,} columns; at most {MAX_COLUMNS:,} are allowed"
+        raise DataError(source, [Problem(1, None, None, problem)])
+
+
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
+    _check_header(path_or_buffer, source)
     try:
         df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -155,8 +186,12 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
 
 
 def _has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (a CSV cannot keep a bare carriage return)."""
-    return not text.isprintable() and any(unicodedata.category(c) == "Cc" for c in text)
+    """Whether ``text`` holds a control or an invisible character (a CSV cannot keep a bare
+    carriage return; "u2" followed by a zero-width or a non-breaking space looks like "u2" and
+    would be another user): Unicode's categories C and Z, the plain space aside."""
+    return not text.isprintable() and any(
+        unicodedata.category(c)[0] in "CZ" and c != " " for c in text
+    )
 
 
 def check_interactions(
@@ -190,7 +225,11 @@ def check_interactions(
             if _has_control(row[col]):
                 problems.append(
                     Problem(
-                        i, col, row[col], "must not contain control characters (line breaks, tabs)"
+                        i,
+                        col,
+                        row[col],
+                        "must not contain control or invisible characters (line breaks, tabs, "
+                        "zero-width or non-breaking spaces)",
                     )
                 )
         ints: dict[str, int] = {}

@@ -65,11 +65,23 @@ class Problem:
     value: object
     allowed: str
 
+    #: Characters of a value shown: a 10 MB cell made a 10 MB "one line" of its error.
+    SHOWN_CHARS = 80
+
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else "file"
         col = f", column {self.column!r}" if self.column else ""
-        val = f": value {self.value!r}" if self.value is not None else ""
+        val = f": value {_shown(self.value, self.SHOWN_CHARS)}" if self.value is not None else ""
         return f"{where}{col}{val}: {self.allowed}"
+
+
+def _shown(value: object, limit: int) -> str:
+    """``repr(value)``, cut to ``limit`` characters (and how long it was) if longer."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} as text"
+    return f"{text[:limit]}... ({size})"
 
 
 class DataError(ScaiError):

@@ -72,6 +72,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     corrupt("round_1e300", "round", "1e300", row=2)
     corrupt("offer_underscore", "offer", "5_3", row=3)
     corrupt("pot_arabic_digit", "pot", "\u0665", row=1)
+    corrupt("zero_width_user", "proposer", "u1\u200b", row=2)  # looks like "u1"
+    corrupt("long_cell", "currency", "x" * 1_000_000, row=1)
+    # pandas slowed down faster than linearly in the columns: a 10 MB header did not finish
+    (root / "wide_header.csv").write_text(",".join(f"c{i}" for i in range(5_000)) + "\n1\n")
+    paths["wide_header"] = root / "wide_header.csv"
+    (root / "long_header.csv").write_text("sim," * 50_000 + "\n")
+    paths["long_header"] = root / "long_header.csv"
     (root / "dup.csv").write_text("\n".join([*lines, lines[2]]) + "\n")
     paths["dup"] = root / "dup.csv"
     (root / "latin1.csv").write_bytes(good.read_bytes().replace(b"u1", b"\xe9"))
@@ -234,6 +241,11 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     # a folder whose permissions allow writing but whose file system does not (checked before
     # the whole source was read, and then named a temporary file)
     ("import out in /proc", "import scai-logs {good} --out /proc/x.csv", ["--out", "cannot create files in /proc"]),
+    # tables that looked valid or never finished
+    ("a user name with a zero-width space", "fit --data {zero_width_user} --out {root}/f", ["row 2", "'proposer'", "invisible characters"]),
+    ("a 1 MB cell is shown cut", "fit --data {long_cell} --out {root}/f", ["row 1", "(1,000,000 characters)"]),
+    ("5,000 columns", "fit --data {wide_header} --out {root}/f", ["wide_header.csv", "5,000 columns", "at most 1,000"]),
+    ("a 200 KB header line", "fit --data {long_header} --out {root}/f", ["long_header.csv", "longer than 65,536 characters"]),
 ]  # fmt: skip
 
 

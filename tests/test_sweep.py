@@ -375,6 +375,8 @@ def test_the_documented_example_spec_loads(tmp_path):
         ("neutral", "stereotype_strength = [0.0, 0.5]", "has no stereotype"),
         ("real_agents_stereotyped", "stereotype_strength = [0.0, 0.5]", "stereotype_prior"),
         ("real_agents", "lapse = [0.0, 0.1]", "lapse_prior"),
+        ("stereotyped", "essential_shift = [0.0, 2.0]", "none of them essential"),
+        ("neutral", "tone_fidelity = [0.5, 0.9]", "ties no manner to a type"),
     ],
 )
 def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis, axis, named):
@@ -386,6 +388,17 @@ def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
     assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_a_contrast_of_manners_under_a_hypothesis_without_a_stereotype_is_refused(tmp_path, capsys):
+    """Slowdown and belief deficit compare a manner with neutral; where no manner is tied to a
+    type every cell was exactly the same (a 16-cell sweep ran 86 s for it): refused at once,
+    naming the measure that works."""
+    text = '[condition]\nhypothesis = "pooled"\n[axes]\nseed = [1, 2]\n'
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "measure 'slowdown'" in err, err
+    assert "interactions_to_95" in err and not (tmp_path / "out" / "sweep.csv").exists()
 
 
 def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys):
@@ -538,8 +551,8 @@ def test_per_currency_shifts_run_in_a_sweep_whose_simulations_trade_in_several(t
     three training currencies, and the exact engine grids, per simulation, the shifts of the
     currencies it plays (it refused the cell: three latent scalars, from the whole table)."""
     text = (
-        '[settings]\nsims = 3\nepochs = 1\n[condition]\nusers = 4\nhypothesis = "pooled"\n'
-        "[axes]\nseed = [1]\n"
+        'measure = "interactions_to_95"\n[settings]\nsims = 3\nepochs = 1\n[condition]\n'
+        'users = 4\nhypothesis = "pooled"\n[axes]\nseed = [1]\n'
     )
     assert sweep(write_spec(tmp_path, text), tmp_path / "out", "--workers", "1") == 0
     assert list(pd.read_csv(tmp_path / "out" / "sweep.csv").status) == ["ok"]
@@ -583,3 +596,22 @@ def test_the_map_of_a_table_with_no_finished_cell_is_drawn_without_warnings(tmp_
             "slowdown",
         )
     assert path.stat().st_size > 0
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_cell(tmp_path, capsys):
+    """sweep.csv or sweep.png in a folder's place, or a file where the figures' folder goes:
+    refused at once (every cell was computed first, then the sweep failed, once after writing
+    the table but not the figure)."""
+    (tmp_path / "a" / "sweep.csv").mkdir(parents=True)
+    (tmp_path / "b" / "figures" / "sweep.png").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "figures").write_text("a file")
+    for out, named in (
+        ("a", "sweep.csv is a folder"),
+        ("b", "sweep.png is a folder"),
+        ("c", "is a file"),
+    ):
+        assert sweep(write_spec(tmp_path), tmp_path / out) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err, err
+        assert not (tmp_path / out / "cache").exists()

@@ -7,7 +7,14 @@ import argparse
 import sys
 import time
 
-from scai.experiments.commands import command, count, input_path, output_dir, warnings_on_one_line
+from scai.experiments.commands import (
+    check_outputs,
+    command,
+    count,
+    input_path,
+    output_dir,
+    warnings_on_one_line,
+)
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.locking import LOCK_NAME, locked
 
@@ -76,6 +83,10 @@ def sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     check_options(args.backend, args.scheduler, args.workers)
+    # before any cell runs: a table or figure that cannot be written would be found at the end
+    check_outputs("--out", args.out, [args.out / "sweep.csv"])
+    figures = ("--figures", args.figures) if args.figures else ("--out", args.out)
+    check_outputs(*figures, [(args.figures or args.out / "figures") / "sweep.png"])
     start = time.perf_counter()
     with (
         locked(args.out, wait=args.wait, on_wait=_tell),

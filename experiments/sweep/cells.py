@@ -27,6 +27,7 @@ from scai.experiments.inconsistency import belief_deficit, slowdown
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.sweep.spec import AXES, CONTRASTS, SweepSpec, Value
 from scai.models.errors import HypothesisError, ScaiError
+from scai.models.game import TRAINING_CURRENCIES
 from scai.models.hypotheses import Hypothesis
 
 #: Short names of axes in condition names (the inconsistency experiment's).
@@ -112,9 +113,11 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
 
 
 def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
-    """An axis the cell's hypothesis ignores would give the same numbers in every cell of it:
-    a fixed stereotype strength where the hypothesis learns it or has no stereotype, a fixed
-    lapse where it learns the lapse."""
+    """An axis or a measure the cell's hypothesis ignores would give the same numbers in every
+    cell: a fixed stereotype strength where the hypothesis learns it or has no stereotype, a
+    fixed lapse where it learns the lapse, an essential-goods shift (no sweep currency is
+    essential), and, where no manner is tied to a type, tones' fidelity or a contrast of
+    manners (slowdown, belief deficit)."""
     name = hypothesis.name
     if "stereotype_strength" in spec.axes:
         if hypothesis.stereotype_prior is not None:
@@ -131,6 +134,30 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
         raise HypothesisError(
             f"axes.lapse: hypothesis {name!r} learns the lapse (lapse_prior): a fixed one "
             "would change nothing"
+        )
+    if "essential_shift" in spec.axes:
+        raise HypothesisError(
+            "axes.essential_shift: a sweep's users trade in the training currencies "
+            f"({', '.join(TRAINING_CURRENCIES)}), none of them essential: the shift of "
+            "essential goods would change nothing"
+        )
+    # Without a stereotype a user's manner says nothing of its type: how faithfully tones
+    # show manners, and the contrast of a manner with neutral, change nothing.
+    couples = bool(hypothesis.stereotype) and (
+        hypothesis.stereotype_strength > 0
+        or hypothesis.stereotype_prior is not None
+        or "stereotype_strength" in spec.axes
+    )
+    if "tone_fidelity" in spec.axes and not couples:
+        raise HypothesisError(
+            f"axes.tone_fidelity: hypothesis {name!r} ties no manner to a type (no stereotype, "
+            "or its strength is 0): tones' fidelity would change nothing"
+        )
+    if spec.measure in CONTRASTS and not couples:
+        raise HypothesisError(
+            f"measure {spec.measure!r}: hypothesis {name!r} ties no manner to a type (no "
+            "stereotype, or its strength is 0), so every cell's manner learns as fast as "
+            'neutral: give a hypothesis with a stereotype, or measure = "interactions_to_95"'
         )
 
 
