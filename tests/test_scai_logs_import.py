@@ -392,3 +392,51 @@ def test_a_config_with_a_small_alias_converts_as_without(tmp_path):
     config.write_text(aliased.replace(first, "    utilities: *u\n"))
     result = import_logs(root)
     assert result.report.problems == [] and result.interactions.equals(plain.interactions)
+
+
+def test_a_folder_link_and_an_unreadable_file_are_reported_not_skipped(tmp_path, capsys):
+    """A link to a run folder was skipped in silence (rglob does not follow it), and a file
+    that fails to read stopped the whole import with an error naming no file: each is now a
+    problem of its own (``--strict`` fails on it) and the other runs convert."""
+    import os
+
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    write_run(tmp_path / "elsewhere", 1)
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    if os.path.exists("/proc/self/mem"):  # a file whose read fails (EIO)
+        write_run(root / "2", 2)
+        epoch = root / "2" / "id_2_run_1.csv"
+        epoch.unlink()
+        epoch.symlink_to("/proc/self/mem")
+    result = import_logs(root)
+    found = {p.reason: p for p in result.report.problems}
+    assert found["unreadable_folder"].file == "logs/linked"
+    assert "not followed" in found["unreadable_folder"].detail
+    if os.path.exists("/proc/self/mem"):
+        assert found["unreadable_file"].file == "logs/2/id_2_run_1.csv"
+    assert result.report.converted["runs"] >= 1
+    code, _, err = run_import([str(root), "--out", str(tmp_path / "x.csv"), "--strict"], capsys)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
+    """A folder the user may not list (tests run as root, where permissions do not bind: the
+    listing fails as it would for anyone else) is a problem naming it; the others convert."""
+    import os
+
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    write_run(root / "1", 1)
+    listing = os.scandir
+
+    def refused(path="."):
+        if os.fspath(path).endswith(os.sep + "1"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    result = import_logs(root)
+    (problem,) = [p for p in result.report.problems if p.reason == "unreadable_folder"]
+    assert problem.file == "logs/1" and "Permission denied" in problem.detail
+    assert result.report.converted["runs"] == 1

@@ -32,6 +32,8 @@ CONVERTED: dict[str, str] = {
 #: Why something was not converted.
 REASONS: dict[str, str] = {
     "unreadable_source": "the source cannot be read",
+    "unreadable_folder": "a folder of the source cannot be listed, or is a link (not followed)",
+    "unreadable_file": "a configuration or epoch file cannot be read",
     "truncated_archive": "the archive ends early; the files after this point are missing",
     "too_large": "a configuration or epoch file too large to be one (not read)",
     "missing_config": "a run's epoch files have no id_N_config beside them",

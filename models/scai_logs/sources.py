@@ -20,6 +20,7 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import re
 import tarfile
 import zlib
@@ -81,6 +82,9 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
             row = getattr(err, "row", None)
             report.problem(LogProblem(label, row, "bad_epoch_file", str(err)))
             run.epochs[k] = None
+        except OSError as err:  # permission denied, an I/O error: this file, not the import
+            report.problem(LogProblem(label, None, "unreadable_file", _why(err)))
+            run.epochs[k] = None
     found = [r for _, r in sorted(runs.items()) if r.epoch_files]
     orphans = [r for r in runs.values() if not r.epoch_files]
     if orphans:
@@ -98,6 +102,37 @@ def _read_text(opener, label: str, report: ImportReport) -> str | None:
     except UnicodeDecodeError as err:
         report.problem(LogProblem(label, None, "bad_config", f"not UTF-8 text: {err}"))
         return None
+    except OSError as err:
+        report.problem(LogProblem(label, None, "unreadable_file", _why(err)))
+        return None
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or " ".join(str(err).split()) or type(err).__name__
+
+
+def _walk(source: Path, report: ImportReport) -> list[Path]:
+    """Every regular file under the folder ``source``, in path order. A folder that cannot be
+    listed, and a link to a folder (not followed: it may loop, or lead out of the source),
+    are reported (``unreadable_folder``), not skipped in silence."""
+
+    def label(path: str | Path) -> str:
+        return Path(path).relative_to(source.parent).as_posix()
+
+    def cannot_list(err: OSError) -> None:
+        where = label(err.filename) if err.filename else source.name
+        report.problem(LogProblem(where, None, "unreadable_folder", _why(err)))
+
+    files = []
+    for folder, dirs, names in os.walk(source, onerror=cannot_list):
+        for name in dirs:
+            if (Path(folder) / name).is_symlink():
+                detail = "a link to a folder: not followed (give its target as a source)"
+                report.problem(
+                    LogProblem(label(Path(folder) / name), None, "unreadable_folder", detail)
+                )
+        files.extend(p for name in names if (p := Path(folder) / name).is_file())
+    return sorted(files)
 
 
 def _wanted(name: str) -> bool:
@@ -109,7 +144,7 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
     label names the source and the folder inside it (``x.tgz:a/b`` or ``logs/a/b``). A folder's
     archives are read too."""
     if source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        for path in _walk(source, report):
             rel = path.relative_to(source.parent).as_posix()
             if _wanted(path.name):
                 if _too_large(rel, path.stat().st_size, report):
