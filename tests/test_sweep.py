@@ -417,7 +417,9 @@ def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys)
     ("address", "named"),
     [
         ("tls://127.0.0.1:8786", "cannot reach a Dask scheduler there"),  # no security context
-        ("tcp://127.0.0.1:99999", "port 99999 is not a TCP port"),  # waited 30 s
+        ("tcp://127.0.0.1:99999", "port '99999' is not a TCP port"),  # waited 30 s
+        ("tcp://127.0.0.1:-5", "port '-5' is not a TCP port"),  # waited 30 s too
+        ("127.0.0.1:abc", "port 'abc' is not a TCP port"),
     ],
 )
 def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address, named):
@@ -615,3 +617,10 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_cell(tmp_path, ca
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and named in err, err
         assert not (tmp_path / out / "cache").exists()
+
+
+def test_a_spec_saved_with_a_byte_order_mark_loads(tmp_path):
+    """Editors on Windows save UTF-8 with a BOM; hypothesis files allowed it, specs did not."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff".encode() + TINY.encode())
+    assert load_spec(path).cells == load_spec(write_spec(tmp_path)).cells == 4

@@ -60,8 +60,10 @@ def _check_port(scheduler: str) -> None:
     connection to port 99999 waits out the whole timeout before failing."""
     host_port = scheduler.split("://", 1)[-1]
     _, sep, port = host_port.rpartition(":")
-    if sep and port.isdigit() and not 1 <= int(port) <= 65535:
-        raise RunError(f"--scheduler {scheduler}: port {int(port)} is not a TCP port (1 to 65535)")
+    if not sep or host_port.endswith("]"):  # no port (Dask's default), or a bare IPv6 address
+        return
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise RunError(f"--scheduler {scheduler}: port {port!r} is not a TCP port (1 to 65535)")
 
 
 @contextlib.contextmanager

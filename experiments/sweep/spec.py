@@ -124,7 +124,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     if why := not_a_regular_file(path):
         raise RunError(f"{path}: {why}; give a sweep file (TOML)")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # (a byte order mark is skipped, as hypothesis files allow one)
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:
         raise RunError(f"{path}: not valid TOML: {err}") from None
     except UnicodeDecodeError:
