@@ -451,11 +451,15 @@ def _check_range(key: str, value: Any, bound: str) -> None:
         hint = ": a Python int or float (pass float(x))" if numpy else ""
         raise HypothesisError(f"{key}: must be {allowed}{hint}, got {_show(value)}")
     if not low <= value <= high:  # False for NaN; exact for huge ints
-        raise HypothesisError(f"{key}: must be {allowed} ({_why(bound)}), got {_show(value)}")
+        raise HypothesisError(
+            f"{key}: must be {allowed} ({_why(bound, value)}), got {_show(value)}"
+        )
 
 
-def _why(bound: str) -> str:
+def _why(bound: str, value: float) -> str:
     if bound == "tone_fidelity":
+        if value < 0.5:
+            return "at 0 a manner's own tone gets probability 0, whose log is -inf"
         return "at 1 the other tones get probability 0, whose log is -inf"
     if bound == "stereotype_strength":
         return "a mixing weight"

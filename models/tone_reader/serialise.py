@@ -90,6 +90,10 @@ def save_reader(reader: LinearToneReader, path: str | Path) -> Path:
     return write_atomic(path, write)
 
 
+#: The largest weight (idf, coefficient, intercept) a reader file may hold.
+MAX_WEIGHT = 1e6
+
+
 def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
     """The reader a :func:`reader_to_dict` document describes; a :class:`DataError` naming
     the key if anything is missing or malformed."""
@@ -119,6 +123,11 @@ def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
             array = None
         if array is None or array.ndim != ndim:
             raise bad(key, f"must be a {ndim}-dimensional array of numbers")
+        # a trained reader's weights are tens at most; 1e308 overflows its scores to NaN
+        if not (np.isfinite(array).all() and (np.abs(array) <= MAX_WEIGHT).all()):
+            raise bad(key, f"must hold finite numbers of size at most {MAX_WEIGHT:g}")
+        if key == "idf" and not (array > 0).all():
+            raise bad(key, "must be positive (inverse document frequencies are at least 1)")
         arrays[key] = array
     vocabulary = doc["vocabulary"]
     if not isinstance(vocabulary, list) or not all(isinstance(x, str) for x in vocabulary):

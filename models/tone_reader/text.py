@@ -75,6 +75,9 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, raw: dict) -> FeatureSettings:
+        for key in ("mask_numbers", "mask_decision"):  # bool("no") is True
+            if not isinstance(raw[key], bool):
+                raise ValueError(f"{key} must be true or false, got {raw[key]!r}")
         return cls(
             word_ngrams=tuple(raw["word_ngrams"]),
             char_ngrams=tuple(raw["char_ngrams"]),
