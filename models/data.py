@@ -388,9 +388,16 @@ def warn_unused_columns(
     optional = list(optional)
     read = {*read, *optional}
     if unused := [c for c in columns if c not in read]:
+        # pandas names a header's empty field "Unnamed: N" (N: its position from 0)
+        shown = [
+            f"an unnamed column {int(c.split(': ')[1]) + 1} (a trailing comma?)"
+            if re.fullmatch(r"Unnamed: \d+", str(c))
+            else repr(c)
+            for c in unused
+        ]
         warnings.warn(
             UnusedColumnsWarning(
-                f"{source}: column(s) {', '.join(map(repr, unused))} not read by scai "
+                f"{source}: column(s) {', '.join(shown)} not read by scai "
                 f"(ignored); its optional columns are {', '.join(optional)}"
             ),
             stacklevel=stacklevel,

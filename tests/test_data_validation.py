@@ -415,3 +415,14 @@ def test_an_in_memory_table_meets_the_same_rules_as_a_file(tmp_path, column, row
     table.loc[row, column] = value
     with pytest.raises(DataError, match=says):
         validate_frame(table)
+
+
+def test_a_trailing_comma_in_the_header_is_named_as_such(tmp_path):
+    """pandas names an empty header field "Unnamed: 11"; the warning says which column it is
+    and what probably made it, not pandas' name."""
+    from scai.models.errors import UnusedColumnsWarning
+
+    path = write(tmp_path, [r + "," for r in VALID_ROWS], header=HEADER + ",")
+    with pytest.warns(UnusedColumnsWarning, match=r"an unnamed column 12 \(a trailing comma\?\)"):
+        table = read_interactions(path)
+    assert len(table) == 4
