@@ -99,6 +99,10 @@ BAD = {
         '[axes]\nseed = [1]\n[figure]\nx = "users"\n',
         ["figure.x", "'users' is not an axis", "allowed: seed"],
     ),
+    "figure y on the only axis": (
+        '[axes]\nseed = [1, 2]\n[figure]\ny = "seed"\n',
+        ["figure.y", "'seed' is the sweep's only axis", "leave figure.y out"],
+    ),
     "not TOML": ("[axes\n", ["not valid TOML"]),
 }
 

@@ -290,6 +290,11 @@ def _figure(raw: dict[str, Any], axes: list[str], where: str) -> tuple[str, str 
                 f"{where}: figure.{key}: {_show(value)} is not an axis of this sweep; "
                 f"allowed: {', '.join(axes)}"
             )
+    if x == y and len(axes) == 1 and "x" not in raw:
+        raise RunError(
+            f"{where}: figure.y: {x!r} is the sweep's only axis, which the heat-map puts on x; "
+            "leave figure.y out"
+        )
     if x == y:
         raise RunError(f"{where}: figure: x and y are both {x!r}; give two different axes")
     return x, y
