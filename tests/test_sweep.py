@@ -628,3 +628,27 @@ def test_a_spec_saved_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes("\ufeff".encode() + TINY.encode())
     assert load_spec(path).cells == load_spec(write_spec(tmp_path)).cells == 4
+
+
+def test_a_cell_whose_curves_cannot_be_measured_is_kept_as_failed(tmp_path, monkeypatch, capsys):
+    """A cached learning curve edited by hand (its checksum rewritten to match) stopped the
+    whole sweep with an internal error: the cell is kept as failed, saying why, and the
+    others' rows are written."""
+    from scai.experiments.sweep import run as sweep_run
+
+    real = sweep_run.measure
+
+    def damaged(cell, curves, name):
+        if cell.values == (("stereotype_strength", 0.8), ("rationality", 4.0)):
+            raise TypeError("unsupported operand type(s) for -: 'str' and 'float'")
+        return real(cell, curves, name)
+
+    monkeypatch.setattr(sweep_run, "measure", damaged)
+    assert sweep(write_spec(tmp_path), tmp_path / "out", "--workers", "1") == 1
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert list(table.status[:3]) == ["ok"] * 3
+    assert table.status[3] == (
+        "failed: its learning curves cannot be measured "
+        "(unsupported operand type(s) for -: 'str' and 'float')"
+    )
+    assert "1 of 4 cells failed" in capsys.readouterr().err

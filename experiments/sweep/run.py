@@ -118,8 +118,13 @@ def _write_table_and_map(
             values.append(None)
             statuses.append(f"failed: {failed[0]}")
         elif all(i in results for i in span):
-            values.append(measure(cell, [results[i] for i in span], spec.measure))
-            statuses.append("ok")
+            try:
+                values.append(measure(cell, [results[i] for i in span], spec.measure))
+                statuses.append("ok")
+            except (ValueError, TypeError, KeyError) as err:  # a cached curve edited by hand
+                values.append(None)
+                why = " ".join(str(err).split()) or type(err).__name__
+                statuses.append(f"failed: its learning curves cannot be measured ({why})")
         else:
             values.append(None)
             statuses.append(NOT_RUN)
