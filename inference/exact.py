@@ -104,7 +104,8 @@ def fit_exact(
     accumulates it epoch by epoch (``engine_state["action_loglik"]``). With one latent scalar,
     ``engine_state["scalar_cells"]`` holds each simulation's grid of it, ``(points, widths)``
     in its unconstrained coordinate (``log lam`` or the shift): a draw of the scalar is a point,
-    standing for its cell ``points +- widths / 2``.
+    standing for its cell ``points +- widths / 2``; ``engine_state["scalar"]`` names it (left
+    out when the simulations' one scalars differ: one currency's shift here, another's there).
 
     The latent sites in (0, 1) (lapse, stereotype strength, clone probability) are first
     gridded coarsely (:data:`BOUNDED_POINTS` each, 2 logit units apart); a site that the data
@@ -281,7 +282,8 @@ def fit_exact(
                 action = None
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
         if dims == 1:  # the scalar's cells: points and widths (for a check that needs them)
-            engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())]}
+            (scalar,) = latent_scalars(hypothesis, data)
+            engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())], "scalar": scalar}
         u, pi_grid = u2, fitted
         if scalar_zooms:
             grid_diagnostics = {"scalar_zooms": scalar_zooms}
@@ -937,9 +939,12 @@ def _fit_each_simulation(
         seed=seed,
         pi_mean_exact=torch.cat([p.pi_mean_exact for p in parts]),
     )
-    if all(p.engine_state is not None and "scalar_cells" in p.engine_state for p in parts):
+    states = [p.engine_state or {} for p in parts]
+    # each simulation's cells of the same scalar (not lam in one, a currency's shift in another)
+    if all("scalar_cells" in e for e in states) and len({e["scalar"] for e in states}) == 1:
         posterior.engine_state = {
-            "scalar_cells": [cell for p in parts for cell in p.engine_state["scalar_cells"]]
+            "scalar_cells": [cell for e in states for cell in e["scalar_cells"]],
+            "scalar": states[0]["scalar"],
         }
     posterior._lazy["user_loglik"] = lambda: torch.cat([p.user_loglik() for p in parts], 1)
     posterior._lazy["draws_loglik"] = lambda: torch.cat([p.draws_loglik() for p in parts], 1)

@@ -366,3 +366,24 @@ def test_a_simulation_with_no_game_draws_its_shifts_from_the_prior():
     torch.testing.assert_close(
         shift.std(0), torch.full((3,), sd, dtype=torch.float64), rtol=4 / math.sqrt(2 * n), atol=0
     )
+
+
+def test_the_scalar_cells_are_kept_only_when_every_simulation_grids_the_same_scalar():
+    """Per-currency shifts, one currency per simulation: each simulation's one latent scalar is
+    its own currency's shift, so the cells (read by calibration checks as one scalar's) are
+    left out; with latent rationality alone they are kept and named."""
+    import pandas as pd
+
+    from scai.models.simulate import simulate
+
+    tables = [
+        simulate(
+            PRESETS["pooled"], policy="fair", users=4, rounds=3, epochs=1, seed=s, currency=c
+        ).interactions.assign(sim=name)
+        for s, c, name in ((1, "apples", "a"), (2, "dollars", "b"))
+    ]
+    data = GroupData.from_table(pd.concat(tables, ignore_index=True))
+    assert fit_exact(data, PRESETS["pooled"], seed=1).engine_state is None
+    lam = PRESETS["neutral"].with_(rationality_scale=0.3)
+    state = fit_exact(data, lam, seed=1).engine_state
+    assert state["scalar"] == "lam" and len(state["scalar_cells"]) == 2
