@@ -121,6 +121,10 @@ class TableWarning(UserWarning):
     meant; the command line shows each on one line."""
 
 
+class HypothesisWarning(UserWarning):
+    """A hypothesis that is valid but cannot do what it seems to (e.g. two identical types)."""
+
+
 class SimulationWarning(UserWarning):
     """A simulation that runs but may not be what was meant (a type of the mixture that exact
     assignment deals to no user); the command line shows each on one line."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import tomli_w
 import torch
 
-from scai.models.errors import HypothesisError, not_a_regular_file
+from scai.models.errors import HypothesisError, HypothesisWarning, not_a_regular_file
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
@@ -202,6 +203,7 @@ class Hypothesis:
             except ValueError as err:
                 raise HypothesisError(str(err)) from None
             object.__setattr__(self, "reader_confusion", matrix)  # lists (TOML) as tuples
+        _warn_identical_types(self.policies)  # last: a hypothesis refused says only why
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -454,6 +456,23 @@ def _check_range(key: str, value: Any, bound: str) -> None:
         raise HypothesisError(
             f"{key}: must be {allowed} ({_why(bound, value)}), got {_show(value)}"
         )
+
+
+def _warn_identical_types(policies: tuple[PolicyType, ...]) -> None:
+    """A :class:`HypothesisWarning` for types that act alike in both roles: no data can tell
+    them apart, and their shares of ``pi`` split what one would hold."""
+    seen: dict[tuple, str] = {}
+    for p in policies:
+        acts = (p.w, p.alpha, p.beta, p.responder or (p.w, p.alpha, p.beta))
+        if acts in seen:
+            warnings.warn(
+                HypothesisWarning(
+                    f"policies: {seen[acts]!r} and {p.name!r} have the same parameters in both "
+                    "roles: no data can tell them apart (their shares of pi split one type's)"
+                ),
+                stacklevel=4,
+            )
+        seen.setdefault(acts, p.name)
 
 
 def _why(bound: str, value: float) -> str:

@@ -133,3 +133,30 @@ def test_invalid_settings_name_the_key():
         Hypothesis(policies=(PolicyType("a"), PolicyType("a")), pi_concentration=(1.0, 1.0))
     with pytest.raises(HypothesisError, match="unknown policy 'greedy'; allowed: selfish"):
         Hypothesis().policy_index("greedy")
+
+
+def test_two_types_that_act_alike_are_warned_of():
+    """Two types with the same parameters in both roles cannot be told apart by any data (a
+    red-team pass found a file with two, whose posterior split 0.5 / 0.5 in silence); a role
+    variant (another responder) is a different type."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+    from scai.models.policies import PolicyType
+
+    with pytest.warns(HypothesisWarning, match="'fair' and 'fair2' have the same parameters"):
+        Hypothesis(
+            policies=(PolicyType("fair", w=0.5), PolicyType("fair2", w=0.5)),
+            pi_concentration=(0.5, 0.5),
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        Hypothesis(
+            policies=(
+                PolicyType("selfish", w=0.0),
+                PolicyType("selfish_rejecting", w=0.0, responder=(0.0, 1.0, 0.0), norm="selfish"),
+            ),
+            pi_concentration=(0.5, 0.5),
+        )
+        for preset in PRESETS.values():
+            preset.with_(rationality=2.0)
