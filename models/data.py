@@ -22,9 +22,12 @@ the column, the value and what is allowed. No data error reaches torch.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import functools
+import gzip
 import io
+import lzma
 import os
 import re
 import secrets
@@ -118,6 +121,9 @@ MAX_COLUMNS = 1_000
 MAX_HEADER_CHARS = 1 << 16
 
 
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
 def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:
     """A :class:`DataError` for a header line longer than :data:`MAX_HEADER_CHARS` or naming
     more than :data:`MAX_COLUMNS` columns, before pandas reads the file."""
@@ -126,19 +132,21 @@ def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None
     elif not os.path.isfile(path_or_buffer):
         return  # a pipe (/dev/stdin) is read once, by pandas; a missing file, pandas names
     else:
+        # pandas reads these compressed (by the name's ending), and skips blank lines
+        opener = _OPENERS.get(Path(path_or_buffer).suffix.lower(), open)
         try:
-            with open(path_or_buffer, "rb") as f:
+            with opener(path_or_buffer, "rb") as f:
                 head = f.read(4 * MAX_HEADER_CHARS + 4).decode("utf-8-sig", errors="replace")
-        except OSError:
+        except (OSError, EOFError, ValueError):
             return  # pandas says why, as for any file it cannot read
-    line = head.splitlines()[0] if head else ""
+    line = next((x for x in head.splitlines() if x.strip()), "")
     if len(line) > MAX_HEADER_CHARS:
         problem = f"the header line is longer than {MAX_HEADER_CHARS:,} characters"
-        raise DataError(source, [Problem(1, None, None, problem)])
+        raise DataError(source, [Problem(None, None, None, problem)])
     columns = len(next(csv.reader([line]), []))
     if columns > MAX_COLUMNS:
         problem = f"the header names {columns:,} columns; at most {MAX_COLUMNS:,} are allowed"
-        raise DataError(source, [Problem(1, None, None, problem)])
+        raise DataError(source, [Problem(None, None, None, problem)])
 
 
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
@@ -186,12 +194,31 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
 
 
 def _has_control(text: str) -> bool:
-    """Whether ``text`` holds a control or an invisible character (a CSV cannot keep a bare
-    carriage return; "u2" followed by a zero-width or a non-breaking space looks like "u2" and
-    would be another user): Unicode's categories C and Z, the plain space aside."""
-    return not text.isprintable() and any(
-        unicodedata.category(c)[0] in "CZ" and c != " " for c in text
-    )
+    """Whether ``text`` holds a control or an invisible character: a CSV cannot keep a bare
+    carriage return, and "u2" followed by a zero-width or a non-breaking space looks like "u2"
+    and would be another user. Refused: controls, surrogates, private and unassigned code
+    points, line and paragraph separators, format characters but the (zero-width) joiners
+    that some scripts and emoji need, and every space but the plain and the ideographic."""
+    if text.isprintable():
+        return False
+    for c in text:
+        kind = unicodedata.category(c)
+        if kind in _REFUSED_CATEGORIES or (kind == "Cf" and c not in _JOINERS):
+            return True
+        if kind == "Zs" and c not in " \u3000":
+            return True
+    return False
+
+
+#: What an id must not contain (the rule of :func:`_has_control`), for its problems.
+ID_CHARACTERS = (
+    "must not contain control or invisible characters (line breaks, tabs, zero-width or "
+    "non-breaking spaces)"
+)
+#: Unicode categories never allowed in an id; "Cf" and "Zs" are refused but for a few.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: The zero-width non-joiner and joiner: part of Persian words and emoji sequences.
+_JOINERS = "\u200c\u200d"
 
 
 def check_interactions(
@@ -228,8 +255,7 @@ def check_interactions(
                         i,
                         col,
                         row[col],
-                        "must not contain control or invisible characters (line breaks, tabs, "
-                        "zero-width or non-breaking spaces)",
+                        ID_CHARACTERS,
                     )
                 )
         ints: dict[str, int] = {}

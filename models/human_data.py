@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from scai.models.data import (
+    ID_CHARACTERS,
     INTERACTION_COLUMNS,
     MAX_INDEX,
     DataError,
@@ -119,7 +120,7 @@ class _Row:
             self.report(column, "", "a value is required")
             return None
         if _has_control(value):  # as in an interaction table's ids
-            self.report(column, value, "must not contain control characters (line breaks, tabs)")
+            self.report(column, value, ID_CHARACTERS)
             return None
         return value
 

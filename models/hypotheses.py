@@ -203,7 +203,7 @@ class Hypothesis:
             except ValueError as err:
                 raise HypothesisError(str(err)) from None
             object.__setattr__(self, "reader_confusion", matrix)  # lists (TOML) as tuples
-        _warn_identical_types(self.policies)  # last: a hypothesis refused says only why
+        _warn_identical_types(self)  # last: a hypothesis refused says only why
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -458,12 +458,17 @@ def _check_range(key: str, value: Any, bound: str) -> None:
         )
 
 
-def _warn_identical_types(policies: tuple[PolicyType, ...]) -> None:
-    """A :class:`HypothesisWarning` for types that act alike in both roles: no data can tell
-    them apart, and their shares of ``pi`` split what one would hold."""
+def _warn_identical_types(hypothesis: Hypothesis) -> None:
+    """A :class:`HypothesisWarning` for types that act alike in both roles and, where manners
+    are tied to types, have the same stereotype: no data can tell them apart, and their shares
+    of ``pi`` split what one would hold."""
+    couples = hypothesis.stereotype_strength > 0 or hypothesis.stereotype_prior is not None
     seen: dict[tuple, str] = {}
-    for p in policies:
-        acts = (p.w, p.alpha, p.beta, p.responder or (p.w, p.alpha, p.beta))
+    for p in hypothesis.policies:
+        row = hypothesis.stereotype.get(p.name, {}) if couples else {}
+        total = sum(row.values()) or 1.0
+        manners = tuple(sorted((m, v / total) for m, v in row.items() if v))
+        acts = (p.w, p.alpha, p.beta, p.responder or (p.w, p.alpha, p.beta), manners)
         if acts in seen:
             warnings.warn(
                 HypothesisWarning(

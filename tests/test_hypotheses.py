@@ -160,3 +160,24 @@ def test_two_types_that_act_alike_are_warned_of():
         )
         for preset in PRESETS.values():
             preset.with_(rationality=2.0)
+
+
+def test_types_alike_but_for_their_stereotype_are_not_warned_of():
+    """Manners tell two such types apart once a stereotype ties them to manners (a review)."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+    from scai.models.policies import PolicyType
+
+    types = (PolicyType("fair_polite", w=0.5), PolicyType("fair_rude", w=0.5))
+    stereotype = {"fair_polite": {"polite": 1.0}, "fair_rude": {"rude": 1.0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        Hypothesis(
+            policies=types,
+            pi_concentration=(0.5, 0.5),
+            stereotype=stereotype,
+            stereotype_strength=0.8,
+        )
+    with pytest.warns(HypothesisWarning, match="'fair_polite' and 'fair_rude'"):
+        Hypothesis(policies=types, pi_concentration=(0.5, 0.5), stereotype=stereotype)
