@@ -438,3 +438,19 @@ def test_ids_in_any_script_pass_and_look_alike_ones_do_not():
         assert not _has_control(name), name
     for name in ["u2\u200b", "u\u2060", "u\u202e2", "u2\u00a0", "u\t2", "u\u20282"]:
         assert _has_control(name), name
+
+
+def test_the_header_limit_holds_behind_a_blank_line_and_in_a_compressed_file(tmp_path):
+    """pandas skips leading blank lines and reads .gz by its name: the header check must see
+    the same header line (a review let 3,000 columns through both ways)."""
+    import gzip
+
+    from scai.models.errors import DataError
+
+    header = ",".join(f"c{i}" for i in range(1_001))
+    (tmp_path / "blank.csv").write_text("\n\n" + header + "\n1\n")
+    with gzip.open(tmp_path / "wide.csv.gz", "wt") as f:
+        f.write(header + "\n1\n")
+    for name in ("blank.csv", "wide.csv.gz"):
+        with pytest.raises(DataError, match="the header names 1,001 columns; at most 1,000"):
+            read_interactions(tmp_path / name)
