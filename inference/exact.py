@@ -875,7 +875,7 @@ def _with_unplayed_shifts(part: Posterior, data: GroupData, seed: int) -> Poster
     played = list(part.data.currencies)
     shift = part.draws["shift"]  # [chains, draws, 1, C played]
     shared = part.draws.get("shift_shared", torch.zeros(shift.shape[:-1], dtype=shift.dtype))
-    essential = data.essential.double()
+    mean = prior.shift_mean(shared.double(), data.essential.double())  # [..., C]
     full = torch.empty(*shift.shape[:-1], len(data.currencies), dtype=shift.dtype)
     for c, name in enumerate(data.currencies):
         if name in played:
@@ -886,8 +886,7 @@ def _with_unplayed_shifts(part: Posterior, data: GroupData, seed: int) -> Poster
         digest = hashlib.sha256(f"{seed}: unplayed shift {name}".encode()).digest()
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") >> 2)
         noise = torch.randn(shared.shape, generator=generator, dtype=torch.float64)
-        mean = shared.double() + prior.essential_shift * essential[c]
-        full[..., c] = (mean + prior.currency_scale * noise).to(shift.dtype)
+        full[..., c] = (mean[..., c] + prior.currency_scale * noise).to(shift.dtype)
     return replace(part, data=data, draws={**part.draws, "shift": full})
 
 

@@ -91,20 +91,15 @@ def latent_scalars(hypothesis: Hypothesis, data: GroupData) -> list[str]:
 
 def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
     """Refuse a hypothesis with more than :data:`MAX_LATENT_SCALARS` latent scalars in some
-    simulation: the engine fits each simulation alone (with a latent scalar) and grids the
-    shifts of the currencies it plays only (the others' are drawn from their prior given
-    those: :func:`scai.inference.exact.fit_exact`)."""
-    names = latent_scalars(hypothesis, data)
-    busiest = None
-    if GroupPrior(hypothesis).latent_shift and len(data.currencies) > 1:
-        played = data.played_currencies()
-        busiest = int(played.sum(1).argmax())
-        kept = [f"shift[{c}]" for c, p in zip(data.currencies, played[busiest], strict=True) if p]
-        kept = kept or [f"shift[{data.currencies[0]}]"]  # as only_played_currencies keeps
-        names = [n for n in names if not n.startswith("shift[")] + kept
+    simulation: the engine fits each simulation alone (with a latent scalar) on the data cut
+    to the currencies it plays (:meth:`GroupData.only_played_currencies`; the other shifts are
+    drawn from their prior: :func:`scai.inference.exact.fit_exact`), so the one that plays the
+    most currencies is counted, cut the same way."""
+    busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
+    one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
+    names = latent_scalars(hypothesis, one.only_played_currencies())
     if len(names) > MAX_LATENT_SCALARS:
-        several = busiest is not None and data.shape[0] > 1
-        where = f" (in simulation {data.sim_ids[busiest]!r})" if several else ""
+        where = f" (in simulation {data.sim_ids[busiest]!r})" if data.shape[0] > 1 else ""
         raise EngineError(
             f"engine 'exact' integrates at most {MAX_LATENT_SCALARS} latent scalars besides pi; "
             f"hypothesis {hypothesis.name!r} on this data has {len(names)}{where} "

@@ -71,17 +71,27 @@ class Problem:
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else "file"
         col = f", column {self.column!r}" if self.column else ""
-        val = f": value {_shown(self.value, self.SHOWN_CHARS)}" if self.value is not None else ""
+        shown = show_value(self.value, self.SHOWN_CHARS + 3, length=True)
+        val = f": value {shown}" if self.value is not None else ""
         return f"{where}{col}{val}: {self.allowed}"
 
 
-def _shown(value: object, limit: int) -> str:
-    """``repr(value)``, cut to ``limit`` characters (and how long it was) if longer."""
+def show_value(value: object, limit: int = 60, length: bool = False) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (ending "...") if longer,
+    and then, with ``length``, followed by how long the value was."""
     text = repr(value)
     if len(text) <= limit:
         return text
+    cut = text[: limit - 3] + "..."
+    if not length:
+        return cut
     size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} as text"
-    return f"{text[:limit]}... ({size})"
+    return f"{cut} ({size})"
+
+
+def error_text(error: BaseException) -> str:
+    """An error's message on one line (its type's name if it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class DataError(ScaiError):

@@ -19,6 +19,7 @@ import tomli_w
 import torch
 
 from scai.models.errors import HypothesisError, HypothesisWarning, not_a_regular_file
+from scai.models.errors import show_value as _show
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
 
@@ -236,6 +237,14 @@ class Hypothesis:
         return self.stereotype_prior is not None
 
     @property
+    def ties_manners_to_types(self) -> bool:
+        """Whether a user's manner says anything of its type: a stereotype whose strength is
+        positive or learned (without one, the coupling's rows are uniform)."""
+        return bool(self.stereotype) and (
+            self.stereotype_strength > 0 or self.stereotype_prior is not None
+        )
+
+    @property
     def clones(self) -> bool:
         """Whether users may copy a group prototype's type (``clone_prior``)."""
         return self.clone_prior is not None
@@ -437,12 +446,6 @@ def _number(value: Any, where: str) -> float:
         raise HypothesisError(f"{where} has value {_show(value)}; too large a number") from None
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, shortened for messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _check_range(key: str, value: Any, bound: str) -> None:
     """A :class:`HypothesisError` unless ``value`` is a real number within ``BOUNDS[bound]``."""
     low, high = BOUNDS[bound]
@@ -462,10 +465,9 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
     """A :class:`HypothesisWarning` for types that act alike in both roles and, where manners
     are tied to types, have the same stereotype: no data can tell them apart, and their shares
     of ``pi`` split what one would hold."""
-    couples = hypothesis.stereotype_strength > 0 or hypothesis.stereotype_prior is not None
     seen: dict[tuple, str] = {}
     for p in hypothesis.policies:
-        row = hypothesis.stereotype.get(p.name, {}) if couples else {}
+        row = hypothesis.stereotype.get(p.name, {}) if hypothesis.ties_manners_to_types else {}
         total = sum(row.values()) or 1.0
         manners = tuple(sorted((m, v / total) for m, v in row.items() if v))
         acts = (p.w, p.alpha, p.beta, p.responder or (p.w, p.alpha, p.beta), manners)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from scai.models.errors import RunError
+from scai.models.errors import RunError, error_text
 from scai.worker_start import ignoring_ctrl_c
 
 BACKENDS = ("local", "dask")
@@ -123,7 +123,7 @@ def open_backend(
                 except (OSError, TimeoutError, ValueError, TypeError) as err:
                     # (TypeError: a tls:// address without a security context, a ucx:// one
                     # without UCX: Dask's comms fail so for an address they cannot use)
-                    reason = " ".join(str(err).split()) or type(err).__name__
+                    reason = error_text(err)
                     raise RunError(
                         f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
                     ) from None

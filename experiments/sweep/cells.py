@@ -143,10 +143,8 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
         )
     # Without a stereotype a user's manner says nothing of its type: how faithfully tones
     # show manners, and the contrast of a manner with neutral, change nothing.
-    couples = bool(hypothesis.stereotype) and (
-        hypothesis.stereotype_strength > 0
-        or hypothesis.stereotype_prior is not None
-        or "stereotype_strength" in spec.axes
+    couples = hypothesis.ties_manners_to_types or (
+        bool(hypothesis.stereotype) and "stereotype_strength" in spec.axes
     )
     if "tone_fidelity" in spec.axes and not couples:
         raise HypothesisError(

@@ -21,6 +21,7 @@ from scai.experiments.sweep.report import (
     write_table,
 )
 from scai.experiments.sweep.spec import SweepSpec
+from scai.models.errors import error_text
 
 #: How many times a failed condition is tried again before its cell is skipped.
 RETRIES = 1
@@ -123,7 +124,7 @@ def _write_table_and_map(
                 statuses.append("ok")
             except (ValueError, TypeError, KeyError) as err:  # a cached curve edited by hand
                 values.append(None)
-                why = " ".join(str(err).split()) or type(err).__name__
+                why = error_text(err)
                 statuses.append(f"failed: its learning curves cannot be measured ({why})")
         else:
             values.append(None)

@@ -42,6 +42,7 @@ from typing import Any
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.conditions import HYPOTHESIS_SETTINGS, SCHEDULES
 from scai.models.errors import MAX_SEED, RunError, not_a_regular_file
+from scai.models.errors import show_value as _show
 from scai.models.hypotheses import BOUNDS, PRESETS
 from scai.models.language import MANNERS
 
@@ -298,8 +299,3 @@ def _figure(raw: dict[str, Any], axes: list[str], where: str) -> tuple[str, str 
     if x == y:
         raise RunError(f"{where}: figure: x and y are both {x!r}; give two different axes")
     return x, y
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from scai.models.errors import not_a_regular_file
+from scai.models.errors import error_text, not_a_regular_file
 from scai.models.scai_logs.epoch_file import EpochFileError, EpochLog, read_epoch
 from scai.models.scai_logs.report import ImportReport, LogProblem
 
@@ -108,7 +108,7 @@ def _read_text(opener, label: str, report: ImportReport) -> str | None:
 
 
 def _why(err: OSError) -> str:
-    return err.strerror or " ".join(str(err).split()) or type(err).__name__
+    return err.strerror or error_text(err)
 
 
 def _walk(source: Path, report: ImportReport) -> list[Path]:
