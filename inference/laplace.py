@@ -98,9 +98,37 @@ def find_best_mode(
     L-BFGS runs loosely (``ROUGH``: enough to tell basins apart); a better basin is then
     polished by :func:`find_mode` from there.
 
-    Why: from the prior median L-BFGS can stop in a local mode: on one 64-game group (issue
-    14's kind, latent rationality and a shared shift) 260 nats above the one a prior draw
-    finds."""
+    With several simulations, each is also searched alone, on its own density and with the
+    starts it would have alone, and keeps the lower of its two modes: a group is never started
+    in a worse mode for having other groups beside it. (Searched together, L-BFGS's shared line
+    searches and the prior draws for the whole table tie each group's basin to the others':
+    one group of three, fitted beside the other two, started and stayed in a mode 19 nats
+    below the one it found alone, and MCMC's ``pi`` for it was 0.4 off the exact engine's.)
+
+    Why several starts: from the prior median L-BFGS can stop in a local mode: on one 64-game
+    group (issue 14's kind, latent rationality and a shared shift) 260 nats above the one a
+    prior draw finds."""
+    best = _search(density, starts, seed, margin)
+    S, W = density.coords.n_sims, density.coords.width
+    if best is None or S == 1 or starts <= 0:
+        return best
+    alone = best.reshape(S, W).copy()
+    for s in range(S):
+        one = MarginalDensity(density.data.sims_subset(torch.tensor([s])), density.hypothesis)
+        block = _search(one, starts, seed, margin)
+        if block is not None:
+            alone[s] = block
+    with np.errstate(all="ignore"):
+        u_best = density.potentials_and_grad(best)[0]
+        u_alone = density.potentials_and_grad(alone.reshape(-1))[0]
+    better = np.isfinite(u_alone) & (u_alone < u_best)
+    best = best.reshape(S, W)
+    best[better] = alone[better]
+    return best.reshape(-1)
+
+
+def _search(density: MarginalDensity, starts: int, seed: int, margin: float) -> np.ndarray | None:
+    """The search of :func:`find_best_mode` on ``density``'s simulations together."""
     best = find_mode(density)
     if best is None or starts <= 0:
         return best

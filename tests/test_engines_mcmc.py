@@ -310,3 +310,33 @@ def test_chains_start_at_the_best_mode_not_the_first_found():
     assert abs(float(chains.pi_mean()[0, 0]) - float(exact.pi_mean()[0, 0])) < 0.03
     shift = chains.draws["shift"].double().mean()
     assert abs(float(shift) - float(exact.draws["shift"].double().mean())) < 0.01
+
+
+def test_a_groups_starting_mode_does_not_depend_on_the_groups_beside_it():
+    """Three small groups under ``pooled``. Alone, group 0's best mode puts ``pi`` at about
+    (0.07, 0.33, 0.60); searched for with the other two groups (one L-BFGS over the whole
+    table, prior draws for all three at once) it landed in a mode 19 nats lower, where every
+    chain stayed: ``pi`` (0.47, 0.33, 0.20), no warning (a helper's review). Each group is now
+    also searched alone and keeps the better of its two modes. Tolerance 0.03: over 5 Monte
+    Carlo errors of these chains (the largest MCSE 0.005 over seeds 0-2; pi's sd 0.09-0.16),
+    the two modes 0.40 apart."""
+    from scai.inference import fit
+    from scai.inference.laplace import find_best_mode
+    from scai.models import PRESETS, GroupData, simulate
+    from scai.models.density import MarginalDensity
+
+    table = simulate(
+        PRESETS["stereotyped"].with_(rationality=0.8), policy="selfish=0.4,fair=0.3,altruistic=0.3",
+        users=6, epochs=2, sims=3, seed=3, pot_range=(3, 8),
+        currency=["dollars", "medicine", "dollars"],
+    ).interactions  # fmt: skip
+    hyp = PRESETS["pooled"]
+    data = GroupData.from_table(table)
+    density = MarginalDensity(data, hyp)
+    together = density.potentials_and_grad(find_best_mode(density))[0]
+    for s in range(3):
+        alone = MarginalDensity(data.sims_subset(torch.tensor([s])), hyp)
+        assert together[s] <= alone.value_and_grad(find_best_mode(alone))[0] + 1e-6, s
+    exact = fit(table, hyp, engine="exact")
+    chains = fit(table, hyp, engine="mcmc", seed=0)
+    assert float((chains.pi_mean() - exact.pi_mean()).abs().max()) < 0.03
