@@ -247,6 +247,40 @@ def _guide_blocks(
     return posterior.loc.detach()[cols], cov[cols.unsqueeze(-1), cols.unsqueeze(-2)]
 
 
+def _check_warm_start(warm_start, hypothesis: Hypothesis, sites) -> None:
+    """A warm start must be a posterior (of any engine: only an SVI fit's guide is used) with
+    the latent sites of ``hypothesis``."""
+    if not isinstance(warm_start, Posterior):
+        raise EngineError(
+            f"warm_start must be a Posterior (a previous fit), got {type(warm_start).__name__}"
+        )
+    theirs = latent_sites(warm_start.hypothesis)
+    if list(theirs) != list(sites):
+        raise EngineError(
+            f"warm_start: a posterior of hypothesis {warm_start.hypothesis.name!r}, whose latent "
+            f"sites ({', '.join(theirs)}) are not those of {hypothesis.name!r} "
+            f"({', '.join(sites)}); warm-start from a fit of the same hypothesis"
+        )
+
+
+def _warm_state_fits(previous: Posterior, data: GroupData) -> bool:
+    """Whether ``previous``'s guide parameters are the ones a guide for ``data`` has: the
+    same groups in the same order, the same currencies, and every parameter's shape as the
+    fresh guide just made it (in Pyro's parameter store)."""
+    state = previous.engine_state
+    if state is None or previous.data is None:
+        return False
+    if list(previous.data.sim_ids) != list(data.sim_ids):
+        return False
+    if list(previous.data.currencies) != list(data.currencies):
+        return False
+    store = pyro.get_param_store()
+    params = state.get("params", {})
+    return set(params) == set(store.keys()) and all(
+        tuple(value.shape) == tuple(store[name].shape) for name, value in params.items()
+    )
+
+
 def fit_svi(
     data: GroupData,
     hypothesis: Hypothesis,
@@ -317,7 +351,9 @@ def fit_svi(
     guide_name = guide
     guide = GUIDES[guide](pyro.poutine.block(model, expose=list(sites)), init_loc_fn=init_to_median)
     guide()  # create the parameters
-    warm = warm_start is not None and warm_start.engine_state is not None
+    if warm_start is not None:
+        _check_warm_start(warm_start, hypothesis, sites)
+    warm = warm_start is not None and _warm_state_fits(warm_start, data)
     laplace_start = init == "laplace" and guide_name == "normal" and not warm
     # the exact log joint: for the Laplace start and for the correction
     needed = laplace_start or correction == "importance"

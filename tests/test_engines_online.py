@@ -94,3 +94,27 @@ def test_an_update_names_its_own_rows_and_reads_a_path(table, tmp_path):
     assert torch.equal(from_path.pi_mean_exact, online.update(post, second).pi_mean_exact)
     with pytest.raises(DataError, match="expected a DataFrame or a CSV path"):
         online.update(post, 5)
+
+
+@pytest.mark.parametrize("name", ["stereotyped", "pooled"])
+def test_an_svi_update_that_brings_a_new_group_fits_it_afresh(table, name):
+    """The SVI guide has a block per group and a shift per currency: a warm start from a fit
+    without group "1" cannot hold it (it crashed: ``Sizes of tensors must match``, ``shape
+    '[2, -1]' is invalid``). Such an update starts as a fresh fit of all the data would,
+    with the same seed: the same posterior."""
+    first = table[table["sim"] == "0"]
+    updated = online.update(fit(first, name, engine="svi"), table[table["sim"] == "1"])
+    fresh = fit(pd.concat([first, table[table["sim"] == "1"]]), name, engine="svi")
+    assert updated.data.sim_ids == ["0", "1"]
+    assert updated.diagnostics["start"] == fresh.diagnostics["start"] != "warm"
+    torch.testing.assert_close(updated.pi_mean(), fresh.pi_mean(), rtol=0, atol=1e-12)
+
+
+def test_an_svi_warm_start_must_be_a_posterior_of_the_same_sites(table):
+    from scai.inference.errors import EngineError
+
+    first = fit(table, "neutral", engine="svi")
+    with pytest.raises(EngineError, match="warm_start must be a Posterior"):
+        fit(table, "neutral", engine="svi", warm_start="x")
+    with pytest.raises(EngineError, match="latent sites"):
+        fit(table, "pooled", engine="svi", warm_start=first)
