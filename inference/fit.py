@@ -59,17 +59,25 @@ def _engine(name: str):
 
 def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> None:
     """An :class:`EngineError` naming the first bad engine option: an engine or option name
-    the engine does not know, a count outside :data:`COUNT_OPTIONS`, a rate outside
+    the engine does not know, a flag that is not ``True``/``False``, a value not among an
+    option's choices (:func:`_choices`), a count outside :data:`COUNT_OPTIONS`, a rate outside
     :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``."""
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     check_seed(seed, "seed", EngineError)
     known = _option_names(_engine(engine))
+    flags, choices = _flags(_engine(engine)), _choices(engine)
     for key, value in options.items():
         if known is not None and key not in known:
             raise EngineError(
                 f"unknown option {key!r} for engine {engine!r}; allowed: {', '.join(known)}"
             )
+        if key in flags and not (isinstance(value, bool) or (value is None and flags[key])):
+            allowed = "True, False or None" if flags[key] else "True or False"
+            raise EngineError(f"option {key}={value!r}: allowed: {allowed}")
+        if key in choices and value not in choices[key]:
+            allowed = ", ".join(repr(c) for c in choices[key])
+            raise EngineError(f"option {key}={value!r} for engine {engine!r}; allowed: {allowed}")
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -92,8 +100,31 @@ def _option_names(function) -> tuple[str, ...] | None:
     parameters = inspect.signature(function).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
-    skip = {"data", "hypothesis", "table", "seed"}
+    skip = {"data", "hypothesis", "table", "seed", *INTERNAL_OPTIONS}
     return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in skip)
+
+
+#: Keyword arguments of the engine functions that scai passes itself (online updates, the
+#: bounded sites' zooms), not options of :func:`fit`: a tensor of another shape crashed deep in
+#: the engine, a dict of the wrong kind was taken silently.
+INTERNAL_OPTIONS = ("action_loglik", "bounded_grids")
+
+
+def _flags(function) -> dict[str, bool]:
+    """The engine function's options that are ``True``/``False`` (annotated ``bool``, or
+    ``bool | None``: the value says whether ``None`` is allowed)."""
+    parameters = inspect.signature(function).parameters.values()
+    kinds = {"bool": False, "bool | None": True}
+    return {p.name: kinds[str(p.annotation)] for p in parameters if str(p.annotation) in kinds}
+
+
+def _choices(engine: str) -> dict[str, tuple]:
+    """The engine's options that take one of a few values, with those values."""
+    if engine != "svi":
+        return {}
+    from scai.inference import svi
+
+    return {"guide": tuple(svi.GUIDES), "correction": svi.CORRECTIONS, "init": svi.INITS}
 
 
 def prepare(

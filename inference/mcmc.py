@@ -33,6 +33,7 @@ from scai.inference.clones import CloneCoordinates, preferred_prototype
 from scai.inference.compiled import PiModel
 from scai.inference.diagnostics import mcmc_diagnostics
 from scai.inference.draws import latent_sites
+from scai.inference.errors import EngineError
 from scai.inference.laplace import Laplace, find_best_mode, laplace
 from scai.inference.nuts import (
     ChainProblem,
@@ -51,6 +52,7 @@ from scai.inference.walls import WallCoordinates, find_walls
 from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
+from scai.models.prior import GroupPrior
 
 __all__ = [
     "RecordingNUTS",
@@ -321,6 +323,12 @@ def fit_mcmc(
     environment says ``SCAI_COMPILED=0``."""
     if num_chains < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
+    if GroupPrior(hypothesis).coordinates(data.shape[0], len(data.currencies)).width == 0:
+        raise EngineError(
+            f"hypothesis {hypothesis.name!r} has nothing continuous for MCMC to sample (one "
+            "type, and no latent rationality, shift, lapse, stereotype strength or clone "
+            "probability): its posterior is exact; fit it with engine='exact'"
+        )
     lockstep = parallel is None
     options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
     if lockstep:

@@ -440,7 +440,7 @@ def fit_svi(
             for sim, x in zip(data.sim_ids, k, strict=True)
             if not x <= PARETO_K_MAX
         ]
-        if bad:
+        if bad and density.coords.width:  # with nothing continuous, every draw is the same
             warnings.warn(
                 f"importance correction: Pareto k > {PARETO_K_MAX} for simulation(s) "
                 f"{', '.join(bad)}; their draws may be off (raise proposal_draws, or compare "

@@ -140,3 +140,46 @@ def test_minibatches_refused_where_users_copy_a_prototype():
         EngineError, match=r"subsample_size=2 cannot be used with hypothesis 'real_agents'"
     ):
         fit(table(), "real_agents", engine="svi", subsample_size=2)
+
+
+@pytest.mark.parametrize(
+    "engine, option, value, allowed",
+    [
+        ("mcmc", "compiled", "no", "True or False"),  # a non-empty string ran compiled
+        ("mcmc", "parallel", 1, "True, False or None"),
+        ("svi", "jit", "yes", "True or False"),
+        ("svi", "guide", "laplace", "'normal', 'mvn'"),
+        ("svi", "correction", "none", "'importance', None"),
+        ("svi", "init", "prior", "'laplace', 'median'"),
+    ],
+)
+def test_flags_and_choices_are_checked_before_inference(engine, option, value, allowed):
+    """(Not with ``no_inference``: the checks read the real engine's signature.) Each failed
+    only inside the engine, as a plain ValueError, or not at all."""
+    with pytest.raises(EngineError, match=f"{option}={value!r}.*allowed: {allowed}"):
+        fit(table(), "neutral", engine=engine, **{option: value})
+
+
+@pytest.mark.parametrize("option", ["action_loglik", "bounded_grids"])
+def test_the_exact_engines_internal_arguments_are_not_options(option):
+    """scai passes these itself (online updates, zooms); from a user a tensor of another
+    shape crashed deep in the engine (``not enough values to unpack``)."""
+    with pytest.raises(EngineError, match=f"unknown option '{option}'"):
+        fit(table(), "neutral", engine="exact", **{option: {}})
+
+
+def test_mcmc_refuses_a_hypothesis_with_nothing_continuous_to_sample():
+    """One type and nothing else latent: ``pi`` is 1, and the sampler crashed on an empty
+    vector (``cannot reshape array of size 0``). The exact engine and SVI give pi = 1, SVI
+    without an importance warning (its draws are all the same point)."""
+    import warnings
+
+    from scai.models.policies import PolicyType
+
+    one = Hypothesis(name="one", policies=(PolicyType("selfish"),), pi_concentration=(0.5,))
+    with pytest.raises(EngineError, match="nothing continuous for MCMC to sample"):
+        fit(table(), one, engine="mcmc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for engine in ("exact", "svi"):
+            assert fit(table(), one, engine=engine).pi_mean().tolist() == [[1.0]]

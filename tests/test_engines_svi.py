@@ -337,7 +337,7 @@ def test_svi_correction_option():
     assert corrected.settings["correction"] == "importance"
     assert set(corrected.diagnostics["importance"]["pareto_k"]) == set(corrected.data.sim_ids)
     assert corrected.draws["pi"].shape == plain.draws["pi"].shape == (1, 20, 1, 3)
-    with pytest.raises(ValueError, match="correction must be 'importance' or None"):
+    with pytest.raises(ValueError, match="correction='psis' .*allowed: 'importance', None"):
         fit(table, "neutral", engine="svi", seed=0, max_steps=5, correction="psis")
 
 
