@@ -46,6 +46,7 @@ from scai.inference.grids import (
     box_grid,
     changed_boxes,
     check_exact,
+    check_lattice,
     draw_within_cells,
     effective_points,
     grid_parameters,
@@ -118,6 +119,7 @@ def fit_exact(
     (present only when it zoomed).
     """
     check_exact(hypothesis, data)
+    check_lattice(hypothesis, max_simplex_points)
     if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
         settings = {
             "num_draws": num_draws,

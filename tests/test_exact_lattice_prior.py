@@ -52,3 +52,29 @@ def test_the_engine_s_pi_for_a_group_of_certain_selfish_users():
     assert float(posterior.policy_probs[0, :, 0].min()) > 1 - 1e-9  # certain
     truth = torch.tensor([10.5, 0.5, 0.5], dtype=torch.float64) / 11.5
     assert torch.allclose(posterior.pi_mean()[0].double(), truth, atol=0.002)
+
+
+def test_a_prior_the_lattice_cannot_follow_is_a_warning_not_a_silent_error():
+    """Concentration 0.01 piles the prior against the simplex's edges, where a cell's point
+    stands for mass the likelihood sees elsewhere: four users of known types (one selfish,
+    three altruistic) gave pi of selfish 0.11 for the closed form's 0.25, with no warning (a
+    review). :func:`check_lattice` measures the lattice on such groups and warns; the presets
+    (3-4 types, concentration 0.5) pass."""
+    import warnings
+
+    from scai.inference.diagnostics import DiagnosticWarning
+    from scai.inference.grids import LATTICE_TOLERANCE, check_lattice
+
+    sharp = PRESETS["neutral"].with_(rationality=20.0, pi_concentration=(0.01,) * 3)
+    table = simulate(
+        sharp, policy="selfish=0.25,altruistic=0.75", users=4, rounds=40, epochs=2, seed=3,
+        assign="exact",
+    ).interactions  # fmt: skip
+    with pytest.warns(DiagnosticWarning, match=r"simplex lattice \(2926 points for 3 types\)"):
+        post = fit(table, sharp)
+    assert post.policy_probs[0].max(-1).values.min() > 0.999  # the types are known
+    assert abs(float(post.pi_mean()[0, 0]) - 1.01 / 4.03) > LATTICE_TOLERANCE  # and it is off
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiagnosticWarning)
+        for hypothesis in PRESETS.values():
+            check_lattice(hypothesis, 3000)
