@@ -54,7 +54,15 @@ LOADED_GROUPS = ("posterior", "sample_stats", "observed_data", "constant_data", 
 
 
 def user_labels(data: GroupData) -> list[str]:
-    return [f"{sim}:{user}" for s, sim in enumerate(data.sim_ids) for user in data.user_ids[s]]
+    """The ``user`` coordinate: ``sim:user`` for each real user, simulation by simulation.
+    Where two labels would read the same (ids holding ``:``: group ``a:b``'s user ``c`` and
+    group ``a``'s user ``b:c``), every label quotes its two ids instead (``'a:b':'c'``), so that
+    each user has one label and ``.sel(user=...)`` one row."""
+    pairs = [(sim, user) for s, sim in enumerate(data.sim_ids) for user in data.user_ids[s]]
+    labels = [f"{sim}:{user}" for sim, user in pairs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{sim!r}:{user!r}" for sim, user in pairs]
+    return labels
 
 
 def data_sha256(table: pd.DataFrame) -> str:

@@ -554,3 +554,20 @@ def test_the_leave_one_user_out_pit_of_the_true_model_is_uniform():
     pit = below + np.random.default_rng(0).uniform(size=100) * tied
     assert stats.kstest(pit, "uniform").pvalue > 0.01
     assert float(tied.mean()) < 0.3
+
+
+def test_user_labels_are_one_per_user_even_when_ids_hold_the_separator():
+    """Group ``a:b``'s user ``c`` and group ``a``'s user ``b:c`` were both ``a:b:c``: the
+    ``user`` index had duplicates and ``.sel`` returned two rows (a review). Plain ids keep
+    plain ``sim:user`` labels."""
+    rows = [
+        ("a:b", 1, 1, "c", "d", "apples", 10, 5, 1, "", ""),
+        ("a", 1, 1, "b:c", "d", "apples", 10, 1, 0, "", ""),
+    ]
+    columns = ["sim", "epoch", "round", "proposer", "responder", "currency", "pot", "offer"]
+    table = pd.DataFrame(rows, columns=[*columns, "accepted", "proposer_tone", "responder_tone"])
+    users = fit(table, "neutral").to_arviz().user_posterior["user"].values.tolist()
+    assert len(users) == len(set(users)) == 4
+    assert "'a:b':'c'" in users and "'a':'b:c'" in users
+    plain = fit(table.assign(sim=["x", "y"]), "neutral").to_arviz().user_posterior["user"]
+    assert sorted(plain.values.tolist()) == ["x:c", "x:d", "y:b:c", "y:d"]
