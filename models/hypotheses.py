@@ -198,6 +198,9 @@ class Hypothesis:
                 _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
+        # A copy of its own: the table given (a preset's, another hypothesis's through with_)
+        # stays the caller's, and changing one hypothesis's rows changes no other's.
+        object.__setattr__(self, "stereotype", {k: dict(v) for k, v in self.stereotype.items()})
         if self.reader_confusion is not None:
             try:
                 matrix = check_confusion(self.reader_confusion, "reader_confusion")

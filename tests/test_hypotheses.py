@@ -181,3 +181,16 @@ def test_types_alike_but_for_their_stereotype_are_not_warned_of():
         )
     with pytest.warns(HypothesisWarning, match="'fair_polite' and 'fair_rude'"):
         Hypothesis(policies=types, pi_concentration=(0.5, 0.5), stereotype=stereotype)
+
+
+def test_a_hypothesis_owns_its_stereotype_table():
+    """``with_`` handed on the preset's own table (the module's): changing a row of a copy
+    changed the preset for everyone after (a review)."""
+    preset = PRESETS["stereotyped"]
+    copy = preset.with_(name="mine")
+    assert copy.stereotype == preset.stereotype and copy.stereotype is not preset.stereotype
+    row = next(iter(copy.stereotype))
+    before = dict(preset.stereotype[row])
+    copy.stereotype[row]["rude"] = 123.0
+    assert preset.stereotype[row] == before
+    assert Hypothesis(stereotype=preset.stereotype).stereotype is not preset.stereotype
