@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from scai.inference.grids import LATTICE_TOLERANCE, _lattice_counts, _lattice_error
+from scai.inference.grids import LATTICE_TOLERANCE, lattice_error, simplex_lattice
 from scai.models.hypotheses import Hypothesis
 from scai.models.policies import PolicyType
 
@@ -38,9 +38,9 @@ def main() -> None:
                     policies=tuple(PolicyType(f"t{k}", w=k / K) for k in range(K)),
                     pi_concentration=(a,) * K,
                 )
-            error = _lattice_error(hyp.pi_concentration, points, hyp)
+            error = lattice_error(hyp.pi_concentration, points, hyp)
             cells.append(f"{error:.3f}" + ("*" if error > LATTICE_TOLERANCE else ""))
-        size = len(_lattice_counts(K, points)[0])
+        size = len(simplex_lattice(K, points))
         print(f"| {K} | {size} | " + " | ".join(cells) + " |")
 
 

@@ -39,6 +39,7 @@ from scai.inference.exact_kernels import (
     lattice_policy_probs,
 )
 from scai.inference.grids import (
+    MAX_SIMPLEX_POINTS,
     BoundedGrid,
     Box,
     SimplexZoom,
@@ -46,7 +47,6 @@ from scai.inference.grids import (
     box_grid,
     changed_boxes,
     check_exact,
-    check_lattice,
     draw_within_cells,
     effective_points,
     grid_parameters,
@@ -80,7 +80,7 @@ def fit_exact(
     num_draws: int = 1000,
     grid_points: int | None = None,
     zoom_points: int | None = None,
-    max_simplex_points: int = 3000,
+    max_simplex_points: int = MAX_SIMPLEX_POINTS,
     action_loglik: torch.Tensor | None = None,
     bounded_grids: dict[str, BoundedGrid] | None = None,
 ) -> Posterior:
@@ -119,7 +119,6 @@ def fit_exact(
     (present only when it zoomed).
     """
     check_exact(hypothesis, data)
-    check_lattice(hypothesis, max_simplex_points)
     if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
         settings = {
             "num_draws": num_draws,
@@ -434,7 +433,7 @@ def fixed_action_loglik(data: GroupData, hypothesis: Hypothesis) -> torch.Tensor
 
 
 def policy_probabilities(
-    data: GroupData, hypothesis: Hypothesis, max_simplex_points: int = 3000
+    data: GroupData, hypothesis: Hypothesis, max_simplex_points: int = MAX_SIMPLEX_POINTS
 ) -> torch.Tensor:
     """``[S, U, K]``: each user's type probabilities, :func:`fit_exact`'s ``policy_probs``
     (padding users' rows 0), with one fit for each kind of group rather than each group.

@@ -74,7 +74,7 @@ def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> Non
             )
         if key in flags and not (isinstance(value, bool) or (value is None and flags[key])):
             allowed = "True, False or None" if flags[key] else "True or False"
-            raise EngineError(f"option {key}={value!r}: allowed: {allowed}")
+            raise EngineError(f"option {key}={value!r} for engine {engine!r}; allowed: {allowed}")
         if key in choices and value not in choices[key]:
             allowed = ", ".join(repr(c) for c in choices[key])
             raise EngineError(f"option {key}={value!r} for engine {engine!r}; allowed: {allowed}")
@@ -246,6 +246,10 @@ def fit(
     )
     if engine == "exact":
         from scai.inference.exact import check_exact
+        from scai.inference.grids import MAX_SIMPLEX_POINTS, check_lattice
 
         check_exact(hypothesis, group)
+        # here, not in the engine (which fits group by group, and again per zoom): said once,
+        # at the caller's line
+        check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)
     return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)

@@ -98,12 +98,15 @@ def find_best_mode(
     L-BFGS runs loosely (``ROUGH``: enough to tell basins apart); a better basin is then
     polished by :func:`find_mode` from there.
 
-    With several simulations, each is also searched alone, on its own density and with the
-    starts it would have alone, and keeps the lower of its two modes: a group is never started
-    in a worse mode for having other groups beside it. (Searched together, L-BFGS's shared line
-    searches and the prior draws for the whole table tie each group's basin to the others':
-    one group of three, fitted beside the other two, started and stayed in a mode 19 nats
-    below the one it found alone, and MCMC's ``pi`` for it was 0.4 off the exact engine's.)
+    With several simulations, each is also searched alone, on its own block of the density
+    (the table's currencies kept, so a currency it does not play has its prior's shift) with
+    the starts a table of one group draws, and keeps the lower of its two modes: a group never
+    starts in a worse mode than its own search finds for having other groups beside it (the
+    joint search still wins for some groups, by a few nats). Searched only together, L-BFGS's
+    shared line searches and the prior draws for the whole table tie each group's basin to the
+    others': one group of three, fitted beside the other two, started and stayed in a mode 19
+    nats below the one it found alone, and MCMC's ``pi`` for it was 0.4 off the exact
+    engine's; of 100 groups under ``pooled``, 97 found a better mode alone (up to 23 nats).
 
     Why several starts: from the prior median L-BFGS can stop in a local mode: on one 64-game
     group (issue 14's kind, latent rationality and a shared shift) 260 nats above the one a

@@ -110,6 +110,16 @@ def test_an_svi_update_that_brings_a_new_group_fits_it_afresh(table, name):
     torch.testing.assert_close(updated.pi_mean(), fresh.pi_mean(), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["stereotyped", "pooled"])
+def test_an_svi_update_of_the_same_groups_starts_from_the_previous_guide(table, name):
+    """The next epoch of the same groups and currencies: warm, not refused as a new group's."""
+    first = table[table["epoch"] < EPOCHS]
+    previous = fit(first, name, engine="svi")
+    updated = online.update(previous, table[table["epoch"] == EPOCHS])
+    assert updated.data.sim_ids == previous.data.sim_ids
+    assert updated.diagnostics["start"] == "warm"
+
+
 def test_an_svi_warm_start_must_be_a_posterior_of_the_same_sites(table):
     from scai.inference.errors import EngineError
 
