@@ -168,8 +168,9 @@ def importance_correct(
     proposal built from the guide.
 
     1. Modes: L-BFGS on each simulation's exact log joint (:mod:`scai.inference.laplace`) from the
-       guide's mean and from the ``settings.starts`` best of ``settings.scout_draws`` prior
-       draws; a Laplace covariance at each end point.
+       guide's mean, from the prior median with every shift at 0 (where a hypothesis has a
+       latent shift: :meth:`MarginalDensity.unshifted`) and from the ``settings.starts`` best
+       of ``settings.scout_draws`` prior draws; a Laplace covariance at each end point.
     2. Proposal (:class:`MixtureProposal`): Student-t components (``settings.df``) at the
        guide's normal and at each end point, plus the prior with weight
        ``settings.defensive``.
@@ -193,7 +194,11 @@ def importance_correct(
         # start inside the simplex: far at its edge the log joint is flat
         scout[..., sticks] = scout[..., sticks].clamp(-6.0, 6.0)
         best = _chunked_log_joint(density, scout).topk(settings.starts, dim=0).indices
-        starts = torch.cat([loc.unsqueeze(0), scout[best, torch.arange(S)]])
+        starts = [loc.unsqueeze(0), scout[best, torch.arange(S)]]
+        unshifted = density.unshifted()  # a narrow mode by a shift of 0 (MarginalDensity)
+        if unshifted is not None:
+            starts.insert(1, unshifted.reshape(1, S, W).to(loc.dtype))
+        starts = torch.cat(starts)
     modes, mode_cov = _modes(density, starts, settings.min_precision)
     with torch.no_grad():
         covs = torch.cat([cov.unsqueeze(0), mode_cov]).double()

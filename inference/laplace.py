@@ -91,8 +91,9 @@ STARTS_BLOCK = 4
 def find_best_mode(
     density: MarginalDensity, starts: int = MODE_STARTS, seed: int = 0, margin: float = 1.0
 ) -> np.ndarray | None:
-    """:func:`find_mode` from the prior median, unless one of ``starts`` draws of the prior
-    (seeded by ``seed``) leads to a mode lower by more than ``margin`` nats (the same mode
+    """:func:`find_mode` from the prior median, unless the median with every shift at 0
+    (:meth:`MarginalDensity.unshifted`) or one of ``starts`` draws of the prior (seeded by
+    ``seed``) leads to a mode lower by more than ``margin`` nats (the same mode
     reached from two starts differs by far less, so it is never replaced by its own rounding).
     Each simulation's block is chosen apart (simulations share no parameter). From a draw
     L-BFGS runs loosely (``ROUGH``: enough to tell basins apart); a better basin is then
@@ -147,7 +148,10 @@ def _search(density: MarginalDensity, starts: int, seed: int, margin: float) -> 
         density.sample_prior(min(STARTS_BLOCK, starts - i), generator)
         for i in range(0, starts, STARTS_BLOCK)
     ]
-    draws = torch.cat(blocks).double().numpy()
+    draws = list(torch.cat(blocks).double().numpy())
+    unshifted = density.unshifted()  # first: a narrow mode by a shift of 0 (MarginalDensity)
+    if unshifted is not None and not torch.equal(unshifted, density.initial()):
+        draws.insert(0, unshifted.double().numpy().reshape(S, W))
     for x in draws:  # [S, W]
         rough = find_mode(density, x.reshape(-1), **ROUGH)
         if rough is None:
