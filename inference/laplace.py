@@ -89,7 +89,11 @@ STARTS_BLOCK = 4
 
 
 def find_best_mode(
-    density: MarginalDensity, starts: int = MODE_STARTS, seed: int = 0, margin: float = 1.0
+    density: MarginalDensity,
+    starts: int = MODE_STARTS,
+    seed: int = 0,
+    margin: float = 1.0,
+    found: dict[int, list[np.ndarray]] | None = None,
 ) -> np.ndarray | None:
     """:func:`find_mode` from the prior median, unless the median with every shift at 0
     (:meth:`MarginalDensity.unshifted`) or one of ``starts`` draws of the prior (seeded by
@@ -111,15 +115,21 @@ def find_best_mode(
 
     Why several starts: from the prior median L-BFGS can stop in a local mode: on one 64-game
     group (issue 14's kind, latent rationality and a shared shift) 260 nats above the one a
-    prior draw finds."""
-    best = _search(density, starts, seed, margin)
+    prior draw finds.
+
+    ``found``, if given, receives every simulation's end points of the searches (``{s: [block
+    [W], ...]}``), for :func:`other_modes`."""
+    best = _search(density, starts, seed, margin, found)
     S, W = density.coords.n_sims, density.coords.width
     if best is None or S == 1 or starts <= 0:
         return best
     alone = best.reshape(S, W).copy()
     for s in range(S):
         one = MarginalDensity(density.data.sims_subset(torch.tensor([s])), density.hypothesis)
-        block = _search(one, starts, seed, margin)
+        alone_found: dict[int, list[np.ndarray]] = {}
+        block = _search(one, starts, seed, margin, alone_found if found is not None else None)
+        if found is not None:
+            found.setdefault(s, []).extend(alone_found.get(0, []))
         if block is not None:
             alone[s] = block
     with np.errstate(all="ignore"):
@@ -131,12 +141,26 @@ def find_best_mode(
     return best.reshape(-1)
 
 
-def _search(density: MarginalDensity, starts: int, seed: int, margin: float) -> np.ndarray | None:
-    """The search of :func:`find_best_mode` on ``density``'s simulations together."""
+def _search(
+    density: MarginalDensity,
+    starts: int,
+    seed: int,
+    margin: float,
+    found: dict[int, list[np.ndarray]] | None = None,
+) -> np.ndarray | None:
+    """The search of :func:`find_best_mode` on ``density``'s simulations together (its end
+    points into ``found``)."""
+    S, W = density.coords.n_sims, density.coords.width
+
+    def keep(x: np.ndarray) -> None:
+        if found is not None:
+            for s, block in enumerate(x.reshape(S, W)):
+                found.setdefault(s, []).append(block.copy())
+
     best = find_mode(density)
     if best is None or starts <= 0:
         return best
-    S, W = density.coords.n_sims, density.coords.width
+    keep(best)
     best = best.reshape(S, W).copy()
     with np.errstate(all="ignore"):
         best_u = density.potentials_and_grad(best.reshape(-1))[0]
@@ -156,6 +180,7 @@ def _search(density: MarginalDensity, starts: int, seed: int, margin: float) -> 
         rough = find_mode(density, x.reshape(-1), **ROUGH)
         if rough is None:
             continue
+        keep(rough)
         with np.errstate(all="ignore"):
             u = density.potentials_and_grad(rough)[0]
         if not np.any(u < best_u - margin):
@@ -169,6 +194,88 @@ def _search(density: MarginalDensity, starts: int, seed: int, margin: float) -> 
         best[better] = mode.reshape(S, W)[better]
         best_u = np.where(better, u, best_u)
     return best.reshape(-1)
+
+
+@dataclass
+class OtherModes:
+    """Simulation ``sim``'s modes besides the best that a mode search found: their share of
+    the posterior mass by Laplace estimates, and the heaviest one's gap (nats below the best)
+    and block of ``theta``."""
+
+    sim: int
+    share: float
+    gap: float
+    mode: np.ndarray
+
+
+def other_modes(
+    density: MarginalDensity,
+    best: np.ndarray,
+    found: dict[int, list[np.ndarray]],
+    within: float = 30.0,
+    apart: float = 4.0,
+) -> list[OtherModes]:
+    """Per simulation, the modes other than ``best`` among the end points in ``found``
+    (:func:`find_best_mode`), and their share of the posterior mass by Laplace estimates
+    (``exp(-U) / sqrt(det H)`` at each mode); the result lists the simulations that have one.
+
+    An end point is polished by :func:`find_mode` and counts as another mode if it is then
+    more than ``apart`` sd from ``best`` and from the modes kept before it (Mahalanobis distance
+    in ``best``'s Laplace metric: an end point that stopped early along a flat direction, an
+    unplayed currency's shift, is the same mode), within ``within`` nats of it, and a mode
+    (positive definite Hessian), not a saddle. An estimate: it flags a posterior whose chains,
+    all started at ``best``, may never visit a mode that holds much of its mass."""
+    S, W = density.coords.n_sims, density.coords.width
+    best = np.asarray(best, dtype=float).reshape(S, W)
+    with np.errstate(all="ignore"):
+        metric = hessian_blocks(density, best.reshape(-1))  # [S, W, W]
+
+    def far(s: int, x: np.ndarray, y: np.ndarray) -> bool:
+        d = x - y
+        return bool(d @ metric[s] @ d > apart**2)
+
+    def log_mass(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(all="ignore"):
+            u = density.potentials_and_grad(theta.reshape(-1))[0]
+            sign, logdet = np.linalg.slogdet(hessian_blocks(density, theta.reshape(-1)))
+        ok = (sign > 0) & np.isfinite(u) & np.isfinite(logdet)
+        return np.where(ok, -u - 0.5 * logdet, -np.inf), u
+
+    # the end points far from best and from each other, before polishing (fewer to polish)
+    rough: list[list[np.ndarray]] = []
+    for s in range(S):
+        kept: list[np.ndarray] = []
+        for x in found.get(s, []):
+            if np.all(np.isfinite(x)) and far(s, x, best[s]) and all(far(s, x, y) for y in kept):
+                kept.append(x)
+        rough.append(kept)
+    base, u_best = log_mass(best)
+    modes: list[list[tuple[float, float, np.ndarray]]] = [[] for _ in range(S)]
+    for j in range(max((len(r) for r in rough), default=0)):  # every simulation's j-th at once
+        theta = best.copy()
+        for s in range(S):
+            if j < len(rough[s]):
+                theta[s] = rough[s][j]
+        polished = find_mode(density, theta.reshape(-1))
+        if polished is None:
+            continue
+        polished = polished.reshape(S, W)
+        mass, u = log_mass(polished)
+        for s in range(S):
+            if j >= len(rough[s]) or not np.isfinite(mass[s]) or u[s] - u_best[s] > within:
+                continue
+            x = polished[s]
+            if far(s, x, best[s]) and all(far(s, x, y) for _, _, y in modes[s]):
+                modes[s].append((float(mass[s]), float(u[s] - u_best[s]), x))
+    out = []
+    for s in range(S):
+        if not modes[s] or not np.isfinite(base[s]):
+            continue
+        others = np.logaddexp.reduce(np.array([m for m, _, _ in modes[s]]))
+        share = float(np.exp(others - np.logaddexp(base[s], others)))
+        _, gap, mode = max(modes[s], key=lambda m: m[0])
+        out.append(OtherModes(s, share, gap, mode))
+    return out
 
 
 def hessian_blocks(density: MarginalDensity, at: np.ndarray, step: float = 1e-5) -> np.ndarray:

@@ -233,14 +233,26 @@ def _bind(move: MoveStep | None, chain: int, rng: np.random.Generator):
     return None if move is None else (lambda z: move(chain, z, rng))
 
 
+@contextmanager
+def quiet_setup() -> Iterator[None]:
+    """A chain problem's set-up with warnings silenced, but for scai's own
+    :class:`DiagnosticWarning` (a mode the chains may miss: :mod:`scai.inference.mcmc`), shown
+    once it is done."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", DiagnosticWarning)
+        yield
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def run_chain(task: ChainTask) -> ChainResult:
     """Run one chain (module docstring) with one torch thread; torch's and Pyro's global
     random state is seeded with :func:`chain_seed` first (and the lean NUTS's generator)."""
     start = time.perf_counter()
     torch.set_num_threads(1)
     pyro.set_rng_seed(chain_seed(task.seed, task.chain))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_setup():
         problem = task.setup(*task.args)
     if problem.value_and_grad is not None:
         return _run_lean_chain(task, problem, start)
@@ -345,8 +357,7 @@ def run_lockstep(
     fills at the end)."""
     start = time.perf_counter()
     with one_torch_thread():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_setup():
             problem = setup(*args, chains)
         starts = []
         for c in range(chains):
