@@ -328,7 +328,18 @@ def run_jobs(
             if error is None:
                 breaks = 0
                 cache_of(key).store(entry, staged[key])
-                keep(at)
+                try:
+                    keep(at)
+                except Exception as err:  # stored, unreadable now: with keep_going, one failure
+                    if not keep_going:
+                        raise
+                    for i in at:
+                        results.pop(i, None)
+                    message = f"stored, but reading it back failed: {_one_line(err)}"
+                    errors.update(dict.fromkeys(at, message))
+                    bar.update()
+                    tell_now("failed", at, message)
+                    return False
                 bar.update()
                 tell_now("done", at, None)
                 return False

@@ -506,3 +506,25 @@ def test_two_killers_beside_innocents_fail_and_only_they(tmp_path, monkeypatch):
     assert sorted(outcome.errors) == [1, 2]
     assert len(list(tmp_path.glob("*.done"))) == 8
     assert sorted(at[0] for kind, at in events if kind == "failed") == [1, 2]
+
+
+def test_a_stored_result_that_cannot_be_read_back_fails_its_job_not_the_sweep(tmp_path):
+    """With ``keep_going`` (a sweep), a job whose result was stored but cannot be read back
+    (a disk error, a file changed under the run) is one failed job; it stopped the whole run.
+    Without ``keep_going`` the error still ends the run."""
+    from scai.experiments import runner
+
+    def load(cond, entry):
+        if cond.name == "c1":
+            raise ValueError("simulated unreadable file")
+        return runner.load_result(cond, entry)
+
+    outcome = runner.run_jobs(
+        _quick_jobs(3), tmp_path / "a", workers=1, progress=False, keep_going=True, load=load
+    )
+    assert list(outcome.errors) == [1]
+    assert "reading it back failed" in outcome.errors[1] and "unreadable" in outcome.errors[1]
+    assert outcome.results[1] is None
+    assert outcome.results[0] is not None and outcome.results[2] is not None
+    with pytest.raises(ValueError, match="simulated unreadable file"):
+        runner.run_jobs(_quick_jobs(3), tmp_path / "b", workers=1, progress=False, load=load)
