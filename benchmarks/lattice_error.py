@@ -38,7 +38,7 @@ def main() -> None:
                     policies=tuple(PolicyType(f"t{k}", w=k / K) for k in range(K)),
                     pi_concentration=(a,) * K,
                 )
-            error = lattice_error(hyp.pi_concentration, points, hyp)
+            error = lattice_error(hyp, points)
             cells.append(f"{error:.3f}" + ("*" if error > LATTICE_TOLERANCE else ""))
         size = len(simplex_lattice(K, points))
         print(f"| {K} | {size} | " + " | ".join(cells) + " |")

@@ -131,16 +131,14 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
     Measured with the default lattice (``benchmarks/lattice_error.py``): the presets err by at
     most 0.002 (3 types, concentration 0.5) and 0.008 (4 types); concentration 0.1 by 0.03 (3
     types) to 0.16 (12); 0.01 by 0.20-0.28; concentration 1 by 0.045 with 6 types and 0.18 with
-    12. The probes give a lower bound: a review found groups they missed (6 types at 0.5, 30-40
-    users of one type: 0.017-0.028 off, when the probes stopped at 20 users and measured
-    0.005). Before this check it found 0.113 for 0.251 (four users, concentration 0.01) and
-    0.61 for 0.50-0.52 (12 types), with no warning. :func:`scai.inference.fit.fit` calls it,
-    once per fit (the engine fits group by group and zooms: the warning would repeat)."""
+    12. The probes give a lower bound: other groups can be further off.
+    :func:`scai.inference.fit.fit` calls it, once per fit (the engine fits group by group and
+    zooms: the warning would repeat)."""
     K = len(hypothesis.policies)
     if K == 1:
         return
+    error = lattice_error(hypothesis, max_points)
     key = (tuple(hypothesis.pi_concentration), max_points)
-    error = lattice_error(*key, hypothesis)
     if error > LATTICE_TOLERANCE and key not in _LATTICE_WARNED:
         # once per process and prior: the protocol fits each condition epoch by epoch, and a
         # sweep over the concentration said it on every fit (12 lines for two small cells)
@@ -157,9 +155,11 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
         )
 
 
-def lattice_error(concentration: tuple[float, ...], max_points: int, hypothesis) -> float:
-    """:func:`check_lattice`'s measured error, once per concentration and lattice: the largest
-    over :data:`LATTICE_PROBES` (a lower bound of the lattice's error on other groups)."""
+def lattice_error(hypothesis: Hypothesis, max_points: int = MAX_SIMPLEX_POINTS) -> float:
+    """:func:`check_lattice`'s measured error for the prior of ``pi`` of ``hypothesis``, once
+    per concentration and lattice: the largest over :data:`LATTICE_PROBES` (a lower bound of the
+    lattice's error on other groups)."""
+    concentration = tuple(hypothesis.pi_concentration)
     key = (concentration, max_points)
     if key not in _LATTICE_ERRORS:
         K = len(concentration)

@@ -109,9 +109,7 @@ def find_best_mode(
     starts in a worse mode than its own search finds for having other groups beside it (the
     joint search still wins for some groups, by a few nats). Searched only together, L-BFGS's
     shared line searches and the prior draws for the whole table tie each group's basin to the
-    others': one group of three, fitted beside the other two, started and stayed in a mode 19
-    nats below the one it found alone, and MCMC's ``pi`` for it was 0.4 off the exact
-    engine's; of 100 groups under ``pooled``, 97 found a better mode alone (up to 23 nats).
+    others': of 100 groups under ``pooled``, 97 found a better mode alone (up to 23 nats).
 
     Why several starts: from the prior median L-BFGS can stop in a local mode: on one 64-game
     group (issue 14's kind, latent rationality and a shared shift) 260 nats above the one a

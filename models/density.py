@@ -113,7 +113,8 @@ class MarginalDensity:
         shift. A start for mode searches: a shift's posterior can hold a mode a thousandth wide
         beside 0, where ``lam * delta`` vanishes (its wall: :mod:`scai.inference.walls`), that
         no prior draw's L-BFGS reaches (six ``real_agents`` users in medicine under
-        ``essential_goods_shared``: 84% of the mass, missed by SVI and MCMC)."""
+        ``essential_goods_shared`` hold 84% of their mass there:
+        ``benchmarks/known_disagreements.py``)."""
         c = self.coords
         if not (c.latent_shift or c.latent_shared):
             return None
