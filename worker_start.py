@@ -130,9 +130,6 @@ WORKER_MODULES = (
     "scai.inference.nuts",
     "scai.inference.arviz_io",
     "h5netcdf",
-    # torch imports it (and SymPy: ~1 s of CPU) on the first torch.broadcast_shapes, which
-    # every exact fit with a latent scalar calls (the MultivariateNormal of its prior)
-    "torch.fx.experimental.symbolic_shapes",
 )
 #: What the server imports too unless told that the workers fit by the exact engine alone:
 #: ArviZ (MCMC's and the human-data fits' diagnostics, SVI's importance check) with xarray
@@ -140,7 +137,10 @@ WORKER_MODULES = (
 #: 0.23 writes a once-a-day stamp file on import, through a fixed temporary name: processes
 #: importing it at the same moment race on that name and one import fails
 #: (FileNotFoundError). Imported by the server, it is imported once; its workers inherit it.
-ARVIZ_MODULES = ("arviz", "xarray", "dask.distributed")
+#: With them, SymPy, which torch imports (~0.5-1 s of CPU) on the first
+#: ``torch.broadcast_shapes``: torch's ``MultivariateNormal``, in SVI's guides (the exact
+#: engine's Gaussian prior does without: ``scai.models.prior.ScalarGaussian``).
+ARVIZ_MODULES = ("arviz", "xarray", "dask.distributed", "torch.fx.experimental.symbolic_shapes")
 
 
 @contextlib.contextmanager
@@ -185,7 +185,8 @@ def start_worker_server(arviz: bool = True) -> None:
     from multiprocessing import forkserver
 
     modules = [*WORKER_MODULES, *(ARVIZ_MODULES if arviz else ())]
-    forkserver.set_forkserver_preload(["scai.worker_start_server", *modules])
+    preload = ["scai.worker_start_server", *modules, "scai.worker_start_ready"]
+    forkserver.set_forkserver_preload(preload)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()

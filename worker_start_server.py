@@ -16,11 +16,17 @@ and kill it (the program would see a dead server). So it ignores Ctrl-C from her
 :func:`scai.worker_start.start_worker`).
 """
 
+import gc
 import signal
 import warnings
 
 from scai.worker_start import die_with_parent
 
+# No cyclic garbage collection while the server imports the workers' modules: the collections
+# those imports trigger cost ~0.3 s of CPU before the first worker can start, and free little.
+# The server's last import, scai.worker_start_ready, freezes what was imported and turns
+# collection back on.
+gc.disable()
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 die_with_parent()
 # ArviZ announces its 1.0 refactor on import; the program hides it (scai.experiments.cli), and

@@ -41,6 +41,9 @@ import pyro.distributions as dist
 import torch
 from scipy.special import betaln, expit, log_expit
 
+# torch's own Mahalanobis term of ``MultivariateNormal.log_prob``: ScalarGaussian's bits are its.
+from torch.distributions.multivariate_normal import _batch_mahalanobis
+
 from scai.models.hypotheses import Hypothesis
 
 SITES = ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
@@ -320,7 +323,7 @@ class GroupPrior:
         K = points.shape[-1]
         return self.pi_cell_log_density(points, h) + (K - 1) * math.log(2 * h) - log_beta
 
-    def scalar_gaussian(self, essential: torch.Tensor) -> torch.distributions.MultivariateNormal:
+    def scalar_gaussian(self, essential: torch.Tensor) -> ScalarGaussian:
         """The Gaussian prior (``[d]``, float64) of the scalars the exact engine grids:
         ``log lam`` (if latent), then either every data currency's total shift ``delta_c``
         (if ``tau > 0``: jointly Gaussian, ``sigma_0^2 11' + tau^2 I``) or ``delta0``.
@@ -499,6 +502,28 @@ def _randn(shape, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
+@dataclass(frozen=True)
+class ScalarGaussian:
+    """``N(loc, covariance_matrix)`` over the scalars the exact engine grids: the log density of
+    torch's ``MultivariateNormal`` (the same operations, in the same order: the same bits)
+    without its constructor, whose shape check (``torch.broadcast_shapes``) imports SymPy, ~0.5
+    s of CPU, in every process that builds one (the exact engine's workers)."""
+
+    loc: torch.Tensor  # [d]
+    covariance_matrix: torch.Tensor  # [d, d]
+    scale_tril: torch.Tensor  # [d, d], its Cholesky factor
+
+    @classmethod
+    def of(cls, loc: torch.Tensor, covariance_matrix: torch.Tensor) -> ScalarGaussian:
+        return cls(loc, covariance_matrix, torch.linalg.cholesky(covariance_matrix))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``[...]``: the log density at each ``[..., d]`` point."""
+        mahalanobis = _batch_mahalanobis(self.scale_tril, value - self.loc)
+        half_log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return -0.5 * (self.loc.shape[-1] * math.log(2 * math.pi) + mahalanobis) - half_log_det
+
+
 @functools.lru_cache(maxsize=64)
 def _scalar_gaussian(
     lam_loc: float,
@@ -507,7 +532,7 @@ def _scalar_gaussian(
     currency_scale: float,
     essential_shift: float,
     essential: tuple[float, ...],
-) -> torch.distributions.MultivariateNormal:
+) -> ScalarGaussian:
     """:meth:`GroupPrior.scalar_gaussian` of a prior with these settings (one of its scalars
     latent: a scale above 0)."""
     C = len(essential)
@@ -522,4 +547,4 @@ def _scalar_gaussian(
         locs.append(torch.zeros(1))
         blocks.append(torch.tensor([[shared_scale**2]]))
     loc, cov = torch.cat(locs).double(), torch.block_diag(*blocks).double()
-    return torch.distributions.MultivariateNormal(loc, cov)
+    return ScalarGaussian.of(loc, cov)

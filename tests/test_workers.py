@@ -227,3 +227,27 @@ def test_a_workers_warning_is_one_line():
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if "grid" in line or "posterior" in line]
     assert lines == ["scai: warning: UserWarning: a grid too coarse for this posterior"], lines
+
+
+POOL_GARBAGE_COLLECTION = """
+import gc
+from scai.worker_start import start_worker_server
+from scai.inference.workers import worker_pool
+start_worker_server(arviz=False)
+pool = worker_pool(1)
+print(pool.submit(gc.isenabled).result(), pool.submit(gc.get_freeze_count).result())
+"""
+
+
+@linux
+def test_workers_collect_garbage_but_never_walk_the_server_s_imports():
+    """The server imports without cyclic garbage collection and freezes what it imported: a
+    worker collects (gc on) but its collections skip the inherited modules' objects (hundreds
+    of thousands: torch, pandas, scai), which they walked, copying their pages, before."""
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_GARBAGE_COLLECTION], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    enabled, frozen = done.stdout.split()
+    assert enabled == "True"
+    assert int(frozen) > 100_000
