@@ -68,7 +68,7 @@ from scai.models.distinct import distinct_rows
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import tone_loglik
-from scai.models.prior import GroupPrior
+from scai.models.prior import GroupPrior, ScalarGaussian
 
 
 def fit_exact(
@@ -825,7 +825,7 @@ def _zoom_boxes_until_resolved(
     marginal: torch.Tensor,
     pi_mean: torch.Tensor,
     scalar_marginal: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
-    prior: torch.distributions.Distribution,
+    prior: ScalarGaussian,
     points: int,
     budget_per_point: int,
 ) -> tuple[list[Box], int, bool, torch.Tensor, torch.Tensor]:

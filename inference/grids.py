@@ -36,7 +36,7 @@ from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.prior import GroupPrior
+from scai.models.prior import GroupPrior, ScalarGaussian
 
 #: The exact engine's default bound on the simplex lattice's points (``max_simplex_points``).
 MAX_SIMPLEX_POINTS = 3000
@@ -208,7 +208,7 @@ def zoom_modes(
     marginal: torch.Tensor,
     spacing: float | torch.Tensor,
     points: int,
-    prior: torch.distributions.Distribution,
+    prior: ScalarGaussian,
     margin: float = 200.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation,
@@ -280,7 +280,7 @@ def refine_cells(
     marginal: torch.Tensor,
     which: torch.Tensor,
     points: int,
-    prior: torch.distributions.Distribution,
+    prior: ScalarGaussian,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split the cells that hold the mass of the simulations ``which [S]`` into finer ones.
 
@@ -620,9 +620,7 @@ class Box:
         )
 
 
-def box_grid(
-    boxes: list[Box], prior: torch.distributions.Distribution
-) -> tuple[torch.Tensor, torch.Tensor]:
+def box_grid(boxes: list[Box], prior: ScalarGaussian) -> tuple[torch.Tensor, torch.Tensor]:
     """The boxes' points ``[T, d]`` one box after another, and their log weights ``[T]`` (log
     prior density + log cell volume)."""
     u = torch.cat([box.points() for box in boxes])

@@ -518,7 +518,10 @@ class ScalarGaussian:
         return cls(loc, covariance_matrix, torch.linalg.cholesky(covariance_matrix))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``[...]``: the log density at each ``[..., d]`` point."""
+        """``[...]``: the log density at each ``[..., d]`` point. A NaN point is a
+        ``ValueError``, as torch's validated ``MultivariateNormal`` has it (infinities pass)."""
+        if torch.isnan(value).any():
+            raise ValueError("ScalarGaussian.log_prob: a point holds NaN")
         mahalanobis = _batch_mahalanobis(self.scale_tril, value - self.loc)
         half_log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         return -0.5 * (self.loc.shape[-1] * math.log(2 * math.pi) + mahalanobis) - half_log_det

@@ -109,6 +109,24 @@ def test_the_console_freezes_its_imports_and_collects_garbage(decoy_dir):
     assert done.stdout.split() == ["True", "False"]
 
 
+def test_the_console_leaves_a_host_program_s_garbage_collection_alone(decoy_dir):
+    """Run inside a host program (``runpy``, as IPython's ``%run -m`` does), the console does
+    not freeze the host's objects nor turn its collection on or off."""
+    code = (
+        "import gc, runpy, sys\n"
+        "gc.disable()\n"
+        "sys.argv[1:] = ['validate', 'no-such-table.csv']\n"
+        "try:\n"
+        "    runpy.run_module('scai', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    done = _run([sys.executable, "-c", code], decoy_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "0"]
+
+
 def test_a_profiler_still_gets_its_profile(decoy_dir, tmp_path):
     """Under ``python -m cProfile -m scai`` the console script exits the usual way, so that
     the profiler writes its file after the program returns."""

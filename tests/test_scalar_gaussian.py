@@ -37,6 +37,16 @@ def test_log_density_has_torch_s_bits(name, essential):
         assert torch.equal(ours, torch_s.log_prob(u))
 
 
+def test_a_nan_point_is_refused_as_torch_s_validation_refuses_it():
+    prior = GroupPrior(LATENT["pooled"]).scalar_gaussian(torch.tensor((0.0, 1.0)))
+    point = torch.zeros(3, prior.loc.shape[0], dtype=torch.float64)
+    point[1, 0] = float("nan")
+    with pytest.raises(ValueError):
+        torch.distributions.MultivariateNormal(prior.loc, prior.covariance_matrix).log_prob(point)
+    with pytest.raises(ValueError, match="NaN"):
+        prior.log_prob(point)
+
+
 def test_an_exact_fit_of_latent_shifts_does_not_import_sympy(tmp_path):
     code = (
         "import sys\n"
