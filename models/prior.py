@@ -502,12 +502,13 @@ def _randn(shape, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScalarGaussian:
     """``N(loc, covariance_matrix)`` over the scalars the exact engine grids: the log density of
     torch's ``MultivariateNormal`` (the same operations, in the same order: the same bits)
     without its constructor, whose shape check (``torch.broadcast_shapes``) imports SymPy, ~0.5
-    s of CPU, in every process that builds one (the exact engine's workers)."""
+    s of CPU, in every process that builds one (the exact engine's workers). Compared by
+    identity, as torch's distributions are (a field-wise ``==`` on tensors would raise)."""
 
     loc: torch.Tensor  # [d]
     covariance_matrix: torch.Tensor  # [d, d]
