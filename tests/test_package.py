@@ -213,3 +213,31 @@ def test_wheel_holds_only_scai_and_its_license(tmp_path):
     # the packaged hypothesis files travel with the code
     assert "scai/experiments/hypotheses/human_norms.toml" in names
     assert "scai/models/tone_reader/default_reader.json" in names  # the shipped tone reader
+
+
+def test_command_line_starts_without_plotting_or_the_experiments(decoy_dir):
+    """``scai``'s parser (every subcommand's options) imports neither matplotlib nor the
+    experiments behind ``scai sweep`` and ``scai run original-logs``: they cost every command
+    ~0.2 s before it started, on the path of ``scai run all``'s start-up. What the parser reads
+    of them (their option choices) lives in light modules; the packages import the rest on
+    first use."""
+    code = (
+        "import sys\n"
+        "from scai.experiments.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('matplotlib', 'seaborn', 'scai.experiments.sweep.run',\n"
+        "         'scai.experiments.original_logs.experiment', 'scai.experiments.plots')\n"
+        "print([n for n in heavy if n in sys.modules])\n"
+        "from scai.experiments.sweep import load_spec, run_sweep\n"
+        "from scai.experiments.original_logs import NAME, main\n"
+        "print(run_sweep.__module__, main.__module__, NAME)\n"
+    )
+    done = _run([sys.executable, "-c", code], decoy_dir)
+    assert done.returncode == 0, done.stderr
+    loaded, names = done.stdout.splitlines()
+    assert loaded == "[]"
+    assert names.split() == [
+        "scai.experiments.sweep.run",
+        "scai.experiments.original_logs.experiment",
+        "original-logs",
+    ]

@@ -6,9 +6,26 @@ the cached, resumable condition runner of ``scai run``, on this machine or a Das
 - :mod:`.backends`: where the conditions are computed (``local`` or ``dask``);
 - :mod:`.report`: progress lines, the tidy ``sweep.csv`` and the heat-map;
 - :mod:`.run`: :func:`run_sweep`, all of it.
+
+Its names are imported on first use: ``scai``'s command line reads :data:`.backends.BACKENDS`
+and :data:`.spec.AXES` for its options, and importing :mod:`.run` with them (the experiments,
+matplotlib) cost every command ~0.2 s before it started.
 """
 
-from scai.experiments.sweep.run import SweepResult, run_sweep
-from scai.experiments.sweep.spec import SweepSpec, load_spec
+from __future__ import annotations
 
+import importlib
+
+_HOMES = {
+    "SweepResult": "run",
+    "run_sweep": "run",
+    "SweepSpec": "spec",
+    "load_spec": "spec",
+}
 __all__ = ["SweepResult", "SweepSpec", "load_spec", "run_sweep"]
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
