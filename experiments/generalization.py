@@ -35,7 +35,7 @@ from scai.experiments.common import (
 )
 from scai.experiments.conditions import Condition, condition_seed
 from scai.experiments.original import GENERALIZATION
-from scai.experiments.plots import figure_style, save_figure, seaborn
+from scai.experiments.plots import figure_style, pyplot, save_figure, seaborn
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
@@ -181,7 +181,7 @@ def main(args) -> ExperimentResult:
 
 
 def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sns = seaborn()
 

@@ -38,7 +38,7 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
-from scai.experiments.plots import figure_style, offered_share_panels, save_figure, seaborn
+from scai.experiments.plots import figure_style, offered_share_panels, pyplot, save_figure, seaborn
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 from scai.models.data import write_csv_atomic
@@ -316,7 +316,7 @@ def _split_label(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame, path):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sns = seaborn()
 

@@ -6,18 +6,27 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import pandas as pd  # noqa: E402
+from scai.models.data import write_atomic
 
-from scai.models.data import write_atomic  # noqa: E402
-
-# pyplot and seaborn (~1 s of CPU) are imported where a figure is drawn, not with this
-# module: `scai run all` imports it before its workers start.
+# matplotlib, pyplot and seaborn (~1 s of CPU) are imported where a figure is drawn, not with
+# this module: `scai run all` imports it before its workers start (:func:`pyplot`).
 USERS_COLOR = "0.45"
 #: Colours of seaborn's ``colorblind`` palette, by position (:func:`__getattr__`).
 PALETTE_COLORS = {"ASSISTANT_COLOR": 0, "ORIGINAL_COLOR": 3}
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot, drawing with Agg (into files: scai opens no window), imported on
+    first use: matplotlib alone takes ~0.17 s to import, on the path of ``scai run all``'s
+    start-up were this module to import it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def seaborn() -> ModuleType:
@@ -62,7 +71,7 @@ def figure_style() -> None:
     every axes' tick labels at each layout pass and draw, a twentieth of a report's CPU)
     would move it; the same pixels."""
     seaborn().set_theme(style="whitegrid", context="notebook")
-    matplotlib.rcParams["axes.titley"] = 1.0
+    pyplot().rcParams["axes.titley"] = 1.0
 
 
 def offered_share_panels(
@@ -76,7 +85,7 @@ def offered_share_panels(
     """One panel per condition: users' and assistant's offered share per epoch (mean, 95% CI),
     with the original GPT-4 assistant's published numbers overlaid where the study has them.
     ``titles``: a panel's title by condition (default: the condition's name)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure_style()
     conditions = conditions or list(dict.fromkeys(summary["condition"]))
@@ -128,7 +137,7 @@ def offered_share_panels(
 
 def save_figure(fig, path: Path, **savefig_options) -> Path:
     """Write a figure as PNG (dpi 120) atomically, then close it."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     try:
         write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, **savefig_options), suffix=".png")

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from scai.experiments.human_data.fitting import ResponderFit
-from scai.experiments.plots import figure_style, save_figure, seaborn
+from scai.experiments.plots import figure_style, pyplot, save_figure, seaborn
 from scai.models.responders import ROLE_NAMES, NormMixtureSpec
 from scai.models.responders.states import norm_probabilities, norm_state_names
 
@@ -30,7 +30,7 @@ def role_label(role: str) -> str:
 
 def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
     """Observed vs posterior-predictive rejection rate by offer, one panel per role."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sns = seaborn()
 
@@ -71,7 +71,7 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
 def plot_norm_types(fit: ResponderFit, path: Path) -> None:
     """Subjects over norm types: each role's expected share of subjects per norm (bars, from
     the subjects' posterior), with the population share ``pi`` (95% interval, whiskers)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sns = seaborn()
 
@@ -160,7 +160,7 @@ def role_parameters(fit: ResponderFit) -> pd.DataFrame:
 def plot_roles(fit: ResponderFit, path: Path) -> None:
     """Responders vs third-party punishers under inequity aversion: each subject's posterior
     median envy, the population's envy distribution, and the role-level parameters."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sns = seaborn()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.plots import figure_style, save_figure
+from scai.experiments.plots import figure_style, pyplot, save_figure
 
 INCONSISTENT = {
     "exp3/altruistic_rude": "exp3/altruistic_neutral",
@@ -245,7 +245,7 @@ def write_figures(
     """Per experiment: offered share by epoch (users, GPT-4, scai under each hypothesis) and
     scai's posterior on the true norm, one column per condition; and, given ``curves``, the
     per-interaction curves of epoch 1 (:func:`interaction_figure`)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure_style()
 
@@ -318,7 +318,7 @@ def write_figures(
 def interaction_figure(curves: pd.DataFrame, figures: Path) -> Path:
     """scai's mean ``p_true_norm`` after each user-user game of epoch 1 under the stereotype,
     each inconsistent condition beside its neutral-manner counterpart."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure_style()
 
