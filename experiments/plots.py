@@ -18,12 +18,15 @@ PALETTE_COLORS = {"ASSISTANT_COLOR": 0, "ORIGINAL_COLOR": 3}
 
 
 def pyplot() -> ModuleType:
-    """matplotlib's pyplot, drawing with Agg (into files: scai opens no window), imported on
-    first use: matplotlib alone takes ~0.17 s to import, on the path of ``scai run all``'s
-    start-up were this module to import it."""
+    """matplotlib's pyplot, imported on first use: matplotlib alone takes ~0.17 s to import, on
+    the path of ``scai run all``'s start-up were this module to import it. Where nothing has
+    imported pyplot yet (scai's commands) it draws with Agg: into files, no window. A session
+    that already uses pyplot (a notebook) keeps its backend: switched to Agg, its own figures
+    would no longer show; scai's are written to files and closed whichever backend draws them."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -124,14 +124,9 @@ def heat_map(
 ) -> Path:
     """A seaborn heat-map of ``measure`` over axes ``x`` (columns) and ``y`` (rows, largest at
     the top); other axes are averaged (the title says so); failed cells are blank."""
-    import matplotlib
+    from scai.experiments.plots import pyplot, save_figure, seaborn
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scai.experiments.plots import save_figure, seaborn
-
-    sns = seaborn()
+    plt, sns = pyplot(), seaborn()
 
     axes = [c for c in table.columns if c not in (measure, *INTERVAL, STATUS)]
     averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
