@@ -147,6 +147,9 @@ def console(argv: list[str] | None = None) -> NoReturn:
     global _collection_paused
     owns_process = _owns_process(sys._getframe(1))
     if owns_process:
+        # The program's figures go to files: drawn with Agg whatever window backend the shell
+        # names (without a display, that one would fail). A host program's choice is its own.
+        os.environ["MPLBACKEND"] = "Agg"
         gc.disable()  # while main imports the commands: _collect_from_here
         _collection_paused = True
     try:

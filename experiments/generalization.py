@@ -35,7 +35,7 @@ from scai.experiments.common import (
 )
 from scai.experiments.conditions import Condition, condition_seed
 from scai.experiments.original import GENERALIZATION
-from scai.experiments.plots import figure_style, pyplot, save_figure, seaborn
+from scai.experiments.plots import TOP, figure_style, pyplot, save_figure, seaborn
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
@@ -207,7 +207,7 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     )
     ax.set_ylabel("assistant's offered share (% of pot)")
     ax.set_xlabel("assistant's hypothesis about currencies")
-    ax.set_title("A selfish norm learned on dollars, tested on essential goods")
+    ax.set_title("A selfish norm learned on dollars, tested on essential goods", y=TOP)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     first = save_figure(fig, fig_dir / "generalization.png")

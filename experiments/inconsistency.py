@@ -38,7 +38,14 @@ from scai.experiments.common import (
 from scai.experiments.conditions import Condition
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
-from scai.experiments.plots import figure_style, offered_share_panels, pyplot, save_figure, seaborn
+from scai.experiments.plots import (
+    TOP,
+    figure_style,
+    offered_share_panels,
+    pyplot,
+    save_figure,
+    seaborn,
+)
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
 from scai.models.data import write_csv_atomic
@@ -337,7 +344,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     axes[0].set_xlim(0, 20)
     axes[0].set_ylabel("posterior probability of the true norm")
     axes[0].set_xlabel("interactions with users")
-    axes[0].set_title("Learning curves, stereotyped prior (mean, 95% CI)")
+    axes[0].set_title("Learning curves, stereotyped prior (mean, 95% CI)", y=TOP)
     axes[0].legend(fontsize=8, title="users", title_fontsize=8)
     reach = _split_label(reach)
     # The counts are small integers (4 to 8 at full size): means with intervals show the shift
@@ -355,7 +362,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     )
     axes[1].set_xlabel("interactions to reach 95% on the true norm (mean, 95% CI)")
     axes[1].set_ylabel("")
-    axes[1].set_title("Interactions needed, over simulations")
+    axes[1].set_title("Interactions needed, over simulations", y=TOP)
     pivot = sweep.pivot(index="stereotype_strength", columns="rationality", values="ratio")
     sns.heatmap(
         pivot.sort_index(ascending=False),
@@ -367,6 +374,6 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     )
     axes[2].set_xlabel("users' rationality (lambda)")
     axes[2].set_ylabel("stereotype strength s")
-    axes[2].set_title("Altruistic users: when does rudeness slow learning?")
+    axes[2].set_title("Altruistic users: when does rudeness slow learning?", y=TOP)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -19,17 +19,27 @@ PALETTE_COLORS = {"ASSISTANT_COLOR": 0, "ORIGINAL_COLOR": 3}
 
 def pyplot() -> ModuleType:
     """matplotlib's pyplot, imported on first use: matplotlib alone takes ~0.17 s to import, on
-    the path of ``scai run all``'s start-up were this module to import it. Where nothing has
-    imported pyplot yet (scai's commands) it draws with Agg: into files, no window. A session
-    that already uses pyplot (a notebook) keeps its backend: switched to Agg, its own figures
-    would no longer show; scai's are written to files and closed whichever backend draws them."""
+    the path of ``scai run all``'s start-up were this module to import it. Where no backend has
+    been chosen yet it draws with Agg: into files, no window (ArviZ imports pyplot without
+    choosing one; the ``scai`` program chooses Agg, :func:`scai.experiments.cli.console`). A
+    session that has chosen one (a notebook) keeps it: switched to Agg, its own figures would
+    no longer show; scai's are written to files and closed whichever backend draws them."""
     import matplotlib
 
-    if "matplotlib.pyplot" not in sys.modules:
+    if not _backend_chosen(matplotlib):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _backend_chosen(matplotlib: ModuleType) -> bool:
+    """Whether matplotlib's backend has been chosen (by ``use``, ``MPLBACKEND``, a drawn
+    figure) rather than left for pyplot to pick."""
+    try:
+        return matplotlib.get_backend(auto_select=False) is not None  # matplotlib >= 3.10
+    except TypeError:
+        return matplotlib.rcParams._get_backend_or_none() is not None
 
 
 def seaborn() -> ModuleType:
@@ -67,14 +77,16 @@ def __getattr__(name: str):
 def figure_style() -> None:
     """The one look of scai's figures (seaborn's whitegrid, notebook context), set before each
     figure is drawn: matplotlib's style is process-wide, so a figure that did not set it would
-    look different depending on which experiments ran before it in the same process.
-
-    Titles sit at the top of their axes (``axes.titley``): none of scai's figures has tick
-    labels or an axis label above an axes, where matplotlib's automatic placement (measuring
-    every axes' tick labels at each layout pass and draw, a twentieth of a report's CPU)
-    would move it; the same pixels."""
+    look different depending on which experiments ran before it in the same process."""
     seaborn().set_theme(style="whitegrid", context="notebook")
-    pyplot().rcParams["axes.titley"] = 1.0
+
+
+#: ``set_title(..., y=TOP)``: a title at the top of its axes, for panels whose y axis cannot
+#: show an offset text ("1e-3") above it (a fixed or bounded range, categories). matplotlib's
+#: automatic placement, which would move the title above such a text or above top tick
+#: labels (no scai figure has those), measures every axes' tick labels at each layout pass and
+#: draw: a twentieth of the reports' CPU, for the same pixels.
+TOP = 1.0
 
 
 def offered_share_panels(
@@ -123,7 +135,7 @@ def offered_share_panels(
                 color=palette_color("ORIGINAL_COLOR"),
                 label="GPT-4 assistant (2023, as published)",
             )
-        ax.set_title((titles or {}).get(cond, cond))
+        ax.set_title((titles or {}).get(cond, cond), y=TOP)  # the y range is fixed below
         ax.set_xlabel("epoch")
         ax.set_ylim(-3, 103)
         ax.set_xticks(sorted(part["epoch"].unique()))

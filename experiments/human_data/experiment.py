@@ -190,9 +190,6 @@ def _figures(
 def main(args) -> HumanDataResult:
     """``scai run human-data`` (options: ``--data PATH|synthetic --format --skip-invalid
     --out --figures --seed --quick --hypothesis --workers``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     if args.data is None:
         raise ValueError(f"human-data needs --data PATH or --data {SYNTHETIC}")
     return run(

@@ -388,9 +388,6 @@ def gpt4_numbers(out: Path) -> dict[str, float]:
 def main(args):
     """``scai run original-logs`` (options: ``--logs --data-dir --out --figures --seed
     --quick --hypothesis --tones --workers``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from scai.experiments.original_logs.report import checks_and_numbers
 
     source = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
