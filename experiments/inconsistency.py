@@ -22,6 +22,8 @@ contains 1 (no slowdown).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -205,12 +207,45 @@ def sweep_axes(args) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def plan(args) -> Plan:
-    """The conditions ``scai run inconsistency`` computes, with their settings and cache."""
-    conds = main_conditions(hypotheses_of(args)) + sweep_conditions(*sweep_axes(args))
-    return Plan(conds, settings_from(args, curve=True), cache_dir(args, NAME))
+    """The conditions ``scai run inconsistency`` computes, with their settings and cache: the
+    main conditions first, which suffice for the offered-share figure (:func:`report_early`),
+    then the sweep's."""
+    main = main_conditions(hypotheses_of(args))
+    conds = main + sweep_conditions(*sweep_axes(args))
+    return Plan(conds, settings_from(args, curve=True), cache_dir(args, NAME), early=len(main))
 
 
-def main(args) -> ExperimentResult:
+def report_early(args) -> Path:
+    """The offered-share figure, of the main conditions alone: ``scai run all`` draws it as soon
+    as they are stored, while the workers compute the sweep's, and :func:`main` takes it up
+    (``early``) instead of drawing it after the last condition, when the workers sit idle."""
+    first = plan(args).first()
+    names = [c.name for c in first.conditions]
+    return share_figure(args, main_summary(first.run(args.workers), names), names)
+
+
+def main_summary(results, names: list[str]) -> pd.DataFrame:
+    """The offered shares per epoch of the main conditions ``names``."""
+    return pd.concat([summarise(NAME, results[n], n.split(" | ")[1]) for n in names])
+
+
+def share_figure(args, summary: pd.DataFrame, names: list[str]) -> Path:
+    """``inconsistency_share.png``: the offered shares of the main conditions ``names``."""
+    original = {label(g, "stereotyped"): v for g, v in INCONSISTENCY.items()}
+    titles = {n: "{} users\nassistant's prior: {}".format(*n.split(" | ")) for n in names}
+    return offered_share_panels(
+        summary,
+        original,
+        figure_dir(args) / "inconsistency_share.png",
+        "Inconsistent language: offered share per epoch (95% CI over simulations)",
+        conditions=names,
+        titles=titles,
+    )
+
+
+def main(args, early: Path | None = None) -> ExperimentResult:
+    """``scai run inconsistency``; ``early``: the offered-share figure, drawn already
+    (:func:`report_early`)."""
     hypotheses = hypotheses_of(args)
     strengths, rationalities = sweep_axes(args)
     out = output_dir(args, NAME)
@@ -284,21 +319,12 @@ def main(args) -> ExperimentResult:
     )
     write_csv_atomic(curves, out / "learning_curves.csv")
 
-    main_names = [c.name for c in conds if "sweep" not in c.name]
-    summary = pd.concat([summarise(NAME, results[n], n.split(" | ")[1]) for n in main_names])
+    main_names = [c.name for c in conds[: planned.early]]
+    summary = main_summary(results, main_names)
     write_summary(summary, out)
     keep_posterior(results[main_names[0]], out, main_names[0].split(" | ")[0])
-    original = {label(g, "stereotyped"): v for g, v in INCONSISTENCY.items()}
-    titles = {n: "{} users\nassistant's prior: {}".format(*n.split(" | ")) for n in main_names}
     figures = [
-        offered_share_panels(
-            summary,
-            original,
-            figure_dir(args) / "inconsistency_share.png",
-            "Inconsistent language: offered share per epoch (95% CI over simulations)",
-            conditions=main_names,
-            titles=titles,
-        ),
+        early if early is not None else share_figure(args, summary, main_names),
         plot_learning(
             curves,
             reach[reach.condition.isin(main_names)],

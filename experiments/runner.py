@@ -149,9 +149,16 @@ class Plan:
     conditions: list[Condition]
     settings: Settings
     cache_dir: Path
+    #: How many of the first conditions suffice for part of the report (``report_early``: an
+    #: experiment's figure of its main conditions, drawn while the workers compute the rest).
+    early: int = 0
 
     def run(self, workers: int | None = None) -> dict[str, ConditionResult]:
         return run_conditions(self.conditions, self.settings, self.cache_dir, workers)
+
+    def first(self) -> Plan:
+        """The plan of its :attr:`early` first conditions alone (same settings and cache)."""
+        return Plan(self.conditions[: self.early], self.settings, self.cache_dir)
 
 
 def run_plans(
@@ -159,25 +166,35 @@ def run_plans(
     workers: int | None = None,
     progress: bool = True,
     on_plan_done: Callable[[int], None] | None = None,
+    on_early_done: Callable[[int], None] | None = None,
 ) -> None:
     """Compute (or find cached) every condition of ``plans`` with one pool of workers, in the
     plans' order; each is stored in its plan's cache, where the experiments then find it.
 
     ``on_plan_done(i)`` is called (in this thread) as soon as every condition of ``plans[i]``
     is stored, while the workers go on with the other plans' conditions: an experiment can
-    report from its cache then (its cache may be opened again: :meth:`ConditionCache.open`)."""
+    report from its cache then (its cache may be opened again: :meth:`ConditionCache.open`).
+    ``on_early_done(i)``, likewise, as soon as the first :attr:`Plan.early` conditions of
+    ``plans[i]`` are (before ``on_plan_done(i)``; never for a plan whose ``early`` is 0)."""
     jobs = [(c, plan.settings) for plan in plans for c in plan.conditions]
     folders = [plan.cache_dir for plan in plans for _ in plan.conditions]
     plan_of = [i for i, plan in enumerate(plans) for _ in plan.conditions]
+    position = [j for plan in plans for j in range(len(plan.conditions))]
     left = [len(plan.conditions) for plan in plans]
+    early_left = [min(plan.early, len(plan.conditions)) for plan in plans]
 
     def on_event(kind: str, indices: list[int], error: str | None) -> None:
-        if kind not in ("cached", "done") or on_plan_done is None:
+        if kind not in ("cached", "done"):
             return
         for index in indices:
-            left[plan_of[index]] -= 1
-            if left[plan_of[index]] == 0:
-                on_plan_done(plan_of[index])
+            i = plan_of[index]
+            if position[index] < plans[i].early:
+                early_left[i] -= 1
+                if early_left[i] == 0 and on_early_done is not None:
+                    on_early_done(i)
+            left[i] -= 1
+            if left[i] == 0 and on_plan_done is not None:
+                on_plan_done(i)
 
     run_jobs(jobs, folders, workers=workers, progress=progress, on_event=on_event, load=not_read)
 

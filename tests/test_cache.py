@@ -263,6 +263,39 @@ def test_a_plan_is_reported_from_its_cache_while_the_next_is_computed(tmp_path, 
         pass
 
 
+def test_a_plan_s_first_conditions_are_reported_before_the_rest_are_stored(tmp_path, first_run):
+    """``run_plans(..., on_early_done)`` (what lets ``scai run all`` draw inconsistency's share
+    figure while the sweep is computed): called once, as soon as the plan's first ``early``
+    conditions are stored and before the others are, then ``on_plan_done``; never for a plan
+    whose ``early`` is 0; and the first conditions alone (``Plan.first``) are found cached."""
+    from scai.experiments.runner import Plan, run_plans
+
+    other = Condition("tiny too", "fair", users=3, save_posterior=False)
+    plans = [
+        Plan([CONDITION, other], SETTINGS, tmp_path / "a" / "cache", early=1),
+        Plan([other], SETTINGS, tmp_path / "b" / "cache"),
+    ]
+    events = []
+
+    def early(i: int) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CacheWarning)
+            results = plans[i].first().run(workers=1)
+        assert caught == []  # found cached and intact
+        events.append(("early", i, set(manifests(plans[i].cache_dir)), set(results)))
+
+    def done(i: int) -> None:
+        events.append(("done", i, set(manifests(plans[i].cache_dir)), None))
+
+    with time_limit(2 * SECONDS):
+        run_plans(plans, workers=1, progress=False, on_plan_done=done, on_early_done=early)
+    assert events == [
+        ("early", 0, {"tiny"}, {"tiny"}),  # before "tiny too" was stored
+        ("done", 0, {"tiny", "tiny too"}, None),
+        ("done", 1, {"tiny too"}, None),
+    ]
+
+
 def test_the_code_digest_follows_the_bytes_not_the_place(tmp_path):
     one = tmp_path / "one"
     for folder in ("models", "inference", "experiments/commands"):

@@ -195,6 +195,27 @@ def test_rerun_resumes_from_cache(quick_runs, tmp_path):
     assert [p.stat().st_mtime_ns for p in cached] == stamps
 
 
+def test_inconsistency_s_early_figure_is_its_report_s(quick_runs, tmp_path):
+    """``scai run all`` draws inconsistency's share figure as soon as its main conditions are
+    stored (``report_early``, from the cache) and its report takes it up: the same bytes as
+    the figure the report draws itself."""
+    from scai.experiments import inconsistency
+    from scai.experiments.cli import build_parser
+
+    out, figs = quick_runs["inconsistency"]
+    args = build_parser().parse_args(
+        ["run", "inconsistency", "--quick", "--workers", "1", "--seed", "3"]
+        + ["--out", str(out.parent), "--figures", str(tmp_path)]
+    )
+    drawn = inconsistency.report_early(args)
+    assert drawn == tmp_path / "inconsistency_share.png"
+    assert drawn.read_bytes() == (figs / "inconsistency_share.png").read_bytes()
+    result = inconsistency.main(args, early=drawn)
+    assert result.figures[0] == drawn and drawn.read_bytes() == (figs / drawn.name).read_bytes()
+    learning = "inconsistency.png"
+    assert (tmp_path / learning).read_bytes() == (figs / learning).read_bytes()
+
+
 def test_sweep_reuses_the_inconsistency_experiments_own_cells(quick_runs, tmp_path, capsys):
     """``scai sweep`` runs its cells through ``scai run``'s runner and cache: a sweep of the
     inconsistency experiment's own sweep cells (its --quick grid, settings and seed), pointed

@@ -194,12 +194,23 @@ def run_experiment(args: argparse.Namespace) -> int:
         warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
+        # name -> (what its report_early drew, seconds): the report takes it up
+        early: dict[str, tuple[object, float]] = {}
 
         def report(name: str) -> None:
             start = time.perf_counter()
-            reports[name] = load(name).main(args), time.perf_counter() - start
+            if name in early:
+                drawn, before = early.pop(name)
+                result = load(name).main(args, early=drawn)
+            else:
+                before, result = 0.0, load(name).main(args)
+            reports[name] = result, before + time.perf_counter() - start
 
-        compute_together(names, args, report)
+        def report_early(name: str) -> None:
+            start = time.perf_counter()
+            early[name] = load(name).report_early(args), time.perf_counter() - start
+
+        compute_together(names, args, report, report_early)
         for name in names:
             if name not in reports:
                 report(name)
@@ -220,7 +231,10 @@ def run_experiment(args: argparse.Namespace) -> int:
 
 
 def compute_together(
-    names: list[str], args: argparse.Namespace, report: Callable[[str], None] | None = None
+    names: list[str],
+    args: argparse.Namespace,
+    report: Callable[[str], None] | None = None,
+    report_early: Callable[[str], None] | None = None,
 ) -> None:
     """With several experiments that compute conditions (each one's ``plan``), compute them all
     first with one pool of workers, so that no worker waits for an experiment's last condition
@@ -228,7 +242,10 @@ def compute_together(
     (generalization's latent currency shifts, then the inconsistency experiment's learning
     curves), so that the workers finish together; ``report(name)``, if given, is called for
     each experiment as soon as its conditions are stored, while the workers compute the
-    others' (it reports from the cache; what it prints is the caller's to order)."""
+    others' (it reports from the cache; what it prints is the caller's to order).
+    ``report_early(name)``, if given, is called for an experiment whose plan has ``early``
+    conditions and whose module a ``report_early``, as soon as those are stored: the last
+    report then has less to draw while the workers sit idle."""
     from scai.experiments.runner import run_plans
 
     order = ("generalization", "inconsistency", "alignment")
@@ -245,7 +262,16 @@ def compute_together(
                 report(planned[i])
                 reported.append(planned[i])
 
-        run_plans([load(n).plan(args) for n in planned], args.workers, on_plan_done=done)
+        def early_done(i: int) -> None:
+            if report_early is not None and hasattr(load(planned[i]), "report_early"):
+                report_early(planned[i])
+
+        run_plans(
+            [load(n).plan(args) for n in planned],
+            args.workers,
+            on_plan_done=done,
+            on_early_done=early_done,
+        )
         meanwhile = f" (reported meanwhile: {', '.join(reported)})" if reported else ""
         print(
             f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s"
