@@ -169,17 +169,25 @@ def run_plans(
     on_early_done: Callable[[int], None] | None = None,
 ) -> None:
     """Compute (or find cached) every condition of ``plans`` with one pool of workers, in the
-    plans' order; each is stored in its plan's cache, where the experiments then find it.
+    plans' order, but for the conditions after a plan's :attr:`Plan.early` ones, which go last;
+    each is stored in its plan's cache, where the experiments then find it.
 
     ``on_plan_done(i)`` is called (in this thread) as soon as every condition of ``plans[i]``
     is stored, while the workers go on with the other plans' conditions: an experiment can
     report from its cache then (its cache may be opened again: :meth:`ConditionCache.open`).
     ``on_early_done(i)``, likewise, as soon as the first :attr:`Plan.early` conditions of
     ``plans[i]`` are (before ``on_plan_done(i)``; never for a plan whose ``early`` is 0)."""
-    jobs = [(c, plan.settings) for plan in plans for c in plan.conditions]
-    folders = [plan.cache_dir for plan in plans for _ in plan.conditions]
-    plan_of = [i for i, plan in enumerate(plans) for _ in plan.conditions]
-    position = [j for plan in plans for j in range(len(plan.conditions))]
+    # (plan, position) of each job: a plan's conditions after its early ones go after every
+    # other plan's, so that the report that waits for them is the last and the others, whole
+    # or early part, are drawn while the workers compute
+    order = sorted(
+        ((i, j) for i, plan in enumerate(plans) for j in range(len(plan.conditions))),
+        key=lambda at: 0 < plans[at[0]].early <= at[1],
+    )
+    jobs = [(plans[i].conditions[j], plans[i].settings) for i, j in order]
+    folders = [plans[i].cache_dir for i, _ in order]
+    plan_of = [i for i, _ in order]
+    position = [j for _, j in order]
     left = [len(plan.conditions) for plan in plans]
     early_left = [min(plan.early, len(plan.conditions)) for plan in plans]
 

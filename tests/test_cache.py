@@ -267,7 +267,9 @@ def test_a_plan_s_first_conditions_are_reported_before_the_rest_are_stored(tmp_p
     """``run_plans(..., on_early_done)`` (what lets ``scai run all`` draw inconsistency's share
     figure while the sweep is computed): called once, as soon as the plan's first ``early``
     conditions are stored and before the others are, then ``on_plan_done``; never for a plan
-    whose ``early`` is 0; and the first conditions alone (``Plan.first``) are found cached."""
+    whose ``early`` is 0; the first conditions alone (``Plan.first``) are found cached; and
+    the conditions after a plan's early ones are computed after every other plan's, so that
+    the other reports are drawn while the workers compute."""
     from scai.experiments.runner import Plan, run_plans
 
     other = Condition("tiny too", "fair", users=3, save_posterior=False)
@@ -291,8 +293,8 @@ def test_a_plan_s_first_conditions_are_reported_before_the_rest_are_stored(tmp_p
         run_plans(plans, workers=1, progress=False, on_plan_done=done, on_early_done=early)
     assert events == [
         ("early", 0, {"tiny"}, {"tiny"}),  # before "tiny too" was stored
+        ("done", 1, {"tiny too"}, None),  # plan 1 before the rest of plan 0
         ("done", 0, {"tiny", "tiny too"}, None),
-        ("done", 1, {"tiny too"}, None),
     ]
 
 

@@ -240,9 +240,11 @@ def compute_together(
     first with one pool of workers, so that no worker waits for an experiment's last condition
     while the next experiment's are still to come. The costliest conditions go first
     (generalization's latent currency shifts, then the inconsistency experiment's learning
-    curves), so that the workers finish together; ``report(name)``, if given, is called for
-    each experiment as soon as its conditions are stored, while the workers compute the
-    others' (it reports from the cache; what it prints is the caller's to order).
+    curves), so that the workers finish together, but for the conditions after a plan's
+    ``early`` ones (inconsistency's sweep), which go last (:func:`run_plans`): the reports
+    of the others are then drawn while the workers compute. ``report(name)``, if given, is
+    called for each experiment as soon as its conditions are stored, while the workers compute
+    the others' (it reports from the cache; what it prints is the caller's to order).
     ``report_early(name)``, if given, is called for an experiment whose plan has ``early``
     conditions and whose module a ``report_early``, as soon as those are stored: the last
     report then has less to draw while the workers sit idle."""
