@@ -250,7 +250,7 @@ def main(args, early: Path | None = None) -> ExperimentResult:
     strengths, rationalities = sweep_axes(args)
     out = output_dir(args, NAME)
     planned = plan(args)
-    conds, settings = planned.conditions, planned.settings
+    settings = planned.settings
     results = planned.run(args.workers)
     total = settings.epochs * (settings.rounds + 2)
     reach = reach_table(results, total)
@@ -319,7 +319,7 @@ def main(args, early: Path | None = None) -> ExperimentResult:
     )
     write_csv_atomic(curves, out / "learning_curves.csv")
 
-    main_names = [c.name for c in conds[: planned.early]]
+    main_names = [c.name for c in planned.first().conditions]
     summary = main_summary(results, main_names)
     write_summary(summary, out)
     keep_posterior(results[main_names[0]], out, main_names[0].split(" | ")[0])

@@ -7,12 +7,7 @@ line reads :data:`.tones.LOG_TONES` for its options, and importing the experimen
 
 from __future__ import annotations
 
-import importlib
+from scai.experiments.lazy import lazy_names
 
 __all__ = ["NAME", "main", "run"]
-
-
-def __getattr__(name: str):
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.experiment"), name)
+__getattr__ = lazy_names(__name__, dict.fromkeys(__all__, "experiment"))

@@ -14,18 +14,10 @@ matplotlib) cost every command ~0.2 s before it started.
 
 from __future__ import annotations
 
-import importlib
+from scai.experiments.lazy import lazy_names
 
-_HOMES = {
-    "SweepResult": "run",
-    "run_sweep": "run",
-    "SweepSpec": "spec",
-    "load_spec": "spec",
-}
 __all__ = ["SweepResult", "SweepSpec", "load_spec", "run_sweep"]
-
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__ = lazy_names(
+    __name__,
+    {"SweepResult": "run", "run_sweep": "run", "SweepSpec": "spec", "load_spec": "spec"},
+)
