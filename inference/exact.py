@@ -19,6 +19,7 @@ computed from the weights themselves, not from the draws.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import warnings
@@ -67,7 +68,7 @@ from scai.inference.posterior import Posterior, manner_probabilities
 from scai.models.distinct import distinct_rows
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.marginal import tone_loglik
+from scai.models.marginal import EventIndex, tone_loglik
 from scai.models.prior import GroupPrior, ScalarGaussian
 
 
@@ -161,6 +162,15 @@ def fit_exact(
     K = len(hypothesis.policies)
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
     mask = data.user_mask.to(dtype)
+    # Built once per fit, however many grids score the data: the data's events (at their first
+    # scoring) and the log prior of each lattice of pi (kept with it: ids are not reused).
+    event_index = functools.cache(lambda: EventIndex.from_data(data))
+    lattice_priors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pi_log_prior(points: torch.Tensor) -> torch.Tensor:
+        if id(points) not in lattice_priors:
+            lattice_priors[id(points)] = (points, prior.pi_cell_log_weights(points))
+        return lattice_priors[id(points)][1]
 
     def evaluate(
         u: torch.Tensor,
@@ -171,7 +181,7 @@ def fit_exact(
     ):
         """``log p(theta_t, pi_g, data)`` ``[T, S, G]`` and ``L [T, S, U, K]`` on the grid of
         every scalar point ``u`` with every point ``b`` of the bounded sites' grid."""
-        log_prior = prior.pi_cell_log_weights(pi_grid)
+        log_prior = pi_log_prior(pi_grid)
         b, b_mass = b
         u2 = u.repeat_interleave(len(b), 0)
         b2 = b.repeat(len(u), 1)
@@ -187,6 +197,7 @@ def fit_exact(
                     v[:, 0],
                     v[:, 1 : 1 + shift_t.shape[-1]],
                     lapse_t=v[:, -1] if "lapse" in site else None,
+                    index=event_index(),
                 ),
             )
         if "strength" in site:

@@ -28,13 +28,15 @@ def grid_action_loglik(
     shift_t: torch.Tensor,
     chunk: int | None = None,
     lapse_t: torch.Tensor | None = None,
+    index: EventIndex | None = None,
 ) -> torch.Tensor:
     """``[T, S, U, K]`` action log-likelihood at every grid point ``(lam_t[t], shift_t[t])``
     (and ``lapse_t[t]`` where the lapse is latent), ``chunk`` grid points at a time (by
     default ``640 // S``, at least 32: the scored cells gathered from the tables grow with the
-    simulations, and stay about the size of 32 points' for 20 simulations)."""
+    simulations, and stay about the size of 32 points' for 20 simulations). ``index``: the
+    data's :class:`EventIndex`, where the caller scores the same data on several grids."""
     chunk = chunk or max(32, POINTS_PER_CHUNK // max(1, data.shape[0]))
-    index = EventIndex.from_data(data)
+    index = index or EventIndex.from_data(data)
     dtype = torch.get_default_dtype()
     parts = []
     for start in range(0, lam_t.shape[0], chunk):
