@@ -12,6 +12,13 @@ type probabilities), the users' true acceptance tables and the per-epoch records
     .venv/bin/python benchmarks/bench_conditions.py generalization   # its 3 conditions
     .venv/bin/python benchmarks/bench_conditions.py alignment        # its 6 conditions
 
+With ``--sims 20,80,320,640`` it times instead every fourth of inconsistency's sweep conditions
+at each of those numbers of simulations (one program: the same shapes, more simulations) and prints
+the CPU per 20 simulations: what batching conditions of one shape into one tensor program
+could save at most, against twenty simulations a condition::
+
+    .venv/bin/python benchmarks/bench_conditions.py --sims 20,80,320,640
+
 Phases are timed by wrapping the functions the protocol calls (a phase named
 ``parent: part`` is counted in its parent too); ``other`` is the rest of ``run_condition``.
 """
@@ -59,9 +66,33 @@ def conditions(experiment: str):
     return [(c, Settings()) for c in alignment.conditions("neutral")]
 
 
+def by_simulations(counts: list[int]) -> None:
+    """Every fourth inconsistency sweep condition at ``counts`` simulations each: their mean
+    CPU per 20 simulations."""
+    from scai.experiments import inconsistency, protocol
+    from scai.experiments.conditions import Settings, condition_seed
+
+    conds = inconsistency.sweep_conditions(
+        inconsistency.SWEEP_STRENGTHS, inconsistency.SWEEP_RATIONALITIES
+    )[::4]
+    protocol.run_condition(conds[0], Settings(sims=2, epochs=2, curve=True), 1)  # warm-up
+    print(f"{len(conds)} sweep conditions, load average {os.getloadavg()[0]:.1f}")
+    print("\n| simulations | CPU s per condition | CPU s per 20 simulations |\n|---:|---:|---:|")
+    for sims in counts:
+        settings = Settings(sims=sims, curve=True)
+        start = time.process_time()
+        for cond in conds:
+            protocol.run_condition(cond, settings, condition_seed(settings.seed, cond.stream))
+        spent = (time.process_time() - start) / len(conds)
+        print(f"| {sims} | {spent:.3f} | {spent * 20 / sims:.3f} |")
+
+
 def main(args) -> None:
     keep_freed_memory()
     torch.set_num_threads(1)
+    if args.sims:
+        by_simulations([int(n) for n in args.sims.split(",")])
+        return
     from scai.experiments import learning_curve, protocol
     from scai.experiments.conditions import Settings, condition_seed
     from scai.inference import online
@@ -107,5 +138,9 @@ if __name__ == "__main__":
         choices=("inconsistency", "generalization", "alignment"),
         nargs="?",
         default="inconsistency",
+    )
+    parser.add_argument(
+        "--sims",
+        help="comma-separated numbers of simulations: time one sweep condition at each instead",
     )
     main(parser.parse_args())
