@@ -144,11 +144,21 @@ def write_comparison(
 NUMBERS_FILE = "numbers.json"
 
 
+#: Significant digits of each number in ``numbers.json``: far more than any quote needs, and
+#: few enough that the last bits a host's floating point moves (the human-data hypotheses'
+#: stacking weights differ in the 14th digit from one machine to another) leave the committed
+#: file as it is.
+NUMBER_DIGITS = 12
+
+
 def record_numbers(figures: Path, experiment: str, numbers: dict[str, float]) -> Path:
-    """Merge ``experiment``'s numbers into ``figures/numbers.json`` (other experiments' entries
-    are kept, so a run of one experiment updates only its own), written atomically."""
+    """Merge ``experiment``'s numbers, to :data:`NUMBER_DIGITS` significant digits, into
+    ``figures/numbers.json`` (other experiments' entries are kept, so a run of one experiment
+    updates only its own), written atomically."""
     path = Path(figures) / NUMBERS_FILE
     recorded = json.loads(path.read_text()) if path.exists() else {}
-    recorded[experiment] = {key: float(value) for key, value in numbers.items()}
+    recorded[experiment] = {
+        key: float(f"{float(value):.{NUMBER_DIGITS}g}") for key, value in numbers.items()
+    }
     text = json.dumps(recorded, indent=1, sort_keys=True) + "\n"
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))

@@ -296,6 +296,24 @@ def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path
     assert "11.1" in target.read_text()
 
 
+def test_numbers_json_does_not_move_with_a_hosts_last_bits(tmp_path):
+    """The human-data stacking weights came out 0.846962719555427 on one machine and
+    0.8469627195554326 on another: the recorded numbers keep 12 significant digits, so both
+    write the committed file, and a number that differs in its 12th digit still shows."""
+    import json
+
+    from scai.experiments.report import record_numbers
+
+    written = []
+    for weight in (0.846962719555427, 0.8469627195554326, 0.8469627195):
+        folder = tmp_path / str(len(written))
+        record_numbers(folder, "human-data", {"human_inequity: weight": weight, "n": 40})
+        written.append((folder / "numbers.json").read_text())
+    assert written[0] == written[1] != written[2]
+    numbers = json.loads(written[0])["human-data"]
+    assert numbers == {"human_inequity: weight": 0.846962719555, "n": 40.0}
+
+
 def test_mean_interval_is_the_t_interval_of_the_mean():
     """The 95% interval is mean +- t(0.975, n - 1) sd / sqrt(n), with SciPy's t quantile
     (the report computes it without importing scipy.stats), cut to the shares' range 0-100
