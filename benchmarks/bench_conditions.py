@@ -141,6 +141,7 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--sims",
-        help="comma-separated numbers of simulations: time one sweep condition at each instead",
+        help="comma-separated numbers of simulations: time every fourth inconsistency sweep "
+        "condition at each instead (the experiment argument is then not used)",
     )
     main(parser.parse_args())

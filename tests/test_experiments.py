@@ -305,7 +305,7 @@ def test_numbers_json_does_not_move_with_a_hosts_last_bits(tmp_path):
     from scai.experiments.report import record_numbers
 
     written = []
-    for weight in (0.846962719555427, 0.8469627195554326, 0.8469627195):
+    for weight in (0.846962719555427, 0.8469627195554326, 0.846962719556):
         folder = tmp_path / str(len(written))
         record_numbers(folder, "human-data", {"human_inequity: weight": weight, "n": 40})
         written.append((folder / "numbers.json").read_text())
