@@ -147,7 +147,7 @@ NUMBERS_FILE = "numbers.json"
 #: Significant digits of each number in ``numbers.json``: far more than any quote needs, and
 #: few enough that the last bits a host's floating point moves (the human-data hypotheses'
 #: stacking weights differ in the 14th digit from one machine to another) leave the committed
-#: file as it is.
+#: file as it is, unless a number sits within that noise of a rounding boundary (rare).
 NUMBER_DIGITS = 12
 
 
