@@ -107,12 +107,42 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
     one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
     names = latent_scalars(hypothesis, one.only_played_currencies())
     if len(names) > MAX_LATENT_SCALARS:
-        where = f" (in simulation {data.sim_ids[busiest]!r})" if data.shape[0] > 1 else ""
+        where = ""
+        if data.shape[0] > 1:
+            over = _over_budget(hypothesis, data)
+            shown = ", ".join(repr(data.sim_ids[s]) for s in over[:SHOWN_SIMULATIONS])
+            more = (
+                f" and {len(over) - SHOWN_SIMULATIONS} more"
+                if len(over) > SHOWN_SIMULATIONS
+                else ""
+            )
+            where = (
+                f" in simulation {data.sim_ids[busiest]!r}, and {len(over)} of {data.shape[0]} "
+                f"simulations have more than {MAX_LATENT_SCALARS} ({shown}{more})"
+            )
         raise EngineError(
             f"engine 'exact' integrates at most {MAX_LATENT_SCALARS} latent scalars besides pi; "
-            f"hypothesis {hypothesis.name!r} on this data has {len(names)}{where} "
-            f"({', '.join(names)}): use engine='svi' or engine='mcmc'"
+            f"hypothesis {hypothesis.name!r} on this data has {len(names)} "
+            f"({', '.join(names)}){where}: use engine='svi' or engine='mcmc'"
         )
+
+
+#: Simulations a refusal of :func:`check_exact` names (then how many more).
+SHOWN_SIMULATIONS = 5
+
+
+def _over_budget(hypothesis: Hypothesis, data: GroupData) -> list[int]:
+    """The simulations with more than :data:`MAX_LATENT_SCALARS` latent scalars, in order. A
+    simulation's count depends only on how many currencies it plays: one of each count is
+    counted (:func:`latent_scalars` on it, cut to those currencies)."""
+    played = data.played_currencies().sum(1)  # [S]
+    over = torch.zeros(data.shape[0], dtype=torch.bool)
+    for count in played.unique().tolist():
+        at = played == count
+        one = data.sims_subset(at.nonzero()[:1, 0]).only_played_currencies()
+        if len(latent_scalars(hypothesis, one)) > MAX_LATENT_SCALARS:
+            over |= at
+    return over.nonzero()[:, 0].tolist()
 
 
 #: The largest error in the posterior mean of ``pi`` that :func:`check_lattice` lets pass.

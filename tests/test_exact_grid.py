@@ -8,6 +8,7 @@ a window is dropped from the posterior altogether.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -330,6 +331,19 @@ def test_the_latent_scalars_are_counted_per_simulation_on_the_currencies_it_play
     )
     with pytest.raises(EngineError, match=r"has 3 \(lam, shift\[apples\], shift\[dollars\]\)"):
         check_exact(hyp, GroupData.from_table(both.reset_index(drop=True)))
+    # seven simulations over the budget beside one within it: the refusal counts them and
+    # names the first five, not only the busiest
+    many = pd.concat(
+        [both.assign(sim=f"s{i}") for i in range(7)] + [parts[0].assign(sim="ok")],
+        ignore_index=True,
+    )
+    with pytest.raises(EngineError) as refused:
+        check_exact(hyp, GroupData.from_table(many))
+    message = str(refused.value)
+    assert "7 of 8 simulations have more than 2 (" in message
+    named = re.findall(r"'(s\d)'", message)  # the busiest, then the first five
+    assert named == ["s0", "s0", "s1", "s2", "s3", "s4"] and "and 2 more" in message
+    assert "'ok'" not in message
 
 
 def test_a_simulation_with_no_game_draws_its_shifts_from_the_prior():
