@@ -87,11 +87,24 @@ def by_simulations(counts: list[int]) -> None:
         print(f"| {sims} | {spent:.3f} | {spent * 20 / sims:.3f} |")
 
 
+def simulation_counts(text: str) -> list[int]:
+    """``--sims``: comma-separated positive whole numbers."""
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers of simulations such as 20,160, got {text!r}"
+        )
+    return counts
+
+
 def main(args) -> None:
     keep_freed_memory()
     torch.set_num_threads(1)
     if args.sims:
-        by_simulations([int(n) for n in args.sims.split(",")])
+        by_simulations(args.sims)
         return
     from scai.experiments import learning_curve, protocol
     from scai.experiments.conditions import Settings, condition_seed
@@ -141,6 +154,7 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--sims",
+        type=simulation_counts,
         help="comma-separated numbers of simulations: time every fourth inconsistency sweep "
         "condition at each instead (the experiment argument is then not used)",
     )
