@@ -163,14 +163,10 @@ def fit_exact(
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
     mask = data.user_mask.to(dtype)
     # Built once per fit, however many grids score the data: the data's events (at their first
-    # scoring) and the log prior of each lattice of pi (kept with it: ids are not reused).
+    # scoring) and the log prior of each lattice of pi (a tensor hashes by identity; the cache
+    # keeps it, so its id is not reused).
     event_index = functools.cache(lambda: EventIndex.from_data(data))
-    lattice_priors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def pi_log_prior(points: torch.Tensor) -> torch.Tensor:
-        if id(points) not in lattice_priors:
-            lattice_priors[id(points)] = (points, prior.pi_cell_log_weights(points))
-        return lattice_priors[id(points)][1]
+    pi_log_prior = functools.cache(prior.pi_cell_log_weights)
 
     def evaluate(
         u: torch.Tensor,
