@@ -10,7 +10,9 @@ run's figures and numbers equal the committed ones (``figures/``).
 prints a Markdown table, the command it timed and the machine's load before and after. With
 ``--before OLD`` (a folder holding a ``scai`` package, e.g. ``git archive COMMIT`` unpacked into
 ``OLD/scai``), each repeat runs that code first (``PYTHONPATH``), then this one, so that both
-see the same load.
+see the same load. Before the first run and after the last it measures the host's speed
+(``host_speed.py``: fixed workloads that do not depend on scai's code), so that runs of
+different sessions can be compared.
 
 The CPU time counts every process of the command: its workers are forked by a worker server
 that the command starts and that outlives it by a moment, so this script adopts the orphans
@@ -32,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import host_speed  # this folder's
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the committed figures folder holds that a ``scai run all`` writes.
@@ -113,6 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     codes = ([("before", args.before.resolve())] if args.before else []) + [("this code", None)]
     adopt_orphans()
+    speed_before = host_speed.summary()
     load = [os.getloadavg()[0]]
     rows = []
     for _ in range(args.repeats):
@@ -120,11 +125,16 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="scai-bench-run-all-") as tmp:
                 rows.append({"code": name, **run_once(Path(tmp) / "out", args.workers, code)})
             load.append(os.getloadavg()[0])
+    speed_after = host_speed.summary()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"1-minute load average before and after each run: {', '.join(f'{v:.1f}' for v in load)}")
+    print(
+        f"host speed (benchmarks/host_speed.py, CPU): before {host_speed.one_line(speed_before)}; "
+        f"after {host_speed.one_line(speed_after)}"
+    )
     print(f"command (cwd {ROOT.name}/, fresh --out each repeat): {rows[0]['command']}\n")
     if args.before:
         print(f"before: {args.before}\n")

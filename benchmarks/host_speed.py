@@ -1,0 +1,110 @@
+"""How fast this host is right now: the CPU seconds of three fixed workloads that do not
+depend on scai's code, so that timings taken in different sessions can be compared.
+
+This machine is a virtual one on a shared host, and the same code runs about a third slower
+in some sessions than in others (``scai run all`` at one commit: 9.9-11.1 s in one session,
+13.4-14.3 s in the next); the load average, which counts this machine's processes only, does
+not show it. Each workload runs in a fresh interpreter, one torch thread:
+
+- ``import``: ``import torch, pandas``, what every process of ``scai run all`` pays first;
+- ``kernels``: the exact engine's kind of arithmetic in float64 (``[256, 2926]`` products of
+  a three-type lattice, their logarithms, a log-sum-exp), a fixed number of times;
+- ``python``: the interpreter alone (dicts, lists, small loops), a fixed number of times.
+
+::
+
+    .venv/bin/python benchmarks/host_speed.py --repeats 3
+
+prints a Markdown table of each workload's median, minimum and maximum CPU seconds.
+``bench_run_all.py`` prints one measurement of each before its first run and after its last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+#: Each workload's program: it prints the CPU seconds of the part that is timed.
+PROGRAMS = {
+    "import": (
+        "import time\n"
+        "start = time.process_time()\n"
+        "import torch, pandas\n"
+        "print(time.process_time() - start)\n"
+    ),
+    "kernels": (
+        "import time, torch\n"
+        "torch.set_num_threads(1)\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "pi = torch.rand(2926, 3, generator=g, dtype=torch.float64)\n"
+        "e = torch.rand(256, 3, generator=g, dtype=torch.float64)\n"
+        "start = time.process_time()\n"
+        "for _ in range(ROUNDS):\n"
+        "    terms = (e @ pi.T).log_().add_(1.0)\n"
+        "    total = torch.logsumexp(terms, -1).sum()\n"
+        "print(time.process_time() - start)\n"
+    ),
+    "python": (
+        "import time\n"
+        "start = time.process_time()\n"
+        "for _ in range(ROUNDS):\n"
+        "    rows = [{'sim': i % 20, 'offer': i % 101, 'pot': 100} for i in range(1000)]\n"
+        "    share = sum(r['offer'] / r['pot'] for r in rows if r['sim'] != 3)\n"
+        "print(time.process_time() - start)\n"
+    ),
+}
+#: ``ROUNDS`` in each program: about half a second of CPU each on this machine.
+ROUNDS = {"import": 0, "kernels": 100, "python": 2500}
+
+
+def measure(workload: str, scale: float = 1.0) -> float:
+    """CPU seconds of one run of ``workload`` (its rounds times ``scale``) in a fresh
+    interpreter."""
+    rounds = max(1, round(ROUNDS[workload] * scale))
+    program = PROGRAMS[workload].replace("ROUNDS", str(rounds))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"host_speed workload {workload!r} failed:\n{done.stderr}")
+    return float(done.stdout.split()[-1])
+
+
+def summary(repeats: int = 1, scale: float = 1.0) -> dict[str, list[float]]:
+    """Every workload's CPU seconds, ``repeats`` times each, in turns."""
+    spent: dict[str, list[float]] = {name: [] for name in PROGRAMS}
+    for _ in range(repeats):
+        for name in PROGRAMS:
+            spent[name].append(measure(name, scale))
+    return spent
+
+
+def one_line(spent: dict[str, list[float]]) -> str:
+    """``import 1.27 s, kernels 0.52 s, python 0.48 s`` (medians)."""
+    return ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in spent.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    load = os.getloadavg()[0]
+    spent = summary(args.repeats)
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"1-minute load average before and after: {load:.1f}, {os.getloadavg()[0]:.1f}\n")
+    print("| workload | median CPU (s) | min (s) | max (s) |\n|---|---:|---:|---:|")
+    for name, values in spent.items():
+        print(
+            f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
