@@ -127,7 +127,8 @@ def main() -> None:
             load.append(os.getloadavg()[0])
     speed_after = host_speed.summary()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()} ({host_speed.processor()}), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
     )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"1-minute load average before and after each run: {', '.join(f'{v:.1f}' for v in load)}")

@@ -15,7 +15,9 @@ not show it. Each workload runs in a fresh interpreter, one torch thread:
 
     .venv/bin/python benchmarks/host_speed.py --repeats 3
 
-prints a Markdown table of each workload's median, minimum and maximum CPU seconds.
+prints the processor's name and clock as the virtual machine sees them (``/proc/cpuinfo``), the
+share of time the host withheld from this machine while the workloads ran (``steal`` in
+``/proc/stat``), and a Markdown table of each workload's median, minimum and maximum CPU seconds.
 ``bench_run_all.py`` prints one measurement of each before its first run and after its last.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -84,6 +87,38 @@ def summary(repeats: int = 1, scale: float = 1.0) -> dict[str, list[float]]:
     return spent
 
 
+def processor() -> str:
+    """``AMD EPYC, 2596 MHz``: the first processor's model name and clock in
+    ``/proc/cpuinfo`` (Linux; elsewhere the platform's name for it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = fields.get("model name\t", "?").strip()
+    mhz = fields.get("cpu MHz\t\t", "").strip()
+    return f"{name}, {float(mhz):.0f} MHz" if mhz else name
+
+
+def cpu_times() -> list[int] | None:
+    """The whole machine's ``cpu`` line of ``/proc/stat`` (jiffies), or None where there is
+    none."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float:
+    """The share of the machine's time between two :func:`cpu_times` that the host gave to
+    others (``steal``, the eighth field); NaN without ``/proc/stat``."""
+    if before is None or after is None or len(before) < 8:
+        return float("nan")
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / max(1, sum(spent))
+
+
 def one_line(spent: dict[str, list[float]]) -> str:
     """``import 1.27 s, kernels 0.52 s, python 0.48 s`` (medians)."""
     return ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in spent.items())
@@ -95,9 +130,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    load = os.getloadavg()[0]
+    load, ticks = os.getloadavg()[0], cpu_times()
     spent = summary(args.repeats)
+    steal = steal_share(ticks, cpu_times())
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"processor: {processor()}; steal time while measuring: {steal:.1%}")
     print(f"1-minute load average before and after: {load:.1f}, {os.getloadavg()[0]:.1f}\n")
     print("| workload | median CPU (s) | min (s) | max (s) |\n|---|---:|---:|---:|")
     for name, values in spent.items():
