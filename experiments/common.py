@@ -44,14 +44,14 @@ class ExperimentResult:
 
 
 def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> Settings:
-    """Protocol settings from ``scai run`` options (``--quick`` shrinks them), checked first."""
+    """Protocol settings from ``scai run`` options (``--quick`` shrinks them), checked first;
+    ``extra`` settings are added, or replace an option's (an experiment's own engine)."""
     check_run_options(args)
     sims = min(args.sims, quick_sims) if args.quick else args.sims
     epochs = min(args.epochs, quick_epochs) if args.quick else args.epochs
     schedule = getattr(args, "schedule", "grouped")
-    return Settings(
-        sims=sims, epochs=epochs, seed=args.seed, engine=args.engine, schedule=schedule, **extra
-    )
+    options = {"sims": sims, "epochs": epochs, "seed": args.seed, "engine": args.engine}
+    return Settings(**{**options, "schedule": schedule, **extra})
 
 
 def output_dir(args, name: str) -> Path:

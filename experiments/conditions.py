@@ -66,6 +66,15 @@ class Settings:
     curve: bool = False  # per-interaction learning curve (exact engine)
     schedule: str = "grouped"  # order of the return games: see the module docstring
 
+    def __post_init__(self) -> None:
+        # A learning curve is every prefix's exact posterior: asked of another engine, it was
+        # silently missing, and whatever measured it failed minutes later.
+        if self.curve and self.engine != "exact":
+            raise ValueError(
+                f"Settings: learning curves (curve=True) are fitted by the exact engine; "
+                f"engine={self.engine!r} is not allowed with them"
+            )
+
 
 def assistant_hypothesis(cond: Condition) -> Hypothesis:
     hyp = get_hypothesis(cond.hypothesis)

@@ -209,10 +209,12 @@ def sweep_axes(args) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def plan(args) -> Plan:
     """The conditions ``scai run inconsistency`` computes, with their settings and cache: the
     main conditions first, which suffice for the offered-share figure (:func:`report_early`),
-    then the sweep's."""
+    then the sweep's. The assistant fits exactly whatever ``--engine`` says (an option of the
+    other experiments): what this one measures, the learning curves, are exact posteriors."""
     main = main_conditions(hypotheses_of(args))
     conds = main + sweep_conditions(*sweep_axes(args))
-    return Plan(conds, settings_from(args, curve=True), cache_dir(args, NAME), early=len(main))
+    settings = settings_from(args, curve=True, engine="exact")
+    return Plan(conds, settings, cache_dir(args, NAME), early=len(main))
 
 
 def report_early(args) -> Path:
@@ -357,9 +359,12 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     curves = _split_label(curves)
     # The stereotyped prior's curves alone: under the neutral prior every group's curve lies
-    # on its consistent counterpart's (the middle panel shows both priors).
+    # on its consistent counterpart's (the middle panel shows both priors). A run with one
+    # hypothesis (--hypothesis) shows that one's.
+    priors = curves.hypothesis.unique()
+    shown = "stereotyped" if "stereotyped" in priors else priors[0]
     sns.lineplot(
-        curves[curves.hypothesis == "stereotyped"],
+        curves[curves.hypothesis == shown],
         x="interactions",
         y="p_true",
         hue="group",
@@ -370,7 +375,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
     axes[0].set_xlim(0, 20)
     axes[0].set_ylabel("posterior probability of the true norm")
     axes[0].set_xlabel("interactions with users")
-    axes[0].set_title("Learning curves, stereotyped prior (mean, 95% CI)", y=TOP)
+    axes[0].set_title(f"Learning curves, {shown} prior (mean, 95% CI)", y=TOP)
     axes[0].legend(fontsize=8, title="users", title_fontsize=8)
     reach = _split_label(reach)
     # The counts are small integers (4 to 8 at full size): means with intervals show the shift
@@ -381,7 +386,7 @@ def plot_learning(curves: pd.DataFrame, reach: pd.DataFrame, sweep: pd.DataFrame
         x="interactions_to_95",
         hue="hypothesis",
         errorbar=("se", 1.96),
-        dodge=0.3,
+        dodge=0.3 if reach.hypothesis.nunique() > 1 else False,  # seaborn divides by n - 1
         linestyle="none",
         capsize=0.2,
         ax=axes[1],

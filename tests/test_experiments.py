@@ -362,6 +362,7 @@ def test_original_logs_without_interaction_curves(tmp_path):
         (["original-logs", "--sims", "3"], "--sims 3: an option of scai run alignment"),
         (["human-data", "--data", "synthetic", "--schedule", "alternating"], "--schedule"),
         (["original-logs", "--tones", "config", "config"], "at most once"),
+        (["inconsistency", "--engine", "mcmc"], "--engine mcmc: an option of scai run alignment"),
     ],
 )
 def test_run_refuses_options_that_would_do_nothing(tmp_path, capsys, argv, message):
@@ -371,3 +372,33 @@ def test_run_refuses_options_that_would_do_nothing(tmp_path, capsys, argv, messa
     assert main(["run", *argv, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_inconsistency_fits_exactly_whatever_the_engine_of_the_others(tmp_path):
+    """``scai run all --engine mcmc`` (and ``run inconsistency --engine svi``) ran the
+    inconsistency experiment's conditions with that engine, which then had no learning curve:
+    the report failed with ``TypeError: 'NoneType' object is not subscriptable`` (a red-team
+    find). Its learning curves are exact posteriors: it fits exactly, and a learning curve asked
+    of another engine is refused where the settings are made."""
+    from scai.experiments import inconsistency
+    from scai.experiments.cli import build_parser
+    from scai.experiments.conditions import Settings
+
+    args = build_parser().parse_args(
+        ["run", "all", "--engine", "mcmc", "--quick", "--out", str(tmp_path / "out")]
+    )
+    assert inconsistency.plan(args).settings.engine == "exact"
+    with pytest.raises(ValueError, match="engine='svi' is not allowed"):
+        Settings(curve=True, engine="svi")
+
+
+def test_inconsistency_with_one_hypothesis_draws_its_figure(tmp_path):
+    """``scai run inconsistency --hypothesis NAME`` compares one hypothesis: drawing the
+    interactions-needed panel failed with ``ZeroDivisionError`` (seaborn dodges ``n - 1``
+    hue levels apart) after every condition was computed, and the learning-curve panel
+    showed the stereotyped prior's curves alone, none under another name (a red-team find)."""
+    out, figs = run_quick("inconsistency", tmp_path, "--hypothesis", "neutral")
+    assert (figs / "inconsistency.png").stat().st_size > 0
+    assert set(pd.read_csv(out / "learning_curves.csv")["condition"].str.split(" | ").str[-1]) == {
+        "neutral"
+    }

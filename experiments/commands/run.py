@@ -36,7 +36,7 @@ from scai.models.hypotheses import check_name, get_hypothesis
 EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
     "sims": (STUDY, 20),
     "epochs": (STUDY, 5),
-    "engine": (STUDY, "exact"),
+    "engine": (("alignment", "generalization"), "exact"),
     "schedule": (STUDY, "grouped"),
     "data": (("human-data",), None),
     "format": (("human-data",), "auto"),
@@ -80,8 +80,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default=EXPERIMENT_OPTIONS["engine"][1],
-        help="inference engine of alignment, generalization and inconsistency (human-data "
-        "always samples with NUTS; original-logs always fits exactly)",
+        help="inference engine of alignment and generalization (inconsistency, whose "
+        "learning curves are exact posteriors, and original-logs always fit exactly; human-data "
+        "always samples with NUTS)",
     )
     p.add_argument(
         "--hypothesis",
