@@ -83,6 +83,19 @@ def test_bad_keys_and_values_name_the_file_and_the_key(tmp_path):
     bad = write(tmp_path, "rationality = -1.0\n")
     with pytest.raises(HypothesisError, match=r"h\.toml: rationality"):
         load_hypothesis_file(bad)
+    # No upper bound let 10^8 envy bins take 11 GB and run on, and a prior scale of 1e300
+    # fail in the sampler's start with a message naming no key (red-team finds).
+    for key, value, allowed in (
+        ("envy_bins", "100000000", "from 20 to 1000"),
+        ("envy_mu_scale", "1e300", r"in \(0, 100\]"),
+        ("rationality_spread_scale", "1e300", r"in \[0, 100\]"),
+        ("rationality", "1e300", r"in \(0, 1000\]"),
+    ):
+        bad = write(tmp_path, f'model = "inequity_aversion"\n{key} = {value}\n')
+        with pytest.raises(HypothesisError, match=rf"h\.toml: {key}: got .*expected .*{allowed}"):
+            load_hypothesis_file(bad)
+    top = write(tmp_path, 'model = "inequity_aversion"\nenvy_bins = 1000\nenvy_mu_scale = 100\n')
+    assert load_hypothesis_file(top).envy_bins == 1000
     bad = write(tmp_path, "spite = 1.0\n")
     with pytest.raises(HypothesisError, match=r"h\.toml: unknown key 'spite'"):
         load_hypothesis_file(bad)

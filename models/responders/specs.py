@@ -95,12 +95,13 @@ INEQUITY_KEYS: dict[str, str] = {
     "name": "a string",
     "description": "a string",
     "envy_mu_loc": "a finite number (prior mean of the log median envy mu_r)",
-    "envy_mu_scale": "a number > 0 (prior sd of mu_r)",
-    "envy_sigma_scale": "a number > 0 (HalfNormal scale of sigma_r, the spread of log envy)",
-    "rationality": "a number > 0 (median lam, log-odds per unit of the pot)",
-    "rationality_scale": "a number >= 0 (LogNormal scale of lam; 0 fixes lam)",
-    "rationality_spread_scale": "a number >= 0 (HalfNormal scale of tau_r, the spread of "
-    "log lam_s across subjects; 0: every subject of a role has lam_r)",
+    "envy_mu_scale": "a number in (0, 100] (prior sd of mu_r)",
+    "envy_sigma_scale": "a number in (0, 100] (HalfNormal scale of sigma_r, the spread of log "
+    "envy)",
+    "rationality": "a number in (0, 1000] (median lam, log-odds per unit of the pot)",
+    "rationality_scale": "a number in [0, 100] (LogNormal scale of lam; 0 fixes lam)",
+    "rationality_spread_scale": "a number in [0, 100] (HalfNormal scale of tau_r, the spread "
+    "of log lam_s across subjects; 0: every subject of a role has lam_r)",
     "rationality_nodes": "a whole number from 1 to 41 (Gauss-Hermite nodes of the lam_s integral)",
     "lapse_a": "a number >= 0 (Beta prior of the lapse rate; 0 switches it off)",
     "lapse_b": "a number > 0",
@@ -108,7 +109,17 @@ INEQUITY_KEYS: dict[str, str] = {
     "inattentive_b": "a number > 0",
     "envy_min": "a number > 0 (lowest envy of the integration grid)",
     "envy_max": "a number > envy_min (highest envy of the integration grid)",
-    "envy_bins": "a whole number >= 20 (bins of the envy integral)",
+    "envy_bins": "a whole number from 20 to 1000 (bins of the envy integral)",
+}
+
+
+#: The largest value an inequity-aversion key may take (its lower bound is in the check).
+RANGE_TOPS = {
+    "envy_mu_scale": 100.0,
+    "envy_sigma_scale": 100.0,
+    "rationality": 1e3,
+    "rationality_scale": 100.0,
+    "rationality_spread_scale": 100.0,
 }
 
 
@@ -157,6 +168,12 @@ class InequitySpec:
         for key in ("envy_mu_scale", "envy_sigma_scale", "rationality", "envy_min"):
             if getattr(self, key) <= 0:
                 raise bad(key)
+        # Upper bounds where the sampler still finds a start (a scale of 1e300 did not: the
+        # library's error named no key) and the arithmetic stays finite (the social-contract
+        # files' rationality bound).
+        for key, high in RANGE_TOPS.items():
+            if getattr(self, key) > high:
+                raise bad(key)
         for key in ("lapse_b", "inattentive_b"):
             if getattr(self, key) <= 0:
                 raise bad(key)
@@ -166,7 +183,8 @@ class InequitySpec:
         nodes = self.rationality_nodes
         if not float(nodes).is_integer() or not 1 <= nodes <= 41:
             raise bad("rationality_nodes")
-        if not float(self.envy_bins).is_integer() or self.envy_bins < 20:
+        # Each bin is a column of every subject's likelihood: 10^8 bins took 11 GB and no end.
+        if not float(self.envy_bins).is_integer() or not 20 <= self.envy_bins <= 1000:
             raise bad("envy_bins")
         if self.envy_max <= self.envy_min:
             raise bad("envy_max")
