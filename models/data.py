@@ -33,6 +33,7 @@ import re
 import secrets
 import unicodedata
 import warnings
+import zlib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -137,7 +138,7 @@ def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None
         try:
             with opener(path_or_buffer, "rb") as f:
                 head = f.read(4 * MAX_HEADER_CHARS + 4).decode("utf-8-sig", errors="replace")
-        except (OSError, EOFError, ValueError):
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
             return  # pandas says why, as for any file it cannot read
     line = next((x for x in head.splitlines() if x.strip()), "")
     if len(line) > MAX_HEADER_CHARS:
@@ -157,7 +158,10 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         raise DataError(
             source, [Problem(None, None, None, "empty file; expected a header line and rows")]
         ) from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+    except pd.errors.ParserError as err:
+        raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
+    # a truncated or corrupt .gz, .bz2 or .xz file: EOFError, zlib's or lzma's own error
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, lzma.LZMAError) as err:
         raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
     if not isinstance(df.index, pd.RangeIndex):
         # pandas makes the first column an index when the first row has one field more than
@@ -191,6 +195,20 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
             [Problem(None, c, None, "appears more than once in the header") for c in repeated],
         )
     return df
+
+
+def _parser_problem(err: pd.errors.ParserError) -> str:
+    """pandas' tokenizer error as a problem that says where and what is allowed: a row with
+    more fields than the header (past the first row, which :func:`_read_raw` checks) reads
+    ``Expected 11 fields in line 3, saw 12``."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+    if found is None:
+        return f"cannot read as CSV: {err}"
+    columns, line, fields = found.groups()
+    return (
+        f"line {line} of the file has {fields} fields, more than the header's {columns} "
+        "columns (a trailing comma?); each row needs one field per header column"
+    )
 
 
 def _has_control(text: str) -> bool:

@@ -129,7 +129,7 @@ def test_bad_cell(tmp_path, capsys, row, column, value, allowed):
         ),
         (
             HEADER + "\n" + "\n".join([VALID_ROWS[0], VALID_ROWS[1] + ",extra"]) + "\n",
-            "cannot read as CSV: Error tokenizing data. C error: Expected 11 fields in line 3",
+            "line 3 of the file has 12 fields, more than the header's 11 columns",
         ),
     ],
     ids=["empty file", "header only", "misspelt column", "not our table", "ragged row"],
@@ -164,6 +164,37 @@ def test_first_row_with_an_extra_field_is_not_shifted(tmp_path, capsys, extra):
     users = write(tmp_path, ["0,u0,selfish,rude,"], header="sim,user,policy,manner", name="u.csv")
     with pytest.raises(DataError, match="more fields than the header's 4 columns"):
         read_users(users, POLICIES)
+
+
+def test_a_later_row_with_an_extra_field_is_named_with_its_line(tmp_path, capsys):
+    """A trailing comma past the first row gave pandas' tokenizer message (``Error tokenizing
+    data. C error: Expected 11 fields in line 3, saw 12``), which says neither what is wrong
+    nor what is allowed (a red-team find)."""
+    path = write(tmp_path, [VALID_ROWS[0], VALID_ROWS[1] + ",", *VALID_ROWS[2:]])
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    (problem,) = info.value.problems
+    assert problem.allowed == (
+        "line 3 of the file has 12 fields, more than the header's 11 columns (a trailing "
+        "comma?); each row needs one field per header column"
+    )
+
+
+@pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.bz2", "t.csv.xz"])
+def test_a_broken_compressed_file_is_a_data_error(tmp_path, capsys, name):
+    """A truncated .gz or .bz2 file (``EOFError``) and a .xz file that is not one
+    (``LZMAError``) were internal errors, 'a bug in scai' (a red-team find)."""
+    import bz2
+    import gzip
+
+    text = ("\n".join([HEADER, *VALID_ROWS * 20]) + "\n").encode()
+    packed = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lambda b: b}
+    path = tmp_path / name
+    path.write_bytes(packed[path.suffix](text)[:80] if path.suffix != ".xz" else text)
+    with pytest.raises(DataError, match="cannot read as CSV"):
+        read_interactions(path)
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "cannot read as CSV" in err and "internal error" not in err
 
 
 def test_missing_file(tmp_path, capsys):
