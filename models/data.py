@@ -123,6 +123,8 @@ MAX_HEADER_CHARS = 1 << 16
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: Endings of a table's name that the readers (pandas) take for a compressed file.
+COMPRESSED_SUFFIXES = tuple(_OPENERS)
 
 
 def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:

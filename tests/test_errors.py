@@ -204,6 +204,25 @@ def test_an_output_file_ending_in_a_slash_is_refused(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_compressed_table_names_and_dangling_output_folders_are_refused(tmp_path, capsys):
+    """``scai simulate --out z.csv.gz`` wrote plain text under a name the readers take for
+    gzip, and ``scai validate z.csv.gz`` then failed ('Not a gzipped file'); ``--out`` of a
+    folder given a dangling symbolic link failed with 'File exists' (red-team finds)."""
+    from scai.experiments.cli import main
+
+    for name in ("z.csv.gz", "z.csv.BZ2", "z.csv.xz"):
+        assert main(["simulate", "--policy", "selfish", "--out", str(tmp_path / name)]) == 2
+        assert "scai writes tables as plain CSV" in capsys.readouterr().err
+    assert main(["import", "scai-logs", str(tmp_path), "--out", str(tmp_path / "t.csv.gz")]) == 2
+    assert "give a name ending .csv" in capsys.readouterr().err
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert (
+        main(["fit", "--data", str(tmp_path / "z.csv"), "--out", str(tmp_path / "dangling")]) == 2
+    )
+    assert "is a symbolic link to nothing; give a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
+
+
 def test_a_min_df_above_the_messages_names_the_option():
     """scikit-learn's own message ('max_df corresponds to < documents than min_df') named
     neither the option nor what is allowed (a red-team find)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import parse_whole
+from scai.models.data import COMPRESSED_SUFFIXES, parse_whole
 from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count, not_a_regular_file
 from scai.models.hypotheses import PRESETS
 
@@ -200,11 +200,27 @@ def output_file(text: str) -> Path:
     return path
 
 
+def output_table(text: str) -> Path:
+    """An argparse ``type``: an :func:`output_file` for a CSV table scai writes, which it writes
+    uncompressed: a name ending ``.gz``, ``.bz2`` or ``.xz`` (which the readers would take for
+    compressed) is refused."""
+    path = output_file(text)
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text}: scai writes tables as plain CSV, and a name ending {path.suffix} would be "
+            "read back as compressed; give a name ending .csv (compress the files afterwards "
+            "if you like: the readers take .gz, .bz2 and .xz)"
+        )
+    return path
+
+
 def output_dir(text: str) -> Path:
     """An argparse ``type``: a folder scai may create or write into."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; give a folder")
     path = Path(text)
+    if path.is_symlink() and not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: is a symbolic link to nothing; give a folder")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
     _check_writable_folder(path, text)

@@ -13,6 +13,7 @@ from scai.experiments.commands import (
     hypothesis_option,
     input_path,
     output_file,
+    output_table,
     seed_option,
     strict_option,
     warnings_on_one_line,
@@ -84,7 +85,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         required=True,
-        type=output_file,
+        type=output_table,
         metavar="FILE.csv",
         help="interaction table to write; FILE.users.csv gets the users' true types",
     )

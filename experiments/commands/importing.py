@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from scai.experiments.commands import check_outputs, command, input_path, output_file
+from scai.experiments.commands import check_outputs, command, input_path, output_table
 
 #: The formats ``scai import`` reads: name -> help.
 FORMATS: dict[str, str] = {
@@ -32,7 +32,7 @@ def _add_import(p: argparse.ArgumentParser) -> None:
     logs.add_argument(
         "--out",
         required=True,
-        type=output_file,
+        type=output_table,
         metavar="FILE.csv",
         help="the interaction table (with the messages as written); beside it FILE.users.csv, "
         "FILE.gpt4.csv, FILE.runs.csv and the parse report FILE.report.md",
