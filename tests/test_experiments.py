@@ -402,3 +402,20 @@ def test_inconsistency_with_one_hypothesis_draws_its_figure(tmp_path):
     assert set(pd.read_csv(out / "learning_curves.csv")["condition"].str.split(" | ").str[-1]) == {
         "neutral"
     }
+
+
+def test_one_simulation_is_refused_with_the_reason(tmp_path, capsys):
+    """``scai run inconsistency --sims 1`` reported zero-width "95% intervals" (one value's
+    mean, low and high alike) and PASS lines that rest on an interval, such as "interval
+    above 1" (a red-team find). A run needs two simulations; so does a sweep's settings."""
+    assert main(["run", "alignment", "--sims", "1", "--out", str(tmp_path / "out")]) == 2
+    assert "--sims: must be a whole number from 2 to 1,000, got '1'" in capsys.readouterr().err
+    spec = tmp_path / "one.toml"
+    spec.write_text(
+        'base = "inconsistency"\nmeasure = "slowdown"\n[settings]\nsims = 1\nepochs = 1\n'
+        "[axes]\nrationality = [1.0]\n"
+    )
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "sweep")]) == 2
+    assert "settings.sims: 1 is out of range; allowed: a whole number from 2" in (
+        capsys.readouterr().err
+    )
