@@ -200,9 +200,11 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
         "slowdown",
         "lo",
         "hi",
+        "never_reached_95",
         "status",
     ]
     assert len(frame) == 4 and (frame.status == "ok").all()
+    assert frame.never_reached_95.dtype.kind == "i" and (frame.never_reached_95 >= 0).all()
     assert (frame.lo <= frame.slowdown).all() and (frame.slowdown <= frame.hi).all()
     assert (tmp_path / "local" / "figures" / "sweep.png").stat().st_size > 0
 
@@ -652,3 +654,22 @@ def test_a_cell_whose_curves_cannot_be_measured_is_kept_as_failed(tmp_path, monk
         "(unsupported operand type(s) for -: 'str' and 'float')"
     )
     assert "1 of 4 cells failed" in capsys.readouterr().err
+
+
+def test_simulations_that_never_reach_95_are_counted_and_told(tmp_path, capsys):
+    """A cell whose users (nearly random: rationality 0.001) never let the belief reach 0.95
+    was measured as '11.0, 11.0, 11.0, ok', the last interaction + 1 read as a value with a
+    zero-width interval (a red-team find). The table now counts such simulations in
+    ``never_reached_95``, and the command says which measure is a bound."""
+    spec = write_spec(
+        tmp_path,
+        'measure = "interactions_to_95"\n[settings]\nsims = 3\nepochs = 1\n'
+        "[axes]\nrationality = [0.001, 4.0]\n",
+    )
+    assert sweep(spec, tmp_path / "out", "--workers", "1") == 0
+    frame = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    by_rationality = frame.set_index("rationality")["never_reached_95"]
+    assert by_rationality[0.001] == 3 and by_rationality[4.0] < 3
+    err = capsys.readouterr().err
+    assert "1 of 2 cells hold simulations whose belief never reached 0.95" in err
+    assert "their interactions_to_95 counts each at its last interaction + 1, a bound" in err

@@ -185,6 +185,12 @@ def measure(cell: Cell, curves: list[pd.DataFrame], name: str) -> tuple[float, f
     raise ValueError(f"unknown measure {name!r}")
 
 
+def never_reached(curves: list[pd.DataFrame], level: float = 0.95) -> int:
+    """How many simulations, over a cell's conditions' learning curves, never reach ``level``
+    (those :func:`measure` counts at their last interaction + 1)."""
+    return sum(int(interactions_to_reach(curve, level).isna().sum()) for curve in curves)
+
+
 def as_frame(cells: list[Cell]) -> pd.DataFrame:
     """The cells' axis values, one row per cell (the sweep table's first columns)."""
     return pd.DataFrame([dict(cell.values) for cell in cells])

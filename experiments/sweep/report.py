@@ -14,9 +14,14 @@ import pandas as pd
 from scai.experiments.sweep.cells import Cell
 from scai.models.data import write_csv_atomic
 
-#: The table's columns after the axes: the measure (named after it), its 95% interval, and
-#: ``ok``, ``failed: ERROR`` or :data:`NOT_RUN` (such a cell keeps its row, with empty numbers).
+#: The table's columns after the axes: the measure (named after it), its 95% interval, how
+#: many of the cell's simulations never reached 95% (:data:`NEVER_REACHED`), and ``ok``,
+#: ``failed: ERROR`` or :data:`NOT_RUN` (such a cell keeps its row, with empty numbers).
 INTERVAL = ("lo", "hi")
+#: Simulations, over the cell's conditions, whose belief in the true norm never reached 0.95:
+#: ``interactions_to_95`` and ``slowdown`` count each at its last interaction + 1, so a cell
+#: with any measures a bound, not a value.
+NEVER_REACHED = "never_reached_95"
 STATUS = "status"
 #: The status of a cell an interrupted sweep had not finished (its row's numbers are empty).
 NOT_RUN = "not run: interrupted"
@@ -99,17 +104,23 @@ def sweep_table(
     measure: str,
     values: list[tuple[float, float, float] | None],
     statuses: list[str],
+    never_reached: list[int | None] | None = None,
 ) -> pd.DataFrame:
-    """One row per cell: its axis values, the measure, its interval and its status (``ok``,
-    ``failed: ERROR`` or :data:`NOT_RUN`)."""
+    """One row per cell: its axis values, the measure, its interval, how many of its
+    simulations never reached 95% (:data:`NEVER_REACHED`; empty where not measured) and its
+    status (``ok``, ``failed: ERROR`` or :data:`NOT_RUN`)."""
     rows = []
-    for cell, value, status in zip(cells, values, statuses, strict=True):
+    never_reached = never_reached or [None] * len(cells)
+    for cell, value, status, never in zip(cells, values, statuses, never_reached, strict=True):
         row: dict[str, object] = dict(cell.values)
         number, lo, hi = value if value is not None else (np.nan, np.nan, np.nan)
         row.update({measure: number, INTERVAL[0]: lo, INTERVAL[1]: hi})
+        row[NEVER_REACHED] = pd.NA if never is None else never
         row[STATUS] = status
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table[NEVER_REACHED] = table[NEVER_REACHED].astype("Int64")  # a count, empty where none
+    return table
 
 
 def write_table(table: pd.DataFrame, out: Path) -> Path:
@@ -128,7 +139,7 @@ def heat_map(
 
     plt, sns = pyplot(), seaborn()
 
-    axes = [c for c in table.columns if c not in (measure, *INTERVAL, STATUS)]
+    axes = [c for c in table.columns if c not in (measure, *INTERVAL, NEVER_REACHED, STATUS)]
     averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
     frame = table if y is not None else table.assign(_row=measure)
     rows = y if y is not None else "_row"

@@ -11,8 +11,9 @@ import pandas as pd
 
 from scai.experiments.runner import Interrupted, load_curve, run_jobs
 from scai.experiments.sweep.backends import open_backend
-from scai.experiments.sweep.cells import Cell, make_cells, measure
+from scai.experiments.sweep.cells import Cell, make_cells, measure, never_reached
 from scai.experiments.sweep.report import (
+    NEVER_REACHED,
     NOT_RUN,
     STATUS,
     Progress,
@@ -20,7 +21,7 @@ from scai.experiments.sweep.report import (
     sweep_table,
     write_table,
 )
-from scai.experiments.sweep.spec import SweepSpec
+from scai.experiments.sweep.spec import REACH_MEASURES, SweepSpec
 from scai.models.errors import error_text
 
 #: How many times a failed condition is tried again before its cell is skipped.
@@ -96,6 +97,13 @@ def run_sweep(
     results = dict(enumerate(outcome.results))
     table, path, figure = _write_table_and_map(spec, cells, results, outcome.errors, out, figures)
     failed = int(table[STATUS].str.startswith("failed").sum())
+    bounded = int((table[NEVER_REACHED].fillna(0) > 0).sum())
+    if bounded and spec.measure in REACH_MEASURES:
+        tell(
+            f"{bounded} of {len(cells)} cells hold simulations whose belief never reached 0.95: "
+            f"their {spec.measure} counts each at its last interaction + 1, a bound rather "
+            f"than a value (column {NEVER_REACHED} of sweep.csv)"
+        )
     return SweepResult(table, path, figure, failed, outcome.cached)
 
 
@@ -109,18 +117,21 @@ def _write_table_and_map(
 ) -> tuple[pd.DataFrame, Path, Path]:
     """The table and the heat-map of the cells, from their jobs' ``results`` and ``errors``
     (by job index: the cells' conditions in order); a cell with a job in neither was not run."""
-    values, statuses = [], []
+    values, statuses, never = [], [], []
     at = 0
     for cell in cells:
         span = range(at, at + len(cell.conditions))
         at += len(cell.conditions)
         failed = [errors[i] for i in span if i in errors]
+        never.append(None)
         if failed:
             values.append(None)
             statuses.append(f"failed: {failed[0]}")
         elif all(i in results for i in span):
             try:
-                values.append(measure(cell, [results[i] for i in span], spec.measure))
+                curves = [results[i] for i in span]
+                values.append(measure(cell, curves, spec.measure))
+                never[-1] = never_reached(curves)
                 statuses.append("ok")
             except (ValueError, TypeError, KeyError) as err:  # a cached curve edited by hand
                 values.append(None)
@@ -129,7 +140,7 @@ def _write_table_and_map(
         else:
             values.append(None)
             statuses.append(NOT_RUN)
-    table = sweep_table(cells, spec.measure, values, statuses)
+    table = sweep_table(cells, spec.measure, values, statuses, never)
     path = write_table(table, out)
     x, y = spec.figure
     figure = heat_map(

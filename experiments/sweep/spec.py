@@ -70,6 +70,8 @@ MEASURES: dict[str, str] = {
 }
 #: Measures that contrast the condition's manner with neutral users.
 CONTRASTS = ("slowdown", "belief_deficit")
+#: Measures that count a simulation that never reaches 95% at its last interaction + 1.
+REACH_MEASURES = ("slowdown", "interactions_to_95")
 
 TOP_KEYS = ("base", "measure", "settings", "condition", "axes", "figure")
 SETTING_KEYS = ("sims", "epochs", "seed", "schedule")
