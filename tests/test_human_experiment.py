@@ -285,3 +285,17 @@ def test_a_missing_data_file_says_how_to_point_at_one(tmp_path, capsys, monkeypa
     code = cli(["run", "human-data", "--quick", "--data-dir", str(tmp_path), "--out", str(out)])
     assert code == 2 and "study1_ug.csv does not exist" in capsys.readouterr().err
     assert not out.exists()  # nothing ran
+
+
+def test_a_hypothesis_named_like_the_one_it_is_compared_with_is_refused(tmp_path, capsys):
+    """A social-contract file named ``human_inequity`` (the inequity-aversion hypothesis's
+    name) replaced that hypothesis's posterior file and row: ``compare.csv`` held one row,
+    and the run called ``human_inequity`` the better hypothesis (a red-team find)."""
+    hypothesis = tmp_path / "hi.toml"
+    hypothesis.write_text('name = "human_inequity"\n')
+    out = tmp_path / "out"
+    argv = ["run", "human-data", "--data", "synthetic", "--quick", "--out", str(out)]
+    assert cli([*argv, "--hypothesis", str(hypothesis)]) == 2
+    err = capsys.readouterr().err
+    assert "hi.toml: name 'human_inequity' is the name of the inequity_aversion hypothesis" in err
+    assert not out.exists() or not any(out.iterdir())

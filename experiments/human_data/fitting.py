@@ -28,6 +28,7 @@ from scai.inference.nuts import (
     run_chains,
     stack_chains,
 )
+from scai.models.errors import HypothesisError
 from scai.models.hypotheses import get_hypothesis
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import (
@@ -81,6 +82,13 @@ def specs_with(hypothesis: str | None) -> list[Spec]:
             else get_hypothesis(hypothesis)
         )
         override = as_responder_spec(loaded)
+        others = [s for s in specs if s.kind != override.kind]
+        clash = [s for s in others if s.name == override.name]
+        if clash:  # each hypothesis's files and row are named after it: one would replace the other
+            raise HypothesisError(
+                f"{hypothesis}: name {override.name!r} is the name of the {clash[0].kind} "
+                "hypothesis the experiment compares it with; give it another name (key 'name')"
+            )
         specs = [override if s.kind == override.kind else s for s in specs]
     return specs
 
