@@ -3,6 +3,8 @@ kind of malformed log reported with its file and row while the rest is converted
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from scai_logs_fixture import make_archive, write_run
@@ -440,3 +442,43 @@ def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
     (problem,) = [p for p in result.report.problems if p.reason == "unreadable_folder"]
     assert problem.file == "logs/1" and "Permission denied" in problem.detail
     assert result.report.converted["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("logs.runs.csv", b"sim,foo\nx,y\n", "missing column(s) condition"),
+        ("logs.runs.csv", b"", "empty file; expected a header line and rows"),
+        ("logs.runs.csv", b"sim,condition\n0,\xff\n", "not UTF-8 text"),
+        ("logs.users.csv", b"", "empty file; expected a header line and rows"),
+    ],
+)
+def test_a_bad_companion_table_is_named_by_the_tone_reader(
+    logs, tmp_path, capsys, name, content, message
+):
+    """The tables beside an imported one, read for the tone reader: a runs table without its
+    ``condition`` column was ``KeyError: 'condition'`` ('a bug in scai'); an empty one, or one
+    with a byte that is not UTF-8, gave pandas' message naming no file (red-team finds)."""
+    from scai.models.errors import DataError
+    from scai.models.tone_reader.training import load_messages
+
+    out = tmp_path / "out" / "logs.csv"
+    assert run_import([str(logs), "--out", str(out)], capsys)[0] == 0
+    assert len(load_messages(out)) > 0
+    (out.parent / name).write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        load_messages(out)
+    assert name in str(caught.value)
+
+
+def test_holding_out_conditions_without_a_runs_table_fails_before_any_work(logs, tmp_path, capsys):
+    """Without ``FILE.runs.csv`` the messages name no condition: ``tone-reader evaluate``
+    (``--scheme both``) held the runs out first, then stopped with 'conditions: some messages
+    have no condition (no runs table?)', naming no file (a red-team find)."""
+    out = tmp_path / "out" / "logs.csv"
+    assert run_import([str(logs), "--out", str(out)], capsys)[0] == 0
+    (out.parent / "logs.runs.csv").unlink()
+    assert main(["tone-reader", "evaluate", "--logs", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "logs.runs.csv (written by scai import scai-logs beside the table)" in captured.err
+    assert "use --scheme runs" in captured.err and "held out" not in captured.out

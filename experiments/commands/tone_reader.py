@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from scai.experiments.commands import command, count, input_path, output_file, seed_option
+from scai.models.errors import RunError
 
 _SCHEMES = ("runs", "conditions", "both")
 
@@ -113,6 +115,18 @@ def run_tone_reader(args: argparse.Namespace) -> int:
         )
         return 0
     schemes = ("runs", "conditions") if args.scheme == "both" else (args.scheme,)
+    if "conditions" in schemes and (messages["condition"] == "").any():
+        # before the runs are held out (minutes), not after
+        where = (
+            f"{Path(args.logs).with_suffix('')}.runs.csv (written by scai import scai-logs beside "
+            "the table) gives each run's"
+            if Path(args.logs).suffix == ".csv"
+            else "the logs give each run's in its configuration"
+        )
+        raise RunError(
+            f"--scheme {args.scheme}: holding out whole conditions needs each message's "
+            f"condition, and some of {args.logs}'s have none ({where}); use --scheme runs"
+        )
     for scheme in schemes:
         evaluation = held_out(messages, scheme, args.folds, args.seed, options)
         print(evaluation.report())

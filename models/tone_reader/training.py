@@ -90,9 +90,7 @@ def load_messages(source: str | Path) -> pd.DataFrame:
         interactions = read_interactions(source)
         users = read_users(users_path(source), _policies(users_path(source)))
         runs_file = source.with_name(source.stem + ".runs.csv")
-        runs = (
-            pd.read_csv(runs_file, dtype=str, keep_default_na=False) if runs_file.exists() else None
-        )
+        runs = _companion(runs_file, ("sim", "condition")) if runs_file.exists() else None
         return labelled_messages(interactions, users, runs)
     from scai.models.scai_logs import import_logs
     from scai.models.scai_logs.importer import check_converted
@@ -106,7 +104,31 @@ def _policies(path: Path) -> tuple[str, ...]:
     """The policies a users file names (a reader learns manners, whatever the policies)."""
     if not path.exists():
         raise DataError(str(path), [Problem(None, None, None, "file does not exist")])
-    return tuple(pd.read_csv(path, dtype=str, keep_default_na=False).get("policy", []))
+    return tuple(_companion(path, ()).get("policy", []))
+
+
+def _companion(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A table written beside an imported one (``FILE.users.csv``, ``FILE.runs.csv``), read as
+    text; a :class:`DataError` naming the file says why it cannot be, or which of ``columns``
+    it lacks (pandas' own messages named no file, and a missing column was a ``KeyError``)."""
+
+    def problem(text: str) -> DataError:
+        return DataError(str(path), [Problem(None, None, None, text)])
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise problem("empty file; expected a header line and rows") from None
+    except UnicodeDecodeError as err:
+        raise problem(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except (OSError, pd.errors.ParserError) as err:
+        raise problem(f"cannot read as CSV: {err}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise problem(
+            f"wrong header: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}"
+        )
+    return table
 
 
 def train_reader(
