@@ -521,6 +521,18 @@ def test_scai_fit_reads_the_tones_of_a_table_with_text(tmp_path, capsys):
     ).to_csv(bare, index=False)
     assert main(["fit", "--data", str(bare), "--out", str(out), "--tones", "read"]) == 2
     assert "no text to read" in capsys.readouterr().err
+    # A hypothesis with a reader_confusion of its own: reading set it to the reader's without
+    # a word (a red-team find). Refused before any work.
+    own = tmp_path / "own.toml"
+    own.write_text(
+        "reader_confusion = [[0.7, 0.1, 0.1, 0.1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]\n"
+    )
+    elsewhere = tmp_path / "own_fit"
+    assert (
+        main([*argv[:3], "--out", str(elsewhere), "--tones", "read", "--hypothesis", str(own)]) == 2
+    )
+    assert "--tones read: hypothesis 'own' sets reader_confusion" in capsys.readouterr().err
+    assert not elsewhere.exists() or not any(elsewhere.iterdir())
 
 
 def test_logs_with_no_game_are_named_not_the_folds(tmp_path, capsys):
