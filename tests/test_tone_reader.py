@@ -230,6 +230,23 @@ def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):
         load_reader(tmp_path / "missing.json")
 
 
+def test_a_reader_whose_matrix_never_reports_a_label_it_reads_is_named(trained, tmp_path):
+    """A reader file whose confusion never reports rude (a column of zeros) while its
+    classifier reads rude: every message read as rude was then blamed on the data, a problem
+    per row ('hypothesis ... its tone reader never reports ...'), the file unnamed (a
+    red-team find). The file is refused where it is loaded."""
+    reader, _ = trained
+    path = save_reader(reader, tmp_path / "reader.json")
+    doc = json.loads(path.read_text())
+    doc["confusion"] = [[1.0, 0.0, 0.0, 0.0]] * 4
+    path.write_text(json.dumps(doc))
+    with pytest.raises(
+        DataError, match=r"(?s)reader\.json.*confusion never reports rude"
+    ) as caught:
+        load_reader(path)
+    assert "which it reads (a label)" in str(caught.value)
+
+
 def test_the_confusion_matrix_rules(trained):
     reader, evaluation = trained
     counts = np.array(reader.confusion_counts)

@@ -72,6 +72,14 @@ def check_reader(reader: object, need_confusion: bool = True) -> ToneReader:
     stray = [m for j, m in enumerate(MANNERS) if m not in labels and any(r[j] for r in matrix)]
     if stray:
         raise error(f"confusion reports {', '.join(stray)}, which is not among its labels")
+    # A label it reads but its matrix never reports: every message read so is impossible under
+    # every manner, and the data's rows were blamed for it, one problem each.
+    unreported = [m for m in labels if not any(r[MANNERS.index(m)] for r in matrix)]
+    if unreported:
+        raise error(
+            f"confusion never reports {', '.join(unreported)}, which it reads (a label): its "
+            "column must hold some probability"
+        )
     return reader
 
 
