@@ -276,14 +276,23 @@ def _describe_os_error(err: OSError, args: argparse.Namespace) -> str:
     if failed is None:
         return reason
     failed_path = Path(os.fsdecode(failed)).absolute()
+    if isinstance(err, FileExistsError | NotADirectoryError):
+        # mkdir where a file is ('File exists'), or a file in a path's folders ('Not a
+        # directory'): name the file in the way
+        blocking = next(
+            (p for p in (failed_path, *failed_path.parents) if p.exists() and not p.is_dir()), None
+        )
+        if blocking is not None:
+            reason = f"{blocking} is a file where scai needs a folder; move it or choose another"
+    where = "" if reason.startswith(str(failed_path)) else f" ({os.fsdecode(failed)})"
     for key, value in vars(args).items():
         if not isinstance(value, str | Path) or key in ("command", "experiment"):
             continue
         given = Path(value).absolute()
         if failed_path == given or given in failed_path.parents or failed_path in given.parents:
             option = key.upper() if key == "file" else "--" + key.replace("_", "-")
-            return f"{option} {value}: {reason} ({os.fsdecode(failed)})"
-    return f"{os.fsdecode(failed)}: {reason}"
+            return f"{option} {value}: {reason}{where}"
+    return f"{os.fsdecode(failed)}: {reason}" if where else reason
 
 
 if __name__ == "__main__":

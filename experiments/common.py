@@ -57,6 +57,7 @@ def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> 
 
 
 def output_dir(args, name: str) -> Path:
+    """``OUT/NAME``, made if need be: where experiment ``name`` writes its results."""
     path = Path(args.out) / name
     path.mkdir(parents=True, exist_ok=True)
     return path

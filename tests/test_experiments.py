@@ -419,3 +419,17 @@ def test_one_simulation_is_refused_with_the_reason(tmp_path, capsys):
     assert "settings.sims: 1 is out of range; allowed: a whole number from 2" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("blocked", ["figures", "alignment"])
+def test_a_file_in_the_way_of_an_output_folder_is_named_before_any_work(tmp_path, capsys, blocked):
+    """A file named ``OUT/figures`` stopped ``scai run`` with 'File exists' after every
+    condition had been computed, naming no file (a red-team find): the run's folders are made
+    first, and the message says which file is in the way."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / blocked).write_text("not a folder")
+    assert main(["run", "alignment", "--quick", "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / blocked} is a file where scai needs a folder" in err
+    assert not (out / "alignment" / "cache").exists()

@@ -18,6 +18,7 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
+from scai.experiments.common import output_dir as experiment_dir  # commands' is --out's type
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
@@ -194,6 +195,11 @@ def run_experiment(args: argparse.Namespace) -> int:
         locked(args.out, wait=args.wait, on_wait=_tell),
         warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
+        # The folders the run writes into, made before any work: a file in the way of one
+        # fails now, not after the conditions are computed.
+        figure_dir(args)
+        for name in names:
+            experiment_dir(args, name)
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
         # name -> (what its report_early drew, seconds): the report takes it up
         early: dict[str, tuple[object, float]] = {}
