@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     where = f"scai {args.command}"
     # ArviZ announces its 1.0 refactor on import: noise on every command's standard error.
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    show = warnings.showwarning
+    warnings.showwarning = _one_line_for_scai(where, show)
     try:
         return load_commands()[args.command][2](args)
     except Exception as err:
@@ -128,8 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{where}: {message}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show
     print(f"{where}: error: {message}", file=sys.stderr)
     return code
+
+
+def _one_line_for_scai(where: str, show):
+    """A ``warnings.showwarning`` that tells scai's own warnings (a category defined in a
+    ``scai`` module) as ``scai COMMAND: warning: MESSAGE``, as the commands' errors are told,
+    and leaves others' to ``show``: Python's form names the scai source line that warned,
+    which says nothing to a user of the command."""
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        if category.__module__.split(".")[0] == "scai":
+            print(f"{where}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return one_line
 
 
 def console(argv: list[str] | None = None) -> NoReturn:

@@ -93,3 +93,20 @@ def test_fit_says_when_text_is_there_but_no_tone(table, tmp_path, capsys):
         assert main([*argv, "--out", str(tmp_path / f"f_{tones}_{path.stem}")]) == 0
         err = capsys.readouterr().err
         assert (expected in err) == warned, (path.name, tones, err)
+
+
+def test_scai_warnings_outside_the_commands_own_are_one_line_too(tmp_path, capsys):
+    """A hypothesis whose two types act alike warns when it is read: ``scai simulate`` printed
+    it in Python's form, naming scai's source line ('.../models/hypotheses.py:405:
+    HypothesisWarning: ...' and the line's code), where its errors are one line (a red-team
+    find). Every warning of a scai category is now told as 'scai COMMAND: warning: ...'."""
+    hypothesis = tmp_path / "twin.toml"
+    hypothesis.write_text("[policies.fair]\nw = 0.5\n[policies.fair2]\nw = 0.5\n")
+    out = tmp_path / "s.csv"
+    argv = ["simulate", "--policy", "fair", "--epochs", "1", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main([*argv, "--hypothesis", str(hypothesis)]) == 0
+    err = capsys.readouterr().err
+    assert "scai simulate: warning: policies: 'fair' and 'fair2' have the same parameters" in err
+    assert "hypotheses.py" not in err and "HypothesisWarning" not in err
