@@ -141,7 +141,9 @@ def test_strict_fails_with_one_line_and_exit_2(tmp_path, capsys):
     code, stdout, err = run_import([str(root), "--out", str(out), "--strict"], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "1 problem(s)" in err and "id_0_run_0.csv row 4: no_decision" in err
+    # the reason in words, not its key ('no_decision': a red-team find)
+    assert "1 problem(s)" in err
+    assert "id_0_run_0.csv row 4: a reply that opens with neither Accept nor Reject" in err
     assert not out.exists() and output_paths(out)["report"].exists()
     code, _, _ = run_import([str(root), "--out", str(out)], capsys)
     assert code == 0 and out.exists()

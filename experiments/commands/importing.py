@@ -63,8 +63,8 @@ def run_import(args: argparse.Namespace) -> int:
         path = write_report(result, args.out)
         first = report.problems[0]
         raise ValueError(
-            f"{len(report.problems)} problem(s) in {args.source}, first: {first.where()}: "
-            f"{first.reason}; nothing written but the report {path}"
+            f"{len(report.problems)} problem(s) in {args.source}, first: {first}; nothing "
+            f"written but the report {path}"
         )
     paths = write_import(result, args.out)
     print(report.summary())
