@@ -222,7 +222,10 @@ def load_posterior(path):
 def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """:data:`LOADED_GROUPS` of a posterior file, ``{group: {data variable: values}}``, and the
     posterior group's attributes."""
-    plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS)
+    try:
+        plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS)
+    except (RuntimeError, OSError, KeyError) as err:  # h5py on damaged metadata or data
+        raise PosteriorFileError(f"{path}: cannot read: the file is damaged ({err})") from None
     if plain is not None:
         return plain.groups, plain.attrs
     idata = read_netcdf(path, REQUIRED_GROUPS)

@@ -140,3 +140,19 @@ def test_a_file_that_is_not_hdf5_is_a_clear_error(original, tmp_path):
         path.write_bytes(data)
         with time_limit(SECONDS), pytest.raises(PosteriorFileError, match=name):
             Posterior.load(path)
+
+
+def test_a_damaged_file_is_a_clear_error(original, tmp_path):
+    """A file with bytes flipped in its HDF5 metadata raised h5py's bare ``RuntimeError``
+    ('Object visitation failed (incorrect metadata checksum ...)') from ``Posterior.load``
+    (a red-team find): it is a :class:`PosteriorFileError` naming the file."""
+    import random
+
+    data = bytearray(original.read_bytes())
+    random.seed(1)
+    for i in random.sample(range(2000, len(data)), 50):
+        data[i] ^= 0xFF
+    path = tmp_path / "damaged.nc"
+    path.write_bytes(bytes(data))
+    with time_limit(SECONDS), pytest.raises(PosteriorFileError, match=r"damaged\.nc: cannot read"):
+        Posterior.load(path)
