@@ -207,6 +207,19 @@ def test_an_epoch_file_in_another_layout_is_reported(tmp_path):
     assert len(result.interactions) == GAMES_PER_EPOCH and set(result.interactions.epoch) == {1}
 
 
+def test_an_epoch_file_with_a_byte_that_is_not_utf8_is_unreadable_not_misshapen(tmp_path):
+    """One byte that is not UTF-8 in an epoch file was filed under 'the epoch file's layout
+    is not the original code's' (a red-team find): it is a file that cannot be read, and the
+    report names the byte."""
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    epoch = folder / "id_0_run_1.csv"
+    epoch.write_bytes(epoch.read_bytes().replace(b"prompt,", b"prompt\xff,", 1))
+    (problem,) = import_logs(root).report.problems
+    assert problem.reason == "unreadable_file" and problem.file.endswith("0/id_0_run_1.csv")
+    assert problem.detail == "not UTF-8 text (a byte 0xff)"
+
+
 def test_bad_config_is_reported(tmp_path):
     root = tmp_path / "logs"
     folder = write_run(root / "0", 0)

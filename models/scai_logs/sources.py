@@ -78,9 +78,13 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
                 run.epochs[k] = read_epoch(
                     io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
                 )
-        except (EpochFileError, UnicodeDecodeError) as err:
-            row = getattr(err, "row", None)
-            report.problem(LogProblem(label, row, "bad_epoch_file", str(err)))
+        except EpochFileError as err:
+            report.problem(LogProblem(label, err.row, "bad_epoch_file", str(err)))
+            run.epochs[k] = None
+        except UnicodeDecodeError as err:  # its bytes, not its layout
+            byte = err.object[err.start : err.start + 1].hex()  # (offsets count in a chunk)
+            why = f"not UTF-8 text (a byte 0x{byte})"
+            report.problem(LogProblem(label, None, "unreadable_file", why))
             run.epochs[k] = None
         except OSError as err:  # permission denied, an I/O error: this file, not the import
             report.problem(LogProblem(label, None, "unreadable_file", _why(err)))
