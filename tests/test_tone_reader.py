@@ -548,7 +548,13 @@ def test_scai_fit_reads_the_tones_of_a_table_with_text(tmp_path, capsys):
     assert (
         main([*argv[:3], "--out", str(elsewhere), "--tones", "read", "--hypothesis", str(own)]) == 2
     )
-    assert "--tones read: hypothesis 'own' sets reader_confusion" in capsys.readouterr().err
+    assert "tones read: hypothesis 'own' sets reader_confusion" in capsys.readouterr().err
+    # the same for the original logs' read tones, before the logs are read
+    logs_run = ["run", "original-logs", "--logs", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*logs_run, "--hypothesis", str(own)]) == 2
+    assert "tones read: hypothesis 'own' sets reader_confusion" in capsys.readouterr().err
+    main([*logs_run, "--hypothesis", str(own), "--tones", "config"])  # no logs: fails later
+    assert "reader_confusion" not in capsys.readouterr().err
     assert not elsewhere.exists() or not any(elsewhere.iterdir())
 
 

@@ -126,14 +126,6 @@ def apply_tone_options(args: argparse.Namespace, table, hypothesis, source: str)
         raise RunError(
             f"--reader {args.reader}: only used with --tones read, got --tones {args.tones}"
         )
-    if args.tones == "read" and hypothesis.reader_confusion is not None:
-        # reading sets the hypothesis's matrix to the reader's: the file's would be lost unseen
-        raise RunError(
-            f"--tones read: hypothesis {hypothesis.name!r} sets reader_confusion, and reading "
-            "the tones sets it to the reader's own matrix (measured when it was trained); "
-            "remove reader_confusion from the hypothesis, or give the tones with the table "
-            "(--tones given)"
-        )
     reader = load_reader(args.reader) if args.reader is not None else None
     return apply_tones(table, hypothesis, args.tones, reader, source)
 

@@ -185,6 +185,10 @@ def run_experiment(args: argparse.Namespace) -> int:
         raise RunError(f"--tones {given}: each of {', '.join(LOG_TONES)} at most once")
     if args.hypothesis is not None:
         check_hypothesis(args.hypothesis, names)
+        if "original-logs" in names and "read" in (args.tones or LOG_TONES):
+            from scai.models.tone_reader.reading import check_no_reader_confusion
+
+            check_no_reader_confusion(get_hypothesis(args.hypothesis))
     # before any experiment runs: a missing file fails first
     if "human-data" in names and str(args.data) != "synthetic":
         args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")

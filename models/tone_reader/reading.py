@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from scai.models.data import TEXT_COLUMNS
-from scai.models.errors import DataError, Problem
+from scai.models.errors import DataError, HypothesisError, Problem
 from scai.models.hypotheses import Hypothesis
 from scai.models.tone_reader.interface import ToneReader, check_reader
 
@@ -95,6 +95,17 @@ def read_tones(
     return out
 
 
+def check_no_reader_confusion(hypothesis: Hypothesis) -> None:
+    """A :class:`HypothesisError` if ``hypothesis`` sets ``reader_confusion``: reading the tones
+    sets it to the reader's own matrix, and the hypothesis's would be lost unseen."""
+    if hypothesis.reader_confusion is not None:
+        raise HypothesisError(
+            f"tones read: hypothesis {hypothesis.name!r} sets reader_confusion, and reading "
+            "the tones sets it to the reader's own matrix (measured when it was trained); "
+            "remove reader_confusion from the hypothesis, or give the tones with the table"
+        )
+
+
 def apply_tones(
     table: pd.DataFrame,
     hypothesis: Hypothesis,
@@ -115,6 +126,7 @@ def apply_tones(
         return table, hypothesis
     if mode == "none":
         return table.assign(proposer_tone="", responder_tone=""), hypothesis
+    check_no_reader_confusion(hypothesis)
     if reader is None:
         from scai.models.tone_reader.serialise import default_reader
 
