@@ -31,8 +31,10 @@ import lzma
 import os
 import re
 import secrets
+import tarfile
 import unicodedata
 import warnings
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -123,8 +125,9 @@ MAX_HEADER_CHARS = 1 << 16
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-#: Endings of a table's name that the readers (pandas) take for a compressed file.
-COMPRESSED_SUFFIXES = tuple(_OPENERS)
+#: Endings of a table's name that the readers (pandas' ``compression="infer"``) take for a
+#: compressed file or archive (``.tar.gz`` and the like end in one of these too).
+COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar")
 
 
 def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:
@@ -162,8 +165,18 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         ) from None
     except pd.errors.ParserError as err:
         raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
-    # a truncated or corrupt .gz, .bz2 or .xz file: EOFError, zlib's or lzma's own error
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error, lzma.LZMAError) as err:
+    # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
+    # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
+    except (
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        zlib.error,
+        lzma.LZMAError,
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        ImportError,
+    ) as err:
         raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
     if not isinstance(df.index, pd.RangeIndex):
         # pandas makes the first column an index when the first row has one field more than

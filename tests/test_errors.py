@@ -210,7 +210,7 @@ def test_compressed_table_names_and_dangling_output_folders_are_refused(tmp_path
     folder given a dangling symbolic link failed with 'File exists' (red-team finds)."""
     from scai.experiments.cli import main
 
-    for name in ("z.csv.gz", "z.csv.BZ2", "z.csv.xz"):
+    for name in ("z.csv.gz", "z.csv.BZ2", "z.csv.xz", "z.csv.zip", "z.csv.tar"):
         assert main(["simulate", "--policy", "selfish", "--out", str(tmp_path / name)]) == 2
         assert "scai writes tables as plain CSV" in capsys.readouterr().err
     assert main(["import", "scai-logs", str(tmp_path), "--out", str(tmp_path / "t.csv.gz")]) == 2
