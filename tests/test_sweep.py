@@ -672,4 +672,12 @@ def test_simulations_that_never_reach_95_are_counted_and_told(tmp_path, capsys):
     assert by_rationality[0.001] == 3 and by_rationality[4.0] < 3
     err = capsys.readouterr().err
     assert "1 of 2 cells hold simulations whose belief never reached 0.95" in err
-    assert "their interactions_to_95 counts each at its last interaction + 1, a bound" in err
+    assert "their interactions_to_95 counts each at its last interaction + 1, a censored" in err
+    # a contrast's two conditions share their simulations: counted once, at most sims
+    spec = write_spec(
+        tmp_path,
+        'measure = "slowdown"\n[settings]\nsims = 2\nepochs = 1\n[axes]\nrationality = [0.001]\n',
+        "slow.toml",
+    )
+    assert sweep(spec, tmp_path / "slow", "--workers", "1") == 0
+    assert pd.read_csv(tmp_path / "slow" / "sweep.csv")["never_reached_95"].tolist() == [2]

@@ -186,9 +186,14 @@ def measure(cell: Cell, curves: list[pd.DataFrame], name: str) -> tuple[float, f
 
 
 def never_reached(curves: list[pd.DataFrame], level: float = 0.95) -> int:
-    """How many simulations, over a cell's conditions' learning curves, never reach ``level``
-    (those :func:`measure` counts at their last interaction + 1)."""
-    return sum(int(interactions_to_reach(curve, level).isna().sum()) for curve in curves)
+    """How many of a cell's simulations never reach ``level`` in one of its conditions'
+    learning curves (a contrast's conditions share their simulations, paired): those
+    :func:`measure` counts at their last interaction + 1. At most the cell's simulations."""
+    censored: set = set()
+    for curve in curves:
+        reach = interactions_to_reach(curve, level)
+        censored |= set(reach.index[reach.isna()])
+    return len(censored)
 
 
 def as_frame(cells: list[Cell]) -> pd.DataFrame:

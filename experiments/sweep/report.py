@@ -18,9 +18,9 @@ from scai.models.data import write_csv_atomic
 #: many of the cell's simulations never reached 95% (:data:`NEVER_REACHED`), and ``ok``,
 #: ``failed: ERROR`` or :data:`NOT_RUN` (such a cell keeps its row, with empty numbers).
 INTERVAL = ("lo", "hi")
-#: Simulations, over the cell's conditions, whose belief in the true norm never reached 0.95:
-#: ``interactions_to_95`` and ``slowdown`` count each at its last interaction + 1, so a cell
-#: with any measures a bound, not a value.
+#: The cell's simulations whose belief in the true norm never reached 0.95 in one of its
+#: conditions: ``interactions_to_95`` and ``slowdown`` count each at its last interaction + 1,
+#: so a cell with any holds a censored value, not a measurement.
 NEVER_REACHED = "never_reached_95"
 STATUS = "status"
 #: The status of a cell an interrupted sweep had not finished (its row's numbers are empty).

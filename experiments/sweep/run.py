@@ -101,8 +101,8 @@ def run_sweep(
     if bounded and spec.measure in REACH_MEASURES:
         tell(
             f"{bounded} of {len(cells)} cells hold simulations whose belief never reached 0.95: "
-            f"their {spec.measure} counts each at its last interaction + 1, a bound rather "
-            f"than a value (column {NEVER_REACHED} of sweep.csv)"
+            f"their {spec.measure} counts each at its last interaction + 1, a censored value, "
+            f"not a measurement (column {NEVER_REACHED} of sweep.csv)"
         )
     return SweepResult(table, path, figure, failed, outcome.cached)
 
