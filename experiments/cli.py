@@ -148,6 +148,7 @@ def _one_line_for_scai(where: str, show):
         else:
             show(message, category, filename, lineno, file, line)
 
+    one_line.where = where  # type: ignore[attr-defined]  # the commands' one-line warnings use it
     return one_line
 
 

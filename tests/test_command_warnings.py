@@ -42,7 +42,7 @@ def test_fit_shows_a_warning_raised_from_an_installed_scai(table, tmp_path, monk
     capsys.readouterr()
     assert main(["fit", "--data", str(table), "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err.count("warning: the grid is too coarse") == 1, err
+    assert err.count("scai fit: warning: the grid is too coarse") == 1, err
 
 
 def test_fit_shows_the_engines_own_warning(table, tmp_path, capsys):
@@ -50,7 +50,9 @@ def test_fit_shows_the_engines_own_warning(table, tmp_path, capsys):
     argv = ["fit", "--data", str(table), "--engine", "svi", "--max-steps", "5", "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert any(line.startswith("warning: SVI did not converge in 5 steps") for line in err), err
+    assert any(
+        line.startswith("scai fit: warning: SVI did not converge in 5 steps") for line in err
+    )
 
 
 def test_one_line_for_the_categories_the_rest_as_python_shows_them(monkeypatch, capsys):

@@ -318,7 +318,7 @@ def test_validate_reports_duplicates_as_a_warning_or_strict_error(files, capsys)
     assert main(["validate", str(files["dup"])]) == 0
     captured = capsys.readouterr()
     assert "valid (5 interactions" in captured.out
-    assert captured.err.startswith("warning: ") and "row 5 = row 2" in captured.err
+    assert captured.err.startswith("scai validate: warning: ") and "row 5 = row 2" in captured.err
     assert main(["validate", "--strict", str(files["dup"])]) == 1
     assert "row 5: the same game as row 2" in capsys.readouterr().err
 

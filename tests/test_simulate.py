@@ -74,7 +74,7 @@ def test_exact_assignment_warns_when_it_rounds_and_of_a_type_it_deals_to_no_user
     args = ("simulate", "--policy", mix, "--users", 10, "--assign", "exact")
     assert scai(*args, "--out", tmp_path / "t.csv") == 0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith("warning: assign='exact': 10 users")
+    assert len(err) == 1 and err[0].startswith("scai simulate: warning: assign='exact': 10 users")
 
 
 def test_schedule_pairs_distinct_users_both_ways():

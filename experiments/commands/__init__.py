@@ -57,14 +57,19 @@ def _on_stderr(line: str) -> None:
 @contextlib.contextmanager
 def warnings_on_one_line(
     categories: tuple[type[Warning], ...] = (UserWarning,),
-    tell: Callable[[str], None] = _on_stderr,
+    tell: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
     """Show each warning of ``categories`` as it happens, every time, on one line
-    (``warning: <message>``, through ``tell``); any other warning as Python would show it.
+    (``warning: <message>``, through ``tell``; by default on standard error, after the
+    command's name where ``scai``'s ``main`` runs one: ``scai fit: warning: ...``, as its
+    other warnings and its errors); any other warning as Python would show it.
 
     The rule is the category's, never the file that warned: scai's own warnings come from files
     under a ``scai`` folder once installed, and must reach the user all the same."""
     show = warnings.showwarning
+    if tell is None:
+        where = getattr(show, "where", None)  # set by scai.experiments.cli.main
+        tell = _on_stderr if where is None else lambda line: _on_stderr(f"{where}: {line}")
 
     def one_line(
         message: Warning | str,
