@@ -11,8 +11,8 @@ prints a Markdown table, the command it timed and the machine's load before and 
 ``--before OLD`` (a folder holding a ``scai`` package, e.g. ``git archive COMMIT`` unpacked into
 ``OLD/scai``), each repeat runs that code first (``PYTHONPATH``), then this one, so that both
 see the same load. Before the first run and after the last it measures the host's speed
-(``host_speed.py``: fixed workloads that do not depend on scai's code), so that runs of
-different sessions can be compared.
+(``host_speed.py``: fixed workloads that do not depend on scai's code; medians of three), so
+that runs of different sessions can be compared.
 
 The CPU time counts every process of the command: its workers are forked by a worker server
 that the command starts and that outlives it by a moment, so this script adopts the orphans
@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     codes = ([("before", args.before.resolve())] if args.before else []) + [("this code", None)]
     adopt_orphans()
-    speed_before = host_speed.summary()
+    speed_before = host_speed.summary(repeats=3)  # medians: one measurement is noisy
     load = [os.getloadavg()[0]]
     rows = []
     for _ in range(args.repeats):
@@ -125,7 +125,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="scai-bench-run-all-") as tmp:
                 rows.append({"code": name, **run_once(Path(tmp) / "out", args.workers, code)})
             load.append(os.getloadavg()[0])
-    speed_after = host_speed.summary()
+    speed_after = host_speed.summary(repeats=3)
     print(
         f"machine: {platform.machine()} ({host_speed.processor()}), {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"

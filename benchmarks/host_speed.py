@@ -90,13 +90,18 @@ def summary(repeats: int = 1, scale: float = 1.0) -> dict[str, list[float]]:
 def processor() -> str:
     """``AMD EPYC, 2596 MHz``: the first processor's model name and clock in
     ``/proc/cpuinfo`` (Linux; elsewhere the platform's name for it)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
+            for line in f:
+                if not line.strip():  # the end of the first processor's block
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         return platform.processor() or platform.machine()
-    name = fields.get("model name\t", "?").strip()
-    mhz = fields.get("cpu MHz\t\t", "").strip()
+    name = fields.get("model name", platform.processor() or platform.machine())
+    mhz = fields.get("cpu MHz", "")
     return f"{name}, {float(mhz):.0f} MHz" if mhz else name
 
 

@@ -1,8 +1,9 @@
 """The registry of experiments: the one place an experiment name is defined.
 
 Each experiment is a module with ``main(args) -> ExperimentResult`` reading the common options
-(``--seed``, ``--quick``, ``--out``, ``--sims``, ``--epochs``, ``--engine``, ``--hypothesis``)
-and writing only under ``args.out / NAME`` and ``figures/``. ``scai run NAME`` runs one;
+(``--seed``, ``--quick``, ``--out``, ``--hypothesis``, and those of
+:data:`scai.experiments.commands.run.EXPERIMENT_OPTIONS` that name it) and writing only under
+``args.out / NAME`` and ``figures/``. ``scai run NAME`` runs one;
 ``scai run all`` runs the original study's experiments (:data:`STUDY`); ``scai run everything``
 adds the experiments on real human data, whose MCMC fits take minutes rather than seconds. A
 test discovers this registry and runs each with ``--quick``.

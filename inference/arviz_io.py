@@ -224,8 +224,13 @@ def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     posterior group's attributes."""
     try:
         plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS)
-    except (RuntimeError, OSError, KeyError) as err:  # h5py on damaged metadata or data
-        raise PosteriorFileError(f"{path}: cannot read: the file is damaged ({err})") from None
+    except NotImplementedError:
+        raise
+    except (RuntimeError, OSError) as err:  # HDF5's, on damaged metadata or data
+        raise PosteriorFileError(
+            f"{path}: cannot read: HDF5 says {err} (the file is damaged, or needs an HDF5 filter "
+            "this installation lacks)"
+        ) from None
     if plain is not None:
         return plain.groups, plain.attrs
     idata = read_netcdf(path, REQUIRED_GROUPS)

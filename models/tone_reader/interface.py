@@ -50,7 +50,8 @@ class ToneReader(Protocol):
 def check_reader(reader: object, need_confusion: bool = True) -> ToneReader:
     """``reader`` if it is a :class:`ToneReader` whose labels are manners and whose confusion
     (required unless ``need_confusion`` is false) is a valid matrix that never reports a tone
-    outside its labels; else a :class:`DataError` saying what is wrong."""
+    outside its labels and reports each of its labels with some probability; else a
+    :class:`DataError` saying what is wrong."""
 
     def error(what: str) -> DataError:
         return DataError(f"tone reader {type(reader).__name__}", [Problem(None, None, None, what)])
