@@ -18,7 +18,6 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
-from scai.experiments.common import output_dir as experiment_dir  # commands' is --out's type
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
@@ -199,11 +198,17 @@ def run_experiment(args: argparse.Namespace) -> int:
         locked(args.out, wait=args.wait, on_wait=_tell),
         warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
-        # The folders the run writes into, made before any work: a file in the way of one
-        # fails now, not after the conditions are computed.
-        figure_dir(args)
+        # The folders the run writes into, checked before any work (not made: a run that
+        # fails on its input writes nothing): a file in the way fails now, not after the
+        # conditions are computed.
+        figures = getattr(args, "figures", None)
+        check_folder_possible(
+            "--figures" if figures else "--out",
+            figures or args.out,
+            Path(figures) if figures else Path(args.out) / "figures",
+        )
         for name in names:
-            experiment_dir(args, name)
+            check_folder_possible("--out", args.out, Path(args.out) / name / "cache")
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
         # name -> (what its report_early drew, seconds): the report takes it up
         early: dict[str, tuple[object, float]] = {}
@@ -290,6 +295,19 @@ def compute_together(
             f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s"
             + meanwhile
         )
+
+
+def check_folder_possible(option: str, given, folder: Path) -> None:
+    """A :class:`RunError` if a file stands where ``folder`` or one of its parents would be (the
+    nearest of them that exists must be a folder); nothing is made."""
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise RunError(
+                    f"{option} {given}: {path} is a file where scai needs a folder; move it or "
+                    "choose another"
+                )
+            return
 
 
 def _tell(message: str) -> None:
