@@ -299,11 +299,10 @@ def _describe_os_error(err: OSError, args: argparse.Namespace) -> str:
     if isinstance(err, FileExistsError | NotADirectoryError):
         # mkdir where a file is ('File exists'), or a file in a path's folders ('Not a
         # directory'): name the file in the way
-        blocking = next(
-            (p for p in (failed_path, *failed_path.parents) if p.exists() and not p.is_dir()), None
-        )
-        if blocking is not None:
-            reason = f"{blocking} is a file where scai needs a folder; move it or choose another"
+        from scai.experiments.commands import file_in_the_way, in_the_way
+
+        if (blocking := file_in_the_way(failed_path)) is not None:
+            reason = in_the_way(blocking)
     where = "" if reason.startswith(str(failed_path)) else f" ({os.fsdecode(failed)})"
     for key, value in vars(args).items():
         if not isinstance(value, str | Path) or key in ("command", "experiment"):

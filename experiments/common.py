@@ -52,8 +52,8 @@ def settings_from(args, quick_sims: int = 6, quick_epochs: int = 3, **extra) -> 
     sims = min(args.sims, quick_sims) if args.quick else args.sims
     epochs = min(args.epochs, quick_epochs) if args.quick else args.epochs
     schedule = getattr(args, "schedule", "grouped")
-    options = {"sims": sims, "epochs": epochs, "seed": args.seed, "engine": args.engine}
-    return Settings(**{**options, "schedule": schedule, **extra})
+    options = dict(sims=sims, epochs=epochs, seed=args.seed, engine=args.engine, schedule=schedule)
+    return Settings(**{**options, **extra})
 
 
 def output_dir(args, name: str) -> Path:

@@ -207,8 +207,8 @@ def output_file(text: str) -> Path:
 
 def output_table(text: str) -> Path:
     """An argparse ``type``: an :func:`output_file` for a CSV table scai writes, which it writes
-    uncompressed: a name ending ``.gz``, ``.bz2`` or ``.xz`` (which the readers would take for
-    compressed) is refused."""
+    uncompressed: a name ending in one of :data:`~scai.models.data.COMPRESSED_SUFFIXES` (which
+    the readers would take for compressed) is refused."""
     path = output_file(text)
     if path.suffix.lower() in COMPRESSED_SUFFIXES:
         raise argparse.ArgumentTypeError(
@@ -217,6 +217,20 @@ def output_table(text: str) -> Path:
             "if you like: the readers take .gz, .bz2 and .xz)"
         )
     return path
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file standing where ``folder`` or one of its parents would be (the nearest of them
+    that exists, if it is not a folder), or None."""
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            return None if path.is_dir() else path
+    return None
+
+
+def in_the_way(path: Path) -> str:
+    """What to tell of a file in the way of a folder (:func:`file_in_the_way`)."""
+    return f"{path} is a file where scai needs a folder; move it or choose another"
 
 
 def output_dir(text: str) -> Path:

@@ -12,6 +12,8 @@ from scai.experiments.cache import CacheWarning
 from scai.experiments.commands import (
     command,
     count,
+    file_in_the_way,
+    in_the_way,
     input_path,
     output_dir,
     seed_option,
@@ -300,14 +302,8 @@ def compute_together(
 def check_folder_possible(option: str, given, folder: Path) -> None:
     """A :class:`RunError` if a file stands where ``folder`` or one of its parents would be (the
     nearest of them that exists must be a folder); nothing is made."""
-    for path in (folder, *folder.parents):
-        if path.exists() or path.is_symlink():
-            if not path.is_dir():
-                raise RunError(
-                    f"{option} {given}: {path} is a file where scai needs a folder; move it or "
-                    "choose another"
-                )
-            return
+    if (blocking := file_in_the_way(folder)) is not None:
+        raise RunError(f"{option} {given}: {in_the_way(blocking)}")
 
 
 def _tell(message: str) -> None:
