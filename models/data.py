@@ -125,6 +125,8 @@ MAX_HEADER_CHARS = 1 << 16
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: The problem of a table file with nothing in it.
+EMPTY_FILE = "empty file; expected a header line and rows"
 #: Endings of a table's name that the readers (pandas' ``compression="infer"``) take for a
 #: compressed file or archive (``.tar.gz`` and the like end in one of these too).
 COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar")
@@ -160,9 +162,7 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
     try:
         df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise DataError(
-            source, [Problem(None, None, None, "empty file; expected a header line and rows")]
-        ) from None
+        raise DataError(source, [Problem(None, None, None, EMPTY_FILE)]) from None
     except pd.errors.ParserError as err:
         raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.models.data import read_interactions, read_users, users_path
+from scai.models.data import EMPTY_FILE, read_interactions, read_users, users_path
 from scai.models.errors import DataError, Problem
 from scai.models.layout import ASSISTANT
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
@@ -118,7 +118,7 @@ def _companion(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise problem("empty file; expected a header line and rows") from None
+        raise problem(EMPTY_FILE) from None
     except UnicodeDecodeError as err:
         raise problem(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
     except (OSError, pd.errors.ParserError) as err:
