@@ -54,6 +54,16 @@ GONE_SECONDS = 5.0  # the issue's bound: no process of a killed run alive 5 s af
 EXIT_SECONDS = 15.0  # from Ctrl-C to the run's exit
 
 
+@pytest.fixture(autouse=True)
+def python_ctrl_c():
+    """Ctrl-C as Python sets it up in a terminal (``KeyboardInterrupt``), whatever this pytest
+    inherited: started as a background job of a shell without job control, it inherits SIGINT
+    ignored, and the checks below that the handler is restored would see ``SIG_IGN``."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 CONDITIONS = LONG_CONDITIONS
 EXPERIMENT = LONG_RUN[1]
 
