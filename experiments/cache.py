@@ -4,6 +4,7 @@ interrupted run resumes, and checked so that a cached result is never wrong.
 A cache folder (``OUT/NAME/cache``) holds, per condition::
 
     KEY.per_sim.csv  KEY.interactions.csv  [KEY.curve.csv]  [KEY.nc]   the results
+    [KEY.warnings.txt]          what the computation warned of (scai's own warnings, one a line)
     KEY.done                                                           the manifest, written last
 
 and ``.staging/`` (files being written, moved into place only by the process that owns the
@@ -39,8 +40,10 @@ from scai.models.data import write_atomic
 
 #: The manifest's format (a manifest of another format is not trusted).
 FORMAT = 1
+#: The kind of the file of a condition's warnings (:class:`ConditionWarning`).
+WARNINGS = "warnings.txt"
 #: What a condition may store, by file-name suffix; the first two always.
-KINDS = ("per_sim.csv", "interactions.csv", "curve.csv", "nc")
+KINDS = ("per_sim.csv", "interactions.csv", "curve.csv", "nc", WARNINGS)
 REQUIRED = KINDS[:2]
 #: The package's folders whose modules make up :func:`code_version`.
 PACKAGE_FOLDERS = ("models", "inference", "experiments")
@@ -52,6 +55,12 @@ LOCK = ".lock"
 
 class CacheWarning(UserWarning):
     """A cached result was damaged, unfinished or made by other code, and is recomputed."""
+
+
+class ConditionWarning(UserWarning):
+    """What a condition's computation warned of (an engine's diagnostic, a grid too coarse),
+    naming the condition. Stored with its results (:data:`WARNINGS`), so a run that reads
+    them from the cache tells it as the run that computed them did."""
 
 
 @functools.cache
@@ -118,6 +127,12 @@ class Entry:
     @property
     def done(self) -> Path:
         return self.path("done")
+
+    def warned(self) -> list[str]:
+        """What the condition's computation warned of (:data:`WARNINGS`: scai's own warnings,
+        ``Category: message``), one line each; none if it warned of nothing."""
+        path = self.path(WARNINGS)
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
     def files(self) -> list[Path]:
         """The files of this entry present on disk (results and manifest)."""

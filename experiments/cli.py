@@ -141,9 +141,10 @@ def _one_line_for_scai(where: str, show):
     ``scai`` module) as ``scai COMMAND: warning: MESSAGE``, as the commands' errors are told,
     and leaves others' to ``show``: Python's form names the scai source line that warned,
     which says nothing to a user of the command."""
+    from scai.models.errors import scai_warning  # imported by the parser already
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:
-        if category.__module__.split(".")[0] == "scai":
+        if scai_warning(category):
             print(f"{where}: warning: {message}", file=sys.stderr, flush=True)
         else:
             show(message, category, filename, lineno, file, line)

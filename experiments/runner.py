@@ -18,6 +18,7 @@ import itertools
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scai.experiments.cache import ConditionCache, Entry
+from scai.experiments.cache import WARNINGS, ConditionCache, ConditionWarning, Entry
 from scai.experiments.conditions import (
     Condition,
     Settings,
@@ -43,16 +44,17 @@ from scai.inference.workers import (
     stop_workers,
     worker_pool,
 )
-from scai.models.data import write_csv_atomic
-from scai.models.errors import RunError
+from scai.models.data import write_atomic, write_csv_atomic
+from scai.models.errors import RunError, scai_warning
 from scai.worker_start import ignoring_ctrl_c
 
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`run_conditions`; its message is the one line to show the user.
 
-    ``results`` and ``errors`` (by job index, as in :class:`Outcome`) are what :func:`run_jobs`
-    had when it stopped: the jobs read from the cache or stored by this run, and the failed."""
+    ``results``, ``errors`` and ``warned`` (by job index, as in :class:`Outcome`) are what
+    :func:`run_jobs` had when it stopped: the jobs read from the cache or stored by this run,
+    and the failed."""
 
     def __init__(
         self,
@@ -61,9 +63,11 @@ class Interrupted(KeyboardInterrupt):
         cache_dir: Path,
         results: dict[int, object] | None = None,
         errors: dict[int, str] | None = None,
+        warned: dict[int, list[str]] | None = None,
     ):
         self.finished, self.total, self.cache_dir = finished, total, cache_dir
         self.results, self.errors = results or {}, errors or {}
+        self.warned = warned or {}  # as Outcome.warned
         super().__init__(
             f"interrupted: {finished} of {total} conditions finished (kept in {cache_dir}); "
             "run the same command again to resume"
@@ -106,7 +110,13 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
             "the run started (the file changed, or this worker sees another copy at that "
             "path); nothing stored: run again to use the file as it is now"
         )
-    result = run_condition(cond, settings, entry.seed, hypothesis)
+    # scai's own warnings are kept with the results (told by the run that reads them, naming
+    # the condition: from the cache too); the filters in force decide which are given, as
+    # they decided which were shown (each condition afresh: entering catch_warnings resets
+    # every module's record of the warnings it gave).
+    with warnings.catch_warnings(record=True) as caught:
+        result = run_condition(cond, settings, entry.seed, hypothesis)
+    warned = own_warnings(caught)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
     if result.curve is not None:
         tables["curve.csv"] = result.curve
@@ -116,6 +126,22 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
     if result.posterior is not None and cond.save_posterior:
         exit_if_orphaned()
         result.posterior.save(folder / f"{key}.nc")
+    if warned:
+        exit_if_orphaned()
+        text = "".join(f"{line}\n" for line in warned)
+        write_atomic(folder / f"{key}.{WARNINGS}", lambda tmp: Path(tmp).write_text(text))
+
+
+def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """scai's own warnings among ``caught``, each once, in order, one line each
+    (``Category: message``); the others are shown as Python would have shown them."""
+    own: dict[str, None] = {}
+    for w in caught:
+        if scai_warning(w.category):
+            own[f"{w.category.__name__}: {' '.join(str(w.message).split())}"] = None
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    return list(own)
 
 
 def run_conditions(
@@ -221,6 +247,9 @@ class Outcome:
     results: list[ConditionResult | None]
     errors: dict[int, str] = field(default_factory=dict)
     cached: int = 0
+    #: What each job read warned of when it was computed (``Category: message`` lines,
+    #: :func:`own_warnings`), by job index; a job with none is absent.
+    warned: dict[int, list[str]] = field(default_factory=dict)
 
 
 #: Jobs submitted ahead of the ones finished: enough to keep a pool or a cluster of a few
@@ -279,7 +308,10 @@ def run_jobs(
     it is recorded in :attr:`Outcome.errors` (one line: the error's type and message) and the
     others go on; without, its error is raised. ``on_event`` hears of every job as it ends.
     Each job's result is read back from the cache by ``load(condition, entry)`` (default:
-    :func:`load_result`, every table; a sweep's measures need only :func:`load_curve`).
+    :func:`load_result`, every table; a sweep's measures need only :func:`load_curve`), and
+    what its computation warned of (scai's own warnings, stored with it) is told again as a
+    :class:`~scai.experiments.cache.ConditionWarning` naming the condition, whether this run
+    computed it or found it in the cache, and kept in :attr:`Outcome.warned`.
     Ctrl-C cancels what has not started, stops local workers, removes unfinished files and
     raises :class:`Interrupted`.
     """
@@ -316,10 +348,21 @@ def run_jobs(
         # them), not tens of seconds of reading to do after the Ctrl-C.
         read = load or load_result
         results: dict[int, object] = {}
+        warned: dict[int, list[str]] = {}
+        # a condition's name, and its seed where other jobs share the name (a sweep's seeds)
+        named = collections.Counter(c.name for c, _ in jobs)
+        label = [repr(c.name) + (f" (seed {s.seed})" if named[c.name] > 1 else "") for c, s in jobs]
 
         def keep(at: list[int], check: Callable[[], None] = lambda: None) -> None:
+            told = set()
             for n, i in enumerate(at, 1):
                 results[i] = read(jobs[i][0], entries[i])
+                if lines := entries[i].warned():
+                    warned[i] = lines
+                    if entries[i].stem not in told:  # a job listed twice: told once
+                        told.add(entries[i].stem)
+                        for line in lines:
+                            warnings.warn(f"condition {label[i]}: {line}", ConditionWarning, 2)
                 if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
                     check()
 
@@ -360,6 +403,7 @@ def run_jobs(
                         raise
                     for i in at:
                         results.pop(i, None)
+                        warned.pop(i, None)
                     message = f"stored, but reading it back failed: {_one_line(err)}"
                     errors.update(dict.fromkeys(at, message))
                     bar.update()
@@ -500,14 +544,16 @@ def run_jobs(
                     )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
             shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
-            raise Interrupted(stored, len(by_key), shown, dict(results), dict(errors)) from None
+            raise Interrupted(
+                stored, len(by_key), shown, dict(results), dict(errors), dict(warned)
+            ) from None
         except BaseException:
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()
             raise
         finally:
             bar.close()
-        return Outcome([results.get(i) for i in range(len(jobs))], errors, len(cached))
+        return Outcome([results.get(i) for i in range(len(jobs))], errors, len(cached), warned)
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:

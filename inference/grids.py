@@ -153,7 +153,7 @@ LATTICE_PROBES = ((1,), (4,), (10,), (20,), (30,), (40,), (1, 3), (5, 5), (3, 1,
 
 
 def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
-    """A :class:`DiagnosticWarning` (once per process and prior) if the simplex lattice of at
+    """A :class:`DiagnosticWarning` if the simplex lattice of at
     most ``max_points`` points misses the posterior mean of ``pi`` by more than
     :data:`LATTICE_TOLERANCE` on some group of :data:`LATTICE_PROBES` (users whose types are
     certain: the posterior is then the Dirichlet ``a + counts``, known in closed form).
@@ -163,16 +163,16 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
     types) to 0.16 (12); 0.01 by 0.20-0.28; concentration 1 by 0.045 with 6 types and 0.18 with
     12. The probes give a lower bound: other groups can be further off.
     :func:`scai.inference.fit.fit` calls it, once per fit (the engine fits group by group and
-    zooms: the warning would repeat)."""
+    zooms: the warning would repeat). Each fit warns, from one line of code and in the same
+    words for the same prior: Python's filters show it once where they show a warning once (a
+    run of conditions keeps and tells it once per condition: :mod:`scai.experiments.runner`);
+    remembering it across fits made what a condition warned of depend on the conditions its
+    process had computed before."""
     K = len(hypothesis.policies)
     if K == 1:
         return
     error = lattice_error(hypothesis, max_points)
-    key = (tuple(hypothesis.pi_concentration), max_points)
-    if error > LATTICE_TOLERANCE and key not in _LATTICE_WARNED:
-        # once per process and prior: the protocol fits each condition epoch by epoch, and a
-        # sweep over the concentration said it on every fit (12 lines for two small cells)
-        _LATTICE_WARNED.add(key)
+    if error > LATTICE_TOLERANCE:
         points = len(_lattice_counts(K, max_points)[0])
         warnings.warn(
             f"engine 'exact': its simplex lattice ({points} points for {K} types) follows the "
@@ -211,7 +211,6 @@ def lattice_error(hypothesis: Hypothesis, max_points: int = MAX_SIMPLEX_POINTS) 
 
 
 _LATTICE_ERRORS: dict[tuple, float] = {}
-_LATTICE_WARNED: set[tuple] = set()
 
 
 def grid_parameters(u: torch.Tensor, prior: GroupPrior, data: GroupData):

@@ -48,6 +48,12 @@ def not_a_regular_file(path: str | Path) -> str | None:
     return f"is {kind}, not a regular file"
 
 
+def scai_warning(category: type[Warning]) -> bool:
+    """Whether a warning's category is one of scai's own (defined in a ``scai`` module): the
+    warnings the command line tells on one line and a run stores with a condition's results."""
+    return category.__module__.split(".")[0] == "scai"
+
+
 class ScaiError(ValueError):
     """Bad input to scai; the message says where, what was given and what is allowed."""
 

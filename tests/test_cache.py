@@ -365,3 +365,39 @@ def test_a_hypothesis_file_changed_after_the_start_stores_nothing(tmp_path):
     assert not any(staging.iterdir())
     _write_condition(cache.entry(cond, settings, 3), settings, staging)  # the file as it is now
     assert any(staging.iterdir())
+
+
+def test_a_conditions_own_warnings_are_kept_and_told_again_from_the_cache(tmp_path, monkeypatch):
+    """What a condition's computation warned of was printed by the process that computed it
+    and lost: a re-run from the cache said nothing. scai's own warnings are now stored with the
+    results (one line each, each once: the protocol fits epoch by epoch) and told, naming the
+    condition, by every run that reads it; other libraries' warnings are shown as before and
+    not stored."""
+    from scai.experiments import runner
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    real, computed = runner.run_condition, []
+
+    def warning(*args):
+        computed.append(args[0].name)
+        for _ in range(3):
+            warnings.warn("a grid too coarse\n  for this posterior", DiagnosticWarning, 1)
+        warnings.warn("a library's own news", FutureWarning, stacklevel=1)
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_condition", warning)
+    line = "DiagnosticWarning: a grid too coarse for this posterior"
+    for news in (True, False):  # computed, then read from the cache
+        with time_limit(SECONDS), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outcome = runner.run_jobs([(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False)
+        told = [(w.category, str(w.message)) for w in caught]
+        assert (cache_module.ConditionWarning, f"condition 'tiny': {line}") in told
+        assert told.count((FutureWarning, "a library's own news")) == news
+        assert len(told) == 1 + news, told
+        assert outcome.warned == {0: [line]} and outcome.cached == (not news)
+    assert computed == ["tiny"]
+    (stored,) = tmp_path.glob("*.warnings.txt")
+    assert stored.read_text() == line + "\n"
+    (manifest,) = manifests(tmp_path).values()
+    assert stored.name in manifest["files"]  # checked before reuse, as the results are

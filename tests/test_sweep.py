@@ -201,6 +201,7 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
         "lo",
         "hi",
         "never_reached_95",
+        "warnings",
         "status",
     ]
     assert len(frame) == 4 and (frame.status == "ok").all()
@@ -681,3 +682,41 @@ def test_simulations_that_never_reach_95_are_counted_and_told(tmp_path, capsys):
     )
     assert sweep(spec, tmp_path / "slow", "--workers", "1") == 0
     assert pd.read_csv(tmp_path / "slow" / "sweep.csv")["never_reached_95"].tolist() == [2]
+
+
+# A prior far sharper than the simplex lattice's step: the exact engine warns of its accuracy.
+WARNS = (
+    'measure = "interactions_to_95"\n[settings]\nsims = 3\nepochs = 1\n[condition]\n'
+    "users = 4\npi_concentration = 0.001\n[axes]\nseed = [1, 2]\n"
+)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_cell_that_warned_says_so_in_its_row_and_again_from_the_cache(tmp_path, capsys, workers):
+    """A cell whose engine warned was ``ok`` with nothing in its row, and a re-run from the
+    cache said nothing at all: the warning is kept with the cell's results, in the row's
+    ``warnings`` (the cell stays ``ok``: its value is there), and told once per condition,
+    naming it, by the run that computed it (in this process or a worker) and by every run
+    that reads it from the cache."""
+    spec = write_spec(tmp_path, WARNS)
+    out = tmp_path / "out"
+    assert sweep(spec, out, "--workers", workers) == 0
+    first = capsys.readouterr().err
+    frame = pd.read_csv(out / "sweep.csv")
+    assert list(frame.status) == ["ok", "ok"] and frame.interactions_to_95.notna().all()
+    for told in frame.warnings:
+        assert told.startswith("DiagnosticWarning: engine 'exact': its simplex lattice"), told
+        assert "pi_concentration down to 0.001" in told and " | " not in told  # said once
+    (name,) = {json.loads(p.read_text())["condition"]["name"] for p in out.glob("cache/*.done")}
+    lines = {  # the cells' one condition differs by its seed alone
+        f"scai sweep: warning: condition '{name}' (seed {seed}): {told}"
+        for seed, told in zip(frame.seed, frame.warnings, strict=True)
+    }
+    assert len(lines) == 2
+    assert sum(line in lines for line in first.splitlines()) == 2, first
+    assert "2 of 2 cells warned while they were computed" in first
+    table = (out / "sweep.csv").read_bytes()
+    assert sweep(spec, out, "--workers", workers) == 0  # every cell from the cache
+    again = capsys.readouterr().err
+    assert sum(line in lines for line in again.splitlines()) == 2, again
+    assert (out / "sweep.csv").read_bytes() == table

@@ -15,13 +15,20 @@ from scai.experiments.sweep.cells import Cell
 from scai.models.data import write_csv_atomic
 
 #: The table's columns after the axes: the measure (named after it), its 95% interval, how
-#: many of the cell's simulations never reached 95% (:data:`NEVER_REACHED`), and ``ok``,
-#: ``failed: ERROR`` or :data:`NOT_RUN` (such a cell keeps its row, with empty numbers).
+#: many of the cell's simulations never reached 95% (:data:`NEVER_REACHED`), what its
+#: computation warned of (:data:`WARNED`), and ``ok``, ``failed: ERROR`` or :data:`NOT_RUN`
+#: (such a cell keeps its row, with empty numbers).
 INTERVAL = ("lo", "hi")
 #: The cell's simulations whose belief in the true norm never reached 0.95 in one of its
 #: conditions: ``interactions_to_95`` and ``slowdown`` count each at its last interaction + 1,
 #: so a cell with any holds a censored value, not a measurement.
 NEVER_REACHED = "never_reached_95"
+#: scai's warnings while the cell's conditions were computed (an engine's diagnostic, a grid
+#: coarser than the posterior), each ``Category: message``, joined by :data:`WARNING_JOIN`;
+#: empty where none. A cell that warned is still ``ok``: its value is there, to be read with
+#: the warning in mind.
+WARNED = "warnings"
+WARNING_JOIN = " | "
 STATUS = "status"
 #: The status of a cell an interrupted sweep had not finished (its row's numbers are empty).
 NOT_RUN = "not run: interrupted"
@@ -105,17 +112,23 @@ def sweep_table(
     values: list[tuple[float, float, float] | None],
     statuses: list[str],
     never_reached: list[int | None] | None = None,
+    warned: list[list[str]] | None = None,
 ) -> pd.DataFrame:
     """One row per cell: its axis values, the measure, its interval, how many of its
-    simulations never reached 95% (:data:`NEVER_REACHED`; empty where not measured) and its
-    status (``ok``, ``failed: ERROR`` or :data:`NOT_RUN`)."""
+    simulations never reached 95% (:data:`NEVER_REACHED`; empty where not measured), what it
+    warned of (:data:`WARNED`; empty where nothing) and its status (``ok``, ``failed: ERROR``
+    or :data:`NOT_RUN`)."""
     rows = []
     never_reached = never_reached or [None] * len(cells)
-    for cell, value, status, never in zip(cells, values, statuses, never_reached, strict=True):
+    warned = warned or [[]] * len(cells)
+    for cell, value, status, never, told in zip(
+        cells, values, statuses, never_reached, warned, strict=True
+    ):
         row: dict[str, object] = dict(cell.values)
         number, lo, hi = value if value is not None else (np.nan, np.nan, np.nan)
         row.update({measure: number, INTERVAL[0]: lo, INTERVAL[1]: hi})
         row[NEVER_REACHED] = pd.NA if never is None else never
+        row[WARNED] = WARNING_JOIN.join(told) if told else np.nan  # empty, as read back
         row[STATUS] = status
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -16,6 +16,7 @@ from scai.experiments.sweep.report import (
     NEVER_REACHED,
     NOT_RUN,
     STATUS,
+    WARNED,
     Progress,
     heat_map,
     sweep_table,
@@ -84,7 +85,7 @@ def run_sweep(
         # table beside this run's cache.
         try:
             table, path, _ = _write_table_and_map(
-                spec, cells, stop.results, stop.errors, out, figures
+                spec, cells, stop.results, stop.errors, stop.warned, out, figures
             )
             done = int((table[STATUS] == "ok").sum())
             tell(
@@ -95,8 +96,15 @@ def run_sweep(
             tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
         raise
     results = dict(enumerate(outcome.results))
-    table, path, figure = _write_table_and_map(spec, cells, results, outcome.errors, out, figures)
+    table, path, figure = _write_table_and_map(
+        spec, cells, results, outcome.errors, outcome.warned, out, figures
+    )
     failed = int(table[STATUS].str.startswith("failed").sum())
+    if warned := int(table[WARNED].notna().sum()):
+        tell(
+            f"{warned} of {len(cells)} cells warned while they were computed (told above; "
+            f"column {WARNED} of sweep.csv): read their values with that in mind"
+        )
     bounded = int((table[NEVER_REACHED].fillna(0) > 0).sum())
     if bounded and spec.measure in REACH_MEASURES:
         tell(
@@ -112,17 +120,20 @@ def _write_table_and_map(
     cells: list[Cell],
     results: dict[int, object],
     errors: dict[int, str],
+    warned: dict[int, list[str]],
     out: Path,
     figures: Path | None,
 ) -> tuple[pd.DataFrame, Path, Path]:
-    """The table and the heat-map of the cells, from their jobs' ``results`` and ``errors``
-    (by job index: the cells' conditions in order); a cell with a job in neither was not run."""
-    values, statuses, never = [], [], []
+    """The table and the heat-map of the cells, from their jobs' ``results``, ``errors`` and
+    warnings (by job index: the cells' conditions in order); a cell with a job in neither
+    ``results`` nor ``errors`` was not run."""
+    values, statuses, never, told = [], [], [], []
     at = 0
     for cell in cells:
         span = range(at, at + len(cell.conditions))
         at += len(cell.conditions)
         failed = [errors[i] for i in span if i in errors]
+        told.append(list(dict.fromkeys(line for i in span for line in warned.get(i, []))))
         never.append(None)
         if failed:
             values.append(None)
@@ -140,7 +151,7 @@ def _write_table_and_map(
         else:
             values.append(None)
             statuses.append(NOT_RUN)
-    table = sweep_table(cells, spec.measure, values, statuses, never)
+    table = sweep_table(cells, spec.measure, values, statuses, never, told)
     path = write_table(table, out)
     x, y = spec.figure
     figure = heat_map(
