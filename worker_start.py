@@ -248,9 +248,11 @@ def start_worker(parent: int) -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """A worker's warning as one line, ``scai: warning: Category: message``: the workers write
-    to the program's terminal, where Python's form (the file, line and source of the ``warn``
-    call inside scai) reads as a crash."""
+    """A warning a worker shows itself as one line, ``scai: warning: Category: message``: the
+    workers write to the program's terminal, where Python's form (the file, line and source of
+    the ``warn`` call) reads as a crash. (scai's own warnings while a condition is computed are
+    not shown here: they are stored with its results and told by the run, naming the
+    condition: :func:`scai.experiments.runner.own_warnings`.)"""
     text = " ".join(str(message).split())
     return f"scai: warning: {category.__name__}: {text}\n"
 

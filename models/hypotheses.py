@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from scai.models.data import write_atomic
 from scai.models.errors import HypothesisError, HypothesisWarning, not_a_regular_file
 from scai.models.errors import show_value as _show
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
@@ -305,7 +306,10 @@ class Hypothesis:
         return out
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(tomli_w.dumps(self.to_dict()))
+        """Write the hypothesis as a TOML file (what :meth:`load` reads), atomically; a folder
+        or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`."""
+        text = tomli_w.dumps(self.to_dict())
+        write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "hypothesis") -> Hypothesis:

@@ -63,6 +63,33 @@ def test_save_load_round_trip(tmp_path, hyp):
     assert (tmp_path / "again.toml").read_text() == path.read_text()
 
 
+def test_save_writes_atomically_and_names_a_folder_in_the_way(tmp_path, monkeypatch):
+    """``Hypothesis.save`` wrote in place (an interrupted save left half a file) and, given a
+    folder, raised Python's IsADirectoryError; now it writes a temporary file and renames it,
+    and a folder or a link at the path is a RunError naming it."""
+    from scai.models import data
+    from scai.models.errors import RunError
+
+    hyp = PRESETS["stereotyped"]
+    with pytest.raises(RunError, match=f"{tmp_path}: is a folder; give a file path"):
+        hyp.save(tmp_path)
+    path = tmp_path / "h.toml"
+    path.write_text("# the user's file\n")
+    real = data.os.replace
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hyp.save(path)
+    assert path.read_text() == "# the user's file\n"  # untouched, and no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["h.toml"]
+    monkeypatch.setattr(data.os, "replace", real)
+    hyp.save(path)
+    assert Hypothesis.load(path) == hyp and [p.name for p in tmp_path.iterdir()] == ["h.toml"]
+
+
 def test_minimal_toml_defines_a_new_policy(tmp_path):
     path = tmp_path / "spite.toml"
     path.write_text("[policies.selfish]\n\n[policies.spiteful]\nw = -1.0\n")
