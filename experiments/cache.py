@@ -37,10 +37,11 @@ from pathlib import Path
 from scai.experiments.conditions import Condition, Settings, fingerprint
 from scai.experiments.locking import locked
 from scai.models.data import write_atomic
+from scai.models.errors import ScaiWarning
 
 #: The manifest's format (a manifest of another format is not trusted).
 FORMAT = 1
-#: The kind of the file of a condition's warnings (:class:`ConditionWarning`).
+#: The kind of the file of what a condition's computation warned of (scai's own warnings).
 WARNINGS = "warnings.txt"
 #: What a condition may store, by file-name suffix; the first two always.
 KINDS = ("per_sim.csv", "interactions.csv", "curve.csv", "nc", WARNINGS)
@@ -53,14 +54,8 @@ STAGING = ".staging"
 LOCK = ".lock"
 
 
-class CacheWarning(UserWarning):
+class CacheWarning(ScaiWarning):
     """A cached result was damaged, unfinished or made by other code, and is recomputed."""
-
-
-class ConditionWarning(UserWarning):
-    """What a condition's computation warned of (an engine's diagnostic, a grid too coarse),
-    naming the condition. Stored with its results (:data:`WARNINGS`), so a run that reads
-    them from the cache tells it as the run that computed them did."""
 
 
 @functools.cache
@@ -234,6 +229,9 @@ class ConditionCache:
         for kind in REQUIRED:
             if entry.path(kind).name not in files:
                 return f"{entry.done} does not list {entry.path(kind).name}"
+        for kind in KINDS:  # a file the entry would read (its warnings), never checked
+            if (path := entry.path(kind)).name not in files and path.exists():
+                return f"{path} is not in its manifest ({entry.done.name})"
         for name, recorded in sorted(files.items()):
             path = self.folder / name
             if not path.is_file() or path.is_symlink():

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scai.experiments.cache import WARNINGS, ConditionCache, ConditionWarning, Entry
+from scai.experiments.cache import WARNINGS, ConditionCache, Entry
 from scai.experiments.conditions import (
     Condition,
     Settings,
@@ -45,7 +45,7 @@ from scai.inference.workers import (
     worker_pool,
 )
 from scai.models.data import write_atomic, write_csv_atomic
-from scai.models.errors import RunError, scai_warning
+from scai.models.errors import RunError, ScaiWarning, scai_category, scai_warning
 from scai.worker_start import ignoring_ctrl_c
 
 
@@ -111,11 +111,17 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
             "path); nothing stored: run again to use the file as it is now"
         )
     # scai's own warnings are kept with the results (told by the run that reads them, naming
-    # the condition: from the cache too); the filters in force decide which are given, as
-    # they decided which were shown (each condition afresh: entering catch_warnings resets
-    # every module's record of the warnings it gave).
-    with warnings.catch_warnings(record=True) as caught:
-        result = run_condition(cond, settings, entry.seed, hypothesis)
+    # the condition: from the cache too), every one whatever the filters of the process that
+    # computes it (a worker's are not its caller's); the caller's filters apply when they
+    # are told. (Warnings are process-wide: another thread's, meanwhile, would be kept too;
+    # conditions are computed one at a time per process, see _compute.)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", category=ScaiWarning)
+            result = run_condition(cond, settings, entry.seed, hypothesis)
+    except BaseException:  # nothing is stored: what it warned of is shown (it may say why)
+        show_warnings(caught)
+        raise
     warned = own_warnings(caught)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
     if result.curve is not None:
@@ -134,7 +140,8 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
 
 def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     """scai's own warnings among ``caught``, each once, in order, one line each
-    (``Category: message``); the others are shown as Python would have shown them."""
+    (``Category: message``, :func:`told_warning` reads it back); the others are shown as
+    Python would have shown them."""
     own: dict[str, None] = {}
     for w in caught:
         if scai_warning(w.category):
@@ -142,6 +149,24 @@ def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     return list(own)
+
+
+def show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Show the warnings ``caught`` as Python would have shown them (scai's own, recorded
+    every time, each once)."""
+    shown = set()
+    for w in caught:
+        once = (w.category, str(w.message))
+        if scai_warning(w.category) and once in shown:
+            continue
+        shown.add(once)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+def told_warning(line: str) -> tuple[type[ScaiWarning], str]:
+    """A stored warning line (:func:`own_warnings`) as its category and message."""
+    name, _, message = line.partition(": ")
+    return scai_category(name), message
 
 
 def run_conditions(
@@ -309,9 +334,11 @@ def run_jobs(
     others go on; without, its error is raised. ``on_event`` hears of every job as it ends.
     Each job's result is read back from the cache by ``load(condition, entry)`` (default:
     :func:`load_result`, every table; a sweep's measures need only :func:`load_curve`), and
-    what its computation warned of (scai's own warnings, stored with it) is told again as a
-    :class:`~scai.experiments.cache.ConditionWarning` naming the condition, whether this run
-    computed it or found it in the cache, and kept in :attr:`Outcome.warned`.
+    what its computation warned of (scai's own warnings, stored with it) is told again, in
+    its category, naming the condition, whether this run computed it or found it in the cache,
+    and kept in :attr:`Outcome.warned`: each warning the first time a condition gives it, and
+    once more at the end with how many other conditions gave the same (a sweep over a sharp
+    prior gives the same for every cell).
     Ctrl-C cancels what has not started, stops local workers, removes unfinished files and
     raises :class:`Interrupted`.
     """
@@ -349,20 +376,47 @@ def run_jobs(
         read = load or load_result
         results: dict[int, object] = {}
         warned: dict[int, list[str]] = {}
-        # a condition's name, and its seed where other jobs share the name (a sweep's seeds)
+        # A condition by its name, its experiment where several share the pool (scai run all)
+        # and its seed where other jobs share the name (a sweep's seeds).
         named = collections.Counter(c.name for c, _ in jobs)
-        label = [repr(c.name) + (f" (seed {s.seed})" if named[c.name] > 1 else "") for c, s in jobs]
+        label = [
+            repr(c.name)
+            + (f" of {folder.parent.name}" if len(caches) > 1 else "")
+            + (f" (seed {s.seed})" if named[c.name] > 1 else "")
+            for (c, s), folder in zip(jobs, folders, strict=True)
+        ]
+        told: dict[str, list[str]] = {}  # a warning line: the conditions that gave it
+        told_by: set[Path] = set()  # the entries whose warnings are told (a job listed twice)
+
+        def tell_warned(i: int) -> None:
+            if entries[i].stem in told_by:
+                return
+            told_by.add(entries[i].stem)
+            for line in warned[i]:
+                told.setdefault(line, []).append(label[i])
+                if len(told[line]) == 1:
+                    category, message = told_warning(line)
+                    warnings.warn(f"condition {label[i]}: {message}", category, 2)
+
+        def tell_repeats() -> None:
+            """Once, at the end: each warning that other conditions gave too, with how many."""
+            for line, labels in told.items():
+                if len(labels) > 1:
+                    category, message = told_warning(line)
+                    others = ", ".join(labels[1:4]) + (", ..." if len(labels) > 4 else "")
+                    warnings.warn(
+                        f"{len(labels) - 1} more condition(s) warned the same ({others}): "
+                        f"{message}",
+                        category,
+                        2,
+                    )
 
         def keep(at: list[int], check: Callable[[], None] = lambda: None) -> None:
-            told = set()
             for n, i in enumerate(at, 1):
                 results[i] = read(jobs[i][0], entries[i])
                 if lines := entries[i].warned():
                     warned[i] = lines
-                    if entries[i].stem not in told:  # a job listed twice: told once
-                        told.add(entries[i].stem)
-                        for line in lines:
-                            warnings.warn(f"condition {label[i]}: {line}", ConditionWarning, 2)
+                    tell_warned(i)
                 if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
                     check()
 
@@ -553,6 +607,7 @@ def run_jobs(
             raise
         finally:
             bar.close()
+        tell_repeats()
         return Outcome([results.get(i) for i in range(len(jobs))], errors, len(cached), warned)
 
 

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from scai.inference.convergence import bfmi, convergence
+from scai.models.errors import ScaiWarning
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400
 
 
-class DiagnosticWarning(UserWarning):
+class DiagnosticWarning(ScaiWarning):
     """A sampler diagnostic crossed its threshold."""
 
 

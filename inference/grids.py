@@ -163,11 +163,10 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
     types) to 0.16 (12); 0.01 by 0.20-0.28; concentration 1 by 0.045 with 6 types and 0.18 with
     12. The probes give a lower bound: other groups can be further off.
     :func:`scai.inference.fit.fit` calls it, once per fit (the engine fits group by group and
-    zooms: the warning would repeat). Each fit warns, from one line of code and in the same
-    words for the same prior: Python's filters show it once where they show a warning once (a
-    run of conditions keeps and tells it once per condition: :mod:`scai.experiments.runner`);
-    remembering it across fits made what a condition warned of depend on the conditions its
-    process had computed before."""
+    zooms: the warning would repeat). Every fit whose lattice is off says so, as every MCMC
+    fit says what its diagnostics found (a run of conditions tells each warning once, with how
+    many conditions gave it: :mod:`scai.experiments.runner`); remembering it across fits made
+    what a condition warned of depend on the conditions its process had computed before."""
     K = len(hypothesis.policies)
     if K == 1:
         return

@@ -19,9 +19,10 @@ import torch
 
 from scai.inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
 from scai.models.density import MarginalDensity
+from scai.models.errors import ScaiWarning
 
 
-class ImportanceWarning(UserWarning):
+class ImportanceWarning(ScaiWarning):
     """The importance correction's Pareto ``k`` is above :data:`PARETO_K_MAX` for some
     simulations: their reweighted draws may still be off (too few proposal draws where the
     posterior has mass)."""

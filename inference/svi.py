@@ -76,12 +76,13 @@ from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
 from scai.inference.progress import progress_bar
 from scai.models.density import MarginalDensity
+from scai.models.errors import ScaiWarning
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 
 
-class ConvergenceWarning(UserWarning):
+class ConvergenceWarning(ScaiWarning):
     """SVI reached its step cap before the ELBO settled."""
 
 

@@ -48,12 +48,6 @@ def not_a_regular_file(path: str | Path) -> str | None:
     return f"is {kind}, not a regular file"
 
 
-def scai_warning(category: type[Warning]) -> bool:
-    """Whether a warning's category is one of scai's own (defined in a ``scai`` module): the
-    warnings the command line tells on one line and a run stores with a condition's results."""
-    return category.__module__.split(".")[0] == "scai"
-
-
 class ScaiError(ValueError):
     """Bad input to scai; the message says where, what was given and what is allowed."""
 
@@ -132,16 +126,38 @@ class RunError(ScaiError):
     path; the message names the option, the value and what is allowed."""
 
 
-class TableWarning(UserWarning):
+class ScaiWarning(UserWarning):
+    """The base of scai's own warnings: the ones the command line tells on one line, and a run
+    keeps with a condition's results (:mod:`scai.experiments.runner`)."""
+
+
+def scai_warning(category: type[Warning]) -> bool:
+    """Whether a warning's category is one of scai's own."""
+    return issubclass(category, ScaiWarning)
+
+
+def scai_category(name: str) -> type[ScaiWarning]:
+    """The category of scai's warnings named ``name`` (:class:`ScaiWarning` if none is: one
+    defined in a module not imported yet)."""
+    todo: list[type[ScaiWarning]] = [ScaiWarning]
+    while todo:
+        category = todo.pop()
+        if category.__name__ == name:
+            return category
+        todo.extend(category.__subclasses__())
+    return ScaiWarning
+
+
+class TableWarning(ScaiWarning):
     """Something an interaction table holds that scai accepts but that may not be what was
     meant; the command line shows each on one line."""
 
 
-class HypothesisWarning(UserWarning):
+class HypothesisWarning(ScaiWarning):
     """A hypothesis that is valid but cannot do what it seems to (e.g. two identical types)."""
 
 
-class SimulationWarning(UserWarning):
+class SimulationWarning(ScaiWarning):
     """A simulation that runs but may not be what was meant (a type of the mixture that exact
     assignment deals to no user); the command line shows each on one line."""
 

@@ -370,9 +370,10 @@ def test_a_hypothesis_file_changed_after_the_start_stores_nothing(tmp_path):
 def test_a_conditions_own_warnings_are_kept_and_told_again_from_the_cache(tmp_path, monkeypatch):
     """What a condition's computation warned of was printed by the process that computed it
     and lost: a re-run from the cache said nothing. scai's own warnings are now stored with the
-    results (one line each, each once: the protocol fits epoch by epoch) and told, naming the
-    condition, by every run that reads it; other libraries' warnings are shown as before and
-    not stored."""
+    results (one line each, each once: the protocol fits epoch by epoch), whatever the filters
+    of the process that computes them, and told in their category, naming the condition, by
+    every run that reads it, under that run's filters; other libraries' warnings are shown as
+    before and not stored."""
     from scai.experiments import runner
     from scai.inference.diagnostics import DiagnosticWarning
 
@@ -382,22 +383,63 @@ def test_a_conditions_own_warnings_are_kept_and_told_again_from_the_cache(tmp_pa
         computed.append(args[0].name)
         for _ in range(3):
             warnings.warn("a grid too coarse\n  for this posterior", DiagnosticWarning, 1)
-        warnings.warn("a library's own news", FutureWarning, stacklevel=1)
+        warnings.warn("a library's own news", FutureWarning, 1)
         return real(*args)
 
     monkeypatch.setattr(runner, "run_condition", warning)
     line = "DiagnosticWarning: a grid too coarse for this posterior"
-    for news in (True, False):  # computed, then read from the cache
+    shown = (DiagnosticWarning, "condition 'tiny': a grid too coarse for this posterior")
+    news = (FutureWarning, "a library's own news")
+    # computed by a process that ignores it; read from the cache by one that does not, then
+    # by one that does
+    for ignored, expected in ((True, [news]), (False, [shown]), (True, [])):
         with time_limit(SECONDS), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if ignored:
+                warnings.simplefilter("ignore", DiagnosticWarning)
             outcome = runner.run_jobs([(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False)
-        told = [(w.category, str(w.message)) for w in caught]
-        assert (cache_module.ConditionWarning, f"condition 'tiny': {line}") in told
-        assert told.count((FutureWarning, "a library's own news")) == news
-        assert len(told) == 1 + news, told
-        assert outcome.warned == {0: [line]} and outcome.cached == (not news)
-    assert computed == ["tiny"]
+        assert [(w.category, str(w.message)) for w in caught] == expected
+        assert outcome.warned == {0: [line]}
+    assert computed == ["tiny"] and outcome.cached == 1
     (stored,) = tmp_path.glob("*.warnings.txt")
     assert stored.read_text() == line + "\n"
     (manifest,) = manifests(tmp_path).values()
     assert stored.name in manifest["files"]  # checked before reuse, as the results are
+
+
+def test_a_condition_that_fails_shows_what_it_warned_of(tmp_path, monkeypatch):
+    """A condition that warned, then failed, lost its warnings (recorded for storing, and
+    nothing was stored): they are shown as they come, each once, since they may say why."""
+    from scai.experiments import runner
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    def failing(*args):
+        for _ in range(2):
+            warnings.warn("the step size fell to 1e-9", DiagnosticWarning, 1)
+        warnings.warn("overflow in exp", RuntimeWarning, 1)
+        raise FloatingPointError("the log density is NaN")
+
+    monkeypatch.setattr(runner, "run_condition", failing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = runner.run_jobs(
+            [(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False, keep_going=True
+        )
+    assert outcome.errors == {0: "FloatingPointError: the log density is NaN"}
+    told = [(w.category, str(w.message)) for w in caught]
+    assert told == [
+        (DiagnosticWarning, "the step size fell to 1e-9"),
+        (RuntimeWarning, "overflow in exp"),
+    ]
+    assert not list(tmp_path.glob("*.warnings.txt")) and outcome.warned == {}
+
+
+def test_a_warnings_file_its_manifest_does_not_list_is_not_trusted(cached):
+    """The entry's warnings file is read and told: one its manifest does not list (put there
+    by hand) makes the entry damaged, as a changed result file does."""
+    folder, done, first = cached
+    (folder / done.name.replace(".done", ".warnings.txt")).write_text("DiagnosticWarning: x\n")
+    again, messages = run(folder)
+    pd.testing.assert_frame_equal(again, first)
+    assert len(messages) == 1 and "is not in its manifest" in messages[0], messages
+    assert not list(folder.glob("*.warnings.txt"))

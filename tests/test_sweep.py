@@ -158,14 +158,21 @@ def test_hypothesis_settings_reach_the_assistant(tmp_path):
 
 # -- running ----------------------------------------------------------------------------------
 def cache_files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((out / "cache").glob("*.*.csv"))}
+    """The cached results and warnings, by file name."""
+    files = [*(out / "cache").glob("*.*.csv"), *(out / "cache").glob("*.warnings.txt")]
+    return {p.name: p.read_bytes() for p in sorted(files)}
+
+
+#: TINY over the prior's concentration instead of rationality: its sharp prior warns.
+TINY_WARNING = TINY.replace("rationality = [1.0, 4.0]", "pi_concentration = [0.5, 0.001]")
 
 
 def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
     """The same tiny sweep on the local pool (two processes) and on a Dask LocalCluster of two
     single-threaded worker processes, reached through --scheduler: the same sweep.csv and the
     same cached files, byte for byte. Three of its eight conditions in flight at a time, as a
-    sweep larger than ``IN_FLIGHT`` runs: the others are submitted as those finish."""
+    sweep larger than ``IN_FLIGHT`` runs: the others are submitted as those finish. Half its
+    cells warn (a prior sharper than the lattice), and say so alike."""
     import warnings
 
     from distributed import LocalCluster
@@ -174,7 +181,7 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
         warnings.simplefilter("ignore", FutureWarning)
         import arviz  # noqa: F401  (its daily stamp is written before the workers import it)
 
-    spec = write_spec(tmp_path)
+    spec = write_spec(tmp_path, TINY_WARNING)
     monkeypatch.setattr(runner, "IN_FLIGHT", 3)
     with time_limit(150):
         assert sweep(spec, tmp_path / "local", "--workers", "2") == 0
@@ -196,7 +203,7 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
     frame = pd.read_csv(tmp_path / "local" / "sweep.csv")
     assert list(frame.columns) == [
         "stereotype_strength",
-        "rationality",
+        "pi_concentration",
         "slowdown",
         "lo",
         "hi",
@@ -205,6 +212,8 @@ def test_local_and_dask_give_the_same_bytes(tmp_path, monkeypatch, capsys):
         "status",
     ]
     assert len(frame) == 4 and (frame.status == "ok").all()
+    assert frame.warnings.notna().tolist() == [False, True, False, True]  # the sharp prior's
+    assert len(list((tmp_path / "dask" / "cache").glob("*.warnings.txt"))) == 4
     assert frame.never_reached_95.dtype.kind == "i" and (frame.never_reached_95 >= 0).all()
     assert (frame.lo <= frame.slowdown).all() and (frame.slowdown <= frame.hi).all()
     assert (tmp_path / "local" / "figures" / "sweep.png").stat().st_size > 0
@@ -708,15 +717,23 @@ def test_a_cell_that_warned_says_so_in_its_row_and_again_from_the_cache(tmp_path
         assert told.startswith("DiagnosticWarning: engine 'exact': its simplex lattice"), told
         assert "pi_concentration down to 0.001" in told and " | " not in told  # said once
     (name,) = {json.loads(p.read_text())["condition"]["name"] for p in out.glob("cache/*.done")}
-    lines = {  # the cells' one condition differs by its seed alone
-        f"scai sweep: warning: condition '{name}' (seed {seed}): {told}"
-        for seed, told in zip(frame.seed, frame.warnings, strict=True)
-    }
-    assert len(lines) == 2
-    assert sum(line in lines for line in first.splitlines()) == 2, first
+    (message,) = {told.removeprefix("DiagnosticWarning: ") for told in frame.warnings}
+
+    def told_once_then_counted(err: str) -> None:
+        """The first condition to give it names itself; the other is counted at the end (the
+        cells' one condition differs by its seed alone)."""
+        said = [line for line in err.splitlines() if line.endswith(message)]
+        first, counted = (f"'{name}' (seed {seed})" for seed in (1, 2))
+        if said and first not in said[0]:
+            first, counted = counted, first
+        assert said == [
+            f"scai sweep: warning: condition {first}: {message}",
+            f"scai sweep: warning: 1 more condition(s) warned the same ({counted}): {message}",
+        ], err
+
+    told_once_then_counted(first)
     assert "2 of 2 cells warned while they were computed" in first
     table = (out / "sweep.csv").read_bytes()
     assert sweep(spec, out, "--workers", workers) == 0  # every cell from the cache
-    again = capsys.readouterr().err
-    assert sum(line in lines for line in again.splitlines()) == 2, again
+    told_once_then_counted(capsys.readouterr().err)
     assert (out / "sweep.csv").read_bytes() == table

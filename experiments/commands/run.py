@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scai.experiments.cache import CacheWarning, ConditionWarning
+from scai.experiments.cache import CacheWarning
 from scai.experiments.commands import (
     command,
     count,
@@ -198,7 +198,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     # One run at a time into --out: another is refused, or waited for with --wait.
     with (
         locked(args.out, wait=args.wait, on_wait=_tell),
-        warnings_on_one_line((CacheWarning, ConditionWarning, UnusedColumnsWarning), _tell),
+        warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
         # The folders the run writes into, checked before any work (not made: a run that
         # fails on its input writes nothing): a file in the way fails now, not after the

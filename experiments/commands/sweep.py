@@ -77,7 +77,7 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     _add_sweep
 )
 def sweep(args: argparse.Namespace) -> int:
-    from scai.experiments.cache import CacheWarning, ConditionWarning
+    from scai.experiments.cache import CacheWarning
     from scai.experiments.sweep import load_spec, run_sweep
     from scai.experiments.sweep.backends import check_options
 
@@ -90,7 +90,7 @@ def sweep(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with (
         locked(args.out, wait=args.wait, on_wait=_tell),
-        warnings_on_one_line((CacheWarning, ConditionWarning), _tell),
+        warnings_on_one_line((CacheWarning,), _tell),
     ):
         result = run_sweep(
             spec,
