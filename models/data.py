@@ -127,9 +127,18 @@ MAX_HEADER_CHARS = 1 << 16
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 #: The problem of a table file with nothing in it.
 EMPTY_FILE = "empty file; expected a header line and rows"
+#: ... of a compressed one (zstandard reads a truncated frame as nothing, without an error).
+EMPTY_COMPRESSED = EMPTY_FILE.replace(
+    "empty file", "empty file once decompressed (a truncated compressed file reads as empty too)"
+)
 #: Endings of a table's name that the readers (pandas' ``compression="infer"``) take for a
 #: compressed file or archive (``.tar.gz`` and the like end in one of these too).
 COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar")
+
+
+def compressed_name(path: str | Path) -> bool:
+    """Whether the readers take ``path`` for a compressed file (its name's ending)."""
+    return str(path).lower().endswith(COMPRESSED_SUFFIXES)
 
 
 def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:
@@ -162,7 +171,9 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
     try:
         df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise DataError(source, [Problem(None, None, None, EMPTY_FILE)]) from None
+        compressed = not isinstance(path_or_buffer, io.StringIO) and compressed_name(path_or_buffer)
+        problem = EMPTY_COMPRESSED if compressed else EMPTY_FILE
+        raise DataError(source, [Problem(None, None, None, problem)]) from None
     except pd.errors.ParserError as err:
         raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
@@ -177,6 +188,10 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         tarfile.TarError,
         ImportError,
     ) as err:
+        raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
+    except Exception as err:  # a .zst that the zstandard package, where installed, cannot read
+        if type(err).__module__.split(".")[0] != "zstandard":
+            raise
         raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
     if not isinstance(df.index, pd.RangeIndex):
         # pandas makes the first column an index when the first row has one field more than

@@ -198,6 +198,46 @@ def test_a_broken_compressed_file_is_a_data_error(tmp_path, capsys, name):
     assert code == 1 and "cannot read as CSV" in err and "internal error" not in err
 
 
+def test_a_zst_that_zstandard_cannot_read_is_a_data_error(tmp_path, monkeypatch):
+    """Where the zstandard package is installed (pandas reads .zst with it), a .zst that is not
+    one raised its ZstdError, 'a bug in scai'. Its errors are data errors now; here with a
+    stand-in for the package's error (the package is not one of scai's dependencies)."""
+    import scai.models.data as data
+
+    class ZstdError(Exception):
+        __module__ = "zstandard.backend_c"
+
+    def unreadable(*args, **kwargs):
+        raise ZstdError("zstd decompress error: Unknown frame descriptor")
+
+    path = tmp_path / "t.csv.zst"
+    path.write_text("\n".join([HEADER, *VALID_ROWS]) + "\n")
+    monkeypatch.setattr(data.pd, "read_csv", unreadable)
+    with pytest.raises(DataError, match="cannot read as CSV: zstd decompress error: Unknown"):
+        read_interactions(path)
+
+    def other(*args, **kwargs):  # an error of no compression library: still scai's bug
+        raise ArithmeticError("not a data problem")
+
+    monkeypatch.setattr(data.pd, "read_csv", other)
+    with pytest.raises(ArithmeticError):
+        read_interactions(path)
+
+
+def test_broken_zst_files_are_data_errors_with_zstandard_installed(tmp_path, capsys):
+    """With the zstandard package: a .zst that is not one, and a truncated one (which it reads
+    as nothing, without an error: it said "empty file", as if the file had nothing in it)."""
+    zstandard = pytest.importorskip("zstandard")
+    text = ("\n".join([HEADER, *VALID_ROWS * 20]) + "\n").encode()
+    plain, truncated = tmp_path / "plain.csv.zst", tmp_path / "truncated.csv.zst"
+    plain.write_bytes(text)
+    packed = zstandard.ZstdCompressor().compress(text)
+    truncated.write_bytes(packed[: len(packed) // 2])
+    for path, said in ((plain, "cannot read as CSV"), (truncated, "empty file once decompressed")):
+        code, _, err = validate(path, capsys)
+        assert code == 1 and said in err and "internal error" not in err, err
+
+
 def test_missing_file(tmp_path, capsys):
     path = tmp_path / "nowhere.csv"
     with pytest.raises(DataError, match="file does not exist"):

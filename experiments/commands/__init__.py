@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import COMPRESSED_SUFFIXES, parse_whole
+from scai.models.data import compressed_name, parse_whole
 from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count, not_a_regular_file
 from scai.models.hypotheses import PRESETS
 
@@ -207,10 +207,10 @@ def output_file(text: str) -> Path:
 
 def output_table(text: str) -> Path:
     """An argparse ``type``: an :func:`output_file` for a CSV table scai writes, which it writes
-    uncompressed: a name ending in one of :data:`~scai.models.data.COMPRESSED_SUFFIXES` (which
-    the readers would take for compressed) is refused."""
+    uncompressed: a name the readers would take for compressed
+    (:func:`~scai.models.data.compressed_name`) is refused."""
     path = output_file(text)
-    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+    if compressed_name(path):
         raise argparse.ArgumentTypeError(
             f"{text}: scai writes tables as plain CSV, and a name ending {path.suffix} would be "
             "read back as compressed; give a name ending .csv (compress the files afterwards "
