@@ -616,6 +616,46 @@ def test_the_map_of_a_table_with_no_finished_cell_is_drawn_without_warnings(tmp_
     assert path.stat().st_size > 0
 
 
+def test_the_map_marks_censored_values_and_cells_that_warned(tmp_path, monkeypatch):
+    """The heat-map showed a censored value (a simulation that never reached 95%) and a value
+    computed under an engine's warning as any other: they are marked, and a note under the map
+    says what the marks mean (on a map too large for its values: how many cells are which)."""
+    from scai.experiments import plots
+    from scai.experiments.sweep.cells import make_cells
+    from scai.experiments.sweep.report import heat_map, sweep_table
+
+    drawn = {}
+
+    def keep_texts(fig, path, **options):
+        drawn["cells"] = {t.get_text() for ax in fig.axes for t in ax.texts}
+        drawn["notes"] = [t.get_text() for t in fig.texts]
+        return real(fig, path, **options)
+
+    real = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", keep_texts)
+    cells = make_cells(load_spec(write_spec(tmp_path)))  # strength x rationality, 2 x 2
+    values = [(1.0 + i / 10, 1.0, 2.0) for i in range(4)]
+    never, warned = [0, 2, 0, 0], [[], [], ["DiagnosticWarning: coarse"], []]
+    table = sweep_table(cells, "slowdown", values, ["ok"] * 4, never, warned)
+    heat_map(table, "slowdown", "stereotype_strength", "rationality", tmp_path / "m.png", "t")
+    assert drawn["cells"] == {"1.00", "1.10*", "1.20!", "1.30"}
+    (note,) = drawn["notes"]
+    assert note.startswith("* some simulations never reached 95%") and "! scai warned" in note
+    heat_map(table.iloc[[0, 2, 3]], "slowdown", "stereotype_strength", "rationality",
+             tmp_path / "m.png", "t")  # fmt: skip
+    assert drawn["cells"] == {"1.00", "1.20!", "1.30"} and drawn["notes"][0].startswith("!")
+    heat_map(table.iloc[[0, 3]], "slowdown", "stereotype_strength", "rationality",
+             tmp_path / "m.png", "t")  # fmt: skip
+    assert drawn["notes"] == []
+    big = pd.concat([table] * 150, ignore_index=True)  # 600 distinct cells: no values written
+    big["stereotype_strength"] = range(600)
+    heat_map(big, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
+    assert drawn["notes"] == [
+        "150 cells: some simulations never reached 95% (a censored value, not a measurement); "
+        "150 cells: scai warned while computing it (sweep.csv: warnings)"
+    ]
+
+
 def test_outputs_that_cannot_be_written_are_refused_before_any_cell(tmp_path, capsys):
     """sweep.csv or sweep.png in a folder's place, or a file where the figures' folder goes:
     refused at once (every cell was computed first, then the sweep failed, once after writing

@@ -32,6 +32,11 @@ WARNING_JOIN = " | "
 STATUS = "status"
 #: The status of a cell an interrupted sweep had not finished (its row's numbers are empty).
 NOT_RUN = "not run: interrupted"
+#: The columns after the measure: what the map does not take for axes.
+RESULTS = (*INTERVAL, NEVER_REACHED, WARNED, STATUS)
+#: The heat-map's marks of a value: a censored one (:data:`NEVER_REACHED`), one whose
+#: computation warned (:data:`WARNED`).
+CENSORED_MARK, WARNED_MARK = "*", "!"
 
 
 class Progress:
@@ -147,17 +152,34 @@ def heat_map(
     table: pd.DataFrame, measure: str, x: str, y: str | None, path: Path, title: str
 ) -> Path:
     """A seaborn heat-map of ``measure`` over axes ``x`` (columns) and ``y`` (rows, largest at
-    the top); other axes are averaged (the title says so); failed cells are blank."""
+    the top); other axes are averaged (the title says so); failed cells are blank. A value
+    with a simulation that never reached 95% (a censored value) is marked
+    :data:`CENSORED_MARK`, one whose computation warned :data:`WARNED_MARK`, and a note under
+    the map says so (on a map too large to write its values in: how many)."""
     from scai.experiments.plots import pyplot, save_figure, seaborn
 
     plt, sns = pyplot(), seaborn()
 
-    axes = [c for c in table.columns if c not in (measure, *INTERVAL, NEVER_REACHED, STATUS)]
+    axes = [c for c in table.columns if c not in (measure, *RESULTS)]
     averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
     frame = table if y is not None else table.assign(_row=measure)
+    frame = frame.assign(
+        _censored=frame[NEVER_REACHED].fillna(0).gt(0), _warned=frame[WARNED].notna()
+    )
     rows = y if y is not None else "_row"
-    grid = frame.pivot_table(index=rows, columns=x, values=measure, aggfunc="mean", dropna=False)
-    grid = grid.sort_index(ascending=False)
+
+    def pivot(values: str, how: str) -> pd.DataFrame:
+        grid = frame.pivot_table(index=rows, columns=x, values=values, aggfunc=how, dropna=False)
+        return grid.sort_index(ascending=False)
+
+    def marked(flag: str, mark: str) -> np.ndarray:
+        return np.where(pivot(flag, "max").eq(True).to_numpy(dtype=bool, na_value=False), mark, "")
+
+    grid = pivot(measure, "mean")
+    values = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}", otypes=[object])
+    labels = values(grid.to_numpy(dtype=float)) + marked("_censored", CENSORED_MARK)
+    labels += marked("_warned", WARNED_MARK)
+    annotate = grid.size <= 400
     sns.set_theme(style="white", context="notebook")
     width = max(4.5, 1.0 + 0.9 * grid.shape[1])
     height = max(3.0, 1.0 + 0.6 * grid.shape[0])
@@ -167,8 +189,8 @@ def heat_map(
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
         sns.heatmap(
             grid,
-            annot=grid.size <= 400,
-            fmt=".2f",
+            annot=labels if annotate else False,
+            fmt="",
             cmap="rocket_r",
             ax=ax,
             cbar_kws={"label": measure},
@@ -178,5 +200,23 @@ def heat_map(
     if averaged:
         title += f" (mean over {', '.join(averaged)})"
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    if note := _marks_note(frame, annotate):
+        fig.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    else:
+        fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _marks_note(frame: pd.DataFrame, annotated: bool) -> str:
+    """The note under the map on its censored and warned cells (``frame``'s ``_censored`` and
+    ``_warned``): what the marks mean, or on a map without values how many cells are which."""
+    censored, warned = int(frame["_censored"].sum()), int(frame["_warned"].sum())
+    parts = []
+    if censored:
+        what = "some simulations never reached 95% (a censored value, not a measurement)"
+        parts.append(f"{CENSORED_MARK} {what}" if annotated else f"{censored} cells: {what}")
+    if warned:
+        what = "scai warned while computing it (sweep.csv: warnings)"
+        parts.append(f"{WARNED_MARK} {what}" if annotated else f"{warned} cells: {what}")
+    return "; ".join(parts)
