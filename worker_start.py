@@ -251,8 +251,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     """A warning a worker shows itself as one line, ``scai: warning: Category: message``: the
     workers write to the program's terminal, where Python's form (the file, line and source of
     the ``warn`` call) reads as a crash. (scai's own warnings while a condition is computed are
-    not shown here: they are stored with its results and told by the run, naming the
-    condition: :func:`scai.experiments.runner.own_warnings`.)"""
+    stored with its results and told by the run, naming the condition; those of a condition
+    that fails are shown here, naming it: :mod:`scai.experiments.runner`.)"""
     text = " ".join(str(message).split())
     return f"scai: warning: {category.__name__}: {text}\n"
 

@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line_for_scai(where: str, show):
-    """A ``warnings.showwarning`` that tells scai's own warnings (a category defined in a
-    ``scai`` module) as ``scai COMMAND: warning: MESSAGE``, as the commands' errors are told,
-    and leaves others' to ``show``: Python's form names the scai source line that warned,
-    which says nothing to a user of the command."""
+    """A ``warnings.showwarning`` that tells scai's own warnings (a
+    :class:`~scai.models.errors.ScaiWarning`) as ``scai COMMAND: warning: MESSAGE``, as the
+    commands' errors are told, and leaves others' to ``show``: Python's form names the scai
+    source line that warned, which says nothing to a user of the command."""
     from scai.models.errors import scai_warning  # imported by the parser already
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:

@@ -120,7 +120,7 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
             warnings.filterwarnings("always", category=ScaiWarning)
             result = run_condition(cond, settings, entry.seed, hypothesis)
     except BaseException:  # nothing is stored: what it warned of is shown (it may say why)
-        show_warnings(caught)
+        show_warnings(caught, cond.name)
         raise
     warned = own_warnings(caught)
     tables = {"per_sim.csv": result.per_sim, "interactions.csv": result.interactions}
@@ -140,8 +140,8 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
 
 def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     """scai's own warnings among ``caught``, each once, in order, one line each
-    (``Category: message``, :func:`told_warning` reads it back); the others are shown as
-    Python would have shown them."""
+    (``Category: message``, :func:`told_warning` reads it back); the others (which went
+    through the filters when they were caught) are shown as Python would have shown them."""
     own: dict[str, None] = {}
     for w in caught:
         if scai_warning(w.category):
@@ -151,16 +151,13 @@ def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     return list(own)
 
 
-def show_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Show the warnings ``caught`` as Python would have shown them (scai's own, recorded
-    every time, each once)."""
-    shown = set()
-    for w in caught:
-        once = (w.category, str(w.message))
-        if scai_warning(w.category) and once in shown:
-            continue
-        shown.add(once)
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+def show_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
+    """The warnings ``caught`` while condition ``name`` was computed, given again: scai's own
+    (recorded whatever the filters) each once, naming the condition, through this process's
+    filters; the others (which went through them) shown as Python would have shown them."""
+    for line in own_warnings(caught):
+        category, message = told_warning(line)
+        warnings.warn(f"condition {name!r}: {message}", category, 2)
 
 
 def told_warning(line: str) -> tuple[type[ScaiWarning], str]:
@@ -255,7 +252,16 @@ def run_plans(
             if left[i] == 0 and on_plan_done is not None:
                 on_plan_done(i)
 
-    run_jobs(jobs, folders, workers=workers, progress=progress, on_event=on_event, load=not_read)
+    # its experiments tell what their conditions warned of, reading them from their caches
+    run_jobs(
+        jobs,
+        folders,
+        workers=workers,
+        progress=progress,
+        on_event=on_event,
+        load=not_read,
+        tell_warnings=False,
+    )
 
 
 def not_read(cond: Condition, entry: Entry) -> None:
@@ -311,6 +317,7 @@ def run_jobs(
     keep_going: bool = False,
     on_event: OnEvent | None = None,
     load: Callable[[Condition, Entry], object] | None = None,
+    tell_warnings: bool = True,
 ) -> Outcome:
     """Run (or reuse from the cache in ``cache_dir``) every ``(condition, settings)`` job.
     (``cache_dir`` may also list one folder per job: several experiments' conditions then share
@@ -338,7 +345,9 @@ def run_jobs(
     its category, naming the condition, whether this run computed it or found it in the cache,
     and kept in :attr:`Outcome.warned`: each warning the first time a condition gives it, and
     once more at the end with how many other conditions gave the same (a sweep over a sharp
-    prior gives the same for every cell).
+    prior gives the same for every cell). With ``tell_warnings=False`` they are only kept (a
+    caller that reads the conditions again tells them then). A warning that the filters make
+    an error stops the run with it, as it would have stopped the condition.
     Ctrl-C cancels what has not started, stops local workers, removes unfinished files and
     raises :class:`Interrupted`.
     """
@@ -376,22 +385,30 @@ def run_jobs(
         read = load or load_result
         results: dict[int, object] = {}
         warned: dict[int, list[str]] = {}
-        # A condition by its name, its experiment where several share the pool (scai run all)
-        # and its seed where other jobs share the name (a sweep's seeds).
-        named = collections.Counter(c.name for c, _ in jobs)
+        # A condition by its name, its experiment where several share one run's pool, and its
+        # seed where others of its name and cache have another (a sweep's seeds).
+        seeds = collections.defaultdict(set)
+        for (c, s), folder in zip(jobs, folders, strict=True):
+            seeds[folder, c.name].add(s.seed)
         label = [
             repr(c.name)
             + (f" of {folder.parent.name}" if len(caches) > 1 else "")
-            + (f" (seed {s.seed})" if named[c.name] > 1 else "")
+            + (f" (seed {s.seed})" if len(seeds[folder, c.name]) > 1 else "")
             for (c, s), folder in zip(jobs, folders, strict=True)
         ]
         told: dict[str, list[str]] = {}  # a warning line: the conditions that gave it
         told_by: set[Path] = set()  # the entries whose warnings are told (a job listed twice)
 
-        def tell_warned(i: int) -> None:
-            if entries[i].stem in told_by:
-                return
-            told_by.add(entries[i].stem)
+        def tell_warned(at: list[int]) -> None:
+            """Tell what the jobs ``at``, just read, warned of (outside the reading: a warning
+            that the filters make an error is the run's error, not a failure to read)."""
+            for i in at:
+                if not tell_warnings or i not in warned or entries[i].stem in told_by:
+                    continue
+                told_by.add(entries[i].stem)
+                tell_lines(i)
+
+        def tell_lines(i: int) -> None:
             for line in warned[i]:
                 told.setdefault(line, []).append(label[i])
                 if len(told[line]) == 1:
@@ -400,7 +417,7 @@ def run_jobs(
 
         def tell_repeats() -> None:
             """Once, at the end: each warning that other conditions gave too, with how many."""
-            for line, labels in told.items():
+            for line, labels in told.items():  # empty unless tell_warnings
                 if len(labels) > 1:
                     category, message = told_warning(line)
                     others = ", ".join(labels[1:4]) + (", ..." if len(labels) > 4 else "")
@@ -416,7 +433,6 @@ def run_jobs(
                 results[i] = read(jobs[i][0], entries[i])
                 if lines := entries[i].warned():
                     warned[i] = lines
-                    tell_warned(i)
                 if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
                     check()
 
@@ -463,6 +479,7 @@ def run_jobs(
                     bar.update()
                     tell_now("failed", at, message)
                     return False
+                tell_warned(at)
                 bar.update()
                 tell_now("done", at, None)
                 return False
@@ -513,6 +530,7 @@ def run_jobs(
                 pool = worker_pool(workers)
             if pool is None:
                 keep(cached)
+                tell_warned(cached)
                 for key in todo:
                     again = True
                     while again:
@@ -557,6 +575,7 @@ def run_jobs(
 
                     top_up()
                     keep(cached, check)  # while the workers compute the first jobs
+                    tell_warned(cached)
                     while futures:
                         future = finishing.next(check)
                         key, source = futures.pop(future)

@@ -127,10 +127,6 @@ MAX_HEADER_CHARS = 1 << 16
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 #: The problem of a table file with nothing in it.
 EMPTY_FILE = "empty file; expected a header line and rows"
-#: ... of a compressed one (zstandard reads a truncated frame as nothing, without an error).
-EMPTY_COMPRESSED = EMPTY_FILE.replace(
-    "empty file", "empty file once decompressed (a truncated compressed file reads as empty too)"
-)
 #: Endings of a table's name that the readers (pandas' ``compression="infer"``) take for a
 #: compressed file or archive (``.tar.gz`` and the like end in one of these too).
 COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar")
@@ -166,14 +162,42 @@ def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None
         raise DataError(source, [Problem(None, None, None, problem)])
 
 
+def _cut_zst(path: str | Path) -> bool:
+    """Whether a ``.zst`` file ends inside a frame: zstandard (which pandas reads it with)
+    reads such a file as the rows before the cut, without an error (a truncated .gz, .bz2 or
+    .xz is an error of its reader). False for other names, where zstandard is not installed
+    (pandas then asks for it) or where the file is not zstd (pandas says so)."""
+    if not str(path).lower().endswith(".zst"):
+        return False
+    try:
+        import zstandard
+    except ImportError:
+        return False
+    decompressor = zstandard.ZstdDecompressor()
+    frame, fed = decompressor.decompressobj(), False
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                while chunk:  # the frames one after another
+                    frame.decompress(chunk)
+                    fed, chunk = True, b""
+                    if frame.eof:
+                        chunk = frame.unused_data
+                        frame, fed = decompressor.decompressobj(), False
+    except (OSError, zstandard.ZstdError):
+        return False
+    return fed
+
+
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
     _check_header(path_or_buffer, source)
+    if compressed_name(path_or_buffer) and _cut_zst(path_or_buffer):
+        problem = "a truncated .zst file (its last frame ends early): its rows are not all there"
+        raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {problem}")])
     try:
         df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        compressed = not isinstance(path_or_buffer, io.StringIO) and compressed_name(path_or_buffer)
-        problem = EMPTY_COMPRESSED if compressed else EMPTY_FILE
-        raise DataError(source, [Problem(None, None, None, problem)]) from None
+        raise DataError(source, [Problem(None, None, None, EMPTY_FILE)]) from None
     except pd.errors.ParserError as err:
         raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's

@@ -409,7 +409,8 @@ def test_a_conditions_own_warnings_are_kept_and_told_again_from_the_cache(tmp_pa
 
 def test_a_condition_that_fails_shows_what_it_warned_of(tmp_path, monkeypatch):
     """A condition that warned, then failed, lost its warnings (recorded for storing, and
-    nothing was stored): they are shown as they come, each once, since they may say why."""
+    nothing was stored): they are given as they come, scai's each once and naming the
+    condition, through the filters (here: the second time, DiagnosticWarning ignored)."""
     from scai.experiments import runner
     from scai.inference.diagnostics import DiagnosticWarning
 
@@ -420,18 +421,74 @@ def test_a_condition_that_fails_shows_what_it_warned_of(tmp_path, monkeypatch):
         raise FloatingPointError("the log density is NaN")
 
     monkeypatch.setattr(runner, "run_condition", failing)
+    overflow = (RuntimeWarning, "overflow in exp")
+    step = (DiagnosticWarning, "condition 'tiny': the step size fell to 1e-9")
+    for ignored, expected in ((False, [overflow, step]), (True, [overflow])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if ignored:
+                warnings.simplefilter("ignore", DiagnosticWarning)
+            outcome = runner.run_jobs(
+                [(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False, keep_going=True
+            )
+        assert outcome.errors == {0: "FloatingPointError: the log density is NaN"}
+        assert [(w.category, str(w.message)) for w in caught] == expected
+        assert not list(tmp_path.glob("*.warnings.txt")) and outcome.warned == {}
+
+
+def test_a_warning_made_an_error_stops_the_run_and_is_not_a_failed_read(tmp_path, monkeypatch):
+    """Under an 'error' filter, a condition's warning (recorded whatever the filters, so the
+    condition finished and was stored) was raised while telling it, inside the read's error
+    handling: the cell said 'stored, but reading it back failed'. It now stops the run as the
+    error it was made, the condition kept in the cache."""
+    from scai.experiments import runner
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    real = runner.run_condition
+
+    def warning(*args):
+        warnings.warn("a grid too coarse", DiagnosticWarning, 1)
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_condition", warning)
+    for _ in range(2):  # computed, then read from the cache: the same error
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DiagnosticWarning)
+            with pytest.raises(DiagnosticWarning, match="condition 'tiny': a grid too coarse"):
+                runner.run_jobs(
+                    [(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False, keep_going=True
+                )
+        assert len(list(tmp_path.glob("*.done"))) == 1
+
+
+def test_conditions_run_together_are_told_once_by_the_experiment_that_reads_them(
+    tmp_path, monkeypatch
+):
+    """scai run all computes every experiment's conditions in one pool, then each experiment
+    reads its own again: their warnings were told twice, the first time with a seed that told
+    nothing apart (the name was another experiment's too). The experiments tell them."""
+    from scai.experiments import runner
+    from scai.experiments.runner import Plan, run_plans
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    real = runner.run_condition
+
+    def warning(*args):
+        warnings.warn("a grid too coarse", DiagnosticWarning, 1)
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_condition", warning)
+    plans = [Plan([CONDITION], SETTINGS, tmp_path / name / "cache") for name in ("a", "b")]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outcome = runner.run_jobs(
-            [(CONDITION, SETTINGS)], tmp_path, workers=1, progress=False, keep_going=True
-        )
-    assert outcome.errors == {0: "FloatingPointError: the log density is NaN"}
-    told = [(w.category, str(w.message)) for w in caught]
-    assert told == [
-        (DiagnosticWarning, "the step size fell to 1e-9"),
-        (RuntimeWarning, "overflow in exp"),
-    ]
-    assert not list(tmp_path.glob("*.warnings.txt")) and outcome.warned == {}
+        run_plans(plans, workers=1, progress=False)
+    assert caught == [] and len(list(tmp_path.glob("*/cache/*.warnings.txt"))) == 2
+    for plan in plans:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan.run(workers=1)
+        told = [(w.category, str(w.message)) for w in caught]
+        assert told == [(DiagnosticWarning, "condition 'tiny': a grid too coarse")]
 
 
 def test_a_warnings_file_its_manifest_does_not_list_is_not_trusted(cached):

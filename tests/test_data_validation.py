@@ -225,17 +225,25 @@ def test_a_zst_that_zstandard_cannot_read_is_a_data_error(tmp_path, monkeypatch)
 
 
 def test_broken_zst_files_are_data_errors_with_zstandard_installed(tmp_path, capsys):
-    """With the zstandard package: a .zst that is not one, and a truncated one (which it reads
-    as nothing, without an error: it said "empty file", as if the file had nothing in it)."""
+    """With the zstandard package: a .zst that is not one, and truncated ones, which it reads
+    without an error as the rows before the cut (cut early: none, "empty file"; cut late: a
+    shorter table, read as if whole). A whole file of two frames reads as the two."""
     zstandard = pytest.importorskip("zstandard")
-    text = ("\n".join([HEADER, *VALID_ROWS * 20]) + "\n").encode()
-    plain, truncated = tmp_path / "plain.csv.zst", tmp_path / "truncated.csv.zst"
-    plain.write_bytes(text)
+    text = ("\n".join([HEADER, *VALID_ROWS * 2000]) + "\n").encode()
     packed = zstandard.ZstdCompressor().compress(text)
-    truncated.write_bytes(packed[: len(packed) // 2])
-    for path, said in ((plain, "cannot read as CSV"), (truncated, "empty file once decompressed")):
-        code, _, err = validate(path, capsys)
+    files = {
+        "plain.csv.zst": (text, "cannot read as CSV: zstd decompress error"),
+        "early.csv.zst": (packed[: len(packed) // 10], "truncated .zst"),
+        "late.csv.zst": (packed[: len(packed) * 9 // 10], "truncated .zst"),
+    }
+    for name, (data, said) in files.items():
+        (tmp_path / name).write_bytes(data)
+        code, _, err = validate(tmp_path / name, capsys)
         assert code == 1 and said in err and "internal error" not in err, err
+    compress = zstandard.ZstdCompressor().compress
+    frames = compress(f"{HEADER}\n".encode()), compress(("\n".join(VALID_ROWS) + "\n").encode())
+    (tmp_path / "two.csv.zst").write_bytes(b"".join(frames))
+    assert len(read_interactions(tmp_path / "two.csv.zst")) == len(VALID_ROWS)
 
 
 def test_missing_file(tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from timelimit import time_limit
@@ -640,20 +641,27 @@ def test_the_map_marks_censored_values_and_cells_that_warned(tmp_path, monkeypat
     heat_map(table, "slowdown", "stereotype_strength", "rationality", tmp_path / "m.png", "t")
     assert drawn["cells"] == {"1.00", "1.10*", "1.20!", "1.30"}
     (note,) = drawn["notes"]
-    assert note.startswith("* some simulations never reached 95%") and "! scai warned" in note
+    censored, warning = note.split("\n! ")  # a line each
+    assert censored.startswith("* some simulations never reached 95%")
+    assert warning.startswith("scai warned")
     heat_map(table.iloc[[0, 2, 3]], "slowdown", "stereotype_strength", "rationality",
              tmp_path / "m.png", "t")  # fmt: skip
     assert drawn["cells"] == {"1.00", "1.20!", "1.30"} and drawn["notes"][0].startswith("!")
     heat_map(table.iloc[[0, 3]], "slowdown", "stereotype_strength", "rationality",
              tmp_path / "m.png", "t")  # fmt: skip
     assert drawn["notes"] == []
+    failed = table.copy()  # a cell with no value shows no mark, and the note does not say one
+    failed.loc[[1, 2], "slowdown"] = np.nan
+    heat_map(failed, "slowdown", "stereotype_strength", "rationality", tmp_path / "m.png", "t")
+    assert drawn["cells"] == {"1.00", "1.30"} and drawn["notes"] == []
     big = pd.concat([table] * 150, ignore_index=True)  # 600 distinct cells: no values written
     big["stereotype_strength"] = range(600)
     heat_map(big, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
-    assert drawn["notes"] == [
-        "150 cells: some simulations never reached 95% (a censored value, not a measurement); "
+    (note,) = drawn["notes"]
+    assert drawn["cells"] == set() and " ".join(note.split()) == (
+        "150 cells: some simulations never reached 95% (a censored value, not a measurement) "
         "150 cells: scai warned while computing it (sweep.csv: warnings)"
-    ]
+    )
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_any_cell(tmp_path, capsys):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 import warnings
 from collections.abc import Callable
@@ -163,8 +164,10 @@ def heat_map(
     axes = [c for c in table.columns if c not in (measure, *RESULTS)]
     averaged = [a for a in axes if a not in (x, y) and table[a].nunique() > 1]
     frame = table if y is not None else table.assign(_row=measure)
+    valued = frame[measure].notna()  # a cell without a value shows no mark
     frame = frame.assign(
-        _censored=frame[NEVER_REACHED].fillna(0).gt(0), _warned=frame[WARNED].notna()
+        _censored=frame[NEVER_REACHED].fillna(0).gt(0) & valued,
+        _warned=frame[WARNED].notna() & valued,
     )
     rows = y if y is not None else "_row"
 
@@ -200,17 +203,18 @@ def heat_map(
     if averaged:
         title += f" (mean over {', '.join(averaged)})"
     ax.set_title(title, fontsize=10)
-    if note := _marks_note(frame, annotate):
-        fig.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom")
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
-    else:
-        fig.tight_layout()
+    fig.tight_layout()
+    if note := _marks_note(frame, annotate, int(width * 15)):
+        # under the map, the figure grown to hold it (bbox_inches="tight")
+        fig.text(0.01, 0.0, note, fontsize=7, ha="left", va="top")
+        return save_figure(fig, path, bbox_inches="tight")
     return save_figure(fig, path)
 
 
-def _marks_note(frame: pd.DataFrame, annotated: bool) -> str:
+def _marks_note(frame: pd.DataFrame, annotated: bool, chars: int) -> str:
     """The note under the map on its censored and warned cells (``frame``'s ``_censored`` and
-    ``_warned``): what the marks mean, or on a map without values how many cells are which."""
+    ``_warned``): what the marks mean, or on a map without values how many cells are which;
+    one line each, wrapped at ``chars`` characters."""
     censored, warned = int(frame["_censored"].sum()), int(frame["_warned"].sum())
     parts = []
     if censored:
@@ -219,4 +223,4 @@ def _marks_note(frame: pd.DataFrame, annotated: bool) -> str:
     if warned:
         what = "scai warned while computing it (sweep.csv: warnings)"
         parts.append(f"{WARNED_MARK} {what}" if annotated else f"{warned} cells: {what}")
-    return "; ".join(parts)
+    return "\n".join(textwrap.fill(part, chars, subsequent_indent="  ") for part in parts)

@@ -17,6 +17,7 @@ from scai.experiments.sweep.report import (
     NOT_RUN,
     STATUS,
     WARNED,
+    WARNED_MARK,
     Progress,
     heat_map,
     sweep_table,
@@ -103,7 +104,7 @@ def run_sweep(
     if warned := int(table[WARNED].notna().sum()):
         tell(
             f"{warned} of {len(cells)} cells warned while they were computed (told above; "
-            f"column {WARNED} of sweep.csv): read their values with that in mind"
+            f"column {WARNED} of sweep.csv; on the map, their values are marked {WARNED_MARK})"
         )
     bounded = int((table[NEVER_REACHED].fillna(0) > 0).sum())
     if bounded and spec.measure in REACH_MEASURES:
