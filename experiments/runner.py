@@ -415,8 +415,14 @@ def run_jobs(
                     category, message = told_warning(line)
                     warnings.warn(f"condition {label[i]}: {message}", category, 2)
 
-        def tell_repeats() -> None:
-            """Once, at the end: each warning that other conditions gave too, with how many."""
+        def tell_repeats(quietly: bool = False) -> None:
+            """Once, at the end: each warning that other conditions gave too, with how many.
+            ``quietly``: as the run stops on an error or a Ctrl-C, which a warning made an
+            error (a filter) must not replace."""
+            if quietly:
+                with contextlib.suppress(Exception):
+                    tell_repeats()
+                return
             for line, labels in told.items():  # empty unless tell_warnings
                 if len(labels) > 1:
                     category, message = told_warning(line)
@@ -617,12 +623,14 @@ def run_jobs(
                     )
             stored = sum(entries[at[0]].done.exists() for at in by_key.values())
             shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
+            tell_repeats(quietly=True)
             raise Interrupted(
                 stored, len(by_key), shown, dict(results), dict(errors), dict(warned)
             ) from None
         except BaseException:
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()
+            tell_repeats(quietly=True)
             raise
         finally:
             bar.close()

@@ -436,6 +436,33 @@ def test_a_condition_that_fails_shows_what_it_warned_of(tmp_path, monkeypatch):
         assert not list(tmp_path.glob("*.warnings.txt")) and outcome.warned == {}
 
 
+def test_warnings_repeated_by_conditions_are_counted_even_when_the_run_stops(tmp_path, monkeypatch):
+    """A warning that several conditions gave is told once, then counted as the run ends: also
+    when it ends on a condition's error (the count was lost with the run)."""
+    from dataclasses import replace
+
+    from scai.experiments import runner
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    real = runner.run_condition
+
+    def warning(cond, *args):
+        if cond.name == "third":
+            raise FloatingPointError("the log density is NaN")
+        warnings.warn("a grid too coarse", DiagnosticWarning, 1)
+        return real(cond, *args)
+
+    monkeypatch.setattr(runner, "run_condition", warning)
+    jobs = [(replace(CONDITION, name=n), SETTINGS) for n in ("first", "second", "third")]
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(FloatingPointError):
+        warnings.simplefilter("always")
+        runner.run_jobs(jobs, tmp_path, workers=1, progress=False)
+    assert [str(w.message) for w in caught] == [
+        "condition 'first': a grid too coarse",
+        "1 more condition(s) warned the same ('second'): a grid too coarse",
+    ]
+
+
 def test_a_warning_made_an_error_stops_the_run_and_is_not_a_failed_read(tmp_path, monkeypatch):
     """Under an 'error' filter, a condition's warning (recorded whatever the filters, so the
     condition finished and was stored) was raised while telling it, inside the read's error
