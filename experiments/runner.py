@@ -140,7 +140,7 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
 
 def own_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     """scai's own warnings among ``caught``, each once, in order, one line each
-    (``Category: message``, :func:`told_warning` reads it back); the others (which went
+    (``Category: message``, :func:`tell_warning` gives it again); the others (which went
     through the filters when they were caught) are shown as Python would have shown them."""
     own: dict[str, None] = {}
     for w in caught:
@@ -156,14 +156,14 @@ def show_warnings(caught: list[warnings.WarningMessage], name: str) -> None:
     (recorded whatever the filters) each once, naming the condition, through this process's
     filters; the others (which went through them) shown as Python would have shown them."""
     for line in own_warnings(caught):
-        category, message = told_warning(line)
-        warnings.warn(f"condition {name!r}: {message}", category, 2)
+        tell_warning(line, f"condition {name!r}: ")
 
 
-def told_warning(line: str) -> tuple[type[ScaiWarning], str]:
-    """A stored warning line (:func:`own_warnings`) as its category and message."""
+def tell_warning(line: str, prefix: str) -> None:
+    """Give again a stored warning line (:func:`own_warnings`), in its category, its message
+    after ``prefix`` (which says which condition or conditions gave it)."""
     name, _, message = line.partition(": ")
-    return scai_category(name), message
+    warnings.warn(prefix + message, scai_category(name), 3)
 
 
 def run_conditions(
@@ -406,14 +406,10 @@ def run_jobs(
                 if not tell_warnings or i not in warned or entries[i].stem in told_by:
                     continue
                 told_by.add(entries[i].stem)
-                tell_lines(i)
-
-        def tell_lines(i: int) -> None:
-            for line in warned[i]:
-                told.setdefault(line, []).append(label[i])
-                if len(told[line]) == 1:
-                    category, message = told_warning(line)
-                    warnings.warn(f"condition {label[i]}: {message}", category, 2)
+                for line in warned[i]:
+                    told.setdefault(line, []).append(label[i])
+                    if len(told[line]) == 1:
+                        tell_warning(line, f"condition {label[i]}: ")
 
         def tell_repeats(quietly: bool = False) -> None:
             """Once, at the end: each warning that other conditions gave too, with how many.
@@ -425,13 +421,9 @@ def run_jobs(
                 return
             for line, labels in told.items():  # empty unless tell_warnings
                 if len(labels) > 1:
-                    category, message = told_warning(line)
                     others = ", ".join(labels[1:4]) + (", ..." if len(labels) > 4 else "")
-                    warnings.warn(
-                        f"{len(labels) - 1} more condition(s) warned the same ({others}): "
-                        f"{message}",
-                        category,
-                        2,
+                    tell_warning(
+                        line, f"{len(labels) - 1} more condition(s) warned the same ({others}): "
                     )
 
         def keep(at: list[int], check: Callable[[], None] = lambda: None) -> None:

@@ -162,12 +162,12 @@ def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None
         raise DataError(source, [Problem(None, None, None, problem)])
 
 
-def _cut_zst(path: str | Path) -> bool:
+def _cut_zst(path: str | Path | io.StringIO) -> bool:
     """Whether a ``.zst`` file ends inside a frame: zstandard (which pandas reads it with)
     reads such a file as the rows before the cut, without an error (a truncated .gz, .bz2 or
-    .xz is an error of its reader). False for other names, where zstandard is not installed
-    (pandas then asks for it) or where the file is not zstd (pandas says so)."""
-    if not str(path).lower().endswith(".zst"):
+    .xz is an error of its reader). False for other names or a buffer, where zstandard is not
+    installed (pandas then asks for it) or where the file is not zstd (pandas says so)."""
+    if isinstance(path, io.StringIO) or not str(path).lower().endswith(".zst"):
         return False
     try:
         import zstandard
@@ -190,16 +190,21 @@ def _cut_zst(path: str | Path) -> bool:
 
 
 def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
+    def whole_file(problem: str) -> DataError:  # a problem of the file, not of a row
+        return DataError(source, [Problem(None, None, None, problem)])
+
     _check_header(path_or_buffer, source)
-    if compressed_name(path_or_buffer) and _cut_zst(path_or_buffer):
-        problem = "a truncated .zst file (its last frame ends early): its rows are not all there"
-        raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {problem}")])
+    if _cut_zst(path_or_buffer):
+        raise whole_file(
+            "cannot read as CSV: a truncated .zst file (its last frame ends early): its rows "
+            "are not all there"
+        )
     try:
         df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise DataError(source, [Problem(None, None, None, EMPTY_FILE)]) from None
+        raise whole_file(EMPTY_FILE) from None
     except pd.errors.ParserError as err:
-        raise DataError(source, [Problem(None, None, None, _parser_problem(err))]) from None
+        raise whole_file(_parser_problem(err)) from None
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
     # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
     except (
@@ -212,11 +217,11 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         tarfile.TarError,
         ImportError,
     ) as err:
-        raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
+        raise whole_file(f"cannot read as CSV: {err}") from None
     except Exception as err:  # a .zst that the zstandard package, where installed, cannot read
         if type(err).__module__.split(".")[0] != "zstandard":
             raise
-        raise DataError(source, [Problem(None, None, None, f"cannot read as CSV: {err}")]) from None
+        raise whole_file(f"cannot read as CSV: {err}") from None
     if not isinstance(df.index, pd.RangeIndex):
         # pandas makes the first column an index when the first row has one field more than
         # the header (e.g. trailing commas), silently shifting every value one column left.

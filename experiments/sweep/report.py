@@ -38,6 +38,16 @@ RESULTS = (*INTERVAL, NEVER_REACHED, WARNED, STATUS)
 #: The heat-map's marks of a value: a censored one (:data:`NEVER_REACHED`), one whose
 #: computation warned (:data:`WARNED`).
 CENSORED_MARK, WARNED_MARK = "*", "!"
+#: ``(flag, mark, what it means)``: each mark, the column of the map's frame that sets it
+#: (:func:`heat_map`) and the note's words.
+MARKS = (
+    (
+        "_censored",
+        CENSORED_MARK,
+        "some simulations never reached 95% (a censored value, not a measurement)",
+    ),
+    ("_warned", WARNED_MARK, "scai warned while computing it (sweep.csv: warnings)"),
+)
 
 
 class Progress:
@@ -175,13 +185,11 @@ def heat_map(
         grid = frame.pivot_table(index=rows, columns=x, values=values, aggfunc=how, dropna=False)
         return grid.sort_index(ascending=False)
 
-    def marked(flag: str, mark: str) -> np.ndarray:
-        return np.where(pivot(flag, "max").eq(True).to_numpy(dtype=bool, na_value=False), mark, "")
-
     grid = pivot(measure, "mean")
     values = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}", otypes=[object])
-    labels = values(grid.to_numpy(dtype=float)) + marked("_censored", CENSORED_MARK)
-    labels += marked("_warned", WARNED_MARK)
+    labels = values(grid.to_numpy(dtype=float))
+    for flag, mark, _ in MARKS:
+        labels += np.where(pivot(flag, "max").eq(True).to_numpy(bool, na_value=False), mark, "")
     annotate = grid.size <= 400
     sns.set_theme(style="white", context="notebook")
     width = max(4.5, 1.0 + 0.9 * grid.shape[1])
@@ -215,12 +223,9 @@ def _marks_note(frame: pd.DataFrame, annotated: bool, chars: int) -> str:
     """The note under the map on its censored and warned cells (``frame``'s ``_censored`` and
     ``_warned``): what the marks mean, or on a map without values how many cells are which;
     one line each, wrapped at ``chars`` characters."""
-    censored, warned = int(frame["_censored"].sum()), int(frame["_warned"].sum())
-    parts = []
-    if censored:
-        what = "some simulations never reached 95% (a censored value, not a measurement)"
-        parts.append(f"{CENSORED_MARK} {what}" if annotated else f"{censored} cells: {what}")
-    if warned:
-        what = "scai warned while computing it (sweep.csv: warnings)"
-        parts.append(f"{WARNED_MARK} {what}" if annotated else f"{warned} cells: {what}")
+    parts = [
+        f"{mark} {what}" if annotated else f"{count} cells: {what}"
+        for flag, mark, what in MARKS
+        if (count := int(frame[flag].sum()))
+    ]
     return "\n".join(textwrap.fill(part, chars, subsequent_indent="  ") for part in parts)
