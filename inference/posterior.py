@@ -181,9 +181,10 @@ class Posterior:
             self.flat_draws("shift_shared") if "shift_shared" in self.draws else torch.zeros(D, S)
         )
         if generator is None:
-            generator = torch.Generator().manual_seed(
-                self.seed * 1_000_003 + zlib.crc32(currency.encode())
-            )
+            # (reduced to torch's 64 bits: a seed the exact engine drew for one simulation of
+            # many, up to 2**62, overflowed them)
+            mixed = (self.seed * 1_000_003 + zlib.crc32(currency.encode())) % 2**64
+            generator = torch.Generator().manual_seed(mixed)
         essential = get_currency(currency).essential
         return GroupPrior(self.hypothesis).currency_shift(base, essential, generator)
 

@@ -50,6 +50,7 @@ from scai.models.errors import (
     RunError,
     UnusedColumnsWarning,
     not_a_regular_file,
+    not_replaceable,
 )
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
@@ -826,6 +827,8 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
             f"{path}: is a symbolic link (to {os.readlink(path)}); scai does not write through "
             "or replace links: remove it or choose another path"
         )
+    if why := not_replaceable(path):
+        raise RunError(f"{path}: {why}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_unique(path.parent, f"{path.name[:MAX_NAME]}.", suffix)
     try:

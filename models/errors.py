@@ -48,6 +48,30 @@ def not_a_regular_file(path: str | Path) -> str | None:
     return f"is {kind}, not a regular file"
 
 
+def not_replaceable(path: str | Path) -> str | None:
+    """Why ``path``, if it exists, is no file for scai to write: a pipe, a socket or a device
+    (scai writes an output beside it and renames it into its place: ``--out /dev/null`` would
+    replace the system's null device with a file). ``None`` for a regular file or a path that
+    does not exist; folders and links are refused by the callers in their own words."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    kinds = {
+        stat.S_ISFIFO: "a named pipe",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    return (
+        f"is {kind}; scai writes its outputs as regular files, replacing what is at the path: "
+        "give a file path"
+    )
+
+
 class ScaiError(ValueError):
     """Bad input to scai; the message says where, what was given and what is allowed."""
 

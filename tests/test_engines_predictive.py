@@ -135,3 +135,16 @@ def test_predictive_refuses_a_pot_out_of_range_before_any_work(posterior, pot):
 
     with pytest.raises(RunError, match=r"pot: must be a whole number from 1 to 1,000"):
         posterior.predictive(pot, "dollars")
+
+
+def test_unseen_currency_shift_with_a_large_seed(posterior):
+    """The exact engine gives each simulation of a per-simulation fit a seed up to 2**62: an
+    unseen currency's prior draws are then still made (they overflowed torch's 64-bit seed),
+    deterministic, and the same as before for the seeds a user gives."""
+    import dataclasses
+
+    big = dataclasses.replace(posterior, seed=2**62 - 1)
+    a, b = big.shift("medicine"), big.shift("medicine")
+    assert torch.equal(a, b)
+    assert not torch.equal(a, posterior.shift("medicine"))
+    assert float(a.std()) > 0.1

@@ -4,6 +4,7 @@ writes where the user asked (``write_atomic``, ``safe_filename``)."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,16 @@ def test_write_atomic_refuses_a_symlinked_target(tmp_path):
         write_atomic(link, lambda tmp: Path(tmp).write_text("overwritten"))
     assert target.read_text() == "precious" and link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.txt", "out.txt"]
+
+
+def test_write_atomic_refuses_a_pipe_and_leaves_it(tmp_path):
+    """os.replace would turn a named pipe (or a device: --out /dev/null as root) into a file."""
+    pipe = tmp_path / "out.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(RunError, match=r"out.csv: is a named pipe; .* give a file path"):
+        write_atomic(pipe, lambda tmp: Path(tmp).write_text("data"))
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])

@@ -13,6 +13,7 @@ refused in seconds, before any work.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -142,6 +143,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "precious").write_text("precious")
     (root / "link.csv").symlink_to(root / "precious")
     paths["link"] = root / "link.csv"
+    os.mkfifo(root / "pipe.csv")  # an output path that is a pipe: replacing it is no write
+    paths["pipe"] = root / "pipe.csv"
+    (root / "pipe_out").mkdir()
+    os.mkfifo(root / "pipe_out" / "posterior.nc")
+    paths["pipe_in_out"] = root / "pipe_out"
     return paths
 
 
@@ -151,6 +157,8 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("simulate out is a folder", "simulate --policy selfish --out {a_folder}", ["--out", "is a folder"]),
     ("simulate out under a file", "simulate --policy selfish --out {a_file}/x.csv", ["--out", "is a file"]),
     ("simulate out is a link", "simulate --policy selfish --out {link}", ["--out", "symbolic link"]),
+    ("simulate out is a pipe", "simulate --policy selfish --out {pipe}", ["--out", "is a named pipe", "give a file path"]),
+    ("fit out holds a pipe", "fit --data {good} --out {pipe_in_out}", ["--out", "posterior.nc is a named pipe"]),
     ("transcript is a folder", "simulate --policy selfish --out {root}/s.csv --transcript {a_folder}", ["--transcript", "is a folder"]),
     ("transcript is a link", "simulate --policy selfish --out {root}/s.csv --transcript {link}", ["--transcript", "symbolic link"]),
     ("transcript is the table", "simulate --policy selfish --out {root}/s.csv --transcript {root}/s.csv", ["--transcript", "s.csv"]),

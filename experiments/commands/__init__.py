@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TextIO
 
 from scai.models.data import compressed_name, parse_whole
-from scai.models.errors import MAX_SEED, RunError, ScaiError, check_count, not_a_regular_file
+from scai.models.errors import (
+    MAX_SEED,
+    RunError,
+    ScaiError,
+    check_count,
+    not_a_regular_file,
+    not_replaceable,
+)
 from scai.models.hypotheses import PRESETS
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
@@ -201,6 +208,8 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text}: is a symbolic link; give a file path")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file path")
+    if why := not_replaceable(path):
+        raise argparse.ArgumentTypeError(f"{text}: {why}")
     _check_writable_folder(path.parent, text)
     return path
 
@@ -261,6 +270,8 @@ def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | N
             )
         if path.is_dir():
             raise RunError(f"{option} {given}: {path} is a folder; scai would write a file there")
+        if why := not_replaceable(path):
+            raise RunError(f"{option} {given}: {path} {why}")
         if source is not None:
             target = path.resolve()
             if target == source or source in target.parents:
