@@ -32,6 +32,9 @@ def test_readme_names_the_two_commands_ci_runs():
     assert test_command in text
     assert test_command in ci
     assert "scai run all" in text
+    # The main command installs in place too: after a plain `pip install .`, the test command's
+    # editable install left numba's caches in site-packages/scai, whose folder then hid scai.
+    assert ".venv/bin/pip install -e . && .venv/bin/scai run everything" in text
 
 
 # -- the README's numbers are the committed results ---------------------------------------------

@@ -82,8 +82,8 @@ def open_backend(
         from distributed import Client, LocalCluster
     except ImportError:
         raise RunError(
-            "--backend dask: Dask is not installed; install scai's dask extra "
-            "(pip install 'scai[dask]', which brings dask and distributed)"
+            "--backend dask: Dask is not installed; install scai's dask extra, which brings "
+            "dask and distributed (from scai's folder: pip install -e '.[dask]')"
         ) from None
     n = workers or os.cpu_count() or 1
     if scheduler is None:
