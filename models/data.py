@@ -219,6 +219,15 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
         ImportError,
     ) as err:
         raise whole_file(f"cannot read as CSV: {err}") from None
+    except ValueError as err:  # pandas' own, for a .zip or .tar of several tables or none
+        found = re.match(r"(Multiple|Zero) files found in (ZIP file|TAR archive)", str(err))
+        if found is None:
+            raise
+        kind = found[2].split()[0]
+        held = f"of several files ({str(err).partition(': ')[2]})" if found[1] == "Multiple" else ""
+        raise whole_file(
+            f"cannot read as CSV: a {kind} {held or 'with no file'}; it must hold exactly one table"
+        ) from None
     except Exception as err:  # a .zst that the zstandard package, where installed, cannot read
         if type(err).__module__.split(".")[0] != "zstandard":
             raise
@@ -239,11 +248,11 @@ def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataF
             ],
         )
     df.columns = [c.strip() for c in df.columns]
-    # Spaces around a value are layout, as after a comma (skipinitialspace): "u0 " is "u0", not
-    # a second user. The messages as written (TEXT_COLUMNS) are kept as they are.
+    # Spaces around a value are layout, as after a comma (skipinitialspace): "u0 " and, quoted,
+    # " u0" are "u0", not a second user. The messages as written (TEXT_COLUMNS) are kept.
     for col in df.columns:
         if col not in TEXT_COLUMNS:
-            df[col] = df[col].str.rstrip(" ")
+            df[col] = df[col].str.strip(" ")
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently.
     repeated = sorted(

@@ -246,6 +246,32 @@ def test_broken_zst_files_are_data_errors_with_zstandard_installed(tmp_path, cap
     assert len(read_interactions(tmp_path / "two.csv.zst")) == len(VALID_ROWS)
 
 
+def test_archives_of_several_tables_or_none_are_data_errors(tmp_path, capsys):
+    """A .zip or .tar holding two tables, or none, was pandas' bare ValueError: the command's
+    'error' (exit 2), naming no file. It is a problem of the file (exit 1), and a .zip of one
+    table still reads."""
+    import tarfile
+    import zipfile
+
+    text = "\n".join([HEADER, *VALID_ROWS]) + "\n"
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        archive.writestr("a.csv", text)
+        archive.writestr("b.csv", text)
+    zipfile.ZipFile(tmp_path / "none.zip", "w").close()
+    tarfile.open(tmp_path / "none.tar.gz", "w:gz").close()
+    cases = {
+        "two.zip": "a ZIP of several files (['a.csv', 'b.csv']); it must hold exactly one table",
+        "none.zip": "a ZIP with no file; it must hold exactly one table",
+        "none.tar.gz": "a TAR with no file; it must hold exactly one table",
+    }
+    for name, said in cases.items():
+        code, _, err = validate(tmp_path / name, capsys)
+        assert code == 1 and name in err and said in err, err
+    with zipfile.ZipFile(tmp_path / "one.zip", "w") as archive:
+        archive.writestr("a.csv", text)
+    assert len(read_interactions(tmp_path / "one.zip")) == len(VALID_ROWS)
+
+
 def test_missing_file(tmp_path, capsys):
     path = tmp_path / "nowhere.csv"
     with pytest.raises(DataError, match="file does not exist"):

@@ -573,7 +573,8 @@ def test_simulate_takes_a_preset_name_and_a_numpy_seed_and_save_refuses_a_folder
 
 def test_spaces_around_a_csv_value_are_layout(tmp_path):
     """A space after a value ("u0 ,") made a second user "u0 " while one before it was
-    skipped: both are layout now, in every column but the messages as written."""
+    skipped, and so did a quoted one (" u0"): all are layout now, in every column but the
+    messages as written."""
     from scai.models.data import read_interactions
 
     header = "sim,epoch,round,proposer,responder,currency,pot,offer,accepted,proposer_tone"
@@ -582,11 +583,12 @@ def test_spaces_around_a_csv_value_are_layout(tmp_path):
         f"{header},responder_tone,proposer_text\n"
         "0,1,1,u0 ,u1,dollars,10,2,1,neutral,neutral,keep  \n"
         "0,1,2, u0,u1 ,dollars ,10,2,1 ,neutral ,neutral,keep\n"
+        '0,1,3," u0"," u1 ",dollars,10,2,1,neutral,neutral," keep"\n'  # quoted: the same
     )
     table = read_interactions(path)
-    assert table.proposer.tolist() == ["u0", "u0"] and table.responder.tolist() == ["u1", "u1"]
-    assert table.currency.tolist() == ["dollars"] * 2 and table.accepted.tolist() == [1, 1]
-    assert table.proposer_text.tolist() == ["keep  ", "keep"]
+    assert table.proposer.tolist() == ["u0"] * 3 and table.responder.tolist() == ["u1"] * 3
+    assert table.currency.tolist() == ["dollars"] * 3 and table.accepted.tolist() == [1] * 3
+    assert table.proposer_text.tolist() == ["keep  ", "keep", " keep"]
 
 
 def test_scai_fit_defaults_are_the_engines_own():
