@@ -31,6 +31,7 @@ import lzma
 import os
 import re
 import secrets
+import stat
 import tarfile
 import unicodedata
 import warnings
@@ -138,21 +139,25 @@ def compressed_name(path: str | Path) -> bool:
     return str(path).lower().endswith(COMPRESSED_SUFFIXES)
 
 
-def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None:
+def _check_header(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: str) -> None:
     """A :class:`DataError` for a header line longer than :data:`MAX_HEADER_CHARS` or naming
-    more than :data:`MAX_COLUMNS` columns, before pandas reads the file."""
+    more than :data:`MAX_COLUMNS` columns, before pandas reads the file (which takes minutes
+    over a header of 100,000 columns)."""
     if isinstance(path_or_buffer, io.StringIO):
         head = path_or_buffer.getvalue()[: MAX_HEADER_CHARS + 1]
+    elif isinstance(path_or_buffer, io.BytesIO):  # a pipe, read already
+        head = path_or_buffer.getvalue()[: 4 * MAX_HEADER_CHARS + 4].decode(
+            "utf-8-sig", errors="replace"
+        )
     elif not os.path.isfile(path_or_buffer):
-        return  # a pipe (/dev/stdin) is read once, by pandas; a missing file, pandas names
+        return  # a missing file, pandas names
     else:
-        # pandas reads these compressed (by the name's ending), and skips blank lines
-        opener = _OPENERS.get(Path(path_or_buffer).suffix.lower(), open)
         try:
-            with opener(path_or_buffer, "rb") as f:
-                head = f.read(4 * MAX_HEADER_CHARS + 4).decode("utf-8-sig", errors="replace")
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+            head = _head(Path(path_or_buffer), 4 * MAX_HEADER_CHARS + 4)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) + _ARCHIVE_ERRORS:
             return  # pandas says why, as for any file it cannot read
+        if head is None:
+            return
     line = next((x for x in head.splitlines() if x.strip()), "")
     if len(line) > MAX_HEADER_CHARS:
         problem = f"the header line is longer than {MAX_HEADER_CHARS:,} characters"
@@ -161,6 +166,47 @@ def _check_header(path_or_buffer: str | Path | io.StringIO, source: str) -> None
     if columns > MAX_COLUMNS:
         problem = f"the header names {columns:,} columns; at most {MAX_COLUMNS:,} are allowed"
         raise DataError(source, [Problem(None, None, None, problem)])
+
+
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError)
+
+
+def _head(path: Path, size: int) -> str | None:
+    """The first ``size`` bytes of the table at ``path``, decoded, as pandas would read it (by
+    the name's ending: compressed, or the one member of a .zip or .tar); ``None`` where pandas
+    will refuse the file anyway (an archive of several files or none; a .zst)."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                return None
+            with archive.open(members[0]) as f:
+                data = f.read(size)
+    elif re.search(r"\.tar(\.(gz|bz2|xz))?$", name):
+        with tarfile.open(path) as archive:
+            members = [m for m in archive.getmembers() if m.isfile()]
+            if len(members) != 1 or (f := archive.extractfile(members[0])) is None:
+                return None
+            data = f.read(size)
+    elif name.endswith(".zst"):
+        return None  # zstandard may not be installed; _cut_zst and pandas see to it
+    else:
+        with _OPENERS.get(path.suffix.lower(), open)(path, "rb") as f:
+            data = f.read(size)
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _read_once(path_or_buffer):
+    """A pipe (``cat t.csv | scai validate /dev/stdin``) as the bytes it gives, read once, so
+    that its header can be checked before pandas parses it; anything else as it is."""
+    if isinstance(path_or_buffer, io.IOBase):
+        return path_or_buffer
+    try:
+        is_pipe = stat.S_ISFIFO(os.stat(path_or_buffer).st_mode)
+    except OSError:
+        return path_or_buffer
+    return io.BytesIO(Path(path_or_buffer).read_bytes()) if is_pipe else path_or_buffer
 
 
 def _cut_zst(path: str | Path | io.StringIO) -> bool:
@@ -190,10 +236,11 @@ def _cut_zst(path: str | Path | io.StringIO) -> bool:
     return fed
 
 
-def _read_raw(path_or_buffer: str | Path | io.StringIO, source: str) -> pd.DataFrame:
+def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFrame:
     def whole_file(problem: str) -> DataError:  # a problem of the file, not of a row
         return DataError(source, [Problem(None, None, None, problem)])
 
+    path_or_buffer = _read_once(path_or_buffer)
     _check_header(path_or_buffer, source)
     if _cut_zst(path_or_buffer):
         raise whole_file(

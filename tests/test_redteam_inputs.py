@@ -678,6 +678,38 @@ def test_a_table_piped_to_dev_stdin_is_read(files):
     assert done.returncode == 0 and "valid" in done.stdout, done.stderr
 
 
+@pytest.mark.parametrize("kind", ["zip", "tar.gz", "pipe"])
+def test_a_wide_header_is_refused_before_parsing_in_an_archive_or_a_pipe(tmp_path, kind):
+    """The header guard opened only plain, .gz, .bz2 and .xz files: a .zip, a .tar or a pipe
+    holding 100,000 columns went to pandas, which ran for minutes over it."""
+    import io
+    import subprocess
+    import tarfile
+    import zipfile
+
+    header = ",".join(f"c{i}" for i in range(100_000)) + "\n"
+    path = tmp_path / f"wide.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("wide.csv", header)
+    elif kind == "tar.gz":
+        data = header.encode()
+        member = tarfile.TarInfo("wide.csv")
+        member.size = len(data)
+        with tarfile.open(path, "w:gz") as archive:
+            archive.addfile(member, io.BytesIO(data))
+    argv = [sys.executable, "-m", "scai", "validate", "/dev/stdin" if kind == "pipe" else path]
+    done = subprocess.run(
+        argv,
+        input=header if kind == "pipe" else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "header line is longer than 65,536 characters" in said, said
+
+
 def test_an_undefined_diagnostic_is_shown_as_the_worst_whatever_the_order():
     """A NaN r-hat (undefined) is the worst; with ``max`` it showed or hid depending on the
     order of the entries."""
