@@ -40,8 +40,9 @@ from scai.inference.arviz_schema import (
     write_netcdf,
 )
 from scai.inference.diagnostics import SITE_DIMS
+from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
-from scai.models.data import INTERACTION_COLUMNS
+from scai.models.data import INTERACTION_COLUMNS, check_memory
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -88,9 +89,21 @@ def draws_description(posterior) -> str:
 
 
 def posterior_parts(posterior) -> InferenceParts:
-    """The posterior as :class:`InferenceParts` (module docstring)."""
+    """The posterior as :class:`InferenceParts` (module docstring). An :class:`EngineError`,
+    before any is built, where its draws' rows would not fit in memory."""
+    from scai.inference.fit import BYTES_PER_DRAW_AND_ROW
+
     data = posterior.data
     table = posterior.table.reset_index(drop=True)
+    draws = posterior.n_chains * posterior.n_draws
+
+    def too_large(text: str) -> EngineError:
+        return EngineError(
+            f"to_arviz: {draws:,} draws of {len(table):,} rows (each row's predictive and "
+            f"log-likelihood per draw) {text}; fit with fewer draws"
+        )
+
+    check_memory(draws * len(table) * BYTES_PER_DRAW_AND_ROW, too_large)
     users = user_labels(data)
     coords = {
         "sim": list(data.sim_ids),

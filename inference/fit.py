@@ -16,7 +16,13 @@ import pandas as pd
 
 from scai.inference.errors import EngineError
 from scai.inference.posterior import Posterior
-from scai.models.data import check_table_memory, read_interactions, validate_frame
+from scai.models.data import (
+    check_memory,
+    check_table_memory,
+    format_bytes,
+    read_interactions,
+    validate_frame,
+)
 from scai.models.errors import DataError, Problem, check_count, check_seed
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
@@ -219,6 +225,66 @@ def _check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: s
         raise DataError(source, problems)
 
 
+#: Peak memory per posterior draw, rounded up from measurements (``neutral``, exact engine,
+#: 4 users per simulation, peak RSS less that before the fit): the fit keeps 81-120 B per draw
+#: and simulation (200-2,000 simulations, 2,000-20,000 draws); its ArviZ form
+#: (:meth:`Posterior.to_arviz`, then :meth:`Posterior.save`) 162-192 B more per draw and table
+#: row (every row's predictive and log-likelihood per draw; 400-4,000 rows).
+BYTES_PER_DRAW_AND_SIM = 128
+BYTES_PER_DRAW_AND_ROW = 256
+
+
+def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, int]:
+    """The draws an engine makes while fitting (SVI's importance proposals included), the
+    draws the posterior keeps (over all chains), the option that sets them and its value."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(_engine(engine)).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+    def given(name: str) -> int:
+        value = options.get(name)
+        return int(defaults[name] if value is None else value)
+
+    if engine == "mcmc":
+        kept = given("num_chains") * given("samples")
+        return kept, kept, "samples", given("samples")
+    kept = given("num_draws")
+    made = kept
+    if engine == "svi" and options.get("correction", defaults.get("correction")) is not None:
+        proposals = options.get("proposal_draws")
+        made = max(kept, int(proposals) if proposals else max(2000, 2 * kept))
+    return made, kept, "num_draws", kept
+
+
+def check_draws_memory(
+    engine: str,
+    options: dict[str, Any],
+    sims: int,
+    rows: int,
+    max_memory: int | None = None,
+    arviz: bool = False,
+) -> int:
+    """The bytes a fit's draws need (and, with ``arviz``, their ArviZ form's, for ``rows``
+    table rows); an :class:`EngineError` naming the option when that is above the memory
+    limit (:func:`~scai.models.data.memory_limit`), before any inference runs."""
+    made, kept, option, value = engine_draws(engine, options)
+    need = made * sims * BYTES_PER_DRAW_AND_SIM + arviz * kept * rows * BYTES_PER_DRAW_AND_ROW
+    what = f"{kept:,} draws" + (f" of {rows:,} rows in ArviZ's form" if arviz else "")
+
+    def error(text: str) -> EngineError:
+        per_draw = need / max(kept, 1)
+        return EngineError(
+            f"{option}={value} (scai fit --draws): the posterior's {what} for {sims:,} "
+            f"simulation(s) {text}; ask for fewer draws (about {format_bytes(per_draw)} each) "
+            "or raise the limit (max_memory=, --max-memory)"
+        )
+
+    check_memory(need, error, max_memory)
+    return need
+
+
 def fit(
     data: pd.DataFrame | str | Path,
     hypothesis: Hypothesis | str | Path = "neutral",
@@ -228,6 +294,7 @@ def fit(
     *,
     strict: bool = False,
     max_memory: int | None = None,
+    arviz: bool = False,
     **options: Any,
 ) -> Posterior:
     """Posterior over the group norms behind ``data`` (a validated interaction table or CSV).
@@ -236,7 +303,9 @@ def fit(
     hypotheses it is exact for), ``"svi"`` (:mod:`scai.inference.svi`) or ``"mcmc"``
     (:mod:`scai.inference.mcmc`); ``options`` go to the engine. ``users`` (optional, the true types)
     is checked against the hypothesis's policies. ``strict`` and ``max_memory``: see
-    :func:`prepare`. Bad input fails before inference starts: :class:`EngineError` for the
+    :func:`prepare`; the limit bounds the draws too (:func:`check_draws_memory`), and with
+    ``arviz`` their ArviZ form as well (``to_arviz``, ``save``: ``scai fit`` saves every
+    posterior). Bad input fails before inference starts: :class:`EngineError` for the
     engine and its options, :class:`DataError` for the data, :class:`HypothesisError` for the
     hypothesis.
     """
@@ -244,6 +313,7 @@ def fit(
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )
+    check_draws_memory(engine, options, group.shape[0], len(table), max_memory, arviz)
     if engine == "exact":
         from scai.inference.exact import check_exact
         from scai.inference.grids import MAX_SIMPLEX_POINTS, check_lattice

@@ -200,6 +200,7 @@ def run_fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             strict=args.strict,
             max_memory=args.max_memory,
+            arviz=True,  # it is saved: its draws' ArviZ form must fit too
             **options,
         )
         if args.tones == "given" and (texts := unheard_text(posterior.table)):

@@ -1,0 +1,68 @@
+"""The draws a fit keeps, and their ArviZ form, are counted against the memory limit before any
+inference runs: ``scai fit --draws 100000`` on 2,000 simulations ran for 98 s and was killed
+at 24 GB (the whole machine), and 1,000,000 draws failed with torch's allocator error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scai.experiments.cli import main
+from scai.inference import fit
+from scai.inference.errors import EngineError
+from scai.inference.fit import BYTES_PER_DRAW_AND_ROW, BYTES_PER_DRAW_AND_SIM, engine_draws
+from scai.models.hypotheses import PRESETS
+from scai.models.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def table():
+    sim = simulate(PRESETS["neutral"], policy="selfish", users=4, rounds=2, epochs=1, sims=50)
+    return sim.interactions
+
+
+def test_the_engines_draws_and_their_defaults():
+    assert engine_draws("exact", {}) == (1000, 1000, "num_draws", 1000)
+    assert engine_draws("exact", {"num_draws": 7}) == (7, 7, "num_draws", 7)
+    # SVI's importance correction draws proposals first: max(2000, 2 * num_draws) by default
+    assert engine_draws("svi", {"num_draws": 5000}) == (10_000, 5000, "num_draws", 5000)
+    assert engine_draws("svi", {"num_draws": 5000, "correction": None})[0] == 5000
+    assert engine_draws("mcmc", {"num_chains": 4}) == (2000, 2000, "samples", 500)
+
+
+def test_fit_refuses_draws_above_the_limit_before_inferring(table):
+    sims, rows = 50, len(table)
+    fit_bytes = 100_000 * sims * BYTES_PER_DRAW_AND_SIM
+    start = time.perf_counter()
+    with pytest.raises(EngineError, match=r"num_draws=100000 .*100,000 draws for 50 simulation"):
+        fit(table, "neutral", num_draws=100_000, max_memory=fit_bytes - 1)
+    assert time.perf_counter() - start < 5
+    # Below the limit it fits; the ArviZ form is counted only where asked (scai fit saves)
+    arviz_bytes = fit_bytes + 100_000 * rows * BYTES_PER_DRAW_AND_ROW
+    posterior = fit(table, "neutral", num_draws=1000, max_memory=fit_bytes)
+    assert posterior.n_draws == 1000
+    with pytest.raises(EngineError, match=r"of \d[\d,]* rows in ArviZ's form"):
+        fit(table, "neutral", num_draws=100_000, max_memory=arviz_bytes - 1, arviz=True)
+
+
+def test_scai_fit_names_draws_and_the_limit(table, tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    code = main(["fit", "--data", str(path), "--out", str(tmp_path / "f"), "--draws", "100000",
+                 "--max-memory", "10M"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "samples" not in err, err
+    assert "num_draws=100000 (scai fit --draws)" in err and "above the limit of 10.0 MB" in err
+    assert not (tmp_path / "f").exists()
+
+
+def test_to_arviz_refuses_a_form_that_would_not_fit(table, monkeypatch):
+    import scai.models.data as data
+
+    posterior = fit(table, "neutral", num_draws=200)
+    monkeypatch.setattr(data, "available_memory", lambda: 4 * 200 * len(table) * 100)
+    with pytest.raises(EngineError, match=r"to_arviz: 200 draws of \d+ rows .* fewer draws"):
+        posterior.to_arviz()
+    monkeypatch.setattr(data, "available_memory", lambda: 4 * 200 * len(table) * 300)
+    assert "posterior" in posterior.to_arviz().groups()
