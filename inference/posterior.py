@@ -262,13 +262,15 @@ class Posterior:
         )
         C = shift.shape[-1]
 
-        def score(lam_, shift_, rest):
+        def score(lam_, shift_, rest, on_cells=False):
             extra, j = {}, 0
             for site, b in zip(("lapse", "strength"), bounded, strict=True):
                 if b is not None:
                     extra[site] = rest[..., j]
                     j += 1
-            return user_loglik(self.data, self.hypothesis, lam_, shift_, index, **extra)
+            data, hyp = self.data, self.hypothesis
+            scored = user_loglik(data, hyp, lam_, shift_, index, **extra, lapse_on_cells=on_cells)
+            return scored.expand(len(rest), -1, -1, -1)
 
         if len(values) * 4 <= D:
             parts = [
@@ -283,6 +285,17 @@ class Posterior:
         rest = torch.cat(
             [b.unsqueeze(-1) for b in bounded if b is not None] or [lam[..., None][..., :0]], -1
         )
+        if not {"lam", "shift", "shift_shared"} & set(self.draws):
+            # Only a lapse or strength per draw (drawn within the exact engine's grid cells):
+            # the tables of the fixed rationality and shifts once, the lapse mixed into the
+            # scored cells (the same values to rounding; table by table per draw, 20
+            # simulations of 1,000 draws took 45 s)
+            return torch.cat(
+                [
+                    score(lam[:1], shift[:1], rest[i : i + chunk], on_cells=True)
+                    for i in range(0, D, chunk)
+                ]
+            )
         parts = [
             score(lam[i : i + chunk], shift[i : i + chunk], rest[i : i + chunk])
             for i in range(0, D, chunk)

@@ -179,14 +179,20 @@ def action_loglik(
     index: EventIndex | None = None,
     utilities: UtilityTables | None = None,
     lapse: torch.Tensor | None = None,
+    lapse_on_cells: bool = False,
 ) -> torch.Tensor:
     """``[..., S, U, K]``: the offers' and decisions' log-likelihood under each type, for
     ``lam [..., S]`` and ``shift [..., S, C]`` (or ``[..., 1]``, ``[..., 1, C]`` when shared by
     all simulations) and ``lapse`` (like ``lam``; default the hypothesis's fixed one).
-    ``utilities``: precomputed for this shift (see ``group_utilities``)."""
+    ``utilities``: precomputed for this shift (see ``group_utilities``).
+
+    ``lapse_on_cells``: mix the lapse into the scored cells only (:func:`_lapsed_cells`), not
+    into whole tables: the same values to rounding, for a ``lapse [B, S]`` of many values over
+    ``lam`` and ``shift`` of batch 1 (a posterior's draws: the tables once, not per draw)."""
     index = index or EventIndex.from_data(data)
     S, U, _ = data.shape
-    tables = group_tables(hypothesis, data.pots, lam, shift, utilities, lapse)
+    lapse_now = None if lapse_on_cells else lapse
+    tables = group_tables(hypothesis, data.pots, lam, shift, utilities, lapse_now)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
     accept_logit = tables.accept_logit.movedim(-3, -1)
@@ -200,6 +206,8 @@ def action_loglik(
         offer_lp[(..., *at, slice(None))],
         torch.nn.functional.logsigmoid(torch.where(kind == 1, logit, -logit)),
     )
+    if lapse_on_cells and lapse is not None:
+        cell_ll = _lapsed_cells(cell_ll, index, data.pots, lapse)
     batch = cell_ll.shape[:-2]
     K = cell_ll.shape[-1]
     if cell_ll.shape[-2] == 0:  # nothing scored (a simulation without events): no evidence
@@ -208,6 +216,22 @@ def action_loglik(
     flat = cell_ll.movedim(-2, 0).reshape(cell_ll.shape[-2], -1)
     out = index.per_user(flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)
     return out.reshape(*batch, S, U, K)
+
+
+def _lapsed_cells(
+    cell_ll: torch.Tensor, index: EventIndex, pots: torch.Tensor, lapse: torch.Tensor
+) -> torch.Tensor:
+    """:func:`~scai.models.policies.with_lapse` on the scored cells ``[..., n_cells, K]`` of
+    rational tables, for ``lapse [..., S]`` (``[..., 1]``: shared): an offer ``o`` of pot ``p``
+    has ``log(eps / (p + 1) + (1 - eps) P(o))``, a decision ``log(eps / 2 + (1 - eps) P)``."""
+    dtype = cell_ll.dtype
+    eps = torch.as_tensor(lapse, dtype=dtype)
+    sim = index.sim if eps.shape[-1] > 1 else torch.zeros_like(index.sim)
+    eps = eps[..., sim].unsqueeze(-1)  # [..., n_cells, 1]
+    choices = torch.where(
+        index.kind == 0, pots.to(dtype)[index.pot] + 1, torch.tensor(2.0, dtype=dtype)
+    ).unsqueeze(-1)
+    return torch.logaddexp(torch.log(eps / choices), torch.log1p(-eps) + cell_ll)
 
 
 def user_loglik(
@@ -220,12 +244,17 @@ def user_loglik(
     utilities: UtilityTables | None = None,
     lapse: torch.Tensor | None = None,
     strength: torch.Tensor | None = None,
+    lapse_on_cells: bool = False,
 ) -> torch.Tensor:
     """``L[..., s, u, k]`` (see the module docstring); padded users get 0. ``tones`` (from
-    :func:`tone_loglik`) may be passed when the coupling's strength is fixed."""
+    :func:`tone_loglik`) may be passed when the coupling's strength is fixed.
+    ``lapse_on_cells``: see :func:`action_loglik`."""
     if tones is None:
         tones = tone_loglik(data, hypothesis, strength)
-    total = action_loglik(data, hypothesis, lam, shift, index, utilities, lapse) + tones
+    total = action_loglik(
+        data, hypothesis, lam, shift, index, utilities, lapse, lapse_on_cells=lapse_on_cells
+    )
+    total = total + tones
     return total * data.user_mask.unsqueeze(-1)
 
 

@@ -379,3 +379,27 @@ def test_the_compiled_lapse_mixture_is_numpys_formula_at_every_lapse():
         got = lapse_cells(log_rational, eps, cell_sim, log_uniform)
     for value, want in zip(got, (log_p, d_eps, d_rational), strict=True):
         np.testing.assert_allclose(value, want, rtol=1e-13, atol=1e-300, equal_nan=True)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["per-simulation", "shared"])
+def test_the_lapse_mixed_into_scored_cells_equals_lapsed_tables(shared):
+    """A posterior's draws of the lapse alone are scored with the rational tables once and the
+    lapse mixed into the scored cells (``lapse_on_cells``): what mixing it into whole tables per
+    draw gives, to float32 rounding (45 s for 20 simulations of 1,000 draws, now 0.1 s)."""
+    from scai.models.marginal import user_loglik
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0))
+    sim = simulate(hyp, policy="selfish=0.5,fair=0.5", users=6, rounds=4, epochs=2, sims=3)
+    data = GroupData.from_table(sim.interactions)
+    S, C = data.shape[0], len(data.currencies)
+    B = 7
+    lapse = torch.rand(B, 1 if shared else S, generator=torch.Generator().manual_seed(0)) * 0.4
+    lam, shift = torch.full((1, S), hyp.rationality), torch.zeros(1, S, C)
+    tables = user_loglik(data, hyp, lam.expand(B, S), shift.expand(B, S, C), lapse=lapse)
+    cells = user_loglik(data, hyp, lam, shift, lapse=lapse, lapse_on_cells=True)
+    assert cells.shape == tables.shape == (B, S, data.shape[1], len(hyp.policies))
+    torch.testing.assert_close(cells, tables, rtol=1e-5, atol=1e-5)
+    # and the lapse matters: without it the values differ by far more than that
+    none = user_loglik(data, hyp, lam, shift, lapse=torch.zeros_like(lapse), lapse_on_cells=True)
+    assert float((none - tables).abs().max()) > 1e-2
