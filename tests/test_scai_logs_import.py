@@ -497,3 +497,26 @@ def test_holding_out_conditions_without_a_runs_table_fails_before_any_work(logs,
     captured = capsys.readouterr()
     assert "logs.runs.csv (written by scai import scai-logs beside the table)" in captured.err
     assert "use --scheme runs" in captured.err and "held out" not in captured.out
+
+
+def test_two_files_for_one_runs_config_or_epoch_are_reported(tmp_path, capsys):
+    """``id_0_config`` beside ``id_00_config``, or ``id_0_run_1.csv`` beside
+    ``id_0_run_01.csv``, each said something else of one run; the one that sorted last won,
+    with 0 problems. The first in path order is read and the other is a problem."""
+    import shutil
+
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    folder = root / "0"
+    shutil.copy(folder / "id_0_config", folder / "id_00_config")
+    shutil.copy(folder / "id_0_run_1.csv", folder / "id_0_run_01.csv")
+    result = import_logs(root)
+    problems = sorted((p.reason, p.file.rsplit("/", 1)[-1]) for p in result.report.problems)
+    assert problems == [
+        ("conflicting_files", "id_0_config"),  # id_00_config sorts first, and is read
+        ("conflicting_files", "id_0_run_1.csv"),  # id_0_run_01.csv sorts first
+    ]
+    assert all("this file is not read" in p.detail for p in result.report.problems)
+    assert result.report.converted["runs"] == 1 and len(result.interactions) > 0
+    code, _, err = run_import([str(root), "--out", str(tmp_path / "c.csv"), "--strict"], capsys)
+    assert code == 2 and "a second file for a run's configuration" in err, err

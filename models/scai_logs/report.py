@@ -38,6 +38,9 @@ REASONS: dict[str, str] = {
     "too_large": "a configuration or epoch file too large to be one (not read)",
     "missing_config": "a run's epoch files have no id_N_config beside them",
     "bad_config": "the configuration cannot be read",
+    "conflicting_files": "a second file for a run's configuration or epoch (id_0_config and "
+    "id_00_config, id_0_run_1.csv and id_0_run_01.csv, or a member repeated in an archive): "
+    "the first, in path order, is read",
     "missing_epoch": "an epoch the configuration plays has no id_N_run_K.csv",
     "extra_epoch": "an epoch file beyond the configuration's epochs",
     "bad_epoch_file": "the epoch file's layout is not the original code's",

@@ -67,11 +67,17 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
         run_id = int((config or epoch)[1])
         run = runs.setdefault((folder, run_id), RunFolder(folder, run_id))
         label = run.label(name)
+        k = None if config else int(epoch[2])
+        first = run.config_file if config else run.epoch_files.get(k)
+        if first is not None:  # the same run's configuration or epoch again: not silently
+            what = "configuration" if config else f"epoch {k}"
+            detail = f"run {run_id}'s {what} is read from {first}; this file is not read"
+            report.problem(LogProblem(label, None, "conflicting_files", detail))
+            continue
         if config:
             run.config_file = label
             run.config_text = _read_text(opener, label, report)
             continue
-        k = int(epoch[2])
         run.epoch_files[k] = label
         try:
             with opener() as handle:
