@@ -362,8 +362,24 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
             lambda t: t.replace("fixed_agent_2-apples", "fixed_agent_2-blankets", 1),
             "the run's currency is 'apples'",
         ),
+        (  # one user twice, with another manner: which one played is not in the log
+            lambda t: t.replace(
+                "  - name: fixed_agent_2\n    manners: rude",
+                "  - name: fixed_agent_1\n    manners: neutral",
+                1,
+            ),
+            "agents.fixed_agents: 'fixed_agent_1' listed twice",
+        ),
     ],
-    ids=["alias bomb", "manners not a name", "assistant not a mapping", "self-play", "pot", "coin"],
+    ids=[
+        "alias bomb",
+        "manners not a name",
+        "assistant not a mapping",
+        "self-play",
+        "pot",
+        "coin",
+        "user twice",
+    ],
 )
 def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says):
     """Configurations that converted into tables scai's own validation refuses (a user

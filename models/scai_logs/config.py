@@ -139,6 +139,10 @@ def parse_config(text: str) -> RunConfig:
         )
     agents = _get(raw, "agents")
     users = tuple(_user(a, i, currencies[0]) for i, a in enumerate(_get(agents, "fixed_agents")))
+    named = Counter(u.name for u in users)
+    if twice := sorted(name for name, n in named.items() if n > 1):
+        # one user's games, two manners or policies: which one plays is not in the log
+        raise ConfigError(f"agents.fixed_agents: {', '.join(map(repr, twice))} listed twice")
     flex = _get(agents, "flex_agents", "agents.")
     if not isinstance(flex, list) or not flex:
         raise ConfigError("agents.flex_agents: expected the assistant's agents")
