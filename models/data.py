@@ -821,10 +821,21 @@ def check_users(df: pd.DataFrame, policies: Iterable[str]) -> list[Problem]:
             )
         ]
     problems = []
+    first_row: dict[tuple[str, str], int] = {}
     for i, rec in enumerate(df[list(USER_COLUMNS)].itertuples(index=False), start=1):
         for col in ("sim", "user"):
             if getattr(rec, col) == "":
                 problems.append(Problem(i, col, "", "a value is required"))
+        seen = first_row.setdefault((rec.sim, rec.user), i)
+        if seen != i:  # which row's policy and manner would be the user's is not said
+            problems.append(
+                Problem(
+                    i,
+                    "user",
+                    rec.user,
+                    f"listed again for sim {rec.sim!r} (row {seen}); each user once per simulation",
+                )
+            )
         if rec.policy not in policies:
             problems.append(Problem(i, "policy", rec.policy, f"allowed: {', '.join(policies)}"))
         if rec.manner not in MANNERS:

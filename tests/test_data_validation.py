@@ -357,6 +357,19 @@ def test_users_table_unknown_policy(tmp_path):
     assert read_users(ok, (*POLICIES, "greedy"))["policy"].tolist() == ["greedy"]
 
 
+def test_users_table_lists_each_user_once_per_simulation(tmp_path):
+    """A user listed twice with two manners was read, and the last row silently won (the
+    tone reader then learnt from other labels); the same id in another simulation is
+    another user."""
+    rows = ["0,u0,selfish,rude", "0,u1,fair,neutral", "1,u0,fair,polite", "0,u0,selfish,neutral"]
+    path = write(tmp_path, rows, header="sim,user,policy,manner", name="t.users.csv")
+    with pytest.raises(DataError) as info:
+        read_users(path, POLICIES)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.column, problem.value) == (4, "user", "u0")
+    assert "listed again for sim '0' (row 1)" in str(info.value)
+
+
 def test_users_table_wrong_header(tmp_path):
     path = write(tmp_path, ["0,u0,selfish"], header="sim,user,policy", name="u.csv")
     with pytest.raises(DataError, match="missing column.s. manner"):
