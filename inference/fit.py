@@ -243,9 +243,9 @@ def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, i
         if p.default is not inspect.Parameter.empty
     }
 
-    def given(name: str) -> int:
+    def given(name: str) -> int:  # (0 where the engine declares no such option)
         value = options.get(name)
-        return int(defaults[name] if value is None else value)
+        return int(defaults.get(name, 0) if value is None else value)
 
     if engine == "mcmc":
         kept = given("num_chains") * given("samples")
