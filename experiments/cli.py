@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_for_scai(where, show)
     try:
         return load_commands()[args.command][2](args)
+    except BrokenPipeError:  # `scai fit ... | head`: the reader has all it wanted
+        # (Python's advice: no more writes to the closed pipe, not even at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as err:
         if args.debug:
             raise

@@ -720,3 +720,17 @@ def test_an_undefined_diagnostic_is_shown_as_the_worst_whatever_the_order():
         assert diagnostics_line({"r_hat": r_hat}) == "r_hat max nan (a)"
     for ess in ({"a": nan, "b": 800.0}, {"b": 800.0, "a": nan}):
         assert diagnostics_line({"ess_bulk": ess}) == "ess_bulk min nan (a)"
+
+
+def test_output_to_a_closed_pipe_ends_quietly(files):
+    """``scai fit ... | head -1``: the reader closed the pipe, and the command said
+    ``scai fit: error: Broken pipe``; it now ends with code 1 and nothing on stderr."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "scai", "fit", "--data", str(files["good"])]
+    argv += ["--out", str(files["root"] / "piped")]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # before the command writes anything: every write meets a closed pipe
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 1 and err.decode() == "", err.decode()
+    assert (files["root"] / "piped" / "posterior.nc").exists()  # the work was done
