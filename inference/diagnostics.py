@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from scai.inference.convergence import bfmi, convergence
-from scai.models.errors import ScaiWarning
+from scai.models.errors import ScaiWarning, outside_scai
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400
@@ -61,11 +61,11 @@ def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
             value,
             [coords[dims[i]] if i < len(dims) else range(n) for i, n in enumerate(value.shape[2:])],
         )
-    return _diagnostics(variables, posterior.sample_stats, warn=warn, stacklevel=4)
+    return _diagnostics(variables, posterior.sample_stats, warn=warn)
 
 
 def chain_diagnostics(
-    idata, sample_stats: dict[str, np.ndarray], warn: bool = True, stacklevel: int = 3
+    idata, sample_stats: dict[str, np.ndarray], warn: bool = True
 ) -> dict[str, Any]:
     """r_hat, ESS, divergences and BFMI of any Markov chains: ``idata`` holds their
     ``posterior`` (ArviZ), ``sample_stats`` NUTS's ``energy`` and ``diverging``
@@ -74,7 +74,7 @@ def chain_diagnostics(
         name: (var.to_numpy(), [var[d].to_numpy().tolist() for d in var.dims[2:]])
         for name, var in idata.posterior.data_vars.items()
     }
-    return _diagnostics(variables, sample_stats, warn=warn, stacklevel=stacklevel + 1)
+    return _diagnostics(variables, sample_stats, warn=warn)
 
 
 #: Split r-hat halves each chain, and its rank normalisation needs a few draws per half.
@@ -85,7 +85,6 @@ def _diagnostics(
     variables: dict[str, tuple[np.ndarray, list]],
     sample_stats: dict[str, np.ndarray],
     warn: bool,
-    stacklevel: int,
 ) -> dict[str, Any]:
     """The diagnostics of ``variables[name] = (draws [chains, draws, ...], coordinates of each
     further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
@@ -138,7 +137,7 @@ def _diagnostics(
             warnings.warn(
                 "MCMC diagnostics: " + "; ".join(problems),
                 DiagnosticWarning,
-                stacklevel=stacklevel,
+                stacklevel=outside_scai(),
             )
     return result
 

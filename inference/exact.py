@@ -66,6 +66,7 @@ from scai.inference.grids import (
 )
 from scai.inference.posterior import Posterior, manner_probabilities
 from scai.models.distinct import distinct_rows
+from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, tone_loglik
@@ -302,7 +303,7 @@ def fit_exact(
                 f"after {scalar_zooms} further zooms; its moments are only as good as the step "
                 "(use engine='mcmc' to check)",
                 DiagnosticWarning,
-                stacklevel=2,
+                stacklevel=outside_scai(),
             )
     T = u.shape[0]
     log_evidence, weights = _normalise(log_joint)
@@ -615,7 +616,7 @@ def _zoom_bounded_sites(
             f"({grid.step:.2g} logit units){where}; its moments are only as good as the step: "
             f"{why}",
             BoundedGridWarning,
-            stacklevel=4,
+            stacklevel=outside_scai(),
         )
     return None
 

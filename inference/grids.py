@@ -34,6 +34,7 @@ import torch
 
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.errors import EngineError
+from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.prior import GroupPrior, ScalarGaussian
@@ -180,7 +181,7 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
             f"known its posterior mean of pi is as much as {error:.3f} off the exact answer "
             "(others may be further off); compare with engine='mcmc'",
             DiagnosticWarning,
-            stacklevel=3,
+            stacklevel=outside_scai(),
         )
 
 

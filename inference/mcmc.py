@@ -50,6 +50,7 @@ from scai.inference.posterior import Posterior
 from scai.inference.sheets import Sheets
 from scai.inference.walls import WallCoordinates, find_walls
 from scai.models.density import MarginalDensity
+from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.prior import GroupPrior
@@ -207,7 +208,7 @@ def _warn_of_other_modes(density: MarginalDensity, best: np.ndarray, found) -> N
             "compare with engine='exact', or engine='svi' (its importance draws weigh the "
             "modes it finds)",
             DiagnosticWarning,
-            stacklevel=4,
+            stacklevel=outside_scai(),
         )
 
 
@@ -388,7 +389,7 @@ def fit_mcmc(
         results = run_chains(tasks, workers=num_chains if parallel else 1)
     for c, result in enumerate(results):
         for message in result.problems:
-            warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=2)
+            warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=outside_scai())
     chains, stats = stack_chains(results)
     draws = {site: chains[site] for site in latent_sites(hypothesis)}
     with one_torch_thread():  # small tensors: see one_torch_thread

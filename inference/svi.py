@@ -76,7 +76,7 @@ from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
 from scai.inference.progress import progress_bar
 from scai.models.density import MarginalDensity
-from scai.models.errors import ScaiWarning
+from scai.models.errors import ScaiWarning, outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
@@ -411,7 +411,7 @@ def fit_svi(
             f"SVI did not converge in {max_steps} steps (relative ELBO change above {rtol}); "
             "raise max_steps or learning_rate",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=outside_scai(),
         )
 
     diagnostics: dict[str, Any] = {
@@ -447,7 +447,7 @@ def fit_svi(
                 f"{', '.join(bad)}; their draws may be off (raise proposal_draws, or compare "
                 "with engine='mcmc')",
                 ImportanceWarning,
-                stacklevel=2,
+                stacklevel=outside_scai(),
             )
     else:
         with torch.no_grad():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,28 @@ class RunError(ScaiError):
 class ScaiWarning(UserWarning):
     """The base of scai's own warnings: the ones the command line tells on one line, and a run
     keeps with a condition's results (:mod:`scai.experiments.runner`)."""
+
+
+#: scai's own source: the package's top-level files and its three folders (its tests, beside
+#: them in a checkout, are callers like any other).
+_SUBPACKAGES = ("models", "inference", "experiments")
+_OWN_FILES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN_FOLDERS = tuple(os.path.join(_OWN_FILES, name) + os.sep for name in _SUBPACKAGES)
+
+
+def _in_scai(filename: str) -> bool:
+    return filename.startswith(_OWN_FOLDERS) or os.path.dirname(filename) == _OWN_FILES
+
+
+def outside_scai() -> int:
+    """The ``stacklevel`` that makes a warning, raised by the function that calls this, point
+    at the first line outside scai: the user's call of ``fit``, not the engine's own line
+    (``warnings.warn(..., stacklevel=outside_scai())``); 1 where every frame is scai's (the
+    command line, which shows no line)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and _in_scai(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 1
 
 
 def scai_warning(category: type[Warning]) -> bool:
