@@ -366,6 +366,13 @@ def test_provenance_attributes(saved, mcmc, exact, svi, engine):
         assert isinstance(json.loads(attrs["command"]), list)
         csv = post.table.reset_index(drop=True).to_csv(index=False).encode()
         assert attrs["data_sha256"] == hashlib.sha256(csv).hexdigest()
+        # what the codes mean, and how many tones the data held (fits with and without tones
+        # are not comparable by az.compare)
+        assert (
+            "-1 where none heard" in json.loads(attrs["variables"])["proposer_tone, responder_tone"]
+        )
+        tones = post.table[["proposer_tone", "responder_tone"]].astype(str) != ""
+        assert attrs["tones_heard"] == str(int(tones.to_numpy().sum()))
     draws = idata.posterior.attrs["draws"]
     assert ("Markov" in draws) if engine == "mcmc" else ("independent" in draws)
 
