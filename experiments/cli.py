@@ -110,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_for_scai(where, show)
     try:
         return load_commands()[args.command][2](args)
-    except BrokenPipeError:  # `scai fit ... | head`: the reader has all it wanted
-        # (Python's advice: no more writes to the closed pipe, not even at exit)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except BrokenPipeError as err:
+        if args.debug:
+            raise
+        if not _stdout_closed():  # another pipe (a worker's): an error
+            code, message = _describe(err, args)
+        else:  # `scai fit ... | head`: the reader has all it wanted
+            # (Python's advice: no more writes to the closed pipe, not even at exit)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     except Exception as err:
         if args.debug:
             raise
@@ -155,6 +160,19 @@ def _one_line_for_scai(where: str, show):
 
     one_line.where = where  # type: ignore[attr-defined]  # the commands' one-line warnings use it
     return one_line
+
+
+def _stdout_closed() -> bool:
+    """Whether the standard output is a pipe whose reader has gone (``poll`` reports an error
+    on the writing end of a pipe with no reader)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real stdout
+        return False
 
 
 def console(argv: list[str] | None = None) -> NoReturn:

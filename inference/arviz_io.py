@@ -100,10 +100,11 @@ VARIABLE_NOTES = {
 }
 
 
-def posterior_parts(posterior) -> InferenceParts:
+def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     """The posterior as :class:`InferenceParts` (module docstring). An :class:`EngineError`,
-    before any is built, where its draws' rows would not fit in memory."""
-    from scai.inference.fit import BYTES_PER_DRAW_AND_ROW
+    before any is built, where its draws' rows would not fit in memory (``max_memory`` bytes,
+    by default most of the available memory: :data:`~scai.inference.fit.DRAWS_SHARE`)."""
+    from scai.inference.fit import BYTES_PER_DRAW_AND_ROW, DRAWS_SHARE
 
     data = posterior.data
     table = posterior.table.reset_index(drop=True)
@@ -112,10 +113,11 @@ def posterior_parts(posterior) -> InferenceParts:
     def too_large(text: str) -> EngineError:
         return EngineError(
             f"to_arviz: {draws:,} draws of {len(table):,} rows (each row's predictive and "
-            f"log-likelihood per draw) {text}; fit with fewer draws"
+            f"log-likelihood per draw) {text}; fit with fewer draws or raise the limit "
+            "(max_memory=, --max-memory)"
         )
 
-    check_memory(draws * len(table) * BYTES_PER_DRAW_AND_ROW, too_large)
+    check_memory(draws * len(table) * BYTES_PER_DRAW_AND_ROW, too_large, max_memory, DRAWS_SHARE)
     users = user_labels(data)
     coords = {
         "sim": list(data.sim_ids),
@@ -187,14 +189,14 @@ def _users(value: torch.Tensor, s_idx: torch.Tensor, u_idx: torch.Tensor) -> np.
     return value[s_idx, u_idx].detach().double().numpy()
 
 
-def to_inference_data(posterior):
-    return build_inference_data(posterior_parts(posterior))
+def to_inference_data(posterior, max_memory: int | None = None):
+    return build_inference_data(posterior_parts(posterior, max_memory))
 
 
-def save_posterior(posterior, path) -> None:
+def save_posterior(posterior, path, max_memory: int | None = None) -> None:
     """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename),
     without building it (:func:`~scai.inference.arviz_schema.write_netcdf`)."""
-    write_netcdf(posterior_parts(posterior), path)
+    write_netcdf(posterior_parts(posterior, max_memory), path)
 
 
 def load_posterior(path):

@@ -232,6 +232,10 @@ def _check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: s
 #: row (every row's predictive and log-likelihood per draw; 400-4,000 rows).
 BYTES_PER_DRAW_AND_SIM = 128
 BYTES_PER_DRAW_AND_ROW = 256
+#: The share of the available memory the draws may take by default: the bytes above are
+#: measured peaks, not padded guesses (the layout's check keeps a quarter, for the engines'
+#: working memory on top of it).
+DRAWS_SHARE = 0.8
 
 
 def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, int]:
@@ -276,12 +280,15 @@ def check_draws_memory(
     def error(text: str) -> EngineError:
         per_draw = need / max(kept, 1)
         return EngineError(
-            f"{option}={value} (scai fit --draws): the posterior's {what} for {sims:,} "
+            f"{option}={value} (scai fit --draws)"
+            + (f" x num_chains={kept // max(value, 1)} (--chains)" if engine == "mcmc" else "")
+            + (f" and {made:,} importance proposals" if made > kept else "")
+            + f": the posterior's {what} for {sims:,} "
             f"simulation(s) {text}; ask for fewer draws (about {format_bytes(per_draw)} each) "
             "or raise the limit (max_memory=, --max-memory)"
         )
 
-    check_memory(need, error, max_memory)
+    check_memory(need, error, max_memory, DRAWS_SHARE)
     return need
 
 

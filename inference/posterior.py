@@ -463,17 +463,19 @@ class Posterior:
         return {"offer_probs": offer, "accept_probs": accept}
 
     # -- ArviZ -------------------------------------------------------------------------------
-    def to_arviz(self):
-        """An ``arviz.InferenceData`` (see :mod:`scai.inference.arviz_io`)."""
+    def to_arviz(self, max_memory: int | None = None):
+        """An ``arviz.InferenceData`` (see :mod:`scai.inference.arviz_io`); refused before it is
+        built if its draws' rows would take more than ``max_memory`` bytes (by default most
+        of the available memory)."""
         from scai.inference.arviz_io import to_inference_data
 
-        return to_inference_data(self)
+        return to_inference_data(self, max_memory)
 
-    def save(self, path) -> None:
-        """Write the posterior as NetCDF, atomically."""
+    def save(self, path, max_memory: int | None = None) -> None:
+        """Write the posterior as NetCDF, atomically (``max_memory``: as :meth:`to_arviz`)."""
         from scai.inference.arviz_io import save_posterior
 
-        save_posterior(self, path)
+        save_posterior(self, path, max_memory)
 
     @classmethod
     def load(cls, path) -> Posterior:

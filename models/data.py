@@ -146,7 +146,7 @@ def _check_header(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source:
     if isinstance(path_or_buffer, io.StringIO):
         head = path_or_buffer.getvalue()[: MAX_HEADER_CHARS + 1]
     elif isinstance(path_or_buffer, io.BytesIO):  # a pipe, read already
-        head = path_or_buffer.getvalue()[: 4 * MAX_HEADER_CHARS + 4].decode(
+        head = bytes(path_or_buffer.getbuffer()[: 4 * MAX_HEADER_CHARS + 4]).decode(
             "utf-8-sig", errors="replace"
         )
     elif not os.path.isfile(path_or_buffer):
@@ -199,8 +199,9 @@ def _head(path: Path, size: int) -> str | None:
 
 def _read_once(path_or_buffer):
     """A pipe (``cat t.csv | scai validate /dev/stdin``) as the bytes it gives, read once, so
-    that its header can be checked before pandas parses it; anything else as it is."""
-    if isinstance(path_or_buffer, io.IOBase):
+    that its header can be checked before pandas parses it; anything else as it is, and a pipe
+    whose name says compressed too (pandas decompresses it by that name)."""
+    if isinstance(path_or_buffer, io.IOBase) or compressed_name(path_or_buffer):
         return path_or_buffer
     try:
         is_pipe = stat.S_ISFIFO(os.stat(path_or_buffer).st_mode)

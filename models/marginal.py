@@ -191,7 +191,10 @@ def action_loglik(
     ``lam`` and ``shift`` of batch 1 (a posterior's draws: the tables once, not per draw)."""
     index = index or EventIndex.from_data(data)
     S, U, _ = data.shape
-    lapse_now = None if lapse_on_cells else lapse
+    if lapse_on_cells and lapse is not None:  # the tables without any lapse, the fixed one too
+        hypothesis, lapse_now = hypothesis.with_(lapse=0.0), None
+    else:
+        lapse_now = lapse
     tables = group_tables(hypothesis, data.pots, lam, shift, utilities, lapse_now)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]

@@ -381,15 +381,17 @@ def test_the_compiled_lapse_mixture_is_numpys_formula_at_every_lapse():
         np.testing.assert_allclose(value, want, rtol=1e-13, atol=1e-300, equal_nan=True)
 
 
+@pytest.mark.parametrize("fixed", [0.0, 0.1], ids=["no fixed lapse", "a fixed lapse"])
 @pytest.mark.parametrize("shared", [False, True], ids=["per-simulation", "shared"])
-def test_the_lapse_mixed_into_scored_cells_equals_lapsed_tables(shared):
+def test_the_lapse_mixed_into_scored_cells_equals_lapsed_tables(shared, fixed):
     """A posterior's draws of the lapse alone are scored with the rational tables once and the
     lapse mixed into the scored cells (``lapse_on_cells``): what mixing it into whole tables per
     draw gives, to float32 rounding (45 s for 20 simulations of 1,000 draws, now 0.1 s)."""
     from scai.models.marginal import user_loglik
     from scai.models.simulate import simulate
 
-    hyp = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0))
+    # (a drawn lapse replaces the hypothesis's fixed one, which must not be mixed in twice)
+    hyp = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0), lapse=fixed)
     sim = simulate(hyp, policy="selfish=0.5,fair=0.5", users=6, rounds=4, epochs=2, sims=3)
     data = GroupData.from_table(sim.interactions)
     S, C = data.shape[0], len(data.currencies)

@@ -11,7 +11,13 @@ import pytest
 from scai.experiments.cli import main
 from scai.inference import fit
 from scai.inference.errors import EngineError
-from scai.inference.fit import BYTES_PER_DRAW_AND_ROW, BYTES_PER_DRAW_AND_SIM, engine_draws
+from scai.inference.fit import (
+    BYTES_PER_DRAW_AND_ROW,
+    BYTES_PER_DRAW_AND_SIM,
+    DRAWS_SHARE,
+    check_draws_memory,
+    engine_draws,
+)
 from scai.models.hypotheses import PRESETS
 from scai.models.simulate import simulate
 
@@ -44,6 +50,10 @@ def test_fit_refuses_draws_above_the_limit_before_inferring(table):
     assert posterior.n_draws == 1000
     with pytest.raises(EngineError, match=r"of \d[\d,]* rows in ArviZ's form"):
         fit(table, "neutral", num_draws=100_000, max_memory=arviz_bytes - 1, arviz=True)
+    # the rows' term is what refused it: without it, and at its size, the same draws pass
+    options = {"num_draws": 100_000}
+    assert check_draws_memory("exact", options, sims, rows, arviz_bytes - 1) == fit_bytes
+    assert check_draws_memory("exact", options, sims, rows, arviz_bytes, arviz=True) == arviz_bytes
 
 
 def test_scai_fit_names_draws_and_the_limit(table, tmp_path, capsys):
@@ -61,8 +71,13 @@ def test_to_arviz_refuses_a_form_that_would_not_fit(table, monkeypatch):
     import scai.models.data as data
 
     posterior = fit(table, "neutral", num_draws=200)
-    monkeypatch.setattr(data, "available_memory", lambda: 4 * 200 * len(table) * 100)
+    need = 200 * len(table) * BYTES_PER_DRAW_AND_ROW
+    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
     with pytest.raises(EngineError, match=r"to_arviz: 200 draws of \d+ rows .* fewer draws"):
         posterior.to_arviz()
-    monkeypatch.setattr(data, "available_memory", lambda: 4 * 200 * len(table) * 300)
+    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 1.1))
     assert "posterior" in posterior.to_arviz().groups()
+    # a limit given (scai fit --max-memory) is the one that counts, for saving too
+    with pytest.raises(EngineError, match=r"above the limit of .*\(the max_memory given\)"):
+        posterior.to_arviz(max_memory=need - 1)
+    assert "posterior" in posterior.to_arviz(max_memory=need).groups()

@@ -294,3 +294,28 @@ def test_a_misspelt_optional_column_is_named_not_dropped(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every column read: no warning
         read_human_data(write(tmp_path, GENERIC_LINES))
+
+
+def test_a_high_k_subject_is_named_with_how_it_fits():
+    """A subject with a high Pareto k was called 'atypical' even where it fitted better than
+    the role's median (an extreme, always-accepting subject): the line says which."""
+    import pandas as pd
+
+    from scai.experiments.human_data.tables import explain_high_k
+
+    table = pd.DataFrame(
+        {
+            "hypothesis": ["h"] * 3,
+            "role": ["responder"] * 3,
+            "subject": ["a", "b", "c"],
+            "pareto_k": [0.8, 0.9, 0.1],
+            "rejections": [0, 18, 5],
+            "decisions": [20, 20, 20],
+            "inverted_pairs": [0, 3, 1],
+            "p_inattentive": [0.0, 0.4, 0.1],
+            "mean_loglik": [-1.0, -9.0, -5.0],
+        }
+    )
+    lines = explain_high_k(table, limit=0.7)
+    assert len(lines) == 2 and "subject a" in lines[0] and "subject b" in lines[1]
+    assert "fitted better than most" in lines[0] and "fitted worse than most" in lines[1]

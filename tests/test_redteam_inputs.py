@@ -734,3 +734,23 @@ def test_output_to_a_closed_pipe_ends_quietly(files):
     _, err = child.communicate(timeout=120)
     assert child.returncode == 1 and err.decode() == "", err.decode()
     assert (files["root"] / "piped" / "posterior.nc").exists()  # the work was done
+
+
+def test_a_pipe_with_a_compressed_name_is_decompressed(files, tmp_path):
+    """A pipe is read into memory to check its header; one named ``.csv.gz`` is left to pandas,
+    which decompresses it by its name (read into memory, it lost the name: 'not UTF-8')."""
+    import gzip
+    import threading
+
+    from scai.models.data import read_interactions
+
+    pipe = tmp_path / "piped.csv.gz"
+    os.mkfifo(pipe)
+    packed = gzip.compress(Path(files["good"]).read_bytes())
+    writer = threading.Thread(target=lambda: pipe.write_bytes(packed))
+    writer.start()
+    try:
+        table = read_interactions(pipe)
+    finally:
+        writer.join(timeout=30)
+    assert len(table) == len(read_interactions(files["good"]))

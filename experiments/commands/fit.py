@@ -214,7 +214,7 @@ def run_fit(args: argparse.Namespace) -> int:
     # The two files are one result: another scai process writing into the folder (a second
     # fit) writes its pair before or after this one, never between.
     with locked(args.out, wait=True, on_wait=lambda m: print(f"scai fit: {m}", file=sys.stderr)):
-        posterior.save(args.out / "posterior.nc")
+        posterior.save(args.out / "posterior.nc", max_memory=args.max_memory)
         write_csv_atomic(posterior.policy_table(), args.out / "policy_probs.csv")
     print(
         f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {args.tones}, "
