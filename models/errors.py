@@ -39,14 +39,21 @@ def not_a_regular_file(path: str | Path) -> str | None:
         return None
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
         return None
+    return f"is {file_kind(mode)}, not a regular file"
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``mode`` (``os.stat``'s ``st_mode``) is, in words: "a folder", "a named
+    pipe", "a socket", "a character device", ..."""
     kinds = {
         stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a named pipe",
         stat.S_ISSOCK: "a socket",
         stat.S_ISCHR: "a character device",
         stat.S_ISBLK: "a block device",
+        stat.S_ISLNK: "a symbolic link",
     }
-    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
-    return f"is {kind}, not a regular file"
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def not_replaceable(path: str | Path) -> str | None:
@@ -60,16 +67,9 @@ def not_replaceable(path: str | Path) -> str | None:
         return None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
         return None
-    kinds = {
-        stat.S_ISFIFO: "a named pipe",
-        stat.S_ISSOCK: "a socket",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-    }
-    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
     return (
-        f"is {kind}; scai writes its outputs as regular files, replacing what is at the path: "
-        "give a file path"
+        f"is {file_kind(mode)}; scai writes its outputs as regular files, replacing what is "
+        "at the path: give a file path"
     )
 
 

@@ -311,7 +311,7 @@ def test_an_os_error_names_the_option_and_path(files, capsys, monkeypatch):
 
     out = files["root"] / "blocked"
 
-    def save(self, path):
+    def save(self, path, max_memory=None):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
 
     monkeypatch.setattr(Posterior, "save", save)
