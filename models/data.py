@@ -86,6 +86,12 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _HUGE = 10**30
 
 
+def plain_decimal(text: str) -> bool:
+    """Whether ``text`` is a number in plain ASCII decimal notation (``0.8``, ``1e-3``; not
+    ``0.2_5``, non-ASCII digits, ``inf`` or ``nan``, which ``float`` also reads)."""
+    return _DECIMAL.fullmatch(text.strip()) is not None
+
+
 def parse_whole(text: str) -> int | None:
     """The whole number ``text`` writes (``12``, ``12.0``, ``1.2e1``, ``-3``), or ``None``.
 

@@ -23,6 +23,7 @@ from scai.models.data import (
     USER_COLUMNS,
     check_memory,
     layout_bytes,
+    plain_decimal,
 )
 from scai.models.errors import RunError, SimulationWarning, check_count, check_seed
 from scai.models.game import MAX_POT, get_currency
@@ -51,6 +52,10 @@ PEAK_OVER_LAYOUT = 3
 MIXTURE_TOLERANCE = 1e-6
 
 
+#: Words float() reads as a number that is not finite.
+NOT_FINITE = ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan")
+
+
 def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> dict[str, float]:
     """``"selfish"`` or ``"selfish=0.8,altruistic=0.2"`` -> weights over ``policies``.
 
@@ -71,6 +76,9 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
             if name.strip() in parts:
                 raise RunError(f"policy mixture {text!r}: {name.strip()!r} appears twice")
             try:
+                # float() reads "0.2_5" and non-ASCII digits; inf and nan fail below, by name
+                if not (plain_decimal(weight) or weight.strip().lower() in NOT_FINITE):
+                    raise ValueError(weight)
                 parts[name.strip()] = float(weight)
             except ValueError:
                 raise RunError(

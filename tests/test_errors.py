@@ -252,3 +252,13 @@ def test_a_mixture_weight_must_be_finite_and_not_negative(weight):
 
     with pytest.raises(RunError, match=rf"'selfish' must be a finite number >= 0, got {weight}"):
         parse_mixture(f"selfish={weight}", ("selfish", "fair"))
+
+
+@pytest.mark.parametrize("weight", ["0.2_5", "\u0660.\u0665", "0x1"])
+def test_a_mixture_weight_is_plain_decimal(weight):
+    """float() reads '0.2_5' (as 0.25) and Arabic-Indic digits, which the tables refuse."""
+    from scai.models.simulate import parse_mixture
+
+    with pytest.raises(RunError, match=rf"weight '{weight}' of 'selfish' is not a number"):
+        parse_mixture(f"selfish={weight},fair=0.75", ("selfish", "fair"))
+    assert parse_mixture("selfish=0.25,fair=7.5e-1", ("selfish", "fair"))
