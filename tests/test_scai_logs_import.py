@@ -482,6 +482,8 @@ def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
         ("logs.runs.csv", b"", "empty file; expected a header line and rows"),
         ("logs.runs.csv", b"sim,condition\n0,\xff\n", "not UTF-8 text"),
         ("logs.users.csv", b"", "empty file; expected a header line and rows"),
+        # a run twice, with two conditions: the last one won, silently
+        ("logs.runs.csv", b"sim,condition\na,x\nb,y\na,z\n", "row 3, column 'sim': value 'a'"),
     ],
 )
 def test_a_bad_companion_table_is_named_by_the_tone_reader(

@@ -91,6 +91,13 @@ def load_messages(source: str | Path) -> pd.DataFrame:
         users = read_users(users_path(source), _policies(users_path(source)))
         runs_file = source.with_name(source.stem + ".runs.csv")
         runs = _companion(runs_file, ("sim", "condition")) if runs_file.exists() else None
+        if runs is not None and (twice := runs["sim"][runs["sim"].duplicated()]).any():
+            # which of its rows holds the run's condition is not said (the last one won)
+            row = int(twice.index[0]) + 1
+            raise DataError(
+                str(runs_file),
+                [Problem(row, "sim", twice.iloc[0], "listed again; each run once")],
+            )
         return labelled_messages(interactions, users, runs)
     from scai.models.scai_logs import import_logs
     from scai.models.scai_logs.importer import check_converted
