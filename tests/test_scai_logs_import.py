@@ -538,3 +538,31 @@ def test_two_files_for_one_runs_config_or_epoch_are_reported(tmp_path, capsys):
     assert result.report.converted["runs"] == 1 and len(result.interactions) > 0
     code, _, err = run_import([str(root), "--out", str(tmp_path / "c.csv"), "--strict"], capsys)
     assert code == 2 and "a second file for a run's configuration" in err, err
+
+
+def test_a_link_member_of_an_archive_with_a_logs_name_is_reported(tmp_path):
+    """A .tgz whose epoch file is a symbolic or hard link was read as if the file were not
+    there, with 0 problems (a hard link lost that epoch's games silently)."""
+    import tarfile
+
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    archive = make_archive(root, tmp_path / "logs.tgz")
+    linked = tmp_path / "linked.tgz"
+    with tarfile.open(archive) as source, tarfile.open(linked, "w:gz") as out:
+        for member in source.getmembers():
+            if member.name.endswith("id_0_run_1.csv"):
+                link = tarfile.TarInfo(member.name)
+                link.type, link.linkname = tarfile.SYMTYPE, "elsewhere.csv"
+                out.addfile(link)
+            else:
+                out.addfile(member, source.extractfile(member) if member.isfile() else None)
+        hard = tarfile.TarInfo("logs/0/id_0_run_7.csv")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "logs/0/id_0_config"
+        out.addfile(hard)
+    problems = import_logs(linked).report.problems
+    said = {(p.file.rsplit("/", 1)[-1], p.reason, p.detail.split(" in ")[0]) for p in problems}
+    assert ("id_0_run_1.csv", "unreadable_file", "is a symbolic link") in said
+    assert ("id_0_run_7.csv", "unreadable_file", "is a hard link") in said
+    # and the epoch the link stood for is missing, as before
+    assert any(p.reason == "missing_epoch" for p in problems)

@@ -200,9 +200,17 @@ def _archive_files(
                 return
             last = member.name
             inside = PurePosixPath(member.name)
-            if not (member.isfile() and _wanted(inside.name)):
-                continue
             folder = f"{label}:{inside.parent}"
+            if _wanted(inside.name) and not member.isfile():  # a log's name, not a log's file
+                kinds = {"a hard link": member.islnk(), "a symbolic link": member.issym()}
+                kind = next((k for k, is_it in kinds.items() if is_it), "not a regular file")
+                detail = f"is {kind} in the archive (links are not followed); not read"
+                report.problem(
+                    LogProblem(f"{folder}/{inside.name}", None, "unreadable_file", detail)
+                )
+                continue
+            if not _wanted(inside.name):
+                continue
             if _too_large(f"{folder}/{inside.name}", member.size, report):
                 continue
             data = _member_bytes(archive, member)
