@@ -120,9 +120,9 @@ def test_undefined_r_hat_and_ess_are_warned_of():
 
     one_draw = np.random.default_rng(0).normal(size=(2, 1))
     with pytest.warns(DiagnosticWarning, match=r"undefined for x \(2 chain\(s\) of 1 draw"):
-        result = _diagnostics({"x": (one_draw, [])}, {}, warn=True, stacklevel=1)
+        result = _diagnostics({"x": (one_draw, [])}, {}, warn=True)
     assert np.isnan(result["r_hat"]["x"])
     many = np.random.default_rng(0).normal(size=(2, 1000))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # well-mixed draws: nothing to say
-        _diagnostics({"x": (many, [])}, {}, warn=True, stacklevel=1)
+        _diagnostics({"x": (many, [])}, {}, warn=True)
