@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 import unicodedata
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,15 @@ class Hypothesis:
         return emission @ torch.tensor(self.reader_confusion, dtype=emission.dtype)
 
     def with_(self, **changes: Any) -> Hypothesis:
-        """A copy with some settings changed (validated again)."""
+        """A copy with some settings changed (validated again); an unknown setting is a
+        :class:`HypothesisError` listing the settings (``replace``'s own ``TypeError`` did
+        not)."""
+        known = [f.name for f in fields(self) if f.init]
+        if unknown := [name for name in changes if name not in known]:
+            raise HypothesisError(
+                f"with_: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: "
+                + ", ".join(known)
+            )
         return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------

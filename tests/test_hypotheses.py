@@ -221,3 +221,10 @@ def test_a_hypothesis_owns_its_stereotype_table():
     copy.stereotype[row]["rude"] = 123.0
     assert preset.stereotype[row] == before
     assert Hypothesis(stereotype=preset.stereotype).stereotype is not preset.stereotype
+
+
+def test_with_an_unknown_setting_lists_the_settings():
+    """``with_(foo=1)`` raised dataclasses' TypeError, which named no allowed setting."""
+    with pytest.raises(HypothesisError, match=r"unknown setting\(s\) 'foo'; allowed: .*lapse"):
+        PRESETS["neutral"].with_(foo=1, lapse=0.1)
+    assert PRESETS["neutral"].with_(lapse=0.1).lapse == 0.1
