@@ -104,7 +104,7 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     """The posterior as :class:`InferenceParts` (module docstring). An :class:`EngineError`,
     before any is built, where its draws' rows would not fit in memory (``max_memory`` bytes,
     by default most of the available memory: :data:`~scai.inference.fit.DRAWS_SHARE`)."""
-    from scai.inference.fit import BYTES_PER_DRAW_AND_ROW, DRAWS_SHARE
+    from scai.inference.fit import DRAWS_SHARE, arviz_bytes
 
     data = posterior.data
     table = posterior.table.reset_index(drop=True)
@@ -117,7 +117,7 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
             "(max_memory=, --max-memory)"
         )
 
-    check_memory(draws * len(table) * BYTES_PER_DRAW_AND_ROW, too_large, max_memory, DRAWS_SHARE)
+    check_memory(arviz_bytes(draws, len(table)), too_large, max_memory, DRAWS_SHARE)
     users = user_labels(data)
     coords = {
         "sim": list(data.sim_ids),

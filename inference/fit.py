@@ -238,6 +238,11 @@ BYTES_PER_DRAW_AND_ROW = 256
 DRAWS_SHARE = 0.8
 
 
+def arviz_bytes(draws: int, rows: int) -> int:
+    """The memory the ArviZ form of ``draws`` draws of a table of ``rows`` rows needs."""
+    return draws * rows * BYTES_PER_DRAW_AND_ROW
+
+
 def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, int]:
     """The draws an engine makes while fitting (SVI's importance proposals included), the
     draws the posterior keeps (over all chains), the option that sets them and its value."""
@@ -274,7 +279,7 @@ def check_draws_memory(
     table rows); an :class:`EngineError` naming the option when that is above the memory
     limit (:func:`~scai.models.data.memory_limit`), before any inference runs."""
     made, kept, option, value = engine_draws(engine, options)
-    need = made * sims * BYTES_PER_DRAW_AND_SIM + arviz * kept * rows * BYTES_PER_DRAW_AND_ROW
+    need = made * sims * BYTES_PER_DRAW_AND_SIM + (arviz_bytes(kept, rows) if arviz else 0)
     what = f"{kept:,} draws" + (f" of {rows:,} rows in ArviZ's form" if arviz else "")
 
     def error(text: str) -> EngineError:
