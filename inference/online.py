@@ -3,7 +3,10 @@ gives the posterior after ``e + 1``. The assistant runs this every epoch.
 
 * exact: action log-likelihoods add across epochs, so only the new interactions are scored
   and the grid posterior is recomputed (:func:`update_exact`);
-* svi: the guide is warm-started from the previous fit;
+* svi: the guide is warm-started from the previous fit (from a copy: the previous posterior is
+  left as it was, so the same update gives the same result again). A posterior loaded from a
+  file keeps no guide: its update starts as a new fit does, and can differ from the update of
+  the posterior in memory by the optimiser's convergence;
 * mcmc: refit on all data (NUTS has no cheap warm start worth its bookkeeping here).
 """
 
@@ -15,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact, fixed_action_loglik
-from scai.inference.fit import prepare
+from scai.inference.fit import check_options, prepare
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.data import read_interactions, validate_frame
@@ -29,7 +33,14 @@ def update(
 ) -> Posterior:
     """Condition ``previous`` on ``new_interactions`` (a table or a CSV path) as well (same
     hypothesis and engine). The new table is checked on its own first, so that a problem is
-    reported at its row in that table."""
+    reported at its row in that table. ``options`` go to the engine, over the previous fit's
+    own settings, and are checked as :func:`~scai.inference.fit.fit` checks them (an
+    :class:`EngineError` naming a bad one)."""
+    _, options = check_options(previous.engine, options)
+    if "warm_start" in options:  # an update starts from ``previous`` itself
+        raise EngineError(
+            "update: warm_start is not an option here; the update starts from previous"
+        )
     with warnings.catch_warnings():  # identical games are reported once, on all the data
         warnings.simplefilter("ignore", DuplicateGamesWarning)
         if isinstance(new_interactions, str | Path):
@@ -44,7 +55,7 @@ def update(
     combined = pd.concat([previous.table, new], ignore_index=True)
     table, data, hyp = prepare(combined, previous.hypothesis)
     if previous.engine == "exact":
-        return update_exact(previous, table, data)
+        return update_exact(previous, table, data, **options)
     if previous.engine == "svi":
         settings = {**previous.settings, **options}
         return fit_svi(data, hyp, table=table, seed=previous.seed, warm_start=previous, **settings)
@@ -55,12 +66,14 @@ def update(
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
 
 
-def update_exact(previous: Posterior, table, data: GroupData) -> Posterior:
+def update_exact(previous: Posterior, table, data: GroupData, **options) -> Posterior:
     """The posterior given ``previous``'s data plus new interactions: ``table`` and ``data``
     hold all of them. With no latent scalar, action log-likelihoods add across epochs, so only
-    the new interactions are scored; otherwise the grid adapts to the data and is rebuilt."""
+    the new interactions are scored; otherwise the grid adapts to the data and is rebuilt.
+    ``options`` (:func:`~scai.inference.exact.fit_exact`'s) replace the previous settings."""
     hyp = previous.hypothesis
     settings = {k: v for k, v in previous.settings.items() if k in EXACT_SETTINGS}
+    settings.update(options)
     state = previous.engine_state or {}
     if "action_loglik" not in state or tuple(data.currencies) != tuple(previous.data.currencies):
         return fit_exact(data, hyp, table=table, seed=previous.seed, **settings)

@@ -264,6 +264,16 @@ def _check_warm_start(warm_start, hypothesis: Hypothesis, sites) -> None:
         )
 
 
+def _copied_state(state: dict) -> dict:
+    """Pyro's parameter-store state with its own tensors (``get_state`` and ``set_state``
+    share them with the store, where the optimiser changes them in place)."""
+    params = {
+        name: value.detach().clone().requires_grad_(value.requires_grad)
+        for name, value in state["params"].items()
+    }
+    return {"params": params, "constraints": dict(state["constraints"])}
+
+
 def _warm_state_fits(previous: Posterior, data: GroupData) -> bool:
     """Whether ``previous``'s guide parameters are the ones a guide for ``data`` has: the
     same groups in the same order, the same currencies, and every parameter's shape as the
@@ -363,7 +373,9 @@ def fit_svi(
     # prior median (also the fallback). The first two get step sizes scaled to the guide.
     start = "median"
     if warm:
-        pyro.get_param_store().set_state(warm_start.engine_state)
+        # a copy: the optimiser updates the store's tensors in place, and those of the previous
+        # posterior must stay as they were (an update from it again gives the same result)
+        pyro.get_param_store().set_state(_copied_state(warm_start.engine_state))
         start = "warm"
     elif laplace_start and _start_at_laplace(sites, density, S):
         start = "laplace"
@@ -481,5 +493,5 @@ def fit_svi(
         diagnostics=diagnostics,
         settings=settings,
         seed=seed,
-        engine_state=pyro.get_param_store().get_state(),
+        engine_state=_copied_state(pyro.get_param_store().get_state()),
     )

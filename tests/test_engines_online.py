@@ -120,6 +120,25 @@ def test_an_svi_update_of_the_same_groups_starts_from_the_previous_guide(table, 
     assert updated.diagnostics["start"] == "warm"
 
 
+def test_an_svi_update_leaves_the_previous_posterior_as_it_was(table):
+    """The optimiser updates the guide's tensors in place: they are the previous posterior's
+    no more, so updating it twice gives the same posterior and its guide state is unchanged.
+    (When the store held the previous fit's own tensors, each update moved them on and gave
+    another posterior.)"""
+    first = table[table["epoch"] < EPOCHS]
+    new = table[table["epoch"] == EPOCHS]
+    hypothesis = PRESETS["neutral"].with_(rationality_scale=0.3)
+    previous = fit(first, hypothesis, engine="svi", seed=3, num_draws=300)
+    before = {k: v.clone() for k, v in previous.engine_state["params"].items()}
+    once = online.update(previous, new)
+    twice = online.update(previous, new)
+    assert once.diagnostics["start"] == "warm" and once.diagnostics["steps"] > 1
+    for name, value in previous.engine_state["params"].items():
+        assert torch.equal(value, before[name]), name
+    assert torch.equal(once.pi_mean(), twice.pi_mean())
+    assert torch.equal(once.policy_probs, twice.policy_probs)
+
+
 def test_an_svi_warm_start_must_be_a_posterior_of_the_same_sites(table):
     from scai.inference.errors import EngineError
 
@@ -128,3 +147,20 @@ def test_an_svi_warm_start_must_be_a_posterior_of_the_same_sites(table):
         fit(table, "neutral", engine="svi", warm_start="x")
     with pytest.raises(EngineError, match="latent sites"):
         fit(table, "pooled", engine="svi", warm_start=first)
+
+
+def test_an_updates_options_are_checked_and_used(table):
+    """``update`` checks its options as ``fit`` does and passes them on: the exact update
+    dropped them (``num_draws=50`` gave 1,000 draws, a misspelt option went unseen) and bad
+    values reached the engines (MCMC's ``samples=-3`` failed in a reshape)."""
+    from scai.inference.errors import EngineError
+
+    first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
+    previous = fit(first, "neutral")
+    assert online.update(previous, new, num_draws=50).n_draws == 50
+    with pytest.raises(EngineError, match="unknown option 'bogus' for engine 'exact'"):
+        online.update(previous, new, bogus=1)
+    with pytest.raises(EngineError, match="num_draws: must be a whole number from 1"):
+        online.update(previous, new, num_draws=0)
+    with pytest.raises(EngineError, match="warm_start is not an option here"):
+        online.update(fit(first, "neutral", engine="svi", num_draws=20), new, warm_start=None)
