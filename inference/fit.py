@@ -63,14 +63,19 @@ def _engine(name: str):
     return {"exact": fit_exact, "svi": fit_svi, "mcmc": fit_mcmc}[name]
 
 
-def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> None:
-    """An :class:`EngineError` naming the first bad engine option: an engine or option name
+def check_options(
+    engine: str, options: dict[str, Any], seed: object = 0
+) -> tuple[int, dict[str, Any]]:
+    """The seed and the options as the engines take them (whole numbers as Python ints: a
+    NumPy integer is a whole number, but torch's and Python's generators refuse it as a seed),
+    or an :class:`EngineError` naming the first bad engine option: an engine or option name
     the engine does not know, a flag that is not ``True``/``False``, a value not among an
     option's choices (:func:`_choices`), a count outside :data:`COUNT_OPTIONS`, a rate outside
     :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``."""
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
-    check_seed(seed, "seed", EngineError)
+    seed = check_seed(seed, "seed", EngineError)
+    checked = dict(options)
     known = _option_names(_engine(engine))
     flags, choices = _flags(_engine(engine)), _choices(engine)
     for key, value in options.items():
@@ -89,7 +94,7 @@ def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> Non
         if isinstance(value, float) and not math.isfinite(value):
             raise EngineError(f"option {key}={value!r} must be finite")
         if key in COUNT_OPTIONS:
-            check_count(key, value, *COUNT_OPTIONS[key], error=EngineError)
+            checked[key] = check_count(key, value, *COUNT_OPTIONS[key], error=EngineError)
         elif key in RATE_OPTIONS:
             low, high = RATE_OPTIONS[key]
             number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -99,6 +104,7 @@ def check_options(engine: str, options: dict[str, Any], seed: object = 0) -> Non
                     + (f" and below {high:g}" if math.isfinite(high) else "")
                     + f", got {value!r}"
                 )
+    return seed, checked
 
 
 def _option_names(function) -> tuple[str, ...] | None:
@@ -321,7 +327,7 @@ def fit(
     engine and its options, :class:`DataError` for the data, :class:`HypothesisError` for the
     hypothesis.
     """
-    check_options(engine, options, seed)
+    seed, options = check_options(engine, options, seed)
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )

@@ -302,11 +302,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
             ],
         )
     df.columns = [c.strip() for c in df.columns]
-    # Spaces around a value are layout, as after a comma (skipinitialspace): "u0 " and, quoted,
-    # " u0" are "u0", not a second user. The messages as written (TEXT_COLUMNS) are kept.
-    for col in df.columns:
-        if col not in TEXT_COLUMNS:
-            df[col] = df[col].str.strip(" ")
+    _strip_layout_spaces(df)
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently.
     repeated = sorted(
@@ -571,6 +567,15 @@ def warn_unused_columns(
         )
 
 
+def _strip_layout_spaces(raw: pd.DataFrame) -> None:
+    """Spaces around a value are layout, as after a comma (skipinitialspace): ``"u0 "`` and,
+    quoted, ``" u0"`` are ``"u0"``, not a second user. In place, on a table of strings read
+    from a file or a DataFrame; the messages as written (``TEXT_COLUMNS``) are kept."""
+    for col in raw.columns:
+        if col not in TEXT_COLUMNS:
+            raw[col] = raw[col].str.strip(" ")
+
+
 def validate_frame(
     df: pd.DataFrame, source: str = "interactions", strict: bool = False
 ) -> pd.DataFrame:
@@ -613,6 +618,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
         raw[col] = raw[col].map(lambda v: "" if _is_nan(v) else str(v))
+    _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, problems)
@@ -649,7 +655,10 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     accepted = ints["accepted"].to_numpy()
     proposer, responder = (texts[c].to_numpy(dtype=object) for c in ("proposer", "responder"))
     valid = (
-        all("" not in set(distinct[c]) for c in required)
+        not any(  # spaces around a value: the row-by-row path strips them, as from a CSV
+            v != v.strip(" ") for c in distinct if c not in TEXT_COLUMNS for v in distinct[c]
+        )
+        and all("" not in set(distinct[c]) for c in required)
         and not any(_has_control(v) for c in _ID_COLUMNS for v in distinct[c])
         and bool(((pot >= 1) & (pot <= MAX_POT)).all())
         and bool(((offer >= 0) & (offer <= pot)).all())

@@ -39,7 +39,7 @@ from scai.models.errors import (
     RunError,
     ScaiError,
 )
-from scai.models.hypotheses import MAX_POLICIES
+from scai.models.hypotheses import MAX_POLICIES, PRESETS
 from scai.models.simulate import parse_mixture
 
 CLI_SECONDS = 5.0  # parse-time and entry-point refusals: well under a second each
@@ -589,6 +589,43 @@ def test_spaces_around_a_csv_value_are_layout(tmp_path):
     assert table.proposer.tolist() == ["u0"] * 3 and table.responder.tolist() == ["u1"] * 3
     assert table.currency.tolist() == ["dollars"] * 3 and table.accepted.tolist() == [1] * 3
     assert table.proposer_text.tolist() == ["keep  ", "keep", " keep"]
+
+
+def test_spaces_around_a_dataframe_value_are_layout_as_in_a_csv():
+    """A DataFrame is read as its CSV would be: ``"u1 "`` (a spreadsheet's trailing space) is
+    ``"u1"``, not a second user (the fit saw 18 users where the CSV has 9, and ``pi`` moved),
+    and ``"rude "`` a tone (refused from a DataFrame, read from the CSV). The messages as
+    written are kept."""
+    from scai.models.data import validate_frame
+
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=2).interactions
+    table["proposer_text"] = "keep "
+    spaced = table.copy()
+    spaced["proposer"] = spaced["proposer"] + " "
+    spaced["responder"] = " " + spaced["responder"]
+    spaced["proposer_tone"] = spaced["proposer_tone"] + " "
+    spaced["currency"] = " " + spaced["currency"]
+    got = validate_frame(spaced)
+    pd.testing.assert_frame_equal(got, validate_frame(table))
+    assert got["proposer_text"].tolist() == ["keep "] * len(got)
+
+
+@pytest.mark.parametrize("engine", ["exact", "svi", "mcmc"])
+def test_numpy_integers_are_whole_numbers_for_every_engine(engine):
+    """A NumPy integer seed or count (``np.int64(3)``, from an array of seeds) passed the checks
+    and then failed inside every engine (torch's and Python's generators take only ``int``);
+    it is now the same fit as the Python int's."""
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=1).interactions
+    counts = {"samples": 30, "warmup": 30} if engine == "mcmc" else {"num_draws": 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        numpy = fit(
+            table, engine=engine, seed=np.int64(3), **{k: np.int64(v) for k, v in counts.items()}
+        )
+        plain = fit(table, engine=engine, seed=3, **counts)
+    assert numpy.n_draws == 30
+    for site, value in plain.draws.items():
+        assert np.array_equal(numpy.draws[site], value), site
 
 
 def test_scai_fit_defaults_are_the_engines_own():
