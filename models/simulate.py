@@ -31,6 +31,7 @@ from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
 from scai.models.layout import GroupData
 from scai.models.model import social_contract_model
+from scai.models.random_state import callers_random_state_kept
 
 DEFAULT_POT_RANGE = (10, 100)
 #: ``option: (low, high)`` of :func:`simulate`'s counts (the command line reads them too).
@@ -294,8 +295,11 @@ def simulate(
         policies = [exact_assignment(mixture, users, rng) for _ in range(sims)]
         _warn_if_not_exact(mixture, policies[0], users)
     manners = [[manner] * users for _ in range(sims)] if manner is not None else None
-    pyro.set_rng_seed(seed)
-    return play(schedule, hypothesis, user_ids, mixture=mixture, policies=policies, manners=manners)
+    with callers_random_state_kept():
+        pyro.set_rng_seed(seed)
+        return play(
+            schedule, hypothesis, user_ids, mixture=mixture, policies=policies, manners=manners
+        )
 
 
 def play(

@@ -628,6 +628,31 @@ def test_numpy_integers_are_whole_numbers_for_every_engine(engine):
         assert np.array_equal(numpy.draws[site], value), site
 
 
+def test_simulate_and_fit_leave_the_callers_random_state_as_it_was():
+    """``simulate`` and the SVI and MCMC engines seed Python's, NumPy's and torch's global
+    generators (``pyro.set_rng_seed``); a notebook's own random numbers after them were those
+    of scai's seed. They are now the numbers the caller's own seed gives."""
+    import random
+
+    import torch
+
+    def draws():
+        return np.random.rand(), random.random(), float(torch.rand(1))
+
+    def seeded():
+        np.random.seed(99), random.seed(99), torch.manual_seed(99)
+
+    seeded()
+    expected = draws()
+    seeded()
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=5).interactions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(table, engine="svi", num_draws=20)
+        fit(table, engine="mcmc", samples=20, warmup=20)
+    assert draws() == expected
+
+
 def test_scai_fit_defaults_are_the_engines_own():
     """``scai fit`` passes every engine option explicitly, with the defaults of ``fit_mcmc``
     and ``fit_svi``: the same data and seed fit alike from the shell and from Python (the
