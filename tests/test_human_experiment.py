@@ -65,8 +65,18 @@ def needs_data(path: Path) -> None:
         pytest.skip(f"human data not found at {path}")
 
 
-def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
-    """Rising with unfairness, and within ``tolerance`` of the data at every offer level."""
+#: Offer levels (of the table's 20: 2 roles x 10 levels) whose observed rejection rate may lie
+#: outside the posterior predictive's 95% interval: were each outside with probability 0.05,
+#: more than 3 would happen with probability P(Binomial(20, 0.05) > 3) = 0.016. (A fixed
+#: distance of 0.05 from the predictive mean was 0.6 binomial sd of a rate of 40 decisions.)
+MAX_OUTSIDE = 3
+
+
+def check_rejection_table(table: pd.DataFrame) -> None:
+    """Rising with unfairness, and the observed rate inside the posterior predictive's 95%
+    interval at all but :data:`MAX_OUTSIDE` offer levels."""
+    outside = ~table.observed.between(table.predicted_lo, table.predicted_hi)
+    assert int(outside.sum()) <= MAX_OUTSIDE, table[outside].to_string()
     assert set(table.role) == {"self", "other"}
     for role, rows in table.groupby("role"):
         rows = rows.sort_values("offer_share")
@@ -74,8 +84,6 @@ def check_rejection_table(table: pd.DataFrame, tolerance: float) -> None:
         # lower offers (more unfair) are rejected more: allow Monte Carlo noise at the flat top
         assert np.all(np.diff(predicted) <= 0.01), (role, predicted)
         assert predicted[0] - predicted[-1] > 0.3, (role, predicted)
-        error = (rows.observed - rows.predicted_mean).abs()
-        assert error.max() <= tolerance, (role, rows.to_string())
         assert np.all(rows.predicted_lo <= rows.predicted_mean)
         assert np.all(rows.predicted_mean <= rows.predicted_hi)
 
@@ -92,7 +100,7 @@ def test_subset_fit_matches_data(study1_ug_path):
     settings = HumanFitSettings.for_run(quick=True, seed=0)
     fit = fit_responders(data, spec, settings)  # chains one after another, in this process
     assert int(fit.stats["diverging"].sum()) == 0
-    check_rejection_table(rejection_table(fit, observed), tolerance=0.05)
+    check_rejection_table(rejection_table(fit, observed))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +122,7 @@ def test_cli_writes_table_comparison_posteriors_and_figures(quick_run):
     assert len(table) == 20  # 2 roles x 10 offer levels
     assert table.offer_share.between(0, 1).all() and table.observed.between(0, 1).all()
     assert (table.n == 40).all()  # 20 subjects x 2 decisions per offer level
-    check_rejection_table(table, tolerance=0.05)
+    check_rejection_table(table)
     compare = pd.read_csv(outdir / "compare.csv")
     assert set(compare.hypothesis) == {"human_norms", "human_inequity"}
     assert {"elpd_loo", "p_loo", "elpd_diff", "weight", "se"} <= set(compare.columns)
