@@ -135,9 +135,18 @@ MAX_HEADER_CHARS = 1 << 16
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 #: The problem of a table file with nothing in it.
 EMPTY_FILE = "empty file; expected a header line and rows"
-#: Endings of a table's name that the readers (pandas' ``compression="infer"``) take for a
-#: compressed file or archive (``.tar.gz`` and the like end in one of these too).
-COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar")
+#: Endings of a table's name that the readers (pandas' ``compression="infer"``, and ``.tgz``,
+#: read as the ``.tar.gz`` it is: :func:`_compression`) take for a compressed file or archive
+#: (``.tar.gz`` and the like end in one of these too).
+COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar", ".tgz")
+
+
+def _compression(path_or_buffer) -> str | dict:
+    """pandas' ``compression`` for a table: inferred from the name, but a ``.tgz`` (which
+    pandas does not know) is a tar archive, its gzip found by :mod:`tarfile`."""
+    if not isinstance(path_or_buffer, io.IOBase) and str(path_or_buffer).lower().endswith(".tgz"):
+        return {"method": "tar"}
+    return "infer"
 
 
 def compressed_name(path: str | Path) -> bool:
@@ -189,7 +198,7 @@ def _head(path: Path, size: int) -> str | None:
                 return None
             with archive.open(members[0]) as f:
                 data = f.read(size)
-    elif re.search(r"\.tar(\.(gz|bz2|xz))?$", name):
+    elif re.search(r"\.(tar(\.(gz|bz2|xz))?|tgz)$", name):
         with tarfile.open(path) as archive:
             members = [m for m in archive.getmembers() if m.isfile()]
             if len(members) != 1 or (f := archive.extractfile(members[0])) is None:
@@ -255,7 +264,13 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
             "are not all there"
         )
     try:
-        df = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(
+            path_or_buffer,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            compression=_compression(path_or_buffer),
+        )
     except pd.errors.EmptyDataError:
         raise whole_file(EMPTY_FILE) from None
     except pd.errors.ParserError as err:

@@ -272,6 +272,29 @@ def test_archives_of_several_tables_or_none_are_data_errors(tmp_path, capsys):
     assert len(read_interactions(tmp_path / "one.zip")) == len(VALID_ROWS)
 
 
+def test_a_tgz_is_read_as_the_tar_gz_it_is(tmp_path, capsys):
+    """pandas infers no compression from ``.tgz`` (it read the gzip bytes as text: "cannot
+    read as CSV: 'utf-8' codec can't decode byte 0x8b"), while ``scai import scai-logs``
+    takes ``.tgz`` archives: a table's ``.tgz`` is read as a ``.tar.gz``, its rules kept."""
+    import io
+    import tarfile
+
+    text = ("\n".join([HEADER, *VALID_ROWS]) + "\n").encode()
+
+    def tgz(path, members):
+        with tarfile.open(path, "w:gz") as archive:
+            for name in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(text)
+                archive.addfile(info, io.BytesIO(text))
+
+    tgz(tmp_path / "one.tgz", ["a.csv"])
+    assert len(read_interactions(tmp_path / "one.tgz")) == len(VALID_ROWS)
+    tgz(tmp_path / "two.TGZ", ["a.csv", "b.csv"])
+    code, _, err = validate(tmp_path / "two.TGZ", capsys)
+    assert code == 1 and "a TAR of several files" in err, err
+
+
 def test_missing_file(tmp_path, capsys):
     path = tmp_path / "nowhere.csv"
     with pytest.raises(DataError, match="file does not exist"):
