@@ -69,6 +69,18 @@ class Posterior:
         default_factory=dict, repr=False, compare=False
     )
 
+    def __repr__(self) -> str:
+        """A line, not the dataclass's repr of every field (the whole table and tensors: 31 kB
+        for 200 users, a notebook cell's worth of numbers)."""
+        users = int(self.data.user_mask.sum()) if self.data is not None else 0
+        sites = ", ".join(f"{name}{list(value.shape[2:])}" for name, value in self.draws.items())
+        return (
+            f"Posterior(engine={self.engine!r}, hypothesis={self.hypothesis.name!r}, "
+            f"simulations={len(self.data.sim_ids) if self.data is not None else 0}, "
+            f"users={users}, interactions={len(self.table)}, chains={self.n_chains}, "
+            f"draws={self.n_draws}, sites=[{sites}], seed={self.seed})"
+        )
+
     @classmethod
     def from_draws(
         cls,

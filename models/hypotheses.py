@@ -280,13 +280,18 @@ class Hypothesis:
     def with_(self, **changes: Any) -> Hypothesis:
         """A copy with some settings changed (validated again); an unknown setting is a
         :class:`HypothesisError` listing the settings (``replace``'s own ``TypeError`` did
-        not)."""
+        not). ``pi_concentration`` may be one number for every policy, as in a file."""
         known = [f.name for f in fields(self) if f.init]
         if unknown := [name for name in changes if name not in known]:
             raise HypothesisError(
                 f"with_: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: "
                 + ", ".join(known)
             )
+        concentration = changes.get("pi_concentration")
+        if isinstance(concentration, int | float) and not isinstance(concentration, bool):
+            # one number for every policy, as a file's ``pi_concentration = 0.5``
+            policies = changes.get("policies", self.policies)
+            changes["pi_concentration"] = (float(concentration),) * len(policies)
         return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------

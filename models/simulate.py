@@ -184,7 +184,7 @@ def make_schedule(
     check_count("first_epoch", first_epoch, 0, LIMITS["epochs"][1])
     currencies = [currency] * sims if isinstance(currency, str) else list(currency)
     if len(currencies) != sims:
-        raise ValueError(
+        raise RunError(
             f"currency: one name, or one per simulation ({sims}); got {len(currencies)}: "
             f"{currencies}"
         )
@@ -276,7 +276,10 @@ def simulate(
     seed = check_seed(seed)  # a plain int (a NumPy integer would fail in Python's random)
     mixture = parse_mixture(policy, hypothesis.policy_names)
     if manner is not None:
-        check_manner(manner)
+        try:
+            check_manner(manner)
+        except ValueError as err:  # the language module's own, for its renderers
+            raise RunError(f"manner: {err}") from None
     if assign not in ("sample", "exact"):
         raise RunError(f"assign must be 'sample' or 'exact', got {assign!r}")
     rng = np.random.default_rng(seed)

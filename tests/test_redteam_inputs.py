@@ -653,6 +653,23 @@ def test_simulate_and_fit_leave_the_callers_random_state_as_it_was():
     assert draws() == expected
 
 
+def test_small_things_a_notebook_user_meets():
+    """``with_(pi_concentration=0.5)`` is one number for every policy, as in a TOML file (it was
+    refused); ``simulate``'s bad currency list and manner are scai's errors (``except
+    ScaiError`` missed builtin ``ValueError`` s); a posterior's repr is one line (the dataclass's
+    held the whole table and every tensor: 31 kB for 200 users)."""
+    from scai.models.errors import ScaiError
+
+    assert PRESETS["neutral"].with_(pi_concentration=2).pi_concentration == (2.0, 2.0, 2.0)
+    for bad in ({"currency": ["dollars", "apples"]}, {"manner": "angry"}):
+        with pytest.raises(ScaiError):
+            simulate(PRESETS["neutral"], policy="selfish", users=4, sims=3, **bad)
+    table = simulate(PRESETS["neutral"], policy="selfish", users=200, rounds=200, seed=1)
+    text = repr(fit(table.interactions))
+    assert text.startswith("Posterior(engine='exact', hypothesis='neutral', simulations=1,")
+    assert "\n" not in text and len(text) < 300, text
+
+
 def test_scai_fit_defaults_are_the_engines_own():
     """``scai fit`` passes every engine option explicitly, with the defaults of ``fit_mcmc``
     and ``fit_svi``: the same data and seed fit alike from the shell and from Python (the
