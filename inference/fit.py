@@ -27,7 +27,6 @@ from scai.models.errors import DataError, Problem, check_count, check_seed
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
 from scai.models.layout import ASSISTANT, GroupData
-from scai.models.random_state import callers_random_state_kept
 
 ENGINES = ("exact", "svi", "mcmc")
 
@@ -341,5 +340,4 @@ def fit(
         # here, not in the engine (which fits group by group, and again per zoom): said once,
         # at the caller's line
         check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)
-    with callers_random_state_kept():  # the SVI and MCMC engines seed the global generators
-        return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)
+    return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)

@@ -54,6 +54,7 @@ from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.prior import GroupPrior
+from scai.models.random_state import keeps_callers_random_state
 
 __all__ = [
     "RecordingNUTS",
@@ -327,6 +328,7 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
     )
 
 
+@keeps_callers_random_state  # it seeds the global generators (pyro.set_rng_seed)
 def fit_mcmc(
     data: GroupData,
     hypothesis: Hypothesis,

@@ -20,7 +20,7 @@ import torch
 
 from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact, fixed_action_loglik
-from scai.inference.fit import check_options, prepare
+from scai.inference.fit import check_draws_memory, check_options, prepare
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.data import read_interactions, validate_frame
@@ -54,6 +54,8 @@ def update(
             raise DataError("new_interactions", [Problem(None, None, None, problem)])
     combined = pd.concat([previous.table, new], ignore_index=True)
     table, data, hyp = prepare(combined, previous.hypothesis)
+    # the draws the update makes must fit in memory, as fit's (with the previous settings)
+    check_draws_memory(previous.engine, {**previous.settings, **options}, data.shape[0], len(table))
     if previous.engine == "exact":
         return update_exact(previous, table, data, **options)
     if previous.engine == "svi":

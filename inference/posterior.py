@@ -72,13 +72,15 @@ class Posterior:
     def __repr__(self) -> str:
         """A line, not the dataclass's repr of every field (the whole table and tensors: 31 kB
         for 200 users, a notebook cell's worth of numbers)."""
-        users = int(self.data.user_mask.sum()) if self.data is not None else 0
+        data, table, hypothesis = self.data, self.table, self.hypothesis
         sites = ", ".join(f"{name}{list(value.shape[2:])}" for name, value in self.draws.items())
         return (
-            f"Posterior(engine={self.engine!r}, hypothesis={self.hypothesis.name!r}, "
-            f"simulations={len(self.data.sim_ids) if self.data is not None else 0}, "
-            f"users={users}, interactions={len(self.table)}, chains={self.n_chains}, "
-            f"draws={self.n_draws}, sites=[{sites}], seed={self.seed})"
+            f"Posterior(engine={self.engine!r}, "
+            f"hypothesis={getattr(hypothesis, 'name', None)!r}, "
+            f"simulations={len(data.sim_ids) if data is not None else None}, "
+            f"users={int(data.user_mask.sum()) if data is not None else None}, "
+            f"interactions={len(table) if table is not None else None}, "
+            f"chains={self.n_chains}, draws={self.n_draws}, sites=[{sites}], seed={self.seed})"
         )
 
     @classmethod

@@ -80,6 +80,7 @@ from scai.models.errors import ScaiWarning, outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
+from scai.models.random_state import keeps_callers_random_state
 
 
 class ConvergenceWarning(ScaiWarning):
@@ -292,6 +293,7 @@ def _warm_state_fits(previous: Posterior, data: GroupData) -> bool:
     )
 
 
+@keeps_callers_random_state  # it seeds the global generators (pyro.set_rng_seed)
 def fit_svi(
     data: GroupData,
     hypothesis: Hypothesis,

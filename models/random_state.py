@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,3 +25,18 @@ def callers_random_state_kept() -> Iterator[None]:
         random.setstate(python)
         np.random.set_state(numpy)
         torch.set_rng_state(torch_state)
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def keeps_callers_random_state(function: F) -> F:
+    """``function`` run inside :func:`callers_random_state_kept`: for the engines that seed the
+    global generators (SVI, MCMC), however they are reached (``fit``, ``update``, directly)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with callers_random_state_kept():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

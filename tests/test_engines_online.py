@@ -164,3 +164,19 @@ def test_an_updates_options_are_checked_and_used(table):
         online.update(previous, new, num_draws=0)
     with pytest.raises(EngineError, match="warm_start is not an option here"):
         online.update(fit(first, "neutral", engine="svi", num_draws=20), new, warm_start=None)
+
+
+def test_an_updates_draws_must_fit_in_memory(table, monkeypatch):
+    """As ``fit``'s: the exact update passes ``num_draws`` on now, so a number of draws that
+    would not fit is refused before any work, naming the option."""
+    import scai.models.data as data
+    from scai.inference.errors import EngineError
+    from scai.inference.fit import BYTES_PER_DRAW_AND_SIM, DRAWS_SHARE
+
+    first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
+    previous = fit(first, "neutral")
+    need = 100_000 * 2 * BYTES_PER_DRAW_AND_SIM  # two groups
+    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
+    with pytest.raises(EngineError, match="num_draws"):
+        online.update(previous, new, num_draws=100_000)
+    assert online.update(previous, new, num_draws=1_000).n_draws == 1_000

@@ -25,7 +25,7 @@ import pytest
 from timelimit import time_limit
 
 from scai.experiments.cli import build_parser, main
-from scai.inference import EngineError, fit
+from scai.inference import EngineError, fit, online
 from scai.models import Hypothesis, PolicyType, simulate
 from scai.models.data import (
     read_interactions,
@@ -631,7 +631,8 @@ def test_numpy_integers_are_whole_numbers_for_every_engine(engine):
 def test_simulate_and_fit_leave_the_callers_random_state_as_it_was():
     """``simulate`` and the SVI and MCMC engines seed Python's, NumPy's and torch's global
     generators (``pyro.set_rng_seed``); a notebook's own random numbers after them were those
-    of scai's seed. They are now the numbers the caller's own seed gives."""
+    of scai's seed. They are now the numbers the caller's own seed gives, after ``fit`` and
+    ``update`` alike."""
     import random
 
     import torch
@@ -648,8 +649,9 @@ def test_simulate_and_fit_leave_the_callers_random_state_as_it_was():
     table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=5).interactions
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit(table, engine="svi", num_draws=20)
-        fit(table, engine="mcmc", samples=20, warmup=20)
+        first, second = table[table["round"] <= 4], table[table["round"] > 4]
+        for engine, options in (("svi", {"num_draws": 20}), ("mcmc", {"samples": 20})):
+            online.update(fit(first, engine=engine, **options), second)
     assert draws() == expected
 
 
@@ -665,9 +667,12 @@ def test_small_things_a_notebook_user_meets():
         with pytest.raises(ScaiError):
             simulate(PRESETS["neutral"], policy="selfish", users=4, sims=3, **bad)
     table = simulate(PRESETS["neutral"], policy="selfish", users=200, rounds=200, seed=1)
-    text = repr(fit(table.interactions))
+    posterior = fit(table.interactions)
+    text = repr(posterior)
     assert text.startswith("Posterior(engine='exact', hypothesis='neutral', simulations=1,")
     assert "\n" not in text and len(text) < 300, text
+    posterior.table = None  # as the engines make it when called without a table
+    assert "interactions=None" in repr(posterior)
 
 
 def test_scai_fit_defaults_are_the_engines_own():
