@@ -38,6 +38,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -636,8 +637,24 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     problems = text_problems + check_interactions(raw)
     if problems:
-        raise DataError(source, problems)
+        raise DataError(source, _with_index_labels(problems, df.index))
     return _typed_interactions(raw)
+
+
+def _with_index_labels(problems: list[Problem], index: pd.Index) -> list[Problem]:
+    """``problems`` (rows counted from 1 in table order, as a CSV's) each naming its row's
+    index label too, where the DataFrame's index is not its positions (a filtered or indexed
+    table's "row 3" is easily read as the label 3)."""
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return problems
+    labelled = []
+    for p in problems:
+        if p.row is not None:
+            label = index[p.row - 1]
+            label = label.item() if isinstance(label, np.generic) else label  # 27, not np.int64
+            p = replace(p, allowed=f"{p.allowed} (index label {label!r})")
+        labelled.append(p)
+    return labelled
 
 
 def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:

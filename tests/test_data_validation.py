@@ -352,6 +352,11 @@ def test_in_memory_tables_are_validated_the_same_way():
     good = pd.DataFrame([r.split(",") for r in VALID_ROWS], columns=HEADER.split(","))
     good.loc[2, "proposer"] = None  # missing values in memory are empty cells
     assert validate_frame(good)["offer"].tolist() == [20, 5, 10, 7]
+    # rows count from 1 in table order, as a CSV's; a DataFrame indexed otherwise (filtered,
+    # or by labels) has each problem name its row's label too: "row 1" is not label 1
+    df.index = [27, 28, 29, 30]
+    with pytest.raises(DataError, match=r"row 1, column 'offer': .* \(index label 27\)"):
+        validate_frame(df)
 
 
 # -- users tables and policies ------------------------------------------------------------
