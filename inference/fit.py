@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scai.inference.errors import EngineError
@@ -78,7 +79,12 @@ def check_options(
     checked = dict(options)
     known = _option_names(_engine(engine))
     flags, choices = _flags(_engine(engine)), _choices(engine)
+    defaults = _defaults(_engine(engine))
     for key, value in options.items():
+        if isinstance(value, np.bool_):  # NumPy's True is True
+            checked[key] = value = bool(value)
+        elif isinstance(value, np.floating):  # and its floats are floats
+            checked[key] = value = float(value)
         if known is not None and key not in known:
             raise EngineError(
                 f"unknown option {key!r} for engine {engine!r}; allowed: {', '.join(known)}"
@@ -90,6 +96,12 @@ def check_options(
             allowed = ", ".join(repr(c) for c in choices[key])
             raise EngineError(f"option {key}={value!r} for engine {engine!r}; allowed: {allowed}")
         if value is None:
+            allowed = key in flags or None in choices.get(key, ())
+            if defaults.get(key, None) is not None and not allowed:
+                raise EngineError(
+                    f"option {key}=None for engine {engine!r}: this option needs a value "
+                    f"(its default is {defaults[key]!r})"
+                )
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise EngineError(f"option {key}={value!r} must be finite")
@@ -105,6 +117,12 @@ def check_options(
                     + f", got {value!r}"
                 )
     return seed, checked
+
+
+def _defaults(function) -> dict[str, Any]:
+    """The engine function's keyword options' defaults."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def _option_names(function) -> tuple[str, ...] | None:
@@ -328,6 +346,9 @@ def fit(
     hypothesis.
     """
     seed, options = check_options(engine, options, seed)
+    for name, flag in (("strict", strict), ("arviz", arviz)):
+        if not isinstance(flag, bool | np.bool_):  # 'no' is true
+            raise EngineError(f"{name}: must be True or False, got {flag!r}")
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )

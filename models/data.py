@@ -213,6 +213,33 @@ def _head(path: Path, size: int) -> str | None:
     return data.decode("utf-8-sig", errors="replace")
 
 
+#: A tar archive's name (read by :func:`_one_tar_member`, not by pandas).
+_TAR_NAME = re.compile(r"\.(tar(\.(gz|bz2|xz))?|tgz)$")
+
+
+def _one_tar_member(path: Path, whole_file: Callable[[str], DataError]) -> io.BytesIO:
+    """The one regular file a tar archive holds, as bytes (folders around it are layout); a
+    problem of the file where it holds several, none (only folders, links or pipes: pandas
+    failed on those with an internal error), or is no tar archive (a gzipped table named
+    ``.tgz``: pandas listed every way ``tarfile`` had failed)."""
+    try:
+        with tarfile.open(path) as archive:
+            members = [m for m in archive.getmembers() if m.isfile()]
+            if len(members) == 1 and (f := archive.extractfile(members[0])) is not None:
+                # read whole (pandas would too): only if it fits
+                check_memory(members[0].size, lambda text: whole_file(f"its table {text}"))
+                return io.BytesIO(f.read())
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError):
+        hint = " (a gzipped table is named .csv.gz)" if path.name.lower().endswith("gz") else ""
+        raise whole_file(f"cannot read as CSV: not a readable tar archive{hint}") from None
+    if members:
+        names = [m.name for m in members]
+        raise whole_file(
+            f"cannot read as CSV: a TAR of several files ({names}); it must hold exactly one table"
+        )
+    raise whole_file("cannot read as CSV: a TAR with no file; it must hold exactly one table")
+
+
 def _read_once(path_or_buffer):
     """A pipe (``cat t.csv | scai validate /dev/stdin``) as the bytes it gives, read once, so
     that its header can be checked before pandas parses it; anything else as it is, and a pipe
@@ -258,6 +285,8 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
         return DataError(source, [Problem(None, None, None, problem)])
 
     path_or_buffer = _read_once(path_or_buffer)
+    if _TAR_NAME.search(str(path_or_buffer).lower()) and os.path.isfile(path_or_buffer):
+        path_or_buffer = _one_tar_member(Path(path_or_buffer), whole_file)
     _check_header(path_or_buffer, source)
     if _cut_zst(path_or_buffer):
         raise whole_file(
@@ -633,7 +662,8 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     raw = df.copy()
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
-        raw[col] = raw[col].map(lambda v: "" if _is_nan(v) else str(v))
+        # as strings whatever the dtype (an empty or categorical column keeps its own)
+        raw[col] = raw[col].map(lambda v: "" if _is_nan(v) else str(v)).astype(str)
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     problems = text_problems + check_interactions(raw)
     if problems:

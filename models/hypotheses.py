@@ -8,6 +8,8 @@ loads it).
 
 from __future__ import annotations
 
+import math
+import numbers
 import tomllib
 import unicodedata
 import warnings
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 import torch
 
@@ -288,10 +291,16 @@ class Hypothesis:
                 + ", ".join(known)
             )
         concentration = changes.get("pi_concentration")
-        if isinstance(concentration, int | float) and not isinstance(concentration, bool):
-            # one number for every policy, as a file's ``pi_concentration = 0.5``
-            policies = changes.get("policies", self.policies)
-            changes["pi_concentration"] = (float(concentration),) * len(policies)
+        policies = changes.get("policies", self.policies)
+        if isinstance(concentration, list):  # a tuple, as every hypothesis holds it (equal to it)
+            changes["pi_concentration"] = tuple(concentration)
+        elif (
+            isinstance(concentration, numbers.Real)
+            and not isinstance(concentration, bool | np.bool_)
+            and isinstance(policies, tuple | list)
+            and math.isfinite(value := float(min(concentration, 1e300)))
+        ):  # one number for every policy, as a file's ``pi_concentration = 0.5``
+            changes["pi_concentration"] = (value,) * len(policies)
         return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------

@@ -109,8 +109,9 @@ def check_size(*, users: int, rounds: int, epochs: int, sims: int, max_bytes=Non
     """Validate a simulation's counts (:data:`LIMITS`, :data:`MAX_ROWS`) and its memory
     before any work: a :class:`RunError` naming the option, or the estimated rows and bytes
     and what to do. Returns the number of games."""
-    for name, value in (("users", users), ("rounds", rounds), ("epochs", epochs), ("sims", sims)):
-        check_count(name, value, *LIMITS[name])
+    # Python ints from here: NumPy's (int32, uint8) would wrap in the products below
+    counts = {"users": users, "rounds": rounds, "epochs": epochs, "sims": sims}
+    users, rounds, epochs, sims = (check_count(k, v, *LIMITS[k]) for k, v in counts.items())
     rows = sims * epochs * rounds
     if rows > MAX_ROWS:
         raise RunError(
@@ -273,6 +274,7 @@ def simulate(
     """
     hypothesis = get_hypothesis(hypothesis)
     check_size(users=users, rounds=rounds, epochs=epochs, sims=sims)
+    users, rounds, epochs, sims = int(users), int(rounds), int(epochs), int(sims)  # checked
     seed = check_seed(seed)  # a plain int (a NumPy integer would fail in Python's random)
     mixture = parse_mixture(policy, hypothesis.policy_names)
     if manner is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -673,6 +674,52 @@ def test_small_things_a_notebook_user_meets():
     assert "\n" not in text and len(text) < 300, text
     posterior.table = None  # as the engines make it when called without a table
     assert "interactions=None" in repr(posterior)
+
+
+def test_what_a_fuzz_of_the_new_input_paths_found():
+    """NumPy int32 counts wrapped in ``simulate``'s size check (4.3 billion games passed as 0
+    and ran); ``None`` for an option that needs a value failed inside the engine; an empty
+    typed DataFrame met ``.str`` on an int column; a tar holding only a folder, a link or a
+    gzipped table named ``.tgz`` was pandas' internal error, while a table inside folders was
+    refused as several files; ``with_`` kept a list (unequal to the tuple) and overflowed on a huge int;
+    NumPy floats and bools were refused as rates and flags; ``strict="no"`` was true."""
+    import io
+    import tarfile
+
+    from scai.models.errors import HypothesisError, ScaiError
+
+    with pytest.raises(RunError, match="4,294,967,296 games"):
+        simulate(
+            Hypothesis(), policy="selfish", users=np.int32(2), rounds=np.int32(8),
+            epochs=np.int32(65536), sims=np.int32(8192), seed=1,
+        )  # fmt: skip
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=1).interactions
+    with pytest.raises(EngineError, match="num_draws=None .* needs a value"):
+        fit(table, num_draws=None)
+    with pytest.raises(DataError, match="no rows"):
+        fit(table.iloc[:0])
+    assert fit(table, engine="svi", learning_rate=np.float32(0.05), jit=np.False_, num_draws=20)
+    with pytest.raises(EngineError, match="strict: must be True or False"):
+        fit(table, strict="no")
+    h = PRESETS["neutral"].with_(pi_concentration=[1.0, 1.0, 1.0])
+    assert h == PRESETS["neutral"].with_(pi_concentration=1) and h.pi_concentration == (1.0,) * 3
+    with pytest.raises(HypothesisError):
+        PRESETS["neutral"].with_(pi_concentration=10**400)
+    root = Path(tempfile.mkdtemp())
+    text = table.to_csv(index=False).encode()
+    with tarfile.open(root / "nested.tgz", "w:gz") as archive:
+        info = tarfile.TarInfo("a/b/t.csv")
+        info.size = len(text)
+        archive.addfile(info, io.BytesIO(text))
+    assert len(read_interactions(root / "nested.tgz")) == len(table)
+    with tarfile.open(root / "folder.tar.gz", "w:gz") as archive:
+        folder = tarfile.TarInfo("d")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)  # a folder alone
+    (root / "plain.tgz").write_bytes(__import__("gzip").compress(text))
+    for name, said in (("folder.tar.gz", "a TAR with no file"), ("plain.tgz", "named .csv.gz")):
+        with pytest.raises(ScaiError, match=said):
+            read_interactions(root / name)
 
 
 def test_scai_fit_defaults_are_the_engines_own():
