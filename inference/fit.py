@@ -116,6 +116,9 @@ def check_options(
                     + (f" and below {high:g}" if math.isfinite(high) else "")
                     + f", got {value!r}"
                 )
+    low, high = checked.get("min_steps"), checked.get("max_steps", defaults.get("max_steps"))
+    if low is not None and high is not None and low > high:  # it would run max_steps silently
+        raise EngineError(f"min_steps={low} is above max_steps={high}")
     return seed, checked
 
 

@@ -636,6 +636,8 @@ def validate_frame(
             source,
             [Problem(None, None, None, "the columns have several header levels; one is allowed")],
         )
+    if any(isinstance(c, str) and c != c.strip() for c in df.columns):  # as a CSV's header
+        df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
     duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
     if duplicated:
         raise DataError(

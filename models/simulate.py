@@ -8,6 +8,7 @@ reverse, as in the original study where each pair played both roles.
 
 from __future__ import annotations
 
+import numbers
 import random
 import warnings
 from collections.abc import Mapping, Sequence
@@ -89,8 +90,9 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
     for name, weight in parts.items():
         if name not in policies:
             raise RunError(f"unknown policy {name!r}; allowed: {', '.join(policies)}")
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
+        if isinstance(weight, bool | np.bool_) or not isinstance(weight, numbers.Real):
             raise RunError(f"policy mixture: weight of {name!r} must be a number, got {weight!r}")
+        parts[name] = weight = float(weight)  # a NumPy float is a number too
         if not (weight >= 0 and np.isfinite(weight)):
             raise RunError(
                 f"policy mixture: weight of {name!r} must be a finite number >= 0, got {weight}"
@@ -183,6 +185,8 @@ def make_schedule(
     check_size(users=users, rounds=rounds, epochs=epochs, sims=sims)
     lo, hi = check_pot_range(pot_range)
     check_count("first_epoch", first_epoch, 0, LIMITS["epochs"][1])
+    if not isinstance(currency, str | Sequence):
+        raise RunError(f"currency: one name, or one per simulation ({sims}); got {currency!r}")
     currencies = [currency] * sims if isinstance(currency, str) else list(currency)
     if len(currencies) != sims:
         raise RunError(

@@ -720,6 +720,15 @@ def test_what_a_fuzz_of_the_new_input_paths_found():
     for name, said in (("folder.tar.gz", "a TAR with no file"), ("plain.tgz", "named .csv.gz")):
         with pytest.raises(ScaiError, match=said):
             read_interactions(root / name)
+    # and the smaller ones: NumPy mixture weights, currency=None, min_steps above max_steps,
+    # a DataFrame column named " pot " (a CSV's header is stripped)
+    mixture = {"selfish": np.float32(0.5), "fair": np.float64(0.5)}
+    assert len(simulate(PRESETS["neutral"], policy=mixture, users=4, seed=1).interactions)
+    with pytest.raises(RunError, match="currency: one name, or one per simulation"):
+        simulate(PRESETS["neutral"], policy="selfish", users=4, currency=None)
+    with pytest.raises(EngineError, match="min_steps=100 is above max_steps=10"):
+        fit(table, engine="svi", min_steps=100, max_steps=10)
+    assert fit(table.rename(columns={"pot": " pot "})).data.shape == fit(table).data.shape
 
 
 def test_scai_fit_defaults_are_the_engines_own():
