@@ -198,7 +198,7 @@ def prepare(
         ]
         if bad:
             raise DataError(f"users (hypothesis {hypothesis.name!r})", bad)
-    _check_reported_tones(table, hypothesis, source)
+    check_reported_tones(table, hypothesis, source)
     _check_some_user_acts(table, source)
     if max_memory is not None:
         check_count("max_memory", max_memory, 1, error=EngineError)
@@ -227,7 +227,7 @@ def _check_some_user_acts(table: pd.DataFrame, source: str) -> None:
         )
 
 
-def _check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: str) -> None:
+def check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: str) -> None:
     """A :class:`DataError` naming every tone the hypothesis's tone reader never reports (a
     column of zeros in its ``reader_confusion``): such a tone has probability 0 under every
     manner, and the posterior would be undefined."""

@@ -20,7 +20,7 @@ import torch
 
 from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact, fixed_action_loglik
-from scai.inference.fit import check_draws_memory, check_options, prepare
+from scai.inference.fit import check_draws_memory, check_options, check_reported_tones, prepare
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.data import read_interactions, validate_frame
@@ -52,6 +52,8 @@ def update(
         else:
             problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
             raise DataError("new_interactions", [Problem(None, None, None, problem)])
+    # the hypothesis's own rule on tones too, at the new table's rows (not the combined one's)
+    check_reported_tones(new, previous.hypothesis, "new_interactions")
     combined = pd.concat([previous.table, new], ignore_index=True)
     table, data, hyp = prepare(combined, previous.hypothesis)
     # the draws the update makes must fit in memory, as fit's (with the previous settings)

@@ -148,6 +148,12 @@ def test_a_tone_the_reader_never_reports_keeps_the_density_finite_and_pyros(floa
     with pytest.raises(DataError, match=r"row 4, column 'responder_tone'.*never reports"):
         fit(polite, hyp)
     fit(polite, hyp.with_(reader_confusion=None), num_draws=10)  # as given: fine
+    # an update names the row in the new table, not in the previous and new ones together
+    from scai.inference import online
+
+    previous = fit(sim.interactions, hyp, num_draws=10)
+    with pytest.raises(DataError, match=r"(?s)new_interactions: .*row 4, column 'responder_tone'"):
+        online.update(previous, polite)
 
 
 def test_reader_confusion_is_validated_and_round_trips_through_toml(tmp_path):
