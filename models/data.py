@@ -660,6 +660,12 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         if col in df.columns
         for i, value in enumerate(df[col].tolist(), start=1)
         if not (isinstance(value, str) or _is_nan(value))
+    ] + [  # str(b"u0") is "b'u0'": a user no file would name
+        Problem(i, str(col), value, "bytes; decode them to text first")
+        for col in df.columns
+        if col not in TEXT_COLUMNS and df[col].dtype == object
+        for i, value in enumerate(df[col].tolist(), start=1)
+        if isinstance(value, bytes | bytearray)
     ]
     raw = df.copy()
     raw.columns = [str(c) for c in raw.columns]

@@ -729,6 +729,9 @@ def test_what_a_fuzz_of_the_new_input_paths_found():
     with pytest.raises(EngineError, match="min_steps=100 is above max_steps=10"):
         fit(table, engine="svi", min_steps=100, max_steps=10)
     assert fit(table.rename(columns={"pot": " pot "})).data.shape == fit(table).data.shape
+    # bytes ids became users named "b'u0'"
+    with pytest.raises(DataError, match="bytes; decode them to text first"):
+        fit(table.assign(proposer=table["proposer"].map(str.encode)))
 
 
 def test_scai_fit_defaults_are_the_engines_own():
