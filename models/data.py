@@ -189,8 +189,9 @@ _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError)
 
 def _head(path: Path, size: int) -> str | None:
     """The first ``size`` bytes of the table at ``path``, decoded, as pandas would read it (by
-    the name's ending: compressed, or the one member of a .zip or .tar); ``None`` where pandas
-    will refuse the file anyway (an archive of several files or none; a .zst)."""
+    the name's ending: compressed, or the one member of a .zip); ``None`` where pandas will
+    refuse the file anyway (a .zip of several files or none; a .zst). A tar archive never
+    comes here: :func:`_one_tar_member` has read its table already."""
     name = path.name.lower()
     if name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
@@ -199,12 +200,6 @@ def _head(path: Path, size: int) -> str | None:
                 return None
             with archive.open(members[0]) as f:
                 data = f.read(size)
-    elif re.search(r"\.(tar(\.(gz|bz2|xz))?|tgz)$", name):
-        with tarfile.open(path) as archive:
-            members = [m for m in archive.getmembers() if m.isfile()]
-            if len(members) != 1 or (f := archive.extractfile(members[0])) is None:
-                return None
-            data = f.read(size)
     elif name.endswith(".zst"):
         return None  # zstandard may not be installed; _cut_zst and pandas see to it
     else:
