@@ -8,7 +8,6 @@ loads it).
 
 from __future__ import annotations
 
-import math
 import numbers
 import tomllib
 import unicodedata
@@ -290,17 +289,9 @@ class Hypothesis:
                 f"with_: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: "
                 + ", ".join(known)
             )
-        concentration = changes.get("pi_concentration")
         policies = changes.get("policies", self.policies)
-        if isinstance(concentration, list):  # a tuple, as every hypothesis holds it (equal to it)
-            changes["pi_concentration"] = tuple(concentration)
-        elif (
-            isinstance(concentration, numbers.Real)
-            and not isinstance(concentration, bool | np.bool_)
-            and isinstance(policies, tuple | list)
-            and math.isfinite(value := float(min(concentration, 1e300)))
-        ):  # one number for every policy, as a file's ``pi_concentration = 0.5``
-            changes["pi_concentration"] = (value,) * len(policies)
+        if "pi_concentration" in changes and isinstance(policies, tuple | list):
+            changes["pi_concentration"] = per_policy(changes["pi_concentration"], len(policies))
         return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------
@@ -401,14 +392,12 @@ class Hypothesis:
             kwargs["policies"] = tuple(policies)
         n_policies = len(kwargs.get("policies", DEFAULT_POLICIES))
         conc = raw.get("pi_concentration", 0.5)
-        if isinstance(conc, list):
-            kwargs["pi_concentration"] = tuple(
-                _number(c, f"{source}: pi_concentration[{i}]") for i, c in enumerate(conc)
-            )
-        else:
-            kwargs["pi_concentration"] = (
-                _number(conc, f"{source}: pi_concentration"),
-            ) * n_policies
+        kwargs["pi_concentration"] = per_policy(
+            [_number(c, f"{source}: pi_concentration[{i}]") for i, c in enumerate(conc)]
+            if isinstance(conc, list)
+            else _number(conc, f"{source}: pi_concentration"),
+            n_policies,
+        )
         if "stereotype" in raw:
             stereotype = {}
             for policy, row in raw["stereotype"].items():
@@ -463,6 +452,20 @@ def _responder(table: Any, where: str) -> tuple[float, float, float]:
                 f"{where}.responder: unknown key {key!r}; allowed: {', '.join(_RESPONDER_KEYS)}"
             )
     return tuple(_number(table.get(k, 0.0), f"{where}.responder.{k}") for k in _RESPONDER_KEYS)
+
+
+def per_policy(concentration: Any, n_policies: int) -> Any:
+    """``pi_concentration`` as every hypothesis holds it, a tuple of one value per policy: a
+    list as a tuple, and one number as every policy's (a file's ``pi_concentration = 0.5``,
+    ``with_(pi_concentration=0.5)``). Anything else is returned as it is, for the hypothesis's
+    own checks to name."""
+    if isinstance(concentration, list):
+        return tuple(concentration)
+    if isinstance(concentration, numbers.Real) and not isinstance(concentration, bool | np.bool_):
+        if isinstance(concentration, numbers.Integral):  # a huge int: out of range, not inf
+            concentration = min(concentration, 10**300)
+        return (float(concentration),) * n_policies
+    return concentration
 
 
 def _number(value: Any, where: str) -> float:
