@@ -639,6 +639,9 @@ def validate_frame(
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
+    if "accepted" in df.columns and pd.api.types.is_bool_dtype(df["accepted"].dtype):
+        # a DataFrame's own way to hold a decision: True/False as 1/0 (a missing one stays so)
+        df = df.assign(accepted=df["accepted"].astype("Int64"))
     table = _typed_if_valid(df)
     if table is None:
         table = _typed_row_by_row(df, source)

@@ -897,3 +897,21 @@ def test_a_pipe_with_a_compressed_name_is_decompressed(files, tmp_path):
     finally:
         writer.join(timeout=30)
     assert len(table) == len(read_interactions(files["good"]))
+
+
+def test_a_dataframe_holds_decisions_as_booleans():
+    """A DataFrame's ``accepted`` of ``True``/``False`` (bool or pandas' nullable boolean) is
+    1/0, the same fit as the table of ints (it was refused at every row); a missing one is the
+    one problem named, at its row; the strings ``"True"``/``"False"`` stay refused, as in a CSV."""
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=1).interactions
+    expected = fit(table).pi_mean()
+    as_bool = table.assign(accepted=table["accepted"].astype(bool))
+    assert bool((fit(as_bool).pi_mean() == expected).all())
+    nullable = as_bool.assign(accepted=as_bool["accepted"].astype("boolean"))
+    assert bool((fit(nullable).pi_mean() == expected).all())
+    nullable.loc[2, "accepted"] = pd.NA
+    with pytest.raises(DataError) as caught:
+        fit(nullable)
+    assert [(p.row, p.column) for p in caught.value.problems] == [(3, "accepted")]
+    with pytest.raises(DataError, match="value 'True': must be 1"):
+        fit(as_bool.assign(accepted=as_bool["accepted"].astype(str)))
