@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,7 @@ from scai.models.errors import (
     UnusedColumnsWarning,
     not_a_regular_file,
     not_replaceable,
+    outside_scai,
 )
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS, TONES
@@ -530,21 +532,29 @@ def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
     return [(int(r) + 1, int(first[group[r]]) + 1) for r in rows]
 
 
-def _check_duplicates(table: pd.DataFrame, source: str, strict: bool) -> None:
+def _check_duplicates(
+    table: pd.DataFrame, source: str, strict: bool, index: pd.Index | None = None
+) -> None:
     """Identical rows are the same game entered twice: a :class:`DuplicateGamesWarning`
-    naming them, or under ``strict`` a :class:`DataError`."""
+    naming them, or under ``strict`` a :class:`DataError` (rows with their labels in a
+    DataFrame's ``index``, as :func:`_with_index_labels` names them)."""
     pairs = duplicate_games(table)
     if not pairs:
         return
+    labelled = index is not None and not _positional(index)
+
+    def name(row: int) -> str:
+        return f"row {row} (index label {_label(index[row - 1])!r})" if labelled else f"row {row}"
+
     if strict:
-        raise DataError(
-            source,
-            [
-                Problem(row, None, None, f"the same game as row {first} (every column equal)")
-                for row, first in pairs
-            ],
-        )
-    shown = ", ".join(f"row {row} = row {first}" for row, first in pairs[:10])
+        problems = [
+            Problem(row, None, None, f"the same game as {name(first)}, every column equal")
+            if labelled
+            else Problem(row, None, None, f"the same game as row {first} (every column equal)")
+            for row, first in pairs
+        ]
+        raise DataError(source, _with_index_labels(problems, index) if labelled else problems)
+    shown = ", ".join(f"{name(row)} = {name(first)}" for row, first in pairs[:10])
     more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
     warnings.warn(
         DuplicateGamesWarning(
@@ -552,7 +562,7 @@ def _check_duplicates(table: pd.DataFrame, source: str, strict: bool) -> None:
             f"{more}); each is counted as a separate game. Remove them, or use strict=True "
             "(--strict) to refuse such a table"
         ),
-        stacklevel=3,
+        stacklevel=outside_scai(),  # the user's call of fit or read_interactions
     )
 
 
@@ -574,7 +584,7 @@ def read_interactions(
         raise DataError(source, problems)
     table = _typed_interactions(df)
     _check_duplicates(table, source, strict)
-    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS, stacklevel=3)
+    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
     return table
 
 
@@ -583,7 +593,7 @@ def warn_unused_columns(
     columns: Iterable[str],
     read: Iterable[str],
     optional: Iterable[str],
-    stacklevel: int = 2,
+    stacklevel: int | None = None,
 ) -> None:
     """An :class:`UnusedColumnsWarning` naming the ``columns`` of ``source`` that are neither
     ``read`` nor ``optional`` (a misspelt optional column would otherwise be dropped without a
@@ -603,7 +613,7 @@ def warn_unused_columns(
                 f"{source}: column(s) {', '.join(shown)} not read by scai "
                 f"(ignored); its optional columns are {', '.join(optional)}"
             ),
-            stacklevel=stacklevel,
+            stacklevel=stacklevel or outside_scai(),
         )
 
 
@@ -645,7 +655,7 @@ def validate_frame(
     table = _typed_if_valid(df)
     if table is None:
         table = _typed_row_by_row(df, source)
-    _check_duplicates(table, source, strict)
+    _check_duplicates(table, source, strict, df.index)
     return table
 
 
@@ -681,16 +691,24 @@ def _with_index_labels(problems: list[Problem], index: pd.Index) -> list[Problem
     """``problems`` (rows counted from 1 in table order, as a CSV's) each naming its row's
     index label too, where the DataFrame's index is not its positions (a filtered or indexed
     table's "row 3" is easily read as the label 3)."""
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+    if _positional(index):
         return problems
     labelled = []
     for p in problems:
         if p.row is not None:
-            label = index[p.row - 1]
-            label = label.item() if isinstance(label, np.generic) else label  # 27, not np.int64
-            p = replace(p, allowed=f"{p.allowed} (index label {label!r})")
+            p = replace(p, allowed=f"{p.allowed} (index label {_label(index[p.row - 1])!r})")
         labelled.append(p)
     return labelled
+
+
+def _positional(index: pd.Index) -> bool:
+    """Whether a DataFrame's ``index`` is its rows' positions (0, 1, ...): no label to name."""
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+
+
+def _label(label: Any) -> Any:
+    """An index label as its user wrote it: ``27``, not ``np.int64(27)``."""
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:

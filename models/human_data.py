@@ -259,7 +259,7 @@ def read_human_data(
 
     parse = _parse_generic if layout is GENERIC else _parse_study1
     wanted = [c for c in (*layout.required, *layout.optional) if c in raw.columns]
-    warn_unused_columns(source, raw.columns, wanted, layout.optional, stacklevel=3)
+    warn_unused_columns(source, raw.columns, wanted, layout.optional)
     records: list[dict[str, object]] = []
     roles: dict[str, str] = {}
     first_row: dict[tuple[str, int], int] = {}  # (subject, trial) -> row it was first seen in

@@ -915,3 +915,24 @@ def test_a_dataframe_holds_decisions_as_booleans():
     assert [(p.row, p.column) for p in caught.value.problems] == [(3, "accepted")]
     with pytest.raises(DataError, match="value 'True': must be 1"):
         fit(as_bool.assign(accepted=as_bool["accepted"].astype(str)))
+
+
+def test_duplicated_games_are_named_by_their_index_labels_at_the_callers_line():
+    """A DataFrame's duplicated games are named by position and index label, as its other
+    problems are, and the warning points at the caller's line (a hand-counted stack level
+    pointed inside scai's ``prepare``)."""
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=1).interactions
+    doubled = pd.concat([table, table.iloc[[1]]])
+    doubled.index = [f"g{i}" for i in range(len(doubled))]
+    last = len(doubled)
+    with pytest.warns(DuplicateGamesWarning) as caught:
+        fit(doubled)
+    assert f"row {last} (index label 'g{last - 1}') = row 2 (index label 'g1')" in str(
+        caught[0].message
+    )
+    assert caught[0].filename == __file__
+    with pytest.raises(DataError) as refused:
+        fit(doubled, strict=True)
+    (problem,) = refused.value.problems
+    assert problem.row == last and "row 2 (index label 'g1')" in str(problem)
+    assert f"(index label 'g{last - 1}')" in str(problem)
