@@ -437,6 +437,10 @@ def test_api_case(table, monkeypatch, call, error, fragments):
 
 def test_duplicate_games_warning_names_the_rows(table):
     with pytest.warns(DuplicateGamesWarning, match=r"1 duplicated game\(s\).*row 5 = row 1"):
+        validate_frame(pd.concat([table, table.iloc[[0]]], ignore_index=True))
+    # the concatenated index (0, 1, 2, 3, 0) is not the rows' positions: labels too
+    label = r"row 5 \(index label 0\) = row 1 \(index label 0\)"
+    with pytest.warns(DuplicateGamesWarning, match=label):
         validate_frame(pd.concat([table, table.iloc[[0]]]))
 
 
