@@ -103,3 +103,32 @@ def test_runs_ending_selfish(imported):
     assert (rude["ours"], rude["authors"], rude["published"]) == (1, 4, 4)
     flattering = endings.loc[("exp3/selfish_sycophantic", "near 50%")]
     assert flattering["ours"] == flattering["authors"] == flattering["published"] == 3
+
+
+def test_the_experiments_import_is_redone_when_a_file_or_the_code_changes(
+    tmp_path, original_scai_path, monkeypatch
+):
+    """``scai run original-logs`` imports the logs once and reuses the tables while the
+    source's files and the code are the same. It was keyed by the files' total size: an edit
+    that kept the size, or a fixed parser, fitted the old games without a word."""
+    import shutil
+
+    from scai.experiments.original_logs import experiment
+
+    source = tmp_path / "logs"
+    shutil.copytree(original_scai_path, source)
+    calls = []
+    real = experiment.import_logs
+    monkeypatch.setattr(experiment, "import_logs", lambda path: calls.append(path) or real(path))
+    first = experiment.imported(source, tmp_path / "import")
+    experiment.imported(source, tmp_path / "import")
+    assert len(calls) == 1  # the same files and code: reused
+    licence = source / "LICENSE"
+    text = licence.read_bytes()
+    licence.write_bytes(text[:-1] + (b"." if text[-1:] != b"." else b","))  # the same size
+    experiment.imported(source, tmp_path / "import")
+    assert len(calls) == 2
+    monkeypatch.setattr(experiment, "code_version", lambda: "another version")
+    again = experiment.imported(source, tmp_path / "import")
+    assert len(calls) == 3
+    assert again["games"].equals(first["games"])

@@ -70,15 +70,17 @@ TONE_GAP_FILE = "tone_gap.csv"
 
 
 def imported(source: Path, folder: Path) -> dict[str, pd.DataFrame]:
-    """The logs' tables, imported once into ``folder`` (reused while the source is the same)."""
+    """The logs' tables, imported once into ``folder``: reused while the source's files (their
+    paths and contents) and the code that imports them are the same, imported again if either
+    changed (an edit that keeps a file's size, a fixed parser)."""
     stamp = folder / "source.json"
     target = folder / "logs.csv"
-    key = {"source": str(source.resolve()), "size": _size(source)}
+    key = {"source": str(source.resolve()), "files": _digests(source), "code": code_version()}
     if not (stamp.exists() and json.loads(stamp.read_text()) == key and target.exists()):
         result = import_logs(source)
         check_converted(result, source)  # before any table is written
         write_import(result, target)
-        stamp.write_text(json.dumps(key))
+        write_atomic(stamp, lambda tmp: Path(tmp).write_text(json.dumps(key)))
     paths = output_paths(target)
     return {
         "games": read_interactions(paths["interactions"]),
@@ -88,10 +90,14 @@ def imported(source: Path, folder: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-def _size(source: Path) -> int:
-    if source.is_dir():
-        return sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
-    return source.stat().st_size
+def _digests(source: Path) -> dict[str, list]:
+    """Every file of ``source`` (a folder, or one file), by its path within it: its size and
+    SHA-256 (:func:`~scai.experiments.cache.file_digest`)."""
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    return {
+        str(p.relative_to(source)) if source.is_dir() else p.name: list(file_digest(p))
+        for p in files
+    }
 
 
 def reference_rows(games: pd.DataFrame, gpt4: pd.DataFrame) -> pd.DataFrame:
