@@ -566,3 +566,31 @@ def test_a_link_member_of_an_archive_with_a_logs_name_is_reported(tmp_path):
     assert ("id_0_run_7.csv", "unreadable_file", "is a hard link") in said
     # and the epoch the link stood for is missing, as before
     assert any(p.reason == "missing_epoch" for p in problems)
+
+
+@pytest.mark.parametrize("agent_id", ["inf", "nan", "3.7", "", "three"])
+def test_a_game_number_that_is_not_whole_is_named_at_its_row(tmp_path, agent_id):
+    """An epoch file whose ``agent_id`` is not a whole number is reported as a bad file at
+    that row, naming the value; the rest of the source is imported. (``inf`` stopped the
+    whole import with an OverflowError; ``3.7`` was filed under game 3, so a
+    correct game was blamed for a missing reply.)"""
+    import csv
+    import io
+
+    root = tmp_path / "experiment_1_x"
+    write_run(root / "a" / "0", 0)
+    write_run(root / "a" / "1", 1)
+    path = root / "a" / "1" / "id_1_run_0.csv"
+    rows = list(csv.DictReader(io.StringIO(path.read_text(), newline="")))
+    first_game = next(i for i, r in enumerate(rows) if r["agent"] != "system")
+    rows[first_game]["agent_id"] = agent_id
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(text.getvalue())
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert (problem.reason, problem.row) == ("bad_epoch_file", first_game + 1)
+    assert problem.detail == f"agent_id {agent_id!r} is not a whole game number"
+    assert result.report.converted["user_user_games"] > 0  # run 0 and run 1's other epoch

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from scai.models.data import parse_whole
+
 COLUMNS = ("response", "agent", "epoch", "prompt", "agent_id")
 _PRINCIPLE = re.compile(
     r"adhere to this principle:\s*(.*?)\s*You MUST follow YOUR principle", re.DOTALL
@@ -81,11 +83,10 @@ def _read_rows(reader: csv.DictReader) -> EpochLog:
             continue
         if agent not in ("fixed", "flexible"):
             raise EpochFileError(f"unknown agent {agent!r}", row)
-        try:
-            game = int(float(rec["agent_id"]))
-        except (TypeError, ValueError):
-            detail = f"agent_id {rec['agent_id']!r} is not a game number"
-            raise EpochFileError(detail, row) from None
+        game = parse_whole(rec["agent_id"] or "")  # ``3`` or ``3.0``; not ``3.7`` nor ``inf``
+        if game is None:
+            detail = f"agent_id {rec['agent_id']!r} is not a whole game number"
+            raise EpochFileError(detail, row)
         prompt = rec["prompt"] or ""
         if "You are the proposer" in prompt:
             role = "proposer"
