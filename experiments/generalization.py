@@ -118,7 +118,9 @@ def main(args) -> ExperimentResult:
         test = test_offers(posterior, hyp, condition_seed(args.seed, cond.name), games)
         test["hypothesis"] = cond.hypothesis
         tests.append(test)
-        users_share = result.per_sim["users_share"].to_numpy()
+        # the users' share per simulation (its epochs' mean): simulations are the independent
+        # unit, as for the assistant's, not the simulation x epoch rows
+        users_share = result.per_sim.groupby("sim")["users_share"].mean().to_numpy()
         for currency, group in test.groupby("currency", sort=False):
             per_sim = group.groupby("sim")["share"].mean().to_numpy()
             mean, lo, hi, n = mean_interval(per_sim)

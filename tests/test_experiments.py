@@ -145,6 +145,10 @@ def test_generalization_directional(quick_runs):
     assert abs(gap["currency_invariant"]) < 3
     assert abs(gap["pooled"]) < 3
     assert gap["essential_goods_shared"] > 30
+    # every interval is over simulations, the independent unit: the users' test rows too
+    # (they were over the simulation x epoch rows, n = sims x epochs)
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["n"]) == {test["sim"].nunique()}
 
 
 def test_inconsistency_directional(quick_runs):

@@ -21,7 +21,7 @@ another pot than the game's, and a message with no split are errors (:class:`Mes
 
 Replies. Users open with ``Accept`` or ``Reject`` (any case, then anything). GPT-4 playing the
 assistant sometimes opens otherwise ("Oh, how generous of them! Accept."); ``lenient=True``
-then reads its last whole word ``accept`` or ``reject``, unless a negation ("not", "never",
+then reads its last whole word ``accept`` or ``reject``, unless a negation ("not", "never", "no",
 "n't") stands within the three words before it.
 """
 
