@@ -659,8 +659,8 @@ def test_the_map_marks_censored_values_and_cells_that_warned(tmp_path, monkeypat
     heat_map(big, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
     (note,) = drawn["notes"]
     assert drawn["cells"] == set() and " ".join(note.split()) == (
-        "150 cells: some simulations never reached 95% (a censored value, not a measurement) "
-        "150 cells: scai warned while computing it (sweep.csv: warnings)"
+        "150 values: some simulations never reached 95% (a censored value, not a measurement) "
+        "150 values: scai warned while computing it (sweep.csv: warnings)"
     )
 
 
@@ -785,3 +785,59 @@ def test_a_cell_that_warned_says_so_in_its_row_and_again_from_the_cache(tmp_path
     assert sweep(spec, out, "--workers", workers) == 0  # every cell from the cache
     told_once_then_counted(capsys.readouterr().err)
     assert (out / "sweep.csv").read_bytes() == table
+
+
+def test_the_map_stays_readable_on_large_partial_and_uncensored_sweeps(tmp_path, monkeypatch):
+    """A red-team review's four cases: a map of 2,000 values along one axis was a figure
+    of ~1.8 million pixels across that took minutes to draw (a Ctrl-C waited for it); now it is
+    at most MAX_WIDTH x MAX_HEIGHT inches. A mean over seeds of which some cells never ran
+    showed as any other; now it is marked ``~``. ``belief_deficit``, which counts no reach
+    time, was marked censored. A long title was cut at the figure's edge."""
+    from scai.experiments import plots
+    from scai.experiments.sweep.cells import make_cells
+    from scai.experiments.sweep.report import MAX_HEIGHT, MAX_WIDTH, heat_map, sweep_table
+
+    drawn = {}
+
+    def keep(fig, path, **options):
+        drawn["size"] = tuple(fig.get_size_inches())
+        drawn["cells"] = {t.get_text() for ax in fig.axes for t in ax.texts}
+        drawn["notes"] = [t.get_text() for t in fig.texts]
+        drawn["title"] = fig.axes[0].get_title()
+        return real(fig, path, **options)
+
+    real = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", keep)
+    cells = make_cells(load_spec(write_spec(tmp_path)))  # strength x rationality, 2 x 2
+    values = [(1.0 + i / 10, 1.0, 2.0) for i in range(4)]
+    table = sweep_table(cells, "slowdown", values, ["ok"] * 4, [0, 2, 0, 0], [[]] * 4)
+    wide = pd.concat([table] * 500, ignore_index=True)
+    wide["stereotype_strength"] = range(2000)
+    heat_map(wide, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
+    assert drawn["size"][0] <= MAX_WIDTH and drawn["size"][1] <= MAX_HEIGHT
+    # both cells of one rationality, one of the other's (with a censored value): that mean is
+    # over one cell of two
+    seeds = table.assign(seed=[1, 1, 2, 2])
+    seeds.loc[3, "slowdown"] = np.nan
+    title = "slowdown of a sweep with a title long enough to leave a narrow figure's edges"
+    heat_map(seeds, "slowdown", "rationality", None, tmp_path / "m.png", title)
+    assert drawn["cells"] == {"1.10", "1.10*~"}
+    assert any(note.startswith("~ a mean over only some") for note in drawn["notes"][0].split("\n"))
+    assert " ".join(drawn["title"].split()) == title + " (mean over stereotype_strength, seed)"
+    deficit = table.rename(columns={"slowdown": "belief_deficit"})
+    heat_map(deficit, "belief_deficit", "stereotype_strength", "rationality",
+             tmp_path / "m.png", "t")  # fmt: skip
+    assert drawn["cells"] == {"1.00", "1.10", "1.20", "1.30"} and drawn["notes"] == []
+
+
+def test_minus_zero_is_the_cell_of_zero(tmp_path):
+    """An axis value of ``-0.0`` was a cell of its own random stream (``s=-0.0``) while
+    ``[0.0, -0.0]`` was refused as one value given twice: it is 0.0, the same cell."""
+    from scai.experiments.sweep.cells import make_cells
+
+    def streams(value: str) -> set:
+        text = f"[axes]\nstereotype_strength = [{value}]\nrationality = [0.5]\n"
+        cells = make_cells(load_spec(write_spec(tmp_path, text)))
+        return {c.stream for cell in cells for c in cell.conditions}
+
+    assert streams("-0.0") == streams("0.0") and "-0.0" not in str(streams("-0.0"))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scai.experiments.sweep.cells import Cell
+from scai.experiments.sweep.spec import REACH_MEASURES
 from scai.models.data import write_csv_atomic
 
 #: The table's columns after the axes: the measure (named after it), its 95% interval, how
@@ -39,7 +40,8 @@ RESULTS = (*INTERVAL, NEVER_REACHED, WARNED, STATUS)
 #: computation warned (:data:`WARNED`).
 CENSORED_MARK, WARNED_MARK = "*", "!"
 #: ``(flag, mark, what it means)``: each mark, the column of the map's frame that sets it
-#: (:func:`heat_map`) and the note's words.
+#: (:func:`heat_map`) and the note's words. ``_partial``: a mean over axes the map does not
+#: show, of which some cells have no value (failed, or not run by an interrupted sweep).
 MARKS = (
     (
         "_censored",
@@ -47,7 +49,17 @@ MARKS = (
         "some simulations never reached 95% (a censored value, not a measurement)",
     ),
     ("_warned", WARNED_MARK, "scai warned while computing it (sweep.csv: warnings)"),
+    (
+        "_partial",
+        "~",
+        "a mean over only some of the cells averaged: the others failed or were not run "
+        "(sweep.csv: status)",
+    ),
 )
+#: The heat-map's largest size in inches (at most ~2,000 x 1,400 pixels): a sweep of
+#: thousands of values along an axis is drawn at this size, its cells narrower, not as a
+#: figure of a million pixels across that takes minutes to draw.
+MAX_WIDTH, MAX_HEIGHT = 16.0, 12.0
 
 
 class Progress:
@@ -166,7 +178,9 @@ def heat_map(
     the top); other axes are averaged (the title says so); failed cells are blank. A value
     with a simulation that never reached 95% (a censored value) is marked
     :data:`CENSORED_MARK`, one whose computation warned :data:`WARNED_MARK`, and a note under
-    the map says so (on a map too large to write its values in: how many)."""
+    the map says so (on a map too large to write its values in: how many). A mean over cells
+    of which some have no value (failed, not run) is marked too. Censoring is marked only
+    for the measures that count a simulation's reach (``REACH_MEASURES``)."""
     from scai.experiments.plots import pyplot, save_figure, seaborn
 
     plt, sns = pyplot(), seaborn()
@@ -176,8 +190,9 @@ def heat_map(
     frame = table if y is not None else table.assign(_row=measure)
     valued = frame[measure].notna()  # a cell without a value shows no mark
     frame = frame.assign(
-        _censored=frame[NEVER_REACHED].fillna(0).gt(0) & valued,
+        _censored=frame[NEVER_REACHED].fillna(0).gt(0) & valued & (measure in REACH_MEASURES),
         _warned=frame[WARNED].notna() & valued,
+        _missing=~valued,
     )
     rows = y if y is not None else "_row"
 
@@ -188,12 +203,15 @@ def heat_map(
     grid = pivot(measure, "mean")
     values = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}", otypes=[object])
     labels = values(grid.to_numpy(dtype=float))
+    flags = {flag: pivot(flag, "max").eq(True).to_numpy(bool, na_value=False) for flag in
+             ("_censored", "_warned", "_missing")}  # fmt: skip
+    flags["_partial"] = flags.pop("_missing") & grid.notna().to_numpy()  # blank: no mark
     for flag, mark, _ in MARKS:
-        labels += np.where(pivot(flag, "max").eq(True).to_numpy(bool, na_value=False), mark, "")
+        labels += np.where(flags[flag], mark, "")
     annotate = grid.size <= 400
     sns.set_theme(style="white", context="notebook")
-    width = max(4.5, 1.0 + 0.9 * grid.shape[1])
-    height = max(3.0, 1.0 + 0.6 * grid.shape[0])
+    width = min(MAX_WIDTH, max(4.5, 1.0 + 0.9 * grid.shape[1]))
+    height = min(MAX_HEIGHT, max(3.0, 1.0 + 0.6 * grid.shape[0]))
     fig, ax = plt.subplots(figsize=(width, height))
     with warnings.catch_warnings():
         # no cell finished yet (an interrupted sweep's table): an empty map, not NumPy's noise
@@ -210,22 +228,22 @@ def heat_map(
     ax.set_ylabel(y or "")
     if averaged:
         title += f" (mean over {', '.join(averaged)})"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, int(width * 11)), fontsize=10)  # all of it, in the figure
     fig.tight_layout()
-    if note := _marks_note(frame, annotate, int(width * 15)):
+    if note := _marks_note(flags, annotate, int(width * 15)):
         # under the map, the figure grown to hold it (bbox_inches="tight")
         fig.text(0.01, 0.0, note, fontsize=7, ha="left", va="top")
         return save_figure(fig, path, bbox_inches="tight")
     return save_figure(fig, path)
 
 
-def _marks_note(frame: pd.DataFrame, annotated: bool, chars: int) -> str:
-    """The note under the map on its censored and warned cells (``frame``'s ``_censored`` and
-    ``_warned``): what the marks mean, or on a map without values how many cells are which;
-    one line each, wrapped at ``chars`` characters."""
+def _marks_note(flags: dict[str, np.ndarray], annotated: bool, chars: int) -> str:
+    """The note under the map on its marked values (``flags``: each mark's flag per value of
+    the map): what the marks mean, or on a map without values how many values are which; one
+    line each, wrapped at ``chars`` characters."""
     parts = [
-        f"{mark} {what}" if annotated else f"{count} cells: {what}"
+        f"{mark} {what}" if annotated else f"{count} values: {what}"
         for flag, mark, what in MARKS
-        if (count := int(frame[flag].sum()))
+        if (count := int(flags[flag].sum()))
     ]
     return "\n".join(textwrap.fill(part, chars, subsequent_indent="  ") for part in parts)

@@ -230,7 +230,7 @@ def _number(value: Any, where: str, key: str, low: float, high: float, whole: bo
         raise RunError(f"{where}: {key}: {_show(value)} is not {kind}; allowed: {allowed}")
     if not low <= value <= high:
         raise RunError(f"{where}: {key}: {_show(value)} is out of range; allowed: {allowed}")
-    return int(value) if whole else float(value)
+    return int(value) if whole else float(value) + 0.0  # -0.0 is 0.0 (one cell, one stream)
 
 
 def _condition_value(key: str, value: Any, where: str, path: Path) -> Any:
