@@ -21,7 +21,12 @@ import tomli_w
 import torch
 
 from scai.models.data import write_atomic
-from scai.models.errors import HypothesisError, HypothesisWarning, not_a_regular_file
+from scai.models.errors import (
+    HypothesisError,
+    HypothesisWarning,
+    not_a_regular_file,
+    outside_scai,
+)
 from scai.models.errors import show_value as _show
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
@@ -417,9 +422,11 @@ class Hypothesis:
                 )
             kwargs[k] = _number(v, f"{source}: currency.{k}")
         try:
-            return cls(**kwargs)
+            hypothesis = cls(**kwargs)
         except HypothesisError as err:
             raise HypothesisError(f"{source}: {err}") from None
+        _warn_inert_stereotype(raw, hypothesis, source)
+        return hypothesis
 
     @classmethod
     def load(cls, path: str | Path) -> Hypothesis:
@@ -512,6 +519,26 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
                 stacklevel=4,
             )
         seen.setdefault(acts, p.name)
+
+
+def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: str) -> None:
+    """A :class:`HypothesisWarning` for a file's stereotype setting that changes nothing: a
+    ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
+    type) or ``stereotype_prior``, and a ``stereotype_prior`` without a ``[stereotype]`` table
+    (a learned strength of nothing, on a grid twelve times larger)."""
+    why = None
+    if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
+        why = (
+            "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
+            "(e.g. 0.8), or stereotype_prior to learn it"
+        )
+    elif "stereotype_prior" in raw and not hypothesis.stereotype:
+        why = (
+            "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "
+            "table: it changes nothing (and costs a grid of strengths)"
+        )
+    if why:
+        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
 def _why(bound: str, value: float) -> str:

@@ -228,3 +228,31 @@ def test_with_an_unknown_setting_lists_the_settings():
     with pytest.raises(HypothesisError, match=r"unknown setting\(s\) 'foo'; allowed: .*lapse"):
         PRESETS["neutral"].with_(foo=1, lapse=0.1)
     assert PRESETS["neutral"].with_(lapse=0.1).lapse == 0.1
+
+
+def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
+    """A ``[stereotype]`` table without a strength (0 by default) or a prior, and a
+    ``stereotype_prior`` without a table, fitted as ``neutral`` without a word; each is a
+    HypothesisWarning naming the file. A file that sets the strength, and every preset
+    written out and read back, are quiet."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+    from scai.models.hypotheses import PRESETS, get_hypothesis
+
+    cases = {
+        "table.toml": ('name = "t"\n[stereotype.selfish]\nrude = 1.0\n', "stereotype_strength"),
+        "prior.toml": ('name = "p"\nstereotype_prior = [8.0, 2.0]\n', r"no \[stereotype\] table"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.warns(HypothesisWarning, match=words) as caught:
+            get_hypothesis(tmp_path / name)
+        assert str(tmp_path / name) in str(caught[0].message)
+    set_strength = 'name = "s"\nstereotype_strength = 0.8\n[stereotype.selfish]\nrude = 1.0\n'
+    (tmp_path / "set.toml").write_text(set_strength)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        get_hypothesis(tmp_path / "set.toml")
+        for preset in PRESETS.values():
+            type(preset).from_dict(preset.to_dict())
