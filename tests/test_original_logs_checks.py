@@ -105,6 +105,7 @@ def summary_of(agreement: dict[str, float], p_true: dict[str, list[float]]) -> p
                         "epoch": e,
                         "agent": "scai",
                         "offered_share": 10.0,
+                        "offer_within_5": 0.75,
                         "accept_agreement": agree,
                         "decision_agreement": agree,
                         "p_true_norm": p,
@@ -182,3 +183,28 @@ def test_the_interaction_curve_ends_where_the_next_epoch_starts():
     assert curve["p_true_norm"].iloc[-1] == pytest.approx(at_2, abs=0.01)
     # altruistic proposals from rude users: belief in the configured norm grows game by game
     assert curve["p_true_norm"].is_monotonic_increasing
+
+
+def test_a_drawn_offer_is_scored_beside_the_expected_one():
+    """scai's ``offered_share`` is the mean of the offers it may make, GPT-4's the one offer it
+    made: ``offer_within_5`` is the probability that one offer drawn from scai's lands within
+    5 points of the users' mean share, reported beside the check (a review found the check's
+    1.00 against GPT-4's 0.86 compared a mean with a draw)."""
+    import numpy as np
+
+    from scai.experiments.original_logs.assistant import _record
+
+    class Norms:  # offers of a pot of 20: 2 units (10%) with 0.6, 10 units (50%) with 0.4
+        offer_probs = [np.array([0.0, 0, 0.6, 0, 0, 0, 0, 0, 0, 0, 0.4] + [0.0] * 10)]
+        accept_probs = [np.ones(21)]
+
+    games = pd.DataFrame(
+        {"sim": "s", "epoch": 1, "offer": [1, 2, 3], "pot": 20, "accepted": 1}
+    )  # the users' mean share: 10%
+    record = _record("s", 1, games, Norms, 0, 0.5)
+    assert record["offered_share"] == 0.6 * 10 + 0.4 * 50  # a mean 16 points from theirs
+    assert record["offer_within_5"] == 0.6  # but 60% of the offers it may make are within 5
+    summary = summary_of({"exp1/fair_neutral": 1.0}, {"exp1/fair_neutral": [0.5, 0.95]})
+    _, numbers, _ = checks_and_numbers(summary)
+    key = "exp1/fair_neutral | real_agents: a drawn offer within 5 points"
+    assert numbers[f"{key} (expected share of run-epochs)"] == 0.75

@@ -149,13 +149,18 @@ def _record(sim, epoch, games, norms, index, p_true) -> dict:
     offer_probs = norms.offer_probs[index]
     accept_probs = norms.accept_probs[index]
     pot = len(offer_probs) - 1
+    shares = np.arange(pot + 1) / pot * 100
     share = float((offer_probs * np.arange(pot + 1)).sum() / pot * 100)
+    users = float((played["offer"] / played["pot"] * 100).mean()) if len(played) else np.nan
     p = accept_probs[played["offer"].to_numpy()]
     a = played["accepted"].to_numpy()
     return {
         "sim": sim,
         "epoch": epoch,
         "offered_share": share,
+        # what the offer one draws from it scores: GPT-4 made one offer, scai's share above is
+        # the mean of the offers it may make
+        "offer_within_5": float(offer_probs[np.abs(shares - users) <= 5].sum() / offer_probs.sum()),
         "accept_agreement": float(np.mean(a * p + (1 - a) * (1 - p))),
         # the assistant's more probable decision (the Bayes decision for agreement)
         "decision_agreement": float(np.mean((p >= 0.5) == a)),

@@ -8,8 +8,10 @@ per group) and each way of hearing tones (:mod:`.tones`), and set beside the use
 GPT-4 assistant in the same epochs.
 
 Writes ``OUT/original-logs/summary.csv`` (one row per ``condition, hypothesis, tones, sim,
-epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot),
-``accept_agreement``, ``p_true_norm`` and ``pi_<norm>``, the last two for scai only),
+epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot; for
+scai the mean of the offers it may make), ``accept_agreement``, ``offer_within_5`` (the
+probability that one offer drawn from scai's is within 5 points of the users' mean share),
+``p_true_norm`` and ``pi_<norm>``, the last three for scai only),
 ``comparison.md`` (also beside the figures, as ``original_logs_comparison.md``), and a figure per
 experiment; and, for the checks of :mod:`.report`: ``decision_bounds.csv`` (the agreement any
 norm could reach with the users' decisions, :mod:`.decisions`), ``interaction_curves.csv``

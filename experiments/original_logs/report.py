@@ -4,7 +4,8 @@ The checks are the issue's, on the tones read from text (or, if that reader is n
 configured tones), from the paper's epoch 2 on (the first epoch the assistant plays after
 seeing one):
 
-* offers: scai's offered share within 5 points of the users' in at least 95% of (run, epoch);
+* offers: scai's offered share (its expected offer) within 5 points of the users' in at least
+  95% of (run, epoch) (and, a number beside it, how often one offer drawn from it would be);
 * decisions: scai's decisions agree with the users' in at least 90% (mean agreement) where
   some norm can (:mod:`.decisions`: the best stationary policy's agreement, in hindsight, at
   least 0.9); where none can, within :data:`DECISION_TOLERANCE` of the best one's;
@@ -106,6 +107,9 @@ def checks_and_numbers(
         p_true = curve.groupby("epoch")["p_true_norm"].mean()
         start = 3 if hyp == STEREOTYPED and cond in INCONSISTENT else 2
         numbers[f"{cond} | {hyp}: offers within 5 points (share of run-epochs)"] = close
+        numbers[f"{cond} | {hyp}: a drawn offer within 5 points (expected share of run-epochs)"] = (
+            float(part["offer_within_5"].mean())
+        )
         numbers[f"{cond} | {hyp}: accept agreement"] = agree
         numbers[f"{cond} | {hyp}: epoch p_true_norm reaches 0.9"] = first_epoch_at(p_true)
         for epoch, value in p_true.items():
