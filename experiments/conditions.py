@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, fields
 
-from scai.models.errors import HypothesisError
+from scai.models.errors import HypothesisError, StereotypeStrengthWarning
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 
 VARIANTS = ("1v9", "9v1")
@@ -77,7 +78,11 @@ class Settings:
 
 
 def assistant_hypothesis(cond: Condition) -> Hypothesis:
-    hyp = get_hypothesis(cond.hypothesis)
+    """The condition's hypothesis: its file or preset with the condition's settings."""
+    with warnings.catch_warnings():
+        if cond.stereotype_strength is not None:  # the file's unset strength is not the one used
+            warnings.simplefilter("ignore", StereotypeStrengthWarning)
+        hyp = get_hypothesis(cond.hypothesis)
     changes: dict[str, object] = {}
     if cond.stereotype_strength is not None:
         changes["stereotype_strength"] = cond.stereotype_strength
@@ -89,7 +94,7 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
                 f"condition {cond.name!r}: {key!r} is not a hypothesis setting a condition may "
                 f"change; allowed: {', '.join(HYPOTHESIS_SETTINGS)}"
             )
-        changes[key] = (value,) * len(hyp.policies) if key == "pi_concentration" else value
+        changes[key] = value  # (one pi_concentration for every policy: with_ spreads it)
     # One copy, validated once (a sweep builds tens of thousands of these).
     return hyp.with_(**changes) if changes else hyp
 

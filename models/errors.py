@@ -204,6 +204,12 @@ class HypothesisWarning(ScaiWarning):
     """A hypothesis that is valid but cannot do what it seems to (e.g. two identical types)."""
 
 
+class StereotypeStrengthWarning(HypothesisWarning):
+    """A hypothesis file with a ``[stereotype]`` table and neither ``stereotype_strength`` nor
+    ``stereotype_prior``: at the default strength, 0, the table ties no manner to a type. Not
+    told where the strength is set afterwards (a condition's, a sweep axis's)."""
+
+
 class SimulationWarning(ScaiWarning):
     """A simulation that runs but may not be what was meant (a type of the mixture that exact
     assignment deals to no user); the command line shows each on one line."""

@@ -24,6 +24,7 @@ from scai.models.data import write_atomic
 from scai.models.errors import (
     HypothesisError,
     HypothesisWarning,
+    StereotypeStrengthWarning,
     not_a_regular_file,
     outside_scai,
 )
@@ -526,18 +527,17 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
     ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
     type) or ``stereotype_prior``, and a ``stereotype_prior`` without a ``[stereotype]`` table
     (a learned strength of nothing, on a grid twelve times larger)."""
-    why = None
     if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
         why = (
             "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
             "(e.g. 0.8), or stereotype_prior to learn it"
         )
+        warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
     elif "stereotype_prior" in raw and not hypothesis.stereotype:
         why = (
             "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "
             "table: it changes nothing (and costs a grid of strengths)"
         )
-    if why:
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 

@@ -233,12 +233,13 @@ def test_with_an_unknown_setting_lists_the_settings():
 def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
     """A ``[stereotype]`` table without a strength (0 by default) or a prior, and a
     ``stereotype_prior`` without a table, fitted as ``neutral`` without a word; each is a
-    HypothesisWarning naming the file. A file that sets the strength, and every preset
-    written out and read back, are quiet."""
+    HypothesisWarning naming the file. A file that sets the strength is quiet, and so is the
+    table's file where a condition (a sweep's axis) sets the strength it is used with."""
     import warnings
 
+    from scai.experiments.conditions import Condition, assistant_hypothesis
     from scai.models.errors import HypothesisWarning
-    from scai.models.hypotheses import PRESETS, get_hypothesis
+    from scai.models.hypotheses import get_hypothesis
 
     cases = {
         "table.toml": ('name = "t"\n[stereotype.selfish]\nrude = 1.0\n', "stereotype_strength"),
@@ -254,5 +255,8 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", HypothesisWarning)
         get_hypothesis(tmp_path / "set.toml")
-        for preset in PRESETS.values():
-            type(preset).from_dict(preset.to_dict())
+        table = str(tmp_path / "table.toml")
+        cell = Condition("c", "altruistic", hypothesis=table, stereotype_strength=0.8)
+        assert assistant_hypothesis(cell).stereotype_strength == 0.8
+    with pytest.warns(HypothesisWarning, match="stereotype_strength"):
+        assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
