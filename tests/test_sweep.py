@@ -454,36 +454,30 @@ def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, addre
     assert _get_global_client() is None
 
 
-SIX_CELLS = TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0, 2.0, 4.0]")
-
-
 def test_progress_tells_the_time_left_at_the_pace_of_computed_cells(tmp_path):
     """Cached cells count as done but not toward the pace; the time left is the remaining
-    cells at the pace of the cells computed since the first computed one (whose time holds the
-    workers' start-up), told from the second such cell on."""
+    cells at the seconds each computed cell has taken since the cache was read."""
     from scai.experiments.sweep.cells import make_cells
     from scai.experiments.sweep.report import Progress, duration
 
-    cells = make_cells(load_spec(write_spec(tmp_path, SIX_CELLS)))  # 6 cells of 2 conditions
+    cells = make_cells(load_spec(write_spec(tmp_path)))  # 4 cells of 2 conditions
     now = [100.0]
     lines: list[str] = []
     progress = Progress(cells, lines.append, every=0.0, clock=lambda: now[0])
-    now[0] = 200.0
+    now[0] = 200.0  # the time to find the cached cells does not count
     progress("cached", [0, 1], None)
-    assert lines[-1] == "cells: 1 done, 0 failed, 5 remaining"
+    assert lines[-1] == "cells: 1 done, 0 failed, 3 remaining"
     now[0] = 290.0
     progress("done", [2], None)  # half a cell: no cell computed yet
+    assert lines[-1] == "cells: 1 done, 0 failed, 3 remaining"
     now[0] = 320.0
-    progress("done", [3], None)  # the first computed cell: its time is the start-up's too
-    assert lines[-1] == "cells: 2 done, 0 failed, 4 remaining"
-    now[0] = 380.0
-    progress("failed", [4, 5], "boom")  # a failed cell is finished too; one since: no pace yet
-    assert lines[-1] == "cells: 2 done, 1 failed, 3 remaining"
-    now[0] = 440.0
-    progress("done", [6, 7], None)  # two cells in 120 s since the first: two more take 120 s
-    assert lines[-1] == "cells: 3 done, 1 failed, 2 remaining, about 2 min left at this pace"
-    progress("done", [8, 9, 10, 11], None)
-    assert lines[-1] == "cells: 5 done, 1 failed, 0 remaining"
+    progress("done", [3], None)  # one cell in 120 s: two more take 240 s
+    assert lines[-1] == "cells: 2 done, 0 failed, 2 remaining, about 4 min left at this pace"
+    now[0] = 560.0
+    progress("failed", [4, 5], "boom")  # a failed cell is finished too: 2 in 360 s
+    assert lines[-1] == "cells: 2 done, 1 failed, 1 remaining, about 3 min left at this pace"
+    progress("done", [6, 7], None)
+    assert lines[-1] == "cells: 3 done, 1 failed, 0 remaining"
     assert [duration(s) for s in (29, 31, 3569, 3599, 11100)] == [
         "under a minute",
         "about 1 min",

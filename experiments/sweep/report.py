@@ -65,12 +65,9 @@ MAX_WIDTH, MAX_HEIGHT = 16.0, 12.0
 class Progress:
     """Counts cells as their conditions end and tells ``cells: D done, F failed, R remaining``
     (at most one such line a ``every`` seconds, and always the last); every retry and failure
-    is told at once on its own line. Once three cells have been computed (not found in the
-    cache), the line ends with the time left at the pace of the cells computed since the first
-    (``clock``: seconds, :func:`time.monotonic`): the first one's time holds the workers'
-    start-up and is the time of a whole cell where several workers finish cells together, so
-    counted from the start a 1,000-cell sweep first said an hour, and two minutes two seconds
-    later."""
+    is told at once on its own line. Once a cell has been computed (not found in the cache),
+    the line ends with the time left at the rate cells have been computed so far (``clock``:
+    seconds, :func:`time.monotonic`)."""
 
     def __init__(
         self,
@@ -86,11 +83,12 @@ class Progress:
         self.failed: set[int] = set()
         self.done = 0
         self.computed = 0  # cells finished (done or failed) by computing, not from the cache
-        self._first: tuple[float, int] | None = None  # (when, computed) at the first computed
-        self._last = clock()
+        self._began = self._last = clock()
 
     def __call__(self, kind: str, jobs: list[int], error: str | None) -> None:
         """A :data:`scai.experiments.runner.OnEvent`."""
+        if kind == "cached":  # at the start: the time left counts from the first computation
+            self._began = self.clock()
         for job in jobs:
             cell = self.cell_of[job]
             label = self.cells[cell].label()
@@ -109,8 +107,6 @@ class Progress:
                 self.done += 1
             if kind != "cached":
                 self.computed += self.done + len(self.failed) - finished_before
-                if self.computed and self._first is None:
-                    self._first = (self.clock(), self.computed)
         if kind != "retry":
             self.show(force=kind == "cached")
 
@@ -121,9 +117,8 @@ class Progress:
             self._last = now
             remaining = len(self.cells) - finished
             line = f"cells: {self.done} done, {len(self.failed)} failed, {remaining} remaining"
-            since = self.computed - self._first[1] if self._first else 0
-            if remaining and since >= 2:
-                left = remaining * (now - self._first[0]) / since
+            if remaining and self.computed:
+                left = remaining * (now - self._began) / self.computed
                 line += f", {duration(left)} left at this pace"
             self.tell(line)
 
