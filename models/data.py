@@ -649,14 +649,28 @@ def validate_frame(
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
-    if "accepted" in df.columns and pd.api.types.is_bool_dtype(df["accepted"].dtype):
+    if "accepted" in df.columns and _booleans(df["accepted"]):
         # a DataFrame's own way to hold a decision: True/False as 1/0 (a missing one stays so)
-        df = df.assign(accepted=df["accepted"].astype("Int64"))
+        df = df.assign(accepted=df["accepted"].map(_AS_INT, na_action="ignore").astype("Int64"))
     table = _typed_if_valid(df)
     if table is None:
         table = _typed_row_by_row(df, source)
     _check_duplicates(table, source, strict, df.index)
     return table
+
+
+_AS_INT = {True: 1, False: 0}
+
+
+def _booleans(column: pd.Series) -> bool:
+    """Whether ``column`` holds decisions as ``True``/``False``: a bool or nullable boolean
+    dtype, or objects that are all bools or missing (a ``map`` with an unmapped value)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return True
+    if column.dtype != object:
+        return False
+    values = column.dropna()
+    return len(values) > 0 and all(isinstance(v, bool | np.bool_) for v in values)
 
 
 def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -707,7 +721,10 @@ def _positional(index: pd.Index) -> bool:
 
 
 def _label(label: Any) -> Any:
-    """An index label as its user wrote it: ``27``, not ``np.int64(27)``."""
+    """An index label as its user wrote it: ``27``, not ``np.int64(27)`` (in a MultiIndex's
+    tuple too)."""
+    if isinstance(label, tuple):
+        return tuple(_label(part) for part in label)
     return label.item() if isinstance(label, np.generic) else label
 
 

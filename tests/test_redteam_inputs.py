@@ -919,6 +919,13 @@ def test_a_dataframe_holds_decisions_as_booleans():
     assert [(p.row, p.column) for p in caught.value.problems] == [(3, "accepted")]
     with pytest.raises(DataError, match="value 'True': must be 1"):
         fit(as_bool.assign(accepted=as_bool["accepted"].astype(str)))
+    # objects that are all bools or missing (a map with an unmapped value) are read alike
+    objects = as_bool.assign(accepted=as_bool["accepted"].astype(object))
+    assert bool((fit(objects).pi_mean() == expected).all())
+    objects.loc[4, "accepted"] = np.nan
+    with pytest.raises(DataError) as caught:
+        fit(objects)
+    assert [(p.row, p.column) for p in caught.value.problems] == [(5, "accepted")]
 
 
 def test_duplicated_games_are_named_by_their_index_labels_at_the_callers_line():
@@ -940,3 +947,6 @@ def test_duplicated_games_are_named_by_their_index_labels_at_the_callers_line():
     (problem,) = refused.value.problems
     assert problem.row == last and "row 2 (index label 'g1')" in str(problem)
     assert f"(index label 'g{last - 1}')" in str(problem)
+    doubled.index = pd.MultiIndex.from_tuples([(i % 3, i) for i in range(last)])
+    with pytest.warns(DuplicateGamesWarning, match=r"\(index label \(1, 1\)\)"):
+        fit(doubled)  # a MultiIndex's numbers as written, not np.int64(1)

@@ -815,6 +815,9 @@ def test_the_map_stays_readable_on_large_partial_and_uncensored_sweeps(tmp_path,
     wide["stereotype_strength"] = range(2000)
     heat_map(wide, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
     assert drawn["size"][0] <= MAX_WIDTH and drawn["size"][1] <= MAX_HEIGHT
+    thirty = wide.iloc[:30]  # 30 values: too narrow a room for each at the largest size
+    heat_map(thirty, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")
+    assert drawn["cells"] == set() and drawn["notes"][0].startswith("8 values: some")
     # both cells of one rationality, one of the other's (with a censored value): that mean is
     # over one cell of two
     seeds = table.assign(seed=[1, 1, 2, 2])

@@ -208,10 +208,11 @@ def heat_map(
     flags["_partial"] = flags.pop("_missing") & grid.notna().to_numpy()  # blank: no mark
     for flag, mark, _ in MARKS:
         labels += np.where(flags[flag], mark, "")
-    annotate = grid.size <= 400
     sns.set_theme(style="white", context="notebook")
-    width = min(MAX_WIDTH, max(4.5, 1.0 + 0.9 * grid.shape[1]))
-    height = min(MAX_HEIGHT, max(3.0, 1.0 + 0.6 * grid.shape[0]))
+    width, height = max(4.5, 1.0 + 0.9 * grid.shape[1]), max(3.0, 1.0 + 0.6 * grid.shape[0])
+    # values written only where each has its room: not on a map shrunk to the largest size
+    annotate = grid.size <= 400 and width <= MAX_WIDTH and height <= MAX_HEIGHT
+    width, height = min(MAX_WIDTH, width), min(MAX_HEIGHT, height)
     fig, ax = plt.subplots(figsize=(width, height))
     with warnings.catch_warnings():
         # no cell finished yet (an interrupted sweep's table): an empty map, not NumPy's noise
