@@ -92,8 +92,9 @@ def draws_description(posterior) -> str:
 VARIABLE_NOTES = {
     "log_likelihood.user_actions": "log p(the user's offers, decisions and tones | the draw), "
     "its policy and manner summed out",
-    "observed_data.user_actions": "the units the user offered plus the offers it accepted (a "
-    "summary statistic for az.loo_pit and az.plot_ppc; the same in posterior_predictive)",
+    "observed_data.user_actions": "the units the user offered plus the number of offers it "
+    "accepted (a summary statistic for az.loo_pit and az.plot_ppc; the same in "
+    "posterior_predictive)",
     "proposer_tone, responder_tone": "index in (" + ", ".join(TONES) + "), -1 where none heard",
     "offer": "units offered to the responder",
     "accepted": "1 accepted, 0 rejected",

@@ -20,8 +20,8 @@ The replicated actions are laid out like the observations: per row of the intera
 an unknown proposer's offer) keep their observed value in every replicate.
 
 ``user_actions`` is one number per user, ``T(y_u)``: the units it offered as proposer plus the
-offers it accepted as responder. The model's log-likelihood factorises over users (each user's
-policy and manner are summed out), so the user is the unit of ``az.loo``; ``T`` gives
+number of offers it accepted as responder. The model's log-likelihood factorises over users
+(each user's policy and manner are summed out), so the user is the unit of ``az.loo``; ``T`` gives
 ``az.loo_pit`` an observation per user to check against its leave-one-user-out predictive.
 """
 

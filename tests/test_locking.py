@@ -125,3 +125,27 @@ def test_a_fit_writes_its_pair_of_files_when_the_folder_is_free(tmp_path, capsys
     assert f"scai fit: --out {out} is in use by another scai process" in err, err
     assert time.monotonic() - start >= 1.0  # it waited for the release
     assert (out / "posterior.nc").exists() and (out / "policy_probs.csv").exists()
+
+
+def test_an_interrupted_fit_leaves_one_fits_pair(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C while ``scai fit`` writes its table, after its posterior, left the new
+    ``posterior.nc`` beside the previous fit's ``policy_probs.csv`` (a review's race): both
+    are written aside first and moved in together, so the previous pair stays whole, and no
+    temporary file is left."""
+    from scai.experiments.cli import main
+    from scai.experiments.commands import fit as fit_command
+
+    argv = ["simulate", "--users", "4", "--sims", "1", "--epochs", "1"]
+    for name, policy in (("a.csv", "fair"), ("b.csv", "selfish")):
+        assert main([*argv, "--policy", policy, "--out", str(tmp_path / name)]) == 0
+    out = tmp_path / "fit"
+    assert main(["fit", "--data", str(tmp_path / "a.csv"), "--out", str(out), "--draws", "10"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_command, "write_csv_atomic", interrupted)
+    code = main(["fit", "--data", str(tmp_path / "b.csv"), "--out", str(out), "--draws", "10"])
+    assert code == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 from scai.experiments.commands import (
     apply_tone_options,
@@ -214,8 +217,7 @@ def run_fit(args: argparse.Namespace) -> int:
     # The two files are one result: another scai process writing into the folder (a second
     # fit) writes its pair before or after this one, never between.
     with locked(args.out, wait=True, on_wait=lambda m: print(f"scai fit: {m}", file=sys.stderr)):
-        posterior.save(args.out / "posterior.nc", max_memory=args.max_memory)
-        write_csv_atomic(posterior.policy_table(), args.out / "policy_probs.csv")
+        save_pair(posterior, args.out, args.max_memory)
     print(
         f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {args.tones}, "
         f"{elapsed:.2f} s"
@@ -227,6 +229,23 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"diagnostics (every value in posterior.nc): {diagnostics_line(diag)}")
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
     return 0
+
+
+def save_pair(posterior, out: Path, max_memory: int | None) -> None:
+    """``out/posterior.nc`` and ``out/policy_probs.csv`` as one result: both written whole into
+    a temporary folder in ``out`` first, then moved into place with Ctrl-C held back, so that
+    an interruption leaves the previous pair (or none), or the new pair, never one of each (a
+    Ctrl-C between the two writes left a new posterior beside the old table)."""
+    from scai.inference.workers import ctrl_c_deferred
+
+    names = ("posterior.nc", "policy_probs.csv")
+    with tempfile.TemporaryDirectory(dir=out, prefix=".scai-fit-") as staging:
+        staged = Path(staging)
+        posterior.save(staged / names[0], max_memory=max_memory)
+        write_csv_atomic(posterior.policy_table(), staged / names[1])
+        with ctrl_c_deferred():
+            for name in names:
+                os.replace(staged / name, out / name)
 
 
 #: Per-parameter diagnostics where the largest value is the one to read (else the smallest).
