@@ -238,14 +238,21 @@ def save_pair(posterior, out: Path, max_memory: int | None) -> None:
     Ctrl-C between the two writes left a new posterior beside the old table)."""
     from scai.inference.workers import ctrl_c_deferred
 
-    names = ("posterior.nc", "policy_probs.csv")
+    writes = {
+        "posterior.nc": lambda path: posterior.save(path, max_memory=max_memory),
+        "policy_probs.csv": lambda path: write_csv_atomic(posterior.policy_table(), path),
+    }
     with tempfile.TemporaryDirectory(dir=out, prefix=".scai-fit-") as staging:
-        staged = Path(staging)
-        posterior.save(staged / names[0], max_memory=max_memory)
-        write_csv_atomic(posterior.policy_table(), staged / names[1])
+        for name, write in writes.items():
+            try:
+                write(Path(staging) / name)
+            except OSError as err:  # (a full disk) named by the file it was to be, not the aside
+                if err.errno is None:
+                    raise
+                raise OSError(err.errno, err.strerror, str(out / name)) from err
         with ctrl_c_deferred():
-            for name in names:
-                os.replace(staged / name, out / name)
+            for name in writes:
+                os.replace(Path(staging) / name, out / name)
 
 
 #: Per-parameter diagnostics where the largest value is the one to read (else the smallest).
