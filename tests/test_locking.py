@@ -140,7 +140,8 @@ def test_an_interrupted_fit_leaves_one_fits_pair(tmp_path, monkeypatch, capsys):
         assert main([*argv, "--policy", policy, "--out", str(tmp_path / name)]) == 0
     out = tmp_path / "fit"
     assert main(["fit", "--data", str(tmp_path / "a.csv"), "--out", str(out), "--draws", "10"]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    pair = ("posterior.nc", "policy_probs.csv")
+    before = {name: (out / name).read_bytes() for name in pair}
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -148,4 +149,5 @@ def test_an_interrupted_fit_leaves_one_fits_pair(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fit_command, "write_csv_atomic", interrupted)
     code = main(["fit", "--data", str(tmp_path / "b.csv"), "--out", str(out), "--draws", "10"])
     assert code == 130
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {name: (out / name).read_bytes() for name in pair} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([*pair, LOCK_NAME])  # nothing aside
