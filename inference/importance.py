@@ -39,11 +39,11 @@ class ImportanceSettings:
     """How :func:`importance_correct` builds its proposal. The defaults were chosen from
     measurements on the 52 groups of ``tests/test_engines_svi.py`` (against Student-t scale
     inflation 1.5 and 2, normal components, and 25% prior: all within the Monte Carlo noise of
-    each other once the mode search is in; without it, wrong modes stayed wrong). The tail
-    starts came later (a missed mode, :func:`_tail_starts`); each adds a component only where
-    it found a new mode: added whatever they found, they had cut the median effective sample
-    size of 12 groups under ``pooled`` from 772 to 523 (and 589 to 297 on another seed), and
-    with only new modes 697 (525)."""
+    each other once the mode search is in; without it, wrong modes stay wrong). A tail start
+    (:func:`_tail_starts`) adds a component only where it found a new mode: a component at
+    every tail start's end point cuts the median effective sample size of 12 groups under
+    ``pooled`` from 772 to 523 (589 to 297 on another seed); with only new modes it is 697
+    (525)."""
 
     scout_draws: int = 1000  # prior draws scored to pick the extra starts of the mode search
     starts: int = 4  # best-scoring prior draws used as starts (besides the guide's mean)
@@ -157,9 +157,9 @@ def _tail_starts(
     Why: a scalar can have a mode far out in its prior, where the group reads as another type
     (under ``essential_goods_shared``, ten selfish users' shift of -1.4 makes them altruistic:
     2.5% of the posterior, 3.7 nats below the best mode). Few prior draws enter its basin and
-    none of the best-scoring overall: the proposal missed it, and SVI's draws were 0.02 off
-    the exact engine's in ``pi`` with no warning (Pareto ``k`` cannot see mass the proposal
-    never reaches)."""
+    none of the best-scoring overall: without these starts the proposal misses it, and SVI's
+    draws are 0.02 off the exact engine's in ``pi`` with no warning (Pareto ``k`` cannot see
+    mass the proposal never reaches)."""
     n, S, W = scout.shape
     sticks = density.columns["pi"]
     k = max(1, int(tail * n))

@@ -234,8 +234,9 @@ def run_fit(args: argparse.Namespace) -> int:
 def save_pair(posterior, out: Path, max_memory: int | None) -> None:
     """``out/posterior.nc`` and ``out/policy_probs.csv`` as one result: both written whole into
     a temporary folder in ``out`` first, then moved into place with Ctrl-C held back, so that
-    an interruption leaves the previous pair (or none), or the new pair, never one of each (a
-    Ctrl-C between the two writes left a new posterior beside the old table)."""
+    an interruption leaves the previous pair (or none), or the new pair, never one of each
+    (written one after the other, a Ctrl-C between them would leave a new posterior beside the
+    previous table)."""
     from scai.inference.workers import ctrl_c_deferred
 
     writes = {

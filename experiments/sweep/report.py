@@ -203,9 +203,12 @@ def heat_map(
     grid = pivot(measure, "mean")
     values = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}", otypes=[object])
     labels = values(grid.to_numpy(dtype=float))
-    flags = {flag: pivot(flag, "max").eq(True).to_numpy(bool, na_value=False) for flag in
-             ("_censored", "_warned", "_missing")}  # fmt: skip
-    flags["_partial"] = flags.pop("_missing") & grid.notna().to_numpy()  # blank: no mark
+
+    def marked(flag: str) -> np.ndarray:
+        return pivot(flag, "max").eq(True).to_numpy(bool, na_value=False)
+
+    flags = {flag: marked(flag) for flag in ("_censored", "_warned")}
+    flags["_partial"] = marked("_missing") & grid.notna().to_numpy()  # a blank value: no mark
     for flag, mark, _ in MARKS:
         labels += np.where(flags[flag], mark, "")
     sns.set_theme(style="white", context="notebook")
