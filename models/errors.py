@@ -167,13 +167,17 @@ def _in_scai(filename: str) -> bool:
     return filename.startswith(_OWN_FOLDERS) or os.path.dirname(filename) == _OWN_FILES
 
 
-def outside_scai() -> int:
+def outside_scai(also: tuple[str, ...] = ()) -> int:
     """The ``stacklevel`` that makes a warning, raised by the function that calls this, point
     at the first line outside scai: the user's call of ``fit``, not the engine's own line
     (``warnings.warn(..., stacklevel=outside_scai())``); 1 where every frame is scai's (the
-    command line, which shows no line)."""
+    command line, which shows no line). Frames of the files in ``also`` are passed over too
+    (a dataclass's generated ``__init__``, ``"<string>"``, between a user and scai's
+    ``__post_init__``)."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and _in_scai(frame.f_code.co_filename):
+    while frame is not None and (
+        _in_scai(frame.f_code.co_filename) or frame.f_code.co_filename in also
+    ):
         frame, level = frame.f_back, level + 1
     return level if frame is not None else 1
 

@@ -8,6 +8,7 @@ loads it).
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import tomllib
 import unicodedata
@@ -517,7 +518,8 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
                     f"policies: {seen[acts]!r} and {p.name!r} have the same parameters in both "
                     "roles: no data can tell them apart (their shares of pi split one type's)"
                 ),
-                stacklevel=4,
+                # the user's line: past the dataclass's __init__ and ``replace`` (``with_``)
+                stacklevel=outside_scai(also=(dataclasses.__file__, "<string>")),
             )
         seen.setdefault(acts, p.name)
 
@@ -724,6 +726,12 @@ PRESETS: dict[str, Hypothesis] = {
 }
 
 
+def is_hypothesis_file(name_or_path: str | Path) -> bool:
+    """Whether a hypothesis given by name names a TOML file (``.toml``, in any case) rather
+    than a preset."""
+    return str(name_or_path).lower().endswith(".toml")
+
+
 def get_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     """A preset by name, a :class:`Hypothesis` as is, or one loaded from a ``.toml`` file."""
     if isinstance(name_or_path, Hypothesis):
@@ -731,7 +739,7 @@ def get_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     text = str(name_or_path)
     if text in PRESETS:
         return PRESETS[text]
-    if text.endswith(".toml"):
+    if is_hypothesis_file(text):
         return Hypothesis.load(text)
     raise HypothesisError(
         f"unknown hypothesis {text!r}; allowed: {', '.join(PRESETS)} or a path to a .toml file"

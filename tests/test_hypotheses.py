@@ -171,11 +171,12 @@ def test_two_types_that_act_alike_are_warned_of():
     from scai.models.errors import HypothesisWarning
     from scai.models.policies import PolicyType
 
-    with pytest.warns(HypothesisWarning, match="'fair' and 'fair2' have the same parameters"):
-        Hypothesis(
-            policies=(PolicyType("fair", w=0.5), PolicyType("fair2", w=0.5)),
-            pi_concentration=(0.5, 0.5),
-        )
+    alike = (PolicyType("fair", w=0.5), PolicyType("fair2", w=0.5))
+    with pytest.warns(HypothesisWarning, match="'fair' and 'fair2' have the same parameters") as w:
+        Hypothesis(policies=alike, pi_concentration=(0.5, 0.5))
+        PRESETS["neutral"].with_(policies=alike, pi_concentration=0.5)
+    # each points at the user's line, not at the dataclass's __init__ or ``replace``
+    assert [r.filename for r in w] == [__file__, __file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error", HypothesisWarning)
         Hypothesis(

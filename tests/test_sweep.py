@@ -844,3 +844,16 @@ def test_minus_zero_is_the_cell_of_zero(tmp_path):
         return {c.stream for cell in cells for c in cell.conditions}
 
     assert streams("-0.0") == streams("0.0") and "-0.0" not in str(streams("-0.0"))
+
+
+def test_a_hypothesis_file_named_in_capitals_is_a_file(tmp_path):
+    """``H.TOML`` is a hypothesis file as ``h.toml`` is (it was refused as an unknown preset),
+    in a sweep and wherever a hypothesis is named."""
+    from scai.models.hypotheses import PRESETS, get_hypothesis
+
+    PRESETS["stereotyped"].save(tmp_path / "H.TOML")
+    assert get_hypothesis(tmp_path / "H.TOML") == PRESETS["stereotyped"]
+    spec = load_spec(
+        write_spec(tmp_path, '[condition]\nhypothesis = "H.TOML"\n[axes]\nseed = [1]\n')
+    )
+    assert spec.cells == 1

@@ -29,7 +29,7 @@ from scai.inference.nuts import (
     stack_chains,
 )
 from scai.models.errors import HypothesisError
-from scai.models.hypotheses import get_hypothesis
+from scai.models.hypotheses import get_hypothesis, is_hypothesis_file
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import (
     NormMixtureSpec,
@@ -78,7 +78,7 @@ def specs_with(hypothesis: str | None) -> list[Spec]:
     if hypothesis:
         loaded = (
             load_hypothesis_file(hypothesis)
-            if str(hypothesis).endswith(".toml")
+            if is_hypothesis_file(hypothesis)
             else get_hypothesis(hypothesis)
         )
         override = as_responder_spec(loaded)

@@ -43,7 +43,7 @@ from scai.experiments.common import RUN_LIMITS
 from scai.experiments.conditions import HYPOTHESIS_SETTINGS, SCHEDULES
 from scai.models.errors import MAX_SEED, RunError, not_a_regular_file
 from scai.models.errors import show_value as _show
-from scai.models.hypotheses import BOUNDS, PRESETS
+from scai.models.hypotheses import BOUNDS, PRESETS, is_hypothesis_file
 from scai.models.language import MANNERS
 
 #: The experiments whose sweep cell can be a base condition, with that cell's settings.
@@ -242,7 +242,7 @@ def _condition_value(key: str, value: Any, where: str, path: Path) -> Any:
     if key == "manner":
         return _choice(value, MANNERS, where, name)
     if key == "hypothesis":
-        if not isinstance(value, str) or not (value in PRESETS or value.endswith(".toml")):
+        if not isinstance(value, str) or not (value in PRESETS or is_hypothesis_file(value)):
             raise RunError(
                 f"{where}: {name}: unknown hypothesis {_show(value)}; allowed: "
                 f"{', '.join(PRESETS)} or a .toml file (relative to the sweep file)"
