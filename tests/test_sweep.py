@@ -330,6 +330,26 @@ def test_an_interruption_is_told_even_if_its_table_cannot_be_written(tmp_path, m
     )
 
 
+def test_a_second_ctrl_c_while_the_partial_table_is_written_is_told(tmp_path, monkeypatch):
+    """Ctrl-C again while the interrupted sweep writes its table and map left them missing or
+    stale without a word; it is now told, and the first interruption still reaches the
+    command."""
+    from scai.experiments.sweep import run as sweep_run
+
+    def stopped(cond, settings, seed, hypothesis=None):
+        raise KeyboardInterrupt
+
+    def stopped_again(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_condition", stopped)
+    monkeypatch.setattr(sweep_run, "_write_table_and_map", stopped_again)
+    told = []
+    with pytest.raises(Interrupted, match="0 of 8 conditions finished"):
+        run_sweep(load_spec(write_spec(tmp_path)), tmp_path / "out", workers=1, tell=told.append)
+    assert told[-1].startswith(f"{tmp_path / 'out' / 'sweep.csv'}: interrupted again")
+
+
 def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatch, capsys):
     """One condition always fails, another fails once: the second is retried and its cell is
     done; the first's cell is told on its own line, kept in sweep.csv as failed, and the command

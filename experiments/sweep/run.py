@@ -93,6 +93,11 @@ def run_sweep(
                 f"{path}: the {done} of {len(cells)} cells finished so far; the others say "
                 f"{NOT_RUN!r} or why they failed"
             )
+        except KeyboardInterrupt:  # a second Ctrl-C: told, and the first's news goes on
+            tell(
+                f"{out / 'sweep.csv'}: interrupted again while writing it and its map: either "
+                "may be missing or an earlier run's (the same command resumes and rewrites both)"
+            )
         except Exception as err:  # the interruption is the news: this only goes with it
             tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
         raise
