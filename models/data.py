@@ -23,6 +23,7 @@ the column, the value and what is allowed. No data error reaches torch.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import functools
 import gzip
@@ -277,6 +278,30 @@ def _cut_zst(path: str | Path | io.StringIO) -> bool:
     return fed
 
 
+def _not_utf8(path_or_buffer, err: UnicodeDecodeError) -> str:
+    """What a table that is not UTF-8 text says: the line of its first such byte where the
+    table is a plain file or bytes (pandas' own position counts from the start of its chunk)."""
+    raw = None
+    if isinstance(path_or_buffer, io.BytesIO):
+        raw = path_or_buffer.getvalue()
+    elif not isinstance(path_or_buffer, io.IOBase) and not compressed_name(path_or_buffer):
+        with contextlib.suppress(OSError):
+            raw = Path(path_or_buffer).read_bytes()
+    bad = err.object[err.start : err.start + 1].hex()
+    where = ""
+    if raw is not None:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as found:
+            bad = raw[found.start : found.start + 1].hex()
+            line = raw[: found.start].count(b"\n") + 1
+            where = f" line {line}:"
+    return (
+        f"cannot read as CSV:{where} byte 0x{bad} is not UTF-8 text; save the file as UTF-8 "
+        "(in a spreadsheet: CSV UTF-8)"
+    )
+
+
 def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFrame:
     def whole_file(problem: str) -> DataError:  # a problem of the file, not of a row
         return DataError(source, [Problem(None, None, None, problem)])
@@ -304,10 +329,11 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
         raise whole_file(_parser_problem(err)) from None
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
     # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
+    except UnicodeDecodeError as err:
+        raise whole_file(_not_utf8(path_or_buffer, err)) from None
     except (
         OSError,
         EOFError,
-        UnicodeDecodeError,
         zlib.error,
         lzma.LZMAError,
         zipfile.BadZipFile,

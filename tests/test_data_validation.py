@@ -601,3 +601,24 @@ def test_the_header_limit_holds_behind_a_blank_line_and_in_a_compressed_file(tmp
     for name in ("blank.csv", "wide.csv.gz"):
         with pytest.raises(DataError, match="the header names 1,001 columns; at most 1,000"):
             read_interactions(tmp_path / name)
+
+
+def test_a_table_not_in_utf8_names_the_line_of_its_first_such_byte(tmp_path):
+    """pandas' message gave a position within its chunk ("byte 0xe9 in position 1" for a
+    byte on line 3, a review); the line is now counted in the file, and in a pipe's bytes."""
+    import os
+    import threading
+
+    rows = [HEADER, *VALID_ROWS]
+    rows[2] = rows[2].replace("rude", "r\xe9de")  # line 3, saved as Latin-1
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"line 3: byte 0xe9 is not UTF-8 text"):
+        read_interactions(path)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(path.read_bytes()))
+    writer.start()
+    with pytest.raises(DataError, match=r"line 3: byte 0xe9 is not UTF-8 text"):
+        read_interactions(pipe)
+    writer.join()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.experiments.human_data.figures import role_label, role_parameters
+from scai.experiments.human_data.figures import ROLE_PARAMETERS, role_label, role_parameters
 from scai.experiments.human_data.fitting import ResponderFit
 from scai.experiments.human_data.tables import PARETO_K_LIMIT, arviz_k_threshold, explain_high_k
 from scai.models.human_data import HumanImport
@@ -52,15 +52,30 @@ class HumanDataResult:
                 for stat in ("median", "lo", "hi"):
                     key = f"{fit.name}: {row.parameter}, {row.role}: {stat}"
                     out[key] = float(getattr(row, stat))
-            if "envy_mu" in fit.draws and len(fit.data.roles) == 2:
-                mu = fit.draws["envy_mu"].reshape(-1, 2)
-                first, second = fit.data.roles
-                key = f"{fit.name}: P(envy_mu {second} > envy_mu {first})"
-                out[key] = float((mu[:, 1] > mu[:, 0]).mean())
+            for key, value in role_differences(fit).items():
+                out[f"{fit.name}: {key}"] = value
+            out[f"{fit.name}: posterior draws"] = float(fit.settings.chains * fit.settings.samples)
         for name, roles in self.max_error.items():
             for role, value in roles.items():
                 out[f"{name}: worst rejection-rate gap ({role})"] = float(value)
         return out
+
+
+def role_differences(fit: ResponderFit) -> dict[str, float]:
+    """With two roles, for each role-level parameter of :data:`ROLE_PARAMETERS` the fit has:
+    ``P(site second > site first)``, the share of posterior draws in which the second role's
+    value is the larger (a difference the overlap of two marginal intervals does not show)."""
+    if len(fit.data.roles) != 2:
+        return {}
+    first, second = fit.data.roles
+    out = {}
+    for site in ROLE_PARAMETERS:
+        if site in fit.draws:
+            values = fit.draws[site].reshape(-1, 2)
+            out[f"P({site} {second} > {site} {first})"] = float(
+                (values[:, 1] > values[:, 0]).mean()
+            )
+    return out
 
 
 def report_text(result: HumanDataResult) -> str:
@@ -99,6 +114,13 @@ def report_text(result: HumanDataResult) -> str:
         f"better hypothesis (LOO): {result.best}; its worst offer level is off by {worst:.3f}: "
         f"{verdict} the {MAX_ERROR} criterion"
     )
+    for fit in result.fits:
+        if differences := role_differences(fit):
+            draws = fit.settings.chains * fit.settings.samples
+            lines.append(
+                f"{fit.name}, share of {draws} posterior draws: "
+                + ", ".join(f"{key} {value:.3f}" for key, value in differences.items())
+            )
     high = explain_high_k(result.pareto)
     k_max = result.pareto.groupby("hypothesis")["pareto_k"].max()
     lines.append(

@@ -2,7 +2,8 @@
 
 A subject with rationality ``lam`` and lapse rate ``eps`` rejects an offer of utility ``U`` with
 ``P(reject) = eps / 2 + (1 - eps) sigmoid(-lam U)`` (:func:`reject_logprob`). Utilities are in
-units of the pot: a named norm's social utility (:func:`norm_utilities`) or Fehr-Schmidt envy
+the pot's units (cents of a 100-cent pot in Study 1, so ``lam`` is per cent): a named norm's
+social utility (:func:`norm_utilities`) or Fehr-Schmidt envy
 ``U = o - alpha max(N - 2 o, 0)`` (:func:`envy_utility`). Two integrals are done by quadrature:
 over log envy, on bins equally spaced in the threshold share (:func:`envy_grid`,
 :func:`envy_log_weights`), and over a subject's rationality ``lam_r exp(tau_r zeta)``,
