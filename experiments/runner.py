@@ -521,6 +521,23 @@ def run_jobs(
                 future = pool.submit(_compute, entry, settings, target)
             futures[finishing.watch(future)] = (key, pool)
 
+        def store_finished() -> None:
+            """Store every job that finished while this thread was busy elsewhere (``scai run
+            all`` reports an experiment from ``on_event`` while the workers go on): an
+            interruption or an error then loses no finished condition."""
+            for future, (key, _) in list(futures.items()):
+                if not future.done() or future.cancelled() or future.exception() is not None:
+                    continue
+                try:
+                    if remote:
+                        _unpack(future.result(), staged[key])
+                    cache_of(key).store(entries[by_key[key][0]], staged[key])
+                except Exception:  # (a full disk, say) discarded as unfinished, as before
+                    continue
+                del futures[future]
+                with contextlib.suppress(Exception):  # stored: read again by the next run
+                    keep(by_key[key])
+
         try:
             if remote and todo:
                 pool = executor()  # in here: a Ctrl-C while it connects is an interruption
@@ -604,6 +621,7 @@ def run_jobs(
             # others. (Not future.cancel() here: a pool that then breaks sets an exception on
             # the cancelled futures and its thread dies with InvalidStateError, Python 3.11.)
             with ignoring_ctrl_c():  # a second Ctrl-C must not cut this short
+                store_finished()
                 if remote:
                     for future in futures:
                         future.cancel()
@@ -620,6 +638,7 @@ def run_jobs(
                 stored, len(by_key), shown, dict(results), dict(errors), dict(warned)
             ) from None
         except BaseException:
+            store_finished()
             for future in futures:  # an error: the conditions not started are not needed
                 future.cancel()
             tell_repeats(quietly=True)

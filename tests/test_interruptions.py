@@ -538,3 +538,43 @@ def test_a_stored_result_that_cannot_be_read_back_fails_its_job_not_the_sweep(tm
     assert outcome.results[0] is not None and outcome.results[2] is not None
     with pytest.raises(ValueError, match="simulated unreadable file"):
         runner.run_jobs(_quick_jobs(3), tmp_path / "b", workers=1, progress=False, load=load)
+
+
+def _when_finished_meanwhile(folder: Path, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``count`` jobs have written their two required tables into the staging
+    folder, and a moment more for their last files and their futures."""
+    from scai.experiments.cache import REQUIRED, STAGING
+
+    def written(job: Path) -> bool:
+        return all(list(job.glob(f"*.{kind}")) for kind in REQUIRED)
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        staged = [job for job in (folder / STAGING).glob("*") if written(job)]
+        if len(staged) >= count:
+            time.sleep(1.0)  # the last of their files, and the futures, are done
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} jobs did not finish within {timeout} s")
+
+
+@pytest.mark.parametrize("stop", ["ctrl_c", "error"])
+def test_jobs_finished_while_a_report_ran_are_kept_when_it_is_interrupted(tmp_path, stop):
+    """``scai run all`` draws an experiment's report from ``on_event`` while the workers go on;
+    a Ctrl-C or an error during that report discarded every condition finished meanwhile (a
+    red-team: 30 finished conditions lost). They are now stored: a rerun computes nothing."""
+    from scai.experiments import runner
+
+    jobs = _quick_jobs(6)
+
+    def report(kind, indices, error):
+        if kind == "done":
+            _when_finished_meanwhile(tmp_path, 5)
+            if stop == "ctrl_c":
+                raise KeyboardInterrupt
+            raise RuntimeError("a report that fails")
+
+    with pytest.raises(runner.Interrupted if stop == "ctrl_c" else RuntimeError):
+        runner.run_jobs(jobs, tmp_path, workers=2, progress=False, on_event=report)
+    assert len(list(tmp_path.glob("*.done"))) == 6
+    assert runner.run_jobs(jobs, tmp_path, workers=2, progress=False).cached == 6
