@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass, fields
 
 from scai.models.errors import HypothesisError, StereotypeStrengthWarning
-from scai.models.hypotheses import Hypothesis, get_hypothesis
+from scai.models.hypotheses import Hypothesis, get_hypothesis, is_hypothesis_file
 
 VARIANTS = ("1v9", "9v1")
 
@@ -112,6 +112,8 @@ def fingerprint(
     # The hypothesis's contents, not just its name: a changed preset or file invalidates.
     hypothesis = (hypothesis or assistant_hypothesis(cond)).to_dict()
     condition = _fields(cond)
+    if is_hypothesis_file(cond.hypothesis):  # its contents count, not how its path is spelled
+        condition["hypothesis"] = "file"
     if not cond.hypothesis_settings:  # conditions without any keep their fingerprints
         del condition["hypothesis_settings"]
     text = json.dumps(

@@ -527,3 +527,27 @@ def test_a_warnings_file_its_manifest_does_not_list_is_not_trusted(cached):
     pd.testing.assert_frame_equal(again, first)
     assert len(messages) == 1 and "is not in its manifest" in messages[0], messages
     assert not list(folder.glob("*.warnings.txt"))
+
+
+def test_one_hypothesis_file_spelled_two_ways_is_one_condition(tmp_path, monkeypatch):
+    """``--hypothesis h.toml`` then ``./h.toml`` computed every condition again (a red-team:
+    the fingerprint hashed the path as typed), and generalization's conditions, named and so
+    seeded by it, gave other numbers: the file's contents count, not its spelling."""
+    from scai.experiments import alignment, generalization
+    from scai.experiments.conditions import Settings, fingerprint
+    from scai.models.hypotheses import PRESETS
+
+    monkeypatch.chdir(tmp_path)
+    PRESETS["pooled"].with_(name="mine").save(tmp_path / "h.toml")
+    spellings = ("h.toml", "./h.toml", str(tmp_path / "h.toml"))
+    for build in (alignment.conditions, lambda h: generalization.conditions([h])):
+        for conds in zip(*(build(h) for h in spellings), strict=True):
+            assert len({c.name for c in conds}) == 1
+            assert len({fingerprint(c, Settings(), 0) for c in conds}) == 1
+    # a preset keeps its name (and so its seed), and another file's contents another print
+    (preset,) = generalization.conditions(["pooled"])
+    assert preset.name == "selfish on dollars | pooled"
+    PRESETS["pooled"].with_(name="mine", shared_scale=0.25).save(tmp_path / "other.toml")
+    (mine,) = generalization.conditions(["h.toml"])
+    (other,) = generalization.conditions(["other.toml"])
+    assert fingerprint(mine, Settings(), 0) != fingerprint(other, Settings(), 0)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from runs import LONG_RUN, kill_leftovers, scai_run, start_run, wait_for
@@ -151,3 +152,28 @@ def test_an_interrupted_fit_leaves_one_fits_pair(tmp_path, monkeypatch, capsys):
     assert code == 130
     assert {name: (out / name).read_bytes() for name in pair} == before
     assert sorted(p.name for p in out.iterdir()) == sorted([*pair, LOCK_NAME])  # nothing aside
+
+
+def test_an_interrupted_simulate_leaves_one_runs_table_and_users(tmp_path, monkeypatch):
+    """``scai simulate`` wrote its interactions, then its users: a Ctrl-C between them left
+    the new interactions beside the previous run's users (a red-team: a ground truth that no
+    longer matches its data). Both are written aside and moved in together."""
+    from scai.experiments.cli import main
+    from scai.experiments.commands import data as data_command
+
+    out = tmp_path / "a.csv"
+    argv = ["simulate", "--users", "4", "--sims", "1", "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--policy", "fair", "--seed", "1"]) == 0
+    pair = (out, tmp_path / "a.users.csv")
+    before = {path: path.read_bytes() for path in pair}
+    real = data_command.write_csv_atomic
+
+    def interrupted_at_the_users(df, path, *args, **kwargs):
+        if Path(path).name.endswith("a.users.csv"):  # after the interactions
+            raise KeyboardInterrupt
+        real(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(data_command, "write_csv_atomic", interrupted_at_the_users)
+    assert main([*argv, "--policy", "selfish", "--seed", "2"]) == 130
+    assert {path: path.read_bytes() for path in pair} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]  # none aside

@@ -163,6 +163,7 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("transcript is a folder", "simulate --policy selfish --out {root}/s.csv --transcript {a_folder}", ["--transcript", "is a folder"]),
     ("transcript is a link", "simulate --policy selfish --out {root}/s.csv --transcript {link}", ["--transcript", "symbolic link"]),
     ("transcript is the table", "simulate --policy selfish --out {root}/s.csv --transcript {root}/s.csv", ["--transcript", "s.csv"]),
+    ("transcript is the users, spelled round", "simulate --policy selfish --out {root}/s.csv --transcript {a_folder}/../s.users.csv", ["--transcript", "s.users.csv", "is one of the tables"]),
     ("fit out is a file", "fit --data {good} --out {a_file}", ["--out", "is a file"]),
     ("run out is a file", "run alignment --out {a_file}", ["--out", "is a file"]),
     ("run figures is a file", "run alignment --out {root}/r --figures {a_file}", ["--figures", "is a file"]),

@@ -17,6 +17,7 @@ from scai.experiments.commands import (
     seed_option,
     strict_option,
     warnings_on_one_line,
+    write_together,
 )
 from scai.models.data import (
     DataError,
@@ -104,9 +105,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from scai.models.simulate import simulate, transcript
 
     outputs = [args.out, users_path(args.out)]
-    if args.transcript is not None and args.transcript.absolute() in [
-        p.absolute() for p in outputs
-    ]:
+    # resolved: "d/../d/x.users.csv" is the users' table too, and so is a link to it
+    if args.transcript is not None and args.transcript.resolve() in [p.resolve() for p in outputs]:
         raise RunError(
             f"--transcript {args.transcript}: is one of the tables --out writes ({outputs[0]}, "
             f"{outputs[1]}); give another file"
@@ -128,11 +128,16 @@ def run_simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             assign=args.assign,
         )
-    write_csv_atomic(result.interactions, args.out)
-    write_csv_atomic(result.users, users_path(args.out))
+    writes = {
+        args.out: lambda path: write_csv_atomic(result.interactions, path),
+        users_path(args.out): lambda path: write_csv_atomic(result.users, path),
+    }
     if args.transcript is not None:
         text = transcript(result.interactions, seed=args.seed)
-        write_atomic(args.transcript, lambda tmp: Path(tmp).write_text(text))
+        writes[args.transcript] = lambda path: write_atomic(
+            path, lambda tmp: Path(tmp).write_text(text)
+        )
+    write_together(writes)  # the users are the truth of these interactions: one result
     print(
         f"wrote {len(result.interactions)} interactions to {args.out} and "
         f"{len(result.users)} users to {users_path(args.out)}"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +22,7 @@ from scai.experiments.commands import (
     strict_option,
     tones_option,
     warnings_on_one_line,
+    write_together,
 )
 from scai.experiments.locking import locked
 from scai.models.data import read_interactions, write_csv_atomic
@@ -232,28 +231,14 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def save_pair(posterior, out: Path, max_memory: int | None) -> None:
-    """``out/posterior.nc`` and ``out/policy_probs.csv`` as one result: both written whole into
-    a temporary folder in ``out`` first, then moved into place with Ctrl-C held back, so that
-    an interruption leaves the previous pair (or none), or the new pair, never one of each
-    (written one after the other, a Ctrl-C between them would leave a new posterior beside the
-    previous table)."""
-    from scai.inference.workers import ctrl_c_deferred
-
-    writes = {
-        "posterior.nc": lambda path: posterior.save(path, max_memory=max_memory),
-        "policy_probs.csv": lambda path: write_csv_atomic(posterior.policy_table(), path),
-    }
-    with tempfile.TemporaryDirectory(dir=out, prefix=".scai-fit-") as staging:
-        for name, write in writes.items():
-            try:
-                write(Path(staging) / name)
-            except OSError as err:  # (a full disk) named by the file it was to be, not the aside
-                if err.errno is None:
-                    raise
-                raise OSError(err.errno, err.strerror, str(out / name)) from err
-        with ctrl_c_deferred():
-            for name in writes:
-                os.replace(Path(staging) / name, out / name)
+    """``out/posterior.nc`` and ``out/policy_probs.csv`` as one result (:func:`write_together`:
+    an interruption leaves the previous pair, or none, or the new pair, never one of each)."""
+    write_together(
+        {
+            out / "posterior.nc": lambda path: posterior.save(path, max_memory=max_memory),
+            out / "policy_probs.csv": lambda path: write_csv_atomic(posterior.policy_table(), path),
+        }
+    )
 
 
 #: Per-parameter diagnostics where the largest value is the one to read (else the smallest).
