@@ -10,6 +10,7 @@ import pandas as pd
 
 from scai.experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
 from scai.models.data import write_atomic
+from scai.models.errors import RunError
 
 
 def _series(summary: pd.DataFrame, condition: str, agent: str) -> list[float]:
@@ -134,7 +135,7 @@ def write_comparison(
     keeping the rows ``target`` already holds for experiments with no results in ``out`` or
     not in ``only``."""
     target = Path(target or Path(out) / "comparison.md")
-    previous = target.read_text() if target.exists() else None
+    previous = _read_merged(target)
     table = comparison_table(Path(out), previous, only)
     return write_atomic(target, lambda tmp: Path(tmp).write_text(table))
 
@@ -156,9 +157,53 @@ def record_numbers(figures: Path, experiment: str, numbers: dict[str, float]) ->
     ``figures/numbers.json`` (other experiments' entries are kept, so a run of one experiment
     updates only its own), written atomically."""
     path = Path(figures) / NUMBERS_FILE
-    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded = read_numbers(path)
     recorded[experiment] = {
         key: float(f"{float(value):.{NUMBER_DIGITS}g}") for key, value in numbers.items()
     }
     text = json.dumps(recorded, indent=1, sort_keys=True) + "\n"
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_numbers(path: Path) -> dict[str, dict[str, float]]:
+    """The numbers recorded in ``path`` by experiment (``{}`` where there is no file); a
+    :class:`RunError` naming it where it is not the file :func:`record_numbers` writes (a
+    merge conflict's markers, say), which a run would otherwise find only at its end."""
+    text = _read_merged(path)
+    if text is None:
+        return {}
+    try:
+        recorded = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: {NOT_OURS} (not JSON: {err})") from None
+    if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
+        raise RunError(f"{path}: {NOT_OURS} (a JSON object of experiments, each of numbers)")
+    return recorded
+
+
+#: What a file that a run merges its results into, and cannot read, is told to be.
+NOT_OURS = "not the file scai writes here; move it away and run again"
+
+
+def _read_merged(path: Path) -> str | None:
+    """The text of a file a run merges its results into (``None`` where there is none); a
+    :class:`RunError` naming it where it cannot be read as text."""
+    if not path.exists():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RunError(f"{path}: {NOT_OURS} (not UTF-8 text)") from None
+    except OSError as err:
+        raise RunError(f"{path}: cannot read it ({err.strerror or err})") from None
+
+
+def check_merged_files(out: Path, figures: Path, comparison: bool) -> None:
+    """Before any work: the files a run merges its results into (``numbers.json`` beside the
+    figures; with ``comparison``, ``OUT/comparison.md`` and the one beside the figures) are
+    absent or readable, so that a bad one fails the run now, not after its conditions are
+    computed."""
+    read_numbers(figures / NUMBERS_FILE)
+    if comparison:
+        _read_merged(out / "comparison.md")
+        _read_merged(figures / "comparison.md")

@@ -447,3 +447,29 @@ def test_a_file_in_the_way_of_an_output_folder_is_named_before_any_work(tmp_path
     assert f"{out / blocked} is a file where scai needs a folder" in err
     if blocked == "figures":  # nothing computed first
         assert not (out / "alignment" / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, named",
+    [
+        ("numbers.json", b"<<<<<<< HEAD\n{}\n", "not JSON"),
+        ("numbers.json", b"[1]\n", "a JSON object of experiments"),
+        ("numbers.json", b'{"alignment": 3}\n', "a JSON object of experiments"),
+        ("comparison.md", b"| caf\xe9 |\n", "not UTF-8 text"),
+    ],
+)
+def test_a_file_the_run_merges_into_that_it_cannot_read_is_named_before_any_work(
+    tmp_path, capsys, name, content, named
+):
+    """A merge conflict in ``figures/numbers.json`` failed ``scai run`` after every condition
+    with "Expecting value: line 1 column 1 (char 0)", naming no file; a JSON list was an
+    internal error (a red-team). It is now one line naming the file, before any work."""
+    out, figures = tmp_path / "out", tmp_path / "figures"
+    figures.mkdir()
+    (figures / name).write_bytes(content)
+    argv = ["run", "alignment", "--quick", "--workers", "1", "--out", str(out)]
+    assert main([*argv, "--figures", str(figures)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scai run: error: ") and len(err.splitlines()) == 1, err
+    assert f"{figures / name}: not the file scai writes here" in err and named in err
+    assert not (out / "alignment" / "cache").exists()

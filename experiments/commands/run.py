@@ -23,7 +23,7 @@ from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
-from scai.experiments.report import record_numbers, write_comparison
+from scai.experiments.report import check_merged_files, record_numbers, write_comparison
 from scai.experiments.shared_data import (
     DATA_DIR_ENV,
     HUMAN_DATA_FILE,
@@ -211,6 +211,11 @@ def run_experiment(args: argparse.Namespace) -> int:
         )
         for name in names:
             check_folder_possible("--out", args.out, Path(args.out) / name / "cache")
+        check_merged_files(
+            Path(args.out),
+            Path(figures) if figures else Path(args.out) / "figures",
+            comparison=bool(set(names) & set(STUDY)),
+        )
         reports: dict[str, tuple[object, float]] = {}  # name -> (its result, seconds)
         # name -> (what its report_early drew, seconds): the report takes it up
         early: dict[str, tuple[object, float]] = {}
