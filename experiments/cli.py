@@ -14,6 +14,7 @@ import argparse
 import atexit
 import gc
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -195,6 +196,7 @@ def console(argv: list[str] | None = None) -> NoReturn:
         os.environ["MPLBACKEND"] = "Agg"
         gc.disable()  # while main imports the commands: _collect_from_here
         _collection_paused = True
+        _terminate_as_ctrl_c()
     try:
         code = main(argv)
     finally:
@@ -213,6 +215,18 @@ def console(argv: list[str] | None = None) -> NoReturn:
     except (OSError, ValueError):
         sys.exit(code)
     os._exit(code)
+
+
+def _terminate_as_ctrl_c() -> None:
+    """SIGTERM (``kill``, or a cluster's scheduler at a job's time limit) is handled as Ctrl-C:
+    forwarded as SIGINT to whatever handles Ctrl-C at that moment (held back where a Ctrl-C
+    would be), the same tidy stop, exit code 130, no finished condition lost. It ended the
+    program at once: the conditions finished but not yet stored were lost, and the staging
+    folder and a semaphore were left behind. Not where Ctrl-C is ignored from the start (a
+    background job of a non-interactive shell): there SIGTERM still ends the program."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 def _collect_from_here() -> None:

@@ -578,3 +578,27 @@ def test_jobs_finished_while_a_report_ran_are_kept_when_it_is_interrupted(tmp_pa
         runner.run_jobs(jobs, tmp_path, workers=2, progress=False, on_event=report)
     assert len(list(tmp_path.glob("*.done"))) == 6
     assert runner.run_jobs(jobs, tmp_path, workers=2, progress=False).cached == 6
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(tmp_path):
+    """SIGTERM to the run's whole process group (a cluster's scheduler at a job's time limit)
+    ended the program at once: exit 143, no word, the conditions finished but not stored
+    lost, the staging folder left (a red-team). It is now Ctrl-C's tidy stop: exit 130, one
+    line saying how to resume, nothing half-written, and the rerun's results are an
+    uninterrupted run's."""
+    out = tmp_path / "out"
+    process = start_run(out, command=LONG_RUN)
+    try:
+        wait_for(lambda: cached(out) > 0, START_SECONDS, "a finished condition", process)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, err = process.communicate(timeout=EXIT_SECONDS)
+        all_gone(process, "after SIGTERM")
+    finally:
+        kill_leftovers(in_session(process.pid))
+    assert process.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "resume" in lines[0], err
+    assert leftovers(out) == []
+    code, err = scai_run(out, command=LONG_RUN)
+    assert code == 0, err
+    assert results(out) == results(reference(LONG_RUN))
