@@ -21,7 +21,9 @@ and the same potential as machine code:
   sampling, biased progressive sampling, the generalised no-U-turn criterion across merged
   subtrees, Stan's windows, the step-size search and dual averaging, drawing from the chain's
   ``np.random.Generator`` in the same order (numba's generator streams are NumPy's), so the
-  two samplers give the same draws to rounding on the same potential (a test runs both).
+  two samplers make the same transitions to rounding on the same potential (a test runs both
+  for a short run). Over a long run the rounding differences grow until the chains part: the
+  same distribution, not the same draws, for one seed.
   No moves between iterations (no clones here) and no monitor while it runs: the struggle
   monitor looks at the recorded iterations afterwards (:meth:`scai.inference.hmc.
   StruggleMonitor.replay`, the same checks at the same iterations; messages come at the end

@@ -351,7 +351,8 @@ def fit_mcmc(
     ``(seed, chain)`` starts at the same point in every mode. With ``parallel=None``, where
     ``pi`` is the only latent site and the action tables are fixed (the presets ``neutral``,
     ``stereotyped``, ``currency_invariant``), the chains run in compiled code instead
-    (:mod:`scai.inference.compiled`: the same sampler and draws to rounding; the struggle
+    (:mod:`scai.inference.compiled`: the same sampler, its transitions the same to rounding,
+    its draws after a long run not the same for one seed; the struggle
     monitor's messages come once the chains have run), unless ``compiled=False`` or the
     environment says ``SCAI_COMPILED=0``."""
     if num_chains < 1:

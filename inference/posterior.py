@@ -189,6 +189,7 @@ class Posterior:
         name, so the same posterior always answers the same for the same currency.
         """
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
+        essential = get_currency(currency).essential  # first: an unknown name is told
         if currency in self.data.currencies and "shift" in self.draws:
             return self.flat_draws("shift")[..., self.data.currencies.index(currency)]
         base = (
@@ -199,7 +200,6 @@ class Posterior:
             # many, up to 2**62, overflowed them)
             mixed = (self.seed * 1_000_003 + zlib.crc32(currency.encode())) % 2**64
             generator = torch.Generator().manual_seed(mixed)
-        essential = get_currency(currency).essential
         return GroupPrior(self.hypothesis).currency_shift(base, essential, generator)
 
     def bounded(self, site: str) -> torch.Tensor | None:

@@ -48,10 +48,9 @@ OOD_CURRENCIES = ("medicine", "blood", "baby_formula")
 
 def get_currency(name: str) -> Currency:
     """Look a currency up by name, failing with the allowed names."""
-    try:
-        return CURRENCIES[name]
-    except KeyError:
-        raise RunError(f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)}") from None
+    if not isinstance(name, str) or name not in CURRENCIES:  # (None, a list: not a name)
+        raise RunError(f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)}")
+    return CURRENCIES[name]
 
 
 def check_pot(pot: int) -> int:

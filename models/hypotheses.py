@@ -297,6 +297,15 @@ class Hypothesis:
                 + ", ".join(known)
             )
         policies = changes.get("policies", self.policies)
+        resized = isinstance(policies, tuple | list) and len(policies) != len(self.policies)
+        if resized and "pi_concentration" not in changes:  # the old prior's, for the new types
+            if len(set(self.pi_concentration)) > 1:
+                raise HypothesisError(
+                    f"with_: policies: {len(policies)} policies where there were "
+                    f"{len(self.policies)}, and pi_concentration {self.pi_concentration} "
+                    "differs by policy: give pi_concentration for the new policies too"
+                )
+            changes["pi_concentration"] = self.pi_concentration[0]
         if "pi_concentration" in changes and isinstance(policies, tuple | list):
             changes["pi_concentration"] = per_policy(changes["pi_concentration"], len(policies))
         return replace(self, **changes)
@@ -736,6 +745,11 @@ def get_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     """A preset by name, a :class:`Hypothesis` as is, or one loaded from a ``.toml`` file."""
     if isinstance(name_or_path, Hypothesis):
         return name_or_path
+    if not isinstance(name_or_path, str | Path):  # (3 was "unknown hypothesis '3'")
+        raise HypothesisError(
+            f"hypothesis: got {type(name_or_path).__name__} {name_or_path!r}; give a Hypothesis, "
+            f"a preset's name ({', '.join(PRESETS)}) or a path to a .toml file"
+        )
     text = str(name_or_path)
     if text in PRESETS:
         return PRESETS[text]

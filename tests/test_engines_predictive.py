@@ -148,3 +148,13 @@ def test_unseen_currency_shift_with_a_large_seed(posterior):
     assert torch.equal(a, b)
     assert not torch.equal(a, posterior.shift("medicine"))
     assert float(a.std()) > 0.1
+
+
+@pytest.mark.parametrize("currency", [None, ["dollars"], "euros"])
+def test_a_currency_that_is_not_one_is_named(posterior, currency):
+    """``predictive(50, None)`` failed deep inside (``'NoneType' object has no attribute
+    'encode'``, a review): any currency that is not a known name is one error listing them."""
+    from scai.models.errors import RunError
+
+    with pytest.raises(RunError, match=r"unknown currency .*; allowed: .*dollars"):
+        posterior.predictive(pot=50, currency=currency)

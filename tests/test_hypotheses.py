@@ -261,3 +261,25 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         assert assistant_hypothesis(cell).stereotype_strength == 0.8
     with pytest.warns(HypothesisWarning, match="stereotype_strength"):
         assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
+
+
+def test_with_fewer_policies_keeps_one_concentration_for_all_or_asks_for_it():
+    """Dropping a type from a preset blamed ``pi_concentration``, a setting the user had not
+    touched (a review): one value for every policy is kept for the new ones; values that
+    differ by policy are asked for, by name."""
+    from scai.models.errors import HypothesisError
+
+    neutral = PRESETS["neutral"]
+    two = neutral.with_(policies=neutral.policies[:2])
+    assert two.pi_concentration == (neutral.pi_concentration[0],) * 2
+    uneven = neutral.with_(pi_concentration=(1.0, 2.0, 3.0))
+    with pytest.raises(HypothesisError, match="give pi_concentration for the new policies too"):
+        uneven.with_(policies=neutral.policies[:2])
+
+
+def test_a_hypothesis_that_is_neither_a_name_nor_a_file_is_named_by_its_type():
+    from scai.models.errors import HypothesisError
+    from scai.models.hypotheses import get_hypothesis
+
+    with pytest.raises(HypothesisError, match="got int 3; give a Hypothesis, a preset's name"):
+        get_hypothesis(3)
