@@ -39,7 +39,7 @@ from scai.inference.arviz_schema import (
     read_plain_groups,
     write_netcdf,
 )
-from scai.inference.diagnostics import SITE_DIMS
+from scai.inference.diagnostics import SITE_DIMS, in_site_order
 from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory
@@ -173,7 +173,10 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     heard = (table[["proposer_tone", "responder_tone"]].astype(str) != "").to_numpy().sum()
     attrs["tones_heard"] = str(int(heard))
     return InferenceParts(
-        posterior={k: v.detach().double().numpy() for k, v in posterior.draws.items()},
+        posterior={
+            site: posterior.draws[site].detach().double().numpy()
+            for site in in_site_order(posterior.draws)
+        },
         log_likelihood={"user_actions": log_lik},
         posterior_predictive=replicates.replicated,
         observed_data=replicates.observed,

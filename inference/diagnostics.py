@@ -45,6 +45,13 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
 }
 
 
+def in_site_order(sites) -> list[str]:
+    """``sites`` in :data:`SITE_DIMS`' order (others after them, as given): every engine's
+    summary and ArviZ file list the same quantities in the same order."""
+    order = list(SITE_DIMS)
+    return sorted(sites, key=lambda site: order.index(site) if site in order else len(order))
+
+
 def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
     """r_hat, ESS, divergences and BFMI of a :class:`~scai.inference.posterior.Posterior`;
     warns (naming parameters) when thresholds fail."""

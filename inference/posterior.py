@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scai.inference.diagnostics import in_site_order
 from scai.models.errors import check_count
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
@@ -374,7 +375,8 @@ class Posterior:
         draws estimate, so it differs from their mean by Monte Carlo error: ``az.summary`` of
         the saved file shows the draws' mean)."""
         rows = []
-        for site, value in self.draws.items():
+        for site in in_site_order(self.draws):
+            value = self.draws[site]
             flat = value.reshape(-1, *value.shape[2:])
             for s, sim in enumerate(self.data.sim_ids):
                 v = flat[:, s]

@@ -578,3 +578,26 @@ def test_user_labels_are_one_per_user_even_when_ids_hold_the_separator():
     assert "'a:b':'c'" in users and "'a':'b:c'" in users
     plain = fit(table.assign(sim=["x", "y"]), "neutral").to_arviz().user_posterior["user"]
     assert sorted(plain.values.tolist()) == ["x:c", "x:d", "y:b:c", "y:d"]
+
+
+def test_every_engine_lists_the_sites_in_one_order(tmp_path):
+    """The exact engine listed ``pi, shift, shift_shared`` where SVI and MCMC listed ``pi,
+    shift_shared, shift`` (a review): a summary's rows, and a saved file's variables, came in
+    another order by engine, and after loading. Both follow the schema's order now."""
+    from scai.inference import fit
+    from scai.inference.diagnostics import SITE_DIMS
+    from scai.inference.posterior import Posterior
+    from scai.models.hypotheses import PRESETS
+    from scai.models.simulate import simulate
+
+    table = simulate(
+        PRESETS["pooled"], policy="selfish", users=4, rounds=4, epochs=1, seed=1
+    ).interactions
+    order = list(SITE_DIMS)
+    for engine, options in (("exact", {"num_draws": 50}), ("mcmc", {"samples": 100, "warmup": 100})):
+        posterior = fit(table, "pooled", engine=engine, seed=0, **options)
+        sites = list(dict.fromkeys(p.split("[")[0] for p in posterior.summary().parameter))
+        assert sites == sorted(sites, key=order.index) and "shift" in sites, (engine, sites)
+        posterior.save(tmp_path / f"{engine}.nc")
+        saved = list(Posterior.load(tmp_path / f"{engine}.nc").to_arviz().posterior.data_vars)
+        assert saved == sorted(saved, key=order.index), (engine, saved)
