@@ -594,7 +594,10 @@ def test_every_engine_lists_the_sites_in_one_order(tmp_path):
         PRESETS["pooled"], policy="selfish", users=4, rounds=4, epochs=1, seed=1
     ).interactions
     order = list(SITE_DIMS)
-    for engine, options in (("exact", {"num_draws": 50}), ("mcmc", {"samples": 100, "warmup": 100})):
+    for engine, options in (
+        ("exact", {"num_draws": 50}),
+        ("mcmc", {"samples": 100, "warmup": 100}),
+    ):
         posterior = fit(table, "pooled", engine=engine, seed=0, **options)
         sites = list(dict.fromkeys(p.split("[")[0] for p in posterior.summary().parameter))
         assert sites == sorted(sites, key=order.index) and "shift" in sites, (engine, sites)
