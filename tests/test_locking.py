@@ -177,3 +177,34 @@ def test_an_interrupted_simulate_leaves_one_runs_table_and_users(tmp_path, monke
     assert main([*argv, "--policy", "selfish", "--seed", "2"]) == 130
     assert {path: path.read_bytes() for path in pair} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]  # none aside
+
+
+def test_merging_into_figures_waits_for_another_run_and_not_for_its_own_out(tmp_path, capsys):
+    """Two runs into other ``--out`` folders but one ``--figures`` each read, changed and
+    wrote ``numbers.json``: one's numbers could be lost (a red-team). The merge holds the
+    figures folder, waiting for another holder; a ``--figures`` that is the run's own ``--out``
+    (held already) is not waited for."""
+    import threading
+
+    from scai.experiments.commands.run import merging
+
+    figures, out = tmp_path / "figures", tmp_path / "out"
+    held, release = threading.Event(), threading.Event()
+
+    def another_run() -> None:
+        with locked(figures, what="--figures"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=another_run)
+    holder.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    start = time.monotonic()
+    with merging(figures, out):
+        waited = time.monotonic() - start
+    holder.join()
+    assert waited >= 0.9
+    assert "--figures" in capsys.readouterr().err
+    with locked(out), merging(out, out):  # its own --out: no deadlock
+        pass

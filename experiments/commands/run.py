@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -241,13 +242,15 @@ def run_experiment(args: argparse.Namespace) -> int:
             print(f"{name}: done in {seconds:.1f} s -> {args.out / name}")
             if getattr(result, "report", None):
                 print(result.report)
-            record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
+            with merging(figure_dir(args), args.out):
+                record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
         comparison = None
         if set(names) & set(STUDY):
             comparison = write_comparison(args.out)
             # beside the figures too (the README quotes it), with the rows it holds for the
             # experiments this run did not compute
-            write_comparison(args.out, figure_dir(args) / comparison.name, only=names)
+            with merging(figure_dir(args), args.out):
+                write_comparison(args.out, figure_dir(args) / comparison.name, only=names)
     if comparison is not None:
         print(f"comparison with the original study: {comparison}")
     return 0
@@ -302,6 +305,16 @@ def compute_together(
             f"{', '.join(planned)}: conditions computed in {time.perf_counter() - start:.1f} s"
             + meanwhile
         )
+
+
+def merging(figures: Path, out: Path):
+    """Hold the figures folder while a run merges its results into the files there (read,
+    change, write): two runs into other ``--out`` folders but one ``--figures`` would each
+    write the file as it read it, and one's numbers would be lost. (Not when it is ``--out``
+    itself, which the run holds already.)"""
+    if Path(figures).resolve() == Path(out).resolve():
+        return contextlib.nullcontext()
+    return locked(figures, what="--figures", wait=True, on_wait=_tell)
 
 
 def check_folder_possible(option: str, given, folder: Path) -> None:
