@@ -226,7 +226,18 @@ def _terminate_as_ctrl_c() -> None:
     background job of a non-interactive shell): there SIGTERM still ends the program."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return
-    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def _on_terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as a Ctrl-C; where Ctrl-C is ignored for the moment (while a local Dask
+    cluster starts, or a stop cleans up), as SIGTERM: the program ends, as it did before,
+    rather than the signal being lost."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    else:
+        signal.raise_signal(signal.SIGINT)
 
 
 def _collect_from_here() -> None:

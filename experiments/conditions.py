@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass, fields
 
 from scai.models.errors import HypothesisError, StereotypeStrengthWarning
-from scai.models.hypotheses import Hypothesis, get_hypothesis, is_hypothesis_file
+from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis, is_hypothesis_file
 
 VARIANTS = ("1v9", "9v1")
 
@@ -97,6 +97,13 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
         changes[key] = value  # (one pi_concentration for every policy: with_ spreads it)
     # One copy, validated once (a sweep builds tens of thousands of these).
     return hyp.with_(**changes) if changes else hyp
+
+
+def hypothesis_label(hypothesis: str) -> str:
+    """How a condition's name shows its hypothesis: a preset's name, or a file's own ``name``,
+    not its path as typed (``h.toml`` and ``./h.toml`` are one condition, one seed, one cache
+    entry)."""
+    return hypothesis if hypothesis in PRESETS else get_hypothesis(hypothesis).name
 
 
 def _fields(record) -> dict[str, object]:

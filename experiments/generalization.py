@@ -33,7 +33,7 @@ from scai.experiments.common import (
     settings_from,
     write_summary,
 )
-from scai.experiments.conditions import Condition, condition_seed
+from scai.experiments.conditions import Condition, condition_seed, hypothesis_label
 from scai.experiments.original import GENERALIZATION
 from scai.experiments.plots import TOP, figure_style, pyplot, save_figure, seaborn
 from scai.experiments.runner import Plan
@@ -41,7 +41,7 @@ from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
 from scai.models.data import write_csv_atomic
 from scai.models.game import OOD_CURRENCIES, get_currency
-from scai.models.hypotheses import PRESETS, get_hypothesis
+from scai.models.hypotheses import get_hypothesis
 from scai.models.prior import GroupPrior
 
 NAME = "generalization"
@@ -51,11 +51,10 @@ TEST_GAMES = 5
 
 
 def conditions(hypotheses) -> list[Condition]:
-    """One condition per hypothesis, named (and so seeded) by a preset's name or a file's
-    ``name``: not by how its path is spelled (``h.toml`` and ``./h.toml`` are one run)."""
+    """One condition per hypothesis, named (and so seeded) by :func:`hypothesis_label`."""
     return [
         Condition(
-            f"selfish on dollars | {h if h in PRESETS else get_hypothesis(h).name}",
+            f"selfish on dollars | {hypothesis_label(h)}",
             "selfish",
             currency="dollars",
             hypothesis=h,

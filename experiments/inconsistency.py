@@ -38,7 +38,7 @@ from scai.experiments.common import (
     settings_from,
     write_summary,
 )
-from scai.experiments.conditions import Condition
+from scai.experiments.conditions import Condition, hypothesis_label
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.original import INCONSISTENCY
 from scai.experiments.plots import (
@@ -66,7 +66,8 @@ LEVELS = (0.8, 0.9, 0.95, 0.97, 0.99)  # posterior levels of the sensitivity tab
 
 
 def label(group: str, hypothesis: str) -> str:
-    return f"{group} | {hypothesis}"
+    """A main condition's name: its group and :func:`hypothesis_label`."""
+    return f"{group} | {hypothesis_label(hypothesis)}"
 
 
 def main_conditions(hypotheses) -> list[Condition]:

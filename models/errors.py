@@ -171,13 +171,16 @@ def outside_scai(also: tuple[str, ...] = ()) -> int:
     """The ``stacklevel`` that makes a warning, raised by the function that calls this, point
     at the first line outside scai: the user's call of ``fit``, not the engine's own line
     (``warnings.warn(..., stacklevel=outside_scai())``); 1 where every frame is scai's (the
-    command line, which shows no line). Frames of the files in ``also`` are passed over too
-    (a dataclass's generated ``__init__``, ``"<string>"``, between a user and scai's
-    ``__post_init__``)."""
+    command line, which shows no line). Frames of the files, or ``file:function``s, in
+    ``also`` are passed over too (a dataclass's generated ``"<string>:__init__"``, between a
+    user and scai's ``__post_init__``; not all of ``"<string>"``, a ``python -c`` user's)."""
+
+    def passed_over(code) -> bool:
+        name = code.co_filename
+        return _in_scai(name) or name in also or f"{name}:{code.co_name}" in also
+
     frame, level = sys._getframe(1), 1
-    while frame is not None and (
-        _in_scai(frame.f_code.co_filename) or frame.f_code.co_filename in also
-    ):
+    while frame is not None and passed_over(frame.f_code):
         frame, level = frame.f_back, level + 1
     return level if frame is not None else 1
 

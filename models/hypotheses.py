@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 import tomllib
 import unicodedata
 import warnings
@@ -528,7 +529,7 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
                     "roles: no data can tell them apart (their shares of pi split one type's)"
                 ),
                 # the user's line: past the dataclass's __init__ and ``replace`` (``with_``)
-                stacklevel=outside_scai(also=(dataclasses.__file__, "<string>")),
+                stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
             )
         seen.setdefault(acts, p.name)
 
@@ -745,12 +746,12 @@ def get_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     """A preset by name, a :class:`Hypothesis` as is, or one loaded from a ``.toml`` file."""
     if isinstance(name_or_path, Hypothesis):
         return name_or_path
-    if not isinstance(name_or_path, str | Path):  # (3 was "unknown hypothesis '3'")
+    if not isinstance(name_or_path, str | os.PathLike):  # (3 was "unknown hypothesis '3'")
         raise HypothesisError(
             f"hypothesis: got {type(name_or_path).__name__} {name_or_path!r}; give a Hypothesis, "
             f"a preset's name ({', '.join(PRESETS)}) or a path to a .toml file"
         )
-    text = str(name_or_path)
+    text = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     if text in PRESETS:
         return PRESETS[text]
     if is_hypothesis_file(text):

@@ -533,14 +533,19 @@ def test_one_hypothesis_file_spelled_two_ways_is_one_condition(tmp_path, monkeyp
     """``--hypothesis h.toml`` then ``./h.toml`` computed every condition again (a red-team:
     the fingerprint hashed the path as typed), and generalization's conditions, named and so
     seeded by it, gave other numbers: the file's contents count, not its spelling."""
-    from scai.experiments import alignment, generalization
+    from scai.experiments import alignment, generalization, inconsistency
     from scai.experiments.conditions import Settings, fingerprint
     from scai.models.hypotheses import PRESETS
 
     monkeypatch.chdir(tmp_path)
     PRESETS["pooled"].with_(name="mine").save(tmp_path / "h.toml")
     spellings = ("h.toml", "./h.toml", str(tmp_path / "h.toml"))
-    for build in (alignment.conditions, lambda h: generalization.conditions([h])):
+    builds = (
+        alignment.conditions,
+        lambda h: generalization.conditions([h]),
+        lambda h: inconsistency.main_conditions([h]),
+    )
+    for build in builds:
         for conds in zip(*(build(h) for h in spellings), strict=True):
             assert len({c.name for c in conds}) == 1
             assert len({fingerprint(c, Settings(), 0) for c in conds}) == 1

@@ -283,3 +283,26 @@ def test_a_hypothesis_that_is_neither_a_name_nor_a_file_is_named_by_its_type():
 
     with pytest.raises(HypothesisError, match="got int 3; give a Hypothesis, a preset's name"):
         get_hypothesis(3)
+
+
+def test_any_path_like_names_a_file_and_a_python_c_user_is_pointed_at(tmp_path):
+    """A review: the type check refused path objects other than ``Path`` (``PurePosixPath``,
+    pytest's ``tmpdir``), and the identical-types warning, passing over every ``"<string>"``
+    frame, pointed a ``python -c`` user at scai's own line."""
+    import pathlib
+    import subprocess
+    import sys
+
+    from scai.models.hypotheses import get_hypothesis
+
+    PRESETS["pooled"].save(tmp_path / "h.toml")
+    assert get_hypothesis(pathlib.PurePosixPath(tmp_path / "h.toml")) == PRESETS["pooled"]
+    code = (
+        "from scai.models.hypotheses import Hypothesis\n"
+        "from scai.models.policies import PolicyType\n"
+        "alike = (PolicyType('fair', w=0.5), PolicyType('fair2', w=0.5))\n"
+        "Hypothesis(policies=alike, pi_concentration=(0.5, 0.5))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "<string>:4: HypothesisWarning" in done.stderr, done.stderr

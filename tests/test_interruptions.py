@@ -29,6 +29,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import pytest
 from runs import (
     LONG_CONDITIONS,
     LONG_RUN,
+    _terminal_signals,
     in_session,
     kill_leftovers,
     leftovers,
@@ -602,3 +604,25 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(tmp_path):
     code, err = scai_run(out, command=LONG_RUN)
     assert code == 0, err
     assert results(out) == results(reference(LONG_RUN))
+
+
+def test_sigterm_while_ctrl_c_is_ignored_for_a_moment_ends_the_program():
+    """SIGTERM is forwarded as Ctrl-C; where Ctrl-C is ignored for the moment (a local Dask
+    cluster starting), it was lost and the program ran on (a review): it ends it, as before."""
+    code = (
+        "import os, signal, time\n"
+        "from scai.experiments import cli\n"
+        "cli._terminate_as_ctrl_c()\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(5)\n"
+        "print('ran on')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_terminal_signals,
+    )
+    assert done.returncode == -signal.SIGTERM and "ran on" not in done.stdout, done

@@ -169,7 +169,7 @@ def test_an_interrupted_simulate_leaves_one_runs_table_and_users(tmp_path, monke
     real = data_command.write_csv_atomic
 
     def interrupted_at_the_users(df, path, *args, **kwargs):
-        if Path(path).name.endswith("a.users.csv"):  # after the interactions
+        if Path(path).name.endswith(".users.csv"):  # after the interactions
             raise KeyboardInterrupt
         real(df, path, *args, **kwargs)
 
@@ -208,3 +208,34 @@ def test_merging_into_figures_waits_for_another_run_and_not_for_its_own_out(tmp_
     assert "--figures" in capsys.readouterr().err
     with locked(out), merging(out, out):  # its own --out: no deadlock
         pass
+
+
+def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
+    """The hidden name of a file written aside added 19 characters to the final one: a name
+    of 240 characters, which worked before, failed as too long, and the clean-up's own error
+    hid the first (a review). It is short now, and keeps the suffixes the format is read
+    from; two files of one suffix in one folder are kept apart."""
+    import gzip
+
+    from scai.experiments.commands import write_together
+
+    long = tmp_path / ("x" * 236 + ".csv")
+    packed = tmp_path / "t.csv.gz"
+    other = tmp_path / "u.csv"
+    seen = {}
+
+    def writer(text: str):
+        def write(path: Path) -> None:
+            seen[text] = path.name
+            if path.name.endswith(".gz"):
+                with gzip.open(path, "wt") as f:
+                    f.write(text)
+            else:
+                path.write_text(text)
+
+        return write
+
+    write_together({long: writer("long"), packed: writer("packed"), other: writer("other")})
+    assert long.read_text() == "long" and other.read_text() == "other"
+    assert gzip.decompress(packed.read_bytes()) == b"packed" and seen["packed"].endswith(".csv.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, packed.name, "u.csv"])
