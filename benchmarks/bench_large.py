@@ -19,6 +19,11 @@ root (``--stages`` runs some of them; ``simulate`` always runs)::
 
     .venv/bin/python benchmarks/bench_large.py --users 100000 1000000 --output FILE.md
     .venv/bin/python benchmarks/bench_large.py --users 1000000 --stages exact laplace
+    .venv/bin/python benchmarks/bench_large.py --users 30000 --rationality-scale 0.5
+
+With ``--rationality-scale X`` the users are simulated and fitted under ``neutral`` with a
+latent rationality (``rationality_scale = X``), and each fit's ``lam`` (mean and sd) is
+reported and compared too.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ def max_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
 
 
-def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
+def stage(
+    name: str, users: int, folder: Path, batch: int, steps: int, rationality_scale: float = 0.0
+) -> dict:
     """Run one stage in this process; returns its measurements."""
     import torch
 
@@ -51,7 +58,8 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
     from scai.models.layout import GroupData
 
     torch.set_num_threads(1)
-    hypothesis = Hypothesis()
+    hypothesis = Hypothesis().with_(rationality_scale=rationality_scale)
+    lam = None
     path = folder / f"layout_{users}.pt"
     if name == "simulate":
         from scai.models.simulate import simulate
@@ -69,6 +77,7 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
 
         post = fit_exact(data, hypothesis)
         mean, sd = post.pi_mean_exact[0], post.flat_draws("pi")[:, 0].std(0)
+        lam = post.flat_draws("lam")[:, 0] if "lam" in post.draws else None
         extra = {
             "lattice": post.diagnostics["grid_size"][1],
             "zooms": post.diagnostics.get("simplex_zooms", [0])[0],
@@ -84,8 +93,10 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
         ).sample(
             (4000,),
         )
-        pi = density.constrain(draws.to(torch.get_default_dtype()))["pi"][:, 0]
+        constrained = density.constrain(draws.to(torch.get_default_dtype()))
+        pi = constrained["pi"][:, 0]
         mean, sd, extra = pi.mean(0), pi.std(0), {}
+        lam = constrained["lam"][:, 0] if "lam" in constrained else None
     else:
         from scai.inference.svi import fit_svi
 
@@ -102,6 +113,7 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
             )
         pi = post.flat_draws("pi")[:, 0]
         mean, sd = pi.mean(0), pi.std(0)
+        lam = post.flat_draws("lam")[:, 0] if "lam" in post.draws else None
         extra = {
             "steps": post.diagnostics["steps"],
             "converged": post.diagnostics["converged"],
@@ -109,6 +121,8 @@ def stage(name: str, users: int, folder: Path, batch: int, steps: int) -> dict:
             "warnings": [str(w.message)[:80] for w in caught],
         }
     seconds = time.perf_counter() - start
+    if lam is not None:
+        extra["lam"] = [float(lam.double().mean()), float(lam.double().std())]
     return {"seconds": seconds, "mean": mean.tolist(), "sd": sd.tolist(), **extra}
 
 
@@ -123,6 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="SVI steps")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
+        "--rationality-scale",
+        type=float,
+        default=0.0,
+        help="a latent rationality with this prior scale (default 0: fixed, only pi latent)",
+    )
+    parser.add_argument(
         "--stages",
         nargs="+",
         choices=STAGES[1:],
@@ -133,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:  # a child process: one stage, one JSON line
-        result = stage(args.stage, args.users[0], args.folder, args.batch, args.steps)
+        result = stage(
+            args.stage, args.users[0], args.folder, args.batch, args.steps, args.rationality_scale
+        )
         print(json.dumps({**result, "max_rss_gb": max_rss_gb()}))
         return
     rows = []
@@ -155,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                         str(args.batch),
                         "--steps",
                         str(args.steps),
+                        "--rationality-scale",
+                        str(args.rationality_scale),
                     ],
                     capture_output=True,
                     text=True,
@@ -182,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             for k in ("games", "shape", "lattice", "zooms", "steps", "converged", "batch")
             if k in r
         }
+        if "lam" in r:
+            notes["lam (mean, sd)"] = f"{r['lam'][0]:.3f}, {r['lam'][1]:.3f}"
         lines.append(
             f"| {r['users']:,} | {r['stage']} | {r['seconds']:.1f} | {r['max_rss_gb']:.2f} | "
             f"{mean} | {sd} | {notes} | {r['load'][0]:.1f}, {r['load'][1]:.1f} |"
@@ -204,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {users:,} | {fit} vs {ref} | {', '.join(f'{d:+.5f}' for d in diff)} | "
                 f"{', '.join(f'{x:+.2f}' for x in sds)} |"
             )
+            if "lam" in by[fit] and "lam" in by[ref]:
+                d = by[fit]["lam"][0] - by[ref]["lam"][0]
+                lines.append(
+                    f"| {users:,} | {fit} vs {ref}: lam | {d:+.4f} | {d / by[ref]['lam'][1]:+.2f} |"
+                )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

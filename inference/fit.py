@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scai.inference.draws import latent_sites
 from scai.inference.errors import EngineError
-from scai.inference.posterior import Posterior
+from scai.inference.posterior import DRAW_DEPENDENT_LOGLIK, Posterior
 from scai.models.data import (
     check_memory,
     check_table_memory,
@@ -264,6 +265,12 @@ BYTES_PER_DRAW_AND_ROW = 256
 #: working memory on top of it).
 DRAWS_SHARE = 0.8
 
+#: Bytes per draw, simulation, user slot and type of a posterior whose users' likelihoods vary
+#: with the draws (latent rationality, shifts, lapses or stereotype strength): each user's
+#: log-likelihood under each type per draw, and the type probabilities drawn from it (10.4 B
+#: measured at 10^5 users, 100 and 1,000 SVI draws: 0.76 and 3.26 GB at peak).
+BYTES_PER_DRAW_AND_USER_TYPE = 12
+
 
 def arviz_bytes(draws: int, rows: int) -> int:
     """The memory the ArviZ form of ``draws`` draws of a table of ``rows`` rows needs."""
@@ -301,13 +308,19 @@ def check_draws_memory(
     rows: int,
     max_memory: int | None = None,
     arviz: bool = False,
+    user_types: int = 0,
 ) -> int:
     """The bytes a fit's draws need (and, with ``arviz``, their ArviZ form's, for ``rows``
-    table rows); an :class:`EngineError` naming the option when that is above the memory
-    limit (:func:`~scai.models.data.memory_limit`), before any inference runs."""
+    table rows; with ``user_types``, the simulations x user slots x types of a posterior whose
+    users' likelihoods vary with the draws, the table of them per draw); an
+    :class:`EngineError` naming the option when that is above the memory limit
+    (:func:`~scai.models.data.memory_limit`), before any inference runs."""
     made, kept, option, value = engine_draws(engine, options)
     need = made * sims * BYTES_PER_DRAW_AND_SIM + (arviz_bytes(kept, rows) if arviz else 0)
+    need += kept * user_types * BYTES_PER_DRAW_AND_USER_TYPE
     what = f"{kept:,} draws" + (f" of {rows:,} rows in ArviZ's form" if arviz else "")
+    if user_types:  # (10^6 users with a latent rationality ran out of memory at the end)
+        what += ", with each user's likelihood under each type per draw,"
 
     def error(text: str) -> EngineError:
         per_draw = need / max(kept, 1)
@@ -355,7 +368,11 @@ def fit(
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )
-    check_draws_memory(engine, options, group.shape[0], len(table), max_memory, arviz)
+    varies = DRAW_DEPENDENT_LOGLIK & set(latent_sites(hypothesis))
+    user_types = group.shape[0] * group.shape[1] * len(hypothesis.policies) if varies else 0
+    check_draws_memory(
+        engine, options, group.shape[0], len(table), max_memory, arviz, user_types=user_types
+    )
     if engine == "exact":
         from scai.inference.exact import check_exact
         from scai.inference.grids import MAX_SIMPLEX_POINTS, check_lattice

@@ -59,6 +59,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import Any
@@ -85,6 +86,11 @@ from scai.models.random_state import keeps_callers_random_state
 
 class ConvergenceWarning(ScaiWarning):
     """SVI reached its step cap before the ELBO settled."""
+
+
+class MinibatchWarning(ScaiWarning):
+    """Minibatch SVI without the importance correction on a hypothesis with latent sites
+    besides ``pi``: checked against the exact engine only where ``pi`` is the only one."""
 
 
 GUIDES = {"normal": AutoNormal, "mvn": AutoMultivariateNormal}
@@ -134,6 +140,17 @@ def _write_guide(sites: tuple[str, ...], n_sims: int, kind: str, values: torch.T
         col += n
 
 
+@contextlib.contextmanager
+def float64_default():
+    """torch's default dtype float64 for the block (what the density builds its tables in)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 def _curvature_scales(
     sites: tuple[str, ...],
     data: GroupData,
@@ -160,14 +177,17 @@ def _curvature_scales(
     scale = U / B
     for _ in range(batches):
         users = torch.randperm(U, generator=generator)[:B]
-        density = MarginalDensity(data.users_subset(users), hypothesis)
+        # In float64: in float32 a sharp coordinate's second difference is rounding noise
+        # (log lam at 10^5 users: +866,420 where float64 gives -3,166), and its scale was
+        # kept, or set 20x too narrow, with no word (a red-team).
+        with float64_default():
+            density = MarginalDensity(data.users_subset(users), hypothesis)
 
-        def log_joint(t: torch.Tensor, density: MarginalDensity = density) -> torch.Tensor:
-            t = t.to(torch.get_default_dtype())
-            prior = density.log_prior(t)
-            return (prior + scale * (density.log_joint(t) - prior)).sum().double()
+            def log_joint(t: torch.Tensor, density: MarginalDensity = density) -> torch.Tensor:
+                prior = density.log_prior(t)
+                return (prior + scale * (density.log_joint(t) - prior)).sum()
 
-        hessian = torch.autograd.functional.hessian(log_joint, theta)
+            hessian = torch.autograd.functional.hessian(log_joint, theta)
         curvature -= torch.diagonal(hessian) / batches
     h = curvature.reshape(S, -1)
     optimum = h.clamp_min(1e-300).rsqrt().clamp(max=1.0)
@@ -347,6 +367,16 @@ def fit_svi(
             "so the group's likelihood is not a sum over users that minibatches could "
             "estimate; fit it without subsample_size, or with a hypothesis without clones "
             "(no clone_prior)"
+        )
+    if subsample_size is not None and correction is None and set(sites) - {"pi"}:
+        warnings.warn(
+            f"subsample_size={subsample_size} without the importance correction, with latent "
+            f"{', '.join(s for s in sites if s != 'pi')}: minibatch SVI is checked against the "
+            "exact engine only where pi is the only latent site; with a latent rationality "
+            "its mean of lam was several posterior sd off (benchmarks/README.md, large "
+            "populations): keep correction='importance', or check with engine='exact'",
+            MinibatchWarning,
+            stacklevel=outside_scai(),
         )
     S = data.shape[0]
     if subsample_size is not None and subsample_size > data.shape[1]:

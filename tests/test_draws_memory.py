@@ -81,3 +81,15 @@ def test_to_arviz_refuses_a_form_that_would_not_fit(table, monkeypatch):
     with pytest.raises(EngineError, match=r"above the limit of .*\(the max_memory given\)"):
         posterior.to_arviz(max_memory=need - 1)
     assert "posterior" in posterior.to_arviz(max_memory=need).groups()
+
+
+def test_users_likelihoods_per_draw_count_where_draws_vary_them():
+    """With a latent rationality each user's likelihood under each type is kept per draw: at
+    10^6 users and 1,000 SVI draws that table outgrew memory at the end of the fit (a
+    red-team). It is counted before inference: the same games and limit fit under `neutral`
+    and are refused, naming the option, under a latent rationality."""
+    t = simulate(PRESETS["neutral"], policy="selfish", users=200, rounds=400, seed=0).interactions
+    fit(t, PRESETS["neutral"], engine="exact", max_memory=4_000_000, num_draws=1000)
+    noisy = PRESETS["neutral"].with_(rationality_scale=0.5)
+    with pytest.raises(EngineError, match="num_draws=1000.*each user's likelihood under each"):
+        fit(t, noisy, engine="exact", max_memory=4_000_000, num_draws=1000)

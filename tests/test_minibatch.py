@@ -159,3 +159,28 @@ def test_per_user_means_a_block_of_draws_at_a_time_equal_all_at_once(preset, mon
     assert torch.allclose(types, post.policy_probs, rtol=0, atol=tolerance)
     assert torch.allclose(manners, post.manner_probs, rtol=0, atol=tolerance)
     assert not torch.allclose(manners, post.manner_probs.roll(1, -1), atol=1e-3)  # not constant
+
+
+def test_minibatch_curvature_is_taken_in_float64_and_latent_scalars_are_warned_of(monkeypatch):
+    """The minibatch guide's scales come from the density's curvature: taken in float32, a
+    sharp coordinate's was rounding noise (log lam at 10^5 users: the wrong sign), and lam's
+    sd came out 20x too narrow (``benchmarks/bench_large.py --rationality-scale 0.5``). The
+    density is now built and differentiated in float64 (and the default dtype restored). Such
+    a fit, minibatches without the importance correction on more latent sites than ``pi``, is
+    warned of: its lam was still several posterior sd off there."""
+    from scai.inference import svi
+
+    built: list[torch.dtype] = []
+    real = svi.MarginalDensity
+
+    def recording(*args, **kwargs):
+        built.append(torch.get_default_dtype())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(svi, "MarginalDensity", recording)
+    noisy = Hypothesis().with_(rationality_scale=0.5)
+    options = {"subsample_size": 20, "init": "median", "correction": None, "max_steps": 100}
+    with pytest.warns(svi.MinibatchWarning, match="latent lam"):
+        fit_svi(group(60), noisy, seed=0, **options)
+    assert built and set(built) == {torch.float64}
+    assert torch.get_default_dtype() == torch.float32
