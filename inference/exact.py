@@ -237,6 +237,7 @@ def fit_exact(
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
         coarse_pi = (log_joint - marginal[..., None]).exp() @ coarse if dims == 2 else None
         spacing = (hi - lo) / (grid_points - 1)
+        _warn_at_grid_edge(u, marginal, lo, hi, spacing, latent_scalars(hypothesis, data))
         # A likelihood can be sharper than the zoomed grid too (a shift multiplies payoffs of
         # a whole pot: hundreds of users pin it to 1e-4): while some simulation's posterior
         # of the scalars is narrower than its step, zoom again around it.
@@ -746,6 +747,33 @@ def _zoom_simulations(
     # A posterior piled at an edge (a type no user of a small group has, concentration < 1) has
     # few effective points, but its bulk spans the simplex: no zoom is taken, nothing changes.
     return zooms if any(z.zooms for z in zooms) else None
+
+
+def _warn_at_grid_edge(
+    u: torch.Tensor,
+    marginal: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    spacing: torch.Tensor,
+    names: list[str],
+) -> None:
+    """A :class:`DiagnosticWarning` where some simulation's posterior of the scalars (``u
+    [T, dims]``, ``marginal [T, S]`` on the first grid) peaks on the grid's edge, 6 prior sd
+    from the prior's centre: the data pull it beyond what the grid covers, and the posterior
+    is cut off there (one user's three offers of a tenth of a large pot put ``lam`` at 0.08
+    where the grid stops at 0.2, with no word: a red-team)."""
+    best = u[marginal.argmax(0)]  # [S, dims]
+    edge = ((best - lo).abs() < spacing / 2) | ((best - hi).abs() < spacing / 2)
+    if bool(edge.any()):
+        which = sorted({names[d] for d in torch.nonzero(edge)[:, 1].tolist()})
+        warnings.warn(
+            f"engine 'exact': the posterior of {', '.join(which)} peaks at the edge of its "
+            "grid, 6 prior sd from the prior's centre: the data pull it further than the grid "
+            "reaches, and the posterior is cut off there (fit with engine='mcmc' or 'svi', or "
+            "give the prior more room)",
+            DiagnosticWarning,
+            stacklevel=outside_scai(),
+        )
 
 
 def _column(site: dict[str, torch.Tensor], name: str, n: int) -> torch.Tensor:

@@ -405,3 +405,26 @@ def test_the_scalar_cells_are_kept_only_when_every_simulation_grids_the_same_sca
     lam = PRESETS["neutral"].with_(rationality_scale=0.3)
     state = fit_exact(data, lam, seed=1).engine_state
     assert state["scalar"] == "lam" and len(state["scalar_cells"]) == 2
+
+
+def test_a_posterior_at_the_edge_of_the_scalar_grid_is_warned_of():
+    """One user offering a tenth of a 1,000 pot three times puts lam near 0.08 (SVI, MCMC and
+    a profile of the density agree), but the exact grid stops 6 prior sd from the prior's
+    centre, at 0.2: the engine's lam sat there with no word (a red-team). It now warns."""
+    import warnings
+
+    import pandas as pd
+
+    from scai.inference import fit
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    row = dict(sim=0, epoch=0, proposer="u0", responder="assistant", currency="dollars")
+    row |= dict(pot=1000, offer=100, accepted=1, proposer_tone="", responder_tone="")
+    table = pd.DataFrame([{**row, "round": r} for r in range(3)])
+    noisy = PRESETS["neutral"].with_(rationality_scale=0.5)
+    with pytest.warns(DiagnosticWarning, match="lam peaks at the edge of its grid"):
+        fit(table, noisy, engine="exact", seed=0, num_draws=100)
+    table["pot"], table["offer"] = 10, 1  # the same share of a small pot: inside the grid
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiagnosticWarning)
+        fit(table, noisy, engine="exact", seed=0, num_draws=100)
