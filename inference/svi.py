@@ -142,7 +142,9 @@ def _write_guide(sites: tuple[str, ...], n_sims: int, kind: str, values: torch.T
 
 @contextlib.contextmanager
 def float64_default():
-    """torch's default dtype float64 for the block (what the density builds its tables in)."""
+    """torch's default dtype float64 for the block (what the density builds its tables in).
+    The setting is the process's, not the thread's: a fit on another thread meanwhile would
+    see it (scai runs one fit per process at a time)."""
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -368,6 +370,13 @@ def fit_svi(
             "estimate; fit it without subsample_size, or with a hypothesis without clones "
             "(no clone_prior)"
         )
+    S = data.shape[0]
+    if subsample_size is not None and subsample_size > data.shape[1]:
+        raise EngineError(
+            f"subsample_size={subsample_size}: a minibatch is drawn from each simulation's "
+            f"users; allowed: at most {data.shape[1]}, the users of a simulation here (or no "
+            "subsample_size: every user at every step)"
+        )
     if subsample_size is not None and correction is None and set(sites) - {"pi"}:
         warnings.warn(
             f"subsample_size={subsample_size} without the importance correction, with latent "
@@ -377,13 +386,6 @@ def fit_svi(
             "populations): keep correction='importance', or check with engine='exact'",
             MinibatchWarning,
             stacklevel=outside_scai(),
-        )
-    S = data.shape[0]
-    if subsample_size is not None and subsample_size > data.shape[1]:
-        raise EngineError(
-            f"subsample_size={subsample_size}: a minibatch is drawn from each simulation's "
-            f"users; allowed: at most {data.shape[1]}, the users of a simulation here (or no "
-            "subsample_size: every user at every step)"
         )
 
     def model(subsample=None):
