@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 
 _TMP_HOME = Path(tempfile.mkdtemp(prefix="scai-tests-"))
 os.environ["XDG_CACHE_HOME"] = str(_TMP_HOME / "cache")
@@ -58,12 +57,10 @@ def original_scai_path() -> Path:
 @pytest.fixture
 def float64():
     """Run a test with torch's default dtype at float64, restoring the old default after."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    from scai.inference.svi import float64_default
+
+    with float64_default():
         yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 @pytest.fixture(scope="session")
