@@ -43,11 +43,14 @@ def test_a_damaged_fit_is_refitted_with_a_warning(tmp_path, damage):
     assert not path.exists() and not path.with_suffix(".sha256").exists()
 
 
-def test_the_key_changes_with_the_code(monkeypatch):
+def test_the_key_changes_with_the_code_and_the_policies(monkeypatch):
     table = pd.DataFrame({"sim": ["a"], "offer": [1]})
     hypothesis = experiment.get_hypothesis("real_agents")
-    key = experiment._key(table, hypothesis, 0)
-    assert key == experiment._key(table, hypothesis, 0)
+    kind, policy = experiment.EPOCHS_KIND, {"a": "selfish"}
+    key = experiment._key(table, hypothesis, 0, kind, policy)
+    assert key == experiment._key(table, hypothesis, 0, kind, policy)
+    # p_true_norm scores against the configured policies: other policies, other rows
+    assert experiment._key(table, hypothesis, 0, kind, {"a": "altruistic"}) != key
     monkeypatch.setattr(experiment, "code_version", lambda: "0.2.0+another")
-    assert experiment._key(table, hypothesis, 0) != key
-    assert experiment._key(table, hypothesis, 1) != key
+    assert experiment._key(table, hypothesis, 0, kind, policy) != key
+    assert experiment._key(table, hypothesis, 1, kind, policy) != key

@@ -208,3 +208,50 @@ def test_a_drawn_offer_is_scored_beside_the_expected_one():
     _, numbers, _ = checks_and_numbers(summary)
     key = "exp1/fair_neutral | real_agents: a drawn offer within 5 points"
     assert numbers[f"{key} (expected share of run-epochs)"] == 0.75
+
+
+def test_a_mixed_run_scores_each_user_against_their_own_policy():
+    """In a run of selfish and altruistic users (an import's mixed condition), ``p_true_norm``
+    is each user's probability of their own configured policy: it was the probability of a
+    norm named by the mixture (``"selfish=0.5,altruistic=0.5"``), no type's name, so 0 in every
+    epoch, the prior's too. A policy that names no norm of the hypothesis is refused."""
+    from scai.experiments.original_logs.assistant import p_true_norm, run_condition
+    from scai.experiments.original_logs.experiment import configured_policies
+    from scai.models.errors import RunError
+    from scai.models.hypotheses import get_hypothesis
+
+    mine = {"u1": "selfish", "u2": "altruistic", "u3": "selfish", "u4": "altruistic"}
+    keeps = {"selfish": 1, "altruistic": 9}  # of 10: the offer each proposes
+    rows = []
+    for epoch in (1, 2):
+        for r, (p, q) in enumerate((("u1", "u2"), ("u2", "u3"), ("u3", "u4"), ("u4", "u1")), 1):
+            offer = keeps[mine[p]]
+            rows.append(
+                {
+                    "sim": "run", "epoch": epoch, "round": r, "proposer": p, "responder": q,
+                    "currency": "apples", "pot": 10, "offer": offer, "accepted": 1,
+                    "proposer_tone": "neutral", "responder_tone": "neutral",
+                }
+            )  # fmt: skip
+    games = pd.DataFrame(rows)
+    hypothesis = get_hypothesis("real_agents")
+    epochs = run_condition(games, {"run": mine}, hypothesis, seed=0, epochs=2)
+    p = epochs.set_index("epoch")["p_true_norm"]
+    prior = np.array(hypothesis.pi_concentration) / sum(hypothesis.pi_concentration)
+    share = {n: prior[[k for k, m in enumerate(hypothesis.norm_names) if m == n]].sum()
+             for n in ("selfish", "altruistic")}  # fmt: skip
+    assert p[1] == pytest.approx((share["selfish"] + share["altruistic"]) / 2)
+    assert p[2] > p[1] and p[2] > 0.5  # each user's own proposals point at their own norm
+    import torch
+
+    names = hypothesis.norm_names
+    one = torch.eye(len(names))[[0, 2]]  # u1 certainly of type 0, u2 of type 2
+    assert p_true_norm(one, hypothesis, {"u1": names[0], "u2": names[2]}, ["u1", "u2"]) == 1.0
+    assert p_true_norm(one, hypothesis, {"u1": names[2], "u2": names[0]}, ["u1", "u2"]) == 0.0
+
+    users = pd.DataFrame({"sim": "run", "user": list(mine), "policy": list(mine.values())})
+    runs = pd.DataFrame({"sim": ["run"]})
+    assert configured_policies(users, runs, ("real_agents",)) == {"run": mine}
+    renamed = users.assign(policy=users["policy"].replace("altruistic", "generous"))
+    with pytest.raises(RunError, match="run run:.*generous.*'real_agents'"):
+        configured_policies(renamed, runs, ("real_agents",))

@@ -594,3 +594,16 @@ def test_a_game_number_that_is_not_whole_is_named_at_its_row(tmp_path, agent_id)
     assert (problem.reason, problem.row) == ("bad_epoch_file", first_game + 1)
     assert problem.detail == f"agent_id {agent_id!r} is not a whole game number"
     assert result.report.converted["user_user_games"] > 0  # run 0 and run 1's other epoch
+
+
+def test_the_experiment_is_the_innermost_folder_that_names_one(tmp_path):
+    """A source folder whose own name says ``experiment_9`` holding the original archives (or
+    their folders) labels each run by the experiment around it, not by the source's name; the
+    first match named every run ``exp9``, and runs of two experiments collided as duplicates."""
+    source = tmp_path / "experiment_9_data"
+    write_run(source / "experiment_1_one_norm" / "20runs" / "altruistic_rude" / "0", 0)
+    write_run(tmp_path / "x" / "experiment_3_varied" / "20runs" / "altruistic_rude" / "0", 0)
+    make_archive(tmp_path / "x" / "experiment_3_varied", source / "experiment_3_varied.tgz")
+    result = import_logs(source)
+    assert sorted(result.runs["sim"]) == ["exp1/altruistic_rude/00", "exp3/altruistic_rude/00"]
+    assert result.report.problems == []

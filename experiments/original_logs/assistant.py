@@ -59,16 +59,39 @@ def norm_share(probs: torch.Tensor, hypothesis: Hypothesis, norm: str) -> torch.
     return probs[..., columns].sum(-1)
 
 
+#: A run's configured policies: one name for every user, or a name per user (a mixed group).
+Policy = str | dict[str, str]
+
+
+def p_true_norm(
+    probs: torch.Tensor, hypothesis: Hypothesis, policy: Policy, users: list[str]
+) -> float:
+    """The mean over ``users`` of the probability that their type proposes by their own
+    configured ``policy``; ``probs`` is ``[len(users), K]``, or ``[K]`` for all alike."""
+    names = [policy if isinstance(policy, str) else policy[u] for u in users]
+    probs = probs.expand(len(users), -1) if probs.dim() == 1 else probs
+    mask = torch.tensor([[n == name for n in hypothesis.norm_names] for name in names])
+    return float((probs * mask.to(probs.dtype)).sum(-1).mean())
+
+
+def run_users(games: pd.DataFrame) -> dict[str, list[str]]:
+    """Per run, its users in the order they first play."""
+    return {
+        str(sim): list(dict.fromkeys(np.ravel(part[["proposer", "responder"]].to_numpy())))
+        for sim, part in games.groupby("sim", sort=False)
+    }
+
+
 def run_condition(
     games: pd.DataFrame,
-    policy: dict[str, str],
+    policy: dict[str, Policy],
     hypothesis: Hypothesis,
     seed: int,
     epochs: int = EPOCHS,
 ) -> pd.DataFrame:
     """One row per ``sim, epoch`` for one condition's runs: the assistant's offered share,
     accept agreement, ``p_true_norm`` and ``pi_<norm>``. ``policy`` maps a run to its configured
-    policy; ``games`` are its user-user games with the tones to fit with."""
+    policies (:data:`Policy`); ``games`` are its user-user games with the tones to fit with."""
     sims = list(dict.fromkeys(games["sim"]))
     first = games[games["epoch"] == 1]
     pots = first.groupby("sim")["pot"].first()
@@ -88,10 +111,11 @@ def run_condition(
     )
     conc = torch.tensor(hypothesis.pi_concentration, dtype=torch.float64)
     prior_pi = conc / conc.sum()
+    users = run_users(games)
     for i, sim in enumerate(sims):
+        p_true = p_true_norm(prior_pi, hypothesis, policy[sim], users[sim])
         records.append(
-            _record(sim, 1, games, prior_norms, i, norm_share(prior_pi, hypothesis, policy[sim]))
-            | _pi_columns(prior_pi, hypothesis)
+            _record(sim, 1, games, prior_norms, i, p_true) | _pi_columns(prior_pi, hypothesis)
         )
     stacked = prefixes(games, epochs)
     if stacked.empty:  # one epoch in the logs: the assistant never plays after seeing one
@@ -108,39 +132,36 @@ def run_condition(
     pi = posterior.pi_mean().double()
     for g, group in enumerate(groups):
         sim, e = group.rsplit("#", 1)
-        users = len(posterior.data.user_ids[g])
-        true = norm_share(posterior.policy_probs[g, :users].double(), hypothesis, policy[sim])
+        ids = posterior.data.user_ids[g]
+        probs = posterior.policy_probs[g, : len(ids)].double()
+        true = p_true_norm(probs, hypothesis, policy[sim], ids)
         records.append(
-            _record(sim, int(e) + 1, games, norms, g, true.mean()) | _pi_columns(pi[g], hypothesis)
+            _record(sim, int(e) + 1, games, norms, g, true) | _pi_columns(pi[g], hypothesis)
         )
     return pd.DataFrame(records).sort_values(["sim", "epoch"]).reset_index(drop=True)
 
 
 def interaction_curve(
     games: pd.DataFrame,
-    policy: dict[str, str],
+    policy: dict[str, Policy],
     hypothesis: Hypothesis,
     seed: int,
     epochs: int = 1,
 ) -> pd.DataFrame:
     """One row per ``sim, interactions``: ``p_true_norm`` (the mean over all the run's users
-    of the posterior probability that their type proposes by the configured policy
+    of the posterior probability that their type proposes by their configured policy,
     ``policy[sim]``) after the run's first ``interactions`` user-user games of epochs
     ``1..epochs``, in the order played. After a whole epoch ``e`` it is the ``p_true_norm`` of
     :func:`run_condition` in epoch ``e + 1`` up to the exact engine's grid, which is fitted to
     all of a fit's groups at once (on the logs: within 0.01 per run)."""
     played = games[games["epoch"] <= epochs].sort_values(["sim", "epoch", "round"], kind="stable")
     rows = played.reset_index(drop=True)
-    users = {
-        str(sim): list(dict.fromkeys(np.ravel(part[["proposer", "responder"]].to_numpy())))
-        for sim, part in games.groupby("sim", sort=False)
-    }
-    data, posterior, groups = prefix_fit(rows, hypothesis, users, seed=seed)
+    data, posterior, groups = prefix_fit(rows, hypothesis, run_users(games), seed=seed)
     out = []
     for g, (sim, n) in enumerate(groups):
-        count = len(data.user_ids[g])
-        probs = posterior.policy_probs[g, :count].double()
-        out.append((sim, n, float(norm_share(probs, hypothesis, policy[sim]).mean())))
+        ids = data.user_ids[g]
+        probs = posterior.policy_probs[g, : len(ids)].double()
+        out.append((sim, n, p_true_norm(probs, hypothesis, policy[sim], ids)))
     return pd.DataFrame(out, columns=["sim", "interactions", "p_true_norm"])
 
 

@@ -36,6 +36,7 @@ from scai.experiments.cache import CacheWarning, code_version, file_digest
 from scai.experiments.common import ExperimentResult, figure_dir, format_checks, output_dir
 from scai.experiments.original_logs.assistant import (
     EPOCHS,
+    Policy,
     interaction_curve,
     run_condition,
     user_games,
@@ -54,6 +55,7 @@ from scai.inference.nuts import one_torch_thread
 from scai.inference.progress import progress_bar
 from scai.inference.workers import Finished, ctrl_c_deferred, worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
+from scai.models.errors import RunError
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
 from scai.models.scai_logs.importer import check_converted
@@ -102,6 +104,33 @@ def _digests(source: Path) -> dict[str, list]:
     }
 
 
+def configured_policies(
+    users: pd.DataFrame, runs: pd.DataFrame, hypotheses: tuple[str, ...]
+) -> dict[str, Policy]:
+    """Per run, its users' configured policies (:data:`Policy`: one name where they share it,
+    else a name per user; a mixed run's ``policy`` in the runs table is its mixture, no type's
+    name). Refused (:class:`RunError`) where a user's policy names no norm of a hypothesis
+    fitted: its ``p_true_norm`` would be 0 whatever the users did."""
+    out: dict[str, Policy] = {}
+    for sim, part in users[users["sim"].isin(set(runs["sim"]))].groupby("sim", sort=False):
+        names = dict(zip(part["user"].astype(str), part["policy"].astype(str), strict=True))
+        out[str(sim)] = next(iter(names.values())) if len(set(names.values())) == 1 else names
+    for name in hypotheses:
+        norms = set(get_hypothesis(name).norm_names)
+        for sim in runs["sim"]:
+            policy = out.get(str(sim))
+            configured = {policy} if isinstance(policy, str) else set((policy or {}).values())
+            if policy is None or not configured <= norms:
+                found = "no users" if policy is None else ", ".join(sorted(configured - norms))
+                raise RunError(
+                    f"run {sim}: its users' configured policies ({found}) are not norms of "
+                    f"hypothesis {name!r} ({', '.join(sorted(norms))}): p_true_norm scores "
+                    "each user against their configured policy; fit a hypothesis whose types "
+                    "include it"
+                )
+    return out
+
+
 def reference_rows(games: pd.DataFrame, gpt4: pd.DataFrame) -> pd.DataFrame:
     """The users' and GPT-4's rows per ``sim, epoch``: offered share and, for GPT-4, how often
     its decision on a user's offer matched the user responders' decisions that epoch."""
@@ -143,6 +172,7 @@ def run(
         chosen = [c for c in QUICK_CONDITIONS if c in conds] or conds[:3]
         runs = runs[runs["cond"].isin(chosen)].groupby("cond").head(QUICK_RUNS)
     games = user_games(logs["games"])
+    policies = configured_policies(logs["users"], runs, hypotheses)
     reader_of = _readers(logs, runs, tones, reader)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -161,11 +191,11 @@ def run(
     for cond, hyp_name, mode, kind in jobs:
         in_cond = runs[runs["cond"] == cond]
         sims = set(in_cond["sim"])
-        policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
+        policy = {sim: policies[sim] for sim in in_cond["sim"]}
         cond_games = games[games["sim"].isin(sims)]
         hypothesis = get_hypothesis(hyp_name)
         table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader_of(cond))
-        path = cache / f"{_key(table, hyp, seed, kind)}.csv"
+        path = cache / f"{_key(table, hyp, seed, kind, policy)}.csv"
         args = (table, policy, hyp, seed, str(path), kind)
         fits.append((cond, hyp_name, mode, kind, sims, path, args))
     _run_fits([f[5:] for f in fits], workers, progress)
@@ -193,7 +223,7 @@ def run(
     write_csv_atomic(summary, out / "summary.csv")
     if "read" in tones and "config" in tones:
         gap = tone_gap(
-            summary, runs, games, logs["users"], reader_of, seed, cache, workers, progress
+            summary, runs, games, logs["users"], policies, reader_of, seed, cache, workers, progress
         )
         write_csv_atomic(gap, out / TONE_GAP_FILE)
     else:  # not measured: no stale file from an earlier run
@@ -247,6 +277,7 @@ def tone_gap(
     runs: pd.DataFrame,
     games: pd.DataFrame,
     users: pd.DataFrame,
+    policies: dict[str, Policy],
     reader_of,
     seed: int,
     cache: Path,
@@ -268,10 +299,10 @@ def tone_gap(
     fits, labels = [], []
     for cond, hyp_name in gap[gap > READ_TOLERANCE].index:
         in_cond = runs[runs["cond"] == cond]
-        policy = dict(zip(in_cond["sim"], in_cond["policy"], strict=True))
+        policy = {sim: policies[sim] for sim in in_cond["sim"]}
         table = config_tones(games[games["sim"].isin(set(in_cond["sim"]))], users)
         hyp = get_hypothesis(hyp_name).with_(reader_confusion=reader_of(cond).confusion)
-        path = cache / f"{_key(table, hyp, seed)}.csv"
+        path = cache / f"{_key(table, hyp, seed, EPOCHS_KIND, policy)}.csv"
         fits.append((path, (table, policy, hyp, seed, str(path))))
         labels.append((cond, hyp_name))
     _run_fits(fits, workers, progress)
@@ -343,13 +374,15 @@ def cached(path: Path) -> bool:
     return False
 
 
-def _key(table: pd.DataFrame, hypothesis, seed: int, kind: str = EPOCHS_KIND) -> str:
-    """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs and
-    the code (:func:`scai.experiments.cache.code_version`: scai's source and its libraries'
-    versions), so that other code refits instead of reusing its rows."""
+def _key(table: pd.DataFrame, hypothesis, seed: int, kind: str, policy: dict[str, Policy]) -> str:
+    """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs, the
+    users' configured policies (what ``p_true_norm`` scores against) and the code
+    (:func:`scai.experiments.cache.code_version`: scai's source and its libraries' versions),
+    so that other code refits instead of reusing its rows."""
     text = table.to_csv(index=False) + json.dumps(
         {
             "hypothesis": hypothesis.to_dict(),
+            "policy": policy,
             "seed": seed,
             "epochs": EPOCHS,
             **({} if kind == EPOCHS_KIND else {"kind": kind}),

@@ -161,8 +161,12 @@ def _config(run: RunFolder, report: ImportReport) -> RunConfig | None:
 
 
 def _experiment(run: RunFolder, config: RunConfig) -> str:
-    match = _EXPERIMENT.search(run.folder) or _EXPERIMENT.search(config.sim_dir)
-    return f"exp{match[1]}" if match else "exp"
+    """``expN`` from the innermost ``experiment_N`` folder (or archive) around the run: the
+    source's own name comes first in its label, and a source folder ``experiment_9_data``
+    holding the original archives named every run ``exp9`` (and dropped runs of two
+    experiments as duplicates)."""
+    found = _EXPERIMENT.findall(run.folder) or _EXPERIMENT.findall(config.sim_dir)
+    return f"exp{found[-1]}" if found else "exp"
 
 
 def _kind(game: Game) -> str:
