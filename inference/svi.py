@@ -390,7 +390,7 @@ def fit_svi(
             f"subsample_size={subsample_size} without the importance correction, with latent "
             f"{', '.join(s for s in sites if s != 'pi')}: minibatch SVI is checked against the "
             "exact engine only where pi is the only latent site; with a latent rationality "
-            "its mean of lam was several posterior sd off (benchmarks/README.md, large "
+            "its mean of lam was 1.5 posterior sd off (benchmarks/README.md, large "
             "populations): keep correction='importance', or check with engine='exact'",
             MinibatchWarning,
             stacklevel=outside_scai(),

@@ -169,7 +169,7 @@ def test_minibatch_curvature_is_taken_in_float64_and_latent_scalars_are_warned_o
     sd came out 20x too narrow (``benchmarks/bench_large.py --rationality-scale 0.5``). The
     density is now built and differentiated in float64 (and the default dtype restored). Such
     a fit, minibatches without the importance correction on more latent sites than ``pi``, is
-    warned of: its lam was still several posterior sd off there."""
+    warned of: its lam was still 1.5 posterior sd off there."""
     from scai.inference import svi
 
     built: list[torch.dtype] = []
