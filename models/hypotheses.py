@@ -86,6 +86,12 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "lapse": (0.0, 0.5),
     "beta prior": (1e-2, 1e4),
 }
+#: A prior scale is 0 (the quantity fixed at its prior centre) or at least this: a smaller
+#: positive one squared rounds to 0 in float32 (1e-30 broke the exact engine's Cholesky, SVI's
+#: and the simulator's Normal, and left MCMC at step size 1e-72), and below it a latent
+#: quantity differs from a fixed one by less than the arithmetic resolves.
+MIN_SCALE = 1e-3
+_SCALES = ("rationality_scale", "shared_scale", "currency_scale")
 _SCALARS = (
     "rationality",
     "rationality_scale",
@@ -394,6 +400,11 @@ class Hypothesis:
                             f"{source}: policies.{pname}.description has value {_show(v)}; "
                             "expected a string"
                         )
+                if "norm" in spec and not isinstance(spec["norm"], str):
+                    raise HypothesisError(
+                        f"{source}: policies.{pname}.norm has value {_show(spec['norm'])}; "
+                        f"expected the name of a policy ({', '.join(raw['policies'])})"
+                    )
                 spec = dict(spec)
                 base = raw["policies"].get(spec.get("norm"))
                 if isinstance(base, dict):  # a role variant proposes like its norm: by default
@@ -509,6 +520,11 @@ def _check_range(key: str, value: Any, bound: str) -> None:
     if not low <= value <= high:  # False for NaN; exact for huge ints
         raise HypothesisError(
             f"{key}: must be {allowed} ({_why(bound, value)}), got {_show(value)}"
+        )
+    if bound in _SCALES and 0 < value < MIN_SCALE:
+        raise HypothesisError(
+            f"{key}: must be 0 (fixed) or a number in [{MIN_SCALE:g}, {high:g}] (a prior scale "
+            f"below {MIN_SCALE:g} is lost to rounding in float32), got {_show(value)}"
         )
 
 

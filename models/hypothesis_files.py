@@ -69,7 +69,7 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
     path = Path(path)
     raw = read_toml(path)
     model = raw.pop("model", DEFAULT_FAMILY)
-    if model not in FAMILIES:
+    if not isinstance(model, str) or model not in FAMILIES:
         raise HypothesisError(
             f"{path}: key 'model' has value {model!r}; allowed: {', '.join(FAMILIES)}"
         )

@@ -162,6 +162,20 @@ def test_invalid_settings_name_the_key():
         Hypothesis().policy_index("greedy")
 
 
+@pytest.mark.parametrize("key", ["rationality_scale", "shared_scale", "currency_scale"])
+def test_a_prior_scale_is_zero_or_resolvable(key):
+    """A positive prior scale below MIN_SCALE squares to 0 in float32: 1e-30 crashed the exact
+    engine (Cholesky), SVI and the simulator (a Normal of scale 0) and left MCMC at a step
+    size of 1e-72, with a wrong posterior; it is refused, naming the key and what is allowed."""
+    from scai.models.hypotheses import MIN_SCALE
+
+    for tiny in (1e-300, 1e-30, MIN_SCALE / 2):
+        with pytest.raises(HypothesisError, match=rf"{key}: must be 0 \(fixed\) or a number"):
+            Hypothesis().with_(**{key: tiny})
+    for fine in (0.0, MIN_SCALE, 0.5):
+        assert getattr(Hypothesis().with_(**{key: fine}), key) == fine
+
+
 def test_two_types_that_act_alike_are_warned_of():
     """Two types with the same parameters in both roles cannot be told apart by any data (a
     red-team pass found a file with two, whose posterior split 0.5 / 0.5 in silence); a role

@@ -145,3 +145,21 @@ def test_a_byte_order_mark_is_skipped(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbfrationality = 3.0\n")
     assert load_hypothesis_file(path).rationality == 3.0
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('model = ["a"]\n', r"h\.toml: key 'model' has value \['a'\]; allowed: "),
+        (
+            '[policies.selfish]\n[policies.x]\nnorm = ["selfish"]\n',
+            r"h\.toml: policies\.x\.norm has value .*expected the name of a policy \(selfish, x\)",
+        ),
+        ("[policies.selfish]\n[policies.x]\nnorm = {a = 1}\n", r"policies\.x\.norm has value"),
+    ],
+)
+def test_a_list_or_table_where_a_name_belongs_is_refused_by_key(tmp_path, text, says):
+    """``model`` or a policy's ``norm`` given as a list or table named no key: "unhashable
+    type: 'list'", an internal error."""
+    with pytest.raises(HypothesisError, match=says):
+        load_hypothesis_file(write(tmp_path, text))
