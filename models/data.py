@@ -53,6 +53,7 @@ from scai.models.errors import (
     Problem,
     RunError,
     UnusedColumnsWarning,
+    error_text,
     not_a_regular_file,
     not_replaceable,
     outside_scai,
@@ -142,7 +143,7 @@ EMPTY_FILE = "empty file; expected a header line and rows"
 #: Endings of a table's name that the readers (pandas' ``compression="infer"``, and ``.tgz``,
 #: read as the ``.tar.gz`` it is: :func:`_compression`) take for a compressed file or archive
 #: (``.tar.gz`` and the like end in one of these too).
-COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar", ".tgz")
+COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar", ".tgz", ".tbz", ".tbz2", ".txz")
 
 
 def _compression(path_or_buffer) -> str | dict:
@@ -192,18 +193,10 @@ _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError)
 
 def _head(path: Path, size: int) -> str | None:
     """The first ``size`` bytes of the table at ``path``, decoded, as pandas would read it (by
-    the name's ending: compressed, or the one member of a .zip); ``None`` where pandas will
-    refuse the file anyway (a .zip of several files or none; a .zst). A tar archive never
-    comes here: :func:`_one_tar_member` has read its table already."""
+    the name's ending); ``None`` for a .zst. An archive never comes here: :func:`_one_member`
+    has read its table already."""
     name = path.name.lower()
-    if name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                return None
-            with archive.open(members[0]) as f:
-                data = f.read(size)
-    elif name.endswith(".zst"):
+    if name.endswith(".zst"):
         return None  # zstandard may not be installed; _cut_zst and pandas see to it
     else:
         with _OPENERS.get(path.suffix.lower(), open)(path, "rb") as f:
@@ -211,31 +204,60 @@ def _head(path: Path, size: int) -> str | None:
     return data.decode("utf-8-sig", errors="replace")
 
 
-#: A tar archive's name (read by :func:`_one_tar_member`, not by pandas).
-_TAR_NAME = re.compile(r"\.(tar(\.(gz|bz2|xz))?|tgz)$")
+#: An archive's name (read by :func:`_one_member`, not by pandas): ZIP, and tar plain or
+#: compressed with gzip, bzip2 or xz.
+_ARCHIVE_NAME = re.compile(r"\.(zip|tar(\.(gz|bz2|xz))?|tgz|tbz2?|txz)$")
+#: A tar archive compressed otherwise (Python's tarfile reads zstd only from 3.14).
+_UNREAD_TAR_NAME = re.compile(r"\.(tar\.(zst|lz4|lz|lzma|z)|tzst)$")
+#: What reading an archive raises where it is damaged, encrypted or compressed by a method
+#: Python cannot read (zipfile: RuntimeError for a password, NotImplementedError for a method).
+_READ_ARCHIVE_ERRORS = (
+    *_ARCHIVE_ERRORS,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
-def _one_tar_member(path: Path, whole_file: Callable[[str], DataError]) -> io.BytesIO:
-    """The one regular file a tar archive holds, as bytes (folders around it are layout); a
-    problem of the file where it holds several, none (only folders, links or pipes: pandas
-    failed on those with an internal error), or is no tar archive (a gzipped table named
-    ``.tgz``: pandas listed every way ``tarfile`` had failed)."""
+def _one_member(path: Path, whole_file: Callable[[str], DataError]) -> io.BytesIO:
+    """The one regular file a ZIP or tar archive holds, as bytes (folders around it are
+    layout: ``zip -r data.zip data`` has a ``data/`` entry); a problem of the file where it
+    holds several, none (only folders, links or pipes: pandas failed on those with an internal
+    error), or cannot be read (damaged, encrypted, compressed by a method Python cannot read;
+    a gzipped table named ``.tgz``)."""
+    kind = "ZIP" if path.name.lower().endswith(".zip") else "TAR"
     try:
-        with tarfile.open(path) as archive:
-            members = [m for m in archive.getmembers() if m.isfile()]
-            if len(members) == 1 and (f := archive.extractfile(members[0])) is not None:
-                # read whole (pandas would too): only if it fits
-                check_memory(members[0].size, lambda text: whole_file(f"its table {text}"))
-                return io.BytesIO(f.read())
-    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError):
+        if kind == "ZIP":
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                names = [m.filename for m in members]
+                if len(members) == 1:
+                    check_memory(members[0].file_size, lambda t: whole_file(f"its table {t}"))
+                    with archive.open(members[0]) as f:
+                        return io.BytesIO(f.read())
+        else:
+            with tarfile.open(path) as archive:
+                members = [m for m in archive.getmembers() if m.isfile()]
+                names = [m.name for m in members]
+                if len(members) == 1 and (f := archive.extractfile(members[0])) is not None:
+                    # read whole (pandas would too): only if it fits
+                    check_memory(members[0].size, lambda t: whole_file(f"its table {t}"))
+                    return io.BytesIO(f.read())
+    except _READ_ARCHIVE_ERRORS as err:
+        if kind == "ZIP":
+            why = error_text(err)
+            raise whole_file(f"cannot read as CSV: not a readable ZIP archive ({why})") from None
         hint = " (a gzipped table is named .csv.gz)" if path.name.lower().endswith("gz") else ""
         raise whole_file(f"cannot read as CSV: not a readable tar archive{hint}") from None
     if members:
-        names = [m.name for m in members]
         raise whole_file(
-            f"cannot read as CSV: a TAR of several files ({names}); it must hold exactly one table"
+            f"cannot read as CSV: a {kind} of several files ({names}); it must hold exactly one "
+            "table"
         )
-    raise whole_file("cannot read as CSV: a TAR with no file; it must hold exactly one table")
+    raise whole_file(f"cannot read as CSV: a {kind} with no file; it must hold exactly one table")
 
 
 def _read_once(path_or_buffer):
@@ -307,8 +329,15 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
         return DataError(source, [Problem(None, None, None, problem)])
 
     path_or_buffer = _read_once(path_or_buffer)
-    if _TAR_NAME.search(str(path_or_buffer).lower()) and os.path.isfile(path_or_buffer):
-        path_or_buffer = _one_tar_member(Path(path_or_buffer), whole_file)
+    name = "" if isinstance(path_or_buffer, io.IOBase) else str(path_or_buffer).lower()
+    if _UNREAD_TAR_NAME.search(name):
+        raise whole_file(
+            "cannot read as CSV: a tar archive is read plain or compressed with gzip, bzip2 or "
+            "xz (.tar, .tar.gz, .tgz, .tar.bz2, .tbz2, .tar.xz, .txz); a table alone may be "
+            ".csv.zst"
+        )
+    if _ARCHIVE_NAME.search(name) and os.path.isfile(path_or_buffer):
+        path_or_buffer = _one_member(Path(path_or_buffer), whole_file)
     _check_header(path_or_buffer, source)
     if _cut_zst(path_or_buffer):
         raise whole_file(

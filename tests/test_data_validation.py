@@ -272,6 +272,53 @@ def test_archives_of_several_tables_or_none_are_data_errors(tmp_path, capsys):
     assert len(read_interactions(tmp_path / "one.zip")) == len(VALID_ROWS)
 
 
+def test_zip_archives_as_people_make_them(tmp_path, capsys):
+    """``zip -r data.zip data`` writes a ``data/`` entry beside the table: a folder, not a second
+    file (it was "a ZIP of several files"). An encrypted ZIP, or one compressed by a method
+    Python cannot read, is a problem of the file (they were internal errors), and so is a tar
+    archive compressed otherwise than by gzip, bzip2 or xz (a .tar.zst read as a zstd table
+    said its header lacked columns); .tbz2 and .txz are read as the tar archives they are."""
+    import io
+    import tarfile
+    import zipfile
+
+    text = "\n".join([HEADER, *VALID_ROWS]) + "\n"
+    with zipfile.ZipFile(tmp_path / "folder.zip", "w") as archive:
+        archive.writestr("data/", "")
+        archive.writestr("data/t.csv", text)
+    assert len(read_interactions(tmp_path / "folder.zip")) == len(VALID_ROWS)
+
+    def patched(name: str, flag: int = 0, method: int | None = None) -> None:
+        """A one-table ZIP whose headers say encrypted (flag bit 0) or another method."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("t.csv", text)
+        raw = bytearray(buffer.getvalue())
+        for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = raw.index(signature)
+            raw[at + flags_at] |= flag
+            if method is not None:
+                raw[at + flags_at + 2 : at + flags_at + 4] = method.to_bytes(2, "little")
+        (tmp_path / name).write_bytes(bytes(raw))
+
+    patched("locked.zip", flag=1)
+    patched("deflate64.zip", method=9)
+    for name in ("locked.zip", "deflate64.zip"):
+        code, _, err = validate(tmp_path / name, capsys)
+        assert code == 1 and name in err and "not a readable ZIP archive" in err, err
+        assert "internal error" not in err
+
+    for name, mode in (("t.tbz2", "w:bz2"), ("t.txz", "w:xz")):
+        with tarfile.open(tmp_path / name, mode) as archive:
+            info = tarfile.TarInfo("t.csv")
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+        assert len(read_interactions(tmp_path / name)) == len(VALID_ROWS)
+    (tmp_path / "t.tar.zst").write_bytes(b"\x28\xb5\x2f\xfd anything")
+    code, _, err = validate(tmp_path / "t.tar.zst", capsys)
+    assert code == 1 and "a tar archive is read plain or compressed with gzip" in err, err
+
+
 def test_a_tgz_is_read_as_the_tar_gz_it_is(tmp_path, capsys):
     """pandas infers no compression from ``.tgz`` (it read the gzip bytes as text: "cannot
     read as CSV: 'utf-8' codec can't decode byte 0x8b"), while ``scai import scai-logs``
