@@ -217,7 +217,7 @@ def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     from; two files of one suffix in one folder are kept apart."""
     import gzip
 
-    from scai.experiments.commands import write_together
+    from scai.models.data import write_together
 
     long = tmp_path / ("x" * 236 + ".csv")
     packed = tmp_path / "t.csv.gz"

@@ -607,3 +607,27 @@ def test_the_experiment_is_the_innermost_folder_that_names_one(tmp_path):
     result = import_logs(source)
     assert sorted(result.runs["sim"]) == ["exp1/altruistic_rude/00", "exp3/altruistic_rude/00"]
     assert result.report.problems == []
+
+
+def test_an_import_replaces_its_files_together(logs, tmp_path, monkeypatch):
+    """Interrupted while writing its tables, an import leaves the previous import's files, all
+    of them: the tables were replaced one by one (a Ctrl-C left a new interactions table beside
+    the previous users, runs and report)."""
+    from scai.models.scai_logs import importer
+
+    out = tmp_path / "out" / "logs.csv"
+    first = import_logs(logs / "20runs" / "altruistic_rude")
+    importer.write_import(first, out)
+    before = {p: p.read_bytes() for p in output_paths(out).values()}
+    real, second = importer.write_csv_atomic, import_logs(logs)
+
+    def interrupted(df, path, **kwargs):
+        if df is second.runs:  # after the interactions, users and GPT-4 tables
+            raise KeyboardInterrupt
+        return real(df, path, **kwargs)
+
+    monkeypatch.setattr(importer, "write_csv_atomic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        importer.write_import(second, out)
+    assert {p: p.read_bytes() for p in output_paths(out).values()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(p.name for p in before)

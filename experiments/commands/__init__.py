@@ -282,40 +282,6 @@ def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | N
         _check_writable_folder_or_fail(path.parent, option, given)
 
 
-def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
-    """Files that make one result (a table and its users, a posterior and its table): each
-    ``write(path)`` first writes its file whole beside its final path, under a short hidden name
-    that keeps the file's last two suffixes (writers read the format from them, ``.csv.gz``);
-    then all are moved into
-    place with Ctrl-C held back. An interruption leaves the previous files (or none) or the new
-    ones, never some of each (written one after the other, a Ctrl-C between them left a new
-    table beside the previous run's users). An OS error while writing one (a full disk) names
-    its final path, not the hidden one."""
-    from scai.inference.workers import ctrl_c_deferred
-
-    token = os.urandom(6).hex()
-    aside = {
-        path: path.with_name(f".scai-{token}-{i}{''.join(path.suffixes[-2:])}")
-        for i, path in enumerate(writes)
-    }
-    try:
-        for path, write in writes.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                write(aside[path])
-            except OSError as err:
-                if err.errno is None:
-                    raise
-                raise OSError(err.errno, err.strerror, str(path)) from err
-        with ctrl_c_deferred():
-            for path in writes:
-                os.replace(aside[path], path)
-    finally:
-        for hidden in aside.values():
-            with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
-                hidden.unlink(missing_ok=True)
-
-
 def _check_writable_folder_or_fail(folder: Path, option: str, given: Path) -> None:
     try:
         _check_writable_folder(folder, str(given))

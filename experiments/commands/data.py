@@ -17,7 +17,6 @@ from scai.experiments.commands import (
     seed_option,
     strict_option,
     warnings_on_one_line,
-    write_together,
 )
 from scai.models.data import (
     DataError,
@@ -25,6 +24,7 @@ from scai.models.data import (
     users_path,
     write_atomic,
     write_csv_atomic,
+    write_together,
 )
 from scai.models.errors import RunError
 from scai.models.game import CURRENCIES

@@ -22,10 +22,9 @@ from scai.experiments.commands import (
     strict_option,
     tones_option,
     warnings_on_one_line,
-    write_together,
 )
 from scai.experiments.locking import locked
-from scai.models.data import read_interactions, write_csv_atomic
+from scai.models.data import read_interactions, write_csv_atomic, write_together
 from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scai.models.data import users_path, write_atomic, write_csv_atomic, write_interactions
+from scai.models.data import (
+    users_path,
+    write_atomic,
+    write_csv_atomic,
+    write_interactions,
+    write_together,
+)
 from scai.models.errors import RunError
 from scai.models.scai_logs.report import ImportReport
 from scai.models.scai_logs.sources import read_runs
@@ -70,11 +76,18 @@ def write_report(result: ImportResult, out: str | Path) -> Path:
 
 
 def write_import(result: ImportResult, out: str | Path) -> dict[str, Path]:
-    """Write every table and the report; return their paths."""
+    """Write every table and the report as one result (:func:`~scai.models.data.
+    write_together`: an interruption leaves the previous import's files or the new ones, never
+    a new interactions table beside the previous users and report); return their paths."""
     paths = output_paths(out)
-    write_interactions(result.interactions, paths["interactions"])
-    write_csv_atomic(result.users, paths["users"])
-    write_csv_atomic(result.gpt4, paths["gpt4"], quote_text=True)
-    write_csv_atomic(result.runs, paths["runs"])
-    write_report(result, out)
+    text = result.report.markdown()
+    write_together(
+        {
+            paths["interactions"]: lambda p: write_interactions(result.interactions, p),
+            paths["users"]: lambda p: write_csv_atomic(result.users, p),
+            paths["gpt4"]: lambda p: write_csv_atomic(result.gpt4, p, quote_text=True),
+            paths["runs"]: lambda p: write_csv_atomic(result.runs, p),
+            paths["report"]: lambda p: Path(p).write_text(text),
+        }
+    )
     return paths
