@@ -4,6 +4,7 @@ kind of malformed log reported with its file and row while the rest is converted
 from __future__ import annotations
 
 import re
+import warnings
 
 import pandas as pd
 import pytest
@@ -631,3 +632,24 @@ def test_an_import_replaces_its_files_together(logs, tmp_path, monkeypatch):
         importer.write_import(second, out)
     assert {p: p.read_bytes() for p in output_paths(out).values()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(p.name for p in before)
+
+
+def test_scai_run_original_logs_tells_of_what_the_import_left_out(tmp_path):
+    """A run dropped by the import (here its configuration is bad) vanished from
+    ``scai run original-logs`` without a word: its checks passed over fewer runs. The import's
+    problems are told, naming its report, when imported and again when reused."""
+    from scai.experiments.original_logs.experiment import IncompleteLogsWarning, imported
+
+    root = tmp_path / "logs"
+    write_run(root / "0", 0)
+    config = write_run(root / "1", 1) / "id_1_config"
+    config.write_text(config.read_text().replace("manners: rude", "manners: furious", 1))
+    for _ in range(2):  # imported, then reused
+        with pytest.warns(IncompleteLogsWarning, match=r"1 problem\(s\) and 8 game\(s\)"):
+            logs = imported(root, tmp_path / "import")
+        assert len(logs["runs"]) == 1
+    clean = tmp_path / "clean"
+    write_run(clean / "0", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteLogsWarning)
+        imported(clean, tmp_path / "import2")

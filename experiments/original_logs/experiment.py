@@ -55,7 +55,7 @@ from scai.inference.nuts import one_torch_thread
 from scai.inference.progress import progress_bar
 from scai.inference.workers import Finished, ctrl_c_deferred, worker_pool
 from scai.models.data import read_interactions, write_atomic, write_csv_atomic
-from scai.models.errors import RunError
+from scai.models.errors import RunError, ScaiWarning
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
 from scai.models.scai_logs.importer import check_converted
@@ -80,12 +80,25 @@ def imported(source: Path, folder: Path) -> dict[str, pd.DataFrame]:
     stamp = folder / "source.json"
     target = folder / "logs.csv"
     key = {"source": str(source.resolve()), "files": _digests(source), "code": code_version()}
-    if not (stamp.exists() and json.loads(stamp.read_text()) == key and target.exists()):
+    done = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if not (done.get("key") == key and target.exists()):
         result = import_logs(source)
         check_converted(result, source)  # before any table is written
         write_import(result, target)
-        write_atomic(stamp, lambda tmp: Path(tmp).write_text(json.dumps(key)))
+        done = {
+            "key": key,
+            "problems": len(result.report.problems),
+            "games_not_converted": sum(result.report.not_converted.values()),
+        }
+        write_atomic(stamp, lambda tmp: Path(tmp).write_text(json.dumps(done)))
     paths = output_paths(target)
+    if done["problems"] or done["games_not_converted"]:
+        warnings.warn(
+            f"original logs: the import of {source} reported {done['problems']} problem(s) and "
+            f"{done['games_not_converted']} game(s) not converted (see {paths['report']})",
+            IncompleteLogsWarning,
+            stacklevel=2,
+        )
     return {
         "games": read_interactions(paths["interactions"]),
         "users": pd.read_csv(paths["users"], keep_default_na=False),
@@ -102,6 +115,43 @@ def _digests(source: Path) -> dict[str, list]:
         str(p.relative_to(source)) if source.is_dir() else p.name: list(file_digest(p))
         for p in files
     }
+
+
+class IncompleteLogsWarning(ScaiWarning):
+    """Runs of the logs that the import could not convert whole: left out, or fitted on the
+    epochs present."""
+
+
+def complete_runs(runs: pd.DataFrame, games: pd.DataFrame, report: Path) -> pd.DataFrame:
+    """The runs the assistant can play: those with user-user games in epoch 1 (where it acts
+    from its prior; a run without was an internal KeyError). Runs left out, and runs missing
+    a later epoch (fitted on the epochs present), are told in one
+    :class:`IncompleteLogsWarning` naming the import's ``report``; a :class:`RunError` if no
+    run is left."""
+    epochs = games.groupby("sim")["epoch"].agg(lambda e: sorted(set(e)))
+    first = {sim for sim, played in epochs.items() if played[0] == 1}
+    gaps = [s for s, e in epochs.items() if s in first and e != list(range(1, len(e) + 1))]
+    left_out = [str(s) for s in runs["sim"] if s not in first]
+    if not first & set(runs["sim"]):
+        raise RunError(
+            f"no run of the logs has user-user games in epoch 1 to play from (see {report})"
+        )
+    told = []
+    if left_out:
+        told.append(
+            f"{len(left_out)} run(s) left out, without user-user games in epoch 1 "
+            f"(e.g. {left_out[0]})"
+        )
+    if gaps:
+        told.append(f"{len(gaps)} run(s) miss an epoch, fitted on those present (e.g. {gaps[0]})")
+    if told:
+        warnings.warn(
+            f"original logs: {'; '.join(told)}: the import could not convert them whole "
+            f"(see {report})",
+            IncompleteLogsWarning,
+            stacklevel=2,
+        )
+    return runs[runs["sim"].isin(first)]
 
 
 def configured_policies(
@@ -172,6 +222,7 @@ def run(
         chosen = [c for c in QUICK_CONDITIONS if c in conds] or conds[:3]
         runs = runs[runs["cond"].isin(chosen)].groupby("cond").head(QUICK_RUNS)
     games = user_games(logs["games"])
+    runs = complete_runs(runs, games, out / "import" / "logs.report.md")
     policies = configured_policies(logs["users"], runs, hypotheses)
     reader_of = _readers(logs, runs, tones, reader)
     cache = out / "cache"
