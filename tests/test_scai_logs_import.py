@@ -371,6 +371,18 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
             ),
             "agents.fixed_agents: 'fixed_agent_1' listed twice",
         ),
+        (  # an internal TypeError that aborted the whole import
+            lambda t: (
+                t[: t.index("  fixed_agents:")]
+                + "  fixed_agents: null\n"
+                + t[t.index("  flex_agents:") :]
+            ),
+            "agents.fixed_agents: expected a list of the users, got NoneType",
+        ),  # fmt: skip
+        (  # PyYAML's line and column were cut off with all but its message's first line
+            lambda t: t.replace("  - 40\n", "  - [40\n", 1),
+            "line ",
+        ),
     ],
     ids=[
         "alias bomb",
@@ -380,6 +392,8 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
         "pot",
         "coin",
         "user twice",
+        "no user list",
+        "YAML error",
     ],
 )
 def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says):

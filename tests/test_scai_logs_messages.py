@@ -74,6 +74,9 @@ PROPOSALS = [
     ("Of the 30 dollars, you will get 20 and I will keep 10.", 30, 10, 20, "free_text"),
     # the pot never named apart from the split
     ("I keep 12 and you get 0.", 12, 12, 0, "free_text"),
+    # "keep" names the proposer's share (no role word between 30 and 70; read as 70 offered)
+    ("For the 100 apples, I'll give you 30 and keep 70.", 100, 70, 30, "free_text"),
+    ("I offer you 30, keeping 70 for myself.", 100, 70, 30, "free_text"),
 ]
 
 
@@ -99,6 +102,13 @@ BAD_PROPOSALS = [
     ("I'd rather not split anything today.", 35, "no_split"),
     ("For the 35 blankets, I keep most.", 35, "no_split"),
     ("For the 35 blankets, I keep 30 and you get 2.", 35, "split_not_pot"),
+    # over 4,300 digits Python refuses to read a number: it aborted the whole import
+    (
+        "For the 35 apples, the proposer will get " + "9" * 5000 + ", and the decider will get 1.",
+        35,
+        "split_not_pot",
+    ),  # fmt: skip
+    ("I keep " + "9" * 5000 + " and you get 1.", 35, "split_not_pot"),
 ]
 
 
@@ -149,7 +159,16 @@ def test_the_assistant_decision_may_close_the_message(text, accepted):
     assert reply.accepted is accepted and reply.form == "last_word"
 
 
-@pytest.mark.parametrize("text", ["I will not accept this.", "Oh my. Hmm.", "I'd never reject"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I will not accept this.",
+        "Oh my. Hmm.",
+        "I'd never reject",
+        "I cannot accept this.",  # read as accepted: "cannot" was no negation
+        "I am unable to accept your offer.",
+    ],
+)
 def test_negated_or_missing_assistant_decisions_fail(text):
     with pytest.raises(MessageError) as err:
         parse_reply(text, lenient=True)

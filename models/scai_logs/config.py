@@ -121,7 +121,9 @@ def parse_config(text: str) -> RunConfig:
     try:
         raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}".splitlines()[0]) from None
+        # every line of PyYAML's message: the first says what it parsed, the rest where
+        # (line, column) and what it expected
+        raise ConfigError(f"not valid YAML: {' '.join(str(err).split())}"[:400]) from None
     if not isinstance(raw, dict):
         raise ConfigError("not a YAML mapping")
     _refuse_aliases(raw)
@@ -138,7 +140,10 @@ def parse_config(text: str) -> RunConfig:
             f"env.amounts_per_run: expected whole pots of 1 to {MAX_POT} units, got {pots!r}"[:300]
         )
     agents = _get(raw, "agents")
-    users = tuple(_user(a, i, currencies[0]) for i, a in enumerate(_get(agents, "fixed_agents")))
+    fixed = _get(agents, "fixed_agents", "agents.")
+    if not isinstance(fixed, list):
+        raise ConfigError(f"agents.fixed_agents: expected a list of the users, got {_kind(fixed)}")
+    users = tuple(_user(a, i, currencies[0]) for i, a in enumerate(fixed))
     named = Counter(u.name for u in users)
     if twice := sorted(name for name, n in named.items() if n > 1):
         # one user's games, two manners or policies: which one plays is not in the log

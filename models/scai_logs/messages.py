@@ -43,11 +43,18 @@ _TEMPLATE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+")
-_PROPOSER_WORDS = re.compile(r"\b(proposer|I|I'm|I'll|me|myself|mine)\b", re.IGNORECASE)
+# "keep" says whose share follows it ("I'll give you 30 and keep 70": the nearest role word
+# before 70 was "you")
+_PROPOSER_WORDS = re.compile(
+    r"\b(proposer|I|I'm|I'll|me|myself|mine|keep|keeps|keeping)\b", re.IGNORECASE
+)
 _DECIDER_WORDS = re.compile(r"\b(decider|you|you're|you'll|your|yours|yourself)\b", re.IGNORECASE)
 _OPENING = re.compile(r"^\W*(accept|reject)(?![a-z])", re.IGNORECASE)
 _DECISION_WORD = re.compile(r"\b(accept|reject)\b", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(not|never|no)\b|n't\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|never|no|cannot|unable to|refuse to)\b|n't\b", re.IGNORECASE)
+#: The most digits an amount may have: a pot is at most MAX_POT units, and a longer number is
+#: none of a split's (Python refuses to read over 4,300 digits as an int).
+MAX_DIGITS = 9
 
 
 class MessageError(ValueError):
@@ -91,6 +98,8 @@ def parse_proposal(text: str, pot: int, currency: str | None = None) -> Proposal
         match = _TEMPLATE.search(text)
         form = "template_inside"
     if match is not None:
+        if any(len(match[k]) > MAX_DIGITS for k in ("pot", "keep", "offer")):
+            raise MessageError("split_not_pot", f"an amount of over {MAX_DIGITS} digits")
         named, keep, offer = (int(match[k]) for k in ("pot", "keep", "offer"))
         if keep + offer != named:
             raise MessageError(
@@ -124,15 +133,16 @@ def _free_text_split(text: str, pot: int) -> Proposal:
     numbers = list(_NUMBER.finditer(text))
     if len(numbers) < 2:
         raise MessageError("no_split", "no split found: fewer than two numbers")
-    values = [int(m[0]) for m in numbers]
+    values = [int(m[0]) if len(m[0]) <= MAX_DIGITS else None for m in numbers]
     # The pot's own mention ("For the 92 apples") is not part of the split; when the message
     # never names the pot apart from the split, every number is a candidate.
     starts = [values.index(pot) + 1, 0] if pot in values else [0]
     for start in starts:
         for i in range(start, len(numbers) - 1):
-            if values[i] + values[i + 1] == pot:
+            a, b = values[i], values[i + 1]
+            if a is not None and b is not None and a + b == pot:
                 first, second = numbers[i], numbers[i + 1]
-                keep, offer = values[i], values[i + 1]
+                keep, offer = a, b
                 roles = (_speaker(text, first.start()), _speaker(text, second.start()))
                 if roles == ("decider", "proposer"):
                     keep, offer = offer, keep
