@@ -357,6 +357,10 @@ def test_original_logs_without_interaction_curves(tmp_path):
     assert len(curves) == 0 and "p_true_norm" in curves.columns
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["tones"]) == {"none"} and set(summary["epoch"]) == {1, 2}
+    # the comparison and the figure show the tones fitted (they showed "config": no row)
+    table = (figs / "original_logs_comparison.md").read_text()
+    assert table.startswith("Tones: none.") and "| exp" in table, table
+    assert list(figs.glob("original_logs_*.png"))
 
 
 @pytest.mark.parametrize(

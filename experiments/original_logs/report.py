@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.plots import figure_style, pyplot, save_figure
 
 INCONSISTENT = {
@@ -41,7 +42,10 @@ DECISION_TARGET = 0.9
 
 
 def _tones(summary: pd.DataFrame) -> str:
-    return "read" if "read" in set(summary["tones"]) else "config"
+    """The tones the checks and figures show: read where fitted, else the configured, else
+    none (``--tones none`` alone gave no check, an empty table labelled config)."""
+    fitted = set(summary["tones"])
+    return next((t for t in LOG_TONES if t in fitted), "config")
 
 
 def _scai_vs_users(summary: pd.DataFrame, tones: str) -> pd.DataFrame:
