@@ -400,13 +400,10 @@ class Hypothesis:
                             f"{source}: policies.{pname}.description has value {_show(v)}; "
                             "expected a string"
                         )
-                if "norm" in spec and not isinstance(spec["norm"], str):
-                    raise HypothesisError(
-                        f"{source}: policies.{pname}.norm has value {_show(spec['norm'])}; "
-                        f"expected the name of a policy ({', '.join(raw['policies'])})"
-                    )
                 spec = dict(spec)
-                base = raw["policies"].get(spec.get("norm"))
+                # (a list is no key: PolicyType below names the bad norm)
+                norm = spec.get("norm")
+                base = raw["policies"].get(norm) if isinstance(norm, str) else None
                 if isinstance(base, dict):  # a role variant proposes like its norm: by default
                     for key in ("w", "alpha", "beta"):  # the norm's proposer parameters
                         if key not in spec and key in base:
@@ -470,7 +467,8 @@ def _policy_dict(p: PolicyType) -> dict[str, Any]:
 
 
 def _responder(table: Any, where: str) -> tuple[float, float, float]:
-    """A ``responder = {w = ..., alpha = ..., beta = ...}`` table (missing keys 0)."""
+    """A ``responder = {w = ..., alpha = ..., beta = ...}`` table; missing keys are 0 (not the
+    norm's: a responder is written whole, as the template says)."""
     if not isinstance(table, dict):
         raise HypothesisError(
             f"{where}.responder has value {_show(table)}; expected a table such as "
@@ -653,7 +651,8 @@ def _check_role_variant(variant: PolicyType, norm: PolicyType) -> None:
         raise HypothesisError(
             f"{where}: {variant.name!r} proposes by (w, alpha, beta) = {_triple(mine)} but its "
             f"norm {norm.name!r} by {_triple(theirs)}; a type proposes like its norm (leave out "
-            "w, alpha and beta to take the norm's; 'responder' sets how it responds)"
+            "w, alpha and beta in a file to take the norm's; 'responder' sets how it "
+            "responds, each of its keys left out 0)"
         )
 
 
