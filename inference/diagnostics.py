@@ -20,6 +20,8 @@ from scai.models.errors import ScaiWarning, outside_scai
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400
+#: E-BFMI below this says a chain explores its energy poorly (Betancourt 2016's threshold).
+BFMI_MIN = 0.3
 
 
 class DiagnosticWarning(ScaiWarning):
@@ -123,13 +125,28 @@ def _diagnostics(
     }
     if warn:
         problems = []
-        undefined = [k for k in labels if not np.isfinite(r_hat[k] + ess_bulk[k] + ess_tail[k])]
+        draws = np.concatenate(columns, -1).reshape(-1, len(labels))
+        fixed = np.all(draws == draws[:1], axis=0)
+        # A parameter that never moves while others do is constant by construction (pi of a
+        # one-type hypothesis): NUTS moves every coordinate at once. All still: a stuck sampler.
+        by_construction = set(np.array(labels)[fixed]) if not fixed.all() else set()
+        undefined = [
+            k
+            for k in labels
+            if k not in by_construction and not np.isfinite(r_hat[k] + ess_bulk[k] + ess_tail[k])
+        ]
         if undefined:  # NaN passes every threshold below: say so instead
             C, N = columns[0].shape[:2]
+            why = (
+                "r_hat needs at least 2 chains"
+                if C < 2
+                else f"r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain"
+                if N < MIN_DRAWS_FOR_R_HAT
+                else "the parameters do not move"
+            )
             problems.append(
                 f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
-                f"draw(s); r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain and a "
-                "parameter that moves)"
+                f"draw(s): {why})"
             )
         high = [k for k, v in r_hat.items() if v > R_HAT_MAX]
         if high:
@@ -140,6 +157,12 @@ def _diagnostics(
                 problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")
         if n_div:
             problems.append(f"{n_div} divergent transition(s)")
+        low = [f"chain {c} ({v:.2f})" for c, v in enumerate(energy_bfmi) if v < BFMI_MIN]
+        if low:  # the chains' momenta resampling barely moves their energy
+            problems.append(
+                f"E-BFMI < {BFMI_MIN} for {', '.join(low)} (the energy explored poorly: heavy "
+                "tails, or a mass matrix scaled unlike the posterior)"
+            )
         if problems:
             warnings.warn(
                 "MCMC diagnostics: " + "; ".join(problems),

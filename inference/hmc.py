@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scai.inference.diagnostics import BFMI_MIN
+
 __all__ = [
     "NutsRun",
     "StruggleMonitor",
@@ -64,7 +66,6 @@ MAX_ENERGY_ERROR = 1000.0
 #: What the monitor calls struggling (see :func:`diagnose`).
 SMALL_STEP = 0.05  # on coordinates scaled to the posterior (Laplace), ~0.5-1 is usual
 MANY_STEPS = 63  # leapfrog steps per iteration, on average over a window (tree depth 6)
-LOW_BFMI = 0.3
 STRONG_CORRELATION = 0.9
 
 
@@ -625,7 +626,7 @@ def diagnose(
     elif np.mean(n_steps) > MANY_STEPS:
         signs.append(("steps", f"{np.mean(n_steps):.0f} leapfrog steps per iteration"))
     bfmi = math.inf if adapting else ebfmi(stats["energy"])
-    if bfmi < LOW_BFMI:
+    if bfmi < BFMI_MIN:
         signs.append(("bfmi", f"E-BFMI {bfmi:.2f}"))
     n_div = 0 if adapting else int(np.sum(stats["diverging"]))
     if n_div:

@@ -126,3 +126,36 @@ def test_undefined_r_hat_and_ess_are_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # well-mixed draws: nothing to say
         _diagnostics({"x": (many, [])}, {}, warn=True)
+
+
+def test_the_reason_r_hat_is_undefined_and_constant_parameters():
+    """One chain's r-hat was blamed on too few draws per chain (it had 500); a parameter that
+    is constant by construction (pi of a one-type hypothesis, beside a moving lam) was warned
+    of on every run. All parameters still is still a problem: a stuck sampler."""
+    from scai.inference.diagnostics import DiagnosticWarning, _diagnostics
+
+    rng = np.random.default_rng(0)
+    with pytest.warns(DiagnosticWarning, match=r"1 chain\(s\) of 500 draw\(s\): r_hat needs at "):
+        _diagnostics({"x": (rng.normal(size=(1, 500)), [])}, {}, warn=True)
+    moving, fixed = rng.normal(size=(4, 500)), np.ones((4, 500, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _diagnostics({"lam": (moving, []), "pi": (fixed, [["selfish"]])}, {}, warn=True)
+    with pytest.warns(DiagnosticWarning, match=r"undefined for lam, pi\[selfish\].*do not move"):
+        _diagnostics({"lam": (np.ones((4, 500)), []), "pi": (fixed, [["selfish"]])}, {}, True)
+
+
+def test_a_low_e_bfmi_is_warned_of_after_the_run():
+    """README promises BFMI warnings; the summary computed E-BFMI and never compared it (a
+    random walk's energies, E-BFMI ~0.01, passed with r-hat 1.0). Now below 0.3 is told."""
+    from scai.inference.diagnostics import BFMI_MIN, DiagnosticWarning, _diagnostics
+
+    rng = np.random.default_rng(0)
+    draws = {"x": (rng.normal(size=(2, 2000)), [])}
+    walk = np.cumsum(rng.normal(size=(2, 2000)), axis=1)  # energy moving by small steps
+    with pytest.warns(DiagnosticWarning, match=rf"E-BFMI < {BFMI_MIN} for chain 0 \(0\.0\d\)"):
+        result = _diagnostics(draws, {"energy": walk}, warn=True)
+    assert max(result["bfmi"]) < BFMI_MIN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _diagnostics(draws, {"energy": rng.normal(size=(2, 2000))}, warn=True)
