@@ -427,6 +427,30 @@ def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis,
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("hypothesis", "fixed", "named"),
+    [
+        ("neutral", "stereotype_strength = 0.9", "condition.stereotype_strength: hypothesis"),
+        ("real_agents_stereotyped", "stereotype_strength = 0.5", "stereotype_prior"),
+        ("real_agents", "lapse = 0.1", "condition.lapse: hypothesis 'real_agents' learns"),
+        ("stereotyped", "essential_shift = 2.0", "condition.essential_shift: "),
+        ("neutral", "tone_fidelity = 0.2", "condition.tone_fidelity: hypothesis 'neutral'"),
+    ],
+)
+def test_a_fixed_setting_the_hypothesis_ignores_is_refused(
+    tmp_path, capsys, hypothesis, fixed, named
+):
+    """The same settings given once in [condition] were accepted and ignored: the sweep's
+    table was byte-identical to the one without them, with no word."""
+    text = (
+        f'measure = "interactions_to_95"\n[condition]\nhypothesis = "{hypothesis}"\n{fixed}\n'
+        "[axes]\nrationality = [0.5, 4.0]\n"
+    )
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
+
+
 def test_a_contrast_of_manners_under_a_hypothesis_without_a_stereotype_is_refused(tmp_path, capsys):
     """Slowdown and belief deficit compare a manner with neutral; where no manner is tied to a
     type every cell was exactly the same (a 16-cell sweep ran 86 s for it): refused at once,

@@ -113,31 +113,37 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
 
 
 def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
-    """An axis or a measure the cell's hypothesis ignores would give the same numbers in every
-    cell: a fixed stereotype strength where the hypothesis learns it or has no stereotype, a
-    fixed lapse where it learns the lapse, an essential-goods shift (no sweep currency is
-    essential), and, where no manner is tied to a type, tones' fidelity or a contrast of
-    manners (slowdown, belief deficit)."""
+    """An axis, a setting of ``[condition]`` or a measure the cell's hypothesis ignores would
+    give the same numbers in every cell (or numbers that do not show the setting): a fixed
+    stereotype strength where the hypothesis learns it or has no stereotype, a fixed lapse
+    where it learns the lapse, an essential-goods shift (no sweep currency is essential), and,
+    where no manner is tied to a type, tones' fidelity or a contrast of manners (slowdown,
+    belief deficit)."""
     name = hypothesis.name
-    if "stereotype_strength" in spec.axes:
+    set_in = {key: "condition" for key in spec.given} | {key: "axes" for key in spec.axes}
+
+    def key_of(setting: str) -> str:
+        return f"{set_in[setting]}.{setting}"
+
+    if "stereotype_strength" in set_in:
         if hypothesis.stereotype_prior is not None:
             raise HypothesisError(
-                f"axes.stereotype_strength: hypothesis {name!r} learns the strength "
+                f"{key_of('stereotype_strength')}: hypothesis {name!r} learns the strength "
                 "(stereotype_prior): a fixed one would change nothing"
             )
         if not hypothesis.stereotype:
             raise HypothesisError(
-                f"axes.stereotype_strength: hypothesis {name!r} has no stereotype: its "
+                f"{key_of('stereotype_strength')}: hypothesis {name!r} has no stereotype: its "
                 "strength would change nothing"
             )
-    if "lapse" in spec.axes and hypothesis.lapse_prior is not None:
+    if "lapse" in set_in and hypothesis.lapse_prior is not None:
         raise HypothesisError(
-            f"axes.lapse: hypothesis {name!r} learns the lapse (lapse_prior): a fixed one "
-            "would change nothing"
+            f"{key_of('lapse')}: hypothesis {name!r} learns the lapse (lapse_prior): a fixed "
+            "one would change nothing"
         )
-    if "essential_shift" in spec.axes:
+    if "essential_shift" in set_in:
         raise HypothesisError(
-            "axes.essential_shift: a sweep's users trade in the training currencies "
+            f"{key_of('essential_shift')}: a sweep's users trade in the training currencies "
             f"({', '.join(TRAINING_CURRENCIES)}), none of them essential: the shift of "
             "essential goods would change nothing"
         )
@@ -146,10 +152,10 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
     couples = hypothesis.ties_manners_to_types or (
         bool(hypothesis.stereotype) and "stereotype_strength" in spec.axes
     )
-    if "tone_fidelity" in spec.axes and not couples:
+    if "tone_fidelity" in set_in and not couples:
         raise HypothesisError(
-            f"axes.tone_fidelity: hypothesis {name!r} ties no manner to a type (no stereotype, "
-            "or its strength is 0): tones' fidelity would change nothing"
+            f"{key_of('tone_fidelity')}: hypothesis {name!r} ties no manner to a type (no "
+            "stereotype, or its strength is 0): tones' fidelity would change nothing"
         )
     if spec.measure in CONTRASTS and not couples:
         raise HypothesisError(

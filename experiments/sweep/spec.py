@@ -114,6 +114,7 @@ class SweepSpec:
     condition: dict[str, Any]
     axes: dict[str, tuple[Value, ...]]
     figure: tuple[str, str | None] = field(default=("", None))
+    given: tuple[str, ...] = ()  # the [condition] keys the file sets (the rest: the base's)
 
     @property
     def cells(self) -> int:
@@ -191,7 +192,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> SweepSpec:
             f"{where}: [axes]: {cells:,} cells; allowed: at most {MAX_CELLS:,} in one sweep"
         )
     figure = _figure(_table(raw, "figure", where), list(axes), where)
-    return SweepSpec(path, base, measure, settings, condition, axes, figure)
+    return SweepSpec(path, base, measure, settings, condition, axes, figure, tuple(condition_raw))
 
 
 # -- checks -----------------------------------------------------------------------------------
