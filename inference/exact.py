@@ -769,8 +769,9 @@ def _warn_at_grid_edge(
         warnings.warn(
             f"engine 'exact': the posterior of {', '.join(which)} peaks at the edge of its "
             "grid, 6 prior sd from the prior's centre: the data pull it further than the grid "
-            "reaches, and the posterior is cut off there (fit with engine='mcmc' or 'svi', or "
-            "give the prior more room)",
+            "reaches, and the posterior is cut off there, and with it everything fitted beside "
+            "it (pi, the users' types: all of it may be off; fit with engine='mcmc' or 'svi', "
+            "or give the prior more room)",
             DiagnosticWarning,
             stacklevel=outside_scai(),
         )

@@ -422,7 +422,8 @@ def test_a_posterior_at_the_edge_of_the_scalar_grid_is_warned_of():
     row |= dict(pot=1000, offer=100, accepted=1, proposer_tone="", responder_tone="")
     table = pd.DataFrame([{**row, "round": r} for r in range(3)])
     noisy = PRESETS["neutral"].with_(rationality_scale=0.5)
-    with pytest.warns(DiagnosticWarning, match="lam peaks at the edge of its grid"):
+    edge = "lam peaks at the edge of its grid.*pi, the users. types: all of it may be off"
+    with pytest.warns(DiagnosticWarning, match=edge):
         fit(table, noisy, engine="exact", seed=0, num_draws=100)
     table["pot"], table["offer"] = 10, 1  # the same share of a small pot: inside the grid
     with warnings.catch_warnings():
