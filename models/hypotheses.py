@@ -551,14 +551,20 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
 def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: str) -> None:
     """A :class:`HypothesisWarning` for a file's stereotype setting that changes nothing: a
     ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
-    type) or ``stereotype_prior``, and a ``stereotype_prior`` without a ``[stereotype]`` table
-    (a learned strength of nothing, on a grid twelve times larger)."""
+    type) or ``stereotype_prior``, and a strength, fixed or learned (``stereotype_prior``: on a
+    grid twelve times larger), without a ``[stereotype]`` table to mix in."""
     if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
         why = (
             "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
             "(e.g. 0.8), or stereotype_prior to learn it"
         )
         warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
+    elif raw.get("stereotype_strength") and not hypothesis.stereotype:
+        why = (
+            f"stereotype_strength = {raw['stereotype_strength']} changes nothing: there is no "
+            "[stereotype] table (manner weights of a type) for it to mix in"
+        )
+        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
     elif "stereotype_prior" in raw and not hypothesis.stereotype:
         why = (
             "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "

@@ -259,6 +259,8 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
     cases = {
         "table.toml": ('name = "t"\n[stereotype.selfish]\nrude = 1.0\n', "stereotype_strength"),
         "prior.toml": ('name = "p"\nstereotype_prior = [8.0, 2.0]\n', r"no \[stereotype\] table"),
+        # a fixed strength of no table: accepted without a word (a red-team)
+        "strength.toml": ('name = "f"\nstereotype_strength = 0.8\n', r"0.8 changes nothing"),
     }
     for name, (text, words) in cases.items():
         (tmp_path / name).write_text(text)
