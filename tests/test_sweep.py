@@ -693,11 +693,13 @@ def test_the_map_marks_censored_values_and_cells_that_warned(tmp_path, monkeypat
     assert drawn["cells"] == {"1.00", "1.20!", "1.30"} and drawn["notes"][0].startswith("!")
     heat_map(table.iloc[[0, 3]], "slowdown", "stereotype_strength", "rationality",
              tmp_path / "m.png", "t")  # fmt: skip
-    assert drawn["notes"] == []
-    failed = table.copy()  # a cell with no value shows no mark, and the note does not say one
+    blank = "2 blank: no value, every cell there failed or was not run (sweep.csv: status)"
+    assert [" ".join(n.split()) for n in drawn["notes"]] == [blank]
+    failed = table.copy()  # a cell with no value shows no mark; the note counts the blanks
     failed.loc[[1, 2], "slowdown"] = np.nan
     heat_map(failed, "slowdown", "stereotype_strength", "rationality", tmp_path / "m.png", "t")
-    assert drawn["cells"] == {"1.00", "1.30"} and drawn["notes"] == []
+    assert drawn["cells"] == {"1.00", "1.30"}
+    assert [" ".join(n.split()) for n in drawn["notes"]] == [blank]  # (no word before)
     big = pd.concat([table] * 150, ignore_index=True)  # 600 distinct cells: no values written
     big["stereotype_strength"] = range(600)
     heat_map(big, "slowdown", "stereotype_strength", None, tmp_path / "m.png", "t")

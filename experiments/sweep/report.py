@@ -175,7 +175,8 @@ def heat_map(
     table: pd.DataFrame, measure: str, x: str, y: str | None, path: Path, title: str
 ) -> Path:
     """A seaborn heat-map of ``measure`` over axes ``x`` (columns) and ``y`` (rows, largest at
-    the top); other axes are averaged (the title says so); failed cells are blank. A value
+    the top); other axes are averaged (the title says so); failed cells are blank, and the
+    note under the map counts them. A value
     with a simulation that never reached 95% (a censored value) is marked
     :data:`CENSORED_MARK`, one whose computation warned :data:`WARNED_MARK`, and a note under
     the map says so (on a map too large to write its values in: how many). A mean over cells
@@ -234,20 +235,24 @@ def heat_map(
         title += f" (mean over {', '.join(averaged)})"
     ax.set_title(textwrap.fill(title, int(width * 11)), fontsize=10)  # all of it, in the figure
     fig.tight_layout()
-    if note := _marks_note(flags, annotate, int(width * 15)):
+    blank = int(grid.isna().to_numpy().sum())
+    if note := _marks_note(flags, annotate, int(width * 15), blank):
         # under the map, the figure grown to hold it (bbox_inches="tight")
         fig.text(0.01, 0.0, note, fontsize=7, ha="left", va="top")
         return save_figure(fig, path, bbox_inches="tight")
     return save_figure(fig, path)
 
 
-def _marks_note(flags: dict[str, np.ndarray], annotated: bool, chars: int) -> str:
+def _marks_note(flags: dict[str, np.ndarray], annotated: bool, chars: int, blank: int = 0) -> str:
     """The note under the map on its marked values (``flags``: each mark's flag per value of
-    the map): what the marks mean, or on a map without values how many values are which; one
-    line each, wrapped at ``chars`` characters."""
+    the map): what the marks mean, or on a map without values how many values are which, and
+    how many squares are blank (no value); one line each, wrapped at ``chars`` characters."""
     parts = [
         f"{mark} {what}" if annotated else f"{count} values: {what}"
         for flag, mark, what in MARKS
         if (count := int(flags[flag].sum()))
     ]
+    if blank:  # (a failed cell was a blank square with no word)
+        parts.append(f"{blank} blank: no value, every cell there failed or was not run "
+                     "(sweep.csv: status)")  # fmt: skip
     return "\n".join(textwrap.fill(part, chars, subsequent_indent="  ") for part in parts)
