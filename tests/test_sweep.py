@@ -491,6 +491,7 @@ def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, addre
     assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    assert last.count("--scheduler") == 1 and "cannot reach" not in last, last  # not wrapped
     # The client left connecting is not Dask's default: as one, it made xarray wait on a
     # distributed lock in every later netCDF write of this process (the next test hung).
     from distributed.client import _get_global_client
@@ -903,3 +904,26 @@ def test_a_hypothesis_file_named_in_capitals_is_a_file(tmp_path):
         write_spec(tmp_path, '[condition]\nhypothesis = "H.TOML"\n[axes]\nseed = [1]\n')
     )
     assert spec.cells == 1
+
+
+def test_the_schedulers_own_refusal_is_not_wrapped_again(tmp_path, capsys, monkeypatch):
+    """The connection's own RunError (not a Dask scheduler; no answer) is a ValueError too,
+    and was caught and wrapped: '--scheduler X: cannot reach a Dask scheduler there
+    (--scheduler X: not a Dask scheduler (...))', the option twice and two reasons."""
+    pytest.importorskip("distributed")
+    from scai.experiments.sweep import backends
+    from scai.models.errors import RunError
+
+    address = "tcp://127.0.0.1:9"
+
+    def refused(client_class, scheduler):
+        raise RunError(f"--scheduler {scheduler}: not a Dask scheduler (what it sent ...)")
+
+    monkeypatch.setattr(backends, "_connect", refused)
+    code = sweep(
+        write_spec(tmp_path), tmp_path / "out", "--backend", "dask", "--scheduler", address
+    )
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and last == (
+        f"scai sweep: error: --scheduler {address}: not a Dask scheduler (what it sent ...)"
+    ), last

@@ -120,6 +120,8 @@ def open_backend(
             else:
                 try:
                     client = stack.enter_context(_connect(Client, scheduler))
+                except RunError:  # _connect's own, which says why (a ValueError too)
+                    raise
                 except (OSError, TimeoutError, ValueError, TypeError) as err:
                     # (TypeError: a tls:// address without a security context, a ucx:// one
                     # without UCX: Dask's comms fail so for an address they cannot use)
