@@ -482,7 +482,7 @@ def run_jobs(
                 tell_now("done", at, None)
                 return False
             attempts[key] += 1
-            message = _one_line(error)
+            message = _failure_text(error)
             if attempts[key] <= retries:
                 tell_now("retry", at, message)
                 return True
@@ -597,7 +597,9 @@ def run_jobs(
                         try:
                             error = future.exception()
                         except CancelledError:  # by the executor (a cluster that went away)
-                            error = RuntimeError("the executor cancelled the task")
+                            error = RuntimeError(
+                                "the cluster cancelled the task (did its scheduler stop?)"
+                            )
                         if error is None and remote:
                             _unpack(future.result(), staged[key])
                         was_lone = key == lone[0]
@@ -656,6 +658,20 @@ def _unpack(files: dict[str, bytes], folder: Path) -> None:
         if Path(name).name != name or name.startswith("."):
             raise RuntimeError(f"a worker returned a file named {name!r}")
         (folder / name).write_bytes(data)
+
+
+#: What a job's failure says where the process computing it died (out of memory, killed): one
+#: text whatever ran it, so that a failed sweep cell's status (sweep.csv) is the same bytes on
+#: every backend (the local pool's BrokenProcessPool, Dask's KilledWorker with its random task
+#: id and worker address).
+WORKER_DIED = "WorkerDied: the process computing it died (out of memory, or killed)"
+
+
+def _failure_text(error: BaseException) -> str:
+    """A failed job's error on one line (:data:`WORKER_DIED` where its worker died)."""
+    if isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker":
+        return WORKER_DIED
+    return _one_line(error)
 
 
 def _one_line(error: BaseException) -> str:

@@ -488,8 +488,10 @@ def test_a_job_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
     held. A job is blamed only for a pool it broke running alone, so the killer fails (after
     its retry) and every other job finishes; before, the jobs queued beside it failed with
     it."""
+    from scai.experiments.runner import WORKER_DIED
+
     outcome, events, pools = _run_beside_killers(tmp_path, monkeypatch, 8)
-    assert list(outcome.errors) == [1] and "BrokenExecutor" in outcome.errors[1]
+    assert list(outcome.errors) == [1] and outcome.errors[1] == WORKER_DIED
     assert [event for event in events if event[0] != "done"] == [("retry", [1]), ("failed", [1])]
     assert len(list(tmp_path.glob("*.done"))) == 7 and len(pools) >= 3
 
@@ -626,3 +628,20 @@ def test_sigterm_while_ctrl_c_is_ignored_for_a_moment_ends_the_program():
         preexec_fn=_terminal_signals,
     )
     assert done.returncode == -signal.SIGTERM and "ran on" not in done.stdout, done
+
+
+def test_a_dead_worker_reads_the_same_on_every_backend():
+    """A cell whose worker died was 'BrokenProcessPool: ...' locally and Dask's 'KilledWorker:
+    ...' with a random task id and worker address, so the same failure never gave the same
+    sweep.csv bytes; both are WORKER_DIED now, and other errors keep their own text."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from scai.experiments.runner import WORKER_DIED, _failure_text
+
+    class KilledWorker(Exception):  # distributed's, by name (not imported without Dask)
+        pass
+
+    attempt = "Attempted to run task ('cell-3f2a') on 4 different workers, tcp://10.0.0.5:41"
+    assert _failure_text(BrokenProcessPool("a child process terminated")) == WORKER_DIED
+    assert _failure_text(KilledWorker(attempt)) == WORKER_DIED
+    assert _failure_text(ValueError("boom")) == "ValueError: boom"
