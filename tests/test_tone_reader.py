@@ -145,6 +145,16 @@ def test_masking_hides_numbers_currencies_and_the_decision():
     assert mask_text("Accept 3 apples", bare) == "accept 3 apples"
 
 
+def test_a_long_message_is_read_from_its_first_characters():
+    """One 5 MB message's n-grams took 7.7 s and 1.15 GB to list: a message is read from its
+    first MAX_CHARS characters (the logs' longest has 525), the same n-grams as that part."""
+    from scai.models.tone_reader.text import MAX_CHARS, features
+
+    settings = FeatureSettings()
+    head = ("Fine, you greedy fool, take it. " * (MAX_CHARS // 32 + 1))[:MAX_CHARS]
+    assert features(head + "and more " * 100_000, settings) == features(head, settings)
+
+
 def test_a_trained_reader_reads_its_tones_and_follows_the_protocol(trained, messages):
     reader, _ = trained
     assert isinstance(reader, ToneReader)

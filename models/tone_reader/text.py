@@ -28,6 +28,9 @@ DECISION = "_decision_"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DECISION = re.compile(r"^\W*(?:accept|reject)(?:ed|s)?\b")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+#: A message's tone is read from its first this many characters: the n-grams of one 5 MB
+#: message took 7.7 s and 1.15 GB to list (the logs' longest message has 525 characters).
+MAX_CHARS = 20_000
 
 
 def registry_currency_phrases() -> tuple[str, ...]:
@@ -107,8 +110,9 @@ def mask_text(text: str, settings: FeatureSettings) -> str:
 
 
 def features(text: str, settings: FeatureSettings) -> list[str]:
-    """The n-grams of the masked text (module docstring), with repetitions."""
-    masked = mask_text(text, settings)
+    """The n-grams of the masked text (module docstring), with repetitions; of its first
+    :data:`MAX_CHARS` characters."""
+    masked = mask_text(text[:MAX_CHARS], settings)
     out: list[str] = []
     low, high = settings.word_ngrams
     if high:
