@@ -669,7 +669,8 @@ WORKER_DIED = "WorkerDied: the process computing it died (out of memory, or kill
 
 def _failure_text(error: BaseException) -> str:
     """A failed job's error on one line (:data:`WORKER_DIED` where its worker died)."""
-    if isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker":
+    died = isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker"
+    if died and "initializer" not in str(error):  # (a worker that could not start: its own)
         return WORKER_DIED
     return _one_line(error)
 

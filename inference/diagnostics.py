@@ -137,16 +137,18 @@ def _diagnostics(
         ]
         if undefined:  # NaN passes every threshold below: say so instead
             C, N = columns[0].shape[:2]
-            why = (
-                "r_hat needs at least 2 chains"
-                if C < 2
-                else f"r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain"
-                if N < MIN_DRAWS_FOR_R_HAT
-                else "the parameters do not move"
-            )
+            whys = []
+            if not np.isfinite(draws).all():
+                whys.append("some draws are not finite")
+            elif fixed.all():
+                whys.append("no parameter moves: the sampler is stuck")
+            if C < 2:
+                whys.append("r_hat needs at least 2 chains")
+            if N < MIN_DRAWS_FOR_R_HAT:
+                whys.append(f"r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain")
             problems.append(
                 f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
-                f"draw(s): {why})"
+                f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
             )
         high = [k for k, v in r_hat.items() if v > R_HAT_MAX]
         if high:

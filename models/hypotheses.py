@@ -86,10 +86,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "lapse": (0.0, 0.5),
     "beta prior": (1e-2, 1e4),
 }
-#: A prior scale is 0 (the quantity fixed at its prior centre) or at least this: a smaller
+#: A prior scale is 0 (the quantity fixed at its prior centre) or at least this: a tiny
 #: positive one squared rounds to 0 in float32 (1e-30 broke the exact engine's Cholesky, SVI's
-#: and the simulator's Normal, and left MCMC at step size 1e-72), and below it a latent
-#: quantity differs from a fixed one by less than the arithmetic resolves.
+#: and the simulator's Normal, and left MCMC at step size 1e-72), and below 1e-3 a latent
+#: log rationality or shift moves its quantity by under 0.1%: fixed, for any data.
 MIN_SCALE = 1e-3
 _SCALES = ("rationality_scale", "shared_scale", "currency_scale")
 _SCALARS = (
@@ -515,14 +515,15 @@ def _check_range(key: str, value: Any, bound: str) -> None:
         numpy = type(value).__module__ == "numpy"
         hint = ": a Python int or float (pass float(x))" if numpy else ""
         raise HypothesisError(f"{key}: must be {allowed}{hint}, got {_show(value)}")
+    if bound in _SCALES and not (value == 0 or MIN_SCALE <= value <= high):
+        raise HypothesisError(
+            f"{key}: must be 0 (fixed) or a number in [{MIN_SCALE:g}, {high:g}] (a smaller "
+            "prior scale makes a latent quantity no engine can tell from a fixed one), got "
+            f"{_show(value)}"
+        )
     if not low <= value <= high:  # False for NaN; exact for huge ints
         raise HypothesisError(
             f"{key}: must be {allowed} ({_why(bound, value)}), got {_show(value)}"
-        )
-    if bound in _SCALES and 0 < value < MIN_SCALE:
-        raise HypothesisError(
-            f"{key}: must be 0 (fixed) or a number in [{MIN_SCALE:g}, {high:g}] (a prior scale "
-            f"below {MIN_SCALE:g} is lost to rounding in float32), got {_show(value)}"
         )
 
 
@@ -559,16 +560,16 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
             "(e.g. 0.8), or stereotype_prior to learn it"
         )
         warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
+    elif "stereotype_prior" in raw and not hypothesis.stereotype:  # (it overrides a strength)
+        why = (
+            "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "
+            "table: it changes nothing (and costs a grid of strengths)"
+        )
+        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
     elif raw.get("stereotype_strength") and not hypothesis.stereotype:
         why = (
             f"stereotype_strength = {raw['stereotype_strength']} changes nothing: there is no "
             "[stereotype] table (manner weights of a type) for it to mix in"
-        )
-        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
-    elif "stereotype_prior" in raw and not hypothesis.stereotype:
-        why = (
-            "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "
-            "table: it changes nothing (and costs a grid of strengths)"
         )
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 

@@ -141,8 +141,15 @@ def test_the_reason_r_hat_is_undefined_and_constant_parameters():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _diagnostics({"lam": (moving, []), "pi": (fixed, [["selfish"]])}, {}, warn=True)
-    with pytest.warns(DiagnosticWarning, match=r"undefined for lam, pi\[selfish\].*do not move"):
+    with pytest.warns(DiagnosticWarning, match=r"undefined for lam, pi\[selfish\].*is stuck"):
         _diagnostics({"lam": (np.ones((4, 500)), []), "pi": (fixed, [["selfish"]])}, {}, True)
+    # one stuck chain: both said (it was only "needs 2 chains"); draws not finite: said so
+    with pytest.warns(DiagnosticWarning, match=r"is stuck; r_hat needs at least 2 chains"):
+        _diagnostics({"x": (np.ones((1, 500)), [])}, {}, warn=True)
+    broken = rng.normal(size=(4, 500))
+    broken[0] = np.nan
+    with pytest.warns(DiagnosticWarning, match=r"\(4 chain\(s\) of 500 draw\(s\): some draws are"):
+        _diagnostics({"x": (broken, [])}, {}, warn=True)
 
 
 def test_a_low_e_bfmi_is_warned_of_after_the_run():

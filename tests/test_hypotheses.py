@@ -169,7 +169,7 @@ def test_a_prior_scale_is_zero_or_resolvable(key):
     size of 1e-72, with a wrong posterior; it is refused, naming the key and what is allowed."""
     from scai.models.hypotheses import MIN_SCALE
 
-    for tiny in (1e-300, 1e-30, MIN_SCALE / 2):
+    for tiny in (1e-300, 1e-30, MIN_SCALE / 2, -1.0):
         with pytest.raises(HypothesisError, match=rf"{key}: must be 0 \(fixed\) or a number"):
             Hypothesis().with_(**{key: tiny})
     for fine in (0.0, MIN_SCALE, 0.5):
@@ -261,6 +261,11 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         "prior.toml": ('name = "p"\nstereotype_prior = [8.0, 2.0]\n', r"no \[stereotype\] table"),
         # a fixed strength of no table: accepted without a word (a red-team)
         "strength.toml": ('name = "f"\nstereotype_strength = 0.8\n', r"0.8 changes nothing"),
+        # the prior overrides the strength: it is the setting to name
+        "both.toml": (
+            'name = "b"\nstereotype_strength = 0.8\nstereotype_prior = [8.0, 2.0]\n',
+            r"stereotype_prior learns",
+        ),
     }
     for name, (text, words) in cases.items():
         (tmp_path / name).write_text(text)

@@ -645,3 +645,5 @@ def test_a_dead_worker_reads_the_same_on_every_backend():
     assert _failure_text(BrokenProcessPool("a child process terminated")) == WORKER_DIED
     assert _failure_text(KilledWorker(attempt)) == WORKER_DIED
     assert _failure_text(ValueError("boom")) == "ValueError: boom"
+    started = BrokenProcessPool("A process in the initializer failed")  # not a death: its own
+    assert _failure_text(started) == "BrokenProcessPool: A process in the initializer failed"

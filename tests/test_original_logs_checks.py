@@ -3,6 +3,8 @@ made here (the shared logs are read by tests/test_scai_logs_original.py)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -277,3 +279,6 @@ def test_runs_the_import_could_not_convert_whole_are_told_not_crashed_on(tmp_pat
     assert str(report) in said
     with pytest.raises(RunError, match="no run of the logs has user-user games in epoch 1"):
         complete_runs(runs[runs["sim"] == "b"], games, report)
+    with warnings.catch_warnings():  # only the runs given are told of (not c's gap)
+        warnings.simplefilter("error", IncompleteLogsWarning)
+        assert complete_runs(runs[runs["sim"] == "a"], games, report)["sim"].tolist() == ["a"]

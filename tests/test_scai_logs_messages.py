@@ -77,6 +77,10 @@ PROPOSALS = [
     # "keep" names the proposer's share (no role word between 30 and 70; read as 70 offered)
     ("For the 100 apples, I'll give you 30 and keep 70.", 100, 70, 30, "free_text"),
     ("I offer you 30, keeping 70 for myself.", 100, 70, 30, "free_text"),
+    # ... but the decider's where it is the subject of "keep"
+    ("You keep 70 and I get 30.", 100, 30, 70, "free_text"),
+    ("The decider keeps 70 and the proposer gets 30.", 100, 30, 70, "free_text"),
+    ("I propose that you will keep 60 and I take 40.", 100, 40, 60, "free_text"),
 ]
 
 

@@ -123,12 +123,14 @@ class IncompleteLogsWarning(ScaiWarning):
 
 
 def complete_runs(runs: pd.DataFrame, games: pd.DataFrame, report: Path) -> pd.DataFrame:
-    """The runs the assistant can play: those with user-user games in epoch 1 (where it acts
-    from its prior; a run without was an internal KeyError). Runs left out, and runs missing
-    a later epoch (fitted on the epochs present), are told in one
+    """Of ``runs``, those the assistant can play: with user-user games in epoch 1 (where it
+    acts from its prior; a run without was an internal KeyError). Runs left out, and runs with
+    a gap in their epochs (fitted on the epochs present), are told in one
     :class:`IncompleteLogsWarning` naming the import's ``report``; a :class:`RunError` if no
-    run is left."""
-    epochs = games.groupby("sim")["epoch"].agg(lambda e: sorted(set(e)))
+    run is left. (A run that lost its last epochs has no gap: the import's own problems, told
+    by :func:`imported`, name it.)"""
+    played = games[games["sim"].isin(set(runs["sim"]))]
+    epochs = played.groupby("sim")["epoch"].agg(lambda e: sorted(set(e)))
     first = {sim for sim, played in epochs.items() if played[0] == 1}
     gaps = [s for s, e in epochs.items() if s in first and e != list(range(1, len(e) + 1))]
     left_out = [str(s) for s in runs["sim"] if s not in first]

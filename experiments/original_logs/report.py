@@ -1,15 +1,15 @@
 """What ``scai run original-logs`` checks, prints and draws.
 
 The checks are the issue's, on the tones read from text (or, if that reader is not run, the
-configured tones), from the paper's epoch 2 on (the first epoch the assistant plays after
-seeing one):
+configured tones; with neither, no tones), from the paper's epoch 2 on (the first epoch the
+assistant plays after seeing one):
 
 * offers: scai's offered share (its expected offer) within 5 points of the users' in at least
   95% of (run, epoch) (and, a number beside it, how often one offer drawn from it would be);
 * decisions: scai's decisions agree with the users' in at least 90% (mean agreement) where
   some norm can (:mod:`.decisions`: the best stationary policy's agreement, in hindsight, at
   least 0.9); where none can, within :data:`DECISION_TOLERANCE` of the best one's;
-* beliefs: ``p_true_norm`` (the users' mean posterior probability that they propose by the
+* beliefs: ``p_true_norm`` (the users' mean posterior probability that they propose by their
   configured policy) at least 0.9 in every epoch; under ``real_agents_stereotyped`` the
   inconsistent groups (altruistic + rude, selfish + sycophantic) from epoch 3, and they reach
   0.9 later than their neutral-manner counterparts (counted in user-user games seen, from the

@@ -43,10 +43,14 @@ _TEMPLATE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+")
-# "keep" says whose share follows it ("I'll give you 30 and keep 70": the nearest role word
-# before 70 was "you")
-_PROPOSER_WORDS = re.compile(
-    r"\b(proposer|I|I'm|I'll|me|myself|mine|keep|keeps|keeping)\b", re.IGNORECASE
+_PROPOSER_WORDS = re.compile(r"\b(proposer|I|I'm|I'll|me|myself|mine)\b", re.IGNORECASE)
+# "keep" says whose share follows it: its subject's, the decider's where that is named right
+# before it ("you keep 70"), else the proposer's ("I'll give you 30 and keep 70": the nearest
+# role word before 70 was "you")
+_KEEP = re.compile(r"\b(keep|keeps|keeping)\b", re.IGNORECASE)
+_DECIDER_KEEPS = re.compile(
+    r"\b(decider|you|you'll)\s+(?:(?:will|can|may|shall|get\s+to)\s+)?(keep|keeps)\b",
+    re.IGNORECASE,
 )
 _DECIDER_WORDS = re.compile(r"\b(decider|you|you're|you'll|your|yours|yourself)\b", re.IGNORECASE)
 _OPENING = re.compile(r"^\W*(accept|reject)(?![a-z])", re.IGNORECASE)
@@ -153,12 +157,17 @@ def _free_text_split(text: str, pot: int) -> Proposal:
 
 
 def _speaker(text: str, position: int) -> str | None:
-    """Whose share a number at ``position`` is, by the role word standing closest before it."""
+    """Whose share a number at ``position`` is, by the role word standing closest before it
+    (a "keep" standing for its subject: see :data:`_KEEP`)."""
     before = text[:position]
     last_p = max((m.end() for m in _PROPOSER_WORDS.finditer(before)), default=-1)
     last_d = max((m.end() for m in _DECIDER_WORDS.finditer(before)), default=-1)
-    if last_p == last_d == -1:
+    last_k = max((m.end() for m in _KEEP.finditer(before)), default=-1)
+    if last_p == last_d == last_k == -1:
         return None
+    if last_k > max(last_p, last_d):
+        deciders = {m.end() for m in _DECIDER_KEEPS.finditer(before)}
+        return "decider" if last_k in deciders else "proposer"
     return "proposer" if last_p > last_d else "decider"
 
 
