@@ -491,7 +491,6 @@ def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, addre
     assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
-    assert last.count("--scheduler") == 1 and "cannot reach" not in last, last  # not wrapped
     # The client left connecting is not Dask's default: as one, it made xarray wait on a
     # distributed lock in every later netCDF write of this process (the next test hung).
     from distributed.client import _get_global_client
