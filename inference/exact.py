@@ -143,15 +143,19 @@ def fit_exact(
             bounded_grids=bounded_grids,
         )
         return _with_unplayed_shifts(part, data, seed)
-    dims = len(latent_scalars(hypothesis, data))
-    grid_points = grid_points or (200 if dims == 1 else 40)
-    zoom_points = zoom_points or (32 if dims == 1 else 24)
+    # The settings as given (None: the default for the data's number of latent scalars): an
+    # update of this posterior passes them on, and with the defaults resolved here an update
+    # adding a group with other scalars was gridded at these (8,127 points where a refit
+    # took 452, 63.6 s against 9.2 s).
     settings = {
         "num_draws": num_draws,
         "grid_points": grid_points,
         "zoom_points": zoom_points,
         "max_simplex_points": max_simplex_points,
     }
+    dims = len(latent_scalars(hypothesis, data))
+    grid_points = grid_points or (200 if dims == 1 else 40)
+    zoom_points = zoom_points or (32 if dims == 1 else 24)
     dtype = torch.float64
     S, U, _ = data.shape
     prior = GroupPrior(hypothesis)

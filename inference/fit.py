@@ -301,6 +301,15 @@ def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, i
     return made, kept, "num_draws", kept
 
 
+def draw_dependent_user_types(group: GroupData, hypothesis: Hypothesis) -> int:
+    """Simulations x user slots x types where the users' likelihoods vary with the draws (a
+    latent site in :data:`DRAW_DEPENDENT_LOGLIK`: the posterior keeps them per draw), else 0:
+    :func:`check_draws_memory`'s ``user_types``."""
+    if not DRAW_DEPENDENT_LOGLIK & set(latent_sites(hypothesis)):
+        return 0
+    return group.shape[0] * group.shape[1] * len(hypothesis.policies)
+
+
 def check_draws_memory(
     engine: str,
     options: dict[str, Any],
@@ -368,10 +377,14 @@ def fit(
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )
-    varies = DRAW_DEPENDENT_LOGLIK & set(latent_sites(hypothesis))
-    user_types = group.shape[0] * group.shape[1] * len(hypothesis.policies) if varies else 0
     check_draws_memory(
-        engine, options, group.shape[0], len(table), max_memory, arviz, user_types=user_types
+        engine,
+        options,
+        group.shape[0],
+        len(table),
+        max_memory,
+        arviz,
+        user_types=draw_dependent_user_types(group, hypothesis),
     )
     if engine == "exact":
         from scai.inference.exact import check_exact

@@ -15,12 +15,19 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact, fixed_action_loglik
-from scai.inference.fit import check_draws_memory, check_options, check_reported_tones, prepare
+from scai.inference.fit import (
+    check_draws_memory,
+    check_options,
+    check_reported_tones,
+    draw_dependent_user_types,
+    prepare,
+)
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.data import read_interactions, validate_frame
@@ -29,35 +36,73 @@ from scai.models.layout import GroupData
 
 
 def update(
-    previous: Posterior, new_interactions: pd.DataFrame | str | Path, **options
+    previous: Posterior,
+    new_interactions: pd.DataFrame | str | Path,
+    *,
+    strict: bool = False,
+    max_memory: int | None = None,
+    **options,
 ) -> Posterior:
     """Condition ``previous`` on ``new_interactions`` (a table or a CSV path) as well (same
     hypothesis and engine). The new table is checked on its own first, so that a problem is
-    reported at its row in that table. ``options`` go to the engine, over the previous fit's
-    own settings, and are checked as :func:`~scai.inference.fit.fit` checks them (an
-    :class:`EngineError` naming a bad one)."""
+    reported at its row in that table. ``strict`` and ``max_memory`` as
+    :func:`~scai.inference.fit.fit`'s; ``options`` go to the engine, over the previous fit's
+    own settings, and are checked as ``fit`` checks them (an :class:`EngineError` naming a
+    bad one)."""
+    if not isinstance(previous, Posterior):
+        raise EngineError(
+            f"update: previous must be a Posterior (fit's result, or Posterior.load(path)), "
+            f"got {type(previous).__name__} {previous!r:.60}"
+        )
     _, options = check_options(previous.engine, options)
     if "warm_start" in options:  # an update starts from ``previous`` itself
         raise EngineError(
             "update: warm_start is not an option here; the update starts from previous"
         )
-    with warnings.catch_warnings():  # identical games are reported once, on all the data
-        warnings.simplefilter("ignore", DuplicateGamesWarning)
+    if not isinstance(strict, bool | np.bool_):
+        raise EngineError(f"strict: must be True or False, got {strict!r}")
+    # Identical games within the new table are told at its rows; games it repeats of the
+    # previous table (an epoch given twice) once, below (as one table, at the combined rows).
+    with warnings.catch_warnings(record=True) as within:
+        warnings.simplefilter("always", DuplicateGamesWarning)
         if isinstance(new_interactions, str | Path):
-            new = read_interactions(new_interactions)
+            new = read_interactions(new_interactions, strict=strict)
         elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
             new = new_interactions
             if len(new_interactions):
-                new = validate_frame(new_interactions, source="new_interactions")
+                new = validate_frame(new_interactions, source="new_interactions", strict=strict)
         else:
             problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
             raise DataError("new_interactions", [Problem(None, None, None, problem)])
-    # the hypothesis's own rule on tones too, at the new table's rows (not the combined one's)
-    check_reported_tones(new, previous.hypothesis, "new_interactions")
+    for caught in within:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
+        check_reported_tones(new, previous.hypothesis, "new_interactions")
     combined = pd.concat([previous.table, new], ignore_index=True)
-    table, data, hyp = prepare(combined, previous.hypothesis)
+    with warnings.catch_warnings(record=True) as across:
+        warnings.simplefilter("always", DuplicateGamesWarning)
+        table, data, hyp = prepare(combined, previous.hypothesis, max_memory=max_memory)
+    repeated = [w for w in across if issubclass(w.category, DuplicateGamesWarning)]
+    for caught in across:
+        if caught not in repeated:
+            warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    if repeated and not any(issubclass(w.category, DuplicateGamesWarning) for w in within):
+        why = (
+            "games identical to games of previous's table (an epoch given twice?); counted "
+            f"twice ({' '.join(str(repeated[0].message).split())[:200]})"
+        )
+        if strict:
+            raise DataError("new_interactions", [Problem(None, None, None, why)])
+        warnings.warn(f"new_interactions: {why}", DuplicateGamesWarning, stacklevel=2)
     # the draws the update makes must fit in memory, as fit's (with the previous settings)
-    check_draws_memory(previous.engine, {**previous.settings, **options}, data.shape[0], len(table))
+    check_draws_memory(
+        previous.engine,
+        {**previous.settings, **options},
+        data.shape[0],
+        len(table),
+        max_memory,
+        user_types=draw_dependent_user_types(data, hyp),
+    )
     if previous.engine == "exact":
         return update_exact(previous, table, data, **options)
     if previous.engine == "svi":
