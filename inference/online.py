@@ -31,7 +31,7 @@ from scai.inference.fit import (
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
 from scai.models.data import read_interactions, validate_frame
-from scai.models.errors import DataError, DuplicateGamesWarning, Problem
+from scai.models.errors import DataError, DuplicateGamesWarning, Problem, TableWarning
 from scai.models.layout import GroupData
 
 
@@ -78,6 +78,7 @@ def update(
         warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
         check_reported_tones(new, previous.hypothesis, "new_interactions")
+        _warn_of_unread_text(new, previous.hypothesis)
     combined = pd.concat([previous.table, new], ignore_index=True)
     with warnings.catch_warnings(record=True) as across:
         warnings.simplefilter("always", DuplicateGamesWarning)
@@ -113,6 +114,28 @@ def update(
     # how the chains ran is chosen afresh (the machine may differ)
     settings = {k: v for k, v in previous.settings.items() if k != "parallel"}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
+
+
+def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:
+    """A :class:`~scai.models.errors.TableWarning` where ``previous`` heard tones read by a
+    reader (its hypothesis carries the reader's confusion) and new rows hold text with no
+    tone: those messages are fitted as unheard (an update of a ``--tones read`` fit heard 8
+    tones where a refit heard 16)."""
+    if hypothesis.reader_confusion is None:
+        return
+    unread = 0
+    for text, tone in (("proposer_text", "proposer_tone"), ("responder_text", "responder_tone")):
+        if text in new.columns and tone in new.columns:
+            written = new[text].fillna("").astype(str).str.strip() != ""
+            unread += int((written & (new[tone].fillna("").astype(str) == "")).sum())
+    if unread:
+        warnings.warn(
+            f"new_interactions: {unread} message(s) with text and no tone, where previous heard "
+            "tones read by a tone reader: they are fitted as unheard; read them first "
+            "(scai.models.tone_reader.read_tones(new_interactions, reader))",
+            TableWarning,
+            stacklevel=3,
+        )
 
 
 def update_exact(previous: Posterior, table, data: GroupData, **options) -> Posterior:

@@ -233,3 +233,29 @@ def test_update_takes_fits_table_options_and_tells_duplicates_at_their_rows(tabl
     monkeypatch.setattr(data_module, "available_memory", lambda: 200_000)
     with pytest.raises(EngineError, match="each user's likelihood under each type per draw"):
         online.update(noisy, second)
+
+
+def test_an_update_of_a_fit_with_read_tones_warns_of_unread_text(table):
+    """A fit whose tones a reader read (its hypothesis carries the reader's confusion), updated
+    with new rows whose text was not read, fitted those messages as unheard without a word."""
+    import warnings
+
+    from scai.models.errors import TableWarning
+    from scai.models.tone_reader import apply_tones, default_reader, read_tones
+
+    texts = table.assign(
+        proposer_text="For the pot, I keep most. Take it or leave it, fool.",
+        responder_text="Reject. Nice try, loser.",
+        proposer_tone="",
+        responder_tone="",
+    )
+    first = texts[texts["epoch"] == 1].reset_index(drop=True)
+    second = texts[texts["epoch"] == 2].reset_index(drop=True)
+    read, hypothesis = apply_tones(first, PRESETS["stereotyped"], "read")
+    previous = fit(read, hypothesis, engine="exact")
+    n = 2 * len(second)
+    with pytest.warns(TableWarning, match=rf"{n} message\(s\) with text and no tone"):
+        online.update(previous, second)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TableWarning)
+        online.update(previous, read_tones(second, default_reader()))
