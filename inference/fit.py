@@ -301,6 +301,12 @@ def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, i
     return made, kept, "num_draws", kept
 
 
+def check_flag(name: str, flag: object) -> None:
+    """An :class:`EngineError` unless ``flag`` is True or False (a string 'no' is true)."""
+    if not isinstance(flag, bool | np.bool_):
+        raise EngineError(f"{name}: must be True or False, got {flag!r}")
+
+
 def draw_dependent_user_types(group: GroupData, hypothesis: Hypothesis) -> int:
     """Simulations x user slots x types where the users' likelihoods vary with the draws (a
     latent site in :data:`DRAW_DEPENDENT_LOGLIK`: the posterior keeps them per draw), else 0:
@@ -371,9 +377,8 @@ def fit(
     hypothesis.
     """
     seed, options = check_options(engine, options, seed)
-    for name, flag in (("strict", strict), ("arviz", arviz)):
-        if not isinstance(flag, bool | np.bool_):  # 'no' is true
-            raise EngineError(f"{name}: must be True or False, got {flag!r}")
+    check_flag("strict", strict)
+    check_flag("arviz", arviz)
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )

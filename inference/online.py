@@ -15,7 +15,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -23,6 +22,7 @@ from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact, fixed_action_loglik
 from scai.inference.fit import (
     check_draws_memory,
+    check_flag,
     check_options,
     check_reported_tones,
     draw_dependent_user_types,
@@ -59,8 +59,7 @@ def update(
         raise EngineError(
             "update: warm_start is not an option here; the update starts from previous"
         )
-    if not isinstance(strict, bool | np.bool_):
-        raise EngineError(f"strict: must be True or False, got {strict!r}")
+    check_flag("strict", strict)
     # Identical games within the new table are told at its rows; games it repeats of the
     # previous table (an epoch given twice) once, below (as one table, at the combined rows).
     with warnings.catch_warnings(record=True) as within:

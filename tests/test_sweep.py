@@ -406,49 +406,38 @@ def test_the_documented_example_spec_loads(tmp_path):
     assert spec.figure == ("rationality", "stereotype_strength")
 
 
+@pytest.mark.parametrize("where", ["axes", "condition"])
 @pytest.mark.parametrize(
-    ("hypothesis", "axis", "named"),
+    ("hypothesis", "key", "values", "named"),
     [
-        ("neutral", "stereotype_strength = [0.0, 0.5]", "has no stereotype"),
-        ("real_agents_stereotyped", "stereotype_strength = [0.0, 0.5]", "stereotype_prior"),
-        ("real_agents", "lapse = [0.0, 0.1]", "lapse_prior"),
-        ("stereotyped", "essential_shift = [0.0, 2.0]", "none of them essential"),
-        ("neutral", "tone_fidelity = [0.5, 0.9]", "ties no manner to a type"),
+        ("neutral", "stereotype_strength", (0.0, 0.5), "has no stereotype"),
+        ("real_agents_stereotyped", "stereotype_strength", (0.0, 0.5), "stereotype_prior"),
+        ("real_agents", "lapse", (0.0, 0.1), "hypothesis 'real_agents' learns"),
+        ("stereotyped", "essential_shift", (0.0, 2.0), "none of them essential"),
+        ("neutral", "tone_fidelity", (0.5, 0.2), "hypothesis 'neutral' ties no manner to a type"),
     ],
 )
-def test_an_axis_the_hypothesis_ignores_is_refused(tmp_path, capsys, hypothesis, axis, named):
+def test_a_setting_the_hypothesis_ignores_is_refused(
+    tmp_path, capsys, where, hypothesis, key, values, named
+):
     """Under ``neutral`` a stereotype strength changes nothing (every cell's two curves were
     the same bytes, its slowdown 1.0); a fixed strength or lapse where the hypothesis learns it
-    neither: such an axis is refused before any work, naming the reason."""
-    text = f'[condition]\nhypothesis = "{hypothesis}"\n[axes]\n{axis}\n'
-    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
-    assert not (tmp_path / "out" / "sweep.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("hypothesis", "fixed", "named"),
-    [
-        ("neutral", "stereotype_strength = 0.9", "condition.stereotype_strength: hypothesis"),
-        ("real_agents_stereotyped", "stereotype_strength = 0.5", "stereotype_prior"),
-        ("real_agents", "lapse = 0.1", "condition.lapse: hypothesis 'real_agents' learns"),
-        ("stereotyped", "essential_shift = 2.0", "condition.essential_shift: "),
-        ("neutral", "tone_fidelity = 0.2", "condition.tone_fidelity: hypothesis 'neutral'"),
-    ],
-)
-def test_a_fixed_setting_the_hypothesis_ignores_is_refused(
-    tmp_path, capsys, hypothesis, fixed, named
-):
-    """The same settings given once in [condition] were accepted and ignored: the sweep's
-    table was byte-identical to the one without them, with no word."""
+    neither: such an axis is refused before any work, naming the reason. The same settings
+    given once in [condition] were accepted and ignored (the sweep's table byte-identical to
+    the one without them, with no word): refused alike."""
+    if where == "axes":
+        setting, axes = "", f"{key} = [{values[0]}, {values[1]}]"
+    else:
+        setting, axes = f"{key} = {values[1]}\n", "rationality = [0.5, 4.0]"
     text = (
-        f'measure = "interactions_to_95"\n[condition]\nhypothesis = "{hypothesis}"\n{fixed}\n'
-        "[axes]\nrationality = [0.5, 4.0]\n"
+        f'measure = "interactions_to_95"\n[condition]\nhypothesis = "{hypothesis}"\n{setting}'
+        f"[axes]\n{axes}\n"
     )
     assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and "change nothing" in err, err
+    assert f"{where}.{key}: " in err, err
+    assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
 def test_a_contrast_of_manners_under_a_hypothesis_without_a_stereotype_is_refused(tmp_path, capsys):
