@@ -30,7 +30,7 @@ from scai.inference.fit import (
 )
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
-from scai.models.data import read_interactions, validate_frame
+from scai.models.data import duplicate_games, read_interactions, validate_frame
 from scai.models.errors import DataError, DuplicateGamesWarning, Problem, TableWarning
 from scai.models.layout import GroupData
 
@@ -60,40 +60,23 @@ def update(
             "update: warm_start is not an option here; the update starts from previous"
         )
     check_flag("strict", strict)
-    # Identical games within the new table are told at its rows; games it repeats of the
-    # previous table (an epoch given twice) once, below (as one table, at the combined rows).
-    with warnings.catch_warnings(record=True) as within:
-        warnings.simplefilter("always", DuplicateGamesWarning)
-        if isinstance(new_interactions, str | Path):
-            new = read_interactions(new_interactions, strict=strict)
-        elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
-            new = new_interactions
-            if len(new_interactions):
-                new = validate_frame(new_interactions, source="new_interactions", strict=strict)
-        else:
-            problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
-            raise DataError("new_interactions", [Problem(None, None, None, problem)])
-    for caught in within:
-        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    if isinstance(new_interactions, str | Path):
+        new = read_interactions(new_interactions, strict=strict)
+    elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
+        new = new_interactions
+        if len(new_interactions):
+            new = validate_frame(new_interactions, source="new_interactions", strict=strict)
+    else:
+        problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
+        raise DataError("new_interactions", [Problem(None, None, None, problem)])
     if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
         check_reported_tones(new, previous.hypothesis, "new_interactions")
         _warn_of_unread_text(new, previous.hypothesis)
     combined = pd.concat([previous.table, new], ignore_index=True)
-    with warnings.catch_warnings(record=True) as across:
-        warnings.simplefilter("always", DuplicateGamesWarning)
+    _check_repeats_of_previous(combined, len(previous.table), strict)
+    with warnings.catch_warnings():  # identical games: told above, at each table's own rows
+        warnings.simplefilter("ignore", DuplicateGamesWarning)
         table, data, hyp = prepare(combined, previous.hypothesis, max_memory=max_memory)
-    repeated = [w for w in across if issubclass(w.category, DuplicateGamesWarning)]
-    for caught in across:
-        if caught not in repeated:
-            warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
-    if repeated and not any(issubclass(w.category, DuplicateGamesWarning) for w in within):
-        why = (
-            "games identical to games of previous's table (an epoch given twice?); counted "
-            f"twice ({' '.join(str(repeated[0].message).split())[:200]})"
-        )
-        if strict:
-            raise DataError("new_interactions", [Problem(None, None, None, why)])
-        warnings.warn(f"new_interactions: {why}", DuplicateGamesWarning, stacklevel=2)
     # the draws the update makes must fit in memory, as fit's (with the previous settings)
     check_draws_memory(
         previous.engine,
@@ -113,6 +96,25 @@ def update(
     # how the chains ran is chosen afresh (the machine may differ)
     settings = {k: v for k, v in previous.settings.items() if k != "parallel"}
     return fit_mcmc(data, hyp, table=table, seed=previous.seed, **{**settings, **options})
+
+
+def _check_repeats_of_previous(combined: pd.DataFrame, before: int, strict: bool) -> None:
+    """New rows (those after the first ``before`` of ``combined``) identical to rows of the
+    previous posterior's table, an epoch given twice: a :class:`DuplicateGamesWarning` naming
+    them at the new table's rows, or under ``strict`` a :class:`DataError`."""
+    again = [
+        (row - before, first) for row, first in duplicate_games(combined) if row > before >= first
+    ]
+    if not again:
+        return
+    shown = ", ".join(f"row {row} = previous's row {first}" for row, first in again[:5])
+    why = (
+        f"{len(again)} game(s) identical to games of previous's table ({shown}"
+        f"{' ...' if len(again) > 5 else ''}): an epoch given twice? Each would count twice"
+    )
+    if strict:
+        raise DataError("new_interactions", [Problem(None, None, None, why)])
+    warnings.warn(f"new_interactions: {why}", DuplicateGamesWarning, stacklevel=3)
 
 
 def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:

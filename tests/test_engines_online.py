@@ -227,6 +227,12 @@ def test_update_takes_fits_table_options_and_tells_duplicates_at_their_rows(tabl
         online.update(previous, first_epoch)  # the first epoch given again
     with pytest.raises(DataError, match="identical to games of previous's table"):
         online.update(previous, first_epoch, strict=True)
+    doubled = pd.concat([first_epoch.iloc[:1], first_epoch], ignore_index=True)
+    with pytest.warns(DuplicateGamesWarning):  # told once, at its own fit
+        own = fit(doubled, "neutral", engine="exact")
+    with warnings.catch_warnings():  # previous's own repeats are not the new table's
+        warnings.simplefilter("error", DuplicateGamesWarning)
+        online.update(own, second)
     with pytest.raises(EngineError, match="previous must be a Posterior.*got str"):
         online.update("fit/posterior.nc", second)
     noisy = fit(first_epoch, Hypothesis().with_(rationality_scale=0.3), engine="exact")
