@@ -551,6 +551,22 @@ def check_interactions(
                     "must be empty when the proposer is unknown (no one to attribute it to)",
                 )
             )
+    problems += _nul_in_text(df)
+    return problems
+
+
+#: What a message may not hold: NetCDF (the posterior's file keeps the table) cannot store a NUL.
+NUL_IN_TEXT = "must not hold a NUL character (\\x00): a posterior's file cannot keep it"
+
+
+def _nul_in_text(df: pd.DataFrame) -> list[Problem]:
+    """A problem at every message (:data:`TEXT_COLUMNS`) holding a NUL character."""
+    problems = []
+    for col in TEXT_COLUMNS:
+        if col in df.columns:
+            held = df[col].astype(str).str.contains("\x00", regex=False).to_numpy()
+            for i in np.flatnonzero(held):
+                problems.append(Problem(int(i) + 1, col, df[col].iloc[i][:40], NUL_IN_TEXT))
     return problems
 
 
@@ -803,7 +819,7 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         and pd.api.types.infer_dtype(v, skipna=False) == "string"
         and not v.isna().any()
         for v in texts.values()
-    ):
+    ) or any(c in texts and texts[c].str.contains("\x00", regex=False).any() for c in TEXT_COLUMNS):
         return None
     required = [c for c in texts if c in INTERACTION_COLUMNS and c not in _OPTIONAL]
     # Every value is a string by now: the rules on single cells are checked on each column's

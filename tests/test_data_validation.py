@@ -669,3 +669,18 @@ def test_a_table_not_in_utf8_names_the_line_of_its_first_such_byte(tmp_path):
     with pytest.raises(DataError, match=r"line 3: byte 0xe9 is not UTF-8 text"):
         read_interactions(pipe)
     writer.join()
+
+
+def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys):
+    """A NUL in a message passed ``scai validate`` and the whole fit, then failed writing the
+    posterior (h5py: "VLEN strings do not support embedded NULLs", no row, no column)."""
+    rows = [f'{row},"msg {i}"' for i, row in enumerate(VALID_ROWS)]
+    rows[2] = rows[2].replace("msg 2", "msg\x00 2")
+    path = write(tmp_path, rows, header=HEADER + ",proposer_text")
+    code, out, err = validate(path, capsys)
+    assert code == 1 and "row 3, column 'proposer_text'" in out + err and "NUL" in out + err
+    table = read_interactions(write(tmp_path, VALID_ROWS))
+    table["responder_text"] = ["a", "b", "c", "d\x00"]  # typed in memory: the fast path too
+    with pytest.raises(DataError) as err:
+        validate_frame(table)
+    assert [(p.row, p.column) for p in err.value.problems] == [(4, "responder_text")]
