@@ -602,3 +602,31 @@ def test_logs_of_one_run_say_more_runs_are_needed(tmp_path, capsys):
     assert main(["tone-reader", "train", "--logs", logs, "--out", out]) == 2
     err = capsys.readouterr().err
     assert "at least 2 groups" in err and "give logs of more runs" in err, err
+
+
+@pytest.mark.parametrize("out", ["logs.csv", "logs.users.csv", "logs.runs.csv", "src/r.json"])
+def test_train_refuses_to_write_over_what_it_reads(tmp_path, capsys, out):
+    """``--out`` the training table (or a file beside it) exited 0 with the reader's JSON in
+    the table's place; the next train failed on its 'fields'. Refused before any work."""
+    table = write_logs_table(tmp_path, runs=3, seed=5)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "src").mkdir()
+    source = str(tmp_path / "src") if out.startswith("src") else str(table)
+    argv = ["tone-reader", "train", "--logs", source, "--out", str(tmp_path / out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = "is inside the source" if out.startswith("src") else "is the source"
+    assert said in err and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_a_table_named_in_capitals_is_read_as_a_table(tmp_path, capsys):
+    """``--logs T.CSV`` was taken for an archive ('neither a folder nor a readable tar')."""
+    table = write_logs_table(tmp_path, runs=3, seed=5)
+    (tmp_path / "logs.csv").rename(tmp_path / "LOGS.CSV")
+    for suffix in (".users", ".runs"):  # beside it as scai import names them
+        (tmp_path / f"logs{suffix}.csv").rename(tmp_path / f"LOGS{suffix}.csv")
+    argv = ["tone-reader", "evaluate", "--logs", str(tmp_path / "LOGS.CSV"), "--scheme", "runs"]
+    assert main([*argv, "--folds", "3", "--min-df", "1"]) == 0, capsys.readouterr().err
+    assert "runs held out" in capsys.readouterr().out
+    assert table.name == "logs.csv"

@@ -275,9 +275,10 @@ def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | N
         if source is not None:
             target = path.resolve()
             if target == source or source in target.parents:
+                where = "is" if target == source else "is inside"
                 raise RunError(
-                    f"{option} {given}: {path} is inside the source {reading} it reads; "
-                    "write the tables elsewhere"
+                    f"{option} {given}: {path} {where} the source {reading} it reads; "
+                    "write elsewhere"
                 )
         _check_writable_folder_or_fail(path.parent, option, given)
 

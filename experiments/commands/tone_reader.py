@@ -15,7 +15,14 @@ import argparse
 import time
 from pathlib import Path
 
-from scai.experiments.commands import command, count, input_path, output_file, seed_option
+from scai.experiments.commands import (
+    check_outputs,
+    command,
+    count,
+    input_path,
+    output_file,
+    seed_option,
+)
 from scai.models.errors import RunError
 
 _SCHEMES = ("runs", "conditions", "both")
@@ -87,8 +94,11 @@ def run_tone_reader(args: argparse.Namespace) -> int:
     from scai.models.tone_reader.classifier import TrainingOptions
     from scai.models.tone_reader.evaluation import held_out
     from scai.models.tone_reader.serialise import save_reader
-    from scai.models.tone_reader.training import load_messages, train_reader
+    from scai.models.tone_reader.training import load_messages, source_files, train_reader
 
+    if args.action == "train":  # before minutes of training, not after
+        for read in source_files(args.logs):
+            check_outputs("--out", args.out, [args.out], reading=read)
     start = time.perf_counter()
     messages = load_messages(args.logs)
     print(
@@ -120,7 +130,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
         where = (
             f"{Path(args.logs).with_suffix('')}.runs.csv (written by scai import scai-logs beside "
             "the table) gives each run's"
-            if Path(args.logs).suffix == ".csv"
+            if Path(args.logs).suffix.lower() == ".csv"
             else "the logs give each run's in its configuration"
         )
         raise RunError(

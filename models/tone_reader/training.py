@@ -81,15 +81,34 @@ def labelled_messages(
     return out
 
 
+def _is_table(source: Path) -> bool:
+    """Whether ``source`` names a table of ``scai import scai-logs`` (``FILE.csv``, any case)
+    rather than the logs themselves (a folder or archive)."""
+    return source.suffix.lower() == ".csv"
+
+
+def _runs_path(table: Path) -> Path:
+    return table.with_name(table.stem + ".runs.csv")
+
+
+def source_files(source: str | Path) -> list[Path]:
+    """The files and folders :func:`load_messages` reads for ``source``: a table with its
+    users and runs files beside it, or the logs' folder or archive."""
+    source = Path(source)
+    if _is_table(source):
+        return [source, users_path(source), _runs_path(source)]
+    return [source]
+
+
 def load_messages(source: str | Path) -> pd.DataFrame:
     """Labelled messages from the original study's logs (a folder or archive) or from a
     table written by ``scai import scai-logs`` (``FILE.csv`` with ``FILE.users.csv`` beside
     it, and ``FILE.runs.csv`` for the conditions)."""
     source = Path(source)
-    if source.suffix == ".csv":
+    if _is_table(source):
         interactions = read_interactions(source)
         users = read_users(users_path(source), _policies(users_path(source)))
-        runs_file = source.with_name(source.stem + ".runs.csv")
+        runs_file = _runs_path(source)
         runs = _companion(runs_file, ("sim", "condition")) if runs_file.exists() else None
         if runs is not None and (twice := runs["sim"][runs["sim"].duplicated()]).any():
             # which of its rows holds the run's condition is not said (the last one won)
