@@ -52,6 +52,7 @@ from scai.models.errors import (
     DuplicateGamesWarning,
     Problem,
     RunError,
+    TableWarning,
     UnusedColumnsWarning,
     error_text,
     not_a_regular_file,
@@ -400,6 +401,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
         )
     df.columns = [c.strip() for c in df.columns]
     _strip_layout_spaces(df)
+    _compose_ids(df, source)
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently.
     repeated = sorted(
@@ -688,6 +690,47 @@ def warn_unused_columns(
         )
 
 
+def _compose_ids(raw: pd.DataFrame, source: str) -> None:
+    """Ids are read in Unicode's composed form (NFC): "Zoë" typed with one character or as
+    "o" and a combining accent (a spreadsheet or macOS may give either) looks the same and
+    is one user. In place, on a table of strings; a :class:`TableWarning` names ids changed."""
+    changed: dict[str, str] = {}
+    for col in (*_ID_COLUMNS, "user"):  # "user": a users table's
+        if col not in raw.columns:
+            continue
+        distinct = pd.unique(raw[col].to_numpy(dtype=object))
+        mapping = {
+            v: unicodedata.normalize("NFC", v)
+            for v in distinct
+            if not v.isascii() and not unicodedata.is_normalized("NFC", v)
+        }
+        if mapping:
+            raw[col] = raw[col].replace(mapping)
+            changed.update(mapping)
+    if changed:
+        shown = ", ".join(repr(v) for v in list(changed.values())[:5])
+        warnings.warn(
+            TableWarning(
+                f"{source}: {len(changed)} id(s) written with combining characters were read "
+                f"in their composed form, as the same ids typed otherwise ({shown}"
+                f"{' ...' if len(changed) > 5 else ''})"
+            ),
+            stacklevel=outside_scai(),
+        )
+
+
+def _as_text(value: object) -> str:
+    """An in-memory cell as a CSV would hold it: a missing one empty, a whole float as the
+    integer it is (pandas stores ids 1, 2 as 1.0, 2.0 in a column with a missing value: the
+    user 1 of another column is the same user)."""
+    if _is_nan(value):
+        return ""
+    # beyond 2^53 a float is no exact integer: its own text (1e+300)
+    if isinstance(value, float | np.floating) and value.is_integer() and abs(value) <= 2**53:
+        return str(int(value))
+    return str(value)
+
+
 def _strip_layout_spaces(raw: pd.DataFrame) -> None:
     """Spaces around a value are layout, as after a comma (skipinitialspace): ``"u0 "`` and,
     quoted, ``" u0"`` are ``"u0"``, not a second user. In place, on a table of strings read
@@ -764,8 +807,9 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
         # as strings whatever the dtype (an empty or categorical column keeps its own)
-        raw[col] = raw[col].map(lambda v: "" if _is_nan(v) else str(v)).astype(str)
+        raw[col] = raw[col].map(_as_text).astype(str)
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
+    _compose_ids(raw, source)
     problems = text_problems + check_interactions(raw)
     if problems:
         raise DataError(source, _with_index_labels(problems, df.index))
@@ -834,6 +878,11 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         )
         and all("" not in set(distinct[c]) for c in required)
         and not any(_has_control(v) for c in _ID_COLUMNS for v in distinct[c])
+        and all(
+            v.isascii() or unicodedata.is_normalized("NFC", v)
+            for c in _ID_COLUMNS
+            for v in distinct[c]
+        )
         and bool(((pot >= 1) & (pot <= MAX_POT)).all())
         and bool(((offer >= 0) & (offer <= pot)).all())
         and bool(((accepted == 0) | (accepted == 1)).all())

@@ -19,6 +19,7 @@ from scai.models.data import (
     validate_frame,
     write_interactions,
 )
+from scai.models.errors import TableWarning
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import TONES
@@ -684,3 +685,35 @@ def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys)
     with pytest.raises(DataError) as err:
         validate_frame(table)
     assert [(p.row, p.column) for p in err.value.problems] == [(4, "responder_text")]
+
+
+def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
+    """Two silent splits of one user into two: pandas stores ids 1, 2 as 1.0, 2.0 in a column
+    with a missing value (``1.0`` and the other column's ``1`` were two users), and "Zoë"
+    typed with a combining accent was another user than "Zoë" typed with one character."""
+    import io
+    import unicodedata
+
+    rows = ["0,1,1,1,2,dollars,10,2,1,,", "0,1,2,,1,dollars,10,5,1,,", "0,1,3,3,2,dollars,10,1,1,,"]
+    df = pd.read_csv(io.StringIO("\n".join([HEADER, *rows])))
+    assert df["proposer"].dtype == float  # the missing proposer: the column is float
+    table = validate_frame(df)
+    assert sorted(set(table["proposer"]) | set(table["responder"])) == ["", "1", "2", "3"]
+    composed = "Zo\u00eb"
+    decomposed = unicodedata.normalize("NFD", composed)
+    rows = [
+        f"0,1,1,{composed},bob,dollars,10,2,1,,",
+        f"0,1,2,bob,{decomposed},dollars,10,2,1,,",
+    ]
+    path = write(tmp_path, rows)
+    users = f"sim,user,policy,manner\n0,{decomposed},fair,neutral\n0,bob,fair,neutral\n"
+    (tmp_path / "t.users.csv").write_text(users)
+    for read in (
+        lambda: read_interactions(path),
+        lambda: validate_frame(pd.read_csv(path, dtype=str, keep_default_na=False)),
+    ):
+        with pytest.warns(TableWarning, match="composed form"):
+            table = read()
+        assert set(table["proposer"]) | set(table["responder"]) == {composed, "bob"}
+    with pytest.warns(TableWarning, match="composed form"):
+        assert set(read_users(tmp_path / "t.users.csv", ("fair",))["user"]) == {composed, "bob"}
