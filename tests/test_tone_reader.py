@@ -630,3 +630,22 @@ def test_a_table_named_in_capitals_is_read_as_a_table(tmp_path, capsys):
     assert main([*argv, "--folds", "3", "--min-df", "1"]) == 0, capsys.readouterr().err
     assert "runs held out" in capsys.readouterr().out
     assert table.name == "logs.csv"
+
+
+def test_words_of_an_unknown_proposer_are_not_read(tmp_path, capsys):
+    """A proposer left unknown (human data) with text: the reader wrote a tone there, and the
+    table it made was refused ('proposer_tone must be empty when the proposer is unknown')
+    though ``scai validate`` passed the file: such words are left unread, as no one said them."""
+    interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
+    interactions.loc[0, "proposer"] = ""
+    interactions.loc[0, "proposer_text"] = "you loser"
+    interactions.loc[1, "proposer_text"] = "you loser"
+    table, _ = apply_tones(interactions, PRESETS["stereotyped"], "read", reader=KeywordReader())
+    assert table.loc[0, "proposer_tone"] == "" and table.loc[1, "proposer_tone"] == "rude"
+    assert table.loc[0, "responder_tone"] != ""  # the responder, known, is read
+    path = tmp_path / "t.csv"
+    write_interactions(interactions, path)
+    assert main(["validate", str(path)]) == 0
+    out = tmp_path / "fit"
+    code = main(["fit", "--data", str(path), "--tones", "read", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err

@@ -45,8 +45,9 @@ def read_tones(
     table: pd.DataFrame, reader: ToneReader, source: str = "interactions"
 ) -> pd.DataFrame:
     """A copy of ``table`` whose tone columns are ``reader``'s reading of its text columns
-    (every row: a row without text gets no tone). A :class:`DataError` if the table has no
-    text column or the reader reports a tone outside its labels."""
+    (every row: a row without text, or whose speaker is unknown, gets no tone). A
+    :class:`DataError` if the table has no text column or the reader reports a tone outside
+    its labels."""
     check_reader(reader, need_confusion=False)
     present = [c for c in TEXT_COLUMNS if c in table.columns]
     if not present:
@@ -60,6 +61,8 @@ def read_tones(
         if f"{role}_text" in out.columns:
             text = out[f"{role}_text"].map(lambda v: v if isinstance(v, str) else "")
             heard = text.str.strip() != ""
+            if role in out.columns:  # an unknown proposer's words: no one to attribute them to
+                heard &= out[role].fillna("").astype(str) != ""
             answer = reader.read(text[heard].tolist())
             if isinstance(answer, str) or not isinstance(answer, Iterable):
                 what = f"the reader's read() returned {type(answer).__name__}; expected a list"
