@@ -649,3 +649,32 @@ def test_words_of_an_unknown_proposer_are_not_read(tmp_path, capsys):
     out = tmp_path / "fit"
     code = main(["fit", "--data", str(path), "--tones", "read", "--out", str(out), "--quiet"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_a_message_with_nothing_the_reader_knows_is_left_unread():
+    """Messages holding no n-gram of the shipped reader's vocabulary (an emoji, a zero-width
+    space, markup) were read by its intercepts alone, as 'rude' every one: pi[selfish] of a
+    run whose users wrote only thumbs-up went from 0.05 (tones none) to 0.45. Such a report does
+    not depend on the tone, so its likelihood is the same under every manner: left unread."""
+    from scai.models.errors import TableWarning
+    from scai.models.tone_reader.serialise import default_reader
+
+    reader = default_reader()
+    blank = ["\U0001f44d", "\u200b", "<br/>", "\U0001f44d\U0001f44d"]
+    assert reader.knows(blank) == [False] * 4
+    assert reader.knows(["Take it or leave it, you fool."]) == [True]
+    interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
+    table = interactions.copy()
+    table.loc[:3, "responder_text"] = blank
+    with pytest.warns(TableWarning, match="4 message\\(s\\) hold nothing the tone reader reads"):
+        read, _ = apply_tones(table, PRESETS["stereotyped"], "read", reader=reader)
+    assert (read.loc[:3, "responder_tone"] == "").all()
+    silent, _ = apply_tones(
+        interactions.assign(responder_text=[""] * 4 + list(table.responder_text[4:])),
+        PRESETS["stereotyped"],
+        "read",
+        reader=reader,
+    )
+    pd.testing.assert_frame_equal(
+        read[["proposer_tone", "responder_tone"]], silent[["proposer_tone", "responder_tone"]]
+    )

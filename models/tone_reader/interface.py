@@ -39,6 +39,12 @@ class ToneReader(Protocol):
     ``confusion``: ``P(reported | tone)``, rows and columns in ``MANNERS`` order, the columns
     of tones it never reports 0 (see the module docstring); ``None`` if not estimated.
     ``read(texts)``: one reported tone per text, each one of ``labels``, in order.
+
+    Optionally ``knows(texts)``: per text, whether it holds anything the reader reads (the
+    shipped reader: any n-gram of its vocabulary). A text it does not know (an emoji, an
+    empty-looking zero-width space) gets a report that does not depend on its tone, so its
+    likelihood is the same under every manner: :func:`~scai.models.tone_reader.reading.read_tones`
+    leaves it unread (no tone), where the confusion matrix would take the report for evidence.
     """
 
     labels: tuple[str, ...]

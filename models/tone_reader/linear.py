@@ -9,7 +9,8 @@ when ``f`` is in the vocabulary)::
 
 which is scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` followed by
 ``LogisticRegression.predict_proba`` (:mod:`.classifier` trains it; a test holds the two
-equal). A text with no known n-gram gets ``x = 0``: the intercepts decide.
+equal). A text with no known n-gram gets ``x = 0``: the intercepts decide (whatever its tone, so
+:meth:`LinearToneReader.knows` says so, and ``read_tones`` leaves such a text unread).
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ class LinearToneReader:
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
         return p[inverse.reshape(-1)]
+
+    def knows(self, texts: Sequence[str]) -> list[bool]:
+        """Per text, whether it holds an n-gram of the vocabulary (one that does not is read
+        by the intercepts alone, whatever its tone)."""
+        if not texts:
+            return []
+        return (np.diff(self.transform(list(texts)).indptr) > 0).tolist()
 
     def read(self, texts: Sequence[str]) -> list[str]:
         """The most probable label of each text (ties: the first label)."""

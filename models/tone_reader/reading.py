@@ -10,12 +10,14 @@ scores is what the reader reported, mistakes included.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from scai.models.data import TEXT_COLUMNS
-from scai.models.errors import DataError, HypothesisError, Problem
+from scai.models.errors import DataError, HypothesisError, Problem, TableWarning, outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.tone_reader.interface import ToneReader, check_reader
 
@@ -56,6 +58,7 @@ def read_tones(
             [Problem(None, None, None, f"no text to read: needs {' or '.join(TEXT_COLUMNS)}")],
         )
     out = table.copy()
+    unknown = 0
     for role in _ROLES:
         tones = pd.Series("", index=out.index, dtype=object)
         if f"{role}_text" in out.columns:
@@ -63,6 +66,10 @@ def read_tones(
             heard = text.str.strip() != ""
             if role in out.columns:  # an unknown proposer's words: no one to attribute them to
                 heard &= out[role].fillna("").astype(str) != ""
+            if hasattr(reader, "knows"):  # nothing the reader reads: no evidence of a tone
+                known = _known(reader, text[heard].tolist(), role, source)
+                unknown += int((~known).sum())
+                heard[heard] = known
             answer = reader.read(text[heard].tolist())
             if isinstance(answer, str) or not isinstance(answer, Iterable):
                 what = f"the reader's read() returned {type(answer).__name__}; expected a list"
@@ -95,7 +102,26 @@ def read_tones(
                 )
             tones[heard] = read
         out[f"{role}_tone"] = tones
+    if unknown:
+        warnings.warn(
+            TableWarning(
+                f"{source}: {unknown} message(s) hold nothing the tone reader reads (no word or "
+                "character sequence it knows: emoji, another script): left unread, as unheard"
+            ),
+            stacklevel=outside_scai(),
+        )
     return out
+
+
+def _known(reader: ToneReader, texts: list[str], role: str, source: str) -> np.ndarray:
+    """The reader's ``knows(texts)`` as a boolean array; a :class:`DataError` if it does not
+    give one flag per text."""
+    answer = reader.knows(texts)
+    flags = [] if isinstance(answer, str) or not isinstance(answer, Iterable) else list(answer)
+    if len(flags) != len(texts) or not all(isinstance(f, bool | np.bool_) for f in flags):
+        what = f"the reader's knows() must return one True/False per text ({len(texts)})"
+        raise DataError(source, [Problem(None, f"{role}_text", None, what)])
+    return np.asarray(flags, dtype=bool)
 
 
 def check_no_reader_confusion(hypothesis: Hypothesis) -> None:
