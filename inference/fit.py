@@ -20,6 +20,7 @@ from scai.inference.errors import EngineError
 from scai.inference.posterior import DRAW_DEPENDENT_LOGLIK, Posterior
 from scai.models.data import (
     check_memory,
+    check_some_user_acts,
     check_table_memory,
     format_bytes,
     read_interactions,
@@ -28,7 +29,7 @@ from scai.models.data import (
 from scai.models.errors import DataError, Problem, check_count, check_seed
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
-from scai.models.layout import ASSISTANT, GroupData
+from scai.models.layout import GroupData
 
 ENGINES = ("exact", "svi", "mcmc")
 
@@ -200,32 +201,11 @@ def prepare(
         if bad:
             raise DataError(f"users (hypothesis {hypothesis.name!r})", bad)
     check_reported_tones(table, hypothesis, source)
-    _check_some_user_acts(table, source)
+    check_some_user_acts(table, source)
     if max_memory is not None:
         check_count("max_memory", max_memory, 1, error=EngineError)
     check_table_memory(table, source, max_memory)
     return table, GroupData.from_table(table), hypothesis
-
-
-def _check_some_user_acts(table: pd.DataFrame, source: str) -> None:
-    """A :class:`DataError` if no row holds a user's action (every proposer is the assistant
-    or unknown and every responder the assistant): there is nothing to fit, and each engine
-    failed its own way (an empty reshape, a division by zero, an empty minimum)."""
-    user_proposes = ~table["proposer"].isin(["", ASSISTANT])
-    user_responds = table["responder"] != ASSISTANT
-    if len(table) and not bool((user_proposes | user_responds).any()):
-        raise DataError(
-            source,
-            [
-                Problem(
-                    None,
-                    "proposer, responder",
-                    None,
-                    f"no user acts in any of the {len(table)} row(s): every proposer is "
-                    f"{ASSISTANT!r} or empty and every responder {ASSISTANT!r}; nothing to fit",
-                )
-            ],
-        )
 
 
 def check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: str) -> None:

@@ -661,6 +661,27 @@ def read_interactions(
     return table
 
 
+def check_some_user_acts(table: pd.DataFrame, source: str) -> None:
+    """A :class:`DataError` if no row holds a user's action (every proposer is the assistant
+    or unknown and every responder the assistant): there is nothing to fit, and each engine
+    failed its own way (an empty reshape, a division by zero, an empty minimum)."""
+    user_proposes = ~table["proposer"].isin(["", ASSISTANT])
+    user_responds = table["responder"] != ASSISTANT
+    if len(table) and not bool((user_proposes | user_responds).any()):
+        raise DataError(
+            source,
+            [
+                Problem(
+                    None,
+                    "proposer, responder",
+                    None,
+                    f"no user acts in any of the {len(table)} row(s): every proposer is "
+                    f"{ASSISTANT!r} or empty and every responder {ASSISTANT!r}; nothing to fit",
+                )
+            ],
+        )
+
+
 def warn_unused_columns(
     source: str,
     columns: Iterable[str],

@@ -717,3 +717,12 @@ def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
         assert set(table["proposer"]) | set(table["responder"]) == {composed, "bob"}
     with pytest.warns(TableWarning, match="composed form"):
         assert set(read_users(tmp_path / "t.users.csv", ("fair",))["user"]) == {composed, "bob"}
+
+
+def test_validate_reports_a_table_with_nothing_to_fit(tmp_path, capsys):
+    """``scai validate`` said 'valid' of a table where no user acts (every proposer the
+    assistant or unknown, every responder the assistant), which ``scai fit`` refuses."""
+    rows = ["0,1,1,,assistant,dollars,10,5,1,,polite", "0,1,2,assistant,assistant,dollars,10,5,1,,"]
+    code, out, err = validate(write(tmp_path, rows[:1]), capsys)
+    assert code == 1 and "no user acts in any of the 1 row(s)" in err and "valid (" not in out
+    assert validate(write(tmp_path, [*rows[:1], VALID_ROWS[0]]), capsys)[0] == 0

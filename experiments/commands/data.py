@@ -20,6 +20,7 @@ from scai.experiments.commands import (
 )
 from scai.models.data import (
     DataError,
+    check_some_user_acts,
     read_interactions,
     users_path,
     write_atomic,
@@ -157,6 +158,7 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         with warnings_on_one_line():
             table = read_interactions(args.file, strict=args.strict)
+        check_some_user_acts(table, str(args.file))  # or fit would find nothing to fit
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
