@@ -371,15 +371,60 @@ def test_original_logs_without_interaction_curves(tmp_path):
         (["human-data", "--data", "synthetic", "--schedule", "alternating"], "--schedule"),
         (["original-logs", "--tones", "config", "config"], "at most once"),
         (["inconsistency", "--engine", "mcmc"], "--engine mcmc: an option of scai run alignment"),
+        (
+            ["alignment", "--data-dir", "/nowhere", "--quick", "--sims", "2", "--epochs", "1"],
+            "--data-dir /nowhere: an option of scai run human-data or original-logs, not of "
+            "alignment",
+        ),
+        (
+            ["human-data", "--quick", "--data", "synthetic", "--format", "study1"],
+            "--format study1: applies to a data file (--data PATH), not to --data synthetic",
+        ),
+        (
+            ["human-data", "--quick", "--data", "synthetic", "--skip-invalid"],
+            "--skip-invalid: applies to",
+        ),
+        (
+            ["human-data", "--quick", "--data", "synthetic", "--data-dir", "/nowhere"],
+            "--data-dir /nowhere: the folder scai run looks in for study1_ug.csv when --data is "
+            "not given; this run gives --data synthetic",
+        ),
+        (
+            ["everything", "--data", "d.csv", "--logs", "l.tgz", "--data-dir", "/nowhere"],
+            "--data-dir /nowhere: the folder scai run looks in for study1_ug.csv when --data is "
+            "not given and original-scai/ when --logs is not given; this run gives --data d.csv "
+            "and --logs l.tgz",
+        ),
     ],
 )
 def test_run_refuses_options_that_would_do_nothing(tmp_path, capsys, argv, message):
     """An option none of the run's experiments reads was accepted and ignored (``--engine svi``
-    on human-data fitted with NUTS as always); a repeated ``--tones`` fitted everything twice
-    and wrote every row twice."""
+    on human-data fitted with NUTS as always; ``--data-dir`` on alignment, or where every
+    experiment of the run names its data with its own option; ``--format`` and
+    ``--skip-invalid`` with ``--data synthetic``, which reads no file); a repeated ``--tones``
+    fitted everything twice and wrote every row twice."""
     assert main(["run", *argv, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_human_data_run_refuses_file_options_with_synthetic_data(tmp_path):
+    """:func:`scai.experiments.human_data.run` (the library's entry) ran ``--data synthetic``
+    with ``skip_invalid=True`` or a ``format`` as if neither were given; refused before any
+    work."""
+    from scai.experiments.human_data import run
+    from scai.models.errors import RunError
+
+    for options, named in (
+        ({"skip_invalid": True}, "--skip-invalid"),
+        ({"format": "generic"}, "--format generic"),
+    ):
+        with pytest.raises(RunError, match=f"^{named}: applies to a data file"):
+            run("synthetic", tmp_path / "out", tmp_path / "figures", quick=True, **options)
+    assert not (tmp_path / "out").exists()
+    from scai.experiments.human_data.experiment import check_synthetic_options
+
+    check_synthetic_options(tmp_path / "data.csv", "generic", True)  # a data file takes both
 
 
 def test_inconsistency_fits_exactly_whatever_the_engine_of_the_others(tmp_path):

@@ -46,6 +46,13 @@ EXPERIMENT_OPTIONS: dict[str, tuple[tuple[str, ...], object]] = {
     "skip_invalid": (("human-data",), False),
     "logs": (("original-logs",), None),
     "tones": (("original-logs",), None),
+    "data_dir": (("human-data", "original-logs"), None),
+}
+#: Where ``--data-dir`` is looked in: experiment -> (the option naming its data instead, the
+#: name it looks for in the folder). A run whose experiments all name theirs ignores the folder.
+DATA_DIR_USERS = {
+    "human-data": ("--data", HUMAN_DATA_FILE),
+    "original-logs": ("--logs", f"{ORIGINAL_LOGS_DIR}/"),
 }
 
 
@@ -182,6 +189,7 @@ def run_experiment(args: argparse.Namespace) -> int:
             raise RunError(
                 f"{shown}: an option of scai run {' or '.join(users)}, not of {args.experiment}"
             )
+    check_data_dir(args, names)
     if args.tones is not None and len(set(args.tones)) < len(args.tones):
         given = " ".join(args.tones)
         raise RunError(f"--tones {given}: each of {', '.join(LOG_TONES)} at most once")
@@ -192,8 +200,13 @@ def run_experiment(args: argparse.Namespace) -> int:
 
             check_no_reader_confusion(get_hypothesis(args.hypothesis))
     # before any experiment runs: a missing file fails first
-    if "human-data" in names and str(args.data) != "synthetic":
-        args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
+    if "human-data" in names:
+        from scai.experiments.human_data.experiment import SYNTHETIC, check_synthetic_options
+
+        if str(args.data) == SYNTHETIC:
+            check_synthetic_options(args.data, args.format, args.skip_invalid)
+        else:
+            args.data = shared_file(args, "--data", HUMAN_DATA_FILE, "human-data")
     if "original-logs" in names:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
@@ -315,6 +328,28 @@ def merging(figures: Path, out: Path):
     if Path(figures).resolve() == Path(out).resolve():
         return contextlib.nullcontext()
     return locked(figures, what="--figures", wait=True, on_wait=_tell)
+
+
+def check_data_dir(args: argparse.Namespace, names: list[str]) -> None:
+    """A :class:`RunError` if ``--data-dir`` is given to a run whose experiments each name their
+    data with their own option (``--data``, ``--logs``): the folder would be looked in by none."""
+    if args.data_dir is None:
+        return
+    users = [name for name in DATA_DIR_USERS if name in names]
+    options = [DATA_DIR_USERS[name][0] for name in users]
+    given = [getattr(args, option[2:]) for option in options]
+    if users and all(value is not None for value in given):
+        where = " and ".join(
+            f"{looked} when {option} is not given"
+            for option, looked in (DATA_DIR_USERS[name] for name in users)
+        )
+        gives = " and ".join(
+            f"{option} {value}" for option, value in zip(options, given, strict=True)
+        )
+        raise RunError(
+            f"--data-dir {args.data_dir}: the folder scai run looks in for {where}; "
+            f"this run gives {gives}"
+        )
 
 
 def check_folder_possible(option: str, given, folder: Path) -> None:

@@ -27,7 +27,7 @@ and figures ``FIGURES/human_data_{rejection_by_offer,norm_types,roles}.png``.
 ``--data synthetic``: decisions of 100 subjects per role simulated from the inequity-aversion
 model with known parameters (no file needed). ``--quick``: 20 subjects per role (chosen with
 the seed) and short chains, for tests. The inference engine is always NUTS (``--engine`` is
-ignored); the chains of both hypotheses run in ``--workers`` processes (default: one per
+refused); the chains of both hypotheses run in ``--workers`` processes (default: one per
 core). ``--hypothesis FILE.toml`` replaces the hypothesis of its kind (a file with
 ``model = "inequity_aversion"`` replaces the envy model; any other hypothesis the norms).
 

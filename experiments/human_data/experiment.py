@@ -29,6 +29,7 @@ from scai.experiments.human_data.report import HumanDataResult, report_text
 from scai.experiments.human_data.tables import max_errors, pareto_table, rejection_table
 from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import DataError, Problem, write_csv_atomic
+from scai.models.errors import RunError
 from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import ResponderData, simulate_responders
@@ -80,6 +81,20 @@ def synthetic_import(per_role: int, seed: int) -> HumanImport:
     return HumanImport(sim.table, sim.roles, format=SYNTHETIC)
 
 
+def check_synthetic_options(data_path: Path | str, format: str, skip_invalid: bool) -> None:
+    """A :class:`RunError` if ``--format`` or ``--skip-invalid`` is given with ``--data
+    synthetic``: both say how to read a data file, and simulated decisions are read from none."""
+    if str(data_path) != SYNTHETIC:
+        return
+    given = [f"--format {format}"] if format != "auto" else []
+    given += ["--skip-invalid"] if skip_invalid else []
+    if given:
+        raise RunError(
+            f"{given[0]}: applies to a data file (--data PATH), not to --data {SYNTHETIC} "
+            "(decisions simulated from the model)"
+        )
+
+
 def run(
     data_path: Path | str,
     out: Path,
@@ -97,6 +112,7 @@ def run(
     on synthetic decisions when it is :data:`SYNTHETIC`."""
     import arviz as az
 
+    check_synthetic_options(data_path, format, skip_invalid)
     subsample = ""
     if str(data_path) == SYNTHETIC:
         per_role = QUICK_SUBJECTS if quick else SYNTHETIC_SUBJECTS
