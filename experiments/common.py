@@ -96,6 +96,23 @@ def keep_posterior(result: ConditionResult, out: Path, label: str) -> Path | Non
     return target
 
 
+def remove_earlier(out: Path, patterns: tuple[str, ...], written: list[Path]) -> list[Path]:
+    """Remove the files of ``out`` matching ``patterns`` (the names a run gives its
+    per-hypothesis outputs) that this run did not write (``written``): an earlier run's, into
+    the same folder with other hypotheses, would sit beside this run's tables as if part of
+    it. Returns the removed paths."""
+    kept = {Path(path).resolve() for path in written}
+    removed = [
+        path
+        for pattern in patterns
+        for path in sorted(out.glob(pattern))
+        if path.is_file() and path.resolve() not in kept
+    ]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def format_checks(
     name: str, checks: dict[str, bool], numbers: dict[str, float], quick: bool = False
 ) -> str:

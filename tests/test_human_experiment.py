@@ -310,6 +310,41 @@ def test_a_hypothesis_named_like_the_one_it_is_compared_with_is_refused(tmp_path
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_run_with_another_hypothesis_leaves_no_file_of_the_earlier_ones(synthetic_run, tmp_path):
+    """``--hypothesis FILE.toml`` into an ``--out`` used before without it left the earlier
+    run's ``posterior_human_norms.nc`` and ``rejection_by_offer_human_norms.csv`` beside a
+    ``compare.csv`` of the new hypotheses only. Now the folder's files are one run's."""
+    import shutil
+
+    outdir, _ = synthetic_run
+    out = tmp_path / "out"
+    shutil.copytree(outdir, out / "human-data")
+    assert (out / "human-data" / "posterior_human_norms.nc").exists()  # the earlier run's
+    hypothesis = tmp_path / "other.toml"
+    hypothesis.write_text('name = "other_norms"\n')
+    settings = HumanFitSettings(chains=1, warmup=5, samples=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # five draws: ArviZ's warnings
+        run(
+            "synthetic",
+            out,
+            tmp_path / "figs",
+            quick=True,
+            hypothesis=str(hypothesis),
+            settings=settings,
+            workers=1,
+        )
+    names = {path.name for path in (out / "human-data").iterdir()}
+    hypotheses = set(pd.read_csv(out / "human-data" / "compare.csv").hypothesis)
+    assert hypotheses == {"other_norms", "human_inequity"}
+    per_hypothesis = {n for n in names if n.startswith(("posterior_", "rejection_by_offer_"))}
+    assert per_hypothesis == {
+        f"{kind}_{name}.{ext}"
+        for name in hypotheses
+        for kind, ext in (("posterior", "nc"), ("rejection_by_offer", "csv"))
+    }, names
+
+
 def test_role_differences_are_shares_of_draws_for_every_role_parameter():
     """The README read two overlapping intervals as no evidence of a difference (a review); the
     run now reports, per role-level parameter, the share of draws in which the second role's

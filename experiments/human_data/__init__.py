@@ -22,7 +22,9 @@ Writes, under ``OUT/human-data/``:
   predictive of the same subjects: per draw, each subject's state is drawn from its posterior
   and its decisions replicated, and the rejection rate of the replicated decisions is taken;
 
-and figures ``FIGURES/human_data_{rejection_by_offer,norm_types,roles}.png``.
+and figures ``FIGURES/human_data_{rejection_by_offer,norm_types,roles}.png``. The
+per-hypothesis files of hypotheses this run did not fit (an earlier run's, into the same
+folder) are removed.
 
 ``--data synthetic``: decisions of 100 subjects per role simulated from the inequity-aversion
 model with known parameters (no file needed). ``--quick``: 20 subjects per role (chosen with

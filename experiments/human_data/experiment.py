@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scai.experiments.common import figure_dir
+from scai.experiments.common import figure_dir, remove_earlier
 from scai.experiments.human_data.figures import plot_norm_types, plot_rejection, plot_roles
 from scai.experiments.human_data.fitting import (
     INEQUITY_FILE,
@@ -49,6 +49,9 @@ SYNTHETIC_TRUTH = {
     "lapse": [0.01, 0.01],
     "inattentive": [0.03, 0.05],
 }
+#: The names of the files written once per hypothesis (``posterior_<name>.nc``,
+#: ``rejection_by_offer_<name>.csv``): those of hypotheses this run did not fit are removed.
+PER_HYPOTHESIS = ("posterior_*.nc", "rejection_by_offer_*.csv")
 MISSING_FILE = (
     "file does not exist; point --data at the Study 1 CSV (study1_ug.csv, see "
     "../shared/data/README.md) or at a file in the generic layout, or pass --data synthetic "
@@ -167,6 +170,8 @@ def run(
     for name, frame in files.items():
         write_csv_atomic(frame, outdir / name)
         paths.append(outdir / name)
+    # the folder describes this run: not an earlier run's hypotheses beside this one's
+    remove_earlier(outdir, PER_HYPOTHESIS, paths)
     paths.extend(_figures(fits, tables, figures))
     result = HumanDataResult(
         imported=imported,
