@@ -16,8 +16,10 @@ and, beside a simulated table ``X.csv``, the users' true types in ``X.users.csv`
     sim, user, policy, manner
 
 Every reader checks its input and raises :class:`DataError` listing *every* problem found,
-each naming the row (1-based data row; the header is line 1, so row ``r`` is line ``r + 1``),
-the column, the value and what is allowed. No data error reaches torch.
+each naming the row (1-based data row: the rows after the header, blank lines skipped and not
+counted, so row ``r`` is line ``r + 1`` only in a file with no blank line before it and no line
+break inside a quoted value), the column, the value and what is allowed. No data error reaches
+torch.
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ In both layouts each subject has one role and plays each trial number at most on
 
 Each row becomes one interaction: ``sim`` = the role, ``epoch`` = 1, ``round`` = the trial,
 ``proposer`` = "" (unknown), ``responder`` = the subject id, tones empty. Every bad row is
-reported with its 1-based data row number (the header is line 1, so row ``r`` is line
-``r + 1``); by default the import then raises :class:`scai.models.data.DataError`, and with
+reported with its 1-based data row number, as the interaction table's are
+(:mod:`scai.models.data`: blank lines are skipped and not counted, so row ``r`` is line
+``r + 1`` only in a file with no blank line before it and no line break inside a quoted
+value); by default the import then raises :class:`scai.models.data.DataError`, and with
 ``skip_invalid=True`` it keeps the good rows and reports what it skipped.
 """
 

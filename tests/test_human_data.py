@@ -199,6 +199,27 @@ def test_bad_row_reported_with_row_number(tmp_path, lines, bad_row, column):
     assert "row 3" in str(info.value)
 
 
+def test_rows_are_numbered_as_the_docstrings_say_after_blank_lines(tmp_path):
+    """Both readers' docstrings said row ``r`` is line ``r + 1``: after blank lines (which are
+    skipped) the bad value of line 6 was reported, rightly by the rule the readers follow, as
+    row 2. The docstrings now say blank lines are not counted; the readers number rows alike."""
+    from scai.models import data, human_data
+
+    path = tmp_path / "blank.csv"
+    path.write_text("subject,trial,pot,offer,accepted\np1,1,100,50,1\n\n\n\np1,2,100,10,x\n")
+    assert problems_of(path) == [(2, "accepted")]
+    header = ",".join(INTERACTION_COLUMNS)
+    table = tmp_path / "table.csv"
+    table.write_text(f"{header}\n0,1,1,a,b,dollars,10,5,1,,\n\n\n\n0,1,2,a,b,dollars,10,5,x,,\n")
+    with pytest.raises(DataError) as info:
+        read_interactions(table)
+    assert [(p.row, p.column) for p in info.value.problems] == [(2, "accepted")]
+    for module in (data, human_data):
+        doc = " ".join(module.__doc__.split())
+        assert "blank lines" in doc and "skipped and not counted" in doc, module.__name__
+        assert "so row ``r`` is line ``r + 1``)" not in doc, module.__name__
+
+
 def test_unknown_currency_in_column_is_reported(tmp_path):
     lines = ["subject,trial,pot,offer,accepted,currency", "a,1,4,2,1,cents", "a,2,4,2,1,gold"]
     assert problems_of(write(tmp_path, lines)) == [(2, "currency")]
