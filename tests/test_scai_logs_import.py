@@ -135,6 +135,23 @@ def test_every_malformed_log_is_reported_with_file_and_row(tmp_path, capsys):
 GAMES_KINDS = ("user_user_games", "assistant_proposes", "assistant_responds")
 
 
+def test_a_proposal_in_amounts_that_are_not_whole_is_reported_at_its_row(tmp_path):
+    root = tmp_path / "logs"
+    # it was read as 35 and 5: stored as offer 5 with no problem
+    text = "For the 40 apples, I will keep 35.5 and you will get 4.5 apples."
+    write_run(root / "0", 0, texts={(1, 0, "proposer"): text})
+    result = import_logs(root)
+    [problem] = result.report.problems
+    assert (problem.reason, problem.file.rsplit("/", 1)[-1], problem.row, problem.text) == (
+        "amount_not_whole",
+        "id_0_run_1.csv",
+        3,
+        text,
+    )
+    assert "35.5, 4.5 are not whole units" in str(problem)
+    assert len(result.interactions) == 2 * GAMES_PER_EPOCH - 1
+
+
 def test_strict_fails_with_one_line_and_exit_2(tmp_path, capsys):
     root = tmp_path / "logs"
     write_run(root / "0", 0, texts={(0, 0, "decider"): "Hmm."})

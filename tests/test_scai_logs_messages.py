@@ -81,6 +81,16 @@ PROPOSALS = [
     ("You keep 70 and I get 30.", 100, 30, 70, "free_text"),
     ("The decider keeps 70 and the proposer gets 30.", 100, 30, 70, "free_text"),
     ("I propose that you will keep 60 and I take 40.", 100, 40, 60, "free_text"),
+    # whole amounts written with decimals are those amounts; a sentence's full stop is no decimal
+    ("For the 40 dollars, I keep 35.0 and you get 5.00.", 40, 35, 5, "free_text"),
+    ("For the 40 dollars, I keep 35. You get 5.", 40, 35, 5, "free_text"),
+    (
+        "For the 40 dollars, the proposer will get 30.0, and the decider will get 10.",
+        40,
+        30,
+        10,
+        "template",
+    ),
 ]
 
 
@@ -113,6 +123,16 @@ BAD_PROPOSALS = [
         "split_not_pot",
     ),  # fmt: skip
     ("I keep " + "9" * 5000 + " and you get 1.", 35, "split_not_pot"),
+    # an amount with decimals is one amount, not whole units: it was read as 35 and 5 (offer 5),
+    # and the template's 10.5 as 10
+    ("For the 40 dollars, I will keep 35.5 and you will get 4.5 dollars.", 40, "amount_not_whole"),
+    (
+        "For the 40 dollars, the proposer will get 30, and the decider will get 10.5",
+        40,
+        "amount_not_whole",
+    ),
+    ("For the 40 dollars, I keep 35.5 and you get 5.", 40, "split_not_pot"),
+    ("For the 35 apples, I keep 30." + "5" * 5000 + " and you get 5.", 35, "split_not_pot"),
 ]
 
 

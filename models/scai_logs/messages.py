@@ -11,13 +11,15 @@ reads, in this order:
 
 1. ``template``: the message opens with the template;
 2. ``template_inside``: the template appears later in the message;
-3. ``free_text``: the first two consecutive whole numbers after the first mention of the pot
+3. ``free_text``: the first two consecutive amounts after the first mention of the pot
    that add up to the pot; the first is the proposer's unless a word naming the decider
    ("decider", "you") stands closer before it and one naming the proposer ("proposer", "I",
    "me") closer before the second.
 
-The offer is the decider's units. A split that does not add up to the pot, a template naming
-another pot than the game's, and a message with no split are errors (:class:`MessageError`).
+Amounts are read with their decimals ("35.5" is one amount, not 35 and 5). The offer is the
+decider's units. A split that does not add up to the pot, an amount that is not whole units
+("I keep 35.5 and you get 4.5"; "35.0" is 35), a template naming another pot than the game's,
+and a message with no split are errors (:class:`MessageError`).
 
 Replies. Users open with ``Accept`` or ``Reject`` (any case, then anything). GPT-4 playing the
 assistant sometimes opens otherwise ("Oh, how generous of them! Accept."); ``lenient=True``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from scai.models.game import CURRENCIES
 
@@ -37,12 +40,14 @@ PROPOSAL_FORMS = ("template", "template_inside", "free_text")
 #: How a reply's decision was read.
 REPLY_FORMS = ("opening", "last_word")
 
+# an amount with its decimals, if any: "10.5" is read whole, not as 10 (then 5)
+_AMOUNT = r"\d+(?:\.\d+)?"
 _TEMPLATE = re.compile(
-    r"For the (?P<pot>\d+) (?P<currency>[^,.!?\n]*?), the proposer will get (?P<keep>\d+), "
-    r"and the decider will get (?P<offer>\d+)",
+    rf"For the (?P<pot>{_AMOUNT}) (?P<currency>[^,.!?\n]*?), the proposer will get "
+    rf"(?P<keep>{_AMOUNT}), and the decider will get (?P<offer>{_AMOUNT})",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(_AMOUNT)
 _PROPOSER_WORDS = re.compile(r"\b(proposer|I|I'm|I'll|me|myself|mine)\b", re.IGNORECASE)
 # "keep" says whose share follows it: its subject's, the decider's where that is named right
 # before it ("you keep 70"), else the proposer's ("I'll give you 30 and keep 70": the nearest
@@ -56,14 +61,16 @@ _DECIDER_WORDS = re.compile(r"\b(decider|you|you're|you'll|your|yours|yourself)\
 _OPENING = re.compile(r"^\W*(accept|reject)(?![a-z])", re.IGNORECASE)
 _DECISION_WORD = re.compile(r"\b(accept|reject)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|never|no|cannot|unable to|refuse to)\b|n't\b", re.IGNORECASE)
-#: The most digits an amount may have: a pot is at most MAX_POT units, and a longer number is
-#: none of a split's (Python refuses to read over 4,300 digits as an int).
+#: The most digits an amount may have before its decimal point, and after it (trailing zeros
+#: aside): a pot is at most MAX_POT units, and a longer number is none of a split's (Python
+#: refuses to read over 4,300 digits as an int; sums of shorter decimals stay exact).
 MAX_DIGITS = 9
 
 
 class MessageError(ValueError):
     """A message that does not say what a proposal or a reply must; ``reason`` is one of
-    ``no_split``, ``split_not_pot``, ``pot_mismatch``, ``currency_mismatch`` (proposals),
+    ``no_split``, ``split_not_pot``, ``amount_not_whole``, ``pot_mismatch``,
+    ``currency_mismatch`` (proposals),
     ``no_decision`` (replies)."""
 
     def __init__(self, reason: str, detail: str):
@@ -102,9 +109,11 @@ def parse_proposal(text: str, pot: int, currency: str | None = None) -> Proposal
         match = _TEMPLATE.search(text)
         form = "template_inside"
     if match is not None:
-        if any(len(match[k]) > MAX_DIGITS for k in ("pot", "keep", "offer")):
+        amounts = [_amount(match[k]) for k in ("pot", "keep", "offer")]
+        if None in amounts:
             raise MessageError("split_not_pot", f"an amount of over {MAX_DIGITS} digits")
-        named, keep, offer = (int(match[k]) for k in ("pot", "keep", "offer"))
+        _check_whole(amounts, [match[k] for k in ("pot", "keep", "offer")])
+        named, keep, offer = (int(a) for a in amounts)
         if keep + offer != named:
             raise MessageError(
                 "split_not_pot", f"the split {keep} + {offer} = {keep + offer} is not the pot"
@@ -133,11 +142,30 @@ def _stem(currency: str) -> str:
     return currency.lower().replace("_", " ").removesuffix("s")
 
 
+def _amount(text: str) -> Decimal | None:
+    """The amount ``text`` (an :data:`_AMOUNT`) writes, exactly; ``None`` if over
+    :data:`MAX_DIGITS` digits before or after the point."""
+    whole, _, decimals = text.partition(".")
+    if len(whole) > MAX_DIGITS or len(decimals.rstrip("0")) > MAX_DIGITS:
+        return None
+    return Decimal(text)
+
+
+def _check_whole(amounts: list[Decimal], written: list[str]) -> None:
+    """A split is of whole units: "10.5" is an ``amount_not_whole``, "10.0" is 10."""
+    bad = [w for a, w in zip(amounts, written, strict=True) if a != a.to_integral_value()]
+    if bad:
+        raise MessageError(
+            "amount_not_whole",
+            f"the amount(s) {', '.join(bad)} are not whole units; a split is of whole units",
+        )
+
+
 def _free_text_split(text: str, pot: int) -> Proposal:
     numbers = list(_NUMBER.finditer(text))
     if len(numbers) < 2:
         raise MessageError("no_split", "no split found: fewer than two numbers")
-    values = [int(m[0]) if len(m[0]) <= MAX_DIGITS else None for m in numbers]
+    values = [_amount(m[0]) for m in numbers]
     # The pot's own mention ("For the 92 apples") is not part of the split; when the message
     # never names the pot apart from the split, every number is a candidate.
     starts = [values.index(pot) + 1, 0] if pot in values else [0]
@@ -146,13 +174,15 @@ def _free_text_split(text: str, pot: int) -> Proposal:
             a, b = values[i], values[i + 1]
             if a is not None and b is not None and a + b == pot:
                 first, second = numbers[i], numbers[i + 1]
-                keep, offer = a, b
+                _check_whole([a, b], [first[0], second[0]])
+                keep, offer = int(a), int(b)
                 roles = (_speaker(text, first.start()), _speaker(text, second.start()))
                 if roles == ("decider", "proposer"):
                     keep, offer = offer, keep
                 return Proposal(pot, keep, offer, "free_text")
+    shown = ", ".join(str(v) for v in values)  # as written, "None" for too long
     raise MessageError(
-        "split_not_pot", f"no two consecutive amounts add up to the pot ({pot}): {values}"
+        "split_not_pot", f"no two consecutive amounts add up to the pot ({pot}): [{shown}]"
     )
 
 

@@ -51,6 +51,7 @@ REASONS: dict[str, str] = {
     "role_mismatch": "the prompt's role differs from the configuration's",
     "no_split": "a proposal with no split (fewer than two numbers)",
     "split_not_pot": "a proposal whose split does not sum to the pot",
+    "amount_not_whole": "a proposal with an amount that is not whole units (35.5)",
     "pot_mismatch": "a proposal naming another pot than the configuration's",
     "currency_mismatch": "a proposal naming another currency than the configuration's",
     "no_decision": "a reply that opens with neither Accept nor Reject",
