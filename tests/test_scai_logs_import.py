@@ -13,7 +13,7 @@ from scai_logs_fixture import make_archive, write_run
 from scai.experiments.cli import main
 from scai.models.data import read_interactions, read_users
 from scai.models.layout import ASSISTANT
-from scai.models.scai_logs import import_logs, output_paths
+from scai.models.scai_logs import failed_report_path, import_logs, output_paths
 from scai.models.scai_logs.config import POLICY_NAMES
 from scai.models.scai_logs.original_reading import authors_offered_share, epoch_messages
 
@@ -162,7 +162,8 @@ def test_strict_fails_with_one_line_and_exit_2(tmp_path, capsys):
     # the reason in words, not its key ('no_decision': a red-team find)
     assert "1 problem(s)" in err
     assert "id_0_run_0.csv row 4: a reply that opens with neither Accept nor Reject" in err
-    assert not out.exists() and output_paths(out)["report"].exists()
+    assert not out.exists() and failed_report_path(out).exists()
+    assert not output_paths(out)["report"].exists()
     code, _, _ = run_import([str(root), "--out", str(out)], capsys)
     assert code == 0 and out.exists()
 
@@ -300,7 +301,7 @@ def test_a_source_with_no_game_fails_and_says_why(tmp_path, capsys):
     out = tmp_path / "o" / "logs.csv"
     code, _, err = run_import([str(tmp_path / "empty"), "--out", str(out)], capsys)
     assert code == 2 and "no game converted" in err and "no run folders" in err, err
-    assert not out.exists() and output_paths(out)["report"].exists()
+    assert not out.exists() and failed_report_path(out).exists()
     broken = tmp_path / "broken"
     write_run(broken / "0", 0)
     next(broken.rglob("id_*_config*")).write_text(": not yaml [")
@@ -663,6 +664,44 @@ def test_an_import_replaces_its_files_together(logs, tmp_path, monkeypatch):
         importer.write_import(second, out)
     assert {p: p.read_bytes() for p in output_paths(out).values()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(p.name for p in before)
+
+
+def test_a_failed_import_leaves_the_previous_set_whole(logs, tmp_path, capsys):
+    """A failed import (--strict with a problem, or no game converted) wrote FILE.report.md over
+    the previous import's report and kept its tables: the report told of an import the tables
+    do not hold. It now writes FILE.failed-import.md, names it, and leaves the five files."""
+    out = tmp_path / "out" / "logs.csv"
+    assert run_import([str(logs), "--out", str(out)], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in output_paths(out).values()}
+    bad = tmp_path / "bad"
+    write_run(bad / "0", 0, texts={(0, 0, "decider"): "Hmm."})
+    (tmp_path / "empty").mkdir()
+    failed = failed_report_path(out)
+    for source, strict, says in (
+        (bad, ["--strict"], "1 problem(s)"),
+        (tmp_path / "empty", [], "no game converted"),
+    ):
+        code, _, err = run_import([str(source), "--out", str(out), *strict], capsys)
+        assert code == 2 and says in err and err.count("\n") == 1, err
+        assert f"the failed import's report {failed}" in err and "left as they were" in err, err
+        assert {p: p.read_bytes() for p in output_paths(out).values()} == before
+        text = failed.read_text()
+        assert text.startswith("**This import failed:") and str(source) in text
+    assert failed.name == "logs.failed-import.md"
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        [failed.name, *(p.name for p in before)]
+    )
+    # a folder in its place is refused before any work, as for the tables
+    failed.unlink()
+    failed.mkdir()
+    code, _, err = run_import([str(bad), "--out", str(out)], capsys)
+    assert code == 2 and "logs.failed-import.md is a folder" in err, err
+    failed.rmdir()
+    # an import that succeeds removes the failed one's report: it told of an attempt now replaced
+    run_import([str(bad), "--out", str(out), "--strict"], capsys)
+    assert failed.exists()
+    assert run_import([str(bad), "--out", str(out)], capsys)[0] == 0
+    assert not failed.exists() and "Hmm." in output_paths(out)["report"].read_text()
 
 
 def test_scai_run_original_logs_tells_of_what_the_import_left_out(tmp_path):

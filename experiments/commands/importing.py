@@ -35,36 +35,49 @@ def _add_import(p: argparse.ArgumentParser) -> None:
         type=output_table,
         metavar="FILE.csv",
         help="the interaction table (with the messages as written); beside it FILE.users.csv, "
-        "FILE.gpt4.csv, FILE.runs.csv and the parse report FILE.report.md",
+        "FILE.gpt4.csv, FILE.runs.csv and the parse report FILE.report.md (a failed import "
+        "writes only FILE.failed-import.md, leaving an earlier import's five files as they were)",
     )
     logs.add_argument(
         "--strict",
         action="store_true",
-        help="fail (exit 2, tables not written) if anything could not be converted; the report "
-        "is still written",
+        help="fail (exit 2, no table written) if anything could not be converted; the report is "
+        "still written, as FILE.failed-import.md",
     )
 
 
 @command("import", "import other logs into scai's tables (scai import scai-logs ...)")(_add_import)
 def run_import(args: argparse.Namespace) -> int:
     from scai.models.errors import RunError
-    from scai.models.scai_logs import import_logs, write_import, write_report
-    from scai.models.scai_logs.importer import check_converted, output_paths
+    from scai.models.scai_logs import (
+        failed_report_path,
+        import_logs,
+        output_paths,
+        write_failed_report,
+        write_import,
+    )
+    from scai.models.scai_logs.importer import check_converted
 
-    check_outputs("--out", args.out, list(output_paths(args.out).values()), args.source)
+    outputs = [*output_paths(args.out).values(), failed_report_path(args.out)]
+    check_outputs("--out", args.out, outputs, args.source)
     result = import_logs(args.source)
     report = result.report
+    # a failed import writes its report apart: FILE.report.md belongs with the tables, and an
+    # earlier import's five files stay together, untouched
+    kept = f"an earlier import's tables and report at {args.out}, if any, are left as they were"
     try:
         check_converted(result, args.source)
     except RunError as err:
-        path = write_report(result, args.out)
-        raise RunError(f"{err}; nothing written but {path}") from None
+        path = write_failed_report(result, args.out, "no game converted")
+        raise RunError(
+            f"{err}; nothing written but the failed import's report {path}; {kept}"
+        ) from None
     if args.strict and report.problems:
-        path = write_report(result, args.out)
-        first = report.problems[0]
+        n = len(report.problems)
+        path = write_failed_report(result, args.out, f"--strict, and {n} problem(s)")
         raise ValueError(
-            f"{len(report.problems)} problem(s) in {args.source}, first: {first}; nothing "
-            f"written but the report {path}"
+            f"{n} problem(s) in {args.source}, first: {report.problems[0]}; nothing written but "
+            f"the failed import's report {path}; {kept}"
         )
     paths = write_import(result, args.out)
     print(report.summary())

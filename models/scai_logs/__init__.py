@@ -27,7 +27,13 @@ everything not converted, by reason, with file and row (:mod:`.report`);
 :mod:`.original_reading` replicates how the study's own code read the assistant's offers.
 """
 
-from scai.models.scai_logs.importer import import_logs, output_paths, write_import, write_report
+from scai.models.scai_logs.importer import (
+    failed_report_path,
+    import_logs,
+    output_paths,
+    write_failed_report,
+    write_import,
+)
 from scai.models.scai_logs.messages import (
     MessageError,
     Proposal,
@@ -47,10 +53,11 @@ __all__ = [
     "MessageError",
     "Proposal",
     "Reply",
+    "failed_report_path",
     "import_logs",
     "output_paths",
     "parse_proposal",
     "parse_reply",
+    "write_failed_report",
     "write_import",
-    "write_report",
 ]

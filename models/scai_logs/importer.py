@@ -3,6 +3,8 @@
 Beside ``FILE.csv`` (the interactions, with the messages as written) go ``FILE.users.csv``,
 ``FILE.gpt4.csv``, ``FILE.runs.csv`` and ``FILE.report.md``; every file is written atomically
 (:func:`scai.models.data.write_atomic`), so an interrupted import leaves no half-written table.
+A failed import (nothing converted, or ``--strict`` with problems) writes only its report, as
+``FILE.failed-import.md``: the five files of an earlier import stay together, as they were.
 """
 
 from __future__ import annotations
@@ -65,20 +67,35 @@ def output_paths(out: str | Path) -> dict[str, Path]:
     }
 
 
-def write_report(result: ImportResult, out: str | Path) -> Path:
-    path = output_paths(out)["report"]
-    text = result.report.markdown()
+def failed_report_path(out: str | Path) -> Path:
+    """Where a failed import to ``out`` writes its report: ``FILE.failed-import.md``, a name
+    not to be taken for the report beside the tables (``FILE.report.md``), which a failed
+    import leaves as it was, with the tables it describes."""
+    out = Path(out)
+    return out.with_name(out.stem + ".failed-import.md")
+
+
+def write_failed_report(result: ImportResult, out: str | Path, failure: str) -> Path:
+    """Write the report of an import that wrote no table (``failure`` says why) to
+    :func:`failed_report_path`; return its path."""
+    text = (
+        f"**This import failed: {failure}. No table was written; any {Path(out).name} and "
+        f"{output_paths(out)['report'].name} beside this file are an earlier import's.**\n\n"
+        + result.report.markdown()
+    )
 
     def write(tmp: str) -> None:
         Path(tmp).write_text(text)
 
-    return write_atomic(path, write)
+    return write_atomic(failed_report_path(out), write)
 
 
 def write_import(result: ImportResult, out: str | Path) -> dict[str, Path]:
     """Write every table and the report as one result (:func:`~scai.models.data.
     write_together`: an interruption leaves the previous import's files or the new ones, never
-    a new interactions table beside the previous users and report); return their paths."""
+    a new interactions table beside the previous users and report); return their paths. The
+    report of an earlier failed import to ``out`` (:func:`failed_report_path`) is removed once
+    they are written: it told of an attempt these files replace."""
     paths = output_paths(out)
     text = result.report.markdown()
     write_together(
@@ -90,4 +107,5 @@ def write_import(result: ImportResult, out: str | Path) -> dict[str, Path]:
             paths["report"]: lambda p: Path(p).write_text(text),
         }
     )
+    failed_report_path(out).unlink(missing_ok=True)
     return paths
