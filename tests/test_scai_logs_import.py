@@ -573,6 +573,29 @@ def test_two_files_for_one_runs_config_or_epoch_are_reported(tmp_path, capsys):
     assert code == 2 and "a second file for a run's configuration" in err, err
 
 
+def test_a_second_system_row_for_an_epoch_is_reported_at_its_row(tmp_path, capsys):
+    """An epoch file with two system rows for the same epoch was read silently, the last one
+    giving the assistant's principle. The first is read and the second is a problem at its row,
+    as a second file for a run's epoch is."""
+    root = tmp_path / "logs"
+    path = write_run(root / "0", 0) / "id_0_run_1.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines[2].startswith("Principle: Give") and ",system,1," in lines[2]
+    path.write_text("".join([*lines[:3], '"Principle: Keep it all.",system,1,,,,\n', *lines[3:]]))
+    result = import_logs(root)
+    [problem] = result.report.problems
+    assert (problem.reason, problem.file.rsplit("/", 1)[-1], problem.row) == (
+        "repeated_system_row",
+        "id_0_run_1.csv",
+        3,
+    )
+    assert "a second system row with epoch '1'; the one at row 2 is read" in problem.detail
+    assert result.gpt4["principle_after"].iloc[-1].startswith("Principle: Give everything away.")
+    assert len(result.interactions) == 2 * GAMES_PER_EPOCH  # the games still convert
+    code, _, err = run_import([str(root), "--out", str(tmp_path / "c.csv"), "--strict"], capsys)
+    assert code == 2 and "id_0_run_1.csv row 3: a second system row" in err, err
+
+
 def test_a_link_member_of_an_archive_with_a_logs_name_is_reported(tmp_path):
     """A .tgz whose epoch file is a symbolic or hard link was read as if the file were not
     there, with 0 problems (a hard link lost that epoch's games silently)."""

@@ -55,6 +55,8 @@ class EpochLog:
     principle_before: str  # the system row with epoch 0, as written
     principle_after: str  # the system row with epoch 1, as written
     games: dict[int, list[Message]] = field(default_factory=dict)
+    # a second system row for an epoch already read (not read itself): (its row, what it is)
+    repeated: list[tuple[int, str]] = field(default_factory=list)
 
 
 def read_epoch(lines: Iterable[str]) -> EpochLog:
@@ -62,7 +64,8 @@ def read_epoch(lines: Iterable[str]) -> EpochLog:
 
     Raises :class:`EpochFileError` for a missing column, an unknown agent or role, a game id
     that is not a whole number, or missing system rows; a game's own completeness (one
-    proposal, one reply) is checked when the game is converted."""
+    proposal, one reply) is checked when the game is converted. A second system row for the
+    same epoch is not read: it is listed in ``repeated`` (the first is read)."""
     reader = csv.DictReader(lines)
     try:
         return _read_rows(reader)
@@ -74,12 +77,21 @@ def _read_rows(reader: csv.DictReader) -> EpochLog:
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise EpochFileError(f"missing column(s) {', '.join(missing)}")
-    system: dict[str, str] = {}
+    system: dict[str, tuple[int, str]] = {}  # epoch: (row, principle)
     games: dict[int, list[Message]] = {}
+    repeated: list[tuple[int, str]] = []
     for row, rec in enumerate(reader, start=1):
         agent = rec["agent"]
         if agent == "system":
-            system[rec["epoch"]] = rec["response"] or ""
+            epoch = rec["epoch"]
+            if epoch in system:  # not silently: the last one was read
+                detail = (
+                    f"a second system row with epoch {epoch!r}; the one at row "
+                    f"{system[epoch][0]} is read, this row is not"
+                )
+                repeated.append((row, detail))
+            else:
+                system[epoch] = (row, rec["response"] or "")
             continue
         if agent not in ("fixed", "flexible"):
             raise EpochFileError(f"unknown agent {agent!r}", row)
@@ -100,4 +112,4 @@ def _read_rows(reader: csv.DictReader) -> EpochLog:
         )
     if set(system) != {"0", "1"}:
         raise EpochFileError(f"expected system rows with epoch 0 and 1, found {sorted(system)}")
-    return EpochLog(system["0"], system["1"], games)
+    return EpochLog(system["0"][1], system["1"][1], games, repeated)

@@ -44,6 +44,8 @@ REASONS: dict[str, str] = {
     "missing_epoch": "an epoch the configuration plays has no id_N_run_K.csv",
     "extra_epoch": "an epoch file beyond the configuration's epochs",
     "bad_epoch_file": "the epoch file's layout is not the original code's",
+    "repeated_system_row": "a second system row (the assistant's principle) for the same epoch "
+    "in an epoch file: the first is read",
     "duplicate_run": "two run folders make the same sim id",
     "game_not_in_config": "a game number the configuration does not list",
     "game_missing": "a game the configuration lists has no messages",

@@ -95,6 +95,9 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
         except OSError as err:  # permission denied, an I/O error: this file, not the import
             report.problem(LogProblem(label, None, "unreadable_file", _why(err)))
             run.epochs[k] = None
+        else:  # a principle given twice: read once, the other told (as a file given twice)
+            for row, detail in run.epochs[k].repeated:
+                report.problem(LogProblem(label, row, "repeated_system_row", detail))
     found = [r for _, r in sorted(runs.items()) if r.epoch_files]
     orphans = [r for r in runs.values() if not r.epoch_files]
     if orphans:
