@@ -240,6 +240,86 @@ def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):
         load_reader(tmp_path / "missing.json")
 
 
+def _features(key, value):
+    return lambda doc: doc["features"].__setitem__(key, value)
+
+
+def _all(key, convert):
+    def edit(doc):
+        value = doc[key]
+        doc[key] = (
+            [[convert(v) for v in r] for r in value]
+            if key != "idf"
+            else [convert(v) for v in value]
+        )
+
+    return edit
+
+
+# (edit of the shipped reader's file, the key named, the value shown, what is allowed). Each
+# was read, or failed naming nothing useful, before: a TypeError from range() (3.0), letters
+# for "dollars", a marker at every word boundary for "", "malformed feature settings:
+# 'mask_decision'", "'<=' not supported", "too many values to unpack", true for version 1,
+# idf of strings and coef of true read as numbers, counts of "x" or below 0 kept.
+BAD_READER_FILES = [
+    (_features("char_ngrams", [3.0, 5.0]), "features.char_ngrams", "[3.0, 5.0]", "whole numbers"),
+    (_features("currency_phrases", "dollars"), "features.currency_phrases", "'dollars'", "a list"),
+    (_features("currency_phrases", [""]), "features.currency_phrases", "['']", "non-empty"),
+    (lambda d: d["features"].pop("mask_decision"), "features.mask_decision", None, "missing"),
+    (_features("word_ngrams", "12"), "features.word_ngrams", "'12'", "1 <= low <= high <= 10"),
+    (_features("word_ngrams", [1, 2, 3]), "features.word_ngrams", "[1, 2, 3]", "[low, high]"),
+    (_features("word_ngrams", [True, 2]), "features.word_ngrams", "[True, 2]", "whole numbers"),
+    (_features("mask_numbers", "yes"), "features.mask_numbers", "'yes'", "true or false"),
+    (_features("masks", True), "features.masks", "True", "unknown setting"),
+    (lambda d: d.__setitem__("features", [1, 2]), "features", "[1, 2]", "a table of"),
+    (lambda d: d.__setitem__("version", True), "version", "True", "must be 1"),
+    (_all("idf", str), "idf[0]", "'", "is not a number: idf must be a list of numbers"),
+    (_all("coef", bool), "coef[0][0]", "True", "is not a number"),
+    (lambda d: d.__setitem__("confusion_counts", "x"), "confusion_counts", "'x'", "whole"),
+    (_all("confusion_counts", lambda v: -1), "confusion_counts", "[[-1, ", "whole numbers >= 0"),
+]
+
+
+@pytest.mark.parametrize(("edit", "key", "value", "allowed"), BAD_READER_FILES)
+def test_a_bad_reader_file_names_the_file_key_value_and_what_is_allowed(
+    tmp_path, edit, key, value, allowed
+):
+    from importlib import resources
+
+    shipped = resources.files("scai.models.tone_reader") / "default_reader.json"
+    doc = json.loads(shipped.read_text(encoding="utf-8"))
+    load_reader(shipped)  # the shipped reader loads
+    edit(doc)
+    path = tmp_path / "reader.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError) as caught:
+        load_reader(path)
+    line = caught.value.one_line()
+    assert str(path) in line and f"column {key!r}" in line and allowed in line, line
+    assert value is None or f"value {value}" in line, line
+    assert "malformed" not in line and "\n" not in line, line
+
+
+def test_a_reader_file_without_its_confusion_is_named_by_scai_fit(tmp_path, capsys):
+    """A reader file with "confusion": null (never evaluated) loads, but --tones read needs
+    its matrix: the error named no file ('tone reader LinearToneReader: has no confusion
+    matrix'). It names the file and the key now, before any work."""
+    from importlib import resources
+
+    shipped = resources.files("scai.models.tone_reader") / "default_reader.json"
+    doc = json.loads(shipped.read_text(encoding="utf-8"))
+    doc["confusion"] = None
+    path = tmp_path / "unevaluated.json"
+    path.write_text(json.dumps(doc))
+    assert load_reader(path).confusion is None  # a reader may be saved before its evaluation
+    table = write_logs_table(tmp_path, runs=2, tones=("rude",), seed=1)
+    argv = ["fit", "--data", str(table), "--out", str(tmp_path / "o"), "--quiet"]
+    assert main([*argv, "--tones", "read", "--reader", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: 1 problem(s) found: file, column 'confusion': is null" in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
 def test_a_reader_whose_matrix_never_reports_a_label_it_reads_is_named(trained, tmp_path):
     """A reader file whose confusion never reports rude (a column of zeros) while its
     classifier reads rude: every message read as rude was then blamed on the data, a problem

@@ -138,7 +138,8 @@ def apply_tone_options(args: argparse.Namespace, table, hypothesis, source: str)
         raise RunError(
             f"--reader {args.reader}: only used with --tones read, got --tones {args.tones}"
         )
-    reader = load_reader(args.reader) if args.reader is not None else None
+    # reading needs the reader's confusion matrix: a file without one is named here
+    reader = load_reader(args.reader, need_confusion=True) if args.reader is not None else None
     return apply_tones(table, hypothesis, args.tones, reader, source)
 
 

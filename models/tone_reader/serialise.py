@@ -31,9 +31,10 @@ import numpy as np
 
 from scai.models.data import write_atomic
 from scai.models.errors import DataError, Problem, not_a_regular_file
+from scai.models.language import MANNERS
 from scai.models.tone_reader.interface import check_reader
 from scai.models.tone_reader.linear import LinearToneReader
-from scai.models.tone_reader.text import FeatureSettings
+from scai.models.tone_reader.text import FeatureSettings, SettingError
 
 FORMAT = "scai-tone-reader"
 VERSION = 1
@@ -94,17 +95,21 @@ def save_reader(reader: LinearToneReader, path: str | Path) -> Path:
 MAX_WEIGHT = 1e6
 
 
-def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
+def reader_from_dict(
+    doc: Any, source: str = "tone reader", need_confusion: bool = False
+) -> LinearToneReader:
     """The reader a :func:`reader_to_dict` document describes; a :class:`DataError` naming
-    the key if anything is missing or malformed."""
+    the key, the value and what is allowed if anything is missing or malformed (and, with
+    ``need_confusion``, if it has no confusion matrix, as reading tones needs)."""
 
-    def bad(key: str | None, why: str) -> DataError:
-        return DataError(source, [Problem(None, key, None, why)])
+    def bad(key: str | None, why: str, value: object = None) -> DataError:
+        return DataError(source, [Problem(None, key, value, why)])
 
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise bad("format", f'not a scai tone reader (expected "format": "{FORMAT}")')
-    if doc.get("version") != VERSION:
-        raise bad("version", f"version {doc.get('version')!r}; this scai reads {VERSION}")
+    version = doc.get("version")
+    if isinstance(version, bool) or version != VERSION:  # true == 1 in Python
+        raise bad("version", f"must be {VERSION}, the version this scai reads", version)
     missing = [k for k in _KEYS if k not in doc]
     if missing:
         raise bad(None, f"missing key(s): {', '.join(missing)}")
@@ -113,16 +118,22 @@ def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
         raise bad("labels", "must be a list of tone names")
     try:
         settings = FeatureSettings.from_dict(doc["features"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise bad("features", f"malformed feature settings: {err}") from None
+    except SettingError as err:
+        key = f"features.{err.key}" if err.key else "features"
+        raise bad(key, err.allowed, err.value) from None
+    if doc["confusion"] is None and need_confusion:
+        raise bad(
+            "confusion",
+            "is null: the reader was never evaluated, and reading tones needs its confusion "
+            "matrix P(reported | tone) (scai tone-reader train writes one)",
+        )
     arrays = {}
     for key, ndim in (("idf", 1), ("coef", 2), ("intercept", 1)):
-        try:
-            array = np.asarray(doc[key], dtype=np.float64)
-        except (TypeError, ValueError):
-            array = None
-        if array is None or array.ndim != ndim:
-            raise bad(key, f"must be a {ndim}-dimensional array of numbers")
+        array = _numbers(doc[key], ndim)  # np.asarray read "1.5" and true as numbers
+        if isinstance(array, tuple):
+            where, value, why = array
+            shape = "a list of numbers" if ndim == 1 else "a list of rows of as many numbers"
+            raise bad(f"{key}{where}", f"{why}: {key} must be {shape}", value)
         # a trained reader's weights are tens at most; 1e308 overflows its scores to NaN
         if not (np.isfinite(array).all() and (np.abs(array) <= MAX_WEIGHT).all()):
             raise bad(key, f"must hold finite numbers of size at most {MAX_WEIGHT:g}")
@@ -133,6 +144,14 @@ def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
     if not isinstance(vocabulary, list) or not all(isinstance(x, str) for x in vocabulary):
         raise bad("vocabulary", "must be a list of strings")
     counts = doc["confusion_counts"]
+    if counts is not None and not _is_count_matrix(counts):
+        n = len(MANNERS)
+        raise bad(
+            "confusion_counts",
+            f"must be null or {n} rows of {n} whole numbers >= 0 (held-out messages of each "
+            f"tone, rows, reported as each tone, columns: {', '.join(MANNERS)})",
+            counts,
+        )
     provenance = doc["provenance"]
     if not isinstance(provenance, dict):
         raise bad("provenance", "must be a table")
@@ -146,15 +165,54 @@ def reader_from_dict(doc: Any, source: str = "tone reader") -> LinearToneReader:
             provenance=provenance,
             **arrays,
         )
-        return check_reader(reader, need_confusion=False)
+        return check_reader(reader, need_confusion=need_confusion)
     except (TypeError, ValueError) as err:
         if isinstance(err, DataError):
             raise DataError(source, err.problems) from None
         raise bad(None, str(err)) from None
 
 
-def load_reader(path: str | Path) -> LinearToneReader:
-    """A reader saved by :func:`save_reader`."""
+def _numbers(value: object, ndim: int) -> np.ndarray | tuple[str, object, str]:
+    """``value`` (nested lists, ``ndim`` deep, of JSON numbers) as a float array; else where it
+    goes wrong (``"[2]"``, ``"[0][3]"``, ``""``), the value there and what is wrong."""
+    rows = value if ndim == 2 else [value]
+    if not isinstance(rows, list):
+        return "", value, "is not a list of rows"
+    for i, row in enumerate(rows):
+        at = f"[{i}]" if ndim == 2 else ""
+        if not isinstance(row, list):
+            return at, row, "is not a list"
+        for j, item in enumerate(row):
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                return f"{at}[{j}]", item, "is not a number"
+    lengths = sorted({len(row) for row in rows})
+    if len(lengths) > 1:
+        return "", None, f"has rows of {', '.join(map(str, lengths))} numbers"
+    try:
+        array = np.asarray(rows, dtype=np.float64)
+    except OverflowError:  # a whole number too large for a float
+        array = np.asarray([np.inf])
+    return array if ndim == 2 else array.reshape(-1)
+
+
+def _is_count_matrix(value: object) -> bool:
+    """Held-out counts: ``len(MANNERS)`` rows of as many whole numbers >= 0."""
+    n = len(MANNERS)
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(
+            isinstance(row, list)
+            and len(row) == n
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row)
+            for row in value
+        )
+    )
+
+
+def load_reader(path: str | Path, need_confusion: bool = False) -> LinearToneReader:
+    """A reader saved by :func:`save_reader` (with ``need_confusion``, only one that has its
+    confusion matrix, as reading tones needs: a :class:`DataError` naming the file if not)."""
     path = Path(path)
     if why := not_a_regular_file(path):
         raise DataError(str(path), [Problem(None, None, None, why)])
@@ -164,7 +222,7 @@ def load_reader(path: str | Path) -> LinearToneReader:
         raise DataError(str(path), [Problem(None, None, None, "file does not exist")]) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise DataError(str(path), [Problem(None, None, None, f"not a JSON file: {err}")]) from None
-    return reader_from_dict(doc, str(path))
+    return reader_from_dict(doc, str(path), need_confusion)
 
 
 @functools.cache

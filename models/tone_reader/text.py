@@ -44,10 +44,33 @@ def registry_currency_phrases() -> tuple[str, ...]:
     return tuple(sorted(phrases, key=lambda p: (-len(p), p)))
 
 
+#: What each feature setting may be (a reader file's ``features``; :class:`FeatureSettings`).
+ALLOWED_SETTINGS: dict[str, str] = {
+    "word_ngrams": "must be [low, high]: whole numbers with 1 <= low <= high <= 10, or [0, 0] "
+    "for none",
+    "char_ngrams": "must be [low, high]: whole numbers with 1 <= low <= high <= 10, or [0, 0] "
+    "for none",
+    "currency_phrases": "must be a list of non-empty lower-case strings (the text is "
+    "lower-cased before they are masked), each beginning and ending with a letter or digit",
+    "mask_numbers": "must be true or false",
+    "mask_decision": "must be true or false",
+}
+_PHRASE = re.compile(r"[^\W_](?:.*[^\W_])?", re.DOTALL)
+
+
+class SettingError(ValueError):
+    """A feature setting that is not allowed: its ``key``, ``value`` and what is ``allowed``."""
+
+    def __init__(self, key: str, value: object, allowed: str):
+        super().__init__(f"{key}: {allowed}, got {value!r}"[:300])
+        self.key, self.value, self.allowed = key, value, allowed
+
+
 @dataclass(frozen=True)
 class FeatureSettings:
     """How text becomes features: word and character n-gram ranges (both ends included;
-    ``(0, 0)`` for none) and what is masked."""
+    ``(0, 0)`` for none) and what is masked; a :class:`SettingError` if a setting is not one
+    :data:`ALLOWED_SETTINGS` allows."""
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (3, 5)
@@ -56,15 +79,25 @@ class FeatureSettings:
     mask_decision: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("word_ngrams", "char_ngrams", "currency_phrases"):  # lists read as tuples
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("word_ngrams", "char_ngrams"):
-            low, high = getattr(self, name)
-            if not (0 <= low <= high <= 10) or (low == 0) != (high == 0):
-                raise ValueError(
-                    f"{name}: must be (low, high) with 1 <= low <= high <= 10 or (0, 0), "
-                    f"got {(low, high)}"
-                )
+            value = getattr(self, name)
+            if not _is_ngram_range(value):
+                raise SettingError(name, value, ALLOWED_SETTINGS[name])
         if self.word_ngrams == (0, 0) and self.char_ngrams == (0, 0):
-            raise ValueError("no features: word_ngrams and char_ngrams are both (0, 0)")
+            why = (
+                "no features: word_ngrams and char_ngrams are both [0, 0]; at least one must be "
+                "[low, high] with 1 <= low <= high <= 10"
+            )
+            raise SettingError("word_ngrams", self.word_ngrams, why)
+        phrases = self.currency_phrases
+        if not isinstance(phrases, tuple) or not all(_is_phrase(p) for p in phrases):
+            raise SettingError("currency_phrases", phrases, ALLOWED_SETTINGS["currency_phrases"])
+        for name in ("mask_numbers", "mask_decision"):  # bool("no") is True
+            if not isinstance(getattr(self, name), bool):
+                raise SettingError(name, getattr(self, name), ALLOWED_SETTINGS[name])
         object.__setattr__(self, "_currency", _phrase_pattern(self.currency_phrases))
 
     def to_dict(self) -> dict:
@@ -77,17 +110,40 @@ class FeatureSettings:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> FeatureSettings:
-        for key in ("mask_numbers", "mask_decision"):  # bool("no") is True
-            if not isinstance(raw[key], bool):
-                raise ValueError(f"{key} must be true or false, got {raw[key]!r}")
-        return cls(
-            word_ngrams=tuple(raw["word_ngrams"]),
-            char_ngrams=tuple(raw["char_ngrams"]),
-            currency_phrases=tuple(raw["currency_phrases"]),
-            mask_numbers=bool(raw["mask_numbers"]),
-            mask_decision=bool(raw["mask_decision"]),
-        )
+    def from_dict(cls, raw: object) -> FeatureSettings:
+        """The settings :meth:`to_dict` wrote (lists for the tuples); a :class:`SettingError`
+        naming the key (``""`` for ``raw`` itself) if one is missing, unknown or not allowed
+        (a string is no list: "dollars" was read as its letters)."""
+        allowed = f"a table of {', '.join(ALLOWED_SETTINGS)}"
+        if not isinstance(raw, dict):
+            raise SettingError("", raw, f"must be {allowed}")
+        for key in ALLOWED_SETTINGS:
+            if key not in raw:
+                raise SettingError(key, None, f"missing; {ALLOWED_SETTINGS[key]}")
+        unknown = [k for k in raw if k not in ALLOWED_SETTINGS]
+        if unknown:
+            raise SettingError(unknown[0], raw[unknown[0]], f"unknown setting; allowed: {allowed}")
+        try:
+            return cls(**{key: raw[key] for key in ALLOWED_SETTINGS})
+        except SettingError as err:  # the value as written (a list, not the tuple it became)
+            raise SettingError(err.key, raw[err.key], err.allowed) from None
+
+
+def _is_ngram_range(value: object) -> bool:
+    """``(low, high)``, whole numbers (not true/false) with 1 <= low <= high <= 10, or
+    ``(0, 0)``."""
+    if not isinstance(value, tuple) or len(value) != 2:
+        return False
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return False
+    low, high = value
+    return value == (0, 0) or 1 <= low <= high <= 10
+
+
+def _is_phrase(phrase: object) -> bool:
+    """A currency phrase: lower-case, beginning and ending with a letter or digit (so that the
+    word boundaries around it hold: "" matched at every one)."""
+    return isinstance(phrase, str) and phrase == phrase.lower() and bool(_PHRASE.fullmatch(phrase))
 
 
 def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern | None:
