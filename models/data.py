@@ -397,7 +397,8 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
                     None,
                     None,
                     f"more fields than the header's {len(df.columns)} columns "
-                    "(a trailing comma?); each row needs one field per header column",
+                    f"({_header_hint(df.columns) or 'a trailing comma?'}); each row needs "
+                    "one field per header column",
                 )
             ],
         )
@@ -476,7 +477,8 @@ def check_interactions(
                 None,
                 None,
                 f"wrong header: missing column(s) {', '.join(missing)}; "
-                f"expected: {','.join(INTERACTION_COLUMNS)}",
+                f"expected: {','.join(INTERACTION_COLUMNS)}"
+                + (f" ({hint})" if (hint := _header_hint(df.columns)) else ""),
             )
         ]
     if len(df) == 0:
@@ -572,6 +574,27 @@ def _nul_in_text(df: pd.DataFrame) -> list[Problem]:
             for i in np.flatnonzero(held):
                 problems.append(Problem(int(i) + 1, col, df[col].iloc[i][:40], NUL_IN_TEXT))
     return problems
+
+
+def _header_hint(columns: Iterable[object]) -> str:
+    """Why a header does not name the columns, where it looks like a common mistake: a comment
+    or Excel's ``sep=`` line above it, another separator, JSON, names in capitals; else ''."""
+    names = [str(c) for c in columns]
+    first = names[0].strip() if names else ""
+    if len(names) == 1 and first.startswith("#"):
+        return f"the first line {first[:40]!r} is a comment: the header must be the first line"
+    if first.lower().startswith("sep="):  # "sep=," reads as two columns
+        return f"the first line {first!r} is Excel's separator line: remove it"
+    if first.startswith(("{", "[")):
+        return "this looks like JSON: scai reads a CSV table"
+    for separator, said in (("\t", "tabs"), (";", "semicolons"), ("|", "bars")):
+        if len(names) == 1 and separator in first:
+            return f"the header is separated by {said}: scai reads comma-separated values"
+    lower = {n.strip().lower(): n for n in names}
+    capitals = [lower[c] for c in INTERACTION_COLUMNS if c in lower and lower[c] != c]
+    if capitals:
+        return f"column names are lower case: {capitals[0]!r} is {capitals[0].lower()!r}"
+    return ""
 
 
 def _misspelt_assistant(name: str) -> bool:

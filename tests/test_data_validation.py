@@ -726,3 +726,27 @@ def test_validate_reports_a_table_with_nothing_to_fit(tmp_path, capsys):
     code, out, err = validate(write(tmp_path, rows[:1]), capsys)
     assert code == 1 and "no user acts in any of the 1 row(s)" in err and "valid (" not in out
     assert validate(write(tmp_path, [*rows[:1], VALID_ROWS[0]]), capsys)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "first, said",
+    [
+        ("# exported by my script", "is a comment: the header must be the first line"),
+        ("sep=,", "is Excel's separator line: remove it"),
+        (HEADER.replace(",", ";"), "separated by semicolons"),
+        (HEADER.replace(",", "\t"), "separated by tabs"),
+        (HEADER.upper(), "column names are lower case: 'SIM' is 'sim'"),
+    ],
+)
+def test_a_header_that_is_not_one_says_why(tmp_path, capsys, first, said):
+    """A comment or Excel's 'sep=,' line above the header was reported as 'more fields than
+    the header's 1 columns (a trailing comma?)'; a header in capitals or separated otherwise
+    listed every column as missing, without a word of why."""
+    rows = VALID_ROWS if first.startswith(("#", "sep")) else []
+    header = f"{first}\n{HEADER}" if rows else first
+    rows = rows or [
+        VALID_ROWS[0].replace(",", "\t" if "\t" in first else ";" if ";" in first else ",")
+    ]
+    code, _, err = validate(write(tmp_path, rows, header=header), capsys)
+    assert code == 1 and said in err, err
+    assert "trailing comma" not in err
