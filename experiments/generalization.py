@@ -30,6 +30,7 @@ from scai.experiments.common import (
     format_checks,
     keep_posterior,
     output_dir,
+    remove_earlier,
     settings_from,
     write_summary,
 )
@@ -106,7 +107,7 @@ def main(args) -> ExperimentResult:
     conds, settings = planned.conditions, planned.settings
     results = planned.run(args.workers)
 
-    summaries, tests, shifts = [], [], []
+    summaries, tests, shifts, kept = [], [], [], []
     checks, numbers = {}, {}
     for cond in conds:
         result = results[cond.name]
@@ -171,8 +172,10 @@ def main(args) -> ExperimentResult:
                         }
                     )
                 )
-        keep_posterior(result, out, cond.hypothesis)
+        kept.append(keep_posterior(result, out, cond.hypothesis))
 
+    # an earlier run's into this folder (--hypothesis another) is not this run's
+    remove_earlier(out, ("posterior_*.nc",), [path for path in kept if path is not None])
     summary = pd.concat(summaries, ignore_index=True)
     write_summary(summary, out)
     test_table = pd.concat(tests, ignore_index=True)

@@ -522,3 +522,15 @@ def test_a_file_the_run_merges_into_that_it_cannot_read_is_named_before_any_work
     assert err.startswith("scai run: error: ") and len(err.splitlines()) == 1, err
     assert f"{figures / name}: not the file scai writes here" in err and named in err
     assert not (out / "alignment" / "cache").exists()
+
+
+def test_generalization_into_a_used_folder_keeps_only_its_own_posteriors(tmp_path):
+    """``scai run generalization --hypothesis B`` into an --out of a run with ``A`` left
+    ``posterior_A.nc`` beside a summary without A (a review's find, as in human-data)."""
+    out = tmp_path / "out" / "generalization"
+    run_quick("generalization", tmp_path, "--hypothesis", "pooled")
+    assert sorted(p.name for p in out.glob("posterior_*.nc")) == ["posterior_pooled.nc"]
+    run_quick("generalization", tmp_path, "--hypothesis", "currency_invariant")
+    kept = sorted(p.name for p in out.glob("posterior_*.nc"))
+    assert kept == ["posterior_currency_invariant.nc"]
+    assert set(pd.read_csv(out / "summary.csv")["hypothesis"]) == {"currency_invariant"}
