@@ -48,10 +48,29 @@ from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
 from scai.models.prior import SITES
 
-REQUIRED_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
+REQUIRED_GROUPS = (
+    "posterior",
+    "log_likelihood",
+    "observed_data",
+    "constant_data",
+    "user_posterior",
+)
 #: The groups a :class:`Posterior` is rebuilt from (not the log-likelihood and the posterior
 #: predictive, which are most of a file).
 LOADED_GROUPS = ("posterior", "sample_stats", "observed_data", "constant_data", "user_posterior")
+#: The variables a :class:`Posterior` cannot be rebuilt without, by group.
+LOADED_VARIABLES = {
+    "posterior": ("pi",),
+    "observed_data": ACTION_VARIABLES,
+    "constant_data": tuple(c for c in INTERACTION_COLUMNS if c not in ACTION_VARIABLES),
+    "user_posterior": ("policy_prob", "manner_prob"),
+}
+#: The dims of the ``user_posterior`` group's variables.
+USER_DIMS = {
+    "policy_prob": ("user", "policy"),
+    "manner_prob": ("user", "manner"),
+    "pi_mean": ("sim", "policy"),
+}
 
 
 def user_labels(data: GroupData) -> list[str]:
@@ -147,11 +166,12 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     if "lp" not in posterior.sample_stats:  # computed once, when first asked for
         posterior.sample_stats["lp"] = posterior.log_joint().numpy()
     user_variables = {
-        "policy_prob": (("user", "policy"), _users(posterior.policy_probs, s_idx, u_idx)),
-        "manner_prob": (("user", "manner"), _users(posterior.manner_probs, s_idx, u_idx)),
+        "policy_prob": (USER_DIMS["policy_prob"], _users(posterior.policy_probs, s_idx, u_idx)),
+        "manner_prob": (USER_DIMS["manner_prob"], _users(posterior.manner_probs, s_idx, u_idx)),
     }
     if posterior.pi_mean_exact is not None:
-        user_variables["pi_mean"] = (("sim", "policy"), posterior.pi_mean_exact.double().numpy())
+        pi_mean = posterior.pi_mean_exact.double().numpy()
+        user_variables["pi_mean"] = (USER_DIMS["pi_mean"], pi_mean)
     user_group = Group(user_variables, coords)
     attrs = provenance(
         seed=posterior.seed,
@@ -206,18 +226,29 @@ def save_posterior(posterior, path, max_memory: int | None = None) -> None:
 def load_posterior(path):
     """Rebuild a :class:`Posterior` from a file written by :func:`save_posterior`: its groups
     :data:`LOADED_GROUPS` read straight from HDF5 (:func:`read_plain_groups`), or by ArviZ for
-    a file that needs decoding (or is not scai's: :func:`read_netcdf` names the problem)."""
-    import tomllib
-
+    a file that needs decoding (or is not scai's: :func:`read_netcdf` names the problem).
+    A file that lacks what the :class:`Posterior` is built from (:data:`LOADED_VARIABLES`,
+    the ``hypothesis_toml`` and ``layout`` attributes), or whose attributes disagree with its
+    arrays (another hypothesis's number of policies, another layout's users), is a
+    :class:`PosteriorFileError` naming the file, the attribute or variable, and what fits."""
     from scai.inference.posterior import Posterior
 
     groups, attrs = _read_groups(path)
-    try:
-        hypothesis = Hypothesis.from_dict(tomllib.loads(attrs["hypothesis_toml"]))
-        layout = json.loads(attrs["layout"])
-    except (KeyError, ValueError, HypothesisError) as err:
-        raise PosteriorFileError(f"{path}: bad hypothesis or layout attribute ({err})") from None
+    for group, names in LOADED_VARIABLES.items():
+        absent = [name for name in names if name not in groups[group]]
+        if absent:
+            raise PosteriorFileError(
+                f"{path}: group {group} lacks variable(s) {', '.join(absent)}; a scai file's "
+                f"{group} has {', '.join(names)}"
+            )
+    hypothesis, layout = _hypothesis(path, attrs), _layout(path, attrs)
     table = _table(groups["constant_data"], groups["observed_data"])
+    unknown = sorted(set(table["currency"]) - set(layout["currencies"]))
+    if unknown:
+        raise PosteriorFileError(
+            f"{path}: currency {unknown[0]!r} of the table is not in attribute layout's "
+            f"currencies {layout['currencies']}"
+        )
     data = GroupData.from_table(
         table,
         users=dict(zip(layout["sim_ids"], layout["user_ids"], strict=True)),
@@ -229,9 +260,10 @@ def load_posterior(path):
         for k in SITES
         if k in groups["posterior"]
     }
+    user_group = groups["user_posterior"]
+    _check_shapes(path, hypothesis, data, draws, user_group)
     S, U, _ = data.shape
     s_idx, u_idx = torch.nonzero(data.user_mask, as_tuple=True)
-    user_group = groups["user_posterior"]
     policy = torch.zeros(S, U, len(hypothesis.policies), dtype=dtype)
     policy[s_idx, u_idx] = torch.as_tensor(user_group["policy_prob"], dtype=dtype)
     manner = torch.zeros(S, U, len(MANNERS), dtype=dtype)
@@ -240,19 +272,119 @@ def load_posterior(path):
         torch.as_tensor(user_group["pi_mean"], dtype=dtype) if "pi_mean" in user_group else None
     )
     return Posterior(
-        engine=attrs["engine"],
+        engine=_engine(path, attrs),
         hypothesis=hypothesis,
         table=table,
         data=data,
         draws=draws,
         policy_probs=policy,
         manner_probs=manner,
-        sample_stats=dict(groups["sample_stats"]),
+        sample_stats=dict(groups.get("sample_stats", {})),  # lp is recomputed when absent
         diagnostics=json.loads(attrs["diagnostics"]),
         settings=json.loads(attrs["settings"]),
-        seed=int(attrs["seed"]),
+        seed=_seed(path, attrs),
         pi_mean_exact=pi_mean,
     )
+
+
+def _hypothesis(path, attrs: dict) -> Hypothesis:
+    """The file's hypothesis, from its ``hypothesis_toml`` attribute."""
+    import tomllib
+
+    try:
+        return Hypothesis.from_dict(tomllib.loads(_attribute(path, attrs, "hypothesis_toml")))
+    except (TypeError, ValueError, HypothesisError) as err:
+        raise PosteriorFileError(f"{path}: bad attribute hypothesis_toml ({err})") from None
+
+
+def _layout(path, attrs: dict) -> dict:
+    """The file's ``layout`` attribute: JSON ``{"sim_ids": [...], "user_ids": [[...], ...],
+    "currencies": [...]}``, one list of users per simulation."""
+    allowed = 'JSON {"sim_ids": [...], "user_ids": [[...], ...], "currencies": [...]}'
+    try:
+        layout = json.loads(_attribute(path, attrs, "layout"))
+    except (TypeError, ValueError) as err:
+        raise PosteriorFileError(
+            f"{path}: bad attribute layout ({err}); allowed: {allowed}"
+        ) from None
+    keys = ("sim_ids", "user_ids", "currencies")
+    absent = [
+        k for k in keys if not isinstance(layout, dict) or not isinstance(layout.get(k), list)
+    ]
+    if absent:
+        raise PosteriorFileError(
+            f"{path}: attribute layout lacks the list(s) {', '.join(absent)}; allowed: {allowed}"
+        )
+    if not all(isinstance(users, list) for users in layout["user_ids"]):
+        raise PosteriorFileError(
+            f"{path}: attribute layout's user_ids is not a list of lists; allowed: {allowed}"
+        )
+    if len(layout["sim_ids"]) != len(layout["user_ids"]):
+        raise PosteriorFileError(
+            f"{path}: attribute layout lists {len(layout['sim_ids'])} sim_ids but "
+            f"{len(layout['user_ids'])} lists of user_ids; allowed: one list per simulation"
+        )
+    return layout
+
+
+def _attribute(path, attrs: dict, key: str):
+    """``attrs[key]``, or a :class:`PosteriorFileError` naming the file and the attribute
+    (``hypothesis_toml`` and ``layout`` are scai's, beside :data:`PROVENANCE_KEYS`)."""
+    if key not in attrs:
+        raise PosteriorFileError(f"{path}: missing attribute {key}; a scai posterior file has it")
+    return attrs[key]
+
+
+def _engine(path, attrs: dict) -> str:
+    """The file's ``engine`` attribute, one of :data:`~scai.inference.fit.ENGINES`."""
+    from scai.inference.fit import ENGINES
+
+    engine = attrs["engine"]
+    if engine not in ENGINES:
+        raise PosteriorFileError(
+            f"{path}: attribute engine is {engine!r}; allowed: {', '.join(ENGINES)}"
+        )
+    return engine
+
+
+def _seed(path, attrs: dict) -> int:
+    """The file's ``seed`` attribute, a whole number."""
+    try:
+        return int(attrs["seed"])
+    except (TypeError, ValueError):
+        raise PosteriorFileError(
+            f"{path}: attribute seed is {attrs['seed']!r}; allowed: a whole number"
+        ) from None
+
+
+def _check_shapes(path, hypothesis, data: GroupData, draws: dict, user_group: dict) -> None:
+    """Every loaded array has the shape the hypothesis and layout give its dims
+    (:data:`~scai.inference.diagnostics.SITE_DIMS`; ``user``, a user of the layout): a file
+    whose attributes were edited apart from its arrays is refused, naming the first misfit."""
+    sizes = {
+        "sim": len(data.sim_ids),
+        "policy": len(hypothesis.policies),
+        "currency": len(data.currencies),
+        "user": int(data.user_mask.sum()),
+        "manner": len(MANNERS),
+    }
+    lead = tuple(draws["pi"].shape[:2])
+    arrays = [
+        (f"posterior.{site}", value.shape, lead, SITE_DIMS[site]) for site, value in draws.items()
+    ]
+    arrays += [
+        (f"user_posterior.{name}", np.shape(user_group[name]), (), dims)
+        for name, dims in USER_DIMS.items()
+        if name in user_group
+    ]
+    for name, shape, first, dims in arrays:
+        expected = (*first, *(sizes[d] for d in dims))
+        if tuple(shape) != expected:
+            said = ", ".join(f"{d} {sizes[d]}" for d in dims)
+            raise PosteriorFileError(
+                f"{path}: {name} has shape {tuple(shape)}, but attributes hypothesis_toml "
+                f"({hypothesis.name!r}) and layout give {said}: {expected}"
+            )
 
 
 def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:

@@ -350,19 +350,45 @@ def read_netcdf(path, required_groups: tuple[str, ...]):
         raise PosteriorFileError(f"{path}: not a readable posterior file ({err})") from None
     missing = [g for g in required_groups if g not in idata.groups()]
     if missing:
-        raise PosteriorFileError(f"{path}: missing group(s) {', '.join(missing)}")
-    attrs = idata.posterior.attrs
+        raise PosteriorFileError(
+            f"{path}: missing group(s) {', '.join(missing)}; a scai file has "
+            f"{', '.join(required_groups)}"
+        )
+    problem = provenance_problem(idata.posterior.attrs)
+    if problem is not None:
+        raise PosteriorFileError(f"{path}: {problem}")
+    return idata
+
+
+def provenance_problem(attrs) -> str | None:
+    """What is wrong with a file's provenance attributes (one line), or None: every one of
+    :data:`PROVENANCE_KEYS` present, ``scai_schema`` this code's :data:`SCHEMA_VERSION` (a newer
+    one is refused, not guessed at: its groups may mean other things), ``settings`` and
+    ``diagnostics`` JSON."""
     absent = [k for k in PROVENANCE_KEYS if k not in attrs]
     if absent:
-        raise PosteriorFileError(
-            f"{path}: missing attribute(s) {', '.join(absent)}; not a scai {SCHEMA_VERSION} file"
-        )
+        return f"missing attribute(s) {', '.join(absent)}; not a scai {SCHEMA_VERSION} file"
+    schema = str(attrs["scai_schema"])
+    if schema != SCHEMA_VERSION:
+        return _schema_problem(schema)
     for key in ("settings", "diagnostics"):
         try:
             json.loads(attrs[key])
         except (TypeError, ValueError):
-            raise PosteriorFileError(f"{path}: attribute {key!r} is not JSON") from None
-    return idata
+            return f"attribute {key!r} is not JSON"
+    return None
+
+
+def _schema_problem(schema: str) -> str:
+    """Why a file of schema ``schema`` (not :data:`SCHEMA_VERSION`) is not read."""
+    from scai import __version__
+
+    known = f"this scai ({__version__}) reads schema {SCHEMA_VERSION}"
+    if not schema.isdigit():
+        return f"attribute scai_schema {schema!r} is not a schema version; {known}"
+    if int(schema) > int(SCHEMA_VERSION):
+        return f"scai_schema {schema!r}: the file is from a newer scai; {known}: upgrade scai"
+    return f"scai_schema {schema!r}: the file is from an older scai; {known} only: fit again"
 
 
 #: HDF5 attributes of a NetCDF variable that carry no decoding (dimension bookkeeping); a
@@ -407,13 +433,8 @@ def read_plain_groups(
         if not all(isinstance(handle.get(g), h5py.Group) for g in wanted):
             return None
         attrs = {k: _attr(v) for k, v in handle["posterior"].attrs.items()}
-        if any(k not in attrs for k in PROVENANCE_KEYS):
-            return None
-        for key in ("settings", "diagnostics"):
-            try:
-                json.loads(attrs[key])
-            except (TypeError, ValueError):
-                return None
+        if provenance_problem(attrs) is not None:
+            return None  # read_netcdf names it
         read: dict[str, dict[str, np.ndarray]] = {}
         for group in groups:
             read[group] = {}

@@ -7,12 +7,16 @@ it with a :class:`PosteriorFileError` naming the file and the object, before Arv
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
+import arviz as az
 import h5py
 import numpy as np
 import pytest
+import tomli_w
+import torch
 import xarray as xr
 from timelimit import time_limit
 
@@ -156,3 +160,100 @@ def test_a_damaged_file_is_a_clear_error(original, tmp_path):
     path.write_bytes(bytes(data))
     with time_limit(SECONDS), pytest.raises(PosteriorFileError, match=r"damaged\.nc: cannot read"):
         Posterior.load(path)
+
+
+# -- Files edited apart from their arrays (a review's finds) ----------------------------------
+# Each raised a bare KeyError, ValueError or RuntimeError from Posterior.load, or loaded
+# silently (a newer scai_schema, an unknown engine): each is a PosteriorFileError naming the
+# file, what is missing or inconsistent, and what is allowed.
+
+
+def set_attribute(key, value):
+    def craft(handle, folder):
+        handle["posterior"].attrs[key] = value
+
+    return craft
+
+
+def edit_layout(edit):
+    def craft(handle, folder):
+        layout = json.loads(handle["posterior"].attrs["layout"])
+        edit(layout)
+        handle["posterior"].attrs["layout"] = json.dumps(layout)
+
+    return craft
+
+
+def delete_attribute(key):
+    def craft(handle, folder):
+        del handle["posterior"].attrs[key]
+
+    return craft
+
+
+def delete(name):
+    def craft(handle, folder):
+        del handle[name]
+
+    return craft
+
+
+FOUR_POLICIES = tomli_w.dumps(PRESETS["real_agents"].to_dict())
+EDITS = {
+    "no_user_posterior": (delete("user_posterior"), "missing group(s) user_posterior; a scai"),
+    "newer_schema": (set_attribute("scai_schema", "999"), "'999': the file is from a newer scai"),
+    "older_schema": (set_attribute("scai_schema", "1"), "'1': the file is from an older scai"),
+    "schema_not_a_number": (set_attribute("scai_schema", "two"), "'two' is not a schema version"),
+    "other_hypothesis": (
+        set_attribute("hypothesis_toml", FOUR_POLICIES),
+        "posterior.pi has shape (1, 50, 1, 3), but attributes hypothesis_toml ('real_agents')",
+    ),
+    "seed_not_a_number": (set_attribute("seed", "n/a"), "seed is 'n/a'; allowed: a whole number"),
+    "unknown_engine": (set_attribute("engine", "foo"), "engine is 'foo'; allowed: exact, svi"),
+    "layout_without_sim_ids": (
+        edit_layout(lambda layout: layout.pop("sim_ids")),
+        "layout lacks the list(s) sim_ids",
+    ),
+    "layout_with_another_user": (
+        edit_layout(lambda layout: layout["user_ids"][0].append("someone")),
+        "user_posterior.policy_prob has shape (3, 3), but",
+    ),
+    "layout_without_the_currency": (
+        edit_layout(lambda layout: layout.__setitem__("currencies", ["gold"])),
+        "currency 'dollars' of the table is not in attribute layout's currencies",
+    ),
+    "no_offer": (delete("observed_data/offer"), "observed_data lacks variable(s) offer"),
+    "no_sim": (delete("constant_data/sim"), "constant_data lacks variable(s) sim"),
+    "no_pi": (delete("posterior/pi"), "posterior lacks variable(s) pi"),
+    "no_hypothesis": (delete_attribute("hypothesis_toml"), "missing attribute hypothesis_toml"),
+}
+
+
+@pytest.mark.parametrize("name", EDITS)
+def test_an_edited_file_is_a_clear_error(original, name):
+    craft, what = EDITS[name]
+    path = crafted(original, name, craft)
+    with time_limit(SECONDS), pytest.raises(PosteriorFileError) as caught:
+        Posterior.load(path)
+    message = caught.value.one_line()
+    assert str(path) in message and what in message, message
+    assert "\n" not in message
+
+
+def test_a_newer_schema_says_to_upgrade(original):
+    path = crafted(original, "newer", set_attribute("scai_schema", "3"))
+    with pytest.raises(PosteriorFileError, match=r"newer\.nc: .*upgrade scai"):
+        Posterior.load(path)
+
+
+def test_files_arviz_wrote_again_still_load(original, tmp_path):
+    """A scai file read and written again by ArviZ, whole or thinned, is still a scai file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(original, engine="h5netcdf")
+        idata.to_netcdf(tmp_path / "again.nc", engine="h5netcdf")
+        idata.sel(draw=slice(0, 20)).to_netcdf(tmp_path / "thinned.nc", engine="h5netcdf")
+    genuine = Posterior.load(original)
+    again = Posterior.load(tmp_path / "again.nc")
+    assert torch.equal(again.draws["pi"], genuine.draws["pi"])
+    assert Posterior.load(tmp_path / "thinned.nc").n_draws == 21
