@@ -323,6 +323,25 @@ def _warm_state_fits(previous: Posterior, data: GroupData) -> bool:
     )
 
 
+def _not_converged(max_steps: int, first_step: int, rtol: float) -> str:
+    """The :class:`ConvergenceWarning` of a fit that stopped at ``max_steps`` unconverged:
+    where that came before ``first_step``, the first step whose ELBO the stopping rule
+    checks, it says that no check ran (not that the ELBO still moved); the remedies are named
+    as the command line (``--max-steps``) and Python (``max_steps``, ``learning_rate``: no
+    option of ``scai fit``) call them."""
+    raise_steps = "raise max_steps (scai fit --max-steps)"
+    if max_steps < first_step:
+        return (
+            f"SVI stopped at max_steps={max_steps}, before step {first_step}, its first "
+            f"convergence check: no check could run, so whether it converged is unknown; "
+            f"{raise_steps} to at least {first_step}"
+        )
+    return (
+        f"SVI did not converge in {max_steps} steps (relative ELBO change above {rtol}); "
+        f"{raise_steps}, or in Python the step size learning_rate"
+    )
+
+
 @keeps_callers_random_state  # it seeds the global generators (pyro.set_rng_seed)
 def fit_svi(
     data: GroupData,
@@ -445,12 +464,13 @@ def fit_svi(
     losses: list[float] = []
     converged = False
     bar = progress_bar(total=max_steps, desc="svi", disable=not progress)
+    check_from = max(first_check, 2 * window)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         for step in range(max_steps):
             losses.append(svi.step(subsample=subsample_size))
             bar.update()
-            if step + 1 >= max(first_check, 2 * window) and (step + 1) % window == 0:
+            if step + 1 >= check_from and (step + 1) % window == 0:
                 settled, elbo = _settled(losses, window, rtol)
                 bar.set_postfix(elbo=f"{elbo:.2f}")
                 # With minibatches the step-size schedule is the budget: run it out.
@@ -465,9 +485,10 @@ def fit_svi(
         generator = torch.Generator().manual_seed(seed)
         _curvature_scales(sites, data, hypothesis, subsample_size, generator)
     if not converged:
+        # with minibatches the rule is checked once, at the end, over the last two windows
+        first_step = 2 * window if subsample_size else -(-check_from // window) * window
         warnings.warn(
-            f"SVI did not converge in {max_steps} steps (relative ELBO change above {rtol}); "
-            "raise max_steps or learning_rate",
+            _not_converged(max_steps, first_step, rtol),
             ConvergenceWarning,
             stacklevel=outside_scai(),
         )

@@ -51,8 +51,10 @@ def test_fit_shows_the_engines_own_warning(table, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert any(
-        line.startswith("scai fit: warning: SVI did not converge in 5 steps") for line in err
-    )
+        line.startswith("scai fit: warning: SVI stopped at max_steps=5, before step 100")
+        and "--max-steps" in line
+        for line in err
+    ), err
 
 
 def test_one_line_for_the_categories_the_rest_as_python_shows_them(monkeypatch, capsys):

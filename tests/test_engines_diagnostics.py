@@ -62,11 +62,35 @@ def test_short_mcmc_run_warns_naming_parameters(table):
 
 
 def test_svi_step_cap_warns(table):
-    with pytest.warns(ConvergenceWarning, match="did not converge in 20 steps"):
+    """A cap below the first convergence check (step 100 after the Laplace start: two
+    windows of 50) is told as such: the warning said 'did not converge in 20 steps (relative
+    ELBO change above 0.0001); raise max_steps or learning_rate', though no ELBO change had
+    been checked and ``scai fit`` has no learning-rate option."""
+    with pytest.warns(ConvergenceWarning) as record:
         post = fit(table, "neutral", engine="svi", seed=0, max_steps=20, num_draws=50)
+    (message,) = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert post.diagnostics["first_check"] == 100
+    assert message.startswith("SVI stopped at max_steps=20, before step 100, its first ")
+    assert "no check could run" in message and "(scai fit --max-steps) to at least 100" in message
+    assert "did not converge" not in message and "learning_rate" not in message
     assert post.diagnostics["converged"] is False
     assert post.diagnostics["steps"] == 20
     assert len(post.diagnostics["elbo_trace"]) == 20
+
+
+def test_svi_checked_and_unsettled_warns_naming_both_options(table, monkeypatch):
+    """Past its first check, a fit whose ELBO still moves (here every check says so) did not
+    converge: the warning says so and names the command line's and Python's remedies."""
+    from scai.inference import svi
+
+    monkeypatch.setattr(svi, "_settled", lambda losses, window, rtol: (False, -losses[-1]))
+    with pytest.warns(ConvergenceWarning) as record:
+        fit(table, "neutral", engine="svi", seed=0, max_steps=100, num_draws=50)
+    (message,) = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert message.startswith("SVI did not converge in 100 steps (relative ELBO change above")
+    assert "raise max_steps (scai fit --max-steps), or in Python the step size learning_rate" in (
+        message
+    )
 
 
 def test_svi_jit(table):

@@ -131,7 +131,7 @@ def test_minibatch_svi_sd_matches_exact_with_many_users_per_batch():
     assert ((ratio > 0.8) & (ratio < 1.25)).all(), ratio
 
 
-@pytest.mark.filterwarnings("ignore:SVI did not converge")  # 20 steps: any guide will do
+@pytest.mark.filterwarnings("ignore:SVI stopped at max_steps")  # 20 steps: any guide will do
 @pytest.mark.parametrize("preset", ["neutral", "real_agents_stereotyped"])
 def test_per_user_means_a_block_of_draws_at_a_time_equal_all_at_once(preset, monkeypatch):
     """A posterior of many users averages each user's type and manner probabilities over
