@@ -173,7 +173,8 @@ def prepare(
     """Validate the inputs (before any inference runs) and build the model's tensors.
 
     ``strict``: identical rows are a :class:`DataError` (else a warning). ``max_memory``: the
-    most bytes the model's tensors may take (default: a quarter of the available memory).
+    most bytes the model's tensors may take (default: :data:`~scai.models.data.MEMORY_SHARE`
+    of the available memory).
     """
     hypothesis = get_hypothesis(hypothesis)
     if isinstance(data, str | Path):

@@ -4,6 +4,7 @@ at 24 GB (the whole machine), and 1,000,000 draws failed with torch's allocator 
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -93,3 +94,15 @@ def test_users_likelihoods_per_draw_count_where_draws_vary_them():
     noisy = PRESETS["neutral"].with_(rationality_scale=0.5)
     with pytest.raises(EngineError, match="num_draws=1000.*each user's likelihood under each"):
         fit(t, noisy, engine="exact", max_memory=4_000_000, num_draws=1000)
+
+
+def test_max_memory_help_states_both_limits_from_their_shares(monkeypatch, capsys):
+    """The help said the default was 'a quarter of the available memory', but only the table's
+    tensors are held to MEMORY_SHARE (25%); the draws (and their posterior.nc form) are held to
+    DRAWS_SHARE (80%). It states both, from the constants."""
+    monkeypatch.setattr("scai.models.data.MEMORY_SHARE", 0.3)
+    monkeypatch.setattr(sys.modules["scai.inference.fit"], "DRAWS_SHARE", 0.7)  # the module
+    assert main(["fit", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 30% of the available memory for the tensors, 70% for the draws)" in text
+    assert "quarter" not in text

@@ -128,8 +128,27 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         type=byte_size,
         default=None,
         metavar="SIZE",
-        help="most memory the model's tensors may take, e.g. 8G (default: a quarter of the "
-        "available memory); a larger table is refused before any work",
+        help=max_memory_help(),
+    )
+
+
+def max_memory_help() -> str:
+    """``--max-memory``'s help, from the shares the two checks use: the table's tensors
+    (:data:`~scai.models.data.MEMORY_SHARE`, leaving room for the engines' working memory)
+    and the posterior's draws with their ArviZ form (:data:`~scai.inference.fit.DRAWS_SHARE`).
+    A size given is the limit of each check."""
+    from scai.inference.fit import DRAWS_SHARE
+    from scai.models.data import MEMORY_SHARE
+
+    def percent(share: float) -> str:
+        return f"{share:.0%}".replace("%", "%%")  # argparse formats help with %
+
+    return (
+        "most memory, e.g. 8G, that the model's tensors of the table may take, and, checked "
+        "apart, the posterior's draws with their posterior.nc form (default: "
+        f"{percent(MEMORY_SHARE)} of the available memory for the tensors, "
+        f"{percent(DRAWS_SHARE)} for the draws); either above its limit is refused before any "
+        "work"
     )
 
 
