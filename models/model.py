@@ -83,17 +83,48 @@ def group_tables(
     return rational_tables(utilities, lam.unsqueeze(-1), eps)
 
 
+class TableMemo:
+    """The action tables :func:`distinct_group_tables` built last, and from what: runs of the
+    model given the same memo reuse them while their hypothesis, pots and distinct parameter
+    rows are the same to the bit (the tables are then the same tensors the build would give).
+    Posterior replicates run the model chunk after chunk of draws; where the rationality,
+    shifts and lapse are the hypothesis's fixed ones every chunk has the same tables (a table
+    of many distinct pots: built ~200 times for 1,000 draws, most of a ``scai fit``). One
+    entry: tables that do vary from run to run are built as before, not piled up."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.tables: ActionTables | None = None
+
+    def get(self, hypothesis: Hypothesis, pots: torch.Tensor, rows: torch.Tensor, build):
+        """The tables of ``rows`` (the distinct parameter rows, in order) for ``pots``: the
+        kept ones if those are what they were built from, else ``build()``'s, kept."""
+        rows = rows.detach().contiguous()
+        key = (
+            id(hypothesis),  # (the caller keeps the hypothesis alive while it uses the memo)
+            pots.numpy().tobytes(),
+            rows.dtype,
+            tuple(rows.shape),
+            rows.numpy().tobytes(),
+        )
+        if key != self.key:
+            self.tables, self.key = build(), key
+        return self.tables
+
+
 def distinct_group_tables(
     hypothesis: Hypothesis,
     pots: torch.Tensor,
     lam: torch.Tensor,
     shift: torch.Tensor,
     lapse: torch.Tensor | None = None,
+    memo: TableMemo | None = None,
 ) -> tuple[ActionTables, torch.Tensor]:
     """:func:`group_tables` for the distinct rows of ``(lam [S], shift [S, C], lapse [S])``
     only, and each simulation's row among them (``[S]``, long): simulations that share their
     parameters share one table, instead of ``S`` equal copies (every group of a forward run
-    with a fixed rationality and no latent shift; posterior draws on a lattice).
+    with a fixed rationality and no latent shift; posterior draws on a lattice). ``memo``:
+    the previous call's tables where its distinct rows were these (:class:`TableMemo`).
 
     Where a gradient flows to the parameters (SVI), each simulation keeps its own table: a
     shared table would send the whole gradient of its simulations to the first of them, and
@@ -103,10 +134,14 @@ def distinct_group_tables(
         row = torch.arange(lam.shape[0])
         return group_tables(hypothesis, pots, lam, shift, lapse=lapse), row
     columns = [lam.unsqueeze(-1), shift] + ([] if lapse is None else [lapse.unsqueeze(-1)])
-    first, row, _ = distinct_rows(torch.cat(columns, -1))
-    tables = group_tables(
-        hypothesis, pots, lam[first], shift[first], lapse=None if lapse is None else lapse[first]
-    )
+    rows = torch.cat(columns, -1)
+    first, row, _ = distinct_rows(rows)
+
+    def build() -> ActionTables:
+        distinct_lapse = None if lapse is None else lapse[first]
+        return group_tables(hypothesis, pots, lam[first], shift[first], lapse=distinct_lapse)
+
+    tables = build() if memo is None else memo.get(hypothesis, pots, rows[first], build)
     return tables, row
 
 
@@ -154,11 +189,14 @@ def social_contract_model(
     hypothesis: Hypothesis,
     observed: bool = True,
     subsample_size: int | None = None,
+    memo: TableMemo | None = None,
 ) -> dict[str, torch.Tensor]:
     """The model above. Returns the sampled (or observed) sites by name.
 
     ``subsample_size`` scores a random minibatch of users per call (scaled by Pyro's plate),
-    for stochastic variational inference on large populations.
+    for stochastic variational inference on large populations. ``memo``: reuse the action
+    tables of an earlier run given it, where its parameters were the same
+    (:class:`TableMemo`).
     """
     S, U, E = data.shape
     C = len(data.currencies)
@@ -167,7 +205,7 @@ def social_contract_model(
     pi, lam, shift = sites["pi"], sites["lam"], sites["shift"]
     lapse = None if sites["lapse"] is None else sites["lapse"].reshape(S)
     tables, table_row = distinct_group_tables(
-        hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse
+        hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse, memo=memo
     )
     table_row = table_row.reshape(S, 1, 1)  # the simulation's row of the action tables
     sim = torch.arange(S).reshape(S, 1, 1)

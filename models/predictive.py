@@ -23,7 +23,7 @@ from pyro.poutine.messenger import Messenger
 
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.model import TableCategorical, social_contract_model
+from scai.models.model import TableCategorical, TableMemo, social_contract_model
 
 #: Upper bound on the action tables' entries per chunk of draws (``[S, C, K, P, O]`` each).
 TABLE_BUDGET = 2e7
@@ -58,6 +58,9 @@ def replicate(
         "manner": (U, 1),
     }
     out = {name: torch.zeros(D, S, U, E, dtype=torch.long) for name in ("offer", "accept", "tone")}
+    # chunks of draws whose tables do not vary (fixed rationality, shifts and lapse) build
+    # them once, not once per chunk (builds use no random numbers: the draws are the same)
+    memo = TableMemo()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for s in range(S):
@@ -72,7 +75,7 @@ def replicate(
                 }
                 with torch.no_grad(), ByInverseCDF():
                     drawn = pyro.poutine.condition(social_contract_model, data=conditioned)(
-                        one.tile(n), hypothesis, observed=False
+                        one.tile(n), hypothesis, observed=False, memo=memo
                     )
                 for name, target in out.items():
                     target[start : start + n, s] = drawn[name].expand(n, U, E)
