@@ -190,8 +190,14 @@ def social_contract_model(
     observed: bool = True,
     subsample_size: int | None = None,
     memo: TableMemo | None = None,
+    replay_offers: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The model above. Returns the sampled (or observed) sites by name.
+
+    ``replay_offers`` (with ``observed=False``): a responder decides on the offer the table
+    holds, not on the one its partner just drew: each user's actions drawn given what the
+    user saw, the predictive of the user's term of the log-likelihood (a posterior
+    predictive replicate, :func:`scai.models.predictive.replicate`).
 
     ``subsample_size`` scores a random minibatch of users per call (scaled by Pyro's plate),
     for stochastic variational inference on large populations. ``memo``: reuse the action
@@ -238,7 +244,7 @@ def social_contract_model(
                 offer_dist.mask(data.is_proposer),
                 obs=data.offer if observed else None,
             )
-            seen = data.offer if observed else _offer_seen(data, offer)
+            seen = data.offer if observed or replay_offers else _offer_seen(data, offer)
             accept_logit = Vindex(tables.accept_logit)[
                 table_row, data.currency_index, z, data.pot_index, seen
             ]

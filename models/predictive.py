@@ -5,7 +5,10 @@ For each draw ``d`` of the continuous sites (``pi``, ``lam``, ``shift_shared``, 
 of each user's policy and manner, :func:`replicate` conditions
 :func:`scai.models.model.social_contract_model` on them and runs it with ``observed=False``
 over the same games (who played whom, pots, currencies): the users' offers, decisions and
-tones come out of the model itself, from the distributions the simulator draws from, by
+tones come out of the model itself, from the distributions the simulator draws from, each
+decision on the offer the table holds (``replay_offers``: a user's replicate is drawn given
+what the user saw, as the user's term of the ``log_likelihood`` group scores it; the
+simulator's responder sees its partner's fresh offer instead), by
 inverse CDF (:class:`ByInverseCDF`: one uniform per offer where the simulator's Gumbel-max
 stream takes one per offer and possible offer, and one per tone). Draws are folded into
 the ``sims`` plate (:meth:`GroupData.tile`), one simulation at a time (its action tables then
@@ -75,7 +78,7 @@ def replicate(
                 }
                 with torch.no_grad(), ByInverseCDF():
                     drawn = pyro.poutine.condition(social_contract_model, data=conditioned)(
-                        one.tile(n), hypothesis, observed=False, memo=memo
+                        one.tile(n), hypothesis, observed=False, memo=memo, replay_offers=True
                     )
                 for name, target in out.items():
                     target[start : start + n, s] = drawn[name].expand(n, U, E)
