@@ -562,15 +562,21 @@ def check_interactions(
 
 
 #: What a message may not hold: NetCDF (the posterior's file keeps the table) cannot store a NUL.
-NUL_IN_TEXT = "must not hold a NUL character (\\x00): a posterior's file cannot keep it"
+NUL_IN_TEXT = (
+    "must not hold a NUL character (\\x00) or a lone surrogate (\\ud800-\\udfff): a "
+    "posterior's file cannot keep them"
+)
+#: What :data:`NUL_IN_TEXT` refuses (a surrogate alone is no character UTF-8 can write).
+_UNWRITABLE = "[\x00\ud800-\udfff]"
 
 
 def _nul_in_text(df: pd.DataFrame) -> list[Problem]:
-    """A problem at every message (:data:`TEXT_COLUMNS`) holding a NUL character."""
+    """A problem at every message (:data:`TEXT_COLUMNS`) holding a NUL character or a lone
+    surrogate (a DataFrame's only: a file's text is UTF-8)."""
     problems = []
     for col in TEXT_COLUMNS:
         if col in df.columns:
-            held = df[col].astype(str).str.contains("\x00", regex=False).to_numpy()
+            held = df[col].astype(str).str.contains(_UNWRITABLE, regex=True).to_numpy()
             for i in np.flatnonzero(held):
                 problems.append(Problem(int(i) + 1, col, df[col].iloc[i][:40], NUL_IN_TEXT))
     return problems
@@ -584,14 +590,15 @@ def _header_hint(columns: Iterable[object]) -> str:
     if len(names) == 1 and first.startswith("#"):
         return f"the first line {first[:40]!r} is a comment: the header must be the first line"
     if first.lower().startswith("sep="):  # "sep=," reads as two columns
-        return f"the first line {first!r} is Excel's separator line: remove it"
+        return "the first line is Excel's 'sep=' separator line: remove it"
     if first.startswith(("{", "[")):
         return "this looks like JSON: scai reads a CSV table"
     for separator, said in (("\t", "tabs"), (";", "semicolons"), ("|", "bars")):
         if len(names) == 1 and separator in first:
             return f"the header is separated by {said}: scai reads comma-separated values"
     lower = {n.strip().lower(): n for n in names}
-    capitals = [lower[c] for c in INTERACTION_COLUMNS if c in lower and lower[c] != c]
+    missing = [c for c in INTERACTION_COLUMNS if c not in names]  # those first: the ones named
+    capitals = [lower[c] for c in missing if c in lower and lower[c] != c]
     if capitals:
         return f"column names are lower case: {capitals[0]!r} is {capitals[0].lower()!r}"
     return ""
@@ -909,7 +916,7 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         and pd.api.types.infer_dtype(v, skipna=False) == "string"
         and not v.isna().any()
         for v in texts.values()
-    ) or any(c in texts and texts[c].str.contains("\x00", regex=False).any() for c in TEXT_COLUMNS):
+    ) or any(c in texts and texts[c].str.contains(_UNWRITABLE).any() for c in TEXT_COLUMNS):
         return None
     required = [c for c in texts if c in INTERACTION_COLUMNS and c not in _OPTIONAL]
     # Every value is a string by now: the rules on single cells are checked on each column's

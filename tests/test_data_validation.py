@@ -685,6 +685,12 @@ def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys)
     with pytest.raises(DataError) as err:
         validate_frame(table)
     assert [(p.row, p.column) for p in err.value.problems] == [(4, "responder_text")]
+    # a lone surrogate (a DataFrame's: no UTF-8 file holds one) failed the same way, at save
+    table["responder_text"] = ["a", "b\ud800", "c", "d"]
+    with pytest.raises(DataError) as err:
+        validate_frame(table)
+    assert [(p.row, p.column) for p in err.value.problems] == [(2, "responder_text")]
+    assert "lone surrogate" in str(err.value)
 
 
 def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
@@ -732,7 +738,7 @@ def test_validate_reports_a_table_with_nothing_to_fit(tmp_path, capsys):
     "first, said",
     [
         ("# exported by my script", "is a comment: the header must be the first line"),
-        ("sep=,", "is Excel's separator line: remove it"),
+        ("sep=,", "is Excel's 'sep=' separator line: remove it"),
         (HEADER.replace(",", ";"), "separated by semicolons"),
         (HEADER.replace(",", "\t"), "separated by tabs"),
         (HEADER.upper(), "column names are lower case: 'SIM' is 'sim'"),
