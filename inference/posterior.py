@@ -27,6 +27,7 @@ from scai.models.marginal import (
     group_loglik,
     leave_one_out_loglik,
     manner_given_type,
+    prototype_posterior,
     type_posterior,
     user_loglik,
 )
@@ -414,13 +415,15 @@ class Posterior:
         """``[D, S, K]`` per draw, the type of the player the assistant imitates.
 
         ``member``: a randomly chosen existing member of the group, its type drawn from its
-        posterior given the draw's parameters; ``new``: a new member drawn from ``pi``.
+        posterior given the draw's parameters; ``new``: a new member drawn from ``pi`` (with
+        clones, as the model draws a user: ``c [z0] + (1 - c) pi``, the prototype ``z0`` from
+        its posterior given the group's data and the draw).
         ``draws`` selects some of the flat draws (the same numbers as those rows of all
         draws'; only all draws' are memoised).
         """
         pi = self.flat_draws("pi")[draws]
         if who == "new":
-            return pi
+            return self._new_member(pi, draws)
         if who != "member":
             raise ValueError(f"who must be 'member' or 'new', got {who!r}")
         if "member_weights" in self._memo:
@@ -429,6 +432,17 @@ class Posterior:
             return self._member_weights(pi, draws)
         self._memo["member_weights"] = self._member_weights(pi)
         return self._memo["member_weights"]
+
+    def _new_member(self, pi: torch.Tensor, draws: slice) -> torch.Tensor:
+        """``[D, S, K]``: the type of a new member (:meth:`type_weights` ``("new")``)."""
+        clone = self.bounded("clone")
+        if clone is None:
+            return pi
+        c = clone[draws].to(pi.dtype)[..., None]  # [D, S, 1]
+        log_pi = pi.clamp_min(1e-300).log()
+        loglik = self.user_loglik()[draws]
+        prototype, _ = prototype_posterior(log_pi, loglik, self.data.user_mask, c[..., 0])
+        return c * prototype.to(pi.dtype) + (1 - c) * pi
 
     def member_weights_at(self, draw: torch.Tensor) -> torch.Tensor:
         """``[S, K]``: :meth:`type_weights` ``("member")`` of flat draw ``draw[s]`` in each

@@ -158,3 +158,33 @@ def test_a_currency_that_is_not_one_is_named(posterior, currency):
 
     with pytest.raises(RunError, match=r"unknown currency .*; allowed: .*dollars"):
         posterior.predictive(pot=50, currency=currency)
+
+
+def test_a_new_member_of_a_group_with_clones_may_copy_its_prototype():
+    """With clones a user's type is ``c [z0] + (1 - c) pi``: ``type_weights("new")`` returned
+    ``pi`` alone, so six selfish users' group (clone ~0.83) gave a new member 0.60 selfish
+    where the model says ~0.93, and ``predictive(who="new")`` put a quarter of its mass on
+    others' offers (a review). Checked against the model summed by brute force: ``P(z_new = k
+    | theta, y) ∝ sum_z0 pi[z0] prod_u sum_j P(z_u = j | z0) f_u(j) P(z_new = k | z0)``."""
+    hyp = PRESETS["real_agents"]
+    table = simulate(hyp, policy="selfish", users=4, rounds=2, seed=2).interactions
+    post = fit(table, hyp, num_draws=40, seed=1)
+    new = post.type_weights("new").double()  # [D, S, K]
+    pi = post.flat_draws("pi").double()
+    c = post.flat_draws("clone").double()
+    f = post.user_loglik().double().exp()  # [D, S, U, K]
+    mask = post.data.user_mask
+    D, S, K = pi.shape
+    expected = torch.zeros(D, S, K, dtype=torch.float64)
+    for d in range(D):
+        for s in range(S):
+            for z0 in range(K):
+                given = c[d, s] * torch.eye(K, dtype=torch.float64)[z0] + (1 - c[d, s]) * pi[d, s]
+                users = [
+                    float((given * f[d, s, u]).sum()) for u in range(mask.shape[1]) if mask[s, u]
+                ]
+                expected[d, s] += pi[d, s, z0] * torch.tensor(users).prod() * given
+    expected /= expected.sum(-1, keepdim=True)
+    torch.testing.assert_close(new, expected, rtol=1e-6, atol=1e-9)
+    assert float(new[..., hyp.policy_index("selfish")].mean()) > 0.85
+    assert not torch.allclose(new, pi)
