@@ -62,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -342,7 +343,22 @@ def _not_converged(max_steps: int, first_step: int, rtol: float) -> str:
     )
 
 
+@contextlib.contextmanager
+def callers_param_store_kept() -> Iterator[None]:
+    """Pyro's global parameter store as the caller left it, restored on exit (without scai's
+    guide parameters): the fit clears it to start afresh, which dropped a notebook's own
+    ``pyro.param`` values."""
+    state = pyro.get_param_store().get_state()
+    kept = {"params": dict(state["params"]), "constraints": dict(state["constraints"])}
+    try:
+        yield
+    finally:
+        pyro.clear_param_store()
+        pyro.get_param_store().set_state(kept)
+
+
 @keeps_callers_random_state  # it seeds the global generators (pyro.set_rng_seed)
+@callers_param_store_kept()
 def fit_svi(
     data: GroupData,
     hypothesis: Hypothesis,

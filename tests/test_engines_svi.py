@@ -478,3 +478,20 @@ def test_a_narrow_mode_beside_a_zero_shift_is_found():
     density = MarginalDensity(svi.data, svi.hypothesis)
     mode = density.constrain(torch.as_tensor(find_best_mode(density)))["shift"]
     assert abs(float(mode[..., -1])) < 0.01
+
+
+def test_an_svi_fit_leaves_the_callers_pyro_parameters_alone():
+    """``fit(engine="svi")`` cleared Pyro's global parameter store: a notebook's own
+    ``pyro.param`` was gone after it (KeyError), and scai's guide parameters sat in its place."""
+    import pyro
+
+    from scai.inference import fit
+    from scai.models.simulate import simulate
+
+    pyro.clear_param_store()
+    mine = pyro.param("my_weight", torch.tensor([1.0, 2.0]))
+    table = simulate("neutral", policy="selfish=0.5,fair=0.5", users=4, seed=1).interactions
+    fit(table, "neutral", engine="svi", max_steps=100, num_draws=20, correction=None)
+    assert list(pyro.get_param_store().keys()) == ["my_weight"]
+    assert pyro.param("my_weight") is mine
+    pyro.clear_param_store()
