@@ -237,7 +237,11 @@ def check_count(
 ) -> int:
     """``value`` as an int if it is a whole number in ``low..high``, else ``error`` naming
     ``name``, the value and the range (``high=None``: no upper bound)."""
-    allowed = f"a whole number from {low:,} to {high:,}" if high is not None else f">= {low:,}"
+    allowed = (
+        f"a whole number from {low:,} to {high:,}"
+        if high is not None
+        else f"a whole number >= {low:,}"
+    )
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"{name}: must be {allowed}, got {value!r}")
     if value < low or (high is not None and value > high):

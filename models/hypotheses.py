@@ -112,6 +112,10 @@ _WHY_K = "more types than the data can tell apart, and the exact engine's lattic
 MAX_NAME_LENGTH = 100
 
 
+#: Names a policy may not have: the id columns of :meth:`Posterior.policy_table`.
+RESERVED_POLICY_NAMES = ("sim", "user")
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """Priors and fixed settings of the social-contract model (see the module docstring)."""
@@ -153,6 +157,11 @@ class Hypothesis:
             )
         if len(set(names)) != len(names):
             raise HypothesisError(f"policies: names must be unique, got {list(names)}")
+        if clash := [n for n in names if n in RESERVED_POLICY_NAMES]:
+            raise HypothesisError(
+                f"policies: {clash[0]!r} is the name of an id column of the users' type table "
+                f"({', '.join(RESERVED_POLICY_NAMES)}); choose another name"
+            )
         for p in self.policies:
             for key in ("w", "alpha", "beta"):
                 _check_range(f"policies.{p.name}.{key}", getattr(p, key), key)
@@ -161,6 +170,8 @@ class Hypothesis:
                 "pi_concentration: must be a tuple of numbers, one per policy, got "
                 f"{_show(self.pi_concentration)}"
             )
+        for key in ("policies", "pi_concentration"):  # a list given: equal to the tuple
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         if len(self.pi_concentration) != len(names):
             raise HypothesisError(
                 f"pi_concentration: needs one value per policy ({len(names)}), "

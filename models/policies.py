@@ -57,7 +57,11 @@ class PolicyType:
     norm: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or not self.name.replace("_", "").replace("-", "").isalnum()
+        ):
             raise HypothesisError(f"policy name must be a non-empty identifier, got {self.name!r}")
         for field in ("w", "alpha", "beta"):
             value = getattr(self, field)

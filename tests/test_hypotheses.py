@@ -327,3 +327,20 @@ def test_any_path_like_names_a_file_and_a_python_c_user_is_pointed_at(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "<string>:4: HypothesisWarning" in done.stderr, done.stderr
+
+
+def test_policy_names_that_would_overwrite_the_type_tables_ids_are_refused():
+    """A policy named ``sim`` or ``user`` overwrote those id columns of
+    ``Posterior.policy_table()`` with its probabilities, silently; ``PolicyType(5)`` was an
+    AttributeError; a list of policies or concentrations made a hypothesis unequal to the same
+    one with tuples (a review of the Python API)."""
+    from scai.models.policies import PolicyType
+
+    base = PRESETS["neutral"]
+    for name in ("sim", "user"):
+        with pytest.raises(HypothesisError, match=f"'{name}' is the name of an id column"):
+            base.with_(policies=(PolicyType(name), *base.policies[1:]))
+    with pytest.raises(HypothesisError, match="policy name must be a non-empty identifier"):
+        PolicyType(5)
+    listed = base.with_(policies=list(base.policies), pi_concentration=list(base.pi_concentration))
+    assert listed == base and isinstance(listed.policies, tuple)
