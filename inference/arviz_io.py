@@ -43,6 +43,7 @@ from scai.inference.diagnostics import SITE_DIMS, in_site_order
 from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory
+from scai.models.errors import check_count
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -137,6 +138,8 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
             "(max_memory=, --max-memory)"
         )
 
+    if max_memory is not None:  # as fit checks it
+        check_count("max_memory", max_memory, 1, error=EngineError)
     check_memory(arviz_bytes(draws, len(table)), too_large, max_memory, DRAWS_SHARE)
     users = user_labels(data)
     coords = {

@@ -602,3 +602,21 @@ def test_every_engine_lists_the_sites_in_one_order(tmp_path):
         posterior.save(tmp_path / f"{engine}.nc")
         saved = list(Posterior.load(tmp_path / f"{engine}.nc").to_arviz().posterior.data_vars)
         assert saved == sorted(saved, key=order.index), (engine, saved)
+
+
+@pytest.mark.parametrize("bad", ["x", "1000000000", 2.5e9, -5, 0, True])
+def test_to_arviz_and_save_check_max_memory_as_fit_does(tmp_path, bad):
+    """``to_arviz(max_memory="x")`` was int()'s ValueError, a string or a float was accepted,
+    and -5 'the limit of -5 B' (a review of the Python API): an EngineError naming it."""
+    from scai.inference.errors import EngineError
+    from scai.models.simulate import simulate
+
+    table = simulate("neutral", policy="selfish", users=3, seed=1).interactions
+    post = fit(table, "neutral", engine="exact", num_draws=10)
+    for call in (
+        lambda: post.to_arviz(max_memory=bad),
+        lambda: post.save(tmp_path / "p.nc", max_memory=bad),
+    ):
+        with pytest.raises(EngineError, match="max_memory: must be a whole number >= 1"):
+            call()
+    assert not (tmp_path / "p.nc").exists()
