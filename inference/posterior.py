@@ -170,7 +170,14 @@ class Posterior:
         return int(self.draws["pi"].shape[1])
 
     def flat_draws(self, site: str) -> torch.Tensor:
-        """``[chains * draws, ...]``."""
+        """``[chains * draws, ...]``: the draws of a latent ``site`` (:attr:`draws`' keys)."""
+        if site not in self.draws:
+            fixed = {"lam": "lam()", "shift": "shift(currency)"}
+            also = f"; a fixed one's values: {fixed[site]}" if site in fixed else ""
+            raise KeyError(
+                f"flat_draws: {site!r} is not a latent site of hypothesis "
+                f"{self.hypothesis.name!r}; its latent sites: {', '.join(self.draws)}{also}"
+            )
         value = self.draws[site]
         return value.reshape(-1, *value.shape[2:])
 

@@ -183,3 +183,15 @@ def test_mcmc_refuses_a_hypothesis_with_nothing_continuous_to_sample():
         warnings.simplefilter("error")
         for engine in ("exact", "svi"):
             assert fit(table(), one, engine=engine).pi_mean().tolist() == [[1.0]]
+
+
+def test_draws_of_a_site_the_hypothesis_fixes_are_asked_for_by_name():
+    """``flat_draws("lam")`` where the hypothesis fixes rationality was a bare KeyError 'lam'
+    (a review of the Python API): the error names the latent sites and ``lam()``."""
+    from scai.inference import fit
+    from scai.models.simulate import simulate
+
+    post = fit(simulate("neutral", policy="selfish", users=3, seed=1).interactions, num_draws=10)
+    with pytest.raises(KeyError, match=r"'lam' is not a latent site .*latent sites: pi.*lam\(\)"):
+        post.flat_draws("lam")
+    assert post.flat_draws("pi").shape == (10, 1, 3)
