@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scai.inference.diagnostics import in_site_order
+from scai.inference.diagnostics import SITE_DIMS, in_site_order
 from scai.models.errors import check_count
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
@@ -39,6 +39,44 @@ CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
 MEAN_BLOCK = 2**26
 #: Sites whose draws change the users' log-likelihoods (with only ``pi`` latent they do not).
 DRAW_DEPENDENT_LOGLIK = frozenset({"lam", "shift", "shift_shared", "lapse", "strength"})
+
+
+def _check_draws(engine: str, data: GroupData, hypothesis: Hypothesis, draws: dict) -> None:
+    """An :class:`EngineError` unless ``engine`` is one and ``draws`` holds ``pi`` and known
+    sites, each a tensor of the shape its dims have in ``data`` and ``hypothesis``, ``pi``
+    on the simplex (:meth:`Posterior.from_draws`)."""
+    from scai.inference.errors import EngineError
+    from scai.inference.fit import ENGINES
+
+    if engine not in ENGINES:
+        raise EngineError(f"from_draws: engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    if not isinstance(draws, dict) or "pi" not in draws:
+        raise EngineError("from_draws: draws must be a dict of tensors holding 'pi'")
+    sizes = {
+        "sim": data.shape[0],
+        "policy": len(hypothesis.policies),
+        "currency": len(data.currencies),
+    }
+    lead = None
+    for site, value in draws.items():
+        if site not in SITE_DIMS:
+            raise EngineError(f"from_draws: unknown site {site!r}; allowed: {', '.join(SITE_DIMS)}")
+        if not isinstance(value, torch.Tensor):
+            raise EngineError(f"from_draws: {site} must be a tensor, got {type(value).__name__}")
+        dims = SITE_DIMS[site]
+        lead = tuple(value.shape[:2]) if lead is None else lead
+        expected = (*lead, *(sizes[d] for d in dims))
+        if len(lead) != 2 or tuple(value.shape) != expected:
+            said = ", ".join(f"{d} {sizes[d]}" for d in dims)
+            raise EngineError(
+                f"from_draws: {site} has shape {tuple(value.shape)}; expected [chains, draws, "
+                f"{said}] (the first site's chains and draws)"
+            )
+    pi = draws["pi"].detach().double()
+    if not bool(torch.isfinite(pi).all() and (pi >= 0).all()) or not torch.allclose(
+        pi.sum(-1), torch.ones((), dtype=torch.float64), atol=1e-4
+    ):
+        raise EngineError("from_draws: pi must lie on the simplex (>= 0, summing to 1)")
 
 
 @dataclass
@@ -95,8 +133,12 @@ class Posterior:
         draws: dict[str, torch.Tensor],
         **fields: Any,
     ) -> Posterior:
-        """A posterior from draws of the continuous sites; each user's policy probabilities
-        are averaged over draws of ``P(z_u = k | theta, data)`` (Rao-Blackwellised)."""
+        """A posterior from draws of the continuous sites (``[chains, draws, *dims]`` each,
+        :data:`~scai.inference.diagnostics.SITE_DIMS`); each user's policy probabilities
+        are averaged over draws of ``P(z_u = k | theta, data)`` (Rao-Blackwellised). An
+        :class:`~scai.inference.errors.EngineError` names an engine, site or shape that is
+        not one."""
+        _check_draws(engine, data, hypothesis, draws)
         draws = {k: v.detach().to(torch.get_default_dtype()) for k, v in draws.items()}
         post = cls(
             engine=engine,

@@ -8,10 +8,12 @@ be caught as well as a missing check.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import scai.inference.exact
 import scai.inference.mcmc
@@ -195,3 +197,34 @@ def test_draws_of_a_site_the_hypothesis_fixes_are_asked_for_by_name():
     with pytest.raises(KeyError, match=r"'lam' is not a latent site .*latent sites: pi.*lam\(\)"):
         post.flat_draws("lam")
     assert post.flat_draws("pi").shape == (10, 1, 3)
+
+
+def test_posterior_from_draws_checks_what_it_is_given():
+    """``Posterior.from_draws`` (public) took pi without its chain dimension as 10 chains of 1
+    draw, pi of the wrong number of policies to a RuntimeError deep in the likelihood, pi * 5
+    to type means above 1, and engine 'foo' to a file load then refused (a review)."""
+    from scai.inference.errors import EngineError
+    from scai.inference.posterior import Posterior
+    from scai.models.data import validate_frame
+    from scai.models.hypotheses import PRESETS
+    from scai.models.layout import GroupData
+    from scai.models.simulate import simulate
+
+    table = validate_frame(simulate("neutral", policy="selfish", users=4, seed=1).interactions)
+    data = GroupData.from_table(table)
+    pi = torch.distributions.Dirichlet(torch.ones(3)).sample((2, 10, 1))
+    hyp = PRESETS["neutral"]
+    for draws, engine, said in (
+        (
+            {"pi": pi[0]},
+            "mcmc",
+            "pi has shape (10, 1, 3); expected [chains, draws, sim 1, policy 3]",
+        ),
+        ({"pi": pi[..., :2]}, "mcmc", "pi has shape (2, 10, 1, 2)"),
+        ({"pi": pi * 5}, "mcmc", "pi must lie on the simplex"),
+        ({"pi": pi}, "foo", "engine 'foo'; allowed: exact, svi, mcmc"),
+        ({"pi": pi, "lamb": pi[..., 0]}, "mcmc", "unknown site 'lamb'"),
+    ):
+        with pytest.raises(EngineError, match=re.escape(said)):
+            Posterior.from_draws(engine, data, hyp, table, draws)
+    assert Posterior.from_draws("mcmc", data, hyp, table, {"pi": pi}).pi_mean().shape == (1, 3)
