@@ -242,7 +242,7 @@ def test_log_density_matches_hand_computation(float64, table, name):
 
     # the posterior's log joint of a draw (ArviZ's sample_stats "lp") is this same density
     draws = {k: v.reshape(1, 1, S, -1).squeeze(-1) for k, v in conditioned.items()}
-    post = Posterior.from_draws("test", data, hyp, table, draws)
+    post = Posterior.from_draws("mcmc", data, hyp, table, draws)
     assert float(post.log_joint()[0, 0]) == pytest.approx(want, abs=1e-5)
 
     # the check has teeth: changing one observed decision changes both sides alike
