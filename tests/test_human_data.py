@@ -340,3 +340,6 @@ def test_a_high_k_subject_is_named_with_how_it_fits():
     lines = explain_high_k(table, limit=0.7)
     assert len(lines) == 2 and "subject a" in lines[0] and "subject b" in lines[1]
     assert "fitted better than most" in lines[0] and "fitted worse than most" in lines[1]
+    # at the role's median (two of three subjects there): as well as most, not better (a review)
+    table.loc[2, "mean_loglik"] = -1.0
+    assert "fitted as well as most" in explain_high_k(table, limit=0.7)[0]

@@ -112,15 +112,22 @@ def explain_high_k(
     for row in table[chosen].itertuples(index=False):
         same = table[(table.hypothesis == row.hypothesis) & (table.role == row.role)]
         median = same["mean_loglik"].median()
-        # High k: leaving the subject out moves the posterior; it may fit worse than most
-        # (atypical) or better (an extreme subject the population parameters bend towards).
-        fitted = "worse" if row.mean_loglik < median else "better"
+        # High k: the posterior without the subject is far from the one with it, so PSIS
+        # estimates its left-out term less reliably; it may fit worse than most (atypical) or
+        # better (an extreme subject the population parameters bend towards).
+        fitted = (
+            "worse than"
+            if row.mean_loglik < median
+            else "better than"
+            if row.mean_loglik > median
+            else "as well as"
+        )
         why = (
             f"rejected {row.rejections}/{row.decisions}, {row.inverted_pairs} inverted pairs "
             f"(rejected an offer higher than one it accepted), P(inattentive) "
             f"{row.p_inattentive:.2f}, log-likelihood {row.mean_loglik:.1f} vs the role's "
-            f"median {median:.1f}: an influential subject, fitted {fitted} than most, whose "
-            "removal moves the population parameters"
+            f"median {median:.1f}: an influential subject, fitted {fitted} most, whose "
+            "left-out term PSIS estimates less reliably"
         )
         lines.append(
             f"  {row.hypothesis}: subject {row.subject} ({row.role}), k = {row.pareto_k:.2f}: {why}"
