@@ -241,6 +241,11 @@ class Posterior:
         """
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
         essential = get_currency(currency).essential  # first: an unknown name is told
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"shift: generator must be a torch.Generator or None, got "
+                f"{type(generator).__name__} {generator!r:.40}"
+            )
         if currency in self.data.currencies and "shift" in self.draws:
             return self.flat_draws("shift")[..., self.data.currencies.index(currency)]
         base = (
@@ -498,6 +503,17 @@ class Posterior:
         simulation ``s`` (the same numbers as row ``draw[s]`` of all draws' weights), for an
         assistant that samples one draw per simulation."""
         sims = torch.arange(self.data.shape[0])
+        D = self.n_chains * self.n_draws
+        if (
+            not isinstance(draw, torch.Tensor)
+            or draw.dtype.is_floating_point
+            or tuple(draw.shape) != (len(sims),)
+            or bool(((draw < 0) | (draw >= D)).any())
+        ):
+            raise ValueError(
+                f"member_weights_at: draw must be a tensor of {len(sims)} whole numbers in "
+                f"0..{D - 1} (a flat draw per simulation), got {draw!r:.60}"
+            )
         if "member_weights" in self._memo:
             return self._memo["member_weights"][draw, sims]
         pi = self.flat_draws("pi")[draw, sims].unsqueeze(0)  # [1, S, K]

@@ -228,3 +228,22 @@ def test_posterior_from_draws_checks_what_it_is_given():
         with pytest.raises(EngineError, match=re.escape(said)):
             Posterior.from_draws(engine, data, hyp, table, draws)
     assert Posterior.from_draws("mcmc", data, hyp, table, {"pi": pi}).pi_mean().shape == (1, 3)
+
+
+def test_a_posteriors_helpers_name_a_bad_argument():
+    """``shift("blood", generator=5)`` was torch's TypeError from ``randn``;
+    ``member_weights_at(torch.tensor([0]))`` with two simulations broadcast draw 0 to both,
+    and an index past the draws was an IndexError (a review of the Python API)."""
+    from scai.inference import fit
+    from scai.models.simulate import simulate
+
+    table = simulate("pooled", policy="selfish", users=3, sims=2, seed=1).interactions
+    post = fit(table, "pooled", num_draws=10)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        post.shift("blood", generator=5)
+    for bad in (torch.tensor([0]), torch.tensor([0, 10]), torch.tensor([0.0, 1.0]), [0, 1]):
+        with pytest.raises(ValueError, match="a tensor of 2 whole numbers in 0..9"):
+            post.member_weights_at(bad)
+    both = post.member_weights_at(torch.tensor([3, 4]))
+    every = post.type_weights("member")
+    torch.testing.assert_close(both, torch.stack([every[3, 0], every[4, 1]]))
