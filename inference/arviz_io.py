@@ -39,7 +39,7 @@ from scai.inference.arviz_schema import (
     read_plain_groups,
     write_netcdf,
 )
-from scai.inference.diagnostics import SITE_DIMS, in_site_order
+from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory
@@ -364,13 +364,7 @@ def _check_shapes(path, hypothesis, data: GroupData, draws: dict, user_group: di
     """Every loaded array has the shape the hypothesis and layout give its dims
     (:data:`~scai.inference.diagnostics.SITE_DIMS`; ``user``, a user of the layout): a file
     whose attributes were edited apart from its arrays is refused, naming the first misfit."""
-    sizes = {
-        "sim": len(data.sim_ids),
-        "policy": len(hypothesis.policies),
-        "currency": len(data.currencies),
-        "user": int(data.user_mask.sum()),
-        "manner": len(MANNERS),
-    }
+    sizes = dim_sizes(data, hypothesis)
     lead = tuple(draws["pi"].shape[:2])
     arrays = [
         (f"posterior.{site}", value.shape, lead, SITE_DIMS[site]) for site, value in draws.items()

@@ -47,6 +47,21 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
 }
 
 
+def dim_sizes(data, hypothesis) -> dict[str, int]:
+    """The size of each named dimension (:data:`SITE_DIMS`' and the users' ``user`` and
+    ``manner``) for ``data`` (a :class:`~scai.models.layout.GroupData`) under ``hypothesis``:
+    the shapes a posterior's arrays must have."""
+    from scai.models.language import MANNERS
+
+    return {
+        "sim": data.shape[0],
+        "policy": len(hypothesis.policies),
+        "currency": len(data.currencies),
+        "user": int(data.user_mask.sum()),
+        "manner": len(MANNERS),
+    }
+
+
 def in_site_order(sites) -> list[str]:
     """``sites`` in :data:`SITE_DIMS`' order (others after them, as given): every engine's
     summary and ArviZ file list the same quantities in the same order."""

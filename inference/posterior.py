@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scai.inference.diagnostics import SITE_DIMS, in_site_order
+from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.models.errors import check_count
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
@@ -52,11 +52,7 @@ def _check_draws(engine: str, data: GroupData, hypothesis: Hypothesis, draws: di
         raise EngineError(f"from_draws: engine {engine!r}; allowed: {', '.join(ENGINES)}")
     if not isinstance(draws, dict) or "pi" not in draws:
         raise EngineError("from_draws: draws must be a dict of tensors holding 'pi'")
-    sizes = {
-        "sim": data.shape[0],
-        "policy": len(hypothesis.policies),
-        "currency": len(data.currencies),
-    }
+    sizes = dim_sizes(data, hypothesis)
     lead = None
     for site, value in draws.items():
         if site not in SITE_DIMS:

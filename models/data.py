@@ -557,20 +557,20 @@ def check_interactions(
                     "must be empty when the proposer is unknown (no one to attribute it to)",
                 )
             )
-    problems += _nul_in_text(df)
+    problems += _unwritable_text(df)
     return problems
 
 
-#: What a message may not hold: NetCDF (the posterior's file keeps the table) cannot store a NUL.
-NUL_IN_TEXT = (
+#: What a message may not hold: NetCDF (the posterior's file keeps the table) cannot store it.
+UNWRITABLE_TEXT = (
     "must not hold a NUL character (\\x00) or a lone surrogate (\\ud800-\\udfff): a "
     "posterior's file cannot keep them"
 )
-#: What :data:`NUL_IN_TEXT` refuses (a surrogate alone is no character UTF-8 can write).
+#: What :data:`UNWRITABLE_TEXT` refuses (a surrogate alone is no character UTF-8 can write).
 _UNWRITABLE = "[\x00\ud800-\udfff]"
 
 
-def _nul_in_text(df: pd.DataFrame) -> list[Problem]:
+def _unwritable_text(df: pd.DataFrame) -> list[Problem]:
     """A problem at every message (:data:`TEXT_COLUMNS`) holding a NUL character or a lone
     surrogate (a DataFrame's only: a file's text is UTF-8)."""
     problems = []
@@ -578,7 +578,7 @@ def _nul_in_text(df: pd.DataFrame) -> list[Problem]:
         if col in df.columns:
             held = df[col].astype(str).str.contains(_UNWRITABLE, regex=True).to_numpy()
             for i in np.flatnonzero(held):
-                problems.append(Problem(int(i) + 1, col, df[col].iloc[i][:40], NUL_IN_TEXT))
+                problems.append(Problem(int(i) + 1, col, df[col].iloc[i][:40], UNWRITABLE_TEXT))
     return problems
 
 
