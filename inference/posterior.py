@@ -471,6 +471,11 @@ class Posterior:
         ``draws`` selects some of the flat draws (the same numbers as those rows of all
         draws'; only all draws' are memoised).
         """
+        if not isinstance(draws, slice):  # an index or a list would drop or reorder rows
+            raise ValueError(
+                f"type_weights: draws must be a slice of the flat draws (e.g. slice(0, 10)), "
+                f"got {draws!r:.60}"
+            )
         pi = self.flat_draws("pi")[draws]
         if who == "new":
             return self._new_member(pi, draws)

@@ -402,6 +402,12 @@ def fit_svi(
         raise ValueError(f"correction must be 'importance' or None, got {correction!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if correction is None and proposal_draws is not None:  # would be ignored
+        raise EngineError(
+            f"proposal_draws={proposal_draws}: the importance correction's proposals, and "
+            "correction=None draws none (the guide's own draws are kept): leave proposal_draws "
+            "out (None), or keep correction='importance'"
+        )
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
     sites = latent_sites(hypothesis)

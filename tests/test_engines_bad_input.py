@@ -246,4 +246,7 @@ def test_a_posteriors_helpers_name_a_bad_argument():
             post.member_weights_at(bad)
     both = post.member_weights_at(torch.tensor([3, 4]))
     every = post.type_weights("member")
+    for bad in (999, 3, [0, 1]):  # an index dropped the draws' dimension, 999 an IndexError
+        with pytest.raises(ValueError, match="draws must be a slice of the flat draws"):
+            post.type_weights("member", draws=bad)
     torch.testing.assert_close(both, torch.stack([every[3, 0], every[4, 1]]))

@@ -83,6 +83,7 @@ from small_groups import three_mixed_groups
 
 from scai.inference import fit
 from scai.inference.draws import latent_sites
+from scai.inference.errors import EngineError
 from scai.inference.exact import fit_exact
 from scai.inference.fit import prepare
 from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, MixtureProposal
@@ -495,3 +496,14 @@ def test_an_svi_fit_leaves_the_callers_pyro_parameters_alone():
     assert list(pyro.get_param_store().keys()) == ["my_weight"]
     assert pyro.param("my_weight") is mine
     pyro.clear_param_store()
+
+
+def test_svi_proposal_draws_without_correction_refused():
+    """``proposal_draws`` sets the importance correction's proposals: with ``correction=None``
+    it was accepted and ignored (the same draws as without it); now an :class:`EngineError`
+    naming both options, before any fitting."""
+    table = simulate(
+        PRESETS["neutral"], policy="selfish", users=4, rounds=4, epochs=1, seed=2
+    ).interactions
+    with pytest.raises(EngineError, match=r"proposal_draws=5000.*correction=None"):
+        fit(table, "neutral", engine="svi", correction=None, proposal_draws=5000)
