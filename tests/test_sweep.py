@@ -440,6 +440,18 @@ def test_a_setting_the_hypothesis_ignores_is_refused(
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
+def test_a_spec_refused_for_its_cells_makes_no_output_folder(tmp_path, capsys):
+    """The checks of the cells (a setting the hypothesis ignores, a hypothesis file that does
+    not load) refuse the spec before any work: --out is not made either (it was, holding only
+    the lock file of a run that never started)."""
+    text = '[condition]\nhypothesis = "neutral"\n[axes]\nstereotype_strength = [0.0, 0.5]\n'
+    out = tmp_path / "new" / "out"
+    assert sweep(write_spec(tmp_path, text), out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no stereotype" in err, err
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_contrast_of_manners_under_a_hypothesis_without_a_stereotype_is_refused(tmp_path, capsys):
     """Slowdown and belief deficit compare a manner with neutral; where no manner is tied to a
     type every cell was exactly the same (a 16-cell sweep ran 86 s for it): refused at once,

@@ -80,6 +80,7 @@ def sweep(args: argparse.Namespace) -> int:
     from scai.experiments.cache import CacheWarning
     from scai.experiments.sweep import load_spec, run_sweep
     from scai.experiments.sweep.backends import check_options
+    from scai.experiments.sweep.cells import make_cells
 
     spec = load_spec(args.spec)
     check_options(args.backend, args.scheduler, args.workers)
@@ -87,6 +88,9 @@ def sweep(args: argparse.Namespace) -> int:
     check_outputs("--out", args.out, [args.out / "sweep.csv"])
     figures = ("--figures", args.figures) if args.figures else ("--out", args.out)
     check_outputs(*figures, [(args.figures or args.out / "figures") / "sweep.png"])
+    # The cells' own checks (a setting the hypothesis ignores, a hypothesis file that does not
+    # load) before the lock, which makes --out: a refused spec leaves no folder behind.
+    cells = make_cells(spec)
     start = time.perf_counter()
     with (
         locked(args.out, wait=args.wait, on_wait=_tell),
@@ -100,6 +104,7 @@ def sweep(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             workers=args.workers,
             tell=_tell,
+            cells=cells,
         )
     cells = len(result.table)
     print(

@@ -49,6 +49,7 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     tell: Callable[[str], None] = print,
+    cells: list[Cell] | None = None,
 ) -> SweepResult:
     """Run every cell of ``spec`` and write ``OUT/sweep.csv`` and ``FIGURES/sweep.png``.
 
@@ -60,10 +61,11 @@ def run_sweep(
     (each cell's random numbers come from its seed and stream), so the table is the same
     bytes on every backend. Ctrl-C writes the table of the cells finished so far (the others'
     status :data:`~scai.experiments.sweep.report.NOT_RUN`) and raises
-    :class:`scai.experiments.runner.Interrupted`.
+    :class:`scai.experiments.runner.Interrupted`. ``cells``: ``make_cells(spec)``, if the
+    caller has made them already (``scai sweep`` checks them before it makes ``out``).
     """
     out = Path(out)
-    cells = make_cells(spec)
+    cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
     try:
