@@ -120,6 +120,19 @@ def test_a_bad_spec_is_one_line_naming_file_key_value_and_what_is_allowed(tmp_pa
         assert part in message, (part, message)
 
 
+def test_an_unknown_key_is_shown_as_a_value_with_its_control_characters_escaped(tmp_path):
+    """A quoted TOML key may hold any character: an unknown one was printed raw, so an escape
+    sequence reached the terminal and a newline showed as a space; it is shown as hypothesis
+    files show theirs, quoted with its characters escaped."""
+    spec = write_spec(tmp_path, '"\\u001b[31mred\\nx" = 1\n[axes]\nseed = [1]\n')
+    with pytest.raises(RunError) as caught:
+        load_spec(spec)
+    message = caught.value.one_line()
+    assert "\x1b" not in message and "unknown key '\\x1b[31mred\\nx'" in message, message
+    with pytest.raises(RunError, match="unknown key 'axes.strength'; allowed: users"):
+        load_spec(write_spec(tmp_path, "[axes]\nstrength = [0.1]\n"))
+
+
 def test_a_missing_hypothesis_file_fails_before_any_work(tmp_path, capsys):
     """The command line's one line, exit 2, nothing written."""
     spec = write_spec(tmp_path, '[condition]\nhypothesis = "nope.toml"\n[axes]\nseed = [1]\n')

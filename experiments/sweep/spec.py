@@ -199,7 +199,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> SweepSpec:
 def _known(table: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str) -> None:
     for key in table:
         if key not in allowed:
-            raise RunError(f"{where}: unknown key {prefix}{key}; allowed: {', '.join(allowed)}")
+            # shown as a value: a quoted TOML key may hold a newline or a terminal's escape
+            shown = _show(f"{prefix}{key}")
+            raise RunError(f"{where}: unknown key {shown}; allowed: {', '.join(allowed)}")
 
 
 def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
