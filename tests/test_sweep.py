@@ -476,6 +476,31 @@ def test_a_contrast_of_manners_under_a_hypothesis_without_a_stereotype_is_refuse
     assert "interactions_to_95" in err and not (tmp_path / "out" / "sweep.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("measure", "axes", "named"),
+    [
+        ("slowdown", "rationality = [1.0, 4.0]", "measure 'slowdown'"),
+        ("interactions_to_95", "tone_fidelity = [0.6, 0.9]", "tone_fidelity"),
+    ],
+)
+def test_a_stereotype_strength_axis_of_zero_alone_ties_no_manner_to_a_type(
+    tmp_path, capsys, measure, axes, named
+):
+    """``stereotype_strength = 0.0`` in [condition] is refused with a contrast or a tones'
+    fidelity axis (every cell the same); as a one-value axis, ``[0.0]``, it was accepted and
+    every cell came out the same (a slowdown of exactly 1.0, equal reach over fidelities):
+    refused alike. An axis with a strength above 0 still lets its cells of 0 run."""
+    text = f'measure = "{measure}"\n[axes]\nstereotype_strength = [0.0]\n{axes}\n'
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "ties no manner" in err, err
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+    from scai.experiments.sweep.cells import make_cells
+
+    both = text.replace("[0.0]", "[0.0, 0.5]")
+    assert len(make_cells(load_spec(write_spec(tmp_path, both, "both.toml")))) == 4
+
+
 def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys):
     """The refusal's hint, '--wait', is an option of scai sweep too (it was not)."""
     from scai.experiments.cli import build_parser
@@ -899,7 +924,11 @@ def test_minus_zero_is_the_cell_of_zero(tmp_path):
     from scai.experiments.sweep.cells import make_cells
 
     def streams(value: str) -> set:
-        text = f"[axes]\nstereotype_strength = [{value}]\nrationality = [0.5]\n"
+        # (not a contrast: a strength of 0 alone ties no manner to a type, and is refused)
+        text = (
+            'measure = "interactions_to_95"\n'
+            f"[axes]\nstereotype_strength = [{value}]\nrationality = [0.5]\n"
+        )
         cells = make_cells(load_spec(write_spec(tmp_path, text)))
         return {c.stream for cell in cells for c in cell.conditions}
 

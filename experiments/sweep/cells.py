@@ -148,9 +148,11 @@ def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
             "essential goods would change nothing"
         )
     # Without a stereotype a user's manner says nothing of its type: how faithfully tones
-    # show manners, and the contrast of a manner with neutral, change nothing.
+    # show manners, and the contrast of a manner with neutral, change nothing. A cell of
+    # strength 0 runs where the axis has a strength above 0 (the sweep shows the contrast
+    # growing from nothing), not where 0 is its only value (one cell, or the same in all).
     couples = hypothesis.ties_manners_to_types or (
-        bool(hypothesis.stereotype) and "stereotype_strength" in spec.axes
+        bool(hypothesis.stereotype) and any(s > 0 for s in spec.axes.get("stereotype_strength", ()))
     )
     if "tone_fidelity" in set_in and not couples:
         raise HypothesisError(
