@@ -299,6 +299,25 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(result.table.iloc[:1], partial.iloc[:1], check_dtype=False)
 
 
+def test_a_run_that_ends_otherwise_leaves_no_earlier_runs_table(tmp_path, monkeypatch):
+    """A finished sweep, then one of another spec into the same OUT that ends otherwise than
+    by Ctrl-C (killed, a full disk, a broken pool): the first run's complete sweep.csv and map
+    stayed, all "ok", beside the second run's cache, as if they were its results. They go
+    before the second run computes."""
+    half = TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0]")
+    out = tmp_path / "out"
+    run_sweep(load_spec(write_spec(tmp_path, half, "half.toml")), out, workers=1, tell=print)
+    assert (out / "sweep.csv").exists() and (out / "figures" / "sweep.png").exists()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("the worker pool broke")
+
+    monkeypatch.setattr("scai.experiments.sweep.run.run_jobs", killed)
+    with pytest.raises(RuntimeError, match="the worker pool broke"):
+        run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=print)
+    assert not (out / "sweep.csv").exists() and not (out / "figures" / "sweep.png").exists()
+
+
 def test_an_interrupted_sweep_keeps_a_failed_cell_as_failed(tmp_path, monkeypatch):
     """A cell fails (twice: given up), then Ctrl-C comes: the partial table says why that cell
     failed, not that it was not run (the runner's errors reach the table with its results)."""

@@ -81,13 +81,14 @@ def sweep(args: argparse.Namespace) -> int:
     from scai.experiments.sweep import load_spec, run_sweep
     from scai.experiments.sweep.backends import check_options
     from scai.experiments.sweep.cells import make_cells
+    from scai.experiments.sweep.report import map_path, table_path
 
     spec = load_spec(args.spec)
     check_options(args.backend, args.scheduler, args.workers)
     # before any cell runs: a table or figure that cannot be written would be found at the end
-    check_outputs("--out", args.out, [args.out / "sweep.csv"])
+    check_outputs("--out", args.out, [table_path(args.out)])
     figures = ("--figures", args.figures) if args.figures else ("--out", args.out)
-    check_outputs(*figures, [(args.figures or args.out / "figures") / "sweep.png"])
+    check_outputs(*figures, [map_path(args.out, args.figures)])
     # The cells' own checks (a setting the hypothesis ignores, a hypothesis file that does not
     # load) before the lock, which makes --out: a refused spec leaves no folder behind.
     cells = make_cells(spec)

@@ -164,9 +164,20 @@ def sweep_table(
     return table
 
 
+def table_path(out: Path) -> Path:
+    """Where a sweep into ``out`` writes its table: ``OUT/sweep.csv``."""
+    return Path(out) / "sweep.csv"
+
+
+def map_path(out: Path, figures: Path | None) -> Path:
+    """Where a sweep into ``out`` draws its heat-map: ``FIGURES/sweep.png`` (by default
+    ``OUT/figures``)."""
+    return Path(figures or Path(out) / "figures") / "sweep.png"
+
+
 def write_table(table: pd.DataFrame, out: Path) -> Path:
     """``OUT/sweep.csv``, written atomically."""
-    path = Path(out) / "sweep.csv"
+    path = table_path(out)
     write_csv_atomic(table, path)
     return path
 

@@ -20,7 +20,9 @@ from scai.experiments.sweep.report import (
     WARNED_MARK,
     Progress,
     heat_map,
+    map_path,
     sweep_table,
+    table_path,
     write_table,
 )
 from scai.experiments.sweep.spec import REACH_MEASURES, SweepSpec
@@ -68,6 +70,11 @@ def run_sweep(
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
+    # An earlier run's table and map go before this run computes: a run that ends without
+    # writing its own (killed, or failing otherwise than by Ctrl-C) leaves none, not one of
+    # another spec beside this run's cache (the same command resumes and writes both).
+    for earlier in (table_path(out), map_path(out, figures)):
+        earlier.unlink(missing_ok=True)
     try:
         with open_backend(backend, scheduler, workers) as where:
             tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
@@ -167,7 +174,7 @@ def _write_table_and_map(
         spec.measure,
         x,
         y,
-        Path(figures or out / "figures") / "sweep.png",
+        map_path(out, figures),
         f"{spec.measure} over {x}" + (f" x {y}" if y else ""),
     )
     return table, path, figure
