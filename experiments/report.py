@@ -72,9 +72,19 @@ def _inconsistency_rows() -> list[tuple]:
     ]
 
 
+#: The file of each compared experiment's results that its rows are built from.
+COMPARED_FILES = {
+    "alignment": "summary.csv",
+    "inconsistency": "summary.csv",
+    "generalization": "test_offers.csv",
+}
+
+
 def comparison_rows(out: Path) -> dict[str, list[str]]:
     """Each compared experiment's rows of the table, from ``out/NAME/``; an experiment with no
-    results there has no entry."""
+    results there has no entry. An experiment with results but none that compare (inconsistency
+    under ``--hypothesis neutral``: the table compares the stereotyped prior's) has an empty
+    entry: its results are these, and rows of an earlier run's are not to be kept for it."""
     rows = {
         "alignment": _epoch_rows(out / "alignment" / "summary.csv", _alignment_rows()),
         "inconsistency": _epoch_rows(out / "inconsistency" / "summary.csv", _inconsistency_rows()),
@@ -91,7 +101,11 @@ def comparison_rows(out: Path) -> dict[str, list[str]]:
                 f"{GENERALIZATION['in_distribution']} / {GENERALIZATION['out_of_distribution']} "
                 f"| {id_share:.1f} / {ood_share:.1f} | - | {GENERALIZATION['users']} |"
             )
-    return {name: lines for name, lines in rows.items() if lines}
+    return {
+        name: lines
+        for name, lines in rows.items()
+        if lines or (Path(out) / name / COMPARED_FILES[name]).exists()
+    }
 
 
 def _experiment_of(row: str) -> str | None:

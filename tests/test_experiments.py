@@ -278,6 +278,41 @@ def test_a_run_of_one_experiment_keeps_the_other_rows_of_the_comparison(tmp_path
     assert alone == new[: 2 + n]  # OUT's own table: its results only
 
 
+def test_a_run_whose_results_have_no_compared_rows_drops_the_earlier_runs_rows(tmp_path):
+    """``scai run inconsistency --hypothesis neutral`` into an OUT that held a default run: the
+    table compares the stereotyped prior's conditions, which the new summary.csv does not hold,
+    and both tables (OUT's and the one beside the figures) kept the earlier run's rows (its
+    seed, its hypothesis) beside CSVs and a numbers.json of other results (a red-team find)."""
+    from scai.experiments.original import INCONSISTENCY
+    from scai.experiments.report import HEADER, write_comparison
+
+    out, figures = tmp_path / "out", tmp_path / "figures"
+    (out / "inconsistency").mkdir(parents=True)
+    figures.mkdir()
+    summary = out / "inconsistency" / "summary.csv"
+
+    def write(hypothesis: str, share: float) -> None:
+        rows = [
+            {
+                "condition": f"{group} | {hypothesis}",
+                "agent": agent,
+                "epoch": 1,
+                "offered_share_mean": share,
+            }
+            for group in INCONSISTENCY
+            for agent in ("assistant", "users")
+        ]
+        pd.DataFrame(rows).to_csv(summary, index=False)
+
+    write("stereotyped", 12.3)
+    for target in (None, figures / "comparison.md"):
+        assert "12.3" in write_comparison(out, target, only=["inconsistency"]).read_text()
+    write("neutral", 45.6)
+    for target in (None, figures / "comparison.md"):
+        table = write_comparison(out, target, only=["inconsistency"]).read_text()
+        assert table == HEADER + "\n", table
+
+
 def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path):
     """OUT may hold an older (say --quick) run of another experiment: a run of inconsistency
     into it must not copy that experiment's rows over the figures' table."""
