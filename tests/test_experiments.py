@@ -398,6 +398,58 @@ def test_original_logs_without_interaction_curves(tmp_path):
     assert list(figs.glob("original_logs_*.png"))
 
 
+def test_original_logs_figures_of_what_a_run_did_not_fit_are_removed(tmp_path):
+    """A run with interaction curves (and both experiments of the logs), then one into the same
+    figures with none (``--tones none``) and experiment 3 alone (``--quick``): the first run's
+    interaction figure and experiment-1 figure were left beside an empty
+    interaction_curves.csv, as if this run's (a red-team find)."""
+    from scai.experiments.original_logs.report import INCONSISTENT, STEREOTYPED, write_figures
+
+    conditions = ["exp1/selfish_neutral", *INCONSISTENT, *INCONSISTENT.values()]
+    summary = pd.DataFrame(
+        [
+            {
+                "condition": cond,
+                "hypothesis": hyp,
+                "tones": "config",
+                "sim": f"{cond}/00",
+                "epoch": epoch,
+                "agent": agent,
+                "offered_share": 50.0,
+                "p_true_norm": 0.5 if agent == "scai" else None,
+            }
+            for cond in conditions
+            for hyp in ("real_agents", STEREOTYPED)
+            for epoch in (1, 2)
+            for agent in ("users", "gpt4", "scai")
+        ]
+    )
+    curves = pd.DataFrame(
+        [
+            {
+                "condition": cond,
+                "hypothesis": STEREOTYPED,
+                "tones": "config",
+                "sim": f"{cond}/00",
+                "interactions": n,
+                "p_true_norm": 0.1 * n,
+            }
+            for cond in (*INCONSISTENT, *INCONSISTENT.values())
+            for n in (1, 2, 3)
+        ]
+    )
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "alignment.png").write_bytes(b"another experiment's")
+    first = write_figures(summary, figures, curves)
+    names = {"original_logs_exp1.png", "original_logs_exp3.png", "original_logs_interactions.png"}
+    assert {p.name for p in first} == names
+    exp3 = summary[summary.condition.str.startswith("exp3/")]
+    second = write_figures(exp3, figures, curves.iloc[:0])
+    assert [p.name for p in second] == ["original_logs_exp3.png"]
+    assert sorted(p.name for p in figures.iterdir()) == ["alignment.png", "original_logs_exp3.png"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

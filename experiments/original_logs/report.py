@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scai.experiments.common import remove_earlier
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.plots import figure_style, pyplot, save_figure
 
@@ -34,6 +35,9 @@ INCONSISTENT = {
     "exp3/selfish_sycophantic": "exp3/selfish_neutral",
 }
 STEREOTYPED = "real_agents_stereotyped"
+#: The names of the figures :func:`write_figures` draws (one per experiment of the logs, and
+#: the interaction curves): those it did not draw this run are removed.
+FIGURES = ("original_logs_exp*.png", "original_logs_interactions.png")
 #: How far read tones may move ``p_true_norm`` from the configured tones' run.
 READ_TOLERANCE = 0.05
 #: Where no norm agrees with 90% of the users' decisions: how far below the best one may be.
@@ -320,6 +324,9 @@ def write_figures(
         fig.tight_layout(rect=(0, 0.8 / (5.0 * grid_rows + 0.8), 1, 0.97))
         paths.append(save_figure(fig, figures / f"original_logs_{experiment}.png"))
         plt.close(fig)
+    # an earlier run's figures of what this one did not fit (no curves with --tones none, no
+    # experiment 1 with --quick) are not this run's: they would sit beside its tables
+    remove_earlier(Path(figures), FIGURES, paths)
     return paths
 
 
