@@ -39,12 +39,20 @@ def locked(
     what: str = "--out",
     wait: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    merges_into: Path | None = None,
+    held: Path | None = None,
 ) -> Iterator[Path]:
     """Hold ``folder/name`` exclusively for the block (the folder is created if needed).
 
     If another process holds it: with ``wait``, call ``on_wait(who holds it)`` and wait until it
     is released; otherwise raise :class:`FolderInUse` naming ``what`` (the option or thing the
     folder is), the lock file and its holder.
+
+    ``merges_into``: another folder this holder will wait for while it holds this one (a run's
+    ``--figures``), recorded in the note. ``held``: a folder this process holds already; a
+    holder whose note says it will wait for it is never waited for (each would wait for the
+    other forever: ``--out A --figures B`` beside ``--out B --figures A``): a
+    :class:`FolderInUse` instead.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,6 +71,12 @@ def locked(
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = describe_holder(fd)
+            if held is not None and _note(fd).get("merges_into") == str(Path(held).resolve()):
+                raise FolderInUse(
+                    f"{what} {folder}: in use by another scai process ({holder}; lock file "
+                    f"{path}) that will write into {held}, which this one holds: each would "
+                    "wait for the other forever; run them one after the other"
+                ) from None
             if not wait:
                 raise FolderInUse(
                     f"{what} {folder}: in use by another scai process ({holder}; lock file "
@@ -80,6 +94,8 @@ def locked(
             "started": datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:500] if sys.argv else "",
         }
+        if merges_into is not None:
+            note["merges_into"] = str(Path(merges_into).resolve())
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
         yield path
@@ -91,7 +107,16 @@ def describe_holder(fd: int) -> str:
     """``pid N, started T: COMMAND`` from the lock file's note (best effort: the holder may
     not have written it yet)."""
     try:
-        note = json.loads(os.pread(fd, 4096, 0))
+        note = _note(fd)
         return f"pid {int(note['pid'])}, started {note['started']}: {note['command']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return "pid unknown: it has just started"
+
+
+def _note(fd: int) -> dict:
+    """The lock file's note (``{}`` where there is none yet, or it cannot be read)."""
+    try:
+        note = json.loads(os.pread(fd, 4096, 0))
+    except (OSError, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}

@@ -210,6 +210,37 @@ def test_merging_into_figures_waits_for_another_run_and_not_for_its_own_out(tmp_
         pass
 
 
+def test_two_runs_whose_figures_are_each_others_out_do_not_wait_for_each_other(tmp_path):
+    """``--out A --figures B`` beside ``--out B --figures A``: each held its --out and, at the
+    merge, waited for the other's, forever (a red-team find). The run that would wait for a
+    holder that will wait for it is refused instead, naming both folders."""
+    import threading
+
+    from scai.experiments.commands.run import merging
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    held, release = threading.Event(), threading.Event()
+
+    def the_other_run() -> None:  # --out b --figures a, computing
+        with locked(b, merges_into=a):
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=the_other_run)
+    other.start()
+    try:
+        held.wait(10)
+        refusal = pytest.raises(FolderInUse, match="each would wait for the other")
+        with time_limit(5.0), locked(a, merges_into=b), refusal as refused, merging(b, a):
+            pass
+        assert f"--figures {b}" in str(refused.value) and str(a) in str(refused.value)
+    finally:
+        release.set()
+        other.join()
+    with time_limit(5.0), locked(a, merges_into=b), merging(b, a):  # the other ended: merges
+        pass
+
+
 def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     """The hidden name of a file written aside added 19 characters to the final one: a name
     of 240 characters, which worked before, failed as too long, and the clean-up's own error

@@ -211,7 +211,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         args.logs = shared_file(args, "--logs", ORIGINAL_LOGS_DIR, "original-logs")
     # One run at a time into --out: another is refused, or waited for with --wait.
     with (
-        locked(args.out, wait=args.wait, on_wait=_tell),
+        locked(args.out, wait=args.wait, on_wait=_tell, merges_into=figure_path(args)),
         warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):
         # The folders the run writes into, checked before any work (not made: a run that
@@ -327,7 +327,13 @@ def merging(figures: Path, out: Path):
     itself, which the run holds already.)"""
     if Path(figures).resolve() == Path(out).resolve():
         return contextlib.nullcontext()
-    return locked(figures, what="--figures", wait=True, on_wait=_tell)
+    return locked(figures, what="--figures", wait=True, on_wait=_tell, held=out)
+
+
+def figure_path(args: argparse.Namespace) -> Path:
+    """Where the run's figures go (:func:`figure_dir`'s folder, not made here)."""
+    figures = getattr(args, "figures", None)
+    return Path(figures) if figures else Path(args.out) / "figures"
 
 
 def check_data_dir(args: argparse.Namespace, names: list[str]) -> None:
