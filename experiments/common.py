@@ -68,11 +68,16 @@ def cache_dir(args, name: str) -> Path:
     return output_dir(args, name) / "cache"
 
 
-def figure_dir(args) -> Path:
+def figure_path(args) -> Path:
     """``--figures``, or by default ``OUT/figures``: a run writes only under ``--out`` unless
-    asked to refresh the committed figures."""
+    asked to refresh the committed figures (not made here: :func:`figure_dir`)."""
     figures = getattr(args, "figures", None)
-    path = Path(figures) if figures else Path(args.out) / "figures"
+    return Path(figures) if figures else Path(args.out) / "figures"
+
+
+def figure_dir(args) -> Path:
+    """:func:`figure_path`, made if needed."""
+    path = figure_path(args)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -20,7 +20,7 @@ from scai.experiments.commands import (
     seed_option,
     warnings_on_one_line,
 )
-from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir
+from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir, figure_path
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
@@ -328,12 +328,6 @@ def merging(figures: Path, out: Path):
     if Path(figures).resolve() == Path(out).resolve():
         return contextlib.nullcontext()
     return locked(figures, what="--figures", wait=True, on_wait=_tell, held=out)
-
-
-def figure_path(args: argparse.Namespace) -> Path:
-    """Where the run's figures go (:func:`figure_dir`'s folder, not made here)."""
-    figures = getattr(args, "figures", None)
-    return Path(figures) if figures else Path(args.out) / "figures"
 
 
 def check_data_dir(args: argparse.Namespace, names: list[str]) -> None:
