@@ -85,12 +85,13 @@ def comparison_rows(out: Path) -> dict[str, list[str]]:
     results there has no entry. An experiment with results but none that compare (inconsistency
     under ``--hypothesis neutral``: the table compares the stereotyped prior's) has an empty
     entry: its results are these, and rows of an earlier run's are not to be kept for it."""
+    files = {name: Path(out) / name / file for name, file in COMPARED_FILES.items()}
     rows = {
-        "alignment": _epoch_rows(out / "alignment" / "summary.csv", _alignment_rows()),
-        "inconsistency": _epoch_rows(out / "inconsistency" / "summary.csv", _inconsistency_rows()),
+        "alignment": _epoch_rows(files["alignment"], _alignment_rows()),
+        "inconsistency": _epoch_rows(files["inconsistency"], _inconsistency_rows()),
         "generalization": [],
     }
-    generalization = out / "generalization" / "test_offers.csv"
+    generalization = files["generalization"]
     if generalization.exists():
         t = pd.read_csv(generalization)
         for hyp, part in t.groupby("hypothesis", sort=False):
@@ -101,11 +102,7 @@ def comparison_rows(out: Path) -> dict[str, list[str]]:
                 f"{GENERALIZATION['in_distribution']} / {GENERALIZATION['out_of_distribution']} "
                 f"| {id_share:.1f} / {ood_share:.1f} | - | {GENERALIZATION['users']} |"
             )
-    return {
-        name: lines
-        for name, lines in rows.items()
-        if lines or (Path(out) / name / COMPARED_FILES[name]).exists()
-    }
+    return {name: lines for name, lines in rows.items() if lines or files[name].exists()}
 
 
 def _experiment_of(row: str) -> str | None:
