@@ -28,6 +28,7 @@ import bz2
 import contextlib
 import csv
 import functools
+import glob
 import gzip
 import io
 import lzma
@@ -1207,7 +1208,10 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     as matplotlib read the format from it).
 
     The temporary file is created in ``path``'s folder with mode ``0o666`` less the user's
-    umask, like any file the user creates (not ``mkstemp``'s ``0o600``). A ``path`` that is a
+    umask, like any file the user creates (not ``mkstemp``'s ``0o600``), hidden and named by
+    the writing process, ``.NAME.PID.TOKEN<suffix>``: a process killed while it wrote (``kill
+    -9``, a power cut) leaves its file behind, and the next write of ``path`` removes those of
+    processes no longer running (on POSIX systems). A ``path`` that is a
     symbolic link is refused with a :class:`RunError`: ``os.replace`` would replace the link
     itself, silently turning it into a file, and writing through it would overwrite a file
     elsewhere.
@@ -1223,7 +1227,9 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     if why := not_replaceable(path):
         raise RunError(f"{path}: {why}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_unique(path.parent, f"{path.name[:MAX_NAME]}.", suffix)
+    prefix = f".{path.name[:MAX_NAME]}."
+    _remove_files_of_dead_writers(path.parent, prefix, suffix)
+    tmp = _create_unique(path.parent, f"{prefix}{os.getpid()}.", suffix)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -1234,6 +1240,30 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     return path
+
+
+def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> None:
+    """Remove ``folder/<prefix>PID.TOKEN<suffix>``, :func:`write_atomic`'s temporary files,
+    whose process ``PID`` is no longer running (killed while it wrote). Another process's
+    file, still being written, is left alone. Only on POSIX systems (elsewhere ``os.kill``
+    with signal 0 would end the process, not test it)."""
+    if os.name != "posix":
+        return
+    for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (POSIX: signal 0 tests without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's, or no such number: keep it
+        return True
+    return True
 
 
 def _create_unique(folder: Path, prefix: str, suffix: str) -> str:

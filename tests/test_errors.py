@@ -127,6 +127,38 @@ def test_write_atomic_leaves_nothing_behind_when_the_writer_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_atomic_removes_the_files_of_writers_killed_while_writing(tmp_path):
+    """A run killed while it wrote (``kill -9``) left its temporary file, named like a figure
+    (``generalization.png.3eb6da97686f.png``, 0 bytes), beside the figures for good: the
+    temporary file is hidden and names its process now, and the next write of the same file
+    removes those of processes no longer running, not those of a running one."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    killed = tmp_path / f".fig.png.{dead}.0123456789ab.png"
+    running = tmp_path / f".fig.png.{os.getpid()}.ba9876543210.png"
+    other = tmp_path / f".other.png.{dead}.0123456789ab.png"  # another file's
+    for leftover in (killed, running, other):
+        leftover.write_bytes(b"")
+    names = []
+    write_atomic(
+        tmp_path / "fig.png",
+        lambda tmp: names.append(Path(tmp).name) or Path(tmp).write_bytes(b"png"),
+        suffix=".png",
+    )
+    assert names[0].startswith(f".fig.png.{os.getpid()}.") and names[0].endswith(".png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["fig.png", running.name, other.name]
+    )
+
+
 @pytest.mark.parametrize(
     "name, safe",
     [
