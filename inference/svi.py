@@ -280,6 +280,39 @@ def _guide_blocks(
     return posterior.loc.detach()[cols], cov[cols.unsqueeze(-1), cols.unsqueeze(-2)]
 
 
+def _step(svi: SVI, subsample_size: int | None, step: int, learning_rate: float) -> float:
+    """One SVI step's loss; an :class:`EngineError` naming ``learning_rate`` where earlier
+    steps have driven the guide's parameters out of range (not finite, or a scale that
+    underflowed to 0): the step then fails inside Pyro, in torch's argument check of a guide
+    distribution built from them, whose message names a tensor, not the cause."""
+    try:
+        loss = svi.step(subsample=subsample_size)
+    except (ValueError, RuntimeError) as err:
+        words = str(err).split()
+        checked = words[:2] == ["Expected", "parameter"] and len(words) > 2
+        if step == 0 or not (checked or not _finite_params()):  # not the optimiser's doing
+            raise
+        raise EngineError(_diverged(learning_rate, step, words[2] if checked else "")) from None
+    if math.isnan(loss) and not _finite_params():
+        raise EngineError(_diverged(learning_rate, step + 1, ""))
+    return loss
+
+
+def _diverged(learning_rate: float, steps: int, parameter: str) -> str:
+    what = parameter or "parameters"
+    return (
+        f"learning_rate={learning_rate:g}: SVI diverged after {steps} step(s), the guide's "
+        f"{what} out of range (not finite, or a scale of 0); lower learning_rate "
+        "(default 0.05)"
+    )
+
+
+def _finite_params() -> bool:
+    """Whether every parameter in Pyro's parameter store is finite."""
+    store = pyro.get_param_store()
+    return all(bool(torch.isfinite(value).all()) for _, value in store.items())
+
+
 def _check_warm_start(warm_start, hypothesis: Hypothesis, sites) -> None:
     """A warm start must be a posterior (of any engine: only an SVI fit's guide is used) with
     the latent sites of ``hypothesis``."""
@@ -490,7 +523,7 @@ def fit_svi(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         for step in range(max_steps):
-            losses.append(svi.step(subsample=subsample_size))
+            losses.append(_step(svi, subsample_size, step, learning_rate))
             bar.update()
             if step + 1 >= check_from and (step + 1) % window == 0:
                 settled, elbo = _settled(losses, window, rtol)

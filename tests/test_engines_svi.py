@@ -507,3 +507,33 @@ def test_svi_proposal_draws_without_correction_refused():
     ).interactions
     with pytest.raises(EngineError, match=r"proposal_draws=5000.*correction=None"):
         fit(table, "neutral", engine="svi", correction=None, proposal_draws=5000)
+
+
+@pytest.mark.parametrize(
+    ("hypothesis", "guide", "learning_rate"),
+    [("pooled", "normal", 10.0), ("neutral", "mvn", 10.0), ("pooled", "normal", 1000.0)],
+)
+def test_a_diverging_learning_rate_is_named(hypothesis, guide, learning_rate):
+    """A learning rate that drives the guide out of range (allowed: any finite number above 0)
+    was a ValueError of torch's argument checks from deep inside Pyro ("Expected parameter
+    loc ... of distribution Normal ... to satisfy the constraint Real()", or a scale of 0 for
+    GreaterThan(0.0)), naming a tensor and not the option: now an EngineError naming it."""
+    from scai.inference.errors import EngineError
+
+    table = simulate(
+        "neutral", policy="selfish=0.5,altruistic=0.5", users=4, epochs=1, seed=4
+    ).interactions
+    with pytest.raises(EngineError) as caught:
+        fit(
+            table,
+            hypothesis,
+            engine="svi",
+            max_steps=100,
+            learning_rate=learning_rate,
+            guide=guide,
+            num_draws=20,
+        )
+    message = str(caught.value)
+    assert f"learning_rate={learning_rate:g}" in message
+    assert "diverged" in message and "lower learning_rate" in message
+    assert "\n" not in message
