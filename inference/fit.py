@@ -118,10 +118,18 @@ def check_options(
                     + (f" and below {high:g}" if math.isfinite(high) else "")
                     + f", got {value!r}"
                 )
-    low, high = checked.get("min_steps"), checked.get("max_steps", defaults.get("max_steps"))
-    if low is not None and high is not None and low > high:  # it would run max_steps silently
-        raise EngineError(f"min_steps={low} is above max_steps={high}")
+    check_step_range(checked, defaults)
     return seed, checked
+
+
+def check_step_range(options: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """An :class:`EngineError` where ``min_steps`` is above ``max_steps`` (each from
+    ``options``, else ``defaults``): SVI would run ``max_steps`` without one convergence
+    check."""
+    low = options.get("min_steps", defaults.get("min_steps"))
+    high = options.get("max_steps", defaults.get("max_steps"))
+    if low is not None and high is not None and low > high:
+        raise EngineError(f"min_steps={low} is above max_steps={high}")
 
 
 def _defaults(function) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from scai.inference.fit import (
     check_flag,
     check_options,
     check_reported_tones,
+    check_step_range,
     draw_dependent_user_types,
     prepare,
 )
@@ -55,6 +56,8 @@ def update(
             f"got {type(previous).__name__} {previous!r:.60}"
         )
     _, options = check_options(previous.engine, options)
+    # and together with the previous fit's settings, which the update keeps where not given
+    check_step_range(options, previous.settings)
     if "warm_start" in options:  # an update starts from ``previous`` itself
         raise EngineError(
             "update: warm_start is not an option here; the update starts from previous"

@@ -166,6 +166,24 @@ def test_an_updates_options_are_checked_and_used(table):
         online.update(fit(first, "neutral", engine="svi", num_draws=20), new, warm_start=None)
 
 
+@pytest.mark.parametrize(
+    ("before", "then"),
+    [({"max_steps": 150}, {"min_steps": 400}), ({"min_steps": 400}, {"max_steps": 150})],
+)
+def test_an_svi_updates_step_range_is_checked_with_the_previous_settings(table, before, then):
+    """``fit`` refuses ``min_steps`` above ``max_steps`` (SVI would run ``max_steps`` without
+    one convergence check); ``update`` compared an option only with ``fit``'s defaults, not
+    with the previous fit's settings it keeps: ``update(fit(..., max_steps=150), new,
+    min_steps=400)`` ran 150 steps unchecked (a ConvergenceWarning after the run). Also
+    ``update(fit(..., min_steps=400), new, max_steps=150)``."""
+    from scai.inference.errors import EngineError
+
+    first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
+    previous = fit(first, "neutral", engine="svi", num_draws=20, correction=None, **before)
+    with pytest.raises(EngineError, match="min_steps=400 is above max_steps=150"):
+        online.update(previous, new, **then)
+
+
 def test_an_updates_draws_must_fit_in_memory(table, monkeypatch):
     """As ``fit``'s: the exact update passes ``num_draws`` on now, so a number of draws that
     would not fit is refused before any work, naming the option."""
