@@ -120,6 +120,20 @@ def fit_exact(
     ``diagnostics["<site>_grid_zooms"]`` and its step (logit units) in ``["<site>_grid_step"]``
     (present only when it zoomed).
     """
+    from scai.inference.fit import check_options
+
+    # (not the seed: each simulation of many is fitted under a seed drawn from 0..2**62)
+    _, checked = check_options(
+        "exact",
+        {
+            "num_draws": num_draws,
+            "grid_points": grid_points,
+            "zoom_points": zoom_points,
+            "max_simplex_points": max_simplex_points,
+        },
+    )
+    num_draws, grid_points = checked["num_draws"], checked["grid_points"]
+    zoom_points, max_simplex_points = checked["zoom_points"], checked["max_simplex_points"]
     check_exact(hypothesis, data)
     if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
         settings = {

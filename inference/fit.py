@@ -132,6 +132,14 @@ def check_step_range(options: dict[str, Any], defaults: dict[str, Any]) -> None:
         raise EngineError(f"min_steps={low} is above max_steps={high}")
 
 
+def checked_engine_options(engine: str, seed: object, options: dict[str, Any]) -> dict[str, Any]:
+    """For an engine function called directly (not through :func:`fit`, which checks them
+    first): its seed and options checked as :func:`check_options` checks them, as the engine
+    takes them (``seed`` among them); an :class:`EngineError` names the first bad one."""
+    seed, checked = check_options(engine, options, seed)
+    return {**checked, "seed": seed}
+
+
 def _defaults(function) -> dict[str, Any]:
     """The engine function's keyword options' defaults."""
     parameters = inspect.signature(function).parameters.values()

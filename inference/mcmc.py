@@ -355,8 +355,13 @@ def fit_mcmc(
     its draws after a long run not the same for one seed; the struggle
     monitor's messages come once the chains have run), unless ``compiled=False`` or the
     environment says ``SCAI_COMPILED=0``."""
-    if num_chains < 1:
-        raise ValueError(f"num_chains must be >= 1, got {num_chains}")
+    from scai.inference.fit import checked_engine_options
+
+    given = {"num_chains": num_chains, "warmup": warmup, "samples": samples}
+    given |= {"target_accept": target_accept, "parallel": parallel, "progress": progress}
+    checked = checked_engine_options("mcmc", seed, {**given, "compiled": compiled})
+    seed, num_chains, warmup = checked["seed"], checked["num_chains"], checked["warmup"]
+    samples, target_accept = checked["samples"], checked["target_accept"]
     if GroupPrior(hypothesis).coordinates(data.shape[0], len(data.currencies)).width == 0:
         raise EngineError(
             f"hypothesis {hypothesis.name!r} has nothing continuous for MCMC to sample (one "

@@ -431,6 +431,29 @@ def fit_svi(
     the means step a tenth of the guide's scale (:func:`_scaled_steps`) and, with
     ``min_steps=None``, the stopping rule may fire from step ``2 * window`` (else from 200).
     """
+    from scai.inference.fit import checked_engine_options
+
+    given = {
+        "num_draws": num_draws,
+        "learning_rate": learning_rate,
+        "max_steps": max_steps,
+        "min_steps": min_steps,
+        "rtol": rtol,
+        "window": window,
+        "subsample_size": subsample_size,
+        "jit": jit,
+        "warm_start": warm_start,
+        "progress": progress,
+        "guide": guide,
+        "correction": correction,
+        "proposal_draws": proposal_draws,
+        "init": init,
+    }
+    checked = checked_engine_options("svi", seed, given)
+    seed, num_draws, learning_rate = checked["seed"], checked["num_draws"], checked["learning_rate"]
+    max_steps, min_steps, rtol = checked["max_steps"], checked["min_steps"], checked["rtol"]
+    window, subsample_size, jit = checked["window"], checked["subsample_size"], checked["jit"]
+    progress, proposal_draws = checked["progress"], checked["proposal_draws"]
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be 'importance' or None, got {correction!r}")
     if init not in INITS:

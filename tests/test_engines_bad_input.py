@@ -250,3 +250,26 @@ def test_a_posteriors_helpers_name_a_bad_argument():
         with pytest.raises(ValueError, match="draws must be a slice of the flat draws"):
             post.type_weights("member", draws=bad)
     torch.testing.assert_close(both, torch.stack([every[3, 0], every[4, 1]]))
+
+
+@pytest.mark.parametrize(
+    ("engine", "options", "named"),
+    [
+        ("mcmc", {"warmup": -1, "samples": 5}, "warmup"),
+        ("mcmc", {"samples": 0}, "samples"),
+        ("mcmc", {"target_accept": 1.5, "warmup": 5, "samples": 5}, "target_accept"),
+        ("svi", {"learning_rate": -1.0, "max_steps": 5}, "learning_rate"),
+        ("svi", {"num_draws": 0, "max_steps": 5}, "num_draws"),
+        ("exact", {"num_draws": 0}, "num_draws"),
+    ],
+)
+def test_an_engine_called_directly_checks_its_options(engine, options, named):
+    """The engine functions are called directly too (the README's ``fit_mcmc(compiled=False)``,
+    the benchmarks): they checked nothing, only ``fit`` did. ``fit_mcmc(warmup=-1, samples=5)``
+    returned one draw per chain, ``fit_svi(learning_rate=-1.0)`` climbed the loss and returned
+    its draws without a word, ``samples=0`` and ``num_draws=0`` failed in a reshape."""
+    from scai.inference.fit import _engine, prepare
+
+    _, group, hypothesis = prepare(table(), "stereotyped")
+    with pytest.raises(EngineError, match=rf"^{named}: must be"):
+        _engine(engine)(group, hypothesis, **options)
