@@ -7,6 +7,7 @@ its options (:class:`EngineError`: names, whole-number counts, finite positive r
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from pathlib import Path
@@ -140,12 +141,14 @@ def checked_engine_options(engine: str, seed: object, options: dict[str, Any]) -
     return {**checked, "seed": seed}
 
 
+@functools.cache  # (the engines check their options at every call: read once)
 def _defaults(function) -> dict[str, Any]:
     """The engine function's keyword options' defaults."""
     parameters = inspect.signature(function).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
+@functools.cache  # (the engines check their options at every call: read once)
 def _option_names(function) -> tuple[str, ...] | None:
     """The keyword options of an engine function (``None`` if it takes ``**kwargs``)."""
     parameters = inspect.signature(function).parameters.values()
@@ -161,6 +164,7 @@ def _option_names(function) -> tuple[str, ...] | None:
 INTERNAL_OPTIONS = ("action_loglik", "bounded_grids")
 
 
+@functools.cache  # (the engines check their options at every call: read once)
 def _flags(function) -> dict[str, bool]:
     """The engine function's options that are ``True``/``False`` (annotated ``bool``, or
     ``bool | None``: the value says whether ``None`` is allowed)."""
