@@ -611,9 +611,10 @@ def diagnose(
     (``draws [n, d]`` in the model's parameters, ``positions [n, d]`` in the sampler's
     coordinates, whose ``j``-th is named after the ``j``-th parameter, and their ``stats``):
     a tiny step size, long
-    trajectories, the maximum tree depth, a low E-BFMI, divergences (the last two not while
-    ``adapting``). Each message names the
-    parameter(s) most likely responsible and the likely cause (:func:`_suspects`)."""
+    trajectories, the maximum tree depth, a low E-BFMI, divergences, a stuck chain (one that
+    moved in under :data:`STUCK` of the iterations: a step too large; the last three not while
+    ``adapting``). Each message names the parameter(s) most likely responsible and the likely
+    cause (:func:`_suspects`; none where the chain sat on too few points to say)."""
     n_steps, eps = stats["n_steps"], stats["step_size"]
     signs = []
     if np.median(eps) < SMALL_STEP:
@@ -631,10 +632,33 @@ def diagnose(
     n_div = 0 if adapting else int(np.sum(stats["diverging"]))
     if n_div:
         signs.append(("divergences", f"{n_div} divergent transition(s)"))
+    moved = _moves(positions)
+    if not adapting and len(positions) > MIN_STUCK_CHECK and moved < STUCK * (len(positions) - 1):
+        signs.append(
+            (
+                "stuck",
+                f"the chain moved in {moved} of {len(positions) - 1} iterations at step size "
+                f"{np.median(eps):.3g}: too large a step for the density here (a target_accept "
+                "far below 0.8, or a region the density falls steeply away from)",
+            )
+        )
     if not signs:
         return []
     suspects = _suspects(draws, positions, stats["diverging"].astype(bool), names)
     return [(kind, f"sampler struggling: {what}; {suspects}") for kind, what in signs]
+
+
+#: A chain that moved in fewer than this share of a stretch's iterations (of more than
+#: ``MIN_STUCK_CHECK``) is stuck; with fewer than ``MIN_DISTINCT`` distinct draws no parameter
+#: is named (a correlation of two points is +-1, whatever the posterior).
+STUCK = 0.1
+MIN_STUCK_CHECK = 20
+MIN_DISTINCT = 10
+
+
+def _moves(positions: np.ndarray) -> int:
+    """How many iterations of ``positions [n, d]`` moved the chain (a new point)."""
+    return int(np.any(np.diff(positions, axis=0) != 0, axis=1).sum())
 
 
 #: Divergences needed before the monitor says where they gather. It places them by the draws
@@ -651,6 +675,8 @@ def _suspects(
     hierarchical shift, a ridge; measured in the sampler's coordinates, where the mass matrix
     acts), else the parameter that mixes slowest (the smallest ESS: scales that differ)."""
     n, d = draws.shape
+    if _moves(positions) + 1 < MIN_DISTINCT:  # a correlation or an ESS of a few points says nothing
+        return "too few distinct draws to say which parameter"
     sd = draws.std(0)
     parts = []
     if n > diverging.sum() >= MIN_DIVERGENCES_TO_PLACE and np.all(sd > 0):
