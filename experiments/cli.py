@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         # One line, no "error": what was interrupted, how far it got, how to resume (a run's
         # condition loop says how many conditions finished: scai.experiments.runner).
         message = str(interrupt) or "interrupted" + (
-            "; run the same command again to resume (finished conditions are cached)"
-            if args.command == "run"
-            else ""
+            _resume_hint(args.experiment) if args.command == "run" else ""
         )
         print(f"{where}: {message}", file=sys.stderr)
         return 130
@@ -144,6 +142,25 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show
     print(f"{where}: error: {message}", file=sys.stderr)
     return code
+
+
+def _resume_hint(experiment: str) -> str:
+    """What running ``scai run EXPERIMENT`` again after an interruption redoes: the finished
+    conditions of the experiments that keep them (a ``plan`` through the cached runner) come
+    from the cache; human-data's and original-logs' fits start afresh (they keep none)."""
+    from scai.experiments.registry import GROUPS, load
+
+    names = list(GROUPS.get(experiment, [experiment]))
+    kept = [name for name in names if hasattr(load(name), "plan")]
+    if kept == names:
+        return "; run the same command again to resume (finished conditions are cached)"
+    if not kept:
+        return f"; nothing of {experiment} is cached: the same command starts afresh"
+    afresh = [name for name in names if name not in kept]
+    return (
+        f"; run the same command again to resume ({', '.join(kept)}: finished conditions are "
+        f"cached; {', '.join(afresh)}: start afresh)"
+    )
 
 
 def _one_line_for_scai(where: str, show):

@@ -647,3 +647,20 @@ def test_a_dead_worker_reads_the_same_on_every_backend():
     assert _failure_text(ValueError("boom")) == "ValueError: boom"
     started = BrokenProcessPool("A process in the initializer failed")  # not a death: its own
     assert _failure_text(started) == "BrokenProcessPool: A process in the initializer failed"
+
+
+def test_the_resume_hint_promises_a_cache_only_where_one_is_kept():
+    """Ctrl-C outside the condition loop said "finished conditions are cached" whatever was
+    run: ``scai run human-data`` keeps none (its re-run redoes every chain). The hint names
+    what the same command redoes."""
+    from scai.experiments.cli import _resume_hint
+
+    assert _resume_hint("all").endswith("(finished conditions are cached)")
+    assert _resume_hint("alignment").endswith("(finished conditions are cached)")
+    assert _resume_hint("human-data") == (
+        "; nothing of human-data is cached: the same command starts afresh"
+    )
+    assert _resume_hint("everything") == (
+        "; run the same command again to resume (alignment, generalization, inconsistency: "
+        "finished conditions are cached; human-data, original-logs: start afresh)"
+    )
