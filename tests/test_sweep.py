@@ -589,6 +589,27 @@ def test_progress_tells_the_time_left_at_the_pace_of_computed_cells(tmp_path):
     ]
 
 
+def test_progress_tells_each_retry_and_the_last_count_once(tmp_path):
+    """A cluster lost mid-run fails both conditions of a cell alike: "trying it once more" was
+    told once per condition, and the last count line again on every event after the last
+    cell (both conditions of a failed cell end after it has counted as finished)."""
+    from scai.experiments.sweep.cells import make_cells
+    from scai.experiments.sweep.report import Progress
+
+    cells = make_cells(load_spec(write_spec(tmp_path)))  # 4 cells of 2 conditions
+    lines: list[str] = []
+    progress = Progress(cells, lines.append, every=0.0, clock=lambda: 0.0)
+    progress("done", [0, 1, 2, 3, 4, 5], None)
+    progress("retry", [6], "lost")
+    progress("retry", [7], "lost")
+    progress("failed", [6], "lost")
+    progress("failed", [7], "lost")
+    assert [line for line in lines if "trying it once more" in line] == [
+        f"cell {cells[3].label()}: lost; trying it once more"
+    ]
+    assert lines.count("cells: 3 done, 1 failed, 0 remaining") == 1, lines
+
+
 @pytest.mark.parametrize(
     ("speaks", "named"),
     [

@@ -84,6 +84,8 @@ class Progress:
         self.done = 0
         self.computed = 0  # cells finished (done or failed) by computing, not from the cache
         self._began = self._last = clock()
+        self._retried: set[tuple[int, str | None]] = set()  # (cell, error) told once
+        self._told = ""  # the last count line: not told twice in a row
 
     def __call__(self, kind: str, jobs: list[int], error: str | None) -> None:
         """A :data:`scai.experiments.runner.OnEvent`."""
@@ -93,7 +95,9 @@ class Progress:
             cell = self.cell_of[job]
             label = self.cells[cell].label()
             if kind == "retry":
-                self.tell(f"cell {label}: {error}; trying it once more")
+                if (cell, error) not in self._retried:  # (a cell's conditions fail alike)
+                    self._retried.add((cell, error))
+                    self.tell(f"cell {label}: {error}; trying it once more")
                 continue
             finished_before = self.done + len(self.failed)
             if kind == "failed" and cell not in self.failed:
@@ -120,7 +124,9 @@ class Progress:
             if remaining and self.computed:
                 left = remaining * (now - self._began) / self.computed
                 line += f", {duration(left)} left at this pace"
-            self.tell(line)
+            if line != self._told:  # (events after the last cell, a failed cell's other jobs)
+                self._told = line
+                self.tell(line)
 
 
 def duration(seconds: float) -> str:
