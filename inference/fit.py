@@ -47,8 +47,8 @@ COUNT_OPTIONS: dict[str, tuple[int, int]] = {
     "window": (1, 1_000_000),
     "subsample_size": (1, 10_000_000),
     "proposal_draws": (2, 1_000_000),
-    "grid_points": (2, 10_000),
-    "zoom_points": (2, 10_000),
+    "grid_points": (2, 100_000),  # (a 1-D reference grid 100x the default: 20,000)
+    "zoom_points": (2, 100_000),
     "max_simplex_points": (1, 1_000_000),
 }
 #: ``option: (low, high)``, both excluded, of the engines' real-valued options.
