@@ -68,14 +68,16 @@ def _engine(name: str):
 
 
 def check_options(
-    engine: str, options: dict[str, Any], seed: object = 0
+    engine: str, options: dict[str, Any], seed: object = 0, kept: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """The seed and the options as the engines take them (whole numbers as Python ints: a
     NumPy integer is a whole number, but torch's and Python's generators refuse it as a seed),
     or an :class:`EngineError` naming the first bad engine option: an engine or option name
     the engine does not know, a flag that is not ``True``/``False``, a value not among an
     option's choices (:func:`_choices`), a count outside :data:`COUNT_OPTIONS`, a rate outside
-    :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``."""
+    :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``. ``kept``:
+    the settings the options go over (an update keeps the previous fit's), else the engine's
+    defaults: ``min_steps`` is compared with the ``max_steps`` the engine will run with."""
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     seed = check_seed(seed, "seed", EngineError)
@@ -119,7 +121,7 @@ def check_options(
                     + (f" and below {high:g}" if math.isfinite(high) else "")
                     + f", got {value!r}"
                 )
-    check_step_range(checked, defaults)
+    check_step_range(checked, {**defaults, **(kept or {})})
     return seed, checked
 
 

@@ -25,7 +25,6 @@ from scai.inference.fit import (
     check_flag,
     check_options,
     check_reported_tones,
-    check_step_range,
     draw_dependent_user_types,
     prepare,
 )
@@ -55,9 +54,8 @@ def update(
             f"update: previous must be a Posterior (fit's result, or Posterior.load(path)), "
             f"got {type(previous).__name__} {previous!r:.60}"
         )
-    _, options = check_options(previous.engine, options)
-    # and together with the previous fit's settings, which the update keeps where not given
-    check_step_range(options, previous.settings)
+    # (min_steps and max_steps together with the previous fit's, which the update keeps)
+    _, options = check_options(previous.engine, options, kept=previous.settings)
     if "warm_start" in options:  # an update starts from ``previous`` itself
         raise EngineError(
             "update: warm_start is not an option here; the update starts from previous"
@@ -93,6 +91,8 @@ def update(
         return update_exact(previous, table, data, **options)
     if previous.engine == "svi":
         settings = {**previous.settings, **options}
+        if settings.get("correction") is None and "proposal_draws" not in options:
+            settings["proposal_draws"] = None  # the previous correction's, not this fit's
         return fit_svi(data, hyp, table=table, seed=previous.seed, warm_start=previous, **settings)
     from scai.inference.mcmc import fit_mcmc
 

@@ -184,6 +184,33 @@ def test_an_svi_updates_step_range_is_checked_with_the_previous_settings(table, 
         online.update(previous, new, **then)
 
 
+def test_an_svi_updates_step_range_is_the_settings_it_runs_with(table, monkeypatch):
+    """An update keeps the previous fit's ``max_steps`` where it gives none: ``min_steps=4000``
+    over a fit of ``max_steps=5000`` runs 4,000 to 5,000 steps, and was refused with
+    "min_steps=4000 is above max_steps=3000" (``fit``'s default, not the update's)."""
+    first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
+    previous = fit(first, "neutral", engine="svi", num_draws=20, correction=None, max_steps=5000)
+    ran = {}
+    monkeypatch.setattr(online, "fit_svi", lambda *args, **settings: ran.update(settings))
+    online.update(previous, new, min_steps=4000)
+    assert (ran["min_steps"], ran["max_steps"]) == (4000, 5000), ran
+
+
+def test_an_svi_update_without_the_correction_drops_the_previous_proposal_draws(table, monkeypatch):
+    """``proposal_draws`` with ``correction=None`` is refused (it would be ignored). An update
+    of a corrected fit of ``proposal_draws=3000`` with ``correction=None`` kept the previous
+    ``proposal_draws`` and was refused, its advice "leave proposal_draws out" for an option
+    the caller never gave. The previous fit's proposals go with its correction."""
+    first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
+    previous = fit(first, "neutral", engine="svi", num_draws=20, max_steps=300, proposal_draws=3000)
+    post = online.update(previous, new, correction=None)
+    assert post.settings["correction"] is None and post.settings["proposal_draws"] is None
+    ran = {}
+    monkeypatch.setattr(online, "fit_svi", lambda *args, **settings: ran.update(settings))
+    online.update(previous, new)  # the correction kept, and its proposals
+    assert ran["correction"] == "importance" and ran["proposal_draws"] == 3000, ran
+
+
 def test_an_updates_draws_must_fit_in_memory(table, monkeypatch):
     """As ``fit``'s: the exact update passes ``num_draws`` on now, so a number of draws that
     would not fit is refused before any work, naming the option."""
