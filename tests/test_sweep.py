@@ -318,6 +318,32 @@ def test_a_run_that_ends_otherwise_leaves_no_earlier_runs_table(tmp_path, monkey
     assert not (out / "sweep.csv").exists() and not (out / "figures" / "sweep.png").exists()
 
 
+def test_a_second_ctrl_c_while_the_map_is_drawn_says_what_is_left(tmp_path, monkeypatch):
+    """A second Ctrl-C while the interrupted run writes its table and map: the earlier run's
+    table and map are gone since the run started (removed before it computes), so what is
+    left is this run's table or none, and no map; the message said "either may be missing or
+    an earlier run's"."""
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    for earlier in (out / "sweep.csv", out / "figures" / "sweep.png"):
+        earlier.write_text("an earlier run's")
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(0, 8, out / "cache")
+
+    def second_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("scai.experiments.sweep.run.run_jobs", stopped)
+    monkeypatch.setattr("scai.experiments.sweep.run.heat_map", second_ctrl_c)
+    said = []
+    with pytest.raises(Interrupted):
+        run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=said.append)
+    assert "an earlier run's" not in said[-1] and "missing" in said[-1], said[-1]
+    assert not (out / "figures" / "sweep.png").exists()
+    assert set(pd.read_csv(out / "sweep.csv")["status"]) == {NOT_RUN}
+
+
 def test_an_interrupted_sweep_keeps_a_failed_cell_as_failed(tmp_path, monkeypatch):
     """A cell fails (twice: given up), then Ctrl-C comes: the partial table says why that cell
     failed, not that it was not run (the runner's errors reach the table with its results)."""

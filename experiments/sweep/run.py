@@ -105,7 +105,8 @@ def run_sweep(
         except KeyboardInterrupt:  # a second Ctrl-C: told, and the first's news goes on
             tell(
                 f"{out / 'sweep.csv'}: interrupted again while writing it and its map: either "
-                "may be missing or an earlier run's (the same command resumes and rewrites both)"
+                "may be missing (none is left from before this run; the same command resumes "
+                "and writes both)"
             )
         except Exception as err:  # the interruption is the news: this only goes with it
             tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
