@@ -1246,13 +1246,15 @@ def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> Non
     """Remove ``folder/<prefix>PID.TOKEN<suffix>``, :func:`write_atomic`'s temporary files,
     whose process ``PID`` is no longer running (killed while it wrote). Another process's
     file, still being written, is left alone. Only on POSIX systems (elsewhere ``os.kill``
-    with signal 0 would end the process, not test it)."""
+    with signal 0 would end the process, not test it). A file that cannot be removed (another
+    user's, in a shared folder with the sticky bit) is left: the write goes on."""
     if os.name != "posix":
         return
     for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
         pid = leftover.name[len(prefix) :].split(".", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:

@@ -159,6 +159,33 @@ def test_write_atomic_removes_the_files_of_writers_killed_while_writing(tmp_path
     )
 
 
+def test_write_atomic_writes_when_a_dead_writers_file_cannot_be_removed(tmp_path, monkeypatch):
+    """The removal of a dead writer's file is a clean-up: in a shared folder with the sticky
+    bit (a group's results), another user's file cannot be removed (EPERM), and the write
+    itself failed with that PermissionError. It writes, and leaves that file."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = tmp_path / f".fig.png.{int(gone.stdout)}.0123456789ab.png"
+    theirs.write_bytes(b"")
+    unlink = Path.unlink
+
+    def not_permitted(self, *args, **kwargs):
+        if self.name == theirs.name:
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", not_permitted)
+    write_atomic(tmp_path / "fig.png", lambda tmp: Path(tmp).write_bytes(b"png"), suffix=".png")
+    assert (tmp_path / "fig.png").read_bytes() == b"png" and theirs.exists()
+
+
 @pytest.mark.parametrize(
     "name, safe",
     [
