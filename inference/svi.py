@@ -454,10 +454,6 @@ def fit_svi(
     max_steps, min_steps, rtol = checked["max_steps"], checked["min_steps"], checked["rtol"]
     window, subsample_size, jit = checked["window"], checked["subsample_size"], checked["jit"]
     progress, proposal_draws = checked["progress"], checked["proposal_draws"]
-    if correction not in CORRECTIONS:
-        raise ValueError(f"correction must be 'importance' or None, got {correction!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if correction is None and proposal_draws is not None:  # would be ignored
         raise EngineError(
             f"proposal_draws={proposal_draws}: the importance correction's proposals, and "
@@ -496,8 +492,6 @@ def fit_svi(
     def model(subsample=None):
         return social_contract_model(data, hypothesis, subsample_size=subsample)
 
-    if guide not in GUIDES:
-        raise ValueError(f"guide must be one of {', '.join(GUIDES)}, got {guide!r}")
     guide_name = guide
     guide = GUIDES[guide](pyro.poutine.block(model, expose=list(sites)), init_loc_fn=init_to_median)
     guide()  # create the parameters
