@@ -99,8 +99,12 @@ def coupling_table(
     for name in policy_names:
         weights = torch.full((n,), 1.0 / n)
         if name in stereotype:
-            raw = torch.tensor([float(stereotype[name].get(m, 0.0)) for m in MANNERS])
-            weights = raw / raw.sum()
+            # normalised in float64: the weights are relative, and tiny ones (1e-300, in
+            # range) would round to 0 in float32 and make the row 0 / 0
+            raw = torch.tensor(
+                [float(stereotype[name].get(m, 0.0)) for m in MANNERS], dtype=torch.float64
+            )
+            weights = (raw / raw.sum()).to(torch.get_default_dtype())
         rows.append((1 - strength) / n + strength * weights)
     return torch.stack(rows)
 

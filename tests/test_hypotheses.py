@@ -130,6 +130,17 @@ def test_stereotype_strength_zero_gives_uniform_rows():
     assert full[2, MANNERS.index("polite")].item() == pytest.approx(0.5)
 
 
+def test_stereotype_weights_are_relative_at_any_scale():
+    """A row's weights are normalised before float32 rounding: weights of 1e-300 (in range,
+    but 0 in float32) are a row like weights of 1, not 0 / 0 (NaN rows that broke every fit
+    with a raw torch error)."""
+    base = PRESETS["stereotyped"]
+    rows = {p: {m: w * 1e-300 for m, w in row.items()} for p, row in base.stereotype.items()}
+    tiny = base.with_(stereotype=rows)
+    assert torch.equal(tiny.coupling(), base.coupling())
+    assert torch.equal(tiny.coupling(torch.tensor([0.3])), base.coupling(torch.tensor([0.3])))
+
+
 def test_the_agents_stereotype_says_nothing_of_neutral_or_polite():
     """``real_agents_stereotyped``: at any strength every policy is equally likely to speak
     neutrally, and equally likely to speak politely (a manner no agent of the original study
