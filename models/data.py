@@ -1179,11 +1179,13 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
     its final path, not the hidden one."""
     from scai.inference.workers import ctrl_c_deferred  # (the layer above, on first use)
 
-    token = os.urandom(6).hex()
+    token = f"{os.getpid()}-{os.urandom(6).hex()}"
     aside = {
         path: path.with_name(f".scai-{token}-{i}{''.join(path.suffixes[-2:])}")
         for i, path in enumerate(writes)
     }
+    for folder in {path.parent for path in writes}:
+        _remove_files_written_aside_by_dead_writers(folder)
     try:
         for path, write in writes.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -1200,6 +1202,24 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
         for hidden in aside.values():
             with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
                 hidden.unlink(missing_ok=True)
+
+
+#: :func:`write_together`'s files written aside, ``.scai-PID-TOKEN-I<suffixes>``, and the
+#: temporary files of their writes (:func:`write_atomic`'s, ``..scai-PID-...``).
+_WRITTEN_ASIDE = re.compile(r"\.\.?scai-(\d+)-[0-9a-f]{12}-\d+")
+
+
+def _remove_files_written_aside_by_dead_writers(folder: Path) -> None:
+    """Remove :func:`write_together`'s hidden files in ``folder`` whose process ``PID`` is no
+    longer running (killed while it wrote: ``kill -9``, a power cut); a running writer's are
+    left alone. Only on POSIX systems, as :func:`_remove_files_of_dead_writers`."""
+    if os.name != "posix" or not folder.is_dir():
+        return
+    for leftover in folder.glob(".*scai-*"):
+        match = _WRITTEN_ASIDE.match(leftover.name)
+        if match and not _running(int(match.group(1))):
+            with contextlib.suppress(OSError):  # another process's clean-up got there first
+                leftover.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:

@@ -7,12 +7,14 @@ releases an ``flock`` with its holder); a lock file that is a link is refused, n
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from runs import LONG_RUN, kill_leftovers, scai_run, start_run, wait_for
 from timelimit import time_limit
@@ -270,3 +272,47 @@ def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     assert long.read_text() == "long" and other.read_text() == "other"
     assert gzip.decompress(packed.read_bytes()) == b"packed" and seen["packed"].endswith(".csv.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, packed.name, "u.csv"])
+
+
+def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_path):
+    """``scai fit`` killed (kill -9) while it wrote its pair left its hidden files (the file
+    written aside and that write's own temporary file) under names of a random token, which no
+    later write looked for: every killed fit added one to the folder for good (a review)."""
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from scai.models.data import write_atomic, write_together\n"
+        "def write(path):\n"
+        "    def die(tmp):\n"
+        "        Path(tmp).write_text('half')\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    write_atomic(path, die)\n"
+        "write_together({Path(sys.argv[1]) / 'posterior.nc': write})\n"
+    )
+    script_aside = script.replace(  # written aside whole, killed before the move into place
+        "    write_atomic(path, die)\n", "    Path(path).write_text('whole')\n"
+    ).replace(
+        "write_together({Path(sys.argv[1]) / 'posterior.nc': write})\n",
+        "import scai.models.data as d\n"
+        "def stop(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "d.os.replace = stop\n"
+        "write_together({Path(sys.argv[1]) / 'posterior.nc': write})\n",
+    )
+    for code in (script, script_aside):
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+        assert done.returncode == -signal.SIGKILL
+        # it left its hidden file (and removed the one the killed run before it left)
+        assert len([p for p in tmp_path.iterdir() if p.name.startswith(".")]) == 1
+    from scai.models.data import write_csv_atomic, write_together
+
+    live = tmp_path / f".scai-{os.getpid()}-000000000000-0.nc"  # a writer still running
+    live.write_text("being written")
+    write_together(
+        {
+            tmp_path / "policy_probs.csv": lambda path: write_csv_atomic(
+                pd.DataFrame({"a": [1]}), path
+            )
+        }
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "policy_probs.csv"])
