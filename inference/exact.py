@@ -319,8 +319,10 @@ def fit_exact(
             names = ", ".join(latent_scalars(hypothesis, data))
             warnings.warn(
                 f"engine 'exact': the posterior of {names} is narrower than its grid's step "
-                f"after {scalar_zooms} further zooms; its moments are only as good as the step "
-                "(use engine='mcmc' to check)",
+                f"after {scalar_zooms} further zooms; its moments are only as good as the step, "
+                "and a sharper mode between the coarse grid's points may be missed altogether "
+                "(benchmarks/known_disagreements.py, case 5): check with engine='mcmc' or a "
+                "finer grid (grid_points, zoom_points)",
                 DiagnosticWarning,
                 stacklevel=outside_scai(),
             )
