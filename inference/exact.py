@@ -320,9 +320,9 @@ def fit_exact(
             warnings.warn(
                 f"engine 'exact': the posterior of {names} is narrower than its grid's step "
                 f"after {scalar_zooms} further zooms; its moments are only as good as the step, "
-                "and a sharper mode between the coarse grid's points may be missed altogether "
-                "(benchmarks/known_disagreements.py, case 5): check with engine='mcmc' or a "
-                "finer grid (grid_points, zoom_points)",
+                "and a sharper mode between the coarse grid's points may be missed altogether, "
+                "at this grid or a finer one (benchmarks/known_disagreements.py, case 5): "
+                "check with engine='mcmc'",
                 DiagnosticWarning,
                 stacklevel=outside_scai(),
             )
