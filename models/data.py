@@ -1145,10 +1145,19 @@ def read_users(path: str | Path, policies: Iterable[str]) -> pd.DataFrame:
     return df[list(USER_COLUMNS)]
 
 
+def companion_path(table: str | Path, kind: str, suffix: str = ".csv") -> Path:
+    """A file written beside a table: ``X.csv`` -> ``X.KIND.csv`` (``suffix``); a table of any
+    other name keeps it whole, ``X.tsv`` -> ``X.tsv.KIND.csv``, so that ``X.csv`` and
+    ``X.tsv`` beside each other do not share one (a second ``scai simulate --out X.tsv``
+    replaced ``X.csv``'s users)."""
+    path = Path(table)
+    base = path.stem if path.suffix.lower() == ".csv" else path.name
+    return path.with_name(f"{base}.{kind}{suffix}")
+
+
 def users_path(interactions_path: str | Path) -> Path:
-    """``X.csv`` -> ``X.users.csv``."""
-    path = Path(interactions_path)
-    return path.with_name(path.stem + ".users.csv")
+    """``X.csv`` -> ``X.users.csv`` (:func:`companion_path`)."""
+    return companion_path(interactions_path, "users")
 
 
 #: The longest file-name component :func:`safe_filename` returns (file systems allow 255 bytes;

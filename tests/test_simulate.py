@@ -293,3 +293,24 @@ def test_currency_list_must_match_sims():
             sims=3,
             currency=["dollars", "apples"],
         )
+
+
+def test_tables_of_one_stem_do_not_share_their_users_file(tmp_path):
+    """``scai simulate --out a.csv`` then ``--out a.tsv``: both wrote ``a.users.csv``, and the
+    second replaced the first's users (4 altruistic users paired with 6 selfish ones). A table
+    not named ``.csv`` keeps its whole name in its companions' (the import's too)."""
+    from scai.models.data import companion_path
+    from scai.models.scai_logs.importer import failed_report_path, output_paths
+
+    assert users_path(tmp_path / "a.csv").name == "a.users.csv"
+    assert users_path(tmp_path / "A.CSV").name == "A.users.csv"
+    assert users_path(tmp_path / "a.tsv").name == "a.tsv.users.csv"
+    assert companion_path(tmp_path / "a", "runs").name == "a.runs.csv"
+    assert output_paths(tmp_path / "a.tsv")["report"].name == "a.tsv.report.md"
+    assert failed_report_path(tmp_path / "a.csv").name == "a.failed-import.md"
+    for out, policy, users in (("a.csv", "altruistic", 4), ("a.tsv", "selfish", 6)):
+        argv = ["simulate", "--policy", policy, "--users", str(users), "--epochs", "1"]
+        assert main([*argv, "--out", str(tmp_path / out)]) == 0
+    names = Hypothesis().policy_names
+    first = read_users(users_path(tmp_path / "a.csv"), names)
+    assert len(first) == 4 and set(first["policy"]) == {"altruistic"}

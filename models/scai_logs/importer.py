@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scai.models.data import (
+    companion_path,
     users_path,
     write_atomic,
     write_csv_atomic,
@@ -61,9 +62,9 @@ def output_paths(out: str | Path) -> dict[str, Path]:
     return {
         "interactions": out,
         "users": users_path(out),
-        "gpt4": out.with_name(out.stem + ".gpt4.csv"),
-        "runs": out.with_name(out.stem + ".runs.csv"),
-        "report": out.with_name(out.stem + ".report.md"),
+        "gpt4": companion_path(out, "gpt4"),
+        "runs": companion_path(out, "runs"),
+        "report": companion_path(out, "report", ".md"),
     }
 
 
@@ -71,8 +72,7 @@ def failed_report_path(out: str | Path) -> Path:
     """Where a failed import to ``out`` writes its report: ``FILE.failed-import.md``, a name
     not to be taken for the report beside the tables (``FILE.report.md``), which a failed
     import leaves as it was, with the tables it describes."""
-    out = Path(out)
-    return out.with_name(out.stem + ".failed-import.md")
+    return companion_path(out, "failed-import", ".md")
 
 
 def write_failed_report(result: ImportResult, out: str | Path, failure: str) -> Path:

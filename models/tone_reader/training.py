@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.models.data import EMPTY_FILE, read_interactions, read_users, users_path
+from scai.models.data import (
+    EMPTY_FILE,
+    companion_path,
+    read_interactions,
+    read_users,
+    users_path,
+)
 from scai.models.errors import DataError, Problem
 from scai.models.layout import ASSISTANT
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
@@ -88,7 +94,7 @@ def _is_table(source: Path) -> bool:
 
 
 def _runs_path(table: Path) -> Path:
-    return table.with_name(table.stem + ".runs.csv")
+    return companion_path(table, "runs")
 
 
 def source_files(source: str | Path) -> list[Path]:
