@@ -585,13 +585,19 @@ def _unwritable_text(df: pd.DataFrame) -> list[Problem]:
 
 def _header_hint(columns: Iterable[object]) -> str:
     """Why a header does not name the columns, where it looks like a common mistake: a comment
-    or Excel's ``sep=`` line above it, another separator, JSON, names in capitals; else ''."""
+    or Excel's ``sep=`` line above it, a transcript, another separator, JSON, names in
+    capitals; else ''."""
     names = [str(c) for c in columns]
     first = names[0].strip() if names else ""
     if len(names) == 1 and first.startswith("#"):
         return f"the first line {first[:40]!r} is a comment: the header must be the first line"
     if first.lower().startswith("sep="):  # "sep=," reads as two columns
         return "the first line is Excel's 'sep=' separator line: remove it"
+    if re.match(r"\[sim \S+ epoch \d+", first):  # scai simulate --transcript's first line
+        return (
+            "this looks like a transcript (scai simulate --transcript): give the table "
+            "scai simulate wrote (--out)"
+        )
     if first.startswith(("{", "[")):
         return "this looks like JSON: scai reads a CSV table"
     for separator, said in (("\t", "tabs"), (";", "semicolons"), ("|", "bars")):

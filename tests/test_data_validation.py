@@ -756,3 +756,15 @@ def test_a_header_that_is_not_one_says_why(tmp_path, capsys, first, said):
     code, _, err = validate(write(tmp_path, rows, header=header), capsys)
     assert code == 1 and said in err, err
     assert "trailing comma" not in err
+
+
+def test_a_transcript_given_as_a_table_is_named(tmp_path, capsys):
+    """``scai validate`` of ``scai simulate --transcript``'s file said "this looks like JSON"
+    (its lines start with "[sim 0 epoch 1 ...]"): it names the transcript and the table to give
+    instead."""
+    transcript = tmp_path / "group.txt"
+    argv = ["simulate", "--policy", "selfish", "--users", "3", "--epochs", "1"]
+    assert main([*argv, "--out", str(tmp_path / "g.csv"), "--transcript", str(transcript)]) == 0
+    capsys.readouterr()
+    code, _, err = validate(transcript, capsys)
+    assert code == 1 and "this looks like a transcript" in err and "JSON" not in err, err
