@@ -40,3 +40,15 @@ def test_the_time_printed_counts_the_files_too(table, tmp_path, monkeypatch, cap
     assert line, out
     fitted, saved = map(float, line.groups())
     assert saved >= PAUSE and fitted >= 0  # (the fit itself: whatever the machine takes)
+
+
+def test_an_engines_refusal_names_the_commands_option(table, tmp_path, capsys):
+    """A check inside the engine reached the command line with its Python names:
+    ``scai fit --subsample 50`` said "subsample_size=50: ... (or no subsample_size: ...)"."""
+    argv = ["fit", "--data", str(table), "--engine", "svi", "--subsample", "500"]
+    assert main([*argv, "--out", str(tmp_path / "fit")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scai fit: error: --subsample 500: ") and "subsample_size" not in err, err
+    assert "(or no --subsample:" in err
+    said = fit_command.as_command_options("num_draws=0 and max_steps")
+    assert said == "--draws 0 and --max-steps"

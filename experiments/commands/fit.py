@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 import warnings
@@ -24,6 +25,7 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.experiments.locking import locked
+from scai.inference.errors import EngineError
 from scai.models.data import read_interactions, write_csv_atomic, write_together
 from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
@@ -213,16 +215,19 @@ def run_fit(args: argparse.Namespace) -> int:
                 warnings.simplefilter("ignore", DuplicateGamesWarning)
                 table = read_interactions(args.data, strict=args.strict)
             data, hypothesis = apply_tone_options(args, table, hypothesis, str(args.data))
-        posterior = fit(
-            data,
-            hypothesis,
-            engine=args.engine,
-            seed=args.seed,
-            strict=args.strict,
-            max_memory=args.max_memory,
-            arviz=True,  # it is saved: its draws' ArviZ form must fit too
-            **options,
-        )
+        try:
+            posterior = fit(
+                data,
+                hypothesis,
+                engine=args.engine,
+                seed=args.seed,
+                strict=args.strict,
+                max_memory=args.max_memory,
+                arviz=True,  # it is saved: its draws' ArviZ form must fit too
+                **options,
+            )
+        except EngineError as err:  # the engine's checks name its Python options
+            raise EngineError(as_command_options(str(err))) from None
         if args.tones == "given" and (texts := unheard_text(posterior.table)):
             warnings.warn(
                 f"{args.data}: no message has a tone but {texts} have text, so the model hears "
@@ -310,3 +315,22 @@ def _number(value: float, digits: int | None = None) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.4g}"
+
+
+#: The engines' Python options that ``scai fit`` sets from an option of its own (those whose
+#: names could not be read as a word of a message).
+COMMAND_OPTIONS = {
+    "subsample_size": "--subsample",
+    "num_draws": "--draws",
+    "num_chains": "--chains",
+    "max_steps": "--max-steps",
+}
+
+
+def as_command_options(message: str) -> str:
+    """An engine's message with its options named as ``scai fit``'s (``subsample_size=50``
+    -> ``--subsample 50``)."""
+    for name, option in COMMAND_OPTIONS.items():
+        message = re.sub(rf"\b{name}=", f"{option} ", message)
+        message = re.sub(rf"\b{name}\b", option, message)
+    return message
