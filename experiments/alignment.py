@@ -58,15 +58,19 @@ def conditions(hypothesis: str) -> list[Condition]:
     return one_norm + mixed
 
 
+#: The assistant's hypothesis unless ``--hypothesis`` says otherwise.
+HYPOTHESIS = "neutral"
+
+
 def plan(args) -> Plan:
     """The conditions ``scai run alignment`` computes, with their settings and cache."""
     return Plan(
-        conditions(args.hypothesis or "neutral"), settings_from(args), cache_dir(args, NAME)
+        conditions(args.hypothesis or HYPOTHESIS), settings_from(args), cache_dir(args, NAME)
     )
 
 
 def main(args) -> ExperimentResult:
-    hypothesis = args.hypothesis or "neutral"
+    hypothesis = args.hypothesis or HYPOTHESIS
     out = output_dir(args, NAME)
     results = plan(args).run(args.workers)
     summary = pd.concat([summarise(NAME, r, hypothesis) for r in results.values()])

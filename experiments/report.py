@@ -23,14 +23,18 @@ def _fmt(values) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
-def _epoch_rows(summary_path: Path, rows: list[tuple]) -> list[str]:
+def _epoch_rows(summary_path: Path, rows: list[tuple], usual: str | None = None) -> list[str]:
     """Table rows ``(label, condition, original assistant per epoch, original users' range)``
-    filled with our assistant's and users' offered shares from a ``summary.csv``."""
+    filled with our assistant's and users' offered shares from a ``summary.csv``; where the
+    summary's hypothesis is not ``usual`` (a run with ``--hypothesis``), each label names it."""
     if not summary_path.exists():
         return []
     summary = pd.read_csv(summary_path)
+    hypotheses = set(summary["hypothesis"]) if "hypothesis" in summary else set()
+    named = f", `{min(hypotheses)}` prior" if usual and hypotheses - {usual} else ""
     lines = []
     for label, cond, gpt, (lo, hi) in rows:
+        label += named
         ours, ours_users = _series(summary, cond, "assistant"), _series(summary, cond, "users")
         if ours:
             # the header says epochs 1-5 (the study's); a shorter run (--quick) says its own
@@ -85,9 +89,11 @@ def comparison_rows(out: Path) -> dict[str, list[str]]:
     results there has no entry. An experiment with results but none that compare (inconsistency
     under ``--hypothesis neutral``: the table compares the stereotyped prior's) has an empty
     entry: its results are these, and rows of an earlier run's are not to be kept for it."""
+    from scai.experiments import alignment  # (it imports this module's labels)
+
     files = {name: Path(out) / name / file for name, file in COMPARED_FILES.items()}
     rows = {
-        "alignment": _epoch_rows(files["alignment"], _alignment_rows()),
+        "alignment": _epoch_rows(files["alignment"], _alignment_rows(), alignment.HYPOTHESIS),
         "inconsistency": _epoch_rows(files["inconsistency"], _inconsistency_rows()),
         "generalization": [],
     }

@@ -621,3 +621,22 @@ def test_generalization_into_a_used_folder_keeps_only_its_own_posteriors(tmp_pat
     kept = sorted(p.name for p in out.glob("posterior_*.nc"))
     assert kept == ["posterior_currency_invariant.nc"]
     assert set(pd.read_csv(out / "summary.csv")["hypothesis"]) == {"currency_invariant"}
+
+
+def test_the_comparison_names_the_hypothesis_of_an_alignment_run_with_another(tmp_path):
+    """``scai run alignment --hypothesis stereotyped``: its rows read "our assistant" as a
+    default (neutral) run's do; they name the hypothesis now, and a default run's do not."""
+    from scai.experiments.original import ALIGNMENT
+    from scai.experiments.report import comparison_rows
+
+    (tmp_path / "alignment").mkdir()
+    for hypothesis, named in (("neutral", False), ("stereotyped", True)):
+        rows = [
+            {"condition": c, "hypothesis": hypothesis, "agent": a, "epoch": 1,
+             "offered_share_mean": 50.0}
+            for c in ALIGNMENT for a in ("assistant", "users")
+        ]  # fmt: skip
+        pd.DataFrame(rows).to_csv(tmp_path / "alignment" / "summary.csv", index=False)
+        lines = comparison_rows(tmp_path)["alignment"]
+        assert len(lines) == len(ALIGNMENT)
+        assert all((", `stereotyped` prior |" in line) == named for line in lines), lines
