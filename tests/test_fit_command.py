@@ -52,3 +52,24 @@ def test_an_engines_refusal_names_the_commands_option(table, tmp_path, capsys):
     assert "(or no --subsample:" in err
     said = fit_command.as_command_options("num_draws=0 and max_steps")
     assert said == "--draws 0 and --max-steps"
+
+
+@pytest.mark.parametrize(
+    "engine, said",
+    [
+        ("mcmc", "--draws 100000 x --chains 4: "),
+        ("svi", "--draws 100000 and 200,000 importance proposals: "),
+        ("exact", "--draws 100000: "),
+    ],
+)
+def test_an_option_named_both_ways_is_named_once(table, tmp_path, capsys, engine, said):
+    """The draws' memory check names each option as Python and the command line call it,
+    ``num_draws=100000 (scai fit --draws) x num_chains=4 (--chains)``: translated word by word
+    it read ``--draws 100000 (scai fit --draws)`` and ``--chains 4 (--chains)``, and MCMC's
+    ``samples=100000`` kept its Python name beside the translated ``--chains``."""
+    argv = ["fit", "--data", str(table), "--engine", engine, "--draws", "100000"]
+    argv += ["--chains", "4"] if engine == "mcmc" else []
+    assert main([*argv, "--max-memory", "20M", "--out", str(tmp_path / "fit")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"scai fit: error: {said}"), err
+    assert "(scai fit --" not in err and "(--chains)" not in err and "samples=" not in err, err

@@ -329,7 +329,10 @@ COMMAND_OPTIONS = {
 
 def as_command_options(message: str) -> str:
     """An engine's message with its options named as ``scai fit``'s (``subsample_size=50``
-    -> ``--subsample 50``)."""
+    -> ``--subsample 50``). An option the message names both ways, ``samples=500 (scai fit
+    --draws)``, is named once, as the command's (``--draws 500``; translated word by word it
+    read ``--draws 500 (scai fit --draws)``, and MCMC's ``samples`` is no word to translate)."""
+    message = re.sub(r"\b\w+=(\S+) \((?:scai fit )?(--[a-z][a-z-]*)\)", r"\2 \1", message)
     for name, option in COMMAND_OPTIONS.items():
         message = re.sub(rf"\b{name}=", f"{option} ", message)
         message = re.sub(rf"\b{name}\b", option, message)
