@@ -64,7 +64,7 @@ def test_scai_fit_names_draws_and_the_limit(table, tmp_path, capsys):
                  "--max-memory", "10M"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "samples" not in err, err
-    assert "num_draws=100000 (scai fit --draws)" in err and "above the limit of 10.0 MB" in err
+    assert "scai fit: error: --draws 100000: " in err and "above the limit of 10.0 MB" in err
     assert not (tmp_path / "f").exists()
 
 
