@@ -37,6 +37,7 @@ import re
 import secrets
 import stat
 import tarfile
+import time
 import unicodedata
 import warnings
 import zipfile
@@ -1232,7 +1233,7 @@ def _remove_files_written_aside_by_dead_writers(folder: Path) -> None:
         return
     for leftover in folder.glob(".*scai-*"):
         match = _WRITTEN_ASIDE.match(leftover.name)
-        if match and not _running(int(match.group(1))):
+        if match and _abandoned(leftover, int(match.group(1))):
             with contextlib.suppress(OSError):  # another process's clean-up got there first
                 leftover.unlink(missing_ok=True)
 
@@ -1287,9 +1288,27 @@ def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> Non
         return
     for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
         pid = leftover.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and _abandoned(leftover, int(pid)):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
+
+
+#: How long a writer's leftover file must have been left untouched before it counts as
+#: abandoned: its pid names no running process *here*, but a writer in another PID namespace
+#: (a container) or on another host sharing the folder (NFS, a cluster's home) may still be
+#: writing it; none takes an hour between touching its file and renaming it.
+ABANDONED_AFTER = 3600.0
+
+
+def _abandoned(leftover: Path, pid: int) -> bool:
+    """Whether ``leftover``, a file written by process ``pid``, was left by a writer that
+    died: no process ``pid`` runs here and the file is :data:`ABANDONED_AFTER` seconds old."""
+    if _running(pid):
+        return False
+    try:
+        return time.time() - leftover.stat().st_mtime > ABANDONED_AFTER
+    except OSError:  # gone already
+        return False
 
 
 def _running(pid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import scai.inference
 import scai.models
 from scai.inference import EngineError
 from scai.models.data import (
+    ABANDONED_AFTER,
     LAYOUT_BYTES_PER_CELL,
     layout_shape,
     safe_filename,
@@ -145,8 +147,14 @@ def test_write_atomic_removes_the_files_of_writers_killed_while_writing(tmp_path
     killed = tmp_path / f".fig.png.{dead}.0123456789ab.png"
     running = tmp_path / f".fig.png.{os.getpid()}.ba9876543210.png"
     other = tmp_path / f".other.png.{dead}.0123456789ab.png"  # another file's
-    for leftover in (killed, running, other):
+    # a dead pid's file touched within the hour: a writer in another PID namespace (a
+    # container) or on another host sharing the folder may be writing it
+    young = tmp_path / f".fig.png.{dead}.fedcba987654.png"
+    hour_ago = time.time() - ABANDONED_AFTER - 60
+    for leftover in (killed, running, other, young):
         leftover.write_bytes(b"")
+        if leftover is not young:
+            os.utime(leftover, (hour_ago, hour_ago))
     names = []
     write_atomic(
         tmp_path / "fig.png",
@@ -155,7 +163,7 @@ def test_write_atomic_removes_the_files_of_writers_killed_while_writing(tmp_path
     )
     assert names[0].startswith(f".fig.png.{os.getpid()}.") and names[0].endswith(".png")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["fig.png", running.name, other.name]
+        ["fig.png", running.name, other.name, young.name]
     )
 
 
@@ -174,6 +182,8 @@ def test_write_atomic_writes_when_a_dead_writers_file_cannot_be_removed(tmp_path
     )
     theirs = tmp_path / f".fig.png.{int(gone.stdout)}.0123456789ab.png"
     theirs.write_bytes(b"")
+    hour_ago = time.time() - ABANDONED_AFTER - 60
+    os.utime(theirs, (hour_ago, hour_ago))
     unlink = Path.unlink
 
     def not_permitted(self, *args, **kwargs):

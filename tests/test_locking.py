@@ -20,6 +20,7 @@ from runs import LONG_RUN, kill_leftovers, scai_run, start_run, wait_for
 from timelimit import time_limit
 
 from scai.experiments.locking import LOCK_NAME, FolderInUse, locked
+from scai.models.data import ABANDONED_AFTER
 
 START_SECONDS = 60.0
 
@@ -303,11 +304,18 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
         done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
         assert done.returncode == -signal.SIGKILL
         # it left its hidden file (and removed the one the killed run before it left)
-        assert len([p for p in tmp_path.iterdir() if p.name.startswith(".")]) == 1
+        hidden = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+        assert len(hidden) == 1
+        hour_ago = time.time() - ABANDONED_AFTER - 60  # only then is a dead pid's file abandoned
+        os.utime(hidden[0], (hour_ago, hour_ago))
     from scai.models.data import write_csv_atomic, write_together
 
     live = tmp_path / f".scai-{os.getpid()}-000000000000-0.nc"  # a writer still running
     live.write_text("being written")
+    # a dead pid's young file: a writer in another PID namespace (a container) or on another
+    # host sharing the folder may be writing it: kept until it is an hour old
+    young = tmp_path / f".scai-{dead_pid()}-111111111111-0.nc"
+    young.write_text("being written elsewhere")
     write_together(
         {
             tmp_path / "policy_probs.csv": lambda path: write_csv_atomic(
@@ -315,4 +323,13 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
             )
         }
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "policy_probs.csv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, young.name, "policy_probs.csv"]
+    )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (a child run to its end)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(gone.stdout)
