@@ -180,6 +180,12 @@ def fit_exact(
     tones = tone_loglik(data, hypothesis).to(dtype)
     K = len(hypothesis.policies)
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
+    # the first grid is scored on a coarse lattice of pi, a zoomed window or box on the whole
+    for option, points, lattice in (
+        ("grid_points", grid_points, min(COARSE_SIMPLEX_POINTS, len(pi_grid))),
+        ("zoom_points", zoom_points, len(pi_grid)),
+    ):
+        _check_grid_size(option, points, dims, S * lattice, latent_scalars(hypothesis, data))
     mask = data.user_mask.to(dtype)
     # Built once per fit, however many grids score the data: the data's events (at their first
     # scoring) and the log prior of each lattice of pi (a tensor hashes by identity; the cache
@@ -249,7 +255,7 @@ def fit_exact(
         u, log_cell = uniform_grid(lo, hi, grid_points)
         # The first pass only locates the scalars' posterior: a coarse lattice for pi and the
         # bounded sites at their prior medians will do.
-        coarse = simplex_lattice(K, 200).to(dtype)
+        coarse = simplex_lattice(K, COARSE_SIMPLEX_POINTS).to(dtype)
         medians = bounded_points(prior, median=True)
         log_joint, *_ = evaluate(u, scalar_prior.log_prob(u) + log_cell, pi_grid=coarse, b=medians)
         marginal = torch.logsumexp(log_joint, -1)  # [T, S]
@@ -858,6 +864,28 @@ BOUNDED_POINTS = {"lapse": 8, "strength": 12, "clone": 6}
 MAX_BOUNDED_ZOOMS = 3
 #: Entries of the ``[grid points x simulations x lattice]`` log joint the engine holds at once.
 GRID_BUDGET = 4e7
+#: The lattice of pi of the first pass over the scalars' grid, which only locates them.
+COARSE_SIMPLEX_POINTS = 200
+
+
+def _check_grid_size(option: str, points: int, dims: int, per_point: int, names: list[str]) -> None:
+    """An :class:`EngineError` naming ``option`` where one pass over the latent scalars' grid
+    (``grid_points``: the first grid's points per scalar; ``zoom_points``: one zoomed window's
+    or box's) would hold more than :data:`GRID_BUDGET` entries: ``points ** dims`` points of
+    ``per_point`` entries each (simulations x points of pi's lattice). With two scalars,
+    ``grid_points=10000`` asked torch for 1.6 GB and 100,000 for 80 GB (a raw allocation
+    error); with one, ``zoom_points=100000`` for 9 GB."""
+    if dims == 0 or points**dims * per_point <= GRID_BUDGET:
+        return
+    most = int((GRID_BUDGET / per_point) ** (1 / dims))
+    raise EngineError(
+        f"{option}={points}: with {dims} latent scalar(s) ({', '.join(names)}) a grid of "
+        f"{points**dims:,} points of {per_point:,} entries each (simulations x points of pi's "
+        f"lattice) is beyond the exact engine's budget of {GRID_BUDGET:,.0f} entries; allowed "
+        f"here: at most {most:,}"
+    )
+
+
 #: The coarsest lattice of pi the engine accepts when it must coarsen it.
 MIN_SIMPLEX_POINTS = 200
 #: torch's grain size (``at::internal::GRAIN_SIZE``): a sum over fewer entries is one chunk,

@@ -20,7 +20,7 @@ import scai.inference.mcmc
 import scai.inference.svi
 from scai.inference import ENGINES, EngineError, fit
 from scai.models.data import INTERACTION_COLUMNS, DataError
-from scai.models.hypotheses import Hypothesis
+from scai.models.hypotheses import PRESETS, Hypothesis
 
 ROWS = [
     ("0", 1, 1, "u0", "u1", "apples", 10, 5, 1, "neutral", "polite"),
@@ -273,3 +273,25 @@ def test_an_engine_called_directly_checks_its_options(engine, options, named):
     _, group, hypothesis = prepare(table(), "stereotyped")
     with pytest.raises(EngineError, match=rf"^{named}: must be"):
         _engine(engine)(group, hypothesis, **options)
+
+
+@pytest.mark.parametrize(
+    ("hypothesis", "options", "named", "most"),
+    [
+        (
+            PRESETS["pooled"].with_(rationality_scale=0.5),
+            {"grid_points": 100_000},
+            "grid_points",
+            447,
+        ),
+        (PRESETS["pooled"].with_(rationality_scale=0.5), {"zoom_points": 200}, "zoom_points", 116),
+        (PRESETS["pooled"], {"zoom_points": 100_000}, "zoom_points", 13_670),
+    ],
+)
+def test_a_grid_beyond_the_exact_engines_budget_is_refused(hypothesis, options, named, most):
+    """``grid_points`` and ``zoom_points`` are per latent scalar: with two, 100,000 asked torch
+    for 80 GB and ended in a raw allocation error (10,000: 1.6 GB); with one, a window of
+    ``zoom_points=100000`` on the whole lattice for 9 GB. An EngineError names the option and
+    the most the budget allows, before any work."""
+    with pytest.raises(EngineError, match=rf"^{named}=\d+: .* allowed here: at most {most:,}$"):
+        fit(table(), hypothesis, engine="exact", **options)
