@@ -282,3 +282,16 @@ def test_runs_the_import_could_not_convert_whole_are_told_not_crashed_on(tmp_pat
     with warnings.catch_warnings():  # only the runs given are told of (not c's gap)
         warnings.simplefilter("error", IncompleteLogsWarning)
         assert complete_runs(runs[runs["sim"] == "a"], games, report)["sim"].tolist() == ["a"]
+
+
+def test_the_offers_check_says_it_scores_the_expected_offer():
+    """The offers check compares scai's expected offer (the mean of the offers it may make)
+    with the users' mean; the assistant acts by one offer drawn from that distribution. The
+    printed check said "offers within 5 points", which on the shared logs a drawn offer misses
+    in three condition-hypotheses (expected shares 0.921 to 0.943, below the 95% asked): the
+    check's wording names what it scores."""
+    summary = summary_of({"exp1/fair_neutral": 1.0}, {"exp1/fair_neutral": [0.5, 0.95]})
+    checks, _, _ = checks_and_numbers(summary)
+    offers = [k for k in checks if "within 5 points" in k]
+    assert len(offers) == 2  # one per hypothesis
+    assert all("expected offer" in k and "drawn" not in k for k in offers), offers

@@ -122,7 +122,10 @@ def checks_and_numbers(
         numbers[f"{cond} | {hyp}: epoch p_true_norm reaches 0.9"] = first_epoch_at(p_true)
         for epoch, value in p_true.items():
             numbers[f"{cond} | {hyp}: p_true_norm at epoch {epoch}"] = float(value)
-        checks[f"{cond} | {hyp}: offers within 5 points in >= 95% (epochs 2-5)"] = close >= 0.95
+        checks[
+            f"{cond} | {hyp}: expected offer (mean of its offers) within 5 points of the users' "
+            "in >= 95% (epochs 2-5)"
+        ] = close >= 0.95
         numbers[f"{cond} | {hyp}: decision agreement (more probable decision)"] = float(
             part["decision_agreement"].mean()
         )
