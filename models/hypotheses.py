@@ -706,7 +706,7 @@ _AGENTS = {
     "policies": _AGENT_POLICIES,
     "pi_concentration": (0.5,) * len(_AGENT_POLICIES),
     "lapse_prior": (1.0, 30.0),
-    # Agents prompted alike are near-copies (in 82% of the logs' epochs all 8 user-user games
+    # Agents prompted alike are near-copies (in the shared logs an epoch's 8 user-user games
     # are identical): a prior that a group's members usually share their type, still learned.
     "clone_prior": (3.0, 1.0),
 }

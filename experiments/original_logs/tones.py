@@ -48,8 +48,9 @@ def with_tones(
 def cross_fitted_readers(logs: dict[str, pd.DataFrame]) -> dict[str, ToneReader]:
     """Per condition of the logs (``policy_manner``, as the runs table names it): a reader
     trained, as the shipped one, on the users' messages of every other condition, carrying
-    the confusion matrix estimated that way (:meth:`Evaluation.held_out_readers`), so that
-    both the reads and the matrix are out of sample. Empty where the logs have fewer than two
+    the confusion matrix estimated that way (:meth:`Evaluation.held_out_readers`): the reads
+    are out of sample; the matrix, pooled over every condition's held-out reads, holds this
+    condition's own among them. Empty where the logs have fewer than two
     conditions (nothing to hold out)."""
     from scai.models.tone_reader.evaluation import held_out
     from scai.models.tone_reader.training import confusion_scheme, labelled_messages

@@ -79,8 +79,10 @@ class Evaluation:
         """Per group held out (a ``sim`` under ``runs``, a ``condition`` under
         ``conditions``): the reader that never saw it, carrying this evaluation's confusion
         matrix (what its mistakes on unseen groups are measured to be). Reading a group's own
-        text with its reader keeps the reads and the matrix out of sample, where the shipped
-        reader, trained on every message, would read its own training text."""
+        text with its reader keeps the reads out of sample, where the shipped reader, trained
+        on every message, would read its own training text; the matrix is pooled over every
+        group's held-out reads, this group's own among them, so it is not wholly out of
+        sample."""
         column = "condition" if self.scheme == "conditions" else "sim"
         confusion = self.confusion(smoothing)
         note = f"{SCHEMES[self.scheme]}; the reader trained without this group"
