@@ -675,7 +675,7 @@ def _suspects(
     hierarchical shift, a ridge; measured in the sampler's coordinates, where the mass matrix
     acts), else the parameter that mixes slowest (the smallest ESS: scales that differ)."""
     n, d = draws.shape
-    if _moves(positions) + 1 < MIN_DISTINCT:  # a correlation or an ESS of a few points says nothing
+    if len(np.unique(positions, axis=0)) < MIN_DISTINCT:  # a correlation of a few points: +-1
         return "too few distinct draws to say which parameter"
     sd = draws.std(0)
     parts = []

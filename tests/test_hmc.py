@@ -254,3 +254,13 @@ def test_float_logaddexp_gives_numpys_bits():
     ours = [_logaddexp(x, y) for x, y in zip(a, b, strict=True)]
     numpys = [float(np.logaddexp(x, y)) for x, y in zip(a, b, strict=True)]
     assert np.array_equal(ours, numpys)
+
+
+def test_no_parameter_is_named_from_a_chain_that_alternates_between_two_points():
+    """A chain that moves at every iteration but only between two points has two distinct
+    draws: their correlation is +-1 whatever the posterior, so no parameter is named."""
+    from scai.inference.hmc import _suspects
+
+    positions = np.array([[0.0, 1.0], [1.0, 0.0]] * 50)
+    said = _suspects(positions, positions, np.zeros(100, dtype=bool), ["a", "b"])
+    assert said == "too few distinct draws to say which parameter"
