@@ -1226,9 +1226,9 @@ _WRITTEN_ASIDE = re.compile(r"\.\.?scai-(\d+)-[0-9a-f]{12}-\d+")
 
 
 def _remove_files_written_aside_by_dead_writers(folder: Path) -> None:
-    """Remove :func:`write_together`'s hidden files in ``folder`` whose process ``PID`` is no
-    longer running (killed while it wrote: ``kill -9``, a power cut); a running writer's are
-    left alone. Only on POSIX systems, as :func:`_remove_files_of_dead_writers`."""
+    """Remove :func:`write_together`'s hidden files in ``folder`` abandoned by a writer killed
+    while it wrote (``kill -9``, a power cut: :func:`_abandoned`); a running writer's are left
+    alone. Only on POSIX systems, as :func:`_remove_files_of_dead_writers`."""
     if os.name != "posix" or not folder.is_dir():
         return
     for leftover in folder.glob(".*scai-*"):
@@ -1246,8 +1246,9 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     The temporary file is created in ``path``'s folder with mode ``0o666`` less the user's
     umask, like any file the user creates (not ``mkstemp``'s ``0o600``), hidden and named by
     the writing process, ``.NAME.PID.TOKEN<suffix>``: a process killed while it wrote (``kill
-    -9``, a power cut) leaves its file behind, and the next write of ``path`` removes those of
-    processes no longer running (on POSIX systems). A ``path`` that is a
+    -9``, a power cut) leaves its file behind, and the next write of ``path`` removes those
+    abandoned (:func:`_abandoned`: no such process here, an hour old; on POSIX systems). A
+    ``path`` that is a
     symbolic link is refused with a :class:`RunError`: ``os.replace`` would replace the link
     itself, silently turning it into a file, and writing through it would overwrite a file
     elsewhere.
@@ -1280,8 +1281,8 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
 
 def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> None:
     """Remove ``folder/<prefix>PID.TOKEN<suffix>``, :func:`write_atomic`'s temporary files,
-    whose process ``PID`` is no longer running (killed while it wrote). Another process's
-    file, still being written, is left alone. Only on POSIX systems (elsewhere ``os.kill``
+    abandoned by a writer killed while it wrote (:func:`_abandoned`). Another process's file,
+    still being written, is left alone. Only on POSIX systems (elsewhere ``os.kill``
     with signal 0 would end the process, not test it). A file that cannot be removed (another
     user's, in a shared folder with the sticky bit) is left: the write goes on."""
     if os.name != "posix":
