@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
+from leftovers import age, dead_pid
 
 import scai.inference
 import scai.models
 from scai.inference import EngineError
 from scai.models.data import (
-    ABANDONED_AFTER,
     LAYOUT_BYTES_PER_CELL,
     layout_shape,
     safe_filename,
@@ -134,27 +133,17 @@ def test_write_atomic_removes_the_files_of_writers_killed_while_writing(tmp_path
     (``generalization.png.3eb6da97686f.png``, 0 bytes), beside the figures for good: the
     temporary file is hidden and names its process now, and the next write of the same file
     removes those of processes no longer running, not those of a running one."""
-    import subprocess
-    import sys
-
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead = int(gone.stdout)
+    dead = dead_pid()
     killed = tmp_path / f".fig.png.{dead}.0123456789ab.png"
     running = tmp_path / f".fig.png.{os.getpid()}.ba9876543210.png"
     other = tmp_path / f".other.png.{dead}.0123456789ab.png"  # another file's
     # a dead pid's file touched within the hour: a writer in another PID namespace (a
     # container) or on another host sharing the folder may be writing it
     young = tmp_path / f".fig.png.{dead}.fedcba987654.png"
-    hour_ago = time.time() - ABANDONED_AFTER - 60
     for leftover in (killed, running, other, young):
         leftover.write_bytes(b"")
         if leftover is not young:
-            os.utime(leftover, (hour_ago, hour_ago))
+            age(leftover)
     names = []
     write_atomic(
         tmp_path / "fig.png",
@@ -171,19 +160,9 @@ def test_write_atomic_writes_when_a_dead_writers_file_cannot_be_removed(tmp_path
     """The removal of a dead writer's file is a clean-up: in a shared folder with the sticky
     bit (a group's results), another user's file cannot be removed (EPERM), and the write
     itself failed with that PermissionError. It writes, and leaves that file."""
-    import subprocess
-    import sys
-
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    theirs = tmp_path / f".fig.png.{int(gone.stdout)}.0123456789ab.png"
+    theirs = tmp_path / f".fig.png.{dead_pid()}.0123456789ab.png"
     theirs.write_bytes(b"")
-    hour_ago = time.time() - ABANDONED_AFTER - 60
-    os.utime(theirs, (hour_ago, hour_ago))
+    age(theirs)
     unlink = Path.unlink
 
     def not_permitted(self, *args, **kwargs):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from leftovers import age, dead_pid
 from runs import LONG_RUN, kill_leftovers, scai_run, start_run, wait_for
 from timelimit import time_limit
 
 from scai.experiments.locking import LOCK_NAME, FolderInUse, locked
-from scai.models.data import ABANDONED_AFTER
 
 START_SECONDS = 60.0
 
@@ -306,8 +306,7 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
         # it left its hidden file (and removed the one the killed run before it left)
         hidden = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
         assert len(hidden) == 1
-        hour_ago = time.time() - ABANDONED_AFTER - 60  # only then is a dead pid's file abandoned
-        os.utime(hidden[0], (hour_ago, hour_ago))
+        age(hidden[0])  # only then is a dead pid's file abandoned
     from scai.models.data import write_csv_atomic, write_together
 
     live = tmp_path / f".scai-{os.getpid()}-000000000000-0.nc"  # a writer still running
@@ -326,10 +325,3 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, young.name, "policy_probs.csv"]
     )
-
-
-def dead_pid() -> int:
-    """The pid of a process that has ended (a child run to its end)."""
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return int(gone.stdout)
