@@ -1231,11 +1231,8 @@ def _remove_files_written_aside_by_dead_writers(folder: Path) -> None:
     alone. Only on POSIX systems, as :func:`_remove_files_of_dead_writers`."""
     if os.name != "posix" or not folder.is_dir():
         return
-    for leftover in folder.glob(".*scai-*"):
-        match = _WRITTEN_ASIDE.match(leftover.name)
-        if match and _abandoned(leftover, int(match.group(1))):
-            with contextlib.suppress(OSError):  # another process's clean-up got there first
-                leftover.unlink(missing_ok=True)
+    matches = ((p, _WRITTEN_ASIDE.match(p.name)) for p in folder.glob(".*scai-*"))
+    _remove_abandoned((p, match.group(1)) for p, match in matches if match)
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
@@ -1287,8 +1284,15 @@ def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> Non
     user's, in a shared folder with the sticky bit) is left: the write goes on."""
     if os.name != "posix":
         return
-    for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+    leftovers = folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}")
+    _remove_abandoned((p, p.name[len(prefix) :].split(".", 1)[0]) for p in leftovers)
+
+
+def _remove_abandoned(leftovers: Iterable[tuple[Path, str]]) -> None:
+    """Remove each ``(file, its writer's pid)`` that is :func:`_abandoned` (a pid that is not a
+    number is no writer's); one that cannot be removed (another user's in a folder with the
+    sticky bit, or another clean-up's already) is left."""
+    for leftover, pid in leftovers:
         if pid.isdigit() and _abandoned(leftover, int(pid)):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)

@@ -163,30 +163,27 @@ def test_monitor_says_a_stuck_chain_is_stuck_and_names_no_parameter():
     -1.000): a diagonal mass matrix cannot follow the ridge", a correlation of the few points
     the chain sat on, not of the posterior: now it says the chain is stuck, at what step size,
     and why, and names no parameter. A chain that moves (target_accept 0.8) is not stuck."""
-    monitor, heard = recorder(("v", "x"))
-    sample_nuts(
-        gaussian(np.array([1.0, 1.0]), 0.0),
-        np.array([1.0, 0.5]),
-        rng=np.random.default_rng(2),
-        warmup=150,
-        samples=200,
-        target_accept=0.01,
-        monitor=monitor,
-    )
+
+    def told(target_accept: float) -> list[str]:
+        monitor, heard = recorder(("v", "x"))
+        sample_nuts(
+            gaussian(np.array([1.0, 1.0]), 0.0),
+            np.array([1.0, 0.5]),
+            rng=np.random.default_rng(2),
+            warmup=150,
+            samples=200,
+            target_accept=target_accept,
+            monitor=monitor,
+        )
+        return heard
+
+    heard = told(0.01)
     stuck = [m for m in heard if "the chain moved in" in m]
     assert stuck, heard
     assert "too large a step" in stuck[0] and "target_accept" in stuck[0], stuck[0]
     assert not any("strongly correlated" in m or "mixes slowest" in m for m in heard), heard
     assert all("too few distinct draws" in m for m in heard), heard
-    monitor, heard = recorder(("v", "x"))
-    sample_nuts(
-        gaussian(np.array([1.0, 1.0]), 0.0),
-        np.array([1.0, 0.5]),
-        rng=np.random.default_rng(2),
-        warmup=150,
-        samples=200,
-        monitor=monitor,
-    )
+    heard = told(0.8)
     assert not any("the chain moved in" in m for m in heard), heard
 
 
