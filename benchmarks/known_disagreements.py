@@ -29,11 +29,12 @@ they read as altruistic (shift about -1.0).
    review's hypothesis file, :data:`LAPSE_AND_TWO_SCALARS`), ten users 80% selfish and rude,
    the three simulations of ``scai simulate --policy selfish=0.8,altruistic=0.2 --manner rude
    --users 10 --sims 3 --seed 1``: the shared shift's posterior is a ridge far narrower than
-   the coarse grid's step (0.15), and a grid whose points straddle it settles on another mode
+   the coarse grid's step (0.15), and a grid whose points straddle it settled on another mode
    (``lam`` about 2-2.7, log evidence 12-14 nats lower): the default grid in simulation 2, a
    finer one (``grid_points=120, zoom_points=48``) in simulation 0, where MCMC agrees with
-   the other grid. Not fixed: the engine warns that the posterior is narrower than its step
-   and that a sharper mode may be missed; the README says to check such fits with MCMC.
+   the other grid. Fixed: the exact engine runs MCMC's mode search too and, where no box
+   resolves the best mode it finds, grids that mode along its own Laplace axes
+   (:func:`scai.inference.exact._mode_patch`); both grids then agree with MCMC.
 
 Prints, per engine: ``pi`` mean, the shift's mean and its share below 0.4 (for the currency
 named), the largest log joint over draws (:meth:`Posterior.log_joint`, higher is better) and

@@ -43,6 +43,7 @@ from scai.inference.grids import (
     MAX_SIMPLEX_POINTS,
     BoundedGrid,
     Box,
+    Patch,
     SimplexZoom,
     bounded_resolved,
     box_grid,
@@ -52,6 +53,7 @@ from scai.inference.grids import (
     effective_points,
     grid_parameters,
     latent_scalars,
+    needs_patch,
     refine_cells,
     resolution_threshold,
     simplex_lattice,
@@ -93,7 +95,10 @@ def fit_exact(
     maximum: in one dimension by windows (:func:`zoom_modes`, ``zoom_points`` 32), in two by
     boxes (:func:`zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom halving the step,
     zoomed again while a box's mass still moves when its step is halved
-    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`). With
+    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`); in two, the
+    best mode a gradient search finds, if no box resolves it, is gridded along its own axes
+    (:func:`_mode_patch`, ``diagnostics["mode_patch"]``: a ridge thinner than the coarse step
+    can fall between its points and be missed by the boxes altogether). With
     several simulations and a latent scalar, each simulation is fitted on a grid of its own
     (:func:`_fit_each_simulation`).
     Their likelihood can be sharper than any fixed grid (a currency shift moves every
@@ -287,6 +292,17 @@ def fit_exact(
             # Only the points that hold mass are evaluated on the whole lattice (a box spans
             # its mode's region within 30 nats, at the step its sharpest part needs).
             u, log_w = box_grid(boxes, scalar_prior)
+            patch = _mode_patch(data, hypothesis, boxes)
+            if patch is not None:  # its points in place of the boxes' within its reach
+                outside = ~patch.covers(u)
+                u_patch = patch.points()
+                log_w_patch = scalar_prior.log_prob(u_patch) + patch.log_cell()
+                marginal_patch, _, action_patch = locate(u_patch, log_w_patch)
+                u = torch.cat([u[outside], u_patch])
+                log_w = torch.cat([log_w[outside], log_w_patch])
+                marginal = torch.cat([marginal[outside], marginal_patch])
+                action = torch.cat([action[outside], action_patch])
+                grid_diagnostics["mode_patch"] = 1
             keep = (marginal > marginal.max(0).values - KEEP_WITHIN).any(-1)
             u, log_w, action = u[keep], log_w[keep], action[keep]
         fine = torch.ones(S, dtype=torch.bool)  # which simulations' posteriors are resolved
@@ -320,15 +336,15 @@ def fit_exact(
             engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())], "scalar": scalar}
         u, pi_grid = u2, fitted
         if scalar_zooms:
-            grid_diagnostics = {"scalar_zooms": scalar_zooms}
+            grid_diagnostics["scalar_zooms"] = scalar_zooms
         if not resolved:
             names = ", ".join(latent_scalars(hypothesis, data))
             warnings.warn(
                 f"engine 'exact': the posterior of {names} is narrower than its grid's step "
-                f"after {scalar_zooms} further zooms; its moments are only as good as the step, "
-                "and a sharper mode between the coarse grid's points may be missed altogether, "
-                "at this grid or a finer one (benchmarks/known_disagreements.py, case 5): "
-                "check with engine='mcmc'",
+                f"after {scalar_zooms} further zooms; its moments are only as good as the step "
+                "(with two scalars the best mode a gradient search finds is gridded along its "
+                "own axes, but a sharp mode between the coarse grid's points that the search "
+                "misses is missed altogether): check with engine='mcmc'",
                 DiagnosticWarning,
                 stacklevel=outside_scai(),
             )
@@ -847,6 +863,9 @@ def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> 
     return simplex_lattice(K, min(target, max_points)).to(pi_grid.dtype)
 
 
+#: A mode patch's points per dimension (:func:`_mode_patch`): a step of about half a
+#: standard deviation, whatever ``zoom_points``.
+PATCH_POINTS = 24
 #: Zooms of the scalars' grid beyond the first (in one dimension each ~10x finer; in two each
 #: halves the step of the boxes that have not converged).
 MAX_SCALAR_ZOOMS = 4
@@ -903,6 +922,42 @@ def fit_boxes(boxes: list[Box], per_point: int, points: int) -> list[Box]:
         return boxes
     scale = (BOX_BUDGET / total) ** (1 / len(boxes[0].n))
     return [Box(b.lo, b.hi, tuple(max(points, int(k * scale)) for k in b.n)) for b in boxes]
+
+
+def _mode_patch(data: GroupData, hypothesis: Hypothesis, boxes: list[Box]) -> Patch | None:
+    """A :class:`Patch` (:data:`PATCH_POINTS` per dimension) at the best mode of two latent scalars
+    that a mode search finds (:func:`~scai.inference.laplace.find_best_mode`: L-BFGS from
+    the prior median and prior draws, as MCMC starts), if no box resolves it
+    (:func:`needs_patch`); ``None`` if one does, or if the search finds no proper mode.
+
+    The boxes grow from a coarse grid's points; a ridge thinner than its step, between its
+    points, can be missed altogether, the boxes settling on a mode 12-14 nats lower
+    (``benchmarks/known_disagreements.py``, case 5). A gradient search from several starts
+    does not depend on where the points fall."""
+    from scai.inference.laplace import find_best_mode, laplace
+    from scai.models.density import MarginalDensity
+
+    if not bool(data.event_mask.any()):  # nothing scored: the posterior is the prior
+        return None
+    density = MarginalDensity(data, hypothesis)
+    coords = density.coords
+    # the grid's coordinates (grid_parameters): log lam, then the shifts or the shared one
+    gridded = ["lam"] * coords.latent_lam + ["shift" if coords.latent_shift else "shift_shared"]
+    columns = [
+        index
+        for site in gridded
+        if site in density.columns
+        for index in range(density.columns[site].start, density.columns[site].stop)
+    ]
+    mode = find_best_mode(density)
+    approx = laplace(density, mode=mode) if mode is not None else None
+    if approx is None or len(columns) != len(boxes[0].n):
+        return None
+    at = torch.from_numpy(approx.mode[columns])
+    covariance = torch.from_numpy(approx.covariance[0][:, columns][columns])
+    if not needs_patch(boxes, at, covariance):
+        return None
+    return Patch(at, torch.linalg.cholesky(covariance), PATCH_POINTS)
 
 
 def _zoom_boxes_until_resolved(

@@ -858,3 +858,58 @@ def worth_evaluating(old: list[Box], old_marginal: torch.Tensor, u: torch.Tensor
             flat = flat * box.n[dim] + index[:, dim].clamp(0, box.n[dim] - 1)
         worth[inside] = high.reshape(-1)[flat[inside]]
     return worth
+
+
+#: How far a :class:`Patch` reaches from its mode, in Laplace standard deviations.
+PATCH_SDS = 6.0
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A grid laid along a mode's own axes: ``n`` points per dimension over
+    ``[-PATCH_SDS, PATCH_SDS]`` in whitened coordinates ``z``, at ``u = mode + chol z``
+    (``chol``: the lower Cholesky factor of the mode's Laplace covariance of the scalars).
+
+    Boxes step along the coordinate axes; a posterior that is a thin diagonal ridge (rationality
+    against a shift that scales every payoff) can fall between a box's points, however many
+    zooms. Along the ridge's own axes ``n`` points resolve it (step ``2 * PATCH_SDS / (n - 1)``
+    standard deviations)."""
+
+    mode: torch.Tensor  # [d]
+    chol: torch.Tensor  # [d, d], lower triangular
+    n: int
+
+    @property
+    def step(self) -> float:
+        """The step in whitened coordinates (standard deviations)."""
+        return 2 * PATCH_SDS / (self.n - 1)
+
+    def points(self) -> torch.Tensor:
+        """The grid's points ``[n^d, d]`` in the grid's coordinates ``u``."""
+        d = len(self.mode)
+        z = Box((-PATCH_SDS,) * d, (PATCH_SDS,) * d, (self.n,) * d).points()
+        return self.mode + z @ self.chol.T
+
+    def log_cell(self) -> float:
+        """The log volume of one cell in ``u``: the whitened cell's, times ``|det chol|``."""
+        return len(self.mode) * math.log(self.step) + float(self.chol.diagonal().log().sum())
+
+    def covers(self, u: torch.Tensor) -> torch.Tensor:
+        """``[T]``: whether each point ``u [T, d]`` lies in the union of the patch's cells
+        (another grid's point there would count that region's mass twice)."""
+        z = torch.linalg.solve_triangular(self.chol, (u - self.mode).T, upper=False).T
+        return (z.abs() <= PATCH_SDS + self.step / 2).all(-1)
+
+
+def needs_patch(boxes: list[Box], mode: torch.Tensor, covariance: torch.Tensor) -> bool:
+    """Whether no box resolves the mode ``mode [d]`` whose Laplace covariance of the scalars is
+    ``covariance [d, d]``: it lies in no box, or in one whose step along some dimension is
+    more than half the mode's conditional standard deviation there (the width of a diagonal
+    ridge across that axis)."""
+    conditional_sd = torch.linalg.inv(covariance).diagonal().rsqrt()
+    for box in boxes:
+        inside = all(a <= x <= b for a, x, b in zip(box.lo, mode.tolist(), box.hi, strict=True))
+        if inside:
+            step = torch.tensor(box.step, dtype=torch.float64)
+            return bool((step > conditional_sd / 2).any())
+    return True

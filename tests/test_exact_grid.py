@@ -244,6 +244,85 @@ def test_a_shift_narrower_than_the_zoomed_grid_is_zoomed_again():
     assert 0.85 < float(x.std() / y.std()) < 1.15, (float(x.std()), float(y.std()))
 
 
+def test_a_patch_integrates_a_thin_diagonal_ridge_and_covers_its_own_cells():
+    """A Gaussian ridge (correlation 0.999, conditional sd 1/22 of the marginal one), gridded
+    by a :class:`Patch` at its Laplace covariance: its points and cell volume integrate the
+    density to 1; its cells cover its points and end half a step beyond +-PATCH_SDS."""
+    from scai.inference.grids import PATCH_SDS, Patch
+
+    mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
+    sd = torch.tensor([0.1, 0.004], dtype=torch.float64)
+    corr = torch.tensor([[1.0, 0.999], [0.999, 1.0]], dtype=torch.float64)
+    covariance = corr * sd[:, None] * sd[None, :]
+    patch = Patch(mode, torch.linalg.cholesky(covariance), 24)
+    u = patch.points()
+    density = torch.distributions.MultivariateNormal(mode, covariance).log_prob(u).exp()
+    assert abs(float(density.sum() * math.exp(patch.log_cell())) - 1) < 1e-3
+    assert bool(patch.covers(u).all())
+    axis = patch.chol[:, 0]  # one whitened unit along the first axis
+    assert bool(patch.covers(mode + (PATCH_SDS + 0.4 * patch.step) * axis[None]).all())
+    assert not bool(patch.covers(mode + (PATCH_SDS + 0.6 * patch.step) * axis[None]).any())
+
+
+def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
+    """The ridge above (conditional sd ~0.0002 across the shift): a box holding the mode at a
+    step of 0.001 in the shift does not resolve it, nor a box beside the mode; a box stepping
+    0.00005 does."""
+    from scai.inference.grids import Box, needs_patch
+
+    mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
+    sd = torch.tensor([0.1, 0.004], dtype=torch.float64)
+    corr = torch.tensor([[1.0, 0.999], [0.999, 1.0]], dtype=torch.float64)
+    covariance = corr * sd[:, None] * sd[None, :]
+    coarse = Box((1.0, -0.012), (2.0, 0.012), (41, 25))  # steps 0.025 and 0.001
+    fine = Box((1.4, -0.003), (1.6, -0.001), (201, 41))  # steps 0.001 and 0.00005
+    beside = Box((1.0, 0.0), (2.0, 0.01), (41, 41))
+    assert needs_patch([coarse], mode, covariance)
+    assert needs_patch([beside], mode, covariance)
+    assert not needs_patch([beside, fine], mode, covariance)
+
+
+def test_a_sharp_mode_between_the_coarse_points_is_found_by_the_mode_search(tmp_path):
+    """A review's group (``benchmarks/known_disagreements.py``, case 5, simulation 2): latent
+    rationality and shared shift with a learned lapse and stereotype strength, ten rude users
+    80% selfish. The shared shift's posterior is a ridge far thinner than the coarse grid's
+    step; the boxes grown from the coarse points settled on another mode (``lam`` 2.05, sd
+    0.11, 13.5 nats of evidence below; MCMC: 4.59, sd 0.59). The best mode a gradient search
+    finds is gridded along its own axes (``diagnostics["mode_patch"]``): the posterior of
+    ``log lam`` and of the shared shift is centred on that mode, within one posterior sd."""
+    import importlib.util
+    import warnings
+    from pathlib import Path
+
+    from scai.inference.laplace import find_best_mode
+    from scai.models.density import MarginalDensity
+    from scai.models.hypotheses import get_hypothesis
+    from scai.models.simulate import simulate
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "known_disagreements.py"
+    spec = importlib.util.spec_from_file_location("known_disagreements", script)
+    cases = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cases)
+    path = tmp_path / "lapse_and_two_scalars.toml"
+    path.write_text(cases.LAPSE_AND_TWO_SCALARS)
+    hyp = get_hypothesis(path)
+    rude = simulate(
+        "neutral", policy="selfish=0.8,altruistic=0.2", manner="rude", users=10, epochs=5,
+        sims=3, seed=1,
+    ).interactions  # fmt: skip
+    data = GroupData.from_table(rude[rude["sim"] == "2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the boxes' zoom does not converge here (warned)
+        post = fit_exact(data, hyp, seed=0)
+    assert post.diagnostics.get("mode_patch") == 1
+    density = MarginalDensity(data, hyp)
+    mode = find_best_mode(density)
+    for site, draws in (("lam", post.draws["lam"].double().log()),
+                        ("shift_shared", post.draws["shift_shared"].double())):  # fmt: skip
+        at = float(mode[density.columns[site]][0])
+        assert abs(float(draws.mean()) - at) < float(draws.std()), (site, at, draws.mean())
+
+
 def test_refined_cells_partition_the_same_intervals():
     """refine_cells splits only the cells around the chosen simulation's mass, into cells that
     span exactly the same interval: the total width (and so a flat density's integral) is
