@@ -54,6 +54,7 @@ from scai.inference.grids import (
     grid_parameters,
     latent_scalars,
     needs_patch,
+    patch_among_boxes,
     refine_cells,
     resolution_threshold,
     simplex_lattice,
@@ -293,15 +294,16 @@ def fit_exact(
             # its mode's region within 30 nats, at the step its sharpest part needs).
             u, log_w = box_grid(boxes, scalar_prior)
             patch = _mode_patch(data, hypothesis, boxes)
-            if patch is not None:  # its points in place of the boxes' within its reach
-                outside = ~patch.covers(u)
-                u_patch = patch.points()
+            if patch is not None:  # where it overlaps a box, the finer of the two grids
+                keep_box, keep_patch = patch_among_boxes(boxes, u, patch)
+                u_patch = patch.points()[keep_patch]
+            if patch is not None and len(u_patch):
                 log_w_patch = scalar_prior.log_prob(u_patch) + patch.log_cell()
                 marginal_patch, _, action_patch = locate(u_patch, log_w_patch)
-                u = torch.cat([u[outside], u_patch])
-                log_w = torch.cat([log_w[outside], log_w_patch])
-                marginal = torch.cat([marginal[outside], marginal_patch])
-                action = torch.cat([action[outside], action_patch])
+                u = torch.cat([u[keep_box], u_patch])
+                log_w = torch.cat([log_w[keep_box], log_w_patch])
+                marginal = torch.cat([marginal[keep_box], marginal_patch])
+                action = torch.cat([action[keep_box], action_patch])
                 grid_diagnostics["mode_patch"] = 1
             keep = (marginal > marginal.max(0).values - KEEP_WITHIN).any(-1)
             u, log_w, action = u[keep], log_w[keep], action[keep]

@@ -641,6 +641,13 @@ class Box:
         ]
         return torch.cartesian_prod(*axes).reshape(-1, len(axes))
 
+    def covers(self, u: torch.Tensor) -> torch.Tensor:
+        """``[T]``: whether each point ``u [T, d]`` lies in the union of the box's cells (its
+        points +- half a step)."""
+        lo, hi = torch.tensor(self.lo, dtype=u.dtype), torch.tensor(self.hi, dtype=u.dtype)
+        half = torch.tensor(self.step, dtype=u.dtype) / 2
+        return ((u >= lo - half) & (u <= hi + half)).all(-1)
+
     def log_cell(self) -> float:
         """The log volume of one cell (a box of zero width along a dimension: 1e-300 there)."""
         return sum(
@@ -904,12 +911,33 @@ class Patch:
 def needs_patch(boxes: list[Box], mode: torch.Tensor, covariance: torch.Tensor) -> bool:
     """Whether no box resolves the mode ``mode [d]`` whose Laplace covariance of the scalars is
     ``covariance [d, d]``: it lies in no box, or in one whose step along some dimension is
-    more than half the mode's conditional standard deviation there (the width of a diagonal
-    ridge across that axis)."""
+    more than the mode's conditional standard deviation there (the width of a diagonal ridge
+    across that axis; a Gaussian sampled at one sd has its mass to ~1e-8)."""
     conditional_sd = torch.linalg.inv(covariance).diagonal().rsqrt()
     for box in boxes:
-        inside = all(a <= x <= b for a, x, b in zip(box.lo, mode.tolist(), box.hi, strict=True))
-        if inside:
+        if bool(box.covers(mode[None])[0]):
             step = torch.tensor(box.step, dtype=torch.float64)
-            return bool((step > conditional_sd / 2).any())
+            return bool((step > conditional_sd).any())
     return True
+
+
+def patch_among_boxes(
+    boxes: list[Box], u: torch.Tensor, patch: Patch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of the boxes' points ``u [T, d]`` (:func:`box_grid`'s order) and of the patch's
+    points (:meth:`Patch.points`) to keep, ``([T], [n^d])``, so that every region is gridded
+    once: where the patch overlaps a box, by whichever of the two has the smaller cell (more
+    points on the same area). The Laplace covariance can be far wider than the posterior (a
+    mode by a wall): the patch must not replace a finer box's points there."""
+    patch_points = patch.points()
+    keep_box = torch.ones(len(u), dtype=torch.bool)
+    keep_patch = torch.ones(len(patch_points), dtype=torch.bool)
+    offset = 0
+    for box in boxes:
+        part = slice(offset, offset + box.size)
+        offset += box.size
+        if box.log_cell() <= patch.log_cell():  # the box is finer: it keeps its region
+            keep_patch &= ~box.covers(patch_points)
+        else:
+            keep_box[part] = ~patch.covers(u[part])
+    return keep_box, keep_patch

@@ -265,9 +265,9 @@ def test_a_patch_integrates_a_thin_diagonal_ridge_and_covers_its_own_cells():
 
 
 def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
-    """The ridge above (conditional sd ~0.0002 across the shift): a box holding the mode at a
-    step of 0.001 in the shift does not resolve it, nor a box beside the mode; a box stepping
-    0.00005 does."""
+    """The ridge above (conditional sd 0.0045 along lam, 0.00018 across the shift): a box
+    holding the mode at steps of 0.025 and 0.001 does not resolve it, nor a box beside the
+    mode; one stepping 0.001 and 0.00005 does."""
     from scai.inference.grids import Box, needs_patch
 
     mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
@@ -280,6 +280,60 @@ def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
     assert needs_patch([coarse], mode, covariance)
     assert needs_patch([beside], mode, covariance)
     assert not needs_patch([beside, fine], mode, covariance)
+
+
+def test_where_a_patch_overlaps_a_box_the_finer_grid_keeps_the_region():
+    """A patch (a cell of 0.9 x 0.9) beside two boxes: within the finer box (steps 0.01) the
+    patch's points are dropped and the box's kept; within the coarser one (steps 2) the box's
+    points are dropped and the patch's kept; no region keeps both."""
+    from scai.inference.grids import Box, Patch, box_grid, patch_among_boxes
+
+    patch = Patch(torch.zeros(2, dtype=torch.float64), 0.6 * torch.eye(2, dtype=torch.float64), 9)
+    fine = Box((-4.0, -0.2), (-3.0, 0.2), (101, 41))
+    coarse = Box((1.0, -4.0), (7.0, 4.0), (4, 5))
+    prior = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 10.0)
+
+    class Flat:  # box_grid's prior: its log density is not what is tested here
+        log_prob = staticmethod(lambda u: prior.log_prob(u).sum(-1))
+
+    u, _ = box_grid([fine, coarse], Flat)
+    keep_box, keep_patch = patch_among_boxes([fine, coarse], u, patch)
+    points = patch.points()
+    assert bool(keep_box[: fine.size].all())  # the finer box keeps every point
+    assert not bool(fine.covers(points[keep_patch]).any())
+    assert bool(fine.covers(points[~keep_patch]).all()) and bool((~keep_patch).any())
+    coarse_u = u[fine.size :]
+    assert not bool(patch.covers(coarse_u[keep_box[fine.size :]]).any())
+    assert bool((~keep_box[fine.size :]).any())
+    assert bool(coarse.covers(points[keep_patch]).any())  # the patch keeps that region
+
+
+def test_a_resolved_two_scalar_fit_is_left_as_the_boxes_give_it(monkeypatch):
+    """Two currencies' shifts latent (``pooled``), one group playing both: the mode search's
+    best mode sits on a ridge near a wall, where its Laplace sd (0.42) is twice the
+    posterior's (0.21), and a box resolves it at 0.6 conditional sd a step. The fit is the
+    boxes' alone, bit for bit (a patch over that ridge, on the Laplace scale, moved the
+    shifts' mean by 0.025 and lost 0.08 nats of evidence)."""
+    import warnings
+
+    from scai.inference import exact
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["pooled"]
+    table = simulate(
+        hyp, policy="selfish=0.6,altruistic=0.4", users=8, rounds=6, sims=1,
+        currency="dollars", seed=3,
+    ).interactions  # fmt: skip
+    table.loc[table.index % 2 == 0, "currency"] = "medicine"
+    data = GroupData.from_table(table)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit_exact(data, hyp, seed=0, num_draws=200)
+        monkeypatch.setattr(exact, "_mode_patch", lambda *args: None)
+        boxes_alone = fit_exact(data, hyp, seed=0, num_draws=200)
+    assert "mode_patch" not in fitted.diagnostics
+    assert torch.equal(fitted.draws["shift"], boxes_alone.draws["shift"])
+    assert fitted.diagnostics["log_evidence"] == boxes_alone.diagnostics["log_evidence"]
 
 
 def test_a_sharp_mode_between_the_coarse_points_is_found_by_the_mode_search(tmp_path):
