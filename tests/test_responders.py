@@ -286,3 +286,20 @@ def test_new_subject_replicates_follow_the_roles_distribution_not_the_subjects_d
     # the subjects' own decisions pull their same-subject replicates away from this
     own = out["replicated"].float().mean(0)
     assert float(((own - expected).abs() / (se + 1e-9)).max()) > 8
+
+
+def test_a_role_dependent_norm_responds_by_its_responder_parameters():
+    """Subjects are responders: a type with ``responder = {alpha = 0.5}`` and ``norm =
+    "selfish"`` (real_agents' selfish_rejecting, the template's) rejects small offers by its
+    responder's envy; its proposer's parameters (selfish's) made it accept them as selfish does."""
+    from scai.models.hypotheses import PRESETS
+    from scai.models.responders.decision import norm_utilities
+
+    spec = NormMixtureSpec(PRESETS["real_agents"])
+    data = ResponderData.from_table(small_table())
+    u = norm_utilities(spec, data)
+    offers, pots = data.offers, data.pots
+    rejecting = spec.norms.index("selfish_rejecting")
+    expected = offers - 0.5 * torch.clamp(pots - 2 * offers, min=0)
+    assert torch.allclose(u[rejecting], expected.to(u.dtype))
+    assert torch.allclose(u[spec.norms.index("selfish")], offers.to(u.dtype))

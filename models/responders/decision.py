@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scai.models.policies import policy_parameters, utility
+from scai.models.policies import policy_parameters, responder_parameters, utility
 from scai.models.responders.data import DTYPE, ResponderData
 from scai.models.responders.specs import InequitySpec, NormMixtureSpec, Spec
 
@@ -37,8 +37,11 @@ def reject_logprob(
 
 
 def norm_utilities(spec: NormMixtureSpec, data: ResponderData) -> torch.Tensor:
-    """``U[k, c] = U_k(o_c, N_c - o_c)`` of every norm in every cell."""
-    w, alpha, beta = (t.to(DTYPE)[:, None] for t in policy_parameters(spec.hypothesis.policies))
+    """``U[k, c] = U_k(o_c, N_c - o_c)`` of every norm in every cell, by each norm's responder
+    parameters (a role-dependent type's ``responder``: the subjects are responders)."""
+    policies = spec.hypothesis.policies
+    params = responder_parameters(policies) or policy_parameters(policies)
+    w, alpha, beta = (t.to(DTYPE)[:, None] for t in params)
     return utility(data.offers, data.pots - data.offers, w, alpha, beta)
 
 
