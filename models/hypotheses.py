@@ -179,9 +179,12 @@ class Hypothesis:
             )
         for i, value in enumerate(self.pi_concentration):
             _check_range(f"pi_concentration[{i}]", value, "pi_concentration")
-        for key in _SCALARS:
+        object.__setattr__(self, "pi_concentration", tuple(map(float, self.pi_concentration)))
+        for key in (*_SCALARS, "lapse"):
             _check_range(key, getattr(self, key), key)
-        _check_range("lapse", self.lapse, "lapse")
+            # a whole number as its float: rationality = 1 and 1.0 are one hypothesis (its
+            # TOML, a condition's cache key, a posterior's fixed rationality tensor)
+            object.__setattr__(self, key, float(getattr(self, key)))
         for key in BETA_PRIORS:
             prior = getattr(self, key)
             if prior is None:

@@ -71,6 +71,10 @@ class PolicyType:
                 )
         if self.alpha < 0 or self.beta < 0:
             raise HypothesisError(f"policy {self.name!r}: alpha and beta must be >= 0")
+        for field in ("w", "alpha", "beta"):  # a whole number as its float (w = 1 is w = 1.0)
+            value = getattr(self, field)
+            if type(value) is int and abs(value) < 2**1000:  # (bools, huge ones: the range check)
+                object.__setattr__(self, field, float(value))
         if self.responder is not None:
             values = tuple(self.responder)
             if len(values) != 3 or not all(

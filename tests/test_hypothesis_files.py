@@ -166,3 +166,23 @@ def test_a_list_or_table_where_a_name_belongs_is_refused_by_key(tmp_path, text, 
     type: 'list'", an internal error."""
     with pytest.raises(HypothesisError, match=says):
         load_hypothesis_file(write(tmp_path, text))
+
+
+def test_whole_numbers_are_the_same_hypothesis_as_their_floats(tmp_path):
+    """``rationality = 1`` and ``rationality = 1.0`` are one prior: the hypothesis holds floats,
+    so its TOML and a condition's cache key (its ``to_dict``) are the same, and a posterior's
+    fixed rationality is a float tensor (an int kept as given made them int64, and two cache
+    entries for one hypothesis)."""
+    from scai.experiments.conditions import Condition, Settings, fingerprint
+
+    keys = "rationality = {0}\nlapse = {1}\n[policies.a]\nw = {0}\n[policies.b]\nalpha = {0}\n"
+    (tmp_path / "ints.toml").write_text(keys.format("1", "0"))
+    (tmp_path / "floats.toml").write_text(keys.format("1.0", "0.0"))
+    ints, floats = (Hypothesis.load(tmp_path / f"{n}.toml") for n in ("ints", "floats"))
+    assert ints.to_dict() | {"name": ""} == floats.to_dict() | {"name": ""}
+    assert isinstance(ints.rationality, float) and isinstance(ints.policies[0].w, float)
+    files = [str(tmp_path / f"{n}.toml") for n in ("ints", "floats")]
+    conds = [Condition("c", "a", hypothesis=file) for file in files]
+    assert fingerprint(conds[0], Settings(), 0, ints.with_(name="x")) == fingerprint(
+        conds[1], Settings(), 0, floats.with_(name="x")
+    )
