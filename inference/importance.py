@@ -232,7 +232,7 @@ def importance_correct(
 
     1. Modes: L-BFGS on each simulation's exact log joint (:mod:`scai.inference.laplace`) from the
        guide's mean, from the prior median with every shift at 0 (where a hypothesis has a
-       latent shift: :meth:`MarginalDensity.unshifted`), from the ``settings.starts`` best
+       latent shift: :meth:`MarginalDensity.unshifted_starts`), from the ``settings.starts`` best
        of ``settings.scout_draws`` prior draws, and from the best of those in each tail of
        every scalar or bounded site (:func:`_tail_starts`); a Laplace covariance at each end
        point.
@@ -257,9 +257,9 @@ def importance_correct(
         scout, scores = _scout_draws(density, settings.scout_draws, generator)
         best = scores.topk(settings.starts, dim=0).indices
         starts = [loc.unsqueeze(0), scout[best, torch.arange(S)]]
-        unshifted = density.unshifted()  # a narrow mode by a shift of 0 (MarginalDensity)
-        if unshifted is not None:
-            starts.insert(1, unshifted.reshape(1, S, W).to(loc.dtype))
+        # a narrow mode by a shift of 0 (MarginalDensity.unshifted_starts)
+        unshifted = density.unshifted_starts()
+        starts[1:1] = [x.reshape(1, S, W).to(loc.dtype) for x in unshifted]
         tails = _tail_starts(density, scout, scores, settings.tail)
         starts = torch.cat([*starts, tails])
     modes, mode_cov = _modes(density, starts, settings.min_precision)

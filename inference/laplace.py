@@ -171,9 +171,9 @@ def _search(
         for i in range(0, starts, STARTS_BLOCK)
     ]
     draws = list(torch.cat(blocks).double().numpy())
-    unshifted = density.unshifted()  # first: a narrow mode by a shift of 0 (MarginalDensity)
-    if unshifted is not None and not torch.equal(unshifted, density.initial()):
-        draws.insert(0, unshifted.double().numpy().reshape(S, W))
+    # first: a narrow mode by a shift of 0 (MarginalDensity.unshifted_starts)
+    unshifted = [x for x in density.unshifted_starts() if not torch.equal(x, density.initial())]
+    draws[:0] = [x.double().numpy().reshape(S, W) for x in unshifted]
     for x in draws:  # [S, W]
         rough = find_mode(density, x.reshape(-1), **ROUGH)
         if rough is None:
