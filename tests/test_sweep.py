@@ -1035,3 +1035,24 @@ def test_the_schedulers_own_refusal_is_not_wrapped_again(tmp_path, capsys, monke
     assert code == 2 and last == (
         f"scai sweep: error: --scheduler {address}: not a Dask scheduler (what it sent ...)"
     ), last
+
+
+def test_a_hypothesis_files_rationality_is_not_replaced_without_a_word(tmp_path, capsys):
+    """A sweep's assistant assumes the users' rationality (4.0 unless given): a hypothesis file
+    with ``rationality = 1.0`` was fitted at 4.0 in every cell, silently. Refused where the spec
+    gives neither rationality, naming the setting that keeps it; accepted with it."""
+    from scai.experiments.conditions import assistant_hypothesis
+    from scai.experiments.sweep.cells import make_cells
+
+    (tmp_path / "h.toml").write_text("rationality = 1.0\n")
+    text = (
+        'measure = "interactions_to_95"\n[condition]\nhypothesis = "h.toml"\n{}'
+        "[axes]\nusers = [3, 4]\n"
+    )
+    assert sweep(write_spec(tmp_path, text.format("")), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rationality 1" in err, err
+    assert "condition.assistant_rationality = 1" in err, err
+    kept = load_spec(write_spec(tmp_path, text.format("assistant_rationality = 1.0\n"), "k.toml"))
+    cells = make_cells(kept)
+    assert {assistant_hypothesis(c.conditions[0]).rationality for c in cells} == {1.0}

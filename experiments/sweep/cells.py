@@ -28,7 +28,7 @@ from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.sweep.spec import AXES, CONTRASTS, SweepSpec, Value
 from scai.models.errors import HypothesisError, ScaiError
 from scai.models.game import TRAINING_CURRENCIES
-from scai.models.hypotheses import Hypothesis
+from scai.models.hypotheses import Hypothesis, get_hypothesis
 
 #: Short names of axes in condition names (the inconsistency experiment's).
 SHORT = {"stereotype_strength": "s", "rationality": "lam"}
@@ -55,6 +55,7 @@ def make_cells(spec: SweepSpec) -> list[Cell]:
     """Every cell of ``spec``, in the order of the axes' values (the last axis fastest); each
     condition's hypothesis is built here, so a bad combination fails before any work."""
     base = Settings(**spec.settings, curve=True)  # the measures need the learning curves
+    _check_rationality_kept(spec)
     cells = []
     for combo in itertools.product(*spec.axes.values()):
         values = tuple(zip(spec.axes, combo, strict=True))
@@ -110,6 +111,30 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
             ) from None
     return Cell(values, stream, settings, conditions)
+
+
+def _check_rationality_kept(spec: SweepSpec) -> None:
+    """A sweep's assistant assumes the users' rationality (the base condition's 4.0 unless
+    ``rationality`` is given) unless ``assistant_rationality`` is given: where the spec gives
+    neither, a hypothesis whose own ``rationality`` differs would have it replaced in every
+    cell without a word (a file's ``rationality = 1.0`` fitted at 4.0): refused, naming the
+    settings that keep it."""
+    if {"rationality", "assistant_rationality"} & {*spec.given, *spec.axes}:
+        return
+    name = spec.condition["hypothesis"]
+    try:
+        own = get_hypothesis(name).rationality
+    except ScaiError as err:
+        raise HypothesisError(f"{spec.path}: condition.hypothesis: {err.one_line()}") from None
+    users = float(spec.condition["rationality"])
+    if own != users:
+        raise HypothesisError(
+            f"{spec.path}: condition.hypothesis: hypothesis {get_hypothesis(name).name!r} has "
+            f"rationality {own:g}, but a sweep's assistant assumes the users' rationality "
+            f"({users:g}, condition.rationality's default), which would replace it in every "
+            f"cell; give condition.assistant_rationality = {own:g} to keep it (or "
+            "condition.rationality to set the users' too)"
+        )
 
 
 def _check_axes_act(spec: SweepSpec, hypothesis: Hypothesis) -> None:
