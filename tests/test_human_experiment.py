@@ -44,6 +44,7 @@ from scai.experiments.human_data.fitting import (
 from scai.experiments.human_data.tables import CSV_COLUMNS, rejection_table
 from scai.inference.arviz_schema import PROVENANCE_KEYS, read_netcdf
 from scai.models.human_data import read_human_data, rejection_by_offer
+from scai.models.hypotheses import HypothesisError
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import ResponderData
 
@@ -311,6 +312,26 @@ def test_a_hypothesis_named_like_the_one_it_is_compared_with_is_refused(tmp_path
     err = capsys.readouterr().err
     assert "hi.toml: name 'human_inequity' is the name of the inequity_aversion hypothesis" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_hypothesis_setting_what_the_norm_mixture_ignores_is_refused(tmp_path, capsys):
+    """``--hypothesis`` with a social-contract file's lapse prior and clone prior, or a preset
+    with stereotypes: the norm mixture reads only the policies, their prior and the
+    rationality, and fitted the run without them, silently (a red-team find). Refused before
+    any work, naming the settings; the experiment's own file is accepted."""
+    from scai.experiments.human_data.fitting import NORMS_FILE, specs_with
+
+    hypothesis = tmp_path / "hd.toml"
+    hypothesis.write_text('name = "hd"\nlapse_prior = [1.0, 5.0]\nclone_prior = [3.0, 1.0]\n')
+    out = tmp_path / "out"
+    argv = ["run", "human-data", "--data", "synthetic", "--quick", "--out", str(out)]
+    assert cli([*argv, "--hypothesis", str(hypothesis)]) == 2
+    err = capsys.readouterr().err
+    assert "hypothesis 'hd' sets lapse_prior, clone_prior, which a responder norm mixture" in err
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(HypothesisError, match="sets stereotype, stereotype_strength"):
+        specs_with("stereotyped")
+    assert [s.name for s in specs_with(str(NORMS_FILE))][0] == "human_norms"
 
 
 def test_a_run_with_another_hypothesis_leaves_no_file_of_the_earlier_ones(synthetic_run, tmp_path):

@@ -221,11 +221,37 @@ class InequitySpec:
 Spec = NormMixtureSpec | InequitySpec
 
 
+#: What a :class:`NormMixtureSpec` reads of its :class:`~scai.models.hypotheses.Hypothesis`.
+NORM_MIXTURE_READS = (
+    "name",
+    "description",
+    "policies",
+    "pi_concentration",
+    "rationality",
+    "rationality_scale",
+)
+
+
 def as_responder_spec(loaded: Hypothesis | Spec) -> Spec:
     """A responder spec: a :class:`NormMixtureSpec` over the policies of a
     :class:`~scai.models.hypotheses.Hypothesis` (with the default noise priors), or the spec
-    itself."""
+    itself. A hypothesis that sets what the norm mixture does not read (a lapse, stereotypes,
+    currencies: :data:`NORM_MIXTURE_READS`) is a :class:`HypothesisError` naming them: the
+    human-data run would fit without them, silently."""
     if isinstance(loaded, Hypothesis):
+        plain = Hypothesis(**{key: getattr(loaded, key) for key in NORM_MIXTURE_READS})
+        ignored = [
+            f.name
+            for f in fields(Hypothesis)
+            if f.name not in NORM_MIXTURE_READS
+            and getattr(loaded, f.name) != getattr(plain, f.name)
+        ]
+        if ignored:
+            raise HypothesisError(
+                f"hypothesis {loaded.name!r} sets {', '.join(ignored)}, which a responder "
+                f"norm mixture does not use: it reads {', '.join(NORM_MIXTURE_READS[2:])} (its "
+                "lapse and inattention priors are its own); leave those settings out"
+            )
         return NormMixtureSpec(loaded)
     if isinstance(loaded, NormMixtureSpec | InequitySpec):
         return loaded
