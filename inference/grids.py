@@ -927,16 +927,23 @@ def patch_among_boxes(
     """Which of the boxes' points ``u [T, d]`` (:func:`box_grid`'s order) and of the patch's
     points (:meth:`Patch.points`) to keep, ``([T], [n^d])``, so that every region is gridded
     once: where the patch overlaps a box, by whichever of the two has the smaller cell (more
-    points on the same area). The Laplace covariance can be far wider than the posterior (a
-    mode by a wall): the patch must not replace a finer box's points there."""
+    points on the same area), provided the box also resolves the patch's mode (a step up to
+    its conditional sd along each dimension, as :func:`needs_patch`). The Laplace covariance
+    can be far wider than the posterior (a mode by a wall): the patch must not replace a
+    finer box's points there. But a box with the smaller cell can still step across the
+    ridge at more than its width (the patch is long along it): that box is what the patch is
+    for, and it keeps no region the patch covers."""
     patch_points = patch.points()
     keep_box = torch.ones(len(u), dtype=torch.bool)
     keep_patch = torch.ones(len(patch_points), dtype=torch.bool)
+    covariance = patch.chol @ patch.chol.T
+    conditional_sd = torch.linalg.inv(covariance).diagonal().rsqrt()
     offset = 0
     for box in boxes:
         part = slice(offset, offset + box.size)
         offset += box.size
-        if box.log_cell() <= patch.log_cell():  # the box is finer: it keeps its region
+        resolves = bool((torch.tensor(box.step, dtype=torch.float64) <= conditional_sd).all())
+        if resolves and box.log_cell() <= patch.log_cell():  # it keeps its region
             keep_patch &= ~box.covers(patch_points)
         else:
             keep_box[part] = ~patch.covers(u[part])

@@ -308,6 +308,59 @@ def test_where_a_patch_overlaps_a_box_the_finer_grid_keeps_the_region():
     assert bool(coarse.covers(points[keep_patch]).any())  # the patch keeps that region
 
 
+def test_a_box_with_the_smaller_cell_that_steps_across_the_ridge_yields_to_the_patch():
+    """A patch on a thin ridge (conditional sd 0.0136 across the shift, Laplace sd 0.47 along
+    lam: a long cell) inside a box stepping 0.019 in both: the box's cell is the smaller, but
+    it steps across the ridge at 1.4 of its width (:func:`needs_patch` would patch it): the
+    patch keeps the region. The same box at a step of 0.01 resolves it and keeps it."""
+    from scai.inference.grids import Box, Patch, box_grid, needs_patch, patch_among_boxes
+
+    mode = torch.tensor([1.41, -0.1817], dtype=torch.float64)
+    chol = torch.tensor([[0.4733, 0.0], [-0.00434, 0.01363]], dtype=torch.float64)
+    patch = Patch(mode, chol, 24)
+
+    class Flat:  # box_grid's prior: its log density is not what is tested here
+        log_prob = staticmethod(lambda u: torch.zeros(len(u), dtype=u.dtype))
+
+    coarse = Box((-1.6, -0.23), (4.16, 1.23), (301, 77))  # steps 0.0192 and 0.0192
+    assert coarse.log_cell() < patch.log_cell()
+    assert needs_patch([coarse], mode, chol @ chol.T)
+    u, _ = box_grid([coarse], Flat)
+    keep_box, keep_patch = patch_among_boxes([coarse], u, patch)
+    assert bool(keep_patch.all())
+    assert not bool(patch.covers(u[keep_box]).any()) and bool((~keep_box).any())
+    fine = Box((-1.6, -0.23), (4.16, 1.23), (577, 147))  # steps 0.01 and 0.01
+    u, _ = box_grid([fine], Flat)
+    keep_box, keep_patch = patch_among_boxes([fine], u, patch)
+    assert bool(keep_box.all())
+    assert not bool(fine.covers(patch.points()[keep_patch]).any())
+
+
+def test_a_patch_is_not_dropped_for_a_box_that_does_not_resolve_the_mode():
+    """``pooled`` with latent rationality, three selfish users, two games each: the best mode
+    is a ridge 0.0136 wide across the shift, and the box holding it steps 0.019 (patched),
+    but its cell is smaller than the patch's, and the patch was kept only outside it: the
+    default grid's log evidence was 0.41 nats below a 3x finer grid's (-14.22 against
+    -13.81) and E[log lam] 0.23 lower (1.26 against 1.49). With the patch over the ridge the
+    two grids agree."""
+    import warnings
+
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["pooled"].with_(name="pooled_latent_lam", rationality_scale=0.5)
+    table = simulate(hyp, policy="selfish", users=3, rounds=2, seed=0).interactions
+    data = GroupData.from_table(table)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = fit_exact(data, hyp, seed=0, num_draws=4000)
+        fine = fit_exact(data, hyp, seed=0, num_draws=4000, grid_points=120, zoom_points=48)
+    assert default.diagnostics.get("mode_patch") == 1
+    gap = default.diagnostics["log_evidence"][0] - fine.diagnostics["log_evidence"][0]
+    assert abs(gap) < 0.05, gap
+    log_lam = [float(p.draws["lam"].double().log().mean()) for p in (default, fine)]
+    assert abs(log_lam[0] - log_lam[1]) < 0.05, log_lam
+
+
 def test_a_resolved_two_scalar_fit_is_left_as_the_boxes_give_it(monkeypatch):
     """Two currencies' shifts latent (``pooled``), one group playing both: the mode search's
     best mode sits on a ridge near a wall, where its Laplace sd (0.42) is twice the
