@@ -98,8 +98,9 @@ def fit_exact(
     zoomed again while a box's mass still moves when its step is halved
     (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`); in two, the
     best mode a gradient search finds, if no box resolves it, is gridded along its own axes
-    (:func:`_mode_patch`, ``diagnostics["mode_patch"]``: a ridge thinner than the coarse step
-    can fall between its points and be missed by the boxes altogether). With
+    (:func:`_mode_patch`, ``diagnostics["mode_patch"]``, the number of simulations patched: a
+    ridge thinner than the coarse step can fall between its points and be missed by the boxes
+    altogether). With
     several simulations and a latent scalar, each simulation is fitted on a grid of its own
     (:func:`_fit_each_simulation`).
     Their likelihood can be sharper than any fixed grid (a currency shift moves every
@@ -1053,6 +1054,8 @@ def _fit_each_simulation(
     }
     if any("scalar_zooms" in p.diagnostics for p in parts):
         diagnostics["scalar_zooms"] = max(p.diagnostics.get("scalar_zooms", 0) for p in parts)
+    if any("mode_patch" in p.diagnostics for p in parts):  # how many simulations were patched
+        diagnostics["mode_patch"] = sum(p.diagnostics.get("mode_patch", 0) for p in parts)
     for key in {k for p in parts for k in p.diagnostics if k.endswith("_grid_zooms")}:
         site = key.removesuffix("_grid_zooms")  # the most zooms, and the coarsest step left
         zoomed = [p.diagnostics for p in parts if key in p.diagnostics]

@@ -430,6 +430,29 @@ def test_a_sharp_mode_between_the_coarse_points_is_found_by_the_mode_search(tmp_
         assert abs(float(draws.mean()) - at) < float(draws.std()), (site, at, draws.mean())
 
 
+def test_a_fit_of_several_simulations_counts_the_ones_patched():
+    """Two simulations, each fitted on a grid of its own: the group above (patched when fitted
+    alone) and one of ten altruistic users (not patched). ``diagnostics["mode_patch"]``
+    counts the simulations patched (it was left out of a fit of several: no sign of the
+    patch at all)."""
+    import warnings
+
+    import pandas as pd
+
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["pooled"].with_(name="pooled_latent_lam", rationality_scale=0.5)
+    patched = simulate(hyp, policy="selfish", users=3, rounds=2, seed=0).interactions
+    other = simulate(hyp, policy="altruistic", users=10, rounds=8, seed=0).interactions
+    data = GroupData.from_table(pd.concat([patched, other.assign(sim="1")], ignore_index=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [fit_exact(data.select_sim(s), hyp, seed=0, num_draws=100) for s in (0, 1)]
+        both = fit_exact(data, hyp, seed=0, num_draws=100)
+    assert [p.diagnostics.get("mode_patch", 0) for p in alone] == [1, 0]
+    assert both.diagnostics.get("mode_patch") == 1
+
+
 def test_refined_cells_partition_the_same_intervals():
     """refine_cells splits only the cells around the chosen simulation's mass, into cells that
     span exactly the same interval: the total width (and so a flat density's integral) is
