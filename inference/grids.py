@@ -901,11 +901,18 @@ class Patch:
         """The log volume of one cell in ``u``: the whitened cell's, times ``|det chol|``."""
         return len(self.mode) * math.log(self.step) + float(self.chol.diagonal().log().sum())
 
+    def whiten(self, u: torch.Tensor) -> torch.Tensor:
+        """``u [T, d]`` in the patch's whitened coordinates ``z`` (``u = mode + chol z``)."""
+        return torch.linalg.solve_triangular(self.chol, (u - self.mode).T, upper=False).T
+
     def covers(self, u: torch.Tensor) -> torch.Tensor:
         """``[T]``: whether each point ``u [T, d]`` lies in the union of the patch's cells
         (another grid's point there would count that region's mass twice)."""
-        z = torch.linalg.solve_triangular(self.chol, (u - self.mode).T, upper=False).T
-        return (z.abs() <= PATCH_SDS + self.step / 2).all(-1)
+        return (self.whiten(u).abs() <= PATCH_SDS + self.step / 2).all(-1)
+
+    def halved(self) -> Patch:
+        """The same patch at half the step (its points among the new ones)."""
+        return Patch(self.mode, self.chol, 2 * self.n - 1)
 
 
 def needs_patch(boxes: list[Box], mode: torch.Tensor, covariance: torch.Tensor) -> bool:

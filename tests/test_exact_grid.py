@@ -389,6 +389,49 @@ def test_a_resolved_two_scalar_fit_is_left_as_the_boxes_give_it(monkeypatch):
     assert fitted.diagnostics["log_evidence"] == boxes_alone.diagnostics["log_evidence"]
 
 
+def test_a_patch_far_from_its_laplace_approximation_is_refined_until_it_converges(
+    monkeypatch,
+):
+    """Latent rationality and shared shift (``essential_goods_shared``, ``rationality_scale``
+    0.5), eight users half selfish, half fair (a review's group): the mode the search finds
+    sits by a cliff, where the posterior is far from its Laplace approximation. A 24-point
+    patch gave log evidence -28.19 and ``E[log lam]`` 1.31 (the boxes alone: -29.97, 0.61);
+    halving its step until its mass and mean stop moving gives, within 0.02, what one uniform
+    300 x 300 grid over the whole posterior gives (-27.98, 1.387: 800 x 800 over a wider
+    region agrees to 3e-4)."""
+    import warnings
+
+    from scai.inference import exact
+    from scai.inference.grids import Box, box_grid
+    from scai.models.simulate import simulate
+
+    hyp = PRESETS["essential_goods_shared"].with_(name="egs_lam", rationality_scale=0.5)
+    table = simulate(hyp, policy="selfish=0.5,fair=0.5", users=8, rounds=6, seed=2).interactions
+    data = GroupData.from_table(table)
+
+    def summary(post):
+        log_lam = post.draws["lam"].double().log()
+        return post.diagnostics["log_evidence"][0], float(log_lam.mean())
+
+    def one_uniform_box(boxes, marginal, pi_mean, locate, prior, points, budget_per_point):
+        box = Box((-0.6, -1.1), (3.1, 1.1), (300, 300))
+        u, log_w = box_grid([box], prior)
+        parts = [locate(u[i : i + 20000], log_w[i : i + 20000]) for i in range(0, len(u), 20000)]
+        marginal = torch.cat([part[0] for part in parts])
+        return [box], 0, True, marginal, torch.cat([part[2] for part in parts])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit_exact(data, hyp, seed=0, num_draws=4000)
+        monkeypatch.setattr(exact, "_zoom_boxes_until_resolved", one_uniform_box)
+        monkeypatch.setattr(exact, "_mode_patch", lambda *args: None)
+        reference = fit_exact(data, hyp, seed=0, num_draws=4000)
+    assert fitted.diagnostics["mode_patch_points"] > exact.PATCH_POINTS
+    (evidence, mean), (evidence_ref, mean_ref) = summary(fitted), summary(reference)
+    assert abs(evidence - evidence_ref) < 0.02, (evidence, evidence_ref)
+    assert abs(mean - mean_ref) < 0.02, (mean, mean_ref)
+
+
 def test_a_sharp_mode_between_the_coarse_points_is_found_by_the_mode_search(tmp_path):
     """A review's group (``benchmarks/known_disagreements.py``, case 5, simulation 2): latent
     rationality and shared shift with a learned lapse and stereotype strength, ten rude users
