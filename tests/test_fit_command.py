@@ -73,3 +73,21 @@ def test_an_option_named_both_ways_is_named_once(table, tmp_path, capsys, engine
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"scai fit: error: {said}"), err
     assert "(scai fit --" not in err and "(--chains)" not in err and "samples=" not in err, err
+
+
+def test_draws_help_states_each_engines_default(capsys):
+    """`scai fit --help` gave every option's default but --draws's, so a newcomer whose large
+    table was refused for its 1,000 draws' ArviZ form could not tell from the help what it had
+    asked for. It states the engines' own defaults (mcmc's per chain)."""
+    import inspect
+
+    from scai.inference.exact import fit_exact
+    from scai.inference.mcmc import fit_mcmc
+    from scai.inference.svi import fit_svi
+
+    exact = inspect.signature(fit_exact).parameters["num_draws"].default
+    svi = inspect.signature(fit_svi).parameters["num_draws"].default
+    mcmc = inspect.signature(fit_mcmc).parameters["samples"].default
+    assert main(["fit", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {exact} for exact, {svi} for svi, {mcmc} per chain for mcmc)" in text

@@ -43,6 +43,10 @@ ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
     "subsample": ("svi", None),
 }
 
+#: ``--draws``'s default per engine, for its help: the engines' own ``num_draws`` (exact, svi)
+#: and ``samples`` per chain (mcmc) defaults (tests/test_fit_command.py checks they agree).
+DRAWS_DEFAULTS: dict[str, int] = {"exact": 1000, "svi": 1000, "mcmc": 500}
+
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
     from scai.inference.fit import COUNT_OPTIONS, ENGINES
@@ -74,7 +78,11 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         "--draws",
         type=count("--draws", *COUNT_OPTIONS["num_draws"]),
         default=None,
-        help="posterior draws (exact, svi) or samples per chain (mcmc)",
+        help=(
+            "posterior draws (exact, svi) or samples per chain (mcmc) (default "
+            f"{DRAWS_DEFAULTS['exact']} for exact, {DRAWS_DEFAULTS['svi']} for svi, "
+            f"{DRAWS_DEFAULTS['mcmc']} per chain for mcmc)"
+        ),
     )
     p.add_argument(
         "--warmup",
