@@ -336,21 +336,22 @@ def test_a_run_updates_only_its_own_experiments_rows_beside_the_figures(tmp_path
 
 
 def test_numbers_json_does_not_move_with_a_hosts_last_bits(tmp_path):
-    """The human-data stacking weights came out 0.846962719555427 on one machine and
-    0.8469627195554326 on another: the recorded numbers keep 12 significant digits, so both
-    write the committed file, and a number that differs in its 12th digit still shows."""
+    """Inconsistency's belief deficit came out 0.069183896035 on an AMD EPYC and
+    0.0691839049757 on an Intel Xeon (float32 vector maths): the recorded numbers keep 6
+    significant digits, so both write the committed file, and a number that differs in its
+    6th digit still shows."""
     import json
 
     from scai.experiments.report import record_numbers
 
     written = []
-    for weight in (0.846962719555427, 0.8469627195554326, 0.846962719556):
+    for deficit in (0.069183896035, 0.0691839049757, 0.0691849):
         folder = tmp_path / str(len(written))
-        record_numbers(folder, "human-data", {"human_inequity: weight": weight, "n": 40})
+        record_numbers(folder, "inconsistency", {"deficit": deficit, "n": 40})
         written.append((folder / "numbers.json").read_text())
     assert written[0] == written[1] != written[2]
-    numbers = json.loads(written[0])["human-data"]
-    assert numbers == {"human_inequity: weight": 0.846962719555, "n": 40.0}
+    numbers = json.loads(written[0])["inconsistency"]
+    assert numbers == {"deficit": 0.0691839, "n": 40.0}
 
 
 def test_mean_interval_is_the_t_interval_of_the_mean():
