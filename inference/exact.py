@@ -1013,9 +1013,8 @@ def _mode_patch(data: GroupData, hypothesis: Hypothesis, boxes: list[Box]) -> Pa
         return None
     at = torch.from_numpy(approx.mode[columns])
     covariance = torch.from_numpy(approx.covariance[0][:, columns][columns])
-    if not needs_patch(boxes, at, covariance):
-        return None
-    return Patch(at, torch.linalg.cholesky(covariance), PATCH_POINTS)
+    patch = Patch(at, torch.linalg.cholesky(covariance), PATCH_POINTS)
+    return patch if needs_patch(boxes, patch) else None
 
 
 def _zoom_boxes_until_resolved(

@@ -914,17 +914,20 @@ class Patch:
         """The same patch at half the step (its points among the new ones)."""
         return Patch(self.mode, self.chol, 2 * self.n - 1)
 
+    def resolved_by(self, box: Box) -> bool:
+        """Whether ``box`` steps at most the mode's conditional standard deviation along every
+        dimension (the width of a diagonal ridge across that axis; a Gaussian sampled at one
+        sd has its mass to ~1e-8)."""
+        conditional_sd = torch.linalg.inv(self.chol @ self.chol.T).diagonal().rsqrt()
+        return bool((torch.tensor(box.step, dtype=torch.float64) <= conditional_sd).all())
 
-def needs_patch(boxes: list[Box], mode: torch.Tensor, covariance: torch.Tensor) -> bool:
-    """Whether no box resolves the mode ``mode [d]`` whose Laplace covariance of the scalars is
-    ``covariance [d, d]``: it lies in no box, or in one whose step along some dimension is
-    more than the mode's conditional standard deviation there (the width of a diagonal ridge
-    across that axis; a Gaussian sampled at one sd has its mass to ~1e-8)."""
-    conditional_sd = torch.linalg.inv(covariance).diagonal().rsqrt()
+
+def needs_patch(boxes: list[Box], patch: Patch) -> bool:
+    """Whether no box resolves ``patch``'s mode: it lies in no box, or in one that does not
+    resolve it (:meth:`Patch.resolved_by`)."""
     for box in boxes:
-        if bool(box.covers(mode[None])[0]):
-            step = torch.tensor(box.step, dtype=torch.float64)
-            return bool((step > conditional_sd).any())
+        if bool(box.covers(patch.mode[None])[0]):
+            return not patch.resolved_by(box)
     return True
 
 
@@ -934,8 +937,8 @@ def patch_among_boxes(
     """Which of the boxes' points ``u [T, d]`` (:func:`box_grid`'s order) and of the patch's
     points (:meth:`Patch.points`) to keep, ``([T], [n^d])``, so that every region is gridded
     once: where the patch overlaps a box, by whichever of the two has the smaller cell (more
-    points on the same area), provided the box also resolves the patch's mode (a step up to
-    its conditional sd along each dimension, as :func:`needs_patch`). The Laplace covariance
+    points on the same area), provided the box also resolves the patch's mode
+    (:meth:`Patch.resolved_by`). The Laplace covariance
     can be far wider than the posterior (a mode by a wall): the patch must not replace a
     finer box's points there. But a box with the smaller cell can still step across the
     ridge at more than its width (the patch is long along it): that box is what the patch is
@@ -943,14 +946,11 @@ def patch_among_boxes(
     patch_points = patch.points()
     keep_box = torch.ones(len(u), dtype=torch.bool)
     keep_patch = torch.ones(len(patch_points), dtype=torch.bool)
-    covariance = patch.chol @ patch.chol.T
-    conditional_sd = torch.linalg.inv(covariance).diagonal().rsqrt()
     offset = 0
     for box in boxes:
         part = slice(offset, offset + box.size)
         offset += box.size
-        resolves = bool((torch.tensor(box.step, dtype=torch.float64) <= conditional_sd).all())
-        if resolves and box.log_cell() <= patch.log_cell():  # it keeps its region
+        if patch.resolved_by(box) and box.log_cell() <= patch.log_cell():  # it keeps its region
             keep_patch &= ~box.covers(patch_points)
         else:
             keep_box[part] = ~patch.covers(u[part])

@@ -268,7 +268,7 @@ def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
     """The ridge above (conditional sd 0.0045 along lam, 0.00018 across the shift): a box
     holding the mode at steps of 0.025 and 0.001 does not resolve it, nor a box beside the
     mode; one stepping 0.001 and 0.00005 does."""
-    from scai.inference.grids import Box, needs_patch
+    from scai.inference.grids import Box, Patch, needs_patch
 
     mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
     sd = torch.tensor([0.1, 0.004], dtype=torch.float64)
@@ -277,9 +277,10 @@ def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
     coarse = Box((1.0, -0.012), (2.0, 0.012), (41, 25))  # steps 0.025 and 0.001
     fine = Box((1.4, -0.003), (1.6, -0.001), (201, 41))  # steps 0.001 and 0.00005
     beside = Box((1.0, 0.0), (2.0, 0.01), (41, 41))
-    assert needs_patch([coarse], mode, covariance)
-    assert needs_patch([beside], mode, covariance)
-    assert not needs_patch([beside, fine], mode, covariance)
+    patch = Patch(mode, torch.linalg.cholesky(covariance), 24)
+    assert needs_patch([coarse], patch)
+    assert needs_patch([beside], patch)
+    assert not needs_patch([beside, fine], patch)
 
 
 def test_where_a_patch_overlaps_a_box_the_finer_grid_keeps_the_region():
@@ -324,7 +325,7 @@ def test_a_box_with_the_smaller_cell_that_steps_across_the_ridge_yields_to_the_p
 
     coarse = Box((-1.6, -0.23), (4.16, 1.23), (301, 77))  # steps 0.0192 and 0.0192
     assert coarse.log_cell() < patch.log_cell()
-    assert needs_patch([coarse], mode, chol @ chol.T)
+    assert needs_patch([coarse], patch)
     u, _ = box_grid([coarse], Flat)
     keep_box, keep_patch = patch_among_boxes([coarse], u, patch)
     assert bool(keep_patch.all())
