@@ -305,9 +305,21 @@ def _cut_zst(path: str | Path | io.StringIO) -> bool:
     return fed
 
 
+#: The first bytes of the compressed formats the readers take, by the name's ending they need.
+COMPRESSION_MAGIC = {
+    b"\x1f\x8b": ".gz",
+    b"BZh": ".bz2",
+    b"\xfd7zXZ\x00": ".xz",
+    b"\x28\xb5\x2f\xfd": ".zst",
+    b"PK\x03\x04": ".zip",
+}
+
+
 def _not_utf8(path_or_buffer, err: UnicodeDecodeError) -> str:
     """What a table that is not UTF-8 text says: the line of its first such byte where the
-    table is a plain file or bytes (pandas' own position counts from the start of its chunk)."""
+    table is a plain file or bytes (pandas' own position counts from the start of its chunk);
+    compressed data under a name that does not say so (a pipe: ``/dev/stdin``), that it is
+    (compression is known by the name's ending only)."""
     raw = None
     if isinstance(path_or_buffer, io.BytesIO):
         raw = path_or_buffer.getvalue()
@@ -323,6 +335,14 @@ def _not_utf8(path_or_buffer, err: UnicodeDecodeError) -> str:
             bad = raw[found.start : found.start + 1].hex()
             line = raw[: found.start].count(b"\n") + 1
             where = f" line {line}:"
+    head = raw if raw is not None else bytes(err.object[:8])
+    for magic, suffix in COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            return (
+                f"cannot read as CSV: the data starts as a {suffix} file does (compressed), and "
+                "compression is known by the file's name only: give it a name ending in "
+                f"{suffix}, or decompress it first"
+            )
     return (
         f"cannot read as CSV:{where} byte 0x{bad} is not UTF-8 text; save the file as UTF-8 "
         "(in a spreadsheet: CSV UTF-8)"

@@ -672,6 +672,34 @@ def test_a_table_not_in_utf8_names_the_line_of_its_first_such_byte(tmp_path):
     writer.join()
 
 
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2")])
+def test_compressed_data_under_a_plain_name_is_said_to_be_compressed(tmp_path, module, suffix):
+    """Compressed data whose name does not say so (a ``.csv`` file, a pipe such as
+    ``gzip -c t.csv | scai validate /dev/stdin``) was told "byte 0x8b is not UTF-8 text; save
+    the file as UTF-8" (a newcomer review): compression is known by the name's ending only,
+    and the message says which ending the data's first bytes call for."""
+    import importlib
+    import os
+    import threading
+
+    text = "\n".join([HEADER, *VALID_ROWS]) + "\n"
+    data = importlib.import_module(module).compress(text.encode())
+    path = tmp_path / "table.csv"
+    path.write_bytes(data)
+    said = rf"starts as a \{suffix} file does \(compressed\).*a name ending in \{suffix}"
+    with pytest.raises(DataError, match=said):
+        read_interactions(path)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(data))
+    writer.start()
+    with pytest.raises(DataError, match=said):
+        read_interactions(pipe)
+    writer.join()
+    (tmp_path / f"table.csv{suffix}").write_bytes(data)  # named as it is: read
+    assert len(read_interactions(tmp_path / f"table.csv{suffix}")) == len(VALID_ROWS)
+
+
 def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys):
     """A NUL in a message passed ``scai validate`` and the whole fit, then failed writing the
     posterior (h5py: "VLEN strings do not support embedded NULLs", no row, no column)."""
