@@ -105,18 +105,27 @@ shared_scale = 0.5
 """
 
 
-def show_rationality(label: str, table: pd.DataFrame, hyp) -> None:
-    """Case 5: ``lam``'s and the shared shift's posterior means by the exact engine (default
-    and finer grid, with its log evidence) and by MCMC."""
-    runs = (
-        ("exact", {}),
-        ("exact, finer grid", {"grid_points": 120, "zoom_points": 48}),
-        ("mcmc", {"num_chains": 4, "seed": 1}),
-    )
-    for name, options in runs:
+#: Cases 5 and 6: the exact engine on its default grid and a finer one, and MCMC.
+RATIONALITY_RUNS = (
+    ("exact", {}),
+    ("exact, finer grid", {"grid_points": 120, "zoom_points": 48}),
+    ("mcmc", {"num_chains": 4, "seed": 1}),
+)
+
+
+def fits(table: pd.DataFrame, hyp):
+    """``(name, posterior, warnings heard)`` of each of :data:`RATIONALITY_RUNS`."""
+    for name, options in RATIONALITY_RUNS:
         with warnings.catch_warnings(record=True) as heard:
             warnings.simplefilter("always")
             post = fit(table, hyp, engine=name.split(",")[0], **options)
+        yield name, post, heard
+
+
+def show_rationality(label: str, table: pd.DataFrame, hyp) -> None:
+    """Case 5: ``lam``'s and the shared shift's posterior means by the exact engine (default
+    and finer grid, with its log evidence) and by MCMC."""
+    for name, post, heard in fits(table, hyp):
         lam, shared = post.draws["lam"].double(), post.draws["shift_shared"].double()
         evidence = post.diagnostics.get("log_evidence")
         print(
@@ -182,15 +191,7 @@ def case_5() -> None:
 def case_6() -> None:
     hyp = PRESETS["essential_goods_shared"].with_(name="egs_lam", rationality_scale=0.5)
     table = simulate(hyp, policy="selfish=0.5,fair=0.5", users=8, rounds=6, seed=2).interactions
-    runs = (
-        ("exact", {}),
-        ("exact, finer grid", {"grid_points": 120, "zoom_points": 48}),
-        ("mcmc", {"num_chains": 4, "seed": 1}),
-    )
-    for name, options in runs:
-        with warnings.catch_warnings(record=True) as heard:
-            warnings.simplefilter("always")
-            post = fit(table, hyp, engine=name.split(",")[0], **options)
+    for name, post, heard in fits(table, hyp):
         log_lam = post.draws["lam"].double().log()
         evidence = post.diagnostics.get("log_evidence")
         print(
