@@ -6,6 +6,10 @@ import torch
 
 from scai.models.prior import GroupPrior
 
+#: Each engine's default number of draws: ``num_draws`` (exact, svi), ``samples`` per chain
+#: (mcmc); ``scai fit --draws``'s help states them.
+DEFAULT_DRAWS: dict[str, int] = {"exact": 1000, "svi": 1000, "mcmc": 500}
+
 
 def squeeze_site(name: str, value: torch.Tensor, n_sims: int) -> torch.Tensor:
     """``[..., S, 1, 1, K]`` (pi), ``[..., S, 1, 1]`` (scalars) or ``[..., S, 1, C]`` (shift)

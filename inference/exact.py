@@ -29,6 +29,7 @@ from dataclasses import replace
 import torch
 
 from scai.inference.diagnostics import BoundedGridWarning, DiagnosticWarning
+from scai.inference.draws import DEFAULT_DRAWS
 from scai.inference.errors import EngineError
 from scai.inference.exact_kernels import (
     clone_policy_probs,
@@ -83,7 +84,7 @@ def fit_exact(
     *,
     table=None,
     seed: int = 0,
-    num_draws: int = 1000,
+    num_draws: int = DEFAULT_DRAWS["exact"],
     grid_points: int | None = None,
     zoom_points: int | None = None,
     max_simplex_points: int = MAX_SIMPLEX_POINTS,

@@ -32,7 +32,7 @@ import torch
 from scai.inference.clones import CloneCoordinates, preferred_prototype
 from scai.inference.compiled import PiModel
 from scai.inference.diagnostics import DiagnosticWarning, mcmc_diagnostics
-from scai.inference.draws import latent_sites
+from scai.inference.draws import DEFAULT_DRAWS, latent_sites
 from scai.inference.errors import EngineError
 from scai.inference.laplace import Laplace, find_best_mode, laplace, other_modes
 from scai.inference.nuts import (
@@ -337,7 +337,7 @@ def fit_mcmc(
     seed: int = 0,
     num_chains: int = 2,
     warmup: int = 300,
-    samples: int = 500,
+    samples: int = DEFAULT_DRAWS["mcmc"],
     target_accept: float = 0.8,
     parallel: bool | None = None,
     progress: bool = False,

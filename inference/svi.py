@@ -71,7 +71,7 @@ import torch
 from pyro.infer import SVI, JitTraceEnum_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_median
 
-from scai.inference.draws import latent_sites, squeeze_site
+from scai.inference.draws import DEFAULT_DRAWS, latent_sites, squeeze_site
 from scai.inference.errors import EngineError
 from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
 from scai.inference.laplace import laplace
@@ -398,7 +398,7 @@ def fit_svi(
     *,
     table=None,
     seed: int = 0,
-    num_draws: int = 1000,
+    num_draws: int = DEFAULT_DRAWS["svi"],
     learning_rate: float = 0.05,
     max_steps: int = 3000,
     min_steps: int | None = None,

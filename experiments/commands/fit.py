@@ -43,12 +43,9 @@ ENGINE_OPTIONS: dict[str, tuple[str, object]] = {
     "subsample": ("svi", None),
 }
 
-#: ``--draws``'s default per engine, for its help: the engines' own ``num_draws`` (exact, svi)
-#: and ``samples`` per chain (mcmc) defaults (tests/test_fit_command.py checks they agree).
-DRAWS_DEFAULTS: dict[str, int] = {"exact": 1000, "svi": 1000, "mcmc": 500}
-
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
+    from scai.inference.draws import DEFAULT_DRAWS
     from scai.inference.fit import COUNT_OPTIONS, ENGINES
 
     p.add_argument(
@@ -80,8 +77,8 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         default=None,
         help=(
             "posterior draws (exact, svi) or samples per chain (mcmc) (default "
-            f"{DRAWS_DEFAULTS['exact']} for exact, {DRAWS_DEFAULTS['svi']} for svi, "
-            f"{DRAWS_DEFAULTS['mcmc']} per chain for mcmc)"
+            f"{DEFAULT_DRAWS['exact']} for exact, {DEFAULT_DRAWS['svi']} for svi, "
+            f"{DEFAULT_DRAWS['mcmc']} per chain for mcmc)"
         ),
     )
     p.add_argument(
