@@ -300,18 +300,24 @@ def test_a_missing_data_file_says_how_to_point_at_one(tmp_path, capsys, monkeypa
     assert not out.exists()  # nothing ran
 
 
+def run_refused(tmp_path, capsys, name: str, text: str) -> str:
+    """``scai run human-data --hypothesis`` a file ``name`` holding ``text``: refused (exit
+    2) before any work, nothing written; what it said on stderr."""
+    hypothesis = tmp_path / name
+    hypothesis.write_text(text)
+    out = tmp_path / "out"
+    argv = ["run", "human-data", "--data", "synthetic", "--quick", "--out", str(out)]
+    assert cli([*argv, "--hypothesis", str(hypothesis)]) == 2
+    assert not out.exists() or not any(out.iterdir())
+    return capsys.readouterr().err
+
+
 def test_a_hypothesis_named_like_the_one_it_is_compared_with_is_refused(tmp_path, capsys):
     """A social-contract file named ``human_inequity`` (the inequity-aversion hypothesis's
     name) replaced that hypothesis's posterior file and row: ``compare.csv`` held one row,
     and the run called ``human_inequity`` the better hypothesis (a red-team find)."""
-    hypothesis = tmp_path / "hi.toml"
-    hypothesis.write_text('name = "human_inequity"\n')
-    out = tmp_path / "out"
-    argv = ["run", "human-data", "--data", "synthetic", "--quick", "--out", str(out)]
-    assert cli([*argv, "--hypothesis", str(hypothesis)]) == 2
-    err = capsys.readouterr().err
+    err = run_refused(tmp_path, capsys, "hi.toml", 'name = "human_inequity"\n')
     assert "hi.toml: name 'human_inequity' is the name of the inequity_aversion hypothesis" in err
-    assert not out.exists() or not any(out.iterdir())
 
 
 def test_a_hypothesis_setting_what_the_norm_mixture_ignores_is_refused(tmp_path, capsys):
@@ -321,14 +327,9 @@ def test_a_hypothesis_setting_what_the_norm_mixture_ignores_is_refused(tmp_path,
     any work, naming the settings; the experiment's own file is accepted."""
     from scai.experiments.human_data.fitting import NORMS_FILE, specs_with
 
-    hypothesis = tmp_path / "hd.toml"
-    hypothesis.write_text('name = "hd"\nlapse_prior = [1.0, 5.0]\nclone_prior = [3.0, 1.0]\n')
-    out = tmp_path / "out"
-    argv = ["run", "human-data", "--data", "synthetic", "--quick", "--out", str(out)]
-    assert cli([*argv, "--hypothesis", str(hypothesis)]) == 2
-    err = capsys.readouterr().err
+    text = 'name = "hd"\nlapse_prior = [1.0, 5.0]\nclone_prior = [3.0, 1.0]\n'
+    err = run_refused(tmp_path, capsys, "hd.toml", text)
     assert "hypothesis 'hd' sets lapse_prior, clone_prior, which a responder norm mixture" in err
-    assert not out.exists() or not any(out.iterdir())
     with pytest.raises(HypothesisError, match="sets stereotype, stereotype_strength"):
         specs_with("stereotyped")
     assert [s.name for s in specs_with(str(NORMS_FILE))][0] == "human_norms"
