@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,8 @@ from scai.inference.arviz_schema import (
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
-from scai.models.data import INTERACTION_COLUMNS, check_memory
-from scai.models.errors import check_count
+from scai.models.data import INTERACTION_COLUMNS, check_memory, validate_frame
+from scai.models.errors import DataError, DuplicateGamesWarning, check_count
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -87,7 +88,8 @@ def user_labels(data: GroupData) -> list[str]:
 
 
 def data_sha256(table: pd.DataFrame) -> str:
-    """SHA-256 of the interaction table as CSV: the input a posterior came from."""
+    """SHA-256 of the interaction table as scai writes it in CSV (validated, no index): the
+    games a posterior came from, however they were stored (a gzipped file, a DataFrame)."""
     return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
 
 
@@ -234,7 +236,7 @@ def load_posterior(path):
     the ``hypothesis_toml`` and ``layout`` attributes), or whose attributes disagree with its
     arrays (another hypothesis's number of policies, another layout's users), is a
     :class:`PosteriorFileError` naming the file, the attribute or variable, and what fits."""
-    from scai.inference.posterior import Posterior
+    from scai.inference.posterior import Posterior, on_simplex
 
     groups, attrs = _read_groups(path)
     for group, names in LOADED_VARIABLES.items():
@@ -244,8 +246,11 @@ def load_posterior(path):
                 f"{path}: group {group} lacks variable(s) {', '.join(absent)}; a scai file's "
                 f"{group} has {', '.join(names)}"
             )
+    _check_numbers(path, groups)
     hypothesis, layout = _hypothesis(path, attrs), _layout(path, attrs)
-    table = _table(groups["constant_data"], groups["observed_data"])
+    engine = _engine(path, attrs)
+    settings = _settings(path, attrs, engine)
+    table = _valid_table(path, _table(path, groups["constant_data"], groups["observed_data"]))
     unknown = sorted(set(table["currency"]) - set(layout["currencies"]))
     if unknown:
         raise PosteriorFileError(
@@ -265,6 +270,10 @@ def load_posterior(path):
     }
     user_group = groups["user_posterior"]
     _check_shapes(path, hypothesis, data, draws, user_group)
+    if not on_simplex(draws["pi"]):
+        raise PosteriorFileError(
+            f"{path}: posterior.pi is not on the simplex; allowed: finite draws >= 0 summing to 1"
+        )
     S, U, _ = data.shape
     s_idx, u_idx = torch.nonzero(data.user_mask, as_tuple=True)
     policy = torch.zeros(S, U, len(hypothesis.policies), dtype=dtype)
@@ -275,7 +284,7 @@ def load_posterior(path):
         torch.as_tensor(user_group["pi_mean"], dtype=dtype) if "pi_mean" in user_group else None
     )
     return Posterior(
-        engine=_engine(path, attrs),
+        engine=engine,
         hypothesis=hypothesis,
         table=table,
         data=data,
@@ -284,7 +293,7 @@ def load_posterior(path):
         manner_probs=manner,
         sample_stats=dict(groups.get("sample_stats", {})),  # lp is recomputed when absent
         diagnostics=json.loads(attrs["diagnostics"]),
-        settings=json.loads(attrs["settings"]),
+        settings=settings,
         seed=_seed(path, attrs),
         pi_mean_exact=pi_mean,
     )
@@ -350,6 +359,36 @@ def _engine(path, attrs: dict) -> str:
     return engine
 
 
+def _settings(path, attrs: dict, engine: str) -> dict:
+    """The file's ``settings`` attribute: a JSON object of ``engine``'s options, each one
+    :func:`~scai.inference.fit.check_options` accepts (an update passes them to the engine)."""
+    from scai.inference.fit import check_options
+
+    settings = json.loads(attrs["settings"])  # JSON: checked with the provenance
+    if not isinstance(settings, dict):
+        raise PosteriorFileError(
+            f"{path}: attribute settings is {settings!r}; allowed: a JSON object of "
+            f"engine {engine!r}'s options"
+        )
+    try:
+        return check_options(engine, settings)[1]
+    except EngineError as err:
+        raise PosteriorFileError(f"{path}: bad attribute settings ({err})") from None
+
+
+def _check_numbers(path, groups: dict[str, dict[str, np.ndarray]]) -> None:
+    """Every array the :class:`Posterior` is built from holds numbers (booleans, integers or
+    floats; the table's text columns aside): a file whose attributes make xarray decode a
+    variable as dates or text is refused, naming the variable."""
+    for group, values in groups.items():
+        for name, value in values.items():
+            text = group == "constant_data" and value.dtype.kind in "OSU"
+            if not text and value.dtype.kind not in "biuf":
+                raise PosteriorFileError(
+                    f"{path}: {group}.{name} holds {value.dtype} values; allowed: numbers"
+                )
+
+
 def _seed(path, attrs: dict) -> int:
     """The file's ``seed`` attribute, a whole number."""
     try:
@@ -384,6 +423,19 @@ def _check_shapes(path, hypothesis, data: GroupData, draws: dict, user_group: di
             )
 
 
+def _valid_table(path, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as :func:`~scai.models.data.validate_frame` types it, or a
+    :class:`PosteriorFileError` naming the file and the first problem (an edited file's offer
+    above its pot would otherwise surface later, as an index error). Games entered twice
+    were told of when the table was fitted: not again at each load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicateGamesWarning)
+        try:
+            return validate_frame(table, source=f"{path}: the table of its data groups")
+        except DataError as err:
+            raise PosteriorFileError(err.one_line()) from None
+
+
 def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """:data:`LOADED_GROUPS` of a posterior file, ``{group: {data variable: values}}``, and the
     posterior group's attributes."""
@@ -399,21 +451,33 @@ def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     if plain is not None:
         return plain.groups, plain.attrs
     idata = read_netcdf(path, REQUIRED_GROUPS)
-    groups = {
-        g: {k: idata[g][k].values for k in idata[g].data_vars}
-        for g in LOADED_GROUPS
-        if g in idata.groups()
-    }
+    try:  # xarray decodes a variable as its attributes say (scale, fill value, units)
+        groups = {
+            g: {k: idata[g][k].values for k in idata[g].data_vars}
+            for g in LOADED_GROUPS
+            if g in idata.groups()
+        }
+    except (TypeError, ValueError, OverflowError) as err:
+        raise PosteriorFileError(
+            f"{path}: cannot decode its variables ({type(err).__name__}: {err}); a scai file's "
+            "are numbers and text as stored"
+        ) from None
     return groups, dict(idata.posterior.attrs)
 
 
-def _table(constant: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The interaction table, from ``constant_data`` and ``observed_data``."""
+def _table(path, constant: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The interaction table, from ``constant_data`` and ``observed_data`` (a tone as its
+    index in :data:`TONES`, -1 where none was heard)."""
     columns = dict(constant)
     columns["offer"] = observed["offer"]
     columns["accepted"] = observed["accepted"]
     for name in ("proposer_tone", "responder_tone"):
         codes = observed[name]
+        if codes.dtype.kind not in "iu" or not ((codes >= -1) & (codes < len(TONES))).all():
+            raise PosteriorFileError(
+                f"{path}: observed_data.{name} holds codes other than -1 (none heard) and "
+                f"0..{len(TONES) - 1} (the tones {', '.join(TONES)})"
+            )
         columns[name] = np.where(codes >= 0, np.array(TONES)[codes.clip(min=0)], "")
     table = pd.DataFrame(columns)
     order = [*INTERACTION_COLUMNS, *[c for c in table.columns if c not in INTERACTION_COLUMNS]]

@@ -68,11 +68,17 @@ def _check_draws(engine: str, data: GroupData, hypothesis: Hypothesis, draws: di
                 f"from_draws: {site} has shape {tuple(value.shape)}; expected [chains, draws, "
                 f"{said}] (the first site's chains and draws)"
             )
-    pi = draws["pi"].detach().double()
-    if not bool(torch.isfinite(pi).all() and (pi >= 0).all()) or not torch.allclose(
-        pi.sum(-1), torch.ones((), dtype=torch.float64), atol=1e-4
-    ):
+    if not on_simplex(draws["pi"]):
         raise EngineError("from_draws: pi must lie on the simplex (>= 0, summing to 1)")
+
+
+def on_simplex(pi: torch.Tensor) -> bool:
+    """Whether every row of ``pi`` (the last dimension) is finite, ``>= 0`` and sums to 1
+    (to 1e-4: draws stored in float32)."""
+    pi = pi.detach().double()
+    return bool(torch.isfinite(pi).all() and (pi >= 0).all()) and torch.allclose(
+        pi.sum(-1), torch.ones((), dtype=torch.float64), atol=1e-4
+    )
 
 
 @dataclass

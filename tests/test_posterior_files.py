@@ -202,6 +202,32 @@ def delete(name):
     return craft
 
 
+def set_values(name, edit):
+    def craft(handle, folder):
+        values = handle[name][()]
+        edit(values)
+        handle[name][...] = values
+
+    return craft
+
+
+def set_variable_attribute(name, key, value):
+    def craft(handle, folder):
+        handle[name].attrs[key] = value
+
+    return craft
+
+
+def edit_settings(edit):
+    def craft(handle, folder):
+        settings = json.loads(handle["posterior"].attrs["settings"])
+        edit(settings)
+        for group in handle.values():  # every group carries the provenance
+            group.attrs["settings"] = json.dumps(settings)
+
+    return craft
+
+
 FOUR_POLICIES = tomli_w.dumps(PRESETS["real_agents"].to_dict())
 EDITS = {
     "no_user_posterior": (delete("user_posterior"), "missing group(s) user_posterior; a scai"),
@@ -230,6 +256,40 @@ EDITS = {
     "no_sim": (delete("constant_data/sim"), "constant_data lacks variable(s) sim"),
     "no_pi": (delete("posterior/pi"), "posterior lacks variable(s) pi"),
     "no_hypothesis": (delete_attribute("hypothesis_toml"), "missing attribute hypothesis_toml"),
+    # Each of these raised a bare IndexError, TypeError or UFuncTypeError, or loaded values
+    # that fit refuses (an offer above its pot: an IndexError later, in to_arviz).
+    "tone_code_out_of_range": (
+        set_values("observed_data/proposer_tone", lambda v: v.__setitem__(0, 7)),
+        "observed_data.proposer_tone holds codes other than -1 (none heard) and 0..3",
+    ),
+    "offer_above_its_pot": (
+        set_values("observed_data/offer", lambda v: v.__setitem__(0, 10**6)),
+        "row 1, column 'offer': value '1000000'",
+    ),
+    "scale_factor_text": (
+        set_variable_attribute("posterior/pi", "scale_factor", "abc"),
+        "cannot decode its variables (UFuncTypeError",
+    ),
+    "pi_decoded_as_dates": (
+        set_variable_attribute("posterior/pi", "units", "days since 2000-01-01"),
+        "posterior.pi holds datetime64[ns] values; allowed: numbers",
+    ),
+    "pi_scaled_off_the_simplex": (
+        set_variable_attribute("posterior/pi", "scale_factor", 2.0),
+        "posterior.pi is not on the simplex",
+    ),
+    "settings_with_an_unknown_option": (
+        edit_settings(lambda settings: settings.__setitem__("foo", 1)),
+        "bad attribute settings (unknown option 'foo' for engine 'exact'; allowed: num_draws",
+    ),
+    "settings_with_a_bad_value": (
+        edit_settings(lambda settings: settings.__setitem__("num_draws", 0)),
+        "bad attribute settings (num_draws",
+    ),
+    "settings_not_an_object": (
+        set_attribute("settings", "[1]"),
+        "attribute settings is [1]; allowed: a JSON object of engine 'exact''s options",
+    ),
 }
 
 
