@@ -825,7 +825,8 @@ def validate_frame(
     df: pd.DataFrame, source: str = "interactions", strict: bool = False
 ) -> pd.DataFrame:
     """Validate an in-memory table (any dtypes) the same way a CSV is validated; the optional
-    text columns must hold strings (``None``, ``pd.NA`` or NaN count as empty)."""
+    text columns must hold strings (``None``, ``pd.NA`` or NaN count as empty). A column scai
+    does not read is named in an :class:`UnusedColumnsWarning`, as a CSV's is."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(
             source,
@@ -844,6 +845,7 @@ def validate_frame(
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
+    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
     if "accepted" in df.columns and _booleans(df["accepted"]):
         # a DataFrame's own way to hold a decision: True/False as 1/0 (a missing one stays so)
         df = df.assign(accepted=df["accepted"].map(_AS_INT, na_action="ignore").astype("Int64"))

@@ -623,6 +623,18 @@ def test_a_trailing_comma_in_the_header_is_named_as_such(tmp_path):
     assert len(table) == 4
 
 
+def test_a_misspelt_column_of_an_in_memory_table_is_named_as_a_files_is(tmp_path):
+    """validate_frame (fit's and update's check of a DataFrame) dropped a column it does not
+    read without a word, where the same table from a CSV was warned of: a misspelt optional
+    column lost every message's text silently."""
+    from scai.models.errors import UnusedColumnsWarning
+
+    table = read_interactions(write(tmp_path, VALID_ROWS)).assign(proposer_txt="hello")
+    with pytest.warns(UnusedColumnsWarning, match=r"interactions: column\(s\) 'proposer_txt' not"):
+        typed = validate_frame(table)
+    assert "proposer_txt" not in typed.columns and len(typed) == len(table)
+
+
 def test_ids_in_any_script_pass_and_look_alike_ones_do_not():
     """Names in other scripts keep their ideographic spaces and (zero-width) joiners; a zero-
     width space, a word joiner, a right-to-left override or a non-breaking space, which make
