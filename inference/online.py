@@ -73,6 +73,7 @@ def update(
     if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
         check_reported_tones(new, previous.hypothesis, "new_interactions")
         _warn_of_unread_text(new, previous.hypothesis)
+        _warn_of_tones_unheard_before(previous.table, new)
     combined = pd.concat([previous.table, new], ignore_index=True)
     _check_repeats_of_previous(combined, len(previous.table), strict)
     with warnings.catch_warnings():  # identical games: told above, at each table's own rows
@@ -137,6 +138,26 @@ def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:
             f"new_interactions: {unread} message(s) with text and no tone, where previous heard "
             "tones read by a tone reader: they are fitted as unheard; read them first "
             "(scai.models.tone_reader.read_tones(new_interactions, reader))",
+            TableWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_of_tones_unheard_before(before: pd.DataFrame, new: pd.DataFrame) -> None:
+    """A :class:`~scai.models.errors.TableWarning` where ``previous``'s table holds no tone and
+    new rows hold some: ``previous`` was fitted without tones (``scai fit --tones none`` empties
+    them, and its file cannot say so) or its users said none, and the update scores the new
+    ones, so the posterior hears tones in some epochs and not in others."""
+
+    def heard(table: pd.DataFrame) -> int:
+        return int(sum((table[c] != "").sum() for c in ("proposer_tone", "responder_tone")))
+
+    if len(before) and not heard(before) and (count := heard(new)):
+        warnings.warn(
+            f"new_interactions: {count} tone(s) where previous's table has none (fitted with "
+            "--tones none, or its users said none): the update scores them; to fit the new "
+            "games without tones as well, empty them first "
+            "(new_interactions.assign(proposer_tone='', responder_tone=''))",
             TableWarning,
             stacklevel=3,
         )

@@ -310,3 +310,25 @@ def test_an_update_of_a_fit_with_read_tones_warns_of_unread_text(table):
     with warnings.catch_warnings():
         warnings.simplefilter("error", TableWarning)
         online.update(previous, read_tones(second, default_reader()))
+
+
+def test_an_update_of_a_fit_without_tones_warns_of_the_new_tones(table):
+    """``scai fit --tones none`` empties the tones and its file cannot say so: an update of it
+    with new games that carry tones scored them without a word (the posterior then heard
+    tones in one epoch and not in the other)."""
+    import warnings
+
+    from scai.models.errors import TableWarning
+
+    first = table[table["epoch"] == 1].reset_index(drop=True)
+    second = table[table["epoch"] == 2].reset_index(drop=True)
+    silent = first.assign(proposer_tone="", responder_tone="")
+    previous = fit(silent, "stereotyped", engine="exact")
+    heard = int((second["proposer_tone"] != "").sum() + (second["responder_tone"] != "").sum())
+    assert heard > 0
+    with pytest.warns(TableWarning, match=rf"{heard} tone\(s\) where previous's table has none"):
+        online.update(previous, second)
+    with warnings.catch_warnings():  # the same games without tones, or a fit that heard them
+        warnings.simplefilter("error", TableWarning)
+        online.update(previous, second.assign(proposer_tone="", responder_tone=""))
+        online.update(fit(first, "stereotyped", engine="exact"), second)
