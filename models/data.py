@@ -1282,6 +1282,10 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
         )
     if why := not_replaceable(path):
         raise RunError(f"{path}: {why}")
+    # (mkdir's own error, FileExistsError, would name the file and not say why)
+    above = next(p for p in path.parents if p.exists())
+    if not above.is_dir():
+        raise RunError(f"{path}: {above} is a file, not a folder; give a path in a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name[:MAX_NAME]}."
     _remove_files_of_dead_writers(path.parent, prefix, suffix)

@@ -106,6 +106,17 @@ def test_write_atomic_refuses_a_pipe_and_leaves_it(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
+@pytest.mark.parametrize("below", ["", "sub/"], ids=["in_it", "deeper"])
+def test_write_atomic_names_a_file_where_a_folder_should_be(tmp_path, below):
+    """A path below a file (Posterior.save("notes.txt/fit.nc")) was mkdir's bare
+    FileExistsError, which names the file and not why."""
+    (tmp_path / "notes.txt").write_text("kept")
+    path = tmp_path / "notes.txt" / f"{below}fit.nc"
+    with pytest.raises(RunError, match=r"fit.nc: .*notes.txt is a file, not a folder; give a"):
+        write_atomic(path, lambda tmp: Path(tmp).write_text("data"))
+    assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])
 def test_write_atomic_files_get_the_users_umask(tmp_path, umask):
     old = os.umask(umask)
