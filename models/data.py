@@ -530,7 +530,8 @@ def check_interactions(
                 allowed = (
                     "must be 1 (accepted) or 0 (rejected)"
                     if col == "accepted"
-                    else "must be a whole number in plain digits, e.g. 12"
+                    else "must be a whole number in ASCII decimal notation, e.g. 12 "
+                    "(12.0 and 1.2e1 are 12)"
                 )
                 problems.append(Problem(i, col, text, allowed))
                 continue
