@@ -158,6 +158,30 @@ def ignoring_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def holding_ctrl_c() -> Iterator[None]:
+    """Hold Ctrl-C back for the block, whose threads and processes must not get it (a
+    terminal sends it to the whole process group, and each child would print a traceback where
+    the program says one line and stops them): SIGINT is blocked in this thread, not ignored,
+    so that what the block starts inherits it blocked, and one that came meanwhile is raised
+    here as ``KeyboardInterrupt`` as the block ends (ignored, it was lost: a Ctrl-C while a
+    local Dask cluster started let the sweep run to its end). A thread started before the
+    block may take it at once: then it is raised in the block. Where signals cannot be
+    blocked (Windows), :func:`ignoring_ctrl_c`; outside the main thread, a plain block."""
+    if not hasattr(signal, "pthread_sigmask"):
+        with ignoring_ctrl_c():
+            yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:  # a SIGINT that came meanwhile is delivered now
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def forkserver_available() -> bool:
     """Whether this platform has multiprocessing's forkserver (Linux, macOS)."""
     return "forkserver" in multiprocessing.get_all_start_methods()

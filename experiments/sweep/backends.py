@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 
 from scai.models.errors import RunError, error_text
-from scai.worker_start import ignoring_ctrl_c
+from scai.worker_start import holding_ctrl_c
 
 BACKENDS = ("local", "dask")
 #: Seconds to wait for a scheduler to answer and for its first worker.
@@ -103,10 +104,13 @@ def open_backend(
                 # here first, the workers importing it at once do not race on it.
                 import arviz  # noqa: F401
 
-                # Its processes start with Ctrl-C ignored (they inherit it): a terminal sends
+                # Its processes start with Ctrl-C blocked (they inherit it): a terminal sends
                 # SIGINT to the whole process group, and each of them printed a traceback
-                # where the sweep itself says one line and stops them.
-                with ignoring_ctrl_c():
+                # where the sweep itself says one line and stops them. One that comes
+                # meanwhile is raised as the block ends. multiprocessing's resource tracker is
+                # started first: its start unblocks SIGINT (not restoring the mask before).
+                resource_tracker.ensure_running()
+                with holding_ctrl_c():
                     cluster = stack.enter_context(
                         LocalCluster(
                             n_workers=n,
