@@ -133,15 +133,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # One line, no "error": what was interrupted, how far it got, how to resume (a run's
         # condition loop says how many conditions finished: scai.experiments.runner).
-        message = str(interrupt) or "interrupted" + (
-            _resume_hint(args.experiment) if args.command == "run" else ""
-        )
+        message = str(interrupt) or "interrupted" + _resume_hint_of(args)
         print(f"{where}: {message}", file=sys.stderr)
         return 130
     finally:
         warnings.showwarning = show
     print(f"{where}: error: {message}", file=sys.stderr)
     return code
+
+
+def _resume_hint_of(args) -> str:
+    """How to resume the interrupted command, where it keeps what it finished."""
+    if args.command == "run":
+        return _resume_hint(args.experiment)
+    if args.command == "sweep":  # (its condition loop says how far it got, where it can)
+        return f"; run the same command again to resume (finished cells are in {args.out}/cache)"
+    return ""
 
 
 def _resume_hint(experiment: str) -> str:

@@ -318,6 +318,30 @@ def test_a_run_that_ends_otherwise_leaves_no_earlier_runs_table(tmp_path, monkey
     assert not (out / "sweep.csv").exists() and not (out / "figures" / "sweep.png").exists()
 
 
+def test_a_ctrl_c_after_the_last_cell_still_writes_the_table_and_map(tmp_path, monkeypatch):
+    """A Ctrl-C once every cell had finished (while a Dask cluster closed, or the map was
+    drawn) stopped the sweep with neither table nor map, and no word of resuming (a review
+    helper's repro): it is held until both are written, and the sweep is complete."""
+    import os
+    import signal
+
+    from scai.experiments.sweep import run as sweep_run
+
+    real = sweep_run.heat_map
+
+    def ctrl_c_then_draw(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "heat_map", ctrl_c_then_draw)
+    out, told = tmp_path / "out", []
+    result = run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=told.append)
+    assert result.failed == 0 and set(pd.read_csv(out / "sweep.csv")["status"]) == {"ok"}
+    assert (out / "figures" / "sweep.png").stat().st_size > 0
+    assert any("every cell had finished when Ctrl-C came" in line for line in told), told
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_second_ctrl_c_while_the_map_is_drawn_says_what_is_left(tmp_path, monkeypatch):
     """A second Ctrl-C while the interrupted run writes its table and map: the earlier run's
     table and map are gone since the run started (removed before it computes), so what is
@@ -1056,3 +1080,16 @@ def test_a_hypothesis_files_rationality_is_not_replaced_without_a_word(tmp_path,
     kept = load_spec(write_spec(tmp_path, text.format("assistant_rationality = 1.0\n"), "k.toml"))
     cells = make_cells(kept)
     assert {assistant_hypothesis(c.conditions[0]).rationality for c in cells} == {1.0}
+
+
+def test_a_sweep_interrupted_outside_its_condition_loop_says_how_to_resume(tmp_path):
+    """A Ctrl-C that is not the condition loop's (the backend starting, a Dask cluster
+    closing) printed 'scai sweep: interrupted' alone; scai run's said how to resume."""
+    import argparse
+
+    from scai.experiments.cli import _resume_hint_of
+
+    args = argparse.Namespace(command="sweep", out=tmp_path / "out")
+    assert _resume_hint_of(args) == (
+        f"; run the same command again to resume (finished cells are in {tmp_path}/out/cache)"
+    )

@@ -26,6 +26,7 @@ from scai.experiments.sweep.report import (
     write_table,
 )
 from scai.experiments.sweep.spec import REACH_MEASURES, SweepSpec
+from scai.inference.workers import ctrl_c_deferred
 from scai.models.errors import error_text
 
 #: How many times a failed condition is tried again before its cell is skipped.
@@ -76,19 +77,30 @@ def run_sweep(
     for earlier in (table_path(out), map_path(out, figures)):
         earlier.unlink(missing_ok=True)
     try:
-        with open_backend(backend, scheduler, workers) as where:
-            tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
-            outcome = run_jobs(
-                jobs,
-                out / "cache",
-                workers=where.workers,
-                progress=False,
-                executor=where.executor,
-                retries=RETRIES,
-                keep_going=True,
-                on_event=progress,
-                load=load_curve,
+        # Once every cell is done, a Ctrl-C is held while the backend closes (a Dask cluster:
+        # seconds) and the table and map are written: it lost both, every cell finished.
+        with ctrl_c_deferred() as held:
+            with open_backend(backend, scheduler, workers) as where:
+                tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
+                with held.released():
+                    outcome = run_jobs(
+                        jobs,
+                        out / "cache",
+                        workers=where.workers,
+                        progress=False,
+                        executor=where.executor,
+                        retries=RETRIES,
+                        keep_going=True,
+                        on_event=progress,
+                        load=load_curve,
+                    )
+            results = dict(enumerate(outcome.results))
+            table, path, figure = _write_table_and_map(
+                spec, cells, results, outcome.errors, outcome.warned, out, figures
             )
+            if held.caught:  # nothing left to stop
+                tell(f"{path}: every cell had finished when Ctrl-C came: the sweep is complete")
+                held.caught.clear()
     except Interrupted as stop:
         # The cells finished so far (stop.results: read as they finished) and the failed ones
         # go in the table, the others are marked NOT_RUN: sweep.csv is never an earlier run's
@@ -111,10 +123,6 @@ def run_sweep(
         except Exception as err:  # the interruption is the news: this only goes with it
             tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
         raise
-    results = dict(enumerate(outcome.results))
-    table, path, figure = _write_table_and_map(
-        spec, cells, results, outcome.errors, outcome.warned, out, figures
-    )
     failed = int(table[STATUS].str.startswith("failed").sum())
     if warned := int(table[WARNED].notna().sum()):
         tell(
