@@ -852,6 +852,27 @@ def _first_of_each(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first[order], rank[inverse]
 
 
+def check_groups_fit(hypothesis: Hypothesis, groups: int, what: str) -> None:
+    """An :class:`EngineError` where ``groups`` groups (simulations, or a learning curve's
+    prefixes) of ``hypothesis`` cannot be fitted at once within :data:`GRID_BUDGET` even on
+    the coarsest lattice of pi (:func:`_fit_budget`): with no latent scalar they share one
+    grid, the bounded sites' points times the groups (with one, each group is fitted alone).
+    ``what`` names the setting that makes ``groups``, for a caller that can check this before
+    any work (a sweep's cells)."""
+    prior = GroupPrior(hypothesis)
+    if not prior.beta or prior.latent_lam or prior.latent_shift or prior.latent_shared:
+        return
+    points = len(bounded_points(prior)[0]) * groups
+    if points * MIN_SIMPLEX_POINTS > GRID_BUDGET:
+        most = int(GRID_BUDGET // (MIN_SIMPLEX_POINTS * (points // groups)))
+        raise EngineError(
+            f"{what}: the exact engine fits its {groups:,} groups of hypothesis "
+            f"{hypothesis.name!r} ({', '.join(prior.beta)} latent) on one grid of {points:,} "
+            f"points times the simplex lattice (at least {MIN_SIMPLEX_POINTS}), beyond "
+            f"{GRID_BUDGET:.0e}; allowed here: at most {most:,} groups"
+        )
+
+
 def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> torch.Tensor:
     """The simplex lattice, coarsened so that ``points x G`` stays within :data:`GRID_BUDGET`
     (grids over several bounded sites multiply the points); an error naming svi and mcmc when

@@ -18,6 +18,7 @@ from scai.experiments import runner
 from scai.experiments.cli import main
 from scai.experiments.runner import Interrupted
 from scai.experiments.sweep import load_spec, run_sweep
+from scai.experiments.sweep.cells import make_cells
 from scai.experiments.sweep.report import NOT_RUN
 from scai.models.errors import HypothesisError, RunError
 
@@ -1093,3 +1094,32 @@ def test_a_sweep_interrupted_outside_its_condition_loop_says_how_to_resume(tmp_p
     assert _resume_hint_of(args) == (
         f"; run the same command again to resume (finished cells are in {tmp_path}/out/cache)"
     )
+
+
+@pytest.mark.parametrize("sims", [34, 40])
+def test_a_cell_whose_curves_the_exact_engine_cannot_fit_is_refused_before_any_work(tmp_path, sims):
+    """With lapse, strength and clone latent and rationality fixed, a learning curve's
+    prefixes (sims x epochs x (rounds + 2) groups) share one grid: at 40 simulations its
+    230,400 points passed make_cells, and every cell was computed, failed, retried and failed
+    again (a review helper's repro); 34 fit (the same sweep ran). Refused at once, naming the
+    settings and the most groups allowed."""
+    spec = (
+        TINY.replace("sims = 2", f"sims = {sims}")
+        .replace(
+            "users = 4",
+            'users = 3\nhypothesis = "real_agents_stereotyped"\nassistant_rationality = 4.0',
+        )
+        .replace("stereotype_strength = [0.0, 0.8]\nrationality = [1.0, 4.0]", "seed = [1, 2]")
+    )
+    spec = spec.replace('measure = "slowdown"', 'measure = "interactions_to_95"')
+    spec = spec.replace("seed = 3\n", "")
+    loaded = load_spec(write_spec(tmp_path, spec))
+    if sims == 34:
+        assert len(make_cells(loaded)) == 2
+        return
+    with pytest.raises(
+        HypothesisError,
+        match=r"cell seed=1: settings sims=40, epochs=1, .* "
+        r"one grid of 230,400 points .* allowed here: at most 347 groups",
+    ):
+        make_cells(loaded)

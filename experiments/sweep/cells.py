@@ -26,6 +26,7 @@ from scai.experiments.conditions import (
 from scai.experiments.inconsistency import belief_deficit, slowdown
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.sweep.spec import AXES, CONTRASTS, SweepSpec, Value
+from scai.inference.exact import check_groups_fit
 from scai.models.errors import HypothesisError, ScaiError
 from scai.models.game import TRAINING_CURRENCIES
 from scai.models.hypotheses import Hypothesis, get_hypothesis
@@ -106,6 +107,15 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
             hypothesis = assistant_hypothesis(cond)
             hypothesis.policy_index(cond.policy)
             _check_axes_act(spec, hypothesis)
+            # every failure of its condition would be this one, retried: told before any work
+            prefixes = settings.sims * settings.epochs * (settings.rounds + 2)
+            check_groups_fit(
+                hypothesis,
+                prefixes,
+                f"settings sims={settings.sims}, epochs={settings.epochs}, rounds="
+                f"{settings.rounds} (its learning curves' prefixes: sims x epochs x "
+                "(rounds + 2))",
+            )
         except ScaiError as err:
             raise HypothesisError(
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
