@@ -319,6 +319,24 @@ def test_a_run_that_ends_otherwise_leaves_no_earlier_runs_table(tmp_path, monkey
     assert not (out / "sweep.csv").exists() and not (out / "figures" / "sweep.png").exists()
 
 
+def test_a_run_with_figures_elsewhere_leaves_no_earlier_map_in_out(tmp_path, monkeypatch):
+    """The earlier run's map in OUT/figures stayed beside another spec's sweep.csv when the
+    next run drew its own map elsewhere (--figures): it goes too (a review helper's find)."""
+    half = TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0]")
+    out = tmp_path / "out"
+    run_sweep(load_spec(write_spec(tmp_path, half, "half.toml")), out, workers=1, tell=print)
+    assert (out / "figures" / "sweep.png").exists()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr("scai.experiments.sweep.run.run_jobs", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        spec = load_spec(write_spec(tmp_path))
+        run_sweep(spec, out, figures=tmp_path / "elsewhere", workers=1, tell=print)
+    assert not (out / "sweep.csv").exists() and not (out / "figures" / "sweep.png").exists()
+
+
 def test_a_ctrl_c_after_the_last_cell_still_writes_the_table_and_map(tmp_path, monkeypatch):
     """A Ctrl-C once every cell had finished (while a Dask cluster closed, or the map was
     drawn) stopped the sweep with neither table nor map, and no word of resuming (a review

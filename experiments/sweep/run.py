@@ -74,7 +74,8 @@ def run_sweep(
     # An earlier run's table and map go before this run computes: a run that ends without
     # writing its own (killed, or failing otherwise than by Ctrl-C) leaves none, not one of
     # another spec beside this run's cache (the same command resumes and writes both).
-    for earlier in (table_path(out), map_path(out, figures)):
+    # (the map under OUT's own figures folder too: an earlier run's, drawn without --figures)
+    for earlier in {table_path(out), map_path(out, figures), map_path(out, None)}:
         earlier.unlink(missing_ok=True)
     try:
         # Once every cell is done, a Ctrl-C is held while the backend closes (a Dask cluster:
