@@ -254,9 +254,10 @@ def _terminate_as_ctrl_c() -> None:
 
 
 def _on_terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM as a Ctrl-C; where Ctrl-C is ignored for the moment (while a local Dask
-    cluster starts, or a stop cleans up), as SIGTERM: the program ends, as it did before,
-    rather than the signal being lost."""
+    """SIGTERM as a Ctrl-C; where Ctrl-C is ignored for the moment (while a stop cleans up),
+    as SIGTERM: the program ends, as it did before, rather than the signal being lost. (While
+    a local Dask cluster starts Ctrl-C is held, not ignored: a SIGTERM stops the sweep as the
+    cluster is up.)"""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)

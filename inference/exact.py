@@ -862,13 +862,16 @@ def check_groups_fit(hypothesis: Hypothesis, groups: int, what: str) -> None:
     prior = GroupPrior(hypothesis)
     if not prior.beta or prior.latent_lam or prior.latent_shift or prior.latent_shared:
         return
-    points = len(bounded_points(prior)[0]) * groups
-    if points * MIN_SIMPLEX_POINTS > GRID_BUDGET:
-        most = int(GRID_BUDGET // (MIN_SIMPLEX_POINTS * (points // groups)))
+    # the bounded sites' first grid (bounded_points' rows), counted without building it
+    points = math.prod(BOUNDED_POINTS[site] for site in prior.beta) * groups
+    # the coarsest lattice _fit_budget may take (a lattice of one policy is one point)
+    lattice = min(len(simplex_lattice(len(hypothesis.policies))), MIN_SIMPLEX_POINTS)
+    if points * lattice > GRID_BUDGET:
+        most = int(GRID_BUDGET // (lattice * (points // groups)))
         raise EngineError(
             f"{what}: the exact engine fits its {groups:,} groups of hypothesis "
             f"{hypothesis.name!r} ({', '.join(prior.beta)} latent) on one grid of {points:,} "
-            f"points times the simplex lattice (at least {MIN_SIMPLEX_POINTS}), beyond "
+            f"points times the simplex lattice (at least {lattice}), beyond "
             f"{GRID_BUDGET:.0e}; allowed here: at most {most:,} groups"
         )
 

@@ -73,7 +73,7 @@ def update(
     if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
         check_reported_tones(new, previous.hypothesis, "new_interactions")
         _warn_of_unread_text(new, previous.hypothesis)
-        _warn_of_tones_unheard_before(previous.table, new)
+        _warn_of_tones_unheard_before(previous.table, new, previous.hypothesis)
     combined = pd.concat([previous.table, new], ignore_index=True)
     _check_repeats_of_previous(combined, len(previous.table), strict)
     with warnings.catch_warnings():  # identical games: told above, at each table's own rows
@@ -143,11 +143,14 @@ def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:
         )
 
 
-def _warn_of_tones_unheard_before(before: pd.DataFrame, new: pd.DataFrame) -> None:
-    """A :class:`~scai.models.errors.TableWarning` where ``previous``'s table holds no tone and
-    new rows hold some: ``previous`` was fitted without tones (``scai fit --tones none`` empties
-    them, and its file cannot say so) or its users said none, and the update scores the new
-    ones, so the posterior hears tones in some epochs and not in others."""
+def _warn_of_tones_unheard_before(before: pd.DataFrame, new: pd.DataFrame, hypothesis) -> None:
+    """A :class:`~scai.models.errors.TableWarning` where ``previous``'s table holds no tone,
+    new rows hold some and the hypothesis ties manners to types (else tones change no
+    posterior): ``previous`` was fitted without tones (``scai fit --tones none`` empties them,
+    and its file cannot say so) or its users said none, and the update scores the new ones, so
+    the posterior hears tones in some epochs and not in others."""
+    if not hypothesis.ties_manners_to_types:
+        return
 
     def heard(table: pd.DataFrame) -> int:
         return int(sum((table[c] != "").sum() for c in ("proposer_tone", "responder_tone")))

@@ -332,3 +332,5 @@ def test_an_update_of_a_fit_without_tones_warns_of_the_new_tones(table):
         warnings.simplefilter("error", TableWarning)
         online.update(previous, second.assign(proposer_tone="", responder_tone=""))
         online.update(fit(first, "stereotyped", engine="exact"), second)
+        # a hypothesis that ties no manner to a type: tones change no posterior of its
+        online.update(fit(silent, "neutral", engine="exact"), second)

@@ -354,7 +354,10 @@ def test_a_ctrl_c_after_the_last_cell_still_writes_the_table_and_map(tmp_path, m
 
     monkeypatch.setattr(sweep_run, "heat_map", ctrl_c_then_draw)
     out, told = tmp_path / "out", []
-    result = run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=told.append)
+    try:
+        result = run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=told.append)
+    except KeyboardInterrupt:  # (raised on, it would stop the whole test session)
+        pytest.fail("the Ctrl-C after the last cell stopped the sweep")
     assert result.failed == 0 and set(pd.read_csv(out / "sweep.csv")["status"]) == {"ok"}
     assert (out / "figures" / "sweep.png").stat().st_size > 0
     assert any("every cell had finished when Ctrl-C came" in line for line in told), told
@@ -1141,3 +1144,50 @@ def test_a_cell_whose_curves_the_exact_engine_cannot_fit_is_refused_before_any_w
         r"one grid of 230,400 points .* allowed here: at most 347 groups",
     ):
         make_cells(loaded)
+
+
+@pytest.mark.parametrize(
+    "hypothesis", ["real_agents_stereotyped", "real_agents", "lapse_only", "one_policy"]
+)
+def test_the_check_before_a_sweep_refuses_exactly_what_the_engine_cannot_fit(hypothesis):
+    """check_groups_fit counts the bounded sites' grid without building it: it refuses the
+    number of groups at which the exact engine's own budget (_fit_budget, given the grid's
+    points) refuses, and not one fewer (a review's find: a one-policy lattice is one point)."""
+    import torch
+
+    from scai.inference.errors import EngineError
+    from scai.inference.exact import _fit_budget, bounded_points, check_groups_fit
+    from scai.inference.grids import simplex_lattice
+    from scai.models.hypotheses import PRESETS
+    from scai.models.prior import GroupPrior
+
+    hyp = {
+        "lapse_only": PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0)),
+        "one_policy": PRESETS["neutral"]
+        .with_(policies=PRESETS["neutral"].policies[:1])
+        .with_(lapse_prior=(1.0, 30.0)),
+    }.get(hypothesis) or PRESETS[hypothesis]
+    K = len(hyp.policies)
+    B = len(bounded_points(GroupPrior(hyp))[0])
+    lattice = simplex_lattice(K).to(torch.float64)
+
+    def engine_fits(groups: int) -> bool:
+        try:
+            _fit_budget(lattice, K, B * groups, len(lattice))
+        except EngineError:
+            return False
+        return True
+
+    def check_fits(groups: int) -> bool:
+        try:
+            check_groups_fit(hyp, groups, "groups")
+        except EngineError:
+            return False
+        return True
+
+    most = next(n for n in (10**k for k in range(1, 8)) if not engine_fits(n))
+    low, high = most // 10, most  # the engine's threshold, by bisection
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if engine_fits(mid) else (low, mid)
+    assert [check_fits(n) for n in (low, high)] == [True, False], (low, high)
