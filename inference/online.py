@@ -61,8 +61,8 @@ def update(
             "update: warm_start is not an option here; the update starts from previous"
         )
     check_flag("strict", strict)
-    if isinstance(new_interactions, str | Path):
-        new = read_interactions(new_interactions, strict=strict)
+    if isinstance(new_interactions, str | Path):  # (a header alone: an epoch with no games)
+        new = read_interactions(new_interactions, strict=strict, allow_empty=True)
     elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
         new = new_interactions
         if len(new_interactions):

@@ -701,11 +701,16 @@ def _check_duplicates(
 
 
 def read_interactions(
-    path: str | Path, currencies: Iterable[str] | None = None, strict: bool = False
+    path: str | Path,
+    currencies: Iterable[str] | None = None,
+    strict: bool = False,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     """Read and validate an interaction table; raise :class:`DataError` listing every problem.
 
     Identical rows give a :class:`DuplicateGamesWarning` (a :class:`DataError` if ``strict``).
+    ``allow_empty``: a header with no rows is an empty table (an epoch with no games, for an
+    update), not a problem.
     """
     source = str(path)
     if not Path(path).exists():
@@ -713,7 +718,8 @@ def read_interactions(
     if why := not_a_regular_file(path):
         raise DataError(source, [Problem(None, None, None, why)])
     df = _read_raw(path, source)
-    problems = check_interactions(df, currencies)
+    empty = allow_empty and len(df) == 0 and set(INTERACTION_COLUMNS) <= set(df.columns)
+    problems = [] if empty else check_interactions(df, currencies)
     if problems:
         raise DataError(source, problems)
     table = _typed_interactions(df)

@@ -334,3 +334,24 @@ def test_an_update_of_a_fit_without_tones_warns_of_the_new_tones(table):
         online.update(fit(first, "stereotyped", engine="exact"), second)
         # a hypothesis that ties no manner to a type: tones change no posterior of its
         online.update(fit(silent, "neutral", engine="exact"), second)
+
+
+def test_an_epoch_with_no_games_is_the_same_as_a_header_alone_or_an_empty_frame(table, tmp_path):
+    """An empty DataFrame was an epoch with no games (the same posterior), the same epoch
+    as a CSV with its header alone a DataError ('no rows'); both are now the same update.
+    A header alone is still no table to fit, nor one for scai validate."""
+    from scai.models.data import INTERACTION_COLUMNS, read_interactions
+    from scai.models.errors import DataError
+
+    previous = fit(table[table["epoch"] == 1].reset_index(drop=True), "neutral", engine="exact")
+    header = tmp_path / "epoch2.csv"
+    header.write_text(",".join(INTERACTION_COLUMNS) + "\n")
+    from_csv = online.update(previous, header)
+    from_frame = online.update(previous, table.iloc[:0])
+    assert len(from_csv.table) == len(previous.table)
+    assert torch.equal(from_csv.pi_mean(), previous.pi_mean())
+    assert torch.equal(from_csv.pi_mean(), from_frame.pi_mean())
+    with pytest.raises(DataError, match="no rows"):
+        read_interactions(header)
+    with pytest.raises(DataError, match="no rows"):
+        fit(header, "neutral", engine="exact")
