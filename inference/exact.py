@@ -864,9 +864,9 @@ def check_groups_fit(hypothesis: Hypothesis, groups: int, what: str) -> None:
         return
     # the bounded sites' first grid (bounded_points' rows), counted without building it
     points = math.prod(BOUNDED_POINTS[site] for site in prior.beta) * groups
-    # the coarsest lattice _fit_budget may take (a lattice of one policy is one point)
-    lattice = min(len(simplex_lattice(len(hypothesis.policies))), MIN_SIMPLEX_POINTS)
-    if points * lattice > GRID_BUDGET:
+    lattice = len(simplex_lattice(len(hypothesis.policies)))
+    if not _coarsest_fits(points, lattice):
+        lattice = min(lattice, MIN_SIMPLEX_POINTS)
         most = int(GRID_BUDGET // (lattice * (points // groups)))
         raise EngineError(
             f"{what}: the exact engine fits its {groups:,} groups of hypothesis "
@@ -882,14 +882,21 @@ def _fit_budget(pi_grid: torch.Tensor, K: int, points: int, max_points: int) -> 
     even a coarse lattice would not fit."""
     if points * pi_grid.shape[0] <= GRID_BUDGET:
         return pi_grid
-    target = int(GRID_BUDGET // points)
-    if target < MIN_SIMPLEX_POINTS:
+    if not _coarsest_fits(points, pi_grid.shape[0]):
         raise EngineError(
             f"engine 'exact': its grid would need {points} points of the scalars times the "
             f"simplex lattice (at least {MIN_SIMPLEX_POINTS}), beyond {GRID_BUDGET:.0e}: fit "
             "fewer simulations at once, or use engine='svi' or engine='mcmc'"
         )
+    target = int(GRID_BUDGET // points)
     return simplex_lattice(K, min(target, max_points)).to(pi_grid.dtype)
+
+
+def _coarsest_fits(points: int, lattice: int) -> bool:
+    """Whether ``points`` grid points times the coarsest lattice of pi the engine may take
+    (``lattice`` points, coarsened to :data:`MIN_SIMPLEX_POINTS` at most) fit
+    :data:`GRID_BUDGET` (:func:`_fit_budget`, :func:`check_groups_fit`)."""
+    return points * min(lattice, MIN_SIMPLEX_POINTS) <= GRID_BUDGET
 
 
 #: A mode patch's points per dimension at first (:func:`_mode_patch`): a step of about half a
