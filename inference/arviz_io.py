@@ -43,7 +43,7 @@ from scai.inference.arviz_schema import (
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
-from scai.models.data import INTERACTION_COLUMNS, check_memory, validate_frame
+from scai.models.data import INTERACTION_COLUMNS, check_memory, tones_heard, validate_frame
 from scai.models.errors import DataError, DuplicateGamesWarning, check_count
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
@@ -195,8 +195,7 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     attrs["variables"] = json.dumps(VARIABLE_NOTES)
     # The tones the data held: two fits of the same games with and without tones score other
     # data, and az.compare would rank them (by ~1,100 nats on one group) all the same.
-    heard = (table[["proposer_tone", "responder_tone"]].astype(str) != "").to_numpy().sum()
-    attrs["tones_heard"] = str(int(heard))
+    attrs["tones_heard"] = str(tones_heard(table))
     return InferenceParts(
         posterior={
             site: posterior.draws[site].detach().double().numpy()

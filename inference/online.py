@@ -30,7 +30,7 @@ from scai.inference.fit import (
 )
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
-from scai.models.data import duplicate_games, read_interactions, validate_frame
+from scai.models.data import duplicate_games, read_interactions, tones_heard, validate_frame
 from scai.models.errors import DataError, DuplicateGamesWarning, Problem, TableWarning
 from scai.models.layout import GroupData
 
@@ -151,11 +151,7 @@ def _warn_of_tones_unheard_before(before: pd.DataFrame, new: pd.DataFrame, hypot
     the posterior hears tones in some epochs and not in others."""
     if not hypothesis.ties_manners_to_types:
         return
-
-    def heard(table: pd.DataFrame) -> int:
-        return int(sum((table[c] != "").sum() for c in ("proposer_tone", "responder_tone")))
-
-    if len(before) and not heard(before) and (count := heard(new)):
+    if len(before) and not tones_heard(before) and (count := tones_heard(new)):
         warnings.warn(
             f"new_interactions: {count} tone(s) where previous's table has none (fitted with "
             "--tones none, or its users said none): the update scores them; to fit the new "

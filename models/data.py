@@ -652,6 +652,11 @@ def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def tones_heard(table: pd.DataFrame) -> int:
+    """How many tones a validated interaction table holds (both roles; empty: none heard)."""
+    return int((table[["proposer_tone", "responder_tone"]].astype(str) != "").to_numpy().sum())
+
+
 def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
     """``(row, earlier row)`` (1-based data rows) for every row identical to an earlier one."""
     columns = [c for c in INTERACTION_COLUMNS if c in table.columns]
