@@ -201,27 +201,30 @@ class GroupData:
         ``currencies`` fixes the currency order (default: in order of appearance). Participants
         named :data:`ASSISTANT` are not users: their actions are not scored.
         """
-        df = table.reset_index(drop=True)
-        sim = df["sim"].astype(str).to_numpy()
-        sim_ids = list(pd.unique(sim))
+        # Each column read once as a NumPy array, each text column factorised once (codes in
+        # order of first appearance): pandas' per-call work, not the table's size, is most of
+        # a layout's cost on the protocol's small tables (fifteen layouts a condition).
+        sim_codes, sim_texts = _factorised(column_texts(table["sim"]))
+        sim_ids = list(sim_texts)
         if users is not None:
             sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
-        sim_code = pd.Index(sim_ids).get_indexer(sim)
+        sim_position = {sim: i for i, sim in enumerate(sim_ids)}
+        sim_code = np.array([sim_position[t] for t in sim_texts], dtype=np.int64)[sim_codes]
         # Participants as integer codes of their names (hashing each name once: a million
         # users' games are millions of names); the assistant's own actions are not evidence,
         # so it is treated as an unknown participant (code -1), like an empty name.
         known_sim, known_name = [], []
         if users is not None:
             for s, names in users.items():
-                known_sim += [sim_ids.index(str(s))] * len(names)
+                known_sim += [sim_position[str(s)]] * len(names)
                 known_name += list(map(str, names))
-        n = len(df)
+        n = len(table)
         codes, names = pd.factorize(
             np.concatenate(
                 [
                     np.array(known_name, dtype=object),
-                    df["proposer"].astype(str).to_numpy(dtype=object),
-                    df["responder"].astype(str).to_numpy(dtype=object),
+                    column_texts(table["proposer"]),
+                    column_texts(table["responder"]),
                 ]
             )
         )
@@ -269,10 +272,14 @@ class GroupData:
         U = max(map(len, user_ids), default=0)
         E = int(ev_pos.max()) + 1 if len(ev_pos) else 1
 
-        currencies = (
-            tuple(currencies) if currencies is not None else tuple(pd.unique(df["currency"]))
-        )
-        pots = np.sort(df["pot"].unique()).astype(np.int64)
+        currency_codes, currency_texts = _factorised(table["currency"].to_numpy(dtype=object))
+        currencies = tuple(currencies) if currencies is not None else tuple(currency_texts)
+        currency_position = {c: i for i, c in enumerate(currencies)}
+        currency_index = np.array(
+            [currency_position.get(c, -1) for c in currency_texts], dtype=np.int64
+        )[currency_codes]
+        pot = table["pot"].to_numpy()
+        pots = np.unique(pot).astype(np.int64)
 
         def blank(fill, dtype):
             return np.full((S, U, E), fill, dtype=dtype)
@@ -295,12 +302,12 @@ class GroupData:
         out["event_mask"][idx] = True
         out["is_proposer"][idx] = ev_role == 0
         out["row"][idx] = ev_row
-        out["pot_index"][idx] = np.searchsorted(pots, df["pot"].to_numpy()[ev_row])
-        out["currency_index"][idx] = pd.Index(currencies).get_indexer(df["currency"])[ev_row]
-        out["offer"][idx] = df["offer"].to_numpy()[ev_row]
-        out["accepted"][idx] = df["accepted"].to_numpy()[ev_row]
-        heard_p, tone_p = _tone_codes(df["proposer_tone"])
-        heard_r, tone_r = _tone_codes(df["responder_tone"])
+        out["pot_index"][idx] = np.searchsorted(pots, pot[ev_row])
+        out["currency_index"][idx] = currency_index[ev_row]
+        out["offer"][idx] = table["offer"].to_numpy()[ev_row]
+        out["accepted"][idx] = table["accepted"].to_numpy()[ev_row]
+        heard_p, tone_p = _tone_codes(table["proposer_tone"])
+        heard_r, tone_r = _tone_codes(table["responder_tone"])
         out["tone_mask"][idx] = np.where(ev_role == 0, heard_p[ev_row], heard_r[ev_row])
         out["tone"][idx] = np.where(ev_role == 0, tone_p[ev_row], tone_r[ev_row])
         # Link each responder event to its proposer's event of the same row.
@@ -333,13 +340,32 @@ def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per row: whether a tone was heard (a non-empty text) and its index into ``TONES`` (0
     where none or unknown), each distinct text looked up once (in a dict: building a pandas
     Index of the tones per call cost more than the lookups, on the protocol's every epoch)."""
-    codes, texts = pd.factorize(column.astype(str).to_numpy(dtype=object))
+    codes, texts = pd.factorize(column_texts(column))
     heard = np.array([text != "" for text in texts], dtype=bool)
     index = np.array([_TONE_INDEX.get(text, 0) for text in texts], dtype=np.intp)
     return heard[codes], index[codes]
 
 
 _TONE_INDEX = {tone: i for i, tone in enumerate(TONES)}
+
+
+#: The dtype ``astype(str)`` gives a column: on a column of it already, a copy of its values.
+_STR = pd.Series([], dtype=str).dtype
+
+
+def column_texts(column: pd.Series) -> np.ndarray:
+    """A column's values as ``astype(str)`` gives them, an object array, without that copy
+    where the column has that dtype already (a validated table's text columns)."""
+    if isinstance(_STR, pd.StringDtype) and column.dtype == _STR:  # (pandas 2: object)
+        return column.to_numpy(dtype=object)
+    return column.astype(str).to_numpy(dtype=object)
+
+
+def _factorised(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of ``values`` (an object array) and its distinct values in order of first
+    appearance (``pd.unique``'s; a missing value is one of them, as there)."""
+    codes, texts = pd.factorize(values, use_na_sentinel=False)
+    return codes, np.asarray(texts, dtype=object)
 
 
 def _user_order(n_sims, known_sim, known_code, sim_code, proposer, responder, names):
