@@ -970,17 +970,17 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     ):  # plain NumPy integers: no missing values, no booleans
         return None
     texts = {c: df[c] for c in columns if c not in _INT_COLUMNS}
-    if not all(
-        (v.dtype == object or isinstance(v.dtype, pd.StringDtype))
-        and pd.api.types.infer_dtype(v, skipna=False) == "string"
-        and not v.isna().any()
-        for v in texts.values()
-    ) or any(c in texts and texts[c].str.contains(_UNWRITABLE).any() for c in TEXT_COLUMNS):
+    if not all(v.dtype == object or isinstance(v.dtype, pd.StringDtype) for v in texts.values()):
+        return None
+    # The rules on single cells are checked on each column's distinct values (a few names,
+    # currencies and tones however long the table), in NumPy; first, that all are strings
+    # (no missing value: NaN, None and pd.NA are not strings).
+    distinct = {c: pd.unique(v.to_numpy(dtype=object)) for c, v in texts.items()}
+    if not all(isinstance(v, str) for values in distinct.values() for v in values) or any(
+        c in texts and texts[c].str.contains(_UNWRITABLE).any() for c in TEXT_COLUMNS
+    ):
         return None
     required = [c for c in texts if c in INTERACTION_COLUMNS and c not in _OPTIONAL]
-    # Every value is a string by now: the rules on single cells are checked on each column's
-    # distinct values (a few names, currencies and tones however long the table), in NumPy.
-    distinct = {c: pd.unique(v.to_numpy(dtype=object)) for c, v in texts.items()}
     pot, offer = (ints[c].to_numpy() for c in ("pot", "offer"))
     accepted = ints["accepted"].to_numpy()
     proposer, responder = (texts[c].to_numpy(dtype=object) for c in ("proposer", "responder"))
@@ -1012,10 +1012,13 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     )
     if not valid:
         return None
-    out = df[columns].copy()
+    # A new frame (a list of columns selects copies; a shallow copy of it ends pandas 2's
+    # link to ``df`` without copying every value again: pandas 3's copy-on-write keeps the
+    # two apart whichever is changed)
+    out = df[columns].copy(deep=False)
     out.columns = [str(c) for c in out.columns]
     for col in _INT_COLUMNS:
-        if out[col].dtype != np.int64:  # replacing a column costs more than the conversion
+        if ints[col].dtype != np.int64:  # replacing a column costs more than the conversion
             out[col] = out[col].astype(np.int64)
     return out
 
