@@ -6,6 +6,7 @@ run's figures and numbers equal the committed ones (``figures/``).
 
     .venv/bin/python benchmarks/bench_run_all.py --repeats 3
     .venv/bin/python benchmarks/bench_run_all.py --repeats 3 --before OLD  # OLD: git archive
+    .venv/bin/python benchmarks/bench_run_all.py --repeats 3 --compile     # bytecode first
 
 prints a Markdown table, the command it timed and the machine's load before and after. With
 ``--before OLD`` (a folder holding a ``scai`` package, e.g. ``git archive COMMIT`` unpacked into
@@ -13,6 +14,12 @@ prints a Markdown table, the command it timed and the machine's load before and 
 see the same load. Before the first run and after the last it measures the host's speed
 (``host_speed.py``: fixed workloads that do not depend on scai's code; medians of three), so
 that runs of different sessions can be compared.
+
+With ``--compile`` it first compiles each code's modules to bytecode, as pip does when it
+installs a package: an editable install (the README's) leaves that to the first run, and where
+``PYTHONDONTWRITEBYTECODE`` is set (this machine's sandbox) every process compiles scai's
+modules from source (~0.4 s of the command's and its worker server's CPU). The header says
+which.
 
 The CPU time counts every process of the command: its workers are forked by a worker server
 that the command starts and that outlives it by a moment, so this script adopts the orphans
@@ -109,13 +116,40 @@ def run_once(out: Path, workers: int | None, code: Path | None = None) -> dict:
     }
 
 
+def compile_modules(folder: Path) -> None:
+    """Compile the Python modules under ``folder`` (not a virtual environment's or the tests')
+    to bytecode, as pip does when it installs a package (an editable install does not)."""
+    skip = r"[/\\]\.venv[/\\]|[/\\]tests[/\\]"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", skip, str(folder)], check=True)
+
+
+def bytecode_note(compiled: bool) -> str:
+    """How the timed processes read scai's modules (each process compiling them from source
+    costs ~0.4 s of the command's and its worker server's CPU)."""
+    if compiled:
+        return "compiled beforehand (--compile: python -m compileall, as pip install does)"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return "PYTHONDONTWRITEBYTECODE is set: compiled from source in every process"
+    return "as Python caches it (written by the first run that imports each module)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="default: the command's")
     parser.add_argument("--before", type=Path, default=None, metavar="OLD")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile each code's modules to bytecode first, as pip does when it installs a "
+        "package (an editable install does not; where PYTHONDONTWRITEBYTECODE is set, every "
+        "process otherwise compiles them from source)",
+    )
     args = parser.parse_args()
     codes = ([("before", args.before.resolve())] if args.before else []) + [("this code", None)]
+    if args.compile:
+        for _, code in codes:
+            compile_modules(code if code is not None else ROOT)
     adopt_orphans()
     speed_before = host_speed.summary(repeats=3)  # medians: one measurement is noisy
     load = [os.getloadavg()[0]]
@@ -136,6 +170,7 @@ def main() -> None:
         f"host speed (benchmarks/host_speed.py, CPU): before {host_speed.one_line(speed_before)}; "
         f"after {host_speed.one_line(speed_after)}"
     )
+    print(f"scai's bytecode: {bytecode_note(args.compile)}")
     print(f"command (cwd {ROOT.name}/, fresh --out each repeat): {rows[0]['command']}\n")
     if args.before:
         print(f"before: {args.before}\n")
