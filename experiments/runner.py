@@ -45,7 +45,7 @@ from scai.inference.workers import (
     worker_pool,
 )
 from scai.models.data import write_atomic, write_csv_atomic
-from scai.models.errors import RunError, ScaiWarning, scai_category, scai_warning
+from scai.models.errors import RunError, ScaiError, ScaiWarning, scai_category, scai_warning
 from scai.worker_start import ignoring_ctrl_c
 
 
@@ -336,7 +336,8 @@ def run_jobs(
       return the files' bytes, which this process stages, so they need not share this disk.
       The bytes are the ones a local worker writes.
 
-    A job that raises is submitted again up to ``retries`` times; then, with ``keep_going``,
+    A job that raises is submitted again up to ``retries`` times (unless its error cannot
+    pass by itself: :func:`may_pass_again`); then, with ``keep_going``,
     it is recorded in :attr:`Outcome.errors` (one line: the error's type and message) and the
     others go on; without, its error is raised. ``on_event`` hears of every job as it ends.
     Each job's result is read back from the cache by ``load(condition, entry)`` (default:
@@ -483,7 +484,7 @@ def run_jobs(
                 return False
             attempts[key] += 1
             message = _failure_text(error)
-            if attempts[key] <= retries:
+            if attempts[key] <= retries and may_pass_again(error):
                 tell_now("retry", at, message)
                 return True
             if not keep_going:
@@ -665,6 +666,14 @@ def _unpack(files: dict[str, bytes], folder: Path) -> None:
 #: every backend (the local pool's BrokenProcessPool, Dask's KilledWorker with its random task
 #: id and worker address).
 WORKER_DIED = "WorkerDied: the process computing it died (out of memory, or killed)"
+
+
+def may_pass_again(error: BaseException) -> bool:
+    """Whether a job that failed with ``error`` may succeed if it runs again: not where its own
+    inputs failed (a :class:`~scai.models.errors.ScaiError`: bad input, a grid beyond the
+    exact engine's budget; the same each time), unless the error says so (a memory limit taken
+    from the memory available); a worker that died, or any other error, may."""
+    return not isinstance(error, ScaiError) or error.may_pass_again
 
 
 def _failure_text(error: BaseException) -> str:

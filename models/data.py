@@ -1112,12 +1112,16 @@ def check_memory(
     share: float = MEMORY_SHARE,
 ) -> None:
     """Raise ``error("needs about X, above the limit of Y (why)")`` if ``need`` bytes are above
-    :func:`memory_limit`; the caller's ``error`` adds what needs it and what to do."""
+    :func:`memory_limit`; the caller's ``error`` adds what needs it and what to do. Where the
+    limit is a share of the memory available (no ``max_bytes``), the error may pass when the
+    call is made again (``may_pass_again``): other programs' memory comes and goes."""
     limit, why = memory_limit(max_bytes, share)
     if limit is not None and need > limit:
-        raise error(
+        err = error(
             f"needs about {format_bytes(need)}, above the limit of {format_bytes(limit)} ({why})"
         )
+        err.may_pass_again = max_bytes is None
+        raise err
 
 
 def check_table_memory(

@@ -76,6 +76,12 @@ def not_replaceable(path: str | Path) -> str | None:
 class ScaiError(ValueError):
     """Bad input to scai; the message says where, what was given and what is allowed."""
 
+    #: Whether the same call, made again unchanged, may succeed: not for bad input, nor for a
+    #: limit its input exceeds (a grid beyond the exact engine's budget); where the machine's
+    #: state decides (a memory limit taken from the memory available), the error says so
+    #: (:func:`scai.models.data.check_memory`). A sweep retries only such failures.
+    may_pass_again = False
+
     def one_line(self) -> str:
         """The message on one line (the command line prints this)."""
         return " ".join(part.strip() for part in str(self).splitlines() if part.strip())

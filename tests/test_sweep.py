@@ -497,6 +497,52 @@ def test_a_failing_cell_is_retried_once_then_kept_as_failed(tmp_path, monkeypatc
     assert len(manifests) == 8
 
 
+def test_a_cell_whose_inputs_fail_it_is_not_retried(tmp_path, monkeypatch, capsys):
+    """A condition that fails with a scai error of its own inputs (the exact engine's grid
+    budget: the same data fail the same way) was computed a second time and told as 'failed
+    again'; it is now given up at once, and told so. A memory limit taken from the memory
+    available may pass (other programs' memory comes and goes): retried as before."""
+    from scai.inference.errors import EngineError
+    from scai.models.data import check_memory
+
+    real = runner.run_condition
+    calls: dict[str, int] = {}
+    budget, memory = "sweep s=0.8 lam=4.0 neutral", "sweep s=0.0 lam=1.0 rude"
+
+    def failing(cond, settings, seed, hypothesis=None):
+        calls[cond.name] = calls.get(cond.name, 0) + 1
+        if cond.name == budget:
+            raise EngineError("engine 'exact': its grid would need 9 points, beyond 4e+07")
+        if cond.name == memory and calls[cond.name] == 1:
+            check_memory(10**30, lambda text: EngineError(f"the draws {text}"))
+        return real(cond, settings, seed, hypothesis)
+
+    monkeypatch.setattr(runner, "run_condition", failing)
+    assert sweep(write_spec(tmp_path), tmp_path / "out", "--workers", "1") == 1
+    err = capsys.readouterr().err
+    assert calls[budget] == 1 and calls[memory] == 2
+    assert (
+        "cell stereotype_strength=0.8 rationality=4.0: failed, not retried: its inputs fail it "
+        "(EngineError: engine 'exact': its grid would need 9 points" in err
+    )
+    assert "cell stereotype_strength=0.0 rationality=1.0: EngineError: the draws needs" in err
+    assert "cells: 3 done, 1 failed, 0 remaining" in err
+
+
+def test_a_memory_limit_says_whether_it_may_pass_again():
+    """The limit taken from the memory available may pass; one the caller gave does not."""
+    from scai.inference.errors import EngineError
+    from scai.models.data import check_memory
+
+    for max_bytes, passes in ((None, True), (10**6, False)):
+        with pytest.raises(EngineError) as caught:
+            check_memory(10**30, EngineError, max_bytes)
+        assert caught.value.may_pass_again is passes
+        assert runner.may_pass_again(caught.value) is passes
+    assert not runner.may_pass_again(EngineError("bad option"))
+    assert runner.may_pass_again(ValueError("a bug"))
+
+
 def test_the_documented_example_spec_loads(tmp_path):
     """The example in :mod:`scai.experiments.sweep.spec`'s docstring (the README's too) is a
     valid spec: the inconsistency experiment's full sweep, 16 cells."""

@@ -115,7 +115,8 @@ def sweep(args: argparse.Namespace) -> int:
     if result.failed:
         _tell(
             f"{result.failed} of {cells} cells failed (their rows in {result.table_path} say "
-            "why); run the same command again to retry them (finished cells come from the cache)"
+            "why); run the same command again to retry them (finished cells come from the "
+            "cache; a cell whose inputs failed it fails again until the spec changes)"
         )
         return 1
     return 0

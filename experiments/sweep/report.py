@@ -102,8 +102,10 @@ class Progress:
             finished_before = self.done + len(self.failed)
             if kind == "failed" and cell not in self.failed:
                 self.failed.add(cell)
+                retried = any(c == cell for c, _ in self._retried)
+                how = "failed again" if retried else "failed, not retried: its inputs fail it"
                 self.tell(
-                    f"cell {label}: failed again ({error}); skipped: its row in sweep.csv says "
+                    f"cell {label}: {how} ({error}); skipped: its row in sweep.csv says "
                     "'failed', and the next run of the same command tries it again"
                 )
             self.waiting[cell] -= 1
