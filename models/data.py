@@ -784,13 +784,7 @@ def warn_unused_columns(
     optional = list(optional)
     read = {*read, *optional}
     if unused := [c for c in columns if c not in read]:
-        # pandas names a header's empty field "Unnamed: N" (N: its position from 0)
-        shown = [
-            f"an unnamed column {int(c.split(': ')[1]) + 1} (a trailing comma?)"
-            if re.fullmatch(r"Unnamed: \d+", str(c))
-            else repr(c)
-            for c in unused
-        ]
+        shown = [_unused_column(c, len(columns)) for c in unused]
         warnings.warn(
             UnusedColumnsWarning(
                 f"{source}: column(s) {', '.join(shown)} not read by scai "
@@ -798,6 +792,22 @@ def warn_unused_columns(
             ),
             stacklevel=stacklevel or outside_scai(),
         )
+
+
+def _unused_column(name: object, count: int) -> str:
+    """How a column scai does not read is named in a warning: pandas names a header's empty
+    field ``Unnamed: N`` (``N``: its position from 0), which says nothing to whoever wrote the
+    file; where it sits says more (the first: the index pandas' ``to_csv`` writes; the last: a
+    comma at each line's end)."""
+    found = re.fullmatch(r"Unnamed: (\d+)", str(name))
+    if found is None:
+        return repr(name)
+    position = int(found.group(1))
+    if position == 0:
+        return "an unnamed first column (a DataFrame's index, as to_csv writes it by default?)"
+    if position == count - 1:
+        return f"an unnamed last column {position + 1} (a trailing comma?)"
+    return f"an unnamed column {position + 1} (a header field left empty?)"
 
 
 def _compose_ids(raw: pd.DataFrame, source: str) -> None:

@@ -624,9 +624,33 @@ def test_a_trailing_comma_in_the_header_is_named_as_such(tmp_path):
     from scai.models.errors import UnusedColumnsWarning
 
     path = write(tmp_path, [r + "," for r in VALID_ROWS], header=HEADER + ",")
-    with pytest.warns(UnusedColumnsWarning, match=r"an unnamed column 12 \(a trailing comma\?\)"):
+    with pytest.warns(
+        UnusedColumnsWarning, match=r"an unnamed last column 12 \(a trailing comma\?\)"
+    ):
         table = read_interactions(path)
     assert len(table) == 4
+
+
+def test_a_dataframes_index_written_to_the_file_is_named_as_such(tmp_path):
+    """pandas' to_csv writes a DataFrame's index as an unnamed first column: the warning
+    called it 'an unnamed column 1 (a trailing comma?)', a cause that cannot put a column
+    first. An empty field inside the header is named by its position."""
+    from scai.models.errors import UnusedColumnsWarning
+
+    table = read_interactions(write(tmp_path, VALID_ROWS))
+    indexed = tmp_path / "indexed.csv"
+    table.to_csv(indexed)  # index=True: pandas' default
+    with pytest.warns(UnusedColumnsWarning, match=r"an unnamed first column \(a DataFrame's index"):
+        again = read_interactions(indexed)
+    pd.testing.assert_frame_equal(again, table)
+    rows = [r.split(",") for r in VALID_ROWS]
+    middle = write(
+        tmp_path,
+        [",".join([*r[:3], "x", *r[3:]]) for r in rows],
+        header=",".join([*HEADER.split(",")[:3], "", *HEADER.split(",")[3:]]),
+    )
+    with pytest.warns(UnusedColumnsWarning, match=r"an unnamed column 4 \(a header field left"):
+        read_interactions(middle)
 
 
 def test_a_misspelt_column_of_an_in_memory_table_is_named_as_a_files_is(tmp_path):
