@@ -335,6 +335,12 @@ def _layout(path, attrs: dict) -> dict:
             f"{path}: attribute layout lists {len(layout['sim_ids'])} sim_ids but "
             f"{len(layout['user_ids'])} lists of user_ids; allowed: one list per simulation"
         )
+    currencies = layout["currencies"]
+    if not all(isinstance(c, str) for c in currencies) or len(set(currencies)) != len(currencies):
+        raise PosteriorFileError(
+            f"{path}: attribute layout's currencies {currencies} are not distinct names; "
+            "allowed: each currency once, as text"
+        )
     return layout
 
 

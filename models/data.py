@@ -675,14 +675,21 @@ def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
 
 
 def _distinct_keys(table: pd.DataFrame) -> bool:
-    """Whether no two rows of ``table`` share their ``sim``, ``epoch`` and ``round`` (False
-    where it cannot tell cheaply: a column missing or not of integers)."""
-    if not {"sim", "epoch", "round"} <= set(table.columns) or len(table) < 2:
-        return len(table) < 2
+    """Whether no two rows of ``table`` share their ``sim``, ``epoch`` and ``round``: True for
+    fewer than two rows; False where it cannot tell cheaply (a column missing, repeated or not
+    of integers, a sim id that cannot be hashed)."""
+    if len(table) < 2:
+        return True
+    keys = ("sim", "epoch", "round")
+    if not set(keys) <= set(table.columns) or table.columns.duplicated().any():
+        return False
     epoch, rnd = table["epoch"].to_numpy(), table["round"].to_numpy()
     if epoch.dtype.kind not in "iu" or rnd.dtype.kind not in "iu":
         return False
-    sim = pd.factorize(table["sim"].to_numpy(dtype=object))[0]  # (missing ones share -1)
+    try:
+        sim = pd.factorize(table["sim"].to_numpy(dtype=object))[0]  # (missing ones share -1)
+    except TypeError:
+        return False
     keys = np.stack([sim.astype(np.int64), epoch.astype(np.int64), rnd.astype(np.int64)])
     keys = keys[:, np.lexsort(keys)]
     return not bool((keys[:, 1:] == keys[:, :-1]).all(0).any())
@@ -985,7 +992,10 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     # The rules on single cells are checked on each column's distinct values (a few names,
     # currencies and tones however long the table), in NumPy; first, that all are strings
     # (no missing value: NaN, None and pd.NA are not strings).
-    distinct = {c: pd.unique(v.to_numpy(dtype=object)) for c, v in texts.items()}
+    try:
+        distinct = {c: pd.unique(v.to_numpy(dtype=object)) for c, v in texts.items()}
+    except TypeError:  # an unhashable cell (a list, a bytearray): the row-by-row path names it
+        return None
     if not all(isinstance(v, str) for values in distinct.values() for v in values) or any(
         c in texts and texts[c].str.contains(_UNWRITABLE).any() for c in TEXT_COLUMNS
     ):
@@ -1022,10 +1032,10 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     )
     if not valid:
         return None
-    # A new frame (a list of columns selects copies; a shallow copy of it ends pandas 2's
-    # link to ``df`` without copying every value again: pandas 3's copy-on-write keeps the
-    # two apart whichever is changed)
-    out = df[columns].copy(deep=False)
+    # A deep copy: pandas 3 selects the columns without copying them, and copy-on-write does
+    # not cover writes into a column's array (``df["offer"].array[0] = 9``), which would
+    # reach the fitted table (and a posterior's ``table``) through shared buffers.
+    out = df[columns].copy()
     out.columns = [str(c) for c in out.columns]
     for col in _INT_COLUMNS:
         if ints[col].dtype != np.int64:  # replacing a column costs more than the conversion

@@ -274,6 +274,8 @@ class GroupData:
 
         currency_codes, currency_texts = _factorised(table["currency"].to_numpy(dtype=object))
         currencies = tuple(currencies) if currencies is not None else tuple(currency_texts)
+        if len(set(currencies)) != len(currencies):  # each currency must have one index
+            raise ValueError(f"from_table: currencies {currencies} name a currency twice")
         currency_position = {c: i for i, c in enumerate(currencies)}
         currency_index = np.array(
             [currency_position.get(c, -1) for c in currency_texts], dtype=np.int64
@@ -349,21 +351,20 @@ def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 _TONE_INDEX = {tone: i for i, tone in enumerate(TONES)}
 
 
-#: The dtype ``astype(str)`` gives a column: on a column of it already, a copy of its values.
-_STR = pd.Series([], dtype=str).dtype
-
-
 def column_texts(column: pd.Series) -> np.ndarray:
     """A column's values as ``astype(str)`` gives them, an object array, without that copy
-    where the column has that dtype already (a validated table's text columns)."""
-    if isinstance(_STR, pd.StringDtype) and column.dtype == _STR:  # (pandas 2: object)
+    where the column has the dtype ``astype(str)`` gives already (a validated table's text
+    columns; pandas' ``str`` dtype, looked up at each call: an option can change it)."""
+    target = pd.api.types.pandas_dtype(str)
+    if isinstance(target, pd.StringDtype) and column.dtype == target:  # (pandas 2: object)
         return column.to_numpy(dtype=object)
     return column.astype(str).to_numpy(dtype=object)
 
 
 def _factorised(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The codes of ``values`` (an object array) and its distinct values in order of first
-    appearance (``pd.unique``'s; a missing value is one of them, as there)."""
+    appearance (``pd.unique``'s order; missing values, None, NaN or pd.NA, are one value, NaN:
+    a validated table has none)."""
     codes, texts = pd.factorize(values, use_na_sentinel=False)
     return codes, np.asarray(texts, dtype=object)
 

@@ -1,5 +1,6 @@
 """The layout reads a table's text columns as ``astype(str)`` does, whatever their dtype, and
-finds repeated games as pandas' ``duplicated`` does."""
+finds repeated games as pandas' ``duplicated`` does; the fast validation of an in-memory table
+names a bad cell as the row-by-row one does and keeps its table apart from the caller's."""
 
 import numpy as np
 import pandas as pd
@@ -57,3 +58,43 @@ def test_distinct_keys_decide_only_when_no_game_repeats_its_key():
     # keys it cannot compare cheaply (rounds as text): left to the full comparison
     text_rounds = distinct.assign(round=distinct["round"].astype(str))
     assert not _distinct_keys(text_rounds) and duplicate_games(text_rounds) == []
+
+
+def _valid_games():
+    return _games(["0", "0", "1"], [1, 1, 1], [1, 2, 1], [3, 3, 3])
+
+
+@pytest.mark.parametrize(
+    "column, says",
+    [("proposer", "bytes; decode them to text first"), ("proposer_text", "must be text")],
+)
+def test_an_unhashable_cell_is_named_not_a_crash(column, says):
+    """The fast validation hashed every text cell: a bytearray (or a list) raised a bare
+    TypeError where the row-by-row check names the cell."""
+    from scai.models.data import validate_frame
+    from scai.models.errors import DataError
+
+    games = _valid_games()
+    games[column] = pd.Series(["u0", "u0", "u0"], dtype=object)
+    games.at[1, column] = bytearray(b"u9")
+    with pytest.raises(DataError, match=says):
+        validate_frame(games)
+
+
+def test_the_validated_table_shares_no_memory_with_the_callers_frame():
+    """pandas 3 selects columns without copying them: written through a column's array
+    (which copy-on-write does not see), the caller's frame changed the validated table."""
+    from scai.models.data import validate_frame
+
+    games = _valid_games()
+    table = validate_frame(games)
+    games["offer"].array[0] = 9
+    games["proposer"].array[0] = "zz"
+    assert table["offer"].tolist() == [3, 3, 3] and table["proposer"].iloc[0] == "u0"
+
+
+def test_a_layout_refuses_a_currency_named_twice():
+    from scai.models.layout import GroupData
+
+    with pytest.raises(ValueError, match="name a currency twice"):
+        GroupData.from_table(_valid_games(), currencies=("dollars", "dollars"))

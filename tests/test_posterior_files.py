@@ -252,6 +252,12 @@ EDITS = {
         edit_layout(lambda layout: layout.__setitem__("currencies", ["gold"])),
         "currency 'dollars' of the table is not in attribute layout's currencies",
     ),
+    # loaded with every row of one currency at another's index (crashed before with pandas'
+    # InvalidIndexError)
+    "layout_with_a_currency_twice": (
+        edit_layout(lambda layout: layout.__setitem__("currencies", ["dollars", "dollars"])),
+        "layout's currencies ['dollars', 'dollars'] are not distinct names",
+    ),
     "no_offer": (delete("observed_data/offer"), "observed_data lacks variable(s) offer"),
     "no_sim": (delete("constant_data/sim"), "constant_data lacks variable(s) sim"),
     "no_pi": (delete("posterior/pi"), "posterior lacks variable(s) pi"),
