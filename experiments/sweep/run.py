@@ -56,17 +56,17 @@ def run_sweep(
 ) -> SweepResult:
     """Run every cell of ``spec`` and write ``OUT/sweep.csv`` and ``FIGURES/sweep.png``.
 
-        The cells' conditions go through :func:`scai.experiments.runner.run_jobs` with the cache
-        in ``OUT/cache`` (the one ``scai run`` uses: an interrupted sweep resumes, a finished cell
-        is free), on ``backend``. A condition that fails is tried once more (unless its inputs
-    failed: :func:`~scai.experiments.runner.may_pass_again`), then its cell is
-        skipped: told on one line, kept in the table with status ``failed: ERROR``; the result's
-        ``failed`` counts them. Rows do not depend on the backend or the order cells finish in
-        (each cell's random numbers come from its seed and stream), so the table is the same
-        bytes on every backend. Ctrl-C writes the table of the cells finished so far (the others'
-        status :data:`~scai.experiments.sweep.report.NOT_RUN`) and raises
-        :class:`scai.experiments.runner.Interrupted`. ``cells``: ``make_cells(spec)``, if the
-        caller has made them already (``scai sweep`` checks them before it makes ``out``).
+    The cells' conditions go through :func:`scai.experiments.runner.run_jobs` with the cache
+    in ``OUT/cache`` (the one ``scai run`` uses: an interrupted sweep resumes, a finished cell
+    is free), on ``backend``. A condition that fails is tried once more (unless its own inputs
+    failed it: :func:`~scai.experiments.runner.may_pass_again`), then its cell is skipped:
+    told on one line, kept in the table with status ``failed: ERROR``; the result's ``failed``
+    counts them. Rows do not depend on the backend or the order cells finish in (each cell's
+    random numbers come from its seed and stream), so the table is the same bytes on every
+    backend. Ctrl-C writes the table of the cells finished so far (the others' status
+    :data:`~scai.experiments.sweep.report.NOT_RUN`) and raises
+    :class:`scai.experiments.runner.Interrupted`. ``cells``: ``make_cells(spec)``, if the
+    caller has made them already (``scai sweep`` checks them before it makes ``out``).
     """
     out = Path(out)
     cells = make_cells(spec) if cells is None else cells
