@@ -65,8 +65,10 @@ def update(
         new = read_interactions(new_interactions, strict=strict, allow_empty=True)
     elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
         new = new_interactions
-        if len(new_interactions):
-            new = validate_frame(new_interactions, source="new_interactions", strict=strict)
+        if len(new_interactions) or len(new_interactions.columns):  # (its header is checked)
+            new = validate_frame(
+                new_interactions, source="new_interactions", strict=strict, allow_empty=True
+            )
     else:
         problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
         raise DataError("new_interactions", [Problem(None, None, None, problem)])

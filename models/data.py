@@ -25,6 +25,7 @@ torch.
 from __future__ import annotations
 
 import bz2
+import collections
 import contextlib
 import csv
 import functools
@@ -868,11 +869,13 @@ def _strip_layout_spaces(raw: pd.DataFrame) -> None:
 
 
 def validate_frame(
-    df: pd.DataFrame, source: str = "interactions", strict: bool = False
+    df: pd.DataFrame, source: str = "interactions", strict: bool = False, allow_empty: bool = False
 ) -> pd.DataFrame:
     """Validate an in-memory table (any dtypes) the same way a CSV is validated; the optional
     text columns must hold strings (``None``, ``pd.NA`` or NaN count as empty). A column scai
-    does not read is named in an :class:`UnusedColumnsWarning`, as a CSV's is."""
+    does not read is named in an :class:`UnusedColumnsWarning`, as a CSV's is.
+    ``allow_empty``: columns with no rows are an empty table (an epoch with no games, for an
+    update), not a problem, as :func:`read_interactions`' header alone."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(
             source,
@@ -885,13 +888,22 @@ def validate_frame(
         )
     if any(isinstance(c, str) and c != c.strip() for c in df.columns):  # as a CSV's header
         df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
-    duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    # as text, as a file's header holds them (1 and "1" are one name: the row-by-row check
+    # reads the names so)
+    names = collections.Counter(str(c) for c in df.columns)
+    duplicated = sorted(name for name, count in names.items() if count > 1)
     if duplicated:
         raise DataError(
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
     warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
+    if allow_empty and len(df) == 0:  # the header's checks alone (no rows: "no rows")
+        if problems := [p for p in check_interactions(df) if not p.allowed.startswith("no rows")]:
+            raise DataError(source, problems)
+        raw = df.astype(str)
+        raw.columns = [str(c) for c in raw.columns]
+        return _typed_interactions(raw)
     if "accepted" in df.columns and _booleans(df["accepted"]):
         # a DataFrame's own way to hold a decision: True/False as 1/0 (a missing one stays so)
         df = df.assign(accepted=df["accepted"].map(_AS_INT, na_action="ignore").astype("Int64"))
@@ -919,19 +931,30 @@ def _booleans(column: pd.Series) -> bool:
 def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """The typed table, every cell read as text the way a CSV's is; a :class:`DataError`
     listing every problem."""
-    text_problems = [
-        Problem(i, col, value, "must be text (a string) or empty")
-        for col in TEXT_COLUMNS
-        if col in df.columns
-        for i, value in enumerate(df[col].tolist(), start=1)
-        if not (isinstance(value, str) or _is_nan(value))
-    ] + [  # str(b"u0") is "b'u0'": a user no file would name
-        Problem(i, str(col), value, "bytes; decode them to text first")
-        for col in df.columns
-        if col not in TEXT_COLUMNS and df[col].dtype == object
-        for i, value in enumerate(df[col].tolist(), start=1)
-        if isinstance(value, bytes | bytearray)
-    ]
+    text_problems = (
+        [
+            Problem(i, col, value, "must be text (a string) or empty")
+            for col in TEXT_COLUMNS
+            if col in df.columns
+            for i, value in enumerate(df[col].tolist(), start=1)
+            if not (isinstance(value, str) or _is_nan(value))
+        ]
+        + [  # str(b"u0") is "b'u0'": a user no file would name (columns scai does not read:
+            # ignored, as a file's)
+            Problem(i, str(col), value, "bytes; decode them to text first")
+            for col in INTERACTION_COLUMNS
+            if col in df.columns and df[col].dtype == object
+            for i, value in enumerate(df[col].tolist(), start=1)
+            if isinstance(value, bytes | bytearray)
+        ]
+        + [  # str(["u0"]) is "['u0']": an id or a name no file would hold (numbers: not whole)
+            Problem(i, col, value, f"a {type(value).__name__}; one value (text) per cell")
+            for col in INTERACTION_COLUMNS
+            if col not in _INT_COLUMNS and col in df.columns and df[col].dtype == object
+            for i, value in enumerate(df[col].tolist(), start=1)
+            if isinstance(value, list | tuple | dict | set | frozenset | np.ndarray)
+        ]
+    )
     raw = df.copy()
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from scai.experiments.cli import main
 from scai.models.data import (
@@ -838,3 +839,65 @@ def test_a_transcript_given_as_a_table_is_named(tmp_path, capsys):
     capsys.readouterr()
     code, _, err = validate(transcript, capsys)
     assert code == 1 and "this looks like a transcript" in err and "JSON" not in err, err
+
+
+# -- a red-team's finds in DataFrame input (each a bare pandas error or a silent acceptance) --
+def _valid_table(tmp_path):
+    return read_interactions(write(tmp_path, VALID_ROWS))
+
+
+def test_column_names_alike_as_text_are_one_name_twice(tmp_path):
+    """Columns 1 and "1" (or b"x" and "b'x'") read as one name in the row-by-row check, which
+    then met a table where it expected a column: a bare AttributeError."""
+    from scai.models.errors import DataError
+
+    table = _valid_table(tmp_path).assign(pot=lambda t: t.pot.astype(float))  # row by row
+    table[1], table["1"] = 0, 0
+    with pytest.raises(DataError, match="column '1': the column appears more than once"):
+        validate_frame(table)
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict"])
+@pytest.mark.parametrize("column", ["sim", "proposer", "currency", "responder_tone"])
+def test_a_container_in_a_text_cell_is_refused(tmp_path, kind, column):
+    """A list in an id column was read as the id "['u0']", without a word."""
+    from scai.models.errors import DataError
+
+    value = {"list": ["u0"], "tuple": ("u0",), "dict": {"u": 0}}[kind]
+    table = _valid_table(tmp_path)
+    cells = pd.Series(table[column].tolist(), dtype=object)
+    cells[1] = value
+    with pytest.raises(DataError, match=f"row 2, column '{column}'.*a {kind}; one value"):
+        validate_frame(table.assign(**{column: cells}))
+
+
+def test_bytes_in_a_column_scai_does_not_read_are_ignored_either_way(tmp_path):
+    """Bytes in an extra column were refused when some other column sent the table to the
+    row-by-row check, and ignored (with the unused-column warning) otherwise."""
+    from scai.models.errors import UnusedColumnsWarning
+
+    table = _valid_table(tmp_path).assign(note=b"x")
+    for typed in (table, table.assign(pot=table.pot.astype(float))):
+        with pytest.warns(UnusedColumnsWarning, match="'note' not read"):
+            assert len(validate_frame(typed)) == len(table)
+
+
+@pytest.mark.filterwarnings("ignore::scai.models.errors.UnusedColumnsWarning")  # (a, b)
+def test_an_empty_epoch_for_update_has_its_header_checked(tmp_path):
+    """update skipped every check of a DataFrame with no rows: repeated columns gave pandas'
+    InvalidIndexError, and columns none of which scai reads were taken as an empty epoch."""
+    from scai.inference import fit
+    from scai.inference.online import update
+    from scai.models.errors import DataError
+
+    table = _valid_table(tmp_path)
+    previous = fit(table)
+    for columns, says in (
+        (["a", "a"], "column 'a': the column appears more than once"),
+        ([*table.columns, "pot"], "column 'pot': the column appears more than once"),
+        (["a", "b"], "wrong header: missing column"),
+    ):
+        with pytest.raises(DataError, match=f"(?s)new_interactions: .*{says}"):
+            update(previous, pd.DataFrame(columns=columns))
+    for empty in (pd.DataFrame(columns=list(table.columns)), pd.DataFrame()):
+        assert torch.equal(update(previous, empty).pi_mean(), previous.pi_mean())
