@@ -910,6 +910,8 @@ def validate_frame(
     table = _typed_if_valid(df)
     if table is None:
         table = _typed_row_by_row(df, source)
+    # rows numbered as a file's (the caller's labels name rows in messages, not the table)
+    table = table.reset_index(drop=True)
     _check_duplicates(table, source, strict, df.index)
     return table
 
@@ -1063,6 +1065,13 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
     for col in _INT_COLUMNS:
         if ints[col].dtype != np.int64:  # replacing a column costs more than the conversion
             out[col] = out[col].astype(np.int64)
+    text = pd.api.types.pandas_dtype(str)  # a file's text columns' dtype, plain str values
+    for col in texts:
+        if any(type(v) is not str for v in distinct[col]):  # np.str_ (astype keeps it)
+            values = [str(v) for v in out[col].tolist()]
+            out[col] = pd.Series(values, index=out.index, dtype=text)
+        elif out[col].dtype != text:  # (object, string[python])
+            out[col] = out[col].astype(text)
     return out
 
 

@@ -901,3 +901,19 @@ def test_an_empty_epoch_for_update_has_its_header_checked(tmp_path):
             update(previous, pd.DataFrame(columns=columns))
     for empty in (pd.DataFrame(columns=list(table.columns)), pd.DataFrame()):
         assert torch.equal(update(previous, empty).pi_mean(), previous.pi_mean())
+
+
+def test_a_dataframes_typed_table_is_the_files(tmp_path):
+    """The typed table of a DataFrame kept the caller's index (a posterior's table then
+    changed on save and load, which number its rows) and, on the fast path, np.str_ ids in an
+    object column; it is now the table read from the same file, index and dtypes included."""
+    import numpy as np
+
+    table = _valid_table(tmp_path)
+    odd = table.astype(object).set_axis([7] * len(table))
+    odd["proposer"] = [np.str_(v) for v in odd["proposer"]]
+    odd = odd.astype({c: np.int64 for c in ("epoch", "round", "pot", "offer", "accepted")})
+    odd["sim"] = odd["sim"].astype("string[python]")
+    typed = validate_frame(odd)
+    pd.testing.assert_frame_equal(typed, table)
+    assert type(typed["proposer"].iloc[0]) is str
