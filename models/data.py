@@ -964,7 +964,11 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raw[col] = raw[col].map(_as_text).astype(str)
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     _compose_ids(raw, source)
-    problems = text_problems + check_interactions(raw)
+    # a cell named above (bytes, a list) is not named again for what its text breaks
+    named = {(p.row, p.column) for p in text_problems}
+    problems = text_problems + [
+        p for p in check_interactions(raw) if (p.row, p.column) not in named
+    ]
     if problems:
         raise DataError(source, _with_index_labels(problems, df.index))
     return _typed_interactions(raw)

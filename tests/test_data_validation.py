@@ -917,3 +917,16 @@ def test_a_dataframes_typed_table_is_the_files(tmp_path):
     typed = validate_frame(odd)
     pd.testing.assert_frame_equal(typed, table)
     assert type(typed["proposer"].iloc[0]) is str
+
+
+def test_a_bytes_or_container_cell_is_named_once(tmp_path):
+    """A bytes value in a number column was named twice: as bytes, then for its text b'10'
+    not being a whole number (12 problems for 6 cells)."""
+    from scai.models.errors import DataError
+
+    table = _valid_table(tmp_path)
+    for column, value in (("pot", b"10"), ("currency", ("dollars",))):
+        cells = pd.Series(table[column].tolist(), dtype=object)
+        cells[[0, 2]] = [value, value]
+        with pytest.raises(DataError, match=r"^interactions: 2 problem\(s\) found"):
+            validate_frame(table.assign(**{column: cells}))
