@@ -111,7 +111,12 @@ class Problem:
 def show_value(value: object, limit: int = 60, length: bool = False) -> str:
     """``repr(value)`` for a message, cut to ``limit`` characters (ending "...") if longer,
     and then, with ``length``, followed by how long the value was."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's limit of digits for text (4,300)
+        if not isinstance(value, int):
+            raise
+        return f"an integer of {value.bit_length():,} bits"
     if len(text) <= limit:
         return text
     cut = text[: limit - 3] + "..."
@@ -119,6 +124,16 @@ def show_value(value: object, limit: int = 60, length: bool = False) -> str:
         return cut
     size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} as text"
     return f"{cut} ({size})"
+
+
+def utf8_writable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a TOML or NetCDF file): not a lone
+    surrogate (``"\\ud800"``), which no file holds."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def error_text(error: BaseException) -> str:

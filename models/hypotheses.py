@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import sys
 import tomllib
 import unicodedata
 import warnings
@@ -29,6 +30,7 @@ from scai.models.errors import (
     StereotypeStrengthWarning,
     not_a_regular_file,
     outside_scai,
+    utf8_writable,
 )
 from scai.models.errors import show_value as _show
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
@@ -142,8 +144,11 @@ class Hypothesis:
 
     def __post_init__(self) -> None:
         check_name(self.name)
-        if not isinstance(self.description, str):
-            raise HypothesisError(f"description: must be a string, got {_show(self.description)}")
+        if not isinstance(self.description, str) or not utf8_writable(self.description):
+            raise HypothesisError(
+                f"description: must be a string of Unicode characters (UTF-8 writes it), got "
+                f"{_show(self.description)}"
+            )
         if not isinstance(self.policies, tuple | list) or not all(
             isinstance(p, PolicyType) for p in self.policies
         ):
@@ -629,6 +634,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise HypothesisError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError:  # a number of more digits than Python reads (4,300)
+        raise HypothesisError(
+            f"{path}: a number of more than {sys.get_int_max_str_digits():,} digits, beyond any "
+            "value a key allows"
+        ) from None
     except OSError as err:
         raise HypothesisError(
             f"{path}: cannot read hypothesis file: {err.strerror or err}"

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from scai.models.errors import HypothesisError
+from scai.models.errors import HypothesisError, show_value, utf8_writable
 
 
 @dataclass(frozen=True)
@@ -75,14 +75,22 @@ class PolicyType:
             value = getattr(self, field)
             if type(value) is int and abs(value) < 2**1000:  # (bools, huge ones: the range check)
                 object.__setattr__(self, field, float(value))
+        if not isinstance(self.description, str) or not utf8_writable(self.description):
+            raise HypothesisError(
+                f"policy {self.name!r}: description must be a string of Unicode characters "
+                f"(UTF-8 writes it), got {show_value(self.description)}"
+            )
         if self.responder is not None:
-            values = tuple(self.responder)
+            try:
+                values = tuple(self.responder)
+            except TypeError:  # not a sequence: the message below says what is allowed
+                values = ()
             if len(values) != 3 or not all(
                 isinstance(v, int | float) and v == v and abs(v) != float("inf") for v in values
             ):
                 raise HypothesisError(
                     f"policy {self.name!r}: responder must be three finite numbers (w, alpha, "
-                    f"beta), got {self.responder!r}"
+                    f"beta), got {show_value(self.responder)}"
                 )
             if values[1] < 0 or values[2] < 0:
                 raise HypothesisError(

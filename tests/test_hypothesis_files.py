@@ -186,3 +186,46 @@ def test_whole_numbers_are_the_same_hypothesis_as_their_floats(tmp_path):
     assert fingerprint(conds[0], Settings(), 0, ints.with_(name="x")) == fingerprint(
         conds[1], Settings(), 0, floats.with_(name="x")
     )
+
+
+# -- a red-team's finds (each a bare Python error, or a hypothesis that saved but never loaded)
+def test_numbers_beyond_any_range_are_named_not_a_crash(tmp_path):
+    """An integer of more digits than Python turns into text (4,300) gave tomllib's bare
+    ValueError, or a range check's message failed to show it: each a bare ValueError."""
+    from scai.models.hypotheses import get_hypothesis
+    from scai.models.policies import PolicyType
+
+    long = tmp_path / "long.toml"
+    long.write_text("rationality = " + "1" * 5000 + "\n")
+    with pytest.raises(HypothesisError, match="long.toml: a number of more than 4,300 digits"):
+        get_hypothesis(long)
+    wide = tmp_path / "wide.toml"
+    wide.write_text("rationality = 0x" + "F" * 4000 + "\n")  # read, then out of range
+    with pytest.raises(HypothesisError, match="rationality: must be .* an integer of 16,000 bits"):
+        get_hypothesis(wide)
+    with pytest.raises(HypothesisError, match="rationality: must be"):
+        Hypothesis(rationality=10**5000)
+    huge = (PolicyType("a", w=10**5000), PolicyType("b"))
+    with pytest.raises(HypothesisError, match="w: must be"):
+        Hypothesis(policies=huge, pi_concentration=(1.0, 1.0))
+
+
+@pytest.mark.parametrize("description", [1, None, "\ud800"])
+def test_a_description_no_file_can_hold_is_refused(tmp_path, description):
+    """A policy's description of 1 was accepted, and the posterior file it saved could not
+    be loaded ('expected a string'); None and a lone surrogate failed at save with a bare
+    TypeError or UnicodeEncodeError."""
+    from scai.models.policies import PolicyType
+
+    with pytest.raises(HypothesisError, match="description must be a string of Unicode"):
+        PolicyType("selfish", description=description)
+    if isinstance(description, str):
+        with pytest.raises(HypothesisError, match="description: must be a string of Unicode"):
+            Hypothesis(description=description)
+
+
+def test_a_responder_that_is_not_three_numbers_is_named():
+    from scai.models.policies import PolicyType
+
+    with pytest.raises(HypothesisError, match="responder must be three finite numbers.*got 5"):
+        PolicyType("x", responder=5)

@@ -106,6 +106,19 @@ BAD = {
         ["figure.y", "'seed' is the sweep's only axis", "leave figure.y out"],
     ),
     "not TOML": ("[axes\n", ["not valid TOML"]),
+    # each a bare RecursionError, ValueError or OverflowError ("internal error: ... a bug")
+    "nested too deeply": (
+        "[axes]\nrationality = " + "[" * 3000 + "]" * 3000 + "\n",
+        ["not valid TOML: nested too deeply"],
+    ),
+    "a number too long to read": (
+        "[axes]\nrationality = [" + "1" * 5000 + "]\n",
+        ["a number of more than 4,300 digits"],
+    ),
+    "a whole number beyond a float": (
+        "[condition]\nusers = 1" + "0" * 400 + "\n[axes]\nseed = [1, 2]\n",
+        ["condition.users", "is out of range; allowed: a whole number from 3 to"],
+    ),
 }
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import math
 import numbers
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,13 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise RunError(f"{path}: not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise RunError(f"{path}: not UTF-8 text; sweep files are TOML (UTF-8)") from None
+    except RecursionError:
+        raise RunError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError:  # a number of more digits than Python reads (4,300)
+        raise RunError(
+            f"{path}: a number of more than {sys.get_int_max_str_digits():,} digits, beyond any "
+            "value a key allows"
+        ) from None
     except OSError as err:
         raise RunError(f"{path}: cannot read the sweep file: {err.strerror or err}") from None
     return parse_spec(raw, path)
@@ -229,6 +237,8 @@ def _number(value: Any, where: str, key: str, low: float, high: float, whole: bo
     )
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RunError(f"{where}: {key}: {_show(value)} is not a number; allowed: {allowed}")
+    if isinstance(value, numbers.Integral) and not low <= value <= high:  # (beyond a float)
+        raise RunError(f"{where}: {key}: {_show(value)} is out of range; allowed: {allowed}")
     if not math.isfinite(value) or (whole and value != int(value)):
         raise RunError(f"{where}: {key}: {_show(value)} is not {kind}; allowed: {allowed}")
     if not low <= value <= high:
