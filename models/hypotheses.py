@@ -27,6 +27,7 @@ from scai.models.data import write_atomic
 from scai.models.errors import (
     HypothesisError,
     HypothesisWarning,
+    ScaiError,
     StereotypeStrengthWarning,
     not_a_regular_file,
     outside_scai,
@@ -616,33 +617,34 @@ def check_name(name: Any) -> None:
         )
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's table; a :class:`HypothesisError` naming the file if it cannot be read
-    (missing, a folder, not UTF-8, not TOML, nested too deeply). A byte-order mark, which
-    editors on Windows write and TOML does not allow, is skipped as in a CSV."""
+def read_toml(
+    path: str | Path, error: type[ScaiError] = HypothesisError, what: str = "hypothesis file"
+) -> dict[str, Any]:
+    """A TOML file's table; an ``error`` naming the file (a ``what``) if it cannot be read
+    (missing, a folder, not UTF-8, not TOML, nested too deeply, a number of more digits than
+    Python reads). A byte-order mark, which editors on Windows write and TOML does not allow,
+    is skipped as in a CSV."""
     path = Path(path)
     if why := not_a_regular_file(path):
-        raise HypothesisError(f"{path}: {why}; give a hypothesis file (TOML)")
+        raise error(f"{path}: {why}; give a {what} (TOML)")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:
-        raise HypothesisError(f"{path}: not valid TOML: {err}") from None
+        raise error(f"{path}: not valid TOML: {err}") from None
     except UnicodeDecodeError as err:
-        raise HypothesisError(
+        raise error(
             f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
             "TOML files must be UTF-8"
         ) from None
     except RecursionError:
-        raise HypothesisError(f"{path}: not valid TOML: nested too deeply") from None
+        raise error(f"{path}: not valid TOML: nested too deeply") from None
     except ValueError:  # a number of more digits than Python reads (4,300)
-        raise HypothesisError(
+        raise error(
             f"{path}: a number of more than {sys.get_int_max_str_digits():,} digits, beyond any "
             "value a key allows"
         ) from None
     except OSError as err:
-        raise HypothesisError(
-            f"{path}: cannot read hypothesis file: {err.strerror or err}"
-        ) from None
+        raise error(f"{path}: cannot read the {what}: {err.strerror or err}") from None
 
 
 def _describe(key: str) -> str:

@@ -109,7 +109,7 @@ def test_unreadable_files_are_named(tmp_path):
     broken = write(tmp_path, "rationality = [1.0\n", "broken.toml")
     with pytest.raises(HypothesisError, match=r"broken\.toml: not valid TOML"):
         load_hypothesis_file(broken)
-    with pytest.raises(HypothesisError, match=r"nowhere\.toml: cannot read hypothesis file"):
+    with pytest.raises(HypothesisError, match=r"nowhere\.toml: cannot read the hypothesis file"):
         load_hypothesis_file(tmp_path / "nowhere.toml")
     utf8 = write(tmp_path, 'description = "Fränken"\n', "utf8.toml")
     assert load_hypothesis_file(utf8).description == "Fränken"

@@ -34,17 +34,15 @@ from __future__ import annotations
 import collections
 import math
 import numbers
-import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scai.experiments.common import RUN_LIMITS
 from scai.experiments.conditions import HYPOTHESIS_SETTINGS, SCHEDULES
-from scai.models.errors import MAX_SEED, RunError, not_a_regular_file
+from scai.models.errors import MAX_SEED, RunError
 from scai.models.errors import show_value as _show
-from scai.models.hypotheses import BOUNDS, PRESETS, is_hypothesis_file
+from scai.models.hypotheses import BOUNDS, PRESETS, is_hypothesis_file, read_toml
 from scai.models.language import MANNERS
 
 #: The experiments whose sweep cell can be a base condition, with that cell's settings.
@@ -126,24 +124,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; a :class:`RunError` names the file, key, value and what is
     allowed."""
     path = Path(path)
-    if why := not_a_regular_file(path):
-        raise RunError(f"{path}: {why}; give a sweep file (TOML)")
-    try:
-        # (a byte order mark is skipped, as hypothesis files allow one)
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except tomllib.TOMLDecodeError as err:
-        raise RunError(f"{path}: not valid TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise RunError(f"{path}: not UTF-8 text; sweep files are TOML (UTF-8)") from None
-    except RecursionError:
-        raise RunError(f"{path}: not valid TOML: nested too deeply") from None
-    except ValueError:  # a number of more digits than Python reads (4,300)
-        raise RunError(
-            f"{path}: a number of more than {sys.get_int_max_str_digits():,} digits, beyond any "
-            "value a key allows"
-        ) from None
-    except OSError as err:
-        raise RunError(f"{path}: cannot read the sweep file: {err.strerror or err}") from None
+    raw = read_toml(path, RunError, "sweep file")
     return parse_spec(raw, path)
 
 
