@@ -119,6 +119,23 @@ MAX_NAME_LENGTH = 100
 RESERVED_POLICY_NAMES = ("sim", "user")
 
 
+class ReadOnlyDict(dict):
+    """A dict that refuses changes (a frozen hypothesis's stereotype table and its rows); it
+    pickles and copies as the dict it holds. Another table: ``Hypothesis.with_(stereotype=...)``."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(
+            "a hypothesis's stereotype table is read-only; make another hypothesis with "
+            "with_(stereotype=...)"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """Priors and fixed settings of the social-contract model (see the module docstring)."""
@@ -235,9 +252,12 @@ class Hypothesis:
                 _check_range(f"stereotype.{policy}.{manner}", weight, "stereotype weight")
             if sum(row.values()) <= 0:
                 raise HypothesisError(f"stereotype.{policy}: weights must not all be 0")
-        # A copy of its own: the table given (a preset's, another hypothesis's through with_)
-        # stays the caller's, and changing one hypothesis's rows changes no other's.
-        object.__setattr__(self, "stereotype", {k: dict(v) for k, v in self.stereotype.items()})
+        # A read-only copy of its own: the table given (a preset's, another hypothesis's
+        # through with_) stays the caller's, and no row of a hypothesis changes after it was
+        # checked (a preset's, edited in place, changed every later fit of it in the process,
+        # past the checks: a NaN weight was fitted without a word).
+        table = {k: ReadOnlyDict(v) for k, v in self.stereotype.items()}
+        object.__setattr__(self, "stereotype", ReadOnlyDict(table))
         if self.reader_confusion is not None:
             try:
                 matrix = check_confusion(self.reader_confusion, "reader_confusion")

@@ -238,15 +238,29 @@ def test_types_alike_but_for_their_stereotype_are_not_warned_of():
 
 def test_a_hypothesis_owns_its_stereotype_table():
     """``with_`` handed on the preset's own table (the module's): changing a row of a copy
-    changed the preset for everyone after (a review)."""
+    changed the preset for everyone after (a review); and a preset's own rows could be edited
+    in place past every check (a NaN weight was fitted without a word: a red-team): the table
+    and its rows are read-only, and a hypothesis pickles and copies with them."""
+    import copy as copying
+    import pickle
+
     preset = PRESETS["stereotyped"]
     copy = preset.with_(name="mine")
     assert copy.stereotype == preset.stereotype and copy.stereotype is not preset.stereotype
     row = next(iter(copy.stereotype))
     before = dict(preset.stereotype[row])
-    copy.stereotype[row]["rude"] = 123.0
+    for table in (copy.stereotype, preset.stereotype):
+        with pytest.raises(TypeError, match="stereotype table is read-only"):
+            table[row]["rude"] = float("nan")
+        with pytest.raises(TypeError, match="read-only"):
+            table["bogus"] = {"rude": 1.0}
+        with pytest.raises(TypeError, match="read-only"):
+            table[row].update(rude=1.0)
     assert preset.stereotype[row] == before
     assert Hypothesis(stereotype=preset.stereotype).stereotype is not preset.stereotype
+    for again in (pickle.loads(pickle.dumps(preset)), copying.deepcopy(preset)):
+        assert again == preset and again.stereotype[row] == before
+    assert preset.with_(stereotype={row: {"rude": 2.0}}).stereotype[row] == {"rude": 2.0}
 
 
 def test_with_an_unknown_setting_lists_the_settings():
