@@ -384,6 +384,7 @@ class Hypothesis:
     def save(self, path: str | Path) -> None:
         """Write the hypothesis as a TOML file (what :meth:`load` reads), atomically; a folder
         or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`."""
+        check_path(path, "save")
         text = tomli_w.dumps(self.to_dict())
         write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -494,6 +495,7 @@ class Hypothesis:
         :func:`scai.models.hypothesis_files.load_hypothesis_file`)."""
         from scai.models.hypothesis_files import load_hypothesis_file
 
+        check_path(path, "load")
         return load_hypothesis_file(path, family="social_contract")
 
 
@@ -625,16 +627,24 @@ def _why(bound: str, value: float) -> str:
 
 
 def check_name(name: Any) -> None:
-    """A name becomes part of file names: no path separators, ``..`` or control characters."""
+    """A name becomes part of file names and of one-line messages: no path separators, ``..``,
+    control characters or line breaks, no space at either end."""
     if not isinstance(name, str):
         raise HypothesisError(f"name: must be a string, got {_show(name)}")
-    bad = [c for c in name if c in "/\\" or unicodedata.category(c).startswith("C")]
-    if not 1 <= len(name) <= MAX_NAME_LENGTH or bad or ".." in name:
+    # (controls and format characters: category C; line and paragraph separators: Zl, Zp)
+    bad = [c for c in name if c in "/\\\u2028\u2029" or unicodedata.category(c)[0] == "C"]
+    if not 1 <= len(name) <= MAX_NAME_LENGTH or bad or ".." in name or name != name.strip():
         raise HypothesisError(
             f"name: {_show(name)} is not allowed: names become file names, so they need 1 to "
-            f"{MAX_NAME_LENGTH} characters without path separators (/ or \\), '..' or "
-            "control characters"
+            f"{MAX_NAME_LENGTH} characters without path separators (/ or \\), '..', control "
+            "characters, line breaks or spaces at either end"
         )
+
+
+def check_path(path: Any, what: str) -> None:
+    """A :class:`HypothesisError` unless ``path`` is a file path (a string or a path object)."""
+    if not isinstance(path, str | os.PathLike):
+        raise HypothesisError(f"{what}: expected a file path, got {_show(path)}")
 
 
 def read_toml(

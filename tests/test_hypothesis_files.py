@@ -229,3 +229,23 @@ def test_a_responder_that_is_not_three_numbers_is_named():
 
     with pytest.raises(HypothesisError, match="responder must be three finite numbers.*got 5"):
         PolicyType("x", responder=5)
+
+
+@pytest.mark.parametrize("name", [" mine", "mine ", "   ", "a\u2028b", "a\u2029b"])
+def test_a_name_with_spaces_at_an_end_or_a_line_break_is_refused(name):
+    """Names become file names and one-line messages: a blank name, spaces at an end (two
+    names that look alike) and a line separator (a message on two lines) were accepted."""
+    with pytest.raises(HypothesisError, match="line breaks or spaces at either end"):
+        Hypothesis(name=name)
+
+
+def test_a_path_that_is_not_a_path_is_named():
+    """save(None), load(None) and load(3) raised bare TypeErrors from pathlib."""
+    for call, what in (
+        (lambda: Hypothesis().save(None), "save"),
+        (lambda: Hypothesis.load(None), "load"),
+        (lambda: Hypothesis.load(3), "load"),
+    ):
+        with pytest.raises(HypothesisError, match=f"{what}: expected a file path, got"):
+            call()
+    assert Hypothesis(name="my hypothesis").name == "my hypothesis"  # spaces inside: a name
