@@ -487,8 +487,10 @@ def check_interactions(
     df: pd.DataFrame,
     currencies: Iterable[str] | None = None,
     tones: Iterable[str] = TONES,
+    allow_empty: bool = False,
 ) -> list[Problem]:
-    """Every problem in a raw (all-string) interaction table; an empty list if it is valid."""
+    """Every problem in a raw (all-string) interaction table; an empty list if it is valid.
+    ``allow_empty``: a header with no rows is valid (an epoch with no games, for an update)."""
     currencies = tuple(CURRENCIES if currencies is None else currencies)
     tones = tuple(tones)
     problems: list[Problem] = []
@@ -505,6 +507,8 @@ def check_interactions(
             )
         ]
     if len(df) == 0:
+        if allow_empty:
+            return []
         return [Problem(None, None, None, "no rows: the table has a header but no interactions")]
     for i, rec in enumerate(df[list(INTERACTION_COLUMNS)].itertuples(index=False), start=1):
         row = rec._asdict()
@@ -748,8 +752,7 @@ def read_interactions(
     if why := not_a_regular_file(path):
         raise DataError(source, [Problem(None, None, None, why)])
     df = _read_raw(path, source)
-    empty = allow_empty and len(df) == 0 and set(INTERACTION_COLUMNS) <= set(df.columns)
-    problems = [] if empty else check_interactions(df, currencies)
+    problems = check_interactions(df, currencies, allow_empty=allow_empty)
     if problems:
         raise DataError(source, problems)
     table = _typed_interactions(df)
@@ -898,8 +901,8 @@ def validate_frame(
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
     warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
-    if allow_empty and len(df) == 0:  # the header's checks alone (no rows: "no rows")
-        if problems := [p for p in check_interactions(df) if not p.allowed.startswith("no rows")]:
+    if allow_empty and len(df) == 0:  # the header's checks alone
+        if problems := check_interactions(df, allow_empty=True):
             raise DataError(source, problems)
         raw = df.astype(str)
         raw.columns = [str(c) for c in raw.columns]
