@@ -10,6 +10,7 @@ undamaged run's. The API tests cover the rest on one small condition.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import warnings
@@ -556,3 +557,60 @@ def test_one_hypothesis_file_spelled_two_ways_is_one_condition(tmp_path, monkeyp
     (mine,) = generalization.conditions(["h.toml"])
     (other,) = generalization.conditions(["other.toml"])
     assert fingerprint(mine, Settings(), 0) != fingerprint(other, Settings(), 0)
+
+
+def test_exact_conditions_are_computed_in_inference_mode_with_the_same_files(tmp_path, monkeypatch):
+    """A condition of the exact engine is computed in torch's inference mode (less CPU per
+    tensor operation): its files are byte for byte those computed with autograd on, and an SVI
+    condition computed next in the same process (a worker reuses what an exact fit cached for
+    the process) differentiates as before, outside the mode."""
+    import arviz as az
+    import torch
+
+    from scai.experiments import runner
+    from scai.experiments.cache import ConditionCache
+
+    modes = []
+    compute = runner.run_condition
+
+    def recording(*args, **kwargs):
+        modes.append(torch.is_inference_mode_enabled())
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_condition", recording)
+    cond = Condition(
+        "rude altruists",
+        "altruistic",
+        manner="rude",
+        hypothesis="stereotyped",
+        true_policy="altruistic",
+    )
+    exact = Settings(sims=2, epochs=2, curve=True)
+    entry = ConditionCache(tmp_path / "cache").entry(cond, exact, 3)
+    files = {}
+    for name, inference in (("inference", True), ("autograd", False)):
+        (tmp_path / name).mkdir()
+        if inference:
+            runner._compute(entry, exact, tmp_path / name)
+        else:  # the same computation with autograd's bookkeeping on
+            with monkeypatch.context() as m:
+                m.setattr(runner.torch, "inference_mode", lambda on: contextlib.nullcontext())
+                runner._compute(entry, exact, tmp_path / name)
+        files[name] = {p.name: p.read_bytes() for p in (tmp_path / name).iterdir()}
+    assert modes == [True, False]
+    # a posterior file records when it was written: its arrays are compared
+    posterior = [name for name in files["inference"] if name.endswith(".nc")]
+    assert len(posterior) == 1
+    drop = lambda tables: {k: v for k, v in tables.items() if not k.endswith(".nc")}  # noqa: E731
+    assert drop(files["inference"]) == drop(files["autograd"])
+    saved = [az.from_netcdf(tmp_path / name / posterior[0]) for name in files]
+    assert saved[0].groups() == saved[1].groups()
+    for group in saved[0].groups():
+        assert saved[0][group].equals(saved[1][group]), group
+
+    svi = Settings(sims=1, epochs=1, engine="svi")
+    cond = Condition("mixed", "selfish=0.5,altruistic=0.5", users=4)
+    (tmp_path / "svi").mkdir()
+    runner._compute(ConditionCache(tmp_path / "cache").entry(cond, svi, 4), svi, tmp_path / "svi")
+    assert modes[-1] is False
+    assert any(p.name.endswith(".per_sim.csv") for p in (tmp_path / "svi").iterdir())
