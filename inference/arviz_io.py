@@ -41,7 +41,7 @@ from scai.inference.arviz_schema import (
     write_netcdf,
 )
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
-from scai.inference.errors import EngineError
+from scai.inference.errors import EngineError, no_table
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory, tones_heard, validate_frame
 from scai.models.errors import DataError, DuplicateGamesWarning, check_count
@@ -129,6 +129,8 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     by default most of the available memory: :data:`~scai.inference.fit.DRAWS_SHARE`)."""
     from scai.inference.fit import DRAWS_SHARE, arviz_bytes
 
+    if posterior.table is None:
+        raise no_table("to_arviz and save")
     data = posterior.data
     table = posterior.table.reset_index(drop=True)
     draws = posterior.n_chains * posterior.n_draws

@@ -68,7 +68,11 @@ def _engine(name: str):
 
 
 def check_options(
-    engine: str, options: dict[str, Any], seed: object = 0, kept: dict[str, Any] | None = None
+    engine: str,
+    options: dict[str, Any],
+    seed: object = 0,
+    kept: dict[str, Any] | None = None,
+    omit: tuple[str, ...] = (),
 ) -> tuple[int, dict[str, Any]]:
     """The seed and the options as the engines take them (whole numbers as Python ints: a
     NumPy integer is a whole number, but torch's and Python's generators refuse it as a seed),
@@ -77,12 +81,15 @@ def check_options(
     option's choices (:func:`_choices`), a count outside :data:`COUNT_OPTIONS`, a rate outside
     :data:`RATE_OPTIONS`, a non-finite number, or a seed outside ``0..2**32 - 1``. ``kept``:
     the settings the options go over (an update keeps the previous fit's), else the engine's
-    defaults: ``min_steps`` is compared with the ``max_steps`` the engine will run with."""
+    defaults: ``min_steps`` is compared with the ``max_steps`` the engine will run with.
+    ``omit``: options the caller sets itself (an update's ``warm_start``), unknown here."""
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     seed = check_seed(seed, "seed", EngineError)
     checked = dict(options)
     known = _option_names(_engine(engine))
+    if known is not None:
+        known = [name for name in known if name not in omit]
     flags, choices = _flags(_engine(engine)), _choices(engine)
     defaults = _defaults(_engine(engine))
     for key, value in options.items():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scai.inference.errors import EngineError
+from scai.inference.errors import EngineError, no_table
 from scai.inference.exact import fit_exact, fixed_action_loglik
 from scai.inference.fit import (
     check_draws_memory,
@@ -30,7 +30,13 @@ from scai.inference.fit import (
 )
 from scai.inference.posterior import Posterior
 from scai.inference.svi import fit_svi
-from scai.models.data import duplicate_games, read_interactions, tones_heard, validate_frame
+from scai.models.data import (
+    GAME_COLUMNS,
+    duplicate_games,
+    read_interactions,
+    tones_heard,
+    validate_frame,
+)
 from scai.models.errors import DataError, DuplicateGamesWarning, Problem, TableWarning
 from scai.models.layout import GroupData
 
@@ -54,12 +60,16 @@ def update(
             f"update: previous must be a Posterior (fit's result, or Posterior.load(path)), "
             f"got {type(previous).__name__} {previous!r:.60}"
         )
-    # (min_steps and max_steps together with the previous fit's, which the update keeps)
-    _, options = check_options(previous.engine, options, kept=previous.settings)
+    if previous.table is None:
+        raise no_table("update")
     if "warm_start" in options:  # an update starts from ``previous`` itself
         raise EngineError(
             "update: warm_start is not an option here; the update starts from previous"
         )
+    # (min_steps and max_steps together with the previous fit's, which the update keeps)
+    _, options = check_options(
+        previous.engine, options, kept=previous.settings, omit=("warm_start",)
+    )
     check_flag("strict", strict)
     if isinstance(new_interactions, str | Path):  # (a header alone: an epoch with no games)
         new = read_interactions(new_interactions, strict=strict, allow_empty=True)
@@ -91,6 +101,10 @@ def update(
         user_types=draw_dependent_user_types(data, hyp),
     )
     if previous.engine == "exact":
+        if options.get("max_simplex_points") is not None:  # as fit says it, at the caller's line
+            from scai.inference.grids import check_lattice
+
+            check_lattice(hyp, options["max_simplex_points"])
         return update_exact(previous, table, data, **options)
     if previous.engine == "svi":
         settings = {**previous.settings, **options}
@@ -105,18 +119,22 @@ def update(
 
 
 def _check_repeats_of_previous(combined: pd.DataFrame, before: int, strict: bool) -> None:
-    """New rows (those after the first ``before`` of ``combined``) identical to rows of the
-    previous posterior's table, an epoch given twice: a :class:`DuplicateGamesWarning` naming
-    them at the new table's rows, or under ``strict`` a :class:`DataError`."""
+    """New rows (those after the first ``before`` of ``combined``) that are games of the
+    previous posterior's table, equal in every column but perhaps the tones (an epoch given
+    twice, its tones read anew or emptied): a :class:`DuplicateGamesWarning` naming them at
+    the new table's rows, or under ``strict`` a :class:`DataError`."""
     again = [
-        (row - before, first) for row, first in duplicate_games(combined) if row > before >= first
+        (row - before, first)
+        for row, first in duplicate_games(combined, GAME_COLUMNS)
+        if row > before >= first
     ]
     if not again:
         return
     shown = ", ".join(f"row {row} = previous's row {first}" for row, first in again[:5])
     why = (
-        f"{len(again)} game(s) identical to games of previous's table ({shown}"
-        f"{' ...' if len(again) > 5 else ''}): an epoch given twice? Each would count twice"
+        f"{len(again)} game(s) of previous's table again, equal in every column but perhaps "
+        f"the tones ({shown}{' ...' if len(again) > 5 else ''}): an epoch given twice? Each "
+        "would count twice"
     )
     if strict:
         raise DataError("new_interactions", [Problem(None, None, None, why)])

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
-from scai.models.errors import check_count
+from scai.models.errors import check_count, check_path
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
@@ -70,6 +70,29 @@ def _check_draws(engine: str, data: GroupData, hypothesis: Hypothesis, draws: di
             )
     if not on_simplex(draws["pi"]):
         raise EngineError("from_draws: pi must lie on the simplex (>= 0, summing to 1)")
+
+
+#: The most entries (draws x simulations x types x offers) of the action tables that
+#: :meth:`Posterior.predictive` builds at once (~32 MB of float64 per table).
+PREDICTIVE_ENTRIES = 4_000_000
+
+
+def check_draw_slice(what: str, draws: object) -> None:
+    """A ``ValueError`` naming ``what`` unless ``draws`` is a slice of the flat draws with
+    whole-number (or absent) bounds and a positive (or absent) step: an index or a list would
+    drop or reorder rows, and torch's own errors name neither."""
+    whole = lambda v: v is None or (isinstance(v, int | np.integer) and not isinstance(v, bool))  # noqa: E731
+    if not (
+        isinstance(draws, slice)
+        and whole(draws.start)
+        and whole(draws.stop)
+        and whole(draws.step)
+        and (draws.step is None or draws.step > 0)
+    ):
+        raise ValueError(
+            f"{what}: draws must be a slice of the flat draws with whole-number bounds and a "
+            f"positive step (e.g. slice(0, 10)), got {draws!r:.60}"
+        )
 
 
 def on_simplex(pi: torch.Tensor) -> bool:
@@ -214,10 +237,12 @@ class Posterior:
         return int(self.draws["pi"].shape[1])
 
     def flat_draws(self, site: str) -> torch.Tensor:
-        """``[chains * draws, ...]``: the draws of a latent ``site`` (:attr:`draws`' keys)."""
-        if site not in self.draws:
+        """``[chains * draws, ...]``: the draws of a latent ``site`` (:attr:`draws`' keys), a
+        view of them (as :attr:`draws` itself: the posterior's own numbers)."""
+        if not isinstance(site, str) or site not in self.draws:
             fixed = {"lam": "lam()", "shift": "shift(currency)"}
-            also = f"; a fixed one's values: {fixed[site]}" if site in fixed else ""
+            known = isinstance(site, str) and site in fixed
+            also = f"; a fixed one's values: {fixed[site]}" if known else ""
             raise KeyError(
                 f"flat_draws: {site!r} is not a latent site of hypothesis "
                 f"{self.hypothesis.name!r}; its latent sites: {', '.join(self.draws)}{also}"
@@ -268,6 +293,7 @@ class Posterior:
     def type_probabilities(self, draws: slice = slice(None)) -> torch.Tensor:
         """``[D, S, U, K]``: ``P(z_u = k | theta_d, data)`` per draw (with clones, through the
         prototype's posterior); ``draws`` selects some of the flat draws."""
+        check_draw_slice("type_probabilities", draws)
         log_pi = self.flat_draws("pi")[draws].clamp_min(1e-300).log()
         clone = self.bounded("clone")
         clone = None if clone is None else clone[draws]
@@ -410,9 +436,10 @@ class Posterior:
 
     # -- summaries --------------------------------------------------------------------------
     def pi_mean(self) -> torch.Tensor:
-        """``[S, K]`` posterior mean of the group mixture."""
+        """``[S, K]`` posterior mean of the group mixture (a new tensor: the caller's to
+        change)."""
         if self.pi_mean_exact is not None:
-            return self.pi_mean_exact
+            return self.pi_mean_exact.clone()
         return self.flat_draws("pi").mean(0)
 
     def policy_table(self) -> pd.DataFrame:
@@ -475,24 +502,20 @@ class Posterior:
         clones, as the model draws a user: ``c [z0] + (1 - c) pi``, the prototype ``z0`` from
         its posterior given the group's data and the draw).
         ``draws`` selects some of the flat draws (the same numbers as those rows of all
-        draws'; only all draws' are memoised).
+        draws'; only all draws' are memoised). A new tensor: the caller's to change.
         """
-        if not isinstance(draws, slice):  # an index or a list would drop or reorder rows
-            raise ValueError(
-                f"type_weights: draws must be a slice of the flat draws (e.g. slice(0, 10)), "
-                f"got {draws!r:.60}"
-            )
+        check_draw_slice("type_weights", draws)
         pi = self.flat_draws("pi")[draws]
         if who == "new":
-            return self._new_member(pi, draws)
+            return self._new_member(pi, draws).clone()
         if who != "member":
             raise ValueError(f"who must be 'member' or 'new', got {who!r}")
         if "member_weights" in self._memo:
-            return self._memo["member_weights"][draws]
+            return self._memo["member_weights"][draws].clone()
         if draws != slice(None):
             return self._member_weights(pi, draws)
         self._memo["member_weights"] = self._member_weights(pi)
-        return self._memo["member_weights"]
+        return self._memo["member_weights"].clone()
 
     def _new_member(self, pi: torch.Tensor, draws: slice) -> torch.Tensor:
         """``[D, S, K]``: the type of a new member (:meth:`type_weights` ``("new")``)."""
@@ -514,6 +537,8 @@ class Posterior:
         if (
             not isinstance(draw, torch.Tensor)
             or draw.dtype.is_floating_point
+            or draw.dtype.is_complex
+            or draw.dtype == torch.bool  # a mask, not draws' numbers
             or tuple(draw.shape) != (len(sims),)
             or bool(((draw < 0) | (draw >= D)).any())
         ):
@@ -548,20 +573,48 @@ class Posterior:
         log-probabilities and accept logits. ``pot``: a whole number from 1 to
         :data:`~scai.models.game.MAX_POT` (the tables grow with its square)."""
         pot = check_count("pot", pot, 1, MAX_POT)
-        lam = self.lam()
         shift = self.shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
-        lapse = self.bounded("lapse")
+        return self._tables(pot, self.lam(), shift, self.bounded("lapse"))
+
+    def _tables(self, pot: int, lam, shift, lapse) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`action_tables` for these draws' ``lam [D, S]``, ``shift [D, S, 1]`` and
+        ``lapse [D, S]`` (or ``None``: fixed)."""
         tables = group_tables(self.hypothesis, torch.tensor([pot]), lam, shift, lapse=lapse)
         return tables.offer_logp[..., 0, :, 0, :], tables.accept_logit[..., 0, :, 0, :]
 
     def predictive(self, pot: int, currency: str, who: str = "member") -> dict[str, torch.Tensor]:
         """Posterior-predictive ``offer_probs [S, pot+1]`` and ``accept_probs [S, pot+1]``
-        (probability of accepting each offer) for any pot and currency."""
-        weights = self.type_weights(who)  # [D, S, K]
-        offer_lp, accept_logit = self.action_tables(pot, currency)
-        offer = (weights.unsqueeze(-1) * offer_lp.exp()).sum(-2).mean(0)
-        accept = (weights.unsqueeze(-1) * torch.sigmoid(accept_logit)).sum(-2).mean(0)
-        return {"offer_probs": offer, "accept_probs": accept}
+        (probability of accepting each offer) for any pot and currency: ``sum_k w_dk
+        P(action | k, theta_d)`` averaged over draws ``d``, ``w`` :meth:`type_weights`.
+
+        Where no draw's tables differ from another's (rationality, shifts and lapse fixed),
+        one table serves every draw and the weights are averaged first; otherwise tables of
+        :data:`PREDICTIVE_ENTRIES` entries at most are built a block of draws at a time. Its
+        memory does not grow with the draws (all draws' tables at once: 2.4 GB for 200,000
+        draws of a pot of 1,000)."""
+        pot = check_count("pot", pot, 1, MAX_POT)
+        weights = self.type_weights(who).unsqueeze(-1)  # [D, S, K, 1]
+        lam, shift, lapse = self.lam(), self.shift(currency).unsqueeze(-1), self.bounded("lapse")
+        per_draw = (lam, shift) if lapse is None else (lam, shift, lapse)
+        if all(bool((x == x[:1]).all()) for x in per_draw):
+            first = [None if x is None else x[:1] for x in (lam, shift, lapse)]
+            offer_lp, accept_logit = self._tables(pot, *first)
+            mean = weights.mean(0)  # [S, K, 1]
+            return {
+                "offer_probs": (mean * offer_lp[0].exp()).sum(-2),
+                "accept_probs": (mean * torch.sigmoid(accept_logit[0])).sum(-2),
+            }
+        D = weights.shape[0]
+        block = max(1, PREDICTIVE_ENTRIES // weights[0].numel() // (pot + 1))
+        offer, accept = 0.0, 0.0
+        for start in range(0, D, block):
+            part = slice(start, start + block)
+            offer_lp, accept_logit = self._tables(
+                pot, lam[part], shift[part], None if lapse is None else lapse[part]
+            )
+            offer = offer + (weights[part] * offer_lp.exp()).sum(-2).sum(0)
+            accept = accept + (weights[part] * torch.sigmoid(accept_logit)).sum(-2).sum(0)
+        return {"offer_probs": offer / D, "accept_probs": accept / D}
 
     # -- ArviZ -------------------------------------------------------------------------------
     def to_arviz(self, max_memory: int | None = None):
@@ -575,14 +628,19 @@ class Posterior:
     def save(self, path, max_memory: int | None = None) -> None:
         """Write the posterior as NetCDF, atomically (``max_memory``: as :meth:`to_arviz`)."""
         from scai.inference.arviz_io import save_posterior
+        from scai.inference.errors import EngineError
 
-        save_posterior(self, path, max_memory)
+        save_posterior(self, check_path(path, "Posterior.save", EngineError), max_memory)
 
     @classmethod
     def load(cls, path) -> Posterior:
+        """The posterior a file written by :meth:`save` holds (a
+        :class:`~scai.inference.arviz_schema.PosteriorFileError` naming the file if it is not
+        one)."""
         from scai.inference.arviz_io import load_posterior
+        from scai.inference.errors import EngineError
 
-        return load_posterior(path)
+        return load_posterior(check_path(path, "Posterior.load", EngineError))
 
 
 def manner_probabilities(

@@ -663,9 +663,13 @@ def tones_heard(table: pd.DataFrame) -> int:
     return int(sum((column_texts(table[c]) != "").sum() for c in tones))
 
 
-def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
-    """``(row, earlier row)`` (1-based data rows) for every row identical to an earlier one."""
-    columns = [c for c in INTERACTION_COLUMNS if c in table.columns]
+def duplicate_games(
+    table: pd.DataFrame, compared: tuple[str, ...] = INTERACTION_COLUMNS
+) -> list[tuple[int, int]]:
+    """``(row, earlier row)`` (1-based data rows) for every row identical to an earlier one in
+    the ``compared`` columns (by default every column of a game; :data:`GAME_COLUMNS`: all but
+    the tones). Each must hold ``sim``, ``epoch`` and ``round``."""
+    columns = [c for c in compared if c in table.columns]
     # The common answer, none, first by the games' (sim, epoch, round) alone: rows equal in
     # every column are equal in these, so all distinct there means none (a fifth of pandas'
     # duplicated's time, on every table the protocol validates, twice an epoch); then by
@@ -677,6 +681,11 @@ def duplicate_games(table: pd.DataFrame) -> list[tuple[int, int]]:
     first = pd.Series(np.arange(len(group))).groupby(group).min()
     rows = np.flatnonzero(repeated)
     return [(int(r) + 1, int(first[group[r]]) + 1) for r in rows]
+
+
+#: What makes a game but the tones heard in it: the same game sent again with its tones read
+#: anew, or emptied (``--tones none``), is still that game.
+GAME_COLUMNS = tuple(c for c in INTERACTION_COLUMNS if not c.endswith("_tone"))
 
 
 def _distinct_keys(table: pd.DataFrame) -> bool:

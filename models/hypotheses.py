@@ -29,6 +29,7 @@ from scai.models.errors import (
     HypothesisWarning,
     ScaiError,
     StereotypeStrengthWarning,
+    check_path,
     not_a_regular_file,
     outside_scai,
     utf8_writable,
@@ -384,7 +385,7 @@ class Hypothesis:
     def save(self, path: str | Path) -> None:
         """Write the hypothesis as a TOML file (what :meth:`load` reads), atomically; a folder
         or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`."""
-        check_path(path, "save")
+        path = check_path(path, "save", HypothesisError)
         text = tomli_w.dumps(self.to_dict())
         write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -495,7 +496,7 @@ class Hypothesis:
         :func:`scai.models.hypothesis_files.load_hypothesis_file`)."""
         from scai.models.hypothesis_files import load_hypothesis_file
 
-        check_path(path, "load")
+        path = check_path(path, "load", HypothesisError)
         return load_hypothesis_file(path, family="social_contract")
 
 
@@ -639,12 +640,6 @@ def check_name(name: Any) -> None:
             f"{MAX_NAME_LENGTH} characters without path separators (/ or \\), '..', control "
             "characters, line breaks or spaces at either end"
         )
-
-
-def check_path(path: Any, what: str) -> None:
-    """A :class:`HypothesisError` unless ``path`` is a file path (a string or a path object)."""
-    if not isinstance(path, str | os.PathLike):
-        raise HypothesisError(f"{what}: expected a file path, got {_show(path)}")
 
 
 def read_toml(

@@ -250,6 +250,68 @@ def test_a_posteriors_helpers_name_a_bad_argument():
         with pytest.raises(ValueError, match="draws must be a slice of the flat draws"):
             post.type_weights("member", draws=bad)
     torch.testing.assert_close(both, torch.stack([every[3, 0], every[4, 1]]))
+    # a red-team's: a mask of draws passed the check (an IndexError), a backwards or text
+    # slice was torch's or Python's error, a list of sites an unhashable TypeError
+    with pytest.raises(ValueError, match="a tensor of 2 whole numbers in 0..9"):
+        post.member_weights_at(torch.tensor([True, False]))
+    for bad in (slice(None, None, -1), slice("a", None), slice(0, 5, 0), slice(0.5, 3)):
+        for method in (post.type_weights, post.type_probabilities):
+            with pytest.raises(ValueError, match="draws must be a slice .* whole-number bounds"):
+                method(draws=bad)
+    with pytest.raises(KeyError, match=r"\['pi'\] is not a latent site"):
+        post.flat_draws(["pi"])
+
+
+def test_what_a_posterior_returns_is_the_callers_to_change():
+    """The exact engine's ``pi_mean()`` and ``type_weights()`` returned the posterior's own
+    tensors (a red-team find: ``pi_mean().zero_()`` zeroed its summary, ``type_weights()
+    .zero_()`` its predictive), where the other engines return new ones: now every engine's."""
+    from scai.inference import fit
+    from scai.models.simulate import simulate
+
+    table = simulate("neutral", policy="selfish=0.7,altruistic=0.3", users=6, sims=2, seed=1)
+    post = fit(table.interactions, "neutral", num_draws=20)
+    before = (post.pi_mean(), post.summary(), post.predictive(10, "dollars"))
+    for who in ("member", "new"):
+        post.type_weights(who).zero_()
+        post.type_weights(who, slice(0, 5)).zero_()
+    post.pi_mean().zero_()
+    torch.testing.assert_close(post.pi_mean(), before[0], rtol=0, atol=0)
+    pd.testing.assert_frame_equal(post.summary(), before[1])
+    for key, value in post.predictive(10, "dollars").items():
+        torch.testing.assert_close(value, before[2][key], rtol=0, atol=0)
+    assert float(post.pi_mean().sum()) == pytest.approx(2.0)
+
+
+def test_a_posterior_without_its_table_and_bad_paths_are_named(tmp_path):
+    """A posterior from an engine function called directly (``table=None``) crashed in
+    ``update`` (TypeError), ``to_arviz`` and ``save`` (AttributeError); ``save(None)``,
+    ``save(3)`` and ``load(None)`` were Python's TypeErrors, ``save("")`` said "." is a folder
+    (a red-team's finds). A path as bytes is a path, as ``open`` takes it."""
+    from scai.inference import online, prepare
+    from scai.inference.exact import fit_exact
+    from scai.inference.posterior import Posterior
+    from scai.models.simulate import simulate
+
+    table = simulate("neutral", policy="selfish", users=4, epochs=2, seed=1).interactions
+    _, data, hyp = prepare(table[table.epoch == 1], "neutral")
+    bare = fit_exact(data, hyp, num_draws=10)
+    for call in (
+        lambda: online.update(bare, table[table.epoch == 2]),
+        bare.to_arviz,
+        lambda: bare.save(tmp_path / "bare.nc"),
+    ):
+        with pytest.raises(EngineError, match="holds no interaction table .* pass table="):
+            call()
+    assert not (tmp_path / "bare.nc").exists()
+    post = fit(table, "neutral", num_draws=10)
+    for path, said in ((None, "got None"), (3, "got 3"), ("", "the path is empty")):
+        with pytest.raises(EngineError, match=f"Posterior.save: .*{said}"):
+            post.save(path)
+        with pytest.raises(EngineError, match=f"Posterior.load: .*{said}"):
+            Posterior.load(path)
+    post.save(bytes(tmp_path / "bytes.nc"))
+    torch.testing.assert_close(Posterior.load(tmp_path / "bytes.nc").pi_mean(), post.pi_mean())
 
 
 @pytest.mark.parametrize(

@@ -268,10 +268,18 @@ def test_update_takes_fits_table_options_and_tells_duplicates_at_their_rows(tabl
     assert len([w for w in caught if issubclass(w.category, DuplicateGamesWarning)]) == 1
     with pytest.raises(DataError, match="row 2"):
         online.update(previous, twice, strict=True)
-    with pytest.warns(DuplicateGamesWarning, match="identical to games of previous's table"):
+    with pytest.warns(DuplicateGamesWarning, match=r"game\(s\) of previous's table again"):
         online.update(previous, first_epoch)  # the first epoch given again
-    with pytest.raises(DataError, match="identical to games of previous's table"):
+    with pytest.raises(DataError, match=r"game\(s\) of previous's table again"):
         online.update(previous, first_epoch, strict=True)
+    # given again with its tones read anew or emptied (--tones none): the same games, which
+    # were counted twice without a word, even under strict
+    for tones in ("", "rude"):
+        retold = first_epoch.assign(proposer_tone=tones, responder_tone="")
+        with pytest.warns(DuplicateGamesWarning, match=r"4 game\(s\) of previous's table again"):
+            online.update(previous, retold)
+        with pytest.raises(DataError, match="row 1 = previous's row 1"):
+            online.update(previous, retold, strict=True)
     doubled = pd.concat([first_epoch.iloc[:1], first_epoch], ignore_index=True)
     with pytest.warns(DuplicateGamesWarning):  # told once, at its own fit
         own = fit(doubled, "neutral", engine="exact")
@@ -355,3 +363,34 @@ def test_an_epoch_with_no_games_is_the_same_as_a_header_alone_or_an_empty_frame(
         read_interactions(header)
     with pytest.raises(DataError, match="no rows"):
         fit(header, "neutral", engine="exact")
+
+
+def test_an_update_on_a_coarse_lattice_warns_as_fit_does(table):
+    """``fit(..., max_simplex_points=3)`` warns that the lattice is too coarse for its prior;
+    ``update(..., max_simplex_points=3)`` fitted on it without a word (a red-team find)."""
+    import warnings
+
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    first = table[table["epoch"] == 1]
+    previous = fit(first, "neutral", engine="exact")
+    with pytest.warns(DiagnosticWarning, match=r"simplex lattice \(3 points for 3 types\)"):
+        fit(first, "neutral", engine="exact", max_simplex_points=3)
+    with pytest.warns(DiagnosticWarning, match=r"simplex lattice \(3 points for 3 types\)"):
+        online.update(previous, table[table["epoch"] == 2], max_simplex_points=3)
+    with warnings.catch_warnings():  # the default lattice: nothing to say
+        warnings.simplefilter("error", DiagnosticWarning)
+        online.update(previous, table[table["epoch"] == 2])
+
+
+def test_an_svi_updates_unknown_option_is_told_without_warm_start(table):
+    """An SVI update's unknown option listed ``warm_start`` as allowed, and passing it was then
+    refused ("not an option here"; a red-team find): the list leaves it out."""
+    from scai.inference.errors import EngineError
+
+    previous = fit(table[table["epoch"] == 1], "neutral", engine="svi", max_steps=20, seed=0)
+    with pytest.raises(EngineError, match="unknown option 'bogus' for engine 'svi'") as caught:
+        online.update(previous, table[table["epoch"] == 2], bogus=1)
+    assert "max_steps" in str(caught.value) and "warm_start" not in str(caught.value)
+    with pytest.raises(EngineError, match="warm_start is not an option here"):
+        online.update(previous, table[table["epoch"] == 2], warm_start=previous)

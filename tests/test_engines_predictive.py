@@ -188,3 +188,60 @@ def test_a_new_member_of_a_group_with_clones_may_copy_its_prototype():
     torch.testing.assert_close(new, expected, rtol=1e-6, atol=1e-9)
     assert float(new[..., hyp.policy_index("selfish")].mean()) > 0.85
     assert not torch.allclose(new, pi)
+
+
+def _recording_tables(monkeypatch) -> list[int]:
+    """The number of draws of each ``group_tables`` call the posterior makes."""
+    from scai.inference import posterior as module
+
+    calls: list[int] = []
+    build = module.group_tables
+
+    def recording(hypothesis, pots, lam, shift, *args, **kwargs):
+        calls.append(lam.shape[0])
+        return build(hypothesis, pots, lam, shift, *args, **kwargs)
+
+    monkeypatch.setattr(module, "group_tables", recording)
+    return calls
+
+
+def test_predictive_builds_its_tables_a_block_of_draws_at_a_time(posterior, monkeypatch):
+    """All draws' tables at once took memory growing with the draws (2.4 GB for 200,000 draws
+    of a pot of 1,000: a bare RuntimeError from the allocator, a red-team find): at most
+    ``PREDICTIVE_ENTRIES`` entries at a time, the same answer."""
+    from scai.inference import posterior as module
+
+    calls = _recording_tables(monkeypatch)
+    whole = posterior.predictive(pot=10, currency="dollars")
+    D = posterior.lam().shape[0]
+    assert calls == [D]  # the shift is latent: a table per draw, all in one block here
+    calls.clear()
+    S, K = posterior.pi_mean().shape
+    monkeypatch.setattr(module, "PREDICTIVE_ENTRIES", 7 * S * K * 11)  # 7 draws of a pot of 10
+    blocked = posterior.predictive(pot=10, currency="dollars")
+    assert calls == [7] * (D // 7) + [D % 7] * (D % 7 > 0)
+    for key in whole:  # (float32 sums in another order: torch's tolerances for float32)
+        torch.testing.assert_close(blocked[key], whole[key])
+
+
+def test_predictive_with_nothing_varying_across_draws_builds_one_table(monkeypatch):
+    """Under a hypothesis that fixes rationality, shifts and lapse every draw's tables are the
+    same: one is built, whatever the number of draws, and the answer is the per-draw average."""
+    from scai.models.model import group_tables
+
+    sim = simulate(PRESETS["neutral"], policy="selfish=0.5,altruistic=0.5", users=6, seed=4)
+    posterior = fit(sim.interactions, "neutral", engine="exact", seed=0, num_draws=5000)
+    tables = group_tables(
+        posterior.hypothesis,
+        torch.tensor([40]),
+        posterior.lam(),
+        posterior.shift("medicine").unsqueeze(-1),
+    )
+    weights = posterior.type_weights().unsqueeze(-1)
+    calls = _recording_tables(monkeypatch)
+    got = posterior.predictive(pot=40, currency="medicine")
+    assert calls == [1]
+    offer = (weights * tables.offer_logp[..., 0, :, 0, :].exp()).sum(-2).mean(0)
+    accept = (weights * torch.sigmoid(tables.accept_logit[..., 0, :, 0, :])).sum(-2).mean(0)
+    torch.testing.assert_close(got["offer_probs"], offer)
+    torch.testing.assert_close(got["accept_probs"], accept)
