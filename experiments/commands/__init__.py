@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -29,7 +29,7 @@ from scai.models.errors import (
     not_a_regular_file,
     not_replaceable,
 )
-from scai.models.hypotheses import PRESETS
+from scai.models.hypotheses import PRESETS, is_hypothesis_file
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
@@ -106,6 +106,12 @@ def hypothesis_option(parser: argparse.ArgumentParser, default: str = "neutral")
         help=f"priors and fixed settings: a preset ({', '.join(PRESETS)}) or a TOML file "
         f"(default: {default})",
     )
+
+
+def hypothesis_file(name_or_path: str) -> Path | None:
+    """The file ``--hypothesis`` reads (a source no output may replace), ``None`` for a
+    preset's name."""
+    return Path(name_or_path) if is_hypothesis_file(name_or_path) else None
 
 
 def tones_option(parser: argparse.ArgumentParser) -> None:
@@ -256,13 +262,20 @@ def output_dir(text: str) -> Path:
     return path
 
 
-def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | None = None) -> None:
+def check_outputs(
+    option: str,
+    given: Path,
+    paths: list[Path],
+    reading: Path | Sequence[Path | None] | None = None,
+) -> None:
     """Before any work: every file a command will write for ``option given`` (``paths``) must be
     a path scai may create or replace (not a folder or a symbolic link, in no file's place),
-    and none may be, or be inside, ``reading``, the source the command reads: a failure
-    half-way would leave some outputs written, and an output inside the source would
-    overwrite the files being read. Raises :class:`RunError` naming the option and the path."""
-    source = None if reading is None else reading.resolve()
+    and none may be, or be inside, ``reading``, the sources the command reads (a path, or
+    several: ``None`` for one not given): a failure half-way would leave some outputs
+    written, and an output that is a source, or inside one, would overwrite what is being
+    read (``scai fit --out fit --data fit/posterior.nc`` replaced its own table without a
+    word). Raises :class:`RunError` naming the option and the path."""
+    sources = [reading] if isinstance(reading, Path) else [r for r in reading or () if r]
     for path in paths:
         if path.is_symlink():
             raise RunError(
@@ -273,13 +286,12 @@ def check_outputs(option: str, given: Path, paths: list[Path], reading: Path | N
             raise RunError(f"{option} {given}: {path} is a folder; scai would write a file there")
         if why := not_replaceable(path):
             raise RunError(f"{option} {given}: {path} {why}")
-        if source is not None:
-            target = path.resolve()
+        for read in sources:
+            source, target = read.resolve(), path.resolve()
             if target == source or source in target.parents:
                 where = "is" if target == source else "is inside"
                 raise RunError(
-                    f"{option} {given}: {path} {where} the source {reading} it reads; "
-                    "write elsewhere"
+                    f"{option} {given}: {path} {where} the source {read} it reads; write elsewhere"
                 )
         _check_writable_folder_or_fail(path.parent, option, given)
 

@@ -10,6 +10,7 @@ from scai.experiments.commands import (
     check_outputs,
     command,
     count,
+    hypothesis_file,
     hypothesis_option,
     input_path,
     output_file,
@@ -112,9 +113,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             f"--transcript {args.transcript}: is one of the tables --out writes ({outputs[0]}, "
             f"{outputs[1]}); give another file"
         )
-    check_outputs("--out", args.out, outputs)
+    read = [hypothesis_file(args.hypothesis)]
+    check_outputs("--out", args.out, outputs, reading=read)
     if args.transcript is not None:
-        check_outputs("--transcript", args.transcript, [args.transcript])
+        check_outputs("--transcript", args.transcript, [args.transcript], reading=read)
     hypothesis = get_hypothesis(args.hypothesis)
     with warnings_on_one_line():
         result = simulate(

@@ -16,6 +16,7 @@ from scai.experiments.commands import (
     check_outputs,
     command,
     count,
+    hypothesis_file,
     hypothesis_option,
     input_path,
     output_dir,
@@ -211,7 +212,12 @@ def run_fit(args: argparse.Namespace) -> int:
             f"--out {args.out}: a folder, which gets posterior.nc and policy_probs.csv; this "
             f"name reads as a file's: give a folder, e.g. --out {args.out.with_suffix('')}"
         )
-    check_outputs("--out", args.out, [args.out / "posterior.nc", args.out / "policy_probs.csv"])
+    check_outputs(
+        "--out",
+        args.out,
+        [args.out / "posterior.nc", args.out / "policy_probs.csv"],
+        reading=[args.data, hypothesis_file(args.hypothesis), args.reader],
+    )
     start = time.perf_counter()
     data, hypothesis = args.data, get_hypothesis(args.hypothesis)
     with warnings_on_one_line():
