@@ -244,6 +244,10 @@ class SimulationWarning(ScaiWarning):
     assignment deals to no user); the command line shows each on one line."""
 
 
+class UnusedOptionWarning(ScaiWarning):
+    """A command-line option given where the input makes the command not use it."""
+
+
 class DuplicateGamesWarning(TableWarning):
     """An interaction table holds identical rows: each counts as a separate game. Under
     ``strict=True`` (``--strict``) they are a :class:`DataError` instead."""

@@ -149,6 +149,12 @@ def test_a_proposal_in_amounts_that_are_not_whole_is_reported_at_its_row(tmp_pat
         text,
     )
     assert "35.5, 4.5 are not whole units" in str(problem)
+    # the reason showed an amount of its own, "(35.5)", as if it were the log's (a red-team
+    # find: a log's 33.5 was told as "not whole units (35.5)")
+    text = text.replace("35.5", "33.5").replace("4.5", "6.5")
+    write_run(root / "0", 0, texts={(1, 0, "proposer"): text})
+    [problem] = import_logs(root).report.problems
+    assert "35.5" not in str(problem) and "33.5, 6.5 are not whole units" in str(problem)
     assert len(result.interactions) == 2 * GAMES_PER_EPOCH - 1
 
 

@@ -40,7 +40,12 @@ from scai.models.tone_reader.classifier import (
     from_pipeline,
 )
 from scai.models.tone_reader.evaluation import assign_folds, held_out
-from scai.models.tone_reader.training import confusion_scheme, labelled_messages, train_reader
+from scai.models.tone_reader.training import (
+    confusion_scheme,
+    labelled_messages,
+    train_reader,
+    why_not_conditions,
+)
 
 TINY = TrainingOptions(min_df=1)
 #: what each tone adds to the bare proposal template or decision (neutral: nothing), in the
@@ -404,6 +409,13 @@ def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():
     one_policy = labelled_messages(*synthetic_logs(runs=6, seed=4))
     assert confusion_scheme(one_policy) == "runs"
     assert confusion_scheme(messages.assign(condition="")) == "runs"
+    # the reader's provenance said "the messages name no conditions" where they did (a
+    # red-team find): it says why
+    assert why_not_conditions(messages.assign(condition="")) == "some messages name no condition"
+    reader, _ = train_reader(one_policy, folds=3, options=TINY)
+    held = reader.provenance["confusion_estimate"]
+    assert "runs held out (3 folds, seed 0; not whole conditions: a tone is written in " in held
+    assert "one condition only (" in held and "name no condition" not in held
 
 
 def test_held_out_readers_never_saw_their_group():
@@ -565,9 +577,31 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
     reader = load_reader(out)
     assert reader.labels == ("neutral", "rude", "sycophantic")
     assert reader.provenance["held_out_accuracy"]["rude"] == 1.0
+    # each tone is written in one condition (one policy): holding a condition out left the
+    # reader without its tone, an accuracy of 0% told as a measurement (a red-team find)
     assert main(["tone-reader", "evaluate", *args]) == 0
+    printed = capsys.readouterr()
+    assert "whole conditions held out" not in printed.out
+    assert "warning: whole conditions not held out: a tone is written in one " in printed.err
+    assert main(["tone-reader", "evaluate", *args[:2], "--scheme", "conditions"]) == 2
+    assert "one condition only" in capsys.readouterr().err
+    two = write_logs_table(tmp_path / "two", runs=8, seed=4, policies=("fair", "selfish"))
+    assert main(["tone-reader", "evaluate", "--logs", str(two), "--min-df", "1"]) == 0
     printed = capsys.readouterr().out
     assert "whole conditions held out" in printed and "fair_sycophantic" in printed
+    # --folds and --seed where no runs are held out were ignored without a word
+    argv = ["tone-reader", "evaluate", "--logs", str(two), "--scheme", "conditions"]
+    for given in (["--folds", "5"], ["--seed", "0"]):
+        assert main([*argv, *given]) == 2
+        assert f"{' '.join(given)}: only used where runs are held out" in capsys.readouterr().err
+    argv = ["tone-reader", "train", "--logs", str(two), "--folds", "5", "--seed", "3"]
+    assert main([*argv, "--min-df", "1", "--out", str(tmp_path / "two.json")]) == 0
+    assert "warning: --folds 5 and --seed 3: not used" in capsys.readouterr().err
+    bad = ["tone-reader", "evaluate", "--logs", str(two), "--scheme", "runs", "--folds", "999"]
+    assert main(bad) == 2  # runs, not "groups"
+    assert "folds: must be from 2 to the number of runs held out in turn (8)" in (
+        capsys.readouterr().err
+    )
     assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
 
 

@@ -175,9 +175,15 @@ def count(option: str, low: int = 1, high: int | None = None) -> Callable[[str],
     return parse
 
 
-def seed_option(parser: argparse.ArgumentParser, help_text: str = "random seed") -> None:
+def seed_option(
+    parser: argparse.ArgumentParser, help_text: str = "random seed", default: int | None = 0
+) -> None:
+    """``--seed`` (``default=None``: the command tells a seed given apart from none)."""
     parser.add_argument(
-        "--seed", type=count("--seed", 0, MAX_SEED), default=0, help=f"{help_text} (0..2^32-1)"
+        "--seed",
+        type=count("--seed", 0, MAX_SEED),
+        default=default,
+        help=f"{help_text} (0..2^32-1)",
     )
 
 

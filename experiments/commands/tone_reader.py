@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 from scai.experiments.commands import (
@@ -23,9 +24,12 @@ from scai.experiments.commands import (
     output_file,
     seed_option,
 )
-from scai.models.errors import RunError
+from scai.models.errors import RunError, UnusedOptionWarning
 
 _SCHEMES = ("runs", "conditions", "both")
+#: ``--folds`` and ``--seed`` where not given (``None`` until then: one given where no runs
+#: are held out is told, not ignored).
+FOLDS, SEED = 10, 0
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -43,11 +47,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--folds",
         type=count("--folds", 2, 1000),
-        default=10,
-        help="folds of runs where runs are held out (default 10; a trained reader's matrix "
-        "holds whole conditions out where the messages name them)",
+        default=None,
+        help=f"folds of runs where runs are held out (default {FOLDS}, or one per run where "
+        "there are fewer; a trained reader's "
+        "matrix holds whole conditions out where the messages allow it)",
     )
-    seed_option(p, "random seed of the folds")
+    seed_option(p, f"random seed of the folds (default {SEED})", default=None)
     p.add_argument(
         "--min-df",
         type=count("--min-df", 1, 10**6),
@@ -94,7 +99,12 @@ def run_tone_reader(args: argparse.Namespace) -> int:
     from scai.models.tone_reader.classifier import TrainingOptions
     from scai.models.tone_reader.evaluation import held_out
     from scai.models.tone_reader.serialise import save_reader
-    from scai.models.tone_reader.training import load_messages, source_files, train_reader
+    from scai.models.tone_reader.training import (
+        load_messages,
+        source_files,
+        train_reader,
+        why_not_conditions,
+    )
 
     if args.action == "train":  # before minutes of training, not after
         for read in source_files(args.logs):
@@ -107,15 +117,25 @@ def run_tone_reader(args: argparse.Namespace) -> int:
         + ", ".join(f"{t} {n}" for t, n in messages["tone"].value_counts().sort_index().items())
     )
     options = TrainingOptions(min_df=args.min_df)
+    given = [f"--{n} {v}" for n, v in (("folds", args.folds), ("seed", args.seed)) if v is not None]
+    # (not given: as many as there are runs, up to FOLDS; given, a number beyond them is told)
+    folds, seed = args.folds or min(FOLDS, messages["sim"].nunique()), args.seed or SEED
     if args.action == "train":
+        if given and why_not_conditions(messages) is None:
+            warnings.warn(
+                f"{' and '.join(given)}: not used: the reader's matrix holds whole conditions "
+                "out (every tone is written in two conditions or more), not folds of runs",
+                UnusedOptionWarning,
+                stacklevel=1,
+            )
         reader, evaluation = train_reader(
             messages,
-            folds=args.folds,
-            seed=args.seed,
+            folds=folds,
+            seed=seed,
             options=options,
             trained_on=args.logs.name,
-            command=f"scai tone-reader train --logs {args.logs.name} --folds {args.folds} "
-            f"--seed {args.seed} --min-df {args.min_df}",
+            command=f"scai tone-reader train --logs {args.logs.name} --folds {folds} "
+            f"--seed {seed} --min-df {args.min_df}",
         )
         print(evaluation.report())
         save_reader(reader, args.out)
@@ -125,6 +145,19 @@ def run_tone_reader(args: argparse.Namespace) -> int:
         )
         return 0
     schemes = ("runs", "conditions") if args.scheme == "both" else (args.scheme,)
+    if given and "runs" not in schemes:
+        raise RunError(
+            f"{' and '.join(given)}: only used where runs are held out (--scheme runs or "
+            "both); --scheme conditions holds each condition out in turn"
+        )
+    lone = why_not_conditions(messages)
+    if "conditions" in schemes and lone and "one condition only" in lone:
+        # its accuracy read 0 for that tone, without a word: a reader that never saw it
+        why = f"{lone}: holding that condition out leaves the reader without the tone"
+        if args.scheme == "conditions":
+            raise RunError(f"--scheme conditions: {why}; use --scheme runs")
+        warnings.warn(f"whole conditions not held out: {why}", UnusedOptionWarning, stacklevel=1)
+        schemes = ("runs",)
     if "conditions" in schemes and (messages["condition"] == "").any():
         # before the runs are held out (minutes), not after
         where = (
@@ -138,7 +171,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             f"condition, and some of {args.logs}'s have none ({where}); use --scheme runs"
         )
     for scheme in schemes:
-        evaluation = held_out(messages, scheme, args.folds, args.seed, options)
+        evaluation = held_out(messages, scheme, folds, seed, options)
         print(evaluation.report())
         if scheme == "conditions":
             table = evaluation.by_group("condition")

@@ -53,7 +53,8 @@ REASONS: dict[str, str] = {
     "role_mismatch": "the prompt's role differs from the configuration's",
     "no_split": "a proposal with no split (fewer than two numbers)",
     "split_not_pot": "a proposal whose split does not sum to the pot",
-    "amount_not_whole": "a proposal with an amount that is not whole units (35.5)",
+    # (no example value: told beside the problem's own amounts, "35.5" read as one of them)
+    "amount_not_whole": "a proposal with an amount that is not whole units",
     "pot_mismatch": "a proposal naming another pot than the configuration's",
     "currency_mismatch": "a proposal naming another currency than the configuration's",
     "no_decision": "a reply that opens with neither Accept nor Reject",

@@ -54,8 +54,10 @@ def assign_folds(groups: pd.Series, folds: int, seed: int = 0) -> np.ndarray:
             f"hold out in turn; these come from {len(names)}: give logs of more runs"
         )
     if not 2 <= folds <= len(names):
+        held = {"sim": "runs", "condition": "conditions"}.get(groups.name, "groups")
         raise ValueError(
-            f"folds: must be from 2 to the number of groups ({len(names)}), got {folds}"
+            f"folds: must be from 2 to the number of {held} held out in turn ({len(names)}), "
+            f"got {folds}"
         )
     order = np.random.default_rng(seed).permutation(len(names))
     fold_of = {names[j]: rank % folds for rank, j in enumerate(order)}

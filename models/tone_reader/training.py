@@ -185,7 +185,8 @@ def train_reader(
     held = (
         f"whole conditions held out ({evaluation.predictions['fold'].nunique()} conditions)"
         if scheme == "conditions"
-        else f"runs held out ({folds} folds, seed {seed}; the messages name no conditions)"
+        else f"runs held out ({folds} folds, seed {seed}; not whole conditions: "
+        f"{why_not_conditions(messages)})"
     )
     return (
         reader.with_confusion(
@@ -202,11 +203,24 @@ def train_reader(
 
 def confusion_scheme(messages: pd.DataFrame) -> str:
     """How a reader's confusion matrix is estimated from ``messages``: with whole
-    ``conditions`` held out where every message names its condition and every tone is written
-    in at least two conditions (holding out a tone's only condition would leave the reader
-    without it), else with ``runs`` held out."""
+    ``conditions`` held out where :func:`why_not_conditions` finds nothing against it, else
+    with ``runs`` held out."""
+    return "runs" if why_not_conditions(messages) else "conditions"
+
+
+def why_not_conditions(messages: pd.DataFrame) -> str | None:
+    """Why whole conditions cannot be held out in turn from ``messages`` (``None`` if they
+    can): some message names no condition, or a tone is written in one condition only
+    (holding that condition out leaves the reader without the tone: it would read none of
+    them, an accuracy of 0 that measures nothing)."""
     conditions = messages.get("condition", pd.Series("", index=messages.index))
     if (conditions == "").any():
-        return "runs"
-    per_tone = messages.assign(condition=conditions).groupby("tone")["condition"].nunique()
-    return "conditions" if len(per_tone) and per_tone.min() >= 2 else "runs"
+        return "some messages name no condition"
+    per_tone = messages.assign(condition=conditions).groupby("tone")["condition"].unique()
+    lone = {tone: names[0] for tone, names in per_tone.items() if len(names) < 2}
+    if not len(per_tone):
+        return "there are no messages"
+    if lone:
+        said = ", ".join(f"{tone} only in {where!r}" for tone, where in sorted(lone.items()))
+        return f"a tone is written in one condition only ({said})"
+    return None
