@@ -35,6 +35,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (argparse's own print the usage first)."""
 
     def error(self, message: str):
+        if message.startswith("unrecognized arguments:") and "--debug" in message.split():
+            message += " (--debug is scai's, before the command: scai --debug COMMAND ...)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

@@ -63,6 +63,7 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
 
     A single name means weight 1; the weights of a mixture must sum to 1 (within
     :data:`MIXTURE_TOLERANCE`), else a :class:`RunError` naming the sum."""
+    typed: dict[str, str] = {}  # each weight as written in a text, to show it as typed
     if isinstance(text, Mapping):
         parts = dict(text)
     elif not isinstance(text, str):
@@ -82,6 +83,7 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
                 if not (plain_decimal(weight) or weight.strip().lower() in NOT_FINITE):
                     raise ValueError(weight)
                 parts[name.strip()] = float(weight)
+                typed[name.strip()] = weight.strip()
             except ValueError:
                 raise RunError(
                     f"policy mixture {text!r}: weight {weight!r} of {name.strip()!r} "
@@ -95,7 +97,8 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
         parts[name] = weight = float(weight)  # a NumPy float is a number too
         if not (weight >= 0 and np.isfinite(weight)):
             raise RunError(
-                f"policy mixture: weight of {name!r} must be a finite number >= 0, got {weight}"
+                f"policy mixture: weight of {name!r} must be a finite number >= 0, got "
+                f"{typed.get(name, weight)}"
             )
     total = sum(parts.values())
     if abs(total - 1) > MIXTURE_TOLERANCE:

@@ -288,9 +288,12 @@ def test_every_red_team_file_is_used(files):
             assert "{" + name + "}" in used, name
 
 
-def test_debug_shows_the_traceback(files):
+def test_debug_shows_the_traceback(files, capsys):
     with pytest.raises(RunError, match="sum to 0.9"):
         main(["--debug", "simulate", "--policy", "selfish=0.5,fair=0.4", "--out", "x.csv"])
+    # after the command it was "unrecognized arguments: --debug" alone (a red-team find)
+    assert main(["simulate", "--policy", "selfish", "--out", "x.csv", "--debug"]) == 2
+    assert "--debug is scai's, before the command: scai --debug COMMAND" in capsys.readouterr().err
 
 
 def test_an_unexpected_error_is_one_line_with_exit_1(files, capsys, monkeypatch):

@@ -792,3 +792,23 @@ def test_a_message_with_nothing_the_reader_knows_is_left_unread():
     pd.testing.assert_frame_equal(
         read[["proposer_tone", "responder_tone"]], silent[["proposer_tone", "responder_tone"]]
     )
+
+
+def test_a_tables_problems_name_its_files(tmp_path, capsys):
+    """A table without text, or whose users file lists other users, was told as
+    "interactions: ..." and "users: ..." (a red-team find): each names its file."""
+    from scai.models.simulate import simulate
+
+    plain = tmp_path / "t.csv"
+    sim = simulate("neutral", policy="fair", users=4, seed=1)
+    write_interactions(sim.interactions, plain)
+    write_csv_atomic(sim.users, tmp_path / "t.users.csv")
+    argv = ["tone-reader", "train", "--logs", str(plain), "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 2
+    assert f"error: {plain}: " in capsys.readouterr().err
+    logs = write_logs_table(tmp_path, runs=3, seed=5)
+    write_csv_atomic(sim.users, tmp_path / "logs.users.csv")  # another table's users
+    assert main(["tone-reader", "evaluate", "--logs", str(logs), "--scheme", "runs"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'logs.users.csv'}: " in err
+    assert f"messages of {logs} come from users this table does not list" in err

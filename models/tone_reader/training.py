@@ -35,11 +35,15 @@ MESSAGE_COLUMNS = ("sim", "condition", "role", "speaker", "text", "tone")
 
 
 def labelled_messages(
-    interactions: pd.DataFrame, users: pd.DataFrame, runs: pd.DataFrame | None = None
+    interactions: pd.DataFrame,
+    users: pd.DataFrame,
+    runs: pd.DataFrame | None = None,
+    names: tuple[str, str] = ("interactions", "users"),
 ) -> pd.DataFrame:
     """Every non-empty message a user wrote (:data:`MESSAGE_COLUMNS`): ``role`` is
     ``proposer`` or ``responder``, ``tone`` the writer's manner in ``users``, ``condition``
-    the run's in ``runs`` (``""`` without it)."""
+    the run's in ``runs`` (``""`` without it). ``names``: the two tables' in an error (their
+    files)."""
     manner = {(str(s), str(u)): m for s, u, m in users[["sim", "user", "manner"]].itertuples(False)}
     condition = (
         {} if runs is None else dict(zip(runs["sim"].astype(str), runs["condition"], strict=True))
@@ -66,21 +70,30 @@ def labelled_messages(
         )
     if not parts:
         raise DataError(
-            "interactions", [Problem(None, None, None, "no text columns to learn from")]
+            names[0],
+            [
+                Problem(
+                    None,
+                    None,
+                    None,
+                    "no text columns to learn from (proposer_text, responder_text: the "
+                    "messages as written, which scai import scai-logs keeps)",
+                )
+            ],
         )
     out = pd.concat(parts, ignore_index=True)
     unlabelled = out[out["tone"] == ""]
     if len(unlabelled):
         first = unlabelled.iloc[0]
         raise DataError(
-            "users",
+            names[1],
             [
                 Problem(
                     None,
                     "manner",
                     None,
-                    f"{len(unlabelled)} messages come from users the users table does not "
-                    f"list, e.g. {first.speaker!r} in sim {first.sim!r}",
+                    f"{len(unlabelled)} messages of {names[0]} come from users this table does "
+                    f"not list, e.g. {first.speaker!r} in sim {first.sim!r}",
                 )
             ],
         )
@@ -123,7 +136,7 @@ def load_messages(source: str | Path) -> pd.DataFrame:
                 str(runs_file),
                 [Problem(row, "sim", twice.iloc[0], "listed again; each run once")],
             )
-        return labelled_messages(interactions, users, runs)
+        return labelled_messages(interactions, users, runs, (str(source), str(users_path(source))))
     from scai.models.scai_logs import import_logs
     from scai.models.scai_logs.importer import check_converted
 
