@@ -42,6 +42,7 @@ from scai.inference.arviz_schema import (
 )
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError, no_table
+from scai.inference.posterior import GRID_POINT_STATS
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory, tones_heard, validate_frame
 from scai.models.errors import DataError, DuplicateGamesWarning, check_count
@@ -157,6 +158,7 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
     per_row = ["interaction"]
     dims = {
         **{site: list(names) for site, names in SITE_DIMS.items()},
+        **{stat: ["sim"] for stat in GRID_POINT_STATS.values()},
         "user_actions": ["user"],
         **{name: per_row for name in ACTION_VARIABLES},
     }
@@ -284,7 +286,7 @@ def load_posterior(path):
     pi_mean = (
         torch.as_tensor(user_group["pi_mean"], dtype=dtype) if "pi_mean" in user_group else None
     )
-    return Posterior(
+    posterior = Posterior(
         engine=engine,
         hypothesis=hypothesis,
         table=table,
@@ -298,6 +300,32 @@ def load_posterior(path):
         seed=_seed(path, attrs),
         pi_mean_exact=pi_mean,
     )
+    _score_at_grid_points(path, posterior)
+    return posterior
+
+
+def _score_at_grid_points(path, posterior) -> None:
+    """Where the file keeps the exact engine's grid points of a lapse or strength drawn within
+    its cells (:data:`~scai.inference.posterior.GRID_POINT_STATS`), the loaded posterior's
+    :meth:`user_loglik` scores them there, as the saved one did (its type weights differed by
+    up to 0.6% per draw), and its ``draws_loglik`` at the values drawn."""
+    stats = posterior.sample_stats
+    points = {}
+    for site, stat in GRID_POINT_STATS.items():
+        if stat not in stats:
+            continue
+        value = np.asarray(stats[stat])
+        expected = (posterior.n_chains, posterior.n_draws, posterior.data.shape[0])
+        if site not in posterior.draws or value.shape != expected or not np.isfinite(value).all():
+            raise PosteriorFileError(
+                f"{path}: sample_stats.{stat} is {value.shape} for a posterior of "
+                f"{'no' if site not in posterior.draws else 'a'} latent {site}; expected "
+                f"finite values [chains, draws, sim] {list(expected)} where {site} is latent"
+            )
+        points[site] = torch.as_tensor(value.reshape(-1, expected[-1]))
+    if points:
+        posterior._lazy["user_loglik"] = lambda: posterior._user_loglik(256, points)
+        posterior._lazy["draws_loglik"] = lambda: posterior._user_loglik(256)
 
 
 def _hypothesis(path, attrs: dict) -> Hypothesis:

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from scai.inference.diagnostics import BoundedGridWarning, DiagnosticWarning
@@ -69,7 +70,7 @@ from scai.inference.grids import (
     zoom_modes,
     zoom_simplex,
 )
-from scai.inference.posterior import Posterior, manner_probabilities
+from scai.inference.posterior import GRID_POINT_STATS, Posterior, manner_probabilities
 from scai.models.distinct import distinct_rows
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
@@ -431,6 +432,7 @@ def fit_exact(
         draws["shift"] = shift
     if prior.latent_shared:
         draws["shift_shared"] = prior.shared_given_shifts(shift, data.essential, generator)
+    grid_points = {}
     for i, name in enumerate(bounded):  # within the drawn cell, by the posterior's shape there
         grid = site_grids[name]
         if grid.n == 1:
@@ -442,6 +444,8 @@ def fit_exact(
         z = torch.linspace(grid.lo, grid.hi, grid.n, dtype=dtype)
         slope = torch.gradient(log_lik, spacing=(z,), dim=-1)[0]  # [S, n]
         drawn = cell[t_idx.T]  # [D, S]
+        if name in GRID_POINT_STATS:  # what user_loglik scores it at, kept for a loaded file
+            grid_points[GRID_POINT_STATS[name]] = b[t_idx.T, i].unsqueeze(0).double().numpy()
         uniform = torch.rand(drawn.shape, generator=generator, dtype=dtype)
         slope_drawn = slope[torch.arange(S)[None, :], drawn]
         draws[name] = draw_within_cells(grid, prior.beta[name], drawn, slope_drawn, uniform)
@@ -459,6 +463,7 @@ def fit_exact(
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
         engine_state=engine_state,
+        sample_stats=grid_points,
     )
 
     def grid_loglik() -> torch.Tensor:
@@ -1169,6 +1174,13 @@ def _fit_each_simulation(
         settings=settings,
         seed=seed,
         pi_mean_exact=torch.cat([p.pi_mean_exact for p in parts]),
+        sample_stats={  # a part whose site's grid is one point: its draws are the points
+            stat: np.concatenate(
+                [p.sample_stats.get(stat, p.draws[site].double().numpy()) for p in parts], 2
+            )
+            for site, stat in GRID_POINT_STATS.items()
+            if any(stat in p.sample_stats for p in parts)
+        },
     )
     states = [p.engine_state or {} for p in parts]
     # each simulation's cells of the same scalar (not lam in one, a currency's shift in another)

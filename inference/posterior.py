@@ -77,6 +77,12 @@ def _check_draws(engine: str, data: GroupData, hypothesis: Hypothesis, draws: di
 PREDICTIVE_ENTRIES = 4_000_000
 
 
+#: ``sample_stats`` of an exact posterior whose lapse or strength is drawn within a grid cell:
+#: each draw's grid point ``[chains, draws, sim]``, the value the engine's quadrature scores it
+#: at (:meth:`Posterior.user_loglik`), saved so that a loaded posterior scores it the same.
+GRID_POINT_STATS = {"lapse": "lapse_grid_point", "strength": "strength_grid_point"}
+
+
 def check_draw_slice(what: str, draws: object) -> None:
     """A ``ValueError`` naming ``what`` unless ``draws`` is a slice of the flat draws with
     whole-number (or absent) bounds and a positive (or absent) step: an index or a list would
@@ -343,11 +349,15 @@ class Posterior:
             self._memo[name] = (self._lazy.pop(name, None) or compute)()
         return self._memo[name]
 
-    def _user_loglik(self, chunk: int) -> torch.Tensor:
+    def _user_loglik(self, chunk: int, points: dict[str, torch.Tensor] | None = None):
+        """:meth:`user_loglik` at the draws' values, or with a lapse or strength at the values
+        ``points[site]`` ``[D, S]`` instead (the exact engine's grid points:
+        :data:`GRID_POINT_STATS`)."""
         index = EventIndex.from_data(self.data)
         lam, shift = self.lam(), self.shifts_in_data()
         D, S = lam.shape
-        bounded = [self.bounded(site) for site in ("lapse", "strength")]
+        at = points or {}
+        bounded = [at.get(site, self.bounded(site)) for site in ("lapse", "strength")]
         if not DRAW_DEPENDENT_LOGLIK & set(self.draws):
             one = user_loglik(self.data, self.hypothesis, lam[:1], shift[:1], index)
             return one.expand(D, *one.shape[1:])

@@ -253,7 +253,8 @@ def test_arviz_log_likelihood_is_scored_at_the_draws(tmp_path):
     """A lapse drawn within its grid cell is not its grid point's value: the file's
     ``log_likelihood`` and ``lp`` were the point's (up to 0.24 nats a user off the stored draw's,
     a helper's review), so a posterior written, read back and written again (which scores the
-    draws it reads) changed its ``log_likelihood`` and LOO. Now both score the stored draws."""
+    draws it reads) changed its ``log_likelihood`` and LOO. Now both score the stored draws;
+    its type weights, the grid points (kept in ``sample_stats``), as the posterior saved."""
     from scai.inference import fit
     from scai.inference.posterior import Posterior
 
@@ -263,6 +264,30 @@ def test_arviz_log_likelihood_is_scored_at_the_draws(tmp_path):
     at_points = post.user_loglik()
     post.save(tmp_path / "p.nc")
     again = Posterior.load(tmp_path / "p.nc")
-    assert not torch.allclose(at_points, again.user_loglik(), atol=1e-3)  # draws left the points
+    assert not torch.allclose(at_points, again.draws_loglik(), atol=1e-3)  # draws left points
+    # the loaded posterior scored its users at the draws, where the saved one scores them at
+    # the grid points (its type weights up to 0.6% apart, a red-team find): at the points
+    torch.testing.assert_close(again.user_loglik(), at_points, rtol=0, atol=0)
+    torch.testing.assert_close(again.type_weights(), post.type_weights(), rtol=0, atol=0)
+    again.save(tmp_path / "again.nc")  # and so on, save after load
+    torch.testing.assert_close(Posterior.load(tmp_path / "again.nc").user_loglik(), at_points)
     torch.testing.assert_close(post.pointwise_loglik(), again.pointwise_loglik())
     torch.testing.assert_close(post.log_joint(), again.log_joint())
+
+
+def test_a_files_grid_points_that_do_not_fit_are_named(tmp_path):
+    """The grid points a file keeps for a lapse drawn within its cells are read back only if
+    they fit the draws: NaN, or another shape, is a PosteriorFileError naming them."""
+    import h5py
+
+    from scai.inference import fit
+    from scai.inference.arviz_schema import PosteriorFileError
+    from scai.inference.posterior import Posterior
+
+    hyp = PRESETS["neutral"].with_(lapse_prior=(2.0, 20.0))
+    table = simulate(hyp, policy="selfish=0.6,altruistic=0.4", users=8, epochs=2, seed=3)
+    fit(table.interactions, hyp, engine="exact", seed=5, num_draws=50).save(tmp_path / "p.nc")
+    with h5py.File(tmp_path / "p.nc", "r+") as f:
+        f["sample_stats/lapse_grid_point"][0, 3, 0] = float("nan")
+    with pytest.raises(PosteriorFileError, match=r"sample_stats.lapse_grid_point .* finite"):
+        Posterior.load(tmp_path / "p.nc")
