@@ -322,7 +322,8 @@ def _score_at_grid_points(path, posterior) -> None:
                 f"{'no' if site not in posterior.draws else 'a'} latent {site}; expected "
                 f"finite values [chains, draws, sim] {list(expected)} where {site} is latent"
             )
-        points[site] = torch.as_tensor(value.reshape(-1, expected[-1]))
+        dtype = torch.get_default_dtype()  # as the draws (the file keeps float64)
+        points[site] = torch.as_tensor(value.reshape(-1, expected[-1]), dtype=dtype)
     if points:
         posterior._lazy["user_loglik"] = lambda: posterior._user_loglik(256, points)
         posterior._lazy["draws_loglik"] = lambda: posterior._user_loglik(256)

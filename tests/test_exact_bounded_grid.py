@@ -291,3 +291,21 @@ def test_a_files_grid_points_that_do_not_fit_are_named(tmp_path):
         f["sample_stats/lapse_grid_point"][0, 3, 0] = float("nan")
     with pytest.raises(PosteriorFileError, match=r"sample_stats.lapse_grid_point .* finite"):
         Posterior.load(tmp_path / "p.nc")
+
+
+def test_a_loaded_posterior_of_a_learned_strength_keeps_its_dtype(tmp_path):
+    """The grid points read back were float64 (the file's), which made a loaded posterior of
+    a learned coupling strength score and weigh its users in float64 where the saved one does
+    in float32 (a review's find): the default dtype, and the same numbers."""
+    from scai.inference import fit
+    from scai.inference.posterior import Posterior
+
+    table = simulate(
+        "real_agents_stereotyped", policy="selfish=0.6,altruistic=0.4", users=6, seed=2
+    )
+    post = fit(table.interactions, "real_agents_stereotyped", engine="exact", seed=1, num_draws=50)
+    assert "strength_grid_point" in post.sample_stats
+    post.save(tmp_path / "p.nc")
+    again = Posterior.load(tmp_path / "p.nc")
+    assert again.user_loglik().dtype == post.user_loglik().dtype == torch.get_default_dtype()
+    torch.testing.assert_close(again.type_weights(), post.type_weights())

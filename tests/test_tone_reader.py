@@ -385,13 +385,17 @@ def test_held_out_runs_never_train_on_the_run_they_read():
 
 
 def test_conditions_are_held_out_whole(messages):
-    evaluation = held_out(messages, "conditions", options=TINY)
+    two = labelled_messages(*synthetic_logs(runs=12, seed=4, policies=("fair", "selfish")))
+    evaluation = held_out(two, "conditions", options=TINY)
     assert evaluation.predictions.groupby("condition")["fold"].nunique().eq(1).all()
-    assert evaluation.predictions["fold"].nunique() == messages["condition"].nunique()
+    assert evaluation.predictions["fold"].nunique() == two["condition"].nunique()
     by_group = evaluation.by_group()
-    assert set(by_group["condition"]) == set(messages["condition"])
+    assert set(by_group["condition"]) == set(two["condition"])
     with pytest.raises(ValueError, match="no condition"):
-        held_out(messages.assign(condition=""), "conditions", options=TINY)
+        held_out(two.assign(condition=""), "conditions", options=TINY)
+    # one policy: each tone in one condition, which its reader never saw (it read 0%)
+    with pytest.raises(ValueError, match=r"one fold: neutral \(1 of the conditions\)"):
+        held_out(messages, "conditions", options=TINY)
 
 
 def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():
@@ -597,6 +601,19 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
     argv = ["tone-reader", "train", "--logs", str(two), "--folds", "5", "--seed", "3"]
     assert main([*argv, "--min-df", "1", "--out", str(tmp_path / "two.json")]) == 0
     assert "warning: --folds 5 and --seed 3: not used" in capsys.readouterr().err
+    # the conditions scheme's provenance records no folds (re-run, they would be told unused)
+    assert "--folds" not in load_reader(tmp_path / "two.json").provenance["command"]
+    assert "--folds 3 --seed 0" in load_reader(out).provenance["command"]  # runs held out
+    # a tone whose every message falls in one fold of runs (here: one run each, one fold per
+    # run, the default where there are fewer than 10) read 0% and made a reader of it (a
+    # review's find)
+    few = write_logs_table(tmp_path / "few", runs=3, seed=5)
+    for action in (["evaluate", "--scheme", "runs"], ["train", "--out", str(tmp_path / "f.json")]):
+        assert main(["tone-reader", *action, "--logs", str(few), "--min-df", "1"]) == 2
+        assert "every message of a tone falls in one fold: neutral (1 of the runs)" in (
+            capsys.readouterr().err
+        )
+    assert not (tmp_path / "f.json").exists()
     bad = ["tone-reader", "evaluate", "--logs", str(two), "--scheme", "runs", "--folds", "999"]
     assert main(bad) == 2  # runs, not "groups"
     assert "folds: must be from 2 to the number of runs held out in turn (8)" in (
@@ -736,7 +753,7 @@ def test_train_refuses_to_write_over_what_it_reads(tmp_path, capsys, out):
 
 def test_a_table_named_in_capitals_is_read_as_a_table(tmp_path, capsys):
     """``--logs T.CSV`` was taken for an archive ('neither a folder nor a readable tar')."""
-    table = write_logs_table(tmp_path, runs=3, seed=5)
+    table = write_logs_table(tmp_path, runs=9, seed=5)
     (tmp_path / "logs.csv").rename(tmp_path / "LOGS.CSV")
     for suffix in (".users", ".runs"):  # beside it as scai import names them
         (tmp_path / f"logs{suffix}.csv").rename(tmp_path / f"LOGS{suffix}.csv")

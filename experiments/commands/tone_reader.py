@@ -134,8 +134,9 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             seed=seed,
             options=options,
             trained_on=args.logs.name,
-            command=f"scai tone-reader train --logs {args.logs.name} --folds {folds} "
-            f"--seed {seed} --min-df {args.min_df}",
+            command=f"scai tone-reader train --logs {args.logs.name} "
+            + (f"--folds {folds} --seed {seed} " if why_not_conditions(messages) else "")
+            + f"--min-df {args.min_df}",
         )
         print(evaluation.report())
         save_reader(reader, args.out)

@@ -141,6 +141,24 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def _check_each_tone_is_taught(messages: pd.DataFrame, fold: np.ndarray, scheme: str) -> None:
+    """A ``ValueError`` where all of a tone's messages are in one fold: the reader trained
+    without that fold never saw the tone, and reads none of them (an accuracy of 0 that
+    measures nothing, and a confusion matrix built on it)."""
+    folds_of = pd.Series(fold, index=messages.index).groupby(messages["tone"]).nunique()
+    lone = sorted(folds_of.index[folds_of < 2])
+    if lone:
+        held = "runs" if scheme == "runs" else "conditions"
+        column = "sim" if scheme == "runs" else "condition"
+        counts = messages[messages["tone"].isin(lone)].groupby("tone")[column].nunique()
+        said = ", ".join(f"{tone} ({counts[tone]} of the {held})" for tone in lone)
+        more = " (or other folds or seed)" if scheme == "runs" else ""
+        raise ValueError(
+            f"{SCHEMES[scheme]}: every message of a tone falls in one fold: {said}; a reader "
+            f"trained without that fold cannot read it: give logs with more {held} of it{more}"
+        )
+
+
 def held_out(
     messages: pd.DataFrame,
     scheme: str = "runs",
@@ -158,6 +176,7 @@ def held_out(
         fold = assign_folds(messages["condition"], messages["condition"].nunique(), seed)
     else:
         fold = assign_folds(messages["sim"], folds, seed)
+    _check_each_tone_is_taught(messages, fold, scheme)
     start = time.perf_counter()
     reported = np.empty(len(messages), dtype=object)
     labels: set[str] = set()
