@@ -835,7 +835,9 @@ def _compose_ids(raw: pd.DataFrame, source: str) -> None:
     "o" and a combining accent (a spreadsheet or macOS may give either) looks the same and
     is one user. In place, on a table of strings; a :class:`TableWarning` names ids changed."""
     changed: dict[str, str] = {}
-    for col in (*_ID_COLUMNS, "user"):  # "user": a users table's
+    # "user": a users table's; "subject", "sub" and "role": the human data's (read through
+    # here too: "Zoë" typed twice made two subjects, each with its own trial 1)
+    for col in (*_ID_COLUMNS, "user", "subject", "sub", "role"):
         if col not in raw.columns:
             continue
         distinct = pd.unique(raw[col].to_numpy(dtype=object))

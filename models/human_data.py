@@ -41,6 +41,7 @@ value); by default the import then raises :class:`scai.models.data.DataError`, a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ from scai.models.data import (
     parse_whole,
     warn_unused_columns,
 )
-from scai.models.errors import RunError
+from scai.models.errors import RunError, TableWarning, outside_scai
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 
@@ -206,7 +207,8 @@ def _choose_layout(columns: list[str], format: str, source: str) -> HumanDataLay
                         None,
                         None,
                         f"wrong header for the {layout.name} layout: missing column(s) "
-                        f"{', '.join(missing)}; expected: {layout.header}",
+                        f"{', '.join(missing)}; expected: {layout.header}; "
+                        f"{_header_read(columns)}",
                     )
                 ],
             )
@@ -220,11 +222,22 @@ def _choose_layout(columns: list[str], format: str, source: str) -> HumanDataLay
             "one of " + ", ".join(LAYOUTS)
         )
     else:
-        allowed = "header matches no known layout; expected " + " or ".join(
-            f"{layout.name}: {layout.header} (missing: {', '.join(layout.missing(columns))})"
-            for layout in LAYOUTS.values()
+        allowed = (
+            "header matches no known layout; expected "
+            + " or ".join(
+                f"{layout.name}: {layout.header} (missing: {', '.join(layout.missing(columns))})"
+                for layout in LAYOUTS.values()
+            )
+            + f"; {_header_read(columns)}"
         )
     raise DataError(source, [Problem(None, None, None, allowed)])
+
+
+def _header_read(columns: list[str], most: int = 12) -> str:
+    """The header as read, each name's invisible characters shown (``'subject\\u200b'``,
+    ``'Subject'``: what makes a column "missing" where the file seems to have it)."""
+    shown = ", ".join(repr(c) for c in columns[:most])
+    return f"the header read: {shown}{', ...' if len(columns) > most else ''}"
 
 
 def _typed(records: list[dict[str, object]]) -> pd.DataFrame:
@@ -293,7 +306,27 @@ def read_human_data(
         raise DataError(source, problems)
     if not records:
         raise DataError(source, [*problems, Problem(None, None, None, "no valid rows to import")])
+    _warn_of_roles_alike(source, set(roles.values()))
     return HumanImport(_typed(records), roles, skipped, problems, layout.name)
+
+
+def _warn_of_roles_alike(source: str, labels: set[str]) -> None:
+    """A :class:`~scai.models.errors.TableWarning` where role labels differ only in case or
+    spacing (``self`` and ``Self``): each is a role of its own, fitted apart, which a file
+    whose roles were typed by hand seldom means."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        groups.setdefault(" ".join(label.casefold().split()), []).append(label)
+    alike = [names for names in groups.values() if len(names) > 1]
+    if alike:
+        shown = "; ".join(" and ".join(repr(name) for name in names) for names in alike[:5])
+        warnings.warn(
+            TableWarning(
+                f"{source}: role labels that differ only in case or spacing are different "
+                f"roles, fitted apart: {shown}; write each role one way if they are one"
+            ),
+            stacklevel=outside_scai(),
+        )
 
 
 def rejection_by_offer(table: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:

@@ -343,3 +343,25 @@ def test_a_high_k_subject_is_named_with_how_it_fits():
     # at the role's median (two of three subjects there): as well as most, not better (a review)
     table.loc[2, "mean_loglik"] = -1.0
     assert "fitted as well as most" in explain_high_k(table, limit=0.7)[0]
+
+
+def test_ids_typed_two_ways_and_roles_alike_but_for_case(tmp_path):
+    """A red-team's finds: "Zoë" typed with one character and with a combining accent made two
+    subjects, each with its trial 1 (an interaction table's ids are composed: the human data's
+    were not); roles 'self' and 'Self' were two roles without a word; a header whose
+    'subject' hid a zero-width space was "missing: subject" without showing what was read."""
+    from scai.models.errors import TableWarning
+
+    path = write(
+        tmp_path,
+        ["subject,trial,pot,offer,accepted", "Zo\u00eb,1,100,50,1", "Zoe\u0308,1,100,10,0"],
+    )
+    played = r"row 2, column 'trial'.*'Zoë' already played trial 1"
+    with pytest.warns(TableWarning, match="composed form"), pytest.raises(DataError, match=played):
+        read_human_data(path)
+    lines = ["subject,trial,pot,offer,accepted,role", "a,1,10,5,1,self", "b,1,10,2,0,Self"]
+    with pytest.warns(TableWarning, match=r"differ only in case .*'Self' and 'self'"):
+        assert set(read_human_data(write(tmp_path, lines)).roles.values()) == {"self", "Self"}
+    hidden = write(tmp_path, ["subject\u200b,trial,pot,offer,accepted", "a,1,100,50,1"])
+    with pytest.raises(DataError, match=r"the header read: 'subject\\u200b', 'trial'"):
+        read_human_data(hidden)

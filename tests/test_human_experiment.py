@@ -21,6 +21,7 @@ stops with their row numbers unless --skip-invalid.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -389,3 +390,58 @@ def test_role_differences_are_shares_of_draws_for_every_role_parameter():
     }
     fit.data.roles = ("self",)
     assert role_differences(fit) == {}
+
+
+def test_data_whose_fits_would_not_fit_in_memory_are_refused_first(tmp_path, capsys, monkeypatch):
+    """Every tensor of the human-data fits is dense over the distinct (pot, offer) cells: a
+    440 kB file of 1,000 subjects in 50 roles with pots drawn from 1-1,000 took 15 GB and never
+    ended, or an internal error (a red-team find). Refused before any work, in one line naming
+    the subjects, roles and cells; the study's own data are far below any limit."""
+    from scai.experiments.human_data.fitting import HumanFitSettings, fit_bytes, specs_with
+    from scai.models import data as data_module
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in range(1000):
+        for t in range(1, 21):
+            pot = int(rng.integers(1, 1001))
+            offer = int(rng.integers(0, pot + 1))
+            rows.append((f"s{s}", t, pot, offer, int(3 * offer >= pot), f"cond{s // 20}"))
+    path = tmp_path / "conds.csv"
+    pd.DataFrame(rows, columns=["subject", "trial", "pot", "offer", "accepted", "role"]).to_csv(
+        path, index=False
+    )
+    monkeypatch.setattr(data_module, "available_memory", lambda: 8 * 10**9)  # any machine's
+    out = tmp_path / "out"
+    argv = ["run", "human-data", "--data", str(path), "--quick", "--workers", "1"]
+    assert cli([*argv, "--out", str(out), "--figures", str(out / "fig")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"conds.csv: 1,000 subjects in 50 role\(s\) with [\d,]{5,} distinct \(pot", err
+    )
+    assert "above the limit of 2.0 GB" in err and len(err.splitlines()) == 1
+    quick = HumanFitSettings.for_run(True, 0)
+    assert fit_bytes(364, 2, 10, specs_with(None), quick) < 10**8  # study1's shape: 23 MB
+
+
+def test_a_files_currencies_are_told_or_refused(tmp_path, capsys):
+    """The currency column is checked on import and kept, but enters no responder model: a
+    file in dollars was fitted as in cents without a word, and one mixing currencies as if
+    its pots were of one unit (a red-team find)."""
+    lines = ["subject,trial,pot,offer,accepted,currency"]
+    lines += [f"p{s},{t},100,{5 * t},{int(t > 3)},dollars" for s in range(3) for t in range(1, 6)]
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("\n".join([*lines, "p9,1,1000,100,1,cents"]) + "\n")
+    out = tmp_path / "out"
+    argv = ["run", "human-data", "--quick", "--workers", "1", "--out", str(out)]
+    assert cli([*argv, "--data", str(mixed), "--figures", str(out / "fig")]) == 2
+    assert "decisions in 2 currencies (cents, dollars)" in capsys.readouterr().err
+    from scai.experiments.human_data.experiment import check_one_currency
+    from scai.models.errors import TableWarning
+
+    table = read_human_data(mixed).table
+    with pytest.warns(TableWarning, match="the decisions are in dollars"):
+        check_one_currency(table[table["currency"] == "dollars"], "d.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_one_currency(table[table["currency"] == "cents"], "c.csv")

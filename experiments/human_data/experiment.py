@@ -20,6 +20,7 @@ from scai.experiments.human_data.fitting import (
     INEQUITY_FILE,
     HumanFitSettings,
     ResponderFit,
+    check_fit_memory,
     fit_responders,
     run_responder_chains,
     specs_with,
@@ -29,7 +30,7 @@ from scai.experiments.human_data.report import HumanDataResult, report_text
 from scai.experiments.human_data.tables import max_errors, pareto_table, rejection_table
 from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import DataError, Problem, write_csv_atomic
-from scai.models.errors import RunError
+from scai.models.errors import RunError, TableWarning
 from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import ResponderData, simulate_responders
@@ -82,6 +83,29 @@ def synthetic_import(per_role: int, seed: int) -> HumanImport:
         spec, {"self": per_role, "other": per_role}, params=SYNTHETIC_TRUTH, seed=seed
     )
     return HumanImport(sim.table, sim.roles, format=SYNTHETIC)
+
+
+def check_one_currency(table: pd.DataFrame, source: str) -> None:
+    """The responder models weigh pots and offers as numbers: the currency column of a file
+    (checked as a currency on import, and kept in its table) enters none of them. Several
+    currencies in one file are refused (a pot of 10 dollars and one of 1,000 cents would be
+    fitted as pots of 10 and 1,000); one other than cents is told (a red-team find: a file in
+    dollars fitted as in cents, byte for byte, without a word)."""
+    currencies = sorted(set(table["currency"].astype(str)))
+    if len(currencies) > 1:
+        raise RunError(
+            f"{source}: decisions in {len(currencies)} currencies ({', '.join(currencies)}): "
+            "the responder models read pots and offers as numbers, in no currency; give one "
+            "file per currency, or convert the pots and offers to one unit"
+        )
+    if currencies and currencies[0] != "cents":
+        warnings.warn(
+            TableWarning(
+                f"{source}: the decisions are in {currencies[0]}; the responder models read pots "
+                "and offers as numbers (the study's were cents): the currency enters none of them"
+            ),
+            stacklevel=1,
+        )
 
 
 def check_synthetic_options(data_path: Path | str, format: str, skip_invalid: bool) -> None:
@@ -140,12 +164,14 @@ def run(
             subsample = f"quick: {QUICK_SUBJECTS} per role"
         else:
             table, roles = imported.table, imported.roles
+    check_one_currency(table, str(data_path))
+    settings = settings or HumanFitSettings.for_run(quick, seed)
+    specs = specs_with(hypothesis)
+    check_fit_memory(table, roles, specs, settings, str(data_path))
     data = ResponderData.from_table(table, roles)
     observed = rejection_by_offer(table, roles)
-    settings = settings or HumanFitSettings.for_run(quick, seed)
     outdir = out / NAME
     fits, idatas, tables, paths = [], {}, {}, []
-    specs = specs_with(hypothesis)
     chains = run_responder_chains(data, specs, settings, workers)
     for spec, spec_chains in zip(specs, chains, strict=True):
         fit = fit_responders(data, spec, settings, spec_chains)
