@@ -86,7 +86,8 @@ def _compute(entry: Entry, settings: Settings, staging: Path | None) -> dict[str
 
     A condition of the exact engine is computed in torch's inference mode: it differentiates
     nothing (its NumPy density has gradients by hand), and each tensor operation then skips
-    autograd's bookkeeping: the same numbers, 3-6% less CPU. (Its tensors stay in this call:
+    autograd's bookkeeping: the same numbers, 3-6% less CPU a condition in one process (not
+    more than the noise of a whole `scai run all`'s time shows). (Its tensors stay in this call:
     the files are what it returns. A tensor an exact fit caches for the process, a grid, is
     only ever read, which is allowed outside the mode, by an SVI condition next.)"""
     with _ONE_AT_A_TIME, torch.inference_mode(settings.engine == "exact"):
