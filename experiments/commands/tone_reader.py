@@ -97,7 +97,7 @@ def _add_tone_reader(p: argparse.ArgumentParser) -> None:
 )
 def run_tone_reader(args: argparse.Namespace) -> int:
     from scai.models.tone_reader.classifier import TrainingOptions
-    from scai.models.tone_reader.evaluation import held_out
+    from scai.models.tone_reader.evaluation import held_out, lone_tones
     from scai.models.tone_reader.serialise import save_reader
     from scai.models.tone_reader.training import (
         load_messages,
@@ -120,8 +120,9 @@ def run_tone_reader(args: argparse.Namespace) -> int:
     given = [f"--{n} {v}" for n, v in (("folds", args.folds), ("seed", args.seed)) if v is not None]
     # (not given: as many as there are runs, up to FOLDS; given, a number beyond them is told)
     folds, seed = args.folds or min(FOLDS, messages["sim"].nunique()), args.seed or SEED
+    why_runs = why_not_conditions(messages)  # (None: whole conditions can be held out)
     if args.action == "train":
-        if given and why_not_conditions(messages) is None:
+        if given and why_runs is None:
             warnings.warn(
                 f"{' and '.join(given)}: not used: the reader's matrix holds whole conditions "
                 "out (every tone is written in two conditions or more), not folds of runs",
@@ -135,7 +136,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             options=options,
             trained_on=args.logs.name,
             command=f"scai tone-reader train --logs {args.logs.name} "
-            + (f"--folds {folds} --seed {seed} " if why_not_conditions(messages) else "")
+            + (f"--folds {folds} --seed {seed} " if why_runs else "")
             + f"--min-df {args.min_df}",
         )
         print(evaluation.report())
@@ -151,14 +152,6 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             f"{' and '.join(given)}: only used where runs are held out (--scheme runs or "
             "both); --scheme conditions holds each condition out in turn"
         )
-    lone = why_not_conditions(messages)
-    if "conditions" in schemes and lone and "one condition only" in lone:
-        # its accuracy read 0 for that tone, without a word: a reader that never saw it
-        why = f"{lone}: holding that condition out leaves the reader without the tone"
-        if args.scheme == "conditions":
-            raise RunError(f"--scheme conditions: {why}; use --scheme runs")
-        warnings.warn(f"whole conditions not held out: {why}", UnusedOptionWarning, stacklevel=1)
-        schemes = ("runs",)
     if "conditions" in schemes and (messages["condition"] == "").any():
         # before the runs are held out (minutes), not after
         where = (
@@ -171,6 +164,13 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             f"--scheme {args.scheme}: holding out whole conditions needs each message's "
             f"condition, and some of {args.logs}'s have none ({where}); use --scheme runs"
         )
+    if "conditions" in schemes and lone_tones(messages["tone"], messages["condition"]):
+        # (held_out refuses it too; told here before the runs are held out, or skipped)
+        why = f"{why_runs}: holding that condition out leaves the reader without the tone"
+        if args.scheme == "conditions":
+            raise RunError(f"--scheme conditions: {why}; use --scheme runs")
+        warnings.warn(f"whole conditions not held out: {why}", UnusedOptionWarning, stacklevel=1)
+        schemes = ("runs",)
     for scheme in schemes:
         evaluation = held_out(messages, scheme, folds, seed, options)
         print(evaluation.report())

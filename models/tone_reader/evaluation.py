@@ -141,12 +141,18 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def lone_tones(tones: pd.Series, groups) -> dict[str, object]:
+    """Each tone all of whose messages are in one group (a condition, a fold), with that
+    group: holding the group out leaves the reader trained without it without the tone, and
+    it reads none of them (an accuracy of 0 that measures nothing)."""
+    per_tone = pd.Series(np.asarray(groups, dtype=object), index=tones.index).groupby(tones)
+    return {tone: values[0] for tone, values in per_tone.unique().items() if len(values) < 2}
+
+
 def _check_each_tone_is_taught(messages: pd.DataFrame, fold: np.ndarray, scheme: str) -> None:
-    """A ``ValueError`` where all of a tone's messages are in one fold: the reader trained
-    without that fold never saw the tone, and reads none of them (an accuracy of 0 that
-    measures nothing, and a confusion matrix built on it)."""
-    folds_of = pd.Series(fold, index=messages.index).groupby(messages["tone"]).nunique()
-    lone = sorted(folds_of.index[folds_of < 2])
+    """A ``ValueError`` where all of a tone's messages are in one fold (:func:`lone_tones`):
+    its accuracy would read 0, and a confusion matrix be built on it."""
+    lone = sorted(lone_tones(messages["tone"], fold))
     if lone:
         held = "runs" if scheme == "runs" else "conditions"
         column = "sim" if scheme == "runs" else "condition"

@@ -26,7 +26,7 @@ from scai.models.data import (
 from scai.models.errors import DataError, Problem
 from scai.models.layout import ASSISTANT
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
-from scai.models.tone_reader.evaluation import Evaluation, held_out
+from scai.models.tone_reader.evaluation import Evaluation, held_out, lone_tones
 from scai.models.tone_reader.interface import DEFAULT_SMOOTHING
 from scai.models.tone_reader.linear import LinearToneReader
 
@@ -191,15 +191,15 @@ def train_reader(
     overstate what a report is worth on a new prompt (on the original study's logs, under
     ``stereotyped``, a rude report was worth 2.5 nats between a rude and a sycophantic
     manner, against 1.5 with conditions held out)."""
-    scheme = confusion_scheme(messages)
+    why_runs = why_not_conditions(messages)  # (confusion_scheme's reason)
+    scheme = "runs" if why_runs else "conditions"
     evaluation = held_out(messages, scheme, folds, seed, options)
     reader = fit_classifier(messages["text"].tolist(), messages["tone"].tolist(), options)
     accuracy = {m: round(float(a), 6) for m, a in evaluation.accuracy().items()}
     held = (
         f"whole conditions held out ({evaluation.predictions['fold'].nunique()} conditions)"
         if scheme == "conditions"
-        else f"runs held out ({folds} folds, seed {seed}; not whole conditions: "
-        f"{why_not_conditions(messages)})"
+        else f"runs held out ({folds} folds, seed {seed}; not whole conditions: {why_runs})"
     )
     return (
         reader.with_confusion(
@@ -229,11 +229,9 @@ def why_not_conditions(messages: pd.DataFrame) -> str | None:
     conditions = messages.get("condition", pd.Series("", index=messages.index))
     if (conditions == "").any():
         return "some messages name no condition"
-    per_tone = messages.assign(condition=conditions).groupby("tone")["condition"].unique()
-    lone = {tone: names[0] for tone, names in per_tone.items() if len(names) < 2}
-    if not len(per_tone):
+    if not len(messages):
         return "there are no messages"
-    if lone:
+    if lone := lone_tones(messages["tone"], conditions):
         said = ", ".join(f"{tone} only in {where!r}" for tone, where in sorted(lone.items()))
         return f"a tone is written in one condition only ({said})"
     return None
