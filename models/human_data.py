@@ -62,6 +62,9 @@ from scai.models.data import (
 from scai.models.errors import RunError, TableWarning, outside_scai
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
+#: What the human data's pots are paid in where a file does not say (Study 1's: cents).
+HUMAN_CURRENCY = "cents"
+
 
 @dataclass(frozen=True)
 class HumanDataLayout:
@@ -253,7 +256,7 @@ def read_human_data(
     path: str | Path,
     format: str = "auto",
     skip_invalid: bool = False,
-    currency: str = "cents",
+    currency: str = HUMAN_CURRENCY,
 ) -> HumanImport:
     """Read human responder data in either layout (see the module docstring).
 

@@ -31,7 +31,12 @@ from scai.experiments.human_data.tables import max_errors, pareto_table, rejecti
 from scai.inference.arviz_schema import save_netcdf
 from scai.models.data import DataError, Problem, write_csv_atomic
 from scai.models.errors import RunError, TableWarning
-from scai.models.human_data import HumanImport, read_human_data, rejection_by_offer
+from scai.models.human_data import (
+    HUMAN_CURRENCY,
+    HumanImport,
+    read_human_data,
+    rejection_by_offer,
+)
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import ResponderData, simulate_responders
 
@@ -98,7 +103,7 @@ def check_one_currency(table: pd.DataFrame, source: str) -> None:
             "the responder models read pots and offers as numbers, in no currency; give one "
             "file per currency, or convert the pots and offers to one unit"
         )
-    if currencies and currencies[0] != "cents":
+    if currencies and currencies[0] != HUMAN_CURRENCY:
         warnings.warn(
             TableWarning(
                 f"{source}: the decisions are in {currencies[0]}; the responder models read pots "

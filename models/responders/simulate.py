@@ -28,6 +28,7 @@ import pyro
 import torch
 
 from scai.models.data import INTERACTION_COLUMNS
+from scai.models.human_data import HUMAN_CURRENCY
 from scai.models.responders.data import DTYPE, ResponderData
 from scai.models.responders.posterior import draw_binomial, rejection_probabilities
 from scai.models.responders.pyro_models import role_sites
@@ -57,7 +58,7 @@ def responder_design(
     offers: Sequence[int] = STUDY1_OFFERS,
     pot: int = 100,
     repeats: int = 2,
-    currency: str = "cents",
+    currency: str = HUMAN_CURRENCY,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The trials of a design: subject ``<role>_<i>`` sees every offer ``repeats`` times
     (trials numbered from 1 in offer order); ``accepted`` is 1 until decisions are drawn."""
