@@ -1395,17 +1395,28 @@ def write_atomic(path: str | Path, write: Callable[[str], None], suffix: str = "
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name[:MAX_NAME]}."
     _remove_files_of_dead_writers(path.parent, prefix, suffix)
-    tmp = _create_unique(path.parent, f"{prefix}{os.getpid()}.", suffix)
+    try:
+        tmp = _create_unique(path.parent, f"{prefix}{os.getpid()}.", suffix)
+    except OSError as err:  # a folder that takes no new file (/proc, read-only): say which
+        raise _naming(err, path) from None
     try:
         write(tmp)
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
-            # a write's error (a full disk) names no file: name the one being written
-            raise OSError(err.errno, err.strerror, str(path)) from err
+        if isinstance(err, OSError) and err.filename in (None, tmp) and err.errno is not None:
+            # a write's error (a full disk) names no file, or the hidden temporary one
+            raise _naming(err, path) from err
         raise
     return path
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` (of :func:`write_atomic`'s temporary file, or of no file) as an error of writing
+    ``path``, the file the caller asked for."""
+    if err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror, str(path))
 
 
 def _remove_files_of_dead_writers(folder: Path, prefix: str, suffix: str) -> None:

@@ -483,10 +483,17 @@ class Hypothesis:
                     f"{source}: currency: unknown key {k!r}; allowed: {', '.join(_CURRENCY_KEYS)}"
                 )
             kwargs[k] = _number(v, f"{source}: currency.{k}")
-        try:
-            hypothesis = cls(**kwargs)
-        except HypothesisError as err:
-            raise HypothesisError(f"{source}: {err}") from None
+        with warnings.catch_warnings(record=True) as told:  # to name the source in them
+            warnings.simplefilter("always", HypothesisWarning)
+            try:
+                hypothesis = cls(**kwargs)
+            except HypothesisError as err:
+                raise HypothesisError(f"{source}: {err}") from None
+        for record in told:  # the caller's filters apply as they re-emerge
+            message = record.message
+            if isinstance(message, HypothesisWarning):
+                message = type(message)(f"{source}: {message}")
+            warnings.warn(message, stacklevel=outside_scai())
         _warn_inert_stereotype(raw, hypothesis, source)
         return hypothesis
 

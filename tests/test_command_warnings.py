@@ -112,5 +112,6 @@ def test_scai_warnings_outside_the_commands_own_are_one_line_too(tmp_path, capsy
         warnings.simplefilter("always")
         assert main([*argv, "--hypothesis", str(hypothesis)]) == 0
     err = capsys.readouterr().err
-    assert "scai simulate: warning: policies: 'fair' and 'fair2' have the same parameters" in err
+    told = f"scai simulate: warning: {hypothesis}: policies: 'fair' and 'fair2' have the same"
+    assert told in err
     assert "hypotheses.py" not in err and "HypothesisWarning" not in err

@@ -322,3 +322,29 @@ def test_a_mixture_weight_is_plain_decimal(weight):
     with pytest.raises(RunError, match=rf"weight '{weight}' of 'selfish' is not a number"):
         parse_mixture(f"selfish={weight},fair=0.75", ("selfish", "fair"))
     assert parse_mixture("selfish=0.25,fair=7.5e-1", ("selfish", "fair"))
+
+
+def test_a_folder_that_takes_no_new_file_names_the_file_asked_for(tmp_path, monkeypatch):
+    """Saving a hypothesis to ``/proc/x.toml`` raised ``No such file or directory:
+    '/proc/.x.toml.PID.TOKEN.tmp'``: the atomic writer's hidden temporary file, not the path
+    given. Its creation's error, and a write's naming it, now name the file asked for."""
+    import errno
+
+    from scai.models import data as data_module
+
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(args[0]))
+
+    monkeypatch.setattr(data_module.os, "open", refuse)
+    with pytest.raises(FileNotFoundError) as caught:
+        scai.models.Hypothesis().save(tmp_path / "x.toml")
+    assert caught.value.filename == str(tmp_path / "x.toml")
+    monkeypatch.undo()
+
+    def half(tmp: str) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), tmp)
+
+    with pytest.raises(PermissionError) as caught:
+        data_module.write_atomic(tmp_path / "y.csv", half)
+    assert caught.value.filename == str(tmp_path / "y.csv")
+    assert list(tmp_path.iterdir()) == []

@@ -369,3 +369,18 @@ def test_policy_names_that_would_overwrite_the_type_tables_ids_are_refused():
         PolicyType(5)
     listed = base.with_(policies=list(base.policies), pi_concentration=list(base.pi_concentration))
     assert listed == base and isinstance(listed.policies, tuple)
+
+
+def test_a_files_types_that_act_alike_are_warned_of_with_the_files_name(tmp_path):
+    """The warning of two types that act alike named no file (``policies: 'fair' and 'fair2'
+    ...``), where a file's every other problem names it: a command reading several files left
+    the user to guess which. It names the file now, and still points at the caller's line."""
+    from scai.models.errors import HypothesisWarning
+
+    path = tmp_path / "two.toml"
+    path.write_text("pi_concentration = 0.5\n[policies.fair]\nw = 0.5\n[policies.fair2]\nw = 0.5\n")
+    with pytest.warns(HypothesisWarning) as told:
+        Hypothesis.load(path)
+    (record,) = [r for r in told if issubclass(r.category, HypothesisWarning)]
+    assert str(record.message).startswith(f"{path}: policies: 'fair' and 'fair2' have the same")
+    assert record.filename == __file__
