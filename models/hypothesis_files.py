@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scai.models.hypotheses import Hypothesis, HypothesisError, read_toml
+from scai.models.hypotheses import Hypothesis, HypothesisError, check_name, read_toml
 from scai.models.responders.specs import InequitySpec
 
 
@@ -77,5 +77,13 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
         raise HypothesisError(
             f"{path}: key 'model' has value {model!r}; a {family!r} hypothesis is needed here"
         )
-    raw.setdefault("name", path.stem)
+    if "name" not in raw:  # the file's stem: where it is no name, say it came from there
+        try:
+            check_name(path.stem)
+        except HypothesisError as err:
+            raise HypothesisError(
+                f"{path}: the file sets no 'name', so its name is the file's: {err}; add a "
+                'line such as name = "my_hypothesis" or rename the file'
+            ) from None
+        raw["name"] = path.stem
     return FAMILIES[model].from_dict(raw, source=str(path))

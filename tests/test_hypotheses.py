@@ -384,3 +384,18 @@ def test_a_files_types_that_act_alike_are_warned_of_with_the_files_name(tmp_path
     (record,) = [r for r in told if issubclass(r.category, HypothesisWarning)]
     assert str(record.message).startswith(f"{path}: policies: 'fair' and 'fair2' have the same")
     assert record.filename == __file__
+
+
+def test_a_name_taken_from_the_file_name_is_refused_saying_so(tmp_path):
+    """A file without ``name`` is named by its stem; a stem that is no name (``a..b.toml``) was
+    refused as "name: 'a..b' is not allowed", a key the file does not have (a review). The
+    error now says the name came from the file name and how to set one."""
+    path = tmp_path / "a..b.toml"
+    path.write_text("pi_concentration = 0.5\n")
+    with pytest.raises(HypothesisError, match="sets no 'name', so its name is the file's") as err:
+        Hypothesis.load(path)
+    assert "'a..b' is not allowed" in str(err.value) and 'name = "' in str(err.value)
+    path.write_text('name = "fine"\npi_concentration = 0.5\n')
+    assert Hypothesis.load(path).name == "fine"
+    (tmp_path / "plain.toml").write_text("pi_concentration = 0.5\n")
+    assert Hypothesis.load(tmp_path / "plain.toml").name == "plain"
