@@ -57,11 +57,13 @@ def tone_codes(values: pd.Series) -> np.ndarray:
 
 
 def user_actions(data: GroupData, offer: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
-    """``[..., S, U]``: ``T(y_u)`` (module docstring) from per-event ``offer`` and ``accept``
-    ``[..., S, U, E]``."""
+    """``[..., S, U]`` (int64): ``T(y_u)`` (module docstring) from per-event ``offer`` and
+    ``accept`` ``[..., S, U, E]``. A count of whole units: whole-number data, which ArviZ
+    plots as such (``plot_ppc``'s histograms, not densities)."""
     proposed = (data.is_proposer & data.event_mask).to(torch.float64)
     responded = (data.is_responder & data.event_mask).to(torch.float64)
-    return (offer.double() * proposed + accept.double() * responded).sum(-1)
+    total = (offer.double() * proposed + accept.double() * responded).sum(-1)
+    return total.round().to(torch.int64)  # exact: whole units, far below 2**53
 
 
 def real_users(value: torch.Tensor, data: GroupData) -> np.ndarray:

@@ -345,6 +345,12 @@ def test_arviz_tools_run_on_every_engines_file(saved, engine):
         assert pit.shape == (n_users,) and np.all((pit >= 0) & (pit <= 1))
         assert all(ax.has_data() for ax in np.ravel(axes))
         assert table["elpd_diff"].max() == pytest.approx(0.0, abs=1e-9)
+        # user_actions counts whole units: ArviZ plots it as discrete (step histograms), not
+        # as a smooth density, which it drew while the counts were stored as float64
+        for group in ("observed_data", "posterior_predictive"):
+            assert idata[group]["user_actions"].dtype.kind == "i", group
+        steps = {line.get_drawstyle() for line in np.ravel(axes)[1].get_lines()}
+        assert "steps-pre" in steps, steps  # a continuous variable's lines are all "default"
     finally:
         plt.close("all")
 
