@@ -242,6 +242,12 @@ def load_posterior(path):
     from scai.inference.posterior import Posterior, on_simplex
 
     groups, attrs = _read_groups(path)
+    if attrs.get("scai_experiment") == "human-data":  # scai's, but of another model
+        raise PosteriorFileError(
+            f"{path}: a posterior of the human-data experiment's responder model "
+            f"({attrs.get('model', 'unknown')!r}); Posterior.load reads the posteriors of the "
+            "social-contract model (scai fit, scai run): read this one with arviz.from_netcdf"
+        )
     for group, names in LOADED_VARIABLES.items():
         absent = [name for name in names if name not in groups[group]]
         if absent:

@@ -279,13 +279,14 @@ def check_path(path: object, what: str, error: type = RunError) -> Path:
     """``path`` as a :class:`~pathlib.Path` if it names a file path (a string, bytes or a path
     object, not empty), else ``error`` naming ``what`` (``"Posterior.save"``) and the value:
     Python's own errors (``expected str, bytes or os.PathLike object, not NoneType``) name
-    neither, and an empty path reads as the current folder."""
+    neither, and an empty path reads as the current folder. A leading ``~`` is the home
+    folder, as pandas and xarray read it (not a folder named ``~`` made in the current one)."""
     if not isinstance(path, str | bytes | os.PathLike):
         raise error(f"{what}: expected a file path, got {show_value(path)}")
     text = os.fsdecode(os.fspath(path))
     if not text:
         raise error(f"{what}: the path is empty; give a file path")
-    return Path(text)
+    return Path(text).expanduser()
 
 
 def check_seed(value: object, name: str = "seed", error: type = RunError) -> int:

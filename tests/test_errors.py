@@ -348,3 +348,21 @@ def test_a_folder_that_takes_no_new_file_names_the_file_asked_for(tmp_path, monk
         data_module.write_atomic(tmp_path / "y.csv", half)
     assert caught.value.filename == str(tmp_path / "y.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """``Posterior.save("~/x.nc")`` made a folder named ``~`` in the current one (a red-team
+    find); pandas and xarray read ``~`` as the home folder, and so do scai's save and load."""
+    from scai.models.simulate import simulate
+
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    scai.models.Hypothesis().save("~/h.toml")
+    assert scai.models.Hypothesis.load("~/h.toml") == scai.models.Hypothesis.load(home / "h.toml")
+    table = simulate("neutral", policy="fair", users=4, epochs=1, seed=0).interactions
+    scai.inference.fit(table, "neutral").save("~/post.nc")
+    assert scai.inference.Posterior.load("~/post.nc").engine == "exact"
+    assert sorted(p.name for p in home.iterdir()) == ["h.toml", "post.nc"]
+    assert list(elsewhere.iterdir()) == []

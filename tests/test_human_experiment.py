@@ -445,3 +445,16 @@ def test_a_files_currencies_are_told_or_refused(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_one_currency(table[table["currency"] == "cents"], "c.csv")
+
+
+def test_posterior_load_of_a_human_data_file_says_what_it_is(synthetic_run):
+    """``Posterior.load`` of the human-data experiment's own file said its observed_data lacked
+    the social-contract model's variables (offer, ...), as of a damaged file (a red-team find):
+    it now says the file is the responder model's and how to read it."""
+    from scai.inference import Posterior
+    from scai.inference.arviz_schema import PosteriorFileError
+
+    outdir, _ = synthetic_run
+    for name in HYPOTHESES:
+        with pytest.raises(PosteriorFileError, match="human-data experiment's responder model"):
+            Posterior.load(outdir / f"posterior_{name}.nc")
