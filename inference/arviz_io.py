@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from scai.inference.arviz_schema import (
+    FIT_PROVENANCE,
     Group,
     InferenceParts,
     PosteriorFileError,
@@ -190,6 +191,9 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
         settings=posterior.settings,
         diagnostics=posterior.diagnostics,
     )
+    if posterior.provenance:  # loaded from a file: the fit's provenance, and this copy's
+        attrs.update(resaved=attrs["created"], resaved_command=attrs["command"])
+        attrs.update(posterior.provenance)
     import tomli_w
 
     attrs["hypothesis_toml"] = tomli_w.dumps(posterior.hypothesis.to_dict())
@@ -305,6 +309,7 @@ def load_posterior(path):
         settings=settings,
         seed=_seed(path, attrs),
         pi_mean_exact=pi_mean,
+        provenance={key: str(attrs[key]) for key in FIT_PROVENANCE if key in attrs},
     )
     _score_at_grid_points(path, posterior)
     return posterior

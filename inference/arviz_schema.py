@@ -40,6 +40,10 @@ from scai.inference.errors import EngineError
 from scai.models.data import write_atomic
 
 SCHEMA_VERSION = "2"
+#: The attributes that say how a posterior was fitted (by what command, when, with which
+#: versions): a loaded posterior saved again keeps them, and adds ``resaved`` and
+#: ``resaved_command`` (when and by what command the copy was written).
+FIT_PROVENANCE = ("scai_version", "command", "created", "torch_version", "pyro_version")
 PROVENANCE_KEYS = (
     "scai_schema",
     "scai_version",

@@ -133,6 +133,9 @@ class Posterior:
     seed: int = 0
     pi_mean_exact: torch.Tensor | None = None  # exact engine: the grid's posterior mean
     engine_state: Any = None  # e.g. SVI's guide parameters, for warm starts (not saved)
+    # Loaded from a file: the fit's own provenance (``arviz_schema.FIT_PROVENANCE``), which
+    # saving it again keeps; empty for a posterior fitted in this process.
+    provenance: dict[str, str] = field(default_factory=dict, repr=False)
     # Quantities that depend only on the draws and the data, computed once when first asked.
     _memo: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
     # How an engine that already holds a memoised quantity can produce it, when first asked.
