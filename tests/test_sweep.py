@@ -157,6 +157,31 @@ def test_a_missing_hypothesis_file_fails_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("types", "allowed"),
+    [
+        ("[policies.a]\nw = 0.0\n[policies.b]\nw = 1.0\n", "give a hypothesis with a type named"),
+        ("[policies.fair]\nw = 0.5\n[policies.b]\nw = 1.0\n", "allowed: fair"),
+    ],
+)
+def test_a_users_norm_the_hypothesis_lacks_is_refused_naming_the_key(
+    tmp_path, capsys, types, allowed
+):
+    """A hypothesis whose types do not include the users' norm (``condition.policy``, default
+    'altruistic') failed as "unknown policy 'altruistic'; allowed: a, b", naming no key and
+    offering types the spec then refused (a red-team find): it names the key and what can be
+    given, before any work."""
+    (tmp_path / "h.toml").write_text(types)
+    text = (
+        'measure = "interactions_to_95"\n[condition]\nhypothesis = "h.toml"\n[axes]\nseed = [1]\n'
+    )
+    assert sweep(write_spec(tmp_path, text), tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "condition.policy: the users' norm 'altruistic'" in err
+    assert allowed in err, err
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
 def test_missing_spec_and_mismatched_options_are_one_line(tmp_path, capsys):
     assert sweep(tmp_path / "absent.toml", tmp_path / "out") == 2
     assert "absent.toml: cannot read the sweep file" in capsys.readouterr().err

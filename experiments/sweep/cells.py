@@ -105,7 +105,7 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
     for cond in conditions[:1]:  # the same hypothesis for both manners
         try:
             hypothesis = assistant_hypothesis(cond)
-            hypothesis.policy_index(cond.policy)
+            _check_norm_is_a_type(cond.policy, hypothesis)
             _check_axes_act(spec, hypothesis)
             # every failure of its condition would be this one, retried: told before any work
             prefixes = settings.sims * settings.epochs * (settings.rounds + 2)
@@ -121,6 +121,27 @@ def _cell(spec: SweepSpec, base: Settings, values: tuple[tuple[str, Value], ...]
                 f"{spec.path}: cell {' '.join(f'{a}={v}' for a, v in values)}: {err.one_line()}"
             ) from None
     return Cell(values, stream, settings, conditions)
+
+
+def _check_norm_is_a_type(norm: str, hypothesis: Hypothesis) -> None:
+    """The users' norm (``condition.policy``, one of the simulated users' types) must be a type
+    of the assistant's hypothesis: every measure follows the assistant's belief in it."""
+    if norm in hypothesis.policy_names:
+        return
+    from scai.models.policies import DEFAULT_POLICIES
+
+    usable = [p.name for p in DEFAULT_POLICIES if p.name in hypothesis.policy_names]
+    allowed = (
+        f"allowed: {', '.join(usable)}"
+        if usable
+        else "give a hypothesis with a type named as one of the users' norms "
+        f"({', '.join(p.name for p in DEFAULT_POLICIES)})"
+    )
+    raise HypothesisError(
+        f"condition.policy: the users' norm {norm!r} is not a type of the hypothesis "
+        f"{hypothesis.name!r} (its types: {', '.join(hypothesis.policy_names)}), and every "
+        f"measure follows the assistant's belief in it; {allowed}"
+    )
 
 
 def _check_rationality_kept(spec: SweepSpec) -> None:
