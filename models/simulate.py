@@ -50,6 +50,12 @@ MAX_ROWS = 10_000_000
 #: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
 #: about 2.3x measured at 2 x 10^6 games (the offers' Gumbel noise is drawn in blocks).
 PEAK_OVER_LAYOUT = 3
+#: Bytes per user of each simulation beyond the layout's: the users' table (their ids, types
+#: and manners as text), the per-user tensors of the model's run and the pairings. Measured
+#: (``/usr/bin/time``, 2 x 10^6 users, 1 simulation): peak 320 B a user over start-up at 1
+#: round of 1 epoch, 490 B at 8 rounds of 5, where the layout's share, 3 x 72 B, had been the
+#: whole estimate (a red-team find: 10^7 users needed 4.3 GB, estimated at 2.2 GB).
+USER_BYTES = 300
 #: Weights of a mixture must sum to 1 within this tolerance.
 MIXTURE_TOLERANCE = 1e-6
 
@@ -126,7 +132,7 @@ def check_size(*, users: int, rounds: int, epochs: int, sims: int, max_bytes=Non
         )
     # Each user plays about 2 rounds / users games an epoch, as proposer and as responder.
     events = min(epochs * rounds, -(-epochs * 2 * rounds * 13 // (10 * users)))
-    need = PEAK_OVER_LAYOUT * layout_bytes((sims, users, events), rows)
+    need = PEAK_OVER_LAYOUT * layout_bytes((sims, users, events), rows) + sims * users * USER_BYTES
 
     def error(text: str) -> RunError:
         return RunError(

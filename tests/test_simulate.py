@@ -314,3 +314,28 @@ def test_tables_of_one_stem_do_not_share_their_users_file(tmp_path):
     names = Hypothesis().policy_names
     first = read_users(users_path(tmp_path / "a.csv"), names)
     assert len(first) == 4 and set(first["policy"]) == {"altruistic"}
+
+
+@pytest.mark.parametrize(
+    ("users", "rounds", "epochs", "sims", "measured"),
+    [
+        (10**7, 8, 5, 1, 4.3e9),  # the red-team's run: 4.3 GB over start-up (estimated 2.2)
+        (2 * 10**6, 8, 5, 2, 1.76e9),  # /usr/bin/time, 2026-12-06
+        (2 * 10**6, 1, 1, 1, 0.64e9),
+    ],
+)
+def test_the_memory_check_estimates_at_least_a_simulations_measured_peak(
+    users, rounds, epochs, sims, measured
+):
+    """``check_size`` counted the padded layout alone (3 x 72 B a user where a user has one
+    event), not the users' tables and tensors: 10^7 users needed twice the estimate, and a run
+    estimated just under the limit (half the memory available) could need all of it. Each
+    peak measured (RSS over the start-up's) is now within the estimate: a limit at the peak
+    refuses the run, and one at twice the peak lets it through."""
+    from scai.models.errors import RunError
+    from scai.models.simulate import check_size
+
+    sizes = {"users": users, "rounds": rounds, "epochs": epochs, "sims": sims}
+    with pytest.raises(RunError, match="needs about"):
+        check_size(**sizes, max_bytes=int(measured))
+    assert check_size(**sizes, max_bytes=int(2 * measured)) == sims * epochs * rounds
