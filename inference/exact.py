@@ -658,12 +658,18 @@ def _zoom_bounded_sites(
     ]
     for site, grid, bad, total in unresolved:
         where = f" in {bad} of {total} simulations" if bad is not None else ""
-        why = (
-            "fit fewer simulations at once (its grid is shared by them and a finer one would "
-            "exceed the engine's memory budget)"
-            if bad is None
-            else "use engine='mcmc' to check"
-        )
+        if bad is not None:
+            why = "use engine='mcmc' to check"
+        elif weights.shape[1] > 1:
+            why = (
+                "fit fewer simulations at once (its grid is shared by them and a finer one would "
+                "exceed the engine's memory budget), or use engine='mcmc' to check"
+            )
+        else:  # one simulation: the sites' grids multiply, and fewer simulations cannot help
+            why = (
+                "a finer grid would exceed the engine's memory budget (the latent sites' grids "
+                "multiply); use engine='mcmc' to check"
+            )
         warnings.warn(
             f"engine 'exact': the posterior of {site} is narrower than half its grid's step "
             f"({grid.step:.2g} logit units){where}; its moments are only as good as the step: "

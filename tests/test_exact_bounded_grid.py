@@ -309,3 +309,38 @@ def test_a_loaded_posterior_of_a_learned_strength_keeps_its_dtype(tmp_path):
     again = Posterior.load(tmp_path / "p.nc")
     assert again.user_loglik().dtype == post.user_loglik().dtype == torch.get_default_dtype()
     torch.testing.assert_close(again.type_weights(), post.type_weights())
+
+
+def test_a_grid_beyond_the_budget_advises_fewer_simulations_only_where_there_are_several(
+    monkeypatch,
+):
+    """A bounded site that needs a finer grid than the budget allows was told "fit fewer
+    simulations at once" even for one simulation (and in a sweep, whose cells fit two at the
+    least), where only another engine can check it (a red-team find). The budget is made tiny
+    here so that no zoom fits."""
+    from scai.inference import fit
+    from scai.inference.diagnostics import BoundedGridWarning
+
+    zoom = exact._zoom_bounded_sites
+    monkeypatch.setattr(
+        exact,
+        "_zoom_bounded_sites",
+        lambda prior, grids, b, weights, per_point: zoom(prior, grids, b, weights, 10**18),
+    )
+    told = {}
+    for sims in (1, 2):
+        table = simulate(
+            "real_agents_stereotyped",
+            policy="selfish=0.5,altruistic=0.5",
+            users=60,
+            epochs=2,
+            sims=sims,
+            seed=0,
+        ).interactions
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit(table, "real_agents_stereotyped", engine="exact")
+        told[sims] = [str(w.message) for w in caught if w.category is BoundedGridWarning]
+    assert told[1] and told[2]
+    assert all("fewer simulations" not in m and "engine='mcmc'" in m for m in told[1]), told[1]
+    assert all("fit fewer simulations at once" in m and "engine='mcmc'" in m for m in told[2])
