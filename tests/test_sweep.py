@@ -7,6 +7,7 @@ the table as failed and told on its own line, never lost."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1275,3 +1276,44 @@ def test_the_check_before_a_sweep_refuses_exactly_what_the_engine_cannot_fit(hyp
         mid = (low + high) // 2
         low, high = (mid, high) if engine_fits(mid) else (low, mid)
     assert [check_fits(n) for n in (low, high)] == [True, False], (low, high)
+
+
+def test_a_dask_cluster_left_without_workers_is_told(monkeypatch):
+    """A sweep on a scheduler whose every worker died sat without a word, its last line
+    "about 1 min left", until a worker came back (a red-team find): the backend tells when no
+    worker is left and when some are back, and says nothing while workers are there."""
+    import threading
+
+    from distributed import LocalCluster
+
+    from scai.experiments.sweep import backends
+
+    counts = iter([2, 0, 0, 1, 1])
+    told: list[str] = []
+    stop = threading.Event()
+
+    def count() -> int:
+        n = next(counts, None)
+        if n is None:
+            stop.set()
+            return 1
+        return n
+
+    backends.watch_workers(count, "dask (here)", told.append, stop, interval=0.001)
+    assert len(told) == 2, told
+    assert told[0].startswith("dask (here): no workers are left; the sweep waits for one")
+    assert told[1] == "dask (here): 1 worker again; the sweep goes on"
+
+    monkeypatch.setattr(backends, "WORKER_WATCH_SECONDS", 0.1)
+    told.clear()
+    one = {"n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    with time_limit(120), LocalCluster(**one) as cluster:
+        address = cluster.scheduler_address
+        with backends.open_backend("dask", address, tell=told.append) as where:
+            where.executor()  # connects, and starts watching
+            time.sleep(0.5)
+            assert told == []
+            cluster.scale(0)
+            while not told:
+                time.sleep(0.1)
+            assert "no workers are left" in told[0]

@@ -28,6 +28,8 @@ CONNECT_TIMEOUT = 30.0
 #: Seconds beyond CONNECT_TIMEOUT that connecting may take as a whole (Dask's timeout covers
 #: the TCP connection, not the handshake after it).
 HANDSHAKE_GRACE = 10.0
+#: Seconds between two looks at a Dask cluster's workers while the sweep runs on it.
+WORKER_WATCH_SECONDS = 5.0
 
 
 @dataclass
@@ -69,9 +71,14 @@ def _check_port(scheduler: str) -> None:
 
 @contextlib.contextmanager
 def open_backend(
-    backend: str, scheduler: str | None = None, workers: int | None = None
+    backend: str,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    tell: Callable[[str], None] | None = None,
 ) -> Iterator[Backend]:
-    """The backend for the block (a local Dask cluster or a client is closed after it)."""
+    """The backend for the block (a local Dask cluster or a client is closed after it). On a
+    Dask cluster, ``tell`` hears when its last worker leaves and when workers come back
+    (:func:`watch_workers`)."""
     check_options(backend, scheduler, workers)
     if backend == "local":
         n = workers or os.cpu_count() or 1
@@ -134,10 +141,46 @@ def open_backend(
                         f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
                     ) from None
             _check_workers(client, scheduler or "the local cluster")
+            if tell is not None:
+                stop = threading.Event()
+                stack.callback(stop.set)  # before the client closes (callbacks run last first)
+                threading.Thread(
+                    target=watch_workers,
+                    args=(lambda: len(client.scheduler_info()["workers"]), where, tell, stop),
+                    name="scai-dask-workers",
+                    daemon=True,
+                ).start()
             started.append(client.get_executor(pure=False))  # each submission runs: retries too
             return started[0]
 
         yield Backend(start, None, where)
+
+
+def watch_workers(
+    count: Callable[[], int],
+    where: str,
+    tell: Callable[[str], None],
+    stop: threading.Event,
+    interval: float = WORKER_WATCH_SECONDS,
+) -> None:
+    """Every ``interval`` seconds until ``stop`` is set, ``count()`` the cluster's workers and
+    ``tell`` when none is left (Dask keeps the cells for a worker to come, and the sweep sat
+    without a word, its last line "about 1 min left") and when some are back. Ends quietly if
+    the scheduler cannot be asked (the cells' futures then say what happened)."""
+    had = True
+    while not stop.wait(interval):
+        try:
+            n = count()
+        except Exception:  # a scheduler gone, a closing client: not ours to tell
+            return
+        if n == 0 and had:
+            tell(
+                f"{where}: no workers are left; the sweep waits for one (finished cells are "
+                "kept: Ctrl-C stops it, and the same command resumes)"
+            )
+        elif n and not had:
+            tell(f"{where}: {n} worker{'s' if n > 1 else ''} again; the sweep goes on")
+        had = n > 0
 
 
 def _connect(client_class, scheduler: str):

@@ -82,7 +82,7 @@ def run_sweep(
         # Once every cell is done, a Ctrl-C is held while the backend closes (a Dask cluster:
         # seconds) and the table and map are written: it lost both, every cell finished.
         with ctrl_c_deferred() as held:
-            with open_backend(backend, scheduler, workers) as where:
+            with open_backend(backend, scheduler, workers, tell) as where:
                 tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
                 with held.released():
                     outcome = run_jobs(
