@@ -696,6 +696,8 @@ def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys)
         ("tcp://127.0.0.1:99999", "port '99999' is not a TCP port"),  # waited 30 s
         ("tcp://127.0.0.1:-5", "port '-5' is not a TCP port"),  # waited 30 s too
         ("127.0.0.1:abc", "port 'abc' is not a TCP port"),
+        # Dask's own words were "not enough values to unpack (expected 3, got 1)"
+        ("inproc://x", "an in-process address"),
     ],
 )
 def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address, named):
@@ -1317,3 +1319,15 @@ def test_a_dask_cluster_left_without_workers_is_told(monkeypatch):
             while not told:
                 time.sleep(0.1)
             assert "no workers are left" in told[0]
+
+
+def test_an_empty_scheduler_and_a_device_as_out_are_named(tmp_path, capsys):
+    """``--scheduler ''`` was taken and failed at connecting ("missing port number in address
+    ''"), and ``--out /dev/null`` was called "a file" (red-team finds): each is named for what
+    it is, exit 2, before any work."""
+    spec = write_spec(tmp_path)
+    assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", "") == 2
+    assert "--scheduler: the address is empty" in capsys.readouterr().err
+    assert sweep(spec, "/dev/null") == 2
+    assert "/dev/null: is a character device, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ from scai.models.errors import (
     RunError,
     ScaiError,
     check_count,
+    file_kind,
     not_a_regular_file,
     not_replaceable,
 )
@@ -263,7 +265,9 @@ def output_dir(text: str) -> Path:
     if path.is_symlink() and not path.exists():
         raise argparse.ArgumentTypeError(f"{text}: is a symbolic link to nothing; give a folder")
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+        mode = path.stat().st_mode
+        kind = "a file" if stat.S_ISREG(mode) else file_kind(mode)  # /dev/null: a device
+        raise argparse.ArgumentTypeError(f"{text}: is {kind}, not a folder")
     _check_writable_folder(path, text)
     return path
 

@@ -50,7 +50,7 @@ def check_options(backend: str, scheduler: str | None, workers: int | None) -> N
             f"--scheduler {scheduler}: only used with --backend dask, got --backend {backend}"
         )
     if scheduler is not None:
-        _check_port(scheduler)
+        _check_address(scheduler)
     if scheduler is not None and workers is not None:
         raise RunError(
             f"--workers {workers}: a Dask scheduler's cluster has its own workers; give "
@@ -58,9 +58,18 @@ def check_options(backend: str, scheduler: str | None, workers: int | None) -> N
         )
 
 
-def _check_port(scheduler: str) -> None:
-    """A scheduler address's port, if it has one, must be a TCP port (1 to 65535): a
-    connection to port 99999 waits out the whole timeout before failing."""
+def _check_address(scheduler: str) -> None:
+    """A scheduler address names a scheduler another process can reach (not empty, not
+    Dask's in-process ``inproc://``, whose scheduler lives in the process that made it), and
+    its port, if it has one, is a TCP port (1 to 65535): a connection to port 99999 waits out
+    the whole timeout before failing."""
+    if not scheduler.strip():
+        raise RunError("--scheduler: the address is empty; give one, e.g. tcp://HOST:8786")
+    if scheduler.startswith("inproc://"):
+        raise RunError(
+            f"--scheduler {scheduler}: an in-process address, whose scheduler lives in the "
+            "process that started it; give a scheduler's network address, e.g. tcp://HOST:8786"
+        )
     host_port = scheduler.split("://", 1)[-1]
     _, sep, port = host_port.rpartition(":")
     if not sep or host_port.endswith("]"):  # no port (Dask's default), or a bare IPv6 address
