@@ -757,7 +757,10 @@ def read_interactions(
     """
     source = str(path)
     if not Path(path).exists():
-        raise DataError(source, [Problem(None, None, None, "file does not exist")])
+        why = "file does not exist"
+        if source == "-":  # a Unix habit: scai reads files, not standard input
+            why += " ('-' is not standard input here: give the table's file path)"
+        raise DataError(source, [Problem(None, None, None, why)])
     if why := not_a_regular_file(path):
         raise DataError(source, [Problem(None, None, None, why)])
     df = _read_raw(path, source)

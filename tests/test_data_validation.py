@@ -358,6 +358,14 @@ def test_missing_file(tmp_path, capsys):
     assert code == 1 and "file does not exist" in err
 
 
+def test_a_dash_is_told_it_is_not_standard_input(tmp_path, capsys, monkeypatch):
+    """``scai validate -`` said only "file does not exist" (a red-team find): '-' is the Unix
+    habit for standard input, which scai does not read; the message says so."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = validate("-", capsys)
+    assert code == 1 and "'-' is not standard input here: give the table's file path" in err
+
+
 def test_every_problem_is_reported(tmp_path, capsys):
     rows = [
         "0,1,1,u0,u1,gold,40,20,2,angry,neutral",  # currency, accepted, proposer tone
