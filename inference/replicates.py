@@ -57,13 +57,14 @@ def tone_codes(values: pd.Series) -> np.ndarray:
 
 
 def user_actions(data: GroupData, offer: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
-    """``[..., S, U]`` (int64): ``T(y_u)`` (module docstring) from per-event ``offer`` and
-    ``accept`` ``[..., S, U, E]``. A count of whole units: whole-number data, which ArviZ
-    plots as such (``plot_ppc``'s histograms, not densities)."""
+    """``[..., S, U]`` (float64): ``T(y_u)`` (module docstring) from per-event ``offer`` and
+    ``accept`` ``[..., S, U, E]``. Whole numbers stored as floats on purpose: ArviZ's
+    ``loo_pit`` smooths integer data with a spline over the observations' order before the PIT
+    (each user's value then read from its neighbours'), where on floats it is each user's own
+    PIT, ties counted as below; ``az.plot_ppc(..., kind="scatter")`` shows them as points."""
     proposed = (data.is_proposer & data.event_mask).to(torch.float64)
     responded = (data.is_responder & data.event_mask).to(torch.float64)
-    total = (offer.double() * proposed + accept.double() * responded).sum(-1)
-    return total.round().to(torch.int64)  # exact: whole units, far below 2**53
+    return (offer.double() * proposed + accept.double() * responded).sum(-1)
 
 
 def real_users(value: torch.Tensor, data: GroupData) -> np.ndarray:

@@ -349,12 +349,11 @@ def test_arviz_tools_run_on_every_engines_file(saved, engine):
         assert pit.shape == (n_users,) and np.all((pit >= 0) & (pit <= 1))
         assert all(ax.has_data() for ax in np.ravel(axes))
         assert table["elpd_diff"].max() == pytest.approx(0.0, abs=1e-9)
-        # user_actions counts whole units: ArviZ plots it as discrete (step histograms), not
-        # as a smooth density, which it drew while the counts were stored as float64
+        # user_actions counts whole units, stored as floats: ArviZ's loo_pit smooths integer
+        # data over the observations' order (a user's PIT read from its neighbours', a review
+        # found when they were int64), on floats it is each user's own
         for group in ("observed_data", "posterior_predictive"):
-            assert idata[group]["user_actions"].dtype.kind == "i", group
-        steps = {line.get_drawstyle() for line in np.ravel(axes)[1].get_lines()}
-        assert "steps-pre" in steps, steps  # a continuous variable's lines are all "default"
+            assert idata[group]["user_actions"].dtype == np.float64, group
     finally:
         plt.close("all")
 
@@ -677,3 +676,22 @@ def test_the_readmes_recipes_for_concat_dataframes_and_one_simulations_users(sav
     one = idata.sel(user=[u for u in labels if u.startswith("1:")])
     assert 0 < one.log_likelihood.sizes["user"] < len(labels)
     assert az.loo(one).n_data_points == one.log_likelihood.sizes["user"]
+
+
+def test_the_loo_pit_of_user_actions_is_each_users_own(saved):
+    """``user_actions`` is stored as floats: on integers ArviZ's ``loo_pit`` smooths the data
+    with a spline over the users' order first, so that a user's PIT depended on its
+    neighbours' (a review found it when they were int64). Users reordered, each keeps its
+    PIT."""
+    idata = from_file(saved["exact"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pit = az.loo_pit(idata, y="user_actions")
+        order = np.random.default_rng(0).permutation(idata.observed_data.sizes["user"])
+        users = idata.observed_data["user"].values[order]
+        groups = ("log_likelihood", "posterior_predictive", "observed_data")
+        shuffled = az.InferenceData(
+            posterior=idata.posterior, **{g: idata[g].sel(user=users) for g in groups}
+        )
+        again = az.loo_pit(shuffled, y="user_actions")
+    np.testing.assert_allclose(again, pit[order], rtol=1e-12)
