@@ -155,7 +155,9 @@ def open_backend(
                 stack.callback(stop.set)  # before the client closes (callbacks run last first)
                 threading.Thread(
                     target=watch_workers,
-                    args=(lambda: len(client.scheduler_info()["workers"]), where, tell, stop),
+                    # (nthreads asks the scheduler; scheduler_info's answer is a cache that
+                    # the client's own refresh empties of workers now and then)
+                    args=(lambda: len(client.nthreads()), where, tell, stop),
                     name="scai-dask-workers",
                     daemon=True,
                 ).start()
@@ -170,18 +172,19 @@ def watch_workers(
     where: str,
     tell: Callable[[str], None],
     stop: threading.Event,
-    interval: float = WORKER_WATCH_SECONDS,
+    interval: float | None = None,
 ) -> None:
-    """Every ``interval`` seconds until ``stop`` is set, ``count()`` the cluster's workers and
-    ``tell`` when none is left (Dask keeps the cells for a worker to come, and the sweep sat
-    without a word, its last line "about 1 min left") and when some are back. Ends quietly if
-    the scheduler cannot be asked (the cells' futures then say what happened)."""
+    """Every ``interval`` seconds (:data:`WORKER_WATCH_SECONDS`) until ``stop`` is set,
+    ``count()`` the cluster's workers and ``tell`` when none is left (Dask keeps the cells for
+    a worker to come, and the sweep sat without a word, its last line "about 1 min left") and
+    when some are back. A look that fails is skipped (a scheduler gone: the cells' futures say
+    what happened)."""
     had = True
-    while not stop.wait(interval):
+    while not stop.wait(WORKER_WATCH_SECONDS if interval is None else interval):
         try:
             n = count()
         except Exception:  # a scheduler gone, a closing client: not ours to tell
-            return
+            continue
         if n == 0 and had:
             tell(
                 f"{where}: no workers are left; the sweep waits for one (finished cells are "
