@@ -399,3 +399,21 @@ def test_a_name_taken_from_the_file_name_is_refused_saying_so(tmp_path):
     assert Hypothesis.load(path).name == "fine"
     (tmp_path / "plain.toml").write_text("pi_concentration = 0.5\n")
     assert Hypothesis.load(tmp_path / "plain.toml").name == "plain"
+
+
+def test_an_inequity_aversion_name_follows_the_one_rule_for_names(tmp_path):
+    """The responder model's spec never checked its name, which the human-data experiment
+    makes part of a file name (``posterior_<name>.nc``): ``name = "a/b"`` was accepted, while
+    a file named ``a..b.toml`` was refused (a review). Both families, and names from either
+    source, follow :func:`check_name`."""
+    from scai.models.hypothesis_files import load_hypothesis_file
+    from scai.models.responders.specs import InequitySpec
+
+    for bad in ("a/b", "a..b", " padded"):
+        with pytest.raises(HypothesisError, match="names become file names"):
+            InequitySpec(name=bad)
+        path = tmp_path / "named.toml"
+        path.write_text(f'model = "inequity_aversion"\nname = "{bad}"\n')
+        with pytest.raises(HypothesisError, match="names become file names"):
+            load_hypothesis_file(path)
+    assert InequitySpec(name="human_inequity_v2").name == "human_inequity_v2"

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from scai.models.hypotheses import Hypothesis, HypothesisError
+from scai.models.hypotheses import Hypothesis, HypothesisError, check_name
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,8 @@ class InequitySpec:
             if f.name in ("name", "description"):
                 if not isinstance(value, str):
                     raise bad(f.name)
+                if f.name == "name":  # part of file names, as a social-contract hypothesis's
+                    check_name(value)
             elif (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
