@@ -753,10 +753,11 @@ def read_interactions(
 
     Identical rows give a :class:`DuplicateGamesWarning` (a :class:`DataError` if ``strict``).
     ``allow_empty``: a header with no rows is an empty table (an epoch with no games, for an
-    update), not a problem.
+    update), not a problem. A leading ``~`` is the home folder, as pandas reads it.
     """
     source = str(path)
-    if not Path(path).exists():
+    path = Path(os.path.expanduser(path))
+    if not path.exists():
         why = "file does not exist"
         if source == "-":  # a Unix habit: scai reads files, not standard input
             why += " ('-' is not standard input here: give the table's file path)"

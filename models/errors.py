@@ -286,7 +286,7 @@ def check_path(path: object, what: str, error: type = RunError) -> Path:
     text = os.fsdecode(os.fspath(path))
     if not text:
         raise error(f"{what}: the path is empty; give a file path")
-    return Path(text).expanduser()
+    return Path(os.path.expanduser(text))  # (Path.expanduser raises for an unknown ~user)
 
 
 def check_seed(value: object, name: str = "seed", error: type = RunError) -> int:

@@ -362,7 +362,12 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     scai.models.Hypothesis().save("~/h.toml")
     assert scai.models.Hypothesis.load("~/h.toml") == scai.models.Hypothesis.load(home / "h.toml")
     table = simulate("neutral", policy="fair", users=4, epochs=1, seed=0).interactions
-    scai.inference.fit(table, "neutral").save("~/post.nc")
+    table.to_csv("~/t.csv", index=False)  # pandas's ~, which scai's readers share
+    scai.inference.fit("~/t.csv", "neutral").save("~/post.nc")
     assert scai.inference.Posterior.load("~/post.nc").engine == "exact"
-    assert sorted(p.name for p in home.iterdir()) == ["h.toml", "post.nc"]
+    assert len(scai.models.data.read_interactions("~/t.csv")) == len(table)
+    assert sorted(p.name for p in home.iterdir()) == ["h.toml", "post.nc", "t.csv"]
     assert list(elsewhere.iterdir()) == []
+    # an unknown user's ~ is a name like any other (Path.expanduser raised RuntimeError)
+    with pytest.raises(scai.models.errors.HypothesisError, match="~nosuchuser"):
+        scai.models.Hypothesis.load("~nosuchuser/h.toml")
