@@ -125,10 +125,14 @@ VARIABLE_NOTES = {
 }
 
 
-def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
+def posterior_parts(
+    posterior, max_memory: int | None = None, saving: bool = False
+) -> InferenceParts:
     """The posterior as :class:`InferenceParts` (module docstring). An :class:`EngineError`,
     before any is built, where its draws' rows would not fit in memory (``max_memory`` bytes,
-    by default most of the available memory: :data:`~scai.inference.fit.DRAWS_SHARE`)."""
+    by default most of the available memory: :data:`~scai.inference.fit.DRAWS_SHARE`).
+    A posterior loaded from a file keeps that fit's provenance; ``saving`` it again adds when
+    and by what command (``resaved``, ``resaved_command``)."""
     from scai.inference.fit import DRAWS_SHARE, arviz_bytes
 
     if posterior.table is None:
@@ -191,8 +195,9 @@ def posterior_parts(posterior, max_memory: int | None = None) -> InferenceParts:
         settings=posterior.settings,
         diagnostics=posterior.diagnostics,
     )
-    if posterior.provenance:  # loaded from a file: the fit's provenance, and this copy's
-        attrs.update(resaved=attrs["created"], resaved_command=attrs["command"])
+    if posterior.provenance:  # loaded from a file: the fit's provenance (and this copy's)
+        if saving:
+            attrs.update(resaved=attrs["created"], resaved_command=attrs["command"])
         attrs.update(posterior.provenance)
     import tomli_w
 
@@ -232,7 +237,7 @@ def to_inference_data(posterior, max_memory: int | None = None):
 def save_posterior(posterior, path, max_memory: int | None = None) -> None:
     """Write ``posterior.to_arviz()`` to NetCDF atomically (temporary file, then rename),
     without building it (:func:`~scai.inference.arviz_schema.write_netcdf`)."""
-    write_netcdf(posterior_parts(posterior, max_memory), path)
+    write_netcdf(posterior_parts(posterior, max_memory, saving=True), path)
 
 
 def load_posterior(path):
@@ -345,7 +350,8 @@ def _hypothesis(path, attrs: dict) -> Hypothesis:
     import tomllib
 
     try:
-        return Hypothesis.from_dict(tomllib.loads(_attribute(path, attrs, "hypothesis_toml")))
+        raw = tomllib.loads(_attribute(path, attrs, "hypothesis_toml"))
+        return Hypothesis.from_dict(raw, source=f"{path}: attribute hypothesis_toml")
     except (TypeError, ValueError, HypothesisError) as err:
         raise PosteriorFileError(f"{path}: bad attribute hypothesis_toml ({err})") from None
 

@@ -62,8 +62,9 @@ def reference(command: tuple[str, ...] = RUN) -> Path:
 #: Files that differ between two identical runs by design: the lock files' notes of their
 #: holder (pid, start time, command).
 NOT_RESULTS = (".scai.lock", ".lock")
-#: A posterior file's attributes recording when and by which command it was written.
-PROVENANCE = ("created", "created_at", "command")
+#: A posterior file's attributes recording when and by which command it was written (and,
+#: for a loaded posterior saved again, when and by which command the copy was).
+PROVENANCE = ("created", "created_at", "command", "resaved", "resaved_command")
 
 
 def results(out: Path) -> dict[str, bytes]:

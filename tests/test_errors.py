@@ -332,10 +332,10 @@ def test_a_folder_that_takes_no_new_file_names_the_file_asked_for(tmp_path, monk
 
     from scai.models import data as data_module
 
-    def refuse(*args, **kwargs):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(args[0]))
+    def refuse(folder, prefix, suffix):  # as os.open fails in /proc: naming the hidden file
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), f"{folder}/{prefix}1")
 
-    monkeypatch.setattr(data_module.os, "open", refuse)
+    monkeypatch.setattr(data_module, "_create_unique", refuse)
     with pytest.raises(FileNotFoundError) as caught:
         scai.models.Hypothesis().save(tmp_path / "x.toml")
     assert caught.value.filename == str(tmp_path / "x.toml")
