@@ -136,6 +136,9 @@ class ReadOnlyDict(dict):
     def __reduce__(self):
         return type(self), (dict(self),)
 
+    def __hash__(self) -> int:  # read-only: a hypothesis holding one can key a dict or a set
+        return hash(frozenset(self.items()))
+
 
 @dataclass(frozen=True)
 class Hypothesis:

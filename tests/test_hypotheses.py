@@ -417,3 +417,16 @@ def test_an_inequity_aversion_name_follows_the_one_rule_for_names(tmp_path):
         with pytest.raises(HypothesisError, match="names become file names"):
             load_hypothesis_file(path)
     assert InequitySpec(name="human_inequity_v2").name == "human_inequity_v2"
+
+
+def test_hypotheses_are_hashable_and_equal_ones_hash_alike(tmp_path):
+    """A frozen hypothesis could not key a dict or join a set (``unhashable type:
+    'ReadOnlyDict'``, its stereotype table): results by hypothesis needed their names. Its
+    read-only table hashes now, and a hypothesis read back from its file hashes as it did."""
+    hashes = {name: hash(preset) for name, preset in PRESETS.items()}
+    assert len(set(hashes.values())) == len(PRESETS)  # (distinct presets: distinct hashes here)
+    for name, preset in PRESETS.items():
+        preset.save(tmp_path / f"{name}.toml")
+        again = Hypothesis.load(tmp_path / f"{name}.toml")
+        assert again == preset and hash(again) == hash(preset), name
+    assert {PRESETS["stereotyped"]: 1}[Hypothesis.load(tmp_path / "stereotyped.toml")] == 1
