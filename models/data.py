@@ -893,7 +893,18 @@ def validate_frame(
     text columns must hold strings (``None``, ``pd.NA`` or NaN count as empty). A column scai
     does not read is named in an :class:`UnusedColumnsWarning`, as a CSV's is.
     ``allow_empty``: columns with no rows are an empty table (an epoch with no games, for an
-    update), not a problem, as :func:`read_interactions`' header alone."""
+    update), not a problem, as :func:`read_interactions`' header alone. A problem of the whole
+    table is told as the table's, not a file's (there is none)."""
+    try:
+        return _validate_frame(df, source, strict, allow_empty)
+    except DataError as err:
+        whole = [replace(p, whole="table") if p.row is None else p for p in err.problems]
+        told = DataError(err.source, whole)
+        told.__dict__.update({k: v for k, v in vars(err).items() if k not in vars(told)})
+        raise told from None
+
+
+def _validate_frame(df: pd.DataFrame, source: str, strict: bool, allow_empty: bool) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DataError(
             source,

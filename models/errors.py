@@ -96,12 +96,13 @@ class Problem:
     column: str | None
     value: object
     allowed: str
+    whole: str = "file"  # what a problem of no row is in: a file, or a table in memory
 
     #: Characters of a value shown: a 10 MB cell made a 10 MB "one line" of its error.
     SHOWN_CHARS = 80
 
     def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else "file"
+        where = f"row {self.row}" if self.row is not None else self.whole
         col = f", column {self.column!r}" if self.column else ""
         shown = show_value(self.value, self.SHOWN_CHARS + 3, length=True)
         val = f": value {shown}" if self.value is not None else ""

@@ -938,3 +938,20 @@ def test_a_bytes_or_container_cell_is_named_once(tmp_path):
         cells[[0, 2]] = [value, value]
         with pytest.raises(DataError, match=r"^interactions: 2 problem\(s\) found"):
             validate_frame(table.assign(**{column: cells}))
+
+
+def test_a_tables_whole_problems_are_the_tables_not_a_files(tmp_path):
+    """A DataFrame missing a column was told "interactions: ... file: wrong header" (a review
+    of earlier red-teams): there is no file. An in-memory table's problems of no row are the
+    table's; a CSV's stay the file's."""
+    from scai.inference import fit
+    from scai.models.simulate import simulate
+
+    table = simulate("neutral", policy="fair", users=4, epochs=1, seed=0).interactions
+    with pytest.raises(DataError) as caught:
+        fit(table.drop(columns=["pot"]), "neutral")
+    assert "\n  table: wrong header: missing column(s) pot" in str(caught.value)
+    assert all(p.whole == "table" for p in caught.value.problems)
+    table.drop(columns=["pot"]).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="\n  file: wrong header: missing column"):
+        read_interactions(tmp_path / "t.csv")
