@@ -1242,10 +1242,13 @@ def check_table_memory(
 
 
 def _is_nan(value: object) -> bool:
-    """Whether an in-memory cell is missing: ``None``, pandas' ``NA`` or ``NaT``, or a float
-    NaN of any width (an empty cell, as in a CSV)."""
+    """Whether an in-memory cell is missing: ``None``, pandas' ``NA`` or ``NaT``, NumPy's
+    ``NaT`` (``np.datetime64("NaT")``, which is not pandas'), or a float NaN of any width (an
+    empty cell, as in a CSV)."""
     if value is None or value is pd.NA or value is pd.NaT:
         return True
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(value))
     return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 

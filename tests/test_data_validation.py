@@ -955,3 +955,26 @@ def test_a_tables_whole_problems_are_the_tables_not_a_files(tmp_path):
     table.drop(columns=["pot"]).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError, match="\n  file: wrong header: missing column"):
         read_interactions(tmp_path / "t.csv")
+
+
+@pytest.mark.parametrize("column", ["sim", "proposer", "proposer_tone"])
+def test_numpys_nat_is_a_missing_cell_as_none_is(column):
+    """``np.datetime64("NaT")`` (NumPy's, not pandas' ``NaT``) was read as the text 'NaT': a
+    simulation or a user named "NaT". It is a missing cell, whatever ``None`` gives."""
+    import numpy as np
+
+    from scai.models.data import validate_frame
+    from scai.models.simulate import simulate
+
+    table = simulate("neutral", policy="fair", users=4, epochs=1, seed=0).interactions
+
+    def outcome(missing):
+        cells = table.astype({column: object})
+        cells.loc[0, column] = missing
+        try:
+            return validate_frame(cells).loc[0, column]
+        except DataError as err:
+            return str(err)
+
+    assert outcome(np.datetime64("NaT")) == outcome(None)
+    assert "NaT" not in outcome(np.datetime64("NaT"))
