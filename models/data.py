@@ -1356,7 +1356,7 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
             except OSError as err:
                 if err.errno is None:
                     raise
-                raise OSError(err.errno, err.strerror, str(path)) from err
+                raise _naming(err, path) from err
         with ctrl_c_deferred():
             for path in writes:
                 os.replace(aside[path], path)
