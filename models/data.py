@@ -510,83 +510,140 @@ def check_interactions(
         if allow_empty:
             return []
         return [Problem(None, None, None, "no rows: the table has a header but no interactions")]
-    for i, rec in enumerate(df[list(INTERACTION_COLUMNS)].itertuples(index=False), start=1):
-        row = rec._asdict()
-        for col in INTERACTION_COLUMNS:
-            if row[col] == "" and col not in _OPTIONAL:
-                problems.append(Problem(i, col, "", "a value is required"))
-        for col in _ID_COLUMNS:
-            if _has_control(row[col]):
-                problems.append(
-                    Problem(
-                        i,
-                        col,
-                        row[col],
-                        ID_CHARACTERS,
-                    )
-                )
-        ints: dict[str, int] = {}
-        for col in _INT_COLUMNS:
-            text = row[col]
-            if text == "":
-                continue
-            value = parse_whole(text)
-            if value is None:
-                allowed = (
-                    "must be 1 (accepted) or 0 (rejected)"
-                    if col == "accepted"
-                    else "must be a whole number in ASCII decimal notation, e.g. 12 "
-                    "(12.0 and 1.2e1 are 12)"
-                )
-                problems.append(Problem(i, col, text, allowed))
-                continue
-            ints[col] = value
-        pot = ints.get("pot")
-        if pot is not None and not 1 <= pot <= MAX_POT:
-            problems.append(Problem(i, "pot", row["pot"], f"must be an integer in 1..{MAX_POT}"))
-            pot = None
-        offer = ints.get("offer")
-        if offer is not None:
-            if offer < 0:
-                problems.append(Problem(i, "offer", row["offer"], "must be >= 0"))
-            elif pot is not None and offer > pot:
-                problems.append(
-                    Problem(i, "offer", row["offer"], f"must be at most the pot ({pot})")
-                )
-            elif offer > MAX_POT:
-                problems.append(Problem(i, "offer", row["offer"], f"must be at most {MAX_POT}"))
-        if "accepted" in ints and ints["accepted"] not in (0, 1):
-            problems.append(Problem(i, "accepted", row["accepted"], "must be 0 or 1"))
-        for col in ("epoch", "round"):
-            if col in ints and not 0 <= ints[col] <= MAX_INDEX:
-                problems.append(Problem(i, col, row[col], f"must be >= 0 and <= {MAX_INDEX:,}"))
-        if row["currency"] != "" and row["currency"] not in currencies:
-            problems.append(
-                Problem(i, "currency", row["currency"], f"allowed: {', '.join(currencies)}")
-            )
-        for col in ("proposer_tone", "responder_tone"):
-            if row[col] != "" and row[col] not in tones:
-                problems.append(Problem(i, col, row[col], f"allowed: {', '.join(tones)} or empty"))
-        if row["proposer"] != "" and row["proposer"] == row["responder"]:
-            problems.append(
-                Problem(i, "responder", row["responder"], "must differ from the proposer")
-            )
-        for col in ("proposer", "responder"):
-            if _misspelt_assistant(row[col]):
-                problems.append(
-                    Problem(i, col, row[col], f"the assistant is written {ASSISTANT!r} exactly")
-                )
-        if row["proposer"] == "" and row["proposer_tone"] != "":
+    rows = df[list(INTERACTION_COLUMNS)]
+    # Every rule is on one row; a row is checked rule by rule only where a check of the
+    # columns' distinct values and of NumPy arrays finds it may break one (a million-row table:
+    # a second, not ten).
+    marked = np.flatnonzero(_rows_to_check(rows, currencies, tones))
+    for i, rec in zip(marked, rows.iloc[marked].itertuples(index=False), strict=True):
+        problems += _row_problems(int(i) + 1, rec._asdict(), currencies, tones)
+    problems += _unwritable_text(df)
+    return problems
+
+
+def _row_problems(
+    i: int, row: dict[str, str], currencies: tuple[str, ...], tones: tuple[str, ...]
+) -> list[Problem]:
+    """The problems of row ``i`` (counted from 1) of a raw interaction table, in the order
+    :func:`check_interactions` lists them."""
+    problems: list[Problem] = []
+    for col in INTERACTION_COLUMNS:
+        if row[col] == "" and col not in _OPTIONAL:
+            problems.append(Problem(i, col, "", "a value is required"))
+    for col in _ID_COLUMNS:
+        if _has_control(row[col]):
             problems.append(
                 Problem(
                     i,
-                    "proposer_tone",
-                    row["proposer_tone"],
-                    "must be empty when the proposer is unknown (no one to attribute it to)",
+                    col,
+                    row[col],
+                    ID_CHARACTERS,
                 )
             )
-    problems += _unwritable_text(df)
+    ints: dict[str, int] = {}
+    for col in _INT_COLUMNS:
+        text = row[col]
+        if text == "":
+            continue
+        value = parse_whole(text)
+        if value is None:
+            allowed = (
+                "must be 1 (accepted) or 0 (rejected)"
+                if col == "accepted"
+                else "must be a whole number in ASCII decimal notation, e.g. 12 "
+                "(12.0 and 1.2e1 are 12)"
+            )
+            problems.append(Problem(i, col, text, allowed))
+            continue
+        ints[col] = value
+    pot = ints.get("pot")
+    if pot is not None and not 1 <= pot <= MAX_POT:
+        problems.append(Problem(i, "pot", row["pot"], f"must be an integer in 1..{MAX_POT}"))
+        pot = None
+    offer = ints.get("offer")
+    if offer is not None:
+        if offer < 0:
+            problems.append(Problem(i, "offer", row["offer"], "must be >= 0"))
+        elif pot is not None and offer > pot:
+            problems.append(Problem(i, "offer", row["offer"], f"must be at most the pot ({pot})"))
+        elif offer > MAX_POT:
+            problems.append(Problem(i, "offer", row["offer"], f"must be at most {MAX_POT}"))
+    if "accepted" in ints and ints["accepted"] not in (0, 1):
+        problems.append(Problem(i, "accepted", row["accepted"], "must be 0 or 1"))
+    for col in ("epoch", "round"):
+        if col in ints and not 0 <= ints[col] <= MAX_INDEX:
+            problems.append(Problem(i, col, row[col], f"must be >= 0 and <= {MAX_INDEX:,}"))
+    if row["currency"] != "" and row["currency"] not in currencies:
+        problems.append(
+            Problem(i, "currency", row["currency"], f"allowed: {', '.join(currencies)}")
+        )
+    for col in ("proposer_tone", "responder_tone"):
+        if row[col] != "" and row[col] not in tones:
+            problems.append(Problem(i, col, row[col], f"allowed: {', '.join(tones)} or empty"))
+    if row["proposer"] != "" and row["proposer"] == row["responder"]:
+        problems.append(Problem(i, "responder", row["responder"], "must differ from the proposer"))
+    for col in ("proposer", "responder"):
+        if _misspelt_assistant(row[col]):
+            problems.append(
+                Problem(i, col, row[col], f"the assistant is written {ASSISTANT!r} exactly")
+            )
+    if row["proposer"] == "" and row["proposer_tone"] != "":
+        problems.append(
+            Problem(
+                i,
+                "proposer_tone",
+                row["proposer_tone"],
+                "must be empty when the proposer is unknown (no one to attribute it to)",
+            )
+        )
     return problems
+
+
+def _rows_to_check(
+    rows: pd.DataFrame, currencies: tuple[str, ...], tones: tuple[str, ...]
+) -> np.ndarray:
+    """``[rows]`` bool: the rows that may break a rule of :func:`_row_problems`, every row that
+    does among them (a row not marked has no problem). A cell's own rules are decided once for
+    each distinct value of its column; the rules across cells on NumPy arrays."""
+    marked = np.zeros(len(rows), dtype=bool)
+    ints: dict[str, np.ndarray] = {}
+    for col in INTERACTION_COLUMNS:
+        codes, distinct = pd.factorize(rows[col].to_numpy(dtype=object))
+        # whether a distinct value breaks a rule of its cell alone (as _row_problems reads it)
+        bad = [
+            (v == "" and col not in _OPTIONAL)
+            or (col in _ID_COLUMNS and _has_control(v))
+            or (col in ("proposer", "responder") and _misspelt_assistant(v))
+            or (col == "currency" and v != "" and v not in currencies)
+            or (col in ("proposer_tone", "responder_tone") and v != "" and v not in tones)
+            for v in distinct
+        ]
+        if col in _INT_COLUMNS:
+            values = [parse_whole(v) if v != "" else None for v in distinct]
+            low, high = _INT_RANGES[col]
+            bad = [b or n is None or not low <= n <= high for b, n in zip(bad, values, strict=True)]
+            # in range, so within int64 (a marked row's value is not read)
+            ints[col] = np.array([n if not b else 0 for b, n in zip(bad, values, strict=True)])[
+                codes
+            ]
+        marked |= np.array(bad, dtype=bool)[codes]
+    proposer, responder, proposer_tone = (
+        rows[c].to_numpy(dtype=object) for c in ("proposer", "responder", "proposer_tone")
+    )
+    marked |= ints["offer"] > ints["pot"]
+    marked |= (proposer != "") & (proposer == responder)
+    marked |= (proposer == "") & (proposer_tone != "")
+    return marked
+
+
+#: Each whole-number column's allowed range, as :func:`_row_problems` checks it.
+_INT_RANGES = {
+    "epoch": (0, MAX_INDEX),
+    "round": (0, MAX_INDEX),
+    "pot": (1, MAX_POT),
+    "offer": (0, MAX_POT),
+    "accepted": (0, 1),
+}
 
 
 #: What a message may not hold: NetCDF (the posterior's file keeps the table) cannot store it.
@@ -651,9 +708,9 @@ def interaction_columns(df: pd.DataFrame) -> list[str]:
 
 def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
     out = df[interaction_columns(df)].copy()
-    for col in _INT_COLUMNS:
-        values = {text: parse_whole(text) for text in pd.unique(out[col])}
-        out[col] = out[col].map(values).astype(np.int64)
+    for col in _INT_COLUMNS:  # each distinct text parsed once
+        codes, distinct = pd.factorize(out[col].to_numpy(dtype=object))
+        out[col] = np.array([parse_whole(text) for text in distinct], dtype=np.int64)[codes]
     return out
 
 
@@ -882,7 +939,11 @@ def _strip_layout_spaces(raw: pd.DataFrame) -> None:
     quoted, ``" u0"`` are ``"u0"``, not a second user. In place, on a table of strings read
     from a file or a DataFrame; the messages as written (``TEXT_COLUMNS``) are kept."""
     for col in raw.columns:
-        if col not in TEXT_COLUMNS:
+        if col in TEXT_COLUMNS:
+            continue
+        # most tables have no such space: a column is replaced only where a value has one
+        distinct = pd.unique(raw[col].to_numpy(dtype=object))
+        if any(not isinstance(v, str) or v != v.strip(" ") for v in distinct):
             raw[col] = raw[col].str.strip(" ")
 
 

@@ -306,3 +306,80 @@ def test_a_simulated_table_takes_the_column_check():
 
     table = simulate(Hypothesis(), policy="fair", users=4, rounds=4, epochs=2, sims=3, seed=1)
     assert _typed_if_valid(table.interactions) is not None
+
+
+#: One cell of a valid row, each breaking one rule of a row (``_row_problems``): each cell's
+#: own (a value required, an id's characters, a whole number, each column's range, the
+#: currencies, the tones, the assistant's spelling) and those across cells (an offer above
+#: the pot, a responder who is the proposer, a proposer's tone with no proposer).
+BROKEN_CELLS = [
+    ("sim", ""),
+    ("sim", "s\u200b"),
+    ("responder", ""),
+    ("responder", "u\tv"),
+    ("currency", ""),
+    ("currency", "rubles"),
+    ("epoch", "1.5"),
+    ("epoch", "-1"),
+    ("round", str(MAX_INDEX + 1)),
+    ("pot", "0"),
+    ("pot", str(MAX_POT + 1)),
+    ("offer", "-1"),
+    ("offer", str(MAX_POT + 1)),
+    ("offer", "99"),  # above the row's pot of 10
+    ("accepted", "2"),
+    ("accepted", ""),
+    ("proposer_tone", "shouty"),
+    ("responder_tone", "shouty"),
+    ("proposer", "Assistant"),
+    ("responder", " assistant"),
+    ("responder", "u1"),  # the proposer
+    ("proposer", ""),  # whose tone is given
+]
+
+
+@pytest.mark.parametrize(("column", "value"), BROKEN_CELLS)
+def test_the_screened_check_finds_each_rule_broken(column, value):
+    """Each rule a row can break is found by :func:`check_interactions`, which checks rule by
+    rule only the rows its column-wise screen marks: its problems are the row-by-row check's."""
+    from scai.models.data import CURRENCIES, _row_problems, check_interactions
+
+    raw = pd.DataFrame(
+        [["1", "1", str(r), "u1", "u2", "apples", "10", "0", "1", TONES[0], ""] for r in (1, 2, 3)],
+        columns=list(INTERACTION_COLUMNS),
+    )
+    raw.loc[1, column] = value
+    row = _row_problems(2, dict(raw.iloc[1]), tuple(CURRENCIES), tuple(TONES))
+    assert row, "the cell breaks a rule"
+    assert check_interactions(raw) == row
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(table=tables, data=st.data())
+def test_the_screened_check_lists_what_the_row_by_row_check_does(table, data):
+    """:func:`check_interactions` checks rule by rule only the rows that a check of each
+    column's distinct values and of the rules across cells marks: its problems are those of
+    every row checked rule by rule, in the same order, for tables with a few cells replaced by
+    junk or by another cell's value (an offer above another row's pot, a responder who is the
+    proposer)."""
+    from scai.models.data import (
+        CURRENCIES,
+        _row_problems,
+        _unwritable_text,
+        check_interactions,
+    )
+
+    raw = table.astype(str)
+    for _ in range(data.draw(st.integers(1, 4), label="cells")):
+        row = data.draw(st.integers(0, len(raw) - 1), label="row")
+        column = data.draw(st.sampled_from(list(INTERACTION_COLUMNS)), label="column")
+        other = data.draw(st.sampled_from(raw.to_numpy().ravel().tolist()), label="other")
+        value = data.draw(st.one_of(JUNK, st.just(other)), label="value")
+        column, value = data.draw(st.sampled_from([(column, value), *BROKEN_CELLS]), label="cell")
+        raw.loc[row, column] = value
+    every_row = [
+        problem
+        for i, rec in enumerate(raw.itertuples(index=False), start=1)
+        for problem in _row_problems(i, rec._asdict(), tuple(CURRENCIES), tuple(TONES))
+    ]
+    assert check_interactions(raw) == every_row + _unwritable_text(raw)
