@@ -149,51 +149,85 @@ class _Row:
         return value
 
 
-def _parse_generic(row: _Row, default_currency: str) -> dict[str, object] | None:
-    subject = row.text("subject")
-    trial = row.integer("trial", 0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")
-    pot = row.integer("pot", 1, MAX_POT, f"must be a positive whole number up to {MAX_POT}")
-    offer = row.integer("offer", 0, None, "must be a whole number >= 0")
-    accepted = row.integer("accepted", 0, 1, "must be 0 (rejected) or 1 (accepted)")
-    role = row.text("role") if "role" in row.cells else NO_ROLE
-    currency = row.choice("currency", tuple(CURRENCIES)) if "currency" in row.cells else None
-    if offer is not None and pot is not None and offer > pot:
-        row.report("offer", row.cells["offer"], f"must be at most the pot ({pot})")
-    if row.problems:
-        return None
-    return _record(role, trial, subject, currency or default_currency, pot, offer, accepted)
+#: Each layout's cells in the order a row is read (problems are listed in it): the column,
+#: the :class:`_Row` method that reads it and that method's arguments. Optional columns are
+#: read where the file has them.
+_CELLS: dict[str, tuple[tuple[str, str, tuple], ...]] = {
+    "generic": (
+        ("subject", "text", ()),
+        ("trial", "integer", (0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")),
+        ("pot", "integer", (1, MAX_POT, f"must be a positive whole number up to {MAX_POT}")),
+        ("offer", "integer", (0, None, "must be a whole number >= 0")),
+        ("accepted", "integer", (0, 1, "must be 0 (rejected) or 1 (accepted)")),
+        ("role", "text", ()),
+        ("currency", "choice", (tuple(CURRENCIES),)),
+    ),
+    "study1": (
+        ("sub", "text", ()),
+        ("role", "choice", (STUDY1_ROLES,)),
+        ("trial", "integer", (0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")),
+        (
+            "unfairness",
+            "integer",
+            (0, STUDY1_POT, f"must be a whole number from 0 to {STUDY1_POT}"),
+        ),
+        ("choice", "integer", (0, 1, "must be 0 (accept) or 1 (reject)")),
+    ),
+}
 
 
-def _parse_study1(row: _Row, currency: str) -> dict[str, object] | None:
-    subject = row.text("sub")
-    role = row.choice("role", STUDY1_ROLES)
-    trial = row.integer("trial", 0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")
-    unfairness = row.integer(
-        "unfairness", 0, STUDY1_POT, f"must be a whole number from 0 to {STUDY1_POT}"
-    )
-    choice = row.integer("choice", 0, 1, "must be 0 (accept) or 1 (reject)")
-    if row.problems:
-        return None
-    return _record(role, trial, subject, currency, STUDY1_POT, STUDY1_POT - unfairness, 1 - choice)
-
-
-def _record(
-    role: str, trial: int, subject: str, currency: str, pot: int, offer: int, accepted: int
-) -> dict[str, object]:
-    """One interaction-table row: ``role`` is the sim, the subject the responder."""
+def _read_cells(row: _Row, layout: HumanDataLayout) -> dict[str, object]:
+    """The row's cells of ``layout`` read by their rules (a problem's cell: ``None``)."""
     return {
-        "sim": role,
-        "epoch": 1,
-        "round": trial,
-        "proposer": "",
-        "responder": subject,
-        "currency": currency,
-        "pot": pot,
-        "offer": offer,
-        "accepted": accepted,
-        "proposer_tone": "",
-        "responder_tone": "",
+        column: getattr(row, method)(column, *args)
+        for column, method, args in _CELLS[layout.name]
+        if column in row.cells
     }
+
+
+def _fields(layout: HumanDataLayout, cells: dict[str, object], currency: str) -> tuple:
+    """``(role, trial, subject, currency, pot, offer, accepted)`` of one row's read cells, or
+    of whole columns' (NumPy arrays: the same arithmetic)."""
+    if layout is GENERIC:
+        role = cells.get("role", NO_ROLE)
+        paid = cells.get("currency", currency)
+        pot, offer, accepted = cells["pot"], cells["offer"], cells["accepted"]
+        return (role, cells["trial"], cells["subject"], paid, pot, offer, accepted)
+    offer, accepted = STUDY1_POT - cells["unfairness"], 1 - cells["choice"]
+    return (cells["role"], cells["trial"], cells["sub"], currency, STUDY1_POT, offer, accepted)
+
+
+def _parse(row: _Row, layout: HumanDataLayout, currency: str) -> tuple | None:
+    """One row's :func:`_fields`, or ``None`` with its problems reported on ``row``."""
+    cells = _read_cells(row, layout)
+    if layout is GENERIC:
+        offer, pot = cells["offer"], cells["pot"]
+        if offer is not None and pot is not None and offer > pot:
+            row.report("offer", row.cells["offer"], f"must be at most the pot ({pot})")
+    if row.problems:
+        return None
+    return _fields(layout, cells, currency)
+
+
+#: The fields of :func:`_fields`, as the interaction table's columns they fill.
+_FIELD_COLUMNS = ("sim", "round", "responder", "currency", "pot", "offer", "accepted")
+
+
+def _table(fields: tuple, rows: int) -> pd.DataFrame:
+    """The interaction table of ``rows`` rows from :func:`_fields` (each a column or one value
+    for every row), with :func:`scai.models.data.read_interactions`' dtypes: ``sim`` the role,
+    ``epoch`` 1, ``round`` the trial, ``proposer`` unknown, ``responder`` the subject, no tones."""
+    given = dict(zip(_FIELD_COLUMNS, fields, strict=True))
+    columns = {}
+    for column in INTERACTION_COLUMNS:
+        ints = column in ("epoch", "round", "pot", "offer", "accepted")
+        value = given.get(column, 1 if column == "epoch" else "")
+        if np.ndim(value) == 0:
+            value = [value] * rows
+        columns[column] = pd.Series(value, dtype=np.int64 if ints else object).astype(
+            np.int64 if ints else str
+        )
+    return pd.DataFrame(columns)
 
 
 def _choose_layout(columns: list[str], format: str, source: str) -> HumanDataLayout:
@@ -243,15 +277,6 @@ def _header_read(columns: list[str], most: int = 12) -> str:
     return f"the header read: {shown}{', ...' if len(columns) > most else ''}"
 
 
-def _typed(records: list[dict[str, object]]) -> pd.DataFrame:
-    """The interaction table with :func:`scai.models.data.read_interactions`'s dtypes."""
-    table = pd.DataFrame.from_records(records, columns=list(INTERACTION_COLUMNS))
-    for column in INTERACTION_COLUMNS:
-        ints = column in ("epoch", "round", "pot", "offer", "accepted")
-        table[column] = table[column].astype(np.int64 if ints else str)
-    return table
-
-
 def read_human_data(
     path: str | Path,
     format: str = "auto",
@@ -275,19 +300,22 @@ def read_human_data(
     if len(raw) == 0:
         raise DataError(source, [Problem(None, None, None, "no rows: a header but no data")])
 
-    parse = _parse_generic if layout is GENERIC else _parse_study1
     wanted = [c for c in (*layout.required, *layout.optional) if c in raw.columns]
     warn_unused_columns(source, raw.columns, wanted, layout.optional)
-    records: list[dict[str, object]] = []
+    if (clean := _read_clean(raw[wanted], layout, currency)) is not None:
+        table, roles = clean
+        _warn_of_roles_alike(source, set(roles.values()))
+        return HumanImport(table, roles, 0, [], layout.name)
+    read: list[tuple] = []
     roles: dict[str, str] = {}
     first_row: dict[tuple[str, int], int] = {}  # (subject, trial) -> row it was first seen in
     problems: list[Problem] = []
     skipped = 0
     for number, cells in enumerate(raw[wanted].to_dict("records"), start=1):
         row = _Row(number, {c: str(v).strip() for c, v in cells.items()})
-        record = parse(row, currency)
-        if record is not None:
-            subject, role, trial = record["responder"], record["sim"], record["round"]
+        fields = _parse(row, layout, currency)
+        if fields is not None:
+            role, trial, subject = fields[:3]
             if roles.get(subject, role) != role:
                 row.report("role", role, f"subject {subject!r} already has role {roles[subject]!r}")
             elif (subject, trial) in first_row:
@@ -300,17 +328,54 @@ def read_human_data(
             if not row.problems:
                 roles.setdefault(subject, role)
                 first_row[subject, trial] = number
-                records.append(record)
+                read.append(fields)
                 continue
         problems.extend(row.problems)
         skipped += 1
 
     if problems and not skip_invalid:
         raise DataError(source, problems)
-    if not records:
+    if not read:
         raise DataError(source, [*problems, Problem(None, None, None, "no valid rows to import")])
     _warn_of_roles_alike(source, set(roles.values()))
-    return HumanImport(_typed(records), roles, skipped, problems, layout.name)
+    table = _table(tuple(zip(*read, strict=True)), len(read))
+    return HumanImport(table, roles, skipped, problems, layout.name)
+
+
+def _read_clean(
+    raw: pd.DataFrame, layout: HumanDataLayout, currency: str
+) -> tuple[pd.DataFrame, dict[str, str]] | None:
+    """The table and the subjects' roles of a file in which no row has a problem, read column
+    by column (each distinct cell read once by its rule, the rules across cells and rows in
+    NumPy and pandas); ``None`` where some row may have one: the row-by-row read then names
+    every problem. The same table and roles as that read gives a file with none."""
+    cells: dict[str, np.ndarray] = {}
+    for column, method, args in _CELLS[layout.name]:
+        if column not in raw.columns:
+            continue
+        codes, distinct = pd.factorize(raw[column].to_numpy(dtype=object))
+        read = []
+        for value in distinct:
+            row = _Row(0, {column: str(value).strip()})
+            read.append(getattr(row, method)(column, *args))
+            if row.problems:
+                return None
+        if method == "integer" and any(abs(n) > MAX_INDEX for n in read):
+            return None  # an offer with no upper bound of its own, above every pot
+        kind = np.int64 if method == "integer" else object
+        cells[column] = np.array(read, dtype=kind)[codes]
+    fields = _fields(layout, cells, currency)
+    role, trial, subject, _, pot, offer, _ = fields
+    if np.any(offer > pot):
+        return None
+    played = pd.DataFrame({"subject": subject, "trial": trial, "role": role})
+    if played.duplicated(["subject", "trial"]).any():
+        return None
+    first = played.drop_duplicates("subject")  # in the order subjects first appear
+    if len(played.drop_duplicates(["subject", "role"])) != len(first):
+        return None  # a subject with two roles
+    roles = dict(zip(first["subject"], first["role"], strict=True))
+    return _table(fields, len(raw)), roles
 
 
 def _warn_of_roles_alike(source: str, labels: set[str]) -> None:

@@ -365,3 +365,50 @@ def test_ids_typed_two_ways_and_roles_alike_but_for_case(tmp_path):
     hidden = write(tmp_path, ["subject\u200b,trial,pot,offer,accepted", "a,1,100,50,1"])
     with pytest.raises(DataError, match=r"the header read: 'subject\\u200b', 'trial'"):
         read_human_data(hidden)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        GENERIC_LINES,
+        [line.rsplit(",", 1)[0] for line in GENERIC_LINES],  # no role
+        [GENERIC_LINES[0] + ",currency"] + [f"{line},dollars" for line in GENERIC_LINES[1:]],
+        [" , ".join(line.split(",")) for line in STUDY1_LINES],  # spaces around values
+    ],
+)
+def test_a_clean_file_is_read_column_by_column_as_row_by_row(tmp_path, monkeypatch, lines):
+    """A file with no problem is read column by column (``_read_clean``): the same table,
+    roles and warnings as the row-by-row read that names problems."""
+    from scai.models import human_data
+
+    path = write(tmp_path, lines)
+    raw = human_data._read_raw(path, "t").fillna("")
+    layout = human_data._choose_layout(list(raw.columns), "auto", "t")
+    assert human_data._read_clean(raw, layout, "cents") is not None  # the path taken
+    fast = read_human_data(path)
+    monkeypatch.setattr(human_data, "_read_clean", lambda *args: None)
+    slow = read_human_data(path)
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+    assert (fast.roles, fast.skipped, fast.problems) == (slow.roles, slow.skipped, slow.problems)
+
+
+@pytest.mark.parametrize(
+    ("row", "text"),
+    [
+        (2, "a,1,100,60,1,x"),  # trial 1 of a again
+        (4, "b,2,10,1,0,x"),  # b's second role
+        (3, "b,1,10,11,1,y"),  # an offer above its pot
+        (3, "b,1,10," + "9" * 40 + ",1,y"),  # and beyond any whole number NumPy holds
+        (1, "a,1,100,50,yes,x"),  # a cell its rule refuses
+    ],
+)
+def test_a_file_with_a_problem_is_read_row_by_row(tmp_path, row, text):
+    """``_read_clean`` declines every file with a problem, across cells and rows too, so that
+    the row-by-row read names it."""
+    from scai.models import human_data
+
+    path = write(tmp_path, with_row(GENERIC_LINES, row, text))
+    raw = human_data._read_raw(path, "t").fillna("")
+    assert human_data._read_clean(raw, human_data.GENERIC, "cents") is None
+    with pytest.raises(DataError, match=f"row {row}"):
+        read_human_data(path)
