@@ -934,6 +934,20 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+def _column_as_text(column: pd.Series) -> pd.Series:
+    """``column``'s cells as text, :func:`_as_text` of each. Where the dtype makes distinct
+    values distinct texts (NumPy's numbers and bools, pandas' strings; not objects, in which
+    ``1``, ``1.0`` and ``True`` are one key of a hash table but three texts) each distinct
+    value is converted once, the missing ones empty: a million-row table's column in a tenth
+    of a second, not seconds."""
+    dtype = column.dtype
+    if (isinstance(dtype, np.dtype) and dtype.kind in "biuf") or isinstance(dtype, pd.StringDtype):
+        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        texts = np.array([*(_as_text(v) for v in distinct), ""], dtype=object)  # -1: missing
+        return pd.Series(texts[codes], index=column.index, dtype=object).astype(str)
+    return column.map(_as_text).astype(str)
+
+
 def _strip_layout_spaces(raw: pd.DataFrame) -> None:
     """Spaces around a value are layout, as after a comma (skipinitialspace): ``"u0 "`` and,
     quoted, ``" u0"`` are ``"u0"``, not a second user. In place, on a table of strings read
@@ -1051,7 +1065,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
         # as strings whatever the dtype (an empty or categorical column keeps its own)
-        raw[col] = raw[col].map(_as_text).astype(str)
+        raw[col] = _column_as_text(raw[col])
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     _compose_ids(raw, source)
     # a cell named above (bytes, a list) is not named again for what its text breaks

@@ -383,3 +383,29 @@ def test_the_screened_check_lists_what_the_row_by_row_check_does(table, data):
         for problem in _row_problems(i, rec._asdict(), tuple(CURRENCIES), tuple(TONES))
     ]
     assert check_interactions(raw) == every_row + _unwritable_text(raw)
+
+
+COLUMNS_OF_A_DTYPE = st.one_of(
+    st.lists(st.integers(-(2**63), 2**63 - 1)).map(lambda v: pd.Series(v, dtype=np.int64)),
+    st.lists(st.integers(0, 2**64 - 1)).map(lambda v: pd.Series(v, dtype=np.uint64)),
+    st.lists(st.floats(width=64)).map(lambda v: pd.Series(v, dtype=np.float64)),
+    st.lists(st.floats(width=32)).map(lambda v: pd.Series(v, dtype=np.float32)),
+    st.lists(st.booleans()).map(lambda v: pd.Series(v, dtype=bool)),
+    st.lists(st.one_of(st.none(), st.text(max_size=4))).map(lambda v: pd.Series(v, dtype="string")),
+    st.lists(st.one_of(st.none(), st.text(max_size=4))).map(lambda v: pd.Series(v, dtype=str)),
+    st.lists(st.one_of(st.none(), st.integers(-3, 3), st.floats(), st.booleans())).map(
+        lambda v: pd.Series(v, dtype=object)  # 1, 1.0 and True: one key, three texts
+    ),
+)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(column=COLUMNS_OF_A_DTYPE, labels=st.booleans())
+def test_a_column_as_text_is_each_cell_as_text(column, labels):
+    """An in-memory column turned into a CSV's text converts each distinct value once where
+    its dtype allows: the same texts as each cell converted alone, missing cells empty."""
+    from scai.models.data import _as_text, _column_as_text
+
+    if labels:  # a DataFrame's own index is kept
+        column.index = pd.RangeIndex(len(column)) * 3 + 7
+    pd.testing.assert_series_equal(_column_as_text(column), column.map(_as_text).astype(str))
