@@ -608,7 +608,7 @@ def _rows_to_check(
     marked = np.zeros(len(rows), dtype=bool)
     ints: dict[str, np.ndarray] = {}
     for col in INTERACTION_COLUMNS:
-        codes, distinct = pd.factorize(rows[col].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(rows[col].to_numpy(dtype=object), use_na_sentinel=False)
         # whether a distinct value breaks a rule of its cell alone (as _row_problems reads it)
         bad = [
             (v == "" and col not in _OPTIONAL)
@@ -709,7 +709,7 @@ def interaction_columns(df: pd.DataFrame) -> list[str]:
 def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
     out = df[interaction_columns(df)].copy()
     for col in _INT_COLUMNS:  # each distinct text parsed once
-        codes, distinct = pd.factorize(out[col].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(out[col].to_numpy(dtype=object), use_na_sentinel=False)
         out[col] = np.array([parse_whole(text) for text in distinct], dtype=np.int64)[codes]
     return out
 

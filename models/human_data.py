@@ -353,7 +353,7 @@ def _read_clean(
     for column, method, args in _CELLS[layout.name]:
         if column not in raw.columns:
             continue
-        codes, distinct = pd.factorize(raw[column].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(raw[column].to_numpy(dtype=object), use_na_sentinel=False)
         read = []
         for value in distinct:
             row = _Row(0, {column: str(value).strip()})
