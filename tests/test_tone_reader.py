@@ -829,3 +829,25 @@ def test_a_tables_problems_name_its_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {tmp_path / 'logs.users.csv'}: " in err
     assert f"messages of {logs} come from users this table does not list" in err
+
+
+def test_a_reader_looks_at_each_distinct_message_once(monkeypatch):
+    """``knows`` and ``probabilities`` turn each distinct text into n-grams once (a log's
+    messages repeat: 2,036 distinct texts among 120,000), and give every copy its answer."""
+    from scai.models.tone_reader.linear import LinearToneReader
+    from scai.models.tone_reader.serialise import default_reader
+
+    reader = default_reader()
+    texts = ["\U0001f44d", "Take it or leave it, you fool.", "\U0001f44d", "Deal.", "Deal."] * 3
+    one_by_one = [reader.knows([t])[0] for t in texts]
+    looked_at = []
+    transform = LinearToneReader.transform
+
+    def counted(self, some):
+        looked_at.append(len(some))
+        return transform(self, some)
+
+    monkeypatch.setattr(LinearToneReader, "transform", counted)
+    assert reader.knows(texts) == one_by_one
+    reader.probabilities(texts)
+    assert looked_at == [3, 3]

@@ -115,10 +115,13 @@ class LinearToneReader:
 
     def knows(self, texts: Sequence[str]) -> list[bool]:
         """Per text, whether it holds an n-gram of the vocabulary (one that does not is read
-        by the intercepts alone, whatever its tone)."""
+        by the intercepts alone, whatever its tone); each distinct text is looked at once."""
+        texts = list(texts)
         if not texts:
             return []
-        return (np.diff(self.transform(list(texts)).indptr) > 0).tolist()
+        unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+        known = np.diff(self.transform(list(unique)).indptr) > 0
+        return known[inverse.reshape(-1)].tolist()
 
     def read(self, texts: Sequence[str]) -> list[str]:
         """The most probable label of each text (ties: the first label)."""
