@@ -389,3 +389,25 @@ def test_lattice_kernels_in_row_blocks_equal_one_block(rows, monkeypatch):
     torch.testing.assert_close(
         kernels.lattice_policy_probs(weights, L, pi), probs, rtol=1e-12, atol=1e-15
     )
+
+
+def test_the_summary_gives_the_lattices_mean_of_pi_in_each_simulations_rows():
+    """``summary()`` of an exact fit of several simulations: ``pi``'s mean in each row is that
+    simulation's lattice sum (``pi_mean``), set in the row as it is made; every other number is
+    the draws' own."""
+    from scai.inference.exact import fit_exact
+
+    hypothesis = PRESETS["neutral"].with_(rationality_scale=0.5)  # lam latent
+    sim = simulate(hypothesis, policy="selfish=0.6,fair=0.4", users=5, sims=3, seed=4)
+    post = fit_exact(GroupData.from_table(sim.interactions), hypothesis, seed=1)
+    table = post.summary()
+    exact_mean = post.pi_mean()
+    for s, sim_id in enumerate(post.data.sim_ids):
+        rows = table[table["sim"] == sim_id].set_index("parameter")
+        for k, name in enumerate(post.policy_names):
+            assert rows.loc[f"pi[{name}]", "mean"] == float(exact_mean[s, k])
+            draws = post.flat_draws("pi")[:, s, k].double()
+            assert rows.loc[f"pi[{name}]", "q95"] == float(draws.quantile(0.95))
+        lam = post.flat_draws("lam")[:, s].double()
+        assert rows.loc["lam", "mean"] == float(lam.mean())
+    assert list(dict.fromkeys(table["sim"])) == list(post.data.sim_ids)
