@@ -28,6 +28,7 @@ from scai.models.marginal import (
     leave_one_out_loglik,
     manner_given_type,
     prototype_posterior,
+    shared_by_simulations,
     type_posterior,
     user_loglik,
 )
@@ -362,7 +363,8 @@ class Posterior:
         at = points or {}
         bounded = [at.get(site, self.bounded(site)) for site in ("lapse", "strength")]
         if not DRAW_DEPENDENT_LOGLIK & set(self.draws):
-            one = user_loglik(self.data, self.hypothesis, lam[:1], shift[:1], index)
+            lam_1, shift_1 = shared_by_simulations(lam[:1], shift[:1])
+            one = user_loglik(self.data, self.hypothesis, lam_1, shift_1, index)
             return one.expand(D, *one.shape[1:])
         # Grid engines repeat a few parameter values across draws and simulations: score each
         # distinct value once, for every simulation, then pick (value, simulation) per draw.

@@ -28,6 +28,7 @@ from scai.models.marginal import (
     EventIndex,
     group_loglik,
     prototype_loglik,
+    shared_by_simulations,
     tone_loglik,
     user_loglik,
 )
@@ -71,7 +72,10 @@ class MarginalDensity:
         self.tables_vary = c.latent_lam or c.latent_shared or c.latent_shift
         self.fixed_loglik = None
         if not self.varies:
-            self.fixed_loglik = user_loglik(data, hypothesis, lam, shift, self.index, self.tones)
+            lam_1, shift_1 = shared_by_simulations(lam, shift)
+            self.fixed_loglik = user_loglik(
+                data, hypothesis, lam_1, shift_1, self.index, self.tones
+            )
         # With the currency shifts fixed, only lam varies: the utilities are constants.
         self.utilities = None
         if not (self.coords.latent_shared or self.coords.latent_shift):

@@ -237,6 +237,22 @@ def _lapsed_cells(
     return torch.logaddexp(torch.log(eps / choices), torch.log1p(-eps) + cell_ll)
 
 
+def shared_by_simulations(
+    lam: torch.Tensor, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lam [..., S]`` and ``shift [..., S, C]`` with a simulation dimension of size 1 where
+    every simulation holds the same values (fixed ones: the hypothesis's), so that
+    :func:`action_loglik` builds one set of action tables, not one per simulation (each over
+    every pot of the data: 5,000 simulations' copies took 3 GB); else as given."""
+    if (
+        lam.shape[-1] > 1
+        and bool((lam == lam[..., :1]).all())
+        and bool((shift == shift[..., :1, :]).all())
+    ):
+        return lam[..., :1], shift[..., :1, :]
+    return lam, shift
+
+
 def user_loglik(
     data: GroupData,
     hypothesis: Hypothesis,

@@ -405,3 +405,23 @@ def test_the_lapse_mixed_into_scored_cells_equals_lapsed_tables(shared, fixed):
     # and the lapse matters: without it the values differ by far more than that
     none = user_loglik(data, hyp, lam, shift, lapse=torch.zeros_like(lapse), lapse_on_cells=True)
     assert float((none - tables).abs().max()) > 1e-2
+
+
+@pytest.mark.parametrize("name", ["stereotyped", "essential_goods_shared", "pooled"])
+def test_fixed_values_shared_by_the_simulations_score_as_each_simulations_own(name):
+    """Fixed rationality and shifts are the same in every simulation: scored with a
+    simulation dimension of 1 (one set of action tables), the users' log-likelihoods are
+    bit for bit those of each simulation's own values, padded users and two currencies too."""
+    from scai.models.marginal import shared_by_simulations, user_loglik
+
+    data = padded_two_currency_groups()
+    hypothesis = PRESETS[name].with_(rationality_scale=0.0, shared_scale=0.0, currency_scale=0.0)
+    density = MarginalDensity(data, hypothesis)
+    lam, shift = density.fixed_values()  # [S], [S, C]
+    lam_1, shift_1 = shared_by_simulations(lam, shift)
+    assert lam_1.shape == (1,) and shift_1.shape == (1, len(data.currencies))
+    own = user_loglik(data, hypothesis, lam, shift, density.index, density.tones)
+    assert torch.equal(density.fixed_loglik, own)
+    differ = lam.clone()
+    differ[1] += 0.5
+    assert shared_by_simulations(differ, shift)[0] is differ  # left as given
