@@ -851,3 +851,26 @@ def test_a_reader_looks_at_each_distinct_message_once(monkeypatch):
     assert reader.knows(texts) == one_by_one
     reader.probabilities(texts)
     assert looked_at == [3, 3]
+
+
+def test_scai_fit_refuses_too_many_groups_for_the_exact_engine_before_reading(
+    tmp_path, capsys, monkeypatch
+):
+    """A table with more simulations than the exact engine fits at once under a hypothesis
+    with bounded sites is refused naming --data before its messages are read (reading ten
+    times the original logs took ~40 s before the engine refused them)."""
+    from scai.experiments.commands import fit as fit_command
+    from scai.models.simulate import simulate
+
+    table = simulate(PRESETS["neutral"], policy="fair", users=2, rounds=2, epochs=1, sims=348)
+    path = tmp_path / "many.csv"
+    write_interactions(table.interactions, path)
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("the messages were read first")
+
+    monkeypatch.setattr(fit_command, "apply_tone_options", not_reached)
+    argv = ["fit", "--data", str(path), "--hypothesis", "real_agents_stereotyped"]
+    assert main([*argv, "--tones", "read", "--out", str(tmp_path / "fit")]) != 0
+    err = capsys.readouterr().err
+    assert f"--data {path} (348 simulations)" in err and "at most 347 groups" in err

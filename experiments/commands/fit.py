@@ -185,6 +185,7 @@ def engine_options(args: argparse.Namespace) -> None:
 
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
 def run_fit(args: argparse.Namespace) -> int:
+    from scai.inference.exact import check_groups_fit
     from scai.inference.fit import fit
     from scai.models.tone_reader.reading import unheard_text
 
@@ -225,6 +226,9 @@ def run_fit(args: argparse.Namespace) -> int:
             with warnings.catch_warnings():  # duplicates are reported once, by fit below
                 warnings.simplefilter("ignore", DuplicateGamesWarning)
                 table = read_interactions(args.data, strict=args.strict)
+            if args.engine == "exact":  # before the messages are read (minutes on big logs)
+                sims = table["sim"].nunique()
+                check_groups_fit(hypothesis, sims, f"--data {args.data} ({sims:,} simulations)")
             data, hypothesis = apply_tone_options(args, table, hypothesis, str(args.data))
         try:
             posterior = fit(
