@@ -752,3 +752,33 @@ def test_scai_run_original_logs_tells_of_what_the_import_left_out(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", IncompleteLogsWarning)
         imported(clean, tmp_path / "import2")
+
+
+def test_the_import_shows_the_runs_it_converts_on_a_terminal(logs, tmp_path, capsys, monkeypatch):
+    """``scai import scai-logs`` asks for a bar of the runs converted (shown on a terminal
+    only: 50 times the original logs take a minute and a half); the tables are the same."""
+    import scai.inference.progress as progress
+
+    bars = []
+
+    class Bar:  # asked for, not drawn in a test
+        def __init__(self):
+            self.n, self.closed = 0, False
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    def recorded(total, desc, disable=None):
+        bars.append((total, desc, disable, Bar()))
+        return bars[-1][-1]
+
+    monkeypatch.setattr(progress, "progress_bar", recorded)
+    code, _, err = run_import([str(logs), "--out", str(tmp_path / "logs.csv")], capsys)
+    assert code == 0, err
+    [(total, desc, disable, bar)] = bars
+    assert (total, desc, disable, bar.n, bar.closed) == (2, "runs", None, 2, True)
+    assert import_logs(logs).report.problems == []  # no bar asked for: disabled
+    assert len(bars) == 2 and bars[1][2] is True

@@ -60,7 +60,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     outputs = [*output_paths(args.out).values(), failed_report_path(args.out)]
     check_outputs("--out", args.out, outputs, args.source)
-    result = import_logs(args.source)
+    result = import_logs(args.source, progress=True)
     report = result.report
     # a failed import writes its report apart: FILE.report.md belongs with the tables, and an
     # earlier import's five files stay together, untouched

@@ -25,13 +25,14 @@ from scai.models.scai_logs.sources import read_runs
 from scai.models.scai_logs.tables import ImportResult, build_tables
 
 
-def import_logs(source: str | Path) -> ImportResult:
-    """Read every run folder in ``source`` (a folder or a tar archive) and convert it.
+def import_logs(source: str | Path, progress: bool = False) -> ImportResult:
+    """Read every run folder in ``source`` (a folder or a tar archive) and convert it
+    (``progress``: a bar of the runs converted, on a terminal).
 
     Problems in the logs do not raise: they are in ``result.report``; a source that is not a
     folder or a readable archive raises ``ValueError``."""
     report = ImportReport(str(source))
-    result = build_tables(read_runs(source, report), report)
+    result = build_tables(read_runs(source, report), report, progress)
     starts = result.runs[["assistant_start_proposing", "assistant_start_deciding"]]
     differ = int((starts.iloc[:, 0] != starts.iloc[:, 1]).sum())
     if differ:
