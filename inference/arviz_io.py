@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 
 import numpy as np
@@ -150,7 +151,8 @@ def posterior_parts(
 
     if max_memory is not None:  # as fit checks it
         check_count("max_memory", max_memory, 1, error=EngineError)
-    check_memory(arviz_bytes(draws, len(table)), too_large, max_memory, DRAWS_SHARE)
+    need = arviz_bytes(draws, len(table), math.prod(data.shape))
+    check_memory(need, too_large, max_memory, DRAWS_SHARE)
     users = user_labels(data)
     coords = {
         "sim": list(data.sim_ids),

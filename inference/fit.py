@@ -270,6 +270,11 @@ def check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: st
 #: row (every row's predictive and log-likelihood per draw; 400-4,000 rows).
 BYTES_PER_DRAW_AND_SIM = 128
 BYTES_PER_DRAW_AND_ROW = 256
+#: Bytes per draw and event slot of the layout (simulations x users x events of the busiest
+#: user): the replicates are drawn per slot (43 B measured where one user played 1,265 of
+#: 5,000 games: 227 slots a row; in a table whose users play alike, 2-4 slots a row, the
+#: bytes per row above hold them).
+BYTES_PER_DRAW_AND_SLOT = 48
 #: The share of the available memory the draws may take by default: the bytes above are
 #: measured peaks, not padded guesses (the layout's check keeps a quarter, for the engines'
 #: working memory on top of it).
@@ -282,9 +287,10 @@ DRAWS_SHARE = 0.8
 BYTES_PER_DRAW_AND_USER_TYPE = 12
 
 
-def arviz_bytes(draws: int, rows: int) -> int:
-    """The memory the ArviZ form of ``draws`` draws of a table of ``rows`` rows needs."""
-    return draws * rows * BYTES_PER_DRAW_AND_ROW
+def arviz_bytes(draws: int, rows: int, slots: int = 0) -> int:
+    """The memory the ArviZ form of ``draws`` draws of a table of ``rows`` rows needs, laid
+    out in ``slots`` event slots (simulations x users x events of the busiest user)."""
+    return draws * max(rows * BYTES_PER_DRAW_AND_ROW, slots * BYTES_PER_DRAW_AND_SLOT)
 
 
 def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, int]:
@@ -334,14 +340,16 @@ def check_draws_memory(
     max_memory: int | None = None,
     arviz: bool = False,
     user_types: int = 0,
+    slots: int = 0,
 ) -> int:
     """The bytes a fit's draws need (and, with ``arviz``, their ArviZ form's, for ``rows``
-    table rows; with ``user_types``, the simulations x user slots x types of a posterior whose
-    users' likelihoods vary with the draws, the table of them per draw); an
+    table rows in ``slots`` event slots of the layout; with ``user_types``, the simulations
+    x user slots x types of a posterior whose users' likelihoods vary with the draws, the
+    table of them per draw); an
     :class:`EngineError` naming the option when that is above the memory limit
     (:func:`~scai.models.data.memory_limit`), before any inference runs."""
     made, kept, option, value = engine_draws(engine, options)
-    need = made * sims * BYTES_PER_DRAW_AND_SIM + (arviz_bytes(kept, rows) if arviz else 0)
+    need = made * sims * BYTES_PER_DRAW_AND_SIM + (arviz_bytes(kept, rows, slots) if arviz else 0)
     need += kept * user_types * BYTES_PER_DRAW_AND_USER_TYPE
     what = f"{kept:,} draws" + (f" of {rows:,} rows in ArviZ's form" if arviz else "")
     if user_types:  # (10^6 users with a latent rationality ran out of memory at the end)
@@ -400,6 +408,7 @@ def fit(
         max_memory,
         arviz,
         user_types=draw_dependent_user_types(group, hypothesis),
+        slots=math.prod(group.shape),
     )
     if engine == "exact":
         from scai.inference.exact import check_exact

@@ -30,6 +30,10 @@ from scai.models.model import TableCategorical, TableMemo, social_contract_model
 
 #: Upper bound on the action tables' entries per chunk of draws (``[S, C, K, P, O]`` each).
 TABLE_BUDGET = 2e7
+#: Upper bound on a chunk's event slots (draws x one simulation's users x events per user):
+#: the model's draws take ~140 B a slot while a chunk is drawn (one simulation of 897 users
+#: whose busiest played 1,265 games: 2.5 GB for 10 draws at once, 1.1 GB one at a time).
+SLOT_BUDGET = 2e6
 
 
 def replicate(
@@ -69,7 +73,7 @@ def replicate(
         for s in range(S):
             one = data.select_sim(s)
             size = C * K * len(one.pots) * (int(one.pots.max()) + 1)
-            chunk = max(1, int(TABLE_BUDGET // size))
+            chunk = max(1, int(min(TABLE_BUDGET // size, SLOT_BUDGET // (U * E))))
             for start in range(0, D, chunk):
                 n = min(chunk, D - start)
                 conditioned = {

@@ -4,6 +4,7 @@ at 24 GB (the whole machine), and 1,000,000 draws failed with torch's allocator 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -106,3 +107,27 @@ def test_max_memory_help_states_both_limits_from_their_shares(monkeypatch, capsy
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 30% of the available memory for the tensors, 70% for the draws)" in text
     assert "quarter" not in text
+
+
+def test_a_layout_padded_by_one_busy_user_counts_its_event_slots():
+    """The replicates are drawn per event slot of the layout (simulations x users x events of
+    the busiest user): where one user plays most games, the slots far outnumber the rows, and
+    the ArviZ form is counted by them (5,000 such rows, their busiest user in 1,265 games,
+    passed the rows' count at 1,000 draws and ran out of memory while saving; 25,000 were
+    killed at 22 GB). It is refused before inferring, and a posterior's ``to_arviz`` counts
+    them too."""
+    from scai.inference.fit import BYTES_PER_DRAW_AND_SLOT
+    from scai.models.layout import GroupData
+
+    sim = simulate(PRESETS["neutral"], policy="fair", users=60, rounds=480, epochs=5, seed=2)
+    busy = sim.interactions.copy()
+    busy.loc[busy["responder"] != "u0", "proposer"] = "u0"  # u0 proposes nearly every game
+    rows, slots = len(busy), math.prod(GroupData.from_table(busy).shape)
+    assert slots * BYTES_PER_DRAW_AND_SLOT > 8 * rows * BYTES_PER_DRAW_AND_ROW
+    draws = 100
+    by_rows = draws * (BYTES_PER_DRAW_AND_SIM + rows * BYTES_PER_DRAW_AND_ROW)
+    with pytest.raises(EngineError, match=r"100 draws of 2,400 rows in ArviZ's form"):
+        fit(busy, "neutral", num_draws=draws, max_memory=2 * by_rows, arviz=True)
+    posterior = fit(busy, "neutral", num_draws=draws, max_memory=2 * by_rows)
+    with pytest.raises(EngineError, match="to_arviz: 100 draws of 2,400 rows"):
+        posterior.to_arviz(max_memory=2 * by_rows)
