@@ -29,7 +29,7 @@ REQUIRED = [
 ]
 
 
-def run_quick(name, tmp_path, *extra):
+def run_quick(name, tmp_path, *extra, workers: int = 1):
     out, figs = tmp_path / "out", tmp_path / "figures"
     code = main(
         [
@@ -37,7 +37,7 @@ def run_quick(name, tmp_path, *extra):
             name,
             "--quick",
             "--workers",
-            "1",
+            str(workers),
             "--out",
             str(out),
             "--figures",
@@ -72,13 +72,16 @@ def extra_options(name: str, folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory, human_synthetic_run):
     """Every registered experiment once at ``--quick`` size, discovered from the registry
-    (module-scoped: several tests read the same runs). human-data's is the session's
-    synthetic run, which the human-data tests read too."""
+    (module-scoped: several tests read the same runs), on two workers (the other runs here
+    take ``--workers 1``, in this process). human-data's is the session's synthetic run, which
+    the human-data tests read too."""
     base = tmp_path_factory.mktemp("experiments")
     return {
         name: human_synthetic_run
         if name == "human-data"
-        else run_quick(name, base / name, *extra_options(name, tmp_path_factory.mktemp(name)))
+        else run_quick(
+            name, base / name, *extra_options(name, tmp_path_factory.mktemp(name)), workers=2
+        )
         for name in EXPERIMENTS
     }
 

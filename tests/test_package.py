@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,13 @@ def test_output_that_cannot_be_written_is_an_error(decoy_dir):
 def test_python_m_cli_registers_every_subcommand(decoy_dir):
     from scai.experiments.commands import load_commands
 
-    for name in load_commands():
-        done = _run([sys.executable, "-m", "scai.experiments.cli", name, "--help"], decoy_dir)
+    def help_of(name: str) -> subprocess.CompletedProcess:
+        return _run([sys.executable, "-m", "scai.experiments.cli", name, "--help"], decoy_dir)
+
+    names = list(load_commands())
+    with ThreadPoolExecutor(2) as pool:  # a fresh interpreter each, two at a time (2 cores)
+        runs = list(pool.map(help_of, names))
+    for name, done in zip(names, runs, strict=True):
         assert done.returncode == 0, f"{name}: {done.stderr}"
         assert f"usage: scai {name}" in done.stdout
 

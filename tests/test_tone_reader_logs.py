@@ -11,7 +11,7 @@ import pytest
 
 from scai.models.language import MANNERS
 from scai.models.tone_reader import default_reader, mask_text
-from scai.models.tone_reader.evaluation import held_out
+from scai.models.tone_reader.evaluation import assign_folds, held_out
 from scai.models.tone_reader.training import load_messages
 
 LOG_MANNERS = ("neutral", "rude", "sycophantic")
@@ -42,10 +42,13 @@ def test_held_out_by_run_accuracy_is_at_least_95_percent_per_manner(messages):
 def test_runs_held_out_read_text_seen_in_training(messages):
     """Why the shipped matrix does not hold runs out: most held-out rude and sycophantic
     messages are, once masked, word for word in the other folds (GPT-4 at temperature 0
-    writes a condition's prompts alike in every run)."""
-    evaluation = held_out(messages, "runs", folds=10, seed=0)
+    writes a condition's prompts alike in every run). Only the folds matter here, the ones
+    ``held_out(messages, "runs", folds=10, seed=0)`` holds out (its readers are not needed)."""
     settings = default_reader().settings
-    p = evaluation.predictions.assign(masked=messages["text"].map(lambda t: mask_text(t, settings)))
+    p = messages.assign(
+        fold=assign_folds(messages["sim"], 10, seed=0),
+        masked=messages["text"].map(lambda t: mask_text(t, settings)),
+    )
     for tone in ("rude", "sycophantic"):
         seen = []
         for fold, test in p[p["tone"] == tone].groupby("fold"):
