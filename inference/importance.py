@@ -33,6 +33,10 @@ class ImportanceWarning(ScaiWarning):
 #: ``1 - 1 / log10(M)`` is 0.70 at M = 2,000 proposal draws).
 PARETO_K_MAX = 0.7
 
+#: At most this many numbers in :meth:`MixtureProposal.log_prob`'s differences of draws and
+#: components at a time (8e6: 64 MB in float64).
+DIFF_BUDGET = 8_000_000
+
 
 @dataclass(frozen=True)
 class ImportanceSettings:
@@ -85,9 +89,12 @@ class MixtureProposal:
         half_df = torch.full((n, S, 1), self.df / 2, dtype=torch.float64)
         chi2 = 2 * torch._standard_gamma(half_df, generator=generator)
         z = z / (chi2 / self.df).sqrt().to(dtype)
-        theta = self.locs[component, sims] + (
-            self.scale_tril[component, sims] @ z.unsqueeze(-1)
-        ).squeeze(-1)
+        # each component's factor times every draw's z (the draws as columns), kept where the
+        # draw picked that component: gathering a factor per draw held n x S x W x W numbers
+        theta = self.locs[component, sims]
+        for j in range(J):
+            scaled = (self.scale_tril[j] @ z.permute(1, 2, 0)).permute(2, 0, 1)  # [n, S, W]
+            theta = theta + torch.where((component == j).unsqueeze(-1), scaled, 0.0)
         if self.defensive > 0:
             from_prior = torch.rand(n, S, 1, generator=generator) < self.defensive
             theta = torch.where(from_prior, self.density.sample_prior(n, generator), theta)
@@ -95,10 +102,24 @@ class MixtureProposal:
 
     def log_prob(self, theta: torch.Tensor) -> torch.Tensor:
         """``[n, S]`` log density of ``theta [n, S, W]``."""
-        J, _, W = self.locs.shape
-        diff = (theta.unsqueeze(1) - self.locs).unsqueeze(-1)  # [n, J, S, W, 1]
-        z = torch.linalg.solve_triangular(self.scale_tril, diff, upper=False).squeeze(-1)
-        maha = (z**2).sum(-1)  # [n, J, S]
+        J, S, W = self.locs.shape
+        # the draws as right-hand sides of one triangular solve per component and simulation
+        # (broadcasting the factors over the draws held n x J x S x W x W numbers), in chunks
+        # of draws of at most DIFF_BUDGET numbers
+        step = max(1, DIFF_BUDGET // max(1, J * S * W))
+        maha = torch.cat(
+            [
+                torch.linalg.solve_triangular(
+                    self.scale_tril,
+                    (part.unsqueeze(1) - self.locs).permute(1, 2, 3, 0),
+                    upper=False,
+                )
+                .square()
+                .sum(-2)
+                .permute(2, 0, 1)
+                for part in theta.split(step)
+            ]
+        )  # [n, J, S]
         log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [J, S]
         df = self.df
         log_t = (

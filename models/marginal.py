@@ -50,6 +50,10 @@ class EventIndex:
     counts: torch.Tensor  # sparse CSR [S * U, n_cells]
     n_flat_users: int
     counts_t: torch.Tensor | None = None  # its transpose, also CSR (for the backward pass)
+    # Each simulation's own pots (:func:`simulation_pots`): ``sim_pots [S, P_s]`` indices into
+    # the data's pots and the cells' slots ``local_pot [n_cells]`` among their simulation's.
+    sim_pots: torch.Tensor | None = None
+    local_pot: torch.Tensor | None = None
 
     def per_user(self, cell_values: torch.Tensor) -> torch.Tensor:
         """``counts @ cell_values`` (``[n_cells, B] -> [S * U, B]``), differentiable.
@@ -106,7 +110,35 @@ class EventIndex:
                 .coalesce()
                 .to_sparse_csr()
             )
-        return cls(*cells, counts=counts, n_flat_users=S * U)
+        sim_pots, local_pot = simulation_pots(cells[0], cells[2], S, len(data.pots))
+        return cls(
+            *cells, counts=counts, n_flat_users=S * U, sim_pots=sim_pots, local_pot=local_pot
+        )
+
+
+def simulation_pots(
+    sim: torch.Tensor, pot: torch.Tensor, S: int, P: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For cells in simulations ``sim`` at pot indices ``pot`` (each ``[n_cells]``, of ``P``
+    pots): ``[S, P_s]`` each simulation's pots in increasing order, its spare slots filled
+    with the largest pot (``P - 1``), which one slot at least holds, and ``[n_cells]`` each
+    cell's slot among its simulation's. Tables whose parameters differ by simulation need
+    only these pots: many small groups play a few pots each of the many in the data (5 of 85
+    in 50 groups of 4 users)."""
+    pairs, slot_of_cell = torch.unique(sim * P + pot, return_inverse=True)  # sorted: sim, pot
+    pair_sim, pair_pot = pairs // P, pairs % P
+    per_sim = torch.bincount(pair_sim, minlength=S)
+    first = torch.cumsum(per_sim, 0) - per_sim
+    rank = torch.arange(len(pairs)) - first[pair_sim]
+    width = int(per_sim.max()) if len(pairs) else 1
+    # The largest pot in one slot at least (a spare slot, or a simulation that plays it; else
+    # one more slot): the tables' offers then run to the data's largest pot, and each row is
+    # the one the tables over all the data's pots hold, to the bit.
+    if len(pairs) and not bool((per_sim < width).any() or (pair_pot == P - 1).any()):
+        width += 1
+    sim_pots = torch.full((S, width), P - 1, dtype=torch.long)
+    sim_pots[pair_sim, rank] = pair_pot
+    return sim_pots, rank[slot_of_cell]
 
 
 class _SparseProduct(torch.autograd.Function):
@@ -195,13 +227,16 @@ def action_loglik(
         hypothesis, lapse_now = hypothesis.with_(lapse=0.0), None
     else:
         lapse_now = lapse
-    tables = group_tables(hypothesis, data.pots, lam, shift, utilities, lapse_now)
+    pots, pot_at = data.pots, index.pot
+    if _by_simulation(index, len(pots), utilities, lam, shift, lapse_now):
+        pots, pot_at = pots[index.sim_pots][:, None, None, :], index.local_pot  # [S, 1, 1, P_s]
+    tables = group_tables(hypothesis, pots, lam, shift, utilities, lapse_now)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
     accept_logit = tables.accept_logit.movedim(-3, -1)
     # Parameters shared by every simulation come with a simulation dimension of size 1.
     sim = index.sim if offer_lp.shape[-5] > 1 else torch.zeros_like(index.sim)
-    at = (sim, index.currency, index.pot, index.offer)
+    at = (sim, index.currency, pot_at, index.offer)
     logit = accept_logit[(..., *at, slice(None))]  # [..., n_cells, K]
     kind = index.kind.unsqueeze(-1)
     cell_ll = torch.where(
@@ -219,6 +254,24 @@ def action_loglik(
     flat = cell_ll.movedim(-2, 0).reshape(cell_ll.shape[-2], -1)
     out = index.per_user(flat).reshape(index.n_flat_users, *batch, K).movedim(0, -2)
     return out.reshape(*batch, S, U, K)
+
+
+def _by_simulation(
+    index: EventIndex,
+    P: int,
+    utilities: UtilityTables | None,
+    lam: torch.Tensor,
+    shift: torch.Tensor,
+    lapse: torch.Tensor | None,
+) -> bool:
+    """Whether :func:`action_loglik` builds each simulation's tables over its own pots only
+    (``index.sim_pots``): where the tables differ by simulation (a parameter with a simulation
+    dimension above 1) and the simulations play fewer pots each than the data hold; ``utilities``
+    given were computed over all the data's pots."""
+    if utilities is not None or index.sim_pots is None or index.sim_pots.shape[-1] >= P:
+        return False
+    sizes = [lam.shape[-1], shift.shape[-2]] + ([] if lapse is None else [lapse.shape[-1]])
+    return max(sizes) > 1
 
 
 def _lapsed_cells(

@@ -142,7 +142,9 @@ class ActionTables:
 
     ``offer_logp[..., k, p, o]`` is ``log P(offer = o | type k, pot = pots[p])`` (``-inf`` for
     ``o > pot``); ``accept_logit[..., k, p, o]`` is the log-odds of accepting offer ``o``.
-    Leading ``...`` are batch dimensions of the parameters (draws, simulations).
+    Leading ``...`` are batch dimensions of the parameters (draws, simulations). ``pots`` is
+    ``[P]``, or ``[..., P]`` where the pots differ along the batch (each simulation's own,
+    aligned with the tables' ``[..., K, P]``: see :func:`utility_tables`).
     """
 
     pots: torch.Tensor
@@ -159,7 +161,8 @@ class UtilityTables:
     ``lam`` scales them: ``u_resp`` (the responder's, on accepting, by its responder's norm),
     ``u_prop`` (the proposer's, if accepted) and ``u_proj`` (what the proposer expects a
     responder of its own proposer's norm to gain: equal to ``u_resp`` unless the type's norm is
-    role-dependent), each ``[..., K, P, O]``, and ``valid [P, O]`` (``offer <= pot``).
+    role-dependent), each ``[..., K, P, O]``, and ``valid [P, O]`` (``offer <= pot``; with
+    pots ``[..., P]``, ``[..., P, O]``).
     """
 
     u_resp: torch.Tensor
@@ -183,10 +186,13 @@ def utility_tables(
 ) -> UtilityTables:
     """Utilities for types with parameters ``w, alpha, beta`` (each ``[..., K]``), the weight on
     the other's payoff shifted by ``shift`` (a scalar or batch shape ``[...]``); ``responder``:
-    the responders' ``(w, alpha, beta)`` where they differ (role-dependent norms)."""
+    the responders' ``(w, alpha, beta)`` where they differ (role-dependent norms). ``pots``:
+    ``[P]``, the same for the whole batch, or ``[..., 1, P]`` whose leading dimensions
+    broadcast against the parameters' batch (a singleton for the types): each batch element's
+    own ``P`` pots, the offers running to the largest pot of all."""
     dtype = torch.get_default_dtype()
     shift = torch.as_tensor(shift, dtype=dtype)
-    pot = pots.to(dtype)[:, None]  # [P, 1]
+    pot = pots.to(dtype)[..., None]  # [..., P, 1]
     offer = torch.arange(int(pots.max()) + 1, dtype=dtype)  # [O]
 
     def params(w_, a_, b_):
@@ -237,9 +243,9 @@ def with_lapse(tables: ActionTables, lapse: torch.Tensor | float | None) -> Acti
         return tables
     dtype = torch.get_default_dtype()
     pots, offer_logp, accept_logit = tables.pots, tables.offer_logp, tables.accept_logit
-    valid = torch.arange(offer_logp.shape[-1], dtype=dtype) <= pots.to(dtype)[:, None]
+    valid = torch.arange(offer_logp.shape[-1], dtype=dtype) <= pots.to(dtype)[..., None]
     eps = torch.as_tensor(lapse, dtype=dtype)[..., None, None, None]
-    n_offers = (pots.to(dtype) + 1)[:, None]  # [P, 1]
+    n_offers = (pots.to(dtype) + 1)[..., None]  # [..., P, 1]
     slip = torch.log(eps / n_offers)
     offer_logp = torch.where(
         valid,

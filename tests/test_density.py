@@ -425,3 +425,52 @@ def test_fixed_values_shared_by_the_simulations_score_as_each_simulations_own(na
     differ = lam.clone()
     differ[1] += 0.5
     assert shared_by_simulations(differ, shift)[0] is differ  # left as given
+
+
+def test_each_simulation_s_pots_are_its_cells_pots_and_the_largest():
+    """:func:`simulation_pots`: a simulation's slots hold the pots its cells play, in order,
+    spare slots the data's largest pot, which some slot always holds (so that the tables'
+    offers run to it); a simulation without cells gets the largest pot alone."""
+    from scai.models.marginal import simulation_pots
+
+    sim = torch.tensor([0, 0, 0, 2, 2, 2])
+    pot = torch.tensor([3, 1, 3, 0, 2, 1])
+    sim_pots, slot = simulation_pots(sim, pot, S=3, P=5)
+    assert sim_pots.tolist() == [[1, 3, 4], [4, 4, 4], [0, 1, 2]]
+    assert torch.equal(sim_pots[sim, slot], pot)
+    # every simulation plays as many pots as the widest, none the largest: one slot more
+    sim_pots, slot = simulation_pots(torch.tensor([0, 1]), torch.tensor([0, 1]), S=2, P=3)
+    assert sim_pots.tolist() == [[0, 2], [1, 2]]
+    # nothing to score
+    empty = torch.zeros(0, dtype=torch.long)
+    assert simulation_pots(empty, empty, S=2, P=3)[0].tolist() == [[2], [2]]
+
+
+@pytest.mark.parametrize("name", ["pooled", "real_agents", "neutral"])
+def test_tables_of_each_simulation_s_own_pots_score_as_tables_of_all_pots(name, monkeypatch):
+    """Parameters that differ by simulation (posterior draws, SVI, MCMC) build each
+    simulation's tables over the pots it plays only (5 of the data's 60 here): the users'
+    log-likelihoods are bit for bit those of tables over every pot, per-simulation lapses too."""
+    from scai.models import marginal
+    from scai.models.simulate import simulate
+
+    hypothesis = (
+        PRESETS[name].with_(lapse_prior=(1.0, 30.0)) if name == "neutral" else PRESETS[name]
+    )
+    policy = "selfish=0.5,fair=0.3,altruistic=0.2"
+    games = dict(
+        users=4, rounds=2, epochs=5, sims=20, currency=["dollars", "medicine"] * 10, seed=2
+    )
+    table = simulate(hypothesis, policy=policy, **games).interactions
+    data = GroupData.from_table(table)
+    S, C = data.shape[0], len(data.currencies)
+    generator = torch.Generator().manual_seed(0)
+    lam = torch.rand(3, S, generator=generator) * 3 + 0.2
+    shift = torch.randn(3, S, C, generator=generator)
+    lapse = torch.rand(3, S, generator=generator) * 0.1 if name == "neutral" else None
+    index = marginal.EventIndex.from_data(data)
+    assert index.sim_pots.shape[1] < len(data.pots) / 5
+    own = marginal.user_loglik(data, hypothesis, lam, shift, index, lapse=lapse)
+    monkeypatch.setattr(marginal, "_by_simulation", lambda *args: False)
+    every = marginal.user_loglik(data, hypothesis, lam, shift, index, lapse=lapse)
+    assert torch.equal(own, every)

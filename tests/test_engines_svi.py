@@ -382,6 +382,36 @@ def test_mixture_proposal_density_is_normalised(float64):
     assert ((ratio.mean(0) - 1).abs() < 4 * err).all(), (ratio.mean(0), err)
 
 
+def test_mixture_proposal_scores_draws_in_chunks_as_all_at_once(float64, monkeypatch):
+    """``log_prob`` solves for the draws a chunk at a time (``DIFF_BUDGET`` numbers): the
+    same densities as one solve of every draw, weighted components too; and each draw is its
+    component's location plus its factor times the draw's noise, as one gather per draw gives
+    (the draws' components and noise come from the generator in the same order)."""
+    from scai.inference import importance
+
+    density = MarginalDensity(three_mixed_groups(), PRESETS["pooled"])
+    S, W = density.coords.n_sims, density.coords.width
+    generator = torch.Generator().manual_seed(2)
+    locs = torch.randn(3, S, W, generator=generator)
+    a = torch.randn(3, S, W, W, generator=generator)
+    tril = torch.linalg.cholesky(a @ a.transpose(-1, -2) + torch.eye(W))
+    weights = torch.tensor([[0.2], [0.5], [0.3]]).expand(3, S)
+    proposal = MixtureProposal(locs, tril, df=3.0, density=density, defensive=0.0, weights=weights)
+    theta = proposal.sample(500, torch.Generator().manual_seed(3))
+    # the same stream, drawn by hand: component, noise, chi-square, then one factor per draw
+    g = torch.Generator().manual_seed(3)
+    component = torch.multinomial(weights.T.double(), 500, True, generator=g).T
+    z = torch.randn(500, S, W, generator=g, dtype=theta.dtype)
+    chi2 = 2 * torch._standard_gamma(torch.full((500, S, 1), 1.5, dtype=torch.float64), generator=g)
+    z = z / (chi2 / 3.0).sqrt().to(theta.dtype)
+    sims = torch.arange(S)
+    by_hand = locs[component, sims] + (tril[component, sims] @ z.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(theta, by_hand, rtol=0, atol=1e-12)
+    whole = proposal.log_prob(theta)
+    monkeypatch.setattr(importance, "DIFF_BUDGET", 3 * S * W * 7)  # chunks of 7 draws
+    assert torch.equal(proposal.log_prob(theta), whole)
+
+
 def test_svi_correction_option():
     """``correction=None`` keeps the guide's own draws (no importance report); an unknown
     correction is refused before fitting."""
