@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from scai.models.hypotheses import Hypothesis
-from scai.models.layout import GroupData
+from scai.models.layout import GroupData, simulation_pots
 from scai.models.model import group_tables
 from scai.models.policies import UtilityTables
 
@@ -50,8 +50,8 @@ class EventIndex:
     counts: torch.Tensor  # sparse CSR [S * U, n_cells]
     n_flat_users: int
     counts_t: torch.Tensor | None = None  # its transpose, also CSR (for the backward pass)
-    # Each simulation's own pots (:func:`simulation_pots`): ``sim_pots [S, P_s]`` indices into
-    # the data's pots and the cells' slots ``local_pot [n_cells]`` among their simulation's.
+    # Each simulation's own pots (scai.models.layout.simulation_pots): ``sim_pots [S, P_s]``,
+    # indices into the data's pots, and the cells' slots among them, ``local_pot [n_cells]``.
     sim_pots: torch.Tensor | None = None
     local_pot: torch.Tensor | None = None
 
@@ -114,31 +114,6 @@ class EventIndex:
         return cls(
             *cells, counts=counts, n_flat_users=S * U, sim_pots=sim_pots, local_pot=local_pot
         )
-
-
-def simulation_pots(
-    sim: torch.Tensor, pot: torch.Tensor, S: int, P: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For cells in simulations ``sim`` at pot indices ``pot`` (each ``[n_cells]``, of ``P``
-    pots): ``[S, P_s]`` each simulation's pots in increasing order, its spare slots filled
-    with the largest pot (``P - 1``), which one slot at least holds, and ``[n_cells]`` each
-    cell's slot among its simulation's. Tables whose parameters differ by simulation need
-    only these pots: many small groups play a few pots each of the many in the data (5 of 85
-    in 50 groups of 4 users)."""
-    pairs, slot_of_cell = torch.unique(sim * P + pot, return_inverse=True)  # sorted: sim, pot
-    pair_sim, pair_pot = pairs // P, pairs % P
-    per_sim = torch.bincount(pair_sim, minlength=S)
-    first = torch.cumsum(per_sim, 0) - per_sim
-    rank = torch.arange(len(pairs)) - first[pair_sim]
-    width = int(per_sim.max()) if len(pairs) else 1
-    # The largest pot in one slot at least (a spare slot, or a simulation that plays it; else
-    # one more slot): the tables' offers then run to the data's largest pot, and each row is
-    # the one the tables over all the data's pots hold, to the bit.
-    if len(pairs) and not bool((per_sim < width).any() or (pair_pot == P - 1).any()):
-        width += 1
-    sim_pots = torch.full((S, width), P - 1, dtype=torch.long)
-    sim_pots[pair_sim, rank] = pair_pot
-    return sim_pots, rank[slot_of_cell]
 
 
 class _SparseProduct(torch.autograd.Function):

@@ -112,6 +112,12 @@ class TableMemo:
         return self.tables
 
 
+def differentiable(*params: torch.Tensor | None) -> bool:
+    """Whether a gradient flows to any of ``params`` (SVI): then each simulation keeps tables
+    of its own (:func:`distinct_group_tables`)."""
+    return torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)
+
+
 def distinct_group_tables(
     hypothesis: Hypothesis,
     pots: torch.Tensor,
@@ -129,8 +135,7 @@ def distinct_group_tables(
     Where a gradient flows to the parameters (SVI), each simulation keeps its own table: a
     shared table would send the whole gradient of its simulations to the first of them, and
     a traced (JIT) program would freeze one call's sharing."""
-    params = [lam, shift] + ([] if lapse is None else [lapse])
-    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+    if differentiable(lam, shift, lapse):
         row = torch.arange(lam.shape[0])
         return group_tables(hypothesis, pots, lam, shift, lapse=lapse), row
     columns = [lam.unsqueeze(-1), shift] + ([] if lapse is None else [lapse.unsqueeze(-1)])
@@ -210,8 +215,15 @@ def social_contract_model(
     sims, sites = group_parameters(data, hypothesis)
     pi, lam, shift = sites["pi"], sites["lam"], sites["shift"]
     lapse = None if sites["lapse"] is None else sites["lapse"].reshape(S)
+    pots, pot_index = data.pots, data.pot_index
+    if S > 1 and differentiable(lam, shift, lapse):
+        # each simulation's tables over the pots it plays, not every pot of the data (a few of
+        # many in small groups): the same rows, read at each event's slot among them
+        sim_pots, slots = data.pot_slots()
+        if sim_pots.shape[1] < len(pots):
+            pots, pot_index = pots[sim_pots][:, None, None, :], slots
     tables, table_row = distinct_group_tables(
-        hypothesis, data.pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse, memo=memo
+        hypothesis, pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse, memo=memo
     )
     table_row = table_row.reshape(S, 1, 1)  # the simulation's row of the action tables
     sim = torch.arange(S).reshape(S, 1, 1)
@@ -229,14 +241,14 @@ def social_contract_model(
     users = pyro.plate("users", U, dim=-2, subsample_size=subsample_size if observed else None)
     with sims, users as batch, pyro.poutine.mask(mask=data.user_mask[:, batch].unsqueeze(-1)):
         if subsample_size is not None and observed:
-            data = data.users_subset(batch)
+            data, pot_index = data.users_subset(batch), pot_index[:, batch]
         z = pyro.sample("policy", dist.Categorical(type_probs), infer=ENUM)
         manner_probs = Vindex(rho)[z] if strength is None else Vindex(rho)[sim, z]
         m = pyro.sample("manner", dist.Categorical(manner_probs), infer=ENUM)
         with pyro.plate("rounds", E, dim=-1), pyro.poutine.mask(mask=data.event_mask):
             offer_dist = TableCategorical(
                 tables.offer_logp,
-                (table_row, data.currency_index, z, data.pot_index),
+                (table_row, data.currency_index, z, pot_index),
                 active=data.is_proposer,
             )
             offer = pyro.sample(
@@ -246,7 +258,7 @@ def social_contract_model(
             )
             seen = data.offer if observed or replay_offers else _offer_seen(data, offer)
             accept_logit = Vindex(tables.accept_logit)[
-                table_row, data.currency_index, z, data.pot_index, seen
+                table_row, data.currency_index, z, pot_index, seen
             ]
             accept = pyro.sample(
                 "accept",

@@ -431,7 +431,7 @@ def test_each_simulation_s_pots_are_its_cells_pots_and_the_largest():
     """:func:`simulation_pots`: a simulation's slots hold the pots its cells play, in order,
     spare slots the data's largest pot, which some slot always holds (so that the tables'
     offers run to it); a simulation without cells gets the largest pot alone."""
-    from scai.models.marginal import simulation_pots
+    from scai.models.layout import simulation_pots
 
     sim = torch.tensor([0, 0, 0, 2, 2, 2])
     pot = torch.tensor([3, 1, 3, 0, 2, 1])
@@ -474,3 +474,52 @@ def test_tables_of_each_simulation_s_own_pots_score_as_tables_of_all_pots(name, 
     monkeypatch.setattr(marginal, "_by_simulation", lambda *args: False)
     every = marginal.user_loglik(data, hypothesis, lam, shift, index, lapse=lapse)
     assert torch.equal(own, every)
+
+
+@pytest.mark.parametrize("name", ["pooled", "lapse_latent_lam_shift", "everything"])
+def test_the_models_tables_of_each_simulation_s_own_pots_give_pyros_potential(float64, name):
+    """Where a gradient flows to the tables' parameters (SVI), the Pyro model builds each
+    simulation's tables over the pots it plays (``GroupData.pot_slots``): Pyro's potential
+    and its gradient are those of tables over every pot of the data, and a minibatch of users
+    reads its own events' slots."""
+    from scai.models.layout import GroupData as Layout
+    from scai.models.simulate import simulate
+
+    hyp = HYPOTHESES[name]
+    games = dict(users=4, rounds=2, epochs=3, sims=4, currency=["dollars", "medicine"] * 2, seed=4)
+    data = GroupData.from_table(simulate(hyp, policy="selfish=0.5,fair=0.5", **games).interactions)
+    sim_pots, slots = data.pot_slots()
+    assert sim_pots.shape[1] < len(data.pots) / 2
+    assert torch.equal(sim_pots[torch.arange(4)[:, None, None], slots][data.event_mask],
+                       data.pot_index[data.event_mask])  # fmt: skip
+    ours = MarginalDensity(data, hyp)
+    theta = ours.initial() + 0.3 * torch.randn(
+        ours.coords.size, generator=torch.Generator().manual_seed(1)
+    )
+
+    def potential_and_grad():
+        pyro.set_rng_seed(0)
+        _, potential, _, _ = initialize_model(
+            social_contract_model, model_args=(data, hyp), max_plate_nesting=MAX_PLATE_NESTING
+        )
+        x = theta.clone().requires_grad_(True)
+        value = potential(pyro_params(x, ours))
+        return value.detach(), torch.autograd.grad(value, x)[0]
+
+    def minibatch_log_prob():
+        shapes = {"pi": (4, 1, 1, -1), "shift": (4, 1, -1)}
+        sites = ours.constrain(theta.clone().requires_grad_(True))
+        values = {k: v.reshape(shapes.get(k, (4, 1, 1))) for k, v in sites.items()}
+        pyro.set_rng_seed(3)  # the same users, types and manners drawn
+        conditioned = pyro.poutine.condition(social_contract_model, data=values)
+        trace = pyro.poutine.trace(conditioned).get_trace(data, hyp, subsample_size=2)
+        return trace.log_prob_sum().detach()
+
+    own = potential_and_grad(), minibatch_log_prob()
+    every = (torch.arange(len(data.pots)).expand(4, -1), data.pot_index)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Layout, "pot_slots", lambda self: every)
+        all_pots = potential_and_grad(), minibatch_log_prob()
+    torch.testing.assert_close(own[0][0], all_pots[0][0], rtol=1e-13, atol=0)
+    torch.testing.assert_close(own[0][1], all_pots[0][1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(own[1], all_pots[1], rtol=1e-13, atol=0)
