@@ -1,6 +1,6 @@
 """Tables of many small groups, and a table padded by one busy user: CPU and peak memory.
 
-Three measurements, each in a fresh process (one torch thread), of this code and, with
+Five measurements, each in a fresh process (one torch thread), of this code and, with
 ``--before OLD`` (``OLD/scai``: ``git archive``), of the code under ``OLD`` first, in turns:
 
 * ``summary``: ``Posterior.summary()`` of an exact fit (100 draws) of 5,000 simulations of 4
@@ -9,7 +9,14 @@ Three measurements, each in a fresh process (one torch thread), of this code and
   ``neutral``, and the process's peak RSS;
 * ``busy user``: ``posterior_parts`` (the saved file's groups, replicates included) of an exact
   fit with 10 draws of one simulation of 1,000 users in 5,000 games, in which one user
-  proposes in a quarter of the games, and the process's peak RSS.
+  proposes in a quarter of the games, and the process's peak RSS;
+* ``svi pooled``: ``fit(..., engine="svi")`` (its defaults: the importance correction) of the
+  first 50 of those 5,000 groups under ``pooled`` (latent currency shifts in each
+  simulation: tables that differ by simulation), and the process's peak RSS;
+* ``svi neutral``: the same fit of all 5,000 groups under ``neutral`` (``pi`` alone: the
+  importance proposal's size), and the process's peak RSS.
+
+``--only KIND`` (repeatable) runs those measurements alone.
 
 ::
 
@@ -49,6 +56,17 @@ elif kind == "density":
     start = time.process_time()
     MarginalDensity(data, PRESETS["neutral"])
     out["cpu"] = time.process_time() - start
+elif kind.startswith("svi"):
+    import warnings
+    table = read_interactions(folder / "many.csv")
+    name = kind.split()[1]
+    if name == "pooled":
+        table = table[table["sim"].isin(table["sim"].unique()[:50])]
+    start = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(table, PRESETS[name], engine="svi", seed=0)
+    out["cpu"] = time.process_time() - start
 else:
     from scai.inference.arviz_io import posterior_parts
     post = fit(read_interactions(folder / "busy.csv"), PRESETS["neutral"], num_draws=10)
@@ -58,6 +76,9 @@ else:
 out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(json.dumps(out))
 """
+
+
+KINDS = ("summary", "density", "busy user", "svi pooled", "svi neutral")
 
 
 def tables(folder: Path) -> None:
@@ -100,7 +121,7 @@ def main(args) -> None:
         codes = ([("before", args.before)] if args.before else []) + [("this code", None)]
         print(f"load average {os.getloadavg()[0]:.1f}")
         print("\n| measure | code | CPU (s) | peak RSS (GB) |\n|---|---|---:|---:|")
-        for kind in ("summary", "density", "busy user"):
+        for kind in args.only or KINDS:
             for name, code in codes:
                 got = measure(kind, folder, code)
                 print(f"| {kind} | {name} | {got['cpu']:.2f} | {got['peak_gb']:.2f} |")
@@ -109,4 +130,5 @@ def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, default=None, metavar="OLD")
+    parser.add_argument("--only", action="append", choices=KINDS, metavar="KIND")
     main(parser.parse_args())
