@@ -3,6 +3,9 @@ written after them and the same code made it (the code is part of the key)."""
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pandas as pd
 import pytest
 
@@ -54,3 +57,19 @@ def test_the_key_changes_with_the_code_and_the_policies(monkeypatch):
     monkeypatch.setattr(experiment, "code_version", lambda: "0.2.0+another")
     assert experiment._key(table, hypothesis, 0, kind, policy) != key
     assert experiment._key(table, hypothesis, 1, kind, policy) != key
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["redirected", "a terminal"])
+def test_the_fits_bar_shows_on_a_terminal_only(tmp_path, monkeypatch, capsys, terminal):
+    """As the conditions' bar (runner) and the import's: with progress asked for, the fits'
+    bar is drawn on a terminal, never into a redirected log."""
+    if terminal:
+        monkeypatch.setattr(sys, "stderr", _Terminal())
+    experiment._run_fits([(finished_fit(tmp_path), ())], workers=1, progress=True)
+    drawn = sys.stderr.getvalue() if terminal else capsys.readouterr().err
+    assert ("fits" in drawn) == terminal, drawn

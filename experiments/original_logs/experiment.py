@@ -305,7 +305,7 @@ def _readers(logs: dict[str, pd.DataFrame], runs: pd.DataFrame, tones, reader):
 def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
     """Run the fits ``(cache path, arguments of _fit_to_cache)`` not yet cached, in ``workers``
     processes (default: one per core)."""
-    bar = progress_bar(total=len(fits), desc="fits", disable=not progress)
+    bar = progress_bar(total=len(fits), desc="fits", disable=None if progress else True)
     todo = [args for path, args in fits if not cached(path)]
     bar.update(len(fits) - len(todo))
     workers = min(workers or os.cpu_count() or 1, len(todo))
