@@ -6,8 +6,10 @@ and ``scai tone-reader`` on the command line. (The real logs: ``test_tone_reader
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import sys
 
 import numpy as np
 import pandas as pd
@@ -396,6 +398,24 @@ def test_conditions_are_held_out_whole(messages):
     # one policy: each tone in one condition, which its reader never saw (it read 0%)
     with pytest.raises(ValueError, match=r"one fold: neutral \(1 of the conditions\)"):
         held_out(messages, "conditions", options=TINY)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["redirected", "a terminal"])
+def test_held_out_readers_are_counted_on_a_terminal_only(monkeypatch, capsys, terminal):
+    """``held_out(..., progress=True)`` (scai tone-reader evaluate, original-logs' readers):
+    a bar of the readers trained, one per fold, drawn on a terminal and never into a log."""
+    two = labelled_messages(*synthetic_logs(runs=12, seed=4, policies=("fair", "selfish")))
+    if terminal:
+        monkeypatch.setattr(sys, "stderr", _Terminal())
+    held_out(two, "conditions", options=TINY, progress=True)
+    drawn = sys.stderr.getvalue() if terminal else capsys.readouterr().err
+    folds = two["condition"].nunique()
+    assert (f"{folds}/{folds}" in drawn and "conditions held out" in drawn) == terminal, drawn
 
 
 def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():

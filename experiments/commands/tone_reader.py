@@ -172,7 +172,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
         warnings.warn(f"whole conditions not held out: {why}", UnusedOptionWarning, stacklevel=1)
         schemes = ("runs",)
     for scheme in schemes:
-        evaluation = held_out(messages, scheme, folds, seed, options)
+        evaluation = held_out(messages, scheme, folds, seed, options, progress=True)
         print(evaluation.report())
         if scheme == "conditions":
             table = evaluation.by_group("condition")

@@ -226,7 +226,7 @@ def run(
     games = user_games(logs["games"])
     runs = complete_runs(runs, games, out / "import" / "logs.report.md")
     policies = configured_policies(logs["users"], runs, hypotheses)
-    reader_of = _readers(logs, runs, tones, reader)
+    reader_of = _readers(logs, runs, tones, reader, progress)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     reference = reference_rows(games, logs["gpt4"])
@@ -286,13 +286,15 @@ def run(
     return summary, write_figures(summary, figures, curve)
 
 
-def _readers(logs: dict[str, pd.DataFrame], runs: pd.DataFrame, tones, reader):
+def _readers(
+    logs: dict[str, pd.DataFrame], runs: pd.DataFrame, tones, reader, progress: bool = False
+):
     """The tone reader of each condition (``experiment/condition``): ``reader`` if given;
     else, with ``read`` among ``tones``, a reader that never saw the condition
     (:func:`cross_fitted_readers`), or the shipped one where the logs hold a single condition."""
     if reader is not None or "read" not in tones:
         return lambda cond: reader
-    held_out = cross_fitted_readers(logs)
+    held_out = cross_fitted_readers(logs, progress)
     if not held_out:
         from scai.models.tone_reader import default_reader
 

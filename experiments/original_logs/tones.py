@@ -45,17 +45,19 @@ def with_tones(
     return apply_tones(table, hypothesis, mode, reader)
 
 
-def cross_fitted_readers(logs: dict[str, pd.DataFrame]) -> dict[str, ToneReader]:
+def cross_fitted_readers(
+    logs: dict[str, pd.DataFrame], progress: bool = False
+) -> dict[str, ToneReader]:
     """Per condition of the logs (``policy_manner``, as the runs table names it): a reader
     trained, as the shipped one, on the users' messages of every other condition, carrying
     the confusion matrix estimated that way (:meth:`Evaluation.held_out_readers`): the reads
     are out of sample; the matrix, pooled over every condition's held-out reads, holds this
     condition's own among them. Empty where the logs have fewer than two
-    conditions (nothing to hold out)."""
+    conditions (nothing to hold out). ``progress``: a bar of the readers, on a terminal."""
     from scai.models.tone_reader.evaluation import held_out
     from scai.models.tone_reader.training import confusion_scheme, labelled_messages
 
     messages = labelled_messages(logs["games"], logs["users"], logs["runs"])
     if confusion_scheme(messages) != "conditions":
         return {}
-    return held_out(messages, "conditions").held_out_readers()
+    return held_out(messages, "conditions", progress=progress).held_out_readers()

@@ -171,9 +171,14 @@ def held_out(
     folds: int = 10,
     seed: int = 0,
     options: TrainingOptions | None = None,
+    progress: bool = False,
 ) -> Evaluation:
     """Read every message with a reader trained without its run (``runs``, ``folds`` folds)
-    or its condition (``conditions``; ``folds`` is ignored): see the module docstring."""
+    or its condition (``conditions``; ``folds`` is ignored): see the module docstring.
+    ``progress``: a bar of the readers trained, on a terminal (ten times the original logs
+    take ~10 s a reader)."""
+    from scai.inference.progress import progress_bar  # (the layer above, on first use)
+
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     if scheme == "conditions":
@@ -188,11 +193,15 @@ def held_out(
     labels: set[str] = set()
     texts, tones = messages["text"].to_numpy(), messages["tone"].to_numpy()
     readers = {}
-    for k in np.unique(fold):
+    held = np.unique(fold)
+    bar = progress_bar(len(held), f"readers, {scheme} held out", None if progress else True)
+    for k in held:
         test = fold == k
         readers[int(k)] = reader = fit_classifier(texts[~test], tones[~test], options)
         reported[test] = reader.read(texts[test].tolist())
         labels.update(reader.labels)
+        bar.update()
+    bar.close()
     predictions = messages.assign(fold=fold, reported=reported)
     return Evaluation(
         scheme,
