@@ -145,13 +145,18 @@ def lattice_clone_loglik(
         e = (rows - top_r).exp()
         own = (e @ pi_grid.T).unsqueeze(-1)  # [t, S, V, G, 1]
         c_r = c.reshape(t, 1, 1, 1, 1)
-        # f = c e[z0] + (1 - c) own: both products on the small factors, one full-size sum
-        terms = torch.add((c_r * e.unsqueeze(-2)), (1 - c_r) * own)  # [t, S, V, G, K0]
-        terms = terms.log_().add_(top_r.unsqueeze(-1)).mul_(count[..., None, None])
-        terms.masked_fill_(~undecided[..., None, None], 0.0)  # decided: counted above
+        # f = c e[z0] + (1 - c) own: both products on the small factors, then one user's
+        # [t, S, G, K0] sum at a time (all users' at once: a block that outgrew the caches)
+        clone_part, own_part = c_r * e.unsqueeze(-2), (1 - c_r) * own
+        shift, weight = top_r.unsqueeze(-1), count[..., None, None]
         by_z0 = by_z0.contiguous()
         for v in range(users.shape[1]):  # user by user, in order (as one index_add would)
-            by_z0.add_(terms[:, :, v])
+            if not bool(undecided[:, :, v].any()):
+                continue  # decided wherever it counts: counted above
+            term = torch.add(clone_part[:, :, v], own_part[:, :, v])  # [t, S, G, K0]
+            term = term.log_().add_(shift[:, :, v]).mul_(weight[:, v])
+            term.masked_fill_(~undecided[:, :, v, None, None], 0.0)
+            by_z0.add_(term)
     return torch.logsumexp(pi_grid.log() + by_z0, dim=-1)
 
 
