@@ -122,8 +122,8 @@ def lattice_clone_loglik(
     b])`` (the other types' terms are below ``e^-DECIDED_NATS`` of it), so the decided users of a
     type count together as in :func:`lattice_group_loglik`. The undecided need a ``[G, K0]``
     block each: the users that carry weight in ``mask`` (one per kind of clone, from
-    :func:`distinct_users`) are gathered into a dense ``[t, S, V, G, K0]`` block, ``V`` the most
-    such users in any simulation, and added user by user in their order.
+    :func:`distinct_users`) are gathered (``V`` the most such users in any simulation) and their
+    ``[t, S, G, K0]`` terms added user by user in their order.
     """
     t, S, U, K = L.shape
     c = clone.to(L.dtype).reshape(t, 1, 1, 1)  # [t, 1(g), 1(z0), 1(b)]

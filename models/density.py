@@ -27,6 +27,7 @@ from scai.models.layout import GroupData
 from scai.models.marginal import (
     EventIndex,
     group_loglik,
+    own_pots,
     prototype_loglik,
     shared_by_simulations,
     tone_loglik,
@@ -76,10 +77,12 @@ class MarginalDensity:
             self.fixed_loglik = user_loglik(
                 data, hypothesis, lam_1, shift_1, self.index, self.tones
             )
-        # With the currency shifts fixed, only lam varies: the utilities are constants.
+        # With the currency shifts fixed, only lam varies: the utilities are constants, one
+        # set per simulation ([S, C] shifts), over each simulation's own pots where narrower.
         self.utilities = None
         if not (self.coords.latent_shared or self.coords.latent_shift):
-            self.utilities = group_utilities(hypothesis, data.pots, shift)
+            own = own_pots(data, self.index)
+            self.utilities = group_utilities(hypothesis, data.pots if own is None else own, shift)
         self.numpy: NumpyMarginal | AgentMarginal
         if _plain(hypothesis):
             self.numpy = NumpyMarginal(data, hypothesis, self.index, self.tones)

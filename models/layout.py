@@ -110,7 +110,13 @@ class GroupData:
     def pot_slots(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Each simulation's own pots (:func:`simulation_pots` of the events): ``[S, P_s]``
         indices into ``pots``, and ``[S, U, E]`` each event's slot among its simulation's (0 on
-        padding)."""
+        padding). Worked out once per data (the model asks at every SVI step: 0.3 s on 200,000
+        events); a subset of the data works out its own."""
+        if "_pot_slots" not in self.__dict__:
+            self.__dict__["_pot_slots"] = self._own_pot_slots()
+        return self.__dict__["_pot_slots"]
+
+    def _own_pot_slots(self) -> tuple[torch.Tensor, torch.Tensor]:
         S = self.shape[0]
         sims = torch.arange(S)[:, None, None].expand_as(self.event_mask)[self.event_mask]
         sim_pots, slot = simulation_pots(sims, self.pot_index[self.event_mask], S, len(self.pots))

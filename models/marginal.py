@@ -203,8 +203,13 @@ def action_loglik(
     else:
         lapse_now = lapse
     pots, pot_at = data.pots, index.pot
-    if _by_simulation(index, len(pots), utilities, lam, shift, lapse_now):
-        pots, pot_at = pots[index.sim_pots][:, None, None, :], index.local_pot  # [S, 1, 1, P_s]
+    if utilities is not None:
+        if utilities.pots.dim() > 1:  # computed over each simulation's own pots
+            pot_at = index.local_pot
+    elif _differ_by_simulation(lam, shift, lapse_now):
+        own = own_pots(data, index)
+        if own is not None:
+            pots, pot_at = own, index.local_pot
     tables = group_tables(hypothesis, pots, lam, shift, utilities, lapse_now)
     # Move the type dimension last so the cell gather is one advanced index.
     offer_lp = tables.offer_logp.movedim(-3, -1)  # [..., S, C, P, O, K]
@@ -231,20 +236,22 @@ def action_loglik(
     return out.reshape(*batch, S, U, K)
 
 
-def _by_simulation(
-    index: EventIndex,
-    P: int,
-    utilities: UtilityTables | None,
-    lam: torch.Tensor,
-    shift: torch.Tensor,
-    lapse: torch.Tensor | None,
+def own_pots(data: GroupData, index: EventIndex) -> torch.Tensor | None:
+    """``[S, 1, 1, P_s]``: each simulation's own pots (``index.sim_pots``), the pots of tables
+    that differ by simulation, where the simulations play fewer pots each than the data hold
+    (``None`` otherwise, and for one simulation): :func:`action_loglik` reads such tables, or
+    utilities computed over these pots (:class:`~scai.models.density.MarginalDensity`), at
+    each cell's slot ``index.local_pot``."""
+    if data.shape[0] < 2 or index.sim_pots is None or index.sim_pots.shape[-1] >= len(data.pots):
+        return None
+    return data.pots[index.sim_pots][:, None, None, :]
+
+
+def _differ_by_simulation(
+    lam: torch.Tensor, shift: torch.Tensor, lapse: torch.Tensor | None
 ) -> bool:
-    """Whether :func:`action_loglik` builds each simulation's tables over its own pots only
-    (``index.sim_pots``): where the tables differ by simulation (a parameter with a simulation
-    dimension above 1) and the simulations play fewer pots each than the data hold; ``utilities``
-    given were computed over all the data's pots."""
-    if utilities is not None or index.sim_pots is None or index.sim_pots.shape[-1] >= P:
-        return False
+    """Whether tables of these parameters differ by simulation (a simulation dimension above
+    1): then :func:`action_loglik` builds each simulation's over its own pots."""
     sizes = [lam.shape[-1], shift.shape[-2]] + ([] if lapse is None else [lapse.shape[-1]])
     return max(sizes) > 1
 

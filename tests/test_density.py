@@ -471,9 +471,31 @@ def test_tables_of_each_simulation_s_own_pots_score_as_tables_of_all_pots(name, 
     index = marginal.EventIndex.from_data(data)
     assert index.sim_pots.shape[1] < len(data.pots) / 5
     own = marginal.user_loglik(data, hypothesis, lam, shift, index, lapse=lapse)
-    monkeypatch.setattr(marginal, "_by_simulation", lambda *args: False)
+    monkeypatch.setattr(marginal, "own_pots", lambda data, index: None)
     every = marginal.user_loglik(data, hypothesis, lam, shift, index, lapse=lapse)
     assert torch.equal(own, every)
+
+
+@pytest.mark.parametrize("name", ["latent_lam", "lapse_latent", "real_agents_latent_lam"])
+def test_the_density_s_fixed_utilities_over_each_simulation_s_own_pots(float64, name, monkeypatch):
+    """With the shifts fixed, ``MarginalDensity`` computes the utilities once, over each
+    simulation's own pots, and ``action_loglik`` reads them at the cells' slots: the log joint
+    is bit for bit the one of utilities over every pot of the data."""
+    from scai.models import density as density_module
+    from scai.models.simulate import simulate
+
+    hyp = HYPOTHESES[name]
+    games = dict(users=4, rounds=2, epochs=3, sims=6, seed=5)
+    data = GroupData.from_table(simulate(hyp, policy="selfish=0.5,fair=0.5", **games).interactions)
+    own = MarginalDensity(data, hyp)
+    assert own.utilities.pots.shape[:-1] == (6, 1, 1)  # each simulation's own
+    theta = own.initial() + 0.4 * torch.randn(
+        4, own.coords.size, generator=torch.Generator().manual_seed(2)
+    )
+    monkeypatch.setattr(density_module, "own_pots", lambda data, index: None)
+    every = MarginalDensity(data, hyp)
+    assert every.utilities.pots.dim() == 1
+    assert torch.equal(own.log_joint(theta), every.log_joint(theta))
 
 
 @pytest.mark.parametrize("name", ["pooled", "lapse_latent_lam_shift", "everything"])
