@@ -498,7 +498,7 @@ class Hypothesis:
                 message = type(message)(f"{source}: {message}")
             warnings.warn(message, stacklevel=outside_scai())
         _warn_inert_stereotype(raw, hypothesis, source)
-        _warn_fixed_beside_prior(raw, hypothesis, source)
+        _warn_fixed_beside_prior(raw, source)
         return hypothesis
 
     @classmethod
@@ -628,21 +628,17 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
-def _warn_fixed_beside_prior(raw: dict[str, Any], hypothesis: Hypothesis, source: str) -> None:
-    """A :class:`HypothesisWarning` for a file's fixed value that its prior replaces: ``lapse``
-    beside ``lapse_prior``, and ``stereotype_strength`` beside ``stereotype_prior`` with a
-    ``[stereotype]`` table to mix in (without one, :func:`_warn_inert_stereotype` names the
-    prior). The fit learns the value from the prior's Beta and never reads the fixed one."""
-    pairs = [("lapse", "lapse_prior")]
-    if hypothesis.stereotype:
-        pairs.append(("stereotype_strength", "stereotype_prior"))
-    for fixed, prior in pairs:
-        if raw.get(fixed) and prior in raw:
-            why = (
-                f"{fixed} = {raw[fixed]} is not used: {prior} learns it (a Beta prior); "
-                f"drop {fixed}, or {prior} to keep it fixed"
-            )
-            warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
+def _warn_fixed_beside_prior(raw: dict[str, Any], source: str) -> None:
+    """A :class:`HypothesisWarning` for a file's ``lapse`` (other than the default 0) beside
+    ``lapse_prior``: the fit learns the lapse from the prior's Beta and never reads the fixed
+    one. (A ``stereotype_strength`` beside ``stereotype_prior`` is what
+    ``real_agents_stereotyped`` itself saves: not warned of.)"""
+    if raw.get("lapse") and "lapse_prior" in raw:
+        why = (
+            f"lapse = {raw['lapse']} is not used: lapse_prior learns it (a Beta prior); drop "
+            "lapse, or lapse_prior to keep it fixed"
+        )
+        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
 def _why(bound: str, value: float) -> str:

@@ -309,37 +309,32 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
 
 
-def test_a_fixed_value_beside_its_prior_is_named(tmp_path):
-    """A file's ``lapse`` beside ``lapse_prior`` (and a ``stereotype_strength`` beside a
-    ``stereotype_prior`` with a table) was dropped in silence: the prior learns the value.
-    Each is a HypothesisWarning naming the file and the value; a prior alone, or beside the
-    default lapse of 0, is quiet."""
+def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):
+    """A file's ``lapse`` beside ``lapse_prior`` was dropped in silence: the prior learns the
+    lapse. It is a HypothesisWarning naming the file and the value; a prior alone, or beside
+    the default lapse of 0, is quiet, and so is every preset saved and loaded again
+    (``real_agents_stereotyped`` saves a strength beside its ``stereotype_prior``)."""
     import warnings
 
     from scai.models.errors import HypothesisWarning
     from scai.models.hypotheses import get_hypothesis
 
-    table = "[stereotype.selfish]\nrude = 1.0\n"
-    cases = {
-        "lapse.toml": ('name = "l"\nlapse = 0.05\nlapse_prior = [1.0, 30.0]\n', "lapse = 0.05"),
-        "strength.toml": (
-            'name = "s"\nstereotype_strength = 0.8\nstereotype_prior = [8.0, 2.0]\n' + table,
-            "stereotype_strength = 0.8 is not used: stereotype_prior learns it",
-        ),
-    }
-    for name, (text, words) in cases.items():
-        (tmp_path / name).write_text(text)
-        with pytest.warns(HypothesisWarning, match=words) as caught:
-            hypothesis = get_hypothesis(tmp_path / name)
-        assert str(tmp_path / name) in str(caught[0].message)
-        assert hypothesis.lapse_prior or hypothesis.stereotype_prior  # (what the fit learns)
+    text = 'name = "l"\nlapse = 0.05\nlapse_prior = [1.0, 30.0]\n'
+    (tmp_path / "lapse.toml").write_text(text)
+    with pytest.warns(HypothesisWarning, match="lapse = 0.05 is not used") as caught:
+        hypothesis = get_hypothesis(tmp_path / "lapse.toml")
+    assert str(tmp_path / "lapse.toml") in str(caught[0].message)
+    assert hypothesis.lapse_prior == (1.0, 30.0)  # (what the fit learns)
     quiet = {
         "prior.toml": 'name = "p"\nlapse_prior = [1.0, 30.0]\n',
         "zero.toml": 'name = "z"\nlapse = 0.0\nlapse_prior = [1.0, 30.0]\n',
-        "learned.toml": 'name = "q"\nstereotype_prior = [8.0, 2.0]\n' + table,
     }
     for name, text in quiet.items():
         (tmp_path / name).write_text(text)
+    for name, preset in PRESETS.items():
+        preset.save(tmp_path / f"{name}.toml")
+        quiet[f"{name}.toml"] = ""
+    for name in quiet:
         with warnings.catch_warnings():
             warnings.simplefilter("error", HypothesisWarning)
             get_hypothesis(tmp_path / name)
