@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from scai.models.data import (
+    _INT_COLUMNS,
     ID_CHARACTERS,
     INTERACTION_COLUMNS,
     MAX_INDEX,
@@ -220,7 +221,7 @@ def _table(fields: tuple, rows: int) -> pd.DataFrame:
     given = dict(zip(_FIELD_COLUMNS, fields, strict=True))
     columns = {}
     for column in INTERACTION_COLUMNS:
-        ints = column in ("epoch", "round", "pot", "offer", "accepted")
+        ints = column in _INT_COLUMNS
         value = given.get(column, 1 if column == "epoch" else "")
         if np.ndim(value) == 0:
             value = [value] * rows

@@ -50,6 +50,16 @@ def simulation_pots(
     return sim_pots, rank[slot_of_cell]
 
 
+def own_pot_values(pots: torch.Tensor, sim_pots: torch.Tensor) -> torch.Tensor | None:
+    """``[S, 1, 1, P_s]``: the pots ``pots[sim_pots]`` of tables that differ by simulation,
+    each simulation's own (:func:`simulation_pots`), where the simulations play fewer pots
+    each than the data hold; ``None`` otherwise, and for one simulation (its tables span the
+    data's pots already)."""
+    if sim_pots.shape[0] < 2 or sim_pots.shape[-1] >= len(pots):
+        return None
+    return pots[sim_pots][:, None, None, :]
+
+
 @dataclass
 class GroupData:
     """Padded per-user event tensors for ``S`` simulations (groups) of up to ``U`` users.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from scai.models.hypotheses import Hypothesis
-from scai.models.layout import GroupData, simulation_pots
+from scai.models.layout import GroupData, own_pot_values, simulation_pots
 from scai.models.model import group_tables
 from scai.models.policies import UtilityTables
 
@@ -242,9 +242,7 @@ def own_pots(data: GroupData, index: EventIndex) -> torch.Tensor | None:
     (``None`` otherwise, and for one simulation): :func:`action_loglik` reads such tables, or
     utilities computed over these pots (:class:`~scai.models.density.MarginalDensity`), at
     each cell's slot ``index.local_pot``."""
-    if data.shape[0] < 2 or index.sim_pots is None or index.sim_pots.shape[-1] >= len(data.pots):
-        return None
-    return data.pots[index.sim_pots][:, None, None, :]
+    return None if index.sim_pots is None else own_pot_values(data.pots, index.sim_pots)
 
 
 def _differ_by_simulation(

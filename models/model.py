@@ -39,7 +39,7 @@ from pyro.ops.indexing import Vindex
 
 from scai.models.distinct import distinct_rows
 from scai.models.hypotheses import Hypothesis
-from scai.models.layout import GroupData
+from scai.models.layout import GroupData, own_pot_values
 from scai.models.policies import (
     ActionTables,
     UtilityTables,
@@ -220,8 +220,9 @@ def social_contract_model(
         # each simulation's tables over the pots it plays, not every pot of the data (a few of
         # many in small groups): the same rows, read at each event's slot among them
         sim_pots, slots = data.pot_slots()
-        if sim_pots.shape[1] < len(pots):
-            pots, pot_index = pots[sim_pots][:, None, None, :], slots
+        own = own_pot_values(pots, sim_pots)
+        if own is not None:
+            pots, pot_index = own, slots
     tables, table_row = distinct_group_tables(
         hypothesis, pots, lam.reshape(S), shift.reshape(S, C), lapse=lapse, memo=memo
     )
