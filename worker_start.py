@@ -247,8 +247,9 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 def start_worker(parent: int) -> None:
     """Each worker's initializer: ignore Ctrl-C, exit when the program ``parent`` (the pid of
     the process that made the pool) or this worker's own parent (the program, or the worker
-    server) dies, keep freed memory for reuse (:func:`keep_freed_memory`), and show warnings
-    on one line each (:func:`_one_line_warning`)."""
+    server) dies, keep freed memory for reuse (:func:`keep_freed_memory`), show warnings
+    on one line each (:func:`_one_line_warning`), and draw progress bars without a
+    semaphore (:func:`_bars_without_a_semaphore`)."""
     global _parent, _program, _program_fd
     _parent, _program = os.getppid(), parent
     if parent != _parent and hasattr(os, "pidfd_open"):
@@ -269,6 +270,19 @@ def start_worker(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
     threading.Thread(target=_watch_parent, name="scai-parent-watchdog", daemon=True).start()
     exit_if_orphaned()  # the parent died before the signal was set up
+    _bars_without_a_semaphore()  # tqdm: imported by the server already, or light
+
+
+def _bars_without_a_semaphore() -> None:
+    """tqdm's bars share a lock that it makes, by default, as a multiprocessing lock: in a
+    worker, a named POSIX semaphore. Ctrl-C kills the workers, and Python's resource tracker
+    then found each worker's semaphore left behind ("There appear to be 2 leaked semaphore
+    objects" after an interrupted run whose workers had made a bar: human-data's chains). A
+    worker's bars are its own (it shares no lock with the program: workers are forked from
+    the server), so a thread lock does."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

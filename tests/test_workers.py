@@ -229,6 +229,32 @@ def test_a_workers_warning_is_one_line():
     assert lines == ["scai: warning: UserWarning: a grid too coarse for this posterior"], lines
 
 
+BARS_THEN_CTRL_C = """
+from scai.inference.workers import stop_workers, worker_pool
+
+def make_a_bar(_):
+    from scai.inference.progress import progress_bar
+
+    progress_bar(10, "chain", disable=True).close()
+
+if __name__ == "__main__":
+    list(worker_pool(2).map(make_a_bar, range(4)))
+    stop_workers()  # what Ctrl-C does: the workers are killed
+"""
+
+
+def test_workers_killed_after_drawing_bars_leave_no_semaphore(tmp_path):
+    """tqdm made each worker's bar lock a named semaphore, which a worker killed on Ctrl-C
+    left behind: Python's resource tracker warned of "leaked semaphore objects" at the exit
+    of every interrupted human-data run. A worker's bars now take a thread lock."""
+    (script := tmp_path / "bars.py").write_text(BARS_THEN_CTRL_C)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr, done.stderr
+
+
 POOL_GARBAGE_COLLECTION = """
 import gc
 from scai.worker_start import start_worker_server
