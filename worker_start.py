@@ -279,7 +279,8 @@ def _bars_without_a_semaphore() -> None:
     then found each worker's semaphore left behind ("There appear to be 2 leaked semaphore
     objects" after an interrupted run whose workers had made a bar: human-data's chains). A
     worker's bars are its own (it shares no lock with the program: workers are forked from
-    the server), so a thread lock does."""
+    the server), so a thread lock does. (A Dask cluster's workers, ``scai sweep --backend
+    dask``, are the cluster's processes, not these: their bars are left as tqdm makes them.)"""
     from tqdm import tqdm
 
     tqdm.set_lock(threading.RLock())

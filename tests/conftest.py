@@ -3,8 +3,8 @@
 ArviZ writes a daily warning file under ``$XDG_CACHE_HOME`` and matplotlib its font cache under
 ``$MPLCONFIGDIR``: both point at a temporary folder, set here at import time so that they are in
 place before any test module imports those libraries. The folder is removed when the session
-ends. Under pytest-xdist (``addopts`` in ``pyproject.toml``) each worker process keeps to one
-torch thread.
+ends. The tests keep to one torch thread, in each pytest-xdist worker (``addopts`` in
+``pyproject.toml``) or in pytest's own process.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ os.environ["MPLCONFIGDIR"] = str(_TMP_HOME / "matplotlib")
 (_TMP_HOME / "cache").mkdir()
 (_TMP_HOME / "matplotlib").mkdir()
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # pytest-xdist runs the tests in one process per core: each keeps to one torch thread,
-    # or their intra-op threads would fight over the same cores.
-    import torch
+# pytest-xdist runs the tests in one process per core: each keeps to one torch thread, or
+# their intra-op threads would fight over the same cores; so do the tests in pytest's own
+# process (`-n 0`), so that a failure there is the one the workers saw.
+import torch  # noqa: E402
 
-    torch.set_num_threads(1)
+torch.set_num_threads(1)
 
 #: Real human ultimatum-game data, read in place beside the project (see ../shared/data).
 STUDY1_UG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "study1_ug.csv"

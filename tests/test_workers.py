@@ -235,10 +235,12 @@ from scai.inference.workers import stop_workers, worker_pool
 def make_a_bar(_):
     from scai.inference.progress import progress_bar
 
-    progress_bar(10, "chain", disable=True).close()
+    bar = progress_bar(10, "chain", disable=True)
+    bar.close()
+    return type(bar.get_lock()).__name__
 
 if __name__ == "__main__":
-    list(worker_pool(2).map(make_a_bar, range(4)))
+    print(sorted(set(worker_pool(2).map(make_a_bar, range(4)))))
     stop_workers()  # what Ctrl-C does: the workers are killed
 """
 
@@ -252,6 +254,7 @@ def test_workers_killed_after_drawing_bars_leave_no_semaphore(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['RLock']"]  # tqdm's default: TqdmDefaultWriteLock
     assert "leaked" not in done.stderr, done.stderr
 
 
