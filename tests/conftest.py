@@ -74,15 +74,25 @@ def float64():
 @pytest.fixture(scope="session")
 def human_synthetic_run(tmp_path_factory) -> tuple[Path, Path]:
     """``scai run human-data --quick --data synthetic`` with no data folder named (the run must
-    not need ``../shared``), once per session: the registry test and the human-data tests
-    read the same run. Returns ``(OUT/human-data, figures)``."""
+    not need ``../shared``), once per test session: the registry test and the human-data tests
+    read the same run (they copy it to change it). pytest-xdist's workers share it: the first to
+    take its lock makes it in the session's folder, above each worker's own. Returns
+    ``(OUT/human-data, figures)``."""
     from scai.experiments.cli import main
+    from scai.experiments.locking import locked
 
-    out = tmp_path_factory.mktemp("human-synthetic")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    out = base / "human-synthetic"
     figures = out / "figs"
-    argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("SCAI_DATA_DIR", raising=False)
-        code = main([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
-    assert code == 0
+    with locked(base, name="human-synthetic.lock", what="the tests' human-data run", wait=True):
+        done = base / "human-synthetic.done"
+        if not done.exists():
+            argv = ["run", "human-data", "--quick", "--data", "synthetic", "--seed", "1"]
+            with pytest.MonkeyPatch.context() as patch:
+                patch.delenv("SCAI_DATA_DIR", raising=False)
+                code = main([*argv, "--out", str(out), "--figures", str(figures), "--workers", "2"])
+            assert code == 0
+            done.touch()
     return out / "human-data", figures
