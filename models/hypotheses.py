@@ -223,6 +223,15 @@ class Hypothesis:
             for i, value in enumerate(prior):
                 _check_range(f"{key}[{i}]", value, "beta prior")
             object.__setattr__(self, key, (float(prior[0]), float(prior[1])))
+        if self.lapse and self.lapse_prior is not None:  # a file's, with_'s or the caller's
+            why = (
+                f"lapse = {self.lapse} is not used: lapse_prior learns it (a Beta prior); drop "
+                "lapse, or lapse_prior to keep it fixed"
+            )
+            warnings.warn(
+                HypothesisWarning(why),
+                stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
+            )
         for p in self.policies:
             if p.norm and p.norm not in names:
                 raise HypothesisError(
@@ -498,7 +507,6 @@ class Hypothesis:
                 message = type(message)(f"{source}: {message}")
             warnings.warn(message, stacklevel=outside_scai())
         _warn_inert_stereotype(raw, hypothesis, source)
-        _warn_fixed_beside_prior(raw, source)
         return hypothesis
 
     @classmethod
@@ -624,19 +632,6 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
         why = (
             f"stereotype_strength = {raw['stereotype_strength']} changes nothing: there is no "
             "[stereotype] table (manner weights of a type) for it to mix in"
-        )
-        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
-
-
-def _warn_fixed_beside_prior(raw: dict[str, Any], source: str) -> None:
-    """A :class:`HypothesisWarning` for a file's ``lapse`` (other than the default 0) beside
-    ``lapse_prior``: the fit learns the lapse from the prior's Beta and never reads the fixed
-    one. (A ``stereotype_strength`` beside ``stereotype_prior`` is what
-    ``real_agents_stereotyped`` itself saves: not warned of.)"""
-    if raw.get("lapse") and "lapse_prior" in raw:
-        why = (
-            f"lapse = {raw['lapse']} is not used: lapse_prior learns it (a Beta prior); drop "
-            "lapse, or lapse_prior to keep it fixed"
         )
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 

@@ -338,6 +338,18 @@ def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", HypothesisWarning)
             get_hypothesis(tmp_path / name)
+    # In Python too (it was a file's warning alone): the constructor and with_, pointed at
+    # the caller's line; the prior alone, or with_(lapse=0.0) beside it, is quiet.
+    learned = Hypothesis(lapse_prior=(1.0, 30.0))
+    with pytest.warns(HypothesisWarning, match="lapse = 0.1 is not used") as caught:
+        learned.with_(lapse=0.1)
+    assert caught[0].filename == __file__
+    with pytest.warns(HypothesisWarning, match="lapse = 0.05 is not used"):
+        Hypothesis(lapse=0.05, lapse_prior=(1.0, 30.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        assert learned.with_(lapse=0.0).lapse_prior == (1.0, 30.0)
+        assert learned.with_(lapse=0.1, lapse_prior=None).lapse == 0.1
 
 
 def test_with_fewer_policies_keeps_one_concentration_for_all_or_asks_for_it():
