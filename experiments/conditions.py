@@ -8,7 +8,7 @@ import json
 import warnings
 from dataclasses import dataclass, fields
 
-from scai.models.errors import HypothesisError, StereotypeStrengthWarning
+from scai.models.errors import HypothesisError, HypothesisWarning, StereotypeStrengthWarning
 from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis, is_hypothesis_file
 
 VARIANTS = ("1v9", "9v1")
@@ -95,8 +95,14 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
                 f"change; allowed: {', '.join(HYPOTHESIS_SETTINGS)}"
             )
         changes[key] = value  # (one pi_concentration for every policy: with_ spreads it)
-    # One copy, validated once (a sweep builds tens of thousands of these).
-    return hyp.with_(**changes) if changes else hyp
+    if not changes:
+        return hyp
+    # One copy, validated once (a sweep builds tens of thousands of these). A lapse set beside
+    # the hypothesis's lapse_prior is a sweep's setting that changes nothing: the sweep refuses
+    # it, naming its key (scai.experiments.sweep.cells), rather than the warning of with_.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"lapse = .* is not used", HypothesisWarning)
+        return hyp.with_(**changes)
 
 
 def hypothesis_label(hypothesis: str) -> str:
