@@ -64,8 +64,9 @@ def output_dir(args, name: str) -> Path:
 
 
 def cache_dir(args, name: str) -> Path:
-    """Where an experiment caches its finished conditions: ``OUT/NAME/cache``."""
-    return output_dir(args, name) / "cache"
+    """Where an experiment caches its finished conditions: ``OUT/NAME/cache`` (made when the
+    cache is opened: a plan is made to be checked too, before the run writes anything)."""
+    return Path(args.out) / name / "cache"
 
 
 def figure_path(args) -> Path:

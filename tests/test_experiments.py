@@ -615,6 +615,32 @@ def test_a_file_the_run_merges_into_that_it_cannot_read_is_named_before_any_work
     assert not (out / "alignment" / "cache").exists()
 
 
+@pytest.mark.parametrize(
+    "experiment, kept, missing",
+    [("alignment", "altruistic", "fair"), ("inconsistency", "fair", "altruistic")],
+)
+def test_a_hypothesis_without_the_users_type_is_refused_before_any_work(
+    tmp_path, capsys, experiment, kept, missing
+):
+    """``scai run alignment --hypothesis F`` with no ``fair`` type in F failed in a worker,
+    after the run had begun, with "unknown policy 'fair'; allowed: ...", naming no condition
+    or file (a red-team find): each condition's users have a norm whose posterior probability
+    is measured, so the hypothesis must hold that type. Refused first; nothing written."""
+    hypothesis = tmp_path / "two.toml"
+    hypothesis.write_text(f"[policies.selfish]\nw = 0.0\n[policies.{kept}]\nw = 1.0\n")
+    out = tmp_path / "out"
+    argv = ["run", experiment, "--quick", "--workers", "1", "--out", str(out)]
+    assert main([*argv, "--hypothesis", str(hypothesis)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"scai run: error: --hypothesis {hypothesis}: {experiment}'s ")
+    assert (
+        f"simulates users of the norm {missing!r}, not a type of the hypothesis (its types: "
+        f"selfish, {kept}), and measures the assistant's belief in it"
+    ) in err
+    assert not out.exists()
+
+
 def test_generalization_into_a_used_folder_keeps_only_its_own_posteriors(tmp_path):
     """``scai run generalization --hypothesis B`` into an --out of a run with ``A`` left
     ``posterior_A.nc`` beside a summary without A (a review's find, as in human-data)."""

@@ -194,7 +194,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         given = " ".join(args.tones)
         raise RunError(f"--tones {given}: each of {', '.join(LOG_TONES)} at most once")
     if args.hypothesis is not None:
-        check_hypothesis(args.hypothesis, names)
+        check_hypothesis(args, names)
         if "original-logs" in names and "read" in (args.tones or LOG_TONES):
             from scai.models.tone_reader.reading import check_no_reader_confusion
 
@@ -363,9 +363,11 @@ def _tell(message: str) -> None:
     print(f"scai run: {message}", file=sys.stderr, flush=True)
 
 
-def check_hypothesis(source: str, names: list[str]) -> None:
-    """Load ``--hypothesis`` as each experiment will before any runs: a bad file, or a name
-    that cannot be part of a file name (``posterior_<name>.nc``), fails first."""
+def check_hypothesis(args: argparse.Namespace, names: list[str]) -> None:
+    """Load ``--hypothesis`` as each experiment will before any runs: a bad file, a name that
+    cannot be part of a file name (``posterior_<name>.nc``), or one without the type of a
+    condition's users (an experiment's ``true_policy``), fails first."""
+    source = args.hypothesis
     if "human-data" in names:
         from scai.experiments.human_data.fitting import specs_with
 
@@ -376,3 +378,12 @@ def check_hypothesis(source: str, names: list[str]) -> None:
                 raise HypothesisError(f"{source}: {err}") from None
     if any(name != "human-data" for name in names):
         get_hypothesis(source)
+    for name in names:  # each condition's users' one norm: its posterior probability is measured
+        for cond in load(name).plan(args).conditions if hasattr(load(name), "plan") else []:
+            types = get_hypothesis(cond.hypothesis).policy_names
+            if cond.true_policy is not None and cond.true_policy not in types:
+                raise HypothesisError(
+                    f"--hypothesis {source}: {name}'s condition {cond.name!r} simulates users "
+                    f"of the norm {cond.true_policy!r}, not a type of the hypothesis (its types: "
+                    f"{', '.join(types)}), and measures the assistant's belief in it"
+                )
