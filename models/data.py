@@ -141,6 +141,8 @@ def _parse_whole(text: str) -> int | None:
 #: header line of them did not finish in hours), and a table has a dozen.
 MAX_COLUMNS = 1_000
 MAX_HEADER_CHARS = 1 << 16
+#: The most games a table holds (lines after its header) and one simulation makes.
+MAX_ROWS = 10_000_000
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
@@ -192,6 +194,44 @@ def _check_header(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source:
     if columns > MAX_COLUMNS:
         problem = f"the header names {columns:,} columns; at most {MAX_COLUMNS:,} are allowed"
         raise DataError(source, [Problem(None, None, None, problem)])
+
+
+def _check_lines(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: str) -> None:
+    """A :class:`DataError` for a table of more than :data:`MAX_ROWS` lines after its header,
+    counted as the file is read (decompressed), nothing kept, before pandas parses it: a 2 MB
+    .gz of 30 million rows took pandas over a minute and 6 GB before any check (a red-team's
+    decompression bomb). A file that cannot be read is left to pandas, which says why."""
+    lines = 0
+    if isinstance(path_or_buffer, io.StringIO | io.BytesIO):
+        newline = "\n" if isinstance(path_or_buffer, io.StringIO) else b"\n"
+        lines = path_or_buffer.getvalue().count(newline)
+    elif os.path.isfile(path_or_buffer):
+        try:
+            with _open_decompressed(Path(path_or_buffer)) as f:
+                while lines <= MAX_ROWS + 1 and (chunk := f.read(1 << 20)):
+                    lines += chunk.count(b"\n")
+        except (OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
+            return
+        except Exception as err:  # zstandard's own, where it cannot read the file
+            if type(err).__module__.split(".")[0] != "zstandard":
+                raise
+            return
+    if lines > MAX_ROWS + 1:  # (the header's line, and the last row's end)
+        problem = (
+            f"more than {MAX_ROWS:,} lines after the header; a table holds at most {MAX_ROWS:,} "
+            "games (split it, or fit a sample of its groups)"
+        )
+        raise DataError(source, [Problem(None, None, None, problem)])
+
+
+def _open_decompressed(path: Path):
+    """``path`` opened for bytes as pandas reads it (by its name's ending); an archive never
+    comes here (:func:`_one_member` has read its table already)."""
+    if path.name.lower().endswith(".zst"):
+        import zstandard  # (an ImportError where it is not installed: pandas asks for it)
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return _OPENERS.get(path.suffix.lower(), open)(path, "rb")
 
 
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError)
@@ -365,6 +405,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     if _ARCHIVE_NAME.search(name) and os.path.isfile(path_or_buffer):
         path_or_buffer = _one_member(Path(path_or_buffer), whole_file)
     _check_header(path_or_buffer, source)
+    _check_lines(path_or_buffer, source)
     if _cut_zst(path_or_buffer):
         raise whole_file(
             "cannot read as CSV: a truncated .zst file (its last frame ends early): its rows "
@@ -427,7 +468,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
         )
     df.columns = [c.strip() for c in df.columns]
     _strip_layout_spaces(df)
-    _compose_ids(df, source)
+    _warn_one_number_two_ways(_compose_ids(df, source), source)
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently.
     repeated = sorted(
@@ -891,17 +932,20 @@ def _unused_column(name: object, count: int) -> str:
     return f"an unnamed column {position + 1} (a header field left empty?)"
 
 
-def _compose_ids(raw: pd.DataFrame, source: str) -> None:
+def _compose_ids(raw: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
     """Ids are read in Unicode's composed form (NFC): "Zoë" typed with one character or as
     "o" and a combining accent (a spreadsheet or macOS may give either) looks the same and
-    is one user. In place, on a table of strings; a :class:`TableWarning` names ids changed."""
+    is one user. In place, on a table of strings; a :class:`TableWarning` names ids changed.
+    Returns each id column's distinct values as they were (for :func:`_warn_one_number_two_ways`:
+    an id that is a number is composed already)."""
     changed: dict[str, str] = {}
+    seen: dict[str, np.ndarray] = {}
     # "user": a users table's; "subject", "sub" and "role": the human data's (read through
     # here too: "Zoë" typed twice made two subjects, each with its own trial 1)
     for col in (*_ID_COLUMNS, "user", "subject", "sub", "role"):
         if col not in raw.columns:
             continue
-        distinct = pd.unique(raw[col].to_numpy(dtype=object))
+        distinct = seen[col] = pd.unique(raw[col].to_numpy(dtype=object))
         mapping = {
             v: unicodedata.normalize("NFC", v)
             for v in distinct
@@ -920,6 +964,43 @@ def _compose_ids(raw: pd.DataFrame, source: str) -> None:
             ),
             stacklevel=outside_scai(),
         )
+    return seen
+
+
+#: Id columns that name things of one kind: an id is the same thing in each of a group's
+#: columns (a user proposes and responds).
+_ID_KINDS = {"groups": ("sim",), "users": ("proposer", "responder", "user")}
+
+
+def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> None:
+    """Ids are text: ``0`` and ``0.0`` in a CSV are two groups, as ``u1`` and ``u01`` are two
+    users, but pandas reads both as the number 0 (``fit(pd.read_csv(path))`` then sees one
+    group where ``fit(path)`` sees two). A :class:`TableWarning` names the ids of a kind that
+    are one finite number written two ways, so that the table is not read two ways without a
+    word (a red-team find). ``distinct``: each id column's distinct texts (:func:`_compose_ids`)."""
+    for kind, columns in _ID_KINDS.items():
+        present = [distinct[c] for c in columns if c in distinct]
+        if not present:
+            continue
+        texts = pd.unique(np.concatenate(present)) if len(present) > 1 else present[0]
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(float)
+        finite = np.flatnonzero(np.isfinite(numbers))  # (most ids, "u1", are not numbers)
+        _, which, counts = np.unique(numbers[finite], return_inverse=True, return_counts=True)
+        ways: dict[float, list[str]] = {}
+        for i in finite[counts[which] > 1]:
+            ways.setdefault(float(numbers[i]), []).append(texts[i])
+        twins = [sorted(texts, key=len) for texts in ways.values()]
+        if twins:
+            shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
+            more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
+            warnings.warn(
+                TableWarning(
+                    f"{source}: {kind} whose ids are one number written two ways are read as "
+                    f"different {kind} ({shown}{more}); pandas reads them as one (a table "
+                    "read by pd.read_csv first): write each id one way"
+                ),
+                stacklevel=outside_scai(),
+            )
 
 
 def _as_text(value: object) -> str:
@@ -1067,7 +1148,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         # as strings whatever the dtype (an empty or categorical column keeps its own)
         raw[col] = _column_as_text(raw[col])
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
-    _compose_ids(raw, source)
+    _warn_one_number_two_ways(_compose_ids(raw, source), source)
     # a cell named above (bytes, a list) is not named again for what its text breaks
     named = {(p.row, p.column) for p in text_problems}
     problems = text_problems + [

@@ -21,12 +21,13 @@ import torch
 
 from scai.models.data import (
     INTERACTION_COLUMNS,
+    MAX_ROWS,
     USER_COLUMNS,
     check_memory,
     layout_bytes,
     plain_decimal,
 )
-from scai.models.errors import RunError, SimulationWarning, check_count, check_seed
+from scai.models.errors import RunError, SimulationWarning, check_count, check_seed, show_value
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
@@ -45,8 +46,8 @@ LIMITS: dict[str, tuple[int, int]] = {
 #: The most games one call simulates (``sims x epochs x rounds``). The schedule, the layout and
 #: the tables are built without per-game Python; 10^6 users x 2 games each as proposer and
 #: responder (2 x 10^6 games) took 43 s and 1.6 GB peak RSS on 2 busy cores
-#: (``benchmarks/bench_large.py``); the memory check below guards larger calls.
-MAX_ROWS = 10_000_000
+#: (``benchmarks/bench_large.py``); the memory check below guards larger calls. (The most a
+#: table read holds too: :data:`scai.models.data.MAX_ROWS`.)
 #: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
 #: about 2.3x measured at 2 x 10^6 games (the offers' Gumbel noise is drawn in blocks).
 PEAK_OVER_LAYOUT = 3
@@ -70,6 +71,7 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
     A single name means weight 1; the weights of a mixture must sum to 1 (within
     :data:`MIXTURE_TOLERANCE`), else a :class:`RunError` naming the sum."""
     typed: dict[str, str] = {}  # each weight as written in a text, to show it as typed
+    shown = show_value(text, 80)  # (a value is shown cut to 80 characters)
     if isinstance(text, Mapping):
         parts = dict(text)
     elif not isinstance(text, str):
@@ -81,9 +83,14 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
         for item in text.split(","):
             name, sep, weight = item.partition("=")
             if not sep:
-                raise RunError(f"policy mixture {text!r}: expected NAME=WEIGHT items, got {item!r}")
+                raise RunError(
+                    f"policy mixture {shown}: expected NAME=WEIGHT items, got "
+                    + show_value(item, 80)
+                )
             if name.strip() in parts:
-                raise RunError(f"policy mixture {text!r}: {name.strip()!r} appears twice")
+                raise RunError(
+                    f"policy mixture {shown}: {show_value(name.strip(), 80)} appears twice"
+                )
             try:
                 # float() reads "0.2_5" and non-ASCII digits; inf and nan fail below, by name
                 if not (plain_decimal(weight) or weight.strip().lower() in NOT_FINITE):
@@ -92,12 +99,13 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
                 typed[name.strip()] = weight.strip()
             except ValueError:
                 raise RunError(
-                    f"policy mixture {text!r}: weight {weight!r} of {name.strip()!r} "
+                    f"policy mixture {shown}: weight {show_value(weight, 80)} of "
+                    f"{show_value(name.strip(), 80)} "
                     "is not a number (expected e.g. selfish=0.8,altruistic=0.2)"
                 ) from None
     for name, weight in parts.items():
         if name not in policies:
-            raise RunError(f"unknown policy {name!r}; allowed: {', '.join(policies)}")
+            raise RunError(f"unknown policy {show_value(name, 80)}; allowed: {', '.join(policies)}")
         if isinstance(weight, bool | np.bool_) or not isinstance(weight, numbers.Real):
             raise RunError(f"policy mixture: weight of {name!r} must be a number, got {weight!r}")
         parts[name] = weight = float(weight)  # a NumPy float is a number too
@@ -110,7 +118,7 @@ def parse_mixture(text: str | Mapping[str, float], policies: Sequence[str]) -> d
     if abs(total - 1) > MIXTURE_TOLERANCE:
         hint = ",".join(f"{n}={w / total:.4g}" for n, w in parts.items()) if total > 0 else ""
         raise RunError(
-            f"policy mixture {text!r}: the weights sum to {total:g}, not 1 (tolerance "
+            f"policy mixture {shown}: the weights sum to {total:g}, not 1 (tolerance "
             f"{MIXTURE_TOLERANCE:g})" + (f"; e.g. {hint}" if hint else "")
         )
     return {p: parts.get(p, 0.0) / total for p in policies}

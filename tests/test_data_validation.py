@@ -702,6 +702,39 @@ def test_the_header_limit_holds_behind_a_blank_line_and_in_a_compressed_file(tmp
             read_interactions(tmp_path / name)
 
 
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.csv.bz2", "t.csv.xz", "t.csv.zip"])
+def test_a_table_of_more_rows_than_allowed_is_refused_before_pandas_reads_it(
+    tmp_path, monkeypatch, name
+):
+    """A 2 MB .gz of 30 million rows took pandas over a minute and 6 GB of memory before any
+    check (a red-team's decompression bomb). The lines after the header are counted as the
+    file is decompressed, nothing kept, and more than MAX_ROWS are refused before pandas
+    reads a row (here MAX_ROWS is made 3: the count is the same at 10^7)."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    import scai.models.data as data
+
+    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    monkeypatch.setattr(pd, "read_csv", None)  # reached, it is a TypeError: not called
+    text = "\n".join([HEADER, *VALID_ROWS]) + "\n"  # four rows
+    path = tmp_path / name
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("t.csv", text)
+    else:
+        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+        with opener(path, "wt") as f:
+            f.write(text)
+    with pytest.raises(DataError, match="more than 3 lines after the header; a table holds"):
+        read_interactions(path)
+    monkeypatch.undo()
+    monkeypatch.setattr(data, "MAX_ROWS", 4)
+    assert len(read_interactions(path)) == 4
+
+
 def test_a_table_not_in_utf8_names_the_line_of_its_first_such_byte(tmp_path):
     """pandas' message gave a position within its chunk ("byte 0xe9 in position 1" for a
     byte on line 3, a review); the line is now counted in the file, and in a pipe's bytes."""
@@ -802,6 +835,29 @@ def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
         assert set(table["proposer"]) | set(table["responder"]) == {composed, "bob"}
     with pytest.warns(TableWarning, match="composed form"):
         assert set(read_users(tmp_path / "t.users.csv", ("fair",))["user"]) == {composed, "bob"}
+
+
+def test_ids_that_are_one_number_written_two_ways_are_named(tmp_path):
+    """A CSV whose group ``0`` was written ``0.0`` in half its rows was fitted as two groups
+    from its path and as one from ``pd.read_csv`` (a red-team find): ids are text, and a
+    TableWarning names those of a kind (groups; users, in either role) that pandas reads as
+    one number. Ids written one way, numbers or not, are quiet."""
+    rows = [
+        "0,1,1,1,2,dollars,10,2,1,,",
+        "0.0,1,2,2,01,dollars,10,5,1,,",
+        "1,1,1,u1,u2,dollars,10,5,1,,",
+    ]
+    path = write(tmp_path, rows)
+    with pytest.warns(TableWarning) as caught:
+        table = read_interactions(path)
+    told = sorted(str(w.message) for w in caught if issubclass(w.category, TableWarning))
+    assert len(told) == 2, told
+    assert "groups whose ids are one number written two ways" in told[0]
+    assert "('0' and '0.0')" in told[0] and "('1' and '01')" in told[1]
+    assert sorted(set(table["sim"])) == ["0", "0.0", "1"]  # read as written: warned, not changed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TableWarning)
+        read_interactions(write(tmp_path, [rows[0], rows[2], "2,1,1,1,3,dollars,10,5,1,,"]))
 
 
 def test_validate_reports_a_table_with_nothing_to_fit(tmp_path, capsys):
