@@ -245,6 +245,11 @@ def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):
         load_reader(tmp_path / "junk.json")
     with pytest.raises(DataError, match="does not exist"):
         load_reader(tmp_path / "missing.json")
+    # a number Python will not read (over 4,300 digits) was ValueError's text alone, naming
+    # neither the file nor what is wrong with it (a red-team find)
+    (tmp_path / "digits.json").write_text('{"version": ' + "9" * 5000 + "}")
+    with pytest.raises(DataError, match=r"(?s)digits.json.*a number of more than 4,300 digits"):
+        load_reader(tmp_path / "digits.json")
 
 
 def _features(key, value):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import os
 import re
 import stat
@@ -30,6 +31,7 @@ from scai.models.errors import (
     file_kind,
     not_a_regular_file,
     not_replaceable,
+    show_value,
 )
 from scai.models.hypotheses import PRESETS, is_hypothesis_file
 
@@ -171,7 +173,7 @@ def count(option: str, low: int = 1, high: int | None = None) -> Callable[[str],
             return check_count(option, text if value is None else value, low, high)
         except ScaiError as err:  # the message with the text as typed, not as parsed
             message = str(err).removeprefix(f"{option}: ").rsplit(", got ", 1)[0]
-            raise argparse.ArgumentTypeError(f"{message}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{message}, got {show_value(text, 80)}") from None
 
     parse.__name__ = "whole number"  # argparse names the type in its own messages
     return parse
@@ -195,9 +197,12 @@ _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 def byte_size(text: str) -> int:
     """An argparse ``type``: a number of bytes, ``500M``, ``8G`` or ``8000000000``."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", text.strip().lower(), re.ASCII)
-    if not match or float(match[1]) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 500M or 8G, got {text!r}")
-    return max(1, int(float(match[1]) * _UNITS[match[2]]))
+    size = float(match[1]) * _UNITS[match[2]] if match else 0.0
+    if not 0 < size < math.inf:  # (309 digits or more are an infinite float)
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 500M or 8G, got {show_value(text, 80)}"
+        )
+    return max(1, int(size))
 
 
 def input_path(text: str) -> Path:
