@@ -278,7 +278,12 @@ def _one_member(path: Path, whole_file: Callable[[str], DataError]) -> io.BytesI
     try:
         if kind == "ZIP":
             with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.infolist() if not m.is_dir()]
+                # macOS Finder's zips hold each file's metadata as __MACOSX/._NAME: not a table
+                members = [
+                    m
+                    for m in archive.infolist()
+                    if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+                ]
                 names = [m.filename for m in members]
                 if len(members) == 1:
                     check_memory(members[0].file_size, lambda t: whole_file(f"its table {t}"))

@@ -282,10 +282,11 @@ def test_archives_of_several_tables_or_none_are_data_errors(tmp_path, capsys):
 
 def test_zip_archives_as_people_make_them(tmp_path, capsys):
     """``zip -r data.zip data`` writes a ``data/`` entry beside the table: a folder, not a second
-    file (it was "a ZIP of several files"). An encrypted ZIP, or one compressed by a method
-    Python cannot read, is a problem of the file (they were internal errors), and so is a tar
-    archive compressed otherwise than by gzip, bzip2 or xz (a .tar.zst read as a zstd table
-    said its header lacked columns); .tbz2 and .txz are read as the tar archives they are."""
+    file (it was "a ZIP of several files"), and so is a macOS zip's ``__MACOSX/``. An
+    encrypted ZIP, or one compressed by a method Python cannot read, is a problem of the file
+    (they were internal errors), and so is a tar archive compressed otherwise than by gzip,
+    bzip2 or xz (a .tar.zst read as a zstd table said its header lacked columns); .tbz2 and
+    .txz are read as the tar archives they are."""
     import io
     import tarfile
     import zipfile
@@ -295,6 +296,13 @@ def test_zip_archives_as_people_make_them(tmp_path, capsys):
         archive.writestr("data/", "")
         archive.writestr("data/t.csv", text)
     assert len(read_interactions(tmp_path / "folder.zip")) == len(VALID_ROWS)
+    # macOS Finder's "Compress" adds each file's metadata as __MACOSX/._NAME (AppleDouble):
+    # it was "a ZIP of several files" (a red-team find)
+    with zipfile.ZipFile(tmp_path / "finder.zip", "w") as archive:
+        archive.writestr("t.csv", text)
+        archive.writestr("__MACOSX/", "")
+        archive.writestr("__MACOSX/._t.csv", b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    assert len(read_interactions(tmp_path / "finder.zip")) == len(VALID_ROWS)
 
     def patched(name: str, flag: int = 0, method: int | None = None) -> None:
         """A one-table ZIP whose headers say encrypted (flag bit 0) or another method."""
