@@ -361,11 +361,12 @@ COMPRESSION_MAGIC = {
 }
 
 
-def _not_utf8(path_or_buffer, err: UnicodeDecodeError) -> str:
+def _not_utf8(path_or_buffer, err: UnicodeDecodeError, unpacked: bool = False) -> str:
     """What a table that is not UTF-8 text says: the line of its first such byte where the
     table is a plain file or bytes (pandas' own position counts from the start of its chunk);
     compressed data under a name that does not say so (a pipe: ``/dev/stdin``), that it is
-    (compression is known by the name's ending only)."""
+    (compression is known by the name's ending only); ``unpacked``: the data was decompressed
+    or taken out of an archive by the name already, so a compressed file is inside it."""
     raw = None
     if isinstance(path_or_buffer, io.BytesIO):
         raw = path_or_buffer.getvalue()
@@ -383,6 +384,12 @@ def _not_utf8(path_or_buffer, err: UnicodeDecodeError) -> str:
             where = f" line {line}:"
     head = raw if raw is not None else bytes(err.object[:8])
     for magic, suffix in COMPRESSION_MAGIC.items():
+        if head.startswith(magic) and unpacked:
+            return (
+                "cannot read as CSV: read by the file's name (decompressed, or taken out of its "
+                f"archive), the data starts as a {suffix} file does: a compressed file inside; "
+                "decompress it first"
+            )
         if head.startswith(magic):
             return (
                 f"cannot read as CSV: the data starts as a {suffix} file does (compressed), and "
@@ -431,7 +438,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
     # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
     except UnicodeDecodeError as err:
-        raise whole_file(_not_utf8(path_or_buffer, err)) from None
+        raise whole_file(_not_utf8(path_or_buffer, err, unpacked=compressed_name(name))) from None
     except (
         OSError,
         EOFError,

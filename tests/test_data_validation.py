@@ -790,6 +790,21 @@ def test_compressed_data_under_a_plain_name_is_said_to_be_compressed(tmp_path, m
     writer.join()
     (tmp_path / f"table.csv{suffix}").write_bytes(data)  # named as it is: read
     assert len(read_interactions(tmp_path / f"table.csv{suffix}")) == len(VALID_ROWS)
+    # compressed twice, or a compressed table in a ZIP: its name says compressed already, and
+    # "give it a name ending in .gz" was the advice (a red-team find)
+    import zipfile
+
+    twice = tmp_path / f"twice.csv{suffix}{suffix}"
+    twice.write_bytes(importlib.import_module(module).compress(data))
+    with zipfile.ZipFile(tmp_path / "inside.zip", "w") as archive:
+        archive.writestr(f"table.csv{suffix}", data)
+    for path in (twice, tmp_path / "inside.zip"):
+        with pytest.raises(
+            DataError,
+            match=rf"starts as a \{suffix} file does: a compressed file inside; decompress",
+        ) as caught:
+            read_interactions(path)
+        assert "a name ending in" not in str(caught.value)
 
 
 def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys):
