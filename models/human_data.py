@@ -309,6 +309,7 @@ def read_human_data(
         return HumanImport(table, roles, 0, [], layout.name)
     read: list[tuple] = []
     roles: dict[str, str] = {}
+    role_row: dict[str, int] = {}  # subject -> the row that gave its role
     first_row: dict[tuple[str, int], int] = {}  # (subject, trial) -> row it was first seen in
     problems: list[Problem] = []
     skipped = 0
@@ -318,7 +319,14 @@ def read_human_data(
         if fields is not None:
             role, trial, subject = fields[:3]
             if roles.get(subject, role) != role:
-                row.report("role", role, f"subject {subject!r} already has role {roles[subject]!r}")
+                had = roles[subject]
+                since = role_row[subject]
+                alike = "; the two differ only in case" if had.casefold() == role.casefold() else ""
+                row.report(
+                    "role",
+                    role,
+                    f"subject {subject!r} already has role {had!r} (row {since}){alike}",
+                )
             elif (subject, trial) in first_row:
                 row.report(
                     "trial",
@@ -328,6 +336,7 @@ def read_human_data(
                 )
             if not row.problems:
                 roles.setdefault(subject, role)
+                role_row.setdefault(subject, number)
                 first_row[subject, trial] = number
                 read.append(fields)
                 continue

@@ -199,6 +199,21 @@ def test_bad_row_reported_with_row_number(tmp_path, lines, bad_row, column):
     assert "row 3" in str(info.value)
 
 
+def test_a_second_role_names_the_row_that_gave_the_first_and_a_difference_in_case(tmp_path):
+    """Row 1 of subject ``a`` labelled ``Self`` and its other rows ``self``: each of those was
+    told "already has role 'Self'", naming neither the row that gave it nor that the labels
+    differ only in case (a red-team find)."""
+    lines = ["subject,trial,pot,offer,accepted,role", "a,1,100,50,1,Self", "a,2,100,10,0,self"]
+    lines += ["a,3,100,10,0,other"]
+    with pytest.raises(DataError) as info:
+        read_human_data(write(tmp_path, lines))
+    told = [p.allowed for p in info.value.problems]
+    assert told == [
+        "subject 'a' already has role 'Self' (row 1); the two differ only in case",
+        "subject 'a' already has role 'Self' (row 1)",
+    ], told
+
+
 def test_rows_are_numbered_as_the_docstrings_say_after_blank_lines(tmp_path):
     """Both readers' docstrings said row ``r`` is line ``r + 1``: after blank lines (which are
     skipped) the bad value of line 6 was reported, rightly by the rule the readers follow, as
