@@ -32,6 +32,7 @@ import functools
 import glob
 import gzip
 import io
+import itertools
 import lzma
 import os
 import re
@@ -197,31 +198,73 @@ def _check_header(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source:
 
 
 def _check_lines(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: str) -> None:
-    """A :class:`DataError` for a table of more than :data:`MAX_ROWS` lines after its header,
-    counted as the file is read (decompressed), nothing kept, before pandas parses it: a 2 MB
-    .gz of 30 million rows took pandas over a minute and 6 GB before any check (a red-team's
-    decompression bomb). A file that cannot be read is left to pandas, which says why."""
-    lines = 0
+    """A :class:`DataError` for a table of more than :data:`MAX_ROWS` rows after its header, or
+    whose text is above :func:`memory_limit`, found as the file is read (decompressed) with
+    nothing kept, before pandas parses it: a 2 MB .gz of 30 million rows took pandas over a
+    minute and 6 GB before any check (a red-team's decompression bomb).
+
+    Line ends are counted as pandas reads them (``\\n``, ``\\r\\n`` or a lone ``\\r``); only
+    where they reach the limit are the rows counted as a CSV reader reads them (a quoted text
+    may hold line ends, blank lines are skipped, a last row may have no line end), which takes
+    longer. A file that cannot be read is left to pandas, which says why. (A pipe named as
+    compressed is decompressed by pandas as it reads it: not counted first.)"""
+    limit, why = memory_limit()
+    ends, size, carry, counted = 0, 0, False, False
+    for chunk in _table_chunks(path_or_buffer):
+        nl, cr = (b"\n", b"\r") if isinstance(chunk, bytes) else ("\n", "\r")
+        ends += chunk.count(nl) + chunk.count(cr) - chunk.count(cr + nl)
+        ends -= carry and chunk.startswith(nl)  # a \r\n across two chunks
+        carry, size = chunk.endswith(cr), size + len(chunk)
+        if limit is not None and size > limit:
+            problem = (
+                f"its text, decompressed, is more than {format_bytes(limit)}: above the limit "
+                f"for a table held in memory ({why})"
+            )
+            raise DataError(source, [Problem(None, None, None, problem)])
+        # the header and MAX_ROWS rows end in MAX_ROWS + 1 line ends (a last row may not)
+        if ends >= MAX_ROWS + 1 and not counted:
+            if _rows_beyond(path_or_buffer, MAX_ROWS):
+                problem = (
+                    f"more than {MAX_ROWS:,} rows after the header; a table holds at most "
+                    f"{MAX_ROWS:,} games (split it, or fit a sample of its groups)"
+                )
+                raise DataError(source, [Problem(None, None, None, problem)])
+            counted = True  # (fewer rows: quoted line ends, blank lines); the size still counts
+
+
+def _table_chunks(path_or_buffer, size: int = 1 << 20):
+    """The table's text as pandas reads it, in chunks (bytes; a ``StringIO``'s str), for
+    :func:`_check_lines`; nothing for a file that cannot be read (pandas says why)."""
     if isinstance(path_or_buffer, io.StringIO | io.BytesIO):
-        newline = "\n" if isinstance(path_or_buffer, io.StringIO) else b"\n"
-        lines = path_or_buffer.getvalue().count(newline)
-    elif os.path.isfile(path_or_buffer):
-        try:
-            with _open_decompressed(Path(path_or_buffer)) as f:
-                while lines <= MAX_ROWS + 1 and (chunk := f.read(1 << 20)):
-                    lines += chunk.count(b"\n")
-        except (OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
-            return
-        except Exception as err:  # zstandard's own, where it cannot read the file
-            if type(err).__module__.split(".")[0] != "zstandard":
-                raise
-            return
-    if lines > MAX_ROWS + 1:  # (the header's line, and the last row's end)
-        problem = (
-            f"more than {MAX_ROWS:,} lines after the header; a table holds at most {MAX_ROWS:,} "
-            "games (split it, or fit a sample of its groups)"
-        )
-        raise DataError(source, [Problem(None, None, None, problem)])
+        yield path_or_buffer.getvalue()
+        return
+    if not os.path.isfile(path_or_buffer):
+        return
+    try:
+        with _open_decompressed(Path(path_or_buffer)) as f:
+            while chunk := f.read(size):
+                yield chunk
+    except (OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
+        return
+    except Exception as err:  # zstandard's own, where it cannot read the file
+        if type(err).__module__.split(".")[0] != "zstandard":
+            raise
+
+
+def _rows_beyond(path_or_buffer, most: int) -> bool:
+    """Whether the table holds more than ``most`` rows after its header, counted as a CSV
+    reader reads them (quoted line ends inside a field, blank lines skipped), nothing kept."""
+    if isinstance(path_or_buffer, io.StringIO):
+        lines = io.StringIO(path_or_buffer.getvalue(), newline="")
+    elif isinstance(path_or_buffer, io.BytesIO):
+        raw = io.BytesIO(path_or_buffer.getvalue())
+        lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    else:
+        raw = _open_decompressed(Path(path_or_buffer))
+        lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    with lines:
+        rows = sum(1 for row in itertools.islice(csv.reader(lines), most + 2) if row)
+    return rows > most + 1  # (the header's row)
 
 
 def _open_decompressed(path: Path):
@@ -979,37 +1022,37 @@ def _compose_ids(raw: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
     return seen
 
 
-#: Id columns that name things of one kind: an id is the same thing in each of a group's
-#: columns (a user proposes and responds).
-_ID_KINDS = {"groups": ("sim",), "users": ("proposer", "responder", "user")}
+#: What the ids of each id column name, for messages.
+_ID_KINDS = {"sim": "groups", "proposer": "users", "responder": "users", "user": "users"}
 
 
 def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> None:
     """Ids are text: ``0`` and ``0.0`` in a CSV are two groups, as ``u1`` and ``u01`` are two
-    users, but pandas reads both as the number 0 (``fit(pd.read_csv(path))`` then sees one
-    group where ``fit(path)`` sees two). A :class:`TableWarning` names the ids of a kind that
-    are one finite number written two ways, so that the table is not read two ways without a
-    word (a red-team find). ``distinct``: each id column's distinct texts (:func:`_compose_ids`)."""
-    for kind, columns in _ID_KINDS.items():
-        present = [distinct[c] for c in columns if c in distinct]
-        if not present:
+    users, but pandas reads a column of numbers alone as numbers, where both are 0
+    (``fit(pd.read_csv(path))`` then sees one group where ``fit(path)`` sees two). A
+    :class:`TableWarning` names the ids of such a column that are one number written two ways
+    (compared exactly, as decimals: large whole numbers stay apart, as pandas' int64 keeps
+    them), so that the table is not read two ways without a word (a red-team find). A column
+    with any other id (``u1``, ``assistant``) pandas reads as text: nothing to tell.
+    ``distinct``: each id column's distinct texts (:func:`_compose_ids`)."""
+    for column, kind in _ID_KINDS.items():
+        texts = [text for text in distinct.get(column, ()) if text]
+        # (most columns stop at their first id: "u1" is no number)
+        if not texts or not all(_DECIMAL.fullmatch(text) for text in texts):
             continue
-        texts = pd.unique(np.concatenate(present)) if len(present) > 1 else present[0]
-        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(float)
-        finite = np.flatnonzero(np.isfinite(numbers))  # (most ids, "u1", are not numbers)
-        _, which, counts = np.unique(numbers[finite], return_inverse=True, return_counts=True)
-        ways: dict[float, list[str]] = {}
-        for i in finite[counts[which] > 1]:
-            ways.setdefault(float(numbers[i]), []).append(texts[i])
-        twins = [sorted(texts, key=len) for texts in ways.values()]
+        ways: dict[Decimal, list[str]] = {}
+        for text in texts:
+            ways.setdefault(Decimal(text), []).append(text)
+        twins = [sorted(texts, key=len) for texts in ways.values() if len(texts) > 1]
         if twins:
             shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
             more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
             warnings.warn(
                 TableWarning(
-                    f"{source}: {kind} whose ids are one number written two ways are read as "
-                    f"different {kind} ({shown}{more}); pandas reads them as one (a table "
-                    "read by pd.read_csv first): write each id one way"
+                    f"{source}: column {column!r}: ids that are one number written two ways are "
+                    f"read as different {kind} ({shown}{more}); pandas reads the column as "
+                    "numbers, and them as one (a table read by pd.read_csv first): write each "
+                    "id one way"
                 ),
                 stacklevel=outside_scai(),
             )

@@ -736,11 +736,48 @@ def test_a_table_of_more_rows_than_allowed_is_refused_before_pandas_reads_it(
         opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
         with opener(path, "wt") as f:
             f.write(text)
-    with pytest.raises(DataError, match="more than 3 lines after the header; a table holds"):
+    with pytest.raises(DataError, match="more than 3 rows after the header; a table holds"):
         read_interactions(path)
     monkeypatch.undo()
     monkeypatch.setattr(data, "MAX_ROWS", 4)
     assert len(read_interactions(path)) == 4
+
+
+def test_the_row_limit_counts_rows_as_pandas_reads_them_and_the_text_is_bounded(
+    tmp_path, monkeypatch
+):
+    """A review of the limit above: a table of lone ``\\r`` line ends (which pandas reads) was
+    not counted, nor one huge line (a 200 KB .gz of one 200 MB row: 673 MB before any check);
+    a last row without its line end passed one row over; quoted line ends in a text and blank
+    lines at the end (fewer rows than lines) were refused."""
+    import gzip
+
+    import scai.models.data as data
+
+    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    over = {  # four rows each
+        "cr.csv": "\r".join([HEADER, *VALID_ROWS]) + "\r",
+        "unended.csv": "\n".join([HEADER, *VALID_ROWS]),
+    }
+    header = HEADER.replace("responder_tone", "responder_tone,proposer_text")
+    rows = [f'{row},"a\n\nb"' for row in VALID_ROWS[:3]]
+    within = {  # three rows each
+        "quoted.csv": "\n".join([header, *rows]) + "\n",
+        "blank.csv": "\n".join([HEADER, *VALID_ROWS[:3]]) + "\n\n\n\n",
+        "crlf.csv": "\r\n".join([HEADER, *VALID_ROWS[:3]]) + "\r\n",
+    }
+    for name, text in {**over, **within}.items():
+        (tmp_path / name).write_bytes(text.encode())
+        if name in over:
+            with pytest.raises(DataError, match="more than 3 rows after the header"):
+                read_interactions(tmp_path / name)
+        else:
+            assert len(read_interactions(tmp_path / name)) == 3, name
+    with gzip.open(tmp_path / "long.csv.gz", "wt") as f:  # one row, 3 MB
+        f.write(HEADER + "\n" + VALID_ROWS[0] + " " * 3_000_000 + "\n")
+    monkeypatch.setattr(data, "memory_limit", lambda: (2_000_000, "a limit for the test"))
+    with pytest.raises(DataError, match=r"decompressed, is more than 2.0 MB: above the limit"):
+        read_interactions(tmp_path / "long.csv.gz")
 
 
 def test_a_table_not_in_utf8_names_the_line_of_its_first_such_byte(tmp_path):
@@ -863,24 +900,36 @@ def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
 def test_ids_that_are_one_number_written_two_ways_are_named(tmp_path):
     """A CSV whose group ``0`` was written ``0.0`` in half its rows was fitted as two groups
     from its path and as one from ``pd.read_csv`` (a red-team find): ids are text, and a
-    TableWarning names those of a kind (groups; users, in either role) that pandas reads as
-    one number. Ids written one way, numbers or not, are quiet."""
+    TableWarning names those of a column that pandas reads as numbers and them as one.
+    A column with another id (pandas reads it as text), ids written one way, and whole numbers
+    beyond float's 2^53 that differ (pandas' int64 keeps them apart) are quiet."""
     rows = [
         "0,1,1,1,2,dollars,10,2,1,,",
         "0.0,1,2,2,01,dollars,10,5,1,,",
-        "1,1,1,u1,u2,dollars,10,5,1,,",
+        "1,1,1,3,1,dollars,10,5,1,,",
     ]
     path = write(tmp_path, rows)
     with pytest.warns(TableWarning) as caught:
         table = read_interactions(path)
-    told = sorted(str(w.message) for w in caught if issubclass(w.category, TableWarning))
+    told = [str(w.message) for w in caught if issubclass(w.category, TableWarning)]
     assert len(told) == 2, told
-    assert "groups whose ids are one number written two ways" in told[0]
-    assert "('0' and '0.0')" in told[0] and "('1' and '01')" in told[1]
+    assert "column 'sim': ids that are one number written two ways" in told[0]
+    assert "different groups ('0' and '0.0')" in told[0]
+    assert "column 'responder'" in told[1] and "different users ('1' and '01')" in told[1]
     assert sorted(set(table["sim"])) == ["0", "0.0", "1"]  # read as written: warned, not changed
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TableWarning)
-        read_interactions(write(tmp_path, [rows[0], rows[2], "2,1,1,1,3,dollars,10,5,1,,"]))
+    assert pd.read_csv(path)["sim"].nunique() == 2  # (what pandas makes of it)
+    quiet = [
+        ["1,1,1,u1,u2,dollars,10,5,1,,", "2,1,1,1,01,dollars,10,5,1,,"],  # users: text
+        [rows[0], "9007199254740993,1,1,1,2,dollars,10,5,1,,"],
+        [
+            rows[0].replace("0,", "9007199254740992,", 1),
+            "9007199254740993,1,1,1,2,dollars,10,5,1,,",
+        ],
+    ]
+    for lines in quiet:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TableWarning)
+            read_interactions(write(tmp_path, lines))
 
 
 def test_validate_reports_a_table_with_nothing_to_fit(tmp_path, capsys):
