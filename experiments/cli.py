@@ -14,6 +14,7 @@ import argparse
 import atexit
 import gc
 import os
+import re
 import signal
 import sys
 import threading
@@ -35,6 +36,9 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (argparse's own print the usage first)."""
 
     def error(self, message: str):
+        # a value argparse quotes in full (an invalid choice of 5,000 characters) is cut to 80,
+        # as scai's own messages show values (scai.models.errors.show_value)
+        message = re.sub(r"'[^'\n]{80,}'", lambda found: found[0][:77] + "...", message)
         if message.startswith("unrecognized arguments:") and "--debug" in message.split():
             message += " (--debug is scai's, before the command: scai --debug COMMAND ...)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

@@ -368,7 +368,10 @@ class Hypothesis:
             changes["pi_concentration"] = self.pi_concentration[0]
         if "pi_concentration" in changes and isinstance(policies, tuple | list):
             changes["pi_concentration"] = per_policy(changes["pi_concentration"], len(policies))
-        return replace(self, **changes)
+        with warnings.catch_warnings():
+            if not {"lapse", "lapse_prior"} & set(changes):  # this one warned of it already
+                warnings.filterwarnings("ignore", r"lapse = .* is not used", HypothesisWarning)
+            return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -849,5 +852,6 @@ def get_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     if is_hypothesis_file(text):
         return Hypothesis.load(text)
     raise HypothesisError(
-        f"unknown hypothesis {text!r}; allowed: {', '.join(PRESETS)} or a path to a .toml file"
+        f"unknown hypothesis {_show(text, 80)}; allowed: {', '.join(PRESETS)} or a path to a "
+        ".toml file"
     )

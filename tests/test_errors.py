@@ -315,22 +315,25 @@ def test_a_mixture_weight_must_be_finite_and_not_negative(weight):
 
 
 def test_the_command_line_shows_a_long_value_cut_and_an_endless_size_refused(capsys):
-    """A value typed for an option was echoed in full (5,000 characters of ``--users`` or
-    ``--policy``), and ``--max-memory`` of 309 digits or more (an infinite float) was an
-    OverflowError's traceback (a red-team find): a value is shown cut to 80 characters."""
+    """A value typed for an option was echoed in full (5,000 characters of ``--users``,
+    ``--policy``, an invalid ``--manner`` or an unknown ``--hypothesis``), and ``--max-memory``
+    of 309 digits or more (an infinite float) was an OverflowError's traceback (a red-team
+    find, and a review): a value is shown cut to 80 characters."""
     from scai.experiments.cli import main
 
     long = "9" * 5000
-    argvs = {
-        "--users": ["simulate", "--policy", "fair", "--users", long, "--out", "x.csv"],
-        "--policy": ["simulate", "--policy", "s" * 5000, "--users", "4", "--out", "x.csv"],
-        "--max-memory": ["fit", "--data", "x.csv", "--out", "fm", "--max-memory", long[:309]],
+    argvs = {  # the option -> its command line, and what its one line says
+        "--users": (["simulate", "--policy", "fair", "--users", long], "must be a whole number"),
+        "--policy": (["simulate", "--policy", "s" * 5000, "--users", "4"], "unknown policy"),
+        "--max-memory": (["fit", "--max-memory", long[:309]], "expected a size such as 500M"),
+        "--manner": (["simulate", "--policy", "fair", "--manner", long], "invalid choice: '999"),
+        "--hypothesis": (["fit", "--hypothesis", long], "unknown hypothesis '999"),
     }
-    for option, argv in argvs.items():
+    for option, (argv, says) in argvs.items():
+        argv += ["--out", "x.csv"] if argv[0] == "simulate" else ["--data", "x.csv", "--out", "f"]
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err) < 300 and err.count("..."), (option, err)
-    assert "argument --max-memory: expected a size such as 500M or 8G" in err
+        assert len(err) < 300 and "..." in err and says in err, (option, err)
 
 
 @pytest.mark.parametrize("weight", ["0.2_5", "\u0660.\u0665", "0x1"])

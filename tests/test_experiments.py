@@ -641,6 +641,20 @@ def test_a_hypothesis_without_the_users_type_is_refused_before_any_work(
     assert not out.exists()
 
 
+def test_the_check_of_a_hypothesis_tells_its_warnings_once(tmp_path, capsys):
+    """The check above read the file once per condition, and each read told the file's
+    warnings again (a lapse beside lapse_prior: 7 times for generalization, 49 for
+    inconsistency; a review): once now, before the refusal."""
+    hypothesis = tmp_path / "h.toml"
+    text = "lapse = 0.05\nlapse_prior = [1.0, 30.0]\n[policies.selfish]\nw = 0.0\n"
+    hypothesis.write_text(text + "[policies.fair]\nw = 1.0\n")
+    argv = ["run", "inconsistency", "--quick", "--workers", "1", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--hypothesis", str(hypothesis)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("lapse = 0.05 is not used") == 1, err
+    assert "has no type" in err or "not a type of the hypothesis" in err
+
+
 def test_generalization_into_a_used_folder_keeps_only_its_own_posteriors(tmp_path):
     """``scai run generalization --hypothesis B`` into an --out of a run with ``A`` left
     ``posterior_A.nc`` beside a summary without A (a review's find, as in human-data)."""

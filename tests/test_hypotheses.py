@@ -345,11 +345,16 @@ def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):
         learned.with_(lapse=0.1)
     assert caught[0].filename == __file__
     with pytest.warns(HypothesisWarning, match="lapse = 0.05 is not used"):
-        Hypothesis(lapse=0.05, lapse_prior=(1.0, 30.0))
+        both = Hypothesis(lapse=0.05, lapse_prior=(1.0, 30.0))
     with warnings.catch_warnings():
         warnings.simplefilter("error", HypothesisWarning)
         assert learned.with_(lapse=0.0).lapse_prior == (1.0, 30.0)
         assert learned.with_(lapse=0.1, lapse_prior=None).lapse == 0.1
+        # warned of where it was made: a copy changing something else says it again no more
+        # (scai's own with_(reader_confusion=...) on a read file repeated it without the file)
+        assert both.with_(rationality=3.0).lapse == 0.05
+    with pytest.warns(HypothesisWarning, match="lapse = 0.05 is not used"):
+        both.with_(lapse_prior=(2.0, 30.0))
 
 
 def test_with_fewer_policies_keeps_one_concentration_for_all_or_asks_for_it():

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from scai.experiments.shared_data import (
     ORIGINAL_LOGS_DIR,
     shared_file,
 )
-from scai.models.errors import HypothesisError, RunError, UnusedColumnsWarning
+from scai.models.errors import HypothesisError, HypothesisWarning, RunError, UnusedColumnsWarning
 from scai.models.hypotheses import check_name, get_hypothesis
 
 #: Options of some experiments alone: name -> (those experiments, the default). An option
@@ -378,12 +379,22 @@ def check_hypothesis(args: argparse.Namespace, names: list[str]) -> None:
                 raise HypothesisError(f"{source}: {err}") from None
     if any(name != "human-data" for name in names):
         get_hypothesis(source)
-    for name in names:  # each condition's users' one norm: its posterior probability is measured
-        for cond in load(name).plan(args).conditions if hasattr(load(name), "plan") else []:
-            types = get_hypothesis(cond.hypothesis).policy_names
-            if cond.true_policy is not None and cond.true_policy not in types:
-                raise HypothesisError(
-                    f"--hypothesis {source}: {name}'s condition {cond.name!r} simulates users "
-                    f"of the norm {cond.true_policy!r}, not a type of the hypothesis (its types: "
-                    f"{', '.join(types)}), and measures the assistant's belief in it"
-                )
+    # Each condition's users' one norm: its posterior probability is measured. (The plans read
+    # the file again for each condition: its warnings were told above.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisWarning)
+        conditions = [
+            (name, cond)
+            for name in names
+            if hasattr(load(name), "plan")
+            for cond in load(name).plan(args).conditions
+        ]
+        types = {c.hypothesis: get_hypothesis(c.hypothesis).policy_names for _, c in conditions}
+    for name, cond in conditions:
+        if cond.true_policy is not None and cond.true_policy not in types[cond.hypothesis]:
+            raise HypothesisError(
+                f"--hypothesis {source}: {name}'s condition {cond.name!r} simulates users "
+                f"of the norm {cond.true_policy!r}, not a type of the hypothesis (its types: "
+                f"{', '.join(types[cond.hypothesis])}), and measures the assistant's belief "
+                "in it"
+            )

@@ -223,7 +223,9 @@ def load_reader(path: str | Path, need_confusion: bool = False) -> LinearToneRea
         raise DataError(str(path), [Problem(None, None, None, "file does not exist")]) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise DataError(str(path), [Problem(None, None, None, f"not a JSON file: {err}")]) from None
-    except ValueError:  # a number of more digits than Python reads (4,300)
+    except ValueError as err:  # a number of more digits than Python reads (4,300)
+        if "digits" not in str(err):
+            raise
         why = f"a number of more than {sys.get_int_max_str_digits():,} digits, beyond any value"
         raise DataError(str(path), [Problem(None, None, None, why)]) from None
     return reader_from_dict(doc, str(path), need_confusion)
