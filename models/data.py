@@ -32,7 +32,6 @@ import functools
 import glob
 import gzip
 import io
-import itertools
 import lzma
 import os
 import re
@@ -253,18 +252,28 @@ def _table_chunks(path_or_buffer, size: int = 1 << 20):
 
 def _rows_beyond(path_or_buffer, most: int) -> bool:
     """Whether the table holds more than ``most`` rows after its header, counted as a CSV
-    reader reads them (quoted line ends inside a field, blank lines skipped), nothing kept."""
-    if isinstance(path_or_buffer, io.StringIO):
-        lines = io.StringIO(path_or_buffer.getvalue(), newline="")
-    elif isinstance(path_or_buffer, io.BytesIO):
-        raw = io.BytesIO(path_or_buffer.getvalue())
-        lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-    else:
-        raw = _open_decompressed(Path(path_or_buffer))
-        lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-    with lines:
-        rows = sum(1 for row in itertools.islice(csv.reader(lines), most + 2) if row)
-    return rows > most + 1  # (the header's row)
+    reader reads them (quoted line ends inside a field, blank lines skipped), nothing kept.
+    Where the reader cannot go on (a damaged end, a field over its size limit) the rows it
+    read decide: pandas then says what is wrong, within the memory limit counted meanwhile."""
+    rows = 0
+    try:
+        if isinstance(path_or_buffer, io.StringIO):
+            lines = io.StringIO(path_or_buffer.getvalue(), newline="")
+        else:
+            raw = (
+                io.BytesIO(path_or_buffer.getvalue())
+                if isinstance(path_or_buffer, io.BytesIO)
+                else _open_decompressed(Path(path_or_buffer))
+            )
+            lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        with lines:
+            for row in csv.reader(lines):
+                rows += bool(row)
+                if rows > most + 1:  # (the header's row)
+                    return True
+    except (csv.Error, OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
+        pass
+    return False
 
 
 def _open_decompressed(path: Path):

@@ -765,6 +765,8 @@ def test_the_row_limit_counts_rows_as_pandas_reads_them_and_the_text_is_bounded(
         "quoted.csv": "\n".join([header, *rows]) + "\n",
         "blank.csv": "\n".join([HEADER, *VALID_ROWS[:3]]) + "\n\n\n\n",
         "crlf.csv": "\r\n".join([HEADER, *VALID_ROWS[:3]]) + "\r\n",
+        # a text of 200 KB (of line ends): over the csv module's field limit, which pandas reads
+        "long_text.csv": "\n".join([header, *(r.replace("a\n\nb", "\n" * 200_000) for r in rows)]),
     }
     for name, text in {**over, **within}.items():
         (tmp_path / name).write_bytes(text.encode())
