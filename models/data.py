@@ -141,7 +141,7 @@ def _parse_whole(text: str) -> int | None:
 #: header line of them did not finish in hours), and a table has a dozen.
 MAX_COLUMNS = 1_000
 MAX_HEADER_CHARS = 1 << 16
-#: The most games a table holds (lines after its header) and one simulation makes.
+#: The most games a table holds (rows after its header) and one call of ``simulate`` makes.
 MAX_ROWS = 10_000_000
 
 

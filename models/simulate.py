@@ -43,11 +43,12 @@ LIMITS: dict[str, tuple[int, int]] = {
     "epochs": (1, 100_000),
     "sims": (1, 10_000),
 }
-#: The most games one call simulates (``sims x epochs x rounds``). The schedule, the layout and
-#: the tables are built without per-game Python; 10^6 users x 2 games each as proposer and
-#: responder (2 x 10^6 games) took 43 s and 1.6 GB peak RSS on 2 busy cores
-#: (``benchmarks/bench_large.py``); the memory check below guards larger calls. (The most a
-#: table read holds too: :data:`scai.models.data.MAX_ROWS`.)
+# The most games one call simulates (``sims x epochs x rounds``) is MAX_ROWS, the most a table
+# holds (:data:`scai.models.data.MAX_ROWS`). The schedule, the layout and the tables are built
+# without per-game Python; 10^6 users x 2 games each as proposer and responder (2 x 10^6
+# games) took 43 s and 1.6 GB peak RSS on 2 busy cores (``benchmarks/bench_large.py``); the
+# memory check below guards larger calls.
+
 #: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
 #: about 2.3x measured at 2 x 10^6 games (the offers' Gumbel noise is drawn in blocks).
 PEAK_OVER_LAYOUT = 3
