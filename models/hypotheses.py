@@ -184,6 +184,17 @@ class Hypothesis:
             )
         if len(set(names)) != len(names):
             raise HypothesisError(f"policies: names must be unique, got {list(names)}")
+        # "ｓelfish" (a full-width s) beside "selfish": two types that no figure or table tells
+        # apart (a red-team find)
+        seen: dict[str, str] = {}
+        for name in names:
+            key = unicodedata.normalize("NFKC", name).casefold()
+            if key in seen:
+                raise HypothesisError(
+                    f"policies: {seen[key]!r} and {name!r} look alike (the same letters but for "
+                    "case or Unicode's compatibility forms): name the types apart"
+                )
+            seen[key] = name
         if clash := [n for n in names if n in RESERVED_POLICY_NAMES]:
             raise HypothesisError(
                 f"policies: {clash[0]!r} is the name of an id column of the users' type table "

@@ -263,6 +263,19 @@ def test_a_hypothesis_owns_its_stereotype_table():
     assert preset.with_(stereotype={row: {"rude": 2.0}}).stereotype[row] == {"rude": 2.0}
 
 
+@pytest.mark.parametrize("other", ["\uff53elfish", "Selfish", "SELFISH"])
+def test_policy_names_that_look_alike_are_refused(other):
+    """A ``[policies."ｓelfish"]`` table (a full-width s) beside ``selfish`` was a second type
+    whose name no figure tells apart (a red-team find); names differing in case alike."""
+    selfish = PRESETS["neutral"].policies[0]
+    assert selfish.name == "selfish"
+    twin = PolicyType(other, w=1.0)
+    with pytest.raises(HypothesisError, match=rf"'selfish' and '{other}' look alike"):
+        Hypothesis(policies=(selfish, twin), pi_concentration=(1.0, 1.0))
+    apart = (selfish, PolicyType("selfish2", w=1.0))
+    assert len(Hypothesis(policies=apart, pi_concentration=(1.0, 1.0)).policies) == 2
+
+
 def test_with_an_unknown_setting_lists_the_settings():
     """``with_(foo=1)`` raised dataclasses' TypeError, which named no allowed setting."""
     with pytest.raises(HypothesisError, match=r"unknown setting\(s\) 'foo'; allowed: .*lapse"):
