@@ -8,7 +8,7 @@ import json
 import warnings
 from dataclasses import dataclass, fields
 
-from scai.models.errors import HypothesisError, HypothesisWarning, StereotypeStrengthWarning
+from scai.models.errors import HypothesisError, StereotypeStrengthWarning, UnusedLapseWarning
 from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis, is_hypothesis_file
 
 VARIANTS = ("1v9", "9v1")
@@ -101,7 +101,7 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
     # the hypothesis's lapse_prior is a sweep's setting that changes nothing: the sweep refuses
     # it, naming its key (scai.experiments.sweep.cells), rather than the warning of with_.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"lapse = .* is not used", HypothesisWarning)
+        warnings.simplefilter("ignore", UnusedLapseWarning)
         return hyp.with_(**changes)
 
 

@@ -240,6 +240,12 @@ class StereotypeStrengthWarning(HypothesisWarning):
     told where the strength is set afterwards (a condition's, a sweep axis's)."""
 
 
+class UnusedLapseWarning(HypothesisWarning):
+    """A fixed ``lapse`` beside ``lapse_prior``: the fit learns the lapse and never reads it.
+    Told where the two are set (a file, the constructor, ``with_`` of either); a sweep's
+    lapse under a learned one is the sweep's to refuse, naming its key."""
+
+
 class SimulationWarning(ScaiWarning):
     """A simulation that runs but may not be what was meant (a type of the mixture that exact
     assignment deals to no user); the command line shows each on one line."""

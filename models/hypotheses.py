@@ -29,6 +29,7 @@ from scai.models.errors import (
     HypothesisWarning,
     ScaiError,
     StereotypeStrengthWarning,
+    UnusedLapseWarning,
     check_path,
     not_a_regular_file,
     outside_scai,
@@ -240,7 +241,7 @@ class Hypothesis:
                 "lapse, or lapse_prior to keep it fixed"
             )
             warnings.warn(
-                HypothesisWarning(why),
+                UnusedLapseWarning(why),
                 stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
             )
         for p in self.policies:
@@ -381,7 +382,7 @@ class Hypothesis:
             changes["pi_concentration"] = per_policy(changes["pi_concentration"], len(policies))
         with warnings.catch_warnings():
             if not {"lapse", "lapse_prior"} & set(changes):  # this one warned of it already
-                warnings.filterwarnings("ignore", r"lapse = .* is not used", HypothesisWarning)
+                warnings.simplefilter("ignore", UnusedLapseWarning)
             return replace(self, **changes)
 
     # -- TOML ---------------------------------------------------------------------------------
