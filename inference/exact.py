@@ -71,7 +71,7 @@ from scai.inference.grids import (
     zoom_simplex,
 )
 from scai.inference.posterior import GRID_POINT_STATS, Posterior, manner_probabilities
-from scai.models.distinct import distinct_rows
+from scai.models.distinct import distinct_rows, sorted_distinct_rows
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
@@ -848,7 +848,7 @@ def _unique_rows(values: torch.Tensor, compute) -> torch.Tensor:
     if values.shape[-1] == 0:  # one distinct (empty) row: computed once, a view for every row
         one = compute(values[:1])
         return one.expand(len(values), *one.shape[1:])
-    unique, which = torch.unique(values, dim=0, return_inverse=True)
+    unique, which = sorted_distinct_rows(values)
     return compute(unique)[which]
 
 

@@ -18,7 +18,7 @@ from scai.inference.exact_kernels import (
     user_kinds,
 )
 from scai.inference.grids import simplex_lattice
-from scai.models.distinct import distinct_rows
+from scai.models.distinct import distinct_rows, sorted_distinct_rows
 from scai.models.game import get_currency
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
@@ -71,6 +71,23 @@ def test_distinct_rows_group_the_rows_torch_unique_groups():
         first, torch.tensor([int((want_which == want_which[f]).nonzero()[0]) for f in first])
     )
     assert torch.equal(rows[first][which], rows)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_sorted_distinct_rows_are_torch_uniques(width):
+    """The distinct rows in torch's order and every row's position among them, as
+    ``torch.unique(dim=0, return_inverse=True)`` gives them: rows equal as numbers (``-0.0``
+    and ``0.0``, infinities) are one row."""
+    generator = torch.Generator().manual_seed(width)
+    for zero in (0.0, -0.0):
+        rows = torch.randint(-3, 3, (300, width), generator=generator).double() / 2
+        rows[rows == 0] = zero
+        rows[::7, 0] = 0.0
+        rows[::5, 0] = -torch.inf
+        rows[::11, -1] = torch.inf
+        unique, which = sorted_distinct_rows(rows)
+        want, want_which = torch.unique(rows, dim=0, return_inverse=True)
+        assert torch.equal(unique, want) and torch.equal(which, want_which)
 
 
 def test_clone_policy_probs_equal_the_weighted_type_posterior():
