@@ -75,6 +75,7 @@ from scai.models.distinct import distinct_rows, sorted_distinct_rows
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
+from scai.models.logsumexp import logsumexp
 from scai.models.marginal import EventIndex, tone_loglik
 from scai.models.prior import GroupPrior, ScalarGaussian
 
@@ -754,7 +755,7 @@ def _log_marginal(log_joint: torch.Tensor, block: int = 2**20) -> torch.Tensor:
     step = max(1, block // max(1, log_joint[0].numel()))
     out = torch.empty(T, log_joint.shape[2], dtype=log_joint.dtype)
     for start in range(0, T, step):
-        out[start : start + step] = log_joint[start : start + step].logsumexp((1, 3))
+        out[start : start + step] = logsumexp(log_joint[start : start + step], (1, 3))
     return out
 
 

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from scai.models.errors import HypothesisError, show_value, utf8_writable
+from scai.models.logsumexp import logsumexp
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def rational_tables(
     projected = accept_logit if utilities.u_proj is None else lam * utilities.u_proj
     expected = torch.sigmoid(projected) * utilities.u_prop
     logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
-    offer_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    offer_logp = logits - logsumexp(logits, dim=-1, keepdim=True)
     tables = ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
     return with_lapse(tables, lapse)
 

@@ -1,0 +1,79 @@
+"""scai's ``logsumexp`` is torch's, bit for bit: on tensors spread far below their maxima (the
+slow path it avoids), with infinities, NaN and empty reductions, over one dimension or
+several, and on the offers' tables the model makes; torch's own where autograd needs it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scai.models import policies
+from scai.models.hypotheses import PRESETS
+from scai.models.logsumexp import logsumexp
+from scai.models.model import group_utilities
+from scai.models.policies import rational_tables
+
+
+def spread(shape, dtype, seed, scale):
+    """Values whose distances below their row's maximum reach far past the floor."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * -scale).to(dtype)
+
+
+def assert_same(x, dim, keepdim):
+    got = logsumexp(x, dim, keepdim=keepdim)
+    want = torch.logsumexp(x, dim, keepdim=keepdim)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0))  # NaN where torch's is
+    assert torch.equal(got.isnan(), want.isnan())
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 300.0), (torch.float64, 3000.0)])
+@pytest.mark.parametrize("dim", [-1, 0, (1, 3)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_equals_torch_far_below_the_maximum(dtype, scale, dim, keepdim):
+    for seed in range(20):
+        x = spread((6, 5, 4, 97), dtype, seed, scale)
+        x[0, 0, 0, :5] = -torch.inf
+        x[1] = -torch.inf  # whole rows of -inf: -inf
+        x[2, 0, 0, 3] = torch.inf  # +inf: inf
+        x[3, 1, 1, 7] = torch.nan  # NaN: NaN
+        assert_same(x, dim, keepdim)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equals_torch_on_many_row_lengths(dtype):
+    """Rows of every length the vectorised sum splits differently (tails of 1 to 16)."""
+    for length in range(1, 70):
+        assert_same(
+            spread((40, length), dtype, length, 400.0 if dtype == torch.float32 else 4e3), -1, True
+        )
+
+
+def test_other_dtypes_empty_tensors_and_gradients_are_torchs():
+    half = spread((3, 50), torch.float16, 0, 30.0)
+    assert_same(half, -1, False)
+    empty = torch.empty(3, 0)
+    assert_same(empty, -1, True)
+    x = spread((4, 60), torch.float64, 1, 3000.0).requires_grad_()
+    logsumexp(x, -1).sum().backward()
+    want = x.detach().clone().requires_grad_()
+    torch.logsumexp(want, -1).sum().backward()
+    assert torch.equal(x.grad, want.grad)
+
+
+@pytest.mark.parametrize("lam", [0.5, 4.0, 40.0])
+def test_the_offers_tables_are_torchs(lam, monkeypatch):
+    """A rational proposer's offers: many of them far below the best offer at a large
+    ``lam``, on pots of 1 to 100 with currency shifts (the coarse pass of a latent-shift fit)."""
+    utilities = group_utilities(
+        PRESETS["pooled"],
+        torch.arange(1, 101),
+        torch.linspace(-3, 3, 200, dtype=torch.get_default_dtype())[:, None, None],
+    )
+    got = rational_tables(utilities, lam).offer_logp
+    monkeypatch.setattr(policies, "logsumexp", torch.logsumexp)
+    want = rational_tables(utilities, lam).offer_logp
+    assert torch.equal(got, want)
+    best = want.amax(-1, keepdim=True)
+    assert ((want - best > -torch.inf) & (want - best < -88)).any()  # the path it avoids
