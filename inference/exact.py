@@ -75,9 +75,9 @@ from scai.models.distinct import distinct_rows, sorted_distinct_rows
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
-from scai.models.logsumexp import logsumexp
 from scai.models.marginal import EventIndex, tone_loglik
 from scai.models.prior import GroupPrior, ScalarGaussian
+from scai.models.underflow import exp_flush_, logsumexp
 
 
 def fit_exact(
@@ -715,7 +715,8 @@ def _group_loglik(
 
 def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
-    log joint ``[T, S, G]``."""
+    log joint ``[T, S, G]``; weights below ~2e-306 are 0 (:func:`~scai.models.underflow.exp_flush_`:
+    torch's ``exp`` of the grid points far from the mode took most of this function's time)."""
     T, S, G = log_joint.shape
     # torch.logsumexp of the [S, T * G] rows, step by step as torch computes it (the maxima,
     # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
@@ -733,16 +734,16 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for start in range(0, S, ROWS_AT_ONCE):
             rows = slice(start, start + ROWS_AT_ONCE)
             part = torch.sub(log_joint[0, rows], maxes[rows].reshape(-1, 1))
-            total[rows] = part.exp_().sum(-1)
+            total[rows] = exp_flush_(part).sum(-1)
     else:
         shifted = torch.empty(T, G, dtype=log_joint.dtype)
         for s in range(S):
             torch.sub(view[s], maxes[s], out=shifted)
-            total[s] = shifted.exp_().reshape(-1).sum()
+            total[s] = exp_flush_(shifted).reshape(-1).sum()
         del shifted
     log_evidence = total.log_().add_(maxes.reshape(S))
     weights = torch.sub(log_joint, log_evidence.reshape(1, S, 1))
-    return log_evidence, weights.exp_()
+    return log_evidence, exp_flush_(weights)
 
 
 def _log_marginal(log_joint: torch.Tensor, block: int = 2**20) -> torch.Tensor:

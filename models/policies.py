@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from scai.models.errors import HypothesisError, show_value, utf8_writable
-from scai.models.logsumexp import logsumexp
+from scai.models.underflow import logsumexp
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """scai's ``logsumexp`` is torch's, bit for bit: on tensors spread far below their maxima (the
 slow path it avoids), with infinities, NaN and empty reductions, over one dimension or
-several, and on the offers' tables the model makes; torch's own where autograd needs it."""
+several, and on the offers' tables the model makes; torch's own where autograd needs it.
+``exp_flush_`` is torch's ``exp`` but for arguments below the floor, which give 0."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import torch
 
 from scai.models import policies
 from scai.models.hypotheses import PRESETS
-from scai.models.logsumexp import logsumexp
 from scai.models.model import group_utilities
 from scai.models.policies import rational_tables
+from scai.models.underflow import FLOOR, exp_flush_, logsumexp
 
 
 def spread(shape, dtype, seed, scale):
@@ -77,3 +78,26 @@ def test_the_offers_tables_are_torchs(lam, monkeypatch):
     assert torch.equal(got, want)
     best = want.amax(-1, keepdim=True)
     assert ((want - best > -torch.inf) & (want - best < -88)).any()  # the path it avoids
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 300.0), (torch.float64, 3000.0)])
+def test_exp_flush_is_torchs_exp_above_the_floor_and_0_below(dtype, scale):
+    x = spread((50, 333), dtype, 3, scale)
+    x[0, :3] = torch.tensor([-torch.inf, torch.inf, torch.nan], dtype=dtype)
+    want = x.exp()
+    got = exp_flush_(x.clone())
+    below = x <= FLOOR[dtype]
+    assert below.float().mean() > 0.5 and (~below).float().mean() > 0.01
+    assert torch.equal(got[~below].nan_to_num(7.0), want[~below].nan_to_num(7.0))
+    assert got[0, 2].isnan() and got[0, 1] == torch.inf
+    assert torch.equal(got[below], torch.zeros_like(got[below]))
+    assert want[below].max() < 1e-37 if dtype == torch.float32 else want[below].max() < 1e-305
+    assert got[~below & (x > -torch.inf)].min() > 0  # (the clamped ones alone are 0)
+
+
+def test_exp_flush_keeps_autograd_and_other_dtypes():
+    x = spread((4, 60), torch.float64, 1, 3000.0).requires_grad_()
+    exp_flush_(x * 1.0).sum().backward()  # (the product: a leaf cannot change in place)
+    assert torch.equal(x.grad, x.detach().exp())
+    half = spread((3, 50), torch.float16, 0, 30.0)
+    assert torch.equal(exp_flush_(half.clone()), half.exp())

@@ -1,0 +1,57 @@
+"""``exp`` and ``logsumexp`` without the slow path of torch's ``exp`` on this CPU.
+
+torch's vectorised ``exp`` (SLEEF) takes a slow path for arguments whose exponential is
+subnormal or close to it (below about -87 in float32, -705 in float64): 16-160 ns an element
+against ~1 ns (``benchmarks/README.md``, "The main job"). The model meets such arguments
+often: at most offers of a rational proposer (``lam * E_o - logsumexp_o(lam * E_o)``: 57% of
+the elements of a latent-shift fit's coarse pass) and at the lattice points far from a
+posterior's mode (the exact engine's weights).
+
+:func:`exp_flush_` is ``exp_`` with the results of arguments at or below :data:`FLOOR` set to
+0 (they are below ~4e-38 in float32, ~2e-306 in float64). :func:`logsumexp` computes what
+torch's does (``m = amax`` with infinite maxima set to 0, ``log(sum(exp(x - m))) + m``, the
+same reduction over the same dimensions) with those terms 0: the sum holds ``exp(0) = 1``
+(the maximum's own term), so float rounding drops them either way and the result is torch's,
+bit for bit (``tests/test_underflow.py`` checks it on tensors of every kind the model makes).
+Where autograd would differentiate them, both are torch's own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: Arguments at or below which ``exp`` is flushed to 0, by floating dtype: the slow path starts
+#: a little below them (``exp(-86)`` is 4e-38, float32's smallest normal number 1.2e-38;
+#: ``exp(-704)`` is 2e-306, float64's 2.2e-308).
+FLOOR = {torch.float32: -86.0, torch.float64: -704.0}
+#: ``exp(FLOOR)``: results at or below it are set to 0.
+_TINY = {dtype: math.exp(floor) for dtype, floor in FLOOR.items()}
+
+
+def _plain(x: torch.Tensor) -> bool:
+    """Whether ``x`` is left to torch: another dtype, or autograd differentiates it."""
+    return x.dtype not in FLOOR or (x.requires_grad and torch.is_grad_enabled())
+
+
+def exp_flush_(x: torch.Tensor) -> torch.Tensor:
+    """``x.exp_()``, with the results of arguments at or below ``FLOOR[x.dtype]`` 0 (NaN stays
+    NaN). Three passes that each cost about what ``exp`` does on fast arguments: the
+    arguments clamped one below the floor, ``exp``, and every result not above ``exp(FLOOR)``
+    set to 0 (the clamped ones, whatever ulp ``exp`` gives them)."""
+    if _plain(x):
+        return x.exp_()
+    x.clamp_(min=FLOOR[x.dtype] - 1.0).exp_()
+    return F.threshold_(x, _TINY[x.dtype], 0.0)  # (threshold keeps NaN: it is not <= tiny)
+
+
+def logsumexp(x: torch.Tensor, dim: int | tuple[int, ...], keepdim: bool = False) -> torch.Tensor:
+    """``torch.logsumexp(x, dim, keepdim)``, bit for bit, faster where many terms underflow."""
+    if _plain(x) or x.numel() == 0:
+        return torch.logsumexp(x, dim, keepdim=keepdim)
+    maxes = x.amax(dim, keepdim=True)
+    maxes.masked_fill_(maxes.abs() == torch.inf, 0)  # as torch: all -inf rows give -inf
+    total = exp_flush_(x - maxes).sum(dim, keepdim=keepdim)
+    return total.log_().add_(maxes if keepdim else maxes.reshape(total.shape))
