@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from scai.models.errors import HypothesisError, show_value, utf8_writable
-from scai.models.underflow import logsumexp
+from scai.models.underflow import logsumexp, sigmoid
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def rational_tables(
     lam = torch.as_tensor(lam, dtype=dtype)[..., None, None, None]
     accept_logit = lam * utilities.u_resp
     projected = accept_logit if utilities.u_proj is None else lam * utilities.u_proj
-    expected = torch.sigmoid(projected) * utilities.u_prop
+    expected = sigmoid(projected) * utilities.u_prop
     logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
     offer_logp = logits - logsumexp(logits, dim=-1, keepdim=True)
     tables = ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)

@@ -12,7 +12,7 @@ from scai.models import policies
 from scai.models.hypotheses import PRESETS
 from scai.models.model import group_utilities
 from scai.models.policies import rational_tables
-from scai.models.underflow import FLOOR, exp_flush_, logsumexp
+from scai.models.underflow import FLOOR, SIGMOID_RANGE, exp_flush_, logsumexp, sigmoid
 
 
 def spread(shape, dtype, seed, scale):
@@ -101,3 +101,20 @@ def test_exp_flush_keeps_autograd_and_other_dtypes():
     assert torch.equal(x.grad, x.detach().exp())
     half = spread((3, 50), torch.float16, 0, 30.0)
     assert torch.equal(exp_flush_(half.clone()), half.exp())
+
+
+def test_sigmoid_is_torchs_and_constant_beyond_its_clamp():
+    """torch's float32 sigmoid is exactly 0 and 1 well inside the clamp, so clamping changes
+    no value: on a fine grid across it and far beyond, and at every position of a row."""
+    lo, hi = SIGMOID_RANGE
+    x = torch.linspace(-2_000, 2_000, 4_000_001, dtype=torch.float32)
+    x = torch.cat([x, torch.tensor([-torch.inf, torch.inf, torch.nan, -1e30, 1e30])])
+    assert torch.equal(sigmoid(x).nan_to_num(7.0), torch.sigmoid(x).nan_to_num(7.0))
+    assert (torch.sigmoid(x[x <= lo + 11]) == 0).all() and (
+        torch.sigmoid(x[x >= hi - 13]) == 1
+    ).all()
+    for n in range(1, 40):
+        row = torch.linspace(-150, 150, n, dtype=torch.float32)
+        assert torch.equal(sigmoid(row), torch.sigmoid(row))
+    doubles = x.double()[:-5]
+    assert torch.equal(sigmoid(doubles), torch.sigmoid(doubles))  # (left to torch)
