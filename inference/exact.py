@@ -716,7 +716,10 @@ def _group_loglik(
 def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``log p(data)`` per simulation ``[S]`` and the posterior weights ``[T, S, G]`` of the
     log joint ``[T, S, G]``; weights below ~2e-306 are 0 (:func:`~scai.models.underflow.exp_flush_`:
-    torch's ``exp`` of the grid points far from the mode took most of this function's time)."""
+    torch's ``exp`` of the grid points far from the mode took most of this function's time).
+    (What that can move: a bounded site's cell mass where ~10^6 such weights used to add up
+    above the 1e-300 its log is clamped at, a drop of ~704 nats in one cell step, and so the
+    slope its draws within the neighbouring cell follow; a draw whose uniform is exactly 0.)"""
     T, S, G = log_joint.shape
     # torch.logsumexp of the [S, T * G] rows, step by step as torch computes it (the maxima,
     # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),

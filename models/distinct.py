@@ -29,8 +29,10 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 def sorted_distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.unique(rows, dim=0, return_inverse=True)`` for ``rows [n, d]`` (floating point,
     no NaN): the distinct rows in lexicographic order and, for every row, the position of its
-    distinct row. By one stable lexicographic sort in NumPy, without torch's comparison of
-    rows one pair at a time (~15x faster on the few hundred grid points of a fit)."""
+    distinct row (of rows that differ only in the sign of a zero the first is kept, where torch
+    keeps whichever its unstable sort puts first). By one stable lexicographic sort in NumPy,
+    without torch's comparison of rows one pair at a time (~15x faster on the few hundred grid
+    points of a fit)."""
     n, d = rows.shape
     values = rows.detach().numpy()  # (compared as numbers: -0.0 and 0.0 are one row)
     order = np.lexsort(values.T[::-1]) if d else np.zeros(n, dtype=np.int64)  # column 0 first

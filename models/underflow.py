@@ -12,7 +12,9 @@ posterior's mode (the exact engine's weights).
 torch's does (``m = amax`` with infinite maxima set to 0, ``log(sum(exp(x - m))) + m``, the
 same reduction over the same dimensions) with those terms 0: the sum holds ``exp(0) = 1``
 (the maximum's own term), so float rounding drops them either way and the result is torch's,
-bit for bit (``tests/test_underflow.py`` checks it on tensors of every kind the model makes).
+bit for bit (``tests/test_underflow.py`` checks it on tensors of every kind the model makes),
+but for rows built so that float32 additions land on rounding ties level after level (a
+review constructed one: a dropped ``exp(-87)`` then moves ``1 + S`` by one step).
 :func:`sigmoid` is torch's with float32 arguments clamped to [-100, 30]: torch's is exactly 0
 below -88.7 and exactly 1 above 16.7, and 4-6 ns an element beyond the clamp (a rational
 responder's acceptance of offers far from its norm) against ~1.5 ns within.
@@ -67,6 +69,8 @@ SIGMOID_RANGE = (-100.0, 30.0)
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """``torch.sigmoid(x)``, bit for bit; float32 arguments clamped to :data:`SIGMOID_RANGE`."""
-    if x.dtype != torch.float32 or _plain(x):
+    if x.dtype != torch.float32 or _plain(x) or not x.is_contiguous():
+        # (a strided tensor's clamped copy is contiguous: torch would then take its vectorised
+        # exp where it takes the scalar one on the strided input, 1 ulp apart at times)
         return torch.sigmoid(x)
     return torch.sigmoid(x.clamp(*SIGMOID_RANGE))
