@@ -77,7 +77,7 @@ from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 from scai.models.marginal import EventIndex, tone_loglik
 from scai.models.prior import GroupPrior, ScalarGaussian
-from scai.models.underflow import exp_flush_, logsumexp
+from scai.models.underflow import exp_flush_, exp_terms_, logsumexp
 
 
 def fit_exact(
@@ -729,6 +729,7 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # weights exponentiated in place: the same operations on the same numbers.
     view = log_joint.transpose(0, 1)  # [S, T, G]
     maxes = torch.amax(view, (1, 2), keepdim=True)
+    empty = (maxes == -torch.inf).reshape(S)  # (their sums: 0, as exp_terms_ leaves them)
     maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
     total = torch.empty(S, dtype=log_joint.dtype)
     if T == 1 and G <= ONE_CHUNK:
@@ -737,13 +738,14 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for start in range(0, S, ROWS_AT_ONCE):
             rows = slice(start, start + ROWS_AT_ONCE)
             part = torch.sub(log_joint[0, rows], maxes[rows].reshape(-1, 1))
-            total[rows] = exp_flush_(part).sum(-1)
+            total[rows] = exp_terms_(part).sum(-1)
     else:
         shifted = torch.empty(T, G, dtype=log_joint.dtype)
         for s in range(S):
             torch.sub(view[s], maxes[s], out=shifted)
-            total[s] = exp_flush_(shifted).reshape(-1).sum()
+            total[s] = exp_terms_(shifted).reshape(-1).sum()
         del shifted
+    total.masked_fill_(empty, 0.0)
     log_evidence = total.log_().add_(maxes.reshape(S))
     weights = torch.sub(log_joint, log_evidence.reshape(1, S, 1))
     return log_evidence, exp_flush_(weights)

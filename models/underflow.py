@@ -52,13 +52,26 @@ def exp_flush_(x: torch.Tensor) -> torch.Tensor:
     return F.threshold_(x, _TINY[x.dtype], 0.0)  # (threshold keeps NaN: it is not <= tiny)
 
 
+def exp_terms_(shifted: torch.Tensor) -> torch.Tensor:
+    """``shifted.exp_()`` for the terms of sums that each hold ``exp(0) = 1`` (arguments less
+    their row's maximum): those at or below ``FLOOR[dtype] - 1`` become ``exp(FLOOR - 1)``
+    (1.6e-38 in float32, 7e-307 in float64) where torch's are smaller or 0; the sum rounds
+    either away. A row whose maximum was ``-inf`` has no such term: its sum is the caller's to
+    set to 0. Two passes: the clamp and ``exp``."""
+    if _plain(shifted):
+        return shifted.exp_()
+    return shifted.clamp_(min=FLOOR[shifted.dtype] - 1.0).exp_()
+
+
 def logsumexp(x: torch.Tensor, dim: int | tuple[int, ...], keepdim: bool = False) -> torch.Tensor:
     """``torch.logsumexp(x, dim, keepdim)``, bit for bit, faster where many terms underflow."""
     if _plain(x) or x.numel() == 0:
         return torch.logsumexp(x, dim, keepdim=keepdim)
     maxes = x.amax(dim, keepdim=True)
-    maxes.masked_fill_(maxes.abs() == torch.inf, 0)  # as torch: all -inf rows give -inf
-    total = exp_flush_(x - maxes).sum(dim, keepdim=keepdim)
+    empty = maxes == -torch.inf  # rows of -inf alone: their sum is 0, their result -inf
+    maxes.masked_fill_(maxes.abs() == torch.inf, 0)  # as torch
+    total = exp_terms_(x - maxes).sum(dim, keepdim=keepdim)
+    total.masked_fill_(empty if keepdim else empty.reshape(total.shape), 0)
     return total.log_().add_(maxes if keepdim else maxes.reshape(total.shape))
 
 

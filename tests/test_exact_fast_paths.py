@@ -4,6 +4,8 @@ their log-likelihoods computed once, and action tables computed once per distinc
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -357,6 +359,28 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
         assert torch.equal(log_evidence, want)
         want_weights = (log_joint - want.reshape(1, S, 1)).exp()  # NaN where no mass
         torch.testing.assert_close(weights, want_weights, rtol=0, atol=0, equal_nan=True)
+
+
+def test_normalise_far_below_the_mode():
+    """Log joints spread thousands of nats below their mode (the slow path of torch's ``exp``
+    that :mod:`scai.models.underflow` avoids): the evidence is torch's to the bit, the weights
+    torch's where they exceed ``exp(-704)`` and 0 below."""
+    generator = torch.Generator().manual_seed(8)
+    for shape in [(1, 600, 2926), (9, 4, 311), (1, 3, 40_000)]:
+        log_joint = torch.rand(*shape, dtype=torch.float64, generator=generator) * -3000
+        log_joint[:, 0, :5] = 0.0  # a mode
+        log_joint[:, -1] = -torch.inf  # no mass at all
+        S = shape[1]
+        want = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
+        log_evidence, weights = exact._normalise(log_joint)
+        assert torch.equal(log_evidence, want)
+        want_weights = (log_joint - want.reshape(1, S, 1)).exp()
+        far = want_weights <= math.exp(-704)
+        assert far.float().mean() > 0.5
+        assert torch.equal(weights[far], torch.zeros_like(weights[far]))
+        assert torch.equal(
+            weights[~far & ~want_weights.isnan()], want_weights[~far & ~want_weights.isnan()]
+        )
 
 
 def test_scalar_marginal_in_blocks_equals_one_logsumexp():
