@@ -10,8 +10,9 @@ posterior's mode (the exact engine's weights).
 :func:`exp_flush_` is ``exp_`` with the results of arguments at or below :data:`FLOOR` set to
 0 (they are below ~4e-38 in float32, ~2e-306 in float64). :func:`logsumexp` computes what
 torch's does (``m = amax`` with infinite maxima set to 0, ``log(sum(exp(x - m))) + m``, the
-same reduction over the same dimensions) with those terms 0: the sum holds ``exp(0) = 1``
-(the maximum's own term), so float rounding drops them either way and the result is torch's,
+same reduction over the same dimensions) with those terms at ``exp(FLOOR - 1)``
+(:func:`exp_terms_`): the sum holds ``exp(0) = 1`` (the maximum's own term), so float
+rounding drops them as it drops torch's subnormal ones, and the result is torch's,
 bit for bit (``tests/test_underflow.py`` checks it on tensors of every kind the model makes),
 but for rows built so that float32 additions land on rounding ties level after level (a
 review constructed one: a dropped ``exp(-87)`` then moves ``1 + S`` by one step).
