@@ -19,7 +19,7 @@ review constructed one: a dropped ``exp(-87)`` then moves ``1 + S`` by one step)
 :func:`sigmoid` is torch's with float32 arguments clamped to [-100, 30]: torch's is exactly 0
 below -88.7 and exactly 1 above 16.7, and 4-6 ns an element beyond the clamp (a rational
 responder's acceptance of offers far from its norm) against ~1.5 ns within.
-Where autograd would differentiate them, all three are torch's own.
+Where autograd would differentiate them, each is torch's own.
 """
 
 from __future__ import annotations
