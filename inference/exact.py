@@ -721,15 +721,15 @@ def _normalise(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     above the 1e-300 its log is clamped at, a drop of ~704 nats in one cell step, and so the
     slope its draws within the neighbouring cell follow; a draw whose uniform is exactly 0.)"""
     T, S, G = log_joint.shape
-    # torch.logsumexp of the [S, T * G] rows, step by step as torch computes it (the maxima,
-    # set to 0 where infinite; exp of the shifted values; their sum over each contiguous row),
-    # with the shift written straight into the [S, T, G] layout: without the copy that
-    # reshaping the transposed view makes (hundreds of MB on a scalar's grid), the same bits.
-    # One simulation's row at a time (a [T, G] buffer, not a second [S, T, G] tensor), and the
-    # weights exponentiated in place: the same operations on the same numbers.
+    # torch.logsumexp of the [S, T * G] rows, step by step as scai.models.underflow.logsumexp
+    # computes it (the maxima, set to 0 where infinite; exp_terms_ of the shifted values; their
+    # sum over each contiguous row; 0 for rows of -inf alone), with the shift written straight
+    # into the [S, T, G] layout: without the copy that reshaping the transposed view makes
+    # (hundreds of MB on a scalar's grid), the same bits. One simulation's row at a time (a
+    # [T, G] buffer, not a second [S, T, G] tensor), and the weights exponentiated in place.
     view = log_joint.transpose(0, 1)  # [S, T, G]
     maxes = torch.amax(view, (1, 2), keepdim=True)
-    empty = (maxes == -torch.inf).reshape(S)  # (their sums: 0, as exp_terms_ leaves them)
+    empty = (maxes == -torch.inf).reshape(S)  # no mass: their sums are set to 0 below
     maxes.masked_fill_(maxes.abs() == torch.inf, 0.0)
     total = torch.empty(S, dtype=log_joint.dtype)
     if T == 1 and G <= ONE_CHUNK:
