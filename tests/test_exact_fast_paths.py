@@ -29,6 +29,7 @@ from scai.models.model import group_tables
 from scai.models.policies import rational_tables, utility_tables, with_lapse
 from scai.models.prior import GroupPrior
 from scai.models.simulate import simulate
+from scai.models.underflow import FLOOR
 
 
 def clone_case(t=5, S=4, U=7, K=4):
@@ -364,7 +365,7 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
 def test_normalise_far_below_the_mode():
     """Log joints spread thousands of nats below their mode (the slow path of torch's ``exp``
     that :mod:`scai.models.underflow` avoids): the evidence is torch's to the bit, the weights
-    torch's where they exceed ``exp(-704)`` and 0 below."""
+    torch's where they exceed ``exp(FLOOR)`` and 0 below."""
     generator = torch.Generator().manual_seed(8)
     for shape in [(1, 600, 2926), (9, 4, 311), (1, 3, 40_000)]:
         log_joint = torch.rand(*shape, dtype=torch.float64, generator=generator) * -3000
@@ -375,7 +376,7 @@ def test_normalise_far_below_the_mode():
         log_evidence, weights = exact._normalise(log_joint)
         assert torch.equal(log_evidence, want)
         want_weights = (log_joint - want.reshape(1, S, 1)).exp()
-        far = want_weights <= math.exp(-704)
+        far = want_weights <= math.exp(FLOOR[torch.float64])
         assert far.float().mean() > 0.5
         assert torch.equal(weights[far], torch.zeros_like(weights[far]))
         assert torch.equal(
