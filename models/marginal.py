@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from scai.models.hypotheses import Hypothesis
@@ -84,35 +85,43 @@ class EventIndex:
             kind,
         ]
         # One integer key per event (mixed radix): a 1-D unique is ~50x faster than
-        # torch.unique(dim=...) over the stacked fields.
+        # torch.unique(dim=...) over the stacked fields, and NumPy's ~3x faster than torch's.
         sizes = [int(f.max()) + 1 if len(f) else 1 for f in fields]
-        key = torch.zeros_like(s)
+        key = np.zeros(len(s), dtype=np.int64)
         for field, size in zip(fields, sizes, strict=True):
-            key = key * size + field
-        unique_keys, cell_of_event = torch.unique(key, return_inverse=True)
+            key = key * size + field.numpy()
+        unique_keys, cell_of_event = np.unique(key, return_inverse=True)
         cells = []
         for size in reversed(sizes):
-            cells.append(unique_keys % size)
+            cells.append(torch.from_numpy(unique_keys % size))
             unique_keys = unique_keys // size
         cells.reverse()
-        n_cells = len(cells[0])
-        with warnings.catch_warnings():
-            # torch flags sparse CSR as "beta" on every construction; the indices are built
-            # here and valid by construction, so the invariant checks are skipped on purpose.
-            warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
-            counts = (
-                torch.sparse_coo_tensor(
-                    torch.stack([s * U + u, cell_of_event]),
-                    torch.ones(len(s), dtype=torch.get_default_dtype()),
-                    (S * U, max(n_cells, 1)),
-                    check_invariants=False,
-                )
-                .coalesce()
-                .to_sparse_csr()
-            )
+        n_cells = max(len(cells[0]), 1)
+        counts = user_cell_counts((s * U + u).numpy(), cell_of_event.reshape(-1), S * U, n_cells)
         sim_pots, local_pot = simulation_pots(cells[0], cells[2], S, len(data.pots))
         return cls(
             *cells, counts=counts, n_flat_users=S * U, sim_pots=sim_pots, local_pot=local_pot
+        )
+
+
+def user_cell_counts(user: np.ndarray, cell: np.ndarray, n_users: int, n_cells: int):
+    """The sparse CSR ``[n_users, n_cells]`` matrix of how many events of each user fall in
+    each cell, for events given as ``user`` and ``cell`` indices: the matrix a
+    COO tensor of ones coalesces to (entries in row-major order, counts summed), its indices
+    int64, without torch's coalescing sort (~4x slower on a learning curve's 50,000 events)."""
+    flat_keys, per_entry = np.unique(user * n_cells + cell, return_counts=True)
+    rows = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat_keys // n_cells, minlength=n_users), out=rows[1:])
+    with warnings.catch_warnings():
+        # torch flags sparse CSR as "beta" on every construction; the indices are built
+        # here and valid by construction, so the invariant checks are skipped on purpose.
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(rows),
+            torch.from_numpy(flat_keys % n_cells),
+            torch.from_numpy(per_entry).to(torch.get_default_dtype()),
+            (n_users, n_cells),
+            check_invariants=False,
         )
 
 

@@ -545,3 +545,36 @@ def test_the_models_tables_of_each_simulation_s_own_pots_give_pyros_potential(fl
     torch.testing.assert_close(own[0][0], all_pots[0][0], rtol=1e-13, atol=0)
     torch.testing.assert_close(own[0][1], all_pots[0][1], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(own[1], all_pots[1], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("events", [0, 1, 7, 5000])
+def test_user_cell_counts_are_the_coalesced_matrix(events):
+    """The event index's CSR counts, built in NumPy, are torch's COO of ones coalesced and
+    converted (the same row pointers, columns in row-major order, counts, dtypes), for events
+    in any order with repeats; a user with no event has an empty row."""
+    import warnings
+
+    from scai.models.marginal import user_cell_counts
+
+    generator = torch.Generator().manual_seed(events)
+    n_users, n_cells = 40, 30
+    user = torch.randint(0, n_users - 1, (events,), generator=generator)  # the last: none
+    cell = torch.randint(0, n_cells, (events,), generator=generator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = (
+            torch.sparse_coo_tensor(
+                torch.stack([user, cell]),
+                torch.ones(events, dtype=torch.get_default_dtype()),
+                (n_users, n_cells),
+            )
+            .coalesce()
+            .to_sparse_csr()
+        )
+        got = user_cell_counts(user.numpy(), cell.numpy(), n_users, n_cells)
+    for part in ("crow_indices", "col_indices", "values"):
+        a, b = getattr(expected, part)(), getattr(got, part)()
+        assert a.dtype == b.dtype and torch.equal(a, b), part
+    assert got.shape == expected.shape
+    dense = torch.zeros(n_users, n_cells).index_put_((user, cell), torch.ones(events), True)
+    assert torch.equal(got.to_dense(), dense)
