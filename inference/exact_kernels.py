@@ -104,12 +104,50 @@ def lattice_group_loglik(
         rows = L.reshape(t * S, U, K)[pair, user]  # [N, K]
         top_r = top.reshape(t * S, U)[pair, user].unsqueeze(-1)
         count = mask.expand(t, S, U).reshape(t * S, U)[pair, user].unsqueeze(-1).to(L.dtype)
-        e, flat = (rows - top_r).exp(), out.view(t * S, -1)
-        for a in range(0, len(pair), ROWS_PER_BLOCK):  # [rows, G] at a time, in order
-            block = slice(a, a + ROWS_PER_BLOCK)
-            terms = (e[block] @ pi_grid.T).log_().add_(top_r[block]).mul_(count[block])
-            flat.index_add_(0, pair[block], terms)
+        flat = out.view(t * S, -1)
+        first, which = _repeated_rows(torch.cat([rows, count], -1), pi_grid.shape[0])
+        if first is None:  # [rows, G] at a time, in order
+            e = (rows - top_r).exp()
+            for a in range(0, len(pair), ROWS_PER_BLOCK):
+                block = slice(a, a + ROWS_PER_BLOCK)
+                terms = _user_terms(e[block], top_r[block], count[block], pi_grid)
+                flat.index_add_(0, pair[block], terms)
+        else:  # each distinct row's terms once, added where each copy sits, in the same order
+            top_r, count = top_r[first], count[first]
+            terms = _user_terms((rows[first] - top_r).exp(), top_r, count, pi_grid)
+            for a in range(0, len(pair), ROWS_PER_BLOCK):
+                block = slice(a, a + ROWS_PER_BLOCK)
+                flat.index_add_(0, pair[block], terms[which[block]])
     return out
+
+
+#: Most entries of the ``[distinct rows, G]`` terms :func:`lattice_group_loglik` forms at once
+#: when rows repeat (32 MB in float64).
+REPEATED_TERMS_BUDGET = 2**22
+
+
+def _repeated_rows(
+    keys: torch.Tensor, G: int
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
+    """Where at most half of the undecided users' ``keys [N, K + 1]`` (log-likelihoods, count)
+    are distinct (a learning curve's prefixes: a user's row is the same from one of its actions
+    to the next) and their ``[distinct, G]`` terms fit :data:`REPEATED_TERMS_BUDGET`: the first
+    index of each distinct row and every row's distinct row; else ``(None, None)``."""
+    if len(keys) < 2 * ROWS_PER_BLOCK:  # few rows: their blocks cost little either way
+        return None, None
+    first, which, _ = distinct_rows(keys)
+    if 2 * len(first) > len(keys) or len(first) * G > REPEATED_TERMS_BUDGET:
+        return None, None
+    return first, which
+
+
+def _user_terms(
+    e: torch.Tensor, top: torch.Tensor, count: torch.Tensor, pi_grid: torch.Tensor
+) -> torch.Tensor:
+    """``[rows, G]``: ``count (top + log sum_k pi_gk e_k)``, undecided users' terms of the group
+    log-likelihood at every point of the lattice, for ``e = exp(L - top) [rows, K]``, ``top``
+    and ``count`` ``[rows, 1]`` (each row's numbers do not depend on the other rows)."""
+    return (e @ pi_grid.T).log_().add_(top).mul_(count)
 
 
 def lattice_clone_loglik(

@@ -433,6 +433,33 @@ def test_lattice_kernels_in_row_blocks_equal_one_block(rows, monkeypatch):
     )
 
 
+def test_repeated_rows_are_scored_once(monkeypatch):
+    """A learning curve's prefix groups repeat most undecided users' rows (a user's data stay
+    the same from one of its actions to the next): the group log-likelihood forms each distinct
+    row's terms once and adds them where each copy sits, in order, giving what scoring every
+    row gives; without repeats (or beyond the budget) every row is scored."""
+    import scai.inference.exact_kernels as kernels
+
+    hyp = PRESETS["stereotyped"].with_(rationality=0.5)  # users the data decide slowly
+    table = simulate(hyp, policy="altruistic", users=10, rounds=8, epochs=3, sims=4, seed=3)
+    users = {str(s): [f"u{i}" for i in range(10)] for s in range(4)}
+    data = GroupData.from_table(table.interactions, users=users).prefixes()
+    L = exact.fixed_action_loglik(data, hyp) + exact.tone_loglik(data, hyp).double()
+    mask = data.user_mask.double()
+    pi = simplex_lattice(3, 2926).double()
+    scored = []
+    terms = kernels._user_terms
+    monkeypatch.setattr(kernels, "_user_terms", lambda e, *a: scored.append(len(e)) or terms(e, *a))
+    once = kernels.lattice_group_loglik(L, mask, pi)
+    undecided = int((~kernels.decided_users(L, pi)[0] & mask.bool()).sum())
+    assert sum(scored) < undecided / 2, (sum(scored), undecided)
+    scored.clear()
+    monkeypatch.setattr(kernels, "REPEATED_TERMS_BUDGET", 0)
+    every = kernels.lattice_group_loglik(L, mask, pi)
+    assert sum(scored) == undecided
+    torch.testing.assert_close(once, every, rtol=1e-13, atol=0)
+
+
 def test_the_summary_gives_the_lattices_mean_of_pi_in_each_simulations_rows():
     """``summary()`` of an exact fit of several simulations: ``pi``'s mean in each row is that
     simulation's lattice sum (``pi_mean``), set in the row as it is made; every other number is
