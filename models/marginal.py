@@ -60,8 +60,11 @@ class EventIndex:
         """``counts @ cell_values`` (``[n_cells, B] -> [S * U, B]``), differentiable.
 
         The gradient is ``counts.T @ grad``; autograd would transpose the CSR matrix (a sort
-        and a conversion, ~0.5 ms) on every backward pass, so the transpose is built once.
+        and a conversion, ~0.5 ms) on every backward pass, so the transpose is built once, when
+        a gradient is first wanted (the exact engine never wants one).
         """
+        if not (cell_values.requires_grad and torch.is_grad_enabled()):
+            return self.counts @ cell_values
         if self.counts_t is None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)

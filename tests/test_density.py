@@ -578,3 +578,31 @@ def test_user_cell_counts_are_the_coalesced_matrix(events):
     assert got.shape == expected.shape
     dense = torch.zeros(n_users, n_cells).index_put_((user, cell), torch.ones(events), True)
     assert torch.equal(got.to_dense(), dense)
+
+
+def test_per_user_builds_the_transpose_only_for_a_gradient():
+    """``EventIndex.per_user`` gives the same numbers with and without autograd; the CSR
+    transpose its backward pass uses is built only once a gradient is wanted, and the
+    gradient is ``counts.T @ grad``."""
+    from scai.models.marginal import EventIndex
+
+    table = simulate_table()
+    index = EventIndex.from_data(GroupData.from_table(table))
+    n_cells = index.counts.shape[1]
+    values = torch.randn(n_cells, 3, generator=torch.Generator().manual_seed(1))
+    plain = index.per_user(values)
+    assert index.counts_t is None
+    leaf = values.clone().requires_grad_()
+    traced = index.per_user(leaf)
+    assert index.counts_t is not None and torch.equal(traced.detach(), plain)
+    weights = torch.randn(traced.shape, generator=torch.Generator().manual_seed(2))
+    (traced * weights).sum().backward()
+    torch.testing.assert_close(leaf.grad, index.counts.to_dense().T @ weights)
+
+
+def simulate_table():
+    from scai.models.simulate import simulate
+
+    return simulate(
+        PRESETS["neutral"], policy="selfish=0.5,fair=0.5", users=4, rounds=2, sims=3, seed=1
+    ).interactions
