@@ -104,6 +104,8 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
     to the currencies it plays (:meth:`GroupData.only_played_currencies`; the other shifts are
     drawn from their prior: :func:`scai.inference.exact.fit_exact`), so the one that plays the
     most currencies is counted, cut the same way."""
+    if len(latent_scalars(hypothesis, data)) <= MAX_LATENT_SCALARS:  # all its currencies: fits
+        return
     busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
     one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
     names = latent_scalars(hypothesis, one.only_played_currencies())
