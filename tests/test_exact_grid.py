@@ -99,6 +99,27 @@ def test_a_sharp_mode_ranked_below_broad_ones_on_the_coarse_grid_is_kept():
 LAM_AND_SHIFT = PRESETS["pooled"].with_(name="pooled_latent_lam", rationality_scale=0.5)
 
 
+@pytest.mark.parametrize(("seed", "scale"), [(2, 2.0), (2, 1.0), (4, 1.0), (4, 2.0)])
+def test_sharp_modes_of_a_shared_shift_between_the_coarse_points_are_found(seed, scale):
+    """Selfish users with a latent shared shift: they act as selfish users unshifted and as
+    altruists shifted by -2 (``w`` 0 and 2), two modes ~0.001 wide at a coarse step of 0.06-0.12.
+    The coarse grid fell near one or neither; the default fit reported the altruists' mode
+    alone (pi of selfish 0.09 where finer grids give 0.54, the evidence 1-9 nats low). With the
+    prior's location and the peaks moved by the types' differences scored, the default grid
+    gives the fine grids' posterior of pi and evidence."""
+    from scai.models.hypotheses import Hypothesis
+    from scai.models.simulate import simulate
+
+    games = dict(users=4, rounds=4, epochs=2, seed=seed)
+    data = GroupData.from_table(simulate(Hypothesis(), policy="selfish", **games).interactions)
+    hypothesis = Hypothesis(shared_scale=scale)
+    fitted = fit_exact(data, hypothesis, num_draws=10)
+    fine = fit_exact(data, hypothesis, num_draws=10, grid_points=4000, zoom_points=128)
+    torch.testing.assert_close(fitted.pi_mean(), fine.pi_mean(), rtol=0, atol=2e-3)
+    evidence = fitted.diagnostics["log_evidence"][0] - fine.diagnostics["log_evidence"][0]
+    assert abs(evidence) < 0.1, evidence
+
+
 @pytest.mark.parametrize(
     "policy, seed, selfish",
     [
