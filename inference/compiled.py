@@ -56,11 +56,27 @@ ENV = "SCAI_COMPILED"
 STATS = ("accept", "diverging", "step_size", "tree_depth", "n_steps", "energy", "lp")
 
 
+#: ``SCAI_COMPILED``'s values (any case, spaces around ignored): off, and on (unset: on).
+ENV_OFF = ("0", "false", "no", "off")
+ENV_ON = ("1", "true", "yes", "on", "")
+
+
 def compiled_enabled() -> bool:
-    """Whether the compiled path may run: not turned off by ``SCAI_COMPILED=0``, and numba
-    importable."""
-    if os.environ.get(ENV, "1").strip() in ("0", "false", "no", "off"):
+    """Whether the compiled path may run: not turned off by ``SCAI_COMPILED`` (0, false, no or
+    off, in any case; 1, true, yes, on or empty leave it on; another value is an
+    :class:`~scai.inference.errors.EngineError`: a fit is reproduced by its seed only with the
+    same choice, so a misspelt one is not taken for either), and numba importable."""
+    value = os.environ.get(ENV, "1").strip().lower()
+    if value in ENV_OFF:
         return False
+    if value not in ENV_ON:
+        from scai.inference.errors import EngineError
+
+        raise EngineError(
+            f"environment variable {ENV}={os.environ[ENV]!r}: allowed {', '.join(ENV_OFF)} "
+            f"(the Python sampler) or {', '.join(v for v in ENV_ON if v)} (compiled where it "
+            "applies), in any case"
+        )
     try:
         import numba  # noqa: F401
     except ImportError:  # pragma: no cover - numba is a dependency

@@ -263,3 +263,25 @@ def test_a_cold_cache_is_announced_and_a_warm_one_is_not(tmp_path):
         warnings.simplefilter("ignore", DiagnosticWarning)
         fit_mcmc(data, PRESETS["neutral"], warmup=10, samples=10)
     assert not _compiles(_kernels().chain)
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [("0", False), ("False", False), ("OFF", False), (" no ", False), ("1", True)]
+    + [("TRUE", True), ("On", True), ("", True), ("nein", None), ("2", None)],
+)
+def test_the_environment_switch_is_read_in_any_case_and_a_misspelt_value_refused(
+    monkeypatch, value, enabled
+):
+    """``SCAI_COMPILED`` is read whatever its case (``False`` was taken as on); a value that is
+    neither on nor off is an error naming the variable, the value and what is allowed (a fit is
+    reproduced by its seed only with the same choice)."""
+    from scai.inference.compiled import compiled_enabled
+    from scai.inference.errors import EngineError
+
+    monkeypatch.setenv("SCAI_COMPILED", value)
+    if enabled is None:
+        with pytest.raises(EngineError, match=rf"SCAI_COMPILED='{value}': allowed 0, false"):
+            compiled_enabled()
+    else:
+        assert compiled_enabled() is enabled
