@@ -337,6 +337,11 @@ def laplace(
 
 def floored_inverse(hessian: np.ndarray, floor: float) -> np.ndarray:
     """``[S, W, W]``: the inverse of each symmetric block with its eigenvalues first raised to
-    at least ``floor``."""
-    values, vectors = np.linalg.eigh(hessian)
+    at least ``floor``; a block with a non-finite entry (the curvature at a point where the
+    log density's derivatives overflow: a start of a search that failed, drawn from a Beta
+    prior of parameters near 0) is ``I / floor``, the widest scale the floor allows (LAPACK's
+    ``eigh`` does not converge on it)."""
+    finite = np.isfinite(hessian).all(axis=(-2, -1))
+    safe = np.where(finite[:, None, None], hessian, np.eye(hessian.shape[-1]) * floor)
+    values, vectors = np.linalg.eigh(safe)
     return (vectors / np.maximum(values, floor)[:, None, :]) @ vectors.transpose(0, 2, 1)

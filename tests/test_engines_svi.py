@@ -568,3 +568,31 @@ def test_a_diverging_learning_rate_is_named(hypothesis, guide, learning_rate):
     assert f"learning_rate={learning_rate:g}" in message
     assert "diverged" in message and "lower learning_rate" in message
     assert "\n" not in message
+
+
+def test_floored_inverse_gives_a_non_finite_curvature_the_widest_scale():
+    """A block of the Hessian with a non-finite entry (a failed search's start where the log
+    density's derivatives overflow) is ``I / floor``; the other blocks are their floored
+    inverses as before (LAPACK's ``eigh`` did not converge on the whole stack)."""
+    from scai.inference.laplace import floored_inverse
+
+    good = np.array([[4.0, 1.0], [1.0, 3.0]])
+    stack = np.stack([good, np.array([[np.nan, 0.0], [0.0, 1.0]]), np.full((2, 2), np.inf)])
+    out = floored_inverse(stack, 0.5)
+    np.testing.assert_allclose(out[0], np.linalg.inv(good))
+    np.testing.assert_array_equal(out[1:], np.broadcast_to(np.eye(2) / 0.5, (2, 2, 2)))
+
+
+def test_svi_with_a_clone_prior_of_parameters_near_zero():
+    """``clone_prior = (0.01, 0.01)``: a prior draw the importance correction starts a search
+    from sits where the Hessian overflows; the fit ran into numpy's LinAlgError ("Eigenvalues
+    did not converge"). It now fits, its mean of pi within 0.1 of the exact engine's (four Monte
+    Carlo standard errors: pi's posterior sd ~0.26 over ~100 effective draws)."""
+    hyp = PRESETS["neutral"].with_(clone_prior=(0.01, 0.01))
+    table = simulate("neutral", policy="selfish", users=4, rounds=4, epochs=2, seed=2).interactions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = fit(table, hyp, engine="svi", seed=0)
+        exact = fit(table, hyp, engine="exact", seed=0)
+    assert torch.isfinite(post.draws["pi"]).all()
+    torch.testing.assert_close(post.pi_mean(), exact.pi_mean(), rtol=0, atol=0.1)
