@@ -250,6 +250,40 @@ def _table_chunks(path_or_buffer, size: int = 1 << 20):
             raise
 
 
+def _csv_text(path_or_buffer) -> io.TextIOBase:
+    """The table's text, decompressed, for Python's CSV reader (undecodable bytes replaced)."""
+    if isinstance(path_or_buffer, io.StringIO):
+        return io.StringIO(path_or_buffer.getvalue(), newline="")
+    raw = (
+        io.BytesIO(path_or_buffer.getvalue())
+        if isinstance(path_or_buffer, io.BytesIO)
+        else _open_decompressed(Path(path_or_buffer))
+    )
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def _short_rows(path_or_buffer, columns: int) -> list[tuple[int, int]]:
+    """``(row, fields)`` of every row with fewer fields than the header's ``columns``, rows
+    counted from 1 after the header as pandas counts them (blank lines, and lines of spaces
+    alone, skipped): pandas fills a row's missing last fields with empty text, so a cut file
+    reads as a table whose last rows lack their tones. ``[]`` where the reader cannot go on
+    (pandas has read the file: a reader's limit, not the file)."""
+    short, row = [], 0
+    try:
+        with _csv_text(path_or_buffer) as lines:
+            reader = csv.reader(lines)
+            next(reader, None)  # the header
+            for fields in reader:
+                if not any(field.strip() for field in fields):
+                    continue
+                row += 1
+                if len(fields) < columns:
+                    short.append((row, len(fields)))
+    except (csv.Error, OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
+        return []
+    return short
+
+
 def _rows_beyond(path_or_buffer, most: int) -> bool:
     """Whether the table holds more than ``most`` rows after its header, counted as a CSV
     reader reads them (quoted line ends inside a field, blank lines skipped), nothing kept.
@@ -257,16 +291,7 @@ def _rows_beyond(path_or_buffer, most: int) -> bool:
     read decide: pandas then says what is wrong, within the memory limit counted meanwhile."""
     rows = 0
     try:
-        if isinstance(path_or_buffer, io.StringIO):
-            lines = io.StringIO(path_or_buffer.getvalue(), newline="")
-        else:
-            raw = (
-                io.BytesIO(path_or_buffer.getvalue())
-                if isinstance(path_or_buffer, io.BytesIO)
-                else _open_decompressed(Path(path_or_buffer))
-            )
-            lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        with lines:
+        with _csv_text(path_or_buffer) as lines:
             for row in csv.reader(lines):
                 rows += bool(row)
                 if rows > most + 1:  # (the header's row)
@@ -530,6 +555,25 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
                 )
             ],
         )
+    # A row with fewer fields than the header reads as one whose last fields are empty: only
+    # a table whose last column has an empty field is read again, field by field.
+    if len(df) and bool((df.iloc[:, -1] == "").any()):
+        short = _short_rows(path_or_buffer, len(df.columns))
+        if short:
+            raise DataError(
+                source,
+                [
+                    Problem(
+                        row,
+                        None,
+                        None,
+                        f"{fields} fields, fewer than the header's {len(df.columns)} columns (a "
+                        "cut file?); each row needs one field per header column (an empty one "
+                        "between commas is allowed)",
+                    )
+                    for row, fields in short
+                ],
+            )
     df.columns = [c.strip() for c in df.columns]
     _strip_layout_spaces(df)
     _warn_one_number_two_ways(_compose_ids(df, source), source)

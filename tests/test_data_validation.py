@@ -188,6 +188,31 @@ def test_a_later_row_with_an_extra_field_is_named_with_its_line(tmp_path, capsys
     )
 
 
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
+def test_rows_with_fewer_fields_than_the_header_are_named(tmp_path, capsys, name):
+    """pandas fills a row's missing last fields with empty text: a cut file (its last row
+    without its tones) or a row missing a field read as valid, the tones unheard (a red-team
+    find). Such rows are named with their fields; empty fields between commas, blank lines
+    and lines of spaces are as before."""
+    import gzip
+
+    rows = [VALID_ROWS[0], "", "   ", VALID_ROWS[1], "0,1,4,u2,u0,apples", VALID_ROWS[3][:-12]]
+    text = "\n".join([HEADER, *rows]) + "\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    assert [(p.row, p.allowed.split(",")[0]) for p in info.value.problems] == [
+        (3, "6 fields"),
+        (4, "10 fields"),
+    ]
+    assert "fewer than the header's 11 columns" in info.value.problems[0].allowed
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "row 3: 6 fields, fewer than the header's 11 columns" in err
+    whole = write(tmp_path, ["", "   ", *VALID_ROWS], name="whole.csv")  # "" fields: allowed
+    assert len(read_interactions(whole)) == len(VALID_ROWS)
+
+
 @pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.bz2", "t.csv.xz", "t.csv.zip", "t.csv.tar"])
 def test_a_broken_compressed_file_is_a_data_error(tmp_path, capsys, name):
     """A truncated .gz or .bz2 file (``EOFError``) and a .xz file that is not one
