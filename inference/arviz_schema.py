@@ -501,6 +501,8 @@ def check_self_contained(path) -> None:
     read here (every object reached through hard links, each once: a cycle of links ends)."""
     import h5py
 
+    if os.path.isdir(path):  # (HDF5's own message: two lines of its internals)
+        raise PosteriorFileError(f"{path}: is a folder, not a posterior file")
     try:
         handle = h5py.File(path, "r")
     except OSError as err:

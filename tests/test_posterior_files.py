@@ -322,3 +322,11 @@ def test_files_arviz_wrote_again_still_load(original, tmp_path):
     again = Posterior.load(tmp_path / "again.nc")
     assert torch.equal(again.draws["pi"], genuine.draws["pi"])
     assert Posterior.load(tmp_path / "thinned.nc").n_draws == 21
+
+
+def test_loading_a_folder_says_so_in_one_line(tmp_path):
+    """``Posterior.load`` of a folder gave HDF5's message (two lines of its internals: a file
+    descriptor, a buffer address); it says the path is a folder, as ``save`` does."""
+    with pytest.raises(PosteriorFileError) as err:
+        Posterior.load(tmp_path)
+    assert str(err.value) == f"{tmp_path}: is a folder, not a posterior file"
