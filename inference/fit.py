@@ -230,6 +230,18 @@ def prepare(
         ]
         if bad:
             raise DataError(f"users (hypothesis {hypothesis.name!r})", bad)
+        if "user" in users.columns:  # one true type per user (of a simulation): two contradict
+            columns = [c for c in ("sim", "user") if c in users.columns]
+            first: dict[tuple, int] = {}
+            again = []
+            rows = users[columns].astype(str).itertuples(index=False, name=None)
+            for i, key in enumerate(rows, start=1):
+                if key in first:
+                    why = f"listed before, at row {first[key]}: one row per user"
+                    again.append(Problem(i, "user", key[-1], why))
+                first.setdefault(key, i)
+            if again:
+                raise DataError("users", again)
     check_reported_tones(table, hypothesis, source)
     check_some_user_acts(table, source)
     if max_memory is not None:
@@ -387,7 +399,8 @@ def fit(
     ``engine``: ``"exact"`` (enumeration and quadrature; see :mod:`scai.inference.exact` for the
     hypotheses it is exact for), ``"svi"`` (:mod:`scai.inference.svi`) or ``"mcmc"``
     (:mod:`scai.inference.mcmc`); ``options`` go to the engine. ``users`` (optional, the true types)
-    is checked against the hypothesis's policies. ``strict`` and ``max_memory``: see
+    is checked against the hypothesis's policies, one row per user (of a simulation, with a
+    ``sim`` column); it is not used in the fit. ``strict`` and ``max_memory``: see
     :func:`prepare`; the limit bounds the draws too (:func:`check_draws_memory`), and with
     ``arviz`` their ArviZ form as well (``to_arviz``, ``save``: ``scai fit`` saves every
     posterior). Bad input fails before inference starts: :class:`EngineError` for the

@@ -357,3 +357,19 @@ def test_a_grid_beyond_the_exact_engines_budget_is_refused(hypothesis, options, 
     the most the budget allows, before any work."""
     with pytest.raises(EngineError, match=rf"^{named}=\d+: .* allowed here: at most {most:,}$"):
         fit(table(), hypothesis, engine="exact", **options)
+
+
+def test_users_given_twice_are_refused(no_inference):
+    """``fit(users=...)``: a user listed twice (two true types, or the same twice) is a
+    DataError naming the rows; it was accepted and the table dropped (a red-team find)."""
+    from scai.models.simulate import simulate
+
+    sim = simulate("neutral", policy="selfish=0.5,altruistic=0.5", users=4, epochs=2, seed=4)
+    twice = pd.concat([sim.users, sim.users.iloc[[2]].assign(policy="fair")], ignore_index=True)
+    with pytest.raises(DataError) as err:
+        fit(sim.interactions, "neutral", users=twice)
+    (problem,) = err.value.problems
+    assert (problem.row, problem.value) == (5, "u2")
+    assert problem.allowed == "listed before, at row 3: one row per user"
+    with pytest.raises(AssertionError, match="engine ran"):  # one row each: accepted
+        fit(sim.interactions, "neutral", users=sim.users)
