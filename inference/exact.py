@@ -1131,12 +1131,12 @@ def translated_peaks(
     margin: float = 200.0,
 ) -> torch.Tensor:
     """Points of a latent shift's coarse grid ``u [T]`` where another mode may hide: the
-    prior's location ``loc`` (no shift: where users who act as their type says have their
-    mode, however sharp) and each peak of the coarse marginal ``[T, S]`` within ``margin`` nats
-    of its simulation's best (the candidates of :func:`~scai.inference.grids.zoom_modes`),
-    each as it is and moved by every difference ``w_j - w_k`` of two types' weights on the
-    other's payoff; those within ``[lo, hi]`` and not on the grid. None for a latent
-    rationality.
+    prior's location ``loc`` (its mean: no shift unless the currency is essential; where users
+    who act as their type says have their mode, however sharp) and each peak of the coarse
+    marginal ``[T, S]`` within ``margin`` nats of its simulation's best (the candidates of
+    :func:`~scai.inference.grids.zoom_modes`), each as it is and moved by every difference
+    ``w_j - w_k`` of two types' weights on the other's payoff; those within ``[lo, hi]`` and
+    not on the grid. None for a latent rationality.
 
     A shift adds to every type's weight, so users of type ``k`` under shift ``d`` act as users
     of a type ``j`` that differs from ``k`` in ``w`` alone act under ``d + w_k - w_j``: a group of

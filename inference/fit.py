@@ -237,7 +237,9 @@ def prepare(
             rows = users[columns].astype(str).itertuples(index=False, name=None)
             for i, key in enumerate(rows, start=1):
                 if key in first:
-                    why = f"listed before, at row {first[key]}: one row per user"
+                    why = f"listed before, at row {first[key]}: one row per user" + (
+                        "" if "sim" in columns else " (of several simulations: add a 'sim' column)"
+                    )
                     again.append(Problem(i, "user", key[-1], why))
                 first.setdefault(key, i)
             if again:

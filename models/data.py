@@ -262,23 +262,34 @@ def _csv_text(path_or_buffer) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
-def _short_rows(path_or_buffer, columns: int) -> list[tuple[int, int]]:
-    """``(row, fields)`` of every row with fewer fields than the header's ``columns``, rows
-    counted from 1 after the header as pandas counts them (blank lines, and lines of spaces
-    alone, skipped): pandas fills a row's missing last fields with empty text, so a cut file
-    reads as a table whose last rows lack their tones. ``[]`` where the reader cannot go on
-    (pandas has read the file: a reader's limit, not the file)."""
-    short, row = [], 0
+def _short_rows(path_or_buffer) -> list[tuple[int, int, int]]:
+    """``(row, fields, columns)`` of every row with fewer fields than the header's ``columns``
+    (its names up to the last that is not empty: a header's trailing comma names no column a
+    row must fill), rows counted from 1 after the header as pandas counts them (blank lines and
+    lines of spaces alone skipped; a line of empty fields is a row), fields read as pandas reads
+    them (spaces before a quote skipped): pandas fills a row's missing last fields with empty
+    text, so a cut file reads as a table whose last rows lack their tones. ``[]`` where the
+    reader cannot go on (pandas has read the file: a reader's limit, not the file)."""
+    short, row, last = [], 0, [""]
+
+    def remembered(lines):  # the last line read: a record of one empty field may be a blank line
+        for line in lines:
+            last[0] = line
+            yield line
+
     try:
         with _csv_text(path_or_buffer) as lines:
-            reader = csv.reader(lines)
-            next(reader, None)  # the header
+            reader = csv.reader(remembered(lines), skipinitialspace=True)
+            header = next(reader, [])
+            columns = len(header)
+            while columns and not header[columns - 1].strip():
+                columns -= 1
             for fields in reader:
-                if not any(field.strip() for field in fields):
+                if not fields or (fields == [""] and not last[0].strip()):
                     continue
                 row += 1
                 if len(fields) < columns:
-                    short.append((row, len(fields)))
+                    short.append((row, len(fields), columns))
     except (csv.Error, OSError, EOFError, ValueError, ImportError, zlib.error, lzma.LZMAError):
         return []
     return short
@@ -558,7 +569,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     # A row with fewer fields than the header reads as one whose last fields are empty: only
     # a table whose last column has an empty field is read again, field by field.
     if len(df) and bool((df.iloc[:, -1] == "").any()):
-        short = _short_rows(path_or_buffer, len(df.columns))
+        short = _short_rows(path_or_buffer)
         if short:
             raise DataError(
                 source,
@@ -567,11 +578,11 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
                         row,
                         None,
                         None,
-                        f"{fields} fields, fewer than the header's {len(df.columns)} columns (a "
-                        "cut file?); each row needs one field per header column (an empty one "
+                        f"{fields} fields, fewer than the header's {columns} columns (a cut "
+                        "file?); each row needs one field per header column (an empty one "
                         "between commas is allowed)",
                     )
-                    for row, fields in short
+                    for row, fields, columns in short
                 ],
             )
     df.columns = [c.strip() for c in df.columns]

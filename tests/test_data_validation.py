@@ -211,6 +211,23 @@ def test_rows_with_fewer_fields_than_the_header_are_named(tmp_path, capsys, name
     assert code == 1 and "row 3: 6 fields, fewer than the header's 11 columns" in err
     whole = write(tmp_path, ["", "   ", *VALID_ROWS], name="whole.csv")  # "" fields: allowed
     assert len(read_interactions(whole)) == len(VALID_ROWS)
+    # read as pandas reads: a space before a quoted field (one holding a line end), a header's
+    # trailing comma (no column), a line of empty fields counted as a row (named after it)
+    texts = write(
+        tmp_path,
+        [VALID_ROWS[0] + ', "hi\nthere"', VALID_ROWS[1] + ","],
+        header=HEADER + ",responder_text",
+        name="texts.csv",
+    )
+    assert read_interactions(texts)["responder_text"].tolist() == ["hi\nthere", ""]
+    trailing = write(tmp_path, VALID_ROWS, header=HEADER + ",", name="trailing.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the header's unnamed column: not scai's)
+        assert len(read_interactions(trailing)) == len(VALID_ROWS)
+    empty_then_short = write(tmp_path, [VALID_ROWS[0], ",,,,,,,,,,", "0,1,3"], name="e.csv")
+    with pytest.raises(DataError) as info:
+        read_interactions(empty_then_short)
+    assert [(p.row, p.allowed.split(",")[0]) for p in info.value.problems] == [(3, "3 fields")]
 
 
 @pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.bz2", "t.csv.xz", "t.csv.zip", "t.csv.tar"])

@@ -373,3 +373,6 @@ def test_users_given_twice_are_refused(no_inference):
     assert problem.allowed == "listed before, at row 3: one row per user"
     with pytest.raises(AssertionError, match="engine ran"):  # one row each: accepted
         fit(sim.interactions, "neutral", users=sim.users)
+    two = simulate("neutral", policy="selfish", users=2, sims=2, seed=4)
+    with pytest.raises(DataError, match=r"row 3,.*of several simulations: add a 'sim' column"):
+        fit(two.interactions, "neutral", users=two.users.drop(columns="sim"))
