@@ -56,6 +56,7 @@ from scai.inference.grids import (
     effective_points,
     grid_parameters,
     latent_scalars,
+    mode_candidates,
     needs_patch,
     patch_among_boxes,
     refine_cells,
@@ -1128,13 +1129,12 @@ def translated_peaks(
     loc: torch.Tensor,
     lo: torch.Tensor,
     hi: torch.Tensor,
-    margin: float = 200.0,
 ) -> torch.Tensor:
     """Points of a latent shift's coarse grid ``u [T]`` where another mode may hide: the
     prior's location ``loc`` (its mean: no shift unless the currency is essential; where users
     who act as their type says have their mode, however sharp) and each peak of the coarse
-    marginal ``[T, S]`` within ``margin`` nats of its simulation's best (the candidates of
-    :func:`~scai.inference.grids.zoom_modes`), each as it is and moved by every difference
+    marginal ``[T, S]`` that :func:`~scai.inference.grids.zoom_modes` zooms onto
+    (:func:`~scai.inference.grids.mode_candidates`), each as it is and moved by every difference
     ``w_j - w_k`` of two types' weights on the other's payoff; those within ``[lo, hi]`` and
     not on the grid. None for a latent rationality.
 
@@ -1148,11 +1148,7 @@ def translated_peaks(
         return u.new_zeros(0)
     weights = sorted({float(p.w) for p in hypothesis.policies})
     moves = {b - a for a in weights for b in weights if a != b}
-    best = marginal.max(0).values
-    is_peak = torch.ones_like(marginal, dtype=torch.bool)
-    is_peak[1:] &= marginal[1:] >= marginal[:-1]
-    is_peak[:-1] &= marginal[:-1] >= marginal[1:]
-    peaks = torch.cat([u[(is_peak & (marginal > best - margin)).any(-1)], loc.reshape(1)])
+    peaks = torch.cat([u[mode_candidates(marginal)], loc.reshape(1)])
     moved = (peaks[:, None] + torch.tensor([0.0, *sorted(moves)], dtype=u.dtype)).flatten()
     inside = (moved >= float(lo[0])) & (moved <= float(hi[0]))
     moved = torch.unique(moved[inside])

@@ -106,18 +106,22 @@ def lattice_group_loglik(
         count = mask.expand(t, S, U).reshape(t * S, U)[pair, user].unsqueeze(-1).to(L.dtype)
         flat = out.view(t * S, -1)
         first, which = _repeated_rows(torch.cat([rows, count], -1), pi_grid.shape[0])
-        if first is None:  # [rows, G] at a time, in order
+        if first is None:  # [rows, G] at a time
+
+            def terms_of(block: slice) -> torch.Tensor:
+                return _user_terms(e[block], top_r[block], count[block], pi_grid)
+
             e = (rows - top_r).exp()
-            for a in range(0, len(pair), ROWS_PER_BLOCK):
-                block = slice(a, a + ROWS_PER_BLOCK)
-                terms = _user_terms(e[block], top_r[block], count[block], pi_grid)
-                flat.index_add_(0, pair[block], terms)
-        else:  # each distinct row's terms once, added where each copy sits, in the same order
+        else:  # each distinct row's terms once, taken where each copy sits
             top_r, count = top_r[first], count[first]
-            terms = _user_terms((rows[first] - top_r).exp(), top_r, count, pi_grid)
-            for a in range(0, len(pair), ROWS_PER_BLOCK):
-                block = slice(a, a + ROWS_PER_BLOCK)
-                flat.index_add_(0, pair[block], terms[which[block]])
+            distinct = _user_terms((rows[first] - top_r).exp(), top_r, count, pi_grid)
+
+            def terms_of(block: slice) -> torch.Tensor:
+                return distinct[which[block]]
+
+        for a in range(0, len(pair), ROWS_PER_BLOCK):  # added in order
+            block = slice(a, a + ROWS_PER_BLOCK)
+            flat.index_add_(0, pair[block], terms_of(block))
     return out
 
 

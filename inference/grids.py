@@ -234,13 +234,28 @@ def grid_parameters(u: torch.Tensor, prior: GroupPrior, data: GroupData):
     return lam, shift
 
 
+#: How far below a simulation's best coarse point (nats) a peak of the coarse marginal is still
+#: a candidate mode (:func:`mode_candidates`).
+MODE_MARGIN = 200.0
+
+
+def mode_candidates(marginal: torch.Tensor, margin: float = MODE_MARGIN) -> torch.Tensor:
+    """``[T]``: whether each point of a coarse grid (in order along one scalar) is a local
+    maximum of some simulation's marginal ``[T, S]`` within ``margin`` nats of its best."""
+    best = marginal.max(0).values
+    is_peak = torch.ones_like(marginal, dtype=torch.bool)
+    is_peak[1:] &= marginal[1:] >= marginal[:-1]
+    is_peak[:-1] &= marginal[:-1] >= marginal[1:]
+    return (is_peak & (marginal > best - margin)).any(-1)
+
+
 def zoom_modes(
     u: torch.Tensor,
     marginal: torch.Tensor,
     spacing: float | torch.Tensor,
     points: int,
     prior: ScalarGaussian,
-    margin: float = 200.0,
+    margin: float = MODE_MARGIN,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fine grid around the modes of the coarse marginal ``[T, S]``: for each simulation,
     every mode within ``margin`` nats of its best. A mode is a local maximum with the
@@ -261,10 +276,7 @@ def zoom_modes(
     """
     step_at = torch.as_tensor(spacing, dtype=torch.float64).expand(u.shape[0])
     best = marginal.max(0).values
-    is_peak = torch.ones_like(marginal, dtype=torch.bool)
-    is_peak[1:] &= marginal[1:] >= marginal[:-1]
-    is_peak[:-1] &= marginal[:-1] >= marginal[1:]
-    candidate = (is_peak & (marginal > best - margin)).any(-1)  # [T]: a peak of some simulation
+    candidate = mode_candidates(marginal, margin)  # [T]: a peak of some simulation
     # Each window covers its mode's contiguous run of coarse points within 30 nats of some
     # simulation's best (the bulk of a wide posterior), and at least one spacing either side;
     # the peaks inside one run (on a fine coarse grid rounding makes several) share it.
