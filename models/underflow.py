@@ -1,8 +1,9 @@
 """``exp`` and ``logsumexp`` without the slow path of torch's ``exp`` on this CPU.
 
 torch's vectorised ``exp`` (SLEEF) takes a slow path for arguments whose exponential is
-subnormal or close to it (below about -87 in float32, -705 in float64): 16-160 ns an element
-against ~1 ns (``benchmarks/README.md``, "The main job"). The model meets such arguments
+subnormal or close to it (below about -87 in float32, -705 in float64): tens of ns an element,
+over a hundred in float64, against ~1 ns (``benchmarks/bench_underflow.py`` prints the table;
+``benchmarks/README.md``, "The main job"). The model meets such arguments
 often: at most offers of a rational proposer (``lam * E_o - logsumexp_o(lam * E_o)``: 57% of
 the elements of a latent-shift fit's coarse pass) and at the lattice points far from a
 posterior's mode (the exact engine's weights).
