@@ -1,7 +1,8 @@
 """Wall-clock time of ``scai run all`` at full size (20 simulations, 5 epochs, every condition
 and the inconsistency sweep), each repeat a cold start of the command into a fresh ``--out``
 (nothing cached), with the CPU time of the command and its workers, where the time goes (the
-conditions, computed together, then each experiment's report from the cache) and whether the
+conditions, computed together, then each experiment's report from the cache; when the first and
+the last condition were stored: the start-up before, the reports left after) and whether the
 run's figures and numbers equal the committed ones (``figures/``).
 
     .venv/bin/python benchmarks/bench_run_all.py --repeats 3
@@ -89,6 +90,7 @@ def run_once(out: Path, workers: int | None, code: Path | None = None) -> dict:
     if code is not None:
         env["PYTHONPATH"] = str(code)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()  # the clock the files' modification times are on
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
@@ -104,9 +106,14 @@ def run_once(out: Path, workers: int | None, code: Path | None = None) -> dict:
         filecmp.cmp(out / "figures" / name, ROOT / "figures" / name, shallow=False)
         for name in FIGURES
     )
+    # when the workers finished their first and last condition (the per-simulation table is
+    # the first file a finished condition writes): the start-up before the first, the reports
+    # left after the last
+    stored = [path.stat().st_mtime - started for path in out.glob("*/cache/*.per_sim.csv")]
     return {
         "command": " ".join(["scai", *command[3:]]),
         "wall": wall,
+        "stored": (min(stored), max(stored)) if stored else (float("nan"),) * 2,
         "user": after.ru_utime - before.ru_utime,
         "system": after.ru_stime - before.ru_stime,
         "conditions": float(computed.group(1)) if computed else float("nan"),
@@ -175,10 +182,11 @@ def main() -> None:
     if args.before:
         print(f"before: {args.before}\n")
     print(
-        "| run | code | wall (s) | CPU user + system (s) | conditions (s) | reports: alignment, "
-        "generalization, inconsistency (s) | checks | figures equal the committed |"
+        "| run | code | wall (s) | CPU user + system (s) | conditions (s) | first and last "
+        "condition stored (s) | reports: alignment, generalization, inconsistency (s) | checks "
+        "| figures equal the committed |"
     )
-    print("|---:|---|---:|---:|---:|---|---|---|")
+    print("|---:|---|---:|---:|---:|---|---|---|---|")
     for i, row in enumerate(rows, 1):
         reports = ", ".join(
             f"{row['reports'].get(n, float('nan')):.1f}"
@@ -187,7 +195,8 @@ def main() -> None:
         print(
             f"| {i} | {row['code']} | {row['wall']:.1f} | "
             f"{row['user']:.1f} + {row['system']:.1f} | "
-            f"{row['conditions']:.1f} | {reports} | {row['checks']} | {row['figures equal']} |"
+            f"{row['conditions']:.1f} | {row['stored'][0]:.1f}, {row['stored'][1]:.1f} | "
+            f"{reports} | {row['checks']} | {row['figures equal']} |"
         )
 
 
