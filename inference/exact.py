@@ -61,6 +61,7 @@ from scai.inference.grids import (
     patch_among_boxes,
     refine_cells,
     resolution_threshold,
+    ridge_strips,
     simplex_lattice,
     simplex_zoom_threshold,
     uniform_grid,
@@ -311,6 +312,14 @@ def fit_exact(
                     grid_diagnostics["mode_patch"] = 1
                     grid_diagnostics["mode_patch_points"] = points
                     resolved = resolved and converged
+                strips = ridge_strips(boxes, patch)
+                if strips:  # a ridge through the mode, thinner than the box's step across it
+                    grid = (u, log_w, marginal, action)
+                    kept = patch if points else None
+                    *grid, added = _with_strips(strips, kept, grid, locate, scalar_prior, per_point)
+                    u, log_w, marginal, action = grid
+                    if added:
+                        grid_diagnostics["mode_strip_points"] = added
             keep = (marginal > marginal.max(0).values - KEEP_WITHIN).any(-1)
             u, log_w, action = u[keep], log_w[keep], action[keep]
         if dims == 1:  # the coarse grid's modes translated onto other types (see below)
@@ -1040,6 +1049,57 @@ def _with_patch(
             )
             return *grid, patch.n, converged
         previous, patch = (share, mean), finer
+
+
+def _with_strips(
+    strips: list[Box],
+    patch: Patch | None,
+    grid: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    locate: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
+    prior: ScalarGaussian,
+    per_point: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``grid`` (points, log weights, scalar marginal, action log-likelihoods: the boxes' and
+    the ``patch``'s, :func:`_with_patch`) with the ``strips``' points (:func:`ridge_strips`) in
+    place of the boxes' where a strip lies, each region gridded once: the patch keeps its own
+    (finer along every axis), an earlier strip its region, and every other point inside a
+    strip is left out. Strips whose points would not fit :data:`GRID_BUDGET` (``per_point``
+    entries each) are not added. Returns the grid and the number of points added."""
+    u, log_w, marginal, action = grid
+    fresh: list[torch.Tensor] = []
+    cells: list[torch.Tensor] = []
+    taken: list[Box] = []
+    for strip in strips:
+        points = strip.points()
+        keep = torch.ones(len(points), dtype=torch.bool)
+        if patch is not None:
+            keep &= ~patch.covers(points)
+        for other in taken:
+            keep &= ~other.covers(points)
+        if not bool(keep.any()):
+            continue
+        if (len(u) + sum(map(len, fresh)) + int(keep.sum())) * per_point > GRID_BUDGET:
+            continue
+        fresh.append(points[keep])
+        cells.append(torch.full((int(keep.sum()),), strip.log_cell(), dtype=u.dtype))
+        taken.append(strip)
+    if not fresh:
+        return u, log_w, marginal, action, 0
+    inside = torch.zeros(len(u), dtype=torch.bool)
+    for strip in taken:
+        inside |= strip.covers(u)
+    if patch is not None:
+        inside &= ~patch.covers(u)
+    u_strip = torch.cat(fresh)
+    log_w_strip = prior.log_prob(u_strip) + torch.cat(cells)
+    marginal_strip, _, action_strip = locate(u_strip, log_w_strip)
+    return (
+        torch.cat([u[~inside], u_strip]),
+        torch.cat([log_w[~inside], log_w_strip]),
+        torch.cat([marginal[~inside], marginal_strip]),
+        torch.cat([action[~inside], action_strip]),
+        len(u_strip),
+    )
 
 
 def _mode_patch(data: GroupData, hypothesis: Hypothesis, boxes: list[Box]) -> Patch | None:

@@ -928,12 +928,16 @@ class Patch:
         """The same patch at half the step (its points among the new ones)."""
         return Patch(self.mode, self.chol, 2 * self.n - 1)
 
+    def conditional_sd(self) -> torch.Tensor:
+        """``[d]``: the mode's standard deviation along each dimension given the others (the
+        width of a ridge across that axis)."""
+        return torch.linalg.inv(self.chol @ self.chol.T).diagonal().rsqrt()
+
     def resolved_by(self, box: Box) -> bool:
         """Whether ``box`` steps at most the mode's conditional standard deviation along every
         dimension (the width of a diagonal ridge across that axis; a Gaussian sampled at one
         sd has its mass to ~1e-8)."""
-        conditional_sd = torch.linalg.inv(self.chol @ self.chol.T).diagonal().rsqrt()
-        return bool((torch.tensor(box.step, dtype=torch.float64) <= conditional_sd).all())
+        return bool((torch.tensor(box.step, dtype=torch.float64) <= self.conditional_sd()).all())
 
 
 def needs_patch(boxes: list[Box], patch: Patch) -> bool:
@@ -943,6 +947,36 @@ def needs_patch(boxes: list[Box], patch: Patch) -> bool:
         if bool(box.covers(patch.mode[None])[0]):
             return not patch.resolved_by(box)
     return True
+
+
+def ridge_strips(boxes: list[Box], patch: Patch) -> list[Box]:
+    """Boxes through ``patch``'s mode along the coordinate axes, where the box that holds the
+    mode steps across it: for each dimension ``i`` along which that box's step exceeds the
+    mode's conditional standard deviation, a strip spanning ``mode_i +- PATCH_SDS sd_i`` at
+    the patch's points along ``i`` (``sd_i`` the mode's marginal standard deviation), and the
+    box's extent and points along the other dimensions; none where the box holds no mode, or
+    where the strip's step along ``i`` would not resolve the ridge either (a ridge along no
+    axis: the patch's own axes follow it).
+
+    The patch grids the mode's neighbourhood, ``PATCH_SDS`` standard deviations of its Laplace
+    approximation; a posterior thin across one axis and broad along another (each currency's
+    shift pinned by its own games: one pinned to a point by four games, the other spread
+    over 0.5-1) goes on far beyond, between the box's points, and was missed (the patch's
+    neighbourhood holding 1% of the mass, the ridge 90%)."""
+    box = next((b for b in boxes if bool(b.covers(patch.mode[None])[0])), None)
+    if box is None:
+        return []
+    across = patch.conditional_sd()
+    sd = (patch.chol @ patch.chol.T).diagonal().sqrt()
+    strips = []
+    for i, (step, width) in enumerate(zip(box.step, across.tolist(), strict=True)):
+        half = PATCH_SDS * float(sd[i])
+        if step <= width or 2 * half / (patch.n - 1) > width:
+            continue
+        lo, hi, n = list(box.lo), list(box.hi), list(box.n)
+        lo[i], hi[i], n[i] = float(patch.mode[i]) - half, float(patch.mode[i]) + half, patch.n
+        strips.append(Box(tuple(lo), tuple(hi), tuple(n)))
+    return strips
 
 
 def patch_among_boxes(

@@ -495,6 +495,41 @@ def test_a_sharp_mode_between_the_coarse_points_is_found_by_the_mode_search(tmp_
         assert abs(float(draws.mean()) - at) < float(draws.std()), (site, at, draws.mean())
 
 
+def test_a_ridge_through_the_mode_thinner_than_the_box_step_is_gridded_along_its_length():
+    """Two currencies' shifts latent (``essential_goods_shared``), eight users half selfish,
+    half fair, four games in dollars (unshifted) and four in medicine (shifted by 1; a review's
+    group): the dollars' shift is pinned to 0 within ~0.005, the medicine's spread over
+    0.5-1, a ridge across the box's dollars step of 0.053. The mode search's best mode sits on
+    it at (0, 0) with a Laplace sd of 0.002 both ways; its patch held 1% of the mass and the
+    fit reported the region off the ridge (``E[shift]`` 0.77 and 0.81, log evidence -42.8,
+    2.4% of the mass by dollars 0) where finer grids give the ridge ~90% (SVI's importance
+    draws: 88%). A strip along the ridge at the patch's step across it
+    (``diagnostics["mode_strip_points"]``) gives what a finer grid gives."""
+    import warnings
+
+    from scai.models.simulate import simulate
+
+    table = simulate(
+        PRESETS["neutral"].with_(essential_shift=1.0), policy="selfish=0.5,fair=0.5",
+        users=8, seed=1,
+    ).interactions.copy()  # fmt: skip
+    table.loc[table["round"] % 2 == 0, "currency"] = "medicine"
+    data = GroupData.from_table(table)
+    hyp = PRESETS["essential_goods_shared"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = fit_exact(data, hyp, seed=0, num_draws=4000)
+        fine = fit_exact(data, hyp, seed=0, num_draws=4000, grid_points=160, zoom_points=48)
+    assert default.diagnostics["mode_strip_points"] > 0
+    assert data.currencies == ("dollars", "medicine")
+    dollars = [p.draws["shift"].double()[0, :, 0, 0] for p in (default, fine)]
+    on_ridge = [float((d.abs() < 0.05).double().mean()) for d in dollars]
+    assert min(on_ridge) > 0.8, on_ridge  # 4,000 draws: a Monte Carlo sd of ~0.005
+    assert abs(float(dollars[0].mean() - dollars[1].mean())) < 0.03
+    gap = default.diagnostics["log_evidence"][0] - fine.diagnostics["log_evidence"][0]
+    assert abs(gap) < 0.1, gap
+
+
 def test_a_fit_of_several_simulations_counts_the_ones_patched():
     """Two simulations, each fitted on a grid of its own: the group above (patched when fitted
     alone) and one of ten altruistic users (not patched). ``diagnostics["mode_patch"]``
