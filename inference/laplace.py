@@ -197,13 +197,17 @@ def _search(
 @dataclass
 class OtherModes:
     """Simulation ``sim``'s modes besides the best that a mode search found: their share of
-    the posterior mass by Laplace estimates, and the heaviest one's gap (nats below the best)
-    and block of ``theta``."""
+    the posterior mass by Laplace estimates, the heaviest one's gap (nats below the best) and
+    block of ``theta``, and how far they move the posterior mean from the best mode: the
+    largest over ``theta``'s coordinates of ``|sum_m share_m (mode_m - best)|`` in standard
+    deviations of the best mode's Laplace approximation (a mode holding 3% of the mass 40 sd
+    away moves it by 1.2 sd, and makes the posterior sd ~7 times the mode's own)."""
 
     sim: int
     share: float
     gap: float
     mode: np.ndarray
+    moves: float = 0.0
 
 
 def other_modes(
@@ -288,10 +292,15 @@ def other_modes(
     for s in range(S):
         if not modes[s] or not np.isfinite(base[s]):
             continue
-        others = np.logaddexp.reduce(np.array([m for m, _, _ in modes[s]]))
-        share = float(np.exp(others - np.logaddexp(base[s], others)))
+        masses = np.array([m for m, _, _ in modes[s]])
+        total = np.logaddexp(base[s], np.logaddexp.reduce(masses))
+        shares = np.exp(masses - total)
+        shift = sum(w * (x - best[s]) for w, (_, _, x) in zip(shares, modes[s], strict=True))
+        with np.errstate(all="ignore"):
+            sd = np.sqrt(np.diagonal(np.linalg.inv(metric[s])))
+        moves = float(np.nanmax(np.abs(shift) / sd)) if np.all(sd > 0) else 0.0
         _, gap, mode = max(modes[s], key=lambda m: m[0])
-        out.append(OtherModes(s, share, gap, mode))
+        out.append(OtherModes(s, float(shares.sum()), gap, mode, moves))
     return out
 
 
