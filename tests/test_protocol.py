@@ -132,6 +132,34 @@ def test_a_condition_learns_the_same_per_epoch_under_both_orders():
     assert not np.allclose(grouped.curve.p_true, alternating.curve.p_true)
 
 
+def test_a_learning_curve_fitted_in_blocks_of_simulations_is_the_same_to_the_bit(monkeypatch):
+    """The learning curve's prefix groups are fitted in blocks of simulations holding at most
+    ``CURVE_SLOTS`` event slots (a sweep cell of 1,000 users and 1,000 simulations took all
+    24 GB at once): each group is independent of the others, so three blocks (one or two
+    simulations each) give the curve one block gives, bit for bit."""
+    from scai.experiments import learning_curve
+
+    cond = Condition(
+        "t", "altruistic", manner="rude", hypothesis="stereotyped", users=6,
+        true_policy="altruistic",
+    )  # fmt: skip
+    settings = Settings(sims=3, epochs=2, curve=True)
+    whole = run_condition(cond, settings, 5).curve
+    blocks: list[int] = []
+    cut = learning_curve._simulation_blocks
+
+    def counted(*args):
+        found = cut(*args)
+        blocks.append(len(found))
+        return found
+
+    monkeypatch.setattr(learning_curve, "CURVE_SLOTS", 1)  # every simulation a block
+    monkeypatch.setattr(learning_curve, "_simulation_blocks", counted)
+    parts = run_condition(cond, settings, 5).curve
+    assert blocks == [3]
+    pd.testing.assert_frame_equal(whole, parts, check_exact=True)
+
+
 def test_the_order_is_part_of_the_settings_and_of_the_cache_key():
     args = build_parser().parse_args(["run", "inconsistency", "--schedule", "alternating"])
     assert settings_from(args).schedule == "alternating"
