@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scai.models.errors import RunError
+from scai.models.errors import RunError, missing
 
 DATA_DIR_ENV = "SCAI_DATA_DIR"
 HUMAN_DATA_FILE = "study1_ug.csv"
@@ -40,5 +40,5 @@ def shared_file(args, option: str, name: str, what: str) -> Path:
     if path is None:
         raise RunError(f"{what}: no data given; {how}")
     if not path.exists():
-        raise RunError(f"{what}: {path} does not exist; {how}")
+        raise RunError(f"{what}: {path} {missing(path).removeprefix('file ')}; {how}")
     return path

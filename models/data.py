@@ -60,6 +60,7 @@ from scai.models.errors import (
     TableWarning,
     UnusedColumnsWarning,
     error_text,
+    missing,
     not_a_regular_file,
     not_replaceable,
     outside_scai,
@@ -975,7 +976,7 @@ def read_interactions(
     source = str(path)
     path = Path(os.path.expanduser(path))
     if not path.exists():
-        why = "file does not exist"
+        why = missing(path)
         if source == "-":  # a Unix habit: scai reads files, not standard input
             why += " ('-' is not standard input here: give the table's file path)"
         raise DataError(source, [Problem(None, None, None, why)])

@@ -17,6 +17,7 @@ command line prints :meth:`ScaiError.one_line` and exits with code 2.
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import stat
@@ -40,6 +41,22 @@ def not_a_regular_file(path: str | Path) -> str | None:
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
         return None
     return f"is {file_kind(mode)}, not a regular file"
+
+
+def missing(path: str | Path, what: str = "file") -> str:
+    """Why ``path``, which does not lead to a file (``Path.exists()`` is false), cannot be
+    read, in words: a loop of symbolic links, a symbolic link to nothing, or "``what`` does
+    not exist"."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if os.path.islink(path):
+            if err.errno == errno.ELOOP:
+                return "is a loop of symbolic links"
+            return "is a symbolic link to nothing"
+        if err.errno == errno.ELOOP:  # a folder on the way is one
+            return "has a loop of symbolic links on its way"
+    return f"{what} does not exist"
 
 
 def file_kind(mode: int) -> str:

@@ -60,7 +60,7 @@ from scai.models.data import (
     parse_whole,
     warn_unused_columns,
 )
-from scai.models.errors import RunError, TableWarning, outside_scai
+from scai.models.errors import RunError, TableWarning, missing, outside_scai
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 #: What the human data's pots are paid in where a file does not say (Study 1's: cents).
@@ -295,7 +295,7 @@ def read_human_data(
     get_currency(currency)
     source = str(path)
     if not Path(path).exists():
-        raise DataError(source, [Problem(None, None, None, "file does not exist")])
+        raise DataError(source, [Problem(None, None, None, missing(path))])
     raw = _read_raw(path, source).fillna("")
     layout = _choose_layout(list(raw.columns), format, source)
     if len(raw) == 0:

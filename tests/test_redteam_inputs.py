@@ -70,6 +70,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
         path.write_text("\n".join(",".join(c) for c in cells) + "\n")
         paths[name] = path
 
+    for name, first, second in (("loop", "loop_a", "loop_b"), ("loop_toml", "a.toml", "b.toml")):
+        (root / first).symlink_to(root / second)  # each link names the other
+        (root / second).symlink_to(root / first)
+        paths[name] = root / first
     corrupt("epoch_huge", "epoch", "99999999999999999999")
     corrupt("round_1e300", "round", "1e300", row=2)
     corrupt("offer_underscore", "offer", "5_3", row=3)
@@ -253,6 +257,10 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     # a folder whose permissions allow writing but whose file system does not (checked before
     # the whole source was read, and then named a temporary file)
     ("import out in /proc", "import scai-logs {good} --out /proc/x.csv", ["--out", "cannot create files in /proc"]),
+    # a loop of symbolic links was an internal error (Path.resolve raising RuntimeError)
+    ("table is a link loop", "fit --data {loop} --out {root}/f", ["loop_a", "a loop of symbolic links"]),
+    ("hypothesis is a link loop", "fit --data {good} --out {root}/f --hypothesis {loop_toml}", ["a.toml", "a loop of symbolic links"]),
+    ("logs source is a link loop", "import scai-logs {loop} --out {root}/l.csv", ["loop_a", "a loop of symbolic links"]),
     # tables that looked valid or never finished
     ("a user name with a zero-width space", "fit --data {zero_width_user} --out {root}/f", ["row 2", "'proposer'", "invisible characters"]),
     ("a 1 MB cell is shown cut", "fit --data {long_cell} --out {root}/f", ["row 1", "(1,000,000 characters)"]),

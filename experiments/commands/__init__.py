@@ -29,6 +29,7 @@ from scai.models.errors import (
     ScaiError,
     check_count,
     file_kind,
+    missing,
     not_a_regular_file,
     not_replaceable,
     show_value,
@@ -268,7 +269,7 @@ def output_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError("an empty path; give a folder")
     path = Path(text)
     if path.is_symlink() and not path.exists():
-        raise argparse.ArgumentTypeError(f"{text}: is a symbolic link to nothing; give a folder")
+        raise argparse.ArgumentTypeError(f"{text}: {missing(path)}; give a folder")
     if path.exists() and not path.is_dir():
         mode = path.stat().st_mode
         kind = "a file" if stat.S_ISREG(mode) else file_kind(mode)  # /dev/null: a device
@@ -302,6 +303,8 @@ def check_outputs(
         if why := not_replaceable(path):
             raise RunError(f"{option} {given}: {path} {why}")
         for read in sources:
+            if read.is_symlink() and not read.exists():  # resolve() raises on a loop
+                raise RunError(f"{read}: {missing(read)}; give the file itself")
             source, target = read.resolve(), path.resolve()
             if target == source or source in target.parents:
                 where = "is" if target == source else "is inside"

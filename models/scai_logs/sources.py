@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from scai.models.errors import error_text, not_a_regular_file
+from scai.models.errors import error_text, missing, not_a_regular_file
 from scai.models.scai_logs.epoch_file import EpochFileError, EpochLog, read_epoch
 from scai.models.scai_logs.report import ImportReport, LogProblem
 
@@ -170,7 +170,8 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
                     report.problem(LogProblem(rel, None, "unreadable_source", str(err)))
         return
     if not source.exists():
-        raise ValueError(f"{source}: no such folder or archive")
+        why = missing(source, "folder or archive")
+        raise ValueError(f"{source}: {why}")
     if why := not_a_regular_file(source):
         raise ValueError(f"{source}: {why}; give a folder or an archive")
     yield from _archive_files(source, source.name, report)

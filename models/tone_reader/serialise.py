@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from scai.models.data import write_atomic
-from scai.models.errors import DataError, Problem, not_a_regular_file
+from scai.models.errors import DataError, Problem, missing, not_a_regular_file
 from scai.models.language import MANNERS
 from scai.models.tone_reader.interface import check_reader
 from scai.models.tone_reader.linear import LinearToneReader
@@ -220,7 +220,7 @@ def load_reader(path: str | Path, need_confusion: bool = False) -> LinearToneRea
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(str(path), [Problem(None, None, None, "file does not exist")]) from None
+        raise DataError(str(path), [Problem(None, None, None, missing(path))]) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise DataError(str(path), [Problem(None, None, None, f"not a JSON file: {err}")]) from None
     except ValueError as err:  # a number of more digits than Python reads (4,300)

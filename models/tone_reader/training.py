@@ -23,7 +23,7 @@ from scai.models.data import (
     read_users,
     users_path,
 )
-from scai.models.errors import DataError, Problem
+from scai.models.errors import DataError, Problem, missing
 from scai.models.layout import ASSISTANT
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
 from scai.models.tone_reader.evaluation import Evaluation, held_out, lone_tones
@@ -148,7 +148,7 @@ def load_messages(source: str | Path) -> pd.DataFrame:
 def _policies(path: Path) -> tuple[str, ...]:
     """The policies a users file names (a reader learns manners, whatever the policies)."""
     if not path.exists():
-        raise DataError(str(path), [Problem(None, None, None, "file does not exist")])
+        raise DataError(str(path), [Problem(None, None, None, missing(path))])
     return tuple(_companion(path, ()).get("policy", []))
 
 
