@@ -263,6 +263,19 @@ def _csv_text(path_or_buffer) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
+@contextlib.contextmanager
+def _any_field_size():
+    """Python's CSV reader with no limit on a field's length while it reads a table: by
+    default it stops at a field of 131,072 characters, and the passes below then gave up
+    (a table with one such text field passed with its last row cut, or beyond the most rows
+    allowed). What a table may hold in all is bounded before (its decompressed size)."""
+    before = csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _short_rows(path_or_buffer) -> list[tuple[int, int, int]]:
     """``(row, fields, columns)`` of every row with fewer fields than the header's ``columns``
     (its names up to the last that is not empty: a header's trailing comma names no column a
@@ -279,7 +292,7 @@ def _short_rows(path_or_buffer) -> list[tuple[int, int, int]]:
             yield line
 
     try:
-        with _csv_text(path_or_buffer) as lines:
+        with _csv_text(path_or_buffer) as lines, _any_field_size():
             reader = csv.reader(remembered(lines), skipinitialspace=True)
             header = next(reader, [])
             columns = len(header)
@@ -303,7 +316,7 @@ def _rows_beyond(path_or_buffer, most: int) -> bool:
     read decide: pandas then says what is wrong, within the memory limit counted meanwhile."""
     rows = 0
     try:
-        with _csv_text(path_or_buffer) as lines:
+        with _csv_text(path_or_buffer) as lines, _any_field_size():
             for row in csv.reader(lines):
                 rows += bool(row)
                 if rows > most + 1:  # (the header's row)

@@ -188,6 +188,26 @@ def test_a_later_row_with_an_extra_field_is_named_with_its_line(tmp_path, capsys
     )
 
 
+def test_a_field_beyond_the_csv_readers_limit_leaves_the_row_checks_on(tmp_path):
+    """Python's CSV reader stops at a field of 131,072 characters; the short-row pass and the
+    row count then gave up, so a table with one long text field passed with its last row cut
+    (and beyond the most rows allowed: a red-team find). Now neither stops at any length."""
+    from scai.models import data
+
+    text_header = ",".join([*INTERACTION_COLUMNS, *TEXT_COLUMNS])
+    long_row = f"{VALID_ROWS[0]},{'a' * 140_000},"
+    rows = [long_row, f"{VALID_ROWS[1]},,", VALID_ROWS[3].rsplit(",", 2)[0]]
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join([text_header, *rows]) + "\n")
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    assert [(p.row, p.allowed.split(",")[0]) for p in info.value.problems] == [(3, "9 fields")]
+    assert data._rows_beyond(path, 2) and not data._rows_beyond(path, 3)
+    import csv
+
+    assert csv.field_size_limit() == 131_072  # the process's own limit, as it was
+
+
 @pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
 def test_rows_with_fewer_fields_than_the_header_are_named(tmp_path, capsys, name):
     """pandas fills a row's missing last fields with empty text: a cut file (its last row
