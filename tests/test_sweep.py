@@ -689,6 +689,35 @@ def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys)
     assert build_parser().parse_args(["sweep", str(spec), "--out", str(out), "--wait"]).wait
 
 
+def test_a_local_dask_cluster_says_nothing_of_a_busy_dashboard_port(tmp_path, capsys):
+    """``--backend dask`` without ``--scheduler`` starts a local cluster whose dashboard
+    starts whatever ``dashboard_address`` says (None too), on 8787 by default: where another
+    program held that port, Dask printed a four-line warning into the sweep's output (a
+    red-team find). It takes any free port now."""
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+    except OSError:
+        holder.close()
+        pytest.skip("port 8787 is taken here already: nothing to hold")
+    holder.listen()
+    spec = write_spec(tmp_path, TINY.replace("rationality = [1.0, 4.0]", "rationality = [1.0]"))
+    try:
+        with time_limit(150), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = sweep(spec, tmp_path / "out", "--backend", "dask", "--workers", "1")
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "cells: 2 done, 0 failed, 0 remaining" in err
+    said = err + " ".join(str(w.message) for w in caught)
+    assert "8787" not in said and "already in use" not in said, said
+
+
 @pytest.mark.parametrize(
     ("address", "named"),
     [

@@ -132,7 +132,9 @@ def open_backend(
                             n_workers=n,
                             threads_per_worker=1,
                             processes=True,
-                            dashboard_address=None,
+                            # any free port: with None the dashboard starts all the same,
+                            # on 8787, and where that is taken Dask printed four lines
+                            dashboard_address=":0",
                             silence_logs=logging.ERROR,
                         )
                     )
