@@ -301,6 +301,25 @@ def test_a_missing_data_file_says_how_to_point_at_one(tmp_path, capsys, monkeypa
     assert not out.exists()  # nothing ran
 
 
+def test_a_run_refusing_its_data_leaves_no_folder_it_made(tmp_path, capsys):
+    """The data are read once the run holds ``--out`` (its lock note) and has made its
+    folders: a table in no known layout left ``out/.scai.lock``, ``out/figures`` and the
+    experiment's folder behind (a red-team find). The folders the failed run made and left
+    empty (but for lock notes) are removed; one that was there before keeps what it held."""
+    table = tmp_path / "g.csv"
+    table.write_text("a,b\n1,2\n")
+    out = tmp_path / "fresh"
+    code = cli(["run", "human-data", "--quick", "--data", str(table), "--out", str(out)])
+    assert code == 2 and "matches no known layout" in capsys.readouterr().err
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("mine")
+    code = cli(["run", "human-data", "--quick", "--data", str(table), "--out", str(kept)])
+    assert code == 2
+    assert sorted(p.name for p in kept.iterdir()) == [".scai.lock", "mine.txt"]
+
+
 def run_refused(tmp_path, capsys, name: str, text: str) -> str:
     """``scai run human-data --hypothesis`` a file ``name`` holding ``text``: refused (exit
     2) before any work, nothing written; what it said on stderr."""
