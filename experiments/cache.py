@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scai.experiments.conditions import Condition, Settings, fingerprint
-from scai.experiments.locking import locked
+from scai.experiments.locking import LOCK_NAME, locked
 from scai.models.data import write_atomic
 from scai.models.errors import ScaiWarning
 
@@ -324,3 +324,28 @@ class ConditionCache:
         warnings.warn(
             f"cache: {problem}; recomputing condition {name!r}", CacheWarning, stacklevel=3
         )
+
+
+@contextlib.contextmanager
+def nothing_left_on_failure(folders: list[Path]):
+    """On an error (or an interruption), remove each of ``folders`` that was not there before
+    and holds nothing but folders and lock notes (the run's
+    :data:`~scai.experiments.locking.LOCK_NAME`, a cache's :data:`LOCK`): a run that fails on
+    its input (a table in no known layout, a Dask scheduler out of reach) left ``--out`` with
+    its lock notes, the experiment's folder and the figures' empty. A folder with anything
+    else in it (a condition cached before an interruption) is kept as it is."""
+    absent = [folder for folder in folders if not folder.exists() and not folder.is_symlink()]
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(absent, key=lambda path: len(path.parts), reverse=True):
+            if _holds_only_lock_notes(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _holds_only_lock_notes(folder: Path) -> bool:
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    notes = {LOCK_NAME, LOCK}
+    return all(set(files) <= notes for _, _, files in os.walk(folder))

@@ -731,12 +731,15 @@ def test_a_local_dask_cluster_says_nothing_of_a_busy_dashboard_port(tmp_path, ca
 )
 def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address, named):
     """A tls:// address (no security context) failed with 'internal error: TypeError', and
-    port 99999 waited out the connection timeout: each is the option's one line, exit 2."""
+    port 99999 waited out the connection timeout: each is the option's one line, exit 2,
+    and no folder left behind (a tls:// address, refused once the sweep held --out, left its
+    lock notes there)."""
     pytest.importorskip("distributed")
     spec = write_spec(tmp_path)
     assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    assert not (tmp_path / "out").exists()
     # The client left connecting is not Dask's default: as one, it made xarray wait on a
     # distributed lock in every later netCDF write of this process (the next test hung).
     from distributed.client import _get_global_client

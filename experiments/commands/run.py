@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from scai.experiments.cache import LOCK as CACHE_LOCK
-from scai.experiments.cache import CacheWarning
+from scai.experiments.cache import CacheWarning, nothing_left_on_failure
 from scai.experiments.commands import (
     command,
     count,
@@ -180,31 +177,6 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
 
 
-@contextlib.contextmanager
-def _nothing_left_on_failure(folders: list[Path]):
-    """On an error (or an interruption), remove each of ``folders`` that was not there before
-    and holds nothing but folders and lock notes (:data:`LOCK_NAME`, the cache's
-    :data:`~scai.experiments.cache.LOCK`): a run that fails on its input (a table in no known
-    layout) left ``--out`` with its lock note, the experiment's folder and the figures'
-    empty. A folder with anything else in it (a condition cached before an interruption) is
-    kept as it is."""
-    absent = [folder for folder in folders if not folder.exists() and not folder.is_symlink()]
-    try:
-        yield
-    except BaseException:
-        for folder in sorted(absent, key=lambda path: len(path.parts), reverse=True):
-            if _holds_only_lock_notes(folder):
-                shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
-def _holds_only_lock_notes(folder: Path) -> bool:
-    if not folder.is_dir() or folder.is_symlink():
-        return False
-    notes = {LOCK_NAME, CACHE_LOCK}
-    return all(set(files) <= notes for _, _, files in os.walk(folder))
-
-
 @command("run", "run one of the study's experiments, 'all' of them, or 'everything'")(_add_run)
 def run_experiment(args: argparse.Namespace) -> int:
     names = list(GROUPS.get(args.experiment, [args.experiment]))
@@ -241,7 +213,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     # One run at a time into --out: another is refused, or waited for with --wait.
     folders = [Path(args.out), figure_path(args), *(Path(args.out) / name for name in names)]
     with (
-        _nothing_left_on_failure(folders),
+        nothing_left_on_failure(folders),
         locked(args.out, wait=args.wait, on_wait=_tell, merges_into=figure_path(args)),
         warnings_on_one_line((CacheWarning, UnusedColumnsWarning), _tell),
     ):

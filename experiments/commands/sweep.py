@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from scai.experiments.commands import (
     check_outputs,
@@ -77,7 +78,7 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     _add_sweep
 )
 def sweep(args: argparse.Namespace) -> int:
-    from scai.experiments.cache import CacheWarning
+    from scai.experiments.cache import CacheWarning, nothing_left_on_failure
     from scai.experiments.sweep import load_spec, run_sweep
     from scai.experiments.sweep.backends import check_options
     from scai.experiments.sweep.cells import make_cells
@@ -93,7 +94,9 @@ def sweep(args: argparse.Namespace) -> int:
     # load) before the lock, which makes --out: a refused spec leaves no folder behind.
     cells = make_cells(spec)
     start = time.perf_counter()
+    made = [Path(args.out), *([Path(args.figures)] if args.figures else [])]
     with (
+        nothing_left_on_failure(made),
         locked(args.out, wait=args.wait, on_wait=_tell),
         warnings_on_one_line((CacheWarning,), _tell),
     ):
