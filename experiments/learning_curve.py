@@ -78,15 +78,16 @@ def _simulation_blocks(rows: pd.DataFrame, user_ids: dict) -> list[pd.DataFrame]
     ):
         return [rows]
     # per simulation: its prefix groups (one per row) x its users x the most games one played
-    played = pd.concat([sims.rename("sim"), rows.proposer], axis=1).rename(
-        columns={"proposer": "user"}
+    players = pd.DataFrame(
+        {
+            "sim": np.concatenate([sims.to_numpy(), sims.to_numpy()]),
+            "user": np.concatenate([rows.proposer.to_numpy(), rows.responder.to_numpy()]),
+        }
     )
-    played = pd.concat(
-        [played, pd.concat([sims.rename("sim"), rows.responder.rename("user")], axis=1)]
-    )
-    most = played.groupby(["sim", "user"], sort=False).size().groupby(level=0, sort=False).max()
+    most = players.groupby(["sim", "user"], sort=False).size().groupby(level=0).max()
     order = list(dict.fromkeys(sims))
-    slots = {s: int((sims == s).sum()) * len(user_ids[s]) * int(most[s]) for s in order}
+    rows_of = dict(zip(names, counts.tolist(), strict=True))
+    slots = {s: rows_of[s] * len(user_ids[s]) * int(most[s]) for s in order}
     if sum(slots.values()) <= CURVE_SLOTS:
         return [rows]
     blocks, current, size = [], [], 0
