@@ -40,5 +40,5 @@ def shared_file(args, option: str, name: str, what: str) -> Path:
     if path is None:
         raise RunError(f"{what}: no data given; {how}")
     if not path.exists():
-        raise RunError(f"{what}: {path} {missing(path).removeprefix('file ')}; {how}")
+        raise RunError(f"{what}: {path} {missing(path, what=None)}; {how}")
     return path

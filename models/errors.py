@@ -43,10 +43,10 @@ def not_a_regular_file(path: str | Path) -> str | None:
     return f"is {file_kind(mode)}, not a regular file"
 
 
-def missing(path: str | Path, what: str = "file") -> str:
+def missing(path: str | Path, what: str | None = "file") -> str:
     """Why ``path``, which does not lead to a file (``Path.exists()`` is false), cannot be
     read, in words: a loop of symbolic links, a symbolic link to nothing, or "``what`` does
-    not exist"."""
+    not exist" (``what`` None: "does not exist", after the path)."""
     try:
         os.stat(path)
     except OSError as err:
@@ -56,7 +56,7 @@ def missing(path: str | Path, what: str = "file") -> str:
             return "is a symbolic link to nothing"
         if err.errno == errno.ELOOP:  # a folder on the way is one
             return "has a loop of symbolic links on its way"
-    return f"{what} does not exist"
+    return "does not exist" if what is None else f"{what} does not exist"
 
 
 def file_kind(mode: int) -> str:
