@@ -171,15 +171,18 @@ NUMBERS_FILE = "numbers.json"
 NUMBER_DIGITS = 6
 
 
+def as_recorded(value: float) -> float:
+    """``value`` as ``numbers.json`` holds it: :data:`NUMBER_DIGITS` significant digits."""
+    return float(f"{float(value):.{NUMBER_DIGITS}g}")
+
+
 def record_numbers(figures: Path, experiment: str, numbers: dict[str, float]) -> Path:
     """Merge ``experiment``'s numbers, to :data:`NUMBER_DIGITS` significant digits, into
     ``figures/numbers.json`` (other experiments' entries are kept, so a run of one experiment
     updates only its own), written atomically."""
     path = Path(figures) / NUMBERS_FILE
     recorded = read_numbers(path)
-    recorded[experiment] = {
-        key: float(f"{float(value):.{NUMBER_DIGITS}g}") for key, value in numbers.items()
-    }
+    recorded[experiment] = {key: as_recorded(value) for key, value in numbers.items()}
     text = json.dumps(recorded, indent=1, sort_keys=True) + "\n"
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
