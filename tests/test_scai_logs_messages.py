@@ -81,6 +81,19 @@ PROPOSALS = [
     ("You keep 70 and I get 30.", 100, 30, 70, "free_text"),
     ("The decider keeps 70 and the proposer gets 30.", 100, 30, 70, "free_text"),
     ("I propose that you will keep 60 and I take 40.", 100, 40, 60, "free_text"),
+    # a share named after its number ("30 go to you"), either order, however the roles are named
+    ("For the 80 dollars, 30 go to you and 50 to me.", 80, 50, 30, "free_text"),
+    ("For the 80 dollars, 50 to me and 30 to you.", 80, 50, 30, "free_text"),
+    ("For the 80 dollars, 30 for the decider and 50 for the proposer.", 80, 50, 30, "free_text"),
+    ("For the 80 dollars: 30 to the decider, 50 to the proposer.", 80, 50, 30, "free_text"),
+    ("For the 80 dollars, I propose 30 for you and 50 for me.", 80, 50, 30, "free_text"),
+    ("For the 80 dollars: 50, and 30 dollars go to you.", 80, 50, 30, "free_text"),
+    # ... or one before and one after
+    ("You get 30, leaving 50 to me.", 80, 50, 30, "free_text"),
+    ("For me 50, for you 30.", 80, 50, 30, "free_text"),
+    ("For me 50 and for you 30.", 80, 50, 30, "free_text"),
+    # "to" after a number that names no share
+    ("You'll get 30 compared to me with 50.", 80, 50, 30, "free_text"),
     # whole amounts written with decimals are those amounts; a sentence's full stop is no decimal
     ("For the 40 dollars, I keep 35.0 and you get 5.00.", 40, 35, 5, "free_text"),
     ("For the 40 dollars, I keep 35. You get 5.", 40, 35, 5, "free_text"),

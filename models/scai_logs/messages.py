@@ -58,6 +58,14 @@ _DECIDER_KEEPS = re.compile(
     re.IGNORECASE,
 )
 _DECIDER_WORDS = re.compile(r"\b(decider|you|you're|you'll|your|yours|yourself)\b", re.IGNORECASE)
+# A share named after its number: up to three words (no punctuation, no word that starts
+# another clause) and "for" or "to" a role: "30 for the decider", "30 dollars go to you".
+_TRAILING_ROLE = re.compile(
+    r"\s*(?:(?!(?:and|or|but|while|whereas|leaving|plus|with|keep|keeps|keeping|compared"
+    r"|relative|next|close|up|due|according|than|equal|similar)\b)"
+    r"[a-z'-]+\s+){0,3}?(?:for|to)\s+(?:the\s+)?(proposer|decider|me|myself|you|yourself)\b",
+    re.IGNORECASE,
+)
 _OPENING = re.compile(r"^\W*(accept|reject)(?![a-z])", re.IGNORECASE)
 _DECISION_WORD = re.compile(r"\b(accept|reject)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|never|no|cannot|unable to|refuse to)\b|n't\b", re.IGNORECASE)
@@ -176,7 +184,8 @@ def _free_text_split(text: str, pot: int) -> Proposal:
                 first, second = numbers[i], numbers[i + 1]
                 _check_whole([a, b], [first[0], second[0]])
                 keep, offer = int(a), int(b)
-                roles = (_speaker(text, first.start()), _speaker(text, second.start()))
+                opening = numbers[i - 1].end() if i > 0 else 0
+                roles = _roles(text, opening, first, second)
                 if roles == ("decider", "proposer"):
                     keep, offer = offer, keep
                 return Proposal(pot, keep, offer, "free_text")
@@ -184,6 +193,34 @@ def _free_text_split(text: str, pot: int) -> Proposal:
     raise MessageError(
         "split_not_pot", f"no two consecutive amounts add up to the pot ({pot}): [{shown}]"
     )
+
+
+def _roles(text: str, opening: int, first: re.Match, second: re.Match) -> tuple:
+    """Whose shares the split's two numbers are (``"proposer"``, ``"decider"`` or None each).
+    Each number's role is the one named right after it ("30 go to you", "30 for the decider":
+    :func:`_after`), else the one its own clause names before it (from the number before it,
+    ``opening`` for the first): where these give the two numbers different roles, those
+    ("You get 30, leaving 50 to me"). Otherwise each number is the share of the role word
+    standing closest before it in the whole message (:func:`_speaker`)."""
+    own = []
+    for number, start, end in (
+        (first, opening, second.start()),
+        (second, first.end(), len(text)),
+    ):
+        clause = text[start : number.start()]
+        own.append(_after(text, number.end(), end) or _speaker(clause, len(clause)))
+    if None not in own and own[0] != own[1]:
+        return tuple(own)
+    return _speaker(text, first.start()), _speaker(text, second.start())
+
+
+def _after(text: str, start: int, end: int) -> str | None:
+    """The role a number ending at ``start`` is given by the words right after it and before
+    ``end`` ("... 30 dollars go to you": the decider), or None (:data:`_TRAILING_ROLE`)."""
+    match = _TRAILING_ROLE.match(text, start, end)
+    if match is None:
+        return None
+    return "proposer" if _PROPOSER_WORDS.fullmatch(match[1]) else "decider"
 
 
 def _speaker(text: str, position: int) -> str | None:
