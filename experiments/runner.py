@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import itertools
 import os
 import tempfile
@@ -490,6 +491,8 @@ def run_jobs(
                 tell_now("done", at, None)
                 return False
             attempts[key] += 1
+            if no_room(error):  # every other job would fail the same way: stop here
+                raise error
             message = _failure_text(error)
             if attempts[key] <= retries and may_pass_again(error):
                 tell_now("retry", at, message)
@@ -673,6 +676,16 @@ def _unpack(files: dict[str, bytes], folder: Path) -> None:
 #: every backend (the local pool's BrokenProcessPool, Dask's KilledWorker with its random task
 #: id and worker address).
 WORKER_DIED = "WorkerDied: the process computing it died (out of memory, or killed)"
+
+
+#: ``errno`` values of a disk that cannot take a job's files (full, over quota, read-only):
+#: no job would be stored, so the first stops the run (those stored before are kept).
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def no_room(error: BaseException) -> bool:
+    """Whether ``error`` says the disk cannot take what is written to it (:data:`NO_ROOM`)."""
+    return isinstance(error, OSError) and error.errno in NO_ROOM
 
 
 def may_pass_again(error: BaseException) -> bool:

@@ -6,7 +6,9 @@ the table as failed and told on its own line, never lost."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from pathlib import Path
 
@@ -566,6 +568,43 @@ def test_a_cell_whose_inputs_fail_it_is_not_retried(tmp_path, monkeypatch, capsy
     )
     assert "cell stereotype_strength=0.0 rationality=1.0: EngineError: the draws needs" in err
     assert "cells: 3 done, 1 failed, 0 remaining" in err
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT", "EROFS"])
+def test_a_disk_that_cannot_take_the_results_stops_the_sweep_at_once(
+    tmp_path, monkeypatch, capsys, code
+):
+    """A full disk failed every cell in turn, each retried (a review's run: 472 lines of 'No
+    space left on device' over 160 cells, then the table not written either): the first such
+    error now stops the sweep, naming the file; the cells stored before it are kept, and the
+    same command resumes from them once there is room."""
+    real_write = runner.write_csv_atomic
+    writes = {"n": 0}
+
+    def full_after_one_cell(table, path, *args, **kwargs):
+        writes["n"] += 1
+        if writes["n"] > 3:  # one condition's three tables, then the disk is full
+            raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(path))
+        return real_write(table, path, *args, **kwargs)
+
+    computed = []
+    real = runner.run_condition
+    monkeypatch.setattr(runner, "write_csv_atomic", full_after_one_cell)
+    monkeypatch.setattr(
+        runner,
+        "run_condition",
+        lambda c, s, seed, h=None: computed.append(c.name) or real(c, s, seed, h),
+    )
+    spec = write_spec(tmp_path)
+    assert sweep(spec, tmp_path / "out", "--workers", "1") == 2
+    err = capsys.readouterr().err
+    assert len(computed) == 2  # the stored one and the one the disk refused: no retry, no other
+    assert os.strerror(getattr(errno, code)) in err and "trying it once more" not in err
+    assert len(list((tmp_path / "out" / "cache").glob("*.done"))) == 1
+    monkeypatch.setattr(runner, "write_csv_atomic", real_write)
+    computed.clear()
+    assert sweep(spec, tmp_path / "out", "--workers", "1") == 0
+    assert len(computed) == 7
 
 
 def test_a_memory_limit_says_whether_it_may_pass_again():
