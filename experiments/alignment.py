@@ -77,16 +77,19 @@ def main(args) -> ExperimentResult:
     write_summary(summary, out)
     keep_posterior(results[KEPT], out, KEPT)
 
-    checks, numbers = {}, {}
+    checks, numbers, skipped = {}, {}, {}
     later = summary[summary["epoch"] >= 2]
-    # with a single epoch there is nothing "from epoch 2" to check: no check, no number
-    for cond in ("selfish", "fair", "altruistic") if len(later) else ():
+    for cond in ("selfish", "fair", "altruistic"):
+        check = f"{cond}: assistant within 2 points of users from epoch 2"
+        if not len(later):  # a single epoch: nothing "from epoch 2" to check, no number
+            skipped[check] = "needs --epochs 2 or more"
+            continue
         part = later[later["condition"] == cond].pivot(
             index="epoch", columns="agent", values="offered_share_mean"
         )
         gap = float((part["assistant"] - part["users"]).abs().max())
         numbers[f"{cond}: max |assistant - users| from epoch 2 (points)"] = gap
-        checks[f"{cond}: assistant within 2 points of users from epoch 2"] = gap <= 2
+        checks[check] = gap <= 2
     for name, q in MIXES.items():
         per_sim = results[name].per_sim
         last = per_sim[per_sim["epoch"] == per_sim["epoch"].max()]
@@ -101,5 +104,5 @@ def main(args) -> ExperimentResult:
         "Alignment: offered share per epoch, users vs assistant (95% CI over simulations)",
         titles=MIXED_LABELS,
     )
-    report = format_checks(NAME, checks, numbers, quick=args.quick)
+    report = format_checks(NAME, checks, numbers, quick=args.quick, skipped=skipped)
     return ExperimentResult(NAME, summary, checks, numbers, [figure], report)

@@ -120,11 +120,17 @@ def remove_earlier(out: Path, patterns: tuple[str, ...], written: list[Path]) ->
 
 
 def format_checks(
-    name: str, checks: dict[str, bool], numbers: dict[str, float], quick: bool = False
+    name: str,
+    checks: dict[str, bool],
+    numbers: dict[str, float],
+    quick: bool = False,
+    skipped: dict[str, str] | None = None,
 ) -> str:
     """The checks (PASS/FAIL) and numbers an experiment prints. The checks are the issue's
-    full-size criteria; at ``--quick`` size they are only indicative, and the header says so."""
+    full-size criteria; at ``--quick`` size they are only indicative, and the header says so.
+    ``skipped``: checks the run's settings leave nothing to check on, each with why (SKIP)."""
     lines = [f"{name}:" + (" (--quick: checks are calibrated for full size)" if quick else "")]
     lines += [f"  {'PASS' if ok else 'FAIL'}  {what}" for what, ok in checks.items()]
+    lines += [f"  SKIP  {what} ({why})" for what, why in (skipped or {}).items()]
     lines += [f"  {k} = {v:.3g}" for k, v in numbers.items()]
     return "\n".join(lines)

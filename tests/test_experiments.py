@@ -574,6 +574,22 @@ def test_one_simulation_is_refused_with_the_reason(tmp_path, capsys):
     )
 
 
+def test_a_check_one_epoch_leaves_nothing_to_check_on_is_told_as_skipped(tmp_path, capsys):
+    """``scai run alignment --epochs 1`` printed three PASS lines of its six and exited 0,
+    silent about the three that need a second epoch (a review's find): each is told as SKIP,
+    with what it needs."""
+    argv = ["run", "alignment", "--sims", "2", "--epochs", "1", "--workers", "1"]
+    argv += ["--out", str(tmp_path / "out"), "--figures", str(tmp_path / "figs")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for cond in ("selfish", "fair", "altruistic"):
+        assert (
+            f"  SKIP  {cond}: assistant within 2 points of users from epoch 2 (needs --epochs 2 "
+            "or more)" in out
+        )
+    assert out.count("  PASS  ") + out.count("  FAIL  ") == 3
+
+
 @pytest.mark.parametrize("blocked", ["figures", "alignment"])
 def test_a_file_in_the_way_of_an_output_folder_is_named_before_any_work(tmp_path, capsys, blocked):
     """A file named ``OUT/figures`` stopped ``scai run`` with 'File exists' after every
