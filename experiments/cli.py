@@ -153,7 +153,10 @@ def _resume_hint_of(args) -> str:
     if args.command == "run":
         return _resume_hint(args.experiment)
     if args.command == "sweep":  # (its condition loop says how far it got, where it can)
-        return f"; run the same command again to resume (finished cells are in {args.out}/cache)"
+        cache = Path(args.out) / "cache"
+        if not any(cache.glob("*.done")):  # (a large sweep's cells take seconds to lay out)
+            return "; no cell had finished: the same command starts afresh"
+        return f"; run the same command again to resume (finished cells are in {cache})"
     return ""
 
 

@@ -1270,6 +1270,12 @@ def test_a_sweep_interrupted_outside_its_condition_loop_says_how_to_resume(tmp_p
     from scai.experiments.cli import _resume_hint_of
 
     args = argparse.Namespace(command="sweep", out=tmp_path / "out")
+    # before any cell finished (a review: interrupted while 89,698 cells were laid out, it
+    # named a cache folder that did not exist)
+    assert _resume_hint_of(args) == "; no cell had finished: the same command starts afresh"
+    (tmp_path / "out" / "cache").mkdir(parents=True)
+    assert _resume_hint_of(args) == "; no cell had finished: the same command starts afresh"
+    (tmp_path / "out" / "cache" / "0123456789abcdef.done").write_text("{}")
     assert _resume_hint_of(args) == (
         f"; run the same command again to resume (finished cells are in {tmp_path}/out/cache)"
     )
