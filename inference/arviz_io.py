@@ -5,7 +5,10 @@ The groups follow :mod:`scai.inference.arviz_schema`:
 * ``posterior``: ``pi (chain, draw, sim, policy)`` and, where latent, ``lam (chain, draw,
   sim)``, ``shift_shared (chain, draw, sim)``, ``shift (chain, draw, sim, currency)``, and the
   bounded sites ``lapse``, ``strength``, ``clone (chain, draw, sim)``;
-* ``sample_stats``: ``lp``, the log joint density of each draw (and NUTS's statistics);
+* ``sample_stats``: ``lp``, the log joint density of each draw (exact, SVI), or MCMC's: the
+  sampler's log density in its unconstrained coordinates, Jacobian included, as ArviZ's
+  converters of other samplers record it (``Posterior.log_joint()`` gives the log joint of
+  any engine's draws); and NUTS's statistics;
 * ``log_likelihood``: ``user_actions (chain, draw, user)``, each user's log-likelihood with its
   policy and manner summed out (``az.loo``, ``az.compare``);
 * ``posterior_predictive``: per draw, a replicate of every user action from the model run

@@ -6,8 +6,9 @@ ArviZ group, and :func:`build_inference_data` makes the file. The schema (ArviZ'
 extra group):
 
 * ``posterior``: the continuous sites, dims ``(chain, draw, ...)`` named from the plates;
-* ``sample_stats``: per-draw statistics (``lp`` always; NUTS's ``diverging``, ``step_size``,
-  ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``);
+* ``sample_stats``: per-draw statistics (``lp`` always, MCMC's on its unconstrained scale;
+  NUTS's ``diverging``, ``step_size``, ``tree_depth``, ``n_steps``, ``energy``,
+  ``acceptance_rate``);
 * ``log_likelihood``: one variable per observed variable scored, ``(chain, draw, user)``: each
   unit's log-likelihood with its discrete latents summed out;
 * ``posterior_predictive``: replicates over the *same* draws as ``log_likelihood``, and the

@@ -193,6 +193,7 @@ def fit_exact(
     tones = tone_loglik(data, hypothesis).to(dtype)
     K = len(hypothesis.policies)
     pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
+    lattice_points = len(pi_grid)  # as asked for: _fit_budget may coarsen it
     # the first grid is scored on a coarse lattice of pi, a zoomed window or box on the whole
     for option, points, lattice in (
         ("grid_points", grid_points, min(COARSE_SIMPLEX_POINTS, len(pi_grid))),
@@ -375,6 +376,8 @@ def fit_exact(
                 stacklevel=outside_scai(),
             )
     T = u.shape[0]
+    if pi_grid.shape[0] < lattice_points:  # coarsened for the budget: the caller checks it
+        grid_diagnostics["lattice_coarsened_to"] = pi_grid.shape[0]
     log_evidence, weights = _normalise(log_joint)
     if bounded:
         per_point = T // len(b_points) * S * pi_grid.shape[-2]  # entries per bounded point
@@ -639,6 +642,11 @@ def site_cells(b_site: torch.Tensor, mass_t: torch.Tensor) -> tuple[torch.Tensor
     return cell, mass.T
 
 
+#: A bounded site's grid step (logit units) from which the Gaussian rule of a loosely resolved
+#: posterior (:func:`bounded_resolved`) is not trusted (:func:`_zoom_bounded_sites`).
+WIDE_STEP = 1.0
+
+
 def _zoom_bounded_sites(
     prior: GroupPrior,
     grids: dict[str, BoundedGrid],
@@ -651,7 +659,8 @@ def _zoom_bounded_sites(
     (:func:`bounded_resolved`) zoomed onto its posterior (:func:`zoom_bounded`), or
     ``None`` when none needs it, or none can be zoomed further (:data:`MAX_BOUNDED_ZOOMS`, no
     finer step, or the finer grid times ``per_point`` entries beyond :data:`GRID_BUDGET`):
-    then each site still narrower than half its step is a :class:`BoundedGridWarning`.
+    then each site its grid still does not resolve (loosely, once zoomed) is a
+    :class:`BoundedGridWarning`.
     ``b [T, sites]`` holds each grid row's point of every site and ``weights [T, S, G]`` the
     posterior weights."""
     mass_t = weights.sum(-1)  # [T, S]
@@ -662,7 +671,13 @@ def _zoom_bounded_sites(
         if bool(fine.all()):
             continue
         finer = zoom_bounded(grid, mass) if grid.zooms < MAX_BOUNDED_ZOOMS else None
-        coarse = ~fine & ~bounded_resolved(grid, mass, loose=True)  # worth a warning
+        # Worth a warning where the grid does not resolve it even loosely (half the step: a
+        # Gaussian's moments then err by under 1%), or, on cells of WIDE_STEP or more (the
+        # first grids': 2-3 logit units), where it does not resolve it: a Beta prior's skewed
+        # posterior over two or three such cells (lapse under Beta(1, 30)) had its mean 20-30%
+        # off.
+        wide = grid.zooms == 0 and float(grid.step) >= WIDE_STEP
+        coarse = ~fine & (True if wide else ~bounded_resolved(grid, mass, loose=True))
         too_coarse[site] = bool(coarse.any())
         if finer is not None:
             zoomed[site] = finer
@@ -671,11 +686,8 @@ def _zoom_bounded_sites(
     size = math.prod(g.n for g in zoomed.values()) * per_point
     if zoomed != grids and size <= GRID_BUDGET:
         return zoomed
-    unresolved += [
-        (site, grids[site], None, None)
-        for site in zoomed
-        if zoomed[site] != grids[site] and too_coarse[site]
-    ]
+    refused = [site for site in zoomed if zoomed[site] != grids[site] and too_coarse[site]]
+    unresolved += [(site, grids[site], None, None) for site in refused]
     for site, grid, bad, total in unresolved:
         where = f" in {bad} of {total} simulations" if bad is not None else ""
         if bad is not None:
@@ -691,8 +703,10 @@ def _zoom_bounded_sites(
                 "multiply); use engine='mcmc' to check"
             )
         warnings.warn(
-            f"engine 'exact': the posterior of {site} is narrower than half its grid's step "
-            f"({grid.step:.2g} logit units){where}; its moments are only as good as the step: "
+            f"engine 'exact': the posterior of {site} spans too few points of its grid "
+            f"({grid.step:.2g} logit units apart){where}; its moments, and those of the sites "
+            "it moves (pi), are only as good as the step (a skewed posterior's mean can be off "
+            "by a fifth): "
             f"{why}",
             BoundedGridWarning,
             stacklevel=outside_scai(),
@@ -1282,6 +1296,13 @@ def _fit_each_simulation(
     }
     if any("scalar_zooms" in p.diagnostics for p in parts):
         diagnostics["scalar_zooms"] = max(p.diagnostics.get("scalar_zooms", 0) for p in parts)
+    coarsened = [
+        p.diagnostics["lattice_coarsened_to"]
+        for p in parts
+        if "lattice_coarsened_to" in p.diagnostics
+    ]
+    if coarsened:  # the coarsest lattice of pi any simulation was fitted on
+        diagnostics["lattice_coarsened_to"] = min(coarsened)
     if any("mode_patch" in p.diagnostics for p in parts):  # how many simulations were patched
         diagnostics["mode_patch"] = sum(p.diagnostics.get("mode_patch", 0) for p in parts)
     for key in {k for p in parts for k in p.diagnostics if k.endswith("_grid_zooms")}:

@@ -427,10 +427,16 @@ def fit(
     )
     if engine == "exact":
         from scai.inference.exact import check_exact
-        from scai.inference.grids import MAX_SIMPLEX_POINTS, check_lattice
+        from scai.inference.grids import LATTICE_TOLERANCE, MAX_SIMPLEX_POINTS, check_lattice
 
         check_exact(hypothesis, group)
         # here, not in the engine (which fits group by group, and again per zoom): said once,
         # at the caller's line
-        check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)
+        error = check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)
+        posterior = _engine(engine)(group, hypothesis, table=table, seed=seed, **options)
+        coarsened = posterior.diagnostics.get("lattice_coarsened_to")
+        if coarsened and error <= LATTICE_TOLERANCE:  # (not said twice)
+            why = ", coarsened to fit the memory budget beside the latent sites' grids"
+            check_lattice(hypothesis, coarsened, why)
+        return posterior
     return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)

@@ -155,7 +155,7 @@ LATTICE_TOLERANCE = 0.01
 LATTICE_PROBES = ((1,), (4,), (10,), (20,), (30,), (40,), (1, 3), (5, 5), (3, 1, 1), (2, 2, 2))
 
 
-def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
+def check_lattice(hypothesis: Hypothesis, max_points: int, why: str = "") -> float:
     """A :class:`DiagnosticWarning` if the simplex lattice of at
     most ``max_points`` points misses the posterior mean of ``pi`` by more than
     :data:`LATTICE_TOLERANCE` on some group of :data:`LATTICE_PROBES` (users whose types are
@@ -169,15 +169,16 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
     zooms: the warning would repeat). Every fit whose lattice is off says so, as every MCMC
     fit says what its diagnostics found (a run of conditions tells each warning once, with how
     many conditions gave it: :mod:`scai.experiments.runner`); remembering it across fits made
-    what a condition warned of depend on the conditions its process had computed before."""
+    what a condition warned of depend on the conditions its process had computed before.
+    ``why``: said after the lattice's size (why it has that many points). Returns the error."""
     K = len(hypothesis.policies)
     if K == 1:
-        return
+        return 0.0
     error = lattice_error(hypothesis, max_points)
     if error > LATTICE_TOLERANCE:
         points = len(_lattice_counts(K, max_points)[0])
         warnings.warn(
-            f"engine 'exact': its simplex lattice ({points} points for {K} types) follows the "
+            f"engine 'exact': its simplex lattice ({points} points for {K} types{why}) follows the "
             f"prior of hypothesis {hypothesis.name!r} (pi_concentration down to "
             f"{min(hypothesis.pi_concentration):g}) poorly: on groups whose users' types are "
             f"known its posterior mean of pi is as much as {error:.3f} off the exact answer "
@@ -185,6 +186,7 @@ def check_lattice(hypothesis: Hypothesis, max_points: int) -> None:
             DiagnosticWarning,
             stacklevel=outside_scai(),
         )
+    return error
 
 
 def lattice_error(hypothesis: Hypothesis, max_points: int = MAX_SIMPLEX_POINTS) -> float:

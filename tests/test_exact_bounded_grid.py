@@ -344,3 +344,53 @@ def test_a_grid_beyond_the_budget_advises_fewer_simulations_only_where_there_are
     assert told[1] and told[2]
     assert all("fewer simulations" not in m and "engine='mcmc'" in m for m in told[1]), told[1]
     assert all("fit fewer simulations at once" in m and "engine='mcmc'" in m for m in told[2])
+
+
+def test_a_lapse_its_grid_cannot_zoom_onto_is_warned_of_even_when_loosely_resolved():
+    """Latent rationality and currency shifts leave no budget to zoom the lapse's grid: the
+    lapse's posterior (4 selfish users, Beta(1, 30) prior) spans ~2 of its 2-logit-unit cells,
+    'loosely resolved' by the Gaussian rule, and its mean came out 0.0152 against 0.0187 on a
+    24-point grid (MCMC: 0.0180) with no warning (a review's find). Now a BoundedGridWarning
+    names the lapse; the finer grid shows the error the warning is about."""
+    from scai.inference.diagnostics import BoundedGridWarning
+    from scai.inference.fit import fit, prepare
+
+    hypothesis = PRESETS["pooled"].with_(rationality_scale=0.5, lapse_prior=(1.0, 30.0))
+    table = simulate(hypothesis, policy="selfish", users=4, epochs=2, seed=1).interactions
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coarse = fit(table, hypothesis, engine="exact", seed=0)
+    told = [str(w.message) for w in caught if w.category is BoundedGridWarning]
+    assert len(told) == 1 and "posterior of lapse spans too few points" in told[0], told
+    checked, group, hyp = prepare(table, hypothesis)
+    fine = exact.fit_exact(
+        group, hyp, table=checked, bounded_grids={"lapse": BoundedGrid(24)}, max_simplex_points=500
+    )
+    means = [float(p.draws["lapse"].double().mean()) for p in (coarse, fine)]
+    assert abs(means[0] / means[1] - 1) > 0.1, means  # what the warning is about
+
+
+def test_a_lattice_coarsened_for_the_budget_is_checked_as_one_asked_for(monkeypatch):
+    """The bounded sites' grids multiply the lattice of pi, which the engine coarsens to fit
+    its memory budget: to 1,330-1,540 points for four types in a review's fits, where the
+    same lattice asked for (``max_simplex_points``) warns that pi's mean can be 0.013 off, and
+    this one said nothing. It is now checked as the lattice used (the budget made small here:
+    1,771 points), and a fit on the lattice asked for is not."""
+    from scai.inference.fit import fit
+
+    hypothesis = PRESETS["real_agents"]  # four types, concentration 0.5
+    table = simulate(hypothesis, policy="selfish", users=3, epochs=1, seed=0).interactions
+    told, default = {}, exact.GRID_BUDGET
+    for budget in (default, 96_000):
+        monkeypatch.setattr(exact, "GRID_BUDGET", budget)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            posterior = fit(table, hypothesis, engine="exact", seed=0)
+        told[budget] = [str(w.message) for w in caught if "simplex lattice" in str(w.message)]
+        assert posterior.diagnostics.get("lattice_coarsened_to") == (
+            None if budget == default else posterior.diagnostics["grid_size"][1]
+        )
+    assert told[default] == []
+    assert (
+        len(told[96_000]) == 1 and "(1771 points for 4 types, coarsened to fit" in (told[96_000][0])
+    )
