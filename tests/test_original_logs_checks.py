@@ -295,3 +295,27 @@ def test_the_offers_check_says_it_scores_the_expected_offer():
     offers = [k for k in checks if "within 5 points" in k]
     assert len(offers) == 2  # one per hypothesis
     assert all("expected offer" in k and "drawn" not in k for k in offers), offers
+
+
+def test_the_fits_warnings_are_told_once_each_with_how_many_fits_gave_them(monkeypatch):
+    """Every fit of a condition's many groups on one grid gives the same warning (its lattice
+    of pi coarsened for the memory budget): `scai run original-logs` printed it once per fit,
+    21 times and counting. Each distinct one is told once, with how many fits gave it."""
+    from scai.experiments.original_logs import experiment
+    from scai.inference.diagnostics import DiagnosticWarning
+
+    lines = {
+        "a": ["DiagnosticWarning: the lattice is coarse"],
+        "b": ["DiagnosticWarning: the lattice is coarse", "DiagnosticWarning: another"],
+        "c": [],
+    }
+    monkeypatch.setattr(experiment, "cached", lambda path: False)
+    monkeypatch.setattr(experiment, "_fit_to_cache", lambda name: lines[name])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        experiment._run_fits([(name, (name,)) for name in lines], workers=1, progress=False)
+    told = [(w.category, str(w.message)) for w in caught]
+    assert told == [
+        (DiagnosticWarning, "2 of 3 fits: the lattice is coarse"),
+        (DiagnosticWarning, "1 of 3 fits: another"),
+    ]

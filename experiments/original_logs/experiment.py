@@ -23,6 +23,7 @@ the slowdown check compares, with its figure) and ``tone_gap.csv`` (where read t
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -49,6 +50,7 @@ from scai.experiments.original_logs.tones import (
     cross_fitted_readers,
     with_tones,
 )
+from scai.experiments.runner import own_warnings, tell_warning
 from scai.experiments.shared_data import ORIGINAL_LOGS_DIR, shared_file
 from scai.inference.diagnostics import BoundedGridWarning
 from scai.inference.nuts import one_torch_thread
@@ -306,11 +308,13 @@ def _readers(
 
 def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
     """Run the fits ``(cache path, arguments of _fit_to_cache)`` not yet cached, in ``workers``
-    processes (default: one per core)."""
+    processes (default: one per core); then tell each of scai's warnings they gave once, with
+    how many fits gave it (every fit of a condition's many groups on one grid gives the same)."""
     bar = progress_bar(total=len(fits), desc="fits", disable=None if progress else True)
     todo = [args for path, args in fits if not cached(path)]
     bar.update(len(fits) - len(todo))
     workers = min(workers or os.cpu_count() or 1, len(todo))
+    told: collections.Counter[str] = collections.Counter()
     if workers > 1:
         pool, finishing = worker_pool(workers), Finished()
         with ctrl_c_deferred() as check:  # Ctrl-C raised between futures: see Finished
@@ -318,13 +322,15 @@ def _run_fits(fits: list[tuple], workers: int | None, progress: bool) -> None:
                 finishing.watch(pool.submit(_fit_to_cache, *job))
                 check()
             for _ in todo:
-                finishing.next(check).result()
+                told.update(finishing.next(check).result())
                 bar.update()
     else:
         for job in todo:
-            _fit_to_cache(*job)
+            told.update(_fit_to_cache(*job))
             bar.update()
     bar.close()
+    for line, fits_giving in told.items():
+        tell_warning(line, f"{fits_giving} of {len(todo)} fits: ")
 
 
 def tone_gap(
@@ -381,12 +387,14 @@ def tone_gap(
 
 def _fit_to_cache(
     table: pd.DataFrame, policy, hypothesis, seed: int, path: str, kind: str = "epochs"
-) -> None:
-    """One condition's fit, written to ``path``: by epoch (:func:`run_condition`) or, ``kind``
+) -> list[str]:
+    """One condition's fit, written to ``path``, and scai's warnings it gave (one line each,
+    :func:`~scai.experiments.runner.own_warnings`): by epoch (:func:`run_condition`) or, ``kind``
     ``"interactions"``, per interaction of epoch 1 (:func:`interaction_curve`). Torch runs on one
     thread whether or not in a worker process: how many threads share a reduction can change
     its rounding, so the rows are the same for a seed whatever ``--workers`` is."""
-    with one_torch_thread(), warnings.catch_warnings():
+    with one_torch_thread(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScaiWarning)  # each fit's kept, told once by the caller
         # These fits put all of a condition's runs and epochs on one grid of the lapse (and
         # the other sites in (0, 1)), too many groups for a zoomed grid to fit the engine's
         # budget; the lapse's own moments are not reported here: pi and the types, which
@@ -399,6 +407,7 @@ def _fit_to_cache(
     write_csv_atomic(rows, Path(path))
     size, sha = file_digest(Path(path))  # written last: a fit without it is unfinished
     write_atomic(_checksum_path(Path(path)), lambda tmp: Path(tmp).write_text(f"{size} {sha}\n"))
+    return own_warnings(caught)
 
 
 def _checksum_path(path: Path) -> Path:
