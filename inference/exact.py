@@ -677,7 +677,7 @@ def _zoom_bounded_sites(
         # posterior over two or three such cells (lapse under Beta(1, 30)) had its mean 20-30%
         # off.
         wide = grid.zooms == 0 and float(grid.step) >= WIDE_STEP
-        coarse = ~fine & (True if wide else ~bounded_resolved(grid, mass, loose=True))
+        coarse = ~fine if wide else ~fine & ~bounded_resolved(grid, mass, loose=True)
         too_coarse[site] = bool(coarse.any())
         if finer is not None:
             zoomed[site] = finer

@@ -433,10 +433,9 @@ def fit(
         # here, not in the engine (which fits group by group, and again per zoom): said once,
         # at the caller's line
         error = check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)
-        posterior = _engine(engine)(group, hypothesis, table=table, seed=seed, **options)
-        coarsened = posterior.diagnostics.get("lattice_coarsened_to")
-        if coarsened and error <= LATTICE_TOLERANCE:  # (not said twice)
-            why = ", coarsened to fit the memory budget beside the latent sites' grids"
-            check_lattice(hypothesis, coarsened, why)
-        return posterior
-    return _engine(engine)(group, hypothesis, table=table, seed=seed, **options)
+    posterior = _engine(engine)(group, hypothesis, table=table, seed=seed, **options)
+    coarsened = posterior.diagnostics.get("lattice_coarsened_to")
+    if engine == "exact" and coarsened and error <= LATTICE_TOLERANCE:  # (not said twice)
+        why = ", coarsened to fit the memory budget beside the latent sites' grids"
+        check_lattice(hypothesis, coarsened, why)
+    return posterior
