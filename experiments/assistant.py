@@ -55,6 +55,13 @@ def assistant_norms(
     if acting not in ACTING:
         raise ValueError(f"acting must be one of {', '.join(ACTING)}, got {acting!r}")
     S = len(pots)
+    if len(currencies) != S:
+        raise ValueError(f"pots and currencies: one per simulation, got {S} and {len(currencies)}")
+    if posterior is not None and len(posterior.data.sim_ids) != S:
+        raise ValueError(
+            f"pots: one per simulation of the posterior, in its order ({posterior.data.sim_ids}), "
+            f"got {S}"
+        )
     if posterior is None:
         generator = prior_generator or torch.Generator().manual_seed(0)
         essential = torch.tensor([[float(get_currency(c).essential)] for c in currencies])

@@ -3,7 +3,9 @@
 It holds draws of the continuous sites (``pi``, and ``lam``, ``shift_shared``, ``shift`` where
 the hypothesis makes them latent), each user's posterior policy and manner probabilities with
 the discrete sites summed out (Rao-Blackwellised), and the data and hypothesis it came from.
-The assistant acts with :meth:`Posterior.predictive`.
+:meth:`Posterior.predictive` gives the group's offer and accept probabilities (lapses
+included); the assistant (:mod:`scai.experiments.assistant`) acts by the same norms without
+the lapse: a lapse is how the model explains a user's random act, not part of the norm.
 """
 
 from __future__ import annotations
@@ -440,14 +442,18 @@ class Posterior:
         """``[chains, draws]`` ``log p(theta, data)`` of each draw, summed over simulations
         (ArviZ's ``lp``): the log prior plus every user's log-likelihood with policy and manner
         summed out."""
+        return self.log_joint_by_simulation().sum(-1)
+
+    def log_joint_by_simulation(self) -> torch.Tensor:
+        """``[chains, draws, S]``: :meth:`log_joint`'s terms, one per simulation (the
+        simulations are independent given their own sites)."""
         clone = self.bounded("clone")
         if clone is None:
-            lp = self.log_prior() + self.pointwise_loglik().double().sum(-1)
-            return lp.sum(-1)
+            return self.log_prior() + self.pointwise_loglik().double().sum(-1)
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
         group = group_loglik(log_pi, self.draws_loglik(), self.data.user_mask, clone)
         shape = (self.n_chains, self.n_draws, -1)
-        return (self.log_prior() + group.double().reshape(shape)).sum(-1)
+        return self.log_prior() + group.double().reshape(shape)
 
     # -- summaries --------------------------------------------------------------------------
     def pi_mean(self) -> torch.Tensor:

@@ -127,6 +127,22 @@ def test_the_assistant_picks_the_type_rng_choice_would():
         assert rng.random() == reference.random()  # the stream goes on where it would
 
 
+def test_the_assistant_takes_one_pot_and_currency_per_simulation_of_the_posterior(posterior):
+    """``assistant_norms`` pairs the s-th pot and currency with the posterior's s-th
+    simulation: a list of another length (another group's pots, or one too few) is refused,
+    naming the simulations, not paired by position as far as it goes."""
+    import numpy as np
+
+    from scai.experiments.assistant import assistant_norms
+
+    S = posterior.data.shape[0]
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=rf"one per simulation of the posterior.*got {S + 1}"):
+        assistant_norms(posterior, posterior.hypothesis, [6] * (S + 1), ["dollars"] * (S + 1), rng)
+    with pytest.raises(ValueError, match=r"pots and currencies: one per simulation, got 2 and 1"):
+        assistant_norms(None, posterior.hypothesis, [6, 6], ["dollars"], rng)
+
+
 @pytest.mark.parametrize("pot", [0, -5, 1001, 10**6, 10.5, True])
 def test_predictive_refuses_a_pot_out_of_range_before_any_work(posterior, pot):
     """A pot of a million would ask for terabytes (the tables grow with its square), a negative
