@@ -1626,8 +1626,9 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
     then all are moved into
     place with Ctrl-C held back. An interruption leaves the previous files (or none) or the new
     ones, never some of each (written one after the other, a Ctrl-C between them left a new
-    table beside the previous run's users). An OS error while writing one (a full disk) names
-    its final path, not the hidden one."""
+    table beside the previous run's users); so does a file that cannot be replaced (immutable,
+    another user's in a folder with the sticky bit: :func:`_replace_all_or_none`). An OS error
+    while writing one (a full disk) names its final path, not the hidden one."""
     from scai.inference.workers import ctrl_c_deferred  # (the layer above, on first use)
 
     token = f"{os.getpid()}-{os.urandom(6).hex()}"
@@ -1635,6 +1636,7 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
         path: path.with_name(f".scai-{token}-{i}{''.join(path.suffixes[-2:])}")
         for i, path in enumerate(writes)
     }
+    kept = {path: hidden.with_name(f"{hidden.name}.old") for path, hidden in aside.items()}
     for folder in {path.parent for path in writes}:
         _remove_files_written_aside_by_dead_writers(folder)
     try:
@@ -1647,12 +1649,47 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
                     raise
                 raise _naming(err, path) from err
         with ctrl_c_deferred():
-            for path in writes:
-                os.replace(aside[path], path)
+            _replace_all_or_none(aside, kept)
     finally:
-        for hidden in aside.values():
+        for hidden in [*aside.values(), *kept.values()]:
             with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
                 hidden.unlink(missing_ok=True)
+
+
+def _replace_all_or_none(aside: dict[Path, Path], kept: dict[Path, Path]) -> None:
+    """Move each ``aside[path]`` to ``path``; if one move fails (a file that cannot be
+    replaced: immutable, another user's in a sticky folder), put back what was moved, so that
+    the previous files all stay. The previous files are kept under the names ``kept[path]``
+    (hard links: a reader always finds a file at ``path``) until all are moved; one that
+    cannot be linked (a file system without links) is replaced last, where its failure undoes
+    the rest and its success is the end."""
+    linked, unlinked, new = [], [], []
+    for path in aside:
+        if not path.exists():
+            new.append(path)
+            continue
+        try:
+            os.link(path, kept[path], follow_symlinks=False)  # a link is kept as a link
+            linked.append(path)
+        except OSError:
+            unlinked.append(path)
+    done: list[Path] = []
+    try:
+        for path in [*linked, *new, *unlinked]:
+            os.replace(aside[path], path)
+            done.append(path)
+    except OSError as err:
+        failed = path
+        for placed in reversed(done):
+            with contextlib.suppress(OSError):  # the first error is the news
+                if placed in new:
+                    placed.unlink()
+                else:
+                    os.replace(kept[placed], placed)
+        named = _naming(err, failed)
+        if named is err:
+            raise
+        raise named from err
 
 
 #: :func:`write_together`'s files written aside, ``.scai-PID-TOKEN-I<suffixes>``, and the

@@ -6,6 +6,7 @@ releases an ``flock`` with its holder); a lock file that is a link is refused, n
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -273,6 +274,49 @@ def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     assert long.read_text() == "long" and other.read_text() == "other"
     assert gzip.decompress(packed.read_bytes()) == b"packed" and seen["packed"].endswith(".csv.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, packed.name, "u.csv"])
+
+
+@pytest.mark.parametrize("users_linked", [True, False])
+def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
+    tmp_path, monkeypatch, users_linked
+):
+    """A table, its users and a new report written together, where the users' file cannot be
+    replaced (a review made it immutable; or another user's in a folder with the sticky bit):
+    the error names it, and the previous table and users stay, the new report is not left
+    beside them (the table was replaced: a new table beside the previous run's users). Linux
+    refuses a hard link to an immutable file too (``users_linked=False``): a file that cannot
+    be kept aside by a link is replaced last, so that its failure undoes the others."""
+    import scai.models.data as data
+
+    table, users, report = tmp_path / "a.csv", tmp_path / "a.users.csv", tmp_path / "a.md"
+    table.write_text("old table")
+    users.write_text("old users")
+    replace, link = os.replace, os.link
+
+    def replace_but_users(src, dst):
+        if Path(dst) == users and Path(src).name.startswith(".scai-"):
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(dst))
+        replace(src, dst)
+
+    def link_but_users(src, dst, **kwargs):
+        if Path(src) == users and not users_linked:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+        link(src, dst, **kwargs)
+
+    monkeypatch.setattr(data.os, "replace", replace_but_users)
+    monkeypatch.setattr(data.os, "link", link_but_users)
+    writes = {
+        p: (lambda text: lambda path: Path(path).write_text(text))(f"new {p.stem}")
+        for p in (table, users, report)
+    }
+    with pytest.raises(PermissionError, match="a.users.csv"):
+        data.write_together(writes)
+    assert table.read_text() == "old table" and users.read_text() == "old users"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]
+    monkeypatch.setattr(data.os, "replace", replace)
+    data.write_together(writes)  # and where every file can be replaced, every one is
+    assert [p.read_text() for p in (table, users, report)] == ["new a", "new a.users", "new a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md", "a.users.csv"]
 
 
 def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_path):
