@@ -9,6 +9,7 @@ loads it).
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import sys
@@ -630,7 +631,8 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
     """A :class:`HypothesisWarning` for a file's stereotype setting that changes nothing: a
     ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
     type) or ``stereotype_prior``, and a strength, fixed or learned (``stereotype_prior``: on a
-    grid twelve times larger), without a ``[stereotype]`` table to mix in."""
+    grid twelve times larger), without a ``[stereotype]`` table to mix in; and a strength
+    beside ``stereotype_prior``, which replaces it, unless it is the prior's mean."""
     if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
         why = (
             "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
@@ -649,6 +651,17 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
             "[stereotype] table (manner weights of a type) for it to mix in"
         )
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
+    if "stereotype_strength" in raw and hypothesis.stereotype_prior is not None:
+        a, b = hypothesis.stereotype_prior
+        if not math.isclose(hypothesis.stereotype_strength, a / (a + b), abs_tol=1e-6):
+            # (a saved hypothesis writes its prior's mean there: that one says nothing else)
+            why = (
+                f"stereotype_strength = {raw['stereotype_strength']} is not used: "
+                f"stereotype_prior learns the strength, Beta({a:g}, {b:g}) (mean "
+                f"{a / (a + b):.3g}); drop stereotype_strength, or stereotype_prior to keep it "
+                "fixed"
+            )
+            warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
 def _why(bound: str, value: float) -> str:

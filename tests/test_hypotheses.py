@@ -320,6 +320,17 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         assert assistant_hypothesis(cell).stereotype_strength == 0.8
     with pytest.warns(HypothesisWarning, match="stereotype_strength"):
         assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
+    # a strength beside a prior that learns it, with a table: the prior replaces it, which
+    # was silent (a review); a strength at the prior's mean is what a saved hypothesis writes
+    contradicting = "stereotype_strength = 0.5\nstereotype_prior = [8.0, 2.0]\n"
+    contradicting += "[stereotype.selfish]\nrude = 1.0\n"
+    (tmp_path / "contradicting.toml").write_text('name = "c"\n' + contradicting)
+    with pytest.warns(HypothesisWarning, match=r"stereotype_strength = 0.5 is not used.*mean 0.8"):
+        assert get_hypothesis(tmp_path / "contradicting.toml").stereotype_prior == (8.0, 2.0)
+    (tmp_path / "at_mean.toml").write_text('name = "m"\n' + contradicting.replace("0.5", "0.8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        get_hypothesis(tmp_path / "at_mean.toml")
 
 
 def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):

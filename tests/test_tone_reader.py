@@ -217,6 +217,11 @@ def test_round_trip_through_json_predicts_exactly_the_same(trained, messages, tm
     assert loaded.confusion_counts == reader.confusion_counts
     assert loaded.vocabulary == reader.vocabulary and loaded.settings == reader.settings
     assert loaded.provenance == json.loads(json.dumps(reader.provenance))
+    # saved by an editor that writes a byte-order mark (as Windows' do): the same reader, as
+    # with CSV tables and hypothesis files (it was "not a JSON file: Unexpected UTF-8 BOM")
+    marked = tmp_path / "bom.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_reader(marked).read(probe) == reader.read(probe)
 
 
 def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):

@@ -218,7 +218,7 @@ def load_reader(path: str | Path, need_confusion: bool = False) -> LinearToneRea
     if why := not_a_regular_file(path):
         raise DataError(str(path), [Problem(None, None, None, why)])
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as Windows editors save
     except FileNotFoundError:
         raise DataError(str(path), [Problem(None, None, None, missing(path))]) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
