@@ -1597,6 +1597,33 @@ def companion_path(table: str | Path, kind: str, suffix: str = ".csv") -> Path:
     return path.with_name(f"{base}.{kind}{suffix}")
 
 
+#: The files :func:`companion_path` names beside a table, by kind: their suffixes (the users
+#: of a simulation; an import's runs, GPT-4 rows, report and failed-import report).
+COMPANIONS = {
+    "users": ".csv",
+    "runs": ".csv",
+    "gpt4": ".csv",
+    "report": ".md",
+    "failed-import": ".md",
+}
+
+
+def table_of_companion(path: str | Path) -> tuple[Path, str] | None:
+    """``(table, kind)`` where ``path`` is the :func:`companion_path` of a ``table`` that
+    exists (``X.users.csv`` beside ``X.csv``, ``X.tsv.users.csv`` beside ``X.tsv``); else
+    ``None``."""
+    path = Path(path)
+    for kind, suffix in COMPANIONS.items():
+        end = f".{kind}{suffix}"
+        if not path.name.lower().endswith(end) or len(path.name) == len(end):
+            continue
+        base = path.name[: -len(end)]
+        for table in (path.with_name(base + ".csv"), path.with_name(base)):
+            if table.is_file() and companion_path(table, kind, suffix) == path:
+                return table, kind
+    return None
+
+
 def users_path(interactions_path: str | Path) -> Path:
     """``X.csv`` -> ``X.users.csv`` (:func:`companion_path`)."""
     return companion_path(interactions_path, "users")

@@ -339,3 +339,20 @@ def test_the_memory_check_estimates_at_least_a_simulations_measured_peak(
     with pytest.raises(RunError, match="needs about"):
         check_size(**sizes, max_bytes=int(measured))
     assert check_size(**sizes, max_bytes=int(2 * measured)) == sims * epochs * rounds
+
+
+def test_an_output_named_as_another_tables_users_file_is_refused(tmp_path, capsys):
+    """``--out a.users.csv`` beside a simulated ``a.csv`` replaced its users with an
+    interaction table (a review): refused before any work, naming the table; without the table
+    beside it the name is just a name, and the table's own run writes its users as before."""
+    table, users = tmp_path / "a.csv", tmp_path / "a.users.csv"
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--out", table) == 0
+    before = users.read_bytes()
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--out", users) != 0
+    err = capsys.readouterr().err
+    assert "a.users.csv is the users file of the table" in err and str(table) in err
+    assert users.read_bytes() == before and not (tmp_path / "a.users.users.csv").exists()
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--seed", 1, "--out", table) == 0
+    assert users.read_bytes() != before  # the table's own run replaces its users
+    lone = tmp_path / "b.users.csv"
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--out", lone) == 0

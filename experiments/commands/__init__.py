@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import compressed_name, parse_whole
+from scai.models.data import compressed_name, parse_whole, table_of_companion
 from scai.models.errors import (
     MAX_SEED,
     RunError,
@@ -290,7 +290,9 @@ def check_outputs(
     several: ``None`` for one not given): a failure half-way would leave some outputs
     written, and an output that is a source, or inside one, would overwrite what is being
     read (``scai fit --out fit --data fit/posterior.nc`` replaced its own table without a
-    word). Raises :class:`RunError` naming the option and the path."""
+    word); nor may one be the companion file of a table beside it that the command does not
+    write (``--out a.users.csv`` replaced ``a.csv``'s users with a table). Raises
+    :class:`RunError` naming the option and the path."""
     sources = [reading] if isinstance(reading, Path) else [r for r in reading or () if r]
     for path in paths:
         if path.is_symlink():
@@ -311,6 +313,12 @@ def check_outputs(
                 raise RunError(
                     f"{option} {given}: {path} {where} the source {read} it reads; write elsewhere"
                 )
+        if (found := table_of_companion(path)) and found[0] not in paths:
+            table, kind = found
+            raise RunError(
+                f"{option} {given}: {path} is the {kind} file of the table {table} beside it, "
+                "which this would replace; choose another name"
+            )
         _check_writable_folder_or_fail(path.parent, option, given)
 
 

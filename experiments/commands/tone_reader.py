@@ -107,8 +107,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
     )
 
     if args.action == "train":  # before minutes of training, not after
-        for read in source_files(args.logs):
-            check_outputs("--out", args.out, [args.out], reading=read)
+        check_outputs("--out", args.out, [args.out], reading=list(source_files(args.logs)))
     start = time.perf_counter()
     messages = load_messages(args.logs)
     print(
