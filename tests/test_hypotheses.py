@@ -276,6 +276,22 @@ def test_policy_names_that_look_alike_are_refused(other):
     assert len(Hypothesis(policies=apart, pi_concentration=(1.0, 1.0)).policies) == 2
 
 
+def test_a_policy_name_mixing_alphabets_that_look_alike_is_refused():
+    """``fair`` beside ``fаir`` (a Cyrillic a) were two types whose columns in every table
+    read "fair" (a review): a name mixing Latin, Cyrillic or Greek letters is refused, naming
+    the alphabets; a name in one of them is a name. A decomposed name (``fa\u0308ir``) is
+    refused saying why (its message showed "fäir", a name that looks valid)."""
+    with pytest.raises(HypothesisError, match=r"'f\u0430ir' mixes Cyrillic and Latin letters"):
+        PolicyType("f\u0430ir", w=1.0)
+    with pytest.raises(HypothesisError, match=r"mixes Greek and Latin letters"):
+        PolicyType("\u03bfpen", w=1.0)  # a Greek omicron
+    for name in ("fair", "égalité", "справедливый", "δίκαιος", "fair_2"):
+        assert PolicyType(name, w=1.0).name == name
+    with pytest.raises(HypothesisError, match=r"combining marks: write it composed"):
+        PolicyType("fa\u0308ir", w=1.0)
+    assert PolicyType("f\u00e4ir", w=1.0).name == "fäir"
+
+
 def test_with_an_unknown_setting_lists_the_settings():
     """``with_(foo=1)`` raised dataclasses' TypeError, which named no allowed setting."""
     with pytest.raises(HypothesisError, match=r"unknown setting\(s\) 'foo'; allowed: .*lapse"):
