@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import os
 import re
@@ -240,8 +241,10 @@ def console(argv: list[str] | None = None) -> NoReturn:
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if shutdown_threads is None or run_exit_handlers is None or not owns_process:
         sys.exit(code)
-    shutdown_threads()
-    run_exit_handlers()
+    for step in (shutdown_threads, run_exit_handlers):
+        # Ctrl-C or SIGTERM once the work is done: the work's exit code stands
+        with contextlib.suppress(KeyboardInterrupt):
+            step()
     try:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()

@@ -92,6 +92,27 @@ def test_console_ends_the_process_as_python_would(decoy_dir):
     assert done.stdout.splitlines() == ["x" * 100_000, "thread done", "exit handler ran"]
 
 
+def test_a_signal_once_the_work_is_done_ends_the_process_with_its_code(decoy_dir):
+    """Ctrl-C or SIGTERM arriving as the command returns (a review's script sent it on the
+    run's last line) hit the wait for the worker threads: a traceback of KeyboardInterrupt
+    and exit 130 after every file was written. The command's own code stands, and the exit
+    handlers still run."""
+    code = (
+        "import atexit, sys, threading\n"
+        "import scai.experiments.cli as cli\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "join = threading._shutdown\n"
+        "def late():\n"
+        "    join()\n"
+        "    raise KeyboardInterrupt\n"  # as the signal's handler raises it
+        "threading._shutdown = late\n"
+        "cli.console(sys.argv[1:])\n"
+    )
+    done = _run([sys.executable, "-c", code, "--version"], decoy_dir)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == [f"scai {scai.__version__}", "exit handler ran"]
+
+
 def test_the_console_freezes_its_imports_and_collects_garbage(decoy_dir):
     """The console script imports its commands with cyclic garbage collection off (~0.3 s of
     CPU of collections saved), then freezes what they imported (never walked again) and turns
