@@ -238,7 +238,10 @@ class ConditionCache:
                 return f"{path} is missing"
             if not isinstance(recorded, dict):
                 return f"{entry.done} has no checksum for {name}"
-            size, sha = file_digest(path)
+            try:
+                size, sha = file_digest(path)
+            except OSError as err:  # unreadable (its permissions): recomputed, not the run's end
+                return f"{path} cannot be read ({err.strerror or err})"
             if size != recorded.get("bytes"):
                 expected = recorded.get("bytes")
                 return f"{path} is damaged ({size} bytes; the manifest says {expected})"
@@ -315,9 +318,13 @@ class ConditionCache:
         return f"code {code}" if code else "an older scai, without checksums"
 
     def _remove(self, entry: Entry) -> None:
-        entry.done.unlink(missing_ok=True)  # first: an entry without a manifest is unfinished
-        for path in entry.files():
-            path.unlink(missing_ok=True)
+        """Remove ``entry``'s manifest, then its files (a folder made in a file's place too:
+        it would stop the condition's results from being stored again)."""
+        for path in (entry.done, *entry.files()):  # the manifest first: without it, unfinished
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _warn(self, entry: Entry, problem: str) -> None:
         name = entry.condition.name if entry.condition is not None else entry.key

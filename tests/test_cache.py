@@ -11,6 +11,7 @@ undamaged run's. The API tests cover the rest on one small condition.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import warnings
@@ -211,6 +212,34 @@ def test_a_cached_file_replaced_by_a_link_is_not_read(cached, tmp_path):
     assert not target.is_symlink()
     assert elsewhere.read_bytes() == target.read_bytes()
     pd.testing.assert_frame_equal(again, per_sim)
+
+
+def test_a_cached_file_that_cannot_be_read_or_is_a_folder_is_recomputed(cached, monkeypatch):
+    """A cached file made unreadable (its permissions) ended the run, or a whole sweep, with
+    "--out: Permission denied"; a folder made in a file's place ended it with "Is a
+    directory", every run after it too (a review): each is a CacheWarning, and the condition
+    is computed again into a file."""
+    folder, done, per_sim = cached
+    target = folder / f"{done.stem}.per_sim.csv"
+    digest = cache_module.file_digest
+
+    def unreadable(path):
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return digest(path)
+
+    monkeypatch.setattr(cache_module, "file_digest", unreadable)
+    again, messages = run(folder)
+    assert len(messages) == 1 and f"{target} cannot be read (Permission denied)" in messages[0]
+    pd.testing.assert_frame_equal(again, per_sim)
+    monkeypatch.setattr(cache_module, "file_digest", digest)
+    target.unlink()
+    target.mkdir()
+    again, messages = run(folder)
+    assert len(messages) == 1 and f"{target} is missing" in messages[0], messages
+    assert target.is_file()
+    pd.testing.assert_frame_equal(again, per_sim)
+    assert run(folder)[1] == []  # stored whole again
 
 
 def test_a_killed_runs_leftovers_are_cleared(cached):
