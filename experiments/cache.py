@@ -136,6 +136,19 @@ class Entry:
 
 #: The cache folders this process holds (:meth:`ConditionCache.open`).
 _HELD: set[Path] = set()
+#: The manifests (absolute paths) of the entries this process stored, or told the user it
+#: found from an earlier run (:func:`known_here`): ``scai run all`` reads again what it
+#: computed, and tells once what an earlier run had.
+_KNOWN_HERE: set[str] = set()
+
+
+def known_here(entry: Entry, mark: bool = False) -> bool:
+    """Whether this process stored ``entry`` or already told of it (``mark``: it does now)."""
+    name = os.path.abspath(entry.done)
+    known = name in _KNOWN_HERE
+    if mark:
+        _KNOWN_HERE.add(name)
+    return known
 
 
 class ConditionCache:
@@ -277,6 +290,7 @@ class ConditionCache:
         }
         text = json.dumps(manifest, indent=1, default=str) + "\n"
         write_atomic(entry.done, lambda tmp: Path(tmp).write_text(text))
+        known_here(entry, mark=True)
         shutil.rmtree(staged, ignore_errors=True)
 
     def discard_unfinished(self, entries: list[Entry]) -> None:

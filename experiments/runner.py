@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scai.experiments.cache import WARNINGS, ConditionCache, Entry
+from scai.experiments.cache import WARNINGS, ConditionCache, Entry, known_here
 from scai.experiments.conditions import (
     Condition,
     Settings,
@@ -191,7 +191,11 @@ def run_conditions(
     runner as :func:`run_jobs`, which sweeps use, with one ``settings`` for every condition.)
     """
     outcome = run_jobs(
-        [(c, settings) for c in conditions], cache_dir, workers=workers, progress=progress
+        [(c, settings) for c in conditions],
+        cache_dir,
+        workers=workers,
+        progress=progress,
+        say_reused=progress,
     )
     return {c.name: result for c, result in zip(conditions, outcome.results, strict=True)}
 
@@ -269,6 +273,7 @@ def run_plans(
         on_event=on_event,
         load=not_read,
         tell_warnings=False,
+        say_reused=progress,
     )
 
 
@@ -286,6 +291,8 @@ class Outcome:
     results: list[ConditionResult | None]
     errors: dict[int, str] = field(default_factory=dict)
     cached: int = 0
+    #: Of the ``cached``, those an earlier run stored that this process had not told of yet.
+    reused: int = 0
     #: What each job read warned of when it was computed (``Category: message`` lines,
     #: :func:`own_warnings`), by job index; a job with none is absent.
     warned: dict[int, list[str]] = field(default_factory=dict)
@@ -326,6 +333,7 @@ def run_jobs(
     on_event: OnEvent | None = None,
     load: Callable[[Condition, Entry], object] | None = None,
     tell_warnings: bool = True,
+    say_reused: bool = False,
 ) -> Outcome:
     """Run (or reuse from the cache in ``cache_dir``) every ``(condition, settings)`` job.
     (``cache_dir`` may also list one folder per job: several experiments' conditions then share
@@ -358,7 +366,8 @@ def run_jobs(
     caller that reads the conditions again tells them then). A warning that the filters make
     an error stops the run with it, as it would have stopped the condition.
     Ctrl-C cancels what has not started, stops local workers, removes unfinished files and
-    raises :class:`Interrupted`.
+    raises :class:`Interrupted`. ``say_reused``: print how many conditions an earlier run
+    stored (:attr:`Outcome.reused`; a resumed run said nothing of what it reused).
     """
     from scai.inference.progress import progress_bar
 
@@ -386,6 +395,17 @@ def run_jobs(
         todo = [key for key, at in by_key.items() if not cache_of(key).lookup(entries[at[0]])]
         to_compute = set(todo)  # membership in the list was quadratic: 47 s for 20,000 cells
         cached = [i for key, at in by_key.items() if key not in to_compute for i in at]
+        reused = sum(
+            not known_here(entries[at[0]], mark=True)
+            for key, at in by_key.items()
+            if key not in to_compute
+        )
+        if say_reused and reused:  # before the "cached" event, whose hearers may report
+            shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
+            print(
+                f"{reused} of {len(by_key)} conditions from an earlier run's cache ({shown})",
+                flush=True,
+            )
         if cached:
             tell("cached", cached, None)
         # Each job's result is read as it is found or stored, not all at the end: an
@@ -659,7 +679,9 @@ def run_jobs(
         finally:
             bar.close()
         tell_repeats()
-        return Outcome([results.get(i) for i in range(len(jobs))], errors, len(cached), warned)
+        return Outcome(
+            [results.get(i) for i in range(len(jobs))], errors, len(cached), reused, warned
+        )
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:

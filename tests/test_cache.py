@@ -242,6 +242,26 @@ def test_a_cached_file_that_cannot_be_read_or_is_a_folder_is_recomputed(cached, 
     assert run(folder)[1] == []  # stored whole again
 
 
+def test_a_run_says_how_many_conditions_an_earlier_run_stored(cached, monkeypatch, capsys):
+    """A resumed ``scai run`` said nothing of what it reused (a review): one line for the
+    conditions an earlier run stored, once per process (``scai run all`` reads again what it
+    computed, and its experiments what it told of), none for what it computed itself."""
+    folder, done, per_sim = cached
+    monkeypatch.setattr(cache_module, "_KNOWN_HERE", set())  # a new process
+    for _ in range(2):
+        with time_limit(SECONDS):
+            run_conditions([CONDITION], SETTINGS, folder, workers=1, progress=True)
+    lines = [x for x in capsys.readouterr().out.splitlines() if "earlier run" in x]
+    assert lines == [f"1 of 1 conditions from an earlier run's cache ({folder})"]
+    monkeypatch.setattr(cache_module, "_KNOWN_HERE", set())
+    done.unlink()  # recomputed: stored by this process, then read again
+    for _ in range(2):
+        with time_limit(SECONDS), warnings.catch_warnings():
+            warnings.simplefilter("ignore", CacheWarning)
+            run_conditions([CONDITION], SETTINGS, folder, workers=1, progress=True)
+    assert "earlier run" not in capsys.readouterr().out
+
+
 def test_a_killed_runs_leftovers_are_cleared(cached):
     folder, done, per_sim = cached
     (folder / ".staging" / "abc").mkdir(parents=True)
