@@ -80,8 +80,12 @@ def locked(
             if not wait:
                 raise FolderInUse(
                     f"{what} {folder}: in use by another scai process ({holder}; lock file "
-                    f"{path}); wait for it to end, or choose another {what}"
-                    + (", or pass --wait to wait for it" if what == "--out" else "")
+                    f"{path}); wait for it to end, or "
+                    + (
+                        f"choose another {what}, or pass --wait to wait for it"
+                        if what == "--out"
+                        else "give this command another --out"  # (no option names the folder)
+                    )
                 ) from None
             if on_wait is not None:
                 on_wait(

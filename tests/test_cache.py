@@ -276,8 +276,10 @@ def test_a_cache_in_use_by_another_process_is_refused(cached):
     folder, _, _ = cached
     # flock belongs to an open file: a second open, even in this process, conflicts with it
     refused = pytest.raises(FolderInUse, match="cache folder .* in use by another scai process")
-    with locked(folder, name=cache_module.LOCK, what="cache folder"), refused:
+    with locked(folder, name=cache_module.LOCK, what="cache folder"), refused as caught:
         run(folder)
+    # what to do names an option there is (it said "choose another cache folder"; a review)
+    assert str(caught.value).endswith("wait for it to end, or give this command another --out")
 
 
 def test_a_plan_is_reported_from_its_cache_while_the_next_is_computed(tmp_path, first_run):
