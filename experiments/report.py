@@ -145,13 +145,17 @@ def comparison_table(
     return "\n".join(lines) + "\n"
 
 
+#: The comparison table's file, in ``--out`` and beside the figures.
+COMPARISON = "comparison.md"
+
+
 def write_comparison(
     out: Path, target: Path | None = None, only: Sequence[str] | None = None
 ) -> Path:
     """Write the table of ``out``'s results to ``target`` (default ``out/comparison.md``),
     keeping the rows ``target`` already holds for experiments with no results in ``out`` or
     not in ``only``."""
-    target = Path(target or Path(out) / "comparison.md")
+    target = Path(target or Path(out) / COMPARISON)
     previous = _read_merged(target)
     table = comparison_table(Path(out), previous, only)
     return write_atomic(target, lambda tmp: Path(tmp).write_text(table))
@@ -227,5 +231,5 @@ def check_merged_files(out: Path, figures: Path, comparison: bool) -> None:
     computed."""
     read_numbers(figures / NUMBERS_FILE)
     if comparison:
-        _read_merged(out / "comparison.md")
-        _read_merged(figures / "comparison.md")
+        _read_merged(out / COMPARISON)
+        _read_merged(figures / COMPARISON)

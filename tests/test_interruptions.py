@@ -702,3 +702,36 @@ def test_the_resume_hint_promises_a_cache_only_where_one_is_kept():
         "; run the same command again to resume (alignment, generalization, inconsistency: "
         "finished conditions are cached; human-data, original-logs: start afresh)"
     )
+
+
+def test_an_experiment_s_numbers_are_recorded_as_soon_as_it_reports(tmp_path, monkeypatch):
+    """``scai run all`` reports an experiment while the others' conditions are computed, but
+    recorded its numbers (and comparison rows) only at the run's end: a Ctrl-C in between left
+    the new seed's figures beside the numbers of the run before (a review). Interrupted in the
+    last experiment's report, the experiments reported before it have their new numbers."""
+    import json
+
+    from scai.experiments import registry
+    from scai.experiments.cli import main
+
+    out = tmp_path / "out"
+    argv = ["run", "all", "--quick", "--workers", "1", "--out", str(out)]
+    assert main(argv) == 0
+    before = json.loads((out / "figures" / "numbers.json").read_text())
+    compared = (out / "figures" / "comparison.md").read_text()
+    last = registry.load("inconsistency")
+    report = last.main
+
+    def interrupted(args, **kwargs):
+        report(args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # as the report ends: its own numbers are lost
+        time.sleep(5)
+
+    monkeypatch.setattr(last, "main", interrupted)
+    assert main([*argv, "--seed", "7"]) == 130
+    after = json.loads((out / "figures" / "numbers.json").read_text())
+    assert after["inconsistency"] == before["inconsistency"]  # (the window left)
+    for name in ("alignment", "generalization"):
+        assert after[name] != before[name], name
+    comparison = (out / "figures" / "comparison.md").read_text()
+    assert comparison != compared and comparison == (out / "comparison.md").read_text()

@@ -25,7 +25,12 @@ from scai.experiments.common import RUN_LIMITS, check_run_options, figure_dir, f
 from scai.experiments.locking import LOCK_NAME, locked
 from scai.experiments.original_logs.tones import LOG_TONES
 from scai.experiments.registry import EXPERIMENTS, GROUPS, STUDY, load
-from scai.experiments.report import check_merged_files, record_numbers, write_comparison
+from scai.experiments.report import (
+    COMPARISON,
+    check_merged_files,
+    record_numbers,
+    write_comparison,
+)
 from scai.experiments.shared_data import (
     DATA_DIR_ENV,
     HUMAN_DATA_FILE,
@@ -238,6 +243,8 @@ def run_experiment(args: argparse.Namespace) -> int:
         early: dict[str, tuple[object, float]] = {}
 
         def report(name: str) -> None:
+            from scai.inference.workers import ctrl_c_deferred
+
             start = time.perf_counter()
             if name in early:
                 drawn, before = early.pop(name)
@@ -245,6 +252,17 @@ def run_experiment(args: argparse.Namespace) -> int:
             else:
                 before, result = 0.0, load(name).main(args)
             reports[name] = result, before + time.perf_counter() - start
+            # Its numbers and comparison rows as soon as its tables and figures are written,
+            # Ctrl-C held back while they are (milliseconds): written at the run's end, an
+            # interruption in between left a new seed's figures beside the numbers and
+            # comparison of the run before (``scai run all`` reports while it computes).
+            with merging(figure_dir(args), args.out), ctrl_c_deferred():
+                record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
+                if name in STUDY:
+                    write_comparison(args.out)
+                    # beside the figures too (the README quotes it), with the rows it holds
+                    # for the experiments this run does not compute
+                    write_comparison(args.out, figure_dir(args) / COMPARISON, only=[name])
 
         def report_early(name: str) -> None:
             start = time.perf_counter()
@@ -258,15 +276,7 @@ def run_experiment(args: argparse.Namespace) -> int:
             print(f"{name}: done in {seconds:.1f} s -> {args.out / name}")
             if getattr(result, "report", None):
                 print(result.report)
-            with merging(figure_dir(args), args.out):
-                record_numbers(figure_dir(args), name, getattr(result, "numbers", {}))
-        comparison = None
-        if set(names) & set(STUDY):
-            comparison = write_comparison(args.out)
-            # beside the figures too (the README quotes it), with the rows it holds for the
-            # experiments this run did not compute
-            with merging(figure_dir(args), args.out):
-                write_comparison(args.out, figure_dir(args) / comparison.name, only=names)
+        comparison = Path(args.out) / COMPARISON if set(names) & set(STUDY) else None
     if comparison is not None:
         print(f"comparison with the original study: {comparison}")
     return 0
