@@ -238,6 +238,8 @@ def test_a_bad_reader_file_is_a_data_error_naming_the_key(trained, tmp_path):
         "intercept": {**good, "intercept": [1e308] * len(good["intercept"])},
         "idf ": {**good, "idf": [-1.0] * len(good["idf"])},
         "mask_numbers": {**good, "features": {**good["features"], "mask_numbers": "yes"}},
+        # a key no reader of this version has (another version's, misspelt): was ignored
+        "bias": {**good, "bias": [1.0] * len(good["intercept"])},
     }
     for key, doc in cases.items():
         path = tmp_path / f"{key}.json"

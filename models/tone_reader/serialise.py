@@ -114,6 +114,12 @@ def reader_from_dict(
     missing = [k for k in _KEYS if k not in doc]
     if missing:
         raise bad(None, f"missing key(s): {', '.join(missing)}")
+    # a key of another version's reader, or a misspelt one, was ignored (a review): what the
+    # file meant by it is not what this scai reads
+    if unknown := [k for k in doc if k not in _KEYS]:
+        raise bad(
+            unknown[0], f"not a key of a version {VERSION} reader; allowed: {', '.join(_KEYS)}"
+        )
     labels = doc["labels"]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise bad("labels", "must be a list of tone names")
