@@ -337,9 +337,9 @@ def game_lockstep_problem(data: GroupData, hypothesis: Hypothesis, chains: int) 
     )
 
 
-#: How far (nats) a chain's mean log density of a simulation may sit below the best chain's
-#: before the chain counts as stuck in a minor mode (:func:`stuck_chains`): a mode as wide as
-#: the best and this much lower holds e^-10 (5e-5) of its mass.
+#: How far (nats) a chain's mode of a simulation may sit below the best chain's, in log mass
+#: (:func:`stuck_chains`), before the chain counts as stuck in a minor mode: it holds e^-10
+#: (5e-5) of the best one's mass.
 STUCK_GAP = 10.0
 #: The quantiles of the two chains' log densities that must not overlap as well: a chain in
 #: the same mode, however slow, has draws as high as the best chain's low ones.
@@ -349,7 +349,7 @@ STUCK_QUANTILES = (0.01, 0.99)
 @dataclass(frozen=True)
 class StuckChain:
     """A chain whose draws of simulation ``sim`` (its index) all sit in a mode ``gap`` nats
-    (means of the log density) below chain ``best``'s."""
+    of log mass below chain ``best``'s."""
 
     chain: int
     sim: int
@@ -357,25 +357,57 @@ class StuckChain:
     gap: float
 
 
-def stuck_chains(log_joint: np.ndarray) -> list[StuckChain]:
+def log_masses(log_joint: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``[chains, S]``: each chain's estimate of the log mass of the mode it samples, by the
+    Gaussian that matches its draws: ``E[log p] + H``, ``H = log det(2 pi e Sigma) / 2`` the
+    entropy of a Gaussian of the draws' covariance ``Sigma`` (exact for a Gaussian mode: log p
+    is then log Z plus the Gaussian's log density, whose mean is -H). ``log_joint [chains,
+    draws, S]`` each draw's log density, ``values [chains, draws, S, W]`` the coordinates it is
+    a density of. A wider mode has lower density and more volume: compared by density alone, a
+    chain in a mode as heavy as the best but wider would count as stuck in a minor one."""
+    C, D, S, W = values.shape
+    centred = values - values.mean(1, keepdims=True)
+    cov = np.einsum("cdsi,cdsj->csij", centred, centred) / max(D - 1, 1)
+    # a coordinate the draws do not move (a site the data pin to rounding) adds no volume
+    cov = cov + np.eye(W) * 1e-12
+    _, logdet = np.linalg.slogdet(2 * np.pi * np.e * cov)
+    return log_joint.mean(1) + 0.5 * logdet
+
+
+def stuck_chains(log_joint: np.ndarray, values: np.ndarray) -> list[StuckChain]:
     """The chains stuck in a minor mode, by ``log_joint [chains, draws, S]`` (each draw's log
-    density per simulation): per simulation, a chain whose mean is more than
-    :data:`STUCK_GAP` below the best chain's and whose draws' upper quantile
-    (:data:`STUCK_QUANTILES`) is below the best chain's lower one. Every chain starts at the
-    best mode the mode search found, yet warmup's first large steps can throw one over a
-    ridge into a mode it cannot leave (measured: 26 nats below, averaged with the other chain
-    into a mixture of pi between the two, 0.37 against exact's 0.68). One per chain (its
-    first simulation so stuck)."""
-    means = log_joint.mean(1)  # [chains, S]
+    density per simulation) and the draws' ``values [chains, draws, S, W]``: per simulation,
+    a chain whose mode's log mass (:func:`log_masses`) is more than :data:`STUCK_GAP` below the
+    best chain's and whose draws' upper log density quantile (:data:`STUCK_QUANTILES`) is
+    below the best chain's lower one. Every chain starts at the best mode the mode search
+    found, yet warmup's first large steps can throw one over a ridge into a mode it cannot
+    leave (measured: 26 nats below, averaged with the other chain into a mixture of pi
+    between the two, 0.37 against exact's 0.68). A chain in a wider mode of as much mass, or
+    in the wide part of a funnel, is not stuck; nor is one whose draws reach the best's. One
+    per chain (its first simulation so stuck)."""
+    masses = log_masses(log_joint, values)  # [chains, S]
     low, high = np.quantile(log_joint, STUCK_QUANTILES, axis=1)  # [chains, S] each
-    best = means.argmax(0)  # [S]
+    best = masses.argmax(0)  # [S]
     found: dict[int, StuckChain] = {}
     for s, b in enumerate(best):
         for c in range(log_joint.shape[0]):
-            gap = float(means[b, s] - means[c, s])
+            gap = float(masses[b, s] - masses[c, s])
             if c not in found and gap > STUCK_GAP and high[c, s] < low[b, s]:
                 found[c] = StuckChain(c, s, int(b), gap)
     return sorted(found.values(), key=lambda stuck: stuck.chain)
+
+
+def _draw_values(posterior: Posterior) -> np.ndarray:
+    """``[chains, draws, S, W]``: each draw's continuous sites per simulation, in the
+    coordinates :meth:`Posterior.log_joint_by_simulation` is a density of (``pi`` but its
+    last share, ``lam``, the shifts, the Beta sites)."""
+    parts = []
+    for site, value in posterior.draws.items():
+        value = value.detach().double().numpy()
+        if site == "pi":
+            value = value[..., :-1]
+        parts.append(value.reshape(*value.shape[:3], -1))
+    return np.concatenate(parts, -1)
 
 
 def _without_stuck_chains(posterior: Posterior) -> Posterior:
@@ -384,15 +416,16 @@ def _without_stuck_chains(posterior: Posterior) -> Posterior:
     chain is stuck, or where every chain is stuck in some simulation (r-hat says so)."""
     if posterior.n_chains < 2:
         return posterior
-    stuck = stuck_chains(posterior.log_joint_by_simulation().numpy())
+    stuck = stuck_chains(posterior.log_joint_by_simulation().numpy(), _draw_values(posterior))
     if not stuck or len(stuck) == posterior.n_chains:
         return posterior
     for chain in stuck:
         sim = posterior.data.sim_ids[chain.sim]
         warnings.warn(
             f"MCMC: chain {chain.chain} dropped: in simulation {sim!r} it sat in a mode "
-            f"{chain.gap:.1f} nats of log density below chain {chain.best}'s (their draws do "
-            "not overlap), a mode of negligible mass it could not leave; the posterior is the "
+            f"{chain.gap:.1f} nats of log mass below chain {chain.best}'s (by a Gaussian of each "
+            "chain's draws; their log densities do not overlap), a mode it could not leave; "
+            "the posterior is the "
             f"other {posterior.n_chains - len(stuck)} chain(s)' draws (more chains, or "
             "engine='exact', to check)",
             DiagnosticWarning,

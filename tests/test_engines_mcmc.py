@@ -466,6 +466,8 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_named():
     selfish and an accept probability of 1 unit of 50 of 0.625 against exact's 0.25. The
     stuck chain is dropped, named in a warning; what is left agrees with the exact engine
     within 4 Monte Carlo errors (the chain's own ESS) and the lattice's 0.008."""
+    import re
+
     from scai.models import simulate
 
     hyp = PRESETS["essential_goods_shared"]
@@ -477,7 +479,8 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_named():
     with pytest.warns(DiagnosticWarning, match="chain 1 dropped: in simulation '0'") as caught:
         chains = fit(table, hyp, engine="mcmc", seed=2)
     message = next(str(x.message) for x in caught if "dropped" in str(x.message))
-    assert "26." in message and "below chain 0's" in message, message
+    gap = float(re.search(r"a mode ([\d.]+) nats of log mass below chain 0's", message).group(1))
+    assert 20 < gap < 35, message  # 26 nats of mean log density, a mode no wider
     assert chains.n_chains == 1 and chains.diagnostics["chains_kept"] == 1
     pi = chains.draws["pi"][..., 0, :].double().numpy()  # [1, draws, K]
     for k in range(pi.shape[-1]):
@@ -486,27 +489,47 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_named():
         assert gap < 4 * mcse + 0.008, (k, gap, mcse)
 
 
-def test_stuck_chains_by_their_log_density():
-    """:func:`stuck_chains`: a chain far below the best and apart from it is stuck; one as
-    far below whose draws reach the best's (a wide mode, a slow chain) is not, nor one close
-    below; each stuck chain is named once, by its first simulation so stuck."""
-    from scai.inference.mcmc import STUCK_GAP, StuckChain, stuck_chains
+def test_stuck_chains_by_their_log_mass_and_density():
+    """:func:`stuck_chains` on Gaussian modes (each draw's log density ``log Z + log N(x; m,
+    sd^2 I)``, Z its mode's mass): a chain in a mode of mass e^-26 of the best's, its
+    densities apart, is stuck; one in a mode as heavy but e^2 times wider, 12 nats lower in
+    density (what a review's case of two equal modes gave), is not, nor one in a mode of
+    e^-9 of the mass (closer than STUCK_GAP), nor one whose densities reach the best's; each
+    stuck chain is named once, by its first simulation so stuck."""
+    from scai.inference.mcmc import STUCK_GAP, StuckChain, log_masses, stuck_chains
 
     rng = np.random.default_rng(0)
-    base = rng.normal(-27.0, 1.0, size=(3, 500, 2))  # 3 chains, 500 draws, 2 simulations
-    assert stuck_chains(base) == []
-    apart = base.copy()
-    apart[1, :, 0] -= 26.0  # chain 1 in simulation 0: 26 nats below, no overlap
-    apart[1, :, 1] -= 30.0  # and in simulation 1
-    found = stuck_chains(apart)
-    assert [(s.chain, s.sim, s.best) for s in found] == [
-        (1, 0, int(apart[:, :, 0].mean(1).argmax()))
-    ]
-    assert isinstance(found[0], StuckChain) and 25.0 < found[0].gap < 27.0
-    near = base.copy()
-    near[2, :, 1] -= STUCK_GAP - 1.0  # apart, but closer than STUCK_GAP
-    assert stuck_chains(near) == []
-    wide = base.copy()
-    wide[0, :, 0] = rng.normal(-27.0, 10.0, size=500)  # the best chain's draws spread widely
-    wide[2, :, 0] = rng.normal(-27.0 - 2 * STUCK_GAP, 10.0, size=500)  # far below, overlapping
-    assert stuck_chains(wide) == []
+    chains, draws, sims, width = 3, 2000, 2, 6
+
+    def mode(log_z: float, sd: float, centre: float) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(centre, sd, size=(draws, width))
+        log_n = -0.5 * (((x - centre) / sd) ** 2).sum(-1) - width * np.log(sd * np.sqrt(2 * np.pi))
+        return log_z + log_n, x
+
+    def group(modes) -> tuple[np.ndarray, np.ndarray]:
+        """``modes[c][s]``: chain c's mode in simulation s, as ``(log_z, sd, centre)``."""
+        lj, values = np.zeros((chains, draws, sims)), np.zeros((chains, draws, sims, width))
+        for c in range(chains):
+            for s in range(sims):
+                lj[c, :, s], values[c, :, s] = mode(*modes[c][s])
+        return lj, values
+
+    best = (0.0, 1.0, 0.0)
+    lj, values = group([[best, best]] * 3)
+    assert stuck_chains(lj, values) == []
+    assert np.abs(log_masses(lj, values)).max() < 0.2  # log Z = 0, to Monte Carlo error
+    lj, values = group([[best, best], [(-26.0, 1.0, 5.0), (-30.0, 1.0, 5.0)], [best, best]])
+    found = stuck_chains(lj, values)
+    assert [(x.chain, x.sim) for x in found] == [(1, 0)] and isinstance(found[0], StuckChain)
+    assert found[0].best in (0, 2) and 25.5 < found[0].gap < 26.5
+    wide = (0.0, np.e**2 / np.e, 5.0)  # sd e: log density 6 nats lower on average, as heavy
+    wider = (0.0, np.e**2, 5.0)  # sd e^2: 12 nats lower, densities apart, as heavy
+    lj, values = group([[best, best], [best, wider], [best, wide]])
+    assert lj[1, :, 1].mean() < lj[0, :, 1].mean() - 11.5
+    assert np.quantile(lj[1, :, 1], 0.99) < np.quantile(lj[0, :, 1], 0.01)
+    assert stuck_chains(lj, values) == []  # by density alone, chain 1 would be dropped
+    lj, values = group([[best, best], [best, (1.0 - STUCK_GAP, 1.0, 5.0)], [best, best]])
+    assert stuck_chains(lj, values) == []
+    lj, values = group([[best, best], [(-12.0, 1.0, 0.0), best], [best, best]])
+    lj[0, :, 0] = rng.normal(0.0, 10.0, size=draws)  # the best chain's densities spread widely
+    assert stuck_chains(lj, values) == []
