@@ -28,6 +28,7 @@ import bz2
 import collections
 import contextlib
 import csv
+import errno
 import functools
 import glob
 import gzip
@@ -1685,24 +1686,39 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
 
 def _replace_all_or_none(aside: dict[Path, Path], kept: dict[Path, Path]) -> None:
     """Move each ``aside[path]`` to ``path``; if one move fails (a file that cannot be
-    replaced: immutable, another user's in a sticky folder), put back what was moved, so that
-    the previous files all stay. The previous files are kept under the names ``kept[path]``
-    (hard links: a reader always finds a file at ``path``) until all are moved; one that
-    cannot be linked (a file system without links) is replaced last, where its failure undoes
-    the rest and its success is the end."""
-    linked, unlinked, new = [], [], []
+    replaced: immutable, another user's in a folder with the sticky bit), put back what was
+    moved, so that the previous files all stay. The previous files are kept under the names
+    ``kept[path]`` until all are moved: by hard links (a reader always finds a file at
+    ``path``), or, where a file cannot be linked (a file system without links; Linux refuses
+    a link to an immutable file), moved there. A file another user owns in a folder with the
+    sticky bit is refused first: neither it nor a link to it could be removed or replaced."""
     for path in aside:
-        if not path.exists():
-            new.append(path)
-            continue
-        try:
-            os.link(path, kept[path], follow_symlinks=False)  # a link is kept as a link
-            linked.append(path)
-        except OSError:
-            unlinked.append(path)
+        if why := _held_by_another_user(path):
+            raise PermissionError(errno.EPERM, why, str(path))
+    kept_by_link, moved, new = [], [], []
+
+    def put_back() -> None:
+        for path in moved:  # (a link kept needs nothing: the file is still in its place)
+            with contextlib.suppress(OSError):  # the first error is the news
+                os.replace(kept[path], path)
+
+    try:
+        for path in aside:
+            if not path.exists():
+                new.append(path)
+                continue
+            try:
+                os.link(path, kept[path], follow_symlinks=False)  # a link is kept as a link
+                kept_by_link.append(path)
+            except OSError:
+                os.replace(path, kept[path])
+                moved.append(path)
+    except OSError as err:
+        put_back()
+        raise _naming(err, path) from err
     done: list[Path] = []
     try:
-        for path in [*linked, *new, *unlinked]:
+        for path in [*kept_by_link, *moved, *new]:
             os.replace(aside[path], path)
             done.append(path)
     except OSError as err:
@@ -1713,10 +1729,27 @@ def _replace_all_or_none(aside: dict[Path, Path], kept: dict[Path, Path]) -> Non
                     placed.unlink()
                 else:
                     os.replace(kept[placed], placed)
+        put_back()  # those moved aside and not yet replaced (the others: no-op errors)
         named = _naming(err, failed)
         if named is err:
             raise
         raise named from err
+
+
+def _held_by_another_user(path: Path) -> str | None:
+    """Why ``path`` cannot be replaced by this process: another user's file in a folder with
+    the sticky bit that this user does not own either (as ``/tmp``); ``None`` otherwise, and
+    on systems without user ids."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return None
+    try:
+        file, folder = os.lstat(path), os.stat(path.parent)
+    except OSError:
+        return None
+    me = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and file.st_uid != me and folder.st_uid != me:
+        return "another user's file, in a folder with the sticky bit: it cannot be replaced"
+    return None
 
 
 #: :func:`write_together`'s files written aside, ``.scai-PID-TOKEN-I<suffixes>``, and the

@@ -276,16 +276,17 @@ def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, packed.name, "u.csv"])
 
 
-@pytest.mark.parametrize("users_linked", [True, False])
+@pytest.mark.parametrize("unlinkable", [(), ("a.users.csv",), ("a.csv", "a.users.csv")])
 def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
-    tmp_path, monkeypatch, users_linked
+    tmp_path, monkeypatch, unlinkable
 ):
     """A table, its users and a new report written together, where the users' file cannot be
     replaced (a review made it immutable; or another user's in a folder with the sticky bit):
     the error names it, and the previous table and users stay, the new report is not left
-    beside them (the table was replaced: a new table beside the previous run's users). Linux
-    refuses a hard link to an immutable file too (``users_linked=False``): a file that cannot
-    be kept aside by a link is replaced last, so that its failure undoes the others."""
+    beside them (the table was replaced: a new table beside the previous run's users). The
+    previous files are kept by hard links, or moved aside where they cannot be linked (Linux
+    refuses a link to an immutable file; some file systems have none: ``unlinkable``, where
+    a later review found two such files left mixed)."""
     import scai.models.data as data
 
     table, users, report = tmp_path / "a.csv", tmp_path / "a.users.csv", tmp_path / "a.md"
@@ -294,17 +295,18 @@ def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
     replace, link = os.replace, os.link
 
     def replace_but_users(src, dst):
-        if Path(dst) == users and Path(src).name.startswith(".scai-"):
+        new = Path(src).name.startswith(".scai-") and not Path(src).name.endswith(".old")
+        if Path(dst) == users and new:
             raise PermissionError(errno.EPERM, "Operation not permitted", str(dst))
         replace(src, dst)
 
-    def link_but_users(src, dst, **kwargs):
-        if Path(src) == users and not users_linked:
+    def link_but(src, dst, **kwargs):
+        if Path(src).name in unlinkable:
             raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
         link(src, dst, **kwargs)
 
     monkeypatch.setattr(data.os, "replace", replace_but_users)
-    monkeypatch.setattr(data.os, "link", link_but_users)
+    monkeypatch.setattr(data.os, "link", link_but)
     writes = {
         p: (lambda text: lambda path: Path(path).write_text(text))(f"new {p.stem}")
         for p in (table, users, report)
@@ -317,6 +319,45 @@ def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
     data.write_together(writes)  # and where every file can be replaced, every one is
     assert [p.read_text() for p in (table, users, report)] == ["new a", "new a.users", "new a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md", "a.users.csv"]
+
+
+def test_another_users_file_in_a_sticky_folder_is_refused_before_any_move(tmp_path, monkeypatch):
+    """In a folder with the sticky bit (as /tmp), another user's file can be neither replaced
+    nor, once linked, its link removed: a review found the link left behind for good. It is
+    refused before anything is linked or moved, naming it; the folder is as it was."""
+    import stat
+
+    import scai.models.data as data
+
+    table, users = tmp_path / "a.csv", tmp_path / "a.users.csv"
+    table.write_text("old table")
+    users.write_text("old users")
+    tmp_path.chmod(tmp_path.stat().st_mode | stat.S_ISVTX)
+    real_lstat, me = os.lstat, 4242
+    owner = me + 1  # (the folder's owner is neither: this test's user, root or another)
+
+    class Stat:  # the users' file owned by someone else, the table by this user
+        def __init__(self, inner, uid):
+            self._inner, self.st_uid = inner, uid
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    def lstat(path, *args, **kwargs):
+        found = real_lstat(path, *args, **kwargs)
+        return (
+            Stat(found, owner if Path(path) == users else me)
+            if Path(path).parent == tmp_path
+            else found
+        )
+
+    monkeypatch.setattr(data.os, "geteuid", lambda: me)
+    monkeypatch.setattr(data.os, "lstat", lstat)
+    writes = {p: (lambda path: Path(path).write_text("new")) for p in (table, users)}
+    with pytest.raises(PermissionError, match="a.users.csv.*sticky bit|sticky bit.*a.users.csv"):
+        data.write_together(writes)
+    assert table.read_text() == "old table" and users.read_text() == "old users"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]
 
 
 def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_path):
