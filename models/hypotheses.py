@@ -9,7 +9,6 @@ loads it).
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import os
 import sys
@@ -142,6 +141,39 @@ class ReadOnlyDict(dict):
         return hash(frozenset(self.items()))
 
 
+#: Cyrillic and Greek letters drawn like Latin ones (after case folding), by the Latin letter
+#: they look like: Unicode's confusables for these alphabets' lower case, the few a name of
+#: a type is likely to hold (the full table is thousands of entries across every script).
+LATIN_LOOK_ALIKES = {
+    **dict.fromkeys("аα", "a"),
+    **dict.fromkeys("сϲ", "c"),
+    "ԁ": "d",
+    **dict.fromkeys("еε", "e"),
+    "һ": "h",
+    **dict.fromkeys("іιї", "i"),
+    "ј": "j",
+    **dict.fromkeys("кκ", "k"),
+    "η": "n",
+    **dict.fromkeys("оο", "o"),
+    **dict.fromkeys("рρ", "p"),
+    "ԛ": "q",
+    "ѕ": "s",
+    **dict.fromkeys("тτ", "t"),
+    "υ": "u",
+    "ν": "v",
+    **dict.fromkeys("хχ", "x"),
+    **dict.fromkeys("уγ", "y"),
+}
+_LOOK_ALIKES = str.maketrans(LATIN_LOOK_ALIKES)
+
+
+def look_alike_key(name: str) -> str:
+    """What ``name`` looks like: case folded, in Unicode's compatibility forms (NFKC: a
+    full-width letter is its letter) and with Cyrillic and Greek letters drawn like Latin ones
+    as those (:data:`LATIN_LOOK_ALIKES`). Two names of one key read the same in a table."""
+    return unicodedata.normalize("NFKC", name).casefold().translate(_LOOK_ALIKES)
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """Priors and fixed settings of the social-contract model (see the module docstring)."""
@@ -186,15 +218,16 @@ class Hypothesis:
             )
         if len(set(names)) != len(names):
             raise HypothesisError(f"policies: names must be unique, got {list(names)}")
-        # "ｓelfish" (a full-width s) beside "selfish": two types that no figure or table tells
-        # apart (a red-team find)
+        # "ｓelfish" (a full-width s) or "fаir" (a Cyrillic а) beside "selfish" or "fair": two
+        # types that no figure or table tells apart (a red-team find; a review)
         seen: dict[str, str] = {}
         for name in names:
-            key = unicodedata.normalize("NFKC", name).casefold()
+            key = look_alike_key(name)
             if key in seen:
                 raise HypothesisError(
                     f"policies: {seen[key]!r} and {name!r} look alike (the same letters but for "
-                    "case or Unicode's compatibility forms): name the types apart"
+                    "case, Unicode's compatibility forms or Cyrillic and Greek letters that look "
+                    "Latin): name the types apart"
                 )
             seen[key] = name
         if clash := [n for n in names if n in RESERVED_POLICY_NAMES]:
@@ -631,8 +664,7 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
     """A :class:`HypothesisWarning` for a file's stereotype setting that changes nothing: a
     ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
     type) or ``stereotype_prior``, and a strength, fixed or learned (``stereotype_prior``: on a
-    grid twelve times larger), without a ``[stereotype]`` table to mix in; and a strength
-    beside ``stereotype_prior``, which replaces it, unless it is the prior's mean."""
+    grid twelve times larger), without a ``[stereotype]`` table to mix in."""
     if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
         why = (
             "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
@@ -651,17 +683,6 @@ def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: 
             "[stereotype] table (manner weights of a type) for it to mix in"
         )
         warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
-    if "stereotype_strength" in raw and hypothesis.stereotype_prior is not None:
-        a, b = hypothesis.stereotype_prior
-        if not math.isclose(hypothesis.stereotype_strength, a / (a + b), abs_tol=1e-6):
-            # (a saved hypothesis writes its prior's mean there: that one says nothing else)
-            why = (
-                f"stereotype_strength = {raw['stereotype_strength']} is not used: "
-                f"stereotype_prior learns the strength, Beta({a:g}, {b:g}) (mean "
-                f"{a / (a + b):.3g}); drop stereotype_strength, or stereotype_prior to keep it "
-                "fixed"
-            )
-            warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
 def _why(bound: str, value: float) -> str:

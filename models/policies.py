@@ -36,21 +36,6 @@ import torch.nn.functional as F
 from scai.models.errors import HypothesisError, show_value, utf8_writable
 from scai.models.underflow import logsumexp, sigmoid
 
-#: Alphabets whose letters look alike (Latin "a", Cyrillic "а", Greek "ο" and "o"): a name that
-#: mixes them reads as another type's name in every table and figure.
-LOOK_ALIKE_ALPHABETS = ("LATIN", "CYRILLIC", "GREEK")
-
-
-def _alphabets(name: str) -> set[str]:
-    """The :data:`LOOK_ALIKE_ALPHABETS` ``name``'s letters come from."""
-    found = set()
-    for ch in name:
-        if ch.isalpha():
-            first = unicodedata.name(ch, "").split(" ", 1)[0]
-            if first in LOOK_ALIKE_ALPHABETS:
-                found.add(first.capitalize())
-    return found
-
 
 def _composed_hint(name: object) -> str:
     """Why a name of letters is not one: combining marks (``"fa\u0308ir"``, decomposed)."""
@@ -89,11 +74,6 @@ class PolicyType:
             raise HypothesisError(
                 f"policy name must be a non-empty identifier (letters, digits, '_' and '-'), got "
                 f"{self.name!r}{_composed_hint(self.name)}"
-            )
-        if len(scripts := _alphabets(self.name)) > 1:
-            raise HypothesisError(
-                f"policy name {self.name!r} mixes {' and '.join(sorted(scripts))} letters, which "
-                "look alike ('a' and Cyrillic 'а'): write it in one alphabet"
             )
         for field in ("w", "alpha", "beta"):
             value = getattr(self, field)
