@@ -241,9 +241,20 @@ def console(argv: list[str] | None = None) -> NoReturn:
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if shutdown_threads is None or run_exit_handlers is None or not owns_process:
         sys.exit(code)
+
+    # Ctrl-C or SIGTERM once the work is done ends the process at once with the work's exit
+    # code: raised in the wait for the threads or in an exit handler (which prints what it
+    # catches), it gave a traceback and exit 130 after every file was written
+    def leave(*_) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # (a write it interrupted: reentrant)
+                stream.flush()
+        os._exit(code)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
     for step in (shutdown_threads, run_exit_handlers):
-        # Ctrl-C or SIGTERM once the work is done: the work's exit code stands
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt):  # one raised before the line above
             step()
     try:
         for stream in (sys.stdout, sys.stderr):

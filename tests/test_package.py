@@ -13,6 +13,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +112,20 @@ def test_a_signal_once_the_work_is_done_ends_the_process_with_its_code(decoy_dir
     done = _run([sys.executable, "-c", code, "--version"], decoy_dir)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert done.stdout.splitlines() == [f"scai {scai.__version__}", "exit handler ran"]
+    # in an exit handler (Python prints what one raises: "Exception ignored in atexit
+    # callback", a review): the process ends there, with the command's code
+    code = (
+        "import atexit, os, signal, sys, time\n"
+        "import scai.experiments.cli as cli\n"
+        "atexit.register(lambda: print('not reached'))\n"  # (handlers run last first)
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(60)))\n"
+        "cli.console(sys.argv[1:])\n"
+    )
+    start = time.monotonic()
+    done = _run([sys.executable, "-c", code, "--version"], decoy_dir)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [f"scai {scai.__version__}"]
+    assert time.monotonic() - start < 40  # at once, not after the handler's 60 s
 
 
 def test_the_console_freezes_its_imports_and_collects_garbage(decoy_dir):
