@@ -1611,16 +1611,19 @@ COMPANIONS = {
 
 def table_of_companion(path: str | Path) -> tuple[Path, str] | None:
     """``(table, kind)`` where ``path`` is the :func:`companion_path` of a ``table`` that
-    exists (``X.users.csv`` beside ``X.csv``, ``X.tsv.users.csv`` beside ``X.tsv``); else
-    ``None``."""
+    exists (``X.users.csv`` beside ``X.csv`` or ``X.CSV``, ``X.tsv.users.csv`` beside
+    ``X.tsv``); else ``None``."""
     path = Path(path)
     for kind, suffix in COMPANIONS.items():
         end = f".{kind}{suffix}"
         if not path.name.lower().endswith(end) or len(path.name) == len(end):
             continue
         base = path.name[: -len(end)]
-        for table in (path.with_name(base + ".csv"), path.with_name(base)):
-            if table.is_file() and companion_path(table, kind, suffix) == path:
+        tables = [path.with_name(base)]
+        with contextlib.suppress(OSError):  # a table's suffix in any case: a.CSV's users
+            tables += [e for e in path.parent.iterdir() if e.name.lower() == f"{base}.csv".lower()]
+        for table in tables:
+            if table.is_file() and companion_path(table, kind, suffix).name == path.name:
                 return table, kind
     return None
 

@@ -356,3 +356,10 @@ def test_an_output_named_as_another_tables_users_file_is_refused(tmp_path, capsy
     assert users.read_bytes() != before  # the table's own run replaces its users
     lone = tmp_path / "b.users.csv"
     assert scai("simulate", "--policy", "fair", "--users", 4, "--out", lone) == 0
+    # a table of another case of suffix (C.CSV's users are C.users.csv; a review)
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--out", tmp_path / "C.CSV") == 0
+    assert scai("simulate", "--policy", "fair", "--users", 4, "--out", tmp_path / "C.users.csv")
+    assert "is the users file of the table" in capsys.readouterr().err
+    # --out=--help wrote a table named "--help" (a review): a name that reads as an option
+    assert scai("simulate", "--policy", "fair", "--out=--help") != 0
+    assert "starts with '-' reads as an option" in capsys.readouterr().err

@@ -294,6 +294,11 @@ def check_outputs(
     write (``--out a.users.csv`` replaced ``a.csv``'s users with a table). Raises
     :class:`RunError` naming the option and the path."""
     sources = [reading] if isinstance(reading, Path) else [r for r in reading or () if r]
+    if str(given).startswith("-"):  # --out=--help wrote a table named "--help" (a review)
+        raise RunError(
+            f"{option} {given}: a name that starts with '-' reads as an option; to mean a file "
+            f"of that name, give ./{given}"
+        )
     for path in paths:
         if path.is_symlink():
             raise RunError(
