@@ -1682,7 +1682,10 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
         with ctrl_c_deferred():
             _replace_all_or_none(aside, kept)
     finally:
-        for hidden in [*aside.values(), *kept.values()]:
+        # (a previous file kept aside whose path is empty, had putting it back failed, is the
+        # only copy of it: left under its hidden name, not removed)
+        kept_copies = [hidden for path, hidden in kept.items() if path.exists()]
+        for hidden in [*aside.values(), *kept_copies]:
             with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
                 hidden.unlink(missing_ok=True)
 

@@ -150,7 +150,7 @@ LATIN_LOOK_ALIKES = {
     "ԁ": "d",
     **dict.fromkeys("еε", "e"),
     "һ": "h",
-    **dict.fromkeys("іιї", "i"),
+    **dict.fromkeys("іι", "i"),
     "ј": "j",
     **dict.fromkeys("кκ", "k"),
     "η": "n",
