@@ -410,38 +410,37 @@ def _draw_values(posterior: Posterior) -> np.ndarray:
     return np.concatenate(parts, -1)
 
 
-def _without_stuck_chains(posterior: Posterior) -> Posterior:
-    """``posterior`` without the draws of its chains stuck in a minor mode
-    (:func:`stuck_chains`), each named in a :class:`DiagnosticWarning`; as it is where no
-    chain is stuck, or where every chain is stuck in some simulation (r-hat says so)."""
+def _stuck_chains_of(posterior: Posterior) -> list[StuckChain]:
+    """:func:`stuck_chains` of a posterior's chains; none where fewer than two, or where every
+    chain is stuck in some simulation (r-hat says so: no chain to keep)."""
     if posterior.n_chains < 2:
-        return posterior
+        return []
     stuck = stuck_chains(posterior.log_joint_by_simulation().numpy(), _draw_values(posterior))
-    if not stuck or len(stuck) == posterior.n_chains:
-        return posterior
+    return stuck if len(stuck) < posterior.n_chains else []
+
+
+def _tell_dropped(
+    posterior: Posterior, stuck: list[StuckChain], numbers: list[int], replaced: bool
+) -> None:
+    """A :class:`DiagnosticWarning` per stuck chain (``numbers``: the chains' numbers in the
+    fit, by position), saying whether a new chain replaces it."""
+    kept = posterior.n_chains - len(stuck)
     for chain in stuck:
         sim = posterior.data.sim_ids[chain.sim]
+        then = (
+            "a new chain replaces it"
+            if replaced
+            else f"the posterior is the other {kept} chain(s)' draws (more chains, or "
+            "engine='exact', to check)"
+        )
         warnings.warn(
-            f"MCMC: chain {chain.chain} dropped: in simulation {sim!r} it sat in a mode "
-            f"{chain.gap:.1f} nats of log mass below chain {chain.best}'s (by a Gaussian of each "
-            "chain's draws; their log densities do not overlap), a mode it could not leave; "
-            "the posterior is the "
-            f"other {posterior.n_chains - len(stuck)} chain(s)' draws (more chains, or "
-            "engine='exact', to check)",
+            f"MCMC: chain {numbers[chain.chain]} dropped: in simulation {sim!r} it sat in a "
+            f"mode {chain.gap:.1f} nats of log mass below chain {numbers[chain.best]}'s (by a "
+            "Gaussian of each chain's draws; their log densities do not overlap), a mode it "
+            f"could not leave; {then}",
             DiagnosticWarning,
             stacklevel=outside_scai(),
         )
-    keep = [c for c in range(posterior.n_chains) if c not in {s.chain for s in stuck}]
-    return Posterior.from_draws(
-        posterior.engine,
-        posterior.data,
-        posterior.hypothesis,
-        posterior.table,
-        {site: value[keep] for site, value in posterior.draws.items()},
-        sample_stats={name: value[keep] for name, value in posterior.sample_stats.items()},
-        settings=posterior.settings,
-        seed=posterior.seed,
-    )
 
 
 @keeps_callers_random_state  # it seeds the global generators (pyro.set_rng_seed)
@@ -470,7 +469,10 @@ def fit_mcmc(
     (:mod:`scai.inference.compiled`: the same sampler, its transitions the same to rounding,
     its draws after a long run not the same for one seed; the struggle
     monitor's messages come once the chains have run), unless ``compiled=False`` or the
-    environment says ``SCAI_COMPILED=0``."""
+    environment says ``SCAI_COMPILED=0``. A chain stuck in a minor mode (:func:`stuck_chains`)
+    is replaced once by a chain of the next number (``num_chains``, ...), and dropped if that
+    one is stuck too, each named in a :class:`DiagnosticWarning`; ``diagnostics["chains"]``
+    lists the chains kept."""
     from scai.inference.fit import checked_engine_options
 
     given = {"num_chains": num_chains, "warmup": warmup, "samples": samples}
@@ -486,43 +488,50 @@ def fit_mcmc(
         )
     lockstep = parallel is None
     options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
-    if lockstep:
-        results = run_lockstep(
-            game_lockstep_problem,
-            (data, hypothesis),
-            seed=seed,
-            chains=num_chains,
-            progress=progress,
-            speak=progress,
-            compiled=compiled,
-            **options,
-        )
-    else:
-        tasks = [
-            ChainTask(
-                game_chain_problem,
+
+    def sample(first: int, count: int) -> list:
+        """Chains ``first`` to ``first + count - 1`` of the fit (their seeds by number)."""
+        if lockstep:
+            found = run_lockstep(
+                game_lockstep_problem,
                 (data, hypothesis),
                 seed=seed,
-                chain=c,
-                progress=progress and c == 0,
+                chains=count,
+                progress=progress,
                 speak=progress,
+                compiled=compiled,
+                first_chain=first,
                 **options,
             )
-            for c in range(num_chains)
-        ]
-        results = run_chains(tasks, workers=num_chains if parallel else 1)
-    for c, result in enumerate(results):
-        for message in result.problems:
-            warnings.warn(f"MCMC chain {c}: {message}", SamplerWarning, stacklevel=outside_scai())
-    chains, stats = stack_chains(results)
-    draws = {site: chains[site] for site in latent_sites(hypothesis)}
-    with one_torch_thread():  # small tensors: see one_torch_thread
-        posterior = Posterior.from_draws(
+        else:
+            tasks = [
+                ChainTask(
+                    game_chain_problem,
+                    (data, hypothesis),
+                    seed=seed,
+                    chain=first + c,
+                    progress=progress and first + c == 0,
+                    speak=progress,
+                    **options,
+                )
+                for c in range(count)
+            ]
+            found = run_chains(tasks, workers=count if parallel else 1)
+        for c, result in enumerate(found):
+            for message in result.problems:
+                warnings.warn(
+                    f"MCMC chain {first + c}: {message}", SamplerWarning, stacklevel=outside_scai()
+                )
+        return found
+
+    def posterior_of(results: list) -> Posterior:
+        chains, stats = stack_chains(results)
+        return Posterior.from_draws(
             "mcmc",
             data,
             hypothesis,
             table,
-            draws,
+            {site: chains[site] for site in latent_sites(hypothesis)},
             sample_stats=stats,
             settings={
                 "num_chains": num_chains,
@@ -534,10 +543,34 @@ def fit_mcmc(
             },
             seed=seed,
         )
-        posterior = _without_stuck_chains(posterior)
+
+    results = sample(0, num_chains)
+    with one_torch_thread():  # small tensors: see one_torch_thread
+        posterior = posterior_of(results)
+    numbers = list(range(num_chains))  # each result's chain number
+    stuck = _stuck_chains_of(posterior)
+    if stuck:
+        # Each stuck chain is replaced once by a chain of the next number (started, as every
+        # chain, at the best mode); one stuck again is dropped.
+        _tell_dropped(posterior, stuck, numbers, replaced=True)
+        gone = {x.chain for x in stuck}
+        results = [r for c, r in enumerate(results) if c not in gone]
+        numbers = [n for c, n in enumerate(numbers) if c not in gone]
+        results += sample(num_chains, len(gone))
+        numbers += list(range(num_chains, num_chains + len(gone)))
+        with one_torch_thread():
+            posterior = posterior_of(results)
+        if again := _stuck_chains_of(posterior):
+            _tell_dropped(posterior, again, numbers, replaced=False)
+            gone = {x.chain for x in again}
+            results = [r for c, r in enumerate(results) if c not in gone]
+            numbers = [n for c, n in enumerate(numbers) if c not in gone]
+            with one_torch_thread():
+                posterior = posterior_of(results)
+    with one_torch_thread():
         # How the chains ran is a fact of this run, not an option: settings hold only what
         # fit(..., **settings) takes, so a file's settings refit it.
         ran = {"lockstep": lockstep, "compiled": all(result.compiled for result in results)}
-        ran["chains_kept"] = posterior.n_chains
+        ran["chains"] = numbers  # the chain numbers kept (a stuck one replaced or dropped)
         posterior.diagnostics = {**mcmc_diagnostics(posterior), **ran}
     return posterior

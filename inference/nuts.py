@@ -345,11 +345,13 @@ def run_lockstep(
     progress: bool = False,
     speak: bool = False,
     compiled: bool = True,
+    first_chain: int = 0,
 ) -> list[ChainResult]:
     """``chains`` chains of ``setup(*args, chains)`` in this process, in lockstep (module
     docstring), with one torch thread (restored afterwards): chain ``c``'s start is drawn
-    after seeding torch and Pyro with :func:`chain_seed` ``(seed, c)``, and its NUTS generator
-    is seeded the same. ``progress`` shows chain 0's bar; each result's ``seconds`` is the
+    after seeding torch and Pyro with :func:`chain_seed` ``(seed, first_chain + c)``, and its
+    NUTS generator is seeded the same (``first_chain``: chains numbered from there, as more
+    chains of one fit). ``progress`` shows chain 0's bar; each result's ``seconds`` is the
     whole run's. With ``compiled`` and a problem that brings a compiled potential (and
     :func:`scai.inference.compiled.compiled_enabled`), the chains run one after another in
     compiled code (:func:`scai.inference.compiled.sample_chains`: the same draws to rounding)
@@ -361,7 +363,7 @@ def run_lockstep(
             problem = setup(*args, chains)
         starts = []
         for c in range(chains):
-            pyro.set_rng_seed(chain_seed(seed, c))
+            pyro.set_rng_seed(chain_seed(seed, first_chain + c))
             starts.append(problem.start())
         dtype = starts[0].dtype
         d = starts[0].numel()
@@ -371,7 +373,7 @@ def run_lockstep(
 
             def report(message: str, c: int = c) -> None:
                 if speak or progress:
-                    bar.write(f"warning: chain {c}: {message}", file=sys.stderr)
+                    bar.write(f"warning: chain {first_chain + c}: {message}", file=sys.stderr)
 
             monitors.append(
                 StruggleMonitor(
@@ -381,7 +383,7 @@ def run_lockstep(
                 )
             )
         positions = np.stack([x.detach().double().numpy().reshape(-1) for x in starts])
-        rngs = [np.random.default_rng(chain_seed(seed, c)) for c in range(chains)]
+        rngs = [np.random.default_rng(chain_seed(seed, first_chain + c)) for c in range(chains)]
         use_compiled = compiled and problem.compiled is not None and compiled_enabled()
         try:
             if use_compiled:
@@ -405,7 +407,10 @@ def run_lockstep(
                     target_accept=target_accept,
                     monitors=monitors,
                     on_iteration=[bar.update] + [None] * (chains - 1),
-                    moves=[_bind(problem.move, c, move_rng(seed, c)) for c in range(chains)],
+                    moves=[
+                        _bind(problem.move, c, move_rng(seed, first_chain + c))
+                        for c in range(chains)
+                    ],
                 )
         finally:
             bar.close()

@@ -464,8 +464,9 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_named():
     2 warmup threw chain 1 into a mode 26 nats of log density below (shift -1.0, the selfish
     and altruistic users' roles swapped), and the two chains' draws averaged to pi 0.37
     selfish and an accept probability of 1 unit of 50 of 0.625 against exact's 0.25. The
-    stuck chain is dropped, named in a warning; what is left agrees with the exact engine
-    within 4 Monte Carlo errors (the chain's own ESS) and the lattice's 0.008."""
+    stuck chain is dropped, named in a warning, and replaced by chain 2, which starts in the
+    best mode and stays: the two chains agree (r-hat) and with the exact engine within 4 Monte
+    Carlo errors (their ESS) and the lattice's 0.008."""
     import re
 
     from scai.models import simulate
@@ -481,8 +482,10 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_named():
     message = next(str(x.message) for x in caught if "dropped" in str(x.message))
     gap = float(re.search(r"a mode ([\d.]+) nats of log mass below chain 0's", message).group(1))
     assert 20 < gap < 35, message  # 26 nats of mean log density, a mode no wider
-    assert chains.n_chains == 1 and chains.diagnostics["chains_kept"] == 1
-    pi = chains.draws["pi"][..., 0, :].double().numpy()  # [1, draws, K]
+    assert "a new chain replaces it" in message
+    assert chains.n_chains == 2 and chains.diagnostics["chains"] == [0, 2]
+    assert max(chains.diagnostics["r_hat"].values()) <= 1.01, chains.diagnostics["r_hat"]
+    pi = chains.draws["pi"][..., 0, :].double().numpy()  # [2, draws, K]
     for k in range(pi.shape[-1]):
         mcse = pi[..., k].std() / np.sqrt(float(az.ess(np.ascontiguousarray(pi[..., k]))))
         gap = abs(pi[..., k].mean() - float(exact.pi_mean()[0, k]))
