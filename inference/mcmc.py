@@ -544,29 +544,23 @@ def fit_mcmc(
             seed=seed,
         )
 
-    results = sample(0, num_chains)
+    results, numbers = sample(0, num_chains), list(range(num_chains))  # each result's number
     with one_torch_thread():  # small tensors: see one_torch_thread
         posterior = posterior_of(results)
-    numbers = list(range(num_chains))  # each result's chain number
-    stuck = _stuck_chains_of(posterior)
-    if stuck:
-        # Each stuck chain is replaced once by a chain of the next number (started, as every
-        # chain, at the best mode); one stuck again is dropped.
-        _tell_dropped(posterior, stuck, numbers, replaced=True)
+    # Each chain stuck in a minor mode is replaced once by a chain of the next number (started,
+    # as every chain, at the best mode); one stuck again is dropped.
+    for replace in (True, False):
+        if not (stuck := _stuck_chains_of(posterior)):
+            break
+        _tell_dropped(posterior, stuck, numbers, replaced=replace)
         gone = {x.chain for x in stuck}
         results = [r for c, r in enumerate(results) if c not in gone]
         numbers = [n for c, n in enumerate(numbers) if c not in gone]
-        results += sample(num_chains, len(gone))
-        numbers += list(range(num_chains, num_chains + len(gone)))
+        if replace:
+            results += sample(num_chains, len(gone))
+            numbers += range(num_chains, num_chains + len(gone))
         with one_torch_thread():
             posterior = posterior_of(results)
-        if again := _stuck_chains_of(posterior):
-            _tell_dropped(posterior, again, numbers, replaced=False)
-            gone = {x.chain for x in again}
-            results = [r for c, r in enumerate(results) if c not in gone]
-            numbers = [n for c, n in enumerate(numbers) if c not in gone]
-            with one_torch_thread():
-                posterior = posterior_of(results)
     with one_torch_thread():
         # How the chains ran is a fact of this run, not an option: settings hold only what
         # fit(..., **settings) takes, so a file's settings refit it.
