@@ -293,6 +293,30 @@ def test_compressed_table_names_and_dangling_output_folders_are_refused(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
 
 
+def test_a_transcript_or_reader_named_in_another_format_is_refused(tmp_path, capsys):
+    """``scai simulate --transcript b.txt.gz`` wrote plain text under a gzip name and
+    ``scai tone-reader train --out r.csv`` wrote JSON under a CSV name (review finds): both
+    are refused before any work, naming the ending to give; the usual endings, and none,
+    are taken."""
+    from scai.experiments.cli import main
+
+    simulate = ["simulate", "--policy", "selfish", "--users", "4", "--sims", "1"]
+    for name, named in (("b.txt.gz", "a compressed file"), ("b.CSV", "a CSV table")):
+        out = ["--out", str(tmp_path / "s.csv"), "--transcript", str(tmp_path / name)]
+        assert main([*simulate, *out]) == 2
+        err = capsys.readouterr().err
+        assert f"names {named}" in err and "give a name ending .txt" in err
+    logs = ["--logs", str(tmp_path)]
+    for name in ("r.csv", "r.json.gz", "r.nc"):
+        assert main(["tone-reader", "train", *logs, "--out", str(tmp_path / name)]) == 2
+        assert "writes the reader here as JSON" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    for name in ("b.txt", "b", "b.log"):
+        out = ["--out", str(tmp_path / "s.csv"), "--transcript", str(tmp_path / name)]
+        assert main([*simulate, *out]) == 0
+        assert (tmp_path / name).read_text().strip()
+
+
 def test_a_min_df_above_the_messages_names_the_option():
     """scikit-learn's own message ('max_df corresponds to < documents than min_df') named
     neither the option nor what is allowed (a red-team find)."""

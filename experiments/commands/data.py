@@ -13,7 +13,7 @@ from scai.experiments.commands import (
     hypothesis_file,
     hypothesis_option,
     input_path,
-    output_file,
+    output_in,
     output_table,
     seed_option,
     strict_option,
@@ -94,7 +94,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--transcript",
-        type=output_file,
+        type=output_in("the transcript", ".txt"),
         default=None,
         metavar="FILE.txt",
         help="also write readable utterances for every game",

@@ -21,7 +21,7 @@ from scai.experiments.commands import (
     command,
     count,
     input_path,
-    output_file,
+    output_in,
     seed_option,
 )
 from scai.models.errors import RunError, UnusedOptionWarning
@@ -65,7 +65,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         required=True,
-        type=output_file,
+        type=output_in("the reader", ".json"),
         metavar="FILE.json",
         help="the trained reader (JSON: vocabulary, idf weights, coefficients, the confusion "
         "matrix estimated with whole conditions held out, provenance)",
