@@ -188,6 +188,25 @@ def _warn_if_not_exact(mixture: Mapping[str, float], dealt: Sequence[str], users
     )
 
 
+def _warn_of_idle_users(users: int, rounds: int, epochs: int) -> None:
+    """A :class:`SimulationWarning` when ``rounds`` x ``epochs`` games leave most of ``users``
+    certain to play none: an epoch's rounds pair ``2 ceil(rounds / 2)`` users (each pair plays
+    two rounds, one in each role), so at most that many per epoch take part. Such users are in
+    the users table and tell a fit nothing (a large table of them costs memory and time). A
+    few left out is the study's own design (10 users, 8 rounds an epoch): not told."""
+    playing = min(users, 2 * -(-rounds // 2)) * epochs
+    if users <= 2 * playing:
+        return
+    warnings.warn(
+        f"users={users:,} per simulation, but rounds={rounds} per epoch and epochs={epochs} "
+        f"let at most {playing:,} of them play (each pair of users plays two rounds): at "
+        f"least {users - playing:,} play no game and tell a fit nothing (rounds={users:,} "
+        "lets every user play in every epoch)",
+        SimulationWarning,
+        stacklevel=3,
+    )
+
+
 def make_schedule(
     *,
     users: int,
@@ -306,6 +325,7 @@ def simulate(
             raise RunError(f"manner: {err}") from None
     if assign not in ("sample", "exact"):
         raise RunError(f"assign must be 'sample' or 'exact', got {assign!r}")
+    _warn_of_idle_users(users, rounds, epochs)
     rng = np.random.default_rng(seed)
     schedule = make_schedule(
         users=users,

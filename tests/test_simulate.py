@@ -51,6 +51,27 @@ def test_exact_assignment_rounds_by_largest_remainder():
     assert sorted(sim.users["policy"].value_counts().tolist()) == [3, 3, 4]
 
 
+def test_users_most_of_whom_cannot_play_are_told(tmp_path, capsys):
+    """``scai simulate --users 10000000`` with 8 rounds x 5 epochs wrote a 239 MB users table of
+    users who play no game, unwarned (a review find): most users certain to play no game
+    (each epoch's rounds pair 2 ceil(rounds / 2) of them) is told, with the rounds that let
+    every user play; a few left out (the study's 10 users, 8 rounds an epoch) is not."""
+    import warnings
+
+    with pytest.warns(SimulationWarning, match="at most 8 of them play .* at least 9 play no"):
+        sim = simulate(Hypothesis(), policy="fair", users=17, rounds=7, seed=1)
+    assert sim.interactions[["proposer", "responder"]].stack().nunique() <= 8  # the bound
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimulationWarning)
+        simulate(Hypothesis(), policy="fair", users=16, rounds=7, seed=1)  # half can play
+        simulate(Hypothesis(), policy="fair", users=10, rounds=8, seed=1)
+        simulate(Hypothesis(), policy="fair", users=80, rounds=8, epochs=5, seed=1)
+    args = ("simulate", "--policy", "fair", "--users", 100, "--out", tmp_path / "t.csv")
+    assert scai(*args) == 0
+    assert "at most 40 of them play" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "t.users.csv")) == 100  # told, not refused
+
+
 def test_exact_assignment_warns_when_it_rounds_and_of_a_type_it_deals_to_no_user(tmp_path, capsys):
     """Largest remainder gives 0.05 of 10 users (half a user) to no one: said, not silent;
     every type dealt at least once says nothing."""
@@ -66,7 +87,7 @@ def test_exact_assignment_warns_when_it_rounds_and_of_a_type_it_deals_to_no_user
     assert set(sim.users["policy"]) == {"selfish"}
     with warnings.catch_warnings():
         warnings.simplefilter("error", SimulationWarning)
-        simulate(Hypothesis(), policy=mix, users=20, seed=1, assign="exact")
+        simulate(Hypothesis(), policy=mix, users=20, rounds=20, seed=1, assign="exact")
         simulate(Hypothesis(), policy=mix, users=10, seed=1)  # sampled: nothing promised
     rounded = r"selfish 8, altruistic 2 \(rounded: selfish 7.5, altruistic 2.5 asked\) \(use"
     with pytest.warns(SimulationWarning, match=rounded):  # a type left out or not, it says
