@@ -771,7 +771,8 @@ def test_logs_of_one_run_say_more_runs_are_needed(tmp_path, capsys):
 @pytest.mark.parametrize("out", ["logs.csv", "logs.users.csv", "logs.runs.csv", "src/r.json"])
 def test_train_refuses_to_write_over_what_it_reads(tmp_path, capsys, out):
     """``--out`` the training table (or a file beside it) exited 0 with the reader's JSON in
-    the table's place; the next train failed on its 'fields'. Refused before any work."""
+    the table's place; the next train failed on its 'fields'. Refused before any work (a CSV
+    name by its ending: the reader is JSON)."""
     table = write_logs_table(tmp_path, runs=3, seed=5)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     (tmp_path / "src").mkdir()
@@ -779,7 +780,7 @@ def test_train_refuses_to_write_over_what_it_reads(tmp_path, capsys, out):
     argv = ["tone-reader", "train", "--logs", source, "--out", str(tmp_path / out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    said = "is inside the source" if out.startswith("src") else "is the source"
+    said = "is inside the source" if out.startswith("src") else "names a CSV table"
     assert said in err and "Traceback" not in err, err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
