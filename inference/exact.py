@@ -1347,6 +1347,6 @@ def _fit_each_simulation(
             "scalar_cells": [cell for e in states for cell in e["scalar_cells"]],
             "scalar": states[0]["scalar"],
         }
-    posterior._lazy["user_loglik"] = lambda: torch.cat([p.user_loglik() for p in parts], 1)
-    posterior._lazy["draws_loglik"] = lambda: torch.cat([p.draws_loglik() for p in parts], 1)
+    posterior._lazy["user_loglik"] = lambda: torch.cat([p._user_loglik_memo() for p in parts], 1)
+    posterior._lazy["draws_loglik"] = lambda: torch.cat([p._draws_loglik_memo() for p in parts], 1)
     return posterior

@@ -218,8 +218,8 @@ class Posterior:
         probabilities then depend on its simulation and its log-likelihood row alone, and
         large groups hold few distinct rows (1,275 among 10^5 simulated users), so each
         distinct row is averaged over the draws once. Manners are linear in the types."""
-        S, U, K = self.user_loglik().shape[1:]
-        loglik = self.user_loglik()[0]  # the same for every draw
+        S, U, K = self._user_loglik_memo().shape[1:]
+        loglik = self._user_loglik_memo()[0]  # the same for every draw
         sim = torch.arange(S, dtype=loglik.dtype).reshape(S, 1, 1).expand(S, U, 1)
         rows, which = torch.unique(
             torch.cat([sim, loglik], -1).reshape(S * U, K + 1), dim=0, return_inverse=True
@@ -263,21 +263,32 @@ class Posterior:
         return value.reshape(-1, *value.shape[2:])
 
     # -- the continuous parameters, latent or fixed ------------------------------------------
+    # The public accessors return new tensors (the caller's to change, as every method's
+    # result); the private ones return the posterior's own where it holds them, for its own
+    # computations.
     def lam(self) -> torch.Tensor:
-        """``[D, S]`` rationality per draw (constant when the hypothesis fixes it)."""
+        """``[D, S]`` rationality per draw (constant when the hypothesis fixes it); a new
+        tensor."""
+        return self._lam().clone()
+
+    def _lam(self) -> torch.Tensor:
         if "lam" in self.draws:
             return self.flat_draws("lam")
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
         return torch.full((D, S), self.hypothesis.rationality)
 
     def shift(self, currency: str, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``[D, S]`` the currency's shift of the weight on the other's payoff, per draw.
+        """``[D, S]`` the currency's shift of the weight on the other's payoff, per draw; a new
+        tensor.
 
         Currencies absent from the data get their prior given the shared shift: this is where
         pooling decides out-of-distribution behaviour. Those prior draws come from
         ``generator``, or by default from one seeded by the posterior's seed and the currency's
         name, so the same posterior always answers the same for the same currency.
         """
+        return self._shift(currency, generator).clone()
+
+    def _shift(self, currency: str, generator: torch.Generator | None = None) -> torch.Tensor:
         D, S = self.n_chains * self.n_draws, self.data.shape[0]
         essential = get_currency(currency).essential  # first: an unknown name is told
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -299,7 +310,12 @@ class Posterior:
 
     def bounded(self, site: str) -> torch.Tensor | None:
         """``[D, S]`` draws of ``lapse``, ``strength`` or ``clone`` where the hypothesis makes
-        them latent; ``None`` where it fixes them (the likelihood then uses the fixed value)."""
+        them latent (a new tensor); ``None`` where it fixes them (the likelihood then uses the
+        fixed value)."""
+        value = self._bounded(site)
+        return None if value is None else value.clone()
+
+    def _bounded(self, site: str) -> torch.Tensor | None:
         return self.flat_draws(site) if site in self.draws else None
 
     def type_probabilities(self, draws: slice = slice(None)) -> torch.Tensor:
@@ -307,9 +323,9 @@ class Posterior:
         prototype's posterior); ``draws`` selects some of the flat draws."""
         check_draw_slice("type_probabilities", draws)
         log_pi = self.flat_draws("pi")[draws].clamp_min(1e-300).log()
-        clone = self.bounded("clone")
+        clone = self._bounded("clone")
         clone = None if clone is None else clone[draws]
-        return type_posterior(log_pi, self.user_loglik()[draws], self.data.user_mask, clone)
+        return type_posterior(log_pi, self._user_loglik_memo()[draws], self.data.user_mask, clone)
 
     def manner_probabilities_per_draw(
         self, chunk: int = 256, draws: slice = slice(None), probs: torch.Tensor | None = None
@@ -318,7 +334,7 @@ class Posterior:
         ``draws`` selects some of the flat draws, ``probs`` their
         :meth:`type_probabilities` when the caller already holds them."""
         probs = self.type_probabilities(draws) if probs is None else probs
-        strength = self.bounded("strength")
+        strength = self._bounded("strength")
         strength = None if strength is None else strength[draws]
         if strength is None:
             given = manner_given_type(self.data, self.hypothesis).to(probs.dtype)
@@ -334,10 +350,14 @@ class Posterior:
 
     def shifts_in_data(self) -> torch.Tensor:
         """``[D, S, C]`` shifts of the data's currencies."""
-        return torch.stack([self.shift(c) for c in self.data.currencies], dim=-1)
+        return torch.stack([self._shift(c) for c in self.data.currencies], dim=-1)
 
     def user_loglik(self, chunk: int = 256) -> torch.Tensor:
-        """``[D, S, U, K]`` each user's log-likelihood under each type, per draw (memoised)."""
+        """``[D, S, U, K]`` each user's log-likelihood under each type, per draw (computed once;
+        a new tensor each call)."""
+        return self._user_loglik_memo(chunk).clone()
+
+    def _user_loglik_memo(self, chunk: int = 256) -> torch.Tensor:
         return self._memoised("user_loglik", lambda: self._user_loglik(chunk))
 
     def draws_loglik(self) -> torch.Tensor:
@@ -345,8 +365,11 @@ class Posterior:
         ArviZ's ``log_likelihood`` and ``lp`` report). The same tensor but for the exact
         engine's lapse or strength drawn within its grid cell, whose :meth:`user_loglik` is
         the cell's point's (the engine's quadrature, which its acting and summaries use; scoring
-        every draw again costs ~1.4 s per simulation of 1,000 draws)."""
-        return self._memoised("draws_loglik", self.user_loglik)
+        every draw again costs ~1.4 s per simulation of 1,000 draws). A new tensor each call."""
+        return self._draws_loglik_memo().clone()
+
+    def _draws_loglik_memo(self) -> torch.Tensor:
+        return self._memoised("draws_loglik", self._user_loglik_memo)
 
     def _memoised(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """``name``'s tensor, computed once: by the engine's lazy recipe if it left one
@@ -360,10 +383,10 @@ class Posterior:
         ``points[site]`` ``[D, S]`` instead (the exact engine's grid points:
         :data:`GRID_POINT_STATS`)."""
         index = EventIndex.from_data(self.data)
-        lam, shift = self.lam(), self.shifts_in_data()
+        lam, shift = self._lam(), self.shifts_in_data()
         D, S = lam.shape
         at = points or {}
-        bounded = [at.get(site, self.bounded(site)) for site in ("lapse", "strength")]
+        bounded = [at.get(site, self._bounded(site)) for site in ("lapse", "strength")]
         if not DRAW_DEPENDENT_LOGLIK & set(self.draws):
             lam_1, shift_1 = shared_by_simulations(lam[:1], shift[:1])
             one = user_loglik(self.data, self.hypothesis, lam_1, shift_1, index)
@@ -423,8 +446,8 @@ class Posterior:
         given ``theta``: they share a prototype) the group's log-likelihood minus the group's
         without the user, so that ``az.loo`` leaves one user out of the model fitted."""
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
-        clone = self.bounded("clone")
-        loglik, mask = self.draws_loglik(), self.data.user_mask
+        clone = self._bounded("clone")
+        loglik, mask = self._draws_loglik_memo(), self.data.user_mask
         if clone is not None:  # a difference of two group totals: in float64
             log_pi, loglik, mask, clone = (x.double() for x in (log_pi, loglik, mask, clone))
         ll = leave_one_out_loglik(log_pi, loglik, mask, clone)
@@ -447,11 +470,11 @@ class Posterior:
     def log_joint_by_simulation(self) -> torch.Tensor:
         """``[chains, draws, S]``: :meth:`log_joint`'s terms, one per simulation (the
         simulations are independent given their own sites)."""
-        clone = self.bounded("clone")
+        clone = self._bounded("clone")
         if clone is None:
             return self.log_prior() + self.pointwise_loglik().double().sum(-1)
         log_pi = self.flat_draws("pi").clamp_min(1e-300).log()
-        group = group_loglik(log_pi, self.draws_loglik(), self.data.user_mask, clone)
+        group = group_loglik(log_pi, self._draws_loglik_memo(), self.data.user_mask, clone)
         shape = (self.n_chains, self.n_draws, -1)
         return self.log_prior() + group.double().reshape(shape)
 
@@ -537,12 +560,12 @@ class Posterior:
 
     def _new_member(self, pi: torch.Tensor, draws: slice) -> torch.Tensor:
         """``[D, S, K]``: the type of a new member (:meth:`type_weights` ``("new")``)."""
-        clone = self.bounded("clone")
+        clone = self._bounded("clone")
         if clone is None:
             return pi
         c = clone[draws].to(pi.dtype)[..., None]  # [D, S, 1]
         log_pi = pi.clamp_min(1e-300).log()
-        loglik = self.user_loglik()[draws]
+        loglik = self._user_loglik_memo()[draws]
         prototype, _ = prototype_posterior(log_pi, loglik, self.data.user_mask, c[..., 0])
         return c * prototype.to(pi.dtype) + (1 - c) * pi
 
@@ -567,10 +590,10 @@ class Posterior:
         if "member_weights" in self._memo:
             return self._memo["member_weights"][draw, sims]
         pi = self.flat_draws("pi")[draw, sims].unsqueeze(0)  # [1, S, K]
-        clone = self.bounded("clone")
+        clone = self._bounded("clone")
         clone = None if clone is None else clone[draw, sims].unsqueeze(0)
         log_pi = pi.clamp_min(1e-300).log()
-        loglik = self.user_loglik()[draw, sims].unsqueeze(0)  # [1, S, U, K]
+        loglik = self._user_loglik_memo()[draw, sims].unsqueeze(0)  # [1, S, U, K]
         probs = type_posterior(log_pi, loglik, self.data.user_mask, clone)
         return self._members(probs, pi)[0]
 
@@ -591,8 +614,8 @@ class Posterior:
         log-probabilities and accept logits. ``pot``: a whole number from 1 to
         :data:`~scai.models.game.MAX_POT` (the tables grow with its square)."""
         pot = check_count("pot", pot, 1, MAX_POT)
-        shift = self.shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
-        return self._tables(pot, self.lam(), shift, self.bounded("lapse"))
+        shift = self._shift(currency, generator).unsqueeze(-1)  # [D, S, 1]
+        return self._tables(pot, self._lam(), shift, self._bounded("lapse"))
 
     def _tables(self, pot: int, lam, shift, lapse) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`action_tables` for these draws' ``lam [D, S]``, ``shift [D, S, 1]`` and
@@ -612,7 +635,7 @@ class Posterior:
         draws of a pot of 1,000)."""
         pot = check_count("pot", pot, 1, MAX_POT)
         weights = self.type_weights(who).unsqueeze(-1)  # [D, S, K, 1]
-        lam, shift, lapse = self.lam(), self.shift(currency).unsqueeze(-1), self.bounded("lapse")
+        lam, shift, lapse = self._lam(), self._shift(currency).unsqueeze(-1), self._bounded("lapse")
         per_draw = (lam, shift) if lapse is None else (lam, shift, lapse)
         if all(bool((x == x[:1]).all()) for x in per_draw):
             first = [None if x is None else x[:1] for x in (lam, shift, lapse)]

@@ -261,3 +261,29 @@ def test_predictive_with_nothing_varying_across_draws_builds_one_table(monkeypat
     accept = (weights * torch.sigmoid(tables.accept_logit[..., 0, :, 0, :])).sum(-2).mean(0)
     torch.testing.assert_close(got["offer_probs"], offer)
     torch.testing.assert_close(got["accept_probs"], accept)
+
+
+def test_what_the_accessors_return_is_the_caller_s_to_change():
+    """``lam()``, ``shift()``, ``bounded()``, ``user_loglik()`` and ``draws_loglik()`` handed
+    back the posterior's own tensors (a review find): ``p.lam() *= 0.001`` changed its summary,
+    predictive and saved file. Each returns a new tensor; the posterior answers as before."""
+    latent = PRESETS["pooled"].with_(rationality_scale=0.3)
+    lapse = PRESETS["neutral"].with_(lapse_prior=(1.0, 30.0))
+    for hyp, values in (
+        (latent, lambda p: [p.lam(), p.shift("dollars"), p.user_loglik(), p.draws_loglik()]),
+        (lapse, lambda p: [p.bounded("lapse"), p.user_loglik(), p.draws_loglik()]),
+    ):
+        sim = simulate(hyp, policy="selfish=0.5,fair=0.5", users=6, epochs=2, seed=3)
+        posterior = fit(sim.interactions, hyp, engine="exact", seed=0, num_draws=100)
+        before = posterior.predictive(pot=10, currency="dollars")
+        weights = posterior.type_weights()
+        for value in values(posterior):
+            value.mul_(0.001).add_(5.0)
+        after = posterior.predictive(pot=10, currency="dollars")
+        for key in before:
+            assert torch.equal(before[key], after[key]), (hyp.name, key)
+        assert torch.equal(posterior.type_weights(), weights), hyp.name
+        if "lam" in posterior.draws:  # the draws themselves, unchanged
+            assert torch.equal(posterior.lam(), posterior.flat_draws("lam"))
+        if "lapse" in posterior.draws:
+            assert torch.equal(posterior.bounded("lapse"), posterior.flat_draws("lapse"))
