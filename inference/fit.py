@@ -27,7 +27,14 @@ from scai.models.data import (
     read_interactions,
     validate_frame,
 )
-from scai.models.errors import DataError, Problem, check_count, check_seed
+from scai.models.errors import (
+    DataError,
+    Problem,
+    check_count,
+    check_flag,
+    check_path,
+    check_seed,
+)
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
 from scai.models.layout import GroupData
@@ -206,7 +213,9 @@ def prepare(
     of the available memory).
     """
     hypothesis = get_hypothesis(hypothesis)
+    check_flag("strict", strict, EngineError)
     if isinstance(data, str | Path):
+        check_path(data, "data", EngineError)  # (an empty one: not the current folder)
         table = read_interactions(data, strict=strict)
         source = str(data)
     elif isinstance(data, pd.DataFrame):
@@ -331,12 +340,6 @@ def engine_draws(engine: str, options: dict[str, Any]) -> tuple[int, int, str, i
     return made, kept, "num_draws", kept
 
 
-def check_flag(name: str, flag: object) -> None:
-    """An :class:`EngineError` unless ``flag`` is True or False (a string 'no' is true)."""
-    if not isinstance(flag, bool | np.bool_):
-        raise EngineError(f"{name}: must be True or False, got {flag!r}")
-
-
 def draw_dependent_user_types(group: GroupData, hypothesis: Hypothesis) -> int:
     """Simulations x user slots x types where the users' likelihoods vary with the draws (a
     latent site in :data:`DRAW_DEPENDENT_LOGLIK`: the posterior keeps them per draw), else 0:
@@ -410,8 +413,8 @@ def fit(
     hypothesis.
     """
     seed, options = check_options(engine, options, seed)
-    check_flag("strict", strict)
-    check_flag("arviz", arviz)
+    check_flag("strict", strict, EngineError)
+    check_flag("arviz", arviz, EngineError)
     table, group, hypothesis = prepare(
         data, hypothesis, users, strict=strict, max_memory=max_memory
     )

@@ -22,7 +22,6 @@ from scai.inference.errors import EngineError, no_table
 from scai.inference.exact import fit_exact, fixed_action_loglik
 from scai.inference.fit import (
     check_draws_memory,
-    check_flag,
     check_options,
     check_reported_tones,
     draw_dependent_user_types,
@@ -37,7 +36,13 @@ from scai.models.data import (
     tones_heard,
     validate_frame,
 )
-from scai.models.errors import DataError, DuplicateGamesWarning, Problem, TableWarning
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    Problem,
+    TableWarning,
+    check_flag,
+)
 from scai.models.layout import GroupData
 
 
@@ -70,7 +75,7 @@ def update(
     _, options = check_options(
         previous.engine, options, kept=previous.settings, omit=("warm_start",)
     )
-    check_flag("strict", strict)
+    check_flag("strict", strict, EngineError)
     if isinstance(new_interactions, str | Path):  # (a header alone: an epoch with no games)
         new = read_interactions(new_interactions, strict=strict, allow_empty=True)
     elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)

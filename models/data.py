@@ -60,13 +60,15 @@ from scai.models.errors import (
     RunError,
     TableWarning,
     UnusedColumnsWarning,
+    check_flag,
+    check_path,
     error_text,
     missing,
     not_a_regular_file,
     not_replaceable,
     outside_scai,
 )
-from scai.models.game import CURRENCIES, MAX_POT
+from scai.models.game import CURRENCIES, MAX_POT, get_currency
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import ASSISTANT, column_texts
 
@@ -666,7 +668,14 @@ def check_interactions(
 ) -> list[Problem]:
     """Every problem in a raw (all-string) interaction table; an empty list if it is valid.
     ``allow_empty``: a header with no rows is valid (an epoch with no games, for an update)."""
+    if isinstance(currencies, str):  # one name, not its letters
+        currencies = (currencies,)
     currencies = tuple(CURRENCIES if currencies is None else currencies)
+    for name in currencies:
+        try:
+            get_currency(name)
+        except RunError as err:
+            raise RunError(f"currencies: {err}") from None
     tones = tuple(tones)
     problems: list[Problem] = []
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
@@ -987,8 +996,10 @@ def read_interactions(
     ``allow_empty``: a header with no rows is an empty table (an epoch with no games, for an
     update), not a problem. A leading ``~`` is the home folder, as pandas reads it.
     """
-    source = str(path)
-    path = Path(os.path.expanduser(path))
+    check_flag("strict", strict)
+    check_flag("allow_empty", allow_empty)
+    checked = check_path(path, "path")  # (not a path, or empty: said so, not as a folder)
+    source, path = os.fsdecode(os.fspath(path)), checked  # (the name as given: ~ kept)
     if not path.exists():
         why = missing(path)
         if source == "-":  # a Unix habit: scai reads files, not standard input
@@ -1185,6 +1196,8 @@ def validate_frame(
     ``allow_empty``: columns with no rows are an empty table (an epoch with no games, for an
     update), not a problem, as :func:`read_interactions`' header alone. A problem of the whole
     table is told as the table's, not a file's (there is none)."""
+    check_flag("strict", strict)
+    check_flag("allow_empty", allow_empty)
     try:
         return _validate_frame(df, source, strict, allow_empty)
     except DataError as err:

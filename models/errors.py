@@ -25,6 +25,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 #: Seeds reach ``numpy.random.seed`` (through ``pyro.set_rng_seed``), which takes 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
 
@@ -297,6 +299,14 @@ def check_count(
     if value < low or (high is not None and value > high):
         raise error(f"{name}: must be {allowed}, got {int(value)}")
     return int(value)
+
+
+def check_flag(name: str, flag: object, error: type = RunError) -> bool:
+    """``flag`` if it is True or False (a NumPy bool too), else ``error`` naming ``name`` and
+    the value: a string ``'no'`` is true to Python, and would switch the option on."""
+    if not isinstance(flag, bool | np.bool_):
+        raise error(f"{name}: must be True or False, got {show_value(flag)}")
+    return bool(flag)
 
 
 def check_path(path: object, what: str, error: type = RunError) -> Path:

@@ -41,6 +41,7 @@ value); by default the import then raises :class:`scai.models.data.DataError`, a
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,15 @@ from scai.models.data import (
     parse_whole,
     warn_unused_columns,
 )
-from scai.models.errors import RunError, TableWarning, missing, outside_scai
+from scai.models.errors import (
+    RunError,
+    TableWarning,
+    check_flag,
+    check_path,
+    missing,
+    not_a_regular_file,
+    outside_scai,
+)
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
 
 #: What the human data's pots are paid in where a file does not say (Study 1's: cents).
@@ -293,9 +302,13 @@ def read_human_data(
     if format not in FORMATS:
         raise RunError(f"format: unknown format {format!r}; allowed: {', '.join(FORMATS)}")
     get_currency(currency)
-    source = str(path)
-    if not Path(path).exists():
+    check_flag("skip_invalid", skip_invalid)
+    checked = check_path(path, "path")  # (not a path, or empty: said so)
+    source, path = os.fsdecode(os.fspath(path)), checked  # (the name as given: ~ kept)
+    if not path.exists():
         raise DataError(source, [Problem(None, None, None, missing(path))])
+    if why := not_a_regular_file(path):
+        raise DataError(source, [Problem(None, None, None, why)])
     raw = _read_raw(path, source).fillna("")
     layout = _choose_layout(list(raw.columns), format, source)
     if len(raw) == 0:

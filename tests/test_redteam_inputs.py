@@ -963,3 +963,62 @@ def test_duplicated_games_are_named_by_their_index_labels_at_the_callers_line():
     doubled.index = pd.MultiIndex.from_tuples([(i % 3, i) for i in range(last)])
     with pytest.warns(DuplicateGamesWarning, match=r"\(index label \(1, 1\)\)"):
         fit(doubled)  # a MultiIndex's numbers as written, not np.int64(1)
+
+
+def test_python_flags_paths_and_currency_names_are_checked(tmp_path):
+    """From Python (a review's finds): ``strict="no"`` (true to Python) switched strict mode
+    on and ``skip_invalid="no"`` dropped bad rows; ``currencies="dollars"`` was read letter by
+    letter and ``["euros"]`` was taken; ``None`` or a buffer for a path gave Python's
+    TypeError, and ``fit("")`` said the current folder is a folder. Each is refused naming
+    the argument and the value; a single currency name is one name."""
+    from scai.inference.fit import prepare
+    from scai.models.human_data import read_human_data
+
+    table = simulate("neutral", policy="fair", users=4, seed=1).interactions
+    path = tmp_path / "t.csv"
+    write_csv_atomic(table, path)
+    refused = [
+        (
+            lambda: read_interactions(path, strict="no"),
+            RunError,
+            "strict: must be True or False, got 'no'",
+        ),
+        (
+            lambda: read_interactions(path, allow_empty=1),
+            RunError,
+            "allow_empty: must be True or False, got 1",
+        ),
+        (
+            lambda: validate_frame(table.iloc[:0], allow_empty="no"),
+            RunError,
+            "allow_empty: must be",
+        ),
+        (
+            lambda: prepare(table, "neutral", strict="no"),
+            EngineError,
+            "strict: must be True or False",
+        ),
+        (
+            lambda: read_human_data(path, skip_invalid="no"),
+            RunError,
+            "skip_invalid: must be True or False",
+        ),
+        (
+            lambda: read_interactions(path, currencies=["euros"]),
+            RunError,
+            "currencies: unknown currency 'euros'; allowed: apples",
+        ),
+        (lambda: read_interactions(None), RunError, "path: expected a file path, got None"),
+        (lambda: read_interactions(""), RunError, "path: the path is empty"),
+        (lambda: read_human_data(None), RunError, "path: expected a file path, got None"),
+        (lambda: fit("", "neutral"), EngineError, "data: the path is empty"),
+    ]
+    for call, error, said in refused:
+        with pytest.raises(error) as caught:
+            call()
+        assert said in str(caught.value)
+    assert len(read_interactions(path, currencies="dollars")) == len(table)
+    with pytest.raises(DataError, match="'currency'.*'dollars'.*allowed: apples"):
+        read_interactions(path, currencies="apples")  # one name: the table's are not it
+    with pytest.raises(DataError, match="is a folder"):
+        read_human_data(tmp_path)
