@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -1410,3 +1411,25 @@ def test_an_empty_scheduler_and_a_device_as_out_are_named(tmp_path, capsys):
     assert sweep(spec, "/dev/null") == 2
     assert "/dev/null: is a character device, not a folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_run_sweep_from_python_checks_its_arguments_before_any_file(tmp_path):
+    """``run_sweep(spec, out, workers=1.5)`` made ``out`` then failed with Python's TypeError,
+    ``workers=-1`` ran on "-1 worker process", a file for ``out`` gave NotADirectoryError (a
+    review's finds): each is refused, naming the argument, before anything is written."""
+    spec = load_spec(write_spec(tmp_path))
+    (tmp_path / "afile").write_text("x")
+    for options, said in (
+        ({"workers": 1.5}, "--workers: must be a whole number from 1 to 256, got 1.5"),
+        ({"workers": -1}, "--workers: must be a whole number from 1 to 256, got -1"),
+        ({"backend": "ray"}, "--backend 'ray': unknown; allowed: local, dask"),
+        ({"backend": "dask", "scheduler": 8786}, "--scheduler: expected an address"),
+    ):
+        with pytest.raises(RunError, match=re.escape(said)):
+            run_sweep(spec, tmp_path / "out", tell=lambda line: None, **options)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(RunError, match="out: .*afile is a file; give a folder"):
+        run_sweep(spec, tmp_path / "afile", tell=lambda line: None)
+    with pytest.raises(RunError, match="out: the path is empty"):
+        run_sweep(spec, "", tell=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "spec.toml"]

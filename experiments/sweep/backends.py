@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 
-from scai.models.errors import RunError, error_text
+from scai.models.errors import RunError, check_count, error_text, show_value
 from scai.worker_start import holding_ctrl_c
 
 BACKENDS = ("local", "dask")
@@ -44,7 +44,18 @@ class Backend:
 
 
 def check_options(backend: str, scheduler: str | None, workers: int | None) -> None:
-    """A :class:`RunError` for options that do not go together."""
+    """A :class:`RunError` for an unknown backend, a number of workers out of range, or
+    options that do not go together (from Python too: ``run_sweep(..., workers=1.5)``)."""
+    from scai.experiments.common import RUN_LIMITS
+
+    if backend not in BACKENDS:
+        raise RunError(f"--backend {show_value(backend)}: unknown; allowed: {', '.join(BACKENDS)}")
+    if workers is not None:
+        check_count("--workers", workers, *RUN_LIMITS["workers"])
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise RunError(
+            f"--scheduler: expected an address such as tcp://HOST:8786, got {show_value(scheduler)}"
+        )
     if scheduler is not None and backend != "dask":
         raise RunError(
             f"--scheduler {scheduler}: only used with --backend dask, got --backend {backend}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from scai.experiments.runner import Interrupted, load_curve, run_jobs
-from scai.experiments.sweep.backends import open_backend
+from scai.experiments.sweep.backends import check_options, open_backend
 from scai.experiments.sweep.cells import Cell, make_cells, measure, never_reached
 from scai.experiments.sweep.report import (
     NEVER_REACHED,
@@ -27,7 +27,7 @@ from scai.experiments.sweep.report import (
 )
 from scai.experiments.sweep.spec import REACH_MEASURES, SweepSpec
 from scai.inference.workers import ctrl_c_deferred
-from scai.models.errors import error_text
+from scai.models.errors import RunError, check_path, error_text
 
 #: How many times a failed condition is tried again before its cell is skipped.
 RETRIES = 1
@@ -68,7 +68,10 @@ def run_sweep(
     :class:`scai.experiments.runner.Interrupted`. ``cells``: ``make_cells(spec)``, if the
     caller has made them already (``scai sweep`` checks them before it makes ``out``).
     """
-    out = Path(out)
+    check_options(backend, scheduler, workers)  # (before any file is touched)
+    out = check_path(out, "out")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"out: {out} is a file; give a folder (it gets sweep.csv and cache/)")
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
