@@ -224,13 +224,29 @@ def prepare(
     else:
         raise DataError(
             "data",
-            [Problem(None, None, None, f"expected a DataFrame or a CSV path, got {type(data)}")],
+            [
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"expected a DataFrame or a CSV path, got {type(data).__name__}",
+                    whole="argument",
+                )
+            ],
         )
     if users is not None:
         if not isinstance(users, pd.DataFrame) or "policy" not in users.columns:
             raise DataError(
                 "users",
-                [Problem(None, "policy", None, "expected a DataFrame with a 'policy' column")],
+                [
+                    Problem(
+                        None,
+                        "policy",
+                        None,
+                        "expected a DataFrame with a 'policy' column",
+                        whole="table",
+                    )
+                ],
             )
         bad = [
             Problem(i, "policy", p, f"allowed: {', '.join(hypothesis.policy_names)}")

@@ -1536,6 +1536,7 @@ def check_table_memory(
                     "the simulations in parts, or split the busiest users' games), use "
                     "engine='svi' with subsample_size (minibatches lower the engine's working "
                     "memory, not the layout), or raise the limit (max_memory=, --max-memory)",
+                    whole="table",  # (read from a file or not: the table's layout)
                 )
             ],
         )

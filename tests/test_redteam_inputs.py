@@ -1022,3 +1022,22 @@ def test_python_flags_paths_and_currency_names_are_checked(tmp_path):
         read_interactions(path, currencies="apples")  # one name: the table's are not it
     with pytest.raises(DataError, match="is a folder"):
         read_human_data(tmp_path)
+
+
+def test_a_problem_of_no_file_is_not_told_as_a_file_s():
+    """An in-memory table's layout too large, an unknown tones mode, a reader without the
+    reader's methods, data of the wrong type: each was told as "file: ..." though no file
+    was read (a review's finds); each names what it is a problem of."""
+    from scai.models.tone_reader.reading import apply_tones
+
+    table = simulate("neutral", policy="fair", users=4, seed=1).interactions
+    neutral = Hypothesis()
+    for call, where in (
+        (lambda: fit(table, neutral, max_memory=10), "\n  table: too large for memory"),
+        (lambda: apply_tones(table, neutral, "Read"), "\n  mode: value 'Read'"),
+        (lambda: apply_tones(table, neutral, "read", reader=object()), "\n  reader: must have"),
+        (lambda: fit(table.to_dict("records"), neutral), "\n  argument: expected a DataFrame"),
+    ):
+        with pytest.raises(DataError) as caught:
+            call()
+        assert where in str(caught.value) and "file" not in str(caught.value)

@@ -60,7 +60,8 @@ def check_reader(reader: object, need_confusion: bool = True) -> ToneReader:
     :class:`DataError` saying what is wrong."""
 
     def error(what: str) -> DataError:
-        return DataError(f"tone reader {type(reader).__name__}", [Problem(None, None, None, what)])
+        reader_name = f"tone reader {type(reader).__name__}"
+        return DataError(reader_name, [Problem(None, None, None, what, whole="reader")])
 
     if not isinstance(reader, ToneReader):
         raise error("must have labels, confusion and read(texts) (see scai.models.tone_reader)")

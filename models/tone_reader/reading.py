@@ -149,7 +149,15 @@ def apply_tones(
     if mode not in TONE_MODES:
         raise DataError(
             source,
-            [Problem(None, None, mode, f"unknown tones mode; allowed: {', '.join(TONE_MODES)}")],
+            [
+                Problem(
+                    None,
+                    None,
+                    mode,
+                    f"unknown tones mode; allowed: {', '.join(TONE_MODES)}",
+                    whole="mode",
+                )
+            ],
         )
     if mode == "given":
         return table, hypothesis
