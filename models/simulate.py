@@ -26,6 +26,7 @@ from scai.models.data import (
     check_memory,
     layout_bytes,
     plain_decimal,
+    validate_frame,
 )
 from scai.models.errors import RunError, SimulationWarning, check_count, check_seed, show_value
 from scai.models.game import MAX_POT, get_currency
@@ -431,8 +432,16 @@ def _to_tables(
 
 
 def transcript(table: pd.DataFrame, seed: int = 0) -> str:
-    """Readable utterances for every game, rendered from the observed tones."""
-    rng = random.Random(seed)
+    """Readable utterances for every game of an interaction ``table`` (checked as
+    :func:`~scai.models.data.validate_frame` checks one), rendered from the observed tones;
+    the same for a ``seed``."""
+    rng = random.Random(check_seed(seed))
+    if not isinstance(table, pd.DataFrame):
+        raise RunError(
+            f"transcript: table must be an interaction table (a DataFrame), got "
+            f"{type(table).__name__}"
+        )
+    table = validate_frame(table, "transcript: table")
     lines = []
     for row in table.itertuples(index=False):
         unit = get_currency(row.currency).unit

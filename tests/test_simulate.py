@@ -384,3 +384,21 @@ def test_an_output_named_as_another_tables_users_file_is_refused(tmp_path, capsy
     # --out=--help wrote a table named "--help" (a review): a name that reads as an option
     assert scai("simulate", "--policy", "fair", "--out=--help") != 0
     assert "starts with '-' reads as an option" in capsys.readouterr().err
+
+
+def test_transcript_checks_its_table_and_seed():
+    """``transcript`` gave Python's AttributeError for a table without ``offer`` and took
+    ``seed=-1`` (a review's finds): the table is checked as ``validate_frame`` checks one and
+    the seed as every seed; the text of a good table is as before (the same for a seed)."""
+    from scai.models.data import DataError
+    from scai.models.errors import RunError
+
+    sim = simulate(Hypothesis(), policy="fair", users=4, seed=1)
+    with pytest.raises(DataError, match="missing column.*offer"):
+        transcript(sim.interactions.drop(columns="offer"))
+    with pytest.raises(RunError, match="a DataFrame\\), got list"):
+        transcript([1])
+    for seed in (-1, 1.5):
+        with pytest.raises(RunError, match="seed: must be a whole number"):
+            transcript(sim.interactions, seed=seed)
+    assert transcript(sim.interactions, seed=2) == transcript(sim.interactions, seed=2)
