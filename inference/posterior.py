@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
+from scai.models.data import check_format_ending
 from scai.models.errors import check_count, check_path
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
@@ -667,11 +668,14 @@ class Posterior:
         return to_inference_data(self, max_memory)
 
     def save(self, path, max_memory: int | None = None) -> None:
-        """Write the posterior as NetCDF, atomically (``max_memory``: as :meth:`to_arviz`)."""
+        """Write the posterior as NetCDF, atomically (``max_memory``: as :meth:`to_arviz`); a
+        name that says another format (``p.csv``, ``p.nc.gz``) is refused."""
         from scai.inference.arviz_io import save_posterior
         from scai.inference.errors import EngineError
 
-        save_posterior(self, check_path(path, "Posterior.save", EngineError), max_memory)
+        path = check_path(path, "Posterior.save", EngineError)
+        check_format_ending(path, ".nc", "Posterior.save", EngineError)
+        save_posterior(self, path, max_memory)
 
     @classmethod
     def load(cls, path) -> Posterior:

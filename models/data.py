@@ -171,6 +171,43 @@ def compressed_name(path: str | Path) -> bool:
     return str(path).lower().endswith(COMPRESSED_SUFFIXES)
 
 
+#: Endings that name a file's format, and the format: a file scai writes in one format under
+#: another's name is refused (``--out reader.csv`` would hold JSON).
+FORMAT_ENDINGS = {
+    ".csv": "a CSV table",
+    ".tsv": "a TSV table",
+    ".json": "JSON",
+    ".nc": "NetCDF",
+    ".toml": "TOML",
+    ".txt": "plain text",
+    ".png": "a PNG image",
+}
+
+
+def other_format(path: str | Path, ending: str) -> str | None:
+    """What ``path``'s name says the file holds where that is not the format of ``ending``
+    (a key of :data:`FORMAT_ENDINGS`): a compressed file, or another format; else ``None``
+    (the ending itself, or one that names no format)."""
+    suffix = Path(path).suffix.lower()
+    if compressed_name(path):
+        return "a compressed file"
+    if suffix in FORMAT_ENDINGS and suffix != ending:
+        return FORMAT_ENDINGS[suffix]
+    return None
+
+
+def check_format_ending(path: Path, ending: str, what: str, error: type = RunError) -> Path:
+    """``path`` unless its name says it holds another format than the one ``what`` (a
+    function's name) writes, ``ending``'s: ``error`` naming the path, the ending and the one
+    to give."""
+    if named := other_format(path, ending):
+        raise error(
+            f"{what}: {path}: a name ending {path.suffix} names {named}, and {what} writes "
+            f"{FORMAT_ENDINGS[ending]}, uncompressed; give a name ending {ending}"
+        )
+    return path
+
+
 def _check_header(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: str) -> None:
     """A :class:`DataError` for a header line longer than :data:`MAX_HEADER_CHARS` or naming
     more than :data:`MAX_COLUMNS` columns, before pandas reads the file (which takes minutes

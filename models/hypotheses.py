@@ -23,7 +23,7 @@ import numpy as np
 import tomli_w
 import torch
 
-from scai.models.data import write_atomic
+from scai.models.data import check_format_ending, write_atomic
 from scai.models.errors import (
     HypothesisError,
     HypothesisWarning,
@@ -447,6 +447,7 @@ class Hypothesis:
         """Write the hypothesis as a TOML file (what :meth:`load` reads), atomically; a folder
         or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`."""
         path = check_path(path, "save", HypothesisError)
+        check_format_ending(path, ".toml", "Hypothesis.save", HypothesisError)
         text = tomli_w.dumps(self.to_dict())
         write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 

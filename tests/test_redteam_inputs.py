@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -1041,3 +1042,34 @@ def test_a_problem_of_no_file_is_not_told_as_a_file_s():
         with pytest.raises(DataError) as caught:
             call()
         assert where in str(caught.value) and "file" not in str(caught.value)
+
+
+def test_saving_under_another_format_s_name_is_refused(tmp_path):
+    """``Posterior.save("p.csv")`` wrote NetCDF and ``Hypothesis.save("h.json")`` TOML without
+    a word (the command line refuses such names; a review's find): refused, naming the ending
+    to give, nothing written; their own endings, and none, are taken."""
+    table = simulate("neutral", policy="fair", users=4, seed=1).interactions
+    posterior = fit(table, "neutral", engine="exact", num_draws=20)
+    for save, name, error, said in (
+        (
+            posterior.save,
+            "p.csv",
+            EngineError,
+            "names a CSV table, and Posterior.save writes NetCDF",
+        ),
+        (posterior.save, "p.nc.gz", EngineError, "give a name ending .nc"),
+        (
+            Hypothesis().save,
+            "h.json",
+            HypothesisError,
+            "names JSON, and Hypothesis.save writes TOML",
+        ),
+        (Hypothesis().save, "h.TOML.xz", HypothesisError, "give a name ending .toml"),
+    ):
+        with pytest.raises(error, match=re.escape(said)):
+            save(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+    posterior.save(tmp_path / "p.nc")
+    Hypothesis().save(tmp_path / "h.TOML")
+    Hypothesis().save(tmp_path / "h")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h", "h.TOML", "p.nc"]

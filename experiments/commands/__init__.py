@@ -22,7 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import compressed_name, parse_whole, table_of_companion
+from scai.models.data import (
+    FORMAT_ENDINGS,
+    compressed_name,
+    other_format,
+    parse_whole,
+    table_of_companion,
+)
 from scai.models.errors import (
     MAX_SEED,
     RunError,
@@ -235,32 +241,14 @@ def output_file(text: str) -> Path:
     return path
 
 
-#: Endings that name a file's format, and the format: a name the user gives a file scai writes
-#: in another format is refused (``--out reader.csv`` would hold JSON).
-FORMAT_ENDINGS = {
-    ".csv": "a CSV table",
-    ".tsv": "a TSV table",
-    ".json": "JSON",
-    ".nc": "NetCDF",
-    ".toml": "TOML",
-    ".txt": "plain text",
-    ".png": "a PNG image",
-}
-
-
 def output_in(what: str, ending: str) -> Callable[[str], Path]:
     """An argparse ``type``: an :func:`output_file` that scai writes as ``what`` (uncompressed,
-    in the format of :data:`FORMAT_ENDINGS`' ``ending``): a name ending as compressed, or in
-    another format's ending, is refused, naming the ending to give."""
+    in the format of :data:`~scai.models.data.FORMAT_ENDINGS`' ``ending``): a name ending as
+    compressed, or in another format's ending, is refused, naming the ending to give."""
 
     def check(text: str) -> Path:
         path = output_file(text)
-        suffix = path.suffix.lower()
-        if compressed_name(path):
-            named = "a compressed file"
-        elif suffix in FORMAT_ENDINGS and suffix != ending:
-            named = FORMAT_ENDINGS[suffix]
-        else:
+        if not (named := other_format(path, ending)):
             return path
         raise argparse.ArgumentTypeError(
             f"{text}: a name ending {path.suffix} names {named}, and scai writes {what} here "
