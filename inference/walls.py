@@ -100,6 +100,11 @@ class Wall:
     distance: float
     scale: float
     lam: float
+    #: the part of the anchor that stays put when ``lam`` moves: the anchor (in ``delta``)
+    #: is ``base + knee / lam``; 0 for a wall at a fixed ``lam * delta`` (module docstring),
+    #: the threshold ``-o / (pot - o)`` where the wall is a responder's accepting offer ``o``
+    #: (the selfish norm shifted below 0): measured by :func:`find_walls` at two ``lam``
+    base: float = 0.0
 
     def offset(self, w: np.ndarray, ratio: np.ndarray | float = 1.0):
         """``F(w) = L(H(w))`` (module docstring) when ``lam`` is ``ratio`` times its value at
@@ -203,19 +208,49 @@ def find_walls(
             # anchored at the lower wall's foot (the map turns there), else the upper one's
             anchor = below[2] if below is not None else above[2]
             distance = 0.0 if below is None or above is None else above[2] - anchor
+            base = _lower_base(density, mode, col, s, scale, lam[s], below)
             walls.append(
                 Wall(
                     col,
                     s,
-                    anchor * lam[s],
+                    (anchor - base) * lam[s],
                     0.0 if below is None else below[1],
                     0.0 if above is None else above[1],
                     distance,
                     scale,
                     float(lam[s]),
+                    base,
                 )  # fmt: skip
             )
     return walls
+
+
+#: How far (in log lam) from the mode :func:`_lower_base` measures the lower wall's foot again.
+BASE_STEP = 0.3
+
+
+def _lower_base(
+    density: MarginalDensity, mode: np.ndarray, col: int, s: int, scale: float, lam: float, below
+) -> float:
+    """The fixed part ``base`` of the lower wall's foot ``base + c / lam``: the foot measured
+    again at ``lam * exp(BASE_STEP)`` (0 without a latent ``lam`` or a lower wall, or where the
+    second foot is not found). A selfish proposer's offer ``o`` is best while a responder of its
+    norm accepts it, ``lam * (pot - o) * (delta + o / (pot - o))`` well above 0: the wall stands
+    at a fixed ``lam * (delta - base)``, ``base = -o / (pot - o)``, which is 0 only for ``o = 0``
+    (four selfish users offering 15 of 87 under ``pooled``: the wall at ``delta ~ -0.2`` for
+    every ``lam``; anchored at ``knee / lam`` instead, the bulk at twice the mode's ``lam`` lay
+    ~e^400 sd below the wall in ``phi``, and NUTS gave ``lam`` 7.1 (sd 0.5) where the posterior
+    has 9.4 (sd 2.3))."""
+    if below is None or not density.coords.latent_lam:
+        return 0.0
+    moved = mode.copy()
+    moved[s * density.coords.width + density.columns["lam"].start] += BASE_STEP
+    again = _find_side(density, moved, col, 1, scale)
+    if again is None:
+        return 0.0
+    lam_2 = lam * np.exp(BASE_STEP)
+    c = (below[2] - again[2]) / (1 / lam - 1 / lam_2)
+    return float(below[2] - c / lam)
 
 
 def _find_side(
@@ -309,6 +344,14 @@ class WallCoordinates:
                 knee.append(own.get(s * W + j, mean))
         self.moved = np.array(moved, dtype=int).reshape(len(sims), len(shifts))
         self.knee = np.array(knee, dtype=np.float64).reshape(self.moved.shape)
+        # the anchors' fixed parts (Wall.base): theta = the kernel's map of phi + offset, a
+        # constant (the Jacobian and the gradient's pull-back are the kernel's)
+        self.translation = np.zeros(coords.size)
+        for s in sims:
+            own = {w.column: w.base for w in walls if w.sim == s}
+            mean = float(np.mean(list(own.values())))
+            for j in shifts:
+                self.translation[s * W + j] = own.get(s * W + j, mean)
         lam = cols["lam"].start if coords.latent_lam else 0
         self.lam_col = np.array([s * W + lam for s in sims], dtype=int)
         self.lam_of_sim = [s * W + lam for s in range(S)]
@@ -319,6 +362,8 @@ class WallCoordinates:
             self.mean_shift = prior.essential_shift * density._essential_np  # [C]
             # delta_0 | delta_c ~ N(mean_c(delta_c - mu e_c), tau^2 / C), its own prior aside
             self.shared_sd = prior.currency_scale / np.sqrt(len(shifts))
+            for s, col in zip(sims, self.shared_col, strict=True):  # delta_0: mean_c(delta_c)
+                self.translation[col] = self.translation[[s * W + j for j in shifts]].mean()
         # the compiled map's arrays (scai.models.kernels.walls_forward)
         self._fields = np.array([w.fields() for w in walls], dtype=np.float64).reshape(-1, 6)
         self._wall_cols = np.array([(w.column, w.sim) for w in walls], dtype=np.int64)
@@ -373,7 +418,7 @@ class WallCoordinates:
         )
         batch = phi.shape[:-1]
         return (
-            theta.reshape(phi.shape),
+            theta.reshape(phi.shape) + self.translation,
             slope.reshape(phi.shape),
             log_jac.reshape(*batch, -1),
             d_log_jac.reshape(phi.shape),
@@ -382,6 +427,7 @@ class WallCoordinates:
 
     def phi(self, theta: np.ndarray) -> np.ndarray:
         """The inverse: ``phi`` of ``theta [..., S * W]``."""
+        theta = np.asarray(theta, dtype=np.float64) - self.translation
         phi = np.array(theta, dtype=np.float64, copy=True)
         if self.moved.size:
             if self.pooled:
