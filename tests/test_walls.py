@@ -238,3 +238,16 @@ def test_mcmc_reaches_the_rationality_beyond_a_wall_at_a_fixed_shift():
     error = 4 * draws.std() / ess**0.5 + 4 * lam_exact.std() / len(lam_exact) ** 0.5 + 0.02
     assert abs(float(draws.mean() - lam_exact.mean())) < error, (draws.mean(), lam_exact.mean())
     assert float(draws.std()) == pytest.approx(float(lam_exact.std()), rel=0.2)
+
+
+def test_a_foot_found_elsewhere_at_the_second_rationality_moves_no_wall():
+    """The second foot is sought with the other sites at the mode: under ``pooled`` with latent
+    rationality, 200 users, 5 epochs (the benchmark's group), a foot at 0.03 was found again at
+    -1.0, a base of -3.9 whose map made NUTS diverge 150 times. A second foot beyond the span
+    of the two kinds of wall is not the same wall: the base is 0, as before."""
+    hyp = PRESETS["pooled"].with_(rationality_scale=0.5)
+    mix = "selfish=0.5,fair=0.3,altruistic=0.2"
+    table = simulate(hyp, policy=mix, users=200, rounds=200, epochs=5, seed=1).interactions
+    mapped, _ = sampler_coordinates(MarginalDensity(GroupData.from_table(table), hyp))
+    assert len(mapped.walls) == 1
+    assert mapped.walls[0].base == 0.0
