@@ -40,8 +40,9 @@ they read as altruistic (shift about -1.0).
    from its Laplace approximation, and the boxes alone gave ``E[log lam]`` 0.61 (default
    grid) and 1.11 (finer), a 24-point mode patch 1.31, where one uniform 300 x 300 grid over
    the whole posterior gives 1.387 (``tests/test_exact_grid.py``). Fixed: the patch halves
-   its step until its mass and mean stop moving (1.388). MCMC's four chains give 1.02-1.12
-   and it warns (r-hat above 1.01 for ``lam``, divergences).
+   its step until its mass and mean stop moving (1.388). MCMC's four chains gave 1.02-1.12
+   (0.98 at ``25ddcf7``) and it warned (r-hat above 1.01 for ``lam``, divergences): the wall
+   of case 7, fixed there (1.40).
 7. ``pooled`` with latent rationality (``rationality_scale = 0.5``) and a learned lapse
    (``lapse_prior = [1, 30]``), four selfish users, five epochs (seed 0): they offer 15 of
    87, so the shift's lower wall stands at ``delta ~ -15 / 72`` whatever ``lam`` is. MCMC's
