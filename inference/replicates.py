@@ -116,7 +116,7 @@ def types_in_place_of_each_user(posterior, clone: torch.Tensor, seed: int) -> to
     (1 - c) pi_d``. Deterministic for a ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     pi = posterior.flat_draws("pi").double()  # [D, S, K]
-    loglik = posterior._user_loglik_memo().double()  # (read, not changed)
+    loglik = posterior.user_loglik().double()
     mask = posterior.data.user_mask.double()
     c = clone.double()
     z0 = _draw(prototype_given_others(pi.clamp_min(1e-300).log(), loglik, mask, c), generator)

@@ -176,14 +176,20 @@ def test_the_potential_along_a_wall_coordinate_has_bounded_curvature():
 def test_two_knees_within_one_sd_are_no_wall():
     # 200 users whose shift sits at ~0.95 between two walls 0.02 sd apart: the mode's own steep
     # sides, with no bulk beside either, so no map (with it, NUTS diverged hundreds of times).
-    # That mode is a local one, 1,380 nats below the best that 16 starts find (shift -0.12,
-    # lam 4.8), where MCMC now starts: the walls are looked for at it directly.
+    # That mode is a local one, 1,380 nats below the best that the mode search finds (shift
+    # -0.12, lam 4.8), where MCMC now starts: the walls are looked for at it directly, found
+    # from a start beside it (a search of 4 prior draws stopped there, before the search also
+    # started from its shifts moved by the types' differences of w, which reach the best).
     h = HYPOTHESES["pooled_latent_lam"]
     sim = simulate(
         h, policy="selfish=0.5,fair=0.3,altruistic=0.2", users=200, rounds=200, epochs=5, seed=2
     )
     density = MarginalDensity(GroupData.from_table(sim.interactions), h)
-    mode = find_best_mode(density, starts=4)
+    beside = find_best_mode(density, starts=0)
+    beside[density.columns["lam"]] = 1.0
+    beside[density.columns["shift"]] = beside[density.columns["shift_shared"]] = 0.95
+    mode = find_mode(density, beside)
+    assert mode[density.columns["shift"]][0] == pytest.approx(0.945, abs=0.01)
     sd = np.sqrt(_laplace(density, mode=mode).variance)
     lam = np.exp(mode[density.columns["lam"].start : density.columns["lam"].start + 1])
     assert find_walls(density, mode, sd, lam) == []
