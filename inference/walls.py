@@ -10,12 +10,16 @@ type starts to value the other's payoff like its own and 0 offers become impossi
 Both are in the model (the NumPy and torch densities agree on them to 1e-12). The lower one
 stands where ``v = lam * delta`` crosses a fixed value (measured on the 64 games: the
 potential is 5 nats above its minimum at ``v = 0.155-0.160`` for every ``lam`` from 3 to 10),
-so in ``(log lam, delta)`` it is a hyperbola that no linear map straightens.
+so in ``(log lam, delta)`` it is a hyperbola that no linear map straightens. That is the wall
+of offers of 0; where the selfish offer is ``o > 0``, a responder of its norm accepts it while
+``lam (pot - o) (delta + o / (pot - o))`` is well above 0, and the wall stands at a fixed
+``lam * (delta - base)``, ``base ~ -o / (pot - o)``: at a fixed ``delta`` as ``lam`` grows
+(:func:`_lower_base` measures ``base``).
 
 **The map** (:class:`WallCoordinates`), per simulation with a wall, on the unconstrained vector
 ``theta`` of :class:`~scai.models.prior.Coordinates`: a shift with a wall is sampled as ``w``
-with ``delta = foot / lam + F(w)``, where ``foot`` is the lower wall's foot in ``v`` (so the
-wall stands still at ``w ~ 0`` whatever ``lam``). Below, ``F = L(z) = scale * softplus(z) -
+with ``delta = base + foot / lam + F(w)``, where ``foot`` is the lower wall's foot in ``v`` (so
+the wall stands still at ``w ~ 0`` whatever ``lam``). Below, ``F = L(z) = scale * softplus(z) -
 log(1 + softplus(-z - m)) / kappa`` with ``m = log(scale * kappa)``
 (:func:`scai.models.kernels.wall_lower`): linear in the bulk (``F ~ scale * z``: untouched), a
 log scale just above the foot (``F ~ scale * e^z``: the wall, a near-hard floor, seen from above
@@ -36,7 +40,7 @@ delta``, so its rate follows ``lam`` (``kappa = kappa_mode * lam / lam_mode``); 
 stands at a fixed ``delta`` (measured on the 64 games: ``delta ~ 1`` for ``log lam`` from 1.2 to
 2.4), so its foot stays there while the anchor moves with ``lam`` (its rate follows ``lam`` too:
 the offers' utilities differ by ``lam (1 - delta) o``). The other shifts of the simulation move
-with the anchor too (``delta = foot / lam + phi``); with currency shifts and a shared one
+with the anchor too (``delta = base + foot / lam + phi``); with currency shifts and a shared one
 (``pooled``), the shared one is sampled given them, ``delta_0 = mean_c(delta_c - mu e_c) + (tau
 / sqrt(C)) xi``, which is how the prior ties it to them whatever the walls do to the currencies'
 shifts.
@@ -240,12 +244,13 @@ def _lower_base(
     between the first, ``f`` (a wall at a fixed ``delta``: ``base = f``), and ``f`` times the
     ratio of the two ``lam`` (a fixed ``lam * delta``: ``base = 0``); ``base`` is ``f`` times
     the share of the way from the latter to the former (a little beyond either end: the feet
-    are measured, not solved for). 0 without a latent ``lam`` or a lower
-    wall, where the second foot is not found, or where it lies far outside that span (the
-    other sites held at the mode, it can be another feature: under ``pooled_latent_lam``, 200
-    users, a foot at 0.03 was found again at -1.0, a base of -3.9, and NUTS diverged). A
-    selfish proposer's offer ``o`` is best while a responder of its
-    norm accepts it, ``lam * (pot - o) * (delta + o / (pot - o))`` well above 0: the wall stands
+    are measured, not solved for). 0 without a latent ``lam`` or a lower wall, where the
+    second foot is not found, or where it lies far outside that span (the other sites held at
+    the mode, it can be another feature: under ``pooled_latent_lam``, 200 users, a foot at 0.03
+    was found again at -1.0, a base of -3.9, and NUTS diverged; a wall of both kinds at once,
+    ``base`` and ``c`` of opposite signs beyond the slack, is left at 0 as well, as before).
+    A selfish proposer's offer ``o`` is best while a responder of its norm accepts it,
+    ``lam * (pot - o) * (delta + o / (pot - o))`` well above 0: the wall stands
     at a fixed ``lam * (delta - base)``, ``base = -o / (pot - o)``, which is 0 only for ``o = 0``
     (four selfish users offering 15 of 87 under ``pooled``: the wall at ``delta ~ -0.2`` for
     every ``lam``; anchored at ``knee / lam`` instead, the bulk at twice the mode's ``lam`` lay
