@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -214,10 +215,10 @@ def prepare(
     """
     hypothesis = get_hypothesis(hypothesis)
     check_flag("strict", strict, EngineError)
-    if isinstance(data, str | Path):
+    if isinstance(data, str | bytes | os.PathLike):
         check_path(data, "data", EngineError)  # (an empty one: not the current folder)
         table = read_interactions(data, strict=strict)
-        source = str(data)
+        source = os.fsdecode(os.fspath(data))
     elif isinstance(data, pd.DataFrame):
         table = validate_frame(data, strict=strict)
         source = "interactions"

@@ -12,6 +12,7 @@ gives the posterior after ``e + 1``. The assistant runs this every epoch.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from scai.models.errors import (
     Problem,
     TableWarning,
     check_flag,
+    check_path,
 )
 from scai.models.layout import GroupData
 
@@ -76,7 +78,8 @@ def update(
         previous.engine, options, kept=previous.settings, omit=("warm_start",)
     )
     check_flag("strict", strict, EngineError)
-    if isinstance(new_interactions, str | Path):  # (a header alone: an epoch with no games)
+    if isinstance(new_interactions, str | bytes | os.PathLike):  # (a header alone: no games)
+        check_path(new_interactions, "new_interactions", EngineError)  # (empty: not a folder)
         new = read_interactions(new_interactions, strict=strict, allow_empty=True)
     elif isinstance(new_interactions, pd.DataFrame):  # (an epoch may have no games)
         new = new_interactions
@@ -86,7 +89,7 @@ def update(
             )
     else:
         problem = f"expected a DataFrame or a CSV path, got {type(new_interactions).__name__}"
-        raise DataError("new_interactions", [Problem(None, None, None, problem)])
+        raise DataError("new_interactions", [Problem(None, None, None, problem, whole="argument")])
     if len(new):  # the hypothesis's own rule on tones too, at the new table's rows
         check_reported_tones(new, previous.hypothesis, "new_interactions")
         _warn_of_unread_text(new, previous.hypothesis)

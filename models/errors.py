@@ -267,7 +267,8 @@ class UnusedLapseWarning(HypothesisWarning):
 
 class SimulationWarning(ScaiWarning):
     """A simulation that runs but may not be what was meant (a type of the mixture that exact
-    assignment deals to no user); the command line shows each on one line."""
+    assignment deals to no user, most users certain to play no game); the command line shows
+    each on one line."""
 
 
 class UnusedOptionWarning(ScaiWarning):

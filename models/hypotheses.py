@@ -445,8 +445,9 @@ class Hypothesis:
 
     def save(self, path: str | Path) -> None:
         """Write the hypothesis as a TOML file (what :meth:`load` reads), atomically; a folder
-        or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`."""
-        path = check_path(path, "save", HypothesisError)
+        or a symbolic link at ``path`` is a :class:`~scai.models.errors.RunError`, a name that
+        says another format (``h.json``, ``h.toml.gz``) a :class:`HypothesisError`."""
+        path = check_path(path, "Hypothesis.save", HypothesisError)
         check_format_ending(path, ".toml", "Hypothesis.save", HypothesisError)
         text = tomli_w.dumps(self.to_dict())
         write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

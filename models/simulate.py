@@ -201,8 +201,9 @@ def _warn_of_idle_users(users: int, rounds: int, epochs: int) -> None:
     warnings.warn(
         f"users={users:,} per simulation, but rounds={rounds} per epoch and epochs={epochs} "
         f"let at most {playing:,} of them play (each pair of users plays two rounds): at "
-        f"least {users - playing:,} play no game and tell a fit nothing (rounds={users:,} "
-        "lets every user play in every epoch)",
+        f"least {users - playing:,} play no game and tell a fit nothing (give fewer users, or "
+        f"more rounds: at least {2 * -(-users // (2 * epochs)):,} for every user to be able "
+        "to play)",
         SimulationWarning,
         stacklevel=3,
     )

@@ -978,6 +978,7 @@ def test_python_flags_paths_and_currency_names_are_checked(tmp_path):
     table = simulate("neutral", policy="fair", users=4, seed=1).interactions
     path = tmp_path / "t.csv"
     write_csv_atomic(table, path)
+    posterior = fit(os.fsencode(path), "neutral", engine="exact", num_draws=20)  # bytes: a path
     refused = [
         (
             lambda: read_interactions(path, strict="no"),
@@ -1013,6 +1014,8 @@ def test_python_flags_paths_and_currency_names_are_checked(tmp_path):
         (lambda: read_interactions(""), RunError, "path: the path is empty"),
         (lambda: read_human_data(None), RunError, "path: expected a file path, got None"),
         (lambda: fit("", "neutral"), EngineError, "data: the path is empty"),
+        (lambda: online.update(posterior, ""), EngineError, "new_interactions: the path is empty"),
+        (lambda: online.update(posterior, 5), DataError, "\n  argument: expected a DataFrame"),
     ]
     for call, error, said in refused:
         with pytest.raises(error) as caught:
@@ -1045,9 +1048,12 @@ def test_a_problem_of_no_file_is_not_told_as_a_file_s():
 
 
 def test_saving_under_another_format_s_name_is_refused(tmp_path):
-    """``Posterior.save("p.csv")`` wrote NetCDF and ``Hypothesis.save("h.json")`` TOML without
-    a word (the command line refuses such names; a review's find): refused, naming the ending
-    to give, nothing written; their own endings, and none, are taken."""
+    """``Posterior.save("p.csv")`` wrote NetCDF, ``Hypothesis.save("h.json")`` TOML and
+    ``save_reader(r, "r.csv")`` JSON without a word (the command line refuses such names;
+    reviews' finds): refused, naming the ending to give, nothing written; their own endings,
+    and none, are taken."""
+    from scai.models.tone_reader.serialise import default_reader, save_reader
+
     table = simulate("neutral", policy="fair", users=4, seed=1).interactions
     posterior = fit(table, "neutral", engine="exact", num_draws=20)
     for save, name, error, said in (
@@ -1065,6 +1071,8 @@ def test_saving_under_another_format_s_name_is_refused(tmp_path):
             "names JSON, and Hypothesis.save writes TOML",
         ),
         (Hypothesis().save, "h.TOML.xz", HypothesisError, "give a name ending .toml"),
+        (lambda p: save_reader(default_reader(), p), "r.csv", RunError, "save_reader writes JSON"),
+        (lambda p: save_reader(default_reader(), p), "r.json.gz", RunError, "ending .json"),
     ):
         with pytest.raises(error, match=re.escape(said)):
             save(tmp_path / name)

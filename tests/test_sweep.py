@@ -1432,4 +1432,8 @@ def test_run_sweep_from_python_checks_its_arguments_before_any_file(tmp_path):
         run_sweep(spec, tmp_path / "afile", tell=lambda line: None)
     with pytest.raises(RunError, match="out: the path is empty"):
         run_sweep(spec, "", tell=lambda line: None)
+    with pytest.raises(RunError, match="out: .*afile is a file; give a folder"):  # on the way
+        run_sweep(spec, tmp_path / "afile" / "sub", tell=lambda line: None)
+    with pytest.raises(RunError, match="figures: .*afile is a file; give a folder"):
+        run_sweep(spec, tmp_path / "out", figures=tmp_path / "afile", tell=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "spec.toml"]

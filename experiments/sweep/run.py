@@ -70,8 +70,13 @@ def run_sweep(
     """
     check_options(backend, scheduler, workers)  # (before any file is touched)
     out = check_path(out, "out")
-    if out.exists() and not out.is_dir():
-        raise RunError(f"out: {out} is a file; give a folder (it gets sweep.csv and cache/)")
+    for name, folder in (("out", out), ("figures", figures)):
+        if folder is None:
+            continue
+        folder = check_path(folder, name)
+        for place in (folder, *folder.parents):  # (a file on the way: nothing could be made)
+            if place.exists() and not place.is_dir():
+                raise RunError(f"{name}: {place} is a file; give a folder")
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)

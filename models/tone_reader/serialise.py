@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from scai.models.data import write_atomic
-from scai.models.errors import DataError, Problem, missing, not_a_regular_file
+from scai.models.data import check_format_ending, write_atomic
+from scai.models.errors import DataError, Problem, check_path, missing, not_a_regular_file
 from scai.models.language import MANNERS
 from scai.models.tone_reader.interface import check_reader
 from scai.models.tone_reader.linear import LinearToneReader
@@ -75,7 +75,10 @@ def reader_to_dict(reader: LinearToneReader) -> dict[str, Any]:
 
 
 def save_reader(reader: LinearToneReader, path: str | Path) -> Path:
-    """Write ``reader`` as JSON (one top-level key per line), atomically."""
+    """Write ``reader`` as JSON (one top-level key per line), atomically; a name that says
+    another format (``r.csv``, ``r.json.gz``) is refused, as ``scai tone-reader train`` does."""
+    path = check_path(path, "save_reader")
+    check_format_ending(path, ".json", "save_reader")
     doc = reader_to_dict(reader)
     text = (
         "{\n"
