@@ -86,6 +86,8 @@ def find_mode(
 MODE_STARTS = 16
 #: :func:`find_best_mode` draws its starts this many at a time.
 STARTS_BLOCK = 4
+#: At most this many of :func:`mirrored_starts`' moves of the shifts, the smallest.
+MIRRORED_STARTS = 8
 
 
 def find_best_mode(
@@ -217,7 +219,8 @@ def mirrored_starts(density: MarginalDensity, best: np.ndarray) -> list[np.ndarr
     if not columns:
         return []
     weights = {p.w for p in density.hypothesis.policies}
-    moves = sorted({round(a - b, 9) for a in weights for b in weights if a != b})
+    moves = sorted({round(a - b, 9) for a in weights for b in weights if a != b}, key=abs)
+    moves = sorted(moves[:MIRRORED_STARTS])  # (the nearest: twelve types of their own w make 132)
     starts = []
     for move in moves:
         x = best.copy()

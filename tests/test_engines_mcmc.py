@@ -563,3 +563,27 @@ def test_the_mode_search_reads_a_group_as_each_type_its_shift_could_make_it():
     ess = float(az.ess(draws.numpy()))
     error = 4 * draws.std() / ess**0.5 + 4 * exact.std() / len(exact) ** 0.5 + 0.005
     assert abs(float(draws.mean() - exact.mean())) < error, (draws.mean(), exact.mean())
+
+
+def test_the_mirrored_starts_are_the_types_differences_of_w_the_nearest_few():
+    """The default types (w 0, 0, 2) give the moves -2 and 2; twelve types of their own w
+    (0, 0.25, ..., 2.75) would give 132 L-BFGS starts: the 8 smallest moves are kept."""
+    import numpy as np
+
+    from scai.inference.laplace import MIRRORED_STARTS, mirrored_starts
+    from scai.models.density import MarginalDensity
+    from scai.models.policies import PolicyType
+
+    def moves(hyp):
+        table = simulate(hyp, policy=hyp.policy_names[0], users=4, seed=0).interactions
+        density = MarginalDensity(prepare(table, hyp)[1], hyp)
+        best = np.zeros((1, density.coords.width))
+        shift = density.columns["shift"]
+        return [float(x[0, shift][0]) for x in mirrored_starts(density, best)]
+
+    assert moves(PRESETS["pooled"]) == [-2.0, 2.0]
+    twelve = PRESETS["pooled"].with_(
+        policies=tuple(PolicyType(f"t{i}", w=i / 4) for i in range(12)), pi_concentration=0.5
+    )
+    assert MIRRORED_STARTS == 8
+    assert moves(twelve) == [-1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0]
