@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scai.experiments.commands import file_in_the_way
 from scai.experiments.runner import Interrupted, load_curve, run_jobs
 from scai.experiments.sweep.backends import check_options, open_backend
 from scai.experiments.sweep.cells import Cell, make_cells, measure, never_reached
@@ -73,10 +74,8 @@ def run_sweep(
     for name, folder in (("out", out), ("figures", figures)):
         if folder is None:
             continue
-        folder = check_path(folder, name)
-        for place in (folder, *folder.parents):  # (a file on the way: nothing could be made)
-            if place.exists() and not place.is_dir():
-                raise RunError(f"{name}: {place} is a file; give a folder")
+        if place := file_in_the_way(check_path(folder, name)):  # (nothing could be made)
+            raise RunError(f"{name}: {place} is a file; give a folder")
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
