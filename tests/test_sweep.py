@@ -882,13 +882,36 @@ def test_a_service_that_is_not_a_dask_scheduler_is_named(
             write_spec(tmp_path), tmp_path / "out", "--backend", "dask", "--scheduler", address
         )
     assert code == 2 and time.monotonic() - start < 20
-    last = capsys.readouterr().err.strip().splitlines()[-1]
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    assert "nothing listens" not in err  # something did
     # The client left connecting is not Dask's default: as one, it made xarray wait on a
     # distributed lock in every later netCDF write of this process (the next test hung).
     from distributed.client import _get_global_client
 
     assert _get_global_client() is None
+
+
+def test_a_scheduler_address_where_nothing_listens_is_told_at_once(tmp_path, capsys, monkeypatch):
+    """A refused scheduler address: Dask retries for CONNECT_TIMEOUT (a scheduler may be
+    starting), and the sweep said nothing for those 30 s. It says so before it waits."""
+    import socket
+
+    pytest.importorskip("distributed")
+    from scai.experiments.sweep import backends
+
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", 2.0)
+    with socket.create_server(("127.0.0.1", 0)) as closed:  # a port nothing listens on after
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    told = []
+    monkeypatch.setattr(backends, "_connect", lambda *a: told.append(capsys.readouterr().err))
+    with time_limit(30):
+        code = sweep(
+            write_spec(tmp_path), tmp_path / "out", "--backend", "dask", "--scheduler", address
+        )
+    assert code != 0 and len(told) == 1, told  # told before connecting
+    assert f"--scheduler {address}: nothing listens there yet; waiting up to 2 s" in told[0]
 
 
 def test_the_order_of_the_axes_in_the_file_changes_no_number(tmp_path):

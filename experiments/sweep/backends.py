@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
@@ -151,6 +152,11 @@ def open_backend(
                     )
                 client = stack.enter_context(Client(cluster, set_as_default=False))
             else:
+                if tell is not None and _refused(scheduler):
+                    tell(
+                        f"--scheduler {scheduler}: nothing listens there yet; waiting up to "
+                        f"{CONNECT_TIMEOUT:g} s for a Dask scheduler to start"
+                    )
                 try:
                     client = stack.enter_context(_connect(Client, scheduler))
                 except RunError:  # _connect's own, which says why (a ValueError too)
@@ -206,6 +212,31 @@ def watch_workers(
         elif n and not had:
             tell(f"{where}: {n} worker{'s' if n > 1 else ''} again; the sweep goes on")
         had = n > 0
+
+
+#: Seconds :func:`_refused` waits for a TCP connection to a scheduler's address.
+PROBE_SECONDS = 2.0
+
+
+def _refused(scheduler: str) -> bool:
+    """Whether a TCP scheduler's address refuses a connection now (nothing listens there).
+    Dask then retries until :data:`CONNECT_TIMEOUT` (a scheduler may be starting: a job script
+    that starts it and the sweep together), and the sweep said nothing for those 30 s. False
+    for an address that is not TCP, cannot be resolved, or does not answer at once: Dask's own
+    connection says what is wrong with those."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol != "tcp":
+            return False
+        host, port = parse_host_port(location, 8786)
+        with socket.create_connection((host, port), timeout=PROBE_SECONDS):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _connect(client_class, scheduler: str):
