@@ -165,6 +165,13 @@ def test_the_reason_r_hat_is_undefined_and_constant_parameters():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _diagnostics({"lam": (moving, []), "pi": (fixed, [["selfish"]])}, {}, warn=True)
+    # In a short run ArviZ gives the constant an ESS of its number of draws (60 of 30 draws
+    # in 2 chains), below 400: it was named beside the moving parameter's low ESS
+    short = np.cumsum(rng.normal(size=(2, 30)), axis=1)  # a random walk: low ESS, high r_hat
+    with pytest.warns(DiagnosticWarning) as caught:
+        _diagnostics({"lam": (short, []), "pi": (np.ones((2, 30, 1)), [["selfish"]])}, {}, True)
+    (said,) = [str(w.message) for w in caught]
+    assert "bulk ESS < 400 for lam (" in said and "pi" not in said, said
     with pytest.warns(DiagnosticWarning, match=r"undefined for lam, pi\[selfish\].*is stuck"):
         _diagnostics({"lam": (np.ones((4, 500)), []), "pi": (fixed, [["selfish"]])}, {}, True)
     # one stuck chain: both said (it was only "needs 2 chains"); draws not finite: said so
