@@ -98,10 +98,12 @@ def assistant_hypothesis(cond: Condition) -> Hypothesis:
     if not changes:
         return hyp
     # One copy, validated once (a sweep builds tens of thousands of these). A lapse set beside
-    # the hypothesis's lapse_prior is a sweep's setting that changes nothing: the sweep refuses
-    # it, naming its key (scai.experiments.sweep.cells), rather than the warning of with_.
+    # the hypothesis's lapse_prior, or a stereotype strength of no table, is a sweep's setting
+    # that changes nothing: the sweep refuses it, naming its key
+    # (scai.experiments.sweep.cells), rather than the warning of with_.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedLapseWarning)
+        warnings.simplefilter("ignore", StereotypeStrengthWarning)  # the sweep refuses it
         return hyp.with_(**changes)
 
 

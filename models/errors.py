@@ -254,9 +254,11 @@ class HypothesisWarning(ScaiWarning):
 
 
 class StereotypeStrengthWarning(HypothesisWarning):
-    """A hypothesis file with a ``[stereotype]`` table and neither ``stereotype_strength`` nor
-    ``stereotype_prior``: at the default strength, 0, the table ties no manner to a type. Not
-    told where the strength is set afterwards (a condition's, a sweep axis's)."""
+    """A stereotype setting that changes nothing (a file's, or ``with_``'s): a ``[stereotype]``
+    table with neither ``stereotype_strength`` nor ``stereotype_prior`` (at the default
+    strength, 0, the table ties no manner to a type), or a strength or prior with no table to
+    mix in. Not told where a condition sets the strength (a sweep's axis or [condition]): the
+    sweep refuses a strength of no table, naming its key."""
 
 
 class UnusedLapseWarning(HypothesisWarning):

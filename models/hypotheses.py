@@ -15,6 +15,7 @@ import sys
 import tomllib
 import unicodedata
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -417,7 +418,9 @@ class Hypothesis:
         with warnings.catch_warnings():
             if not {"lapse", "lapse_prior"} & set(changes):  # this one warned of it already
                 warnings.simplefilter("ignore", UnusedLapseWarning)
-            return replace(self, **changes)
+            changed = replace(self, **changes)
+        _warn_inert_stereotype(changes, changed, "with_")
+        return changed
 
     # -- TOML ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -662,29 +665,36 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
         seen.setdefault(acts, p.name)
 
 
-def _warn_inert_stereotype(raw: dict[str, Any], hypothesis: Hypothesis, source: str) -> None:
-    """A :class:`HypothesisWarning` for a file's stereotype setting that changes nothing: a
+def _warn_inert_stereotype(given: Iterable[str], hypothesis: Hypothesis, source: str) -> None:
+    """A :class:`StereotypeStrengthWarning` for a stereotype setting that changes nothing, where
+    ``given`` names the settings the user gave (a file's keys, ``with_``'s changes): a
     ``[stereotype]`` table without ``stereotype_strength`` (its default, 0, ties no manner to a
     type) or ``stereotype_prior``, and a strength, fixed or learned (``stereotype_prior``: on a
     grid twelve times larger), without a ``[stereotype]`` table to mix in."""
-    if hypothesis.stereotype and "stereotype_strength" not in raw and "stereotype_prior" not in raw:
-        why = (
-            "the [stereotype] table changes nothing: stereotype_strength is 0 by default; set it "
-            "(e.g. 0.8), or stereotype_prior to learn it"
-        )
-        warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
-    elif "stereotype_prior" in raw and not hypothesis.stereotype:  # (it overrides a strength)
+    given = set(given)
+    unset = not {"stereotype_strength", "stereotype_prior"} & given
+    learned = hypothesis.stereotype_prior is not None
+    if "stereotype" in given and hypothesis.stereotype and unset and not learned:
+        if hypothesis.stereotype_strength == 0:
+            why = (
+                "the [stereotype] table changes nothing: stereotype_strength is 0 by default; "
+                "set it (e.g. 0.8), or stereotype_prior to learn it"
+            )
+            warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
+    elif hypothesis.stereotype:
+        return
+    elif learned and {"stereotype_prior", "stereotype"} & given:  # (it overrides a strength)
         why = (
             "stereotype_prior learns the strength of a stereotype, but there is no [stereotype] "
             "table: it changes nothing (and costs a grid of strengths)"
         )
-        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
-    elif raw.get("stereotype_strength") and not hypothesis.stereotype:
+        warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
+    elif hypothesis.stereotype_strength and {"stereotype_strength", "stereotype"} & given:
         why = (
-            f"stereotype_strength = {raw['stereotype_strength']} changes nothing: there is no "
-            "[stereotype] table (manner weights of a type) for it to mix in"
+            f"stereotype_strength = {hypothesis.stereotype_strength:g} changes nothing: there "
+            "is no [stereotype] table (manner weights of a type) for it to mix in"
         )
-        warnings.warn(HypothesisWarning(f"{source}: {why}"), stacklevel=outside_scai())
+        warnings.warn(StereotypeStrengthWarning(f"{source}: {why}"), stacklevel=outside_scai())
 
 
 def _why(bound: str, value: float) -> str:

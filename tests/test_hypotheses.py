@@ -342,6 +342,33 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
 
 
+def test_with_a_stereotype_setting_that_changes_nothing_is_warned_of_as_a_files():
+    """``with_(stereotype_prior=...)`` on a hypothesis without a ``[stereotype]`` table was
+    silent where the same setting in a file is a HypothesisWarning; so were a strength of no
+    table and a table of no strength. Settings that do something, or that the call does not
+    give, are quiet."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+
+    neutral, stereotyped = PRESETS["neutral"], PRESETS["stereotyped"]
+    table = {"selfish": {"rude": 1.0}}
+    for base, changes, words in (
+        (neutral, {"stereotype_prior": (8.0, 2.0)}, r"with_: stereotype_prior learns"),
+        (neutral, {"stereotype_strength": 0.8}, r"stereotype_strength = 0.8 changes nothing"),
+        (neutral, {"stereotype": table}, r"with_: the \[stereotype\] table changes nothing"),
+        (stereotyped, {"stereotype": {}}, r"stereotype_strength = 0.8 changes nothing"),
+    ):
+        with pytest.warns(HypothesisWarning, match=words):
+            base.with_(**changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        stereotyped.with_(stereotype_strength=0.3)
+        stereotyped.with_(stereotype=table)  # its strength mixes the new table in
+        neutral.with_(stereotype=table, stereotype_strength=0.5)
+        neutral.with_(stereotype_prior=None, rationality=2.0)
+
+
 def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):
     """A file's ``lapse`` beside ``lapse_prior`` was dropped in silence: the prior learns the
     lapse. It is a HypothesisWarning naming the file and the value; a prior alone, or beside
