@@ -232,18 +232,21 @@ def mirrored_starts(density: MarginalDensity, best: np.ndarray) -> list[np.ndarr
 
 @dataclass
 class OtherModes:
-    """Simulation ``sim``'s modes besides the best that a mode search found: their share of
-    the posterior mass by Laplace estimates, the heaviest one's gap (nats below the best) and
-    block of ``theta``, and how far they move the posterior mean from the best mode: the
-    largest over ``theta``'s coordinates of ``|sum_m share_m (mode_m - best)|`` in standard
-    deviations of the best mode's Laplace approximation (a mode holding 3% of the mass 40 sd
-    away moves it by 1.2 sd, and makes the posterior sd ~7 times the mode's own)."""
+    """Simulation ``sim``'s modes besides ``best`` that a mode search found: their share of
+    the posterior mass by Laplace estimates, the heaviest one's gap (its potential's minimum
+    less ``best``'s: negative where it peaks higher), block of ``theta`` and own share, and how
+    far they move the posterior mean from ``best``: the largest over ``theta``'s coordinates of
+    ``|sum_m share_m (mode_m - best)|`` in standard deviations of ``best``'s Laplace
+    approximation (a mode holding 3% of the mass 40 sd away moves it by 1.2 sd, and makes the
+    posterior sd ~7 times the mode's own)."""
 
     sim: int
     share: float
     gap: float
     mode: np.ndarray
     moves: float = 0.0
+    #: the heaviest one's own share
+    heaviest: float = 0.0
 
 
 def other_modes(
@@ -335,8 +338,9 @@ def other_modes(
         with np.errstate(all="ignore"):
             sd = np.sqrt(np.diagonal(np.linalg.inv(metric[s])))
         moves = float(np.nanmax(np.abs(shift) / sd)) if np.all(sd > 0) else 0.0
-        _, gap, mode = max(modes[s], key=lambda m: m[0])
-        out.append(OtherModes(s, float(shares.sum()), gap, mode, moves))
+        k = int(np.argmax(masses))
+        _, gap, mode = modes[s][k]
+        out.append(OtherModes(s, float(shares.sum()), gap, mode, moves, float(shares[k])))
     return out
 
 
