@@ -274,6 +274,7 @@ def load_posterior(path):
     engine = _engine(path, attrs)
     settings = _settings(path, attrs, engine)
     table = _valid_table(path, _table(path, groups["constant_data"], groups["observed_data"]))
+    _check_same_games(path, attrs, table)
     unknown = sorted(set(table["currency"]) - set(layout["currencies"]))
     if unknown:
         raise PosteriorFileError(
@@ -323,6 +324,22 @@ def load_posterior(path):
     )
     _score_at_grid_points(path, posterior)
     return posterior
+
+
+def _check_same_games(path, attrs: dict, table: pd.DataFrame) -> None:
+    """The games read from the file are the ones its draws were fitted to: their
+    :func:`data_sha256` is the ``data_sha256`` attribute written with them. A file whose
+    observed or constant data were cut or edited afterwards (``idata.sel(interaction=...)``,
+    a changed offer) loaded as a posterior of the games it holds, and an update then fitted
+    the new games to draws of other ones."""
+    stored = attrs.get("data_sha256")
+    if stored is not None and data_sha256(table) != str(stored):
+        raise PosteriorFileError(
+            f"{path}: its games are not the ones its draws were fitted to (their SHA-256 is "
+            f"not the file's data_sha256 {str(stored)[:12]}...): observed_data or "
+            "constant_data were cut or changed after the fit; fit the games again, or select "
+            "draws or chains only (those keep the games)"
+        )
 
 
 def _score_at_grid_points(path, posterior) -> None:

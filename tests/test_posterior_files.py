@@ -324,6 +324,29 @@ def test_files_arviz_wrote_again_still_load(original, tmp_path):
     assert Posterior.load(tmp_path / "thinned.nc").n_draws == 21
 
 
+def test_a_file_whose_games_were_cut_or_changed_is_refused(original, tmp_path):
+    """A file whose interactions were cut (``idata.sel(interaction=...)``) or one offer
+    changed loaded as a posterior of the games it held (its draws fitted to others: the
+    stored lp 11 and 52 nats from the loaded posterior's), and an update then dropped games in
+    silence. Its games' SHA-256 is not the file's data_sha256: refused, naming the attribute."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(original, engine="h5netcdf")
+        idata.sel(interaction=slice(0, 1)).to_netcdf(tmp_path / "cut.nc", engine="h5netcdf")
+        changed = az.from_netcdf(original, engine="h5netcdf")
+        changed.observed_data.load()  # (an edit of a lazy array is read from the file again)
+        offer = changed.observed_data["offer"].values
+        offer[0] = offer[0] + 1 if offer[0] < 5 else offer[0] - 1  # still within its pot
+        changed.to_netcdf(tmp_path / "changed.nc", engine="h5netcdf")
+    for name in ("cut", "changed"):
+        with pytest.raises(PosteriorFileError, match=rf"{name}\.nc: its games are not the ones"):
+            Posterior.load(tmp_path / f"{name}.nc")
+    with warnings.catch_warnings():  # draws or chains selected: the same games, loaded
+        warnings.simplefilter("ignore")
+        idata.sel(chain=[0]).to_netcdf(tmp_path / "chain.nc", engine="h5netcdf")
+    assert Posterior.load(tmp_path / "chain.nc").n_chains == 1
+
+
 def test_loading_a_folder_says_so_in_one_line(tmp_path):
     """``Posterior.load`` of a folder gave HDF5's message (two lines of its internals: a file
     descriptor, a buffer address); it says the path is a folder, as ``save`` does."""
