@@ -669,7 +669,7 @@ def _parser_problem(err: pd.errors.ParserError) -> str:
     )
 
 
-def _has_control(text: str) -> bool:
+def has_control(text: str) -> bool:
     """Whether ``text`` holds a control or an invisible character: a CSV cannot keep a bare
     carriage return, and "u2" followed by a zero-width or a non-breaking space looks like "u2"
     and would be another user. Refused: controls, surrogates, private and unassigned code
@@ -686,7 +686,7 @@ def _has_control(text: str) -> bool:
     return False
 
 
-#: What an id must not contain (the rule of :func:`_has_control`), for its problems.
+#: What an id must not contain (the rule of :func:`has_control`), for its problems.
 ID_CHARACTERS = (
     "must not contain control or invisible characters (line breaks, tabs, zero-width or "
     "non-breaking spaces)"
@@ -752,7 +752,7 @@ def _row_problems(
         if row[col] == "" and col not in _OPTIONAL:
             problems.append(Problem(i, col, "", "a value is required"))
     for col in _ID_COLUMNS:
-        if _has_control(row[col]):
+        if has_control(row[col]):
             problems.append(
                 Problem(
                     i,
@@ -833,7 +833,7 @@ def _rows_to_check(
         # whether a distinct value breaks a rule of its cell alone (as _row_problems reads it)
         bad = [
             (v == "" and col not in _OPTIONAL)
-            or (col in _ID_COLUMNS and _has_control(v))
+            or (col in _ID_COLUMNS and has_control(v))
             or (col in ("proposer", "responder") and _misspelt_assistant(v))
             or (col == "currency" and v != "" and v not in currencies)
             or (col in ("proposer_tone", "responder_tone") and v != "" and v not in tones)
@@ -1407,7 +1407,7 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
             v != v.strip(" ") for c in distinct if c not in TEXT_COLUMNS for v in distinct[c]
         )
         and all("" not in set(distinct[c]) for c in required)
-        and not any(_has_control(v) for c in _ID_COLUMNS for v in distinct[c])
+        and not any(has_control(v) for c in _ID_COLUMNS for v in distinct[c])
         and all(
             v.isascii() or unicodedata.is_normalized("NFC", v)
             for c in _ID_COLUMNS

@@ -56,8 +56,8 @@ from scai.models.data import (
     MAX_INDEX,
     DataError,
     Problem,
-    _has_control,
     _read_raw,
+    has_control,
     parse_whole,
     warn_unused_columns,
 )
@@ -135,7 +135,7 @@ class _Row:
         if value == "":
             self.report(column, "", "a value is required")
             return None
-        if _has_control(value):  # as in an interaction table's ids
+        if has_control(value):  # as in an interaction table's ids
             self.report(column, value, ID_CHARACTERS)
             return None
         return value

@@ -748,12 +748,12 @@ def test_ids_in_any_script_pass_and_look_alike_ones_do_not():
     """Names in other scripts keep their ideographic spaces and (zero-width) joiners; a zero-
     width space, a word joiner, a right-to-left override or a non-breaking space, which make
     an id look like another, are refused (a review of the rule)."""
-    from scai.models.data import _has_control
+    from scai.models.data import has_control
 
     for name in ["山田\u3000太郎", "👩\u200d💻", "می\u200cخواهم", "Zoë", "u 2"]:
-        assert not _has_control(name), name
+        assert not has_control(name), name
     for name in ["u2\u200b", "u\u2060", "u\u202e2", "u2\u00a0", "u\t2", "u\u20282"]:
-        assert _has_control(name), name
+        assert has_control(name), name
 
 
 def test_the_header_limit_holds_behind_a_blank_line_and_in_a_compressed_file(tmp_path):

@@ -407,6 +407,28 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
             lambda t: t.replace("  - 40\n", "  - [40\n", 1),
             "line ",
         ),
+        # a user's name that the table reads as another: the assistant, an unknown proposer,
+        # another user (spaces dropped); one taken for the assistant's agent (KeyError)
+        (
+            lambda t: t.replace("fixed_agent_1", "Assistant"),
+            "agents.fixed_agents[0].name: 'Assistant' is the assistant's name",
+        ),
+        (
+            lambda t: t.replace("name: fixed_agent_1\n", "name: ''\n"),
+            "agents.fixed_agents[0].name: empty",
+        ),
+        (
+            lambda t: t.replace("name: fixed_agent_1\n", "name: 'fixed_agent_2 '\n"),
+            "agents.fixed_agents[0].name: 'fixed_agent_2 ' has spaces around it",
+        ),
+        (
+            lambda t: t.replace("fixed_agent_1", "flex_agent_13"),
+            "agents.fixed_agents[0].name: 'flex_agent_13' starts with 'flex_agent'",
+        ),
+        (
+            lambda t: t.replace("flex_agent_2", "gpt_2"),
+            "agents.flex_agents[1].name: 'gpt_2' does not start with 'flex_agent'",
+        ),
     ],
     ids=[
         "alias bomb",
@@ -418,6 +440,11 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
         "user twice",
         "no user list",
         "YAML error",
+        "user named assistant",
+        "user without a name",
+        "user name with a space",
+        "user named as an agent",
+        "agent named as a user",
     ],
 )
 def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says):

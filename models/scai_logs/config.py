@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import yaml
 
+from scai.models.data import ID_CHARACTERS, has_control
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS
+from scai.models.layout import ASSISTANT
 from scai.models.policies import DEFAULT_POLICIES
 
 #: The configurations' misspellings of scai's names: ``sychophantic`` (the manner of 20 of the 240
@@ -154,6 +156,11 @@ def parse_config(text: str) -> RunConfig:
     for i, agent in enumerate(flex):
         if not isinstance(agent, dict):
             raise ConfigError(f"agents.flex_agents[{i}]: expected a mapping, got {_kind(agent)}")
+        if not is_assistant(str(agent.get("name"))):  # how its games are told from users'
+            raise ConfigError(
+                f"agents.flex_agents[{i}].name: {str(agent.get('name'))[:40]!r} does not start "
+                f"with {ASSISTANT_PREFIX!r}, how the logs name the assistant's agents"
+            )
     manners = {normalise(a.get("manners"), MANNERS, "agents.flex_agents.manners") for a in flex}
     if len(manners) != 1:
         raise ConfigError(f"agents.flex_agents.manners: the assistant's agents differ: {manners}")
@@ -183,10 +190,35 @@ def _user(agent: object, index: int, currency: str) -> User:
     if not isinstance(utilities, dict) or currency not in utilities:
         raise ConfigError(f"{key}.utilities: no policy for the run's currency {currency!r}")
     return User(
-        name=str(agent["name"]),
+        name=_user_name(agent["name"], f"{key}.name"),
         policy=normalise(utilities[currency], POLICY_NAMES, f"{key}.utilities"),
         manner=normalise(agent.get("manners"), MANNERS, f"{key}.manners"),
     )
+
+
+def _user_name(name: object, key: str) -> str:
+    """A user's name as the interaction table can keep it, or :class:`ConfigError` naming
+    ``key``: a table reads an empty proposer as unknown and ``assistant`` as the assistant,
+    drops spaces around a name (``'u1 '`` is ``u1`` there), and refuses invisible characters;
+    a name with the assistant's prefix would be taken for one of its agents."""
+    text = str(name)
+    if not text.strip():
+        raise ConfigError(f"{key}: empty; each user needs a name")
+    if text != text.strip():
+        raise ConfigError(
+            f"{key}: {text!r} has spaces around it, which an interaction table drops (it would "
+            "be another user's name there)"
+        )
+    if text.lower() == ASSISTANT:
+        raise ConfigError(f"{key}: {text!r} is the assistant's name in scai's tables")
+    if is_assistant(text):
+        raise ConfigError(
+            f"{key}: {text!r} starts with {ASSISTANT_PREFIX!r}, the prefix of the assistant's "
+            "agents (agents.flex_agents)"
+        )
+    if has_control(text):
+        raise ConfigError(f"{key}: {text!r}: a name {ID_CHARACTERS}")
+    return text
 
 
 def _games(
