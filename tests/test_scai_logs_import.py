@@ -477,6 +477,50 @@ def test_a_bad_archive_in_a_folder_is_reported_and_the_rest_converts(tmp_path):
     assert result.report.converted["runs"] == 1
 
 
+def test_a_folders_archives_of_every_tar_ending_and_of_other_kinds(tmp_path, capsys):
+    """A folder's ``runs.txz`` and ``runs.tbz2`` (tar archives, read as a source given alone)
+    were skipped without a word, the import saying "no run folders"; a ``.zip`` beside a run
+    folder was not in the report ("0 problem(s)"), and given as the source said "bad
+    checksum". Every tar ending is read; another archive is a problem naming it."""
+    import tarfile
+    import zipfile
+
+    runs = tmp_path / "runs"
+    source = tmp_path / "logs"
+    source.mkdir()
+    for run, (name, mode) in enumerate((("a.txz", "w:xz"), ("b.tbz2", "w:bz2"))):
+        write_run(runs / str(run), run)
+        with tarfile.open(source / name, mode) as tar:
+            tar.add(runs / str(run), arcname=f"{name}/{run}")
+    with zipfile.ZipFile(source / "c.zip", "w") as archive:
+        archive.writestr("c/0/id_0_config", "ignored")
+    result = import_logs(source)
+    assert result.report.converted["runs"] == 2
+    (problem,) = result.report.problems
+    assert problem.reason == "unreadable_source" and problem.file.endswith("c.zip")
+    assert "another kind" in problem.detail and ".txz" in problem.detail
+    code, _, err = run_import([str(source / "c.zip"), "--out", str(tmp_path / "x.csv")], capsys)
+    assert code == 2 and "c.zip: a zip archive; scai reads a folder or a tar archive" in err
+
+
+def test_a_run_number_of_thousands_of_digits_is_one_problem(tmp_path):
+    """An archive member ``id_<5000 digits>_run_0.csv`` raised Python's int() limit ("Exceeds
+    the limit (4300 digits)"), naming no file, and ended the import of the whole folder."""
+    import io
+    import tarfile
+
+    source = tmp_path / "logs"
+    write_run(source / "0", 0)
+    with tarfile.open(source / "long.tgz", "w:gz") as tar:
+        member = tarfile.TarInfo(f"long/1/id_{'9' * 5000}_run_0.csv")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"a,b"))
+    result = import_logs(source)
+    assert result.report.converted["runs"] == 1
+    (problem,) = result.report.problems
+    assert problem.reason == "unreadable_file" and "over 18 digits" in problem.detail
+
+
 def test_a_config_with_a_small_alias_converts_as_without(tmp_path):
     """An alias that repeats a small mapping (what yaml.dump writes for shared objects) loads
     to the same data: the configuration converts as the one written out."""

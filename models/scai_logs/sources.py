@@ -23,6 +23,7 @@ import lzma
 import os
 import re
 import tarfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,14 @@ _CONFIG = re.compile(r"^id_(\d+)_config$")
 _EPOCH = re.compile(r"^id_(\d+)_run_(\d+)\.csv$")
 _TRUNCATION = (EOFError, tarfile.ReadError, zlib.error, OSError)
 #: Files inside a folder source that are read as archives.
-ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
+#: Archives of other kinds: reported, not read (a folder's .zip was skipped without a word).
+OTHER_ARCHIVE_SUFFIXES = (".zip", ".7z", ".rar")
+#: What a source may be, for the problems that name one.
+READABLE = f"a folder or a tar archive ({', '.join(ARCHIVE_SUFFIXES)})"
+#: The most digits of a run or epoch number in a file's name (Python's int() refuses over
+#: 4,300, with a message that named no file and ended the import).
+MAX_ID_DIGITS = 18
 #: The largest configuration or epoch file read (the shared runs' largest is 44 KB): a file
 #: read whole into memory could otherwise be gigabytes inflated from a small archive.
 MAX_FILE_BYTES = 16 * 2**20
@@ -64,7 +72,12 @@ def read_runs(source: str | Path, report: ImportReport) -> list[RunFolder]:
     for folder, name, opener in _files(Path(source), report):
         config = _CONFIG.match(name)
         epoch = _EPOCH.match(name)
-        run_id = int((config or epoch)[1])
+        numbers = (config or epoch).groups()
+        if max(len(n) for n in numbers) > MAX_ID_DIGITS:
+            detail = f"a run or epoch number of over {MAX_ID_DIGITS} digits: not one of a run"
+            report.problem(LogProblem(f"{folder}/{name[:80]}", None, "unreadable_file", detail))
+            continue
+        run_id = int(numbers[0])
         run = runs.setdefault((folder, run_id), RunFolder(folder, run_id))
         label = run.label(name)
         k = None if config else int(epoch[2])
@@ -163,11 +176,14 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
                 if _too_large(rel, path.stat().st_size, report):
                     continue
                 yield rel.rsplit("/", 1)[0], path.name, _opener(path)
-            elif path.name.endswith(ARCHIVE_SUFFIXES):
+            elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
                 try:  # one bad archive in a folder is reported; the folder's other runs count
                     yield from _archive_files(path, rel, report)
                 except ValueError as err:
                     report.problem(LogProblem(rel, None, "unreadable_source", str(err)))
+            elif path.name.lower().endswith(OTHER_ARCHIVE_SUFFIXES):
+                detail = f"an archive of another kind: not read (scai reads {READABLE})"
+                report.problem(LogProblem(rel, None, "unreadable_source", detail))
         return
     if not source.exists():
         why = missing(source, "folder or archive")
@@ -180,6 +196,8 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
 def _archive_files(
     path: Path, label: str, report: ImportReport
 ) -> Iterator[tuple[str, str, object]]:
+    if zipfile.is_zipfile(path):  # (tarfile's own words: "bad checksum")
+        raise ValueError(f"{label}: a zip archive; scai reads {READABLE}")
     try:
         archive = tarfile.open(path, mode="r|*")  # noqa: SIM115 (closed by the with below)
     except (tarfile.TarError, OSError, EOFError) as err:
