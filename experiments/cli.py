@@ -36,6 +36,15 @@ _collection_paused = False
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (argparse's own print the usage first)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key in (None, "store"):  # the default action, and the one named "store"
+            self.register("action", key, _StoreOnce)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given: dict[str, object] = {}  # each option's value so far (_StoreOnce)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str):
         # a value argparse quotes in full (an invalid choice of 5,000 characters) is cut to 80,
         # as scai's own messages show values (scai.models.errors.show_value)
@@ -43,6 +52,22 @@ class Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:") and "--debug" in message.split():
             message += " (--debug is scai's, before the command: scai --debug COMMAND ...)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _StoreOnce(argparse._StoreAction):
+    """An option that takes a value, given once: given twice, argparse kept the last in silence
+    (``scai simulate --policy fair --policy selfish`` simulated selfish users)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(parser, "_given", None)
+        if given is not None:
+            if self.dest in given:
+                parser.error(
+                    f"{option_string}: given twice ({given[self.dest]}, then {values}); give it "
+                    "once"
+                )
+            given[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
