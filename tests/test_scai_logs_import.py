@@ -429,6 +429,10 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
             lambda t: t.replace("flex_agent_2", "gpt_2"),
             "agents.flex_agents[1].name: 'gpt_2' does not start with 'flex_agent'",
         ),
+        (  # taken as true (bool of a text)
+            lambda t: t.replace("all_same: true", "all_same: 'false'"),
+            "interactions.all_same: expected true or false, got str 'false'",
+        ),
     ],
     ids=[
         "alias bomb",
@@ -445,6 +449,7 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
         "user name with a space",
         "user named as an agent",
         "agent named as a user",
+        "all_same as text",
     ],
 )
 def test_a_config_scai_cannot_use_is_reported_with_its_key(tmp_path, edit, says):

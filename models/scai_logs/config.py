@@ -225,7 +225,9 @@ def _games(
     interactions: object, epochs: int, known: set[str], currency: str
 ) -> tuple[tuple[Game, ...], ...]:
     runs = _get(interactions, "runs", "interactions.")
-    same = bool(interactions.get("all_same", False)) if isinstance(interactions, dict) else False
+    same = interactions.get("all_same", False) if isinstance(interactions, dict) else False
+    if not isinstance(same, bool):  # bool("false") is True: every epoch would play run_1's
+        raise ConfigError(f"interactions.all_same: expected true or false, got {_kind(same)}")
     out = []
     for epoch in range(epochs):
         key = "run_1" if same else f"run_{epoch + 1}"
