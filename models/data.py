@@ -643,11 +643,12 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     _strip_layout_spaces(df)
     _warn_one_number_two_ways(_compose_ids(df, source), source)
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
-    # the first of the two columns silently.
+    # the first of the two columns silently. (Not where the header is no CSV header at all: a
+    # JSON table's "columns" repeat, and the header check names what the file looks like.)
     repeated = sorted(
         {m[1] for c in df.columns if (m := re.fullmatch(r"(.+)\.\d+", c)) and m[1] in df.columns}
     )
-    if repeated:
+    if repeated and not _header_hint(df.columns):
         raise DataError(
             source,
             [Problem(None, c, None, "appears more than once in the header") for c in repeated],

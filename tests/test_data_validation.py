@@ -1041,6 +1041,18 @@ def test_a_transcript_given_as_a_table_is_named(tmp_path, capsys):
     assert code == 1 and "this looks like a transcript" in err and "JSON" not in err, err
 
 
+def test_a_json_table_is_named_json_not_a_header_of_repeated_columns(tmp_path, capsys):
+    """A table saved by pandas' ``to_json`` (one line of JSON) was read as a CSV header of
+    hundreds of fields and reported as ~20 "column ... appears more than once in the header"
+    problems; it is one problem that says it looks like JSON."""
+    table = read_interactions(write(tmp_path, VALID_ROWS))
+    path = tmp_path / "table.json"
+    table.to_json(path)
+    code, _, err = validate(path, capsys)
+    assert code == 1 and "1 problem(s)" in err and "this looks like JSON" in err, err
+    assert "more than once" not in err
+
+
 # -- a red-team's finds in DataFrame input (each a bare pandas error or a silent acceptance) --
 def _valid_table(tmp_path):
     return read_interactions(write(tmp_path, VALID_ROWS))
