@@ -648,10 +648,11 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
         )
     assert not (tmp_path / "f.json").exists()
     bad = ["tone-reader", "evaluate", "--logs", str(two), "--scheme", "runs", "--folds", "999"]
-    assert main(bad) == 2  # runs, not "groups"
-    assert "folds: must be from 2 to the number of runs held out in turn (8)" in (
-        capsys.readouterr().err
-    )
+    assert main(bad) == 2  # runs, not "groups"; the option by its name (it said "folds:")
+    assert "--folds 999: more folds than the 8 runs of " in capsys.readouterr().err
+    train = ["tone-reader", "train", "--logs", str(table), "--out", str(tmp_path / "t.json")]
+    assert main([*train, "--folds", "10"]) == 2  # (runs held out: one policy)
+    assert "--folds 10: more folds than the 9 runs" in capsys.readouterr().err
     assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
 
 

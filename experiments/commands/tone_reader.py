@@ -120,7 +120,18 @@ def run_tone_reader(args: argparse.Namespace) -> int:
     # (not given: as many as there are runs, up to FOLDS; given, a number beyond them is told)
     folds, seed = args.folds or min(FOLDS, messages["sim"].nunique()), args.seed or SEED
     why_runs = why_not_conditions(messages)  # (None: whole conditions can be held out)
+
+    def check_folds() -> None:  # where folds of runs are held out (as the option, by name)
+        runs = messages["sim"].nunique()
+        if args.folds is not None and args.folds > runs:
+            raise RunError(
+                f"--folds {args.folds}: more folds than the {runs} runs of {args.logs} to hold "
+                f"out in turn; allowed: 2 to {runs}"
+            )
+
     if args.action == "train":
+        if why_runs:
+            check_folds()
         if given and why_runs is None:
             warnings.warn(
                 f"{' and '.join(given)}: not used: the reader's matrix holds whole conditions "
@@ -170,6 +181,8 @@ def run_tone_reader(args: argparse.Namespace) -> int:
             raise RunError(f"--scheme conditions: {why}; use --scheme runs")
         warnings.warn(f"whole conditions not held out: {why}", UnusedOptionWarning, stacklevel=1)
         schemes = ("runs",)
+    if "runs" in schemes:
+        check_folds()
     for scheme in schemes:
         evaluation = held_out(messages, scheme, folds, seed, options, progress=True)
         print(evaluation.report())
