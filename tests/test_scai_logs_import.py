@@ -232,6 +232,26 @@ def test_an_epoch_file_in_another_layout_is_reported(tmp_path):
     assert len(result.interactions) == GAMES_PER_EPOCH and set(result.interactions.epoch) == {1}
 
 
+def test_a_cut_epoch_file_is_reported_as_cut(tmp_path):
+    """An epoch file cut within its last row was reported as "agent_id None is not a whole
+    game number": its row has fewer fields than the header, which the problem says."""
+    import csv
+    import io
+
+    root = tmp_path / "logs"
+    folder = write_run(root / "0", 0)
+    epoch = folder / "id_0_run_1.csv"
+    header, *records = list(csv.reader(io.StringIO(epoch.read_text())))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *records[:-1]])
+    epoch.write_text(buffer.getvalue() + "accept,fixed,0\n")  # 3 of 7 fields
+    rows = len(records)  # the last record's row (data rows, the header not counted)
+    result = import_logs(root)
+    (problem,) = result.report.problems
+    assert problem.reason == "bad_epoch_file" and problem.row == rows
+    assert problem.detail == "3 fields, fewer than the header's 7 columns (a cut file?)"
+
+
 def test_an_epoch_file_with_a_byte_that_is_not_utf8_is_unreadable_not_misshapen(tmp_path):
     """One byte that is not UTF-8 in an epoch file was filed under 'the epoch file's layout
     is not the original code's' (a red-team find): it is a file that cannot be read, and the

@@ -80,7 +80,14 @@ def _read_rows(reader: csv.DictReader) -> EpochLog:
     system: dict[str, tuple[int, str]] = {}  # epoch: (row, principle)
     games: dict[int, list[Message]] = {}
     repeated: list[tuple[int, str]] = []
+    header = reader.fieldnames or []
     for row, rec in enumerate(reader, start=1):
+        fields = sum(rec.get(c) is not None for c in header)
+        if fields < len(header):  # a cut file's last row (it read "agent_id None")
+            raise EpochFileError(
+                f"{fields} fields, fewer than the header's {len(header)} columns (a cut file?)",
+                row,
+            )
         agent = rec["agent"]
         if agent == "system":
             epoch = rec["epoch"]
