@@ -116,13 +116,14 @@ class Problem:
     value: object
     allowed: str
     whole: str = "file"  # what a problem of no row is in: a file, or a table in memory
+    part: str = "column"  # what ``column`` names: a table's column, or a document's key
 
     #: Characters of a value shown: a 10 MB cell made a 10 MB "one line" of its error.
     SHOWN_CHARS = 80
 
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else self.whole
-        col = f", column {self.column!r}" if self.column else ""
+        col = f", {self.part} {self.column!r}" if self.column else ""
         shown = show_value(self.value, self.SHOWN_CHARS + 3, length=True)
         val = f": value {shown}" if self.value is not None else ""
         return f"{where}{col}{val}: {self.allowed}"

@@ -314,7 +314,7 @@ def test_a_bad_reader_file_names_the_file_key_value_and_what_is_allowed(
     with pytest.raises(DataError) as caught:
         load_reader(path)
     line = caught.value.one_line()
-    assert str(path) in line and f"column {key!r}" in line and allowed in line, line
+    assert str(path) in line and f"key {key!r}" in line and allowed in line, line
     assert value is None or f"value {value}" in line, line
     assert "malformed" not in line and "\n" not in line, line
 
@@ -335,7 +335,8 @@ def test_a_reader_file_without_its_confusion_is_named_by_scai_fit(tmp_path, caps
     argv = ["fit", "--data", str(table), "--out", str(tmp_path / "o"), "--quiet"]
     assert main([*argv, "--tones", "read", "--reader", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}: 1 problem(s) found: file, column 'confusion': is null" in err, err
+    # (a key of the reader's document: it said "column 'confusion'", as of a table)
+    assert f"{path}: 1 problem(s) found: file, key 'confusion': is null" in err, err
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()
 
 

@@ -107,7 +107,7 @@ def reader_from_dict(
     ``need_confusion``, if it has no confusion matrix, as reading tones needs)."""
 
     def bad(key: str | None, why: str, value: object = None) -> DataError:
-        return DataError(source, [Problem(None, key, value, why)])
+        return DataError(source, [Problem(None, key, value, why, part="key")])
 
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise bad("format", f'not a scai tone reader (expected "format": "{FORMAT}")')
