@@ -449,6 +449,10 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
             lambda t: t.replace("flex_agent_2", "gpt_2"),
             "agents.flex_agents[1].name: 'gpt_2' does not start with 'flex_agent'",
         ),
+        (  # two spellings of one name in Unicode: one user in a table (a review's)
+            lambda t: t.replace("fixed_agent_1", "Zo\u00eb").replace("fixed_agent_2", "Zoe\u0308"),
+            "agents.fixed_agents: 'Zo\u00eb' listed twice (names are compared as an interaction",
+        ),
         (  # taken as true (bool of a text)
             lambda t: t.replace("all_same: true", "all_same: 'false'"),
             "interactions.all_same: expected true or false, got str 'false'",
@@ -469,6 +473,7 @@ def test_a_huge_file_in_a_small_archive_is_reported_not_read(tmp_path, monkeypat
         "user name with a space",
         "user named as an agent",
         "agent named as a user",
+        "one name in two Unicode spellings",
         "all_same as text",
     ],
 )
@@ -526,6 +531,12 @@ def test_a_folders_archives_of_every_tar_ending_and_of_other_kinds(tmp_path, cap
     assert "another kind" in problem.detail and ".txz" in problem.detail
     code, _, err = run_import([str(source / "c.zip"), "--out", str(tmp_path / "x.csv")], capsys)
     assert code == 2 and "c.zip: a zip archive; scai reads a folder or a tar archive" in err
+    # a tar whose last member is a zip ends with a zip's end record: still a tar (a review's)
+    with tarfile.open(tmp_path / "ends.tar", "w") as tar:
+        tar.add(runs / "0", arcname="ends/0")
+        tar.add(source / "c.zip", arcname="ends/0/notes.zip")
+    assert zipfile.is_zipfile(tmp_path / "ends.tar")
+    assert import_logs(tmp_path / "ends.tar").report.converted["runs"] == 1
 
 
 def test_a_run_number_of_thousands_of_digits_is_one_problem(tmp_path):

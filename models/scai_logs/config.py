@@ -17,6 +17,7 @@ missing key or a game naming an agent the configuration does not define.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -146,10 +147,14 @@ def parse_config(text: str) -> RunConfig:
     if not isinstance(fixed, list):
         raise ConfigError(f"agents.fixed_agents: expected a list of the users, got {_kind(fixed)}")
     users = tuple(_user(a, i, currencies[0]) for i, a in enumerate(fixed))
-    named = Counter(u.name for u in users)
+    # (in Unicode's composed form, as a table reads ids: "Zoë" typed two ways is one user)
+    named = Counter(unicodedata.normalize("NFC", u.name) for u in users)
     if twice := sorted(name for name, n in named.items() if n > 1):
         # one user's games, two manners or policies: which one plays is not in the log
-        raise ConfigError(f"agents.fixed_agents: {', '.join(map(repr, twice))} listed twice")
+        raise ConfigError(
+            f"agents.fixed_agents: {', '.join(map(repr, twice))} listed twice (names are "
+            "compared as an interaction table reads them: in Unicode's composed form)"
+        )
     flex = _get(agents, "flex_agents", "agents.")
     if not isinstance(flex, list) or not flex:
         raise ConfigError("agents.flex_agents: expected the assistant's agents")

@@ -196,11 +196,13 @@ def _files(source: Path, report: ImportReport) -> Iterator[tuple[str, str, objec
 def _archive_files(
     path: Path, label: str, report: ImportReport
 ) -> Iterator[tuple[str, str, object]]:
-    if zipfile.is_zipfile(path):  # (tarfile's own words: "bad checksum")
-        raise ValueError(f"{label}: a zip archive; scai reads {READABLE}")
     try:
         archive = tarfile.open(path, mode="r|*")  # noqa: SIM115 (closed by the with below)
     except (tarfile.TarError, OSError, EOFError) as err:
+        # (a zip's end record can close a tar too, one whose last member is a .zip: asked
+        # only of a file that is no tar; tarfile's own words for a zip: "bad checksum")
+        if zipfile.is_zipfile(path):
+            raise ValueError(f"{label}: a zip archive; scai reads {READABLE}") from None
         raise ValueError(f"{label}: neither a folder nor a readable tar archive ({err})") from None
     last = "the start"
     with archive:
