@@ -904,7 +904,7 @@ def _header_hint(columns: Iterable[object]) -> str:
             "this looks like a transcript (scai simulate --transcript): give the table "
             "scai simulate wrote (--out)"
         )
-    if first.startswith(("{", "[")):
+    if re.match(r'[\[{]\s*[\[{"]', first):  # {"sim": ..., [{"sim": ..., [[...: not "[note]"
         return "this looks like JSON: scai reads a CSV table"
     for separator, said in (("\t", "tabs"), (";", "semicolons"), ("|", "bars")):
         if len(names) == 1 and separator in first:

@@ -1051,6 +1051,11 @@ def test_a_json_table_is_named_json_not_a_header_of_repeated_columns(tmp_path, c
     code, _, err = validate(path, capsys)
     assert code == 1 and "1 problem(s)" in err and "this looks like JSON" in err, err
     assert "more than once" not in err
+    # a CSV whose first column is "[note]" is no JSON: its repeated column is still refused
+    header = "[note]," + ",".join(INTERACTION_COLUMNS) + ",offer"
+    rows = ["x," + VALID_ROWS[0] + ",6"]
+    code, _, err = validate(write(tmp_path, rows, header=header), capsys)
+    assert code == 1 and "column 'offer': appears more than once in the header" in err, err
 
 
 # -- a red-team's finds in DataFrame input (each a bare pandas error or a silent acceptance) --
