@@ -61,11 +61,8 @@ class _StoreOnce(argparse._StoreAction):
     def __call__(self, parser, namespace, values, option_string=None):
         given = getattr(parser, "_given", None)
         if given is not None:
-            if self.dest in given:
-                parser.error(
-                    f"{option_string}: given twice ({given[self.dest]}, then {values}); give it "
-                    "once"
-                )
+            if self.dest in given:  # (not the values: converted, they are not what was typed)
+                parser.error(f"{option_string}: given twice; give it once")
             given[self.dest] = values
         super().__call__(parser, namespace, values, option_string)
 

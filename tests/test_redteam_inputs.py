@@ -269,8 +269,8 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("5,000 columns", "fit --data {wide_header} --out {root}/f", ["wide_header.csv", "5,000 columns", "at most 1,000"]),
     ("a 200 KB header line", "fit --data {long_header} --out {root}/f", ["long_header.csv", "longer than 65,536 characters"]),
     # an option given twice: the last value was used in silence (selfish users, table b)
-    ("an option twice", "simulate --policy fair --policy selfish --users 4 --out {root}/s.csv", ["scai simulate: error: --policy: given twice (fair, then selfish); give it once"]),
-    ("data twice", "fit --data {good} --data {root}/b.csv --out {root}/f", ["--data: given twice", "b.csv"]),
+    ("an option twice", "simulate --policy fair --policy selfish --users 4 --out {root}/s.csv", ["scai simulate: error: --policy: given twice; give it once"]),
+    ("data twice", "fit --data {good} --data {root}/b.csv --out {root}/f", ["--data: given twice"]),
     ("an option of a subcommand's subcommand twice", "import scai-logs {good} --out {root}/a.csv --out {root}/b.csv", ["scai import scai-logs: error: --out: given twice"]),
 ]  # fmt: skip
 
