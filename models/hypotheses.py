@@ -420,6 +420,14 @@ class Hypothesis:
                 warnings.simplefilter("ignore", UnusedLapseWarning)
             changed = replace(self, **changes)
         _warn_inert_stereotype(changes, changed, "with_")
+        if "stereotype_strength" in changes and changed.coupling_is_latent:
+            # (not told of a file: a preset's saved file keeps its strength beside its prior)
+            why = (
+                f"with_: stereotype_strength = {changed.stereotype_strength:g} is not used: "
+                "stereotype_prior learns the strength; drop stereotype_prior "
+                "(stereotype_prior=None) to fix it"
+            )
+            warnings.warn(StereotypeStrengthWarning(why), stacklevel=outside_scai())
         return changed
 
     # -- TOML ---------------------------------------------------------------------------------
@@ -672,9 +680,9 @@ def _warn_inert_stereotype(given: Iterable[str], hypothesis: Hypothesis, source:
     type) or ``stereotype_prior``, and a strength, fixed or learned (``stereotype_prior``: on a
     grid twelve times larger), without a ``[stereotype]`` table to mix in."""
     given = set(given)
-    unset = not {"stereotype_strength", "stereotype_prior"} & given
     learned = hypothesis.stereotype_prior is not None
-    if "stereotype" in given and hypothesis.stereotype and unset and not learned:
+    unset = "stereotype_strength" not in given and not learned  # (a prior of None: unset)
+    if "stereotype" in given and hypothesis.stereotype and unset:
         if hypothesis.stereotype_strength == 0:
             why = (
                 "the [stereotype] table changes nothing: stereotype_strength is 0 by default; "

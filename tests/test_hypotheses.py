@@ -358,6 +358,14 @@ def test_with_a_stereotype_setting_that_changes_nothing_is_warned_of_as_a_files(
         (neutral, {"stereotype_strength": 0.8}, r"stereotype_strength = 0.8 changes nothing"),
         (neutral, {"stereotype": table}, r"with_: the \[stereotype\] table changes nothing"),
         (stereotyped, {"stereotype": {}}, r"stereotype_strength = 0.8 changes nothing"),
+        # a review's two more: the table at strength 0 (a prior of None is no prior), and a
+        # strength the prior overrides (the sweep refuses it; with_ said nothing)
+        (neutral, {"stereotype": table, "stereotype_prior": None}, r"table changes nothing"),
+        (
+            PRESETS["real_agents_stereotyped"],
+            {"stereotype_strength": 0.2},
+            r"stereotype_strength = 0.2 is not used: stereotype_prior learns the strength",
+        ),
     ):
         with pytest.warns(HypothesisWarning, match=words):
             base.with_(**changes)
