@@ -507,6 +507,16 @@ def test_a_bad_archive_in_a_folder_is_reported_and_the_rest_converts(tmp_path):
     assert result.report.converted["runs"] == 1
 
 
+def test_all_same_of_1_is_true_as_in_the_original_code(tmp_path):
+    """``all_same`` is checked to be true or false (text was taken as true); 1 and 0, which the
+    original code's truth test reads so, are read so too."""
+    root = tmp_path / "logs"
+    config = write_run(root / "0", 0) / "id_0_config"
+    config.write_text(config.read_text().replace("all_same: true", "all_same: 1"))
+    result = import_logs(root)
+    assert not result.report.problems and result.report.converted["runs"] == 1
+
+
 def test_a_folders_archives_of_every_tar_ending_and_of_other_kinds(tmp_path, capsys):
     """A folder's ``runs.txz`` and ``runs.tbz2`` (tar archives, read as a source given alone)
     were skipped without a word, the import saying "no run folders"; a ``.zip`` beside a run

@@ -654,6 +654,10 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
     train = ["tone-reader", "train", "--logs", str(table), "--out", str(tmp_path / "t.json")]
     assert main([*train, "--folds", "10"]) == 2  # (runs held out: one policy)
     assert "--folds 10: more folds than the 9 runs" in capsys.readouterr().err
+    one = write_logs_table(tmp_path / "one", runs=1, seed=5)  # not "allowed: 2 to 1"
+    assert main(["tone-reader", "evaluate", "--logs", str(one), "--folds", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 groups" in err and "2 to 1" not in err, err
     assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
 
 

@@ -123,7 +123,7 @@ def run_tone_reader(args: argparse.Namespace) -> int:
 
     def check_folds() -> None:  # where folds of runs are held out (as the option, by name)
         runs = messages["sim"].nunique()
-        if args.folds is not None and args.folds > runs:
+        if args.folds is not None and 2 <= runs < args.folds:  # (one run: the evaluation's)
             raise RunError(
                 f"--folds {args.folds}: more folds than the {runs} runs of {args.logs} to hold "
                 f"out in turn; allowed: 2 to {runs}"

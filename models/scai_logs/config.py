@@ -231,7 +231,9 @@ def _games(
 ) -> tuple[tuple[Game, ...], ...]:
     runs = _get(interactions, "runs", "interactions.")
     same = interactions.get("all_same", False) if isinstance(interactions, dict) else False
-    if not isinstance(same, bool):  # bool("false") is True: every epoch would play run_1's
+    if same in (0, 1):  # true, false, or 1 and 0 (the original code's test: truth)
+        same = bool(same)
+    else:  # bool("false") is True: every epoch would play run_1's games
         raise ConfigError(f"interactions.all_same: expected true or false, got {_kind(same)}")
     out = []
     for epoch in range(epochs):
