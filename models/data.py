@@ -156,6 +156,9 @@ EMPTY_FILE = "empty file; expected a header line and rows"
 #: read as the ``.tar.gz`` it is: :func:`_compression`) take for a compressed file or archive
 #: (``.tar.gz`` and the like end in one of these too).
 COMPRESSED_SUFFIXES = (*_OPENERS, ".zip", ".zst", ".tar", ".tgz", ".tbz", ".tbz2", ".txz")
+#: The endings of a tar archive that scai reads (plain, or compressed with gzip, bzip2 or xz):
+#: a table's archive, and the original study's logs (``scai import scai-logs``).
+TAR_ENDINGS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 
 
 def _compression(path_or_buffer) -> str | dict:
@@ -553,8 +556,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     if _UNREAD_TAR_NAME.search(name):
         raise whole_file(
             "cannot read as CSV: a tar archive is read plain or compressed with gzip, bzip2 or "
-            "xz (.tar, .tar.gz, .tgz, .tar.bz2, .tbz2, .tar.xz, .txz); a table alone may be "
-            ".csv.zst"
+            f"xz ({', '.join(TAR_ENDINGS)}); a table alone may be .csv.zst"
         )
     if _ARCHIVE_NAME.search(name) and os.path.isfile(path_or_buffer):
         path_or_buffer = _one_member(Path(path_or_buffer), whole_file)

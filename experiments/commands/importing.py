@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 
 from scai.experiments.commands import check_outputs, command, input_path, output_table
+from scai.models.data import TAR_ENDINGS
 
 #: The formats ``scai import`` reads: name -> help.
 FORMATS: dict[str, str] = {
     "scai-logs": "the original Social Contract AI study's logs (run folders with id_N_config "
-    "and id_N_run_K.csv), from a folder or a .tar.gz/.tgz, read in place",
+    f"and id_N_run_K.csv), from a folder or a tar archive ({', '.join(TAR_ENDINGS)}), read "
+    "in place",
 }
 
 
@@ -26,8 +28,8 @@ def _add_import(p: argparse.ArgumentParser) -> None:
         "source",
         type=input_path,
         metavar="SOURCE",
-        help="a folder (its archives are read too) or a tar archive holding run folders anywhere "
-        "inside",
+        help="a folder (its tar archives are read too) or a tar archive holding run folders "
+        "anywhere inside",
     )
     logs.add_argument(
         "--out",

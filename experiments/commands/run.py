@@ -37,6 +37,7 @@ from scai.experiments.shared_data import (
     ORIGINAL_LOGS_DIR,
     shared_file,
 )
+from scai.models.data import TAR_ENDINGS
 from scai.models.errors import HypothesisError, HypothesisWarning, RunError, UnusedColumnsWarning
 from scai.models.hypotheses import check_name, get_hypothesis
 
@@ -158,7 +159,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         type=input_path,
         default=None,
         metavar="SOURCE",
-        help=f"original-logs: the original study's logs, a folder or .tgz (default: "
+        help="original-logs: the original study's logs, a folder or a tar archive "
+        f"({', '.join(TAR_ENDINGS)}; default: "
         f"{ORIGINAL_LOGS_DIR}/ in --data-dir)",
     )
     p.add_argument(

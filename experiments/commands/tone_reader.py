@@ -24,6 +24,7 @@ from scai.experiments.commands import (
     output_in,
     seed_option,
 )
+from scai.models.data import TAR_ENDINGS
 from scai.models.errors import RunError, UnusedOptionWarning
 
 _SCHEMES = ("runs", "conditions", "both")
@@ -41,8 +42,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         required=True,
         type=input_path,
         metavar="SOURCE",
-        help="the original study's logs (a folder or .tgz, read in place) or a table written by "
-        "`scai import scai-logs` (FILE.csv with FILE.users.csv and FILE.runs.csv beside it)",
+        help=f"the original study's logs (a folder or a tar archive, {', '.join(TAR_ENDINGS)}, "
+        "read in place) or a table written by `scai import scai-logs` (FILE.csv with "
+        "FILE.users.csv and FILE.runs.csv beside it)",
     )
     p.add_argument(
         "--folds",

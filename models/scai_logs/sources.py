@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from scai.models.data import TAR_ENDINGS
 from scai.models.errors import error_text, missing, not_a_regular_file
 from scai.models.scai_logs.epoch_file import EpochFileError, EpochLog, read_epoch
 from scai.models.scai_logs.report import ImportReport, LogProblem
@@ -38,7 +39,7 @@ _CONFIG = re.compile(r"^id_(\d+)_config$")
 _EPOCH = re.compile(r"^id_(\d+)_run_(\d+)\.csv$")
 _TRUNCATION = (EOFError, tarfile.ReadError, zlib.error, OSError)
 #: Files inside a folder source that are read as archives.
-ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
+ARCHIVE_SUFFIXES = TAR_ENDINGS
 #: Archives of other kinds: reported, not read (a folder's .zip was skipped without a word).
 OTHER_ARCHIVE_SUFFIXES = (".zip", ".7z", ".rar")
 #: What a source may be, for the problems that name one.
