@@ -74,6 +74,22 @@ def code_version() -> str:
     return f"{scai.__version__}+{digest[:16]}"
 
 
+def cache_key(fingerprint: str, settings: Settings) -> str:
+    """A condition's key in the cache: of its :func:`fingerprint` and the code that computes it
+    (:func:`code_version`), and with MCMC, of the sampler ``SCAI_COMPILED`` chooses (the
+    compiled one and Python's give the same distribution, not the same draws: a run with the
+    other took the cached numbers of this one). A worker computes the key again: one running
+    other code, or the other sampler, refuses the condition (:func:`scai.experiments.runner.
+    _write_condition`)."""
+    text = f"{fingerprint}:{code_version()}"
+    if settings.engine == "mcmc":
+        from scai.inference.compiled import compiled_enabled
+
+        if not compiled_enabled():  # (the default's keys are those of the code before this)
+            text += ":python sampler"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def source_digest(root: Path, extra: Sequence[str] = ()) -> str:
     """SHA-256 of the package's source under ``root``: the modules at its top and in
     :data:`PACKAGE_FOLDERS` (each file's path relative to ``root`` and its bytes, in path
@@ -190,8 +206,7 @@ class ConditionCache:
 
     def entry(self, cond: Condition, settings: Settings, seed: int) -> Entry:
         fp = fingerprint(cond, settings, seed)
-        key = hashlib.sha256(f"{fp}:{code_version()}".encode()).hexdigest()[:16]
-        return Entry(self.folder, key, fp, cond, seed)
+        return Entry(self.folder, cache_key(fp, settings), fp, cond, seed)
 
     def lookup(self, entry: Entry) -> bool:
         """True if ``entry`` is cached and intact. Otherwise its files, and any entry of the same

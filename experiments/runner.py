@@ -28,7 +28,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scai.experiments.cache import WARNINGS, ConditionCache, Entry, known_here
+from scai.experiments.cache import (
+    WARNINGS,
+    ConditionCache,
+    Entry,
+    cache_key,
+    code_version,
+    known_here,
+)
 from scai.experiments.conditions import (
     Condition,
     Settings,
@@ -117,6 +124,13 @@ def _write_condition(entry: Entry, settings: Settings, folder: Path) -> None:
             f"condition {cond.name!r}: hypothesis {cond.hypothesis!r} is not what it was when "
             "the run started (the file changed, or this worker sees another copy at that "
             "path); nothing stored: run again to use the file as it is now"
+        )
+    if cache_key(entry.fingerprint, settings) != entry.key:  # checked per condition: a Dask
+        # worker that joins a cluster mid-run is not among those checked when it started
+        raise RunError(
+            f"condition {cond.name!r}: this worker runs other scai code ({code_version()}) or "
+            "another MCMC sampler (SCAI_COMPILED) than the run that asked for it; nothing "
+            "stored: give every worker the run's code and settings"
         )
     # scai's own warnings are kept with the results (told by the run that reads them, naming
     # the condition: from the cache too), every one whatever the filters of the process that

@@ -142,6 +142,33 @@ def test_results_of_other_code_are_recomputed(cached, monkeypatch):
     pd.testing.assert_frame_equal(again, per_sim)
 
 
+def test_a_worker_of_other_code_or_sampler_refuses_the_condition(tmp_path, monkeypatch):
+    """A Dask worker that joined a cluster mid-sweep with other code computed conditions the
+    run stored under its own code's key (the workers' code was checked only at the start): 16
+    of 60 cells were wrong, and later runs reused them. The worker computes the key again and
+    refuses; ``SCAI_COMPILED`` (another MCMC sampler: other draws) is part of an MCMC
+    condition's key, and a worker of the other choice refuses too."""
+    from scai.experiments.cache import ConditionCache
+    from scai.experiments.runner import _write_condition
+    from scai.models.errors import RunError
+
+    entry = ConditionCache(tmp_path / "cache").entry(CONDITION, SETTINGS, 7)
+    monkeypatch.setattr(cache_module, "code_version", lambda: "0.2.0+another")
+    with pytest.raises(RunError, match="this worker runs other scai code"):
+        _write_condition(entry, SETTINGS, tmp_path)
+    assert not list(tmp_path.glob(f"{entry.key}*"))
+    monkeypatch.undo()
+    mcmc = Settings(sims=1, epochs=1, seed=4, engine="mcmc")
+    monkeypatch.setenv("SCAI_COMPILED", "1")
+    compiled = ConditionCache(tmp_path / "cache").entry(CONDITION, mcmc, 7)
+    exact = ConditionCache(tmp_path / "cache").entry(CONDITION, SETTINGS, 7)
+    monkeypatch.setenv("SCAI_COMPILED", "0")
+    assert ConditionCache(tmp_path / "cache").entry(CONDITION, mcmc, 7).key != compiled.key
+    assert ConditionCache(tmp_path / "cache").entry(CONDITION, SETTINGS, 7).key == exact.key
+    with pytest.raises(RunError, match="another MCMC sampler"):
+        _write_condition(compiled, mcmc, tmp_path)
+
+
 def test_an_older_scais_entry_without_checksums_is_recomputed(cached):
     folder, done, per_sim = cached
     fingerprint = json.loads(done.read_text())["fingerprint"]
