@@ -83,7 +83,7 @@ def locked(
                     f"{path}); wait for it to end, or "
                     + (
                         f"choose another {what}, or pass --wait to wait for it"
-                        if what == "--out"
+                        if what in ("--out", "--figures")
                         else "give this command another --out"  # (no option names the folder)
                     )
                 ) from None

@@ -319,7 +319,7 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "run_condition", interrupted)
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "sweep.csv").write_text("an earlier run's table\n")
+    (tmp_path / "out" / "sweep.csv").write_text("cell,status\nan earlier run's,ok\n")
     told = []
     with pytest.raises(Interrupted, match="3 of 8 conditions finished"):
         run_sweep(spec, tmp_path / "out", workers=1, tell=told.append)
@@ -414,7 +414,7 @@ def test_a_second_ctrl_c_while_the_map_is_drawn_says_what_is_left(tmp_path, monk
     out = tmp_path / "out"
     (out / "figures").mkdir(parents=True)
     for earlier in (out / "sweep.csv", out / "figures" / "sweep.png"):
-        earlier.write_text("an earlier run's")
+        earlier.write_text("cell,status\nan earlier run's,ok\n")  # (a sweep's table: a header)
 
     def stopped(*args, **kwargs):
         raise Interrupted(0, 8, out / "cache")
@@ -727,6 +727,28 @@ def test_a_sweep_into_a_folder_in_use_says_how_to_wait_and_can(tmp_path, capsys)
         assert sweep(spec, out) == 2
         assert "pass --wait to wait for it" in capsys.readouterr().err
     assert build_parser().parse_args(["sweep", str(spec), "--out", str(out), "--wait"]).wait
+
+
+def test_a_sweep_keeps_to_its_own_table_and_figures(tmp_path, capsys):
+    """A sweep into ``scai run inconsistency``'s folder replaced that experiment's sweep.csv
+    with its own, without a word; two sweeps into one ``--figures`` each drew its map there
+    (only --out was locked), and one reported the other's as its own (a red-team's finds)."""
+    from scai.experiments.locking import locked
+
+    spec, out = write_spec(tmp_path), tmp_path / "run" / "inconsistency"
+    out.mkdir(parents=True)
+    theirs = "stereotype_strength,rationality,ratio,lo,hi\n0.0,1.0,1.0,0.9,1.1\n"
+    (out / "sweep.csv").write_text(theirs)
+    assert sweep(spec, out) == 2
+    err = capsys.readouterr().err
+    assert "is not a sweep's table (no 'status' column" in err, err
+    assert (out / "sweep.csv").read_text() == theirs
+    figures = tmp_path / "figures"
+    with locked(figures):  # another sweep's, drawing its map there
+        assert sweep(spec, tmp_path / "mine", "--figures", str(figures)) == 2
+        err = capsys.readouterr().err
+        assert "--figures" in err and "pass --wait to wait for it" in err, err
+    assert not (tmp_path / "mine" / "sweep.csv").exists()
 
 
 def test_a_local_dask_cluster_says_nothing_of_a_busy_dashboard_port(tmp_path, capsys):

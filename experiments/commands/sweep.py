@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -95,9 +96,15 @@ def sweep(args: argparse.Namespace) -> int:
     cells = make_cells(spec)
     start = time.perf_counter()
     made = [Path(args.out), *([Path(args.figures)] if args.figures else [])]
+    figures_held = args.figures and Path(args.figures).resolve() != Path(args.out).resolve()
     with (
         nothing_left_on_failure(made),
-        locked(args.out, wait=args.wait, on_wait=_tell),
+        locked(args.out, wait=args.wait, on_wait=_tell, merges_into=args.figures),
+        # held as --out is: two sweeps into one --figures each drew their map there, and one
+        # reported the other's as its own
+        locked(args.figures, what="--figures", wait=args.wait, on_wait=_tell, held=args.out)
+        if figures_held
+        else contextlib.nullcontext(),
         warnings_on_one_line((CacheWarning,), _tell),
     ):
         result = run_sweep(

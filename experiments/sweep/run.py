@@ -45,6 +45,22 @@ class SweepResult:
     cached: int
 
 
+def _check_own_table(path: Path) -> None:
+    """A :class:`RunError` if ``path`` (``OUT/sweep.csv``) is there and is no sweep's table
+    (it has no ``status`` column): ``scai run inconsistency`` writes a ``sweep.csv`` of its
+    own, which a sweep into that folder replaced without a word (the experiment's other files
+    left beside the sweep's table)."""
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = file.readline().rstrip("\r\n").split(",")
+    if STATUS not in header:
+        raise RunError(
+            f"out: {path} is not a sweep's table (no {STATUS!r} column: another command's, such "
+            "as scai run inconsistency's sweep table); give the sweep a folder of its own"
+        )
+
+
 def run_sweep(
     spec: SweepSpec,
     out: Path,
@@ -76,6 +92,7 @@ def run_sweep(
             continue
         if place := file_in_the_way(check_path(folder, name)):  # (nothing could be made)
             raise RunError(f"{name}: {place} is a file; give a folder")
+    _check_own_table(table_path(out))
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
