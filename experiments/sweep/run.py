@@ -45,20 +45,16 @@ class SweepResult:
     cached: int
 
 
-def _check_own_table(path: Path) -> None:
-    """A :class:`RunError` if ``path`` (``OUT/sweep.csv``) is there and is no sweep's table
-    (it has no ``status`` column): ``scai run inconsistency`` writes a ``sweep.csv`` of its
-    own, which a sweep into that folder replaced without a word (the experiment's other files
-    left beside the sweep's table)."""
+def _another_commands_table(path: Path) -> bool:
+    """Whether ``path`` (``OUT/sweep.csv``) is there and is no sweep's table (it has no
+    ``status`` column): ``scai run inconsistency`` writes a ``sweep.csv`` of its own, and a
+    sweep pointed at that run's folder (to reuse its cells from the cache they share) replaced
+    it without a word."""
     if not path.is_file():
-        return
+        return False
     with open(path, encoding="utf-8", errors="replace") as file:
         header = file.readline().rstrip("\r\n").split(",")
-    if STATUS not in header:
-        raise RunError(
-            f"out: {path} is not a sweep's table (no {STATUS!r} column: another command's, such "
-            "as scai run inconsistency's sweep table); give the sweep a folder of its own"
-        )
+    return STATUS not in header
 
 
 def run_sweep(
@@ -92,7 +88,12 @@ def run_sweep(
             continue
         if place := file_in_the_way(check_path(folder, name)):  # (nothing could be made)
             raise RunError(f"{name}: {place} is a file; give a folder")
-    _check_own_table(table_path(out))
+    if _another_commands_table(table_path(out)):
+        tell(
+            f"{table_path(out)}: another command's table (no {STATUS!r} column: scai run "
+            "inconsistency's sweep table, whose cells this sweep reuses from the cache they "
+            "share) is replaced by this sweep's; scai run writes its own again"
+        )
     cells = make_cells(spec) if cells is None else cells
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
