@@ -256,6 +256,7 @@ def other_modes(
     within: float = 30.0,
     apart: float = 4.0,
     barrier: float = 10.0,
+    known: dict[int, list[np.ndarray]] | None = None,
 ) -> list[OtherModes]:
     """Per simulation, the modes other than ``best`` among the end points in ``found``
     (:func:`find_best_mode`), and their share of the posterior mass by Laplace estimates
@@ -270,7 +271,9 @@ def other_modes(
     ridge of a nat or two; known_disagreements' medicine group, 1.3 nats, sampled as the exact
     engine has it; a narrow mode by shift 0 behind 93 nats, never). An estimate: it flags a
     posterior whose chains, all started at ``best``, may never visit a mode that holds much of
-    its mass."""
+    its mass. ``known`` (``{s: [block, ...]}``): modes counted as they are, without those tests
+    (a mode the chains were moved away from: seen from the new start, a one-sided test can miss
+    it)."""
     S, W = density.coords.n_sims, density.coords.width
     best = np.asarray(best, dtype=float).reshape(S, W)
     with np.errstate(all="ignore"):
@@ -327,6 +330,13 @@ def other_modes(
             x = polished[s]
             if far(s, x, best[s]) and all(far(s, x, y) for _, _, y in modes[s]):
                 modes[s].append((float(mass[s]), float(u[s] - u_best[s]), x))
+    for s, blocks in (known or {}).items():
+        for x in blocks:
+            theta = best.copy()
+            theta[s] = x
+            mass, u = log_mass(theta)
+            if np.isfinite(mass[s]) and all(far(s, x, y) for _, _, y in modes[s]):
+                modes[s].append((float(mass[s]), float(u[s] - u_best[s]), np.asarray(x, float)))
     out = []
     for s in range(S):
         if not modes[s] or not np.isfinite(base[s]):
