@@ -272,10 +272,16 @@ def prepare(
                 raise DataError("users", again)
     check_reported_tones(table, hypothesis, source)
     check_some_user_acts(table, source)
+    return table, lay_out(table, source, max_memory), hypothesis
+
+
+def lay_out(table: pd.DataFrame, source: str, max_memory: int | None = None) -> GroupData:
+    """The model's tensors of a validated ``table``, once they are known to fit in
+    ``max_memory`` bytes (:func:`prepare`'s)."""
     if max_memory is not None:
         check_count("max_memory", max_memory, 1, error=EngineError)
     check_table_memory(table, source, max_memory)
-    return table, GroupData.from_table(table), hypothesis
+    return GroupData.from_table(table)
 
 
 def check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: str) -> None:

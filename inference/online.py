@@ -26,6 +26,7 @@ from scai.inference.fit import (
     check_options,
     check_reported_tones,
     draw_dependent_user_types,
+    lay_out,
     prepare,
 )
 from scai.inference.posterior import Posterior
@@ -96,9 +97,16 @@ def update(
         _warn_of_tones_unheard_before(previous.table, new, previous.hypothesis)
     combined = pd.concat([previous.table, new], ignore_index=True)
     _check_repeats_of_previous(combined, len(previous.table), strict)
-    with warnings.catch_warnings():  # identical games: told above, at each table's own rows
-        warnings.simplefilter("ignore", DuplicateGamesWarning)
-        table, data, hyp = prepare(combined, previous.hypothesis, max_memory=max_memory)
+    if new.dtypes.equals(previous.table.dtypes):
+        # Two valid tables of the same columns: their rows together are valid, but for games
+        # repeated across them, told above; so previous's rows are not validated again (the
+        # protocol updates every epoch, and they grow with the epochs).
+        table = combined  # (concat's own arrays, even with no new rows: tested)
+        hyp, data = previous.hypothesis, lay_out(table, "interactions", max_memory)
+    else:  # a text column in one of them only: validated together (its missing texts empty)
+        with warnings.catch_warnings():  # identical games: told above, at each table's rows
+            warnings.simplefilter("ignore", DuplicateGamesWarning)
+            table, data, hyp = prepare(combined, previous.hypothesis, max_memory=max_memory)
     # the draws the update makes must fit in memory, as fit's (with the previous settings)
     check_draws_memory(
         previous.engine,

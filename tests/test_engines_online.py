@@ -394,3 +394,24 @@ def test_an_svi_updates_unknown_option_is_told_without_warm_start(table):
     assert "max_steps" in str(caught.value) and "warm_start" not in str(caught.value)
     with pytest.raises(EngineError, match="warm_start is not an option here"):
         online.update(previous, table[table["epoch"] == 2], warm_start=previous)
+
+
+def test_an_updates_table_is_the_one_a_fit_of_all_the_games_validates(table):
+    """An update of a table of the previous one's columns lays out the two validated tables
+    together without validating the previous rows again: the table (values, dtypes, row
+    labels) is the one ``fit`` gets from all the games, and owns its arrays even with no new
+    rows. A new text column, absent from the previous table, is validated together: the
+    previous rows' texts empty."""
+    from scai.models.data import validate_frame
+
+    first, second = table[table.epoch == 1], table[table.epoch == 2]
+    previous = fit(first, "neutral", engine="exact")
+    post = online.update(previous, second)
+    pd.testing.assert_frame_equal(post.table, validate_frame(pd.concat([first, second])))
+    assert post.data.sim_ids == fit(post.table, "neutral", engine="exact").data.sim_ids
+    same = online.update(previous, second.iloc[:0])
+    offers = previous.table["offer"].to_numpy().copy()
+    same.table["offer"].array[0] = 99  # a write into the update's table, not previous's
+    assert (previous.table["offer"].to_numpy() == offers).all()
+    texts = online.update(previous, second.assign(proposer_text="hello"))
+    assert texts.table["proposer_text"].tolist() == [""] * len(first) + ["hello"] * len(second)
