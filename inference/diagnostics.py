@@ -123,6 +123,8 @@ def _diagnostics(
         for index in itertools.product(*coords):
             labels.append(f"{name}[{', '.join(str(c) for c in index)}]")
     stats = convergence(np.concatenate(columns, -1))
+    # thresholds on the values as computed, not as shown (r-hat 1.0106 shows as 1.01)
+    raw = {k: dict(zip(labels, stats[k].tolist(), strict=True)) for k in stats}
     r_hat = dict(zip(labels, np.round(stats["r_hat"], 2).tolist(), strict=True))
     ess_bulk = dict(zip(labels, np.round(stats["ess_bulk"]).tolist(), strict=True))
     ess_tail = dict(zip(labels, np.round(stats["ess_tail"]).tolist(), strict=True))
@@ -165,7 +167,7 @@ def _diagnostics(
                 f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
                 f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
             )
-        high = [k for k, v in r_hat.items() if k not in by_construction and v > R_HAT_MAX]
+        high = [k for k, v in raw["r_hat"].items() if k not in by_construction and v > R_HAT_MAX]
         if high:
             problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
         for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
@@ -173,7 +175,7 @@ def _diagnostics(
             low = [
                 f"{k} ({ess[k]:.0f})"
                 for k in labels
-                if k not in by_construction and ess[k] < ESS_MIN
+                if k not in by_construction and raw[f"ess_{kind}"][k] < ESS_MIN
             ]
             if low:
                 problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")

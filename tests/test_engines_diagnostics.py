@@ -197,3 +197,22 @@ def test_a_low_e_bfmi_is_warned_of_after_the_run():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _diagnostics(draws, {"energy": rng.normal(size=(2, 2000))}, warn=True)
+
+
+def test_thresholds_apply_to_r_hat_and_ess_as_computed_not_as_rounded():
+    """r-hat is shown to 2 decimals, and the threshold was applied to the shown value: 1.0106
+    (shown 1.01) was no warning, so r-hat warned only above 1.015 (a review)."""
+    from scai.inference.convergence import convergence
+    from scai.inference.diagnostics import _diagnostics
+
+    base = np.random.default_rng(0).normal(size=(4, 5000, 1))
+    for shift in np.linspace(0.0, 0.5, 501):  # the first shift of one chain past 1.0105
+        x = base.copy()
+        x[0] += shift
+        r_hat = float(convergence(x)["r_hat"][0])
+        if r_hat > R_HAT_MAX + 0.0005:
+            break
+    assert r_hat < R_HAT_MAX + 0.005  # rounds to the threshold itself
+    with pytest.warns(DiagnosticWarning, match=r"r_hat > 1\.01 for x"):
+        shown = _diagnostics({"x": (x, [])}, {}, warn=True)
+    assert shown["r_hat"]["x"] == R_HAT_MAX
