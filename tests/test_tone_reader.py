@@ -834,6 +834,9 @@ def test_a_message_with_nothing_the_reader_knows_is_left_unread():
     blank = ["\U0001f44d", "\u200b", "<br/>", "\U0001f44d\U0001f44d"]
     assert reader.knows(blank) == [False] * 4
     assert reader.knows(["Take it or leave it, you fool."]) == [True]
+    # numbers and currency words alone carry no tone: "5" was read as rude (p 0.73; a review)
+    assert reader.knows(["5", "\U0001f642 5", "12 apples", "1,000"]) == [False] * 4
+    assert reader.knows(["Accept.", "I accept 5 apples, thank you"]) == [True, True]
     interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
     table = interactions.copy()
     table.loc[:3, "responder_text"] = blank
@@ -874,23 +877,28 @@ def test_a_tables_problems_name_its_files(tmp_path, capsys):
 def test_a_reader_looks_at_each_distinct_message_once(monkeypatch):
     """``knows`` and ``probabilities`` turn each distinct text into n-grams once (a log's
     messages repeat: 2,036 distinct texts among 120,000), and give every copy its answer."""
-    from scai.models.tone_reader.linear import LinearToneReader
+    from scai.models.tone_reader import linear
     from scai.models.tone_reader.serialise import default_reader
 
     reader = default_reader()
     texts = ["\U0001f44d", "Take it or leave it, you fool.", "\U0001f44d", "Deal.", "Deal."] * 3
     one_by_one = [reader.knows([t])[0] for t in texts]
     looked_at = []
-    transform = LinearToneReader.transform
 
-    def counted(self, some):
-        looked_at.append(len(some))
-        return transform(self, some)
+    def counting(function):
+        def counted(text, settings):
+            looked_at.append(text)
+            return function(text, settings)
 
-    monkeypatch.setattr(LinearToneReader, "transform", counted)
+        return counted
+
+    for name in ("features", "content_features"):
+        monkeypatch.setattr(linear, name, counting(getattr(linear, name)))
     assert reader.knows(texts) == one_by_one
+    assert sorted(looked_at) == sorted(set(texts))
+    looked_at.clear()
     reader.probabilities(texts)
-    assert looked_at == [3, 3]
+    assert sorted(looked_at) == sorted(set(texts))
 
 
 def test_scai_fit_refuses_too_many_groups_for_the_exact_engine_before_reading(

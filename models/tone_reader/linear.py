@@ -10,7 +10,8 @@ when ``f`` is in the vocabulary)::
 which is scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` followed by
 ``LogisticRegression.predict_proba`` (:mod:`.classifier` trains it; a test holds the two
 equal). A text with no known n-gram gets ``x = 0``: the intercepts decide (whatever its tone, so
-:meth:`LinearToneReader.knows` says so, and ``read_tones`` leaves such a text unread).
+:meth:`LinearToneReader.knows` says so, and ``read_tones`` leaves such a text unread); so does
+one whose only known n-grams are its numbers and currency words.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from scai.models.tone_reader.interface import Matrix
-from scai.models.tone_reader.text import FeatureSettings, features
+from scai.models.tone_reader.text import FeatureSettings, content_features, features
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,13 +115,21 @@ class LinearToneReader:
         return p[inverse.reshape(-1)]
 
     def knows(self, texts: Sequence[str]) -> list[bool]:
-        """Per text, whether it holds an n-gram of the vocabulary (one that does not is read
-        by the intercepts alone, whatever its tone); each distinct text is looked at once."""
+        """Per text, whether it holds an n-gram of the vocabulary besides its numbers and
+        currency words (:func:`~scai.models.tone_reader.text.content_features`): one that
+        does not is read by the intercepts and the weights of numbers alone, whatever its tone
+        ("5" was read as rude); each distinct text is looked at once."""
         texts = list(texts)
         if not texts:
             return []
         unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-        known = np.diff(self.transform(list(unique)).indptr) > 0
+        known = np.array(
+            [
+                any(f in self._index for f in content_features(text, self.settings))
+                for text in unique
+            ],
+            dtype=bool,
+        )
         return known[inverse.reshape(-1)].tolist()
 
     def read(self, texts: Sequence[str]) -> list[str]:

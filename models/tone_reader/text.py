@@ -168,7 +168,20 @@ def mask_text(text: str, settings: FeatureSettings) -> str:
 def features(text: str, settings: FeatureSettings) -> list[str]:
     """The n-grams of the masked text (module docstring), with repetitions; of its first
     :data:`MAX_CHARS` characters."""
-    masked = mask_text(text[:MAX_CHARS], settings)
+    return _ngrams(mask_text(text[:MAX_CHARS], settings), settings)
+
+
+#: The placeholders of what carries no tone in any message: numbers and currency words.
+_TONELESS = re.compile(f"{re.escape(NUMBER)}|{re.escape(CURRENCY)}")
+
+
+def content_features(text: str, settings: FeatureSettings) -> list[str]:
+    """:func:`features` of the masked text without its number and currency placeholders: what
+    of it may say a tone ("5", "5 apples": nothing; a bare "Accept." its decision)."""
+    return _ngrams(_TONELESS.sub(" ", mask_text(text[:MAX_CHARS], settings)), settings)
+
+
+def _ngrams(masked: str, settings: FeatureSettings) -> list[str]:
     out: list[str] = []
     low, high = settings.word_ngrams
     if high:
