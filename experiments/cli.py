@@ -184,21 +184,32 @@ def _resume_hint_of(args) -> str:
 
 
 def _resume_hint(experiment: str) -> str:
-    """What running ``scai run EXPERIMENT`` again after an interruption redoes: the finished
-    conditions of the experiments that keep them (a ``plan`` through the cached runner) come
-    from the cache; human-data's and original-logs' fits start afresh (they keep none)."""
+    """What running ``scai run EXPERIMENT`` again after an interruption redoes: what each
+    experiment keeps comes from its cache (the finished conditions of those with a ``plan``
+    through the cached runner, or what its ``KEPT`` names: original-logs' finished fits);
+    human-data's fits start afresh (it keeps none)."""
     from scai.experiments.registry import GROUPS, load
 
     names = list(GROUPS.get(experiment, [experiment]))
-    kept = [name for name in names if hasattr(load(name), "plan")]
-    if kept == names:
-        return "; run the same command again to resume (finished conditions are cached)"
-    if not kept:
+    kept = {name: _kept_by(load(name)) for name in names}
+    if len(set(kept.values())) == 1 and kept[names[0]]:  # all keep the same
+        return f"; run the same command again to resume ({kept[names[0]]} are cached)"
+    if not any(kept.values()):
         return f"; nothing of {experiment} is cached: the same command starts afresh"
-    afresh = [name for name in names if name not in kept]
+    by_what: dict[str | None, list[str]] = {}
+    for name, what in kept.items():
+        by_what.setdefault(what, []).append(name)
+    parts = [
+        f"{', '.join(group)}: " + (f"{what} are cached" if what else "start afresh")
+        for what, group in sorted(by_what.items(), key=lambda item: item[0] is None)
+    ]
+    return f"; run the same command again to resume ({'; '.join(parts)})"
+
+
+def _kept_by(experiment) -> str | None:
+    """What an interrupted run of ``experiment`` (its module) keeps for the next, or None."""
     return (
-        f"; run the same command again to resume ({', '.join(kept)}: finished conditions are "
-        f"cached; {', '.join(afresh)}: start afresh)"
+        "finished conditions" if hasattr(experiment, "plan") else getattr(experiment, "KEPT", None)
     )
 
 

@@ -698,9 +698,14 @@ def test_the_resume_hint_promises_a_cache_only_where_one_is_kept():
     assert _resume_hint("human-data") == (
         "; nothing of human-data is cached: the same command starts afresh"
     )
+    # original-logs keeps each finished fit (it said it kept none: a review)
+    assert _resume_hint("original-logs") == (
+        "; run the same command again to resume (finished fits are cached)"
+    )
     assert _resume_hint("everything") == (
         "; run the same command again to resume (alignment, generalization, inconsistency: "
-        "finished conditions are cached; human-data, original-logs: start afresh)"
+        "finished conditions are cached; original-logs: finished fits are cached; human-data: "
+        "start afresh)"
     )
 
 

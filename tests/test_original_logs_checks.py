@@ -319,3 +319,53 @@ def test_the_fits_warnings_are_told_once_each_with_how_many_fits_gave_them(monke
         (DiagnosticWarning, "2 of 3 fits: the lattice is coarse"),
         (DiagnosticWarning, "1 of 3 fits: another"),
     ]
+
+
+def test_the_users_replies_to_gpt4s_offers_are_held_out_and_scored():
+    """The users' decisions on GPT-4's offers were dropped unsaid (a review: GPT-4's altruistic
+    and selfish users reject equal splits, which no type of the model explains): they are not
+    fitted, and ``reply_agreement`` scores scai's acceptance probability on them; the report
+    tabulates it beside how often the users accepted."""
+    import numpy as np
+
+    from scai.experiments.original_logs.assistant import _record
+    from scai.experiments.original_logs.experiment import gpt4_offers, reference_rows
+
+    class Norms:  # a pot of 4: accepts 2 units with 0.9, 4 units with 0.2
+        offer_probs = [np.full(5, 0.2)]
+        accept_probs = [np.array([0.0, 0.5, 0.9, 0.5, 0.2])]
+
+    games = pd.DataFrame({"sim": "s", "epoch": 2, "offer": [1], "pot": 4, "accepted": 1})
+    gpt4 = pd.DataFrame(
+        {
+            "sim": ["s", "s", "s", "t"],
+            "epoch": [2, 3, 4, 2],
+            "pot": [4, 4, 4, 4],
+            "offer": [2, 4, 2, "?"],  # (a decision or offer not read: not scored)
+            "accepted": [0, 1, 1, 1],
+            "offered_share": [50.0, 100.0, 50.0, ""],
+        }
+    )
+    replies = gpt4_offers(gpt4)
+    assert replies["sim"].tolist() == ["s", "s", "s"]
+    # rejected 2 units (p 0.9): 0.1; accepted 4 units (p 0.2): 0.2; another pot: not scored
+    assert _record("s", 2, games, Norms, 0, 0.5, replies)["reply_agreement"] == pytest.approx(0.1)
+    assert _record("s", 3, games, Norms, 0, 0.5, replies)["reply_agreement"] == pytest.approx(0.2)
+    assert np.isnan(_record("s", 5, games, Norms, 0, 0.5, replies)["reply_agreement"])
+    assert "reply_agreement" not in _record("s", 2, games, Norms, 0, 0.5)
+    gpt4 = gpt4.assign(assistant_accepted=1)
+    reference = reference_rows(games, gpt4)
+    assert reference.loc[reference.agent == "gpt4", "reply_accepted"].tolist()[:3] == [0, 1, 1]
+    summary = summary_of({"exp1/fair_neutral": 1.0}, {"exp1/fair_neutral": [0.5, 0.95]})
+    summary.loc[summary.agent == "scai", "reply_agreement"] = 0.25
+    gpt = summary[summary.agent == "users"].assign(
+        agent="gpt4", offered_share=50.0, reply_accepted=0.0
+    )
+    checks, numbers, table = checks_and_numbers(pd.concat([summary, gpt]))
+    assert numbers["exp1/fair_neutral | users accept GPT-4's offers"] == 0.0
+    key = "exp1/fair_neutral | real_agents: agreement with the users' replies to GPT-4's offers"
+    assert numbers[key] == 0.25
+    assert "| exp1/fair_neutral | 50.0 | 0.000 | 0.250 | 0.250 |" in table
+    assert not any("GPT-4's offers" in k for k in checks)  # a number, not a check
+    plain = summary_of({"exp1/fair_neutral": 1.0}, {"exp1/fair_neutral": [0.5, 0.95]})
+    assert "Replies to GPT-4's offers" not in checks_and_numbers(plain)[2]  # none scored

@@ -10,4 +10,6 @@ from __future__ import annotations
 from scai.experiments.lazy import lazy_names
 
 __all__ = ["NAME", "main", "run"]
+#: What an interrupted run keeps for the next (each fit, cached under ``OUT/original-logs``).
+KEPT = "finished fits"
 __getattr__ = lazy_names(__name__, dict.fromkeys(__all__, "experiment"))

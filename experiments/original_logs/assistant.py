@@ -1,9 +1,13 @@
 """The Bayesian assistant on the original study's runs, epoch by epoch.
 
 Before the paper's epoch ``e`` the assistant has seen the user-user games of epochs ``1 .. e-1``
-of its run (exactly the games GPT-4 saw; the users' games with the assistant are not scored,
-as in :mod:`scai.experiments.protocol`), and acts from its prior in epoch 1. All of a
-condition's runs and all four prefixes are one exact fit (one group per run and prefix).
+of its run, and acts from its prior in epoch 1. All of a condition's runs and all four
+prefixes are one exact fit (one group per run and prefix). GPT-4 saw the two games it played
+with a user each epoch as well; the user's acts in those games (its reply to GPT-4's offer,
+and the offer GPT-4 decided on) are not fitted here, where :mod:`scai.experiments.protocol`
+scores a simulated user's acts in its games with the assistant: they answered another
+assistant's acts, not scai's. The users' replies to GPT-4's offers are held out instead:
+``reply_agreement`` scores scai's prediction of them.
 
 What it does in epoch ``e`` is its acting distribution (:func:`scai.experiments.assistant.
 assistant_norms` on the posterior predictive: a member's norm drawn per posterior draw), on
@@ -13,7 +17,10 @@ matches the user responder's (averaged over those games), ``decision_agreement``
 its more probable decision (accept when it would accept with probability at least 1/2: the
 decision that maximises expected agreement; see :mod:`.decisions`). ``p_true_norm`` is the
 users' mean posterior probability that their type proposes by the configured policy, and
-``pi_<norm>`` the posterior mean share of each norm in the group.
+``pi_<norm>`` the posterior mean share of each norm in the group. ``reply_agreement`` is
+``accept_agreement`` on the epoch's held-out games in which GPT-4 proposed to a user (those of
+the epoch's pot; NaN for none): how well scai's acting distribution, a member's norm, predicts
+whether the users accept the offers GPT-4 made them.
 
 :func:`interaction_curve` resolves learning finer than epochs: ``p_true_norm`` after each of
 the first epoch's user-user games (every prefix of a run's games, one group of one exact fit,
@@ -53,6 +60,10 @@ def prefixes(games: pd.DataFrame, epochs: int = EPOCHS) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+#: The columns of the users' replies to GPT-4's offers that :func:`run_condition` scores.
+REPLY_COLUMNS = ("sim", "epoch", "pot", "offer", "accepted")
+
+
 def norm_share(probs: torch.Tensor, hypothesis: Hypothesis, norm: str) -> torch.Tensor:
     """``[..., K] -> [...]``: the probability of the types whose proposals follow ``norm``."""
     columns = [k for k, n in enumerate(hypothesis.norm_names) if n == norm]
@@ -88,10 +99,13 @@ def run_condition(
     hypothesis: Hypothesis,
     seed: int,
     epochs: int = EPOCHS,
+    replies: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per ``sim, epoch`` for one condition's runs: the assistant's offered share,
     accept agreement, ``p_true_norm`` and ``pi_<norm>``. ``policy`` maps a run to its configured
-    policies (:data:`Policy`); ``games`` are its user-user games with the tones to fit with."""
+    policies (:data:`Policy`); ``games`` are its user-user games with the tones to fit with;
+    ``replies`` (:data:`REPLY_COLUMNS`), the users' decisions on GPT-4's offers, held out and
+    scored as ``reply_agreement`` (none given: no such column)."""
     sims = list(dict.fromkeys(games["sim"]))
     first = games[games["epoch"] == 1]
     pots = first.groupby("sim")["pot"].first()
@@ -115,7 +129,8 @@ def run_condition(
     for i, sim in enumerate(sims):
         p_true = p_true_norm(prior_pi, hypothesis, policy[sim], users[sim])
         records.append(
-            _record(sim, 1, games, prior_norms, i, p_true) | _pi_columns(prior_pi, hypothesis)
+            _record(sim, 1, games, prior_norms, i, p_true, replies)
+            | _pi_columns(prior_pi, hypothesis)
         )
     stacked = prefixes(games, epochs)
     if stacked.empty:  # one epoch in the logs: the assistant never plays after seeing one
@@ -136,7 +151,8 @@ def run_condition(
         probs = posterior.policy_probs[g, : len(ids)].double()
         true = p_true_norm(probs, hypothesis, policy[sim], ids)
         records.append(
-            _record(sim, int(e) + 1, games, norms, g, true) | _pi_columns(pi[g], hypothesis)
+            _record(sim, int(e) + 1, games, norms, g, true, replies)
+            | _pi_columns(pi[g], hypothesis)
         )
     return pd.DataFrame(records).sort_values(["sim", "epoch"]).reset_index(drop=True)
 
@@ -165,7 +181,7 @@ def interaction_curve(
     return pd.DataFrame(out, columns=["sim", "interactions", "p_true_norm"])
 
 
-def _record(sim, epoch, games, norms, index, p_true) -> dict:
+def _record(sim, epoch, games, norms, index, p_true, replies=None) -> dict:
     played = games[(games["sim"] == sim) & (games["epoch"] == epoch)]
     offer_probs = norms.offer_probs[index]
     accept_probs = norms.accept_probs[index]
@@ -175,7 +191,7 @@ def _record(sim, epoch, games, norms, index, p_true) -> dict:
     users = float((played["offer"] / played["pot"] * 100).mean()) if len(played) else np.nan
     p = accept_probs[played["offer"].to_numpy()]
     a = played["accepted"].to_numpy()
-    return {
+    record = {
         "sim": sim,
         "epoch": epoch,
         "offered_share": share,
@@ -187,6 +203,14 @@ def _record(sim, epoch, games, norms, index, p_true) -> dict:
         "decision_agreement": float(np.mean((p >= 0.5) == a)),
         "p_true_norm": float(p_true),
     }
+    if replies is not None:
+        answered = replies[
+            (replies["sim"] == sim) & (replies["epoch"] == epoch) & (replies["pot"] == pot)
+        ]
+        q = accept_probs[answered["offer"].to_numpy(int)]
+        r = answered["accepted"].to_numpy(float)
+        record["reply_agreement"] = float(np.mean(r * q + (1 - r) * (1 - q))) if len(r) else np.nan
+    return record
 
 
 def _pi_columns(pi: torch.Tensor, hypothesis: Hypothesis) -> dict[str, float]:

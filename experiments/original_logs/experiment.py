@@ -11,7 +11,9 @@ Writes ``OUT/original-logs/summary.csv`` (one row per ``condition, hypothesis, t
 epoch, agent``; ``agent`` in users, gpt4, scai; columns ``offered_share`` (% of the pot; for
 scai the mean of the offers it may make), ``accept_agreement``, ``offer_within_5`` (the
 probability that one offer drawn from scai's is within 5 points of the users' mean share),
-``p_true_norm`` and ``pi_<norm>``, the last three for scai only),
+``p_true_norm`` and ``pi_<norm>``, the last three for scai only; ``reply_agreement``, scai's
+agreement with the users' replies to GPT-4's offers, held out, and ``reply_accepted``, GPT-4's
+rows: whether the user accepted its offer),
 ``comparison.md`` (also beside the figures, as ``original_logs_comparison.md``), and a figure per
 experiment; and, for the checks of :mod:`.report`: ``decision_bounds.csv`` (the agreement any
 norm could reach with the users' decisions, :mod:`.decisions`), ``interaction_curves.csv``
@@ -37,6 +39,7 @@ from scai.experiments.cache import CacheWarning, code_version, file_digest
 from scai.experiments.common import ExperimentResult, figure_dir, format_checks, output_dir
 from scai.experiments.original_logs.assistant import (
     EPOCHS,
+    REPLY_COLUMNS,
     Policy,
     interaction_curve,
     run_condition,
@@ -185,9 +188,20 @@ def configured_policies(
     return out
 
 
+def gpt4_offers(gpt4: pd.DataFrame) -> pd.DataFrame:
+    """The users' replies to GPT-4's offers (:data:`~.assistant.REPLY_COLUMNS`), one row per
+    run and epoch where GPT-4's offer and the user's decision were read (the import names the
+    others in its report)."""
+    columns = list(REPLY_COLUMNS)
+    numbers = gpt4[columns[1:]].apply(pd.to_numeric, errors="coerce")
+    replies = pd.concat([gpt4[["sim"]].astype(str), numbers], axis=1).dropna()
+    return replies.astype(dict.fromkeys(columns[1:], int)).reset_index(drop=True)
+
+
 def reference_rows(games: pd.DataFrame, gpt4: pd.DataFrame) -> pd.DataFrame:
     """The users' and GPT-4's rows per ``sim, epoch``: offered share and, for GPT-4, how often
-    its decision on a user's offer matched the user responders' decisions that epoch."""
+    its decision on a user's offer matched the user responders' decisions that epoch, and
+    ``reply_accepted``: whether the user accepted GPT-4's offer."""
     share = games.assign(share=games["offer"] / games["pot"] * 100)
     users = share.groupby(["sim", "epoch"])["share"].mean().rename("offered_share").reset_index()
     users["agent"] = "users"
@@ -198,7 +212,9 @@ def reference_rows(games: pd.DataFrame, gpt4: pd.DataFrame) -> pd.DataFrame:
         agree.append((sim, epoch, float(np.mean(part["accepted"].to_numpy() == gpt))))
     agreement = pd.DataFrame(agree, columns=["sim", "epoch", "accept_agreement"])
     g = gpt4[["sim", "epoch"]].assign(
-        offered_share=pd.to_numeric(gpt4["offered_share"], errors="coerce"), agent="gpt4"
+        offered_share=pd.to_numeric(gpt4["offered_share"], errors="coerce"),
+        reply_accepted=pd.to_numeric(gpt4["accepted"], errors="coerce"),
+        agent="gpt4",
     )
     g = g.merge(agreement, on=["sim", "epoch"], how="left")
     return pd.concat([users, g], ignore_index=True)
@@ -232,6 +248,7 @@ def run(
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     reference = reference_rows(games, logs["gpt4"])
+    replies = gpt4_offers(logs["gpt4"])  # held out: scored, not fitted
     jobs = [
         (c, h, t, EPOCHS_KIND) for c in runs["cond"].unique() for h in hypotheses for t in tones
     ]
@@ -250,8 +267,9 @@ def run(
         cond_games = games[games["sim"].isin(sims)]
         hypothesis = get_hypothesis(hyp_name)
         table, hyp = with_tones(mode, cond_games, logs["users"], hypothesis, reader_of(cond))
-        path = cache / f"{_key(table, hyp, seed, kind, policy)}.csv"
-        args = (table, policy, hyp, seed, str(path), kind)
+        held_out = replies[replies["sim"].isin(sims)] if kind == EPOCHS_KIND else None
+        path = cache / f"{_key(table, hyp, seed, kind, policy, held_out)}.csv"
+        args = (table, policy, hyp, seed, str(path), kind, held_out)
         fits.append((cond, hyp_name, mode, kind, sims, path, args))
     _run_fits([f[5:] for f in fits], workers, progress)
     parts, curves = [], []
@@ -386,11 +404,18 @@ def tone_gap(
 
 
 def _fit_to_cache(
-    table: pd.DataFrame, policy, hypothesis, seed: int, path: str, kind: str = "epochs"
+    table: pd.DataFrame,
+    policy,
+    hypothesis,
+    seed: int,
+    path: str,
+    kind: str = "epochs",
+    replies: pd.DataFrame | None = None,
 ) -> list[str]:
     """One condition's fit, written to ``path``, and scai's warnings it gave (one line each,
     :func:`~scai.experiments.runner.own_warnings`): by epoch (:func:`run_condition`) or, ``kind``
-    ``"interactions"``, per interaction of epoch 1 (:func:`interaction_curve`). Torch runs on one
+    ``"interactions"``, per interaction of epoch 1 (:func:`interaction_curve`); ``replies``: the
+    users' replies to GPT-4's offers that the epochs' rows score, held out. Torch runs on one
     thread whether or not in a worker process: how many threads share a reduction can change
     its rounding, so the rows are the same for a seed whatever ``--workers`` is."""
     with one_torch_thread(), warnings.catch_warnings(record=True) as caught:
@@ -403,7 +428,8 @@ def _fit_to_cache(
         if kind == CURVE_KIND:
             rows = interaction_curve(table, policy, hypothesis, seed)
         else:
-            rows = run_condition(table, policy, hypothesis, seed).assign(agent="scai")
+            rows = run_condition(table, policy, hypothesis, seed, replies=replies)
+            rows = rows.assign(agent="scai")
     write_csv_atomic(rows, Path(path))
     size, sha = file_digest(Path(path))  # written last: a fit without it is unfinished
     write_atomic(_checksum_path(Path(path)), lambda tmp: Path(tmp).write_text(f"{size} {sha}\n"))
@@ -438,22 +464,34 @@ def cached(path: Path) -> bool:
     return False
 
 
-def _key(table: pd.DataFrame, hypothesis, seed: int, kind: str, policy: dict[str, Policy]) -> str:
-    """The cache key of one fit: the games and tones, the hypothesis, the seed, the epochs, the
-    users' configured policies (what ``p_true_norm`` scores against) and the code
-    (:func:`scai.experiments.cache.code_version`: scai's source and its libraries' versions),
-    so that other code refits instead of reusing its rows."""
-    text = table.to_csv(index=False) + json.dumps(
-        {
-            "hypothesis": hypothesis.to_dict(),
-            "policy": policy,
-            "seed": seed,
-            "epochs": EPOCHS,
-            **({} if kind == EPOCHS_KIND else {"kind": kind}),
-            "code": code_version(),
-        },
-        sort_keys=True,
-        default=str,
+def _key(
+    table: pd.DataFrame,
+    hypothesis,
+    seed: int,
+    kind: str,
+    policy: dict[str, Policy],
+    replies: pd.DataFrame | None = None,
+) -> str:
+    """The cache key of one fit: the games and tones, the held-out ``replies`` it scores, the
+    hypothesis, the seed, the epochs, the users' configured policies (what ``p_true_norm``
+    scores against) and the code (:func:`scai.experiments.cache.code_version`: scai's source
+    and its libraries' versions), so that other code refits instead of reusing its rows."""
+    held_out = "" if replies is None else "replies\n" + replies.to_csv(index=False)
+    text = (
+        table.to_csv(index=False)
+        + held_out
+        + json.dumps(
+            {
+                "hypothesis": hypothesis.to_dict(),
+                "policy": policy,
+                "seed": seed,
+                "epochs": EPOCHS,
+                **({} if kind == EPOCHS_KIND else {"kind": kind}),
+                "code": code_version(),
+            },
+            sort_keys=True,
+            default=str,
+        )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

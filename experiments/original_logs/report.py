@@ -183,10 +183,61 @@ def checks_and_numbers(
             checks[f"read tones: the reader's mistakes move p_true_norm by <= {READ_TOLERANCE}"] = (
                 mistakes <= READ_TOLERANCE
             )
+    replies = _replies(summary, tones)
+    for (cond, hyp), agree in replies["scai"].items():
+        numbers[f"{cond} | {hyp}: agreement with the users' replies to GPT-4's offers"] = agree
+    for cond, rate in replies["accepted"].items():
+        numbers[f"{cond} | users accept GPT-4's offers"] = rate
     table = comparison_table(summary, tones)
     if bounds is not None:
         table += "\n" + decision_table(summary, bounds, tones)
+    if len(replies["scai"]):
+        table += "\n" + replies_table(replies)
     return checks, numbers, table
+
+
+def _replies(summary: pd.DataFrame, tones: str) -> dict[str, pd.Series]:
+    """Epochs 2-5, held out: per condition the share of GPT-4's offers the users accepted
+    (``accepted``) and GPT-4's mean offered share (``offered``); per condition and hypothesis
+    scai's mean ``reply_agreement`` (``scai``; none where the fits scored no reply)."""
+    later = summary[(summary["epoch"] >= 2) & (summary["tones"] == tones)]
+    gpt4 = later[later["agent"] == "gpt4"].drop_duplicates(["condition", "sim", "epoch"])
+    scai = later[later["agent"] == "scai"]
+
+    def mean(rows, keys, column):  # (a summary without GPT-4's rows: none)
+        if column not in rows.columns:
+            return pd.Series(dtype=float)
+        return rows.groupby(keys)[column].mean().dropna()
+
+    return {
+        "accepted": mean(gpt4, "condition", "reply_accepted"),
+        "offered": mean(gpt4, "condition", "offered_share"),
+        "scai": mean(scai, ["condition", "hypothesis"], "reply_agreement"),
+    }
+
+
+def replies_table(replies: dict[str, pd.Series]) -> str:
+    """Per condition, epochs 2-5: GPT-4's mean offered share, how often the users accepted its
+    offers, and scai's agreement with those replies (held out: not fitted), markdown."""
+    lines = [
+        "Replies to GPT-4's offers, epochs 2-5 (held out: scai fits the user-user games only): "
+        "GPT-4's offered share, how often the users accepted, and scai's agreement with their "
+        "decisions (its acting probability).",
+        "",
+        "| condition | GPT-4 offered | users accept | scai, real_agents | scai, stereotyped |",
+        "|---|---|---|---|---|",
+    ]
+    scai = replies["scai"]
+
+    def cell(cond, hyp):
+        return f"{scai.loc[(cond, hyp)]:.3f}" if (cond, hyp) in scai.index else ""
+
+    for cond in sorted(replies["accepted"].index):
+        lines.append(
+            f"| {cond} | {replies['offered'][cond]:.1f} | {replies['accepted'][cond]:.3f} | "
+            f"{cell(cond, 'real_agents')} | {cell(cond, STEREOTYPED)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def decision_table(summary: pd.DataFrame, bounds: pd.DataFrame, tones: str) -> str:
