@@ -333,6 +333,8 @@ def fit_exact(
                 )
                 u, marginal, spacing = _with_points(u, marginal, spacing, x, more.logsumexp(-1))
         fine = torch.ones(S, dtype=torch.bool)  # which simulations' posteriors are resolved
+        if dims == 1:  # the highest density scored before the zooms, per simulation
+            scored = (marginal - torch.as_tensor(spacing).log().reshape(-1, 1)).max(0)
         while dims == 1:
             if scalar_zooms == 0:
                 u, log_w, step = zoom_modes(u[:, 0], marginal, spacing, zoom_points, scalar_prior)
@@ -359,6 +361,7 @@ def fit_exact(
                 action = None
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
         if dims == 1:  # the scalar's cells: points and widths (for a check that needs them)
+            _warn_of_a_lost_peak(scored, u, marginal - step.log()[:, None], hypothesis, data)
             (scalar,) = latent_scalars(hypothesis, data)
             engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())], "scalar": scalar}
         u, pi_grid = u2, fitted
@@ -1230,6 +1233,33 @@ def translated_peaks(
         return moved
     gap = (moved[:, None] - u[None, :]).abs().min(-1).values
     return moved[gap > 1e-9 * (float(hi[0]) - float(lo[0]))]
+
+
+#: How far (nats) the zoomed grid's highest density may lie below a point scored before it.
+LOST_PEAK_NATS = 5.0
+
+
+def _warn_of_a_lost_peak(scored, u: torch.Tensor, density: torch.Tensor, hypothesis, data) -> None:
+    """A :class:`DiagnosticWarning` where a point of the coarse grid (or a translated peak)
+    scored a log density ``scored`` (values and indices over the points ``[S]``) more than
+    :data:`LOST_PEAK_NATS` above every point of the zoomed grid (``density [T, S]``): a mode
+    narrower than the zoomed grid's step fell between its points, and its mass is missing
+    (a shift's mode at the prior's location, 1e-4 wide where pots are large, held 80% of the
+    posterior's mass the zoomed grid gave to a broad tail, unsaid)."""
+    best = density.max(0).values
+    lost = (scored.values - best > LOST_PEAK_NATS).nonzero().flatten().tolist()
+    if not lost:
+        return
+    s = lost[0]
+    names = ", ".join(latent_scalars(hypothesis, data))
+    warnings.warn(
+        f"engine 'exact': the zoomed grid of {names} misses a sharp mode of "
+        f"{len(lost)} simulation(s) (e.g. {data.sim_ids[s]!r}: a point scored at "
+        f"{float(scored.values[s] - best[s]):.1f} nats above the zoomed grid's best density): "
+        "its posterior lacks that mode's mass; raise grid_points or check with engine='mcmc'",
+        DiagnosticWarning,
+        stacklevel=outside_scai(),
+    )
 
 
 def _with_points(

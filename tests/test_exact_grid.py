@@ -738,3 +738,30 @@ def test_a_posterior_at_the_edge_of_the_scalar_grid_is_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiagnosticWarning)
         fit(table, noisy, engine="exact", seed=0, num_draws=100)
+
+
+def test_a_sharp_mode_the_zoomed_grid_misses_is_warned_of():
+    """``pooled`` on selfish users with pots of 900-1000: the shift's posterior holds most of
+    its mass in a mode ~1e-4 wide at 0, which the coarse pass scored (a translated peak) and
+    the zoomed grid's points fell beside; the fit gave pi[selfish] 0.60 where a grid of 4,001
+    points gives 0.82, without a word (a red-team find). Now it warns; pots of 10-100 (the
+    experiments') do not."""
+    import warnings
+
+    from scai.inference import fit
+    from scai.inference.diagnostics import DiagnosticWarning
+    from scai.models.hypotheses import Hypothesis
+    from scai.models.simulate import simulate
+
+    def table(pots):
+        sim = simulate(Hypothesis(), policy="selfish", users=4, rounds=4, epochs=2, seed=2,
+                       pot_range=pots)  # fmt: skip
+        return sim.interactions
+
+    with pytest.warns(DiagnosticWarning, match=r"misses a sharp mode of 1 simulation\(s\)"):
+        missed = fit(table((900, 1000)), PRESETS["pooled"], engine="exact")
+    finer = fit(table((900, 1000)), PRESETS["pooled"], engine="exact", grid_points=4001)
+    assert float((missed.pi_mean() - finer.pi_mean()).abs().max()) > 0.1  # what it warns of
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiagnosticWarning)
+        fit(table((10, 100)), PRESETS["pooled"], engine="exact")
