@@ -644,7 +644,8 @@ class Posterior:
             mean = weights.mean(0)  # [S, K, 1]
             return {
                 "offer_probs": (mean * offer_lp[0].exp()).sum(-2),
-                "accept_probs": (mean * torch.sigmoid(accept_logit[0])).sum(-2),
+                # (weights summing to 1 in float32: a mixture of 1s can round above 1)
+                "accept_probs": (mean * torch.sigmoid(accept_logit[0])).sum(-2).clamp_(0, 1),
             }
         D = weights.shape[0]
         block = max(1, PREDICTIVE_ENTRIES // weights[0].numel() // (pot + 1))
@@ -656,7 +657,7 @@ class Posterior:
             )
             offer = offer + (weights[part] * offer_lp.exp()).sum(-2).sum(0)
             accept = accept + (weights[part] * torch.sigmoid(accept_logit)).sum(-2).sum(0)
-        return {"offer_probs": offer / D, "accept_probs": accept / D}
+        return {"offer_probs": offer / D, "accept_probs": (accept / D).clamp_(0, 1)}
 
     # -- ArviZ -------------------------------------------------------------------------------
     def to_arviz(self, max_memory: int | None = None):

@@ -49,6 +49,8 @@ from scai.models.hypotheses import Hypothesis
 SITES = ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
 #: The group-level latents in (0, 1), each with a Beta prior, by the hypothesis key of the prior.
 BOUNDED = {"lapse": "lapse_prior", "strength": "stereotype_prior", "clone": "clone_prior"}
+#: The smallest distance from 0 and 1 at which a bounded site's log density is scored.
+_UNIT_EPS = torch.finfo(torch.float64).eps
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,10 @@ class GroupPrior:
             mean = self.shift_mean(shared, essential.double())
             lp = lp + self.shift_dist(mean).log_prob(sites["shift"].double()).sum(-1)
         for site in self.beta:
-            lp = lp + self.bounded_dist(site).log_prob(sites[site].double()).double()
+            # a draw stored in float32 rounds to 0 or 1 within 6e-8 of them, where a Beta
+            # density with a or b below 1 is infinite: scored at the nearest float64 inside
+            value = sites[site].double().clamp(_UNIT_EPS, 1 - _UNIT_EPS)
+            lp = lp + self.bounded_dist(site).log_prob(value).double()
         return lp
 
     # -- draws --------------------------------------------------------------------------------

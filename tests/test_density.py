@@ -617,3 +617,24 @@ def simulate_table():
     return simulate(
         PRESETS["neutral"], policy="selfish=0.5,fair=0.5", users=4, rounds=2, sims=3, seed=1
     ).interactions
+
+
+def test_a_bounded_draw_rounded_to_0_or_1_has_a_finite_prior_density():
+    """Draws are stored in float32, where a strength within 6e-8 of 1 is 1.0; under
+    ``stereotype_prior = (1e4, 0.01)`` its Beta density there is infinite, and half the draws'
+    log joint was +inf (ArviZ's lp too; MCMC's stuck-chain check then saw inf - inf). Scored at
+    the nearest float64 inside (0, 1): finite, and the same elsewhere."""
+    from scai.models.prior import GroupPrior
+
+    prior = GroupPrior(PRESETS["stereotyped"].with_(stereotype_prior=(1e4, 1e-2)))
+    sites = {"pi": torch.tensor([[0.2, 0.3, 0.5]] * 3)}
+    sites["strength"] = torch.tensor([1.0, 0.999, 0.0], dtype=torch.float32)
+    lp = prior.log_prob(sites, torch.zeros(1))
+    assert torch.isfinite(lp).all(), lp
+    inside = prior.bounded_dist("strength").log_prob(
+        torch.tensor(0.999, dtype=torch.float32).double()
+    )
+    assert float(lp[1] - lp[0]) < 0  # 1.0 is the likelier, as the density rises to it
+    assert float(lp[1]) == pytest.approx(
+        float(prior.pi_dist().log_prob(sites["pi"][1].double()) + inside)
+    )

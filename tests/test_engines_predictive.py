@@ -301,3 +301,18 @@ def test_a_likelihood_that_repeats_one_draw_is_handed_back_without_a_copy_per_dr
         assert value.data_ptr() != own.data_ptr()
         with pytest.raises(RuntimeError):
             value.mul_(2.0)
+
+
+def test_predictive_acceptance_is_a_probability():
+    """A group that accepted an offer of 0 of 1,000: every draw accepts with probability ~1,
+    and the float32 mixture of them came to 1.0000001 at 265 offers (a red-team find)."""
+    import pandas as pd
+
+    row = [0, 1, 1, "a", "b", "dollars", 1000, 0, 1, "", ""]
+    columns = ["sim", "epoch", "round", "proposer", "responder", "currency", "pot", "offer",
+               "accepted", "proposer_tone", "responder_tone"]  # fmt: skip
+    post = fit(pd.DataFrame([row], columns=columns), "neutral", engine="svi", max_steps=300,
+               num_draws=200, seed=0)  # fmt: skip
+    accept = post.predictive(1000, "dollars")["accept_probs"]
+    assert float(accept.max()) <= 1.0 and float(accept.min()) >= 0.0
+    assert float(accept.max()) > 0.999  # (the case: acceptance all but certain)
