@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scai.inference.laplace import Laplace, floored_inverse, hessian_blocks, laplace
+from scai.inference.laplace import (
+    Laplace,
+    floored_inverse,
+    hessian_blocks,
+    laplace,
+    mirrored_starts,
+)
 from scai.models.density import MarginalDensity
 from scai.models.errors import ScaiWarning
 
@@ -254,9 +260,12 @@ def importance_correct(
     1. Modes: L-BFGS on each simulation's exact log joint (:mod:`scai.inference.laplace`) from the
        guide's mean, from the prior median with every shift at 0 (where a hypothesis has a
        latent shift: :meth:`MarginalDensity.unshifted_starts`), from the ``settings.starts`` best
-       of ``settings.scout_draws`` prior draws, and from the best of those in each tail of
-       every scalar or bounded site (:func:`_tail_starts`); a Laplace covariance at each end
-       point.
+       of ``settings.scout_draws`` prior draws, from the best of those in each tail of
+       every scalar or bounded site (:func:`_tail_starts`), and from the guide's mean with the
+       shifts moved by each difference of two types' weights
+       (:func:`~scai.inference.laplace.mirrored_starts`); a Laplace covariance at each end
+       point (the tails' and the moved starts' a component only where they found a mode of
+       their own).
     2. Proposal (:class:`MixtureProposal`): Student-t components (``settings.df``) at the
        guide's normal and at each end point, plus the prior with weight
        ``settings.defensive``.
@@ -282,6 +291,12 @@ def importance_correct(
         unshifted = density.unshifted_starts()
         starts[1:1] = [x.reshape(1, S, W).to(loc.dtype) for x in unshifted]
         tails = _tail_starts(density, scout, scores, settings.tail)
+        # the guide's mean with the shifts moved by each difference of two types' weights: a
+        # guide fitted to one reading of a group misses the other (selfish users at shift 0,
+        # altruists at -2: equally heavy, and half of the seeds' proposals held one alone)
+        mirrored = mirrored_starts(density, loc.double().numpy())
+        if mirrored:
+            tails = torch.cat([tails, torch.from_numpy(np.stack(mirrored)).to(loc.dtype)])
         starts = torch.cat([*starts, tails])
     modes, mode_cov = _modes(density, starts, settings.min_precision)
     with torch.no_grad():
