@@ -40,7 +40,7 @@ PHASES = (
     ("protocol", "epoch_schedule", "schedule"),
     ("protocol", "play", "users' games"),
     ("protocol", "fit", "first fit"),
-    ("protocol", "update", "updates"),
+    ("protocol", "update_as_fitted", "updates"),
     ("online", "prepare", "updates: table checks and layout"),
     ("online", "update_exact", "updates: exact update"),
     ("protocol", "learning_curve", "learning curve"),

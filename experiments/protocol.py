@@ -14,7 +14,7 @@ so a misleading tone can hold the belief down for one interaction only. (``scai 
 schedule, :func:`scai.models.simulate.make_schedule`, alternates too; it has no learning curve.)
 Pots are drawn from 10-100 each epoch; each simulation trades in one currency. Before epoch 1
 the assistant acts from its prior; after each epoch it updates its posterior with every user
-action seen so far (:func:`scai.inference.online.update`) and acts from it in the next.
+action seen so far (:func:`scai.inference.online.update_as_fitted`) and acts from it in the next.
 
 Measured per simulation and epoch: the users' and the assistant's offered share (% of the pot),
 acceptance agreement (the probability that the assistant's decision on a user's offer matches
@@ -42,7 +42,7 @@ from scai.experiments.conditions import (
 )
 from scai.experiments.learning_curve import learning_curve
 from scai.inference.fit import fit
-from scai.inference.online import update
+from scai.inference.online import update_as_fitted
 from scai.inference.posterior import Posterior
 from scai.models.data import INTERACTION_COLUMNS
 from scai.models.game import TRAINING_CURRENCIES
@@ -195,7 +195,7 @@ def run_condition(
         posterior = (
             fit(evidence, hyp, engine=settings.engine, seed=seed)
             if posterior is None
-            else update(posterior, evidence)
+            else update_as_fitted(posterior, evidence)
         )
         played.append(games)
         records.extend(_epoch_records(games, posterior, cond, agreement, epoch))

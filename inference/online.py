@@ -59,10 +59,24 @@ def update(
 ) -> Posterior:
     """Condition ``previous`` on ``new_interactions`` (a table or a CSV path) as well (same
     hypothesis and engine). The new table is checked on its own first, so that a problem is
-    reported at its row in that table. ``strict`` and ``max_memory`` as
+    reported at its row in that table; then the two together (``previous.table`` is a
+    DataFrame its holder can edit). ``strict`` and ``max_memory`` as
     :func:`~scai.inference.fit.fit`'s; ``options`` go to the engine, over the previous fit's
     own settings, and are checked as ``fit`` checks them (an :class:`EngineError` naming a
     bad one)."""
+    return _update(previous, new_interactions, strict, max_memory, options, as_fitted=False)
+
+
+def update_as_fitted(previous: Posterior, new_interactions: pd.DataFrame) -> Posterior:
+    """:func:`update` for a caller that holds ``previous`` as its fit left it (the protocol's
+    epochs, whose tables no one else sees): ``previous.table``'s rows are not validated again
+    where ``new_interactions`` has its columns and dtypes (they grow with the epochs)."""
+    return _update(previous, new_interactions, False, None, {}, as_fitted=True)
+
+
+def _update(
+    previous: Posterior, new_interactions, strict: bool, max_memory, options, as_fitted: bool
+) -> Posterior:
     if not isinstance(previous, Posterior):
         raise EngineError(
             f"update: previous must be a Posterior (fit's result, or Posterior.load(path)), "
@@ -97,10 +111,9 @@ def update(
         _warn_of_tones_unheard_before(previous.table, new, previous.hypothesis)
     combined = pd.concat([previous.table, new], ignore_index=True)
     _check_repeats_of_previous(combined, len(previous.table), strict)
-    if new.dtypes.equals(previous.table.dtypes):
+    if as_fitted and new.dtypes.equals(previous.table.dtypes):
         # Two valid tables of the same columns: their rows together are valid, but for games
-        # repeated across them, told above; so previous's rows are not validated again (the
-        # protocol updates every epoch, and they grow with the epochs).
+        # repeated across them, told above; so previous's rows are not validated again.
         table = combined  # (concat's own arrays, even with no new rows: tested)
         hyp, data = previous.hypothesis, lay_out(table, "interactions", max_memory)
     else:  # a text column in one of them only: validated together (its missing texts empty)

@@ -396,22 +396,27 @@ def test_an_svi_updates_unknown_option_is_told_without_warm_start(table):
         online.update(previous, table[table["epoch"] == 2], warm_start=previous)
 
 
-def test_an_updates_table_is_the_one_a_fit_of_all_the_games_validates(table):
-    """An update of a table of the previous one's columns lays out the two validated tables
-    together without validating the previous rows again: the table (values, dtypes, row
-    labels) is the one ``fit`` gets from all the games, and owns its arrays even with no new
-    rows. A new text column, absent from the previous table, is validated together: the
-    previous rows' texts empty."""
+def test_an_update_as_fitted_gives_the_table_a_fit_of_all_the_games_validates(table):
+    """``update_as_fitted`` (the protocol's) lays out the two validated tables together
+    without validating the previous rows again: the table (values, dtypes, row labels) is the
+    one ``fit`` gets from all the games, the posterior ``update``'s, and the table owns its
+    arrays even with no new rows. A new text column, absent from the previous table, is
+    validated together: the previous rows' texts empty. ``update`` validates the previous
+    rows, which their holder can edit (a review: an offer above the pot went through)."""
     from scai.models.data import validate_frame
+    from scai.models.errors import DataError
 
     first, second = table[table.epoch == 1], table[table.epoch == 2]
     previous = fit(first, "neutral", engine="exact")
-    post = online.update(previous, second)
+    post = online.update_as_fitted(previous, second)
     pd.testing.assert_frame_equal(post.table, validate_frame(pd.concat([first, second])))
-    assert post.data.sim_ids == fit(post.table, "neutral", engine="exact").data.sim_ids
-    same = online.update(previous, second.iloc[:0])
+    assert torch.equal(post.pi_mean_exact, online.update(previous, second).pi_mean_exact)
+    same = online.update_as_fitted(previous, second.iloc[:0])
     offers = previous.table["offer"].to_numpy().copy()
     same.table["offer"].array[0] = 99  # a write into the update's table, not previous's
     assert (previous.table["offer"].to_numpy() == offers).all()
-    texts = online.update(previous, second.assign(proposer_text="hello"))
+    texts = online.update_as_fitted(previous, second.assign(proposer_text="hello"))
     assert texts.table["proposer_text"].tolist() == [""] * len(first) + ["hello"] * len(second)
+    previous.table.loc[0, "offer"] = previous.table.loc[0, "pot"] + 50
+    with pytest.raises(DataError, match="must be at most the pot"):
+        online.update(previous, second)
