@@ -23,13 +23,14 @@ POTS = ((10, 100), (100, 300), (600, 1000), (900, 1000))
 
 def main() -> None:
     gaps: list[float] = []
-    warn = exact._warn_of_a_lost_peak
+    measure = exact._lost_peaks
 
-    def recorded(scored, u, density, hypothesis, data):
-        gaps.extend((scored.values - density.max(0).values).tolist())
-        return warn(scored, u, density, hypothesis, data)
+    def recorded(scored, density):
+        found = measure(scored, density)
+        gaps.extend(found)
+        return found
 
-    exact._warn_of_a_lost_peak = recorded
+    exact._lost_peaks = recorded
     print("| pots | users | seed | hypothesis | gap (nats) | warned | max abs pi - reference |")
     print("|---|---:|---:|---|---:|---|---:|")
     counts = {"warned, off": 0, "warned, right": 0, "silent, off": 0, "silent, right": 0}

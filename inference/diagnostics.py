@@ -167,7 +167,11 @@ def _diagnostics(
                 f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
                 f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
             )
-        high = [k for k, v in raw["r_hat"].items() if k not in by_construction and v > R_HAT_MAX]
+        high = [
+            f"{k} ({v:.3f})"  # (shown to 2 decimals, 1.0106 would read as the threshold)
+            for k, v in raw["r_hat"].items()
+            if k not in by_construction and v > R_HAT_MAX
+        ]
         if high:
             problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
         for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):

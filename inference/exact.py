@@ -361,7 +361,12 @@ def fit_exact(
                 action = None
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
         if dims == 1:  # the scalar's cells: points and widths (for a check that needs them)
-            _warn_of_a_lost_peak(scored, u, marginal - step.log()[:, None], hypothesis, data)
+            gaps = _lost_peaks(scored, marginal - step.log()[:, None])
+            _tell_lost_peaks(gaps, data.sim_ids, hypothesis, data)
+            if max(gaps) > LOST_PEAK_NATS:  # per simulation: its gap where it lost one, else 0
+                grid_diagnostics["lost_peak_nats"] = [
+                    g if g > LOST_PEAK_NATS else 0.0 for g in gaps
+                ]
             (scalar,) = latent_scalars(hypothesis, data)
             engine_state = {"scalar_cells": [(u[:, 0].clone(), step.clone())], "scalar": scalar}
         u, pi_grid = u2, fitted
@@ -1239,24 +1244,32 @@ def translated_peaks(
 LOST_PEAK_NATS = 5.0
 
 
-def _warn_of_a_lost_peak(scored, u: torch.Tensor, density: torch.Tensor, hypothesis, data) -> None:
-    """A :class:`DiagnosticWarning` where a point of the coarse grid (or a translated peak)
-    scored a log density ``scored`` (values and indices over the points ``[S]``) more than
-    :data:`LOST_PEAK_NATS` above every point of the zoomed grid (``density [T, S]``): a mode
-    narrower than the zoomed grid's step fell between its points, and its mass is missing
-    (a shift's mode at the prior's location, 1e-4 wide where pots are large, held 80% of the
-    posterior's mass the zoomed grid gave to a broad tail, unsaid)."""
-    best = density.max(0).values
-    lost = (scored.values - best > LOST_PEAK_NATS).nonzero().flatten().tolist()
+def _lost_peaks(scored, density: torch.Tensor) -> list[float]:
+    """Per simulation, how far (nats) the highest log density scored before the zooms
+    (``scored``: values and indices over the points, ``[S]``) lies above the zoomed grid's
+    best (``density [T, S]``): more than :data:`LOST_PEAK_NATS`, a mode narrower than the
+    zoomed grid's step fell between its points, and its mass is missing (a shift's mode at
+    the prior's location, 1e-4 wide where pots are large, held 80% of the mass the zoomed grid
+    gave a broad tail, unsaid)."""
+    return (scored.values - density.max(0).values).tolist()
+
+
+#: The start of :func:`_tell_lost_peaks`' message (a fit of each simulation alone tells one).
+LOST_PEAK_MESSAGE = "engine 'exact': the zoomed grid of"
+
+
+def _tell_lost_peaks(gaps: list[float], sim_ids, hypothesis, data) -> None:
+    """A :class:`DiagnosticWarning` naming the simulations whose ``gaps``
+    (:func:`_lost_peaks`) are above :data:`LOST_PEAK_NATS`, if any."""
+    lost = [sim for sim, gap in zip(sim_ids, gaps, strict=True) if gap > LOST_PEAK_NATS]
     if not lost:
         return
-    s = lost[0]
     names = ", ".join(latent_scalars(hypothesis, data))
     warnings.warn(
-        f"engine 'exact': the zoomed grid of {names} misses a sharp mode of "
-        f"{len(lost)} simulation(s) (e.g. {data.sim_ids[s]!r}: a point scored at "
-        f"{float(scored.values[s] - best[s]):.1f} nats above the zoomed grid's best density): "
-        "its posterior lacks that mode's mass; raise grid_points or check with engine='mcmc'",
+        f"{LOST_PEAK_MESSAGE} {names} misses a sharp mode of {len(lost)} of {len(gaps)} "
+        f"simulation(s) (e.g. {lost[0]!r}): a point scored before the zooms lies more than "
+        f"{LOST_PEAK_NATS:g} nats above its best density (diagnostics['lost_peak_nats']), so "
+        "the posterior lacks that mode's mass; raise grid_points or check with engine='mcmc'",
         DiagnosticWarning,
         stacklevel=outside_scai(),
     )
@@ -1318,7 +1331,11 @@ def _fit_each_simulation(
     Simulation ``s`` draws with a seed of its own, drawn from ``seed``."""
     S = data.shape[0]
     seeds = torch.randint(2**62, (S,), generator=torch.Generator().manual_seed(seed)).tolist()
-    parts = [fit_exact(data.select_sim(s), hypothesis, seed=seeds[s], **settings) for s in range(S)]
+    with warnings.catch_warnings():  # told once for all of them, below
+        warnings.filterwarnings("ignore", f"{LOST_PEAK_MESSAGE} .* misses a sharp mode")
+        parts = [
+            fit_exact(data.select_sim(s), hypothesis, seed=seeds[s], **settings) for s in range(S)
+        ]
     diagnostics: dict = {
         "log_evidence": [x for p in parts for x in p.diagnostics["log_evidence"]],
         "grid_size": [max(p.diagnostics["grid_size"][i] for p in parts) for i in range(2)],
@@ -1333,6 +1350,11 @@ def _fit_each_simulation(
     ]
     if coarsened:  # the coarsest lattice of pi any simulation was fitted on
         diagnostics["lattice_coarsened_to"] = min(coarsened)
+    if any("lost_peak_nats" in p.diagnostics for p in parts):  # (0: none lost)
+        diagnostics["lost_peak_nats"] = [
+            p.diagnostics.get("lost_peak_nats", [0.0])[0] for p in parts
+        ]
+        _tell_lost_peaks(diagnostics["lost_peak_nats"], data.sim_ids, hypothesis, data)
     if any("mode_patch" in p.diagnostics for p in parts):  # how many simulations were patched
         diagnostics["mode_patch"] = sum(p.diagnostics.get("mode_patch", 0) for p in parts)
     for key in {k for p in parts for k in p.diagnostics if k.endswith("_grid_zooms")}:

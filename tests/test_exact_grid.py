@@ -748,6 +748,8 @@ def test_a_sharp_mode_the_zoomed_grid_misses_is_warned_of():
     experiments') do not."""
     import warnings
 
+    import pandas as pd
+
     from scai.inference import fit
     from scai.inference.diagnostics import DiagnosticWarning
     from scai.models.hypotheses import Hypothesis
@@ -758,10 +760,20 @@ def test_a_sharp_mode_the_zoomed_grid_misses_is_warned_of():
                        pot_range=pots)  # fmt: skip
         return sim.interactions
 
-    with pytest.warns(DiagnosticWarning, match=r"misses a sharp mode of 1 simulation\(s\)"):
+    with pytest.warns(DiagnosticWarning, match=r"misses a sharp mode of 1 of 1 simulation"):
         missed = fit(table((900, 1000)), PRESETS["pooled"], engine="exact")
+    assert missed.diagnostics["lost_peak_nats"][0] > 5
     finer = fit(table((900, 1000)), PRESETS["pooled"], engine="exact", grid_points=4001)
     assert float((missed.pi_mean() - finer.pi_mean()).abs().max()) > 0.1  # what it warns of
+    assert "lost_peak_nats" not in finer.diagnostics
+    # three simulations (each fitted alone): one warning, told once; each one's gap kept
+    three = pd.concat([table((900, 1000)).assign(sim=str(s)) for s in range(3)])
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always")
+        post = fit(three, PRESETS["pooled"], engine="exact")
+    told = [str(w.message) for w in heard if "misses a sharp mode" in str(w.message)]
+    assert len(told) == 1 and "of 3 of 3 simulation(s) (e.g. '0')" in told[0], told
+    assert len(post.diagnostics["lost_peak_nats"]) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiagnosticWarning)
         fit(table((10, 100)), PRESETS["pooled"], engine="exact")

@@ -835,7 +835,8 @@ def test_a_message_with_nothing_the_reader_knows_is_left_unread():
     assert reader.knows(blank) == [False] * 4
     assert reader.knows(["Take it or leave it, you fool."]) == [True]
     # numbers and currency words alone carry no tone: "5" was read as rude (p 0.73; a review)
-    assert reader.knows(["5", "\U0001f642 5", "12 apples", "1,000"]) == [False] * 4
+    numbers = ["5", "\U0001f642 5", "12 apples", "1,000", "5.", "12 apples.", "50%!"]
+    assert reader.knows(numbers) == [False] * len(numbers)  # (punctuation: "5." was rude)
     assert reader.knows(["Accept.", "I accept 5 apples, thank you"]) == [True, True]
     interactions, _, _ = synthetic_logs(runs=3, tones=("neutral", "rude"), seed=2)
     table = interactions.copy()

@@ -106,7 +106,8 @@ def read_tones(
         warnings.warn(
             TableWarning(
                 f"{source}: {unknown} message(s) hold nothing the tone reader reads (no word or "
-                "character sequence it knows: emoji, another script): left unread, as unheard"
+                "character sequence it knows: emoji, another script; or only numbers, currency "
+                "words and punctuation): left unread, as unheard"
             ),
             stacklevel=outside_scai(),
         )

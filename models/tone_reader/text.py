@@ -175,10 +175,16 @@ def features(text: str, settings: FeatureSettings) -> list[str]:
 _TONELESS = re.compile(f"{re.escape(NUMBER)}|{re.escape(CURRENCY)}")
 
 
+#: A letter (of any script): what an n-gram needs to say anything of a tone.
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def content_features(text: str, settings: FeatureSettings) -> list[str]:
-    """:func:`features` of the masked text without its number and currency placeholders: what
-    of it may say a tone ("5", "5 apples": nothing; a bare "Accept." its decision)."""
-    return _ngrams(_TONELESS.sub(" ", mask_text(text[:MAX_CHARS], settings)), settings)
+    """:func:`features` of the masked text without its number and currency placeholders, those
+    with a letter: what of it may say a tone ("5", "5 apples.", "50%!": nothing; a bare
+    "Accept." its decision)."""
+    masked = _TONELESS.sub(" ", mask_text(text[:MAX_CHARS], settings))
+    return [f for f in _ngrams(masked, settings) if _LETTER.search(f, 2)]  # (after "w:", "c:")
 
 
 def _ngrams(masked: str, settings: FeatureSettings) -> list[str]:
