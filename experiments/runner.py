@@ -76,10 +76,13 @@ class Interrupted(KeyboardInterrupt):
         self.finished, self.total, self.cache_dir = finished, total, cache_dir
         self.results, self.errors = results or {}, errors or {}
         self.warned = warned or {}  # as Outcome.warned
-        super().__init__(
-            f"interrupted: {finished} of {total} conditions finished (kept in {cache_dir}); "
-            "run the same command again to resume"
-        )
+        if finished == total:  # (Ctrl-C between the last condition stored and the report)
+            told = f"all {total} conditions finished (kept in {cache_dir}), not yet reported"
+            then = "run the same command again to report them"
+        else:
+            told = f"{finished} of {total} conditions finished (kept in {cache_dir})"
+            then = "run the same command again to resume"
+        super().__init__(f"interrupted: {told}; {then}")
 
 
 def _compute(entry: Entry, settings: Settings, staging: Path | None) -> dict[str, bytes] | None:

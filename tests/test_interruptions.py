@@ -175,10 +175,15 @@ def test_a_run_killed_or_interrupted_at_any_moment_resumes_byte_identically(tmp_
     assert "Traceback" not in err and len(lines) == 1, err
     line = lines[0]
     cache = out / EXPERIMENT / "cache"
-    if "conditions finished" in line:  # interrupted in the condition loop (the usual case)
+    if "conditions finished" in line and cached(out) < CONDITIONS:  # the usual case
         assert line == (
             f"scai run: interrupted: {cached(out)} of {CONDITIONS} conditions finished (kept in "
             f"{cache}); run the same command again to resume"
+        )
+    elif "conditions finished" in line:  # in the condition loop, after the last was stored
+        assert line == (
+            f"scai run: interrupted: all {CONDITIONS} conditions finished (kept in {cache}), not "
+            "yet reported; run the same command again to report them"
         )
     else:  # the workers were faster than the delay: interrupted while reporting
         assert line == (
@@ -740,3 +745,18 @@ def test_an_experiment_s_numbers_are_recorded_as_soon_as_it_reports(tmp_path, mo
         assert after[name] != before[name], name
     comparison = (out / "figures" / "comparison.md").read_text()
     assert comparison != compared and comparison == (out / "comparison.md").read_text()
+
+
+def test_an_interruption_after_every_condition_was_stored_says_what_is_left():
+    """A Ctrl-C between the last condition stored and the report said "8 of 8 conditions
+    finished ...; run the same command again to resume": nothing is left to compute, only to
+    report."""
+    from scai.experiments.runner import Interrupted
+
+    assert str(Interrupted(3, 8, Path("c"))) == (
+        "interrupted: 3 of 8 conditions finished (kept in c); run the same command again to resume"
+    )
+    assert str(Interrupted(8, 8, Path("c"))) == (
+        "interrupted: all 8 conditions finished (kept in c), not yet reported; run the same "
+        "command again to report them"
+    )
