@@ -396,14 +396,19 @@ def test_a_ctrl_c_after_the_last_cell_still_writes_the_table_and_map(tmp_path, m
 
     monkeypatch.setattr(sweep_run, "heat_map", ctrl_c_then_draw)
     out, told = tmp_path / "out", []
+    # Ctrl-C handled as in a terminal (a background job of a shell, where a suite may run,
+    # starts with it ignored: then the sweep keeps it ignored and the test would not test)
+    found = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = run_sweep(load_spec(write_spec(tmp_path)), out, workers=1, tell=told.append)
     except KeyboardInterrupt:  # (raised on, it would stop the whole test session)
         pytest.fail("the Ctrl-C after the last cell stopped the sweep")
+    finally:
+        after = signal.signal(signal.SIGINT, found)
     assert result.failed == 0 and set(pd.read_csv(out / "sweep.csv")["status"]) == {"ok"}
     assert (out / "figures" / "sweep.png").stat().st_size > 0
     assert any("every cell had finished when Ctrl-C came" in line for line in told), told
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert after is signal.default_int_handler  # the handler it found, given back
 
 
 def test_a_second_ctrl_c_while_the_map_is_drawn_says_what_is_left(tmp_path, monkeypatch):
