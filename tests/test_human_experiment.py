@@ -479,3 +479,43 @@ def test_posterior_load_of_a_human_data_file_says_what_it_is(synthetic_run):
     for name in HYPOTHESES:
         with pytest.raises(PosteriorFileError, match="human-data experiment's responder model"):
             Posterior.load(outdir / f"posterior_{name}.nc")
+
+
+def test_the_report_calls_a_hypothesis_better_only_beyond_two_standard_errors():
+    """The quick run led by 1.1 nats at a standard error of 2.9 and the report said "better
+    hypothesis (LOO)" (a review); MCMC short of scai's bars was printed and never flagged."""
+    import pandas as pd
+
+    from scai.experiments.human_data.report import convergence_shortfalls, loo_verdict
+
+    def compare(gap, se):
+        return pd.DataFrame(
+            {"hypothesis": ["human_inequity", "human_norms"], "elpd_diff": [0, gap], "dse": [0, se]}
+        )
+
+    assert loo_verdict(compare(45.2, 12.0)) == "better hypothesis (LOO): human_inequity"
+    assert loo_verdict(compare(1.1, 2.9)).startswith(
+        "no hypothesis better by LOO (human_inequity leads by 1.1 nats, standard error 2.9"
+    )
+    fine = {"r_hat": {"a": 1.0, "b": 1.01}, "ess_bulk": {"a": 500.0, "b": 410.0}}
+    assert convergence_shortfalls(fine, 0) == ""
+    short = {"r_hat": {"a": 1.07, "b": 1.0}, "ess_bulk": {"a": 22.0, "b": 300.0}}
+    assert convergence_shortfalls(short, 3) == (
+        "short of scai's bars for MCMC: r_hat > 1.01 for a (1.07); bulk ESS < 400 for 2 "
+        "parameter(s) (lowest a, 22); 3 divergent transition(s)"
+    )
+
+
+def test_the_observed_rates_intervals_are_wilson_intervals():
+    """``rate +- 1.96 se`` had no width at 0 of 384 (responders offered half the pot) and left
+    [0, 1] near its ends; the Wilson interval does neither. By hand: 0 of 384 gives [0, z^2 /
+    (n + z^2)]; 5 of 10 is symmetric about 0.5."""
+    import numpy as np
+
+    from scai.experiments.human_data.figures import wilson_interval
+
+    lo, hi = wilson_interval(np.array([0.0, 0.5, 1.0]), np.array([384, 10, 20]))
+    z2 = 1.96**2
+    assert lo[0] == pytest.approx(0, abs=1e-15) and hi[0] == pytest.approx(z2 / (384 + z2))
+    assert lo[1] == pytest.approx(1 - hi[1]) and 0.2 < lo[1] < 0.25
+    assert hi[2] == pytest.approx(1.0) and lo[2] < 1

@@ -1,6 +1,6 @@
 """The human-data experiment's figures, drawn from its tables and fits.
 
-* :func:`plot_rejection`: observed vs posterior-predictive rejection rate by offer, one panel
+* :func:`plot_rejection`: observed vs replicated (in-sample) rejection rate by offer, one panel
   per role (``human_data_rejection_by_offer.png``);
 * :func:`plot_norm_types`: subjects over the named norms under the norm mixture
   (``human_data_norm_types.png``);
@@ -28,8 +28,19 @@ def role_label(role: str) -> str:
     return f"{name}s ({role})" if name else role
 
 
+def wilson_interval(rate: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, ...]:
+    """The Wilson score interval of binomial rates ``rate`` of ``n`` trials: unlike
+    ``rate +- z se`` it has width at a rate of 0 or 1 (responders never reject 50%: 0 of 384)
+    and stays inside [0, 1]. (The trials of one subject are not independent: the interval is
+    the binomial one, narrower than one over subjects would be.)"""
+    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
+    return centre - half, centre + half
+
+
 def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
-    """Observed vs posterior-predictive rejection rate by offer, one panel per role."""
+    """Observed rejection rate by offer (Wilson intervals) vs the in-sample replicates' (each
+    subject's state redrawn given its own decisions), one panel per role."""
     plt = pyplot()
 
     sns = seaborn()
@@ -47,23 +58,23 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
             ax.plot(x, t.predicted_mean, color=colour, label=f"predicted: {name}")
             ax.fill_between(x, t.predicted_lo, t.predicted_hi, color=colour, alpha=0.2, lw=0)
         t = first[first.role == role]
-        se = np.sqrt(t.observed * (1 - t.observed) / t.n)
+        lo, hi = wilson_interval(t.observed.to_numpy(), t.n.to_numpy())
         ax.errorbar(
             100 * t.offer_share,
             t.observed,
-            yerr=1.96 * se,
+            yerr=np.stack([t.observed - lo, hi - t.observed]),
             fmt="o",
             color="black",
             ms=4,
             capsize=2,
-            label="observed (95% binomial CI)",
+            label="observed (95% Wilson interval)",
         )
         ax.set_title(role_label(role))
         ax.set_xlabel("offer (% of the pot)")
         ax.set_ylim(-0.02, 1.0)
     axes[0].set_ylabel("rejection rate")
     axes[0].legend(loc="upper right", fontsize=8)
-    fig.suptitle("Rejection by offer: observed vs posterior predictive (95% bands)")
+    fig.suptitle("Rejection by offer: observed vs in-sample replicates (95% bands)")
     fig.tight_layout()
     save_figure(fig, path)
 
