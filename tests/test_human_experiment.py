@@ -506,7 +506,7 @@ def test_the_report_calls_a_hypothesis_better_only_beyond_two_standard_errors():
     )
 
 
-def test_the_observed_rates_intervals_are_wilson_intervals():
+def test_the_observed_rates_intervals_are_wilson_intervals(tmp_path):
     """``rate +- 1.96 se`` had no width at 0 of 384 (responders offered half the pot) and left
     [0, 1] near its ends; the Wilson interval does neither. By hand: 0 of 384 gives [0, z^2 /
     (n + z^2)]; 5 of 10 is symmetric about 0.5."""
@@ -519,3 +519,12 @@ def test_the_observed_rates_intervals_are_wilson_intervals():
     assert lo[0] == pytest.approx(0, abs=1e-15) and hi[0] == pytest.approx(z2 / (384 + z2))
     assert lo[1] == pytest.approx(1 - hi[1]) and 0.2 < lo[1] < 0.25
     assert hi[2] == pytest.approx(1.0) and lo[2] < 1
+    # drawn with them: a rate of 0, its interval's lower end rounded a hair above it
+    from scai.experiments.human_data.figures import plot_rejection
+
+    table = pd.DataFrame(
+        {"role": "self", "offer_share": [0.05, 0.5], "n": [384, 384], "observed": [0.5, 0.0],
+         "predicted_mean": [0.5, 0.01], "predicted_lo": [0.4, 0.0], "predicted_hi": [0.6, 0.02]}
+    )  # fmt: skip
+    plot_rejection({"h": table}, tmp_path / "rejection.png")
+    assert (tmp_path / "rejection.png").stat().st_size > 0

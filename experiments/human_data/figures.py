@@ -62,7 +62,7 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
         ax.errorbar(
             100 * t.offer_share,
             t.observed,
-            yerr=np.stack([t.observed - lo, hi - t.observed]),
+            yerr=np.stack([t.observed - lo, hi - t.observed]).clip(0),  # (rounding at 0)
             fmt="o",
             color="black",
             ms=4,
