@@ -10,6 +10,7 @@ and reports divergences.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from typing import Any
 
@@ -88,21 +89,24 @@ def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
     return _diagnostics(variables, posterior.sample_stats, warn=warn)
 
 
-def chain_diagnostics(
-    idata, sample_stats: dict[str, np.ndarray], warn: bool = True
-) -> dict[str, Any]:
-    """r_hat, ESS, divergences and BFMI of any Markov chains: ``idata`` holds their
-    ``posterior`` (ArviZ), ``sample_stats`` NUTS's ``energy`` and ``diverging``
-    ``[chains, draws]``; warns (naming parameters) when thresholds fail."""
-    variables = {
+def _chain_variables(idata) -> dict[str, tuple[np.ndarray, list]]:
+    """``idata``'s posterior as :func:`_diagnostics` takes variables."""
+    return {
         name: (var.to_numpy(), [var[d].to_numpy().tolist() for d in var.dims[2:]])
         for name, var in idata.posterior.data_vars.items()
     }
-    return _diagnostics(variables, sample_stats, warn=warn)
 
 
 #: Split r-hat halves each chain, and its rank normalisation needs a few draws per half.
 MIN_DRAWS_FOR_R_HAT = 4
+
+
+def chain_problems(idata, sample_stats: dict[str, np.ndarray]) -> tuple[dict[str, Any], list]:
+    """r_hat, ESS, divergences and BFMI of any Markov chains (``idata`` holds their
+    ``posterior``, ArviZ's; ``sample_stats`` NUTS's ``energy`` and ``diverging`` ``[chains,
+    draws]``), and, without warning of them, the thresholds they fail: each a phrase naming
+    the parameters, as MCMC's warning says it (none: ``[]``)."""
+    return _diagnostics_and_problems(_chain_variables(idata), sample_stats)
 
 
 def _diagnostics(
@@ -112,7 +116,22 @@ def _diagnostics(
 ) -> dict[str, Any]:
     """The diagnostics of ``variables[name] = (draws [chains, draws, ...], coordinates of each
     further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
-    (``pi[0, fair]``) and rounded as it rounds them (ESS to units, r-hat to 2 decimals)."""
+    (``pi[0, fair]``) and rounded as it rounds them (ESS to units, r-hat to 2 decimals); with
+    ``warn``, a :class:`DiagnosticWarning` of the thresholds they fail."""
+    result, problems = _diagnostics_and_problems(variables, sample_stats)
+    if warn and problems:
+        warnings.warn(
+            "MCMC diagnostics: " + "; ".join(problems),
+            DiagnosticWarning,
+            stacklevel=outside_scai(),
+        )
+    return result
+
+
+def _diagnostics_and_problems(
+    variables: dict[str, tuple[np.ndarray, list]], sample_stats: dict[str, np.ndarray]
+) -> tuple[dict[str, Any], list[str]]:
+    """:func:`_diagnostics`' result and the thresholds failed, on the values as computed."""
     labels, columns = [], []
     for name, (value, coords) in variables.items():
         C, N = value.shape[:2]
@@ -140,64 +159,57 @@ def _diagnostics(
         "divergences": n_div,
         "bfmi": energy_bfmi,
     }
-    if warn:
-        problems = []
-        draws = np.concatenate(columns, -1).reshape(-1, len(labels))
-        fixed = np.all(draws == draws[:1], axis=0)
-        # A parameter that never moves while others do is constant by construction (pi of a
-        # one-type hypothesis): NUTS moves every coordinate at once. All still: a stuck sampler.
-        by_construction = set(np.array(labels)[fixed]) if not fixed.all() else set()
-        undefined = [
-            k
+    problems: list[str] = []
+    draws = np.concatenate(columns, -1).reshape(-1, len(labels))
+    fixed = np.all(draws == draws[:1], axis=0)
+    # A parameter that never moves while others do is constant by construction (pi of a
+    # one-type hypothesis): NUTS moves every coordinate at once. All still: a stuck sampler.
+    by_construction = set(np.array(labels)[fixed]) if not fixed.all() else set()
+    undefined = [
+        k
+        for k in labels
+        if k not in by_construction and not np.isfinite(r_hat[k] + ess_bulk[k] + ess_tail[k])
+    ]
+    if undefined:  # NaN passes every threshold below: say so instead
+        C, N = columns[0].shape[:2]
+        whys = []
+        if not np.isfinite(draws).all():
+            whys.append("some draws are not finite")
+        elif fixed.all():
+            whys.append("no parameter moves: the sampler is stuck")
+        if C < 2:
+            whys.append("r_hat needs at least 2 chains")
+        if N < MIN_DRAWS_FOR_R_HAT:
+            whys.append(f"r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain")
+        problems.append(
+            f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
+            f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
+        )
+    high = [
+        f"{k} ({math.ceil(v * 1000) / 1000:.3f})"  # (up: 1.0104 is not shown as 1.010)
+        for k, v in raw["r_hat"].items()
+        if k not in by_construction and v > R_HAT_MAX
+    ]
+    if high:
+        problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
+    for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
+        # (a constant's ESS is ArviZ's count of draws: below 400 in a short run)
+        low = [
+            f"{k} ({ess[k]:.0f})"
             for k in labels
-            if k not in by_construction and not np.isfinite(r_hat[k] + ess_bulk[k] + ess_tail[k])
+            if k not in by_construction and raw[f"ess_{kind}"][k] < ESS_MIN
         ]
-        if undefined:  # NaN passes every threshold below: say so instead
-            C, N = columns[0].shape[:2]
-            whys = []
-            if not np.isfinite(draws).all():
-                whys.append("some draws are not finite")
-            elif fixed.all():
-                whys.append("no parameter moves: the sampler is stuck")
-            if C < 2:
-                whys.append("r_hat needs at least 2 chains")
-            if N < MIN_DRAWS_FOR_R_HAT:
-                whys.append(f"r_hat needs at least {MIN_DRAWS_FOR_R_HAT} draws per chain")
-            problems.append(
-                f"r_hat or ESS undefined for {', '.join(undefined)} ({C} chain(s) of {N} "
-                f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
-            )
-        high = [
-            f"{k} ({v:.3f})"  # (shown to 2 decimals, 1.0106 would read as the threshold)
-            for k, v in raw["r_hat"].items()
-            if k not in by_construction and v > R_HAT_MAX
-        ]
-        if high:
-            problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
-        for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
-            # (a constant's ESS is ArviZ's count of draws: below 400 in a short run)
-            low = [
-                f"{k} ({ess[k]:.0f})"
-                for k in labels
-                if k not in by_construction and raw[f"ess_{kind}"][k] < ESS_MIN
-            ]
-            if low:
-                problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")
-        if n_div:
-            problems.append(f"{n_div} divergent transition(s)")
-        low = [f"chain {c} ({v:.2f})" for c, v in enumerate(energy_bfmi) if v < BFMI_MIN]
-        if low:  # the chains' momenta resampling barely moves their energy
-            problems.append(
-                f"E-BFMI < {BFMI_MIN} for {', '.join(low)} (the energy explored poorly: heavy "
-                "tails, or a mass matrix scaled unlike the posterior)"
-            )
-        if problems:
-            warnings.warn(
-                "MCMC diagnostics: " + "; ".join(problems),
-                DiagnosticWarning,
-                stacklevel=outside_scai(),
-            )
-    return result
+        if low:
+            problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")
+    if n_div:
+        problems.append(f"{n_div} divergent transition(s)")
+    low = [f"chain {c} ({v:.2f})" for c, v in enumerate(energy_bfmi) if v < BFMI_MIN]
+    if low:  # the chains' momenta resampling barely moves their energy
+        problems.append(
+            f"E-BFMI < {BFMI_MIN} for {', '.join(low)} (the energy explored poorly: heavy "
+            "tails, or a mass matrix scaled unlike the posterior)"
+        )
+    return result, problems
 
 
 def min_bulk_ess(posterior) -> float:

@@ -362,7 +362,7 @@ def fit_exact(
             log_joint, loglik, action_loglik, u2, b, rest = evaluate(u, log_w, action, fitted)
         if dims == 1:  # the scalar's cells: points and widths (for a check that needs them)
             gaps = _lost_peaks(scored, marginal - step.log()[:, None])
-            _tell_lost_peaks(gaps, data.sim_ids, hypothesis, data)
+            _tell_lost_peaks(gaps, data.sim_ids, ", ".join(latent_scalars(hypothesis, data)))
             if max(gaps) > LOST_PEAK_NATS:  # per simulation: its gap where it lost one, else 0
                 grid_diagnostics["lost_peak_nats"] = [
                     g if g > LOST_PEAK_NATS else 0.0 for g in gaps
@@ -1258,13 +1258,13 @@ def _lost_peaks(scored, density: torch.Tensor) -> list[float]:
 LOST_PEAK_MESSAGE = "engine 'exact': the zoomed grid of"
 
 
-def _tell_lost_peaks(gaps: list[float], sim_ids, hypothesis, data) -> None:
+def _tell_lost_peaks(gaps: list[float], sim_ids, names: str) -> None:
     """A :class:`DiagnosticWarning` naming the simulations whose ``gaps``
-    (:func:`_lost_peaks`) are above :data:`LOST_PEAK_NATS`, if any."""
+    (:func:`_lost_peaks`) are above :data:`LOST_PEAK_NATS`, if any; ``names``: what the
+    grid is of."""
     lost = [sim for sim, gap in zip(sim_ids, gaps, strict=True) if gap > LOST_PEAK_NATS]
     if not lost:
         return
-    names = ", ".join(latent_scalars(hypothesis, data))
     warnings.warn(
         f"{LOST_PEAK_MESSAGE} {names} misses a sharp mode of {len(lost)} of {len(gaps)} "
         f"simulation(s) (e.g. {lost[0]!r}): a point scored before the zooms lies more than "
@@ -1354,7 +1354,9 @@ def _fit_each_simulation(
         diagnostics["lost_peak_nats"] = [
             p.diagnostics.get("lost_peak_nats", [0.0])[0] for p in parts
         ]
-        _tell_lost_peaks(diagnostics["lost_peak_nats"], data.sim_ids, hypothesis, data)
+        _tell_lost_peaks(
+            diagnostics["lost_peak_nats"], data.sim_ids, "each simulation's latent scalar"
+        )
     if any("mode_patch" in p.diagnostics for p in parts):  # how many simulations were patched
         diagnostics["mode_patch"] = sum(p.diagnostics.get("mode_patch", 0) for p in parts)
     for key in {k for p in parts for k in p.diagnostics if k.endswith("_grid_zooms")}:

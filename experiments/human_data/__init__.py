@@ -17,8 +17,8 @@ Writes, under ``OUT/human-data/``:
 * ``compare.csv``: the LOO comparison table;
 * ``pareto_k.csv``: every subject's Pareto k under each hypothesis;
 * ``rejection_by_offer.csv`` (``role, offer_share, n, observed, predicted_mean, predicted_lo,
-  predicted_hi``; shares and rates as fractions; 95% intervals) under the better hypothesis,
-  and ``rejection_by_offer_<hypothesis>.csv`` for each. ``predicted`` is the posterior
+  predicted_hi``; shares and rates as fractions; 95% intervals) under the hypothesis LOO
+  ranks first, and ``rejection_by_offer_<hypothesis>.csv`` for each. ``predicted`` is the posterior
   predictive of the same subjects: per draw, each subject's state is drawn from its posterior
   and its decisions replicated, and the rejection rate of the replicated decisions is taken;
 

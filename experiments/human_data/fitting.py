@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scai.inference.diagnostics import chain_diagnostics
+from scai.inference.diagnostics import chain_problems
 from scai.inference.nuts import (
     ChainProblem,
     ChainResult,
@@ -279,15 +279,16 @@ def fit_responders(
 
 def nuts_diagnostics(fit: ResponderFit) -> dict[str, Any]:
     """r_hat, ESS, divergences and BFMI of the role-level sites
-    (:func:`scai.inference.diagnostics.chain_diagnostics`, no warning: the report states
-    them), and the fit's seconds."""
+    (:func:`scai.inference.diagnostics.chain_problems`: no warning, the report states them),
+    ``problems``: the thresholds they fail, and the fit's seconds."""
     import arviz as az
 
     dims, coords = fit.role_dims()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_dict(posterior=fit.draws, dims=dims, coords=coords)
-    return {**chain_diagnostics(idata, fit.stats, warn=False), "seconds": round(fit.seconds, 1)}
+    diagnostics, problems = chain_problems(idata, fit.stats)
+    return {**diagnostics, "problems": problems, "seconds": round(fit.seconds, 1)}
 
 
 def replicated_rates(fit: ResponderFit) -> tuple[np.ndarray, np.ndarray]:

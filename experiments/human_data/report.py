@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import pandas as pd
 from scai.experiments.human_data.figures import ROLE_PARAMETERS, role_label, role_parameters
 from scai.experiments.human_data.fitting import ResponderFit
 from scai.experiments.human_data.tables import PARETO_K_LIMIT, arviz_k_threshold, explain_high_k
-from scai.inference.diagnostics import ESS_MIN, R_HAT_MAX
 from scai.models.human_data import HumanImport
 from scai.models.responders import ResponderData
 
@@ -92,28 +92,14 @@ def loo_verdict(compare: pd.DataFrame) -> str:
     if len(compare) < 2:
         return f"better hypothesis (LOO): {lead}"
     gap, se = float(compare.iloc[1]["elpd_diff"]), float(compare.iloc[1]["dse"])
+    if not math.isfinite(se):
+        return f"leading hypothesis (LOO; the difference's standard error unknown): {lead}"
     if gap > LOO_SE * se:
         return f"better hypothesis (LOO): {lead}"
     return (
         f"no hypothesis better by LOO ({lead} leads by {gap:.1f} nats, standard error "
         f"{se:.1f}: under {LOO_SE:g}); the leader, {lead}"
     )
-
-
-def convergence_shortfalls(diagnostics: dict, divergences: int) -> str:
-    """What falls short of scai's bars for MCMC (r-hat at most :data:`R_HAT_MAX`, bulk ESS at
-    least :data:`ESS_MIN`, no divergence), naming the parameters; "" if nothing does."""
-    high = [f"{k} ({v:.2f})" for k, v in diagnostics["r_hat"].items() if v > R_HAT_MAX]
-    low = {k: v for k, v in diagnostics["ess_bulk"].items() if v < ESS_MIN}
-    parts = [f"r_hat > {R_HAT_MAX} for {', '.join(high)}"] if high else []
-    if low:
-        lowest = min(low, key=low.get)
-        parts.append(
-            f"bulk ESS < {ESS_MIN} for {len(low)} parameter(s) (lowest {lowest}, {low[lowest]:.0f})"
-        )
-    if divergences:
-        parts.append(f"{divergences} divergent transition(s)")
-    return "short of scai's bars for MCMC: " + "; ".join(parts) if parts else ""
 
 
 def report_text(result: HumanDataResult) -> str:
@@ -140,8 +126,10 @@ def report_text(result: HumanDataResult) -> str:
             f"{min(diag['ess_bulk'].values()):.0f}, {fit.seconds:.1f} s "
             "(chains' wall time, summed, + post-processing)"
         )
-        if short := convergence_shortfalls(diag, div):
-            lines.append(f"  {fit.name}: {short}")
+        if diag.get("problems"):  # (the thresholds as MCMC's warning applies them)
+            lines.append(
+                f"  {fit.name}: short of scai's bars for MCMC: {'; '.join(diag['problems'])}"
+            )
     cols = ["hypothesis", "rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight"]
     lines.append("PSIS-LOO comparison (one term per subject):")
     lines.append(result.compare[cols].to_string(index=False, float_format=lambda x: f"{x:.2f}"))

@@ -11,7 +11,7 @@ which is scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` followed by
 ``LogisticRegression.predict_proba`` (:mod:`.classifier` trains it; a test holds the two
 equal). A text with no known n-gram gets ``x = 0``: the intercepts decide (whatever its tone, so
 :meth:`LinearToneReader.knows` says so, and ``read_tones`` leaves such a text unread); so does
-one whose only known n-grams are its numbers and currency words.
+one whose only known n-grams are its numbers, currency words and punctuation.
 """
 
 from __future__ import annotations
@@ -115,10 +115,11 @@ class LinearToneReader:
         return p[inverse.reshape(-1)]
 
     def knows(self, texts: Sequence[str]) -> list[bool]:
-        """Per text, whether it holds an n-gram of the vocabulary besides its numbers and
-        currency words (:func:`~scai.models.tone_reader.text.content_features`): one that
-        does not is read by the intercepts and the weights of numbers alone, whatever its tone
-        ("5" was read as rude); each distinct text is looked at once."""
+        """Per text, whether it holds an n-gram of the vocabulary with a letter, its numbers
+        and currency words aside (:func:`~scai.models.tone_reader.text.content_features`):
+        one that does not is read by the intercepts and the weights of numbers or punctuation
+        alone, whatever its tone ("5" was read as rude); each distinct text is looked at
+        once."""
         texts = list(texts)
         if not texts:
             return []
