@@ -116,7 +116,7 @@ def _update(
         # repeated across them, told above; so previous's rows are not validated again.
         table = combined  # (concat's own arrays, even with no new rows: tested)
         hyp, data = previous.hypothesis, lay_out(table, "interactions", max_memory)
-    else:  # a text column in one of them only: validated together (its missing texts empty)
+    else:  # validated together: rows a holder may have edited, or a text column in one only
         with warnings.catch_warnings():  # identical games: told above, at each table's rows
             warnings.simplefilter("ignore", DuplicateGamesWarning)
             table, data, hyp = prepare(combined, previous.hypothesis, max_memory=max_memory)
