@@ -210,6 +210,31 @@ def test_synthetic_run_writes_tables_and_figures(synthetic_run):
         assert path.exists() and path.stat().st_size > 10_000
 
 
+def test_new_subjects_columns_are_the_files_posterior_predictive(synthetic_run):
+    """``rejection_by_offer.csv``'s ``new_subject_*`` columns are the rates of the saved
+    file's ``posterior_predictive`` group (new subjects of each role in the subjects' cells)
+    by role and offer share, and their bands are wider than the in-sample replicates' (a new
+    subject's state is drawn from the role's distribution, not from its own decisions)."""
+    outdir, _ = synthetic_run
+    best = pd.read_csv(outdir / "compare.csv").hypothesis.iloc[0]
+    table = pd.read_csv(outdir / "rejection_by_offer.csv")
+    idata = read_netcdf(outdir / f"posterior_{best}.nc", GROUPS)
+    replicated = idata.posterior_predictive["cell_rejections"].values  # [C, D, user, cell]
+    trials = idata.constant_data["trials"].values  # [user, cell]
+    share = np.round(
+        idata.constant_data["cell_offer"].values / idata.constant_data["cell_pot"].values, 10
+    )
+    roles = idata.constant_data["user_role"].values
+    for row in table.itertuples():
+        users, cells = roles == row.role, share == round(row.offer_share, 10)
+        rate = replicated[:, :, users][..., cells].sum((-1, -2)) / trials[users][:, cells].sum()
+        assert rate.mean() == pytest.approx(row.new_subject_mean, abs=1e-12)
+        assert np.quantile(rate, 0.025) == pytest.approx(row.new_subject_lo, abs=1e-12)
+        assert np.quantile(rate, 0.975) == pytest.approx(row.new_subject_hi, abs=1e-12)
+    width = table.new_subject_hi - table.new_subject_lo
+    assert width.mean() > 1.5 * (table.predicted_hi - table.predicted_lo).mean()
+
+
 def test_human_files_follow_the_schema_and_arviz_tools_run(synthetic_run):
     """Both fits' files: every group of the schema, subjects as ``user``, replicates over all
     the posterior's draws, observations apart from covariates, provenance as JSON; and

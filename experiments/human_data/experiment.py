@@ -213,6 +213,7 @@ def run(
         pareto=pareto,
         best=best,
         max_error=max_errors(tables),
+        max_error_new=max_errors(tables, "new_subject_mean"),
         paths=paths,
         source=source,
         subsample=subsample,

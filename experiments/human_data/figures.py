@@ -40,7 +40,8 @@ def wilson_interval(rate: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[n
 
 def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
     """Observed rejection rate by offer (Wilson intervals) vs the in-sample replicates' (each
-    subject's state redrawn given its own decisions), one panel per role."""
+    subject's state redrawn given its own decisions; mean and 95% band) and new subjects'
+    (mean, dashed), one panel per role."""
     plt = pyplot()
 
     sns = seaborn()
@@ -55,8 +56,9 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
         for colour, (name, table) in zip(palette, tables.items(), strict=True):
             t = table[table.role == role]
             x = 100 * t.offer_share
-            ax.plot(x, t.predicted_mean, color=colour, label=f"predicted: {name}")
+            ax.plot(x, t.predicted_mean, color=colour, label=f"in-sample: {name}")
             ax.fill_between(x, t.predicted_lo, t.predicted_hi, color=colour, alpha=0.2, lw=0)
+            ax.plot(x, t.new_subject_mean, color=colour, ls="--", label=f"new subjects: {name}")
         t = first[first.role == role]
         lo, hi = wilson_interval(t.observed.to_numpy(), t.n.to_numpy())
         ax.errorbar(
@@ -74,7 +76,7 @@ def plot_rejection(tables: dict[str, pd.DataFrame], path: Path) -> None:
         ax.set_ylim(-0.02, 1.0)
     axes[0].set_ylabel("rejection rate")
     axes[0].legend(loc="upper right", fontsize=8)
-    fig.suptitle("Rejection by offer: observed vs in-sample replicates (95% bands)")
+    fig.suptitle("Rejection by offer: observed, in-sample replicates (95% bands), new subjects")
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -161,6 +161,7 @@ class ResponderFit:
     seconds: float
     shares: np.ndarray = field(default_factory=lambda: np.zeros(0))
     replicated_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [C, D, R, A]
+    new_subject_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [C, D, R, A]
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -273,6 +274,7 @@ def fit_responders(
         seconds=time.perf_counter() - start + sum(ch.seconds for ch in chains),
     )
     fit.shares, fit.replicated_rate = replicated_rates(fit)
+    _, fit.new_subject_rate = replicated_rates(fit, "predictive")
     fit.diagnostics = nuts_diagnostics(fit)
     return fit
 
@@ -291,13 +293,18 @@ def nuts_diagnostics(fit: ResponderFit) -> dict[str, Any]:
     return {**diagnostics, "problems": problems, "seconds": round(fit.seconds, 1)}
 
 
-def replicated_rates(fit: ResponderFit) -> tuple[np.ndarray, np.ndarray]:
+def replicated_rates(
+    fit: ResponderFit, replicates: str = "replicated"
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct offer shares ``[A]`` and the replicated rejection rate per role and share
-    ``[chains, draws, R, A]`` (replicated rejections over decisions)."""
+    ``[chains, draws, R, A]`` (replicated rejections over decisions) of ``fit.subjects``'
+    ``replicates``: ``"replicated"``, each subject's decisions replicated from its posterior
+    state (in-sample), or ``"predictive"``, a new subject's in its cells, its state drawn from
+    the role's distribution (the file's ``posterior_predictive``)."""
     data = fit.data
     shares = np.round(data.shares.numpy(), 10)
     unique = np.unique(shares)
-    rep = fit.subjects["replicated"]  # [C, D, S, cells]
+    rep = fit.subjects[replicates]  # [C, D, S, cells]
     n = data.n_trials.numpy()
     rate = np.full((*rep.shape[:2], data.n_roles, len(unique)), np.nan)
     for r, (lo, hi) in enumerate(data.role_slices):

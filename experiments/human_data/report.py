@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from scai.experiments.human_data.figures import ROLE_PARAMETERS, role_label, role_parameters
 from scai.experiments.human_data.fitting import ResponderFit
-from scai.experiments.human_data.tables import PARETO_K_LIMIT, arviz_k_threshold, explain_high_k
+from scai.experiments.human_data.tables import (
+    PARETO_K_LIMIT,
+    arviz_k_threshold,
+    explain_high_k,
+    levels_inside,
+)
 from scai.models.human_data import HumanImport
 from scai.models.responders import ResponderData
 
@@ -33,6 +38,8 @@ class HumanDataResult:
     best: str
     max_error: dict[str, dict[str, float]]  # hypothesis -> role -> max |observed - predicted|
     paths: list[Path]
+    # the same of new subjects' predicted rate (out of sample: a subject's own decisions unused)
+    max_error_new: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = ""
     subsample: str = ""
     report: str = ""
@@ -41,7 +48,8 @@ class HumanDataResult:
     def numbers(self) -> dict[str, float]:
         """The numbers the README quotes: each hypothesis's elpd_loo, elpd_diff, dse, weight
         and max Pareto k, its role-level parameters (median and 95% interval per role), and
-        the worst |observed - predicted| rejection rate per role."""
+        the worst |observed - predicted| rejection rate per role, in-sample and of new
+        subjects."""
         out: dict[str, float] = {}
         for row in self.compare.to_dict("records"):
             for column in ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight"):
@@ -59,6 +67,14 @@ class HumanDataResult:
         for name, roles in self.max_error.items():
             for role, value in roles.items():
                 out[f"{name}: worst rejection-rate gap ({role})"] = float(value)
+        for name, roles in self.max_error_new.items():
+            for role, value in roles.items():
+                out[f"{name}: worst rejection-rate gap, new subjects ({role})"] = float(value)
+        for name, table in self.tables.items():
+            out[f"{name}: offer levels"] = float(len(table))
+            out[f"{name}: offer levels inside the new subjects' 95% band"] = float(
+                levels_inside(table)
+            )
         return out
 
 
@@ -136,10 +152,17 @@ def report_text(result: HumanDataResult) -> str:
     for name, errors in result.max_error.items():
         parts = ", ".join(f"{role} {e:.3f}" for role, e in errors.items())
         lines.append(f"max |observed - predicted| by offer, {name}: {parts}")
+        if name in result.max_error_new:
+            parts = ", ".join(f"{role} {e:.3f}" for role, e in result.max_error_new[name].items())
+            table = result.tables[name]
+            lines.append(
+                f"  the same for new subjects (out of sample): {parts}; the observed rate inside "
+                f"their 95% band at {levels_inside(table)} of {len(table)} offer levels"
+            )
     worst = max(result.max_error[result.best].values())
     verdict = "meets" if worst <= MAX_ERROR else "does NOT meet"
     lines.append(
-        f"{loo_verdict(result.compare)}; its worst offer level is off by {worst:.3f}: "
+        f"{loo_verdict(result.compare)}; its worst offer level is off by {worst:.3f} in-sample: "
         f"{verdict} the {MAX_ERROR} criterion"
     )
     for fit in result.fits:

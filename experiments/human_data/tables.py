@@ -1,11 +1,12 @@
 """The human-data experiment's tables: rejection by offer, Pareto k per subject, and the
 subjects whose Pareto k is high.
 
-* :func:`rejection_table`: per role and offer share, the observed rejection rate and the
-  posterior predictive's mean and 95% interval (``rejection_by_offer*.csv``);
+* :func:`rejection_table`: per role and offer share, the observed rejection rate, the
+  in-sample replicates' mean and 95% interval and the new subjects' (``rejection_by_offer*.csv``);
 * :func:`pareto_table`: every subject's PSIS-LOO Pareto k under each hypothesis, with what
   makes a subject unusual (``pareto_k.csv``), and :func:`explain_high_k` naming the high ones;
-* :func:`max_errors`: each hypothesis's largest ``|observed - predicted|`` per role.
+* :func:`max_errors`: each hypothesis's largest ``|observed - predicted|`` per role, of either;
+  :func:`levels_inside`: at how many offer levels the observed rate is inside a 95% band.
 """
 
 from __future__ import annotations
@@ -28,19 +29,26 @@ CSV_COLUMNS = (
     "predicted_mean",
     "predicted_lo",
     "predicted_hi",
+    "new_subject_mean",
+    "new_subject_lo",
+    "new_subject_hi",
 )
 
 
 def rejection_table(fit: ResponderFit, observed: pd.DataFrame) -> pd.DataFrame:
-    """``role, offer_share, n, observed, predicted_mean, predicted_lo, predicted_hi``: the
-    observed rejection rate and the posterior predictive's mean and 95% interval."""
+    """:data:`CSV_COLUMNS`: the observed rejection rate by role and offer share; the mean and
+    95% interval of the in-sample replicates (``predicted_*``: each subject's decisions from
+    its posterior state given its own decisions) and of new subjects' (``new_subject_*``: a
+    new subject of the role in each subject's cells, its state drawn from the role's
+    distribution; the file's ``posterior_predictive``), over the posterior draws."""
     rows = []
     rate = fit.replicated_rate.reshape(-1, *fit.replicated_rate.shape[2:])  # [draws, R, A]
+    new = fit.new_subject_rate.reshape(rate.shape)
     share_index = {round(float(s), 10): a for a, s in enumerate(fit.shares)}
     role_index = {r: i for i, r in enumerate(fit.data.roles)}
     for row in observed.itertuples(index=False):
         r, a = role_index[row.role], share_index[round(float(row.offer_share), 10)]
-        values = rate[:, r, a]
+        values, fresh = rate[:, r, a], new[:, r, a]
         rows.append(
             {
                 "role": row.role,
@@ -50,6 +58,9 @@ def rejection_table(fit: ResponderFit, observed: pd.DataFrame) -> pd.DataFrame:
                 "predicted_mean": float(values.mean()),
                 "predicted_lo": float(np.quantile(values, 0.025)),
                 "predicted_hi": float(np.quantile(values, 0.975)),
+                "new_subject_mean": float(fresh.mean()),
+                "new_subject_lo": float(np.quantile(fresh, 0.025)),
+                "new_subject_hi": float(np.quantile(fresh, 0.975)),
             }
         )
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
@@ -135,12 +146,21 @@ def explain_high_k(
     return lines
 
 
-def max_errors(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
-    """``{hypothesis: {role: max |observed - predicted_mean|}}`` over the offer levels."""
+def max_errors(
+    tables: dict[str, pd.DataFrame], predicted: str = "predicted_mean"
+) -> dict[str, dict[str, float]]:
+    """``{hypothesis: {role: max |observed - predicted|}}`` over the offer levels, the
+    prediction the column ``predicted`` (``"new_subject_mean"``: new subjects')."""
     return {
         name: {
-            role: float((t[t.role == role].observed - t[t.role == role].predicted_mean).abs().max())
+            role: float((t[t.role == role].observed - t[t.role == role][predicted]).abs().max())
             for role in dict.fromkeys(t.role)
         }
         for name, t in tables.items()
     }
+
+
+def levels_inside(table: pd.DataFrame, band: str = "new_subject") -> int:
+    """The offer levels (rows, over both roles) whose observed rate lies inside the 95%
+    interval ``{band}_lo`` to ``{band}_hi`` (``"predicted"``: the in-sample replicates')."""
+    return int(table.observed.between(table[f"{band}_lo"], table[f"{band}_hi"]).sum())
