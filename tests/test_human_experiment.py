@@ -555,7 +555,9 @@ def test_the_observed_rates_intervals_are_wilson_intervals(tmp_path):
 
     table = pd.DataFrame(
         {"role": "self", "offer_share": [0.05, 0.5], "n": [384, 384], "observed": [0.5, 0.0],
-         "predicted_mean": [0.5, 0.01], "predicted_lo": [0.4, 0.0], "predicted_hi": [0.6, 0.02]}
+         "predicted_mean": [0.5, 0.01], "predicted_lo": [0.4, 0.0], "predicted_hi": [0.6, 0.02],
+         "new_subject_mean": [0.5, 0.02], "new_subject_lo": [0.3, 0.0],
+         "new_subject_hi": [0.7, 0.05]}
     )  # fmt: skip
     plot_rejection({"h": table}, tmp_path / "rejection.png")
     assert (tmp_path / "rejection.png").stat().st_size > 0
