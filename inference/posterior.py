@@ -502,7 +502,7 @@ class Posterior:
         """Posterior mean, sd and 90% interval of every continuous quantity, per simulation,
         from the draws; with the exact engine ``pi``'s mean is the lattice's own (the sum the
         draws estimate, so it differs from their mean by Monte Carlo error: ``az.summary`` of
-        the saved file shows the draws' mean)."""
+        the saved file shows the draws' mean). With one draw, ``sd`` is NaN."""
         rows = []
         exact = self.pi_mean_exact
         for site in in_site_order(self.draws):
@@ -528,7 +528,8 @@ class Posterior:
                             "sim": sim,
                             "parameter": f"{site}[{label}]" if label else site,
                             "mean": float(mean),
-                            "sd": float(x.std()) if x.numel() > 1 else 0.0,
+                            # (one draw: no spread measured, not a spread of 0)
+                            "sd": float(x.std()) if x.numel() > 1 else float("nan"),
                             "q5": float(x.quantile(0.05)),
                             "q95": float(x.quantile(0.95)),
                         }

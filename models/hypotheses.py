@@ -175,6 +175,10 @@ def look_alike_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold().translate(_LOOK_ALIKES)
 
 
+#: The settings of a stereotype: whether a hypothesis's changes (``with_``) touch it.
+STEREOTYPE_KEYS = frozenset({"stereotype", "stereotype_strength", "stereotype_prior"})
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """Priors and fixed settings of the social-contract model (see the module docstring)."""
@@ -279,13 +283,28 @@ class Hypothesis:
                 UnusedLapseWarning(why),
                 stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
             )
+        if self.stereotype_strength and self.stereotype_prior is not None and self.stereotype:
+            why = (  # (without a table the strength is inert anyway: told as such)
+                f"stereotype_strength = {self.stereotype_strength:g} is not used: "
+                "stereotype_prior learns the strength (a Beta prior); drop stereotype_strength, "
+                "or stereotype_prior to keep it fixed"
+            )
+            warnings.warn(
+                StereotypeStrengthWarning(why),
+                stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
+            )
         for p in self.policies:
             if p.norm and p.norm not in names:
                 raise HypothesisError(
                     f"policies.{p.name}.norm: {p.norm!r} is not a policy; allowed: "
                     f"{', '.join(names)}"
                 )
-            if p.norm and p.norm != p.name:
+            if p.norm == p.name:  # (circular: a type without the key proposes by its own)
+                raise HypothesisError(
+                    f"policies.{p.name}.norm: {p.norm!r} is the type itself; name another type, "
+                    "or leave out norm for a type that proposes by its own (w, alpha, beta)"
+                )
+            if p.norm:
                 _check_role_variant(p, self.policies[names.index(p.norm)])
             for key, value in zip(_RESPONDER_KEYS, p.responder or (), strict=False):
                 _check_range(f"policies.{p.name}.responder.{key}", value, key)
@@ -415,19 +434,23 @@ class Hypothesis:
             changes["pi_concentration"] = self.pi_concentration[0]
         if "pi_concentration" in changes and isinstance(policies, tuple | list):
             changes["pi_concentration"] = per_policy(changes["pi_concentration"], len(policies))
-        with warnings.catch_warnings():
-            if not {"lapse", "lapse_prior"} & set(changes):  # this one warned of it already
-                warnings.simplefilter("ignore", UnusedLapseWarning)
+        with warnings.catch_warnings(record=True) as told:  # to name with_ in them
+            warnings.simplefilter("always", HypothesisWarning)
             changed = replace(self, **changes)
+        for record in told:  # (the ones this hypothesis warned of already: not again)
+            message = record.message
+            if isinstance(message, UnusedLapseWarning) and not {"lapse", "lapse_prior"} & set(
+                changes
+            ):
+                continue
+            if isinstance(message, StereotypeStrengthWarning) and not STEREOTYPE_KEYS & set(
+                changes
+            ):
+                continue
+            if isinstance(message, HypothesisWarning):
+                message = type(message)(f"with_: {message}")
+            warnings.warn(message, stacklevel=outside_scai())
         _warn_inert_stereotype(changes, changed, "with_")
-        if "stereotype_strength" in changes and changed.coupling_is_latent:
-            # (not told of a file: a preset's saved file keeps its strength beside its prior)
-            why = (
-                f"with_: stereotype_strength = {changed.stereotype_strength:g} is not used: "
-                "stereotype_prior learns the strength; drop stereotype_prior "
-                "(stereotype_prior=None) to fix it"
-            )
-            warnings.warn(StereotypeStrengthWarning(why), stacklevel=outside_scai())
         return changed
 
     # -- TOML ---------------------------------------------------------------------------------
@@ -787,7 +810,7 @@ def _check_role_variant(variant: PolicyType, norm: PolicyType) -> None:
     """A type with ``norm = "X"`` proposes like X: X must be a norm of its own (no chains, no
     cycles) and the type's proposer parameters must be X's (only its responder may differ)."""
     where = f"policies.{variant.name}.norm"
-    if norm.norm and norm.norm != norm.name:
+    if norm.norm:
         raise HypothesisError(
             f"{where}: {norm.name!r} follows the norm {norm.norm!r} itself; name a type "
             "without a norm key"
@@ -882,7 +905,6 @@ PRESETS: dict[str, Hypothesis] = {
             "sycophantic) whose strength is learned per group, s ~ Beta(4, 1) (mean 0.8): a "
             "group whose manners contradict it unlearns it.",
             stereotype=_AGENT_STEREOTYPE,
-            stereotype_strength=0.8,
             stereotype_prior=(4.0, 1.0),
             **_AGENTS,
         ),

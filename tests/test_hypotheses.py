@@ -324,6 +324,12 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
             'name = "b"\nstereotype_strength = 0.8\nstereotype_prior = [8.0, 2.0]\n',
             r"stereotype_prior learns",
         ),
+        # with a table too: the strength was dropped without a word (a review's find)
+        "both_and_table.toml": (
+            'name = "bt"\nstereotype_strength = 0.3\nstereotype_prior = [8.0, 2.0]\n'
+            "[stereotype.selfish]\nrude = 1.0\n",
+            r"stereotype_strength = 0.3 is not used: stereotype_prior learns the strength",
+        ),
     }
     for name, (text, words) in cases.items():
         (tmp_path / name).write_text(text)
@@ -340,6 +346,28 @@ def test_a_files_stereotype_setting_that_changes_nothing_is_warned_of(tmp_path):
         assert assistant_hypothesis(cell).stereotype_strength == 0.8
     with pytest.warns(HypothesisWarning, match="stereotype_strength"):
         assistant_hypothesis(Condition("c", "altruistic", hypothesis=table))
+
+
+def test_a_fixed_strength_beside_its_prior_is_named_and_presets_have_none():
+    """A strength beside ``stereotype_prior`` is not used (the prior learns it): the
+    constructor says so, as it does of a fixed lapse beside its prior; no preset sets one, so
+    a saved preset loads without a word, and a self-named norm is refused (it was accepted,
+    circular)."""
+    import warnings
+
+    from scai.models.errors import HypothesisError, StereotypeStrengthWarning
+    from scai.models.policies import PolicyType
+
+    table = {"selfish": {"rude": 1.0}}
+    with pytest.warns(StereotypeStrengthWarning, match="stereotype_strength = 0.4 is not used"):
+        Hypothesis(stereotype=table, stereotype_strength=0.4, stereotype_prior=(8.0, 2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StereotypeStrengthWarning)
+        for preset in PRESETS.values():
+            Hypothesis.from_dict(preset.to_dict())
+        PRESETS["real_agents_stereotyped"].with_(lapse_prior=(1.0, 20.0))
+    with pytest.raises(HypothesisError, match=r"policies.own.norm: 'own' is the type itself"):
+        PRESETS["neutral"].with_(policies=(PolicyType("selfish"), PolicyType("own", norm="own")))
 
 
 def test_with_a_stereotype_setting_that_changes_nothing_is_warned_of_as_a_files():

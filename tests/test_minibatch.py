@@ -205,3 +205,24 @@ def test_unclipped_steps_keep_the_guide_at_the_posterior():
     post = fit_svi(data, noisy, seed=0, **options)
     guide_mean = float(post.flat_draws("lam")[:, 0].double().log().mean())
     assert abs(guide_mean - mode) < 0.2 * sd, (guide_mean, mode, sd)
+
+
+def test_full_batch_svi_without_the_correction_is_warned_of_beyond_pi():
+    """``correction=None`` on every user (no minibatches) kept the mean-field guide's draws
+    without a word where more than ``pi`` is latent: a review found a currency shift's 90%
+    interval 13x too narrow, the true value outside it. Now an ``UncorrectedWarning``; a fit
+    of ``pi`` alone, or with the correction, is quiet."""
+    import warnings
+
+    from scai.inference.svi import ConvergenceWarning, UncorrectedWarning
+
+    sim = simulate(get_hypothesis("pooled"), policy=NORM, users=4, rounds=4, epochs=1, seed=2)
+    data = GroupData.from_table(sim.interactions)
+    options = {"max_steps": 20, "num_draws": 20, "init": "median"}
+    with pytest.warns(UncorrectedWarning, match=r"correction=None with latent .*shift"):
+        fit_svi(data, get_hypothesis("pooled"), correction=None, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncorrectedWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit_svi(data, Hypothesis(), correction=None, **options)
+        fit_svi(data, get_hypothesis("pooled"), proposal_draws=200, **options)

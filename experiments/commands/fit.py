@@ -265,7 +265,11 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if posterior.pi_mean_exact is not None:
-        print("(pi's mean: the lattice's exact sum; sd, q5, q95: the draws')")
+        draws = posterior.draws["pi"].shape[0] * posterior.draws["pi"].shape[1]
+        print(
+            f"(pi's mean: the lattice's exact sum; sd, q5, q95: from {draws:,} "
+            f"draw{'s' if draws != 1 else ''})"
+        )
     diag = {k: v for k, v in posterior.diagnostics.items() if k != "elbo_trace"}
     print(f"diagnostics (every value in posterior.nc): {diagnostics_line(diag)}")
     print(f"wrote {args.out / 'posterior.nc'} and {args.out / 'policy_probs.csv'}")
