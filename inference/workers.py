@@ -152,9 +152,15 @@ def ctrl_c_deferred() -> Iterator[HeldCtrlC]:
     Ctrl-C reached the workers too). A ``KeyboardInterrupt`` in the middle of a worker's spawn
     leaves a started process that is not yet listed among the program's children:
     :func:`stop_workers` would miss it, and the pool's exit would wait for its tasks. (Only in
-    the main thread, where Python's signal handlers run; elsewhere ``check()`` does nothing.)"""
+    the main thread, where Python's signal handlers run; elsewhere, or where Ctrl-C is
+    ignored, ``check()`` does nothing.)"""
     check = HeldCtrlC()
     if threading.current_thread() is not threading.main_thread():
+        yield check
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A program started with Ctrl-C ignored (a shell's `cmd &`) keeps ignoring it, as
+        # scai's CLI does: a handler here made a sweep obey it while computing, not before.
         yield check
         return
     check._previous = signal.signal(signal.SIGINT, check._note)

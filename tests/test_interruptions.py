@@ -399,6 +399,24 @@ def test_a_released_block_closed_after_its_ctrl_c_leaves_ctrl_c_working():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_program_started_with_ctrl_c_ignored_keeps_ignoring_it_while_work_is_held():
+    """Started with Ctrl-C ignored (a shell's ``cmd &``), scai's CLI keeps ignoring it, but
+    the deferring block put a handler of its own in: a sweep then ignored Ctrl-C while it set
+    up and obeyed it while it computed (a review's find). Now the block leaves it ignored."""
+    from scai.inference.workers import ctrl_c_deferred
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ctrl_c_deferred() as check:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            with check.released():
+                assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            check()  # nothing held: nothing raised
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_a_pool_that_breaks_again_and_again_stops_the_run(tmp_path, monkeypatch):
     """Workers that cannot start break every pool at once: the run stops after POOL_BREAKS
     fresh pools in a row with none of their jobs finished, with one line saying so, instead of

@@ -794,6 +794,8 @@ def test_a_local_dask_cluster_says_nothing_of_a_busy_dashboard_port(tmp_path, ca
         ("127.0.0.1:abc", "port 'abc' is not a TCP port"),
         # Dask's own words were "not enough values to unpack (expected 3, got 1)"
         ("inproc://x", "an in-process address"),
+        # refused by Dask after the run had announced itself on it (a review's find)
+        ("http://127.0.0.1:8080", "'http' is not a Dask scheduler's protocol; allowed: tcp://"),
     ],
 )
 def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, address, named):
@@ -804,8 +806,11 @@ def test_a_scheduler_address_dask_cannot_use_is_one_line(tmp_path, capsys, addre
     pytest.importorskip("distributed")
     spec = write_spec(tmp_path)
     assert sweep(spec, tmp_path / "out", "--backend", "dask", "--scheduler", address) == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
     assert last.startswith(f"scai sweep: error: --scheduler {address}: ") and named in last, last
+    if address.startswith("http"):  # refused before the run says where it runs
+        assert "on dask" not in err, err
     assert not (tmp_path / "out").exists()
     # The client left connecting is not Dask's default: as one, it made xarray wait on a
     # distributed lock in every later netCDF write of this process (the next test hung).

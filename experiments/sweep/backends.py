@@ -70,6 +70,10 @@ def check_options(backend: str, scheduler: str | None, workers: int | None) -> N
         )
 
 
+#: The protocols of Dask's communication layer a scheduler can listen on.
+SCHEDULER_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
 def _check_address(scheduler: str) -> None:
     """A scheduler address names a scheduler another process can reach (not empty, not
     Dask's in-process ``inproc://``, whose scheduler lives in the process that made it), and
@@ -81,6 +85,12 @@ def _check_address(scheduler: str) -> None:
         raise RunError(
             f"--scheduler {scheduler}: an in-process address, whose scheduler lives in the "
             "process that started it; give a scheduler's network address, e.g. tcp://HOST:8786"
+        )
+    scheme, sep, _ = scheduler.partition("://")
+    if sep and scheme not in SCHEDULER_SCHEMES:  # (refused before the run announces itself)
+        raise RunError(
+            f"--scheduler {scheduler}: {scheme!r} is not a Dask scheduler's protocol; "
+            f"allowed: {', '.join(s + '://' for s in SCHEDULER_SCHEMES)} (or none: tcp)"
         )
     host_port = scheduler.split("://", 1)[-1]
     _, sep, port = host_port.rpartition(":")
