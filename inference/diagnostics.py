@@ -106,7 +106,8 @@ def chain_problems(idata, sample_stats: dict[str, np.ndarray]) -> tuple[dict[str
     ``posterior``, ArviZ's; ``sample_stats`` NUTS's ``energy`` and ``diverging`` ``[chains,
     draws]``), and, without warning of them, the thresholds they fail: each a phrase naming
     the parameters, as MCMC's warning says it (none: ``[]``)."""
-    return _diagnostics_and_problems(_chain_variables(idata), sample_stats)
+    result, problems, _ = _diagnostics_and_problems(_chain_variables(idata), sample_stats)
+    return result, problems
 
 
 def _diagnostics(
@@ -118,20 +119,36 @@ def _diagnostics(
     further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
     (``pi[0, fair]``) and rounded as it rounds them (ESS to units, r-hat to 2 decimals); with
     ``warn``, a :class:`DiagnosticWarning` of the thresholds they fail."""
-    result, problems = _diagnostics_and_problems(variables, sample_stats)
+    result, problems, lowest = _diagnostics_and_problems(variables, sample_stats)
     if warn and problems:
+        draws = next(iter(variables.values()))[0].shape[1]
         warnings.warn(
-            "MCMC diagnostics: " + "; ".join(problems),
+            "MCMC diagnostics: " + "; ".join(problems) + _more_draws(lowest, draws),
             DiagnosticWarning,
             stacklevel=outside_scai(),
         )
     return result
 
 
+def _more_draws(lowest: float, draws: int) -> str:
+    """Where an ESS is below :data:`ESS_MIN` (``lowest``, of ``draws`` per chain): how many
+    draws per chain would reach it at the ESS per draw seen (ESS grows about in proportion
+    to the draws), the remedy to try first (a review: the default 500 draws of 2 chains left
+    the tail ESS of most small groups under 400, and the warning said nothing of what to do)."""
+    if not 0 < lowest < ESS_MIN:
+        return ""
+    needed = math.ceil(draws * ESS_MIN / lowest * 1.1 / 100) * 100  # (a tenth to spare)
+    return (
+        f" (at this ESS per draw, about {needed:,} draws per chain would reach {ESS_MIN}: "
+        f"samples={needed}, scai fit --draws {needed})"
+    )
+
+
 def _diagnostics_and_problems(
     variables: dict[str, tuple[np.ndarray, list]], sample_stats: dict[str, np.ndarray]
 ) -> tuple[dict[str, Any], list[str]]:
-    """:func:`_diagnostics`' result and the thresholds failed, on the values as computed."""
+    """:func:`_diagnostics`' result, the thresholds failed (on the values as computed) and
+    the lowest ESS below :data:`ESS_MIN` of a parameter that can move (``inf``: none)."""
     labels, columns = [], []
     for name, (value, coords) in variables.items():
         C, N = value.shape[:2]
@@ -192,15 +209,15 @@ def _diagnostics_and_problems(
     ]
     if high:
         problems.append(f"r_hat > {R_HAT_MAX} for {', '.join(high)}")
+    lowest = math.inf  # the lowest ESS below the bar, of a parameter that can move
     for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
         # (a constant's ESS is ArviZ's count of draws: below 400 in a short run)
-        low = [
-            f"{k} ({ess[k]:.0f})"
-            for k in labels
-            if k not in by_construction and raw[f"ess_{kind}"][k] < ESS_MIN
-        ]
+        low = [k for k in labels if k not in by_construction and raw[f"ess_{kind}"][k] < ESS_MIN]
         if low:
-            problems.append(f"{kind} ESS < {ESS_MIN} for {', '.join(low)}")
+            problems.append(
+                f"{kind} ESS < {ESS_MIN} for {', '.join(f'{k} ({ess[k]:.0f})' for k in low)}"
+            )
+            lowest = min(lowest, *(raw[f"ess_{kind}"][k] for k in low))
     if n_div:
         problems.append(f"{n_div} divergent transition(s)")
     low = [f"chain {c} ({v:.2f})" for c, v in enumerate(energy_bfmi) if v < BFMI_MIN]
@@ -209,7 +226,7 @@ def _diagnostics_and_problems(
             f"E-BFMI < {BFMI_MIN} for {', '.join(low)} (the energy explored poorly: heavy "
             "tails, or a mass matrix scaled unlike the posterior)"
         )
-    return result, problems
+    return result, problems, lowest
 
 
 def min_bulk_ess(posterior) -> float:

@@ -58,6 +58,12 @@ def test_short_mcmc_run_warns_naming_parameters(table):
     named = dict(re.findall(r"(pi\[[^]]+\]) \(([\d.]+)\)", match.group(1))) if match else {}
     assert all(float(v) > R_HAT_MAX for v in named.values()), named
     assert {k for k, v in diag["r_hat"].items() if v > R_HAT_MAX} <= set(named)
+    # and what to try first: the draws per chain that reach the bar at the ESS per draw seen
+    more = re.search(r"about ([\d,]+) draws per chain would reach 400: samples=(\d+), ", message)
+    assert more and more.group(1).replace(",", "") == more.group(2), message
+    lowest = min(v for kind in ("ess_bulk", "ess_tail") for v in diag[kind].values())
+    needed = 20 * ESS_MIN * 1.1  # (ESS rounded to units: +-0.5; the count up to a hundred)
+    assert needed / (lowest + 0.5) <= int(more.group(2)) < needed / (lowest - 0.5) + 100
     assert post.sample_stats["diverging"].shape == (2, 20)
 
 
