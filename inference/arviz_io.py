@@ -50,7 +50,12 @@ from scai.inference.errors import EngineError, no_table
 from scai.inference.posterior import GRID_POINT_STATS
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
 from scai.models.data import INTERACTION_COLUMNS, check_memory, tones_heard, validate_frame
-from scai.models.errors import DataError, DuplicateGamesWarning, check_count
+from scai.models.errors import (
+    DataError,
+    DuplicateGamesWarning,
+    StereotypeStrengthWarning,
+    check_count,
+)
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -368,12 +373,16 @@ def _score_at_grid_points(path, posterior) -> None:
 
 
 def _hypothesis(path, attrs: dict) -> Hypothesis:
-    """The file's hypothesis, from its ``hypothesis_toml`` attribute."""
+    """The file's hypothesis, from its ``hypothesis_toml`` attribute. A file saved before
+    ``real_agents_stereotyped`` dropped its unused strength holds it beside its prior: not the
+    reader's setting to drop, so not told."""
     import tomllib
 
     try:
         raw = tomllib.loads(_attribute(path, attrs, "hypothesis_toml"))
-        return Hypothesis.from_dict(raw, source=f"{path}: attribute hypothesis_toml")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StereotypeStrengthWarning)
+            return Hypothesis.from_dict(raw, source=f"{path}: attribute hypothesis_toml")
     except (TypeError, ValueError, HypothesisError) as err:
         raise PosteriorFileError(f"{path}: bad attribute hypothesis_toml ({err})") from None
 

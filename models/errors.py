@@ -258,8 +258,9 @@ class StereotypeStrengthWarning(HypothesisWarning):
     """A stereotype setting that changes nothing (a file's, or ``with_``'s): a ``[stereotype]``
     table with neither ``stereotype_strength`` nor ``stereotype_prior`` (at the default
     strength, 0, the table ties no manner to a type), or a strength or prior with no table to
-    mix in. Not told where a condition sets the strength (a sweep's axis or [condition]): the
-    sweep refuses a strength of no table, naming its key."""
+    mix in; and (also of a hypothesis made in Python) a strength beside ``stereotype_prior``,
+    which learns it. Not told where a condition sets the strength (a sweep's axis or
+    [condition]): the sweep refuses a strength of no table, naming its key."""
 
 
 class UnusedLapseWarning(HypothesisWarning):

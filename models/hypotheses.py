@@ -284,7 +284,7 @@ class Hypothesis:
                 stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
             )
         if self.stereotype_strength and self.stereotype_prior is not None and self.stereotype:
-            why = (  # (without a table the strength is inert anyway: told as such)
+            why = (  # (without a table, a file's or with_'s strength is told as inert)
                 f"stereotype_strength = {self.stereotype_strength:g} is not used: "
                 "stereotype_prior learns the strength (a Beta prior); drop stereotype_strength, "
                 "or stereotype_prior to keep it fixed"

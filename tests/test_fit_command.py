@@ -42,6 +42,20 @@ def test_the_time_printed_counts_the_files_too(table, tmp_path, monkeypatch, cap
     assert saved >= PAUSE and fitted >= 0  # (the fit itself: whatever the machine takes)
 
 
+def test_one_draw_has_no_sd_and_the_summary_says_how_many_draws_it_reads(table, tmp_path, capsys):
+    """With ``--draws 1`` the exact engine's summary printed ``sd 0.000`` (no spread measured
+    read as certainty) and its q5/q95 beside the lattice's exact mean without saying they come
+    from one draw (a review's find): the sd is NaN and the note names the draws."""
+    argv = ["fit", "--data", str(table), "--out", str(tmp_path / "f"), "--draws", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "sd, q5, q95: from 1 draw)" in out, out
+    row = next(line for line in out.splitlines() if "pi[selfish]" in line)
+    assert row.split()[3] == "NaN", row  # sim, parameter, mean, sd
+    assert main(["fit", "--data", str(table), "--out", str(tmp_path / "g"), "--draws", "40"]) == 0
+    assert "sd, q5, q95: from 40 draws)" in capsys.readouterr().out
+
+
 def test_an_engines_refusal_names_the_commands_option(table, tmp_path, capsys):
     """A check inside the engine reached the command line with its Python names:
     ``scai fit --subsample 50`` said "subsample_size=50: ... (or no subsample_size: ...)"."""

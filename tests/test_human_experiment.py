@@ -231,8 +231,10 @@ def test_new_subjects_columns_are_the_files_posterior_predictive(synthetic_run):
         assert rate.mean() == pytest.approx(row.new_subject_mean, abs=1e-12)
         assert np.quantile(rate, 0.025) == pytest.approx(row.new_subject_lo, abs=1e-12)
         assert np.quantile(rate, 0.975) == pytest.approx(row.new_subject_hi, abs=1e-12)
-    width = table.new_subject_hi - table.new_subject_lo
-    assert width.mean() > 1.5 * (table.predicted_hi - table.predicted_lo).mean()
+    # (2.0x on average here, 1.3x at the least; how much wider depends on how alike the
+    # subjects are: margins a second reviewer's recomputation over other data seeds allows)
+    width, in_sample = (table[f"{b}_hi"] - table[f"{b}_lo"] for b in ("new_subject", "predicted"))
+    assert width.mean() > 1.2 * in_sample.mean() and (width > in_sample).all()
 
 
 def test_human_files_follow_the_schema_and_arviz_tools_run(synthetic_run):
@@ -504,6 +506,24 @@ def test_posterior_load_of_a_human_data_file_says_what_it_is(synthetic_run):
     for name in HYPOTHESES:
         with pytest.raises(PosteriorFileError, match="human-data experiment's responder model"):
             Posterior.load(outdir / f"posterior_{name}.nc")
+
+
+def test_a_human_data_files_hypothesis_loads_back_into_the_spec_it_fitted(synthetic_run, tmp_path):
+    """Each file's ``hypothesis_toml`` attribute is a hypothesis file that reads back into the
+    spec the run fitted: the norm mixture's carried its noise priors as keys no hypothesis
+    file takes (``lapse = [1.0, ...]``, ``inattentive``), and would not load (a review's find)."""
+    from scai.experiments.human_data.fitting import specs_with
+    from scai.models.responders.specs import as_responder_spec
+
+    outdir, _ = synthetic_run
+    fitted = {spec.name: spec for spec in specs_with(None)}
+    for name in HYPOTHESES:
+        text = read_netcdf(outdir / f"posterior_{name}.nc", GROUPS).posterior.attrs[
+            "hypothesis_toml"
+        ]
+        (tmp_path / f"{name}.toml").write_text(text)
+        loaded = as_responder_spec(load_hypothesis_file(tmp_path / f"{name}.toml"))
+        assert loaded == fitted[name]
 
 
 def test_the_report_calls_a_hypothesis_better_only_beyond_two_standard_errors():

@@ -408,8 +408,7 @@ def test_with_a_stereotype_setting_that_changes_nothing_is_warned_of_as_a_files(
 def test_a_fixed_lapse_beside_its_prior_is_named(tmp_path):
     """A file's ``lapse`` beside ``lapse_prior`` was dropped in silence: the prior learns the
     lapse. It is a HypothesisWarning naming the file and the value; a prior alone, or beside
-    the default lapse of 0, is quiet, and so is every preset saved and loaded again
-    (``real_agents_stereotyped`` saves a strength beside its ``stereotype_prior``)."""
+    the default lapse of 0, is quiet, and so is every preset saved and loaded again."""
     import warnings
 
     from scai.models.errors import HypothesisWarning

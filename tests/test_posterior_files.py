@@ -353,3 +353,22 @@ def test_loading_a_folder_says_so_in_one_line(tmp_path):
     with pytest.raises(PosteriorFileError) as err:
         Posterior.load(tmp_path)
     assert str(err.value) == f"{tmp_path}: is a folder, not a posterior file"
+
+
+def test_a_file_saved_with_a_strength_beside_its_prior_loads_without_a_word(tmp_path):
+    """``real_agents_stereotyped`` saved a fixed strength beside its ``stereotype_prior``
+    until it dropped it; such a file's hypothesis now warns when read from a hypothesis file,
+    but a posterior file's is not its reader's to edit: it loads quietly, with the strength
+    the file holds."""
+    from scai.models.errors import StereotypeStrengthWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StereotypeStrengthWarning)
+        hypothesis = PRESETS["stereotyped"].with_(stereotype_prior=(4.0, 1.0))
+    assert hypothesis.stereotype_strength == 0.8
+    sim = simulate(hypothesis, policy="selfish", users=3, rounds=3, sims=1, seed=1)
+    fit(sim.interactions, hypothesis, engine="exact", num_draws=50).save(tmp_path / "old.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StereotypeStrengthWarning)
+        loaded = Posterior.load(tmp_path / "old.nc")
+    assert loaded.hypothesis == hypothesis

@@ -265,7 +265,7 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if posterior.pi_mean_exact is not None:
-        draws = posterior.draws["pi"].shape[0] * posterior.draws["pi"].shape[1]
+        draws = posterior.n_chains * posterior.n_draws
         print(
             f"(pi's mean: the lattice's exact sum; sd, q5, q95: from {draws:,} "
             f"draw{'s' if draws != 1 else ''})"

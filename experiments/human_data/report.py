@@ -157,7 +157,7 @@ def report_text(result: HumanDataResult) -> str:
             table = result.tables[name]
             lines.append(
                 f"  the same for new subjects (out of sample): {parts}; the observed rate inside "
-                f"their 95% band at {levels_inside(table)} of {len(table)} offer levels"
+                f"their 95% band at {levels_inside(table)} of {len(table)} levels (role x offer)"
             )
     worst = max(result.max_error[result.best].values())
     verdict = "meets" if worst <= MAX_ERROR else "does NOT meet"

@@ -70,8 +70,24 @@ def check_options(backend: str, scheduler: str | None, workers: int | None) -> N
         )
 
 
-#: The protocols of Dask's communication layer a scheduler can listen on.
+#: The protocols of Dask's communication layer a scheduler can listen on (its registry may
+#: hold more, from packages that extend it: :func:`_known_scheme` asks it).
 SCHEDULER_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
+def _known_scheme(scheme: str) -> bool:
+    """Whether Dask can connect by ``scheme`` (as it does, case-sensitively)."""
+    if scheme in SCHEDULER_SCHEMES:
+        return True
+    if scheme == "inproc":
+        return False  # (an in-process address: refused above, with its own reason)
+    try:
+        from distributed.comm.registry import get_backend
+
+        get_backend(scheme)  # (loads the backends other packages register)
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def _check_address(scheduler: str) -> None:
@@ -87,7 +103,7 @@ def _check_address(scheduler: str) -> None:
             "process that started it; give a scheduler's network address, e.g. tcp://HOST:8786"
         )
     scheme, sep, _ = scheduler.partition("://")
-    if sep and scheme not in SCHEDULER_SCHEMES:  # (refused before the run announces itself)
+    if sep and not _known_scheme(scheme):  # (refused before the run announces itself)
         raise RunError(
             f"--scheduler {scheduler}: {scheme!r} is not a Dask scheduler's protocol; "
             f"allowed: {', '.join(s + '://' for s in SCHEDULER_SCHEMES)} (or none: tcp)"

@@ -80,8 +80,17 @@ class NormMixtureSpec:
         return self.hypothesis.rationality_scale
 
     def to_dict(self) -> dict[str, Any]:
+        """The hypothesis file it is read from (:func:`as_responder_spec`): its hypothesis's
+        settings, loadable again, and the noise priors only where they are not the defaults
+        a file gets (no file key sets them: such a spec is made in Python, and its
+        ``lapse``, a prior, would not load as a file's fixed lapse)."""
+        out = self.hypothesis.to_dict()
+        if self._noise() != NormMixtureSpec(self.hypothesis)._noise():
+            out.update(self._noise())
+        return out
+
+    def _noise(self) -> dict[str, Any]:
         return {
-            **self.hypothesis.to_dict(),
             "lapse": [self.lapse.a, self.lapse.b],
             "inattentive": [self.inattentive.a, self.inattentive.b],
             "rationality_spread_scale": self.rationality_spread_scale,
