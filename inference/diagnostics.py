@@ -146,7 +146,7 @@ def _more_draws(lowest: float, draws: int) -> str:
 
 def _diagnostics_and_problems(
     variables: dict[str, tuple[np.ndarray, list]], sample_stats: dict[str, np.ndarray]
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], float]:
     """:func:`_diagnostics`' result, the thresholds failed (on the values as computed) and
     the lowest ESS below :data:`ESS_MIN` of a parameter that can move (``inf``: none)."""
     labels, columns = [], []
