@@ -25,6 +25,7 @@ from scai.models.data import (
     check_some_user_acts,
     check_table_memory,
     format_bytes,
+    memory_limit,
     read_interactions,
     validate_frame,
 )
@@ -397,13 +398,21 @@ def check_draws_memory(
 
     def error(text: str) -> EngineError:
         per_draw = need / max(kept, 1)
+        chains = kept // max(value, 1) if engine == "mcmc" else 1
+        limit, _ = memory_limit(max_memory, DRAWS_SHARE)  # (known: it was exceeded)
+        fitting = int(limit / per_draw) // chains  # (draws per chain: the option's own unit)
+        most = (
+            f"about {fitting:,} fit" + (" per chain" if engine == "mcmc" else "")
+            if fitting
+            else "not even one fits"
+        )
         return EngineError(
             f"{option}={value} (scai fit --draws)"
-            + (f" x num_chains={kept // max(value, 1)} (--chains)" if engine == "mcmc" else "")
+            + (f" x num_chains={chains} (--chains)" if engine == "mcmc" else "")
             + (f" and {made:,} importance proposals" if made > kept else "")
             + f": the posterior's {what} for {sims:,} "
-            f"simulation(s) {text}; ask for fewer draws (about {format_bytes(per_draw)} each) "
-            "or raise the limit (max_memory=, --max-memory)"
+            f"simulation(s) {text}; ask for fewer draws (about {format_bytes(per_draw)} each: "
+            f"{most}) or raise the limit (max_memory=, --max-memory)"
         )
 
     check_memory(need, error, max_memory, DRAWS_SHARE)

@@ -46,6 +46,11 @@ def test_fit_refuses_draws_above_the_limit_before_inferring(table):
     with pytest.raises(EngineError, match=r"num_draws=100000 .*100,000 draws for 50 simulation"):
         fit(table, "neutral", num_draws=100_000, max_memory=fit_bytes - 1)
     assert time.perf_counter() - start < 5
+    # and how many would fit (a review: it said what one draw needs, not how many fit)
+    with pytest.raises(EngineError, match=r"each: about 25,000 fit\) or raise the limit"):
+        fit(table, "neutral", num_draws=100_000, max_memory=fit_bytes // 4)
+    with pytest.raises(EngineError, match=r"each: not even one fits\)"):
+        check_draws_memory("exact", {"num_draws": 9}, sims, rows, sims * BYTES_PER_DRAW_AND_SIM - 1)
     # Below the limit it fits; the ArviZ form is counted only where asked (scai fit saves)
     arviz_bytes = fit_bytes + 100_000 * rows * BYTES_PER_DRAW_AND_ROW
     posterior = fit(table, "neutral", num_draws=1000, max_memory=fit_bytes)
