@@ -43,6 +43,7 @@ from scai.inference.exact_kernels import (
 )
 from scai.inference.grids import (
     BOX_TOLERANCE,
+    MAX_LATENT_SCALARS,
     MAX_SIMPLEX_POINTS,
     BoundedGrid,
     Box,
@@ -181,7 +182,7 @@ def fit_exact(
         "max_simplex_points": max_simplex_points,
     }
     dims = len(latent_scalars(hypothesis, data))
-    grid_points = grid_points or (200 if dims == 1 else 40)
+    grid_points = grid_points or GRID_POINTS.get(dims, 40)
     zoom_points = zoom_points or (32 if dims == 1 else 24)
     dtype = torch.float64
     S, U, _ = data.shape
@@ -956,6 +957,52 @@ def _coarsest_fits(points: int, lattice: int) -> bool:
     (``lattice`` points, coarsened to :data:`MIN_SIMPLEX_POINTS` at most) fit
     :data:`GRID_BUDGET` (:func:`_fit_budget`, :func:`check_groups_fit`)."""
     return points * min(lattice, MIN_SIMPLEX_POINTS) <= GRID_BUDGET
+
+
+#: The first grid's points per latent scalar, by how many there are (``grid_points``).
+GRID_POINTS = {1: 200, 2: 40}
+#: A lower bound on the ``[grid points x users x types]`` float64 tables one pass over a
+#: scalar grid holds at once (the actions' and the tones' log-likelihoods, their sum, the
+#: distinct users' copy; a review measured ~6 at 7 x 10^4 users): :func:`check_grid_memory`.
+GRID_COPIES = 4
+
+
+def check_grid_memory(
+    hypothesis: Hypothesis, data: GroupData, grid_points: int | None, max_memory: int | None
+) -> None:
+    """An :class:`EngineError` before any work where the first pass over the latent scalars'
+    grid would hold more than the memory limit: it scores every user of a simulation at every
+    point of the grid (a simulation with a latent scalar is fitted alone), and the engine's
+    other checks count only the layout and the draws (10^5 users with a latent rationality
+    took over 3 GB unchecked; 10^6 would have run out of memory)."""
+    from scai.models.data import check_memory, format_bytes, memory_limit
+
+    # (the simulation playing the most currencies has the most scalars: check_exact's count)
+    busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
+    one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
+    names = latent_scalars(hypothesis, one.only_played_currencies())
+    if not names:
+        return
+    dims = min(len(names), MAX_LATENT_SCALARS)
+    per_point = data.shape[1] * len(hypothesis.policies) * 8 * GRID_COPIES
+    side = grid_points or GRID_POINTS[dims]
+    need = side**dims * per_point
+    # the engine's own budget of the grid first (one simulation's, on the coarse lattice):
+    # its refusal says how many points it allows
+    _check_grid_size("grid_points", side, dims, COARSE_SIMPLEX_POINTS, names)
+
+    def error(text: str) -> EngineError:
+        limit, _ = memory_limit(max_memory)
+        most = int((limit / per_point) ** (1 / dims)) if limit else 0
+        return EngineError(
+            f"engine 'exact': the first grid of {', '.join(names)} ({side} point(s) per "
+            f"scalar) over a simulation's {data.shape[1]:,} user slots {text} (at least "
+            f"{format_bytes(per_point)} a point); fit by engine='svi' (with subsample_size: "
+            f"minibatches), with fewer grid_points (about {most:,} fit), or raise the limit "
+            "(max_memory=, --max-memory)"
+        )
+
+    check_memory(need, error, max_memory)
 
 
 #: A mode patch's points per dimension at first (:func:`_mode_patch`): a step of about half a

@@ -461,10 +461,11 @@ def fit(
         slots=math.prod(group.shape),
     )
     if engine == "exact":
-        from scai.inference.exact import check_exact
+        from scai.inference.exact import check_exact, check_grid_memory
         from scai.inference.grids import LATTICE_TOLERANCE, MAX_SIMPLEX_POINTS, check_lattice
 
         check_exact(hypothesis, group)
+        check_grid_memory(hypothesis, group, options.get("grid_points"), max_memory)
         # here, not in the engine (which fits group by group, and again per zoom): said once,
         # at the caller's line
         error = check_lattice(hypothesis, options.get("max_simplex_points") or MAX_SIMPLEX_POINTS)

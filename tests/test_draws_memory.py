@@ -136,3 +136,24 @@ def test_a_layout_padded_by_one_busy_user_counts_its_event_slots():
     posterior = fit(busy, "neutral", num_draws=draws, max_memory=2 * by_rows)
     with pytest.raises(EngineError, match="to_arviz: 100 draws of 2,400 rows"):
         posterior.to_arviz(max_memory=2 * by_rows)
+
+
+def test_an_exact_fit_whose_scalar_grid_would_pass_the_limit_is_refused_before_it_starts():
+    """With a latent scalar the exact engine scores every user of a simulation at every point
+    of the scalar's grid; its checks counted the layout and the draws only, and a large
+    group's fit took gigabytes unchecked (a review: over 3 GB at 10^5 users with a latent
+    rationality). A lower bound of that working memory is counted now: the refusal names the
+    grid, and fewer grid points fit (the number it gives)."""
+    from scai.inference.exact import GRID_COPIES
+
+    hypothesis = PRESETS["neutral"].with_(rationality_scale=0.5)
+    sim = simulate(hypothesis, policy="selfish", users=40, rounds=40, epochs=1, seed=2)
+    per_point = 40 * 3 * 8 * GRID_COPIES  # user slots x types x float64 x copies
+    limit = 100 * per_point  # half of the default 200 points
+    start = time.perf_counter()
+    with pytest.raises(EngineError, match=r"first grid of lam \(200 point\(s\) per scalar\).*"
+                       r"fewer grid_points \(about 100 fit\)"):  # fmt: skip
+        fit(sim.interactions, hypothesis, num_draws=10, max_memory=limit)
+    assert time.perf_counter() - start < 5
+    posterior = fit(sim.interactions, hypothesis, num_draws=10, max_memory=limit, grid_points=100)
+    assert posterior.n_draws == 10
