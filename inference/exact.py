@@ -51,6 +51,7 @@ from scai.inference.grids import (
     SimplexZoom,
     bounded_resolved,
     box_grid,
+    busiest_scalars,
     changed_boxes,
     check_exact,
     draw_within_cells,
@@ -977,10 +978,7 @@ def check_grid_memory(
     took over 3 GB unchecked; 10^6 would have run out of memory)."""
     from scai.models.data import check_memory, format_bytes, memory_limit
 
-    # (the simulation playing the most currencies has the most scalars: check_exact's count)
-    busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
-    one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
-    names = latent_scalars(hypothesis, one.only_played_currencies())
+    _, names = busiest_scalars(hypothesis, data)  # (check_exact's count)
     if not names:
         return
     dims = min(len(names), MAX_LATENT_SCALARS)

@@ -98,6 +98,14 @@ def latent_scalars(hypothesis: Hypothesis, data: GroupData) -> list[str]:
     return names
 
 
+def busiest_scalars(hypothesis: Hypothesis, data: GroupData) -> tuple[int, list[str]]:
+    """The simulation that plays the most currencies and its latent scalars, on its data cut
+    to those currencies: the most any simulation fitted alone grids over."""
+    busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
+    one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
+    return busiest, latent_scalars(hypothesis, one.only_played_currencies())
+
+
 def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
     """Refuse a hypothesis with more than :data:`MAX_LATENT_SCALARS` latent scalars in some
     simulation: the engine fits each simulation alone (with a latent scalar) on the data cut
@@ -106,9 +114,7 @@ def check_exact(hypothesis: Hypothesis, data: GroupData) -> None:
     most currencies is counted, cut the same way."""
     if len(latent_scalars(hypothesis, data)) <= MAX_LATENT_SCALARS:  # all its currencies: fits
         return
-    busiest = int(data.played_currencies().sum(1).argmax()) if data.shape[0] else 0
-    one = data.sims_subset(torch.tensor([busiest])) if data.shape[0] > 1 else data
-    names = latent_scalars(hypothesis, one.only_played_currencies())
+    busiest, names = busiest_scalars(hypothesis, data)
     if len(names) > MAX_LATENT_SCALARS:
         where = ""
         if data.shape[0] > 1:

@@ -437,19 +437,12 @@ class Hypothesis:
         with warnings.catch_warnings(record=True) as told:  # to name with_ in them
             warnings.simplefilter("always", HypothesisWarning)
             changed = replace(self, **changes)
-        for record in told:  # (the ones this hypothesis warned of already: not again)
-            message = record.message
-            if isinstance(message, UnusedLapseWarning) and not {"lapse", "lapse_prior"} & set(
-                changes
-            ):
-                continue
-            if isinstance(message, StereotypeStrengthWarning) and not STEREOTYPE_KEYS & set(
-                changes
-            ):
-                continue
-            if isinstance(message, HypothesisWarning):
-                message = type(message)(f"with_: {message}")
-            warnings.warn(message, stacklevel=outside_scai())
+        told_before = ()  # (the ones this hypothesis warned of already: not again)
+        if not {"lapse", "lapse_prior"} & set(changes):
+            told_before += (UnusedLapseWarning,)
+        if not STEREOTYPE_KEYS & set(changes):
+            told_before += (StereotypeStrengthWarning,)
+        _tell_again(told, "with_", skip=told_before)
         _warn_inert_stereotype(changes, changed, "with_")
         return changed
 
@@ -586,11 +579,7 @@ class Hypothesis:
                 hypothesis = cls(**kwargs)
             except HypothesisError as err:
                 raise HypothesisError(f"{source}: {err}") from None
-        for record in told:  # the caller's filters apply as they re-emerge
-            message = record.message
-            if isinstance(message, HypothesisWarning):
-                message = type(message)(f"{source}: {message}")
-            warnings.warn(message, stacklevel=outside_scai())
+        _tell_again(told, source)
         _warn_inert_stereotype(raw, hypothesis, source)
         return hypothesis
 
@@ -694,6 +683,21 @@ def _warn_identical_types(hypothesis: Hypothesis) -> None:
                 stacklevel=outside_scai(also=(dataclasses.__file__, "<string>:__init__")),
             )
         seen.setdefault(acts, p.name)
+
+
+def _tell_again(
+    records: list[warnings.WarningMessage], source: str, skip: tuple[type, ...] = ()
+) -> None:
+    """Warn again of ``records`` (caught while a hypothesis was built) at the caller's line,
+    a :class:`HypothesisWarning` named by ``source``, those of a ``skip`` class left out: the
+    caller's filters apply as they re-emerge."""
+    for record in records:
+        message = record.message
+        if isinstance(message, skip):
+            continue
+        if isinstance(message, HypothesisWarning):
+            message = type(message)(f"{source}: {message}")
+        warnings.warn(message, stacklevel=outside_scai())
 
 
 def _warn_inert_stereotype(given: Iterable[str], hypothesis: Hypothesis, source: str) -> None:
