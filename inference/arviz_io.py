@@ -98,6 +98,23 @@ def user_labels(data: GroupData) -> list[str]:
     return labels
 
 
+#: The dims whose coordinates name things (groups, types, currencies, users, manners): a
+#: file's labels of them must be the ones its attributes give, in that order.
+LABELLED_DIMS = ("sim", "policy", "currency", "user", "manner")
+
+
+def labelled_coords(data: GroupData, policy_names) -> dict[str, list]:
+    """The labels of :data:`LABELLED_DIMS` for a posterior of ``data`` whose types are
+    ``policy_names``, in the order of its arrays."""
+    return {
+        "sim": list(data.sim_ids),
+        "policy": list(policy_names),
+        "currency": list(data.currencies),
+        "user": user_labels(data),
+        "manner": list(MANNERS),
+    }
+
+
 def data_sha256(table: pd.DataFrame) -> str:
     """SHA-256 of the interaction table as scai writes it in CSV (validated, no index): the
     games a posterior came from, however they were stored (a gzipped file, a DataFrame)."""
@@ -116,14 +133,16 @@ def draws_description(posterior) -> str:
     if posterior.settings.get("correction") == "importance":
         return (
             "independent draws resampled from PSIS-weighted importance draws around the SVI "
-            "guide, one chain (i.i.d. given the weights; see diagnostics.importance)"
+            "guide, one chain (i.i.d. given the weights; some repeat, and az.ess counts each "
+            "repeat: the effective sample size is at most diagnostics.importance.ess, per sim)"
         )
     return "independent draws from the SVI guide, one chain (i.i.d.)"
 
 
 #: What the file's variables hold, in its ``variables`` attribute (ArviZ keeps no units).
+USER_LOGLIK = "log_likelihood.user_actions"
 VARIABLE_NOTES = {
-    "log_likelihood.user_actions": "log p(the user's offers, decisions and tones | the draw), "
+    USER_LOGLIK: "log p(the user's offers, decisions and tones | the draw), "
     "its policy and manner summed out",
     "observed_data.user_actions": "the units the user offered plus the number of offers it "
     "accepted (a summary statistic for az.loo_pit and az.plot_ppc; the same in "
@@ -132,6 +151,12 @@ VARIABLE_NOTES = {
     "offer": "units offered to the responder",
     "accepted": "1 accepted, 0 rejected",
 }
+#: ``log_likelihood.user_actions``'s note where users may copy a prototype (clones).
+CLONE_USER_LOGLIK = (
+    "log p(the user's offers, decisions and tones | the draw, the other users' data): the "
+    "group's log-likelihood minus the group's without the user (users sharing a prototype are "
+    "not independent given the draw), policies and manners summed out"
+)
 
 
 def posterior_parts(
@@ -161,13 +186,8 @@ def posterior_parts(
         check_count("max_memory", max_memory, 1, error=EngineError)
     need = arviz_bytes(draws, len(table), math.prod(data.shape))
     check_memory(need, too_large, max_memory, DRAWS_SHARE)
-    users = user_labels(data)
     coords = {
-        "sim": list(data.sim_ids),
-        "policy": list(posterior.policy_names),
-        "currency": list(data.currencies),
-        "user": users,
-        "manner": list(MANNERS),
+        **labelled_coords(data, posterior.policy_names),
         "interaction": np.arange(len(table)),
     }
     per_row = ["interaction"]
@@ -215,7 +235,10 @@ def posterior_parts(
     attrs["layout"] = json.dumps(
         {"sim_ids": data.sim_ids, "user_ids": data.user_ids, "currencies": data.currencies}
     )
-    attrs["variables"] = json.dumps(VARIABLE_NOTES)
+    notes = dict(VARIABLE_NOTES)
+    if posterior.hypothesis.clones:  # users share a prototype: not independent given the draw
+        notes[USER_LOGLIK] = CLONE_USER_LOGLIK
+    attrs["variables"] = json.dumps(notes)
     # The tones the data held: two fits of the same games with and without tones score other
     # data, and az.compare would rank them (by ~1,100 nats on one group) all the same.
     attrs["tones_heard"] = str(tones_heard(table))
@@ -260,7 +283,7 @@ def load_posterior(path):
     :class:`PosteriorFileError` naming the file, the attribute or variable, and what fits."""
     from scai.inference.posterior import Posterior, on_simplex
 
-    groups, attrs = _read_groups(path)
+    groups, attrs, labels = _read_groups(path)
     if attrs.get("scai_experiment") == "human-data":  # scai's, but of another model
         raise PosteriorFileError(
             f"{path}: a posterior of the human-data experiment's responder model "
@@ -299,6 +322,7 @@ def load_posterior(path):
     }
     user_group = groups["user_posterior"]
     _check_shapes(path, hypothesis, data, draws, user_group)
+    _check_labels(path, labels, labelled_coords(data, hypothesis.policy_names))
     if not on_simplex(draws["pi"]):
         raise PosteriorFileError(
             f"{path}: posterior.pi is not on the simplex; allowed: finite draws >= 0 summing to 1"
@@ -507,6 +531,32 @@ def _check_shapes(path, hypothesis, data: GroupData, draws: dict, user_group: di
             )
 
 
+def _check_labels(path, labels: dict, expected: dict[str, list]) -> None:
+    """Every loaded group's labels of a dim are the ones the attributes give, in their order:
+    the arrays are read by position, so a file whose rows were reordered after the fit
+    (``idata.sel(sim=[...])`` in another order, then saved) would pair draws with other
+    groups', types', currencies' or users' names. Such a file is refused, naming the dim."""
+    for group, found in labels.items():
+        for dim, names in found.items():
+            want = [str(label) for label in expected[dim]]
+            if names == want:
+                continue
+            at = next(
+                (i for i, (a, b) in enumerate(zip(names, want, strict=False)) if a != b), None
+            )
+            where = (
+                f"{len(names)} labels where the attributes give {len(want)}"
+                if at is None
+                else f"label {names[at]!r} at position {at} where the attributes give {want[at]!r}"
+            )
+            raise PosteriorFileError(
+                f"{path}: {group}'s coordinate {dim} has {where} (attributes hypothesis_toml "
+                "and layout; the arrays are read in their order): were its rows reordered "
+                "after the fit (sel, isel, reindex)? Select in the file's own order, or fit "
+                "again"
+            )
+
+
 def _valid_table(path, table: pd.DataFrame) -> pd.DataFrame:
     """``table`` as :func:`~scai.models.data.validate_frame` types it, or a
     :class:`PosteriorFileError` naming the file and the first problem (an edited file's offer
@@ -520,11 +570,11 @@ def _valid_table(path, table: pd.DataFrame) -> pd.DataFrame:
             raise PosteriorFileError(err.one_line()) from None
 
 
-def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """:data:`LOADED_GROUPS` of a posterior file, ``{group: {data variable: values}}``, and the
-    posterior group's attributes."""
+def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict, dict]:
+    """:data:`LOADED_GROUPS` of a posterior file, ``{group: {data variable: values}}``, the
+    posterior group's attributes and ``{group: {dim: labels}}`` of :data:`LABELLED_DIMS`."""
     try:
-        plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS)
+        plain = read_plain_groups(path, LOADED_GROUPS, REQUIRED_GROUPS, LABELLED_DIMS)
     except NotImplementedError:
         raise
     except (RuntimeError, OSError) as err:  # HDF5's, on damaged metadata or data
@@ -533,20 +583,25 @@ def _read_groups(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
             "this installation lacks)"
         ) from None
     if plain is not None:
-        return plain.groups, plain.attrs
+        return plain.groups, plain.attrs, plain.labels
     idata = read_netcdf(path, REQUIRED_GROUPS)
+    present = [g for g in LOADED_GROUPS if g in idata.groups()]
     try:  # xarray decodes a variable as its attributes say (scale, fill value, units)
-        groups = {
-            g: {k: idata[g][k].values for k in idata[g].data_vars}
-            for g in LOADED_GROUPS
-            if g in idata.groups()
+        groups = {g: {k: idata[g][k].values for k in idata[g].data_vars} for g in present}
+        labels = {
+            g: {
+                d: [str(v) for v in idata[g][d].values.tolist()]
+                for d in LABELLED_DIMS
+                if d in idata[g].coords
+            }
+            for g in present
         }
     except (TypeError, ValueError, OverflowError) as err:
         raise PosteriorFileError(
             f"{path}: cannot decode its variables ({type(err).__name__}: {err}); a scai file's "
             "are numbers and text as stored"
         ) from None
-    return groups, dict(idata.posterior.attrs)
+    return groups, dict(idata.posterior.attrs), labels
 
 
 def _table(path, constant: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> pd.DataFrame:

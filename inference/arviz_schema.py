@@ -411,10 +411,15 @@ class PlainGroups:
 
     groups: dict[str, dict[str, np.ndarray]]
     attrs: dict[str, Any]
+    #: ``labels[group][dim]``: the coordinate of each asked-for dim the group has, as text
+    labels: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def read_plain_groups(
-    path, groups: tuple[str, ...], required_groups: tuple[str, ...] = ()
+    path,
+    groups: tuple[str, ...],
+    required_groups: tuple[str, ...] = (),
+    labelled: tuple[str, ...] = (),
 ) -> PlainGroups | None:
     """Read ``groups`` of a file scai wrote straight from HDF5 (h5py): the values xarray would
     decode, without importing ArviZ and xarray (~2 s) or reading the other groups (the
@@ -425,7 +430,8 @@ def read_plain_groups(
     too: for anything else (another writer's encodings, a missing group or attribute, a file
     that is not HDF5) it returns None, and the caller reads the file with :func:`read_netcdf`,
     which decodes it or names the problem. The file is checked as :func:`read_netcdf` checks
-    it (:func:`check_self_contained`)."""
+    it (:func:`check_self_contained`). The coordinates of the dims in ``labelled`` are read
+    as text (``labels``)."""
     import h5py
 
     check_self_contained(path)
@@ -441,13 +447,21 @@ def read_plain_groups(
         if provenance_problem(attrs) is not None:
             return None  # read_netcdf names it
         read: dict[str, dict[str, np.ndarray]] = {}
+        labels: dict[str, dict[str, list[str]]] = {}
         for group in groups:
-            read[group] = {}
+            read[group], labels[group] = {}, {}
             for name, obj in handle[group].items():
                 if not isinstance(obj, h5py.Dataset):
                     return None
-                if obj.attrs.get("CLASS") == b"DIMENSION_SCALE":
-                    continue  # a coordinate (or a dimension without one)
+                if obj.attrs.get("CLASS") == b"DIMENSION_SCALE":  # a coordinate (or a
+                    if name in labelled and not _attr(obj.attrs.get("NAME", "")).startswith(
+                        "This is a netCDF dimension but not a netCDF variable"
+                    ):  # (a dimension without one, h5netcdf's words)
+                        values = _plain_values(obj)
+                        if values is None:
+                            return None
+                        labels[group][name] = [str(v) for v in values.tolist()]
+                    continue
                 values = _plain_values(obj)
                 if values is None:
                     return None
@@ -459,7 +473,7 @@ def read_plain_groups(
             }
             for name in coordinates:  # non-index coordinates are not data variables
                 read[group].pop(name, None)
-    return PlainGroups(read, attrs)
+    return PlainGroups(read, attrs, labels)
 
 
 def _attr(value):

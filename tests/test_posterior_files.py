@@ -372,3 +372,56 @@ def test_a_file_saved_with_a_strength_beside_its_prior_loads_without_a_word(tmp_
         warnings.simplefilter("error", StereotypeStrengthWarning)
         loaded = Posterior.load(tmp_path / "old.nc")
     assert loaded.hypothesis == hypothesis
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A posterior of two groups on two currencies, three types, with a latent shift: every
+    labelled dim (sim, policy, currency, user, manner) has more than one label."""
+    folder = tmp_path_factory.mktemp("labelled")
+    sim = simulate(
+        PRESETS["pooled"],
+        policy="selfish=0.6,altruistic=0.4",
+        users=3,
+        rounds=4,
+        sims=2,
+        currency=["dollars", "medicine"],
+        seed=2,
+    )
+    path = folder / "fit.nc"
+    fit(sim.interactions, "pooled", engine="exact", num_draws=40).save(path)
+    return path
+
+
+def _reversed(idata, dim: str):
+    group = "user_posterior" if dim in ("user", "manner") else "posterior"
+    labels = list(idata[group][dim].values)
+    return idata.sel(**{dim: labels[::-1]})
+
+
+@pytest.mark.parametrize("xarray_path", [False, True], ids=["hdf5", "xarray"])
+@pytest.mark.parametrize("dim", ["sim", "policy", "currency", "user", "manner"])
+def test_a_file_whose_labels_were_reordered_is_refused(
+    labelled, tmp_path, monkeypatch, dim, xarray_path
+):
+    """The loader reads arrays by position: a file reordered by label after the fit
+    (``idata.sel(sim=["1", "0"])``, then saved) loaded with group 0's ``pi`` under group 1's
+    name, selfish and altruistic swapped, one currency's shift draws under the other's, users'
+    type probabilities on other users, in silence (a review), and saving it again wrote the
+    wrong pairs under the right labels. Refused, naming the group, the dim and the label, on
+    both of the loader's reading paths (HDF5 straight, and xarray for files needing decoding)."""
+    import scai.inference.arviz_io as arviz_io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(labelled, engine="h5netcdf")
+        _reversed(idata, dim).to_netcdf(tmp_path / "reordered.nc", engine="h5netcdf")
+    if xarray_path:
+        monkeypatch.setattr(arviz_io, "read_plain_groups", lambda *args: None)
+    Posterior.load(labelled)  # the file as written loads on either path
+    with pytest.raises(
+        PosteriorFileError,
+        match=rf"reordered\.nc: \w+'s coordinate {dim} has "
+        r"label .* at position 0 where the attributes give",
+    ):
+        Posterior.load(tmp_path / "reordered.nc")
