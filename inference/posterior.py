@@ -36,7 +36,7 @@ from scai.models.marginal import (
     user_loglik,
 )
 from scai.models.model import group_tables
-from scai.models.prior import GroupPrior
+from scai.models.prior import GroupPrior, parameter_names
 
 CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
 #: Entries of ``[draws, S, U, K]`` that :meth:`Posterior.from_draws` holds at once.
@@ -508,17 +508,11 @@ class Posterior:
         for site in in_site_order(self.draws):
             value = self.draws[site]
             flat = value.reshape(-1, *value.shape[2:])
+            names = parameter_names(site, self.policy_names, self.data.currencies)
             for s, sim in enumerate(self.data.sim_ids):
                 v = flat[:, s]
-                labels = (
-                    self.policy_names
-                    if site == "pi"
-                    else self.data.currencies
-                    if site == "shift"
-                    else ("",)
-                )
                 v = v.reshape(v.shape[0], -1)
-                for j, label in enumerate(labels):
+                for j, name in enumerate(names):
                     x = v[:, j].double()
                     # in its row, not looked up afterwards (a lookup per row made the summary
                     # of 5,000 simulations take half a minute)
@@ -526,7 +520,7 @@ class Posterior:
                     rows.append(
                         {
                             "sim": sim,
-                            "parameter": f"{site}[{label}]" if label else site,
+                            "parameter": name,
                             "mean": float(mean),
                             # (one draw: no spread measured, not a spread of 0)
                             "sd": float(x.std()) if x.numel() > 1 else float("nan"),

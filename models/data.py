@@ -1687,6 +1687,12 @@ def users_path(interactions_path: str | Path) -> Path:
     return companion_path(interactions_path, "users")
 
 
+def parameters_path(interactions_path: str | Path) -> Path:
+    """``X.csv`` -> ``X.parameters.csv`` (:func:`companion_path`): a simulation's group-level
+    values (:attr:`~scai.models.simulate.Simulation.parameters`)."""
+    return companion_path(interactions_path, "parameters")
+
+
 #: The longest file-name component :func:`safe_filename` returns (file systems allow 255 bytes;
 #: room is left for a prefix, a suffix and a temporary file's token).
 MAX_NAME = 100

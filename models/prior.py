@@ -47,6 +47,15 @@ from torch.distributions.multivariate_normal import _batch_mahalanobis
 from scai.models.hypotheses import Hypothesis
 
 SITES = ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
+
+
+def parameter_names(site: str, policy_names, currencies) -> list[str]:
+    """The names of a site's values in one simulation, as tables show them: ``pi[selfish]``
+    per type, ``shift[dollars]`` per currency, the site's own name for a scalar."""
+    labels = policy_names if site == "pi" else currencies if site == "shift" else None
+    return [site] if labels is None else [f"{site}[{label}]" for label in labels]
+
+
 #: The group-level latents in (0, 1), each with a Beta prior, by the hypothesis key of the prior.
 BOUNDED = {"lapse": "lapse_prior", "strength": "stereotype_prior", "clone": "clone_prior"}
 #: The smallest distance from 0 and 1 at which a bounded site's log density is scored.

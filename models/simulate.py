@@ -34,6 +34,7 @@ from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
 from scai.models.layout import GroupData
 from scai.models.model import social_contract_model
+from scai.models.prior import SITES, parameter_names
 from scai.models.random_state import callers_random_state_kept
 
 DEFAULT_POT_RANGE = (10, 100)
@@ -286,10 +287,22 @@ def check_pot_range(pot_range: tuple[int, int]) -> tuple[int, int]:
     return lo, check_count("pot_range high", hi, lo, MAX_POT)
 
 
+#: The columns of :attr:`Simulation.parameters`.
+PARAMETER_COLUMNS = ("sim", "parameter", "value")
+
+
 @dataclass
 class Simulation:
+    """What a simulation played (``interactions``), who played it (``users``: each user's
+    true policy and manner) and the group-level values it played under (``parameters``: per
+    simulation the mixture ``pi[type]`` and every site the hypothesis draws from its prior,
+    ``lam``, ``shift[currency]``, ``shift_shared``, ``lapse``, ``strength``, ``clone``; named
+    as :meth:`~scai.inference.posterior.Posterior.summary`'s rows, to compare a fit with the
+    truth by ``merge(on=["sim", "parameter"])``)."""
+
     interactions: pd.DataFrame  # INTERACTION_COLUMNS
     users: pd.DataFrame  # USER_COLUMNS
+    parameters: pd.DataFrame  # PARAMETER_COLUMNS
 
 
 def simulate(
@@ -378,10 +391,29 @@ def play(
     if manners is not None:
         fixed["manner"] = _per_user(manners, MANNERS.index, data).unsqueeze(-1)
     with torch.no_grad():
-        sampled = pyro.poutine.condition(social_contract_model, data=fixed)(
-            data, hypothesis, observed=False
-        )
-    return _to_tables(schedule, data, sampled, hypothesis)
+        trace = pyro.poutine.trace(
+            pyro.poutine.condition(social_contract_model, data=fixed)
+        ).get_trace(data, hypothesis, observed=False)
+    sampled = trace.nodes["_RETURN"]["value"]
+    group = {site: trace.nodes[site]["value"] for site in SITES if site in trace.nodes}
+    return _to_tables(schedule, data, sampled, hypothesis, group)
+
+
+def _parameters(data: GroupData, hyp: Hypothesis, group: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """The group-level values each simulation played under (``group``: the model's sites of
+    :data:`~scai.models.prior.SITES`, each ``[S, ...]``), simulation by simulation, one row
+    per name."""
+    S = data.shape[0]
+    names = [n for site in group for n in parameter_names(site, hyp.policy_names, data.currencies)]
+    values = [value.reshape(S, -1).numpy() for value in group.values()]  # (as sampled: float32)
+    return pd.DataFrame(
+        {
+            "sim": np.repeat(np.array(data.sim_ids, dtype=object), len(names)),
+            "parameter": np.tile(np.array(names, dtype=object), S),
+            "value": np.concatenate(values, axis=1).reshape(-1) if values else [],
+        },
+        columns=list(PARAMETER_COLUMNS),
+    )
 
 
 def _per_user(values: Sequence[Sequence[str]], to_index, data: GroupData) -> torch.Tensor:
@@ -394,7 +426,11 @@ def _per_user(values: Sequence[Sequence[str]], to_index, data: GroupData) -> tor
 
 
 def _to_tables(
-    schedule: pd.DataFrame, data: GroupData, sampled: dict[str, torch.Tensor], hyp: Hypothesis
+    schedule: pd.DataFrame,
+    data: GroupData,
+    sampled: dict[str, torch.Tensor],
+    hyp: Hypothesis,
+    group: dict[str, torch.Tensor],
 ) -> Simulation:
     table = schedule.copy()
     mask = data.event_mask
@@ -429,7 +465,11 @@ def _to_tables(
         },
         columns=list(USER_COLUMNS),
     )
-    return Simulation(interactions=table[list(INTERACTION_COLUMNS)], users=users)
+    return Simulation(
+        interactions=table[list(INTERACTION_COLUMNS)],
+        users=users,
+        parameters=_parameters(data, hyp, group),
+    )
 
 
 def transcript(table: pd.DataFrame, seed: int = 0) -> str:

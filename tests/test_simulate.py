@@ -12,7 +12,7 @@ import pytest
 import reference as ref
 
 from scai.experiments.cli import main
-from scai.models.data import read_interactions, read_users, users_path
+from scai.models.data import parameters_path, read_interactions, read_users, users_path
 from scai.models.errors import SimulationWarning
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.simulate import make_schedule, parse_mixture, simulate, transcript
@@ -159,7 +159,8 @@ def run_simulate(out: Path, seed: int, *extra: str | Path) -> int:
 
 
 def outputs(out: Path) -> list[bytes]:
-    return [p.read_bytes() for p in (out, users_path(out), out.with_suffix(".txt"))]
+    paths = (out, users_path(out), parameters_path(out), out.with_suffix(".txt"))
+    return [p.read_bytes() for p in paths]
 
 
 def test_cli_same_seed_gives_identical_files(tmp_path, capsys):
@@ -184,7 +185,8 @@ def test_cli_different_seeds_differ(tmp_path):
     assert run_simulate(b, 2) == 0
     files_a, files_b = outputs(a), outputs(b)
     for fa, fb in zip(files_a, files_b, strict=True):
-        assert fa != fb
+        # (the parameters: the mixture given, the same; the neutral preset draws nothing)
+        assert (fa != fb) or fa.startswith(b"sim,parameter,value\n0,pi[selfish],0.8\n")
 
 
 def test_simulate_function_is_deterministic():
@@ -403,3 +405,68 @@ def test_transcript_checks_its_table_and_seed():
         with pytest.raises(RunError, match="seed: must be a whole number"):
             transcript(sim.interactions, seed=seed)
     assert transcript(sim.interactions, seed=2) == transcript(sim.interactions, seed=2)
+
+
+def test_the_parameters_a_simulation_drew_are_kept_and_named_as_the_summary_names_them():
+    """``simulate`` drew each group's latent values (rationality, currency shifts, lapse,
+    strength, clone share) from the hypothesis's priors and threw them away: whether a fit
+    recovers them could not be checked (a review). ``Simulation.parameters`` holds them, the
+    values the model played under (a group with a higher drawn ``lam`` offers closer to its
+    norm), named as ``Posterior.summary`` names its rows."""
+    from scai.inference import fit
+
+    hyp = PRESETS["real_agents"].with_(name="drawn", rationality_scale=0.5)
+    sim = simulate(hyp, policy="selfish=0.5,fair=0.5", users=4, rounds=4, sims=3, seed=5)
+    table = sim.parameters
+    assert list(table.columns) == ["sim", "parameter", "value"]
+    names = [f"pi[{name}]" for name in hyp.policy_names] + ["lam", "lapse", "clone"]
+    assert list(table["parameter"]) == names * 3 and list(table["sim"]) == [
+        s for s in ("0", "1", "2") for _ in names
+    ]
+    pivot = table.pivot(index="sim", columns="parameter", values="value")
+    assert (pivot["pi[selfish]"] == 0.5).all() and (pivot["pi[altruistic]"] == 0).all()
+    for site in ("lam", "lapse", "clone"):  # drawn per group, not one value for all
+        assert pivot[site].nunique() == 3, site
+    assert ((pivot["lapse"] > 0) & (pivot["lapse"] < 1)).all()
+    # the same seed draws the same values; another seed others
+    again = simulate(hyp, policy="selfish=0.5,fair=0.5", users=4, rounds=4, sims=3, seed=5)
+    pd.testing.assert_frame_equal(again.parameters, table)
+    other = simulate(hyp, policy="selfish=0.5,fair=0.5", users=4, rounds=4, sims=3, seed=6)
+    assert not other.parameters["value"].equals(table["value"])
+    # every name is a row of a fit's summary
+    shifts = PRESETS["pooled"].with_(rationality_scale=0.3)
+    two = simulate(
+        shifts, policy="fair", users=5, rounds=4, sims=2, seed=1, currency=["dollars", "medicine"]
+    )
+    summary = fit(two.interactions, shifts, engine="exact").summary()
+    merged = two.parameters.merge(summary, on=["sim", "parameter"], how="left")
+    assert merged["mean"].notna().all(), merged
+    assert {"lam", "shift_shared", "shift[dollars]", "shift[medicine]"} <= set(merged["parameter"])
+
+
+def test_the_drawn_rationality_is_the_one_the_users_played_with():
+    """The values kept are the ones the games came from: users of one norm under a latent
+    rationality offer closer to the norm's offer in the groups whose kept ``lam`` is higher
+    (Spearman correlation over 40 groups of the kept lam with the mean distance of offers from
+    half the pot: -0.52 to -0.81 over seeds 0-3; values unrelated to the games would give 0
+    with an sd of 0.16, so -0.4 is 2.5 sd from them). Rationality around 0.5: above ~2 a fair
+    user's offers are all at half the pot."""
+    from scipy import stats
+
+    hyp = PRESETS["neutral"].with_(rationality=0.5, rationality_scale=1.0)
+    sim = simulate(hyp, policy="fair", users=10, rounds=10, sims=40, seed=0)
+    lam = sim.parameters.query("parameter == 'lam'").set_index("sim")["value"]
+    games = sim.interactions
+    distance = (games["offer"] / games["pot"] - 0.5).abs().groupby(games["sim"]).mean()
+    rho = stats.spearmanr(lam.loc[distance.index], distance).statistic
+    assert rho < -0.4, rho
+
+
+def test_cli_writes_the_parameters_beside_the_users(tmp_path):
+    out = tmp_path / "sim.csv"
+    assert run_simulate(out, 3) == 0
+    written = pd.read_csv(parameters_path(out), dtype={"sim": str})
+    expected = simulate(
+        "neutral", policy=MIX, users=6, rounds=6, epochs=3, sims=2, currency="apples", seed=3
+    ).parameters
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)

@@ -22,6 +22,7 @@ from scai.experiments.commands import (
 from scai.models.data import (
     DataError,
     check_some_user_acts,
+    parameters_path,
     read_interactions,
     users_path,
     write_atomic,
@@ -90,7 +91,9 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
         required=True,
         type=output_table,
         metavar="FILE.csv",
-        help="interaction table to write; FILE.users.csv gets the users' true types",
+        help="interaction table to write; FILE.users.csv gets the users' true types and "
+        "manners, FILE.parameters.csv each simulation's mixture pi and the values it drew "
+        "from the hypothesis's priors (lam, shifts, lapse, strength, clone)",
     )
     p.add_argument(
         "--transcript",
@@ -106,12 +109,12 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     from scai.models.simulate import simulate, transcript
 
-    outputs = [args.out, users_path(args.out)]
+    outputs = [args.out, users_path(args.out), parameters_path(args.out)]
     # resolved: "d/../d/x.users.csv" is the users' table too, and so is a link to it
     if args.transcript is not None and args.transcript.resolve() in [p.resolve() for p in outputs]:
         raise RunError(
-            f"--transcript {args.transcript}: is one of the tables --out writes ({outputs[0]}, "
-            f"{outputs[1]}); give another file"
+            f"--transcript {args.transcript}: is one of the tables --out writes "
+            f"({', '.join(map(str, outputs))}); give another file"
         )
     read = [hypothesis_file(args.hypothesis)]
     check_outputs("--out", args.out, outputs, reading=read)
@@ -134,6 +137,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     writes = {
         args.out: lambda path: write_csv_atomic(result.interactions, path),
         users_path(args.out): lambda path: write_csv_atomic(result.users, path),
+        parameters_path(args.out): lambda path: write_csv_atomic(result.parameters, path),
     }
     if args.transcript is not None:
         text = transcript(result.interactions, seed=args.seed)
@@ -142,8 +146,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         )
     write_together(writes)  # the users are the truth of these interactions: one result
     print(
-        f"wrote {len(result.interactions)} interactions to {args.out} and "
-        f"{len(result.users)} users to {users_path(args.out)}"
+        f"wrote {len(result.interactions)} interactions to {args.out}, "
+        f"{len(result.users)} users to {users_path(args.out)} and the simulations' "
+        f"parameters to {parameters_path(args.out)}"
     )
     return 0
 
