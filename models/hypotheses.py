@@ -243,6 +243,8 @@ class Hypothesis:
         for p in self.policies:
             for key in ("w", "alpha", "beta"):
                 _check_range(f"policies.{p.name}.{key}", getattr(p, key), key)
+        # one number for every policy, as a file and with_ take it
+        object.__setattr__(self, "pi_concentration", per_policy(self.pi_concentration, len(names)))
         if not isinstance(self.pi_concentration, tuple | list):
             raise HypothesisError(
                 "pi_concentration: must be a tuple of numbers, one per policy, got "

@@ -16,11 +16,13 @@ value). ``Hypothesis.load`` reads ``social_contract`` files through it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scai.models.errors import HypothesisWarning, outside_scai
 from scai.models.hypotheses import Hypothesis, HypothesisError, check_name, read_toml
 from scai.models.responders.specs import InequitySpec
 
@@ -68,6 +70,7 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
     (a file naming another is an error)."""
     path = Path(path)
     raw = read_toml(path)
+    named = "model" in raw
     model = raw.pop("model", DEFAULT_FAMILY)
     if not isinstance(model, str) or model not in FAMILIES:
         raise HypothesisError(
@@ -76,6 +79,16 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
     if family is not None and model != family:
         raise HypothesisError(
             f"{path}: key 'model' has value {model!r}; a {family!r} hypothesis is needed here"
+        )
+    if not raw:  # (an empty, cut or comment-only file reads as the defaults: say so)
+        warnings.warn(
+            f"{path}: the file sets no key{' but model' if named else ''}, so it is the "
+            f"{model!r} family's defaults"
+            + (" (the neutral preset's)" if model == DEFAULT_FAMILY else "")
+            + f", named {path.stem!r}; if it was to set something, it was read empty (every "
+            "line a comment, or cut)",
+            HypothesisWarning,
+            stacklevel=outside_scai(),
         )
     if "name" not in raw:  # the file's stem: where it is no name, say it came from there
         try:

@@ -81,8 +81,12 @@ class PolicyType:
                 raise HypothesisError(
                     f"policy {self.name!r}: {field} must be a finite number, got {value!r}"
                 )
-        if self.alpha < 0 or self.beta < 0:
-            raise HypothesisError(f"policy {self.name!r}: alpha and beta must be >= 0")
+        for field in ("alpha", "beta"):
+            if getattr(self, field) < 0:
+                raise HypothesisError(
+                    f"policy {self.name!r}: {field} must be >= 0 (an aversion to inequity), "
+                    f"got {getattr(self, field)!r}"
+                )
         for field in ("w", "alpha", "beta"):  # a whole number as its float (w = 1 is w = 1.0)
             value = getattr(self, field)
             if type(value) is int and abs(value) < 2**1000:  # (bools, huge ones: the range check)
@@ -104,10 +108,12 @@ class PolicyType:
                     f"policy {self.name!r}: responder must be three finite numbers (w, alpha, "
                     f"beta), got {show_value(self.responder)}"
                 )
-            if values[1] < 0 or values[2] < 0:
-                raise HypothesisError(
-                    f"policy {self.name!r}: the responder's alpha and beta must be >= 0"
-                )
+            for field, value in zip(("alpha", "beta"), values[1:], strict=True):
+                if value < 0:
+                    raise HypothesisError(
+                        f"policy {self.name!r}: the responder's {field} must be >= 0 (an "
+                        f"aversion to inequity), got {value!r}"
+                    )
             object.__setattr__(self, "responder", tuple(float(v) for v in values))
         if not isinstance(self.norm, str):
             raise HypothesisError(

@@ -573,3 +573,23 @@ def test_hypotheses_are_hashable_and_equal_ones_hash_alike(tmp_path):
         again = Hypothesis.load(tmp_path / f"{name}.toml")
         assert again == preset and hash(again) == hash(preset), name
     assert {PRESETS["stereotyped"]: 1}[Hypothesis.load(tmp_path / "stereotyped.toml")] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, said",
+    [
+        ({"alpha": -5.0}, "alpha must be >= 0 (an aversion to inequity), got -5.0"),
+        ({"beta": -0.5}, "beta must be >= 0 (an aversion to inequity), got -0.5"),
+        (
+            {"responder": (0.5, 1.0, -2.0)},
+            "the responder's beta must be >= 0 (an aversion to inequity), got -2.0",
+        ),
+    ],
+    ids=["alpha", "beta", "responder"],
+)
+def test_a_negative_aversion_names_its_field_and_value(kwargs, said):
+    """``alpha = -5`` said "alpha and beta must be >= 0", neither which nor the value given (a
+    review): the message names the field and the value."""
+    with pytest.raises(HypothesisError) as err:
+        PolicyType("averse", **kwargs)
+    assert str(err.value) == f"policy 'averse': {said}"

@@ -3,11 +3,13 @@ shipped files unchanged, and names the file (and the key) in every error."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from scai.experiments.human_data.fitting import INEQUITY_FILE, NORMS_FILE
+from scai.models.errors import HypothesisWarning
 from scai.models.hypotheses import PRESETS, Hypothesis, HypothesisError
 from scai.models.hypothesis_files import FAMILIES, load_hypothesis_file
 from scai.models.responders import InequitySpec
@@ -249,3 +251,25 @@ def test_a_path_that_is_not_a_path_is_named():
         with pytest.raises(HypothesisError, match=f"{what}: expected a file path, got"):
             call()
     assert Hypothesis(name="my hypothesis").name == "my hypothesis"  # spaces inside: a name
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("", "sets no key, so it is the 'social_contract' family's defaults (the neutral"),
+        ("# rationality = 2.0\n", "sets no key, so it is the 'social_contract' family's"),
+        (
+            'model = "inequity_aversion"\n',
+            "sets no key but model, so it is the 'inequity_aversion' family's defaults, named",
+        ),
+    ],
+    ids=["empty", "comments", "model only"],
+)
+def test_a_file_that_sets_nothing_is_told(tmp_path, text, said):
+    """An empty, comment-only or cut hypothesis file loaded as the defaults named after the
+    file, in silence (``scai fit`` exited 0: a review); it loads so still, and says so."""
+    path = tmp_path / "h.toml"
+    path.write_text(text)
+    with pytest.warns(HypothesisWarning, match=re.escape(said)):
+        loaded = load_hypothesis_file(path)
+    assert loaded.name == "h"

@@ -418,7 +418,7 @@ API_CASES: list[tuple[str, Callable, type, list[str]]] = [
     ("Hypothesis w 1e308", lambda t: Hypothesis(policies=(PolicyType("x", w=1e308),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.w", "1e+308"]),
     ("Hypothesis alpha 1e300", lambda t: Hypothesis(policies=(PolicyType("x", alpha=1e300),), pi_concentration=(1.0,)), HypothesisError, ["policies.x.alpha"]),
     ("Hypothesis rationality text", lambda t: Hypothesis(rationality="high"), HypothesisError, ["rationality", "'high'"]),
-    ("Hypothesis concentration scalar", lambda t: Hypothesis(pi_concentration=0.5), HypothesisError, ["pi_concentration", "0.5"]),
+    ("Hypothesis concentration text", lambda t: Hypothesis(pi_concentration="0.5"), HypothesisError, ["pi_concentration", "'0.5'"]),
     ("Hypothesis fidelity 1", lambda t: Hypothesis(tone_fidelity=1.0), HypothesisError, ["tone_fidelity"]),
     ("Hypothesis shift nan", lambda t: Hypothesis(essential_shift=math.nan), HypothesisError, ["essential_shift", "nan"]),
     ("Hypothesis name ../x", lambda t: Hypothesis(name="../x"), HypothesisError, ["name", "'../x'"]),
@@ -686,6 +686,8 @@ def test_small_things_a_notebook_user_meets():
     from scai.models.errors import ScaiError
 
     assert PRESETS["neutral"].with_(pi_concentration=2).pi_concentration == (2.0, 2.0, 2.0)
+    # and so in the constructor (it was refused there alone: a review)
+    assert Hypothesis(pi_concentration=0.5).pi_concentration == (0.5, 0.5, 0.5)
     for bad in ({"currency": ["dollars", "apples"]}, {"manner": "angry"}):
         with pytest.raises(ScaiError):
             simulate(PRESETS["neutral"], policy="selfish", users=4, sims=3, **bad)

@@ -105,7 +105,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         "--hypothesis",
         default=None,
         metavar="NAME|FILE.toml",
-        help="override the experiment's hypotheses with this one",
+        help="override the hypotheses the experiment fits with this one (in alignment, "
+        "generalization and inconsistency the assistant's: the simulated users stay the "
+        "study's, its three utilities at the condition's rationality)",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast version (for tests)")
     p.add_argument(
