@@ -59,7 +59,7 @@ from scai.models.errors import (
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
-from scai.models.prior import SITES
+from scai.models.prior import SITES, GroupPrior
 
 REQUIRED_GROUPS = (
     "posterior",
@@ -247,6 +247,7 @@ def posterior_parts(
             site: posterior.draws[site].detach().double().numpy()
             for site in in_site_order(posterior.draws)
         },
+        prior=prior_draws(posterior),
         log_likelihood={"user_actions": log_lik},
         posterior_predictive=replicates.replicated,
         observed_data=replicates.observed,
@@ -257,6 +258,17 @@ def posterior_parts(
         attrs=attrs,
         extra_groups={"user_posterior": user_group},
     )
+
+
+def prior_draws(posterior) -> dict[str, np.ndarray]:
+    """As many draws of the hypothesis's prior as the posterior has, of each of its sites and
+    shape (``[chains, draws, sim, ...]``): the file's ``prior`` group, for ArviZ's prior and
+    posterior side by side (``az.plot_dist_comparison``). Seeded by the fit's seed (its
+    replicates take ``seed + 1``)."""
+    shape = (posterior.n_chains, posterior.n_draws, posterior.data.shape[0])
+    generator = torch.Generator().manual_seed(posterior.seed + 2)
+    drawn = GroupPrior(posterior.hypothesis).sample(shape, posterior.data.essential, generator)
+    return {site: drawn[site].double().numpy() for site in in_site_order(posterior.draws)}
 
 
 def _users(value: torch.Tensor, s_idx: torch.Tensor, u_idx: torch.Tensor) -> np.ndarray:

@@ -79,6 +79,7 @@ class InferenceParts:
     coords: dict[str, Any]
     attrs: dict[str, str]
     extra_groups: dict[str, Any] = field(default_factory=dict)
+    prior: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,6 +175,7 @@ def build_inference_data(parts: InferenceParts):
             sample_stats=parts.sample_stats or None,
             log_likelihood=parts.log_likelihood,
             posterior_predictive=parts.posterior_predictive,
+            prior=parts.prior or None,
             observed_data=parts.observed_data,
             constant_data=parts.constant_data or None,
             coords=parts.coords,
@@ -225,10 +227,11 @@ ARVIZ_GROUPS = (
     "posterior_predictive",
     "log_likelihood",
     "sample_stats",
+    "prior",
     "observed_data",
     "constant_data",
 )
-SAMPLED_GROUPS = frozenset(ARVIZ_GROUPS[:4])
+SAMPLED_GROUPS = frozenset(ARVIZ_GROUPS[:5])
 
 
 def write_netcdf(parts: InferenceParts, path) -> None:
