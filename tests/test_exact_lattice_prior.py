@@ -82,3 +82,33 @@ def test_a_prior_the_lattice_cannot_follow_is_a_warning_not_a_silent_error():
         warnings.simplefilter("error", DiagnosticWarning)
         for hypothesis in PRESETS.values():
             check_lattice(hypothesis, 3000)
+
+
+def test_the_log_evidence_is_the_marginal_likelihood():
+    """``diagnostics["log_evidence"]`` is each simulation's log marginal likelihood, as the
+    README says (a log Bayes factor between two hypotheses): for a fixed rationality it is
+    ``log sum_z prod_u L[u, z_u] DirMult(counts(z) | a)``, summed here over every assignment
+    of types to a group's four users (81), each user's likelihood under each type taken from
+    the fit (``user_loglik``). The lattice sums the same integral over cells: within 0.01
+    nats."""
+    import itertools
+    import math
+
+    hyp = PRESETS["neutral"]
+    sim = simulate(hyp, policy="selfish=0.5,altruistic=0.5", users=4, rounds=6, sims=2, seed=4)
+    post = fit(sim.interactions, hyp, engine="exact", num_draws=10)
+    loglik = post.user_loglik()[0].double()  # [S, U, K]: the same in every draw here
+    a = torch.tensor(hyp.pi_concentration, dtype=torch.float64)
+    K = len(a)
+    for s in range(2):
+        terms = []
+        for types in itertools.product(range(K), repeat=4):
+            counts = torch.bincount(torch.tensor(types), minlength=K).double()
+            log_dirmult = (
+                torch.lgamma(a.sum())
+                - torch.lgamma(a.sum() + counts.sum())
+                + (torch.lgamma(a + counts) - torch.lgamma(a)).sum()
+            )
+            terms.append(float(loglik[s, torch.arange(4), torch.tensor(types)].sum() + log_dirmult))
+        closed = max(terms) + math.log(sum(math.exp(t - max(terms)) for t in terms))
+        assert abs(post.diagnostics["log_evidence"][s] - closed) < 0.01, (s, closed)
