@@ -470,3 +470,44 @@ def test_cli_writes_the_parameters_beside_the_users(tmp_path):
         "neutral", policy=MIX, users=6, rounds=6, epochs=3, sims=2, currency="apples", seed=3
     ).parameters
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_cli_simulates_one_currency_per_simulation(tmp_path, capsys):
+    """``--currency`` took one name for every simulation, while ``simulate`` takes one per
+    simulation: a group on several currencies (what currency shifts are fitted from) could not
+    be made from the command line. A comma-separated list is one per simulation; a name
+    outside the currencies, or a count other than the simulations', is refused naming it."""
+    out = tmp_path / "two.csv"
+    common = ["--policy", "selfish", "--users", 4, "--sims", 2, "--seed", 1, "--out", out]
+    assert scai("simulate", *common, "--currency", "dollars,medicine") == 0
+    table = read_interactions(out)
+    assert table.groupby("sim")["currency"].unique().map(list).to_dict() == {
+        "0": ["dollars"],
+        "1": ["medicine"],
+    }
+    python = simulate(
+        "neutral",
+        policy="selfish",
+        users=4,
+        epochs=5,  # (the command's default)
+        sims=2,
+        seed=1,
+        currency=["dollars", "medicine"],
+    )
+    pd.testing.assert_frame_equal(table, read_interactions(python_csv(python, tmp_path)))
+    capsys.readouterr()
+    for bad, said in (
+        ("dollars,euros", "unknown currency 'euros'; allowed: apples, blankets, dollars"),
+        ("dollars,medicine,apples", "one name, or one per simulation (2); got 3"),
+    ):
+        try:  # (argparse's refusal exits; simulate's is the command's error)
+            code = scai("simulate", *common, "--currency", bad)
+        except SystemExit as end:
+            code = end.code
+        assert code == 2 and said in capsys.readouterr().err, bad
+
+
+def python_csv(sim, folder: Path) -> Path:
+    path = folder / "python.csv"
+    sim.interactions.to_csv(path, index=False)
+    return path

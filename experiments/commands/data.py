@@ -36,6 +36,19 @@ from scai.models.language import MANNERS
 from scai.models.simulate import LIMITS
 
 
+def _currencies(text: str) -> str | list[str]:
+    """``--currency``: one currency's name, or a comma-separated list of them (one per
+    simulation: the count is :func:`~scai.models.simulate.simulate`'s to check)."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in CURRENCIES:
+            raise argparse.ArgumentTypeError(
+                f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)} (one for every "
+                "simulation, or one per simulation, comma-separated)"
+            )
+    return names[0] if len(names) == 1 else names
+
+
 def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policy",
@@ -52,7 +65,13 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
         "manner-policy coupling)",
     )
     p.add_argument(
-        "--currency", choices=list(CURRENCIES), default="dollars", help="what the pot is paid in"
+        "--currency",
+        type=_currencies,
+        default="dollars",
+        metavar="NAME[,NAME...]",
+        help=f"what the pot is paid in: one of {', '.join(CURRENCIES)} for every simulation, "
+        "or one per simulation, comma-separated (--sims 2 --currency dollars,medicine; "
+        "default dollars)",
     )
     p.add_argument(
         "--users",
