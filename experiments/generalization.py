@@ -197,8 +197,18 @@ def plot_generalization(test: pd.DataFrame, shifts: pd.DataFrame, fig_dir):
     test = test.assign(
         test=np.where(test.currency == "dollars", "dollars (ID)", test.currency + " (OOD)")
     )
+    # one value per simulation (its test games' mean), as summary.csv's intervals: the
+    # simulations are the independent unit, not their games
+    per_sim = test.groupby(["hypothesis", "test", "sim"], sort=False)["share"].mean().reset_index()
     fig, ax = plt.subplots(figsize=(9, 4))
-    sns.barplot(test, x="hypothesis", y="share", hue="test", errorbar=("se", 1.96), ax=ax)
+    sns.barplot(
+        per_sim,
+        x="hypothesis",
+        y="share",
+        hue="test",
+        errorbar=lambda values: mean_interval(values)[1:3],  # t 95%, cut to 0-100
+        ax=ax,
+    )
     ax.axhline(
         GENERALIZATION["in_distribution"],
         color=ORIGINAL_COLOR,

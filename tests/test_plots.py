@@ -81,3 +81,50 @@ def test_the_program_draws_with_agg_whatever_the_shell_names(tmp_path):
     done = _run(code, tmp_path, MPLBACKEND="TkAgg")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().lower() == "agg"
+
+
+def test_the_generalization_bars_are_over_simulations(tmp_path, monkeypatch):
+    """The bars' error bars were normal intervals over the test games' rows (100 a bar: 20
+    simulations x 5 games), not over simulations, which summary.csv's intervals and the README
+    count (a review: half-widths 0.73-1.18x the per-simulation ones, a bar past 100%). Here a
+    simulation's games are averaged first and the bar is the t 95% interval of those means, cut
+    to 0-100: simulation 0 with nine games at 0 and simulation 1 with one at 100 is a bar at
+    50 (the rows' mean would be 10)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    import pandas as pd
+
+    import scai.experiments.generalization as generalization
+    from scai.experiments.statistics import mean_interval
+
+    rows = [("0", 0.0)] * 9 + [("1", 100.0)] + [("2", 40.0), ("2", 60.0)]
+    test = pd.DataFrame(
+        {
+            "sim": [sim for sim, _ in rows],
+            "currency": "dollars",
+            "share": [share for _, share in rows],
+            "hypothesis": "pooled",
+        }
+    )
+    shifts = pd.DataFrame(
+        {
+            "hypothesis": "pooled",
+            "currency": ["dollars"] * 4,
+            "kind": ["prior", "posterior"] * 2,
+            "shift": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    drawn = []
+    monkeypatch.setattr(
+        generalization, "save_figure", lambda fig, path, **kw: drawn.append(fig) or path
+    )
+    generalization.plot_generalization(test, shifts, tmp_path)
+    ax = drawn[0].axes[0]
+    bar = next(p for p in ax.patches if p.get_height() > 0)
+    assert np.isclose(bar.get_height(), 50.0)
+    lo, hi = mean_interval(np.array([0.0, 100.0, 50.0]))[1:3]
+    vertical = [line for line in ax.lines if len(set(line.get_xdata())) == 1]  # (not axhline)
+    ends = sorted(y for line in vertical for y in line.get_ydata())
+    assert np.allclose(ends, [lo, hi]), (ends, lo, hi)
