@@ -1742,12 +1742,15 @@ def write_together(writes: dict[Path, Callable[[Path], None]]) -> None:
         with ctrl_c_deferred():
             _replace_all_or_none(aside, kept)
     finally:
-        # (a previous file kept aside whose path is empty, had putting it back failed, is the
-        # only copy of it: left under its hidden name, not removed)
-        kept_copies = [hidden for path, hidden in kept.items() if path.exists()]
-        for hidden in [*aside.values(), *kept_copies]:
-            with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
-                hidden.unlink(missing_ok=True)
+        # The hidden copies go with Ctrl-C held back too (a Ctrl-C in this loop left the
+        # previous files' copies beside the new set: a review). A previous file kept aside
+        # whose path is empty, had putting it back failed, is the only copy of it: left under
+        # its hidden name, not removed.
+        with ctrl_c_deferred():
+            kept_copies = [hidden for path, hidden in kept.items() if path.exists()]
+            for hidden in [*aside.values(), *kept_copies]:
+                with contextlib.suppress(OSError):  # the error or Ctrl-C above is the news
+                    hidden.unlink(missing_ok=True)
 
 
 def _replace_all_or_none(aside: dict[Path, Path], kept: dict[Path, Path]) -> None:

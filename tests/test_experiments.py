@@ -605,6 +605,32 @@ def test_a_file_in_the_way_of_an_output_folder_is_named_before_any_work(tmp_path
         assert not (out / "alignment" / "cache").exists()
 
 
+def test_an_output_folder_no_file_can_be_made_in_is_named_before_any_work(
+    tmp_path, capsys, monkeypatch
+):
+    """An existing ``OUT/figures`` that refuses new files (immutable, a read-only mount) was
+    found only once every condition was computed and the tables written, the figures and
+    numbers then missing (a review, with ``chattr +i``); an explicit ``--figures`` was
+    checked first. The default one is too. (The refusal is simulated: root writes anywhere.)"""
+    import errno
+    import tempfile
+
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    made = tempfile.TemporaryFile
+
+    def refused_in_figures(*args, **kwargs):
+        if Path(kwargs.get("dir", "")) == out / "figures":
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused_in_figures)
+    assert main(["run", "alignment", "--quick", "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot create files in {out / 'figures'} (Operation not permitted)" in err, err
+    assert not (out / "alignment").exists()
+
+
 @pytest.mark.parametrize(
     "name, content, named",
     [

@@ -347,10 +347,12 @@ def check_outputs(
                 f"{option} {given}: {path} is the {kind} file of the table {table} beside it, "
                 "which this would replace; choose another name"
             )
-        _check_writable_folder_or_fail(path.parent, option, given)
+        check_folder_writable(path.parent, option, given)
 
 
-def _check_writable_folder_or_fail(folder: Path, option: str, given: Path) -> None:
+def check_folder_writable(folder: Path, option: str, given: Path) -> None:
+    """A :class:`RunError` naming ``option`` and ``given`` unless files can be made in the
+    nearest existing folder at or above ``folder``."""
     try:
         _check_writable_folder(folder, str(given))
     except argparse.ArgumentTypeError as err:

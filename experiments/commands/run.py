@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scai.experiments.cache import CacheWarning, nothing_left_on_failure
 from scai.experiments.commands import (
+    check_folder_writable,
     command,
     count,
     file_in_the_way,
@@ -371,9 +372,12 @@ def check_data_dir(args: argparse.Namespace, names: list[str]) -> None:
 
 def check_folder_possible(option: str, given, folder: Path) -> None:
     """A :class:`RunError` if a file stands where ``folder`` or one of its parents would be (the
-    nearest of them that exists must be a folder); nothing is made."""
+    nearest of them that exists must be a folder), or if that folder cannot be written in (an
+    existing ``OUT/figures`` read-only or immutable: found only once the conditions were
+    computed, a review); nothing is made."""
     if (blocking := file_in_the_way(folder)) is not None:
         raise RunError(f"{option} {given}: {in_the_way(blocking)}")
+    check_folder_writable(folder, option, given)
 
 
 def _tell(message: str) -> None:
