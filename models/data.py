@@ -506,7 +506,7 @@ COMPRESSION_MAGIC = {
 }
 
 
-def _not_utf8(path_or_buffer, err: UnicodeDecodeError, unpacked: bool = False) -> str:
+def not_utf8(path_or_buffer, err: UnicodeDecodeError, unpacked: bool = False) -> str:
     """What a table that is not UTF-8 text says: the line of its first such byte where the
     table is a plain file or bytes (pandas' own position counts from the start of its chunk);
     compressed data under a name that does not say so (a pipe: ``/dev/stdin``), that it is
@@ -582,7 +582,7 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
     # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
     except UnicodeDecodeError as err:
-        raise whole_file(_not_utf8(path_or_buffer, err, unpacked=compressed_name(name))) from None
+        raise whole_file(not_utf8(path_or_buffer, err, unpacked=compressed_name(name))) from None
     except (
         OSError,
         EOFError,

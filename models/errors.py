@@ -289,6 +289,12 @@ class UnusedColumnsWarning(TableWarning):
     ``responder_txt`` would otherwise be dropped without a word)."""
 
 
+class RunsHeldOutWarning(ScaiWarning):
+    """A tone reader's confusion matrix estimated with runs held out, not whole conditions: a
+    condition's runs repeat each other's messages, so the matrix overstates what a report is
+    worth on text of a new prompt."""
+
+
 def check_count(
     name: str, value: object, low: int = 1, high: int | None = None, error: type = RunError
 ) -> int:

@@ -65,7 +65,7 @@ def prior_replications(
     pyro.set_rng_seed(seed)
     with torch.no_grad():
         sampled = social_contract_model(data, hypothesis, observed=False)
-    sim = _to_tables(schedule, data, sampled, hypothesis)
+    sim = _to_tables(schedule, data, sampled, hypothesis, {})  # (the values: below)
     return Replications(
         table=sim.interactions,
         users=sim.users,

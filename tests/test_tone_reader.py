@@ -6,10 +6,12 @@ and ``scai tone-reader`` on the command line. (The real logs: ``test_tone_reader
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,8 +20,8 @@ import pytest
 from scai.experiments.cli import main
 from scai.inference.fit import fit
 from scai.inference.posterior import Posterior
-from scai.models.data import write_csv_atomic, write_interactions
-from scai.models.errors import DataError
+from scai.models.data import INTERACTION_COLUMNS, write_csv_atomic, write_interactions
+from scai.models.errors import DataError, RunsHeldOutWarning
 from scai.models.hypotheses import PRESETS
 from scai.models.language import MANNERS
 from scai.models.tone_reader import (
@@ -44,6 +46,7 @@ from scai.models.tone_reader.classifier import (
 from scai.models.tone_reader.evaluation import assign_folds, held_out
 from scai.models.tone_reader.training import (
     confusion_scheme,
+    held_out_by_runs,
     labelled_messages,
     train_reader,
     why_not_conditions,
@@ -440,8 +443,11 @@ def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():
     it: runs are held out."""
     messages = labelled_messages(*synthetic_logs(runs=12, seed=4, policies=("fair", "selfish")))
     assert confusion_scheme(messages) == "conditions"
-    reader, evaluation = train_reader(messages, folds=4, options=TINY)
-    assert evaluation.scheme == "conditions"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunsHeldOutWarning)  # (conditions held out: no word)
+        reader, evaluation = train_reader(messages, folds=4, options=TINY)
+    assert evaluation.scheme == "conditions" and reader.provenance["held_out"] == "conditions"
+    assert not held_out_by_runs(reader)
     assert reader.confusion == held_out(messages, "conditions", options=TINY).confusion()
     assert "whole conditions held out (6 conditions)" in reader.provenance["confusion_estimate"]
     one_policy = labelled_messages(*synthetic_logs(runs=6, seed=4))
@@ -450,7 +456,23 @@ def test_a_reader_ships_the_matrix_of_whole_conditions_held_out():
     # the reader's provenance said "the messages name no conditions" where they did (a
     # red-team find): it says why
     assert why_not_conditions(messages.assign(condition="")) == "some messages name no condition"
-    reader, _ = train_reader(one_policy, folds=3, options=TINY)
+    # A matrix of runs held out was one line of the report and a note in the provenance: the
+    # reader's training and every fit reading with it say so (a review).
+    with pytest.warns(RunsHeldOutWarning, match=r"runs held out, not whole conditions \(a tone "):
+        reader, _ = train_reader(one_policy, folds=3, options=TINY)
+    assert reader.provenance["held_out"] == "runs" and held_out_by_runs(reader)
+    table = pd.DataFrame(
+        [["0", 1, 1, "a", "b", "dollars", 10, 5, 1, "", "", "5 for you", "Accept"]],
+        columns=[*INTERACTION_COLUMNS, "proposer_text", "responder_text"],
+    )
+    with pytest.warns(RunsHeldOutWarning, match="the fit counts its reports as that reliable"):
+        apply_tones(table, PRESETS["neutral"], "read", reader)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunsHeldOutWarning)
+        apply_tones(table, PRESETS["neutral"], "read")  # the shipped reader: conditions
+    legacy = dict(reader.provenance)
+    del legacy["held_out"]  # a reader saved before the key: its estimate's words tell
+    assert held_out_by_runs(dataclasses.replace(reader, provenance=legacy))
     held = reader.provenance["confusion_estimate"]
     assert "runs held out (3 folds, seed 0; not whole conditions: a tone is written in " in held
     assert "one condition only (" in held and "name no condition" not in held
@@ -923,3 +945,18 @@ def test_scai_fit_refuses_too_many_groups_for_the_exact_engine_before_reading(
     assert main([*argv, "--tones", "read", "--out", str(tmp_path / "fit")]) != 0
     err = capsys.readouterr().err
     assert f"--data {path} (348 simulations)" in err and "at most 347 groups" in err
+
+
+def test_a_companion_file_that_is_not_utf8_names_the_line(tmp_path, capsys):
+    """A users or runs file with a byte that is not UTF-8 was told "at byte 14" where the byte
+    was at 2,656 (pandas counts from its buffer: a review); the line is named, as for the
+    table itself."""
+    logs = write_logs_table(tmp_path, runs=3, seed=5)
+    runs = tmp_path / "logs.runs.csv"
+    lines = runs.read_bytes().split(b"\n")
+    lines[2] = lines[2] + b"\xfc"
+    runs.write_bytes(b"\n".join(lines))
+    argv = ["tone-reader", "train", "--logs", str(logs), "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{runs}: 1 problem(s) found: file: cannot read as CSV: line 3: byte 0xfc is not " in err

@@ -44,7 +44,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         metavar="SOURCE",
         help=f"the original study's logs (a folder or a tar archive, {', '.join(TAR_ENDINGS)}, "
         "read in place) or a table written by `scai import scai-logs` (FILE.csv with "
-        "FILE.users.csv and FILE.runs.csv beside it)",
+        "FILE.users.csv and FILE.runs.csv beside it); each message is labelled with its "
+        "writer's manner from the users' file, not with the table's tone columns",
     )
     p.add_argument(
         "--folds",
@@ -70,7 +71,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         type=output_in("the reader", ".json"),
         metavar="FILE.json",
         help="the trained reader (JSON: vocabulary, idf weights, coefficients, the confusion "
-        "matrix estimated with whole conditions held out, provenance)",
+        "matrix estimated with whole conditions held out where the messages allow it, else "
+        "with runs held out, told; provenance)",
     )
     _add_common(p)
 

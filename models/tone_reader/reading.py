@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from scai.models.data import TEXT_COLUMNS
-from scai.models.errors import DataError, HypothesisError, Problem, TableWarning, outside_scai
+from scai.models.errors import (
+    DataError,
+    HypothesisError,
+    Problem,
+    RunsHeldOutWarning,
+    TableWarning,
+    outside_scai,
+)
 from scai.models.hypotheses import Hypothesis
 from scai.models.tone_reader.interface import ToneReader, check_reader
 
@@ -170,4 +177,14 @@ def apply_tones(
 
         reader = default_reader()
     check_reader(reader)
+    from scai.models.tone_reader.training import RUNS_HELD_OUT_COST, held_out_by_runs
+
+    if held_out_by_runs(reader):  # (told when it was trained; a fit reading with it says so)
+        warnings.warn(
+            f"{source}: the tone reader's confusion matrix was estimated with runs held out, "
+            f"not whole conditions: {RUNS_HELD_OUT_COST}, and the fit counts its reports as "
+            "that reliable",
+            RunsHeldOutWarning,
+            stacklevel=outside_scai(),
+        )
     return read_tones(table, reader, source), hypothesis.with_(reader_confusion=reader.confusion)

@@ -12,6 +12,7 @@ then fits the reader on every message.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +20,12 @@ import pandas as pd
 from scai.models.data import (
     EMPTY_FILE,
     companion_path,
+    not_utf8,
     read_interactions,
     read_users,
     users_path,
 )
-from scai.models.errors import DataError, Problem, missing
+from scai.models.errors import DataError, Problem, RunsHeldOutWarning, missing, outside_scai
 from scai.models.layout import ASSISTANT
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
 from scai.models.tone_reader.evaluation import Evaluation, held_out, lone_tones
@@ -164,8 +166,8 @@ def _companion(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise problem(EMPTY_FILE) from None
-    except UnicodeDecodeError as err:
-        raise problem(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except UnicodeDecodeError as err:  # (its offset counts from pandas' buffer, not the file)
+        raise problem(not_utf8(path, err)) from None
     except (OSError, pd.errors.ParserError) as err:
         raise problem(f"cannot read as CSV: {err}") from None
     missing = [c for c in columns if c not in table.columns]
@@ -193,6 +195,15 @@ def train_reader(
     manner, against 1.5 with conditions held out)."""
     why_runs = why_not_conditions(messages)  # (confusion_scheme's reason)
     scheme = "runs" if why_runs else "conditions"
+    if why_runs:  # (it was the report's one line, and the fits using the reader said nothing)
+        warnings.warn(
+            f"the reader's confusion matrix is estimated with runs held out, not whole "
+            f"conditions ({why_runs}): {RUNS_HELD_OUT_COST}; to hold conditions out, give each "
+            "message's condition (FILE.runs.csv beside the table) with every tone written in "
+            "two conditions or more",
+            RunsHeldOutWarning,
+            stacklevel=outside_scai(),
+        )
     evaluation = held_out(messages, scheme, folds, seed, options)
     reader = fit_classifier(messages["text"].tolist(), messages["tone"].tolist(), options)
     accuracy = {m: round(float(a), 6) for m, a in evaluation.accuracy().items()}
@@ -207,11 +218,28 @@ def train_reader(
             evaluation.counts,
             confusion_estimate=f"held-out counts, {held}, plus {smoothing:g} per label",
             held_out_accuracy=accuracy,
+            held_out=scheme,
             runs=int(messages["sim"].nunique()),
             **provenance,
         ),
         evaluation,
     )
+
+
+#: What a matrix estimated with runs held out costs, in the words of its warnings.
+RUNS_HELD_OUT_COST = (
+    "a condition's runs repeat each other's messages, so it reads the held-out runs as text it "
+    "was trained on, and the matrix overstates what a report is worth on text of a new prompt"
+)
+
+
+def held_out_by_runs(reader) -> bool:
+    """Whether ``reader``'s confusion matrix was estimated with runs held out (its provenance's
+    ``held_out``, or for a reader saved before that key, its ``confusion_estimate``)."""
+    provenance = getattr(reader, "provenance", None) or {}
+    if "held_out" in provenance:
+        return provenance["held_out"] == "runs"
+    return "runs held out" in str(provenance.get("confusion_estimate", ""))
 
 
 def confusion_scheme(messages: pd.DataFrame) -> str:
