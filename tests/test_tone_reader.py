@@ -679,7 +679,8 @@ def test_scai_tone_reader_train_and_evaluate(tmp_path, capsys):
     one = write_logs_table(tmp_path / "one", runs=1, seed=5)  # not "allowed: 2 to 1"
     assert main(["tone-reader", "evaluate", "--logs", str(one), "--folds", "5"]) == 2
     err = capsys.readouterr().err
-    assert "at least 2 groups" in err and "2 to 1" not in err, err
+    # (its one run's messages are of one tone: told first, naming the table)
+    assert "every message is of one tone" in err and "2 to 1" not in err, err
     assert main(["tone-reader", "evaluate", "--logs", str(tmp_path / "none.csv")]) == 2
 
 
@@ -793,7 +794,9 @@ def test_logs_of_one_run_say_more_runs_are_needed(tmp_path, capsys):
     logs, out = str(tmp_path / "logs"), str(tmp_path / "r.json")
     assert main(["tone-reader", "train", "--logs", logs, "--out", out]) == 2
     err = capsys.readouterr().err
-    assert "at least 2 groups" in err and "give logs of more runs" in err, err
+    # (this run's messages are all rude: that is told first, naming the logs)
+    assert f"error: {logs}: 1 problem(s) found: file: every message is of one tone" in err, err
+    assert "from 2 to the number of groups (1)" not in err
 
 
 @pytest.mark.parametrize("out", ["logs.csv", "logs.users.csv", "logs.runs.csv", "src/r.json"])
@@ -960,3 +963,32 @@ def test_a_companion_file_that_is_not_utf8_names_the_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{runs}: 1 problem(s) found: file: cannot read as CSV: line 3: byte 0xfc is not " in err
+
+
+def test_logs_a_reader_cannot_learn_from_are_named_with_why(tmp_path, capsys):
+    """A table whose texts are all empty was told "held-out accuracy needs messages from at
+    least 2 groups ... these come from 0" (after a warning about runs held out), and one of
+    one tone "need messages of at least two tones", naming no file (a review): each names the
+    file and says what is missing, for train and evaluate alike."""
+    logs = write_logs_table(tmp_path, runs=3, seed=5)
+    table = pd.read_csv(logs, dtype=str, keep_default_na=False)
+    silent = tmp_path / "silent.csv"
+    table.assign(proposer_text="", responder_text="").to_csv(silent, index=False)
+    for companion in ("users", "runs"):
+        (tmp_path / f"silent.{companion}.csv").write_bytes(
+            (tmp_path / f"logs.{companion}.csv").read_bytes()
+        )
+    users = pd.read_csv(tmp_path / "logs.users.csv", dtype=str, keep_default_na=False)
+    one = tmp_path / "one.csv"
+    table.to_csv(one, index=False)
+    users.assign(manner="rude").to_csv(tmp_path / "one.users.csv", index=False)
+    (tmp_path / "one.runs.csv").write_bytes((tmp_path / "logs.runs.csv").read_bytes())
+    for path, said in (
+        (silent, "no user message with text (proposer_text and responder_text empty)"),
+        (one, "every message is of one tone (rude, by its writer's manner)"),
+    ):
+        for action in (["train", "--out", str(tmp_path / "r.json")], ["evaluate"]):
+            assert main(["tone-reader", *action, "--logs", str(path)]) == 2
+            err = capsys.readouterr().err
+            assert f"error: {path}: 1 problem(s) found: file: {said}" in err, err
+            assert "warning" not in err

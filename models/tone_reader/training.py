@@ -138,13 +138,33 @@ def load_messages(source: str | Path) -> pd.DataFrame:
                 str(runs_file),
                 [Problem(row, "sim", twice.iloc[0], "listed again; each run once")],
             )
-        return labelled_messages(interactions, users, runs, (str(source), str(users_path(source))))
-    from scai.models.scai_logs import import_logs
-    from scai.models.scai_logs.importer import check_converted
+        messages = labelled_messages(
+            interactions, users, runs, (str(source), str(users_path(source)))
+        )
+    else:
+        from scai.models.scai_logs import import_logs
+        from scai.models.scai_logs.importer import check_converted
 
-    result = import_logs(source)
-    check_converted(result, source)
-    return labelled_messages(result.interactions, result.users, result.runs)
+        result = import_logs(source)
+        check_converted(result, source)
+        messages = labelled_messages(result.interactions, result.users, result.runs)
+    return _check_learnable(messages, source)
+
+
+def _check_learnable(messages: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """``messages``, or a :class:`DataError` naming ``source`` where a reader cannot learn from
+    them: no message with text (it was told as "these come from 0" groups, after a warning
+    about held-out runs), or one tone only (told without the file)."""
+    if not len(messages):
+        why = "no user message with text (proposer_text and responder_text empty): nothing to learn"
+    elif messages["tone"].nunique() < 2:
+        why = (
+            f"every message is of one tone ({messages['tone'].iloc[0]}, by its writer's manner): "
+            "a reader learns to tell tones apart; give messages of two tones or more"
+        )
+    else:
+        return messages
+    raise DataError(str(source), [Problem(None, None, None, why)])
 
 
 def _policies(path: Path) -> tuple[str, ...]:
