@@ -992,3 +992,19 @@ def test_logs_a_reader_cannot_learn_from_are_named_with_why(tmp_path, capsys):
             err = capsys.readouterr().err
             assert f"error: {path}: 1 problem(s) found: file: {said}" in err, err
             assert "warning" not in err
+
+
+def test_reading_tones_over_given_ones_is_told():
+    """``--tones read`` on a table whose tone columns are filled replaced them with the
+    reader's reports without a word (a review): it is told, with how many; a table without
+    tones reads in silence."""
+    from scai.models.errors import TableWarning
+
+    row = ["0", 1, 1, "a", "b", "dollars", 10, 5, 1, "rude", "", "5 for you", "Accept"]
+    table = pd.DataFrame([row], columns=[*INTERACTION_COLUMNS, "proposer_text", "responder_text"])
+    with pytest.warns(TableWarning, match="games.csv: the 1 tone.s. the table gives are replaced"):
+        read, _ = apply_tones(table, PRESETS["neutral"], "read", source="games.csv")
+    assert read.loc[0, "responder_tone"] != ""  # (read from "Accept")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TableWarning)
+        apply_tones(table.assign(proposer_tone=""), PRESETS["neutral"], "read")

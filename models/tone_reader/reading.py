@@ -177,6 +177,19 @@ def apply_tones(
 
         reader = default_reader()
     check_reader(reader)
+    given = sum(
+        int((table[column].fillna("").astype(str).str.strip() != "").sum())
+        for column in ("proposer_tone", "responder_tone")
+        if column in table.columns
+    )
+    if given:  # (replaced without a word: a review)
+        warnings.warn(
+            TableWarning(
+                f"{source}: the {given} tone(s) the table gives are replaced by the reader's "
+                "reading of the text (tones 'given', scai fit's default, keeps them)"
+            ),
+            stacklevel=outside_scai(),
+        )
     from scai.models.tone_reader.training import RUNS_HELD_OUT_COST, held_out_by_runs
 
     if held_out_by_runs(reader):  # (told when it was trained; a fit reading with it says so)
