@@ -38,16 +38,20 @@ TONE_MODES: dict[str, str] = {
 _ROLES = ("proposer", "responder")
 
 
+def _written(column: pd.Series) -> pd.Series:
+    """Which cells of a tone or text column hold something (not empty, NaN or blank)."""
+    return column.fillna("").astype(str).str.strip() != ""
+
+
 def unheard_text(table: pd.DataFrame) -> int:
     """How many messages of ``table`` have text while none has a tone (0 if any tone is
     given): such a table, fitted with its tones as given, tells the model no manners at all
     (the original study's logs as ``scai import scai-logs`` writes them)."""
     for role in _ROLES:
         column = table.get(f"{role}_tone")
-        if column is not None and (column.fillna("").astype(str).str.strip() != "").any():
+        if column is not None and _written(column).any():
             return 0
-    texts = [table[c].fillna("").astype(str).str.strip() != "" for c in TEXT_COLUMNS if c in table]
-    return int(sum(int(t.sum()) for t in texts))
+    return sum(int(_written(table[c]).sum()) for c in TEXT_COLUMNS if c in table)
 
 
 def read_tones(
@@ -178,9 +182,7 @@ def apply_tones(
         reader = default_reader()
     check_reader(reader)
     given = sum(
-        int((table[column].fillna("").astype(str).str.strip() != "").sum())
-        for column in ("proposer_tone", "responder_tone")
-        if column in table.columns
+        int(_written(table[f"{role}_tone"]).sum()) for role in _ROLES if f"{role}_tone" in table
     )
     if given:  # (replaced without a word: a review)
         warnings.warn(
