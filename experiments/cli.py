@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -136,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     where = f"scai {args.command}"
     # ArviZ announces its 1.0 refactor on import: noise on every command's standard error.
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    run = load_commands()[args.command][2]
+    # the command's own names for its engines' Python options, in its errors and warnings
+    spelling = getattr(run, "spelling", None) or str
     show = warnings.showwarning
-    warnings.showwarning = _one_line_for_scai(where, show)
+    warnings.showwarning = _one_line_for_scai(where, show, spelling)
     try:
-        return load_commands()[args.command][2](args)
+        return run(args)
     except BrokenPipeError as err:
         if args.debug:
             raise
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = show
-    print(f"{where}: error: {message}", file=sys.stderr)
+    print(f"{where}: error: {spelling(message)}", file=sys.stderr)
     return code
 
 
@@ -213,20 +217,23 @@ def _kept_by(experiment) -> str | None:
     )
 
 
-def _one_line_for_scai(where: str, show):
+def _one_line_for_scai(where: str, show, spelling: Callable[[str], str] = str):
     """A ``warnings.showwarning`` that tells scai's own warnings (a
     :class:`~scai.models.errors.ScaiWarning`) as ``scai COMMAND: warning: MESSAGE``, as the
-    commands' errors are told, and leaves others' to ``show``: Python's form names the scai
-    source line that warned, which says nothing to a user of the command."""
+    commands' errors are told (``spelling`` naming options as the command does), and leaves
+    others' to ``show``: Python's form names the scai source line that warned, which says
+    nothing to a user of the command."""
     from scai.models.errors import scai_warning  # imported by the parser already
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:
         if scai_warning(category):
-            print(f"{where}: warning: {message}", file=sys.stderr, flush=True)
+            print(f"{where}: warning: {spelling(str(message))}", file=sys.stderr, flush=True)
         else:
             show(message, category, filename, lineno, file, line)
 
-    one_line.where = where  # type: ignore[attr-defined]  # the commands' one-line warnings use it
+    # the commands' one-line warnings use them
+    one_line.where = where  # type: ignore[attr-defined]
+    one_line.spelling = spelling  # type: ignore[attr-defined]
     return one_line
 
 

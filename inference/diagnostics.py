@@ -25,6 +25,13 @@ ESS_MIN = 400
 BFMI_MIN = 0.3
 
 
+def shown_r_hat(values: np.ndarray) -> np.ndarray:
+    """r-hat as scai shows and stores it: rounded up to 3 decimals, so that a value above
+    :data:`R_HAT_MAX` never shows as it (1.0104 is 1.011, not 1.010), and the worst of many
+    is not lost in a tie (ArviZ's 2 decimals show most troubled parameters as 1.01)."""
+    return np.ceil(np.asarray(values, dtype=np.float64) * 1000) / 1000
+
+
 class DiagnosticWarning(ScaiWarning):
     """A sampler diagnostic crossed its threshold."""
 
@@ -117,7 +124,7 @@ def _diagnostics(
 ) -> dict[str, Any]:
     """The diagnostics of ``variables[name] = (draws [chains, draws, ...], coordinates of each
     further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
-    (``pi[0, fair]``) and rounded as it rounds them (ESS to units, r-hat to 2 decimals); with
+    (``pi[0, fair]``), ESS rounded as it rounds them (to units), r-hat by :func:`shown_r_hat`; with
     ``warn``, a :class:`DiagnosticWarning` of the thresholds they fail."""
     result, problems, lowest = _diagnostics_and_problems(variables, sample_stats)
     if warn and problems:
@@ -161,7 +168,7 @@ def _diagnostics_and_problems(
     stats = convergence(np.concatenate(columns, -1))
     # thresholds on the values as computed, not as shown (r-hat 1.0106 shows as 1.01)
     raw = {k: dict(zip(labels, stats[k].tolist(), strict=True)) for k in stats}
-    r_hat = dict(zip(labels, np.round(stats["r_hat"], 2).tolist(), strict=True))
+    r_hat = dict(zip(labels, shown_r_hat(stats["r_hat"]).tolist(), strict=True))
     ess_bulk = dict(zip(labels, np.round(stats["ess_bulk"]).tolist(), strict=True))
     ess_tail = dict(zip(labels, np.round(stats["ess_tail"]).tolist(), strict=True))
     energy = sample_stats.get("energy")
@@ -203,7 +210,7 @@ def _diagnostics_and_problems(
             f"draw(s): {'; '.join(whys) or 'the parameters barely move'})"
         )
     high = [
-        f"{k} ({math.ceil(v * 1000) / 1000:.3f})"  # (up: 1.0104 is not shown as 1.010)
+        f"{k} ({shown_r_hat(v):.3f})"
         for k, v in raw["r_hat"].items()
         if k not in by_construction and v > R_HAT_MAX
     ]

@@ -138,8 +138,9 @@ def check_size(*, users: int, rounds: int, epochs: int, sims: int, max_bytes=Non
     if rows > MAX_ROWS:
         raise RunError(
             f"sims x epochs x rounds = {sims:,} x {epochs:,} x {rounds:,} = {rows:,} games; at "
-            f"most {MAX_ROWS:,} in one simulation (about 20 s and 0.8 GB per million): use "
-            "fewer sims, epochs or rounds, or simulate in parts (other --seed values)"
+            f"most {MAX_ROWS:,} in one call, as in one table (about 20 s and 0.8 GB per "
+            "million): use fewer sims, epochs or rounds, or simulate in parts (other --seed "
+            "values)"
         )
     # Each user plays about 2 rounds / users games an epoch, as proposer and as responder.
     events = min(epochs * rounds, -(-epochs * 2 * rounds * 13 // (10 * users)))

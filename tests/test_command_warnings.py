@@ -46,13 +46,15 @@ def test_fit_shows_a_warning_raised_from_an_installed_scai(table, tmp_path, monk
 
 
 def test_fit_shows_the_engines_own_warning(table, tmp_path, capsys):
+    """...with the command's names of the options (it said "max_steps=5" and "raise
+    max_steps (scai fit --max-steps)")."""
     capsys.readouterr()
     argv = ["fit", "--data", str(table), "--engine", "svi", "--max-steps", "5", "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "f"), "--draws", "20"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert any(
-        line.startswith("scai fit: warning: SVI stopped at max_steps=5, before step 100")
-        and "--max-steps" in line
+        line.startswith("scai fit: warning: SVI stopped at --max-steps 5, before step 100")
+        and line.endswith("raise --max-steps to at least 100")
         for line in err
     ), err
 

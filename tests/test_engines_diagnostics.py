@@ -205,9 +205,38 @@ def test_a_low_e_bfmi_is_warned_of_after_the_run():
         _diagnostics(draws, {"energy": rng.normal(size=(2, 2000))}, warn=True)
 
 
+def test_the_worst_r_hat_is_named_among_values_that_round_alike():
+    """Stored to 2 decimals, r-hats of 1.0118 and 1.0067 were both 1.01, and ``scai fit``'s
+    diagnostics line named whichever came first as the worst (a review: it named
+    ``pi[2, selfish]`` beside a warning of ``pi[15, selfish]``)."""
+    from scai.experiments.commands.fit import diagnostics_line
+    from scai.inference.convergence import convergence
+    from scai.inference.diagnostics import _diagnostics
+
+    base = np.random.default_rng(1).normal(size=(4, 5000, 2))
+    shifts = {}
+    for target in (1.0065, 1.0115):  # the first shift of one chain past each
+        for shift in np.linspace(0.0, 0.5, 1001):
+            x = base[..., :1].copy()
+            x[0] += shift
+            if float(convergence(x)["r_hat"][0]) > target:
+                shifts[target] = shift
+                break
+    x = base.copy()
+    x[0, :, 0] += shifts[1.0065]  # "a" is listed first and is the better
+    x[0, :, 1] += shifts[1.0115]
+    exact = convergence(x)["r_hat"]
+    assert round(exact[0], 2) == round(exact[1], 2) == 1.01 and exact[1] > exact[0] + 0.004
+    with pytest.warns(DiagnosticWarning, match=r"r_hat > 1\.01 for x\[b\] "):
+        shown = _diagnostics({"x": (x, [["a", "b"]])}, {}, warn=True)
+    assert shown["r_hat"]["x[b]"] > shown["r_hat"]["x[a]"]
+    assert diagnostics_line({"r_hat": shown["r_hat"]}).startswith("r_hat max 1.012 (x[b])")
+
+
 def test_thresholds_apply_to_r_hat_and_ess_as_computed_not_as_rounded():
-    """r-hat is shown to 2 decimals, and the threshold was applied to the shown value: 1.0106
-    (shown 1.01) was no warning, so r-hat warned only above 1.015 (a review)."""
+    """The threshold was applied to r-hat shown to 2 decimals: 1.0106 (shown 1.01) was no
+    warning, so r-hat warned only above 1.015 (a review). It applies to the value computed,
+    and the value stored is rounded up (1.011): never shown as the threshold it passed."""
     from scai.inference.convergence import convergence
     from scai.inference.diagnostics import _diagnostics
 
@@ -219,6 +248,8 @@ def test_thresholds_apply_to_r_hat_and_ess_as_computed_not_as_rounded():
         if r_hat > R_HAT_MAX + 0.0005:
             break
     assert r_hat < R_HAT_MAX + 0.005  # rounds to the threshold itself
-    with pytest.warns(DiagnosticWarning, match=r"r_hat > 1\.01 for x \(1\.01[1-4]\)"):
+    with pytest.warns(DiagnosticWarning, match=r"r_hat > 1\.01 for x \((1\.01[1-4])\)") as said:
         shown = _diagnostics({"x": (x, [])}, {}, warn=True)
-    assert shown["r_hat"]["x"] == R_HAT_MAX
+    # stored as the warning quotes it (rounded up), never as the threshold it passed
+    quoted = re.search(r"for x \((1\.01[1-4])\)", str(said[0].message)).group(1)
+    assert shown["r_hat"]["x"] == float(quoted) > R_HAT_MAX

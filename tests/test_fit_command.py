@@ -68,6 +68,30 @@ def test_an_engines_refusal_names_the_commands_option(table, tmp_path, capsys):
     assert said == "--draws 0 and --max-steps"
 
 
+def test_the_engines_errors_and_warnings_name_the_commands_options(table, tmp_path, capsys):
+    """Only the engine's own errors were translated: the table's memory refusal said "the
+    max_memory given" and "use engine='svi' with subsample_size", MCMC's ESS warning
+    "samples=700, scai fit --draws 700" (a review). Every scai error and warning of ``scai
+    fit`` names the command's options."""
+    argv = ["fit", "--data", str(table), "--out", str(tmp_path / "a"), "--max-memory", "1K"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "(the --max-memory given)" in err and "use --engine svi with --subsample (" in err
+    assert "max_memory" not in err and "engine=" not in err and "subsample_size" not in err
+    argv = ["fit", "--data", str(table), "--out", str(tmp_path / "b"), "--engine", "mcmc"]
+    assert main([*argv, "--draws", "60", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"draws per chain would reach 400: --draws \d+\)", err), err
+    assert "samples=" not in err
+    said = {
+        "use engine='svi' or engine='mcmc'": "use --engine svi or --engine mcmc",
+        "fit with engine='mcmc' or 'svi', or": "fit with --engine mcmc or svi, or",
+        "(max_memory=, --max-memory)": "(--max-memory)",
+    }
+    for message, spelled in said.items():
+        assert fit_command.as_command_options(message) == spelled
+
+
 @pytest.mark.parametrize(
     "engine, said",
     [

@@ -182,7 +182,7 @@ CLI_CASES: list[tuple[str, str, list[str]]] = [
     ("users 5_3", "simulate --policy selfish --out {root}/s.csv --users 5_3", ["--users", "'5_3'"]),
     ("rounds 1e300", "simulate --policy selfish --out {root}/s.csv --rounds 1e300", ["--rounds", "'1e300'"]),
     ("rounds text", "simulate --policy selfish --out {root}/s.csv --rounds many", ["--rounds", "'many'"]),
-    ("too many games", "simulate --policy selfish --out {root}/s.csv --sims 10000 --epochs 1000 --rounds 8", ["80,000,000 games", "10,000,000"]),
+    ("too many games", "simulate --policy selfish --out {root}/s.csv --sims 10000 --epochs 1000 --rounds 8", ["80,000,000 games", "10,000,000 in one call"]),
     ("seed -1", "simulate --policy selfish --out {root}/s.csv --seed -1", ["--seed", "'-1'"]),
     ("seed 2^32", "simulate --policy selfish --out {root}/s.csv --seed 4294967296", ["--seed", "4294967296"]),
     ("draws -5", "fit --data {good} --out {root}/f --draws -5", ["--draws", "'-5'"]),
@@ -794,7 +794,7 @@ def test_scai_fit_shows_the_worst_diagnostics_on_one_readable_line():
         }
     )
     assert line == (
-        "r_hat max 1.03 (lam[0]), ess_bulk min 377 (lam[0]), divergences 2, "
+        "r_hat max 1.031 (lam[0]), ess_bulk min 377 (lam[0]), divergences 2, "
         "bfmi [1.046, 0.231], log_evidence -19..0 (20 values), "
         "importance.pareto_k max 0.83 (1), importance.proposal_draws 2000, converged True, "
         "grid_size (grid points of the scalars and bounded sites, lattice points) [1, 2926]"

@@ -26,7 +26,6 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.experiments.locking import locked
-from scai.inference.errors import EngineError
 from scai.models.data import read_interactions, write_csv_atomic, write_together
 from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
@@ -230,19 +229,16 @@ def run_fit(args: argparse.Namespace) -> int:
                 sims = table["sim"].nunique()
                 check_groups_fit(hypothesis, sims, f"--data {args.data} ({sims:,} simulations)")
             data, hypothesis = apply_tone_options(args, table, hypothesis, str(args.data))
-        try:
-            posterior = fit(
-                data,
-                hypothesis,
-                engine=args.engine,
-                seed=args.seed,
-                strict=args.strict,
-                max_memory=args.max_memory,
-                arviz=True,  # it is saved: its draws' ArviZ form must fit too
-                **options,
-            )
-        except EngineError as err:  # the engine's checks name its Python options
-            raise EngineError(as_command_options(str(err))) from None
+        posterior = fit(
+            data,
+            hypothesis,
+            engine=args.engine,
+            seed=args.seed,
+            strict=args.strict,
+            max_memory=args.max_memory,
+            arviz=True,  # it is saved: its draws' ArviZ form must fit too
+            **options,
+        )
         if args.tones == "given" and (texts := unheard_text(posterior.table)):
             warnings.warn(
                 f"{args.data}: no message has a tone but {texts} have text, so the model hears "
@@ -303,7 +299,7 @@ def diagnostics_line(diagnostics: dict, prefix: str = "") -> str:
     parts = []
     for key, value in diagnostics.items():
         name = f"{prefix}{key}" + (f" ({ENTRIES[key]})" if key in ENTRIES else "")
-        digits = 2 if key == "r_hat" else None  # as ArviZ's summary shows it
+        digits = 3 if key == "r_hat" else None  # as stored (diagnostics.shown_r_hat)
         if isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
             pick = max if key in WORST_IS_LARGEST else min
             # NaN (undefined) is the worst of all, whatever the order of the entries
@@ -343,16 +339,29 @@ COMMAND_OPTIONS = {
     "num_draws": "--draws",
     "num_chains": "--chains",
     "max_steps": "--max-steps",
+    "max_memory": "--max-memory",
 }
 
 
 def as_command_options(message: str) -> str:
     """An engine's message with its options named as ``scai fit``'s (``subsample_size=50``
-    -> ``--subsample 50``). An option the message names both ways, ``samples=500 (scai fit
-    --draws)``, is named once, as the command's (``--draws 500``; translated word by word it
-    read ``--draws 500 (scai fit --draws)``, and MCMC's ``samples`` is no word to translate)."""
+    -> ``--subsample 50``, ``engine='mcmc'`` -> ``--engine mcmc``, ``max_memory`` ->
+    ``--max-memory``). An option the message names both ways, ``samples=500 (scai fit
+    --draws)``, ``samples=500, scai fit --draws 500`` or ``max_steps (scai fit --max-steps)``,
+    is named once, as the command's
+    (``--draws 500``; translated word by word it read ``--draws 500 (scai fit --draws)``, and
+    MCMC's ``samples`` is no word to translate)."""
     message = re.sub(r"\b\w+=(\S+) \((?:scai fit )?(--[a-z][a-z-]*)\)", r"\2 \1", message)
+    message = re.sub(r"\b\w+=(\d+), scai fit (--[a-z][a-z-]*) \1\b", r"\2 \1", message)
+    message = re.sub(r"\b[a-z_]+ \(scai fit (--[a-z][a-z-]*)\)", r"\1", message)
+    message = re.sub(r"\bengine='(\w+)' or '(\w+)'", r"--engine \1 or \2", message)
+    message = re.sub(r"\bengine='(\w+)'", r"--engine \1", message)
+    message = message.replace("max_memory=, --max-memory", "--max-memory")
     for name, option in COMMAND_OPTIONS.items():
         message = re.sub(rf"\b{name}=", f"{option} ", message)
         message = re.sub(rf"\b{name}\b", option, message)
     return message
+
+
+# ``scai``'s main tells this command's errors and warnings with its own names of the options
+run_fit.spelling = as_command_options  # type: ignore[attr-defined]
