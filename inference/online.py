@@ -45,6 +45,7 @@ from scai.models.errors import (
     TableWarning,
     check_flag,
     check_path,
+    outside_scai,
 )
 from scai.models.layout import GroupData
 
@@ -167,7 +168,7 @@ def _check_repeats_of_previous(combined: pd.DataFrame, before: int, strict: bool
     )
     if strict:
         raise DataError("new_interactions", [Problem(None, None, None, why)])
-    warnings.warn(f"new_interactions: {why}", DuplicateGamesWarning, stacklevel=3)
+    warnings.warn(f"new_interactions: {why}", DuplicateGamesWarning, stacklevel=outside_scai())
 
 
 def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:
@@ -188,7 +189,7 @@ def _warn_of_unread_text(new: pd.DataFrame, hypothesis) -> None:
             "tones read by a tone reader: they are fitted as unheard; read them first "
             "(scai.models.tone_reader.read_tones(new_interactions, reader))",
             TableWarning,
-            stacklevel=3,
+            stacklevel=outside_scai(),
         )
 
 
@@ -207,7 +208,7 @@ def _warn_of_tones_unheard_before(before: pd.DataFrame, new: pd.DataFrame, hypot
             "games without tones as well, empty them first "
             "(new_interactions.assign(proposer_tone='', responder_tone=''))",
             TableWarning,
-            stacklevel=3,
+            stacklevel=outside_scai(),
         )
 
 

@@ -28,7 +28,14 @@ from scai.models.data import (
     plain_decimal,
     validate_frame,
 )
-from scai.models.errors import RunError, SimulationWarning, check_count, check_seed, show_value
+from scai.models.errors import (
+    RunError,
+    SimulationWarning,
+    check_count,
+    check_seed,
+    outside_scai,
+    show_value,
+)
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
@@ -187,7 +194,7 @@ def _warn_if_not_exact(mixture: Mapping[str, float], dealt: Sequence[str], users
         f"{', '.join(f'{n} {w * users:g}' for n, w in shares.items())} asked){left_out} "
         "(use more users, or assign='sample' to draw types)",
         SimulationWarning,
-        stacklevel=3,
+        stacklevel=outside_scai(),
     )
 
 
@@ -207,7 +214,7 @@ def _warn_of_idle_users(users: int, rounds: int, epochs: int) -> None:
         f"more rounds: at least {2 * -(-users // (2 * epochs)):,} for every user to be able "
         "to play)",
         SimulationWarning,
-        stacklevel=3,
+        stacklevel=outside_scai(),
     )
 
 

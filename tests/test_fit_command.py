@@ -186,3 +186,14 @@ def test_no_output_replaces_a_file_the_command_reads(table, tmp_path, capsys):
         assert f"error: {option} " in err or f"argument {option}: " in err, err
         assert said in err, err
         assert {p: p.read_bytes() for p in before} == before
+
+
+def test_the_header_says_when_the_table_has_no_tones(table, tmp_path, capsys):
+    """ "tones given" read as if the table held tones where it held none (a review)."""
+    import pandas as pd
+
+    silent = tmp_path / "silent.csv"
+    pd.read_csv(table).assign(proposer_tone="", responder_tone="").to_csv(silent, index=False)
+    for data, said in ((table, "tones given, "), (silent, "tones given (none in the table), ")):
+        assert main(["fit", "--data", str(data), "--out", str(tmp_path / data.stem)]) == 0
+        assert said in capsys.readouterr().out

@@ -99,3 +99,36 @@ def test_the_readme_sweep_spec_loads(tmp_path):
     path.write_text(sweep[0])
     spec = load_spec(path)
     assert spec.measure == "slowdown" and spec.cells == 16
+
+
+def test_the_readme_names_every_scai_warning_with_its_module():
+    """The README's list of warning classes is each of scai's (every ``ScaiWarning``
+    subclass its packages define), under the module that defines it (a newcomer could not
+    find where to import ``TableWarning`` from to filter it, a review)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import scai
+    from scai.models.errors import ScaiWarning
+
+    root = Path(scai.__file__).parent
+    for package in ("models", "inference", "experiments"):
+        for info in pkgutil.walk_packages([str(root / package)], f"scai.{package}."):
+            importlib.import_module(info.name)
+    found: dict[str, str] = {}
+    pending = [ScaiWarning]
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if cls.__module__.startswith("scai.") and "tests" not in cls.__module__:
+            path = Path(inspect.getfile(cls)).relative_to(root).as_posix()
+            found[cls.__name__] = path
+    bullet = re.search(r"\*\*Warnings are typed too\.\*\*(.*?)\n- \*\*", README.read_text(), re.S)
+    assert bullet, "the README's bullet of warning classes"
+    text = " ".join(bullet.group(1).split())
+    listed = set(re.findall(r"`(\w+Warning)`", text)) - {"UserWarning"}
+    assert listed == set(found), listed ^ set(found)
+    sections = dict(re.findall(r"`([\w/]+\.py)`: (.*?)(?=; `[\w/]+\.py`:|\. A posterior|$)", text))
+    for name, path in found.items():
+        assert f"`{name}`" in sections.get(path, ""), (name, path)

@@ -25,3 +25,24 @@ def test_mcmc_warnings_point_at_the_callers_line():
     assert all((w.filename, w.lineno) == (__file__, line) for w in ours), [
         (w.filename, w.lineno) for w in ours
     ]
+
+
+def test_update_and_simulate_warnings_point_at_the_callers_line():
+    """``online.update``'s warnings and ``simulate``'s named a fixed frame: an epoch given
+    twice pointed at ``online.py``'s ``update`` (a review), the idle users' warning at
+    ``simulate``'s own line; they name the user's call now (here a lambda's one line)."""
+    from scai.inference.online import update
+    from scai.models.errors import DuplicateGamesWarning, SimulationWarning
+
+    def assert_warns_at_the_call(category, call) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        places = {(w.filename, w.lineno) for w in caught if issubclass(w.category, category)}
+        assert places == {(__file__, call.__code__.co_firstlineno)}, places
+
+    table = simulate(PRESETS["neutral"], policy="selfish", users=4, rounds=2, sims=1).interactions
+    posterior = fit(table, "neutral", engine="exact", num_draws=10)
+    assert_warns_at_the_call(DuplicateGamesWarning, lambda: update(posterior, table))
+    idle = lambda: simulate("neutral", policy="fair", users=400, rounds=2)  # noqa: E731
+    assert_warns_at_the_call(SimulationWarning, idle)

@@ -186,6 +186,7 @@ def engine_options(args: argparse.Namespace) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from scai.inference.exact import check_groups_fit
     from scai.inference.fit import fit
+    from scai.models.data import tones_heard
     from scai.models.tone_reader.reading import unheard_text
 
     engine_options(args)
@@ -255,8 +256,10 @@ def run_fit(args: argparse.Namespace) -> int:
         saved = time.perf_counter() - start
     # Both times: the files (posterior.nc's predictive replicates and log-likelihood per draw)
     # can take far longer than the fit, and one number after the fit's told half the story.
+    heard = tones_heard(posterior.table)
+    tones = f"{args.tones}" + ("" if heard or args.tones == "none" else " (none in the table)")
     print(
-        f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {args.tones}, "
+        f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {tones}, "
         f"fit {fitted:.2f} s, files written in {saved:.2f} s"
     )
     print(posterior.summary().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
