@@ -1,8 +1,18 @@
 """Independent reference formulas for the tests, in plain Python floats (no torch, no models).
 
-Written straight from the maths in ``models/policies.py`` and ``models/language.py`` docstrings
-so that the vectorised tables and the Pyro model can be checked against something that shares
-none of their code.
+Written straight from the maths in the README's generative story and the ``models/policies.py``
+and ``models/language.py`` docstrings so that the vectorised tables and the Pyro model can be
+checked against something that shares none of their code.
+
+The actions of a user of type ``z`` (README, "The generative story"), with lapse ``eps``::
+
+    offer  ~ (1 - eps) softmax(lam * EU_z(offer)) + eps uniform over 0..pot
+    accept ~ (1 - eps) sigmoid(lam * U'_z(offer, pot - offer)) + eps / 2
+
+where ``U'_z`` is the type's responder's utility (its own ``U_z`` unless its norm is
+role-dependent) and ``EU_z(o) = sigmoid(lam * U_z(o, pot - o)) * U_z(pot - o, o)``: the proposer
+averages over the replies of a responder of its own *proposer's* norm (social projection, no
+lapse: "proposers plan for their partners' norm, not their slips"), a rejection worth 0.
 """
 
 from __future__ import annotations
@@ -39,16 +49,43 @@ def log_accept(
     return log_sigmoid(z) if accepted else log_sigmoid(-z)
 
 
-def offer_logps(pot: int, w: float, alpha: float, beta: float, lam: float) -> list[float]:
+def offer_logps(
+    pot: int, w: float, alpha: float, beta: float, lam: float, lapse: float = 0.0
+) -> list[float]:
     """``log P(offer = o)`` for ``o = 0..pot``: softmax of ``lam * P_accept(o) * U(pot - o, o)``
-    where the proposer expects a responder of its own type."""
+    where the proposer expects a responder of its own (proposer's) norm ``(w, alpha, beta)``;
+    with a lapse ``eps``, ``(1 - eps) softmax + eps / (pot + 1)``."""
     logits = []
     for o in range(pot + 1):
         p_acc = sigmoid(accept_logit(pot, o, w, alpha, beta, lam))
         logits.append(lam * p_acc * utility(pot - o, o, w, alpha, beta))
     top = max(logits)
     norm = top + math.log(sum(math.exp(v - top) for v in logits))
-    return [v - norm for v in logits]
+    return [lapse_mix(v - norm, lapse, pot + 1) for v in logits]
+
+
+def lapse_mix(logp: float, lapse: float, n_actions: int) -> float:
+    """``log((1 - eps) exp(logp) + eps / n_actions)``: a rational act's log-probability when an
+    act is random (uniform over ``n_actions``) with probability ``eps``."""
+    if lapse == 0:
+        return logp
+    if lapse == 1:
+        return -math.log(n_actions)
+    return logsumexp([math.log1p(-lapse) + logp, math.log(lapse / n_actions)])
+
+
+def log_response(
+    accepted: int,
+    pot: int,
+    offer: int,
+    responder: tuple[float, float, float],
+    lam: float,
+    lapse: float = 0.0,
+) -> float:
+    """``log P(accepted)`` for a responder of parameters ``responder = (w, alpha, beta)`` (a
+    type's responder's, ``U'``): ``(1 - eps) sigmoid(+-lam U'(offer, pot - offer)) + eps / 2``."""
+    w, alpha, beta = responder
+    return lapse_mix(log_accept(accepted, pot, offer, w, alpha, beta, lam), lapse, 2)
 
 
 def coupling_row(stereotype_row: dict[str, float] | None, strength: float) -> list[float]:
@@ -104,3 +141,40 @@ def normal_logpdf(x: float, mean: float, sd: float) -> float:
 
 def lognormal_logpdf(x: float, log_mean: float, sd: float) -> float:
     return normal_logpdf(math.log(x), log_mean, sd) - math.log(x)
+
+
+def beta_logpdf(x: float, a: float, b: float) -> float:
+    return (
+        math.lgamma(a + b)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + (a - 1) * math.log(x)
+        + (b - 1) * math.log1p(-x)
+    )
+
+
+def mixture_loglik(log_pi: Sequence[float], user_logliks: Sequence[Sequence[float]]) -> float:
+    """``sum_u log sum_k pi_k exp(L[u][k])``: a group whose users draw their types from ``pi``
+    independently (``L[u][k]``: user ``u``'s log-likelihood were it of type ``k``)."""
+    return sum(
+        logsumexp([lp + lk for lp, lk in zip(log_pi, row, strict=True)]) for row in user_logliks
+    )
+
+
+def clone_loglik(
+    pi: Sequence[float], clone: float, user_logliks: Sequence[Sequence[float]]
+) -> float:
+    """``log sum_z0 pi_z0 prod_u sum_k (c [k = z0] + (1 - c) pi_k) exp(L[u][k])``: the group's
+    prototype ``z0 ~ pi`` summed out, each user of type ``k`` with probability
+    ``c onehot(z0)_k + (1 - c) pi_k`` (README: clones)."""
+    K = len(pi)
+    per_prototype = []
+    for z0 in range(K):
+        total = math.log(pi[z0])
+        for row in user_logliks:
+            weights = [clone * (k == z0) + (1 - clone) * pi[k] for k in range(K)]
+            total += logsumexp(
+                [math.log(wk) + lk for wk, lk in zip(weights, row, strict=True) if wk > 0]
+            )
+        per_prototype.append(total)
+    return logsumexp(per_prototype)

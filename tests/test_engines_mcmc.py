@@ -28,9 +28,9 @@ dealing *are* the nominal mix (checked). What is asserted, and why it is not luc
 * >= 99% of users classified correctly (argmax of ``policy_probs``; measured: all): each user
   plays 10 games with pots of 10-100 units at ``lam = 3`` per unit, so one offer separates the
   types by tens of nats, and a user misread is a bug, not bad luck;
-* the 90% intervals (``Posterior.summary()`` q5/q95) of ``pi`` and ``lam`` cover the truth.
-  For ``pi`` the truth is the centre of the posterior (above). For ``lam`` it is a 90% event
-  for a calibrated posterior (calibration is ``test_sbc``'s job); the seed is fixed.
+* ``lam``'s posterior mean within 3.3 posterior sd of the truth: a 0.1% miss for a calibrated
+  posterior near a normal (calibration itself is ``test_sbc``'s job). (Its 90% interval
+  covering the truth was asserted before: a 10% miss, seen at 1 of 8 other seeds, a review.)
 
 **Agreement** (groups "one" and "mixed", element by element on ``policy_probs`` and
 ``pi_mean()``). The reference is the exact engine on a fine grid (simplex lattice of 5,000
@@ -172,18 +172,18 @@ def test_mcmc_recovers_a_mixed_group(mcmc, record_property):
     pi_mean = post.pi_mean()[0]
     n = RECOVERY_USERS
     for k, name in enumerate(names):
-        row = summary.loc[f"pi[{name}]"]
         prior = abs(0.5 / (n + 1.5) - 1.5 * MIX[name] / (n + 1.5))
         bound = prior + off / (n + 1.5) + 4 * float(mcse[k])
         error = abs(float(pi_mean[k]) - MIX[name])
         print(f"pi[{name}]: error {error:.4f}, bound {bound:.4f}")
         assert error <= bound, (name, error, bound)
-        assert row["q5"] <= MIX[name] <= row["q95"], (name, row.to_dict())
     print(f"classified correctly: {accuracy:.3f}; expected misread users {off:.3f}")
     assert accuracy >= 0.99
 
     lam = summary.loc["lam"]
-    assert lam["q5"] <= RECOVERY_LAM <= lam["q95"], lam.to_dict()
+    # within 3.3 posterior sd of the truth (a 0.1% miss for a calibrated, near-normal
+    # posterior; its MCSE, ~sd / 27 here, is small beside it)
+    assert abs(lam["mean"] - RECOVERY_LAM) <= 3.3 * lam["sd"], lam.to_dict()
     # the data moved lam away from the prior median (2): it is not the prior talking
     assert lam["q5"] > HYPOTHESIS.rationality
 
@@ -247,7 +247,16 @@ def test_mcmc_agrees_with_exact(mcmc, exact):
     lam_exact = fine.flat_draws("lam").double()
     bound = 4 * torch.as_tensor(mcse["lam"].values) + 4 * lam_exact.std(0) / 1000**0.5
     assert torch.all((lam_mcmc.mean(0) - lam_exact.mean(0)).abs() <= bound)
-    assert torch.allclose(lam_mcmc.std(0), lam_exact.std(0), rtol=0.25)
+    # its sd within 4 Monte Carlo errors of an sd, sd / sqrt(2 ESS): ArviZ's ESS of the sd
+    # for MCMC (autocorrelation included; ArviZ 0.23's mcse(method="sd") fails on NumPy 2),
+    # 1,000 for the exact engine's draws (~0.16 of the sd in all here; it was a relative
+    # 0.25, ~8.6 errors, a review)
+    ess_sd = [float(az.ess(draws["lam"][..., g], method="sd")) for g in range(len(small))]
+    sd_se = lam_mcmc.std(0) / (2 * torch.as_tensor(ess_sd)) ** 0.5
+    sd_bound = 4 * (sd_se + lam_exact.std(0) / (2 * 1000) ** 0.5)
+    sd_off = (lam_mcmc.std(0) - lam_exact.std(0)).abs()
+    print(f"lam sd: off {sd_off.tolist()}, bound {sd_bound.tolist()}")
+    assert torch.all(sd_off <= sd_bound), (sd_off, sd_bound)
 
 
 def test_chains_in_lockstep_are_the_chains_run_one_after_another():

@@ -1,17 +1,26 @@
 """The key correctness test: the Pyro model's log-density, with the discrete sites (each user's
-``policy`` and ``manner``) enumerated out, equals an independent hand computation made directly
-from the rows of the interaction table.
+``policy`` and ``manner``, and with clones the group's ``prototype``) enumerated out, equals an
+independent hand computation made directly from the rows of the interaction table.
 
 For each simulation ``s`` and user ``u`` the hand computation is::
 
-    log sum_k sum_m pi_k rho[k, m] * prod_(u's offers)    P(offer | k, pot, currency)
-                                   * prod_(u's responses) P(accept | k, pot, offer, currency)
-                                   * prod_(u's messages)  E[m, tone]
+    L[u, k] = log sum_m rho[k, m] * prod_(u's offers)    P(offer | k, pot, currency)
+                                  * prod_(u's responses) P(accept | k, pot, offer, currency)
+                                  * prod_(u's messages)  E[m, tone]
 
-plus the prior log-densities of the continuous sites the test fixes (``pi`` and, when latent,
-``lam``, ``shift_shared``, ``shift``): conditioning makes them observed, so the model's trace
-includes them. It uses the scalar formulas in ``tests/reference.py``, not ``scai.models.layout``,
-``scai.models.policies`` or ``scai.models.language``.
+    sum_u log sum_k pi_k exp(L[u, k])                                      without clones
+    log sum_z0 pi_z0 prod_u sum_k (c [k = z0] + (1 - c) pi_k) exp(L[u, k])   with clones
+
+with the README's actions: ``P(offer) = (1 - eps) softmax(lam EU_k) + eps / (pot + 1)`` and
+``P(accept) = (1 - eps) sigmoid(lam U'_k) + eps / 2``, ``U'_k`` by the type's responder's
+parameters (role-dependent norms) and ``EU_k`` by its proposer's (see ``tests/reference.py``).
+
+Plus the prior log-densities of the continuous sites the test fixes (``pi`` and, when latent,
+``lam``, ``shift_shared``, ``shift``, ``lapse``, ``strength``, ``clone``): conditioning makes
+them observed, so the model's trace includes them. It uses the scalar formulas in
+``tests/reference.py``, not ``scai.models.layout``, ``scai.models.policies``,
+``scai.models.language`` or ``scai.models.marginal``; of ``scai.models`` it reads only the
+hypothesis's parameters and the currencies' ``essential`` flags.
 
 The model side is ``-TraceEnum_ELBO.loss`` with an empty guide: with every continuous site
 conditioned, the guide has nothing to sample and the "ELBO" is the exact log marginal of the
@@ -21,6 +30,7 @@ enumerated sites.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import defaultdict
 
@@ -77,8 +87,16 @@ def table() -> pd.DataFrame:
 
 
 @functools.cache
-def offer_logps(pot: int, w: float, alpha: float, beta: float, lam: float) -> list[float]:
-    return ref.offer_logps(pot, w, alpha, beta, lam)
+def offer_logps(
+    pot: int, w: float, alpha: float, beta: float, lam: float, lapse: float
+) -> list[float]:
+    return ref.offer_logps(pot, w, alpha, beta, lam, lapse)
+
+
+def responder_of(p: PolicyType) -> tuple[float, float, float]:
+    """A type's responder's ``(w, alpha, beta)``, read off its fields: ``responder`` where the
+    norm is role-dependent, else the type's own."""
+    return p.responder if p.responder is not None else (p.w, p.alpha, p.beta)
 
 
 def hand_log_density(
@@ -90,14 +108,23 @@ def hand_log_density(
     shift: dict[tuple[str, str], float],
     currencies: tuple[str, ...],
     sims: list[str],
+    lapse: dict[str, float] | None = None,
+    strength: dict[str, float] | None = None,
+    clone: dict[str, float] | None = None,
 ) -> float:
-    """``log p(data, continuous sites)`` straight from the table rows (see module docstring)."""
+    """``log p(data, continuous sites)`` straight from the table rows (see module docstring).
+    ``lapse``, ``strength`` and ``clone``: each simulation's value where the hypothesis makes
+    the site latent (a Beta prior), else the hypothesis's fixed lapse and strength and no
+    clones."""
     K = len(hyp.policies)
     M = ref.MANNERS
-    rho = [
-        ref.coupling_row(hyp.stereotype.get(p.name), hyp.stereotype_strength) for p in hyp.policies
-    ]
     mu = hyp.essential_shift
+    priors = {"lapse": hyp.lapse_prior, "strength": hyp.stereotype_prior, "clone": hyp.clone_prior}
+    given = {"lapse": lapse, "strength": strength, "clone": clone}
+    fixed = {"lapse": hyp.lapse, "strength": hyp.stereotype_strength, "clone": 0.0}
+
+    def bounded(site: str, s: str) -> float:
+        return given[site][s] if priors[site] is not None else fixed[site]
 
     def weight_shift(s: str, c: str) -> float:
         if hyp.currency_scale > 0:
@@ -116,10 +143,18 @@ def hand_log_density(
             for c in currencies:
                 mean = shift0[s] + mu * CURRENCIES[c].essential
                 total += ref.normal_logpdf(shift[(s, c)], mean, hyp.currency_scale)
+        for site, ab in priors.items():
+            if ab is not None:
+                total += ref.beta_logpdf(given[site][s], *ab)
 
     # the users: policy-dependent and manner-dependent log-likelihood terms, then the mixture
     for s, rows in df.groupby("sim", sort=False):
         lam_s = lam[s] if hyp.rationality_scale > 0 else hyp.rationality
+        eps = bounded("lapse", s)
+        rho = [
+            ref.coupling_row(hyp.stereotype.get(p.name), bounded("strength", s))
+            for p in hyp.policies
+        ]
         by_policy: dict[str, list[float]] = defaultdict(lambda: [0.0] * K)
         by_manner: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(M))
         for row in rows.itertuples(index=False):
@@ -127,9 +162,8 @@ def hand_log_density(
             pot, offer = int(row.pot), int(row.offer)
             if row.proposer:
                 for k, p in enumerate(hyp.policies):
-                    by_policy[row.proposer][k] += offer_logps(pot, p.w + d, p.alpha, p.beta, lam_s)[
-                        offer
-                    ]
+                    logps = offer_logps(pot, p.w + d, p.alpha, p.beta, lam_s, eps)
+                    by_policy[row.proposer][k] += logps[offer]
                 if row.proposer_tone:
                     for j, m in enumerate(M):
                         e = ref.reported_emission(
@@ -137,8 +171,9 @@ def hand_log_density(
                         )
                         by_manner[row.proposer][j] += math.log(e)
             for k, p in enumerate(hyp.policies):
-                by_policy[row.responder][k] += ref.log_accept(
-                    int(row.accepted), pot, offer, p.w + d, p.alpha, p.beta, lam_s
+                w, alpha, beta = responder_of(p)
+                by_policy[row.responder][k] += ref.log_response(
+                    int(row.accepted), pot, offer, (w + d, alpha, beta), lam_s, eps
                 )
             if row.responder_tone:
                 for j, m in enumerate(M):
@@ -146,13 +181,20 @@ def hand_log_density(
                         m, row.responder_tone, hyp.tone_fidelity, hyp.reader_confusion
                     )
                     by_manner[row.responder][j] += math.log(e)
-        for u in set(by_policy) | set(by_manner):
-            terms = [
-                math.log(pi[s][k]) + math.log(rho[k][j]) + by_policy[u][k] + by_manner[u][j]
+        # each user's log-likelihood were it of type k, its manner summed out
+        user_logliks = [
+            [
+                ref.logsumexp(
+                    [math.log(rho[k][j]) + by_policy[u][k] + by_manner[u][j] for j in range(len(M))]
+                )
                 for k in range(K)
-                for j in range(len(M))
             ]
-            total += ref.logsumexp(terms)
+            for u in set(by_policy) | set(by_manner)
+        ]
+        if priors["clone"] is None:
+            total += ref.mixture_loglik([math.log(v) for v in pi[s]], user_logliks)
+        else:
+            total += ref.clone_loglik(pi[s], bounded("clone", s), user_logliks)
     return total
 
 
@@ -183,6 +225,23 @@ SPITE = Hypothesis(
     currency_scale=0.2,
     essential_shift=0.5,
 )
+#: A role-dependent type whose responder's weight on the other's payoff is shifted by the
+#: currency too, with a fixed lapse and clones: every new term at once, beside the presets'.
+ROLES = Hypothesis(
+    name="roles",
+    policies=(
+        PolicyType("selfish"),
+        PolicyType("grudging", w=0.3, beta=0.4, responder=(-0.5, 1.5, 0.2)),
+        PolicyType("fair", alpha=2.0, beta=2.0),
+    ),
+    pi_concentration=(1.0, 1.0, 1.0),
+    stereotype={"grudging": {"rude": 1.0}},
+    stereotype_strength=0.5,
+    currency_scale=0.4,
+    essential_shift=1.0,
+    lapse=0.1,
+    clone_prior=(2.0, 2.0),
+)
 HYPOTHESES = {
     "neutral": PRESETS["neutral"],
     "stereotyped": PRESETS["stereotyped"],
@@ -200,6 +259,13 @@ HYPOTHESES = {
             (0.0, 0.05, 0.0, 0.95),
         )
     ),
+    # role-dependent norms (selfish_rejecting responds by alpha = 0.5), a latent lapse and clones
+    "real_agents": PRESETS["real_agents"],
+    # ... and a stereotype whose strength is latent
+    "real_agents_stereotyped": PRESETS["real_agents_stereotyped"],
+    "fixed_lapse": SPITE.with_(lapse=0.15),
+    "clones": PRESETS["stereotyped"].with_(clone_prior=(2.0, 2.0)),
+    "roles": ROLES,
 }
 
 
@@ -234,9 +300,30 @@ def test_log_density_matches_hand_computation(float64, table, name):
     if hyp.currency_scale > 0:
         values = [[shift[(s, c)] for c in CURRENCY_ORDER] for s in sims]
         conditioned["shift"] = torch.tensor(values).reshape(S, 1, C)
+    # the Beta sites in (0, 1) where latent: clone probabilities away from 1/2, where c and
+    # 1 - c would be the same mixture
+    bounded = {
+        "lapse": {s: float(rng.uniform(0.02, 0.3)) for s in sims},
+        "strength": {s: float(rng.uniform(0.3, 0.95)) for s in sims},
+        "clone": {s: float(rng.uniform(0.6, 0.95)) for s in sims},
+    }
+    latent = {"lapse": hyp.lapse_prior, "strength": hyp.stereotype_prior, "clone": hyp.clone_prior}
+    for site, prior in latent.items():
+        if prior is not None:
+            conditioned[site] = torch.tensor([bounded[site][s] for s in sims]).reshape(S, 1, 1)
+    hand = functools.partial(
+        hand_log_density,
+        pi=pi,
+        lam=lam,
+        shift0=shift0,
+        shift=shift,
+        currencies=CURRENCY_ORDER,
+        sims=sims,
+        **bounded,
+    )
 
     got = model_log_density(data, hyp, conditioned)
-    want = hand_log_density(table, hyp, pi, lam, shift0, shift, CURRENCY_ORDER, sims)
+    want = hand(table, hyp)
     assert math.isfinite(want) and want < 0
     assert got == pytest.approx(want, abs=1e-5)
 
@@ -250,7 +337,7 @@ def test_log_density_matches_hand_computation(float64, table, name):
     flipped.loc[0, "accepted"] = 1 - flipped.loc[0, "accepted"]
     data2 = GroupData.from_table(flipped, users=USERS, currencies=CURRENCY_ORDER)
     got2 = model_log_density(data2, hyp, conditioned)
-    want2 = hand_log_density(flipped, hyp, pi, lam, shift0, shift, CURRENCY_ORDER, sims)
+    want2 = hand(flipped, hyp)
     assert abs(got2 - got) > 1e-3
     assert got2 == pytest.approx(want2, abs=1e-5)
 
@@ -311,3 +398,34 @@ def test_layout_keeps_every_message_and_decision(table):
     s = data.sim_ids.index("2")
     ghost = data.user_ids[s].index("ghost")
     assert bool(data.user_mask[s, ghost]) and not bool(data.event_mask[s, ghost].any())
+
+
+def test_reference_clone_mixture_is_the_sum_over_every_type_assignment():
+    """``ref.clone_loglik`` (the prototype summed out in closed form per user) equals the
+    brute-force sum over the prototype and every user's type of ``P(z0) prod_u P(z_u | z0)
+    e^L[u, z_u]``; at ``c = 0`` it is the independent mixture, and lapse mixing keeps
+    probabilities normalised."""
+    rng = np.random.default_rng(5)
+    K, U = 3, 4
+    pi = rng.dirichlet([1.0] * K).tolist()
+    L = rng.normal(-3.0, 2.0, size=(U, K)).tolist()
+    for c in (0.0, 0.3, 0.8, 1.0):
+        brute = []
+        for z0 in range(K):
+            for zs in itertools.product(range(K), repeat=U):
+                p = pi[z0]
+                for u, z in enumerate(zs):
+                    p *= (c * (z == z0) + (1 - c) * pi[z]) * math.exp(L[u][z])
+                if p > 0:
+                    brute.append(math.log(p))
+        assert ref.clone_loglik(pi, c, L) == pytest.approx(ref.logsumexp(brute), abs=1e-10)
+    independent = ref.mixture_loglik([math.log(v) for v in pi], L)
+    assert ref.clone_loglik(pi, 0.0, L) == pytest.approx(independent, abs=1e-10)
+    assert abs(ref.clone_loglik(pi, 0.8, L) - independent) > 1e-2
+
+    for eps in (0.0, 0.2, 1.0):
+        offers = ref.offer_logps(7, 0.3, 0.5, 0.2, 3.0, eps)
+        assert sum(math.exp(v) for v in offers) == pytest.approx(1.0, abs=1e-12)
+        responses = [ref.log_response(a, 7, 2, (0.0, 0.5, 0.0), 3.0, eps) for a in (0, 1)]
+        assert sum(math.exp(v) for v in responses) == pytest.approx(1.0, abs=1e-12)
+    assert ref.offer_logps(7, 0.3, 0.5, 0.2, 3.0, 1.0) == pytest.approx([-math.log(8)] * 8)
