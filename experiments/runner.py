@@ -656,15 +656,19 @@ def run_jobs(
                         broken = isinstance(error, BrokenExecutor) and not remote
                         if broken and source is pool:  # once: its other jobs go to the new one
                             pool = fresh_pool(blamed=was_lone)
-                        if broken and not was_lone:
-                            began = (staged[key] / STARTED).exists()
+                        # A cluster's worker that died fails the tasks it held (Dask's
+                        # KilledWorker) as a broken pool does: those too run again alone.
+                        died = broken or (remote and _worker_died(error))
+                        if died and not was_lone:
+                            # (a remote task leaves no STARTED file here: each is a suspect)
+                            began = remote or (staged[key] / STARTED).exists()
                             unstarted[key] += not began
                             if began or unstarted[key] > UNSTARTED_BREAKS:
                                 suspects.append(key)
                             else:
                                 again.append(key)
                         elif finished(key, error):
-                            (suspects if broken else again).append(key)
+                            (suspects if died else again).append(key)
                         top_up()
         except KeyboardInterrupt:
             # Kill the workers at once; their pool fails the tasks they ran and cancels the
@@ -735,9 +739,15 @@ def may_pass_again(error: BaseException) -> bool:
     return not isinstance(error, ScaiError) or error.may_pass_again
 
 
+def _worker_died(error: BaseException | None) -> bool:
+    """Whether ``error`` says the worker process computing a job died: the local pool broken,
+    or Dask's ``KilledWorker`` (Dask is not imported here: a local run has none)."""
+    return isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker"
+
+
 def _failure_text(error: BaseException) -> str:
     """A failed job's error on one line (:data:`WORKER_DIED` where its worker died)."""
-    died = isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker"
+    died = _worker_died(error)
     if died and "initializer" not in str(error):  # (a worker that could not start: its own)
         return WORKER_DIED
     return _one_line(error)

@@ -1492,3 +1492,51 @@ def test_run_sweep_from_python_checks_its_arguments_before_any_file(tmp_path):
     with pytest.raises(RunError, match="figures: .*afile is a file; give a folder"):
         run_sweep(spec, tmp_path / "out", figures=tmp_path / "afile", tell=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "spec.toml"]
+
+
+DIES = """\
+import os
+if os.environ.get("SCAI_TEST_CELL_KILLS_ITS_WORKER"):
+    import scai.experiments.runner as runner
+    compute = runner.run_condition
+
+    def run_condition(cond, *args):
+        if cond.rationality == 2.0:
+            os._exit(9)  # as the kernel's OOM killer would end it
+        return compute(cond, *args)
+
+    runner.run_condition = run_condition
+"""
+
+
+def test_a_cell_that_kills_its_dask_worker_fails_alone(tmp_path, monkeypatch, capsys):
+    """On a local Dask cluster, a cell whose worker dies (out of memory, a crash) each time it
+    runs made the sweep wait for good: the cluster closes a worker gone longer than Dask's
+    lost-worker-timeout (15 s) and never starts it again, and a finished cell's result lost
+    with its worker left its future unsettled (a review). The cell is failed as its worker
+    died, the others finish, exit 1. (The workers load a sitecustomize that kills theirs;
+    Dask's timeout made 1 s and one death per task, to keep it short.)"""
+    import dask
+
+    from scai.experiments.sweep import backends
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(DIES)
+    path = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path.rstrip(os.pathsep))
+    monkeypatch.setenv("SCAI_TEST_CELL_KILLS_ITS_WORKER", "1")
+    monkeypatch.setattr(backends, "WORKER_WATCH_SECONDS", 0.5)
+    spec = write_spec(tmp_path, TINY.replace("[0.0, 0.8]", "[0.8]").replace("1.0, 4.0", "2.0, 4.0"))
+    config = {
+        "distributed.deploy.lost-worker-timeout": "1s",
+        "distributed.scheduler.allowed-failures": 0,
+    }
+    with time_limit(150), dask.config.set(config):
+        code = sweep(spec, tmp_path / "out", "--backend", "dask", "--workers", "1")
+    err = capsys.readouterr().err
+    assert code == 1, err
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert table.set_index("rationality")["status"].to_dict() == {
+        2.0: f"failed: {runner.WORKER_DIED}",
+        4.0: "ok",
+    }, err

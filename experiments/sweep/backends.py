@@ -11,12 +11,13 @@ refused: its results would be cached under this code's key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 
@@ -177,7 +178,9 @@ def open_backend(
                         )
                     )
                 client = stack.enter_context(Client(cluster, set_as_default=False))
+                revive = functools.partial(_revive, cluster, n)
             else:
+                revive = None
                 if tell is not None and _refused(scheduler):
                     tell(
                         f"--scheduler {scheduler}: nothing listens there yet; waiting up to "
@@ -195,21 +198,62 @@ def open_backend(
                         f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({reason})"
                     ) from None
             _check_workers(client, scheduler or "the local cluster")
-            if tell is not None:
+            if tell is not None or revive is not None:
                 stop = threading.Event()
                 stack.callback(stop.set)  # before the client closes (callbacks run last first)
                 threading.Thread(
                     target=watch_workers,
                     # (nthreads asks the scheduler; scheduler_info's answer is a cache that
                     # the client's own refresh empties of workers now and then)
-                    args=(lambda: len(client.nthreads()), where, tell, stop),
+                    args=(lambda: len(client.nthreads()), where, tell or (lambda _: None), stop),
+                    kwargs={"revive": revive},
                     name="scai-dask-workers",
                     daemon=True,
                 ).start()
-            started.append(client.get_executor(pure=False))  # each submission runs: retries too
+            started.append(DaskExecutor(client))
+
             return started[0]
 
         yield Backend(start, None, where)
+
+
+class DaskExecutor(Executor):
+    """An executor whose tasks run on a Dask client's cluster, each submission run anew
+    (``pure=False``: a retry too), each future settled from its Dask future's end whatever it
+    is. Dask's own (``client.get_executor()``) left a future unsettled for good where a
+    finished task's result was lost while it was fetched (the worker holding it died: the
+    fetch raised ``KilledWorker`` inside Dask's callback) and the sweep waited for ever."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        task = self._client.submit(fn, *args, pure=False, **kwargs)
+        future: Future = Future()
+
+        def cancel_task(future: Future) -> None:
+            if future.cancelled() and task.status != "cancelled":
+                task.cancel()
+
+        def settle(task) -> None:  # (in Dask's callback thread)
+            if future.done():  # cancelled here meanwhile
+                return
+            try:
+                result = task.result()
+            except CancelledError:
+                future.cancel()
+                future.set_running_or_notify_cancel()
+            except BaseException as err:  # the task's error, or its result lost
+                future.set_exception(err)
+            else:
+                future.set_result(result)
+
+        future.add_done_callback(cancel_task)
+        task.add_done_callback(settle)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to stop: the cluster and its client belong to :func:`open_backend`."""
 
 
 def watch_workers(
@@ -218,15 +262,19 @@ def watch_workers(
     tell: Callable[[str], None],
     stop: threading.Event,
     interval: float | None = None,
+    revive: Callable[[], bool] | None = None,
 ) -> None:
     """Every ``interval`` seconds (:data:`WORKER_WATCH_SECONDS`) until ``stop`` is set,
     ``count()`` the cluster's workers and ``tell`` when none is left (Dask keeps the cells for
     a worker to come, and the sweep sat without a word, its last line "about 1 min left") and
-    when some are back. A look that fails is skipped (a scheduler gone: the cells' futures say
-    what happened)."""
+    when some are back; with ``revive`` (a local cluster's :func:`_revive`), start again the
+    workers the cluster closed for good. A look that fails is skipped (a scheduler gone: the
+    cells' futures say what happened)."""
     had = True
     while not stop.wait(WORKER_WATCH_SECONDS if interval is None else interval):
         try:
+            if revive is not None and revive():
+                tell(f"{where}: starting again the workers Dask closed after their processes died")
             n = count()
         except Exception:  # a scheduler gone, a closing client: not ours to tell
             continue
@@ -238,6 +286,21 @@ def watch_workers(
         elif n and not had:
             tell(f"{where}: {n} worker{'s' if n > 1 else ''} again; the sweep goes on")
         had = n > 0
+
+
+def _revive(cluster, n: int) -> bool:
+    """Start again the workers a local cluster closed for good; whether there were any.
+
+    A worker's process that dies (a cell that kills it: out of memory, a crash) is started
+    again by its nanny; but a local cluster closes a worker that is gone from its scheduler
+    for Dask's ``lost-worker-timeout`` (15 s), and a cell that kills its worker again and again
+    (Dask tries it on four, and the sweep once more) left none: the sweep waited for good, its
+    other cells queued (a review). Asking the cluster for its ``n`` workers again starts the
+    missing ones."""
+    if cluster.status.name in ("closing", "closed") or len(cluster.workers) >= n:
+        return False
+    cluster.scale(n)  # (thread-safe: it schedules the change on the cluster's own loop)
+    return True
 
 
 #: Seconds :func:`_refused` waits for a TCP connection to a scheduler's address.
