@@ -69,6 +69,53 @@ def test_predictive_is_the_posterior_average_of_the_models_action_tables(posteri
     assert float(offer_probs[:3].sum()) > 0.25 and float(offer_probs[-3:].sum()) > 0.25
 
 
+def test_predictive_matches_the_reference_formulas_draw_by_draw(posterior):
+    """``predictive`` against ``tests/reference.py``'s scalar formulas (no model tables): for
+    each draw ``d``, simulation and type ``k``, ``P(offer | k, d)`` from ``ref.offer_logps``
+    and ``P(accept | k, d)`` from ``ref.log_response``, the type's ``w`` (its proposer's and
+    its responder's) shifted by the draw's dollar shift and rationality ``lam_d``, weighted by
+    the draw's type weights and averaged. Tolerance 2e-6: the float32 tables and sums agree to
+    2e-7 (measured), a wrong table term is off by 1e-2 (rationality 0.9x in the proposer's
+    projection: 3e-2; an accept logit off by 0.1: 1.5e-2)."""
+    import functools
+
+    import reference as ref
+    from test_model_logdensity import responder_of
+
+    pot, hyp = 10, posterior.hypothesis
+    lam, shift = posterior.lam().double(), posterior.shift("dollars").double()  # [D, S]
+    assert posterior.bounded("lapse") is None  # the hypothesis's fixed lapse
+    D, S = lam.shape
+    assert not bool((shift == shift[:1]).all())  # the draws' tables differ: per draw
+
+    @functools.cache  # (the draws of the exact engine repeat its grid's points)
+    def actions(k: int, lam: float, delta: float) -> torch.Tensor:
+        """``[2, pot + 1]``: P(offer = o) and P(accept | o) of type ``k``."""
+        p = hyp.policies[k]
+        rw, ra, rb = responder_of(p)
+        offer = ref.offer_logps(pot, p.w + delta, p.alpha, p.beta, lam, hyp.lapse)
+        accept = [
+            ref.log_response(1, pot, o, (rw + delta, ra, rb), lam, hyp.lapse)
+            for o in range(pot + 1)
+        ]
+        return torch.tensor([offer, accept], dtype=torch.float64).exp()
+
+    K = len(hyp.policies)
+    tables = torch.stack(  # [D, S, K, 2, pot + 1]
+        [
+            torch.stack([actions(k, float(lam[d, s]), float(shift[d, s])) for k in range(K)])
+            for d in range(D)
+            for s in range(S)
+        ]
+    ).reshape(D, S, K, 2, pot + 1)
+    for who in ("member", "new"):
+        weights = posterior.type_weights(who).double()  # [D, S, K]
+        offer, accept = torch.einsum("dsk,dskao->aso", weights, tables) / D
+        got = posterior.predictive(pot=pot, currency="dollars", who=who)
+        torch.testing.assert_close(got["offer_probs"].double(), offer, rtol=0, atol=2e-6)
+        torch.testing.assert_close(got["accept_probs"].double(), accept, rtol=0, atol=2e-6)
+
+
 def test_some_draws_type_weights_are_those_rows_of_all_draws(posterior):
     """The assistant's posterior sampling asks for one draw's type weights at a time
     (``type_weights(who, draws)``): exactly those rows of all draws', bit for bit, before and

@@ -1087,3 +1087,20 @@ def test_saving_under_another_format_s_name_is_refused(tmp_path):
     Hypothesis().save(tmp_path / "h.TOML")
     Hypothesis().save(tmp_path / "h")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h", "h.TOML", "p.nc"]
+
+
+def test_an_output_on_a_read_only_mount_says_so(tmp_path, monkeypatch):
+    """An output folder on a read-only mount was refused as "(permission denied)": access()
+    says no there too, whatever the folder's permissions (a review). The mount is faked: a
+    test cannot mount one."""
+    import argparse
+    import os
+    from types import SimpleNamespace
+
+    from scai.experiments import commands
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    for flags, why in ((os.ST_RDONLY, "read-only file system"), (0, "permission denied")):
+        monkeypatch.setattr(os, "statvfs", lambda path, flags=flags: SimpleNamespace(f_flag=flags))
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"cannot write in .* \({why}\)$"):
+            commands._check_writable_folder(tmp_path / "out", "--out out")

@@ -360,6 +360,14 @@ def check_folder_writable(folder: Path, option: str, given: Path) -> None:
         raise RunError(f"{option} {err}") from None
 
 
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (where ``statvfs`` says)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # (no statvfs: Windows)
+        return False
+
+
 def _check_writable_folder(folder: Path, text: str) -> None:
     """The nearest existing folder at or above ``folder`` must be a writable folder."""
     existing = folder if str(folder) else Path(".")
@@ -367,8 +375,9 @@ def _check_writable_folder(folder: Path, text: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing} (permission denied)")
+    if not os.access(existing, os.W_OK | os.X_OK):  # (False on a read-only mount too)
+        why = "read-only file system" if _read_only(existing) else "permission denied"
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing} ({why})")
     try:  # permissions are not all (a read-only or special file system, such as /proc)
         with tempfile.TemporaryFile(dir=existing):
             pass
