@@ -119,6 +119,8 @@ ESS_MIN = 500
 EXACT_DRAWS = 20_000  # the fine grid's draws, for the exact posterior sd of each element
 PI_BOUND_MAX = 0.025  # the agreement bounds' caps (module docstring)
 PROBS_BOUND_MAX = 0.032
+#: The fixture's SVI fit, which the power check repeats on one group.
+SVI_FIT = {"engine": "svi", "seed": 1, "learning_rate": 0.03, "max_steps": 1000, "num_draws": 990}
 
 
 def agreement_groups() -> pd.DataFrame:
@@ -153,15 +155,7 @@ def svi():
         # from the Laplace start the stopping rule fired at 150 steps (measured); from the
         # prior median it had run to the 1,000-step cap; the checks below are what matter
         warnings.simplefilter("ignore", ConvergenceWarning)
-        post = fit(
-            table,
-            HYPOTHESIS,
-            engine="svi",
-            seed=1,
-            learning_rate=0.03,
-            max_steps=1000,
-            num_draws=990,
-        )
+        post = fit(table, HYPOTHESIS, **SVI_FIT)
     seconds = time.perf_counter() - start
     assert post.data.sim_ids == ["one", "mixed", *map(str, range(N_SBC))]
     flagged = [str(w.message) for w in caught if issubclass(w.category, ImportanceWarning)]
@@ -273,15 +267,7 @@ def test_svi_agreement_detects_a_tempered_target(exact, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImportanceWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
-        post = fit(
-            groups[groups["sim"] == "one"],
-            HYPOTHESIS,
-            engine="svi",
-            seed=1,
-            learning_rate=0.03,
-            max_steps=1000,
-            num_draws=990,
-        )
+        post = fit(groups[groups["sim"] == "one"], HYPOTHESIS, **SVI_FIT)
     assert post.data.sim_ids == ["one"]
     with pytest.raises(AssertionError, match=r"^pi_mean: \|difference\| .* > "):
         assert_pi_agrees(post, exact)
