@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     run = load_commands()[args.command][2]
     # the command's own names for its engines' Python options, in its errors and warnings
-    spelling = getattr(run, "spelling", None) or str
+    spelling = getattr(run, "spelling", None) or _as_said
     show = warnings.showwarning
     warnings.showwarning = _one_line_for_scai(where, show, spelling)
     try:
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if not _stdout_closed():  # another pipe (a worker's): an error
             code, message = _describe(err, args)
+            message = spelling(message, type(err))
         else:  # `scai fit ... | head`: the reader has all it wanted
             # (Python's advice: no more writes to the closed pipe, not even at exit)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         code, message = _describe(err, args)
+        message = spelling(message, type(err))
     except KeyboardInterrupt as interrupt:
         from scai.worker_start import ignoring_ctrl_c  # imports nothing heavy
 
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = show
-    print(f"{where}: error: {spelling(message)}", file=sys.stderr)
+    print(f"{where}: error: {message}", file=sys.stderr)
     return code
 
 
@@ -217,17 +219,25 @@ def _kept_by(experiment) -> str | None:
     )
 
 
-def _one_line_for_scai(where: str, show, spelling: Callable[[str], str] = str):
+def _as_said(message: str, source: type) -> str:
+    """A message as its source said it (a command's ``spelling`` where it has none)."""
+    return message
+
+
+def _one_line_for_scai(where: str, show, spelling: Callable[[str, type], str] = _as_said):
     """A ``warnings.showwarning`` that tells scai's own warnings (a
     :class:`~scai.models.errors.ScaiWarning`) as ``scai COMMAND: warning: MESSAGE``, as the
-    commands' errors are told (``spelling`` naming options as the command does), and leaves
+    commands' errors are told (``spelling(message, category)`` naming options as the command
+    does), and leaves
     others' to ``show``: Python's form names the scai source line that warned, which says
     nothing to a user of the command."""
     from scai.models.errors import scai_warning  # imported by the parser already
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:
         if scai_warning(category):
-            print(f"{where}: warning: {spelling(str(message))}", file=sys.stderr, flush=True)
+            print(
+                f"{where}: warning: {spelling(str(message), category)}", file=sys.stderr, flush=True
+            )
         else:
             show(message, category, filename, lineno, file, line)
 

@@ -1517,7 +1517,7 @@ def memory_limit(
     """The limit in bytes (``max_bytes``, else ``share`` of the available memory; ``None``
     where that is unknown) and how it was chosen, for messages."""
     if max_bytes is not None:
-        return int(max_bytes), "the max_memory given"
+        return int(max_bytes), "the limit given (max_memory=, --max-memory)"
     free = available_memory()
     if free is None:
         return None, "unknown available memory"
@@ -1574,8 +1574,9 @@ def check_table_memory(
                     f"{users:,} users x {events:,} events of the busiest user] {text}. "
                     "Every user is padded to the busiest user's events: split the table (fit "
                     "the simulations in parts, or split the busiest users' games), use "
-                    "engine='svi' with subsample_size (minibatches lower the engine's working "
-                    "memory, not the layout), or raise the limit (max_memory=, --max-memory)",
+                    "the SVI engine with minibatches (engine='svi', subsample_size=; --engine svi "
+                    "--subsample: they lower the engine's working memory, not the layout), or "
+                    "raise the limit (max_memory=, --max-memory)",
                     whole="table",  # (read from a file or not: the table's layout)
                 )
             ],

@@ -85,7 +85,7 @@ def test_to_arviz_refuses_a_form_that_would_not_fit(table, monkeypatch):
     monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 1.1))
     assert "posterior" in posterior.to_arviz().groups()
     # a limit given (scai fit --max-memory) is the one that counts, for saving too
-    with pytest.raises(EngineError, match=r"above the limit of .*\(the max_memory given\)"):
+    with pytest.raises(EngineError, match=r"above the limit of .*\(the limit given \(max_memory="):
         posterior.to_arviz(max_memory=need - 1)
     assert "posterior" in posterior.to_arviz(max_memory=need).groups()
 

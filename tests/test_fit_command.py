@@ -69,15 +69,21 @@ def test_an_engines_refusal_names_the_commands_option(table, tmp_path, capsys):
 
 
 def test_the_engines_errors_and_warnings_name_the_commands_options(table, tmp_path, capsys):
-    """Only the engine's own errors were translated: the table's memory refusal said "the
-    max_memory given" and "use engine='svi' with subsample_size", MCMC's ESS warning
-    "samples=700, scai fit --draws 700" (a review). Every scai error and warning of ``scai
-    fit`` names the command's options."""
-    argv = ["fit", "--data", str(table), "--out", str(tmp_path / "a"), "--max-memory", "1K"]
-    assert main(argv) == 2
+    """Only the engine's own errors were translated: MCMC's ESS warning said "samples=700,
+    scai fit --draws 700" (a review); the engines' warnings are too now. What quotes the
+    user's files and values is not: a table in a folder named ``num_draws`` kept its name (a
+    second review: translating every message renamed it ``--draws``), and the table's memory
+    refusal names both spellings."""
+    import shutil
+
+    (tmp_path / "num_draws").mkdir()
+    data = shutil.copy(table, tmp_path / "num_draws" / "t.csv")
+    assert (
+        main(["fit", "--data", str(data), "--out", str(tmp_path / "a"), "--max-memory", "1K"]) == 2
+    )
     err = capsys.readouterr().err
-    assert "(the --max-memory given)" in err and "use --engine svi with --subsample (" in err
-    assert "max_memory" not in err and "engine=" not in err and "subsample_size" not in err
+    assert f"error: {data}: 1 problem(s) found: table: too large for memory" in err, err
+    assert "(the limit given (max_memory=, --max-memory))" in err
     argv = ["fit", "--data", str(table), "--out", str(tmp_path / "b"), "--engine", "mcmc"]
     assert main([*argv, "--draws", "60", "--quiet"]) == 0
     err = capsys.readouterr().err
@@ -87,6 +93,8 @@ def test_the_engines_errors_and_warnings_name_the_commands_options(table, tmp_pa
         "use engine='svi' or engine='mcmc'": "use --engine svi or --engine mcmc",
         "fit with engine='mcmc' or 'svi', or": "fit with --engine mcmc or svi, or",
         "(max_memory=, --max-memory)": "(--max-memory)",
+        "raise max_steps (scai fit --max-steps) to": "raise --max-steps to",
+        "the number of draws (scai fit --draws)": "the number of draws (scai fit --draws)",
     }
     for message, spelled in said.items():
         assert fit_command.as_command_options(message) == spelled

@@ -1540,3 +1540,47 @@ def test_a_cell_that_kills_its_dask_worker_fails_alone(tmp_path, monkeypatch, ca
         2.0: f"failed: {runner.WORKER_DIED}",
         4.0: "ok",
     }, err
+
+
+def test_the_dask_executors_futures_settle_whatever_happens():
+    """scai's executor for Dask (a review of it): a task's result or error settles its future;
+    a future the caller cancelled wakes ``wait()``, cancels its task, and its task's late
+    end is dropped without an error (Dask's loop printed ``InvalidStateError``)."""
+    import asyncio
+    from concurrent.futures import wait
+
+    from scai.experiments.sweep.backends import DaskExecutor
+
+    class Task:
+        def __init__(self, outcome):
+            self.outcome, self.status = outcome, "pending"
+
+        def cancel(self):
+            self.status = "cancelled"
+
+        async def _result(self):
+            if isinstance(self.outcome, BaseException):
+                raise self.outcome
+            return self.outcome
+
+    class Client:
+        def __init__(self):
+            self.loop, self.callbacks = self, []
+
+        def submit(self, fn, *args, pure):
+            assert pure is False  # each submission runs: a retry too
+            return Task(fn(*args))
+
+        def add_callback(self, callback):
+            self.callbacks.append(callback)
+
+    client = Client()
+    executor = DaskExecutor(client)
+    done, failed, dropped = (
+        executor.submit(lambda x: x, value) for value in (7, RuntimeError("KilledWorker"), 9)
+    )
+    assert dropped.cancel() and wait([dropped], timeout=1).done == {dropped}
+    for settle in client.callbacks:  # the tasks end after the cancellation
+        asyncio.run(settle())
+    assert done.result() == 7 and str(failed.exception()) == "KilledWorker"
+    assert dropped.cancelled()

@@ -85,7 +85,8 @@ def warnings_on_one_line(
     The rule is the category's, never the file that warned: scai's own warnings come from files
     under a ``scai`` folder once installed, and must reach the user all the same."""
     show = warnings.showwarning
-    spelling = getattr(show, "spelling", str)  # set by scai.experiments.cli.main, as "where"
+    # set by scai.experiments.cli.main, as "where"
+    spelling = getattr(show, "spelling", lambda message, category: message)
     if tell is None:
         where = getattr(show, "where", None)
         tell = _on_stderr if where is None else lambda line: _on_stderr(f"{where}: {line}")
@@ -99,7 +100,7 @@ def warnings_on_one_line(
         line: str | None = None,
     ) -> None:
         if issubclass(category, categories):
-            tell(f"warning: {spelling(str(message))}")
+            tell(f"warning: {spelling(str(message), category)}")
         else:
             show(message, category, filename, lineno, file, line)
 

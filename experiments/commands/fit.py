@@ -257,7 +257,7 @@ def run_fit(args: argparse.Namespace) -> int:
     # Both times: the files (posterior.nc's predictive replicates and log-likelihood per draw)
     # can take far longer than the fit, and one number after the fit's told half the story.
     heard = tones_heard(posterior.table)
-    tones = f"{args.tones}" + ("" if heard or args.tones == "none" else " (none in the table)")
+    tones = f"{args.tones}" + ("" if heard or args.tones != "given" else " (none in the table)")
     print(
         f"engine {args.engine}, hypothesis {posterior.hypothesis.name}, tones {tones}, "
         f"fit {fitted:.2f} s, files written in {saved:.2f} s"
@@ -356,7 +356,8 @@ def as_command_options(message: str) -> str:
     MCMC's ``samples`` is no word to translate)."""
     message = re.sub(r"\b\w+=(\S+) \((?:scai fit )?(--[a-z][a-z-]*)\)", r"\2 \1", message)
     message = re.sub(r"\b\w+=(\d+), scai fit (--[a-z][a-z-]*) \1\b", r"\2 \1", message)
-    message = re.sub(r"\b[a-z_]+ \(scai fit (--[a-z][a-z-]*)\)", r"\1", message)
+    python_names = "|".join([*COMMAND_OPTIONS, "samples"])
+    message = re.sub(rf"\b(?:{python_names}) \(scai fit (--[a-z][a-z-]*)\)", r"\1", message)
     message = re.sub(r"\bengine='(\w+)' or '(\w+)'", r"--engine \1 or \2", message)
     message = re.sub(r"\bengine='(\w+)'", r"--engine \1", message)
     message = message.replace("max_memory=, --max-memory", "--max-memory")
@@ -366,5 +367,26 @@ def as_command_options(message: str) -> str:
     return message
 
 
+def engine_spelling(message: str, source: type) -> str:
+    """What an engine says (an :class:`EngineError`, the engines' warnings), its options named
+    as ``scai fit``'s (:func:`as_command_options`); anything else as it is: a table's error or
+    warning quotes the user's paths, columns and values, which are not options (a data file
+    ``num_draws.csv`` would have been named ``--draws.csv``)."""
+    from scai.inference.diagnostics import DiagnosticWarning
+    from scai.inference.errors import EngineError
+    from scai.inference.importance import ImportanceWarning
+    from scai.inference.svi import ConvergenceWarning, MinibatchWarning, UncorrectedWarning
+
+    engines = (
+        EngineError,
+        DiagnosticWarning,
+        ImportanceWarning,
+        ConvergenceWarning,
+        MinibatchWarning,
+        UncorrectedWarning,
+    )
+    return as_command_options(message) if issubclass(source, engines) else message
+
+
 # ``scai``'s main tells this command's errors and warnings with its own names of the options
-run_fit.spelling = as_command_options  # type: ignore[attr-defined]
+run_fit.spelling = engine_spelling  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 
@@ -222,7 +222,7 @@ class DaskExecutor(Executor):
     (``pure=False``: a retry too), each future settled from its Dask future's end whatever it
     is. Dask's own (``client.get_executor()``) left a future unsettled for good where a
     finished task's result was lost while it was fetched (the worker holding it died: the
-    fetch raised ``KilledWorker`` inside Dask's callback) and the sweep waited for ever."""
+    fetch raised ``KilledWorker`` inside Dask's coroutine) and the sweep waited for ever."""
 
     def __init__(self, client) -> None:
         self._client = client
@@ -231,29 +231,48 @@ class DaskExecutor(Executor):
         task = self._client.submit(fn, *args, pure=False, **kwargs)
         future: Future = Future()
 
-        def cancel_task(future: Future) -> None:
-            if future.cancelled() and task.status != "cancelled":
-                task.cancel()
-
-        def settle(task) -> None:  # (in Dask's callback thread)
-            if future.done():  # cancelled here meanwhile
+        def cancelled_here(future: Future) -> None:
+            if not future.cancelled():
                 return
-            try:
-                result = task.result()
-            except CancelledError:
-                future.cancel()
-                future.set_running_or_notify_cancel()
-            except BaseException as err:  # the task's error, or its result lost
-                future.set_exception(err)
-            else:
-                future.set_result(result)
+            if task.status != "cancelled":
+                task.cancel()
+            with contextlib.suppress(InvalidStateError, RuntimeError):
+                future.set_running_or_notify_cancel()  # (wakes wait() and as_completed())
 
-        future.add_done_callback(cancel_task)
-        task.add_done_callback(settle)
+        async def settle() -> None:
+            # On the client's event loop, as Dask's own executor settles its futures (each
+            # result fetched beside the others', not one after another in a callback thread);
+            # ``_result`` is the coroutine Dask's executor awaits.
+            try:
+                result = await task._result()
+            except CancelledError:
+                _settle(future, cancel=True)
+            except BaseException as err:  # the task's error, or its result lost
+                _settle(future, error=err)
+            else:
+                _settle(future, result=result)
+
+        future.add_done_callback(cancelled_here)
+        self._client.loop.add_callback(settle)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to stop: the cluster and its client belong to :func:`open_backend`."""
+
+
+def _settle(
+    future: Future, result: object = None, error: BaseException | None = None, cancel=False
+) -> None:
+    """Settle ``future``, unless it was cancelled meanwhile (by the runner, on a Ctrl-C or an
+    error: setting it then raises ``InvalidStateError``, which Dask's loop would print)."""
+    with contextlib.suppress(InvalidStateError):
+        if cancel:
+            if future.cancel():
+                future.set_running_or_notify_cancel()
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def watch_workers(
@@ -270,11 +289,14 @@ def watch_workers(
     when some are back; with ``revive`` (a local cluster's :func:`_revive`), start again the
     workers the cluster closed for good. A look that fails is skipped (a scheduler gone: the
     cells' futures say what happened)."""
-    had = True
+    had, revived = True, False
     while not stop.wait(WORKER_WATCH_SECONDS if interval is None else interval):
         try:
-            if revive is not None and revive():
-                tell(f"{where}: starting again the workers Dask closed after their processes died")
+            if revive is not None:  # told once, until the cluster has all its workers again
+                short = revive()
+                if short and not revived:
+                    tell(f"{where}: starting again the workers Dask closed after they died")
+                revived = short
             n = count()
         except Exception:  # a scheduler gone, a closing client: not ours to tell
             continue
