@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # while starting up: nothing has been done yet
         print("scai: interrupted", file=sys.stderr)
         return 130
-    from scai.experiments.commands import load_commands
+    from scai.experiments.commands import as_said, load_commands
 
     _collect_from_here()
     where = f"scai {args.command}"
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     run = load_commands()[args.command][2]
     # the command's own names for its engines' Python options, in its errors and warnings
-    spelling = getattr(run, "spelling", None) or _as_said
+    spelling = getattr(run, "spelling", None) or as_said
     show = warnings.showwarning
     warnings.showwarning = _one_line_for_scai(where, show, spelling)
     try:
@@ -219,18 +219,12 @@ def _kept_by(experiment) -> str | None:
     )
 
 
-def _as_said(message: str, source: type) -> str:
-    """A message as its source said it (a command's ``spelling`` where it has none)."""
-    return message
-
-
-def _one_line_for_scai(where: str, show, spelling: Callable[[str, type], str] = _as_said):
+def _one_line_for_scai(where: str, show, spelling: Callable[[str, type], str]):
     """A ``warnings.showwarning`` that tells scai's own warnings (a
     :class:`~scai.models.errors.ScaiWarning`) as ``scai COMMAND: warning: MESSAGE``, as the
     commands' errors are told (``spelling(message, category)`` naming options as the command
-    does), and leaves
-    others' to ``show``: Python's form names the scai source line that warned, which says
-    nothing to a user of the command."""
+    does), and leaves others' to ``show``: Python's form names the scai source line that
+    warned, which says nothing to a user of the command."""
     from scai.models.errors import scai_warning  # imported by the parser already
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:

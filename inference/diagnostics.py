@@ -166,7 +166,7 @@ def _diagnostics_and_problems(
         for index in itertools.product(*coords):
             labels.append(f"{name}[{', '.join(str(c) for c in index)}]")
     stats = convergence(np.concatenate(columns, -1))
-    # thresholds on the values as computed, not as shown (r-hat 1.0106 shows as 1.01)
+    # thresholds on the values as computed, not as shown (r-hat 1.0100004 shows as 1.011)
     raw = {k: dict(zip(labels, stats[k].tolist(), strict=True)) for k in stats}
     r_hat = dict(zip(labels, shown_r_hat(stats["r_hat"]).tolist(), strict=True))
     ess_bulk = dict(zip(labels, np.round(stats["ess_bulk"]).tolist(), strict=True))

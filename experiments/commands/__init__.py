@@ -72,6 +72,12 @@ def _on_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def as_said(message: str, source: type) -> str:
+    """A message as its source (an error's or a warning's class) said it: the spelling of a
+    command that names no option otherwise than scai's Python functions do."""
+    return message
+
+
 @contextlib.contextmanager
 def warnings_on_one_line(
     categories: tuple[type[Warning], ...] = (UserWarning,),
@@ -85,8 +91,7 @@ def warnings_on_one_line(
     The rule is the category's, never the file that warned: scai's own warnings come from files
     under a ``scai`` folder once installed, and must reach the user all the same."""
     show = warnings.showwarning
-    # set by scai.experiments.cli.main, as "where"
-    spelling = getattr(show, "spelling", lambda message, category: message)
+    spelling = getattr(show, "spelling", as_said)  # set by scai.experiments.cli.main, as "where"
     if tell is None:
         where = getattr(show, "where", None)
         tell = _on_stderr if where is None else lambda line: _on_stderr(f"{where}: {line}")

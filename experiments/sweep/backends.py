@@ -211,7 +211,6 @@ def open_backend(
                     daemon=True,
                 ).start()
             started.append(DaskExecutor(client))
-
             return started[0]
 
         yield Backend(start, None, where)
