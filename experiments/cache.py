@@ -36,8 +36,8 @@ from pathlib import Path
 
 from scai.experiments.conditions import Condition, Settings, fingerprint
 from scai.experiments.locking import LOCK_NAME, locked
-from scai.models.data import write_atomic
 from scai.models.errors import ScaiWarning
+from scai.models.writing import write_atomic
 
 #: The manifest's format (a manifest of another format is not trusted).
 FORMAT = 1

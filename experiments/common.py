@@ -10,8 +10,8 @@ import pandas as pd
 
 from scai.experiments.conditions import Settings
 from scai.experiments.protocol import ConditionResult
-from scai.models.data import safe_filename, write_atomic, write_csv_atomic
 from scai.models.errors import check_count, check_seed
+from scai.models.writing import safe_filename, write_atomic, write_csv_atomic
 
 #: ``option: (low, high)`` of ``scai run``'s counts, checked on the command line and again by
 #: :func:`settings_from`. Each condition fits ``sims`` groups for ``epochs`` epochs, so the

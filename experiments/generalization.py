@@ -40,10 +40,10 @@ from scai.experiments.plots import TOP, figure_style, pyplot, save_figure, seabo
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import mean_interval, summarise
 from scai.inference.posterior import Posterior
-from scai.models.data import write_csv_atomic
 from scai.models.game import OOD_CURRENCIES, get_currency
 from scai.models.hypotheses import get_hypothesis
 from scai.models.prior import GroupPrior
+from scai.models.writing import write_csv_atomic
 
 NAME = "generalization"
 HYPOTHESES = ("currency_invariant", "pooled", "essential_goods_shared")

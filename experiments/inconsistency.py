@@ -51,7 +51,7 @@ from scai.experiments.plots import (
 )
 from scai.experiments.runner import Plan
 from scai.experiments.statistics import summarise
-from scai.models.data import write_csv_atomic
+from scai.models.writing import write_csv_atomic
 
 NAME = "inconsistency"
 GROUPS = {  # name -> (policy, manner, consistent counterpart)

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from scai.models.data import write_atomic
+from scai.models.writing import write_atomic
 
 # matplotlib, pyplot and seaborn (~1 s of CPU) are imported where a figure is drawn, not with
 # this module: `scai run all` imports it before its workers start (:func:`pyplot`).

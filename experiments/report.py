@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from scai.experiments.original import ALIGNMENT, GENERALIZATION, INCONSISTENCY
-from scai.models.data import write_atomic
 from scai.models.errors import RunError
+from scai.models.writing import write_atomic
 
 
 def _series(summary: pd.DataFrame, condition: str, agent: str) -> list[float]:

@@ -52,8 +52,8 @@ from scai.inference.workers import (
     stop_workers,
     worker_pool,
 )
-from scai.models.data import write_atomic, write_csv_atomic
 from scai.models.errors import RunError, ScaiError, ScaiWarning, scai_category, scai_warning
+from scai.models.writing import write_atomic, write_csv_atomic
 from scai.worker_start import ignoring_ctrl_c
 
 

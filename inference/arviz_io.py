@@ -49,7 +49,7 @@ from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError, no_table
 from scai.inference.posterior import GRID_POINT_STATS
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
-from scai.models.data import INTERACTION_COLUMNS, check_memory, tones_heard, validate_frame
+from scai.models.data import INTERACTION_COLUMNS, tones_heard, validate_frame
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -59,6 +59,7 @@ from scai.models.errors import (
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
+from scai.models.memory import check_memory
 from scai.models.prior import SITES, GroupPrior
 
 REQUIRED_GROUPS = (

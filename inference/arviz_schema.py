@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from scai.inference.errors import EngineError
-from scai.models.data import write_atomic
+from scai.models.writing import write_atomic
 
 SCHEMA_VERSION = "2"
 #: The attributes that say how a posterior was fitted (by what command, when, with which

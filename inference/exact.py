@@ -976,7 +976,7 @@ def check_grid_memory(
     point of the grid (a simulation with a latent scalar is fitted alone), and the engine's
     other checks count only the layout and the draws (10^5 users with a latent rationality
     took over 3 GB unchecked; 10^6 would have run out of memory)."""
-    from scai.models.data import check_memory, format_bytes, memory_limit
+    from scai.models.memory import check_memory, format_bytes, memory_limit
 
     _, names = busiest_scalars(hypothesis, data)  # (check_exact's count)
     if not names:

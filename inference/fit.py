@@ -21,11 +21,8 @@ from scai.inference.draws import latent_sites
 from scai.inference.errors import EngineError
 from scai.inference.posterior import DRAW_DEPENDENT_LOGLIK, Posterior
 from scai.models.data import (
-    check_memory,
     check_some_user_acts,
     check_table_memory,
-    format_bytes,
-    memory_limit,
     read_interactions,
     validate_frame,
 )
@@ -40,6 +37,7 @@ from scai.models.errors import (
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
 from scai.models.layout import GroupData
+from scai.models.memory import check_memory, format_bytes, memory_limit
 
 ENGINES = ("exact", "svi", "mcmc")
 
@@ -211,7 +209,7 @@ def prepare(
     """Validate the inputs (before any inference runs) and build the model's tensors.
 
     ``strict``: identical rows are a :class:`DataError` (else a warning). ``max_memory``: the
-    most bytes the model's tensors may take (default: :data:`~scai.models.data.MEMORY_SHARE`
+    most bytes the model's tensors may take (default: :data:`~scai.models.memory.MEMORY_SHARE`
     of the available memory).
     """
     hypothesis = get_hypothesis(hypothesis)
@@ -388,7 +386,7 @@ def check_draws_memory(
     x user slots x types of a posterior whose users' likelihoods vary with the draws, the
     table of them per draw); an
     :class:`EngineError` naming the option when that is above the memory limit
-    (:func:`~scai.models.data.memory_limit`), before any inference runs."""
+    (:func:`~scai.models.memory.memory_limit`), before any inference runs."""
     made, kept, option, value = engine_draws(engine, options)
     need = made * sims * BYTES_PER_DRAW_AND_SIM + (arviz_bytes(kept, rows, slots) if arviz else 0)
     need += kept * user_types * BYTES_PER_DRAW_AND_USER_TYPE

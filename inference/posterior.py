@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 
 from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
-from scai.models.data import check_format_ending
 from scai.models.errors import check_count, check_path
 from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis
@@ -37,6 +36,7 @@ from scai.models.marginal import (
 )
 from scai.models.model import group_tables
 from scai.models.prior import GroupPrior, parameter_names
+from scai.models.writing import check_format_ending
 
 CONTINUOUS_SITES = ("pi", "lam", "shift_shared", "shift")
 #: Entries of ``[draws, S, U, K]`` that :meth:`Posterior.from_draws` holds at once.

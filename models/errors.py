@@ -98,7 +98,7 @@ class ScaiError(ValueError):
     #: Whether the same call, made again unchanged, may succeed: not for bad input, nor for a
     #: limit its input exceeds (a grid beyond the exact engine's budget); where the machine's
     #: state decides (a memory limit taken from the memory available), the error says so
-    #: (:func:`scai.models.data.check_memory`). A sweep retries a cell that failed with a
+    #: (:func:`scai.models.memory.check_memory`). A sweep retries a cell that failed with a
     #: scai error only where it may pass (:func:`scai.experiments.runner.may_pass_again`).
     may_pass_again = False
 

@@ -24,7 +24,6 @@ import numpy as np
 import tomli_w
 import torch
 
-from scai.models.data import check_format_ending, write_atomic
 from scai.models.errors import (
     HypothesisError,
     HypothesisWarning,
@@ -39,6 +38,7 @@ from scai.models.errors import (
 from scai.models.errors import show_value as _show
 from scai.models.language import MANNERS, check_confusion, coupling_table, emission_table
 from scai.models.policies import DEFAULT_POLICIES, PolicyType
+from scai.models.writing import check_format_ending, write_atomic
 
 _TOP_KEYS = {
     "name": str,

@@ -21,9 +21,7 @@ import torch
 
 from scai.models.data import (
     INTERACTION_COLUMNS,
-    MAX_ROWS,
     USER_COLUMNS,
-    check_memory,
     layout_bytes,
     plain_decimal,
     validate_frame,
@@ -40,9 +38,11 @@ from scai.models.game import MAX_POT, get_currency
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES, check_manner, render_proposal, render_reply
 from scai.models.layout import GroupData
+from scai.models.memory import check_memory
 from scai.models.model import social_contract_model
 from scai.models.prior import SITES, parameter_names
 from scai.models.random_state import callers_random_state_kept
+from scai.models.table_file import MAX_ROWS
 
 DEFAULT_POT_RANGE = (10, 100)
 #: ``option: (low, high)`` of :func:`simulate`'s counts (the command line reads them too).
@@ -53,7 +53,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "sims": (1, 10_000),
 }
 # The most games one call simulates (``sims x epochs x rounds``) is MAX_ROWS, the most a table
-# holds (:data:`scai.models.data.MAX_ROWS`). The schedule, the layout and the tables are built
+# holds (:data:`scai.models.table_file.MAX_ROWS`). The schedule, the layout and the tables are built
 # without per-game Python; 10^6 users x 2 games each as proposer and responder (2 x 10^6
 # games) took 43 s and 1.6 GB peak RSS on 2 busy cores (``benchmarks/bench_large.py``); the
 # memory check below guards larger calls.

@@ -1,5 +1,5 @@
 """Shared by the tests of the files a writer killed mid-write leaves behind
-(:func:`scai.models.data.write_atomic`, :func:`scai.models.data.write_together`): the pid of
+(:func:`scai.models.writing.write_atomic`, :func:`scai.models.writing.write_together`): the pid of
 a process that has ended, and a file made old enough to count as abandoned."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from scai.models.data import ABANDONED_AFTER
+from scai.models.writing import ABANDONED_AFTER
 
 
 def dead_pid() -> int:

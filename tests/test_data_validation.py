@@ -192,7 +192,7 @@ def test_a_field_beyond_the_csv_readers_limit_leaves_the_row_checks_on(tmp_path)
     """Python's CSV reader stops at a field of 131,072 characters; the short-row pass and the
     row count then gave up, so a table with one long text field passed with its last row cut
     (and beyond the most rows allowed: a red-team find). Now neither stops at any length."""
-    from scai.models import data
+    from scai.models import table_file
 
     text_header = ",".join([*INTERACTION_COLUMNS, *TEXT_COLUMNS])
     long_row = f"{VALID_ROWS[0]},{'a' * 140_000},"
@@ -202,7 +202,7 @@ def test_a_field_beyond_the_csv_readers_limit_leaves_the_row_checks_on(tmp_path)
     with pytest.raises(DataError) as info:
         read_interactions(path)
     assert [(p.row, p.allowed.split(",")[0]) for p in info.value.problems] == [(3, "9 fields")]
-    assert data._rows_beyond(path, 2) and not data._rows_beyond(path, 3)
+    assert table_file._rows_beyond(path, 2) and not table_file._rows_beyond(path, 3)
     import csv
 
     assert csv.field_size_limit() == 131_072  # the process's own limit, as it was
@@ -785,9 +785,9 @@ def test_a_table_of_more_rows_than_allowed_is_refused_before_pandas_reads_it(
     import lzma
     import zipfile
 
-    import scai.models.data as data
+    import scai.models.table_file as table_file
 
-    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    monkeypatch.setattr(table_file, "MAX_ROWS", 3)
     monkeypatch.setattr(pd, "read_csv", None)  # reached, it is a TypeError: not called
     text = "\n".join([HEADER, *VALID_ROWS]) + "\n"  # four rows
     path = tmp_path / name
@@ -801,7 +801,7 @@ def test_a_table_of_more_rows_than_allowed_is_refused_before_pandas_reads_it(
     with pytest.raises(DataError, match="more than 3 rows after the header; a table holds"):
         read_interactions(path)
     monkeypatch.undo()
-    monkeypatch.setattr(data, "MAX_ROWS", 4)
+    monkeypatch.setattr(table_file, "MAX_ROWS", 4)
     assert len(read_interactions(path)) == 4
 
 
@@ -814,9 +814,9 @@ def test_the_row_limit_counts_rows_as_pandas_reads_them_and_the_text_is_bounded(
     lines at the end (fewer rows than lines) were refused."""
     import gzip
 
-    import scai.models.data as data
+    import scai.models.table_file as table_file
 
-    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    monkeypatch.setattr(table_file, "MAX_ROWS", 3)
     over = {  # four rows each
         "cr.csv": "\r".join([HEADER, *VALID_ROWS]) + "\r",
         "unended.csv": "\n".join([HEADER, *VALID_ROWS]),
@@ -839,7 +839,7 @@ def test_the_row_limit_counts_rows_as_pandas_reads_them_and_the_text_is_bounded(
             assert len(read_interactions(tmp_path / name)) == 3, name
     with gzip.open(tmp_path / "long.csv.gz", "wt") as f:  # one row, 3 MB
         f.write(HEADER + "\n" + VALID_ROWS[0] + " " * 3_000_000 + "\n")
-    monkeypatch.setattr(data, "memory_limit", lambda: (2_000_000, "a limit for the test"))
+    monkeypatch.setattr(table_file, "memory_limit", lambda: (2_000_000, "a limit for the test"))
     with pytest.raises(DataError, match=r"decompressed, is more than 2.0 MB: above the limit"):
         read_interactions(tmp_path / "long.csv.gz")
 

@@ -75,14 +75,14 @@ def test_scai_fit_names_draws_and_the_limit(table, tmp_path, capsys):
 
 
 def test_to_arviz_refuses_a_form_that_would_not_fit(table, monkeypatch):
-    import scai.models.data as data
+    import scai.models.memory as memory
 
     posterior = fit(table, "neutral", num_draws=200)
     need = 200 * len(table) * BYTES_PER_DRAW_AND_ROW
-    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
     with pytest.raises(EngineError, match=r"to_arviz: 200 draws of \d+ rows .* fewer draws"):
         posterior.to_arviz()
-    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 1.1))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need / DRAWS_SHARE * 1.1))
     assert "posterior" in posterior.to_arviz().groups()
     # a limit given (scai fit --max-memory) is the one that counts, for saving too
     with pytest.raises(EngineError, match=r"above the limit of .*\(the limit given \(max_memory="):
@@ -106,7 +106,7 @@ def test_max_memory_help_states_both_limits_from_their_shares(monkeypatch, capsy
     """The help said the default was 'a quarter of the available memory', but only the table's
     tensors are held to MEMORY_SHARE (25%); the draws (and their posterior.nc form) are held to
     DRAWS_SHARE (80%). It states both, from the constants."""
-    monkeypatch.setattr("scai.models.data.MEMORY_SHARE", 0.3)
+    monkeypatch.setattr("scai.models.memory.MEMORY_SHARE", 0.3)
     monkeypatch.setattr(sys.modules["scai.inference.fit"], "DRAWS_SHARE", 0.7)  # the module
     assert main(["fit", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -79,8 +79,8 @@ def test_an_update_without_new_interactions_keeps_the_posterior(table, hypothesi
 def test_an_update_names_its_own_rows_and_reads_a_path(table, tmp_path):
     """A bad row of the new interactions is reported at its row in that table (it was counted
     after the previous table's rows), and a CSV path is read as ``fit`` reads one."""
-    from scai.models.data import write_csv_atomic
     from scai.models.errors import DataError
+    from scai.models.writing import write_csv_atomic
 
     first, second = table[table.epoch == 1], table[table.epoch == 2].reset_index(drop=True)
     post = fit(first, "neutral")
@@ -214,14 +214,14 @@ def test_an_svi_update_without_the_correction_drops_the_previous_proposal_draws(
 def test_an_updates_draws_must_fit_in_memory(table, monkeypatch):
     """As ``fit``'s: the exact update passes ``num_draws`` on now, so a number of draws that
     would not fit is refused before any work, naming the option."""
-    import scai.models.data as data
+    import scai.models.memory as memory
     from scai.inference.errors import EngineError
     from scai.inference.fit import BYTES_PER_DRAW_AND_SIM, DRAWS_SHARE
 
     first, new = table[table["epoch"] < EPOCHS], table[table["epoch"] == EPOCHS]
     previous = fit(first, "neutral")
     need = 100_000 * 2 * BYTES_PER_DRAW_AND_SIM  # two groups
-    monkeypatch.setattr(data, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need / DRAWS_SHARE * 0.9))
     with pytest.raises(EngineError, match="num_draws"):
         online.update(previous, new, num_draws=100_000)
     assert online.update(previous, new, num_draws=1_000).n_draws == 1_000
@@ -253,7 +253,7 @@ def test_update_takes_fits_table_options_and_tells_duplicates_at_their_rows(tabl
     import warnings
 
     from scai.inference.errors import EngineError
-    from scai.models import data as data_module
+    from scai.models import memory
     from scai.models.errors import DataError, DuplicateGamesWarning
 
     first_epoch = table[table["epoch"] == 1].reset_index(drop=True)
@@ -289,7 +289,7 @@ def test_update_takes_fits_table_options_and_tells_duplicates_at_their_rows(tabl
     with pytest.raises(EngineError, match="previous must be a Posterior.*got str"):
         online.update("fit/posterior.nc", second)
     noisy = fit(first_epoch, Hypothesis().with_(rationality_scale=0.3), engine="exact")
-    monkeypatch.setattr(data_module, "available_memory", lambda: 200_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 200_000)
     with pytest.raises(EngineError, match="each user's likelihood under each type per draw"):
         online.update(noisy, second)
 

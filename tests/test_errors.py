@@ -13,13 +13,7 @@ from leftovers import age, dead_pid
 import scai.inference
 import scai.models
 from scai.inference import EngineError
-from scai.models.data import (
-    LAYOUT_BYTES_PER_CELL,
-    layout_shape,
-    safe_filename,
-    write_atomic,
-    write_csv_atomic,
-)
+from scai.models.data import LAYOUT_BYTES_PER_CELL, layout_shape
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -32,6 +26,7 @@ from scai.models.errors import (
 from scai.models.hypotheses import MAX_POLICIES
 from scai.models.layout import GroupData
 from scai.models.simulate import simulate
+from scai.models.writing import safe_filename, write_atomic, write_csv_atomic
 
 
 def test_one_error_type_per_layer_all_value_errors():
@@ -249,7 +244,7 @@ def test_a_full_disk_names_the_file_being_written(tmp_path):
     writer now names the file it was writing, and leaves no temporary file."""
     import errno
 
-    from scai.models.data import write_atomic
+    from scai.models.writing import write_atomic
 
     def full(tmp: str) -> None:
         Path(tmp).write_text("partial")
@@ -376,12 +371,12 @@ def test_a_folder_that_takes_no_new_file_names_the_file_asked_for(tmp_path, monk
     given. Its creation's error, and a write's naming it, now name the file asked for."""
     import errno
 
-    from scai.models import data as data_module
+    from scai.models import writing
 
     def refuse(folder, prefix, suffix):  # as os.open fails in /proc: naming the hidden file
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), f"{folder}/{prefix}1")
 
-    monkeypatch.setattr(data_module, "_create_unique", refuse)
+    monkeypatch.setattr(writing, "_create_unique", refuse)
     with pytest.raises(FileNotFoundError) as caught:
         scai.models.Hypothesis().save(tmp_path / "x.toml")
     assert caught.value.filename == str(tmp_path / "x.toml")
@@ -391,7 +386,7 @@ def test_a_folder_that_takes_no_new_file_names_the_file_asked_for(tmp_path, monk
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), tmp)
 
     with pytest.raises(PermissionError) as caught:
-        data_module.write_atomic(tmp_path / "y.csv", half)
+        writing.write_atomic(tmp_path / "y.csv", half)
     assert caught.value.filename == str(tmp_path / "y.csv")
     assert list(tmp_path.iterdir()) == []
 

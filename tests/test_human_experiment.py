@@ -446,7 +446,7 @@ def test_data_whose_fits_would_not_fit_in_memory_are_refused_first(tmp_path, cap
     ended, or an internal error (a red-team find). Refused before any work, in one line naming
     the subjects, roles and cells; the study's own data are far below any limit."""
     from scai.experiments.human_data.fitting import HumanFitSettings, fit_bytes, specs_with
-    from scai.models import data as data_module
+    from scai.models import memory
 
     rng = np.random.default_rng(1)
     rows = []
@@ -459,7 +459,7 @@ def test_data_whose_fits_would_not_fit_in_memory_are_refused_first(tmp_path, cap
     pd.DataFrame(rows, columns=["subject", "trial", "pot", "offer", "accepted", "role"]).to_csv(
         path, index=False
     )
-    monkeypatch.setattr(data_module, "available_memory", lambda: 8 * 10**9)  # any machine's
+    monkeypatch.setattr(memory, "available_memory", lambda: 8 * 10**9)  # any machine's
     out = tmp_path / "out"
     argv = ["run", "human-data", "--data", str(path), "--quick", "--workers", "1"]
     assert cli([*argv, "--out", str(out), "--figures", str(out / "fig")]) == 2

@@ -67,7 +67,7 @@ def test_save_writes_atomically_and_names_a_folder_in_the_way(tmp_path, monkeypa
     """``Hypothesis.save`` wrote in place (an interrupted save left half a file) and, given a
     folder, raised Python's IsADirectoryError; now it writes a temporary file and renames it,
     and a folder or a link at the path is a RunError naming it."""
-    from scai.models import data
+    from scai.models import writing
     from scai.models.errors import RunError
 
     hyp = PRESETS["stereotyped"]
@@ -75,17 +75,17 @@ def test_save_writes_atomically_and_names_a_folder_in_the_way(tmp_path, monkeypa
         hyp.save(tmp_path)
     path = tmp_path / "h.toml"
     path.write_text("# the user's file\n")
-    real = data.os.replace
+    real = writing.os.replace
 
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data.os, "replace", interrupted)
+    monkeypatch.setattr(writing.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         hyp.save(path)
     assert path.read_text() == "# the user's file\n"  # untouched, and no temporary file left
     assert [p.name for p in tmp_path.iterdir()] == ["h.toml"]
-    monkeypatch.setattr(data.os, "replace", real)
+    monkeypatch.setattr(writing.os, "replace", real)
     hyp.save(path)
     assert Hypothesis.load(path) == hyp and [p.name for p in tmp_path.iterdir()] == ["h.toml"]
 

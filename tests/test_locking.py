@@ -253,7 +253,7 @@ def test_files_written_together_keep_long_names_and_their_formats(tmp_path):
     from; two files of one suffix in one folder are kept apart."""
     import gzip
 
-    from scai.models.data import write_together
+    from scai.models.writing import write_together
 
     long = tmp_path / ("x" * 236 + ".csv")
     packed = tmp_path / "t.csv.gz"
@@ -288,7 +288,7 @@ def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
     previous files are kept by hard links, or moved aside where they cannot be linked (Linux
     refuses a link to an immutable file; some file systems have none: ``unlinkable``, where
     a later review found two such files left mixed)."""
-    import scai.models.data as data
+    import scai.models.writing as writing
 
     table, users, report = tmp_path / "a.csv", tmp_path / "a.users.csv", tmp_path / "a.md"
     table.write_text("old table")
@@ -306,18 +306,18 @@ def test_files_written_together_stay_as_they_were_if_one_cannot_be_replaced(
             raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
         link(src, dst, **kwargs)
 
-    monkeypatch.setattr(data.os, "replace", replace_but_users)
-    monkeypatch.setattr(data.os, "link", link_but)
+    monkeypatch.setattr(writing.os, "replace", replace_but_users)
+    monkeypatch.setattr(writing.os, "link", link_but)
     writes = {
         p: (lambda text: lambda path: Path(path).write_text(text))(f"new {p.stem}")
         for p in (table, users, report)
     }
     with pytest.raises(PermissionError, match="a.users.csv"):
-        data.write_together(writes)
+        writing.write_together(writes)
     assert table.read_text() == "old table" and users.read_text() == "old users"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]
-    monkeypatch.setattr(data.os, "replace", replace)
-    data.write_together(writes)  # and where every file can be replaced, every one is
+    monkeypatch.setattr(writing.os, "replace", replace)
+    writing.write_together(writes)  # and where every file can be replaced, every one is
     assert [p.read_text() for p in (table, users, report)] == ["new a", "new a.users", "new a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md", "a.users.csv"]
 
@@ -328,7 +328,7 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_any_move(tmp_pa
     refused before anything is linked or moved, naming it; the folder is as it was."""
     import stat
 
-    import scai.models.data as data
+    import scai.models.writing as writing
 
     table, users = tmp_path / "a.csv", tmp_path / "a.users.csv"
     table.write_text("old table")
@@ -352,11 +352,11 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_any_move(tmp_pa
             else found
         )
 
-    monkeypatch.setattr(data.os, "geteuid", lambda: me)
-    monkeypatch.setattr(data.os, "lstat", lstat)
+    monkeypatch.setattr(writing.os, "geteuid", lambda: me)
+    monkeypatch.setattr(writing.os, "lstat", lstat)
     writes = {p: (lambda path: Path(path).write_text("new")) for p in (table, users)}
     with pytest.raises(PermissionError, match="a.users.csv.*sticky bit|sticky bit.*a.users.csv"):
-        data.write_together(writes)
+        writing.write_together(writes)
     assert table.read_text() == "old table" and users.read_text() == "old users"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.users.csv"]
 
@@ -368,7 +368,7 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from scai.models.data import write_atomic, write_together\n"
+        "from scai.models.writing import write_atomic, write_together\n"
         "def write(path):\n"
         "    def die(tmp):\n"
         "        Path(tmp).write_text('half')\n"
@@ -393,7 +393,7 @@ def test_files_written_together_by_a_killed_writer_are_removed_by_the_next(tmp_p
         hidden = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
         assert len(hidden) == 1
         age(hidden[0])  # only then is a dead pid's file abandoned
-    from scai.models.data import write_csv_atomic, write_together
+    from scai.models.writing import write_csv_atomic, write_together
 
     live = tmp_path / f".scai-{os.getpid()}-000000000000-0.nc"  # a writer still running
     live.write_text("being written")
@@ -420,7 +420,7 @@ def test_a_ctrl_c_while_the_copies_aside_are_removed_leaves_none(tmp_path, monke
     runs with Ctrl-C held back; the Ctrl-C comes after it."""
     import signal
 
-    from scai.models.data import write_together
+    from scai.models.writing import write_together
 
     table, users = tmp_path / "a.csv", tmp_path / "a.users.csv"
     table.write_text("old table")

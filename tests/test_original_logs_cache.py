@@ -11,7 +11,7 @@ import pytest
 
 from scai.experiments.cache import CacheWarning
 from scai.experiments.original_logs import experiment
-from scai.models.data import write_csv_atomic
+from scai.models.writing import write_csv_atomic
 
 
 def finished_fit(tmp_path):

@@ -31,13 +31,13 @@ from scai.models.data import (
     parse_whole,
     read_interactions,
     validate_frame,
-    write_csv_atomic,
 )
 from scai.models.errors import DataError, HypothesisError
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.hypotheses import BOUNDS, PRESETS, Hypothesis
 from scai.models.language import TONES
 from scai.models.layout import GroupData
+from scai.models.writing import write_csv_atomic
 
 SETTINGS = dict(
     deadline=None,

@@ -29,11 +29,7 @@ from timelimit import time_limit
 from scai.experiments.cli import build_parser, main
 from scai.inference import EngineError, fit, online
 from scai.models import Hypothesis, PolicyType, simulate
-from scai.models.data import (
-    read_interactions,
-    validate_frame,
-    write_csv_atomic,
-)
+from scai.models.data import read_interactions, validate_frame
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -43,6 +39,7 @@ from scai.models.errors import (
 )
 from scai.models.hypotheses import MAX_POLICIES, PRESETS
 from scai.models.simulate import parse_mixture
+from scai.models.writing import write_csv_atomic
 
 CLI_SECONDS = 5.0  # parse-time and entry-point refusals: well under a second each
 API_SECONDS = 5.0

@@ -550,7 +550,7 @@ def test_a_cell_whose_inputs_fail_it_is_not_retried(tmp_path, monkeypatch, capsy
     again'; it is now given up at once, and told so. A memory limit taken from the memory
     available may pass (other programs' memory comes and goes): retried as before."""
     from scai.inference.errors import EngineError
-    from scai.models.data import check_memory
+    from scai.models.memory import check_memory
 
     real = runner.run_condition
     calls: dict[str, int] = {}
@@ -616,7 +616,7 @@ def test_a_disk_that_cannot_take_the_results_stops_the_sweep_at_once(
 def test_a_memory_limit_says_whether_it_may_pass_again():
     """The limit taken from the memory available may pass; one the caller gave does not."""
     from scai.inference.errors import EngineError
-    from scai.models.data import check_memory
+    from scai.models.memory import check_memory
 
     for max_bytes, passes in ((None, True), (10**6, False)):
         with pytest.raises(EngineError) as caught:

@@ -20,7 +20,7 @@ import pytest
 from scai.experiments.cli import main
 from scai.inference.fit import fit
 from scai.inference.posterior import Posterior
-from scai.models.data import INTERACTION_COLUMNS, write_csv_atomic, write_interactions
+from scai.models.data import INTERACTION_COLUMNS, write_interactions
 from scai.models.errors import DataError, RunsHeldOutWarning
 from scai.models.hypotheses import PRESETS
 from scai.models.language import MANNERS
@@ -51,6 +51,7 @@ from scai.models.tone_reader.training import (
     train_reader,
     why_not_conditions,
 )
+from scai.models.writing import write_csv_atomic
 
 TINY = TrainingOptions(min_df=1)
 #: what each tone adds to the bare proposal template or decision (neutral: nothing), in the

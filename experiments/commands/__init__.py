@@ -22,13 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import (
-    FORMAT_ENDINGS,
-    compressed_name,
-    other_format,
-    parse_whole,
-    table_of_companion,
-)
+from scai.models.data import parse_whole, table_of_companion
 from scai.models.errors import (
     MAX_SEED,
     RunError,
@@ -41,6 +35,8 @@ from scai.models.errors import (
     show_value,
 )
 from scai.models.hypotheses import PRESETS, is_hypothesis_file
+from scai.models.table_file import compressed_name
+from scai.models.writing import FORMAT_ENDINGS, other_format
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
@@ -250,7 +246,7 @@ def output_file(text: str) -> Path:
 
 def output_in(what: str, ending: str) -> Callable[[str], Path]:
     """An argparse ``type``: an :func:`output_file` that scai writes as ``what`` (uncompressed,
-    in the format of :data:`~scai.models.data.FORMAT_ENDINGS`' ``ending``): a name ending as
+    in the format of :data:`~scai.models.writing.FORMAT_ENDINGS`' ``ending``): a name ending as
     compressed, or in another format's ending, is refused, naming the ending to give."""
 
     def check(text: str) -> Path:
@@ -268,7 +264,7 @@ def output_in(what: str, ending: str) -> Callable[[str], Path]:
 def output_table(text: str) -> Path:
     """An argparse ``type``: an :func:`output_file` for a CSV table scai writes, which it writes
     uncompressed: a name the readers would take for compressed
-    (:func:`~scai.models.data.compressed_name`) is refused."""
+    (:func:`~scai.models.table_file.compressed_name`) is refused."""
     path = output_file(text)
     if compressed_name(path):
         raise argparse.ArgumentTypeError(

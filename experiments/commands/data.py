@@ -25,15 +25,13 @@ from scai.models.data import (
     parameters_path,
     read_interactions,
     users_path,
-    write_atomic,
-    write_csv_atomic,
-    write_together,
 )
 from scai.models.errors import RunError
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
 from scai.models.simulate import LIMITS
+from scai.models.writing import write_atomic, write_csv_atomic, write_together
 
 
 def _currencies(text: str) -> str | list[str]:

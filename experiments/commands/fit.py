@@ -26,9 +26,10 @@ from scai.experiments.commands import (
     warnings_on_one_line,
 )
 from scai.experiments.locking import locked
-from scai.models.data import read_interactions, write_csv_atomic, write_together
+from scai.models.data import read_interactions
 from scai.models.errors import DuplicateGamesWarning, RunError, TableWarning
 from scai.models.hypotheses import get_hypothesis
+from scai.models.writing import write_csv_atomic, write_together
 
 #: The options of one engine: name -> (the engine, its default: the engine function's own,
 #: ``fit_mcmc``'s or ``fit_svi``'s, so that the command line and Python fit alike; a test
@@ -141,11 +142,11 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
 
 def max_memory_help() -> str:
     """``--max-memory``'s help, from the shares the two checks use: the table's tensors
-    (:data:`~scai.models.data.MEMORY_SHARE`, leaving room for the engines' working memory)
+    (:data:`~scai.models.memory.MEMORY_SHARE`, leaving room for the engines' working memory)
     and the posterior's draws with their ArviZ form (:data:`~scai.inference.fit.DRAWS_SHARE`).
     A size given is the limit of each check."""
     from scai.inference.fit import DRAWS_SHARE
-    from scai.models.data import MEMORY_SHARE
+    from scai.models.memory import MEMORY_SHARE
 
     def percent(share: float) -> str:
         return f"{share:.0%}".replace("%", "%%")  # argparse formats help with %

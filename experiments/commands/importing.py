@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from scai.experiments.commands import check_outputs, command, input_path, output_table
-from scai.models.data import TAR_ENDINGS
+from scai.models.table_file import TAR_ENDINGS
 
 #: The formats ``scai import`` reads: name -> help.
 FORMATS: dict[str, str] = {

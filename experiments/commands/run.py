@@ -38,9 +38,9 @@ from scai.experiments.shared_data import (
     ORIGINAL_LOGS_DIR,
     shared_file,
 )
-from scai.models.data import TAR_ENDINGS
 from scai.models.errors import HypothesisError, HypothesisWarning, RunError, UnusedColumnsWarning
 from scai.models.hypotheses import check_name, get_hypothesis
+from scai.models.table_file import TAR_ENDINGS
 
 #: Options of some experiments alone: name -> (those experiments, the default). An option
 #: given to a run none of whose experiments reads it is refused, not ignored.

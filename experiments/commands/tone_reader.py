@@ -24,8 +24,8 @@ from scai.experiments.commands import (
     output_in,
     seed_option,
 )
-from scai.models.data import TAR_ENDINGS
 from scai.models.errors import RunError, UnusedOptionWarning
+from scai.models.table_file import TAR_ENDINGS
 
 _SCHEMES = ("runs", "conditions", "both")
 #: ``--folds`` and ``--seed`` where not given (``None`` until then: one given where no runs

@@ -29,7 +29,7 @@ from scai.experiments.human_data.inference_data import responder_inference_data
 from scai.experiments.human_data.report import HumanDataResult, report_text
 from scai.experiments.human_data.tables import max_errors, pareto_table, rejection_table
 from scai.inference.arviz_schema import save_netcdf
-from scai.models.data import DataError, Problem, write_csv_atomic
+from scai.models.data import DataError, Problem
 from scai.models.errors import RunError, TableWarning
 from scai.models.human_data import (
     HUMAN_CURRENCY,
@@ -39,6 +39,7 @@ from scai.models.human_data import (
 )
 from scai.models.hypothesis_files import load_hypothesis_file
 from scai.models.responders import ResponderData, simulate_responders
+from scai.models.writing import write_csv_atomic
 
 NAME = "human-data"
 QUICK_SUBJECTS = 20  # per role

@@ -29,10 +29,10 @@ from scai.inference.nuts import (
     run_chains,
     stack_chains,
 )
-from scai.models.data import check_memory
 from scai.models.errors import HypothesisError, RunError
 from scai.models.hypotheses import get_hypothesis, is_hypothesis_file
 from scai.models.hypothesis_files import load_hypothesis_file
+from scai.models.memory import check_memory
 from scai.models.responders import (
     NormMixtureSpec,
     ResponderData,
@@ -102,7 +102,7 @@ def check_fit_memory(
     table: pd.DataFrame, roles: dict, specs: list[Spec], settings, source: str
 ) -> None:
     """A :class:`~scai.models.errors.RunError` before any work where :func:`fit_bytes` is above
-    the memory limit (:func:`~scai.models.data.memory_limit`): a small file of many subjects
+    the memory limit (:func:`~scai.models.memory.memory_limit`): a small file of many subjects
     and pots (20,000 rows, 1,000 subjects in 50 roles, pots drawn from 1-1,000) took 15 GB and
     never ended."""
     subjects = table["responder"].astype(str)

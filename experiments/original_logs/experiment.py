@@ -59,11 +59,12 @@ from scai.inference.diagnostics import BoundedGridWarning
 from scai.inference.nuts import one_torch_thread
 from scai.inference.progress import progress_bar
 from scai.inference.workers import Finished, ctrl_c_deferred, worker_pool
-from scai.models.data import read_interactions, write_atomic, write_csv_atomic
+from scai.models.data import read_interactions
 from scai.models.errors import RunError, ScaiWarning
 from scai.models.hypotheses import get_hypothesis
 from scai.models.scai_logs import import_logs, output_paths, write_import
 from scai.models.scai_logs.importer import check_converted
+from scai.models.writing import write_atomic, write_csv_atomic
 
 NAME = "original-logs"
 HYPOTHESES = ("real_agents", "real_agents_stereotyped")

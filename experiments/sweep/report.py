@@ -14,7 +14,7 @@ import pandas as pd
 
 from scai.experiments.sweep.cells import Cell
 from scai.experiments.sweep.spec import REACH_MEASURES
-from scai.models.data import write_csv_atomic
+from scai.models.writing import write_csv_atomic
 
 #: The table's columns after the axes: the measure (named after it), its 95% interval, how
 #: many of the cell's simulations never reached 95% (:data:`NEVER_REACHED`), what its

@@ -2,7 +2,7 @@
 
 Beside ``FILE.csv`` (the interactions, with the messages as written) go ``FILE.users.csv``,
 ``FILE.gpt4.csv``, ``FILE.runs.csv`` and ``FILE.report.md``; every file is written atomically
-(:func:`scai.models.data.write_atomic`), so an interrupted import leaves no half-written table.
+(:func:`scai.models.writing.write_atomic`), so an interrupted import leaves no half-written table.
 A failed import (nothing converted, or ``--strict`` with problems) writes only its report, as
 ``FILE.failed-import.md``: the five files of an earlier import stay together, as they were.
 """
@@ -11,18 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scai.models.data import (
-    companion_path,
-    users_path,
-    write_atomic,
-    write_csv_atomic,
-    write_interactions,
-    write_together,
-)
+from scai.models.data import companion_path, users_path, write_interactions
 from scai.models.errors import RunError
 from scai.models.scai_logs.report import ImportReport
 from scai.models.scai_logs.sources import read_runs
 from scai.models.scai_logs.tables import ImportResult, build_tables
+from scai.models.writing import write_atomic, write_csv_atomic, write_together
 
 
 def import_logs(source: str | Path, progress: bool = False) -> ImportResult:
@@ -92,7 +86,7 @@ def write_failed_report(result: ImportResult, out: str | Path, failure: str) -> 
 
 
 def write_import(result: ImportResult, out: str | Path) -> dict[str, Path]:
-    """Write every table and the report as one result (:func:`~scai.models.data.
+    """Write every table and the report as one result (:func:`~scai.models.writing.
     write_together`: an interruption leaves the previous import's files or the new ones, never
     a new interactions table beside the previous users and report); return their paths. The
     report of an earlier failed import to ``out`` (:func:`failed_report_path`) is removed once

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from scai.models.data import TAR_ENDINGS
 from scai.models.errors import error_text, missing, not_a_regular_file
 from scai.models.scai_logs.epoch_file import EpochFileError, EpochLog, read_epoch
 from scai.models.scai_logs.report import ImportReport, LogProblem
+from scai.models.table_file import TAR_ENDINGS
 
 _CONFIG = re.compile(r"^id_(\d+)_config$")
 _EPOCH = re.compile(r"^id_(\d+)_run_(\d+)\.csv$")

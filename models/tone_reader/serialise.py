@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from scai.models.data import check_format_ending, write_atomic
 from scai.models.errors import DataError, Problem, check_path, missing, not_a_regular_file
 from scai.models.language import MANNERS
 from scai.models.tone_reader.interface import check_reader
 from scai.models.tone_reader.linear import LinearToneReader
 from scai.models.tone_reader.text import FeatureSettings, SettingError
+from scai.models.writing import check_format_ending, write_atomic
 
 FORMAT = "scai-tone-reader"
 VERSION = 1

@@ -17,16 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.models.data import (
-    EMPTY_FILE,
-    companion_path,
-    not_utf8,
-    read_interactions,
-    read_users,
-    users_path,
-)
+from scai.models.data import companion_path, read_interactions, read_users, users_path
 from scai.models.errors import DataError, Problem, RunsHeldOutWarning, missing, outside_scai
 from scai.models.layout import ASSISTANT
+from scai.models.table_file import EMPTY_FILE, not_utf8
 from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
 from scai.models.tone_reader.evaluation import Evaluation, held_out, lone_tones
 from scai.models.tone_reader.interface import DEFAULT_SMOOTHING
