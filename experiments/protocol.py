@@ -47,6 +47,7 @@ from scai.inference.posterior import Posterior
 from scai.models.data import INTERACTION_COLUMNS
 from scai.models.game import TRAINING_CURRENCIES
 from scai.models.hypotheses import Hypothesis
+from scai.models.language import MANNERS, check_manner
 from scai.models.layout import ASSISTANT
 from scai.models.policies import action_tables, policy_parameters
 from scai.models.simulate import exact_assignment, parse_mixture, play
@@ -108,6 +109,8 @@ def run_condition(
     (the assistant's ``hypothesis``: ``assistant_hypothesis(cond)``, read here if not given)."""
     if cond.variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {cond.variant!r}")
+    if cond.manner is not None:
+        check_manner(cond.manner)  # a ValueError naming it and the registry's manners
     rng = np.random.default_rng(seed)
     pyro.set_rng_seed(seed)
     S = settings.sims
@@ -117,13 +120,7 @@ def run_condition(
     users = [f"u{i}" for i in range(cond.users)]
     user_ids = {str(s): users for s in range(S)}
     types = [exact_assignment(mixture, cond.users, rng) for _ in range(S)]
-    manners = [
-        [
-            cond.manner or str(rng.choice(["neutral", "polite", "rude", "sycophantic"]))
-            for _ in users
-        ]
-        for _ in range(S)
-    ]
+    manners = [[cond.manner or str(rng.choice(list(MANNERS))) for _ in users] for _ in range(S)]
     currencies = [cond.currency or str(rng.choice(TRAINING_CURRENCIES)) for _ in range(S)]
     w, alpha, beta = policy_parameters(truth.policies)
     true_index = [[truth.policy_index(t) for t in row] for row in types]

@@ -393,10 +393,15 @@ class GroupData:
 def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per row: whether a tone was heard (a non-empty text) and its index into ``TONES`` (0
     where none or unknown), each distinct text looked up once (in a dict: building a pandas
-    Index of the tones per call cost more than the lookups, on the protocol's every epoch)."""
+    Index of the tones per call cost more than the lookups, on the protocol's every epoch).
+    A missing value (``None``, NaN: an empty cell of ``pd.read_csv``'s table, not validated)
+    is no tone heard: factorised as -1 it indexed the last distinct tone, and as text it was
+    the tone ``"None"`` or ``"nan"``, heard."""
+    missing = column.isna().to_numpy()
     codes, texts = pd.factorize(column_texts(column))
-    heard = np.array([text != "" for text in texts], dtype=bool)
-    index = np.array([_TONE_INDEX.get(text, 0) for text in texts], dtype=np.intp)
+    heard = np.array([*(text != "" for text in texts), False], dtype=bool)  # -1: missing
+    index = np.array([*(_TONE_INDEX.get(text, 0) for text in texts), 0], dtype=np.intp)
+    codes[missing] = -1
     return heard[codes], index[codes]
 
 

@@ -31,6 +31,8 @@ marked for parallel enumeration (and ``prototype`` with clones).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -164,29 +166,50 @@ def group_parameters(
     sims = pyro.plate("sims", S, dim=-3)
     sites: dict[str, torch.Tensor | None] = {}
     with sims:
-        sites["pi"] = pyro.sample("pi", prior.pi_dist())  # [S, 1, 1, K]
+        pi = pyro.sample("pi", prior.pi_dist())
+        sites["pi"] = _in_plates("pi", pi, (S, 1, 1, pi.shape[-1]))
         if prior.latent_lam:
-            sites["lam"] = pyro.sample("lam", prior.lam_dist())
+            sites["lam"] = _in_plates("lam", pyro.sample("lam", prior.lam_dist()), (S, 1, 1))
         else:
             sites["lam"] = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
         shared = (
-            pyro.sample("shift_shared", prior.shared_dist())
+            _in_plates("shift_shared", pyro.sample("shift_shared", prior.shared_dist()), (S, 1, 1))
             if prior.latent_shared
             else torch.zeros(S, 1, 1, dtype=dtype)
         )
         shift_mean = prior.shift_mean(shared.reshape(S, 1), data.essential).reshape(S, 1, C)
         if prior.latent_shift:
             with pyro.plate("currencies", C, dim=-1):
-                sites["shift"] = pyro.sample("shift", prior.shift_dist(shift_mean))
+                shift = pyro.sample("shift", prior.shift_dist(shift_mean))
+            sites["shift"] = _in_plates("shift", shift, (S, 1, C))
         else:
             sites["shift"] = shift_mean.expand(S, 1, C)
         for site in ("lapse", "strength", "clone"):
             sites[site] = (
-                pyro.sample(site, prior.bounded_dist(site)).reshape(S, 1, 1)
+                _in_plates(site, pyro.sample(site, prior.bounded_dist(site)), (S, 1, 1))
                 if site in prior.beta
                 else None
             )
     return sims, sites
+
+
+def _in_plates(site: str, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A group-level site's draw ``value`` in its plates' ``shape`` (``[S, 1, 1]``; ``pi``'s
+    ``[S, 1, 1, K]``, a shift's ``[S, 1, C]``); a ``NotImplementedError`` where it holds more
+    values: a batch dimension left of the plates (``Predictive(parallel=True)``,
+    ``vectorize_particles=True``). The model is not vectorised over samples (its action tables
+    are built per distinct row of the scalars, and a drawn offer is looked up by its partner's
+    slot); such a draw failed as ``shape '[2]' is invalid for input of size 100`` or an
+    ``IndexError``, or, where ``pi`` was the one latent site, ran."""
+    if value.numel() != math.prod(shape):
+        raise NotImplementedError(
+            f"social_contract_model: site {site!r} has shape {list(value.shape)}, more values "
+            f"than its plates' {list(shape)}: the model is not vectorised over samples (a "
+            "batch dimension left of its plates: Predictive(parallel=True), "
+            "vectorize_particles=True); draw one sample at a time (parallel=False, "
+            "vectorize_particles=False), as scai's engines do"
+        )
+    return value.reshape(shape)
 
 
 def social_contract_model(

@@ -25,6 +25,22 @@ def test_readme_python_example_runs(capsys):
     assert "pi" in capsys.readouterr().out
 
 
+def test_readme_pyro_example_runs(capsys):
+    """The second block (the model with Pyro's tools) runs after the first, and does what its
+    comments say: Pyro's enumerated density is the engines' log joint, and the replicates
+    are drawn for every event of the layout."""
+    blocks = python_blocks()
+    namespace: dict = {}
+    for block in blocks[:2]:
+        exec(compile(block, str(README), "exec"), namespace)
+    want = float(namespace["posterior"].log_joint()[0, 0])
+    assert abs(namespace["log_joint"] - want) <= 1e-5 * abs(want)
+    data, replicates = namespace["data"], namespace["replicates"]
+    assert replicates["offer"].shape == (200, *data.shape)
+    offers = replicates["offer"][:, data.is_proposer & data.event_mask]
+    assert bool((offers <= data.pots.max()).all()) and bool((offers >= 0).all())
+
+
 def test_readme_names_the_two_commands_ci_runs():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()

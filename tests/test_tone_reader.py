@@ -300,6 +300,21 @@ BAD_READER_FILES = [
     (_all("coef", bool), "coef[0][0]", "True", "is not a number"),
     (lambda d: d.__setitem__("confusion_counts", "x"), "confusion_counts", "'x'", "whole"),
     (_all("confusion_counts", lambda v: -1), "confusion_counts", "[[-1, ", "whole numbers >= 0"),
+    # a reader trained when scai had another number of tones (matrices are by position): a
+    # manner added to the registry made the shipped reader '5 rows of 5 numbers' (a review)
+    (
+        lambda d: d.__setitem__("confusion", [r[:3] for r in d["confusion"][:3]]),
+        "confusion",
+        None,
+        f"trained when scai had 3 tones, and its matrices are by position; this scai has "
+        f"{len(MANNERS)}",
+    ),
+    (
+        lambda d: d.__setitem__("confusion_counts", [[1] * 6 for _ in range(6)]),
+        "confusion_counts",
+        None,
+        "train it again (scai tone-reader train)",
+    ),
 ]
 
 

@@ -123,6 +123,14 @@ def reader_from_dict(
         raise bad(
             unknown[0], f"not a key of a version {VERSION} reader; allowed: {', '.join(_KEYS)}"
         )
+    for key in ("confusion", "confusion_counts"):
+        if tones := _square_of_other_size(doc[key]):
+            raise bad(
+                key,
+                f"is {tones} rows of {tones}: the reader was trained when scai had {tones} "
+                f"tones, and its matrices are by position; this scai has {len(MANNERS)} "
+                f"({', '.join(MANNERS)}): train it again (scai tone-reader train)",
+            )
     labels = doc["labels"]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise bad("labels", "must be a list of tone names")
@@ -203,6 +211,14 @@ def _numbers(value: object, ndim: int) -> np.ndarray | tuple[str, object, str]:
     except OverflowError:  # a whole number too large for a float
         array = np.asarray([np.inf])
     return array if ndim == 2 else array.reshape(-1)
+
+
+def _square_of_other_size(value: object) -> int:
+    """The size of ``value`` where it is a square matrix (a list of as many lists) of another
+    size than :data:`MANNERS`' (a reader trained before a manner was added); else 0."""
+    if not isinstance(value, list) or len(value) in (0, len(MANNERS)):
+        return 0
+    return len(value) if all(isinstance(r, list) and len(r) == len(value) for r in value) else 0
 
 
 def _is_count_matrix(value: object) -> bool:
