@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import re
 import sys
 import tomllib
 import unicodedata
@@ -580,7 +581,9 @@ class Hypothesis:
             try:
                 hypothesis = cls(**kwargs)
             except HypothesisError as err:
-                raise HypothesisError(f"{source}: {err}") from None
+                # the constructor names its argument; the file's key is in [currency]
+                text = re.sub(rf"^({'|'.join(_CURRENCY_KEYS)}):", r"currency.\1:", str(err))
+                raise HypothesisError(f"{source}: {text}") from None
         _tell_again(told, source)
         _warn_inert_stereotype(raw, hypothesis, source)
         return hypothesis

@@ -187,6 +187,17 @@ def test_a_prior_scale_is_zero_or_resolvable(key):
         assert getattr(Hypothesis().with_(**{key: fine}), key) == fine
 
 
+@pytest.mark.parametrize("key", ["shared_scale", "currency_scale", "essential_shift"])
+def test_a_currency_key_of_a_file_is_named_by_its_table(tmp_path, key):
+    """A bad value under a file's ``[currency]`` table is named ``currency.KEY``, as the
+    stereotype's are ``stereotype.TYPE.MANNER`` (it was named by the constructor's argument
+    alone, ``shared_scale``: a review)."""
+    path = tmp_path / "h.toml"
+    path.write_text(f"[currency]\n{key} = 1e9\n")
+    with pytest.raises(HypothesisError, match=rf"h.toml: currency\.{key}: must be"):
+        Hypothesis.load(path)
+
+
 def test_two_types_that_act_alike_are_warned_of():
     """Two types with the same parameters in both roles cannot be told apart by any data (a
     red-team pass found a file with two, whose posterior split 0.5 / 0.5 in silence); a role
