@@ -502,7 +502,9 @@ class Posterior:
         """Posterior mean, sd and 90% interval of every continuous quantity, per simulation,
         from the draws; with the exact engine ``pi``'s mean is the lattice's own (the sum the
         draws estimate, so it differs from their mean by Monte Carlo error: ``az.summary`` of
-        the saved file shows the draws' mean). With one draw, ``sd`` is NaN."""
+        the saved file shows the draws' mean). With one draw, ``sd`` is NaN. A currency a
+        simulation does not play has its ``shift`` row drawn from the prior given the shared
+        shift: its data do not touch it."""
         rows = []
         exact = self.pi_mean_exact
         for site in in_site_order(self.draws):
