@@ -34,7 +34,7 @@ they read as altruistic (shift about -1.0).
    finer one (``grid_points=120, zoom_points=48``) in simulation 0, where MCMC agrees with
    the other grid. Fixed: the exact engine runs MCMC's mode search too and, where no box
    resolves the best mode it finds, grids that mode along its own Laplace axes
-   (:func:`scai.inference.exact._mode_patch`); both grids then agree with MCMC.
+   (:func:`scai.inference.exact_zoom._mode_patch`); both grids then agree with MCMC.
 6. ``essential_goods_shared`` with latent rationality (``rationality_scale = 0.5``), eight
    users half selfish, half fair, six rounds (seed 2): the best mode sits by a cliff, far
    from its Laplace approximation, and the boxes alone gave ``E[log lam]`` 0.61 (default

@@ -459,8 +459,13 @@ def fit(
         slots=math.prod(group.shape),
     )
     if engine == "exact":
-        from scai.inference.exact import check_exact, check_grid_memory
-        from scai.inference.grids import LATTICE_TOLERANCE, MAX_SIMPLEX_POINTS, check_lattice
+        from scai.inference.exact_budget import check_grid_memory
+        from scai.inference.grids import (
+            LATTICE_TOLERANCE,
+            MAX_SIMPLEX_POINTS,
+            check_exact,
+            check_lattice,
+        )
 
         check_exact(hypothesis, group)
         check_grid_memory(hypothesis, group, options.get("grid_points"), max_memory)

@@ -144,7 +144,7 @@ def test_an_exact_fit_whose_scalar_grid_would_pass_the_limit_is_refused_before_i
     group's fit took gigabytes unchecked (a review: over 3 GB at 10^5 users with a latent
     rationality). A lower bound of that working memory is counted now: the refusal names the
     grid, and fewer grid points fit (the number it gives)."""
-    from scai.inference.exact import GRID_COPIES
+    from scai.inference.exact_budget import GRID_COPIES
 
     hypothesis = PRESETS["neutral"].with_(rationality_scale=0.5)
     sim = simulate(hypothesis, policy="selfish", users=40, rounds=40, epochs=1, seed=2)

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import torch
 
-import scai.inference.exact as exact_module
+import scai.inference.exact_bounded as exact_bounded
 from scai.inference import fit
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.models.hypotheses import PRESETS
@@ -62,9 +62,9 @@ def fits():
         warnings.simplefilter("ignore", DiagnosticWarning)  # what is needed is checked below
         mcmc = fit(table, HYPOTHESIS, engine="mcmc", seed=5, warmup=150, samples=1500, num_chains=2)
     default = fit(table, HYPOTHESIS, engine="exact", seed=0)
-    dense = {site: 3 * n // 2 for site, n in exact_module.BOUNDED_POINTS.items()}
+    dense = {site: 3 * n // 2 for site, n in exact_bounded.BOUNDED_POINTS.items()}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exact_module, "BOUNDED_POINTS", dense)
+        patch.setattr(exact_bounded, "BOUNDED_POINTS", dense)
         fine = fit(table, HYPOTHESIS, engine="exact", seed=0)
     return mcmc, default, fine
 

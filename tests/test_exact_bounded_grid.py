@@ -2,10 +2,11 @@
 first, coarse step.
 
 The lapse rate, stereotype strength and clone probability are first gridded 2 logit units
-apart (:data:`scai.inference.exact.BOUNDED_POINTS`). A lapse rate of 0.1 that a hundred games
-pin down has a posterior sd of ~0.4 logit units: on the coarse grid its mass falls on a point
-or two (0.047 and 0.269), and its mean came out 0.06. The reference here is the same engine on
-a fixed grid 30 times as fine (no zoom), whose error is far below the tolerances.
+apart (:data:`scai.inference.exact_bounded.BOUNDED_POINTS`). A lapse rate of 0.1 that a
+hundred games pin down has a posterior sd of ~0.4 logit units: on the coarse grid its mass
+falls on a point or two (0.047 and 0.269), and its mean came out 0.06. The reference here is
+the same engine on a fixed grid 30 times as fine (no zoom), whose error is far below the
+tolerances.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import pytest
 import torch
 
 import scai.inference.exact as exact
+import scai.inference.exact_bounded as exact_bounded
+import scai.inference.exact_budget as exact_budget
+import scai.inference.exact_zoom as exact_zoom
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.grids import (
     BOUNDED_ZOOM_POINTS,
@@ -56,11 +60,13 @@ def lapse_moments(posterior) -> tuple[torch.Tensor, torch.Tensor]:
 def fits(data):
     default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exact, "MAX_BOUNDED_ZOOMS", 0)
+        patch.setattr(exact_bounded, "MAX_BOUNDED_ZOOMS", 0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DiagnosticWarning)
             coarse = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
-        patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
+        patch.setattr(
+            exact_bounded, "BOUNDED_POINTS", {**exact_bounded.BOUNDED_POINTS, "lapse": 240}
+        )
         fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     return default, coarse, fine
 
@@ -106,7 +112,7 @@ def test_zoom_keeps_the_posterior_and_makes_the_step_finer():
     while not bool(bounded_resolved(finer, mass(finer)).all()):  # as fit_exact zooms again
         finer = zoom_bounded(finer, mass(finer))
         assert finer is not None and finer.lo < -2.2 - 3 * 0.4 and finer.hi > -2.2 + 3 * 0.4
-    assert finer.zooms <= exact.MAX_BOUNDED_ZOOMS and finer.step <= 0.4
+    assert finer.zooms <= exact_bounded.MAX_BOUNDED_ZOOMS and finer.step <= 0.4
     assert float(x[0]) == -7.0  # (the coarse grid's points: logit -7 to 7)
 
 
@@ -136,7 +142,7 @@ def test_a_site_the_data_say_nothing_about_keeps_its_coarse_grid():
     """Without tones the stereotype's strength changes no likelihood: its posterior is its
     prior, cell for cell, however narrow that prior is on the coarse grid, and a zoom would
     change nothing but the cost (16 points where 12 do)."""
-    from scai.inference.exact import informed
+    from scai.inference.exact_bounded import informed
 
     sim = simulate(
         PRESETS["stereotyped"], policy="selfish=0.5,fair=0.5", users=5, rounds=4, sims=2, seed=5
@@ -171,8 +177,10 @@ def test_a_lapse_posterior_within_one_coarse_cell_is_zoomed_too(lapse, epochs):
         warnings.simplefilter("error", DiagnosticWarning)  # resolved, so nothing to say
         default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
-        patch.setattr(exact, "MAX_BOUNDED_ZOOMS", 0)
+        patch.setattr(
+            exact_bounded, "BOUNDED_POINTS", {**exact_bounded.BOUNDED_POINTS, "lapse": 240}
+        )
+        patch.setattr(exact_bounded, "MAX_BOUNDED_ZOOMS", 0)
         fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     (mean, sd), (fine_mean, fine_sd) = lapse_moments(default), lapse_moments(fine)
     assert default.diagnostics["lapse_grid_zooms"] >= 1
@@ -182,7 +190,7 @@ def test_a_lapse_posterior_within_one_coarse_cell_is_zoomed_too(lapse, epochs):
 
 
 def test_a_posterior_in_one_cell_is_informed_where_the_prior_spreads():
-    from scai.inference.exact import informed
+    from scai.inference.exact_bounded import informed
 
     log_prior = torch.log(torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64))
     one_cell = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
@@ -211,7 +219,9 @@ def test_a_weakly_informed_site_s_draws_spread_as_a_fine_grid_s():
     default = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     assert "lapse_grid_zooms" not in default.diagnostics
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exact, "BOUNDED_POINTS", {**exact.BOUNDED_POINTS, "lapse": 240})
+        patch.setattr(
+            exact_bounded, "BOUNDED_POINTS", {**exact_bounded.BOUNDED_POINTS, "lapse": 240}
+        )
         fine = exact.fit_exact(data, HYPOTHESIS, num_draws=20_000)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exact, "draw_within_cells", draws_at_the_points)
@@ -321,10 +331,10 @@ def test_a_grid_beyond_the_budget_advises_fewer_simulations_only_where_there_are
     from scai.inference import fit
     from scai.inference.diagnostics import BoundedGridWarning
 
-    zoom = exact._zoom_bounded_sites
+    zoom = exact_bounded.zoom_bounded_sites
     monkeypatch.setattr(
         exact,
-        "_zoom_bounded_sites",
+        "zoom_bounded_sites",
         lambda prior, grids, b, weights, per_point: zoom(prior, grids, b, weights, 10**18),
     )
     told = {}
@@ -380,9 +390,10 @@ def test_a_lattice_coarsened_for_the_budget_is_checked_as_one_asked_for(monkeypa
 
     hypothesis = PRESETS["real_agents"]  # four types, concentration 0.5
     table = simulate(hypothesis, policy="selfish", users=3, epochs=1, seed=0).interactions
-    told, default = {}, exact.GRID_BUDGET
+    told, default = {}, exact_budget.GRID_BUDGET
     for budget in (default, 96_000):
-        monkeypatch.setattr(exact, "GRID_BUDGET", budget)
+        for module in (exact_budget, exact_bounded, exact_zoom):  # each that looks it up
+            monkeypatch.setattr(module, "GRID_BUDGET", budget)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             posterior = fit(table, hypothesis, engine="exact", seed=0)

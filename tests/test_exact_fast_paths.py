@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import scai.inference.exact as exact
+import scai.inference.exact_bounded as exact_bounded
+import scai.inference.exact_joint as exact_joint
 from scai.experiments.assistant import assistant_norms
 from scai.inference.exact_kernels import (
     clone_policy_probs,
@@ -125,20 +127,20 @@ def test_grid_points_with_the_same_likelihood_are_computed_once(float64, monkeyp
     data = GroupData.from_table(sim.interactions.assign(proposer_tone="", responder_tone=""))
     hyp = PRESETS["real_agents_stereotyped"]
     seen = []
-    first_of_each = exact._first_of_each
+    first_of_each = exact_joint._first_of_each
 
     def spy(rows):
         first, which = first_of_each(rows)
         seen.append((len(first), len(rows)))
         return first, which
 
-    monkeypatch.setattr(exact, "_first_of_each", spy)
+    monkeypatch.setattr(exact_joint, "_first_of_each", spy)
     # (the coarse grids: the kernels' sharing is the same on a zoomed one, and the slow path
     # below evaluates every one of its thousands of points)
-    monkeypatch.setattr(exact, "MAX_BOUNDED_ZOOMS", 0)
+    monkeypatch.setattr(exact_bounded, "MAX_BOUNDED_ZOOMS", 0)
     fast = exact.fit_exact(data, hyp, num_draws=200)
-    assert seen and seen[-1][0] * exact.BOUNDED_POINTS["strength"] == seen[-1][1]
-    monkeypatch.setattr(exact, "_first_of_each", lambda rows: (torch.arange(len(rows)),) * 2)
+    assert seen and seen[-1][0] * exact_bounded.BOUNDED_POINTS["strength"] == seen[-1][1]
+    monkeypatch.setattr(exact_joint, "_first_of_each", lambda rows: (torch.arange(len(rows)),) * 2)
     slow = exact.fit_exact(data, hyp, num_draws=200)
     assert torch.equal(fast.policy_probs, slow.policy_probs)
     assert torch.equal(fast.pi_mean_exact, slow.pi_mean_exact)
@@ -356,7 +358,7 @@ def test_normalise_equals_torch_logsumexp_over_each_simulation():
         log_joint[:, -1] = -torch.inf  # no mass at all: -inf evidence, as torch gives
         S = shape[1]
         want = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
-        log_evidence, weights = exact._normalise(log_joint)
+        log_evidence, weights = exact_joint.normalise(log_joint)
         assert torch.equal(log_evidence, want)
         want_weights = (log_joint - want.reshape(1, S, 1)).exp()  # NaN where no mass
         torch.testing.assert_close(weights, want_weights, rtol=0, atol=0, equal_nan=True)
@@ -373,7 +375,7 @@ def test_normalise_far_below_the_mode():
         log_joint[:, -1] = -torch.inf  # no mass at all
         S = shape[1]
         want = torch.logsumexp(log_joint.transpose(0, 1).reshape(S, -1), -1)
-        log_evidence, weights = exact._normalise(log_joint)
+        log_evidence, weights = exact_joint.normalise(log_joint)
         assert torch.equal(log_evidence, want)
         want_weights = (log_joint - want.reshape(1, S, 1)).exp()
         far = want_weights <= math.exp(FLOOR[torch.float64])
@@ -394,7 +396,7 @@ def test_scalar_marginal_in_blocks_equals_one_logsumexp():
     log_joint[3] = -torch.inf
     want = log_joint.logsumexp((1, 3))
     for block in (1, 2926 * 10 * 3, 2**20):
-        assert torch.equal(exact._log_marginal(log_joint, block), want)
+        assert torch.equal(exact_joint.log_marginal(log_joint, block), want)
 
 
 def test_cumulative_weights_equal_the_transposed_cumsum():
@@ -405,7 +407,7 @@ def test_cumulative_weights_equal_the_transposed_cumsum():
         weights = torch.rand(T, S, 2926, dtype=torch.float64, generator=generator) ** 8
         weights[:, 2] = 0.0
         want = weights.permute(1, 0, 2).reshape(S, -1).cumsum(-1)
-        assert torch.equal(exact._cumulative_weights(weights), want)
+        assert torch.equal(exact_joint.cumulative_weights(weights), want)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 256])

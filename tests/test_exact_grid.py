@@ -14,7 +14,8 @@ import pytest
 import torch
 from sbc_util import prior_replications
 
-from scai.inference.exact import fit_exact, zoom_modes
+from scai.inference.exact import fit_exact
+from scai.inference.grids import zoom_modes
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
 
@@ -391,7 +392,7 @@ def test_a_resolved_two_scalar_fit_is_left_as_the_boxes_give_it(monkeypatch):
     shifts' mean by 0.025 and lost 0.08 nats of evidence)."""
     import warnings
 
-    from scai.inference import exact
+    from scai.inference import exact_zoom
     from scai.models.simulate import simulate
 
     hyp = PRESETS["pooled"]
@@ -404,7 +405,7 @@ def test_a_resolved_two_scalar_fit_is_left_as_the_boxes_give_it(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = fit_exact(data, hyp, seed=0, num_draws=200)
-        monkeypatch.setattr(exact, "_mode_patch", lambda *args: None)
+        monkeypatch.setattr(exact_zoom, "_mode_patch", lambda *args: None)
         boxes_alone = fit_exact(data, hyp, seed=0, num_draws=200)
     assert "mode_patch" not in fitted.diagnostics
     assert torch.equal(fitted.draws["shift"], boxes_alone.draws["shift"])
@@ -423,7 +424,7 @@ def test_a_patch_far_from_its_laplace_approximation_is_refined_until_it_converge
     region agrees to 3e-4)."""
     import warnings
 
-    from scai.inference import exact
+    from scai.inference import exact_zoom
     from scai.inference.grids import Box, box_grid
     from scai.models.simulate import simulate
 
@@ -445,10 +446,10 @@ def test_a_patch_far_from_its_laplace_approximation_is_refined_until_it_converge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = fit_exact(data, hyp, seed=0, num_draws=4000)
-        monkeypatch.setattr(exact, "_zoom_boxes_until_resolved", one_uniform_box)
-        monkeypatch.setattr(exact, "_mode_patch", lambda *args: None)
+        monkeypatch.setattr(exact_zoom, "_zoom_boxes_until_resolved", one_uniform_box)
+        monkeypatch.setattr(exact_zoom, "_mode_patch", lambda *args: None)
         reference = fit_exact(data, hyp, seed=0, num_draws=4000)
-    assert fitted.diagnostics["mode_patch_points"] > exact.PATCH_POINTS
+    assert fitted.diagnostics["mode_patch_points"] > exact_zoom.PATCH_POINTS
     (evidence, mean), (evidence_ref, mean_ref) = summary(fitted), summary(reference)
     assert abs(evidence - evidence_ref) < 0.02, (evidence, evidence_ref)
     assert abs(mean - mean_ref) < 0.02, (mean, mean_ref)

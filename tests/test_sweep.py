@@ -1371,12 +1371,13 @@ def test_a_cell_whose_curves_the_exact_engine_cannot_fit_is_refused_before_any_w
 )
 def test_the_check_before_a_sweep_refuses_exactly_what_the_engine_cannot_fit(hypothesis):
     """check_groups_fit counts the bounded sites' grid without building it: it refuses the
-    number of groups at which the exact engine's own budget (_fit_budget, given the grid's
+    number of groups at which the exact engine's own budget (fit_budget, given the grid's
     points) refuses, and not one fewer (a review's find: a one-policy lattice is one point)."""
     import torch
 
     from scai.inference.errors import EngineError
-    from scai.inference.exact import _fit_budget, bounded_points, check_groups_fit
+    from scai.inference.exact_bounded import bounded_points, check_groups_fit
+    from scai.inference.exact_budget import fit_budget
     from scai.inference.grids import simplex_lattice
     from scai.models.hypotheses import PRESETS
     from scai.models.prior import GroupPrior
@@ -1393,7 +1394,7 @@ def test_the_check_before_a_sweep_refuses_exactly_what_the_engine_cannot_fit(hyp
 
     def engine_fits(groups: int) -> bool:
         try:
-            _fit_budget(lattice, K, B * groups, len(lattice))
+            fit_budget(lattice, K, B * groups, len(lattice))
         except EngineError:
             return False
         return True

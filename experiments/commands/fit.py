@@ -185,7 +185,7 @@ def engine_options(args: argparse.Namespace) -> None:
 
 @command("fit", "fit the model to an interaction table and save the posterior")(_add_fit)
 def run_fit(args: argparse.Namespace) -> int:
-    from scai.inference.exact import check_groups_fit
+    from scai.inference.exact_bounded import check_groups_fit
     from scai.inference.fit import fit
     from scai.models.data import tones_heard
     from scai.models.tone_reader.reading import unheard_text

@@ -26,7 +26,7 @@ from scai.experiments.conditions import (
 from scai.experiments.inconsistency import belief_deficit, slowdown
 from scai.experiments.learning_curve import interactions_to_reach
 from scai.experiments.sweep.spec import AXES, CONTRASTS, SweepSpec, Value
-from scai.inference.exact import check_groups_fit
+from scai.inference.exact_bounded import check_groups_fit
 from scai.models.errors import HypothesisError, ScaiError
 from scai.models.game import TRAINING_CURRENCIES
 from scai.models.hypotheses import Hypothesis, get_hypothesis
