@@ -976,7 +976,7 @@ def check_table_memory(
 ) -> int:
     """The bytes the model's tensors of ``table`` need (:func:`layout_bytes`); a
     :class:`DataError` saying how much and what to do when that is above the limit
-    (:func:`memory_limit`). Call it before :meth:`GroupData.from_table`."""
+    (:func:`~scai.models.memory.memory_limit`). Call it before :meth:`GroupData.from_table`."""
     shape = layout_shape(table)
     need = layout_bytes(shape, len(table))
     sims, users, events = shape

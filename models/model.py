@@ -167,7 +167,14 @@ def group_parameters(
     sites: dict[str, torch.Tensor | None] = {}
     with sims:
         pi = pyro.sample("pi", prior.pi_dist())
-        sites["pi"] = _in_plates("pi", pi, (S, 1, 1, pi.shape[-1]))
+        K = len(hypothesis.policies)
+        if pi.shape[-1] != K:  # a value given (poutine.condition, Predictive) of other types
+            raise ValueError(
+                f"social_contract_model: site 'pi' has shape {list(pi.shape)}, a mixture of "
+                f"{pi.shape[-1]} types; the hypothesis has {K} "
+                f"({', '.join(hypothesis.policy_names)})"
+            )
+        sites["pi"] = _in_plates("pi", pi, (S, 1, 1, K), batch=True)
         if prior.latent_lam:
             sites["lam"] = _in_plates("lam", pyro.sample("lam", prior.lam_dist()), (S, 1, 1))
         else:
@@ -193,23 +200,41 @@ def group_parameters(
     return sims, sites
 
 
-def _in_plates(site: str, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def _in_plates(
+    site: str, value: torch.Tensor, shape: tuple[int, ...], batch: bool = False
+) -> torch.Tensor:
     """A group-level site's draw ``value`` in its plates' ``shape`` (``[S, 1, 1]``; ``pi``'s
     ``[S, 1, 1, K]``, a shift's ``[S, 1, C]``); a ``NotImplementedError`` where it holds more
     values: a batch dimension left of the plates (``Predictive(parallel=True)``,
-    ``vectorize_particles=True``). The model is not vectorised over samples (its action tables
-    are built per distinct row of the scalars, and a drawn offer is looked up by its partner's
-    slot); such a draw failed as ``shape '[2]' is invalid for input of size 100`` or an
-    ``IndexError``, or, where ``pi`` was the one latent site, ran."""
+    ``vectorize_particles=True``, ArviZ's ``from_pyro``). The model's action tables are built
+    per distinct row of the scalars, so a latent scalar cannot carry one (reshaped, it failed
+    as ``shape '[2]' is invalid for input of size 100``); ``pi`` (``batch``) can, where the
+    model scores the data (:func:`_check_forward_batch` sees to a forward run)."""
+    if batch and value.shape[-len(shape) :] == shape:
+        return value
     if value.numel() != math.prod(shape):
         raise NotImplementedError(
             f"social_contract_model: site {site!r} has shape {list(value.shape)}, more values "
-            f"than its plates' {list(shape)}: the model is not vectorised over samples (a "
-            "batch dimension left of its plates: Predictive(parallel=True), "
+            f"than its plates' {list(shape)}: the model is not vectorised over samples of the "
+            "scalars (a batch dimension left of its plates: Predictive(parallel=True), "
             "vectorize_particles=True); draw one sample at a time (parallel=False, "
             "vectorize_particles=False), as scai's engines do"
         )
     return value.reshape(shape)
+
+
+def _check_forward_batch(pi: torch.Tensor, observed: bool, replay_offers: bool) -> None:
+    """A ``NotImplementedError`` for a forward run (neither ``observed`` nor
+    ``replay_offers``) with a batch dimension left of the plates: a responder's offer is
+    looked up at its partner's slot of the drawn offers, which holds no batch dimension (it
+    failed as an ``IndexError``)."""
+    if pi.dim() > 4 and not observed and not replay_offers:
+        raise NotImplementedError(
+            f"social_contract_model: site 'pi' has shape {list(pi.shape)}: a forward run "
+            "(observed=False) draws each responder's offer from its partner's, one sample at a "
+            "time; draw one sample at a time (Predictive(parallel=False)), or replay the "
+            "table's offers (replay_offers=True), which takes a batch of pi"
+        )
 
 
 def social_contract_model(
@@ -236,6 +261,7 @@ def social_contract_model(
     C = len(data.currencies)
     emission = hypothesis.emission()
     sims, sites = group_parameters(data, hypothesis)
+    _check_forward_batch(sites["pi"], observed, replay_offers)
     pi, lam, shift = sites["pi"], sites["lam"], sites["shift"]
     lapse = None if sites["lapse"] is None else sites["lapse"].reshape(S)
     pots, pot_index = data.pots, data.pot_index

@@ -97,42 +97,90 @@ def test_pyro_predictive_on_scai_draws_matches_scais_posterior_predictive():
         assert abs(a.mean() - b.mean()) < 4 * se + 1e-9
 
 
-@pytest.mark.parametrize("site", ["pi", "lam", "lapse"])
-def test_a_batch_dimension_left_of_the_plates_is_refused_by_name(site):
-    """``Predictive(..., parallel=True)`` (and ``TraceEnum_ELBO(vectorize_particles=True)``)
-    add a batch dimension left of the model's plates, which the model does not take (its
-    action tables are built per distinct row of the scalars; a drawn offer is looked up by its
-    partner's slot): it failed as ``RuntimeError: shape '[2]' is invalid for input of size
-    100`` with a latent rationality, as an ``IndexError`` with ``pi`` alone. It is refused
-    naming the first site so drawn and what to do; one sample at a time it runs."""
-    latent = {"pi": {}, "lam": {"rationality_scale": 0.3}, "lapse": {"lapse_prior": (1.0, 30.0)}}
-    hyp = PRESETS["neutral"].with_(**latent[site])
+def _small_group(hyp):
     sim = simulate(hyp, policy="selfish=0.7,altruistic=0.3", users=6, epochs=1, sims=2, seed=1)
-    data = GroupData.from_table(sim.interactions)
-    N, S = 20, 2
-    samples = {
-        "pi": torch.distributions.Dirichlet(torch.ones(3)).sample((N, S)).reshape(N, S, 1, 1, 3)
-    }
-    if site != "pi":
-        samples[site] = torch.full((N, S, 1, 1), {"lam": 4.0, "lapse": 0.05}[site])
+    return GroupData.from_table(sim.interactions)
 
-    def offers(parallel):
+
+@pytest.mark.parametrize(
+    ("site", "latent"),
+    [
+        ("lam", {"rationality_scale": 0.3}),
+        ("lapse", {"lapse_prior": (1.0, 30.0)}),
+        ("strength", {}),  # real_agents_stereotyped's s ~ Beta(4, 1)
+    ],
+)
+def test_a_batch_of_a_latent_scalar_is_refused_by_name(site, latent):
+    """A batch dimension left of the plates (``Predictive(parallel=True)``,
+    ``vectorize_particles=True``, ArviZ's ``from_pyro``) on a latent scalar, which the model's
+    action tables (one per distinct row of the scalars) cannot take: it failed as
+    ``RuntimeError: shape '[2]' is invalid for input of size 100``. It is refused naming the
+    site and what to do. A ``pi`` of other types than the hypothesis's is refused too (it ran,
+    never drawing the types it left out)."""
+    hyp = PRESETS["neutral"].with_(**latent) if latent else PRESETS["real_agents_stereotyped"]
+    data = _small_group(hyp)
+    N, S = 5, data.shape[0]
+    K = len(hyp.policies)
+    with pytest.raises(ValueError, match=rf"site 'pi' has shape \[2, 1, 1, {K + 1}\], a mixture"):
+        poutine.condition(social_contract_model, data={"pi": torch.ones(S, 1, 1, K + 1)})(data, hyp)
+    pi = torch.full((S, 1, 1, K), 1 / K)
+    value = {"lam": 4.0, "lapse": 0.05, "strength": 0.8}[site]
+    batched = poutine.condition(
+        social_contract_model, data={"pi": pi, site: torch.full((N, S, 1, 1), value)}
+    )
+    with pytest.raises(NotImplementedError, match=rf"site '{site}' has shape \[5, 2, 1, 1\]"):
+        batched(data, hyp)
+    one = poutine.condition(
+        social_contract_model, data={"pi": pi, site: torch.full((S, 1, 1), value)}
+    )
+    assert set(one(data, hyp)) >= {"offer", "accept"}
+
+
+def test_a_batch_of_pi_scores_the_data_as_one_sample_at_a_time():
+    """With ``pi`` the only latent site, a batch of it scores the data as each sample alone
+    (what ArviZ's ``from_pyro`` asks of ``Predictive.get_vectorized_trace`` for its
+    ``log_likelihood``), and replays the table's offers; a forward run, whose responders answer
+    their partners' drawn offers, is refused (it failed as an ``IndexError``)."""
+    hyp = PRESETS["stereotyped"]
+    data = _small_group(hyp)
+    N, S = 4, data.shape[0]
+    pi = torch.distributions.Dirichlet(torch.ones(3)).sample((N, S)).reshape(N, S, 1, 1, 3)
+    pyro.set_rng_seed(0)
+    trace = Predictive(
+        social_contract_model, posterior_samples={"pi": pi}, parallel=True
+    ).get_vectorized_trace(data, hyp)
+    for name in ("offer", "accept", "tone"):
+        node = trace.nodes[name]
+        scored = node["fn"].log_prob(node["value"])  # [N, S, U, E]
+        for n in range(N):
+            given = {k: trace.nodes[k]["value"][n] for k in ("policy", "manner")}
+            alone = poutine.trace(
+                poutine.condition(social_contract_model, data={"pi": pi[n], **given})
+            ).get_trace(data, hyp)
+            want = alone.nodes[name]["fn"].log_prob(alone.nodes[name]["value"])
+            assert torch.allclose(scored[n], want), name
+
+    def offers(parallel, **kwargs):
         pyro.set_rng_seed(0)
         run = Predictive(
             social_contract_model,
-            posterior_samples=samples,
+            posterior_samples={"pi": pi},
             parallel=parallel,
             return_sites=["offer"],
         )
-        return run(data, hyp, observed=False)["offer"]
+        return run(data, hyp, observed=False, **kwargs)["offer"]
 
-    assert offers(False).shape == (N, S, *data.shape[1:])
-    # (named at the first site drawn: pi, batched like every other)
-    with pytest.raises(NotImplementedError, match=r"site 'pi' has shape \[20, 2, 1, 1, 3\], .*"):
+    shape = (N, S, *data.shape[1:])
+    assert offers(True, replay_offers=True).shape == offers(False, replay_offers=True).shape
+    assert offers(False).shape == shape
+    with pytest.raises(
+        NotImplementedError, match=r"site 'pi' has shape \[4, 2, 1, 1, 3\]: a forward"
+    ):
         offers(True)
 
 
-def test_layout_of_an_unvalidated_table_does_not_invent_tones():
+@pytest.mark.parametrize("kind", ["object", "str", "category", "float"])
+def test_layout_of_an_unvalidated_table_does_not_invent_tones(kind):
     """``GroupData`` (exported by ``scai.models`` as the model's data) built from a table whose
     unheard tones are missing values (``None``/NaN, as ``pd.read_csv`` gives for empty cells)
     must not count them as heard: ``pd.factorize``'s -1 for a missing value indexes the last
@@ -141,8 +189,15 @@ def test_layout_of_an_unvalidated_table_does_not_invent_tones():
     hyp = PRESETS["stereotyped"]
     sim = simulate(hyp, policy="selfish=0.7,altruistic=0.3", users=6, epochs=1, sims=1, seed=1)
     table = sim.interactions.copy()
-    table["proposer_tone"] = table["proposer_tone"].astype(object)
-    table.loc[table.index[::2], "proposer_tone"] = None
+    # None in an object column; NaN in pandas' str dtype (pd.read_csv's empty cell, which
+    # was factorised as -1: the last distinct tone), in a categorical, in a column of NaN alone
+    tones = table["proposer_tone"].astype(object)
+    tones[tones.index[::2]] = None
+    if kind == "float":
+        tones[:] = np.nan
+    table["proposer_tone"] = tones if kind in ("object", "float") else tones.astype(kind)
+    if kind == "float":
+        table["proposer_tone"] = table["proposer_tone"].astype(float)
     want = GroupData.from_table(validate_frame(table))
     try:
         got = GroupData.from_table(table)

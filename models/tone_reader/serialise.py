@@ -216,7 +216,7 @@ def _numbers(value: object, ndim: int) -> np.ndarray | tuple[str, object, str]:
 def _square_of_other_size(value: object) -> int:
     """The size of ``value`` where it is a square matrix (a list of as many lists) of another
     size than :data:`MANNERS`' (a reader trained before a manner was added); else 0."""
-    if not isinstance(value, list) or len(value) in (0, len(MANNERS)):
+    if not isinstance(value, list) or len(value) < 2 or len(value) == len(MANNERS):
         return 0
     return len(value) if all(isinstance(r, list) and len(r) == len(value) for r in value) else 0
 
