@@ -155,41 +155,22 @@ def fit_exact(
             "max_simplex_points": max_simplex_points,
         },
     )
-    num_draws, grid_points = checked["num_draws"], checked["grid_points"]
-    zoom_points, max_simplex_points = checked["zoom_points"], checked["max_simplex_points"]
-    check_exact(hypothesis, data)
-    if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
-        settings = {
-            "num_draws": num_draws,
-            "grid_points": grid_points,
-            "zoom_points": zoom_points,
-            "max_simplex_points": max_simplex_points,
-        }
-        return _fit_each_simulation(data, hypothesis, table, seed, settings)
-    played = data.only_played_currencies() if GroupPrior(hypothesis).latent_shift else data
-    if played is not data:  # no grid over the shift of a currency nobody plays here
-        part = fit_exact(
-            played,
-            hypothesis,
-            table=table,
-            seed=seed,
-            num_draws=num_draws,
-            grid_points=grid_points,
-            zoom_points=zoom_points,
-            max_simplex_points=max_simplex_points,
-            bounded_grids=bounded_grids,
-        )
-        return _with_unplayed_shifts(part, data, seed)
     # The settings as given (None: the default for the data's number of latent scalars): an
     # update of this posterior passes them on, and with the defaults resolved here an update
     # adding a group with other scalars was gridded at these (8,127 points where a refit
     # took 452, 63.6 s against 9.2 s).
-    settings = {
-        "num_draws": num_draws,
-        "grid_points": grid_points,
-        "zoom_points": zoom_points,
-        "max_simplex_points": max_simplex_points,
-    }
+    settings = dict(checked)
+    num_draws, grid_points = checked["num_draws"], checked["grid_points"]
+    zoom_points, max_simplex_points = checked["zoom_points"], checked["max_simplex_points"]
+    check_exact(hypothesis, data)
+    if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
+        return _fit_each_simulation(data, hypothesis, table, seed, settings)
+    played = data.only_played_currencies() if GroupPrior(hypothesis).latent_shift else data
+    if played is not data:  # no grid over the shift of a currency nobody plays here
+        part = fit_exact(
+            played, hypothesis, table=table, seed=seed, bounded_grids=bounded_grids, **settings
+        )
+        return _with_unplayed_shifts(part, data, seed)
     dims = len(latent_scalars(hypothesis, data))
     grid_points = grid_points or GRID_POINTS.get(dims, 40)
     zoom_points = zoom_points or (32 if dims == 1 else 24)
