@@ -107,22 +107,24 @@ def fit_exact(
 
     The latent scalars (if any) are first gridded uniformly over +-6 prior sd
     (``grid_points`` per dimension: 200 for one, 40 for two), then refined around every local
-    maximum: in one dimension by windows (:func:`zoom_modes`, ``zoom_points`` 32), in two by
-    boxes (:func:`zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom halving the step,
-    zoomed again while a box's mass still moves when its step is halved
-    (:func:`changed_boxes`) or sits on too few points (:func:`unresolved_boxes`); in two, the
-    best mode a gradient search finds, if no box resolves it, is gridded along its own axes
+    maximum (:mod:`scai.inference.exact_zoom`): in one dimension by windows
+    (:func:`~scai.inference.grids.zoom_modes`, ``zoom_points`` 32), in two by boxes
+    (:func:`~scai.inference.grids.zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom
+    halving the step, zoomed again while a box's mass still moves when its step is halved
+    (:func:`~scai.inference.grids.changed_boxes`) or sits on too few points
+    (:func:`~scai.inference.grids.unresolved_boxes`); in two, the best mode a gradient search
+    finds, if no box resolves it, is gridded along its own axes
     (:func:`~scai.inference.exact_zoom._mode_patch`, ``diagnostics["mode_patch"]``, the number
     of simulations patched: a ridge thinner than the coarse step can fall between its points
-    and be missed by the boxes altogether; :mod:`scai.inference.exact_zoom`). With
-    several simulations and a latent scalar, each simulation is fitted on a grid of its own
-    (:func:`_fit_each_simulation`).
+    and be missed by the boxes altogether). With several simulations and a latent scalar, each
+    simulation is fitted on a grid of its own (:func:`_fit_each_simulation`).
     Their likelihood can be sharper than any fixed grid (a currency shift moves every
     decision), which is why the grid zooms. The simplex lattice of ``pi`` has at most
     ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower than
     its step (thousands of users) gets the same lattice moved onto a sub-simplex around that
-    posterior (:func:`zoom_simplex`), its zooms and sides in ``diagnostics["simplex_zooms"]``
-    and ``["simplex_side"]`` (present only when some simulation zoomed).
+    posterior (:func:`~scai.inference.grids.zoom_simplex`), its zooms and sides in
+    ``diagnostics["simplex_zooms"]`` and ``["simplex_side"]`` (present only when some
+    simulation zoomed).
 
     ``action_loglik [1, S, U, K]`` may be passed in when no scalar is latent: online updating
     accumulates it epoch by epoch (``engine_state["action_loglik"]``). With one latent scalar,
@@ -134,12 +136,12 @@ def fit_exact(
     The latent sites in (0, 1) (lapse, stereotype strength, clone probability) are first
     gridded coarsely (:data:`~scai.inference.exact_bounded.BOUNDED_POINTS` each, 2 logit units
     apart); a site that the data inform (:func:`~scai.inference.exact_bounded.informed`) and
-    whose posterior the grid does not resolve in some simulation (:func:`bounded_resolved`:
-    narrower than the step) is fitted again on a grid zoomed onto it (:func:`zoom_bounded`,
-    ``bounded_grids``), up to :data:`~scai.inference.exact_bounded.MAX_BOUNDED_ZOOMS` times,
-    while the
-    finer grid fits the budget with the same lattice of ``pi``; a site left narrower than half
-    its step is a :class:`BoundedGridWarning`. The zooms of each site are in
+    whose posterior the grid does not resolve in some simulation (narrower than the step:
+    :func:`~scai.inference.grids.bounded_resolved`) is fitted again on a grid zoomed onto it
+    (:func:`~scai.inference.grids.zoom_bounded`, ``bounded_grids``), up to
+    :data:`~scai.inference.exact_bounded.MAX_BOUNDED_ZOOMS` times, while the finer grid fits
+    the budget with the same lattice of ``pi``; a site left narrower than half its step is a
+    :class:`~scai.inference.diagnostics.BoundedGridWarning`. The zooms of each site are in
     ``diagnostics["<site>_grid_zooms"]`` and its step (logit units) in ``["<site>_grid_step"]``
     (present only when it zoomed).
     """
@@ -255,7 +257,7 @@ def fit_exact(
     )
     if dims == 0 and not bounded:  # online updating adds the next epoch's to these
         engine_state = {"action_loglik": action_loglik}
-    draws, grid_points, t_idx = _draws(
+    draws, point_stats, t_idx = _draws(
         weights, pi_grid, zooms is not None, u, b, prior, data, site_grids, num_draws, seed
     )
     posterior = Posterior(
@@ -271,7 +273,7 @@ def fit_exact(
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
         engine_state=engine_state,
-        sample_stats=grid_points,
+        sample_stats=point_stats,
     )
 
     def grid_loglik() -> torch.Tensor:

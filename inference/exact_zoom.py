@@ -58,14 +58,9 @@ MAX_SCALAR_ZOOMS = 4
 #: The points of two latent scalars' boxes evaluated on the whole lattice: those within this
 #: many nats of some simulation's best (a point further down holds under 1e-9 of its mass).
 KEEP_WITHIN = 20.0
-#: How far (nats) the zoomed grid's highest density may lie below a point scored before it.
-LOST_PEAK_NATS = 5.0
-#: The start of :func:`tell_lost_peaks`' message (a fit of each simulation alone tells one).
-LOST_PEAK_MESSAGE = "engine 'exact': the zoomed grid of"
-
-
-#: A grid's scoring: ``(u, log_w[, action])`` to what :func:`scai.inference.exact.fit_exact`'s
-#: ``evaluate`` returns, ``(log_joint, loglik, action, u2, b2, rest)``.
+#: A grid's scoring: ``(u, log_w[, action])`` to what the ``evaluate`` of
+#: :func:`scai.inference.exact._grid_scoring` returns,
+#: ``(log_joint, loglik, action, u2, b2, rest)``.
 Scoring = Callable[..., tuple]
 
 

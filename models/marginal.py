@@ -445,11 +445,13 @@ def marginal_model(
     because it skips Pyro's enumeration bookkeeping."""
     import pyro
 
-    from scai.models.model import group_parameters
+    from scai.models.model import group_parameters, in_plates
 
     S = data.shape[0]
     C = len(data.currencies)
     sims, sites = group_parameters(data, hypothesis)
+    pi = sites["pi"]  # (a batch of it is taken by social_contract_model alone)
+    in_plates("pi", pi, (S, 1, 1, pi.shape[-1]), model="marginal_model")
     flat = {k: v.reshape(S, -1).squeeze(-1) for k, v in sites.items() if v is not None}
     loglik = user_loglik(
         data,
@@ -461,7 +463,6 @@ def marginal_model(
         lapse=flat.get("lapse"),
         strength=flat.get("strength"),
     )
-    pi = sites["pi"]
     log_pi = pi.reshape(S, -1).clamp_min(torch.finfo(pi.dtype).tiny).log()
     group = group_loglik(log_pi, loglik, data.user_mask, flat.get("clone"))
     with sims:

@@ -174,13 +174,13 @@ def group_parameters(
                 f"{pi.shape[-1]} types; the hypothesis has {K} "
                 f"({', '.join(hypothesis.policy_names)})"
             )
-        sites["pi"] = _in_plates("pi", pi, (S, 1, 1, K), batch=True)
+        sites["pi"] = in_plates("pi", pi, (S, 1, 1, K), batch=True)
         if prior.latent_lam:
-            sites["lam"] = _in_plates("lam", pyro.sample("lam", prior.lam_dist()), (S, 1, 1))
+            sites["lam"] = in_plates("lam", pyro.sample("lam", prior.lam_dist()), (S, 1, 1))
         else:
             sites["lam"] = torch.full((S, 1, 1), hypothesis.rationality, dtype=dtype)
         shared = (
-            _in_plates("shift_shared", pyro.sample("shift_shared", prior.shared_dist()), (S, 1, 1))
+            in_plates("shift_shared", pyro.sample("shift_shared", prior.shared_dist()), (S, 1, 1))
             if prior.latent_shared
             else torch.zeros(S, 1, 1, dtype=dtype)
         )
@@ -188,37 +188,42 @@ def group_parameters(
         if prior.latent_shift:
             with pyro.plate("currencies", C, dim=-1):
                 shift = pyro.sample("shift", prior.shift_dist(shift_mean))
-            sites["shift"] = _in_plates("shift", shift, (S, 1, C))
+            sites["shift"] = in_plates("shift", shift, (S, 1, C))
         else:
             sites["shift"] = shift_mean.expand(S, 1, C)
         for site in ("lapse", "strength", "clone"):
             sites[site] = (
-                _in_plates(site, pyro.sample(site, prior.bounded_dist(site)), (S, 1, 1))
+                in_plates(site, pyro.sample(site, prior.bounded_dist(site)), (S, 1, 1))
                 if site in prior.beta
                 else None
             )
     return sims, sites
 
 
-def _in_plates(
-    site: str, value: torch.Tensor, shape: tuple[int, ...], batch: bool = False
+def in_plates(
+    site: str,
+    value: torch.Tensor,
+    shape: tuple[int, ...],
+    batch: bool = False,
+    model: str = "social_contract_model",
 ) -> torch.Tensor:
     """A group-level site's draw ``value`` in its plates' ``shape`` (``[S, 1, 1]``; ``pi``'s
     ``[S, 1, 1, K]``, a shift's ``[S, 1, C]``); a ``NotImplementedError`` where it holds more
     values: a batch dimension left of the plates (``Predictive(parallel=True)``,
     ``vectorize_particles=True``, ArviZ's ``from_pyro``). The model's action tables are built
     per distinct row of the scalars, so a latent scalar cannot carry one (reshaped, it failed
-    as ``shape '[2]' is invalid for input of size 100``); ``pi`` (``batch``) can, where the
-    model scores the data (:func:`_check_forward_batch` sees to a forward run)."""
+    as ``shape '[2]' is invalid for input of size 100``); ``pi`` (``batch``) can, where
+    :func:`social_contract_model` scores or replays the data (:func:`_check_forward_batch`
+    sees to a forward run)."""
     if batch and value.shape[-len(shape) :] == shape:
         return value
     if value.numel() != math.prod(shape):
         raise NotImplementedError(
-            f"social_contract_model: site {site!r} has shape {list(value.shape)}, more values "
-            f"than its plates' {list(shape)}: the model is not vectorised over samples of the "
-            "scalars (a batch dimension left of its plates: Predictive(parallel=True), "
-            "vectorize_particles=True); draw one sample at a time (parallel=False, "
-            "vectorize_particles=False), as scai's engines do"
+            f"{model}: site {site!r} has shape {list(value.shape)}, more values than its "
+            f"plates' {list(shape)}: a batch dimension left of the plates "
+            "(Predictive(parallel=True), vectorize_particles=True) is taken only for pi, by "
+            "social_contract_model where it scores or replays the data; draw one sample at a "
+            "time (parallel=False, vectorize_particles=False), as scai's engines do"
         )
     return value.reshape(shape)
 

@@ -179,6 +179,22 @@ def test_a_batch_of_pi_scores_the_data_as_one_sample_at_a_time():
         offers(True)
 
 
+def test_the_hand_marginalised_model_refuses_a_batch_of_pi():
+    """``marginal_model`` (the same density with the types summed out by hand) takes no batch
+    of pi: once ``social_contract_model`` took one, it reached its reshape and mixed the batch
+    into the types (``The size of tensor a (15) must match the size of tensor b (3)``)."""
+    from scai.models.marginal import marginal_model
+
+    hyp = PRESETS["neutral"]
+    data = _small_group(hyp)
+    S = data.shape[0]
+    batched = torch.full((5, S, 1, 1, 3), 1 / 3)
+    with pytest.raises(NotImplementedError, match=r"marginal_model: site 'pi' has shape \[5, 2"):
+        poutine.condition(marginal_model, data={"pi": batched})(data, hyp)
+    one = poutine.trace(poutine.condition(marginal_model, data={"pi": batched[0]}))
+    assert torch.isfinite(one.get_trace(data, hyp).log_prob_sum())
+
+
 @pytest.mark.parametrize("kind", ["object", "str", "category", "float"])
 def test_layout_of_an_unvalidated_table_does_not_invent_tones(kind):
     """``GroupData`` (exported by ``scai.models`` as the model's data) built from a table whose
