@@ -7,8 +7,8 @@ tensors):
 * ``simulate``: ``simulate(Hypothesis(), policy=NORM, users=U, rounds=U, epochs=2)`` (every user
   proposes twice and responds twice: 2U games) and ``GroupData.from_table`` of its table;
 * ``exact``: ``fit_exact`` (``neutral``: only ``pi`` is latent), the default lattice zoomed onto
-  the posterior (:func:`scai.inference.grids.zoom_simplex`: sd ~ 0.0005 at 10^6 users against
-  the default lattice's step of 0.013); its ``pi`` sd from 1,000 draws;
+  the posterior (:func:`scai.inference.grids.simplex.zoom_simplex`: sd ~ 0.0005 at 10^6 users
+  against the default lattice's step of 0.013); its ``pi`` sd from 1,000 draws;
 * ``laplace``: the Laplace approximation of the one density (``MarginalDensity``: mode by
   L-BFGS, Hessian blocks), ``pi``'s mean and sd from 4,000 of its draws: a second reference;
 * ``svi``: minibatch SVI, ``fit_svi(subsample_size=B, init="median", correction=None)``: from

@@ -1,8 +1,8 @@
 """How far the exact engine's simplex lattice puts the posterior mean of ``pi`` from the closed
 form, by number of types and Dirichlet concentration: the error
-:func:`scai.inference.grids.check_lattice` measures (groups of users of known types, whose
+:func:`scai.inference.grids.simplex.check_lattice` measures (groups of users of known types, whose
 posterior is the Dirichlet ``a + counts``) and warns of above
-:data:`~scai.inference.grids.LATTICE_TOLERANCE`::
+:data:`~scai.inference.grids.simplex.LATTICE_TOLERANCE`::
 
     .venv/bin/python benchmarks/lattice_error.py [--points 3000]
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from scai.inference.grids import LATTICE_TOLERANCE, lattice_error, simplex_lattice
+from scai.inference.grids.simplex import LATTICE_TOLERANCE, lattice_error, simplex_lattice
 from scai.models.hypotheses import Hypothesis
 from scai.models.policies import PolicyType
 

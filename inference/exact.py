@@ -2,8 +2,8 @@
 
 Each user's policy and manner are summed out exactly (:mod:`scai.models.marginal`). The continuous
 quantities are integrated on a grid: the group mixture ``pi`` on an interior simplex lattice
-(:func:`scai.inference.grids.simplex_lattice`, zoomed onto the posterior of a large group:
-:func:`scai.inference.grids.zoom_simplex`) and, where the hypothesis makes them latent, the
+(:func:`scai.inference.grids.simplex.simplex_lattice`, zoomed onto the posterior of a large group:
+:func:`scai.inference.grids.simplex.zoom_simplex`) and, where the hypothesis makes them latent, the
 rationality ``lam`` and the currency shifts on prior-quantile grids.
 
 Exact (up to the grid) for hypotheses with at most **two** latent scalars besides ``pi``:
@@ -67,18 +67,15 @@ from scai.inference.exact_zoom import (
     zoom_one_scalar,
     zoom_two_scalars,
 )
-from scai.inference.grids import (
+from scai.inference.grids.bounded import BoundedGrid, draw_within_cells
+from scai.inference.grids.boxes import uniform_grid
+from scai.inference.grids.latent import check_exact, grid_parameters, latent_scalars
+from scai.inference.grids.resolution import effective_points
+from scai.inference.grids.simplex import (
     MAX_SIMPLEX_POINTS,
-    BoundedGrid,
     SimplexZoom,
-    check_exact,
-    draw_within_cells,
-    effective_points,
-    grid_parameters,
-    latent_scalars,
     simplex_lattice,
     simplex_zoom_threshold,
-    uniform_grid,
     zoom_simplex,
 )
 from scai.inference.posterior import GRID_POINT_STATS, Posterior, manner_probabilities
@@ -108,11 +105,11 @@ def fit_exact(
     The latent scalars (if any) are first gridded uniformly over +-6 prior sd
     (``grid_points`` per dimension: 200 for one, 40 for two), then refined around every local
     maximum (:mod:`scai.inference.exact_zoom`): in one dimension by windows
-    (:func:`~scai.inference.grids.zoom_modes`, ``zoom_points`` 32), in two by boxes
-    (:func:`~scai.inference.grids.zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom
+    (:func:`~scai.inference.grids.windows.zoom_modes`, ``zoom_points`` 32), in two by boxes
+    (:func:`~scai.inference.grids.boxes.zoom_boxes`, ``zoom_points`` 24 per dimension), each zoom
     halving the step, zoomed again while a box's mass still moves when its step is halved
-    (:func:`~scai.inference.grids.changed_boxes`) or sits on too few points
-    (:func:`~scai.inference.grids.unresolved_boxes`); in two, the best mode a gradient search
+    (:func:`~scai.inference.grids.boxes.changed_boxes`) or sits on too few points
+    (:func:`~scai.inference.grids.boxes.unresolved_boxes`); in two, the best mode a gradient search
     finds, if no box resolves it, is gridded along its own axes
     (:func:`~scai.inference.exact_zoom._mode_patch`, ``diagnostics["mode_patch"]``, the number
     of simulations patched: a ridge thinner than the coarse step can fall between its points
@@ -122,7 +119,7 @@ def fit_exact(
     decision), which is why the grid zooms. The simplex lattice of ``pi`` has at most
     ``max_simplex_points`` points; a simulation whose posterior of ``pi`` is narrower than
     its step (thousands of users) gets the same lattice moved onto a sub-simplex around that
-    posterior (:func:`~scai.inference.grids.zoom_simplex`), its zooms and sides in
+    posterior (:func:`~scai.inference.grids.simplex.zoom_simplex`), its zooms and sides in
     ``diagnostics["simplex_zooms"]`` and ``["simplex_side"]`` (present only when some
     simulation zoomed).
 
@@ -137,8 +134,8 @@ def fit_exact(
     gridded coarsely (:data:`~scai.inference.exact_bounded.BOUNDED_POINTS` each, 2 logit units
     apart); a site that the data inform (:func:`~scai.inference.exact_bounded.informed`) and
     whose posterior the grid does not resolve in some simulation (narrower than the step:
-    :func:`~scai.inference.grids.bounded_resolved`) is fitted again on a grid zoomed onto it
-    (:func:`~scai.inference.grids.zoom_bounded`, ``bounded_grids``), up to
+    :func:`~scai.inference.grids.bounded.bounded_resolved`) is fitted again on a grid zoomed onto it
+    (:func:`~scai.inference.grids.bounded.zoom_bounded`, ``bounded_grids``), up to
     :data:`~scai.inference.exact_bounded.MAX_BOUNDED_ZOOMS` times, while the finer grid fits
     the budget with the same lattice of ``pi``; a site left narrower than half its step is a
     :class:`~scai.inference.diagnostics.BoundedGridWarning`. The zooms of each site are in

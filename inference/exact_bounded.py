@@ -18,7 +18,8 @@ import torch
 from scai.inference.diagnostics import BoundedGridWarning
 from scai.inference.errors import EngineError
 from scai.inference.exact_budget import GRID_BUDGET, MIN_SIMPLEX_POINTS, coarsest_fits
-from scai.inference.grids import BoundedGrid, bounded_resolved, simplex_lattice, zoom_bounded
+from scai.inference.grids.bounded import BoundedGrid, bounded_resolved, zoom_bounded
+from scai.inference.grids.simplex import simplex_lattice
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.prior import GroupPrior

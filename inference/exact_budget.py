@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 
 from scai.inference.errors import EngineError
-from scai.inference.grids import MAX_LATENT_SCALARS, Box, busiest_scalars, simplex_lattice
+from scai.inference.grids.boxes import Box
+from scai.inference.grids.latent import MAX_LATENT_SCALARS, busiest_scalars
+from scai.inference.grids.simplex import simplex_lattice
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
 

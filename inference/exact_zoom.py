@@ -20,25 +20,19 @@ import torch
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.exact_budget import GRID_BUDGET, fit_boxes
 from scai.inference.exact_joint import log_marginal
-from scai.inference.grids import (
+from scai.inference.grids.boxes import (
     BOX_TOLERANCE,
     Box,
-    Patch,
     box_grid,
     changed_boxes,
-    effective_points,
-    latent_scalars,
-    mode_candidates,
-    needs_patch,
-    patch_among_boxes,
-    refine_cells,
-    resolution_threshold,
-    ridge_strips,
     unresolved_boxes,
     worth_evaluating,
     zoom_boxes,
-    zoom_modes,
 )
+from scai.inference.grids.latent import latent_scalars
+from scai.inference.grids.patches import Patch, needs_patch, patch_among_boxes, ridge_strips
+from scai.inference.grids.resolution import effective_points, resolution_threshold
+from scai.inference.grids.windows import mode_candidates, refine_cells, zoom_modes
 from scai.models.errors import outside_scai
 from scai.models.hypotheses import Hypothesis
 from scai.models.layout import GroupData
@@ -433,10 +427,10 @@ def translated_peaks(
     """Points of a latent shift's coarse grid ``u [T]`` where another mode may hide: the
     prior's location ``loc`` (its mean: no shift unless the currency is essential; where users
     who act as their type says have their mode, however sharp) and each peak of the coarse
-    marginal ``[T, S]`` that :func:`~scai.inference.grids.zoom_modes` zooms onto
-    (:func:`~scai.inference.grids.mode_candidates`), each as it is and moved by every difference
-    ``w_j - w_k`` of two types' weights on the other's payoff; those within ``[lo, hi]`` and
-    not on the grid. None for a latent rationality.
+    marginal ``[T, S]`` that :func:`~scai.inference.grids.windows.zoom_modes` zooms onto
+    (:func:`~scai.inference.grids.windows.mode_candidates`), each as it is and moved by every
+    difference ``w_j - w_k`` of two types' weights on the other's payoff; those within
+    ``[lo, hi]`` and not on the grid. None for a latent rationality.
 
     A shift adds to every type's weight, so users of type ``k`` under shift ``d`` act as users
     of a type ``j`` that differs from ``k`` in ``w`` alone act under ``d + w_k - w_j``: a group of

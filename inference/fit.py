@@ -460,10 +460,10 @@ def fit(
     )
     if engine == "exact":
         from scai.inference.exact_budget import check_grid_memory
-        from scai.inference.grids import (
+        from scai.inference.grids.latent import check_exact
+        from scai.inference.grids.simplex import (
             LATTICE_TOLERANCE,
             MAX_SIMPLEX_POINTS,
-            check_exact,
             check_lattice,
         )
 

@@ -132,7 +132,7 @@ def _update(
     )
     if previous.engine == "exact":
         if options.get("max_simplex_points") is not None:  # as fit says it, at the caller's line
-            from scai.inference.grids import check_lattice
+            from scai.inference.grids.simplex import check_lattice
 
             check_lattice(hyp, options["max_simplex_points"])
         return update_exact(previous, table, data, **options)

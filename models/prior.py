@@ -262,11 +262,11 @@ class GroupPrior:
         open_ends: tuple[bool, bool] = (True, True),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact engine's grid for a site in (0, 1) (its range:
-        :class:`scai.inference.grids.BoundedGrid`): ``n`` points evenly spaced on the logit
+        :class:`scai.inference.grids.bounded.BoundedGrid`): ``n`` points evenly spaced on the logit
         scale from ``lo`` to ``hi``, each weighted by the prior mass of its cell (the Beta CDF
         between the midpoints to its neighbours), or for ``n = 1`` the prior's median. An end
         cell reaches 0 (or 1) where ``open_ends`` says so, else half a step beyond its point (a
-        zoomed grid, :func:`scai.inference.grids.zoom_bounded`: the prior mass outside it is
+        zoomed grid, :func:`scai.inference.grids.bounded.zoom_bounded`: the prior mass outside it is
         left out). Returns ``(points [n], log masses [n])``, float64."""
         from scipy.stats import beta as beta_dist
 
@@ -296,7 +296,7 @@ class GroupPrior:
     # -- the exact engine's coordinates -------------------------------------------------------
     def pi_cell_log_weights(self, points: torch.Tensor) -> torch.Tensor:
         """``[G]`` normalised log prior mass of each cell of a simplex lattice (points
-        ``(c + 1/K) / (n + 1)``, :func:`scai.inference.grids.simplex_lattice`).
+        ``(c + 1/K) / (n + 1)``, :func:`scai.inference.grids.simplex.simplex_lattice`).
 
         A cell is approximated by the box ``x_k +- h`` (``h`` half the lattice step), over
         which each factor ``x_k^(a_k - 1)`` of the Dirichlet density is averaged exactly, as
@@ -331,7 +331,7 @@ class GroupPrior:
         cell's volume ``(2 h)^(K - 1)`` in the first ``K - 1`` coordinates, over the Dirichlet's
         normaliser ``B(a)``. Unlike :meth:`pi_cell_log_weights` it is not renormalised over the
         lattice: a lattice on part of the simplex (the exact engine's zoom,
-        :func:`scai.inference.grids.zoom_simplex`) carries that part's mass."""
+        :func:`scai.inference.grids.simplex.zoom_simplex`) carries that part's mass."""
         a = torch.tensor(self.concentration, dtype=points.dtype)
         log_beta = torch.lgamma(a).sum() - torch.lgamma(a.sum())
         K = points.shape[-1]

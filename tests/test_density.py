@@ -313,7 +313,7 @@ def test_exact_engines_grid_density_is_the_same_density(float64, data, name):
     (the action log-likelihood on a grid, and the group log-likelihood that sums decided users
     in closed form) equal the density's torch reference, 1e-9."""
     from scai.inference.exact_kernels import decided_users, grid_action_loglik, lattice_group_loglik
-    from scai.inference.grids import simplex_lattice
+    from scai.inference.grids.simplex import simplex_lattice
     from scai.models.marginal import group_loglik, tone_loglik, user_loglik
 
     hyp = HYPOTHESES[name]

@@ -21,13 +21,13 @@ import scai.inference.exact_bounded as exact_bounded
 import scai.inference.exact_budget as exact_budget
 import scai.inference.exact_zoom as exact_zoom
 from scai.inference.diagnostics import DiagnosticWarning
-from scai.inference.grids import (
+from scai.inference.grids.bounded import (
     BOUNDED_ZOOM_POINTS,
     BoundedGrid,
     bounded_resolved,
-    resolution_threshold,
     zoom_bounded,
 )
+from scai.inference.grids.resolution import resolution_threshold
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
 from scai.models.simulate import simulate

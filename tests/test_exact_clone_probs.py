@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from scai.inference.exact_kernels import clone_policy_probs
-from scai.inference.grids import simplex_lattice
+from scai.inference.grids.simplex import simplex_lattice
 
 T, U, K = 40, 6, 3
 

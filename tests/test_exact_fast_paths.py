@@ -21,7 +21,7 @@ from scai.inference.exact_kernels import (
     lattice_clone_loglik,
     user_kinds,
 )
-from scai.inference.grids import simplex_lattice
+from scai.inference.grids.simplex import simplex_lattice
 from scai.models.distinct import distinct_rows, sorted_distinct_rows
 from scai.models.game import get_currency
 from scai.models.hypotheses import PRESETS

@@ -1,8 +1,8 @@
 """The exact engine's scalar grid: refining it must not lose a mode.
 
 The engine grids a latent scalar coarsely, then zooms on the modes of each simulation
-(:func:`scai.inference.grids.zoom_modes`); only the zoomed windows are kept, so a mode left without
-a window is dropped from the posterior altogether.
+(:func:`scai.inference.grids.windows.zoom_modes`); only the zoomed windows are kept, so a mode
+left without a window is dropped from the posterior altogether.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from sbc_util import prior_replications
 
 from scai.inference.exact import fit_exact
-from scai.inference.grids import zoom_modes
+from scai.inference.grids.windows import zoom_modes
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
 
@@ -214,7 +214,7 @@ def test_a_box_with_its_mass_on_too_few_points_is_zoomed_again():
     a ridge one step wide (many points, enough effective points, but under a step across),
     not a box where a Gaussian spans several steps each way; zoom_boxes halves the flagged
     box's step and keeps the other box as it is."""
-    from scai.inference.grids import Box, unresolved_boxes, zoom_boxes
+    from scai.inference.grids.boxes import Box, unresolved_boxes, zoom_boxes
 
     wide = Box((0.0, 0.0), (1.0, 1.0), (21, 21))
     x = wide.points()
@@ -270,7 +270,7 @@ def test_a_patch_integrates_a_thin_diagonal_ridge_and_covers_its_own_cells():
     """A Gaussian ridge (correlation 0.999, conditional sd 1/22 of the marginal one), gridded
     by a :class:`Patch` at its Laplace covariance: its points and cell volume integrate the
     density to 1; its cells cover its points and end half a step beyond +-PATCH_SDS."""
-    from scai.inference.grids import PATCH_SDS, Patch
+    from scai.inference.grids.patches import PATCH_SDS, Patch
 
     mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
     sd = torch.tensor([0.1, 0.004], dtype=torch.float64)
@@ -290,7 +290,8 @@ def test_needs_patch_when_no_box_resolves_the_mode_across_its_ridge():
     """The ridge above (conditional sd 0.0045 along lam, 0.00018 across the shift): a box
     holding the mode at steps of 0.025 and 0.001 does not resolve it, nor a box beside the
     mode; one stepping 0.001 and 0.00005 does."""
-    from scai.inference.grids import Box, Patch, needs_patch
+    from scai.inference.grids.boxes import Box
+    from scai.inference.grids.patches import Patch, needs_patch
 
     mode = torch.tensor([1.5, -0.002], dtype=torch.float64)
     sd = torch.tensor([0.1, 0.004], dtype=torch.float64)
@@ -309,7 +310,8 @@ def test_where_a_patch_overlaps_a_box_the_finer_grid_keeps_the_region():
     """A patch (a cell of 0.9 x 0.9) beside two boxes: within the finer box (steps 0.01) the
     patch's points are dropped and the box's kept; within the coarser one (steps 2) the box's
     points are dropped and the patch's kept; no region keeps both."""
-    from scai.inference.grids import Box, Patch, box_grid, patch_among_boxes
+    from scai.inference.grids.boxes import Box, box_grid
+    from scai.inference.grids.patches import Patch, patch_among_boxes
 
     patch = Patch(torch.zeros(2, dtype=torch.float64), 0.6 * torch.eye(2, dtype=torch.float64), 9)
     fine = Box((-4.0, -0.2), (-3.0, 0.2), (101, 41))
@@ -336,7 +338,8 @@ def test_a_box_with_the_smaller_cell_that_steps_across_the_ridge_yields_to_the_p
     lam: a long cell) inside a box stepping 0.019 in both: the box's cell is the smaller, but
     it steps across the ridge at 1.4 of its width (:func:`needs_patch` would patch it): the
     patch keeps the region. The same box at a step of 0.01 resolves it and keeps it."""
-    from scai.inference.grids import Box, Patch, box_grid, needs_patch, patch_among_boxes
+    from scai.inference.grids.boxes import Box, box_grid
+    from scai.inference.grids.patches import Patch, needs_patch, patch_among_boxes
 
     mode = torch.tensor([1.41, -0.1817], dtype=torch.float64)
     chol = torch.tensor([[0.4733, 0.0], [-0.00434, 0.01363]], dtype=torch.float64)
@@ -425,7 +428,7 @@ def test_a_patch_far_from_its_laplace_approximation_is_refined_until_it_converge
     import warnings
 
     from scai.inference import exact_zoom
-    from scai.inference.grids import Box, box_grid
+    from scai.inference.grids.boxes import Box, box_grid
     from scai.models.simulate import simulate
 
     hyp = PRESETS["essential_goods_shared"].with_(name="egs_lam", rationality_scale=0.5)
@@ -558,7 +561,7 @@ def test_refined_cells_partition_the_same_intervals():
     """refine_cells splits only the cells around the chosen simulation's mass, into cells that
     span exactly the same interval: the total width (and so a flat density's integral) is
     unchanged, the other simulation's cells far from it are kept as they were."""
-    from scai.inference.grids import refine_cells
+    from scai.inference.grids.windows import refine_cells
 
     prior = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
     u, log_w, step = zoom_modes(
@@ -630,7 +633,7 @@ def test_the_latent_scalars_are_counted_per_simulation_on_the_currencies_it_play
     import pandas as pd
 
     from scai.inference.errors import EngineError
-    from scai.inference.grids import check_exact
+    from scai.inference.grids.latent import check_exact
     from scai.models.simulate import simulate
 
     hyp = PRESETS["pooled"].with_(rationality_scale=0.3)

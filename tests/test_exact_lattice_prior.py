@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from scai.inference import fit
-from scai.inference.grids import simplex_lattice
+from scai.inference.grids.simplex import simplex_lattice
 from scai.models.hypotheses import PRESETS
 from scai.models.prior import GroupPrior
 from scai.models.simulate import simulate
@@ -64,7 +64,7 @@ def test_a_prior_the_lattice_cannot_follow_is_a_warning_not_a_silent_error():
     import warnings
 
     from scai.inference.diagnostics import DiagnosticWarning
-    from scai.inference.grids import LATTICE_TOLERANCE, check_lattice
+    from scai.inference.grids.simplex import LATTICE_TOLERANCE, check_lattice
 
     sharp = PRESETS["neutral"].with_(rationality=20.0, pi_concentration=(0.01,) * 3)
     table = simulate(

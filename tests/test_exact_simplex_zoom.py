@@ -2,8 +2,8 @@
 
 The default lattice of three types has step 0.013; with 20,000 users the posterior sd of ``pi``
 is ~0.003, and without the zoom the engine's mean was 1.5 sd off and its sd 50% off (measured on
-the group below). :func:`scai.inference.grids.zoom_simplex` moves the lattice onto a sub-simplex
-around the posterior, per simulation, only where the posterior spans too few points.
+the group below). :func:`scai.inference.grids.simplex.zoom_simplex` moves the lattice onto a
+sub-simplex around the posterior, per simulation, only where the posterior spans too few points.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ import pytest
 import torch
 
 from scai.inference.exact import fit_exact
-from scai.inference.grids import lattice_ess, simplex_lattice, simplex_zoom_threshold, zoom_simplex
+from scai.inference.grids.simplex import (
+    lattice_ess,
+    simplex_lattice,
+    simplex_zoom_threshold,
+    zoom_simplex,
+)
 from scai.inference.laplace import laplace
 from scai.models.density import MarginalDensity
 from scai.models.hypotheses import PRESETS, Hypothesis

@@ -1378,7 +1378,7 @@ def test_the_check_before_a_sweep_refuses_exactly_what_the_engine_cannot_fit(hyp
     from scai.inference.errors import EngineError
     from scai.inference.exact_bounded import bounded_points, check_groups_fit
     from scai.inference.exact_budget import fit_budget
-    from scai.inference.grids import simplex_lattice
+    from scai.inference.grids.simplex import simplex_lattice
     from scai.models.hypotheses import PRESETS
     from scai.models.prior import GroupPrior
 
