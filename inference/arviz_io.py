@@ -53,10 +53,11 @@ from scai.models.data import INTERACTION_COLUMNS, tones_heard, validate_frame
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
+    HypothesisError,
     StereotypeStrengthWarning,
     check_count,
 )
-from scai.models.hypotheses import Hypothesis, HypothesisError
+from scai.models.hypotheses import Hypothesis
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
 from scai.models.memory import check_memory

@@ -10,7 +10,7 @@ parameters, their bounds and the data it models are the family's, in :data:`FAMI
     ...
 
 :func:`load_hypothesis_file` reads a file once and dispatches on ``model``; every error is a
-:class:`~scai.models.hypotheses.HypothesisError` naming the file (and the key, for a bad
+:class:`~scai.models.errors.HypothesisError` naming the file (and the key, for a bad
 value). ``Hypothesis.load`` reads ``social_contract`` files through it.
 """
 
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scai.models.errors import HypothesisWarning, outside_scai
-from scai.models.hypotheses import Hypothesis, HypothesisError, check_name, read_toml
+from scai.models.errors import HypothesisError, HypothesisWarning, outside_scai
+from scai.models.hypothesis_names import check_name
+from scai.models.hypothesis_spec import Hypothesis
+from scai.models.hypothesis_toml import read_toml
 from scai.models.responders.specs import InequitySpec
 
 

@@ -104,8 +104,9 @@ def test_fit_says_when_text_is_there_but_no_tone(table, tmp_path, capsys):
 def test_scai_warnings_outside_the_commands_own_are_one_line_too(tmp_path, capsys):
     """A hypothesis whose two types act alike warns when it is read: ``scai simulate`` printed
     it in Python's form, naming scai's source line ('.../models/hypotheses.py:405:
-    HypothesisWarning: ...' and the line's code), where its errors are one line (a red-team
-    find). Every warning of a scai category is now told as 'scai COMMAND: warning: ...'."""
+    HypothesisWarning: ...' and the line's code; the warnings now live in
+    models/hypothesis_warnings.py), where its errors are one line (a red-team find). Every
+    warning of a scai category is now told as 'scai COMMAND: warning: ...'."""
     hypothesis = tmp_path / "twin.toml"
     hypothesis.write_text("[policies.fair]\nw = 0.5\n[policies.fair2]\nw = 0.5\n")
     out = tmp_path / "s.csv"
@@ -116,4 +117,4 @@ def test_scai_warnings_outside_the_commands_own_are_one_line_too(tmp_path, capsy
     err = capsys.readouterr().err
     told = f"scai simulate: warning: {hypothesis}: policies: 'fair' and 'fair2' have the same"
     assert told in err
-    assert "hypotheses.py" not in err and "HypothesisWarning" not in err
+    assert ".py:" not in err and "HypothesisWarning" not in err  # no source file's line

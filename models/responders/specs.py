@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from scai.models.hypotheses import Hypothesis, HypothesisError, check_name
+from scai.models.errors import HypothesisError
+from scai.models.hypotheses import Hypothesis
+from scai.models.hypothesis_names import check_name
 
 
 @dataclass(frozen=True)
