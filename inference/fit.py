@@ -20,12 +20,7 @@ import pandas as pd
 from scai.inference.draws import latent_sites
 from scai.inference.errors import EngineError
 from scai.inference.posterior import DRAW_DEPENDENT_LOGLIK, Posterior
-from scai.models.data import (
-    check_some_user_acts,
-    check_table_memory,
-    read_interactions,
-    validate_frame,
-)
+from scai.models.data import check_some_user_acts, read_interactions, validate_frame
 from scai.models.errors import (
     DataError,
     Problem,
@@ -38,6 +33,7 @@ from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.language import TONES
 from scai.models.layout import GroupData
 from scai.models.memory import check_memory, format_bytes, memory_limit
+from scai.models.table_memory import check_table_memory
 
 ENGINES = ("exact", "svi", "mcmc")
 

@@ -20,19 +20,22 @@ each naming the row (1-based data row: the rows after the header, blank lines sk
 counted, so row ``r`` is line ``r + 1`` only in a file with no blank line before it and no line
 break inside a quoted value), the column, the value and what is allowed. No data error reaches
 torch.
+
+Beside it, one module a job: a cell's text as a value (:mod:`scai.models.cell_text`), the users
+table (:mod:`scai.models.users_table`), the companion files' names (:mod:`scai.models.companions`),
+whether a table's layout fits in memory (:mod:`scai.models.table_memory`), reading a table file
+into text (:mod:`scai.models.table_file`) and writing files atomically (:mod:`scai.models.writing`).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import functools
 import io
 import os
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +44,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scai.models.cell_text import (
+    DECIMAL,
+    ID_CHARACTERS,
+    column_as_text,
+    has_control,
+    is_nan,
+    parse_whole,
+)
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -55,9 +66,8 @@ from scai.models.errors import (
     outside_scai,
 )
 from scai.models.game import CURRENCIES, MAX_POT, get_currency
-from scai.models.language import MANNERS, TONES
+from scai.models.language import TONES
 from scai.models.layout import ASSISTANT, column_texts
-from scai.models.memory import check_memory
 from scai.models.table_file import read_text_table
 from scai.models.writing import write_csv_atomic
 
@@ -84,50 +94,6 @@ _INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
 #: small enough that every count the model and its tables derive stays exact in int64/float64.
 MAX_INDEX = 10**9
 
-# Plain ASCII decimal notation: digits, an optional fraction and exponent. Python's int() and
-# float() also read "5_3" (as 53), non-ASCII digits ("\u0665" as 5), "inf" and "nan".
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_HUGE = 10**30
-
-
-def plain_decimal(text: str) -> bool:
-    """Whether ``text`` is a number in plain ASCII decimal notation (``0.8``, ``1e-3``; not
-    ``0.2_5``, non-ASCII digits, ``inf`` or ``nan``, which ``float`` also reads)."""
-    return _DECIMAL.fullmatch(text.strip()) is not None
-
-
-def parse_whole(text: str) -> int | None:
-    """The whole number ``text`` writes (``12``, ``12.0``, ``1.2e1``, ``-3``), or ``None``.
-
-    Only plain ASCII decimal notation counts, so ``5_3``, ``\u0665``, ``inf``, ``nan``,
-    ``0x10`` and ``12.5`` are not whole numbers. The value is exact (no float rounding); a
-    magnitude above ``10**30`` comes back as ``+-10**31``, outside every allowed range (and
-    ``1e999999999`` is never expanded into a billion-digit int).
-    """
-    # tables repeat their pots, offers, epochs and rounds: short texts are parsed once
-    return _parse_short(text) if len(text) <= 40 else _parse_whole(text)
-
-
-@functools.lru_cache(maxsize=65536)
-def _parse_short(text: str) -> int | None:
-    return _parse_whole(text)
-
-
-def _parse_whole(text: str) -> int | None:
-    text = text.strip()
-    if text.isascii() and text.isdigit():  # the common case, fast
-        return int(text) if len(text.lstrip("0")) <= 30 else 10 * _HUGE
-    if not _DECIMAL.fullmatch(text):
-        return None
-    value = Decimal(text)
-    if value == 0:
-        return 0
-    if value.adjusted() > 30:
-        return 10 * _HUGE if value > 0 else -10 * _HUGE
-    if value != value.to_integral_value():
-        return None
-    return int(value)
-
 
 def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFrame:
     """A table file's text (:func:`~scai.models.table_file.read_text_table`), its values'
@@ -150,32 +116,24 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     return df
 
 
-def has_control(text: str) -> bool:
-    """Whether ``text`` holds a control or an invisible character: a CSV cannot keep a bare
-    carriage return, and "u2" followed by a zero-width or a non-breaking space looks like "u2"
-    and would be another user. Refused: controls, surrogates, private and unassigned code
-    points, line and paragraph separators, format characters but the (zero-width) joiners
-    that some scripts and emoji need, and every space but the plain and the ideographic."""
-    if text.isprintable():
-        return False
-    for c in text:
-        kind = unicodedata.category(c)
-        if kind in _REFUSED_CATEGORIES or (kind == "Cf" and c not in _JOINERS):
-            return True
-        if kind == "Zs" and c not in " \u3000":
-            return True
-    return False
-
-
-#: What an id must not contain (the rule of :func:`has_control`), for its problems.
-ID_CHARACTERS = (
-    "must not contain control or invisible characters (line breaks, tabs, zero-width or "
-    "non-breaking spaces)"
-)
-#: Unicode categories never allowed in an id; "Cf" and "Zs" are refused but for a few.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
-#: The zero-width non-joiner and joiner: part of Persian words and emoji sequences.
-_JOINERS = "\u200c\u200d"
+def wrong_header(
+    expected: Sequence[str], columns: Iterable[object], hint: Callable[[], str] = lambda: ""
+) -> list[Problem]:
+    """The one problem of a table whose header lacks some of the ``expected`` columns (naming
+    them, and every expected column, then ``hint()`` where it says something), or none."""
+    absent = [c for c in expected if c not in set(columns)]
+    if not absent:
+        return []
+    said = hint()
+    return [
+        Problem(
+            None,
+            None,
+            None,
+            f"wrong header: missing column(s) {', '.join(absent)}; expected: {','.join(expected)}"
+            + (f" ({said})" if said else ""),
+        )
+    ]
 
 
 def check_interactions(
@@ -196,18 +154,8 @@ def check_interactions(
             raise RunError(f"currencies: {err}") from None
     tones = tuple(tones)
     problems: list[Problem] = []
-    missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
-    if missing:
-        return [
-            Problem(
-                None,
-                None,
-                None,
-                f"wrong header: missing column(s) {', '.join(missing)}; "
-                f"expected: {','.join(INTERACTION_COLUMNS)}"
-                + (f" ({hint})" if (hint := _header_hint(df.columns)) else ""),
-            )
-        ]
+    if wrong := wrong_header(INTERACTION_COLUMNS, df.columns, lambda: _header_hint(df.columns)):
+        return wrong
     if len(df) == 0:
         if allow_empty:
             return []
@@ -646,7 +594,7 @@ def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> N
     for column, kind in _ID_KINDS.items():
         texts = [text for text in distinct.get(column, ()) if text]
         # (most columns stop at their first id: "u1" is no number)
-        if not texts or not all(_DECIMAL.fullmatch(text) for text in texts):
+        if not texts or not all(DECIMAL.fullmatch(text) for text in texts):
             continue
         ways: dict[Decimal, list[str]] = {}
         for text in texts:
@@ -664,32 +612,6 @@ def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> N
                 ),
                 stacklevel=outside_scai(),
             )
-
-
-def _as_text(value: object) -> str:
-    """An in-memory cell as a CSV would hold it: a missing one empty, a whole float as the
-    integer it is (pandas stores ids 1, 2 as 1.0, 2.0 in a column with a missing value: the
-    user 1 of another column is the same user)."""
-    if _is_nan(value):
-        return ""
-    # beyond 2^53 a float is no exact integer: its own text (1e+300)
-    if isinstance(value, float | np.floating) and value.is_integer() and abs(value) <= 2**53:
-        return str(int(value))
-    return str(value)
-
-
-def _column_as_text(column: pd.Series) -> pd.Series:
-    """``column``'s cells as text, :func:`_as_text` of each. Where the dtype makes distinct
-    values distinct texts (NumPy's numbers and bools, pandas' strings; not objects, in which
-    ``1``, ``1.0`` and ``True`` are one key of a hash table but three texts) each distinct
-    value is converted once, the missing ones empty: a million-row table's column in a tenth
-    of a second, not seconds."""
-    dtype = column.dtype
-    if (isinstance(dtype, np.dtype) and dtype.kind in "biuf") or isinstance(dtype, pd.StringDtype):
-        codes, distinct = pd.factorize(column, use_na_sentinel=True)
-        texts = np.array([*(_as_text(v) for v in distinct), ""], dtype=object)  # -1: missing
-        return pd.Series(texts[codes], index=column.index, dtype=object).astype(str)
-    return column.map(_as_text).astype(str)
 
 
 def _strip_layout_spaces(raw: pd.DataFrame) -> None:
@@ -789,7 +711,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
             for col in TEXT_COLUMNS
             if col in df.columns
             for i, value in enumerate(df[col].tolist(), start=1)
-            if not (isinstance(value, str) or _is_nan(value))
+            if not (isinstance(value, str) or is_nan(value))
         ]
         + [  # str(b"u0") is "b'u0'": a user no file would name (columns scai does not read:
             # ignored, as a file's)
@@ -811,7 +733,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     raw.columns = [str(c) for c in raw.columns]
     for col in raw.columns:
         # as strings whatever the dtype (an empty or categorical column keeps its own)
-        raw[col] = _column_as_text(raw[col])
+        raw[col] = column_as_text(raw[col])
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
     _warn_one_number_two_ways(_compose_ids(raw, source), source)
     # a cell named above (bytes, a list) is not named again for what its text breaks
@@ -927,190 +849,6 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
         elif out[col].dtype != text:  # (object, string[python])
             out[col] = out[col].astype(text)
     return out
-
-
-# -- how much memory a table's model tensors take ---------------------------------------------
-#: Bytes per cell of :class:`scai.models.layout.GroupData`'s padded ``[sims, users, events]``
-#: layout at its peak while it is built: eight 8-byte arrays (pot and currency index, offer,
-#: accepted as float64, tone, partner, partner event, row), three bool ones (event, proposer
-#: and tone masks), the float32 copy of ``accepted`` and the bool ``is_responder``:
-#: 8 * 8 + 3 + 4 + 1 (64 are held once the float64 ``accepted`` is freed).
-LAYOUT_BYTES_PER_CELL = 72
-#: Bytes per table row of the per-event arrays ``from_table`` sorts (two events a row).
-LAYOUT_BYTES_PER_ROW = 200
-
-
-def layout_shape(table: pd.DataFrame) -> tuple[int, int, int]:
-    """``(sims, users, events)`` of the padded layout :meth:`GroupData.from_table` builds
-    from a validated table: simulations, the most users in one, the most events of one user
-    (a game is an event for its responder and for its known proposer). From counts only."""
-    if len(table) == 0:
-        return 0, 0, 1
-    sim = table["sim"].astype(str).to_numpy(dtype=object)
-    names = [table[c].astype(str).to_numpy(dtype=object) for c in ("proposer", "responder")]
-    keep = np.concatenate([(name != "") & (name != ASSISTANT) for name in names])
-    sims, _ = _codes(np.concatenate([sim, sim])[keep])
-    users, n_names = _codes(np.concatenate(names)[keep])
-    if len(sims) == 0:
-        return len(pd.unique(sim)), 0, 1
-    # events per (simulation, user), then users per simulation: counts of integer keys
-    pairs, per_user = np.unique(sims * n_names + users, return_counts=True)
-    _, per_sim = np.unique(pairs // n_names, return_counts=True)
-    return len(pd.unique(sim)), int(per_sim.max()), int(per_user.max())
-
-
-def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer codes of ``values`` (equal values, equal codes) and how many distinct values."""
-    codes, distinct = pd.factorize(values)
-    return codes.astype(np.int64), len(distinct)
-
-
-def layout_bytes(shape: tuple[int, int, int], rows: int) -> int:
-    """Bytes of the padded layout of ``shape = (sims, users, events)`` over ``rows`` games."""
-    sims, users, events = shape
-    return sims * users * events * LAYOUT_BYTES_PER_CELL + rows * LAYOUT_BYTES_PER_ROW
-
-
-def check_table_memory(
-    table: pd.DataFrame, source: str = "interactions", max_bytes: int | None = None
-) -> int:
-    """The bytes the model's tensors of ``table`` need (:func:`layout_bytes`); a
-    :class:`DataError` saying how much and what to do when that is above the limit
-    (:func:`~scai.models.memory.memory_limit`). Call it before :meth:`GroupData.from_table`."""
-    shape = layout_shape(table)
-    need = layout_bytes(shape, len(table))
-    sims, users, events = shape
-
-    def error(text: str) -> DataError:
-        return DataError(
-            source,
-            [
-                Problem(
-                    None,
-                    None,
-                    None,
-                    f"too large for memory: the model's padded layout [{sims:,} sims x "
-                    f"{users:,} users x {events:,} events of the busiest user] {text}. "
-                    "Every user is padded to the busiest user's events: split the table (fit "
-                    "the simulations in parts, or split the busiest users' games), use "
-                    "the SVI engine with minibatches (engine='svi', subsample_size=; --engine svi "
-                    "--subsample: they lower the engine's working memory, not the layout), or "
-                    "raise the limit (max_memory=, --max-memory)",
-                    whole="table",  # (read from a file or not: the table's layout)
-                )
-            ],
-        )
-
-    check_memory(need, error, max_bytes)
-    return need
-
-
-def _is_nan(value: object) -> bool:
-    """Whether an in-memory cell is missing: ``None``, pandas' ``NA`` or ``NaT``, NumPy's
-    ``NaT`` (``np.datetime64("NaT")``, which is not pandas'), or a float NaN of any width (an
-    empty cell, as in a CSV)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, np.datetime64 | np.timedelta64):
-        return bool(np.isnat(value))
-    return isinstance(value, float | np.floating) and bool(np.isnan(value))
-
-
-def check_users(df: pd.DataFrame, policies: Iterable[str]) -> list[Problem]:
-    """Every problem in a raw users table (``sim, user, policy, manner``)."""
-    policies = tuple(policies)
-    missing = [c for c in USER_COLUMNS if c not in df.columns]
-    if missing:
-        return [
-            Problem(
-                None,
-                None,
-                None,
-                f"wrong header: missing column(s) {', '.join(missing)}; "
-                f"expected: {','.join(USER_COLUMNS)}",
-            )
-        ]
-    problems = []
-    first_row: dict[tuple[str, str], int] = {}
-    for i, rec in enumerate(df[list(USER_COLUMNS)].itertuples(index=False), start=1):
-        for col in ("sim", "user"):
-            if getattr(rec, col) == "":
-                problems.append(Problem(i, col, "", "a value is required"))
-        seen = first_row.setdefault((rec.sim, rec.user), i)
-        if seen != i:  # which row's policy and manner would be the user's is not said
-            problems.append(
-                Problem(
-                    i,
-                    "user",
-                    rec.user,
-                    f"listed again for sim {rec.sim!r} (row {seen}); each user once per simulation",
-                )
-            )
-        if rec.policy not in policies:
-            problems.append(Problem(i, "policy", rec.policy, f"allowed: {', '.join(policies)}"))
-        if rec.manner not in MANNERS:
-            problems.append(Problem(i, "manner", rec.manner, f"allowed: {', '.join(MANNERS)}"))
-    return problems
-
-
-def read_users(path: str | Path, policies: Iterable[str]) -> pd.DataFrame:
-    source = str(path)
-    df = _read_raw(path, source)
-    problems = check_users(df, policies)
-    if problems:
-        raise DataError(source, problems)
-    return df[list(USER_COLUMNS)]
-
-
-def companion_path(table: str | Path, kind: str, suffix: str = ".csv") -> Path:
-    """A file written beside a table: ``X.csv`` -> ``X.KIND.csv`` (``suffix``); a table of any
-    other name keeps it whole, ``X.tsv`` -> ``X.tsv.KIND.csv``, so that ``X.csv`` and
-    ``X.tsv`` beside each other do not share one (a second ``scai simulate --out X.tsv``
-    replaced ``X.csv``'s users)."""
-    path = Path(table)
-    base = path.stem if path.suffix.lower() == ".csv" else path.name
-    return path.with_name(f"{base}.{kind}{suffix}")
-
-
-#: The files :func:`companion_path` names beside a table, by kind: their suffixes (the users
-#: of a simulation; an import's runs, GPT-4 rows, report and failed-import report).
-COMPANIONS = {
-    "users": ".csv",
-    "runs": ".csv",
-    "gpt4": ".csv",
-    "report": ".md",
-    "failed-import": ".md",
-}
-
-
-def table_of_companion(path: str | Path) -> tuple[Path, str] | None:
-    """``(table, kind)`` where ``path`` is the :func:`companion_path` of a ``table`` that
-    exists (``X.users.csv`` beside ``X.csv`` or ``X.CSV``, ``X.tsv.users.csv`` beside
-    ``X.tsv``); else ``None``."""
-    path = Path(path)
-    for kind, suffix in COMPANIONS.items():
-        end = f".{kind}{suffix}"
-        if not path.name.lower().endswith(end) or len(path.name) == len(end):
-            continue
-        base = path.name[: -len(end)]
-        tables = [path.with_name(base)]
-        with contextlib.suppress(OSError):  # a table's suffix in any case: a.CSV's users
-            tables += [e for e in path.parent.iterdir() if e.name.lower() == f"{base}.csv".lower()]
-        for table in tables:
-            if table.is_file() and companion_path(table, kind, suffix).name == path.name:
-                return table, kind
-    return None
-
-
-def users_path(interactions_path: str | Path) -> Path:
-    """``X.csv`` -> ``X.users.csv`` (:func:`companion_path`)."""
-    return companion_path(interactions_path, "users")
-
-
-def parameters_path(interactions_path: str | Path) -> Path:
-    """``X.csv`` -> ``X.parameters.csv`` (:func:`companion_path`): a simulation's group-level
-    values (:attr:`~scai.models.simulate.Simulation.parameters`)."""
-    return companion_path(interactions_path, "parameters")
 
 
 def write_interactions(df: pd.DataFrame, path: str | Path) -> None:

@@ -49,16 +49,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scai.models.cell_text import ID_CHARACTERS, has_control, parse_whole
 from scai.models.data import (
     _INT_COLUMNS,
-    ID_CHARACTERS,
     INTERACTION_COLUMNS,
     MAX_INDEX,
     DataError,
     Problem,
     _read_raw,
-    has_control,
-    parse_whole,
     warn_unused_columns,
 )
 from scai.models.errors import (

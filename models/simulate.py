@@ -19,13 +19,8 @@ import pandas as pd
 import pyro
 import torch
 
-from scai.models.data import (
-    INTERACTION_COLUMNS,
-    USER_COLUMNS,
-    layout_bytes,
-    plain_decimal,
-    validate_frame,
-)
+from scai.models.cell_text import plain_decimal
+from scai.models.data import INTERACTION_COLUMNS, USER_COLUMNS, validate_frame
 from scai.models.errors import (
     RunError,
     SimulationWarning,
@@ -43,6 +38,7 @@ from scai.models.model import social_contract_model
 from scai.models.prior import SITES, parameter_names
 from scai.models.random_state import callers_random_state_kept
 from scai.models.table_file import MAX_ROWS
+from scai.models.table_memory import layout_bytes
 
 DEFAULT_POT_RANGE = (10, 100)
 #: ``option: (low, high)`` of :func:`simulate`'s counts (the command line reads them too).

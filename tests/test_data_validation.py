@@ -16,7 +16,6 @@ from scai.models.data import (
     TEXT_COLUMNS,
     DataError,
     read_interactions,
-    read_users,
     validate_frame,
     write_interactions,
 )
@@ -24,6 +23,7 @@ from scai.models.errors import TableWarning
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import TONES
+from scai.models.users_table import read_users
 
 HEADER = ",".join(INTERACTION_COLUMNS)
 # row 3 has an unknown proposer (human, responder-only data) and row 2 an unheard reply
@@ -748,7 +748,7 @@ def test_ids_in_any_script_pass_and_look_alike_ones_do_not():
     """Names in other scripts keep their ideographic spaces and (zero-width) joiners; a zero-
     width space, a word joiner, a right-to-left override or a non-breaking space, which make
     an id look like another, are refused (a review of the rule)."""
-    from scai.models.data import has_control
+    from scai.models.cell_text import has_control
 
     for name in ["山田\u3000太郎", "👩\u200d💻", "می\u200cخواهم", "Zoë", "u 2"]:
         assert not has_control(name), name

@@ -13,7 +13,6 @@ from leftovers import age, dead_pid
 import scai.inference
 import scai.models
 from scai.inference import EngineError
-from scai.models.data import LAYOUT_BYTES_PER_CELL, layout_shape
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -26,6 +25,7 @@ from scai.models.errors import (
 from scai.models.hypotheses import MAX_POLICIES
 from scai.models.layout import GroupData
 from scai.models.simulate import simulate
+from scai.models.table_memory import LAYOUT_BYTES_PER_CELL, layout_shape
 from scai.models.writing import safe_filename, write_atomic, write_csv_atomic
 
 

@@ -24,19 +24,14 @@ import tomli_w
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from scai.models.data import (
-    INTERACTION_COLUMNS,
-    MAX_INDEX,
-    layout_shape,
-    parse_whole,
-    read_interactions,
-    validate_frame,
-)
+from scai.models.cell_text import parse_whole
+from scai.models.data import INTERACTION_COLUMNS, MAX_INDEX, read_interactions, validate_frame
 from scai.models.errors import DataError, HypothesisError
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.hypotheses import BOUNDS, PRESETS, Hypothesis
 from scai.models.language import TONES
 from scai.models.layout import GroupData
+from scai.models.table_memory import layout_shape
 from scai.models.writing import write_csv_atomic
 
 SETTINGS = dict(
@@ -362,12 +357,7 @@ def test_the_screened_check_lists_what_the_row_by_row_check_does(table, data):
     every row checked rule by rule, in the same order, for tables with a few cells replaced by
     junk or by another cell's value (an offer above another row's pot, a responder who is the
     proposer)."""
-    from scai.models.data import (
-        CURRENCIES,
-        _row_problems,
-        _unwritable_text,
-        check_interactions,
-    )
+    from scai.models.data import CURRENCIES, _row_problems, _unwritable_text, check_interactions
 
     raw = table.astype(str)
     for _ in range(data.draw(st.integers(1, 4), label="cells")):
@@ -404,8 +394,8 @@ COLUMNS_OF_A_DTYPE = st.one_of(
 def test_a_column_as_text_is_each_cell_as_text(column, labels):
     """An in-memory column turned into a CSV's text converts each distinct value once where
     its dtype allows: the same texts as each cell converted alone, missing cells empty."""
-    from scai.models.data import _as_text, _column_as_text
+    from scai.models.cell_text import as_text, column_as_text
 
     if labels:  # a DataFrame's own index is kept
         column.index = pd.RangeIndex(len(column)) * 3 + 7
-    pd.testing.assert_series_equal(_column_as_text(column), column.map(_as_text).astype(str))
+    pd.testing.assert_series_equal(column_as_text(column), column.map(as_text).astype(str))

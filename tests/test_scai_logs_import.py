@@ -11,11 +11,12 @@ import pytest
 from scai_logs_fixture import make_archive, write_run
 
 from scai.experiments.cli import main
-from scai.models.data import read_interactions, read_users
+from scai.models.data import read_interactions
 from scai.models.layout import ASSISTANT
 from scai.models.scai_logs import failed_report_path, import_logs, output_paths
 from scai.models.scai_logs.config import POLICY_NAMES
 from scai.models.scai_logs.original_reading import authors_offered_share, epoch_messages
+from scai.models.users_table import read_users
 
 GAMES_PER_EPOCH = 4  # two user-user games and one each way with the assistant
 

@@ -12,10 +12,12 @@ import pytest
 import reference as ref
 
 from scai.experiments.cli import main
-from scai.models.data import parameters_path, read_interactions, read_users, users_path
+from scai.models.companions import parameters_path, users_path
+from scai.models.data import read_interactions
 from scai.models.errors import SimulationWarning
 from scai.models.hypotheses import PRESETS, Hypothesis
 from scai.models.simulate import make_schedule, parse_mixture, simulate, transcript
+from scai.models.users_table import read_users
 
 MIX = "selfish=0.8,altruistic=0.2"
 
@@ -323,7 +325,7 @@ def test_tables_of_one_stem_do_not_share_their_users_file(tmp_path):
     """``scai simulate --out a.csv`` then ``--out a.tsv``: both wrote ``a.users.csv``, and the
     second replaced the first's users (4 altruistic users paired with 6 selfish ones). A table
     not named ``.csv`` keeps its whole name in its companions' (the import's too)."""
-    from scai.models.data import companion_path
+    from scai.models.companions import companion_path
     from scai.models.scai_logs.importer import failed_report_path, output_paths
 
     assert users_path(tmp_path / "a.csv").name == "a.users.csv"

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from scai.models.data import parse_whole, table_of_companion
+from scai.models.cell_text import parse_whole
+from scai.models.companions import table_of_companion
 from scai.models.errors import (
     MAX_SEED,
     RunError,

@@ -19,13 +19,8 @@ from scai.experiments.commands import (
     strict_option,
     warnings_on_one_line,
 )
-from scai.models.data import (
-    DataError,
-    check_some_user_acts,
-    parameters_path,
-    read_interactions,
-    users_path,
-)
+from scai.models.companions import parameters_path, users_path
+from scai.models.data import DataError, check_some_user_acts, read_interactions
 from scai.models.errors import RunError
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import get_hypothesis

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from scai.models.data import ID_CHARACTERS, has_control
+from scai.models.cell_text import ID_CHARACTERS, has_control
 from scai.models.game import CURRENCIES, MAX_POT
 from scai.models.language import MANNERS
 from scai.models.layout import ASSISTANT

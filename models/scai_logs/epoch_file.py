@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scai.models.data import parse_whole
+from scai.models.cell_text import parse_whole
 
 COLUMNS = ("response", "agent", "epoch", "prompt", "agent_id")
 _PRINCIPLE = re.compile(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scai.models.data import companion_path, users_path, write_interactions
+from scai.models.companions import companion_path, users_path
+from scai.models.data import write_interactions
 from scai.models.errors import RunError
 from scai.models.scai_logs.report import ImportReport
 from scai.models.scai_logs.sources import read_runs

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scai.models.data import companion_path, read_interactions, read_users, users_path
+from scai.models.companions import companion_path, users_path
+from scai.models.data import read_interactions
 from scai.models.errors import DataError, Problem, RunsHeldOutWarning, missing, outside_scai
 from scai.models.layout import ASSISTANT
 from scai.models.table_file import EMPTY_FILE, not_utf8
@@ -25,6 +26,7 @@ from scai.models.tone_reader.classifier import TrainingOptions, fit_classifier
 from scai.models.tone_reader.evaluation import Evaluation, held_out, lone_tones
 from scai.models.tone_reader.interface import DEFAULT_SMOOTHING
 from scai.models.tone_reader.linear import LinearToneReader
+from scai.models.users_table import read_users
 
 #: The columns of a table of labelled messages.
 MESSAGE_COLUMNS = ("sim", "condition", "role", "speaker", "text", "tone")
