@@ -54,8 +54,9 @@ LIMITS: dict[str, tuple[int, int]] = {
 # games) took 43 s and 1.6 GB peak RSS on 2 busy cores (``benchmarks/bench_large.py``); the
 # memory check below guards larger calls.
 
-#: Peak memory of a simulation over its padded layout (:func:`scai.models.data.layout_bytes`):
-#: about 2.3x measured at 2 x 10^6 games (the offers' Gumbel noise is drawn in blocks).
+#: Peak memory of a simulation over its padded layout
+#: (:func:`scai.models.table_memory.layout_bytes`): about 2.3x measured at 2 x 10^6 games (the
+#: offers' Gumbel noise is drawn in blocks).
 PEAK_OVER_LAYOUT = 3
 #: Bytes per user of each simulation beyond the layout's: the users' table (their ids, types
 #: and manners as text), the per-user tensors of the model's run and the pairings. Measured
