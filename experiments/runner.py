@@ -20,10 +20,11 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -55,6 +56,9 @@ from scai.inference.workers import (
 from scai.models.errors import RunError, ScaiError, ScaiWarning, scai_category, scai_warning
 from scai.models.writing import write_atomic, write_csv_atomic
 from scai.worker_start import ignoring_ctrl_c
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Interrupted(KeyboardInterrupt):
@@ -386,9 +390,6 @@ def run_jobs(
     raises :class:`Interrupted`. ``say_reused``: print how many conditions an earlier run
     stored (:attr:`Outcome.reused`; a resumed run said nothing of what it reused).
     """
-    from scai.inference.progress import progress_bar
-
-    tell = on_event or (lambda kind, indices, error: None)
     folders = (
         [Path(cache_dir)] * len(jobs)
         if isinstance(cache_dir, str | Path)
@@ -398,311 +399,488 @@ def run_jobs(
     with contextlib.ExitStack() as opened:
         for cache in caches.values():
             opened.enter_context(cache.open())
-        entries = [
+        work = _JobRun(
+            jobs,
+            folders,
+            caches,
+            workers,
+            executor=executor,
+            retries=retries,
+            keep_going=keep_going,
+            on_event=on_event,
+            read=load or load_result,
+            tell_warnings=tell_warnings,
+        )
+        work.look_up(say_reused)
+        return work.run(progress)
+
+
+class _WarningTally:
+    """The warnings that jobs read back warned of, told again (:func:`tell_warning`): each line
+    the first time a condition gives it, naming that condition, and once more at the end
+    (:meth:`tell_repeats`) with how many other conditions gave the same."""
+
+    def __init__(self, labels: list[str], stems: list[Path], on: bool):
+        self.labels = labels  # by job index: how a warning names its condition
+        self.stems = stems  # by job index: its cache entry
+        self.on = on  # off: kept only (tell_warnings=False), never told
+        self.told: dict[str, list[str]] = {}  # a warning line: the conditions that gave it
+        self.told_by: set[Path] = set()  # the entries whose warnings are told (a job listed twice)
+
+    def tell_warned(self, at: list[int], warned: dict[int, list[str]]) -> None:
+        """Tell what the jobs ``at``, just read, warned of (``warned``: by job index; outside
+        the reading: a warning that the filters make an error is the run's error, not a
+        failure to read)."""
+        for i in at:
+            if not self.on or i not in warned or self.stems[i] in self.told_by:
+                continue
+            self.told_by.add(self.stems[i])
+            for line in warned[i]:
+                self.told.setdefault(line, []).append(self.labels[i])
+                if len(self.told[line]) == 1:
+                    tell_warning(line, f"condition {self.labels[i]}: ")
+
+    def tell_repeats(self, quietly: bool = False) -> None:
+        """Once, at the end: each warning that other conditions gave too, with how many.
+        ``quietly``: as the run stops on an error or a Ctrl-C, which a warning made an
+        error (a filter) must not replace."""
+        if quietly:
+            with contextlib.suppress(Exception):
+                self.tell_repeats()
+            return
+        for line, labels in self.told.items():  # empty unless on
+            if len(labels) > 1:
+                others = ", ".join(labels[1:4]) + (", ..." if len(labels) > 4 else "")
+                tell_warning(
+                    line, f"{len(labels) - 1} more condition(s) warned the same ({others}): "
+                )
+
+
+def _condition_labels(
+    jobs: Sequence[tuple[Condition, Settings]], folders: list[Path], several_caches: bool
+) -> list[str]:
+    """How a warning names each job's condition: by its name, its experiment where several
+    share one run's pool (``several_caches``), and its seed where others of its name and
+    cache have another (a sweep's seeds)."""
+    seeds = collections.defaultdict(set)
+    for (c, s), folder in zip(jobs, folders, strict=True):
+        seeds[folder, c.name].add(s.seed)
+    return [
+        repr(c.name)
+        + (f" of {folder.parent.name}" if several_caches else "")
+        + (f" (seed {s.seed})" if len(seeds[folder, c.name]) > 1 else "")
+        for (c, s), folder in zip(jobs, folders, strict=True)
+    ]
+
+
+class _JobRun:
+    """One call of :func:`run_jobs`, its caches open: the jobs' cache entries, what became of
+    each (read, stored, failed), and the pool computing the others with its jobs in flight.
+
+    A job is known by its index in ``jobs``; a cache entry, computed once for all the jobs
+    that list it, by its key, the entry's stem (:attr:`by_key`). :meth:`look_up` first, then
+    :meth:`run`, once."""
+
+    def __init__(
+        self,
+        jobs: Sequence[tuple[Condition, Settings]],
+        folders: list[Path],
+        caches: dict[Path, ConditionCache],
+        workers: int | None,
+        *,
+        executor: Callable[[], Executor] | None,
+        retries: int,
+        keep_going: bool,
+        on_event: OnEvent | None,
+        read: Callable[[Condition, Entry], object],
+        tell_warnings: bool,
+    ):
+        self.jobs, self.folders, self.caches = jobs, folders, caches
+        self.executor, self.remote = executor, executor is not None
+        self.retries, self.keep_going, self.read = retries, keep_going, read
+        self.tell = on_event or (lambda kind, indices, error: None)
+        self.entries = [
             caches[folder].entry(c, s, condition_seed(s.seed, c.stream or c.name))
             for (c, s), folder in zip(jobs, folders, strict=True)
         ]
-        by_key: dict[Path, list[int]] = {}  # an entry's key in its folder: its stem
-        for index, entry in enumerate(entries):
-            by_key.setdefault(entry.stem, []).append(index)
+        self.by_key: dict[Path, list[int]] = {}  # an entry's key in its folder: its stem
+        for index, entry in enumerate(self.entries):
+            self.by_key.setdefault(entry.stem, []).append(index)
+        self.workers = workers or min(os.cpu_count() or 1, len(self.by_key))
+        self.tally = _WarningTally(
+            _condition_labels(jobs, folders, several_caches=len(caches) > 1),
+            [entry.stem for entry in self.entries],
+            tell_warnings,
+        )
+        self.todo: list[Path] = []  # the keys to compute (look_up)
+        self.cached: list[int] = []  # the jobs found in the cache (look_up)
+        self.reused = 0  # of those, the entries an earlier run stored (look_up)
+        self.attempts: dict[Path, int] = {}  # failed attempts by key (look_up: each to do, 0)
+        self.results: dict[int, object] = {}  # by job index, read as found or stored
+        self.warned: dict[int, list[str]] = {}  # as Outcome.warned
+        self.errors: dict[int, str] = {}  # as Outcome.errors
+        self.staged: dict[Path, Path] = {}  # a job's staging folder, made when it is started
+        self.bar: tqdm | None = None  # (run)
+        self.pool: Executor | None = None
+        self.futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
+        self.finishing = Finished()
+        self.held: HeldCtrlC | None = None  # while the pool's loop holds Ctrl-C back
+        self.breaks = 0  # pools broken since a job last finished
+        # What the pool is given next (the rule: run_in_pool)
+        self.waiting: Iterator[Path] = iter(())  # not submitted yet
+        self.suspects: collections.deque[Path] = collections.deque()
+        self.again: collections.deque[Path] = collections.deque()  # to submit again
+        self.lone: Path | None = None  # the suspect in flight, alone
+        self.unstarted = collections.Counter()  # breaks that failed a job not begun
 
-        def cache_of(key: Path) -> ConditionCache:
-            return caches[entries[by_key[key][0]].folder]
+    # -- the jobs' entries -------------------------------------------------------------------
+    def entry_of(self, key: Path) -> Entry:
+        return self.entries[self.by_key[key][0]]
 
-        todo = [key for key, at in by_key.items() if not cache_of(key).lookup(entries[at[0]])]
+    def settings_of(self, key: Path) -> Settings:
+        return self.jobs[self.by_key[key][0]][1]
+
+    def cache_of(self, key: Path) -> ConditionCache:
+        return self.caches[self.entry_of(key).folder]
+
+    def shown_folder(self) -> Path:
+        """The cache folder to name to the user: the caches' common folder if several."""
+        if len(self.caches) == 1:
+            return self.folders[0]
+        return Path(os.path.commonpath(list(self.caches)))
+
+    def look_up(self, say_reused: bool) -> None:
+        """Find the jobs cached (a damaged or stale entry is removed: to compute) and those to
+        compute (:attr:`todo`); say how many an earlier run stored (``say_reused``) and tell
+        ``on_event`` of the cached ones."""
+        todo = [
+            key
+            for key, at in self.by_key.items()
+            if not self.cache_of(key).lookup(self.entries[at[0]])
+        ]
         to_compute = set(todo)  # membership in the list was quadratic: 47 s for 20,000 cells
-        cached = [i for key, at in by_key.items() if key not in to_compute for i in at]
-        reused = sum(
-            not known_here(entries[at[0]], mark=True)
-            for key, at in by_key.items()
+        self.cached = [i for key, at in self.by_key.items() if key not in to_compute for i in at]
+        self.reused = sum(
+            not known_here(self.entries[at[0]], mark=True)
+            for key, at in self.by_key.items()
             if key not in to_compute
         )
-        if say_reused and reused:  # before the "cached" event, whose hearers may report
-            shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
+        self.todo, self.attempts = todo, dict.fromkeys(todo, 0)
+        if say_reused and self.reused:  # before the "cached" event, whose hearers may report
             print(
-                f"{reused} of {len(by_key)} conditions from an earlier run's cache ({shown})",
+                f"{self.reused} of {len(self.by_key)} conditions from an earlier run's cache "
+                f"({self.shown_folder()})",
                 flush=True,
             )
-        if cached:
-            tell("cached", cached, None)
-        # Each job's result is read as it is found or stored, not all at the end: an
-        # interruption then has every finished one in hand (a sweep's partial table needs
-        # them), not tens of seconds of reading to do after the Ctrl-C.
-        read = load or load_result
-        results: dict[int, object] = {}
-        warned: dict[int, list[str]] = {}
-        # A condition by its name, its experiment where several share one run's pool, and its
-        # seed where others of its name and cache have another (a sweep's seeds).
-        seeds = collections.defaultdict(set)
-        for (c, s), folder in zip(jobs, folders, strict=True):
-            seeds[folder, c.name].add(s.seed)
-        label = [
-            repr(c.name)
-            + (f" of {folder.parent.name}" if len(caches) > 1 else "")
-            + (f" (seed {s.seed})" if len(seeds[folder, c.name]) > 1 else "")
-            for (c, s), folder in zip(jobs, folders, strict=True)
-        ]
-        told: dict[str, list[str]] = {}  # a warning line: the conditions that gave it
-        told_by: set[Path] = set()  # the entries whose warnings are told (a job listed twice)
+        if self.cached:
+            self.tell("cached", self.cached, None)
 
-        def tell_warned(at: list[int]) -> None:
-            """Tell what the jobs ``at``, just read, warned of (outside the reading: a warning
-            that the filters make an error is the run's error, not a failure to read)."""
-            for i in at:
-                if not tell_warnings or i not in warned or entries[i].stem in told_by:
-                    continue
-                told_by.add(entries[i].stem)
-                for line in warned[i]:
-                    told.setdefault(line, []).append(label[i])
-                    if len(told[line]) == 1:
-                        tell_warning(line, f"condition {label[i]}: ")
+    # -- the run -----------------------------------------------------------------------------
+    def run(self, progress: bool) -> Outcome:
+        """Compute every job to do, read every job's result and tell what they warned of; on
+        Ctrl-C or an error, store what finished and stop (:meth:`stop_now`,
+        :meth:`stop_on_error`)."""
+        from scai.inference.progress import progress_bar
 
-        def tell_repeats(quietly: bool = False) -> None:
-            """Once, at the end: each warning that other conditions gave too, with how many.
-            ``quietly``: as the run stops on an error or a Ctrl-C, which a warning made an
-            error (a filter) must not replace."""
-            if quietly:
-                with contextlib.suppress(Exception):
-                    tell_repeats()
-                return
-            for line, labels in told.items():  # empty unless tell_warnings
-                if len(labels) > 1:
-                    others = ", ".join(labels[1:4]) + (", ..." if len(labels) > 4 else "")
-                    tell_warning(
-                        line, f"{len(labels) - 1} more condition(s) warned the same ({others}): "
-                    )
-
-        def keep(at: list[int], check: Callable[[], None] = lambda: None) -> None:
-            for n, i in enumerate(at, 1):
-                results[i] = read(jobs[i][0], entries[i])
-                if lines := entries[i].warned():
-                    warned[i] = lines
-                if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
-                    check()
-
-        staged: dict[Path, Path] = {}  # a job's staging folder, made when it is started
-
-        def stage(key: Path) -> Path:
-            staged[key] = cache_of(key).staging(entries[by_key[key][0]])
-            return staged[key]
-
-        bar = progress_bar(len(by_key), "conditions", disable=None if progress else True)
-        bar.update(len(by_key) - len(todo))
-        errors: dict[int, str] = {}
-        attempts = dict.fromkeys(todo, 0)
-        workers = workers or min(os.cpu_count() or 1, len(by_key))
-        remote = executor is not None
-        pool: Executor | None = None
-        futures: dict[Future, tuple[Path, Executor]] = {}  # each job's key and its pool
-        finishing = Finished()
-        held: list[HeldCtrlC] = []  # while the pool's loop holds Ctrl-C back
-        breaks = 0  # pools broken since a job last finished
-
-        def tell_now(kind: str, at: list[int], message: str | None) -> None:
-            # Ctrl-C goes through meanwhile: `scai run all` reports an experiment from here
-            with held[0].released() if held else contextlib.nullcontext():
-                tell(kind, at, message)
-
-        def finished(key: Path, error: BaseException | None) -> bool:
-            """Store or record one finished job; True if it is to be submitted again."""
-            nonlocal breaks
-            at, entry = by_key[key], entries[by_key[key][0]]
-            if error is None:
-                breaks = 0
-                cache_of(key).store(entry, staged[key])
-                try:
-                    keep(at)
-                except Exception as err:  # stored, unreadable now: with keep_going, one failure
-                    if not keep_going:
-                        raise
-                    for i in at:
-                        results.pop(i, None)
-                        warned.pop(i, None)
-                    message = f"stored, but reading it back failed: {_one_line(err)}"
-                    errors.update(dict.fromkeys(at, message))
-                    bar.update()
-                    tell_now("failed", at, message)
-                    return False
-                tell_warned(at)
-                bar.update()
-                tell_now("done", at, None)
-                return False
-            attempts[key] += 1
-            if no_room(error):  # every other job would fail the same way: stop here
-                raise error
-            message = _failure_text(error)
-            if attempts[key] <= retries and may_pass_again(error):
-                tell_now("retry", at, message)
-                return True
-            if not keep_going:
-                raise error
-            errors.update(dict.fromkeys(at, message))
-            bar.update()
-            tell_now("failed", at, message)
-            return False
-
-        def fresh_pool(blamed: bool = False) -> Executor:
-            """A new pool for a broken one. ``blamed``: a job that ran alone broke it (a job
-            that fails, not workers that cannot start: not counted in POOL_BREAKS)."""
-            nonlocal breaks
-            if not blamed:
-                breaks += 1
-            if breaks > POOL_BREAKS:
-                raise RuntimeError(
-                    f"the worker pool broke {breaks} times in a row with no condition "
-                    "finished: its workers cannot start, or are killed (out of memory?)"
-                )
-            stop_workers()  # a worker died: its pool is broken for good
-            return worker_pool(workers)
-
-        def submit(key: Path) -> None:
-            nonlocal pool
-            folder = stage(key)
-            target = None if remote else folder  # a remote worker returns the files' bytes
-            entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
-            try:
-                future = pool.submit(_compute, entry, settings, target)
-            except BrokenExecutor:  # broken since its last job came back
-                if remote:
-                    raise
-                pool = fresh_pool()
-                future = pool.submit(_compute, entry, settings, target)
-            futures[finishing.watch(future)] = (key, pool)
-
-        def store_finished() -> None:
-            """Store every job that finished while this thread was busy elsewhere (``scai run
-            all`` reports an experiment from ``on_event`` while the workers go on): an
-            interruption or an error then loses no finished condition."""
-            for future, (key, _) in list(futures.items()):
-                if not future.done() or future.cancelled() or future.exception() is not None:
-                    continue
-                try:
-                    if remote:
-                        _unpack(future.result(), staged[key])
-                    cache_of(key).store(entries[by_key[key][0]], staged[key])
-                except Exception:  # (a full disk, say) discarded as unfinished, as before
-                    continue
-                del futures[future]
-                with contextlib.suppress(Exception):  # stored: read again by the next run
-                    keep(by_key[key])
-
+        self.bar = progress_bar(len(self.by_key), "conditions", disable=None if progress else True)
+        self.bar.update(len(self.by_key) - len(self.todo))
         try:
-            if remote and todo:
-                pool = executor()  # in here: a Ctrl-C while it connects is an interruption
-            elif not remote and workers > 1 and len(todo) > 1:
-                pool = worker_pool(workers)
-            if pool is None:
-                keep(cached)
-                tell_warned(cached)
-                for key in todo:
-                    again = True
-                    while again:
-                        entry, settings = entries[by_key[key][0]], jobs[by_key[key][0]][1]
-                        try:
-                            _compute(entry, settings, stage(key))
-                        except Exception as err:
-                            again = finished(key, err)
-                        else:
-                            again = finished(key, None)
-            else:
-                # Ctrl-C is raised only where check() is called: not while the pool starts a
-                # worker, nor while this thread holds a future's lock (see Finished).
-                with ctrl_c_deferred() as check:
-                    held.append(check)
-                    waiting = iter(todo)
-                    # A dead worker fails every job of its pool, not only the one it ran. The
-                    # jobs that had begun (STARTED) are suspects: each runs again alone, once
-                    # the pool has no other job, and nothing else is submitted meanwhile, so a
-                    # pool that breaks then was broken by it, and only then does a job count
-                    # an attempt for a broken pool (a job that kills its worker fails alone).
-                    # Jobs that had not begun wait in `again` (and are suspects too after
-                    # UNSTARTED_BREAKS such breaks: a worker that died as it received one).
-                    suspects: collections.deque[Path] = collections.deque()
-                    again: collections.deque[Path] = collections.deque()  # to submit again
-                    lone: list[Path | None] = [None]  # the suspect in flight, alone
-                    unstarted = collections.Counter()  # breaks that failed a job not begun
-
-                    def top_up() -> None:
-                        if lone[0] is not None:
-                            return
-                        if suspects:
-                            if not futures:
-                                lone[0] = suspects.popleft()
-                                submit(lone[0])
-                            return
-                        while again and len(futures) < IN_FLIGHT:
-                            submit(again.popleft())
-                        for key in itertools.islice(waiting, max(0, IN_FLIGHT - len(futures))):
-                            submit(key)
-                            check()
-
-                    top_up()
-                    keep(cached, check)  # while the workers compute the first jobs
-                    tell_warned(cached)
-                    while futures:
-                        future = finishing.next(check)
-                        key, source = futures.pop(future)
-                        try:
-                            error = future.exception()
-                        except CancelledError:  # by the executor (a cluster that went away)
-                            error = RuntimeError(
-                                "the cluster cancelled the task (did its scheduler stop?)"
-                            )
-                        if error is None and remote:
-                            _unpack(future.result(), staged[key])
-                        was_lone = key == lone[0]
-                        if was_lone:
-                            lone[0] = None
-                        broken = isinstance(error, BrokenExecutor) and not remote
-                        if broken and source is pool:  # once: its other jobs go to the new one
-                            pool = fresh_pool(blamed=was_lone)
-                        # A cluster's worker that died fails the tasks it held (Dask's
-                        # KilledWorker) as a broken pool does: those too run again alone.
-                        died = broken or (remote and _worker_died(error))
-                        if died and not was_lone:
-                            # (a remote task leaves no STARTED file here: each is a suspect)
-                            began = remote or (staged[key] / STARTED).exists()
-                            unstarted[key] += not began
-                            if began or unstarted[key] > UNSTARTED_BREAKS:
-                                suspects.append(key)
-                            else:
-                                again.append(key)
-                        elif finished(key, error):
-                            (suspects if died else again).append(key)
-                        top_up()
+            self.compute()
         except KeyboardInterrupt:
-            # Kill the workers at once; their pool fails the tasks they ran and cancels the
-            # others. (Not future.cancel() here: a pool that then breaks sets an exception on
-            # the cancelled futures and its thread dies with InvalidStateError, Python 3.11.)
             with ignoring_ctrl_c():  # a second Ctrl-C must not cut this short
-                store_finished()
-                if remote:
-                    for future in futures:
-                        future.cancel()
-                else:
-                    stop_workers()
-                for folder, cache in caches.items():  # only a started job can have files
-                    cache.discard_unfinished(
-                        [e for key in staged if (e := entries[by_key[key][0]]).folder == folder]
-                    )
-            stored = sum(entries[at[0]].done.exists() for at in by_key.values())
-            shown = folders[0] if len(caches) == 1 else Path(os.path.commonpath(list(caches)))
-            tell_repeats(quietly=True)
-            raise Interrupted(
-                stored, len(by_key), shown, dict(results), dict(errors), dict(warned)
-            ) from None
+                self.stop_now()
+            interrupted = self.interrupted()
+            self.tally.tell_repeats(quietly=True)
+            raise interrupted from None
         except BaseException:
-            store_finished()
-            for future in futures:  # an error: the conditions not started are not needed
-                future.cancel()
-            tell_repeats(quietly=True)
+            self.stop_on_error()
             raise
         finally:
-            bar.close()
-        tell_repeats()
+            self.bar.close()
+        self.tally.tell_repeats()
         return Outcome(
-            [results.get(i) for i in range(len(jobs))], errors, len(cached), reused, warned
+            [self.results.get(i) for i in range(len(self.jobs))],
+            self.errors,
+            len(self.cached),
+            self.reused,
+            self.warned,
         )
+
+    def compute(self) -> None:
+        """Compute the jobs to do where :meth:`start_pool` says, reading the cached ones
+        meanwhile."""
+        self.pool = self.start_pool()
+        if self.pool is None:
+            self.run_here()
+        else:
+            self.run_in_pool()
+
+    def start_pool(self) -> Executor | None:
+        """The pool to compute the jobs on: the executor's (only if some job is to do), this
+        program's worker pool (``workers > 1`` and more than one job to do), or None: here.
+        (Called within :meth:`run`'s ``try``: a Ctrl-C while it connects is an
+        interruption.)"""
+        if self.remote and self.todo:
+            return self.executor()
+        if not self.remote and self.workers > 1 and len(self.todo) > 1:
+            return worker_pool(self.workers)
+        return None
+
+    def run_here(self) -> None:
+        """Compute the jobs to do one after the other in this process, each failed one again
+        at once (:meth:`finished` says whether)."""
+        self.keep(self.cached)
+        self.tally.tell_warned(self.cached, self.warned)
+        for key in self.todo:
+            again = True
+            while again:
+                try:
+                    _compute(self.entry_of(key), self.settings_of(key), self.stage(key))
+                except Exception as err:
+                    again = self.finished(key, err)
+                else:
+                    again = self.finished(key, None)
+
+    def run_in_pool(self) -> None:
+        """Compute the jobs to do on :attr:`pool`, at most :data:`IN_FLIGHT` in flight, and
+        store or record each as it comes back (reading the cached ones meanwhile).
+
+        The rule of what is submitted (:meth:`top_up`): a dead worker fails every job of its
+        pool, not only the one it ran. The jobs that had begun (:data:`STARTED`) are suspects:
+        each runs again alone, once the pool has no other job, and nothing else is submitted
+        meanwhile, so a pool that breaks then was broken by it, and only then does a job count
+        an attempt for a broken pool (a job that kills its worker fails alone). Jobs that had
+        not begun wait in :attr:`again` (and are suspects too after :data:`UNSTARTED_BREAKS`
+        such breaks: a worker that died as it received one). With no suspect, the jobs to
+        submit again go first, then those not submitted yet."""
+        # Ctrl-C is raised only where check() is called: not while the pool starts a
+        # worker, nor while this thread holds a future's lock (see Finished).
+        with ctrl_c_deferred() as check:
+            self.held = check
+            self.waiting = iter(self.todo)
+            self.top_up(check)
+            self.keep(self.cached, check)  # while the workers compute the first jobs
+            self.tally.tell_warned(self.cached, self.warned)
+            while self.futures:
+                self.take_back(self.finishing.next(check))
+                self.top_up(check)
+
+    def top_up(self, check: Callable[[], None]) -> None:
+        """Submit what the rule of :meth:`run_in_pool` lets the pool have now."""
+        if self.lone is not None:
+            return
+        if self.suspects:
+            if not self.futures:
+                self.lone = self.suspects.popleft()
+                self.submit(self.lone)
+            return
+        while self.again and len(self.futures) < IN_FLIGHT:
+            self.submit(self.again.popleft())
+        for key in itertools.islice(self.waiting, max(0, IN_FLIGHT - len(self.futures))):
+            self.submit(key)
+            check()
+
+    def take_back(self, future: Future) -> None:
+        """The job of ``future``, finished: stored or recorded (:meth:`finished`), or queued
+        again by the rule of :meth:`run_in_pool` (a new pool for one its worker's death
+        broke)."""
+        key, source = self.futures.pop(future)
+        error = _error_of(future)
+        if error is None and self.remote:
+            _unpack(future.result(), self.staged[key])
+        was_lone = key == self.lone
+        if was_lone:
+            self.lone = None
+        broken = isinstance(error, BrokenExecutor) and not self.remote
+        if broken and source is self.pool:  # once: its other jobs go to the new one
+            self.pool = self.fresh_pool(blamed=was_lone)
+        # A cluster's worker that died fails the tasks it held (Dask's
+        # KilledWorker) as a broken pool does: those too run again alone.
+        died = broken or (self.remote and _worker_died(error))
+        if died and not was_lone:
+            self.set_aside(key)
+        elif self.finished(key, error):
+            (self.suspects if died else self.again).append(key)
+
+    def set_aside(self, key: Path) -> None:
+        """Queue again, no attempt counted, a job failed by the death of a worker that was not
+        its alone: a suspect if it had begun, else to submit again (a suspect too once
+        :data:`UNSTARTED_BREAKS` such breaks have failed it before it began)."""
+        # (a remote task leaves no STARTED file here: each is a suspect)
+        began = self.remote or (self.staged[key] / STARTED).exists()
+        self.unstarted[key] += not began
+        if began or self.unstarted[key] > UNSTARTED_BREAKS:
+            self.suspects.append(key)
+        else:
+            self.again.append(key)
+
+    # -- one job -----------------------------------------------------------------------------
+    def stage(self, key: Path) -> Path:
+        """A fresh staging folder for the job ``key``, kept in :attr:`staged`."""
+        self.staged[key] = self.cache_of(key).staging(self.entry_of(key))
+        return self.staged[key]
+
+    def submit(self, key: Path) -> None:
+        """Stage the job ``key`` and submit it to :attr:`pool` (a new one in place of a local
+        pool found broken)."""
+        folder = self.stage(key)
+        target = None if self.remote else folder  # a remote worker returns the files' bytes
+        entry, settings = self.entry_of(key), self.settings_of(key)
+        try:
+            future = self.pool.submit(_compute, entry, settings, target)
+        except BrokenExecutor:  # broken since its last job came back
+            if self.remote:
+                raise
+            self.pool = self.fresh_pool()
+            future = self.pool.submit(_compute, entry, settings, target)
+        self.futures[self.finishing.watch(future)] = (key, self.pool)
+
+    def fresh_pool(self, blamed: bool = False) -> Executor:
+        """A new pool for a broken one. ``blamed``: a job that ran alone broke it (a job
+        that fails, not workers that cannot start: not counted in POOL_BREAKS)."""
+        if not blamed:
+            self.breaks += 1
+        if self.breaks > POOL_BREAKS:
+            raise RuntimeError(
+                f"the worker pool broke {self.breaks} times in a row with no condition "
+                "finished: its workers cannot start, or are killed (out of memory?)"
+            )
+        stop_workers()  # a worker died: its pool is broken for good
+        return worker_pool(self.workers)
+
+    def finished(self, key: Path, error: BaseException | None) -> bool:
+        """Store or record one finished job; True if it is to be submitted again."""
+        if error is None:
+            self.store(key)
+            return False
+        return self.failed(key, error)
+
+    def store(self, key: Path) -> None:
+        """Store the job ``key``, computed into its staging folder, read it back and tell of
+        it; with ``keep_going``, one that cannot be read back is a failure (else its error is
+        raised)."""
+        at = self.by_key[key]
+        self.breaks = 0
+        self.cache_of(key).store(self.entry_of(key), self.staged[key])
+        try:
+            self.keep(at)
+        except Exception as err:  # stored, unreadable now: with keep_going, one failure
+            if not self.keep_going:
+                raise
+            for i in at:
+                self.results.pop(i, None)
+                self.warned.pop(i, None)
+            self.give_up(at, f"stored, but reading it back failed: {_one_line(err)}")
+            return
+        self.tally.tell_warned(at, self.warned)
+        self.bar.update()
+        self.tell_now("done", at, None)
+
+    def failed(self, key: Path, error: BaseException) -> bool:
+        """Count a failed attempt of the job ``key``: True if it is to be submitted again
+        (``retries`` left and :func:`may_pass_again`); else, with ``keep_going``, record it,
+        and without, raise ``error`` (at once where the disk is full: :func:`no_room`)."""
+        at = self.by_key[key]
+        self.attempts[key] += 1
+        if no_room(error):  # every other job would fail the same way: stop here
+            raise error
+        message = _failure_text(error)
+        if self.attempts[key] <= self.retries and may_pass_again(error):
+            self.tell_now("retry", at, message)
+            return True
+        if not self.keep_going:
+            raise error
+        self.give_up(at, message)
+        return False
+
+    def give_up(self, at: list[int], message: str) -> None:
+        """Record the jobs ``at`` as failed, with the one-line ``message``."""
+        self.errors.update(dict.fromkeys(at, message))
+        self.bar.update()
+        self.tell_now("failed", at, message)
+
+    def keep(self, at: list[int], check: Callable[[], None] = lambda: None) -> None:
+        """Read the results of the jobs ``at`` (stored) and what they warned of.
+
+        Each job's result is read as it is found or stored, not all at the end: an
+        interruption then has every finished one in hand (a sweep's partial table needs
+        them), not tens of seconds of reading to do after the Ctrl-C."""
+        for n, i in enumerate(at, 1):
+            self.results[i] = self.read(self.jobs[i][0], self.entries[i])
+            if lines := self.entries[i].warned():
+                self.warned[i] = lines
+            if n % 64 == 0:  # a long read (a resumed sweep's thousands) hears Ctrl-C
+                check()
+
+    def tell_now(self, kind: str, at: list[int], message: str | None) -> None:
+        """Tell ``on_event`` of the jobs ``at``, Ctrl-C let through meanwhile."""
+        # Ctrl-C goes through meanwhile: `scai run all` reports an experiment from here
+        with self.held.released() if self.held is not None else contextlib.nullcontext():
+            self.tell(kind, at, message)
+
+    # -- stopping ----------------------------------------------------------------------------
+    def store_finished(self) -> None:
+        """Store every job that finished while this thread was busy elsewhere (``scai run
+        all`` reports an experiment from ``on_event`` while the workers go on): an
+        interruption or an error then loses no finished condition."""
+        for future, (key, _) in list(self.futures.items()):
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                continue
+            try:
+                if self.remote:
+                    _unpack(future.result(), self.staged[key])
+                self.cache_of(key).store(self.entry_of(key), self.staged[key])
+            except Exception:  # (a full disk, say) discarded as unfinished, as before
+                continue
+            del self.futures[future]
+            with contextlib.suppress(Exception):  # stored: read again by the next run
+                self.keep(self.by_key[key])
+
+    def stop_now(self) -> None:
+        """After a Ctrl-C: store what finished, stop the rest and remove unfinished files."""
+        # Kill the workers at once; their pool fails the tasks they ran and cancels the
+        # others. (Not future.cancel() here: a pool that then breaks sets an exception on
+        # the cancelled futures and its thread dies with InvalidStateError, Python 3.11.)
+        self.store_finished()
+        if self.remote:
+            for future in self.futures:
+                future.cancel()
+        else:
+            stop_workers()
+        for folder, cache in self.caches.items():  # only a started job can have files
+            cache.discard_unfinished(
+                [e for key in self.staged if (e := self.entry_of(key)).folder == folder]
+            )
+
+    def interrupted(self) -> Interrupted:
+        """The :class:`Interrupted` to raise after :meth:`stop_now`: what is stored, and what
+        this run had."""
+        stored = sum(self.entries[at[0]].done.exists() for at in self.by_key.values())
+        return Interrupted(
+            stored,
+            len(self.by_key),
+            self.shown_folder(),
+            dict(self.results),
+            dict(self.errors),
+            dict(self.warned),
+        )
+
+    def stop_on_error(self) -> None:
+        """As an error stops the run: store what finished and cancel what has not started
+        (the conditions not started are not needed); tell the repeated warnings quietly."""
+        self.store_finished()
+        for future in self.futures:
+            future.cancel()
+        self.tally.tell_repeats(quietly=True)
+
+
+def _error_of(future: Future) -> BaseException | None:
+    """What a finished ``future`` raised, if anything (a task the executor cancelled: an
+    error of its own)."""
+    try:
+        return future.exception()
+    except CancelledError:  # by the executor (a cluster that went away)
+        return RuntimeError("the cluster cancelled the task (did its scheduler stop?)")
 
 
 def _unpack(files: dict[str, bytes], folder: Path) -> None:
