@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from scai.models.errors import HypothesisError, show_value, utf8_writable
-from scai.models.underflow import logsumexp, sigmoid
+from scai.models.underflow import log_normalise, sigmoid
 
 
 def _composed_hint(name: object) -> str:
@@ -248,7 +248,7 @@ def rational_tables(
     projected = accept_logit if utilities.u_proj is None else lam * utilities.u_proj
     expected = sigmoid(projected) * utilities.u_prop
     logits = torch.where(utilities.valid, lam * expected, torch.tensor(-torch.inf, dtype=dtype))
-    offer_logp = logits - logsumexp(logits, dim=-1, keepdim=True)
+    offer_logp = log_normalise(logits)  # (the best logit is finite: offer 0 is always valid)
     tables = ActionTables(pots=utilities.pots, offer_logp=offer_logp, accept_logit=accept_logit)
     return with_lapse(tables, lapse)
 

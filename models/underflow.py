@@ -77,6 +77,22 @@ def logsumexp(x: torch.Tensor, dim: int | tuple[int, ...], keepdim: bool = False
     return total.log_().add_(maxes if keepdim else maxes.reshape(total.shape))
 
 
+def log_normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``x - logsumexp(x, dim)``, the log of ``softmax(x)``, computed as ``(x - m) - log(sum(
+    exp(x - m)))`` with ``m`` each row's maximum, which must be finite (a row of -inf alone is
+    NaN). Not as written: ``logsumexp`` is ``m`` plus a number in ``[0, log n]``, rounded to
+    the float32 spacing at ``m``, and every term of the row takes that error (up to ~1e-4 of a
+    rational proposer's offers' probabilities at the default rationality on pots near 1000; at
+    a rationality of 1e10, two tied best offers each got probability 1). The terms as
+    :func:`logsumexp`'s; where autograd differentiates it, torch's ``log_softmax``."""
+    if _plain(x):
+        return torch.log_softmax(x, dim)
+    shifted = x - x.amax(dim, keepdim=True)
+    # exp_terms_'s terms, clamped into a new tensor: shifted is the result's storage
+    total = shifted.clamp(min=FLOOR[x.dtype] - 1.0).exp_().sum(dim, keepdim=True)
+    return shifted.sub_(total.log_())
+
+
 #: The float32 arguments :func:`sigmoid` clamps to: torch's sigmoid is exactly 0 below -88.7
 #: and exactly 1 above 16.7 (``tests/test_underflow.py``).
 SIGMOID_RANGE = (-100.0, 30.0)

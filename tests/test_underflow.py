@@ -1,7 +1,9 @@
 """scai's ``logsumexp`` is torch's, bit for bit: on tensors spread far below their maxima (the
 slow path it avoids), with infinities, NaN and empty reductions, over one dimension or
 several, and on the offers' tables the model makes; torch's own where autograd needs it.
-``exp_flush_`` is torch's ``exp`` but for arguments below the floor, which give 0."""
+``exp_flush_`` is torch's ``exp`` but for arguments below the floor, which give 0;
+``log_normalise`` is torch's on the rows less their maximum, normalised where ``x - logsumexp(x)``
+is not."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ from scai.models import policies
 from scai.models.hypotheses import PRESETS
 from scai.models.model import group_utilities
 from scai.models.policies import rational_tables
-from scai.models.underflow import FLOOR, SIGMOID_RANGE, exp_flush_, logsumexp, sigmoid
+from scai.models.underflow import (
+    FLOOR,
+    SIGMOID_RANGE,
+    exp_flush_,
+    log_normalise,
+    logsumexp,
+    sigmoid,
+)
 
 
 def spread(shape, dtype, seed, scale):
@@ -63,6 +72,43 @@ def test_other_dtypes_empty_tensors_and_gradients_are_torchs():
     assert torch.equal(x.grad, want.grad)
 
 
+def torch_log_normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """:func:`log_normalise`'s formula in torch's own operations."""
+    shifted = x - x.amax(dim, keepdim=True)
+    return shifted - torch.logsumexp(shifted, dim, keepdim=True)
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 300.0), (torch.float64, 3000.0)])
+def test_log_normalise_is_torchs_on_the_rows_less_their_maximum(dtype, scale):
+    for seed in range(10):
+        x = spread((6, 5, 97), dtype, seed, scale) + 3000.0  # a rational proposer's scale
+        x[0, 0, 3:] = -torch.inf  # offers above the pot
+        assert torch.equal(log_normalise(x), torch_log_normalise(x))
+
+
+def test_log_normalise_keeps_the_rows_normalised_where_x_less_logsumexp_does_not():
+    """``x - logsumexp(x)`` rounds the normaliser to float32's spacing at the row's maximum:
+    each term takes that error. A row of large logits (a rational proposer's at the default
+    rationality on pots near 1000) and a tie of the two best at a rationality of 1e10."""
+    x = spread((50, 1001), torch.float32, 3, 60.0) + 3200.0
+    naive = x - logsumexp(x, -1, keepdim=True)
+    assert (naive.double().exp().sum(-1) - 1).abs().max() > 1e-5  # the error it avoids
+    assert (log_normalise(x).double().exp().sum(-1) - 1).abs().max() < 1e-6
+    tie = torch.tensor([[1e10, 1e10, 0.0]])
+    assert (x_less := tie - logsumexp(tie, -1, keepdim=True)).exp().sum() == 2.0, x_less
+    assert torch.allclose(log_normalise(tie).exp(), torch.tensor([[0.5, 0.5, 0.0]]))
+
+
+def test_log_normalise_under_autograd_is_torchs_log_softmax():
+    x = spread((4, 33), torch.float32, 5, 300.0).requires_grad_()
+    got = log_normalise(x)
+    assert torch.equal(got, torch.log_softmax(x, -1))
+    got[:, :3].sum().backward()
+    want = x.detach().clone().requires_grad_()
+    torch.log_softmax(want, -1)[:, :3].sum().backward()
+    assert torch.equal(x.grad, want.grad)
+
+
 @pytest.mark.parametrize("lam", [0.5, 4.0, 40.0])
 def test_the_offers_tables_are_torchs(lam, monkeypatch):
     """A rational proposer's offers: many of them far below the best offer at a large
@@ -73,7 +119,7 @@ def test_the_offers_tables_are_torchs(lam, monkeypatch):
         torch.linspace(-3, 3, 200, dtype=torch.get_default_dtype())[:, None, None],
     )
     got = rational_tables(utilities, lam).offer_logp
-    monkeypatch.setattr(policies, "logsumexp", torch.logsumexp)
+    monkeypatch.setattr(policies, "log_normalise", torch_log_normalise)
     want = rational_tables(utilities, lam).offer_logp
     assert torch.equal(got, want)
     best = want.amax(-1, keepdim=True)
