@@ -155,16 +155,21 @@ def _write_guide(sites: tuple[str, ...], n_sims: int, kind: str, values: torch.T
 
 
 @contextlib.contextmanager
-def float64_default():
-    """torch's default dtype float64 for the block (what the density builds its tables in).
-    The setting is the process's, not the thread's: a fit on another thread meanwhile would
-    see it (scai runs one fit per process at a time)."""
+def default_dtype(dtype: torch.dtype):
+    """torch's default dtype ``dtype`` for the block. The setting is the process's, not the
+    thread's: a fit on another thread meanwhile would see it (scai runs one fit per process at
+    a time)."""
     before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(dtype)
     try:
         yield
     finally:
         torch.set_default_dtype(before)
+
+
+def float64_default() -> contextlib.AbstractContextManager:
+    """:func:`default_dtype` float64: what the density builds its tables in."""
+    return default_dtype(torch.float64)
 
 
 def _curvature_scales(

@@ -6,6 +6,15 @@ from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
 from scai.models.simulate import simulate
 
+#: A tone reader's confusion (rows: the tone said; columns: the tone read, in ``TONES``' order)
+#: that mistakes rude and neutral for each other 30% of the time.
+RUDE_AS_NEUTRAL = (
+    (0.7, 0.0, 0.3, 0.0),
+    (0.1, 0.8, 0.0, 0.1),
+    (0.3, 0.0, 0.7, 0.0),
+    (0.0, 0.05, 0.0, 0.95),
+)
+
 
 def three_mixed_groups() -> GroupData:
     """Three simulations of 5 mixed-norm users with stereotyped tones, in dollars, medicine

@@ -17,7 +17,7 @@ import pyro
 import pytest
 import torch
 from pyro.infer.mcmc.util import initialize_model
-from small_groups import padded_two_currency_groups, three_mixed_groups
+from small_groups import RUDE_AS_NEUTRAL, padded_two_currency_groups, three_mixed_groups
 
 from scai.inference.laplace import laplace
 from scai.models.density import MarginalDensity
@@ -79,12 +79,7 @@ HYPOTHESES = {
     # tones read by a reader that mistakes rude and neutral for each other 30% of the time
     "read_tones": PRESETS["stereotyped"].with_(
         rationality_scale=0.3,
-        reader_confusion=(
-            (0.7, 0.0, 0.3, 0.0),
-            (0.1, 0.8, 0.0, 0.1),
-            (0.3, 0.0, 0.7, 0.0),
-            (0.0, 0.05, 0.0, 0.95),
-        ),
+        reader_confusion=RUDE_AS_NEUTRAL,
     ),
 }
 

@@ -41,6 +41,7 @@ import pytest
 import reference as ref
 import torch
 from pyro.poutine.util import site_is_subsample
+from small_groups import RUDE_AS_NEUTRAL
 
 from scai.inference.posterior import Posterior
 from scai.models.data import validate_frame
@@ -251,14 +252,7 @@ HYPOTHESES = {
     "shared_shift_only": Hypothesis(shared_scale=0.5, essential_shift=1.0),
     "everything": SPITE,
     # tones read by a reader that mistakes rude and neutral for each other 30% of the time
-    "read_tones": PRESETS["stereotyped"].with_(
-        reader_confusion=(
-            (0.7, 0.0, 0.3, 0.0),
-            (0.1, 0.8, 0.0, 0.1),
-            (0.3, 0.0, 0.7, 0.0),
-            (0.0, 0.05, 0.0, 0.95),
-        )
-    ),
+    "read_tones": PRESETS["stereotyped"].with_(reader_confusion=RUDE_AS_NEUTRAL),
     # role-dependent norms (selfish_rejecting responds by alpha = 0.5), a latent lapse and clones
     "real_agents": PRESETS["real_agents"],
     # ... and a stereotype whose strength is latent

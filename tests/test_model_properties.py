@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -32,11 +31,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
+from small_groups import RUDE_AS_NEUTRAL
 
 from scai.inference import fit
 from scai.inference.exact import fit_exact
 from scai.inference.online import update
-from scai.inference.svi import float64_default
+from scai.inference.svi import default_dtype, float64_default
 from scai.models import PRESETS, GroupData, Hypothesis, simulate, validate_frame
 from scai.models.data import INTERACTION_COLUMNS
 from scai.models.density import MarginalDensity
@@ -65,15 +65,9 @@ QUICK = {
 MAX_LAM = BOUNDS["rationality"][1] * math.exp(6 * BOUNDS["rationality_scale"][1])
 
 
-@contextmanager
 def float32_default():
     """torch's default dtype float32 for the block (what the engines build action tables in)."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
+    return default_dtype(torch.float32)
 
 
 def quietly(function, *args, **kwargs):
@@ -357,14 +351,7 @@ DENSITY_HYPOTHESES = {
     "learned_stereotype": PRESETS["stereotyped"].with_(
         name="learned_stereotype", stereotype_strength=0.0, stereotype_prior=(8.0, 2.0)
     ),
-    "read_tones": PRESETS["stereotyped"].with_(
-        reader_confusion=(
-            (0.7, 0.0, 0.3, 0.0),
-            (0.1, 0.8, 0.0, 0.1),
-            (0.3, 0.0, 0.7, 0.0),
-            (0.0, 0.05, 0.0, 0.95),
-        )
-    ),
+    "read_tones": PRESETS["stereotyped"].with_(reader_confusion=RUDE_AS_NEUTRAL),
     "real_agents": PRESETS["real_agents"],
 }
 GROUP_SITES = ("pi", "lam", "shift_shared", "shift", "lapse", "strength", "clone")
