@@ -27,9 +27,7 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 
 from scai.inference.exact import fit_exact
-from scai.inference.laplace import laplace
 from scai.inference.svi import fit_svi
-from scai.models.density import MarginalDensity
 from scai.models.hypotheses import Hypothesis, get_hypothesis
 from scai.models.layout import GroupData
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
@@ -188,23 +186,24 @@ def test_minibatch_curvature_is_taken_in_float64_and_latent_scalars_are_warned_o
     assert torch.get_default_dtype() == torch.float32
 
 
-def test_unclipped_steps_keep_the_guide_at_the_posterior():
-    """Started at the Laplace approximation of a near-Gaussian posterior, the guide's mean of
-    ``log lam`` stays there over 400 full-batch steps. Pyro's ClippedAdam clamps every gradient
-    coordinate to +-10; the gradient of 3,000 users' log-likelihood is far larger, so each
-    step followed the sign of a noisy gradient and the guide drifted to where the noise's median
-    is zero: 0.48 posterior sd below the mode here (unclamped: 0.04 sd)."""
+def test_the_guide_started_at_laplace_keeps_to_the_exact_posterior():
+    """Started at the Laplace approximation, 400 full-batch steps (gradients unclipped:
+    ``svi.GRADIENT_CLIP``) leave the guide's mean of ``log lam`` within 0.4 posterior sd of the
+    exact engine's posterior mean (0.24 sd measured). This posterior is skewed: its mean 2.40
+    (sd 0.22) sits above the Laplace mode 2.29 (sd 0.16), and the guide moves from the mode
+    toward it. The test asked the guide to stay at the mode, within 0.2 Laplace sd: that held
+    only while float32 rounded the offers' normaliser (31d2105), whose biased gradient held the
+    guide there (0.04 sd); with the normaliser exact, and in float64 either way, the guide's
+    mean is 0.98 Laplace sd above the mode (0.64-0.83 with seeds 1-3)."""
     noisy = Hypothesis().with_(rationality_scale=0.5)
     sim = simulate(noisy, policy=NORM, users=3000, rounds=3000, epochs=2, seed=0)
     data = GroupData.from_table(sim.interactions)
-    density = MarginalDensity(data, noisy)
-    approx = laplace(density)
-    j = density.columns["lam"].start  # log lam's coordinate
-    mode, sd = approx.mode[j], math.sqrt(approx.covariance[0][j, j])
+    exact = fit_exact(data, noisy, seed=0).flat_draws("lam")[:, 0].double().log()
     options = {"init": "laplace", "correction": None, "min_steps": 400, "max_steps": 400}
     post = fit_svi(data, noisy, seed=0, **options)
     guide_mean = float(post.flat_draws("lam")[:, 0].double().log().mean())
-    assert abs(guide_mean - mode) < 0.2 * sd, (guide_mean, mode, sd)
+    mean, sd = float(exact.mean()), float(exact.std())
+    assert abs(guide_mean - mean) < 0.4 * sd, (guide_mean, mean, sd)
 
 
 def test_full_batch_svi_without_the_correction_is_warned_of_beyond_pi():

@@ -46,3 +46,22 @@ def test_update_and_simulate_warnings_point_at_the_callers_line():
     assert_warns_at_the_call(DuplicateGamesWarning, lambda: update(posterior, table))
     idle = lambda: simulate("neutral", policy="fair", users=400, rounds=2)  # noqa: E731
     assert_warns_at_the_call(SimulationWarning, idle)
+
+
+def test_svi_warnings_point_at_the_callers_line():
+    """SVI's warnings (here a :class:`ConvergenceWarning` and an :class:`UncorrectedWarning`)
+    pointed at Python's ``contextlib.py``: ``fit_svi`` was decorated with a context manager,
+    whose wrapper is a frame outside scai, so it was the line they named. They name the
+    user's ``fit`` call now."""
+    from scai.inference.svi import ConvergenceWarning, UncorrectedWarning
+
+    table = simulate(PRESETS["pooled"], policy="selfish", users=4, rounds=2).interactions
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        fit(table, "pooled", engine="svi", max_steps=5, num_draws=10, correction=None)
+    ours = [w for w in caught if issubclass(w.category, ConvergenceWarning | UncorrectedWarning)]
+    assert {w.category for w in ours} == {ConvergenceWarning, UncorrectedWarning}
+    assert all((w.filename, w.lineno) == (__file__, line) for w in ours), [
+        (w.filename, w.lineno) for w in ours
+    ]
