@@ -88,9 +88,9 @@ def log_normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     if _plain(x):
         return torch.log_softmax(x, dim)
     shifted = x - x.amax(dim, keepdim=True)
-    # exp_terms_'s terms, clamped into a new tensor: shifted is the result's storage
-    total = shifted.clamp(min=FLOOR[x.dtype] - 1.0).exp_().sum(dim, keepdim=True)
-    return shifted.sub_(total.log_())
+    total = shifted.clamp(min=FLOOR[x.dtype] - 1.0).exp_().sum(dim, keepdim=True)  # exp_terms_'s
+    # (not shifted.sub_: Pyro's JIT-traced ELBO replayed that in-place step into -inf losses)
+    return shifted - total.log_()
 
 
 #: The float32 arguments :func:`sigmoid` clamps to: torch's sigmoid is exactly 0 below -88.7
