@@ -121,7 +121,8 @@ def wrong_header(
 ) -> list[Problem]:
     """The one problem of a table whose header lacks some of the ``expected`` columns (naming
     them, and every expected column, then ``hint()`` where it says something), or none."""
-    absent = [c for c in expected if c not in set(columns)]
+    present = set(columns)
+    absent = [c for c in expected if c not in present]
     if not absent:
         return []
     said = hint()

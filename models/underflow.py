@@ -81,9 +81,9 @@ def log_normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``x - logsumexp(x, dim)``, the log of ``softmax(x)``, computed as ``(x - m) - log(sum(
     exp(x - m)))`` with ``m`` each row's maximum, which must be finite (a row of -inf alone is
     NaN). Not as written: ``logsumexp`` is ``m`` plus a number in ``[0, log n]``, rounded to
-    the float32 spacing at ``m``, and every term of the row takes that error (up to ~1e-4 of a
-    rational proposer's offers' probabilities at the default rationality on pots near 1000; at
-    a rationality of 1e10, two tied best offers each got probability 1). The terms as
+    the float32 spacing at ``m``, and every term of the row takes that error (an altruist's
+    offers at the default rationality summed to 1 + 4.5e-4 on pots near 800; at a rationality
+    of 1e10, two tied best offers each got probability 1). The terms as
     :func:`logsumexp`'s; where autograd differentiates it, torch's ``log_softmax``."""
     if _plain(x):
         return torch.log_softmax(x, dim)

@@ -61,7 +61,7 @@ QUICK = {
     "latent_rationality": PRESETS["neutral"].with_(rationality_scale=0.5),
 }
 #: The largest rationality a hypothesis reaches: the bound, with a latent one (scale 3) 6 prior
-#: sd above it, where the exact engine's grid ends (models/hypotheses.py, "bounds").
+#: sd above it, where the exact engine's grid ends (models/hypothesis_bounds.py).
 MAX_LAM = BOUNDS["rationality"][1] * math.exp(6 * BOUNDS["rationality_scale"][1])
 
 
@@ -129,7 +129,7 @@ def test_offers_sum_to_one_in_float32_wherever_the_bounds_allow(
     ``x - logsumexp(x)`` rounds its normaliser to the float32 spacing of ``lam * E[U]``: a
     selfish proposer's two best offers of a pot of 2 (tied) at the largest rationality each
     had probability 1 (the offers summed to 2, ``log 2`` nats too much per such offer), and
-    altruists at the default rationality summed to ``1 + 4e-4`` on pots near 800."""
+    altruists at the default rationality summed to ``1 + 4.5e-4`` on pots near 800."""
     with float32_default():
         tables = action_tables(
             torch.tensor([w]),

@@ -26,7 +26,6 @@ same draws in lockstep as alone (bitwise), the prototypes being per chain.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -35,6 +34,7 @@ import torch
 
 from scai.inference.diagnostics import DiagnosticWarning
 from scai.inference.mcmc import fit_mcmc, sampler_coordinates, sheets_of
+from scai.inference.svi import default_dtype
 from scai.models.density import MarginalDensity
 from scai.models.hypotheses import PRESETS
 from scai.models.layout import GroupData
@@ -56,25 +56,9 @@ def build():
     return density, clones, white, sheets, points
 
 
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 @pytest.fixture(scope="module")
 def problem():
     return build()
-
-
-@pytest.fixture
-def float64():
-    with default_dtype(torch.float64):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from scai.models.companions import companion_path, users_path
-from scai.models.data import read_interactions
+from scai.models.data import read_interactions, wrong_header
 from scai.models.errors import DataError, Problem, RunsHeldOutWarning, missing, outside_scai
 from scai.models.layout import ASSISTANT
 from scai.models.table_file import EMPTY_FILE, not_utf8
@@ -186,11 +186,8 @@ def _companion(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise problem(not_utf8(path, err)) from None
     except (OSError, pd.errors.ParserError) as err:
         raise problem(f"cannot read as CSV: {err}") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise problem(
-            f"wrong header: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}"
-        )
+    if wrong := wrong_header(columns, table.columns):
+        raise DataError(str(path), wrong)
     return table
 
 
