@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -256,138 +257,183 @@ class GroupData:
         # Each column read once as a NumPy array, each text column factorised once (codes in
         # order of first appearance): pandas' per-call work, not the table's size, is most of
         # a layout's cost on the protocol's small tables (fifteen layouts a condition).
-        sim_codes, sim_texts = _factorised(column_texts(table["sim"]))
-        sim_ids = list(sim_texts)
-        if users is not None:
-            sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
-        sim_position = {sim: i for i, sim in enumerate(sim_ids)}
-        sim_code = np.array([sim_position[t] for t in sim_texts], dtype=np.int64)[sim_codes]
-        # Participants as integer codes of their names (hashing each name once: a million
-        # users' games are millions of names); the assistant's own actions are not evidence,
-        # so it is treated as an unknown participant (code -1), like an empty name.
-        known_sim, known_name = [], []
-        if users is not None:
-            for s, names in users.items():
-                known_sim += [sim_position[str(s)]] * len(names)
-                known_name += list(map(str, names))
-        n = len(table)
-        codes, names = pd.factorize(
-            np.concatenate(
-                [
-                    np.array(known_name, dtype=object),
-                    column_texts(table["proposer"]),
-                    column_texts(table["responder"]),
-                ]
-            )
-        )
-        names = np.asarray(names, dtype=object)
-        known_code = np.where((names == "")[codes[: len(known_name)]], -1, codes[: len(known_name)])
-        played = np.where(np.isin(names, ["", ASSISTANT])[codes], -1, codes)
-        proposer = played[len(known_name) : len(known_name) + n]
-        responder = played[len(known_name) + n :]
-
-        user_ids, user_index = _user_order(
-            len(sim_ids),
-            np.array(known_sim, dtype=np.int64),
-            known_code,
-            sim_code,
-            proposer,
-            responder,
-            names,
-        )
-
-        rows = np.arange(n)
-        has_proposer = proposer >= 0
-        has_responder = responder >= 0
-        ev_row = np.concatenate([rows[has_proposer], rows[has_responder]])
-        ev_role = np.concatenate(
-            [np.zeros(has_proposer.sum(), int), np.ones(has_responder.sum(), int)]
-        )
-        ev_sim = sim_code[ev_row].astype(np.int64)
-        ev_user_code = np.where(ev_role == 0, proposer[ev_row], responder[ev_row])
-        ev_user = user_index(ev_sim, ev_user_code)
-        # Sort events by (sim, user, row, role): one integer key, unique per event.
-        n_users = max(map(len, user_ids), default=0) + 1
-        order = np.argsort(((ev_sim * n_users + ev_user) * max(n, 1) + ev_row) * 2 + ev_role)
-        ev_row, ev_role, ev_sim, ev_user = (
-            ev_row[order],
-            ev_role[order],
-            ev_sim[order],
-            ev_user[order],
-        )
-        key = ev_sim * (max(map(len, user_ids), default=1) + 1) + ev_user
-        starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
-        counts = np.diff(np.r_[starts, len(key)])
-        ev_pos = np.arange(len(key)) - np.repeat(starts, counts)
-
-        S = len(sim_ids)
-        U = max(map(len, user_ids), default=0)
-        E = int(ev_pos.max()) + 1 if len(ev_pos) else 1
-
-        currency_codes, currency_texts = _factorised(table["currency"].to_numpy(dtype=object))
-        currencies = tuple(currencies) if currencies is not None else tuple(currency_texts)
-        if len(set(currencies)) != len(currencies):  # each currency must have one index
-            raise ValueError(f"from_table: currencies {currencies} name a currency twice")
-        currency_position = {c: i for i, c in enumerate(currencies)}
-        currency_index = np.array(
-            [currency_position.get(c, -1) for c in currency_texts], dtype=np.int64
-        )[currency_codes]
-        pot = table["pot"].to_numpy()
-        pots = np.unique(pot).astype(np.int64)
-
-        def blank(fill, dtype):
-            return np.full((S, U, E), fill, dtype=dtype)
-
-        out = {
-            "event_mask": blank(False, bool),
-            "is_proposer": blank(False, bool),
-            "pot_index": blank(0, np.int64),
-            "currency_index": blank(0, np.int64),
-            "offer": blank(0, np.int64),
-            "accepted": blank(0.0, np.float64),
-            "tone": blank(0, np.int64),
-            "tone_mask": blank(False, bool),
-            "partner": blank(-1, np.int64),
-            "partner_event": blank(-1, np.int64),
-            "row": blank(-1, np.int64),
-        }
-        idx = (ev_sim * U + ev_user) * E + ev_pos  # flat positions in [S, U, E]
-        out = {k: v.reshape(-1) for k, v in out.items()}  # views: 1-D assignment is cheaper
-        out["event_mask"][idx] = True
-        out["is_proposer"][idx] = ev_role == 0
-        out["row"][idx] = ev_row
-        out["pot_index"][idx] = np.searchsorted(pots, pot[ev_row])
-        out["currency_index"][idx] = currency_index[ev_row]
-        out["offer"][idx] = table["offer"].to_numpy()[ev_row]
-        out["accepted"][idx] = table["accepted"].to_numpy()[ev_row]
-        heard_p, tone_p = _tone_codes(table["proposer_tone"])
-        heard_r, tone_r = _tone_codes(table["responder_tone"])
-        out["tone_mask"][idx] = np.where(ev_role == 0, heard_p[ev_row], heard_r[ev_row])
-        out["tone"][idx] = np.where(ev_role == 0, tone_p[ev_row], tone_r[ev_row])
-        # Link each responder event to its proposer's event of the same row.
-        proposed = ev_role == 0
-        prop_user, prop_pos = np.full(n, -1), np.full(n, -1)
-        prop_user[ev_row[proposed]] = ev_user[proposed]
-        prop_pos[ev_row[proposed]] = ev_pos[proposed]
-        linked = (ev_role == 1) & (prop_user[ev_row] >= 0)
-        at = idx[linked]
-        out["partner"][at] = prop_user[ev_row[linked]]
-        out["partner_event"][at] = prop_pos[ev_row[linked]]
-
+        players = _players(table, users)
+        events = _events(players)
+        currencies, currency_index = _currency_codes(table, currencies)
+        pots = np.unique(table["pot"].to_numpy()).astype(np.int64)
+        tensors = _event_tensors(table, events, currency_index, pots)
+        S, U, _ = events.shape
         user_mask = np.zeros((S, U), dtype=bool)
-        for s, ids in enumerate(user_ids):
+        for s, ids in enumerate(players.user_ids):
             user_mask[s, : len(ids)] = True
-        tensors = {k: torch.as_tensor(v.reshape(S, U, E)) for k, v in out.items()}
-        tensors["accepted"] = tensors["accepted"].to(torch.get_default_dtype())
         return cls(
-            sim_ids=sim_ids,
-            user_ids=user_ids,
+            sim_ids=players.sim_ids,
+            user_ids=players.user_ids,
             currencies=currencies,
             pots=torch.as_tensor(pots),
             user_mask=torch.as_tensor(user_mask),
             is_responder=tensors["event_mask"] & ~tensors["is_proposer"],
             **tensors,
         )
+
+
+class _Players(NamedTuple):
+    """The table's participants: each simulation's id and its users' ids, and for each row
+    its simulation and its proposer's and responder's user index there (-1: no user)."""
+
+    sim_ids: list[str]
+    user_ids: list[list[str]]
+    sim: np.ndarray  # [n] int64
+    proposer: np.ndarray  # [n] int64
+    responder: np.ndarray  # [n] int64
+
+
+def _players(table: pd.DataFrame, users: dict[str, Sequence[str]] | None) -> _Players:
+    """The simulations (the listed ones first, then in order of appearance) and their users
+    (:func:`_user_order`). Participants are integer codes of their names (each name hashed
+    once: a million users' games are millions of names); the assistant's own actions are not
+    evidence, so it is no user, like an empty name."""
+    sim_codes, sim_texts = _factorised(column_texts(table["sim"]))
+    sim_ids = list(sim_texts)
+    if users is not None:
+        sim_ids = list(dict.fromkeys([*map(str, users), *sim_ids]))
+    sim_position = {sim: i for i, sim in enumerate(sim_ids)}
+    sim_code = np.array([sim_position[t] for t in sim_texts], dtype=np.int64)[sim_codes]
+    known_sim, known_name = [], []
+    if users is not None:
+        for s, names in users.items():
+            known_sim += [sim_position[str(s)]] * len(names)
+            known_name += list(map(str, names))
+    n, k = len(table), len(known_name)
+    codes, names = pd.factorize(
+        np.concatenate(
+            [
+                np.array(known_name, dtype=object),
+                column_texts(table["proposer"]),
+                column_texts(table["responder"]),
+            ]
+        )
+    )
+    names = np.asarray(names, dtype=object)
+    known_code = np.where((names == "")[codes[:k]], -1, codes[:k])
+    played = np.where(np.isin(names, ["", ASSISTANT])[codes], -1, codes)
+    proposer, responder = played[k : k + n], played[k + n :]
+    user_ids, user_index = _user_order(
+        len(sim_ids),
+        np.array(known_sim, dtype=np.int64),
+        known_code,
+        sim_code,
+        proposer,
+        responder,
+        names,
+    )
+
+    def user_of(code: np.ndarray) -> np.ndarray:
+        user = np.full(n, -1, dtype=np.int64)
+        some = code >= 0
+        user[some] = user_index(sim_code[some], code[some])
+        return user
+
+    return _Players(sim_ids, user_ids, sim_code, user_of(proposer), user_of(responder))
+
+
+class _Events(NamedTuple):
+    """Every event (a row's proposer's, then its responder's), sorted by simulation, user, row
+    and role: its row, role (0 proposer, 1 responder), simulation, user and position among
+    its user's events, and the ``[S, U, E]`` layout they fill."""
+
+    row: np.ndarray
+    role: np.ndarray
+    sim: np.ndarray
+    user: np.ndarray
+    position: np.ndarray
+    shape: tuple[int, int, int]
+
+    @property
+    def flat(self) -> np.ndarray:
+        """Each event's position in the flattened ``[S, U, E]`` layout."""
+        _, U, E = self.shape
+        return (self.sim * U + self.user) * E + self.position
+
+
+def _events(players: _Players) -> _Events:
+    """The events of ``players``' rows, in the layout's order (:class:`_Events`)."""
+    n = len(players.sim)
+    rows = np.arange(n)
+    has_proposer = players.proposer >= 0
+    has_responder = players.responder >= 0
+    row = np.concatenate([rows[has_proposer], rows[has_responder]])
+    role = np.concatenate([np.zeros(has_proposer.sum(), int), np.ones(has_responder.sum(), int)])
+    sim = players.sim[row]
+    user = np.concatenate([players.proposer[has_proposer], players.responder[has_responder]])
+    # Sort events by (sim, user, row, role): one integer key, unique per event.
+    U = max(map(len, players.user_ids), default=0)
+    order = np.argsort(((sim * (U + 1) + user) * max(n, 1) + row) * 2 + role)
+    row, role, sim, user = row[order], role[order], sim[order], user[order]
+    key = sim * (U + 1) + user
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+    counts = np.diff(np.r_[starts, len(key)])
+    position = np.arange(len(key)) - np.repeat(starts, counts)
+    E = int(position.max()) + 1 if len(position) else 1
+    return _Events(row, role, sim, user, position, (len(players.sim_ids), U, E))
+
+
+def _currency_codes(
+    table: pd.DataFrame, currencies: Sequence[str] | None
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The currencies (``currencies``, or the table's in order of appearance) and each row's
+    index into them (-1 for a currency not among ``currencies``)."""
+    codes, texts = _factorised(table["currency"].to_numpy(dtype=object))
+    currencies = tuple(currencies) if currencies is not None else tuple(texts)
+    if len(set(currencies)) != len(currencies):  # each currency must have one index
+        raise ValueError(f"from_table: currencies {currencies} name a currency twice")
+    position = {c: i for i, c in enumerate(currencies)}
+    return currencies, np.array([position.get(c, -1) for c in texts], dtype=np.int64)[codes]
+
+
+def _event_tensors(
+    table: pd.DataFrame, events: _Events, currency_index: np.ndarray, pots: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """The ``[S, U, E]`` tensors of :class:`GroupData` but ``is_responder``: each event's
+    game, role and tone, and on a responder event its proposer's user and event; padding
+    holds the fill values (:meth:`GroupData.prefixes` pads with the same)."""
+    blanks = {
+        "event_mask": (False, bool),
+        "is_proposer": (False, bool),
+        "pot_index": (0, np.int64),
+        "currency_index": (0, np.int64),
+        "offer": (0, np.int64),
+        "accepted": (0.0, np.float64),
+        "tone": (0, np.int64),
+        "tone_mask": (False, bool),
+        "partner": (-1, np.int64),
+        "partner_event": (-1, np.int64),
+        "row": (-1, np.int64),
+    }
+    # 1-D arrays: assignment at flat positions is cheaper than at [S, U, E] indices.
+    out = {k: np.full(np.prod(events.shape), fill, dtype) for k, (fill, dtype) in blanks.items()}
+    idx, row, proposes = events.flat, events.row, events.role == 0
+    out["event_mask"][idx] = True
+    out["is_proposer"][idx] = proposes
+    out["row"][idx] = row
+    out["pot_index"][idx] = np.searchsorted(pots, table["pot"].to_numpy()[row])
+    out["currency_index"][idx] = currency_index[row]
+    out["offer"][idx] = table["offer"].to_numpy()[row]
+    out["accepted"][idx] = table["accepted"].to_numpy()[row]
+    heard_p, tone_p = _tone_codes(table["proposer_tone"])
+    heard_r, tone_r = _tone_codes(table["responder_tone"])
+    out["tone_mask"][idx] = np.where(proposes, heard_p[row], heard_r[row])
+    out["tone"][idx] = np.where(proposes, tone_p[row], tone_r[row])
+    # Link each responder event to its proposer's event of the same row.
+    prop_user, prop_pos = np.full(len(table), -1), np.full(len(table), -1)
+    prop_user[row[proposes]] = events.user[proposes]
+    prop_pos[row[proposes]] = events.position[proposes]
+    linked = ~proposes & (prop_user[row] >= 0)
+    out["partner"][idx[linked]] = prop_user[row[linked]]
+    out["partner_event"][idx[linked]] = prop_pos[row[linked]]
+    tensors = {k: torch.as_tensor(v.reshape(events.shape)) for k, v in out.items()}
+    tensors["accepted"] = tensors["accepted"].to(torch.get_default_dtype())
+    return tensors
 
 
 def _tone_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
