@@ -30,6 +30,7 @@ into text (:mod:`scai.models.table_file`) and writing files atomically (:mod:`sc
 from __future__ import annotations
 
 import collections
+import difflib
 import io
 import os
 import re
@@ -116,16 +117,33 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
     return df
 
 
+def _misspelt(absent: Sequence[str], unread: Sequence[object]) -> str:
+    """Which of the ``unread`` columns looks like a misspelling of an ``absent`` one
+    ('accpeted' for 'accepted'), said as a question; '' where none does."""
+    names = sorted(str(c) for c in unread)
+    for column in absent:
+        if close := difflib.get_close_matches(column, names, n=1, cutoff=0.8):
+            return f"the table has a column {close[0]!r}: is it {column!r} misspelt?"
+    return ""
+
+
 def wrong_header(
-    expected: Sequence[str], columns: Iterable[object], hint: Callable[[], str] = lambda: ""
+    expected: Sequence[str],
+    columns: Iterable[object],
+    hint: Callable[[], str] = lambda: "",
+    optional: Iterable[str] = (),
 ) -> list[Problem]:
     """The one problem of a table whose header lacks some of the ``expected`` columns (naming
-    them, and every expected column, then ``hint()`` where it says something), or none."""
+    them, and every expected column, then ``hint()`` where it says something, else a column
+    of the table, neither expected nor ``optional``, whose name is close to a missing one's:
+    a misspelling), or none."""
+    columns = list(columns)
     present = set(columns)
     absent = [c for c in expected if c not in present]
     if not absent:
         return []
-    said = hint()
+    known = {*expected, *optional}
+    said = hint() or _misspelt(absent, [c for c in columns if c not in known])
     return [
         Problem(
             None,
@@ -155,7 +173,9 @@ def check_interactions(
             raise RunError(f"currencies: {err}") from None
     tones = tuple(tones)
     problems: list[Problem] = []
-    if wrong := wrong_header(INTERACTION_COLUMNS, df.columns, lambda: _header_hint(df.columns)):
+    if wrong := wrong_header(
+        INTERACTION_COLUMNS, df.columns, lambda: _header_hint(df.columns), TEXT_COLUMNS
+    ):
         return wrong
     if len(df) == 0:
         if allow_empty:

@@ -101,4 +101,18 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
                 'line such as name = "my_hypothesis" or rename the file'
             ) from None
         raw["name"] = path.stem
-    return FAMILIES[model].from_dict(raw, source=str(path))
+    policies = raw.get("policies")
+    hypothesis = FAMILIES[model].from_dict(raw, source=str(path))
+    if model == DEFAULT_FAMILY and isinstance(policies, dict) and len(policies) == 1:
+        # "a new type is one TOML table" read as "add one table": it replaces the default
+        # three, leaving a one-type hypothesis whose pi is 1 (a fit then learns no norm)
+        (only,) = policies
+        warnings.warn(
+            f"{path}: policies: the file defines one type, {only!r}, and a [policies] table "
+            "replaces the default three (selfish, fair, altruistic): pi is 1, so a fit learns "
+            "no mixture of norms; to add a type to others, list them beside it (as "
+            "models/hypothesis_template.toml does)",
+            HypothesisWarning,
+            stacklevel=outside_scai(),
+        )
+    return hypothesis

@@ -1029,6 +1029,23 @@ def test_a_header_that_is_not_one_says_why(tmp_path, capsys, first, said):
     assert "trailing comma" not in err
 
 
+@pytest.mark.parametrize(
+    "misspelt, column", [("accpeted", "accepted"), ("responder_tones", "responder_tone")]
+)
+def test_a_misspelt_column_is_named_beside_the_missing_one(tmp_path, capsys, misspelt, column):
+    """A header with a misspelt column ('accpeted') said only that 'accepted' was missing,
+    never naming the column the table does have (a review, extending scai with its own data);
+    an optional text column is not taken for a misspelt tone column."""
+    header = ",".join(misspelt if c == column else c for c in INTERACTION_COLUMNS)
+    code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
+    assert code == 1 and f"missing column(s) {column};" in err, err
+    assert f"the table has a column {misspelt!r}: is it {column!r} misspelt?" in err, err
+    texts = HEADER.replace("proposer_tone,responder_tone", "proposer_text,responder_text")
+    code, _, err = validate(write(tmp_path, VALID_ROWS, header=texts), capsys)
+    assert code == 1 and "missing column(s) proposer_tone, responder_tone" in err
+    assert "is it " not in err, err
+
+
 def test_a_transcript_given_as_a_table_is_named(tmp_path, capsys):
     """``scai validate`` of ``scai simulate --transcript``'s file said "this looks like JSON"
     (its lines start with "[sim 0 epoch 1 ...]"): it names the transcript and the table to give

@@ -540,6 +540,26 @@ def test_a_files_types_that_act_alike_are_warned_of_with_the_files_name(tmp_path
     assert record.filename == __file__
 
 
+def test_a_file_of_one_policy_type_is_told(tmp_path):
+    """A file with only ``[policies.spiteful]`` (the README: "a new type is one TOML table")
+    replaced the default three types without a word: a one-type hypothesis, whose pi is 1,
+    fitted and reported pi[spiteful] = 1.000 (a review, extending scai). It is told; a file
+    that lists the types it keeps beside the new one is not."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+
+    path = tmp_path / "spite.toml"
+    path.write_text("[policies.spiteful]\nw = -1.0\n")
+    with pytest.warns(HypothesisWarning, match=r"one type, 'spiteful'.*replaces the default"):
+        hyp = Hypothesis.load(path)
+    assert hyp.policy_names == ("spiteful",)
+    path.write_text("[policies.selfish]\n[policies.spiteful]\nw = -1.0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        assert Hypothesis.load(path).policy_names == ("selfish", "spiteful")
+
+
 def test_a_name_taken_from_the_file_name_is_refused_saying_so(tmp_path):
     """A file without ``name`` is named by its stem; a stem that is no name (``a..b.toml``) was
     refused as "name: 'a..b' is not allowed", a key the file does not have (a review). The
