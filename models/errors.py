@@ -122,11 +122,46 @@ class Problem:
     SHOWN_CHARS = 80
 
     def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else self.whole
+        return self.said(None if self.row is None else [self.row])
+
+    def said(self, rows: list[int] | None) -> str:
+        """The problem said of ``rows`` (the same problem in each; ``None``: of no row)."""
+        where = self.whole if rows is None else _rows_said(rows)
         col = f", {self.part} {self.column!r}" if self.column else ""
         shown = show_value(self.value, self.SHOWN_CHARS + 3, length=True)
         val = f": value {shown}" if self.value is not None else ""
         return f"{where}{col}{val}: {self.allowed}"
+
+    def same_but_row(self) -> tuple:
+        """What the problem says but its row: a key equal for the same problem in two rows."""
+        value = self.value
+        if not isinstance(value, str | int | float | bool | None):
+            value = show_value(value, self.SHOWN_CHARS + 3, length=True)
+        elif isinstance(value, float) and value != value:  # NaN: equal to no NaN
+            value = "nan"
+        return (self.column, type(self.value), value, self.allowed, self.whole, self.part)
+
+
+#: Runs of rows said before "...": a problem in 10,000 scattered rows stays one line.
+ROW_RUNS_SHOWN = 8
+
+
+def _rows_said(rows: list[int]) -> str:
+    """``row 7``, or ``rows 1-3, 7, 9-12 (8 rows)``: the rows in increasing order, each run
+    of consecutive rows as its ends, at most :data:`ROW_RUNS_SHOWN` runs."""
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    ordered = sorted(set(rows))
+    runs: list[list[int]] = []
+    for row in ordered:
+        if runs and row == runs[-1][1] + 1:
+            runs[-1][1] = row
+        else:
+            runs.append([row, row])
+    said = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:ROW_RUNS_SHOWN]]
+    if len(runs) > ROW_RUNS_SHOWN:
+        said.append("...")
+    return f"rows {', '.join(said)} ({len(ordered):,} rows)"
 
 
 def show_value(value: object, limit: int = 60, length: bool = False) -> str:
@@ -174,15 +209,28 @@ class DataError(ScaiError):
         super().__init__(self._render(self.SHOWN, "\n  ", "\n  "))
 
     def _render(self, shown: int, first: str, separator: str) -> str:
-        parts = [str(p) for p in self.problems[:shown]]
-        if len(self.problems) > shown:
-            parts.append(f"... and {len(self.problems) - shown} more")
+        groups = self._same_problems()
+        parts = [problem.said(rows) for problem, rows in groups[:shown]]
+        if len(groups) > shown:
+            left = sum(max(len(rows or ()), 1) for _, rows in groups[shown:])
+            parts.append(f"... and {left} more")
         return (
             f"{self.source}: {len(self.problems)} problem(s) found:{first}{separator.join(parts)}"
         )
 
     def one_line(self) -> str:
         return self._render(self.SHOWN_ON_ONE_LINE, " ", "; ")
+
+    def _same_problems(self) -> list[tuple[Problem, list[int] | None]]:
+        """The problems in order of first appearance, the same problem in several rows said
+        once with its rows (a currency misspelt in every row of 100,000 was 50 lines alike)."""
+        groups: dict[object, tuple[Problem, list[int] | None]] = {}
+        for i, problem in enumerate(self.problems):
+            if problem.row is None:
+                groups[i] = (problem, None)
+            else:
+                groups.setdefault(problem.same_but_row(), (problem, []))[1].append(problem.row)
+        return list(groups.values())
 
 
 class HypothesisError(ScaiError):

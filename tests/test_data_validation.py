@@ -463,7 +463,7 @@ def test_every_problem_is_reported(tmp_path, capsys):
 
 
 def test_many_problems_are_counted_and_the_listing_truncated(tmp_path, capsys):
-    path = write(tmp_path, [f"0,1,{r},u0,u1,gold,40,1,1,," for r in range(1, 61)])
+    path = write(tmp_path, [f"0,1,{r},u0,u1,gold{r},40,1,1,," for r in range(1, 61)])
     with pytest.raises(DataError) as info:
         read_interactions(path)
     assert len(info.value.problems) == 60
@@ -472,6 +472,28 @@ def test_many_problems_are_counted_and_the_listing_truncated(tmp_path, capsys):
     assert "... and 10 more" in str(info.value)
     code, _, err = validate(path, capsys)
     assert code == 1 and "60 problem(s)" in err
+
+
+def test_the_same_problem_in_many_rows_is_said_once_with_its_rows(tmp_path, capsys):
+    """A currency misspelt in every row was said once a row (50 lines alike, then "... and
+    950 more"): the same problem is one line naming its rows, runs of them by their ends; a
+    different value, or a problem of another column, is a line of its own."""
+    rows = [f"0,1,{r},u0,u1,gold,40,1,1,," for r in range(1, 61)]
+    rows[9] = "0,1,10,u0,u1,silver,40,1,1,,"  # row 10: another value
+    rows[19] = "0,1,20,u0,u1,gold,40,99,1,,"  # row 20: the offer too
+    with pytest.raises(DataError) as info:
+        read_interactions(write(tmp_path, rows))
+    assert len(info.value.problems) == 61
+    lines = str(info.value).splitlines()
+    assert lines[0].endswith("61 problem(s) found:"), lines
+    assert lines[1].startswith("  rows 1-9, 11-60 (59 rows), column 'currency': value 'gold'")
+    assert lines[2].startswith("  row 10, column 'currency': value 'silver'"), lines
+    assert lines[3].startswith("  row 20, column 'offer': value '99'"), lines
+    assert len(lines) == 4, lines
+    scattered = [f"0,1,{r},u0,u1,{('gold', 'dollars')[r % 2]},40,1,1,," for r in range(1, 41)]
+    with pytest.raises(DataError) as info:
+        read_interactions(write(tmp_path, scattered))
+    assert "rows 2, 4, 6, 8, 10, 12, 14, 16, ... (20 rows), column 'currency'" in str(info.value)
 
 
 def test_in_memory_tables_are_validated_the_same_way():
