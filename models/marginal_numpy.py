@@ -48,7 +48,10 @@ from scai.models.policies import rational_tables
 
 def sparse_counts(index: EventIndex) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
     """``index.counts`` (``[S * U, cells]``, torch CSR) as a SciPy CSR matrix in float64,
-    and its transpose in CSR (for the gradient's products)."""
+    and its transpose in CSR (for the gradient's products). Data without an event (a
+    simulation whose only games are the assistant's with no one: MCMC fits each simulation
+    alone) has no cell: its matrix is ``[S * U, 0]``, as ``cell_ll [0, K]`` is (torch's has a
+    column of no entries, and SciPy refuses that product)."""
     csr = index.counts
     counts = scipy.sparse.csr_matrix(
         (
@@ -56,7 +59,7 @@ def sparse_counts(index: EventIndex) -> tuple[scipy.sparse.csr_matrix, scipy.spa
             csr.col_indices().numpy(),
             csr.crow_indices().numpy(),
         ),
-        shape=tuple(csr.shape),
+        shape=(csr.shape[0], len(index.sim)),
     )
     return counts, counts.T.tocsr()
 
