@@ -195,7 +195,8 @@ def test_the_guide_started_at_laplace_keeps_to_the_exact_posterior():
     (31d2105: 0.48 sd, as the mode), it fails. (The test asked the guide to stay within 0.2
     Laplace sd of the mode: that held only on that bias; with the normaliser exact, and in
     float64 either way, the guide's mean is 0.98 Laplace sd above the mode. It does not tell
-    clipped gradients from unclipped: ``svi.GRADIENT_CLIP``.)"""
+    clipped gradients from unclipped, nor did seeds 0-4 of this model: ``svi.GRADIENT_CLIP``;
+    ``tests/test_svi_clipping.py`` does, on a toy posterior where they differ.)"""
     noisy = Hypothesis().with_(rationality_scale=0.5)
     sim = simulate(noisy, policy=NORM, users=3000, rounds=3000, epochs=2, seed=0)
     data = GroupData.from_table(sim.interactions)
