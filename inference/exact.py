@@ -29,6 +29,7 @@ import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from scai.inference.exact_bounded import (
     first_grids,
     site_cells,
     site_grid,
+    site_grid_diagnostics,
     zoom_bounded_sites,
 )
 from scai.inference.exact_budget import (
@@ -142,25 +144,7 @@ def fit_exact(
     ``diagnostics["<site>_grid_zooms"]`` and its step (logit units) in ``["<site>_grid_step"]``
     (present only when it zoomed).
     """
-    from scai.inference.fit import check_options
-
-    # (not the seed: each simulation of many is fitted under a seed drawn from 0..2**62)
-    _, checked = check_options(
-        "exact",
-        {
-            "num_draws": num_draws,
-            "grid_points": grid_points,
-            "zoom_points": zoom_points,
-            "max_simplex_points": max_simplex_points,
-        },
-    )
-    # The settings as given (None: the default for the data's number of latent scalars): an
-    # update of this posterior passes them on, and with the defaults resolved here an update
-    # adding a group with other scalars was gridded at these (8,127 points where a refit
-    # took 452, 63.6 s against 9.2 s).
-    settings = dict(checked)
-    num_draws, grid_points = checked["num_draws"], checked["grid_points"]
-    zoom_points, max_simplex_points = checked["zoom_points"], checked["max_simplex_points"]
+    settings = _checked_settings(num_draws, grid_points, zoom_points, max_simplex_points)
     check_exact(hypothesis, data)
     if latent_scalars(hypothesis, data) and data.shape[0] > 1:  # each on a grid of its own
         return _fit_each_simulation(data, hypothesis, table, seed, settings)
@@ -170,92 +154,26 @@ def fit_exact(
             played, hypothesis, table=table, seed=seed, bounded_grids=bounded_grids, **settings
         )
         return _with_unplayed_shifts(part, data, seed)
-    dims = len(latent_scalars(hypothesis, data))
-    grid_points = grid_points or GRID_POINTS.get(dims, 40)
-    zoom_points = zoom_points or (32 if dims == 1 else 24)
-    dtype = torch.float64
-    S, U, _ = data.shape
     prior = GroupPrior(hypothesis)
-    bounded = tuple(prior.beta)  # latent sites in (0, 1): quantile grids, every combination
     site_grids = first_grids(prior, bounded_grids)
-    b_points, b_log_mass = bounded_points(prior, grids=site_grids)  # [B, len(bounded)], [B]
-    tones = tone_loglik(data, hypothesis).to(dtype)
-    K = len(hypothesis.policies)
-    pi_grid = simplex_lattice(K, max_simplex_points).to(dtype)  # [G, K]
-    lattice_points = len(pi_grid)  # as asked for: fit_budget may coarsen it
-    # the first grid is scored on a coarse lattice of pi, a zoomed window or box on the whole
-    for option, points, lattice in (
-        ("grid_points", grid_points, min(COARSE_SIMPLEX_POINTS, len(pi_grid))),
-        ("zoom_points", zoom_points, len(pi_grid)),
-    ):
-        check_grid_size(option, points, dims, S * lattice, latent_scalars(hypothesis, data))
-    mask = data.user_mask.to(dtype)
-    evaluate = _grid_scoring(data, hypothesis, prior, tones, mask, pi_grid, b_points, b_log_mass)
-
-    # present only when a scalar grid zoomed again or a bounded site's grid zoomed
-    grid_diagnostics: dict[str, float] = {}
-    engine_state = None  # online updating's action log-likelihoods, or the scalar's cells
-    if dims == 0:
-        u = torch.zeros(1, 0, dtype=dtype)
-        if bounded:
-            pi_grid = fit_budget(pi_grid, K, len(b_points) * S, max_simplex_points)
-        log_joint, loglik, action_loglik, u, b, rest = evaluate(
-            u, torch.zeros(1, dtype=dtype), action_loglik if not bounded else None, pi_grid
-        )
-    else:
-        fitted = _zoomed_scalar_grid(
-            evaluate,
-            data,
-            hypothesis,
-            prior,
-            pi_grid,
-            len(b_points),
-            grid_points,
-            zoom_points,
-            max_simplex_points,
-        )
-        log_joint, loglik, action_loglik, u, b, rest = fitted.scored
-        pi_grid, engine_state = fitted.pi_grid, fitted.engine_state
-        grid_diagnostics.update(fitted.diagnostics)
-    T = u.shape[0]
-    if pi_grid.shape[0] < lattice_points:  # coarsened for the budget: the caller checks it
-        grid_diagnostics["lattice_coarsened_to"] = pi_grid.shape[0]
-    log_evidence, weights = normalise(log_joint)
-    if bounded:
-        per_point = T // len(b_points) * S * pi_grid.shape[-2]  # entries per bounded point
-        zoomed = zoom_bounded_sites(prior, site_grids, b, weights, per_point)
-        if zoomed is not None:
-            return fit_exact(
-                data,
-                hypothesis,
-                table=table,
-                seed=seed,
-                bounded_grids=zoomed,
-                **settings,
-            )
-        for site, grid in site_grids.items():
-            if grid.zooms:
-                grid_diagnostics[f"{site}_grid_zooms"] = grid.zooms
-                grid_diagnostics[f"{site}_grid_step"] = float(grid.step)
-    # A simulation whose posterior of pi is narrower than the lattice gets a lattice of its own
-    # (zoomed onto it): pi_grid becomes [S, G, K]. Otherwise every line below is the one-lattice
-    # computation, untouched.
-    zooms = _zoom_simulations(pi_grid, log_joint, weights.sum(0), loglik, *rest, prior)
-    if zooms is not None:
-        pi_grid = torch.stack([z.points for z in zooms])  # [S, G, K]
-        log_joint = torch.stack([z.log_joint for z in zooms], 1)  # [T, S, G]
-        log_evidence, weights = normalise(log_joint)
-
-    clone_t = b[:, bounded.index("clone")] if "clone" in bounded else None
-    diagnostics = {"log_evidence": log_evidence.tolist(), "grid_size": [T, pi_grid.shape[-2]]}
-    diagnostics.update(grid_diagnostics)
+    grid = _scored_grid(data, hypothesis, prior, site_grids, settings, action_loglik)
+    log_evidence, weights = normalise(grid.log_joint)
+    finer = _finer_site_grids(prior, site_grids, grid, weights)
+    if finer is not None:  # a bounded site's posterior is narrower than its grid's step
+        return fit_exact(data, hypothesis, table=table, seed=seed, bounded_grids=finer, **settings)
+    pi_grid, log_evidence, weights, zooms = _lattices_of_pi(grid, log_evidence, weights, prior)
+    diagnostics = {
+        "log_evidence": log_evidence.tolist(),
+        "grid_size": [len(grid.u), pi_grid.shape[-2]],
+        **grid.diagnostics,  # the grid's zooms, where it zoomed
+    }
+    mask = data.user_mask.to(torch.float64)
     pi_mean, policy_probs = _type_probabilities(
-        weights, loglik, mask, pi_grid, clone_t, zooms, diagnostics
+        weights, grid.loglik, mask, pi_grid, grid.clone, zooms, diagnostics
     )
-    if dims == 0 and not bounded:  # online updating adds the next epoch's to these
-        engine_state = {"action_loglik": action_loglik}
+    num_draws = settings["num_draws"]
     draws, point_stats, t_idx = _draws(
-        weights, pi_grid, zooms is not None, u, b, prior, data, site_grids, num_draws, seed
+        weights, pi_grid, zooms is not None, grid, prior, data, site_grids, num_draws, seed
     )
     posterior = Posterior(
         engine="exact",
@@ -269,27 +187,240 @@ def fit_exact(
         settings=settings,
         seed=seed,
         pi_mean_exact=pi_mean.to(torch.get_default_dtype()),
-        engine_state=engine_state,
+        engine_state=grid.engine_state,
         sample_stats=point_stats,
     )
+    _score_draws_on_the_grid(posterior, grid, t_idx, prior, site_grids, num_draws)
+    if "strength" in prior.beta:  # manners depend on the learned coupling: average over draws
+        posterior.manner_probs = posterior.manner_probabilities_per_draw().mean(0)
+    return posterior
+
+
+def _checked_settings(
+    num_draws: object, grid_points: object, zoom_points: object, max_simplex_points: object
+) -> dict[str, int | None]:
+    """The options as :func:`~scai.inference.fit.fit` checks them (an :class:`EngineError`
+    names the first bad one), as given: ``None`` stays ``None`` (the default for the data's
+    number of latent scalars, :func:`_scalar_points`). The posterior's ``settings``: an
+    update of it passes them on, and with the defaults resolved here an update adding a group
+    with other scalars was gridded at these (8,127 points where a refit took 452, 63.6 s
+    against 9.2 s)."""
+    from scai.inference.fit import check_options
+
+    # (not the seed: each simulation of many is fitted under a seed drawn from 0..2**62)
+    _, checked = check_options(
+        "exact",
+        {
+            "num_draws": num_draws,
+            "grid_points": grid_points,
+            "zoom_points": zoom_points,
+            "max_simplex_points": max_simplex_points,
+        },
+    )
+    return dict(checked)
+
+
+def _scalar_points(settings: dict[str, int | None], dims: int) -> tuple[int, int]:
+    """The points per dimension of the ``dims`` latent scalars' first grid and of each zoom:
+    ``settings``' ``grid_points`` and ``zoom_points``, or where ``None`` the defaults
+    (:data:`~scai.inference.exact_budget.GRID_POINTS`; 32 for a window, 24 for a box)."""
+    grid_points = settings["grid_points"] or GRID_POINTS.get(dims, 40)
+    zoom_points = settings["zoom_points"] or (32 if dims == 1 else 24)
+    return grid_points, zoom_points
+
+
+class _Grid(NamedTuple):
+    """The fit's grid, scored (:func:`_scored_grid`): ``T`` rows, each a point ``u [T, dims]``
+    of the latent scalars with a point ``b [T, sites]`` of the bounded sites (``n_bounded``
+    of those per point of the scalars), at each of the ``G`` points of the lattice of pi
+    ``pi_grid [G, K]``: the log joint ``[T, S, G]``, the users' log-likelihoods ``loglik
+    [T, S, U, K]``, and for the group likelihood
+    (:func:`~scai.inference.exact_joint.group_loglik`) the distinct users' ``counts``, the
+    clone probability ``clone [T]`` (``None`` where not latent) and each row's log weight
+    ``log_w [T]``; the posterior's ``engine_state`` and the grid's diagnostics."""
+
+    log_joint: torch.Tensor
+    loglik: torch.Tensor
+    u: torch.Tensor
+    b: torch.Tensor
+    counts: torch.Tensor
+    clone: torch.Tensor | None
+    log_w: torch.Tensor
+    pi_grid: torch.Tensor
+    n_bounded: int
+    engine_state: dict | None
+    diagnostics: dict
+
+
+def _scored_grid(
+    data: GroupData,
+    hypothesis: Hypothesis,
+    prior: GroupPrior,
+    site_grids: dict[str, BoundedGrid],
+    settings: dict[str, int | None],
+    action_loglik: torch.Tensor | None,
+) -> _Grid:
+    """The log joint on the fit's grid: the latent scalars' points (zoomed onto their
+    posterior, :func:`_zoomed_scalar_grid`; with none latent, the one point of the fixed
+    ones, :func:`_at_fixed_scalars`), each with every point of the bounded sites' grids
+    ``site_grids``, at every point of the lattice of pi of ``settings``' ``max_simplex_points``
+    (coarsened to fit the budget where the bounded sites' points multiply it). An
+    :class:`EngineError` where the scalars' grids of ``settings`` would not fit the budget
+    (:func:`_check_grid_sizes`)."""
+    scalars = latent_scalars(hypothesis, data)
+    grid_points, zoom_points = _scalar_points(settings, len(scalars))
+    max_simplex_points = settings["max_simplex_points"]
+    S = data.shape[0]
+    b_points, b_log_mass = bounded_points(prior, grids=site_grids)  # [B, len(bounded)], [B]
+    tones = tone_loglik(data, hypothesis).to(torch.float64)
+    pi_grid = simplex_lattice(len(hypothesis.policies), max_simplex_points).to(torch.float64)
+    _check_grid_sizes(scalars, grid_points, zoom_points, S, len(pi_grid))
+    mask = data.user_mask.to(torch.float64)
+    evaluate = _grid_scoring(data, hypothesis, prior, tones, mask, pi_grid, b_points, b_log_mass)
+    if not scalars:
+        fitted = _at_fixed_scalars(
+            evaluate, prior, pi_grid, len(b_points) * S, max_simplex_points, action_loglik
+        )
+    else:
+        fitted = _zoomed_scalar_grid(
+            evaluate,
+            data,
+            hypothesis,
+            prior,
+            pi_grid,
+            len(b_points),
+            grid_points,
+            zoom_points,
+            max_simplex_points,
+        )
+    log_joint, loglik, _, u, b, (counts, clone, log_w) = fitted.scored
+    diagnostics = _grid_diagnostics(fitted, len(pi_grid), prior, site_grids)
+    return _Grid(
+        log_joint,
+        loglik,
+        u,
+        b,
+        counts,
+        clone,
+        log_w,
+        fitted.pi_grid,
+        len(b_points),
+        fitted.engine_state,
+        diagnostics,
+    )
+
+
+def _check_grid_sizes(
+    scalars: list[str], grid_points: int, zoom_points: int, sims: int, lattice_points: int
+) -> None:
+    """An :class:`EngineError` where the latent ``scalars``' first grid (``grid_points`` per
+    scalar, scored on the coarse lattice of pi) or a zoomed window or box (``zoom_points``, on
+    the whole lattice of ``lattice_points``) of ``sims`` simulations would not fit the budget
+    (:func:`~scai.inference.exact_budget.check_grid_size`)."""
+    for option, points, lattice in (
+        ("grid_points", grid_points, min(COARSE_SIMPLEX_POINTS, lattice_points)),
+        ("zoom_points", zoom_points, lattice_points),
+    ):
+        check_grid_size(option, points, len(scalars), sims * lattice, scalars)
+
+
+def _grid_diagnostics(
+    fitted: ScalarFit, lattice_points: int, prior: GroupPrior, site_grids: dict[str, BoundedGrid]
+) -> dict:
+    """The grid's diagnostics, present only where it zoomed or was coarsened: the latent
+    scalars' zooms (``fitted``'s), the lattice of pi coarsened from ``lattice_points`` to fit
+    the budget (``"lattice_coarsened_to"``: the caller checks it) and the zooms of the bounded
+    sites' grids (:func:`~scai.inference.exact_bounded.site_grid_diagnostics`)."""
+    diagnostics = dict(fitted.diagnostics)
+    if fitted.pi_grid.shape[0] < lattice_points:
+        diagnostics["lattice_coarsened_to"] = fitted.pi_grid.shape[0]
+    if prior.beta:
+        diagnostics |= site_grid_diagnostics(site_grids)
+    return diagnostics
+
+
+def _at_fixed_scalars(
+    evaluate: Callable[..., tuple],
+    prior: GroupPrior,
+    pi_grid: torch.Tensor,
+    points: int,
+    max_simplex_points: int,
+    action_loglik: torch.Tensor | None,
+) -> ScalarFit:
+    """With no latent scalar, the grid's one point of the fixed rationality and shifts,
+    scored by ``evaluate`` (:func:`_grid_scoring`) with every point of the bounded sites'
+    grid on ``pi_grid`` (coarsened to fit the budget where those ``points`` multiply it),
+    with the actions' log-likelihoods ``action_loglik [1, S, U, K]`` where given. Where no
+    site is bounded (the actions' log-likelihoods then do not depend on the grid), its
+    ``engine_state`` keeps them for online updating to add the next epoch's to. A
+    :class:`~scai.inference.exact_zoom.ScalarFit` of no scalar: resolved, never zoomed."""
+    dtype = torch.float64
+    u = torch.zeros(1, 0, dtype=dtype)
+    if prior.beta:
+        pi_grid = fit_budget(pi_grid, pi_grid.shape[-1], points, max_simplex_points)
+    scored = evaluate(
+        u, torch.zeros(1, dtype=dtype), None if prior.beta else action_loglik, pi_grid
+    )
+    engine_state = None if prior.beta else {"action_loglik": scored[2]}
+    return ScalarFit(scored, pi_grid, True, 0, {}, engine_state)
+
+
+def _finer_site_grids(
+    prior: GroupPrior, site_grids: dict[str, BoundedGrid], grid: _Grid, weights: torch.Tensor
+) -> dict[str, BoundedGrid] | None:
+    """The bounded sites' grids zoomed onto the posterior where ``grid``'s (``site_grids``)
+    does not resolve it (:func:`~scai.inference.exact_bounded.zoom_bounded_sites`), for the
+    fit to be made again on; ``None`` where none is zoomed (or no site is bounded)."""
+    if not prior.beta:
+        return None
+    S, G = weights.shape[1], grid.pi_grid.shape[-2]
+    per_point = len(grid.u) // grid.n_bounded * S * G  # entries per bounded point
+    return zoom_bounded_sites(prior, site_grids, grid.b, weights, per_point)
+
+
+def _lattices_of_pi(
+    grid: _Grid, log_evidence: torch.Tensor, weights: torch.Tensor, prior: GroupPrior
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[SimplexZoom] | None]:
+    """The lattice of pi the posterior is on, its log evidence and its weights: ``grid``'s
+    own ``[G, K]`` (and the ``log_evidence`` and ``weights [T, S, G]`` given), unless some
+    simulation's posterior of pi is narrower than its step: then each simulation's lattice
+    ``[S, G, K]``, zoomed onto its posterior (:func:`_zoom_simulations`, whose zooms are
+    returned too; else ``None``)."""
+    zooms = _zoom_simulations(grid, weights.sum(0), prior)
+    if zooms is None:
+        return grid.pi_grid, log_evidence, weights, None
+    pi_grid = torch.stack([z.points for z in zooms])  # [S, G, K]
+    log_joint = torch.stack([z.log_joint for z in zooms], 1)  # [T, S, G]
+    return pi_grid, *normalise(log_joint), zooms
+
+
+def _score_draws_on_the_grid(
+    posterior: Posterior,
+    grid: _Grid,
+    t_idx: torch.Tensor,
+    prior: GroupPrior,
+    site_grids: dict[str, BoundedGrid],
+    num_draws: int,
+) -> None:
+    """How ``posterior`` gets its users' log-likelihoods at its draws, when first asked for:
+    gathered from ``grid``'s at each draw's point ``t_idx [S, D]`` (the engine's quadrature: a
+    bounded site's draw lies in its point's cell, which the point stands for); but where a
+    lapse or strength is drawn within its cell (``site_grids``), not at its grid point's
+    value, ArviZ's log_likelihood and lp score the values drawn (the clone site is not in
+    them)."""
+    S, U, _ = posterior.data.shape
+    loglik, T = grid.loglik, grid.u.shape[0]  # (not the whole grid: the posterior keeps these)
 
     def grid_loglik() -> torch.Tensor:
-        """``[D, S, U, K]``: the users' log-likelihoods at each draw's grid point (the
-        engine's quadrature: a bounded site's draw lies in its point's cell, which the point
-        stands for)."""
+        """``[D, S, U, K]``: the users' log-likelihoods at each draw's grid point."""
         if T == 1:  # every draw shares the one grid point: a view, not D copies
             return loglik.to(torch.get_default_dtype()).expand(num_draws, S, U, -1)
         sims = torch.arange(S).unsqueeze(0)
         return loglik[t_idx.T, sims].to(torch.get_default_dtype())  # [D, S, U, K]
 
     posterior._lazy["user_loglik"] = grid_loglik  # gathered only if asked for
-    # A lapse or strength drawn within its cell is not its grid point's value: ArviZ's
-    # log_likelihood and lp score the values stored (the clone site is not in them).
-    if any(n in bounded and site_grids[n].n > 1 for n in ("lapse", "strength")):
+    if any(n in prior.beta and site_grids[n].n > 1 for n in ("lapse", "strength")):
         posterior._lazy["draws_loglik"] = lambda: posterior._user_loglik(256)
-    if "strength" in bounded:  # manners depend on the learned coupling: average over draws
-        posterior.manner_probs = posterior.manner_probabilities_per_draw().mean(0)
-    return posterior
 
 
 def _grid_scoring(
@@ -502,21 +633,21 @@ def _draws(
     weights: torch.Tensor,
     pi_grid: torch.Tensor,
     per_simulation: bool,
-    u: torch.Tensor,
-    b: torch.Tensor,
+    grid: _Grid,
     prior: GroupPrior,
     data: GroupData,
     site_grids: dict[str, BoundedGrid],
     num_draws: int,
     seed: int,
 ) -> tuple[dict[str, torch.Tensor], dict, torch.Tensor]:
-    """``num_draws`` posterior draws per simulation, resampled from the grid's ``weights [T, S,
-    G]`` under ``seed``: pi at the drawn lattice point (of ``pi_grid [G, K]``, or of each
-    simulation's own ``[S, G, K]`` if ``per_simulation``), the latent scalars at the drawn point
-    of ``u``, the shared shift given the shifts, and each bounded site (its points ``b``) within
-    the drawn cell of its grid, by the posterior's shape there (:func:`draw_within_cells`).
-    Returns the draws ``[1, D, S, ...]``, the bounded sites' grid points drawn (the posterior's
-    sample stats) and each draw's grid point ``t_idx [S, D]``."""
+    """``num_draws`` posterior draws per simulation, resampled from the ``weights [T, S, G]``
+    of ``grid``'s points under ``seed``: pi at the drawn lattice point (of ``pi_grid [G, K]``,
+    or of each simulation's own ``[S, G, K]`` if ``per_simulation``), the latent scalars at
+    the drawn point of ``grid.u``, the shared shift given the shifts, and each bounded site
+    (its points ``grid.b``) within the drawn cell of its grid, by the posterior's shape there
+    (:func:`draw_within_cells`). Returns the draws ``[1, D, S, ...]``, the bounded sites' grid
+    points drawn (the posterior's sample stats) and each draw's grid point ``t_idx [S, D]``."""
+    u, b = grid.u, grid.b
     dtype = torch.float64
     S = data.shape[0]
     generator = torch.Generator().manual_seed(seed)
@@ -641,20 +772,14 @@ def policy_probabilities(
 
 
 def _zoom_simulations(
-    pi_grid: torch.Tensor,
-    log_joint: torch.Tensor,
-    pi_mass: torch.Tensor,
-    loglik: torch.Tensor,
-    counts: torch.Tensor,
-    clone: torch.Tensor | None,
-    log_w: torch.Tensor,
-    prior: GroupPrior,
+    grid: _Grid, pi_mass: torch.Tensor, prior: GroupPrior
 ) -> list[SimplexZoom] | None:
     """Each simulation's lattice of ``pi`` after :func:`zoom_simplex`, or ``None`` when no
-    simulation's lattice zoomed (then nothing changes). ``log_joint [T, S, G]`` is the log
-    joint on ``pi_grid``, ``pi_mass [S, G]`` the posterior mass of each lattice point (summed
-    over ``T``: cheaper than another pass over the log joint); ``log_w [T]`` the other sites'
-    log weights."""
+    simulation's lattice zoomed (then nothing changes). ``grid``'s log joint ``[T, S, G]`` is
+    on its lattice, ``pi_mass [S, G]`` the posterior mass of each lattice point (summed
+    over ``T``: cheaper than another pass over the log joint)."""
+    pi_grid, log_joint, loglik = grid.pi_grid, grid.log_joint, grid.loglik
+    counts, clone, log_w = grid.counts, grid.clone, grid.log_w
     K = pi_grid.shape[-1]
     low = effective_points(pi_mass) < simplex_zoom_threshold(K)  # [S]
     if K == 1 or not bool(low.any()):

@@ -66,6 +66,17 @@ def site_grid(prior: GroupPrior, site: str, grid: BoundedGrid) -> tuple[torch.Te
     return prior.bounded_grid(site, grid.n, grid.lo, grid.hi, grid.open_ends)
 
 
+def site_grid_diagnostics(grids: dict[str, BoundedGrid]) -> dict[str, float]:
+    """The zooms of each site whose grid zoomed, ``"<site>_grid_zooms"``, and its step
+    (logit units), ``"<site>_grid_step"``."""
+    diagnostics: dict[str, float] = {}
+    for site, grid in grids.items():
+        if grid.zooms:
+            diagnostics[f"{site}_grid_zooms"] = grid.zooms
+            diagnostics[f"{site}_grid_step"] = float(grid.step)
+    return diagnostics
+
+
 #: A site's data are informative where its posterior over the grid's cells departs from its
 #: prior (both normalised) by more than this many nats in a cell where either holds mass.
 INFORMED_NATS = 1.0

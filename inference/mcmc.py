@@ -507,82 +507,159 @@ def fit_mcmc(
     is replaced once by a chain of the next number (``num_chains``, ...), and dropped if that
     one is stuck too, each named in a :class:`DiagnosticWarning`; ``diagnostics["chains"]``
     lists the chains kept."""
-    from scai.inference.fit import checked_engine_options
-
     given = {"num_chains": num_chains, "warmup": warmup, "samples": samples}
     given |= {"target_accept": target_accept, "parallel": parallel, "progress": progress}
-    checked = checked_engine_options("mcmc", seed, {**given, "compiled": compiled})
-    seed, num_chains, warmup = checked["seed"], checked["num_chains"], checked["warmup"]
-    samples, target_accept = checked["samples"], checked["target_accept"]
+    sampling = _checked_sampling(data, hypothesis, seed, {**given, "compiled": compiled})
+    _check_something_to_sample(data, hypothesis)
+    results = _sample(sampling, 0, sampling.num_chains)
+    with one_torch_thread():  # small tensors: see one_torch_thread
+        posterior = _posterior_of(sampling, table, results)
+    posterior, results, numbers = _without_stuck_chains(sampling, table, posterior, results)
+    with one_torch_thread():
+        # How the chains ran is a fact of this run, not an option: settings hold only what
+        # fit(..., **settings) takes, so a file's settings refit it.
+        ran = {"lockstep": sampling.lockstep, "compiled": all(r.compiled for r in results)}
+        ran["chains"] = numbers  # the chain numbers kept (a stuck one replaced or dropped)
+        posterior.diagnostics = {**mcmc_diagnostics(posterior), **ran}
+    return posterior
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """What :func:`fit_mcmc`'s chains sample (``data`` under ``hypothesis``) and how: its
+    options, checked (:func:`_checked_sampling`)."""
+
+    data: GroupData
+    hypothesis: Hypothesis
+    seed: int
+    num_chains: int
+    warmup: int
+    samples: int
+    target_accept: float
+    parallel: bool | None
+    progress: bool
+    compiled: bool
+
+    @property
+    def lockstep(self) -> bool:
+        """Whether the chains run in lockstep in this process (``parallel=None``)."""
+        return self.parallel is None
+
+    def settings(self) -> dict:
+        """The posterior's ``settings``: the options ``fit(..., **settings)`` takes again
+        (``compiled``: allowed to; the diagnostics say whether the chains were)."""
+        return {
+            "num_chains": self.num_chains,
+            "warmup": self.warmup,
+            "samples": self.samples,
+            "target_accept": self.target_accept,
+            "parallel": self.parallel,
+            "compiled": self.compiled,
+        }
+
+
+def _checked_sampling(
+    data: GroupData, hypothesis: Hypothesis, seed: object, given: dict
+) -> _Sampling:
+    """The seed and the options ``given`` (every option of :func:`fit_mcmc`) as
+    :func:`~scai.inference.fit.fit` checks them, or an :class:`EngineError` naming the first
+    bad one; ``parallel``, ``progress`` and ``compiled`` are kept as given."""
+    from scai.inference.fit import checked_engine_options
+
+    checked = checked_engine_options("mcmc", seed, given)
+    return _Sampling(
+        data,
+        hypothesis,
+        checked["seed"],
+        checked["num_chains"],
+        checked["warmup"],
+        checked["samples"],
+        checked["target_accept"],
+        given["parallel"],
+        given["progress"],
+        given["compiled"],
+    )
+
+
+def _check_something_to_sample(data: GroupData, hypothesis: Hypothesis) -> None:
+    """An :class:`EngineError` where ``hypothesis`` leaves nothing continuous to sample on
+    ``data`` (its posterior is the exact engine's)."""
     if GroupPrior(hypothesis).coordinates(data.shape[0], len(data.currencies)).width == 0:
         raise EngineError(
             f"hypothesis {hypothesis.name!r} has nothing continuous for MCMC to sample (one "
             "type, and no latent rationality, shift, lapse, stereotype strength or clone "
             "probability): its posterior is exact; fit it with engine='exact'"
         )
-    lockstep = parallel is None
-    options = {"warmup": warmup, "samples": samples, "target_accept": target_accept}
 
-    def sample(first: int, count: int) -> list:
-        """Chains ``first`` to ``first + count - 1`` of the fit (their seeds by number)."""
-        if lockstep:
-            found = run_lockstep(
-                game_lockstep_problem,
-                (data, hypothesis),
-                seed=seed,
-                chains=count,
-                progress=progress,
+
+def _sample(sampling: _Sampling, first: int, count: int) -> list:
+    """Chains ``first`` to ``first + count - 1`` of the fit (their seeds by number): in
+    lockstep here, else one task each (in ``count`` worker processes where ``parallel``);
+    each problem a chain's struggle monitor reported is a :class:`SamplerWarning`."""
+    options = {
+        "warmup": sampling.warmup,
+        "samples": sampling.samples,
+        "target_accept": sampling.target_accept,
+    }
+    problem = (sampling.data, sampling.hypothesis)
+    progress = sampling.progress
+    if sampling.lockstep:
+        found = run_lockstep(
+            game_lockstep_problem,
+            problem,
+            seed=sampling.seed,
+            chains=count,
+            progress=progress,
+            speak=progress,
+            compiled=sampling.compiled,
+            first_chain=first,
+            **options,
+        )
+    else:
+        tasks = [
+            ChainTask(
+                game_chain_problem,
+                problem,
+                seed=sampling.seed,
+                chain=first + c,
+                progress=progress and first + c == 0,
                 speak=progress,
-                compiled=compiled,
-                first_chain=first,
                 **options,
             )
-        else:
-            tasks = [
-                ChainTask(
-                    game_chain_problem,
-                    (data, hypothesis),
-                    seed=seed,
-                    chain=first + c,
-                    progress=progress and first + c == 0,
-                    speak=progress,
-                    **options,
-                )
-                for c in range(count)
-            ]
-            found = run_chains(tasks, workers=count if parallel else 1)
-        for c, result in enumerate(found):
-            for message in result.problems:
-                warnings.warn(
-                    f"MCMC chain {first + c}: {message}", SamplerWarning, stacklevel=outside_scai()
-                )
-        return found
+            for c in range(count)
+        ]
+        found = run_chains(tasks, workers=count if sampling.parallel else 1)
+    for c, result in enumerate(found):
+        for message in result.problems:
+            warnings.warn(
+                f"MCMC chain {first + c}: {message}", SamplerWarning, stacklevel=outside_scai()
+            )
+    return found
 
-    def posterior_of(results: list) -> Posterior:
-        chains, stats = stack_chains(results)
-        return Posterior.from_draws(
-            "mcmc",
-            data,
-            hypothesis,
-            table,
-            {site: chains[site] for site in latent_sites(hypothesis)},
-            sample_stats=stats,
-            settings={
-                "num_chains": num_chains,
-                "warmup": warmup,
-                "samples": samples,
-                "target_accept": target_accept,
-                "parallel": parallel,
-                "compiled": compiled,  # allowed to: diagnostics say whether they did
-            },
-            seed=seed,
-        )
 
-    results, numbers = sample(0, num_chains), list(range(num_chains))  # each result's number
-    with one_torch_thread():  # small tensors: see one_torch_thread
-        posterior = posterior_of(results)
-    # Each chain stuck in a minor mode is replaced once by a chain of the next number (started,
-    # as every chain, at the best mode); one stuck again is dropped.
+def _posterior_of(sampling: _Sampling, table, results: list) -> Posterior:
+    """The posterior of the chains' ``results``: their draws of the latent sites."""
+    chains, stats = stack_chains(results)
+    return Posterior.from_draws(
+        "mcmc",
+        sampling.data,
+        sampling.hypothesis,
+        table,
+        {site: chains[site] for site in latent_sites(sampling.hypothesis)},
+        sample_stats=stats,
+        settings=sampling.settings(),
+        seed=sampling.seed,
+    )
+
+
+def _without_stuck_chains(
+    sampling: _Sampling, table, posterior: Posterior, results: list
+) -> tuple[Posterior, list, list[int]]:
+    """``posterior`` of ``results`` without its chains stuck in a minor mode
+    (:func:`_stuck_chains_of`): each is replaced once by a chain of the next number (started,
+    as every chain, at the best mode), and one stuck again is dropped, each told
+    (:func:`_tell_dropped`). Returns the posterior, the chains' results and their numbers."""
+    numbers = list(range(sampling.num_chains))  # each result's number
     for replace in (True, False):
         if not (stuck := _stuck_chains_of(posterior)):
             break
@@ -591,14 +668,8 @@ def fit_mcmc(
         results = [r for c, r in enumerate(results) if c not in gone]
         numbers = [n for c, n in enumerate(numbers) if c not in gone]
         if replace:
-            results += sample(num_chains, len(gone))
-            numbers += range(num_chains, num_chains + len(gone))
+            results += _sample(sampling, sampling.num_chains, len(gone))
+            numbers += range(sampling.num_chains, sampling.num_chains + len(gone))
         with one_torch_thread():
-            posterior = posterior_of(results)
-    with one_torch_thread():
-        # How the chains ran is a fact of this run, not an option: settings hold only what
-        # fit(..., **settings) takes, so a file's settings refit it.
-        ran = {"lockstep": lockstep, "compiled": all(result.compiled for result in results)}
-        ran["chains"] = numbers  # the chain numbers kept (a stuck one replaced or dropped)
-        posterior.diagnostics = {**mcmc_diagnostics(posterior), **ran}
-    return posterior
+            posterior = _posterior_of(sampling, table, results)
+    return posterior, results, numbers
