@@ -30,7 +30,6 @@ into text (:mod:`scai.models.table_file`) and writing files atomically (:mod:`sc
 from __future__ import annotations
 
 import collections
-import difflib
 import io
 import os
 import re
@@ -118,13 +117,28 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
 
 
 def _misspelt(absent: Sequence[str], unread: Sequence[object]) -> str:
-    """Which of the ``unread`` columns looks like a misspelling of an ``absent`` one
-    ('accpeted' for 'accepted'), said as a question; '' where none does."""
+    """Which of the ``unread`` columns looks like a misspelling of an ``absent`` one, one
+    typo from it (a letter added, left out, changed, or two swapped: 'accpeted' for
+    'accepted'), said as a question; '' where none does. (Names alike but for a word, such
+    as 'proposer_type' or 'proposer_name' beside a missing 'proposer_tone', are columns of
+    their own: difflib's ratio of 0.8 took them for it.)"""
     names = sorted(str(c) for c in unread)
     for column in absent:
-        if close := difflib.get_close_matches(column, names, n=1, cutoff=0.8):
+        if close := [name for name in names if _one_typo(column, name)]:
             return f"the table has a column {close[0]!r}: is it {column!r} misspelt?"
     return ""
+
+
+def _one_typo(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one letter added, left out or changed, or two neighbours
+    swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    start = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    a, b = a[start:], b[start:]
+    return a[1:] == b[1:] or a[1:] == b or a == b[1:] or (a[:2] == b[1::-1] and a[2:] == b[2:])
 
 
 def wrong_header(

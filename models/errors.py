@@ -135,11 +135,17 @@ class Problem:
     def same_but_row(self) -> tuple:
         """What the problem says but its row: a key equal for the same problem in two rows."""
         value = self.value
-        if not isinstance(value, str | int | float | bool | None):
+        if not isinstance(value, _PLAIN):  # (unhashable, or equal as it is not shown)
             value = show_value(value, self.SHOWN_CHARS + 3, length=True)
-        elif isinstance(value, float) and value != value:  # NaN: equal to no NaN
+        elif value != value:  # NaN: equal to no NaN
             value = "nan"
         return (self.column, type(self.value), value, self.allowed, self.whole, self.part)
+
+
+#: The values a problem's key holds as they are (hashable, and equal as they are shown): a
+#: tuple, not ``str | int | ...``, which builds a union at every call (a million problems'
+#: keys took 3 s, not 0.3).
+_PLAIN = (str, int, float, bool, type(None))
 
 
 #: Runs of rows said before "...": a problem in 10,000 scattered rows stays one line.
@@ -149,9 +155,9 @@ ROW_RUNS_SHOWN = 8
 def _rows_said(rows: list[int]) -> str:
     """``row 7``, or ``rows 1-3, 7, 9-12 (8 rows)``: the rows in increasing order, each run
     of consecutive rows as its ends, at most :data:`ROW_RUNS_SHOWN` runs."""
-    if len(rows) == 1:
-        return f"row {rows[0]}"
     ordered = sorted(set(rows))
+    if len(ordered) == 1:
+        return f"row {ordered[0]}"
     runs: list[list[int]] = []
     for row in ordered:
         if runs and row == runs[-1][1] + 1:
@@ -200,7 +206,7 @@ def error_text(error: BaseException) -> str:
 class DataError(ScaiError):
     """Invalid input data; ``problems`` lists every problem found."""
 
-    SHOWN = 50  # problems listed in the message
+    SHOWN = 50  # lines of problems in the message (the same problem in many rows: one line)
     SHOWN_ON_ONE_LINE = 5
 
     def __init__(self, source: str, problems: list[Problem]):
@@ -209,11 +215,11 @@ class DataError(ScaiError):
         super().__init__(self._render(self.SHOWN, "\n  ", "\n  "))
 
     def _render(self, shown: int, first: str, separator: str) -> str:
-        groups = self._same_problems()
+        groups, count = self._same_problems()
         parts = [problem.said(rows) for problem, rows in groups[:shown]]
-        if len(groups) > shown:
-            left = sum(max(len(rows or ()), 1) for _, rows in groups[shown:])
-            parts.append(f"... and {left} more")
+        if count > shown:
+            said = sum(len(rows or (None,)) for _, rows in groups[:shown])
+            parts.append(f"... and {len(self.problems) - said} more")
         return (
             f"{self.source}: {len(self.problems)} problem(s) found:{first}{separator.join(parts)}"
         )
@@ -221,16 +227,35 @@ class DataError(ScaiError):
     def one_line(self) -> str:
         return self._render(self.SHOWN_ON_ONE_LINE, " ", "; ")
 
-    def _same_problems(self) -> list[tuple[Problem, list[int] | None]]:
+    def _same_problems(self) -> tuple[list[tuple[Problem, list[int] | None]], int]:
         """The problems in order of first appearance, the same problem in several rows said
-        once with its rows (a currency misspelt in every row of 100,000 was 50 lines alike)."""
-        groups: dict[object, tuple[Problem, list[int] | None]] = {}
-        for i, problem in enumerate(self.problems):
-            if problem.row is None:
-                groups[i] = (problem, None)
-            else:
-                groups.setdefault(problem.same_but_row(), (problem, []))[1].append(problem.row)
-        return list(groups.values())
+        once with its rows (a currency misspelt in every row of 100,000 was 50 lines alike):
+        the first :data:`SHOWN` of these groups, and how many there are. Grouped once for
+        the message and :meth:`one_line` (while ``problems`` is the list grouped), without a
+        container per group (a million problems in a million groups: 2.6 s where it had them,
+        the garbage collector's)."""
+        cached = self.__dict__.get("_groups")
+        if cached is not None and cached[0] is self.problems and cached[1] == len(self.problems):
+            return cached[2]
+        number: dict[object, int] = {}  # each problem's key: the number of its group
+        group = [
+            number.setdefault(i if p.row is None else p.same_but_row(), len(number))
+            for i, p in enumerate(self.problems)
+        ]
+        shown = min(len(number), max(self.SHOWN, self.SHOWN_ON_ONE_LINE))
+        firsts: list[Problem | None] = [None] * shown
+        rows: list[list[int] | None] = [[] for _ in range(shown)]
+        for g, problem in zip(group, self.problems, strict=True):
+            if g < shown:
+                if firsts[g] is None:
+                    firsts[g] = problem
+                if problem.row is None:
+                    rows[g] = None
+                else:
+                    rows[g].append(problem.row)
+        said = (list(zip(firsts, rows, strict=True)), len(number))
+        self._groups = (self.problems, len(self.problems), said)
+        return said
 
 
 class HypothesisError(ScaiError):

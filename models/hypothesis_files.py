@@ -101,11 +101,18 @@ def load_hypothesis_file(path: str | Path, family: str | None = None) -> Any:
                 'line such as name = "my_hypothesis" or rename the file'
             ) from None
         raw["name"] = path.stem
-    policies = raw.get("policies")
+    policies, counted = raw.get("policies"), isinstance(raw.get("pi_concentration"), list)
     hypothesis = FAMILIES[model].from_dict(raw, source=str(path))
-    if model == DEFAULT_FAMILY and isinstance(policies, dict) and len(policies) == 1:
+    if (
+        model == DEFAULT_FAMILY
+        and isinstance(policies, dict)
+        and len(policies) == 1
+        and not counted
+    ):
         # "a new type is one TOML table" read as "add one table": it replaces the default
-        # three, leaving a one-type hypothesis whose pi is 1 (a fit then learns no norm)
+        # three, leaving a one-type hypothesis whose pi is 1 (a fit then learns no norm). Not
+        # where pi_concentration lists one number per type: the author counted one type (and
+        # Hypothesis.save writes that list: a one-type hypothesis saved was told on loading)
         (only,) = policies
         warnings.warn(
             f"{path}: policies: the file defines one type, {only!r}, and a [policies] table "

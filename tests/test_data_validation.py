@@ -1068,6 +1068,20 @@ def test_a_misspelt_column_is_named_beside_the_missing_one(tmp_path, capsys, mis
     assert "is it " not in err, err
 
 
+def test_a_column_alike_but_for_a_word_is_not_taken_for_a_misspelt_one(tmp_path, capsys):
+    """A table of its own data without tones, with each player's type beside the names
+    ('proposer_type', 'proposer_name': difflib's ratio 0.85 to 'proposer_tone'), was asked
+    "is it 'proposer_tone' misspelt?" of a column that is none; one typo is still named."""
+    for extra in ("proposer_type,responder_type", "proposer_name,responder_name"):
+        header = HEADER.replace("proposer_tone,responder_tone", extra)
+        code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
+        assert code == 1 and "missing column(s) proposer_tone, responder_tone" in err, err
+        assert "is it " not in err, err
+    header = HEADER.replace("currency", "curency")
+    code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
+    assert "the table has a column 'curency': is it 'currency' misspelt?" in err, err
+
+
 def test_a_transcript_given_as_a_table_is_named(tmp_path, capsys):
     """``scai validate`` of ``scai simulate --transcript``'s file said "this looks like JSON"
     (its lines start with "[sim 0 epoch 1 ...]"): it names the transcript and the table to give

@@ -51,6 +51,31 @@ def test_data_error_one_line_lists_the_first_problems_and_counts_the_rest():
     assert "row 5" in line and "row 6" not in line and line.endswith("... and 3 more")
 
 
+def test_the_same_problem_in_many_rows_is_grouped_once_whatever_its_value(monkeypatch):
+    """The same problem in many rows is grouped once for both messages (a million problems:
+    grouped again for ``one_line``, and a key's ``str | int | ...`` built a union each time,
+    3 s a grouping); NaN is one value, a list is grouped by how it is shown; a problem said
+    twice of one row is "row 7", not "rows 7 (1 rows)"; the rest are counted as problems."""
+    keys = []
+    same_but_row = Problem.same_but_row
+    monkeypatch.setattr(Problem, "same_but_row", lambda p: keys.append(p) or same_but_row(p))
+    problems = [Problem(r, "offer", float("nan"), "must be a number") for r in range(1, 1001)]
+    problems += [Problem(r, "sim", ["s"], "one value per cell") for r in (3, 5)]
+    problems += [Problem(7, "pot", "x", "must be a whole number")] * 2
+    problems += [Problem(None, None, None, "the file ends in a half-written line")]
+    problems += [Problem(r, "currency", f"c{r}", "allowed: dollars") for r in range(1, 61)]
+    err = DataError("t.csv", problems)
+    line = err.one_line()
+    assert len(keys) == len(problems) - 1, len(keys)  # once each (no key for a row's absence)
+    lines = str(err).splitlines()
+    assert lines[1] == "  rows 1-1000 (1,000 rows), column 'offer': value nan: must be a number"
+    assert lines[2] == "  rows 3, 5 (2 rows), column 'sim': value ['s']: one value per cell"
+    assert lines[3] == "  row 7, column 'pot': value 'x': must be a whole number", lines
+    assert lines[4] == "  file: the file ends in a half-written line", lines
+    assert lines[-1] == f"  ... and {60 - 46} more", lines  # 50 groups said
+    assert line.endswith(f"; ... and {len(problems) - 1000 - 2 - 2 - 1 - 1} more"), line
+
+
 @pytest.mark.parametrize(
     "value, message",
     [

@@ -560,6 +560,26 @@ def test_a_file_of_one_policy_type_is_told(tmp_path):
         assert Hypothesis.load(path).policy_names == ("selfish", "spiteful")
 
 
+def test_a_one_type_hypothesis_saved_is_loaded_without_a_word(tmp_path):
+    """A one-type hypothesis is a model of its own (everyone selfish, to compare evidence
+    with): saved by :meth:`Hypothesis.save`, whose file lists ``pi_concentration`` one number
+    per type, it was told on loading as if its author had meant to add a type; a file that
+    counts its one type so is not told."""
+    import warnings
+
+    from scai.models.errors import HypothesisWarning
+
+    one = Hypothesis(name="all_selfish", policies=(PolicyType("selfish"),), pi_concentration=1.0)
+    one.save(tmp_path / "one.toml")
+    (tmp_path / "counted.toml").write_text(
+        "pi_concentration = [1.0]\n[policies.spiteful]\nw = -1.0\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HypothesisWarning)
+        assert Hypothesis.load(tmp_path / "one.toml") == one
+        assert Hypothesis.load(tmp_path / "counted.toml").policy_names == ("spiteful",)
+
+
 def test_a_name_taken_from_the_file_name_is_refused_saying_so(tmp_path):
     """A file without ``name`` is named by its stem; a stem that is no name (``a..b.toml``) was
     refused as "name: 'a..b' is not allowed", a key the file does not have (a review). The
