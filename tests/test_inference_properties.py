@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from fixed_examples import SETTINGS, quietly
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from torch.distributions.transforms import StickBreakingTransform
@@ -45,22 +45,9 @@ from scai.models.density import MarginalDensity
 from scai.models.marginal import group_loglik
 from scai.models.prior import GroupPrior
 
-SETTINGS = dict(
-    deadline=None,
-    database=None,
-    derandomize=True,  # the same examples every run: a failure is reproducible
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 #: A latent rationality, and a learned lapse (the exact engine's bounded-site grid).
 LATENT_LAM = PRESETS["neutral"].with_(rationality_scale=0.5)
 LEARNED_LAPSE = PRESETS["neutral"].with_(name="learned_lapse", lapse_prior=(2.0, 20.0))
-
-
-def quietly(function, *args, **kwargs):
-    """``function(*args, **kwargs)`` with warnings silenced (diagnostics of tiny groups)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return function(*args, **kwargs)
 
 
 def group(hypothesis, seed: int, users: int = 4, rounds: int = 6, **kwargs) -> pd.DataFrame:

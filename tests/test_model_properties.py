@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, example, given, settings
+from fixed_examples import SETTINGS, quietly
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
@@ -46,12 +46,6 @@ from scai.models.language import TONES
 from scai.models.model import MAX_PLATE_NESTING, social_contract_model
 from scai.models.policies import action_tables
 
-SETTINGS = dict(
-    deadline=None,
-    database=None,
-    derandomize=True,  # the same examples every run: a failure is reproducible
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 #: Hypotheses the exact engine fits in well under a second on the small groups below: one of
 #: each kind of latent site it grids (none, a stereotype, a currency shift, the rationality).
 QUICK = {
@@ -68,13 +62,6 @@ MAX_LAM = BOUNDS["rationality"][1] * math.exp(6 * BOUNDS["rationality_scale"][1]
 def float32_default():
     """torch's default dtype float32 for the block (what the engines build action tables in)."""
     return default_dtype(torch.float32)
-
-
-def quietly(function, *args, **kwargs):
-    """``function(*args, **kwargs)`` with warnings silenced (diagnostics of tiny groups)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return function(*args, **kwargs)
 
 
 def exact(table, hypothesis) -> object:

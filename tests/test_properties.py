@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, assume, given, settings
+from fixed_examples import SETTINGS
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scai.models.cell_text import parse_whole
@@ -34,12 +35,6 @@ from scai.models.layout import GroupData
 from scai.models.table_memory import layout_shape
 from scai.models.writing import write_csv_atomic
 
-SETTINGS = dict(
-    deadline=None,
-    database=None,
-    derandomize=True,  # the same examples every run: a failure is reproducible
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
 
 ids = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_size=1, max_size=5)
