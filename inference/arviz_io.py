@@ -49,7 +49,7 @@ from scai.inference.diagnostics import SITE_DIMS, dim_sizes, in_site_order
 from scai.inference.errors import EngineError, no_table
 from scai.inference.posterior import GRID_POINT_STATS
 from scai.inference.replicates import ACTION_VARIABLES, posterior_replicates
-from scai.models.data import INTERACTION_COLUMNS, tones_heard, validate_frame
+from scai.models.data import INTERACTION_COLUMNS, TONE_COLUMNS, tones_heard, validate_frame
 from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
@@ -624,7 +624,7 @@ def _table(path, constant: dict[str, np.ndarray], observed: dict[str, np.ndarray
     columns = dict(constant)
     columns["offer"] = observed["offer"]
     columns["accepted"] = observed["accepted"]
-    for name in ("proposer_tone", "responder_tone"):
+    for name in TONE_COLUMNS:
         codes = observed[name]
         if codes.dtype.kind not in "iu" or not ((codes >= -1) & (codes < len(TONES))).all():
             raise PosteriorFileError(
@@ -636,6 +636,6 @@ def _table(path, constant: dict[str, np.ndarray], observed: dict[str, np.ndarray
     order = [*INTERACTION_COLUMNS, *[c for c in table.columns if c not in INTERACTION_COLUMNS]]
     table = table[order]
     for name in table.columns:
-        if table[name].dtype == object or name in ("proposer_tone", "responder_tone"):
+        if table[name].dtype == object or name in TONE_COLUMNS:
             table[name] = table[name].astype(str)
     return table

@@ -20,7 +20,12 @@ import pandas as pd
 from scai.inference.draws import latent_sites
 from scai.inference.errors import EngineError
 from scai.inference.posterior import DRAW_DEPENDENT_LOGLIK, Posterior
-from scai.models.data import check_some_user_acts, read_interactions, validate_frame
+from scai.models.data import (
+    TONE_COLUMNS,
+    check_some_user_acts,
+    read_interactions,
+    validate_frame,
+)
 from scai.models.errors import (
     DataError,
     Problem,
@@ -296,7 +301,7 @@ def check_reported_tones(table: pd.DataFrame, hypothesis: Hypothesis, source: st
             "(reader_confusion column of zeros); read the tones with that reader or give a "
             "hypothesis without reader_confusion",
         )
-        for col in ("proposer_tone", "responder_tone")
+        for col in TONE_COLUMNS
         for row, tone in enumerate(table[col].tolist(), start=1)
         if tone in never
     ]

@@ -1,7 +1,7 @@
 """The interaction table: one row per game, as CSV, with validation.
 
 Columns (``proposer`` may be empty for responder-only human data; tones may be empty when no
-message was observed)::
+message was observed, and a tone column may be left out: that role's tones were never heard)::
 
     sim, epoch, round, proposer, responder, currency, pot, offer, accepted,
     proposer_tone, responder_tone
@@ -84,10 +84,16 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
     "proposer_tone",
     "responder_tone",
 )
+#: Optional columns: the tones heard, one a role. A column left out is a role whose tones were
+#: not heard, as a column of empty values (a table of people's decisions has none).
+TONE_COLUMNS: tuple[str, ...] = ("proposer_tone", "responder_tone")
+#: What makes a game but the tones heard in it (the columns a table must have): the same game
+#: sent again with its tones read anew, or emptied (``--tones none``), is still that game.
+GAME_COLUMNS = tuple(c for c in INTERACTION_COLUMNS if c not in TONE_COLUMNS)
 #: Optional columns: the proposal and the reply as written (free text, may be empty).
 TEXT_COLUMNS: tuple[str, ...] = ("proposer_text", "responder_text")
 USER_COLUMNS: tuple[str, ...] = ("sim", "user", "policy", "manner")
-_OPTIONAL = {"proposer", "proposer_tone", "responder_tone"}
+_OPTIONAL = {"proposer", *TONE_COLUMNS}
 _ID_COLUMNS = ("sim", "proposer", "responder")
 _INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
 #: The largest ``epoch`` or ``round`` (and human-data ``trial``): far beyond any study, and
@@ -114,6 +120,19 @@ def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFra
             [Problem(None, c, None, "appears more than once in the header") for c in repeated],
         )
     return df
+
+
+def with_tone_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each tone column it lacks (:data:`TONE_COLUMNS`) as empty values: no tone of
+    that role heard. Not where a column of the table looks like the missing one (one typo from
+    it, or in capitals): the header's check names that column."""
+    names = [str(c).strip().lower() for c in df.columns]
+    unheard = [
+        c
+        for c in TONE_COLUMNS
+        if c not in df.columns and not any(n == c or _one_typo(c, n) for n in names)
+    ]
+    return df.assign(**dict.fromkeys(unheard, "")) if unheard else df
 
 
 def _misspelt(absent: Sequence[str], unread: Sequence[object]) -> str:
@@ -187,8 +206,10 @@ def check_interactions(
             raise RunError(f"currencies: {err}") from None
     tones = tuple(tones)
     problems: list[Problem] = []
+    header = df.columns  # as written: what it looks like is told from it
+    df = with_tone_columns(df)
     if wrong := wrong_header(
-        INTERACTION_COLUMNS, df.columns, lambda: _header_hint(df.columns), TEXT_COLUMNS
+        INTERACTION_COLUMNS, df.columns, lambda: _header_hint(header), TEXT_COLUMNS
     ):
         return wrong
     if len(df) == 0:
@@ -262,7 +283,7 @@ def _row_problems(
         problems.append(
             Problem(i, "currency", row["currency"], f"allowed: {', '.join(currencies)}")
         )
-    for col in ("proposer_tone", "responder_tone"):
+    for col in TONE_COLUMNS:
         if row[col] != "" and row[col] not in tones:
             problems.append(Problem(i, col, row[col], f"allowed: {', '.join(tones)} or empty"))
     if row["proposer"] != "" and row["proposer"] == row["responder"]:
@@ -300,7 +321,7 @@ def _rows_to_check(
             or (col in _ID_COLUMNS and has_control(v))
             or (col in ("proposer", "responder") and _misspelt_assistant(v))
             or (col == "currency" and v != "" and v not in currencies)
-            or (col in ("proposer_tone", "responder_tone") and v != "" and v not in tones)
+            or (col in TONE_COLUMNS and v != "" and v not in tones)
             for v in distinct
         ]
         if col in _INT_COLUMNS:
@@ -401,8 +422,7 @@ def _typed_interactions(df: pd.DataFrame) -> pd.DataFrame:
 
 def tones_heard(table: pd.DataFrame) -> int:
     """How many tones a validated interaction table holds (both roles; empty: none heard)."""
-    tones = ("proposer_tone", "responder_tone")
-    return int(sum((column_texts(table[c]) != "").sum() for c in tones))
+    return int(sum((column_texts(table[c]) != "").sum() for c in TONE_COLUMNS))
 
 
 def duplicate_games(
@@ -423,11 +443,6 @@ def duplicate_games(
     first = pd.Series(np.arange(len(group))).groupby(group).min()
     rows = np.flatnonzero(repeated)
     return [(int(r) + 1, int(first[group[r]]) + 1) for r in rows]
-
-
-#: What makes a game but the tones heard in it: the same game sent again with its tones read
-#: anew, or emptied (``--tones none``), is still that game.
-GAME_COLUMNS = tuple(c for c in INTERACTION_COLUMNS if not c.endswith("_tone"))
 
 
 def _distinct_keys(table: pd.DataFrame) -> bool:
@@ -512,9 +527,9 @@ def read_interactions(
     problems = check_interactions(df, currencies, allow_empty=allow_empty)
     if problems:
         raise DataError(source, problems)
-    table = _typed_interactions(df)
+    table = _typed_interactions(with_tone_columns(df))
     _check_duplicates(table, source, strict)
-    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
+    warn_unused_columns(source, df.columns, GAME_COLUMNS, (*TONE_COLUMNS, *TEXT_COLUMNS))
     return table
 
 
@@ -704,17 +719,17 @@ def _validate_frame(df: pd.DataFrame, source: str, strict: bool, allow_empty: bo
             source,
             [Problem(None, c, None, "the column appears more than once") for c in duplicated],
         )
-    warn_unused_columns(source, df.columns, INTERACTION_COLUMNS, TEXT_COLUMNS)
+    warn_unused_columns(source, df.columns, GAME_COLUMNS, (*TONE_COLUMNS, *TEXT_COLUMNS))
     if allow_empty and len(df) == 0:  # the header's checks alone
         if problems := check_interactions(df, allow_empty=True):
             raise DataError(source, problems)
-        raw = df.astype(str)
+        raw = with_tone_columns(df.astype(str))
         raw.columns = [str(c) for c in raw.columns]
         return _typed_interactions(raw)
     if "accepted" in df.columns and _booleans(df["accepted"]):
         # a DataFrame's own way to hold a decision: True/False as 1/0 (a missing one stays so)
         df = df.assign(accepted=df["accepted"].map(_AS_INT, na_action="ignore").astype("Int64"))
-    table = _typed_if_valid(df)
+    table = _typed_if_valid(with_tone_columns(df))
     if table is None:
         table = _typed_row_by_row(df, source)
     # rows numbered as a file's (the caller's labels name rows in messages, not the table)
@@ -778,7 +793,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
     ]
     if problems:
         raise DataError(source, _with_index_labels(problems, df.index))
-    return _typed_interactions(raw)
+    return _typed_interactions(with_tone_columns(raw))
 
 
 def _with_index_labels(problems: list[Problem], index: pd.Index) -> list[Problem]:
@@ -859,7 +874,7 @@ def _typed_if_valid(df: pd.DataFrame) -> pd.DataFrame | None:
             for v in (ints[c].to_numpy() for c in ("epoch", "round"))
         )
         and set(distinct["currency"]) <= set(CURRENCIES)
-        and all(set(distinct[c]) <= {"", *TONES} for c in ("proposer_tone", "responder_tone"))
+        and all(set(distinct[c]) <= {"", *TONES} for c in TONE_COLUMNS)
         and not bool(((proposer != "") & (proposer == responder)).any())
         and not any(_misspelt_assistant(v) for c in ("proposer", "responder") for v in distinct[c])
         and not bool(

@@ -12,8 +12,10 @@ import torch
 
 from scai.experiments.cli import main
 from scai.models.data import (
+    GAME_COLUMNS,
     INTERACTION_COLUMNS,
     TEXT_COLUMNS,
+    TONE_COLUMNS,
     DataError,
     read_interactions,
     validate_frame,
@@ -133,7 +135,7 @@ def test_bad_cell(tmp_path, capsys, row, column, value, allowed):
         ),
         (
             "a;b;c\n1;2;3\n",
-            "wrong header: missing column(s) " + ", ".join(INTERACTION_COLUMNS),
+            "wrong header: missing column(s) " + ", ".join(GAME_COLUMNS) + "; expected: ",
         ),
         (
             HEADER + "\n" + "\n".join([VALID_ROWS[0], VALID_ROWS[1] + ",extra"]) + "\n",
@@ -1062,21 +1064,48 @@ def test_a_misspelt_column_is_named_beside_the_missing_one(tmp_path, capsys, mis
     code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
     assert code == 1 and f"missing column(s) {column};" in err, err
     assert f"the table has a column {misspelt!r}: is it {column!r} misspelt?" in err, err
+    capitals = HEADER.replace(column, column.title())
+    code, _, err = validate(write(tmp_path, VALID_ROWS, header=capitals), capsys)
+    assert code == 1 and f"{column.title()!r} is {column!r}" in err, err
     texts = HEADER.replace("proposer_tone,responder_tone", "proposer_text,responder_text")
     code, _, err = validate(write(tmp_path, VALID_ROWS, header=texts), capsys)
-    assert code == 1 and "missing column(s) proposer_tone, responder_tone" in err
-    assert "is it " not in err, err
+    assert code == 0 and "is it " not in err, err  # the tones, optional, left out
+
+
+@pytest.mark.parametrize("left_out", [TONE_COLUMNS, TONE_COLUMNS[:1], TONE_COLUMNS[1:]])
+def test_a_tone_column_left_out_is_a_role_never_heard(tmp_path, left_out):
+    """A table of its own data need not carry the tone columns: one left out reads as that
+    column empty, from a file and from a DataFrame (typed, or of text), with no rows too."""
+    kept = [c for c in INTERACTION_COLUMNS if c not in left_out]
+    rows = [r.split(",") for r in VALID_ROWS]
+    for row in rows:
+        for column in left_out:
+            row[INTERACTION_COLUMNS.index(column)] = ""
+    heard = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
+    expected = read_interactions(write(tmp_path, [",".join(r) for r in rows]))
+    assert (expected[list(left_out)] == "").all().all()
+    without = heard[kept]
+    from_file = read_interactions(
+        write(tmp_path, without.apply(",".join, axis=1).tolist(), ",".join(kept))
+    )
+    pd.testing.assert_frame_equal(from_file, expected)
+    pd.testing.assert_frame_equal(validate_frame(without), expected)
+    typed = without.astype({c: "int64" for c in ("epoch", "round", "pot", "offer", "accepted")})
+    pd.testing.assert_frame_equal(validate_frame(typed), expected)
+    empty = validate_frame(without.iloc[:0], allow_empty=True)
+    assert list(empty.columns) == list(INTERACTION_COLUMNS) and len(empty) == 0
 
 
 def test_a_column_alike_but_for_a_word_is_not_taken_for_a_misspelt_one(tmp_path, capsys):
     """A table of its own data without tones, with each player's type beside the names
     ('proposer_type', 'proposer_name': difflib's ratio 0.85 to 'proposer_tone'), was asked
-    "is it 'proposer_tone' misspelt?" of a column that is none; one typo is still named."""
+    "is it 'proposer_tone' misspelt?" of a column that is none; one typo is still named.
+    Such a table is valid, its tones not heard, and the columns it has beside are told."""
     for extra in ("proposer_type,responder_type", "proposer_name,responder_name"):
         header = HEADER.replace("proposer_tone,responder_tone", extra)
         code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
-        assert code == 1 and "missing column(s) proposer_tone, responder_tone" in err, err
-        assert "is it " not in err, err
+        assert code == 0 and "is it " not in err, err
+        assert "not read by scai (ignored); its optional columns are proposer_tone" in err, err
     header = HEADER.replace("currency", "curency")
     code, _, err = validate(write(tmp_path, VALID_ROWS, header=header), capsys)
     assert "the table has a column 'curency': is it 'currency' misspelt?" in err, err
