@@ -103,10 +103,11 @@ MAX_INDEX = 10**9
 
 def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFrame:
     """A table file's text (:func:`~scai.models.table_file.read_text_table`), its values'
-    layout spaces stripped, its ids composed, an id column's numbers written two ways told, a
-    column named twice refused."""
+    layout spaces stripped, its decisions written as words read as digits, its ids composed,
+    an id column's numbers written two ways told, a column named twice refused."""
     df = read_text_table(path_or_buffer, source, _header_hint)
     _strip_layout_spaces(df)
+    _decisions_as_digits(df)
     _warn_one_number_two_ways(_compose_ids(df, source), source)
     # pandas renames a repeated header name X to X.1, X.2, ...: report it instead of reading
     # the first of the two columns silently. (Not where the header is no CSV header at all: a
@@ -254,7 +255,7 @@ def _row_problems(
         value = parse_whole(text)
         if value is None:
             allowed = (
-                "must be 1 (accepted) or 0 (rejected)"
+                "must be 1 (accepted) or 0 (rejected), or TRUE/FALSE"
                 if col == "accepted"
                 else "must be a whole number in ASCII decimal notation, e.g. 12 "
                 "(12.0 and 1.2e1 are 12)"
@@ -677,6 +678,22 @@ def _strip_layout_spaces(raw: pd.DataFrame) -> None:
             raw[col] = raw[col].str.strip(" ")
 
 
+#: A decision written as a word, as R and Excel write a logical and pandas a bool (any case).
+_DECISION_WORDS = {"true": "1", "false": "0"}
+
+
+def _decisions_as_digits(raw: pd.DataFrame) -> None:
+    """In place, on a table of text: each ``accepted`` cell written as a logical word
+    (``TRUE``/``FALSE``, ``True``/``False``) as the digit it means, ``1``/``0``."""
+    if "accepted" not in raw.columns:
+        return
+    distinct = pd.unique(raw["accepted"].to_numpy(dtype=object))
+    if any(isinstance(v, str) and v.lower() in _DECISION_WORDS for v in distinct):
+        raw["accepted"] = raw["accepted"].map(
+            lambda v: _DECISION_WORDS.get(v.lower(), v) if isinstance(v, str) else v
+        )
+
+
 def validate_frame(
     df: pd.DataFrame, source: str = "interactions", strict: bool = False, allow_empty: bool = False
 ) -> pd.DataFrame:
@@ -785,6 +802,7 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         # as strings whatever the dtype (an empty or categorical column keeps its own)
         raw[col] = column_as_text(raw[col])
     _strip_layout_spaces(raw)  # as a CSV's: the same table gives the same users either way
+    _decisions_as_digits(raw)
     _warn_one_number_two_ways(_compose_ids(raw, source), source)
     # a cell named above (bytes, a list) is not named again for what its text breaks
     named = {(p.row, p.column) for p in text_problems}

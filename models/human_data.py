@@ -8,10 +8,11 @@ Two CSV layouts are read (other columns are ignored; values may carry surroundin
 
 ``subject`` is any non-empty id (kept verbatim, so ``007`` stays ``007``); ``trial`` a whole
 number >= 0; ``pot`` a whole number in 1..MAX_POT; ``offer`` the units offered to the subject,
-0..pot; ``accepted`` 1 if the subject accepted, 0 if it rejected. The optional ``role`` is any
-non-empty label (for example the experimental condition); without it every subject gets role
-``"0"``. The optional ``currency`` names a currency of :data:`scai.models.game.CURRENCIES`; without
-it every row is paid in the ``currency`` argument (default ``cents``). Example::
+0..pot; ``accepted`` 1 (or ``TRUE``, in any case) if the subject accepted, 0 (or ``FALSE``)
+if it rejected. The optional ``role`` is any non-empty label (for example the experimental
+condition); without it every subject gets role ``"0"``. The optional ``currency`` names a
+currency of :data:`scai.models.game.CURRENCIES`; without it every row is paid in the
+``currency`` argument (default ``cents``). Example::
 
     subject,trial,pot,offer,accepted,role
     p01,1,100,50,1,responder
@@ -166,7 +167,7 @@ _CELLS: dict[str, tuple[tuple[str, str, tuple], ...]] = {
         ("trial", "integer", (0, MAX_TRIAL, f"must be a whole number from 0 to {MAX_TRIAL}")),
         ("pot", "integer", (1, MAX_POT, f"must be a positive whole number up to {MAX_POT}")),
         ("offer", "integer", (0, None, "must be a whole number >= 0")),
-        ("accepted", "integer", (0, 1, "must be 0 (rejected) or 1 (accepted)")),
+        ("accepted", "integer", (0, 1, "must be 0 (rejected) or 1 (accepted), or FALSE/TRUE")),
         ("role", "text", ()),
         ("currency", "choice", (tuple(CURRENCIES),)),
     ),

@@ -1096,6 +1096,23 @@ def test_a_tone_column_left_out_is_a_role_never_heard(tmp_path, left_out):
     assert list(empty.columns) == list(INTERACTION_COLUMNS) and len(empty) == 0
 
 
+@pytest.mark.parametrize("spelling", [str.upper, str.lower, str.title])
+def test_a_decision_written_as_a_logical_word_is_read_as_its_digit(tmp_path, capsys, spelling):
+    """R and Excel write a logical as TRUE/FALSE, pandas a bool as True/False: each reads as
+    the 1/0 it means, from a file and from a DataFrame of text; 'yes' is still refused."""
+    expected = read_interactions(write(tmp_path, VALID_ROWS))
+    rows = [r.split(",") for r in VALID_ROWS]
+    column = INTERACTION_COLUMNS.index("accepted")
+    for row in rows:
+        row[column] = spelling("true" if row[column] == "1" else "false")
+    from_file = read_interactions(write(tmp_path, [",".join(r) for r in rows]))
+    pd.testing.assert_frame_equal(from_file, expected)
+    frame = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
+    pd.testing.assert_frame_equal(validate_frame(frame), expected)
+    code, _, err = validate(write(tmp_path, with_value(1, "accepted", "yes")), capsys)
+    assert code == 1 and "must be 1 (accepted) or 0 (rejected), or TRUE/FALSE" in err, err
+
+
 def test_a_column_alike_but_for_a_word_is_not_taken_for_a_misspelt_one(tmp_path, capsys):
     """A table of its own data without tones, with each player's type beside the names
     ('proposer_type', 'proposer_name': difflib's ratio 0.85 to 'proposer_tone'), was asked

@@ -110,6 +110,21 @@ def test_auto_detects_generic_layout(tmp_path):
     validate_frame(table)
 
 
+def test_a_decision_written_as_a_logical_word_is_read_as_its_digit(tmp_path):
+    """R and Excel write a logical as TRUE/FALSE, pandas a bool as True/False: each reads as
+    the 1/0 it means (a word that is none is still refused)."""
+    words = iter(["TRUE", "False", " true", "FALSE"])
+    lines = [GENERIC_LINES[0]] + [
+        ",".join(c if i != 4 else next(words) for i, c in enumerate(line.split(",")))
+        for line in GENERIC_LINES[1:]
+    ]
+    assert read_human_data(write(tmp_path, lines)).table.equals(
+        read_human_data(write(tmp_path, GENERIC_LINES, "digits.csv")).table
+    )
+    with pytest.raises(DataError, match="or FALSE/TRUE"):
+        read_human_data(write(tmp_path, with_row(lines, 1, lines[1].replace("TRUE", "yes"))))
+
+
 def test_auto_detects_study1_layout(tmp_path):
     result = read_human_data(write(tmp_path, STUDY1_LINES))
     assert result.format == "study1"

@@ -923,7 +923,8 @@ def test_a_pipe_with_a_compressed_name_is_decompressed(files, tmp_path):
 def test_a_dataframe_holds_decisions_as_booleans():
     """A DataFrame's ``accepted`` of ``True``/``False`` (bool or pandas' nullable boolean) is
     1/0, the same fit as the table of ints (it was refused at every row); a missing one is the
-    one problem named, at its row; the strings ``"True"``/``"False"`` stay refused, as in a CSV."""
+    one problem named, at its row; the strings ``"True"``/``"False"`` are 1/0, as in a CSV, and
+    another word is refused."""
     table = simulate(PRESETS["neutral"], policy="selfish", users=4, epochs=1, seed=1).interactions
     expected = fit(table).pi_mean()
     as_bool = table.assign(accepted=table["accepted"].astype(bool))
@@ -934,8 +935,10 @@ def test_a_dataframe_holds_decisions_as_booleans():
     with pytest.raises(DataError) as caught:
         fit(nullable)
     assert [(p.row, p.column) for p in caught.value.problems] == [(3, "accepted")]
-    with pytest.raises(DataError, match="value 'True': must be 1"):
-        fit(as_bool.assign(accepted=as_bool["accepted"].astype(str)))
+    as_words = as_bool.assign(accepted=as_bool["accepted"].astype(str))
+    assert bool((fit(as_words).pi_mean() == expected).all())
+    with pytest.raises(DataError, match="value 'yes': must be 1"):
+        fit(as_words.replace({"accepted": {"True": "yes"}}))
     # objects that are all bools or missing (a map with an unmapped value) are read alike
     objects = as_bool.assign(accepted=as_bool["accepted"].astype(object))
     assert bool((fit(objects).pi_mean() == expected).all())
