@@ -54,9 +54,11 @@ from scai.models.errors import (
     DataError,
     DuplicateGamesWarning,
     HypothesisError,
+    RunError,
     StereotypeStrengthWarning,
     check_count,
 )
+from scai.models.game import CURRENCIES, register_currency
 from scai.models.hypotheses import Hypothesis
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -235,7 +237,12 @@ def posterior_parts(
 
     attrs["hypothesis_toml"] = tomli_w.dumps(posterior.hypothesis.to_dict())
     attrs["layout"] = json.dumps(
-        {"sim_ids": data.sim_ids, "user_ids": data.user_ids, "currencies": data.currencies}
+        {
+            "sim_ids": data.sim_ids,
+            "user_ids": data.user_ids,
+            "currencies": data.currencies,
+            "essential": data.essential_flags,
+        }
     )
     notes = dict(VARIABLE_NOTES)
     if posterior.hypothesis.clones:  # users share a prototype: not independent given the draw
@@ -313,6 +320,7 @@ def load_posterior(path):
             )
     _check_numbers(path, groups)
     hypothesis, layout = _hypothesis(path, attrs), _layout(path, attrs)
+    _register_currencies(path, layout)
     engine = _engine(path, attrs)
     settings = _settings(path, attrs, engine)
     table = _valid_table(path, _table(path, groups["constant_data"], groups["observed_data"]))
@@ -459,6 +467,36 @@ def _layout(path, attrs: dict) -> dict:
             "allowed: each currency once, as text"
         )
     return layout
+
+
+def _register_currencies(path, layout: dict) -> None:
+    """Register the file's currencies that this session lacks (a currency of one's own data,
+    :func:`~scai.models.game.register_currency`), as the file flags them ``essential`` (a file
+    that does not flag them: the registry's); refuse one registered here with another flag."""
+    flags = layout.get("essential")
+    if flags is None:
+        return
+    if not isinstance(flags, list) or len(flags) != len(layout["currencies"]):
+        raise PosteriorFileError(
+            f"{path}: attribute layout's essential {flags!r:.80} is not one flag per currency "
+            f"of {layout['currencies']}; allowed: a list of true/false"
+        )
+    for name, flag in zip(layout["currencies"], flags, strict=True):
+        if not isinstance(flag, bool):
+            raise PosteriorFileError(
+                f"{path}: attribute layout's essential flag of {name!r} is {flag!r}; allowed: "
+                "true or false"
+            )
+        if name in CURRENCIES and CURRENCIES[name].essential != flag:
+            raise PosteriorFileError(
+                f"{path}: currency {name!r} is essential={flag} in the file but "
+                f"essential={CURRENCIES[name].essential} in this session's registry"
+            )
+        if name not in CURRENCIES:
+            try:
+                register_currency(name, essential=flag)
+            except RunError as err:
+                raise PosteriorFileError(f"{path}: attribute layout's currencies: {err}") from None
 
 
 def _attribute(path, attrs: dict, key: str):

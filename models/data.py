@@ -282,7 +282,17 @@ def _row_problems(
             problems.append(Problem(i, col, row[col], f"must be >= 0 and <= {MAX_INDEX:,}"))
     if row["currency"] != "" and row["currency"] not in currencies:
         problems.append(
-            Problem(i, "currency", row["currency"], f"allowed: {', '.join(currencies)}")
+            Problem(
+                i,
+                "currency",
+                row["currency"],
+                f"allowed: {', '.join(currencies)}"
+                + (
+                    " (one of your own: register it, --add-currency NAME or register_currency)"
+                    if currencies == tuple(CURRENCIES)
+                    else ""
+                ),
+            )
         )
     for col in TONE_COLUMNS:
         if row[col] != "" and row[col] not in tones:

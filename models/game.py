@@ -7,9 +7,10 @@ the responder and keeps ``N - o``. The responder accepts (payoffs ``(N - o, o)``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from scai.models.errors import RunError, check_count
+from scai.models.errors import RunError, check_count, check_flag
 
 MAX_POT = 1000
 
@@ -29,7 +30,8 @@ class Currency:
 
 
 #: The registry of currencies: the one place a currency name is defined. Training currencies of
-#: the original study first, then its out-of-distribution ones.
+#: the original study first, then its out-of-distribution ones; a currency of one's own data is
+#: added by :func:`register_currency`.
 CURRENCIES: dict[str, Currency] = {
     c.name: c
     for c in (
@@ -44,6 +46,37 @@ CURRENCIES: dict[str, Currency] = {
 }
 TRAINING_CURRENCIES = ("apples", "blankets", "dollars")
 OOD_CURRENCIES = ("medicine", "blood", "baby_formula")
+
+
+#: A registered currency's name: a table's cell, a command-line choice and an ArviZ coordinate.
+CURRENCY_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def register_currency(name: str, unit: str | None = None, *, essential: bool = False) -> Currency:
+    """Add a currency of one's own data to :data:`CURRENCIES`, in this process, and return it
+    (worker processes need not: a :class:`~scai.models.layout.GroupData` carries its
+    currencies' ``essential`` flags). ``unit`` is how a pot is counted in a transcript
+    (default: the name); ``essential`` places it among the goods an "essential goods are
+    shared" hypothesis shifts (``essential_shift``). The same definition again is a no-op (a
+    registered name given no ``unit``: the same ``essential`` flag); another is refused."""
+    if not isinstance(name, str) or not CURRENCY_NAME.fullmatch(name):
+        raise RunError(
+            f"register_currency: name {name!r} is not a currency's name; allowed: 1 to 40 lower "
+            "case letters, digits and underscores, starting with a letter (baby_formula)"
+        )
+    essential = check_flag("essential", essential)
+    if unit is None:
+        unit = CURRENCIES[name].unit if name in CURRENCIES else name
+    if not isinstance(unit, str) or not unit.strip() or not unit.isprintable():
+        raise RunError(f"register_currency: unit {unit!r} must be printable text, not empty")
+    currency = Currency(name, unit, essential=essential)
+    known = CURRENCIES.setdefault(name, currency)
+    if known != currency:
+        raise RunError(
+            f"register_currency: {name!r} is registered (unit {known.unit!r}, essential="
+            f"{known.essential}); got unit {unit!r}, essential={essential}"
+        )
+    return currency
 
 
 def get_currency(name: str) -> Currency:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scai.models.game import CURRENCIES
+from scai.models.game import get_currency
 from scai.models.language import TONES
 
 #: The participant name the assistant plays under. It is not one of the users: its own offers
@@ -72,6 +72,9 @@ class GroupData:
     sim_ids: list[str]
     user_ids: list[list[str]]
     currencies: tuple[str, ...]
+    #: each currency's ``essential`` flag, read from the registry as the layout is made (a
+    #: worker process that unpickles it needs no currency a session registered)
+    essential_flags: tuple[bool, ...]
     pots: torch.Tensor  # [P] distinct pots, sorted
     user_mask: torch.Tensor  # [S, U] bool
     event_mask: torch.Tensor  # [S, U, E] bool
@@ -157,6 +160,7 @@ class GroupData:
         return replace(
             self,
             currencies=tuple(self.currencies[c] for c in used.tolist()),
+            essential_flags=tuple(self.essential_flags[c] for c in used.tolist()),
             currency_index=remap[self.currency_index],
         )
 
@@ -229,7 +233,7 @@ class GroupData:
     def essential(self) -> torch.Tensor:
         """``[C]`` 1.0 for essential-goods currencies."""
         return torch.tensor(
-            [float(CURRENCIES[c].essential) for c in self.currencies],
+            [float(flag) for flag in self.essential_flags],
             dtype=torch.get_default_dtype(),
         )
 
@@ -270,6 +274,7 @@ class GroupData:
             sim_ids=players.sim_ids,
             user_ids=players.user_ids,
             currencies=currencies,
+            essential_flags=tuple(get_currency(c).essential for c in currencies),
             pots=torch.as_tensor(pots),
             user_mask=torch.as_tensor(user_mask),
             is_responder=tensors["event_mask"] & ~tensors["is_proposer"],

@@ -173,7 +173,43 @@ def strict_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def currency_option(p: argparse.ArgumentParser) -> None:
+    """``--add-currency NAME[:essential]``, repeated: currencies of one's own data, which the
+    command registers (:func:`register_currencies`) before it reads a table."""
+    p.add_argument(
+        "--add-currency",
+        action="append",
+        default=[],
+        type=currency_definition,
+        metavar="NAME[:essential]",
+        help="a currency of your own data beside scai's (apples, ..., cents): its name (lower "
+        "case letters, digits and underscores), with ':essential' if an 'essential goods are "
+        "shared' hypothesis is to shift it; repeat for more",
+    )
+
+
+def register_currencies(definitions: Sequence[tuple[str, bool]]) -> None:
+    """Register each ``--add-currency`` (its name and ``essential`` flag) in this process."""
+    from scai.models.game import register_currency
+
+    for name, essential in definitions:
+        register_currency(name, essential=essential)
+
+
 # -- option types: each checks a value at parse time, so a bad one fails before any work ------
+def currency_definition(text: str) -> tuple[str, bool]:
+    """An argparse ``type``: ``NAME`` or ``NAME:essential``, as ``(name, essential)``."""
+    from scai.models.game import CURRENCY_NAME
+
+    name, colon, kind = text.strip().partition(":")
+    if not CURRENCY_NAME.fullmatch(name) or (colon and kind != "essential"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: allowed: NAME or NAME:essential, the name 1 to 40 lower case letters, "
+            "digits and underscores, starting with a letter (points, water:essential)"
+        )
+    return name, bool(colon)
+
+
 def count(option: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: a whole number in ``low..high`` (:func:`check_count`, the check
     the Python API makes too)."""

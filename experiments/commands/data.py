@@ -10,11 +10,13 @@ from scai.experiments.commands import (
     check_outputs,
     command,
     count,
+    currency_option,
     hypothesis_file,
     hypothesis_option,
     input_path,
     output_in,
     output_table,
+    register_currencies,
     seed_option,
     strict_option,
     warnings_on_one_line,
@@ -168,12 +170,14 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=input_path, metavar="FILE.csv", help="interaction table to check")
     strict_option(p)
+    currency_option(p)
 
 
 @command("validate", "check an interaction table and report every problem")(_add_validate)
 def run_validate(args: argparse.Namespace) -> int:
     """Exit 0 for a valid table (duplicated games are a warning), 1 with the full report of
     every problem for an invalid one."""
+    register_currencies(args.add_currency)
     try:
         with warnings_on_one_line():
             table = read_interactions(args.file, strict=args.strict)

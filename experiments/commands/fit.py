@@ -16,10 +16,12 @@ from scai.experiments.commands import (
     check_outputs,
     command,
     count,
+    currency_option,
     hypothesis_file,
     hypothesis_option,
     input_path,
     output_dir,
+    register_currencies,
     seed_option,
     strict_option,
     tones_option,
@@ -131,6 +133,7 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     strict_option(p)
+    currency_option(p)
     p.add_argument(
         "--max-memory",
         type=byte_size,
@@ -191,6 +194,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from scai.models.tone_reader.reading import unheard_text
 
     engine_options(args)
+    register_currencies(args.add_currency)
     options: dict = {}
     if args.engine == "mcmc":
         options.update(num_chains=args.chains, warmup=args.warmup, progress=not args.quiet)
