@@ -32,6 +32,15 @@ def shown_r_hat(values: np.ndarray) -> np.ndarray:
     return np.ceil(np.asarray(values, dtype=np.float64) * 1000) / 1000
 
 
+def shown_ess(values: np.ndarray) -> np.ndarray:
+    """ESS as scai shows and stores it: rounded to units as ArviZ's ``summary`` rounds it, but
+    a value below :data:`ESS_MIN` never up to it (399.7 is 399, not 400: the warning "bulk ESS
+    < 400 for lam (400)" and a stored 400 contradicted each other)."""
+    values = np.asarray(values, dtype=np.float64)
+    rounded = np.round(values)
+    return np.where((values < ESS_MIN) & (rounded >= ESS_MIN), ESS_MIN - 1, rounded)
+
+
 class DiagnosticWarning(ScaiWarning):
     """A sampler diagnostic crossed its threshold."""
 
@@ -77,9 +86,13 @@ def in_site_order(sites) -> list[str]:
     return sorted(sites, key=lambda site: order.index(site) if site in order else len(order))
 
 
-def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
+def mcmc_diagnostics(
+    posterior, warn: bool = True, chains: list[int] | None = None
+) -> dict[str, Any]:
     """r_hat, ESS, divergences and BFMI of a :class:`~scai.inference.posterior.Posterior`;
-    warns (naming parameters) when thresholds fail."""
+    warns (naming parameters, and chains by ``chains``, their numbers in the fit: a chain
+    replaced or dropped leaves the others' positions unlike their numbers) when thresholds
+    fail."""
     coords = {
         "sim": list(posterior.data.sim_ids),
         "policy": list(posterior.policy_names),
@@ -93,7 +106,7 @@ def mcmc_diagnostics(posterior, warn: bool = True) -> dict[str, Any]:
             value,
             [coords[dims[i]] if i < len(dims) else range(n) for i, n in enumerate(value.shape[2:])],
         )
-    return _diagnostics(variables, posterior.sample_stats, warn=warn)
+    return _diagnostics(variables, posterior.sample_stats, warn=warn, chains=chains)
 
 
 def _chain_variables(idata) -> dict[str, tuple[np.ndarray, list]]:
@@ -121,12 +134,14 @@ def _diagnostics(
     variables: dict[str, tuple[np.ndarray, list]],
     sample_stats: dict[str, np.ndarray],
     warn: bool,
+    chains: list[int] | None = None,
 ) -> dict[str, Any]:
     """The diagnostics of ``variables[name] = (draws [chains, draws, ...], coordinates of each
     further dimension)``, each parameter labelled as ArviZ's ``summary`` labels it
-    (``pi[0, fair]``), ESS rounded as it rounds them (to units), r-hat by :func:`shown_r_hat`; with
-    ``warn``, a :class:`DiagnosticWarning` of the thresholds they fail."""
-    result, problems, lowest = _diagnostics_and_problems(variables, sample_stats)
+    (``pi[0, fair]``), ESS by :func:`shown_ess`, r-hat by :func:`shown_r_hat`; with
+    ``warn``, a :class:`DiagnosticWarning` of the thresholds they fail (a chain named by its
+    number in ``chains``, by position if ``None``)."""
+    result, problems, lowest = _diagnostics_and_problems(variables, sample_stats, chains)
     if warn and problems:
         draws = next(iter(variables.values()))[0].shape[1]
         warnings.warn(
@@ -152,7 +167,9 @@ def _more_draws(lowest: float, draws: int) -> str:
 
 
 def _diagnostics_and_problems(
-    variables: dict[str, tuple[np.ndarray, list]], sample_stats: dict[str, np.ndarray]
+    variables: dict[str, tuple[np.ndarray, list]],
+    sample_stats: dict[str, np.ndarray],
+    chains: list[int] | None = None,
 ) -> tuple[dict[str, Any], list[str], float]:
     """:func:`_diagnostics`' result, the thresholds failed (on the values as computed) and
     the lowest ESS below :data:`ESS_MIN` of a parameter that can move (``inf``: none)."""
@@ -169,8 +186,8 @@ def _diagnostics_and_problems(
     # thresholds on the values as computed, not as shown (r-hat 1.0100004 shows as 1.011)
     raw = {k: dict(zip(labels, stats[k].tolist(), strict=True)) for k in stats}
     r_hat = dict(zip(labels, shown_r_hat(stats["r_hat"]).tolist(), strict=True))
-    ess_bulk = dict(zip(labels, np.round(stats["ess_bulk"]).tolist(), strict=True))
-    ess_tail = dict(zip(labels, np.round(stats["ess_tail"]).tolist(), strict=True))
+    ess_bulk = dict(zip(labels, shown_ess(stats["ess_bulk"]).tolist(), strict=True))
+    ess_tail = dict(zip(labels, shown_ess(stats["ess_tail"]).tolist(), strict=True))
     energy = sample_stats.get("energy")
     energy_bfmi = (
         bfmi(np.asarray(energy)).tolist() if energy is not None and energy.shape[1] > 1 else []
@@ -227,7 +244,10 @@ def _diagnostics_and_problems(
             lowest = min(lowest, *(raw[f"ess_{kind}"][k] for k in low))
     if n_div:
         problems.append(f"{n_div} divergent transition(s)")
-    low = [f"chain {c} ({v:.2f})" for c, v in enumerate(energy_bfmi) if v < BFMI_MIN]
+    numbers = chains if chains is not None else range(len(energy_bfmi))
+    low = [
+        f"chain {c} ({v:.2f})" for c, v in zip(numbers, energy_bfmi, strict=True) if v < BFMI_MIN
+    ]
     if low:  # the chains' momenta resampling barely moves their energy
         problems.append(
             f"E-BFMI < {BFMI_MIN} for {', '.join(low)} (the energy explored poorly: heavy "

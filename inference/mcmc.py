@@ -520,7 +520,7 @@ def fit_mcmc(
         # fit(..., **settings) takes, so a file's settings refit it.
         ran = {"lockstep": sampling.lockstep, "compiled": all(r.compiled for r in results)}
         ran["chains"] = numbers  # the chain numbers kept (a stuck one replaced or dropped)
-        posterior.diagnostics = {**mcmc_diagnostics(posterior), **ran}
+        posterior.diagnostics = {**mcmc_diagnostics(posterior, chains=numbers), **ran}
     return posterior
 
 

@@ -75,7 +75,7 @@ from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_med
 
 from scai.inference.draws import DEFAULT_DRAWS, latent_sites, squeeze_site
 from scai.inference.errors import EngineError
-from scai.inference.importance import PARETO_K_MAX, ImportanceWarning, importance_correct
+from scai.inference.importance import ImportanceWarning, importance_correct, pareto_k_threshold
 from scai.inference.laplace import laplace
 from scai.inference.posterior import Posterior
 from scai.inference.progress import progress_bar
@@ -672,7 +672,8 @@ def _importance_draws(
     """``num_draws`` draws ``[1, D, S, ...]`` of each site resampled from importance-weighted
     draws of a proposal built from the guide (:func:`importance_correct`, seeded by the fit's
     seed), and their report (``diagnostics["importance"]``); an :class:`ImportanceWarning`
-    names the simulations whose Pareto ``k`` is above :data:`PARETO_K_MAX`."""
+    names the simulations whose Pareto ``k`` is above :func:`pareto_k_threshold` of the
+    proposal's draws."""
     num_draws, proposal_draws = options.num_draws, options.proposal_draws
     loc, cov = _guide_blocks(guide, sites, data.shape[0])
     n_proposal = proposal_draws if proposal_draws is not None else max(2000, 2 * num_draws)
@@ -690,23 +691,25 @@ def _importance_draws(
         "ess": {sim: float(x) for sim, x in zip(data.sim_ids, ess, strict=True)},
     }
     if density.coords.width:  # with nothing continuous, every draw is the same
-        _warn_of_pareto_k(data.sim_ids, k)
+        _warn_of_pareto_k(data.sim_ids, k, n_proposal)
     return draws, report
 
 
-def _warn_of_pareto_k(sim_ids: list[str], k: torch.Tensor) -> None:
+def _warn_of_pareto_k(sim_ids: list[str], k: torch.Tensor, draws: int) -> None:
     """An :class:`ImportanceWarning` naming the simulations whose Pareto ``k`` is above
-    :data:`PARETO_K_MAX` or could not be estimated (none: no warning)."""
+    :func:`pareto_k_threshold` of the ``draws`` proposal draws, or could not be estimated
+    (none: no warning)."""
+    bar = pareto_k_threshold(draws)
     bad = [
         f"{sim} ({x:.2f})" if math.isfinite(x) else f"{sim} (not estimated)"
         for sim, x in zip(sim_ids, k, strict=True)
-        if not x <= PARETO_K_MAX
+        if not x <= bar
     ]
     if bad:
         warnings.warn(
-            f"importance correction: Pareto k > {PARETO_K_MAX} for simulation(s) "
-            f"{', '.join(bad)}; their draws may be off (raise proposal_draws, or compare "
-            "with engine='mcmc')",
+            f"importance correction: Pareto k > {bar:.3g} (PSIS's bar at {draws:,} proposal "
+            f"draws) for simulation(s) {', '.join(bad)}; their draws may be off (raise "
+            "proposal_draws, or compare with engine='mcmc')",
             ImportanceWarning,
             stacklevel=outside_scai(),
         )
@@ -756,8 +759,9 @@ def fit_svi(
     (default ``max(2000, 2 * num_draws)``) importance-weighted draws of a proposal built from
     the guide (:func:`importance_correct`); ``diagnostics["importance"]`` holds each
     simulation's Pareto ``k`` and effective sample size, and an :class:`ImportanceWarning`
-    names the simulations whose ``k`` is above :data:`PARETO_K_MAX` (or could not be
-    estimated). The correction scores every user with the exact log joint (not minibatches):
+    names the simulations whose ``k`` is above PSIS's bar for that many draws,
+    ``min(1 - 1 / log10(proposal_draws), 0.7)`` (:func:`pareto_k_threshold`), or could not be
+    estimated. The correction scores every user with the exact log joint (not minibatches):
     an L-BFGS search from 5 starts, 2 gradients per column for the Laplace covariances and 3,000
     densities; measured 2-4 s for one group of 10,000 users.
     ``correction=None``: the guide's own draws.
