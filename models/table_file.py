@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import csv
+import functools
 import gzip
 import io
 import lzma
@@ -407,65 +408,120 @@ def read_text_table(
     file cannot be read so (see the module's docstring). ``header_hint(columns)`` says why a
     header may not name the table's columns (a comment above it, JSON): it is told beside a
     first row of more fields than the header."""
-
-    def whole_file(problem: str) -> DataError:  # a problem of the file, not of a row
-        return DataError(source, [Problem(None, None, None, problem)])
-
     path_or_buffer = _read_once(path_or_buffer)
     name = "" if isinstance(path_or_buffer, io.IOBase) else str(path_or_buffer).lower()
+    path_or_buffer = _unarchived(path_or_buffer, name, source)
+    _check_before_parsing(path_or_buffer, source)
+    df = _parsed(path_or_buffer, name, source)
+    _check_first_row(df, source, header_hint)
+    _check_short_rows(df, path_or_buffer, source)
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+def _whole_file(source: str, problem: str) -> DataError:
+    """A problem of the file ``source``, not of a row."""
+    return DataError(source, [Problem(None, None, None, problem)])
+
+
+def _unarchived(path_or_buffer, name: str, source: str):
+    """``path_or_buffer`` as pandas is to read it: the table a ZIP or tar archive holds, as
+    bytes (:func:`_one_member`), else as it is; ``name``: its name, lower case (``""`` for a
+    buffer). A :class:`DataError` for a tar archive compressed otherwise than Python's
+    tarfile reads, or an archive that does not hold exactly one readable table."""
     if _UNREAD_TAR_NAME.search(name):
-        raise whole_file(
+        raise _whole_file(
+            source,
             "cannot read as CSV: a tar archive is read plain or compressed with gzip, bzip2 or "
-            f"xz ({', '.join(TAR_ENDINGS)}); a table alone may be .csv.zst"
+            f"xz ({', '.join(TAR_ENDINGS)}); a table alone may be .csv.zst",
         )
     if _ARCHIVE_NAME.search(name) and os.path.isfile(path_or_buffer):
-        path_or_buffer = _one_member(Path(path_or_buffer), whole_file)
+        return _one_member(Path(path_or_buffer), functools.partial(_whole_file, source))
+    return path_or_buffer
+
+
+def _check_before_parsing(path_or_buffer, source: str) -> None:
+    """A :class:`DataError` for what pandas would be slow at or silent about, found before it
+    parses the table: a header too long or too wide (:func:`_check_header`), too many rows or
+    too much text for memory (:func:`_check_lines`), a truncated .zst (:func:`_cut_zst`)."""
     _check_header(path_or_buffer, source)
     _check_lines(path_or_buffer, source)
     if _cut_zst(path_or_buffer):
-        raise whole_file(
+        raise _whole_file(
+            source,
             "cannot read as CSV: a truncated .zst file (its last frame ends early): its rows "
-            "are not all there"
+            "are not all there",
         )
+
+
+#: What reading a table raises where the file cannot be read as CSV: a truncated or corrupt
+#: compressed file or archive (EOFError, zlib's, lzma's, zipfile's or tarfile's own errors),
+#: or a .zst without the zstandard package (ImportError).
+_UNREADABLE_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    ImportError,
+)
+
+
+def _parsed(path_or_buffer, name: str, source: str) -> pd.DataFrame:
+    """The table as pandas reads it, every cell text (``name``: the name it was given, lower
+    case); a :class:`DataError` where pandas cannot read it (:func:`_read_problem`)."""
     try:
-        df = pd.read_csv(
+        return pd.read_csv(
             path_or_buffer,
             dtype=str,
             keep_default_na=False,
             skipinitialspace=True,
             compression=_compression(path_or_buffer),
         )
-    except pd.errors.EmptyDataError:
-        raise whole_file(EMPTY_FILE) from None
-    except pd.errors.ParserError as err:
-        raise whole_file(_parser_problem(err)) from None
-    # a truncated or corrupt compressed file or archive (EOFError, zlib's, lzma's, zipfile's
-    # or tarfile's own errors), or a .zst without the zstandard package (ImportError)
-    except UnicodeDecodeError as err:
-        raise whole_file(not_utf8(path_or_buffer, err, unpacked=compressed_name(name))) from None
-    except (
-        OSError,
-        EOFError,
-        zlib.error,
-        lzma.LZMAError,
-        zipfile.BadZipFile,
-        tarfile.TarError,
-        ImportError,
-    ) as err:
-        raise whole_file(f"cannot read as CSV: {err}") from None
-    except ValueError as err:  # pandas' own, for a .zip or .tar of several tables or none
-        found = re.match(r"(Multiple|Zero) files found in (ZIP file|TAR archive)", str(err))
-        if found is None:
+    except Exception as err:
+        problem = _read_problem(err, path_or_buffer, name)
+        if problem is None:  # scai's own bug: raised as it is
             raise
-        kind = found[2].split()[0]
-        held = f"of several files ({str(err).partition(': ')[2]})" if found[1] == "Multiple" else ""
-        raise whole_file(
-            f"cannot read as CSV: a {kind} {held or 'with no file'}; it must hold exactly one table"
-        ) from None
-    except Exception as err:  # a .zst that the zstandard package, where installed, cannot read
-        if type(err).__module__.split(".")[0] != "zstandard":
-            raise
-        raise whole_file(f"cannot read as CSV: {err}") from None
+        raise _whole_file(source, problem) from None
+
+
+def _read_problem(err: Exception, path_or_buffer, name: str) -> str | None:
+    """The problem of the file that pandas' error ``err`` says, checked in this order (a
+    :class:`UnicodeDecodeError` and pandas' own errors are ``ValueError`` too); ``None`` for
+    any other error (scai's own: raised as it is)."""
+    if isinstance(err, pd.errors.EmptyDataError):
+        return EMPTY_FILE
+    if isinstance(err, pd.errors.ParserError):
+        return _parser_problem(err)
+    if isinstance(err, UnicodeDecodeError):
+        return not_utf8(path_or_buffer, err, unpacked=compressed_name(name))
+    if isinstance(err, _UNREADABLE_ERRORS):
+        return f"cannot read as CSV: {err}"
+    if isinstance(err, ValueError):
+        return _archive_count_problem(err)
+    if type(err).__module__.split(".")[0] == "zstandard":
+        # a .zst that the zstandard package, where installed, cannot read
+        return f"cannot read as CSV: {err}"
+    return None
+
+
+def _archive_count_problem(err: ValueError) -> str | None:
+    """pandas' own error for a .zip or .tar of several tables or none, as the problem
+    :func:`_one_member` says of them; ``None`` for any other ``ValueError``."""
+    found = re.match(r"(Multiple|Zero) files found in (ZIP file|TAR archive)", str(err))
+    if found is None:
+        return None
+    kind = found[2].split()[0]
+    held = f"of several files ({str(err).partition(': ')[2]})" if found[1] == "Multiple" else ""
+    return f"cannot read as CSV: a {kind} {held or 'with no file'}; it must hold exactly one table"
+
+
+def _check_first_row(
+    df: pd.DataFrame, source: str, header_hint: Callable[[Iterable[object]], str]
+) -> None:
+    """A :class:`DataError` at row 1 where pandas read the first row as one of more fields
+    than the header (``header_hint`` says why the header may not name the columns)."""
     if not isinstance(df.index, pd.RangeIndex):
         # pandas makes the first column an index when the first row has one field more than
         # the header (e.g. trailing commas), silently shifting every value one column left.
@@ -482,27 +538,31 @@ def read_text_table(
                 )
             ],
         )
+
+
+def _check_short_rows(df: pd.DataFrame, path_or_buffer, source: str) -> None:
+    """A :class:`DataError` naming every row with fewer fields than the header
+    (:func:`_short_rows`), which pandas read as one whose last fields are empty."""
     # A row with fewer fields than the header reads as one whose last fields are empty: only
     # a table whose last column has an empty field is read again, field by field.
-    if len(df) and bool((df.iloc[:, -1] == "").any()):
-        short = _short_rows(path_or_buffer)
-        if short:
-            raise DataError(
-                source,
-                [
-                    Problem(
-                        row,
-                        None,
-                        None,
-                        f"{fields} fields, fewer than the header's {columns} columns (a cut "
-                        "file?); each row needs one field per header column (an empty one "
-                        "between commas is allowed)",
-                    )
-                    for row, fields, columns in short
-                ],
-            )
-    df.columns = [c.strip() for c in df.columns]
-    return df
+    if not (len(df) and bool((df.iloc[:, -1] == "").any())):
+        return
+    short = _short_rows(path_or_buffer)
+    if short:
+        raise DataError(
+            source,
+            [
+                Problem(
+                    row,
+                    None,
+                    None,
+                    f"{fields} fields, fewer than the header's {columns} columns (a cut "
+                    "file?); each row needs one field per header column (an empty one "
+                    "between commas is allowed)",
+                )
+                for row, fields, columns in short
+            ],
+        )
 
 
 def _parser_problem(err: pd.errors.ParserError) -> str:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from scai.experiments.commands import file_in_the_way
-from scai.experiments.runner import Interrupted, load_curve, run_jobs
-from scai.experiments.sweep.backends import check_options, open_backend
+from scai.experiments.conditions import Condition, Settings
+from scai.experiments.runner import Interrupted, Outcome, load_curve, run_jobs
+from scai.experiments.sweep.backends import Backend, check_options, open_backend
 from scai.experiments.sweep.cells import Cell, make_cells, measure, never_reached
 from scai.experiments.sweep.report import (
     NEVER_REACHED,
@@ -81,6 +83,49 @@ def run_sweep(
     :class:`scai.experiments.runner.Interrupted`. ``cells``: ``make_cells(spec)``, if the
     caller has made them already (``scai sweep`` checks them before it makes ``out``).
     """
+    out = _checked_folders(out, figures, backend, scheduler, workers)
+    _tell_if_another_commands_table(out, tell)
+    cells = make_cells(spec) if cells is None else cells
+    sweep = _Sweep(spec, cells, out, figures, tell)
+    jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
+    progress = Progress(cells, tell)
+    _remove_earlier_results(out, figures)
+    try:
+        written, cached = _run_and_write(sweep, jobs, progress, backend, scheduler, workers)
+    except Interrupted as stop:
+        _write_what_finished(sweep, stop)
+        raise
+    failed = int(written.table[STATUS].str.startswith("failed").sum())
+    _tell_caveats(sweep, written.table)
+    return SweepResult(written.table, written.path, written.figure, failed, cached)
+
+
+class _Sweep(NamedTuple):
+    """What the steps of :func:`run_sweep` share: the spec, its cells (their conditions are
+    the jobs, in order), the folders written (``figures``: ``None`` for ``OUT/figures``) and
+    where lines are told."""
+
+    spec: SweepSpec
+    cells: list[Cell]
+    out: Path
+    figures: Path | None
+    tell: Callable[[str], None]
+
+
+class _Written(NamedTuple):
+    """The sweep's table, where it was written, and its heat-map's file."""
+
+    table: pd.DataFrame
+    path: Path
+    figure: Path
+
+
+def _checked_folders(
+    out: Path, figures: Path | None, backend: str, scheduler: str | None, workers: int | None
+) -> Path:
+    """``out``, checked (:func:`~scai.models.errors.check_path`), once the backend's options
+    are: a :class:`RunError` for bad options, or for ``out`` or ``figures`` where a file is in
+    the way of the folder, before any file is touched (nothing could be made)."""
     check_options(backend, scheduler, workers)  # (before any file is touched)
     out = check_path(out, "out")
     for name, folder in (("out", out), ("figures", figures)):
@@ -88,82 +133,135 @@ def run_sweep(
             continue
         if place := file_in_the_way(check_path(folder, name)):  # (nothing could be made)
             raise RunError(f"{name}: {place} is a file; give a folder")
+    return out
+
+
+def _tell_if_another_commands_table(out: Path, tell: Callable[[str], None]) -> None:
+    """Tell that ``OUT/sweep.csv`` is another command's table (:func:`_another_commands_table`)
+    where it is, as this sweep will replace it."""
     if _another_commands_table(table_path(out)):
         tell(
             f"{table_path(out)}: another command's table (no {STATUS!r} column: scai run "
             "inconsistency's sweep table, whose cells this sweep reuses from the cache they "
             "share) is replaced by this sweep's; scai run writes its own again"
         )
-    cells = make_cells(spec) if cells is None else cells
-    jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
-    progress = Progress(cells, tell)
+
+
+def _remove_earlier_results(out: Path, figures: Path | None) -> None:
+    """Remove an earlier run's table and map (``OUT/sweep.csv``, the map under ``figures``
+    and under ``OUT/figures``), before this run computes."""
     # An earlier run's table and map go before this run computes: a run that ends without
     # writing its own (killed, or failing otherwise than by Ctrl-C) leaves none, not one of
     # another spec beside this run's cache (the same command resumes and writes both).
     # (the map under OUT's own figures folder too: an earlier run's, drawn without --figures)
     for earlier in {table_path(out), map_path(out, figures), map_path(out, None)}:
         earlier.unlink(missing_ok=True)
+
+
+def _run_and_write(
+    sweep: _Sweep,
+    jobs: list[tuple[Condition, Settings]],
+    progress: Progress,
+    backend: str,
+    scheduler: str | None,
+    workers: int | None,
+) -> tuple[_Written, int]:
+    """Run the cells' ``jobs`` on the backend (``progress`` hears of them as they end), then
+    write the table and the map; the written files and how many jobs came from the cache.
+    Ctrl-C while the jobs run raises :class:`Interrupted` (``run_jobs``'); once every cell is
+    done, it is held until the backend is closed and the table and map are written."""
+    # Once every cell is done, a Ctrl-C is held while the backend closes (a Dask cluster:
+    # seconds) and the table and map are written: it lost both, every cell finished.
+    with ctrl_c_deferred() as held:
+        with open_backend(backend, scheduler, workers, sweep.tell) as where:
+            sweep.tell(f"{len(sweep.cells)} cells ({len(jobs)} conditions) on {where.description}")
+            with held.released():
+                outcome = _run_cells(jobs, sweep.out, where, progress)
+        results = dict(enumerate(outcome.results))
+        written = _write_table_and_map(
+            sweep.spec,
+            sweep.cells,
+            results,
+            outcome.errors,
+            outcome.warned,
+            sweep.out,
+            sweep.figures,
+        )
+        if held.caught:  # nothing left to stop
+            sweep.tell(
+                f"{written.path}: every cell had finished when Ctrl-C came: the sweep is complete"
+            )
+            held.caught.clear()
+    return written, outcome.cached
+
+
+def _run_cells(
+    jobs: list[tuple[Condition, Settings]], out: Path, where: Backend, progress: Progress
+) -> Outcome:
+    """The ``jobs`` through the cache in ``OUT/cache`` on the backend ``where``: a failed one
+    tried :data:`RETRIES` times more, then given up while the others go on; their results
+    read back as learning curves."""
+    return run_jobs(
+        jobs,
+        out / "cache",
+        workers=where.workers,
+        progress=False,
+        executor=where.executor,
+        retries=RETRIES,
+        keep_going=True,
+        on_event=progress,
+        load=load_curve,
+    )
+
+
+def _write_what_finished(sweep: _Sweep, stop: Interrupted) -> None:
+    """After Ctrl-C (``stop``): write the table and map of the cells ``run_jobs`` had when it
+    stopped and tell how far the sweep got; a second Ctrl-C or an error while they are written
+    is told instead, never raised (the caller raises ``stop`` on)."""
+    # The cells finished so far (stop.results: read as they finished) and the failed ones
+    # go in the table, the others are marked NOT_RUN: sweep.csv is never an earlier run's
+    # table beside this run's cache.
     try:
-        # Once every cell is done, a Ctrl-C is held while the backend closes (a Dask cluster:
-        # seconds) and the table and map are written: it lost both, every cell finished.
-        with ctrl_c_deferred() as held:
-            with open_backend(backend, scheduler, workers, tell) as where:
-                tell(f"{len(cells)} cells ({len(jobs)} conditions) on {where.description}")
-                with held.released():
-                    outcome = run_jobs(
-                        jobs,
-                        out / "cache",
-                        workers=where.workers,
-                        progress=False,
-                        executor=where.executor,
-                        retries=RETRIES,
-                        keep_going=True,
-                        on_event=progress,
-                        load=load_curve,
-                    )
-            results = dict(enumerate(outcome.results))
-            table, path, figure = _write_table_and_map(
-                spec, cells, results, outcome.errors, outcome.warned, out, figures
-            )
-            if held.caught:  # nothing left to stop
-                tell(f"{path}: every cell had finished when Ctrl-C came: the sweep is complete")
-                held.caught.clear()
-    except Interrupted as stop:
-        # The cells finished so far (stop.results: read as they finished) and the failed ones
-        # go in the table, the others are marked NOT_RUN: sweep.csv is never an earlier run's
-        # table beside this run's cache.
-        try:
-            table, path, _ = _write_table_and_map(
-                spec, cells, stop.results, stop.errors, stop.warned, out, figures
-            )
-            done = int((table[STATUS] == "ok").sum())
-            tell(
-                f"{path}: the {done} of {len(cells)} cells finished so far; the others say "
-                f"{NOT_RUN!r} or why they failed"
-            )
-        except KeyboardInterrupt:  # a second Ctrl-C: told, and the first's news goes on
-            tell(
-                f"{out / 'sweep.csv'}: interrupted again while writing it and its map: either "
-                "may be missing (none is left from before this run; the same command resumes "
-                "and writes both)"
-            )
-        except Exception as err:  # the interruption is the news: this only goes with it
-            tell(f"{out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
-        raise
-    failed = int(table[STATUS].str.startswith("failed").sum())
+        table, path, _ = _write_table_and_map(
+            sweep.spec,
+            sweep.cells,
+            stop.results,
+            stop.errors,
+            stop.warned,
+            sweep.out,
+            sweep.figures,
+        )
+        done = int((table[STATUS] == "ok").sum())
+        sweep.tell(
+            f"{path}: the {done} of {len(sweep.cells)} cells finished so far; the others say "
+            f"{NOT_RUN!r} or why they failed"
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C: told, and the first's news goes on
+        sweep.tell(
+            f"{sweep.out / 'sweep.csv'}: interrupted again while writing it and its map: either "
+            "may be missing (none is left from before this run; the same command resumes "
+            "and writes both)"
+        )
+    except Exception as err:  # the interruption is the news: this only goes with it
+        sweep.tell(f"{sweep.out / 'sweep.csv'}: not updated ({type(err).__name__}: {err})")
+
+
+def _tell_caveats(sweep: _Sweep, table: pd.DataFrame) -> None:
+    """Tell how many cells warned while they were computed, and, for a measure of reaching a
+    belief, how many hold a censored value (a simulation whose belief never reached 0.95)."""
+    cells = len(sweep.cells)
     if warned := int(table[WARNED].notna().sum()):
-        tell(
-            f"{warned} of {len(cells)} cells warned while they were computed (told above; "
+        sweep.tell(
+            f"{warned} of {cells} cells warned while they were computed (told above; "
             f"column {WARNED} of sweep.csv; on the map, their values are marked {WARNED_MARK})"
         )
     bounded = int((table[NEVER_REACHED].fillna(0) > 0).sum())
-    if bounded and spec.measure in REACH_MEASURES:
-        tell(
-            f"{bounded} of {len(cells)} cells hold simulations whose belief never reached 0.95: "
-            f"their {spec.measure} counts each at its last interaction + 1, a censored value, "
-            f"not a measurement (column {NEVER_REACHED} of sweep.csv)"
+    if bounded and sweep.spec.measure in REACH_MEASURES:
+        sweep.tell(
+            f"{bounded} of {cells} cells hold simulations whose belief never reached 0.95: "
+            f"their {sweep.spec.measure} counts each at its last interaction + 1, a censored "
+            f"value, not a measurement (column {NEVER_REACHED} of sweep.csv)"
         )
-    return SweepResult(table, path, figure, failed, outcome.cached)
 
 
 def _write_table_and_map(
@@ -174,7 +272,7 @@ def _write_table_and_map(
     warned: dict[int, list[str]],
     out: Path,
     figures: Path | None,
-) -> tuple[pd.DataFrame, Path, Path]:
+) -> _Written:
     """The table and the heat-map of the cells, from their jobs' ``results``, ``errors`` and
     warnings (by job index: the cells' conditions in order); a cell with a job in neither
     ``results`` nor ``errors`` was not run."""
@@ -213,4 +311,4 @@ def _write_table_and_map(
         map_path(out, figures),
         f"{spec.measure} over {x}" + (f" x {y}" if y else ""),
     )
-    return table, path, figure
+    return _Written(table, path, figure)
