@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -240,8 +241,18 @@ def _package_folders() -> list[str]:
 
 
 def test_wheel_holds_only_scai_and_its_license(tmp_path):
+    """The wheel, built from a copy of the sources (setuptools writes build/ and *.egg-info
+    beside the sources it builds: a stale copy of the package in the checkout)."""
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "venv", "build", "*.egg-info", "__pycache__", ".*_cache", "results"
+        ),
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
