@@ -101,7 +101,7 @@ _INT_COLUMNS = ("epoch", "round", "pot", "offer", "accepted")
 MAX_INDEX = 10**9
 
 
-def _read_raw(path_or_buffer: str | Path | io.IOBase, source: str) -> pd.DataFrame:
+def _read_raw(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: str) -> pd.DataFrame:
     """A table file's text (:func:`~scai.models.table_file.read_text_table`), its values'
     layout spaces stripped, its decisions written as words read as digits, its ids composed,
     an id column's numbers written two ways told, a column named twice refused."""

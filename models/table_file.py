@@ -101,7 +101,7 @@ def _check_lines(path_or_buffer: str | Path | io.StringIO | io.BytesIO, source: 
     where they reach the limit are the rows counted as a CSV reader reads them (a quoted text
     may hold line ends, blank lines are skipped, a last row may have no line end), which takes
     longer. A file that cannot be read is left to pandas, which says why. (A pipe named as
-    compressed is decompressed by pandas as it reads it: not counted first.)"""
+    compressed is decompressed and counted as it is read: :func:`_decompressed_pipe`.)"""
     limit, why = memory_limit()
     ends, size, carry, counted = 0, 0, False, False
     for chunk in _table_chunks(path_or_buffer):
@@ -307,17 +307,57 @@ def _one_member(path: Path, whole_file: Callable[[str], DataError]) -> io.BytesI
     raise whole_file(f"cannot read as CSV: a {kind} with no file; it must hold exactly one table")
 
 
-def _read_once(path_or_buffer):
+def _read_once(path_or_buffer, source: str):
     """A pipe (``cat t.csv | scai validate /dev/stdin``) as the bytes it gives, read once, so
-    that its header can be checked before pandas parses it; anything else as it is, and a pipe
-    whose name says compressed too (pandas decompresses it by that name)."""
-    if isinstance(path_or_buffer, io.IOBase) or compressed_name(path_or_buffer):
+    that its header can be checked before pandas parses it, and its short rows read again (a
+    pipe opened twice waits forever for a writer); decompressed as it is read where its name
+    says compressed (:func:`_decompressed_pipe`); anything else as it is."""
+    if isinstance(path_or_buffer, io.IOBase):
         return path_or_buffer
     try:
         is_pipe = stat.S_ISFIFO(os.stat(path_or_buffer).st_mode)
     except OSError:
         return path_or_buffer
-    return io.BytesIO(Path(path_or_buffer).read_bytes()) if is_pipe else path_or_buffer
+    if not is_pipe:
+        return path_or_buffer
+    if compressed_name(path_or_buffer):
+        return _decompressed_pipe(Path(path_or_buffer), source)
+    return io.BytesIO(Path(path_or_buffer).read_bytes())
+
+
+def _decompressed_pipe(path: Path, source: str) -> io.BytesIO:
+    """The text of a pipe named as compressed (``.gz``, ``.bz2``, ``.xz``, ``.zst``), read once
+    and decompressed as it is read, its size counted against :func:`memory_limit` as a file's
+    is (:func:`_check_lines`); a :class:`DataError` for an archive's name (an archive's table
+    is found by seeking in it: give its file) or data its name's decompressor cannot read."""
+    if _ARCHIVE_NAME.search(path.name.lower()) or _UNREAD_TAR_NAME.search(path.name.lower()):
+        raise _whole_file(
+            source,
+            "cannot read an archive (.zip, .tar and the like) from a pipe: give the archive's "
+            "file, or the table itself through the pipe",
+        )
+    limit, why = memory_limit()
+    text = io.BytesIO()
+    try:
+        with _open_decompressed(path) as f:
+            while chunk := f.read(1 << 20):
+                text.write(chunk)
+                if limit is not None and text.tell() > limit:
+                    raise _whole_file(
+                        source,
+                        f"its text, decompressed, is more than {format_bytes(limit)}: above the "
+                        f"limit for a table held in memory ({why})",
+                    )
+    except (OSError, EOFError, ImportError, zlib.error, lzma.LZMAError) as err:
+        raise _whole_file(source, f"cannot read as CSV: {err}") from None
+    except DataError:
+        raise
+    except Exception as err:  # zstandard's own, where it cannot read the data
+        if type(err).__module__.split(".")[0] != "zstandard":
+            raise
+        raise _whole_file(source, f"cannot read as CSV: {err}") from None
+    text.seek(0)
+    return text
 
 
 def _cut_zst(path: str | Path | io.StringIO) -> bool:
@@ -399,16 +439,16 @@ def not_utf8(path_or_buffer, err: UnicodeDecodeError, unpacked: bool = False) ->
 
 
 def read_text_table(
-    path_or_buffer: str | Path | io.IOBase,
+    path_or_buffer: str | Path | io.StringIO | io.BytesIO,
     source: str,
     header_hint: Callable[[Iterable[object]], str] = lambda columns: "",
 ) -> pd.DataFrame:
-    """The table in the file (or buffer) as a DataFrame of text, every cell a string, empty
-    where empty, the header's names stripped; a :class:`DataError` naming ``source`` where the
+    """The table in the file (or in-memory buffer) as a DataFrame of text, every cell a string,
+    empty where empty, the header's names stripped; a :class:`DataError` naming ``source`` where the
     file cannot be read so (see the module's docstring). ``header_hint(columns)`` says why a
     header may not name the table's columns (a comment above it, JSON): it is told beside a
     first row of more fields than the header."""
-    path_or_buffer = _read_once(path_or_buffer)
+    path_or_buffer = _read_once(path_or_buffer, source)
     name = "" if isinstance(path_or_buffer, io.IOBase) else str(path_or_buffer).lower()
     path_or_buffer = _unarchived(path_or_buffer, name, source)
     _check_before_parsing(path_or_buffer, source)

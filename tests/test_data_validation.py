@@ -3,6 +3,8 @@ row, column and value) and through ``scai validate`` (exit 1, the message on std
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 from pathlib import Path
 
@@ -930,6 +932,71 @@ def test_compressed_data_under_a_plain_name_is_said_to_be_compressed(tmp_path, m
         ) as caught:
             read_interactions(path)
         assert "a name ending in" not in str(caught.value)
+
+
+def _read_from_pipe(pipe: Path, data: bytes, timeout: float = 60.0):
+    """``read_interactions(pipe)`` while a thread writes ``data`` into the named pipe: its
+    table or the error it raised; a reader still waiting after ``timeout`` s fails the test (a
+    pipe opened a second time waits for a writer forever)."""
+    import threading
+
+    result: dict = {}
+
+    def read() -> None:
+        try:
+            result["table"] = read_interactions(pipe)
+        except Exception as err:  # told to the test
+            result["error"] = err
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            pipe.write_bytes(data)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (write, read)]
+    for thread in threads:
+        thread.start()
+    threads[1].join(timeout)
+    assert not threads[1].is_alive(), f"reading {pipe.name} still waits after {timeout} s"
+    if threads[0].is_alive():  # the reader never opened the pipe: the writer waits for one
+        pipe.read_bytes()
+    threads[0].join(timeout)
+    return result.get("table"), result.get("error")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_a_pipe_named_as_compressed_is_read_once(tmp_path, suffix):
+    """A named pipe whose name says compressed was opened again to look for short rows (or,
+    for .zst, to look for a cut frame) once pandas had read it: that open waited forever for a
+    writer (a review). It is read once, decompressed as it is read; its problems are told as a
+    file's; an archive's name is refused."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    compress = {
+        ".gz": gzip.compress,
+        ".bz2": bz2.compress,
+        ".xz": lzma.compress,
+        ".zst": zstandard.ZstdCompressor().compress,
+    }[suffix]
+    text = ("\n".join([HEADER, *VALID_ROWS]) + "\n").encode()
+    assert VALID_ROWS[1].endswith(",")  # an empty last field: the short rows are looked for
+    pipe = tmp_path / f"table.csv{suffix}"
+    os.mkfifo(pipe)
+    table, error = _read_from_pipe(pipe, compress(text))
+    assert error is None, error
+    pd.testing.assert_frame_equal(table, read_interactions(write(tmp_path, VALID_ROWS)))
+    short = ("\n".join([HEADER, *VALID_ROWS, "1,1,2,u0,u1"]) + "\n").encode()
+    _, error = _read_from_pipe(pipe, compress(short))
+    assert isinstance(error, DataError) and "5 fields, fewer than the header's 11" in str(error)
+    _, error = _read_from_pipe(pipe, compress(text)[:-8])  # cut short
+    assert isinstance(error, DataError), error
+    archive = tmp_path / "table.zip"
+    os.mkfifo(archive)
+    _, error = _read_from_pipe(archive, b"PK")
+    assert isinstance(error, DataError) and "cannot read an archive" in str(error), error
 
 
 def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys):

@@ -1094,6 +1094,15 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_cell(tmp_path, ca
         assert not (tmp_path / out / "cache").exists()
 
 
+def test_no_cells_given_is_refused_before_any_file(tmp_path):
+    """``run_sweep(spec, out, cells=[])`` told "0 cells (0 conditions)" and then failed with
+    ``KeyError: 'never_reached_95'`` (a review): refused, naming ``cells``, nothing written."""
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RunError, match="cells: none given"):
+        run_sweep(load_spec(write_spec(tmp_path)), tmp_path / "out", cells=[], tell=print)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_spec_saved_with_a_byte_order_mark_loads(tmp_path):
     """Editors on Windows save UTF-8 with a BOM; hypothesis files allowed it, specs did not."""
     path = tmp_path / "bom.toml"

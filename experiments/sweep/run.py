@@ -86,6 +86,8 @@ def run_sweep(
     out = _checked_folders(out, figures, backend, scheduler, workers)
     _tell_if_another_commands_table(out, tell)
     cells = make_cells(spec) if cells is None else cells
+    if not cells:  # (a spec's axes have values: an empty list is the caller's)
+        raise RunError("cells: none given; a sweep runs at least one cell (make_cells(spec))")
     sweep = _Sweep(spec, cells, out, figures, tell)
     jobs = [(cond, cell.settings) for cell in cells for cond in cell.conditions]
     progress = Progress(cells, tell)
