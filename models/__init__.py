@@ -9,7 +9,7 @@ from scai.models.errors import (
     RunError,
     ScaiError,
 )
-from scai.models.game import CURRENCIES, Currency
+from scai.models.game import CURRENCIES, Currency, register_currency
 from scai.models.hypotheses import PRESETS, Hypothesis, get_hypothesis
 from scai.models.language import MANNERS, TONES
 from scai.models.layout import GroupData
@@ -33,6 +33,7 @@ __all__ = [
     "ScaiError",
     "get_hypothesis",
     "read_interactions",
+    "register_currency",
     "simulate",
     "social_contract_model",
     "validate_frame",

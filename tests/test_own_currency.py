@@ -14,10 +14,10 @@ import pytest
 
 from scai.experiments.cli import main
 from scai.inference import Posterior, fit
-from scai.models import PRESETS, simulate
+from scai.models import PRESETS, register_currency, simulate
 from scai.models.data import DataError, read_interactions, write_interactions
 from scai.models.errors import RunError
-from scai.models.game import CURRENCIES, register_currency
+from scai.models.game import CURRENCIES
 from scai.models.layout import GroupData
 
 
