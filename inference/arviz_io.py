@@ -242,6 +242,9 @@ def posterior_parts(
             "user_ids": data.user_ids,
             "currencies": data.currencies,
             "essential": data.essential_flags,
+            # how a pot of each is counted (a currency of one's own registered on reading:
+            # with the unit it was registered with, not its name)
+            "units": [CURRENCIES[c].unit if c in CURRENCIES else c for c in data.currencies],
         }
     )
     notes = dict(VARIABLE_NOTES)
@@ -301,9 +304,8 @@ def load_posterior(path):
     A file that lacks what the :class:`Posterior` is built from (:data:`LOADED_VARIABLES`,
     the ``hypothesis_toml`` and ``layout`` attributes), or whose attributes disagree with its
     arrays (another hypothesis's number of policies, another layout's users), is a
-    :class:`PosteriorFileError` naming the file, the attribute or variable, and what fits."""
-    from scai.inference.posterior import Posterior, on_simplex
-
+    :class:`PosteriorFileError` naming the file, the attribute or variable, and what fits.
+    A currency the file flags and the session lacks is registered (a file refused: none)."""
     groups, attrs, labels = _read_groups(path)
     if attrs.get("scai_experiment") == "human-data":  # scai's, but of another model
         raise PosteriorFileError(
@@ -320,7 +322,21 @@ def load_posterior(path):
             )
     _check_numbers(path, groups)
     hypothesis, layout = _hypothesis(path, attrs), _layout(path, attrs)
-    _register_currencies(path, layout)
+    added = _register_currencies(path, layout)
+    try:
+        return _posterior_of(path, groups, attrs, labels, hypothesis, layout)
+    except BaseException:
+        for name in added:  # a file refused leaves the registry as it found it
+            CURRENCIES.pop(name, None)
+        raise
+
+
+def _posterior_of(path, groups: dict, attrs: dict, labels: dict, hypothesis, layout: dict):
+    """The :class:`Posterior` of a file's checked groups, attributes, hypothesis and layout
+    (:func:`load_posterior`), its currencies registered; a :class:`PosteriorFileError` where
+    the arrays disagree with the attributes."""
+    from scai.inference.posterior import Posterior, on_simplex
+
     engine = _engine(path, attrs)
     settings = _settings(path, attrs, engine)
     table = _valid_table(path, _table(path, groups["constant_data"], groups["observed_data"]))
@@ -469,19 +485,24 @@ def _layout(path, attrs: dict) -> dict:
     return layout
 
 
-def _register_currencies(path, layout: dict) -> None:
+def _register_currencies(path, layout: dict) -> list[str]:
     """Register the file's currencies that this session lacks (a currency of one's own data,
-    :func:`~scai.models.game.register_currency`), as the file flags them ``essential`` (a file
-    that does not flag them: the registry's); refuse one registered here with another flag."""
+    :func:`~scai.models.game.register_currency`) as the file flags them ``essential`` and with
+    their ``units`` (a file without units: the name), and return their names; a file that
+    flags none: the registry's, nothing registered. One registered here with another flag is
+    refused; a file refused registers nothing."""
     flags = layout.get("essential")
     if flags is None:
-        return
-    if not isinstance(flags, list) or len(flags) != len(layout["currencies"]):
-        raise PosteriorFileError(
-            f"{path}: attribute layout's essential {flags!r:.80} is not one flag per currency "
-            f"of {layout['currencies']}; allowed: a list of true/false"
-        )
-    for name, flag in zip(layout["currencies"], flags, strict=True):
+        return []
+    currencies = layout["currencies"]
+    units = layout.get("units", currencies)
+    for key, value, allowed in (("essential", flags, "true/false"), ("units", units, "text")):
+        if not isinstance(value, list) or len(value) != len(currencies):
+            raise PosteriorFileError(
+                f"{path}: attribute layout's {key} {value!r:.80} is not one per currency of "
+                f"{currencies}; allowed: a list of {allowed}"
+            )
+    for name, flag in zip(currencies, flags, strict=True):
         if not isinstance(flag, bool):
             raise PosteriorFileError(
                 f"{path}: attribute layout's essential flag of {name!r} is {flag!r}; allowed: "
@@ -492,11 +513,17 @@ def _register_currencies(path, layout: dict) -> None:
                 f"{path}: currency {name!r} is essential={flag} in the file but "
                 f"essential={CURRENCIES[name].essential} in this session's registry"
             )
-        if name not in CURRENCIES:
-            try:
-                register_currency(name, essential=flag)
-            except RunError as err:
-                raise PosteriorFileError(f"{path}: attribute layout's currencies: {err}") from None
+    added: list[str] = []
+    try:
+        for name, flag, unit in zip(currencies, flags, units, strict=True):
+            if name not in CURRENCIES:
+                register_currency(name, unit, essential=flag)
+                added.append(name)
+    except RunError as err:
+        for name in added:
+            CURRENCIES.pop(name)
+        raise PosteriorFileError(f"{path}: attribute layout's currencies: {err}") from None
+    return added
 
 
 def _attribute(path, attrs: dict, key: str):

@@ -65,7 +65,7 @@ from scai.models.errors import (
     not_a_regular_file,
     outside_scai,
 )
-from scai.models.game import CURRENCIES, MAX_POT, get_currency
+from scai.models.game import CURRENCIES, CURRENCY_NAME, MAX_POT, get_currency
 from scai.models.language import TONES
 from scai.models.layout import ASSISTANT, column_texts
 from scai.models.table_file import read_text_table
@@ -166,11 +166,12 @@ def wrong_header(
     columns: Iterable[object],
     hint: Callable[[], str] = lambda: "",
     optional: Iterable[str] = (),
+    shown: str | None = None,
 ) -> list[Problem]:
     """The one problem of a table whose header lacks some of the ``expected`` columns (naming
-    them, and every expected column, then ``hint()`` where it says something, else a column
-    of the table, neither expected nor ``optional``, whose name is close to a missing one's:
-    a misspelling), or none."""
+    them, and every expected column, as ``shown`` where given, then ``hint()`` where it says
+    something, else a column of the table, neither expected nor ``optional``, whose name is
+    close to a missing one's: a misspelling), or none."""
     columns = list(columns)
     present = set(columns)
     absent = [c for c in expected if c not in present]
@@ -183,8 +184,8 @@ def wrong_header(
             None,
             None,
             None,
-            f"wrong header: missing column(s) {', '.join(absent)}; expected: {','.join(expected)}"
-            + (f" ({said})" if said else ""),
+            f"wrong header: missing column(s) {', '.join(absent)}; expected: "
+            f"{shown or ','.join(expected)}" + (f" ({said})" if said else ""),
         )
     ]
 
@@ -210,7 +211,11 @@ def check_interactions(
     header = df.columns  # as written: what it looks like is told from it
     df = with_tone_columns(df)
     if wrong := wrong_header(
-        INTERACTION_COLUMNS, df.columns, lambda: _header_hint(header), TEXT_COLUMNS
+        INTERACTION_COLUMNS,
+        df.columns,
+        lambda: _header_hint(header),
+        TEXT_COLUMNS,
+        shown=f"{','.join(GAME_COLUMNS)}[,{','.join(TONE_COLUMNS)}]",  # the tones optional
     ):
         return wrong
     if len(df) == 0:
@@ -286,12 +291,7 @@ def _row_problems(
                 i,
                 "currency",
                 row["currency"],
-                f"allowed: {', '.join(currencies)}"
-                + (
-                    " (one of your own: register it, --add-currency NAME or register_currency)"
-                    if currencies == tuple(CURRENCIES)
-                    else ""
-                ),
+                f"allowed: {', '.join(currencies)}" + _currency_hint(row["currency"], currencies),
             )
         )
     for col in TONE_COLUMNS:
@@ -314,6 +314,24 @@ def _row_problems(
             )
         )
     return problems
+
+
+def _currency_hint(value: str, currencies: tuple[str, ...]) -> str:
+    """What to do with a currency ``value`` not among the ``currencies`` allowed: one of them
+    in capitals is that one (a name of one's own is lower case: 'Apples' could not be
+    registered); else, where every registered currency is allowed, register it (under a name
+    that can be one)."""
+    if (lower := value.strip().lower()) in currencies:
+        return f" (currency names are lower case: {value!r} is {lower!r})"
+    if currencies != tuple(CURRENCIES):
+        return ""
+    if CURRENCY_NAME.fullmatch(value):
+        return " (one of your own: register it, --add-currency NAME or register_currency)"
+    return (
+        " (one of your own: register it, --add-currency NAME or register_currency, under a "
+        "name of lower case letters, digits and underscores, starting with a letter, and "
+        "write that name in the table)"
+    )
 
 
 def _rows_to_check(

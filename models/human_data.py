@@ -146,6 +146,11 @@ class _Row:
             return None
         return value
 
+    def currency(self, column: str) -> str | None:
+        """A currency of the registry as it is when the row is read: one registered after
+        this module was imported too (:func:`~scai.models.game.register_currency`)."""
+        return self.choice(column, tuple(CURRENCIES))
+
     def integer(self, column: str, low: int, high: int | None, allowed: str) -> int | None:
         """A required whole number in ``low..high`` (``high=None``: no upper bound)."""
         text = self.text(column)
@@ -169,7 +174,7 @@ _CELLS: dict[str, tuple[tuple[str, str, tuple], ...]] = {
         ("offer", "integer", (0, None, "must be a whole number >= 0")),
         ("accepted", "integer", (0, 1, "must be 0 (rejected) or 1 (accepted), or FALSE/TRUE")),
         ("role", "text", ()),
-        ("currency", "choice", (tuple(CURRENCIES),)),
+        ("currency", "currency", ()),
     ),
     "study1": (
         ("sub", "text", ()),

@@ -339,15 +339,14 @@ def _decompressed_pipe(path: Path, source: str) -> io.BytesIO:
     limit, why = memory_limit()
     text = io.BytesIO()
     try:
-        with _open_decompressed(path) as f:
-            while chunk := f.read(1 << 20):
-                text.write(chunk)
-                if limit is not None and text.tell() > limit:
-                    raise _whole_file(
-                        source,
-                        f"its text, decompressed, is more than {format_bytes(limit)}: above the "
-                        f"limit for a table held in memory ({why})",
-                    )
+        for chunk in _pipe_chunks(path):
+            text.write(chunk)
+            if limit is not None and text.tell() > limit:
+                raise _whole_file(
+                    source,
+                    f"its text, decompressed, is more than {format_bytes(limit)}: above the "
+                    f"limit for a table held in memory ({why})",
+                )
     except (OSError, EOFError, ImportError, zlib.error, lzma.LZMAError) as err:
         raise _whole_file(source, f"cannot read as CSV: {err}") from None
     except DataError:
@@ -358,6 +357,39 @@ def _decompressed_pipe(path: Path, source: str) -> io.BytesIO:
         raise _whole_file(source, f"cannot read as CSV: {err}") from None
     text.seek(0)
     return text
+
+
+def _pipe_chunks(path: Path, size: int = 1 << 20):
+    """The text of a pipe named as compressed, decompressed as it is read, in chunks; a .zst
+    frame by frame (:func:`_zst_frames`), so that one cut short is an :class:`EOFError`, as a
+    cut .gz, .bz2 or .xz is of its reader (the pipe cannot be read again to look for the cut,
+    as :func:`_cut_zst` looks in a file)."""
+    if not path.name.lower().endswith(".zst"):
+        with _open_decompressed(path) as f:
+            while chunk := f.read(size):
+                yield chunk
+        return
+    with open(path, "rb") as f:
+        yield from _zst_frames(f, size)
+
+
+def _zst_frames(f: io.BufferedIOBase, size: int = 1 << 20):
+    """The decompressed text of the zstd frames ``f`` holds one after another, in chunks; an
+    :class:`EOFError` where the last ends early (zstandard's reader takes such a stream for the
+    rows before the cut, without an error). An ImportError where zstandard is not installed."""
+    import zstandard
+
+    decompressor = zstandard.ZstdDecompressor()
+    frame, fed = decompressor.decompressobj(), False
+    while chunk := f.read(size):
+        while chunk:  # the frames one after another
+            yield frame.decompress(chunk)
+            fed, chunk = True, b""
+            if frame.eof:
+                chunk = frame.unused_data
+                frame, fed = decompressor.decompressobj(), False
+    if fed:
+        raise EOFError("a truncated .zst (its last frame ends early): its rows are not all there")
 
 
 def _cut_zst(path: str | Path | io.StringIO) -> bool:
@@ -371,20 +403,15 @@ def _cut_zst(path: str | Path | io.StringIO) -> bool:
         import zstandard
     except ImportError:
         return False
-    decompressor = zstandard.ZstdDecompressor()
-    frame, fed = decompressor.decompressobj(), False
     try:
         with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                while chunk:  # the frames one after another
-                    frame.decompress(chunk)
-                    fed, chunk = True, b""
-                    if frame.eof:
-                        chunk = frame.unused_data
-                        frame, fed = decompressor.decompressobj(), False
+            for _ in _zst_frames(f):
+                pass
+    except EOFError:
+        return True
     except (OSError, zstandard.ZstdError):
         return False
-    return fed
+    return False
 
 
 #: The first bytes of the compressed formats the readers take, by the name's ending they need.

@@ -133,7 +133,9 @@ def test_bad_cell(tmp_path, capsys, row, column, value, allowed):
         (HEADER + "\n", "no rows: the table has a header but no interactions"),
         (
             HEADER.replace("offer", "offered") + "\n" + VALID_ROWS[0] + "\n",
-            "wrong header: missing column(s) offer; expected: " + HEADER,
+            "wrong header: missing column(s) offer; expected: "
+            + ",".join(GAME_COLUMNS)
+            + "[,proposer_tone,responder_tone]",
         ),
         (
             "a;b;c\n1;2;3\n",
@@ -997,6 +999,41 @@ def test_a_pipe_named_as_compressed_is_read_once(tmp_path, suffix):
     os.mkfifo(archive)
     _, error = _read_from_pipe(archive, b"PK")
     assert isinstance(error, DataError) and "cannot read an archive" in str(error), error
+
+
+def test_a_wrong_header_shows_the_tone_columns_as_optional(tmp_path):
+    """A header missing a column was told "expected: sim,...,accepted,proposer_tone,
+    responder_tone", the tone columns among those a table must have, though a table may leave
+    them out (a review); they are shown as optional, and a table without them that misses
+    another column is told of that one alone."""
+    path = write(tmp_path, ["0,1,1,u0,u1,apples,40,20"], header=",".join(GAME_COLUMNS[:-1]))
+    with pytest.raises(DataError) as caught:
+        read_interactions(path)
+    (problem,) = caught.value.problems
+    assert problem.allowed == (
+        "wrong header: missing column(s) accepted; expected: sim,epoch,round,proposer,"
+        "responder,currency,pot,offer,accepted[,proposer_tone,responder_tone]"
+    )
+
+
+def test_a_pipe_of_zst_frames_the_last_cut_short_is_refused(tmp_path):
+    """A .zst read from a pipe whose last frame was cut short (a file of several frames:
+    ``cat a.zst b.zst``, pzstd, a stream flushed frame by frame) read as the rows of the
+    frames before it, without a word: zstandard reads a cut frame as nothing more, and the
+    check for a cut frame (which reads a file again) was not made of a pipe (a review)."""
+    import zstandard
+
+    compress = zstandard.ZstdCompressor().compress
+    first = ("\n".join([HEADER, *VALID_ROWS[:2]]) + "\n").encode()
+    rest = ("\n".join(VALID_ROWS[2:]) + "\n").encode()
+    pipe = tmp_path / "table.csv.zst"
+    os.mkfifo(pipe)
+    table, error = _read_from_pipe(pipe, compress(first) + compress(rest))  # whole: read
+    assert error is None, error
+    assert len(table) == len(VALID_ROWS)
+    table, error = _read_from_pipe(pipe, compress(first) + compress(rest)[:-4])
+    assert table is None, f"{len(table)} rows read of a cut pipe"
+    assert isinstance(error, DataError) and "a truncated .zst" in str(error), error
 
 
 def test_a_nul_in_a_message_is_named_at_its_row_before_any_fit(tmp_path, capsys):

@@ -128,3 +128,79 @@ def test_the_command_line_adds_currencies(tmp_path, capsys):
     argv = ["fit", "--data", path, "--out", str(out), "--draws", "50", "--quiet"]
     assert main([*argv, "--add-currency", "water:essential"]) == 0
     assert Posterior.load(out / "posterior.nc").data.essential_flags == (False, True)
+
+
+def test_human_data_reads_a_currency_registered_after_import(tmp_path):
+    """Human data's generic layout took its allowed currencies from the registry as it was
+    when scai.models.human_data was imported: a currency registered since was refused in the
+    file's currency column (though taken as the ``currency`` argument), in both reads, the
+    clean one and the row by row one (a review)."""
+    from scai.models.human_data import read_human_data
+
+    lines = ["subject,trial,pot,offer,accepted,currency", "p1,1,100,50,TRUE,points"]
+    path = tmp_path / "human.csv"
+    path.write_text("\n".join([*lines, "p1,2,100,10,false,points"]) + "\n")
+    bad = tmp_path / "bad.csv"  # a bad row: every row read one by one
+    bad.write_text("\n".join([*lines, "p1,2,100,10,maybe,points"]) + "\n")
+    register_currency("points")
+    table = read_human_data(path).table
+    assert table["currency"].tolist() == ["points", "points"]
+    assert table["accepted"].tolist() == [1, 0]
+    with pytest.raises(DataError) as caught:
+        read_human_data(bad)
+    assert [(p.row, p.column) for p in caught.value.problems] == [(2, "accepted")]
+
+
+def test_the_command_line_names_its_option_for_a_currency_flagged_otherwise(tmp_path, capsys):
+    """``--add-currency apples:essential`` (scai's own apples are no essential good) was told
+    as ``register_currency: 'apples' is registered (unit 'apples', essential=False); got unit
+    'apples', essential=True``: a function the command's user never called and a unit they
+    never gave (a review)."""
+    path = str(_own_table(tmp_path))
+    for given, told in (("apples:essential", "apples"), ("medicine", "medicine:essential")):
+        assert main(["validate", path, "--add-currency", given]) == 2
+        err = capsys.readouterr().err
+        assert f"--add-currency {given}: {given.split(':')[0]!r} is a currency already" in err
+        assert f"give it as --add-currency {told}, or leave it out" in err
+        assert "register_currency" not in err
+
+
+def test_a_posterior_file_keeps_the_unit_its_currency_was_registered_with(tmp_path):
+    """Reading a posterior file registered its own currency with the name as its unit: a
+    session that read the file, then registered the currency as it always does (with its
+    unit), was refused ('points' is registered (unit 'points', ...); got unit 'reward
+    points'), though it was the fit's own definition (a review)."""
+    register_currency("points", unit="reward points")
+    register_currency("water", unit="litres of water", essential=True)
+    table = read_interactions(_own_table(tmp_path))
+    fit(table, "neutral", engine="exact", num_draws=50, seed=0).save(tmp_path / "posterior.nc")
+    script = textwrap.dedent(
+        f"""
+        from scai.inference import Posterior
+        from scai.models.game import CURRENCIES, register_currency
+        Posterior.load({str(tmp_path / "posterior.nc")!r})
+        print(CURRENCIES["points"].unit, CURRENCIES["water"].unit, CURRENCIES["water"].essential)
+        register_currency("points", unit="reward points")
+        register_currency("water", unit="litres of water", essential=True)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["reward points litres of water True"]
+
+
+def test_a_currency_in_capitals_is_told_as_such_not_to_be_registered(tmp_path):
+    """A table's 'Apples' was told "(one of your own: register it, --add-currency NAME ...)",
+    and 'Apples' cannot be registered (a name is lower case): it is scai's apples in capitals;
+    'Points' is told that a currency of one's own needs a name that can be one (a review)."""
+    sim = simulate(PRESETS["neutral"], policy="fair", users=4, sims=2, seed=3)
+    table = sim.interactions.assign(
+        currency=sim.interactions["sim"].map({"0": "Apples", "1": "Points"})
+    )
+    path = tmp_path / "capitals.csv"
+    write_interactions(table, path)
+    with pytest.raises(DataError) as caught:
+        read_interactions(path)
+    told = {p.value: p.allowed for p in caught.value.problems}
+    assert told["Apples"].endswith("(currency names are lower case: 'Apples' is 'apples')")
+    assert "under a name of lower case letters" in told["Points"]

@@ -22,6 +22,7 @@ from timelimit import time_limit
 
 from scai.inference import Posterior, fit
 from scai.inference.arviz_schema import PosteriorFileError, check_self_contained
+from scai.models.game import CURRENCIES
 from scai.models.hypotheses import PRESETS
 from scai.models.simulate import simulate
 
@@ -301,8 +302,13 @@ EDITS = {
 
 @pytest.mark.parametrize("name", EDITS)
 def test_an_edited_file_is_a_clear_error(original, name):
+    """Each edit is refused naming what fits; a file refused registers none of its currencies
+    (one that named 'gold' left it registered for the rest of the session: a later test's
+    table in gold was read as valid)."""
     craft, what = EDITS[name]
+    registered = dict(CURRENCIES)
     assert_refused(crafted(original, name, craft), what)
+    assert registered == CURRENCIES
 
 
 def test_a_newer_schema_says_to_upgrade(original):

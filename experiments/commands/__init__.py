@@ -190,9 +190,18 @@ def currency_option(p: argparse.ArgumentParser) -> None:
 
 def register_currencies(definitions: Sequence[tuple[str, bool]]) -> None:
     """Register each ``--add-currency`` (its name and ``essential`` flag) in this process."""
-    from scai.models.game import register_currency
+    from scai.models.game import CURRENCIES, register_currency
 
     for name, essential in definitions:
+        known = CURRENCIES.get(name)
+        if known is not None and known.essential != essential:  # (register_currency's
+            # message names itself and a unit the option has not)
+            kind = "an essential good" if known.essential else "not an essential good"
+            raise RunError(
+                f"--add-currency {name}{':essential' if essential else ''}: {name!r} is a "
+                f"currency already, {kind}: give it as --add-currency "
+                f"{name}{':essential' if known.essential else ''}, or leave it out"
+            )
         register_currency(name, essential=essential)
 
 
