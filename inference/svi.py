@@ -20,17 +20,18 @@
   stopping rule fired by chance after 200-1,250 steps over five seeds; from the Laplace start
   it fires at its first check, step 100, in every seed (``benchmarks/bench_svi_seeds.py``).
   ``diagnostics["start"]`` says which start was used (``"median"`` when no mode is found).
-* Convergence: the mean loss of the last ``window`` steps differs from the window before's by
-  less than ``rtol`` (relative) or, without minibatches, by less than ``NOISE_Z = 2`` standard
-  errors of that difference (the single-draw losses' own noise), whichever is larger; no
-  verdict while either window holds an infinite loss (a guide draw where the model's float32
-  density underflows); a warning if ``max_steps`` is reached first. The noise term matters on
-  small data: on one simulated group of 60 users with latent rationality (2 epochs of 10
-  rounds) the loss is ~72 nats, ``rtol`` asks for 0.007 nats, the window means' difference has
+* Convergence: the mean loss of the last ``window`` steps differs from the window before's by less
+  than ``rtol`` (relative) or, without minibatches, by less than ``NOISE_Z = 2`` standard errors
+  of that difference (the single-draw losses' own noise), whichever is larger; no verdict while
+  either window holds an infinite loss (a guide draw where the model's float32 density
+  underflows); a warning if ``max_steps`` is reached first, and a stop, with a warning that says
+  why, where half the losses of two windows are infinite (:func:`_underflowing`). The noise term
+  matters on small data: on one simulated group of 60 users with latent rationality (2 epochs of
+  10 rounds) the loss is ~72 nats, ``rtol`` asks for 0.007 nats, the window means' difference has
   sd ~0.1, and the relative rule alone fired by chance (after 300-950 steps, measured). With
-  minibatches (``subsample_size``) the whole step-size schedule runs (below) and
-  ``converged`` is the same rule on its last two windows, whose noise now includes the
-  minibatches': a loose check, that the ELBO no longer moves beyond that noise.
+  minibatches (``subsample_size``) the whole step-size schedule runs (below) and ``converged`` is
+  the same rule on its last two windows, whose noise now includes the minibatches': a loose check,
+  that the ELBO no longer moves beyond that noise.
 * Minibatches (``subsample_size=B``): the ``users`` plate of the one enumerated model scores
   ``B`` users drawn without replacement at each step, scaled by ``U / B`` (an unbiased
   estimate of the full ELBO; ``tests/test_minibatch.py``). Every user's type and manner are
@@ -611,13 +612,14 @@ def _svi(
     return SVI(model, guide, pyro.optim.ClippedAdam(optim_args), elbo)
 
 
-def _optimise(svi: SVI, options: _Options, check_from: int) -> tuple[list[float], bool]:
+def _optimise(svi: SVI, options: _Options, check_from: int) -> tuple[list[float], bool, bool]:
     """Step ``svi`` until the stopping rule (:func:`_settled`), checked every ``window`` steps
-    from step ``check_from``, finds the ELBO settled, or ``max_steps`` have run: each step's
-    loss, and whether it settled. With minibatches every step runs and the rule is checked
-    once, on the last two windows."""
+    from step ``check_from``, finds the ELBO settled, or ``max_steps`` have run, or half the
+    losses of the last two windows are infinite (:func:`_underflowing`): each step's loss,
+    whether it settled, and whether it stopped so. With minibatches every step runs and the rule is
+    checked once, on the last two windows."""
     losses: list[float] = []
-    converged = False
+    converged = underflow = False
     window, subsample_size = options.window, options.subsample_size
     bar = progress_bar(total=options.max_steps, desc="svi", disable=not options.progress)
     with warnings.catch_warnings():
@@ -628,19 +630,47 @@ def _optimise(svi: SVI, options: _Options, check_from: int) -> tuple[list[float]
             if step + 1 >= check_from and (step + 1) % window == 0:
                 settled, elbo = _settled(losses, window, options.rtol)
                 bar.set_postfix(elbo=f"{elbo:.2f}")
+                if _underflowing(losses[-2 * window :]):  # no step will settle it
+                    underflow = True
+                    break
                 # With minibatches the step-size schedule is the budget: run it out.
                 if settled and not subsample_size:
                     converged = True
                     break
-        if subsample_size and len(losses) >= 2 * window:
+        if subsample_size and len(losses) >= 2 * window and not underflow:
             converged = _settled(losses, window, options.rtol)[0]
     bar.close()
-    return losses, converged
+    return losses, converged, underflow
 
 
-def _warn_not_converged(options: _Options, check_from: int) -> None:
+def _underflowing(losses: list[float]) -> bool:
+    """Whether at least half of ``losses`` are infinite: most of the guide's draws score zero
+    density in float32, and the stopping rule, which gives no verdict on a window holding
+    one, can never fire. Pyro's enumeration sums each user's types over the exponentials of
+    its sites' log-probabilities, each site's shifted by its own largest term
+    (``pyro.ops.einsum.torch_log``): a user whose offers are likely under one type and whose
+    replies under another (each 100-odd nats below their best under the other) underflows
+    to 0 near the mode, and more steps change nothing (a test drive's people-like table: 278
+    of 300 losses infinite from the Laplace start, still -inf after 3,000 steps, 150 s)."""
+    return 2 * sum(not math.isfinite(x) for x in losses) >= len(losses)
+
+
+def _warn_not_converged(options: _Options, check_from: int, underflow: bool) -> None:
     """The :class:`ConvergenceWarning` of a fit whose stopping rule, checked from step
-    ``check_from`` (every ``window`` steps), never fired."""
+    ``check_from`` (every ``window`` steps), never fired; one that stopped at two windows of
+    infinite losses (``underflow``) says why, and what does not underflow."""
+    if underflow:
+        warnings.warn(
+            "SVI stopped: its loss was infinite at half the steps of two windows or more (the "
+            "Pyro model's float32 enumeration underflows: some user's actions are each likely "
+            "under a different type, far from every type at this rationality), and more steps "
+            "do not change that; the importance correction (the default) reweights by scai's "
+            "own density, or fit with engine='exact' or 'mcmc' (scai fit --engine), or let "
+            "rationality be latent (rationality_scale) or allow a lapse (lapse, lapse_prior)",
+            ConvergenceWarning,
+            stacklevel=outside_scai(),
+        )
+        return
     window = options.window
     # with minibatches the rule is checked once, at the end, over the last two windows
     first_step = 2 * window if options.subsample_size else -(-check_from // window) * window
@@ -814,13 +844,15 @@ def fit_svi(
     first_check = _first_check(options.min_steps, options.window, scaled)
 
     check_from = max(first_check, 2 * options.window)
-    losses, converged = _optimise(_svi(model, autoguide, options, step_sizes), options, check_from)
+    losses, converged, underflow = _optimise(
+        _svi(model, autoguide, options, step_sizes), options, check_from
+    )
     curvature_scales = options.subsample_size is not None and options.guide == "normal"
     if curvature_scales:
         generator = torch.Generator().manual_seed(options.seed)
         _curvature_scales(sites, data, hypothesis, options.subsample_size, generator)
     if not converged:
-        _warn_not_converged(options, check_from)
+        _warn_not_converged(options, check_from, underflow)
 
     diagnostics = _loss_diagnostics(losses, converged, options.window)
     if options.correction == "importance":
