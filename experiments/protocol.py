@@ -26,13 +26,14 @@ of their true policy) and the posterior mean of ``pi``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyro
 import torch
 
-from scai.experiments.assistant import assistant_norms
+from scai.experiments.assistant import Norms, assistant_norms
 from scai.experiments.conditions import (
     SCHEDULES,
     VARIANTS,
@@ -107,100 +108,211 @@ def run_condition(
 ) -> ConditionResult:
     """Play ``settings.epochs`` epochs of ``settings.sims`` simulations of one condition
     (the assistant's ``hypothesis``: ``assistant_hypothesis(cond)``, read here if not given)."""
+    _check_condition(cond)
+    rng = np.random.default_rng(seed)
+    pyro.set_rng_seed(seed)
+    groups = _draw_groups(cond, settings.sims, hypothesis, rng)
+    assistant = _Assistant(groups.hypothesis, torch.Generator().manual_seed(seed))
+    played: list[pd.DataFrame] = []
+    records = []
+    for epoch in range(1, settings.epochs + 1):
+        games, agreement = _play_epoch(epoch, cond, settings, groups, assistant, rng)
+        assistant.learn(_evidence(games), settings.engine, seed)
+        played.append(games)
+        records.extend(_epoch_records(games, assistant.posterior, cond, agreement, epoch))
+    interactions = pd.concat(played, ignore_index=True)
+    curve = None
+    if settings.curve and settings.engine == "exact":
+        curve = learning_curve(interactions, groups.hypothesis, groups.user_ids, cond, groups.truth)
+    return ConditionResult(cond, pd.DataFrame(records), interactions, curve, assistant.posterior)
+
+
+def _check_condition(cond: Condition) -> None:
+    """A ``ValueError`` for a condition's unknown variant or manner, before anything is drawn."""
     if cond.variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {cond.variant!r}")
     if cond.manner is not None:
         check_manner(cond.manner)  # a ValueError naming it and the registry's manners
-    rng = np.random.default_rng(seed)
-    pyro.set_rng_seed(seed)
-    S = settings.sims
+
+
+@dataclass
+class _TrueAcceptance:
+    """The users' true acceptance probabilities: their policies' action tables at the
+    condition's ``rationality`` (policy parameters ``w, alpha, beta [K]``), computed once per
+    pot and kept (``tables``: pot -> ``[K, 1, O]``)."""
+
+    w: torch.Tensor
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    rationality: float
+    tables: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def of_group(self, policies: list[int], pot: int, offer: int) -> float:
+        """A group's true probability of accepting ``offer`` of ``pot``: its users' mean
+        (``policies``: each user's policy index)."""
+        if pot not in self.tables:
+            t = action_tables(self.w, self.alpha, self.beta, torch.tensor([pot]), self.rationality)
+            self.tables[pot] = t.accept_prob()
+        return float(self.tables[pot][policies, 0, offer].mean())
+
+
+class _Groups(NamedTuple):
+    """A condition's simulated groups, fixed across epochs: the users' true hypothesis
+    ``truth`` and the assistant's ``hypothesis``; the user names (every simulation's, and
+    ``user_ids``: per simulation id); per simulation, each user's policy type (``types``, and
+    its index in ``truth``: ``true_index``) and manner, and the currency; and the users' true
+    acceptance."""
+
+    truth: Hypothesis
+    hypothesis: Hypothesis
+    users: list[str]
+    user_ids: dict[str, list[str]]
+    types: list[list[str]]
+    manners: list[list[str]]
+    currencies: list[str]
+    true_index: list[list[int]]
+    acceptance: _TrueAcceptance
+
+
+def _draw_groups(
+    cond: Condition, sims: int, hypothesis: Hypothesis | None, rng: np.random.Generator
+) -> _Groups:
+    """``sims`` groups of ``cond``: from ``rng``, every simulation's users' types (the exact
+    mixture of ``cond.policy``), then every simulation's manners (drawn where ``cond.manner``
+    is ``None``), then every simulation's currency (drawn where ``cond.currency`` is
+    ``None``); the assistant's hypothesis is ``hypothesis``, else the condition's."""
     truth = Hypothesis(rationality=cond.rationality)
     hyp = hypothesis or assistant_hypothesis(cond)
     mixture = parse_mixture(cond.policy, truth.policy_names)
     users = [f"u{i}" for i in range(cond.users)]
-    user_ids = {str(s): users for s in range(S)}
-    types = [exact_assignment(mixture, cond.users, rng) for _ in range(S)]
-    manners = [[cond.manner or str(rng.choice(list(MANNERS))) for _ in users] for _ in range(S)]
-    currencies = [cond.currency or str(rng.choice(TRAINING_CURRENCIES)) for _ in range(S)]
-    w, alpha, beta = policy_parameters(truth.policies)
+    user_ids = {str(s): users for s in range(sims)}
+    types = [exact_assignment(mixture, cond.users, rng) for _ in range(sims)]
+    manners = [[cond.manner or str(rng.choice(list(MANNERS))) for _ in users] for _ in range(sims)]
+    currencies = [cond.currency or str(rng.choice(TRAINING_CURRENCIES)) for _ in range(sims)]
+    acceptance = _TrueAcceptance(*policy_parameters(truth.policies), cond.rationality)
     true_index = [[truth.policy_index(t) for t in row] for row in types]
+    return _Groups(truth, hyp, users, user_ids, types, manners, currencies, true_index, acceptance)
 
-    prior_generator = torch.Generator().manual_seed(seed)
-    accept_tables: dict[int, torch.Tensor] = {}  # pot -> [K, 1, O]
-    norm_tables: dict = {}  # the assistant's action tables, kept across epochs
+
+@dataclass
+class _Assistant:
+    """The assistant across epochs: its ``hypothesis``, the generator of its prior draws
+    before its first posterior, the action tables it has computed (kept across epochs) and
+    its ``posterior`` (``None`` before the first epoch's update)."""
+
+    hypothesis: Hypothesis
+    prior_generator: torch.Generator
+    norm_tables: dict = field(default_factory=dict)
     posterior: Posterior | None = None
-    played: list[pd.DataFrame] = []
-    records = []
-    for epoch in range(1, settings.epochs + 1):
-        lo, hi = settings.pot_range
-        pots = [int(p) for p in rng.integers(lo, hi + 1, S)]
-        norms = assistant_norms(
-            posterior,
-            hyp,
+
+    def norms(
+        self, pots: list[int], currencies: list[str], rng: np.random.Generator, acting: str
+    ) -> Norms:
+        """How it acts this epoch (:func:`~scai.experiments.assistant.assistant_norms`)."""
+        return assistant_norms(
+            self.posterior,
+            self.hypothesis,
             pots,
             currencies,
             rng,
-            settings.acting,
-            prior_generator=prior_generator,
-            table_cache=norm_tables,
+            acting,
+            prior_generator=self.prior_generator,
+            table_cache=self.norm_tables,
         )
-        offers = [int(rng.choice(len(p), p=p / p.sum())) for p in norms.offer_probs]
-        schedule = epoch_schedule(
-            epoch,
-            users,
-            pots,
-            currencies,
-            offers,
-            settings.rounds,
-            cond.variant,
-            rng,
-            settings.schedule,
+
+    def learn(self, evidence: pd.DataFrame, engine: str, seed: int) -> None:
+        """Its posterior given every user action seen so far: a first fit, then updates
+        (:func:`~scai.inference.online.update_as_fitted`) with each epoch's ``evidence``."""
+        self.posterior = (
+            fit(evidence, self.hypothesis, engine=engine, seed=seed)
+            if self.posterior is None
+            else update_as_fitted(self.posterior, evidence)
         )
-        games = play(schedule, truth, user_ids, policies=types, manners=manners).interactions
-        if cond.variant == "9v1":  # the assistants' games among themselves: their own offers
-            self_play = (games.proposer == ASSISTANT) & (games.responder == ASSISTANT)
-            for idx in games.index[self_play]:
-                s = int(games.at[idx, "sim"])
-                p = norms.offer_probs[s]
-                games.at[idx, "offer"] = int(rng.choice(len(p), p=p / p.sum()))
-                games.at[idx, "accepted"] = int(
-                    rng.random() < norms.accept_probs[s][games.at[idx, "offer"]]
-                )  # noqa: E501
-        # The assistant responds to its partner's offer: one uniform per such game, in table
-        # order (the numbers a draw per game would give), written back as one column.
-        to_assistant = np.flatnonzero(
-            ((games.responder == ASSISTANT) & (games.proposer != ASSISTANT)).to_numpy()
+
+
+def _play_epoch(
+    epoch: int,
+    cond: Condition,
+    settings: Settings,
+    groups: _Groups,
+    assistant: _Assistant,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, dict[int, float]]:
+    """One epoch's games, played (the users' by :func:`~scai.models.simulate.play`, the
+    assistant's from its norms), and per simulation the acceptance agreement of the
+    assistant's last decision on a user's offer. From ``rng``, in this order: the pots, the
+    assistant's norms and offers, the schedule, the assistants' games among themselves
+    (``9v1``) and the assistant's responses."""
+    lo, hi = settings.pot_range
+    pots = [int(p) for p in rng.integers(lo, hi + 1, settings.sims)]
+    norms = assistant.norms(pots, groups.currencies, rng, settings.acting)
+    offers = [_drawn_offer(p, rng) for p in norms.offer_probs]
+    schedule = epoch_schedule(
+        epoch,
+        groups.users,
+        pots,
+        groups.currencies,
+        offers,
+        settings.rounds,
+        cond.variant,
+        rng,
+        settings.schedule,
+    )
+    games = play(
+        schedule, groups.truth, groups.user_ids, policies=groups.types, manners=groups.manners
+    ).interactions
+    if cond.variant == "9v1":
+        _play_assistants_games(games, norms, rng)
+    agreement = _respond_to_users(games, norms, groups, rng)
+    return games, agreement
+
+
+def _drawn_offer(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """An offer drawn from ``probs [pot + 1]`` (normalised)."""
+    return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
+def _play_assistants_games(games: pd.DataFrame, norms: Norms, rng: np.random.Generator) -> None:
+    """The assistants' games among themselves (``9v1``) in ``games``, in table order: each an
+    offer drawn from the assistant's norms (:func:`_drawn_offer`), then its response."""
+    self_play = (games.proposer == ASSISTANT) & (games.responder == ASSISTANT)
+    for idx in games.index[self_play]:
+        s = int(games.at[idx, "sim"])
+        games.at[idx, "offer"] = _drawn_offer(norms.offer_probs[s], rng)
+        games.at[idx, "accepted"] = int(
+            rng.random() < norms.accept_probs[s][games.at[idx, "offer"]]
         )
-        uniforms = rng.random(len(to_assistant))
-        accepted = games["accepted"].to_numpy().copy()
-        sims, offers, game_pots = (games[c].to_numpy() for c in ("sim", "offer", "pot"))
-        agreement = {}
-        for i, row in enumerate(to_assistant):
-            s, offer, pot = int(sims[row]), int(offers[row]), int(game_pots[row])
-            a = int(uniforms[i] < norms.accept_probs[s][offer])
-            accepted[row] = a
-            if pot not in accept_tables:  # the users' true acceptance, once per pot
-                t = action_tables(w, alpha, beta, torch.tensor([pot]), cond.rationality)
-                accept_tables[pot] = t.accept_prob()
-            p_group = float(accept_tables[pot][true_index[s], 0, offer].mean())
-            agreement[s] = a * p_group + (1 - a) * (1 - p_group)
-        games["accepted"] = accepted
-        user_rows = games[(games.proposer != ASSISTANT) | (games.responder != ASSISTANT)]
-        evidence = user_rows[
-            ~((user_rows.proposer == ASSISTANT) & (user_rows.responder == ASSISTANT))
-        ]
-        posterior = (
-            fit(evidence, hyp, engine=settings.engine, seed=seed)
-            if posterior is None
-            else update_as_fitted(posterior, evidence)
-        )
-        played.append(games)
-        records.extend(_epoch_records(games, posterior, cond, agreement, epoch))
-    interactions = pd.concat(played, ignore_index=True)
-    curve = None
-    if settings.curve and settings.engine == "exact":
-        curve = learning_curve(interactions, hyp, user_ids, cond, truth)
-    return ConditionResult(cond, pd.DataFrame(records), interactions, curve, posterior)
+
+
+def _respond_to_users(
+    games: pd.DataFrame, norms: Norms, groups: _Groups, rng: np.random.Generator
+) -> dict[int, float]:
+    """The assistant's responses to its partners' offers, written into ``games``; per
+    simulation, the agreement of its (last) decision ``a`` with the group's, ``a p + (1 - a)
+    (1 - p)``, ``p`` the group's true probability of accepting the offer."""
+    # The assistant responds to its partner's offer: one uniform per such game, in table
+    # order (the numbers a draw per game would give), written back as one column.
+    to_assistant = np.flatnonzero(
+        ((games.responder == ASSISTANT) & (games.proposer != ASSISTANT)).to_numpy()
+    )
+    uniforms = rng.random(len(to_assistant))
+    accepted = games["accepted"].to_numpy().copy()
+    sims, offers, pots = (games[c].to_numpy() for c in ("sim", "offer", "pot"))
+    agreement = {}
+    for i, row in enumerate(to_assistant):
+        s, offer, pot = int(sims[row]), int(offers[row]), int(pots[row])
+        a = int(uniforms[i] < norms.accept_probs[s][offer])
+        accepted[row] = a
+        p_group = groups.acceptance.of_group(groups.true_index[s], pot, offer)
+        agreement[s] = a * p_group + (1 - a) * (1 - p_group)
+    games["accepted"] = accepted
+    return agreement
+
+
+def _evidence(games: pd.DataFrame) -> pd.DataFrame:
+    """The games the assistant learns from: those with a user in them (not the assistants'
+    games among themselves)."""
+    return games[(games.proposer != ASSISTANT) | (games.responder != ASSISTANT)]
 
 
 def _epoch_records(games, posterior, cond, agreement, epoch):

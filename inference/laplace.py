@@ -14,7 +14,9 @@ per simulation) and ``2 * width`` gradients give every block at once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -275,83 +277,188 @@ def other_modes(
     (a mode the chains were moved away from: seen from the new start, a one-sided test can miss
     it)."""
     S, W = density.coords.n_sims, density.coords.width
-    best = np.asarray(best, dtype=float).reshape(S, W)
-    with np.errstate(all="ignore"):
-        metric = hessian_blocks(density, best.reshape(-1))  # [S, W, W]
+    theta = np.asarray(best, dtype=float).reshape(S, W)
+    metric = _laplace_metric(density, theta, apart)
+    rough = _distinct_end_points(found, theta, metric)
+    log_mass, u = _log_mass(density, theta)
+    at = _Best(theta, metric, u, log_mass)
+    modes = _polished_modes(density, at, rough, within, barrier)
+    _add_known_modes(density, at, modes, known or {})
+    return [
+        _other_modes_of(s, modes[s], at)
+        for s in range(S)
+        if modes[s] and np.isfinite(at.log_mass[s])
+    ]
 
-    def far(s: int, x: np.ndarray, y: np.ndarray) -> bool:
+
+class _Metric(NamedTuple):
+    """``best``'s Laplace metric: each simulation's block ``H_s [S, W, W]`` of the Hessian of
+    ``U`` at ``best``. Two blocks ``x, y`` of simulation ``s`` are apart when their Mahalanobis
+    distance exceeds ``apart`` sd: ``(x - y)' H_s (x - y) > apart^2``."""
+
+    blocks: np.ndarray
+    apart: float
+
+    def far(self, s: int, x: np.ndarray, y: np.ndarray) -> bool:
+        """Whether ``x`` and ``y`` (blocks ``[W]`` of simulation ``s``) are apart."""
         d = x - y
-        return bool(d @ metric[s] @ d > apart**2)
+        return bool(d @ self.blocks[s] @ d > self.apart**2)
 
-    def log_mass(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(all="ignore"):
-            u = density.potentials_and_grad(theta.reshape(-1))[0]
-            sign, logdet = np.linalg.slogdet(hessian_blocks(density, theta.reshape(-1)))
-        ok = (sign > 0) & np.isfinite(u) & np.isfinite(logdet)
-        return np.where(ok, -u - 0.5 * logdet, -np.inf), u
+    def far_from_all(self, s: int, x: np.ndarray, ys: Iterable[np.ndarray]) -> bool:
+        """Whether ``x`` is apart from every one of ``ys`` (tested in turn, up to the first
+        that is not)."""
+        return all(self.far(s, x, y) for y in ys)
 
-    # the end points far from best and from each other, before polishing (fewer to polish)
+
+class _Best(NamedTuple):
+    """The mode every other is measured from: ``theta [S, W]``, its Laplace metric, its
+    potentials ``u = U(best) [S]`` and Laplace log masses ``log_mass [S]`` (:func:`_log_mass`)."""
+
+    theta: np.ndarray
+    metric: _Metric
+    u: np.ndarray
+    log_mass: np.ndarray
+
+    def is_new(self, s: int, x: np.ndarray, modes: list[_Mode]) -> bool:
+        """Whether ``x`` (a block of simulation ``s``) is apart from ``best`` and from each of
+        the ``modes`` kept."""
+        return self.metric.far(s, x, self.theta[s]) and self.metric.far_from_all(
+            s, x, (mode.block for mode in modes)
+        )
+
+
+class _Mode(NamedTuple):
+    """Another mode of one simulation: its Laplace log mass ``-U - log det H / 2``, its gap
+    ``U - U(best)`` and its block of ``theta [W]``."""
+
+    log_mass: float
+    gap: float
+    block: np.ndarray
+
+
+def _laplace_metric(density: MarginalDensity, best: np.ndarray, apart: float) -> _Metric:
+    """The metric of :func:`other_modes`: the Hessian blocks of ``U`` at ``best [S, W]``."""
+    with np.errstate(all="ignore"):
+        return _Metric(hessian_blocks(density, best.reshape(-1)), apart)  # [S, W, W]
+
+
+def _log_mass(density: MarginalDensity, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_mass [S], U [S])`` at ``theta [S, W]``: each simulation's Laplace estimate of the
+    log posterior mass of the mode at ``theta``, ``-U - log det H_s / 2`` (``H_s`` its Hessian
+    block), ``-inf`` where ``H_s`` is not positive definite or either term is not finite; and
+    its potential ``U``."""
+    with np.errstate(all="ignore"):
+        u = density.potentials_and_grad(theta.reshape(-1))[0]
+        sign, logdet = np.linalg.slogdet(hessian_blocks(density, theta.reshape(-1)))
+    ok = (sign > 0) & np.isfinite(u) & np.isfinite(logdet)
+    return np.where(ok, -u - 0.5 * logdet, -np.inf), u
+
+
+def _distinct_end_points(
+    found: dict[int, list[np.ndarray]], best: np.ndarray, metric: _Metric
+) -> list[list[np.ndarray]]:
+    """Per simulation of ``best [S, W]``, its finite end points in ``found`` (in their order)
+    apart from ``best`` and from the ones kept before them."""
+    # before polishing: fewer to polish
     rough: list[list[np.ndarray]] = []
-    for s in range(S):
+    for s in range(len(best)):
         kept: list[np.ndarray] = []
         for x in found.get(s, []):
-            if np.all(np.isfinite(x)) and far(s, x, best[s]) and all(far(s, x, y) for y in kept):
+            if (
+                np.all(np.isfinite(x))
+                and metric.far(s, x, best[s])
+                and metric.far_from_all(s, x, kept)
+            ):
                 kept.append(x)
         rough.append(kept)
+    return rough
 
-    def ridge(ends: np.ndarray, which: list[int]) -> np.ndarray:
-        """``[S]``: the highest potential above ``U(best)`` on the straight path from ``best``
-        to ``ends`` (the simulations ``which``; the others stay at ``best``)."""
-        top = np.full(S, -np.inf)
-        for a in np.linspace(0.0, 1.0, 41):
-            theta = best.copy()
-            theta[which] = (1 - a) * best[which] + a * ends[which]
-            with np.errstate(all="ignore"):
-                top = np.fmax(top, density.potentials_and_grad(theta.reshape(-1))[0])
-        return top - u_best
 
-    base, u_best = log_mass(best)
-    modes: list[list[tuple[float, float, np.ndarray]]] = [[] for _ in range(S)]
+def _polished_modes(
+    density: MarginalDensity,
+    best: _Best,
+    rough: list[list[np.ndarray]],
+    within: float,
+    barrier: float,
+) -> list[list[_Mode]]:
+    """Per simulation, the modes :func:`find_mode` polishes its ``rough`` end points to, in
+    their order, kept where the mode's Laplace mass is finite, ``U - U(best) <= within``, the
+    ridge on the path from ``best`` (:func:`_ridge`) is above ``barrier`` and the mode is apart
+    from ``best`` and from the modes kept before it. Every simulation's ``j``-th end point is
+    polished in one search (the others stay at ``best``); where that search ends at a
+    non-finite point, none of them is kept."""
+    S, W = best.theta.shape
+    modes: list[list[_Mode]] = [[] for _ in range(S)]
     for j in range(max((len(r) for r in rough), default=0)):  # every simulation's j-th at once
-        theta = best.copy()
-        for s in range(S):
-            if j < len(rough[s]):
-                theta[s] = rough[s][j]
+        which = [s for s in range(S) if j < len(rough[s])]
+        theta = best.theta.copy()
+        for s in which:
+            theta[s] = rough[s][j]
         polished = find_mode(density, theta.reshape(-1))
         if polished is None:
             continue
         polished = polished.reshape(S, W)
-        mass, u = log_mass(polished)
-        which = [s for s in range(S) if j < len(rough[s])]
-        height = ridge(polished, which)
+        mass, u = _log_mass(density, polished)
+        height = _ridge(density, best, polished, which)
         for s in which:
-            if not np.isfinite(mass[s]) or u[s] - u_best[s] > within or height[s] <= barrier:
+            if not np.isfinite(mass[s]) or u[s] - best.u[s] > within or height[s] <= barrier:
                 continue
-            x = polished[s]
-            if far(s, x, best[s]) and all(far(s, x, y) for _, _, y in modes[s]):
-                modes[s].append((float(mass[s]), float(u[s] - u_best[s]), x))
-    for s, blocks in (known or {}).items():
-        for x in blocks:
-            theta = best.copy()
-            theta[s] = x
-            mass, u = log_mass(theta)
-            if np.isfinite(mass[s]) and all(far(s, x, y) for _, _, y in modes[s]):
-                modes[s].append((float(mass[s]), float(u[s] - u_best[s]), np.asarray(x, float)))
-    out = []
-    for s in range(S):
-        if not modes[s] or not np.isfinite(base[s]):
-            continue
-        masses = np.array([m for m, _, _ in modes[s]])
-        total = np.logaddexp(base[s], np.logaddexp.reduce(masses))
-        shares = np.exp(masses - total)
-        shift = sum(w * (x - best[s]) for w, (_, _, x) in zip(shares, modes[s], strict=True))
+            if best.is_new(s, polished[s], modes[s]):
+                modes[s].append(_Mode(float(mass[s]), float(u[s] - best.u[s]), polished[s]))
+    return modes
+
+
+def _ridge(density: MarginalDensity, best: _Best, ends: np.ndarray, which: list[int]) -> np.ndarray:
+    """``[S]``: the highest potential above ``U(best)`` on the straight path from ``best`` to
+    ``ends [S, W]`` (the simulations ``which``; the others stay at ``best``), at 41 evenly
+    spaced points ``(1 - a) best + a ends``, ``a`` in ``[0, 1]``."""
+    top = np.full(len(best.theta), -np.inf)
+    for a in np.linspace(0.0, 1.0, 41):
+        theta = best.theta.copy()
+        theta[which] = (1 - a) * best.theta[which] + a * ends[which]
         with np.errstate(all="ignore"):
-            sd = np.sqrt(np.diagonal(np.linalg.inv(metric[s])))
-        moves = float(np.nanmax(np.abs(shift) / sd)) if np.all(sd > 0) else 0.0
-        k = int(np.argmax(masses))
-        _, gap, mode = modes[s][k]
-        out.append(OtherModes(s, float(shares.sum()), gap, mode, moves, float(shares[k])))
-    return out
+            top = np.fmax(top, density.potentials_and_grad(theta.reshape(-1))[0])
+    return top - best.u
+
+
+def _add_known_modes(
+    density: MarginalDensity,
+    best: _Best,
+    modes: list[list[_Mode]],
+    known: dict[int, list[np.ndarray]],
+) -> None:
+    """Append to ``modes`` each block of ``known`` (``{s: [block, ...]}``) whose Laplace mass
+    is finite and which is apart from the modes kept before it, without the other tests of
+    :func:`_polished_modes`."""
+    for s, blocks in known.items():
+        for x in blocks:
+            theta = best.theta.copy()
+            theta[s] = x
+            mass, u = _log_mass(density, theta)
+            if np.isfinite(mass[s]) and best.metric.far_from_all(
+                s, x, (mode.block for mode in modes[s])
+            ):
+                modes[s].append(
+                    _Mode(float(mass[s]), float(u[s] - best.u[s]), np.asarray(x, float))
+                )
+
+
+def _other_modes_of(s: int, modes: list[_Mode], best: _Best) -> OtherModes:
+    """Simulation ``s``'s summary of its other ``modes``: with ``m_0 = best``'s Laplace log
+    mass and ``m_i`` theirs, each one's share ``exp(m_i) / (exp(m_0) + sum_j exp(m_j))``; their
+    move of the mean, ``max_c |sum_i share_i (mode_i - best)_c| / sd_c`` with ``sd`` the
+    square roots of the diagonal of ``H^-1`` (``best``'s Laplace covariance; 0 unless every
+    ``sd`` is positive); and the heaviest mode's gap, block and share."""
+    masses = np.array([mode.log_mass for mode in modes])
+    total = np.logaddexp(best.log_mass[s], np.logaddexp.reduce(masses))
+    shares = np.exp(masses - total)
+    shift = sum(w * (mode.block - best.theta[s]) for w, mode in zip(shares, modes, strict=True))
+    with np.errstate(all="ignore"):
+        sd = np.sqrt(np.diagonal(np.linalg.inv(best.metric.blocks[s])))
+    moves = float(np.nanmax(np.abs(shift) / sd)) if np.all(sd > 0) else 0.0
+    k = int(np.argmax(masses))
+    heaviest = modes[k]
+    return OtherModes(s, float(shares.sum()), heaviest.gap, heaviest.block, moves, float(shares[k]))
 
 
 def hessian_blocks(density: MarginalDensity, at: np.ndarray, step: float = 1e-5) -> np.ndarray:
