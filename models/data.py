@@ -691,6 +691,67 @@ def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> N
                 ),
                 stacklevel=outside_scai(),
             )
+    _warn_a_user_written_two_ways(distinct, source)
+    _warn_missing_value_words(distinct, source)
+
+
+def _warn_a_user_written_two_ways(distinct: dict[str, np.ndarray], source: str) -> None:
+    """A :class:`TableWarning` naming the users whose id is one number written with a decimal
+    point as a proposer and without as a responder, or the other way (``102.0`` and ``102``):
+    two users to scai. pandas writes a column of whole numbers with a missing value (an
+    unknown proposer) as floats, its other id columns as integers, and every player of such a
+    table came out as two users, one who only proposes and one who only responds (a test
+    drive: 73 users for 37). (Other ways, ``01`` and ``1``, are ids of their own.)"""
+    columns: dict[Decimal, dict[str, set[str]]] = {}
+    for column in ("proposer", "responder"):
+        for text in distinct.get(column, ()):
+            if text and DECIMAL.fullmatch(text):
+                columns.setdefault(Decimal(text), {}).setdefault(column, set()).add(text)
+    twins = [
+        sorted(ways["proposer"] | ways["responder"], key=len)
+        for ways in columns.values()
+        if len(ways) == 2
+        and not ways["proposer"] & ways["responder"]
+        and any("." in text for text in ways["proposer"] | ways["responder"])
+    ]
+    if twins:
+        shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
+        more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
+        warnings.warn(
+            TableWarning(
+                f"{source}: ids that are one number written one way as a proposer and another "
+                f"as a responder are read as different users ({shown}{more}); pandas writes "
+                "a column of whole numbers with a missing value as decimals (102.0): write "
+                "each id one way (R: as.integer; pandas: astype('Int64') before to_csv)"
+            ),
+            stacklevel=outside_scai(),
+        )
+
+
+#: How R, pandas and spreadsheets write a missing value: as an id, each names a group or user.
+MISSING_VALUE_WORDS = ("NA", "N/A", "n/a", "#N/A", "<NA>", "NaN", "nan", "NULL", "null", "None")
+
+
+def _warn_missing_value_words(distinct: dict[str, np.ndarray], source: str) -> None:
+    """A :class:`TableWarning` naming an id column that holds a word R, pandas or a spreadsheet
+    writes for a missing value (``NA``: R's ``write.csv``): scai reads it as an id, a user or
+    group of that name (a test drive's unknown proposers came out as a user 'NA', selfish with
+    probability 1.0); an unknown proposer is an empty cell."""
+    for column in _ID_COLUMNS:
+        if words := [w for w in MISSING_VALUE_WORDS if w in set(distinct.get(column, ()))]:
+            fix = (
+                "if the proposer is unknown, leave the cell empty (R: write.csv(x, na = ''))"
+                if column == "proposer"
+                else "give each row its id"
+            )
+            warnings.warn(
+                TableWarning(
+                    f"{source}: column {column!r} holds {', '.join(map(repr, words))}, a missing "
+                    f"value as R or pandas writes one, read as an id ({_ID_KINDS[column][:-1]} "
+                    f"{words[0]!r}): {fix}"
+                ),
+                stacklevel=outside_scai(),
+            )
 
 
 def _strip_layout_spaces(raw: pd.DataFrame) -> None:
