@@ -124,6 +124,15 @@ def test_the_command_line_adds_currencies(tmp_path, capsys):
     for bad in ("Water", "water:vital"):
         assert main(["validate", path, "--add-currency", bad]) == 2
         assert f"{bad!r}: allowed: NAME or NAME:essential" in capsys.readouterr().err
+    assert main(["validate", path, "--add-currency", "points,water"]) == 0  # comma-separated
+    CURRENCIES.pop("water")
+    simulated = tmp_path / "sim.csv"
+    argv = ["simulate", "--policy", "fair", "--currency", "water", "--out", str(simulated)]
+    assert main(argv) == 2
+    assert "unknown currency 'water'" in capsys.readouterr().err
+    assert main([*argv, "--add-currency", "water:essential", "--sims", "1"]) == 0
+    assert set(read_interactions(simulated)["currency"]) == {"water"}
+    CURRENCIES.pop("water")
     out = tmp_path / "fit"
     argv = ["fit", "--data", path, "--out", str(out), "--draws", "50", "--quiet"]
     assert main([*argv, "--add-currency", "water:essential"]) == 0

@@ -178,21 +178,21 @@ def currency_option(p: argparse.ArgumentParser) -> None:
     command registers (:func:`register_currencies`) before it reads a table."""
     p.add_argument(
         "--add-currency",
-        action="append",
-        default=[],
+        action="extend",
         type=currency_definition,
-        metavar="NAME[:essential]",
+        metavar="NAME[:essential][,NAME...]",
         help="a currency of your own data beside scai's (apples, ..., cents): its name (lower "
         "case letters, digits and underscores), with ':essential' if an 'essential goods are "
-        "shared' hypothesis is to shift it; repeat for more",
+        "shared' hypothesis is to shift it; several comma-separated, or the option repeated",
     )
 
 
-def register_currencies(definitions: Sequence[tuple[str, bool]]) -> None:
-    """Register each ``--add-currency`` (its name and ``essential`` flag) in this process."""
+def register_currencies(definitions: Sequence[tuple[str, bool]] | None) -> None:
+    """Register each ``--add-currency`` (its name and ``essential`` flag; ``None``: none
+    given) in this process."""
     from scai.models.game import CURRENCIES, register_currency
 
-    for name, essential in definitions:
+    for name, essential in definitions or ():
         known = CURRENCIES.get(name)
         if known is not None and known.essential != essential:  # (register_currency's
             # message names itself and a unit the option has not)
@@ -206,17 +206,22 @@ def register_currencies(definitions: Sequence[tuple[str, bool]]) -> None:
 
 
 # -- option types: each checks a value at parse time, so a bad one fails before any work ------
-def currency_definition(text: str) -> tuple[str, bool]:
-    """An argparse ``type``: ``NAME`` or ``NAME:essential``, as ``(name, essential)``."""
+def currency_definition(text: str) -> list[tuple[str, bool]]:
+    """An argparse ``type``: ``NAME`` or ``NAME:essential``, or several comma-separated, as
+    ``[(name, essential), ...]``."""
     from scai.models.game import CURRENCY_NAME
 
-    name, colon, kind = text.strip().partition(":")
-    if not CURRENCY_NAME.fullmatch(name) or (colon and kind != "essential"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: allowed: NAME or NAME:essential, the name 1 to 40 lower case letters, "
-            "digits and underscores, starting with a letter (points, water:essential)"
-        )
-    return name, bool(colon)
+    definitions = []
+    for given in text.split(","):
+        name, colon, kind = given.strip().partition(":")
+        if not CURRENCY_NAME.fullmatch(name) or (colon and kind != "essential"):
+            raise argparse.ArgumentTypeError(
+                f"{given.strip()!r}: allowed: NAME or NAME:essential, the name 1 to 40 lower "
+                "case letters, digits and underscores, starting with a letter (points, "
+                "water:essential), several comma-separated"
+            )
+        definitions.append((name, bool(colon)))
+    return definitions
 
 
 def count(option: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:

@@ -33,15 +33,22 @@ from scai.models.writing import write_atomic, write_csv_atomic, write_together
 
 def _currencies(text: str) -> str | list[str]:
     """``--currency``: one currency's name, or a comma-separated list of them (one per
-    simulation: the count is :func:`~scai.models.simulate.simulate`'s to check)."""
+    simulation: the count is :func:`~scai.models.simulate.simulate`'s to check); each a
+    registered currency's, checked once ``--add-currency`` has registered its own
+    (:func:`_check_currencies`)."""
     names = [name.strip() for name in text.split(",")]
-    for name in names:
-        if name not in CURRENCIES:
-            raise argparse.ArgumentTypeError(
-                f"unknown currency {name!r}; allowed: {', '.join(CURRENCIES)} (one for every "
-                "simulation, or one per simulation, comma-separated)"
-            )
     return names[0] if len(names) == 1 else names
+
+
+def _check_currencies(given: str | list[str]) -> None:
+    """A :class:`RunError` naming a ``--currency`` that is not registered."""
+    for name in [given] if isinstance(given, str) else given:
+        if name not in CURRENCIES:
+            raise RunError(
+                f"--currency: unknown currency {name!r}; allowed: {', '.join(CURRENCIES)} (one "
+                "for every simulation, or one per simulation, comma-separated), or one of "
+                "your own given with --add-currency"
+            )
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
@@ -117,12 +124,15 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
         help="also write readable utterances for every game",
     )
     hypothesis_option(p)
+    currency_option(p)
 
 
 @command("simulate", "simulate groups of users playing the ultimatum game")(_add_simulate)
 def run_simulate(args: argparse.Namespace) -> int:
     from scai.models.simulate import simulate, transcript
 
+    register_currencies(args.add_currency)
+    _check_currencies(args.currency)
     outputs = [args.out, users_path(args.out), parameters_path(args.out)]
     # resolved: "d/../d/x.users.csv" is the users' table too, and so is a link to it
     if args.transcript is not None and args.transcript.resolve() in [p.resolve() for p in outputs]:
