@@ -529,6 +529,23 @@ def _check_duplicates(
     )
 
 
+def _duplicates_beside(
+    raw: pd.DataFrame, source: str, strict: bool, index: pd.Index | None = None
+) -> list[Problem]:
+    """The duplicated games of a table of text that has other problems too, so that one
+    report names every problem (they were told only once the others were fixed, a test
+    drive): under ``strict`` as problems, else told as :func:`_check_duplicates` tells them
+    (a warning) and none returned. Rows compared as written; none where the header lacks a
+    game's columns."""
+    if any(c not in raw.columns for c in GAME_COLUMNS):
+        return []
+    try:
+        _check_duplicates(with_tone_columns(raw), source, strict, index)
+    except DataError as err:
+        return err.problems
+    return []
+
+
 def read_interactions(
     path: str | Path,
     currencies: Iterable[str] | None = None,
@@ -555,7 +572,7 @@ def read_interactions(
     df = _read_raw(path, source)
     problems = check_interactions(df, currencies, allow_empty=allow_empty)
     if problems:
-        raise DataError(source, problems)
+        raise DataError(source, problems + _duplicates_beside(df, source, strict))
     table = _typed_interactions(with_tone_columns(df))
     _check_duplicates(table, source, strict)
     warn_unused_columns(source, df.columns, GAME_COLUMNS, (*TONE_COLUMNS, *TEXT_COLUMNS))
@@ -837,7 +854,7 @@ def _validate_frame(df: pd.DataFrame, source: str, strict: bool, allow_empty: bo
         df = df.assign(accepted=df["accepted"].map(_AS_INT, na_action="ignore").astype("Int64"))
     table = _typed_if_valid(with_tone_columns(df))
     if table is None:
-        table = _typed_row_by_row(df, source)
+        table = _typed_row_by_row(df, source, strict)
     # rows numbered as a file's (the caller's labels name rows in messages, not the table)
     table = table.reset_index(drop=True)
     _check_duplicates(table, source, strict, df.index)
@@ -858,9 +875,9 @@ def _booleans(column: pd.Series) -> bool:
     return len(values) > 0 and all(isinstance(v, bool | np.bool_) for v in values)
 
 
-def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
+def _typed_row_by_row(df: pd.DataFrame, source: str, strict: bool = False) -> pd.DataFrame:
     """The typed table, every cell read as text the way a CSV's is; a :class:`DataError`
-    listing every problem."""
+    listing every problem (duplicated games too: :func:`_duplicates_beside`)."""
     text_problems = (
         [
             Problem(i, col, value, "must be text (a string) or empty")
@@ -899,7 +916,8 @@ def _typed_row_by_row(df: pd.DataFrame, source: str) -> pd.DataFrame:
         p for p in check_interactions(raw) if (p.row, p.column) not in named
     ]
     if problems:
-        raise DataError(source, _with_index_labels(problems, df.index))
+        problems = _with_index_labels(problems, df.index)
+        raise DataError(source, problems + _duplicates_beside(raw, source, strict, df.index))
     return _typed_interactions(with_tone_columns(raw))
 
 

@@ -23,7 +23,7 @@ from scai.models.data import (
     validate_frame,
     write_interactions,
 )
-from scai.models.errors import TableWarning
+from scai.models.errors import DuplicateGamesWarning, TableWarning
 from scai.models.game import CURRENCIES
 from scai.models.hypotheses import Hypothesis, HypothesisError
 from scai.models.language import TONES
@@ -1087,6 +1087,30 @@ def test_ids_are_the_same_user_however_a_table_holds_them(tmp_path):
         assert set(table["proposer"]) | set(table["responder"]) == {composed, "bob"}
     with pytest.warns(TableWarning, match="composed form"):
         assert set(read_users(tmp_path / "t.users.csv", ("fair",))["user"]) == {composed, "bob"}
+
+
+def test_duplicated_games_are_told_beside_the_other_problems(tmp_path):
+    """A table with a bad value and a game entered twice was told the bad value only; the
+    duplicate came once it was fixed, another round for every user of --strict (a test
+    drive). Both are told at once, from a file and from a DataFrame: under strict as
+    problems, else the duplicate as the warning it is."""
+    rows = [*VALID_ROWS, VALID_ROWS[0]]
+    rows[1] = rows[1].replace(",40,5,", ",40,50,")  # an offer above the pot
+    frame = pd.DataFrame([r.split(",") for r in rows], columns=list(INTERACTION_COLUMNS))
+    for read in (
+        lambda **k: read_interactions(write(tmp_path, rows), **k),
+        lambda **k: validate_frame(frame, **k),
+    ):
+        with pytest.raises(DataError) as caught:
+            read(strict=True)
+        assert [(p.row, p.column) for p in caught.value.problems] == [(2, "offer"), (5, None)]
+        assert "the same game as row 1" in caught.value.problems[1].allowed
+        with (
+            pytest.warns(DuplicateGamesWarning, match=r"row 5 = row 1"),
+            pytest.raises(DataError) as caught,
+        ):
+            read()
+        assert [(p.row, p.column) for p in caught.value.problems] == [(2, "offer")]
 
 
 def test_ids_that_are_one_number_written_two_ways_are_named(tmp_path):
