@@ -697,12 +697,10 @@ def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> N
             ways.setdefault(Decimal(text), []).append(text)
         twins = [sorted(texts, key=len) for texts in ways.values() if len(texts) > 1]
         if twins:
-            shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
-            more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
             warnings.warn(
                 TableWarning(
                     f"{source}: column {column!r}: ids that are one number written two ways are "
-                    f"read as different {kind} ({shown}{more}); pandas reads the column as "
+                    f"read as different {kind} ({_listed(twins)}); pandas reads the column as "
                     "numbers, and them as one (a table read by pd.read_csv first): write each "
                     "id one way"
                 ),
@@ -710,6 +708,13 @@ def _warn_one_number_two_ways(distinct: dict[str, np.ndarray], source: str) -> N
             )
     _warn_a_user_written_two_ways(distinct, source)
     _warn_missing_value_words(distinct, source)
+
+
+def _listed(twins: list[list[str]]) -> str:
+    """The first three groups of ids that are one number written two ways, and how many more:
+    ``'0' and '0.0'; '1' and '01' and 2 more``."""
+    shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
+    return shown + (f" and {len(twins) - 3} more" if len(twins) > 3 else "")
 
 
 def _warn_a_user_written_two_ways(distinct: dict[str, np.ndarray], source: str) -> None:
@@ -732,12 +737,10 @@ def _warn_a_user_written_two_ways(distinct: dict[str, np.ndarray], source: str) 
         and any("." in text for text in ways["proposer"] | ways["responder"])
     ]
     if twins:
-        shown = "; ".join(" and ".join(map(repr, texts)) for texts in twins[:3])
-        more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
         warnings.warn(
             TableWarning(
                 f"{source}: ids that are one number written one way as a proposer and another "
-                f"as a responder are read as different users ({shown}{more}); pandas writes "
+                f"as a responder are read as different users ({_listed(twins)}); pandas writes "
                 "a column of whole numbers with a missing value as decimals (102.0): write "
                 "each id one way (R: as.integer; pandas: astype('Int64') before to_csv)"
             ),
