@@ -959,9 +959,12 @@ def _read_from_pipe(pipe: Path, data: bytes, timeout: float = 60.0):
         thread.start()
     threads[1].join(timeout)
     assert not threads[1].is_alive(), f"reading {pipe.name} still waits after {timeout} s"
-    if threads[0].is_alive():  # the reader never opened the pipe: the writer waits for one
-        pipe.read_bytes()
+    # A writer whose reader never opened the pipe waits in its open for one: a reader opened
+    # without waiting (a blocking open raced a writer just done, and waited for ever) frees it.
+    fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
     threads[0].join(timeout)
+    os.close(fd)
+    assert not threads[0].is_alive(), f"writing {pipe.name} still waits after {timeout} s"
     return result.get("table"), result.get("error")
 
 
