@@ -24,7 +24,7 @@ from scai.experiments.commands import (
 from scai.models.companions import parameters_path, users_path
 from scai.models.data import DataError, check_some_user_acts, read_interactions
 from scai.models.errors import RunError
-from scai.models.game import CURRENCIES
+from scai.models.game import CURRENCIES, get_currency
 from scai.models.hypotheses import get_hypothesis
 from scai.models.language import MANNERS
 from scai.models.simulate import LIMITS
@@ -43,12 +43,13 @@ def _currencies(text: str) -> str | list[str]:
 def _check_currencies(given: str | list[str]) -> None:
     """A :class:`RunError` naming a ``--currency`` that is not registered."""
     for name in [given] if isinstance(given, str) else given:
-        if name not in CURRENCIES:
+        try:
+            get_currency(name)
+        except RunError as err:
             raise RunError(
-                f"--currency: unknown currency {name!r}; allowed: {', '.join(CURRENCIES)} (one "
-                "for every simulation, or one per simulation, comma-separated), or one of "
-                "your own given with --add-currency"
-            )
+                f"--currency: {err} (one for every simulation, or one per simulation, "
+                "comma-separated), or one of your own given with --add-currency"
+            ) from None
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
